@@ -1,0 +1,9 @@
+.PHONY: run test lint bench worker
+run:  ## install and start Warden on the embedded default (http://127.0.0.1:8000)
+	scripts/run.sh
+test:  ## install and run the whole test suite
+	scripts/test.sh
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy agent
+worker:  ## a Celery worker (needs REDIS_URL and DATABASE_URL)
+	.venv/bin/celery -A config worker --loglevel INFO

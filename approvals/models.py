@@ -1,0 +1,1 @@
+"""Access requests, reviews and time-bound grants."""

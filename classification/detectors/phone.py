@@ -1,0 +1,81 @@
+"""PII.Phone: libphonenumber over international format and a set of default regions."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from .base import MEDIUM, STRONG, Finding, PreparedColumn, has_hint
+from .masking import mask_phone
+
+DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "CA", "AU", "BE", "CH", "AT")
+_CANDIDATE = re.compile(r"\+?[\d\s().\-/]{6,24}")
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$", re.IGNORECASE)
+_NOT_PHONE = re.compile(
+    r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3}|\d{3}-\d{2}-\d{4}"
+)
+_HINT_TOKENS = ("phone", "tel", "telephone", "mobile", "cell", "fax", "msisdn", "contact")
+_HINT_PHRASES = ("phone", "mobile", "telefon", "telefono", "telephone")
+
+
+def _parse(text: str) -> tuple[int, int | None]:
+    """(2 valid | 1 possible | 0 no, country code) for one candidate string."""
+    regions: tuple[str | None, ...] = (None,) if text.startswith(("+", "00")) else DEFAULT_REGIONS
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    best, code = 0, None
+    for region in regions:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return 2, number.country_code
+        if best == 0 and phonenumbers.is_possible_number(number):
+            best, code = 1, number.country_code
+    return best, code
+
+
+def _phone_grade(text: str, hinted: bool) -> tuple[int, int | None]:
+    candidate = _EXTENSION.sub("", text)
+    if not _CANDIDATE.fullmatch(candidate) or _NOT_PHONE.fullmatch(candidate):
+        return 0, None
+    digits = sum(char.isdigit() for char in candidate)
+    if not 7 <= digits <= 15:
+        return 0, None
+    formatted = any(char in candidate for char in "+ ()-./") or candidate.startswith("0")
+    if not formatted and not hinted:
+        return 0, None  # a bare run of digits is an id until the column name says otherwise
+    return _parse(candidate)
+
+
+def detect_phone(column: PreparedColumn) -> list[Finding]:
+    if column.type_family not in ("text", "integer", "numeric", "json"):
+        return []
+    hinted = has_hint(column, _HINT_TOKENS, _HINT_PHRASES)
+    valid = possible = 0
+    examples: list[str] = []
+    checked = 0
+    for text in column.texts:
+        if checked == 25 and valid + possible == 0:
+            break
+        checked += 1
+        grade, code = _phone_grade(text, hinted)
+        valid += grade == 2
+        possible += grade == 1
+        if grade and len(examples) < 3:
+            examples.append(mask_phone(code, text))
+    matched = valid + possible
+    return [
+        Finding(
+            tag="PII.Phone",
+            detector="phonenumbers",
+            matched=matched,
+            checked=checked,
+            strength=STRONG if matched and valid / matched >= 0.5 else MEDIUM,
+            examples=examples,
+            name_hint=hinted,
+            extra={"valid_numbers": valid, "possible_numbers": possible},
+        )
+    ]

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("governance.api_urls")),
+    path("", include("classification.api_urls")),
+    path("", include("approvals.api_urls")),
+    path("", include("audit.api_urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("accounts/", include("allauth.urls")),
+    path("django-admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("scans/", include("classification.urls")),
+    path("approvals/", include("approvals.urls")),
+    path("audit/", include("audit.urls")),
+    path("", include("governance.urls")),
+]

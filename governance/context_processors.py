@@ -1,0 +1,10 @@
+from typing import Any
+
+from django.http import HttpRequest
+
+
+def roles(request: HttpRequest) -> dict[str, Any]:
+    """Expose the signed-in user's roles so the navigation shows what they may use."""
+    user = getattr(request, "user", None)
+    names = user.role_names if user is not None and user.is_authenticated else set()
+    return {"user_roles": names}

