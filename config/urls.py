@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 api_v1 = [
     path("", include("governance.api_urls")),
+    path("", include("governance.policy_api_urls")),
     path("", include("classification.api_urls")),
     path("", include("approvals.api_urls")),
     path("", include("audit.api_urls")),
@@ -18,5 +19,6 @@ urlpatterns = [
     path("scans/", include("classification.urls")),
     path("approvals/", include("approvals.urls")),
     path("audit/", include("audit.urls")),
+    path("policies/", include("governance.policy_urls")),
     path("", include("governance.urls")),
 ]
