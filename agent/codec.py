@@ -105,7 +105,11 @@ def _fields(severity: str, code: str, text: str, detail: str | None, hint: str |
 
 
 def error_response(
-    code: str, text: str, *, severity: str = "ERROR", detail: str | None = None,
+    code: str,
+    text: str,
+    *,
+    severity: str = "ERROR",
+    detail: str | None = None,
     hint: str | None = None,
 ) -> bytes:
     return message(b"E", _fields(severity, code, text, detail, hint))

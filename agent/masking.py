@@ -99,7 +99,12 @@ def method_fits_type(method: str, type_oid: int) -> bool:
 
 
 def mask_wire_value(
-    method: str, raw: bytes, type_oid: int, param: int | None, key: bytes, binary: bool,
+    method: str,
+    raw: bytes,
+    type_oid: int,
+    param: int | None,
+    key: bytes,
+    binary: bool,
 ) -> bytes | None:
     """Mask one DataRow cell.  Binary cells and type mismatches become NULL."""
     if binary or not method_fits_type(method, type_oid):

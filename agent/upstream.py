@@ -56,7 +56,8 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 async def connect(
-    config: UpstreamConfig, extra_params: dict[str, str] | None = None,
+    config: UpstreamConfig,
+    extra_params: dict[str, str] | None = None,
 ) -> UpstreamConnection:
     reader, writer = await asyncio.open_connection(config.host, config.port)
     conn = UpstreamConnection(reader, writer)

@@ -1,35 +1,146 @@
-"""The append-only, hash-chained audit trail."""
+"""The append-only, hash-chained audit trail and its signed checkpoints.
 
+On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0002). Everywhere
+(and so on SQLite too) the application refuses the same: instances cannot be saved or
+deleted and querysets cannot update or delete. The only writer is audit.services.
+"""
+
+from __future__ import annotations
+
+import json
 import uuid
+from typing import Any, NoReturn
 
 from django.db import models
 
+from audit.hashing import canonical_text, canonical_time
 
-class AuditEvent(models.Model):
+APPEND_ONLY_MESSAGE = "audit events are append-only; write through audit.services.event_record"
+
+
+class CanonicalJSONField(models.TextField):
+    """A JSON object kept as canonical text (audit.hashing), not jsonb.
+
+    Verification can then hash the stored text as is, and ingest skips the server-side JSON
+    parse: both several times faster. Python sees a dict. To find events whose details
+    mention a value as a whole JSON string, filter `details__contains=canonical_text(value)`
+    (see audit.selectors).
+    """
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+    def to_python(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    def get_prep_value(self, value: Any) -> Any:
+        return value if value is None or isinstance(value, str) else canonical_text(value)
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or remove a stored audit event or checkpoint."""
+
+
+def _refuse(*args: Any, **kwargs: Any) -> NoReturn:
+    raise AppendOnlyError(APPEND_ONLY_MESSAGE)
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    update = _refuse
+    delete = _refuse
+    _raw_delete = _refuse
+    bulk_update = _refuse
+    update_or_create = _refuse
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        _refuse()
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse()
+
+
+class AuditEvent(AppendOnlyModel):
     """One event; `hash` covers its canonical content and its predecessor's hash."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     sequence = models.BigIntegerField(unique=True)
     occurred_at = models.DateTimeField(db_index=True)
     recorded_at = models.DateTimeField()
-    actor = models.CharField(max_length=150, db_index=True)
-    actor_kind = models.CharField(max_length=20)  # user, service_account, agent, system
-    action = models.CharField(max_length=100, db_index=True)
+    actor = models.CharField(max_length=150)
+    # user, service_account, system, agent (a bare agent name), anonymous (failed sign-in)
+    # or unknown (an agent reported an identity with no account)
+    actor_kind = models.CharField(max_length=20)
+    action = models.CharField(max_length=100)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=100, blank=True)
     target_repr = models.CharField(max_length=300, blank=True)
-    datasource_name = models.CharField(max_length=100, blank=True, db_index=True)
-    decision = models.CharField(max_length=30, blank=True, db_index=True)
-    details = models.JSONField(default=dict, blank=True)
+    datasource_name = models.CharField(max_length=100, blank=True)
+    decision = models.CharField(max_length=30, blank=True)
+    # Stored as its canonical JSON text, the very bytes hashed (see CanonicalJSONField).
+    details = CanonicalJSONField(default=dict, blank=True)
     source_address = models.CharField(max_length=100, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Not unique by constraint: the hash covers `sequence`, which is. Fewer indexes, faster ingest.
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["sequence"]
         constraints = [
             models.CheckConstraint(condition=models.Q(sequence__gte=1), name="sequence_positive")
         ]
+        # Plain b-tree indexes (no varchar_pattern_ops twins): filters are exact matches.
+        indexes = [
+            models.Index(fields=["actor", "occurred_at"], name="audit_actor_time_idx"),
+            models.Index(fields=["action", "occurred_at"], name="audit_action_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.actor} {self.action} {self.target_repr}"
+
+
+class AuditCheckpoint(AppendOnlyModel):
+    """A signed statement "the chain had this head at this time".
+
+    Created hourly, at each export and before pruning. A `prune` checkpoint marks where the
+    stored chain now starts: verification begins from its head instead of the genesis hash.
+    """
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled"
+        EXPORT = "export"
+        MANUAL = "manual"
+        PRUNE = "prune"
+
+    sequence = models.BigIntegerField(db_index=True)
+    head_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key_id = models.CharField(max_length=32)
+    public_key = models.CharField(max_length=100)
+    signature = models.CharField(max_length=200)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.sequence} {self.head_hash[:12]}… ({self.kind})"
+
+    def as_signed_dict(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "head_hash": self.head_hash,
+            "created_at": canonical_time(self.created_at),
+            "kind": self.kind,
+            "key_id": self.key_id,
+            "public_key": self.public_key,
+            "signature": self.signature,
+        }

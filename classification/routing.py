@@ -1,1 +1,5 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from classification.consumers import ScanProgressConsumer
+
+websocket_urlpatterns = [path("ws/scans/<int:pk>/", ScanProgressConsumer.as_asgi())]

@@ -1,1 +1,20 @@
-urlpatterns: list = []
+from django.urls import path
+
+from governance import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("datasources/", views.datasource_list, name="datasource_list"),
+    path("datasources/new/", views.datasource_create, name="datasource_create"),
+    path("datasources/<int:pk>/", views.datasource_detail, name="datasource_detail"),
+    path("datasources/<int:pk>/edit/", views.datasource_edit, name="datasource_edit"),
+    path("datasources/<int:pk>/delete/", views.datasource_delete, name="datasource_delete"),
+    path("datasources/<int:pk>/test/", views.datasource_test, name="datasource_test"),
+    path("catalog/", views.catalog, name="catalog"),
+    path("catalog/review/", views.catalog_bulk_review, name="catalog_bulk_review"),
+    path("catalog/columns/<int:pk>/", views.column_detail, name="column_detail"),
+    path("catalog/columns/<int:pk>/tags/<str:action>/", views.column_tag_action,
+         name="column_tag_action"),
+    path("tokens/", views.token_list, name="token_list"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke_view, name="token_revoke"),
+]

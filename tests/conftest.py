@@ -3,49 +3,57 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
-from governance.tokens import token_create
-from tests.factories import UserFactory
+# Django is imported lazily: the agent's tests run without Django (`-p no:django`).
+
+
+def _user(**fields):
+    from tests.factories import UserFactory
+
+    return UserFactory(**fields)
 
 
 @pytest.fixture
 def admin(db):
-    return UserFactory(username="ada_admin", roles=["admin"])
+    return _user(username="ada_admin", roles=["admin"])
 
 
 @pytest.fixture
 def reviewer(db):
-    return UserFactory(username="rex_reviewer", roles=["reviewer"])
+    return _user(username="rex_reviewer", roles=["reviewer"])
 
 
 @pytest.fixture
 def auditor(db):
-    return UserFactory(username="aud_auditor", roles=["auditor"])
+    return _user(username="aud_auditor", roles=["auditor"])
 
 
 @pytest.fixture
 def requester(db):
-    return UserFactory(username="req_requester", roles=["requester"])
+    return _user(username="req_requester", roles=["requester"])
 
 
 @pytest.fixture
 def outsider(db):
-    return UserFactory(username="otto_outsider")
+    return _user(username="otto_outsider")
 
 
 @pytest.fixture
 def ai_agent(db):
-    return UserFactory(username="copilot_bot", is_service_account=True, roles=["requester"])
+    return _user(username="copilot_bot", is_service_account=True, roles=["requester"])
 
 
 @pytest.fixture
 def ai_agent_token(ai_agent) -> str:
+    from governance.tokens import token_create
+
     _token, secret = token_create(actor=ai_agent, user=ai_agent, name="copilot")
     return secret
 
 
 def _set_audit_truncate_trigger(enabled: bool) -> None:
+    from django.db import connection
+
     verb = "ENABLE" if enabled else "DISABLE"
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE audit_auditevent {verb} TRIGGER audit_event_no_truncate")
@@ -59,6 +67,11 @@ def _audit_trigger_on_except_during_flush(request):
     body (and production) runs with it on.
     """
     names = set(request.fixturenames)
+    if not {"db", "transactional_db", "live_server"} & names:
+        yield
+        return
+    from django.db import connection
+
     transactional = bool({"transactional_db", "live_server"} & names)
     uses_db = transactional or "db" in names
     if not uses_db or connection.vendor != "postgresql":

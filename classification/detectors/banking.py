@@ -5,12 +5,22 @@ from __future__ import annotations
 import re
 
 from stdnum import iban
+from stdnum.us import rtn
 
-from .base import STRONG, WEAK, Finding, PreparedColumn, count_matches, has_hint, is_sequential
+from .base import (
+    MEDIUM,
+    STRONG,
+    WEAK,
+    Finding,
+    PreparedColumn,
+    count_matches,
+    has_hint,
+    is_sequential,
+)
 from .masking import mask_keep_ends
 
 _IBAN_CANDIDATE = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
-_ACCOUNT = re.compile(r"[A-Z]{0,4}\d[\d -]{5,22}\d")
+_ACCOUNT = re.compile(r"[A-Z]{0,4}\d[\d -]{4,32}\d")
 _IBAN_HINTS = ("iban",)
 _ACCOUNT_TOKENS = ("account", "acct", "acc", "bban", "iban", "routing", "aba", "sortcode")
 _ACCOUNT_PHRASES = ("accountnumber", "accountno", "bankaccount", "acctno", "kontonummer",
@@ -42,7 +52,7 @@ def detect_iban(column: PreparedColumn) -> list[Finding]:
 
 
 def _is_account(text: str) -> bool:
-    return _ACCOUNT.fullmatch(text) is not None and 6 <= sum(c.isdigit() for c in text) <= 20
+    return _ACCOUNT.fullmatch(text) is not None and 6 <= sum(c.isdigit() for c in text) <= 30
 
 
 def detect_bank_account(column: PreparedColumn) -> list[Finding]:
@@ -55,6 +65,7 @@ def detect_bank_account(column: PreparedColumn) -> list[Finding]:
     matched, checked, examples = count_matches(
         column.texts, _is_account, lambda t: mask_keep_ends(t, 0, 4)
     )
+    routing = sum(1 for t in column.texts if len(t) == 9 and t.isdigit() and rtn.is_valid(t))
     digits_only = [int(t) for t in column.texts if t.isdigit()]
     sequential = is_sequential(digits_only) if len(digits_only) > len(column.texts) // 2 else False
     return [
@@ -63,9 +74,9 @@ def detect_bank_account(column: PreparedColumn) -> list[Finding]:
             detector="bank_account_hint",
             matched=0 if sequential else matched,
             checked=checked,
-            strength=WEAK,
+            strength=MEDIUM if matched and routing / matched >= 0.8 else WEAK,
             examples=examples,
             name_hint=True,
-            extra={"sequential_ids": sequential},
+            extra={"sequential_ids": sequential, "aba_routing_numbers": routing},
         )
     ]

@@ -9,6 +9,7 @@ on the same bounded, clean input and none of them has to defend against bad valu
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -55,9 +56,17 @@ class PreparedColumn:
     texts: list[str]  # non-null sampled values as stripped strings (bounded length)
     raw_values: list[object]  # the same values, unconverted (dates stay dates)
     sampled_non_null: int
-    entity_share: dict[str, float] = field(default_factory=dict)  # NER label -> value share
+    entity_labels: dict[int, set[str]] = field(default_factory=dict)  # value index -> labels
     entity_examples: dict[str, list[str]] = field(default_factory=dict)  # masked entity texts
     ner_ran: bool = False
+    free_text: bool | None = None  # computed once by ``health.is_free_text``
+
+    def entity_share(self, *labels: str) -> float:
+        """Share of NER-read values holding an entity with one of ``labels``."""
+        if not self.entity_labels:
+            return 0.0
+        hits = sum(1 for found in self.entity_labels.values() if found.intersection(labels))
+        return hits / len(self.entity_labels)
 
 
 @dataclass
@@ -192,7 +201,9 @@ def prepare_column(sample: ColumnSample) -> PreparedColumn:
 # --- name hints ---------------------------------------------------------------------
 
 
-def has_hint(column: PreparedColumn, tokens: Iterable[str] = (), phrases: Iterable[str] = ()) -> bool:
+def has_hint(
+    column: PreparedColumn, tokens: Iterable[str] = (), phrases: Iterable[str] = ()
+) -> bool:
     """True if the column name contains one of ``tokens`` or one of ``phrases``.
 
     Tokens match whole name parts (``ip`` matches ``client_ip`` but not ``zip``); phrases
@@ -233,6 +244,6 @@ def is_sequential(numbers: Sequence[int]) -> bool:
     ordered = sorted(set(numbers))
     if len(ordered) < 5:
         return False
-    steps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(ordered)]
     small = sum(1 for step in steps if step <= 1000)
     return small / len(steps) >= 0.8

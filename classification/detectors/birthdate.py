@@ -19,6 +19,8 @@ _DMY = re.compile(r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})")
 _HINT_TOKENS = ("dob", "birth", "birthday", "birthdate", "born", "bday", "nascita",
                 "nacimiento", "naissance", "geburtsdatum", "geboortedatum")
 _HINT_PHRASES = ("birth", "dateofbirth", "geburt", "nascita", "nacimiento", "naissance")
+# Unnamed dates that look like adults' birthdays clear the 0.7 threshold, but only just.
+UNNAMED_ADULT_BIRTHDAYS = 0.72
 _NEGATIVE_TOKENS = ("created", "updated", "modified", "deleted", "at", "ts", "timestamp",
                     "expires", "expiry", "expiration", "issued", "start", "end", "since",
                     "last", "order", "hired", "hire", "joined", "login", "seen", "paid",
@@ -47,16 +49,14 @@ def _as_date(value: object, text: str) -> tuple[dt.date | None, bool]:
     return None, False
 
 
-def detect_date_of_birth(column: PreparedColumn, today: dt.date | None = None) -> list[Finding]:
-    if column.type_family not in ("date", "timestamp", "text"):
-        return []
-    today = today or dt.date.today()
+def _ages(column: PreparedColumn, today: dt.date) -> tuple[list[float], int, list[str]]:
+    """(ages in years, values with a time of day, masked examples); gives up after 25 misses."""
     ages: list[float] = []
     timed = 0
     examples: list[str] = []
-    for index, (value, text) in enumerate(zip(column.raw_values, column.texts, strict=False)):
+    for index, (value, text) in enumerate(zip(column.raw_values, column.texts, strict=True)):
         if index == 25 and not ages:
-            return []
+            break
         day, has_time = _as_date(value, text)
         if day is None:
             continue
@@ -64,19 +64,28 @@ def detect_date_of_birth(column: PreparedColumn, today: dt.date | None = None) -
         timed += has_time
         if len(examples) < 3:
             examples.append(mask_generic(text[:10]))
-    checked = column.sampled_non_null
+    return ages, timed, examples
+
+
+def detect_date_of_birth(column: PreparedColumn, today: dt.date | None = None) -> list[Finding]:
+    if column.type_family not in ("date", "timestamp", "text"):
+        return []
+    ages, timed, examples = _ages(column, today or dt.date.today())
     if not ages:
         return []
+    checked = column.sampled_non_null
     plausible = sum(1 for age in ages if 0 <= age <= 110)
     adults = sum(1 for age in ages if 18 <= age <= 90)
-    hinted = has_hint(column, _HINT_TOKENS, _HINT_PHRASES)
     spread = statistics.pstdev(ages) if len(ages) > 1 else 0.0
-    adult_like = adults / checked >= 0.8 and spread >= 8 and timed / len(ages) < 0.2
-    strength = MEDIUM if hinted and plausible / len(ages) >= 0.95 else WEAK / 2
-    if not hinted and adult_like:
-        strength = 0.72
+    hinted = has_hint(column, _HINT_TOKENS, _HINT_PHRASES)
+    if hinted:
+        strength = MEDIUM if plausible / len(ages) >= 0.95 else WEAK / 2
+    elif adults / checked >= 0.8 and spread >= 8 and timed / len(ages) < 0.2:
+        strength = UNNAMED_ADULT_BIRTHDAYS
+    else:
+        strength = WEAK / 2
     if timed / len(ages) >= 0.5:
-        strength = min(strength, WEAK)
+        strength = min(strength, WEAK)  # birthdays have no time of day
     return [
         Finding(
             tag="PII.DateOfBirth",

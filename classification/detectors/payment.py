@@ -47,7 +47,7 @@ def _is_card(text: str) -> bool:
     if not _CANDIDATE.fullmatch(text):
         return False
     digits = text.replace(" ", "").replace("-", "")
-    return issuer_matches(digits) and luhn.is_valid(digits) and len(set(digits)) > 2
+    return issuer_matches(digits) and luhn.is_valid(digits) and len(set(digits)) > 1
 
 
 def detect_card_number(column: PreparedColumn) -> list[Finding]:

@@ -14,6 +14,7 @@ _CANDIDATE = re.compile(r"\+?[\d\s().\-/]{6,24}")
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$", re.IGNORECASE)
 _NOT_PHONE = re.compile(
     r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3}|\d{3}-\d{2}-\d{4}"
+    r"|-?\d+\.\d+"
 )
 _HINT_TOKENS = ("phone", "tel", "telephone", "mobile", "cell", "fax", "msisdn", "contact")
 _HINT_PHRASES = ("phone", "mobile", "telefon", "telefono", "telephone")
@@ -44,16 +45,20 @@ def _phone_grade(text: str, hinted: bool) -> tuple[int, int | None]:
     digits = sum(char.isdigit() for char in candidate)
     if not 7 <= digits <= 15:
         return 0, None
-    formatted = any(char in candidate for char in "+ ()-./") or candidate.startswith("0")
+    formatted = any(char in candidate for char in "+ ()-./") or (
+        candidate.startswith("0") and 10 <= digits <= 11
+    )
     if not formatted and not hinted:
         return 0, None  # a bare run of digits is an id until the column name says otherwise
     return _parse(candidate)
 
 
 def detect_phone(column: PreparedColumn) -> list[Finding]:
-    if column.type_family not in ("text", "integer", "numeric", "json"):
-        return []
     hinted = has_hint(column, _HINT_TOKENS, _HINT_PHRASES)
+    if column.type_family not in ("text", "json") and not (
+        hinted and column.type_family in ("integer", "numeric")
+    ):
+        return []
     valid = possible = 0
     examples: list[str] = []
     checked = 0

@@ -13,6 +13,15 @@ from governance.models.catalog import (
     Tag,
     User,
 )
+from governance.models.policies import (
+    GuardrailAction,
+    GuardrailKind,
+    GuardrailRule,
+    MaskMethod,
+    PolicyAction,
+    PolicyRule,
+    ResourceKind,
+)
 
 __all__ = [
     "AccessToken",
@@ -21,6 +30,13 @@ __all__ = [
     "ColumnTag",
     "DataSource",
     "Engine",
+    "GuardrailAction",
+    "GuardrailKind",
+    "GuardrailRule",
+    "MaskMethod",
+    "PolicyAction",
+    "PolicyRule",
+    "ResourceKind",
     "Role",
     "Sensitivity",
     "Table",

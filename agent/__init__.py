@@ -1,0 +1,1 @@
+"""Warden enforcement agent: a PostgreSQL wire-protocol proxy (no Django imports)."""

@@ -1,0 +1,96 @@
+"""``python -m agent --control-plane URL --token T --listen HOST:PORT --datasource NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from agent.server import Agent, AgentConfig, masking_key_from_env
+from agent.upstream import UpstreamConfig
+
+
+def parse_args(argv: list[str] | None = None) -> AgentConfig:
+    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
+    parser.add_argument("--control-plane", required=True)
+    parser.add_argument("--token", default=os.environ.get("WARDEN_AGENT_TOKEN", ""))
+    parser.add_argument("--listen", default="127.0.0.1:6432")
+    parser.add_argument("--datasource", required=True)
+    parser.add_argument("--upstream-host", default="127.0.0.1")
+    parser.add_argument("--upstream-port", type=int, default=5432)
+    parser.add_argument("--upstream-user", default="postgres")
+    parser.add_argument(
+        "--upstream-password", default=os.environ.get("WARDEN_UPSTREAM_PASSWORD", "")
+    )
+    parser.add_argument("--upstream-database", default="postgres")
+    parser.add_argument(
+        "--state-dir", default=os.environ.get("WARDEN_AGENT_STATE_DIR", "var/agent")
+    )
+    parser.add_argument("--metrics-port", type=int, default=None)
+    parser.add_argument("--bundle-public-key", default=None)
+    parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument("--audit-flush-interval", type=float, default=1.0)
+    parser.add_argument("--tls-cert", default=None)
+    parser.add_argument("--tls-key", default=None)
+    parser.add_argument(
+        "--strict-predicates",
+        action="store_true",
+        help="deny masked columns in WHERE/JOIN/ORDER BY (inference channel)",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    host, _, port = args.listen.rpartition(":")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return AgentConfig(
+        control_plane=args.control_plane,
+        token=args.token,
+        datasource=args.datasource,
+        listen_host=host or "127.0.0.1",
+        listen_port=int(port),
+        upstream=UpstreamConfig(
+            args.upstream_host,
+            args.upstream_port,
+            args.upstream_user,
+            args.upstream_password,
+            args.upstream_database,
+        ),
+        state_dir=Path(args.state_dir),
+        metrics_port=args.metrics_port,
+        bundle_public_key=args.bundle_public_key,
+        poll_interval=args.poll_interval,
+        audit_flush_interval=args.audit_flush_interval,
+        masking_key=masking_key_from_env(),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        strict_predicates=args.strict_predicates,
+    )
+
+
+async def serve(config: AgentConfig) -> None:
+    agent = Agent(config)
+    await agent.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await agent.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

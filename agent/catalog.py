@@ -1,0 +1,167 @@
+"""Upstream catalog lookups on a separate side connection, cached.
+
+Answers two questions the SQL text cannot: which table/column a RowDescription origin
+(table OID, attnum) names, and which referenced relations are views (and which base
+columns they read, recursively through views of views).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from agent import upstream
+from agent.sql import Relation
+from agent.upstream import UpstreamConfig, UpstreamConnection, quote_literal
+
+CACHE_SECONDS = 30.0
+BASE_RELKINDS = frozenset({"r", "p"})
+
+
+@dataclass(frozen=True)
+class Origin:
+    schema: str
+    table: str
+    column: str
+    relkind: str
+
+
+ViewDeps = list[tuple[str, str, str | None]]
+
+_DEPS_SQL = """
+WITH RECURSIVE deps(view_oid, ref_oid, ref_att) AS (
+  SELECT r.ev_class, d.refobjid, d.refobjsubid
+  FROM pg_rewrite r JOIN pg_depend d ON d.objid = r.oid
+   AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+  WHERE r.ev_class IN ({oids}) AND d.refobjid <> r.ev_class
+  UNION
+  SELECT deps.view_oid, d.refobjid, d.refobjsubid
+  FROM deps JOIN pg_rewrite r ON r.ev_class = deps.ref_oid
+  JOIN pg_depend d ON d.objid = r.oid
+   AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+  WHERE d.refobjid <> r.ev_class
+)
+SELECT deps.view_oid, n.nspname, c.relname, a.attname
+FROM deps JOIN pg_class c ON c.oid = deps.ref_oid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = deps.ref_oid AND a.attnum = deps.ref_att
+WHERE c.relkind IN ('r', 'p', 'f')
+"""
+
+
+class Catalog:
+    def __init__(self, config: UpstreamConfig) -> None:
+        self.config = config
+        self._conn: UpstreamConnection | None = None
+        self._lock = asyncio.Lock()
+        self._origins: dict[tuple[int, int], Origin] = {}
+        self._view_deps_by_oid: dict[int, tuple[float, ViewDeps]] = {}
+        self._relations: dict[Relation, tuple[float, list[tuple[int, str]]]] = {}
+        self._functions: dict[str, tuple[float, bool]] = {}
+
+    def invalidate(self) -> None:
+        """Forget relation kinds and view definitions (after DDL went through the agent)."""
+        self._relations.clear()
+        self._functions.clear()
+        self._view_deps_by_oid.clear()
+        self._origins.clear()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _query(self, sql: str) -> list[list[str | None]]:
+        async with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None:
+                        self._conn = await upstream.connect(
+                            self.config, {"application_name": "warden-agent-catalog"}
+                        )
+                    return await upstream.simple_query(self._conn, sql)
+                except (OSError, asyncio.IncompleteReadError):
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    if attempt == 2:
+                        raise
+        return []
+
+    async def origins(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], Origin]:
+        missing = {oid for oid, _ in keys if (oid, _) not in self._origins}
+        if missing:
+            rows = await self._query(
+                "SELECT a.attrelid, a.attnum, n.nspname, c.relname, a.attname, c.relkind "
+                "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                f"WHERE a.attrelid IN ({','.join(str(int(o)) for o in missing)}) "
+                "AND a.attnum > 0"
+            )
+            for oid, attnum, schema, table, column, relkind in rows:
+                self._origins[(int(str(oid)), int(str(attnum)))] = Origin(
+                    str(schema), str(table), str(column), str(relkind)
+                )
+        return {key: self._origins[key] for key in keys if key in self._origins}
+
+    async def view_deps_for_oids(self, oids: set[int]) -> dict[int, ViewDeps]:
+        now = time.monotonic()
+        missing = {o for o in oids if self._view_deps_by_oid.get(o, (0.0, []))[0] < now}
+        if missing:
+            rows = await self._query(_DEPS_SQL.format(oids=",".join(str(int(o)) for o in missing)))
+            found: dict[int, ViewDeps] = {o: [] for o in missing}
+            for view_oid, schema, table, column in rows:
+                found[int(str(view_oid))].append((str(schema), str(table), column))
+            for oid, deps in found.items():
+                self._view_deps_by_oid[oid] = (now + CACHE_SECONDS, deps)
+        return {o: self._view_deps_by_oid[o][1] for o in oids}
+
+    async def views_among(self, relations: set[Relation]) -> dict[Relation, ViewDeps]:
+        """The relations that are views / matviews / foreign tables, with their base reads."""
+        now = time.monotonic()
+        missing = [r for r in relations if self._relations.get(r, (0.0, []))[0] < now]
+        if missing:
+            names = ",".join(quote_literal(r.name) for r in missing)
+            rows = await self._query(
+                "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                f"WHERE c.relname IN ({names}) AND c.relkind IN ('r','p','v','m','f')"
+            )
+            for relation in missing:
+                matches = [
+                    (int(str(oid)), str(kind))
+                    for oid, schema, name, kind in rows
+                    if name == relation.name and relation.schema in (None, schema)
+                ]
+                if matches:  # never cache absence: the relation may be created next
+                    self._relations[relation] = (now + CACHE_SECONDS, matches)
+        views: dict[Relation, list[int]] = {}
+        for relation in relations:
+            entry = self._relations.get(relation)
+            view_oids = [
+                oid for oid, kind in (entry[1] if entry else []) if kind not in BASE_RELKINDS
+            ]
+            if view_oids:
+                views[relation] = view_oids
+        if not views:
+            return {}
+        deps = await self.view_deps_for_oids({o for oids in views.values() for o in oids})
+        return {rel: [d for o in oids for d in deps.get(o, [])] for rel, oids in views.items()}
+
+    async def user_functions(self, names: set[str]) -> set[str]:
+        """Which names denote functions outside pg_catalog/information_schema: their bodies
+        can read anything, so statements calling them are treated as opaque."""
+        now = time.monotonic()
+        missing = [n for n in names if self._functions.get(n, (0.0, False))[0] < now]
+        if missing:
+            rows = await self._query(
+                "SELECT DISTINCT p.proname FROM pg_proc p "
+                "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                f"WHERE p.proname IN ({','.join(quote_literal(n) for n in missing)}) "
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            )
+            found = {str(row[0]) for row in rows}
+            for name in missing:
+                self._functions[name] = (now + CACHE_SECONDS, name in found)
+        return {n for n in names if self._functions[n][1]}

@@ -1,0 +1,465 @@
+"""Bundle → decision for one (identity, statement): allow, mask, deny or hold.
+
+Precedence everywhere: deny > require_approval (hold) > mask > allow.  Per column the
+matching rules decide; a sensitive column no rule matches gets the datasource default.
+Grants are checked against the local clock, so an expired grant stops working even if
+no new bundle arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent.bundle import Bundle, ColumnInfo
+from agent.sql import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, Analysis, ColumnUse, Relation
+
+ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
+_STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
+_RULE_ACTION = {"allow": ALLOW, "mask": MASK, "require_approval": HOLD, "deny": DENY}
+DECISION_TTL = 30.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    kind: str = "user"
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str
+    method: str = "redact"
+    param: int | None = None
+    rule: str = ""
+    valid_until: float = float("inf")
+    counted_grant: int | None = None  # a grant with max_runs this verdict relies on
+
+
+ALLOWED = Verdict(ALLOW)
+
+
+@dataclass
+class Decision:
+    action: str
+    rule: str = ""
+    message: str = ""
+    kind: str = ""
+    tables_read: list[str] = field(default_factory=list)
+    tables_written: list[str] = field(default_factory=list)
+    columns_read: list[str] = field(default_factory=list)
+    masked_columns: list[str] = field(default_factory=list)
+    # Output positions without a direct origin that must be redacted; None = all of them.
+    derived_positions: frozenset[int] | None = frozenset()
+    valid_until: float = float("inf")
+    search_path: list[str] | None = None
+    fingerprint: str = ""
+    statement: str = ""
+    statements: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    invalidates_catalog: bool = False
+    sqlstate: str = "42501"
+    # Column masks per result shape, shared by every session using this decision.
+    mask_cache: dict[tuple[object, ...], list[tuple[str, int | None, int, bool] | None]] = field(
+        default_factory=dict
+    )
+
+    @property
+    def has_side_effects(self) -> bool:
+        """Whether forwarding it changes agent state (search_path, catalog caches)."""
+        return self.search_path is not None or self.invalidates_catalog
+
+    @property
+    def inspects_rows(self) -> bool:
+        return self.action == MASK
+
+
+def _stronger(a: Verdict, b: Verdict) -> Verdict:
+    return b if _STRENGTH[b.action] > _STRENGTH[a.action] else a
+
+
+def _parse_time(text: str | None) -> float:
+    if not text:
+        return float("inf")
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _rule_label(rule: dict[str, Any], prefix: str = "rule") -> str:
+    return f"{prefix}:{rule.get('id')}:{rule.get('name', '')}"
+
+
+class PolicyEngine:
+    """Decisions for one bundle; memoises per identity, invalidated with the bundle."""
+
+    def __init__(self, bundle: Bundle, *, strict_predicates: bool = False) -> None:
+        self.bundle = bundle
+        self.strict_predicates = strict_predicates
+        self._verdicts: dict[tuple[Any, ...], Verdict] = {}
+        self.grant_runs: dict[int, int] = {}
+
+    # ------------------------------------------------------------ subjects and resources
+
+    @staticmethod
+    def subject_matches(subjects: dict[str, Any], identity: Identity) -> bool:
+        if subjects.get("everyone"):
+            return True
+        if identity.name in subjects.get("users", ()):
+            return True
+        if identity.name in subjects.get("service_accounts", ()):
+            return True
+        return bool(identity.groups.intersection(subjects.get("groups", ())))
+
+    def _resource_matches(
+        self,
+        resource: dict[str, Any],
+        schema: str,
+        table: str,
+        column: str | None,
+        info: ColumnInfo | None,
+    ) -> bool:
+        kind = resource.get("kind")
+        if kind == "datasource":
+            return True
+        if kind == "schema":
+            return resource.get("schema") == schema
+        if kind == "table":
+            return (resource.get("schema"), resource.get("table")) == (schema, table)
+        if kind == "column":
+            return (resource.get("schema"), resource.get("table"), resource.get("column")) == (
+                schema,
+                table,
+                column,
+            )
+        if info is None:
+            return False
+        if kind == "tag":
+            return resource.get("tag") in info.tags
+        if kind == "sensitivity" and info.sensitivity in self.bundle.levels:
+            level = resource.get("level")
+            if level not in self.bundle.levels:
+                return False
+            return self.bundle.levels.index(info.sensitivity) >= self.bundle.levels.index(level)
+        return False
+
+    # ------------------------------------------------------------ per column
+
+    def column_verdict(
+        self,
+        identity: Identity,
+        schema: str,
+        table: str,
+        column: str | None,
+        fingerprint: str | None = None,
+        now: float | None = None,
+    ) -> Verdict:
+        """Verdict for one column; ``column=None`` stands for the table's untagged columns."""
+        now = time.time() if now is None else now
+        key = (identity, schema, table, column, fingerprint)
+        cached = self._verdicts.get(key)
+        if cached is not None and cached.valid_until > now:
+            return cached
+        verdict = self._compute_column(identity, schema, table, column, fingerprint, now)
+        if len(self._verdicts) > 50_000:
+            self._verdicts.clear()
+        self._verdicts[key] = verdict
+        return verdict
+
+    def _compute_column(
+        self,
+        identity: Identity,
+        schema: str,
+        table: str,
+        column: str | None,
+        fingerprint: str | None,
+        now: float,
+    ) -> Verdict:
+        info = self.bundle.columns.get((schema, table, column or ""))
+        matched = [
+            rule
+            for rule in self.bundle.rules
+            if self.subject_matches(rule.get("subjects", {}), identity)
+            and self._resource_matches(rule.get("resource", {}), schema, table, column, info)
+        ]
+        grant, valid_until = self._grant_for(
+            identity, schema, table, column, info, fingerprint, now
+        )
+        actions = {_RULE_ACTION.get(r.get("action", ""), DENY) for r in matched}
+        if DENY in actions:
+            rule = next(r for r in matched if _RULE_ACTION.get(r.get("action", "")) == DENY)
+            return Verdict(DENY, rule=_rule_label(rule))
+        if grant is not None and grant.get("level") in ("read_unmasked", "write"):
+            return self._counted(
+                Verdict(ALLOW, rule=f"grant:{grant.get('id')}", valid_until=valid_until), grant, now
+            )
+        if grant is not None:  # level "read": approval no longer needed, masking still applies
+            matched = [r for r in matched if r.get("action") != "require_approval"]
+        verdict = self._strongest(matched, info)
+        if grant is not None and verdict.action == HOLD:
+            verdict = Verdict(MASK, self.bundle.default_method, rule=f"grant:{grant.get('id')}")
+        if grant is not None:
+            verdict = Verdict(
+                verdict.action, verdict.method, verdict.param, verdict.rule, valid_until
+            )
+        return self._counted(verdict, grant, now)
+
+    def _counted(self, verdict: Verdict, grant: dict[str, Any] | None, now: float) -> Verdict:
+        """A grant limited to max_runs is never cached: every run is counted (per agent)."""
+        if grant is None or grant.get("max_runs") is None:
+            return verdict
+        return Verdict(
+            verdict.action,
+            verdict.method,
+            verdict.param,
+            verdict.rule,
+            now,
+            int(grant.get("id", 0)),
+        )
+
+    def _strongest(self, matched: list[dict[str, Any]], info: ColumnInfo | None) -> Verdict:
+        if not matched:
+            if info is not None and info.sensitive:
+                action = _RULE_ACTION.get(self.bundle.default_action, MASK)
+                return Verdict(action, self.bundle.default_method, rule="default")
+            return ALLOWED
+        best = Verdict(ALLOW, rule=_rule_label(matched[0]))
+        for rule in matched:  # sorted by priority: first of equal strength wins
+            action = _RULE_ACTION.get(rule.get("action", ""), DENY)
+            if _STRENGTH[action] > _STRENGTH[best.action]:
+                best = Verdict(
+                    action,
+                    rule.get("mask_method") or self.bundle.default_method,
+                    rule.get("mask_param"),
+                    _rule_label(rule),
+                )
+        return best
+
+    def _grant_for(
+        self,
+        identity: Identity,
+        schema: str,
+        table: str,
+        column: str | None,
+        info: ColumnInfo | None,
+        fingerprint: str | None,
+        now: float,
+    ) -> tuple[dict[str, Any] | None, float]:
+        for grant in self.bundle.grants:
+            if grant.get("identity") != identity.name:
+                continue
+            expires = _parse_time(grant.get("expires_at"))
+            if expires <= now:
+                continue
+            wanted_fp = grant.get("statement_fingerprint")
+            if wanted_fp and wanted_fp != fingerprint:
+                continue
+            max_runs = grant.get("max_runs")
+            if max_runs is not None and self.grant_runs.get(grant.get("id", 0), 0) >= max_runs:
+                continue
+            scope = grant.get("scope", {})
+            covered = (
+                f"{schema}.{table}" in scope.get("tables", ())
+                or (column is not None and f"{schema}.{table}.{column}" in scope.get("columns", ()))
+                or (info is not None and bool(info.tags.intersection(scope.get("tags", ()))))
+            )
+            if covered:
+                return grant, expires
+        return None, float("inf")
+
+    def relation_verdict(
+        self,
+        identity: Identity,
+        schema: str,
+        table: str,
+        fingerprint: str | None,
+        now: float,
+    ) -> tuple[Verdict, list[tuple[str, Verdict]]]:
+        """Strongest verdict over every column of a table, plus the non-allowed columns."""
+        verdict = self.column_verdict(identity, schema, table, None, fingerprint, now)
+        flagged: list[tuple[str, Verdict]] = []
+        if verdict.action != ALLOW:
+            flagged.append((f"{schema}.{table}.*", verdict))
+        for info in self.bundle.columns_by_table.get((schema, table), ()):
+            column = self.column_verdict(identity, schema, table, info.column, fingerprint, now)
+            if column.action != ALLOW:
+                flagged.append((f"{schema}.{table}.{info.column}", column))
+            verdict = _stronger(verdict, column)
+        return verdict, flagged
+
+    def any_restricted(self, identity: Identity, now: float) -> Verdict:
+        """Strongest verdict over every column the bundle knows (for opaque statements)."""
+        verdict = ALLOWED
+        for schema, table in self.bundle.columns_by_table:
+            verdict = _stronger(
+                verdict, self.relation_verdict(identity, schema, table, None, now)[0]
+            )
+        for rule in self.bundle.rules:
+            if rule.get("action") in ("deny", "mask", "require_approval") and self.subject_matches(
+                rule.get("subjects", {}), identity
+            ):
+                verdict = _stronger(verdict, Verdict(MASK, rule=_rule_label(rule)))
+        return verdict
+
+    # ------------------------------------------------------------ per statement
+
+    def schemas_for(self, relation: Relation, search_path: list[str] | None) -> list[str]:
+        if relation.schema is not None:
+            return [relation.schema]
+        schemas = set(self.bundle.schemas_by_table.get(relation.name, ()))
+        schemas.update(s for s in (search_path or ["public"]) if not s.startswith("$"))
+        return sorted(schemas)
+
+    def decide(
+        self,
+        identity: Identity,
+        analysis: Analysis,
+        *,
+        fingerprint: str,
+        search_path: list[str] | None = None,
+        views: dict[Relation, list[tuple[str, str, str | None]]] | None = None,
+        now: float | None = None,
+    ) -> Decision:
+        now = time.time() if now is None else now
+        decision = Decision(ALLOW, kind=analysis.kind, valid_until=now + DECISION_TTL)
+        decision.tables_read = sorted(r.label() for r in analysis.relations)
+        decision.tables_written = sorted(r.label() for r in analysis.written)
+        worst = ALLOWED
+        reason = ""
+        columns_read: set[str] = set()
+        masked: set[str] = set()
+        derived: set[int] | None = set()
+        counted: set[int] = set()
+        views = views or {}
+        for statement in analysis.statements:
+            if statement.search_path is not None:
+                decision.search_path = statement.search_path
+            if statement.opaque:
+                verdict = self.any_restricted(identity, now)
+                if verdict.action != ALLOW:
+                    worst = _stronger(worst, Verdict(DENY, rule=verdict.rule))
+                    reason = (
+                        "statement runs code or SQL the agent cannot inspect while "
+                        "sensitive columns are restricted for you"
+                    )
+            for use in self._expand_views(statement.uses, views):
+                for label, verdict in self._use_verdicts(
+                    identity, use, fingerprint, search_path, now
+                ):
+                    columns_read.add(label)
+                    decision.valid_until = min(decision.valid_until, verdict.valid_until)
+                    if verdict.counted_grant is not None:
+                        counted.add(verdict.counted_grant)
+                    if verdict.action == ALLOW:
+                        continue
+                    effect, why = self._effect(use, verdict)
+                    if effect == MASK:
+                        masked.add(label)
+                        if use.context == DERIVED and derived is not None:
+                            derived = None if use.position is None else derived | {use.position}
+                    if _STRENGTH[effect] > _STRENGTH[worst.action]:
+                        worst = Verdict(effect, rule=verdict.rule)
+                        reason = why.format(column=label)
+        worst, reason = self._guardrails(identity, analysis, worst, reason)
+        if worst.action != DENY:
+            for grant_id in counted:
+                self.grant_runs[grant_id] = self.grant_runs.get(grant_id, 0) + 1
+        decision.action, decision.rule, decision.message = worst.action, worst.rule, reason
+        decision.columns_read = sorted(columns_read)
+        decision.masked_columns = sorted(masked)
+        decision.derived_positions = None if derived is None else frozenset(derived)
+        return decision
+
+    def _effect(self, use: ColumnUse, verdict: Verdict) -> tuple[str, str]:
+        if verdict.action == DENY:
+            return DENY, "access to {column} is denied by policy"
+        if verdict.action == HOLD:
+            return HOLD, "access to {column} requires an approved access request"
+        if use.context == WRITE:
+            return DENY, "masked column {column} cannot be copied into stored data or cursors"
+        if use.context == COPY:
+            return DENY, "masked column {column} cannot be exported with COPY; use SELECT"
+        if use.context == PREDICATE:
+            if self.strict_predicates:
+                return DENY, "masked column {column} cannot be used in filters (strict mode)"
+            return ALLOW, ""
+        return MASK, ""
+
+    def _expand_views(
+        self,
+        uses: Iterable[ColumnUse],
+        views: dict[Relation, list[tuple[str, str, str | None]]],
+    ) -> Iterable[ColumnUse]:
+        for use in uses:
+            plain = tuple(c for c in use.candidates if c not in views)
+            if plain:
+                yield ColumnUse(plain, use.column, use.context, use.position)
+            for candidate in use.candidates:
+                # A view's output names the view as origin: everything it reads is derived.
+                context = DERIVED if use.context == OUTPUT else use.context
+                for schema, table, column in views.get(candidate, ()):
+                    yield ColumnUse((Relation(schema, table),), column, context, use.position)
+
+    def _use_verdicts(
+        self,
+        identity: Identity,
+        use: ColumnUse,
+        fingerprint: str,
+        search_path: list[str] | None,
+        now: float,
+    ) -> Iterable[tuple[str, Verdict]]:
+        for relation in use.candidates:
+            for schema in self.schemas_for(relation, search_path):
+                if use.column is None:
+                    verdict, flagged = self.relation_verdict(
+                        identity, schema, relation.name, fingerprint, now
+                    )
+                    yield f"{schema}.{relation.name}.*", ALLOWED
+                    yield from flagged
+                    continue
+                known = (schema, relation.name, use.column) in self.bundle.columns
+                if not known and len(use.candidates) > 1:
+                    # Over-approximate candidate: only tables the bundle knows the column of.
+                    table_level = self.column_verdict(
+                        identity, schema, relation.name, None, fingerprint, now
+                    )
+                    if table_level.action == ALLOW:
+                        continue
+                verdict = self.column_verdict(
+                    identity, schema, relation.name, use.column, fingerprint, now
+                )
+                yield f"{schema}.{relation.name}.{use.column}", verdict
+
+    def _guardrails(
+        self,
+        identity: Identity,
+        analysis: Analysis,
+        worst: Verdict,
+        reason: str,
+    ) -> tuple[Verdict, str]:
+        for guardrail in self.bundle.guardrails:
+            kinds = analysis.guardrails.intersection(guardrail.get("kinds", ()))
+            if not kinds or not self.subject_matches(guardrail.get("subjects", {}), identity):
+                continue
+            action = DENY if guardrail.get("action") == "block" else HOLD
+            # Ties go to the guardrail: its name is the more useful explanation.
+            if _STRENGTH[action] >= _STRENGTH[worst.action]:
+                worst = Verdict(action, rule=_rule_label(guardrail, "guardrail"))
+                verb = "blocked" if action == DENY else "requires approval"
+                reason = (
+                    f"{', '.join(sorted(kinds))} {verb} by guardrail "
+                    f'"{guardrail.get("name", guardrail.get("id"))}"'
+                )
+        return worst, reason
+
+    def origin_verdict(
+        self,
+        identity: Identity,
+        schema: str,
+        table: str,
+        column: str,
+        fingerprint: str,
+    ) -> Verdict:
+        return self.column_verdict(identity, schema, table, column, fingerprint)

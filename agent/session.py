@@ -1,0 +1,854 @@
+"""One client connection: startup and authentication, then two relay loops.
+
+Client → upstream: only message headers are read; Query/Parse/Bind/Execute get a policy
+decision (cached), everything else is forwarded as bytes.  Denied work never reaches the
+upstream: the agent sends a Sync in its place and puts its ErrorResponse in front of the
+ReadyForQuery that Sync produces, so errors stay in order with pipelined results.
+
+Upstream → client: an ordered queue of expected responses (one entry per forwarded
+message that the server answers) tells which result a DataRow belongs to, so rows are
+rewritten only for result sets that contain masked columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import codec, masking, upstream
+from agent.audit import new_event_id, now_iso
+from agent.catalog import BASE_RELKINDS
+from agent.controlplane import ControlPlaneUnavailable
+from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
+from agent.upstream import UpstreamConnection, UpstreamError
+
+log = logging.getLogger("agent.session")
+
+_UNPACK_INT = struct.Struct("!i").unpack_from
+_READ_SIZE = 1 << 18
+_HIGH_WATER = 1 << 20
+
+# Per-column mask spec: (method, param, type oid, binary format)
+MaskSpec = tuple[str, int | None, int, bool]
+
+
+class ClientGone(Exception):
+    pass
+
+
+@dataclass
+class Prepared:
+    """A protocol-level prepared statement (Parse)."""
+
+    sql: str
+    decision: Decision
+    fields: list[codec.FieldDescription] | None = None
+    masks: dict[tuple[int, ...], list[MaskSpec | None] | None] = field(default_factory=dict)
+
+
+@dataclass
+class Pending:
+    """One expected response (or response group) from upstream."""
+
+    kind: str  # P B D DS E C S Q
+    prepared: Prepared | None = None
+    decision: Decision | None = None
+    formats: tuple[int, ...] = ()
+    started: float = 0.0
+    inject: list[bytes] = field(default_factory=list)
+    error_seen: bool = False
+    statement_index: int = 0
+    rows: int | None = None
+
+
+class Session:
+    def __init__(
+        self,
+        agent: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.agent = agent
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.client_address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.identity: Identity | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.expect: deque[Pending] = deque()
+        self.statements: dict[str, Prepared] = {}
+        self.portals: dict[str, tuple[Prepared | None, tuple[int, ...]]] = {}
+        self.discarding = False
+        self.discard_error: list[bytes] = []
+        self.row_mask: list[tuple[int, MaskSpec]] | None = None
+        self.search_path: tuple[str, ...] | None = None
+        self.cancel_key: tuple[int, int] | None = None
+        self._audit_fragments: dict[tuple[int, int, str], tuple[Decision, str]] = {}
+        self._origin_masks: dict[
+            tuple[int, bytes], tuple[Decision, list[tuple[int, MaskSpec]] | None]
+        ] = {}
+        self._origin_engine: Any = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        metrics = self.agent.metrics
+        try:
+            if not await self._startup():
+                metrics.connections_total.labels("rejected").inc()
+                return
+        except (ConnectionError, asyncio.IncompleteReadError, codec.ProtocolError, ClientGone):
+            return
+        finally:
+            pass
+        metrics.connections_total.labels("accepted").inc()
+        metrics.connections_open.inc()
+        try:
+            await self._relay()
+        finally:
+            metrics.connections_open.dec()
+            if self.cancel_key is not None:
+                self.agent.cancel_keys.pop(self.cancel_key, None)
+            if self.upstream is not None:
+                self.upstream.close()
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    async def _relay(self) -> None:
+        assert self.upstream is not None
+        tasks = [
+            asyncio.create_task(self._client_loop()),
+            asyncio.create_task(self._upstream_loop()),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _fatal(self, code: str, text: str) -> None:
+        self.writer.write(codec.error_response(code, text, severity="FATAL"))
+
+    # ------------------------------------------------------------ startup
+
+    async def _read_startup(self) -> tuple[int, bytes]:
+        length = _UNPACK_INT(await self.reader.readexactly(4))[0]
+        if length < 8 or length > 10_000:
+            raise codec.ProtocolError("bad startup packet length")
+        body = await self.reader.readexactly(length - 4)
+        return _UNPACK_INT(body)[0], body[4:]
+
+    async def _startup(self) -> bool:
+        while True:
+            code, body = await self._read_startup()
+            if code == codec.SSL_REQUEST:
+                if self.agent.ssl_context is not None:
+                    self.writer.write(b"S")
+                    await self.writer.drain()
+                    await self.writer.start_tls(self.agent.ssl_context)
+                else:
+                    self.writer.write(b"N")
+                continue
+            if code == codec.GSSENC_REQUEST:
+                self.writer.write(b"N")
+                continue
+            if code == codec.CANCEL_REQUEST:
+                await self._cancel(body)
+                return False
+            if code != codec.PROTOCOL_3_0:
+                self._fatal("0A000", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}")
+                return False
+            return await self._login(codec.parse_startup_params(body))
+
+    async def _cancel(self, body: bytes) -> None:
+        pid, secret = struct.unpack("!ii", body[:8])
+        target = self.agent.cancel_keys.get((pid, secret))
+        if target is not None:
+            with contextlib.suppress(OSError):
+                await upstream.send_cancel(self.agent.config.upstream, *target)
+        self.writer.close()
+
+    async def _login(self, params: dict[str, str]) -> bool:
+        user = params.get("user", "")
+        if params.get("replication"):
+            self._fatal("28000", "replication connections are not supported by the agent")
+            return False
+        if self.agent.store.current is None:
+            self._fatal(
+                "08004",
+                "warden agent has no valid policy bundle; refusing connections "
+                "until one is loaded (fail closed)",
+            )
+            return False
+        self.writer.write(codec.auth_request(codec.AUTH_CLEARTEXT))
+        await self.writer.drain()
+        header = await self.reader.readexactly(5)
+        if header[:1] != b"p":
+            raise ClientGone()
+        token = (await self.reader.readexactly(_UNPACK_INT(header, 1)[0] - 4)).rstrip(b"\x00")
+        try:
+            auth = await self.agent.authenticate(user, token.decode(errors="replace"))
+        except ControlPlaneUnavailable:
+            self._fatal(
+                "28000", "cannot verify the access token: Warden control plane is unreachable"
+            )
+            return False
+        if not auth.ok:
+            self._fatal(
+                "28P01",
+                f'Warden authentication failed for "{user}": '
+                f"{auth.detail or 'unknown or revoked access token'}",
+            )
+            return False
+        self.identity = Identity(auth.identity or user, auth.kind, frozenset(auth.groups))
+        forwarded = {k: v for k, v in params.items() if k not in ("user", "database")}
+        try:
+            self.upstream = await upstream.connect(self.agent.config.upstream, forwarded)
+        except (UpstreamError, OSError) as exc:
+            self._fatal("08006", f"warden agent could not connect to the upstream database: {exc}")
+            return False
+        return await self._finish_login()
+
+    async def _finish_login(self) -> bool:
+        assert self.upstream is not None
+        self.cancel_key = self.agent.issue_cancel_key(
+            self.upstream.backend_pid, self.upstream.backend_secret
+        )
+        out = [
+            codec.auth_request(codec.AUTH_OK),
+            *self.upstream.parameter_messages,
+            codec.backend_key_data(*self.cancel_key),
+            codec.ready_for_query(self.upstream.transaction_status),
+        ]
+        self.writer.write(b"".join(out))
+        await self.writer.drain()
+        return True
+
+    # ------------------------------------------------------------ client → upstream
+
+    async def _client_loop(self) -> None:
+        assert self.upstream is not None
+        reader, up = self.reader, self.upstream.writer
+        pending = b""
+        while True:
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                return
+            if pending:
+                data = pending + data
+            size = len(data)
+            pos = 0
+            span = 0
+            out: list[bytes] = []
+            while size - pos >= 5:
+                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
+                if end > size:
+                    break
+                kind = data[pos]
+                if self.discarding and kind != 83:  # 'S'
+                    out.append(data[span:pos])
+                    span = end
+                elif kind in _HANDLED_FRONTEND:
+                    payload = data[pos + 5 : end]
+                    replacement = self._on_client_fast(kind, payload)
+                    if replacement is _SLOW:
+                        replacement = await self._on_client_message(kind, payload)
+                    if replacement is not None:
+                        out.append(data[span:pos])
+                        out.append(replacement)
+                        span = end
+                    if kind == 88:  # 'X' Terminate
+                        out.append(data[span:end])
+                        up.write(b"".join(out))
+                        return
+                pos = end
+            out.append(data[span:pos])
+            pending = data[pos:]
+            up.write(b"".join(out) if len(out) > 1 else out[0])
+            if up.transport.get_write_buffer_size() > _HIGH_WATER:
+                await up.drain()
+
+    def _on_client_fast(self, kind: int, payload: bytes) -> Any:
+        """The common cases without a coroutine: a cached, allowed decision.  Returns
+        ``_SLOW`` (before changing any state) when the full async handler is needed."""
+        if kind == 81:  # 'Q'
+            decision = self.agent.decide_cached(
+                self.identity, codec.parse_query(payload), self.search_path
+            )
+            if decision is None or decision.action not in _PASS or decision.has_side_effects:
+                return _SLOW
+            self.expect.append(Pending("Q", decision=decision, started=time.perf_counter()))
+            return None
+        if kind == 66:  # 'B'
+            portal, statement, formats = codec.parse_bind(payload)
+            prepared = self.statements.get(statement)
+            if prepared is None or prepared.decision.valid_until <= time.time():
+                return _SLOW
+            self.portals[portal] = (prepared, formats)
+            self.expect.append(Pending("B"))
+            return None
+        if kind == 80:  # 'P'
+            name, sql = codec.parse_parse(payload)
+            decision = self.agent.decide_cached(self.identity, sql, self.search_path)
+            if decision is None or decision.action not in _PASS or decision.has_side_effects:
+                return _SLOW
+            prepared = Prepared(sql, decision)
+            self.statements[name] = prepared
+            self.expect.append(Pending("P"))
+            if decision.action == MASK:
+                return self._describe_after_parse(prepared, payload, name)
+            return None
+        return _SLOW
+
+    async def _on_client_message(self, kind: int, payload: bytes) -> bytes | None:
+        """Handle one frontend message; return replacement bytes (b"" drops it)."""
+        expect = self.expect
+        if kind == 81:  # 'Q'
+            return await self._on_query(payload)
+        if kind == 80:  # 'P'
+            return await self._on_parse(payload)
+        if kind == 66:  # 'B'
+            return await self._on_bind(payload)
+        if kind == 69:  # 'E'
+            portal = codec.parse_execute(payload)
+            prepared, formats = self.portals.get(portal, (None, ()))
+            entry = Pending(
+                "E", prepared, prepared.decision if prepared else None, formats, time.perf_counter()
+            )
+            expect.append(entry)
+            return None
+        if kind == 83:  # 'S'
+            entry = Pending("S")
+            if self.discarding:
+                self.discarding = False
+                entry.inject, self.discard_error = self.discard_error, []
+                expect.append(entry)
+                return codec.SYNC
+            expect.append(entry)
+            return None
+        if kind == 68:  # 'D'
+            expect.append(Pending("D"))
+            return None
+        if kind == 67:  # 'C'
+            target, name = codec.parse_target(payload)
+            if target == b"S":
+                self.statements.pop(name, None)
+            else:
+                self.portals.pop(name, None)
+            expect.append(Pending("C"))
+            return None
+        if kind == 70:  # 'F' FunctionCall: fast-path calls can reach any function; refuse.
+            entry = Pending(
+                "Q",
+                inject=[
+                    codec.error_response(
+                        "42501",
+                        "function calls over the fast-path protocol are not allowed by Warden",
+                    )
+                ],
+            )
+            expect.append(entry)
+            return codec.SYNC
+        return None
+
+    async def _decide(self, sql: str) -> Decision:
+        assert self.identity is not None
+        return await self.agent.decide(self.identity, sql, self.search_path)  # type: ignore[no-any-return]
+
+    async def _on_query(self, payload: bytes) -> bytes | None:
+        sql = codec.parse_query(payload)
+        decision = await self._decide(sql)
+        if decision.action in (DENY, HOLD):
+            messages = await self._refusal(decision)
+            self.expect.append(Pending("Q", decision=decision, inject=messages))
+            return codec.SYNC
+        self._note_side_effects(decision)
+        self.expect.append(Pending("Q", decision=decision, started=time.perf_counter()))
+        return None
+
+    def _note_side_effects(self, decision: Decision) -> None:
+        if decision.search_path is not None:
+            self.search_path = tuple(decision.search_path)
+        if decision.invalidates_catalog:
+            self.agent.invalidate_after_ddl()
+
+    async def _on_parse(self, payload: bytes) -> bytes | None:
+        name, sql = codec.parse_parse(payload)
+        decision = await self._decide(sql)
+        if decision.action in (DENY, HOLD):
+            await self._start_discard(decision)
+            return b""
+        self._note_side_effects(decision)
+        prepared = Prepared(sql, decision)
+        self.statements[name] = prepared
+        self.expect.append(Pending("P"))
+        if decision.action == MASK:
+            return self._describe_after_parse(prepared, payload, name)
+        return None
+
+    def _describe_after_parse(self, prepared: Prepared, payload: bytes, name: str) -> bytes:
+        """Learn the result shape now: Execute does not repeat RowDescription.  The
+        agent's own Describe is answered before anything the client sent next."""
+        self.expect.append(Pending("DS", prepared))
+        return codec.message(b"P", payload) + codec.describe(b"S", name)
+
+    async def _on_bind(self, payload: bytes) -> bytes | None:
+        portal, statement, formats = codec.parse_bind(payload)
+        prepared = self.statements.get(statement)
+        if prepared is None:
+            # e.g. a statement made with SQL PREPARE: the agent never saw it bound to
+            # this bundle, so it cannot vouch for it.
+            await self._start_discard(
+                Decision(
+                    DENY,
+                    rule="unknown_statement",
+                    message=f'prepared statement "{statement}" '
+                    "was not prepared through the Warden agent; use Parse or EXECUTE",
+                )
+            )
+            return b""
+        if prepared.decision.valid_until <= time.time():
+            # The bundle changed or a grant expired since Parse: decide again.
+            decision = await self._decide(prepared.sql)
+            if decision.action in (DENY, HOLD):
+                await self._start_discard(decision)
+                return b""
+            if (
+                decision.action == MASK
+                and prepared.fields is None
+                and (prepared.decision.action != MASK)
+            ):
+                await self._start_discard(
+                    Decision(
+                        DENY,
+                        rule="policy_changed",
+                        message="policy changed since this statement "
+                        "was prepared; prepare it again",
+                    )
+                )
+                return b""
+            prepared.decision = decision
+            prepared.masks.clear()
+        self.portals[portal] = (prepared, formats)
+        self.expect.append(Pending("B"))
+        return None
+
+    async def _start_discard(self, decision: Decision) -> None:
+        """Refuse an extended-protocol message: skip everything up to Sync, like a server."""
+        self.discarding = True
+        self.discard_error = await self._refusal(decision)
+
+    async def _refusal(self, decision: Decision) -> list[bytes]:
+        self._audit_refusal(decision)
+        if decision.action == HOLD:
+            return await self.hold(decision)
+        return [
+            codec.error_response(
+                decision.sqlstate,
+                f"Warden: {decision.message or 'statement denied by policy'}",
+                detail=f"rule: {decision.rule}" if decision.rule else None,
+            )
+        ]
+
+    async def hold(self, decision: Decision) -> list[bytes]:
+        """A statement that needs approval.  Today: tell the client; later this is where the
+        agent files ``POST {cp}/api/v1/agent/access-requests`` and waits or returns."""
+        text = decision.message or "statement requires an approved access request"
+        return [
+            codec.notice_response(f"Warden: statement held for approval ({decision.rule})"),
+            codec.error_response(
+                "42501",
+                f"Warden: {text}",
+                hint="Request access in Warden (access request for this datasource), then "
+                "retry once it is approved.",
+            ),
+        ]
+
+    # ------------------------------------------------------------ upstream → client
+
+    async def _upstream_loop(self) -> None:
+        assert self.upstream is not None
+        reader, client = self.upstream.reader, self.writer
+        pending = b""
+        while True:
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                return
+            if pending:
+                data = pending + data
+            size = len(data)
+            pos = 0
+            span = 0
+            out: list[bytes] = []
+            while size - pos >= 5:
+                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
+                if end > size:
+                    break
+                kind = data[pos]
+                if kind == 68:  # 'D' DataRow — the hot path
+                    if self.row_mask is not None:
+                        out.append(data[span:pos])
+                        out.append(self._mask_row(data[pos + 5 : end]))
+                        span = end
+                elif kind in _HANDLED_BACKEND:
+                    replacement = self._on_backend_fast(kind, data, pos, end)
+                    if replacement is _SLOW:
+                        replacement = await self._on_backend_message(kind, data, pos, end)
+                    if replacement is not None:
+                        out.append(data[span:pos])
+                        out.append(replacement)
+                        span = end
+                pos = end
+            out.append(data[span:pos])
+            pending = data[pos:]
+            client.write(b"".join(out) if len(out) > 1 else out[0])
+            if client.transport.get_write_buffer_size() > _HIGH_WATER:
+                await client.drain()
+
+    def _on_backend_fast(self, kind: int, data: bytes, pos: int, end: int) -> Any:
+        """Responses that need no masking work, without a coroutine (see _on_client_fast)."""
+        expect = self.expect
+        if not expect:
+            return None
+        head = expect[0]
+        if (
+            len(expect) > 1
+            and expect[1].kind == "E"
+            and expect[1].decision is not None
+            and (expect[1].decision.action == MASK)
+        ):
+            return _SLOW  # popping would arm masking for the next Execute
+        head_kind = head.kind
+        if head_kind == "DS" and kind in (116, 84):  # our own Describe: swallow
+            if kind == 84:
+                expect.popleft()
+                assert head.prepared is not None
+                head.prepared.fields = codec.parse_row_description(data[pos + 5 : end])
+            return b""
+        if kind == 84 and head_kind == "D":  # the client's Describe
+            expect.popleft()
+            return None
+        if kind == 84:  # 'T'
+            if head_kind == "Q" and head.decision is not None:
+                # Every simple-protocol result set gets its columns' origins checked, also
+                # for allowed statements (defence in depth); cached per RowDescription.
+                if self._origin_engine is not self.agent.engine:
+                    return _SLOW
+                cached = self._origin_masks.get((id(head.decision), data[pos + 5 : end]))
+                if cached is None or cached[0] is not head.decision:
+                    return _SLOW
+                self.row_mask = cached[1]
+                return None
+            return _SLOW
+        if kind == 67:  # 'C'
+            rows = codec.rows_from_tag(codec.command_tag(data[pos + 5 : end]))
+            self.row_mask = None
+            if head_kind == "Q":
+                self._statement_done(head, rows, error=False)
+            elif head_kind == "E":
+                expect.popleft()
+                self._execute_done(head, rows, error=False)
+            return None
+        if kind == 90 and not head.inject:  # 'Z'
+            expect.popleft()
+            self.row_mask = None
+            return None
+        if kind in _SIMPLE_COMPLETIONS and head_kind in ("P", "B", "C", "D"):
+            expect.popleft()
+            return None
+        return _SLOW
+
+    async def _on_backend_message(self, kind: int, data: bytes, pos: int, end: int) -> bytes | None:
+        expect = self.expect
+        head = expect[0] if expect else None
+        if head is None:
+            return None
+        if kind == 90:  # 'Z' ReadyForQuery
+            expect.popleft()
+            self.row_mask = None
+            if head.kind == "Q":
+                self._finish_query(head, data[pos + 5 : end])
+            if head.inject and not head.error_seen:
+                return b"".join(head.inject) + data[pos:end]
+            return None
+        if kind == 69:  # 'E' ErrorResponse
+            return self._on_error(head)
+        if kind == 67:  # 'C' CommandComplete
+            tag = codec.command_tag(data[pos + 5 : end])
+            rows = codec.rows_from_tag(tag)
+            self.row_mask = None
+            if head.kind == "Q":
+                self._statement_done(head, rows, error=False)
+            elif head.kind == "E":
+                expect.popleft()
+                self._execute_done(head, rows, error=False)
+                await self._advance()
+            return None
+        if kind == 84:  # 'T' RowDescription
+            return await self._on_row_description(head, data[pos + 5 : end])
+        if kind in (49, 50, 51, 110, 115, 73):  # '1' '2' '3' 'n' 's' 'I'
+            if kind == 110 and head.kind == "DS":
+                expect.popleft()
+                assert head.prepared is not None
+                head.prepared.fields = []
+                await self._advance()
+                return b""
+            if kind == 73 and head.kind == "Q":
+                self._statement_done(head, 0, error=False)
+                return None
+            expect.popleft()
+            self.row_mask = None
+            if head.kind == "E":
+                self._execute_done(head, None, error=False)
+            await self._advance()
+            return None
+        if kind == 116 and head.kind == "DS":  # 't' ParameterDescription of our own Describe
+            return b""
+        return None
+
+    def _on_error(self, head: Pending) -> bytes | None:
+        expect = self.expect
+        self.row_mask = None
+        if head.kind == "Q":
+            head.error_seen = True
+            self._statement_done(head, None, error=True)
+            return None
+        if head.kind == "S":
+            head.error_seen = True
+            return None
+        # Extended protocol: the server now skips messages until Sync.
+        expect.popleft()
+        if head.kind == "E":
+            self._execute_done(head, None, error=True)
+        while expect and expect[0].kind != "S":
+            expect.popleft()
+        if expect:
+            expect[0].error_seen = True
+        return None
+
+    async def _advance(self) -> None:
+        """A new head entry: arm DataRow masking for an Execute that needs it."""
+        if not self.expect:
+            return
+        head = self.expect[0]
+        if head.kind == "E" and head.decision is not None and head.decision.action == MASK:
+            self.row_mask = await self._portal_mask(head)
+
+    async def _portal_mask(self, entry: Pending) -> list[tuple[int, MaskSpec]] | None:
+        prepared = entry.prepared
+        if prepared is None or prepared.fields is None:
+            return None
+        formats = entry.formats
+        if formats not in prepared.masks:
+            fields = prepared.fields
+            binary = [_result_format(formats, i) == 1 for i in range(len(fields))]
+            prepared.masks[formats] = await self._column_masks(fields, prepared.decision, binary)
+        return _active(prepared.masks[formats])
+
+    async def _on_row_description(self, head: Pending, payload: bytes) -> bytes | None:
+        if head.kind == "DS":
+            self.expect.popleft()
+            assert head.prepared is not None
+            head.prepared.fields = codec.parse_row_description(payload)
+            await self._advance()
+            return b""
+        if head.kind == "D":
+            self.expect.popleft()
+            await self._advance()
+            return None
+        if head.kind == "Q" and head.decision is not None:
+            fields = codec.parse_row_description(payload)
+            binary = [f.format_code == 1 for f in fields]
+            self.row_mask = _active(await self._column_masks(fields, head.decision, binary))
+            if self._origin_engine is not self.agent.engine or len(self._origin_masks) > 500:
+                self._origin_masks.clear()
+                self._origin_engine = self.agent.engine
+            self._origin_masks[(id(head.decision), payload)] = (head.decision, self.row_mask)
+        return None
+
+    async def _column_masks(
+        self,
+        fields: list[codec.FieldDescription],
+        decision: Decision,
+        binary: list[bool],
+    ) -> list[MaskSpec | None]:
+        """Per output column: how to mask it, from its origin or, without one, the analysis."""
+        shape = (tuple((f.table_oid, f.attnum, f.type_oid) for f in fields), tuple(binary))
+        cached = decision.mask_cache.get(shape)
+        if cached is None:
+            cached = await self._compute_column_masks(fields, decision, binary)
+            decision.mask_cache[shape] = cached
+        return cached
+
+    async def _compute_column_masks(
+        self,
+        fields: list[codec.FieldDescription],
+        decision: Decision,
+        binary: list[bool],
+    ) -> list[MaskSpec | None]:
+        agent, identity = self.agent, self.identity
+        engine = agent.engine
+        assert identity is not None
+        keys = {(f.table_oid, f.attnum) for f in fields if f.table_oid}
+        origins = await agent.catalog.origins(keys) if keys else {}
+        view_oids = {oid for (oid, _), o in origins.items() if o.relkind not in BASE_RELKINDS}
+        view_deps = await agent.catalog.view_deps_for_oids(view_oids) if view_oids else {}
+        derived = decision.derived_positions
+        specs: list[MaskSpec | None] = []
+        for index, f in enumerate(fields):
+            method: str | None = None
+            param: int | None = None
+            if f.table_oid:
+                origin = origins.get((f.table_oid, f.attnum))
+                if origin is None or engine is None:
+                    method = "redact"
+                else:
+                    verdict = engine.column_verdict(
+                        identity, origin.schema, origin.table, origin.column, decision.fingerprint
+                    )
+                    known = (origin.schema, origin.table, origin.column) in engine.bundle.columns
+                    if origin.relkind not in BASE_RELKINDS and not known:
+                        for schema, table, column in view_deps.get(f.table_oid, []):
+                            dep = (
+                                engine.relation_verdict(
+                                    identity, schema, table, decision.fingerprint, time.time()
+                                )[0]
+                                if column is None
+                                else engine.column_verdict(
+                                    identity, schema, table, column, decision.fingerprint
+                                )
+                            )
+                            if dep.action != ALLOW:
+                                verdict = dep
+                                break
+                        if verdict.action != ALLOW:
+                            method = "redact"
+                    elif verdict.action == MASK:
+                        method, param = verdict.method, verdict.param
+                    elif verdict.action != ALLOW:
+                        method = "null"
+            elif derived is None or index in derived:
+                method = "redact"
+            specs.append(None if method is None else (method, param, f.type_oid, binary[index]))
+        return specs
+
+    def _mask_row(self, payload: bytes) -> bytes:
+        assert self.row_mask is not None
+        values = codec.parse_data_row(payload)
+        key = self.agent.config.masking_key
+        for index, (method, param, type_oid, binary) in self.row_mask:
+            if index < len(values):
+                raw = values[index]
+                if raw is not None:
+                    values[index] = masking.mask_wire_value(
+                        method, raw, type_oid, param, key, binary
+                    )
+        return codec.data_row(values)
+
+    # ------------------------------------------------------------ audit
+
+    def _audit(
+        self,
+        decision: Decision,
+        *,
+        index: int,
+        rows: int | None,
+        duration_ms: float,
+        error: bool,
+        action: str | None = None,
+    ) -> None:
+        """Queue one audit event.  The fields that repeat for a decision are JSON-encoded
+        once per session; per event only id, time, rows and duration are formatted."""
+        action = action or decision.action
+        key = (id(decision), index, action)
+        cached = self._audit_fragments.get(key)
+        if cached is None or cached[0] is not decision:
+            cached = (decision, self._audit_fragment(decision, index, action))
+            if len(self._audit_fragments) > 1000:
+                self._audit_fragments.clear()
+            self._audit_fragments[key] = cached
+        tail = "null" if rows is None else str(int(rows))
+        error_field = ',"error":true' if error else ""
+        self.agent.audit.record_encoded(
+            f'{{"id":"{new_event_id()}","time":"{now_iso()}",{cached[1]},"rows":{tail},'
+            f'"duration_ms":{duration_ms:.3f}{error_field}}}'
+        )
+        metrics = self.agent.metrics
+        metrics.decision_counters[action].inc()
+        metrics.latency.observe(duration_ms / 1000.0)
+
+    def _audit_fragment(self, decision: Decision, index: int, action: str) -> str:
+        statements = decision.statements or [decision.statement]
+        kinds = decision.kinds or [decision.kind]
+        static = {
+            "identity": self.identity.name if self.identity else "",
+            "datasource": self.agent.config.datasource,
+            "client_address": self.client_address,
+            "fingerprint": decision.fingerprint,
+            "statement": statements[min(index, len(statements) - 1)],
+            "kind": kinds[min(index, len(kinds) - 1)],
+            "tables_read": decision.tables_read,
+            "tables_written": decision.tables_written,
+            "columns_read": decision.columns_read,
+            "masked_columns": decision.masked_columns,
+            "decision": action,
+            "rule": decision.rule,
+        }
+        return json.dumps(static, separators=(",", ":"), ensure_ascii=False)[1:-1]
+
+    def _audit_refusal(self, decision: Decision) -> None:
+        self._audit(decision, index=0, rows=None, duration_ms=0.0, error=False)
+
+    def _statement_done(self, entry: Pending, rows: int | None, *, error: bool) -> None:
+        if entry.decision is None or entry.inject:
+            return
+        duration = (time.perf_counter() - entry.started) * 1000.0
+        self._audit(
+            entry.decision,
+            index=entry.statement_index,
+            rows=rows,
+            duration_ms=duration,
+            error=error,
+        )
+        entry.statement_index += 1
+
+    def _finish_query(self, entry: Pending, status: bytes) -> None:
+        pass
+
+    def _execute_done(self, entry: Pending, rows: int | None, *, error: bool) -> None:
+        if entry.decision is None:
+            return
+        duration = (time.perf_counter() - entry.started) * 1000.0
+        self._audit(entry.decision, index=0, rows=rows, duration_ms=duration, error=error)
+
+
+def _result_format(formats: tuple[int, ...], index: int) -> int:
+    if not formats:
+        return 0
+    if len(formats) == 1:
+        return formats[0]
+    return formats[index] if index < len(formats) else 0
+
+
+def _active(specs: list[MaskSpec | None] | None) -> list[tuple[int, MaskSpec]] | None:
+    if not specs:
+        return None
+    active = [(i, spec) for i, spec in enumerate(specs) if spec is not None]
+    return active or None
+
+
+_HANDLED_FRONTEND = frozenset(b"QPBESDCFX")
+_SIMPLE_COMPLETIONS = frozenset(b"123n")
+_PASS = frozenset({ALLOW, MASK})
+_SLOW: Any = object()
+_HANDLED_BACKEND = frozenset(b"ZECT123nsIt")

@@ -1,0 +1,584 @@
+"""Static analysis of SQL with PostgreSQL's own parser (pglast).
+
+For each statement it finds: the statement kind, guardrail kinds, relations read and
+written, and every column reference together with *where* its value can flow:
+
+``output``     a bare column (or ``*``) in the top-level select list: RowDescription will
+               name its origin (table OID + attnum), so it is masked per column at runtime.
+``derived``    inside an expression of an output column (or RETURNING, set operations,
+               subqueries/CTEs in FROM): the output has no direct origin, so it is fully
+               redacted.  ``position`` is the output index when known, else ``None`` (any).
+``predicate``  WHERE/JOIN/GROUP/ORDER/HAVING/LIMIT: does not reach the result directly.
+``write``      flows into stored data (INSERT…SELECT, UPDATE SET, CREATE TABLE AS,
+               PREPARE, DECLARE CURSOR): cannot be masked, so masked columns are denied.
+``copy``       flows into COPY … TO: cannot be masked per row, so masked columns are denied.
+
+Name resolution is deliberately over-approximate: an unqualified column may belong to any
+relation in scope, and a reference through a subquery/CTE alias may belong to any relation
+in the statement.  Over-approximation only ever masks or denies more, never less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pglast
+from pglast import ast
+
+OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
+
+SERVER_FILE_FUNCTIONS = frozenset(
+    {
+        "pg_read_file",
+        "pg_read_binary_file",
+        "pg_ls_dir",
+        "lo_import",
+        "lo_export",
+        "pg_stat_file",
+        "pg_ls_logdir",
+        "pg_ls_waldir",
+        "pg_ls_tmpdir",
+        "pg_ls_archive_statusdir",
+        "pg_file_write",
+        "pg_file_rename",
+        "pg_file_unlink",
+    }
+)
+# Functions that run SQL given as a string or dump whole tables: their reads are invisible.
+OPAQUE_FUNCTIONS = frozenset(
+    {
+        "query_to_xml",
+        "query_to_xmlschema",
+        "query_to_xml_and_xmlschema",
+        "cursor_to_xml",
+        "cursor_to_xmlschema",
+        "table_to_xml",
+        "table_to_xmlschema",
+        "table_to_xml_and_xmlschema",
+        "schema_to_xml",
+        "schema_to_xmlschema",
+        "schema_to_xml_and_xmlschema",
+        "database_to_xml",
+        "database_to_xmlschema",
+        "database_to_xml_and_xmlschema",
+        "dblink",
+        "dblink_exec",
+        "dblink_open",
+        "dblink_fetch",
+        "dblink_send_query",
+        "dblink_get_result",
+        "lo_get",
+        "lo_open",
+        "loread",
+    }
+)
+ROLE_NODES = (ast.CreateRoleStmt, ast.AlterRoleStmt, ast.AlterRoleSetStmt, ast.DropRoleStmt)
+GRANT_NODES = (ast.GrantStmt, ast.GrantRoleStmt, ast.AlterDefaultPrivilegesStmt)
+READ_KINDS = frozenset({"select"})
+WRITE_KINDS = frozenset({"insert", "update", "delete", "merge", "copy_from", "ddl", "create_as"})
+
+
+class SqlError(Exception):
+    """The text is not valid SQL for PostgreSQL's parser."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    schema: str | None
+    name: str
+
+    def label(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True)
+class ColumnUse:
+    """A reference to ``column`` (None = every column: ``*`` or a whole-row reference)."""
+
+    candidates: tuple[Relation, ...]
+    column: str | None
+    context: str
+    position: int | None = None
+
+
+@dataclass
+class StatementInfo:
+    kind: str
+    guardrails: set[str] = field(default_factory=set)
+    relations: set[Relation] = field(default_factory=set)
+    written: set[Relation] = field(default_factory=set)
+    uses: list[ColumnUse] = field(default_factory=list)
+    opaque: bool = False
+    search_path: list[str] | None = None
+    functions: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Analysis:
+    statements: list[StatementInfo]
+    guardrails: set[str]
+
+    @property
+    def kind(self) -> str:
+        return self.statements[0].kind if len(self.statements) == 1 else "multi"
+
+    @property
+    def relations(self) -> set[Relation]:
+        return {r for s in self.statements for r in s.relations}
+
+    @property
+    def written(self) -> set[Relation]:
+        return {r for s in self.statements for r in s.written}
+
+    @property
+    def functions(self) -> set[str]:
+        return {f for s in self.statements for f in s.functions}
+
+
+def normalize(sql: str) -> str:
+    """Statement text with literals replaced by $n; raises SqlError when unparseable."""
+    try:
+        return pglast.parser.normalize(sql)
+    except pglast.parser.ParseError as exc:
+        raise SqlError(str(exc)) from exc
+
+
+def fingerprint(sql: str) -> str:
+    try:
+        return pglast.parser.fingerprint(sql)
+    except pglast.parser.ParseError as exc:
+        raise SqlError(str(exc)) from exc
+
+
+def analyze(sql: str) -> Analysis:
+    try:
+        raw_statements = pglast.parse_sql(sql)
+    except pglast.parser.ParseError as exc:
+        raise SqlError(str(exc)) from exc
+    statements = [_Analyzer().statement(raw.stmt) for raw in raw_statements]
+    guardrails = {g for s in statements for g in s.guardrails}
+    kinds = {s.kind for s in statements}
+    if len(statements) > 1 and kinds & READ_KINDS and kinds & WRITE_KINDS:
+        guardrails.add("mixed_multi_statement")
+    return Analysis(statements, guardrails)
+
+
+def _name(node: Any) -> str:
+    return (node.sval or "") if isinstance(node, ast.String) else ""
+
+
+def _children(node: Any) -> Iterator[Any]:
+    for attr in type(node).__slots__:
+        yield from _nodes(getattr(node, attr, None))
+
+
+def _nodes(value: Any) -> Iterator[Any]:
+    if isinstance(value, ast.Node):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _nodes(item)
+
+
+@dataclass
+class _Scope:
+    """Relations visible in one SELECT level: alias → Relation, or None when derived."""
+
+    entries: dict[str, Relation | None] = field(default_factory=dict)
+    # Relations given new column names (FROM customers AS c(i, n, e)): a reference to any
+    # of their columns may be any real column, so it counts as a whole-row reference.
+    renamed: dict[str, Relation] = field(default_factory=dict)
+
+    def add(self, alias: str, relation: Relation | None) -> None:
+        self.entries[alias] = relation
+
+
+class _Analyzer:
+    def __init__(self) -> None:
+        self.info = StatementInfo(kind="utility")
+        self.scopes: list[_Scope] = []
+        self.ctes: set[str] = set()
+        self.all_relations: set[Relation] = set()
+
+    # ------------------------------------------------------------ statements
+
+    def statement(self, node: Any) -> StatementInfo:
+        self._collect_ctes(node)
+        self._collect_relations(node)
+        self.info.relations = set(self.all_relations)
+        self._dispatch(node)
+        return self.info
+
+    def _collect_ctes(self, node: Any) -> None:
+        if isinstance(node, ast.CommonTableExpr):
+            self.ctes.add(node.ctename or "")
+        for child in _children(node):
+            self._collect_ctes(child)
+
+    def _collect_relations(self, node: Any) -> None:
+        for child in _children(node):
+            self._collect_relations(child)
+        if isinstance(node, ast.RangeVar) and not (
+            node.schemaname is None and node.relname in self.ctes
+        ):
+            self.all_relations.add(Relation(node.schemaname, node.relname or ""))
+
+    def _dispatch(self, node: Any) -> None:
+        info = self.info
+        if isinstance(node, ast.SelectStmt):
+            info.kind = "select" if node.intoClause is None else "create_as"
+            if node.intoClause is not None:
+                info.written.add(self._relation(node.intoClause.rel))
+            self.select(node, top=node.intoClause is None, context=WRITE)
+        elif isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
+            self.modify(node)
+        elif isinstance(node, ast.CopyStmt):
+            self.copy(node)
+        elif isinstance(node, ast.CreateTableAsStmt):
+            info.kind = "create_as"
+            into: Any = node.into
+            info.written.add(self._relation(into.rel))
+            self.select(node.query, top=False, context=WRITE)
+        elif isinstance(node, ast.ExplainStmt):
+            self._explain(node)
+        elif isinstance(node, ast.PrepareStmt | ast.DeclareCursorStmt):
+            # Results of EXECUTE / FETCH are not analysed again: treat their reads as writes.
+            info.kind = "prepare" if isinstance(node, ast.PrepareStmt) else "declare"
+            inner = _Analyzer()
+            inner.scopes, inner.ctes = self.scopes, self.ctes
+            inner.all_relations = self.all_relations
+            inner._dispatch(node.query)
+            info.guardrails |= inner.info.guardrails
+            info.written |= inner.info.written
+            info.opaque |= inner.info.opaque
+            info.functions |= inner.info.functions
+            info.uses += [_demote(u, WRITE) for u in inner.info.uses]
+        else:
+            self.utility(node)
+
+    def _explain(self, node: ast.ExplainStmt) -> None:
+        analyze_option = any(
+            isinstance(o, ast.DefElem) and o.defname == "analyze" for o in node.options or ()
+        )
+        inner = _Analyzer()
+        inner.all_relations = self.all_relations
+        inner._dispatch(node.query)
+        self.info.kind = "explain"
+        self.info.guardrails |= inner.info.guardrails if analyze_option else set()
+        self.info.written |= inner.info.written if analyze_option else set()
+        self.info.opaque |= inner.info.opaque
+        self.info.functions |= inner.info.functions
+        # EXPLAIN output carries plans, not values; ANALYZE side effects keep write uses.
+        self.info.uses += [_demote(u, PREDICATE) for u in inner.info.uses]
+
+    def utility(self, node: Any) -> None:
+        info = self.info
+        kind_name = type(node).__name__
+        if isinstance(node, ROLE_NODES):
+            info.guardrails.add("role")
+        elif isinstance(node, GRANT_NODES):
+            info.guardrails.add("grant_revoke")
+        elif isinstance(
+            node,
+            ast.DropStmt
+            | ast.DropdbStmt
+            | ast.DropTableSpaceStmt
+            | ast.DropOwnedStmt
+            | ast.DropSubscriptionStmt,
+        ):
+            info.guardrails.add("drop")
+        elif isinstance(node, ast.TruncateStmt):
+            info.guardrails.add("truncate")
+            info.written |= {self._relation(r) for r in node.relations or ()}
+        elif kind_name.startswith("Alter") or isinstance(node, ast.RenameStmt):
+            info.guardrails.add("alter")
+        elif isinstance(node, ast.DoStmt):
+            info.guardrails.add("do_block")
+            info.opaque = True
+        elif isinstance(node, ast.CreateFunctionStmt | ast.CallStmt):
+            info.opaque = True
+        elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() == "search_path":
+            info.kind = "set"
+            info.search_path = _search_path(node)
+            return
+        if isinstance(node, ast.TransactionStmt):
+            info.kind = "transaction"
+        elif isinstance(node, ast.VariableSetStmt | ast.VariableShowStmt):
+            info.kind = "set"
+        elif kind_name.startswith(
+            (
+                "Create",
+                "Alter",
+                "Drop",
+                "Rename",
+                "Grant",
+                "Comment",
+                "Truncate",
+                "Index",
+                "View",
+                "Rule",
+                "Cluster",
+                "Reindex",
+            )
+        ):
+            info.kind = "ddl"
+        self._walk(node, PREDICATE, None)
+
+    def modify(self, node: Any) -> None:
+        info = self.info
+        info.kind = type(node).__name__.removesuffix("Stmt").lower()
+        target = self._relation(node.relation)
+        info.written.add(target)
+        if isinstance(node, ast.DeleteStmt) and node.whereClause is None:
+            info.guardrails.add("delete_without_where")
+        if isinstance(node, ast.UpdateStmt) and node.whereClause is None:
+            info.guardrails.add("update_without_where")
+        self._with(node.withClause)
+        scope = _Scope()
+        scope.add(node.relation.alias.aliasname if node.relation.alias else target.name, target)
+        self.scopes.append(scope)
+        for item in getattr(node, "fromClause", None) or getattr(node, "usingClause", None) or ():
+            self._from_item(item, scope, WRITE)
+        if isinstance(node, ast.MergeStmt):
+            self._from_item(node.sourceRelation, scope, WRITE)
+        if isinstance(node, ast.InsertStmt):
+            if node.selectStmt is not None:
+                self.select(node.selectStmt, top=False, context=WRITE)
+            self._walk(node.onConflictClause, WRITE, None)
+        for target_entry in getattr(node, "targetList", None) or ():
+            self._walk(target_entry.val, WRITE, None)
+        for attr in ("whereClause", "joinCondition"):
+            self._walk(getattr(node, attr, None), PREDICATE, None)
+        self._walk(getattr(node, "mergeWhenClauses", None), WRITE, None)
+        returning = node.returningClause.exprs if node.returningClause is not None else ()
+        self._target_list(returning or (), DERIVED, all_derived=True)
+        self.scopes.pop()
+
+    def copy(self, node: ast.CopyStmt) -> None:
+        info = self.info
+        if node.is_program:
+            info.guardrails.add("copy_program")
+        elif node.filename is not None:
+            info.guardrails.add("server_file_functions")
+        if node.is_from:
+            info.kind = "copy_from"
+            if node.relation is not None:
+                info.written.add(self._relation(node.relation))
+            return
+        info.kind = "copy"
+        if node.relation is not None:
+            relation = self._relation(node.relation)
+            columns: list[str | None] = [_name(c) for c in node.attlist or ()] or [None]
+            info.uses += [ColumnUse((relation,), c, COPY) for c in columns]
+        else:
+            self.select(node.query, top=False, context=COPY)
+
+    # ------------------------------------------------------------ queries
+
+    def select(self, node: Any, *, top: bool, context: str) -> None:
+        """Walk a SELECT; ``context`` is where its select list flows when not top-level."""
+        if isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
+            saved_kind = self.info.kind
+            self.modify(node)  # data-modifying CTE
+            self.info.kind = saved_kind
+            return
+        if not isinstance(node, ast.SelectStmt):
+            self._walk(node, context, None)
+            return
+        self._with(node.withClause)
+        if node.op is not None and int(node.op) != 0:
+            branch_context = DERIVED if top else context
+            self.select(node.larg, top=False, context=branch_context)
+            self.select(node.rarg, top=False, context=branch_context)
+            self._walk(node.sortClause, PREDICATE, None)
+            return
+        scope = _Scope()
+        self.scopes.append(scope)
+        for item in node.fromClause or ():
+            self._from_item(item, scope, DERIVED if top else context)
+        if top:
+            self._target_list(node.targetList or (), OUTPUT)
+        else:
+            for entry in node.targetList or ():
+                self._walk(entry.val, context, None)
+        self._walk(node.valuesLists, DERIVED if top else context, None)
+        for attr in (
+            "whereClause",
+            "groupClause",
+            "havingClause",
+            "sortClause",
+            "windowClause",
+            "distinctClause",
+            "limitCount",
+            "limitOffset",
+        ):
+            self._walk(getattr(node, attr), PREDICATE, None)
+        self.scopes.pop()
+
+    def _with(self, with_clause: Any) -> None:
+        if with_clause is None:
+            return
+        for cte in with_clause.ctes or ():
+            self.select(cte.ctequery, top=False, context=DERIVED)
+
+    def _target_list(self, entries: Any, context: str, *, all_derived: bool = False) -> None:
+        has_star = any(_is_star(e.val) for e in entries)
+        for index, entry in enumerate(entries):
+            position = None if has_star else index
+            value = entry.val
+            if context == OUTPUT and isinstance(value, ast.ColumnRef) and not all_derived:
+                # Bare columns and stars keep their origin; whole-row references come back
+                # from _column_ref already marked derived (SELECT c FROM customers c).
+                for use in self._column_ref(value, OUTPUT, position):
+                    self._add(use)
+            else:
+                self._walk(value, DERIVED, position)
+
+    def _from_item(self, item: Any, scope: _Scope, context: str) -> None:
+        if isinstance(item, ast.RangeVar):
+            if item.schemaname is None and item.relname in self.ctes:
+                scope.add(_alias(item), None)
+                return
+            relation = self._relation(item)
+            scope.add(_alias(item), relation)
+            if item.alias is not None and item.alias.colnames:
+                scope.renamed[_alias(item)] = relation
+        elif isinstance(item, ast.JoinExpr):
+            self._from_item(item.larg, scope, context)
+            self._from_item(item.rarg, scope, context)
+            self._walk(item.quals, PREDICATE, None)
+            if item.alias is not None:
+                scope.add(item.alias.aliasname or "", None)
+        elif isinstance(item, ast.RangeSubselect):
+            self.select(item.subquery, top=False, context=context)
+            if item.alias is not None:
+                scope.add(item.alias.aliasname or "", None)
+        else:
+            # Table functions (RangeFunction, XMLTABLE, JSON_TABLE): arguments flow to output.
+            self._walk(item, context, None)
+            alias = getattr(item, "alias", None)
+            if alias is not None:
+                scope.add(alias.aliasname, None)
+
+    # ------------------------------------------------------------ expressions
+
+    def _walk(self, node: Any, context: str, position: int | None) -> None:
+        if node is None:
+            return
+        if isinstance(node, tuple | list):
+            for item in node:
+                self._walk(item, context, position)
+            return
+        if isinstance(node, ast.ColumnRef):
+            for use in self._column_ref(node, context, position):
+                self._add(use)
+            return
+        if isinstance(node, ast.SubLink):
+            self._walk(node.testexpr, context, position)
+            self.select(node.subselect, top=False, context=context)
+            return
+        if isinstance(node, ast.SelectStmt | ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
+            self.select(node, top=False, context=context)
+            return
+        if isinstance(node, ast.FuncCall):
+            function = _name((node.funcname or (None,))[-1]).lower()
+            self.info.functions.add(function)
+            if function in SERVER_FILE_FUNCTIONS:
+                self.info.guardrails.add("server_file_functions")
+            if function in OPAQUE_FUNCTIONS:
+                self.info.opaque = True
+        if isinstance(node, ast.RangeVar):
+            return
+        for child in _children(node):
+            self._walk(child, context, position)
+
+    def _column_ref(
+        self, node: ast.ColumnRef, context: str, position: int | None
+    ) -> list[ColumnUse]:
+        fields = node.fields or ()
+        star = isinstance(fields[-1], ast.A_Star)
+        names = [_name(f) for f in fields if isinstance(f, ast.String)]
+        if star and not names:
+            return [ColumnUse(self._candidates_in_scope(), None, context, position)]
+        if star:
+            return [ColumnUse(self._qualified(names), None, context, position)]
+        if len(names) == 1:
+            column = names[0]
+            uses = [ColumnUse(self._candidates_in_scope(), column, context, position)]
+            whole_row = self._lookup_alias(column)
+            if whole_row is not _MISSING:
+                uses.append(ColumnUse(self._resolve(whole_row), None, DERIVED, position))
+            renamed = tuple(r for scope in self.scopes for r in scope.renamed.values())
+            if renamed:
+                uses.append(ColumnUse(renamed, None, context, position))
+            return uses
+        if len(names) == 2 and any(names[0] in scope.renamed for scope in self.scopes):
+            return [ColumnUse(self._qualified(names[:-1]), None, context, position)]
+        return [ColumnUse(self._qualified(names[:-1]), names[-1], context, position)]
+
+    def _qualified(self, qualifier: list[str]) -> tuple[Relation, ...]:
+        if len(qualifier) >= 2:
+            return (Relation(qualifier[-2], qualifier[-1]),)
+        found = self._lookup_alias(qualifier[0])
+        if found is _MISSING:
+            # Unknown qualifier (e.g. an outer reference PostgreSQL would reject): any table.
+            return tuple(self.all_relations)
+        return self._resolve(found)
+
+    def _lookup_alias(self, alias: str) -> Relation | object | None:
+        for scope in reversed(self.scopes):
+            if alias in scope.entries:
+                return scope.entries[alias]
+        return _MISSING
+
+    def _resolve(self, entry: Relation | object | None) -> tuple[Relation, ...]:
+        if isinstance(entry, Relation):
+            return (entry,)
+        return tuple(self.all_relations)
+
+    def _candidates_in_scope(self) -> tuple[Relation, ...]:
+        found: set[Relation] = set()
+        for scope in self.scopes:
+            for entry in scope.entries.values():
+                if entry is None:
+                    return tuple(self.all_relations)
+                found.add(entry)
+        return tuple(found) if found else tuple(self.all_relations)
+
+    def _relation(self, node: Any) -> Relation:
+        return Relation(node.schemaname, node.relname)
+
+    def _add(self, use: ColumnUse) -> None:
+        if use.candidates:
+            self.info.uses.append(use)
+
+
+_MISSING = object()
+
+
+def _alias(item: Any) -> str:
+    return str(item.alias.aliasname if item.alias else item.relname)
+
+
+def _is_star(node: Any) -> bool:
+    if not isinstance(node, ast.ColumnRef):
+        return False
+    fields: Any = node.fields or ()
+    return bool(fields) and isinstance(fields[-1], ast.A_Star)
+
+
+def _demote(use: ColumnUse, context: str) -> ColumnUse:
+    if use.context == PREDICATE:
+        return use
+    return ColumnUse(use.candidates, use.column, context, None)
+
+
+def _search_path(node: ast.VariableSetStmt) -> list[str] | None:
+    values: list[str] = []
+    for arg in node.args or ():
+        value = getattr(arg, "val", None)
+        if isinstance(value, ast.String):
+            values.append(value.sval or "")
+    return values or None

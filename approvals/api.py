@@ -1,0 +1,347 @@
+"""REST API for access requests, reviews, grants, break-glass and the agent's holds.
+
+Long-poll: ``GET …/access-requests/<id>/?wait=30`` (max 60 s) answers as soon as the request
+leaves ``pending``. It is an async view that polls the database every 200 ms, so a waiting
+client holds no worker thread between polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals import selectors, services
+from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
+from approvals.serializers import (
+    AccessRequestCreateSerializer,
+    AccessRequestSerializer,
+    AgentAccessRequestSerializer,
+    AgentAccessRequestStateSerializer,
+    ApproveSerializer,
+    BreakGlassSerializer,
+    DenySerializer,
+    ExtendSerializer,
+    GrantSerializer,
+    ReviewPolicySerializer,
+    RevokeSerializer,
+)
+from governance.agent_api import AgentView
+from governance.models import DataSource, Role
+from governance.permissions import IsAdmin
+from governance.policy_selectors import datasource_by_reference
+
+MAX_WAIT_SECONDS = 60
+POLL_INTERVAL_SECONDS = 0.2
+WAIT_PARAMETER = OpenApiParameter(
+    "wait",
+    float,
+    required=False,
+    description=f"Block up to this many seconds (max {MAX_WAIT_SECONDS}) while pending",
+)
+
+
+class ApprovalsAPIView(APIView):
+    """Maps the services' exceptions: invalid input 400, wrong state 409."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, DjangoValidationError):
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, services.RequestStateError):
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return super().handle_exception(exc)
+
+
+def _datasource_or_400(reference: str) -> DataSource:
+    datasource = datasource_by_reference(reference)
+    if datasource is None:
+        raise DjangoValidationError(f"Unknown datasource {reference!r}.")
+    return datasource
+
+
+def _visible_request(request: Request, pk: int) -> AccessRequest:
+    access_request = selectors.request_detail(pk=pk)
+    if access_request is None or not selectors.can_view_request(
+        user=request.user, access_request=access_request
+    ):
+        from django.http import Http404
+
+        raise Http404("No such access request.")
+    if services.request_expire_if_due(access_request=access_request):
+        access_request = selectors.request_detail(pk=pk)
+    return access_request
+
+
+# ------------------------------------------------------------------ access requests
+
+
+class AccessRequestListCreate(ApprovalsAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("view", str, enum=["mine", "review"], required=False),
+            OpenApiParameter("state", str, required=False),
+        ],
+        responses={200: AccessRequestSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        services.requests_expire_due()
+        state = request.query_params.get("state") or None
+        if request.query_params.get("view") == "review":
+            queryset = selectors.requests_to_review(user=request.user, state=state)
+        else:
+            queryset = selectors.requests_of(user=request.user)
+            if state:
+                queryset = queryset.filter(state=state)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        data = AccessRequestSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(request=AccessRequestCreateSerializer, responses={201: AccessRequestSerializer})
+    def post(self, request: Request) -> Response:
+        body = AccessRequestCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = dict(body.validated_data)
+        origin = AccessRequest.Origin.WEB if request.auth is None else AccessRequest.Origin.API
+        access_request = services.request_create(
+            actor=request.user,
+            datasource=_datasource_or_400(values.pop("datasource")),
+            origin=origin,
+            **values,
+        )
+        data = AccessRequestSerializer(
+            selectors.request_detail(pk=access_request.pk), context={"request": request}
+        ).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class AccessRequestDetail(ApprovalsAPIView):
+    @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AccessRequestSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        access_request = _visible_request(request, pk)
+        context = {"request": request, "detail": True}
+        return Response(AccessRequestSerializer(access_request, context=context).data)
+
+
+class AccessRequestApprove(ApprovalsAPIView):
+    @extend_schema(request=ApproveSerializer, responses={200: AccessRequestSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        access_request = _visible_request(request, pk)
+        body = ApproveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = body.validated_data
+        services.request_approve(
+            actor=request.user,
+            access_request=access_request,
+            comment=values["comment"],
+            narrowed_scope=values["scope"],
+            narrowed_duration_minutes=values["duration_minutes"],
+            statement_only=values["statement_only"],
+            max_runs=values["max_runs"],
+        )
+        return _detail_response(request, pk)
+
+
+class AccessRequestDeny(ApprovalsAPIView):
+    @extend_schema(request=DenySerializer, responses={200: AccessRequestSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        access_request = _visible_request(request, pk)
+        body = DenySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.request_deny(
+            actor=request.user,
+            access_request=access_request,
+            comment=body.validated_data["comment"],
+        )
+        return _detail_response(request, pk)
+
+
+class AccessRequestCancel(ApprovalsAPIView):
+    @extend_schema(request=None, responses={200: AccessRequestSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        access_request = _visible_request(request, pk)
+        services.request_cancel(actor=request.user, access_request=access_request)
+        return _detail_response(request, pk)
+
+
+def _detail_response(request: Request, pk: int) -> Response:
+    access_request = selectors.request_detail(pk=pk)
+    context = {"request": request, "detail": True}
+    return Response(AccessRequestSerializer(access_request, context=context).data)
+
+
+# ------------------------------------------------------------------ grants and break-glass
+
+
+class GrantList(ApprovalsAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("all", bool, required=False)],
+        responses={200: GrantSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        everyone = request.query_params.get("all") in ("1", "true") and (
+            request.user.has_role(Role.ADMIN) or request.user.has_role(Role.AUDITOR)
+        )
+        queryset = Grant.objects.all() if everyone else selectors.grants_of(user=request.user)
+        queryset = queryset.select_related("grantee", "datasource")
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(GrantSerializer(page, many=True).data)
+
+
+class GrantRevoke(ApprovalsAPIView):
+    @extend_schema(request=RevokeSerializer, responses={200: GrantSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        grant = get_object_or_404(Grant, pk=pk)
+        body = RevokeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        grant = services.grant_revoke(
+            actor=request.user, grant=grant, reason=body.validated_data["reason"]
+        )
+        return Response(GrantSerializer(grant).data)
+
+
+class GrantExtend(ApprovalsAPIView):
+    @extend_schema(request=ExtendSerializer, responses={201: AccessRequestSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        grant = get_object_or_404(Grant.objects.select_related("request", "datasource"), pk=pk)
+        body = ExtendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        extension = services.grant_extend_request(
+            actor=request.user, grant=grant, **body.validated_data
+        )
+        data = AccessRequestSerializer(
+            selectors.request_detail(pk=extension.pk), context={"request": request}
+        ).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class BreakGlass(ApprovalsAPIView):
+    @extend_schema(request=BreakGlassSerializer, responses={201: GrantSerializer})
+    def post(self, request: Request) -> Response:
+        body = BreakGlassSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = dict(body.validated_data)
+        grant = services.break_glass_use(
+            actor=request.user, datasource=_datasource_or_400(values.pop("datasource")), **values
+        )
+        return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+
+class ReviewPolicyDetail(ApprovalsAPIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses={200: ReviewPolicySerializer})
+    def get(self, request: Request, datasource_id: int) -> Response:
+        datasource = get_object_or_404(DataSource, pk=datasource_id)
+        policy = selectors.review_policy_for(datasource)
+        data = (
+            ReviewPolicySerializer(policy).data
+            if policy.pk
+            else {**ReviewPolicySerializer(policy).data, "reviewer_groups": []}
+        )
+        return Response(data)
+
+    @extend_schema(request=ReviewPolicySerializer, responses={200: ReviewPolicySerializer})
+    def put(self, request: Request, datasource_id: int) -> Response:
+        datasource = get_object_or_404(DataSource, pk=datasource_id)
+        existing = DatasourceReviewPolicy.objects.filter(datasource=datasource).first()
+        body = ReviewPolicySerializer(existing, data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        values = dict(body.validated_data)
+        groups = values.pop("reviewer_groups", None)
+        policy = services.review_policy_set(
+            actor=request.user, datasource=datasource, reviewer_groups=groups, **values
+        )
+        return Response(ReviewPolicySerializer(policy).data)
+
+
+# ------------------------------------------------------------------ the enforcement agent
+
+
+class AgentAccessRequestCreate(AgentView, ApprovalsAPIView):
+    @extend_schema(
+        request=AgentAccessRequestSerializer,
+        responses={200: AgentAccessRequestStateSerializer, 201: AgentAccessRequestStateSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        body = AgentAccessRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = dict(body.validated_data)
+        access_request, created = services.agent_request_submit(
+            actor=request.user, datasource=_datasource_or_400(values.pop("datasource")), **values
+        )
+        data = AgentAccessRequestStateSerializer(access_request, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class AgentAccessRequestState(AgentView, ApprovalsAPIView):
+    @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AgentAccessRequestStateSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        access_request = get_object_or_404(AccessRequest, pk=pk)
+        services.request_expire_if_due(access_request=access_request)
+        return Response(
+            AgentAccessRequestStateSerializer(access_request, context={"request": request}).data
+        )
+
+
+# ------------------------------------------------------------------ long-poll entry points
+
+
+def _pending_until(pk: int) -> Any:
+    row = AccessRequest.objects.filter(pk=pk).values_list("state", "expires_at").first()
+    if row is None or row[0] != AccessRequest.State.PENDING:
+        return None
+    return row[1]
+
+
+def _wait_seconds(request: HttpRequest) -> float:
+    try:
+        wait = float(request.GET.get("wait", "0") or 0)
+    except ValueError:
+        return 0.0
+    return max(0.0, min(wait, float(MAX_WAIT_SECONDS)))
+
+
+def long_poll(view: Any) -> Any:
+    """Wrap a DRF detail view: with ?wait=N, answer once the request is no longer pending."""
+
+    async def entry(request: HttpRequest, pk: int) -> HttpResponse:
+        call = sync_to_async(view)
+        response = await call(request, pk=pk)
+        wait = _wait_seconds(request)
+        data = getattr(response, "data", None)
+        if not wait or response.status_code != 200 or not data or data.get("state") != "pending":
+            return response
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while loop.time() < deadline:
+            await asyncio.sleep(POLL_INTERVAL_SECONDS)
+            # Same thread as the view calls (per-request thread-sensitive context): one
+            # connection, closed by Django when the request finishes.
+            pending_until = await sync_to_async(_pending_until)(pk)
+            if pending_until is None or pending_until <= timezone.now():
+                break
+        return await call(request, pk=pk)
+
+    wrapped = csrf_exempt(entry)
+    # drf-spectacular documents the wrapped DRF view (it looks for these attributes).
+    wrapped.cls = view.cls  # type: ignore[attr-defined]
+    wrapped.initkwargs = view.initkwargs  # type: ignore[attr-defined]
+    return wrapped
+
+
+access_request_detail = long_poll(AccessRequestDetail.as_view())
+agent_access_request_state = long_poll(AgentAccessRequestState.as_view())

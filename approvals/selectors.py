@@ -1,0 +1,188 @@
+"""Reads: who reviews what, inbox lists, live grants (also for the policy bundle)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
+from governance.models import DataSource, Role, User
+
+DEFAULT_MAX_GRANT_MINUTES = 480
+DEFAULT_PENDING_EXPIRY_MINUTES = 24 * 60
+DEFAULT_WARNING_MINUTES = 15
+
+
+def max_grant_minutes_setting() -> int:
+    return int(getattr(settings, "WARDEN_MAX_GRANT_MINUTES", DEFAULT_MAX_GRANT_MINUTES))
+
+
+def review_policy_for(datasource: DataSource) -> DatasourceReviewPolicy:
+    """The datasource's policy, or an unsaved default one (global reviewers, quorum 1)."""
+    policy = DatasourceReviewPolicy.objects.filter(datasource=datasource).first()
+    if policy is None:
+        policy = DatasourceReviewPolicy(
+            datasource=datasource,
+            pending_expiry_minutes=int(
+                getattr(settings, "WARDEN_PENDING_EXPIRY_MINUTES", DEFAULT_PENDING_EXPIRY_MINUTES)
+            ),
+            expiry_warning_minutes=int(
+                getattr(settings, "WARDEN_GRANT_WARNING_MINUTES", DEFAULT_WARNING_MINUTES)
+            ),
+        )
+    return policy
+
+
+def max_grant_minutes_for(datasource: DataSource) -> int:
+    ceiling = max_grant_minutes_setting()
+    own = review_policy_for(datasource).max_grant_minutes
+    return min(own, ceiling) if own else ceiling
+
+
+def _reviewer_group_ids(datasource_id: int) -> list[int]:
+    return list(
+        DatasourceReviewPolicy.reviewer_groups.through.objects.filter(
+            datasourcereviewpolicy__datasource_id=datasource_id
+        ).values_list("group_id", flat=True)
+    )
+
+
+def reviewable_datasource_ids(user: Any) -> set[int]:
+    """Datasources whose requests `user` may review (service accounts: none)."""
+    if not getattr(user, "is_authenticated", False) or user.is_service_account:
+        return set()
+    if not user.is_active:
+        return set()
+    group_ids = set(user.groups.values_list("id", flat=True))
+    assigned: dict[int, set[int]] = {}
+    for (
+        datasource_id,
+        group_id,
+    ) in DatasourceReviewPolicy.reviewer_groups.through.objects.values_list(
+        "datasourcereviewpolicy__datasource_id", "group_id"
+    ):
+        assigned.setdefault(datasource_id, set()).add(group_id)
+    reviewable = {ds for ds, groups in assigned.items() if groups & group_ids}
+    if user.has_role(Role.REVIEWER):
+        unassigned = DataSource.objects.exclude(pk__in=assigned).values_list("pk", flat=True)
+        reviewable.update(unassigned)
+    return reviewable
+
+
+def can_review_datasource(*, user: Any, datasource_id: int) -> bool:
+    if not getattr(user, "is_authenticated", False) or user.is_service_account:
+        return False
+    group_ids = _reviewer_group_ids(datasource_id)
+    if group_ids:
+        return user.groups.filter(pk__in=group_ids).exists()
+    return user.has_role(Role.REVIEWER)
+
+
+def reviewers_of(datasource: DataSource) -> QuerySet[User]:
+    """People (never service accounts) who may review this datasource's requests."""
+    group_ids = _reviewer_group_ids(datasource.pk)
+    people = User.objects.filter(is_active=True, is_service_account=False)
+    if group_ids:
+        return people.filter(groups__in=group_ids).distinct()
+    return people.filter(Q(groups__name=Role.REVIEWER)).distinct()
+
+
+def auditors() -> QuerySet[User]:
+    return User.objects.filter(is_active=True, groups__name=Role.AUDITOR).distinct()
+
+
+def can_view_request(*, user: Any, access_request: AccessRequest) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.pk == access_request.requester_id or user.pk == access_request.created_by_id:
+        return True
+    if user.has_role(Role.ADMIN) or user.has_role(Role.AUDITOR):
+        return True
+    return can_review_datasource(user=user, datasource_id=access_request.datasource_id)
+
+
+def _with_related(queryset: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
+    related = (
+        "requester",
+        "created_by",
+        "datasource",
+        "extends_grant__grantee",
+        "extends_grant__datasource",
+        "grant__grantee",
+        "grant__datasource",
+    )
+    return queryset.select_related(*related).annotate(
+        approvals_count=Count("reviews", filter=Q(reviews__decision="approve"))
+    )
+
+
+def requests_to_review(*, user: Any, state: str | None = "pending") -> QuerySet[AccessRequest]:
+    queryset = AccessRequest.objects.filter(
+        datasource_id__in=reviewable_datasource_ids(user)
+    ).exclude(requester_id=user.pk)
+    if state:
+        queryset = queryset.filter(state=state)
+    return _with_related(queryset)
+
+
+def requests_of(*, user: Any) -> QuerySet[AccessRequest]:
+    return _with_related(AccessRequest.objects.filter(requester_id=user.pk))
+
+
+def request_detail(*, pk: int) -> AccessRequest | None:
+    return (
+        _with_related(AccessRequest.objects.filter(pk=pk))
+        .prefetch_related("reviews__reviewer")
+        .first()
+    )
+
+
+def live_grants(*, now: datetime | None = None) -> QuerySet[Grant]:
+    now = now or timezone.now()
+    return Grant.objects.filter(revoked_at__isnull=True, starts_at__lte=now, expires_at__gt=now)
+
+
+def grants_of(*, user: Any) -> QuerySet[Grant]:
+    return Grant.objects.filter(grantee_id=user.pk).select_related("datasource", "request")
+
+
+def grants_expiring_soon(*, user: Any, now: datetime | None = None) -> list[Grant]:
+    """The user's live grants that are inside their datasource's warning window."""
+    now = now or timezone.now()
+    soon = []
+    for grant in live_grants(now=now).filter(grantee_id=user.pk).select_related("datasource"):
+        window = review_policy_for(grant.datasource).expiry_warning_minutes
+        if (grant.expires_at - now).total_seconds() <= window * 60:
+            soon.append(grant)
+    return soon
+
+
+def grant_bundle_entry(grant: Grant, identity: str) -> dict[str, Any]:
+    scope = grant.scope or {}
+    return {
+        "id": grant.pk,
+        "identity": identity,
+        "level": grant.level,
+        "scope": {
+            "tables": list(scope.get("tables", [])),
+            "columns": list(scope.get("columns", [])),
+            "tags": list(scope.get("tags", [])),
+        },
+        "expires_at": grant.expires_at.isoformat(),
+        "statement_fingerprint": grant.statement_fingerprint or None,
+        "max_runs": grant.max_runs,
+    }
+
+
+def grants_for_bundle(*, datasource: DataSource) -> list[dict[str, Any]]:
+    """Live grants of one datasource in the policy bundle's shape (see governance bundles)."""
+    grants = live_grants().filter(datasource=datasource).select_related("grantee").order_by("id")
+    return [grant_bundle_entry(grant, grant.grantee.get_username()) for grant in grants]
+
+
+def pending_count_for(user: Any) -> int:
+    return requests_to_review(user=user).count()

@@ -1,0 +1,230 @@
+"""API shapes for access requests, reviews, grants and review policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from approvals.models import AccessLevel, AccessRequest, DatasourceReviewPolicy, Grant, Review
+from approvals.selectors import review_policy_for
+
+
+class ScopeField(serializers.JSONField):
+    """{"tables": [...], "columns": [...], "tags": [...]} (validated by the services)."""
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.get_username")
+
+    class Meta:
+        model = Review
+        fields = [
+            "reviewer",
+            "decision",
+            "comment",
+            "narrowed_scope",
+            "narrowed_duration_minutes",
+            "statement_only",
+            "max_runs",
+            "created_at",
+        ]
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    grantee = serializers.CharField(source="grantee.get_username")
+    datasource = serializers.CharField(source="datasource.name")
+    state = serializers.CharField()
+    request_id = serializers.IntegerField()
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "request_id",
+            "grantee",
+            "datasource",
+            "scope",
+            "level",
+            "statement_fingerprint",
+            "max_runs",
+            "is_break_glass",
+            "starts_at",
+            "expires_at",
+            "revoked_at",
+            "state",
+        ]
+
+
+class AccessRequestSerializer(serializers.ModelSerializer):
+    requester = serializers.CharField(source="requester.get_username")
+    created_by = serializers.CharField(source="created_by.get_username")
+    datasource = serializers.CharField(source="datasource.name")
+    approvals = serializers.SerializerMethodField()
+    required_approvals = serializers.SerializerMethodField()
+    reviews = serializers.SerializerMethodField()
+    grant = serializers.SerializerMethodField()
+    review_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AccessRequest
+        fields = [
+            "id",
+            "state",
+            "requester",
+            "created_by",
+            "origin",
+            "datasource",
+            "datasource_id",
+            "scope",
+            "level",
+            "reason",
+            "duration_minutes",
+            "statement",
+            "statement_fingerprint",
+            "risk",
+            "is_break_glass",
+            "extends_grant",
+            "created_at",
+            "expires_at",
+            "decided_at",
+            "approvals",
+            "required_approvals",
+            "reviews",
+            "grant",
+            "review_url",
+        ]
+
+    def get_approvals(self, obj: AccessRequest) -> int:
+        counted = getattr(obj, "approvals_count", None)
+        if counted is not None:
+            return counted
+        return obj.reviews.filter(decision=Review.Decision.APPROVE).count()
+
+    def get_required_approvals(self, obj: AccessRequest) -> int:
+        cache = self.context.setdefault("_quorum_by_datasource", {})
+        if obj.datasource_id not in cache:
+            cache[obj.datasource_id] = review_policy_for(obj.datasource).required_approvals
+        return cache[obj.datasource_id]
+
+    def get_reviews(self, obj: AccessRequest) -> list[dict[str, Any]]:
+        if not self.context.get("detail"):
+            return []
+        return ReviewSerializer(obj.reviews.all(), many=True).data
+
+    def get_grant(self, obj: AccessRequest) -> dict[str, Any] | None:
+        try:
+            grant = obj.grant
+        except Grant.DoesNotExist:
+            grant = None
+        if grant is None and obj.extends_grant_id and obj.state == AccessRequest.State.APPROVED:
+            grant = obj.extends_grant
+        return GrantSerializer(grant).data if grant else None
+
+    def get_review_url(self, obj: AccessRequest) -> str:
+        path = reverse("approvals:detail", args=[obj.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class AccessRequestCreateSerializer(serializers.Serializer):
+    datasource = serializers.CharField(help_text="Datasource name or id")
+    scope = ScopeField()
+    level = serializers.ChoiceField(choices=AccessLevel.choices)
+    reason = serializers.CharField()
+    duration_minutes = serializers.IntegerField(min_value=1)
+    statement = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ApproveSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    scope = ScopeField(required=False, default=None, help_text="Narrowed scope")
+    duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
+    statement_only = serializers.BooleanField(required=False, default=False)
+    max_runs = serializers.IntegerField(required=False, min_value=1, default=None)
+
+
+class DenySerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ExtendSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    duration_minutes = serializers.IntegerField(min_value=1)
+
+
+class BreakGlassSerializer(serializers.Serializer):
+    datasource = serializers.CharField()
+    scope = ScopeField()
+    level = serializers.ChoiceField(choices=AccessLevel.choices)
+    reason = serializers.CharField()
+    duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
+
+
+class ReviewPolicySerializer(serializers.ModelSerializer):
+    reviewer_groups = serializers.SlugRelatedField(
+        many=True,
+        slug_field="name",
+        required=False,
+        queryset=DatasourceReviewPolicy.reviewer_groups.field.related_model.objects.all(),
+    )
+
+    class Meta:
+        model = DatasourceReviewPolicy
+        fields = [
+            "reviewer_groups",
+            "required_approvals",
+            "pending_expiry_minutes",
+            "max_grant_minutes",
+            "expiry_warning_minutes",
+            "break_glass_enabled",
+            "break_glass_minutes",
+            "webhook_url",
+            "webhook_slack",
+            "notify_emails",
+        ]
+
+
+class AgentAccessRequestSerializer(serializers.Serializer):
+    datasource = serializers.CharField()
+    identity = serializers.CharField()
+    statement = serializers.CharField()
+    fingerprint = serializers.CharField(required=False, allow_blank=True, default="")
+    scope = ScopeField(required=False, default=dict)
+    level = serializers.ChoiceField(choices=AccessLevel.choices)
+    reason = serializers.CharField()
+    duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
+
+
+class AgentAccessRequestStateSerializer(serializers.ModelSerializer):
+    review_url = serializers.SerializerMethodField()
+    grant = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AccessRequest
+        fields = ["id", "state", "review_url", "grant"]
+
+    def get_review_url(self, obj: AccessRequest) -> str:
+        return AccessRequestSerializer(context=self.context).get_review_url(obj)
+
+    def get_grant(self, obj: AccessRequest) -> dict[str, Any] | None:
+        grant = AccessRequestSerializer(context=self.context).get_grant(obj)
+        if grant is None:
+            return None
+        return {
+            key: grant[key]
+            for key in (
+                "id",
+                "expires_at",
+                "statement_fingerprint",
+                "max_runs",
+                "scope",
+                "level",
+                "state",
+            )
+        }

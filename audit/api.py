@@ -1,0 +1,137 @@
+"""Audit API: agent ingest, and the read-only trail for auditors and admins."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import selectors, services
+from audit.forms import EventFilterForm
+from audit.ingest import IngestError, agent_events_ingest
+from audit.models import AuditEvent
+from audit.serializers import (
+    AgentBatchSerializer,
+    AuditCheckpointSerializer,
+    AuditEventSerializer,
+    ChainReportSerializer,
+    ExportRequestSerializer,
+    IngestResultSerializer,
+    VerifyRequestSerializer,
+)
+from governance.authentication import AccessTokenAuthentication
+from governance.models import AccessToken, Role
+from governance.permissions import HasRole
+
+AuditReaders = HasRole.of(Role.ADMIN, Role.AUDITOR)
+FILTER_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATE, description="first day (occurred_at)"),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="last day, inclusive"),
+    OpenApiParameter("actor", str),
+    OpenApiParameter("datasource", str),
+    OpenApiParameter("action", str, description='exact, or a prefix ending in "." or "*"'),
+    OpenApiParameter("decision", str, enum=["allow", "mask", "deny", "hold"]),
+    OpenApiParameter("tag", str, description="tag touched (e.g. PII.Email)"),
+]
+
+
+class IsAgentToken(BasePermission):
+    message = "Audit batches are accepted only with an agent token."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return isinstance(request.auth, AccessToken) and request.auth.is_agent
+
+
+class AgentAuditIngestView(APIView):
+    authentication_classes = [AccessTokenAuthentication]
+    permission_classes = [IsAgentToken]
+
+    @extend_schema(request=AgentBatchSerializer, responses={200: IngestResultSerializer})
+    def post(self, request: Request) -> Response:
+        events = request.data.get("events") if isinstance(request.data, dict) else None
+        try:
+            result = agent_events_ingest(token=request.auth, events=events)
+        except IngestError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(IngestResultSerializer(result).data)
+
+
+def _filters(request: Request) -> selectors.EventFilters:
+    form = EventFilterForm(request.query_params)
+    if not form.is_valid():
+        raise ValidationError(form.errors)
+    return form.filters()
+
+
+@extend_schema(parameters=FILTER_PARAMETERS)
+class EventListView(generics.ListAPIView):
+    permission_classes = [AuditReaders]
+    serializer_class = AuditEventSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.event_list(_filters(self.request))
+
+
+class EventDetailView(generics.RetrieveAPIView):
+    permission_classes = [AuditReaders]
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.all()
+    lookup_field = "pk"
+
+
+class VerifyView(APIView):
+    permission_classes = [AuditReaders]
+
+    @extend_schema(request=VerifyRequestSerializer, responses={200: ChainReportSerializer})
+    def post(self, request: Request) -> Response:
+        params = VerifyRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        report = services.chain_verify(
+            actor=request.user,
+            from_sequence=params.validated_data["from_sequence"],
+            to_sequence=params.validated_data.get("to_sequence"),
+        )
+        return Response(ChainReportSerializer(report.as_dict()).data)
+
+
+class CheckpointListView(generics.ListAPIView):
+    permission_classes = [AuditReaders]
+    serializer_class = AuditCheckpointSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.checkpoint_queryset()
+
+
+class ExportView(APIView):
+    permission_classes = [AuditReaders]
+
+    @extend_schema(request=ExportRequestSerializer, responses={(200, "*/*"): OpenApiTypes.BINARY})
+    def post(self, request: Request) -> HttpResponse:
+        params = ExportRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = dict(params.validated_data)
+        export_format = data.pop("format")
+        filters = selectors.EventFilters(
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            **{
+                key: data.get(key) or ""
+                for key in ("actor", "datasource", "action", "decision", "tag")
+            },
+        )
+        buffer = io.BytesIO()
+        result = services.audit_export(
+            actor=request.user, export_format=export_format, filters=filters, stream=buffer
+        )
+        response = HttpResponse(buffer.getvalue(), content_type=result.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+        return response

@@ -1,0 +1,28 @@
+"""manage.py audit_prune [--days N]: archive then prune events past the retention window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from audit import services
+
+
+class Command(BaseCommand):
+    help = "Archive (signed JSONL) and remove events older than WARDEN_AUDIT_RETENTION_DAYS."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--days", type=int, help="override WARDEN_AUDIT_RETENTION_DAYS")
+
+    def handle(self, *args: Any, days: int | None, **options: Any) -> None:
+        result = services.audit_prune(retention_days=days)
+        if result is None:
+            self.stdout.write("Nothing to prune (retention is 0 = keep forever, or nothing old).")
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Pruned {result.events_pruned} events through #{result.through_sequence}; "
+                f"archive {result.archive}; prune checkpoint {result.checkpoint.pk}"
+            )
+        )

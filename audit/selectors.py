@@ -1,0 +1,155 @@
+"""Reads of the audit trail: filtered event lists, periods, checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+
+from audit.hashing import canonical_text
+from audit.models import AuditCheckpoint, AuditEvent
+
+DECISION_CHOICES = ("allow", "mask", "deny", "hold")
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    """What an auditor narrows the trail by; every field optional.
+
+    `action` matches exactly, or as a prefix when it ends with "." or "*" ("policy.*").
+    `tag` finds events whose details mention the tag name as a whole JSON string: agent
+    queries that touched a column carrying it (details.tags), and tag changes (details.tag).
+    """
+
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    actor: str = ""
+    datasource: str = ""
+    action: str = ""
+    decision: str = ""
+    tag: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        return {
+            key: value.isoformat() if isinstance(value, date) else value
+            for key, value in values.items()
+            if value
+        }
+
+    def without_period(self) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in self.as_dict().items()
+            if key not in ("date_from", "date_to")
+        }
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def day_end(day: date) -> datetime:
+    """The first instant after `day` (periods are inclusive of their last day)."""
+    return day_start(day + timedelta(days=1))
+
+
+def events_filter(filters: EventFilters) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.all()
+    if filters.date_from:
+        events = events.filter(occurred_at__gte=day_start(filters.date_from))
+    if filters.date_to:
+        events = events.filter(occurred_at__lt=day_end(filters.date_to))
+    if filters.actor:
+        events = events.filter(actor=filters.actor)
+    if filters.datasource:
+        events = events.filter(datasource_name=filters.datasource)
+    if filters.action:
+        if filters.action.endswith((".", "*")):
+            events = events.filter(action__startswith=filters.action.rstrip("*"))
+        else:
+            events = events.filter(action=filters.action)
+    if filters.decision:
+        events = events.filter(decision=filters.decision)
+    if filters.tag:
+        events = events.filter(details__contains=canonical_text(filters.tag))
+    return events
+
+
+def event_list(filters: EventFilters) -> QuerySet[AuditEvent]:
+    """Newest first: what an auditor reads."""
+    return events_filter(filters).order_by("-sequence")
+
+
+def event_get(*, event_id: Any) -> AuditEvent:
+    return AuditEvent.objects.get(pk=event_id)
+
+
+def event_neighbours(event: AuditEvent) -> tuple[AuditEvent | None, AuditEvent | None]:
+    events = AuditEvent.objects.only("id", "sequence", "hash", "prev_hash", "action")
+    return (
+        events.filter(sequence=event.sequence - 1).first(),
+        events.filter(sequence=event.sequence + 1).first(),
+    )
+
+
+def checkpoint_queryset() -> QuerySet[AuditCheckpoint]:
+    return AuditCheckpoint.objects.order_by("-sequence", "-id")
+
+
+def checkpoint_list(limit: int = 50) -> list[AuditCheckpoint]:
+    return list(checkpoint_queryset()[:limit])
+
+
+def checkpoint_latest() -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.order_by("-sequence", "-id").first()
+
+
+def chain_stats() -> dict[str, Any]:
+    last = (
+        AuditEvent.objects.order_by("-sequence").values("sequence", "hash", "recorded_at").first()
+    )
+    first = AuditEvent.objects.order_by("sequence").values("sequence").first()
+    return {
+        "first_sequence": first["sequence"] if first else None,
+        "last_sequence": last["sequence"] if last else None,
+        "head_hash": last["hash"] if last else "",
+        "last_recorded_at": last["recorded_at"] if last else None,
+    }
+
+
+def _first_sequence_recorded_from(moment: datetime, low: int, high: int) -> int:
+    """Smallest sequence in [low, high] recorded at or after `moment` (high + 1 if none).
+
+    recorded_at never decreases along the chain, so a binary search over sequence numbers
+    (each probe one unique-index lookup) replaces an index on recorded_at.
+    """
+    while low <= high:
+        middle = (low + high) // 2
+        recorded = (
+            AuditEvent.objects.filter(sequence__gte=middle)
+            .order_by("sequence")
+            .values_list("sequence", "recorded_at")
+            .first()
+        )
+        if recorded is None or recorded[0] > high:
+            high = middle - 1
+            continue
+        if recorded[1] >= moment:
+            high = middle - 1
+        else:
+            low = recorded[0] + 1
+    return low
+
+
+def period_sequence_range(date_from: date | None, date_to: date | None) -> tuple[int, int] | None:
+    """First and last sequence of events recorded in the period (inclusive), or None."""
+    stats = chain_stats()
+    if stats["last_sequence"] is None:
+        return None
+    low, high = stats["first_sequence"], stats["last_sequence"]
+    first = _first_sequence_recorded_from(day_start(date_from), low, high) if date_from else low
+    last = _first_sequence_recorded_from(day_end(date_to), low, high) - 1 if date_to else high
+    return (first, last) if first <= last else None

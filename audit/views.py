@@ -1,0 +1,164 @@
+"""Auditor pages: the trail (search, detail), chain status, dashboard and report downloads."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from audit import selectors, services
+from audit.forms import EventFilterForm, ExportForm
+from audit.hashing import canonical_time, event_hash
+from audit.models import AuditCheckpoint, AuditEvent
+from audit.reports import dashboard_data
+from governance.models import Role
+from governance.permissions import role_required
+
+audit_readers = role_required(Role.ADMIN, Role.AUDITOR)
+PAGE_SIZE = 50
+
+
+@audit_readers
+def event_list(request: HttpRequest) -> HttpResponse:
+    form = EventFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound and form.is_valid() else selectors.EventFilters()
+    page = Paginator(selectors.event_list(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "audit/event_list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "export_form": ExportForm(initial={**request.GET.dict(), "format": "pdf"}),
+        },
+    )
+
+
+@audit_readers
+def event_detail(request: HttpRequest, event_id: Any) -> HttpResponse:
+    event = get_object_or_404(AuditEvent, pk=event_id)
+    previous, following = selectors.event_neighbours(event)
+    content = {
+        "id": str(event.id),
+        "sequence": event.sequence,
+        "occurred_at": canonical_time(event.occurred_at),
+        "recorded_at": canonical_time(event.recorded_at),
+        **{
+            key: getattr(event, key)
+            for key in (
+                "actor",
+                "actor_kind",
+                "action",
+                "target_type",
+                "target_id",
+                "target_repr",
+                "datasource_name",
+                "decision",
+                "details",
+                "source_address",
+                "prev_hash",
+            )
+        },
+    }
+    return render(
+        request,
+        "audit/event_detail.html",
+        {
+            "event": event,
+            "details_json": json.dumps(event.details, indent=2, sort_keys=True, ensure_ascii=False),
+            "hash_ok": event_hash(content) == event.hash,
+            "link_ok": previous is None or previous.hash == event.prev_hash,
+            "previous": previous,
+            "following": following,
+        },
+    )
+
+
+@audit_readers
+@require_http_methods(["GET", "POST"])
+def chain_status(request: HttpRequest) -> HttpResponse:
+    report = None
+    if request.method == "POST":
+        report = services.chain_verify(actor=request.user)
+        level = messages.SUCCESS if report.ok else messages.ERROR
+        messages.add_message(request, level, report.summary())
+    last_check = AuditEvent.objects.filter(action="audit.verified").order_by("-sequence").first()
+    return render(
+        request,
+        "audit/chain.html",
+        {
+            "stats": selectors.chain_stats(),
+            "report": report,
+            "last_check": last_check,
+            "checkpoints": selectors.checkpoint_list(),
+        },
+    )
+
+
+@audit_readers
+@require_POST
+def checkpoint_create(request: HttpRequest) -> HttpResponse:
+    checkpoint = services.checkpoint_create(kind=AuditCheckpoint.Kind.MANUAL, actor=request.user)
+    messages.success(request, f"Signed checkpoint at #{checkpoint.sequence}.")
+    return redirect("audit:chain")
+
+
+@audit_readers
+def dashboard(request: HttpRequest) -> HttpResponse:
+    today = timezone.now().date()
+    form = EventFilterForm(
+        request.GET or None, initial={"date_from": today - timedelta(days=29), "date_to": today}
+    )
+    if form.is_bound and form.is_valid():
+        filters = form.filters()
+    else:
+        filters = selectors.EventFilters(date_from=today - timedelta(days=29), date_to=today)
+    data = dashboard_data(filters=filters)
+    return render(
+        request,
+        "audit/dashboard.html",
+        {
+            "form": form,
+            "filters": filters,
+            "data": data,
+            "queries_chart": json.dumps(data["queries_chart"]),
+            "reads_chart": json.dumps(data["reads_chart"]),
+            "export_form": ExportForm(
+                initial={
+                    "date_from": filters.date_from,
+                    "date_to": filters.date_to,
+                    "format": "pdf",
+                }
+            ),
+        },
+    )
+
+
+@audit_readers
+@require_POST
+def export(request: HttpRequest) -> HttpResponse:
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Export not possible: {form.errors.as_text()}")
+        return redirect("audit:dashboard")
+    buffer = io.BytesIO()
+    result = services.audit_export(
+        actor=request.user,
+        export_format=form.cleaned_data["format"],
+        filters=form.filters(),
+        stream=buffer,
+    )
+    response = HttpResponse(buffer.getvalue(), content_type=result.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+    return response

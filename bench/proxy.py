@@ -1,0 +1,340 @@
+"""Benchmark: pgbench select-only through nothing, PgBouncer and the Warden agent.
+
+    .venv/bin/python bench/proxy.py --seconds 10
+
+Starts everything it needs: a scratch database (pgbench -i), PgBouncer (session mode) from
+a temp config, a tiny control plane (signed bundle, token check, audit intake) and the
+agent as ``python -m agent`` with guardrails and audit on.  Prints TPS per target and mode
+and the ratio to direct.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+REPO = Path(__file__).resolve().parents[1]
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MASKED_SCRIPT = (
+    "\\set aid random(1, 100000 * :scale)\nSELECT aid, abalance, filler FROM "
+    "pgbench_accounts WHERE aid = :aid;\n"
+)
+
+
+def canonical(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def bench_bundle() -> dict[str, Any]:
+    everyone = {"everyone": True, "users": [], "groups": []}
+    return {
+        "format": 1,
+        "version": "bench-1",
+        "generated_at": "2026-11-24T00:00:00Z",
+        "datasource": {
+            "id": 1,
+            "name": "bench",
+            "engine": "postgresql",
+            "default_sensitive_action": "mask",
+            "default_mask_method": "redact",
+        },
+        "masking_key_id": "k1",
+        "sensitivity_levels": ["public", "internal", "confidential", "restricted"],
+        "columns": [
+            {
+                "schema": "public",
+                "table": "pgbench_accounts",
+                "column": "filler",
+                "tags": ["PII.Note"],
+                "sensitivity": "confidential",
+            }
+        ],
+        "rules": [
+            {
+                "id": 1,
+                "name": "mask notes",
+                "priority": 10,
+                "subjects": everyone,
+                "resource": {"kind": "tag", "tag": "PII.Note"},
+                "action": "mask",
+                "mask_method": "partial",
+                "mask_param": 4,
+            }
+        ],
+        "guardrails": [
+            {
+                "id": 1,
+                "name": "no destructive statements",
+                "subjects": everyone,
+                "kinds": [
+                    "drop",
+                    "truncate",
+                    "delete_without_where",
+                    "update_without_where",
+                    "copy_program",
+                    "server_file_functions",
+                    "do_block",
+                ],
+                "action": "block",
+            }
+        ],
+        "grants": [],
+    }
+
+
+class TinyControlPlane:
+    def __init__(self) -> None:
+        key = Ed25519PrivateKey.generate()
+        document = bench_bundle()
+        self.envelope = {
+            "bundle": document,
+            "key_id": "bench",
+            "signature": base64.b64encode(key.sign(canonical(document))).decode(),
+        }
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.public_key = base64.b64encode(raw).decode()
+        self.audit_events = 0
+        plane = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.headers.get("If-None-Match") == '"b1"':
+                    self.send_response(304)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self._send(plane.envelope, {"ETag": '"b1"'})
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path.endswith("/authenticate"):
+                    body = json.loads(raw)
+                    self._send({"identity": body["identity"], "kind": "user", "groups": []})
+                else:
+                    # A sink on the same two cores as the agent: count ids, don't parse.
+                    count = raw.count(b'"id":')
+                    plane.audit_events += count
+                    self._send({"accepted": count, "duplicates": 0})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def psql(database: str, sql: str) -> None:
+    subprocess.run(
+        ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", "postgres", "-d", database, "-qAtc", sql],
+        check=True,
+    )
+
+
+def start_pgbouncer(workdir: Path, database: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    (workdir / "userlist.txt").write_text('"postgres" ""\n')
+    (workdir / "pgbouncer.ini").write_text(
+        f"[databases]\n{database} = host={PG_HOST} port={PG_PORT} dbname={database}\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = trust\n"
+        f"auth_file = {workdir}/userlist.txt\npool_mode = session\nmax_client_conn = 100\n"
+        f"default_pool_size = 20\nunix_socket_dir =\nlogfile = {workdir}/pgbouncer.log\n"
+    )
+    command = ["/usr/sbin/pgbouncer", str(workdir / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "postgres", str(workdir)], check=True)
+        command = ["runuser", "-u", "postgres", "--", *command]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return process, port
+
+
+def start_agent(
+    workdir: Path, plane: TinyControlPlane, database: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "agent",
+        "--control-plane",
+        plane.url,
+        "--token",
+        "t",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--datasource",
+        "bench",
+        "--upstream-database",
+        database,
+        "--state-dir",
+        str(workdir / "agent-state"),
+        "--bundle-public-key",
+        plane.public_key,
+        "--log-level",
+        "WARNING",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WARDEN_MASKING_KEY": "bench"}
+    process = subprocess.Popen(command, cwd=REPO, env=env)
+    wait_port(port)
+    return process, port
+
+
+def pgbench(
+    port: int,
+    database: str,
+    mode: str,
+    seconds: int,
+    clients: int,
+    script: Path | None = None,
+    user: str = "postgres",
+) -> float:
+    command = [
+        "pgbench",
+        "-n",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        user,
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-T",
+        str(seconds),
+        "-M",
+        mode,
+    ]
+    command += ["-f", str(script)] if script else ["-S"]
+    env = {**os.environ, "PGPASSWORD": "wdn_bench"}
+    result = subprocess.run([*command, database], capture_output=True, text=True, env=env)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
+    if result.returncode != 0 or match is None:
+        raise RuntimeError(f"pgbench failed: {result.stdout}\n{result.stderr}")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--scale", type=int, default=5)
+    parser.add_argument("--modes", default="simple,extended,prepared")
+    args = parser.parse_args()
+    database = f"warden_bench_{secrets.token_hex(4)}"
+    psql("postgres", f"CREATE DATABASE {database}")
+    processes: list[subprocess.Popen[bytes]] = []
+    workdir = Path(tempfile.mkdtemp(prefix="warden-bench-"))
+    try:
+        subprocess.run(
+            [
+                "pgbench",
+                "-i",
+                "-q",
+                "-s",
+                str(args.scale),
+                "-h",
+                PG_HOST,
+                "-p",
+                str(PG_PORT),
+                "-U",
+                "postgres",
+                database,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        script = workdir / "masked.sql"
+        script.write_text(MASKED_SCRIPT)
+        plane = TinyControlPlane()
+        bouncer, bouncer_port = start_pgbouncer(workdir, database)
+        agent, agent_port = start_agent(workdir, plane, database)
+        processes += [bouncer, agent]
+        targets = [
+            ("direct", PG_PORT, None, "postgres"),
+            ("pgbouncer", bouncer_port, None, "postgres"),
+            ("agent", agent_port, None, "bench"),
+            ("direct masked-col", PG_PORT, script, "postgres"),
+            ("agent masked-col", agent_port, script, "bench"),
+        ]
+        modes = args.modes.split(",")
+        results: dict[tuple[str, str], float] = {}
+        for name, port, custom, user in targets:
+            for mode in modes:
+                results[(name, mode)] = pgbench(
+                    port, database, mode, args.seconds, args.clients, custom, user
+                )
+        print(
+            f"\npgbench -S, {args.clients} clients, {args.seconds}s per cell, "
+            f"scale {args.scale}, {os.cpu_count()} CPUs; audit events shipped: "
+            f"{plane.audit_events}\n"
+        )
+        print(f"{'target':<20}" + "".join(f"{m:>22}" for m in modes))
+        for name, _, custom, _ in targets:
+            base = "direct masked-col" if custom else "direct"
+            cells = [
+                f"{results[(name, m)]:>10.0f} ({results[(name, m)] / results[(base, m)]:.2f}x)"
+                for m in modes
+            ]
+            print(f"{name:<20}" + "".join(f"{c:>22}" for c in cells))
+    finally:
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

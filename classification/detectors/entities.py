@@ -1,0 +1,189 @@
+"""PII.PersonName, PII.Location, PII.Organization from spaCy NER plus value shape and names.
+
+``ner.run_ner`` stores, per column, the NER labels found in each value it read. A value
+counts for a tag when NER found the entity in it, or when its shape agrees and something
+else vouches for the shape: a matching column name (``first_name`` holding ``Belinda``, too
+short for the small model), a legal form (``Patel LLC``), or, for full names, NER agreeing
+on a good part of the column. Denominator: the values NER read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .base import MEDIUM, WEAK, Finding, PreparedColumn, has_hint
+from .health import is_free_text
+
+_NAME_WORD = r"[^\W\d_][^\W\d_'\u2019.-]*"
+_NAME_SHAPE = re.compile(rf"{_NAME_WORD}(?:[ '\u2019.,&-]+{_NAME_WORD}){{0,5}}\.?")
+_FULL_NAME = re.compile(rf"{_NAME_WORD}(?:[ '\u2019-]+{_NAME_WORD}){{1,4}}")
+_LEGAL_FORM = re.compile(
+    r"\b(?:inc|llc|ltd|plc|corp|co|company|gmbh|ag|kg|ohg|se|sa|sas|sarl|spa|s\.?p\.?a|"
+    r"s\.?r\.?l|s\.?l|s\.?a|bv|b\.v|nv|n\.v|vof|group|groep|holding|partners|associates|"
+    r"s\.?l\.?[lu]|s\.?coop|asociados|and sons|e figli|und partner|& co|hnos|s\.?com|cia)\.?$",
+    re.IGNORECASE,
+)
+_PERSON_TOKENS = ("name", "fullname", "firstname", "lastname", "surname", "forename",
+                  "given", "first", "last", "middle", "maiden", "nachname", "vorname",
+                  "nom", "prenom", "nombre", "apellido", "cognome", "achternaam", "voornaam",
+                  "author", "contact", "cardholder", "holder", "signatory", "beneficiary")
+_PERSON_NEGATIVE = ("product", "company", "file", "filename", "table", "column", "host",
+                    "hostname", "street", "city", "country", "org", "organization", "brand",
+                    "category", "display", "user", "username", "event", "job", "title",
+                    "team", "group", "role", "app", "bank", "business", "employer", "vendor",
+                    "supplier", "sku", "plan", "tier", "status", "type", "domain", "server",
+                    "queue", "topic", "service", "model", "device", "region", "place", "venue",
+                    "campaign", "project", "dept", "department", "tag", "label", "key")
+_LOCATION_TOKENS = ("city", "town", "country", "region", "state", "province", "county",
+                    "location", "place", "municipality", "locality", "village", "birthplace",
+                    "destination", "origin", "ciudad", "ville", "stadt", "citta", "land",
+                    "pays", "pais", "plaats", "gemeente", "district")
+_ORG_TOKENS = ("company", "employer", "organization", "organisation", "org", "business",
+               "firm", "vendor", "supplier", "merchant", "bank", "insurer", "institution",
+               "agency", "school", "university", "hospital", "carrier")
+_CODE_LIKE = re.compile(r"[A-Z]{2,3}")
+_GENERIC_NAME_COLUMNS = frozenset({"name", "title", "label", "display", "displayname"})
+# What a bare ``name`` column holds depends on its table: products.name is not a person.
+_TABLE_KINDS = {
+    "organization": ("company", "companies", "vendor", "supplier", "merchant", "organization",
+                     "organisation", "employer", "bank", "partner", "brand", "carrier"),
+    "location": ("city", "cities", "country", "countries", "region", "location", "place",
+                 "state", "province", "town"),
+    "other": ("product", "item", "sku", "category", "categories", "tag", "plan", "role",
+              "group", "team", "project", "file", "event", "service", "app", "application",
+              "device", "feature", "permission", "setting", "label", "department", "store",
+              "shop", "warehouse", "article", "page", "course", "channel", "campaign"),
+}
+
+
+def _finding(
+    column: PreparedColumn,
+    tag: str,
+    labels: tuple[str, ...],
+    hinted: bool,
+    vouched_shape: Callable[[str], bool],
+) -> Finding:
+    read = column.entity_labels
+    share = column.entity_share(*labels)
+    matched = sum(
+        1 for index, found in read.items()
+        if found.intersection(labels) or vouched_shape(column.texts[index])
+    )
+    free_text = is_free_text(column)
+    examples = [e for label in labels for e in column.entity_examples.get(label, [])][:3]
+    return Finding(
+        tag=tag,
+        detector="spacy_ner" if matched <= round(share * len(read)) else "spacy_ner+shape",
+        matched=matched,
+        checked=len(read),
+        strength=MEDIUM if share >= 0.3 else WEAK,
+        examples=examples,
+        name_hint=hinted,
+        full_share=0.5 if free_text else 0.7,
+        min_share=0.15 if free_text else 0.3,
+        extra={"ner_share": round(share, 3), "free_text": free_text},
+    )
+
+
+def _shaped(text: str, min_len: int = 2) -> bool:
+    return (
+        min_len <= len(text) <= 80
+        and text[0].isupper()
+        and _NAME_SHAPE.fullmatch(text) is not None
+    )
+
+
+def detect_person_name(column: PreparedColumn) -> list[Finding]:
+    if not column.ner_ran:
+        return []
+    free_text = is_free_text(column)
+    # product_name, company_name, city, products.name: the name points at something else
+    elsewhere = bool(column.name_tokens & frozenset(_PERSON_NEGATIVE)) or _hinted_other(
+        column, "person"
+    )
+    hinted = _hints(column)["person"] and not elsewhere
+    person = column.entity_share("PERSON")
+    other = max(column.entity_share("ORG"), column.entity_share("GPE", "LOC"))
+    # "Ergonomic Steel Chair" reads as PERSON a third of the time: demand a clear majority
+    full_names = not free_text and person >= 0.45 and person >= 2 * other
+
+    def vouched(text: str) -> bool:
+        if free_text or _LEGAL_FORM.search(text):
+            return False
+        if full_names and len(text) <= 60 and text[0].isupper() and _FULL_NAME.fullmatch(text):
+            return True
+        return hinted and _shaped(text)
+
+    finding = _finding(column, "PII.PersonName", ("PERSON",), hinted, vouched)
+    if full_names and not hinted:
+        finding.strength = MEDIUM
+    finding.negative_hint = elsewhere and not free_text
+    return [finding]
+
+
+def _table_kind(column: PreparedColumn) -> str | None:
+    """For a bare ``name``/``title`` column, what its table's name says it holds."""
+    if not column.table or not column.name_tokens <= _GENERIC_NAME_COLUMNS:
+        return None
+    table = column.table.lower()
+    for kind, words in _TABLE_KINDS.items():
+        if any(word in table for word in words):
+            return kind
+    return None
+
+
+def _hints(column: PreparedColumn) -> dict[str, bool]:
+    table_kind = _table_kind(column)
+    return {
+        "person": table_kind is None
+        and has_hint(column, _PERSON_TOKENS, ("fullname", "firstname", "lastname"))
+        and not column.name_tokens & frozenset(_PERSON_NEGATIVE),
+        "location": table_kind == "location"
+        or has_hint(column, _LOCATION_TOKENS, ("city", "country", "birthplace")),
+        "organization": table_kind == "organization"
+        or has_hint(column, _ORG_TOKENS, ("company", "employer", "organi")),
+        "other": table_kind == "other",
+    }
+
+
+def _hinted_other(column: PreparedColumn, kind: str) -> bool:
+    """True when the column (or its table) names a different kind of thing than ``kind``."""
+    hints = _hints(column)
+    return not hints[kind] and any(hit for other, hit in hints.items() if other != kind)
+
+
+def detect_location(column: PreparedColumn) -> list[Finding]:
+    if not column.ner_ran:
+        return []
+    codes = sum(1 for text in column.texts[:50] if _CODE_LIKE.fullmatch(text))
+    if codes >= len(column.texts[:50]) * 0.5:
+        return []  # ISO country and state codes describe, they do not locate a person
+    hinted = _hints(column)["location"]
+    free_text = is_free_text(column)
+    finding = _finding(
+        column, "PII.Location", ("GPE", "LOC"), hinted,
+        lambda text: hinted and not free_text and _shaped(text, 4),
+    )
+    finding.negative_hint = not free_text and _hinted_other(column, "location")
+    return [finding]
+
+
+def detect_organization(column: PreparedColumn) -> list[Finding]:
+    if not column.ner_ran:
+        return []
+    hinted = _hints(column)["organization"]
+    free_text = is_free_text(column)
+
+    def vouched(text: str) -> bool:
+        if free_text or not _shaped(text.replace(",", "")):
+            return False
+        return hinted or _LEGAL_FORM.search(text) is not None
+
+    finding = _finding(column, "PII.Organization", ("ORG",), hinted, vouched)
+    legal = sum(1 for i in column.entity_labels if _LEGAL_FORM.search(column.texts[i]))
+    if not free_text and legal >= 0.25 * max(len(column.entity_labels), 1):
+        finding.strength = MEDIUM
+        finding.extra["legal_form_share"] = round(legal / len(column.entity_labels), 3)
+    finding.negative_hint = not free_text and _hinted_other(column, "organization")
+    return [finding]

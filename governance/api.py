@@ -1,0 +1,202 @@
+"""REST API for datasources, the catalog, tags and personal access tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance import selectors, services
+from governance.models import AccessToken, Column, DataSource, Role, Tag
+from governance.permissions import CATALOG_READERS, HasRole, IsAdmin
+from governance.serializers import (
+    AccessTokenSerializer,
+    BulkReviewSerializer,
+    ColumnSerializer,
+    ColumnTagWriteSerializer,
+    DataSourceSerializer,
+    TagSerializer,
+)
+from governance.tokens import token_create, token_revoke
+
+CatalogReader = HasRole.of(*CATALOG_READERS)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        from rest_framework.exceptions import ValidationError
+
+        raise ValidationError({name: "must be an integer"}) from exc
+
+
+def _bad_request(exc: Exception) -> Response:
+    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class DataSourceListCreate(generics.ListCreateAPIView):
+    serializer_class = DataSourceSerializer
+    queryset = DataSource.objects.all()
+
+    def get_permissions(self) -> list[Any]:
+        return [IsAdmin()] if self.request.method == "POST" else [CatalogReader()]
+
+    def perform_create(self, serializer: DataSourceSerializer) -> None:
+        values = dict(serializer.validated_data)
+        password = values.pop("password", "")
+        serializer.instance = services.datasource_create(actor=self.request.user, password=password,
+                                                         **values)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().create(request, *args, **kwargs)
+        except ValueError as exc:
+            return _bad_request(exc)
+
+
+class DataSourceDetail(generics.RetrieveUpdateDestroyAPIView):
+    serializer_class = DataSourceSerializer
+    queryset = DataSource.objects.all()
+
+    def get_permissions(self) -> list[Any]:
+        return [CatalogReader()] if self.request.method == "GET" else [IsAdmin()]
+
+    def perform_update(self, serializer: DataSourceSerializer) -> None:
+        values = dict(serializer.validated_data)
+        password = values.pop("password", None)
+        serializer.instance = services.datasource_update(
+            actor=self.request.user, datasource=serializer.instance, password=password, **values
+        )
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().update(request, *args, **kwargs)
+        except ValueError as exc:
+            return _bad_request(exc)
+
+    def perform_destroy(self, instance: DataSource) -> None:
+        services.datasource_delete(actor=self.request.user, datasource=instance)
+
+
+class DataSourceTestConnection(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request, pk: int) -> Response:
+        datasource = get_object_or_404(DataSource, pk=pk)
+        ok, message = services.datasource_test_connection(actor=request.user, datasource=datasource)
+        return Response({"ok": ok, "message": message},
+                        status=status.HTTP_200_OK if ok else status.HTTP_502_BAD_GATEWAY)
+
+
+class TagList(generics.ListAPIView):
+    serializer_class = TagSerializer
+    queryset = Tag.objects.all()
+    pagination_class = None
+    permission_classes = [IsAuthenticated]
+
+
+class ColumnList(generics.ListAPIView):
+    """Search the catalog: ?q=&datasource=&tag=&sensitivity=&state=&dropped=1"""
+
+    serializer_class = ColumnSerializer
+    permission_classes = [CatalogReader]
+
+    def get_queryset(self) -> Any:
+        params = self.request.query_params
+        return selectors.catalog_columns(
+            query=params.get("q", ""),
+            datasource_id=_int_param(self.request, "datasource"),
+            tag_name=params.get("tag", ""),
+            min_sensitivity=_int_param(self.request, "sensitivity"),
+            review_state=params.get("state", ""),
+            include_dropped=params.get("dropped") == "1",
+        )
+
+
+class ColumnDetail(generics.RetrieveAPIView):
+    serializer_class = ColumnSerializer
+    permission_classes = [CatalogReader]
+
+    def get_queryset(self) -> Any:
+        return selectors.catalog_columns(include_dropped=True)
+
+
+class ColumnTags(APIView):
+    """POST adds/confirms/rejects a tag; DELETE ?tag=NAME removes it. Both curate the column."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=ColumnTagWriteSerializer, responses={200: ColumnSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        column = get_object_or_404(Column.objects.select_related("table__datasource"), pk=pk)
+        serializer = ColumnTagWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.column_tag_set_state(actor=request.user, column=column, **serializer.validated_data)
+        return Response(ColumnSerializer(selectors.catalog_columns(include_dropped=True).get(pk=pk)).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        column = get_object_or_404(Column.objects.select_related("table__datasource"), pk=pk)
+        tag = get_object_or_404(Tag, name=request.query_params.get("tag", ""))
+        try:
+            services.column_tag_remove(actor=request.user, column=column, tag=tag)
+        except ValueError as exc:
+            return _bad_request(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ColumnTagsBulkReview(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=BulkReviewSerializer, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        serializer = BulkReviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        count = services.column_tags_bulk_review(
+            actor=request.user, column_tag_ids=serializer.validated_data["ids"],
+            state=serializer.validated_data["state"],
+        )
+        return Response({"updated": count})
+
+
+class TokenListCreate(generics.ListCreateAPIView):
+    """Your own tokens. The secret is returned once, in the creation response."""
+
+    serializer_class = AccessTokenSerializer
+    permission_classes = [IsAuthenticated]
+    pagination_class = None
+
+    def get_queryset(self) -> Any:
+        return AccessToken.objects.filter(user=self.request.user)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, secret = token_create(actor=request.user, user=request.user,
+                                     name=serializer.validated_data["name"],
+                                     expires_at=serializer.validated_data.get("expires_at"))
+        return Response({**AccessTokenSerializer(token).data, "token": secret},
+                        status=status.HTTP_201_CREATED)
+
+
+class TokenRevoke(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: AccessTokenSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        queryset = AccessToken.objects.all()
+        if not request.user.has_role(Role.ADMIN):
+            queryset = queryset.filter(user=request.user)
+        token = get_object_or_404(queryset, pk=pk)
+        return Response(AccessTokenSerializer(token_revoke(actor=request.user, token=token)).data)

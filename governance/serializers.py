@@ -1,0 +1,69 @@
+from rest_framework import serializers
+
+from governance.models import AccessToken, Column, ColumnTag, DataSource, Engine, Tag
+
+
+class DataSourceSerializer(serializers.ModelSerializer):
+    """The password is write-only: it is never returned once saved."""
+
+    password = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                     style={"input_type": "password"})
+    has_password = serializers.BooleanField(read_only=True)
+    engine = serializers.ChoiceField(choices=Engine.choices)
+
+    class Meta:
+        model = DataSource
+        fields = ["id", "name", "description", "engine", "host", "port", "database", "username",
+                  "password", "has_password", "default_sensitive_action", "default_mask_method",
+                  "created_at", "updated_at", "last_scanned_at"]
+        read_only_fields = ["created_at", "updated_at", "last_scanned_at",
+                            "default_sensitive_action", "default_mask_method"]
+
+
+class TagSerializer(serializers.ModelSerializer):
+    sensitivity = serializers.CharField(source="get_sensitivity_display")
+
+    class Meta:
+        model = Tag
+        fields = ["name", "category", "description", "sensitivity"]
+
+
+class ColumnTagSerializer(serializers.ModelSerializer):
+    tag = serializers.CharField(source="tag.name")
+    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None)
+
+    class Meta:
+        model = ColumnTag
+        fields = ["id", "tag", "source", "state", "confidence", "evidence", "reviewed_by",
+                  "reviewed_at", "created_at", "updated_at"]
+
+
+class ColumnSerializer(serializers.ModelSerializer):
+    datasource = serializers.CharField(source="table.datasource.name")
+    schema = serializers.CharField(source="table.schema_name")
+    table = serializers.CharField(source="table.name")
+    sensitivity = serializers.CharField(source="get_sensitivity_display", allow_null=True)
+    tags = ColumnTagSerializer(source="column_tags", many=True)
+
+    class Meta:
+        model = Column
+        fields = ["id", "datasource", "schema", "table", "name", "data_type", "is_nullable",
+                  "sensitivity", "curated_at", "first_seen_at", "last_seen_at", "dropped_at", "tags"]
+
+
+class ColumnTagWriteSerializer(serializers.Serializer):
+    tag = serializers.SlugRelatedField(slug_field="name", queryset=Tag.objects.all())
+    state = serializers.ChoiceField(choices=["confirmed", "rejected"], default="confirmed")
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+
+class BulkReviewSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+    state = serializers.ChoiceField(choices=["confirmed", "rejected"])
+
+
+class AccessTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AccessToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]

@@ -1,0 +1,258 @@
+"""HTML views for datasources, the catalog, the dashboard and personal access tokens."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from classification.models import ScanRun
+from governance import selectors, services
+from governance.forms import DataSourceForm, TagChoiceForm, TokenForm
+from governance.models import AccessToken, Column, ColumnTag, DataSource, Role, Sensitivity, Tag
+from governance.permissions import CATALOG_READERS, role_required
+from governance.tokens import token_create, token_revoke
+
+SENSITIVITY_COLOURS = ["#1c8a4a", "#2f5bea", "#d97706", "#c53030"]
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    per_datasource = selectors.sensitive_columns_per_datasource()
+    per_tag = selectors.tagged_columns_per_tag()
+    scans = list(ScanRun.objects.select_related("datasource")[:20])
+    charts = {
+        "per_datasource": {
+            "type": "bar",
+            "data": {
+                "labels": [row["name"] for row in per_datasource],
+                "datasets": [
+                    {"label": "sensitive columns", "data": [row["sensitive"] for row in per_datasource],
+                     "backgroundColor": "#c53030"},
+                    {"label": "all columns", "data": [row["columns_total"] for row in per_datasource],
+                     "backgroundColor": "#cbd5e1"},
+                ],
+            },
+        },
+        "per_tag": {
+            "type": "bar",
+            "data": {
+                "labels": [row["name"] for row in per_tag],
+                "datasets": [{
+                    "label": "tagged columns",
+                    "data": [row["columns"] for row in per_tag],
+                    "backgroundColor": [SENSITIVITY_COLOURS[row["sensitivity"]] for row in per_tag],
+                }],
+            },
+            "options": {"indexAxis": "y", "plugins": {"legend": {"display": False}}},
+        },
+        "scan_history": {
+            "type": "line",
+            "data": {
+                "labels": [f"#{scan.pk} {scan.datasource.name}" for scan in reversed(scans)],
+                "datasets": [
+                    {"label": "columns classified",
+                     "data": [scan.columns_classified for scan in reversed(scans)],
+                     "borderColor": "#2f5bea", "yAxisID": "y"},
+                    {"label": "duration (s)",
+                     "data": [round(scan.duration_seconds or 0, 1) for scan in reversed(scans)],
+                     "borderColor": "#d97706", "yAxisID": "y1"},
+                ],
+            },
+            "options": {"scales": {"y1": {"position": "right"}}},
+        },
+    }
+    return render(request, "governance/dashboard.html", {
+        "per_datasource": per_datasource,
+        "per_tag": per_tag,
+        "scans": scans[:8],
+        "review_counts": selectors.review_state_counts(),
+        "charts": {name: json.dumps(spec) for name, spec in charts.items()},
+        "can_read_catalog": any(request.user.has_role(role) for role in CATALOG_READERS),
+    })
+
+
+@role_required(*CATALOG_READERS)
+def datasource_list(request: HttpRequest) -> HttpResponse:
+    stats = {row["id"]: row for row in selectors.sensitive_columns_per_datasource()}
+    datasources = list(DataSource.objects.all())
+    for datasource in datasources:
+        datasource.stats = stats.get(datasource.pk, {})
+    return render(request, "governance/datasource_list.html", {"datasources": datasources})
+
+
+@role_required(Role.ADMIN)
+def datasource_create(request: HttpRequest) -> HttpResponse:
+    form = DataSourceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        values = dict(form.cleaned_data)
+        password = values.pop("password") or ""
+        try:
+            datasource = services.datasource_create(actor=request.user, password=password, **values)
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Datasource {datasource.name} created.")
+            return redirect("datasource_detail", pk=datasource.pk)
+    return render(request, "governance/datasource_form.html", {"form": form, "datasource": None})
+
+
+@role_required(Role.ADMIN)
+def datasource_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    datasource = get_object_or_404(DataSource, pk=pk)
+    initial = services.datasource_public_fields(datasource)
+    form = DataSourceForm(request.POST or None, initial=initial, datasource=datasource)
+    if request.method == "POST" and form.is_valid():
+        values = dict(form.cleaned_data)
+        password = values.pop("password") or None
+        if values.pop("clear_password", False):
+            password = ""
+        try:
+            services.datasource_update(actor=request.user, datasource=datasource, password=password,
+                                       **values)
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Datasource saved.")
+            return redirect("datasource_detail", pk=datasource.pk)
+    return render(request, "governance/datasource_form.html", {"form": form, "datasource": datasource})
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def datasource_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    datasource = get_object_or_404(DataSource, pk=pk)
+    services.datasource_delete(actor=request.user, datasource=datasource)
+    messages.success(request, f"Datasource {datasource.name} deleted.")
+    return redirect("datasource_list")
+
+
+@role_required(*CATALOG_READERS)
+def datasource_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    datasource = get_object_or_404(DataSource, pk=pk)
+    tables = datasource.tables.order_by("dropped_at", "schema_name", "name")
+    return render(request, "governance/datasource_detail.html", {
+        "datasource": datasource,
+        "tables": tables,
+        "scans": datasource.scan_runs.all()[:10],
+    })
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def datasource_test(request: HttpRequest, pk: int) -> HttpResponse:
+    datasource = get_object_or_404(DataSource, pk=pk)
+    ok, message = services.datasource_test_connection(actor=request.user, datasource=datasource)
+    return render(request, "governance/_connection_result.html", {"ok": ok, "message": message})
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@role_required(*CATALOG_READERS)
+def catalog(request: HttpRequest) -> HttpResponse:
+    params = request.GET
+    columns = selectors.catalog_columns(
+        query=params.get("q", "").strip(),
+        datasource_id=_int_or_none(params.get("datasource")),
+        tag_name=params.get("tag", ""),
+        min_sensitivity=_int_or_none(params.get("sensitivity")),
+        review_state=params.get("state", ""),
+        include_dropped=params.get("dropped") == "1",
+    )
+    page = Paginator(columns, 50).get_page(params.get("page"))
+    query_without_page = params.copy()
+    query_without_page.pop("page", None)
+    return render(request, "governance/catalog.html", {
+        "page": page,
+        "datasources": DataSource.objects.only("id", "name"),
+        "tags": Tag.objects.all(),
+        "sensitivities": Sensitivity.choices,
+        "states": selectors.REVIEW_STATES,
+        "params": params,
+        "querystring": query_without_page.urlencode(),
+    })
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def catalog_bulk_review(request: HttpRequest) -> HttpResponse:
+    state = request.POST.get("state")
+    ids = [int(raw) for raw in request.POST.getlist("column_tag") if raw.isdigit()]
+    if state not in (ColumnTag.State.CONFIRMED, ColumnTag.State.REJECTED) or not ids:
+        messages.error(request, "Pick at least one suggestion and confirm or reject.")
+    else:
+        count = services.column_tags_bulk_review(actor=request.user, column_tag_ids=ids, state=state)
+        messages.success(request, f"{count} tag(s) {state}.")
+    return redirect(request.POST.get("next") or "catalog")
+
+
+@role_required(*CATALOG_READERS)
+def column_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    column = get_object_or_404(Column.objects.select_related("table__datasource", "curated_by"), pk=pk)
+    return render(request, "governance/column_detail.html", {
+        "column": column,
+        "column_tags": column.column_tags.select_related("tag", "reviewed_by"),
+        "changes": column.changes.all()[:20],
+        "tag_form": TagChoiceForm(),
+    })
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def column_tag_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    if action not in ("confirm", "reject", "remove"):
+        raise Http404("Unknown tag action.")
+    column = get_object_or_404(Column.objects.select_related("table__datasource"), pk=pk)
+    form = TagChoiceForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Unknown tag.")
+        return redirect("column_detail", pk=pk)
+    tag, comment = form.cleaned_data["tag"], form.cleaned_data["comment"]
+    try:
+        if action == "remove":
+            services.column_tag_remove(actor=request.user, column=column, tag=tag, comment=comment)
+        else:
+            state = ColumnTag.State.REJECTED if action == "reject" else ColumnTag.State.CONFIRMED
+            services.column_tag_set_state(actor=request.user, column=column, tag=tag, state=state,
+                                          comment=comment)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{tag.name}: {action} done. This column is now curated.")
+    return redirect("column_detail", pk=pk)
+
+
+@login_required
+def token_list(request: HttpRequest) -> HttpResponse:
+    form = TokenForm(request.POST or None)
+    new_secret = None
+    if request.method == "POST" and form.is_valid():
+        days = form.cleaned_data.get("expires_in_days")
+        expires_at = timezone.now() + timedelta(days=days) if days else None
+        _token, new_secret = token_create(actor=request.user, user=request.user,
+                                          name=form.cleaned_data["name"], expires_at=expires_at)
+        form = TokenForm()
+    tokens = AccessToken.objects.filter(user=request.user)
+    return render(request, "governance/token_list.html",
+                  {"form": form, "tokens": tokens, "new_secret": new_secret})
+
+
+@login_required
+@require_POST
+def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(AccessToken, pk=pk, user=request.user)
+    token_revoke(actor=request.user, token=token)
+    messages.success(request, f"Token {token.name} revoked.")
+    return redirect("token_list")

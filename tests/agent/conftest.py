@@ -1,0 +1,725 @@
+"""Fixtures for agent tests: a real PostgreSQL database, a small real control-plane HTTP
+server (signed bundles, token checks, audit intake) and agents running in threads.
+
+Self-contained: works with or without pytest-django (run with ``-p no:django``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+
+from agent.bundle import canonical_json  # noqa: E402
+from agent.server import Agent, AgentConfig  # noqa: E402
+from agent.upstream import UpstreamConfig  # noqa: E402
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+MASKING_KEY = b"test-masking-key"
+
+TOKENS = {
+    "wdn_alice": ("alice", "user", ["analyst"]),
+    "wdn_bob": ("bob", "user", []),
+    "wdn_root": ("root", "user", ["admins"]),
+    "wdn_carol": ("carol", "user", []),
+    "wdn_dave": ("dave", "user", ["analyst"]),
+    "wdn_bot": ("bot", "service_account", ["ai"]),
+}
+
+SCHEMA_SQL = """
+CREATE TABLE customers (
+    id serial PRIMARY KEY, name text NOT NULL, email text, phone text, card text,
+    birth_date date, ssn text, "Secret Note" text, score int
+);
+CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers(id),
+                     amount numeric(10,2), note text);
+CREATE SCHEMA archive;
+CREATE TABLE archive.customers (id int, email text);
+CREATE VIEW customer_contacts AS SELECT id, name, email FROM customers;
+CREATE VIEW contact_domains AS SELECT id, split_part(email, '@', 2) AS domain FROM customers;
+CREATE VIEW public_names AS SELECT id, name FROM customers;
+CREATE TABLE scratch (id int, v text);
+"""
+
+
+def _fake_rows(count: int) -> list[tuple[Any, ...]]:
+    first = ["Ada", "Grace", "Linus", "Edsger", "Barbara", "Ken", "Margaret", "Alan"]
+    last = ["Lovelace", "Hopper", "Torvalds", "Dijkstra", "Liskov", "Thompson", "Hamilton"]
+    rows = []
+    for i in range(1, count + 1):
+        name = f"{first[i % len(first)]} {last[i % len(last)]}"
+        email = f"{name.split()[0].lower()}.{i}@example.com"
+        phone = f"+1 (555) 01{i % 100:02d}-{1000 + i:04d}"
+        card = f"4111-1111-1111-{1000 + i:04d}"
+        rows.append(
+            (
+                name,
+                email,
+                phone,
+                card,
+                f"19{60 + i % 40}-0{1 + i % 9}-1{i % 10}",
+                f"{100 + i:03d}-45-{6000 + i:04d}",
+                f"note {i}",
+                i * 10,
+            )
+        )
+    return rows
+
+
+def _fail(message: str) -> None:
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"warden_agent_test_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", autocommit=True
+        )
+    except psycopg.OperationalError as exc:
+        _fail(f"PostgreSQL is required on {PG_HOST}:{PG_PORT} (trust auth, user postgres): {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", dbname=name, autocommit=True
+    ) as conn:
+        conn.execute(SCHEMA_SQL)
+        with conn.cursor() as cur:
+            cur.executemany(
+                'INSERT INTO customers (name, email, phone, card, birth_date, ssn, "Secret Note",'
+                " score) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                _fake_rows(50),
+            )
+            cur.execute(
+                "INSERT INTO orders (customer_id, amount, note) SELECT id, id * 1.5, "
+                "'order ' || id FROM customers"
+            )
+            cur.execute("INSERT INTO archive.customers SELECT id, email FROM customers")
+    try:
+        yield name
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_bundle(version: str = "v1") -> dict[str, Any]:
+    everyone = {"everyone": True, "users": [], "groups": []}
+    return {
+        "format": 1,
+        "version": version,
+        "generated_at": "2026-11-24T08:00:00Z",
+        "datasource": {
+            "id": 1,
+            "name": "shop",
+            "engine": "postgresql",
+            "default_sensitive_action": "mask",
+            "default_mask_method": "redact",
+        },
+        "masking_key_id": "k1",
+        "sensitivity_levels": ["public", "internal", "confidential", "restricted"],
+        "columns": [
+            {
+                "schema": "public",
+                "table": "customers",
+                "column": "email",
+                "tags": ["PII.Email"],
+                "sensitivity": "confidential",
+            },
+            {
+                "schema": "public",
+                "table": "customers",
+                "column": "phone",
+                "tags": ["PII.Phone"],
+                "sensitivity": "confidential",
+            },
+            {
+                "schema": "public",
+                "table": "customers",
+                "column": "card",
+                "tags": ["PCI.Card"],
+                "sensitivity": "restricted",
+            },
+            {
+                "schema": "public",
+                "table": "customers",
+                "column": "birth_date",
+                "tags": ["PII.DOB"],
+                "sensitivity": "confidential",
+            },
+            {
+                "schema": "public",
+                "table": "customers",
+                "column": "ssn",
+                "tags": ["PII.SSN"],
+                "sensitivity": "restricted",
+            },
+            {
+                "schema": "public",
+                "table": "customers",
+                "column": "Secret Note",
+                "tags": ["Internal.Note"],
+                "sensitivity": "confidential",
+            },
+            {
+                "schema": "archive",
+                "table": "customers",
+                "column": "email",
+                "tags": ["PII.Email"],
+                "sensitivity": "confidential",
+            },
+        ],
+        "rules": [
+            {
+                "id": 1,
+                "name": "admins see everything",
+                "priority": 1000,
+                "subjects": {"everyone": False, "users": ["root"], "groups": []},
+                "resource": {"kind": "datasource"},
+                "action": "allow",
+                "mask_method": None,
+                "mask_param": None,
+            },
+            {
+                "id": 2,
+                "name": "nobody reads SSNs",
+                "priority": 900,
+                "subjects": everyone,
+                "resource": {
+                    "kind": "column",
+                    "schema": "public",
+                    "table": "customers",
+                    "column": "ssn",
+                },
+                "action": "deny",
+                "mask_method": None,
+                "mask_param": None,
+            },
+            {
+                "id": 3,
+                "name": "analysts see email domains",
+                "priority": 100,
+                "subjects": {"everyone": False, "users": [], "groups": ["analyst"]},
+                "resource": {"kind": "tag", "tag": "PII.Email"},
+                "action": "mask",
+                "mask_method": "email",
+                "mask_param": None,
+            },
+            {
+                "id": 4,
+                "name": "cards partially",
+                "priority": 100,
+                "subjects": everyone,
+                "resource": {"kind": "tag", "tag": "PCI.Card"},
+                "action": "mask",
+                "mask_method": "partial",
+                "mask_param": None,
+            },
+            {
+                "id": 5,
+                "name": "phones last 4",
+                "priority": 100,
+                "subjects": everyone,
+                "resource": {"kind": "tag", "tag": "PII.Phone"},
+                "action": "mask",
+                "mask_method": "last_n",
+                "mask_param": 4,
+            },
+            {
+                "id": 6,
+                "name": "birth year only",
+                "priority": 100,
+                "subjects": everyone,
+                "resource": {"kind": "tag", "tag": "PII.DOB"},
+                "action": "mask",
+                "mask_method": "year",
+                "mask_param": None,
+            },
+            {
+                "id": 7,
+                "name": "carol needs approval for emails",
+                "priority": 100,
+                "subjects": {"everyone": False, "users": ["carol"], "groups": []},
+                "resource": {"kind": "tag", "tag": "PII.Email"},
+                "action": "require_approval",
+                "mask_method": None,
+                "mask_param": None,
+            },
+            {
+                "id": 8,
+                "name": "bots get hashed emails",
+                "priority": 100,
+                "subjects": {"everyone": False, "users": [], "groups": ["ai"]},
+                "resource": {"kind": "tag", "tag": "PII.Email"},
+                "action": "mask",
+                "mask_method": "hash",
+                "mask_param": None,
+            },
+        ],
+        "guardrails": [
+            {
+                "id": 1,
+                "name": "no destructive statements",
+                "kinds": [
+                    "drop",
+                    "truncate",
+                    "copy_program",
+                    "server_file_functions",
+                    "do_block",
+                    "delete_without_where",
+                    "update_without_where",
+                    "role",
+                    "grant_revoke",
+                    "mixed_multi_statement",
+                ],
+                "subjects": everyone,
+                "action": "block",
+            },
+            {
+                "id": 2,
+                "name": "schema changes need approval",
+                "kinds": ["alter"],
+                "subjects": everyone,
+                "action": "require_approval",
+            },
+        ],
+        "grants": [],
+    }
+
+
+class ControlPlane:
+    """A real HTTP server standing in for the Django control plane's agent API."""
+
+    def __init__(self) -> None:
+        self.private_key = Ed25519PrivateKey.generate()
+        self.key_id = "test-key-1"
+        self.bundle: dict[str, Any] = test_bundle()
+        self.tamper = False
+        self.down = False
+        self.events: dict[str, dict[str, Any]] = {}
+        self.audit_posts = 0
+        self.auth_calls = 0
+        self.revoked: set[str] = set()
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def public_key_b64(self) -> str:
+        raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return base64.b64encode(raw).decode()
+
+    def envelope(self) -> tuple[dict[str, Any], str]:
+        document = copy.deepcopy(self.bundle)
+        signature = self.private_key.sign(canonical_json(document))
+        if self.tamper:
+            document["rules"] = []  # content changed after signing
+        etag = '"' + hashlib.sha256(canonical_json(document)).hexdigest()[:16] + '"'
+        return {
+            "bundle": document,
+            "signature": base64.b64encode(signature).decode(),
+            "key_id": self.key_id,
+        }, etag
+
+    def set_bundle(self, bundle: dict[str, Any]) -> None:
+        with self.lock:
+            self.bundle = bundle
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        plane = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(
+                self, status: int, body: Any = None, headers: dict[str, str] | None = None
+            ) -> None:
+                data = b"" if body is None else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self) -> bool:
+                if self.headers.get("Authorization") != "Bearer agent-token":
+                    self._send(401, {"detail": "bad agent token"})
+                    return False
+                return True
+
+            def do_GET(self) -> None:
+                if plane.down:
+                    self._send(503, {"detail": "down"})
+                    return
+                if not self._authorized():
+                    return
+                if self.path.startswith("/api/v1/agent/public-key"):
+                    self._send(200, {"key_id": plane.key_id, "public_key": plane.public_key_b64})
+                elif self.path.startswith("/api/v1/agent/bundle"):
+                    with plane.lock:
+                        envelope, etag = plane.envelope()
+                    if self.headers.get("If-None-Match") == etag:
+                        self._send(304)
+                    else:
+                        self._send(200, envelope, {"ETag": etag})
+                else:
+                    self._send(404, {"detail": "not found"})
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if plane.down:
+                    self._send(503, {"detail": "down"})
+                    return
+                if not self._authorized():
+                    return
+                body = json.loads(raw)
+                if self.path == "/api/v1/agent/authenticate":
+                    plane.auth_calls += 1
+                    found = TOKENS.get(body["token"])
+                    if (
+                        found is None
+                        or found[0] != body["identity"]
+                        or (body["token"] in plane.revoked)
+                    ):
+                        self._send(401, {"detail": "unknown or revoked token"})
+                    else:
+                        self._send(
+                            200, {"identity": found[0], "kind": found[1], "groups": found[2]}
+                        )
+                elif self.path == "/api/v1/agent/audit":
+                    accepted = duplicates = 0
+                    with plane.lock:
+                        plane.audit_posts += 1
+                        for event in body["events"]:
+                            if event["id"] in plane.events:
+                                duplicates += 1
+                            else:
+                                plane.events[event["id"]] = event
+                                accepted += 1
+                    self._send(200, {"accepted": accepted, "duplicates": duplicates})
+                else:
+                    self._send(404, {"detail": "not found"})
+
+        return Handler
+
+
+@pytest.fixture
+def control_plane() -> Iterator[ControlPlane]:
+    plane = ControlPlane()
+    yield plane
+    plane.close()
+
+
+class RunningAgent:
+    """An Agent on its own event loop in a background thread (clients stay synchronous)."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.agent = Agent(config)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(self.agent.start())
+
+    def call(self, coro: Any, timeout: float = 20) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def port(self) -> int:
+        return self.config.listen_port
+
+    def dsn(self, user: str = "alice", token: str | None = None, **extra: Any) -> str:
+        password = token if token is not None else f"wdn_{user}"
+        dsn = (
+            f"host=127.0.0.1 port={self.port} user={user} password={password} "
+            f"dbname=shop sslmode=disable connect_timeout=5"
+        )
+        return dsn + "".join(f" {k}={v}" for k, v in extra.items())
+
+    def connect(self, user: str = "alice", **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn(user), autocommit=True, **kwargs)
+
+    def flush_audit(self) -> None:
+        self.call(self.agent.audit.flush())
+
+    def stop(self) -> None:
+        try:
+            self.call(self.agent.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            self.loop.close()
+
+
+@pytest.fixture
+def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path) -> Iterator[Any]:
+    started: list[RunningAgent] = []
+
+    def start(
+        state_dir: Path | None = None, upstream: UpstreamConfig | None = None, **overrides: Any
+    ) -> RunningAgent:
+        config = AgentConfig(
+            control_plane=overrides.pop("control_plane", control_plane.url),
+            token="agent-token",
+            datasource="shop",
+            listen_port=0,
+            upstream=upstream or UpstreamConfig(PG_HOST, PG_PORT, "postgres", "", pg_database),
+            state_dir=state_dir or tmp_path / "state",
+            poll_interval=0.2,
+            audit_flush_interval=0.2,
+            masking_key=MASKING_KEY,
+            **overrides,
+        )
+        running = RunningAgent(config)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.loop.is_running():
+            running.stop()
+
+
+@pytest.fixture
+def agent(agent_factory: Any) -> Any:
+    return agent_factory()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def auth_cluster() -> Iterator[dict[str, Any]]:
+    """A private PostgreSQL 15 cluster whose pg_hba demands scram-sha-256 (and md5)."""
+    if not (PG_BIN / "initdb").exists():
+        _fail(f"PostgreSQL server binaries are required at {PG_BIN}")
+    root = Path(tempfile.mkdtemp(prefix="warden-agent-pg-"))
+    data = root / "data"
+    port = free_port()
+    env = {**os.environ, "LC_ALL": "C"}
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres", "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    pwfile = root / "pw"
+    pwfile.write_text("superpw\n")
+    if run_as:
+        shutil.chown(pwfile, "postgres", "postgres")
+    subprocess.run(
+        [
+            *run_as,
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--pwfile",
+            str(pwfile),
+            "-A",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    (data / "pg_hba.conf").write_text(
+        "local all all trust\n"
+        "host all md5user 127.0.0.1/32 md5\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+    )
+    subprocess.run(
+        [
+            *run_as,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(root / "log"),
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    try:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=port,
+            user="postgres",
+            password="superpw",
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute("CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'")
+            conn.execute("SET password_encryption = 'md5'")
+            conn.execute("CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'")
+            conn.execute("CREATE TABLE t (id int, email text)")
+            conn.execute("INSERT INTO t VALUES (1, 'x@example.com')")
+            conn.execute("GRANT SELECT ON t TO scramuser, md5user")
+        yield {"port": port, "root": root}
+    finally:
+        subprocess.run(
+            [*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            env=env,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+class AgentProcess:
+    """``python -m agent`` as a real subprocess (for clients that block the GIL, e.g.
+    libpq's PQcancel, and to exercise the command line)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"agent exited: {self.process.stdout.read()}")  # type: ignore[union-attr]
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError("agent process did not start listening")
+
+    def dsn(self, user: str = "alice") -> str:
+        return (
+            f"host=127.0.0.1 port={self.port} user={user} password=wdn_{user} dbname=shop "
+            "sslmode=disable connect_timeout=5"
+        )
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            output, _ = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        return output or ""
+
+
+@pytest.fixture
+def agent_process_factory(
+    pg_database: str, control_plane: ControlPlane, tmp_path: Path
+) -> Iterator[Any]:
+    started: list[AgentProcess] = []
+
+    def start(*extra: str, state_dir: Path | None = None) -> AgentProcess:
+        port = free_port()
+        args = [
+            "--control-plane",
+            control_plane.url,
+            "--token",
+            "agent-token",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--datasource",
+            "shop",
+            "--upstream-host",
+            PG_HOST,
+            "--upstream-port",
+            str(PG_PORT),
+            "--upstream-user",
+            "postgres",
+            "--upstream-database",
+            pg_database,
+            "--state-dir",
+            str(state_dir or tmp_path / "proc-state"),
+            "--poll-interval",
+            "0.5",
+            "--audit-flush-interval",
+            "0.2",
+            *extra,
+        ]
+        env = {
+            **os.environ,
+            "WARDEN_MASKING_KEY": MASKING_KEY.decode(),
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        process = AgentProcess(args, env, port)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.stop()
+
+
+@pytest.fixture
+def make_bundle() -> Any:
+    return test_bundle
+
+
+@pytest.fixture
+def wait() -> Any:
+    return wait_for
+
+
+@pytest.fixture
+def unused_port() -> int:
+    return free_port()

@@ -1,0 +1,144 @@
+"""pgbench in every query mode through the agent, and TLS termination at the agent."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@pytest.fixture(scope="module")
+def pgbench_tables(pg_database: str) -> str:
+    subprocess.run(
+        [
+            "/usr/bin/pgbench",
+            "-i",
+            "-q",
+            "-s",
+            "1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            pg_database,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return pg_database
+
+
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
+def test_pgbench_runs_through_the_agent(agent: Any, pgbench_tables: str, mode: str) -> None:
+    env = {**os.environ, "PGPASSWORD": "wdn_root"}
+    result = subprocess.run(
+        [
+            "/usr/bin/pgbench",
+            "-n",
+            "-S",
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-t",
+            "200",
+            "-M",
+            mode,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(agent.port),
+            "-U",
+            "root",
+            "shop",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"number of transactions actually processed: 800/800", result.stdout)
+    agent.flush_audit()
+
+
+def test_pgbench_tpcb_writes_are_allowed_and_audited(
+    agent: Any, pgbench_tables: str, control_plane: Any
+) -> None:
+    env = {**os.environ, "PGPASSWORD": "wdn_root"}
+    result = subprocess.run(
+        [
+            "/usr/bin/pgbench",
+            "-n",
+            "-c",
+            "2",
+            "-t",
+            "50",
+            "-M",
+            "prepared",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(agent.port),
+            "-U",
+            "root",
+            "shop",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    agent.flush_audit()
+    kinds = {e["kind"] for e in control_plane.events.values()}
+    assert {"update", "insert", "select"} <= kinds
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "warden-agent-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "agent.crt", tmp_path / "agent.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_tls_is_offered_when_a_certificate_is_configured(
+    agent_factory: Any, tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    running = agent_factory(tls_cert=cert, tls_key=key)
+    dsn = running.dsn("alice").replace("sslmode=disable", "sslmode=require")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        assert conn.execute("SELECT email FROM customers LIMIT 1").fetchone() == (
+            "****@example.com",
+        )

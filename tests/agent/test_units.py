@@ -1,0 +1,185 @@
+"""Pure units: masking methods, SQL analysis, and the decision rules of the bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agent import masking
+from agent.bundle import Bundle
+from agent.decision import ALLOW, DENY, HOLD, MASK, Identity, PolicyEngine
+from agent.sql import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, SqlError, analyze
+
+ALICE = Identity("alice", "user", frozenset({"analyst"}))
+BOB = Identity("bob")
+CAROL = Identity("carol")
+
+
+@pytest.mark.parametrize(
+    ("method", "value", "param", "expected"),
+    [
+        ("redact", "secret", None, "****"),
+        ("last_n", "4111111111111111", 4, "************1111"),
+        ("last_n", "abc", 4, "***"),
+        ("email", "ada.lovelace@example.com", None, "****@example.com"),
+        ("email", "not-an-email", None, "****"),
+        ("null", "x", None, None),
+        ("year", "1987-05-02", None, "1987-01-01"),
+        ("year", "1987-05-02 10:11:12+02", None, "1987-01-01 00:00:00"),
+        ("partial", "4111-1111-1111-1234", None, "XXXX-XXXX-XXXX-1234"),
+        ("partial", "+1 (555) 010-9999", None, "+X (XXX) XXX-9999"),
+        ("unknown-method", "x", None, "****"),
+    ],
+)
+def test_masking_methods(method: str, value: str, param: int | None, expected: str | None) -> None:
+    assert masking.mask_text(method, value, param, b"k") == expected
+
+
+def test_hash_is_deterministic_keyed_and_joinable() -> None:
+    first = masking.mask_text("hash", "ada@example.com", None, b"key-1")
+    assert first == masking.mask_text("hash", "ada@example.com", None, b"key-1")
+    assert first != masking.mask_text("hash", "ada@example.com", None, b"key-2")
+    assert first != masking.mask_text("hash", "bob@example.com", None, b"key-1")
+    assert first is not None and "ada" not in first
+
+
+def test_methods_that_do_not_fit_the_column_type_become_null() -> None:
+    assert masking.mask_wire_value("email", b"12", 23, None, b"", False) is None  # int4
+    assert masking.mask_wire_value("year", b"2001-02-03", 1082, None, b"", False) == (b"2001-01-01")
+    assert masking.mask_wire_value("redact", b"\x00\x01", 25, None, b"", True) is None
+
+
+def _uses(sql: str) -> list[tuple[str | None, str, int | None]]:
+    return [(u.column, u.context, u.position) for s in analyze(sql).statements for u in s.uses]
+
+
+def test_analysis_classifies_where_each_column_flows() -> None:
+    assert _uses("SELECT email, upper(name) FROM customers WHERE id = 1") == [
+        ("email", OUTPUT, 0),
+        ("name", DERIVED, 1),
+        ("id", PREDICATE, None),
+    ]
+    assert ("email", WRITE, None) in _uses("INSERT INTO t SELECT email FROM customers")
+    assert _uses("COPY customers (email) TO STDOUT") == [("email", COPY, None)]
+    assert (None, DERIVED, 0) in _uses("SELECT c FROM customers c")
+
+
+def test_unparseable_sql_raises() -> None:
+    with pytest.raises(SqlError):
+        analyze("SELEC 1")
+
+
+def _engine(make_bundle: Any, **changes: Any) -> PolicyEngine:
+    document = make_bundle()
+    document.update(changes)
+    return PolicyEngine(Bundle.from_document(document))
+
+
+def test_rule_precedence_deny_beats_hold_beats_mask(make_bundle: Any) -> None:
+    engine = _engine(make_bundle)
+    assert engine.column_verdict(ALICE, "public", "customers", "ssn").action == DENY
+    assert engine.column_verdict(CAROL, "public", "customers", "email").action == HOLD
+    verdict = engine.column_verdict(ALICE, "public", "customers", "email")
+    assert (verdict.action, verdict.method) == (MASK, "email")
+    assert engine.column_verdict(ALICE, "public", "customers", "name").action == ALLOW
+
+
+def test_sensitive_column_without_a_rule_gets_the_datasource_default(make_bundle: Any) -> None:
+    verdict = _engine(make_bundle).column_verdict(BOB, "public", "customers", "email")
+    assert (verdict.action, verdict.method, verdict.rule) == (MASK, "redact", "default")
+
+
+def test_grants_unmask_or_lift_approval_until_they_expire(make_bundle: Any) -> None:
+    grants = [
+        {
+            "id": 1,
+            "identity": "alice",
+            "level": "read_unmasked",
+            "scope": {"tables": [], "columns": [], "tags": ["PII.Email"]},
+            "expires_at": "2030-01-01T00:00:00Z",
+            "statement_fingerprint": None,
+            "max_runs": None,
+        },
+        {
+            "id": 2,
+            "identity": "carol",
+            "level": "read",
+            "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
+            "expires_at": "2030-01-01T00:00:00Z",
+            "statement_fingerprint": None,
+            "max_runs": None,
+        },
+        {
+            "id": 3,
+            "identity": "alice",
+            "level": "read_unmasked",
+            "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
+            "expires_at": "2030-01-01T00:00:00Z",
+            "statement_fingerprint": None,
+            "max_runs": None,
+        },
+    ]
+    engine = _engine(make_bundle, grants=grants)
+    before = 1_800_000_000.0  # 2027
+    after = 1_900_000_000.0  # 2030+
+    assert engine.column_verdict(ALICE, "public", "customers", "email", now=before).action == (
+        ALLOW
+    )
+    assert engine.column_verdict(ALICE, "public", "customers", "email", now=after).action == (MASK)
+    assert engine.column_verdict(CAROL, "public", "customers", "email", now=before).action == (MASK)
+    # An explicit deny always wins over a grant.
+    assert engine.column_verdict(ALICE, "public", "customers", "ssn", now=before).action == DENY
+
+
+def test_statement_fingerprint_grant_applies_only_to_that_statement(make_bundle: Any) -> None:
+    grants = [
+        {
+            "id": 9,
+            "identity": "carol",
+            "level": "read_unmasked",
+            "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
+            "expires_at": "2030-01-01T00:00:00Z",
+            "statement_fingerprint": "abc",
+            "max_runs": None,
+        }
+    ]
+    engine = _engine(make_bundle, grants=grants)
+    now = 1_800_000_000.0
+    assert engine.column_verdict(CAROL, "public", "customers", "email", "abc", now).action == (
+        ALLOW
+    )
+    assert engine.column_verdict(CAROL, "public", "customers", "email", "def", now).action == (HOLD)
+
+
+def test_statement_decision_combines_columns_and_guardrails(make_bundle: Any) -> None:
+    engine = _engine(make_bundle)
+    masked = engine.decide(ALICE, analyze("SELECT name, email FROM customers"), fingerprint="f")
+    assert masked.action == MASK and "public.customers.email" in masked.masked_columns
+    assert masked.derived_positions == frozenset()
+    derived = engine.decide(
+        ALICE, analyze("SELECT id, upper(email) FROM customers"), fingerprint="f"
+    )
+    assert derived.derived_positions == frozenset({1})
+    blocked = engine.decide(ALICE, analyze("TRUNCATE customers"), fingerprint="f")
+    assert blocked.action == DENY and blocked.rule.startswith("guardrail:1")
+    copy = engine.decide(ALICE, analyze("COPY customers TO STDOUT"), fingerprint="f")
+    assert copy.action == DENY
+
+
+def test_a_max_runs_grant_stops_after_its_runs(make_bundle: Any) -> None:
+    grants = [
+        {
+            "id": 11,
+            "identity": "carol",
+            "level": "read_unmasked",
+            "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
+            "expires_at": "2099-01-01T00:00:00Z",
+            "statement_fingerprint": "fp",
+            "max_runs": 2,
+        }
+    ]
+    engine = _engine(make_bundle, grants=grants)
+    statement = analyze("SELECT email FROM public.customers")
+    actions = [engine.decide(CAROL, statement, fingerprint="fp").action for _ in range(3)]
+    assert actions == [ALLOW, ALLOW, HOLD]

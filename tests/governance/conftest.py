@@ -1,0 +1,87 @@
+"""Fixtures for governance tests: a catalogued datasource and an enforcement agent's token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from governance.models import Column, DataSource, Tag
+from governance.tokens import token_create
+from tests.factories import (
+    ColumnFactory,
+    ColumnTagFactory,
+    DataSourceFactory,
+    TableFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture
+def shop(db) -> DataSource:
+    return DataSourceFactory(name="shop")
+
+
+@pytest.fixture
+def customers_email(shop) -> Column:
+    """public.customers.email, tagged PII.Email (confidential) by a scan."""
+    table = TableFactory(datasource=shop, schema_name="public", name="customers")
+    column = ColumnFactory(table=table, name="email")
+    ColumnTagFactory(column=column, tag=Tag.objects.get(name="PII.Email"))
+    return column
+
+
+@pytest.fixture
+def analyst_group(db) -> Group:
+    return Group.objects.get_or_create(name="analyst")[0]
+
+
+@pytest.fixture
+def alice(analyst_group):
+    user = UserFactory(username="alice", roles=["requester"])
+    user.groups.add(analyst_group)
+    return user
+
+
+@pytest.fixture
+def enforcement_agent(db):
+    return UserFactory(username="warden_agent", is_service_account=True)
+
+
+@pytest.fixture
+def agent_token(admin, enforcement_agent) -> str:
+    _token, secret = token_create(actor=admin, user=enforcement_agent, name="agent", is_agent=True)
+    return secret
+
+
+def _bearer(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def bearer_client() -> Callable[[str], APIClient]:
+    """An API client sending ``Authorization: Bearer <secret>``."""
+    return _bearer
+
+
+@pytest.fixture
+def agent_client(agent_token) -> APIClient:
+    return _bearer(agent_token)
+
+
+@pytest.fixture
+def api_as() -> Callable[[Any], APIClient]:
+    """An API client logged in as a user (None = anonymous)."""
+
+    def client_for(user: Any) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return client_for
