@@ -101,13 +101,13 @@ class Session:
     async def run(self) -> None:
         metrics = self.agent.metrics
         try:
-            if not await self._startup():
-                metrics.connections_total.labels("rejected").inc()
-                return
+            accepted = await self._startup()
         except (ConnectionError, asyncio.IncompleteReadError, codec.ProtocolError, ClientGone):
+            accepted = False
+        if not accepted:
+            metrics.connections_total.labels("rejected").inc()
+            await self._close_client()
             return
-        finally:
-            pass
         metrics.connections_total.labels("accepted").inc()
         metrics.connections_open.inc()
         try:
@@ -118,8 +118,13 @@ class Session:
                 self.agent.cancel_keys.pop(self.cancel_key, None)
             if self.upstream is not None:
                 self.upstream.close()
-            with contextlib.suppress(Exception):
-                self.writer.close()
+            await self._close_client()
+
+    async def _close_client(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.writer.drain()
+        with contextlib.suppress(Exception):
+            self.writer.close()
 
     async def _relay(self) -> None:
         assert self.upstream is not None
@@ -128,7 +133,13 @@ class Session:
             asyncio.create_task(self._upstream_loop()),
         ]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                error = task.exception()
+                if error is not None and not isinstance(
+                    error, ConnectionError | asyncio.IncompleteReadError
+                ):
+                    log.error("session %s ended by %r", self.client_address, error, exc_info=error)
         finally:
             for task in tasks:
                 task.cancel()
@@ -576,8 +587,6 @@ class Session:
         if kind == 90:  # 'Z' ReadyForQuery
             expect.popleft()
             self.row_mask = None
-            if head.kind == "Q":
-                self._finish_query(head, data[pos + 5 : end])
             if head.inject and not head.error_seen:
                 return b"".join(head.inject) + data[pos:end]
             return None
@@ -821,9 +830,6 @@ class Session:
             error=error,
         )
         entry.statement_index += 1
-
-    def _finish_query(self, entry: Pending, status: bytes) -> None:
-        pass
 
     def _execute_done(self, entry: Pending, rows: int | None, *, error: bool) -> None:
         if entry.decision is None:

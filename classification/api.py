@@ -10,7 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classification.models import ScanRun
-from classification.serializers import ScanRunDetailSerializer, ScanRunSerializer, ScanStartSerializer
+from classification.serializers import (
+    ScanRunDetailSerializer,
+    ScanRunSerializer,
+    ScanStartSerializer,
+)
 from classification.services import scan_start
 from governance.models import DataSource
 from governance.permissions import CATALOG_READERS, HasRole, IsAdmin
@@ -24,8 +28,11 @@ class ScanStart(APIView):
         datasource = get_object_or_404(DataSource, pk=pk)
         serializer = ScanStartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        scan = scan_start(actor=request.user, datasource=datasource,
-                          sample_size=serializer.validated_data.get("sample_size"))
+        scan = scan_start(
+            actor=request.user,
+            datasource=datasource,
+            sample_size=serializer.validated_data.get("sample_size"),
+        )
         scan.refresh_from_db()
         return Response(ScanRunSerializer(scan).data, status=status.HTTP_202_ACCEPTED)
 

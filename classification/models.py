@@ -32,7 +32,9 @@ class ScanRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["datasource", "-created_at"], name="scanrun_ds_created_idx")]
+        indexes = [
+            models.Index(fields=["datasource", "-created_at"], name="scanrun_ds_created_idx")
+        ]
 
     def __str__(self) -> str:
         return f"scan #{self.pk} of {self.datasource_id} ({self.state})"
@@ -74,5 +76,10 @@ class ScanTableResult(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["scan_run", "table"], name="one_result_per_table_per_scan")
+            models.UniqueConstraint(
+                fields=["scan_run", "table"], name="one_result_per_table_per_scan"
+            )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.table_id} in scan #{self.scan_run_id} ({self.state})"

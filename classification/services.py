@@ -23,7 +23,9 @@ from governance.services import column_sensitivity_refresh
 logger = logging.getLogger(__name__)
 
 
-def scan_start(*, actor: User | None, datasource: DataSource, sample_size: int | None = None) -> ScanRun:
+def scan_start(
+    *, actor: User | None, datasource: DataSource, sample_size: int | None = None
+) -> ScanRun:
     """Queue a scan; the orchestrating task starts after commit."""
     from classification.tasks import scan_run_task
 
@@ -33,9 +35,16 @@ def scan_start(*, actor: User | None, datasource: DataSource, sample_size: int |
     if not 1 <= size <= 100_000:
         raise ValueError("sample_size must be between 1 and 100000")
     with transaction.atomic():
-        scan_run = ScanRun.objects.create(datasource=datasource, requested_by=actor, sample_size=size)
-        event_record(actor=actor, action="scan.started", target=scan_run, datasource=datasource,
-                     details={"sample_size": size})
+        scan_run = ScanRun.objects.create(
+            datasource=datasource, requested_by=actor, sample_size=size
+        )
+        event_record(
+            actor=actor,
+            action="scan.started",
+            target=scan_run,
+            datasource=datasource,
+            details={"sample_size": size},
+        )
         enqueue_on_commit(scan_run_task, scan_run.pk)
     return scan_run
 
@@ -44,8 +53,14 @@ def _fail(scan_run: ScanRun, message: str) -> None:
     ScanRun.objects.filter(pk=scan_run.pk).update(
         state=ScanRun.State.FAILED, error=message, finished_at=timezone.now()
     )
-    event_record(actor=None, action="scan.failed", target=scan_run,
-                 datasource=scan_run.datasource, decision="failed", details={"error": message})
+    event_record(
+        actor=None,
+        action="scan.failed",
+        target=scan_run,
+        datasource=scan_run.datasource,
+        decision="failed",
+        details={"error": message},
+    )
     scan_progress_broadcast(scan_run_id=scan_run.pk)
 
 
@@ -69,16 +84,22 @@ def scan_prepare(*, scan_run_id: int) -> list[int]:
     finally:
         connector.close()
     with transaction.atomic():
-        changes = catalog_reconcile(datasource=scan_run.datasource, found_tables=found_tables,
-                                    scan_run=scan_run, now=timezone.now())
+        changes = catalog_reconcile(
+            datasource=scan_run.datasource,
+            found_tables=found_tables,
+            scan_run=scan_run,
+            now=timezone.now(),
+        )
         # Views are catalogued but not sampled: reading one can cost a full query of its base.
-        tables = Table.objects.filter(datasource=scan_run.datasource, dropped_at__isnull=True,
-                                      kind="table")
+        tables = Table.objects.filter(
+            datasource=scan_run.datasource, dropped_at__isnull=True, kind="table"
+        )
         results = ScanTableResult.objects.bulk_create(
             [ScanTableResult(scan_run=scan_run, table=table) for table in tables]
         )
-        ScanRun.objects.filter(pk=scan_run.pk).update(tables_total=len(results),
-                                                      catalog_changes=changes)
+        ScanRun.objects.filter(pk=scan_run.pk).update(
+            tables_total=len(results), catalog_changes=changes
+        )
     scan_progress_broadcast(scan_run_id=scan_run.pk)
     return [result.pk for result in results]
 
@@ -87,8 +108,12 @@ def _column_samples(table: Table, columns: list[Column], rows: list[tuple]) -> l
     from classification.detectors.base import ColumnSample
 
     return [
-        ColumnSample(name=column.name, data_type=column.data_type,
-                     values=[row[index] for row in rows], table=table.name)
+        ColumnSample(
+            name=column.name,
+            data_type=column.data_type,
+            values=[row[index] for row in rows],
+            table=table.name,
+        )
         for index, column in enumerate(columns)
     ]
 
@@ -134,51 +159,85 @@ def _classify_table(result: ScanTableResult) -> dict[str, int]:
     connector = connector_for(table.datasource)
     try:
         info = TableInfo(table.schema_name, table.name, table.kind, table.row_estimate)
-        rows = connector.sample(info, [column.name for column in columns], result.scan_run.sample_size)
+        rows = connector.sample(
+            info, [column.name for column in columns], result.scan_run.sample_size
+        )
     finally:
         connector.close()
     suggestions = classify_columns(_column_samples(table, columns, rows))
-    tags_suggested = 0
     with transaction.atomic():
-        for column, column_suggestions in zip(columns, suggestions, strict=True):
-            tags_suggested += _apply_suggestions(column, column_suggestions)
+        tags_suggested = _apply_suggestions(columns, suggestions)
         column_sensitivity_refresh(columns=columns)
-    return {"rows_sampled": len(rows), "columns_classified": len(columns),
-            "tags_suggested": tags_suggested}
+    return {
+        "rows_sampled": len(rows),
+        "columns_classified": len(columns),
+        "tags_suggested": tags_suggested,
+    }
 
 
-def _tags_by_name() -> dict[str, Tag]:
-    return {tag.name: tag for tag in Tag.objects.all()}
+def _apply_suggestions(columns: list[Column], suggestions: list[list[Any]]) -> int:
+    """Suggestions above the threshold become tags, unless an admin curated the column.
 
-
-def _apply_suggestions(column: Column, suggestions: list[Any]) -> int:
-    """Scan suggestions above the threshold become tags, unless an admin curated the column."""
-    now = timezone.now()
-    Column.objects.filter(pk=column.pk).update(last_classified_at=now)
-    if column.curated_at is not None:
-        return 0
+    A scan only ever changes its own, still unreviewed, suggestions. One table at a time, in
+    a fixed number of queries whatever its width.
+    """
+    Column.objects.filter(pk__in=[column.pk for column in columns]).update(
+        last_classified_at=timezone.now()
+    )
+    open_columns = [column for column in columns if column.curated_at is None]
+    tags = {tag.name: tag for tag in Tag.objects.all()}
+    existing = {
+        (column_tag.column_id, column_tag.tag_id): column_tag
+        for column_tag in ColumnTag.objects.filter(column__in=open_columns)
+    }
     threshold = settings.SCAN_AUTOTAG_THRESHOLD
-    tags = _tags_by_name()
-    strong = {s.tag: s for s in suggestions if s.confidence >= threshold and s.tag in tags}
-    # A scan only ever changes its own, still unreviewed, suggestions.
-    ColumnTag.objects.filter(
-        column=column, source=ColumnTag.Source.SCAN, state=ColumnTag.State.SUGGESTED
-    ).exclude(tag__name__in=strong).delete()
-    for tag_name, suggestion in strong.items():
-        ColumnTag.objects.update_or_create(
-            column=column,
-            tag=tags[tag_name],
-            defaults={"source": ColumnTag.Source.SCAN, "state": ColumnTag.State.SUGGESTED,
-                      "confidence": round(float(suggestion.confidence), 4),
-                      "evidence": suggestion.evidence},
-        )
-    return len(strong)
+    wanted: set[tuple[int, int]] = set()
+    to_create: list[ColumnTag] = []
+    to_update: list[ColumnTag] = []
+    for column, column_suggestions in zip(columns, suggestions, strict=True):
+        if column.curated_at is not None:
+            continue
+        for suggestion in column_suggestions:
+            if suggestion.confidence < threshold or suggestion.tag not in tags:
+                continue
+            key = (column.pk, tags[suggestion.tag].pk)
+            wanted.add(key)
+            confidence = round(float(suggestion.confidence), 4)
+            current = existing.get(key)
+            if current is None:
+                to_create.append(
+                    ColumnTag(
+                        column=column,
+                        tag=tags[suggestion.tag],
+                        source=ColumnTag.Source.SCAN,
+                        state=ColumnTag.State.SUGGESTED,
+                        confidence=confidence,
+                        evidence=suggestion.evidence,
+                    )
+                )
+            elif _is_open_suggestion(current):
+                current.confidence, current.evidence = confidence, suggestion.evidence
+                current.updated_at = timezone.now()
+                to_update.append(current)
+    stale = [ct.pk for key, ct in existing.items() if key not in wanted and _is_open_suggestion(ct)]
+    ColumnTag.objects.filter(pk__in=stale).delete()
+    ColumnTag.objects.bulk_create(to_create)
+    ColumnTag.objects.bulk_update(to_update, ["confidence", "evidence", "updated_at"])
+    return len(wanted)
+
+
+def _is_open_suggestion(column_tag: ColumnTag) -> bool:
+    return (
+        column_tag.source == ColumnTag.Source.SCAN and column_tag.state == ColumnTag.State.SUGGESTED
+    )
 
 
 def scan_finish(*, scan_run_id: int) -> ScanRun:
     """Close the run: succeeded unless nothing could be classified."""
     with transaction.atomic():
-        scan_run = ScanRun.objects.select_for_update().select_related("datasource").get(pk=scan_run_id)
+        scan_run = (
+            ScanRun.objects.select_for_update().select_related("datasource").get(pk=scan_run_id)
+        )
         if scan_run.state != ScanRun.State.RUNNING:
             return scan_run
         all_failed = scan_run.tables_total > 0 and scan_run.tables_failed == scan_run.tables_total
@@ -187,14 +246,22 @@ def scan_finish(*, scan_run_id: int) -> ScanRun:
             scan_run.error = "Every table failed; see the per-table errors."
         scan_run.finished_at = timezone.now()
         scan_run.save(update_fields=["state", "error", "finished_at"])
-        DataSource.objects.filter(pk=scan_run.datasource_id).update(last_scanned_at=scan_run.finished_at)
+        DataSource.objects.filter(pk=scan_run.datasource_id).update(
+            last_scanned_at=scan_run.finished_at
+        )
         event_record(
-            actor=None, action="scan.finished", target=scan_run, datasource=scan_run.datasource,
+            actor=None,
+            action="scan.finished",
+            target=scan_run,
+            datasource=scan_run.datasource,
             decision=scan_run.state,
-            details={"tables_total": scan_run.tables_total, "tables_failed": scan_run.tables_failed,
-                     "columns_classified": scan_run.columns_classified,
-                     "tags_suggested": scan_run.tags_suggested,
-                     "catalog_changes": scan_run.catalog_changes},
+            details={
+                "tables_total": scan_run.tables_total,
+                "tables_failed": scan_run.tables_failed,
+                "columns_classified": scan_run.columns_classified,
+                "tags_suggested": scan_run.tags_suggested,
+                "catalog_changes": scan_run.catalog_changes,
+            },
         )
     scan_progress_broadcast(scan_run_id=scan_run.pk)
     return scan_run

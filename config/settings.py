@@ -187,6 +187,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # One line per finished task drowns the scan's own progress output.
+    "loggers": {"celery.app.trace": {"level": env_str("CELERY_TRACE_LOG_LEVEL", "WARNING")}},
 }
 
 if not DEBUG and not EMBEDDED:
@@ -195,3 +197,27 @@ if not DEBUG and not EMBEDDED:
 
 # The embedded default runs eager tasks on a background thread (see config/dispatch.py).
 EAGER_IN_THREAD = env_bool("WARDEN_EAGER_IN_THREAD", CELERY_TASK_ALWAYS_EAGER)
+
+# Policy enforcement: the id of the masking key the agents hold (the key itself never leaves them).
+MASKING_KEY_ID = env_str("WARDEN_MASKING_KEY_ID", "k1")
+
+# Approvals
+WARDEN_MAX_GRANT_MINUTES = env_int("WARDEN_MAX_GRANT_MINUTES", 480)
+WARDEN_PENDING_EXPIRY_MINUTES = env_int("WARDEN_PENDING_EXPIRY_MINUTES", 1440)
+WARDEN_GRANT_WARNING_MINUTES = env_int("WARDEN_GRANT_WARNING_MINUTES", 15)
+# Absolute links in webhooks and e-mails (e.g. https://warden.example.com).
+WARDEN_BASE_URL = env_str("WARDEN_BASE_URL", "")
+
+# Audit retention: 0 keeps events forever; otherwise older ones are archived, then pruned.
+WARDEN_AUDIT_RETENTION_DAYS = env_int("WARDEN_AUDIT_RETENTION_DAYS", 0)
+WARDEN_AUDIT_ARCHIVE_DIR = Path(
+    env_str("WARDEN_AUDIT_ARCHIVE_DIR", str(DATA_DIR / "audit-archive"))
+)
+WARDEN_AUDIT_REPORT_DIR = Path(env_str("WARDEN_AUDIT_REPORT_DIR", str(DATA_DIR / "audit-reports")))
+
+from audit.schedule import AUDIT_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE = {
+    "approvals-expire-due": {"task": "approvals.expire_due", "schedule": 60.0},
+    **AUDIT_BEAT_SCHEDULE,
+}

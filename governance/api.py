@@ -54,8 +54,9 @@ class DataSourceListCreate(generics.ListCreateAPIView):
     def perform_create(self, serializer: DataSourceSerializer) -> None:
         values = dict(serializer.validated_data)
         password = values.pop("password", "")
-        serializer.instance = services.datasource_create(actor=self.request.user, password=password,
-                                                         **values)
+        serializer.instance = services.datasource_create(
+            actor=self.request.user, password=password, **values
+        )
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
@@ -95,8 +96,10 @@ class DataSourceTestConnection(APIView):
     def post(self, request: Request, pk: int) -> Response:
         datasource = get_object_or_404(DataSource, pk=pk)
         ok, message = services.datasource_test_connection(actor=request.user, datasource=datasource)
-        return Response({"ok": ok, "message": message},
-                        status=status.HTTP_200_OK if ok else status.HTTP_502_BAD_GATEWAY)
+        return Response(
+            {"ok": ok, "message": message},
+            status=status.HTTP_200_OK if ok else status.HTTP_502_BAD_GATEWAY,
+        )
 
 
 class TagList(generics.ListAPIView):
@@ -142,8 +145,12 @@ class ColumnTags(APIView):
         column = get_object_or_404(Column.objects.select_related("table__datasource"), pk=pk)
         serializer = ColumnTagWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.column_tag_set_state(actor=request.user, column=column, **serializer.validated_data)
-        return Response(ColumnSerializer(selectors.catalog_columns(include_dropped=True).get(pk=pk)).data)
+        services.column_tag_set_state(
+            actor=request.user, column=column, **serializer.validated_data
+        )
+        return Response(
+            ColumnSerializer(selectors.catalog_columns(include_dropped=True).get(pk=pk)).data
+        )
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
@@ -164,7 +171,8 @@ class ColumnTagsBulkReview(APIView):
         serializer = BulkReviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         count = services.column_tags_bulk_review(
-            actor=request.user, column_tag_ids=serializer.validated_data["ids"],
+            actor=request.user,
+            column_tag_ids=serializer.validated_data["ids"],
             state=serializer.validated_data["state"],
         )
         return Response({"updated": count})
@@ -183,11 +191,15 @@ class TokenListCreate(generics.ListCreateAPIView):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token, secret = token_create(actor=request.user, user=request.user,
-                                     name=serializer.validated_data["name"],
-                                     expires_at=serializer.validated_data.get("expires_at"))
-        return Response({**AccessTokenSerializer(token).data, "token": secret},
-                        status=status.HTTP_201_CREATED)
+        token, secret = token_create(
+            actor=request.user,
+            user=request.user,
+            name=serializer.validated_data["name"],
+            expires_at=serializer.validated_data.get("expires_at"),
+        )
+        return Response(
+            {**AccessTokenSerializer(token).data, "token": secret}, status=status.HTTP_201_CREATED
+        )
 
 
 class TokenRevoke(APIView):

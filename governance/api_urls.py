@@ -5,8 +5,11 @@ from governance import api
 urlpatterns = [
     path("datasources/", api.DataSourceListCreate.as_view(), name="api-datasource-list"),
     path("datasources/<int:pk>/", api.DataSourceDetail.as_view(), name="api-datasource-detail"),
-    path("datasources/<int:pk>/test-connection/", api.DataSourceTestConnection.as_view(),
-         name="api-datasource-test"),
+    path(
+        "datasources/<int:pk>/test-connection/",
+        api.DataSourceTestConnection.as_view(),
+        name="api-datasource-test",
+    ),
     path("tags/", api.TagList.as_view(), name="api-tag-list"),
     path("columns/", api.ColumnList.as_view(), name="api-column-list"),
     path("columns/<int:pk>/", api.ColumnDetail.as_view(), name="api-column-detail"),

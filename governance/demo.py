@@ -34,8 +34,10 @@ DEMO_TOKEN_NAME = "demo"
 def _ensure_person(person: DemoPerson) -> User:
     user, _created = User.objects.get_or_create(
         username=person.username,
-        defaults={"email": f"{person.username}@warden.example",
-                  "is_service_account": person.is_service_account},
+        defaults={
+            "email": f"{person.username}@warden.example",
+            "is_service_account": person.is_service_account,
+        },
     )
     if person.password:
         user.set_password(person.password)
@@ -65,7 +67,10 @@ def demo_setup(*, demo_database: Path) -> dict[str, object]:
         users = {person.username: _ensure_person(person) for person in DEMO_PEOPLE}
         admin = users["admin"]
         datasource = DataSource.objects.filter(name="shop").first() or datasource_create(
-            actor=admin, name="shop", engine=Engine.SQLITE, database=str(demo_database),
+            actor=admin,
+            name="shop",
+            engine=Engine.SQLITE,
+            database=str(demo_database),
             description="Demo shop database (SQLite, generated with Faker)",
         )
         tokens = {

@@ -22,7 +22,9 @@ def catalog_columns(
 ) -> QuerySet[Column]:
     """Columns matching the catalog browser's filters, ready to render without N+1."""
     columns = Column.objects.select_related("table__datasource").prefetch_related(
-        Prefetch("column_tags", queryset=ColumnTag.objects.select_related("tag").order_by("tag__name"))
+        Prefetch(
+            "column_tags", queryset=ColumnTag.objects.select_related("tag").order_by("tag__name")
+        )
     )
     if not include_dropped:
         columns = columns.filter(dropped_at__isnull=True)
@@ -40,29 +42,45 @@ def catalog_columns(
         columns = columns.filter(column_tags__isnull=True)
     elif review_state in ("suggested", "confirmed", "rejected"):
         columns = columns.filter(column_tags__state=review_state)
-    return columns.distinct().order_by("table__datasource__name", "table__schema_name",
-                                       "table__name", "ordinal")
+    if tag_name or review_state:
+        # Joining tags can repeat a column; only then is DISTINCT worth its cost.
+        columns = columns.distinct()
+    return columns.order_by(
+        "table__datasource__name", "table__schema_name", "table__name", "ordinal"
+    )
 
 
 def sensitive_columns_per_datasource() -> list[dict[str, Any]]:
     return list(
         DataSource.objects.annotate(
-            columns_total=Count("tables__columns", filter=Q(tables__columns__dropped_at__isnull=True)),
+            columns_total=Count(
+                "tables__columns", filter=Q(tables__columns__dropped_at__isnull=True)
+            ),
             sensitive=Count(
                 "tables__columns",
-                filter=Q(tables__columns__sensitivity__gte=Sensitivity.CONFIDENTIAL,
-                         tables__columns__dropped_at__isnull=True),
+                filter=Q(
+                    tables__columns__sensitivity__gte=Sensitivity.CONFIDENTIAL,
+                    tables__columns__dropped_at__isnull=True,
+                ),
             ),
-        ).values("id", "name", "columns_total", "sensitive").order_by("name")
+        )
+        .values("id", "name", "columns_total", "sensitive")
+        .order_by("name")
     )
 
 
 def tagged_columns_per_tag() -> list[dict[str, Any]]:
     return list(
         Tag.objects.annotate(
-            columns=Count("column_tags", filter=~Q(column_tags__state=ColumnTag.State.REJECTED)
-                          & Q(column_tags__column__dropped_at__isnull=True))
-        ).filter(columns__gt=0).values("name", "sensitivity", "columns").order_by("-columns")
+            columns=Count(
+                "column_tags",
+                filter=~Q(column_tags__state=ColumnTag.State.REJECTED)
+                & Q(column_tags__column__dropped_at__isnull=True),
+            )
+        )
+        .filter(columns__gt=0)
+        .values("name", "sensitivity", "columns")
+        .order_by("-columns")
     )
 
 

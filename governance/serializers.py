@@ -6,18 +6,38 @@ from governance.models import AccessToken, Column, ColumnTag, DataSource, Engine
 class DataSourceSerializer(serializers.ModelSerializer):
     """The password is write-only: it is never returned once saved."""
 
-    password = serializers.CharField(write_only=True, required=False, allow_blank=True,
-                                     style={"input_type": "password"})
+    password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"}
+    )
     has_password = serializers.BooleanField(read_only=True)
     engine = serializers.ChoiceField(choices=Engine.choices)
 
     class Meta:
         model = DataSource
-        fields = ["id", "name", "description", "engine", "host", "port", "database", "username",
-                  "password", "has_password", "default_sensitive_action", "default_mask_method",
-                  "created_at", "updated_at", "last_scanned_at"]
-        read_only_fields = ["created_at", "updated_at", "last_scanned_at",
-                            "default_sensitive_action", "default_mask_method"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "engine",
+            "host",
+            "port",
+            "database",
+            "username",
+            "password",
+            "has_password",
+            "default_sensitive_action",
+            "default_mask_method",
+            "created_at",
+            "updated_at",
+            "last_scanned_at",
+        ]
+        read_only_fields = [
+            "created_at",
+            "updated_at",
+            "last_scanned_at",
+            "default_sensitive_action",
+            "default_mask_method",
+        ]
 
 
 class TagSerializer(serializers.ModelSerializer):
@@ -34,8 +54,18 @@ class ColumnTagSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ColumnTag
-        fields = ["id", "tag", "source", "state", "confidence", "evidence", "reviewed_by",
-                  "reviewed_at", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "tag",
+            "source",
+            "state",
+            "confidence",
+            "evidence",
+            "reviewed_by",
+            "reviewed_at",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class ColumnSerializer(serializers.ModelSerializer):
@@ -47,8 +77,21 @@ class ColumnSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Column
-        fields = ["id", "datasource", "schema", "table", "name", "data_type", "is_nullable",
-                  "sensitivity", "curated_at", "first_seen_at", "last_seen_at", "dropped_at", "tags"]
+        fields = [
+            "id",
+            "datasource",
+            "schema",
+            "table",
+            "name",
+            "data_type",
+            "is_nullable",
+            "sensitivity",
+            "curated_at",
+            "first_seen_at",
+            "last_seen_at",
+            "dropped_at",
+            "tags",
+        ]
 
 
 class ColumnTagWriteSerializer(serializers.Serializer):

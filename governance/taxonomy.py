@@ -1,4 +1,4 @@
-"""The tag taxonomy is data: governance/taxonomy.json, loaded by a migration and by `load_taxonomy`."""
+"""The tag taxonomy is data (governance/taxonomy.json), loaded by a migration and a command."""
 
 import json
 from pathlib import Path

@@ -13,8 +13,11 @@ urlpatterns = [
     path("catalog/", views.catalog, name="catalog"),
     path("catalog/review/", views.catalog_bulk_review, name="catalog_bulk_review"),
     path("catalog/columns/<int:pk>/", views.column_detail, name="column_detail"),
-    path("catalog/columns/<int:pk>/tags/<str:action>/", views.column_tag_action,
-         name="column_tag_action"),
+    path(
+        "catalog/columns/<int:pk>/tags/<str:action>/",
+        views.column_tag_action,
+        name="column_tag_action",
+    ),
     path("tokens/", views.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", views.token_revoke_view, name="token_revoke"),
 ]

@@ -34,10 +34,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "data": {
                 "labels": [row["name"] for row in per_datasource],
                 "datasets": [
-                    {"label": "sensitive columns", "data": [row["sensitive"] for row in per_datasource],
-                     "backgroundColor": "#c53030"},
-                    {"label": "all columns", "data": [row["columns_total"] for row in per_datasource],
-                     "backgroundColor": "#cbd5e1"},
+                    {
+                        "label": "sensitive columns",
+                        "data": [row["sensitive"] for row in per_datasource],
+                        "backgroundColor": "#c53030",
+                    },
+                    {
+                        "label": "all columns",
+                        "data": [row["columns_total"] for row in per_datasource],
+                        "backgroundColor": "#cbd5e1",
+                    },
                 ],
             },
         },
@@ -45,38 +51,56 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "type": "bar",
             "data": {
                 "labels": [row["name"] for row in per_tag],
-                "datasets": [{
-                    "label": "tagged columns",
-                    "data": [row["columns"] for row in per_tag],
-                    "backgroundColor": [SENSITIVITY_COLOURS[row["sensitivity"]] for row in per_tag],
-                }],
+                "datasets": [
+                    {
+                        "label": "tagged columns",
+                        "data": [row["columns"] for row in per_tag],
+                        "backgroundColor": [
+                            SENSITIVITY_COLOURS[row["sensitivity"]] for row in per_tag
+                        ],
+                    }
+                ],
             },
-            "options": {"indexAxis": "y", "plugins": {"legend": {"display": False}}},
+            "options": {
+                "indexAxis": "y",
+                "plugins": {"legend": {"display": False}},
+                "scales": {"y": {"ticks": {"autoSkip": False}}},
+            },
         },
         "scan_history": {
             "type": "line",
             "data": {
                 "labels": [f"#{scan.pk} {scan.datasource.name}" for scan in reversed(scans)],
                 "datasets": [
-                    {"label": "columns classified",
-                     "data": [scan.columns_classified for scan in reversed(scans)],
-                     "borderColor": "#2f5bea", "yAxisID": "y"},
-                    {"label": "duration (s)",
-                     "data": [round(scan.duration_seconds or 0, 1) for scan in reversed(scans)],
-                     "borderColor": "#d97706", "yAxisID": "y1"},
+                    {
+                        "label": "columns classified",
+                        "data": [scan.columns_classified for scan in reversed(scans)],
+                        "borderColor": "#2f5bea",
+                        "yAxisID": "y",
+                    },
+                    {
+                        "label": "duration (s)",
+                        "data": [round(scan.duration_seconds or 0, 1) for scan in reversed(scans)],
+                        "borderColor": "#d97706",
+                        "yAxisID": "y1",
+                    },
                 ],
             },
             "options": {"scales": {"y1": {"position": "right"}}},
         },
     }
-    return render(request, "governance/dashboard.html", {
-        "per_datasource": per_datasource,
-        "per_tag": per_tag,
-        "scans": scans[:8],
-        "review_counts": selectors.review_state_counts(),
-        "charts": {name: json.dumps(spec) for name, spec in charts.items()},
-        "can_read_catalog": any(request.user.has_role(role) for role in CATALOG_READERS),
-    })
+    return render(
+        request,
+        "governance/dashboard.html",
+        {
+            "per_datasource": per_datasource,
+            "per_tag": per_tag,
+            "scans": scans[:8],
+            "review_counts": selectors.review_state_counts(),
+            "charts": {name: json.dumps(spec) for name, spec in charts.items()},
+            "can_read_catalog": any(request.user.has_role(role) for role in CATALOG_READERS),
+        },
+    )
 
 
 @role_required(*CATALOG_READERS)
@@ -115,14 +139,17 @@ def datasource_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if values.pop("clear_password", False):
             password = ""
         try:
-            services.datasource_update(actor=request.user, datasource=datasource, password=password,
-                                       **values)
+            services.datasource_update(
+                actor=request.user, datasource=datasource, password=password, **values
+            )
         except ValueError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Datasource saved.")
             return redirect("datasource_detail", pk=datasource.pk)
-    return render(request, "governance/datasource_form.html", {"form": form, "datasource": datasource})
+    return render(
+        request, "governance/datasource_form.html", {"form": form, "datasource": datasource}
+    )
 
 
 @role_required(Role.ADMIN)
@@ -138,11 +165,15 @@ def datasource_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def datasource_detail(request: HttpRequest, pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=pk)
     tables = datasource.tables.order_by("dropped_at", "schema_name", "name")
-    return render(request, "governance/datasource_detail.html", {
-        "datasource": datasource,
-        "tables": tables,
-        "scans": datasource.scan_runs.all()[:10],
-    })
+    return render(
+        request,
+        "governance/datasource_detail.html",
+        {
+            "datasource": datasource,
+            "tables": tables,
+            "scans": datasource.scan_runs.all()[:10],
+        },
+    )
 
 
 @role_required(Role.ADMIN)
@@ -174,15 +205,19 @@ def catalog(request: HttpRequest) -> HttpResponse:
     page = Paginator(columns, 50).get_page(params.get("page"))
     query_without_page = params.copy()
     query_without_page.pop("page", None)
-    return render(request, "governance/catalog.html", {
-        "page": page,
-        "datasources": DataSource.objects.only("id", "name"),
-        "tags": Tag.objects.all(),
-        "sensitivities": Sensitivity.choices,
-        "states": selectors.REVIEW_STATES,
-        "params": params,
-        "querystring": query_without_page.urlencode(),
-    })
+    return render(
+        request,
+        "governance/catalog.html",
+        {
+            "page": page,
+            "datasources": DataSource.objects.only("id", "name"),
+            "tags": Tag.objects.all(),
+            "sensitivities": Sensitivity.choices,
+            "states": selectors.REVIEW_STATES,
+            "params": params,
+            "querystring": query_without_page.urlencode(),
+        },
+    )
 
 
 @role_required(Role.ADMIN)
@@ -193,20 +228,28 @@ def catalog_bulk_review(request: HttpRequest) -> HttpResponse:
     if state not in (ColumnTag.State.CONFIRMED, ColumnTag.State.REJECTED) or not ids:
         messages.error(request, "Pick at least one suggestion and confirm or reject.")
     else:
-        count = services.column_tags_bulk_review(actor=request.user, column_tag_ids=ids, state=state)
+        count = services.column_tags_bulk_review(
+            actor=request.user, column_tag_ids=ids, state=state
+        )
         messages.success(request, f"{count} tag(s) {state}.")
     return redirect(request.POST.get("next") or "catalog")
 
 
 @role_required(*CATALOG_READERS)
 def column_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    column = get_object_or_404(Column.objects.select_related("table__datasource", "curated_by"), pk=pk)
-    return render(request, "governance/column_detail.html", {
-        "column": column,
-        "column_tags": column.column_tags.select_related("tag", "reviewed_by"),
-        "changes": column.changes.all()[:20],
-        "tag_form": TagChoiceForm(),
-    })
+    column = get_object_or_404(
+        Column.objects.select_related("table__datasource", "curated_by"), pk=pk
+    )
+    return render(
+        request,
+        "governance/column_detail.html",
+        {
+            "column": column,
+            "column_tags": column.column_tags.select_related("tag", "reviewed_by"),
+            "changes": column.changes.all()[:20],
+            "tag_form": TagChoiceForm(),
+        },
+    )
 
 
 @role_required(Role.ADMIN)
@@ -225,8 +268,9 @@ def column_tag_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
             services.column_tag_remove(actor=request.user, column=column, tag=tag, comment=comment)
         else:
             state = ColumnTag.State.REJECTED if action == "reject" else ColumnTag.State.CONFIRMED
-            services.column_tag_set_state(actor=request.user, column=column, tag=tag, state=state,
-                                          comment=comment)
+            services.column_tag_set_state(
+                actor=request.user, column=column, tag=tag, state=state, comment=comment
+            )
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
@@ -241,12 +285,19 @@ def token_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         days = form.cleaned_data.get("expires_in_days")
         expires_at = timezone.now() + timedelta(days=days) if days else None
-        _token, new_secret = token_create(actor=request.user, user=request.user,
-                                          name=form.cleaned_data["name"], expires_at=expires_at)
+        _token, new_secret = token_create(
+            actor=request.user,
+            user=request.user,
+            name=form.cleaned_data["name"],
+            expires_at=expires_at,
+        )
         form = TokenForm()
     tokens = AccessToken.objects.filter(user=request.user)
-    return render(request, "governance/token_list.html",
-                  {"form": form, "tokens": tokens, "new_secret": new_secret})
+    return render(
+        request,
+        "governance/token_list.html",
+        {"form": form, "tokens": tokens, "new_secret": new_secret},
+    )
 
 
 @login_required

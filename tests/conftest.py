@@ -59,6 +59,20 @@ def _set_audit_truncate_trigger(enabled: bool) -> None:
         cursor.execute(f"ALTER TABLE audit_auditevent {verb} TRIGGER audit_event_no_truncate")
 
 
+def _ensure_reference_data() -> None:
+    """The taxonomy and role groups come from a data migration; a transactional test's flush
+    empties them, so the tests after it get them back."""
+    from django.contrib.auth.models import Group
+
+    from governance.models import Role, Tag
+    from governance.taxonomy import taxonomy_load
+
+    if not Tag.objects.exists():
+        taxonomy_load(Tag)
+    for role in Role.values:
+        Group.objects.get_or_create(name=role)
+
+
 @pytest.fixture(autouse=True)
 def _audit_trigger_on_except_during_flush(request):
     """TransactionTestCase flushes with TRUNCATE, which the audit trigger refuses by design.
@@ -67,18 +81,22 @@ def _audit_trigger_on_except_during_flush(request):
     body (and production) runs with it on.
     """
     names = set(request.fixturenames)
-    if not {"db", "transactional_db", "live_server"} & names:
+    marker = request.node.get_closest_marker("django_db")
+    marked_transactional = bool(
+        marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    )
+    transactional = marked_transactional or bool({"transactional_db", "live_server"} & names)
+    if not (transactional or marker or "db" in names):
         yield
         return
     from django.db import connection
 
-    transactional = bool({"transactional_db", "live_server"} & names)
-    uses_db = transactional or "db" in names
-    if not uses_db or connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
         yield
         return
     request.getfixturevalue("transactional_db" if transactional else "db")
     _set_audit_truncate_trigger(True)
+    _ensure_reference_data()
     yield
     if transactional:
         _set_audit_truncate_trigger(False)

@@ -21,15 +21,32 @@ def people_rows(count: int, seed: int = 11) -> list[tuple]:
     fake = Faker("en_US")
     fake.seed_instance(seed)
     return [
-        (index + 1, fake.name(), fake.email(), fake.phone_number(), fake.ssn(),
-         fake.credit_card_number(), fake.date_of_birth(minimum_age=18, maximum_age=90),
-         fake.bothify("SKU-????-####"), fake.random_int(1, 50))
+        (
+            index + 1,
+            fake.name(),
+            fake.email(),
+            fake.phone_number(),
+            fake.ssn(),
+            fake.credit_card_number(),
+            fake.date_of_birth(minimum_age=18, maximum_age=90),
+            fake.bothify("SKU-????-####"),
+            fake.random_int(1, 50),
+        )
         for index in range(count)
     ]
 
 
-PEOPLE_COLUMNS = ("id", "full_name", "email", "phone", "ssn", "card_number", "date_of_birth",
-                  "sku", "quantity")
+PEOPLE_COLUMNS = (
+    "id",
+    "full_name",
+    "email",
+    "phone",
+    "ssn",
+    "card_number",
+    "date_of_birth",
+    "sku",
+    "quantity",
+)
 
 
 def _require(service: str, exc: Exception) -> None:
@@ -53,7 +70,9 @@ def postgres_database() -> Iterator[str]:
 
 
 def postgres_people(database: str, count: int = 150) -> None:
-    with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={database}", autocommit=True) as conn:
+    with psycopg.connect(
+        f"host=127.0.0.1 user=postgres dbname={database}", autocommit=True
+    ) as conn:
         conn.execute(
             "CREATE TABLE people (id int primary key, full_name text, email varchar(200), "
             "phone text, ssn text, card_number text, date_of_birth date, sku text, quantity int)"
@@ -62,7 +81,9 @@ def postgres_people(database: str, count: int = 150) -> None:
         with conn.cursor().copy(f"COPY people ({', '.join(PEOPLE_COLUMNS)}) FROM STDIN") as copy:
             for row in people_rows(count):
                 copy.write_row(row)
-        conn.execute("INSERT INTO products SELECT g, 'P-' || g, g * 1.5 FROM generate_series(1, 50) g")
+        conn.execute(
+            "INSERT INTO products SELECT g, 'P-' || g, g * 1.5 FROM generate_series(1, 50) g"
+        )
         conn.execute("ANALYZE")
 
 
@@ -84,7 +105,10 @@ def mysql_database() -> Iterator[str]:
 
 
 def mysql_people(database: str, count: int = 150) -> None:
-    with pymysql.connect(**MYSQL, database=database, autocommit=True) as conn, conn.cursor() as cursor:
+    with (
+        pymysql.connect(**MYSQL, database=database, autocommit=True) as conn,
+        conn.cursor() as cursor,
+    ):
         cursor.execute(
             "CREATE TABLE people (id int primary key, full_name varchar(200), email varchar(200), "
             "phone varchar(50), ssn varchar(20), card_number varchar(30), date_of_birth date, "

@@ -58,7 +58,9 @@ class MySQLConnector:
                 cursor.execute(statement, params)
                 return list(cursor.fetchall())
         except pymysql.err.MySQLError as exc:
-            raise ConnectorError(f"MySQL query failed: {exc.args[-1] if exc.args else exc}") from exc
+            raise ConnectorError(
+                f"MySQL query failed: {exc.args[-1] if exc.args else exc}"
+            ) from exc
 
     def test(self) -> str:
         return f"MySQL/MariaDB {self._query('SELECT VERSION()')[0][0]}"

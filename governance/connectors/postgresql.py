@@ -91,7 +91,9 @@ class PostgresConnector:
             cursor = self._connect().cursor(binary=False)
             return cursor.execute(query).fetchall()
         except psycopg.Error as exc:
-            raise ConnectorError(f"sampling {table.schema_name}.{table.name} failed: {exc}") from exc
+            raise ConnectorError(
+                f"sampling {table.schema_name}.{table.name} failed: {exc}"
+            ) from exc
 
     def close(self) -> None:
         if self._connection is not None:

@@ -36,7 +36,9 @@ class SQLiteConnector:
                 self._connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.DatabaseError as exc:
                 self._connection = None
-                raise ConnectorError(f"{str(path)!r} is not a readable SQLite database: {exc}") from exc
+                raise ConnectorError(
+                    f"{str(path)!r} is not a readable SQLite database: {exc}"
+                ) from exc
         return self._connection
 
     def _query(self, statement: str, params: tuple = ()) -> list[tuple]:

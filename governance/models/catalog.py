@@ -40,7 +40,9 @@ class User(AbstractUser):
 class AccessToken(models.Model):
     """A personal access token; only its SHA-256 is stored, the secret is shown once."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tokens"
+    )
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, db_index=True)
     token_hash = models.CharField(max_length=64, unique=True)
@@ -190,6 +192,9 @@ class ColumnChange(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.column_id} {self.kind} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class ColumnTag(models.Model):

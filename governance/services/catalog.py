@@ -142,8 +142,11 @@ def column_sensitivity_refresh(*, columns: Iterable[Column]) -> None:
         .annotate(level=Max("tag__sensitivity"))
         .values_list("column_id", "level")
     )
+    by_level: dict[int | None, list[int]] = {}
     for column_id in column_ids:
-        Column.objects.filter(pk=column_id).update(sensitivity=levels.get(column_id))
+        by_level.setdefault(levels.get(column_id), []).append(column_id)
+    for level, ids in by_level.items():
+        Column.objects.filter(pk__in=ids).update(sensitivity=level)
 
 
 def _mark_curated(actor: User, column: Column) -> None:
@@ -222,6 +225,8 @@ def column_tags_bulk_review(*, actor: User, column_tag_ids: list[int], state: st
     count = 0
     with transaction.atomic():
         for column_tag in column_tags:
-            column_tag_set_state(actor=actor, column=column_tag.column, tag=column_tag.tag, state=state)
+            column_tag_set_state(
+                actor=actor, column=column_tag.column, tag=column_tag.tag, state=state
+            )
             count += 1
     return count

@@ -51,7 +51,9 @@ def _tags_by_column(datasource) -> dict[str, set[str]]:
 def _assert_people_tagged(datasource) -> None:
     tags = _tags_by_column(datasource)
     for column, tag in EXPECTED.items():
-        assert tag in tags.get(column, set()), f"{column} should carry {tag}, has {tags.get(column)}"
+        assert tag in tags.get(column, set()), (
+            f"{column} should carry {tag}, has {tags.get(column)}"
+        )
     assert not tags.get("sku") and not tags.get("quantity") and not tags.get("id"), tags
 
 
@@ -59,25 +61,43 @@ def _assert_people_tagged(datasource) -> None:
 def postgres_source(admin):
     with sources.postgres_database() as name:
         sources.postgres_people(name)
-        yield datasource_create(actor=admin, name="pg-people", engine=Engine.POSTGRESQL,
-                                host="127.0.0.1", port=5432, database=name, username="postgres")
+        yield datasource_create(
+            actor=admin,
+            name="pg-people",
+            engine=Engine.POSTGRESQL,
+            host="127.0.0.1",
+            port=5432,
+            database=name,
+            username="postgres",
+        )
 
 
 @pytest.fixture
 def mysql_source(admin):
     with sources.mysql_database() as name:
         sources.mysql_people(name)
-        yield datasource_create(actor=admin, name="maria-people", engine=Engine.MYSQL,
-                                host="127.0.0.1", port=3306, database=name, username="root")
+        yield datasource_create(
+            actor=admin,
+            name="maria-people",
+            engine=Engine.MYSQL,
+            host="127.0.0.1",
+            port=3306,
+            database=name,
+            username="root",
+        )
 
 
 @pytest.fixture
 def sqlite_source(admin, tmp_path):
     path = sources.sqlite_people(tmp_path / "people.sqlite3")
-    return datasource_create(actor=admin, name="lite-people", engine=Engine.SQLITE, database=str(path))
+    return datasource_create(
+        actor=admin, name="lite-people", engine=Engine.SQLITE, database=str(path)
+    )
 
 
-def test_scan_of_postgresql_tags_sensitive_columns_and_leaves_plain_ones(run_scan, admin, postgres_source):
+def test_scan_of_postgresql_tags_sensitive_columns_and_leaves_plain_ones(
+    run_scan, admin, postgres_source
+):
     scan = run_scan(admin, postgres_source)
     assert scan.state == ScanRun.State.SUCCEEDED, scan.error
     assert (scan.tables_total, scan.tables_done, scan.tables_failed) == (2, 2, 0)
@@ -126,9 +146,13 @@ def test_rescan_records_added_changed_and_dropped_columns(run_scan, admin, postg
     assert ("backup_email", "added") in kinds
     assert ("quantity", "type_changed") in kinds
     assert ("sku", "dropped") in kinds
-    dropped_sku = Column.objects.get(table__datasource=postgres_source, table__name="people", name="sku")
+    dropped_sku = Column.objects.get(
+        table__datasource=postgres_source, table__name="people", name="sku"
+    )
     assert dropped_sku.dropped_at is not None  # marked, not deleted
-    assert Column.objects.get(table__datasource=postgres_source, name="quantity").data_type == "bigint"
+    assert (
+        Column.objects.get(table__datasource=postgres_source, name="quantity").data_type == "bigint"
+    )
     assert "PII.Email" in _tags_by_column(postgres_source)["backup_email"]
 
 
@@ -137,8 +161,12 @@ def test_curated_tags_survive_rescan(run_scan, admin, sqlite_source):
     phone = Column.objects.get(table__datasource=sqlite_source, name="phone")
     sku = Column.objects.get(table__datasource=sqlite_source, name="sku")
     column_tag_remove(actor=admin, column=phone, tag=Tag.objects.get(name="PII.Phone"))
-    column_tag_set_state(actor=admin, column=sku, tag=Tag.objects.get(name="Secret.Credential"),
-                         state=ColumnTag.State.CONFIRMED)
+    column_tag_set_state(
+        actor=admin,
+        column=sku,
+        tag=Tag.objects.get(name="Secret.Credential"),
+        state=ColumnTag.State.CONFIRMED,
+    )
     run_scan(admin, sqlite_source)
     tags = _tags_by_column(sqlite_source)
     assert "PII.Phone" not in tags.get("phone", set())
@@ -165,8 +193,15 @@ def test_table_dropped_mid_scan_fails_alone_and_the_scan_goes_on(admin, postgres
 
 
 def test_unreachable_datasource_fails_the_scan_with_a_clear_error(run_scan, admin):
-    datasource = datasource_create(actor=admin, name="nowhere", engine=Engine.POSTGRESQL,
-                                   host="127.0.0.1", port=1, database="x", username="postgres")
+    datasource = datasource_create(
+        actor=admin,
+        name="nowhere",
+        engine=Engine.POSTGRESQL,
+        host="127.0.0.1",
+        port=1,
+        database="x",
+        username="postgres",
+    )
     scan = run_scan(admin, datasource)
     assert scan.state == ScanRun.State.FAILED
     assert "Connection refused by 127.0.0.1:1" in scan.error
@@ -174,9 +209,16 @@ def test_unreachable_datasource_fails_the_scan_with_a_clear_error(run_scan, admi
 
 
 def test_wrong_mariadb_password_fails_the_scan_with_a_clear_error(run_scan, admin):
-    datasource = datasource_create(actor=admin, name="maria-bad", engine=Engine.MYSQL,
-                                   host="127.0.0.1", port=3306, database="test", username="root",
-                                   password="definitely-wrong")
+    datasource = datasource_create(
+        actor=admin,
+        name="maria-bad",
+        engine=Engine.MYSQL,
+        host="127.0.0.1",
+        port=3306,
+        database="test",
+        username="root",
+        password="definitely-wrong",
+    )
     scan = run_scan(admin, datasource)
     assert scan.state == ScanRun.State.FAILED
     assert "Authentication failed for user 'root'" in scan.error

@@ -14,8 +14,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _payload(**overrides) -> dict:
-    return {"name": "warehouse", "engine": "postgresql", "host": "127.0.0.1", "port": 5432,
-            "database": "test", "username": "postgres", "password": "s3cret-pw", **overrides}
+    return {
+        "name": "warehouse",
+        "engine": "postgresql",
+        "host": "127.0.0.1",
+        "port": 5432,
+        "database": "test",
+        "username": "postgres",
+        "password": "s3cret-pw",
+        **overrides,
+    }
 
 
 def test_password_is_encrypted_at_rest_and_never_returned(admin, client):
@@ -60,7 +68,9 @@ def test_datasource_changes_are_audited_without_the_password(admin):
 )
 def test_invalid_datasource_gets_a_clear_400(admin, client, overrides, error):
     client.force_login(admin)
-    response = client.post("/api/v1/datasources/", _payload(**overrides), content_type="application/json")
+    response = client.post(
+        "/api/v1/datasources/", _payload(**overrides), content_type="application/json"
+    )
     assert response.status_code == 400
     assert error in str(response.json())
     assert not DataSource.objects.exists()
@@ -76,30 +86,55 @@ def test_connection_test_reports_version_or_clear_reason(admin):
     wrong_db = datasource_create(actor=admin, **_payload(name="db", database="no_such_db_xyz"))
     ok, message = datasource_test_connection(actor=admin, datasource=wrong_db)
     assert not ok and "Database 'no_such_db_xyz' does not exist" in message
-    wrong_host = datasource_create(actor=admin, **_payload(name="host", host="no-such-host.invalid"))
+    wrong_host = datasource_create(
+        actor=admin, **_payload(name="host", host="no-such-host.invalid")
+    )
     ok, message = datasource_test_connection(actor=admin, datasource=wrong_host)
     assert not ok and "no-such-host.invalid" in message
 
 
 def test_mariadb_wrong_password_and_database_are_explained(admin):
     with sources.mysql_database() as name:
-        bad_pw = datasource_create(actor=admin, name="m1", engine=Engine.MYSQL, host="127.0.0.1",
-                                   port=3306, database=name, username="root", password="nope")
+        bad_pw = datasource_create(
+            actor=admin,
+            name="m1",
+            engine=Engine.MYSQL,
+            host="127.0.0.1",
+            port=3306,
+            database=name,
+            username="root",
+            password="nope",
+        )
         ok, message = datasource_test_connection(actor=admin, datasource=bad_pw)
         assert not ok and "Authentication failed for user 'root'" in message
-        good = datasource_create(actor=admin, name="m2", engine=Engine.MYSQL, host="127.0.0.1",
-                                 port=3306, database=name, username="root")
+        good = datasource_create(
+            actor=admin,
+            name="m2",
+            engine=Engine.MYSQL,
+            host="127.0.0.1",
+            port=3306,
+            database=name,
+            username="root",
+        )
         ok, message = datasource_test_connection(actor=admin, datasource=good)
         assert ok and "MariaDB" in message
-    missing = datasource_create(actor=admin, name="m3", engine=Engine.MYSQL, host="127.0.0.1",
-                                port=3306, database="no_such_db_xyz", username="root")
+    missing = datasource_create(
+        actor=admin,
+        name="m3",
+        engine=Engine.MYSQL,
+        host="127.0.0.1",
+        port=3306,
+        database="no_such_db_xyz",
+        username="root",
+    )
     ok, message = datasource_test_connection(actor=admin, datasource=missing)
     assert not ok and "does not exist" in message
 
 
 def test_sqlite_missing_file_is_explained(admin, tmp_path):
-    datasource = datasource_create(actor=admin, name="lite", engine=Engine.SQLITE,
-                                   database=str(tmp_path / "missing.sqlite3"))
+    datasource = datasource_create(
+        actor=admin, name="lite", engine=Engine.SQLITE, database=str(tmp_path / "missing.sqlite3")
+    )
     ok, message = datasource_test_connection(actor=admin, datasource=datasource)
     assert not ok and "does not exist" in message
 
@@ -116,14 +151,19 @@ def test_connection_test_button_renders_the_result(admin, client):
 def test_only_admins_create_datasources(person, request, client):
     user = request.getfixturevalue(person)
     client.force_login(user)
-    assert client.post("/api/v1/datasources/", _payload(), content_type="application/json").status_code == 403
+    assert (
+        client.post("/api/v1/datasources/", _payload(), content_type="application/json").status_code
+        == 403
+    )
     assert client.post("/datasources/new/", _payload()).status_code == 403
     with pytest.raises(PermissionError):
         datasource_create(actor=user, **_payload())
 
 
-@pytest.mark.parametrize(("person", "status"), [("admin", 200), ("reviewer", 200), ("auditor", 200),
-                                                ("requester", 403), ("outsider", 403)])
+@pytest.mark.parametrize(
+    ("person", "status"),
+    [("admin", 200), ("reviewer", 200), ("auditor", 200), ("requester", 403), ("outsider", 403)],
+)
 def test_datasource_list_is_for_catalog_readers(person, status, request, client):
     client.force_login(request.getfixturevalue(person))
     assert client.get("/datasources/").status_code == status

@@ -27,7 +27,9 @@ class Command(BaseCommand):
             datasource = DataSource.objects.get(name=options["datasource"])
         except DataSource.DoesNotExist as exc:
             names = ", ".join(DataSource.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"No datasource named {options['datasource']!r} (known: {names}).") from exc
+            raise CommandError(
+                f"No datasource named {options['datasource']!r} (known: {names})."
+            ) from exc
         try:
             scan = scan_start(actor=None, datasource=datasource, sample_size=options["sample_size"])
         except ValueError as exc:
@@ -51,13 +53,17 @@ class Command(BaseCommand):
                 if scan.is_finished:
                     return scan
                 if time.monotonic() > deadline:
-                    raise CommandError(f"Scan #{scan_run_id} still {scan.state} after {timeout:.0f} s.")
+                    raise CommandError(
+                        f"Scan #{scan_run_id} still {scan.state} after {timeout:.0f} s."
+                    )
                 time.sleep(0.3)
 
     def _summarise(self, scan: ScanRun) -> None:
-        summary = (f"Scan #{scan.pk} {scan.state}: {scan.tables_done}/{scan.tables_total} tables, "
-                   f"{scan.columns_classified} columns classified, {scan.tags_suggested} tags "
-                   f"suggested in {scan.duration_seconds or 0:.1f} s.")
+        summary = (
+            f"Scan #{scan.pk} {scan.state}: {scan.tables_done}/{scan.tables_total} tables, "
+            f"{scan.columns_classified} columns classified, {scan.tags_suggested} tags "
+            f"suggested in {scan.duration_seconds or 0:.1f} s."
+        )
         for result in scan.table_results.filter(state="failed").select_related("table"):
             self.stderr.write(f"  {result.table.qualified_name}: {result.error}")
         if scan.state == ScanRun.State.FAILED:

@@ -24,7 +24,9 @@ class Command(BaseCommand):
         for person in demo["people"]:
             if person.password:
                 roles = ", ".join(person.roles)
-                self.stdout.write(f"  {person.username:<10} password {person.password:<18} ({roles})")
+                self.stdout.write(
+                    f"  {person.username:<10} password {person.password:<18} ({roles})"
+                )
         tokens = demo["tokens"]
         self.stdout.write(f"  copilot    AI agent service account, API token: {tokens['copilot']}")
         self.stdout.write(f"  analyst    personal access token:               {tokens['analyst']}")

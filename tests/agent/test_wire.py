@@ -1,0 +1,147 @@
+"""Raw wire-protocol conversations (what drivers like JDBC do that psycopg does not):
+named portals with row limits, Close, Flush, and denial inside a pipelined batch."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+from agent import codec
+
+
+class WireClient:
+    def __init__(self, port: int, user: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+        self.sock.sendall(codec.startup_message({"user": user, "database": "shop"}))
+        kind, _ = self.read()
+        assert kind == b"R"
+        self.sock.sendall(codec.password_message(f"wdn_{user}".encode() + b"\x00"))
+        self.until(b"Z")
+
+    def read(self) -> tuple[bytes, bytes]:
+        while (
+            len(self.buffer) < 5 or len(self.buffer) < 1 + struct.unpack("!i", self.buffer[1:5])[0]
+        ):
+            chunk = self.sock.recv(65536)
+            assert chunk, "connection closed"
+            self.buffer += chunk
+        length = struct.unpack("!i", self.buffer[1:5])[0]
+        kind, payload = self.buffer[:1], self.buffer[5 : 1 + length]
+        self.buffer = self.buffer[1 + length :]
+        return kind, payload
+
+    def until(self, stop: bytes) -> list[tuple[bytes, bytes]]:
+        messages = []
+        while True:
+            kind, payload = self.read()
+            messages.append((kind, payload))
+            if kind == stop:
+                return messages
+
+    def send(self, *messages: bytes) -> None:
+        self.sock.sendall(b"".join(messages))
+
+    def close(self) -> None:
+        self.sock.sendall(codec.TERMINATE)
+        self.sock.close()
+
+
+def parse(name: str, sql: str) -> bytes:
+    return codec.message(b"P", codec.cstring(name) + codec.cstring(sql) + b"\x00\x00")
+
+
+def bind(portal: str, statement: str) -> bytes:
+    return codec.message(b"B", codec.cstring(portal) + codec.cstring(statement) + b"\x00\x00" * 3)
+
+
+def execute(portal: str, max_rows: int = 0) -> bytes:
+    return codec.message(b"E", codec.cstring(portal) + struct.pack("!i", max_rows))
+
+
+def close(kind: bytes, name: str) -> bytes:
+    return codec.message(b"C", kind + codec.cstring(name))
+
+
+def rows(messages: list[tuple[bytes, bytes]]) -> list[list[bytes | None]]:
+    return [codec.parse_data_row(p) for k, p in messages if k == b"D"]
+
+
+def test_named_portal_with_row_limit_stays_masked_across_suspensions(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    client.send(
+        parse("s1", "SELECT id, email, upper(email) FROM customers ORDER BY id"),
+        bind("p1", "s1"),
+        execute("p1", 2),
+        execute("p1", 3),
+        close(b"P", "p1"),
+        close(b"S", "s1"),
+        codec.SYNC,
+    )
+    messages = client.until(b"Z")
+    kinds = [k for k, _ in messages]
+    assert kinds == [b"1", b"2", b"D", b"D", b"s", b"D", b"D", b"D", b"s", b"3", b"3", b"Z"]
+    for row in rows(messages):
+        assert row[1] == b"****@example.com" and row[2] == b"****"
+    client.close()
+
+
+def test_describe_and_flush_before_sync(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    client.send(
+        parse("", "SELECT name, email FROM customers WHERE id = 1"),
+        codec.describe(b"S", ""),
+        codec.FLUSH,
+    )
+    kinds = [k for k, _ in client.until(b"T")]
+    assert kinds == [b"1", b"t", b"T"]
+    client.send(bind("", ""), execute(""), codec.SYNC)
+    messages = client.until(b"Z")
+    assert rows(messages)[0][1] == b"****@example.com"
+    client.close()
+
+
+def test_denied_statement_in_a_pipeline_errors_in_order_and_skips_to_sync(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    client.send(
+        parse("", "SELECT 1"),
+        bind("", ""),
+        execute(""),
+        parse("", "SELECT ssn FROM customers"),
+        bind("", ""),
+        execute(""),
+        codec.SYNC,
+        parse("", "SELECT 2"),
+        bind("", ""),
+        execute(""),
+        codec.SYNC,
+    )
+    first = client.until(b"Z")
+    assert [k for k, _ in first] == [b"1", b"2", b"D", b"C", b"E", b"Z"]
+    error = codec.parse_error_fields(first[4][1])
+    assert error["C"] == "42501" and "ssn" in error["M"]
+    second = client.until(b"Z")
+    assert rows(second) == [[b"2"]]
+    client.close()
+
+
+def test_simple_query_denial_keeps_transaction_status(agent: Any) -> None:
+    client = WireClient(agent.port, "root")
+    client.send(codec.query("BEGIN"))
+    assert client.until(b"Z")[-1][1] == b"T"
+    client.send(codec.query("TRUNCATE scratch"))
+    messages = client.until(b"Z")
+    assert messages[0][0] == b"E" and codec.parse_error_fields(messages[0][1])["C"] == "42501"
+    client.send(codec.query("ROLLBACK"))
+    assert client.until(b"Z")[-1][1] == b"I"
+    client.close()
+
+
+def test_fast_path_function_calls_are_refused(agent: Any) -> None:
+    client = WireClient(agent.port, "root")
+    call = codec.message(b"F", struct.pack("!i", 2650) + b"\x00\x00" + b"\x00\x00" + b"\x00\x00")
+    client.send(call)
+    messages = client.until(b"Z")
+    assert messages[0][0] == b"E" and "fast-path" in codec.parse_error_fields(messages[0][1])["M"]
+    client.close()
