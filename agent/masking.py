@@ -18,6 +18,8 @@ TEXT_TYPES = frozenset({25, 1043, 1042, 19, 705, 0})  # text, varchar, bpchar, n
 DATE_TYPES = frozenset({1082, 1114, 1184})  # date, timestamp, timestamptz
 
 _DATE_PREFIX = re.compile(r"^(\d{4,})-\d{2}-\d{2}")
+_DIGIT = re.compile(r"\d")
+_ALNUMERIC = re.compile(r"[^\W_]")
 
 
 def redact(value: str) -> str:
@@ -58,18 +60,14 @@ def year(value: str) -> str | None:
 
 def partial(value: str, keep: int = 4, mask_char: str = "X") -> str:
     """Format-preserving: keep separators and the last ``keep`` digits."""
-    total_digits = sum(ch.isdigit() for ch in value)
-    seen = 0
-    out: list[str] = []
-    for ch in value:
-        if ch.isdigit():
-            seen += 1
-            out.append(ch if seen > total_digits - keep else mask_char)
-        elif ch.isalpha():
-            out.append(mask_char)
-        else:
-            out.append(ch)
-    return "".join(out)
+    kept = [m.start() for m in _DIGIT.finditer(value)][-keep:] if keep > 0 else []
+    masked = _ALNUMERIC.sub(mask_char, value)
+    if not kept:
+        return masked
+    chars = list(masked)
+    for index in kept:
+        chars[index] = value[index]
+    return "".join(chars)
 
 
 def mask_text(method: str, value: str, param: int | None = None, key: bytes = b"") -> str | None:

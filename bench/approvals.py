@@ -238,7 +238,7 @@ async def _run(base_url: str, cookies: list[str], token: str, requests: int) -> 
     import httpx
     from playwright.async_api import async_playwright
 
-    from tests.approvals.live import CHROMIUM, CHROMIUM_ARGS
+    from tests.live import CHROMIUM, CHROMIUM_ARGS
 
     ws_url = base_url.replace("http://", "ws://") + "/ws/approvals/"
     arrivals: list[dict[int, float]] = [{} for _ in cookies[1:]]

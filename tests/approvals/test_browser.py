@@ -13,7 +13,7 @@ import redis
 
 from approvals import services
 from approvals.models import AccessRequest, Grant
-from tests.approvals.live import (
+from tests.live import (
     CHROMIUM,
     CHROMIUM_ARGS,
     asgi_server,

@@ -83,3 +83,24 @@ def require_chromium() -> None:
 
     if not os.path.exists(CHROMIUM):
         raise AssertionError(f"Debian's Chromium must be installed at {CHROMIUM} for this test")
+
+
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def use_redis_channel_layer(settings: Any) -> None:
+    """Point Channels at the machine's real Redis, under a prefix of this test's own."""
+    import uuid
+
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise AssertionError(f"Redis must be running at {REDIS_URL} for this test: {exc}") from exc
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"warden-test-{uuid.uuid4().hex[:10]}"},
+        }
+    }

@@ -1,0 +1,165 @@
+"""Production configuration: environment-driven settings and a real Celery worker on Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests import sources
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+def _settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.CompletedProcess:
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
+        f"django.setup(); from django.conf import settings as s; print({expression})"
+    )
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_settings_come_from_the_environment(tmp_path):
+    result = _settings_in_subprocess(
+        {
+            "DATABASE_URL": "postgresql://warden:pw@db.internal:5432/warden",
+            "REDIS_URL": "redis://cache.internal:6379/0",
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "warden.example.com",
+            "WARDEN_DATA_DIR": str(tmp_path),
+        },
+        "s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], "
+        "s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER, "
+        "s.CHANNEL_LAYERS['default']['BACKEND'], s.ALLOWED_HOSTS, s.SESSION_COOKIE_SECURE",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "django.db.backends.postgresql db.internal redis://cache.internal:6379/0 False "
+        "channels_redis.core.RedisChannelLayer ['warden.example.com'] True"
+    )
+
+
+def test_embedded_default_needs_no_environment(tmp_path):
+    result = _settings_in_subprocess(
+        {"WARDEN_DATA_DIR": str(tmp_path)},
+        "s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, "
+        "s.CHANNEL_LAYERS['default']['BACKEND']",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "django.db.backends.sqlite3 True channels.layers.InMemoryChannelLayer"
+    )
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = _settings_in_subprocess(
+        {"DATABASE_URL": "postgresql://warden@db/warden", "WARDEN_DATA_DIR": str(tmp_path)}, "1"
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.fixture
+def celery_worker_on_redis(transactional_db, settings):
+    """A real `celery -A config worker` process, brokered by the machine's Redis."""
+    from django.db import connection
+
+    from config.celery import app
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        raise AssertionError(f"Redis must be running at {REDIS_URL} for this test: {exc}") from exc
+    database = connection.settings_dict["NAME"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "worker-test-secret-" + "x" * 32,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "WARDEN_DATA_DIR": "/tmp/warden-test-data",
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    previous = dict(app.conf)
+    app.conf.update(task_always_eager=False, broker_url=REDIS_URL, result_backend=REDIS_URL)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    try:
+        yield worker
+    finally:
+        app.conf.update(
+            task_always_eager=previous["task_always_eager"],
+            broker_url=previous["broker_url"],
+            result_backend=previous["result_backend"],
+        )
+        worker.terminate()
+        worker.wait(timeout=20)
+
+
+def test_a_celery_worker_on_redis_runs_a_whole_scan(celery_worker_on_redis, tmp_path):
+    from classification.models import ScanRun
+    from classification.services import scan_start
+    from governance.models import Engine
+    from governance.services import datasource_create
+    from tests.factories import UserFactory
+
+    admin = UserFactory(username="worker_admin", roles=["admin"])
+    with sources.postgres_database() as name:
+        sources.postgres_people(name)
+        datasource = datasource_create(
+            actor=admin,
+            name="worker-pg",
+            engine=Engine.POSTGRESQL,
+            host="127.0.0.1",
+            port=5432,
+            database=name,
+            username="postgres",
+        )
+        scan = scan_start(actor=admin, datasource=datasource)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            scan.refresh_from_db()
+            if scan.is_finished:
+                break
+            assert celery_worker_on_redis.poll() is None, celery_worker_on_redis.stdout.read()
+            time.sleep(0.3)
+    assert scan.state == ScanRun.State.SUCCEEDED, (scan.state, scan.error)
+    assert (scan.tables_done, scan.tables_total) == (2, 2)
+    assert scan.tags_suggested >= 6
