@@ -532,22 +532,30 @@ class Session:
         if not expect:
             return None
         head = expect[0]
+        # Popping may make a masked Execute the head: its row masks must be armed, which
+        # is possible here only when they are already cached.
+        armed: Any = None
+        following = expect[1] if len(expect) > 1 else None
         if (
-            len(expect) > 1
-            and expect[1].kind == "E"
-            and expect[1].decision is not None
-            and (expect[1].decision.action == MASK)
+            following is not None
+            and following.kind == "E"
+            and following.decision is not None
+            and following.decision.action == MASK
         ):
-            return _SLOW  # popping would arm masking for the next Execute
+            armed = self._cached_portal_mask(following)
+            if armed is _SLOW:
+                return _SLOW
         head_kind = head.kind
         if head_kind == "DS" and kind in (116, 84):  # our own Describe: swallow
             if kind == 84:
                 expect.popleft()
                 assert head.prepared is not None
                 head.prepared.fields = codec.parse_row_description(data[pos + 5 : end])
+                self.row_mask = armed
             return b""
         if kind == 84 and head_kind == "D":  # the client's Describe
             expect.popleft()
+            self.row_mask = armed
             return None
         if kind == 84:  # 'T'
             if head_kind == "Q" and head.decision is not None:
@@ -569,15 +577,33 @@ class Session:
             elif head_kind == "E":
                 expect.popleft()
                 self._execute_done(head, rows, error=False)
+                self.row_mask = armed
             return None
         if kind == 90 and not head.inject:  # 'Z'
             expect.popleft()
-            self.row_mask = None
+            self.row_mask = armed
             return None
         if kind in _SIMPLE_COMPLETIONS and head_kind in ("P", "B", "C", "D"):
             expect.popleft()
+            self.row_mask = armed
             return None
         return _SLOW
+
+    def _cached_portal_mask(self, entry: Pending) -> Any:
+        """Row masks for a masked Execute from caches only, else ``_SLOW``."""
+        prepared = entry.prepared
+        if prepared is None or prepared.fields is None:
+            return _SLOW
+        masks = prepared.masks.get(entry.formats)
+        if masks is None:
+            fields = prepared.fields
+            binary = tuple(_result_format(entry.formats, i) == 1 for i in range(len(fields)))
+            shape = (tuple((f.table_oid, f.attnum, f.type_oid) for f in fields), binary)
+            masks = prepared.decision.mask_cache.get(shape)
+            if masks is None:
+                return _SLOW
+            prepared.masks[entry.formats] = masks
+        return _active(masks)
 
     async def _on_backend_message(self, kind: int, data: bytes, pos: int, end: int) -> bytes | None:
         expect = self.expect

@@ -122,7 +122,9 @@ STATICFILES_DIRS = [
     ("vendor/htmx-ext-ws", _NODE_MODULES / "htmx-ext-ws" / "dist"),
     ("vendor/chartjs", _NODE_MODULES / "chart.js" / "dist"),
 ]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
