@@ -40,6 +40,14 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         action="store_true",
         help="deny masked columns in WHERE/JOIN/ORDER BY (inference channel)",
     )
+    parser.add_argument(
+        "--hold-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a statement that needs approval waits up to this long for the review, with the "
+        "client connection open (default 0: refuse at once, naming the access request)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
@@ -68,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         strict_predicates=args.strict_predicates,
+        hold_wait=max(0.0, args.hold_wait),
     )
 
 

@@ -202,6 +202,7 @@ class BundlePoller:
         self.client = client
         self.datasource = datasource
         self.interval = interval
+        self._polling = asyncio.Lock()
 
     async def ensure_key(self) -> None:
         if self.store.public_key is not None:
@@ -222,10 +223,20 @@ class BundlePoller:
         except BundleRejected as exc:
             log.error("rejected bundle: %s; keeping the last good one", exc)
 
+    async def refresh_now(self) -> Bundle | None:
+        """Poll at once instead of waiting for the next interval (e.g. a grant was just
+        approved).  Polls are serialised, so one that started before the approval cannot
+        overwrite this one's answer; an unchanged bundle costs a 304.  Raises
+        ControlPlaneUnavailable."""
+        async with self._polling:
+            await self.poll_once()
+        return self.store.current
+
     async def run(self) -> None:
         while True:
             try:
-                await self.poll_once()
+                async with self._polling:
+                    await self.poll_once()
             except ControlPlaneUnavailable as exc:
                 log.warning("control plane unavailable: %s", exc)
             except Exception:

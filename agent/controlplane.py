@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,29 @@ class AuthResult:
     detail: str = ""
 
 
+class AccessRequestRefused(Exception):
+    """The control plane answered but would not file the access request (4xx)."""
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    """The control plane's view of an access request the agent filed for a held statement."""
+
+    id: int
+    state: str
+    review_url: str
+    grant: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> HeldRequest:
+        return cls(
+            int(body["id"]),
+            str(body["state"]),
+            str(body.get("review_url") or ""),
+            body.get("grant"),
+        )
+
+
 @dataclass(frozen=True)
 class BundleResponse:
     not_modified: bool
@@ -32,6 +56,7 @@ class BundleResponse:
 class ControlPlaneClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self._timeout = timeout
         headers = {"Authorization": f"Bearer {token}"}
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
         # Audit batches are large; encoding and sending them in a worker thread with the
@@ -114,3 +139,51 @@ class ControlPlaneClient:
             raise ControlPlaneUnavailable(f"audit: HTTP {response.status_code}")
         result: dict[str, int] = response.json()
         return result
+
+    async def file_access_request(
+        self,
+        *,
+        datasource: str,
+        identity: str,
+        statement: str,
+        fingerprint: str,
+        level: str,
+        reason: str,
+    ) -> HeldRequest:
+        """File (or reuse the identical pending) access request for a held statement.
+        Safe to retry: the control plane answers 200 with the pending one it already has."""
+        body = {
+            "datasource": datasource,
+            "identity": identity,
+            "statement": statement,
+            "fingerprint": fingerprint,
+            "scope": {},
+            "level": level,
+            "reason": reason,
+        }
+        response = await self._request("POST", "/api/v1/agent/access-requests", json=body)
+        return _held_request(response, "file access request")
+
+    async def access_request_state(self, request_id: int, *, wait: float = 0.0) -> HeldRequest:
+        """The request's state; with ``wait`` the control plane answers as soon as it leaves
+        ``pending`` or after ``wait`` seconds (long-poll, at most 60)."""
+        wait = max(0.0, min(wait, 60.0))
+        response = await self._request(
+            "GET",
+            f"/api/v1/agent/access-requests/{request_id}",
+            params={"wait": f"{wait:g}"} if wait else None,
+            timeout=self._timeout + wait,
+        )
+        return _held_request(response, f"access request {request_id}")
+
+
+def _held_request(response: httpx.Response, what: str) -> HeldRequest:
+    if response.status_code in (200, 201):
+        try:
+            return HeldRequest.from_json(response.json())
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ControlPlaneUnavailable(f"{what}: malformed answer {exc!r}") from exc
+    detail = ""
+    with contextlib.suppress(ValueError, AttributeError):
+        detail = str(response.json().get("detail", ""))
+    raise AccessRequestRefused(f"{what}: HTTP {response.status_code} {detail}".strip())

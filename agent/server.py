@@ -46,6 +46,8 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     strict_predicates: bool = False
+    # Seconds a statement that needs approval waits for the review (0: refuse at once).
+    hold_wait: float = 0.0
     # While the control plane is unreachable, a token verified within this many seconds
     # is still accepted, so an outage does not lock everybody out at once.
     auth_stale_seconds: float = 3600.0

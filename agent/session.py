@@ -25,7 +25,7 @@ from typing import Any
 from agent import codec, masking, upstream
 from agent.audit import new_event_id, now_iso
 from agent.catalog import BASE_RELKINDS
-from agent.controlplane import ControlPlaneUnavailable
+from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
 from agent.upstream import UpstreamConnection, UpstreamError
 
@@ -41,6 +41,14 @@ MaskSpec = tuple[str, int | None, int, bool]
 
 class ClientGone(Exception):
     pass
+
+
+class HoldCancelled(Exception):
+    """The client sent a CancelRequest while its statement waited for approval."""
+
+
+# Sessions waiting for an approval, by the cancel key the agent gave their client.
+_HOLDS: dict[tuple[int, int], asyncio.Event] = {}
 
 
 @dataclass
@@ -183,6 +191,9 @@ class Session:
 
     async def _cancel(self, body: bytes) -> None:
         pid, secret = struct.unpack("!ii", body[:8])
+        waiting = _HOLDS.get((pid, secret))
+        if waiting is not None:  # a held statement: stop waiting for its review
+            waiting.set()
         target = self.agent.cancel_keys.get((pid, secret))
         if target is not None:
             with contextlib.suppress(OSError):
@@ -379,6 +390,12 @@ class Session:
     async def _on_query(self, payload: bytes) -> bytes | None:
         sql = codec.parse_query(payload)
         decision = await self._decide(sql)
+        if decision.action == HOLD:
+            outcome = await self.hold(sql, decision)
+            if isinstance(outcome, list):
+                self.expect.append(Pending("Q", decision=decision, inject=outcome))
+                return codec.SYNC
+            decision = outcome
         if decision.action in (DENY, HOLD):
             messages = await self._refusal(decision)
             self.expect.append(Pending("Q", decision=decision, inject=messages))
@@ -396,6 +413,12 @@ class Session:
     async def _on_parse(self, payload: bytes) -> bytes | None:
         name, sql = codec.parse_parse(payload)
         decision = await self._decide(sql)
+        if decision.action == HOLD:
+            outcome = await self.hold(sql, decision)
+            if isinstance(outcome, list):
+                self._discard_with(outcome)
+                return b""
+            decision = outcome
         if decision.action in (DENY, HOLD):
             await self._start_discard(decision)
             return b""
@@ -431,6 +454,12 @@ class Session:
         if prepared.decision.valid_until <= time.time():
             # The bundle changed or a grant expired since Parse: decide again.
             decision = await self._decide(prepared.sql)
+            if decision.action == HOLD:
+                outcome = await self.hold(prepared.sql, decision)
+                if isinstance(outcome, list):
+                    self._discard_with(outcome)
+                    return b""
+                decision = outcome
             if decision.action in (DENY, HOLD):
                 await self._start_discard(decision)
                 return b""
@@ -456,13 +485,14 @@ class Session:
 
     async def _start_discard(self, decision: Decision) -> None:
         """Refuse an extended-protocol message: skip everything up to Sync, like a server."""
+        self._discard_with(await self._refusal(decision))
+
+    def _discard_with(self, messages: list[bytes]) -> None:
         self.discarding = True
-        self.discard_error = await self._refusal(decision)
+        self.discard_error = messages
 
     async def _refusal(self, decision: Decision) -> list[bytes]:
         self._audit_refusal(decision)
-        if decision.action == HOLD:
-            return await self.hold(decision)
         return [
             codec.error_response(
                 decision.sqlstate,
@@ -471,19 +501,139 @@ class Session:
             )
         ]
 
-    async def hold(self, decision: Decision) -> list[bytes]:
-        """A statement that needs approval.  Today: tell the client; later this is where the
-        agent files ``POST {cp}/api/v1/agent/access-requests`` and waits or returns."""
-        text = decision.message or "statement requires an approved access request"
-        return [
-            codec.notice_response(f"Warden: statement held for approval ({decision.rule})"),
-            codec.error_response(
-                "42501",
-                f"Warden: {text}",
-                hint="Request access in Warden (access request for this datasource), then "
-                "retry once it is approved.",
-            ),
-        ]
+    # ------------------------------------------------------------ hold for approval
+
+    async def hold(self, sql: str, decision: Decision) -> Decision | list[bytes]:
+        """A statement that needs approval.  File an access request for it (the control
+        plane reuses an identical pending one), tell the client which, then either refuse
+        at once or, with ``--hold-wait``, wait for the review with the connection open.
+
+        Returns the decision to run the statement under after an approval (taken from a
+        freshly fetched bundle: allow, mask or deny), or the messages that refuse it.  Fails
+        closed: without an answer from the control plane nothing runs."""
+        assert self.identity is not None
+        self._audit_refusal(decision)
+        agent = self.agent
+        what = decision.message or "statement requires an approved access request"
+        try:
+            held = await agent.cp.file_access_request(
+                datasource=agent.config.datasource,
+                identity=self.identity.name,
+                statement=sql,
+                fingerprint=decision.fingerprint,
+                level="write" if decision.tables_written else "read",
+                reason=f"held by the Warden agent: {decision.rule or 'require_approval'}",
+            )
+        except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
+            log.warning("hold: could not file an access request: %s", exc)
+            return [
+                _hold_error(
+                    f"{what}; the statement was not run: the access request could not be "
+                    "filed because the Warden control plane is unreachable or refused it",
+                    detail=str(exc),
+                )
+            ]
+        where = f"request {held.id} (review at {held.review_url})"
+        notice = codec.notice_response(f"Warden: held for approval: {where}")
+        wait = agent.config.hold_wait
+        if wait <= 0:
+            return [
+                notice,
+                _hold_error(
+                    f"{what}; held for approval: {where}",
+                    hint=f"Retry once access request {held.id} is approved.",
+                ),
+            ]
+        self.writer.write(notice)
+        await self.writer.drain()
+        return await self._wait_for_review(sql, held, wait)
+
+    async def _wait_for_review(
+        self, sql: str, held: HeldRequest, wait: float
+    ) -> Decision | list[bytes]:
+        where = f"request {held.id} (review at {held.review_url})"
+        try:
+            held = await self._poll_review(held, wait)
+        except HoldCancelled:
+            return [codec.error_response("57014", "canceling statement due to user request")]
+        except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
+            log.warning("hold: lost the control plane while waiting: %s", exc)
+            return [
+                _hold_error(
+                    f"lost contact with the Warden control plane while {where} was pending; "
+                    "the statement was not run",
+                    detail=str(exc),
+                )
+            ]
+        if held.state == "pending":
+            return [
+                _hold_error(
+                    f"{where} is still pending after {wait:g} s; the statement was not run",
+                    hint=f"Retry once access request {held.id} is approved.",
+                )
+            ]
+        if held.state != "approved":
+            return [_hold_error(f"{where} was {held.state}; the statement was not run")]
+        return await self._decide_approved(sql, held)
+
+    async def _poll_review(self, held: HeldRequest, wait: float) -> HeldRequest:
+        """Long-poll the request until it leaves ``pending``, ``wait`` runs out, or the
+        client cancels."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        cancelled = asyncio.Event()
+        if self.cancel_key is not None:
+            _HOLDS[self.cancel_key] = cancelled
+        cancel_wait = asyncio.ensure_future(cancelled.wait())
+        try:
+            while held.state == "pending" and (remaining := deadline - loop.time()) > 0:
+                poll = asyncio.ensure_future(
+                    self.agent.cp.access_request_state(held.id, wait=min(remaining, 60.0))
+                )
+                await asyncio.wait({poll, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if cancelled.is_set():
+                    poll.cancel()
+                    raise HoldCancelled()
+                held = poll.result()
+            return held
+        finally:
+            cancel_wait.cancel()
+            if self.cancel_key is not None:
+                _HOLDS.pop(self.cancel_key, None)
+
+    async def _decide_approved(self, sql: str, held: HeldRequest) -> Decision | list[bytes]:
+        """Fetch the bundle that carries the new grant now, then decide the statement again."""
+        where = f"request {held.id}"
+        grant_id = (held.grant or {}).get("id")
+        try:
+            for _ in range(5):
+                bundle = await self.agent.poller.refresh_now()
+                if bundle is not None and (
+                    grant_id is None or any(g.get("id") == grant_id for g in bundle.grants)
+                ):
+                    break
+                await asyncio.sleep(0.2)
+        except ControlPlaneUnavailable as exc:
+            return [
+                _hold_error(
+                    f"{where} was approved, but the policy bundle with its grant could not "
+                    "be fetched; the statement was not run",
+                    detail=str(exc),
+                    hint="Retry in a few seconds.",
+                )
+            ]
+        decision = await self._decide(sql)
+        if decision.action == HOLD:
+            return [
+                _hold_error(
+                    f"{where} was approved, but its grant does not cover this statement; "
+                    "it was not run",
+                    detail=f"rule: {decision.rule}" if decision.rule else None,
+                )
+            ]
+        if getattr(self.reader, "_eof", False):  # the client left while it waited
+            raise ConnectionResetError("the client left while its statement was held")
+        return decision
 
     # ------------------------------------------------------------ upstream → client
 
@@ -862,6 +1012,10 @@ class Session:
             return
         duration = (time.perf_counter() - entry.started) * 1000.0
         self._audit(entry.decision, index=0, rows=rows, duration_ms=duration, error=error)
+
+
+def _hold_error(text: str, *, detail: str | None = None, hint: str | None = None) -> bytes:
+    return codec.error_response("42501", f"Warden: {text}", detail=detail, hint=hint)
 
 
 def _result_format(formats: tuple[int, ...], index: int) -> int:

@@ -120,6 +120,7 @@ def celery_worker_on_redis(transactional_db, settings):
     )
     previous = dict(app.conf)
     app.conf.update(task_always_eager=False, broker_url=REDIS_URL, result_backend=REDIS_URL)
+    _drop_cached_connections(app)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     try:
         yield worker
@@ -129,8 +130,19 @@ def celery_worker_on_redis(transactional_db, settings):
             broker_url=previous["broker_url"],
             result_backend=previous["result_backend"],
         )
+        _drop_cached_connections(app)
         worker.terminate()
         worker.wait(timeout=20)
+
+
+def _drop_cached_connections(app) -> None:
+    """Celery caches its broker pools; after changing broker_url they must be rebuilt."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
 
 
 def test_a_celery_worker_on_redis_runs_a_whole_scan(celery_worker_on_redis, tmp_path):

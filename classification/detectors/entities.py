@@ -53,8 +53,17 @@ _TABLE_KINDS = {
     "other": ("product", "item", "sku", "category", "categories", "tag", "plan", "role",
               "group", "team", "project", "file", "event", "service", "app", "application",
               "device", "feature", "permission", "setting", "label", "department", "store",
-              "shop", "warehouse", "article", "page", "course", "channel", "campaign"),
+              "shop", "warehouse", "article", "page", "course", "channel", "campaign",
+              "currency", "currencies", "language", "color", "colour", "status"),
+    # Last: ``user_groups`` and ``customer_segments`` are groups, not people.
+    "person": ("customer", "user", "people", "person", "employee", "staff", "member",
+               "contact", "patient", "student", "client", "author", "applicant", "guest",
+               "passenger", "traveller", "traveler", "subscriber", "driver", "teacher"),
 }
+# A bare ``name`` in a table that says nothing (``currencies``, ``things``) is a person's
+# name only when NER reads most of its values as people: "Euro" and "Swiss Franc" are
+# capitalised words, not names.
+BARE_NAME_MIN_PERSON_SHARE = 0.45
 
 
 def _finding(
@@ -102,9 +111,11 @@ def detect_person_name(column: PreparedColumn) -> list[Finding]:
     elsewhere = bool(column.name_tokens & frozenset(_PERSON_NEGATIVE)) or _hinted_other(
         column, "person"
     )
-    hinted = _hints(column)["person"] and not elsewhere
     person = column.entity_share("PERSON")
     other = max(column.entity_share("ORG"), column.entity_share("GPE", "LOC"))
+    hinted = _hints(column)["person"] and not elsewhere
+    if hinted and _is_bare_name(column) and _table_kind(column) is None:
+        hinted = person >= BARE_NAME_MIN_PERSON_SHARE and person > other
     # "Ergonomic Steel Chair" reads as PERSON a third of the time: demand a clear majority
     full_names = not free_text and person >= 0.45 and person >= 2 * other
 
@@ -122,9 +133,13 @@ def detect_person_name(column: PreparedColumn) -> list[Finding]:
     return [finding]
 
 
+def _is_bare_name(column: PreparedColumn) -> bool:
+    return column.name_tokens <= _GENERIC_NAME_COLUMNS
+
+
 def _table_kind(column: PreparedColumn) -> str | None:
     """For a bare ``name``/``title`` column, what its table's name says it holds."""
-    if not column.table or not column.name_tokens <= _GENERIC_NAME_COLUMNS:
+    if not column.table or not _is_bare_name(column):
         return None
     table = column.table.lower()
     for kind, words in _TABLE_KINDS.items():
@@ -136,7 +151,7 @@ def _table_kind(column: PreparedColumn) -> str | None:
 def _hints(column: PreparedColumn) -> dict[str, bool]:
     table_kind = _table_kind(column)
     return {
-        "person": table_kind is None
+        "person": table_kind in (None, "person")
         and has_hint(column, _PERSON_TOKENS, ("fullname", "firstname", "lastname"))
         and not column.name_tokens & frozenset(_PERSON_NEGATIVE),
         "location": table_kind == "location"

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
@@ -324,7 +325,10 @@ class ControlPlane:
         self.audit_posts = 0
         self.auth_calls = 0
         self.revoked: set[str] = set()
+        # Access requests the agent filed for held statements, by id.
+        self.access_requests: dict[int, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.decided = threading.Condition(self.lock)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -354,6 +358,60 @@ class ControlPlane:
     def set_bundle(self, bundle: dict[str, Any]) -> None:
         with self.lock:
             self.bundle = bundle
+
+    def review(self, request_id: int, state: str, *, level: str = "read") -> None:
+        """Decide a filed request like a reviewer; an approval adds its grant to the bundle."""
+        with self.decided:
+            filed = self.access_requests[request_id]
+            filed["state"] = state
+            if state == "approved":
+                filed["grant"] = {
+                    "id": 500 + request_id,
+                    "identity": filed["identity"],
+                    "level": level,
+                    "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
+                    "expires_at": "2099-01-01T00:00:00+00:00",
+                    "statement_fingerprint": filed["fingerprint"] or None,
+                    "max_runs": None,
+                }
+                self.bundle = {**self.bundle, "grants": [*self.bundle["grants"], filed["grant"]]}
+            self.decided.notify_all()
+
+    def _request_state(self, request_id: int, wait: float) -> dict[str, Any] | None:
+        with self.decided:
+            filed = self.access_requests.get(request_id)
+            if filed is not None and filed["state"] == "pending" and wait:
+                self.decided.wait_for(lambda: filed["state"] != "pending", timeout=wait)
+            if filed is None:
+                return None
+            return {
+                "id": request_id,
+                "state": filed["state"],
+                "review_url": f"{self.url}/approvals/{request_id}/",
+                "grant": filed.get("grant"),
+            }
+
+    def _file_request(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """201 for a new request, 200 when an identical one is still pending."""
+        status = 200
+        with self.lock:
+            request_id = next(
+                (
+                    request_id
+                    for request_id, filed in self.access_requests.items()
+                    if filed["state"] == "pending"
+                    and filed["identity"] == body["identity"]
+                    and filed["fingerprint"] == body["fingerprint"]
+                ),
+                0,
+            )
+            if not request_id:
+                request_id = len(self.access_requests) + 1
+                self.access_requests[request_id] = {**body, "state": "pending"}
+                status = 201
+        state = self._request_state(request_id, 0)
+        assert state is not None
+        return status, state
 
     def close(self) -> None:
         self.server.shutdown()
@@ -394,6 +452,14 @@ class ControlPlane:
                     return
                 if self.path.startswith("/api/v1/agent/public-key"):
                     self._send(200, {"key_id": plane.key_id, "public_key": plane.public_key_b64})
+                elif self.path.startswith("/api/v1/agent/access-requests/"):
+                    path, _, query = self.path.partition("?")
+                    wait = float(parse_qs(query).get("wait", ["0"])[0])
+                    state = plane._request_state(int(path.rsplit("/", 1)[1]), min(wait, 60.0))
+                    if state is None:
+                        self._send(404, {"detail": "no such request"})
+                    else:
+                        self._send(200, state)
                 elif self.path.startswith("/api/v1/agent/bundle"):
                     with plane.lock:
                         envelope, etag = plane.envelope()
@@ -425,6 +491,11 @@ class ControlPlane:
                         self._send(
                             200, {"identity": found[0], "kind": found[1], "groups": found[2]}
                         )
+                elif self.path == "/api/v1/agent/access-requests":
+                    if body["identity"] not in {found[0] for found in TOKENS.values()}:
+                        self._send(400, {"detail": f"Unknown identity {body['identity']!r}."})
+                    else:
+                        self._send(*plane._file_request(body))
                 elif self.path == "/api/v1/agent/audit":
                     accepted = duplicates = 0
                     with plane.lock:

@@ -467,6 +467,60 @@ def test_a_short_diagnosis_code_column_is_not_free_text_phi() -> None:
     assert "PHI.FreeText" not in tags_of(column("status", ["active", "pending"] * 30))
 
 
+def product_complaint(r: random.Random) -> str:
+    """Complaints that use health words in their everyday sense (battery, paint, charger)."""
+    item = r.choice(["blender", "power bank", "e-bike", "toothbrush", "massage chair", "drill"])
+    problem = r.choice(
+        [
+            "arrived with a cracked lid",
+            "has a fractured case",
+            "has a lithium battery that swelled up",
+            "shows brush stroke marks on the paint",
+            "came without the std charger",
+            "was delivered in poor condition",
+            "stopped charging after a week",
+            "was charged twice on my card",
+        ]
+    )
+    return f"The {item} {problem}. {r.choice(['Please refund me.', 'I want a replacement.'])}"
+
+
+def health_ticket(r: random.Random) -> str:
+    return r.choice(
+        [
+            "My insulin pen case arrived broken, I need it for my diabetes.",
+            "I need the inhaler spacer urgently, my asthma is worse.",
+            "The pill organiser for my metformin is missing.",
+        ]
+    )
+
+
+def tickets(r: random.Random, health_share: float, n: int = 200) -> list[str]:
+    return [
+        health_ticket(r) if r.random() < health_share else product_complaint(r) for _ in range(n)
+    ]
+
+
+def phi_confidence(values: Sequence[object], name: str = "body") -> float:
+    found = {s.tag: s.confidence for s in classify_column(column(name, values))}
+    return found.get("PHI.FreeText", 0.0)
+
+
+def test_free_text_where_a_fifth_of_values_mention_health_is_phi() -> None:
+    assert phi_confidence(tickets(rng(), health_share=0.2)) >= THRESHOLD
+
+
+def test_product_complaints_with_everyday_health_words_stay_below_half_confidence() -> None:
+    assert phi_confidence(tickets(rng(), health_share=0.0)) < 0.5
+
+
+def test_two_health_mentions_among_many_complaints_do_not_make_a_column_phi() -> None:
+    r = rng()
+    values = [product_complaint(r) for _ in range(40)]
+    values[3], values[17] = health_ticket(r), health_ticket(r)
+    assert phi_confidence(values) == 0.0
+
+
 # --- NER-backed entities ------------------------------------------------------------------
 
 
@@ -513,6 +567,19 @@ def test_a_bare_name_column_follows_its_table() -> None:
     vendors = tags_of(column("name", many(faker.company), table="vendors"))
     assert "PII.Organization" in vendors
     assert "PII.PersonName" not in vendors
+
+
+CURRENCY_NAMES = ["US Dollar", "Euro", "Pound Sterling", "Yen", "Swiss Franc", "Swedish Krona"]
+
+
+@pytest.mark.parametrize("table", ["currencies", "reference_values"])
+def test_a_bare_name_column_of_currencies_is_not_a_person_name(table: str) -> None:
+    currencies = column("name", CURRENCY_NAMES * 10, table=table)
+    assert "PII.PersonName" not in tags_of(currencies, threshold=0.5)
+
+
+def test_a_bare_name_column_in_an_uninformative_table_holds_people_when_ner_agrees() -> None:
+    assert "PII.PersonName" in tags_of(column("name", many(fake().name), table="things"))
 
 
 def test_product_names_are_not_person_names() -> None:
