@@ -63,17 +63,29 @@ class ControlPlaneClient:
         # synchronous client keeps the proxy's event loop free (async httpx costs ~40 ms of
         # loop time per megabyte body).
         self._sync_http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        # Held statements long-poll their access requests on a pool of their own, so many
+        # waiting clients cannot starve token checks and bundle polls of connections.
+        self._hold_http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        )
 
     async def close(self) -> None:
         await self._http.aclose()
+        await self._hold_http.aclose()
         self._sync_http.close()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, client: httpx.AsyncClient | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        http = client or self._http
         try:
             try:
-                response = await self._http.request(method, path, **kwargs)
+                response = await http.request(method, path, **kwargs)
             except httpx.TransportError:  # e.g. a stale keep-alive connection: retry once
-                response = await self._http.request(method, path, **kwargs)
+                response = await http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ControlPlaneUnavailable(f"{method} {path}: {exc!r}") from exc
         if response.status_code >= 500:
@@ -171,6 +183,7 @@ class ControlPlaneClient:
         response = await self._request(
             "GET",
             f"/api/v1/agent/access-requests/{request_id}",
+            client=self._hold_http,
             params={"wait": f"{wait:g}"} if wait else None,
             timeout=self._timeout + wait,
         )

@@ -585,6 +585,7 @@ class Session:
         if self.cancel_key is not None:
             _HOLDS[self.cancel_key] = cancelled
         cancel_wait = asyncio.ensure_future(cancelled.wait())
+        poll: asyncio.Future[HeldRequest] | None = None
         try:
             while held.state == "pending" and (remaining := deadline - loop.time()) > 0:
                 poll = asyncio.ensure_future(
@@ -592,12 +593,13 @@ class Session:
                 )
                 await asyncio.wait({poll, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if cancelled.is_set():
-                    poll.cancel()
                     raise HoldCancelled()
                 held = poll.result()
             return held
         finally:
             cancel_wait.cancel()
+            if poll is not None:  # cancelled, or the session ended while waiting
+                poll.cancel()
             if self.cancel_key is not None:
                 _HOLDS.pop(self.cancel_key, None)
 

@@ -15,6 +15,14 @@ clock) or the row appearing in the page (performance.timeOrigin + performance.no
 the same machine clock). Printed side by side with references measured the same way:
 the POST's own response time, and a raw channel-layer group_send → receive with the same
 number of group members. Target: p95 under 250 ms for the browser.
+
+Second figure (issue 4): a reviewer's approval → the held statement running. A real agent
+(`python -m agent --hold-wait 30`, subprocess) fronts an upstream database
+(`warden_bench_approvals_upstream`, tables `held.t00`…, every one `require_approval`). Per
+run a service account's psycopg client runs `SELECT … FROM held.tNN` (a new table each
+run, so each run files a new request) and waits; once the request is pending, t0 = just
+before a reviewer's `POST /api/v1/access-requests/<id>/approve/`; latency = the client's
+`execute()` returning the rows. Target: p95 under 2 s.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/warden_bench_approvals"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
 TARGET_P95_MS = 250.0
+HOLD_TARGET_P95_MS = 2000.0
+HOLD_DATASOURCE = "bench-hold"
 OBSERVER = """
 window.__seen = {};
 new MutationObserver(function (mutations) {
@@ -139,6 +150,173 @@ def _fixtures(reviewer_count: int) -> tuple[list[str], str]:
     bot.groups.add(requesters_group)
     _token, secret = token_create(actor=bot, user=bot, name=f"bench-{uuid.uuid4().hex[:6]}")
     return cookies, secret
+
+
+def _upstream_database(database_url: str, tables: int) -> str:
+    """The agent's upstream: schema `held` with one small table per run."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1] + "_upstream"
+    _create_database(database_url.rsplit("/", 1)[0] + "/" + name)
+    with psycopg.connect(database_url.rsplit("/", 1)[0] + "/" + name, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS held")
+        for index in range(tables):
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS held.t{index:02d} AS "
+                "SELECT g AS id, g * 10 AS amount FROM generate_series(1, 5) g"
+            )
+    return name
+
+
+def _hold_fixtures(upstream: str, tables: int) -> dict[str, str]:
+    """A datasource whose schema `held` needs approval, catalogued; the agent's, the
+    service account's and a reviewer's tokens."""
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+
+    from governance.models import Column, DataSource, PolicyRule, Table, User
+    from governance.services import policies
+    from governance.tokens import token_create
+
+    admin, _ = User.objects.get_or_create(username="bench-admin")
+    admin.groups.add(Group.objects.get_or_create(name="admin")[0])
+    source, _ = DataSource.objects.get_or_create(
+        name=HOLD_DATASOURCE,
+        defaults={
+            "engine": "postgresql",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "database": upstream,
+            "username": "postgres",
+        },
+    )
+    now = timezone.now()
+    for index in range(tables):
+        table, _ = Table.objects.get_or_create(
+            datasource=source,
+            schema_name="held",
+            name=f"t{index:02d}",
+            defaults={"first_seen_at": now, "last_seen_at": now},
+        )
+        for ordinal, name in enumerate(["id", "amount"]):
+            Column.objects.get_or_create(
+                table=table,
+                name=name,
+                defaults={
+                    "data_type": "integer",
+                    "ordinal": ordinal,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                },
+            )
+    if not PolicyRule.objects.filter(datasource=source, name="held needs approval").exists():
+        policies.policy_rule_create(
+            actor=admin,
+            datasource=source,
+            name="held needs approval",
+            resource_kind="schema",
+            schema_name="held",
+            action="require_approval",
+            everyone=True,
+        )
+    suffix = uuid.uuid4().hex[:6]
+    reviewer = User.objects.get(username="bench-reviewer-00")
+    bot = User.objects.get(username="bench-copilot")
+    return {
+        "agent": token_create(actor=admin, user=admin, name=f"agent-{suffix}", is_agent=True)[1],
+        "bot": token_create(actor=bot, user=bot, name=f"hold-{suffix}")[1],
+        "reviewer": token_create(actor=reviewer, user=reviewer, name=f"rev-{suffix}")[1],
+    }
+
+
+def _start_agent(base_url: str, token: str, upstream: str, state_dir: Path) -> Any:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "agent",
+        "--control-plane",
+        base_url,
+        "--token",
+        token,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--datasource",
+        HOLD_DATASOURCE,
+        "--upstream-database",
+        upstream,
+        "--state-dir",
+        str(state_dir),
+        "--hold-wait",
+        "30",
+        "--log-level",
+        "WARNING",
+    ]
+    agent = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    import socket
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return agent, port
+        time.sleep(0.05)
+    agent.terminate()
+    raise SystemExit("the agent did not start")
+
+
+def _run_holds(base_url: str, agent_port: int, tokens: dict[str, str], runs: int) -> dict:
+    """Approve each held statement through the API; time until the waiting client has rows."""
+    import threading
+
+    import httpx
+    import psycopg
+
+    from approvals.models import AccessRequest
+
+    dsn = (
+        f"host=127.0.0.1 port={agent_port} user=bench-copilot password={tokens['bot']} "
+        "dbname=shop sslmode=disable"
+    )
+    results: dict[str, list[float]] = {"hold": [], "approve": []}
+    api = httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {tokens['reviewer']}"}, timeout=10
+    )
+    for index in range(runs + 1):  # the first run warms up, not counted
+        sql = f"SELECT id, amount FROM held.t{index:02d} ORDER BY id"
+        answer: dict[str, Any] = {}
+        with psycopg.connect(dsn, autocommit=True) as conn:
+
+            def held_client(conn: Any = conn, sql: str = sql, answer: dict = answer) -> None:
+                try:
+                    answer["rows"] = conn.execute(sql).fetchall()
+                except psycopg.Error as exc:
+                    answer["error"] = str(exc)
+                answer["at"] = time.time()
+
+            client = threading.Thread(target=held_client)
+            client.start()
+            deadline = time.monotonic() + 10
+            pending = None
+            while pending is None and time.monotonic() < deadline:
+                pending = AccessRequest.objects.filter(statement=sql, state="pending").first()
+                time.sleep(0.01)
+            if pending is None:
+                raise SystemExit(f"no access request was filed for {sql!r}: {answer}")
+            time.sleep(0.3)  # the agent is now long-polling, as it would be in real life
+            started = time.time()
+            response = api.post(
+                f"/api/v1/access-requests/{pending.pk}/approve/", json={"comment": "bench"}
+            )
+            approved = time.time()
+            client.join(30)
+        if response.status_code != 200 or "rows" not in answer or len(answer["rows"]) != 5:
+            raise SystemExit(f"run {index} failed: {response.status_code} {answer}")
+        if index:
+            results["hold"].append((answer["at"] - started) * 1000)
+            results["approve"].append((approved - started) * 1000)
+    api.close()
+    return results
 
 
 def _free_port() -> int:
@@ -294,6 +472,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--reviewers", type=int, default=20)
+    parser.add_argument("--holds", type=int, default=20, help="approve → held statement runs")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     args = parser.parse_args()
@@ -305,11 +484,23 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     cookies, token = _fixtures(args.reviewers)
+    upstream = _upstream_database(args.database_url, args.holds + 1)
+    hold_tokens = _hold_fixtures(upstream, args.holds + 1)
     port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
     server = _start_server(env, port)
+    agent = None
     try:
-        results = asyncio.run(_run(f"http://127.0.0.1:{port}", cookies, token, args.requests))
+        results = asyncio.run(_run(base_url, cookies, token, args.requests))
+        with tempfile.TemporaryDirectory(prefix="warden-bench-agent-") as state_dir:
+            agent, agent_port = _start_agent(
+                base_url, hold_tokens["agent"], upstream, Path(state_dir)
+            )
+            results.update(_run_holds(base_url, agent_port, hold_tokens, args.holds))
     finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(timeout=10)
         server.terminate()
         server.wait(timeout=10)
     reference = asyncio.run(_reference_group_send(args.redis_url, args.reviewers, args.requests))
@@ -319,19 +510,27 @@ def main() -> None:
         f"({args.reviewers - 1} websocket clients + 1 Chromium), channels-redis "
         f"{args.redis_url}, uvicorn subprocess"
     )
-    print(f"{'measure':<52}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'n':>6}")
+    print(f"{'measure':<58}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'n':>6}")
     rows = [
         ("API POST → row in reviewer's browser (MutationObserver)", results["browser"]),
         ("API POST → message at websocket clients", results["sockets"]),
         ("reference: API POST response time", results["post"]),
         (f"reference: raw group_send → receive ({args.reviewers} members)", reference),
+        ("approve API call → held statement returns (--hold-wait)", results["hold"]),
+        ("reference: approve API response time", results["approve"]),
     ]
     for label, samples in rows:
         p50, p95, worst = _percentiles(samples)
-        print(f"{label:<52}{p50:>9.1f}{p95:>9.1f}{worst:>9.1f}{len(samples):>6}")
+        print(f"{label:<58}{p50:>9.1f}{p95:>9.1f}{worst:>9.1f}{len(samples):>6}")
     browser_p95 = _percentiles(results["browser"])[1]
     verdict = "meets" if browser_p95 < TARGET_P95_MS else "MISSES"
     print(f"browser p95 {browser_p95:.1f} ms {verdict} the target of {TARGET_P95_MS:.0f} ms")
+    hold_p95 = _percentiles(results["hold"])[1]
+    verdict = "meets" if hold_p95 < HOLD_TARGET_P95_MS else "MISSES"
+    print(
+        f"approval → held statement p95 {hold_p95:.1f} ms {verdict} the target of "
+        f"{HOLD_TARGET_P95_MS:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -327,6 +327,7 @@ class ControlPlane:
         self.revoked: set[str] = set()
         # Access requests the agent filed for held statements, by id.
         self.access_requests: dict[int, dict[str, Any]] = {}
+        self.filings = 0
         self.lock = threading.Lock()
         self.decided = threading.Condition(self.lock)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -395,6 +396,7 @@ class ControlPlane:
         """201 for a new request, 200 when an identical one is still pending."""
         status = 200
         with self.lock:
+            self.filings += 1
             request_id = next(
                 (
                     request_id

@@ -104,7 +104,7 @@ def test_denied_request_refuses_the_waiting_statement(agent_factory: Any, contro
     agent = agent_factory(hold_wait=10)
     _review_when_filed(control_plane, "denied")
     with agent.connect("carol") as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="request 1 .* was denied"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"request 1 .* was denied"):
             conn.execute(HELD_SQL)
         assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
 
@@ -115,7 +115,9 @@ def test_waiting_ends_with_a_clear_error_when_nobody_reviews(
     agent = agent_factory(hold_wait=0.6)
     with agent.connect("carol") as conn:
         started = time.monotonic()
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="still pending after 0.6 s"):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege, match=r"still pending after 0\.6 s"
+        ):
             conn.execute(HELD_SQL)
     assert 0.5 < time.monotonic() - started < 3
 
@@ -147,8 +149,9 @@ def test_control_plane_lost_while_waiting_fails_closed(agent_factory: Any, contr
 
     threading.Thread(target=go_down, daemon=True).start()
     try:
-        with agent.connect("carol") as conn, pytest.raises(
-            psycopg.errors.InsufficientPrivilege, match="lost contact"
+        with (
+            agent.connect("carol") as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege, match="lost contact"),
         ):
             conn.execute(HELD_SQL)
     finally:
@@ -164,3 +167,31 @@ def test_cancel_request_stops_waiting_for_the_review(agent_process_factory: Any)
             conn.execute(HELD_SQL)
         assert time.monotonic() - started < 5
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_other_sessions_keep_working_while_statements_wait(agent_factory: Any, control_plane: Any):
+    agent = agent_factory(hold_wait=5)
+    waiting: list[str] = []
+
+    def held_client() -> None:
+        with agent.connect("carol") as conn:
+            try:
+                conn.execute(HELD_SQL)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                waiting.append(str(exc))
+
+    clients = [threading.Thread(target=held_client) for _ in range(3)]
+    for client in clients:
+        client.start()
+    deadline = time.monotonic() + 10
+    while control_plane.filings < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = time.monotonic()
+    with agent.connect("alice") as conn:  # a new login, a query: not queued behind the holds
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (50,)
+    assert time.monotonic() - started < 1
+    control_plane.review(1, "denied")
+    for client in clients:
+        client.join(10)
+    assert len(waiting) == 3 and all("was denied" in message for message in waiting)
+    assert list(control_plane.access_requests) == [1]  # one request for the three holds
