@@ -15,7 +15,17 @@ from datetime import datetime
 from typing import Any
 
 from agent.bundle import Bundle, ColumnInfo
-from agent.sql import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, Analysis, ColumnUse, Relation
+from agent.sql import (
+    COPY,
+    DERIVED,
+    OUTPUT,
+    PREDICATE,
+    TARGET,
+    WRITE,
+    Analysis,
+    ColumnUse,
+    Relation,
+)
 
 ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 _STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
@@ -362,6 +372,9 @@ class PolicyEngine:
                     if _STRENGTH[effect] > _STRENGTH[worst.action]:
                         worst = Verdict(effect, rule=verdict.rule)
                         reason = why.format(column=label)
+        worst, reason = self._table_level(
+            identity, analysis, fingerprint, search_path, now, worst, reason
+        )
         worst, reason = self._guardrails(identity, analysis, worst, reason)
         if worst.action != DENY:
             for grant_id in counted:
@@ -372,7 +385,38 @@ class PolicyEngine:
         decision.derived_positions = None if derived is None else frozenset(derived)
         return decision
 
+    def _table_level(
+        self,
+        identity: Identity,
+        analysis: Analysis,
+        fingerprint: str,
+        search_path: list[str] | None,
+        now: float,
+        worst: Verdict,
+        reason: str,
+    ) -> tuple[Verdict, str]:
+        """A deny or approval rule on a table (or its schema or datasource) covers every
+        statement touching it, also those reading no column: `SELECT count(*) FROM t`."""
+        for relation in analysis.relations | analysis.written:
+            for schema in self.schemas_for(relation, search_path):
+                verdict = self.column_verdict(
+                    identity, schema, relation.name, None, fingerprint, now
+                )
+                if verdict.action not in (DENY, HOLD):
+                    continue
+                if _STRENGTH[verdict.action] > _STRENGTH[worst.action]:
+                    worst = Verdict(verdict.action, rule=verdict.rule)
+                    what = (
+                        "is denied by policy"
+                        if verdict.action == DENY
+                        else ("requires an approved access request")
+                    )
+                    reason = f"access to table {schema}.{relation.name} {what}"
+        return worst, reason
+
     def _effect(self, use: ColumnUse, verdict: Verdict) -> tuple[str, str]:
+        if use.context == TARGET and verdict.action not in (DENY, HOLD):
+            return ALLOW, ""  # masking protects reads; storing into a masked column is fine
         if verdict.action == DENY:
             return DENY, "access to {column} is denied by policy"
         if verdict.action == HOLD:

@@ -28,6 +28,8 @@ import pglast
 from pglast import ast
 
 OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
+# A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.
+TARGET = "target"
 
 SERVER_FILE_FUNCTIONS = frozenset(
     {
@@ -349,6 +351,8 @@ class _Analyzer:
             self._walk(node.onConflictClause, WRITE, None)
         for target_entry in getattr(node, "targetList", None) or ():
             self._walk(target_entry.val, WRITE, None)
+        for column in _target_columns(node):
+            self._add(ColumnUse((target,), column, TARGET))
         for attr in ("whereClause", "joinCondition"):
             self._walk(getattr(node, attr, None), PREDICATE, None)
         self._walk(getattr(node, "mergeWhenClauses", None), WRITE, None)
@@ -556,6 +560,15 @@ class _Analyzer:
 
 
 _MISSING = object()
+
+
+def _target_columns(node: Any) -> list[str]:
+    """Columns written by INSERT (its column list) or UPDATE (its SET list)."""
+    if isinstance(node, ast.InsertStmt):
+        return [entry.name for entry in node.cols or () if entry.name]
+    if isinstance(node, ast.UpdateStmt):
+        return [entry.name for entry in node.targetList or () if entry.name]
+    return []
 
 
 def _alias(item: Any) -> str:

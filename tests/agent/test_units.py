@@ -183,3 +183,54 @@ def test_a_max_runs_grant_stops_after_its_runs(make_bundle: Any) -> None:
     statement = analyze("SELECT email FROM public.customers")
     actions = [engine.decide(CAROL, statement, fingerprint="fp").action for _ in range(3)]
     assert actions == [ALLOW, ALLOW, HOLD]
+
+
+def _table_rule(action: str) -> dict[str, Any]:
+    return {
+        "id": 90,
+        "name": f"salaries {action}",
+        "priority": 10,
+        "subjects": {"everyone": True, "users": [], "groups": []},
+        "resource": {"kind": "table", "schema": "public", "table": "salaries"},
+        "action": action,
+        "mask_method": None,
+        "mask_param": None,
+    }
+
+
+@pytest.mark.parametrize(("action", "expected"), [("require_approval", HOLD), ("deny", DENY)])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM salaries",
+        "SELECT 1 FROM salaries LIMIT 1",
+        "DELETE FROM salaries WHERE id = 1",
+        "INSERT INTO salaries (id) VALUES (1)",
+    ],
+)
+def test_a_table_rule_covers_statements_that_read_no_column(
+    make_bundle: Any, sql: str, action: str, expected: str
+) -> None:
+    document = make_bundle()
+    engine = _engine(make_bundle, rules=[*document["rules"], _table_rule(action)])
+    decision = engine.decide(BOB, analyze(sql), fingerprint="f")
+    assert decision.action == expected
+    assert "public.salaries" in decision.message
+
+
+def test_writing_a_column_that_needs_approval_is_held_but_masked_columns_stay_writable(
+    make_bundle: Any,
+) -> None:
+    engine = _engine(make_bundle)
+    held = engine.decide(
+        CAROL, analyze("UPDATE customers SET email = 'x@y.z' WHERE id = 1"), fingerprint="f"
+    )
+    assert held.action == HOLD
+    inserted = engine.decide(
+        CAROL, analyze("INSERT INTO customers (id, email) VALUES (1, 'x@y.z')"), fingerprint="f"
+    )
+    assert inserted.action == HOLD
+    masked_writer = engine.decide(
+        ALICE, analyze("UPDATE customers SET email = 'x@y.z' WHERE id = 1"), fingerprint="f"
+    )
+    assert masked_writer.action == ALLOW
