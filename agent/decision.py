@@ -375,7 +375,16 @@ class PolicyEngine:
         worst, reason = self._table_level(
             identity, analysis, fingerprint, search_path, now, worst, reason
         )
-        worst, reason = self._guardrails(identity, analysis, worst, reason)
+        worst, reason, lifting = self._guardrails(
+            identity, analysis, worst, reason, fingerprint, search_path, now
+        )
+        if lifting is not None:  # never cache past the grant's end, nor a counted run
+            limit = (
+                now
+                if lifting.get("max_runs") is not None
+                else _parse_time(lifting.get("expires_at"))
+            )
+            decision.valid_until = min(decision.valid_until, limit)
         if worst.action != DENY:
             for grant_id in counted:
                 self.grant_runs[grant_id] = self.grant_runs.get(grant_id, 0) + 1
@@ -482,12 +491,24 @@ class PolicyEngine:
         analysis: Analysis,
         worst: Verdict,
         reason: str,
-    ) -> tuple[Verdict, str]:
+        fingerprint: str,
+        search_path: list[str] | None,
+        now: float,
+    ) -> tuple[Verdict, str, dict[str, Any] | None]:
+        lifting: dict[str, Any] | None = None
         for guardrail in self.bundle.guardrails:
             kinds = analysis.guardrails.intersection(guardrail.get("kinds", ()))
             if not kinds or not self.subject_matches(guardrail.get("subjects", {}), identity):
                 continue
             action = DENY if guardrail.get("action") == "block" else HOLD
+            if action == HOLD:
+                grant = self._approved_write(identity, analysis, fingerprint, search_path, now)
+                if grant is not None:
+                    if grant.get("max_runs") is not None and lifting is None:
+                        grant_id = int(grant.get("id", 0))
+                        self.grant_runs[grant_id] = self.grant_runs.get(grant_id, 0) + 1
+                    lifting = grant
+                    continue
             # Ties go to the guardrail: its name is the more useful explanation.
             if _STRENGTH[action] >= _STRENGTH[worst.action]:
                 worst = Verdict(action, rule=_rule_label(guardrail, "guardrail"))
@@ -496,7 +517,47 @@ class PolicyEngine:
                     f"{', '.join(sorted(kinds))} {verb} by guardrail "
                     f'"{guardrail.get("name", guardrail.get("id"))}"'
                 )
-        return worst, reason
+        return worst, reason, lifting
+
+    def _approved_write(
+        self,
+        identity: Identity,
+        analysis: Analysis,
+        fingerprint: str,
+        search_path: list[str] | None,
+        now: float,
+    ) -> dict[str, Any] | None:
+        """The live grant approving this statement despite a require-approval guardrail:
+        a grant bound to exactly this statement, or a write grant over every table it touches."""
+        touched = analysis.relations | analysis.written
+        for grant in self.bundle.grants:
+            if (
+                grant.get("identity") != identity.name
+                or _parse_time(grant.get("expires_at")) <= now
+            ):
+                continue
+            max_runs = grant.get("max_runs")
+            if max_runs is not None and self.grant_runs.get(grant.get("id", 0), 0) >= max_runs:
+                continue
+            bound = grant.get("statement_fingerprint")
+            if bound:
+                if bound == fingerprint:
+                    return grant
+                continue
+            tables = set(grant.get("scope", {}).get("tables", ()))
+            if (
+                grant.get("level") == "write"
+                and touched
+                and all(
+                    any(
+                        f"{schema}.{relation.name}" in tables
+                        for schema in self.schemas_for(relation, search_path)
+                    )
+                    for relation in touched
+                )
+            ):
+                return grant
+        return None
 
     def origin_verdict(
         self,

@@ -234,3 +234,46 @@ def test_writing_a_column_that_needs_approval_is_held_but_masked_columns_stay_wr
         ALICE, analyze("UPDATE customers SET email = 'x@y.z' WHERE id = 1"), fingerprint="f"
     )
     assert masked_writer.action == ALLOW
+
+
+def _write_grant(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": 77,
+        "identity": "bob",
+        "level": "write",
+        "scope": {"tables": ["public.orders"], "columns": [], "tags": []},
+        "expires_at": "2030-01-01T00:00:00Z",
+        "statement_fingerprint": None,
+        "max_runs": None,
+        **overrides,
+    }
+
+
+def test_an_approved_write_grant_lifts_a_require_approval_guardrail(make_bundle: Any) -> None:
+    alter = analyze("ALTER TABLE orders ADD COLUMN note text")
+    now = 1_800_000_000.0
+    assert _engine(make_bundle).decide(BOB, alter, fingerprint="f", now=now).action == HOLD
+    engine = _engine(make_bundle, grants=[_write_grant()])
+    decision = engine.decide(BOB, alter, fingerprint="f", now=now)
+    assert decision.action == ALLOW
+    assert decision.valid_until <= 1_893_456_000.0  # never cached past the grant's end
+    other_table = analyze("ALTER TABLE customers ADD COLUMN note text")
+    assert engine.decide(BOB, other_table, fingerprint="g", now=now).action == HOLD
+    expired = engine.decide(BOB, alter, fingerprint="f", now=1_900_000_000.0)
+    assert expired.action == HOLD
+
+
+def test_a_statement_bound_grant_lifts_the_guardrail_for_its_runs_only(make_bundle: Any) -> None:
+    grant = _write_grant(statement_fingerprint="fp-alter", max_runs=2, scope={"tables": []})
+    engine = _engine(make_bundle, grants=[grant])
+    alter = analyze("ALTER TABLE orders ADD COLUMN note text")
+    now = 1_800_000_000.0
+    assert engine.decide(BOB, alter, fingerprint="other", now=now).action == HOLD
+    runs = [engine.decide(BOB, alter, fingerprint="fp-alter", now=now).action for _ in range(3)]
+    assert runs == [ALLOW, ALLOW, HOLD]
+
+
+def test_blocking_guardrails_are_never_lifted_by_a_grant(make_bundle: Any) -> None:
+    engine = _engine(make_bundle, grants=[_write_grant(scope={"tables": ["public.orders"]})])
+    decision = engine.decide(BOB, analyze("DROP TABLE orders"), fingerprint="f", now=1.8e9)
+    assert decision.action == DENY
