@@ -131,3 +131,36 @@ def sqlite_people(path: Path, count: int = 150) -> Path:
             [(*row[:6], row[6].isoformat(), *row[7:]) for row in people_rows(count)],
         )
     return path
+
+
+def postgres_datasource(actor, *, name: str, database: str):
+    """A Warden datasource for a database on the local PostgreSQL."""
+    from governance.models import Engine
+    from governance.services import datasource_create
+
+    return datasource_create(
+        actor=actor,
+        name=name,
+        engine=Engine.POSTGRESQL,
+        host="127.0.0.1",
+        port=5432,
+        database=database,
+        username="postgres",
+    )
+
+
+def mysql_datasource(actor, *, name: str, database: str, password: str = ""):
+    """A Warden datasource for a database on the local MariaDB."""
+    from governance.models import Engine
+    from governance.services import datasource_create
+
+    return datasource_create(
+        actor=actor,
+        name=name,
+        engine=Engine.MYSQL,
+        host="127.0.0.1",
+        port=3306,
+        database=database,
+        username="root",
+        password=password,
+    )

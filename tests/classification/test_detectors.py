@@ -159,8 +159,15 @@ def test_phone_numbers_are_tagged_in_every_locale(locale: str) -> None:
 
 
 def test_international_phone_numbers_are_tagged_under_an_unhelpful_name() -> None:
-    numbers = ["+44 20 7946 0958", "+49 30 901820", "+33 1 42 68 53 00", "+1 415-555-2671",
-               "+39 06 6982", "+34 912 345 678", "+31 20 624 1111"] * 8
+    numbers = [
+        "+44 20 7946 0958",
+        "+49 30 901820",
+        "+33 1 42 68 53 00",
+        "+1 415-555-2671",
+        "+39 06 6982",
+        "+34 912 345 678",
+        "+31 20 624 1111",
+    ] * 8
     assert "PII.Phone" in tags_of(column("c3", numbers))
 
 
@@ -276,8 +283,10 @@ def test_ssns_breaking_area_group_or_serial_rules_are_not_national_ids() -> None
     r = rng()
     invalid = [
         f"{area}-{r.randint(10, 99)}-{r.randint(1000, 9999)}" for area in ("000", "666", "912")
-    ] + [f"{r.randint(100, 599)}-00-{r.randint(1000, 9999)}",
-         f"{r.randint(100, 599)}-{r.randint(10, 99)}-0000"]
+    ] + [
+        f"{r.randint(100, 599)}-00-{r.randint(1000, 9999)}",
+        f"{r.randint(100, 599)}-{r.randint(10, 99)}-0000",
+    ]
     assert "PII.NationalID" not in tags_of(column("ssn", invalid * 12))
 
 
@@ -406,13 +415,16 @@ SECRETS: dict[str, Callable[[random.Random], str]] = {
     "github_token": lambda r: token(r, "ghp_", 36),
     "slack_token": lambda r: token(r, "xoxb-1234567890-", 24),
     "jwt": jwt,
-    "pem_private_key": lambda r: "-----BEGIN PRIVATE KEY-----\n"
-    + token(r, "", 64) + "\n-----END PRIVATE KEY-----",
+    "pem_private_key": lambda r: (
+        "-----BEGIN PRIVATE KEY-----\n" + token(r, "", 64) + "\n-----END PRIVATE KEY-----"
+    ),
     "bcrypt": lambda r: token(r, "$2b$12$", 53, string.ascii_letters + string.digits + "./"),
-    "argon2": lambda r: "$argon2id$v=19$m=65536,t=3,p=4$" + token(r, "", 22) + "$"
-    + token(r, "", 43),
-    "django_pbkdf2": lambda r: "pbkdf2_sha256$600000$" + token(r, "", 22) + "$"
-    + token(r, "", 43) + "=",
+    "argon2": lambda r: (
+        "$argon2id$v=19$m=65536,t=3,p=4$" + token(r, "", 22) + "$" + token(r, "", 43)
+    ),
+    "django_pbkdf2": lambda r: (
+        "pbkdf2_sha256$600000$" + token(r, "", 22) + "$" + token(r, "", 43) + "="
+    ),
 }
 
 
@@ -560,8 +572,12 @@ def test_company_columns_are_organizations() -> None:
 
 def test_a_bare_name_column_follows_its_table() -> None:
     faker, r = fake(), rng()
-    products = many(lambda: f"{r.choice(['Rustic', 'Sleek'])} {r.choice(['Steel', 'Cotton'])} "
-                    f"{r.choice(['Chair', 'Gloves', 'Keyboard'])}")
+    products = many(
+        lambda: (
+            f"{r.choice(['Rustic', 'Sleek'])} {r.choice(['Steel', 'Cotton'])} "
+            f"{r.choice(['Chair', 'Gloves', 'Keyboard'])}"
+        )
+    )
     assert "PII.PersonName" not in tags_of(column("name", products, table="products"))
     assert "PII.PersonName" in tags_of(column("name", many(faker.name), table="customers"))
     vendors = tags_of(column("name", many(faker.company), table="vendors"))
@@ -602,12 +618,14 @@ def _negatives() -> dict[str, ColumnSample]:
         "boolean": column("is_active", many(lambda: r.random() < 0.5), "boolean"),
         "currency": column("currency", many(faker.currency_code)),
         "url": column("homepage", many(faker.url)),
-        "json_settings": column("settings", many(lambda: {"theme": "dark", "n": r.randint(1, 9)}),
-                                "jsonb"),
+        "json_settings": column(
+            "settings", many(lambda: {"theme": "dark", "n": r.randint(1, 9)}), "jsonb"
+        ),
         "user_agent": column("user_agent", many(faker.user_agent)),
         "german_prose": column("notiz", many(lambda: fake("de_DE").text(max_nb_chars=120))),
-        "voucher": column("code", many(lambda: "".join(r.choice(string.ascii_uppercase)
-                                                         for _ in range(8)))),
+        "voucher": column(
+            "code", many(lambda: "".join(r.choice(string.ascii_uppercase) for _ in range(8)))
+        ),
     }
 
 
@@ -636,11 +654,30 @@ def test_bad_values_never_raise() -> None:
         node["k"] = {}
         node = node["k"]
     samples = [
-        column("blob", [b"\xff\xfe\x00bad utf-8 \x80", bytearray(b"\xc3\x28"), memoryview(b"ok")],
-               "bytea"),
-        column("mixed", [None, 1, 2.5, float("nan"), Decimal("1.10"), dt.date(2020, 1, 1),
-                         dt.datetime(2020, 1, 1, 12), dt.time(3, 4), _BrokenStr(), [1, [2]],
-                         {"a": {"b": None}}, "", "   ", "\x00\x00"]),
+        column(
+            "blob",
+            [b"\xff\xfe\x00bad utf-8 \x80", bytearray(b"\xc3\x28"), memoryview(b"ok")],
+            "bytea",
+        ),
+        column(
+            "mixed",
+            [
+                None,
+                1,
+                2.5,
+                float("nan"),
+                Decimal("1.10"),
+                dt.date(2020, 1, 1),
+                dt.datetime(2020, 1, 1, 12),
+                dt.time(3, 4),
+                _BrokenStr(),
+                [1, [2]],
+                {"a": {"b": None}},
+                "",
+                "   ",
+                "\x00\x00",
+            ],
+        ),
         column("deep", [nested, json.dumps([[[[["x"]]]]])], "json"),
         column("json_text", ["{not json", "[1, 2", "{}"], "json"),
         column("huge", ["a" * 5_000_000, "word " * 400_000]),
@@ -666,7 +703,8 @@ def test_json_columns_carry_the_tags_of_their_keys() -> None:
     faker, r = fake(), rng()
     documents = many(lambda: {"contact": faker.email(), "opt_in": r.random() < 0.5})
     email = next(
-        s for s in classify_column(column("preferences", documents, "jsonb"))
+        s
+        for s in classify_column(column("preferences", documents, "jsonb"))
         if s.tag == "PII.Email"
     )
     assert email.confidence >= THRESHOLD
@@ -808,8 +846,13 @@ def test_ids_codes_and_emails_never_reach_the_ner_model() -> None:
 
 def test_confidence_combines_share_strength_and_name_hint() -> None:
     def finding(**kwargs: object) -> Finding:
-        base = {"tag": "PII.Email", "detector": "d", "matched": 50, "checked": 50,
-                "strength": STRONG}
+        base = {
+            "tag": "PII.Email",
+            "detector": "d",
+            "matched": 50,
+            "checked": 50,
+            "strength": STRONG,
+        }
         return Finding(**{**base, **kwargs})  # type: ignore[arg-type]
 
     full = confidence(finding())

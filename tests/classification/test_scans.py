@@ -26,19 +26,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def run_scan(django_capture_on_commit_callbacks):
-    """Start a scan and run its (after-commit) task chain, as a worker would."""
-
-    def run(actor, datasource) -> ScanRun:
-        with django_capture_on_commit_callbacks(execute=True):
-            scan = scan_start(actor=actor, datasource=datasource)
-        scan.refresh_from_db()
-        return scan
-
-    return run
-
-
 def _tags_by_column(datasource) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for column_tag in ColumnTag.objects.filter(column__table__datasource=datasource).select_related(
@@ -61,30 +48,14 @@ def _assert_people_tagged(datasource) -> None:
 def postgres_source(admin):
     with sources.postgres_database() as name:
         sources.postgres_people(name)
-        yield datasource_create(
-            actor=admin,
-            name="pg-people",
-            engine=Engine.POSTGRESQL,
-            host="127.0.0.1",
-            port=5432,
-            database=name,
-            username="postgres",
-        )
+        yield sources.postgres_datasource(admin, name="pg-people", database=name)
 
 
 @pytest.fixture
 def mysql_source(admin):
     with sources.mysql_database() as name:
         sources.mysql_people(name)
-        yield datasource_create(
-            actor=admin,
-            name="maria-people",
-            engine=Engine.MYSQL,
-            host="127.0.0.1",
-            port=3306,
-            database=name,
-            username="root",
-        )
+        yield sources.mysql_datasource(admin, name="maria-people", database=name)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from classification.sample_data import (
     shop_sqlite_create,
     shop_tables,
 )
-from classification.services import scan_start
 from governance.models import ColumnTag, DataSource, Engine
 from governance.services import datasource_create
 from tests import sources
@@ -40,19 +39,6 @@ MIN_LEAK_DIGITS = 6
 
 
 @pytest.fixture
-def run_scan(django_capture_on_commit_callbacks):
-    """Start a scan and run its (after-commit) task chain, as a worker would."""
-
-    def run(actor, datasource) -> ScanRun:
-        with django_capture_on_commit_callbacks(execute=True):
-            scan = scan_start(actor=actor, datasource=datasource)
-        scan.refresh_from_db()
-        return scan
-
-    return run
-
-
-@pytest.fixture
 def sqlite_shop(admin, tmp_path) -> DataSource:
     path = tmp_path / "shop.sqlite3"
     shop_sqlite_create(path)
@@ -65,30 +51,14 @@ def sqlite_shop(admin, tmp_path) -> DataSource:
 def postgresql_shop(admin) -> Iterator[DataSource]:
     with sources.postgres_database() as name:
         shop_postgresql_create(f"host=127.0.0.1 port=5432 user=postgres dbname={name}")
-        yield datasource_create(
-            actor=admin,
-            name="shop-postgresql",
-            engine=Engine.POSTGRESQL,
-            host="127.0.0.1",
-            port=5432,
-            database=name,
-            username="postgres",
-        )
+        yield sources.postgres_datasource(admin, name="shop-postgresql", database=name)
 
 
 @pytest.fixture
 def mysql_shop(admin) -> Iterator[DataSource]:
     with sources.mysql_database() as name:
         shop_mysql_create(database=name, **sources.MYSQL)
-        yield datasource_create(
-            actor=admin,
-            name="shop-mariadb",
-            engine=Engine.MYSQL,
-            host="127.0.0.1",
-            port=3306,
-            database=name,
-            username="root",
-        )
+        yield sources.mysql_datasource(admin, name="shop-mariadb", database=name)
 
 
 # --- what the scan stored -------------------------------------------------------------------
