@@ -7,6 +7,7 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,13 +36,7 @@ def _int_param(request: Request, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError as exc:
-        from rest_framework.exceptions import ValidationError
-
         raise ValidationError({name: "must be an integer"}) from exc
-
-
-def _bad_request(exc: Exception) -> Response:
-    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class DataSourceListCreate(generics.ListCreateAPIView):
@@ -58,12 +53,6 @@ class DataSourceListCreate(generics.ListCreateAPIView):
             actor=self.request.user, password=password, **values
         )
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        try:
-            return super().create(request, *args, **kwargs)
-        except ValueError as exc:
-            return _bad_request(exc)
-
 
 class DataSourceDetail(generics.RetrieveUpdateDestroyAPIView):
     serializer_class = DataSourceSerializer
@@ -78,12 +67,6 @@ class DataSourceDetail(generics.RetrieveUpdateDestroyAPIView):
         serializer.instance = services.datasource_update(
             actor=self.request.user, datasource=serializer.instance, password=password, **values
         )
-
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        try:
-            return super().update(request, *args, **kwargs)
-        except ValueError as exc:
-            return _bad_request(exc)
 
     def perform_destroy(self, instance: DataSource) -> None:
         services.datasource_delete(actor=self.request.user, datasource=instance)
@@ -156,10 +139,7 @@ class ColumnTags(APIView):
     def delete(self, request: Request, pk: int) -> Response:
         column = get_object_or_404(Column.objects.select_related("table__datasource"), pk=pk)
         tag = get_object_or_404(Tag, name=request.query_params.get("tag", ""))
-        try:
-            services.column_tag_remove(actor=request.user, column=column, tag=tag)
-        except ValueError as exc:
-            return _bad_request(exc)
+        services.column_tag_remove(actor=request.user, column=column, tag=tag)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -68,9 +68,6 @@ def datasource_update(
                 setattr(datasource, key, values[key])
         if "options" in values:
             datasource.options = values["options"] or {}
-        for key in ("default_sensitive_action", "default_mask_method"):
-            if key in values:
-                setattr(datasource, key, values[key])
         if password is not None:
             datasource.password_encrypted = encrypt_secret(password)
         datasource.save()

@@ -146,3 +146,10 @@ def test_catalog_page_and_api_stay_constant_in_queries_with_many_columns(
     with django_assert_max_num_queries(10):
         response = client.get("/api/v1/columns/", {"q": "c1", "limit": 50})
     assert response.status_code == 200 and len(response.json()["results"]) == 50
+
+
+def test_a_malformed_filter_is_a_clear_400(admin, client):
+    client.force_login(admin)
+    response = client.get("/api/v1/columns/", {"datasource": "abc"})
+    assert response.status_code == 400
+    assert response.json() == {"datasource": "must be an integer"}
