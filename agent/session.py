@@ -51,7 +51,7 @@ class HoldCancelled(Exception):
 _HOLDS: dict[tuple[int, int], asyncio.Event] = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     """A protocol-level prepared statement (Parse)."""
 
@@ -61,7 +61,7 @@ class Prepared:
     masks: dict[tuple[int, ...], list[MaskSpec | None] | None] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """One expected response (or response group) from upstream."""
 
