@@ -1,4 +1,5 @@
-"""One client connection: startup and authentication, then two relay loops.
+"""One client connection: startup and authentication, then two relays (asyncio.Protocol
+callbacks on the client and upstream transports; see ``_Relay``).
 
 Client → upstream: only message headers are read; Query/Parse/Bind/Execute get a policy
 decision (cached), everything else is forwarded as bytes.  Denied work never reaches the
@@ -307,48 +308,6 @@ class Session:
         return True
 
     # ------------------------------------------------------------ client → upstream
-
-    async def _client_loop(self) -> None:
-        assert self.upstream is not None
-        reader, up = self.reader, self.upstream.writer
-        pending = b""
-        while True:
-            data = await reader.read(_READ_SIZE)
-            if not data:
-                return
-            if pending:
-                data = pending + data
-            size = len(data)
-            pos = 0
-            span = 0
-            out: list[bytes] = []
-            while size - pos >= 5:
-                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
-                if end > size:
-                    break
-                kind = data[pos]
-                if self.discarding and kind != 83:  # 'S'
-                    out.append(data[span:pos])
-                    span = end
-                elif kind in _HANDLED_FRONTEND:
-                    payload = data[pos + 5 : end]
-                    replacement = self._on_client_fast(kind, payload)
-                    if replacement is _SLOW:
-                        replacement = await self._on_client_message(kind, payload)
-                    if replacement is not None:
-                        out.append(data[span:pos])
-                        out.append(replacement)
-                        span = end
-                    if kind == 88:  # 'X' Terminate
-                        out.append(data[span:end])
-                        up.write(b"".join(out))
-                        return
-                pos = end
-            out.append(data[span:pos])
-            pending = data[pos:]
-            up.write(b"".join(out) if len(out) > 1 else out[0])
-            if up.transport.get_write_buffer_size() > _HIGH_WATER:
-                await up.drain()
 
     def _on_client_fast(self, kind: int, payload: bytes) -> Any:
         """The common cases without a coroutine: a cached, allowed decision.  Returns
@@ -692,45 +651,6 @@ class Session:
         return decision
 
     # ------------------------------------------------------------ upstream → client
-
-    async def _upstream_loop(self) -> None:
-        assert self.upstream is not None
-        reader, client = self.upstream.reader, self.writer
-        pending = b""
-        while True:
-            data = await reader.read(_READ_SIZE)
-            if not data:
-                return
-            if pending:
-                data = pending + data
-            size = len(data)
-            pos = 0
-            span = 0
-            out: list[bytes] = []
-            while size - pos >= 5:
-                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
-                if end > size:
-                    break
-                kind = data[pos]
-                if kind == 68:  # 'D' DataRow — the hot path
-                    if self.row_mask is not None:
-                        out.append(data[span:pos])
-                        out.append(self._mask_row(data[pos + 5 : end]))
-                        span = end
-                elif kind in _HANDLED_BACKEND:
-                    replacement = self._on_backend_fast(kind, data, pos, end)
-                    if replacement is _SLOW:
-                        replacement = await self._on_backend_message(kind, data, pos, end)
-                    if replacement is not None:
-                        out.append(data[span:pos])
-                        out.append(replacement)
-                        span = end
-                pos = end
-            out.append(data[span:pos])
-            pending = data[pos:]
-            client.write(b"".join(out) if len(out) > 1 else out[0])
-            if client.transport.get_write_buffer_size() > _HIGH_WATER:
-                await client.drain()
 
     def _on_backend_fast(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         """Responses that need no masking work, without a coroutine (see _on_client_fast)."""
