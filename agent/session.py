@@ -1056,7 +1056,9 @@ class _Relay(asyncio.Protocol):
 
     # -- flow control
     def _update_reading(self) -> None:
-        want = not (self.sink_full or self.done.done() or len(self.buffer) > _HIGH_WATER)
+        # While a slow handler runs, incoming bytes are only buffered: bound that buffer.
+        backlog = self.busy and len(self.buffer) > _HIGH_WATER
+        want = not (self.sink_full or self.done.done() or backlog)
         if want != self.reading:
             self.reading = want
             with contextlib.suppress(Exception):
