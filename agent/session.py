@@ -1,4 +1,5 @@
-"""One client connection: startup and authentication, then two relay loops.
+"""One client connection: startup and authentication, then two relays (asyncio.Protocol
+callbacks on the client and upstream transports; see ``_Relay``).
 
 Client → upstream: only message headers are read; Query/Parse/Bind/Execute get a policy
 decision (cached), everything else is forwarded as bytes.  Denied work never reaches the
@@ -20,7 +21,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from agent import codec, masking, upstream
 from agent.audit import new_event_id, now_iso
@@ -51,7 +52,7 @@ class HoldCancelled(Exception):
 _HOLDS: dict[tuple[int, int], asyncio.Event] = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     """A protocol-level prepared statement (Parse)."""
 
@@ -61,7 +62,7 @@ class Prepared:
     masks: dict[tuple[int, ...], list[MaskSpec | None] | None] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """One expected response (or response group) from upstream."""
 
@@ -136,24 +137,74 @@ class Session:
 
     async def _relay(self) -> None:
         assert self.upstream is not None
-        tasks = [
-            asyncio.create_task(self._client_loop()),
-            asyncio.create_task(self._upstream_loop()),
-        ]
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        client_t = cast(asyncio.Transport, self.writer.transport)
+        up_t = cast(asyncio.Transport, self.upstream.writer.transport)
+        up_reader = self.upstream.reader
+        to_upstream = _Relay(
+            self._client_step, self._client_slow, client_t, up_t, 88, self, self.reader, done
+        )
+        to_client = _Relay(
+            self._backend_step, self._backend_slow, up_t, client_t, -1, self, up_reader, done
+        )
+        to_upstream.peer, to_client.peer = to_client, to_upstream
+        relays = (to_upstream, to_client)
+        for relay, reader in ((to_upstream, self.reader), (to_client, up_reader)):
+            relay.sink.set_write_buffer_limits(high=_HIGH_WATER)
+            # Bytes the StreamReader already holds are processed first, in order.
+            held: bytearray = getattr(reader, "_buffer", bytearray())
+            buffered = bytes(held)
+            held.clear()
+            at_eof = bool(getattr(reader, "_eof", False))
+            relay.source.set_protocol(relay)
+            with contextlib.suppress(Exception):
+                relay.source.resume_reading()
+            if buffered:
+                relay.data_received(buffered)
+            if at_eof:
+                relay.eof_received()
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                error = task.exception()
-                if error is not None and not isinstance(
-                    error, ConnectionError | asyncio.IncompleteReadError
-                ):
-                    log.error("session %s ended by %r", self.client_address, error, exc_info=error)
+            error = await done
+            if error is not None and not isinstance(
+                error, ConnectionError | asyncio.IncompleteReadError
+            ):
+                log.error("session %s ended by %r", self.client_address, error, exc_info=error)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            for relay in relays:
+                if relay.task is not None:
+                    relay.task.cancel()
+            for relay in relays:
+                if relay.task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await relay.task
+
+    def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
+        if self.discarding and kind != 83:  # 'S'
+            return b""
+        if kind in _HANDLED_FRONTEND:
+            payload = data[pos + 5 : end]
+            replacement = self._on_client_fast(kind, payload)
+            if replacement is _SLOW and kind in _SYNC_FRONTEND:
+                return self._on_client_sync(kind, payload)
+            return replacement
+        return None
+
+    async def _client_slow(self, kind: int, data: bytes, pos: int, end: int) -> bytes | None:
+        return await self._on_client_message(kind, data[pos + 5 : end])
+
+    def _backend_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
+        if kind == 68:  # 'D' DataRow — the hot path
+            if self.row_mask is not None:
+                return self._mask_row(data[pos + 5 : end])
+            return None
+        if kind in _HANDLED_BACKEND:
+            return self._on_backend_fast(kind, data, pos, end)
+        return None
+
+    async def _backend_slow(self, kind: int, data: bytes, pos: int, end: int) -> bytes | None:
+        return await self._on_backend_message(kind, data, pos, end)
 
     def _fatal(self, code: str, text: str) -> None:
         self.writer.write(codec.error_response(code, text, severity="FATAL"))
@@ -258,48 +309,6 @@ class Session:
 
     # ------------------------------------------------------------ client → upstream
 
-    async def _client_loop(self) -> None:
-        assert self.upstream is not None
-        reader, up = self.reader, self.upstream.writer
-        pending = b""
-        while True:
-            data = await reader.read(_READ_SIZE)
-            if not data:
-                return
-            if pending:
-                data = pending + data
-            size = len(data)
-            pos = 0
-            span = 0
-            out: list[bytes] = []
-            while size - pos >= 5:
-                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
-                if end > size:
-                    break
-                kind = data[pos]
-                if self.discarding and kind != 83:  # 'S'
-                    out.append(data[span:pos])
-                    span = end
-                elif kind in _HANDLED_FRONTEND:
-                    payload = data[pos + 5 : end]
-                    replacement = self._on_client_fast(kind, payload)
-                    if replacement is _SLOW:
-                        replacement = await self._on_client_message(kind, payload)
-                    if replacement is not None:
-                        out.append(data[span:pos])
-                        out.append(replacement)
-                        span = end
-                    if kind == 88:  # 'X' Terminate
-                        out.append(data[span:end])
-                        up.write(b"".join(out))
-                        return
-                pos = end
-            out.append(data[span:pos])
-            pending = data[pos:]
-            up.write(b"".join(out) if len(out) > 1 else out[0])
-            if up.transport.get_write_buffer_size() > _HIGH_WATER:
-                await up.drain()
-
     def _on_client_fast(self, kind: int, payload: bytes) -> Any:
         """The common cases without a coroutine: a cached, allowed decision.  Returns
         ``_SLOW`` (before changing any state) when the full async handler is needed."""
@@ -334,13 +343,17 @@ class Session:
 
     async def _on_client_message(self, kind: int, payload: bytes) -> bytes | None:
         """Handle one frontend message; return replacement bytes (b"" drops it)."""
-        expect = self.expect
         if kind == 81:  # 'Q'
             return await self._on_query(payload)
         if kind == 80:  # 'P'
             return await self._on_parse(payload)
         if kind == 66:  # 'B'
             return await self._on_bind(payload)
+        return self._on_client_sync(kind, payload)
+
+    def _on_client_sync(self, kind: int, payload: bytes) -> bytes | None:
+        """Frontend messages whose handling never waits (Execute, Sync, Describe, ...)."""
+        expect = self.expect
         if kind == 69:  # 'E'
             portal = codec.parse_execute(payload)
             prepared, formats = self.portals.get(portal, (None, ()))
@@ -638,45 +651,6 @@ class Session:
         return decision
 
     # ------------------------------------------------------------ upstream → client
-
-    async def _upstream_loop(self) -> None:
-        assert self.upstream is not None
-        reader, client = self.upstream.reader, self.writer
-        pending = b""
-        while True:
-            data = await reader.read(_READ_SIZE)
-            if not data:
-                return
-            if pending:
-                data = pending + data
-            size = len(data)
-            pos = 0
-            span = 0
-            out: list[bytes] = []
-            while size - pos >= 5:
-                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
-                if end > size:
-                    break
-                kind = data[pos]
-                if kind == 68:  # 'D' DataRow — the hot path
-                    if self.row_mask is not None:
-                        out.append(data[span:pos])
-                        out.append(self._mask_row(data[pos + 5 : end]))
-                        span = end
-                elif kind in _HANDLED_BACKEND:
-                    replacement = self._on_backend_fast(kind, data, pos, end)
-                    if replacement is _SLOW:
-                        replacement = await self._on_backend_message(kind, data, pos, end)
-                    if replacement is not None:
-                        out.append(data[span:pos])
-                        out.append(replacement)
-                        span = end
-                pos = end
-            out.append(data[span:pos])
-            pending = data[pos:]
-            client.write(b"".join(out) if len(out) > 1 else out[0])
-            if client.transport.get_write_buffer_size() > _HIGH_WATER:
-                await client.drain()
 
     def _on_backend_fast(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         """Responses that need no masking work, without a coroutine (see _on_client_fast)."""
@@ -1036,7 +1010,187 @@ def _active(specs: list[MaskSpec | None] | None) -> list[tuple[int, MaskSpec]] |
 
 
 _HANDLED_FRONTEND = frozenset(b"QPBESDCFX")
+_SYNC_FRONTEND = frozenset(b"ESDCFX")  # handled by _on_client_sync
 _SIMPLE_COMPLETIONS = frozenset(b"123n")
 _PASS = frozenset({ALLOW, MASK})
 _SLOW: Any = object()
 _HANDLED_BACKEND = frozenset(b"ZECT123nsIt")
+
+
+class _Relay(asyncio.Protocol):
+    """One direction of a session after login, driven by transport callbacks.
+
+    ``data_received`` splits messages and runs ``step`` synchronously (no coroutine or
+    future per read).  When ``step`` returns ``_SLOW`` the rest of the chunk continues in a
+    task that awaits ``slow``; bytes arriving meanwhile are buffered (reading is paused
+    above ``_HIGH_WATER``) and processed afterwards, so order is preserved.  Reading also
+    pauses while the sink's write buffer is above ``_HIGH_WATER``.
+    """
+
+    def __init__(
+        self,
+        step: Any,
+        slow: Any,
+        source: asyncio.Transport,
+        sink: asyncio.Transport,
+        stop_kind: int,
+        session: Session,
+        reader: asyncio.StreamReader,
+        done: asyncio.Future[BaseException | None],
+    ) -> None:
+        self.step = step
+        self.slow = slow
+        self.source = source
+        self.sink = sink
+        self.stop_kind = stop_kind
+        self.session = session
+        self.reader = reader
+        self.done = done
+        self.peer: _Relay | None = None
+        self.buffer = b""
+        self.busy = False
+        self.sink_full = False
+        self.reading = True
+        self.eof = False
+        self.task: asyncio.Task[None] | None = None
+
+    # -- flow control
+    def _update_reading(self) -> None:
+        # While a slow handler runs, incoming bytes are only buffered: bound that buffer.
+        backlog = self.busy and len(self.buffer) > _HIGH_WATER
+        want = not (self.sink_full or self.done.done() or backlog)
+        if want != self.reading:
+            self.reading = want
+            with contextlib.suppress(Exception):
+                if want:
+                    self.source.resume_reading()
+                else:
+                    self.source.pause_reading()
+
+    def pause_writing(self) -> None:  # our source transport (the peer's sink) is full
+        if self.peer is not None:
+            self.peer.sink_full = True
+            self.peer._update_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.sink_full = False
+            self.peer._update_reading()
+
+    # -- lifecycle
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
+
+    def eof_received(self) -> bool:
+        self.reader.feed_eof()  # seen by a held statement waiting for review
+        self.eof = True
+        if not self.busy:
+            self.finish()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reader.feed_eof()
+        self.eof = True
+        if exc is not None or not self.busy:
+            self.finish(exc)
+
+    # -- data
+    def data_received(self, data: bytes) -> None:
+        if self.buffer:
+            data = self.buffer + data
+        if self.busy:
+            self.buffer = data
+            if len(data) > _HIGH_WATER:
+                self._update_reading()
+            return
+        self.buffer = b""
+        try:
+            self._process(data)
+        except BaseException as exc:
+            self.finish(exc)
+
+    def _process(self, data: bytes) -> None:
+        step = self.step
+        stop_kind = self.stop_kind
+        size = len(data)
+        pos = 0
+        span = 0
+        out: list[bytes] = []
+        while size - pos >= 5:
+            end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
+            if end > size:
+                break
+            kind = data[pos]
+            stop = kind == stop_kind and not self.session.discarding
+            replacement = step(kind, data, pos, end)
+            if replacement is not None:
+                if replacement is _SLOW:
+                    self.busy = True
+                    self.task = asyncio.ensure_future(self._continue(data, pos, span, out, stop))
+                    return
+                out.append(data[span:pos])
+                out.append(replacement)
+                span = end
+            if stop:
+                out.append(data[span:end])
+                self.sink.write(b"".join(out))
+                self.finish()
+                return
+            pos = end
+        if out:
+            out.append(data[span:pos])
+            self.sink.write(b"".join(out))
+        elif pos:
+            self.sink.write(data[:pos] if pos < size else data)
+        if pos < size:
+            self.buffer = data[pos:]
+
+    async def _continue(
+        self,
+        data: bytes,
+        pos: int,
+        span: int,
+        out: list[bytes],
+        stop: bool,
+    ) -> None:
+        try:
+            step, slow, size = self.step, self.slow, len(data)
+            first = True
+            while size - pos >= 5:
+                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
+                if end > size:
+                    break
+                kind = data[pos]
+                if first:  # the message that went slow: its step already returned _SLOW
+                    first = False
+                    replacement = _SLOW
+                else:
+                    stop = kind == self.stop_kind and not self.session.discarding
+                    replacement = step(kind, data, pos, end)
+                if replacement is _SLOW:
+                    replacement = await slow(kind, data, pos, end)
+                if replacement is not None:
+                    out.append(data[span:pos])
+                    out.append(replacement)
+                    span = end
+                if stop:
+                    out.append(data[span:end])
+                    self.sink.write(b"".join(out))
+                    self.finish()
+                    return
+                pos = end
+            out.append(data[span:pos])
+            self.sink.write(b"".join(out))
+            rest = data[pos:] + self.buffer
+            self.buffer = b""
+            self.busy = False
+            if rest:
+                self._process(rest)  # bytes that arrived meanwhile; may go slow again
+            if not self.busy and self.eof:
+                self.finish()
+            self._update_reading()
+        except BaseException as exc:
+            self.busy = False
+            self.finish(exc)
+
