@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from audit.hashing import canonical_text
+from audit.hashing import HASHED_FIELDS, canonical_text, canonical_time
 from audit.models import AuditCheckpoint, AuditEvent
 
 DECISION_CHOICES = ("allow", "mask", "deny", "hold")
@@ -85,6 +85,15 @@ def event_list(filters: EventFilters) -> QuerySet[AuditEvent]:
 
 def event_get(*, event_id: Any) -> AuditEvent:
     return AuditEvent.objects.get(pk=event_id)
+
+
+def event_hashed_content(event: AuditEvent) -> dict[str, Any]:
+    """The fields an event's hash covers, in their canonical form (times as UTC strings)."""
+    content = {key: getattr(event, key) for key in HASHED_FIELDS}
+    content["id"] = str(event.id)
+    content["occurred_at"] = canonical_time(event.occurred_at)
+    content["recorded_at"] = canonical_time(event.recorded_at)
+    return content
 
 
 def event_neighbours(event: AuditEvent) -> tuple[AuditEvent | None, AuditEvent | None]:

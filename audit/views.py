@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from audit import selectors, services
 from audit.forms import EventFilterForm, ExportForm
-from audit.hashing import canonical_time, event_hash
+from audit.hashing import event_hash
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.reports import dashboard_data
 from governance.models import Role
@@ -49,28 +49,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 def event_detail(request: HttpRequest, event_id: Any) -> HttpResponse:
     event = get_object_or_404(AuditEvent, pk=event_id)
     previous, following = selectors.event_neighbours(event)
-    content = {
-        "id": str(event.id),
-        "sequence": event.sequence,
-        "occurred_at": canonical_time(event.occurred_at),
-        "recorded_at": canonical_time(event.recorded_at),
-        **{
-            key: getattr(event, key)
-            for key in (
-                "actor",
-                "actor_kind",
-                "action",
-                "target_type",
-                "target_id",
-                "target_repr",
-                "datasource_name",
-                "decision",
-                "details",
-                "source_address",
-                "prev_hash",
-            )
-        },
-    }
+    content = selectors.event_hashed_content(event)
     return render(
         request,
         "audit/event_detail.html",

@@ -44,32 +44,12 @@ def aged_chain(admin):
 
 
 def _rehash_all() -> None:
-    from audit.hashing import GENESIS_HASH, canonical_time, event_hash
+    from audit.hashing import GENESIS_HASH, event_hash
+    from audit.selectors import event_hashed_content
 
     prev = GENESIS_HASH
     for event in AuditEvent.objects.order_by("sequence"):
-        content = {
-            "id": str(event.id),
-            "sequence": event.sequence,
-            "occurred_at": canonical_time(event.occurred_at),
-            "recorded_at": canonical_time(event.recorded_at),
-            **{
-                key: getattr(event, key)
-                for key in (
-                    "actor",
-                    "actor_kind",
-                    "action",
-                    "target_type",
-                    "target_id",
-                    "target_repr",
-                    "datasource_name",
-                    "decision",
-                    "details",
-                    "source_address",
-                )
-            },
-            "prev_hash": prev,
-        }
+        content = {**event_hashed_content(event), "prev_hash": prev}
         prev = event_hash(content)
         tamper(
             "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE sequence = %s",
