@@ -84,6 +84,13 @@ def _record(
     )
 
 
+def _close(access_request: AccessRequest, state: str) -> None:
+    """End a pending request in `state` (the caller records why)."""
+    access_request.state = state
+    access_request.decided_at = timezone.now()
+    access_request.save(update_fields=["state", "decided_at"])
+
+
 def _check_level(level: str) -> None:
     if level not in AccessLevel.values:
         raise ValidationError(f"Unknown access level {level!r}; use one of {AccessLevel.values}.")
@@ -299,9 +306,7 @@ def request_cancel(*, actor: User, access_request: AccessRequest) -> AccessReque
         access_request = _locked(access_request)
         if not access_request.is_pending:
             raise RequestStateError(f"The request is already {access_request.state}.")
-        access_request.state = AccessRequest.State.CANCELLED
-        access_request.decided_at = timezone.now()
-        access_request.save(update_fields=["state", "decided_at"])
+        _close(access_request, AccessRequest.State.CANCELLED)
         _record(access_request, "access_request.cancelled", actor=actor)
         notifications.request_notify(access_request.pk, "cancelled")
     return access_request
@@ -365,9 +370,7 @@ def request_approve(
         if len(approvals) < quorum:
             notifications.request_notify(access_request.pk, "reviewed")
             return access_request
-        access_request.state = AccessRequest.State.APPROVED
-        access_request.decided_at = timezone.now()
-        access_request.save(update_fields=["state", "decided_at"])
+        _close(access_request, AccessRequest.State.APPROVED)
         _record(
             access_request,
             "access_request.approved",
@@ -391,9 +394,7 @@ def request_deny(*, actor: User, access_request: AccessRequest, comment: str = "
     with transaction.atomic():
         access_request = _locked(access_request)
         review = _review_add(actor, access_request, Review.Decision.DENY, comment)
-        access_request.state = AccessRequest.State.DENIED
-        access_request.decided_at = timezone.now()
-        access_request.save(update_fields=["state", "decided_at"])
+        _close(access_request, AccessRequest.State.DENIED)
         _record(
             access_request,
             "access_request.denied",

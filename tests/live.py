@@ -104,3 +104,16 @@ def use_redis_channel_layer(settings: Any) -> None:
             "CONFIG": {"hosts": [REDIS_URL], "prefix": f"warden-test-{uuid.uuid4().hex[:10]}"},
         }
     }
+
+
+def process_stop(process: Any) -> str:
+    """Terminate a subprocess started with text pipes (kill after 10 s); returns its output."""
+    import subprocess
+
+    process.terminate()
+    try:
+        output, _ = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output or ""

@@ -326,6 +326,16 @@ def policy_rule_create(
     return rule
 
 
+def _merged_values(
+    rule: PolicyRule | GuardrailRule, fields: Iterable[str], changes: dict[str, Any]
+) -> dict[str, Any]:
+    """The rule's current field and subject values with `changes` applied on top."""
+    values: dict[str, Any] = {key: getattr(rule, key) for key in fields}
+    values["users"], values["groups"] = list(rule.users.all()), list(rule.groups.all())
+    values.update({key: list(v) if key in ("users", "groups") else v for key, v in changes.items()})
+    return values
+
+
 @transaction.atomic
 def policy_rule_update(*, actor: User, rule: PolicyRule, **changes: Any) -> PolicyRule:
     """Change any of the create fields (except the datasource); omitted fields keep their value."""
@@ -335,9 +345,7 @@ def policy_rule_update(*, actor: User, rule: PolicyRule, **changes: Any) -> Poli
         raise ValueError(f"Unknown rule field(s): {', '.join(sorted(unknown))}")
     _lock_and_refresh(rule)
     before = policy_rule_snapshot(rule)
-    values: dict[str, Any] = {key: getattr(rule, key) for key in RULE_FIELDS}
-    values["users"], values["groups"] = list(rule.users.all()), list(rule.groups.all())
-    values.update({key: list(v) if key in ("users", "groups") else v for key, v in changes.items()})
+    values = _merged_values(rule, RULE_FIELDS, changes)
     _clean_rule(values, rule.datasource, rule.pk)
     for key in RULE_FIELDS:
         setattr(rule, key, values[key])
@@ -424,9 +432,7 @@ def guardrail_rule_update(
         raise ValueError(f"Unknown guardrail field(s): {', '.join(sorted(unknown))}")
     _lock_and_refresh(guardrail)
     before = guardrail_snapshot(guardrail)
-    values: dict[str, Any] = {key: getattr(guardrail, key) for key in GUARDRAIL_FIELDS}
-    values["users"], values["groups"] = list(guardrail.users.all()), list(guardrail.groups.all())
-    values.update({key: list(v) if key in ("users", "groups") else v for key, v in changes.items()})
+    values = _merged_values(guardrail, GUARDRAIL_FIELDS, changes)
     _clean_guardrail(values, guardrail.datasource)
     for key in GUARDRAIL_FIELDS:
         setattr(guardrail, key, values[key])

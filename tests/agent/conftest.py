@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat 
 from agent.bundle import canonical_json  # noqa: E402
 from agent.server import Agent, AgentConfig  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
+from tests.live import process_stop  # noqa: E402
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -726,13 +727,7 @@ class AgentProcess:
         )
 
     def stop(self) -> str:
-        self.process.terminate()
-        try:
-            output, _ = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            output, _ = self.process.communicate()
-        return output or ""
+        return process_stop(self.process)
 
 
 @pytest.fixture

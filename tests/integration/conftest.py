@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from tests import sources
-from tests.live import asgi_server, free_port
+from tests.live import asgi_server, free_port, process_stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MASKING_KEY = "integration-masking-key"
@@ -182,13 +182,7 @@ class AgentProcess:
         return self.process.stdout.read() or ""
 
     def stop(self) -> str:
-        self.process.terminate()
-        try:
-            output, _ = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            output, _ = self.process.communicate()
-        return output or ""
+        return process_stop(self.process)
 
 
 @pytest.fixture
