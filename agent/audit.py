@@ -1,8 +1,19 @@
 """Audit shipper: batches events to the control plane; spools them to disk when it is down.
 
-Every event carries a uuid4 ``id`` the control plane de-duplicates by, so replaying the
-spool after a partial failure never creates duplicates, and nothing is dropped: a batch
-leaves memory only after the control plane accepted it or it is on disk (fsynced).
+Events travel in compact batches (``BATCH_FORMAT``): the fields that repeat for a
+statement (identity, statement text, tables, columns, decision, rule…) are sent once per
+batch in ``statements``, and each event is a short row pointing at one of them::
+
+    {"format": 2, "id_prefix": "1f0c…-4a1b-9c2d-",
+     "statements": [{"identity": "alice", "statement": "SELECT …", …}, …],
+     "events": [[statement_index, seq, epoch_seconds, rows, duration_ms, error], …]}
+
+Event ``seq`` numbers are unique per ``id_prefix`` (74 random bits drawn per agent run),
+and an event's id is the UUID ``id_prefix + "%012x" % seq``: the control plane
+de-duplicates by it, so replaying the spool after a partial failure never creates
+duplicates.  Nothing is dropped: a batch leaves memory only after the control plane
+accepted it or it is on disk (fsynced).  ``expand_batch`` turns a batch back into one
+dict per event; the control plane and the tests use it.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,41 +32,94 @@ from agent.controlplane import ControlPlaneClient, ControlPlaneUnavailable
 
 log = logging.getLogger("agent.audit")
 
-BATCH_SIZE = 2000
-_RANDOM_POOL_EVENTS = 4096
+BATCH_FORMAT = 2
+BATCH_SIZE = 5000
+_SEQ_LIMIT = 1 << 48
+
+# (statement fragment, epoch seconds, rows, duration ms, error)
+QueuedEvent = tuple[str, float, int | None, float, bool]
 
 
-class _Uuid4Source:
-    """Random (version 4) UUIDs from a pooled os.urandom read: one syscall per 4096."""
-
-    def __init__(self) -> None:
-        self._pool = ""
-        self._offset = 0
-
-    def next(self) -> str:
-        if self._offset >= len(self._pool):
-            self._pool = os.urandom(16 * _RANDOM_POOL_EVENTS).hex()
-            self._offset = 0
-        h = self._pool[self._offset : self._offset + 32]
-        self._offset += 32
-        variant = "89ab"[int(h[16], 16) & 3]
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+class BatchError(ValueError):
+    """A malformed audit batch; the message names the field."""
 
 
-_uuid4 = _Uuid4Source()
-new_event_id = _uuid4.next
+def _new_id_prefix() -> str:
+    h = os.urandom(10).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-"
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
+def encode_batch(id_prefix: str, first_seq: int, queued: list[QueuedEvent]) -> str:
+    """One compact batch document (JSON text) for these queued events."""
+    index: dict[str, int] = {}
+    rows: list[tuple[int, int, float, int | None, float, int]] = []
+    seq = first_seq
+    for fragment, moment, row_count, duration_ms, error in queued:
+        position = index.get(fragment)
+        if position is None:
+            position = index[fragment] = len(index)
+        rows.append((position, seq, moment, row_count, round(duration_ms, 3), 1 if error else 0))
+        seq += 1
+    statements = ",".join("{" + fragment + "}" for fragment in index)
+    return (
+        f'{{"format":{BATCH_FORMAT},"id_prefix":"{id_prefix}","statements":[{statements}],'
+        f'"events":{json.dumps(rows, separators=(",", ":"))}}}'
+    )
 
 
-def new_event(**fields: Any) -> dict[str, Any]:
-    return {"id": new_event_id(), "time": now_iso(), **fields}
+def expand_batch(document: Any) -> list[dict[str, Any]]:
+    """The events of a compact batch as one dict each (id, time as ISO-8601 text, the
+    statement's fields, rows, duration_ms, error).  Raises BatchError naming the field."""
+    if not isinstance(document, dict) or document.get("format") != BATCH_FORMAT:
+        raise BatchError(f"format: must be {BATCH_FORMAT}")
+    prefix = document.get("id_prefix")
+    if not isinstance(prefix, str) or len(prefix) != 24:
+        raise BatchError("id_prefix: must be the first 24 characters of a UUID")
+    statements = document.get("statements")
+    if not isinstance(statements, list) or not all(isinstance(s, dict) for s in statements):
+        raise BatchError("statements: must be a list of objects")
+    events = document.get("events")
+    if not isinstance(events, list):
+        raise BatchError("events: must be a list")
+    return [_expand_event(row, index, prefix, statements) for index, row in enumerate(events)]
 
 
-def encode(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+def _expand_event(
+    row: Any, index: int, prefix: str, statements: list[dict[str, Any]]
+) -> dict[str, Any]:
+    where = f"events[{index}]"
+    if not isinstance(row, list) or len(row) != 6:
+        raise BatchError(f"{where}: must be [statement, seq, time, rows, duration_ms, error]")
+    position, seq, moment, rows, duration_ms, error = row
+    if not isinstance(position, int) or not 0 <= position < len(statements):
+        raise BatchError(f"{where}[0]: not an index into statements")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < _SEQ_LIMIT:
+        raise BatchError(f"{where}[1]: seq must be an integer in [0, 2**48)")
+    if not isinstance(moment, int | float) or isinstance(moment, bool):
+        raise BatchError(f"{where}[2]: time must be epoch seconds")
+    try:
+        when = datetime.fromtimestamp(moment, UTC).isoformat()
+    except (OverflowError, OSError, ValueError) as exc:
+        raise BatchError(f"{where}[2]: time out of range") from exc
+    event = {
+        **statements[position],
+        "id": f"{prefix}{seq:012x}",
+        "time": when,
+        "rows": rows,
+        "duration_ms": duration_ms,
+    }
+    if error:
+        event["error"] = True
+    return event
+
+
+def batch_event_count(line: str) -> int:
+    """Events in one spool line (a compact batch, or one legacy single-event line)."""
+    document = json.loads(line)
+    if isinstance(document, dict) and document.get("format") == BATCH_FORMAT:
+        return len(document.get("events") or [])
+    return 1
 
 
 class AuditShipper:
@@ -68,27 +133,41 @@ class AuditShipper:
         self.client = client
         self.spool_path = state_dir / "audit-spool.jsonl"
         self.flush_interval = flush_interval
-        # Events are kept JSON-encoded: the hot path pre-encodes the parts that repeat.
+        # The proxy's hot path only appends a tuple; batches are encoded at flush time.
+        self.queued: list[QueuedEvent] = []
+        # Encoded batch documents waiting to be sent, oldest first.
         self.pending: list[str] = []
+        self._id_prefix = _new_id_prefix()
+        self._next_seq = 0
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
         self.accepted = 0
         self.duplicates = 0
 
-    def record(self, event: dict[str, Any]) -> None:
-        self.record_encoded(encode(event))
-
-    def record_encoded(self, event_json: str) -> None:
-        """Queue one event given as a JSON object text (must contain a unique "id")."""
-        self.pending.append(event_json)
-        if len(self.pending) >= BATCH_SIZE:
+    def record_statement(
+        self, fragment: str, rows: int | None, duration_ms: float, error: bool
+    ) -> None:
+        """Queue one statement event.  ``fragment`` is the JSON text (without braces) of
+        the fields that repeat for a statement; id and time are added here and at flush."""
+        queued = self.queued
+        queued.append((fragment, time.time(), rows, duration_ms, error))
+        if len(queued) >= BATCH_SIZE:
             self._wakeup.set()
+
+    def _encode_queued(self) -> None:
+        queued, self.queued = self.queued, []
+        for start in range(0, len(queued), BATCH_SIZE):
+            chunk = queued[start : start + BATCH_SIZE]
+            if self._next_seq + len(chunk) > _SEQ_LIMIT:
+                self._id_prefix, self._next_seq = _new_id_prefix(), 0
+            self.pending.append(encode_batch(self._id_prefix, self._next_seq, chunk))
+            self._next_seq += len(chunk)
 
     def spooled_count(self) -> int:
         if not self.spool_path.exists():
             return 0
-        with open(self.spool_path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
+        with open(self.spool_path, encoding="utf-8") as handle:
+            return sum(batch_event_count(line) for line in handle if line.strip())
 
     async def run(self) -> None:
         while True:
@@ -102,20 +181,22 @@ class AuditShipper:
 
     async def flush(self) -> None:
         async with self._lock:
+            self._encode_queued()
             if not await self._replay_spool():
                 if self.pending:  # keep ordering: new events go behind the spooled ones
                     self._spool(self.pending)
                     self.pending = []
                 return
             while self.pending:
-                batch, self.pending = self.pending[:BATCH_SIZE], self.pending[BATCH_SIZE:]
-                if not await self._send(batch):
-                    self._spool(batch + self.pending)
+                if not await self._send(self.pending[0]):
+                    self._spool(self.pending)
                     self.pending = []
+                    return
+                self.pending.pop(0)
 
-    async def _send(self, batch: list[str]) -> bool:
+    async def _send(self, body: str) -> bool:
         try:
-            result = await self.client.post_audit(batch)
+            result = await self.client.post_audit(body)
         except ControlPlaneUnavailable as exc:
             log.warning("audit delivery failed, spooling: %s", exc)
             return False
@@ -123,15 +204,15 @@ class AuditShipper:
         self.duplicates += int(result.get("duplicates", 0))
         return True
 
-    def _spool(self, events: list[str]) -> None:
+    def _spool(self, documents: list[str]) -> None:
         with open(self.spool_path, "a", encoding="utf-8") as handle:
-            for event in events:
-                handle.write(event + "\n")
+            for document in documents:
+                handle.write(document + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
     async def _replay_spool(self) -> bool:
-        """Send spooled events; False (and everything still on disk) if that failed."""
+        """Send spooled batches; False (and everything unsent still on disk) if that failed."""
         replaying = self.spool_path.with_suffix(".replaying")
         if not self.spool_path.exists() and not replaying.exists():
             return True
@@ -142,10 +223,10 @@ class AuditShipper:
             with open(replaying, "a", encoding="utf-8") as out, open(self.spool_path) as new:
                 out.write(new.read())
             self.spool_path.unlink()
-        events = [line for line in replaying.read_text(encoding="utf-8").splitlines() if line]
-        for start in range(0, len(events), BATCH_SIZE):
-            if not await self._send(events[start : start + BATCH_SIZE]):
-                self._spool(events[start:])
+        lines = [line for line in replaying.read_text(encoding="utf-8").splitlines() if line]
+        for body, first_line in _replay_bodies(lines):
+            if not await self._send(body):
+                self._spool(lines[first_line:])
                 replaying.unlink()
                 return False
         replaying.unlink()
@@ -154,6 +235,31 @@ class AuditShipper:
     async def close(self) -> None:
         """Final flush; whatever cannot be delivered is spooled."""
         await self.flush()
+        self._encode_queued()
         if self.pending:
             self._spool(self.pending)
             self.pending = []
+
+
+def _replay_bodies(lines: list[str]) -> list[tuple[str, int]]:
+    """Request bodies for spool lines, each with the index of its first line.  Batch lines
+    go as they are; runs of legacy one-event lines (older agents) as {"events": [...]}."""
+    bodies: list[tuple[str, int]] = []
+    legacy: list[str] = []
+    legacy_start = 0
+    for number, line in enumerate(lines):
+        if line.startswith('{"format":'):
+            if legacy:
+                bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
+                legacy = []
+            bodies.append((line, number))
+            continue
+        if not legacy:
+            legacy_start = number
+        legacy.append(line)
+        if len(legacy) >= BATCH_SIZE:
+            bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
+            legacy = []
+    if legacy:
+        bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
+    return bodies

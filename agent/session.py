@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from agent import codec, masking, upstream
-from agent.audit import new_event_id, now_iso
 from agent.catalog import BASE_RELKINDS
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
@@ -929,7 +928,7 @@ class Session:
         action: str | None = None,
     ) -> None:
         """Queue one audit event.  The fields that repeat for a decision are JSON-encoded
-        once per session; per event only id, time, rows and duration are formatted."""
+        once per session; the shipper adds id and time when it encodes the batch."""
         action = action or decision.action
         key = (id(decision), index, action)
         cached = self._audit_fragments.get(key)
@@ -938,15 +937,10 @@ class Session:
             if len(self._audit_fragments) > 1000:
                 self._audit_fragments.clear()
             self._audit_fragments[key] = cached
-        tail = "null" if rows is None else str(int(rows))
-        error_field = ',"error":true' if error else ""
-        self.agent.audit.record_encoded(
-            f'{{"id":"{new_event_id()}","time":"{now_iso()}",{cached[1]},"rows":{tail},'
-            f'"duration_ms":{duration_ms:.3f}{error_field}}}'
+        self.agent.audit.record_statement(
+            cached[1], None if rows is None else int(rows), duration_ms, error
         )
-        metrics = self.agent.metrics
-        metrics.decision_counters[action].inc()
-        metrics.latency.observe(duration_ms / 1000.0)
+        self.agent.metrics.statements.observe(action, duration_ms / 1000.0)
 
     def _audit_fragment(self, decision: Decision, index: int, action: str) -> str:
         statements = decision.statements or [decision.statement]

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from audit import selectors, services
 from audit.forms import EventFilterForm
-from audit.ingest import IngestError, agent_events_ingest
+from audit.ingest import IngestError, agent_batch_events, agent_events_ingest
 from audit.models import AuditEvent
 from audit.serializers import (
     AgentBatchSerializer,
@@ -57,8 +57,8 @@ class AgentAuditIngestView(APIView):
 
     @extend_schema(request=AgentBatchSerializer, responses={200: IngestResultSerializer})
     def post(self, request: Request) -> Response:
-        events = request.data.get("events") if isinstance(request.data, dict) else None
         try:
+            events = agent_batch_events(request.data)
             result = agent_events_ingest(token=request.auth, events=events)
         except IngestError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)

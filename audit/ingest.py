@@ -12,6 +12,8 @@ An agent event is stored as action `query.executed`:
   and `column_tags` ({"schema.table.column": [tag, ...]} for the tagged columns read).
 
 Unknown fields are ignored. A batch is all-or-nothing: one malformed event rejects it.
+A request body is either {"events": [event, ...]} or the agent's compact batch
+(``agent.audit``: repeated statement fields sent once), which is expanded first.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.audit import BatchError, expand_batch
 from audit.services import events_append_count
 from governance.models import AccessToken, ColumnTag, User
 
@@ -237,6 +240,16 @@ def _entry(
         "details": details,
         "source_address": event["client_address"],
     }
+
+
+def agent_batch_events(body: Any) -> Any:
+    """The events of an ingest request body: {"events": [...]} or a compact batch."""
+    if isinstance(body, dict) and "format" in body:
+        try:
+            return expand_batch(body)
+        except BatchError as exc:
+            raise IngestError(str(exc)) from exc
+    return body.get("events") if isinstance(body, dict) else None
 
 
 def agent_events_ingest(*, token: AccessToken, events: Any) -> IngestResult:

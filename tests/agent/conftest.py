@@ -35,6 +35,7 @@ import pytest  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
+from agent.audit import expand_batch  # noqa: E402
 from agent.bundle import canonical_json  # noqa: E402
 from agent.server import Agent, AgentConfig  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
@@ -503,7 +504,8 @@ class ControlPlane:
                     accepted = duplicates = 0
                     with plane.lock:
                         plane.audit_posts += 1
-                        for event in body["events"]:
+                        events = expand_batch(body) if "format" in body else body["events"]
+                        for event in events:
                             if event["id"] in plane.events:
                                 duplicates += 1
                             else:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+
+from agent.audit import AuditShipper, encode_batch, expand_batch
+from agent.controlplane import ControlPlaneClient
 
 
 def test_bundle_key_is_pinned_on_first_use(agent: Any, tmp_path: Path, control_plane: Any) -> None:
@@ -159,8 +163,12 @@ def test_audit_survives_control_plane_outage_and_agent_restart_without_duplicate
     running.flush_audit()
     running.stop()  # final flush cannot deliver: events are spooled
     spool = state / "audit-spool.jsonl"
-    assert spool.exists() and len(spool.read_text().splitlines()) >= 20
-    spooled_ids = [json.loads(line)["id"] for line in spool.read_text().splitlines()]
+    spooled_ids = [
+        event["id"]
+        for line in spool.read_text().splitlines()
+        for event in expand_batch(json.loads(line))
+    ]
+    assert len(spooled_ids) >= 20 and len(set(spooled_ids)) == len(spooled_ids)
     # Simulate a crash after delivery but before the spool was cleared: same ids again.
     replay_copy = spool.read_text()
     control_plane.down = False
@@ -191,3 +199,67 @@ def test_metrics_endpoint_reports_connections_decisions_and_bundle(
     assert 'warden_agent_statements_total{decision="deny"} 1.0' in text
     assert 'warden_agent_bundle_info{version="v1"} 1.0' in text
     assert "warden_agent_statement_seconds_bucket" in text
+
+
+def test_compact_batches_send_each_statement_once_and_expand_to_every_event() -> None:
+    fragment = '"identity":"alice","statement":"SELECT $1","decision":"allow"'
+    other = '"identity":"bob","statement":"SELECT 2","decision":"deny"'
+    queued = [
+        (fragment, 1_790_000_000.5, 1, 0.25, False),
+        (other, 1_790_000_001.0, None, 0.0, True),
+    ]
+    queued.append((fragment, 1_790_000_002.0, 3, 1.0, False))
+
+    document = json.loads(encode_batch("1f0c2a3b-4c5d-4e6f-8a9b-", 41, queued))
+    events = expand_batch(document)
+
+    assert len(document["statements"]) == 2
+    assert [e["id"] for e in events] == [
+        "1f0c2a3b-4c5d-4e6f-8a9b-000000000029",
+        "1f0c2a3b-4c5d-4e6f-8a9b-00000000002a",
+        "1f0c2a3b-4c5d-4e6f-8a9b-00000000002b",
+    ]
+    assert [(e["identity"], e["rows"], e.get("error", False)) for e in events] == [
+        ("alice", 1, False),
+        ("bob", None, True),
+        ("alice", 3, False),
+    ]
+    assert events[0]["time"] == "2026-09-21T14:13:20.500000+00:00"
+
+
+def test_audit_ids_stay_unique_across_batches_and_agent_runs(tmp_path: Path) -> None:
+    shippers = [AuditShipper(ControlPlaneClient("http://127.0.0.1:9", "t"), tmp_path) for _ in "ab"]
+    ids: list[str] = []
+    for shipper in shippers:
+        for batch in range(3):
+            for row in range(4):
+                shipper.record_statement(f'"statement":"{batch}.{row}"', 1, 0.1, False)
+            shipper._encode_queued()
+        ids += [e["id"] for doc in shipper.pending for e in expand_batch(json.loads(doc))]
+    assert len(ids) == len(set(ids)) == 24
+    assert all(uuid.UUID(event_id).version == 4 for event_id in ids)
+
+
+def test_spool_lines_of_an_older_agent_one_event_each_are_replayed(
+    agent_factory: Any, control_plane: Any, tmp_path: Path, wait: Any
+) -> None:
+    state = tmp_path / "legacy"
+    state.mkdir()
+    legacy = [
+        {
+            "id": str(uuid.uuid4()),
+            "time": "2026-11-20T10:00:00+00:00",
+            "identity": "alice",
+            "datasource": "shop",
+            "decision": "allow",
+            "statement": f"SELECT {i}",
+        }
+        for i in range(3)
+    ]
+    (state / "audit-spool.jsonl").write_text("".join(json.dumps(e) + "\n" for e in legacy))
+
+    running = agent_factory(state_dir=state)
+    wait(lambda: not (state / "audit-spool.jsonl").exists())
+    running.stop()
+
+    assert all(event["id"] in control_plane.events for event in legacy)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from agent.audit import encode_batch
 from audit.ingest import IngestError, agent_events_ingest
 from audit.models import AuditEvent
 from audit.verification import chain_walk
@@ -155,3 +158,86 @@ def test_an_oversized_batch_is_refused(agent_owner, agent_token):
 
     with pytest.raises(IngestError, match="at most"):
         agent_events_ingest(token=token, events=[agent_event() for _ in range(5001)])
+
+
+def _compact_batch(fragments: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    return json.loads(encode_batch_for_test(fragments, rows))
+
+
+def encode_batch_for_test(fragments: list[str], rows: list[list[Any]]) -> str:
+    queued = [
+        (fragments[index], moment, count, duration, error)
+        for index, moment, count, duration, error in rows
+    ]
+    return encode_batch("1f0c2a3b-4c5d-4e6f-8a9b-", 7, queued)
+
+
+def test_a_compact_agent_batch_is_expanded_into_one_event_each(client, agent_token, shop_catalog):
+    statement = json.dumps(agent_event())[1:-1]
+    denied = json.dumps(agent_event(decision="deny", rule="rule:2:deny"))[1:-1]
+    moment = datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp()
+    body = _compact_batch(
+        [statement, denied, statement],
+        [
+            [0, moment, 1, 3.5, False],
+            [1, moment + 1, None, 0.0, False],
+            [2, moment + 2.25, 0, 9.0, True],
+        ],
+    )
+
+    response = client.post(
+        URL,
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"accepted": 3, "duplicates": 0}
+    assert len(body["statements"]) == 2  # the repeated statement travels once
+    stored = AuditEvent.objects.filter(action="query.executed").order_by("sequence")
+    assert [str(event.id) for event in stored] == [
+        "1f0c2a3b-4c5d-4e6f-8a9b-000000000007",
+        "1f0c2a3b-4c5d-4e6f-8a9b-000000000008",
+        "1f0c2a3b-4c5d-4e6f-8a9b-000000000009",
+    ]
+    assert [event.decision for event in stored] == ["mask", "deny", "mask"]
+    assert stored[2].occurred_at.isoformat() == "2026-11-20T10:00:02.250000+00:00"
+    assert stored[0].details["tags"] == ["PII.Email"]
+    assert stored[1].details["rows"] is None and stored[2].details["duration_ms"] == 9.0
+
+    again = client.post(
+        URL,
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
+    )
+    assert again.json() == {"accepted": 0, "duplicates": 3}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda body: body["events"][0].__setitem__(0, 5), "events[0][0]"),
+        (lambda body: body["events"][0].__setitem__(1, -1), "events[0][1]"),
+        (lambda body: body["events"][0].__setitem__(2, "yesterday"), "events[0][2]"),
+        (lambda body: body["events"].append([0, 1]), "events[1]"),
+        (lambda body: body.__setitem__("id_prefix", "short"), "id_prefix"),
+        (lambda body: body.__setitem__("format", 3), "format"),
+        (lambda body: body["statements"][0].__setitem__("decision", "maybe"), "decision"),
+    ],
+)
+def test_a_malformed_compact_batch_is_refused_naming_the_field(client, agent_token, change, reason):
+    body = _compact_batch([json.dumps(agent_event())[1:-1]], [[0, 1_790_000_000.0, 1, 1.0, False]])
+    change(body)
+
+    response = client.post(
+        URL,
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
+    )
+
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
+    assert not AuditEvent.objects.filter(action="query.executed").exists()

@@ -1,0 +1,250 @@
+"""Benchmark: the agent's own CPU per pgbench transaction, without sockets or other processes.
+
+    .venv/bin/python bench/agent_cpu.py [--transactions 200000]
+
+On a 2-core machine shared by pgbench, PostgreSQL and the agent, every microsecond the agent
+spends per transaction shows up in TPS, but TPS itself swings ±15 % between runs.  This
+drives one real Session's two relays (policy decisions, masking, audit queueing, metrics)
+with the exact messages of pgbench -S in simple and extended mode, and of a query that
+returns a masked column, through fake transports, and prints µs per transaction next to a
+bare byte relay of the same bytes in the same process.  Audit batch encoding (done at
+flush time) is included; the HTTP post of the batch is not.  Needs PostgreSQL on
+127.0.0.1:5432 (trust) once, for the catalog lookups of the first transactions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agent import codec  # noqa: E402
+from agent.bundle import Bundle  # noqa: E402
+from agent.decision import Identity  # noqa: E402
+from agent.server import Agent, AgentConfig  # noqa: E402
+from agent.session import Session, _Relay  # noqa: E402
+from agent.upstream import UpstreamConfig  # noqa: E402
+from bench.proxy import PG_HOST, PG_PORT, bench_bundle, psql  # noqa: E402
+
+
+class NullTransport:
+    """Accepts writes and flow-control calls; counts the bytes written."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def set_write_buffer_limits(self, high: int | None = None) -> None: ...
+    def is_closing(self) -> bool:
+        return False
+
+
+def _field(name: str, table_oid: int, attnum: int, type_oid: int, size: int) -> bytes:
+    return codec.cstring(name) + struct.pack("!IhIhih", table_oid, attnum, type_oid, size, -1, 0)
+
+
+def row_description(fields: list[bytes]) -> bytes:
+    return codec.message(b"T", struct.pack("!h", len(fields)) + b"".join(fields))
+
+
+def responses(table_oid: int) -> dict[str, bytes]:
+    abalance = _field("abalance", table_oid, 3, 23, 4)
+    plain = row_description([abalance]) + codec.data_row([b"0"])
+    masked = row_description(
+        [_field("aid", table_oid, 1, 23, 4), abalance, _field("filler", table_oid, 4, 1042, -1)]
+    ) + codec.data_row([b"42", b"0", b" " * 84])
+    done = codec.message(b"C", codec.cstring("SELECT 1")) + codec.ready_for_query()
+    return {"plain": plain + done, "masked": masked + done}
+
+
+def extended(sql: str, aid: int) -> bytes:
+    value = str(aid).encode()
+    bind = b"\x00\x00" + struct.pack("!hhi", 0, 1, len(value)) + value + struct.pack("!h", 0)
+    return (
+        codec.message(b"P", b"\x00" + codec.cstring(sql) + struct.pack("!h", 0))
+        + codec.message(b"B", bind)
+        + codec.message(b"D", b"P\x00")
+        + codec.message(b"E", b"\x00" + struct.pack("!i", 0))
+        + codec.SYNC
+    )
+
+
+PARSE_BIND = codec.message(b"1") + codec.message(b"2")
+SIMPLE_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = {};"
+MASKED_SQL = "SELECT aid, abalance, filler FROM pgbench_accounts WHERE aid = {};"
+
+
+def workloads(table_oid: int) -> dict[str, tuple[Callable[[int], bytes], bytes]]:
+    answer = responses(table_oid)
+    return {
+        "simple": (lambda i: codec.query(SIMPLE_SQL.format(i)), answer["plain"]),
+        "extended": (
+            lambda i: extended(SIMPLE_SQL.replace("{}", "$1"), i),
+            PARSE_BIND + answer["plain"],
+        ),
+        "simple, masked column": (lambda i: codec.query(MASKED_SQL.format(i)), answer["masked"]),
+        "extended, masked column": (
+            lambda i: extended(MASKED_SQL.replace("{}", "$1"), i),
+            PARSE_BIND + answer["masked"],
+        ),
+    }
+
+
+def new_session(agent: Agent) -> tuple[_Relay, _Relay]:
+    client, upstream = NullTransport(), NullTransport()
+    session = Session(
+        agent,
+        asyncio.StreamReader(),
+        SimpleNamespace(transport=client, get_extra_info=client.get_extra_info),
+    )  # type: ignore[arg-type]
+    session.identity = Identity("bench", "user", frozenset())
+    session.upstream = SimpleNamespace(reader=asyncio.StreamReader(), writer=None)  # type: ignore[assignment]
+    done = asyncio.get_running_loop().create_future()
+    to_upstream = _Relay(
+        session._client_step,
+        session._client_slow,
+        client,
+        upstream,
+        88,
+        session,
+        session.reader,
+        done,
+    )  # type: ignore[arg-type]
+    to_client = _Relay(
+        session._backend_step,
+        session._backend_slow,
+        upstream,
+        client,
+        -1,
+        session,
+        session.reader,
+        done,
+    )  # type: ignore[arg-type]
+    to_upstream.peer, to_client.peer = to_client, to_upstream
+    return to_upstream, to_client
+
+
+async def run(transactions: int, database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=database) as conn:
+        table_oid = conn.execute("SELECT 'pgbench_accounts'::regclass::oid").fetchone()[0]
+    state = Path(tempfile.mkdtemp(prefix="warden-agent-cpu-"))
+    config = AgentConfig(
+        control_plane="http://127.0.0.1:9",
+        token="bench",
+        datasource="bench",
+        upstream=UpstreamConfig(PG_HOST, PG_PORT, "postgres", "", database),
+        state_dir=state,
+        masking_key=b"bench",
+    )
+    agent = Agent(config)
+    agent._bundle_installed(Bundle.from_document(bench_bundle()))
+    print(f"{transactions} transactions per workload, {sys.version.split()[0]}\n")
+    print(f"{'workload':<26}{'agent µs/txn':>14}{'bare relay µs/txn':>20}{'slow paths':>12}")
+    for name, (request, answer) in workloads(table_oid).items():
+        to_upstream, to_client = new_session(agent)
+        requests = [request(i % 500_000 + 1) for i in range(transactions)]
+        for i in range(200):  # warm the decision, origin and mask caches
+            await _transaction(to_upstream, to_client, requests[i], answer)
+        agent.audit.queued.clear()
+        slow = 0
+        started = time.process_time()
+        for data in requests:
+            slow += await _transaction(to_upstream, to_client, data, answer)
+        agent.audit._encode_queued()
+        agent_us = (time.process_time() - started) / transactions * 1e6
+        agent.audit.pending.clear()
+        print(f"{name:<26}{agent_us:>14.2f}{_bare_relay(requests, answer):>20.2f}{slow:>12}")
+    await agent.catalog.close()
+
+
+async def _transaction(to_upstream: _Relay, to_client: _Relay, data: bytes, answer: bytes) -> int:
+    slow = 0
+    for relay, chunk in ((to_upstream, data), (to_client, answer)):
+        relay.data_received(chunk)
+        if relay.busy:
+            slow += 1
+            assert relay.task is not None
+            await relay.task
+        if relay.done.done() and relay.done.result() is not None:
+            raise relay.done.result()
+    return slow
+
+
+def _bare_relay(requests: list[bytes], answer: bytes) -> float:
+    upstream, client = NullTransport(), NullTransport()
+
+    class Pump:
+        def __init__(self, sink: NullTransport) -> None:
+            self.sink = sink
+
+        def data_received(self, data: bytes) -> None:
+            self.sink.write(data)
+
+    up, down = Pump(upstream), Pump(client)
+    started = time.process_time()
+    for data in requests:
+        up.data_received(data)
+        down.data_received(answer)
+    return (time.process_time() - started) / len(requests) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--transactions", type=int, default=200_000)
+    args = parser.parse_args()
+    database = f"warden_cpu_{secrets.token_hex(4)}"
+    psql("postgres", f"CREATE DATABASE {database}")
+    try:
+        subprocess.run(
+            [
+                "pgbench",
+                "-i",
+                "-q",
+                "-s",
+                "1",
+                "-h",
+                PG_HOST,
+                "-p",
+                str(PG_PORT),
+                "-U",
+                "postgres",
+                database,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(run(args.transactions, database))
+        else:
+            uvloop.run(run(args.transactions, database))
+    finally:
+        psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
