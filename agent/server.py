@@ -188,11 +188,17 @@ class Agent:
         search_path: tuple[str, ...] | None,
     ) -> Decision | None:
         """The cached decision for this text, or None (then call ``decide``)."""
-        try:
-            normalized = pglast.parser.normalize(text)
-        except pglast.parser.ParseError:
-            return None
-        cached = self.decisions.get((normalized, identity, search_path))
+        decisions = self.decisions
+        # A text without literals (e.g. "... WHERE id = $1") is its own normalized form,
+        # so it is found without normalizing; normalize is idempotent, so a text found
+        # this way is a normalized form and its decision is the right one.
+        cached = decisions.get((text, identity, search_path))
+        if cached is None:
+            try:
+                normalized = pglast.parser.normalize(text)
+            except pglast.parser.ParseError:
+                return None
+            cached = decisions.get((normalized, identity, search_path))
         if cached is not None and cached.valid_until > time.time():
             return cached
         return None

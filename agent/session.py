@@ -32,6 +32,9 @@ from agent.upstream import UpstreamConnection, UpstreamError
 log = logging.getLogger("agent.session")
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
+_UNPACK_SHORT = struct.Struct("!h").unpack_from
+_PACK_INT = struct.Struct("!i").pack
+_NULL_VALUE = b"\xff\xff\xff\xff"
 _READ_SIZE = 1 << 18
 _HIGH_WATER = 1 << 20
 
@@ -70,7 +73,7 @@ class Pending:
     decision: Decision | None = None
     formats: tuple[int, ...] = ()
     started: float = 0.0
-    inject: list[bytes] = field(default_factory=list)
+    inject: list[bytes] | tuple[()] = ()
     error_seen: bool = False
     statement_index: int = 0
     rows: int | None = None
@@ -103,6 +106,7 @@ class Session:
             tuple[int, bytes], tuple[Decision, list[tuple[int, MaskSpec]] | None]
         ] = {}
         self._origin_engine: Any = None
+        self._described: dict[bytes, list[codec.FieldDescription]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -182,12 +186,10 @@ class Session:
     def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         if self.discarding and kind != 83:  # 'S'
             return b""
+        if kind in _SYNC_FRONTEND:
+            return self._on_client_sync(kind, data[pos + 5 : end])
         if kind in _HANDLED_FRONTEND:
-            payload = data[pos + 5 : end]
-            replacement = self._on_client_fast(kind, payload)
-            if replacement is _SLOW and kind in _SYNC_FRONTEND:
-                return self._on_client_sync(kind, payload)
-            return replacement
+            return self._on_client_fast(kind, data[pos + 5 : end])
         return None
 
     async def _client_slow(self, kind: int, data: bytes, pos: int, end: int) -> bytes | None:
@@ -652,36 +654,34 @@ class Session:
     # ------------------------------------------------------------ upstream → client
 
     def _on_backend_fast(self, kind: int, data: bytes, pos: int, end: int) -> Any:
-        """Responses that need no masking work, without a coroutine (see _on_client_fast)."""
+        """Responses that need no masking work, without a coroutine (see _on_client_fast).
+        Returns ``_SLOW`` before changing any state when the async handler is needed."""
         expect = self.expect
         if not expect:
             return None
         head = expect[0]
-        # Popping may make a masked Execute the head: its row masks must be armed, which
-        # is possible here only when they are already cached.
-        armed: Any = None
-        following = expect[1] if len(expect) > 1 else None
-        if (
-            following is not None
-            and following.kind == "E"
-            and following.decision is not None
-            and following.decision.action == MASK
-        ):
-            armed = self._cached_portal_mask(following)
-            if armed is _SLOW:
-                return _SLOW
         head_kind = head.kind
-        if head_kind == "DS" and kind in (116, 84):  # our own Describe: swallow
-            if kind == 84:
+        if kind == 67:  # 'C'
+            if head_kind == "E":
+                armed = self._armed_after_head()
+                if armed is _SLOW:
+                    return _SLOW
                 expect.popleft()
-                assert head.prepared is not None
-                head.prepared.fields = codec.parse_row_description(data[pos + 5 : end])
+                self._execute_done(
+                    head, codec.rows_from_tag(codec.command_tag(data[pos + 5 : end])), error=False
+                )
                 self.row_mask = armed
-            return b""
-        if kind == 84 and head_kind == "D":  # the client's Describe
-            expect.popleft()
-            self.row_mask = armed
+                return None
+            self.row_mask = None
+            if head_kind == "Q":
+                self._statement_done(
+                    head, codec.rows_from_tag(codec.command_tag(data[pos + 5 : end])), error=False
+                )
             return None
+        if kind == 90:  # 'Z'
+            if head.inject:
+                return _SLOW
+            return self._pop_head()
         if kind == 84:  # 'T'
             if head_kind == "Q" and head.decision is not None:
                 # Every simple-protocol result set gets its columns' origins checked, also
@@ -693,26 +693,58 @@ class Session:
                     return _SLOW
                 self.row_mask = cached[1]
                 return None
-            return _SLOW
-        if kind == 67:  # 'C'
-            rows = codec.rows_from_tag(codec.command_tag(data[pos + 5 : end]))
-            self.row_mask = None
-            if head_kind == "Q":
-                self._statement_done(head, rows, error=False)
-            elif head_kind == "E":
+            if head_kind == "D":  # the client's Describe
+                return self._pop_head()
+            if head_kind == "DS":  # the agent's own Describe: learn the shape, swallow it
+                armed = self._armed_after_head()
+                if armed is _SLOW:
+                    return _SLOW
                 expect.popleft()
-                self._execute_done(head, rows, error=False)
+                assert head.prepared is not None
+                head.prepared.fields = self._row_description(data[pos + 5 : end])
                 self.row_mask = armed
-            return None
-        if kind == 90 and not head.inject:  # 'Z'
-            expect.popleft()
-            self.row_mask = armed
-            return None
+                return b""
+            return _SLOW
+        if kind == 116 and head_kind == "DS":  # 't' of the agent's own Describe
+            return b""
         if kind in _SIMPLE_COMPLETIONS and head_kind in ("P", "B", "C", "D"):
-            expect.popleft()
-            self.row_mask = armed
-            return None
+            return self._pop_head()
         return _SLOW
+
+    def _row_description(self, payload: bytes) -> list[codec.FieldDescription]:
+        """Parsed RowDescription, cached by its bytes: a re-prepared statement's shape
+        comes back identical every time (the agent Describes it after each Parse)."""
+        described = self._described
+        fields = described.get(payload)
+        if fields is None:
+            if len(described) > 256:
+                described.clear()
+            fields = described[payload] = codec.parse_row_description(payload)
+        return fields
+
+    def _pop_head(self) -> Any:
+        """Pop the head entry and arm the next one's row masks (``_SLOW`` if not cached)."""
+        armed = self._armed_after_head()
+        if armed is _SLOW:
+            return _SLOW
+        self.expect.popleft()
+        self.row_mask = armed
+        return None
+
+    def _armed_after_head(self) -> Any:
+        """Row masks for the entry after the head, when it is a masked Execute: from
+        caches only, else ``_SLOW``; None when it needs none."""
+        expect = self.expect
+        if len(expect) < 2:
+            return None
+        following = expect[1]
+        if (
+            following.kind == "E"
+            and following.decision is not None
+            and following.decision.action == MASK
+        ):
+            return self._cached_portal_mask(following)
+        return None
 
     def _cached_portal_mask(self, entry: Pending) -> Any:
         """Row masks for a masked Execute from caches only, else ``_SLOW``."""
@@ -819,7 +851,7 @@ class Session:
         if head.kind == "DS":
             self.expect.popleft()
             assert head.prepared is not None
-            head.prepared.fields = codec.parse_row_description(payload)
+            head.prepared.fields = self._row_description(payload)
             await self._advance()
             return b""
         if head.kind == "D":
@@ -903,17 +935,35 @@ class Session:
         return specs
 
     def _mask_row(self, payload: bytes) -> bytes:
+        """The DataRow with its masked columns rewritten; the other values are copied as
+        byte ranges, not decoded (NULL stays NULL)."""
         assert self.row_mask is not None
-        values = codec.parse_data_row(payload)
         key = self.agent.config.masking_key
+        count = _UNPACK_SHORT(payload, 0)[0]
+        parts: list[bytes] = []
+        span, offset = 0, 2
+        column = 0
         for index, (method, param, type_oid, binary) in self.row_mask:
-            if index < len(values):
-                raw = values[index]
-                if raw is not None:
-                    values[index] = masking.mask_wire_value(
-                        method, raw, type_oid, param, key, binary
-                    )
-        return codec.data_row(values)
+            if index >= count:
+                break
+            while column < index:  # skip to the masked column
+                length = _UNPACK_INT(payload, offset)[0]
+                offset += 4 + (length if length > 0 else 0)
+                column += 1
+            length = _UNPACK_INT(payload, offset)[0]
+            column += 1
+            if length < 0:
+                offset += 4
+                continue
+            raw = payload[offset + 4 : offset + 4 + length]
+            masked = masking.mask_wire_value(method, raw, type_oid, param, key, binary)
+            parts.append(payload[span:offset])
+            parts.append(_NULL_VALUE if masked is None else _PACK_INT(len(masked)) + masked)
+            offset += 4 + length
+            span = offset
+        parts.append(payload[span:])
+        body = b"".join(parts)
+        return b"D" + _PACK_INT(len(body) + 4) + body
 
     # ------------------------------------------------------------ audit
 
@@ -1187,4 +1237,3 @@ class _Relay(asyncio.Protocol):
         except BaseException as exc:
             self.busy = False
             self.finish(exc)
-

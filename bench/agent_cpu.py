@@ -69,11 +69,14 @@ def row_description(fields: list[bytes]) -> bytes:
 def responses(table_oid: int) -> dict[str, bytes]:
     abalance = _field("abalance", table_oid, 3, 23, 4)
     plain = row_description([abalance]) + codec.data_row([b"0"])
-    masked = row_description(
+    masked_description = row_description(
         [_field("aid", table_oid, 1, 23, 4), abalance, _field("filler", table_oid, 4, 1042, -1)]
-    ) + codec.data_row([b"42", b"0", b" " * 84])
+    )
+    masked = masked_description + codec.data_row([b"42", b"0", b" " * 84])
     done = codec.message(b"C", codec.cstring("SELECT 1")) + codec.ready_for_query()
-    return {"plain": plain + done, "masked": masked + done}
+    # The agent Describes a masked statement after Parse; the server answers that first.
+    own_describe = codec.message(b"t", struct.pack("!hI", 1, 23)) + masked_description
+    return {"plain": plain + done, "masked": masked + done, "own_describe": own_describe}
 
 
 def extended(sql: str, aid: int) -> bytes:
@@ -89,6 +92,7 @@ def extended(sql: str, aid: int) -> bytes:
 
 
 PARSE_BIND = codec.message(b"1") + codec.message(b"2")
+ROUND = 20_000
 SIMPLE_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = {};"
 MASKED_SQL = "SELECT aid, abalance, filler FROM pgbench_accounts WHERE aid = {};"
 
@@ -104,7 +108,7 @@ def workloads(table_oid: int) -> dict[str, tuple[Callable[[int], bytes], bytes]]
         "simple, masked column": (lambda i: codec.query(MASKED_SQL.format(i)), answer["masked"]),
         "extended, masked column": (
             lambda i: extended(MASKED_SQL.replace("{}", "$1"), i),
-            PARSE_BIND + answer["masked"],
+            codec.message(b"1") + answer["own_describe"] + codec.message(b"2") + answer["masked"],
         ),
     }
 
@@ -159,22 +163,29 @@ async def run(transactions: int, database: str) -> None:
     )
     agent = Agent(config)
     agent._bundle_installed(Bundle.from_document(bench_bundle()))
-    print(f"{transactions} transactions per workload, {sys.version.split()[0]}\n")
+    print(
+        f"{transactions} transactions per workload, best of rounds of {ROUND}, "
+        f"Python {sys.version.split()[0]}\n"
+    )
     print(f"{'workload':<26}{'agent µs/txn':>14}{'bare relay µs/txn':>20}{'slow paths':>12}")
     for name, (request, answer) in workloads(table_oid).items():
         to_upstream, to_client = new_session(agent)
         requests = [request(i % 500_000 + 1) for i in range(transactions)]
         for i in range(200):  # warm the decision, origin and mask caches
             await _transaction(to_upstream, to_client, requests[i], answer)
-        agent.audit.queued.clear()
-        slow = 0
-        started = time.process_time()
-        for data in requests:
-            slow += await _transaction(to_upstream, to_client, data, answer)
-        agent.audit._encode_queued()
-        agent_us = (time.process_time() - started) / transactions * 1e6
-        agent.audit.pending.clear()
-        print(f"{name:<26}{agent_us:>14.2f}{_bare_relay(requests, answer):>20.2f}{slow:>12}")
+        slow, rounds = 0, []
+        for start in range(0, transactions, ROUND):  # best round: the VM's CPU is shared
+            agent.audit.queued.clear()
+            started = time.process_time()
+            for data in requests[start : start + ROUND]:
+                slow += await _transaction(to_upstream, to_client, data, answer)
+            agent.audit._encode_queued()
+            rounds.append((time.process_time() - started) / ROUND * 1e6)
+            agent.audit.pending.clear()
+        bare = min(
+            _bare_relay(requests[i : i + ROUND], answer) for i in range(0, transactions, ROUND)
+        )
+        print(f"{name:<26}{min(rounds):>14.2f}{bare:>20.2f}{slow:>12}")
     await agent.catalog.close()
 
 
@@ -213,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--transactions", type=int, default=200_000)
+    parser.add_argument("--transactions", type=int, default=200_000, help="a multiple of 20000")
     args = parser.parse_args()
     database = f"warden_cpu_{secrets.token_hex(4)}"
     psql("postgres", f"CREATE DATABASE {database}")

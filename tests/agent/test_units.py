@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pglast
 import pytest
 
 from agent import masking
 from agent.bundle import Bundle
 from agent.decision import ALLOW, DENY, HOLD, MASK, Identity, PolicyEngine
+from agent.server import Agent, AgentConfig
 from agent.sql import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, SqlError, analyze
 
 ALICE = Identity("alice", "user", frozenset({"analyst"}))
@@ -277,3 +280,35 @@ def test_blocking_guardrails_are_never_lifted_by_a_grant(make_bundle: Any) -> No
     engine = _engine(make_bundle, grants=[_write_grant(scope={"tables": ["public.orders"]})])
     decision = engine.decide(BOB, analyze("DROP TABLE orders"), fingerprint="f", now=1.8e9)
     assert decision.action == DENY
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 42",
+        "SELECT email FROM customers WHERE id = $1 AND name = 'x' LIMIT 5",
+        "UPDATE t SET a = $1, b = 3 WHERE id IN (1, 2, $2)",
+        "SELECT $1::text, 'a' || $2, interval '1 day', DATE '2020-01-01'",
+        "INSERT INTO t VALUES (1, 'two', 3.0) RETURNING *",
+    ],
+)
+def test_normalizing_is_idempotent_so_normalized_texts_can_be_looked_up_as_they_are(
+    sql: str,
+) -> None:
+    # Agent.decide_cached looks a literal-free text up without normalizing it first.
+    normalized = pglast.parser.normalize(sql)
+    assert pglast.parser.normalize(normalized) == normalized
+
+
+def test_a_parameterized_text_and_its_literal_twin_share_one_cached_decision(
+    tmp_path: Any, make_bundle: Any
+) -> None:
+    agent = Agent(AgentConfig("http://127.0.0.1:9", "t", "shop", state_dir=tmp_path))
+    agent._bundle_installed(Bundle.from_document(make_bundle()))
+    literal = "SELECT id FROM orders WHERE id = 7"
+    decision = asyncio.run(agent.decide(ALICE, literal, None))
+
+    assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = $1", None) is decision
+    assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = 8", None) is decision
+    assert agent.decide_cached(BOB, "SELECT id FROM orders WHERE id = $1", None) is None
+    assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = $1", ("x",)) is None
