@@ -146,17 +146,25 @@ class Gen:
         shapes: dict[str, Callable[[], str]] = {
             "US": lambda: self.f().passport_number(),
             "GB": lambda: "".join(rng.choice(digits) for _ in range(9)),
-            "DE": lambda: rng.choice("CFGHJK")
-            + "".join(rng.choice("CFGHJKLMNPRTVWXYZ0123456789") for _ in range(8)),
-            "FR": lambda: f"{rng.randint(10, 99)}{rng.choice(upper)}{rng.choice(upper)}"
-            f"{rng.randint(10000, 99999)}",
-            "ES": lambda: "".join(rng.choice(upper) for _ in range(3))
-            + f"{rng.randint(100000, 999999)}",
-            "IT": lambda: "".join(rng.choice(upper) for _ in range(2))
-            + f"{rng.randint(1000000, 9999999)}",
-            "NL": lambda: "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))
-            + "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ0123456789") for _ in range(6))
-            + rng.choice(digits),
+            "DE": lambda: (
+                rng.choice("CFGHJK")
+                + "".join(rng.choice("CFGHJKLMNPRTVWXYZ0123456789") for _ in range(8))
+            ),
+            "FR": lambda: (
+                f"{rng.randint(10, 99)}{rng.choice(upper)}{rng.choice(upper)}"
+                f"{rng.randint(10000, 99999)}"
+            ),
+            "ES": lambda: (
+                "".join(rng.choice(upper) for _ in range(3)) + f"{rng.randint(100000, 999999)}"
+            ),
+            "IT": lambda: (
+                "".join(rng.choice(upper) for _ in range(2)) + f"{rng.randint(1000000, 9999999)}"
+            ),
+            "NL": lambda: (
+                "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))
+                + "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ0123456789") for _ in range(6))
+                + rng.choice(digits)
+            ),
         }
         return shapes[country]()
 
@@ -176,6 +184,7 @@ class Gen:
             workspace, bot = rng.randint(10**10, 10**11), rng.randint(10**10, 10**11)
             return f"xoxb-{workspace}-{bot}-{pick(alnum, 24)}"
         if kind == "jwt":
+
             def part(obj: dict) -> str:
                 raw = json.dumps(obj).encode()
                 return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -198,13 +207,41 @@ class Gen:
 
     def clinical_note(self) -> str:
         rng = self.rng
-        conditions = ["type 2 diabetes", "hypertension", "asthma", "major depressive disorder",
-                      "atrial fibrillation", "COPD", "migraine", "hypothyroidism",
-                      "generalised anxiety", "rheumatoid arthritis", "chronic kidney disease"]
-        meds = ["metformin", "lisinopril", "albuterol", "sertraline", "apixaban",
-                "levothyroxine", "atorvastatin", "omeprazole", "amlodipine", "prednisone"]
-        symptoms = ["shortness of breath", "chest pain", "fatigue", "headaches", "dizziness",
-                    "a persistent cough", "joint pain", "poor sleep"]
+        conditions = [
+            "type 2 diabetes",
+            "hypertension",
+            "asthma",
+            "major depressive disorder",
+            "atrial fibrillation",
+            "COPD",
+            "migraine",
+            "hypothyroidism",
+            "generalised anxiety",
+            "rheumatoid arthritis",
+            "chronic kidney disease",
+        ]
+        meds = [
+            "metformin",
+            "lisinopril",
+            "albuterol",
+            "sertraline",
+            "apixaban",
+            "levothyroxine",
+            "atorvastatin",
+            "omeprazole",
+            "amlodipine",
+            "prednisone",
+        ]
+        symptoms = [
+            "shortness of breath",
+            "chest pain",
+            "fatigue",
+            "headaches",
+            "dizziness",
+            "a persistent cough",
+            "joint pain",
+            "poor sleep",
+        ]
         templates = [
             "Patient presents with {s}. Diagnosed with {c}; started {m} {d} mg daily.",
             "History of {c}. Currently taking {m} {d} mg. Review in 3 months.",
@@ -215,7 +252,9 @@ class Gen:
             "Called to confirm next appointment, no changes.",
         ]
         return rng.choice(templates).format(
-            s=rng.choice(symptoms), c=rng.choice(conditions), m=rng.choice(meds),
+            s=rng.choice(symptoms),
+            c=rng.choice(conditions),
+            m=rng.choice(meds),
             d=rng.choice([5, 10, 20, 50, 100, 500]),
         )
 
@@ -242,8 +281,9 @@ def build_columns(values_per_column: int, seed: int = SEED) -> list[LabelledColu
             values = [make() for _ in range(values_per_column)]
             sample = ColumnSample(name=name, data_type=data_type, values=values, table="bench")
             columns.append(
-                LabelledColumn(sample, frozenset(tags), kind or (tags[0] if tags else name),
-                               frozenset(ignore))
+                LabelledColumn(
+                    sample, frozenset(tags), kind or (tags[0] if tags else name), frozenset(ignore)
+                )
             )
 
     for locale in LOCALES:
@@ -253,36 +293,74 @@ def build_columns(values_per_column: int, seed: int = SEED) -> list[LabelledColu
         add(["full_name", "customer_name"], f.name, ["PII.PersonName"])
         add(["first_name"], f.first_name, ["PII.PersonName"], with_unhelpful=False)
         add(["street_address"], f.street_address, ["PII.Address"], ignore=["PII.Location"])
-        add(["shipping_address"], f.address, ["PII.Address"],
-            ignore=["PII.Location", "PII.PostalCode"])
-        add(["postcode" if locale == "en_GB" else "zip_code"], f.postcode, ["PII.PostalCode"],
-            with_unhelpful=locale in ("en_GB", "nl_NL"))
-        add(["date_of_birth"], lambda f=f: f.date_of_birth(minimum_age=18, maximum_age=90),
-            ["PII.DateOfBirth"], data_type="date")
+        add(
+            ["shipping_address"],
+            f.address,
+            ["PII.Address"],
+            ignore=["PII.Location", "PII.PostalCode"],
+        )
+        add(
+            ["postcode" if locale == "en_GB" else "zip_code"],
+            f.postcode,
+            ["PII.PostalCode"],
+            with_unhelpful=locale in ("en_GB", "nl_NL"),
+        )
+        add(
+            ["date_of_birth"],
+            lambda f=f: f.date_of_birth(minimum_age=18, maximum_age=90),
+            ["PII.DateOfBirth"],
+            data_type="date",
+        )
         add(["city"], f.city, ["PII.Location"], with_unhelpful=False)
         add(["company"], f.company, ["PII.Organization"], with_unhelpful=False)
         add(["iban"], f.iban, ["Financial.IBAN"])
         add(["bank_account_number"], f.bban, ["Financial.BankAccount"], with_unhelpful=False)
-        add(["passport_number"], lambda loc=locale: gen.passport(loc[-2:].replace("GB", "GB")),
-            ["PII.Passport"], with_unhelpful=False)
-        add(["ip_address", "client_addr"],
+        add(
+            ["passport_number"],
+            lambda loc=locale: gen.passport(loc[-2:].replace("GB", "GB")),
+            ["PII.Passport"],
+            with_unhelpful=False,
+        )
+        add(
+            ["ip_address", "client_addr"],
             lambda: rng.choice([gen.f().ipv4_public(), gen.f().ipv4_private(), gen.f().ipv6()]),
-            ["PII.IPAddress"], with_unhelpful=locale in ("en_US", "de_DE"))
+            ["PII.IPAddress"],
+            with_unhelpful=locale in ("en_US", "de_DE"),
+        )
 
     us = gen.f("en_US")
     # Columns that are mostly empty still carry their tag.
-    add(["secondary_email"], lambda: us.email() if rng.random() < 0.4 else None, ["PII.Email"],
-        with_unhelpful=False)
-    add(["preferences"], lambda: {"contact": us.email(), "newsletter": rng.random() < 0.5},
-        ["PII.Email"], data_type="jsonb", with_unhelpful=False)
+    add(
+        ["secondary_email"],
+        lambda: us.email() if rng.random() < 0.4 else None,
+        ["PII.Email"],
+        with_unhelpful=False,
+    )
+    add(
+        ["preferences"],
+        lambda: {"contact": us.email(), "newsletter": rng.random() < 0.5},
+        ["PII.Email"],
+        data_type="jsonb",
+        with_unhelpful=False,
+    )
     # Birth dates as strings and with unhelpful names; national ids per scheme.
-    add(["dob"], lambda: us.date_of_birth(minimum_age=18, maximum_age=90).isoformat(),
-        ["PII.DateOfBirth"], with_unhelpful=False)
-    add(["geburtsdatum"],
+    add(
+        ["dob"],
+        lambda: us.date_of_birth(minimum_age=18, maximum_age=90).isoformat(),
+        ["PII.DateOfBirth"],
+        with_unhelpful=False,
+    )
+    add(
+        ["geburtsdatum"],
         lambda: us.date_of_birth(minimum_age=18, maximum_age=90).strftime("%d.%m.%Y"),
-        ["PII.DateOfBirth"])
-    add(["birthdate"], lambda: us.date_of_birth(minimum_age=18, maximum_age=90).isoformat(),
-        ["PII.DateOfBirth"], data_type="varchar(10)")
+        ["PII.DateOfBirth"],
+    )
+    add(
+        ["birthdate"],
+        lambda: us.date_of_birth(minimum_age=18, maximum_age=90).isoformat(),
+        ["PII.DateOfBirth"],
+        data_type="varchar(10)",
+    )
     id_makers: dict[str, Callable[[], str]] = {
         "ssn": us.ssn,
         "nino": gen.nino,
@@ -297,24 +375,40 @@ def build_columns(values_per_column: int, seed: int = SEED) -> list[LabelledColu
     for name, make in id_makers.items():
         add([name, "national_id"], make, ["PII.NationalID"])
     for card_type in ("visa16", "mastercard", "amex", "discover", "diners", "visa19"):
-        add(["card_number", "cc"], lambda t=card_type: us.credit_card_number(card_type=t),
-            ["PCI.CardNumber"])
+        add(
+            ["card_number", "cc"],
+            lambda t=card_type: us.credit_card_number(card_type=t),
+            ["PCI.CardNumber"],
+        )
     # Faker's JCB numbers start anywhere in 35xx; issued JCB cards start 3528-3589.
-    add(["card_number"], lambda: gen.luhn_number(16, str(rng.randint(3528, 3589))),
-        ["PCI.CardNumber"])
+    add(
+        ["card_number"],
+        lambda: gen.luhn_number(16, str(rng.randint(3528, 3589))),
+        ["PCI.CardNumber"],
+    )
     add(["pan"], lambda: _group4(us.credit_card_number(card_type="visa16")), ["PCI.CardNumber"])
     add(["iban_formatted"], lambda: _group4(gen.f("de_DE").iban()), ["Financial.IBAN"])
     add(["routing_number"], us.aba, ["Financial.BankAccount"], with_unhelpful=False)
-    add(["account_no"], lambda: str(rng.randint(10**7, 10**12)), ["Financial.BankAccount"],
-        with_unhelpful=False)
+    add(
+        ["account_no"],
+        lambda: str(rng.randint(10**7, 10**12)),
+        ["Financial.BankAccount"],
+        with_unhelpful=False,
+    )
     for kind in ("aws", "github", "slack", "jwt", "pem", "bcrypt", "argon2", "pbkdf2"):
-        add([f"{kind}_secret" if kind in ("aws", "github", "slack") else "password"],
-            lambda k=kind: gen.token(k), ["Secret.Credential"])
-    add(["api_key", "client_secret"], lambda: gen.token("api"), ["Secret.Credential"],
-        with_unhelpful=False)
+        add(
+            [f"{kind}_secret" if kind in ("aws", "github", "slack") else "password"],
+            lambda k=kind: gen.token(k),
+            ["Secret.Credential"],
+        )
+    add(
+        ["api_key", "client_secret"],
+        lambda: gen.token("api"),
+        ["Secret.Credential"],
+        with_unhelpful=False,
+    )
     add(["clinical_notes", "diagnosis_text"], gen.clinical_note, ["PHI.FreeText"])
-    add(["support_notes"], lambda: f"Spoke with {us.name()} about the invoice.",
-        ["PII.PersonName"])
+    add(["support_notes"], lambda: f"Spoke with {us.name()} about the invoice.", ["PII.PersonName"])
     add(["country"], us.country, ["PII.Location"], with_unhelpful=False)
     add(["employer"], us.company, ["PII.Organization"])
 
@@ -335,28 +429,41 @@ def _add_negatives(add: Callable[..., None], gen: Gen) -> None:
     add(["id"], lambda: base + next(counter), data_type="bigint")
     add(["reference"], lambda: str(4000000000000000 + next(counter)), with_unhelpful=False)
     add(["ticket_no"], lambda: gen.luhn_number(16, "9"))
-    add(["sku", "product_code"], lambda: f"{rng.choice(['AB', 'ZX', 'QT'])}-"
-        f"{rng.randint(1000, 9999)}-{rng.choice(string.ascii_uppercase)}{rng.randint(0, 9)}")
+    add(
+        ["sku", "product_code"],
+        lambda: (
+            f"{rng.choice(['AB', 'ZX', 'QT'])}-"
+            f"{rng.randint(1000, 9999)}-{rng.choice(string.ascii_uppercase)}{rng.randint(0, 9)}"
+        ),
+    )
     add(["part_number"], lambda: f"PRD{rng.randint(10**7, 10**8 - 1)}")
     add(["uuid", "request_id"], lambda: str(uuid.UUID(int=rng.getrandbits(128))))
     add(["checksum", "file_sha256"], lambda: f"{rng.getrandbits(256):064x}")
     add(["etag"], lambda: f"{rng.getrandbits(128):032x}", with_unhelpful=False)
-    add(["version", "app_version"], lambda: ".".join(str(rng.randint(0, 12)) for _ in range(4)),
-        with_unhelpful=False)
+    add(
+        ["version", "app_version"],
+        lambda: ".".join(str(rng.randint(0, 12)) for _ in range(4)),
+        with_unhelpful=False,
+    )
     add(["comment", "description"], lambda: us.sentence(nb_words=12))
     add(["body"], lambda: us.paragraph(nb_sentences=4))
-    add(["review"], lambda: rng.choice([
-        "Great product, arrived quickly and works as described.",
-        "The battery lasts two days, the screen is bright enough outside.",
-        "Packaging was damaged but the item itself is fine.",
-        "Would buy again. Setup took five minutes.",
-        "Too small for my needs, returned it for a refund."]))
+    add(
+        ["review"],
+        lambda: rng.choice(
+            [
+                "Great product, arrived quickly and works as described.",
+                "The battery lasts two days, the screen is bright enough outside.",
+                "Packaging was damaged but the item itself is fine.",
+                "Would buy again. Setup took five minutes.",
+                "Too small for my needs, returned it for a refund.",
+            ]
+        ),
+    )
     add(["price"], lambda: Decimal(rng.randint(100, 99999)) / 100, data_type="numeric(10,2)")
     add(["quantity"], lambda: rng.randint(1, 500), data_type="integer")
     add(["stock_level"], lambda: rng.randint(10000, 99999), data_type="integer")
     add(["status"], lambda: rng.choice(["active", "pending", "shipped", "cancelled"]))
-    add(["plan"], lambda: rng.choice(["Free", "Pro", "Enterprise", "Team"]),
-        with_unhelpful=False)
+    add(["plan"], lambda: rng.choice(["Free", "Pro", "Enterprise", "Team"]), with_unhelpful=False)
     add(["created_at"], lambda: us.date_time_between("-3y"), data_type="timestamp")
     add(["updated_at"], lambda: us.date_time_between("-1y").isoformat(sep=" ", timespec="seconds"))
     add(["contract_start"], lambda: us.date_between("-10y"), data_type="date")
@@ -364,8 +471,11 @@ def _add_negatives(add: Callable[..., None], gen: Gen) -> None:
     add(["currency"], us.currency_code, with_unhelpful=False)
     add(["locale"], us.locale, with_unhelpful=False)
     add(["is_active"], lambda: rng.random() < 0.5, data_type="boolean")
-    add(["settings"], lambda: {"theme": rng.choice(["dark", "light"]), "items": rng.randint(1, 9)},
-        data_type="jsonb")
+    add(
+        ["settings"],
+        lambda: {"theme": rng.choice(["dark", "light"]), "items": rng.randint(1, 9)},
+        data_type="jsonb",
+    )
     add(["homepage"], us.url)
     add(["user_agent"], us.user_agent, with_unhelpful=False)
     add(["mime_type"], us.mime_type, with_unhelpful=False)
@@ -379,11 +489,18 @@ def _add_negatives(add: Callable[..., None], gen: Gen) -> None:
     add(["hostname"], lambda: us.hostname(), with_unhelpful=False)
     add(["file_path"], lambda: us.file_path(depth=3), with_unhelpful=False)
     add(["username"], us.user_name)
-    add(["product_name"], lambda: f"{us.color_name()} {rng.choice(['Chair', 'Lamp', 'Desk'])}",
-        with_unhelpful=False)
+    add(
+        ["product_name"],
+        lambda: f"{us.color_name()} {rng.choice(['Chair', 'Lamp', 'Desk'])}",
+        with_unhelpful=False,
+    )
     add(["rating"], lambda: rng.randint(1, 5), data_type="smallint", with_unhelpful=False)
-    add(["last_login_at"], lambda: us.date_time_between("-90d").date(), data_type="date",
-        with_unhelpful=False)
+    add(
+        ["last_login_at"],
+        lambda: us.date_time_between("-90d").date(),
+        data_type="date",
+        with_unhelpful=False,
+    )
     add(["notiz"], lambda: gen.f("de_DE").text(max_nb_chars=160))
     add(["commentaire"], lambda: gen.f("fr_FR").text(max_nb_chars=160))
     add(["descrizione"], lambda: gen.f("it_IT").text(max_nb_chars=160), with_unhelpful=False)
@@ -431,9 +548,18 @@ def build_presidio() -> Any:
     nlp_engine = NlpEngineProvider(nlp_configuration=configuration).create_engine()
     analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
     for recognizer in (
-        UkNinoRecognizer, EsNifRecognizer, EsNieRecognizer, ItFiscalCodeRecognizer,
-        InAadhaarRecognizer, DeTaxIdRecognizer, UkPassportRecognizer, DePassportRecognizer,
-        EsPassportRecognizer, ItPassportRecognizer, InPassportRecognizer, UkPostcodeRecognizer,
+        UkNinoRecognizer,
+        EsNifRecognizer,
+        EsNieRecognizer,
+        ItFiscalCodeRecognizer,
+        InAadhaarRecognizer,
+        DeTaxIdRecognizer,
+        UkPassportRecognizer,
+        DePassportRecognizer,
+        EsPassportRecognizer,
+        ItPassportRecognizer,
+        InPassportRecognizer,
+        UkPostcodeRecognizer,
     ):
         analyzer.registry.add_recognizer(recognizer(supported_language="en"))
     analyzer.analyze("warm up", language="en")
@@ -448,9 +574,7 @@ def presidio_text(value: object) -> str:
     return str(value)
 
 
-def run_presidio(
-    analyzer: Any, columns: Sequence[LabelledColumn]
-) -> tuple[list[set[str]], float]:
+def run_presidio(analyzer: Any, columns: Sequence[LabelledColumn]) -> tuple[list[set[str]], float]:
     predictions: list[set[str]] = []
     started = time.perf_counter()
     for column in columns:
@@ -495,8 +619,10 @@ def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 def print_table(
     warden: dict[str, tuple[int, int, int]], presidio: dict[str, tuple[int, int, int]]
 ) -> list[str]:
-    header = f"{'tag':<22} {'support':>7} | {'Warden P':>8} {'R':>5} {'F1':>5} | " \
-             f"{'Presidio P':>10} {'R':>5} {'F1':>5}"
+    header = (
+        f"{'tag':<22} {'support':>7} | {'Warden P':>8} {'R':>5} {'F1':>5} | "
+        f"{'Presidio P':>10} {'R':>5} {'F1':>5}"
+    )
     print(header)
     print("-" * len(header))
     losing = []
@@ -511,14 +637,18 @@ def print_table(
         support = w[0] + w[2]
         if wf < pf:
             losing.append(tag)
-        print(f"{tag:<22} {support:>7} | {wp:>8.2f} {wr:>5.2f} {wf:>5.2f} | "
-              f"{pp:>10.2f} {pr:>5.2f} {pf:>5.2f}")
+        print(
+            f"{tag:<22} {support:>7} | {wp:>8.2f} {wr:>5.2f} {wf:>5.2f} | "
+            f"{pp:>10.2f} {pr:>5.2f} {pf:>5.2f}"
+        )
     print("-" * len(header))
     wp, wr, wf = prf(*totals["w"])
     pp, pr, pf = prf(*totals["p"])
     support = totals["w"][0] + totals["w"][2]
-    print(f"{'overall (micro)':<22} {support:>7} | {wp:>8.2f} {wr:>5.2f} {wf:>5.2f} | "
-          f"{pp:>10.2f} {pr:>5.2f} {pf:>5.2f}")
+    print(
+        f"{'overall (micro)':<22} {support:>7} | {wp:>8.2f} {wr:>5.2f} {wf:>5.2f} | "
+        f"{pp:>10.2f} {pr:>5.2f} {pf:>5.2f}"
+    )
     return losing
 
 
@@ -528,9 +658,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--values", type=int, default=20, help="values per column for both")
     parser.add_argument("--threshold", type=float, default=0.7, help="Warden auto-tag threshold")
     parser.add_argument("--show-errors", action="store_true", help="list misclassified columns")
-    parser.add_argument("--seed", type=int, default=SEED,
-                        help="another seed gives a held-out set (the detectors were tuned on the"
-                        " default one)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help="another seed gives a held-out set (the detectors were tuned on the default one)",
+    )
     args = parser.parse_args(argv)
 
     values = 10 if args.quick else args.values
@@ -538,14 +671,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         columns = columns[::3]
     compared = [
-        LabelledColumn(ColumnSample(c.sample.name, c.sample.data_type, c.sample.values[:values],
-                                    c.sample.table), c.tags, c.kind, c.ignore)
+        LabelledColumn(
+            ColumnSample(
+                c.sample.name, c.sample.data_type, c.sample.values[:values], c.sample.table
+            ),
+            c.tags,
+            c.kind,
+            c.ignore,
+        )
         for c in columns
     ]
     positives = sum(1 for c in columns if c.tags)
-    print(f"{len(columns)} columns ({positives} positive, {len(columns) - positives} negative), "
-          f"{values} values per column for both tools, seed {args.seed}, "
-          f"locales {', '.join(LOCALES)}")
+    print(
+        f"{len(columns)} columns ({positives} positive, {len(columns) - positives} negative), "
+        f"{values} values per column for both tools, seed {args.seed}, "
+        f"locales {', '.join(LOCALES)}"
+    )
 
     classify_columns([ColumnSample("warm_up", "text", ["warm up"])])  # load the model once
     warden_pred, warden_time = run_warden(compared, args.threshold)
@@ -555,20 +696,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     losing = print_table(score(compared, warden_pred), score(compared, presidio_pred))
-    _, _, full_f1 = prf(*[sum(x) for x in zip(*score(columns, warden_full_pred).values(),
-                                               strict=True)])
+    _, _, full_f1 = prf(
+        *[sum(x) for x in zip(*score(columns, warden_full_pred).values(), strict=True)]
+    )
     warden_rate = len(compared) / warden_time
     presidio_rate = len(compared) / presidio_time
     print()
     print(f"Warden   {warden_rate:9.1f} columns/s  ({warden_time:.2f} s)")
-    print(f"Presidio {presidio_rate:9.1f} columns/s  ({presidio_time:.2f} s, "
-          f"{len(compared) * values / presidio_time:.0f} values/s)")
+    print(
+        f"Presidio {presidio_rate:9.1f} columns/s  ({presidio_time:.2f} s, "
+        f"{len(compared) * values / presidio_time:.0f} values/s)"
+    )
     print(f"speed ratio Warden/Presidio: {warden_rate / presidio_rate:.1f}x")
-    print(f"Warden on all 100 values/column: overall F1 {full_f1:.2f}, "
-          f"{len(columns) / warden_full_time:.1f} columns/s")
-    print("Note: Presidio has no tags for street addresses, credentials or health text, and"
-          " DATE_TIME stands in for date of birth (it fires on every date), so those rows"
-          " measure coverage rather than like-for-like accuracy.")
+    print(
+        f"Warden on all 100 values/column: overall F1 {full_f1:.2f}, "
+        f"{len(columns) / warden_full_time:.1f} columns/s"
+    )
+    print(
+        "Note: Presidio has no tags for street addresses, credentials or health text, and"
+        " DATE_TIME stands in for date of birth (it fires on every date), so those rows"
+        " measure coverage rather than like-for-like accuracy."
+    )
     if losing:
         print(f"Warden F1 below Presidio on: {', '.join(losing)}")
     if args.show_errors:
@@ -583,8 +731,10 @@ def _print_errors(
     for column, w, p in zip(columns, warden, presidio, strict=True):
         if (w - column.ignore) != column.tags or (p - column.ignore) != column.tags:
             mark = "W" if (w - column.ignore) != column.tags else " "
-            print(f"  {mark} {column.sample.name:<22} {column.kind:<22} {sorted(column.tags)} "
-                  f"{sorted(w)} {sorted(p)}")
+            print(
+                f"  {mark} {column.sample.name:<22} {column.kind:<22} {sorted(column.tags)} "
+                f"{sorted(w)} {sorted(p)}"
+            )
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
     .venv/bin/python bench/proxy.py --seconds 10
 
 Starts everything it needs: a scratch database (pgbench -i), PgBouncer (session mode) from
-a temp config, a tiny control plane (signed bundle, token check, audit intake) and the
-agent as ``python -m agent`` with guardrails and audit on.  Prints TPS per target and mode
-and the ratio to direct.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
+a temp config, a bare Python byte relay (uvloop, no parsing: the floor for any Python
+proxy), a tiny control plane (signed bundle, token check, audit intake) and the agent as
+``python -m agent`` with guardrails and audit on.  Prints TPS per target and mode and the
+ratio to direct.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -193,6 +195,63 @@ def start_pgbouncer(workdir: Path, database: str) -> tuple[subprocess.Popen[byte
     return process, port
 
 
+class _PumpSide(asyncio.Protocol):
+    """One side of the bare relay: every byte read is written to the other side."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _PumpSide | None = None
+        self.early: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write(data)
+        else:
+            self.early.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+
+def run_pump(listen_port: int) -> None:
+    """Serve the bare relay to PostgreSQL on ``listen_port`` until killed."""
+    import uvloop
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        connecting: set[asyncio.Task[None]] = set()
+
+        def accept() -> _PumpSide:
+            client = _PumpSide()
+
+            async def connect() -> None:
+                _, upstream = await loop.create_connection(_PumpSide, PG_HOST, PG_PORT)
+                client.peer, upstream.peer = upstream, client
+                for data in client.early:
+                    upstream.transport.write(data)  # type: ignore[union-attr]
+
+            task = loop.create_task(connect())
+            connecting.add(task)
+            task.add_done_callback(connecting.discard)
+            return client
+
+        server = await loop.create_server(accept, "127.0.0.1", listen_port)
+        await server.serve_forever()
+
+    uvloop.run(serve())
+
+
+def start_pump() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, __file__, "--pump-listen", str(port)], cwd=REPO)
+    wait_port(port)
+    return process, port
+
+
 def start_agent(
     workdir: Path, plane: TinyControlPlane, database: str
 ) -> tuple[subprocess.Popen[bytes], int]:
@@ -268,7 +327,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scale", type=int, default=5)
     parser.add_argument("--modes", default="simple,extended,prepared")
+    parser.add_argument("--pump-listen", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pump_listen:
+        run_pump(args.pump_listen)
+        return
     database = f"warden_bench_{secrets.token_hex(4)}"
     psql("postgres", f"CREATE DATABASE {database}")
     processes: list[subprocess.Popen[bytes]] = []
@@ -296,11 +359,13 @@ def main() -> None:
         script.write_text(MASKED_SCRIPT)
         plane = TinyControlPlane()
         bouncer, bouncer_port = start_pgbouncer(workdir, database)
+        pump, pump_port = start_pump()
         agent, agent_port = start_agent(workdir, plane, database)
-        processes += [bouncer, agent]
+        processes += [bouncer, pump, agent]
         targets = [
             ("direct", PG_PORT, None, "postgres"),
             ("pgbouncer", bouncer_port, None, "postgres"),
+            ("bare python relay", pump_port, None, "postgres"),
             ("agent", agent_port, None, "bench"),
             ("direct masked-col", PG_PORT, script, "postgres"),
             ("agent masked-col", agent_port, script, "bench"),
