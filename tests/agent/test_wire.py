@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+import time
 from typing import Any
 
 from agent import codec
@@ -144,4 +146,35 @@ def test_fast_path_function_calls_are_refused(agent: Any) -> None:
     client.send(call)
     messages = client.until(b"Z")
     assert messages[0][0] == b"E" and "fast-path" in codec.parse_error_fields(messages[0][1])["M"]
+    client.close()
+
+
+def test_megabytes_arriving_while_a_decision_is_pending_are_relayed_in_order(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    # The first statement is new to the agent (its decision needs the slow path); 4 MB of
+    # further statements arrive while it is pending and must be buffered, then run in order.
+    first = codec.query("SELECT email FROM customers WHERE id = 1 /* back-pressure */")
+    big = [codec.query(f"SELECT length('{'x' * (100_000 + i)}') AS n") for i in range(40)]
+    sender = threading.Thread(target=client.send, args=(first, *big))
+    sender.start()
+    results = [client.until(b"Z") for _ in range(41)]
+    sender.join(10)
+    assert rows(results[0]) == [[b"****@example.com"]]
+    assert [rows(r) for r in results[1:]] == [[[str(100_000 + i).encode()]] for i in range(40)]
+    client.close()
+
+
+def test_a_client_that_stops_reading_pauses_the_upstream_and_loses_nothing(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    client.send(
+        codec.query(
+            "SELECT c.email, repeat('y', 2000) AS pad FROM customers c, generate_series(1, 400)"
+        )
+    )
+    time.sleep(1.0)  # megabytes of rows pile up: the agent must pause, not buffer them all
+    messages = client.until(b"Z")
+    data_rows = rows(messages)
+    tag = codec.command_tag(next(p for k, p in messages if k == b"C"))
+    assert tag == f"SELECT {len(data_rows)}" and len(data_rows) >= 400
+    assert all(row[0] == b"****@example.com" for row in data_rows)
     client.close()
