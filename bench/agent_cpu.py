@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import secrets
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from agent.decision import Identity  # noqa: E402
 from agent.server import Agent, AgentConfig  # noqa: E402
 from agent.session import Session, _Relay  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
-from bench.proxy import PG_HOST, PG_PORT, bench_bundle, psql  # noqa: E402
+from bench.proxy import PG_HOST, PG_PORT, bench_bundle, pgbench_init, psql  # noqa: E402
 
 
 class NullTransport:
@@ -229,24 +228,7 @@ def main() -> None:
     database = f"warden_cpu_{secrets.token_hex(4)}"
     psql("postgres", f"CREATE DATABASE {database}")
     try:
-        subprocess.run(
-            [
-                "pgbench",
-                "-i",
-                "-q",
-                "-s",
-                "1",
-                "-h",
-                PG_HOST,
-                "-p",
-                str(PG_PORT),
-                "-U",
-                "postgres",
-                database,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        pgbench_init(database, 1)
         try:
             import uvloop
         except ImportError:

@@ -177,6 +177,12 @@ def psql(database: str, sql: str) -> None:
     )
 
 
+def pgbench_init(database: str, scale: int) -> None:
+    """pgbench's tables at this scale factor in an existing database."""
+    command = ["pgbench", "-i", "-q", "-s", str(scale), "-h", PG_HOST, "-p", str(PG_PORT)]
+    subprocess.run([*command, "-U", "postgres", database], check=True, capture_output=True)
+
+
 def start_pgbouncer(workdir: Path, database: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     (workdir / "userlist.txt").write_text('"postgres" ""\n')
@@ -337,24 +343,7 @@ def main() -> None:
     processes: list[subprocess.Popen[bytes]] = []
     workdir = Path(tempfile.mkdtemp(prefix="warden-bench-"))
     try:
-        subprocess.run(
-            [
-                "pgbench",
-                "-i",
-                "-q",
-                "-s",
-                str(args.scale),
-                "-h",
-                PG_HOST,
-                "-p",
-                str(PG_PORT),
-                "-U",
-                "postgres",
-                database,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        pgbench_init(database, args.scale)
         script = workdir / "masked.sql"
         script.write_text(MASKED_SCRIPT)
         plane = TinyControlPlane()
