@@ -140,9 +140,7 @@ def _suggest(column: PreparedColumn, best: Scores) -> list[TagSuggestion]:
 
 def _drop_shadowed(best: Scores) -> None:
     """Keep one value-shape tag when several claim the same values; drop implied tags."""
-    shaped = sorted(
-        (tag for tag in best if tag in VALUE_SHAPE_TAGS), key=lambda t: -best[t][0]
-    )
+    shaped = sorted((tag for tag in best if tag in VALUE_SHAPE_TAGS), key=lambda t: -best[t][0])
     if shaped:
         top_share = best[shaped[0]][1].share
         for tag in shaped[1:]:

@@ -8,8 +8,15 @@ class ScanTableResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScanTableResult
-        fields = ["table", "state", "rows_sampled", "columns_classified", "tags_suggested",
-                  "duration_ms", "error"]
+        fields = [
+            "table",
+            "state",
+            "rows_sampled",
+            "columns_classified",
+            "tags_suggested",
+            "duration_ms",
+            "error",
+        ]
 
 
 class ScanRunSerializer(serializers.ModelSerializer):
@@ -20,10 +27,25 @@ class ScanRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScanRun
-        fields = ["id", "datasource", "state", "requested_by", "sample_size", "created_at",
-                  "started_at", "finished_at", "duration_seconds", "tables_total", "tables_done",
-                  "tables_failed", "columns_classified", "tags_suggested", "progress_percent",
-                  "catalog_changes", "error"]
+        fields = [
+            "id",
+            "datasource",
+            "state",
+            "requested_by",
+            "sample_size",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "tables_total",
+            "tables_done",
+            "tables_failed",
+            "columns_classified",
+            "tags_suggested",
+            "progress_percent",
+            "catalog_changes",
+            "error",
+        ]
 
 
 class ScanRunDetailSerializer(ScanRunSerializer):

@@ -13,4 +13,5 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"

@@ -35,8 +35,22 @@ _POSTAL_LINE = re.compile(
     r"(?m)(?:^|, )(?:\d{4,6}|[1-9]\d{3} ?[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
     r"|[A-Z]{2} \d{5}(?:-\d{4})?)(?:$|[ ,])"
 )
-_HINT_TOKENS = ("address", "addr", "street", "addr1", "address1", "address2", "line1",
-                "line2", "adresse", "direccion", "indirizzo", "strasse", "residence", "domicile")
+_HINT_TOKENS = (
+    "address",
+    "addr",
+    "street",
+    "addr1",
+    "address1",
+    "address2",
+    "line1",
+    "line2",
+    "adresse",
+    "direccion",
+    "indirizzo",
+    "strasse",
+    "residence",
+    "domicile",
+)
 _HINT_PHRASES = ("address", "street", "adres", "direccion", "indirizzo")
 
 

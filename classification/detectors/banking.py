@@ -23,8 +23,16 @@ _IBAN_CANDIDATE = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 _ACCOUNT = re.compile(r"[A-Z]{0,4}\d[\d -]{4,32}\d")
 _IBAN_HINTS = ("iban",)
 _ACCOUNT_TOKENS = ("account", "acct", "acc", "bban", "iban", "routing", "aba", "sortcode")
-_ACCOUNT_PHRASES = ("accountnumber", "accountno", "bankaccount", "acctno", "kontonummer",
-                    "routingnumber", "sortcode", "bban")
+_ACCOUNT_PHRASES = (
+    "accountnumber",
+    "accountno",
+    "bankaccount",
+    "acctno",
+    "kontonummer",
+    "routingnumber",
+    "sortcode",
+    "bban",
+)
 _ACCOUNT_NEGATIVE = ("id", "uuid", "type", "status", "name", "manager", "owner", "email")
 
 

@@ -16,15 +16,52 @@ from .masking import mask_generic
 
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2}))?.*)?")
 _DMY = re.compile(r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})")
-_HINT_TOKENS = ("dob", "birth", "birthday", "birthdate", "born", "bday", "nascita",
-                "nacimiento", "naissance", "geburtsdatum", "geboortedatum")
+_HINT_TOKENS = (
+    "dob",
+    "birth",
+    "birthday",
+    "birthdate",
+    "born",
+    "bday",
+    "nascita",
+    "nacimiento",
+    "naissance",
+    "geburtsdatum",
+    "geboortedatum",
+)
 _HINT_PHRASES = ("birth", "dateofbirth", "geburt", "nascita", "nacimiento", "naissance")
 # Unnamed dates that look like adults' birthdays clear the 0.7 threshold, but only just.
 UNNAMED_ADULT_BIRTHDAYS = 0.72
-_NEGATIVE_TOKENS = ("created", "updated", "modified", "deleted", "at", "ts", "timestamp",
-                    "expires", "expiry", "expiration", "issued", "start", "end", "since",
-                    "last", "order", "hired", "hire", "joined", "login", "seen", "paid",
-                    "shipped", "due", "valid", "effective", "posted", "published")
+_NEGATIVE_TOKENS = (
+    "created",
+    "updated",
+    "modified",
+    "deleted",
+    "at",
+    "ts",
+    "timestamp",
+    "expires",
+    "expiry",
+    "expiration",
+    "issued",
+    "start",
+    "end",
+    "since",
+    "last",
+    "order",
+    "hired",
+    "hire",
+    "joined",
+    "login",
+    "seen",
+    "paid",
+    "shipped",
+    "due",
+    "valid",
+    "effective",
+    "posted",
+    "published",
+)
 
 
 def _as_date(value: object, text: str) -> tuple[dt.date | None, bool]:

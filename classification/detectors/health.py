@@ -60,9 +60,26 @@ _CONTEXT_WORDS = re.compile(
 # Health words with an everyday product sense; they count as context words, not alone.
 _AMBIGUOUS_TERMS = re.compile(r"\b(?:stroke|lithium|fractured?|infections?|std)\b", re.I)
 _ICD10 = re.compile(r"\b[A-TV-Z]\d{2}\.\d{1,2}\b")
-_HINT_TOKENS = ("diagnosis", "diagnoses", "condition", "conditions", "symptoms", "medical",
-                "clinical", "medication", "medications", "prescription", "treatment",
-                "allergies", "allergy", "icd", "patient", "health", "medhistory", "anamnesis")
+_HINT_TOKENS = (
+    "diagnosis",
+    "diagnoses",
+    "condition",
+    "conditions",
+    "symptoms",
+    "medical",
+    "clinical",
+    "medication",
+    "medications",
+    "prescription",
+    "treatment",
+    "allergies",
+    "allergy",
+    "icd",
+    "patient",
+    "health",
+    "medhistory",
+    "anamnesis",
+)
 
 
 def _mentions_health(text: str) -> bool:

@@ -31,10 +31,39 @@ _DIGITS = re.compile(r"\d[\d .-]{7,20}")
 _DNI = re.compile(r"\d{8}-?[A-Z]")
 _NIE = re.compile(r"[XYZ]-?\d{7}-?[A-Z]")
 _CF = re.compile(r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]")
-_ID_TOKENS = ("ssn", "sin", "nin", "nino", "bsn", "nir", "dni", "nie", "aadhaar", "taxid",
-              "idnr", "national", "insee", "cf", "fiscal", "codice", "tin", "nif", "steuerid")
-_ID_PHRASES = ("socialsecurity", "nationalid", "nationalinsurance", "taxid", "steuerid",
-               "codicefiscale", "fiscalcode", "burgerservice", "personalid", "identitynumber")
+_ID_TOKENS = (
+    "ssn",
+    "sin",
+    "nin",
+    "nino",
+    "bsn",
+    "nir",
+    "dni",
+    "nie",
+    "aadhaar",
+    "taxid",
+    "idnr",
+    "national",
+    "insee",
+    "cf",
+    "fiscal",
+    "codice",
+    "tin",
+    "nif",
+    "steuerid",
+)
+_ID_PHRASES = (
+    "socialsecurity",
+    "nationalid",
+    "nationalinsurance",
+    "taxid",
+    "steuerid",
+    "codicefiscale",
+    "fiscalcode",
+    "burgerservice",
+    "personalid",
+    "identitynumber",
+)
 
 
 def _checks(hinted: bool) -> tuple[tuple[str, Callable[[str], bool]], ...]:
@@ -44,8 +73,10 @@ def _checks(hinted: bool) -> tuple[tuple[str, Callable[[str], bool]], ...]:
         ("gb_nino", lambda t: _NINO.fullmatch(t.upper()) is not None),
         ("es_dni", lambda t: _DNI.fullmatch(t.upper()) is not None and dni.is_valid(t)),
         ("es_nie", lambda t: _NIE.fullmatch(t.upper()) is not None and nie.is_valid(t)),
-        ("it_codice_fiscale", lambda t: _CF.fullmatch(t.upper()) is not None
-         and codicefiscale.is_valid(t)),
+        (
+            "it_codice_fiscale",
+            lambda t: _CF.fullmatch(t.upper()) is not None and codicefiscale.is_valid(t),
+        ),
         ("nl_bsn", lambda t: _digit_count(t) == 9 and bsn.is_valid(t)),
         ("de_idnr", lambda t: _digit_count(t) == 11 and idnr.is_valid(t)),
         ("fr_nir", lambda t: _digit_count(t) in (13, 15) and nir.is_valid(t)),

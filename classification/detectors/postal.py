@@ -13,8 +13,19 @@ _DISTINCTIVE = re.compile(
     r"|[A-Z]\d[A-Z] ?\d[A-Z]\d"  # CA
 )
 _NUMERIC = re.compile(r"\d{5}(?:-\d{4})?|\d{4}|\d{6}|\d{2}-\d{3}|\d{3} ?\d{2}")
-_HINT_TOKENS = ("zip", "zipcode", "postcode", "postal", "plz", "cap", "cp", "postleitzahl",
-                "postalcode", "pincode", "pin")
+_HINT_TOKENS = (
+    "zip",
+    "zipcode",
+    "postcode",
+    "postal",
+    "plz",
+    "cap",
+    "cp",
+    "postleitzahl",
+    "postalcode",
+    "pincode",
+    "pin",
+)
 _HINT_PHRASES = ("zipcode", "postcode", "postalcode", "codepostal", "codigopostal")
 
 

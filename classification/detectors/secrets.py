@@ -26,12 +26,48 @@ _KNOWN_FORMATS = re.compile(
     r"|pbkdf2_sha(?:1|256|512)\$\d+\$\S+|\$pbkdf2(?:-sha\d+)?\$\d+\$\S+"
     r"|bcrypt(?:_sha256)?\$\$2[abxy]\$\S+|\$[156]\$[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}"
 )
-_HINT_TOKENS = ("password", "passwd", "pwd", "secret", "token", "apikey", "credential",
-                "credentials", "privatekey", "auth", "bearer")
-_HINT_PHRASES = ("apikey", "accesskey", "secretkey", "clientsecret", "privatekey", "authtoken",
-                 "accesstoken", "refreshtoken", "password", "passwd", "secret")
-_NEGATIVE_TOKENS = ("checksum", "sha256", "sha1", "md5", "digest", "etag", "fingerprint",
-                    "file", "content", "hash", "idempotency", "public", "publickey", "cache")
+_HINT_TOKENS = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "credential",
+    "credentials",
+    "privatekey",
+    "auth",
+    "bearer",
+)
+_HINT_PHRASES = (
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "clientsecret",
+    "privatekey",
+    "authtoken",
+    "accesstoken",
+    "refreshtoken",
+    "password",
+    "passwd",
+    "secret",
+)
+_NEGATIVE_TOKENS = (
+    "checksum",
+    "sha256",
+    "sha1",
+    "md5",
+    "digest",
+    "etag",
+    "fingerprint",
+    "file",
+    "content",
+    "hash",
+    "idempotency",
+    "public",
+    "publickey",
+    "cache",
+)
 _NO_SPACE = re.compile(r"\S{8,512}")
 
 

@@ -55,9 +55,12 @@ def json_children(sample: ColumnSample) -> Iterator[tuple[str, ColumnSample]]:
         return
     for path, values in paths.items():
         leaf = path.replace("[]", "").rsplit(".", 1)[-1] or sample.name
-        yield path, ColumnSample(
-            name=f"{sample.name}_{leaf}",
-            data_type="text",
-            values=[v if isinstance(v, str) else json.dumps(v) for v in values],
-            table=sample.table,
+        yield (
+            path,
+            ColumnSample(
+                name=f"{sample.name}_{leaf}",
+                data_type="text",
+                values=[v if isinstance(v, str) else json.dumps(v) for v in values],
+                table=sample.table,
+            ),
         )
