@@ -245,6 +245,9 @@ def _entry(
 def agent_batch_events(body: Any) -> Any:
     """The events of an ingest request body: {"events": [...]} or a compact batch."""
     if isinstance(body, dict) and "format" in body:
+        rows = body.get("events")
+        if isinstance(rows, list) and len(rows) > MAX_BATCH:  # refuse before expanding
+            raise IngestError(f"events: at most {MAX_BATCH} per batch")
         try:
             return expand_batch(body)
         except BatchError as exc:

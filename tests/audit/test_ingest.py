@@ -241,3 +241,19 @@ def test_a_malformed_compact_batch_is_refused_naming_the_field(client, agent_tok
     assert response.status_code == 400
     assert reason in response.json()["detail"]
     assert not AuditEvent.objects.filter(action="query.executed").exists()
+
+
+def test_an_oversized_compact_batch_is_refused_before_it_is_expanded(client, agent_token):
+    fragment = json.dumps(agent_event())[1:-1]
+    body = _compact_batch([fragment], [[0, 1_790_000_000.0, 1, 1.0, False]])
+    body["events"] = body["events"] * 5001
+
+    response = client.post(
+        URL,
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
+    )
+
+    assert response.status_code == 400
+    assert "at most 5000" in response.json()["detail"]
