@@ -662,21 +662,18 @@ class Session:
         head = expect[0]
         head_kind = head.kind
         if kind == 67:  # 'C'
+            rows = codec.rows_from_tag(codec.command_tag(data[pos + 5 : end]))
             if head_kind == "E":
                 armed = self._armed_after_head()
                 if armed is _SLOW:
                     return _SLOW
                 expect.popleft()
-                self._execute_done(
-                    head, codec.rows_from_tag(codec.command_tag(data[pos + 5 : end])), error=False
-                )
+                self._execute_done(head, rows, error=False)
                 self.row_mask = armed
                 return None
             self.row_mask = None
             if head_kind == "Q":
-                self._statement_done(
-                    head, codec.rows_from_tag(codec.command_tag(data[pos + 5 : end])), error=False
-                )
+                self._statement_done(head, rows, error=False)
             return None
         if kind == 90:  # 'Z'
             if head.inject:

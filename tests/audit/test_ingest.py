@@ -34,13 +34,17 @@ def shop_catalog(db):
     return shop
 
 
-def _post(client, token, events):
+def _post_body(client, token, body):
     return client.post(
         URL,
-        json.dumps({"events": events}),
+        json.dumps(body),
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {token}",
     )
+
+
+def _post(client, token, events):
+    return _post_body(client, token, {"events": events})
 
 
 def test_an_agent_batch_is_stored_as_query_events_with_tags_touched(
@@ -161,15 +165,9 @@ def test_an_oversized_batch_is_refused(agent_owner, agent_token):
 
 
 def _compact_batch(fragments: list[str], rows: list[list[Any]]) -> dict[str, Any]:
-    return json.loads(encode_batch_for_test(fragments, rows))
-
-
-def encode_batch_for_test(fragments: list[str], rows: list[list[Any]]) -> str:
-    queued = [
-        (fragments[index], moment, count, duration, error)
-        for index, moment, count, duration, error in rows
-    ]
-    return encode_batch("1f0c2a3b-4c5d-4e6f-8a9b-", 7, queued)
+    """A compact agent batch; each row is [fragment index, epoch, rows, duration, error]."""
+    queued = [(fragments[index], *rest) for index, *rest in rows]
+    return json.loads(encode_batch("1f0c2a3b-4c5d-4e6f-8a9b-", 7, queued))
 
 
 def test_a_compact_agent_batch_is_expanded_into_one_event_each(client, agent_token, shop_catalog):
@@ -185,12 +183,7 @@ def test_a_compact_agent_batch_is_expanded_into_one_event_each(client, agent_tok
         ],
     )
 
-    response = client.post(
-        URL,
-        json.dumps(body),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
-    )
+    response = _post_body(client, agent_token, body)
 
     assert response.status_code == 200, response.content
     assert response.json() == {"accepted": 3, "duplicates": 0}
@@ -206,12 +199,7 @@ def test_a_compact_agent_batch_is_expanded_into_one_event_each(client, agent_tok
     assert stored[0].details["tags"] == ["PII.Email"]
     assert stored[1].details["rows"] is None and stored[2].details["duration_ms"] == 9.0
 
-    again = client.post(
-        URL,
-        json.dumps(body),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
-    )
+    again = _post_body(client, agent_token, body)
     assert again.json() == {"accepted": 0, "duplicates": 3}
 
 
@@ -231,12 +219,7 @@ def test_a_malformed_compact_batch_is_refused_naming_the_field(client, agent_tok
     body = _compact_batch([json.dumps(agent_event())[1:-1]], [[0, 1_790_000_000.0, 1, 1.0, False]])
     change(body)
 
-    response = client.post(
-        URL,
-        json.dumps(body),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
-    )
+    response = _post_body(client, agent_token, body)
 
     assert response.status_code == 400
     assert reason in response.json()["detail"]
@@ -248,12 +231,7 @@ def test_an_oversized_compact_batch_is_refused_before_it_is_expanded(client, age
     body = _compact_batch([fragment], [[0, 1_790_000_000.0, 1, 1.0, False]])
     body["events"] = body["events"] * 5001
 
-    response = client.post(
-        URL,
-        json.dumps(body),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {agent_token}",
-    )
+    response = _post_body(client, agent_token, body)
 
     assert response.status_code == 400
     assert "at most 5000" in response.json()["detail"]
