@@ -22,6 +22,7 @@ from agent.catalog import Catalog
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import DENY, Decision, Identity, PolicyEngine
 from agent.metrics import AgentMetrics
+from agent.normalize import Normalizer
 from agent.upstream import UpstreamConfig
 
 log = logging.getLogger("agent")
@@ -74,6 +75,8 @@ class Agent:
         )
         self.engine: PolicyEngine | None = None
         self.decisions: dict[tuple[object, ...], Decision] = {}
+        # Pure text to text, so it outlives bundles (the decision cache does not).
+        self.normalizer = Normalizer()
         self.auth_cache: dict[tuple[str, str], CachedAuth] = {}
         # agent-issued (pid, secret) → upstream (pid, secret) for CancelRequest
         self.cancel_keys: dict[tuple[int, int], tuple[int, int]] = {}
@@ -195,7 +198,7 @@ class Agent:
         cached = decisions.get((text, identity, search_path))
         if cached is None:
             try:
-                normalized = pglast.parser.normalize(text)
+                normalized = self.normalizer.normalize(text)
             except pglast.parser.ParseError:
                 return None
             cached = decisions.get((normalized, identity, search_path))
@@ -215,7 +218,7 @@ class Agent:
         if engine is None:
             return Decision(DENY, rule="no_bundle", message="no valid policy bundle loaded")
         try:
-            normalized = pglast.parser.normalize(text)
+            normalized = self.normalizer.normalize(text)
         except pglast.parser.ParseError as exc:
             return Decision(
                 DENY,

@@ -1,6 +1,6 @@
 """Benchmark: pgbench select-only through nothing, PgBouncer and the Warden agent.
 
-    .venv/bin/python bench/proxy.py --seconds 10
+    .venv/bin/python bench/proxy.py --seconds 5 --rounds 3
 
 Starts everything it needs: a scratch database (pgbench -i), PgBouncer (session mode) from
 a temp config, a bare Python byte relay (uvloop, no parsing: the floor for any Python
@@ -20,6 +20,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -333,6 +334,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scale", type=int, default=5)
     parser.add_argument("--modes", default="simple,extended,prepared")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pump-listen", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pump_listen:
@@ -360,24 +362,30 @@ def main() -> None:
             ("agent masked-col", agent_port, script, "bench"),
         ]
         modes = args.modes.split(",")
-        results: dict[tuple[str, str], float] = {}
-        for name, port, custom, user in targets:
+        # TPS per round; every round runs each target once, back to back, so a ratio is
+        # taken between runs seconds apart (this VM's speed drifts over minutes).
+        runs: dict[tuple[str, str], list[float]] = {}
+        for _ in range(args.rounds):
             for mode in modes:
-                results[(name, mode)] = pgbench(
-                    port, database, mode, args.seconds, args.clients, custom, user
-                )
+                for name, port, custom, user in targets:
+                    tps = pgbench(port, database, mode, args.seconds, args.clients, custom, user)
+                    runs.setdefault((name, mode), []).append(tps)
         print(
-            f"\npgbench -S, {args.clients} clients, {args.seconds}s per cell, "
-            f"scale {args.scale}, {os.cpu_count()} CPUs; audit events shipped: "
-            f"{plane.audit_events}\n"
+            f"\npgbench -S, {args.clients} clients, {args.rounds} rounds of {args.seconds}s "
+            f"per cell, scale {args.scale}, {os.cpu_count()} CPUs; audit events shipped: "
+            f"{plane.audit_events}\nmedian TPS (median of the per-round ratios to direct)\n"
         )
         print(f"{'target':<20}" + "".join(f"{m:>22}" for m in modes))
         for name, _, custom, _ in targets:
             base = "direct masked-col" if custom else "direct"
-            cells = [
-                f"{results[(name, m)]:>10.0f} ({results[(name, m)] / results[(base, m)]:.2f}x)"
-                for m in modes
-            ]
+            cells = []
+            for mode in modes:
+                paired = zip(runs[(name, mode)], runs[(base, mode)], strict=True)
+                ratios = [tps / reference for tps, reference in paired]
+                cells.append(
+                    f"{statistics.median(runs[(name, mode)]):>10.0f} "
+                    f"({statistics.median(ratios):.2f}x)"
+                )
             print(f"{name:<20}" + "".join(f"{c:>22}" for c in cells))
     finally:
         for process in processes:
