@@ -7,10 +7,11 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 from pathlib import Path
 
 from agent.server import Agent, AgentConfig, masking_key_from_env
-from agent.upstream import UpstreamConfig
+from agent.upstream import SSL_MODES, UpstreamConfig
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
@@ -26,6 +27,17 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         "--upstream-password", default=os.environ.get("WARDEN_UPSTREAM_PASSWORD", "")
     )
     parser.add_argument("--upstream-database", default="postgres")
+    parser.add_argument(
+        "--upstream-sslmode",
+        choices=SSL_MODES,
+        default=os.environ.get("WARDEN_UPSTREAM_SSLMODE", "prefer"),
+        help="TLS to the database, as libpq's sslmode (default: prefer)",
+    )
+    parser.add_argument(
+        "--upstream-sslrootcert", default=None, help="CA bundle that signs the server's certificate"
+    )
+    parser.add_argument("--upstream-sslcert", default=None, help="client certificate (PEM)")
+    parser.add_argument("--upstream-sslkey", default=None, help="client certificate key (PEM)")
     parser.add_argument(
         "--state-dir", default=os.environ.get("WARDEN_AGENT_STATE_DIR", "var/agent")
     )
@@ -50,23 +62,34 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if args.upstream_sslmode not in SSL_MODES:
+        parser.error(f"WARDEN_UPSTREAM_SSLMODE must be one of {', '.join(SSL_MODES)}")
     host, _, port = args.listen.rpartition(":")
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    upstream = UpstreamConfig(
+        args.upstream_host,
+        args.upstream_port,
+        args.upstream_user,
+        args.upstream_password,
+        args.upstream_database,
+        sslmode=args.upstream_sslmode,
+        sslrootcert=args.upstream_sslrootcert,
+        sslcert=args.upstream_sslcert,
+        sslkey=args.upstream_sslkey,
+    )
+    try:
+        upstream.ssl_context  # noqa: B018 - load the certificates now, not at the first client
+    except (OSError, ssl.SSLError) as exc:
+        parser.error(f"cannot load the upstream TLS files: {exc}")
     return AgentConfig(
         control_plane=args.control_plane,
         token=args.token,
         datasource=args.datasource,
         listen_host=host or "127.0.0.1",
         listen_port=int(port),
-        upstream=UpstreamConfig(
-            args.upstream_host,
-            args.upstream_port,
-            args.upstream_user,
-            args.upstream_password,
-            args.upstream_database,
-        ),
+        upstream=upstream,
         state_dir=Path(args.state_dir),
         metrics_port=args.metrics_port,
         bundle_public_key=args.bundle_public_key,

@@ -75,6 +75,10 @@ def startup_message(params: dict[str, str]) -> bytes:
     return _INT32.pack(len(body) + 4) + body
 
 
+def ssl_request() -> bytes:
+    return _INT32.pack(8) + _INT32.pack(SSL_REQUEST)
+
+
 def cancel_request(pid: int, secret: int) -> bytes:
     return _INT32.pack(16) + _INT32.pack(CANCEL_REQUEST) + _INT32.pack(pid) + _INT32.pack(secret)
 

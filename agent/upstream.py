@@ -1,20 +1,27 @@
 """Connections to the upstream PostgreSQL server with the datasource's own credentials.
 
-Supports trust, cleartext, md5 and SCRAM-SHA-256 authentication, a tiny simple-query
-client for catalog side queries, and forwarding cancel requests.
+Supports TLS with libpq's ``sslmode`` semantics, trust, cleartext, md5 and SCRAM-SHA-256
+authentication, a tiny simple-query client for catalog side queries, and forwarding
+cancel requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import os
+import socket
+import ssl
 import struct
 from dataclasses import dataclass, field
 
 from agent import codec
+
+# libpq's modes; "allow" (plaintext first, TLS only if refused) is not offered.
+SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,34 @@ class UpstreamConfig:
     user: str = "postgres"
     password: str = ""
     database: str = "postgres"
+    # As libpq: prefer TLS when the server offers it; require/verify-* refuse plaintext.
+    sslmode: str = "prefer"
+    sslrootcert: str | None = None  # CA bundle for verify-ca/verify-full (else system CAs)
+    sslcert: str | None = None  # client certificate, for servers that ask for one
+    sslkey: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sslmode not in SSL_MODES:
+            raise ValueError(
+                f"unknown upstream sslmode {self.sslmode!r}; use one of {', '.join(SSL_MODES)}"
+            )
+
+    @functools.cached_property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for this mode (built once), or None for ``disable``."""
+        if self.sslmode == "disable":
+            return None
+        verify = self.sslmode in ("verify-ca", "verify-full") or (
+            # libpq: require with a root certificate given verifies the chain like verify-ca
+            self.sslmode == "require" and self.sslrootcert is not None
+        )
+        context = ssl.create_default_context(cafile=self.sslrootcert)
+        context.check_hostname = self.sslmode == "verify-full"
+        if not verify:
+            context.verify_mode = ssl.CERT_NONE
+        if self.sslcert:
+            context.load_cert_chain(self.sslcert, self.sslkey)
+        return context
 
 
 class UpstreamError(Exception):
@@ -55,11 +90,57 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return kind, await reader.readexactly(length - 4)
 
 
+async def open_stream(config: UpstreamConfig) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the server, upgraded to TLS as ``config.sslmode`` asks."""
+    context = config.ssl_context
+    if context is None:
+        return await asyncio.open_connection(config.host, config.port)
+    loop = asyncio.get_running_loop()
+    sock = await _connected_socket(loop, config.host, config.port)
+    try:
+        await loop.sock_sendall(sock, codec.ssl_request())
+        # Exactly one byte: anything the server (or a man in the middle) sent after it
+        # stays in the socket and is read as TLS records, never as protocol messages.
+        answer = await loop.sock_recv(sock, 1)
+        if answer == b"S":
+            return await asyncio.open_connection(
+                sock=sock, ssl=context, server_hostname=config.host
+            )
+        if answer != b"N":
+            raise UpstreamError(f"unexpected answer {answer!r} to the TLS request")
+        if config.sslmode != "prefer":
+            raise UpstreamError(f"upstream server does not support TLS (sslmode={config.sslmode})")
+        return await asyncio.open_connection(sock=sock)
+    except ssl.SSLError as exc:
+        sock.close()
+        raise UpstreamError(f"TLS with the upstream server failed: {exc}") from exc
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def _connected_socket(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    last_error: OSError | None = None
+    for family, kind, proto, _, address in await loop.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+            continue
+        return sock
+    raise last_error or OSError(f"cannot resolve {host}")
+
+
 async def connect(
     config: UpstreamConfig,
     extra_params: dict[str, str] | None = None,
 ) -> UpstreamConnection:
-    reader, writer = await asyncio.open_connection(config.host, config.port)
+    reader, writer = await open_stream(config)
     conn = UpstreamConnection(reader, writer)
     params = {"user": config.user, "database": config.database, **(extra_params or {})}
     writer.write(codec.startup_message(params))
@@ -184,7 +265,7 @@ async def simple_query(conn: UpstreamConnection, sql: str) -> list[list[str | No
 
 
 async def send_cancel(config: UpstreamConfig, pid: int, secret: int) -> None:
-    _, writer = await asyncio.open_connection(config.host, config.port)
+    _, writer = await open_stream(config)
     try:
         writer.write(codec.cancel_request(pid, secret))
         await writer.drain()

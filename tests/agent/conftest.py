@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import hashlib
 import json
@@ -363,10 +364,12 @@ class ControlPlane:
             self.bundle = bundle
 
     def review(self, request_id: int, state: str, *, level: str = "read") -> None:
-        """Decide a filed request like a reviewer; an approval adds its grant to the bundle."""
+        """Decide a filed request like a reviewer; an approval adds its grant to the bundle.
+        Every call (also back to "pending") answers the long-polls waiting on it."""
         with self.decided:
             filed = self.access_requests[request_id]
             filed["state"] = state
+            filed["reviews"] = filed.get("reviews", 0) + 1
             if state == "approved":
                 filed["grant"] = {
                     "id": 500 + request_id,
@@ -384,7 +387,11 @@ class ControlPlane:
         with self.decided:
             filed = self.access_requests.get(request_id)
             if filed is not None and filed["state"] == "pending" and wait:
-                self.decided.wait_for(lambda: filed["state"] != "pending", timeout=wait)
+                reviews = filed.get("reviews", 0)
+                self.decided.wait_for(
+                    lambda: filed["state"] != "pending" or filed.get("reviews", 0) != reviews,
+                    timeout=wait,
+                )
             if filed is None:
                 return None
             return {
@@ -606,9 +613,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def auth_cluster() -> Iterator[dict[str, Any]]:
-    """A private PostgreSQL 15 cluster whose pg_hba demands scram-sha-256 (and md5)."""
+@contextlib.contextmanager
+def private_cluster(
+    hba: str, settings: str = "", files: dict[str, bytes] | None = None
+) -> Iterator[dict[str, Any]]:
+    """A private PostgreSQL 15 cluster (superuser postgres / superpw) with this pg_hba.conf,
+    extra postgresql.conf lines and files in its data directory."""
     if not (PG_BIN / "initdb").exists():
         _fail(f"PostgreSQL server binaries are required at {PG_BIN}")
     root = Path(tempfile.mkdtemp(prefix="warden-agent-pg-"))
@@ -623,51 +633,53 @@ def auth_cluster() -> Iterator[dict[str, Any]]:
     pwfile.write_text("superpw\n")
     if run_as:
         shutil.chown(pwfile, "postgres", "postgres")
+    initdb = [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile)]
     subprocess.run(
-        [
-            *run_as,
-            str(PG_BIN / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--pwfile",
-            str(pwfile),
-            "-A",
-            "scram-sha-256",
-            "-E",
-            "UTF8",
-        ],
+        [*run_as, *initdb, "-A", "scram-sha-256", "-E", "UTF8"],
         check=True,
         capture_output=True,
         env=env,
     )
-    (data / "pg_hba.conf").write_text(
-        "local all all trust\n"
-        "host all md5user 127.0.0.1/32 md5\n"
-        "host all all 127.0.0.1/32 scram-sha-256\n"
-    )
+    (data / "pg_hba.conf").write_text(hba)
+    with open(data / "postgresql.conf", "a") as conf:
+        conf.write(settings)
+    for name, content in (files or {}).items():
+        (data / name).write_bytes(content)
+        (data / name).chmod(0o600)
+        if run_as:
+            shutil.chown(data / name, "postgres", "postgres")
+    pg_ctl = [*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data)]
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
     subprocess.run(
-        [
-            *run_as,
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-w",
-            "-l",
-            str(root / "log"),
-            "-o",
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
-            "start",
-        ],
-        check=True,
+        [*pg_ctl, "-w", "-l", str(root / "log"), "-o", options, "start"],
+        check=False,
         capture_output=True,
         env=env,
     )
     try:
+        try:
+            psycopg.connect(host=str(root), port=port, user="postgres", dbname="postgres").close()
+        except psycopg.OperationalError:
+            log = (root / "log").read_text() if (root / "log").exists() else ""
+            _fail(f"the private PostgreSQL cluster did not start: {log[-2000:]}")
+        yield {"port": port, "root": root, "socket_dir": str(root)}
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, env=env)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def auth_cluster() -> Iterator[dict[str, Any]]:
+    """A private PostgreSQL 15 cluster whose pg_hba demands scram-sha-256 (and md5)."""
+    hba = (
+        "local all all trust\n"
+        "host all md5user 127.0.0.1/32 md5\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+    )
+    with private_cluster(hba) as cluster:
         with psycopg.connect(
             host="127.0.0.1",
-            port=port,
+            port=cluster["port"],
             user="postgres",
             password="superpw",
             dbname="postgres",
@@ -679,14 +691,7 @@ def auth_cluster() -> Iterator[dict[str, Any]]:
             conn.execute("CREATE TABLE t (id int, email text)")
             conn.execute("INSERT INTO t VALUES (1, 'x@example.com')")
             conn.execute("GRANT SELECT ON t TO scramuser, md5user")
-        yield {"port": port, "root": root}
-    finally:
-        subprocess.run(
-            [*run_as, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            env=env,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        yield cluster
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
