@@ -103,6 +103,21 @@ class ControlPlaneClient:
             raise ControlPlaneUnavailable(f"bundle: HTTP {response.status_code}")
         return BundleResponse(False, response.json(), response.headers.get("ETag"))
 
+    async def use_grant_run(self, grant_id: int, datasource: str) -> str | None:
+        """Count one run of a grant limited to max_runs: None when counted, else the
+        control plane's reason for refusing (used up, revoked, expired, unknown)."""
+        response = await self._request(
+            "POST", f"/api/v1/agent/grants/{grant_id}/runs", params={"datasource": datasource}
+        )
+        if response.status_code == 200:
+            return None
+        if response.status_code in (404, 409):
+            detail = ""
+            with contextlib.suppress(ValueError, AttributeError):
+                detail = str(response.json().get("detail", ""))
+            return detail or f"grant {grant_id}: HTTP {response.status_code}"
+        raise ControlPlaneUnavailable(f"grant run: HTTP {response.status_code}")
+
     async def fetch_public_key(self) -> dict[str, str]:
         response = await self._request("GET", "/api/v1/agent/public-key")
         if response.status_code != 200:

@@ -73,6 +73,8 @@ class Decision:
     kinds: list[str] = field(default_factory=list)
     invalidates_catalog: bool = False
     sqlstate: str = "42501"
+    # Grants limited to max_runs this decision used a run of (the control plane counts them).
+    counted_grants: tuple[int, ...] = ()
     # Column masks per result shape, shared by every session using this decision.
     mask_cache: dict[tuple[object, ...], list[tuple[str, int | None, int, bool] | None]] = field(
         default_factory=dict
@@ -388,6 +390,11 @@ class PolicyEngine:
         if worst.action != DENY:
             for grant_id in counted:
                 self.grant_runs[grant_id] = self.grant_runs.get(grant_id, 0) + 1
+        else:
+            counted = set()
+        if lifting is not None and lifting.get("max_runs") is not None:
+            counted.add(int(lifting.get("id", 0)))
+        decision.counted_grants = tuple(sorted(counted))
         decision.action, decision.rule, decision.message = worst.action, worst.rule, reason
         decision.columns_read = sorted(columns_read)
         decision.masked_columns = sorted(masked)

@@ -28,6 +28,8 @@ from agent.upstream import UpstreamConfig
 log = logging.getLogger("agent")
 
 AUTH_FRESH_SECONDS = 30.0
+# A grant_runs count no max_runs reaches: the control plane said the grant is used up.
+_EXHAUSTED = 2**62
 
 
 @dataclass
@@ -270,13 +272,22 @@ class Agent:
         for statement in analysis.statements:
             if statement.functions & user_functions:
                 statement.opaque = True
-        decision = engine.decide(
-            identity,
-            analysis,
-            fingerprint=fingerprint,
-            search_path=list(search_path) if search_path else None,
-            views=views,
-        )
+        counted: set[int] = set()
+        while True:
+            decision = engine.decide(
+                identity,
+                analysis,
+                fingerprint=fingerprint,
+                search_path=list(search_path) if search_path else None,
+                views=views,
+            )
+            refused = await self._count_grant_runs(engine, decision, counted)
+            if isinstance(refused, Decision):
+                return refused
+            if not refused:
+                break
+            # The control plane refused a grant (used up elsewhere, revoked): it is marked
+            # used up, so deciding again goes without it (hold, mask or deny).
         decision.fingerprint = fingerprint
         decision.statement = normalized
         decision.kinds = [s.kind for s in analysis.statements]
@@ -291,6 +302,35 @@ class Agent:
             s.kind in ("ddl", "create_as") for s in analysis.statements
         )
         return decision
+
+    async def _count_grant_runs(
+        self, engine: PolicyEngine, decision: Decision, counted: set[int]
+    ) -> Decision | bool:
+        """Have the control plane count each max_runs grant the decision uses (once per
+        statement: ``counted``), so the limit holds across agents and restarts.  Returns
+        whether it refused one (now marked used up), or a denial when it is unreachable."""
+        refused = False
+        for grant_id in decision.counted_grants:
+            if grant_id in counted:
+                continue
+            try:
+                refusal = await self.cp.use_grant_run(grant_id, self.config.datasource)
+            except ControlPlaneUnavailable as exc:
+                log.warning("cannot count a run of grant %s: %s", grant_id, exc)
+                return Decision(
+                    DENY,
+                    rule=f"grant:{grant_id}",
+                    message=f"grant {grant_id} allows a limited number of runs and the Warden "
+                    "control plane is unreachable to count this one; the statement was not run",
+                    valid_until=time.time(),  # an outage ends: decide again next time
+                )
+            if refusal is None:
+                counted.add(grant_id)
+            else:
+                log.info("grant %s refused by the control plane: %s", grant_id, refusal)
+                engine.grant_runs[grant_id] = _EXHAUSTED
+                refused = True
+        return refused
 
     def invalidate_after_ddl(self) -> None:
         self.catalog.invalidate()

@@ -297,6 +297,30 @@ class AgentAccessRequestState(AgentView, ApprovalsAPIView):
         )
 
 
+class AgentGrantRunUse(AgentView, ApprovalsAPIView):
+    """One run of a grant limited to max_runs, counted before the agent forwards it."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("datasource", str, required=False)],
+        responses={200: dict, 404: dict, 409: dict},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        reference = request.query_params.get("datasource", "")
+        datasource = _datasource_or_400(reference) if reference else None
+        try:
+            grant = services.grant_run_use(actor=request.user, grant_id=pk, datasource=datasource)
+        except Grant.DoesNotExist as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        return Response(
+            {
+                "id": grant.pk,
+                "runs_used": grant.runs_used,
+                "max_runs": grant.max_runs,
+                "runs_left": (grant.max_runs or 0) - grant.runs_used,
+            }
+        )
+
+
 # ------------------------------------------------------------------ long-poll entry points
 
 

@@ -40,4 +40,9 @@ urlpatterns = [
         api.agent_access_request_state,
         name="api-agent-access-request-state",
     ),
+    path(
+        "agent/grants/<int:pk>/runs",
+        api.AgentGrantRunUse.as_view(),
+        name="api-agent-grant-run-use",
+    ),
 ]

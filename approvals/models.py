@@ -158,6 +158,8 @@ class Grant(models.Model):
     level = models.CharField(max_length=20, choices=AccessLevel.choices)
     statement_fingerprint = models.CharField(max_length=64, null=True, blank=True)
     max_runs = models.PositiveIntegerField(null=True, blank=True)
+    # Runs counted by the agents (all of them, across restarts) against max_runs.
+    runs_used = models.PositiveIntegerField(default=0)
     is_break_glass = models.BooleanField(default=False)
     starts_at = models.DateTimeField()
     expires_at = models.DateTimeField()

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
@@ -180,7 +180,13 @@ def grant_bundle_entry(grant: Grant, identity: str) -> dict[str, Any]:
 
 def grants_for_bundle(*, datasource: DataSource) -> list[dict[str, Any]]:
     """Live grants of one datasource in the policy bundle's shape (see governance bundles)."""
-    grants = live_grants().filter(datasource=datasource).select_related("grantee").order_by("id")
+    grants = (
+        live_grants()
+        .filter(datasource=datasource)
+        .exclude(max_runs__isnull=False, runs_used__gte=F("max_runs"))  # used up
+        .select_related("grantee")
+        .order_by("id")
+    )
     return [grant_bundle_entry(grant, grant.grantee.get_username()) for grant in grants]
 
 

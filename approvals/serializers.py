@@ -49,6 +49,7 @@ class GrantSerializer(serializers.ModelSerializer):
             "level",
             "statement_fingerprint",
             "max_runs",
+            "runs_used",
             "is_break_glass",
             "starts_at",
             "expires_at",

@@ -554,6 +554,40 @@ def grant_revoke(*, actor: User, grant: Grant, reason: str = "") -> Grant:
     return grant
 
 
+def grant_run_use(*, actor: Any, grant_id: int, datasource: DataSource | None = None) -> Grant:
+    """Count one run of a grant limited to ``max_runs``, for every agent at once: the agent
+    asks before it forwards the statement, and a used-up, revoked or expired grant refuses.
+    A used-up grant leaves the policy bundle, so agents stop offering it."""
+    with transaction.atomic():
+        grant = (
+            Grant.objects.select_for_update()
+            .select_related("request", "request__requester", "request__datasource")
+            .filter(pk=grant_id)
+            .first()
+        )
+        if grant is None or (datasource is not None and grant.datasource_id != datasource.pk):
+            raise Grant.DoesNotExist(f"Grant {grant_id} does not exist for this datasource.")
+        if not grant.is_live():
+            raise RequestStateError(f"Grant {grant_id} is {grant.state}; no runs are left.")
+        if grant.max_runs is None:
+            raise RequestStateError(f"Grant {grant_id} is not limited to a number of runs.")
+        if grant.runs_used >= grant.max_runs:
+            raise RequestStateError(f"Grant {grant_id} has used all of its {grant.max_runs} runs.")
+        grant.runs_used += 1
+        grant.save(update_fields=["runs_used"])
+        _record(
+            grant.request,
+            "grant.run_used",
+            actor=actor,
+            target=grant,
+            decision="allowed",
+            grant_id=grant.pk,
+            runs_used=grant.runs_used,
+            max_runs=grant.max_runs,
+        )
+    return grant
+
+
 def grant_extend_request(
     *, actor: User, grant: Grant, reason: str, duration_minutes: int
 ) -> AccessRequest:

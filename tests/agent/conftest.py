@@ -331,6 +331,8 @@ class ControlPlane:
         # Access requests the agent filed for held statements, by id.
         self.access_requests: dict[int, dict[str, Any]] = {}
         self.filings = 0
+        # Runs counted per grant id, as the control plane counts them for all agents.
+        self.grant_runs: dict[int, int] = {}
         self.lock = threading.Lock()
         self.decided = threading.Condition(self.lock)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -382,6 +384,18 @@ class ControlPlane:
                 }
                 self.bundle = {**self.bundle, "grants": [*self.bundle["grants"], filed["grant"]]}
             self.decided.notify_all()
+
+    def _use_grant_run(self, grant_id: int) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            grant = next((g for g in self.bundle["grants"] if g.get("id") == grant_id), None)
+            if grant is None:
+                return 404, {"detail": f"Grant {grant_id} does not exist for this datasource."}
+            limit = grant.get("max_runs")
+            used = self.grant_runs.get(grant_id, 0)
+            if limit is None or used >= limit:
+                return 409, {"detail": f"Grant {grant_id} has used all of its {limit} runs."}
+            self.grant_runs[grant_id] = used + 1
+            return 200, {"id": grant_id, "runs_used": used + 1, "max_runs": limit}
 
     def _request_state(self, request_id: int, wait: float) -> dict[str, Any] | None:
         with self.decided:
@@ -488,8 +502,11 @@ class ControlPlane:
                     return
                 if not self._authorized():
                     return
-                body = json.loads(raw)
-                if self.path == "/api/v1/agent/authenticate":
+                body = json.loads(raw) if raw else {}
+                path = self.path.split("?", 1)[0]
+                if path.startswith("/api/v1/agent/grants/") and path.endswith("/runs"):
+                    self._send(*plane._use_grant_run(int(path.split("/")[-2])))
+                elif self.path == "/api/v1/agent/authenticate":
                     plane.auth_calls += 1
                     found = TOKENS.get(body["token"])
                     if (

@@ -275,3 +275,56 @@ def test_a_reviewer_who_is_also_a_service_account_is_refused(api, file_request):
     bot = UserFactory(username="bot_reviewer", is_service_account=True, roles=["reviewer"])
     response = api(bot).post(f"{LIST}{file_request().pk}/approve/", {}, format="json")
     assert response.status_code in (403, 404)
+
+
+def test_the_agent_counts_runs_until_the_grant_is_used_up(
+    api, shop, file_request, reviewer, agent_token
+):
+    from approvals import selectors
+    from audit.models import AuditEvent
+
+    access_request = file_request(
+        statement="SELECT email FROM public.customers WHERE id = 7", scope={}
+    )
+    services.request_approve(
+        actor=reviewer, access_request=access_request, statement_only=True, max_runs=2
+    )
+    grant = Grant.objects.get(request=access_request)
+    agent = api(token=agent_token)
+    url = f"/api/v1/agent/grants/{grant.pk}/runs?datasource=shop"
+    assert [entry["id"] for entry in selectors.grants_for_bundle(datasource=shop)] == [grant.pk]
+    first = agent.post(url)
+    assert first.status_code == 200 and first.json() == {
+        "id": grant.pk,
+        "runs_used": 1,
+        "max_runs": 2,
+        "runs_left": 1,
+    }
+    assert agent.post(url).json()["runs_left"] == 0
+    refused = agent.post(url)
+    assert refused.status_code == 409
+    assert "used all of its 2 runs" in refused.json()["detail"]
+    grant.refresh_from_db()
+    assert grant.runs_used == 2
+    # A used-up grant leaves the bundle, so no agent offers it any more.
+    assert selectors.grants_for_bundle(datasource=shop) == []
+    runs = AuditEvent.objects.filter(action="grant.run_used").order_by("sequence")
+    assert [event.details["runs_used"] for event in runs] == [1, 2]
+
+
+def test_a_run_of_a_revoked_unknown_or_unlimited_grant_is_refused(
+    api, shop, file_request, requester, reviewer, admin, agent_token
+):
+    access_request = file_request()
+    services.request_approve(actor=reviewer, access_request=access_request)
+    unlimited = Grant.objects.get(request=access_request)
+    agent = api(token=agent_token)
+    url = f"/api/v1/agent/grants/{unlimited.pk}/runs"
+    response = agent.post(url)
+    assert response.status_code == 409 and "not limited" in response.json()["detail"]
+    services.grant_revoke(actor=admin, grant=unlimited, reason="done")
+    response = agent.post(url)
+    assert response.status_code == 409 and "revoked" in response.json()["detail"]
+    assert agent.post("/api/v1/agent/grants/999999/runs").status_code == 404
+    assert agent.post(f"{url}?datasource=nope").status_code == 400
+    assert api(requester).post(url).status_code in (401, 403)
