@@ -38,6 +38,14 @@ class Identity:
     name: str
     kind: str = "user"
     groups: frozenset[str] = frozenset()
+    # Part of every decision-cache key: hashed once, not per statement.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.kind, self.groups)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True)
