@@ -836,7 +836,12 @@ class Session:
     async def _portal_mask(self, entry: Pending) -> list[tuple[int, MaskSpec]] | None:
         prepared = entry.prepared
         if prepared is None or prepared.fields is None:
-            return None
+            # The result shape was never learned (the agent Describes every masked statement
+            # after Parse, so this is defence in depth): no column goes out unmasked.
+            return [
+                (index, ("redact", None, 0, _result_format(entry.formats, index) == 1))
+                for index in range(_MAX_RESULT_COLUMNS)
+            ]
         formats = entry.formats
         if formats not in prepared.masks:
             fields = prepared.fields
@@ -1055,6 +1060,7 @@ _SYNC_FRONTEND = frozenset(b"ESDCFX")  # handled by _on_client_sync
 _SIMPLE_COMPLETIONS = frozenset(b"123n")
 _PASS = frozenset({ALLOW, MASK})
 _SLOW: Any = object()
+_MAX_RESULT_COLUMNS = 1664  # PostgreSQL's limit on a result's columns
 _HANDLED_BACKEND = frozenset(b"ZECT123nsIt")
 
 

@@ -312,3 +312,24 @@ def test_a_parameterized_text_and_its_literal_twin_share_one_cached_decision(
     assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = 8", None) is decision
     assert agent.decide_cached(BOB, "SELECT id FROM orders WHERE id = $1", None) is None
     assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = $1", ("x",)) is None
+
+
+def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() -> None:
+    """Defence in depth: if a masked statement's fields were never learned, no value of its
+    rows goes out as it came from the server."""
+    from types import SimpleNamespace
+
+    from agent import codec
+    from agent.decision import Decision
+    from agent.session import Pending, Prepared, Session
+
+    decision = Decision(MASK)
+    entry = Pending("E", Prepared("SELECT * FROM customers", decision), decision, (0,))
+    masks = asyncio.run(Session._portal_mask(None, entry))  # type: ignore[arg-type]
+    assert masks is not None and len(masks) >= 1600
+    stub = SimpleNamespace(row_mask=masks, agent=SimpleNamespace(config=AgentConfig("x", "t", "d")))
+    row = codec.data_row([b"ada@example.com", None, b"4111111111111111"])
+    masked = Session._mask_row(stub, row[5:])  # type: ignore[arg-type]
+    values = codec.parse_data_row(masked[5:])
+    assert len(values) == 3 and values[1] is None
+    assert all(value in (None, b"****") for value in values), values
