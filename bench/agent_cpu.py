@@ -10,6 +10,12 @@ returns a masked column, through fake transports, and prints µs per transaction
 bare byte relay of the same bytes in the same process.  Audit batch encoding (done at
 flush time) is included; the HTTP post of the batch is not.  Needs PostgreSQL on
 127.0.0.1:5432 (trust) once, for the catalog lookups of the first transactions.
+
+When even this drifts (a busy VM host), count instructions instead: they do not depend on
+the machine's speed.  The difference of two runs is the cost of the extra transactions:
+
+    valgrind --tool=callgrind .venv/bin/python bench/agent_cpu.py --workload simple \
+        --transactions 20000   # then 40000; compare the "summary:" lines of the outputs
 """
 
 from __future__ import annotations
@@ -146,7 +152,7 @@ def new_session(agent: Agent) -> tuple[_Relay, _Relay]:
     return to_upstream, to_client
 
 
-async def run(transactions: int, database: str) -> None:
+async def run(transactions: int, database: str, only: str | None = None) -> None:
     import psycopg
 
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=database) as conn:
@@ -168,6 +174,8 @@ async def run(transactions: int, database: str) -> None:
     )
     print(f"{'workload':<26}{'agent µs/txn':>14}{'bare relay µs/txn':>20}{'slow paths':>12}")
     for name, (request, answer) in workloads(table_oid).items():
+        if only is not None and name != only:
+            continue
         to_upstream, to_client = new_session(agent)
         requests = [request(i % 500_000 + 1) for i in range(transactions)]
         for i in range(200):  # warm the decision, origin and mask caches
@@ -224,6 +232,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--transactions", type=int, default=200_000, help="a multiple of 20000")
+    parser.add_argument(
+        "--workload",
+        choices=["simple", "extended", "simple, masked column", "extended, masked column"],
+        help="run only this workload",
+    )
     args = parser.parse_args()
     database = f"warden_cpu_{secrets.token_hex(4)}"
     psql("postgres", f"CREATE DATABASE {database}")
@@ -232,9 +245,9 @@ def main() -> None:
         try:
             import uvloop
         except ImportError:
-            asyncio.run(run(args.transactions, database))
+            asyncio.run(run(args.transactions, database, args.workload))
         else:
-            uvloop.run(run(args.transactions, database))
+            uvloop.run(run(args.transactions, database, args.workload))
     finally:
         psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
