@@ -68,17 +68,20 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    upstream = UpstreamConfig(
-        args.upstream_host,
-        args.upstream_port,
-        args.upstream_user,
-        args.upstream_password,
-        args.upstream_database,
-        sslmode=args.upstream_sslmode,
-        sslrootcert=args.upstream_sslrootcert,
-        sslcert=args.upstream_sslcert,
-        sslkey=args.upstream_sslkey,
-    )
+    try:
+        upstream = UpstreamConfig(
+            args.upstream_host,
+            args.upstream_port,
+            args.upstream_user,
+            args.upstream_password,
+            args.upstream_database,
+            sslmode=args.upstream_sslmode,
+            sslrootcert=args.upstream_sslrootcert,
+            sslcert=args.upstream_sslcert,
+            sslkey=args.upstream_sslkey,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         upstream.ssl_context  # noqa: B018 - load the certificates now, not at the first client
     except (OSError, ssl.SSLError) as exc:

@@ -98,6 +98,11 @@ class Decision:
         return self.action == MASK
 
 
+def _granted(verdict: Verdict) -> bool:
+    """Whether a verdict rests on a grant (it ends, or it counts runs)."""
+    return verdict.counted_grant is not None or verdict.valid_until != float("inf")
+
+
 def _stronger(a: Verdict, b: Verdict) -> Verdict:
     return b if _STRENGTH[b.action] > _STRENGTH[a.action] else a
 
@@ -297,14 +302,15 @@ class PolicyEngine:
         fingerprint: str | None,
         now: float,
     ) -> tuple[Verdict, list[tuple[str, Verdict]]]:
-        """Strongest verdict over every column of a table, plus the non-allowed columns."""
+        """Strongest verdict over every column of a table, plus the columns that are not
+        plainly allowed (restricted, or allowed by a grant: its end and runs must count)."""
         verdict = self.column_verdict(identity, schema, table, None, fingerprint, now)
         flagged: list[tuple[str, Verdict]] = []
-        if verdict.action != ALLOW:
+        if verdict.action != ALLOW or _granted(verdict):
             flagged.append((f"{schema}.{table}.*", verdict))
         for info in self.bundle.columns_by_table.get((schema, table), ()):
             column = self.column_verdict(identity, schema, table, info.column, fingerprint, now)
-            if column.action != ALLOW:
+            if column.action != ALLOW or _granted(column):
                 flagged.append((f"{schema}.{table}.{info.column}", column))
             verdict = _stronger(verdict, column)
         return verdict, flagged
@@ -395,13 +401,13 @@ class PolicyEngine:
                 else _parse_time(lifting.get("expires_at"))
             )
             decision.valid_until = min(decision.valid_until, limit)
-        if worst.action != DENY:
+        if lifting is not None and lifting.get("max_runs") is not None:
+            counted.add(int(lifting.get("id", 0)))
+        if worst.action in (ALLOW, MASK):  # a run is used only by a statement that runs
             for grant_id in counted:
                 self.grant_runs[grant_id] = self.grant_runs.get(grant_id, 0) + 1
         else:
             counted = set()
-        if lifting is not None and lifting.get("max_runs") is not None:
-            counted.add(int(lifting.get("id", 0)))
         decision.counted_grants = tuple(sorted(counted))
         decision.action, decision.rule, decision.message = worst.action, worst.rule, reason
         decision.columns_read = sorted(columns_read)
@@ -519,10 +525,7 @@ class PolicyEngine:
             if action == HOLD:
                 grant = self._approved_write(identity, analysis, fingerprint, search_path, now)
                 if grant is not None:
-                    if grant.get("max_runs") is not None and lifting is None:
-                        grant_id = int(grant.get("id", 0))
-                        self.grant_runs[grant_id] = self.grant_runs.get(grant_id, 0) + 1
-                    lifting = grant
+                    lifting = lifting or grant  # its run is counted by decide()
                     continue
             # Ties go to the guardrail: its name is the more useful explanation.
             if _STRENGTH[action] >= _STRENGTH[worst.action]:

@@ -287,7 +287,12 @@ class Agent:
             if not refused:
                 break
             # The control plane refused a grant (used up elsewhere, revoked): it is marked
-            # used up, so deciding again goes without it (hold, mask or deny).
+            # used up, so deciding again goes without it (hold, mask or deny).  This pass's
+            # local counts are undone first; runs the control plane already counted stay in
+            # ``counted`` and are not posted again.
+            for grant_id in decision.counted_grants:
+                if engine.grant_runs.get(grant_id, 0) < _EXHAUSTED:
+                    engine.grant_runs[grant_id] -= 1
         decision.fingerprint = fingerprint
         decision.statement = normalized
         decision.kinds = [s.kind for s in analysis.statements]

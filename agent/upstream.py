@@ -42,6 +42,12 @@ class UpstreamConfig:
             raise ValueError(
                 f"unknown upstream sslmode {self.sslmode!r}; use one of {', '.join(SSL_MODES)}"
             )
+        if self.sslmode == "verify-ca" and not self.sslrootcert:
+            # Without a name check, any certificate from any public CA would pass.
+            raise ValueError(
+                "upstream sslmode verify-ca needs the CA that signs the server's certificate "
+                "(--upstream-sslrootcert); verify-full alone trusts the system CA store"
+            )
 
     @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -132,6 +138,9 @@ async def _connected_socket(loop: asyncio.AbstractEventLoop, host: str, port: in
             sock.close()
             last_error = exc
             continue
+        except BaseException:  # cancelled or timed out: do not leak the socket
+            sock.close()
+            raise
         return sock
     raise last_error or OSError(f"cannot resolve {host}")
 

@@ -77,3 +77,32 @@ def test_an_unreachable_control_plane_refuses_a_counted_run(
         assert control_plane.grant_runs == {}
         assert conn.execute(STATEMENT).fetchone() is not None
     assert control_plane.grant_runs == {11: 1}
+
+
+def test_a_grant_refused_elsewhere_does_not_cost_this_agent_the_other_grants_runs(
+    agent_factory: Any, control_plane: Any, make_bundle: Any
+) -> None:
+    def grant(grant_id: int, table: str) -> dict[str, Any]:
+        return {
+            "id": grant_id,
+            "identity": "carol",
+            "level": "read_unmasked",
+            "scope": {"tables": [table], "columns": [], "tags": []},
+            "expires_at": "2099-01-01T00:00:00Z",
+            "statement_fingerprint": None,
+            "max_runs": 2,
+        }
+
+    bundle = make_bundle("v-two-grants")
+    bundle["grants"] = [grant(11, "public.customers"), grant(12, "archive.customers")]
+    control_plane.set_bundle(bundle)
+    control_plane.grant_runs[12] = 2  # used up through another agent
+    agent = agent_factory()
+    with agent.connect("carol") as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="approval"):
+            conn.execute("SELECT p.email, a.email FROM public.customers p, archive.customers a")
+        # Grant 11 was counted once for that statement, never twice; its second run is
+        # still there for the next statement.
+        assert control_plane.grant_runs == {11: 1, 12: 2}
+        assert conn.execute(STATEMENT).fetchone() is not None
+    assert control_plane.grant_runs == {11: 2, 12: 2}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pglast
@@ -186,6 +187,40 @@ def test_a_max_runs_grant_stops_after_its_runs(make_bundle: Any) -> None:
     statement = analyze("SELECT email FROM public.customers")
     actions = [engine.decide(CAROL, statement, fingerprint="fp").action for _ in range(3)]
     assert actions == [ALLOW, ALLOW, HOLD]
+
+
+def _one_run_grant(table: str = "public.customers") -> list[dict[str, Any]]:
+    return [
+        {
+            "id": 11,
+            "identity": "carol",
+            "level": "read_unmasked",
+            "scope": {"tables": [table], "columns": [], "tags": []},
+            "expires_at": "2099-01-01T00:00:00Z",
+            "statement_fingerprint": None,
+            "max_runs": 1,
+        }
+    ]
+
+
+def test_select_star_uses_a_run_of_a_max_runs_grant(make_bundle: Any) -> None:
+    engine = _engine(make_bundle, grants=_one_run_grant("archive.customers"))
+    statement = analyze("SELECT * FROM archive.customers")
+    first = engine.decide(CAROL, statement, fingerprint="fp")
+    assert first.action == ALLOW and first.counted_grants == (11,)
+    assert first.valid_until <= time.time()  # never cached: every run is counted
+    assert engine.decide(CAROL, statement, fingerprint="fp").action == HOLD
+
+
+def test_a_statement_that_does_not_run_uses_no_run(make_bundle: Any) -> None:
+    engine = _engine(make_bundle, grants=_one_run_grant())
+    # The grant covers public.customers only; the archive copy still needs approval.
+    held = analyze("SELECT p.email, a.email FROM public.customers p, archive.customers a")
+    decision = engine.decide(CAROL, held, fingerprint="fp")
+    assert decision.action == HOLD and decision.counted_grants == ()
+    assert engine.grant_runs == {}
+    allowed = engine.decide(CAROL, analyze("SELECT email FROM public.customers"), fingerprint="x")
+    assert allowed.action == ALLOW and allowed.counted_grants == (11,)
 
 
 def _table_rule(action: str) -> dict[str, Any]:

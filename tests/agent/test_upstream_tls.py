@@ -252,6 +252,12 @@ def test_an_unknown_sslmode_is_refused() -> None:
         UpstreamConfig(sslmode="allow")
 
 
+def test_verify_ca_needs_its_own_root_certificate() -> None:
+    # Without a name check, the system store would accept any publicly trusted certificate.
+    with pytest.raises(ValueError, match="verify-ca needs the CA"):
+        UpstreamConfig(sslmode="verify-ca")
+
+
 def test_the_agent_command_refuses_unreadable_tls_files(tmp_path: Path) -> None:
     from agent.__main__ import parse_args
 
