@@ -247,19 +247,21 @@ def _replay_bodies(lines: list[str]) -> list[tuple[str, int]]:
     bodies: list[tuple[str, int]] = []
     legacy: list[str] = []
     legacy_start = 0
+
+    def flush_legacy() -> None:
+        if legacy:
+            bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
+            legacy.clear()
+
     for number, line in enumerate(lines):
         if line.startswith('{"format":'):
-            if legacy:
-                bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
-                legacy = []
+            flush_legacy()
             bodies.append((line, number))
             continue
         if not legacy:
             legacy_start = number
         legacy.append(line)
         if len(legacy) >= BATCH_SIZE:
-            bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
-            legacy = []
-    if legacy:
-        bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
+            flush_legacy()
+    flush_legacy()
     return bodies

@@ -78,7 +78,9 @@ class Normalizer:
             else:
                 return normalized
         normalized = pglast.parser.normalize(text)
-        if known is None and b"$" not in raw:
+        # A string constant always fails the template (only integers may be replaced), so
+        # texts with a quote skip building one; so do texts with $n parameters.
+        if known is None and b"$" not in raw and b"'" not in raw:
             found = template(raw, normalized.encode())
             if found is not None:
                 if len(self._templates) >= self.max_entries:

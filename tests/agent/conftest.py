@@ -632,10 +632,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def private_cluster(
-    hba: str, settings: str = "", files: dict[str, bytes] | None = None
+    hba: str,
+    settings: str = "",
+    files: dict[str, bytes] | None = None,
+    setup: tuple[str, ...] = (),
 ) -> Iterator[dict[str, Any]]:
-    """A private PostgreSQL 15 cluster (superuser postgres / superpw) with this pg_hba.conf,
-    extra postgresql.conf lines and files in its data directory."""
+    """A private PostgreSQL 15 cluster (superuser postgres / superpw) with this pg_hba.conf
+    (which must trust local connections), extra postgresql.conf lines, files in its data
+    directory, and ``setup`` statements run in one session as postgres."""
     if not (PG_BIN / "initdb").exists():
         _fail(f"PostgreSQL server binaries are required at {PG_BIN}")
     root = Path(tempfile.mkdtemp(prefix="warden-agent-pg-"))
@@ -675,10 +679,15 @@ def private_cluster(
     )
     try:
         try:
-            psycopg.connect(host=str(root), port=port, user="postgres", dbname="postgres").close()
+            admin = psycopg.connect(
+                host=str(root), port=port, user="postgres", dbname="postgres", autocommit=True
+            )
         except psycopg.OperationalError:
             log = (root / "log").read_text() if (root / "log").exists() else ""
             _fail(f"the private PostgreSQL cluster did not start: {log[-2000:]}")
+        with admin:
+            for statement in setup:
+                admin.execute(statement)
         yield {"port": port, "root": root, "socket_dir": str(root)}
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, env=env)
@@ -693,21 +702,15 @@ def auth_cluster() -> Iterator[dict[str, Any]]:
         "host all md5user 127.0.0.1/32 md5\n"
         "host all all 127.0.0.1/32 scram-sha-256\n"
     )
-    with private_cluster(hba) as cluster:
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=cluster["port"],
-            user="postgres",
-            password="superpw",
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            conn.execute("CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'")
-            conn.execute("SET password_encryption = 'md5'")
-            conn.execute("CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'")
-            conn.execute("CREATE TABLE t (id int, email text)")
-            conn.execute("INSERT INTO t VALUES (1, 'x@example.com')")
-            conn.execute("GRANT SELECT ON t TO scramuser, md5user")
+    setup = (
+        "CREATE ROLE scramuser LOGIN PASSWORD 'scram-secret'",
+        "SET password_encryption = 'md5'",
+        "CREATE ROLE md5user LOGIN PASSWORD 'md5-secret'",
+        "CREATE TABLE t (id int, email text)",
+        "INSERT INTO t VALUES (1, 'x@example.com')",
+        "GRANT SELECT ON t TO scramuser, md5user",
+    )
+    with private_cluster(hba, setup=setup) as cluster:
         yield cluster
 
 

@@ -95,19 +95,14 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "server.key": _pem_key(server_key),
         "ca.crt": _pem(ca),
     }
-    with private_cluster(HBA, SETTINGS, server_files) as cluster:
-        with psycopg.connect(
-            host=cluster["socket_dir"],
-            port=cluster["port"],
-            user="postgres",
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            conn.execute("CREATE ROLE tlsuser LOGIN PASSWORD 'tls-secret'")
-            conn.execute("CREATE ROLE certuser LOGIN")
-            conn.execute("CREATE TABLE customers (id int, name text, email text)")
-            conn.execute("INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com')")
-            conn.execute("GRANT SELECT ON customers TO tlsuser, certuser")
+    setup = (
+        "CREATE ROLE tlsuser LOGIN PASSWORD 'tls-secret'",
+        "CREATE ROLE certuser LOGIN",
+        "CREATE TABLE customers (id int, name text, email text)",
+        "INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com')",
+        "GRANT SELECT ON customers TO tlsuser, certuser",
+    )
+    with private_cluster(HBA, SETTINGS, server_files, setup) as cluster:
         yield {**cluster, **{name: str(path) for name, path in paths.items()}}
 
 
