@@ -186,6 +186,13 @@ class Session:
     def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         if self.discarding and kind != 83:  # 'S'
             return b""
+        if kind == 69 and not self.expect:  # 'E' answered first: nothing ahead arms its masks
+            armed = self._portal_mask_if_head(data[pos + 5 : end])
+            if armed is _SLOW:
+                return _SLOW
+            result = self._on_client_sync(kind, data[pos + 5 : end])
+            self.row_mask = armed
+            return result
         if kind in _SYNC_FRONTEND:
             return self._on_client_sync(kind, data[pos + 5 : end])
         if kind in _HANDLED_FRONTEND:
@@ -342,8 +349,21 @@ class Session:
             return None
         return _SLOW
 
+    def _portal_mask_if_head(self, payload: bytes) -> Any:
+        """Row masks for an Execute that will be the head entry (a portal run in a later
+        round trip of a transaction block, or after a suspension): from caches only, else
+        ``_SLOW``; None when it needs none."""
+        prepared, formats = self.portals.get(codec.parse_execute(payload), (None, ()))
+        if prepared is None or prepared.decision.action != MASK:
+            return None
+        return self._cached_portal_mask(Pending("E", prepared, prepared.decision, formats))
+
     async def _on_client_message(self, kind: int, payload: bytes) -> bytes | None:
         """Handle one frontend message; return replacement bytes (b"" drops it)."""
+        if kind == 69 and not self.expect:  # see _client_step
+            result = self._on_client_sync(kind, payload)
+            await self._advance()
+            return result
         if kind == 81:  # 'Q'
             return await self._on_query(payload)
         if kind == 80:  # 'P'

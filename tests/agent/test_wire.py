@@ -178,3 +178,24 @@ def test_a_client_that_stops_reading_pauses_the_upstream_and_loses_nothing(agent
     assert tag == f"SELECT {len(data_rows)}" and len(data_rows) >= 400
     assert all(row[0] == b"****@example.com" for row in data_rows)
     client.close()
+
+
+def test_masked_portal_run_in_later_round_trips_of_a_transaction_stays_masked(agent: Any) -> None:
+    # In a transaction block a portal outlives Sync: its Execute is then the first message
+    # the server answers, with nothing before it to arm the row masks.
+    client = WireClient(agent.port, "alice")
+    client.send(codec.query("BEGIN"))
+    client.until(b"Z")
+    client.send(parse("s1", "SELECT id, email FROM customers ORDER BY id"), bind("p1", "s1"))
+    client.send(codec.SYNC)
+    assert [k for k, _ in client.until(b"Z")] == [b"1", b"2", b"Z"]
+    emails = []
+    for _ in range(2):  # the second Execute resumes the suspended portal
+        client.send(execute("p1", 2), codec.SYNC)
+        messages = client.until(b"Z")
+        assert [k for k, _ in messages] == [b"D", b"D", b"s", b"Z"]
+        emails += [row[1] for row in rows(messages)]
+    assert emails == [b"****@example.com"] * 4
+    client.send(codec.query("COMMIT"))
+    client.until(b"Z")
+    client.close()
