@@ -60,8 +60,17 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         help="a statement that needs approval waits up to this long for the review, with the "
         "client connection open (default 0: refuse at once, naming the access request)",
     )
+    parser.add_argument(
+        "--native",
+        choices=["on", "off"],
+        default=os.environ.get("WARDEN_AGENT_NATIVE", "on"),
+        help="the native data path for round trips with cached decisions (agent/_fastpath.c, "
+        "built by scripts/bootstrap.sh); off: the pure-Python path only (default on)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if args.native not in ("on", "off"):
+        parser.error("WARDEN_AGENT_NATIVE must be on or off")
     if args.upstream_sslmode not in SSL_MODES:
         parser.error(f"WARDEN_UPSTREAM_SSLMODE must be one of {', '.join(SSL_MODES)}")
     host, _, port = args.listen.rpartition(":")
@@ -103,6 +112,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         tls_key=args.tls_key,
         strict_predicates=args.strict_predicates,
         hold_wait=max(0.0, args.hold_wait),
+        native=args.native == "on",
     )
 
 

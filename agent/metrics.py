@@ -21,13 +21,23 @@ DECISIONS = ("allow", "mask", "deny", "hold")
 class StatementStats:
     """Statements by decision and a latency histogram, updated on the event loop only."""
 
-    __slots__ = ("bucket_counts", "by_decision", "seconds_total")
+    __slots__ = (
+        "bucket_counts",
+        "by_decision",
+        "native_handbacks",
+        "native_statements",
+        "seconds_total",
+    )
 
     def __init__(self) -> None:
         self.by_decision: dict[str, int] = dict.fromkeys(DECISIONS, 0)
         # One slot per bucket bound plus one for +Inf (non-cumulative; summed on scrape).
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.seconds_total = 0.0
+        # Statements finished by the native data path (agent/_fastpath.c, which also
+        # updates the fields above), and round trips it handed back to Python midway.
+        self.native_statements = 0
+        self.native_handbacks = 0
 
     def observe(self, decision: str, seconds: float) -> None:
         by_decision = self.by_decision
@@ -58,6 +68,16 @@ class _StatementCollector(Collector):
             "Statement latency through the agent",
             buckets=buckets,
             sum_value=stats.seconds_total,
+        )
+        yield CounterMetricFamily(
+            "warden_agent_native_statements",
+            "Statements relayed by the native data path (all decisions cached)",
+            value=stats.native_statements,
+        )
+        yield CounterMetricFamily(
+            "warden_agent_native_handbacks",
+            "Native round trips handed back to the Python path midway (error, new shape...)",
+            value=stats.native_handbacks,
         )
 
 

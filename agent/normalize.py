@@ -65,6 +65,18 @@ class Normalizer:
     def __len__(self) -> int:
         return len(self._templates)
 
+    def fixed_pieces(self, raw: bytes, key: bytes) -> Template | None:
+        """The template ``raw`` matches (``key`` is ``raw`` with digits read as 0), or None:
+        every text matching it normalizes as ``raw`` does."""
+        known = self._templates.get(key)
+        if known is None:
+            return None
+        fixed = known[0]
+        for start, end, piece in fixed:
+            if raw[start:end] != piece:
+                return None
+        return fixed
+
     def normalize(self, text: str) -> str:
         """Normalized text; raises ``pglast.parser.ParseError`` when unparseable."""
         raw = text.encode()

@@ -54,12 +54,23 @@ class AgentConfig:
     # While the control plane is unreachable, a token verified within this many seconds
     # is still accepted, so an outage does not lock everybody out at once.
     auth_stale_seconds: float = 3600.0
+    # Use the native data path (agent/_fastpath.c) when it is built.
+    native: bool = True
 
 
 @dataclass
 class CachedAuth:
     result: AuthResult
     checked_at: float
+
+
+def native_path_available() -> bool:
+    """Whether the native data path extension is built and importable."""
+    try:
+        from agent import _fastpath  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class Agent:
@@ -129,6 +140,11 @@ class Agent:
         sock = self.server.sockets[0].getsockname()
         self.config.listen_port = sock[1]
         log.info("agent listening on %s:%s", sock[0], sock[1])
+        if self.config.native and not native_path_available():
+            log.warning(
+                "the native data path (agent/_fastpath.c) is not built; using the pure-Python "
+                "path. Build it with: python setup.py build_ext --inplace"
+            )
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -24,17 +24,26 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from agent import codec, masking, upstream
+from agent.audit import BATCH_SIZE
 from agent.catalog import BASE_RELKINDS
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
+from agent.metrics import LATENCY_BUCKETS
 from agent.upstream import UpstreamConnection, UpstreamError
 
 log = logging.getLogger("agent.session")
+
+try:  # the native data path (agent/_fastpath.c), built by scripts/bootstrap.sh
+    from agent import _fastpath
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _fastpath = None  # type: ignore[assignment]
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
 _UNPACK_SHORT = struct.Struct("!h").unpack_from
 _PACK_INT = struct.Struct("!i").pack
 _NULL_VALUE = b"\xff\xff\xff\xff"
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_MAX_TICKETS = 1000
 _READ_SIZE = 1 << 18
 _HIGH_WATER = 1 << 20
 
@@ -61,6 +70,10 @@ class Prepared:
     sql: str
     decision: Decision
     fields: list[codec.FieldDescription] | None = None
+    # The RowDescription bytes ``fields`` came from (the agent's own Describe).
+    described: bytes | None = None
+    # The policy engine (bundle) ``decision`` was made under: a new bundle decides again.
+    engine: object = None
     masks: dict[tuple[int, ...], list[MaskSpec | None] | None] = field(default_factory=dict)
 
 
@@ -107,6 +120,7 @@ class Session:
         ] = {}
         self._origin_engine: Any = None
         self._described: dict[bytes, list[codec.FieldDescription]] = {}
+        self.fast: Any = None  # the native data path, when built and enabled
 
     # ------------------------------------------------------------ lifecycle
 
@@ -153,6 +167,7 @@ class Session:
             self._backend_step, self._backend_slow, up_t, client_t, -1, self, up_reader, done
         )
         to_upstream.peer, to_client.peer = to_client, to_upstream
+        self.attach_fast_path(to_upstream, to_client)
         relays = (to_upstream, to_client)
         for relay, reader in ((to_upstream, self.reader), (to_client, up_reader)):
             relay.sink.set_write_buffer_limits(high=_HIGH_WATER)
@@ -183,6 +198,83 @@ class Session:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await relay.task
 
+    def attach_fast_path(self, to_upstream: _Relay, to_client: _Relay) -> None:
+        """Let the native data path handle round trips whose decisions are all cached."""
+        if _fastpath is None or not self.agent.config.native:
+            return
+        self.fast = _fastpath.FastPath(
+            self,
+            self.agent,
+            to_upstream,
+            to_client,
+            self._mask_row,
+            self._fast_resume,
+            self.agent.metrics.statements,
+            LATENCY_BUCKETS,
+            self.agent.audit._wakeup.set,
+            BATCH_SIZE,
+        )
+        to_upstream.fast = self.fast.client
+        to_client.fast = self.fast.backend
+
+    def _fast_resume(self, state: tuple[Any, ...]) -> None:
+        """The native path hands back the rest of a round trip: the Pending entries the
+        Python path would hold at this point, and the armed row masks."""
+        if state[0] == "Q":
+            _, decision, started, stage, row_mask = state
+            entry = Pending("Q", decision=decision, started=started)
+            entry.statement_index = 1 if stage == 2 else 0
+            self.expect.append(entry)
+            self.row_mask = row_mask
+            return
+        _, remaining, prepared, decision, formats, started, row_mask, portal = state
+        if "d" in remaining:
+            # The agent's own Describe answered with a new shape (or not yet): a fresh
+            # statement learns it, so the shared one's cached masks are never applied to it.
+            fresh = Prepared(prepared.sql, decision, engine=prepared.engine)
+            for name, known in list(self.statements.items()):
+                if known is prepared:
+                    self.statements[name] = fresh
+            self.portals[portal] = (fresh, formats)
+            tickets = self.fast.p_tickets
+            for key in [k for k, t in tickets.items() if t[1] is prepared]:
+                del tickets[key]
+            prepared = fresh
+        for kind in remaining:
+            if kind == "E":
+                entry = Pending("E", prepared, decision, formats, started)
+            elif kind == "d":
+                entry = Pending("DS", prepared)
+            else:
+                entry = Pending(kind)
+            self.expect.append(entry)
+        self.row_mask = row_mask
+
+    def _fast_ticket_query(self, text: str, decision: Decision) -> None:
+        """Let the native path replay this simple-protocol decision for texts that
+        normalize the same way (the Normalizer's template), or for this exact text."""
+        if len(decision.statements) > 1 or decision.counted_grants:
+            return
+        raw = text.encode()
+        key = raw.translate(_DIGITS_AS_ZERO)
+        fixed = self.agent.normalizer.fixed_pieces(raw, key)
+        tickets = self.fast.q_tickets
+        if len(tickets) >= _MAX_TICKETS:
+            tickets.clear()
+        self._fragment(decision, 0, decision.action)
+        tickets[key] = (fixed or ((0, len(raw), raw),), decision, self.agent.engine)
+
+    def _fast_ticket_parse(self, payload: bytes, name: str, prepared: Prepared) -> None:
+        """Let the native path replay this Parse (same bytes) with the same statement."""
+        decision = prepared.decision
+        if len(decision.statements) > 1 or decision.counted_grants:
+            return
+        tickets = self.fast.p_tickets
+        if len(tickets) >= _MAX_TICKETS:
+            tickets.clear()
+        self._fragment(decision, 0, decision.action)
+        tickets[payload] = (name, prepared, decision, self.agent.engine, decision.action == MASK)
+
     def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         if self.discarding and kind != 83:  # 'S'
             return b""
@@ -205,7 +297,7 @@ class Session:
     def _backend_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         if kind == 68:  # 'D' DataRow — the hot path
             if self.row_mask is not None:
-                return self._mask_row(data[pos + 5 : end])
+                return self._mask_row(data[pos + 5 : end], self.row_mask)
             return None
         if kind in _HANDLED_BACKEND:
             return self._on_backend_fast(kind, data, pos, end)
@@ -327,11 +419,17 @@ class Session:
             if decision is None or decision.action not in _PASS or decision.has_side_effects:
                 return _SLOW
             self.expect.append(Pending("Q", decision=decision, started=time.perf_counter()))
+            if self.fast is not None:
+                self._fast_ticket_query(codec.parse_query(payload), decision)
             return None
         if kind == 66:  # 'B'
             portal, statement, formats = codec.parse_bind(payload)
             prepared = self.statements.get(statement)
-            if prepared is None or prepared.decision.valid_until <= time.time():
+            if (
+                prepared is None
+                or prepared.decision.valid_until <= time.time()
+                or prepared.engine is not self.agent.engine
+            ):
                 return _SLOW
             self.portals[portal] = (prepared, formats)
             self.expect.append(Pending("B"))
@@ -341,9 +439,11 @@ class Session:
             decision = self.agent.decide_cached(self.identity, sql, self.search_path)
             if decision is None or decision.action not in _PASS or decision.has_side_effects:
                 return _SLOW
-            prepared = Prepared(sql, decision)
+            prepared = Prepared(sql, decision, engine=self.agent.engine)
             self.statements[name] = prepared
             self.expect.append(Pending("P"))
+            if self.fast is not None:
+                self._fast_ticket_parse(payload, name, prepared)
             if decision.action == MASK:
                 return self._describe_after_parse(prepared, payload, name)
             return None
@@ -441,6 +541,8 @@ class Session:
     def _note_side_effects(self, decision: Decision) -> None:
         if decision.search_path is not None:
             self.search_path = tuple(decision.search_path)
+            if self.fast is not None:  # tickets hold decisions made under the old path
+                self.fast.forget()
         if decision.invalidates_catalog:
             self.agent.invalidate_after_ddl()
 
@@ -457,7 +559,7 @@ class Session:
             await self._start_discard(decision)
             return b""
         self._note_side_effects(decision)
-        prepared = Prepared(sql, decision)
+        prepared = Prepared(sql, decision, engine=self.agent.engine)
         self.statements[name] = prepared
         self.expect.append(Pending("P"))
         if decision.action == MASK:
@@ -485,7 +587,7 @@ class Session:
                 )
             )
             return b""
-        if prepared.decision.valid_until <= time.time():
+        if prepared.decision.valid_until <= time.time() or prepared.engine is not self.agent.engine:
             # The bundle changed or a grant expired since Parse: decide again.
             decision = await self._decide(prepared.sql)
             if decision.action == HOLD:
@@ -512,6 +614,7 @@ class Session:
                 )
                 return b""
             prepared.decision = decision
+            prepared.engine = self.agent.engine
             prepared.masks.clear()
         self.portals[portal] = (prepared, formats)
         self.expect.append(Pending("B"))
@@ -719,6 +822,7 @@ class Session:
                 expect.popleft()
                 assert head.prepared is not None
                 head.prepared.fields = self._row_description(data[pos + 5 : end])
+                head.prepared.described = data[pos + 5 : end]
                 self.row_mask = armed
                 return b""
             return _SLOW
@@ -874,6 +978,7 @@ class Session:
             self.expect.popleft()
             assert head.prepared is not None
             head.prepared.fields = self._row_description(payload)
+            head.prepared.described = payload
             await self._advance()
             return b""
         if head.kind == "D":
@@ -956,16 +1061,15 @@ class Session:
             specs.append(None if method is None else (method, param, f.type_oid, binary[index]))
         return specs
 
-    def _mask_row(self, payload: bytes) -> bytes:
+    def _mask_row(self, payload: bytes, row_mask: list[tuple[int, MaskSpec]]) -> bytes:
         """The DataRow with its masked columns rewritten; the other values are copied as
         byte ranges, not decoded (NULL stays NULL)."""
-        assert self.row_mask is not None
         key = self.agent.config.masking_key
         count = _UNPACK_SHORT(payload, 0)[0]
         parts: list[bytes] = []
         span, offset = 0, 2
         column = 0
-        for index, (method, param, type_oid, binary) in self.row_mask:
+        for index, (method, param, type_oid, binary) in row_mask:
             if index >= count:
                 break
             while column < index:  # skip to the masked column
@@ -1002,6 +1106,17 @@ class Session:
         """Queue one audit event.  The fields that repeat for a decision are JSON-encoded
         once per session; the shipper adds id and time when it encodes the batch."""
         action = action or decision.action
+        self.agent.audit.record_statement(
+            self._fragment(decision, index, action),
+            None if rows is None else int(rows),
+            duration_ms,
+            error,
+        )
+        self.agent.metrics.statements.observe(action, duration_ms / 1000.0)
+
+    def _fragment(self, decision: Decision, index: int, action: str) -> str:
+        """The audit fragment for a decision, cached per session (the native path reads
+        this cache too)."""
         key = (id(decision), index, action)
         cached = self._audit_fragments.get(key)
         if cached is None or cached[0] is not decision:
@@ -1009,10 +1124,7 @@ class Session:
             if len(self._audit_fragments) > 1000:
                 self._audit_fragments.clear()
             self._audit_fragments[key] = cached
-        self.agent.audit.record_statement(
-            cached[1], None if rows is None else int(rows), duration_ms, error
-        )
-        self.agent.metrics.statements.observe(action, duration_ms / 1000.0)
+        return cached[1]
 
     def _audit_fragment(self, decision: Decision, index: int, action: str) -> str:
         statements = decision.statements or [decision.statement]
@@ -1114,6 +1226,8 @@ class _Relay(asyncio.Protocol):
         self.reader = reader
         self.done = done
         self.peer: _Relay | None = None
+        # The native data path for this direction (FastPath.client or .backend), if any.
+        self.fast: Any = None
         self.buffer = b""
         self.busy = False
         self.sink_full = False
@@ -1173,6 +1287,13 @@ class _Relay(asyncio.Protocol):
             return
         self.buffer = b""
         try:
+            fast = self.fast
+            if fast is not None:
+                consumed = fast(data)
+                if consumed:
+                    if consumed == len(data):
+                        return
+                    data = data[consumed:]
             self._process(data)
         except BaseException as exc:
             self.finish(exc)

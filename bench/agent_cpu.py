@@ -118,7 +118,7 @@ def workloads(table_oid: int) -> dict[str, tuple[Callable[[int], bytes], bytes]]
     }
 
 
-def new_session(agent: Agent) -> tuple[_Relay, _Relay]:
+def new_session(agent: Agent, native: bool) -> tuple[_Relay, _Relay]:
     client, upstream = NullTransport(), NullTransport()
     session = Session(
         agent,
@@ -149,6 +149,9 @@ def new_session(agent: Agent) -> tuple[_Relay, _Relay]:
         done,
     )  # type: ignore[arg-type]
     to_upstream.peer, to_client.peer = to_client, to_upstream
+    if native:
+        session.attach_fast_path(to_upstream, to_client)
+        assert session.fast is not None, "agent/_fastpath.c is not built"
     return to_upstream, to_client
 
 
@@ -172,27 +175,37 @@ async def run(transactions: int, database: str, only: str | None = None) -> None
         f"{transactions} transactions per workload, best of rounds of {ROUND}, "
         f"Python {sys.version.split()[0]}\n"
     )
-    print(f"{'workload':<26}{'agent µs/txn':>14}{'bare relay µs/txn':>20}{'slow paths':>12}")
+    print(
+        f"{'workload':<26}{'agent µs/txn':>14}{'native share':>14}{'Python path':>13}"
+        f"{'bare relay':>12}{'slow paths':>12}"
+    )
     for name, (request, answer) in workloads(table_oid).items():
         if only is not None and name != only:
             continue
-        to_upstream, to_client = new_session(agent)
         requests = [request(i % 500_000 + 1) for i in range(transactions)]
-        for i in range(200):  # warm the decision, origin and mask caches
-            await _transaction(to_upstream, to_client, requests[i], answer)
-        slow, rounds = 0, []
-        for start in range(0, transactions, ROUND):  # best round: the VM's CPU is shared
-            agent.audit.queued.clear()
-            started = time.process_time()
-            for data in requests[start : start + ROUND]:
-                slow += await _transaction(to_upstream, to_client, data, answer)
-            agent.audit._encode_queued()
-            rounds.append((time.process_time() - started) / ROUND * 1e6)
-            agent.audit.pending.clear()
+        cells, slow = [], 0
+        for native in (True, False):
+            to_upstream, to_client = new_session(agent, native)
+            for i in range(200):  # warm the decision, origin and mask caches
+                await _transaction(to_upstream, to_client, requests[i], answer)
+            fast = to_upstream.session.fast
+            before = fast.stats["client"] if fast is not None else 0
+            rounds = []
+            for start in range(0, transactions, ROUND):  # best round: the VM's CPU is shared
+                agent.audit.queued.clear()
+                started = time.process_time()
+                for data in requests[start : start + ROUND]:
+                    slow += await _transaction(to_upstream, to_client, data, answer)
+                agent.audit._encode_queued()
+                rounds.append((time.process_time() - started) / ROUND * 1e6)
+                agent.audit.pending.clear()
+            cells.append(min(rounds))
+            if fast is not None:
+                share = (fast.stats["client"] - before) / transactions
         bare = min(
             _bare_relay(requests[i : i + ROUND], answer) for i in range(0, transactions, ROUND)
         )
-        print(f"{name:<26}{min(rounds):>14.2f}{bare:>20.2f}{slow:>12}")
+        print(f"{name:<26}{cells[0]:>14.2f}{share:>13.0%}{cells[1]:>13.2f}{bare:>12.2f}{slow:>12}")
     await agent.catalog.close()
 
 

@@ -26,3 +26,5 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+# The agent's native data path (agent/_fastpath.c); rebuilt only when its source changed.
+.venv/bin/python setup.py -q build_ext --inplace >/dev/null

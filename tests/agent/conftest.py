@@ -805,6 +805,19 @@ def agent_process_factory(
             process.stop()
 
 
+def email_grant(grant_id: int, identity: str = "alice") -> dict[str, Any]:
+    """A bundle grant that unmasks public.customers.email for ``identity`` until 2099."""
+    return {
+        "id": grant_id,
+        "identity": identity,
+        "level": "read_unmasked",
+        "scope": {"tables": [], "columns": ["public.customers.email"], "tags": []},
+        "expires_at": "2099-01-01T00:00:00Z",
+        "statement_fingerprint": None,
+        "max_runs": None,
+    }
+
+
 @pytest.fixture
 def make_bundle() -> Any:
     return test_bundle
@@ -818,3 +831,10 @@ def wait() -> Any:
 @pytest.fixture
 def unused_port() -> int:
     return free_port()
+
+
+@pytest.fixture(params=[True, False], ids=["native", "python"])
+def agent_on_both_paths(request: Any, agent_factory: Any) -> Any:
+    """An agent with the native data path, and one with the pure-Python path only: suites
+    that must hold on both ask for this as their ``agent``."""
+    return agent_factory(native=request.param)

@@ -13,6 +13,7 @@ import pytest
 
 from agent.audit import AuditShipper, encode_batch, expand_batch
 from agent.controlplane import ControlPlaneClient
+from tests.agent.conftest import email_grant
 
 
 def test_bundle_key_is_pinned_on_first_use(agent: Any, tmp_path: Path, control_plane: Any) -> None:
@@ -43,17 +44,7 @@ def test_new_bundle_takes_effect_without_reconnecting(
     with agent.connect("alice") as conn:
         assert conn.execute("SELECT email FROM customers LIMIT 1").fetchone()[0].startswith("*")
         updated = make_bundle("v2")
-        updated["grants"] = [
-            {
-                "id": 5,
-                "identity": "alice",
-                "level": "read_unmasked",
-                "scope": {"tables": [], "columns": ["public.customers.email"], "tags": []},
-                "expires_at": "2099-01-01T00:00:00Z",
-                "statement_fingerprint": None,
-                "max_runs": None,
-            }
-        ]
+        updated["grants"] = [email_grant(5)]
         control_plane.set_bundle(updated)
         wait(lambda: agent.agent.store.current.version == "v2")
         email = conn.execute("SELECT email FROM customers WHERE id = 1").fetchone()[0]

@@ -8,6 +8,13 @@ from typing import Any
 import psycopg
 import pytest
 
+
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
+
+
 EMAIL = re.compile(r"[a-z]+\.\d+@example\.com", re.IGNORECASE)
 
 

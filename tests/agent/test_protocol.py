@@ -18,6 +18,12 @@ import sqlalchemy
 from agent import codec
 
 
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
+
+
 def test_psql_runs_queries_and_sees_masks(agent: Any) -> None:
     env = {**os.environ, "PGPASSWORD": "wdn_alice"}
     result = subprocess.run(

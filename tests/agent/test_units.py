@@ -362,9 +362,9 @@ def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() ->
     entry = Pending("E", Prepared("SELECT * FROM customers", decision), decision, (0,))
     masks = asyncio.run(Session._portal_mask(None, entry))  # type: ignore[arg-type]
     assert masks is not None and len(masks) >= 1600
-    stub = SimpleNamespace(row_mask=masks, agent=SimpleNamespace(config=AgentConfig("x", "t", "d")))
+    stub = SimpleNamespace(agent=SimpleNamespace(config=AgentConfig("x", "t", "d")))
     row = codec.data_row([b"ada@example.com", None, b"4111111111111111"])
-    masked = Session._mask_row(stub, row[5:])  # type: ignore[arg-type]
+    masked = Session._mask_row(stub, row[5:], masks)  # type: ignore[arg-type]
     values = codec.parse_data_row(masked[5:])
     assert len(values) == 3 and values[1] is None
     assert all(value in (None, b"****") for value in values), values

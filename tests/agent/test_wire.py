@@ -9,7 +9,15 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from agent import codec
+
+
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
 
 
 class WireClient:

@@ -1,0 +1,1110 @@
+/* Native data path of the Warden agent: one whole round trip of an idle session, when
+ * every decision it needs is already cached.
+ *
+ * The Python relay (agent/session.py) stays the authority.  It registers "tickets" for
+ * statements it has decided (see Session._fast_ticket_*), and this module only replays
+ * what the Python fast path would do with them:
+ *
+ *   client → upstream  a chunk that is exactly one simple Query, or one extended round
+ *                      trip [Parse] Bind [Describe portal] Execute Sync, whose decision,
+ *                      audit fragment and row masks are all in the caches.  Anything else,
+ *                      or a session with responses outstanding, returns 0 before changing
+ *                      any state and Python handles the chunk.
+ *   upstream → client  the responses of that round trip: DataRows are passed through or
+ *                      masked (by Session._mask_row), CommandComplete queues the audit
+ *                      event.  On any message it does not expect (an error, a suspended
+ *                      portal, a changed result shape…) it hands the rest of the round trip
+ *                      back to Python as ordinary Pending entries (Session._fast_resume) and
+ *                      Python continues from that message.
+ *
+ * So a statement is never decided here, and nothing here can allow what Python would
+ * not: a ticket is used only while its decision is valid under the current engine.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+static PyObject *s_expect, *s_discarding, *s_busy, *s_statements, *s_portals, *s_origin_masks,
+    *s_origin_engine, *s_engine, *s_valid_until, *s_decision, *s_described, *s_masks,
+    *s_queued, *s_audit_fragments, *s_action, *s_write, *s_allow, *s_mask, *s_zero,
+    *s_by_decision, *s_bucket_counts, *s_seconds_total, *s_native_statements, *s_native_handbacks;
+
+enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
+/* Expected responses of an extended round trip, in order. */
+enum { R_PARSE = 'P', R_OWN_DESCRIBE = 'd', R_BIND = 'B', R_DESCRIBE = 'D', R_EXECUTE = 'E',
+       R_SYNC = 'S' };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *session, *agent, *audit, *client_relay, *backend_relay;
+    PyObject *upstream_sink, *client_sink;
+    PyObject *q_tickets, *p_tickets;
+    PyObject *mask_row, *resume, *stats, *buckets, *wakeup;
+    Py_ssize_t batch_size;
+    /* the round trip in flight */
+    int mode;
+    char entries[8];
+    int n_entries, head;
+    int q_stage; /* SIMPLE: 0 before RowDescription, 1 in rows, 2 after CommandComplete */
+    PyObject *decision, *fragment, *action, *prepared, *formats, *portal;
+    PyObject *row_mask;  /* armed for the current result set, or NULL */
+    PyObject *exec_mask; /* the Execute's masks, armed when it becomes the head */
+    double started;
+    long long handled_client, handled_backend, resumed;
+} FastPath;
+
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline int32_t be32(const unsigned char *p) {
+    return (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
+                     (uint32_t)p[3]);
+}
+
+static inline int16_t be16(const unsigned char *p) {
+    return (int16_t)(((uint16_t)p[0] << 8) | (uint16_t)p[1]);
+}
+
+/* ------------------------------------------------------------------ object lifecycle */
+
+static void clear_flight(FastPath *self) {
+    self->mode = IDLE;
+    self->n_entries = self->head = self->q_stage = 0;
+    Py_CLEAR(self->decision);
+    Py_CLEAR(self->fragment);
+    Py_CLEAR(self->action);
+    Py_CLEAR(self->prepared);
+    Py_CLEAR(self->formats);
+    Py_CLEAR(self->portal);
+    Py_CLEAR(self->row_mask);
+    Py_CLEAR(self->exec_mask);
+}
+
+static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
+    Py_VISIT(self->session);
+    Py_VISIT(self->agent);
+    Py_VISIT(self->audit);
+    Py_VISIT(self->client_relay);
+    Py_VISIT(self->backend_relay);
+    Py_VISIT(self->upstream_sink);
+    Py_VISIT(self->client_sink);
+    Py_VISIT(self->q_tickets);
+    Py_VISIT(self->p_tickets);
+    Py_VISIT(self->mask_row);
+    Py_VISIT(self->resume);
+    Py_VISIT(self->stats);
+    Py_VISIT(self->buckets);
+    Py_VISIT(self->wakeup);
+    Py_VISIT(self->decision);
+    Py_VISIT(self->fragment);
+    Py_VISIT(self->action);
+    Py_VISIT(self->prepared);
+    Py_VISIT(self->formats);
+    Py_VISIT(self->portal);
+    Py_VISIT(self->row_mask);
+    Py_VISIT(self->exec_mask);
+    return 0;
+}
+
+static int FastPath_clear(FastPath *self) {
+    clear_flight(self);
+    Py_CLEAR(self->session);
+    Py_CLEAR(self->agent);
+    Py_CLEAR(self->audit);
+    Py_CLEAR(self->client_relay);
+    Py_CLEAR(self->backend_relay);
+    Py_CLEAR(self->upstream_sink);
+    Py_CLEAR(self->client_sink);
+    Py_CLEAR(self->q_tickets);
+    Py_CLEAR(self->p_tickets);
+    Py_CLEAR(self->mask_row);
+    Py_CLEAR(self->resume);
+    Py_CLEAR(self->stats);
+    Py_CLEAR(self->buckets);
+    Py_CLEAR(self->wakeup);
+    return 0;
+}
+
+static void FastPath_dealloc(FastPath *self) {
+    PyObject_GC_UnTrack(self);
+    FastPath_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"session", "agent",   "client_relay", "backend_relay", "mask_row",
+                             "resume",  "stats",   "buckets",      "wakeup",        "batch_size",
+                             NULL};
+    PyObject *session, *agent, *client_relay, *backend_relay, *mask_row, *resume, *stats,
+        *buckets, *wakeup;
+    Py_ssize_t batch_size;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO!On", kwlist, &session, &agent,
+                                     &client_relay, &backend_relay, &mask_row, &resume, &stats,
+                                     &PyTuple_Type, &buckets, &wakeup, &batch_size))
+        return -1;
+    PyObject *audit = PyObject_GetAttrString(agent, "audit");
+    if (audit == NULL) return -1;
+    PyObject *upstream_sink = PyObject_GetAttrString(client_relay, "sink");
+    PyObject *client_sink = upstream_sink ? PyObject_GetAttrString(backend_relay, "sink") : NULL;
+    if (client_sink == NULL) {
+        Py_DECREF(audit);
+        Py_XDECREF(upstream_sink);
+        return -1;
+    }
+    FastPath_clear(self);
+    self->audit = audit;
+    self->upstream_sink = upstream_sink;
+    self->client_sink = client_sink;
+    self->session = Py_NewRef(session);
+    self->agent = Py_NewRef(agent);
+    self->client_relay = Py_NewRef(client_relay);
+    self->backend_relay = Py_NewRef(backend_relay);
+    self->mask_row = Py_NewRef(mask_row);
+    self->resume = Py_NewRef(resume);
+    self->stats = Py_NewRef(stats);
+    self->buckets = Py_NewRef(buckets);
+    self->wakeup = Py_NewRef(wakeup);
+    self->batch_size = batch_size;
+    self->q_tickets = PyDict_New();
+    self->p_tickets = PyDict_New();
+    if (self->q_tickets == NULL || self->p_tickets == NULL) return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* 1 when obj.attr is truthy, 0 when not, -1 on error. */
+static int attr_true(PyObject *obj, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* 1 when decision.valid_until > now, 0 when not, -1 on error. */
+static int still_valid(PyObject *decision, double now) {
+    PyObject *value = PyObject_GetAttr(decision, s_valid_until);
+    if (value == NULL) return -1;
+    double until = PyFloat_AsDouble(value);
+    Py_DECREF(value);
+    if (until == -1.0 && PyErr_Occurred()) return -1;
+    return until > now;
+}
+
+/* 1 when obj.attr is target (identity), 0 when not, -1 on error. */
+static int attr_is(PyObject *obj, PyObject *name, PyObject *target) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int same = value == target;
+    Py_DECREF(value);
+    return same;
+}
+
+/* The audit fragment Session._audit cached for (decision, index 0, action), new ref or
+ * NULL (without an error) when it is not cached. */
+static PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) {
+    PyObject *fragments = PyObject_GetAttr(self->session, s_audit_fragments);
+    if (fragments == NULL) return NULL;
+    PyObject *id = PyLong_FromVoidPtr(decision);
+    PyObject *key = id ? PyTuple_Pack(3, id, s_zero, action) : NULL;
+    Py_XDECREF(id);
+    PyObject *found = key ? PyDict_GetItemWithError(fragments, key) : NULL;
+    Py_XDECREF(key);
+    Py_DECREF(fragments);
+    if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
+        PyTuple_GET_ITEM(found, 0) != decision)
+        return NULL;
+    return Py_NewRef(PyTuple_GET_ITEM(found, 1));
+}
+
+/* 1 when the action is allow or mask (sets *masked), 0 otherwise, -1 on error. */
+static int passing_action(PyObject *action, int *masked) {
+    if (!PyUnicode_Check(action)) return 0;
+    if (PyUnicode_Compare(action, s_allow) == 0) {
+        *masked = 0;
+        return 1;
+    }
+    if (PyUnicode_Compare(action, s_mask) == 0) {
+        *masked = 1;
+        return 1;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* A session with nothing outstanding, nothing being discarded and no relay mid-chunk. */
+static int session_idle(FastPath *self) {
+    PyObject *expect = PyObject_GetAttr(self->session, s_expect);
+    if (expect == NULL) return -1;
+    Py_ssize_t pending = PyObject_Length(expect);
+    Py_DECREF(expect);
+    if (pending != 0) return pending < 0 ? -1 : 0;
+    int flag = attr_true(self->session, s_discarding);
+    if (flag != 0) return flag < 0 ? -1 : 0;
+    flag = attr_true(self->client_relay, s_busy);
+    if (flag != 0) return flag < 0 ? -1 : 0;
+    flag = attr_true(self->backend_relay, s_busy);
+    if (flag != 0) return flag < 0 ? -1 : 0;
+    return 1;
+}
+
+/* Only active (index, spec) pairs of a per-column mask list, as agent.session._active. */
+static PyObject *active_masks(PyObject *specs) {
+    if (specs == Py_None || !PyList_Check(specs)) Py_RETURN_NONE;
+    PyObject *active = PyList_New(0);
+    if (active == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(specs); i++) {
+        PyObject *spec = PyList_GET_ITEM(specs, i);
+        if (spec == Py_None) continue;
+        PyObject *index = PyLong_FromSsize_t(i);
+        PyObject *pair = index ? PyTuple_Pack(2, index, spec) : NULL;
+        Py_XDECREF(index);
+        if (pair == NULL || PyList_Append(active, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(active);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    if (PyList_GET_SIZE(active) == 0) {
+        Py_DECREF(active);
+        Py_RETURN_NONE;
+    }
+    return active;
+}
+
+static int write_to(PyObject *sink, PyObject *data) {
+    PyObject *result = PyObject_CallMethodOneArg(sink, s_write, data);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+/* obj.name += delta for an int attribute. */
+static int add_to_attr(PyObject *obj, PyObject *name, long delta) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    long current = PyLong_AsLong(value);
+    Py_DECREF(value);
+    if (current == -1 && PyErr_Occurred()) return -1;
+    PyObject *updated = PyLong_FromLong(current + delta);
+    if (updated == NULL) return -1;
+    int rc = PyObject_SetAttr(obj, name, updated);
+    Py_DECREF(updated);
+    return rc;
+}
+
+/* agent.metrics.StatementStats.observe(action, seconds), and one native statement. */
+static int observe(FastPath *self, double seconds) {
+    PyObject *by_decision = PyObject_GetAttr(self->stats, s_by_decision);
+    if (by_decision == NULL) return -1;
+    PyObject *count = PyDict_GetItemWithError(by_decision, self->action);
+    long current = count ? PyLong_AsLong(count) : 0;
+    PyObject *updated = (PyErr_Occurred()) ? NULL : PyLong_FromLong(current + 1);
+    int failed = updated == NULL || PyDict_SetItem(by_decision, self->action, updated) < 0;
+    Py_XDECREF(updated);
+    Py_DECREF(by_decision);
+    if (failed) return -1;
+    /* bisect_left: the first bucket bound >= seconds, else the +Inf slot */
+    Py_ssize_t slot = 0, bounds = PyTuple_GET_SIZE(self->buckets);
+    while (slot < bounds && PyFloat_AsDouble(PyTuple_GET_ITEM(self->buckets, slot)) < seconds)
+        slot++;
+    PyObject *counts = PyObject_GetAttr(self->stats, s_bucket_counts);
+    if (counts == NULL) return -1;
+    failed = !PyList_Check(counts) || PyList_GET_SIZE(counts) <= slot;
+    if (!failed) {
+        long bucket = PyLong_AsLong(PyList_GET_ITEM(counts, slot));
+        PyObject *next = bucket == -1 && PyErr_Occurred() ? NULL : PyLong_FromLong(bucket + 1);
+        failed = next == NULL || PyList_SetItem(counts, slot, next) < 0; /* steals next */
+    } else {
+        PyErr_SetString(PyExc_TypeError, "StatementStats.bucket_counts is too short");
+    }
+    Py_DECREF(counts);
+    if (failed) return -1;
+    PyObject *total = PyObject_GetAttr(self->stats, s_seconds_total);
+    if (total == NULL) return -1;
+    double sum = PyFloat_AsDouble(total);
+    Py_DECREF(total);
+    if (sum == -1.0 && PyErr_Occurred()) return -1;
+    PyObject *new_total = PyFloat_FromDouble(sum + seconds);
+    if (new_total == NULL) return -1;
+    failed = PyObject_SetAttr(self->stats, s_seconds_total, new_total) < 0;
+    Py_DECREF(new_total);
+    if (failed) return -1;
+    return add_to_attr(self->stats, s_native_statements, 1);
+}
+
+/* ------------------------------------------------------------------ client → upstream */
+
+/* A chunk that is exactly one Query.  Returns 1 when handled, 0 to leave it, -1 on error. */
+static int client_query(FastPath *self, PyObject *data, const unsigned char *buf,
+                        Py_ssize_t size) {
+    Py_ssize_t text_len = size - 6; /* kind, length, text, NUL */
+    if (text_len < 0 || buf[size - 1] != 0 || memchr(buf + 5, 0, (size_t)text_len) != NULL)
+        return 0;
+    const unsigned char *text = buf + 5;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, text_len);
+    if (key == NULL) return -1;
+    char *k = PyBytes_AS_STRING(key);
+    for (Py_ssize_t i = 0; i < text_len; i++) {
+        unsigned char c = text[i];
+        k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
+    }
+    PyObject *ticket = PyDict_GetItemWithError(self->q_tickets, key); /* borrowed */
+    Py_DECREF(key);
+    if (ticket == NULL) return PyErr_Occurred() ? -1 : 0;
+    /* (fixed pieces, decision, engine) */
+    if (!PyTuple_Check(ticket) || PyTuple_GET_SIZE(ticket) != 3) return 0;
+    PyObject *fixed = PyTuple_GET_ITEM(ticket, 0);
+    PyObject *decision = PyTuple_GET_ITEM(ticket, 1);
+    PyObject *engine = PyTuple_GET_ITEM(ticket, 2);
+    if (!PyTuple_Check(fixed)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fixed); i++) {
+        PyObject *piece = PyTuple_GET_ITEM(fixed, i);
+        if (!PyTuple_Check(piece) || PyTuple_GET_SIZE(piece) != 3) return 0;
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(piece, 0));
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(piece, 1));
+        PyObject *bytes = PyTuple_GET_ITEM(piece, 2);
+        if (PyErr_Occurred()) return -1;
+        if (!PyBytes_Check(bytes) || start < 0 || end > text_len || end - start < 0 ||
+            PyBytes_GET_SIZE(bytes) != end - start ||
+            memcmp(text + start, PyBytes_AS_STRING(bytes), (size_t)(end - start)) != 0)
+            return 0;
+    }
+    int ok = attr_is(self->agent, s_engine, engine);
+    if (ok != 1) return ok;
+    ok = still_valid(decision, wall_now());
+    if (ok != 1) return ok;
+    PyObject *action = PyObject_GetAttr(decision, s_action);
+    if (action == NULL) return -1;
+    int masked;
+    ok = passing_action(action, &masked);
+    PyObject *fragment = ok == 1 ? cached_fragment(self, decision, action) : NULL;
+    if (fragment == NULL) {
+        Py_DECREF(action);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (write_to(self->upstream_sink, data) < 0) {
+        Py_DECREF(action);
+        Py_DECREF(fragment);
+        return -1;
+    }
+    self->mode = SIMPLE;
+    self->q_stage = 0;
+    self->decision = Py_NewRef(decision);
+    self->action = action;
+    self->fragment = fragment;
+    self->started = monotonic_now();
+    return 1;
+}
+
+typedef struct {
+    const unsigned char *start;
+    Py_ssize_t len;
+} Span;
+
+static const unsigned char *cstring_end(const unsigned char *p, const unsigned char *end) {
+    const unsigned char *nul = memchr(p, 0, (size_t)(end - p));
+    return nul; /* NULL when unterminated */
+}
+
+/* [Parse] Bind [Describe portal] Execute Sync, exactly the chunk.  1 handled, 0 leave it. */
+static int client_extended(FastPath *self, PyObject *data, const unsigned char *buf,
+                           Py_ssize_t size) {
+    Py_ssize_t pos = 0;
+    Span parse = {NULL, 0}, parse_name = {NULL, 0};
+    PyObject *ticket = NULL; /* borrowed */
+    int rc = 0;
+    PyObject *statement_name = NULL, *prepared = NULL, *decision = NULL, *action = NULL,
+             *fragment = NULL, *formats = NULL, *portal = NULL, *exec_mask = NULL,
+             *masks_dict = NULL, *portal_entry = NULL, *out = NULL;
+    Span portal_span = {NULL, 0};
+    int has_describe = 0, own_describe = 0, masked = 0;
+    const unsigned char *end;
+
+#define NEXT_MESSAGE(kind_wanted, optional)                                         \
+    (size - pos >= 5 && buf[pos] == (kind_wanted) && be32(buf + pos + 1) >= 4 &&    \
+     pos + 1 + be32(buf + pos + 1) <= size)
+
+    if (NEXT_MESSAGE('P', 1)) {
+        Py_ssize_t len = be32(buf + pos + 1);
+        parse.start = buf + pos + 5;
+        parse.len = len - 4;
+        end = cstring_end(parse.start, parse.start + parse.len);
+        if (end == NULL) goto leave;
+        parse_name.start = parse.start;
+        parse_name.len = end - parse.start;
+        PyObject *payload = PyBytes_FromStringAndSize((const char *)parse.start, parse.len);
+        if (payload == NULL) goto fail;
+        ticket = PyDict_GetItemWithError(self->p_tickets, payload);
+        Py_DECREF(payload);
+        if (ticket == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            goto leave;
+        }
+        /* (statement name, prepared, decision, engine, describe) */
+        if (!PyTuple_Check(ticket) || PyTuple_GET_SIZE(ticket) != 5) goto leave;
+        int ok = attr_is(self->agent, s_engine, PyTuple_GET_ITEM(ticket, 3));
+        if (ok < 0) goto fail;
+        if (!ok) goto leave;
+        ok = attr_is(PyTuple_GET_ITEM(ticket, 1), s_decision, PyTuple_GET_ITEM(ticket, 2));
+        if (ok < 0) goto fail;
+        if (!ok) goto leave;
+        own_describe = PyObject_IsTrue(PyTuple_GET_ITEM(ticket, 4));
+        if (own_describe < 0) goto fail;
+        if (own_describe) { /* the shape must be known, to check the server's answer */
+            PyObject *described = PyObject_GetAttr(PyTuple_GET_ITEM(ticket, 1), s_described);
+            if (described == NULL) goto fail;
+            int known = PyBytes_Check(described);
+            Py_DECREF(described);
+            if (!known) goto leave;
+        }
+        pos += 1 + len;
+    }
+    if (!NEXT_MESSAGE('B', 0)) goto leave;
+    {
+        Py_ssize_t len = be32(buf + pos + 1);
+        const unsigned char *p = buf + pos + 5, *stop = p + len - 4;
+        end = cstring_end(p, stop);
+        if (end == NULL) goto leave;
+        portal_span.start = p;
+        portal_span.len = end - p;
+        p = end + 1;
+        end = cstring_end(p, stop);
+        if (end == NULL) goto leave;
+        if (ticket != NULL && (Py_ssize_t)(end - p) == parse_name.len &&
+            memcmp(p, parse_name.start, (size_t)parse_name.len) == 0) {
+            prepared = Py_NewRef(PyTuple_GET_ITEM(ticket, 1));
+        } else {
+            statement_name = PyUnicode_DecodeUTF8((const char *)p, end - p, NULL);
+            if (statement_name == NULL) {
+                PyErr_Clear();
+                goto leave;
+            }
+            PyObject *statements = PyObject_GetAttr(self->session, s_statements);
+            if (statements == NULL) goto fail;
+            prepared = PyDict_GetItemWithError(statements, statement_name);
+            Py_XINCREF(prepared);
+            Py_DECREF(statements);
+            if (prepared == NULL) {
+                if (PyErr_Occurred()) goto fail;
+                goto leave;
+            }
+        }
+        p = end + 1;
+        if (stop - p < 2) goto leave;
+        Py_ssize_t n = be16(p);
+        p += 2 + 2 * n;
+        if (n < 0 || stop - p < 2) goto leave;
+        n = be16(p);
+        p += 2;
+        if (n < 0) goto leave;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (stop - p < 4) goto leave;
+            int32_t value_len = be32(p);
+            p += 4 + (value_len > 0 ? value_len : 0);
+            if (p > stop) goto leave;
+        }
+        if (stop - p < 2) goto leave;
+        n = be16(p);
+        p += 2;
+        if (n < 0 || stop - p != 2 * n) goto leave;
+        formats = PyTuple_New(n);
+        if (formats == NULL) goto fail;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *code = PyLong_FromLong(be16(p + 2 * i));
+            if (code == NULL) goto fail;
+            PyTuple_SET_ITEM(formats, i, code);
+        }
+        pos += 1 + len;
+    }
+    if (NEXT_MESSAGE('D', 1)) { /* Describe of the same portal */
+        Py_ssize_t len = be32(buf + pos + 1);
+        const unsigned char *p = buf + pos + 5;
+        if (len - 4 != portal_span.len + 2 || p[0] != 'P' ||
+            memcmp(p + 1, portal_span.start, (size_t)portal_span.len) != 0 ||
+            p[1 + portal_span.len] != 0)
+            goto leave;
+        has_describe = 1;
+        pos += 1 + len;
+    }
+    if (!NEXT_MESSAGE('E', 0)) goto leave;
+    {
+        Py_ssize_t len = be32(buf + pos + 1);
+        const unsigned char *p = buf + pos + 5;
+        /* the same portal, all rows (a row limit can suspend it: Python handles that) */
+        if (len - 4 != portal_span.len + 5 ||
+            memcmp(p, portal_span.start, (size_t)portal_span.len) != 0 ||
+            p[portal_span.len] != 0 || be32(p + portal_span.len + 1) != 0)
+            goto leave;
+        pos += 1 + len;
+    }
+    if (!(size - pos == 5 && buf[pos] == 'S' && be32(buf + pos + 1) == 4)) goto leave;
+
+    { /* decided under the current bundle (as Session._on_client_fast checks) */
+        PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
+        if (engine == NULL) goto fail;
+        int same = attr_is(prepared, s_engine, engine);
+        Py_DECREF(engine);
+        if (same < 0) goto fail;
+        if (!same) goto leave;
+    }
+    decision = PyObject_GetAttr(prepared, s_decision);
+    if (decision == NULL) goto fail;
+    {
+        int ok = still_valid(decision, wall_now());
+        if (ok < 0) goto fail;
+        if (!ok) goto leave;
+    }
+    action = PyObject_GetAttr(decision, s_action);
+    if (action == NULL) goto fail;
+    {
+        int ok = passing_action(action, &masked);
+        if (ok < 0) goto fail;
+        if (!ok) goto leave;
+    }
+    if (own_describe && !masked) goto leave;
+    if (masked) {
+        masks_dict = PyObject_GetAttr(prepared, s_masks);
+        if (masks_dict == NULL) goto fail;
+        if (!PyDict_Check(masks_dict)) goto leave;
+        PyObject *specs = PyDict_GetItemWithError(masks_dict, formats);
+        if (specs == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            goto leave;
+        }
+        exec_mask = active_masks(specs);
+        if (exec_mask == NULL) goto fail;
+    }
+    fragment = cached_fragment(self, decision, action);
+    if (fragment == NULL) {
+        if (PyErr_Occurred()) goto fail;
+        goto leave;
+    }
+    portal = PyUnicode_DecodeUTF8((const char *)portal_span.start, portal_span.len, NULL);
+    if (portal == NULL) {
+        PyErr_Clear();
+        goto leave;
+    }
+
+    /* Commit: the same state changes the Python fast path makes. */
+    if (ticket != NULL) {
+        PyObject *statements = PyObject_GetAttr(self->session, s_statements);
+        if (statements == NULL) goto fail;
+        int failed = PyDict_SetItem(statements, PyTuple_GET_ITEM(ticket, 0),
+                                    PyTuple_GET_ITEM(ticket, 1));
+        Py_DECREF(statements);
+        if (failed < 0) goto fail;
+    }
+    {
+        PyObject *portals = PyObject_GetAttr(self->session, s_portals);
+        if (portals == NULL) goto fail;
+        portal_entry = PyTuple_Pack(2, prepared, formats);
+        int failed = portal_entry == NULL || PyDict_SetItem(portals, portal, portal_entry) < 0;
+        Py_DECREF(portals);
+        if (failed) goto fail;
+    }
+    if (own_describe) { /* Parse, the agent's own Describe of the statement, the rest */
+        Py_ssize_t parse_size = 5 + parse.len, describe_size = 5 + 1 + parse_name.len + 1;
+        out = PyBytes_FromStringAndSize(NULL, size + describe_size);
+        if (out == NULL) goto fail;
+        char *o = PyBytes_AS_STRING(out);
+        memcpy(o, buf, (size_t)parse_size);
+        o += parse_size;
+        o[0] = 'D';
+        int32_t describe_len = (int32_t)(describe_size - 1);
+        o[1] = (char)(describe_len >> 24);
+        o[2] = (char)(describe_len >> 16);
+        o[3] = (char)(describe_len >> 8);
+        o[4] = (char)describe_len;
+        o[5] = 'S';
+        memcpy(o + 6, parse_name.start, (size_t)parse_name.len);
+        o[6 + parse_name.len] = 0;
+        o += describe_size;
+        memcpy(o, buf + parse_size, (size_t)(size - parse_size));
+        if (write_to(self->upstream_sink, out) < 0) goto fail;
+    } else if (write_to(self->upstream_sink, data) < 0) {
+        goto fail;
+    }
+    self->n_entries = 0;
+    if (ticket != NULL) {
+        self->entries[self->n_entries++] = R_PARSE;
+        if (own_describe) self->entries[self->n_entries++] = R_OWN_DESCRIBE;
+    }
+    self->entries[self->n_entries++] = R_BIND;
+    if (has_describe) self->entries[self->n_entries++] = R_DESCRIBE;
+    self->entries[self->n_entries++] = R_EXECUTE;
+    self->entries[self->n_entries++] = R_SYNC;
+    self->head = 0;
+    self->mode = EXTENDED;
+    self->decision = Py_NewRef(decision);
+    self->action = Py_NewRef(action);
+    self->fragment = Py_NewRef(fragment);
+    self->prepared = Py_NewRef(prepared);
+    self->formats = Py_NewRef(formats);
+    self->portal = Py_NewRef(portal);
+    self->exec_mask = exec_mask == Py_None ? NULL : Py_XNewRef(exec_mask);
+    self->started = monotonic_now();
+    rc = 1;
+    goto leave;
+fail:
+    rc = -1;
+leave:
+    Py_XDECREF(statement_name);
+    Py_XDECREF(prepared);
+    Py_XDECREF(decision);
+    Py_XDECREF(action);
+    Py_XDECREF(fragment);
+    Py_XDECREF(formats);
+    Py_XDECREF(portal);
+    Py_XDECREF(exec_mask);
+    Py_XDECREF(masks_dict);
+    Py_XDECREF(portal_entry);
+    Py_XDECREF(out);
+    return rc;
+#undef NEXT_MESSAGE
+}
+
+/* Hand the round trip in flight back to Python as Pending entries. */
+static int resume_in_python(FastPath *self) {
+    if (self->mode == IDLE) return 0;
+    PyObject *state;
+    PyObject *row_mask = self->row_mask ? self->row_mask : Py_None;
+    if (self->mode == SIMPLE) {
+        state = Py_BuildValue("(sOdiO)", "Q", self->decision, self->started, self->q_stage,
+                              row_mask);
+    } else {
+        PyObject *remaining = PyUnicode_FromStringAndSize(self->entries + self->head,
+                                                          self->n_entries - self->head);
+        if (remaining == NULL) return -1;
+        state = Py_BuildValue("(sNOOOdOO)", "X", remaining, self->prepared, self->decision,
+                              self->formats, self->started, row_mask, self->portal);
+    }
+    clear_flight(self);
+    if (state == NULL) return -1;
+    self->resumed++;
+    if (add_to_attr(self->stats, s_native_handbacks, 1) < 0) {
+        Py_DECREF(state);
+        return -1;
+    }
+    PyObject *result = PyObject_CallOneArg(self->resume, state);
+    Py_DECREF(state);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+static PyObject *FastPath_client(FastPath *self, PyObject *data) {
+    if (!PyBytes_Check(data)) return PyLong_FromLong(0);
+    if (self->mode != IDLE) { /* more before the answers: Python takes the session over */
+        if (resume_in_python(self) < 0) return NULL;
+        return PyLong_FromLong(0);
+    }
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (size < 5 || (buf[0] != 'Q' && buf[0] != 'P' && buf[0] != 'B')) return PyLong_FromLong(0);
+    int idle = session_idle(self);
+    if (idle != 1) return idle < 0 ? NULL : PyLong_FromLong(0);
+    int rc;
+    if (buf[0] == 'Q') {
+        if (be32(buf + 1) != size - 1) return PyLong_FromLong(0);
+        rc = client_query(self, data, buf, size);
+    } else {
+        rc = client_extended(self, data, buf, size);
+    }
+    if (rc < 0) return NULL;
+    if (rc == 0) return PyLong_FromLong(0);
+    self->handled_client++;
+    return PyLong_FromSsize_t(size);
+}
+
+/* ------------------------------------------------------------------ upstream → client */
+
+typedef struct {
+    const char *ptr;
+    Py_ssize_t len;
+} Segment;
+
+typedef struct {
+    Segment *items;
+    PyObject **keep;
+    Py_ssize_t count, capacity, total;
+} Output;
+
+static int output_add(Output *out, const char *ptr, Py_ssize_t len, PyObject *keep) {
+    if (len <= 0 && keep == NULL) return 0;
+    if (out->count == out->capacity) {
+        Py_ssize_t capacity = out->capacity ? out->capacity * 2 : 16;
+        Segment *items = PyMem_Realloc(out->items, (size_t)capacity * sizeof(Segment));
+        if (items == NULL) return -1;
+        out->items = items;
+        PyObject **keep_items = PyMem_Realloc(out->keep, (size_t)capacity * sizeof(PyObject *));
+        if (keep_items == NULL) return -1;
+        out->keep = keep_items;
+        out->capacity = capacity;
+    }
+    out->items[out->count].ptr = ptr;
+    out->items[out->count].len = len;
+    out->keep[out->count] = keep; /* owned */
+    out->count++;
+    out->total += len;
+    return 0;
+}
+
+static void output_free(Output *out) {
+    for (Py_ssize_t i = 0; i < out->count; i++) Py_XDECREF(out->keep[i]);
+    PyMem_Free(out->items);
+    PyMem_Free(out->keep);
+}
+
+/* Queue the audit event and the latency metric of one finished statement. */
+static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
+    /* rows: the tag's last word when it is a number (agent.codec.rows_from_tag) */
+    const unsigned char *tag_end = memchr(payload, 0, (size_t)len);
+    Py_ssize_t tag_len = tag_end ? tag_end - payload : len;
+    Py_ssize_t word = tag_len;
+    while (word > 0 && payload[word - 1] != ' ') word--;
+    PyObject *rows;
+    int digits = word < tag_len;
+    long long count = 0;
+    for (Py_ssize_t i = word; i < tag_len && digits; i++) {
+        if (payload[i] < '0' || payload[i] > '9' || count > (1LL << 58))
+            digits = 0;
+        else
+            count = count * 10 + (payload[i] - '0');
+    }
+    rows = digits ? PyLong_FromLongLong(count) : Py_NewRef(Py_None);
+    if (rows == NULL) return -1;
+    double seconds = monotonic_now() - self->started;
+    PyObject *event = Py_BuildValue("(OdNdO)", self->fragment, wall_now(), rows,
+                                    seconds * 1000.0, Py_False);
+    if (event == NULL) return -1;
+    PyObject *queued = PyObject_GetAttr(self->audit, s_queued);
+    int failed = queued == NULL || PyList_Append(queued, event) < 0;
+    Py_DECREF(event);
+    if (failed) {
+        Py_XDECREF(queued);
+        return -1;
+    }
+    Py_ssize_t length = PyList_GET_SIZE(queued);
+    Py_DECREF(queued);
+    if (length >= self->batch_size) {
+        PyObject *result = PyObject_CallNoArgs(self->wakeup);
+        if (result == NULL) return -1;
+        Py_DECREF(result);
+    }
+    return observe(self, seconds);
+}
+
+/* The simple-protocol RowDescription: its masks from Session._origin_masks.  1 armed,
+ * 0 not cached. */
+static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
+    PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
+    if (engine == NULL) return -1;
+    int same = attr_is(self->session, s_origin_engine, engine);
+    Py_DECREF(engine);
+    if (same != 1) return same;
+    PyObject *origin = PyObject_GetAttr(self->session, s_origin_masks);
+    if (origin == NULL) return -1;
+    PyObject *id = PyLong_FromVoidPtr(self->decision);
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
+    PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;
+    Py_XDECREF(id);
+    Py_XDECREF(bytes);
+    PyObject *found = key ? PyDict_GetItemWithError(origin, key) : NULL;
+    Py_XDECREF(key);
+    Py_DECREF(origin);
+    if (found == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
+        PyTuple_GET_ITEM(found, 0) != self->decision)
+        return 0;
+    PyObject *mask = PyTuple_GET_ITEM(found, 1);
+    Py_CLEAR(self->row_mask);
+    if (mask != Py_None) self->row_mask = Py_NewRef(mask);
+    return 1;
+}
+
+enum { PASS, SWALLOW, REPLACE, FALLBACK, DONE, ERROR };
+
+static int step_simple(FastPath *self, int kind, const unsigned char *payload, Py_ssize_t len) {
+    switch (kind) {
+    case 'D':
+        if (self->q_stage != 1) return FALLBACK;
+        return self->row_mask ? REPLACE : PASS;
+    case 'T': {
+        if (self->q_stage != 0) return FALLBACK;
+        int armed = arm_origin_masks(self, payload, len);
+        if (armed < 0) return ERROR;
+        if (!armed) return FALLBACK;
+        self->q_stage = 1;
+        return PASS;
+    }
+    case 'C':
+        if (self->q_stage == 2) return FALLBACK;
+        if (statement_done(self, payload, len) < 0) return ERROR;
+        Py_CLEAR(self->row_mask);
+        self->q_stage = 2;
+        return PASS;
+    case 'Z':
+        return self->q_stage == 2 ? DONE : FALLBACK;
+    case 'N':
+    case 'S':
+    case 'A':
+        return PASS;
+    default:
+        return FALLBACK;
+    }
+}
+
+static void pop_entry(FastPath *self) {
+    self->head++;
+    Py_CLEAR(self->row_mask);
+    if (self->head < self->n_entries && self->entries[self->head] == R_EXECUTE &&
+        self->exec_mask != NULL)
+        self->row_mask = Py_NewRef(self->exec_mask);
+}
+
+static int step_extended(FastPath *self, int kind, const unsigned char *payload,
+                         Py_ssize_t len) {
+    if (kind == 'N' || kind == 'S' || kind == 'A') return PASS;
+    if (self->head >= self->n_entries) return FALLBACK;
+    switch (self->entries[self->head]) {
+    case R_PARSE:
+        if (kind != '1') return FALLBACK;
+        pop_entry(self);
+        return PASS;
+    case R_OWN_DESCRIBE:
+        if (kind == 't') return SWALLOW;
+        if (kind == 'T') {
+            PyObject *described = PyObject_GetAttr(self->prepared, s_described);
+            if (described == NULL) return ERROR;
+            int same = PyBytes_Check(described) && PyBytes_GET_SIZE(described) == len &&
+                       memcmp(PyBytes_AS_STRING(described), payload, (size_t)len) == 0;
+            Py_DECREF(described);
+            if (!same) return FALLBACK; /* a new shape: Python learns it */
+            pop_entry(self);
+            return SWALLOW;
+        }
+        return FALLBACK;
+    case R_BIND:
+        if (kind != '2') return FALLBACK;
+        pop_entry(self);
+        return PASS;
+    case R_DESCRIBE:
+        if (kind != 'T' && kind != 'n') return FALLBACK;
+        pop_entry(self);
+        return PASS;
+    case R_EXECUTE:
+        if (kind == 'D') return self->row_mask ? REPLACE : PASS;
+        if (kind != 'C') return FALLBACK;
+        if (statement_done(self, payload, len) < 0) return ERROR;
+        pop_entry(self);
+        return PASS;
+    case R_SYNC:
+        return kind == 'Z' ? DONE : FALLBACK;
+    }
+    return FALLBACK;
+}
+
+static PyObject *FastPath_backend(FastPath *self, PyObject *data) {
+    if (self->mode == IDLE || !PyBytes_Check(data)) return PyLong_FromLong(0);
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data), pos = 0, span = 0;
+    Output out = {NULL, NULL, 0, 0, 0};
+    int replaced = 0, outcome = PASS;
+    while (size - pos >= 5) {
+        int32_t length = be32(buf + pos + 1);
+        if (length < 4) { /* not a message: Python reports the protocol error */
+            outcome = FALLBACK;
+            break;
+        }
+        Py_ssize_t end = pos + 1 + length;
+        if (end > size) break;
+        int kind = buf[pos];
+        const unsigned char *payload = buf + pos + 5;
+        outcome = self->mode == SIMPLE ? step_simple(self, kind, payload, length - 4)
+                                       : step_extended(self, kind, payload, length - 4);
+        if (outcome == ERROR) goto error;
+        if (outcome == FALLBACK) break;
+        if (outcome == SWALLOW || outcome == REPLACE) {
+            PyObject *replacement = NULL;
+            if (outcome == REPLACE) {
+                PyObject *row = PyBytes_FromStringAndSize((const char *)payload, length - 4);
+                if (row == NULL) goto error;
+                replacement = PyObject_CallFunctionObjArgs(self->mask_row, row, self->row_mask,
+                                                           NULL);
+                Py_DECREF(row);
+                if (replacement == NULL) goto error;
+                if (!PyBytes_Check(replacement)) {
+                    Py_DECREF(replacement);
+                    PyErr_SetString(PyExc_TypeError, "mask_row must return bytes");
+                    goto error;
+                }
+            }
+            if (output_add(&out, (const char *)buf + span, pos - span, NULL) < 0) {
+                Py_XDECREF(replacement);
+                goto nomemory;
+            }
+            if (replacement != NULL &&
+                output_add(&out, PyBytes_AS_STRING(replacement), PyBytes_GET_SIZE(replacement),
+                           replacement) < 0)
+                goto nomemory;
+            replaced = 1;
+            span = end;
+        }
+        pos = end;
+        if (outcome == DONE) {
+            clear_flight(self);
+            break;
+        }
+    }
+    /* write what was processed, in order, before Python sees anything after it */
+    if (pos > 0 || replaced) {
+        PyObject *chunk;
+        if (!replaced) {
+            chunk = pos == size ? Py_NewRef(data)
+                                : PyBytes_FromStringAndSize((const char *)buf, pos);
+        } else {
+            if (output_add(&out, (const char *)buf + span, pos - span, NULL) < 0) goto nomemory;
+            chunk = PyBytes_FromStringAndSize(NULL, out.total);
+            if (chunk != NULL) {
+                char *o = PyBytes_AS_STRING(chunk);
+                for (Py_ssize_t i = 0; i < out.count; i++) {
+                    memcpy(o, out.items[i].ptr, (size_t)out.items[i].len);
+                    o += out.items[i].len;
+                }
+            }
+        }
+        if (chunk == NULL) goto error;
+        int failed = out.total == 0 && replaced ? 0 : write_to(self->client_sink, chunk);
+        Py_DECREF(chunk);
+        if (failed < 0) goto error;
+    }
+    output_free(&out);
+    if (outcome == FALLBACK && resume_in_python(self) < 0) return NULL;
+    self->handled_backend++;
+    return PyLong_FromSsize_t(pos);
+nomemory:
+    PyErr_NoMemory();
+error:
+    output_free(&out);
+    return NULL;
+}
+
+static PyObject *FastPath_forget(FastPath *self, PyObject *Py_UNUSED(ignored)) {
+    PyDict_Clear(self->q_tickets);
+    PyDict_Clear(self->p_tickets);
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_resume(FastPath *self, PyObject *Py_UNUSED(ignored)) {
+    if (resume_in_python(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_get_inflight(FastPath *self, void *closure) {
+    return PyBool_FromLong(self->mode != IDLE);
+}
+
+static PyObject *FastPath_get_stats(FastPath *self, void *closure) {
+    return Py_BuildValue("{sLsLsL}", "client", self->handled_client, "backend",
+                         self->handled_backend, "resumed", self->resumed);
+}
+
+static PyObject *FastPath_get_q_tickets(FastPath *self, void *closure) {
+    return Py_NewRef(self->q_tickets);
+}
+
+static PyObject *FastPath_get_p_tickets(FastPath *self, void *closure) {
+    return Py_NewRef(self->p_tickets);
+}
+
+static PyMethodDef FastPath_methods[] = {
+    {"client", (PyCFunction)FastPath_client, METH_O,
+     "Handle a client chunk natively when possible; returns the bytes consumed (0 or all)."},
+    {"backend", (PyCFunction)FastPath_backend, METH_O,
+     "Handle upstream bytes of the round trip in flight; returns the bytes consumed."},
+    {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Drop every ticket."},
+    {"resume", (PyCFunction)FastPath_resume, METH_NOARGS,
+     "Hand the round trip in flight back to Python."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef FastPath_getset[] = {
+    {"inflight", (getter)FastPath_get_inflight, NULL, "A native round trip is in flight.", NULL},
+    {"stats", (getter)FastPath_get_stats, NULL, "Chunks handled natively, hand-backs.", NULL},
+    {"q_tickets", (getter)FastPath_get_q_tickets, NULL, "Simple-query tickets.", NULL},
+    {"p_tickets", (getter)FastPath_get_p_tickets, NULL, "Parse tickets.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agent._fastpath.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The native data path of one session (see the module docstring).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_traverse = (traverseproc)FastPath_traverse,
+    .tp_clear = (inquiry)FastPath_clear,
+    .tp_methods = FastPath_methods,
+    .tp_getset = FastPath_getset,
+};
+
+static struct PyModuleDef fastpath_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "agent._fastpath",
+    .m_doc = "Native data path of the Warden agent (see agent/_fastpath.c).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+#define INTERN(var, text)                                  \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) \
+        return NULL;
+    INTERN(s_expect, "expect");
+    INTERN(s_discarding, "discarding");
+    INTERN(s_busy, "busy");
+    INTERN(s_statements, "statements");
+    INTERN(s_portals, "portals");
+    INTERN(s_origin_masks, "_origin_masks");
+    INTERN(s_origin_engine, "_origin_engine");
+    INTERN(s_engine, "engine");
+    INTERN(s_valid_until, "valid_until");
+    INTERN(s_decision, "decision");
+    INTERN(s_described, "described");
+    INTERN(s_masks, "masks");
+    INTERN(s_queued, "queued");
+    INTERN(s_audit_fragments, "_audit_fragments");
+    INTERN(s_action, "action");
+    INTERN(s_write, "write");
+    INTERN(s_allow, "allow");
+    INTERN(s_mask, "mask");
+    INTERN(s_by_decision, "by_decision");
+    INTERN(s_bucket_counts, "bucket_counts");
+    INTERN(s_seconds_total, "seconds_total");
+    INTERN(s_native_statements, "native_statements");
+    INTERN(s_native_handbacks, "native_handbacks");
+#undef INTERN
+    if ((s_zero = PyLong_FromLong(0)) == NULL) return NULL;
+    if (PyType_Ready(&FastPathType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&fastpath_module);
+    if (module == NULL) return NULL;
+    if (PyModule_AddObjectRef(module, "FastPath", (PyObject *)&FastPathType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,20 @@
+"""Builds the agent's native data path (agent/_fastpath.c) in place:
+
+    .venv/bin/python setup.py -q build_ext --inplace
+
+scripts/bootstrap.sh runs this; without it the agent uses its pure-Python data path.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    packages=[],
+    py_modules=[],
+    ext_modules=[
+        Extension(
+            "agent._fastpath",
+            ["agent/_fastpath.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        )
+    ],
+)

@@ -1,0 +1,241 @@
+"""The native data path (agent/_fastpath.c): it must give exactly what the Python path
+gives (rows, masks, audit events, metrics), and hand a round trip back to Python whenever
+something unexpected arrives (an error, a new result shape, a pipelined client)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import psycopg
+import pytest
+
+from agent import codec
+from agent.server import native_path_available
+from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
+from tests.agent.test_wire import WireClient, bind, execute, parse, rows
+
+
+def test_the_native_path_is_built() -> None:
+    assert native_path_available(), (
+        "agent/_fastpath.c is not built: run scripts/bootstrap.sh "
+        "(or .venv/bin/python setup.py build_ext --inplace)"
+    )
+
+
+def _stats(agent: Any) -> Any:
+    return agent.agent.metrics.statements
+
+
+def _workload(agent: Any) -> list[Any]:
+    """The same statements in simple, extended and prepared mode, masked and not."""
+    seen: list[Any] = []
+    with agent.connect("alice") as conn:
+        simple = psycopg.ClientCursor(conn)
+        for i in range(1, 13):
+            seen.append(
+                simple.execute(f"SELECT id, name, email FROM customers WHERE id = {i}").fetchall()
+            )
+            seen.append(
+                simple.execute(f"SELECT count(*) FROM orders WHERE customer_id < {i}").fetchall()
+            )
+            seen.append(
+                conn.execute(
+                    "SELECT id, email, phone FROM customers WHERE id = %s", (i,)
+                ).fetchall()
+            )
+            seen.append(
+                conn.execute("SELECT id, name FROM customers WHERE id = %s", (i,)).fetchall()
+            )
+            seen.append(
+                conn.execute(
+                    "SELECT email, score FROM customers WHERE id = %s", (i,), prepare=True
+                ).fetchall()
+            )
+            seen.append(
+                conn.execute(
+                    "SELECT name FROM customers WHERE id = %s", (i,), prepare=True
+                ).fetchall()
+            )
+    return seen
+
+
+def _events(control_plane: Any, since: set[str]) -> Counter[tuple[Any, ...]]:
+    return Counter(
+        (
+            e["identity"],
+            e["statement"],
+            e["decision"],
+            e["rows"],
+            tuple(e["masked_columns"]),
+            e.get("error", False),
+        )
+        for event_id, e in control_plane.events.items()
+        if event_id not in since
+    )
+
+
+def test_native_and_python_paths_give_the_same_rows_audit_and_metrics(
+    agent_factory: Any, control_plane: Any
+) -> None:
+    results = {}
+    for native in (True, False):
+        before = set(control_plane.events)
+        agent = agent_factory(native=native)
+        rows_seen = _workload(agent)
+        agent.flush_audit()
+        stats = _stats(agent)
+        results[native] = (
+            rows_seen,
+            _events(control_plane, before),
+            dict(stats.by_decision),
+            sum(stats.bucket_counts),
+            stats.native_statements,
+        )
+        agent.stop()
+    native_rows, native_events, native_decisions, native_observed, native_count = results[True]
+    python_rows, python_events, python_decisions, python_observed, python_count = results[False]
+    assert native_rows == python_rows
+    assert any("****@example.com" in str(r) for r in native_rows)
+    assert native_events == python_events and sum(native_events.values()) == 72
+    assert native_decisions == python_decisions
+    assert native_observed == python_observed == 72
+    # Each statement's first run or two go through Python (deciding, learning its shape).
+    assert python_count == 0 and native_count >= 72 - 6 * 3
+
+
+def test_an_error_in_a_native_round_trip_is_handed_back_and_audited(
+    agent: Any, control_plane: Any
+) -> None:
+    before = set(control_plane.events)
+    with agent.connect("root") as conn:
+        simple = psycopg.ClientCursor(conn)
+        for divisor_offset in (1, 3, 4, 5):  # same template: decided once, then native
+            simple.execute(f"SELECT 10 / (id - {divisor_offset}) FROM customers WHERE id = 2")
+            conn.execute("SELECT 10 / (id - %s) FROM customers WHERE id = 2", (divisor_offset,))
+        native_before = _stats(agent).native_statements
+        handbacks = _stats(agent).native_handbacks
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            simple.execute("SELECT 10 / (id - 2) FROM customers WHERE id = 2")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("SELECT 10 / (id - %s) FROM customers WHERE id = 2", (2,))
+        assert _stats(agent).native_handbacks == handbacks + 2
+        # The session goes on, natively again.
+        assert simple.execute("SELECT 10 / (id - 7) FROM customers WHERE id = 2").fetchone() == (
+            -2,
+        )
+        assert conn.execute(
+            "SELECT 10 / (id - %s) FROM customers WHERE id = 2", (7,)
+        ).fetchone() == (-2,)
+        assert _stats(agent).native_statements == native_before + 2
+    agent.flush_audit()
+    errors = [e for i, e in control_plane.events.items() if i not in before and e.get("error")]
+    assert len(errors) == 2 and {e["rows"] for e in errors} == {None}
+
+
+def test_a_changed_result_shape_is_learned_again_and_stays_masked(
+    agent: Any, control_plane: Any, make_bundle: Any, pg_database: str, wait: Any
+) -> None:
+    admin = psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", dbname=pg_database, autocommit=True
+    )
+    admin.execute("DROP TABLE IF EXISTS native_shape")
+    admin.execute("CREATE TABLE native_shape (id int, note text, email text)")
+    admin.execute("INSERT INTO native_shape VALUES (1, 'n', 'ada.1@example.com')")
+    bundle = make_bundle("v2")
+    bundle["columns"].append(
+        {
+            "schema": "public",
+            "table": "native_shape",
+            "column": "email",
+            "tags": ["PII.Email"],
+            "sensitivity": "confidential",
+        }
+    )
+    control_plane.set_bundle(bundle)
+    wait(lambda: agent.agent.store.current.version == "v2")
+    try:
+        with agent.connect("alice") as conn:
+            simple = psycopg.ClientCursor(conn)
+            for _ in range(4):
+                assert conn.execute(
+                    "SELECT * FROM native_shape WHERE id = %s", (1,)
+                ).fetchone() == (1, "n", "****@example.com")
+                assert simple.execute("SELECT * FROM native_shape WHERE id = 1").fetchone() == (
+                    1,
+                    "n",
+                    "****@example.com",
+                )
+            handbacks = _stats(agent).native_handbacks
+            # email moves to where note was: masks learned for the old shape must not apply.
+            admin.execute("ALTER TABLE native_shape DROP COLUMN note")
+            for _ in range(3):
+                assert conn.execute(
+                    "SELECT * FROM native_shape WHERE id = %s", (1,)
+                ).fetchone() == (1, "****@example.com")
+                assert simple.execute("SELECT * FROM native_shape WHERE id = 1").fetchone() == (
+                    1,
+                    "****@example.com",
+                )
+            assert _stats(agent).native_handbacks >= handbacks + 1
+    finally:
+        admin.execute("DROP TABLE IF EXISTS native_shape")
+        admin.close()
+
+
+def test_a_client_sending_ahead_takes_the_round_trip_back_to_python(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    slow = "SELECT pg_sleep(0.3), email FROM customers WHERE id = 1"
+    for _ in range(3):  # decided, shape learned, then native
+        client.send(parse("", slow), bind("", ""), execute(""), codec.SYNC)
+        assert rows(client.until(b"Z"))[0][1] == b"****@example.com"
+    handbacks = _stats(agent).native_handbacks
+    client.send(parse("", slow), bind("", ""), execute(""), codec.SYNC)
+    time.sleep(0.05)  # the upstream is still sleeping: the native round trip is in flight
+    client.send(
+        parse("", "SELECT email FROM customers WHERE id = 2"), bind("", ""), execute(""), codec.SYNC
+    )
+    first, second = client.until(b"Z"), client.until(b"Z")
+    assert [k for k, _ in first] == [b"1", b"2", b"D", b"C", b"Z"]
+    assert rows(first)[0][1] == b"****@example.com" and rows(second)[0][0] == b"****@example.com"
+    assert _stats(agent).native_handbacks == handbacks + 1
+    client.send(codec.query(slow))
+    simple = client.until(b"Z")
+    client.send(codec.query(slow))
+    time.sleep(0.05)
+    client.send(codec.query("SELECT email FROM customers WHERE id = 3"))
+    first, second = client.until(b"Z"), client.until(b"Z")
+    assert rows(simple)[0][1] == rows(first)[0][1] == b"****@example.com"
+    assert rows(second)[0][0] == b"****@example.com"
+    assert _stats(agent).native_handbacks == handbacks + 2
+    client.close()
+
+
+def test_a_policy_change_reaches_statements_prepared_before_it(
+    agent_on_both_paths: Any, control_plane: Any, make_bundle: Any, wait: Any
+) -> None:
+    agent = agent_on_both_paths
+    with agent.connect("alice") as conn:
+        simple = psycopg.ClientCursor(conn)
+
+        def emails() -> set[str]:
+            return {
+                simple.execute("SELECT email FROM customers WHERE id = 1").fetchone()[0],
+                conn.execute("SELECT email FROM customers WHERE id = %s", (1,)).fetchone()[0],
+                conn.execute(
+                    "SELECT email FROM customers WHERE id = %s", (1,), prepare=True
+                ).fetchone()[0],
+            }
+
+        for _ in range(3):
+            assert emails() == {"****@example.com"}
+        granted = make_bundle("v2")
+        granted["grants"] = [email_grant(7)]
+        control_plane.set_bundle(granted)
+        wait(lambda: agent.agent.store.current.version == "v2")
+        assert len(emails()) == 1 and not emails().pop().startswith("*")
+        control_plane.set_bundle(make_bundle("v3"))  # the grant is gone again
+        wait(lambda: agent.agent.store.current.version == "v3")
+        for _ in range(3):
+            assert emails() == {"****@example.com"}
