@@ -24,12 +24,14 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
 
 static PyObject *s_expect, *s_discarding, *s_busy, *s_statements, *s_portals, *s_origin_masks,
     *s_origin_engine, *s_engine, *s_valid_until, *s_decision, *s_described, *s_masks,
     *s_queued, *s_audit_fragments, *s_action, *s_write, *s_allow, *s_mask, *s_zero,
-    *s_by_decision, *s_bucket_counts, *s_seconds_total, *s_native_statements, *s_native_handbacks;
+    *s_by_decision, *s_bucket_counts, *s_seconds_total, *s_native_statements, *s_native_handbacks,
+    *s_buffer, *s_process_safely, *s_finish;
 
 enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
 /* Expected responses of an extended round trip, in order. */
@@ -42,6 +44,7 @@ typedef struct {
     PyObject *upstream_sink, *client_sink;
     PyObject *q_tickets, *p_tickets;
     PyObject *mask_row, *resume, *stats, *buckets, *wakeup;
+    PyObject *python_received; /* _Relay.data_received, for relays with buffered bytes */
     Py_ssize_t batch_size;
     /* the round trip in flight */
     int mode;
@@ -106,6 +109,7 @@ static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
     Py_VISIT(self->stats);
     Py_VISIT(self->buckets);
     Py_VISIT(self->wakeup);
+    Py_VISIT(self->python_received);
     Py_VISIT(self->decision);
     Py_VISIT(self->fragment);
     Py_VISIT(self->action);
@@ -133,6 +137,7 @@ static int FastPath_clear(FastPath *self) {
     Py_CLEAR(self->stats);
     Py_CLEAR(self->buckets);
     Py_CLEAR(self->wakeup);
+    Py_CLEAR(self->python_received);
     return 0;
 }
 
@@ -143,15 +148,16 @@ static void FastPath_dealloc(FastPath *self) {
 }
 
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"session", "agent",   "client_relay", "backend_relay", "mask_row",
-                             "resume",  "stats",   "buckets",      "wakeup",        "batch_size",
-                             NULL};
+    static char *kwlist[] = {"session", "agent",  "client_relay", "backend_relay",
+                             "mask_row", "resume", "stats",        "buckets",
+                             "wakeup",  "batch_size", "python_received", NULL};
     PyObject *session, *agent, *client_relay, *backend_relay, *mask_row, *resume, *stats,
-        *buckets, *wakeup;
+        *buckets, *wakeup, *python_received;
     Py_ssize_t batch_size;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO!On", kwlist, &session, &agent,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOO!OnO", kwlist, &session, &agent,
                                      &client_relay, &backend_relay, &mask_row, &resume, &stats,
-                                     &PyTuple_Type, &buckets, &wakeup, &batch_size))
+                                     &PyTuple_Type, &buckets, &wakeup, &batch_size,
+                                     &python_received))
         return -1;
     PyObject *audit = PyObject_GetAttrString(agent, "audit");
     if (audit == NULL) return -1;
@@ -175,6 +181,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->stats = Py_NewRef(stats);
     self->buckets = Py_NewRef(buckets);
     self->wakeup = Py_NewRef(wakeup);
+    self->python_received = Py_NewRef(python_received);
     self->batch_size = batch_size;
     self->q_tickets = PyDict_New();
     self->p_tickets = PyDict_New();
@@ -1002,6 +1009,52 @@ error:
     return NULL;
 }
 
+/* data_received of a relay: the native path first, Python for the rest (or for a relay
+ * that holds buffered bytes or waits on a slow handler).  Errors end the session like the
+ * Python relay's: relay.finish(exc). */
+static PyObject *received(FastPath *self, PyObject *relay, PyObject *data, int backend) {
+    PyObject *buffer = PyObject_GetAttr(relay, s_buffer);
+    if (buffer == NULL) goto error;
+    int buffered = PyObject_IsTrue(buffer);
+    Py_DECREF(buffer);
+    int busy = buffered ? 0 : attr_true(relay, s_busy);
+    if (buffered < 0 || busy < 0) goto error;
+    if (buffered || busy || !PyBytes_Check(data))
+        return PyObject_CallFunctionObjArgs(self->python_received, relay, data, NULL);
+    PyObject *consumed = backend ? FastPath_backend(self, data) : FastPath_client(self, data);
+    if (consumed == NULL) goto error;
+    Py_ssize_t count = PyLong_AsSsize_t(consumed);
+    Py_DECREF(consumed);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (count == size) Py_RETURN_NONE;
+    PyObject *rest = count == 0 ? Py_NewRef(data)
+                                : PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + count,
+                                                            size - count);
+    if (rest == NULL) goto error;
+    PyObject *result = PyObject_CallMethodOneArg(relay, s_process_safely, rest);
+    Py_DECREF(rest);
+    return result;
+error:;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) PyException_SetTraceback(value, traceback);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    if (value == NULL) Py_RETURN_NONE;
+    PyObject *finished = PyObject_CallMethodOneArg(relay, s_finish, value);
+    Py_DECREF(value);
+    return finished;
+}
+
+static PyObject *FastPath_client_received(FastPath *self, PyObject *data) {
+    return received(self, self->client_relay, data, 0);
+}
+
+static PyObject *FastPath_backend_received(FastPath *self, PyObject *data) {
+    return received(self, self->backend_relay, data, 1);
+}
+
 static PyObject *FastPath_forget(FastPath *self, PyObject *Py_UNUSED(ignored)) {
     PyDict_Clear(self->q_tickets);
     PyDict_Clear(self->p_tickets);
@@ -1030,11 +1083,142 @@ static PyObject *FastPath_get_p_tickets(FastPath *self, void *closure) {
     return Py_NewRef(self->p_tickets);
 }
 
+/* ------------------------------------------------------------------ audit batches */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+} Text;
+
+static int text_reserve(Text *text, Py_ssize_t more) {
+    if (text->size + more <= text->capacity) return 0;
+    Py_ssize_t capacity = text->capacity ? text->capacity : 4096;
+    while (capacity < text->size + more) capacity *= 2;
+    char *data = PyMem_Realloc(text->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    text->data = data;
+    text->capacity = capacity;
+    return 0;
+}
+
+/* Decimal text of value with `places` fixed decimals (value rounded to them), at out. */
+static Py_ssize_t fixed_decimal(char *out, double value, int places, long long scale) {
+    Py_ssize_t n = 0;
+    double scaled = nearbyint(value * (double)scale);
+    if (scaled < 0) {
+        out[n++] = '-';
+        scaled = -scaled;
+    }
+    unsigned long long units = (unsigned long long)scaled;
+    unsigned long long whole = units / (unsigned long long)scale;
+    unsigned long long fraction = units % (unsigned long long)scale;
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole);
+    while (count) out[n++] = digits[--count];
+    out[n++] = '.';
+    for (int i = places - 1; i >= 0; i--) {
+        out[n + i] = (char)('0' + fraction % 10);
+        fraction /= 10;
+    }
+    return n + places;
+}
+
+/* encode_events(queued, first_seq) -> (fragments in order of first use, events JSON):
+ * the hot part of agent.audit.encode_batch. */
+static PyObject *encode_events(PyObject *module, PyObject *args) {
+    PyObject *queued;
+    long long seq;
+    if (!PyArg_ParseTuple(args, "O!L", &PyList_Type, &queued, &seq)) return NULL;
+    PyObject *index = PyDict_New(), *order = PyList_New(0);
+    Text text = {NULL, 0, 0};
+    if (index == NULL || order == NULL || text_reserve(&text, 2) < 0) goto error;
+    text.data[text.size++] = '[';
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(queued); i++, seq++) {
+        PyObject *event = PyList_GET_ITEM(queued, i);
+        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 5) {
+            PyErr_SetString(PyExc_TypeError, "a queued audit event is a 5-tuple");
+            goto error;
+        }
+        PyObject *fragment = PyTuple_GET_ITEM(event, 0);
+        PyObject *position = PyDict_GetItemWithError(index, fragment);
+        if (position == NULL) {
+            if (PyErr_Occurred()) goto error;
+            PyObject *next = PyLong_FromSsize_t(PyList_GET_SIZE(order));
+            if (next == NULL || PyDict_SetItem(index, fragment, next) < 0 ||
+                PyList_Append(order, fragment) < 0) {
+                Py_XDECREF(next);
+                goto error;
+            }
+            Py_DECREF(next);
+            position = PyDict_GetItem(index, fragment);
+        }
+        double moment = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 1));
+        double duration = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 3));
+        PyObject *rows = PyTuple_GET_ITEM(event, 2);
+        int error = PyObject_IsTrue(PyTuple_GET_ITEM(event, 4));
+        long pos = PyLong_AsLong(position);
+        if (PyErr_Occurred() || error < 0) goto error;
+        char rows_text[32];
+        if (rows == Py_None) {
+            strcpy(rows_text, "null");
+        } else {
+            long long count = PyLong_AsLongLong(rows);
+            if (count == -1 && PyErr_Occurred()) goto error;
+            snprintf(rows_text, sizeof rows_text, "%lld", count);
+        }
+        if (!isfinite(moment) || !isfinite(duration) || fabs(moment) > 1e12 ||
+            fabs(duration) > 1e12) {
+            PyErr_SetString(PyExc_ValueError, "audit event time or duration out of range");
+            goto error;
+        }
+        if (text_reserve(&text, 160) < 0) goto error;
+        char *o = text.data + text.size;
+        Py_ssize_t n = snprintf(o, 80, "%s[%ld,%lld,", i ? "," : "", pos, seq);
+        n += fixed_decimal(o + n, moment, 6, 1000000);
+        n += snprintf(o + n, 40, ",%s,", rows_text);
+        n += fixed_decimal(o + n, duration, 3, 1000);
+        n += snprintf(o + n, 8, ",%d]", error);
+        text.size += n;
+    }
+    if (text_reserve(&text, 1) < 0) goto error;
+    text.data[text.size++] = ']';
+    PyObject *events = PyUnicode_FromStringAndSize(text.data, text.size);
+    PyMem_Free(text.data);
+    Py_DECREF(index);
+    if (events == NULL) {
+        Py_DECREF(order);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", order, events);
+error:
+    PyMem_Free(text.data);
+    Py_XDECREF(index);
+    Py_XDECREF(order);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"encode_events", encode_events, METH_VARARGS,
+     "encode_events(queued, first_seq) -> (fragments, events JSON) for an audit batch."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef FastPath_methods[] = {
     {"client", (PyCFunction)FastPath_client, METH_O,
      "Handle a client chunk natively when possible; returns the bytes consumed (0 or all)."},
     {"backend", (PyCFunction)FastPath_backend, METH_O,
      "Handle upstream bytes of the round trip in flight; returns the bytes consumed."},
+    {"client_received", (PyCFunction)FastPath_client_received, METH_O,
+     "data_received of the client relay (native path first)."},
+    {"backend_received", (PyCFunction)FastPath_backend_received, METH_O,
+     "data_received of the upstream relay (native path first)."},
     {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Drop every ticket."},
     {"resume", (PyCFunction)FastPath_resume, METH_NOARGS,
      "Hand the round trip in flight back to Python."},
@@ -1068,6 +1252,7 @@ static struct PyModuleDef fastpath_module = {
     .m_name = "agent._fastpath",
     .m_doc = "Native data path of the Warden agent (see agent/_fastpath.c).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
@@ -1097,6 +1282,9 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_seconds_total, "seconds_total");
     INTERN(s_native_statements, "native_statements");
     INTERN(s_native_handbacks, "native_handbacks");
+    INTERN(s_buffer, "buffer");
+    INTERN(s_process_safely, "process_safely");
+    INTERN(s_finish, "finish");
 #undef INTERN
     if ((s_zero = PyLong_FromLong(0)) == NULL) return NULL;
     if (PyType_Ready(&FastPathType) < 0) return NULL;

@@ -50,8 +50,26 @@ def _new_id_prefix() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-"
 
 
+try:  # the same encoding in C (agent/_fastpath.c): about a tenth of the cost per event
+    from agent._fastpath import encode_events as _encode_events
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _encode_events = None
+
+
 def encode_batch(id_prefix: str, first_seq: int, queued: list[QueuedEvent]) -> str:
     """One compact batch document (JSON text) for these queued events."""
+    if _encode_events is not None:
+        fragments, events = _encode_events(queued, first_seq)
+        statements = ",".join("{" + fragment + "}" for fragment in fragments)
+        return (
+            f'{{"format":{BATCH_FORMAT},"id_prefix":"{id_prefix}","statements":[{statements}],'
+            f'"events":{events}}}'
+        )
+    return encode_batch_python(id_prefix, first_seq, queued)
+
+
+def encode_batch_python(id_prefix: str, first_seq: int, queued: list[QueuedEvent]) -> str:
+    """encode_batch without the native extension."""
     index: dict[str, int] = {}
     rows: list[tuple[int, int, float, int | None, float, int]] = []
     seq = first_seq

@@ -213,9 +213,13 @@ class Session:
             LATENCY_BUCKETS,
             self.agent.audit._wakeup.set,
             BATCH_SIZE,
+            _Relay.data_received,
         )
         to_upstream.fast = self.fast.client
         to_client.fast = self.fast.backend
+        # The transports call these directly: no Python frame per chunk.
+        to_upstream.data_received = self.fast.client_received  # type: ignore[method-assign]
+        to_client.data_received = self.fast.backend_received  # type: ignore[method-assign]
 
     def _fast_resume(self, state: tuple[Any, ...]) -> None:
         """The native path hands back the rest of a round trip: the Pending entries the
@@ -1294,6 +1298,13 @@ class _Relay(asyncio.Protocol):
                     if consumed == len(data):
                         return
                     data = data[consumed:]
+            self._process(data)
+        except BaseException as exc:
+            self.finish(exc)
+
+    def process_safely(self, data: bytes) -> None:
+        """``_process`` for the native path's leftovers; an error ends the session."""
+        try:
             self._process(data)
         except BaseException as exc:
             self.finish(exc)

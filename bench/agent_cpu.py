@@ -6,8 +6,10 @@ On a 2-core machine shared by pgbench, PostgreSQL and the agent, every microseco
 spends per transaction shows up in TPS, but TPS itself swings ±15 % between runs.  This
 drives one real Session's two relays (policy decisions, masking, audit queueing, metrics)
 with the exact messages of pgbench -S in simple and extended mode, and of a query that
-returns a masked column, through fake transports, and prints µs per transaction next to a
-bare byte relay of the same bytes in the same process.  Audit batch encoding (done at
+returns a masked column, through fake transports, and prints µs per transaction: with the
+native data path (agent/_fastpath.c; "native share" is the part of the round trips it
+handled), with the pure-Python path, and for a bare byte relay of the same bytes, all in the
+same process.  Audit batch encoding (done at
 flush time) is included; the HTTP post of the batch is not.  Needs PostgreSQL on
 127.0.0.1:5432 (trust) once, for the catalog lookups of the first transactions.
 

@@ -4,14 +4,18 @@ something unexpected arrives (an error, a new result shape, a pipelined client).
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
 from agent import codec
+from agent.audit import encode_batch, encode_batch_python, expand_batch
 from agent.server import native_path_available
 from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
 from tests.agent.test_wire import WireClient, bind, execute, parse, rows
@@ -239,3 +243,27 @@ def test_a_policy_change_reaches_statements_prepared_before_it(
         wait(lambda: agent.agent.store.current.version == "v3")
         for _ in range(3):
             assert emails() == {"****@example.com"}
+
+
+def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
+    fragments = [json.dumps({"identity": n, "statement": "SELECT 1"})[1:-1] for n in "abc"]
+    generator = random.Random(7)
+    queued = [
+        (
+            fragments[i % 3],
+            time.time() + generator.random() * 1000,
+            None if i % 7 == 0 else generator.randrange(10**12),
+            generator.random() * 10 ** generator.randint(-5, 5),
+            i % 5 == 0,
+        )
+        for i in range(3000)
+    ]
+    native = expand_batch(json.loads(encode_batch("0" * 24, 41, queued)))
+    python = expand_batch(json.loads(encode_batch_python("0" * 24, 41, queued)))
+    assert len(native) == len(python) == 3000
+    for ours, theirs in zip(native, python, strict=True):
+        moment = datetime.fromisoformat(ours.pop("time"))
+        assert abs(moment - datetime.fromisoformat(theirs.pop("time"))) <= timedelta(microseconds=1)
+        assert ours == theirs
+    with pytest.raises(ValueError, match="out of range"):
+        encode_batch("0" * 24, 0, [(fragments[0], float("nan"), 1, 0.5, False)])
