@@ -267,3 +267,65 @@ def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
         assert ours == theirs
     with pytest.raises(ValueError, match="out of range"):
         encode_batch("0" * 24, 0, [(fragments[0], float("nan"), 1, 0.5, False)])
+
+
+def test_native_masking_gives_what_masking_py_gives() -> None:
+    from types import SimpleNamespace
+
+    from agent import _fastpath, masking
+    from agent.session import Session
+
+    key = b"test-key"
+    stub = SimpleNamespace(agent=SimpleNamespace(config=SimpleNamespace(masking_key=key)))
+    generator = random.Random(11)
+    # Non-ASCII digits and letters: isdecimal / isalnum as Python's str sees them.
+    arabic_digits = "".join(chr(0x660 + d) for d in range(10))
+    alphabet = [*"aZ07- @_.:T", "\u00e9", "\u00df", arabic_digits[3], "\uff15", "\U0001f600"]
+    alphabet += ["\u00b2", "\u216b", "\u0301"]
+    fixed = [
+        b"",
+        b"@",
+        b"a@",
+        b"@b",
+        b"ada.1@example.com",
+        b"x@y@z",
+        b"2024-05-06",
+        b"2024-05-06 12:00:00+00",
+        b"2024-05-06T12:00",
+        b"12345-01-31",
+        b"999-01-01",
+        f"{arabic_digits[1:5]}-{arabic_digits[0]}5-06".encode(),
+        b"4111 1111-1111 1111",
+        b"\xff\xfeab12\xc3",
+    ]
+    values = fixed + [
+        "".join(generator.choice(alphabet) for _ in range(generator.randrange(12))).encode()
+        for _ in range(300)
+    ]
+    methods = [*masking.METHODS, "bogus"]
+    checked = 0
+    for value in values:
+        for _ in range(6):
+            specs = [
+                (
+                    generator.choice(methods),
+                    generator.choice([None, 0, 2, 4, -1, 40]),
+                    generator.choice([25, 1043, 1042, 23, 1082, 1114, 1184, 0]),
+                    generator.random() < 0.1,
+                )
+                for _ in range(2)
+            ]
+            other = generator.choice(values)
+            row = codec.data_row([value, None, other, b"kept"])[5:]
+            row_mask = [(0, specs[0]), (1, specs[0]), (2, specs[1])]
+            native = _fastpath.mask_row(row, row_mask, masking.mask_wire_value, key)
+            assert native == Session._mask_row(stub, row, row_mask), (value, specs)  # type: ignore[arg-type]
+            checked += 1
+    assert checked == len(values) * 6
+    with pytest.raises(ValueError, match="malformed DataRow"):
+        _fastpath.mask_row(
+            b"\x00\x02\x00\x00\x00\x09ab",
+            [(0, ("redact", None, 25, False))],
+            masking.mask_wire_value,
+            key,
+        )
