@@ -65,6 +65,8 @@ typedef struct {
     PyObject *session, *agent, *audit, *client_relay, *backend_relay;
     PyObject *upstream_sink, *client_sink;
     PyObject *q_tickets, *p_tickets;
+    /* The session's containers, read once: Session never rebinds them (see its __init__). */
+    PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments;
     PyObject *resume, *stats, *buckets, *wakeup;
     PyObject *python_received; /* _Relay.data_received, for relays with buffered bytes */
     PyObject *python_mask, *masking_key; /* masking.mask_wire_value and its key (hash) */
@@ -127,6 +129,11 @@ static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
     Py_VISIT(self->upstream_sink);
     Py_VISIT(self->client_sink);
     Py_VISIT(self->q_tickets);
+    Py_VISIT(self->expect);
+    Py_VISIT(self->statements);
+    Py_VISIT(self->portals);
+    Py_VISIT(self->origin_masks);
+    Py_VISIT(self->audit_fragments);
     Py_VISIT(self->p_tickets);
     Py_VISIT(self->python_mask);
     Py_VISIT(self->masking_key);
@@ -157,6 +164,11 @@ static int FastPath_clear(FastPath *self) {
     Py_CLEAR(self->upstream_sink);
     Py_CLEAR(self->client_sink);
     Py_CLEAR(self->q_tickets);
+    Py_CLEAR(self->expect);
+    Py_CLEAR(self->statements);
+    Py_CLEAR(self->portals);
+    Py_CLEAR(self->origin_masks);
+    Py_CLEAR(self->audit_fragments);
     Py_CLEAR(self->p_tickets);
     Py_CLEAR(self->python_mask);
     Py_CLEAR(self->masking_key);
@@ -216,6 +228,17 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->q_tickets = PyDict_New();
     self->p_tickets = PyDict_New();
     if (self->q_tickets == NULL || self->p_tickets == NULL) return -1;
+    if ((self->expect = PyObject_GetAttr(session, s_expect)) == NULL ||
+        (self->statements = PyObject_GetAttr(session, s_statements)) == NULL ||
+        (self->portals = PyObject_GetAttr(session, s_portals)) == NULL ||
+        (self->origin_masks = PyObject_GetAttr(session, s_origin_masks)) == NULL ||
+        (self->audit_fragments = PyObject_GetAttr(session, s_audit_fragments)) == NULL)
+        return -1;
+    if (!PyDict_Check(self->statements) || !PyDict_Check(self->portals) ||
+        !PyDict_Check(self->origin_masks) || !PyDict_Check(self->audit_fragments)) {
+        PyErr_SetString(PyExc_TypeError, "session caches must be dicts");
+        return -1;
+    }
     return 0;
 }
 
@@ -252,8 +275,7 @@ static int attr_is(PyObject *obj, PyObject *name, PyObject *target) {
 /* The audit fragment Session._audit cached for (decision, index 0, action), new ref or
  * NULL (without an error) when it is not cached. */
 static PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) {
-    PyObject *fragments = PyObject_GetAttr(self->session, s_audit_fragments);
-    if (fragments == NULL) return NULL;
+    PyObject *fragments = Py_NewRef(self->audit_fragments);
     PyObject *id = PyLong_FromVoidPtr(decision);
     PyObject *key = id ? PyTuple_Pack(3, id, s_zero, action) : NULL;
     Py_XDECREF(id);
@@ -282,10 +304,7 @@ static int passing_action(PyObject *action, int *masked) {
 
 /* A session with nothing outstanding, nothing being discarded and no relay mid-chunk. */
 static int session_idle(FastPath *self) {
-    PyObject *expect = PyObject_GetAttr(self->session, s_expect);
-    if (expect == NULL) return -1;
-    Py_ssize_t pending = PyObject_Length(expect);
-    Py_DECREF(expect);
+    Py_ssize_t pending = PyObject_Length(self->expect);
     if (pending != 0) return pending < 0 ? -1 : 0;
     int flag = attr_true(self->session, s_discarding);
     if (flag != 0) return flag < 0 ? -1 : 0;
@@ -529,11 +548,8 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
                 PyErr_Clear();
                 goto leave;
             }
-            PyObject *statements = PyObject_GetAttr(self->session, s_statements);
-            if (statements == NULL) goto fail;
-            prepared = PyDict_GetItemWithError(statements, statement_name);
+            prepared = PyDict_GetItemWithError(self->statements, statement_name);
             Py_XINCREF(prepared);
-            Py_DECREF(statements);
             if (prepared == NULL) {
                 if (PyErr_Occurred()) goto fail;
                 goto leave;
@@ -637,20 +653,14 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
 
     /* Commit: the same state changes the Python fast path makes. */
     if (ticket != NULL) {
-        PyObject *statements = PyObject_GetAttr(self->session, s_statements);
-        if (statements == NULL) goto fail;
-        int failed = PyDict_SetItem(statements, PyTuple_GET_ITEM(ticket, 0),
-                                    PyTuple_GET_ITEM(ticket, 1));
-        Py_DECREF(statements);
-        if (failed < 0) goto fail;
+        if (PyDict_SetItem(self->statements, PyTuple_GET_ITEM(ticket, 0),
+                           PyTuple_GET_ITEM(ticket, 1)) < 0)
+            goto fail;
     }
     {
-        PyObject *portals = PyObject_GetAttr(self->session, s_portals);
-        if (portals == NULL) goto fail;
         portal_entry = PyTuple_Pack(2, prepared, formats);
-        int failed = portal_entry == NULL || PyDict_SetItem(portals, portal, portal_entry) < 0;
-        Py_DECREF(portals);
-        if (failed) goto fail;
+        if (portal_entry == NULL || PyDict_SetItem(self->portals, portal, portal_entry) < 0)
+            goto fail;
     }
     if (own_describe) { /* Parse, the agent's own Describe of the statement, the rest */
         Py_ssize_t parse_size = 5 + parse.len, describe_size = 5 + 1 + parse_name.len + 1;
@@ -1149,8 +1159,7 @@ static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssi
     int same = attr_is(self->session, s_origin_engine, engine);
     Py_DECREF(engine);
     if (same != 1) return same;
-    PyObject *origin = PyObject_GetAttr(self->session, s_origin_masks);
-    if (origin == NULL) return -1;
+    PyObject *origin = Py_NewRef(self->origin_masks);
     PyObject *id = PyLong_FromVoidPtr(self->decision);
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
     PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;

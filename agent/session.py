@@ -106,6 +106,8 @@ class Session:
         self.client_address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.identity: Identity | None = None
         self.upstream: UpstreamConnection | None = None
+        # expect, statements, portals, _origin_masks and _audit_fragments are changed in
+        # place, never rebound: the native data path holds on to them.
         self.expect: deque[Pending] = deque()
         self.statements: dict[str, Prepared] = {}
         self.portals: dict[str, tuple[Prepared | None, tuple[int, ...]]] = {}
