@@ -27,4 +27,8 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # The agent's native data path (agent/_fastpath.c); rebuilt only when its source changed.
-.venv/bin/python setup.py -q build_ext --inplace >/dev/null
+# Without a C compiler the agent runs its pure-Python path (slower, same behaviour).
+if ! .venv/bin/python setup.py -q build_ext --inplace >/dev/null; then
+  echo "warning: the agent's native data path was not built (needs gcc and the Python" \
+    "headers); the agent will use its pure-Python path" >&2
+fi
