@@ -17,7 +17,7 @@ When even this drifts (a busy VM host), count instructions instead: they do not 
 the machine's speed.  The difference of two runs is the cost of the extra transactions:
 
     valgrind --tool=callgrind .venv/bin/python bench/agent_cpu.py --workload simple \
-        --transactions 20000   # then 40000; compare the "summary:" lines of the outputs
+        --paths native --transactions 20000   # then 40000; compare the "summary:" lines
 """
 
 from __future__ import annotations
@@ -157,7 +157,9 @@ def new_session(agent: Agent, native: bool) -> tuple[_Relay, _Relay]:
     return to_upstream, to_client
 
 
-async def run(transactions: int, database: str, only: str | None = None) -> None:
+async def run(
+    transactions: int, database: str, only: str | None = None, paths: str = "both"
+) -> None:
     import psycopg
 
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=database) as conn:
@@ -185,8 +187,10 @@ async def run(transactions: int, database: str, only: str | None = None) -> None
         if only is not None and name != only:
             continue
         requests = [request(i % 500_000 + 1) for i in range(transactions)]
-        cells, slow = [], 0
+        cells, slow, share = [float("nan"), float("nan")], 0, 0.0
         for native in (True, False):
+            if paths != "both" and native != (paths == "native"):
+                continue
             to_upstream, to_client = new_session(agent, native)
             for i in range(200):  # warm the decision, origin and mask caches
                 await _transaction(to_upstream, to_client, requests[i], answer)
@@ -201,7 +205,7 @@ async def run(transactions: int, database: str, only: str | None = None) -> None
                 agent.audit._encode_queued()
                 rounds.append((time.process_time() - started) / ROUND * 1e6)
                 agent.audit.pending.clear()
-            cells.append(min(rounds))
+            cells[0 if native else 1] = min(rounds)
             if fast is not None:
                 share = (fast.stats["client"] - before) / transactions
         bare = min(
@@ -252,6 +256,12 @@ def main() -> None:
         choices=["simple", "extended", "simple, masked column", "extended, masked column"],
         help="run only this workload",
     )
+    parser.add_argument(
+        "--paths",
+        choices=["both", "native", "python"],
+        default="both",
+        help="which data paths to run (one alone for instruction counts under callgrind)",
+    )
     args = parser.parse_args()
     database = f"warden_cpu_{secrets.token_hex(4)}"
     psql("postgres", f"CREATE DATABASE {database}")
@@ -260,9 +270,9 @@ def main() -> None:
         try:
             import uvloop
         except ImportError:
-            asyncio.run(run(args.transactions, database, args.workload))
+            asyncio.run(run(args.transactions, database, args.workload, args.paths))
         else:
-            uvloop.run(run(args.transactions, database, args.workload))
+            uvloop.run(run(args.transactions, database, args.workload, args.paths))
     finally:
         psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
