@@ -28,7 +28,7 @@
 #include <time.h>
 
 static PyObject *s_expect, *s_discarding, *s_busy, *s_statements, *s_portals, *s_origin_masks,
-    *s_origin_engine, *s_engine, *s_valid_until, *s_decision, *s_described, *s_masks,
+    *s_origin_engine, *s_engine, *s_generation, *s_valid_until, *s_decision, *s_described, *s_masks,
     *s_queued, *s_audit_fragments, *s_action, *s_write, *s_allow, *s_mask, *s_zero,
     *s_by_decision, *s_bucket_counts, *s_seconds_total, *s_native_statements, *s_native_handbacks,
     *s_buffer, *s_process_safely, *s_finish;
@@ -272,6 +272,15 @@ static int attr_is(PyObject *obj, PyObject *name, PyObject *target) {
     return same;
 }
 
+/* 1 when obj.attr == target, 0 when not, -1 on error. */
+static int attr_equals(PyObject *obj, PyObject *name, PyObject *target) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int same = PyObject_RichCompareBool(value, target, Py_EQ);
+    Py_DECREF(value);
+    return same;
+}
+
 /* The audit fragment Session._audit cached for (decision, index 0, action), new ref or
  * NULL (without an error) when it is not cached. */
 static PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) {
@@ -420,11 +429,11 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
     PyObject *ticket = PyDict_GetItemWithError(self->q_tickets, key); /* borrowed */
     Py_DECREF(key);
     if (ticket == NULL) return PyErr_Occurred() ? -1 : 0;
-    /* (fixed pieces, decision, engine) */
+    /* (fixed pieces, decision, Agent.generation) */
     if (!PyTuple_Check(ticket) || PyTuple_GET_SIZE(ticket) != 3) return 0;
     PyObject *fixed = PyTuple_GET_ITEM(ticket, 0);
     PyObject *decision = PyTuple_GET_ITEM(ticket, 1);
-    PyObject *engine = PyTuple_GET_ITEM(ticket, 2);
+    PyObject *generation = PyTuple_GET_ITEM(ticket, 2);
     if (!PyTuple_Check(fixed)) return 0;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fixed); i++) {
         PyObject *piece = PyTuple_GET_ITEM(fixed, i);
@@ -438,7 +447,7 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
             memcmp(text + start, PyBytes_AS_STRING(bytes), (size_t)(end - start)) != 0)
             return 0;
     }
-    int ok = attr_is(self->agent, s_engine, engine);
+    int ok = attr_equals(self->agent, s_generation, generation);
     if (ok != 1) return ok;
     ok = still_valid(decision, wall_now());
     if (ok != 1) return ok;
@@ -509,9 +518,9 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
             if (PyErr_Occurred()) goto fail;
             goto leave;
         }
-        /* (statement name, prepared, decision, engine, describe) */
+        /* (statement name, prepared, decision, Agent.generation, describe) */
         if (!PyTuple_Check(ticket) || PyTuple_GET_SIZE(ticket) != 5) goto leave;
-        int ok = attr_is(self->agent, s_engine, PyTuple_GET_ITEM(ticket, 3));
+        int ok = attr_equals(self->agent, s_generation, PyTuple_GET_ITEM(ticket, 3));
         if (ok < 0) goto fail;
         if (!ok) goto leave;
         ok = attr_is(PyTuple_GET_ITEM(ticket, 1), s_decision, PyTuple_GET_ITEM(ticket, 2));
@@ -539,8 +548,11 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         p = end + 1;
         end = cstring_end(p, stop);
         if (end == NULL) goto leave;
-        if (ticket != NULL && (Py_ssize_t)(end - p) == parse_name.len &&
-            memcmp(p, parse_name.start, (size_t)parse_name.len) == 0) {
+        if (portal_span.len != 0) goto leave; /* named portals: Python (they can fail) */
+        if (ticket != NULL) { /* Parse then Bind of another statement: Python */
+            if ((Py_ssize_t)(end - p) != parse_name.len ||
+                memcmp(p, parse_name.start, (size_t)parse_name.len) != 0)
+                goto leave;
             prepared = Py_NewRef(PyTuple_GET_ITEM(ticket, 1));
         } else {
             statement_name = PyUnicode_DecodeUTF8((const char *)p, end - p, NULL);
@@ -558,16 +570,19 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         p = end + 1;
         if (stop - p < 2) goto leave;
         Py_ssize_t n = be16(p);
+        if (n < 0 || stop - p < 2 + 2 * n + 2) goto leave;
         p += 2 + 2 * n;
-        if (n < 0 || stop - p < 2) goto leave;
         n = be16(p);
         p += 2;
         if (n < 0) goto leave;
         for (Py_ssize_t i = 0; i < n; i++) {
             if (stop - p < 4) goto leave;
             int32_t value_len = be32(p);
-            p += 4 + (value_len > 0 ? value_len : 0);
-            if (p > stop) goto leave;
+            p += 4;
+            if (value_len > 0) {
+                if (stop - p < value_len) goto leave;
+                p += value_len;
+            }
         }
         if (stop - p < 2) goto leave;
         n = be16(p);
@@ -605,11 +620,11 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
     }
     if (!(size - pos == 5 && buf[pos] == 'S' && be32(buf + pos + 1) == 4)) goto leave;
 
-    { /* decided under the current bundle (as Session._on_client_fast checks) */
-        PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
-        if (engine == NULL) goto fail;
-        int same = attr_is(prepared, s_engine, engine);
-        Py_DECREF(engine);
+    { /* decided under the current bundle and catalog (as Session._on_client_fast checks) */
+        PyObject *generation = PyObject_GetAttr(self->agent, s_generation);
+        if (generation == NULL) goto fail;
+        int same = attr_equals(prepared, s_generation, generation);
+        Py_DECREF(generation);
         if (same < 0) goto fail;
         if (!same) goto leave;
     }
@@ -752,7 +767,17 @@ static int resume_in_python(FastPath *self) {
     return 0;
 }
 
+/* Methods of a FastPath whose __init__ did not run (or failed) raise instead of crashing. */
+#define REQUIRE_INIT(self)                                                        \
+    do {                                                                          \
+        if ((self)->session == NULL || (self)->expect == NULL) {                  \
+            PyErr_SetString(PyExc_RuntimeError, "FastPath is not initialized"); \
+            return NULL;                                                          \
+        }                                                                         \
+    } while (0)
+
 static PyObject *FastPath_client(FastPath *self, PyObject *data) {
+    REQUIRE_INIT(self);
     if (!PyBytes_Check(data)) return PyLong_FromLong(0);
     if (self->mode != IDLE) { /* more before the answers: Python takes the session over */
         if (resume_in_python(self) < 0) return NULL;
@@ -789,15 +814,27 @@ typedef struct {
     Py_ssize_t count, capacity, total;
 } Output;
 
+/* Append a segment; `keep` (owned, may be NULL) is released with the output, or at once
+ * when this fails. */
 static int output_add(Output *out, const char *ptr, Py_ssize_t len, PyObject *keep) {
     if (len <= 0 && keep == NULL) return 0;
+    if (out->total > PY_SSIZE_T_MAX / 2 - len) {
+        Py_XDECREF(keep);
+        return -1;
+    }
     if (out->count == out->capacity) {
         Py_ssize_t capacity = out->capacity ? out->capacity * 2 : 16;
         Segment *items = PyMem_Realloc(out->items, (size_t)capacity * sizeof(Segment));
-        if (items == NULL) return -1;
+        if (items == NULL) {
+            Py_XDECREF(keep);
+            return -1;
+        }
         out->items = items;
         PyObject **keep_items = PyMem_Realloc(out->keep, (size_t)capacity * sizeof(PyObject *));
-        if (keep_items == NULL) return -1;
+        if (keep_items == NULL) {
+            Py_XDECREF(keep);
+            return -1;
+        }
         out->keep = keep_items;
         out->capacity = capacity;
     }
@@ -1046,6 +1083,11 @@ static PyObject *mask_data_row(CompiledMask *compiled, const unsigned char *payl
             masked = mask_cell(cell->code, raw, cell_len, cell->param, cell->has_param);
         }
         if (masked == NULL) goto error;
+        if (masked != Py_None && PyBytes_GET_SIZE(masked) > INT32_MAX - 64) {
+            Py_DECREF(masked);
+            PyErr_SetString(PyExc_ValueError, "a masked value does not fit in a DataRow");
+            goto error;
+        }
         if (output_add(&out, (const char *)payload + span, offset - span, NULL) < 0) {
             Py_DECREF(masked);
             goto nomemory;
@@ -1069,6 +1111,10 @@ static PyObject *mask_data_row(CompiledMask *compiled, const unsigned char *payl
         span = offset;
     }
     if (output_add(&out, (const char *)payload + span, len - span, NULL) < 0) goto nomemory;
+    if (out.total > INT32_MAX - 4) {
+        PyErr_SetString(PyExc_ValueError, "the masked DataRow is longer than a message can be");
+        goto error;
+    }
     PyObject *message = PyBytes_FromStringAndSize(NULL, 5 + out.total);
     if (message != NULL) {
         char *o = PyBytes_AS_STRING(message);
@@ -1261,6 +1307,7 @@ static int step_extended(FastPath *self, int kind, const unsigned char *payload,
 }
 
 static PyObject *FastPath_backend(FastPath *self, PyObject *data) {
+    REQUIRE_INIT(self);
     if (self->mode == IDLE || !PyBytes_Check(data)) return PyLong_FromLong(0);
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data), pos = 0, span = 0;
@@ -1342,6 +1389,7 @@ error:
  * that holds buffered bytes or waits on a slow handler).  Errors end the session like the
  * Python relay's: relay.finish(exc). */
 static PyObject *received(FastPath *self, PyObject *relay, PyObject *data, int backend) {
+    REQUIRE_INIT(self);
     PyObject *buffer = PyObject_GetAttr(relay, s_buffer);
     if (buffer == NULL) goto error;
     int buffered = PyObject_IsTrue(buffer);
@@ -1385,12 +1433,14 @@ static PyObject *FastPath_backend_received(FastPath *self, PyObject *data) {
 }
 
 static PyObject *FastPath_forget(FastPath *self, PyObject *Py_UNUSED(ignored)) {
+    REQUIRE_INIT(self);
     PyDict_Clear(self->q_tickets);
     PyDict_Clear(self->p_tickets);
     Py_RETURN_NONE;
 }
 
 static PyObject *FastPath_resume(FastPath *self, PyObject *Py_UNUSED(ignored)) {
+    REQUIRE_INIT(self);
     if (resume_in_python(self) < 0) return NULL;
     Py_RETURN_NONE;
 }
@@ -1405,10 +1455,12 @@ static PyObject *FastPath_get_stats(FastPath *self, void *closure) {
 }
 
 static PyObject *FastPath_get_q_tickets(FastPath *self, void *closure) {
+    REQUIRE_INIT(self);
     return Py_NewRef(self->q_tickets);
 }
 
 static PyObject *FastPath_get_p_tickets(FastPath *self, void *closure) {
+    REQUIRE_INIT(self);
     return Py_NewRef(self->p_tickets);
 }
 
@@ -1598,6 +1650,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_origin_masks, "_origin_masks");
     INTERN(s_origin_engine, "_origin_engine");
     INTERN(s_engine, "engine");
+    INTERN(s_generation, "generation");
     INTERN(s_valid_until, "valid_until");
     INTERN(s_decision, "decision");
     INTERN(s_described, "described");

@@ -59,7 +59,10 @@ except ImportError:  # pragma: no cover - exercised where the extension is not b
 def encode_batch(id_prefix: str, first_seq: int, queued: list[QueuedEvent]) -> str:
     """One compact batch document (JSON text) for these queued events."""
     if _encode_events is not None:
-        fragments, events = _encode_events(queued, first_seq)
+        try:
+            fragments, events = _encode_events(queued, first_seq)
+        except (ValueError, OverflowError, TypeError):  # odd values: the Python encoder
+            return encode_batch_python(id_prefix, first_seq, queued)
         statements = ",".join("{" + fragment + "}" for fragment in fragments)
         return (
             f'{{"format":{BATCH_FORMAT},"id_prefix":"{id_prefix}","statements":[{statements}],'

@@ -41,12 +41,20 @@ def message(kind: bytes, payload: bytes = b"") -> bytes:
 
 
 def cstring(text: str) -> bytes:
-    return text.encode() + b"\x00"
+    # surrogateescape: names read by read_name go back out as the bytes they came as
+    return text.encode(errors="surrogateescape") + b"\x00"
 
 
 def read_cstring(payload: bytes, offset: int) -> tuple[str, int]:
     end = payload.index(b"\x00", offset)
     return payload[offset:end].decode(errors="replace"), end + 1
+
+
+def read_name(payload: bytes, offset: int) -> tuple[str, int]:
+    """A statement or portal name: distinct bytes stay distinct names (errors="replace"
+    would make b"\xfe" and b"\xff" one name), and ``cstring`` gives the bytes back."""
+    end = payload.index(b"\x00", offset)
+    return payload[offset:end].decode(errors="surrogateescape"), end + 1
 
 
 def int32(value: int) -> bytes:
@@ -221,15 +229,15 @@ def parse_query(payload: bytes) -> str:
 
 def parse_parse(payload: bytes) -> tuple[str, str]:
     """Parse message → (statement name, query text)."""
-    name, offset = read_cstring(payload, 0)
+    name, offset = read_name(payload, 0)
     end = payload.index(b"\x00", offset)
     return name, payload[offset:end].decode()
 
 
 def parse_bind(payload: bytes) -> tuple[str, str, tuple[int, ...]]:
     """Bind message → (portal, statement, result format codes)."""
-    portal, offset = read_cstring(payload, 0)
-    statement, offset = read_cstring(payload, offset)
+    portal, offset = read_name(payload, 0)
+    statement, offset = read_name(payload, offset)
     n_formats = _INT16.unpack_from(payload, offset)[0]
     offset += 2 + 2 * n_formats
     n_params = _INT16.unpack_from(payload, offset)[0]
@@ -245,9 +253,9 @@ def parse_bind(payload: bytes) -> tuple[str, str, tuple[int, ...]]:
 
 def parse_target(payload: bytes) -> tuple[bytes, str]:
     """Describe / Close message → (b"S" or b"P", name)."""
-    name, _ = read_cstring(payload, 1)
+    name, _ = read_name(payload, 1)
     return payload[:1], name
 
 
 def parse_execute(payload: bytes) -> str:
-    return read_cstring(payload, 0)[0]
+    return read_name(payload, 0)[0]

@@ -88,6 +88,9 @@ class Agent:
         )
         self.engine: PolicyEngine | None = None
         self.decisions: dict[tuple[object, ...], Decision] = {}
+        # Bumped whenever cached decisions stop holding (a new bundle, DDL through the
+        # agent): prepared statements and native-path tickets made before are decided again.
+        self.generation = 0
         # Pure text to text, so it outlives bundles (the decision cache does not).
         self.normalizer = Normalizer()
         self.auth_cache: dict[tuple[str, str], CachedAuth] = {}
@@ -169,6 +172,7 @@ class Agent:
     def _bundle_installed(self, bundle: Bundle) -> None:
         self.engine = PolicyEngine(bundle, strict_predicates=self.config.strict_predicates)
         self.decisions.clear()
+        self.generation += 1
         self.metrics.bundle_installed(bundle.version, bundle.loaded_at)
 
     # ------------------------------------------------------------ authentication
@@ -356,6 +360,7 @@ class Agent:
     def invalidate_after_ddl(self) -> None:
         self.catalog.invalidate()
         self.decisions.clear()
+        self.generation += 1
 
 
 def masking_key_from_env() -> bytes:

@@ -72,8 +72,8 @@ class Prepared:
     fields: list[codec.FieldDescription] | None = None
     # The RowDescription bytes ``fields`` came from (the agent's own Describe).
     described: bytes | None = None
-    # The policy engine (bundle) ``decision`` was made under: a new bundle decides again.
-    engine: object = None
+    # Agent.generation when ``decision`` was made: a new bundle or DDL decides again.
+    generation: int = -1
     masks: dict[tuple[int, ...], list[MaskSpec | None] | None] = field(default_factory=dict)
 
 
@@ -90,6 +90,12 @@ class Pending:
     error_seen: bool = False
     statement_index: int = 0
     rows: int | None = None
+    # Parse/Bind: (statements or portals, name, the entry it replaced or _ABSENT), undone
+    # when the server refuses the message or skips it after an earlier error.
+    undo: tuple[dict[str, Any], str, Any] | None = None
+
+
+_ABSENT: Any = object()
 
 
 class Session:
@@ -187,7 +193,11 @@ class Session:
                 relay.eof_received()
         try:
             error = await done
-            if error is not None and not isinstance(
+            if isinstance(error, codec.ProtocolError):
+                log.warning("session %s: protocol violation: %s", self.client_address, error)
+                with contextlib.suppress(Exception):
+                    self._fatal("08P01", f"protocol violation: {error}")
+            elif error is not None and not isinstance(
                 error, ConnectionError | asyncio.IncompleteReadError
             ):
                 log.error("session %s ended by %r", self.client_address, error, exc_info=error)
@@ -238,7 +248,7 @@ class Session:
         if "d" in remaining:
             # The agent's own Describe answered with a new shape (or not yet): a fresh
             # statement learns it, so the shared one's cached masks are never applied to it.
-            fresh = Prepared(prepared.sql, decision, engine=prepared.engine)
+            fresh = Prepared(prepared.sql, decision, generation=prepared.generation)
             for name, known in list(self.statements.items()):
                 if known is prepared:
                     self.statements[name] = fresh
@@ -269,18 +279,26 @@ class Session:
         if len(tickets) >= _MAX_TICKETS:
             tickets.clear()
         self._fragment(decision, 0, decision.action)
-        tickets[key] = (fixed or ((0, len(raw), raw),), decision, self.agent.engine)
+        tickets[key] = (fixed or ((0, len(raw), raw),), decision, self.agent.generation)
 
     def _fast_ticket_parse(self, payload: bytes, name: str, prepared: Prepared) -> None:
-        """Let the native path replay this Parse (same bytes) with the same statement."""
+        """Let the native path replay this Parse (same bytes) with the same statement.
+        Only the unnamed statement: a named Parse can fail (the name exists) and leave
+        the server's statement in place, which Python undoes (see ``_on_error``)."""
         decision = prepared.decision
-        if len(decision.statements) > 1 or decision.counted_grants:
+        if name or len(decision.statements) > 1 or decision.counted_grants:
             return
         tickets = self.fast.p_tickets
         if len(tickets) >= _MAX_TICKETS:
             tickets.clear()
         self._fragment(decision, 0, decision.action)
-        tickets[payload] = (name, prepared, decision, self.agent.engine, decision.action == MASK)
+        tickets[payload] = (
+            name,
+            prepared,
+            decision,
+            self.agent.generation,
+            decision.action == MASK,
+        )
 
     def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         if self.discarding and kind != 83:  # 'S'
@@ -435,26 +453,33 @@ class Session:
             if (
                 prepared is None
                 or prepared.decision.valid_until <= time.time()
-                or prepared.engine is not self.agent.engine
+                or prepared.generation != self.agent.generation
             ):
                 return _SLOW
-            self.portals[portal] = (prepared, formats)
-            self.expect.append(Pending("B"))
+            undo = self._bind_name(self.portals, portal, (prepared, formats))
+            self.expect.append(Pending("B", undo=undo))
             return None
         if kind == 80:  # 'P'
             name, sql = codec.parse_parse(payload)
             decision = self.agent.decide_cached(self.identity, sql, self.search_path)
             if decision is None or decision.action not in _PASS or decision.has_side_effects:
                 return _SLOW
-            prepared = Prepared(sql, decision, engine=self.agent.engine)
-            self.statements[name] = prepared
-            self.expect.append(Pending("P"))
+            prepared = Prepared(sql, decision, generation=self.agent.generation)
+            self.expect.append(Pending("P", undo=self._bind_name(self.statements, name, prepared)))
             if self.fast is not None:
                 self._fast_ticket_parse(payload, name, prepared)
             if decision.action == MASK:
                 return self._describe_after_parse(prepared, payload, name)
             return None
         return _SLOW
+
+    @staticmethod
+    def _bind_name(names: dict[str, Any], name: str, value: Any) -> tuple[dict[str, Any], str, Any]:
+        """Map a statement or portal name now (later messages refer to it) and return
+        how to undo that if the server does not accept the message."""
+        previous = names.get(name, _ABSENT)
+        names[name] = value
+        return (names, name, previous)
 
     def _portal_mask_if_head(self, payload: bytes) -> Any:
         """Row masks for an Execute that will be the head entry (a portal run in a later
@@ -566,9 +591,8 @@ class Session:
             await self._start_discard(decision)
             return b""
         self._note_side_effects(decision)
-        prepared = Prepared(sql, decision, engine=self.agent.engine)
-        self.statements[name] = prepared
-        self.expect.append(Pending("P"))
+        prepared = Prepared(sql, decision, generation=self.agent.generation)
+        self.expect.append(Pending("P", undo=self._bind_name(self.statements, name, prepared)))
         if decision.action == MASK:
             return self._describe_after_parse(prepared, payload, name)
         return None
@@ -594,7 +618,10 @@ class Session:
                 )
             )
             return b""
-        if prepared.decision.valid_until <= time.time() or prepared.engine is not self.agent.engine:
+        if (
+            prepared.decision.valid_until <= time.time()
+            or prepared.generation != self.agent.generation
+        ):
             # The bundle changed or a grant expired since Parse: decide again.
             decision = await self._decide(prepared.sql)
             if decision.action == HOLD:
@@ -621,10 +648,10 @@ class Session:
                 )
                 return b""
             prepared.decision = decision
-            prepared.engine = self.agent.engine
+            prepared.generation = self.agent.generation
             prepared.masks.clear()
-        self.portals[portal] = (prepared, formats)
-        self.expect.append(Pending("B"))
+        undo = self._bind_name(self.portals, portal, (prepared, formats))
+        self.expect.append(Pending("B", undo=undo))
         return None
 
     async def _start_discard(self, decision: Decision) -> None:
@@ -950,10 +977,19 @@ class Session:
         expect.popleft()
         if head.kind == "E":
             self._execute_done(head, None, error=True)
+        refused = [head]
         while expect and expect[0].kind != "S":
-            expect.popleft()
+            refused.append(expect.popleft())
         if expect:
             expect[0].error_seen = True
+        # The failed message and the skipped ones changed nothing on the server.
+        for entry in reversed(refused):
+            if entry.undo is not None:
+                names, name, previous = entry.undo
+                if previous is _ABSENT or name == "":  # the server dropped its unnamed one
+                    names.pop(name, None)
+                else:
+                    names[name] = previous
         return None
 
     async def _advance(self) -> None:
@@ -1320,7 +1356,10 @@ class _Relay(asyncio.Protocol):
         span = 0
         out: list[bytes] = []
         while size - pos >= 5:
-            end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
+            length = _UNPACK_INT(data, pos + 1)[0]
+            if length < 4:
+                raise codec.ProtocolError(f"invalid message length {length}")
+            end = pos + 1 + length
             if end > size:
                 break
             kind = data[pos]
@@ -1360,7 +1399,10 @@ class _Relay(asyncio.Protocol):
             step, slow, size = self.step, self.slow, len(data)
             first = True
             while size - pos >= 5:
-                end = pos + 1 + _UNPACK_INT(data, pos + 1)[0]
+                length = _UNPACK_INT(data, pos + 1)[0]
+                if length < 4:
+                    raise codec.ProtocolError(f"invalid message length {length}")
+                end = pos + 1 + length
                 if end > size:
                     break
                 kind = data[pos]

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import codec
+from agent import _fastpath, codec
 from agent.audit import encode_batch, encode_batch_python, expand_batch
 from agent.server import native_path_available
 from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
@@ -265,8 +265,11 @@ def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
         moment = datetime.fromisoformat(ours.pop("time"))
         assert abs(moment - datetime.fromisoformat(theirs.pop("time"))) <= timedelta(microseconds=1)
         assert ours == theirs
-    with pytest.raises(ValueError, match="out of range"):
-        encode_batch("0" * 24, 0, [(fragments[0], float("nan"), 1, 0.5, False)])
+    odd = [(fragments[0], float("nan"), 2**70, 0.5, False)]
+    with pytest.raises((ValueError, OverflowError)):
+        _fastpath.encode_events(odd, 0)
+    # Values the native encoder refuses still make a batch (the Python one), none are lost.
+    assert encode_batch("0" * 24, 0, odd) == encode_batch_python("0" * 24, 0, odd)
 
 
 def test_native_masking_gives_what_masking_py_gives() -> None:
@@ -329,3 +332,102 @@ def test_native_masking_gives_what_masking_py_gives() -> None:
             masking.mask_wire_value,
             key,
         )
+
+
+def test_a_parse_ticket_is_not_used_for_a_bind_of_another_statement(
+    agent_on_both_paths: Any,
+) -> None:
+    client = WireClient(agent_on_both_paths.port, "alice")
+    by_name = "SELECT name, email FROM customers WHERE id = 1"
+    by_email = "SELECT email, name FROM customers WHERE id = 1"
+    client.send(parse("b", by_email), bind("", "b"), execute(""), codec.SYNC)
+    assert rows(client.until(b"Z")) == [[b"****@example.com", b"Grace Hopper"]]
+    for _ in range(3):  # both shapes learned, the unnamed Parse has a ticket
+        client.send(parse("", by_name), bind("", ""), execute(""), codec.SYNC)
+        assert rows(client.until(b"Z")) == [[b"Grace Hopper", b"****@example.com"]]
+    # Parse the unnamed statement, but run "b": b's masks, not the Parse's.
+    for _ in range(2):
+        client.send(parse("", by_name), bind("", "b"), execute(""), codec.SYNC)
+        assert rows(client.until(b"Z")) == [[b"****@example.com", b"Grace Hopper"]]
+    client.close()
+
+
+def test_ddl_through_the_agent_makes_cached_round_trips_decide_again(
+    agent_on_both_paths: Any, pg_database: str
+) -> None:
+    agent = agent_on_both_paths
+    admin = psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", dbname=pg_database, autocommit=True
+    )
+    admin.execute("DROP VIEW IF EXISTS native_names")
+    admin.execute("CREATE VIEW native_names AS SELECT id, name AS x FROM customers")
+    try:
+        with agent.connect("alice") as conn, agent.connect("root") as root:
+            simple = psycopg.ClientCursor(conn)
+
+            def read() -> set[str]:
+                return {
+                    simple.execute("SELECT x FROM native_names WHERE id = 1").fetchone()[0],
+                    conn.execute("SELECT x FROM native_names WHERE id = %s", (1,)).fetchone()[0],
+                }
+
+            for _ in range(4):
+                assert read() == {"Grace Hopper"}
+            # Same result shape, now over the email column: the view's masks must follow.
+            root.execute(
+                "CREATE OR REPLACE VIEW native_names AS SELECT id, email AS x FROM customers"
+            )
+            for _ in range(3):
+                assert read() == {"****"}
+    finally:
+        admin.execute("DROP VIEW IF EXISTS native_names")
+        admin.close()
+
+
+def test_a_named_parse_the_server_refuses_leaves_the_old_statement(
+    agent_on_both_paths: Any,
+) -> None:
+    client = WireClient(agent_on_both_paths.port, "alice")
+    client.send(parse("s", "SELECT email FROM customers WHERE id = 1"), codec.SYNC)
+    client.until(b"Z")
+    client.send(parse("s", "SELECT name FROM customers WHERE id = 1"), codec.SYNC)
+    refused = client.until(b"Z")
+    assert refused[0][0] == b"E" and b"42P05" in refused[0][1]  # already exists
+    # Skipped after an error: a Parse behind the failing one changes nothing either.
+    client.send(
+        parse("s", "SELECT name FROM customers WHERE id = 1"),
+        parse("t", "SELECT name FROM customers WHERE id = 1"),
+        codec.SYNC,
+    )
+    client.until(b"Z")
+    client.send(bind("", "s"), execute(""), codec.SYNC)
+    assert rows(client.until(b"Z")) == [[b"****@example.com"]]
+    client.send(bind("", "t"), execute(""), codec.SYNC)
+    assert client.until(b"Z")[0][0] == b"E"  # "t" exists neither on the server nor here
+    client.close()
+
+
+def test_statement_names_that_differ_only_in_invalid_bytes_stay_apart() -> None:
+    first = codec.parse_parse(b"\xfe\x00SELECT 1\x00\x00\x00")[0]
+    second = codec.parse_parse(b"\xff\x00SELECT 1\x00\x00\x00")[0]
+    assert first != second
+    assert codec.describe(b"S", first) == codec.message(b"D", b"S\xfe\x00")
+
+
+def test_an_invalid_message_length_ends_only_that_session(agent_on_both_paths: Any) -> None:
+    agent = agent_on_both_paths
+    client = WireClient(agent.port, "alice")
+    client.send(b"x\xff\xff\xff\xff")
+    kind, payload = client.read()
+    assert kind == b"E" and b"08P01" in payload and b"invalid message length" in payload
+    other = WireClient(agent.port, "alice")
+    other.send(codec.query("SELECT 1"))
+    assert rows(other.until(b"Z")) == [[b"1"]]
+    other.close()
+
+
+def test_an_uninitialized_fast_path_raises_instead_of_crashing() -> None:
+    fast = _fastpath.FastPath.__new__(_fastpath.FastPath)
+    for call in (fast.forget, lambda: fast.client(b"Q"), lambda: fast.q_tickets):
+        with pytest.raises(RuntimeError, match="not initialized"):
+            call()
