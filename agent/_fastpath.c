@@ -224,6 +224,10 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     self->buckets = Py_NewRef(buckets);
     self->wakeup = Py_NewRef(wakeup);
     self->python_received = Py_NewRef(python_received);
+    if (batch_size < 1) {
+        PyErr_SetString(PyExc_ValueError, "batch_size must be at least 1");
+        return -1;
+    }
     self->batch_size = batch_size;
     self->q_tickets = PyDict_New();
     self->p_tickets = PyDict_New();
@@ -1177,9 +1181,20 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
     rows = digits ? PyLong_FromLongLong(count) : Py_NewRef(Py_None);
     if (rows == NULL) return -1;
     double seconds = monotonic_now() - self->started;
-    PyObject *event = Py_BuildValue("(OdNdO)", self->fragment, wall_now(), rows,
-                                    seconds * 1000.0, Py_False);
-    if (event == NULL) return -1;
+    PyObject *event = PyTuple_New(5), *moment = PyFloat_FromDouble(wall_now()),
+             *duration = PyFloat_FromDouble(seconds * 1000.0);
+    if (event == NULL || moment == NULL || duration == NULL) {
+        Py_XDECREF(event);
+        Py_XDECREF(moment);
+        Py_XDECREF(duration);
+        Py_DECREF(rows);
+        return -1;
+    }
+    PyTuple_SET_ITEM(event, 0, Py_NewRef(self->fragment));
+    PyTuple_SET_ITEM(event, 1, moment);
+    PyTuple_SET_ITEM(event, 2, rows);
+    PyTuple_SET_ITEM(event, 3, duration);
+    PyTuple_SET_ITEM(event, 4, Py_NewRef(Py_False));
     PyObject *queued = PyObject_GetAttr(self->audit, s_queued);
     int failed = queued == NULL || PyList_Append(queued, event) < 0;
     Py_DECREF(event);
@@ -1189,7 +1204,7 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
     }
     Py_ssize_t length = PyList_GET_SIZE(queued);
     Py_DECREF(queued);
-    if (length >= self->batch_size) {
+    if (length % self->batch_size == 0) { /* a full batch: wake the shipper (once) */
         PyObject *result = PyObject_CallNoArgs(self->wakeup);
         if (result == NULL) return -1;
         Py_DECREF(result);
@@ -1485,6 +1500,22 @@ static int text_reserve(Text *text, Py_ssize_t more) {
     return 0;
 }
 
+/* Decimal text of an integer at out; returns its length (at most 20). */
+static Py_ssize_t decimal_integer(char *out, long long value) {
+    Py_ssize_t n = 0;
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                                             : (unsigned long long)value;
+    if (value < 0) out[n++] = '-';
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    while (count) out[n++] = digits[--count];
+    return n;
+}
+
 /* Decimal text of value with `places` fixed decimals (value rounded to them), at out. */
 static Py_ssize_t fixed_decimal(char *out, double value, int places, long long scale) {
     Py_ssize_t n = 0;
@@ -1546,13 +1577,10 @@ static PyObject *encode_events(PyObject *module, PyObject *args) {
         int error = PyObject_IsTrue(PyTuple_GET_ITEM(event, 4));
         long pos = PyLong_AsLong(position);
         if (PyErr_Occurred() || error < 0) goto error;
-        char rows_text[32];
-        if (rows == Py_None) {
-            strcpy(rows_text, "null");
-        } else {
-            long long count = PyLong_AsLongLong(rows);
+        long long count = 0;
+        if (rows != Py_None) {
+            count = PyLong_AsLongLong(rows);
             if (count == -1 && PyErr_Occurred()) goto error;
-            snprintf(rows_text, sizeof rows_text, "%lld", count);
         }
         if (!isfinite(moment) || !isfinite(duration) || fabs(moment) > 1e12 ||
             fabs(duration) > 1e12) {
@@ -1561,11 +1589,26 @@ static PyObject *encode_events(PyObject *module, PyObject *args) {
         }
         if (text_reserve(&text, 160) < 0) goto error;
         char *o = text.data + text.size;
-        Py_ssize_t n = snprintf(o, 80, "%s[%ld,%lld,", i ? "," : "", pos, seq);
+        Py_ssize_t n = 0;
+        if (i) o[n++] = ',';
+        o[n++] = '[';
+        n += decimal_integer(o + n, pos);
+        o[n++] = ',';
+        n += decimal_integer(o + n, seq);
+        o[n++] = ',';
         n += fixed_decimal(o + n, moment, 6, 1000000);
-        n += snprintf(o + n, 40, ",%s,", rows_text);
+        o[n++] = ',';
+        if (rows == Py_None) {
+            memcpy(o + n, "null", 4);
+            n += 4;
+        } else {
+            n += decimal_integer(o + n, count);
+        }
+        o[n++] = ',';
         n += fixed_decimal(o + n, duration, 3, 1000);
-        n += snprintf(o + n, 8, ",%d]", error);
+        o[n++] = ',';
+        o[n++] = error ? '1' : '0';
+        o[n++] = ']';
         text.size += n;
     }
     if (text_reserve(&text, 1) < 0) goto error;
