@@ -1524,16 +1524,9 @@ static Py_ssize_t fixed_decimal(char *out, double value, int places, long long s
         out[n++] = '-';
         scaled = -scaled;
     }
-    unsigned long long units = (unsigned long long)scaled;
-    unsigned long long whole = units / (unsigned long long)scale;
+    unsigned long long units = (unsigned long long)scaled; /* |value| <= 1e12: fits */
     unsigned long long fraction = units % (unsigned long long)scale;
-    char digits[24];
-    int count = 0;
-    do {
-        digits[count++] = (char)('0' + whole % 10);
-        whole /= 10;
-    } while (whole);
-    while (count) out[n++] = digits[--count];
+    n += decimal_integer(out + n, (long long)(units / (unsigned long long)scale));
     out[n++] = '.';
     for (int i = places - 1; i >= 0; i--) {
         out[n + i] = (char)('0' + fraction % 10);
