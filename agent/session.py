@@ -21,6 +21,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 from agent import codec, masking, upstream
@@ -1437,3 +1438,67 @@ class _Relay(asyncio.Protocol):
         except BaseException as exc:
             self.busy = False
             self.finish(exc)
+
+
+class MemoryTransport:
+    """A transport stand-in for ``detached_relays``: counts (and with ``keep``, keeps) the
+    bytes written; flow control does nothing."""
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.data = bytearray()
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        if self.keep:
+            self.data += data
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def set_write_buffer_limits(self, high: int | None = None) -> None: ...
+    def is_closing(self) -> bool:
+        return False
+
+
+def detached_relays(
+    agent: Any, identity: Identity, client: Any, upstream: Any, *, native: bool
+) -> tuple[_Relay, _Relay]:
+    """A logged-in session's two relays over the given transport-like objects, without
+    sockets (benchmarks and tests drive ``data_received`` themselves).  Returns
+    (client → upstream, upstream → client); ``relay.session`` is the Session."""
+    session = Session(
+        agent,
+        asyncio.StreamReader(),
+        cast(Any, SimpleNamespace(transport=client, get_extra_info=client.get_extra_info)),
+    )
+    session.identity = identity
+    session.upstream = cast(Any, SimpleNamespace(reader=asyncio.StreamReader(), writer=None))
+    done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    to_upstream = _Relay(
+        session._client_step,
+        session._client_slow,
+        client,
+        upstream,
+        88,
+        session,
+        session.reader,
+        done,
+    )
+    to_client = _Relay(
+        session._backend_step,
+        session._backend_slow,
+        upstream,
+        client,
+        -1,
+        session,
+        session.reader,
+        done,
+    )
+    to_upstream.peer, to_client.peer = to_client, to_upstream
+    if native:
+        session.attach_fast_path(to_upstream, to_client)
+    return to_upstream, to_client

@@ -31,8 +31,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,28 +39,9 @@ from agent import codec  # noqa: E402
 from agent.bundle import Bundle  # noqa: E402
 from agent.decision import Identity  # noqa: E402
 from agent.server import Agent, AgentConfig  # noqa: E402
-from agent.session import Session, _Relay  # noqa: E402
+from agent.session import MemoryTransport, _Relay, detached_relays  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
 from bench.proxy import PG_HOST, PG_PORT, bench_bundle, pgbench_init, psql  # noqa: E402
-
-
-class NullTransport:
-    """Accepts writes and flow-control calls; counts the bytes written."""
-
-    def __init__(self) -> None:
-        self.written = 0
-
-    def write(self, data: bytes) -> None:
-        self.written += len(data)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 50000) if name == "peername" else default
-
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def set_write_buffer_limits(self, high: int | None = None) -> None: ...
-    def is_closing(self) -> bool:
-        return False
 
 
 def _field(name: str, table_oid: int, attnum: int, type_oid: int, size: int) -> bytes:
@@ -121,40 +100,16 @@ def workloads(table_oid: int) -> dict[str, tuple[Callable[[int], bytes], bytes]]
 
 
 def new_session(agent: Agent, native: bool) -> tuple[_Relay, _Relay]:
-    client, upstream = NullTransport(), NullTransport()
-    session = Session(
+    relays = detached_relays(
         agent,
-        asyncio.StreamReader(),
-        SimpleNamespace(transport=client, get_extra_info=client.get_extra_info),
-    )  # type: ignore[arg-type]
-    session.identity = Identity("bench", "user", frozenset())
-    session.upstream = SimpleNamespace(reader=asyncio.StreamReader(), writer=None)  # type: ignore[assignment]
-    done = asyncio.get_running_loop().create_future()
-    to_upstream = _Relay(
-        session._client_step,
-        session._client_slow,
-        client,
-        upstream,
-        88,
-        session,
-        session.reader,
-        done,
-    )  # type: ignore[arg-type]
-    to_client = _Relay(
-        session._backend_step,
-        session._backend_slow,
-        upstream,
-        client,
-        -1,
-        session,
-        session.reader,
-        done,
-    )  # type: ignore[arg-type]
-    to_upstream.peer, to_client.peer = to_client, to_upstream
+        Identity("bench", "user", frozenset()),
+        MemoryTransport(keep=False),
+        MemoryTransport(keep=False),
+        native=native,
+    )
     if native:
-        session.attach_fast_path(to_upstream, to_client)
-        assert session.fast is not None, "agent/_fastpath.c is not built"
-    return to_upstream, to_client
+        assert relays[0].session.fast is not None, "agent/_fastpath.c is not built"
+    return relays
 
 
 async def run(
@@ -229,10 +184,10 @@ async def _transaction(to_upstream: _Relay, to_client: _Relay, data: bytes, answ
 
 
 def _bare_relay(requests: list[bytes], answer: bytes) -> float:
-    upstream, client = NullTransport(), NullTransport()
+    upstream, client = MemoryTransport(keep=False), MemoryTransport(keep=False)
 
     class Pump:
-        def __init__(self, sink: NullTransport) -> None:
+        def __init__(self, sink: MemoryTransport) -> None:
             self.sink = sink
 
         def data_received(self, data: bytes) -> None:
