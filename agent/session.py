@@ -263,6 +263,10 @@ class Session:
                 entry = Pending("E", prepared, decision, formats, started)
             elif kind == "d":
                 entry = Pending("DS", prepared)
+            elif kind == "P":  # the native path handles the unnamed statement only
+                entry = Pending("P", undo=(self.statements, "", _ABSENT))
+            elif kind == "B":  # and the unnamed portal
+                entry = Pending("B", undo=(self.portals, "", _ABSENT))
             else:
                 entry = Pending(kind)
             self.expect.append(entry)

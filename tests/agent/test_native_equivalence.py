@@ -112,6 +112,11 @@ class FakeServer:
                 continue
             if kind == b"P":
                 name, sql = codec.parse_parse(payload)
+                if self.rng.random() < 0.05:  # e.g. a relation dropped meanwhile
+                    self.statements.pop(name.encode(), None)  # the unnamed one is gone
+                    self.failing = True
+                    out.append(codec.error_response("42P01", "relation does not exist"))
+                    continue
                 self.statements[name.encode()] = sql
                 out.append(codec.message(b"1"))
             elif kind == b"B":
