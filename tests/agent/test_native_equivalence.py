@@ -6,6 +6,7 @@ split at random places; the policy engine and the catalog lookups are the real o
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import struct
@@ -232,4 +233,92 @@ async def test_native_and_python_sessions_agree_byte_for_byte(
     stats = native[3]
     assert stats["client"] > 20, stats  # the native path really carried most round trips
     assert stats["resumed"] > 0, stats  # and handed some back (errors, pipelining)
+    await agent.catalog.close()
+
+
+def _mutate(data: bytes, rng: random.Random) -> bytes:
+    """Bit flips, a rewritten length field, a cut or a duplicated slice."""
+    out = bytearray(data)
+    for _ in range(rng.randrange(1, 4)):
+        choice = rng.random()
+        if choice < 0.4 and out:
+            out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
+        elif choice < 0.7 and len(out) >= 5:
+            at = rng.randrange(len(out) - 4)
+            out[at : at + 4] = struct.pack("!i", rng.choice([-1, 0, 3, 4, 5, 2**31 - 1, len(out)]))
+        elif choice < 0.85:
+            out = out[: rng.randrange(len(out) + 1)]
+        else:
+            at = rng.randrange(len(out) + 1)
+            out[at:at] = out[rng.randrange(len(out) + 1) :][:16]
+    return bytes(out)
+
+
+def _waiting(relays: tuple[_Relay, _Relay]) -> bool:
+    """A mangled length made a relay wait for bytes that will never come."""
+    return any(len(relay.buffer) > 4096 for relay in relays)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_the_native_path_survives_malformed_bytes_from_both_sides(
+    offline_agent: Any, seed: int
+) -> None:
+    """Memory safety: mangled client and server bytes either go through, or end the
+    session with an error; the process never crashes and the agent keeps working."""
+    agent, table_oid = offline_agent
+    rng = random.Random(1000 + seed)
+    ended = fed = 0
+    while fed < 400:
+        server = FakeServer(table_oid, random.Random(seed))
+        client_sink, upstream_sink = MemoryTransport(), MemoryTransport()
+        identity = Identity("alice", "user", frozenset())
+        to_upstream, to_client = detached_relays(
+            agent, identity, client_sink, upstream_sink, native=True
+        )
+        done = to_upstream.done
+
+        relays = (to_upstream, to_client)
+        clean = 0  # the first round trips of a session are whole: they fill the caches
+        while not done.done() and not _waiting(relays) and fed < 400:
+            trip = _round_trip(rng)
+            fed += 1
+            clean += 1
+            mangle = clean > 12 and rng.random() < 0.3
+            to_upstream.data_received(_mutate(trip, rng) if mangle else trip)
+            for relay in (to_upstream, to_client):
+                while relay.busy and not done.done():
+                    assert relay.task is not None
+                    with contextlib.suppress(Exception):
+                        await relay.task
+            if done.done():
+                break
+            forwarded = bytes(upstream_sink.data)
+            upstream_sink.data.clear()
+            try:
+                answer = server.answer(forwarded)
+            except (AssertionError, KeyError, struct.error, UnicodeDecodeError, ValueError):
+                answer = codec.ready_for_query()  # the scripted server did not follow
+            mangle = clean > 12 and rng.random() < 0.3
+            to_client.data_received(_mutate(answer, rng) if mangle else answer)
+            while to_client.busy and not done.done():
+                assert to_client.task is not None
+                with contextlib.suppress(Exception):
+                    await to_client.task
+        ended += done.done() or _waiting(relays)
+    assert ended > 3  # mangled bytes ended sessions (or stalled them), and nothing crashed
+    stats = agent.metrics.statements
+    assert stats.native_statements > 15 and stats.native_handbacks > 0  # C saw part of it
+    # The agent still relays and masks a well-formed conversation afterwards.
+    client_sink, upstream_sink = MemoryTransport(), MemoryTransport()
+    to_upstream, to_client = detached_relays(
+        agent, Identity("alice", "user", frozenset()), client_sink, upstream_sink, native=True
+    )
+    to_upstream.data_received(codec.query("SELECT id, email FROM customers WHERE id = 3"))
+    while to_upstream.busy:
+        await to_upstream.task  # type: ignore[misc]
+    answer = FakeServer(table_oid, random.Random(5)).answer(bytes(upstream_sink.data))
+    to_client.data_received(answer)
+    while to_client.busy:
+        await to_client.task  # type: ignore[misc]
+    assert b"ada.3@example.com" not in client_sink.data and b"Z" in client_sink.data
     await agent.catalog.close()
