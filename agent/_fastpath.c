@@ -288,13 +288,11 @@ static int attr_equals(PyObject *obj, PyObject *name, PyObject *target) {
 /* The audit fragment Session._audit cached for (decision, index 0, action), new ref or
  * NULL (without an error) when it is not cached. */
 static PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) {
-    PyObject *fragments = Py_NewRef(self->audit_fragments);
     PyObject *id = PyLong_FromVoidPtr(decision);
     PyObject *key = id ? PyTuple_Pack(3, id, s_zero, action) : NULL;
     Py_XDECREF(id);
-    PyObject *found = key ? PyDict_GetItemWithError(fragments, key) : NULL;
+    PyObject *found = key ? PyDict_GetItemWithError(self->audit_fragments, key) : NULL;
     Py_XDECREF(key);
-    Py_DECREF(fragments);
     if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
         PyTuple_GET_ITEM(found, 0) != decision)
         return NULL;
@@ -1220,15 +1218,13 @@ static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssi
     int same = attr_is(self->session, s_origin_engine, engine);
     Py_DECREF(engine);
     if (same != 1) return same;
-    PyObject *origin = Py_NewRef(self->origin_masks);
     PyObject *id = PyLong_FromVoidPtr(self->decision);
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
     PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;
     Py_XDECREF(id);
     Py_XDECREF(bytes);
-    PyObject *found = key ? PyDict_GetItemWithError(origin, key) : NULL;
+    PyObject *found = key ? PyDict_GetItemWithError(self->origin_masks, key) : NULL;
     Py_XDECREF(key);
-    Py_DECREF(origin);
     if (found == NULL) return PyErr_Occurred() ? -1 : 0;
     if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
         PyTuple_GET_ITEM(found, 0) != self->decision)

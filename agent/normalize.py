@@ -55,6 +55,15 @@ def template(raw: bytes, normalized: bytes) -> Template | None:
     return tuple(piece for piece in fixed if piece[2])
 
 
+def template_key(raw: bytes) -> bytes:
+    """``raw`` with every digit read as 0: texts sharing a template share this key."""
+    return raw.translate(_DIGITS_AS_ZERO)
+
+
+def _fits(raw: bytes, fixed: Template) -> bool:
+    return all(raw[start:end] == piece for start, end, piece in fixed)
+
+
 class Normalizer:
     """pglast normalize, remembered per template (see the module docstring)."""
 
@@ -69,26 +78,15 @@ class Normalizer:
         """The template ``raw`` matches (``key`` is ``raw`` with digits read as 0), or None:
         every text matching it normalizes as ``raw`` does."""
         known = self._templates.get(key)
-        if known is None:
-            return None
-        fixed = known[0]
-        for start, end, piece in fixed:
-            if raw[start:end] != piece:
-                return None
-        return fixed
+        return known[0] if known is not None and _fits(raw, known[0]) else None
 
     def normalize(self, text: str) -> str:
         """Normalized text; raises ``pglast.parser.ParseError`` when unparseable."""
         raw = text.encode()
-        key = raw.translate(_DIGITS_AS_ZERO)
+        key = template_key(raw)
         known = self._templates.get(key)
-        if known is not None:
-            fixed, normalized = known
-            for start, end, piece in fixed:
-                if raw[start:end] != piece:
-                    break
-            else:
-                return normalized
+        if known is not None and _fits(raw, known[0]):
+            return known[1]
         normalized = pglast.parser.normalize(text)
         # A string constant always fails the template (only integers may be replaced), so
         # texts with a quote skip building one; so do texts with $n parameters.

@@ -30,6 +30,7 @@ from agent.catalog import BASE_RELKINDS
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
 from agent.metrics import LATENCY_BUCKETS
+from agent.normalize import template_key
 from agent.upstream import UpstreamConnection, UpstreamError
 
 log = logging.getLogger("agent.session")
@@ -43,7 +44,6 @@ _UNPACK_INT = struct.Struct("!i").unpack_from
 _UNPACK_SHORT = struct.Struct("!h").unpack_from
 _PACK_INT = struct.Struct("!i").pack
 _NULL_VALUE = b"\xff\xff\xff\xff"
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _MAX_TICKETS = 1000
 _READ_SIZE = 1 << 18
 _HIGH_WATER = 1 << 20
@@ -169,15 +169,8 @@ class Session:
         client_t = cast(asyncio.Transport, self.writer.transport)
         up_t = cast(asyncio.Transport, self.upstream.writer.transport)
         up_reader = self.upstream.reader
-        to_upstream = _Relay(
-            self._client_step, self._client_slow, client_t, up_t, 88, self, self.reader, done
-        )
-        to_client = _Relay(
-            self._backend_step, self._backend_slow, up_t, client_t, -1, self, up_reader, done
-        )
-        to_upstream.peer, to_client.peer = to_client, to_upstream
+        relays = to_upstream, to_client = self._relay_pair(client_t, up_t, up_reader, done)
         self.attach_fast_path(to_upstream, to_client)
-        relays = (to_upstream, to_client)
         for relay, reader in ((to_upstream, self.reader), (to_client, up_reader)):
             relay.sink.set_write_buffer_limits(high=_HIGH_WATER)
             # Bytes the StreamReader already holds are processed first, in order.
@@ -210,6 +203,30 @@ class Session:
                 if relay.task is not None:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await relay.task
+
+    def _relay_pair(
+        self,
+        client: Any,
+        upstream: Any,
+        upstream_reader: asyncio.StreamReader,
+        done: asyncio.Future[BaseException | None],
+    ) -> tuple[_Relay, _Relay]:
+        """(client → upstream, upstream → client) relays over these transports."""
+        to_upstream = _Relay(
+            self._client_step, self._client_slow, client, upstream, 88, self, self.reader, done
+        )
+        to_client = _Relay(
+            self._backend_step,
+            self._backend_slow,
+            upstream,
+            client,
+            -1,
+            self,
+            upstream_reader,
+            done,
+        )
+        to_upstream.peer, to_client.peer = to_client, to_upstream
+        return to_upstream, to_client
 
     def attach_fast_path(self, to_upstream: _Relay, to_client: _Relay) -> None:
         """Let the native data path handle round trips whose decisions are all cached."""
@@ -278,7 +295,7 @@ class Session:
         if len(decision.statements) > 1 or decision.counted_grants:
             return
         raw = text.encode()
-        key = raw.translate(_DIGITS_AS_ZERO)
+        key = template_key(raw)
         fixed = self.agent.normalizer.fixed_pieces(raw, key)
         tickets = self.fast.q_tickets
         if len(tickets) >= _MAX_TICKETS:
@@ -1482,27 +1499,7 @@ def detached_relays(
     session.identity = identity
     session.upstream = cast(Any, SimpleNamespace(reader=asyncio.StreamReader(), writer=None))
     done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-    to_upstream = _Relay(
-        session._client_step,
-        session._client_slow,
-        client,
-        upstream,
-        88,
-        session,
-        session.reader,
-        done,
-    )
-    to_client = _Relay(
-        session._backend_step,
-        session._backend_slow,
-        upstream,
-        client,
-        -1,
-        session,
-        session.reader,
-        done,
-    )
-    to_upstream.peer, to_client.peer = to_client, to_upstream
+    to_upstream, to_client = session._relay_pair(client, upstream, session.reader, done)
     if native:
         session.attach_fast_path(to_upstream, to_client)
     return to_upstream, to_client
