@@ -6,6 +6,7 @@ from datetime import datetime
 
 from governance.connectors import TableInfo
 from governance.models import Column, ColumnChange, DataSource, Table
+from governance.services.bundles import bundle_inputs_changed
 
 
 def _record(
@@ -88,6 +89,8 @@ def catalog_reconcile(
                 _record(changes, column, ColumnChange.Kind.DROPPED, now, scan_run)
                 counts["columns_dropped"] += 1
     ColumnChange.objects.bulk_create(changes)
+    if any(counts.values()):  # the columns' bulk writes send no signals
+        bundle_inputs_changed()
     return counts
 
 

@@ -19,6 +19,7 @@ from config.dispatch import enqueue_on_commit
 from governance.connectors import ConnectorError, TableInfo, connector_for
 from governance.models import Column, ColumnTag, DataSource, Role, Table, Tag, User
 from governance.services import column_sensitivity_refresh
+from governance.services.bundles import bundle_inputs_changed
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,8 @@ def _apply_suggestions(columns: list[Column], suggestions: list[list[Any]]) -> i
     ColumnTag.objects.filter(pk__in=stale).delete()
     ColumnTag.objects.bulk_create(to_create)
     ColumnTag.objects.bulk_update(to_update, ["confidence", "evidence", "updated_at"])
+    if to_create or stale:  # bulk writes send no signals; confidence and evidence aren't bundled
+        bundle_inputs_changed()
     return len(wanted)
 
 

@@ -202,6 +202,9 @@ EAGER_IN_THREAD = env_bool("WARDEN_EAGER_IN_THREAD", CELERY_TASK_ALWAYS_EAGER)
 
 # Policy enforcement: the id of the masking key the agents hold (the key itself never leaves them).
 MASKING_KEY_ID = env_str("WARDEN_MASKING_KEY_ID", "k1")
+# Agents' polls reuse the last compiled bundle until a bundle input changes; this bounds how
+# late a change made behind the services' back (raw SQL) reaches them. 0: compile every poll.
+WARDEN_BUNDLE_CACHE_SECONDS = env_int("WARDEN_BUNDLE_CACHE_SECONDS", 30)
 
 # Approvals
 WARDEN_MAX_GRANT_MINUTES = env_int("WARDEN_MAX_GRANT_MINUTES", 480)

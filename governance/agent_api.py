@@ -23,8 +23,7 @@ from governance.services.bundles import (
     agent_login_check,
     bundle_etag,
     etag_matches,
-    policy_bundle_build,
-    policy_bundle_sign,
+    policy_bundle_served,
 )
 
 
@@ -72,11 +71,12 @@ class AgentBundle(AgentView):
         datasource = policy_selectors.datasource_by_reference(name)
         if datasource is None:
             return _unknown_datasource(name)
-        bundle = policy_bundle_build(datasource=datasource)
-        etag = bundle_etag(bundle["version"])
-        if etag_matches(request.headers.get("If-None-Match", ""), bundle["version"]):
+        envelope = policy_bundle_served(datasource=datasource)
+        version = envelope["bundle"]["version"]
+        etag = bundle_etag(version)
+        if etag_matches(request.headers.get("If-None-Match", ""), version):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        return Response(policy_bundle_sign(bundle=bundle), headers={"ETag": etag})
+        return Response(envelope, headers={"ETag": etag})
 
 
 class AgentPublicKey(AgentView):

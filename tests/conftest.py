@@ -51,6 +51,17 @@ def ai_agent_token(ai_agent) -> str:
     return secret
 
 
+@pytest.fixture(autouse=True)
+def _no_bundle_from_another_test():
+    """Signed bundles are cached per process, keyed by datasource id and bundle generation;
+    a rolled-back test leaves both where the next test may find them again."""
+    import sys
+
+    bundles = sys.modules.get("governance.services.bundles")
+    if bundles is not None:
+        bundles.bundle_cache_clear()
+
+
 def _set_audit_truncate_trigger(enabled: bool) -> None:
     from django.db import connection
 

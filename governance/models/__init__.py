@@ -14,6 +14,7 @@ from governance.models.catalog import (
     User,
 )
 from governance.models.policies import (
+    BundleGeneration,
     GuardrailAction,
     GuardrailKind,
     GuardrailRule,
@@ -25,6 +26,7 @@ from governance.models.policies import (
 
 __all__ = [
     "AccessToken",
+    "BundleGeneration",
     "Column",
     "ColumnChange",
     "ColumnTag",

@@ -173,3 +173,16 @@ class GuardrailRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.datasource or 'all datasources'} · {self.name}"
+
+
+class BundleGeneration(models.Model):
+    """One row, moved by every committed write that can change a policy bundle.
+
+    Agents poll their bundle every few seconds; the counter lets a poll answer from the last
+    compiled bundle instead of recompiling the whole catalog (governance.services.bundles).
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"bundle generation {self.value}"

@@ -1,9 +1,11 @@
 """Governance services (everything that changes data); one module per area, re-exported here."""
 
 from governance.services.bundles import (
+    bundle_inputs_changed,
     bundle_preview_decision,
     policy_bundle_build,
     policy_bundle_envelope,
+    policy_bundle_served,
     policy_bundle_sign,
     policy_preview,
 )
@@ -30,6 +32,7 @@ from governance.services.policies import (
 )
 
 __all__ = [
+    "bundle_inputs_changed",
     "bundle_preview_decision",
     "column_sensitivity_refresh",
     "column_tag_remove",
@@ -47,6 +50,7 @@ __all__ = [
     "guardrails_recommended_create",
     "policy_bundle_build",
     "policy_bundle_envelope",
+    "policy_bundle_served",
     "policy_bundle_sign",
     "policy_preview",
     "policy_rule_create",

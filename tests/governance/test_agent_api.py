@@ -121,6 +121,7 @@ def test_weak_and_listed_etags_also_match(agent_client, shop):
     assert agent_client.get(BUNDLE, HTTP_IF_NONE_MATCH=f'"other", W/{etag}').status_code == 304
 
 
+@pytest.mark.django_db(transaction=True)  # really committed: bundle caches move on commit
 def test_a_changed_bundle_is_sent_again_with_a_new_etag(admin, agent_client, shop, customers_email):
     etag = agent_client.get(BUNDLE)["ETag"]
     policy_rule_create(
