@@ -1259,10 +1259,9 @@ static int step_simple(FastPath *self, int kind, const unsigned char *payload, P
     case 'Z':
         return self->q_stage == 2 ? DONE : FALLBACK;
     case 'N':
-    case 'S':
     case 'A':
         return PASS;
-    default:
+    default: /* also 'S' ParameterStatus: Python checks the settings it pins */
         return FALLBACK;
     }
 }
@@ -1277,7 +1276,7 @@ static void pop_entry(FastPath *self) {
 
 static int step_extended(FastPath *self, int kind, const unsigned char *payload,
                          Py_ssize_t len) {
-    if (kind == 'N' || kind == 'S' || kind == 'A') return PASS;
+    if (kind == 'N' || kind == 'A') return PASS; /* 'S' falls back, as above */
     if (self->head >= self->n_entries) return FALLBACK;
     switch (self->entries[self->head]) {
     case R_PARSE:

@@ -80,6 +80,8 @@ class Decision:
     statements: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     invalidates_catalog: bool = False
+    # Never reused for another text with the same normalized form (see StatementInfo).
+    depends_on_literals: bool = False
     sqlstate: str = "42501"
     # Grants limited to max_runs this decision used a run of (the control plane counts them).
     counted_grants: tuple[int, ...] = ()
@@ -90,8 +92,9 @@ class Decision:
 
     @property
     def has_side_effects(self) -> bool:
-        """Whether forwarding it changes agent state (search_path, catalog caches)."""
-        return self.search_path is not None or self.invalidates_catalog
+        """Whether forwarding it changes agent state (search_path, catalog caches), or it
+        holds only for its own literals: either way no cache or native ticket keeps it."""
+        return self.search_path is not None or self.invalidates_catalog or self.depends_on_literals
 
     @property
     def inspects_rows(self) -> bool:
@@ -362,6 +365,9 @@ class PolicyEngine:
         for statement in analysis.statements:
             if statement.search_path is not None:
                 decision.search_path = statement.search_path
+            decision.depends_on_literals |= statement.depends_on_literals
+            if statement.refusal is not None and worst.action != DENY:
+                worst, reason = Verdict(DENY, rule="pinned_setting"), statement.refusal
             if statement.opaque:
                 verdict = self.any_restricted(identity, now)
                 if verdict.action != ALLOW:

@@ -253,7 +253,7 @@ class Agent:
         if cached is not None and cached.valid_until > time.time():
             return cached
         decision = await self._decide_uncached(engine, identity, text, normalized, search_path)
-        if decision.search_path is None and not decision.invalidates_catalog:
+        if not decision.has_side_effects:
             if len(self.decisions) > 20_000:
                 self.decisions.clear()
             self.decisions[key] = decision

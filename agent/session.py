@@ -31,6 +31,7 @@ from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, He
 from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
 from agent.metrics import LATENCY_BUCKETS
 from agent.normalize import template_key
+from agent.sql import PINNED_SETTINGS
 from agent.upstream import UpstreamConnection, UpstreamError
 
 log = logging.getLogger("agent.session")
@@ -45,6 +46,8 @@ _UNPACK_SHORT = struct.Struct("!h").unpack_from
 _PACK_INT = struct.Struct("!i").pack
 _NULL_VALUE = b"\xff\xff\xff\xff"
 _MAX_TICKETS = 1000
+_MAX_PASSWORD_MESSAGE = 65535 + 4  # PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, plus the length
+_PASSWORD_TIMEOUT = 60.0  # PostgreSQL's authentication_timeout default
 _READ_SIZE = 1 << 18
 _HIGH_WATER = 1 << 20
 
@@ -54,6 +57,14 @@ MaskSpec = tuple[str, int | None, int, bool]
 
 class ClientGone(Exception):
     pass
+
+
+class SessionRefused(Exception):
+    """The session cannot go on safely; the client gets this FATAL error."""
+
+    def __init__(self, sqlstate: str, text: str) -> None:
+        super().__init__(text)
+        self.sqlstate, self.text = sqlstate, text
 
 
 class HoldCancelled(Exception):
@@ -94,6 +105,11 @@ class Pending:
     # Parse/Bind: (statements or portals, name, the entry it replaced or _ABSENT), undone
     # when the server refuses the message or skips it after an earlier error.
     undo: tuple[dict[str, Any], str, Any] | None = None
+    # A named statement or portal bound again while the agent knows an older one: the
+    # server refuses that (42P05/42P03) unless the older one is gone.  Past this message's
+    # Sync, until the answer comes, the agent cannot tell which one the server holds, so
+    # the name stays unknown (refused) until then; this is the new value to install.
+    confirm: Any = None
 
 
 _ABSENT: Any = object()
@@ -191,6 +207,10 @@ class Session:
                 log.warning("session %s: protocol violation: %s", self.client_address, error)
                 with contextlib.suppress(Exception):
                     self._fatal("08P01", f"protocol violation: {error}")
+            elif isinstance(error, SessionRefused):
+                log.warning("session %s ended: %s", self.client_address, error.text)
+                with contextlib.suppress(Exception):
+                    self._fatal(error.sqlstate, error.text)
             elif error is not None and not isinstance(
                 error, ConnectionError | asyncio.IncompleteReadError
             ):
@@ -323,7 +343,7 @@ class Session:
         )
 
     def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
-        if self.discarding and kind != 83:  # 'S'
+        if self.discarding and kind != 83 and kind != 88:  # 'S' and 'X' still count
             return b""
         if kind == 69 and not self.expect:  # 'E' answered first: nothing ahead arms its masks
             armed = self._portal_mask_if_head(data[pos + 5 : end])
@@ -348,6 +368,8 @@ class Session:
             return None
         if kind in _HANDLED_BACKEND:
             return self._on_backend_fast(kind, data, pos, end)
+        if kind == 83:  # 'S' ParameterStatus
+            _check_pinned_setting(data[pos + 5 : end])
         return None
 
     async def _backend_slow(self, kind: int, data: bytes, pos: int, end: int) -> bytes | None:
@@ -410,12 +432,24 @@ class Session:
                 "until one is loaded (fail closed)",
             )
             return False
+        unpinned = _unpinned_startup_setting(params)
+        if unpinned is not None:
+            self._fatal("0A000", unpinned)
+            return False
         self.writer.write(codec.auth_request(codec.AUTH_CLEARTEXT))
         await self.writer.drain()
-        header = await self.reader.readexactly(5)
+        try:
+            header = await asyncio.wait_for(self.reader.readexactly(5), _PASSWORD_TIMEOUT)
+        except TimeoutError:
+            self._fatal("08P01", "no password message within the authentication timeout")
+            return False
+        length = _UNPACK_INT(header, 1)[0]
         if header[:1] != b"p":
             raise ClientGone()
-        token = (await self.reader.readexactly(_UNPACK_INT(header, 1)[0] - 4)).rstrip(b"\x00")
+        if not 4 <= length <= _MAX_PASSWORD_MESSAGE:  # PostgreSQL's own bound on auth packets
+            self._fatal("08P01", "invalid password message length")
+            return False
+        token = (await self.reader.readexactly(length - 4)).rstrip(b"\x00")
         try:
             auth = await self.agent.authenticate(user, token.decode(errors="replace"))
         except ControlPlaneUnavailable:
@@ -432,6 +466,7 @@ class Session:
             return False
         self.identity = Identity(auth.identity or user, auth.kind, frozenset(auth.groups))
         forwarded = {k: v for k, v in params.items() if k not in ("user", "database")}
+        forwarded.update(PINNED_SETTINGS)  # the agent parses statements as the server will
         try:
             self.upstream = await upstream.connect(self.agent.config.upstream, forwarded)
         except (UpstreamError, OSError) as exc:
@@ -532,12 +567,25 @@ class Session:
         if kind == 69:  # 'E'
             portal = codec.parse_execute(payload)
             prepared, formats = self.portals.get(portal, (None, ()))
+            if prepared is None:
+                # Never bound through the agent, or no longer known for sure (a refused
+                # Bind, a Close the server may have skipped): what it runs is unknown.
+                self._discard_with(
+                    [
+                        codec.error_response(
+                            "34000",
+                            f'Warden: portal "{portal}" is not known to the agent; bind it again',
+                        )
+                    ]
+                )
+                return b""
             entry = Pending(
                 "E", prepared, prepared.decision if prepared else None, formats, time.perf_counter()
             )
             expect.append(entry)
             return None
         if kind == 83:  # 'S'
+            self._unsettle_rebinds()
             entry = Pending("S")
             if self.discarding:
                 self.discarding = False
@@ -570,6 +618,19 @@ class Session:
             expect.append(entry)
             return codec.SYNC
         return None
+
+    def _unsettle_rebinds(self) -> None:
+        """At Sync: names bound again in this segment are unknown until the server answers
+        (inside the segment a refusal skips everything after it, past it nothing does)."""
+        for entry in reversed(self.expect):
+            if entry.kind == "S":
+                return
+            undo = entry.undo
+            if undo is None or undo[2] is _ABSENT or undo[1] == "":
+                continue
+            names, name, _previous = undo
+            if name in names:
+                entry.confirm = names.pop(name)
 
     async def _decide(self, sql: str) -> Decision:
         assert self.identity is not None
@@ -885,6 +946,8 @@ class Session:
         if kind == 116 and head_kind == "DS":  # 't' of the agent's own Describe
             return b""
         if kind in _SIMPLE_COMPLETIONS and head_kind in ("P", "B", "C", "D"):
+            if head.confirm is not None:
+                return _SLOW
             return self._pop_head()
         return _SLOW
 
@@ -976,6 +1039,9 @@ class Session:
                 self._statement_done(head, 0, error=False)
                 return None
             expect.popleft()
+            if head.confirm is not None and head.undo is not None:  # the server took it
+                names, name, _previous = head.undo
+                names.setdefault(name, head.confirm)
             self.row_mask = None
             if head.kind == "E":
                 self._execute_done(head, None, error=False)
@@ -1010,6 +1076,8 @@ class Session:
                 names, name, previous = entry.undo
                 if previous is _ABSENT or name == "":  # the server dropped its unnamed one
                     names.pop(name, None)
+                elif entry.confirm is not None:  # unknown since Sync: the older one stayed
+                    names.setdefault(name, previous)
                 else:
                     names[name] = previous
         return None
@@ -1231,6 +1299,47 @@ class Session:
             return
         duration = (time.perf_counter() - entry.started) * 1000.0
         self._audit(entry.decision, index=0, rows=rows, duration_ms=duration, error=error)
+
+
+def _check_pinned_setting(payload: bytes) -> None:
+    """A ParameterStatus moving a pinned setting (from code the agent could not see, such as
+    a function): the agent would now read statements differently from the server."""
+    name, _, rest = payload.partition(b"\x00")
+    setting = name.decode(errors="replace").lower()
+    if setting not in PINNED_SETTINGS:
+        return
+    value = rest.partition(b"\x00")[0].decode(errors="replace")
+    if _unpinned_startup_setting({setting: value}) is not None:
+        raise SessionRefused(
+            "42501",
+            f"{setting} changed to {value!r} on the server; the Warden agent ends this session "
+            f"(it parses statements with {setting} {PINNED_SETTINGS[setting]})",
+        )
+
+
+def _unpinned_startup_setting(params: dict[str, str]) -> str | None:
+    """Why a client's startup parameters cannot be honoured, or None.
+
+    The agent parses statement text as UTF8 with standard_conforming_strings on and pins
+    both upstream; a client asking for other values would read strings differently.
+    """
+    encoding = params.get("client_encoding")
+    if encoding is not None and encoding.strip().lower().replace("-", "") not in (
+        "utf8",
+        "unicode",
+    ):
+        return (
+            f"the Warden agent speaks UTF8 only (client_encoding {encoding!r} requested); "
+            "connect with client_encoding=UTF8"
+        )
+    conforming = params.get("standard_conforming_strings")
+    if conforming is not None and conforming.strip().lower() not in ("on", "true", "yes", "1"):
+        return "standard_conforming_strings must stay on behind the Warden agent"
+    options = params.get("options", "").lower().replace("-", "_")
+    for setting in PINNED_SETTINGS:
+        if setting in options:
+            return f"{setting} cannot be set in options behind the Warden agent"
+    return None
 
 
 def _hold_error(text: str, *, detail: str | None = None, hint: str | None = None) -> bytes:

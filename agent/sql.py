@@ -26,6 +26,7 @@ from typing import Any
 
 import pglast
 from pglast import ast
+from pglast.enums import VariableSetKind
 
 OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
 # A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.
@@ -76,6 +77,14 @@ OPAQUE_FUNCTIONS = frozenset(
         "loread",
     }
 )
+# Settings that change how the server splits statement text into tokens. The agent parses as
+# PostgreSQL does with these values (pinned on every upstream connection); a session that
+# changed them would read strings the agent reads as literals as SQL, and vice versa.
+PINNED_SETTINGS = {"client_encoding": "UTF8", "standard_conforming_strings": "on"}
+_PINNED_EQUIVALENTS = {
+    "client_encoding": frozenset({"utf8", "utf-8", "unicode"}),
+    "standard_conforming_strings": frozenset({"on", "true", "yes", "1"}),
+}
 ROLE_NODES = (ast.CreateRoleStmt, ast.AlterRoleStmt, ast.AlterRoleSetStmt, ast.DropRoleStmt)
 GRANT_NODES = (ast.GrantStmt, ast.GrantRoleStmt, ast.AlterDefaultPrivilegesStmt)
 READ_KINDS = frozenset({"select"})
@@ -115,6 +124,11 @@ class StatementInfo:
     opaque: bool = False
     search_path: list[str] | None = None
     functions: set[str] = field(default_factory=set)
+    # Why no identity may run this statement (it would desynchronise the agent's parser).
+    refusal: str | None = None
+    # Its verdict rests on literal values (which setting set_config changes, to what), which
+    # a decision cached by normalized text would not see.
+    depends_on_literals: bool = False
 
 
 @dataclass
@@ -160,6 +174,9 @@ def analyze(sql: str) -> Analysis:
     except pglast.parser.ParseError as exc:
         raise SqlError(str(exc)) from exc
     statements = [_Analyzer().statement(raw.stmt) for raw in raw_statements]
+    for statement in statements:
+        if any(relation.name == "pg_settings" for relation in statement.written):
+            statement.refusal = "changing settings through pg_settings is not allowed by Warden"
     guardrails = {g for s in statements for g in s.guardrails}
     kinds = {s.kind for s in statements}
     if len(statements) > 1 and kinds & READ_KINDS and kinds & WRITE_KINDS:
@@ -301,6 +318,15 @@ class _Analyzer:
             info.opaque = True
         elif isinstance(node, ast.CreateFunctionStmt | ast.CallStmt):
             info.opaque = True
+        elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() in PINNED_SETTINGS:
+            setting = (node.name or "").lower()
+            info.depends_on_literals = True
+            if node.kind == VariableSetKind.VAR_SET_VALUE and not _pinned_value(
+                setting, node.args
+            ):
+                info.refusal = (
+                    f"{setting} is pinned to {PINNED_SETTINGS[setting]} behind the Warden agent"
+                )
         elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() == "search_path":
             info.kind = "set"
             info.search_path = _search_path(node)
@@ -493,6 +519,14 @@ class _Analyzer:
                 self.info.guardrails.add("server_file_functions")
             if function in OPAQUE_FUNCTIONS:
                 self.info.opaque = True
+            if function == "set_config":
+                self.info.depends_on_literals = True
+            if function == "set_config" and not _set_config_is_safe(node.args):
+                self.info.refusal = (
+                    "set_config() may not change client_encoding or "
+                    "standard_conforming_strings (or a setting named at run time) "
+                    "behind the Warden agent"
+                )
         if isinstance(node, ast.RangeVar):
             return
         for child in _children(node):
@@ -586,6 +620,36 @@ def _demote(use: ColumnUse, context: str) -> ColumnUse:
     if use.context == PREDICATE:
         return use
     return ColumnUse(use.candidates, use.column, context, None)
+
+
+def _constant_text(node: Any) -> str | None:
+    """The text of a string or number constant (through casts); None when computed."""
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    value = getattr(node, "val", None) if isinstance(node, ast.A_Const) else None
+    if isinstance(value, ast.String):
+        return value.sval or ""
+    if isinstance(value, ast.Integer):
+        return str(value.ival)
+    if isinstance(value, ast.Boolean):
+        return "on" if value.boolval else "off"
+    return None
+
+
+def _pinned_value(setting: str, args: Any) -> bool:
+    values = [_constant_text(arg) for arg in args or ()]
+    return len(values) == 1 and (values[0] or "").lower() in _PINNED_EQUIVALENTS[setting]
+
+
+def _set_config_is_safe(args: Any) -> bool:
+    args = list(args or ())
+    name = _constant_text(args[0]) if args else None
+    if name is None:
+        return False  # a name computed at run time could be anything
+    setting = name.strip().lower()
+    if setting not in PINNED_SETTINGS:
+        return True
+    return len(args) > 1 and _pinned_value(setting, args[1:2])
 
 
 def _search_path(node: ast.VariableSetStmt) -> list[str] | None:
