@@ -321,9 +321,7 @@ class _Analyzer:
         elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() in PINNED_SETTINGS:
             setting = (node.name or "").lower()
             info.depends_on_literals = True
-            if node.kind == VariableSetKind.VAR_SET_VALUE and not _pinned_value(
-                setting, node.args
-            ):
+            if node.kind == VariableSetKind.VAR_SET_VALUE and not _pinned_value(setting, node.args):
                 info.refusal = (
                     f"{setting} is pinned to {PINNED_SETTINGS[setting]} behind the Warden agent"
                 )
