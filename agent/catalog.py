@@ -50,6 +50,16 @@ WHERE c.relkind IN ('r', 'p', 'f')
 """
 
 
+def _schema_matches(written: str | None, actual: str) -> bool:
+    """Whether a relation written with schema ``written`` (None: unqualified) may be in
+    ``actual``; pg_temp is the session's own pg_temp_N."""
+    return (
+        written is None
+        or written == actual
+        or (written == "pg_temp" and actual.startswith("pg_temp_"))
+    )
+
+
 class Catalog:
     def __init__(self, config: UpstreamConfig) -> None:
         self.config = config
@@ -59,10 +69,12 @@ class Catalog:
         self._view_deps_by_oid: dict[int, tuple[float, ViewDeps]] = {}
         self._relations: dict[Relation, tuple[float, list[tuple[int, str]]]] = {}
         self._functions: dict[str, tuple[float, bool]] = {}
+        self._columns: dict[Relation, tuple[float, frozenset[str]]] = {}
 
     def invalidate(self) -> None:
         """Forget relation kinds and view definitions (after DDL went through the agent)."""
         self._relations.clear()
+        self._columns.clear()
         self._functions.clear()
         self._view_deps_by_oid.clear()
         self._origins.clear()
@@ -117,6 +129,28 @@ class Catalog:
                 self._view_deps_by_oid[oid] = (now + CACHE_SECONDS, deps)
         return {o: self._view_deps_by_oid[o][1] for o in oids}
 
+    async def columns_of(self, relations: set[Relation]) -> dict[Relation, frozenset[str]]:
+        """Column names of each relation (in any schema when unqualified); a relation that
+        does not exist has none."""
+        now = time.monotonic()
+        missing = [r for r in relations if self._columns.get(r, (0.0, frozenset()))[0] < now]
+        if missing:
+            names = ",".join(quote_literal(r.name) for r in missing)
+            rows = await self._query(
+                "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                f"WHERE c.relname IN ({names}) AND a.attnum > 0 AND NOT a.attisdropped"
+            )
+            for relation in missing:
+                columns = frozenset(
+                    str(column)
+                    for schema, table, column in rows
+                    if table == relation.name and _schema_matches(relation.schema, str(schema))
+                )
+                self._columns[relation] = (now + CACHE_SECONDS, columns)
+        return {r: self._columns[r][1] for r in relations}
+
     async def views_among(self, relations: set[Relation]) -> dict[Relation, ViewDeps]:
         """The relations that are views / matviews / foreign tables, with their base reads."""
         now = time.monotonic()
@@ -132,7 +166,7 @@ class Catalog:
                 matches = [
                     (int(str(oid)), str(kind))
                     for oid, schema, name, kind in rows
-                    if name == relation.name and relation.schema in (None, schema)
+                    if name == relation.name and _schema_matches(relation.schema, str(schema))
                 ]
                 if matches:  # never cache absence: the relation may be created next
                     self._relations[relation] = (now + CACHE_SECONDS, matches)

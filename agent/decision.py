@@ -82,6 +82,9 @@ class Decision:
     invalidates_catalog: bool = False
     # Never reused for another text with the same normalized form (see StatementInfo).
     depends_on_literals: bool = False
+    # It reads or writes a table with columns restricted for this identity: the server's
+    # error messages and details (which may quote row values) are withheld.
+    touches_restricted: bool = False
     sqlstate: str = "42501"
     # Grants limited to max_runs this decision used a run of (the control plane counts them).
     counted_grants: tuple[int, ...] = ()
@@ -95,6 +98,11 @@ class Decision:
         """Whether forwarding it changes agent state (search_path, catalog caches), or it
         holds only for its own literals: either way no cache or native ticket keeps it."""
         return self.search_path is not None or self.invalidates_catalog or self.depends_on_literals
+
+    @property
+    def copies_in(self) -> bool:
+        """COPY ... FROM STDIN: the server may enter copy-in mode, where it ignores Sync."""
+        return "copy_from" in self.kinds
 
     @property
     def inspects_rows(self) -> bool:
@@ -389,7 +397,9 @@ class PolicyEngine:
                     effect, why = self._effect(use, verdict)
                     if effect == MASK:
                         masked.add(label)
-                        if use.context == DERIVED and derived is not None:
+                        # A direct column without an origin in RowDescription was not
+                        # direct after all (FULL JOIN USING merges): redacted like derived.
+                        if use.context in (DERIVED, OUTPUT) and derived is not None:
                             derived = None if use.position is None else derived | {use.position}
                     if _STRENGTH[effect] > _STRENGTH[worst.action]:
                         worst = Verdict(effect, rule=verdict.rule)
@@ -415,6 +425,12 @@ class PolicyEngine:
         else:
             counted = set()
         decision.counted_grants = tuple(sorted(counted))
+        decision.touches_restricted = bool(masked) or any(
+            self.relation_verdict(identity, schema, relation.name, fingerprint, now)[0].action
+            != ALLOW
+            for relation in analysis.relations | analysis.written
+            for schema in self.schemas_for(relation, search_path)
+        )
         decision.action, decision.rule, decision.message = worst.action, worst.rule, reason
         decision.columns_read = sorted(columns_read)
         decision.masked_columns = sorted(masked)
@@ -473,9 +489,9 @@ class PolicyEngine:
         views: dict[Relation, list[tuple[str, str, str | None]]],
     ) -> Iterable[ColumnUse]:
         for use in uses:
-            plain = tuple(c for c in use.candidates if c not in views)
-            if plain:
-                yield ColumnUse(plain, use.column, use.context, use.position)
+            # The name may resolve to the table as well as to a view of the same name in
+            # another schema: both readings are checked.
+            yield use
             for candidate in use.candidates:
                 # A view's output names the view as origin: everything it reads is derived.
                 context = DERIVED if use.context == OUTPUT else use.context

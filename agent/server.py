@@ -277,9 +277,11 @@ class Agent:
                 message=f"statement could not be parsed and was not run: {exc}",
             )
         fingerprint = pglast.parser.fingerprint(text)
-        unknown = {r for r in analysis.relations if r.name not in engine.bundle.schemas_by_table}
+        # Every relation, also those named like a bundle table: a view of that name in another
+        # schema (pg_temp first of all) may be what the name resolves to.
+        relations = analysis.relations
         try:
-            views = await self.catalog.views_among(unknown) if unknown else {}
+            views = await self.catalog.views_among(relations) if relations else {}
             functions = analysis.functions
             user_functions = await self.catalog.user_functions(functions) if functions else set()
         except Exception as exc:
@@ -292,6 +294,15 @@ class Agent:
         for statement in analysis.statements:
             if statement.functions & user_functions:
                 statement.opaque = True
+        try:
+            await self._field_notation_calls(analysis)
+        except Exception as exc:
+            log.error("catalog lookup failed: %r", exc)
+            return Decision(
+                DENY,
+                rule="catalog_unavailable",
+                message="policy check could not inspect the database catalog",
+            )
         counted: set[int] = set()
         while True:
             decision = engine.decide(
@@ -327,6 +338,24 @@ class Agent:
             s.kind in ("ddl", "create_as") for s in analysis.statements
         )
         return decision
+
+    async def _field_notation_calls(self, analysis: sqlmod.Analysis) -> None:
+        """``c.row_to_json`` is ``row_to_json(c)`` when customers has no such column: the
+        whole row flows into it, so it counts as a whole-row use where it stands."""
+        qualified = [
+            (statement, use)
+            for statement in analysis.statements
+            for use in statement.uses
+            if use.qualified and use.column is not None
+        ]
+        if not qualified:
+            return
+        columns = await self.catalog.columns_of({r for _, use in qualified for r in use.candidates})
+        for statement, use in qualified:
+            if any(use.column in columns.get(r, ()) for r in use.candidates):
+                continue
+            context = sqlmod.DERIVED if use.context == sqlmod.OUTPUT else use.context
+            statement.uses.append(sqlmod.ColumnUse(use.candidates, None, context, use.position))
 
     async def _count_grant_runs(
         self, engine: PolicyEngine, decision: Decision, counted: set[int]

@@ -110,6 +110,9 @@ class Pending:
     # Sync, until the answer comes, the agent cannot tell which one the server holds, so
     # the name stays unknown (refused) until then; this is the new value to install.
     confirm: Any = None
+    # A Sync sent after a COPY ... FROM STDIN (this entry) and before the client's CopyDone or
+    # CopyFail: the server ignores it if it did enter copy-in mode (CopyInResponse).
+    copy_of: Any = None
 
 
 _ABSENT: Any = object()
@@ -146,6 +149,10 @@ class Session:
         self._origin_engine: Any = None
         self._described: dict[bytes, list[codec.FieldDescription]] = {}
         self.fast: Any = None  # the native data path, when built and enabled
+        # COPY FROM STDIN: the entry whose copy-in a Sync may fall into, and whether the
+        # server is in copy-in mode now (it ignores Sync and Flush there).
+        self._copy_owner: Pending | None = None
+        self._copy_in_active = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -345,6 +352,9 @@ class Session:
     def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
         if self.discarding and kind != 83 and kind != 88:  # 'S' and 'X' still count
             return b""
+        if kind == 99 or kind == 102:  # 'c' CopyDone, 'f' CopyFail: copy-in ends
+            self._copy_owner, self._copy_in_active = None, False
+            return None
         if kind == 69 and not self.expect:  # 'E' answered first: nothing ahead arms its masks
             armed = self._portal_mask_if_head(data[pos + 5 : end])
             if armed is _SLOW:
@@ -370,7 +380,22 @@ class Session:
             return self._on_backend_fast(kind, data, pos, end)
         if kind == 83:  # 'S' ParameterStatus
             _check_pinned_setting(data[pos + 5 : end])
+        elif kind == 71:  # 'G' CopyInResponse
+            self._on_copy_in()
         return None
+
+    def _on_copy_in(self) -> None:
+        """The server entered copy-in mode: the Syncs the client sent into it are ignored."""
+        expect = self.expect
+        if not expect:
+            return
+        head = expect[0]
+        kept = [entry for entry in expect if entry.copy_of is not head]
+        if len(kept) != len(expect):
+            expect.clear()
+            expect.extend(kept)
+        if self._copy_owner is head:
+            self._copy_in_active = True
 
     async def _backend_slow(self, kind: int, data: bytes, pos: int, end: int) -> bytes | None:
         return await self._on_backend_message(kind, data, pos, end)
@@ -498,7 +523,12 @@ class Session:
             decision = self.agent.decide_cached(
                 self.identity, codec.parse_query(payload), self.search_path
             )
-            if decision is None or decision.action not in _PASS or decision.has_side_effects:
+            if (
+                decision is None
+                or decision.action not in _PASS
+                or decision.has_side_effects
+                or decision.copies_in
+            ):
                 return _SLOW
             self.expect.append(Pending("Q", decision=decision, started=time.perf_counter()))
             if self.fast is not None:
@@ -519,7 +549,12 @@ class Session:
         if kind == 80:  # 'P'
             name, sql = codec.parse_parse(payload)
             decision = self.agent.decide_cached(self.identity, sql, self.search_path)
-            if decision is None or decision.action not in _PASS or decision.has_side_effects:
+            if (
+                decision is None
+                or decision.action not in _PASS
+                or decision.has_side_effects
+                or decision.copies_in
+            ):
                 return _SLOW
             prepared = Prepared(sql, decision, generation=self.agent.generation)
             self.expect.append(Pending("P", undo=self._bind_name(self.statements, name, prepared)))
@@ -583,10 +618,14 @@ class Session:
                 "E", prepared, prepared.decision if prepared else None, formats, time.perf_counter()
             )
             expect.append(entry)
+            if prepared.decision.copies_in:
+                self._copy_owner = entry
             return None
         if kind == 83:  # 'S'
+            if self._copy_in_active:  # the server ignores it in copy-in mode
+                return None
             self._unsettle_rebinds()
-            entry = Pending("S")
+            entry = Pending("S", copy_of=self._copy_owner)
             if self.discarding:
                 self.discarding = False
                 entry.inject, self.discard_error = self.discard_error, []
@@ -650,7 +689,10 @@ class Session:
             self.expect.append(Pending("Q", decision=decision, inject=messages))
             return codec.SYNC
         self._note_side_effects(decision)
-        self.expect.append(Pending("Q", decision=decision, started=time.perf_counter()))
+        entry = Pending("Q", decision=decision, started=time.perf_counter())
+        self.expect.append(entry)
+        if decision.copies_in:
+            self._copy_owner = entry
         return None
 
     def _note_side_effects(self, decision: Decision) -> None:
@@ -1014,7 +1056,8 @@ class Session:
                 return b"".join(head.inject) + data[pos:end]
             return None
         if kind == 69:  # 'E' ErrorResponse
-            return self._on_error(head)
+            self._on_error(head)
+            return _withheld_error(head.decision, data[pos + 5 : end])
         if kind == 67:  # 'C' CommandComplete
             tag = codec.command_tag(data[pos + 5 : end])
             rows = codec.rows_from_tag(tag)
@@ -1299,6 +1342,34 @@ class Session:
             return
         duration = (time.perf_counter() - entry.started) * 1000.0
         self._audit(entry.decision, index=0, rows=rows, duration_ms=duration, error=error)
+
+
+# Error classes whose messages name constraints and states, never column values; other
+# messages may quote the very value a policy masks (data exceptions: 'invalid input syntax
+# for type integer: "<value>"', a value cast to regclass: 'relation "<value>" does not
+# exist', RAISE texts, ...).
+_VALUE_FREE_ERROR_CLASSES = frozenset({"08", "23", "25", "40", "53", "57"})
+
+
+def _withheld_error(decision: Decision | None, payload: bytes) -> bytes | None:
+    """The server's error for a statement that touches columns restricted for this identity,
+    without what may quote their values (detail, context, and data-dependent messages)."""
+    if decision is None or not decision.touches_restricted:
+        return None
+    fields = codec.parse_error_fields(payload)
+    code = fields.get("C", "XX000")
+    text = fields.get("M", "")
+    if code[:2] not in _VALUE_FREE_ERROR_CLASSES:
+        text = (
+            f"Warden: the server's error message (SQLSTATE {code}) is withheld: "
+            "this statement touches columns restricted for you"
+        )
+    return codec.error_response(
+        code,
+        text,
+        severity=fields.get("S", "ERROR"),
+        hint=fields.get("H"),
+    )
 
 
 def _check_pinned_setting(payload: bytes) -> None:

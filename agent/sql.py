@@ -26,7 +26,7 @@ from typing import Any
 
 import pglast
 from pglast import ast
-from pglast.enums import VariableSetKind
+from pglast.enums import CmdType, VariableSetKind
 
 OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
 # A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.
@@ -47,6 +47,9 @@ SERVER_FILE_FUNCTIONS = frozenset(
         "pg_file_write",
         "pg_file_rename",
         "pg_file_unlink",
+        "pg_ls_logicalsnapdir",
+        "pg_ls_logicalmapdir",
+        "pg_ls_replslotdir",
     }
 )
 # Functions that run SQL given as a string or dump whole tables: their reads are invisible.
@@ -75,7 +78,30 @@ OPAQUE_FUNCTIONS = frozenset(
         "lo_get",
         "lo_open",
         "loread",
+        "ts_stat",  # runs the query text it is given
+        "ts_rewrite",
     }
+)
+# Relations whose rows carry other tables' values (planner statistics): opaque reads.
+STATISTICS_RELATIONS = frozenset(
+    {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data"}
+)
+# Views that read server files.
+SERVER_FILE_RELATIONS = frozenset(
+    {"pg_file_settings", "pg_hba_file_rules", "pg_ident_file_mappings"}
+)
+# Functions whose arguments end up stored where a later statement reads them back.
+VALUE_SINK_FUNCTIONS = frozenset({"set_config", "pg_notify"})
+# Foreign data wrappers (file_fdw: files and programs on the server) and extensions.
+FOREIGN_DATA_NODES = (
+    ast.CreateExtensionStmt,
+    ast.CreateFdwStmt,
+    ast.CreateForeignServerStmt,
+    ast.CreateForeignTableStmt,
+    ast.CreateUserMappingStmt,
+    ast.ImportForeignSchemaStmt,
+    ast.AlterExtensionStmt,
+    ast.AlterExtensionContentsStmt,
 )
 # Settings that change how the server splits statement text into tokens. The agent parses as
 # PostgreSQL does with these values (pinned on every upstream connection); a session that
@@ -85,7 +111,13 @@ _PINNED_EQUIVALENTS = {
     "client_encoding": frozenset({"utf8", "utf-8", "unicode"}),
     "standard_conforming_strings": frozenset({"on", "true", "yes", "1"}),
 }
-ROLE_NODES = (ast.CreateRoleStmt, ast.AlterRoleStmt, ast.AlterRoleSetStmt, ast.DropRoleStmt)
+ROLE_NODES = (
+    ast.CreateRoleStmt,
+    ast.AlterRoleStmt,
+    ast.AlterRoleSetStmt,
+    ast.DropRoleStmt,
+    ast.ReassignOwnedStmt,
+)
 GRANT_NODES = (ast.GrantStmt, ast.GrantRoleStmt, ast.AlterDefaultPrivilegesStmt)
 READ_KINDS = frozenset({"select"})
 WRITE_KINDS = frozenset({"insert", "update", "delete", "merge", "copy_from", "ddl", "create_as"})
@@ -112,6 +144,9 @@ class ColumnUse:
     column: str | None
     context: str
     position: int | None = None
+    # Written ``alias.name`` with the alias naming a table: PostgreSQL reads it as the
+    # function call ``name(alias)`` when the table has no such column (field notation).
+    qualified: bool = False
 
 
 @dataclass
@@ -177,11 +212,22 @@ def analyze(sql: str) -> Analysis:
     for statement in statements:
         if any(relation.name == "pg_settings" for relation in statement.written):
             statement.refusal = "changing settings through pg_settings is not allowed by Warden"
+        names = {relation.name for relation in statement.relations}
+        if names & STATISTICS_RELATIONS:
+            statement.opaque = True  # histograms and common values are other tables' data
+        if names & SERVER_FILE_RELATIONS:
+            statement.guardrails.add("server_file_functions")
     guardrails = {g for s in statements for g in s.guardrails}
-    kinds = {s.kind for s in statements}
-    if len(statements) > 1 and kinds & READ_KINDS and kinds & WRITE_KINDS:
+    writes = [_writes(s) for s in statements]
+    if len(statements) > 1 and any(writes) and not all(writes):
         guardrails.add("mixed_multi_statement")
     return Analysis(statements, guardrails)
+
+
+def _writes(statement: StatementInfo) -> bool:
+    """Whether a statement changes data or may (EXECUTE of a prepared one, ANALYZE'd writes,
+    data-modifying CTEs): what mixes badly with reads in one multi-statement string."""
+    return bool(statement.kind in WRITE_KINDS or statement.written or statement.kind == "execute")
 
 
 def _name(node: Any) -> str:
@@ -290,7 +336,10 @@ class _Analyzer:
         self.info.opaque |= inner.info.opaque
         self.info.functions |= inner.info.functions
         # EXPLAIN output carries plans, not values; ANALYZE side effects keep write uses.
-        self.info.uses += [_demote(u, PREDICATE) for u in inner.info.uses]
+        self.info.uses += [
+            u if analyze_option and u.context in (WRITE, COPY, TARGET) else _demote(u, PREDICATE)
+            for u in inner.info.uses
+        ]
 
     def utility(self, node: Any) -> None:
         info = self.info
@@ -316,6 +365,18 @@ class _Analyzer:
         elif isinstance(node, ast.DoStmt):
             info.guardrails.add("do_block")
             info.opaque = True
+        elif isinstance(node, FOREIGN_DATA_NODES):
+            # file_fdw and friends read server files and run programs, like COPY PROGRAM.
+            info.guardrails |= {"copy_program", "server_file_functions"}
+        elif isinstance(node, ast.RuleStmt):
+            # A rule's actions run (and return rows) later, on another statement.
+            for action in node.actions or ():
+                self.select(action, top=False, context=WRITE)
+            self._walk(node.whereClause, PREDICATE, None)
+            info.kind = "ddl"
+            return
+        elif isinstance(node, ast.ExecuteStmt):
+            info.kind = "execute"
         elif isinstance(node, ast.CreateFunctionStmt | ast.CallStmt):
             info.opaque = True
         elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() in PINNED_SETTINGS:
@@ -352,7 +413,7 @@ class _Analyzer:
             info.kind = "ddl"
         self._walk(node, PREDICATE, None)
 
-    def modify(self, node: Any) -> None:
+    def modify(self, node: Any, *, top: bool = True) -> None:
         info = self.info
         info.kind = type(node).__name__.removesuffix("Stmt").lower()
         target = self._relation(node.relation)
@@ -361,6 +422,14 @@ class _Analyzer:
             info.guardrails.add("delete_without_where")
         if isinstance(node, ast.UpdateStmt) and node.whereClause is None:
             info.guardrails.add("update_without_where")
+        if isinstance(node, ast.MergeStmt) and not _mentions_a_column(node.joinCondition):
+            # ON true (or any constant): every matched row is every row.
+            for clause in node.mergeWhenClauses or ():
+                command = int(clause.commandType)
+                if command == CmdType.CMD_DELETE:
+                    info.guardrails.add("delete_without_where")
+                elif command == CmdType.CMD_UPDATE:
+                    info.guardrails.add("update_without_where")
         self._with(node.withClause)
         scope = _Scope()
         scope.add(node.relation.alias.aliasname if node.relation.alias else target.name, target)
@@ -381,7 +450,10 @@ class _Analyzer:
             self._walk(getattr(node, attr, None), PREDICATE, None)
         self._walk(getattr(node, "mergeWhenClauses", None), WRITE, None)
         returning = node.returningClause.exprs if node.returningClause is not None else ()
-        self._target_list(returning or (), DERIVED, all_derived=True)
+        if top:
+            self._target_list(returning or (), DERIVED, all_derived=True)
+        else:  # its RETURNING list is not the output's column order
+            self._walk(returning, DERIVED, None)
         self.scopes.pop()
 
     def copy(self, node: ast.CopyStmt) -> None:
@@ -409,7 +481,7 @@ class _Analyzer:
         """Walk a SELECT; ``context`` is where its select list flows when not top-level."""
         if isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
             saved_kind = self.info.kind
-            self.modify(node)  # data-modifying CTE
+            self.modify(node, top=False)  # data-modifying CTE
             self.info.kind = saved_kind
             return
         if not isinstance(node, ast.SelectStmt):
@@ -512,6 +584,20 @@ class _Analyzer:
             return
         if isinstance(node, ast.FuncCall):
             function = _name((node.funcname or (None,))[-1]).lower()
+            if function in VALUE_SINK_FUNCTIONS and context != PREDICATE:
+                # set_config / pg_notify store their arguments for later reads (settings,
+                # notification payloads): like storing into a table.
+                self.info.functions.add(function)
+                if function == "set_config":
+                    self.info.depends_on_literals = True
+                    if not _set_config_is_safe(node.args):
+                        self.info.refusal = (
+                            "set_config() may not change client_encoding or "
+                            "standard_conforming_strings (or a setting named at run time) "
+                            "behind the Warden agent"
+                        )
+                self._walk(node.args, WRITE, None)
+                return
             self.info.functions.add(function)
             if function in SERVER_FILE_FUNCTIONS:
                 self.info.guardrails.add("server_file_functions")
@@ -545,14 +631,17 @@ class _Analyzer:
             uses = [ColumnUse(self._candidates_in_scope(), column, context, position)]
             whole_row = self._lookup_alias(column)
             if whole_row is not _MISSING:
-                uses.append(ColumnUse(self._resolve(whole_row), None, DERIVED, position))
+                # Stored or exported whole, a row is no safer than its columns.
+                row_context = context if context in (WRITE, COPY) else DERIVED
+                uses.append(ColumnUse(self._resolve(whole_row), None, row_context, position))
             renamed = tuple(r for scope in self.scopes for r in scope.renamed.values())
             if renamed:
                 uses.append(ColumnUse(renamed, None, context, position))
             return uses
         if len(names) == 2 and any(names[0] in scope.renamed for scope in self.scopes):
             return [ColumnUse(self._qualified(names[:-1]), None, context, position)]
-        return [ColumnUse(self._qualified(names[:-1]), names[-1], context, position)]
+        table = len(names) >= 3 or isinstance(self._lookup_alias(names[0]), Relation)
+        return [ColumnUse(self._qualified(names[:-1]), names[-1], context, position, table)]
 
     def _qualified(self, qualifier: list[str]) -> tuple[Relation, ...]:
         if len(qualifier) >= 2:
@@ -594,6 +683,14 @@ class _Analyzer:
 _MISSING = object()
 
 
+def _mentions_a_column(node: Any) -> bool:
+    if node is None:
+        return False
+    if isinstance(node, ast.ColumnRef):
+        return True
+    return any(_mentions_a_column(child) for child in _children(node))
+
+
 def _target_columns(node: Any) -> list[str]:
     """Columns written by INSERT (its column list) or UPDATE (its SET list)."""
     if isinstance(node, ast.InsertStmt):
@@ -608,6 +705,8 @@ def _alias(item: Any) -> str:
 
 
 def _is_star(node: Any) -> bool:
+    if isinstance(node, ast.A_Indirection):  # (expr).*: as many columns as its type has
+        return bool(node.indirection) and isinstance(node.indirection[-1], ast.A_Star)
     if not isinstance(node, ast.ColumnRef):
         return False
     fields: Any = node.fields or ()
