@@ -85,6 +85,10 @@ class Decision:
     # It reads or writes a table with columns restricted for this identity: the server's
     # error messages and details (which may quote row values) are withheld.
     touches_restricted: bool = False
+    # SQL PREPARE / EXECUTE / DEALLOCATE names in it (see Session._sql_prepared).
+    sql_prepares: tuple[str, ...] = ()
+    sql_executes: tuple[str, ...] = ()
+    sql_deallocates: tuple[str, ...] = ()
     sqlstate: str = "42501"
     # Grants limited to max_runs this decision used a run of (the control plane counts them).
     counted_grants: tuple[int, ...] = ()
@@ -97,7 +101,12 @@ class Decision:
     def has_side_effects(self) -> bool:
         """Whether forwarding it changes agent state (search_path, catalog caches), or it
         holds only for its own literals: either way no cache or native ticket keeps it."""
-        return self.search_path is not None or self.invalidates_catalog or self.depends_on_literals
+        return (
+            self.search_path is not None
+            or self.invalidates_catalog
+            or self.depends_on_literals
+            or bool(self.sql_prepares or self.sql_executes or self.sql_deallocates)
+        )
 
     @property
     def copies_in(self) -> bool:

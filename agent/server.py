@@ -327,6 +327,12 @@ class Agent:
         decision.fingerprint = fingerprint
         decision.statement = normalized
         decision.kinds = [s.kind for s in analysis.statements]
+        statements = analysis.statements
+        decision.sql_prepares = tuple(s.prepares for s in statements if s.prepares is not None)
+        decision.sql_executes = tuple(s.executes for s in statements if s.executes is not None)
+        decision.sql_deallocates = tuple(
+            s.deallocates for s in statements if s.deallocates is not None
+        )
         if len(analysis.statements) > 1:
             try:
                 decision.statements = list(pglast.parser.split(normalized))

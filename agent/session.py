@@ -153,6 +153,10 @@ class Session:
         # server is in copy-in mode now (it ignores Sync and Flush there).
         self._copy_owner: Pending | None = None
         self._copy_in_active = False
+        # SQL PREPAREs made through the agent: name -> (the text that prepared it, its
+        # decision, the engine that made it). EXECUTE re-runs a plan the agent checked only
+        # then: that decision must still hold.
+        self._sql_prepared: dict[str, tuple[str, Decision, Any]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -684,6 +688,7 @@ class Session:
                 self.expect.append(Pending("Q", decision=decision, inject=outcome))
                 return codec.SYNC
             decision = outcome
+        decision = await self._sql_prepared_check(decision, sql)
         if decision.action in (DENY, HOLD):
             messages = await self._refusal(decision)
             self.expect.append(Pending("Q", decision=decision, inject=messages))
@@ -694,6 +699,38 @@ class Session:
         if decision.copies_in:
             self._copy_owner = entry
         return None
+
+    async def _sql_prepared_check(self, decision: Decision, sql: str) -> Decision:
+        """EXECUTE of a SQL PREPARE only while the decision made at PREPARE still holds (its
+        grants, this bundle), else decided again; records PREPAREs and DEALLOCATEs."""
+        if decision.action not in _PASS:
+            return decision
+        prepared = self._sql_prepared
+        for name in decision.sql_executes:
+            made = prepared.get(name)
+            if made is not None and (
+                made[1].valid_until <= time.time() or made[2] is not self.agent.engine
+            ):
+                again = await self._decide(made[0])
+                made = (made[0], again, self.agent.engine) if again.action in _PASS else None
+                if made is not None:
+                    prepared[name] = made
+            if made is None:
+                return Decision(
+                    DENY,
+                    rule="stale_prepared_statement",
+                    message=f'prepared statement "{name}" was not prepared through the agent '
+                    "or is no longer allowed by the policy in force (a grant ended or the "
+                    "policy changed); PREPARE it again",
+                )
+        for name in decision.sql_deallocates:
+            if name:
+                prepared.pop(name, None)
+            else:
+                prepared.clear()
+        for name in decision.sql_prepares:
+            prepared[name] = (sql, decision, self.agent.engine)
+        return decision
 
     def _note_side_effects(self, decision: Decision) -> None:
         if decision.search_path is not None:
@@ -712,6 +749,7 @@ class Session:
                 self._discard_with(outcome)
                 return b""
             decision = outcome
+        decision = await self._sql_prepared_check(decision, sql)
         if decision.action in (DENY, HOLD):
             await self._start_discard(decision)
             return b""

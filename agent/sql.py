@@ -82,6 +82,20 @@ OPAQUE_FUNCTIONS = frozenset(
         "ts_rewrite",
     }
 )
+# Functions that run SQL given to them as text.
+SQL_TEXT_FUNCTIONS = frozenset(
+    {
+        "query_to_xml",
+        "query_to_xmlschema",
+        "query_to_xml_and_xmlschema",
+        "ts_stat",
+        "ts_rewrite",
+        "dblink",
+        "dblink_exec",
+        "dblink_open",
+        "dblink_send_query",
+    }
+)
 # Relations whose rows carry other tables' values (planner statistics): opaque reads.
 STATISTICS_RELATIONS = frozenset(
     {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data"}
@@ -164,6 +178,10 @@ class StatementInfo:
     # Its verdict rests on literal values (which setting set_config changes, to what), which
     # a decision cached by normalized text would not see.
     depends_on_literals: bool = False
+    # SQL-level prepared statements: the name PREPAREd, EXECUTEd or DEALLOCATEd ("" = ALL).
+    prepares: str | None = None
+    executes: str | None = None
+    deallocates: str | None = None
 
 
 @dataclass
@@ -311,6 +329,8 @@ class _Analyzer:
         elif isinstance(node, ast.PrepareStmt | ast.DeclareCursorStmt):
             # Results of EXECUTE / FETCH are not analysed again: treat their reads as writes.
             info.kind = "prepare" if isinstance(node, ast.PrepareStmt) else "declare"
+            if isinstance(node, ast.PrepareStmt):
+                info.prepares = node.name or ""
             inner = _Analyzer()
             inner.scopes, inner.ctes = self.scopes, self.ctes
             inner.all_relations = self.all_relations
@@ -377,6 +397,11 @@ class _Analyzer:
             return
         elif isinstance(node, ast.ExecuteStmt):
             info.kind = "execute"
+            info.executes = node.name or ""
+        elif isinstance(node, ast.DeallocateStmt):
+            info.deallocates = node.name or ""
+        elif isinstance(node, ast.DiscardStmt):
+            info.deallocates = ""  # DISCARD ALL / PLANS drop every prepared statement
         elif isinstance(node, ast.CreateFunctionStmt | ast.CallStmt):
             info.opaque = True
         elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() in PINNED_SETTINGS:
@@ -515,7 +540,25 @@ class _Analyzer:
             "limitOffset",
         ):
             self._walk(getattr(node, attr), PREDICATE, None)
+        self._order_by_output(node)
         self.scopes.pop()
+
+    def _order_by_output(self, node: ast.SelectStmt) -> None:
+        """ORDER BY / GROUP BY 2 or an output alias sort on that select-list expression: its
+        columns are used as predicates too (what strict mode refuses for masked ones)."""
+        entries = list(node.targetList or ())
+        aliases = {entry.name: entry for entry in entries if entry.name}
+        keys = [getattr(item, "node", item) for item in node.sortClause or ()]
+        keys += list(node.groupClause or ())
+        for key in keys:
+            target = None
+            if isinstance(key, ast.A_Const) and isinstance(key.val, ast.Integer):
+                index = key.val.ival - 1
+                target = entries[index] if 0 <= index < len(entries) else None
+            elif isinstance(key, ast.ColumnRef) and len(key.fields or ()) == 1:
+                target = aliases.get(_name(key.fields[0]))
+            if target is not None:
+                self._walk(target.val, PREDICATE, None)
 
     def _with(self, with_clause: Any) -> None:
         if with_clause is None:
@@ -556,8 +599,10 @@ class _Analyzer:
             if item.alias is not None:
                 scope.add(item.alias.aliasname or "", None)
         else:
-            # Table functions (RangeFunction, XMLTABLE, JSON_TABLE): arguments flow to output.
+            # Table functions (RangeFunction, XMLTABLE, JSON_TABLE): arguments flow to output,
+            # and decide how many rows there are, like a filter.
             self._walk(item, context, None)
+            self._walk(item, PREDICATE, None)
             alias = getattr(item, "alias", None)
             if alias is not None:
                 scope.add(alias.aliasname, None)
@@ -603,6 +648,8 @@ class _Analyzer:
                 self.info.guardrails.add("server_file_functions")
             if function in OPAQUE_FUNCTIONS:
                 self.info.opaque = True
+            if function in SQL_TEXT_FUNCTIONS:
+                self._sql_text_arguments(node.args)
             if function == "set_config":
                 self.info.depends_on_literals = True
             if function == "set_config" and not _set_config_is_safe(node.args):
@@ -615,6 +662,26 @@ class _Analyzer:
             return
         for child in _children(node):
             self._walk(child, context, position)
+
+    def _sql_text_arguments(self, args: Any) -> None:
+        """Guardrails hold inside SQL given as text (query_to_xml('...'), dblink): parse the
+        constant ones; SQL computed at run time could be anything, file access included."""
+        parsed = False
+        for arg in args or ():
+            text = _constant_text(arg)
+            if not text:
+                continue
+            try:
+                inner = analyze(text)
+            except SqlError:
+                continue  # not SQL (a connection string, a config name)
+            parsed = True
+            for statement in inner.statements:
+                self.info.guardrails |= statement.guardrails
+                self.info.written |= statement.written
+                self.info.refusal = self.info.refusal or statement.refusal
+        if not parsed:
+            self.info.guardrails.add("server_file_functions")
 
     def _column_ref(
         self, node: ast.ColumnRef, context: str, position: int | None

@@ -3,7 +3,6 @@ named portals with row limits, Close, Flush, and denial inside a pipelined batch
 
 from __future__ import annotations
 
-import socket
 import struct
 import threading
 import time
@@ -12,50 +11,13 @@ from typing import Any
 import pytest
 
 from agent import codec
+from tests.agent.wire import WireClient
 
 
 @pytest.fixture
 def agent(agent_on_both_paths: Any) -> Any:
     """Every test here runs on the native data path and on the pure-Python one."""
     return agent_on_both_paths
-
-
-class WireClient:
-    def __init__(self, port: int, user: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buffer = b""
-        self.sock.sendall(codec.startup_message({"user": user, "database": "shop"}))
-        kind, _ = self.read()
-        assert kind == b"R"
-        self.sock.sendall(codec.password_message(f"wdn_{user}".encode() + b"\x00"))
-        self.until(b"Z")
-
-    def read(self) -> tuple[bytes, bytes]:
-        while (
-            len(self.buffer) < 5 or len(self.buffer) < 1 + struct.unpack("!i", self.buffer[1:5])[0]
-        ):
-            chunk = self.sock.recv(65536)
-            assert chunk, "connection closed"
-            self.buffer += chunk
-        length = struct.unpack("!i", self.buffer[1:5])[0]
-        kind, payload = self.buffer[:1], self.buffer[5 : 1 + length]
-        self.buffer = self.buffer[1 + length :]
-        return kind, payload
-
-    def until(self, stop: bytes) -> list[tuple[bytes, bytes]]:
-        messages = []
-        while True:
-            kind, payload = self.read()
-            messages.append((kind, payload))
-            if kind == stop:
-                return messages
-
-    def send(self, *messages: bytes) -> None:
-        self.sock.sendall(b"".join(messages))
-
-    def close(self) -> None:
-        self.sock.sendall(codec.TERMINATE)
-        self.sock.close()
 
 
 def parse(name: str, sql: str) -> bytes:
