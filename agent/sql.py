@@ -395,6 +395,10 @@ class _Analyzer:
             self._walk(node.whereClause, PREDICATE, None)
             info.kind = "ddl"
             return
+        elif isinstance(node, ast.ListenStmt):
+            # Notifications carry whatever other sessions' code puts in them (a trigger's
+            # pg_notify of row data): unseen values, like an opaque function's.
+            info.opaque = True
         elif isinstance(node, ast.ExecuteStmt):
             info.kind = "execute"
             info.executes = node.name or ""

@@ -275,6 +275,15 @@ def test_root_sees_unmasked_data(agent: Any) -> None:
     assert all(EMAIL.search(email) and EMAIL.search(upper) for email, upper in rows if email)
 
 
+def test_listen_is_refused_while_columns_are_restricted(agent: Any) -> None:
+    """Notifications carry what other sessions' triggers put in them, unseen by the agent."""
+    with (
+        agent.connect("alice") as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="cannot inspect"),
+    ):
+        conn.execute("LISTEN orders_changed")
+
+
 def test_non_text_masked_column_becomes_null_not_garbage(agent: Any) -> None:
     with agent.connect("bob") as conn:
         rows = conn.execute("SELECT birth_date, email FROM customers LIMIT 3").fetchall()
