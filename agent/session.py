@@ -726,11 +726,13 @@ class Session:
                     "or is no longer allowed by the policy in force (a grant ended or the "
                     "policy changed); PREPARE it again",
                 )
-        for name in decision.sql_deallocates:
+        for name in decision.sql_deallocates:  # one namespace with protocol statements
             if name:
                 prepared.pop(name, None)
+                self.statements.pop(name, None)
             else:
                 prepared.clear()
+                self.statements.clear()
         for name in decision.sql_prepares:
             prepared[name] = (sql, decision, self.agent.engine)
         return decision

@@ -704,3 +704,23 @@ def test_named_statement_reparse_pipelined_with_a_bare_masked_column(agent: Any)
     second = client.until(b"Z")
     assert_no_secret(second)
     client.close()
+
+
+def test_a_name_deallocated_in_sql_can_be_parsed_again_in_one_pipeline(agent: Any) -> None:
+    """DEALLOCATE shares the protocol's namespace: the agent forgets the name with it, so a
+    new Parse of that name is no rebind the server might refuse."""
+    client = WireClient(agent.port, "alice")
+    client.send(parse("s1", "SELECT id, email FROM customers WHERE id = 1"), codec.SYNC)
+    client.until(b"Z")
+    client.send(codec.query("DEALLOCATE s1"))
+    client.until(b"Z")
+    client.send(
+        parse("s1", "SELECT 7 AS id, 'x' AS e"),
+        codec.SYNC,
+        bind("p", "s1"),
+        execute("p"),
+        codec.SYNC,
+    )
+    client.until(b"Z")
+    assert rows(client.until(b"Z")) == [[b"7", b"x"]]
+    client.close()
