@@ -216,7 +216,8 @@ def bundle_inputs_changed() -> None:
     connection = transaction.get_connection()
     if any(callback is _generation_bump for _ids, callback, _robust in connection.run_on_commit):
         return
-    transaction.on_commit(_generation_bump)
+    # robust: the write has committed; a failed bump only delays agents (the cache bound).
+    transaction.on_commit(_generation_bump, robust=True)
 
 
 def _generation_bump() -> None:
