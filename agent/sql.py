@@ -652,7 +652,9 @@ class _Analyzer:
                 self.info.guardrails.add("server_file_functions")
             if function in OPAQUE_FUNCTIONS:
                 self.info.opaque = True
-            if function in SQL_TEXT_FUNCTIONS:
+            # ts_rewrite(tsquery, tsquery, tsquery) takes no SQL; ts_rewrite(tsquery, text) does.
+            three_queries = function == "ts_rewrite" and len(node.args or ()) == 3
+            if function in SQL_TEXT_FUNCTIONS and not three_queries:
                 self._sql_text_arguments(node.args)
             if function == "set_config":
                 self.info.depends_on_literals = True

@@ -370,3 +370,17 @@ def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() ->
     values = codec.parse_data_row(masked[5:])
     assert len(values) == 3 and values[1] is None
     assert all(value in (None, b"****") for value in values), values
+
+
+@pytest.mark.parametrize(
+    ("sql", "guardrails"),
+    [
+        ("SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '')", True),
+        ("SELECT query_to_xml(format('SELECT %s', 1), true, false, '')", True),  # computed
+        ("SELECT query_to_xml('SELECT 1', true, false, '')", False),
+        ("SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)", False),
+        ("SELECT ts_rewrite('a'::tsquery, 'SELECT pg_read_file(''/x'')')", True),
+    ],
+)
+def test_guardrails_hold_inside_sql_given_as_text(sql: str, guardrails: bool) -> None:
+    assert ("server_file_functions" in analyze(sql).guardrails) is guardrails
