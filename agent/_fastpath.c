@@ -1258,10 +1258,10 @@ static int step_simple(FastPath *self, int kind, const unsigned char *payload, P
         return PASS;
     case 'Z':
         return self->q_stage == 2 ? DONE : FALLBACK;
-    case 'N':
     case 'A':
         return PASS;
-    default: /* also 'S' ParameterStatus: Python checks the settings it pins */
+    default: /* also 'S' ParameterStatus (Python checks the settings it pins) and 'N' notices
+                (Python withholds their text for statements touching restricted columns) */
         return FALLBACK;
     }
 }
@@ -1276,7 +1276,7 @@ static void pop_entry(FastPath *self) {
 
 static int step_extended(FastPath *self, int kind, const unsigned char *payload,
                          Py_ssize_t len) {
-    if (kind == 'N' || kind == 'A') return PASS; /* 'S' falls back, as above */
+    if (kind == 'A') return PASS; /* 'S' and 'N' fall back, as above */
     if (self->head >= self->n_entries) return FALLBACK;
     switch (self->entries[self->head]) {
     case R_PARSE:

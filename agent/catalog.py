@@ -130,8 +130,8 @@ class Catalog:
         return {o: self._view_deps_by_oid[o][1] for o in oids}
 
     async def columns_of(self, relations: set[Relation]) -> dict[Relation, frozenset[str]]:
-        """Column names of each relation (in any schema when unqualified); a relation that
-        does not exist has none."""
+        """Column names of each relation (those every same-named table has, when
+        unqualified); a relation that does not exist has none."""
         now = time.monotonic()
         missing = [r for r in relations if self._columns.get(r, (0.0, frozenset()))[0] < now]
         if missing:
@@ -143,11 +143,14 @@ class Catalog:
                 f"WHERE c.relname IN ({names}) AND a.attnum > 0 AND NOT a.attisdropped"
             )
             for relation in missing:
-                columns = frozenset(
-                    str(column)
-                    for schema, table, column in rows
-                    if table == relation.name and _schema_matches(relation.schema, str(schema))
-                )
+                by_schema: dict[str, set[str]] = {}
+                for schema, table, column in rows:
+                    if table == relation.name and _schema_matches(relation.schema, str(schema)):
+                        by_schema.setdefault(str(schema), set()).add(str(column))
+                # Unqualified, the name may be any of them: a column counts only if all have it
+                # (a look-alike table with a row_to_json column must not hide field notation).
+                tables = [frozenset(names) for names in by_schema.values()]
+                columns = frozenset.intersection(*tables) if tables else frozenset()
                 self._columns[relation] = (now + CACHE_SECONDS, columns)
         return {r: self._columns[r][1] for r in relations}
 

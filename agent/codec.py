@@ -127,8 +127,10 @@ def error_response(
     return message(b"E", _fields(severity, code, text, detail, hint))
 
 
-def notice_response(text: str, *, code: str = "01000", detail: str | None = None) -> bytes:
-    return message(b"N", _fields("NOTICE", code, text, detail, None))
+def notice_response(
+    text: str, *, code: str = "01000", detail: str | None = None, severity: str = "NOTICE"
+) -> bytes:
+    return message(b"N", _fields(severity, code, text, detail, None))
 
 
 def parse_error_fields(payload: bytes) -> dict[str, str]:

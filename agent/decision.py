@@ -92,6 +92,9 @@ class Decision:
     sql_prepares: tuple[str, ...] = ()
     sql_executes: tuple[str, ...] = ()
     sql_deallocates: tuple[str, ...] = ()
+    sql_declares: tuple[str, ...] = ()
+    sql_fetches: tuple[str, ...] = ()
+    sql_closes: tuple[str, ...] = ()
     sqlstate: str = "42501"
     # Grants limited to max_runs this decision used a run of (the control plane counts them).
     counted_grants: tuple[int, ...] = ()
@@ -109,6 +112,7 @@ class Decision:
             or self.invalidates_catalog
             or self.depends_on_literals
             or bool(self.sql_prepares or self.sql_executes or self.sql_deallocates)
+            or bool(self.sql_declares or self.sql_fetches or self.sql_closes)
         )
 
     @property
@@ -381,6 +385,7 @@ class PolicyEngine:
         masked: set[str] = set()
         derived: set[int] | None = set()
         direct: set[int] | None = set()
+        restricted_use = False  # any column restricted for this identity, in any role
         counted: set[int] = set()
         views = views or {}
         for statement in analysis.statements:
@@ -402,6 +407,7 @@ class PolicyEngine:
                     identity, use, fingerprint, search_path, now
                 ):
                     columns_read.add(label)
+                    restricted_use = restricted_use or verdict.action != ALLOW
                     decision.valid_until = min(decision.valid_until, verdict.valid_until)
                     if verdict.counted_grant is not None:
                         counted.add(verdict.counted_grant)
@@ -438,7 +444,7 @@ class PolicyEngine:
         else:
             counted = set()
         decision.counted_grants = tuple(sorted(counted))
-        decision.touches_restricted = bool(masked) or any(
+        decision.touches_restricted = restricted_use or any(
             self.relation_verdict(identity, schema, relation.name, fingerprint, now)[0].action
             != ALLOW
             for relation in analysis.relations | analysis.written

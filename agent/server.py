@@ -333,6 +333,9 @@ class Agent:
         decision.sql_deallocates = tuple(
             s.deallocates for s in statements if s.deallocates is not None
         )
+        decision.sql_declares = tuple(s.declares for s in statements if s.declares is not None)
+        decision.sql_fetches = tuple(s.fetches for s in statements if s.fetches is not None)
+        decision.sql_closes = tuple(s.closes for s in statements if s.closes is not None)
         if len(analysis.statements) > 1:
             try:
                 decision.statements = list(pglast.parser.split(normalized))

@@ -157,6 +157,7 @@ class Session:
         # decision, the engine that made it). EXECUTE re-runs a plan the agent checked only
         # then: that decision must still hold.
         self._sql_prepared: dict[str, tuple[str, Decision, Any]] = {}
+        self._sql_cursors: dict[str, tuple[str, Decision, Any]] = {}  # DECLAREd, likewise
 
     # ------------------------------------------------------------ lifecycle
 
@@ -384,6 +385,8 @@ class Session:
             return self._on_backend_fast(kind, data, pos, end)
         if kind == 83:  # 'S' ParameterStatus
             _check_pinned_setting(data[pos + 5 : end])
+        elif kind == 78 and self.expect:  # 'N' NoticeResponse: warnings quote values too
+            return _withheld_notice(self.expect[0].decision, data[pos + 5 : end])
         elif kind == 71:  # 'G' CopyInResponse
             self._on_copy_in()
         return None
@@ -704,38 +707,60 @@ class Session:
         return None
 
     async def _sql_prepared_check(self, decision: Decision, sql: str) -> Decision:
-        """EXECUTE of a SQL PREPARE only while the decision made at PREPARE still holds (its
-        grants, this bundle), else decided again; records PREPAREs and DEALLOCATEs."""
+        """EXECUTE of a SQL PREPARE, FETCH/MOVE in a SQL cursor, only while the decision made
+        at PREPARE/DECLARE still holds (its grants, this bundle), else decided again; records
+        PREPAREs, DECLAREs and their ends.  Errors of the run are withheld like the
+        original's would be."""
         if decision.action not in _PASS:
             return decision
-        prepared = self._sql_prepared
-        for name in decision.sql_executes:
-            made = prepared.get(name)
-            if made is not None and (
-                made[1].valid_until <= time.time() or made[2] is not self.agent.engine
-            ):
-                again = await self._decide(made[0])
-                made = (made[0], again, self.agent.engine) if again.action in _PASS else None
-                if made is not None:
-                    prepared[name] = made
-            if made is None:
-                return Decision(
-                    DENY,
-                    rule="stale_prepared_statement",
-                    message=f'prepared statement "{name}" was not prepared through the agent '
-                    "or is no longer allowed by the policy in force (a grant ended or the "
-                    "policy changed); PREPARE it again",
-                )
+        for names, kind in (
+            (decision.sql_executes, "prepared statement"),
+            (decision.sql_fetches, "cursor"),
+        ):
+            made_by = self._sql_prepared if kind == "prepared statement" else self._sql_cursors
+            for name in names:
+                made = await self._still_allowed(made_by, name)
+                if made is None:
+                    return Decision(
+                        DENY,
+                        rule="stale_prepared_statement",
+                        message=f'{kind} "{name}" was not made through the agent or is no '
+                        "longer allowed by the policy in force (a grant ended or the policy "
+                        "changed); make it again",
+                    )
+                decision.touches_restricted |= made[1].touches_restricted
         for name in decision.sql_deallocates:  # one namespace with protocol statements
             if name:
-                prepared.pop(name, None)
+                self._sql_prepared.pop(name, None)
                 self.statements.pop(name, None)
             else:
-                prepared.clear()
+                self._sql_prepared.clear()
                 self.statements.clear()
+        for name in decision.sql_closes:
+            if name:
+                self._sql_cursors.pop(name, None)
+            else:
+                self._sql_cursors.clear()
         for name in decision.sql_prepares:
-            prepared[name] = (sql, decision, self.agent.engine)
+            self._sql_prepared[name] = (sql, decision, self.agent.engine)
+        for name in decision.sql_declares:
+            self._sql_cursors[name] = (sql, decision, self.agent.engine)
         return decision
+
+    async def _still_allowed(
+        self, made_by: dict[str, tuple[str, Decision, Any]], name: str
+    ) -> tuple[str, Decision, Any] | None:
+        made = made_by.get(name)
+        if made is not None and (
+            made[1].valid_until <= time.time() or made[2] is not self.agent.engine
+        ):
+            again = await self._decide(made[0])
+            made = (made[0], again, self.agent.engine) if again.action in _PASS else None
+            if made is None:
+                made_by.pop(name, None)
+            else:
+                made_by[name] = made
+        return made
 
     def _note_side_effects(self, decision: Decision) -> None:
         if decision.search_path is not None:
@@ -1413,6 +1438,21 @@ def _withheld_error(decision: Decision | None, payload: bytes) -> bytes | None:
         text,
         severity=fields.get("S", "ERROR"),
         hint=fields.get("H"),
+    )
+
+
+def _withheld_notice(decision: Decision | None, payload: bytes) -> bytes | None:
+    """A warning or notice raised while running a statement that touches restricted columns
+    ('PID <value> is not a PostgreSQL backend process'), with its text withheld."""
+    if decision is None or not decision.touches_restricted:
+        return None
+    fields = codec.parse_error_fields(payload)
+    code = fields.get("C", "01000")
+    return codec.notice_response(
+        f"Warden: the server's notice (SQLSTATE {code}) is withheld: "
+        "this statement touches columns restricted for you",
+        code=code,
+        severity=fields.get("S", "NOTICE"),
     )
 
 

@@ -182,6 +182,10 @@ class StatementInfo:
     prepares: str | None = None
     executes: str | None = None
     deallocates: str | None = None
+    # SQL cursors: the name DECLAREd, FETCHed or MOVEd in, or CLOSEd ("" = ALL).
+    declares: str | None = None
+    fetches: str | None = None
+    closes: str | None = None
 
 
 @dataclass
@@ -323,6 +327,8 @@ class _Analyzer:
             info.kind = "create_as"
             into: Any = node.into
             info.written.add(self._relation(into.rel))
+            if isinstance(node.query, ast.ExecuteStmt):  # CREATE TABLE ... AS EXECUTE name
+                info.executes = node.query.name or ""
             self.select(node.query, top=False, context=WRITE)
         elif isinstance(node, ast.ExplainStmt):
             self._explain(node)
@@ -331,6 +337,8 @@ class _Analyzer:
             info.kind = "prepare" if isinstance(node, ast.PrepareStmt) else "declare"
             if isinstance(node, ast.PrepareStmt):
                 info.prepares = node.name or ""
+            else:
+                info.declares = node.portalname or ""
             inner = _Analyzer()
             inner.scopes, inner.ctes = self.scopes, self.ctes
             inner.all_relations = self.all_relations
@@ -351,6 +359,9 @@ class _Analyzer:
         inner.all_relations = self.all_relations
         inner._dispatch(node.query)
         self.info.kind = "explain"
+        self.info.executes = inner.info.executes  # EXPLAIN EXECUTE runs it only with ANALYZE,
+        self.info.fetches = inner.info.fetches  # but is checked the same either way
+        self.info.refusal = inner.info.refusal
         self.info.guardrails |= inner.info.guardrails if analyze_option else set()
         self.info.written |= inner.info.written if analyze_option else set()
         self.info.opaque |= inner.info.opaque
@@ -404,6 +415,22 @@ class _Analyzer:
             info.executes = node.name or ""
         elif isinstance(node, ast.DeallocateStmt):
             info.deallocates = node.name or ""
+        elif isinstance(node, ast.FetchStmt):
+            info.kind = "fetch"
+            info.fetches = node.portalname or ""
+        elif isinstance(node, ast.ClosePortalStmt):
+            info.closes = node.portalname or ""
+        elif isinstance(node, ast.CreateSchemaStmt):
+            # CREATE SCHEMA s CREATE TABLE ... GRANT ...: each element is a statement.
+            for element in node.schemaElts or ():
+                inner = _Analyzer().statement(element)
+                info.guardrails |= inner.guardrails
+                info.written |= inner.written
+                info.uses += inner.uses
+                info.opaque |= inner.opaque
+                info.refusal = info.refusal or inner.refusal
+            info.kind = "ddl"
+            return
         elif isinstance(node, ast.DiscardStmt):
             info.deallocates = ""  # DISCARD ALL / PLANS drop every prepared statement
         elif isinstance(node, ast.CreateFunctionStmt | ast.CallStmt):
@@ -442,7 +469,7 @@ class _Analyzer:
             info.kind = "ddl"
         self._walk(node, PREDICATE, None)
 
-    def modify(self, node: Any, *, top: bool = True) -> None:
+    def modify(self, node: Any, *, top: bool = True, context: str = DERIVED) -> None:
         info = self.info
         info.kind = type(node).__name__.removesuffix("Stmt").lower()
         target = self._relation(node.relation)
@@ -481,8 +508,8 @@ class _Analyzer:
         returning = node.returningClause.exprs if node.returningClause is not None else ()
         if top:
             self._target_list(returning or (), DERIVED, all_derived=True)
-        else:  # its RETURNING list is not the output's column order
-            self._walk(returning, DERIVED, None)
+        else:  # its RETURNING list is not the output's column order; stored or copied out
+            self._walk(returning, context if context in (WRITE, COPY) else DERIVED, None)
         self.scopes.pop()
 
     def copy(self, node: ast.CopyStmt) -> None:
@@ -510,7 +537,7 @@ class _Analyzer:
         """Walk a SELECT; ``context`` is where its select list flows when not top-level."""
         if isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
             saved_kind = self.info.kind
-            self.modify(node, top=False)  # data-modifying CTE
+            self.modify(node, top=False, context=context)  # data-modifying CTE, COPY (...)
             self.info.kind = saved_kind
             return
         if not isinstance(node, ast.SelectStmt):
@@ -789,7 +816,7 @@ def _is_star(node: Any) -> bool:
 def _demote(use: ColumnUse, context: str) -> ColumnUse:
     if use.context == PREDICATE:
         return use
-    return ColumnUse(use.candidates, use.column, context, None)
+    return ColumnUse(use.candidates, use.column, context, None, use.qualified)
 
 
 def _constant_text(node: Any) -> str | None:
