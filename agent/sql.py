@@ -98,14 +98,50 @@ SQL_TEXT_FUNCTIONS = frozenset(
 )
 # Relations whose rows carry other tables' values (planner statistics): opaque reads.
 STATISTICS_RELATIONS = frozenset(
-    {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data"}
+    {
+        "pg_stats",
+        "pg_statistic",
+        "pg_stats_ext",
+        "pg_stats_ext_exprs",
+        "pg_statistic_ext_data",
+        "pg_largeobject",  # large objects hold whatever was written into them
+    }
 )
 # Views that read server files.
 SERVER_FILE_RELATIONS = frozenset(
     {"pg_file_settings", "pg_hba_file_rules", "pg_ident_file_mappings"}
 )
-# Functions whose arguments end up stored where a later statement reads them back.
-VALUE_SINK_FUNCTIONS = frozenset({"set_config", "pg_notify"})
+# Functions whose arguments end up stored where a later statement reads them back (settings,
+# notifications, large objects, lock keys, sequences, replication origins and slots).
+VALUE_SINK_FUNCTIONS = frozenset(
+    {
+        "set_config",
+        "pg_notify",
+        "lo_from_bytea",
+        "lo_put",
+        "lo_create",
+        "lo_creat",
+        "lowrite",
+        "lo_truncate",
+        "setval",
+        "pg_advisory_lock",
+        "pg_advisory_lock_shared",
+        "pg_advisory_xact_lock",
+        "pg_advisory_xact_lock_shared",
+        "pg_try_advisory_lock",
+        "pg_try_advisory_lock_shared",
+        "pg_try_advisory_xact_lock",
+        "pg_try_advisory_xact_lock_shared",
+        "pg_replication_origin_create",
+        "pg_replication_origin_session_setup",
+        "pg_create_physical_replication_slot",
+        "pg_create_logical_replication_slot",
+        "pg_copy_physical_replication_slot",
+        "pg_copy_logical_replication_slot",
+        "pg_logical_emit_message",
+        "pg_stat_reset_single_table_counters",
+    }
+)
 # Foreign data wrappers (file_fdw: files and programs on the server) and extensions.
 FOREIGN_DATA_NODES = (
     ast.CreateExtensionStmt,
@@ -234,6 +270,10 @@ def analyze(sql: str) -> Analysis:
     for statement in statements:
         if any(relation.name == "pg_settings" for relation in statement.written):
             statement.refusal = "changing settings through pg_settings is not allowed by Warden"
+        elif any(_is_system_catalog(relation) for relation in statement.written):
+            # UPDATE pg_attribute SET attname = ... is DDL (a rename, a drop) behind the
+            # guardrails' back, and makes the bundle's names stale.
+            statement.refusal = "writing to system catalogs is not allowed by Warden"
         names = {relation.name for relation in statement.relations}
         if names & STATISTICS_RELATIONS:
             statement.opaque = True  # histograms and common values are other tables' data
@@ -244,6 +284,13 @@ def analyze(sql: str) -> Analysis:
     if len(statements) > 1 and any(writes) and not all(writes):
         guardrails.add("mixed_multi_statement")
     return Analysis(statements, guardrails)
+
+
+def _is_system_catalog(relation: Relation) -> bool:
+    """pg_catalog's tables; an unqualified pg_* name resolves there first."""
+    return relation.schema == "pg_catalog" or (
+        relation.schema is None and relation.name.startswith("pg_")
+    )
 
 
 def _writes(statement: StatementInfo) -> bool:
@@ -660,7 +707,7 @@ class _Analyzer:
             return
         if isinstance(node, ast.FuncCall):
             function = _name((node.funcname or (None,))[-1]).lower()
-            if function in VALUE_SINK_FUNCTIONS and context != PREDICATE:
+            if function in VALUE_SINK_FUNCTIONS:  # also inside a filter: it still stores
                 # set_config / pg_notify store their arguments for later reads (settings,
                 # notification payloads): like storing into a table.
                 self.info.functions.add(function)
