@@ -85,6 +85,8 @@ class Decision:
     invalidates_catalog: bool = False
     # Never reused for another text with the same normalized form (see StatementInfo).
     depends_on_literals: bool = False
+    # COPY ... FROM STDIN: the server may enter copy-in mode, where it ignores Sync.
+    copies_in: bool = False
     # It reads or writes a table with columns restricted for this identity: the server's
     # error messages and details (which may quote row values) are withheld.
     touches_restricted: bool = False
@@ -114,11 +116,6 @@ class Decision:
             or bool(self.sql_prepares or self.sql_executes or self.sql_deallocates)
             or bool(self.sql_declares or self.sql_fetches or self.sql_closes)
         )
-
-    @property
-    def copies_in(self) -> bool:
-        """COPY ... FROM STDIN: the server may enter copy-in mode, where it ignores Sync."""
-        return "copy_from" in self.kinds
 
     @property
     def inspects_rows(self) -> bool:

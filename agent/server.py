@@ -284,6 +284,7 @@ class Agent:
             views = await self.catalog.views_among(relations) if relations else {}
             functions = analysis.functions
             user_functions = await self.catalog.user_functions(functions) if functions else set()
+            await self._field_notation_calls(analysis)
         except Exception as exc:
             log.error("catalog lookup failed: %r", exc)
             return Decision(
@@ -294,15 +295,6 @@ class Agent:
         for statement in analysis.statements:
             if statement.functions & user_functions:
                 statement.opaque = True
-        try:
-            await self._field_notation_calls(analysis)
-        except Exception as exc:
-            log.error("catalog lookup failed: %r", exc)
-            return Decision(
-                DENY,
-                rule="catalog_unavailable",
-                message="policy check could not inspect the database catalog",
-            )
         counted: set[int] = set()
         while True:
             decision = engine.decide(
@@ -327,15 +319,10 @@ class Agent:
         decision.fingerprint = fingerprint
         decision.statement = normalized
         decision.kinds = [s.kind for s in analysis.statements]
-        statements = analysis.statements
-        decision.sql_prepares = tuple(s.prepares for s in statements if s.prepares is not None)
-        decision.sql_executes = tuple(s.executes for s in statements if s.executes is not None)
-        decision.sql_deallocates = tuple(
-            s.deallocates for s in statements if s.deallocates is not None
-        )
-        decision.sql_declares = tuple(s.declares for s in statements if s.declares is not None)
-        decision.sql_fetches = tuple(s.fetches for s in statements if s.fetches is not None)
-        decision.sql_closes = tuple(s.closes for s in statements if s.closes is not None)
+        decision.copies_in = "copy_from" in decision.kinds
+        for part in ("prepares", "executes", "deallocates", "declares", "fetches", "closes"):
+            names = (getattr(s, part) for s in analysis.statements)
+            setattr(decision, f"sql_{part}", tuple(n for n in names if n is not None))
         if len(analysis.statements) > 1:
             try:
                 decision.statements = list(pglast.parser.split(normalized))

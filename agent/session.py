@@ -31,7 +31,7 @@ from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, He
 from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
 from agent.metrics import LATENCY_BUCKETS
 from agent.normalize import template_key
-from agent.sql import PINNED_SETTINGS
+from agent.sql import PINNED_SETTINGS, is_pinned_value
 from agent.upstream import UpstreamConnection, UpstreamError
 
 log = logging.getLogger("agent.session")
@@ -624,9 +624,7 @@ class Session:
                     ]
                 )
                 return b""
-            entry = Pending(
-                "E", prepared, prepared.decision if prepared else None, formats, time.perf_counter()
-            )
+            entry = Pending("E", prepared, prepared.decision, formats, time.perf_counter())
             expect.append(entry)
             if prepared.decision.copies_in:
                 self._copy_owner = entry
@@ -713,11 +711,10 @@ class Session:
         original's would be."""
         if decision.action not in _PASS:
             return decision
-        for names, kind in (
-            (decision.sql_executes, "prepared statement"),
-            (decision.sql_fetches, "cursor"),
+        for names, made_by, kind in (
+            (decision.sql_executes, self._sql_prepared, "prepared statement"),
+            (decision.sql_fetches, self._sql_cursors, "cursor"),
         ):
-            made_by = self._sql_prepared if kind == "prepared statement" else self._sql_cursors
             for name in names:
                 made = await self._still_allowed(made_by, name)
                 if made is None:
@@ -1464,7 +1461,7 @@ def _check_pinned_setting(payload: bytes) -> None:
     if setting not in PINNED_SETTINGS:
         return
     value = rest.partition(b"\x00")[0].decode(errors="replace")
-    if _unpinned_startup_setting({setting: value}) is not None:
+    if not is_pinned_value(setting, value):
         raise SessionRefused(
             "42501",
             f"{setting} changed to {value!r} on the server; the Warden agent ends this session "
@@ -1479,16 +1476,13 @@ def _unpinned_startup_setting(params: dict[str, str]) -> str | None:
     both upstream; a client asking for other values would read strings differently.
     """
     encoding = params.get("client_encoding")
-    if encoding is not None and encoding.strip().lower().replace("-", "") not in (
-        "utf8",
-        "unicode",
-    ):
+    if encoding is not None and not is_pinned_value("client_encoding", encoding):
         return (
             f"the Warden agent speaks UTF8 only (client_encoding {encoding!r} requested); "
             "connect with client_encoding=UTF8"
         )
     conforming = params.get("standard_conforming_strings")
-    if conforming is not None and conforming.strip().lower() not in ("on", "true", "yes", "1"):
+    if conforming is not None and not is_pinned_value("standard_conforming_strings", conforming):
         return "standard_conforming_strings must stay on behind the Warden agent"
     options = params.get("options", "").lower().replace("-", "_")
     for setting in PINNED_SETTINGS:

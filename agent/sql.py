@@ -707,21 +707,20 @@ class _Analyzer:
             return
         if isinstance(node, ast.FuncCall):
             function = _name((node.funcname or (None,))[-1]).lower()
-            if function in VALUE_SINK_FUNCTIONS:  # also inside a filter: it still stores
-                # set_config / pg_notify store their arguments for later reads (settings,
-                # notification payloads): like storing into a table.
-                self.info.functions.add(function)
-                if function == "set_config":
-                    self.info.depends_on_literals = True
-                    if not _set_config_is_safe(node.args):
-                        self.info.refusal = (
-                            "set_config() may not change client_encoding or "
-                            "standard_conforming_strings (or a setting named at run time) "
-                            "behind the Warden agent"
-                        )
+            self.info.functions.add(function)
+            if function == "set_config":
+                self.info.depends_on_literals = True
+                if not _set_config_is_safe(node.args):
+                    self.info.refusal = (
+                        "set_config() may not change client_encoding or "
+                        "standard_conforming_strings (or a setting named at run time) "
+                        "behind the Warden agent"
+                    )
+            if function in VALUE_SINK_FUNCTIONS:
+                # Their arguments are stored for later reads (settings, notification payloads,
+                # large objects, lock keys): like storing into a table, also inside a filter.
                 self._walk(node.args, WRITE, None)
                 return
-            self.info.functions.add(function)
             if function in SERVER_FILE_FUNCTIONS:
                 self.info.guardrails.add("server_file_functions")
             if function in OPAQUE_FUNCTIONS:
@@ -730,14 +729,6 @@ class _Analyzer:
             three_queries = function == "ts_rewrite" and len(node.args or ()) == 3
             if function in SQL_TEXT_FUNCTIONS and not three_queries:
                 self._sql_text_arguments(node.args)
-            if function == "set_config":
-                self.info.depends_on_literals = True
-            if function == "set_config" and not _set_config_is_safe(node.args):
-                self.info.refusal = (
-                    "set_config() may not change client_encoding or "
-                    "standard_conforming_strings (or a setting named at run time) "
-                    "behind the Warden agent"
-                )
         if isinstance(node, ast.RangeVar):
             return
         for child in _children(node):
@@ -880,9 +871,14 @@ def _constant_text(node: Any) -> str | None:
     return None
 
 
+def is_pinned_value(setting: str, value: str) -> bool:
+    """Whether ``value`` (any spelling PostgreSQL accepts) is the value the agent pins."""
+    return value.strip().lower() in _PINNED_EQUIVALENTS[setting]
+
+
 def _pinned_value(setting: str, args: Any) -> bool:
     values = [_constant_text(arg) for arg in args or ()]
-    return len(values) == 1 and (values[0] or "").lower() in _PINNED_EQUIVALENTS[setting]
+    return len(values) == 1 and is_pinned_value(setting, values[0] or "")
 
 
 def _set_config_is_safe(args: Any) -> bool:
