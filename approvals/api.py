@@ -79,8 +79,6 @@ def _visible_request(request: Request, pk: int) -> AccessRequest:
         from django.http import Http404
 
         raise Http404("No such access request.")
-    if services.request_expire_if_due(access_request=access_request):
-        access_request = selectors.request_detail(pk=pk)
     return access_request
 
 
@@ -96,7 +94,6 @@ class AccessRequestListCreate(ApprovalsAPIView):
         responses={200: AccessRequestSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        services.requests_expire_due()
         state = request.query_params.get("state") or None
         if request.query_params.get("view") == "review":
             queryset = selectors.requests_to_review(user=request.user, state=state)
@@ -291,6 +288,8 @@ class AgentAccessRequestState(AgentView, ApprovalsAPIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AgentAccessRequestStateSerializer})
     def get(self, request: Request, pk: int) -> Response:
         access_request = get_object_or_404(AccessRequest, pk=pk)
+        # The agent acts on this answer (forward or refuse its held statement), so an overdue
+        # request expires now rather than at the next beat.
         services.request_expire_if_due(access_request=access_request)
         return Response(
             AgentAccessRequestStateSerializer(access_request, context={"request": request}).data

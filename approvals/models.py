@@ -22,6 +22,20 @@ class AccessLevel(models.TextChoices):
     WRITE = "write", "Write"
 
 
+# The settings an admin changes on a review policy (besides its reviewer groups).
+REVIEW_POLICY_FIELDS = (
+    "required_approvals",
+    "pending_expiry_minutes",
+    "max_grant_minutes",
+    "expiry_warning_minutes",
+    "break_glass_enabled",
+    "break_glass_minutes",
+    "webhook_url",
+    "webhook_slack",
+    "notify_emails",
+)
+
+
 class DatasourceReviewPolicy(models.Model):
     """Who reviews a datasource's requests and how; absent → global reviewers, quorum 1."""
 

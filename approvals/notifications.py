@@ -1,4 +1,5 @@
-"""Live pushes and notifications, scheduled by services to run after their commit.
+"""Live pushes and notifications, scheduled by services to run after their commit, and
+what they say: the webhook payload and the email recipients.
 
 Websocket groups: ``approvals_ds_<id>`` (the datasource's reviewers), ``approvals_user_<id>``
 (one person's own requests and grants), ``approvals_auditors`` (break-glass alerts).
@@ -8,14 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
+
+from approvals import selectors
+from approvals.models import AccessRequest, Grant
+from config.dispatch import task_send
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +50,7 @@ def _group_send(groups: list[str], payload: dict[str, Any]) -> None:
 
 def request_broadcast(request_id: int, event: str) -> None:
     """Push the request's inbox row to its reviewers and its requester."""
-    from approvals.selectors import request_detail
-
-    access_request = request_detail(pk=request_id)
+    access_request = selectors.request_detail(pk=request_id)
     if access_request is None:
         return
     common = {
@@ -81,8 +84,6 @@ def request_broadcast(request_id: int, event: str) -> None:
 
 
 def grant_warning_broadcast(grant_id: int) -> None:
-    from approvals.models import Grant
-
     grant = Grant.objects.select_related("datasource").filter(pk=grant_id).first()
     if grant is None:
         return
@@ -105,32 +106,77 @@ def _safely(callback: Any, *args: Any) -> None:
         logger.exception("approvals: after-commit notification %s failed", callback)
 
 
-def _send_task(task: Any, *args: Any) -> None:
-    """Send now (we are after the commit), the way config.dispatch.enqueue_on_commit would."""
-    if settings.CELERY_TASK_ALWAYS_EAGER and getattr(settings, "EAGER_IN_THREAD", False):
-
-        def run() -> None:
-            try:
-                task.apply(args=args, throw=False)
-            finally:
-                close_old_connections()
-
-        threading.Thread(target=run, name=f"warden-{task.name}", daemon=True).start()
-    else:
-        task.delay(*args)
-
-
 def _enqueue(task: Any, *args: Any) -> None:
-    # Not enqueue_on_commit itself: with eager Celery and no thread (tests) a webhook that
-    # keeps failing would raise into the caller's request. _safely shields the flow.
-    transaction.on_commit(lambda: _safely(_send_task, task, *args))
+    # With eager Celery and no thread (tests) a webhook that keeps failing would raise into
+    # the caller's request; _safely shields the flow.
+    transaction.on_commit(lambda: _safely(task_send, task, *args))
 
 
 def request_notify(request_id: int, event: str) -> None:
     """After commit: push the row live, then webhook and email (Celery, with retries)."""
+    # The tasks module imports this one for the payloads, so the tasks are looked up late.
     from approvals.tasks import EXTERNAL_EVENTS, email_send_task, webhook_deliver_task
 
     transaction.on_commit(lambda: _safely(request_broadcast, request_id, event))
     if event in EXTERNAL_EVENTS:
         _enqueue(webhook_deliver_task, request_id, event)
         _enqueue(email_send_task, request_id, event)
+
+
+def grant_warning_notify(grant_id: int) -> None:
+    """After commit: warn the grantee live and by email that their grant ends soon."""
+    from approvals.tasks import grant_warning_email_task
+
+    transaction.on_commit(lambda: _safely(grant_warning_broadcast, grant_id))
+    _enqueue(grant_warning_email_task, grant_id)
+
+
+def _review_url(access_request: AccessRequest) -> str:
+    base = settings.WARDEN_BASE_URL.rstrip("/")
+    return base + reverse("approvals:detail", args=[access_request.pk])
+
+
+def webhook_payload(access_request: AccessRequest, event: str, slack: bool) -> dict[str, Any]:
+    """The datasource webhook's body (Slack: text only); its text is also the email's body."""
+    risk = access_request.risk or {}
+    tags = ", ".join(risk.get("tags", {})) or "no tagged columns"
+    flag = "BREAK-GLASS " if access_request.is_break_glass else ""
+    text = (
+        f"{flag}Access request #{access_request.pk} {event}: "
+        f"{access_request.requester.get_username()} · {access_request.level} on "
+        f"{access_request.datasource.name} for {access_request.duration_minutes} min · "
+        f"{risk.get('columns', 0)} columns ({tags}) · reason: {access_request.reason} · "
+        f"{_review_url(access_request)}"
+    )
+    if slack:
+        return {"text": text}
+    return {
+        "event": f"access_request.{event}",
+        "request_id": access_request.pk,
+        "state": access_request.state,
+        "requester": access_request.requester.get_username(),
+        "datasource": access_request.datasource.name,
+        "scope": access_request.scope,
+        "level": access_request.level,
+        "reason": access_request.reason,
+        "duration_minutes": access_request.duration_minutes,
+        "statement_fingerprint": access_request.statement_fingerprint or None,
+        "risk": risk,
+        "break_glass": access_request.is_break_glass,
+        "review_url": _review_url(access_request),
+        "text": text,
+    }
+
+
+def email_recipients(access_request: AccessRequest, event: str) -> list[str]:
+    """New requests go to the reviewers (and auditors for break-glass), decisions to the
+    requester; the policy's extra addresses get both."""
+    policy = selectors.review_policy_for(access_request.datasource)
+    emails = set(policy.notify_emails or [])
+    if event == "created":
+        emails.update(u.email for u in selectors.reviewers_of(access_request.datasource))
+        if access_request.is_break_glass:
+            emails.update(u.email for u in selectors.auditors())
+    else:
+        emails.add(access_request.requester.email)
+    return sorted(email for email in emails if email)

@@ -12,14 +12,6 @@ from django.utils import timezone
 from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
 from governance.models import DataSource, Role, User
 
-DEFAULT_MAX_GRANT_MINUTES = 480
-DEFAULT_PENDING_EXPIRY_MINUTES = 24 * 60
-DEFAULT_WARNING_MINUTES = 15
-
-
-def max_grant_minutes_setting() -> int:
-    return int(getattr(settings, "WARDEN_MAX_GRANT_MINUTES", DEFAULT_MAX_GRANT_MINUTES))
-
 
 def review_policy_for(datasource: DataSource) -> DatasourceReviewPolicy:
     """The datasource's policy, or an unsaved default one (global reviewers, quorum 1)."""
@@ -27,18 +19,14 @@ def review_policy_for(datasource: DataSource) -> DatasourceReviewPolicy:
     if policy is None:
         policy = DatasourceReviewPolicy(
             datasource=datasource,
-            pending_expiry_minutes=int(
-                getattr(settings, "WARDEN_PENDING_EXPIRY_MINUTES", DEFAULT_PENDING_EXPIRY_MINUTES)
-            ),
-            expiry_warning_minutes=int(
-                getattr(settings, "WARDEN_GRANT_WARNING_MINUTES", DEFAULT_WARNING_MINUTES)
-            ),
+            pending_expiry_minutes=settings.WARDEN_PENDING_EXPIRY_MINUTES,
+            expiry_warning_minutes=settings.WARDEN_GRANT_WARNING_MINUTES,
         )
     return policy
 
 
 def max_grant_minutes_for(datasource: DataSource) -> int:
-    ceiling = max_grant_minutes_setting()
+    ceiling = settings.WARDEN_MAX_GRANT_MINUTES
     own = review_policy_for(datasource).max_grant_minutes
     return min(own, ceiling) if own else ceiling
 
@@ -80,6 +68,23 @@ def can_review_datasource(*, user: Any, datasource_id: int) -> bool:
     if group_ids:
         return user.groups.filter(pk__in=group_ids).exists()
     return user.has_role(Role.REVIEWER)
+
+
+def review_refusal(*, user: Any, access_request: AccessRequest) -> str:
+    """Why `user` may not review `access_request`, or "" when they may (the request's state
+    is the services' business, not this rule's)."""
+    if getattr(user, "is_service_account", False):
+        return "Service accounts never review."
+    if user.pk in (access_request.requester_id, access_request.created_by_id):
+        return "Nobody reviews their own request."
+    if not can_review_datasource(user=user, datasource_id=access_request.datasource_id):
+        return f"You do not review requests for {access_request.datasource.name}."
+    return ""
+
+
+def can_review(*, user: Any, access_request: AccessRequest) -> bool:
+    """The one rule for who reviews a request: the services enforce it, the pages show it."""
+    return not review_refusal(user=user, access_request=access_request)
 
 
 def reviewers_of(datasource: DataSource) -> QuerySet[User]:
@@ -188,7 +193,3 @@ def grants_for_bundle(*, datasource: DataSource) -> list[dict[str, Any]]:
         .order_by("id")
     )
     return [grant_bundle_entry(grant, grant.grantee.get_username()) for grant in grants]
-
-
-def pending_count_for(user: Any) -> int:
-    return requests_to_review(user=user).count()

@@ -7,7 +7,14 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from approvals.models import AccessLevel, AccessRequest, DatasourceReviewPolicy, Grant, Review
+from approvals.models import (
+    REVIEW_POLICY_FIELDS,
+    AccessLevel,
+    AccessRequest,
+    DatasourceReviewPolicy,
+    Grant,
+    Review,
+)
 from approvals.selectors import review_policy_for
 
 
@@ -177,18 +184,7 @@ class ReviewPolicySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DatasourceReviewPolicy
-        fields = [
-            "reviewer_groups",
-            "required_approvals",
-            "pending_expiry_minutes",
-            "max_grant_minutes",
-            "expiry_warning_minutes",
-            "break_glass_enabled",
-            "break_glass_minutes",
-            "webhook_url",
-            "webhook_slack",
-            "notify_emails",
-        ]
+        fields = ["reviewer_groups", *REVIEW_POLICY_FIELDS]
 
 
 class AgentAccessRequestSerializer(serializers.Serializer):

@@ -7,11 +7,9 @@ from typing import Any
 
 import httpx
 from celery import shared_task
-from django.conf import settings
 from django.core.mail import send_mail
-from django.urls import reverse
 
-from approvals import selectors, services
+from approvals import notifications, selectors, services
 from approvals.models import AccessRequest, Grant
 
 logger = logging.getLogger(__name__)
@@ -35,42 +33,6 @@ def expire_due_task() -> dict[str, Any]:
     }
 
 
-def _review_url(access_request: AccessRequest) -> str:
-    base = getattr(settings, "WARDEN_BASE_URL", "").rstrip("/")
-    return base + reverse("approvals:detail", args=[access_request.pk])
-
-
-def webhook_payload(access_request: AccessRequest, event: str, slack: bool) -> dict[str, Any]:
-    risk = access_request.risk or {}
-    tags = ", ".join(risk.get("tags", {})) or "no tagged columns"
-    flag = "BREAK-GLASS " if access_request.is_break_glass else ""
-    text = (
-        f"{flag}Access request #{access_request.pk} {event}: "
-        f"{access_request.requester.get_username()} · {access_request.level} on "
-        f"{access_request.datasource.name} for {access_request.duration_minutes} min · "
-        f"{risk.get('columns', 0)} columns ({tags}) · reason: {access_request.reason} · "
-        f"{_review_url(access_request)}"
-    )
-    if slack:
-        return {"text": text}
-    return {
-        "event": f"access_request.{event}",
-        "request_id": access_request.pk,
-        "state": access_request.state,
-        "requester": access_request.requester.get_username(),
-        "datasource": access_request.datasource.name,
-        "scope": access_request.scope,
-        "level": access_request.level,
-        "reason": access_request.reason,
-        "duration_minutes": access_request.duration_minutes,
-        "statement_fingerprint": access_request.statement_fingerprint or None,
-        "risk": risk,
-        "break_glass": access_request.is_break_glass,
-        "review_url": _review_url(access_request),
-        "text": text,
-    }
-
-
 @shared_task(
     name="approvals.webhook_deliver",
     acks_late=True,
@@ -90,23 +52,11 @@ def webhook_deliver_task(request_id: int, event: str) -> int | None:
     policy = selectors.review_policy_for(access_request.datasource)
     if not policy.webhook_url:
         return None
-    payload = webhook_payload(access_request, event, policy.webhook_slack)
+    payload = notifications.webhook_payload(access_request, event, policy.webhook_slack)
     response = httpx.post(policy.webhook_url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
     if response.status_code >= 300:
         raise WebhookFailed(f"{policy.webhook_url} answered {response.status_code}")
     return response.status_code
-
-
-def _recipients(access_request: AccessRequest, event: str) -> list[str]:
-    policy = selectors.review_policy_for(access_request.datasource)
-    emails = set(policy.notify_emails or [])
-    if event == "created":
-        emails.update(u.email for u in selectors.reviewers_of(access_request.datasource))
-        if access_request.is_break_glass:
-            emails.update(u.email for u in selectors.auditors())
-    else:
-        emails.add(access_request.requester.email)
-    return sorted(email for email in emails if email)
 
 
 @shared_task(
@@ -122,10 +72,10 @@ def email_send_task(request_id: int, event: str) -> int:
     access_request = AccessRequest.objects.select_related("requester", "datasource").get(
         pk=request_id
     )
-    recipients = _recipients(access_request, event)
+    recipients = notifications.email_recipients(access_request, event)
     if not recipients:
         return 0
-    payload = webhook_payload(access_request, event, slack=True)
+    payload = notifications.webhook_payload(access_request, event, slack=True)
     flag = "[BREAK-GLASS] " if access_request.is_break_glass else ""
     subject = f"{flag}[Warden] access request #{access_request.pk} {event}"
     return send_mail(subject, payload["text"], None, recipients)

@@ -45,7 +45,6 @@ def _run(request: HttpRequest, action: Callable[[], Any], success: str) -> bool:
 
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
-    services.requests_expire_due()
     user = request.user
     reviewable = selectors.reviewable_datasource_ids(user)
     to_review = list(selectors.requests_to_review(user=user)) if reviewable else []
@@ -101,8 +100,6 @@ def _visible(request: HttpRequest, pk: int) -> AccessRequest:
         user=request.user, access_request=access_request
     ):
         raise Http404("No such access request.")
-    if services.request_expire_if_due(access_request=access_request):
-        access_request = selectors.request_detail(pk=pk)
     return access_request
 
 
@@ -127,9 +124,7 @@ def _panel_context(request: HttpRequest, access_request: AccessRequest) -> dict[
     user = request.user
     can_review = (
         access_request.is_pending
-        and not user.is_service_account
-        and user.pk not in (access_request.requester_id, access_request.created_by_id)
-        and selectors.can_review_datasource(user=user, datasource_id=access_request.datasource_id)
+        and selectors.can_review(user=user, access_request=access_request)
         and not access_request.reviews.filter(reviewer=user).exists()
     )
     try:

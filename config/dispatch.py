@@ -24,11 +24,13 @@ def _run_in_thread(task: Any, args: tuple) -> None:
     threading.Thread(target=target, name=f"warden-{task.name}", daemon=True).start()
 
 
-def enqueue_on_commit(task: Any, *args: Any) -> None:
-    def send() -> None:
-        if settings.CELERY_TASK_ALWAYS_EAGER and getattr(settings, "EAGER_IN_THREAD", False):
-            _run_in_thread(task, args)
-        else:
-            task.delay(*args)
+def task_send(task: Any, *args: Any) -> None:
+    """Send `task` now: to the broker, or (embedded default) onto a background thread."""
+    if settings.CELERY_TASK_ALWAYS_EAGER and settings.EAGER_IN_THREAD:
+        _run_in_thread(task, args)
+    else:
+        task.delay(*args)
 
-    transaction.on_commit(send)
+
+def enqueue_on_commit(task: Any, *args: Any) -> None:
+    transaction.on_commit(lambda: task_send(task, *args))

@@ -136,6 +136,18 @@ def test_only_members_of_the_assigned_reviewer_groups_review(file_request, shop,
     assert selectors.reviewable_datasource_ids(reviewer) == set()
 
 
+def test_one_review_rule_for_pages_and_services(file_request, reviewer, requester, outsider):
+    access_request = file_request()
+    assert selectors.can_review(user=reviewer, access_request=access_request)
+    bot = UserFactory(username="review_bot", is_service_account=True, roles=["reviewer"])
+    for person in (requester, outsider, bot):
+        refusal = selectors.review_refusal(user=person, access_request=access_request)
+        assert refusal and not selectors.can_review(user=person, access_request=access_request)
+        with pytest.raises(PermissionDenied, match=refusal):
+            services.request_deny(actor=person, access_request=access_request)
+    services.request_deny(actor=reviewer, access_request=access_request)
+
+
 def test_quorum_needs_n_distinct_approvals(file_request, shop, admin, reviewer, second_reviewer):
     services.review_policy_set(actor=admin, datasource=shop, required_approvals=2)
     access_request = file_request()

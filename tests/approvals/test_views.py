@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg
 import pytest
+from django.utils import timezone
 
 from approvals import services
 from approvals.impact import statement_explain
 from approvals.models import AccessRequest, Grant
+from audit.models import AuditEvent
 from governance.models import Engine
 from tests import sources
 from tests.factories import ColumnFactory, ColumnTagFactory, DataSourceFactory, TableFactory
@@ -87,6 +91,22 @@ def test_the_inbox_lists_what_to_review_and_my_requests(client, file_request, re
     client.force_login(requester)
     page = client.get("/approvals/").content.decode()
     assert f'id="mine-{access_request.pk}"' in page and 'id="review-list"' not in page
+
+
+def test_reading_the_inbox_and_a_request_page_never_expires_anything(
+    client, file_request, reviewer
+):
+    access_request = file_request()
+    AccessRequest.objects.filter(pk=access_request.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    client.force_login(reviewer)
+    assert client.get("/approvals/").status_code == 200
+    assert client.get(f"/approvals/{access_request.pk}/").status_code == 200
+    access_request.refresh_from_db()
+    assert access_request.state == "pending"
+    assert not AuditEvent.objects.filter(action="access_request.expired").exists()
+    assert services.requests_expire_due() == 1  # the periodic task does it
 
 
 def test_an_outsider_cannot_see_a_request_page_and_anonymous_users_log_in_first(
