@@ -16,7 +16,7 @@ from governance.models import DataSource, Engine
 
 EXPLAIN_TIMEOUT = "2s"
 CONNECT_TIMEOUT_SECONDS = 3
-_EXPLAINABLE = {"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
+_EXPLAINABLE = {"select", "insert", "update", "delete", "merge"}
 
 
 def _connect(datasource: DataSource) -> psycopg.Connection:
@@ -36,11 +36,11 @@ def statement_explain(*, datasource: DataSource, sql: str) -> dict[str, Any]:
     if datasource.engine != Engine.POSTGRESQL:
         return {"error": "Row estimates are only available for PostgreSQL datasources."}
     try:
-        shape = statement_parse(sql)
+        kind = statement_parse(sql).kind
     except StatementError as exc:
         return {"error": str(exc)}
-    if shape.kind not in _EXPLAINABLE:
-        return {"error": f"{shape.kind} has no plan to estimate."}
+    if kind not in _EXPLAINABLE:
+        return {"error": f"A {kind} statement has no plan to estimate."}
     try:
         with _connect(datasource) as connection, connection.transaction():
             connection.execute("SET TRANSACTION READ ONLY")

@@ -7,13 +7,12 @@ A scope is ``{"tables": ["schema.table"], "columns": ["schema.table.column"],
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from pglast import parse_sql, parser
-from pglast.visitors import Visitor
 
+from agent.sql import Relation, SqlError, StatementInfo, analyze
+from agent.sql import fingerprint as sql_fingerprint
 from governance.models import Column, ColumnTag, DataSource, Sensitivity, Table, Tag
 
 SCOPE_KEYS = ("tables", "columns", "tags")
@@ -140,6 +139,8 @@ def scope_risk(*, datasource: DataSource, scope: dict[str, list[str]]) -> dict[s
 
 
 # ------------------------------------------------------------------ statements
+# A held statement is read by the agent's own analyser, so the control plane and the agent
+# can never disagree about which tables and columns it touches.
 
 
 class StatementError(ValueError):
@@ -148,77 +149,62 @@ class StatementError(ValueError):
 
 def statement_fingerprint(sql: str) -> str:
     try:
-        return parser.fingerprint(sql)
-    except Exception as exc:  # pglast raises ParseError; any failure means "not SQL we know"
+        return sql_fingerprint(sql)
+    except SqlError as exc:
         raise StatementError(f"Not a PostgreSQL statement: {exc}") from exc
 
 
-@dataclass
-class StatementShape:
-    kind: str
-    relations: list[tuple[str | None, str]] = field(default_factory=list)
-    column_refs: list[str] = field(default_factory=list)  # bare names, "*" for a star
-
-
-class _Collector(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.relations: list[tuple[str | None, str]] = []
-        self.columns: list[str] = []
-
-    def visit_RangeVar(self, ancestors: Any, node: Any) -> None:
-        self.relations.append((node.schemaname, node.relname))
-
-    def visit_ColumnRef(self, ancestors: Any, node: Any) -> None:
-        last = node.fields[-1] if node.fields else None
-        self.columns.append(getattr(last, "sval", "*"))
-
-
-def statement_parse(sql: str) -> StatementShape:
-    """One statement's kind, relations and column references; several statements → error."""
+def statement_parse(sql: str) -> StatementInfo:
+    """The agent's analysis of one statement; several statements (or none) → error."""
     try:
-        statements = parse_sql(sql)
-    except Exception as exc:
+        analysis = analyze(sql)
+    except SqlError as exc:
         raise StatementError(f"Not a PostgreSQL statement: {exc}") from exc
-    if len(statements) != 1:
+    if len(analysis.statements) != 1:
         raise StatementError("Exactly one statement, please.")
-    collector = _Collector()
-    collector(statements[0])
-    kind = type(statements[0].stmt).__name__
-    return StatementShape(kind, collector.relations, collector.columns)
+    return analysis.statements[0]
+
+
+def _catalog_table(relation: Relation, tables: dict[str, Table]) -> Table | None:
+    """The catalog table a name reaches: its schema, else public, else the only schema."""
+    if relation.schema:
+        return tables.get(f"{relation.schema}.{relation.name}")
+    candidates = [f"public.{relation.name}"] + [
+        qualified for qualified in tables if qualified.split(".", 1)[1] == relation.name
+    ]
+    return next((tables[c] for c in candidates if c in tables), None)
 
 
 def statement_touches(*, datasource: DataSource, sql: str) -> dict[str, Any]:
-    """The catalog columns (and their tags) a statement reads or writes."""
-    shape = statement_parse(sql)
+    """The catalog tables, columns (and their tags) a statement reads or writes."""
+    info = statement_parse(sql)
     tables = _live_tables(datasource)
-    matched: list[Table] = []
-    for schema, name in shape.relations:
-        candidates = (
-            [f"{schema}.{name}"]
-            if schema
-            else [f"public.{name}"]
-            + [qualified for qualified in tables if qualified.split(".", 1)[1] == name]
-        )
-        table = next((tables[c] for c in candidates if c in tables), None)
-        if table is not None and table not in matched:
-            matched.append(table)
-    wanted = set(shape.column_refs)
+    matched: dict[Relation, Table] = {}
+    for relation in sorted(info.relations, key=Relation.label):
+        table = _catalog_table(relation, tables)
+        if table is not None:
+            matched[relation] = table
+    wanted: set[tuple[int, str | None]] = set()
+    for use in info.uses:
+        for candidate in use.candidates:
+            if candidate in matched:
+                wanted.add((matched[candidate].pk, use.column))
     columns = (
-        Column.objects.filter(table__in=matched, dropped_at__isnull=True)
+        Column.objects.filter(table__in=set(matched.values()), dropped_at__isnull=True)
         .select_related("table")
         .prefetch_related("column_tags__tag")
+        .order_by("table__schema_name", "table__name", "ordinal", "name")
     )
     touched = []
     for column in columns:
-        if "*" in wanted or column.name in wanted:
+        if (column.table_id, None) in wanted or (column.table_id, column.name) in wanted:
             tags = sorted(
                 ct.tag.name for ct in column.column_tags.all() if ct.state in _ACTIVE_TAG_STATES
             )
             touched.append({"column": f"{column.table.qualified_name}.{column.name}", "tags": tags})
     return {
-        "kind": shape.kind,
-        "tables": [table.qualified_name for table in matched],
+        "kind": info.kind,
+        "tables": sorted({table.qualified_name for table in matched.values()}),
         "columns": touched,
         "tags": sorted({tag for entry in touched for tag in entry["tags"]}),
     }
