@@ -19,12 +19,8 @@ from governance import policy_selectors
 from governance.authentication import AccessTokenAuthentication
 from governance.crypto import public_key_b64, signing_key_id
 from governance.models import AccessToken
-from governance.services.bundles import (
-    agent_login_check,
-    bundle_etag,
-    etag_matches,
-    policy_bundle_served,
-)
+from governance.services.agent_logins import agent_login_check
+from governance.services.bundles import policy_bundle_served
 
 
 class IsAgentToken(BasePermission):
@@ -51,6 +47,19 @@ class AuthenticateSerializer(serializers.Serializer):
         help_text="The client's address, for the audit trail",
     )
     application = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def bundle_etag(version: str) -> str:
+    return f'"{version}"'
+
+
+def etag_matches(if_none_match: str, version: str) -> bool:
+    """RFC 9110 If-None-Match (weak comparison, lists and ``*``) against a bundle version."""
+    candidates = [part.strip() for part in if_none_match.split(",") if part.strip()]
+    return any(
+        candidate == "*" or candidate.removeprefix("W/") == bundle_etag(version)
+        for candidate in candidates
+    )
 
 
 def _unknown_datasource(name: str) -> Response:

@@ -31,7 +31,6 @@ from governance.models import (
     Sensitivity,
 )
 from governance.permissions import CATALOG_READERS, HasRole
-from governance.services.bundles import PreviewUnavailable
 from governance.services.policies import (
     DEFAULT_SENSITIVE_ACTIONS,
     guardrail_snapshot,
@@ -352,10 +351,7 @@ class PolicyPreview(APIView):
     def post(self, request: Request) -> Response:
         data = _validated(PreviewSerializer, request)
         subject = policy_selectors.users_by_username([data["subject"]])[0]
-        try:
-            preview = services.policy_preview(
-                datasource=_datasource(data["datasource"]), subject=subject, sql=data["sql"]
-            )
-        except PreviewUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        preview = services.policy_preview(
+            datasource=_datasource(data["datasource"]), subject=subject, sql=data["sql"]
+        )
         return Response(preview)

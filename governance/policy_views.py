@@ -30,7 +30,6 @@ from governance.models import (
     Tag,
 )
 from governance.permissions import role_required
-from governance.services.bundles import PreviewUnavailable
 from governance.services.policies import (
     DEFAULT_SENSITIVE_ACTIONS,
     GUARDRAIL_FIELDS,
@@ -378,7 +377,7 @@ def policy_preview(request: HttpRequest) -> HttpResponse:
                 subject=form.cleaned_data["subject"],
                 sql=form.cleaned_data["sql"],
             )
-        except (ValueError, PreviewUnavailable) as exc:
+        except ValueError as exc:
             error = str(exc)
     else:
         error = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())

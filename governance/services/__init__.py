@@ -1,5 +1,6 @@
 """Governance services (everything that changes data); one module per area, re-exported here."""
 
+from governance.services.agent_logins import AgentLogin, agent_login_check
 from governance.services.bundles import (
     bundle_inputs_changed,
     bundle_preview_decision,
@@ -32,6 +33,8 @@ from governance.services.policies import (
 )
 
 __all__ = [
+    "AgentLogin",
+    "agent_login_check",
     "bundle_inputs_changed",
     "bundle_preview_decision",
     "column_sensitivity_refresh",

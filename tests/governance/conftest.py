@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
+from approvals import services as approvals
+from approvals.models import Grant
 from governance.models import Column, DataSource, Tag
 from governance.tokens import token_create
 from tests.factories import (
@@ -32,6 +34,26 @@ def customers_email(shop) -> Column:
     column = ColumnFactory(table=table, name="email")
     ColumnTagFactory(column=column, tag=Tag.objects.get(name="PII.Email"))
     return column
+
+
+@pytest.fixture
+def customers_grant(shop, customers_email, requester, reviewer) -> Callable[[], Grant]:
+    """customers_grant() → a live 60-minute read_unmasked grant on public.customers for the
+    requester, filed and approved through the approvals services."""
+
+    def grant() -> Grant:
+        access_request = approvals.request_create(
+            actor=requester,
+            datasource=shop,
+            scope={"tables": ["public.customers"]},
+            level="read_unmasked",
+            reason="ticket 4711",
+            duration_minutes=60,
+        )
+        approvals.request_approve(actor=reviewer, access_request=access_request)
+        return Grant.objects.get(request=access_request)
+
+    return grant
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import time
-import types
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -143,12 +141,6 @@ def test_bundle_carries_every_field_in_the_agreed_format(shop, shop_policies, se
         },
     ]
     assert bundle["grants"] == []
-
-
-def test_masking_key_id_defaults_to_k1_without_the_setting(shop, settings):
-    del settings.MASKING_KEY_ID
-
-    assert policy_bundle_build(datasource=shop)["masking_key_id"] == "k1"
 
 
 def test_every_resource_kind_compiles_to_its_bundle_shape(admin, shop):
@@ -311,35 +303,24 @@ def test_version_ignores_changes_to_other_datasources(admin, shop, shop_policies
 # ---------------------------------------------------------------- grants
 
 
-def _fake_approvals(monkeypatch, grants: list[dict]) -> None:
-    module = types.ModuleType("approvals.selectors")
-    module.grants_for_bundle = lambda *, datasource: list(grants)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "approvals.selectors", module)
-
-
-def test_bundle_carries_the_live_grants_from_approvals(monkeypatch, shop):
-    grant = {
-        "id": 5,
-        "identity": "alice",
-        "level": "read_unmasked",
-        "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
-        "expires_at": "2026-11-25T00:00:00+00:00",
-        "statement_fingerprint": None,
-        "max_runs": None,
-    }
+def test_bundle_carries_the_live_grants_from_approvals(shop, customers_grant, requester):
     before = policy_bundle_build(datasource=shop)["version"]
-    _fake_approvals(monkeypatch, [grant])
+    grant = customers_grant()
 
     bundle = policy_bundle_build(datasource=shop)
 
-    assert bundle["grants"] == [grant]
+    assert bundle["grants"] == [
+        {
+            "id": grant.pk,
+            "identity": requester.username,
+            "level": "read_unmasked",
+            "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
+            "expires_at": grant.expires_at.isoformat(),
+            "statement_fingerprint": None,
+            "max_runs": None,
+        }
+    ]
     assert bundle["version"] != before
-
-
-def test_bundle_has_no_grants_while_approvals_has_no_grants_selector(monkeypatch, shop):
-    monkeypatch.setitem(sys.modules, "approvals.selectors", types.ModuleType("approvals.selectors"))
-
-    assert policy_bundle_build(datasource=shop)["grants"] == []
 
 
 # ---------------------------------------------------------------- signature

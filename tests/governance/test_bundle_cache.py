@@ -14,8 +14,6 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import services as approvals
-from approvals.models import Grant
 from classification.catalog import catalog_reconcile
 from governance.connectors import ColumnInfo, TableInfo
 from governance.models import ColumnTag, Tag
@@ -141,20 +139,11 @@ def test_signing_in_does_not_recompile_bundles(shop, email_rule, alice, client):
 
 
 def test_an_approved_grant_reaches_the_next_poll_and_leaves_it_when_it_expires(
-    shop, customers_email, requester, reviewer
+    shop, customers_grant
 ):
     assert policy_bundle_served(datasource=shop)["bundle"]["grants"] == []
-    access_request = approvals.request_create(
-        actor=requester,
-        datasource=shop,
-        scope={"tables": ["public.customers"]},
-        level="read_unmasked",
-        reason="ticket 4711",
-        duration_minutes=60,
-    )
-    approvals.request_approve(actor=reviewer, access_request=access_request)
+    grant = customers_grant()
     granted = policy_bundle_served(datasource=shop)["bundle"]["grants"]
-    grant = Grant.objects.get(request=access_request)
     grant.expires_at = timezone.now() + timedelta(seconds=1)
     grant.save(update_fields=["expires_at"])
     expiring = policy_bundle_served(datasource=shop)["bundle"]["grants"]

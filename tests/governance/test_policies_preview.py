@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from governance.models import Sensitivity, Tag
 from governance.services import (
-    bundle_preview_decision,
     datasource_defaults_set,
     guardrail_rule_create,
-    policy_bundle_build,
     policy_preview,
     policy_rule_create,
 )
-from governance.services.bundles import PreviewUnavailable
 from tests.factories import UserFactory
 
 SELECT_EMAIL = "SELECT id, email FROM customers WHERE id = 1"
@@ -199,13 +194,6 @@ def test_a_statement_that_does_not_parse_is_refused_with_a_reason(shop, alice):
 def test_an_empty_statement_is_refused(shop, alice):
     with pytest.raises(ValueError, match="Enter a SQL statement"):
         _preview(shop, alice, "   ")
-
-
-def test_preview_says_so_when_the_agent_engine_is_unavailable(monkeypatch, shop):
-    monkeypatch.setitem(sys.modules, "agent.decision", None)
-
-    with pytest.raises(PreviewUnavailable, match="agent decision engine unavailable"):
-        bundle_preview_decision(policy_bundle_build(datasource=shop), "alice", [], "SELECT 1")
 
 
 def test_results_computed_from_a_masked_column_are_reported_as_redacted(
