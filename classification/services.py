@@ -12,13 +12,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import event_record
-from classification.catalog import catalog_reconcile
 from classification.models import ScanRun, ScanTableResult
 from classification.progress import scan_progress_broadcast
 from config.dispatch import enqueue_on_commit
 from governance.connectors import ConnectorError, TableInfo, connector_for
 from governance.models import Column, ColumnTag, DataSource, Role, Table, Tag, User
-from governance.services import column_sensitivity_refresh
+from governance.services import catalog_reconcile, column_sensitivity_refresh
 from governance.services.bundles import bundle_inputs_changed
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from governance.services.catalog import (
     datasource_test_connection,
     datasource_update,
 )
+from governance.services.catalog_sync import catalog_reconcile
 from governance.services.policies import (
     datasource_defaults_set,
     guardrail_rule_create,
@@ -37,6 +38,7 @@ __all__ = [
     "agent_login_check",
     "bundle_inputs_changed",
     "bundle_preview_decision",
+    "catalog_reconcile",
     "column_sensitivity_refresh",
     "column_tag_remove",
     "column_tag_set_state",

@@ -14,10 +14,14 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from classification.catalog import catalog_reconcile
 from governance.connectors import ColumnInfo, TableInfo
 from governance.models import ColumnTag, Tag
-from governance.services import column_tag_set_state, policy_rule_create, policy_rule_update
+from governance.services import (
+    catalog_reconcile,
+    column_tag_set_state,
+    policy_rule_create,
+    policy_rule_update,
+)
 from governance.services.bundles import bundle_generation, policy_bundle_served
 from governance.tokens import token_create
 

@@ -1,12 +1,20 @@
-"""Reconcile the catalog with what introspection found: nothing is silently lost."""
+"""Reconcile the catalog with what a scan's introspection found: nothing is silently lost.
+
+Tables and columns that vanish are marked dropped (with their tags kept), reappearing ones
+come back, type changes are recorded as ``ColumnChange`` rows for the catalog's history.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from governance.connectors import TableInfo
 from governance.models import Column, ColumnChange, DataSource, Table
 from governance.services.bundles import bundle_inputs_changed
+
+if TYPE_CHECKING:  # the scan that found the change; classification depends on governance
+    from classification.models import ScanRun
 
 
 def _record(
@@ -14,7 +22,7 @@ def _record(
     column: Column,
     kind: str,
     at: datetime,
-    scan_run,
+    scan_run: ScanRun | None,
     old: str = "",
     new: str = "",
 ) -> None:
@@ -26,7 +34,11 @@ def _record(
 
 
 def catalog_reconcile(
-    *, datasource: DataSource, found_tables: list[TableInfo], scan_run, now: datetime
+    *,
+    datasource: DataSource,
+    found_tables: list[TableInfo],
+    scan_run: ScanRun | None,
+    now: datetime,
 ) -> dict[str, int]:
     """Upsert tables and columns, mark vanished ones dropped; returns counts of each change."""
     first_scan = not Table.objects.filter(datasource=datasource).exists()
@@ -98,7 +110,7 @@ def _reconcile_columns(
     table: Table,
     info: TableInfo,
     known: dict[str, Column],
-    scan_run,
+    scan_run: ScanRun | None,
     now: datetime,
     changes: list[ColumnChange],
     counts: dict[str, int],
