@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import psycopg
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit import settings as audit_settings
 from audit.hashing import (
     GENESIS_HASH,
     SORTED_FIELDS,
@@ -410,7 +410,7 @@ def audit_monthly_report(*, month: date, output_dir: Path | None = None) -> list
     """The scheduled evidence pack for one calendar month: PDF, CSV, JSON and JSONL."""
     first = month.replace(day=1)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    directory = Path(output_dir or audit_settings.report_dir())
+    directory = Path(output_dir or settings.WARDEN_AUDIT_REPORT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for export_format in ("pdf", "csv", "json", "jsonl"):
@@ -482,7 +482,7 @@ def audit_prune(
     the last pruned event's sequence and hash → delete → `audit.pruned`. Verification then
     starts from the prune checkpoint instead of genesis.
     """
-    days = audit_settings.retention_days() if retention_days is None else retention_days
+    days = settings.WARDEN_AUDIT_RETENTION_DAYS if retention_days is None else retention_days
     if days <= 0:
         return None
     keep_from = (today or timezone.now().date()) - timedelta(days=days)
@@ -493,7 +493,7 @@ def audit_prune(
     check = chain_walk(to_sequence=through)
     if not check.ok:
         raise ValueError(f"Refusing to prune: the chain does not verify. {check.summary()}")
-    directory = Path(archive_dir or audit_settings.archive_dir())
+    directory = Path(archive_dir or settings.WARDEN_AUDIT_ARCHIVE_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     archive = directory / f"warden-audit-archive-{span[0]}-{through}.jsonl"
     with archive.open("wb") as stream:

@@ -13,7 +13,6 @@ from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("WARDEN_DATA_DIR", str(BASE_DIR / "var")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "warden-embedded-default-insecure-secret-key-change-me"
@@ -122,7 +121,6 @@ STATICFILES_DIRS = [
     ("vendor/htmx-ext-ws", _NODE_MODULES / "htmx-ext-ws" / "dist"),
     ("vendor/chartjs", _NODE_MODULES / "chart.js" / "dist"),
 ]
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 FORMS_URLFIELD_ASSUME_HTTPS = True
 

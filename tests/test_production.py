@@ -22,6 +22,11 @@ def _settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.
         "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
         f"django.setup(); from django.conf import settings as s; print({expression})"
     )
+    return _python_in_subprocess(env, code)
+
+
+def _python_in_subprocess(env: dict[str, str], code: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter with only `env` beyond the non-Warden environment."""
     clean = {
         key: value
         for key, value in os.environ.items()
@@ -67,6 +72,20 @@ def test_embedded_default_needs_no_environment(tmp_path):
     assert result.stdout.strip() == (
         "django.db.backends.sqlite3 True channels.layers.InMemoryChannelLayer"
     )
+
+
+def test_importing_the_settings_creates_no_directories_starting_django_does(tmp_path):
+    data_dir, static_root = tmp_path / "data", tmp_path / "static"
+    exist = f"[p.is_dir() for p in map(pathlib.Path, {[str(data_dir), str(static_root)]!r})]"
+    code = (
+        "import os, pathlib, django; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
+        f"import config.settings; print({exist}); django.setup(); print({exist})"
+    )
+    result = _python_in_subprocess(
+        {"WARDEN_DATA_DIR": str(data_dir), "STATIC_ROOT": str(static_root)}, code
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[False, False]", "[True, True]"]
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
