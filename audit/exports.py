@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 
 from audit.hashing import SORTED_FIELDS, canonical_time, manifest_payload
 from audit.models import AuditCheckpoint, AuditEvent
+from audit.report_sections import SECTIONS, cell_text
 from audit.selectors import EventFilters, events_filter, period_sequence_range
 
 EXPORT_FORMATS = ("jsonl", "json", "csv", "pdf")
@@ -123,201 +124,14 @@ def report_json_write(*, stream: BinaryIO, report: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- report: CSV
 
 
-def _csv_block(writer: Any, title: str, header: list[str], rows: list[list[Any]]) -> None:
-    writer.writerow([f"# {title}"])
-    writer.writerow(header)
-    writer.writerows(rows)
-    writer.writerow([])
-
-
 def report_csv_write(*, stream: BinaryIO, report: dict[str, Any]) -> None:
     """One CSV file, one block per section (a `# Title` row, a header row, the rows)."""
     text = io.StringIO()
     writer = csv.writer(text)
-    period = report["period"]
-    _csv_block(
-        writer,
-        "Report",
-        ["from", "to", "generated_at", "events", "chain"],
-        [
-            [
-                period["from"],
-                period["to"],
-                report["generated_at"],
-                report["event_count"],
-                "verified" if report["verification"]["ok"] else "BROKEN",
-            ]
-        ],
-    )
-    access_rows = [
-        [
-            item["identity"],
-            column["datasource"],
-            column["column"],
-            " ".join(column["tags"]),
-            column["masked"],
-            column["unmasked"],
-        ]
-        for item in report["access_summary"]
-        for column in item["tagged_columns"]
-    ]
-    _csv_block(
-        writer,
-        "Access to tagged columns",
-        ["identity", "datasource", "column", "tags", "masked", "unmasked"],
-        access_rows,
-    )
-    _csv_block(
-        writer,
-        "Queries per identity",
-        ["identity", "queries", "allow", "mask", "deny", "hold"],
-        [
-            [
-                item["identity"],
-                item["queries"],
-                *(item["by_decision"].get(d, 0) for d in ("allow", "mask", "deny", "hold")),
-            ]
-            for item in report["access_summary"]
-        ],
-    )
-    _csv_block(
-        writer,
-        "Access requests",
-        [
-            "request_id",
-            "requester",
-            "scope",
-            "level",
-            "reason",
-            "duration_minutes",
-            "status",
-            "reviewer",
-            "comment",
-            "requested_at",
-            "decided_at",
-        ],
-        [
-            [
-                request.get(key, "")
-                if not isinstance(request.get(key), dict | list)
-                else json.dumps(request.get(key))
-                for key in (
-                    "request_id",
-                    "requester",
-                    "scope",
-                    "level",
-                    "reason",
-                    "duration_minutes",
-                    "status",
-                    "reviewer",
-                    "comment",
-                    "requested_at",
-                    "decided_at",
-                )
-            ]
-            for request in report["access_requests"]
-        ],
-    )
-    _csv_block(
-        writer,
-        "Break-glass uses",
-        ["sequence", "time", "actor", "datasource", "reason"],
-        [
-            [
-                item["sequence"],
-                item["time"],
-                item["actor"],
-                item["datasource"],
-                item.get("reason", ""),
-            ]
-            for item in report["break_glass"]["items"]
-        ],
-    )
-    _csv_block(
-        writer,
-        "Blocked statements",
-        ["sequence", "time", "identity", "datasource", "rule", "statement"],
-        [
-            [
-                item["sequence"],
-                item["time"],
-                item["identity"],
-                item["datasource"],
-                item["rule"],
-                item["statement"],
-            ]
-            for item in report["blocked_statements"]["items"]
-        ],
-    )
-    _csv_block(
-        writer,
-        "Policy and tag changes",
-        ["sequence", "time", "actor", "action", "target", "before", "after"],
-        [
-            [
-                item["sequence"],
-                item["time"],
-                item["actor"],
-                item["action"],
-                item["target"],
-                json.dumps(item.get("before"), sort_keys=True),
-                json.dumps(item.get("after"), sort_keys=True),
-            ]
-            for item in report["changes"]["items"]
-        ],
-    )
-    _csv_block(
-        writer,
-        "Classification coverage",
-        [
-            "datasource",
-            "columns",
-            "tagged_columns",
-            "coverage_percent",
-            "confirmed_tags",
-            "suggested_tags",
-        ],
-        [
-            [
-                item[key]
-                for key in (
-                    "datasource",
-                    "columns",
-                    "tagged_columns",
-                    "coverage_percent",
-                    "confirmed_tags",
-                    "suggested_tags",
-                )
-            ]
-            for item in report["coverage"]
-        ],
-    )
-    verification = report["verification"]
-    _csv_block(
-        writer,
-        "Chain verification",
-        ["ok", "checked", "first_sequence", "last_sequence", "head_hash", "problem"],
-        [
-            [
-                verification["ok"],
-                verification["checked"],
-                verification["first_sequence"],
-                verification["last_sequence"],
-                verification["head_hash"],
-                verification["problem"],
-            ]
-        ],
-    )
-    checkpoint = report.get("checkpoint") or {}
-    _csv_block(
-        writer,
-        "Signed checkpoint",
-        ["sequence", "head_hash", "created_at", "key_id", "signature"],
-        [
-            [
-                checkpoint.get(key, "")
-                for key in ("sequence", "head_hash", "created_at", "key_id", "signature")
-            ]
-        ],
-    )
+    for section in SECTIONS:
+        writer.writerow([f"# {section.title}"])
+        writer.writerow(section.keys)
+        for row in section.rows(report):
+            writer.writerow([cell_text(row.get(key)) for key in section.keys])
+        writer.writerow([])
     stream.write(text.getvalue().encode())

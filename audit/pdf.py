@@ -14,13 +14,14 @@ from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import (
-    KeepTogether,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
     Table,
     TableStyle,
 )
+
+from audit.report_sections import TABLE_SECTIONS, Section, cell_text
 
 DECISION_COLOURS = {
     "allow": colors.HexColor("#16a34a"),
@@ -29,6 +30,8 @@ DECISION_COLOURS = {
     "hold": colors.HexColor("#6366f1"),
 }
 PDF_ROWS = 200  # rows per table in the PDF; the CSV/JSON carry the rest
+MARGIN = 12 * mm
+PAGE_WIDTH = landscape(A4)[0] - 2 * MARGIN
 _styles = getSampleStyleSheet()
 _cell = ParagraphStyle("cell", parent=_styles["BodyText"], fontSize=7.5, leading=9)
 _small = ParagraphStyle("small", parent=_styles["BodyText"], fontSize=8, leading=10)
@@ -54,6 +57,19 @@ def _table(header: list[str], rows: list[list[Any]], widths: list[float] | None 
         )
     )
     return table
+
+
+def _section_title(section: Section, report: dict[str, Any]) -> str:
+    return f"{section.title} ({section.total(report)})" if section.total else section.title
+
+
+def _section_table(section: Section, report: dict[str, Any]) -> Table:
+    rows = [[cell_text(row.get(key)) for key in section.keys] for row in section.rows(report)]
+    widths = None
+    if section.widths:
+        unit = PAGE_WIDTH / sum(section.widths)
+        widths = [weight * unit for weight in section.widths]
+    return _table(section.headings, rows, widths)
 
 
 def _section(title: str, *flowables: Any) -> list[Any]:
@@ -139,10 +155,10 @@ def report_pdf_write(*, stream: BinaryIO, report: dict[str, Any]) -> None:
         stream,
         pagesize=landscape(A4),
         title=report["title"],
-        leftMargin=12 * mm,
-        rightMargin=12 * mm,
-        topMargin=12 * mm,
-        bottomMargin=12 * mm,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
     )
     period = report["period"]
     story: list[Any] = [
@@ -161,157 +177,6 @@ def report_pdf_write(*, stream: BinaryIO, report: dict[str, Any]) -> None:
         queries_per_day_chart(charts["queries_per_day"]),
         sensitive_reads_chart(charts["sensitive_reads_per_identity"]),
     )
-    story += _section(
-        "Access summary per identity",
-        _table(
-            [
-                "Identity",
-                "Queries",
-                "By decision",
-                "Datasource",
-                "Tagged column",
-                "Tags",
-                "Masked",
-                "Unmasked",
-            ],
-            [
-                [
-                    item["identity"],
-                    str(item["queries"]),
-                    item["by_decision"],
-                    column["datasource"],
-                    column["column"],
-                    " ".join(column["tags"]),
-                    str(column["masked"]),
-                    str(column["unmasked"]),
-                ]
-                for item in report["access_summary"]
-                for column in (
-                    item["tagged_columns"]
-                    or [
-                        {
-                            "datasource": "",
-                            "column": "(no tagged columns)",
-                            "tags": [],
-                            "masked": "",
-                            "unmasked": "",
-                        }
-                    ]
-                )
-            ],
-        ),
-    )
-    story += _section(
-        "Access requests",
-        _table(
-            [
-                "Request",
-                "Requester",
-                "Scope",
-                "Level",
-                "Reason",
-                "Minutes",
-                "Status",
-                "Reviewer",
-                "Comment",
-            ],
-            [
-                [
-                    str(r.get(key, "")) if not isinstance(r.get(key), dict | list) else r.get(key)
-                    for key in (
-                        "request_id",
-                        "requester",
-                        "scope",
-                        "level",
-                        "reason",
-                        "duration_minutes",
-                        "status",
-                        "reviewer",
-                        "comment",
-                    )
-                ]
-                for r in report["access_requests"]
-            ],
-        ),
-    )
-    story += _section(
-        f"Break-glass uses ({report['break_glass']['total']})",
-        _table(
-            ["#", "Time", "Actor", "Datasource", "Reason"],
-            [
-                [
-                    str(i["sequence"]),
-                    i["time"],
-                    i["actor"],
-                    i["datasource"],
-                    str(i.get("reason", "")),
-                ]
-                for i in report["break_glass"]["items"]
-            ],
-        ),
-    )
-    story += _section(
-        f"Blocked statements ({report['blocked_statements']['total']})",
-        _table(
-            ["#", "Time", "Identity", "Datasource", "Rule", "Statement"],
-            [
-                [
-                    str(i["sequence"]),
-                    i["time"],
-                    i["identity"],
-                    i["datasource"],
-                    i["rule"],
-                    i["statement"],
-                ]
-                for i in report["blocked_statements"]["items"]
-            ],
-            [14 * mm, 38 * mm, 30 * mm, 28 * mm, 35 * mm, 125 * mm],
-        ),
-    )
-    story += _section(
-        f"Policy and tag changes ({report['changes']['total']})",
-        _table(
-            ["#", "Time", "Actor", "Action", "Target", "Before", "After"],
-            [
-                [
-                    str(i["sequence"]),
-                    i["time"],
-                    i["actor"],
-                    i["action"],
-                    i["target"],
-                    i.get("before", ""),
-                    i.get("after", ""),
-                ]
-                for i in report["changes"]["items"]
-            ],
-        ),
-    )
-    story.append(
-        KeepTogether(
-            _section(
-                "Classification coverage",
-                _table(
-                    [
-                        "Datasource",
-                        "Columns",
-                        "Tagged",
-                        "Coverage %",
-                        "Confirmed tags",
-                        "Suggested tags",
-                    ],
-                    [
-                        [
-                            i["datasource"],
-                            str(i["columns"]),
-                            str(i["tagged_columns"]),
-                            str(i["coverage_percent"]),
-                            str(i["confirmed_tags"]),
-                            str(i["suggested_tags"]),
-                        ]
-                        for i in report["coverage"]
-                    ],
-                ),
-            )
-        )
-    )
+    for section in TABLE_SECTIONS:
+        story += _section(_section_title(section, report), _section_table(section, report))
     doc.build(story)

@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from audit.hashing import GENESIS_HASH, event_hash, manifest_payload
 from audit.ingest import agent_events_ingest
 from audit.models import AuditCheckpoint, AuditEvent
+from audit.report_sections import TABLE_SECTIONS
 from audit.selectors import EventFilters
 from audit.services import audit_export, event_record
 from audit.verify import _signature_valid
@@ -321,7 +322,8 @@ def test_the_pdf_report_shows_the_sections_charts_and_verification(evidence, aud
         "Chain status: VERIFIED",
         "Queries per day by decision",
         "Sensitive reads per identity",
-        "Access summary per identity",
+        "Access to tagged columns",
+        "Queries per identity",
         "req_requester",
         "public.customers.email",
         "Quarterly churn analysis",
@@ -334,6 +336,8 @@ def test_the_pdf_report_shows_the_sections_charts_and_verification(evidence, aud
         "Signed checkpoint",
     ):
         assert expected in text, expected
+    for section in TABLE_SECTIONS:  # the same sections as the CSV's blocks
+        assert section.title in text, section.title
 
 
 def test_the_export_command_writes_each_format(evidence, tmp_path):
