@@ -6,9 +6,10 @@ Sections and the event details they read:
   decision counts, and per tagged column read (details.column_tags) how often it was
   returned masked (listed in details.masked_columns) or unmasked;
 - access requests: `access_request.*` and `grant.*` events grouped by details.request_id,
-  with the keys the approvals app is expected to put in details: request_id, requester,
-  scope, level, reason, duration_minutes, reviewer, comment (the action suffix is the
-  step: created, approved, denied, expired, cancelled; grant.created/revoked/expired);
+  with the keys every approvals event carries in details (approvals.services.common):
+  request_id, requester, scope, level, reason, duration_minutes, reviewer, comment (the
+  action suffix is the step: created, approved, denied, expired, cancelled;
+  grant.created/revoked/expired);
 - break-glass uses: `break_glass.used` (details.reason, details.scope when given);
 - blocked statements: `query.executed` with decision deny;
 - policy and tag changes: `policy.*`, `guardrail.*`, `tag.*` with details.before/after;

@@ -83,10 +83,6 @@ def event_list(filters: EventFilters) -> QuerySet[AuditEvent]:
     return events_filter(filters).order_by("-sequence")
 
 
-def event_get(*, event_id: Any) -> AuditEvent:
-    return AuditEvent.objects.get(pk=event_id)
-
-
 def event_hashed_content(event: AuditEvent) -> dict[str, Any]:
     """The fields an event's hash covers, in their canonical form (times as UTC strings)."""
     content = {key: getattr(event, key) for key in HASHED_FIELDS}
@@ -110,10 +106,6 @@ def checkpoint_queryset() -> QuerySet[AuditCheckpoint]:
 
 def checkpoint_list(limit: int = 50) -> list[AuditCheckpoint]:
     return list(checkpoint_queryset()[:limit])
-
-
-def checkpoint_latest() -> AuditCheckpoint | None:
-    return AuditCheckpoint.objects.order_by("-sequence", "-id").first()
 
 
 def chain_stats() -> dict[str, Any]:

@@ -3,45 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from django.db import connection
-from django.urls import NoReverseMatch, reverse
 
 from audit.models import AuditEvent
 from audit.services import event_record
 from governance.tokens import token_create
 from tests.factories import UserFactory
-
-# Names templates/base.html links to that other apps are still building. Until they exist,
-# the audit pages' tests route them to a placeholder so the shared layout renders.
-_BASE_TEMPLATE_URL_NAMES = (
-    "dashboard",
-    "datasource_list",
-    "catalog",
-    "classification:scan_list",
-    "token_list",
-    "account_logout",
-)
-
-
-@pytest.fixture(autouse=True)
-def _base_template_urls(settings: Any) -> Iterator[None]:
-    missing = []
-    for name in _BASE_TEMPLATE_URL_NAMES:
-        try:
-            reverse(name)
-        except NoReverseMatch:
-            missing.append(name)
-    if missing:
-        settings.ROOT_URLCONF = "tests.audit.urls_with_placeholders"
-        import tests.audit.urls_with_placeholders as placeholder_urls
-
-        placeholder_urls.install(missing)
-    yield
 
 
 @pytest.fixture
