@@ -46,7 +46,7 @@ def statement_explain(*, datasource: DataSource, sql: str) -> dict[str, Any]:
             connection.execute("SET TRANSACTION READ ONLY")
             connection.execute(f"SET LOCAL statement_timeout = '{EXPLAIN_TIMEOUT}'")
             # The text is one parsed statement of an explainable kind (checked above).
-            row = connection.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()  # type: ignore[arg-type]
+            row = connection.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()
             raise psycopg.Rollback()
     except psycopg.Error as exc:
         return {"error": f"EXPLAIN failed: {str(exc).strip().splitlines()[0]}"}

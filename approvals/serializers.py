@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -179,7 +180,7 @@ class ReviewPolicySerializer(serializers.ModelSerializer):
         many=True,
         slug_field="name",
         required=False,
-        queryset=DatasourceReviewPolicy.reviewer_groups.field.related_model.objects.all(),
+        queryset=Group.objects.all(),
     )
 
     class Meta:

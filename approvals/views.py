@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -26,12 +26,12 @@ from approvals.impact import statement_explain
 from approvals.models import AccessRequest, Grant
 from approvals.scope import StatementError, scope_normalise, statement_touches
 from governance.models import DataSource, Role
-from governance.permissions import role_required
+from governance.permissions import AuthenticatedRequest, role_required
 
 RECENT_DECIDED = 20
 
 
-def _run(request: HttpRequest, action: Callable[[], Any], success: str) -> bool:
+def _run(request: AuthenticatedRequest, action: Callable[[], Any], success: str) -> bool:
     """Call a service; show its refusal as a message instead of an error page."""
     try:
         action()
@@ -44,7 +44,7 @@ def _run(request: HttpRequest, action: Callable[[], Any], success: str) -> bool:
 
 
 @login_required
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: AuthenticatedRequest) -> HttpResponse:
     user = request.user
     reviewable = selectors.reviewable_datasource_ids(user)
     to_review = list(selectors.requests_to_review(user=user)) if reviewable else []
@@ -72,7 +72,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def request_new(request: HttpRequest) -> HttpResponse:
+def request_new(request: AuthenticatedRequest) -> HttpResponse:
     form = AccessRequestForm(request.POST or None, initial=request.GET or None)
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
@@ -94,7 +94,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
     return render(request, "approvals/request_new.html", {"form": form})
 
 
-def _visible(request: HttpRequest, pk: int) -> AccessRequest:
+def _visible(request: AuthenticatedRequest, pk: int) -> AccessRequest:
     access_request = selectors.request_detail(pk=pk)
     if access_request is None or not selectors.can_view_request(
         user=request.user, access_request=access_request
@@ -120,13 +120,14 @@ def _impact(access_request: AccessRequest) -> dict[str, Any] | None:
     return {"touched": touched, "explain": explain}
 
 
-def _panel_context(request: HttpRequest, access_request: AccessRequest) -> dict[str, Any]:
+def _panel_context(request: AuthenticatedRequest, access_request: AccessRequest) -> dict[str, Any]:
     user = request.user
     can_review = (
         access_request.is_pending
         and selectors.can_review(user=user, access_request=access_request)
         and not access_request.reviews.filter(reviewer=user).exists()
     )
+    grant: Grant | None
     try:
         grant = access_request.grant
     except Grant.DoesNotExist:
@@ -149,7 +150,7 @@ def _panel_context(request: HttpRequest, access_request: AccessRequest) -> dict[
 
 
 @login_required
-def detail(request: HttpRequest, pk: int) -> HttpResponse:
+def detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     access_request = _visible(request, pk)
     context = _panel_context(request, access_request)
     if getattr(request, "htmx", False):
@@ -160,7 +161,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def approve(request: HttpRequest, pk: int) -> HttpResponse:
+def approve(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     access_request = _visible(request, pk)
     form = ApproveForm(request.POST)
     if not form.is_valid():
@@ -188,7 +189,7 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def deny(request: HttpRequest, pk: int) -> HttpResponse:
+def deny(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     access_request = _visible(request, pk)
     form = DenyForm(request.POST, prefix="deny")
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
@@ -204,7 +205,7 @@ def deny(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def cancel(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     access_request = _visible(request, pk)
     _run(
         request,
@@ -216,7 +217,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def grant_revoke(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     grant = get_object_or_404(Grant, pk=pk)
     form = RevokeForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
@@ -230,7 +231,7 @@ def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def grant_extend(request: HttpRequest, pk: int) -> HttpResponse:
+def grant_extend(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     grant = get_object_or_404(Grant.objects.select_related("request", "datasource"), pk=pk)
     form = ExtendForm(request.POST)
     if not form.is_valid():
@@ -249,9 +250,9 @@ def grant_extend(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def break_glass(request: HttpRequest) -> HttpResponse:
+def break_glass(request: AuthenticatedRequest) -> HttpResponse:
     form = BreakGlassForm(request.POST or None)
-    form.fields["datasource"].queryset = DataSource.objects.filter(
+    form.fields["datasource"].queryset = DataSource.objects.filter(  # type: ignore[attr-defined]
         review_policy__break_glass_enabled=True
     )
     if request.method == "POST" and form.is_valid():
@@ -274,7 +275,7 @@ def break_glass(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
-def review_policy(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def review_policy(request: AuthenticatedRequest, datasource_id: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=datasource_id)
     policy = selectors.review_policy_for(datasource)
     initial = {

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -66,7 +66,8 @@ def _query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
         .order_by("sequence")
         .values_list("occurred_at", "actor", "datasource_name", "decision", "details", "sequence")
     )
-    for occurred_at, actor, datasource, decision, details, sequence in rows.iterator(2000):
+    for occurred_at, actor, datasource, decision, stored, sequence in rows.iterator(2000):
+        details = cast(dict[str, Any], stored)
         access = identities.setdefault(actor, _IdentityAccess(Counter(), {}))
         access.queries[decision] += 1
         per_day[occurred_at.date().isoformat()][decision] += 1
@@ -126,7 +127,8 @@ def _request_section(filters: EventFilters) -> list[dict[str, Any]]:
         .order_by("sequence")
         .values_list("occurred_at", "actor", "action", "details", "target_id")
     )
-    for occurred_at, actor, action, details, target_id in rows.iterator(2000):
+    for occurred_at, actor, action, stored, target_id in rows.iterator(2000):
+        details = cast(dict[str, Any], stored)
         request_id = str(details.get("request_id") or target_id or "")
         item = requests.setdefault(
             request_id, {"request_id": request_id, "steps": [], "status": "", "reviewer": ""}

@@ -734,7 +734,7 @@ def _create_table_sql(engine: str, table: ShopTable, qualified_name: str) -> str
 
 def _plain_row(row: tuple[Any, ...], kinds: Sequence[str], *, engine: str) -> tuple[Any, ...]:
     """Values SQLite and PyMySQL can bind: JSON and arrays as text, dates as ISO text."""
-    values = []
+    values: list[Any] = []
     for value, kind in zip(row, kinds, strict=True):
         if value is None:
             values.append(None)

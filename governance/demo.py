@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -56,7 +57,13 @@ def _fresh_token(admin: User, user: User, *, is_agent: bool = False) -> str:
     return token_create(actor=admin, user=user, name=name, is_agent=is_agent)[1]
 
 
-def demo_setup(*, demo_database: Path) -> dict[str, object]:
+class DemoSite(TypedDict):
+    people: tuple[DemoPerson, ...]
+    tokens: dict[str, str]
+    datasource: DataSource
+
+
+def demo_setup(*, demo_database: Path) -> DemoSite:
     """Create or refresh the demo; returns what to print (passwords, tokens, datasource)."""
     from classification.sample_data import shop_sqlite_create
 

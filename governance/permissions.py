@@ -11,7 +11,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import BasePermission
 
-from governance.models import Role
+from governance.models import Role, User
+
+
+class AuthenticatedRequest(HttpRequest):
+    """The request an HTML view behind login_required or role_required receives (for type
+    checking): a signed-in Warden user, and django-htmx's ``htmx`` details."""
+
+    user: User
+    htmx: Any
 
 
 def user_has_any_role(user: Any, roles: tuple[str, ...]) -> bool:

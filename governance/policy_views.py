@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -29,7 +29,7 @@ from governance.models import (
     Sensitivity,
     Tag,
 )
-from governance.permissions import role_required
+from governance.permissions import AuthenticatedRequest, role_required
 from governance.services.policies import (
     DEFAULT_SENSITIVE_ACTIONS,
     GUARDRAIL_FIELDS,
@@ -171,7 +171,7 @@ def _list_url(datasource: DataSource | None) -> str:
     return f"{url}?datasource={datasource.pk}" if datasource else url
 
 
-def _selected_datasource(request: HttpRequest) -> DataSource | None:
+def _selected_datasource(request: AuthenticatedRequest) -> DataSource | None:
     raw = request.GET.get("datasource", "")
     if raw.isdigit():
         return get_object_or_404(DataSource, pk=int(raw))
@@ -179,7 +179,10 @@ def _selected_datasource(request: HttpRequest) -> DataSource | None:
 
 
 def _rule_form(
-    request: HttpRequest, form: PolicyRuleForm, datasource: DataSource, rule: PolicyRule | None
+    request: AuthenticatedRequest,
+    form: PolicyRuleForm,
+    datasource: DataSource,
+    rule: PolicyRule | None,
 ) -> HttpResponse:
     return render(
         request,
@@ -193,7 +196,7 @@ def _rule_form(
     )
 
 
-def _htmx_removed(request: HttpRequest, fallback: str) -> HttpResponse:
+def _htmx_removed(request: AuthenticatedRequest, fallback: str) -> HttpResponse:
     """htmx swaps the row out with an empty body; a plain form post goes back to the list."""
     return HttpResponse("") if request.htmx else redirect(fallback)
 
@@ -202,7 +205,7 @@ def _htmx_removed(request: HttpRequest, fallback: str) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
-def policy_list(request: HttpRequest) -> HttpResponse:
+def policy_list(request: AuthenticatedRequest) -> HttpResponse:
     datasource = _selected_datasource(request)
     context: dict[str, Any] = {
         "datasources": DataSource.objects.order_by("name").only("id", "name"),
@@ -226,7 +229,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
-def policy_create(request: HttpRequest, datasource_pk: int) -> HttpResponse:
+def policy_create(request: AuthenticatedRequest, datasource_pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=datasource_pk)
     form = PolicyRuleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -243,7 +246,7 @@ def policy_create(request: HttpRequest, datasource_pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
-def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def policy_edit(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(policy_selectors.policy_rules_list(), pk=pk)
     form = PolicyRuleForm(request.POST or None, initial=PolicyRuleForm.initial_for(rule))
     if request.method == "POST" and form.is_valid():
@@ -259,7 +262,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def policy_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+def policy_toggle(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(PolicyRule, pk=pk)
     services.policy_rule_update(actor=request.user, rule=rule, enabled=not rule.enabled)
     if not request.htmx:
@@ -270,7 +273,7 @@ def policy_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def policy_delete(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(PolicyRule.objects.select_related("datasource"), pk=pk)
     datasource = rule.datasource
     services.policy_rule_delete(actor=request.user, rule=rule)
@@ -280,7 +283,7 @@ def policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
-def guardrail_create(request: HttpRequest) -> HttpResponse:
+def guardrail_create(request: AuthenticatedRequest) -> HttpResponse:
     raw = request.GET.get("datasource", "")
     datasource = get_object_or_404(DataSource, pk=int(raw)) if raw.isdigit() else None
     form = GuardrailForm(request.POST or None)
@@ -302,7 +305,7 @@ def guardrail_create(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
-def guardrail_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def guardrail_edit(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     guardrail = get_object_or_404(policy_selectors.guardrail_rules_list(), pk=pk)
     form = GuardrailForm(request.POST or None, initial=GuardrailForm.initial_for(guardrail))
     if request.method == "POST" and form.is_valid():
@@ -324,7 +327,7 @@ def guardrail_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def guardrail_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def guardrail_delete(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     guardrail = get_object_or_404(GuardrailRule.objects.select_related("datasource"), pk=pk)
     datasource = guardrail.datasource
     services.guardrail_rule_delete(actor=request.user, guardrail=guardrail)
@@ -335,7 +338,7 @@ def guardrail_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def guardrail_recommended(request: HttpRequest, datasource_pk: int) -> HttpResponse:
+def guardrail_recommended(request: AuthenticatedRequest, datasource_pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=datasource_pk)
     created = services.guardrails_recommended_create(actor=request.user, datasource=datasource)
     if created:
@@ -347,7 +350,7 @@ def guardrail_recommended(request: HttpRequest, datasource_pk: int) -> HttpRespo
 
 @role_required(Role.ADMIN)
 @require_POST
-def policy_defaults(request: HttpRequest, datasource_pk: int) -> HttpResponse:
+def policy_defaults(request: AuthenticatedRequest, datasource_pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=datasource_pk)
     form = DefaultsForm(request.POST)
     if form.is_valid():
@@ -366,7 +369,7 @@ def policy_defaults(request: HttpRequest, datasource_pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def policy_preview(request: HttpRequest) -> HttpResponse:
+def policy_preview(request: AuthenticatedRequest) -> HttpResponse:
     """The agent's decision for a subject and a statement (an htmx fragment)."""
     form = PreviewForm(request.POST)
     preview, error = None, ""
@@ -380,7 +383,9 @@ def policy_preview(request: HttpRequest) -> HttpResponse:
         except ValueError as exc:
             error = str(exc)
     else:
-        error = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
+        error = "; ".join(
+            f"{field}: {' '.join(str(e) for e in errs)}" for field, errs in form.errors.items()
+        )
     return render(
         request, "governance/policies/_preview_result.html", {"preview": preview, "error": error}
     )

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -17,14 +17,14 @@ from classification.models import ScanRun
 from governance import selectors, services
 from governance.forms import DataSourceForm, TagChoiceForm, TokenForm
 from governance.models import AccessToken, Column, ColumnTag, DataSource, Role, Sensitivity, Tag
-from governance.permissions import CATALOG_READERS, role_required
+from governance.permissions import CATALOG_READERS, AuthenticatedRequest, role_required
 from governance.tokens import token_create, token_revoke
 
 SENSITIVITY_COLOURS = ["#1c8a4a", "#2f5bea", "#d97706", "#c53030"]
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedRequest) -> HttpResponse:
     per_datasource = selectors.sensitive_columns_per_datasource()
     per_tag = selectors.tagged_columns_per_tag()
     scans = list(ScanRun.objects.select_related("datasource")[:20])
@@ -104,16 +104,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*CATALOG_READERS)
-def datasource_list(request: HttpRequest) -> HttpResponse:
+def datasource_list(request: AuthenticatedRequest) -> HttpResponse:
     stats = {row["id"]: row for row in selectors.sensitive_columns_per_datasource()}
     datasources = list(DataSource.objects.all())
     for datasource in datasources:
-        datasource.stats = stats.get(datasource.pk, {})
+        datasource.stats = stats.get(datasource.pk, {})  # type: ignore[attr-defined]
     return render(request, "governance/datasource_list.html", {"datasources": datasources})
 
 
 @role_required(Role.ADMIN)
-def datasource_create(request: HttpRequest) -> HttpResponse:
+def datasource_create(request: AuthenticatedRequest) -> HttpResponse:
     form = DataSourceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         values = dict(form.cleaned_data)
@@ -129,7 +129,7 @@ def datasource_create(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
-def datasource_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def datasource_edit(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=pk)
     initial = services.datasource_public_fields(datasource)
     form = DataSourceForm(request.POST or None, initial=initial, datasource=datasource)
@@ -154,7 +154,7 @@ def datasource_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def datasource_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def datasource_delete(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=pk)
     services.datasource_delete(actor=request.user, datasource=datasource)
     messages.success(request, f"Datasource {datasource.name} deleted.")
@@ -162,7 +162,7 @@ def datasource_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(*CATALOG_READERS)
-def datasource_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def datasource_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=pk)
     tables = datasource.tables.order_by("dropped_at", "schema_name", "name")
     return render(
@@ -178,7 +178,7 @@ def datasource_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def datasource_test(request: HttpRequest, pk: int) -> HttpResponse:
+def datasource_test(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=pk)
     ok, message = services.datasource_test_connection(actor=request.user, datasource=datasource)
     return render(request, "governance/_connection_result.html", {"ok": ok, "message": message})
@@ -192,7 +192,7 @@ def _int_or_none(raw: str | None) -> int | None:
 
 
 @role_required(*CATALOG_READERS)
-def catalog(request: HttpRequest) -> HttpResponse:
+def catalog(request: AuthenticatedRequest) -> HttpResponse:
     params = request.GET
     columns = selectors.catalog_columns(
         query=params.get("q", "").strip(),
@@ -222,7 +222,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def catalog_bulk_review(request: HttpRequest) -> HttpResponse:
+def catalog_bulk_review(request: AuthenticatedRequest) -> HttpResponse:
     state = request.POST.get("state")
     ids = [int(raw) for raw in request.POST.getlist("column_tag") if raw.isdigit()]
     if state not in (ColumnTag.State.CONFIRMED, ColumnTag.State.REJECTED) or not ids:
@@ -236,7 +236,7 @@ def catalog_bulk_review(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(*CATALOG_READERS)
-def column_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def column_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     column = get_object_or_404(
         Column.objects.select_related("table__datasource", "curated_by"), pk=pk
     )
@@ -254,7 +254,7 @@ def column_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.ADMIN)
 @require_POST
-def column_tag_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def column_tag_action(request: AuthenticatedRequest, pk: int, action: str) -> HttpResponse:
     if action not in ("confirm", "reject", "remove"):
         raise Http404("Unknown tag action.")
     column = get_object_or_404(Column.objects.select_related("table__datasource"), pk=pk)
@@ -279,7 +279,7 @@ def column_tag_action(request: HttpRequest, pk: int, action: str) -> HttpRespons
 
 
 @login_required
-def token_list(request: HttpRequest) -> HttpResponse:
+def token_list(request: AuthenticatedRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     new_secret = None
     if request.method == "POST" and form.is_valid():
@@ -302,7 +302,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+def token_revoke_view(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(AccessToken, pk=pk, user=request.user)
     token_revoke(actor=request.user, token=token)
     messages.success(request, f"Token {token.name} revoked.")

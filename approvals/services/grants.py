@@ -77,10 +77,10 @@ def grant_from_approvals(
 
 
 def grant_extend_approved(
-    actor: User, access_request: AccessRequest, approvals: list[Review]
+    actor: User, access_request: AccessRequest, approvals: list[Review], *, grant_id: int
 ) -> Grant:
     """Lengthen the grant an approved extension request names (in the approval's transaction)."""
-    grant = Grant.objects.select_for_update().get(pk=access_request.extends_grant_id)
+    grant = Grant.objects.select_for_update().get(pk=grant_id)
     now = timezone.now()
     if not grant.is_live(now):
         raise RequestStateError("The grant is no longer live; file a new request instead.")

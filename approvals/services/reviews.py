@@ -116,8 +116,10 @@ def request_approve(
             comment=review.comment,
             approvers=[a.reviewer.get_username() for a in approvals],
         )
-        if access_request.extends_grant_id:
-            grant_extend_approved(actor, access_request, approvals)
+        if access_request.extends_grant_id is not None:
+            grant_extend_approved(
+                actor, access_request, approvals, grant_id=access_request.extends_grant_id
+            )
         else:
             grant_from_approvals(actor, access_request, approvals)
         notifications.request_notify(access_request.pk, "approved")

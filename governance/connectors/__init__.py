@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 
 from governance.connectors.base import (
@@ -33,7 +35,7 @@ def connector_for(datasource: DataSource) -> Connector:
         connect_timeout=settings.SCAN_CONNECT_TIMEOUT,
         statement_timeout_ms=settings.SCAN_STATEMENT_TIMEOUT_MS,
     )
-    engines = {
+    engines: dict[str, Callable[[ConnectionSettings], Connector]] = {
         Engine.POSTGRESQL: PostgresConnector,
         Engine.MYSQL: MySQLConnector,
         Engine.SQLITE: SQLiteConnector,

@@ -9,10 +9,10 @@ from django.db.models import Q
 
 
 class Role(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    REVIEWER = "reviewer", "Reviewer"
-    AUDITOR = "auditor", "Auditor"
-    REQUESTER = "requester", "Requester"
+    ADMIN = "admin"
+    REVIEWER = "reviewer"
+    AUDITOR = "auditor"
+    REQUESTER = "requester"
 
 
 class User(AbstractUser):

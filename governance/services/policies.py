@@ -109,7 +109,8 @@ def resource_snapshot(rule: PolicyRule) -> dict[str, Any]:
     if kind == ResourceKind.TAG:
         return {"kind": kind, "tag": rule.tag.name if rule.tag else None}
     if kind == ResourceKind.SENSITIVITY:
-        return {"kind": kind, "level": Sensitivity(rule.sensitivity).label}
+        level = Sensitivity(rule.sensitivity).label if rule.sensitivity is not None else None
+        return {"kind": kind, "level": level}
     return {"kind": str(kind)}
 
 
@@ -231,7 +232,9 @@ def _clean_rule(values: dict[str, Any], datasource: DataSource, rule_id: int | N
     _clean_masking(values)
     _check_subjects(bool(values.get("everyone")), values["users"], values["groups"])
     duplicate = PolicyRule.objects.filter(datasource=datasource, name=values["name"])
-    if duplicate.exclude(pk=rule_id).exists():
+    if rule_id is not None:
+        duplicate = duplicate.exclude(pk=rule_id)
+    if duplicate.exists():
         raise ValueError(f"{datasource.name} already has a rule named {values['name']!r}.")
 
 
