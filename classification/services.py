@@ -16,9 +16,12 @@ from classification.models import ScanRun, ScanTableResult
 from classification.progress import scan_progress_broadcast
 from config.dispatch import enqueue_on_commit
 from governance.connectors import ConnectorError, TableInfo, connector_for
-from governance.models import Column, ColumnTag, DataSource, Role, Table, Tag, User
-from governance.services import catalog_reconcile, column_sensitivity_refresh
-from governance.services.bundles import bundle_inputs_changed
+from governance.models import Column, DataSource, Role, Table, User
+from governance.services import (
+    catalog_reconcile,
+    column_sensitivity_refresh,
+    column_tags_suggest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,72 +169,13 @@ def _classify_table(result: ScanTableResult) -> dict[str, int]:
         connector.close()
     suggestions = classify_columns(_column_samples(table, columns, rows))
     with transaction.atomic():
-        tags_suggested = _apply_suggestions(columns, suggestions)
+        tags_suggested = column_tags_suggest(columns=columns, suggestions=suggestions)
         column_sensitivity_refresh(columns=columns)
     return {
         "rows_sampled": len(rows),
         "columns_classified": len(columns),
         "tags_suggested": tags_suggested,
     }
-
-
-def _apply_suggestions(columns: list[Column], suggestions: list[list[Any]]) -> int:
-    """Suggestions above the threshold become tags, unless an admin curated the column.
-
-    A scan only ever changes its own, still unreviewed, suggestions. One table at a time, in
-    a fixed number of queries whatever its width.
-    """
-    Column.objects.filter(pk__in=[column.pk for column in columns]).update(
-        last_classified_at=timezone.now()
-    )
-    open_columns = [column for column in columns if column.curated_at is None]
-    tags = {tag.name: tag for tag in Tag.objects.all()}
-    existing = {
-        (column_tag.column_id, column_tag.tag_id): column_tag
-        for column_tag in ColumnTag.objects.filter(column__in=open_columns)
-    }
-    threshold = settings.SCAN_AUTOTAG_THRESHOLD
-    wanted: set[tuple[int, int]] = set()
-    to_create: list[ColumnTag] = []
-    to_update: list[ColumnTag] = []
-    for column, column_suggestions in zip(columns, suggestions, strict=True):
-        if column.curated_at is not None:
-            continue
-        for suggestion in column_suggestions:
-            if suggestion.confidence < threshold or suggestion.tag not in tags:
-                continue
-            key = (column.pk, tags[suggestion.tag].pk)
-            wanted.add(key)
-            confidence = round(float(suggestion.confidence), 4)
-            current = existing.get(key)
-            if current is None:
-                to_create.append(
-                    ColumnTag(
-                        column=column,
-                        tag=tags[suggestion.tag],
-                        source=ColumnTag.Source.SCAN,
-                        state=ColumnTag.State.SUGGESTED,
-                        confidence=confidence,
-                        evidence=suggestion.evidence,
-                    )
-                )
-            elif _is_open_suggestion(current):
-                current.confidence, current.evidence = confidence, suggestion.evidence
-                current.updated_at = timezone.now()
-                to_update.append(current)
-    stale = [ct.pk for key, ct in existing.items() if key not in wanted and _is_open_suggestion(ct)]
-    ColumnTag.objects.filter(pk__in=stale).delete()
-    ColumnTag.objects.bulk_create(to_create)
-    ColumnTag.objects.bulk_update(to_update, ["confidence", "evidence", "updated_at"])
-    if to_create or stale:  # bulk writes send no signals; confidence and evidence aren't bundled
-        bundle_inputs_changed()
-    return len(wanted)
-
-
-def _is_open_suggestion(column_tag: ColumnTag) -> bool:
-    return (
-        column_tag.source == ColumnTag.Source.SCAN and column_tag.state == ColumnTag.State.SUGGESTED
-    )
 
 
 def scan_finish(*, scan_run_id: int) -> ScanRun:

@@ -21,7 +21,7 @@ from governance.services.catalog import (
     datasource_test_connection,
     datasource_update,
 )
-from governance.services.catalog_sync import catalog_reconcile
+from governance.services.catalog_sync import catalog_reconcile, column_tags_suggest
 from governance.services.policies import (
     datasource_defaults_set,
     guardrail_rule_create,
@@ -43,6 +43,7 @@ __all__ = [
     "column_tag_remove",
     "column_tag_set_state",
     "column_tags_bulk_review",
+    "column_tags_suggest",
     "datasource_create",
     "datasource_defaults_set",
     "datasource_delete",

@@ -1,16 +1,22 @@
-"""Reconcile the catalog with what a scan's introspection found: nothing is silently lost.
+"""What a scan writes to the catalog: the tables and columns introspection found, and the
+tags its detectors suggest.
 
-Tables and columns that vanish are marked dropped (with their tags kept), reappearing ones
-come back, type changes are recorded as ``ColumnChange`` rows for the catalog's history.
+Nothing is silently lost: tables and columns that vanish are marked dropped (with their tags
+kept), reappearing ones come back, type changes are recorded as ``ColumnChange`` rows for the
+catalog's history. A scan only ever changes its own, still unreviewed, suggestions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+from django.conf import settings
+from django.utils import timezone
 
 from governance.connectors import TableInfo
-from governance.models import Column, ColumnChange, DataSource, Table
+from governance.models import Column, ColumnChange, ColumnTag, DataSource, Table, Tag
 from governance.services.bundles import bundle_inputs_changed
 
 if TYPE_CHECKING:  # the scan that found the change; classification depends on governance
@@ -167,3 +173,76 @@ def _reconcile_columns(
             column.save(update_fields=["dropped_at"])
             _record(changes, column, ColumnChange.Kind.DROPPED, now, scan_run, old=column.data_type)
             counts["columns_dropped"] += 1
+
+
+class TagSuggestion(Protocol):
+    """What the detectors suggest for one column (classification.detectors.TagSuggestion)."""
+
+    @property
+    def tag(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def evidence(self) -> dict: ...
+
+
+def column_tags_suggest(
+    *, columns: list[Column], suggestions: Sequence[Sequence[TagSuggestion]]
+) -> int:
+    """A scan's suggestions for `columns` (one list per column): those above the threshold
+    become suggested tags, unless an admin curated the column. Returns how many stand.
+
+    A scan only ever changes its own, still unreviewed, suggestions. One table at a time, in
+    a fixed number of queries whatever its width.
+    """
+    Column.objects.filter(pk__in=[column.pk for column in columns]).update(
+        last_classified_at=timezone.now()
+    )
+    open_columns = [column for column in columns if column.curated_at is None]
+    tags = {tag.name: tag for tag in Tag.objects.all()}
+    existing = {
+        (column_tag.column_id, column_tag.tag_id): column_tag
+        for column_tag in ColumnTag.objects.filter(column__in=open_columns)
+    }
+    threshold = settings.SCAN_AUTOTAG_THRESHOLD
+    wanted: set[tuple[int, int]] = set()
+    to_create: list[ColumnTag] = []
+    to_update: list[ColumnTag] = []
+    for column, column_suggestions in zip(columns, suggestions, strict=True):
+        if column.curated_at is not None:
+            continue
+        for suggestion in column_suggestions:
+            if suggestion.confidence < threshold or suggestion.tag not in tags:
+                continue
+            key = (column.pk, tags[suggestion.tag].pk)
+            wanted.add(key)
+            confidence = round(float(suggestion.confidence), 4)
+            current = existing.get(key)
+            if current is None:
+                to_create.append(
+                    ColumnTag(
+                        column=column,
+                        tag=tags[suggestion.tag],
+                        source=ColumnTag.Source.SCAN,
+                        state=ColumnTag.State.SUGGESTED,
+                        confidence=confidence,
+                        evidence=suggestion.evidence,
+                    )
+                )
+            elif _is_open_suggestion(current):
+                current.confidence, current.evidence = confidence, suggestion.evidence
+                current.updated_at = timezone.now()
+                to_update.append(current)
+    stale = [ct.pk for key, ct in existing.items() if key not in wanted and _is_open_suggestion(ct)]
+    ColumnTag.objects.filter(pk__in=stale).delete()
+    ColumnTag.objects.bulk_create(to_create)
+    ColumnTag.objects.bulk_update(to_update, ["confidence", "evidence", "updated_at"])
+    if to_create or stale:  # bulk writes send no signals; confidence and evidence aren't bundled
+        bundle_inputs_changed()
+    return len(wanted)
+
+
+def _is_open_suggestion(column_tag: ColumnTag) -> bool:
+    return (
+        column_tag.source == ColumnTag.Source.SCAN and column_tag.state == ColumnTag.State.SUGGESTED
+    )
