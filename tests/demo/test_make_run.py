@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import psycopg
 import pytest
 
 from tests.demo.browser import connect_panel_and_tour_checked
-from warden_demo.launcher import READY_LINE
+from warden_demo.launcher import READY_LINE, port_choose
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 420.0
@@ -130,16 +129,6 @@ def _shop_direct(data_dir: Path, launch: Launch) -> psycopg.Connection:
     )
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _listening_ports(processes: list[psutil.Process]) -> set[int]:
     ports = set()
     for process in processes:
@@ -206,7 +195,7 @@ def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(d
             first.process.kill()
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running after Ctrl-C: {alive}"
-    assert all(_port_free(port) for port in ports), ports
+    assert all(port_choose(port) == port for port in ports), ports  # all free again
     assert "nothing is left running" in first.output
 
     second = _launch(data_dir)
