@@ -94,11 +94,11 @@ def _sqlite_shop(demo_database: Path) -> dict[str, Any]:
 
 def _postgresql_shop(shop_url: str) -> tuple[dict[str, Any], str]:
     """Load the shop into the (empty) database at `shop_url` once; its datasource fields."""
-    from classification.sample_data import shop_postgresql_create
-
     with psycopg.connect(shop_url) as connection:
         loaded = connection.execute("SELECT to_regclass('public.customers')").fetchone()
     if loaded is None or loaded[0] is None:
+        from classification.sample_data import shop_postgresql_create  # Faker: only when needed
+
         shop_postgresql_create(shop_url)
     parts = conninfo_to_dict(shop_url)
     fields = {

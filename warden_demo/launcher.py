@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import sys
@@ -107,7 +108,10 @@ class Demo:
             **as_user,
         )
         server = embedded.server(self.ports.postgres)
-        wait_until_accepting(server, alive=child.alive)
+        try:
+            wait_until_accepting(server, alive=child.alive)
+        except PostgresError as exc:  # say why, e.g. another run still holds the cluster
+            raise PostgresError(f"{exc}:\n{child.log_tail(4)}") from exc
         return server
 
     def databases_ensure(self, server: PostgresServer) -> tuple[str, str]:
@@ -120,11 +124,13 @@ class Demo:
                 server, role="warden", password=warden_password, database="warden"
             )
             warden_url = server.url(user="warden", password=warden_password, database="warden")
+        # Named after the database, so several demos can share a server of yours.
         shop_database = os.environ.get("WARDEN_DEMO_SHOP_DATABASE", "shop")
+        shop_role = f"{shop_database}_app"
         role_and_database_ensure(
-            server, role="shop_app", password=shop_password, database=shop_database
+            server, role=shop_role, password=shop_password, database=shop_database
         )
-        shop_url = server.url(user="shop_app", password=shop_password, database=shop_database)
+        shop_url = server.url(user=shop_role, password=shop_password, database=shop_database)
         return warden_url, shop_url
 
     # --- Warden ----------------------------------------------------------------------------
@@ -148,7 +154,18 @@ class Demo:
             env["SECRET_KEY_FILE"] = str(self.secrets_dir / "secret-key")
         if "WARDEN_MASKING_KEY" not in env:
             env["WARDEN_MASKING_KEY"] = _kept_secret(self.secrets_dir, "masking-key")
+        self._env_file_write(env)
         return env
+
+    def _env_file_write(self, env: dict[str, str]) -> None:
+        """What `manage.py` needs to reach the demo's Warden from another terminal:
+        `set -a; . var/demo/warden.env; set +a` (only while the demo's PostgreSQL runs)."""
+        keys = ("DATABASE_URL", "SECRET_KEY_FILE", "WARDEN_DATA_DIR", "WARDEN_DEMO_SHOP_URL")
+        keys += ("WARDEN_BASE_URL", "WARDEN_AGENT_ADDRESS", "DEBUG")
+        keys += ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+        path = self.secrets_dir / "warden.env"
+        path.touch(mode=0o600)
+        path.write_text("".join(f"{key}={shlex.quote(env[key])}\n" for key in keys if key in env))
 
     def warden_prepare(self, env: dict[str, str]) -> dict[str, str]:
         """Migrate, then the demo people, shop, policies and tokens; returns the tokens."""

@@ -226,7 +226,7 @@ def wait_until_accepting(
     last_error = ""
     while time.monotonic() < deadline:
         if alive is not None and not alive():
-            raise PostgresError("PostgreSQL exited while starting (see its log)")
+            raise PostgresError("PostgreSQL exited while starting")
         try:
             with psycopg.connect(server.admin_conninfo(), connect_timeout=2):
                 return

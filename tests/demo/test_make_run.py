@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +72,12 @@ class Launch:
         return self.process.wait(timeout)
 
 
-def _launch(data_dir: Path) -> Launch:
+def _launch(data_dir: Path, **extra_env: str) -> Launch:
     # The default: no DATABASE_URL (Warden's own database is on the embedded server too),
     # Warden's own settings rather than the tests'.
     unset = {"DATABASE_URL", "WARDEN_DEMO_PG_DSN", "DJANGO_SETTINGS_MODULE"}
     env = {key: value for key, value in os.environ.items() if key not in unset}
+    env.update(extra_env)
     free_ports = ["--web-port", "0", "--agent-port", "0", "--postgres-port", "0"]
     process = subprocess.Popen(
         [sys.executable, "-m", "warden_demo", "--data-dir", str(data_dir), *free_ports],
@@ -180,6 +182,11 @@ def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(d
         request_id = _analyst_is_governed(first, data_dir)
         connect_panel_and_tour_checked(first.base_url(), *first.agent_address())
 
+        rival = _launch(data_dir)  # a second run while this one holds the cluster
+        assert rival.exit_code() == 1
+        assert 'lock file "postmaster.pid" already exists' in rival.output, rival.output
+        assert "nothing is left running" in rival.output
+
         children = psutil.Process(first.process.pid).children(recursive=True)
         commands = " ".join(" ".join(child.cmdline()) for child in children)
         for program in ("bin/postgres", "-m daphne", "-m celery", "-m agent"):
@@ -216,3 +223,43 @@ def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(d
             second.process.kill()
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running after the agent crashed: {alive}"
+
+
+def test_make_run_uses_a_postgresql_of_yours_when_named(data_dir):
+    """WARDEN_DEMO_PG_DSN: nothing embedded; the shop (and here DATABASE_URL) on that server."""
+    suffix = uuid.uuid4().hex[:8]
+    shop, warden = f"warden_demo_shop_{suffix}", f"warden_demo_own_{suffix}"
+    admin_dsn = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {warden}")
+    except psycopg.OperationalError as exc:
+        raise AssertionError(f"PostgreSQL must run on 127.0.0.1:5432 (trust): {exc}") from exc
+    launch = _launch(
+        data_dir,
+        WARDEN_DEMO_PG_DSN=admin_dsn,
+        WARDEN_DEMO_SHOP_DATABASE=shop,
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{warden}",
+    )
+    try:
+        launch.wait_for(READY_LINE, READY_TIMEOUT)
+        assert not (data_dir / "postgres").exists()
+        children = psutil.Process(launch.process.pid).children(recursive=True)
+        assert not any(child.name() == "postgres" for child in children)
+        with _connect(launch, "analyst") as analyst:
+            emails = [row[0] for row in analyst.execute("SELECT email FROM customers LIMIT 5")]
+        assert emails and all(email.startswith("****@") for email in emails), emails
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{warden}") as own:
+            shop_row = own.execute(
+                "SELECT database, port FROM governance_datasource WHERE name = 'shop'"
+            ).fetchone()
+        assert shop_row == (shop, 5432)
+        launch.process.send_signal(signal.SIGINT)
+        assert launch.exit_code() == 0, launch.output[-3000:]
+    finally:
+        if launch.process.poll() is None:
+            launch.process.kill()
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            for database in (shop, warden):
+                admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {shop}_app")
