@@ -160,9 +160,9 @@ class Demo:
     def _env_file_write(self, env: dict[str, str]) -> None:
         """What `manage.py` needs to reach the demo's Warden from another terminal:
         `set -a; . var/demo/warden.env; set +a` (only while the demo's PostgreSQL runs)."""
-        keys = ("DATABASE_URL", "SECRET_KEY_FILE", "WARDEN_DATA_DIR", "WARDEN_DEMO_SHOP_URL")
-        keys += ("WARDEN_BASE_URL", "WARDEN_AGENT_ADDRESS", "DEBUG")
-        keys += ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+        keys = ["DATABASE_URL", "SECRET_KEY_FILE", "WARDEN_DATA_DIR", "WARDEN_DEMO_SHOP_URL"]
+        keys += ["WARDEN_BASE_URL", "WARDEN_AGENT_ADDRESS", "DEBUG"]
+        keys += ["SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"]
         path = self.secrets_dir / "warden.env"
         path.touch(mode=0o600)
         path.write_text("".join(f"{key}={shlex.quote(env[key])}\n" for key in keys if key in env))
