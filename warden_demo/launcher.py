@@ -15,6 +15,7 @@ This module does not import Django: Warden runs in the children it starts.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import secrets
@@ -207,34 +208,18 @@ class Demo:
         shop = conninfo_to_dict(shop_url)
         agent_env = {**env, "WARDEN_UPSTREAM_PASSWORD": str(shop.get("password") or "")}
         agent_env["WARDEN_AGENT_TOKEN"] = self.tokens["agent"]
-        self.supervisor.start(
-            "agent",
-            [
-                self.python,
-                "-m",
-                "agent",
-                "--control-plane",
-                env["WARDEN_BASE_URL"],
-                "--datasource",
-                "shop",
-                "--listen",
-                f"127.0.0.1:{self.ports.agent}",
-                "--upstream-host",
-                server.host,
-                "--upstream-port",
-                str(server.port),
-                "--upstream-user",
-                str(shop["user"]),
-                "--upstream-database",
-                str(shop["dbname"]),
-                "--upstream-sslmode",
-                "disable",
-                "--state-dir",
-                str(self.data_dir / "agent"),
-            ],
-            env=agent_env,
-            cwd=REPO,
-        )
+        options = {
+            "--control-plane": env["WARDEN_BASE_URL"],
+            "--datasource": "shop",
+            "--listen": f"127.0.0.1:{self.ports.agent}",
+            "--upstream-host": server.host,
+            "--upstream-port": str(server.port),
+            "--upstream-user": str(shop["user"]),
+            "--upstream-database": str(shop["dbname"]),
+            "--state-dir": str(self.data_dir / "agent"),
+        }
+        argv = [self.python, "-m", "agent", *itertools.chain.from_iterable(options.items())]
+        self.supervisor.start("agent", argv, env=agent_env, cwd=REPO)
         self.supervisor.wait_until(
             lambda: _tcp_open(self.ports.agent), what="the agent", timeout=READY_TIMEOUT_SECONDS
         )
