@@ -174,6 +174,7 @@ def _analyst_is_governed(launch: Launch, data_dir: Path) -> int:
 
 @pytest.mark.browser
 def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(data_dir):
+    # Three runs on one data dir: Ctrl-C, a crashed agent, a killed supervisor.
     first = _launch(data_dir)
     try:
         first.wait_for(READY_LINE, READY_TIMEOUT)
@@ -223,6 +224,18 @@ def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(d
             second.process.kill()
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running after the agent crashed: {alive}"
+
+    # Even a supervisor killed outright takes its children with it (parent-death signal).
+    third = _launch(data_dir)
+    try:
+        third.wait_for(READY_LINE, READY_TIMEOUT)
+        children = psutil.Process(third.process.pid).children(recursive=True)
+        third.process.kill()
+    finally:
+        if third.process.poll() is None:
+            third.process.kill()
+    _gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"left running after the supervisor was killed: {alive}"
 
 
 def test_make_run_uses_a_postgresql_of_yours_when_named(data_dir):
