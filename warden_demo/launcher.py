@@ -18,7 +18,6 @@ import argparse
 import itertools
 import json
 import os
-import secrets
 import shlex
 import signal
 import socket
@@ -33,6 +32,7 @@ from warden_demo.postgres import (
     EmbeddedPostgres,
     PostgresError,
     PostgresServer,
+    kept_secret,
     role_and_database_ensure,
     server_from_dsn,
     wait_until_accepting,
@@ -62,16 +62,6 @@ def port_choose(preferred: int) -> int:
         except OSError:
             probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _kept_secret(directory: Path, name: str, length: int = 32) -> str:
-    """A random secret generated on the first run and read back on the next (mode 0600)."""
-    path = directory / name
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(length))
-    return path.read_text().strip()
 
 
 class Demo:
@@ -117,8 +107,8 @@ class Demo:
 
     def databases_ensure(self, server: PostgresServer) -> tuple[str, str]:
         """URLs of Warden's own database (unless DATABASE_URL is set) and of the shop."""
-        warden_password = _kept_secret(self.secrets_dir, "warden-db-password")
-        shop_password = _kept_secret(self.secrets_dir, "shop-password")
+        warden_password = kept_secret(self.secrets_dir / "warden-db-password")
+        shop_password = kept_secret(self.secrets_dir / "shop-password")
         warden_url = os.environ.get("DATABASE_URL", "")
         if not warden_url:
             role_and_database_ensure(
@@ -151,10 +141,10 @@ class Demo:
         env.setdefault("SESSION_COOKIE_SECURE", "false")
         env.setdefault("CSRF_COOKIE_SECURE", "false")
         if "SECRET_KEY" not in env and "SECRET_KEY_FILE" not in env:
-            _kept_secret(self.secrets_dir, "secret-key", 50)
+            kept_secret(self.secrets_dir / "secret-key", 50)
             env["SECRET_KEY_FILE"] = str(self.secrets_dir / "secret-key")
         if "WARDEN_MASKING_KEY" not in env:
-            env["WARDEN_MASKING_KEY"] = _kept_secret(self.secrets_dir, "masking-key")
+            env["WARDEN_MASKING_KEY"] = kept_secret(self.secrets_dir / "masking-key")
         self._env_file_write(env)
         return env
 

@@ -64,6 +64,15 @@ class PostgresServer:
         )
 
 
+def kept_secret(path: Path, length: int = 32) -> str:
+    """A random secret generated on the first run and read back on the next (mode 0600)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(length))
+    return path.read_text().strip()
+
+
 def server_from_dsn(dsn: str) -> PostgresServer:
     """A server you run, from a libpq URL or key=value string naming an administrator role."""
     try:
@@ -140,11 +149,7 @@ class EmbeddedPostgres:
         return {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": []}
 
     def admin_password(self) -> str:
-        if not self.password_file.exists():
-            self.password_file.parent.mkdir(parents=True, exist_ok=True)
-            self.password_file.write_text(secrets.token_urlsafe(24))
-            self.password_file.chmod(0o600)
-        return self.password_file.read_text().strip()
+        return kept_secret(self.password_file)
 
     def _check_reachable(self) -> None:
         """As root, prove the server's account can run the binaries before initdb hides why."""
@@ -176,8 +181,8 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.pgdata.chmod(0o700)
         pwfile = self.pgdata.parent / f".{self.pgdata.name}.pw"
+        pwfile.touch(mode=0o600)
         pwfile.write_text(self.admin_password() + "\n")
-        pwfile.chmod(0o600)
         if self.account is not None:
             os.chown(self.pgdata, self.account.pw_uid, self.account.pw_gid)
             os.chown(pwfile, self.account.pw_uid, self.account.pw_gid)
