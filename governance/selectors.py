@@ -156,7 +156,7 @@ def agent_connection(*, datasource: DataSource, username: str, token: str = "") 
     address = settings.WARDEN_AGENT_ADDRESS or "<agent host>:6432"
     host, _, port = address.rpartition(":")
     password = token or TOKEN_PLACEHOLDER
-    database = datasource.database if datasource.engine != "sqlite" else datasource.name
+    database = datasource.database
     psql = f'psql "host={host} port={port} dbname={database} user={username} password={password}"'
     url = f"postgresql://{quote(username)}:{quote(password)}@{address}/{quote(database)}"
     return AgentConnection(address=address, psql=psql, url=url)

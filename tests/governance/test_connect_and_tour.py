@@ -9,7 +9,7 @@ import pytest
 from approvals.services import request_create, request_deny
 from audit.services import event_record
 from classification.models import ScanRun
-from governance.models import AccessToken
+from governance.models import AccessToken, Engine
 from governance.selectors import TOKEN_PLACEHOLDER, first_run_tour
 from governance.services import guardrails_recommended_create
 from governance.tokens import token_authenticate
@@ -39,6 +39,13 @@ def test_connect_panel_shows_psql_for_the_signed_in_person_with_a_token_placehol
         in (page)
     )
     assert 'id="connect-mcp"' not in page  # no warden_mcp package here
+
+
+def test_connect_panel_offers_no_psql_for_a_datasource_no_agent_serves(client, reviewer):
+    sqlite = DataSourceFactory(name="legacy", engine=Engine.SQLITE, database="/tmp/legacy.db")
+    client.force_login(reviewer)
+    page = client.get(f"/datasources/{sqlite.pk}/").content.decode()
+    assert 'id="connect-unsupported"' in page and 'id="connect-psql"' not in page
 
 
 def test_connect_panel_creates_a_working_token_for_the_signed_in_person_only(
