@@ -1,5 +1,5 @@
 .PHONY: run test lint bench worker
-run:  ## install and start Warden on the embedded default (http://127.0.0.1:8000)
+run:  ## install and start the demo: embedded PostgreSQL, Warden (http://127.0.0.1:8000), an agent for shop
 	scripts/run.sh
 test:  ## install and run the whole test suite
 	scripts/test.sh

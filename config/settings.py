@@ -181,6 +181,11 @@ SCAN_STATEMENT_TIMEOUT_MS = env_int("WARDEN_SCAN_STATEMENT_TIMEOUT_MS", 30000)
 SCAN_MAX_VALUE_CHARS = env_int("WARDEN_SCAN_MAX_VALUE_CHARS", 2000)
 
 DEMO_DATABASE_PATH = DATA_DIR / "demo_shop.sqlite3"
+# `make run` loads the demo shop into this PostgreSQL database (see warden_demo/); empty: SQLite.
+DEMO_SHOP_URL = env_str("WARDEN_DEMO_SHOP_URL", "")
+# Where clients reach the agent (host:port), shown in each datasource's Connect panel until
+# agents register themselves with the control plane; empty shows a placeholder.
+WARDEN_AGENT_ADDRESS = env_str("WARDEN_AGENT_ADDRESS", "")
 
 LOGGING = {
     "version": 1,

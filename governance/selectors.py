@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.urls import reverse
 
 from governance.models import Column, ColumnTag, DataSource, Sensitivity, Tag
 
@@ -87,3 +89,74 @@ def tagged_columns_per_tag() -> list[dict[str, Any]]:
 def review_state_counts() -> dict[str, int]:
     rows = ColumnTag.objects.values("state").annotate(total=Count("id"))
     return {row["state"]: row["total"] for row in rows}
+
+
+@dataclass(frozen=True)
+class TourStep:
+    title: str
+    text: str
+    url: str
+    done: bool
+
+
+def first_run_tour() -> list[TourStep]:
+    """The admin's first-run tour; each step is done when the data shows it was done."""
+    from approvals.models import Review
+    from audit.models import AuditEvent
+    from classification.models import ScanRun
+    from governance.models import GuardrailRule, PolicyRule
+
+    return [
+        TourStep(
+            "Review what the scan found",
+            "A scan tags sensitive columns; confirm or reject its suggestions in the catalog.",
+            reverse("catalog"),
+            ScanRun.objects.filter(state=ScanRun.State.SUCCEEDED).exists(),
+        ),
+        TourStep(
+            "Set policies and guardrails",
+            "Mask, deny or require approval per tag, table or person; block risky statements.",
+            reverse("policy_list"),
+            PolicyRule.objects.exists() or GuardrailRule.objects.exists(),
+        ),
+        TourStep(
+            "Connect through the agent",
+            "Open a datasource's Connect panel and run a query with psql as yourself.",
+            reverse("datasource_list"),
+            AuditEvent.objects.filter(action="query.executed").exists(),
+        ),
+        TourStep(
+            "Review a request, then check the audit trail",
+            "Approve or deny a held statement in Approvals; every step lands in Audit.",
+            reverse("approvals:inbox"),
+            Review.objects.exists(),
+        ),
+    ]
+
+
+TOKEN_PLACEHOLDER = "<your personal access token>"
+
+
+@dataclass(frozen=True)
+class AgentConnection:
+    """How one person connects to a datasource through its agent (psql and a libpq URL)."""
+
+    address: str
+    psql: str
+    url: str
+
+
+def agent_connection(*, datasource: DataSource, username: str, token: str = "") -> AgentConnection:
+    """Commands for `username`; the token is a placeholder unless one was just created.
+    The agent's address is the configured one until agents register with the control plane."""
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    address = settings.WARDEN_AGENT_ADDRESS or "<agent host>:6432"
+    host, _, port = address.rpartition(":")
+    password = token or TOKEN_PLACEHOLDER
+    database = datasource.database
+    psql = f'psql "host={host} port={port} dbname={database} user={username} password={password}"'
+    url = f"postgresql://{quote(username)}:{quote(password)}@{address}/{quote(database)}"
+    return AgentConnection(address=address, psql=psql, url=url)

@@ -10,6 +10,11 @@ urlpatterns = [
     path("datasources/<int:pk>/edit/", views.datasource_edit, name="datasource_edit"),
     path("datasources/<int:pk>/delete/", views.datasource_delete, name="datasource_delete"),
     path("datasources/<int:pk>/test/", views.datasource_test, name="datasource_test"),
+    path(
+        "datasources/<int:pk>/connect/token/",
+        views.datasource_connect_token,
+        name="datasource_connect_token",
+    ),
     path("catalog/", views.catalog, name="catalog"),
     path("catalog/review/", views.catalog_bulk_review, name="catalog_bulk_review"),
     path("catalog/columns/<int:pk>/", views.column_detail, name="column_detail"),

@@ -99,6 +99,7 @@ def dashboard(request: AuthenticatedRequest) -> HttpResponse:
             "review_counts": selectors.review_state_counts(),
             "charts": {name: json.dumps(spec) for name, spec in charts.items()},
             "can_read_catalog": any(request.user.has_role(role) for role in CATALOG_READERS),
+            "tour": selectors.first_run_tour() if request.user.has_role(Role.ADMIN) else None,
         },
     )
 
@@ -172,7 +173,39 @@ def datasource_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
             "datasource": datasource,
             "tables": tables,
             "scans": datasource.scan_runs.all()[:10],
+            **_connect_context(request, datasource),
         },
+    )
+
+
+def _connect_context(
+    request: AuthenticatedRequest, datasource: DataSource, token: str = ""
+) -> dict:
+    import importlib.util
+
+    return {
+        "datasource": datasource,
+        "connection": selectors.agent_connection(
+            datasource=datasource, username=request.user.get_username(), token=token
+        ),
+        "new_token": token,
+        # The MCP server arrives with its own package; until then there is nothing to show.
+        "mcp_available": importlib.util.find_spec("warden_mcp") is not None,
+    }
+
+
+@role_required(*CATALOG_READERS)
+@require_POST
+def datasource_connect_token(request: AuthenticatedRequest, pk: int) -> HttpResponse:
+    """Create a personal access token from the Connect panel and show it filled in, once."""
+    datasource = get_object_or_404(DataSource, pk=pk)
+    _token, secret = token_create(
+        actor=request.user, user=request.user, name=f"connect to {datasource.name}"[:100]
+    )
+    return render(
+        request,
+        "governance/_connect_panel.html",
+        _connect_context(request, datasource, token=secret),
     )
 
 

