@@ -12,8 +12,8 @@ setup(
     py_modules=[],
     ext_modules=[
         Extension(
-            "agent._fastpath",
-            ["agent/_fastpath.c"],
+            "agent.postgres._fastpath",
+            ["agent/postgres/_fastpath.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ],

@@ -10,8 +10,9 @@ import signal
 import ssl
 from pathlib import Path
 
-from agent.server import Agent, AgentConfig, masking_key_from_env
-from agent.upstream import SSL_MODES, UpstreamConfig
+from agent.postgres.proxy import PostgresAgent
+from agent.postgres.upstream import SSL_MODES, UpstreamConfig
+from agent.server import AgentConfig, masking_key_from_env
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
@@ -117,7 +118,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
 
 
 async def serve(config: AgentConfig) -> None:
-    agent = Agent(config)
+    agent = PostgresAgent(config)
     await agent.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -51,7 +51,7 @@ def _new_id_prefix() -> str:
 
 
 try:  # the same encoding in C (agent/_fastpath.c): about a tenth of the cost per event
-    from agent._fastpath import encode_events as _encode_events
+    from agent.postgres._fastpath import encode_events as _encode_events
 except ImportError:  # pragma: no cover - exercised where the extension is not built
     _encode_events = None
 

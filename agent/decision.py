@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.bundle import Bundle, ColumnInfo
-from agent.sql import (
+from agent.analysis import (
     COPY,
     DERIVED,
     OUTPUT,
@@ -26,6 +25,7 @@ from agent.sql import (
     ColumnUse,
     Relation,
 )
+from agent.bundle import Bundle, ColumnInfo
 
 ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 _STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import _fastpath, codec
 from agent.audit import encode_batch, encode_batch_python, expand_batch
-from agent.server import native_path_available
+from agent.postgres import _fastpath, codec
+from agent.postgres.native import native_path_available
 from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
 from tests.agent.test_wire import WireClient, bind, execute, parse, rows
 
@@ -275,8 +275,9 @@ def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
 def test_native_masking_gives_what_masking_py_gives() -> None:
     from types import SimpleNamespace
 
-    from agent import _fastpath, masking
-    from agent.session import Session
+    from agent import masking
+    from agent.postgres import _fastpath
+    from agent.postgres.session import Session
 
     key = b"test-key"
     stub = SimpleNamespace(agent=SimpleNamespace(config=SimpleNamespace(masking_key=key)))

@@ -16,12 +16,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import codec
 from agent.bundle import Bundle
 from agent.decision import Identity
-from agent.server import Agent, AgentConfig, native_path_available
-from agent.session import MemoryTransport, _Relay, detached_relays
-from agent.upstream import UpstreamConfig
+from agent.postgres import codec
+from agent.postgres.native import native_path_available
+from agent.postgres.proxy import PostgresAgent
+from agent.postgres.relay import Relay
+from agent.postgres.upstream import UpstreamConfig
+from agent.server import AgentConfig
+from agent.testing import MemoryTransport, detached_relays
 from tests.agent import conftest
 from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT
 
@@ -166,7 +169,7 @@ def _split(data: bytes, rng: random.Random) -> list[bytes]:
     return [data[:cut], data[cut:]]
 
 
-async def _conversation(agent: Agent, table_oid: int, seed: int, native: bool) -> Any:
+async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native: bool) -> Any:
     rng = random.Random(seed)
     server = FakeServer(table_oid, random.Random(seed + 1))
     client_sink, upstream_sink = MemoryTransport(), MemoryTransport()
@@ -178,7 +181,7 @@ async def _conversation(agent: Agent, table_oid: int, seed: int, native: bool) -
     assert (session.fast is not None) == native
     agent.audit.queued.clear()
 
-    async def feed(relay: _Relay, chunk: bytes) -> None:
+    async def feed(relay: Relay, chunk: bytes) -> None:
         relay.data_received(chunk)
         while relay.busy:
             assert relay.task is not None
@@ -210,7 +213,7 @@ def offline_agent(pg_database: str, tmp_path: Path) -> Any:
         state_dir=tmp_path / "state",
         masking_key=MASKING_KEY,
     )
-    agent = Agent(config)
+    agent = PostgresAgent(config)
     agent._bundle_installed(Bundle.from_document(conftest.test_bundle()))
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=pg_database) as conn:
         table_oid = conn.execute("SELECT 'customers'::regclass::oid").fetchone()[0]
@@ -254,7 +257,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-def _waiting(relays: tuple[_Relay, _Relay]) -> bool:
+def _waiting(relays: tuple[Relay, Relay]) -> bool:
     """A mangled length made a relay wait for bytes that will never come."""
     return any(len(relay.buffer) > 4096 for relay in relays)
 

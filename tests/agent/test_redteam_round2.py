@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import codec
+from agent.postgres import codec
 from tests.agent.conftest import email_grant
 from tests.agent.test_redteam_protocol import bind, execute, parse, rows
 from tests.agent.test_redteam_sql import (

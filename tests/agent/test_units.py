@@ -10,10 +10,12 @@ import pglast
 import pytest
 
 from agent import masking
+from agent.analysis import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, SqlError
 from agent.bundle import Bundle
 from agent.decision import ALLOW, DENY, HOLD, MASK, Identity, PolicyEngine
-from agent.server import Agent, AgentConfig
-from agent.sql import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, SqlError, analyze
+from agent.postgres.proxy import PostgresAgent
+from agent.postgres.sql import analyze
+from agent.server import AgentConfig
 
 ALICE = Identity("alice", "user", frozenset({"analyst"}))
 BOB = Identity("bob")
@@ -340,7 +342,7 @@ def test_normalizing_is_idempotent_so_normalized_texts_can_be_looked_up_as_they_
 def test_a_parameterized_text_and_its_literal_twin_share_one_cached_decision(
     tmp_path: Any, make_bundle: Any
 ) -> None:
-    agent = Agent(AgentConfig("http://127.0.0.1:9", "t", "shop", state_dir=tmp_path))
+    agent = PostgresAgent(AgentConfig("http://127.0.0.1:9", "t", "shop", state_dir=tmp_path))
     agent._bundle_installed(Bundle.from_document(make_bundle()))
     literal = "SELECT id FROM orders WHERE id = 7"
     decision = asyncio.run(agent.decide(ALICE, literal, None))
@@ -356,9 +358,10 @@ def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() ->
     rows goes out as it came from the server."""
     from types import SimpleNamespace
 
-    from agent import codec
     from agent.decision import Decision
-    from agent.session import Pending, Prepared, Session
+    from agent.postgres import codec
+    from agent.postgres.session import Session
+    from agent.postgres.state import Pending, Prepared
 
     decision = Decision(MASK)
     entry = Pending("E", Prepared("SELECT * FROM customers", decision), decision, (0,))

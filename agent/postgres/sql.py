@@ -28,9 +28,19 @@ import pglast
 from pglast import ast
 from pglast.enums import CmdType, VariableSetKind
 
-OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
-# A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.
-TARGET = "target"
+from agent.analysis import (
+    COPY,
+    DERIVED,
+    OUTPUT,
+    PREDICATE,
+    TARGET,
+    WRITE,
+    Analysis,
+    ColumnUse,
+    Relation,
+    SqlError,
+    StatementInfo,
+)
 
 SERVER_FILE_FUNCTIONS = frozenset(
     {
@@ -171,79 +181,6 @@ ROLE_NODES = (
 GRANT_NODES = (ast.GrantStmt, ast.GrantRoleStmt, ast.AlterDefaultPrivilegesStmt)
 READ_KINDS = frozenset({"select"})
 WRITE_KINDS = frozenset({"insert", "update", "delete", "merge", "copy_from", "ddl", "create_as"})
-
-
-class SqlError(Exception):
-    """The text is not valid SQL for PostgreSQL's parser."""
-
-
-@dataclass(frozen=True)
-class Relation:
-    schema: str | None
-    name: str
-
-    def label(self) -> str:
-        return f"{self.schema}.{self.name}" if self.schema else self.name
-
-
-@dataclass(frozen=True)
-class ColumnUse:
-    """A reference to ``column`` (None = every column: ``*`` or a whole-row reference)."""
-
-    candidates: tuple[Relation, ...]
-    column: str | None
-    context: str
-    position: int | None = None
-    # Written ``alias.name`` with the alias naming a table: PostgreSQL reads it as the
-    # function call ``name(alias)`` when the table has no such column (field notation).
-    qualified: bool = False
-
-
-@dataclass
-class StatementInfo:
-    kind: str
-    guardrails: set[str] = field(default_factory=set)
-    relations: set[Relation] = field(default_factory=set)
-    written: set[Relation] = field(default_factory=set)
-    uses: list[ColumnUse] = field(default_factory=list)
-    opaque: bool = False
-    search_path: list[str] | None = None
-    functions: set[str] = field(default_factory=set)
-    # Why no identity may run this statement (it would desynchronise the agent's parser).
-    refusal: str | None = None
-    # Its verdict rests on literal values (which setting set_config changes, to what), which
-    # a decision cached by normalized text would not see.
-    depends_on_literals: bool = False
-    # SQL-level prepared statements: the name PREPAREd, EXECUTEd or DEALLOCATEd ("" = ALL).
-    prepares: str | None = None
-    executes: str | None = None
-    deallocates: str | None = None
-    # SQL cursors: the name DECLAREd, FETCHed or MOVEd in, or CLOSEd ("" = ALL).
-    declares: str | None = None
-    fetches: str | None = None
-    closes: str | None = None
-
-
-@dataclass
-class Analysis:
-    statements: list[StatementInfo]
-    guardrails: set[str]
-
-    @property
-    def kind(self) -> str:
-        return self.statements[0].kind if len(self.statements) == 1 else "multi"
-
-    @property
-    def relations(self) -> set[Relation]:
-        return {r for s in self.statements for r in s.relations}
-
-    @property
-    def written(self) -> set[Relation]:
-        return {r for s in self.statements for r in s.written}
-
-    @property
-    def functions(self) -> set[str]:
-        return {f for s in self.statements for f in s.functions}
 
 
 def normalize(sql: str) -> str:
@@ -631,10 +568,10 @@ class _Analyzer:
         for key in keys:
             target = None
             if isinstance(key, ast.A_Const) and isinstance(key.val, ast.Integer):
-                index = key.val.ival - 1
+                index = key.val.ival - 1  # type: ignore[operator]  # ival is set on an Integer
                 target = entries[index] if 0 <= index < len(entries) else None
             elif isinstance(key, ast.ColumnRef) and len(key.fields or ()) == 1:
-                target = aliases.get(_name(key.fields[0]))
+                target = aliases.get(_name(key.fields[0]))  # type: ignore[index]
             if target is not None:
                 self._walk(target.val, PREDICATE, None)
 
@@ -844,7 +781,7 @@ def _alias(item: Any) -> str:
 
 def _is_star(node: Any) -> bool:
     if isinstance(node, ast.A_Indirection):  # (expr).*: as many columns as its type has
-        return bool(node.indirection) and isinstance(node.indirection[-1], ast.A_Star)
+        return bool(node.indirection) and isinstance(node.indirection[-1], ast.A_Star)  # type: ignore[index]
     if not isinstance(node, ast.ColumnRef):
         return False
     fields: Any = node.fields or ()

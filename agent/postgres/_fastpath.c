@@ -1648,7 +1648,7 @@ static PyGetSetDef FastPath_getset[] = {
 };
 
 static PyTypeObject FastPathType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agent._fastpath.FastPath",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agent.postgres._fastpath.FastPath",
     .tp_basicsize = sizeof(FastPath),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The native data path of one session (see the module docstring).",
@@ -1663,7 +1663,7 @@ static PyTypeObject FastPathType = {
 
 static struct PyModuleDef fastpath_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "agent._fastpath",
+    .m_name = "agent.postgres._fastpath",
     .m_doc = "Native data path of the Warden agent (see agent/_fastpath.c).",
     .m_size = -1,
     .m_methods = module_methods,
