@@ -65,8 +65,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         "--native",
         choices=["on", "off"],
         default=os.environ.get("WARDEN_AGENT_NATIVE", "on"),
-        help="the native data path for round trips with cached decisions (agent/_fastpath.c, "
-        "built by scripts/bootstrap.sh); off: the pure-Python path only (default on)",
+        help="the native data path for round trips with cached decisions "
+        "(agent/postgres/fastpath/, built by scripts/bootstrap.sh); off: the pure-Python path "
+        "only (default on)",
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)

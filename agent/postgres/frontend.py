@@ -26,7 +26,7 @@ from agent.postgres.messages import (
     TERMINATE,
 )
 from agent.postgres.names import bind_name, unsettle_rebinds
-from agent.postgres.native import NativeBridge
+from agent.postgres.native import NativePath
 from agent.postgres.state import PASS, SLOW, Pending, Prepared
 
 _HANDLED = frozenset({QUERY, PARSE, BIND, EXECUTE, SYNC, DESCRIBE, CLOSE, FUNCTION_CALL, TERMINATE})
@@ -34,7 +34,7 @@ _HANDLED = frozenset({QUERY, PARSE, BIND, EXECUTE, SYNC, DESCRIBE, CLOSE, FUNCTI
 _HANDLED_SYNC = frozenset({EXECUTE, SYNC, DESCRIBE, CLOSE, FUNCTION_CALL, TERMINATE})
 
 
-class ClientHandlers(ResultMasks, HoldForApproval, NativeBridge):
+class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
     """The client's messages."""
 
     def _client_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
@@ -63,15 +63,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativeBridge):
         """The common cases without a coroutine: a cached, allowed decision.  Returns
         ``SLOW`` (before changing any state) when the full async handler is needed."""
         if kind == QUERY:
-            decision = self.agent.decide_cached(
-                self.identity, codec.parse_query(payload), self.search_path
-            )
-            if (
-                decision is None
-                or decision.action not in PASS
-                or decision.has_side_effects
-                or decision.copies_in
-            ):
+            decision = self._cached_plain_decision(codec.parse_query(payload))
+            if decision is None:
                 return SLOW
             self.expect.append(Pending("Q", decision=decision, started=time.perf_counter()))
             if self.fast is not None:
@@ -91,13 +84,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativeBridge):
             return None
         if kind == PARSE:
             name, sql = codec.parse_parse(payload)
-            decision = self.agent.decide_cached(self.identity, sql, self.search_path)
-            if (
-                decision is None
-                or decision.action not in PASS
-                or decision.has_side_effects
-                or decision.copies_in
-            ):
+            decision = self._cached_plain_decision(sql)
+            if decision is None:
                 return SLOW
             prepared = Prepared(sql, decision, generation=self.agent.generation)
             self.expect.append(Pending("P", undo=bind_name(self.statements, name, prepared)))
@@ -107,6 +95,19 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativeBridge):
                 return self._describe_after_parse(prepared, payload, name)
             return None
         return SLOW
+
+    def _cached_plain_decision(self, sql: str) -> Decision | None:
+        """The cached decision for ``sql`` when it lets the statement run as it is (allow
+        or mask, no side effects to note, no copy-in), else None."""
+        decision = self.agent.decide_cached(self.identity, sql, self.search_path)
+        if (
+            decision is None
+            or decision.action not in PASS
+            or decision.has_side_effects
+            or decision.copies_in
+        ):
+            return None
+        return decision
 
     async def _on_client_message(self, kind: int, payload: bytes) -> bytes | None:
         """Handle one frontend message; return replacement bytes (b"" drops it)."""

@@ -35,7 +35,7 @@ class PostgresAgent(Agent):
         await super().start()
         if self.config.native and not native_path_available():
             log.warning(
-                "the native data path (agent/postgres/_fastpath.c) is not built; using the "
+                "the native data path (agent/postgres/fastpath/) is not built; using the "
                 "pure-Python path. Build it with: python setup.py build_ext --inplace"
             )
 
