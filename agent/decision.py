@@ -117,10 +117,6 @@ class Decision:
             or bool(self.sql_declares or self.sql_fetches or self.sql_closes)
         )
 
-    @property
-    def inspects_rows(self) -> bool:
-        return self.action == MASK
-
 
 def _granted(verdict: Verdict) -> bool:
     """Whether a verdict rests on a grant (it ends, or it counts runs)."""
@@ -615,13 +611,3 @@ class PolicyEngine:
             ):
                 return grant
         return None
-
-    def origin_verdict(
-        self,
-        identity: Identity,
-        schema: str,
-        table: str,
-        column: str,
-        fingerprint: str,
-    ) -> Verdict:
-        return self.column_verdict(identity, schema, table, column, fingerprint)

@@ -35,9 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent import codec  # noqa: E402
 from agent.bundle import Bundle  # noqa: E402
 from agent.decision import Identity  # noqa: E402
+from agent.postgres import codec  # noqa: E402
 from agent.postgres.proxy import PostgresAgent  # noqa: E402
 from agent.postgres.relay import Relay  # noqa: E402
 from agent.postgres.upstream import UpstreamConfig  # noqa: E402

@@ -179,7 +179,6 @@ ROLE_NODES = (
     ast.ReassignOwnedStmt,
 )
 GRANT_NODES = (ast.GrantStmt, ast.GrantRoleStmt, ast.AlterDefaultPrivilegesStmt)
-READ_KINDS = frozenset({"select"})
 WRITE_KINDS = frozenset({"insert", "update", "delete", "merge", "copy_from", "ddl", "create_as"})
 
 

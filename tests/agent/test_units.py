@@ -10,7 +10,18 @@ import pglast
 import pytest
 
 from agent import masking
-from agent.analysis import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, SqlError
+from agent.analysis import (
+    COPY,
+    DERIVED,
+    OUTPUT,
+    PREDICATE,
+    WRITE,
+    Analysis,
+    ColumnUse,
+    Relation,
+    SqlError,
+    StatementInfo,
+)
 from agent.bundle import Bundle
 from agent.decision import ALLOW, DENY, HOLD, MASK, Identity, PolicyEngine
 from agent.postgres.proxy import PostgresAgent
@@ -173,6 +184,42 @@ def test_statement_decision_combines_columns_and_guardrails(make_bundle: Any) ->
     assert blocked.action == DENY and blocked.rule.startswith("guardrail:1")
     copy = engine.decide(ALICE, analyze("COPY customers TO STDOUT"), fingerprint="f")
     assert copy.action == DENY
+
+
+def test_the_core_decides_on_an_analysis_without_any_postgresql_code(make_bundle: Any) -> None:
+    """A protocol package (MySQL, ...) builds an Analysis with its own analyser: the policy
+    engine needs nothing PostgreSQL-specific, and the core imports none of it."""
+    import subprocess
+    import sys
+
+    core = "agent.analysis, agent.audit, agent.bundle, agent.decision, agent.masking, agent.server"
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys, {core}; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "'pglast'" not in loaded and "agent.postgres.sql" not in loaded, loaded
+    assert "agent.postgres.codec" not in loaded, loaded
+    customers = Relation("public", "customers")
+    analysis = Analysis(
+        [
+            StatementInfo(
+                "select",
+                relations={customers},
+                uses=[
+                    ColumnUse((customers,), "name", OUTPUT, 0),
+                    ColumnUse((customers,), "email", OUTPUT, 1),
+                ],
+            )
+        ],
+        guardrails=set(),
+    )
+    decision = _engine(make_bundle).decide(ALICE, analysis, fingerprint="f")
+    assert decision.action == MASK and "public.customers.email" in decision.masked_columns
+    assert decision.direct_masked_positions == frozenset({1})
+    truncate = Analysis([StatementInfo("truncate", written={customers})], {"truncate"})
+    assert _engine(make_bundle).decide(ALICE, truncate, fingerprint="f").action == DENY
 
 
 def test_a_max_runs_grant_stops_after_its_runs(make_bundle: Any) -> None:
