@@ -12,8 +12,16 @@ setup(
     py_modules=[],
     ext_modules=[
         Extension(
-            "agent._fastpath",
-            ["agent/_fastpath.c"],
+            "agent.postgres._fastpath",
+            [
+                "agent/postgres/fastpath/module.c",
+                "agent/postgres/fastpath/roundtrip.c",
+                "agent/postgres/fastpath/client.c",
+                "agent/postgres/fastpath/backend.c",
+                "agent/postgres/fastpath/masking.c",
+                "agent/postgres/fastpath/events.c",
+            ],
+            depends=["agent/postgres/fastpath/fastpath.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ],

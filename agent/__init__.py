@@ -1,1 +1,3 @@
-"""Warden enforcement agent: a PostgreSQL wire-protocol proxy (no Django imports)."""
+"""Warden enforcement agent (no Django imports): a protocol-neutral core (bundle, decisions,
+masking, audit, control-plane client, metrics, listener) and one package per wire protocol,
+``agent.postgres`` first."""

@@ -10,8 +10,9 @@ import signal
 import ssl
 from pathlib import Path
 
-from agent.server import Agent, AgentConfig, masking_key_from_env
-from agent.upstream import SSL_MODES, UpstreamConfig
+from agent.postgres.proxy import PostgresAgent
+from agent.postgres.upstream import SSL_MODES, UpstreamConfig
+from agent.server import AgentConfig, masking_key_from_env
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
@@ -64,8 +65,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         "--native",
         choices=["on", "off"],
         default=os.environ.get("WARDEN_AGENT_NATIVE", "on"),
-        help="the native data path for round trips with cached decisions (agent/_fastpath.c, "
-        "built by scripts/bootstrap.sh); off: the pure-Python path only (default on)",
+        help="the native data path for round trips with cached decisions "
+        "(agent/postgres/fastpath/, built by scripts/bootstrap.sh); off: the pure-Python path "
+        "only (default on)",
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -117,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
 
 
 async def serve(config: AgentConfig) -> None:
-    agent = Agent(config)
+    agent = PostgresAgent(config)
     await agent.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -50,8 +50,10 @@ def _new_id_prefix() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-"
 
 
-try:  # the same encoding in C (agent/_fastpath.c): about a tenth of the cost per event
-    from agent._fastpath import encode_events as _encode_events
+# The same encoding in C (agent/postgres/fastpath/events.c): about a tenth of the cost per
+# event.
+try:
+    from agent.postgres._fastpath import encode_events as _encode_events
 except ImportError:  # pragma: no cover - exercised where the extension is not built
     _encode_events = None
 
@@ -155,6 +157,7 @@ class AuditShipper:
         self.spool_path = state_dir / "audit-spool.jsonl"
         self.flush_interval = flush_interval
         # The proxy's hot path only appends a tuple; batches are encoded at flush time.
+        # Emptied in place, never rebound: the native data path appends to this list.
         self.queued: list[QueuedEvent] = []
         # Encoded batch documents waiting to be sent, oldest first.
         self.pending: list[str] = []
@@ -175,8 +178,13 @@ class AuditShipper:
         if len(queued) >= BATCH_SIZE:
             self._wakeup.set()
 
+    def wake(self) -> None:
+        """Flush now (a full batch is queued) instead of at the next interval."""
+        self._wakeup.set()
+
     def _encode_queued(self) -> None:
-        queued, self.queued = self.queued, []
+        queued = self.queued.copy()
+        self.queued.clear()
         for start in range(0, len(queued), BATCH_SIZE):
             chunk = queued[start : start + BATCH_SIZE]
             if self._next_seq + len(chunk) > _SEQ_LIMIT:

@@ -104,10 +104,6 @@ class Bundle:
             grants=list(document.get("grants", [])),
         )
 
-    @property
-    def generated_at(self) -> str:
-        return str(self.document.get("generated_at", ""))
-
 
 def verify_envelope(envelope: dict[str, Any], public_key: Ed25519PublicKey) -> Bundle:
     try:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.bundle import Bundle, ColumnInfo
-from agent.sql import (
+from agent.analysis import (
     COPY,
     DERIVED,
     OUTPUT,
@@ -26,6 +25,7 @@ from agent.sql import (
     ColumnUse,
     Relation,
 )
+from agent.bundle import Bundle, ColumnInfo
 
 ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 _STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
@@ -116,10 +116,6 @@ class Decision:
             or bool(self.sql_prepares or self.sql_executes or self.sql_deallocates)
             or bool(self.sql_declares or self.sql_fetches or self.sql_closes)
         )
-
-    @property
-    def inspects_rows(self) -> bool:
-        return self.action == MASK
 
 
 def _granted(verdict: Verdict) -> bool:
@@ -615,13 +611,3 @@ class PolicyEngine:
             ):
                 return grant
         return None
-
-    def origin_verdict(
-        self,
-        identity: Identity,
-        schema: str,
-        table: str,
-        column: str,
-        fingerprint: str,
-    ) -> Verdict:
-        return self.column_verdict(identity, schema, table, column, fingerprint)

@@ -34,7 +34,7 @@ class StatementStats:
         # One slot per bucket bound plus one for +Inf (non-cumulative; summed on scrape).
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.seconds_total = 0.0
-        # Statements finished by the native data path (agent/_fastpath.c, which also
+        # Statements finished by the native data path (agent/postgres/fastpath/, which also
         # updates the fields above), and round trips it handed back to Python midway.
         self.native_statements = 0
         self.native_handbacks = 0

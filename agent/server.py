@@ -1,4 +1,10 @@
-"""The agent process: shared state (bundle, decisions, catalog, audit) and the listener."""
+"""The agent process, whatever protocol it speaks: shared state (bundle, policy engine,
+decision cache, audit, metrics), the control-plane token check and the listener.
+
+A protocol package subclasses ``Agent``: it decides statements (``decide``) with its own
+analyser and catalog, and serves one client connection (``serve_client``); see
+``agent.postgres.proxy.PostgresAgent``.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,16 @@ import os
 import secrets
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import pglast
-
-from agent import sql as sqlmod
+from agent.analysis import Analysis, Relation
 from agent.audit import AuditShipper
 from agent.bundle import Bundle, BundlePoller, BundleStore
-from agent.catalog import Catalog
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import DENY, Decision, Identity, PolicyEngine
 from agent.metrics import AgentMetrics
-from agent.normalize import Normalizer
-from agent.upstream import UpstreamConfig
 
 log = logging.getLogger("agent")
 
@@ -39,7 +41,8 @@ class AgentConfig:
     datasource: str
     listen_host: str = "127.0.0.1"
     listen_port: int = 6432
-    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    # The protocol package's upstream settings (agent.postgres.upstream.UpstreamConfig).
+    upstream: Any = None
     state_dir: Path = Path("var/agent")
     metrics_port: int | None = None
     bundle_public_key: str | None = None
@@ -54,7 +57,7 @@ class AgentConfig:
     # While the control plane is unreachable, a token verified within this many seconds
     # is still accepted, so an outage does not lock everybody out at once.
     auth_stale_seconds: float = 3600.0
-    # Use the native data path (agent/_fastpath.c) when it is built.
+    # Use the native data path (agent/postgres/fastpath/) when it is built.
     native: bool = True
 
 
@@ -62,15 +65,6 @@ class AgentConfig:
 class CachedAuth:
     result: AuthResult
     checked_at: float
-
-
-def native_path_available() -> bool:
-    """Whether the native data path extension is built and importable."""
-    try:
-        from agent import _fastpath  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class Agent:
@@ -82,7 +76,6 @@ class Agent:
         self.store = BundleStore(config.state_dir, config.bundle_public_key)
         self.store.listeners.append(self._bundle_installed)
         self.poller = BundlePoller(self.store, self.cp, config.datasource, config.poll_interval)
-        self.catalog = Catalog(config.upstream)
         self.audit = AuditShipper(
             self.cp, config.state_dir, flush_interval=config.audit_flush_interval
         )
@@ -91,8 +84,6 @@ class Agent:
         # Bumped whenever cached decisions stop holding (a new bundle, DDL through the
         # agent): prepared statements and native-path tickets made before are decided again.
         self.generation = 0
-        # Pure text to text, so it outlives bundles (the decision cache does not).
-        self.normalizer = Normalizer()
         self.auth_cache: dict[tuple[str, str], CachedAuth] = {}
         # agent-issued (pid, secret) → upstream (pid, secret) for CancelRequest
         self.cancel_keys: dict[tuple[int, int], tuple[int, int]] = {}
@@ -119,14 +110,13 @@ class Agent:
             asyncio.create_task(self.audit.run()),
             asyncio.create_task(self._watch_metrics()),
         ]
-        from agent.session import Session
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self.sessions.add(task)
             try:
-                await Session(self, reader, writer).run()
+                await self.serve_client(reader, writer)
             except asyncio.CancelledError:
                 pass  # agent shutdown
             finally:
@@ -143,11 +133,12 @@ class Agent:
         sock = self.server.sockets[0].getsockname()
         self.config.listen_port = sock[1]
         log.info("agent listening on %s:%s", sock[0], sock[1])
-        if self.config.native and not native_path_available():
-            log.warning(
-                "the native data path (agent/_fastpath.c) is not built; using the pure-Python "
-                "path. Build it with: python setup.py build_ext --inplace"
-            )
+
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """One client connection, from its first byte to its end (the protocol's session)."""
+        raise NotImplementedError
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -160,8 +151,11 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.audit.close()
-        await self.catalog.close()
+        await self.close_protocol()
         await self.cp.close()
+
+    async def close_protocol(self) -> None:
+        """Release what the protocol package holds (catalog connections)."""
 
     async def _watch_metrics(self) -> None:
         while True:
@@ -206,95 +200,18 @@ class Agent:
 
     # ------------------------------------------------------------ decisions
 
-    def decide_cached(
-        self,
-        identity: Identity | None,
-        text: str,
-        search_path: tuple[str, ...] | None,
-    ) -> Decision | None:
-        """The cached decision for this text, or None (then call ``decide``)."""
-        decisions = self.decisions
-        # A text without literals (e.g. "... WHERE id = $1") is its own normalized form,
-        # so it is found without normalizing; normalize is idempotent, so a text found
-        # this way is a normalized form and its decision is the right one.
-        cached = decisions.get((text, identity, search_path))
-        if cached is None:
-            try:
-                normalized = self.normalizer.normalize(text)
-            except pglast.parser.ParseError:
-                return None
-            cached = decisions.get((normalized, identity, search_path))
-        if cached is not None and cached.valid_until > time.time():
-            return cached
-        return None
-
-    async def decide(
-        self,
-        identity: Identity,
-        text: str,
-        search_path: tuple[str, ...] | None,
-    ) -> Decision:
-        """Decision for one query string; cached by normalized text, identity, search_path
-        and bundle (a new bundle builds a new engine and clears the cache)."""
-        engine = self.engine
-        if engine is None:
-            return Decision(DENY, rule="no_bundle", message="no valid policy bundle loaded")
-        try:
-            normalized = self.normalizer.normalize(text)
-        except pglast.parser.ParseError as exc:
-            return Decision(
-                DENY,
-                rule="unparseable",
-                sqlstate="42601",
-                message=f"statement could not be parsed and was not run: {exc}",
-            )
-        key = (normalized, identity, search_path)
-        cached = self.decisions.get(key)
-        if cached is not None and cached.valid_until > time.time():
-            return cached
-        decision = await self._decide_uncached(engine, identity, text, normalized, search_path)
-        if not decision.has_side_effects:
-            if len(self.decisions) > 20_000:
-                self.decisions.clear()
-            self.decisions[key] = decision
-        return decision
-
-    async def _decide_uncached(
+    async def decide_counting_runs(
         self,
         engine: PolicyEngine,
         identity: Identity,
-        text: str,
-        normalized: str,
+        analysis: Analysis,
+        *,
+        fingerprint: str,
         search_path: tuple[str, ...] | None,
+        views: dict[Relation, list[tuple[str, str, str | None]]],
     ) -> Decision:
-        try:
-            analysis = sqlmod.analyze(text)
-        except sqlmod.SqlError as exc:
-            return Decision(
-                DENY,
-                rule="unparseable",
-                sqlstate="42601",
-                message=f"statement could not be parsed and was not run: {exc}",
-            )
-        fingerprint = pglast.parser.fingerprint(text)
-        # Every relation, also those named like a bundle table: a view of that name in another
-        # schema (pg_temp first of all) may be what the name resolves to.
-        relations = analysis.relations
-        try:
-            views = await self.catalog.views_among(relations) if relations else {}
-            functions = analysis.functions
-            user_functions = await self.catalog.user_functions(functions) if functions else set()
-            await self._field_notation_calls(analysis)
-        except Exception as exc:
-            log.error("catalog lookup failed: %r", exc)
-            return Decision(
-                DENY,
-                rule="catalog_unavailable",
-                message="policy check could not inspect the database catalog",
-            )
-        for statement in analysis.statements:
-            if statement.functions & user_functions:
-                statement.opaque = True
+        """The engine's decision, with each max_runs grant it relies on counted by the
+        control plane (deciding again without a grant the control plane refuses)."""
         counted: set[int] = set()
         while True:
             decision = engine.decide(
@@ -308,7 +225,7 @@ class Agent:
             if isinstance(refused, Decision):
                 return refused
             if not refused:
-                break
+                return decision
             # The control plane refused a grant (used up elsewhere, revoked): it is marked
             # used up, so deciding again goes without it (hold, mask or deny).  This pass's
             # local counts are undone first; runs the control plane already counted stay in
@@ -316,42 +233,6 @@ class Agent:
             for grant_id in decision.counted_grants:
                 if engine.grant_runs.get(grant_id, 0) < _EXHAUSTED:
                     engine.grant_runs[grant_id] -= 1
-        decision.fingerprint = fingerprint
-        decision.statement = normalized
-        decision.kinds = [s.kind for s in analysis.statements]
-        decision.copies_in = "copy_from" in decision.kinds
-        for part in ("prepares", "executes", "deallocates", "declares", "fetches", "closes"):
-            names = (getattr(s, part) for s in analysis.statements)
-            setattr(decision, f"sql_{part}", tuple(n for n in names if n is not None))
-        if len(analysis.statements) > 1:
-            try:
-                decision.statements = list(pglast.parser.split(normalized))
-            except pglast.parser.ParseError:
-                decision.statements = [normalized] * len(analysis.statements)
-        else:
-            decision.statements = [normalized]
-        decision.invalidates_catalog = any(
-            s.kind in ("ddl", "create_as") for s in analysis.statements
-        )
-        return decision
-
-    async def _field_notation_calls(self, analysis: sqlmod.Analysis) -> None:
-        """``c.row_to_json`` is ``row_to_json(c)`` when customers has no such column: the
-        whole row flows into it, so it counts as a whole-row use where it stands."""
-        qualified = [
-            (statement, use)
-            for statement in analysis.statements
-            for use in statement.uses
-            if use.qualified and use.column is not None
-        ]
-        if not qualified:
-            return
-        columns = await self.catalog.columns_of({r for _, use in qualified for r in use.candidates})
-        for statement, use in qualified:
-            if any(use.column in columns.get(r, ()) for r in use.candidates):
-                continue
-            context = sqlmod.DERIVED if use.context == sqlmod.OUTPUT else use.context
-            statement.uses.append(sqlmod.ColumnUse(use.candidates, None, context, use.position))
 
     async def _count_grant_runs(
         self, engine: PolicyEngine, decision: Decision, counted: set[int]
@@ -382,8 +263,8 @@ class Agent:
                 refused = True
         return refused
 
-    def invalidate_after_ddl(self) -> None:
-        self.catalog.invalidate()
+    def forget_decisions(self) -> None:
+        """Cached decisions stop holding (DDL through the agent): decide everything again."""
         self.decisions.clear()
         self.generation += 1
 

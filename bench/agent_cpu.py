@@ -7,7 +7,7 @@ spends per transaction shows up in TPS, but TPS itself swings ±15 % between run
 drives one real Session's two relays (policy decisions, masking, audit queueing, metrics)
 with the exact messages of pgbench -S in simple and extended mode, and of a query that
 returns a masked column, through fake transports, and prints µs per transaction: with the
-native data path (agent/_fastpath.c; "native share" is the part of the round trips it
+native data path (agent/postgres/fastpath/; "native share" is the part of the round trips it
 handled), with the pure-Python path, and for a bare byte relay of the same bytes, all in the
 same process.  Audit batch encoding (done at
 flush time) is included; the HTTP post of the batch is not.  Needs PostgreSQL on
@@ -35,12 +35,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent import codec  # noqa: E402
 from agent.bundle import Bundle  # noqa: E402
 from agent.decision import Identity  # noqa: E402
-from agent.server import Agent, AgentConfig  # noqa: E402
-from agent.session import MemoryTransport, _Relay, detached_relays  # noqa: E402
-from agent.upstream import UpstreamConfig  # noqa: E402
+from agent.postgres import codec  # noqa: E402
+from agent.postgres.proxy import PostgresAgent  # noqa: E402
+from agent.postgres.relay import Relay  # noqa: E402
+from agent.postgres.upstream import UpstreamConfig  # noqa: E402
+from agent.server import AgentConfig  # noqa: E402
+from agent.testing import MemoryTransport, detached_relays  # noqa: E402
 from bench.proxy import PG_HOST, PG_PORT, bench_bundle, pgbench_init, psql  # noqa: E402
 
 
@@ -99,7 +101,7 @@ def workloads(table_oid: int) -> dict[str, tuple[Callable[[int], bytes], bytes]]
     }
 
 
-def new_session(agent: Agent, native: bool) -> tuple[_Relay, _Relay]:
+def new_session(agent: PostgresAgent, native: bool) -> tuple[Relay, Relay]:
     relays = detached_relays(
         agent,
         Identity("bench", "user", frozenset()),
@@ -108,7 +110,7 @@ def new_session(agent: Agent, native: bool) -> tuple[_Relay, _Relay]:
         native=native,
     )
     if native:
-        assert relays[0].session.fast is not None, "agent/_fastpath.c is not built"
+        assert relays[0].session.fast is not None, "agent/postgres/fastpath/ is not built"
     return relays
 
 
@@ -128,7 +130,7 @@ async def run(
         state_dir=state,
         masking_key=b"bench",
     )
-    agent = Agent(config)
+    agent = PostgresAgent(config)
     agent._bundle_installed(Bundle.from_document(bench_bundle()))
     print(
         f"{transactions} transactions per workload, best of rounds of {ROUND}, "
@@ -170,7 +172,7 @@ async def run(
     await agent.catalog.close()
 
 
-async def _transaction(to_upstream: _Relay, to_client: _Relay, data: bytes, answer: bytes) -> int:
+async def _transaction(to_upstream: Relay, to_client: Relay, data: bytes, answer: bytes) -> int:
     slow = 0
     for relay, chunk in ((to_upstream, data), (to_client, answer)):
         relay.data_received(chunk)

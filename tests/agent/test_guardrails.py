@@ -7,6 +7,13 @@ from typing import Any
 import psycopg
 import pytest
 
+
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
+
+
 BLOCKED = [
     ("DROP TABLE scratch", "drop"),
     ("TRUNCATE scratch", "truncate"),

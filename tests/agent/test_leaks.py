@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.agent.corpus import LEAK_ATTEMPTS
+
 
 @pytest.fixture
 def agent(agent_on_both_paths: Any) -> Any:
@@ -41,80 +43,6 @@ def _run(conn: psycopg.Connection[Any], sql: str, **kwargs: Any) -> list[tuple[A
         return cur.fetchall() if cur.description else []
     except psycopg.Error as exc:
         return str(exc.sqlstate)
-
-
-LEAK_ATTEMPTS = [
-    "SELECT email || '' FROM customers",
-    "SELECT upper(email) FROM customers",
-    "SELECT lower(upper(email)) AS e FROM customers",
-    "SELECT email::text FROM customers",
-    "SELECT CAST(email AS varchar(200)) FROM customers",
-    "SELECT (SELECT email FROM customers LIMIT 1)",
-    "SELECT id, (SELECT c2.email FROM customers c2 WHERE c2.id = c.id) FROM customers c",
-    "WITH x AS (SELECT email AS e FROM customers) SELECT e FROM x",
-    "WITH x AS (SELECT upper(email) AS e FROM customers) SELECT * FROM x",
-    "SELECT row_to_json(c) FROM customers c",
-    "SELECT row_to_json(c.*) FROM customers c",
-    "SELECT to_jsonb(c) FROM customers c",
-    "SELECT c FROM customers c",
-    "SELECT c::text FROM customers c",
-    "SELECT customers FROM customers",
-    "SELECT json_agg(email) FROM customers",
-    "SELECT json_agg(c) FROM customers c",
-    "SELECT string_agg(email, ',') FROM customers",
-    "SELECT array_agg(email)::text FROM customers",
-    "SELECT * FROM customer_contacts",
-    "SELECT email FROM customer_contacts",
-    "SELECT upper(email) FROM customer_contacts",
-    "SELECT v FROM customer_contacts v",
-    "SELECT name FROM customers UNION ALL SELECT email FROM customers",
-    "SELECT email FROM customers UNION SELECT 'x'",
-    "SELECT x.e FROM customers c, LATERAL (SELECT c.email AS e) x",
-    "SELECT format('%s', email) FROM customers",
-    "SELECT concat(name, email) FROM customers",
-    "SELECT replace(email, '@', ' at ') FROM customers",
-    "SELECT substr(email, 1, 100) FROM customers",
-    "SELECT CASE WHEN true THEN email END FROM customers",
-    "SELECT coalesce(email, 'x') FROM customers",
-    "SELECT e FROM (SELECT email AS e FROM customers) s",
-    "SELECT s.* FROM (SELECT upper(email) FROM customers) s",
-    "SELECT ROW(email)::text FROM customers",
-    "SELECT (c).email FROM customers c",
-    "SELECT unnest(array[email]) FROM customers",
-    "SELECT jsonb_build_object('e', email) FROM customers",
-    'SELECT "email" FROM "public"."customers"',
-    "SELECT email FROM public.customers",
-    "SELECT email FROM archive.customers",
-    "SELECT upper(email) FROM archive.customers",
-    "SELECT query_to_xml('select email from customers', true, false, '')",
-    "SELECT table_to_xml('customers', true, false, '')",
-    "SELECT * FROM json_populate_record(null::customers, (SELECT row_to_json(c) FROM customers c "
-    "LIMIT 1))",
-    "SELECT email FROM customers WHERE id IN (SELECT id FROM customers) ORDER BY email",
-    "SELECT t.email FROM customers AS t",
-    "SELECT max(email) FROM customers",
-    'SELECT email COLLATE "C" FROM customers',
-    "SELECT regexp_replace(email, 'x', 'y') FROM customers",
-    "SELECT e FROM customers c(i, n, e)",
-    "SELECT upper(e) FROM customers c(i, n, e)",
-    "SELECT upper(c.e) FROM customers AS c(i, n, e)",
-    "VALUES ((SELECT email FROM customers LIMIT 1))",
-    "SELECT xmlelement(name x, email) FROM customers",
-    "SELECT array(SELECT email FROM customers)",
-    "SELECT email FROM ONLY customers",
-    "SELECT (customers).email FROM customers",
-    "WITH RECURSIVE r(e) AS (SELECT email FROM customers UNION SELECT e FROM r) SELECT * FROM r",
-    "SELECT DISTINCT ON (email) email FROM customers",
-    "SELECT string_agg(x, ',') FROM (SELECT email AS x FROM customers) s",
-    "SELECT lead(email) OVER () FROM customers",
-    "SELECT (array_agg(email))[1] FROM customers",
-    "SELECT encode(email::bytea, 'hex') FROM customers",
-    "SELECT x FROM customers, unnest(ARRAY[email]) AS u(x)",
-    "SELECT jsonb_path_query(to_jsonb(c), '$.email') FROM customers c",
-    "SELECT domain FROM contact_domains",
-    "TABLE customer_contacts",
-    "SELECT t.x FROM (SELECT * FROM customers) t(x)",
-]
 
 
 @pytest.mark.parametrize("sql", LEAK_ATTEMPTS)

@@ -1,10 +1,11 @@
-"""The native data path (agent/_fastpath.c): it must give exactly what the Python path
+"""The native data path (agent/postgres/fastpath/): it must give exactly what the Python path
 gives (rows, masks, audit events, metrics), and hand a round trip back to Python whenever
 something unexpected arrives (an error, a new result shape, a pipelined client)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections import Counter
@@ -14,16 +15,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import _fastpath, codec
 from agent.audit import encode_batch, encode_batch_python, expand_batch
-from agent.server import native_path_available
+from agent.postgres import _fastpath, codec
+from agent.postgres.native import native_path_available
 from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
 from tests.agent.test_wire import WireClient, bind, execute, parse, rows
 
 
 def test_the_native_path_is_built() -> None:
     assert native_path_available(), (
-        "agent/_fastpath.c is not built: run scripts/bootstrap.sh "
+        "agent/postgres/fastpath/ is not built: run scripts/bootstrap.sh "
         "(or .venv/bin/python setup.py build_ext --inplace)"
     )
 
@@ -275,8 +276,9 @@ def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
 def test_native_masking_gives_what_masking_py_gives() -> None:
     from types import SimpleNamespace
 
-    from agent import _fastpath, masking
-    from agent.session import Session
+    from agent import masking
+    from agent.postgres import _fastpath
+    from agent.postgres.session import Session
 
     key = b"test-key"
     stub = SimpleNamespace(agent=SimpleNamespace(config=SimpleNamespace(masking_key=key)))
@@ -431,3 +433,35 @@ def test_an_uninitialized_fast_path_raises_instead_of_crashing() -> None:
     for call in (fast.forget, lambda: fast.client(b"Q"), lambda: fast.q_tickets):
         with pytest.raises(RuntimeError, match="not initialized"):
             call()
+
+
+def test_an_extension_built_for_another_bridge_abi_is_not_used(caplog: Any) -> None:
+    from types import SimpleNamespace
+
+    from agent.postgres import native
+
+    assert native.load_extension() is _fastpath  # this build speaks this agent's ABI
+    assert _fastpath.ABI_VERSION == native.ABI_VERSION
+    with caplog.at_level(logging.WARNING, logger="agent.native"):
+        assert native.load_extension(native.ABI_VERSION + 1) is None
+    assert "bridge ABI" in caplog.text and "pure-Python path" in caplog.text
+    # The extension checks the bridge too, before reading anything else of it.
+    with pytest.raises(RuntimeError, match="bridge ABI"):
+        _fastpath.FastPath(SimpleNamespace(abi_version=native.ABI_VERSION + 1))
+
+
+def test_a_bridge_of_another_abi_keeps_sessions_on_the_python_path(
+    agent_factory: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    from agent.postgres.native import Bridge
+
+    monkeypatch.setattr(Bridge, "abi_version", Bridge.abi_version + 1)
+    agent = agent_factory(native=True)
+    with caplog.at_level(logging.WARNING, logger="agent.native"), agent.connect("alice") as conn:
+        seen = [
+            conn.execute("SELECT id, email FROM customers WHERE id = %s", (1,)).fetchall()
+            for _ in range(4)
+        ]
+    assert all(rows == [(1, "****@example.com")] for rows in seen), seen
+    assert _stats(agent).native_statements == 0
+    assert "native data path not used" in caplog.text

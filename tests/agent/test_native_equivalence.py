@@ -2,7 +2,9 @@
 one must produce the same bytes to the client, the same bytes to the server and the same
 audit events.  The server is a small scripted stand-in that answers exactly what each
 session forwarded (the agent's own Describe included), with notices, errors and reads
-split at random places; the policy engine and the catalog lookups are the real ones."""
+split at random places; the policy engine and the catalog lookups are the real ones.  The
+red-team statement corpus (tests/agent/corpus.py) goes through both as well, as simple and
+extended round trips with text and binary results, answered by the real server."""
 
 from __future__ import annotations
 
@@ -16,13 +18,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import codec
 from agent.bundle import Bundle
 from agent.decision import Identity
-from agent.server import Agent, AgentConfig, native_path_available
-from agent.session import MemoryTransport, _Relay, detached_relays
-from agent.upstream import UpstreamConfig
-from tests.agent import conftest
+from agent.postgres import codec
+from agent.postgres.native import native_path_available
+from agent.postgres.proxy import PostgresAgent
+from agent.postgres.relay import Relay
+from agent.postgres.upstream import UpstreamConfig
+from agent.server import AgentConfig
+from agent.testing import MemoryTransport, detached_relays
+from tests.agent import conftest, corpus
 from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT
 
 # statement → columns (name, attnum or 0 for an expression, type oid) and a row maker
@@ -166,7 +171,16 @@ def _split(data: bytes, rng: random.Random) -> list[bytes]:
     return [data[:cut], data[cut:]]
 
 
-async def _conversation(agent: Agent, table_oid: int, seed: int, native: bool) -> Any:
+async def _feed(relay: Relay, chunk: bytes) -> None:
+    """Bytes arriving on one relay, and whatever slow handling they start, to the end."""
+    relay.data_received(chunk)
+    while relay.busy:
+        assert relay.task is not None
+        await relay.task
+    assert not relay.done.done(), relay.done.result()
+
+
+async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native: bool) -> Any:
     rng = random.Random(seed)
     server = FakeServer(table_oid, random.Random(seed + 1))
     client_sink, upstream_sink = MemoryTransport(), MemoryTransport()
@@ -174,27 +188,20 @@ async def _conversation(agent: Agent, table_oid: int, seed: int, native: bool) -
     to_upstream, to_client = detached_relays(
         agent, identity, client_sink, upstream_sink, native=native
     )
-    session, done = to_upstream.session, to_upstream.done
+    session = to_upstream.session
     assert (session.fast is not None) == native
     agent.audit.queued.clear()
-
-    async def feed(relay: _Relay, chunk: bytes) -> None:
-        relay.data_received(chunk)
-        while relay.busy:
-            assert relay.task is not None
-            await relay.task
-        assert not done.done(), done.result()
 
     sent_upstream = 0
     for _ in range(60):
         trips = [_round_trip(rng) for _ in range(2 if rng.random() < 0.15 else 1)]
         for trip in trips:  # a pipelining client sends the second before any answer
             for chunk in _split(trip, rng):
-                await feed(to_upstream, chunk)
+                await _feed(to_upstream, chunk)
         forwarded = bytes(upstream_sink.data[sent_upstream:])
         sent_upstream = len(upstream_sink.data)
         for chunk in _split(server.answer(forwarded), rng):
-            await feed(to_client, chunk)
+            await _feed(to_client, chunk)
     events = [(e[0], e[2], e[4]) for e in agent.audit.queued]
     stats = session.fast.stats if session.fast is not None else None
     return bytes(client_sink.data), bytes(upstream_sink.data), events, stats
@@ -210,7 +217,7 @@ def offline_agent(pg_database: str, tmp_path: Path) -> Any:
         state_dir=tmp_path / "state",
         masking_key=MASKING_KEY,
     )
-    agent = Agent(config)
+    agent = PostgresAgent(config)
     agent._bundle_installed(Bundle.from_document(conftest.test_bundle()))
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=pg_database) as conn:
         table_oid = conn.execute("SELECT 'customers'::regclass::oid").fetchone()[0]
@@ -254,7 +261,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-def _waiting(relays: tuple[_Relay, _Relay]) -> bool:
+def _waiting(relays: tuple[Relay, Relay]) -> bool:
     """A mangled length made a relay wait for bytes that will never come."""
     return any(len(relay.buffer) > 4096 for relay in relays)
 
@@ -321,4 +328,101 @@ async def test_the_native_path_survives_malformed_bytes_from_both_sides(
     while to_client.busy:
         await to_client.task  # type: ignore[misc]
     assert b"ada.3@example.com" not in client_sink.data and b"Z" in client_sink.data
+    await agent.catalog.close()
+
+
+# ---------------------------------------------------------------- the red-team corpus
+
+CORPUS = sorted({sql for name, probes in vars(corpus).items() if name.isupper() for sql in probes})
+_ALICE = Identity("alice", "user", frozenset({"analyst"}))
+_TEXT, _BINARY = b"\x00\x00", b"\x00\x01\x00\x01"  # result formats: default, all binary
+
+
+def _extended(sql: str, result_formats: bytes) -> bytes:
+    """Parse, Bind (no parameters), Describe portal, Execute, Sync of the unnamed statement."""
+    return b"".join(
+        [
+            codec.message(b"P", b"\x00" + codec.cstring(sql) + b"\x00\x00"),
+            codec.message(b"B", b"\x00\x00" + b"\x00\x00" + b"\x00\x00" + result_formats),
+            codec.message(b"D", b"P\x00"),
+            codec.message(b"E", b"\x00" + struct.pack("!i", 0)),
+            codec.SYNC,
+        ]
+    )
+
+
+def _corpus_round_trips(sql: str) -> list[bytes]:
+    """The statement as a simple Query and in the extended protocol with text and with
+    binary results, each twice: the second run is the one the native path may carry."""
+    forms = [codec.query(sql), _extended(sql, _TEXT), _extended(sql, _BINARY)]
+    return [form for form in forms for _ in range(2)]
+
+
+def _answers_expected(forwarded: bytes) -> int:
+    """How many ReadyForQuery the server owes for these bytes (one per Query and Sync)."""
+    count = pos = 0
+    while pos < len(forwarded):
+        count += forwarded[pos : pos + 1] in (b"Q", b"S")
+        pos += 1 + struct.unpack_from("!i", forwarded, pos + 1)[0]
+    return count
+
+
+async def _corpus_conversation(agent: PostgresAgent, statements: list[str], native: bool) -> Any:
+    """Every statement's round trips through one session, answered by the real server."""
+    from agent.postgres import upstream
+    from agent.postgres.sql import PINNED_SETTINGS
+
+    server = await upstream.connect(agent.config.upstream, dict(PINNED_SETTINGS))
+    client_sink, upstream_sink = MemoryTransport(), MemoryTransport()
+    to_upstream, to_client = detached_relays(
+        agent, _ALICE, client_sink, upstream_sink, native=native
+    )
+    session = to_upstream.session
+    agent.audit.queued.clear()
+
+    async def answer(forwarded: bytes) -> bytes:
+        server.writer.write(forwarded)
+        owed, answer = _answers_expected(forwarded), bytearray()
+        while owed:
+            kind, payload = await upstream.read_message(server.reader)
+            answer += codec.message(kind, payload)
+            owed -= kind == b"Z"
+        return bytes(answer)
+
+    try:
+        # Straight to the server: every round trip runs in a savepoint rolled back after it,
+        # so both sessions see the same rows in the same order (some probes write).
+        await answer(codec.query("BEGIN"))
+        for sql in statements:
+            for trip in _corpus_round_trips(sql):
+                await answer(codec.query("SAVEPOINT probe"))
+                sent = len(upstream_sink.data)
+                await _feed(to_upstream, trip)
+                await _feed(to_client, await answer(bytes(upstream_sink.data[sent:])))
+                await answer(codec.query("ROLLBACK TO SAVEPOINT probe"))
+    finally:
+        server.close()
+    events = [(e[0], e[2], e[4]) for e in agent.audit.queued]
+    stats = session.fast.stats if session.fast is not None else None
+    return bytes(client_sink.data), bytes(upstream_sink.data), events, stats
+
+
+@pytest.mark.parametrize("part", range(4))
+async def test_native_and_python_sessions_agree_on_the_red_team_corpus(
+    offline_agent: Any, part: int
+) -> None:
+    """Each red-team probe, as a simple Query and as extended round trips with text and
+    binary results, answered by the real server: the native path's session sends the same
+    bytes to the server and the client, and queues the same audit events."""
+    agent, _ = offline_agent
+    statements = CORPUS[part::4]
+    native = await _corpus_conversation(agent, statements, native=True)
+    python = await _corpus_conversation(agent, statements, native=False)
+    assert native[1] == python[1], "different bytes reached the server"
+    assert native[0] == python[0], "different bytes reached the client"
+    assert native[2] == python[2], "different audit events"
+    raw_value = rb"[a-z]+\.\d+@example\.com|\d{3}-45-\d{4}"  # as the red-team suites look
+    assert not re.search(raw_value, native[0], re.IGNORECASE)
+    stats = native[3]
+    assert stats["client"] > len(statements), stats  # the native path carried repeats
     await agent.catalog.close()

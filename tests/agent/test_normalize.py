@@ -7,7 +7,7 @@ import random
 import pglast
 import pytest
 
-from agent.normalize import Normalizer, template
+from agent.postgres.normalize import Normalizer, template
 
 FIRST_TEXTS = [
     "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import sqlalchemy
 
-from agent import codec
+from agent.postgres import codec
 
 
 @pytest.fixture

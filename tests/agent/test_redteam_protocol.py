@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import codec
+from agent.postgres import codec
 from tests.agent.wire import WireClient
 
 

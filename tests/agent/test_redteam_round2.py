@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import codec
+from agent.postgres import codec
 from tests.agent.conftest import email_grant
+from tests.agent.corpus import FIELD_NOTATION, SHADOWED_FIELD_NOTATION, VIEW_ERROR_ORACLES
 from tests.agent.test_redteam_protocol import bind, execute, parse, rows
 from tests.agent.test_redteam_sql import (
     CARD,
@@ -28,6 +29,12 @@ from tests.agent.test_redteam_sql import (
     run,
 )
 from tests.agent.wire import WireClient
+
+
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
 
 
 @pytest.fixture
@@ -127,17 +134,6 @@ def test_notice_of_denied_ssn_is_refused(agent: Any) -> None:
 # ----------------------------------------------------------------------------------------
 # 2. Error texts of statements the agent does not count as touching restricted columns
 # ----------------------------------------------------------------------------------------
-
-VIEW_ERROR_ORACLES = [
-    # customer_contacts is a view (not in the bundle) reading customers.email: used only in
-    # a predicate, nothing is "masked", the view is no bundle table: touches_restricted off.
-    "SELECT id FROM customer_contacts WHERE email::int = 1",
-    "SELECT id FROM customer_contacts ORDER BY email::int",
-    "SELECT count(*) FROM customer_contacts GROUP BY email::numeric",
-    "SELECT id FROM customer_contacts WHERE email::uuid IS NOT NULL",
-    "SELECT 1 FROM customer_contacts c WHERE EXISTS (SELECT 1 WHERE c.email::date > now())",
-    "SELECT id FROM contact_domains WHERE ('x' || domain)::int = 1",
-]
 
 
 @pytest.mark.parametrize("sql", VIEW_ERROR_ORACLES)
@@ -322,14 +318,6 @@ def shadow_columns(agent: Any, admin: Any) -> Any:
     admin.execute("DROP SCHEMA IF EXISTS rt2_shadow CASCADE")
 
 
-SHADOWED_FIELD_NOTATION = [
-    "SELECT c.row_to_json FROM customers c WHERE id = 1",
-    "SELECT customers.to_jsonb FROM customers WHERE id = 1",
-    "SELECT id, c.to_jsonb FROM customers c ORDER BY id LIMIT 2",
-    "SELECT c.to_jsonb->>'card' FROM customers c WHERE id = 1",
-]
-
-
 @pytest.mark.parametrize("sql", SHADOWED_FIELD_NOTATION)
 def test_field_notation_shadowed_by_a_column_elsewhere(shadow_columns: Any, sql: str) -> None:
     with shadow_columns.connect("alice") as conn:
@@ -378,40 +366,6 @@ def test_field_notation_shadowed_create_table_as(shadow_columns: Any) -> None:
 # ----------------------------------------------------------------------------------------
 # 5. More field-notation spellings (no shadow table)
 # ----------------------------------------------------------------------------------------
-
-FIELD_NOTATION = [
-    'SELECT c."row_to_json" FROM customers c WHERE id = 1',
-    'SELECT "c"."to_jsonb" FROM customers "c" WHERE id = 1',
-    'SELECT "public"."customers"."to_json" FROM public.customers WHERE id = 1',
-    "SELECT (c).row_to_json FROM customers c WHERE id = 1",
-    "SELECT (customers).to_json FROM customers WHERE id = 1",
-    "SELECT ((c)).json_build_object FROM customers c WHERE id = 1",
-    "SELECT c.jsonb_build_array FROM customers c WHERE id = 1",
-    "SELECT c.row_to_json FROM ONLY customers c WHERE id = 1",
-    "SELECT c.row_to_json FROM customers* c WHERE id = 1",
-    "SELECT x.row_to_json FROM (SELECT id, email FROM archive.customers) x",
-    "WITH x AS (SELECT id, email FROM archive.customers) SELECT x.row_to_json FROM x",
-    "SELECT x.to_json FROM customers c, LATERAL (SELECT c.email) x",
-    "SELECT t.c FROM customers c CROSS JOIN LATERAL (SELECT c.card) t(c)",
-    "SELECT array(SELECT c.row_to_json FROM archive.customers c LIMIT 1)",
-    "SELECT string_to_array(c.row_to_json::text, ',') FROM archive.customers c",
-    "SELECT regexp_matches(c.to_json::text, '[a-z.0-9]+@[a-z.]+') FROM archive.customers c",
-    "SELECT * FROM archive.customers a TABLESAMPLE SYSTEM (100)",
-    "SELECT email FROM archive.customers TABLESAMPLE BERNOULLI (100) REPEATABLE (1)",
-    "SELECT max(email) OVER (ORDER BY id ROWS BETWEEN CURRENT ROW AND CURRENT ROW) FROM customers",
-    "SELECT email, GROUPING(email) FROM customers GROUP BY ROLLUP (email)",
-    "SELECT grouping(id), email FROM customers GROUP BY CUBE (id, email) LIMIT 5",
-    "SELECT * FROM ROWS FROM (string_to_array((SELECT email FROM customers LIMIT 1), '@'))",
-    "SELECT x FROM customers, regexp_matches(email, '(.*)') x",
-    "SELECT x FROM customers, LATERAL unnest(string_to_array(email, '.')) x",
-    "SELECT e FROM xmltable('/r' PASSING (SELECT xmlelement(name r, email) FROM customers "
-    "LIMIT 1) COLUMNS e text PATH '.')",
-    "SELECT x FROM customers, xmltable('/r' PASSING xmlelement(name r, card) "
-    "COLUMNS x text PATH '.')",
-    "SELECT j.* FROM customers, json_each_text(json_build_object('e', email)) j",
-    "SELECT v FROM customers c, LATERAL (VALUES (c.email)) v(v)",
-    "SELECT * FROM (SELECT email FROM customers) s(e) WHERE e IS NOT NULL",
-]
 
 
 @pytest.mark.parametrize("sql", FIELD_NOTATION)

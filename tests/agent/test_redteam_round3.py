@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.agent.corpus import SAFE_OUTPUT
 from tests.agent.test_redteam_sql import (
     DOB,
     EMAIL,
@@ -263,41 +264,6 @@ def test_catalog_delete_is_a_drop(agent: Any) -> None:
 # ----------------------------------------------------------------------------------------
 # 3. Probes that held when tried (kept as regression tests)
 # ----------------------------------------------------------------------------------------
-
-SAFE_OUTPUT = [
-    # birth_date masked to the year: every other spelling of it is derived (redacted).
-    "SELECT birth_date::text FROM customers",
-    "SELECT birth_date::varchar FROM customers",
-    "SELECT to_char(birth_date, 'YYYY-MM-DD') FROM customers",
-    "SELECT extract(doy FROM birth_date), extract(month FROM birth_date) FROM customers",
-    "SELECT date_trunc('day', birth_date) FROM customers",
-    "SELECT age(birth_date), age(date '2000-01-01', birth_date)::text FROM customers",
-    "SELECT birth_date - date '1900-01-01' FROM customers",
-    "SELECT birth_date + 0 FROM customers",
-    "SELECT birth_date::timestamp FROM customers",
-    "SELECT make_date(2000, extract(month FROM birth_date)::int, 1) FROM customers",
-    # Aggregates and group keys.
-    "SELECT min(birth_date), max(email), min(card) FROM customers",
-    "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY birth_date) FROM customers",
-    "SELECT mode() WITHIN GROUP (ORDER BY card) FROM customers",
-    "SELECT email, count(*) FROM customers GROUP BY email",
-    "SELECT birth_date, count(*) FROM customers GROUP BY 1",
-    "SELECT DISTINCT ON (email) email, birth_date FROM customers",
-    'SELECT "Secret Note", count(*) FROM customers GROUP BY "Secret Note"',
-    # Set-returning functions over masked columns.
-    "SELECT unnest(ARRAY[email, card]) FROM customers",
-    "SELECT regexp_split_to_table(email, '') FROM customers WHERE id = 1",
-    "SELECT string_to_table(card, '-') FROM customers WHERE id = 1",
-    "SELECT * FROM customers c, regexp_split_to_table(c.email, '@') p",
-    "SELECT generate_subscripts(ARRAY[email], 1), ARRAY[email] FROM customers",
-    # Inheritance spellings and system columns.
-    "SELECT tableoid::regclass, email, birth_date FROM ONLY customers",
-    "SELECT ctid, xmin, * FROM customers",
-    # CASE as a value: derived, redacted (in a filter it is a known, allowed channel).
-    "SELECT CASE WHEN email LIKE 'grace%' THEN email END FROM customers",
-    "SELECT CASE id WHEN 1 THEN card ELSE 'x' END FROM customers",
-    "SELECT COALESCE(\"Secret Note\", '') FROM customers",
-]
 
 
 @pytest.mark.parametrize("sql", SAFE_OUTPUT)

@@ -14,7 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.agent.conftest import email_grant, test_bundle
+from tests.agent.conftest import email_grant
+from tests.agent.corpus import ERROR_ORACLES, OUTPUT_LEAKS, OUTPUT_PROBES_EXPECTED_SAFE
 
 EMAIL = re.compile(r"[a-z]+\.\d+@example\.com", re.IGNORECASE)
 SSN = re.compile(r"\d{3}-45-\d{4}")
@@ -108,6 +109,12 @@ def assert_no_leak(outcome: Outcome, sql: str) -> None:
     assert not outcome.leaked(), f"LEAK via {sql!r}: {outcome.leaked()[:3]} {outcome!r}"
 
 
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
+
+
 def assert_refused(outcome: Outcome, sql: str) -> None:
     assert outcome.error is not None and outcome.sqlstate == "42501" and outcome.refused_by_agent, (
         f"NOT REFUSED by the agent: {sql!r} -> {outcome!r}"
@@ -125,85 +132,6 @@ def admin(pg_database: str) -> Any:
 # ----------------------------------------------------------------------------------------
 # 1. Derived output that static analysis classifies wrongly (simple and extended protocol)
 # ----------------------------------------------------------------------------------------
-
-OUTPUT_LEAKS = [
-    # Field notation for a function of the whole row: `c.row_to_json` == row_to_json(c).
-    # The analyser sees a column "row_to_json" of customers that the bundle does not know.
-    "SELECT c.row_to_json FROM customers c",
-    "SELECT c.to_jsonb FROM customers c",
-    "SELECT customers.to_json FROM customers",
-    "SELECT c.json_build_array FROM customers c",
-    "SELECT a.row_to_json FROM archive.customers a",
-    "SELECT public.customers.to_jsonb FROM public.customers",
-    # FULL JOIN USING: the merged column is COALESCE(l.email, r.email): bare in the select
-    # list (so "output", left to the origin check) but RowDescription names no origin.
-    "SELECT email FROM customers a FULL JOIN customers b USING (email)",
-    "SELECT email FROM customers NATURAL FULL JOIN archive.customers",
-    "SELECT email, id FROM customers FULL OUTER JOIN archive.customers USING (id, email)",
-    # Output positions shifted by a composite expansion that is not a ColumnRef star.
-    "SELECT (pg_control_system()).*, upper(email) FROM customers",
-    "SELECT (NULL::scratch).*, upper(email) FROM customers",
-    "SELECT (NULL::scratch).*, email || '' FROM customers",
-    # RETURNING positions of a data-modifying CTE reused for the outer select list.
-    "WITH u AS (UPDATE customers SET score = score WHERE id = 1 RETURNING id, upper(email) AS e)"
-    " SELECT e, id FROM u",
-    "WITH u AS (UPDATE customers SET score = score WHERE id < 5 RETURNING 1 AS one, "
-    "email AS e) SELECT e || '' FROM u",
-    # Built-in functions that run SQL given as text (ts_stat) are not in OPAQUE_FUNCTIONS.
-    "SELECT word FROM ts_stat('SELECT to_tsvector(''simple'', email) FROM customers')",
-    "SELECT word FROM ts_stat('SELECT to_tsvector(''simple'', ssn) FROM customers')",
-    "SELECT word FROM ts_stat('SELECT to_tsvector(''simple'', card) FROM customers')",
-]
-
-# Probes that held when tried (kept: the existing suite does not cover them).
-OUTPUT_PROBES_EXPECTED_SAFE = [
-    "SELECT email FROM customers GROUP BY GROUPING SETS ((email), ())",
-    "SELECT upper(email) FROM customers GROUP BY ROLLUP (email)",
-    "SELECT email FROM customers a LEFT JOIN archive.customers b USING (email)",
-    "SELECT email FROM customers a RIGHT JOIN archive.customers b USING (email)",
-    "SELECT upper(email) FROM customers a JOIN archive.customers b USING (email)",
-    "SELECT first_value(email) OVER w FROM customers WINDOW w AS (ORDER BY id)",
-    "SELECT nth_value(upper(email), 2) OVER (ORDER BY id) FROM customers",
-    "SELECT x FROM customers c CROSS JOIN LATERAL (SELECT c.email AS x) l",
-    "SELECT * FROM customers c CROSS JOIN LATERAL jsonb_each_text(to_jsonb(c.email)) j",
-    "SELECT (SELECT string_agg(e, ',') FROM (SELECT email AS e FROM customers) s)",
-    "SELECT greatest(email, '') FROM customers",
-    "SELECT nullif(email, 'x') FROM customers",
-    "SELECT ROW(email) = ROW('x') , ROW(id, email)::text FROM customers",
-    "SELECT to_json(ARRAY[email]) FROM customers",
-    "SELECT jsonb_agg(jsonb_build_array(id, email)) FROM customers",
-    "SELECT xmlagg(xmlelement(name e, email)) FROM customers",
-    "SELECT xmlforest(email) FROM customers",
-    "SELECT format('%I', email) FROM customers",
-    "SELECT quote_literal(email) FROM customers",
-    'SELECT U&"\\0065mail" FROM customers',
-    'SELECT upper(U&"\\0065mail") FROM customers',
-    "SELECT /* comment */ upper(/* x */ email) FROM customers -- trailing",
-    "SELECT $q$x$q$ || email FROM customers",
-    'SELECT upper("customers"."email") FROM "public"."customers"',
-    "SELECT email FROM customers* ",
-    "SELECT e FROM (TABLE archive.customers) t(i, e)",
-    "SELECT (c).email || '' FROM archive.customers c",
-    "SELECT (t.c).email FROM (SELECT c FROM archive.customers c) t",
-    "WITH RECURSIVE r(n, e) AS (SELECT 1, email FROM archive.customers UNION ALL "
-    "SELECT n + 1, e FROM r WHERE n < 2) SELECT e FROM r",
-    "WITH x AS MATERIALIZED (SELECT id, email FROM archive.customers) SELECT email FROM x",
-    "SELECT * FROM ROWS FROM (unnest(ARRAY(SELECT email FROM customers)))",
-    "SELECT 'x' AS a, email FROM customers UNION ALL SELECT 'y', 'z' ORDER BY 2",
-    "SELECT string_agg(email, ',' ORDER BY email) FILTER (WHERE id > 0) FROM customers",
-    "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY email) FROM customers",
-    "SELECT mode() WITHIN GROUP (ORDER BY email) FROM customers",
-    "SELECT (SELECT max(e) FROM unnest(ARRAY[c.email]) e) FROM customers c",
-    "SELECT array_to_string(array_agg(email), ',') FROM customers",
-    "SELECT ARRAY[id::text, email] FROM customers",
-    "SELECT email FROM customers INTERSECT SELECT email FROM archive.customers",
-    "SELECT hashtext(email), md5(email) FROM customers",
-    "SELECT * FROM (VALUES (1)) v(x), LATERAL (SELECT email FROM customers LIMIT 1) s",
-    "SELECT json_object_agg(id, email) FROM customers",
-    "SELECT c.email FROM customers c WHERE c.id = 1 FOR UPDATE",
-    "SELECT * FROM archive.customers",
-    "SELECT archive.customers.* FROM archive.customers",
-]
 
 
 @pytest.fixture
@@ -258,35 +186,6 @@ def test_create_table_as_from_field_notation_then_read(agent: Any) -> None:
 # ----------------------------------------------------------------------------------------
 # 2. Error-message oracles: the upstream ErrorResponse is relayed unchanged
 # ----------------------------------------------------------------------------------------
-
-ERROR_ORACLES = [
-    "SELECT email::int FROM customers",
-    "SELECT id FROM customers WHERE email::int = 1",
-    "SELECT id FROM customers WHERE id = 1 AND email::numeric > 0",
-    "SELECT count(*) FROM customers GROUP BY email::bigint",
-    "SELECT id FROM customers ORDER BY email::int",
-    "SELECT card::int FROM customers",
-    "SELECT phone::int FROM customers",
-    'SELECT "Secret Note"::int FROM customers',
-    "SELECT email::uuid FROM customers",
-    "SELECT email::inet FROM customers",
-    "SELECT email::date FROM customers",
-    "SELECT email::jsonb FROM customers",
-    "SELECT xmlparse(document email) FROM customers",
-    "SELECT email::regclass FROM customers",
-    "SELECT to_timestamp(email, 'YYYY') FROM customers",
-    "SELECT id FROM customers WHERE email::bool",
-    "SELECT nextval(email) FROM customers",
-    "EXPLAIN ANALYZE SELECT email::int FROM customers",
-    "SELECT email::int FROM archive.customers",
-    "SELECT id FROM customers c WHERE EXISTS (SELECT 1 WHERE c.card::int > 0)",
-    # The NOT NULL violation's DETAIL "Failing row contains (...)" prints the whole row,
-    # SSN and card included; the statement only names the unrestricted column "name".
-    "UPDATE customers SET name = NULL WHERE id = 1",
-    "UPDATE customers SET name = NULL WHERE id = 2 RETURNING id",
-    "INSERT INTO customers (id, name) SELECT id, NULL FROM customers WHERE id = 3",
-    "SELECT birth_date::text::int FROM customers",
-]
 
 
 @pytest.mark.parametrize("sql", ERROR_ORACLES)
@@ -896,6 +795,3 @@ def test_unrestricted_bundle_query_to_xml_guardrail(
         sql = "SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '')"
         outcome = run(conn, sql)
     assert outcome.refused_by_agent, f"pg_read_file ran inside query_to_xml: {outcome!r}"
-
-
-_ = test_bundle  # imported for readers: the policy these probes run against

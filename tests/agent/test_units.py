@@ -10,10 +10,23 @@ import pglast
 import pytest
 
 from agent import masking
+from agent.analysis import (
+    COPY,
+    DERIVED,
+    OUTPUT,
+    PREDICATE,
+    WRITE,
+    Analysis,
+    ColumnUse,
+    Relation,
+    SqlError,
+    StatementInfo,
+)
 from agent.bundle import Bundle
 from agent.decision import ALLOW, DENY, HOLD, MASK, Identity, PolicyEngine
-from agent.server import Agent, AgentConfig
-from agent.sql import COPY, DERIVED, OUTPUT, PREDICATE, WRITE, SqlError, analyze
+from agent.postgres.proxy import PostgresAgent
+from agent.postgres.sql import analyze
+from agent.server import AgentConfig
 
 ALICE = Identity("alice", "user", frozenset({"analyst"}))
 BOB = Identity("bob")
@@ -171,6 +184,42 @@ def test_statement_decision_combines_columns_and_guardrails(make_bundle: Any) ->
     assert blocked.action == DENY and blocked.rule.startswith("guardrail:1")
     copy = engine.decide(ALICE, analyze("COPY customers TO STDOUT"), fingerprint="f")
     assert copy.action == DENY
+
+
+def test_the_core_decides_on_an_analysis_without_any_postgresql_code(make_bundle: Any) -> None:
+    """A protocol package (MySQL, ...) builds an Analysis with its own analyser: the policy
+    engine needs nothing PostgreSQL-specific, and the core imports none of it."""
+    import subprocess
+    import sys
+
+    core = "agent.analysis, agent.audit, agent.bundle, agent.decision, agent.masking, agent.server"
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys, {core}; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "'pglast'" not in loaded and "agent.postgres.sql" not in loaded, loaded
+    assert "agent.postgres.codec" not in loaded, loaded
+    customers = Relation("public", "customers")
+    analysis = Analysis(
+        [
+            StatementInfo(
+                "select",
+                relations={customers},
+                uses=[
+                    ColumnUse((customers,), "name", OUTPUT, 0),
+                    ColumnUse((customers,), "email", OUTPUT, 1),
+                ],
+            )
+        ],
+        guardrails=set(),
+    )
+    decision = _engine(make_bundle).decide(ALICE, analysis, fingerprint="f")
+    assert decision.action == MASK and "public.customers.email" in decision.masked_columns
+    assert decision.direct_masked_positions == frozenset({1})
+    truncate = Analysis([StatementInfo("truncate", written={customers})], {"truncate"})
+    assert _engine(make_bundle).decide(ALICE, truncate, fingerprint="f").action == DENY
 
 
 def test_a_max_runs_grant_stops_after_its_runs(make_bundle: Any) -> None:
@@ -340,7 +389,7 @@ def test_normalizing_is_idempotent_so_normalized_texts_can_be_looked_up_as_they_
 def test_a_parameterized_text_and_its_literal_twin_share_one_cached_decision(
     tmp_path: Any, make_bundle: Any
 ) -> None:
-    agent = Agent(AgentConfig("http://127.0.0.1:9", "t", "shop", state_dir=tmp_path))
+    agent = PostgresAgent(AgentConfig("http://127.0.0.1:9", "t", "shop", state_dir=tmp_path))
     agent._bundle_installed(Bundle.from_document(make_bundle()))
     literal = "SELECT id FROM orders WHERE id = 7"
     decision = asyncio.run(agent.decide(ALICE, literal, None))
@@ -356,9 +405,10 @@ def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() ->
     rows goes out as it came from the server."""
     from types import SimpleNamespace
 
-    from agent import codec
     from agent.decision import Decision
-    from agent.session import Pending, Prepared, Session
+    from agent.postgres import codec
+    from agent.postgres.session import Session
+    from agent.postgres.state import Pending, Prepared
 
     decision = Decision(MASK)
     entry = Pending("E", Prepared("SELECT * FROM customers", decision), decision, (0,))

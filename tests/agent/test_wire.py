@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent import codec
+from agent.postgres import codec
 from tests.agent.wire import WireClient
 
 

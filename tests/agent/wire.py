@@ -6,7 +6,7 @@ import contextlib
 import socket
 import struct
 
-from agent import codec
+from agent.postgres import codec
 
 
 class WireClient:

@@ -18,7 +18,7 @@ import ssl
 import struct
 from dataclasses import dataclass, field
 
-from agent import codec
+from agent.postgres import codec
 
 # libpq's modes; "allow" (plaintext first, TLS only if refused) is not offered.
 SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")

@@ -11,9 +11,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from agent import upstream
-from agent.sql import Relation
-from agent.upstream import UpstreamConfig, UpstreamConnection, quote_literal
+from agent.analysis import Relation
+from agent.postgres import upstream
+from agent.postgres.upstream import UpstreamConfig, UpstreamConnection, quote_literal
 
 CACHE_SECONDS = 30.0
 BASE_RELKINDS = frozenset({"r", "p"})

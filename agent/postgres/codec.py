@@ -57,10 +57,6 @@ def read_name(payload: bytes, offset: int) -> tuple[str, int]:
     return payload[offset:end].decode(errors="surrogateescape"), end + 1
 
 
-def int32(value: int) -> bytes:
-    return _INT32.pack(value)
-
-
 # ---------------------------------------------------------------- startup family
 
 

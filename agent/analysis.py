@@ -1,0 +1,95 @@
+"""What a statement does, independent of its SQL dialect: the types a protocol's analyser
+produces and ``agent.decision`` consumes (see ``agent/postgres/sql.py`` for PostgreSQL).
+
+Each column reference carries *where* its value can flow (its context):
+
+``output``     a bare column (or ``*``) in the top-level select list: the result names its
+               origin, so it is masked per column at runtime.
+``derived``    inside an expression of an output column: the output has no direct origin, so
+               it is fully redacted.  ``position`` is the output index when known, else None.
+``predicate``  WHERE/JOIN/GROUP/ORDER/HAVING/LIMIT: does not reach the result directly.
+``write``      flows into stored data: cannot be masked, so masked columns are denied.
+``copy``       flows into a bulk export: cannot be masked per row, so masked columns are denied.
+``target``     a column an INSERT/UPDATE/MERGE stores into.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
+# A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.
+TARGET = "target"
+
+
+class SqlError(Exception):
+    """The text is not valid SQL for PostgreSQL's parser."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    schema: str | None
+    name: str
+
+    def label(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True)
+class ColumnUse:
+    """A reference to ``column`` (None = every column: ``*`` or a whole-row reference)."""
+
+    candidates: tuple[Relation, ...]
+    column: str | None
+    context: str
+    position: int | None = None
+    # Written ``alias.name`` with the alias naming a table: PostgreSQL reads it as the
+    # function call ``name(alias)`` when the table has no such column (field notation).
+    qualified: bool = False
+
+
+@dataclass
+class StatementInfo:
+    kind: str
+    guardrails: set[str] = field(default_factory=set)
+    relations: set[Relation] = field(default_factory=set)
+    written: set[Relation] = field(default_factory=set)
+    uses: list[ColumnUse] = field(default_factory=list)
+    opaque: bool = False
+    search_path: list[str] | None = None
+    functions: set[str] = field(default_factory=set)
+    # Why no identity may run this statement (it would desynchronise the agent's parser).
+    refusal: str | None = None
+    # Its verdict rests on literal values (which setting set_config changes, to what), which
+    # a decision cached by normalized text would not see.
+    depends_on_literals: bool = False
+    # SQL-level prepared statements: the name PREPAREd, EXECUTEd or DEALLOCATEd ("" = ALL).
+    prepares: str | None = None
+    executes: str | None = None
+    deallocates: str | None = None
+    # SQL cursors: the name DECLAREd, FETCHed or MOVEd in, or CLOSEd ("" = ALL).
+    declares: str | None = None
+    fetches: str | None = None
+    closes: str | None = None
+
+
+@dataclass
+class Analysis:
+    statements: list[StatementInfo]
+    guardrails: set[str]
+
+    @property
+    def kind(self) -> str:
+        return self.statements[0].kind if len(self.statements) == 1 else "multi"
+
+    @property
+    def relations(self) -> set[Relation]:
+        return {r for s in self.statements for r in s.relations}
+
+    @property
+    def written(self) -> set[Relation]:
+        return {r for s in self.statements for r in s.written}
+
+    @property
+    def functions(self) -> set[str]:
+        return {f for s in self.statements for f in s.functions}

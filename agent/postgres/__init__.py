@@ -1,0 +1,1 @@
+"""The agent for PostgreSQL: wire protocol, pglast analysis, catalog, sessions, native path."""

@@ -1,0 +1,89 @@
+"""Audit events of one session: one per statement run or refused.  The fields that repeat
+for a decision are JSON-encoded once per session (the fragment cache, which the native
+path reads too); the shipper adds id and time when it encodes the batch."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from agent.decision import Decision
+from agent.postgres.state import Pending, SessionState
+
+
+class AuditTrail(SessionState):
+    """Audit events for the statements of one session."""
+
+    def _audit(
+        self,
+        decision: Decision,
+        *,
+        index: int,
+        rows: int | None,
+        duration_ms: float,
+        error: bool,
+        action: str | None = None,
+    ) -> None:
+        """Queue one audit event.  The fields that repeat for a decision are JSON-encoded
+        once per session; the shipper adds id and time when it encodes the batch."""
+        action = action or decision.action
+        self.agent.audit.record_statement(
+            self._fragment(decision, index, action),
+            None if rows is None else int(rows),
+            duration_ms,
+            error,
+        )
+        self.agent.metrics.statements.observe(action, duration_ms / 1000.0)
+
+    def _fragment(self, decision: Decision, index: int, action: str) -> str:
+        """The audit fragment for a decision, cached per session (the native path reads
+        this cache too)."""
+        key = (id(decision), index, action)
+        cached = self._audit_fragments.get(key)
+        if cached is None or cached[0] is not decision:
+            cached = (decision, self._audit_fragment(decision, index, action))
+            if len(self._audit_fragments) > 1000:
+                self._audit_fragments.clear()
+            self._audit_fragments[key] = cached
+        return cached[1]
+
+    def _audit_fragment(self, decision: Decision, index: int, action: str) -> str:
+        statements = decision.statements or [decision.statement]
+        kinds = decision.kinds or [decision.kind]
+        static = {
+            "identity": self.identity.name if self.identity else "",
+            "datasource": self.agent.config.datasource,
+            "client_address": self.client_address,
+            "fingerprint": decision.fingerprint,
+            "statement": statements[min(index, len(statements) - 1)],
+            "kind": kinds[min(index, len(kinds) - 1)],
+            "tables_read": decision.tables_read,
+            "tables_written": decision.tables_written,
+            "columns_read": decision.columns_read,
+            "masked_columns": decision.masked_columns,
+            "decision": action,
+            "rule": decision.rule,
+        }
+        return json.dumps(static, separators=(",", ":"), ensure_ascii=False)[1:-1]
+
+    def _audit_refusal(self, decision: Decision) -> None:
+        self._audit(decision, index=0, rows=None, duration_ms=0.0, error=False)
+
+    def _statement_done(self, entry: Pending, rows: int | None, *, error: bool) -> None:
+        if entry.decision is None or entry.inject:
+            return
+        duration = (time.perf_counter() - entry.started) * 1000.0
+        self._audit(
+            entry.decision,
+            index=entry.statement_index,
+            rows=rows,
+            duration_ms=duration,
+            error=error,
+        )
+        entry.statement_index += 1
+
+    def _execute_done(self, entry: Pending, rows: int | None, *, error: bool) -> None:
+        if entry.decision is None:
+            return
+        duration = (time.perf_counter() - entry.started) * 1000.0
+        self._audit(entry.decision, index=0, rows=rows, duration_ms=duration, error=error)

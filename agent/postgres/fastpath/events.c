@@ -1,0 +1,144 @@
+/* Audit batches: the hot part of agent.audit.encode_batch (protocol-neutral; it lives in
+ * this extension so the agent builds one). */
+#include "fastpath.h"
+#include <math.h>
+
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+} Text;
+
+static int text_reserve(Text *text, Py_ssize_t more) {
+    if (text->size + more <= text->capacity) return 0;
+    Py_ssize_t capacity = text->capacity ? text->capacity : 4096;
+    while (capacity < text->size + more) capacity *= 2;
+    char *data = PyMem_Realloc(text->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    text->data = data;
+    text->capacity = capacity;
+    return 0;
+}
+
+/* Decimal text of an integer at out; returns its length (at most 20). */
+static Py_ssize_t decimal_integer(char *out, long long value) {
+    Py_ssize_t n = 0;
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                                             : (unsigned long long)value;
+    if (value < 0) out[n++] = '-';
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    while (count) out[n++] = digits[--count];
+    return n;
+}
+
+/* Decimal text of value with `places` fixed decimals (value rounded to them), at out. */
+static Py_ssize_t fixed_decimal(char *out, double value, int places, long long scale) {
+    Py_ssize_t n = 0;
+    double scaled = nearbyint(value * (double)scale);
+    if (scaled < 0) {
+        out[n++] = '-';
+        scaled = -scaled;
+    }
+    unsigned long long units = (unsigned long long)scaled; /* |value| <= 1e12: fits */
+    unsigned long long fraction = units % (unsigned long long)scale;
+    n += decimal_integer(out + n, (long long)(units / (unsigned long long)scale));
+    out[n++] = '.';
+    for (int i = places - 1; i >= 0; i--) {
+        out[n + i] = (char)('0' + fraction % 10);
+        fraction /= 10;
+    }
+    return n + places;
+}
+
+/* encode_events(queued, first_seq) -> (fragments in order of first use, events JSON):
+ * the hot part of agent.audit.encode_batch. */
+PyObject *encode_events(PyObject *module, PyObject *args) {
+    PyObject *queued;
+    long long seq;
+    if (!PyArg_ParseTuple(args, "O!L", &PyList_Type, &queued, &seq)) return NULL;
+    PyObject *index = PyDict_New(), *order = PyList_New(0);
+    Text text = {NULL, 0, 0};
+    if (index == NULL || order == NULL || text_reserve(&text, 2) < 0) goto error;
+    text.data[text.size++] = '[';
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(queued); i++, seq++) {
+        PyObject *event = PyList_GET_ITEM(queued, i);
+        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 5) {
+            PyErr_SetString(PyExc_TypeError, "a queued audit event is a 5-tuple");
+            goto error;
+        }
+        PyObject *fragment = PyTuple_GET_ITEM(event, 0);
+        PyObject *position = PyDict_GetItemWithError(index, fragment);
+        if (position == NULL) {
+            if (PyErr_Occurred()) goto error;
+            PyObject *next = PyLong_FromSsize_t(PyList_GET_SIZE(order));
+            if (next == NULL || PyDict_SetItem(index, fragment, next) < 0 ||
+                PyList_Append(order, fragment) < 0) {
+                Py_XDECREF(next);
+                goto error;
+            }
+            Py_DECREF(next);
+            position = PyDict_GetItem(index, fragment);
+        }
+        double moment = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 1));
+        double duration = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 3));
+        PyObject *rows = PyTuple_GET_ITEM(event, 2);
+        int error = PyObject_IsTrue(PyTuple_GET_ITEM(event, 4));
+        long pos = PyLong_AsLong(position);
+        if (PyErr_Occurred() || error < 0) goto error;
+        long long count = 0;
+        if (rows != Py_None) {
+            count = PyLong_AsLongLong(rows);
+            if (count == -1 && PyErr_Occurred()) goto error;
+        }
+        if (!isfinite(moment) || !isfinite(duration) || fabs(moment) > 1e12 ||
+            fabs(duration) > 1e12) {
+            PyErr_SetString(PyExc_ValueError, "audit event time or duration out of range");
+            goto error;
+        }
+        if (text_reserve(&text, 160) < 0) goto error;
+        char *o = text.data + text.size;
+        Py_ssize_t n = 0;
+        if (i) o[n++] = ',';
+        o[n++] = '[';
+        n += decimal_integer(o + n, pos);
+        o[n++] = ',';
+        n += decimal_integer(o + n, seq);
+        o[n++] = ',';
+        n += fixed_decimal(o + n, moment, 6, 1000000);
+        o[n++] = ',';
+        if (rows == Py_None) {
+            memcpy(o + n, "null", 4);
+            n += 4;
+        } else {
+            n += decimal_integer(o + n, count);
+        }
+        o[n++] = ',';
+        n += fixed_decimal(o + n, duration, 3, 1000);
+        o[n++] = ',';
+        o[n++] = error ? '1' : '0';
+        o[n++] = ']';
+        text.size += n;
+    }
+    if (text_reserve(&text, 1) < 0) goto error;
+    text.data[text.size++] = ']';
+    PyObject *events = PyUnicode_FromStringAndSize(text.data, text.size);
+    PyMem_Free(text.data);
+    Py_DECREF(index);
+    if (events == NULL) {
+        Py_DECREF(order);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", order, events);
+error:
+    PyMem_Free(text.data);
+    Py_XDECREF(index);
+    Py_XDECREF(order);
+    return NULL;
+}

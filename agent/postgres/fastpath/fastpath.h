@@ -1,0 +1,187 @@
+/* Native data path of the Warden agent (agent/postgres/native.py is its Python side).
+ *
+ * One whole round trip of an idle session runs here when every decision it needs is
+ * already cached.  The Python session stays the authority: it registers "tickets" for
+ * statements it has decided (native.QueryTicket, native.ParseTicket), and this extension
+ * only replays what the Python handlers would do with them:
+ *
+ *   client → upstream  a chunk that is exactly one simple Query, or one extended round
+ *                      trip [Parse] Bind [Describe portal] Execute Sync, whose decision,
+ *                      audit fragment and row masks are all in the caches (client.c).
+ *                      Anything else, or a session with responses outstanding, returns 0
+ *                      before changing any state and Python handles the chunk.
+ *   upstream → client  the responses of that round trip (backend.c): DataRows are passed
+ *                      through or masked (masking.c), CommandComplete queues the audit
+ *                      event.  On any message it does not expect (an error, a suspended
+ *                      portal, a changed result shape…) it hands the rest of the round trip
+ *                      back to Python (bridge.hand_back_*) and Python continues from there.
+ *
+ * So a statement is never decided here, and nothing here can allow what Python would not:
+ * a ticket is used only while its decision is valid under the current engine.
+ *
+ * Everything read or written of Python objects goes through one object, the session's
+ * native.Bridge (see its docstring for the contract), checked at construction by
+ * FASTPATH_ABI_VERSION: a bridge of another version is refused and the session runs the
+ * pure-Python path.
+ */
+#ifndef WARDEN_FASTPATH_H
+#define WARDEN_FASTPATH_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+/* Bump with every change to what this extension reads or writes through the bridge, and
+ * ABI_VERSION in agent/postgres/native.py with it. */
+#define FASTPATH_ABI_VERSION 1
+
+/* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
+enum {
+    /* frontend */
+    MSG_BIND = 'B',
+    MSG_DESCRIBE = 'D',
+    MSG_EXECUTE = 'E',
+    MSG_PARSE = 'P',
+    MSG_QUERY = 'Q',
+    MSG_SYNC = 'S',
+};
+enum {
+    /* backend */
+    MSG_PARSE_COMPLETE = '1',
+    MSG_BIND_COMPLETE = '2',
+    MSG_NOTIFICATION = 'A',
+    MSG_COMMAND_COMPLETE = 'C',
+    MSG_DATA_ROW = 'D',
+    MSG_NO_DATA = 'n',
+    MSG_PARAMETER_DESCRIPTION = 't',
+    MSG_ROW_DESCRIPTION = 'T',
+    MSG_READY_FOR_QUERY = 'Z',
+};
+
+static inline int32_t be32(const unsigned char *p) {
+    return (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
+                     (uint32_t)p[3]);
+}
+
+static inline int16_t be16(const unsigned char *p) {
+    return (int16_t)(((uint16_t)p[0] << 8) | (uint16_t)p[1]);
+}
+
+/* ------------------------------------------------------------------ output (masking.c) */
+
+typedef struct {
+    const char *ptr;
+    Py_ssize_t len;
+} Segment;
+
+/* Bytes to write, gathered as segments of the input and of replacement objects. */
+typedef struct {
+    Segment *items;
+    PyObject **keep;
+    Py_ssize_t count, capacity, total;
+} Output;
+
+int output_add(Output *out, const char *ptr, Py_ssize_t len, PyObject *keep);
+void output_free(Output *out);
+
+/* ------------------------------------------------------------------ masking (masking.c) */
+
+/* One compiled row mask: the masked columns in order, with their method. */
+typedef struct {
+    Py_ssize_t index;
+    int code; /* M_*, or -1: NULL (binary cell, or the method does not fit the type) */
+    long param;
+    int has_param;
+    PyObject *spec; /* (method, param, type oid, binary) for the Python methods */
+} CellMask;
+
+typedef struct {
+    PyObject *source; /* the row_mask list this was compiled from (strong ref) */
+    CellMask *cells;
+    Py_ssize_t count;
+} CompiledMask;
+
+void compiled_clear(CompiledMask *compiled);
+int compile_mask(CompiledMask *compiled, PyObject *row_mask);
+PyObject *mask_data_row(CompiledMask *compiled, const unsigned char *payload, Py_ssize_t len,
+                        PyObject *python_mask, PyObject *key);
+PyObject *module_mask_row(PyObject *module, PyObject *args);
+
+/* ------------------------------------------------------------------ audit (events.c) */
+
+PyObject *encode_events(PyObject *module, PyObject *args);
+
+/* ------------------------------------------------------------------ round trips */
+
+enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
+/* Expected responses of an extended round trip, in order (the letters native.py's
+ * hand_back_extended reads). */
+enum { R_PARSE = 'P', R_OWN_DESCRIBE = 'd', R_BIND = 'B', R_DESCRIBE = 'D', R_EXECUTE = 'E',
+       R_SYNC = 'S' };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *bridge;
+    /* Read from the bridge once, at construction (the session never rebinds them). */
+    PyObject *upstream_sink, *client_sink;
+    PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
+    PyObject *hand_back_simple, *hand_back_extended, *stats, *buckets, *audit_wakeup;
+    PyObject *client_python, *backend_python, *client_rest, *backend_rest;
+    PyObject *client_failed, *backend_failed;
+    PyObject *mask_value, *masking_key; /* masking.mask_wire_value and its key (hash) */
+    Py_ssize_t batch_size;
+    /* The tickets, owned here (native.py registers them through q_tickets/p_tickets). */
+    PyObject *q_tickets, *p_tickets;
+    CompiledMask compiled;
+    /* the round trip in flight */
+    int mode;
+    char entries[8];
+    int n_entries, head;
+    int q_stage; /* SIMPLE: 0 before RowDescription, 1 in rows, 2 after CommandComplete */
+    PyObject *decision, *fragment, *action, *prepared, *formats, *portal;
+    PyObject *row_mask;  /* armed for the current result set, or NULL */
+    PyObject *exec_mask; /* the Execute's masks, armed when it becomes the head */
+    double started;
+    long long handled_client, handled_backend, resumed;
+} FastPath;
+
+extern PyTypeObject FastPathType;
+
+/* Attribute names, interned once (roundtrip.c): of the bridge (live values), of the
+ * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */
+extern PyObject *s_idle, *s_client_waiting, *s_backend_waiting, *s_generation,
+    *s_origin_masks_current, *s_valid_until, *s_action, *s_decision, *s_described, *s_masks,
+    *s_by_decision, *s_bucket_counts, *s_seconds_total, *s_native_statements,
+    *s_native_handbacks, *s_write, *s_allow, *s_mask, *s_zero;
+int intern_names(void);
+
+double monotonic_now(void);
+double wall_now(void);
+int attr_true(PyObject *obj, PyObject *name);
+int attr_is(PyObject *obj, PyObject *name, PyObject *target);
+int attr_equals(PyObject *obj, PyObject *name, PyObject *target);
+int still_valid(PyObject *decision, double now);
+PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action);
+int passing_action(PyObject *action, int *masked);
+int session_idle(FastPath *self);
+PyObject *active_masks(PyObject *specs);
+int write_to(PyObject *sink, PyObject *data);
+int observe(FastPath *self, double seconds);
+void clear_flight(FastPath *self);
+int resume_in_python(FastPath *self);
+
+PyObject *FastPath_client(FastPath *self, PyObject *data);  /* client.c */
+PyObject *FastPath_backend(FastPath *self, PyObject *data); /* backend.c */
+
+/* Methods of a FastPath whose __init__ did not run (or failed) raise instead of crashing. */
+#define REQUIRE_INIT(self)                                                        \
+    do {                                                                          \
+        if ((self)->bridge == NULL || (self)->expect == NULL) {                   \
+            PyErr_SetString(PyExc_RuntimeError, "FastPath is not initialized"); \
+            return NULL;                                                          \
+        }                                                                         \
+    } while (0)
+
+#endif

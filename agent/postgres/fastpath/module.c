@@ -1,0 +1,34 @@
+/* The extension module agent.postgres._fastpath: FastPath (roundtrip.c, client.c,
+ * backend.c), mask_row (masking.c) and encode_events (events.c). */
+#include "fastpath.h"
+
+static PyMethodDef module_methods[] = {
+    {"mask_row", module_mask_row, METH_VARARGS,
+     "mask_row(payload, row_mask, python_mask, key) -> the masked DataRow message."},
+    {"encode_events", encode_events, METH_VARARGS,
+     "encode_events(queued, first_seq) -> (fragments, events JSON) for an audit batch."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef fastpath_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "agent.postgres._fastpath",
+    .m_doc = "Native data path of the Warden agent (see agent/postgres/fastpath/fastpath.h).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    if (intern_names() < 0) return NULL;
+    if (PyType_Ready(&FastPathType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&fastpath_module);
+    if (module == NULL) return NULL;
+    /* native.py compares it with its own before using FastPath (and FastPath(bridge) with
+     * the bridge's). */
+    if (PyModule_AddIntConstant(module, "ABI_VERSION", FASTPATH_ABI_VERSION) < 0 ||
+        PyModule_AddObjectRef(module, "FastPath", (PyObject *)&FastPathType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

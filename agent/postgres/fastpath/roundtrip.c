@@ -1,0 +1,471 @@
+/* The FastPath object of one session: built from its native.Bridge, it owns the tickets
+ * and the round trip in flight, and is the relays' data_received (native first, Python for
+ * the rest). */
+#include "fastpath.h"
+
+PyObject *s_idle, *s_client_waiting, *s_backend_waiting, *s_generation, *s_origin_masks_current,
+    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_by_decision,
+    *s_bucket_counts, *s_seconds_total, *s_native_statements, *s_native_handbacks, *s_write,
+    *s_allow, *s_mask, *s_zero;
+
+int intern_names(void) {
+#define INTERN(var, text)                                  \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) \
+        return -1;
+    INTERN(s_idle, "idle");
+    INTERN(s_client_waiting, "client_waiting");
+    INTERN(s_backend_waiting, "backend_waiting");
+    INTERN(s_generation, "generation");
+    INTERN(s_origin_masks_current, "origin_masks_current");
+    INTERN(s_valid_until, "valid_until");
+    INTERN(s_action, "action");
+    INTERN(s_decision, "decision");
+    INTERN(s_described, "described");
+    INTERN(s_masks, "masks");
+    INTERN(s_by_decision, "by_decision");
+    INTERN(s_bucket_counts, "bucket_counts");
+    INTERN(s_seconds_total, "seconds_total");
+    INTERN(s_native_statements, "native_statements");
+    INTERN(s_native_handbacks, "native_handbacks");
+    INTERN(s_write, "write");
+    INTERN(s_allow, "allow");
+    INTERN(s_mask, "mask");
+#undef INTERN
+    return (s_zero = PyLong_FromLong(0)) == NULL ? -1 : 0;
+}
+
+double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ------------------------------------------------------------------ object lifecycle */
+
+void clear_flight(FastPath *self) {
+    self->mode = IDLE;
+    self->n_entries = self->head = self->q_stage = 0;
+    Py_CLEAR(self->decision);
+    Py_CLEAR(self->fragment);
+    Py_CLEAR(self->action);
+    Py_CLEAR(self->prepared);
+    Py_CLEAR(self->formats);
+    Py_CLEAR(self->portal);
+    Py_CLEAR(self->row_mask);
+    Py_CLEAR(self->exec_mask);
+}
+
+/* Every object reference a FastPath holds, for traverse and clear. */
+#define FASTPATH_REFERENCES(X)                                                          \
+    X(bridge) X(upstream_sink) X(client_sink) X(expect) X(statements) X(portals)       \
+    X(origin_masks) X(audit_fragments) X(audit_queue) X(hand_back_simple)              \
+    X(hand_back_extended) X(stats) X(buckets) X(audit_wakeup) X(client_python)         \
+    X(backend_python) X(client_rest) X(backend_rest) X(client_failed) X(backend_failed) \
+    X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)
+
+static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
+#define VISIT(field) Py_VISIT(self->field);
+    FASTPATH_REFERENCES(VISIT)
+#undef VISIT
+    Py_VISIT(self->compiled.source);
+    Py_VISIT(self->decision);
+    Py_VISIT(self->fragment);
+    Py_VISIT(self->action);
+    Py_VISIT(self->prepared);
+    Py_VISIT(self->formats);
+    Py_VISIT(self->portal);
+    Py_VISIT(self->row_mask);
+    Py_VISIT(self->exec_mask);
+    return 0;
+}
+
+static int FastPath_clear(FastPath *self) {
+    clear_flight(self);
+#define CLEAR(field) Py_CLEAR(self->field);
+    FASTPATH_REFERENCES(CLEAR)
+#undef CLEAR
+    compiled_clear(&self->compiled);
+    return 0;
+}
+
+static void FastPath_dealloc(FastPath *self) {
+    PyObject_GC_UnTrack(self);
+    FastPath_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* bridge.<name> into *field (a new reference); -1 with an error when it is missing. */
+static int take(PyObject *bridge, const char *name, PyObject **field) {
+    *field = PyObject_GetAttrString(bridge, name);
+    return *field == NULL ? -1 : 0;
+}
+
+/* FastPath(bridge): refuses a bridge of another ABI version (RuntimeError) before reading
+ * anything else of it. */
+static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"bridge", NULL};
+    PyObject *bridge;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &bridge)) return -1;
+    PyObject *version = PyObject_GetAttrString(bridge, "abi_version");
+    if (version == NULL) return -1;
+    long abi = PyLong_AsLong(version);
+    Py_DECREF(version);
+    if (abi == -1 && PyErr_Occurred()) return -1;
+    if (abi != FASTPATH_ABI_VERSION) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "the native data path speaks bridge ABI %d, the agent's bridge is %ld",
+                     FASTPATH_ABI_VERSION, abi);
+        return -1;
+    }
+    FastPath_clear(self);
+    self->bridge = Py_NewRef(bridge);
+    PyObject *batch_size = NULL;
+    if (take(bridge, "upstream_sink", &self->upstream_sink) < 0 ||
+        take(bridge, "client_sink", &self->client_sink) < 0 ||
+        take(bridge, "expect", &self->expect) < 0 ||
+        take(bridge, "statements", &self->statements) < 0 ||
+        take(bridge, "portals", &self->portals) < 0 ||
+        take(bridge, "origin_masks", &self->origin_masks) < 0 ||
+        take(bridge, "audit_fragments", &self->audit_fragments) < 0 ||
+        take(bridge, "audit_queue", &self->audit_queue) < 0 ||
+        take(bridge, "audit_wakeup", &self->audit_wakeup) < 0 ||
+        take(bridge, "hand_back_simple", &self->hand_back_simple) < 0 ||
+        take(bridge, "hand_back_extended", &self->hand_back_extended) < 0 ||
+        take(bridge, "stats", &self->stats) < 0 ||
+        take(bridge, "latency_buckets", &self->buckets) < 0 ||
+        take(bridge, "client_python", &self->client_python) < 0 ||
+        take(bridge, "backend_python", &self->backend_python) < 0 ||
+        take(bridge, "client_rest", &self->client_rest) < 0 ||
+        take(bridge, "backend_rest", &self->backend_rest) < 0 ||
+        take(bridge, "client_failed", &self->client_failed) < 0 ||
+        take(bridge, "backend_failed", &self->backend_failed) < 0 ||
+        take(bridge, "mask_value", &self->mask_value) < 0 ||
+        take(bridge, "masking_key", &self->masking_key) < 0 ||
+        take(bridge, "batch_size", &batch_size) < 0)
+        goto fail;
+    self->batch_size = PyLong_AsSsize_t(batch_size);
+    Py_DECREF(batch_size);
+    if (self->batch_size == -1 && PyErr_Occurred()) goto fail;
+    if (self->batch_size < 1) {
+        PyErr_SetString(PyExc_ValueError, "batch_size must be at least 1");
+        goto fail;
+    }
+    if (!PyDict_Check(self->statements) || !PyDict_Check(self->portals) ||
+        !PyDict_Check(self->origin_masks) || !PyDict_Check(self->audit_fragments) ||
+        !PyList_Check(self->audit_queue) || !PyTuple_Check(self->buckets)) {
+        PyErr_SetString(PyExc_TypeError, "the bridge's caches are dicts, its queue a list");
+        goto fail;
+    }
+    self->q_tickets = PyDict_New();
+    self->p_tickets = PyDict_New();
+    if (self->q_tickets == NULL || self->p_tickets == NULL) goto fail;
+    return 0;
+fail:
+    FastPath_clear(self); /* a half-built FastPath stays uninitialized (REQUIRE_INIT) */
+    return -1;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* 1 when obj.attr is truthy, 0 when not, -1 on error. */
+int attr_true(PyObject *obj, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* 1 when decision.valid_until > now, 0 when not, -1 on error. */
+int still_valid(PyObject *decision, double now) {
+    PyObject *value = PyObject_GetAttr(decision, s_valid_until);
+    if (value == NULL) return -1;
+    double until = PyFloat_AsDouble(value);
+    Py_DECREF(value);
+    if (until == -1.0 && PyErr_Occurred()) return -1;
+    return until > now;
+}
+
+/* 1 when obj.attr is target (identity), 0 when not, -1 on error. */
+int attr_is(PyObject *obj, PyObject *name, PyObject *target) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int same = value == target;
+    Py_DECREF(value);
+    return same;
+}
+
+/* 1 when obj.attr == target, 0 when not, -1 on error. */
+int attr_equals(PyObject *obj, PyObject *name, PyObject *target) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int same = PyObject_RichCompareBool(value, target, Py_EQ);
+    Py_DECREF(value);
+    return same;
+}
+
+/* The audit fragment the session's AuditTrail cached for (decision, index 0, action), new ref or
+ * NULL (without an error) when it is not cached. */
+PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) {
+    PyObject *id = PyLong_FromVoidPtr(decision);
+    PyObject *key = id ? PyTuple_Pack(3, id, s_zero, action) : NULL;
+    Py_XDECREF(id);
+    PyObject *found = key ? PyDict_GetItemWithError(self->audit_fragments, key) : NULL;
+    Py_XDECREF(key);
+    if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
+        PyTuple_GET_ITEM(found, 0) != decision)
+        return NULL;
+    return Py_NewRef(PyTuple_GET_ITEM(found, 1));
+}
+
+/* 1 when the action is allow or mask (sets *masked), 0 otherwise, -1 on error. */
+int passing_action(PyObject *action, int *masked) {
+    if (!PyUnicode_Check(action)) return 0;
+    if (PyUnicode_Compare(action, s_allow) == 0) {
+        *masked = 0;
+        return 1;
+    }
+    if (PyUnicode_Compare(action, s_mask) == 0) {
+        *masked = 1;
+        return 1;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* A session with nothing outstanding, nothing being discarded and no relay mid-chunk. */
+int session_idle(FastPath *self) {
+    Py_ssize_t pending = PyObject_Length(self->expect);
+    if (pending != 0) return pending < 0 ? -1 : 0;
+    return attr_true(self->bridge, s_idle);
+}
+
+/* Only active (index, spec) pairs of a per-column mask list, as agent.postgres.masks.active_masks. */
+PyObject *active_masks(PyObject *specs) {
+    if (specs == Py_None || !PyList_Check(specs)) Py_RETURN_NONE;
+    PyObject *active = PyList_New(0);
+    if (active == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(specs); i++) {
+        PyObject *spec = PyList_GET_ITEM(specs, i);
+        if (spec == Py_None) continue;
+        PyObject *index = PyLong_FromSsize_t(i);
+        PyObject *pair = index ? PyTuple_Pack(2, index, spec) : NULL;
+        Py_XDECREF(index);
+        if (pair == NULL || PyList_Append(active, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(active);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    if (PyList_GET_SIZE(active) == 0) {
+        Py_DECREF(active);
+        Py_RETURN_NONE;
+    }
+    return active;
+}
+
+int write_to(PyObject *sink, PyObject *data) {
+    PyObject *result = PyObject_CallMethodOneArg(sink, s_write, data);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+/* obj.name += delta for an int attribute. */
+static int add_to_attr(PyObject *obj, PyObject *name, long delta) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    long current = PyLong_AsLong(value);
+    Py_DECREF(value);
+    if (current == -1 && PyErr_Occurred()) return -1;
+    PyObject *updated = PyLong_FromLong(current + delta);
+    if (updated == NULL) return -1;
+    int rc = PyObject_SetAttr(obj, name, updated);
+    Py_DECREF(updated);
+    return rc;
+}
+
+/* agent.metrics.StatementStats.observe(action, seconds), and one native statement. */
+int observe(FastPath *self, double seconds) {
+    PyObject *by_decision = PyObject_GetAttr(self->stats, s_by_decision);
+    if (by_decision == NULL) return -1;
+    PyObject *count = PyDict_GetItemWithError(by_decision, self->action);
+    long current = count ? PyLong_AsLong(count) : 0;
+    PyObject *updated = (PyErr_Occurred()) ? NULL : PyLong_FromLong(current + 1);
+    int failed = updated == NULL || PyDict_SetItem(by_decision, self->action, updated) < 0;
+    Py_XDECREF(updated);
+    Py_DECREF(by_decision);
+    if (failed) return -1;
+    /* bisect_left: the first bucket bound >= seconds, else the +Inf slot */
+    Py_ssize_t slot = 0, bounds = PyTuple_GET_SIZE(self->buckets);
+    while (slot < bounds && PyFloat_AsDouble(PyTuple_GET_ITEM(self->buckets, slot)) < seconds)
+        slot++;
+    PyObject *counts = PyObject_GetAttr(self->stats, s_bucket_counts);
+    if (counts == NULL) return -1;
+    failed = !PyList_Check(counts) || PyList_GET_SIZE(counts) <= slot;
+    if (!failed) {
+        long bucket = PyLong_AsLong(PyList_GET_ITEM(counts, slot));
+        PyObject *next = bucket == -1 && PyErr_Occurred() ? NULL : PyLong_FromLong(bucket + 1);
+        failed = next == NULL || PyList_SetItem(counts, slot, next) < 0; /* steals next */
+    } else {
+        PyErr_SetString(PyExc_TypeError, "StatementStats.bucket_counts is too short");
+    }
+    Py_DECREF(counts);
+    if (failed) return -1;
+    PyObject *total = PyObject_GetAttr(self->stats, s_seconds_total);
+    if (total == NULL) return -1;
+    double sum = PyFloat_AsDouble(total);
+    Py_DECREF(total);
+    if (sum == -1.0 && PyErr_Occurred()) return -1;
+    PyObject *new_total = PyFloat_FromDouble(sum + seconds);
+    if (new_total == NULL) return -1;
+    failed = PyObject_SetAttr(self->stats, s_seconds_total, new_total) < 0;
+    Py_DECREF(new_total);
+    if (failed) return -1;
+    return add_to_attr(self->stats, s_native_statements, 1);
+}
+
+/* Hand the round trip in flight back to Python: bridge.hand_back_simple(decision, started,
+ * stage, row_mask) or bridge.hand_back_extended(remaining, prepared, decision, formats,
+ * started, row_mask, portal), which queue the entries the Python path would hold now. */
+int resume_in_python(FastPath *self) {
+    if (self->mode == IDLE) return 0;
+    PyObject *row_mask = self->row_mask ? self->row_mask : Py_None, *result;
+    if (self->mode == SIMPLE) {
+        result = PyObject_CallFunction(self->hand_back_simple, "OdiO", self->decision,
+                                       self->started, self->q_stage, row_mask);
+    } else {
+        PyObject *remaining = PyUnicode_FromStringAndSize(self->entries + self->head,
+                                                          self->n_entries - self->head);
+        result = remaining == NULL
+                     ? NULL
+                     : PyObject_CallFunction(self->hand_back_extended, "NOOOdOO", remaining,
+                                             self->prepared, self->decision, self->formats,
+                                             self->started, row_mask, self->portal);
+    }
+    clear_flight(self);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    self->resumed++;
+    return add_to_attr(self->stats, s_native_handbacks, 1);
+}
+
+/* data_received of a relay: the native path first, Python for the rest (or for a relay
+ * that holds buffered bytes or waits on a slow handler).  Errors end the session like the
+ * Python relay's: bridge.client_failed / backend_failed(exc). */
+static PyObject *received(FastPath *self, PyObject *data, int backend) {
+    REQUIRE_INIT(self);
+    int waiting = attr_true(self->bridge, backend ? s_backend_waiting : s_client_waiting);
+    if (waiting < 0) goto error;
+    if (waiting || !PyBytes_Check(data))
+        return PyObject_CallOneArg(backend ? self->backend_python : self->client_python, data);
+    PyObject *consumed = backend ? FastPath_backend(self, data) : FastPath_client(self, data);
+    if (consumed == NULL) goto error;
+    Py_ssize_t count = PyLong_AsSsize_t(consumed);
+    Py_DECREF(consumed);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (count == size) Py_RETURN_NONE;
+    PyObject *rest = count == 0 ? Py_NewRef(data)
+                                : PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + count,
+                                                            size - count);
+    if (rest == NULL) goto error;
+    PyObject *result =
+        PyObject_CallOneArg(backend ? self->backend_rest : self->client_rest, rest);
+    Py_DECREF(rest);
+    return result;
+error:;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) PyException_SetTraceback(value, traceback);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    if (value == NULL) Py_RETURN_NONE;
+    PyObject *finished =
+        PyObject_CallOneArg(backend ? self->backend_failed : self->client_failed, value);
+    Py_DECREF(value);
+    return finished;
+}
+
+static PyObject *FastPath_client_received(FastPath *self, PyObject *data) {
+    return received(self, data, 0);
+}
+
+static PyObject *FastPath_backend_received(FastPath *self, PyObject *data) {
+    return received(self, data, 1);
+}
+
+static PyObject *FastPath_forget(FastPath *self, PyObject *Py_UNUSED(ignored)) {
+    REQUIRE_INIT(self);
+    PyDict_Clear(self->q_tickets);
+    PyDict_Clear(self->p_tickets);
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_resume(FastPath *self, PyObject *Py_UNUSED(ignored)) {
+    REQUIRE_INIT(self);
+    if (resume_in_python(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *FastPath_get_inflight(FastPath *self, void *closure) {
+    return PyBool_FromLong(self->mode != IDLE);
+}
+
+static PyObject *FastPath_get_stats(FastPath *self, void *closure) {
+    return Py_BuildValue("{sLsLsL}", "client", self->handled_client, "backend",
+                         self->handled_backend, "resumed", self->resumed);
+}
+
+static PyObject *FastPath_get_q_tickets(FastPath *self, void *closure) {
+    REQUIRE_INIT(self);
+    return Py_NewRef(self->q_tickets);
+}
+
+static PyObject *FastPath_get_p_tickets(FastPath *self, void *closure) {
+    REQUIRE_INIT(self);
+    return Py_NewRef(self->p_tickets);
+}
+
+static PyMethodDef FastPath_methods[] = {
+    {"client", (PyCFunction)FastPath_client, METH_O,
+     "Handle a client chunk natively when possible; returns the bytes consumed (0 or all)."},
+    {"backend", (PyCFunction)FastPath_backend, METH_O,
+     "Handle upstream bytes of the round trip in flight; returns the bytes consumed."},
+    {"client_received", (PyCFunction)FastPath_client_received, METH_O,
+     "data_received of the client relay (native path first)."},
+    {"backend_received", (PyCFunction)FastPath_backend_received, METH_O,
+     "data_received of the upstream relay (native path first)."},
+    {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Drop every ticket."},
+    {"resume", (PyCFunction)FastPath_resume, METH_NOARGS,
+     "Hand the round trip in flight back to Python."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef FastPath_getset[] = {
+    {"inflight", (getter)FastPath_get_inflight, NULL, "A native round trip is in flight.", NULL},
+    {"stats", (getter)FastPath_get_stats, NULL, "Chunks handled natively, hand-backs.", NULL},
+    {"q_tickets", (getter)FastPath_get_q_tickets, NULL, "Simple-query tickets.", NULL},
+    {"p_tickets", (getter)FastPath_get_p_tickets, NULL, "Parse tickets.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agent.postgres._fastpath.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "FastPath(bridge): the native data path of one session (agent/postgres/native.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_traverse = (traverseproc)FastPath_traverse,
+    .tp_clear = (inquiry)FastPath_clear,
+    .tp_methods = FastPath_methods,
+    .tp_getset = FastPath_getset,
+};

@@ -1,0 +1,36 @@
+"""PostgreSQL v3 protocol message types: the type byte of each message the agent reads.
+
+Frontend and backend messages share letters ('E' is Execute from a client and
+ErrorResponse from a server), so each constant says which direction it belongs to.
+"""
+
+# Frontend (client → server)
+BIND = ord("B")
+CLOSE = ord("C")
+COPY_DONE = ord("c")
+COPY_FAIL = ord("f")
+DESCRIBE = ord("D")
+EXECUTE = ord("E")
+FUNCTION_CALL = ord("F")
+PARSE = ord("P")
+PASSWORD = ord("p")
+QUERY = ord("Q")
+SYNC = ord("S")
+TERMINATE = ord("X")
+
+# Backend (server → client)
+BIND_COMPLETE = ord("2")
+CLOSE_COMPLETE = ord("3")
+COMMAND_COMPLETE = ord("C")
+COPY_IN_RESPONSE = ord("G")
+DATA_ROW = ord("D")
+EMPTY_QUERY_RESPONSE = ord("I")
+ERROR_RESPONSE = ord("E")
+NO_DATA = ord("n")
+NOTICE_RESPONSE = ord("N")
+PARAMETER_DESCRIPTION = ord("t")
+PARAMETER_STATUS = ord("S")
+PARSE_COMPLETE = ord("1")
+PORTAL_SUSPENDED = ord("s")
+READY_FOR_QUERY = ord("Z")
+ROW_DESCRIPTION = ord("T")

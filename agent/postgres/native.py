@@ -1,0 +1,263 @@
+"""The native data path (agent/postgres/fastpath/, the extension ``_fastpath``): round trips
+whose decisions are all cached run in C, from tickets this module registers; anything else
+is handed back to the Python handlers with the state they would hold at that point.
+
+This module owns everything the extension may touch: ``Bridge`` is the one object the C
+code reads Python state from, ``QueryTicket`` and ``ParseTicket`` are what it replays, and
+``ABI_VERSION`` is checked against the extension's before it is used (a mismatch logs and
+keeps the pure-Python path; it never runs a different contract).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from types import ModuleType
+from typing import NamedTuple
+
+from agent import masking
+from agent.audit import BATCH_SIZE
+from agent.decision import MASK, Decision
+from agent.metrics import LATENCY_BUCKETS, StatementStats
+from agent.postgres.audit_trail import AuditTrail
+from agent.postgres.normalize import template_key
+from agent.postgres.relay import Relay
+from agent.postgres.state import ABSENT, Pending, Prepared, RowMask
+
+log = logging.getLogger("agent.native")
+
+# The contract below (Bridge's fields, the tickets' shapes, the hand-back calls); the
+# extension's FASTPATH_ABI_VERSION (fastpath/fastpath.h) must be the same number.
+ABI_VERSION = 1
+_MAX_TICKETS = 1000
+
+
+def load_extension(expected: int = ABI_VERSION) -> ModuleType | None:
+    """The built extension when it speaks ``expected``, else None (logged when it is built
+    for another version: rebuild it)."""
+    try:
+        from agent.postgres import _fastpath
+    except ImportError:
+        return None
+    built = getattr(_fastpath, "ABI_VERSION", None)
+    if built != expected:
+        log.warning(
+            "the native data path is built for bridge ABI %s but the agent speaks %s; using "
+            "the pure-Python path (rebuild it: python setup.py build_ext --inplace)",
+            built,
+            expected,
+        )
+        return None
+    return _fastpath
+
+
+_fastpath = load_extension()
+
+
+def native_path_available() -> bool:
+    """Whether the native data path extension is built, importable and of this ABI."""
+    return _fastpath is not None
+
+
+class QueryTicket(NamedTuple):
+    """A simple Query the native path may run: a text whose template (digits read as 0) is
+    the ticket's key and whose bytes match ``fixed`` ((start, end, bytes) pieces around the
+    integer constants) runs under ``decision`` while ``generation`` is the agent's."""
+
+    fixed: tuple[tuple[int, int, bytes], ...]
+    decision: Decision
+    generation: int
+
+
+class ParseTicket(NamedTuple):
+    """A Parse of the unnamed statement (its exact payload is the key) the native path may
+    run with ``prepared``; ``describe``: the agent Describes it (masked results)."""
+
+    name: str
+    prepared: Prepared
+    decision: Decision
+    generation: int
+    describe: bool
+
+
+class Bridge:
+    """The one object the native data path reads Python state from.
+
+    Read once, when ``FastPath(bridge)`` is built (never rebound afterwards):
+    ``abi_version``; the session's ``expect`` deque and ``statements``, ``portals``,
+    ``origin_masks``, ``audit_fragments`` dicts (the extension adds statements and portals
+    like the Python fast path does); ``audit_queue`` (the shipper's list it appends events
+    to), ``audit_wakeup`` and ``batch_size``; ``stats`` (agent.metrics.StatementStats, whose
+    fields it updates as ``observe`` does) and ``latency_buckets``; ``mask_value`` and
+    ``masking_key`` (cells it cannot mask itself); the transports ``upstream_sink`` and
+    ``client_sink``; ``hand_back_simple`` / ``hand_back_extended`` (a round trip goes back
+    to Python); ``client_python`` / ``backend_python`` (a relay's Python data_received),
+    ``client_rest`` / ``backend_rest`` (what is left of a chunk), ``client_failed`` /
+    ``backend_failed`` (an error ends the session).
+
+    Read per round trip (properties): ``idle``, ``client_waiting``, ``backend_waiting``,
+    ``generation`` and ``origin_masks_current``.  Of the objects tickets carry it reads
+    ``Decision.action`` and ``.valid_until``, ``Prepared.decision``, ``.described``,
+    ``.masks`` and ``.generation``.
+    """
+
+    abi_version = ABI_VERSION
+    batch_size = BATCH_SIZE
+    latency_buckets = LATENCY_BUCKETS
+
+    def __init__(self, session: NativePath, to_upstream: Relay, to_client: Relay) -> None:
+        agent = session.agent
+        self._session, self._agent = session, agent
+        self._to_upstream, self._to_client = to_upstream, to_client
+        self.expect: deque[Pending] = session.expect
+        self.statements = session.statements
+        self.portals = session.portals
+        self.origin_masks = session._origin_masks
+        self.audit_fragments = session._audit_fragments
+        self.audit_queue = agent.audit.queued
+        self.audit_wakeup = agent.audit.wake
+        self.stats: StatementStats = agent.metrics.statements
+        self.mask_value = masking.mask_wire_value
+        self.masking_key = agent.config.masking_key
+        self.upstream_sink = to_upstream.sink
+        self.client_sink = to_client.sink
+        self.hand_back_simple = session.hand_back_simple
+        self.hand_back_extended = session.hand_back_extended
+        # The relays' own data_received, before the extension's replaces them.
+        self.client_python = to_upstream.data_received
+        self.backend_python = to_client.data_received
+        self.client_rest = to_upstream.process_safely
+        self.backend_rest = to_client.process_safely
+        self.client_failed = to_upstream.finish
+        self.backend_failed = to_client.finish
+
+    @property
+    def idle(self) -> bool:
+        """Nothing outstanding, nothing discarded, no relay waiting on a slow handler."""
+        return not (
+            self.expect
+            or self._session.discarding
+            or self._to_upstream.busy
+            or self._to_client.busy
+        )
+
+    @property
+    def client_waiting(self) -> bool:
+        """The client relay holds bytes or waits on a slow handler: Python goes first."""
+        return bool(self._to_upstream.buffer) or self._to_upstream.busy
+
+    @property
+    def backend_waiting(self) -> bool:
+        return bool(self._to_client.buffer) or self._to_client.busy
+
+    @property
+    def generation(self) -> int:
+        """Bumped by a new bundle or DDL: tickets of an older generation are not used."""
+        return int(self._agent.generation)
+
+    @property
+    def origin_masks_current(self) -> bool:
+        """``origin_masks`` were computed under the engine in force."""
+        return bool(self._session._origin_engine is self._agent.engine)
+
+
+class NativePath(AuditTrail):
+    """Hands round trips to the native data path and takes them back."""
+
+    def attach_fast_path(self, to_upstream: Relay, to_client: Relay) -> None:
+        """Let the native data path handle round trips whose decisions are all cached."""
+        if _fastpath is None or not self.agent.config.native:
+            return
+        try:
+            self.fast = _fastpath.FastPath(Bridge(self, to_upstream, to_client))
+        except RuntimeError as exc:  # another bridge ABI: never run a different contract
+            log.warning("native data path not used: %s", exc)
+            return
+        to_upstream.fast = self.fast.client
+        to_client.fast = self.fast.backend
+        # The transports call these directly: no Python frame per chunk.
+        to_upstream.data_received = self.fast.client_received  # type: ignore[method-assign]
+        to_client.data_received = self.fast.backend_received  # type: ignore[method-assign]
+
+    def hand_back_simple(
+        self, decision: Decision, started: float, stage: int, row_mask: RowMask | None
+    ) -> None:
+        """The native path hands back a simple Query: ``stage`` 2 means its CommandComplete
+        (and audit event) came already."""
+        entry = Pending("Q", decision=decision, started=started)
+        entry.statement_index = 1 if stage == 2 else 0
+        self.expect.append(entry)
+        self.row_mask = row_mask
+
+    def hand_back_extended(
+        self,
+        remaining: str,
+        prepared: Prepared,
+        decision: Decision,
+        formats: tuple[int, ...],
+        started: float,
+        row_mask: RowMask | None,
+        portal: str,
+    ) -> None:
+        """The native path hands back the rest of an extended round trip: the Pending
+        entries the Python path would hold at this point (``remaining``: P d B D E S, with d
+        the agent's own Describe), and the armed row masks."""
+        if "d" in remaining:
+            prepared = self._fresh_statement(prepared, decision, formats, portal)
+        for kind in remaining:
+            if kind == "E":
+                entry = Pending("E", prepared, decision, formats, started)
+            elif kind == "d":
+                entry = Pending("DS", prepared)
+            elif kind == "P":  # the native path handles the unnamed statement only
+                entry = Pending("P", undo=(self.statements, "", ABSENT))
+            elif kind == "B":  # and the unnamed portal
+                entry = Pending("B", undo=(self.portals, "", ABSENT))
+            else:
+                entry = Pending(kind)
+            self.expect.append(entry)
+        self.row_mask = row_mask
+
+    def _fresh_statement(
+        self, prepared: Prepared, decision: Decision, formats: tuple[int, ...], portal: str
+    ) -> Prepared:
+        """The agent's own Describe answered with a new shape (or not yet): a fresh statement
+        learns it, so the shared one's cached masks are never applied to it."""
+        fresh = Prepared(prepared.sql, decision, generation=prepared.generation)
+        for name, known in list(self.statements.items()):
+            if known is prepared:
+                self.statements[name] = fresh
+        self.portals[portal] = (fresh, formats)
+        tickets = self.fast.p_tickets
+        for key in [k for k, t in tickets.items() if t.prepared is prepared]:
+            del tickets[key]
+        return fresh
+
+    def _fast_ticket_query(self, text: str, decision: Decision) -> None:
+        """Let the native path replay this simple-protocol decision for texts that
+        normalize the same way (the Normalizer's template), or for this exact text."""
+        if len(decision.statements) > 1 or decision.counted_grants:
+            return
+        raw = text.encode()
+        key = template_key(raw)
+        fixed = self.agent.normalizer.fixed_pieces(raw, key)
+        tickets = self.fast.q_tickets
+        if len(tickets) >= _MAX_TICKETS:
+            tickets.clear()
+        self._fragment(decision, 0, decision.action)
+        tickets[key] = QueryTicket(fixed or ((0, len(raw), raw),), decision, self.agent.generation)
+
+    def _fast_ticket_parse(self, payload: bytes, name: str, prepared: Prepared) -> None:
+        """Let the native path replay this Parse (same bytes) with the same statement.
+        Only the unnamed statement: a named Parse can fail (the name exists) and leave
+        the server's statement in place, which Python undoes (see ``names.undo_refused``)."""
+        decision = prepared.decision
+        if name or len(decision.statements) > 1 or decision.counted_grants:
+            return
+        tickets = self.fast.p_tickets
+        if len(tickets) >= _MAX_TICKETS:
+            tickets.clear()
+        self._fragment(decision, 0, decision.action)
+        tickets[payload] = ParseTicket(
+            name, prepared, decision, self.agent.generation, decision.action == MASK
+        )

@@ -1,0 +1,186 @@
+"""The agent for PostgreSQL clients: decides statements with PostgreSQL's own parser
+(pglast) and the upstream's catalog, and serves each client connection with a ``Session``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pglast
+
+from agent.analysis import DERIVED, OUTPUT, Analysis, ColumnUse
+from agent.decision import DENY, Decision, Identity, PolicyEngine
+from agent.postgres import sql as sqlmod
+from agent.postgres.catalog import Catalog
+from agent.postgres.native import native_path_available
+from agent.postgres.normalize import Normalizer
+from agent.postgres.session import Session
+from agent.postgres.upstream import UpstreamConfig
+from agent.server import Agent, AgentConfig
+
+log = logging.getLogger("agent")
+
+
+class PostgresAgent(Agent):
+    def __init__(self, config: AgentConfig) -> None:
+        if config.upstream is None:
+            config.upstream = UpstreamConfig()
+        super().__init__(config)
+        self.catalog = Catalog(config.upstream)
+        # Pure text to text, so it outlives bundles (the decision cache does not).
+        self.normalizer = Normalizer()
+
+    async def start(self) -> None:
+        await super().start()
+        if self.config.native and not native_path_available():
+            log.warning(
+                "the native data path (agent/postgres/fastpath/) is not built; using the "
+                "pure-Python path. Build it with: python setup.py build_ext --inplace"
+            )
+
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await Session(self, reader, writer).run()
+
+    async def close_protocol(self) -> None:
+        await self.catalog.close()
+
+    def decide_cached(
+        self,
+        identity: Identity | None,
+        text: str,
+        search_path: tuple[str, ...] | None,
+    ) -> Decision | None:
+        """The cached decision for this text, or None (then call ``decide``)."""
+        decisions = self.decisions
+        # A text without literals (e.g. "... WHERE id = $1") is its own normalized form,
+        # so it is found without normalizing; normalize is idempotent, so a text found
+        # this way is a normalized form and its decision is the right one.
+        cached = decisions.get((text, identity, search_path))
+        if cached is None:
+            try:
+                normalized = self.normalizer.normalize(text)
+            except pglast.parser.ParseError:
+                return None
+            cached = decisions.get((normalized, identity, search_path))
+        if cached is not None and cached.valid_until > time.time():
+            return cached
+        return None
+
+    async def decide(
+        self,
+        identity: Identity,
+        text: str,
+        search_path: tuple[str, ...] | None,
+    ) -> Decision:
+        """Decision for one query string; cached by normalized text, identity, search_path
+        and bundle (a new bundle builds a new engine and clears the cache)."""
+        engine = self.engine
+        if engine is None:
+            return Decision(DENY, rule="no_bundle", message="no valid policy bundle loaded")
+        try:
+            normalized = self.normalizer.normalize(text)
+        except pglast.parser.ParseError as exc:
+            return Decision(
+                DENY,
+                rule="unparseable",
+                sqlstate="42601",
+                message=f"statement could not be parsed and was not run: {exc}",
+            )
+        key = (normalized, identity, search_path)
+        cached = self.decisions.get(key)
+        if cached is not None and cached.valid_until > time.time():
+            return cached
+        decision = await self._decide_uncached(engine, identity, text, normalized, search_path)
+        if not decision.has_side_effects:
+            if len(self.decisions) > 20_000:
+                self.decisions.clear()
+            self.decisions[key] = decision
+        return decision
+
+    async def _decide_uncached(
+        self,
+        engine: PolicyEngine,
+        identity: Identity,
+        text: str,
+        normalized: str,
+        search_path: tuple[str, ...] | None,
+    ) -> Decision:
+        try:
+            analysis = sqlmod.analyze(text)
+        except sqlmod.SqlError as exc:
+            return Decision(
+                DENY,
+                rule="unparseable",
+                sqlstate="42601",
+                message=f"statement could not be parsed and was not run: {exc}",
+            )
+        fingerprint = pglast.parser.fingerprint(text)
+        # Every relation, also those named like a bundle table: a view of that name in another
+        # schema (pg_temp first of all) may be what the name resolves to.
+        relations = analysis.relations
+        try:
+            views = await self.catalog.views_among(relations) if relations else {}
+            functions = analysis.functions
+            user_functions = await self.catalog.user_functions(functions) if functions else set()
+            await self._field_notation_calls(analysis)
+        except Exception as exc:
+            log.error("catalog lookup failed: %r", exc)
+            return Decision(
+                DENY,
+                rule="catalog_unavailable",
+                message="policy check could not inspect the database catalog",
+            )
+        for statement in analysis.statements:
+            if statement.functions & user_functions:
+                statement.opaque = True
+        decision = await self.decide_counting_runs(
+            engine,
+            identity,
+            analysis,
+            fingerprint=fingerprint,
+            search_path=search_path,
+            views=views,
+        )
+        decision.fingerprint = fingerprint
+        decision.statement = normalized
+        decision.kinds = [s.kind for s in analysis.statements]
+        decision.copies_in = "copy_from" in decision.kinds
+        for part in ("prepares", "executes", "deallocates", "declares", "fetches", "closes"):
+            names = (getattr(s, part) for s in analysis.statements)
+            setattr(decision, f"sql_{part}", tuple(n for n in names if n is not None))
+        if len(analysis.statements) > 1:
+            try:
+                decision.statements = list(pglast.parser.split(normalized))
+            except pglast.parser.ParseError:
+                decision.statements = [normalized] * len(analysis.statements)
+        else:
+            decision.statements = [normalized]
+        decision.invalidates_catalog = any(
+            s.kind in ("ddl", "create_as") for s in analysis.statements
+        )
+        return decision
+
+    async def _field_notation_calls(self, analysis: Analysis) -> None:
+        """``c.row_to_json`` is ``row_to_json(c)`` when customers has no such column: the
+        whole row flows into it, so it counts as a whole-row use where it stands."""
+        qualified = [
+            (statement, use)
+            for statement in analysis.statements
+            for use in statement.uses
+            if use.qualified and use.column is not None
+        ]
+        if not qualified:
+            return
+        columns = await self.catalog.columns_of({r for _, use in qualified for r in use.candidates})
+        for statement, use in qualified:
+            if any(use.column in columns.get(r, ()) for r in use.candidates):
+                continue
+            context = DERIVED if use.context == OUTPUT else use.context
+            statement.uses.append(ColumnUse(use.candidates, None, context, use.position))
+
+    def invalidate_after_ddl(self) -> None:
+        self.catalog.invalidate()
+        self.forget_decisions()

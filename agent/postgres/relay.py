@@ -1,0 +1,193 @@
+"""One direction of a session after login (client → upstream or upstream → client), driven
+by transport callbacks: splits the byte stream into messages and lets the session's handler
+keep, replace or drop each one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agent.postgres import codec
+from agent.postgres.state import SLOW, SessionState
+
+_UNPACK_INT = struct.Struct("!i").unpack_from
+HIGH_WATER = 1 << 20
+
+# A handler: (message type, the chunk, start of the message, its end) -> replacement bytes
+# (b"" drops it), None (forward it as is), or SLOW (call the async handler instead).
+Step = Callable[[int, bytes, int, int], Any]
+SlowStep = Callable[[int, bytes, int, int], Awaitable[bytes | None]]
+
+
+class Relay(asyncio.Protocol):
+    """One direction of a session after login, driven by transport callbacks.
+
+    ``data_received`` splits messages and runs ``step`` synchronously (no coroutine or
+    future per read).  When ``step`` returns ``SLOW`` that message continues in a task that
+    awaits ``slow``; bytes arriving meanwhile are buffered (reading is paused above
+    ``HIGH_WATER``) and processed afterwards, so order is preserved.  Reading also pauses
+    while the sink's write buffer is above ``HIGH_WATER``.
+    """
+
+    def __init__(
+        self,
+        step: Step,
+        slow: SlowStep,
+        source: asyncio.Transport,
+        sink: asyncio.Transport,
+        stop_kind: int,
+        session: SessionState,
+        reader: asyncio.StreamReader,
+        done: asyncio.Future[BaseException | None],
+    ) -> None:
+        self.step = step
+        self.slow = slow
+        self.source = source
+        self.sink = sink
+        self.stop_kind = stop_kind
+        self.session = session
+        self.reader = reader
+        self.done = done
+        self.peer: Relay | None = None
+        # The native data path for this direction (FastPath.client or .backend), if any.
+        self.fast: Any = None
+        self.buffer = b""
+        self.busy = False
+        self.sink_full = False
+        self.reading = True
+        self.eof = False
+        self.task: asyncio.Task[None] | None = None
+
+    def _update_reading(self) -> None:
+        # While a slow handler runs, incoming bytes are only buffered: bound that buffer.
+        backlog = self.busy and len(self.buffer) > HIGH_WATER
+        want = not (self.sink_full or self.done.done() or backlog)
+        if want != self.reading:
+            self.reading = want
+            with contextlib.suppress(Exception):
+                if want:
+                    self.source.resume_reading()
+                else:
+                    self.source.pause_reading()
+
+    def pause_writing(self) -> None:  # our source transport (the peer's sink) is full
+        if self.peer is not None:
+            self.peer.sink_full = True
+            self.peer._update_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.sink_full = False
+            self.peer._update_reading()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
+
+    def eof_received(self) -> bool:
+        self.reader.feed_eof()  # seen by a held statement waiting for review
+        self.eof = True
+        if not self.busy:
+            self.finish()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reader.feed_eof()
+        self.eof = True
+        if exc is not None or not self.busy:
+            self.finish(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.buffer:
+            data = self.buffer + data
+        if self.busy:
+            self.buffer = data
+            if len(data) > HIGH_WATER:
+                self._update_reading()
+            return
+        self.buffer = b""
+        try:
+            fast = self.fast
+            if fast is not None:
+                consumed = fast(data)
+                if consumed:
+                    if consumed == len(data):
+                        return
+                    data = data[consumed:]
+            self._process(data)
+        except BaseException as exc:
+            self.finish(exc)
+
+    def process_safely(self, data: bytes) -> None:
+        """``_process`` for the native path's leftovers; an error ends the session."""
+        try:
+            self._process(data)
+        except BaseException as exc:
+            self.finish(exc)
+
+    def _process(self, data: bytes) -> None:
+        """Split ``data`` into messages and run ``step`` on each; the one place messages are
+        framed after login.  A trailing partial message waits in ``buffer``."""
+        step = self.step
+        stop_kind = self.stop_kind
+        size = len(data)
+        pos = 0
+        span = 0
+        out: list[bytes] = []
+        while size - pos >= 5:
+            length = _UNPACK_INT(data, pos + 1)[0]
+            if length < 4:
+                raise codec.ProtocolError(f"invalid message length {length}")
+            end = pos + 1 + length
+            if end > size:
+                break
+            kind = data[pos]
+            stop = kind == stop_kind and not self.session.discarding
+            replacement = step(kind, data, pos, end)
+            if replacement is not None:
+                if replacement is SLOW:
+                    out.append(data[span:pos])
+                    self.sink.write(b"".join(out))
+                    self.busy = True
+                    self.task = asyncio.ensure_future(self._continue(data, pos, end, stop))
+                    return
+                out.append(data[span:pos])
+                out.append(replacement)
+                span = end
+            if stop:
+                out.append(data[span:end])
+                self.sink.write(b"".join(out))
+                self.finish()
+                return
+            pos = end
+        if out:
+            out.append(data[span:pos])
+            self.sink.write(b"".join(out))
+        elif pos:
+            self.sink.write(data[:pos] if pos < size else data)
+        if pos < size:
+            self.buffer = data[pos:]
+
+    async def _continue(self, data: bytes, pos: int, end: int, stop: bool) -> None:
+        """The message at ``pos`` went slow: await its handler, then go on with the rest of
+        the chunk and what arrived meanwhile."""
+        try:
+            replacement = await self.slow(data[pos], data, pos, end)
+            self.sink.write(data[pos:end] if replacement is None else replacement)
+            if stop:
+                self.finish()
+                return
+            rest = data[end:] + self.buffer
+            self.buffer = b""
+            self.busy = False
+            if rest:
+                self._process(rest)  # may go slow again
+            if not self.busy and self.eof:
+                self.finish()
+            self._update_reading()
+        except BaseException as exc:
+            self.busy = False
+            self.finish(exc)

@@ -1,0 +1,138 @@
+"""Before the relays start: the startup packet (TLS, cancel requests), the client's access
+token checked with the control plane, the upstream connection, and the messages that end
+a successful login."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+
+from agent.controlplane import ControlPlaneUnavailable
+from agent.decision import Identity
+from agent.postgres import codec, upstream
+from agent.postgres.holds import HOLDS
+from agent.postgres.pinned import unpinned_startup_setting
+from agent.postgres.sql import PINNED_SETTINGS
+from agent.postgres.state import ClientGone, SessionState
+from agent.postgres.upstream import UpstreamError
+
+_UNPACK_INT = struct.Struct("!i").unpack_from
+_MAX_PASSWORD_MESSAGE = 65535 + 4  # PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, plus the length
+_PASSWORD_TIMEOUT = 60.0  # PostgreSQL's authentication_timeout default
+
+
+class Startup(SessionState):
+    """Startup and authentication of one client connection."""
+
+    async def _read_startup(self) -> tuple[int, bytes]:
+        length = _UNPACK_INT(await self.reader.readexactly(4))[0]
+        if length < 8 or length > 10_000:
+            raise codec.ProtocolError("bad startup packet length")
+        body = await self.reader.readexactly(length - 4)
+        return _UNPACK_INT(body)[0], body[4:]
+
+    async def _startup(self) -> bool:
+        while True:
+            code, body = await self._read_startup()
+            if code == codec.SSL_REQUEST:
+                if self.agent.ssl_context is not None:
+                    self.writer.write(b"S")
+                    await self.writer.drain()
+                    await self.writer.start_tls(self.agent.ssl_context)
+                else:
+                    self.writer.write(b"N")
+                continue
+            if code == codec.GSSENC_REQUEST:
+                self.writer.write(b"N")
+                continue
+            if code == codec.CANCEL_REQUEST:
+                await self._cancel(body)
+                return False
+            if code != codec.PROTOCOL_3_0:
+                self._fatal("0A000", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}")
+                return False
+            return await self._login(codec.parse_startup_params(body))
+
+    async def _cancel(self, body: bytes) -> None:
+        if len(body) < 8:  # a truncated CancelRequest: nothing to cancel
+            self.writer.close()
+            return
+        pid, secret = struct.unpack("!ii", body[:8])
+        waiting = HOLDS.get((pid, secret))
+        if waiting is not None:  # a held statement: stop waiting for its review
+            waiting.set()
+        target = self.agent.cancel_keys.get((pid, secret))
+        if target is not None:
+            with contextlib.suppress(OSError):
+                await upstream.send_cancel(self.agent.config.upstream, *target)
+        self.writer.close()
+
+    async def _login(self, params: dict[str, str]) -> bool:
+        user = params.get("user", "")
+        if params.get("replication"):
+            self._fatal("28000", "replication connections are not supported by the agent")
+            return False
+        if self.agent.store.current is None:
+            self._fatal(
+                "08004",
+                "warden agent has no valid policy bundle; refusing connections "
+                "until one is loaded (fail closed)",
+            )
+            return False
+        unpinned = unpinned_startup_setting(params)
+        if unpinned is not None:
+            self._fatal("0A000", unpinned)
+            return False
+        self.writer.write(codec.auth_request(codec.AUTH_CLEARTEXT))
+        await self.writer.drain()
+        try:
+            header = await asyncio.wait_for(self.reader.readexactly(5), _PASSWORD_TIMEOUT)
+        except TimeoutError:
+            self._fatal("08P01", "no password message within the authentication timeout")
+            return False
+        length = _UNPACK_INT(header, 1)[0]
+        if header[:1] != b"p":
+            raise ClientGone()
+        if not 4 <= length <= _MAX_PASSWORD_MESSAGE:  # PostgreSQL's own bound on auth packets
+            self._fatal("08P01", "invalid password message length")
+            return False
+        token = (await self.reader.readexactly(length - 4)).rstrip(b"\x00")
+        try:
+            auth = await self.agent.authenticate(user, token.decode(errors="replace"))
+        except ControlPlaneUnavailable:
+            self._fatal(
+                "28000", "cannot verify the access token: Warden control plane is unreachable"
+            )
+            return False
+        if not auth.ok:
+            self._fatal(
+                "28P01",
+                f'Warden authentication failed for "{user}": '
+                f"{auth.detail or 'unknown or revoked access token'}",
+            )
+            return False
+        self.identity = Identity(auth.identity or user, auth.kind, frozenset(auth.groups))
+        forwarded = {k: v for k, v in params.items() if k not in ("user", "database")}
+        forwarded.update(PINNED_SETTINGS)  # the agent parses statements as the server will
+        try:
+            self.upstream = await upstream.connect(self.agent.config.upstream, forwarded)
+        except (UpstreamError, OSError) as exc:
+            self._fatal("08006", f"warden agent could not connect to the upstream database: {exc}")
+            return False
+        return await self._finish_login()
+
+    async def _finish_login(self) -> bool:
+        assert self.upstream is not None
+        self.cancel_key = self.agent.issue_cancel_key(
+            self.upstream.backend_pid, self.upstream.backend_secret
+        )
+        out = [
+            codec.auth_request(codec.AUTH_OK),
+            *self.upstream.parameter_messages,
+            codec.backend_key_data(*self.cancel_key),
+            codec.ready_for_query(self.upstream.transaction_status),
+        ]
+        self.writer.write(b"".join(out))
+        await self.writer.drain()
+        return True
