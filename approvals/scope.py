@@ -11,8 +11,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from agent.sql import Relation, SqlError, StatementInfo, analyze
-from agent.sql import fingerprint as sql_fingerprint
+from agent.analysis import Relation, SqlError, StatementInfo
+from agent.postgres.sql import analyze
+from agent.postgres.sql import fingerprint as sql_fingerprint
 from governance.models import Column, ColumnTag, DataSource, Sensitivity, Table, Tag
 
 SCOPE_KEYS = ("tables", "columns", "tags")

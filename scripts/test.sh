@@ -14,7 +14,6 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy approvals audit classification config governance
-# LEAD: enable once `mypy agent` is clean after the agent restructuring (issue 12):
-# .venv/bin/mypy agent
+.venv/bin/mypy approvals audit classification config governance warden_demo
+.venv/bin/mypy agent
 exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.sql import analyze
+from agent.postgres.sql import analyze
 from approvals.impact import statement_explain
 from approvals.scope import StatementError, scope_from_statement, statement_touches
 

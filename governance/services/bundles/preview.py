@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from agent.analysis import SqlError
 from agent.bundle import Bundle
 from agent.decision import Identity, PolicyEngine
-from agent.sql import SqlError, analyze
-from agent.sql import fingerprint as sql_fingerprint
+from agent.postgres.sql import analyze
+from agent.postgres.sql import fingerprint as sql_fingerprint
 from governance.models import DataSource, User
 from governance.services.bundles.build import policy_bundle_build
 
