@@ -12,6 +12,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pglast
 
@@ -56,6 +57,11 @@ class AgentConfig:
     auth_stale_seconds: float = 3600.0
     # Use the native data path (agent/_fastpath.c) when it is built.
     native: bool = True
+    # The clients' protocol: "postgresql" or "mysql" (agent.mysql).
+    protocol: str = "postgresql"
+    # MySQL: accept a token sent in clear (mysql_clear_password) from loopback peers
+    # without TLS; for local tests and sidecars only.
+    mysql_cleartext_loopback: bool = False
 
 
 @dataclass
@@ -119,14 +125,13 @@ class Agent:
             asyncio.create_task(self.audit.run()),
             asyncio.create_task(self._watch_metrics()),
         ]
-        from agent.session import Session
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             if task is not None:
                 self.sessions.add(task)
             try:
-                await Session(self, reader, writer).run()
+                await self.new_session(reader, writer).run()
             except asyncio.CancelledError:
                 pass  # agent shutdown
             finally:
@@ -148,6 +153,12 @@ class Agent:
                 "the native data path (agent/_fastpath.c) is not built; using the pure-Python "
                 "path. Build it with: python setup.py build_ext --inplace"
             )
+
+    def new_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        """One client connection's session (the protocol's package overrides this)."""
+        from agent.session import Session
+
+        return Session(self, reader, writer)
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -295,27 +306,16 @@ class Agent:
         for statement in analysis.statements:
             if statement.functions & user_functions:
                 statement.opaque = True
-        counted: set[int] = set()
-        while True:
-            decision = engine.decide(
-                identity,
-                analysis,
-                fingerprint=fingerprint,
-                search_path=list(search_path) if search_path else None,
-                views=views,
-            )
-            refused = await self._count_grant_runs(engine, decision, counted)
-            if isinstance(refused, Decision):
-                return refused
-            if not refused:
-                break
-            # The control plane refused a grant (used up elsewhere, revoked): it is marked
-            # used up, so deciding again goes without it (hold, mask or deny).  This pass's
-            # local counts are undone first; runs the control plane already counted stay in
-            # ``counted`` and are not posted again.
-            for grant_id in decision.counted_grants:
-                if engine.grant_runs.get(grant_id, 0) < _EXHAUSTED:
-                    engine.grant_runs[grant_id] -= 1
+        decision = await self.decide_counting_runs(
+            engine,
+            identity,
+            analysis,
+            fingerprint=fingerprint,
+            search_path=search_path,
+            views=views,
+        )
+        if decision.fingerprint:  # a refusal: the control plane could not count a run
+            return decision
         decision.fingerprint = fingerprint
         decision.statement = normalized
         decision.kinds = [s.kind for s in analysis.statements]
@@ -334,6 +334,41 @@ class Agent:
             s.kind in ("ddl", "create_as") for s in analysis.statements
         )
         return decision
+
+    async def decide_counting_runs(
+        self,
+        engine: PolicyEngine,
+        identity: Identity,
+        analysis: sqlmod.Analysis,
+        *,
+        fingerprint: str,
+        search_path: tuple[str, ...] | None,
+        views: dict[sqlmod.Relation, list[tuple[str, str, str | None]]],
+    ) -> Decision:
+        """The engine's decision, with each max_runs grant it uses counted by the control
+        plane.  A refusal (control plane unreachable) comes back with ``fingerprint`` set."""
+        counted: set[int] = set()
+        while True:
+            decision = engine.decide(
+                identity,
+                analysis,
+                fingerprint=fingerprint,
+                search_path=list(search_path) if search_path else None,
+                views=views,
+            )
+            refused = await self._count_grant_runs(engine, decision, counted)
+            if isinstance(refused, Decision):
+                refused.fingerprint = fingerprint
+                return refused
+            if not refused:
+                return decision
+            # The control plane refused a grant (used up elsewhere, revoked): it is marked
+            # used up, so deciding again goes without it (hold, mask or deny).  This pass's
+            # local counts are undone first; runs the control plane already counted stay in
+            # ``counted`` and are not posted again.
+            for grant_id in decision.counted_grants:
+                if engine.grant_runs.get(grant_id, 0) < _EXHAUSTED:
+                    engine.grant_runs[grant_id] -= 1
 
     async def _field_notation_calls(self, analysis: sqlmod.Analysis) -> None:
         """``c.row_to_json`` is ``row_to_json(c)`` when customers has no such column: the
@@ -386,6 +421,15 @@ class Agent:
         self.catalog.invalidate()
         self.decisions.clear()
         self.generation += 1
+
+
+def create_agent(config: AgentConfig) -> Agent:
+    """The agent for the configured client protocol."""
+    if config.protocol == "mysql":
+        from agent.mysql.server import MySqlAgent
+
+        return MySqlAgent(config)
+    return Agent(config)
 
 
 def masking_key_from_env() -> bytes:
