@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import logging
 import os
 import ssl
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from agent.mysql import packets as p
 from agent.upstream import UpstreamConfig
+
+log = logging.getLogger("agent.mysql.auth")
 
 CACHING_SHA2 = "caching_sha2_password"
 CLEAR = "mysql_clear_password"
@@ -156,6 +159,7 @@ async def accept_client(
     if answer == _REQUEST_PUBLIC_KEY:
         await talk.send(b"\x01" + _public_pem())
         answer = await talk.receive()
+    log.debug("caching_sha2 full auth answer: %d bytes", len(answer))
     try:
         plain = rsa_key().decrypt(answer, _OAEP)
     except ValueError as exc:

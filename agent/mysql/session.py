@@ -94,6 +94,7 @@ class MySqlSession:
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
         self.cancelled = asyncio.Event()
+        self.reply_seq = 1
         self._masks: dict[tuple[int, bytes], tuple[Decision, list[Mask | None] | None]] = {}
 
     # ------------------------------------------------------------ login
@@ -227,7 +228,8 @@ class MySqlSession:
             p.COM_PROCESS_KILL: self._process_kill,
         }
         while True:
-            _, payload = await p.read_payload(self.reader)
+            seq, payload = await p.read_payload(self.reader)
+            self.reply_seq = seq + 1  # a split command takes several sequence ids
             if not payload or payload[0] == p.COM_QUIT:
                 return
             command = payload[0]
@@ -250,7 +252,8 @@ class MySqlSession:
                 continue
             await handler(payload)
 
-    async def _reply(self, *payloads: bytes, seq: int = 1) -> None:
+    async def _reply(self, *payloads: bytes) -> None:
+        seq = self.reply_seq
         parts = []
         for payload in payloads:
             data, seq = p.frame(payload, seq)
@@ -353,7 +356,7 @@ class MySqlSession:
     ) -> bool:
         """Relay every result of one command (multi-statement, multi-result), masking rows.
         Returns whether the last one succeeded."""
-        seq = 1
+        seq = self.reply_seq
         index = 0
         succeeded = True
         out: list[bytes] = []
@@ -550,7 +553,7 @@ class MySqlSession:
         self._send_upstream(payload)
         out: list[bytes] = []
         masks = prepared.masks if prepared.types else [REDACT]
-        await self._relay_rows(out, 1, masks, prepared.types, True, prepared.decision)
+        await self._relay_rows(out, self.reply_seq, masks, prepared.types, True, prepared.decision)
         self.writer.write(b"".join(out))
         await self.writer.drain()
 
