@@ -46,8 +46,19 @@ def test_sqlalchemy_with_pymysql_reads_masked_rows(agent: Any, mysql_database: s
 
 def _cli(port: int, database: str, sql: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["mariadb", "-h127.0.0.1", f"-P{port}", "-ualice", "-pwdn_alice", "-N", "-B", *extra]
-        + [database, "-e", sql],
+        [
+            "mariadb",
+            "-h127.0.0.1",
+            f"-P{port}",
+            "-ualice",
+            "-pwdn_alice",
+            "-N",
+            "-B",
+            *extra,
+            database,
+            "-e",
+            sql,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -80,14 +91,14 @@ def test_a_token_sent_in_clear_over_plain_tcp_is_refused_unless_loopback_is_allo
 
 
 def test_multi_statements_return_every_result_masked(agent: Any):
-    with agent.connect("alice", client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT email FROM customers WHERE id = 1; SELECT name FROM customers WHERE id = 1"
-            )
-            first = cursor.fetchall()
-            assert cursor.nextset()
-            second = cursor.fetchall()
+    multi = pymysql.constants.CLIENT.MULTI_STATEMENTS
+    with agent.connect("alice", client_flag=multi) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT email FROM customers WHERE id = 1; SELECT name FROM customers WHERE id = 1"
+        )
+        first = cursor.fetchall()
+        assert cursor.nextset()
+        second = cursor.fetchall()
     assert first == (("****@example.com",),)
     assert second == (("Grace Doe1",),)
 
@@ -124,7 +135,7 @@ def test_packets_split_at_16_mib_travel_both_ways(agent: Any, root: Any):
 
 def test_framing_splits_and_joins_payloads_at_the_16_mib_boundary():
     payload = bytes(range(256)) * (packets.MAX_PACKET // 256 + 3)
-    data, next_seq = packets.frame(payload, 0)
+    _data, next_seq = packets.frame(payload, 0)
     assert next_seq == 2
     exact, seq = packets.frame(b"a" * packets.MAX_PACKET, 5)
     assert seq == 7 and exact.endswith(b"\x00\x00\x00\x06")
@@ -144,9 +155,12 @@ def test_kill_query_is_mapped_to_the_upstream_connection(agent: Any):
         with pytest.raises(pymysql.err.OperationalError) as unknown, killer.cursor() as cursor:
             cursor.execute("KILL QUERY 999999")
         assert unknown.value.args[0] == 1094
-    with agent.connect("bob") as other, pytest.raises(pymysql.err.OperationalError):
-        with other.cursor() as cursor:
-            cursor.execute(f"KILL QUERY {agent_id}")  # another identity's connection
+    with (
+        agent.connect("bob") as other,
+        pytest.raises(pymysql.err.OperationalError),
+        other.cursor() as cursor,
+    ):
+        cursor.execute(f"KILL QUERY {agent_id}")  # another identity's connection
 
 
 def test_change_user_is_refused(agent: Any):
