@@ -200,7 +200,7 @@ def analyze(sql: str, database: str | None = None) -> Analysis:
         raise SqlError(str(exc).splitlines()[0]) from exc
     statements: list[StatementInfo] = []
     for node in parsed:
-        if node is None:
+        if not isinstance(node, exp.Expression):
             continue
         statements.append(_statement(node, database))
         if isinstance(node, exp.Use):  # later statements of the batch resolve names there
@@ -351,7 +351,10 @@ class _Flow:
         for index, item in enumerate(items):
             position = None if starred else index
             value = item.this if isinstance(item, exp.Alias) else item
-            if _is_star(value):
+            if isinstance(value, exp.Star):  # the tables of this SELECT, not its subqueries
+                for candidate in self._own_relations(select):
+                    self._add((candidate,), None, OUTPUT, None)
+            elif _is_star(value):
                 for candidate in self._candidates(value):
                     self._add((candidate,), None, OUTPUT, None)
             elif isinstance(value, exp.Column):
@@ -532,6 +535,15 @@ class _Flow:
             info.opaque = info.opaque or any(
                 isinstance(dot.expression, exp.Anonymous) for dot in self.root.find_all(exp.Dot)
             )
+
+    def _own_relations(self, select: exp.Select) -> list[Relation]:
+        return [
+            self.relation(table)
+            for table in select.find_all(exp.Table)
+            if table.find_ancestor(exp.Select) is select
+            and table.name
+            and not (table.name in self.ctes and not table.db)
+        ]
 
     def _candidates(self, column: exp.Expression) -> tuple[Relation, ...]:
         qualifier = column.table if isinstance(column, exp.Column) else ""

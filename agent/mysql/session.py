@@ -550,10 +550,16 @@ class MySqlSession:
         if isinstance(prepared, bytes):
             await self._reply(prepared)
             return
+        if not prepared.types:  # no cursor opened by an EXECUTE the agent relayed
+            await self._reply(
+                p.err_packet(ER_UNKNOWN_STMT, "HY000", "Warden: no open cursor for this statement")
+            )
+            return
         self._send_upstream(payload)
         out: list[bytes] = []
-        masks = prepared.masks if prepared.types else [REDACT]
-        await self._relay_rows(out, self.reply_seq, masks, prepared.types, True, prepared.decision)
+        await self._relay_rows(
+            out, self.reply_seq, prepared.masks, prepared.types, True, prepared.decision
+        )
         self.writer.write(b"".join(out))
         await self.writer.drain()
 

@@ -94,7 +94,8 @@ def test_everyday_statements_keep_working(agent: Any):
         cursor.execute("SELECT COUNT(*), MAX(score) FROM customers")
         assert cursor.fetchone() == (20, 200)
         cursor.execute(
-            "SELECT c.name, o.amount FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = 2"
+            "SELECT c.name, o.amount FROM customers c JOIN orders o ON o.customer_id = c.id "
+            "WHERE c.id = 2"
         )
         assert cursor.fetchone()[0] == "Linus Doe2"
         cursor.execute("INSERT INTO scratch (id, v) VALUES (1, 'a'), (2, 'b')")
