@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -95,7 +96,11 @@ class MySqlSession:
         self.prepared: dict[int, Prepared] = {}
         self.cancelled = asyncio.Event()
         self.reply_seq = 1
-        self._masks: dict[tuple[int, bytes], tuple[Decision, list[Mask | None] | None]] = {}
+        self._masks: dict[
+            tuple[int, bytes], tuple[Decision, list[Mask | None] | None, list[int]]
+        ] = {}
+        # Audit fields per (decision, result index): JSON-encoded once, not per statement.
+        self._fragments: dict[tuple[int, int], tuple[Decision, str]] = {}
 
     # ------------------------------------------------------------ login
 
@@ -142,6 +147,10 @@ class MySqlSession:
         if error is not None:
             await self._send_login_error(error, seq=login.seq)
             return False
+        for stream in (self.writer, self.upstream.writer if self.upstream else None):
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         data, _ = p.frame(p.ok_packet(), login.seq)
         self.writer.write(data)
         await self.writer.drain()
@@ -318,15 +327,20 @@ class MySqlSession:
         self, decision: Decision, index: int, *, rows: int | None, duration_ms: float, error: bool
     ) -> None:
         assert self.identity is not None
-        fragment = statement_fragment(
-            identity=self.identity.name,
-            datasource=self.agent.config.datasource,
-            client_address=self.client_address,
-            decision=decision,
-            index=index,
-            action=decision.action,
-        )
-        self.agent.audit.record_statement(fragment, rows, duration_ms, error)
+        cached = self._fragments.get((id(decision), index))
+        if cached is None or cached[0] is not decision:
+            fragment = statement_fragment(
+                identity=self.identity.name,
+                datasource=self.agent.config.datasource,
+                client_address=self.client_address,
+                decision=decision,
+                index=index,
+                action=decision.action,
+            )
+            if len(self._fragments) > 1000:
+                self._fragments.clear()
+            cached = self._fragments[(id(decision), index)] = (decision, fragment)
+        self.agent.audit.record_statement(cached[1], rows, duration_ms, error)
         self.agent.metrics.statements.observe(decision.action, duration_ms / 1000.0)
 
     # ------------------------------------------------------------ COM_QUERY
@@ -447,19 +461,19 @@ class MySqlSession:
     async def _masks_for(
         self, decision: Decision, definitions: list[bytes]
     ) -> tuple[list[Mask | None] | None, list[int]]:
-        columns = [ColumnDef.parse(d) for d in definitions]
-        types = [c.type for c in columns]
         key = (id(decision), b"\x00".join(definitions))
         cached = self._masks.get(key)
         if cached is not None and cached[0] is decision:
-            return cached[1], types
+            return cached[1], cached[2]
+        columns = [ColumnDef.parse(d) for d in definitions]
+        types = [c.type for c in columns]
         masks = [
             await self._column_mask(decision, position, c) for position, c in enumerate(columns)
         ]
         found = masks if any(m is not None for m in masks) else None
         if len(self._masks) > 1000:
             self._masks.clear()
-        self._masks[key] = (decision, found)
+        self._masks[key] = (decision, found, types)
         return found, types
 
     async def _column_mask(
