@@ -170,3 +170,12 @@ def test_change_user_is_refused(agent: Any):
         conn._execute_command(packets.COM_CHANGE_USER, b"bob\x00")
         conn._read_ok_packet()
     conn.close()
+
+
+def test_without_a_valid_bundle_every_connection_is_refused(agent_factory: Any, control_plane: Any):
+    control_plane.tamper = True  # every bundle fails verification: none ever loaded
+    agent = agent_factory()
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        agent.connect("alice")
+    assert refused.value.args[0] == 1045
+    assert "no valid policy bundle loaded; connections are refused" in refused.value.args[1]
