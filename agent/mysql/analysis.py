@@ -272,6 +272,9 @@ class _Flow:
 
     def run(self) -> None:
         root, info = self.root, self.info
+        if isinstance(root, exp.Use):  # names a database, reads nothing
+            info.kind = "use"
+            return
         for cte in root.find_all(exp.CTE):
             self.ctes.add(cte.alias_or_name)
         for table in root.find_all(exp.Table):
