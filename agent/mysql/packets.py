@@ -103,6 +103,34 @@ async def read_payload(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             return header[3], parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+class PacketStream:
+    """Payloads from a stream read in large chunks: a result set of many small packets
+    costs one read, not two per packet."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.buffer = b""
+        self.pos = 0
+
+    async def payload(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            buffer, pos = self.buffer, self.pos
+            if len(buffer) - pos >= 4:
+                length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
+                end = pos + 4 + length
+                if end <= len(buffer):
+                    self.pos = end
+                    parts.append(buffer[pos + 4 : end])
+                    if length < MAX_PACKET:
+                        return parts[0] if len(parts) == 1 else b"".join(parts)
+                    continue
+            chunk = await self.reader.read(1 << 18)
+            if not chunk:
+                raise asyncio.IncompleteReadError(buffer[pos:], None)
+            self.buffer, self.pos = buffer[pos:] + chunk, 0
+
+
 def frame(payload: bytes, seq: int) -> tuple[bytes, int]:
     """Packets carrying ``payload`` from sequence id ``seq``, and the next sequence id."""
     if len(payload) < MAX_PACKET:

@@ -92,6 +92,7 @@ class MySqlSession:
         self.identity: Identity | None = None
         self.database: str | None = None
         self.upstream: UpstreamLink | None = None
+        self.upstream_packets: p.PacketStream | None = None
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
         self.cancelled = asyncio.Event()
@@ -188,6 +189,7 @@ class MySqlSession:
             self.upstream = await connect_upstream(
                 config, capabilities=client.capabilities, charset=charset, database=database
             )
+            self.upstream_packets = p.PacketStream(self.upstream.reader)
             await self._pin_session()
         except (OSError, p.ProtocolError, asyncio.IncompleteReadError) as exc:
             log.warning("upstream login failed: %s", exc)
@@ -211,7 +213,7 @@ class MySqlSession:
         data, _ = p.frame(payload, 0)
         self.upstream.writer.write(data)
         await self.upstream.writer.drain()
-        return (await p.read_payload(self.upstream.reader))[1]
+        return await self._upstream_payload()
 
     async def _send_login_error(self, message: str, *, seq: int) -> None:
         data, _ = p.frame(p.err_packet(ER_ACCESS_DENIED, "28000", message), seq)
@@ -276,8 +278,8 @@ class MySqlSession:
         self.upstream.writer.write(data)
 
     async def _upstream_payload(self) -> bytes:
-        assert self.upstream is not None
-        return (await p.read_payload(self.upstream.reader))[1]
+        assert self.upstream_packets is not None
+        return await self.upstream_packets.payload()
 
     async def _forward_simple(self, payload: bytes) -> None:
         """A command answered by one packet (OK, ERR, or COM_STATISTICS's text)."""
