@@ -10,9 +10,8 @@ import signal
 import ssl
 from pathlib import Path
 
-from agent.postgres.proxy import PostgresAgent
-from agent.postgres.upstream import SSL_MODES, UpstreamConfig
-from agent.server import AgentConfig, masking_key_from_env
+from agent.server import AgentConfig, create_agent, masking_key_from_env
+from agent.upstream import SSL_MODES, UpstreamConfig
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
@@ -22,12 +21,24 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     parser.add_argument("--listen", default="127.0.0.1:6432")
     parser.add_argument("--datasource", required=True)
     parser.add_argument("--upstream-host", default="127.0.0.1")
-    parser.add_argument("--upstream-port", type=int, default=5432)
-    parser.add_argument("--upstream-user", default="postgres")
+    parser.add_argument(
+        "--protocol",
+        choices=["postgresql", "mysql"],
+        default="postgresql",
+        help="the clients' wire protocol (mysql: MySQL and MariaDB, see agent/mysql/README.md)",
+    )
+    parser.add_argument(
+        "--mysql-cleartext-loopback",
+        action="store_true",
+        help="mysql: accept a token sent in clear (mysql_clear_password) from loopback peers "
+        "without TLS; for local tests and sidecars only",
+    )
+    parser.add_argument("--upstream-port", type=int, default=None)
+    parser.add_argument("--upstream-user", default=None)
     parser.add_argument(
         "--upstream-password", default=os.environ.get("WARDEN_UPSTREAM_PASSWORD", "")
     )
-    parser.add_argument("--upstream-database", default="postgres")
+    parser.add_argument("--upstream-database", default=None)
     parser.add_argument(
         "--upstream-sslmode",
         choices=SSL_MODES,
@@ -76,6 +87,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     if args.upstream_sslmode not in SSL_MODES:
         parser.error(f"WARDEN_UPSTREAM_SSLMODE must be one of {', '.join(SSL_MODES)}")
     host, _, port = args.listen.rpartition(":")
+    mysql = args.protocol == "mysql"
+    if args.upstream_port is None:
+        args.upstream_port = 3306 if mysql else 5432
+    if args.upstream_user is None:
+        args.upstream_user = "root" if mysql else "postgres"
+    if args.upstream_database is None:
+        args.upstream_database = "" if mysql else "postgres"
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -115,11 +133,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         strict_predicates=args.strict_predicates,
         hold_wait=max(0.0, args.hold_wait),
         native=args.native == "on",
+        protocol=args.protocol,
+        mysql_cleartext_loopback=args.mysql_cleartext_loopback,
     )
 
 
 async def serve(config: AgentConfig) -> None:
-    agent = PostgresAgent(config)
+    agent = create_agent(config)
     await agent.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -294,3 +294,34 @@ def _replay_bodies(lines: list[str]) -> list[tuple[str, int]]:
             flush_legacy()
     flush_legacy()
     return bodies
+
+
+def statement_fragment(
+    *,
+    identity: str,
+    datasource: str,
+    client_address: str,
+    decision: Any,
+    index: int,
+    action: str,
+) -> str:
+    """The JSON fields (without braces) that repeat for one decided statement, as
+    ``AuditShipper.record_statement`` takes them.  Protocol-neutral; ``decision`` is an
+    ``agent.decision.Decision`` (not imported: decision imports nothing from here)."""
+    statements = decision.statements or [decision.statement]
+    kinds = decision.kinds or [decision.kind]
+    static = {
+        "identity": identity,
+        "datasource": datasource,
+        "client_address": client_address,
+        "fingerprint": decision.fingerprint,
+        "statement": statements[min(index, len(statements) - 1)],
+        "kind": kinds[min(index, len(kinds) - 1)],
+        "tables_read": decision.tables_read,
+        "tables_written": decision.tables_written,
+        "columns_read": decision.columns_read,
+        "masked_columns": decision.masked_columns,
+        "decision": action,
+        "rule": decision.rule,
+    }
+    return json.dumps(static, separators=(",", ":"), ensure_ascii=False)[1:-1]

@@ -59,6 +59,11 @@ class AgentConfig:
     auth_stale_seconds: float = 3600.0
     # Use the native data path (agent/postgres/fastpath/) when it is built.
     native: bool = True
+    # The clients' protocol: "postgresql" or "mysql" (agent.mysql).
+    protocol: str = "postgresql"
+    # MySQL: accept a token sent in clear (mysql_clear_password) from loopback peers
+    # without TLS; for local tests and sidecars only.
+    mysql_cleartext_loopback: bool = False
 
 
 @dataclass
@@ -267,6 +272,18 @@ class Agent:
         """Cached decisions stop holding (DDL through the agent): decide everything again."""
         self.decisions.clear()
         self.generation += 1
+
+
+def create_agent(config: AgentConfig) -> Agent:
+    """The agent for the configured client protocol (each protocol's package imported only
+    when it is used, so a PostgreSQL agent never loads sqlglot and the reverse)."""
+    if config.protocol == "mysql":
+        from agent.mysql.server import MySqlAgent
+
+        return MySqlAgent(config)
+    from agent.postgres.proxy import PostgresAgent
+
+    return PostgresAgent(config)
 
 
 def masking_key_from_env() -> bytes:

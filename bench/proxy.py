@@ -103,9 +103,9 @@ def bench_bundle() -> dict[str, Any]:
 
 
 class TinyControlPlane:
-    def __init__(self) -> None:
+    def __init__(self, document: dict[str, Any] | None = None) -> None:
         key = Ed25519PrivateKey.generate()
-        document = bench_bundle()
+        document = document or bench_bundle()
         self.envelope = {
             "bundle": document,
             "key_id": "bench",
@@ -224,8 +224,9 @@ class _PumpSide(asyncio.Protocol):
             self.peer.transport.close()
 
 
-def run_pump(listen_port: int) -> None:
-    """Serve the bare relay to PostgreSQL on ``listen_port`` until killed."""
+def run_pump(listen_port: int, upstream_host: str = PG_HOST, upstream_port: int = PG_PORT) -> None:
+    """Serve the bare relay to the database (PostgreSQL by default) on ``listen_port``
+    until killed."""
     import uvloop
 
     async def serve() -> None:
@@ -236,10 +237,12 @@ def run_pump(listen_port: int) -> None:
             client = _PumpSide()
 
             async def connect() -> None:
-                _, upstream = await loop.create_connection(_PumpSide, PG_HOST, PG_PORT)
+                _, upstream = await loop.create_connection(_PumpSide, upstream_host, upstream_port)
                 client.peer, upstream.peer = upstream, client
                 for data in client.early:
                     upstream.transport.write(data)  # type: ignore[union-attr]
+                for data in upstream.early:  # MySQL servers speak first
+                    client.transport.write(data)  # type: ignore[union-attr]
 
             task = loop.create_task(connect())
             connecting.add(task)

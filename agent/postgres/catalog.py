@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from agent.analysis import Relation
 from agent.postgres import upstream
-from agent.postgres.upstream import UpstreamConfig, UpstreamConnection, quote_literal
+from agent.postgres.upstream import UpstreamConnection, quote_literal
+from agent.upstream import UpstreamConfig
 
 CACHE_SECONDS = 30.0
 BASE_RELKINDS = frozenset({"r", "p"})

@@ -20,6 +20,7 @@ recognizes such a variant of a text it has already parsed, with byte operations 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pglast
 
@@ -67,8 +68,12 @@ def _fits(raw: bytes, fixed: Template) -> bool:
 class Normalizer:
     """pglast normalize, remembered per template (see the module docstring)."""
 
-    def __init__(self, max_entries: int = 20_000) -> None:
+    def __init__(
+        self, max_entries: int = 20_000, parse: Callable[[str], str] = pglast.parser.normalize
+    ) -> None:
         self.max_entries = max_entries
+        # The dialect's normalizer (literals -> $n): pglast's, or agent.mysql.analysis's.
+        self._parse = parse
         self._templates: dict[bytes, tuple[Template, str]] = {}
 
     def __len__(self) -> int:
@@ -87,7 +92,7 @@ class Normalizer:
         known = self._templates.get(key)
         if known is not None and _fits(raw, known[0]):
             return known[1]
-        normalized = pglast.parser.normalize(text)
+        normalized = self._parse(text)
         # A string constant always fails the template (only integers may be replaced), so
         # texts with a quote skip building one; so do texts with $n parameters.
         if known is None and b"$" not in raw and b"'" not in raw:

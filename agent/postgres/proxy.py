@@ -16,8 +16,8 @@ from agent.postgres.catalog import Catalog
 from agent.postgres.native import native_path_available
 from agent.postgres.normalize import Normalizer
 from agent.postgres.session import Session
-from agent.postgres.upstream import UpstreamConfig
 from agent.server import Agent, AgentConfig
+from agent.upstream import UpstreamConfig
 
 log = logging.getLogger("agent")
 

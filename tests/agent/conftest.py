@@ -38,9 +38,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat 
 
 from agent.audit import expand_batch  # noqa: E402
 from agent.bundle import canonical_json  # noqa: E402
-from agent.postgres.proxy import PostgresAgent  # noqa: E402
-from agent.postgres.upstream import UpstreamConfig  # noqa: E402
-from agent.server import AgentConfig  # noqa: E402
+from agent.server import AgentConfig, create_agent  # noqa: E402
+from agent.upstream import UpstreamConfig  # noqa: E402
 from tests.live import process_stop  # noqa: E402
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -556,7 +555,7 @@ class RunningAgent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
-        self.agent = PostgresAgent(config)
+        self.agent = create_agent(config)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.call(self.agent.start())

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent.postgres.upstream import UpstreamConfig
+from agent.upstream import UpstreamConfig
 
 
 def test_unknown_token_is_rejected_with_28P01(agent: Any) -> None:

@@ -24,9 +24,9 @@ from agent.postgres import codec
 from agent.postgres.native import native_path_available
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.relay import Relay
-from agent.postgres.upstream import UpstreamConfig
 from agent.server import AgentConfig
 from agent.testing import MemoryTransport, detached_relays
+from agent.upstream import UpstreamConfig
 from tests.agent import conftest, corpus
 from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.postgres.upstream import UpstreamConfig
+from agent.upstream import UpstreamConfig
 from tests.agent.conftest import PG_HOST, PG_PORT, private_cluster
 
 HBA = (

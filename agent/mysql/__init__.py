@@ -1,0 +1,1 @@
+"""The agent for the MySQL client/server protocol (MySQL and MariaDB)."""

@@ -1,0 +1,627 @@
+"""Static analysis of MySQL/MariaDB SQL with sqlglot's MySQL dialect.
+
+It fills the same protocol-neutral types as the PostgreSQL analyser (``Analysis``,
+``StatementInfo``, ``ColumnUse``), so ``PolicyEngine`` decides MySQL statements with the
+same rules: ``output`` (a bare column of the top-level select list, masked by the origin
+the column definition names), ``derived`` (inside an expression: redacted), ``predicate``,
+``write`` (stored where a later statement reads it back: INSERT…SELECT, user variables,
+``INTO @var``) and ``target`` (a column an INSERT/UPDATE stores into).
+
+Where the agent's reading of the text could differ from the server's, the statement is
+refused instead: executable comments (``/*! … */``), a number glued to a name (``1abc`` is
+a name to MySQL), statement kinds sqlglot does not model, and session settings that change
+how the server reads text (``sql_mode`` ANSI_QUOTES / NO_BACKSLASH_ESCAPES, character
+sets in which a multi-byte character may end in a backslash or a quote).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.mysql import MySQL
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from agent.analysis import (
+    DERIVED,
+    OUTPUT,
+    PREDICATE,
+    TARGET,
+    WRITE,
+    Analysis,
+    ColumnUse,
+    Relation,
+    SqlError,
+    StatementInfo,
+)
+
+_DIALECT = MySQL()
+_LITERALS = frozenset(
+    {
+        TokenType.NUMBER,
+        TokenType.STRING,
+        TokenType.HEX_STRING,
+        TokenType.BIT_STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.BYTE_STRING,
+    }
+)
+_NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+# Character sets in which every byte below 0x80 is that ASCII character: the agent reads
+# the text as the server does.  (gbk, big5, sjis… may hide a backslash inside a character.)
+SAFE_CHARSETS = frozenset({"utf8", "utf8mb3", "utf8mb4", "latin1", "ascii", "binary"})
+# sql_mode flags that change how the server splits text into tokens.
+UNSAFE_SQL_MODES = frozenset({"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI"})
+_CHARSET_SETTINGS = frozenset(
+    {
+        "character_set_client",
+        "character_set_connection",
+        "collation_connection",
+        "character_set_results",
+    }
+)
+SERVER_FILE_FUNCTIONS = frozenset({"load_file", "sys_exec", "sys_eval"})
+# Schemas whose tables hold other sessions' statement text, credentials or value statistics.
+PRIVATE_SCHEMAS = frozenset({"mysql", "performance_schema", "sys"})
+# information_schema tables that describe the schema only; the rest (PROCESSLIST,
+# INNODB_TRX/LOCKS, COLUMN_STATISTICS, OPTIMIZER_TRACE…) carry statement text or values.
+METADATA_TABLES = frozenset(
+    {
+        "tables",
+        "columns",
+        "schemata",
+        "statistics",
+        "key_column_usage",
+        "referential_constraints",
+        "table_constraints",
+        "check_constraints",
+        "views",
+        "routines",
+        "parameters",
+        "triggers",
+        "events",
+        "character_sets",
+        "collations",
+        "collation_character_set_applicability",
+        "engines",
+        "plugins",
+        "partitions",
+        "column_privileges",
+        "table_privileges",
+        "schema_privileges",
+        "user_privileges",
+        "session_variables",
+        "global_variables",
+        "session_status",
+        "global_status",
+        "keywords",
+        "sql_functions",
+        "enabled_roles",
+        "applicable_roles",
+    }
+)
+# SHOW forms that list schema or settings; others (PROCESSLIST, ENGINE … STATUS, BINLOG
+# EVENTS, WARNINGS that quote values…) are opaque.
+SAFE_SHOW = frozenset(
+    {
+        "TABLES",
+        "FULL TABLES",
+        "DATABASES",
+        "SCHEMAS",
+        "COLUMNS",
+        "FIELDS",
+        "INDEX",
+        "INDEXES",
+        "KEYS",
+        "VARIABLES",
+        "SESSION VARIABLES",
+        "GLOBAL VARIABLES",
+        "STATUS",
+        "SESSION STATUS",
+        "GLOBAL STATUS",
+        "COLLATION",
+        "CHARACTER SET",
+        "CHARSET",
+        "TABLE STATUS",
+        "ENGINES",
+        "CREATE TABLE",
+        "CREATE DATABASE",
+        "CREATE SCHEMA",
+        "CREATE VIEW",
+        "GRANTS",
+        "PLUGINS",
+        "TRIGGERS",
+        "PRIVILEGES",
+    }
+)
+# Statements sqlglot keeps as text (exp.Command), by their first words.
+_ROLE_COMMANDS = re.compile(
+    r"^\s*((create|drop|alter|rename)\s+(user|role)|set\s+(default\s+)?role|set\s+password)\b",
+    re.IGNORECASE,
+)
+_GRANT_COMMANDS = re.compile(r"^\s*(grant|revoke)\b", re.IGNORECASE)
+_HARMLESS_COMMANDS = re.compile(
+    r"^\s*(savepoint|release\s+savepoint|rollback\s+to|unlock\s+tables|lock\s+tables)\b",
+    re.IGNORECASE,
+)
+_RENAME_TABLE = re.compile(r"^\s*rename\s+table\b", re.IGNORECASE)
+_CALL = re.compile(r"^\s*call\b", re.IGNORECASE)
+_REPLACE = re.compile(r"^(\s*)replace\b", re.IGNORECASE)
+_FILE_TRANSFER = re.compile(r"\b(into\s+(outfile|dumpfile)|load\s+(data|xml))\b", re.IGNORECASE)
+_EXECUTABLE_COMMENT = re.compile(r"/\*[mM]?!")
+
+
+def tokenize(sql: str) -> list[Token]:
+    try:
+        return list(_DIALECT.tokenize(sql))
+    except TokenError as exc:
+        raise SqlError(str(exc)) from exc
+
+
+def normalize(sql: str) -> str:
+    """The text with every literal replaced by ``$n`` (the decision-cache key).  Everything
+    but literals stays byte for byte, so equal normalized texts have equal token streams."""
+    tokens = tokenize(sql)
+    pieces: list[str] = []
+    position = 0
+    number = 0
+    for token in tokens:
+        if token.token_type in _LITERALS:
+            number += 1
+            start = token.start
+            # The tokenizer's span of a quoted literal excludes an introducer, includes quotes.
+            pieces.append(sql[position:start])
+            pieces.append(f"${number}")
+            position = token.end + 1
+    pieces.append(sql[position:])
+    return "".join(pieces)
+
+
+def analyze(sql: str, database: str | None = None) -> Analysis:
+    """Analysis of one COM_QUERY text (or a prepared statement's text), unqualified
+    names resolved in ``database``; raises ``SqlError`` for what the agent cannot read
+    as the server does."""
+    if _EXECUTABLE_COMMENT.search(sql):
+        raise SqlError("executable comments (/*! … */) are not accepted by Warden")
+    tokens = tokenize(sql)
+    _check_glued_numbers(tokens)
+    file_transfer = _FILE_TRANSFER.search(sql)
+    try:
+        parsed = sqlglot.parse(_REPLACE.sub(r"\1INSERT", sql, count=1), read="mysql")
+    except ParseError as exc:
+        if file_transfer:  # LOAD DATA, INTO OUTFILE: name the guardrail, not the parser
+            info = StatementInfo(kind="utility", guardrails={"server_file_functions"})
+            info.opaque = True
+            return Analysis([info], {"server_file_functions"})
+        raise SqlError(str(exc).splitlines()[0]) from exc
+    statements: list[StatementInfo] = []
+    for node in parsed:
+        if not isinstance(node, exp.Expression):
+            continue
+        statements.append(_statement(node, database))
+        if isinstance(node, exp.Use):  # later statements of the batch resolve names there
+            database = node.this.name if isinstance(node.this, exp.Expression) else database
+    if not statements:
+        raise SqlError("empty statement")
+    guardrails = {g for s in statements for g in s.guardrails}
+    writes = [bool(s.written) or s.kind in ("insert", "update", "delete") for s in statements]
+    if len(statements) > 1 and any(writes) and not all(writes):
+        guardrails.add("mixed_multi_statement")
+    return Analysis(statements, guardrails)
+
+
+def _check_glued_numbers(tokens: list[Token]) -> None:
+    for before, after in itertools.pairwise(tokens):
+        if (
+            before.token_type == TokenType.NUMBER
+            and after.token_type in _NAMES
+            and after.start == before.end + 1
+        ):
+            raise SqlError(
+                f"{before.text}{after.text} is read differently by the server and by Warden; "
+                "quote the name with backticks"
+            )
+
+
+def _statement(node: exp.Expression, database: str | None) -> StatementInfo:
+    if isinstance(node, exp.Command):
+        return _command(node)
+    flow = _Flow(node, database)
+    flow.run()
+    return flow.info
+
+
+def _command(node: exp.Command) -> StatementInfo:
+    text = f"{node.this} {node.expression or ''}"
+    if isinstance(node.expression, exp.Literal):
+        text = f"{node.this} {node.expression.this}"
+    info = StatementInfo(kind="utility")
+    if _ROLE_COMMANDS.match(text):
+        info.guardrails.add("role")
+    elif _GRANT_COMMANDS.match(text):
+        info.guardrails.add("grant_revoke")
+    elif _RENAME_TABLE.match(text):
+        info.guardrails.add("alter")
+        info.kind = "ddl"
+    elif _CALL.match(text):
+        info.kind = "call"
+        info.opaque = True  # a stored procedure reads and returns whatever it likes
+    elif not _HARMLESS_COMMANDS.match(text):
+        raise SqlError(f"{str(node.this).upper()} statements are not supported by Warden")
+    return info
+
+
+class _Flow:
+    """Walks one statement, recording relations and where each column's value flows."""
+
+    def __init__(self, root: exp.Expression, database: str | None) -> None:
+        self.root = root
+        self.database = database
+        self.info = StatementInfo(kind="utility")
+        self.aliases: dict[str, Relation] = {}
+        self.ctes: set[str] = set()
+        self.all_relations: tuple[Relation, ...] = ()
+
+    def relation(self, table: exp.Table) -> Relation:
+        schema = table.db or self.database
+        return Relation(schema or None, table.name)
+
+    def run(self) -> None:
+        root, info = self.root, self.info
+        if isinstance(root, exp.Use):  # names a database, reads nothing
+            info.kind = "use"
+            return
+        for cte in root.find_all(exp.CTE):
+            self.ctes.add(cte.alias_or_name)
+        for table in root.find_all(exp.Table):
+            if not table.name or (table.name in self.ctes and not table.db):
+                continue
+            if isinstance(table.this, exp.Parameter):  # INTO @var
+                continue
+            relation = self.relation(table)
+            info.relations.add(relation)
+            self.aliases[table.alias_or_name] = relation
+            self.aliases.setdefault(table.name, relation)
+        self.all_relations = tuple(sorted(info.relations, key=lambda r: (r.schema or "", r.name)))
+        self._opaque_relations()
+        self._functions()
+        self._dispatch(root)
+
+    # ------------------------------------------------------------ per statement kind
+
+    def _dispatch(self, root: exp.Expression) -> None:
+        info = self.info
+        if isinstance(root, exp.Select | exp.SetOperation | exp.Values | exp.Subquery):
+            info.kind = "select"
+            self._query(root)
+        elif isinstance(root, exp.Insert):
+            self._insert(root)
+        elif isinstance(root, exp.Update):
+            self._update(root)
+        elif isinstance(root, exp.Delete):
+            self._delete(root)
+        elif isinstance(root, exp.Set):
+            info.kind = "set"
+            for item in root.expressions:
+                self._set_item(item)
+        elif isinstance(root, exp.Create):
+            self._create(root)
+        elif isinstance(root, exp.Drop):
+            info.kind = "ddl"
+            info.guardrails.add("drop")
+            info.written |= info.relations
+        elif isinstance(root, exp.TruncateTable):
+            info.kind = "ddl"
+            info.guardrails.add("truncate")
+            info.written |= info.relations
+        elif isinstance(root, exp.Alter):
+            info.kind = "ddl"
+            info.guardrails.add("alter")
+            info.written |= info.relations
+        elif isinstance(root, exp.Show):
+            self._show(root)
+        elif isinstance(root, exp.Describe):
+            info.kind = "show"  # a plan or a table's columns, no row values
+        elif isinstance(root, exp.Use):
+            info.kind = "use"
+        elif isinstance(root, exp.Kill):
+            info.kind = "kill"
+        elif isinstance(root, exp.Transaction | exp.Commit | exp.Rollback):
+            info.kind = "transaction"
+        elif isinstance(root, exp.Analyze):
+            info.kind = "utility"
+        else:
+            raise SqlError(f"{type(root).__name__} statements are not supported by Warden")
+
+    def _query(self, root: exp.Expression) -> None:
+        """A top-level query: its select list is the result; nested queries are derived."""
+        if isinstance(root, exp.Subquery):
+            root = root.this
+        select = root if isinstance(root, exp.Select) else None
+        if select is None:  # UNION / VALUES: no output column keeps a direct origin
+            self._uses(root, DERIVED, None)
+            return
+        into = select.args.get("into")
+        if into is not None:
+            self._uses(select, WRITE, None)  # SELECT … INTO @var stores every value read
+            return
+        items = select.expressions
+        starred = any(_is_star(item) for item in items)
+        for index, item in enumerate(items):
+            position = None if starred else index
+            value = item.this if isinstance(item, exp.Alias) else item
+            if isinstance(value, exp.Star):  # the tables of this SELECT, not its subqueries
+                for candidate in self._own_relations(select):
+                    self._add((candidate,), None, OUTPUT, None)
+            elif _is_star(value):
+                for candidate in self._candidates(value):
+                    self._add((candidate,), None, OUTPUT, None)
+            elif isinstance(value, exp.Column):
+                self._column(value, OUTPUT, position)
+            else:
+                self._uses(value, DERIVED, position)
+        for key, node in select.args.items():
+            if key == "expressions" or node is None:
+                continue
+            for part in node if isinstance(node, list) else [node]:
+                if isinstance(part, exp.Expression):
+                    self._clause(key, part)
+
+    def _clause(self, key: str, node: exp.Expression) -> None:
+        if key in ("from_", "from", "joins", "with_", "with"):
+            # Derived tables and CTEs feed the output without a direct origin; their
+            # filters and join conditions are predicates.
+            for query in _queries_in(node):
+                for item in query.expressions:
+                    self._uses(item, DERIVED, None)
+            for column in _columns_outside_select_lists(node):
+                self._column(column, PREDICATE, None)
+            return
+        self._uses(node, PREDICATE, None)
+
+    def _insert(self, root: exp.Insert) -> None:
+        info = self.info
+        info.kind = "insert"
+        target = root.this
+        table = target.this if isinstance(target, exp.Schema) else target
+        if isinstance(table, exp.Table):
+            relation = self.relation(table)
+            info.written.add(relation)
+            if isinstance(target, exp.Schema):
+                for column in target.expressions:
+                    self._add((relation,), column.name.lower(), TARGET, None)
+            else:
+                self._add((relation,), None, TARGET, None)
+        for key in ("expression", "conflict"):
+            node = root.args.get(key)
+            if node is not None:
+                self._uses(node, WRITE, None)
+
+    def _update(self, root: exp.Update) -> None:
+        info = self.info
+        info.kind = "update"
+        info.written |= {self.relation(t) for t in _tables_of(root.this)}
+        for assignment in root.expressions:
+            if isinstance(assignment, exp.EQ) and isinstance(assignment.this, exp.Column):
+                self._column(assignment.this, TARGET, None)
+                self._uses(assignment.expression, WRITE, None)
+            else:
+                self._uses(assignment, WRITE, None)
+        where = root.args.get("where")
+        if where is None or not any(True for _ in where.find_all(exp.Column)):
+            info.guardrails.add("update_without_where")
+        for key in ("where", "order", "limit"):
+            if root.args.get(key) is not None:
+                self._uses(root.args[key], PREDICATE, None)
+        for join in root.this.args.get("joins") or [] if root.this is not None else []:
+            self._uses(join, PREDICATE, None)
+
+    def _delete(self, root: exp.Delete) -> None:
+        info = self.info
+        info.kind = "delete"
+        targets = root.args.get("tables") or [root.this]
+        info.written |= {self.relation(t) for target in targets for t in _tables_of(target)}
+        where = root.args.get("where")
+        if where is None or not any(True for _ in where.find_all(exp.Column)):
+            info.guardrails.add("delete_without_where")
+        self._uses(root, PREDICATE, None)
+
+    def _create(self, root: exp.Create) -> None:
+        info = self.info
+        info.kind = "ddl"
+        kind = str(root.args.get("kind") or "").upper()
+        if kind in ("FUNCTION", "PROCEDURE", "TRIGGER", "EVENT"):
+            info.opaque = True  # code that runs later, with whatever it reads
+        target = root.this
+        table = target.this if isinstance(target, exp.Schema) else target
+        if isinstance(table, exp.Table):
+            info.written.add(self.relation(table))
+        query = root.args.get("expression")
+        if query is not None:
+            info.kind = "create_as"
+            self._uses(query, WRITE, None)
+
+    def _show(self, root: exp.Show) -> None:
+        info = self.info
+        info.kind = "show"
+        form = str(root.this).upper()
+        if root.args.get("full") and form == "TABLES":
+            form = "FULL TABLES"
+        if form not in SAFE_SHOW:
+            info.opaque = True  # statement text of other sessions, value-quoting warnings
+
+    def _set_item(self, item: exp.Expression) -> None:
+        info = self.info
+        kind = str(item.args.get("kind") or "").upper()
+        if kind in ("GLOBAL", "PERSIST", "PERSIST_ONLY"):
+            info.refusal = "changing global server settings through Warden is not allowed"
+            return
+        if kind in ("NAMES", "CHARACTER SET", "CHARSET"):
+            self._check_charset(item.this)
+            return
+        if kind == "TRANSACTION":
+            return
+        assignment = item.this
+        if not isinstance(assignment, exp.EQ | exp.PropertyEQ):
+            raise SqlError("SET statement not understood by Warden")
+        target, value = assignment.this, assignment.expression
+        if isinstance(target, exp.Parameter):  # SET @x = …: stored for later reads
+            self._uses(value, WRITE, None)
+            return
+        if isinstance(target, exp.SessionParameter) and str(
+            target.args.get("kind") or ""
+        ).lower() in (
+            "global",
+            "persist",
+            "persist_only",
+        ):
+            info.refusal = "changing global server settings through Warden is not allowed"
+            return
+        name = target.name.lower()
+        if name == "password":
+            info.guardrails.add("role")
+        elif name == "sql_mode":
+            self._check_sql_mode(value)
+        elif name in _CHARSET_SETTINGS:
+            self._check_charset(value)
+        self._uses(value, WRITE, None)
+
+    def _check_sql_mode(self, value: exp.Expression) -> None:
+        info = self.info
+        info.depends_on_literals = True
+        if not isinstance(value, exp.Literal) or not value.is_string:
+            info.refusal = "sql_mode may only be set to a literal through Warden"
+            return
+        modes = {m.strip().upper() for m in value.this.split(",")}
+        if modes & UNSAFE_SQL_MODES:
+            info.refusal = (
+                f"sql_mode {', '.join(sorted(modes & UNSAFE_SQL_MODES))} changes how the server "
+                "reads statement text and is pinned off by Warden"
+            )
+
+    def _check_charset(self, value: exp.Expression | None) -> None:
+        info = self.info
+        info.depends_on_literals = True
+        name = value.name.lower() if isinstance(value, exp.Expression) else ""
+        charset = name.split("_", 1)[0] if name not in SAFE_CHARSETS else name
+        if charset not in SAFE_CHARSETS:
+            info.refusal = (
+                f"character set {name or '?'} is refused by Warden: the agent reads statement "
+                f"text as the server does only in {', '.join(sorted(SAFE_CHARSETS))}"
+            )
+
+    # ------------------------------------------------------------ helpers
+
+    def _opaque_relations(self) -> None:
+        for relation in self.info.relations:
+            schema = (relation.schema or "").lower()
+            name = relation.name.lower()
+            if schema in PRIVATE_SCHEMAS or (
+                schema == "information_schema" and name not in METADATA_TABLES
+            ):
+                self.info.opaque = True
+
+    def _functions(self) -> None:
+        info = self.info
+        for call in self.root.find_all(exp.Anonymous):
+            name = str(call.this).lower()
+            if name in SERVER_FILE_FUNCTIONS:
+                info.guardrails.add("server_file_functions")
+            if isinstance(call.parent, exp.Dot):  # db.f(): a stored function
+                info.opaque = True
+            info.functions.add(name)
+        if any(True for _ in self.root.find_all(exp.Dot)):
+            info.opaque = info.opaque or any(
+                isinstance(dot.expression, exp.Anonymous) for dot in self.root.find_all(exp.Dot)
+            )
+
+    def _own_relations(self, select: exp.Select) -> list[Relation]:
+        return [
+            self.relation(table)
+            for table in select.find_all(exp.Table)
+            if table.find_ancestor(exp.Select) is select
+            and table.name
+            and not (table.name in self.ctes and not table.db)
+        ]
+
+    def _candidates(self, column: exp.Expression) -> tuple[Relation, ...]:
+        qualifier = column.table if isinstance(column, exp.Column) else ""
+        if qualifier:
+            relation = self.aliases.get(qualifier)
+            if relation is not None:
+                return (relation,)
+        return self.all_relations
+
+    def _column(self, column: exp.Column, context: str, position: int | None) -> None:
+        if _is_star(column):
+            for candidate in self._candidates(column):
+                self._add((candidate,), None, context, position)
+            return
+        self._add(self._candidates(column), column.name.lower(), context, position)
+
+    def _add(
+        self,
+        candidates: tuple[Relation, ...],
+        column: str | None,
+        context: str,
+        position: int | None,
+    ) -> None:
+        if candidates:
+            self.info.uses.append(ColumnUse(candidates, column, context, position))
+
+    def _uses(self, node: exp.Expression, context: str, position: int | None) -> None:
+        """Every column under ``node`` in ``context``; a user-variable assignment inside
+        (``@x := email``) stores its value: ``write`` wherever it stands."""
+        for assignment in node.find_all(exp.PropertyEQ):
+            if isinstance(assignment.this, exp.Parameter):
+                for column in _columns(assignment.expression):
+                    self._column(column, WRITE, None)
+        for column in _columns(node):
+            self._column(column, context, position)
+        for star in node.find_all(exp.Star):
+            if not isinstance(star.parent, exp.Column | exp.Count):
+                for candidate in self.all_relations:
+                    self._add((candidate,), None, context, position)
+
+
+def _is_star(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Star) or (
+        isinstance(node, exp.Column) and isinstance(node.this, exp.Star)
+    )
+
+
+def _columns(node: exp.Expression) -> Iterator[exp.Column]:
+    if isinstance(node, exp.Column):
+        yield node
+        return
+    yield from node.find_all(exp.Column)
+
+
+def _queries_in(node: exp.Expression) -> Iterable[exp.Select]:
+    return node.find_all(exp.Select)
+
+
+def _columns_outside_select_lists(node: exp.Expression) -> Iterator[exp.Column]:
+    for column in node.find_all(exp.Column):
+        parent = column.parent
+        inside_list = False
+        while parent is not None and parent is not node:
+            grand = parent.parent
+            if isinstance(grand, exp.Select) and parent in grand.expressions:
+                inside_list = True
+                break
+            parent = grand
+        if not inside_list:
+            yield column
+
+
+def _tables_of(node: exp.Expression | None) -> list[exp.Table]:
+    if node is None:
+        return []
+    if isinstance(node, exp.Table):
+        return [node]
+    return list(node.find_all(exp.Table))

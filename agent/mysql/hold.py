@@ -1,0 +1,119 @@
+"""Statements held for approval, on MySQL connections.
+
+Same contract as on PostgreSQL (agent/README.md, "Holds and approvals"): the hold is
+audited, an access request is filed (an identical pending one is reused), and the client
+is refused at once naming the request and its review URL, or with ``--hold-wait`` waits
+with its connection open while the agent long-polls the review.  MySQL has no notices, so
+the request is named in the ERR packet.  ``KILL QUERY <connection id>`` from another
+connection of the same identity stops the wait (ER_QUERY_INTERRUPTED 1317 / 70100).
+Fail closed: nothing runs without an answer from the control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
+from agent.decision import HOLD, Decision
+from agent.mysql import packets as p
+
+if TYPE_CHECKING:
+    from agent.mysql.session import MySqlSession
+
+log = logging.getLogger("agent.mysql.hold")
+ER_HELD = 1142
+ER_QUERY_INTERRUPTED = 1317
+
+
+def _held(message: str) -> bytes:
+    return p.err_packet(ER_HELD, "42000", f"Warden: {message}")
+
+
+async def hold_statement(session: MySqlSession, sql: str, decision: Decision) -> Decision | bytes:
+    """The decision to run a held statement under after its approval, or the ERR packet."""
+    assert session.identity is not None
+    agent = session.agent
+    session._audit(decision, 0, rows=None, duration_ms=0.0, error=False)
+    what = decision.message or "statement requires an approved access request"
+    try:
+        held = await agent.cp.file_access_request(
+            datasource=agent.config.datasource,
+            identity=session.identity.name,
+            statement=sql,
+            fingerprint=decision.fingerprint,
+            level="write" if decision.tables_written else "read",
+            reason=f"held by the Warden agent: {decision.rule or 'require_approval'}",
+        )
+    except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
+        log.warning("hold: could not file an access request: %s", exc)
+        return _held(
+            f"{what}; the statement was not run: the access request could not be filed "
+            f"because the Warden control plane is unreachable or refused it ({exc})"
+        )
+    where = f"request {held.id} (review at {held.review_url})"
+    wait = agent.config.hold_wait
+    if wait <= 0:
+        return _held(f"{what}; held for approval: {where}. Retry once it is approved.")
+    try:
+        held = await _poll(session, held, wait)
+    except asyncio.CancelledError:
+        if session.cancelled.is_set():
+            session.cancelled.clear()
+            return p.err_packet(ER_QUERY_INTERRUPTED, "70100", "Query execution was interrupted")
+        raise
+    except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
+        return _held(
+            f"lost contact with the Warden control plane while {where} was pending ({exc})"
+        )
+    if held.state == "pending":
+        return _held(f"{where} is still pending after {wait:g} s; the statement was not run")
+    if held.state != "approved":
+        return _held(f"{where} was {held.state}; the statement was not run")
+    return await _decide_approved(session, sql, held)
+
+
+async def _poll(session: MySqlSession, held: HeldRequest, wait: float) -> HeldRequest:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    session.agent.holding[session.connection_id] = session.cancelled
+    cancel_wait = asyncio.ensure_future(session.cancelled.wait())
+    try:
+        while held.state == "pending" and (remaining := deadline - loop.time()) > 0:
+            poll = asyncio.ensure_future(
+                session.agent.cp.access_request_state(held.id, wait=min(remaining, 60.0))
+            )
+            await asyncio.wait({poll, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if session.cancelled.is_set():
+                poll.cancel()
+                raise asyncio.CancelledError
+            held = poll.result()
+        return held
+    finally:
+        cancel_wait.cancel()
+        session.agent.holding.pop(session.connection_id, None)
+
+
+async def _decide_approved(session: MySqlSession, sql: str, held: HeldRequest) -> Decision | bytes:
+    grant_id = (held.grant or {}).get("id")
+    try:
+        for _ in range(5):
+            bundle = await session.agent.poller.refresh_now()
+            if bundle is not None and (
+                grant_id is None or any(g.get("id") == grant_id for g in bundle.grants)
+            ):
+                break
+            await asyncio.sleep(0.2)
+    except ControlPlaneUnavailable as exc:
+        return _held(
+            f"request {held.id} was approved, but the policy bundle with its grant could not "
+            f"be fetched; the statement was not run ({exc})"
+        )
+    decision = await session._decide(sql)
+    if decision.action == HOLD:
+        return _held(
+            f"request {held.id} was approved, but its grant does not cover this statement; "
+            "it was not run"
+        )
+    return decision

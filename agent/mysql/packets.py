@@ -1,0 +1,357 @@
+"""MySQL client/server protocol: packet framing and the packets the agent builds or reads.
+
+A packet is a 3-byte little-endian payload length, a 1-byte sequence id and the payload.
+A payload of 16 MiB - 1 bytes or more travels as several packets, each full one followed by
+the next (the last one shorter, possibly empty); ``read_payload`` joins them and
+``frame`` splits them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass
+
+MAX_PACKET = 0xFFFFFF
+
+# Capability flags (protocol documentation: "Capabilities Flags").
+CLIENT_LONG_PASSWORD = 1
+CLIENT_FOUND_ROWS = 2
+CLIENT_LONG_FLAG = 4
+CLIENT_CONNECT_WITH_DB = 8
+CLIENT_NO_SCHEMA = 16
+CLIENT_COMPRESS = 32
+CLIENT_ODBC = 64
+CLIENT_LOCAL_FILES = 128
+CLIENT_IGNORE_SPACE = 256
+CLIENT_PROTOCOL_41 = 512
+CLIENT_INTERACTIVE = 1024
+CLIENT_SSL = 2048
+CLIENT_TRANSACTIONS = 8192
+CLIENT_SECURE_CONNECTION = 32768
+CLIENT_MULTI_STATEMENTS = 1 << 16
+CLIENT_MULTI_RESULTS = 1 << 17
+CLIENT_PS_MULTI_RESULTS = 1 << 18
+CLIENT_PLUGIN_AUTH = 1 << 19
+CLIENT_CONNECT_ATTRS = 1 << 20
+CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA = 1 << 21
+CLIENT_SESSION_TRACK = 1 << 23
+CLIENT_DEPRECATE_EOF = 1 << 24
+
+# What the agent offers clients.  Not offered, so never in effect: compression,
+# LOCAL INFILE (the server could ask the client for any file), IGNORE_SPACE (changes how
+# function names are read), session tracking and DEPRECATE_EOF (kept out for one result
+# format), and MariaDB's extended capabilities (bit 0 set: MySQL semantics).
+AGENT_CAPABILITIES = (
+    CLIENT_LONG_PASSWORD
+    | CLIENT_FOUND_ROWS
+    | CLIENT_LONG_FLAG
+    | CLIENT_CONNECT_WITH_DB
+    | CLIENT_NO_SCHEMA
+    | CLIENT_ODBC
+    | CLIENT_PROTOCOL_41
+    | CLIENT_INTERACTIVE
+    | CLIENT_TRANSACTIONS
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_MULTI_STATEMENTS
+    | CLIENT_MULTI_RESULTS
+    | CLIENT_PS_MULTI_RESULTS
+    | CLIENT_PLUGIN_AUTH
+    | CLIENT_CONNECT_ATTRS
+    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+)
+
+SERVER_STATUS_AUTOCOMMIT = 0x0002
+SERVER_MORE_RESULTS_EXISTS = 0x0008
+
+# Commands.
+COM_QUIT = 0x01
+COM_INIT_DB = 0x02
+COM_QUERY = 0x03
+COM_FIELD_LIST = 0x04
+COM_STATISTICS = 0x09
+COM_PROCESS_KILL = 0x0C
+COM_PING = 0x0E
+COM_CHANGE_USER = 0x11
+COM_STMT_PREPARE = 0x16
+COM_STMT_EXECUTE = 0x17
+COM_STMT_SEND_LONG_DATA = 0x18
+COM_STMT_CLOSE = 0x19
+COM_STMT_RESET = 0x1A
+COM_SET_OPTION = 0x1B
+COM_STMT_FETCH = 0x1C
+COM_RESET_CONNECTION = 0x1F
+
+UTF8MB4_GENERAL_CI = 45
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not the MySQL protocol the agent speaks."""
+
+
+# ---------------------------------------------------------------- framing
+
+
+async def read_payload(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(sequence id of the last packet, joined payload)."""
+    parts: list[bytes] = []
+    while True:
+        header = await reader.readexactly(4)
+        length = header[0] | header[1] << 8 | header[2] << 16
+        parts.append(await reader.readexactly(length) if length else b"")
+        if length < MAX_PACKET:
+            return header[3], parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class PacketStream:
+    """Payloads from a stream read in large chunks: a result set of many small packets
+    costs one read, not two per packet."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.buffer = b""
+        self.pos = 0
+
+    async def payload(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            buffer, pos = self.buffer, self.pos
+            if len(buffer) - pos >= 4:
+                length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
+                end = pos + 4 + length
+                if end <= len(buffer):
+                    self.pos = end
+                    parts.append(buffer[pos + 4 : end])
+                    if length < MAX_PACKET:
+                        return parts[0] if len(parts) == 1 else b"".join(parts)
+                    continue
+            chunk = await self.reader.read(1 << 18)
+            if not chunk:
+                raise asyncio.IncompleteReadError(buffer[pos:], None)
+            self.buffer, self.pos = buffer[pos:] + chunk, 0
+
+
+def frame(payload: bytes, seq: int) -> tuple[bytes, int]:
+    """Packets carrying ``payload`` from sequence id ``seq``, and the next sequence id."""
+    if len(payload) < MAX_PACKET:
+        return len(payload).to_bytes(3, "little") + bytes((seq & 0xFF,)) + payload, seq + 1
+    out = []
+    for start in range(0, len(payload) + 1, MAX_PACKET):
+        chunk = payload[start : start + MAX_PACKET]
+        out.append(len(chunk).to_bytes(3, "little") + bytes((seq & 0xFF,)) + chunk)
+        seq += 1
+    return b"".join(out), seq
+
+
+# ---------------------------------------------------------------- length-encoded values
+
+
+def lenenc_int(value: int) -> bytes:
+    if value < 251:
+        return bytes((value,))
+    if value < 1 << 16:
+        return b"\xfc" + value.to_bytes(2, "little")
+    if value < 1 << 24:
+        return b"\xfd" + value.to_bytes(3, "little")
+    return b"\xfe" + value.to_bytes(8, "little")
+
+
+def read_lenenc_int(data: bytes, pos: int) -> tuple[int | None, int]:
+    """(value, next position); None is the NULL marker 0xFB of a text row."""
+    first = data[pos]
+    if first < 0xFB:
+        return first, pos + 1
+    if first == 0xFB:
+        return None, pos + 1
+    if first == 0xFC:
+        return int.from_bytes(data[pos + 1 : pos + 3], "little"), pos + 3
+    if first == 0xFD:
+        return int.from_bytes(data[pos + 1 : pos + 4], "little"), pos + 4
+    return int.from_bytes(data[pos + 1 : pos + 9], "little"), pos + 9
+
+
+def lenenc_str(value: bytes) -> bytes:
+    return lenenc_int(len(value)) + value
+
+
+def read_lenenc_str(data: bytes, pos: int) -> tuple[bytes | None, int]:
+    length, pos = read_lenenc_int(data, pos)
+    if length is None:
+        return None, pos
+    return data[pos : pos + length], pos + length
+
+
+def read_nul_str(data: bytes, pos: int) -> tuple[bytes, int]:
+    end = data.index(b"\x00", pos)
+    return data[pos:end], end + 1
+
+
+# ---------------------------------------------------------------- generic packets
+
+
+def ok_packet(status: int = SERVER_STATUS_AUTOCOMMIT, affected: int = 0) -> bytes:
+    return b"\x00" + lenenc_int(affected) + lenenc_int(0) + struct.pack("<HH", status, 0)
+
+
+def err_packet(code: int, sqlstate: str, message: str) -> bytes:
+    return b"\xff" + struct.pack("<H", code) + b"#" + sqlstate.encode()[:5] + message.encode()
+
+
+def eof_packet(status: int = SERVER_STATUS_AUTOCOMMIT) -> bytes:
+    return b"\xfe" + struct.pack("<HH", 0, status)
+
+
+def is_eof(payload: bytes) -> bool:
+    return payload[:1] == b"\xfe" and len(payload) < 9
+
+
+def is_err(payload: bytes) -> bool:
+    return payload[:1] == b"\xff"
+
+
+def status_of(payload: bytes) -> int:
+    """Server status flags of an OK or EOF packet."""
+    if payload[:1] == b"\xfe":
+        return int.from_bytes(payload[3:5], "little")
+    _, pos = read_lenenc_int(payload, 1)
+    _, pos = read_lenenc_int(payload, pos)
+    return int.from_bytes(payload[pos : pos + 2], "little")
+
+
+@dataclass(frozen=True)
+class ServerError:
+    code: int
+    sqlstate: str
+    message: str
+
+    @classmethod
+    def parse(cls, payload: bytes) -> ServerError:
+        code = int.from_bytes(payload[1:3], "little")
+        if payload[3:4] == b"#":
+            return cls(code, payload[4:9].decode(), payload[9:].decode(errors="replace"))
+        return cls(code, "HY000", payload[3:].decode(errors="replace"))
+
+
+# ---------------------------------------------------------------- handshake
+
+
+@dataclass
+class ServerHandshake:
+    """Initial Handshake Packet (protocol version 10)."""
+
+    server_version: str
+    connection_id: int
+    nonce: bytes
+    capabilities: int
+    charset: int
+    status: int
+    plugin: str
+
+    def encode(self) -> bytes:
+        caps = self.capabilities
+        return b"".join(
+            (
+                b"\x0a",
+                self.server_version.encode() + b"\x00",
+                struct.pack("<I", self.connection_id),
+                self.nonce[:8],
+                b"\x00",
+                struct.pack("<H", caps & 0xFFFF),
+                bytes((self.charset,)),
+                struct.pack("<H", self.status),
+                struct.pack("<H", caps >> 16),
+                bytes((len(self.nonce) + 1,)),
+                b"\x00" * 10,
+                self.nonce[8:] + b"\x00",
+                self.plugin.encode() + b"\x00",
+            )
+        )
+
+    @classmethod
+    def parse(cls, payload: bytes) -> ServerHandshake:
+        if payload[:1] == b"\xff":
+            error = ServerError.parse(payload)
+            raise ProtocolError(f"the database refused the connection: {error.message}")
+        if payload[:1] != b"\x0a":
+            raise ProtocolError(f"unsupported handshake protocol {payload[:1]!r}")
+        version, pos = read_nul_str(payload, 1)
+        connection_id = struct.unpack_from("<I", payload, pos)[0]
+        pos += 4
+        nonce = payload[pos : pos + 8]
+        pos += 9
+        caps = struct.unpack_from("<H", payload, pos)[0]
+        charset = payload[pos + 2]
+        status = struct.unpack_from("<H", payload, pos + 3)[0]
+        caps |= struct.unpack_from("<H", payload, pos + 5)[0] << 16
+        nonce_length = payload[pos + 7]
+        pos += 18
+        rest = max(13, nonce_length - 8)
+        nonce += payload[pos : pos + rest].rstrip(b"\x00")
+        pos += rest
+        plugin = ""
+        if caps & CLIENT_PLUGIN_AUTH and pos < len(payload):
+            plugin = payload[pos:].split(b"\x00", 1)[0].decode()
+        return cls(version.decode(), connection_id, nonce, caps, charset, status, plugin)
+
+
+@dataclass
+class ClientHandshake:
+    """Handshake Response (protocol 4.1), or its SSL Request prefix."""
+
+    capabilities: int
+    max_packet: int
+    charset: int
+    user: str = ""
+    auth_response: bytes = b""
+    database: str | None = None
+    plugin: str = ""
+    attributes: bytes = b""
+
+    @classmethod
+    def parse(cls, payload: bytes) -> ClientHandshake:
+        if len(payload) < 32:
+            raise ProtocolError("handshake response too short")
+        caps, max_packet, charset = struct.unpack_from("<IIB", payload, 0)
+        if not caps & CLIENT_PROTOCOL_41:
+            raise ProtocolError("clients older than protocol 4.1 are not supported")
+        response = cls(caps, max_packet, charset)
+        if len(payload) == 32:  # SSL Request
+            return response
+        user, pos = read_nul_str(payload, 32)
+        response.user = user.decode()
+        if caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA:
+            auth, pos = read_lenenc_str(payload, pos)
+            response.auth_response = auth or b""
+        else:
+            length = payload[pos]
+            response.auth_response = payload[pos + 1 : pos + 1 + length]
+            pos += 1 + length
+        if caps & CLIENT_CONNECT_WITH_DB and pos < len(payload):
+            database, pos = read_nul_str(payload, pos)
+            response.database = database.decode() or None
+        if caps & CLIENT_PLUGIN_AUTH and pos < len(payload):
+            plugin, pos = read_nul_str(payload, pos)
+            response.plugin = plugin.decode()
+        if caps & CLIENT_CONNECT_ATTRS and pos < len(payload):
+            response.attributes = payload[pos:]
+        return response
+
+    def encode(self) -> bytes:
+        caps = self.capabilities
+        parts = [
+            struct.pack("<IIB", caps, self.max_packet, self.charset),
+            b"\x00" * 23,
+        ]
+        if self.user or self.auth_response or self.plugin:
+            parts.append(self.user.encode() + b"\x00")
+            if caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA:
+                parts.append(lenenc_str(self.auth_response))
+            else:
+                parts.append(bytes((len(self.auth_response),)) + self.auth_response)
+            if caps & CLIENT_CONNECT_WITH_DB:
+                parts.append((self.database or "").encode() + b"\x00")
+            if caps & CLIENT_PLUGIN_AUTH:
+                parts.append(self.plugin.encode() + b"\x00")
+            if caps & CLIENT_CONNECT_ATTRS:
+                parts.append(self.attributes or b"\x00")
+        return b"".join(parts)

@@ -1,0 +1,246 @@
+"""The agent for MySQL/MariaDB: the shared core (bundle, decisions, audit, metrics, grant
+runs, token checks) with MySQL's analyser, catalog and sessions.
+
+Core pieces that are PostgreSQL-bound and replaced here: ``Agent.decide`` (pglast
+normalize/fingerprint/analyze) and ``Agent.catalog`` (pg_catalog queries).  The decision
+itself goes through the shared ``Agent.decide_counting_runs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import time
+from typing import Any
+
+import pymysql
+
+from agent.analysis import Analysis, ColumnUse, Relation, SqlError
+from agent.decision import DENY, Decision, Identity
+from agent.mysql import analysis as mysql_sql
+from agent.postgres.normalize import Normalizer
+from agent.server import Agent, AgentConfig
+
+log = logging.getLogger("agent.mysql")
+CATALOG_TTL = 30.0
+
+Views = dict[Relation, list[tuple[str, str, str | None]]]
+
+
+class MySqlCatalog:
+    """Views and stored routines of the upstream, read with PyMySQL in a worker thread
+    on a side connection with the datasource's credentials (cached for 30 s)."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.upstream = config.upstream
+        self._views: tuple[float, dict[tuple[str, str], str]] | None = None
+        self._routines: tuple[float, set[str]] | None = None
+        self._lock = asyncio.Lock()
+
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        up = self.upstream
+        ssl = (
+            {"ssl": up.ssl_context} if up.ssl_context is not None and up.sslmode != "prefer" else {}
+        )
+        connection = pymysql.connect(
+            host=up.host, port=up.port, user=up.user, password=up.password, connect_timeout=5, **ssl
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
+
+    async def _refresh(self) -> None:
+        now = time.monotonic()
+        if self._views is not None and now - self._views[0] < CATALOG_TTL:
+            return
+        async with self._lock:
+            if self._views is not None and now - self._views[0] < CATALOG_TTL:
+                return
+            views = await asyncio.to_thread(
+                self._query,
+                "SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS",
+            )
+            routines = await asyncio.to_thread(
+                self._query, "SELECT DISTINCT LOWER(ROUTINE_NAME) FROM information_schema.ROUTINES"
+            )
+            self._views = (now, {(s, n): d for s, n, d in views})
+            self._routines = (now, {r[0] for r in routines})
+
+    def invalidate(self) -> None:
+        self._views = self._routines = None
+
+    async def is_view(self, schema: str, table: str) -> bool:
+        await self._refresh()
+        assert self._views is not None
+        return (schema, table) in self._views[1]
+
+    async def user_functions(self, names: set[str]) -> set[str]:
+        await self._refresh()
+        assert self._routines is not None
+        return names & self._routines[1]
+
+    async def views_among(self, relations: set[Relation]) -> Views:
+        """For each relation that is a view: every (schema, table, column) it reads, through
+        nested views too (column None: all of that table's columns)."""
+        await self._refresh()
+        assert self._views is not None
+        definitions = self._views[1]
+        found: Views = {}
+        for relation in relations:
+            if relation.schema is None or (relation.schema, relation.name) not in definitions:
+                continue
+            found[relation] = self._base_columns(definitions, relation, depth=0)
+        return found
+
+    def _base_columns(
+        self, definitions: dict[tuple[str, str], str], relation: Relation, depth: int
+    ) -> list[tuple[str, str, str | None]]:
+        schema = relation.schema or ""
+        text = definitions[(schema, relation.name)]
+        if depth > 8:
+            raise SqlError(f"views nested too deeply at {schema}.{relation.name}")
+        read = mysql_sql.analyze(text, schema)
+        columns: list[tuple[str, str, str | None]] = []
+        for statement in read.statements:
+            for use in statement.uses:
+                for candidate in use.candidates:
+                    base = candidate.schema or schema
+                    if (base, candidate.name) in definitions:
+                        columns += self._base_columns(
+                            definitions, Relation(base, candidate.name), depth + 1
+                        )
+                    else:
+                        columns.append((base, candidate.name, use.column))
+        return columns
+
+    async def close(self) -> None:
+        return None
+
+
+class MySqlAgent(Agent):
+    """An ``Agent`` whose clients speak the MySQL client/server protocol."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        super().__init__(config)
+        self.mysql_catalog = MySqlCatalog(config)
+        self.normalizer = Normalizer(parse=_normalize)
+        self.server_version = ""
+        self._connection_ids = itertools.count(1)
+        # agent connection id -> (identity name, upstream thread id), for KILL
+        self.connections: dict[int, tuple[str, int]] = {}
+        # agent connection id -> the event that cancels its statement held for review
+        self.holding: dict[int, asyncio.Event] = {}
+        # Accept mysql_clear_password / a cleartext token from loopback peers without TLS.
+        self.cleartext_loopback = config.mysql_cleartext_loopback
+
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        from agent.mysql.session import MySqlSession
+
+        await MySqlSession(self, reader, writer).run()
+
+    def next_connection_id(self) -> int:
+        return next(self._connection_ids)
+
+    def decide_cached(
+        self, identity: Identity | None, text: str, database: str | None
+    ) -> Decision | None:
+        key_db = (database or "",)
+        cached = self.decisions.get((text, identity, key_db))
+        if cached is None:
+            try:
+                normalized = self.normalizer.normalize(text)
+            except SqlError:
+                return None
+            cached = self.decisions.get((normalized, identity, key_db))
+        if cached is not None and cached.valid_until > time.time():
+            return cached
+        return None
+
+    async def decide(self, identity: Identity, text: str, database: str | None) -> Decision:
+        """Decision for one statement text in ``database``, cached like PostgreSQL's by
+        normalized text, identity and current database."""
+        engine = self.engine
+        if engine is None:
+            return Decision(DENY, rule="no_bundle", message="no valid policy bundle loaded")
+        try:
+            normalized = self.normalizer.normalize(text)
+            analysis = mysql_sql.analyze(text, database)
+        except SqlError as exc:
+            return Decision(
+                DENY,
+                rule="unparseable",
+                sqlstate="42000",
+                message=f"statement could not be parsed and was not run: {exc}",
+            )
+        key = (normalized, identity, (database or "",))
+        cached = self.decisions.get(key)
+        if cached is not None and cached.valid_until > time.time():
+            return cached
+        try:
+            views = await self.mysql_catalog.views_among(analysis.relations)
+            for statement in analysis.statements:
+                if await self.mysql_catalog.user_functions(statement.functions):
+                    statement.opaque = True
+        except (pymysql.MySQLError, OSError, SqlError) as exc:
+            log.error("catalog lookup failed: %r", exc)
+            return Decision(
+                DENY,
+                rule="catalog_unavailable",
+                message="policy check could not inspect the database catalog",
+            )
+        self._bundle_spelling(analysis)
+        fingerprint = hashlib.sha256(normalized.encode()).hexdigest()[:32]
+        decision = await self.decide_counting_runs(
+            engine,
+            identity,
+            analysis,
+            fingerprint=fingerprint,
+            search_path=(database,) if database else None,
+            views=views,
+        )
+        decision.fingerprint = fingerprint
+        decision.statement = normalized
+        decision.kinds = [s.kind for s in analysis.statements]
+        decision.statements = [normalized]
+        decision.invalidates_catalog = any(
+            s.kind in ("ddl", "create_as") for s in analysis.statements
+        )
+        if not decision.has_side_effects:
+            if len(self.decisions) > 20_000:
+                self.decisions.clear()
+            self.decisions[key] = decision
+        return decision
+
+    def _bundle_spelling(self, analysis: Analysis) -> None:
+        """MySQL column names are case-insensitive: spell each as the bundle does."""
+        engine = self.engine
+        if engine is None:
+            return
+        for statement in analysis.statements:
+            fixed: list[ColumnUse] = []
+            for use in statement.uses:
+                column = use.column
+                for relation in use.candidates:
+                    for info in engine.bundle.columns_by_table.get(
+                        (relation.schema or "", relation.name), ()
+                    ):
+                        if column is not None and info.column.lower() == column:
+                            column = info.column
+                fixed.append(ColumnUse(use.candidates, column, use.context, use.position))
+            statement.uses = fixed
+
+    def invalidate_after_ddl(self) -> None:
+        self.mysql_catalog.invalidate()
+        self.decisions.clear()
+        self.generation += 1
+
+
+def _normalize(text: str) -> str:
+    return mysql_sql.normalize(text)

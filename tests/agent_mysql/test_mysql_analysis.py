@@ -1,0 +1,106 @@
+"""The MySQL analyser on its own: statement kinds, guardrails, where each column flows,
+and the normalised text the decision cache is keyed by."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.analysis import DERIVED, OUTPUT, PREDICATE, TARGET, WRITE, Relation, SqlError
+from agent.mysql.analysis import analyze, normalize
+
+SHOP = Relation("shop", "customers")
+
+
+def _flows(sql: str) -> set[tuple[str | None, str, int | None]]:
+    return {
+        (u.column, u.context, u.position) for s in analyze(sql, "shop").statements for u in s.uses
+    }
+
+
+def test_bare_columns_are_outputs_and_expressions_derived_at_their_position():
+    flows = _flows("SELECT name, UPPER(email) AS e FROM customers WHERE phone = 'x'")
+    assert flows == {("name", OUTPUT, 0), ("email", DERIVED, 1), ("phone", PREDICATE, None)}
+
+
+def test_unqualified_tables_resolve_in_the_current_database_and_use_moves_it():
+    analysis = analyze("SELECT 1 FROM customers; USE other; SELECT 1 FROM customers", "shop")
+    assert [s.relations for s in analysis.statements] == [
+        {SHOP},
+        set(),
+        {Relation("other", "customers")},
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT @x := email FROM customers",
+        "SELECT email INTO @v FROM customers",
+        "SET @v = (SELECT email FROM customers)",
+        "INSERT INTO scratch (v) SELECT email FROM customers",
+        "CREATE TABLE t2 AS SELECT email FROM customers",
+    ],
+)
+def test_stored_values_are_writes(sql: str):
+    assert ("email", WRITE, None) in _flows(sql)
+
+
+def test_update_targets_and_sources():
+    flows = _flows("UPDATE scratch SET v = (SELECT email FROM customers LIMIT 1) WHERE id = 1")
+    assert {("v", TARGET, None), ("email", WRITE, None), ("id", PREDICATE, None)} <= flows
+
+
+def test_derived_tables_and_unions_have_no_output_position():
+    assert ("email", DERIVED, None) in _flows("SELECT * FROM (SELECT email FROM customers) s")
+    assert ("email", DERIVED, None) in _flows(
+        "SELECT name FROM t UNION SELECT email FROM customers"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "guardrail"),
+    [
+        ("DELETE FROM t WHERE 1 = 1", "delete_without_where"),
+        ("UPDATE t SET a = 1", "update_without_where"),
+        ("RENAME TABLE a TO b", "alter"),
+        ("DROP USER bob", "role"),
+        ("REVOKE ALL ON *.* FROM bob", "grant_revoke"),
+        ("SELECT * FROM t INTO DUMPFILE '/tmp/x'", "server_file_functions"),
+        ("SELECT 1; DELETE FROM t WHERE id = 1", "mixed_multi_statement"),
+    ],
+)
+def test_guardrail_kinds(sql: str, guardrail: str):
+    assert guardrail in analyze(sql, "shop").guardrails
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SHOW PROCESSLIST",
+        "SHOW WARNINGS",
+        "CALL p()",
+        "SELECT INFO FROM information_schema.PROCESSLIST",
+        "SELECT * FROM mysql.user",
+        "SELECT shop.f(1)",
+    ],
+)
+def test_statements_the_agent_cannot_see_into_are_opaque(sql: str):
+    assert any(s.opaque for s in analyze(sql, "shop").statements)
+
+
+def test_normalised_text_replaces_only_literals():
+    assert normalize("SELECT a FROM t WHERE id = 42 AND b = 'x' AND c = 0x1F") == (
+        "SELECT a FROM t WHERE id = $1 AND b = $2 AND c = $3"
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT /*M!100000 email, */ 2 FROM customers",  # MariaDB executable comment
+        "XA START 'x'",
+    ],
+)
+def test_text_the_agent_might_read_differently_is_refused(sql: str):
+    with pytest.raises(SqlError):
+        analyze(sql, "shop")
