@@ -16,15 +16,18 @@ rule and the sibling column that decided:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections import Counter
 from collections.abc import Sequence
 
 from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
 from postal_codes_tools.postal_codes import verify_postal_code_format
 
-from .base import CONTEXT, Finding, PreparedColumn, confidence, is_sequential
+from .base import CONTEXT, Finding, PreparedColumn, confidence
 from .birthdate import as_date
 from .masking import mask_generic, mask_words
 from .names import COMMON_FIRST_RANK, first_rank, name_kinds, name_tokens_of
+from .phone import national_phone_valid
 from .places import country_code, country_share
 
 Scores = dict[str, tuple[float, Finding]]
@@ -72,7 +75,7 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
         if len(members) < 2:
             continue
         table = [columns[i] for i in members]
-        for rule in (_place_rule, _postal_rule, _name_pair_rule, _birth_date_rule):
+        for rule in (_place_rule, _postal_rule, _phone_rule, _name_pair_rule, _birth_date_rule):
             for position, finding in rule(table, [scores[i] for i in members]):
                 _add(scores[members[position]], finding)
 
@@ -169,8 +172,11 @@ def _postal_candidate(column: PreparedColumn) -> bool:
     shaped = sum(1 for t in head if 3 <= len(t) <= 10 and any(c.isdigit() for c in t))
     if shaped < ROW_SHARE * len(head):
         return False
-    numbers = [int(t) for t in head if t.isdigit()]
-    return not (len(numbers) == len(head) and is_sequential(numbers))
+    numbers = sorted({int(t) for t in head if t.isdigit()})
+    if len(numbers) < len(set(head)) or len(numbers) < MIN_ROWS:
+        return True
+    steps = [b - a for a, b in itertools.pairwise(numbers)]
+    return sum(1 for step in steps if step <= 2) < 0.8 * len(steps)  # not a counter
 
 
 def _postal_rule(
@@ -190,7 +196,7 @@ def _postal_rule(
         if finding is not None:
             # "6766-472" also parses as a local phone number; the row's country decides
             scores[position].pop("PII.Phone", None)
-        else:
+        elif not countries:  # a country column that contradicts the codes has the last word
             finding = _postal_by_place(column, places)
         if finding is not None:
             finding.examples = [mask_generic(text) for text in column.texts[:3]]
@@ -206,6 +212,15 @@ def postal_fits(code: str, country: str) -> bool:
     return prefix in (country, country[0]) and verify_postal_code_format(rest, country)
 
 
+def _fixed_lengths(known: Sequence[tuple[str, str]]) -> bool:
+    """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not."""
+    lengths: dict[str, Counter[int]] = {}
+    for code, country in known:
+        lengths.setdefault(country, Counter())[len(code)] += 1
+    modal = sum(counter.most_common(1)[0][1] for counter in lengths.values())
+    return modal >= 0.9 * len(known)
+
+
 def _postal_by_country(
     column: PreparedColumn, countries: Sequence[PreparedColumn]
 ) -> Finding | None:
@@ -214,7 +229,7 @@ def _postal_by_country(
         pairs = [(codes.get(row), country_code(text)) for row, text in _by_row(sibling).items()]
         known = [(code, cc) for code, cc in pairs if code is not None and cc in POSTAL_CODES_REGEX]
         fits = sum(1 for code, cc in known if postal_fits(code, cc))
-        if len(known) >= MIN_ROWS and fits >= ROW_SHARE * len(known):
+        if len(known) >= MIN_ROWS and fits >= ROW_SHARE * len(known) and _fixed_lengths(known):
             return _context_finding(
                 "PII.PostalCode",
                 "fits the postal format of the row's country",
@@ -242,6 +257,42 @@ def _postal_by_place(column: PreparedColumn, places: Sequence[PreparedColumn]) -
                 country=country,
             )
     return None
+
+
+# --- phone numbers written without their country prefix -------------------------------
+
+
+def _phone_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    countries = [c for c in table if _is_country_column(c)]
+    found: list[tuple[int, Finding]] = []
+    for position, column in enumerate(table):
+        if (
+            not countries
+            or column in countries
+            or scores[position].get("PII.Phone", (0.0,))[0] >= 0.7
+        ):
+            continue
+        if column.type_family != "text" or any(s >= 0.7 for s, _ in scores[position].values()):
+            continue
+        numbers = _by_row(column)
+        for sibling in countries:
+            pairs = [(numbers.get(r), country_code(t)) for r, t in _by_row(sibling).items()]
+            known = [(number, cc) for number, cc in pairs if number and cc]
+            valid = sum(1 for number, cc in known if national_phone_valid(number, cc))
+            if len(known) >= MIN_ROWS and valid >= ROW_SHARE * len(known):
+                finding = _context_finding(
+                    "PII.Phone",
+                    "a valid phone number in the row's country",
+                    sibling,
+                    valid,
+                    len(known),
+                )
+                finding.examples = [mask_generic(text) for text in column.texts[:3]]
+                found.append((position, finding))
+                break
+    return found
 
 
 # --- first and last names -------------------------------------------------------------

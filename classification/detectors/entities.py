@@ -9,10 +9,12 @@ on a good part of the column. Denominator: the values NER read.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
 from cleanco import basename as cleanco_basename
+from cleanco.clean import prepare_default_terms
 
 from .base import MEDIUM, WEAK, Finding, PreparedColumn, has_hint
 from .health import is_free_text
@@ -28,13 +30,26 @@ LEGAL_FORM = re.compile(
 )
 
 
+# The last word of every legal form cleanco knows: a cheap gate before its slower parse.
+_PUNCTUATION = re.compile(r"[^\w\s]")
+_LEGAL_FORM_ENDINGS = frozenset(
+    _PUNCTUATION.sub("", term[-1]) for _, term in prepare_default_terms()
+)
+
+
+@functools.lru_cache(maxsize=8192)
 def has_legal_form(text: str) -> bool:
     """ "Patel LLC", "Acme Lda.", "Baz s.r.o.": a company's legal form ends the name.
 
     ``cleanco`` knows the legal forms of many countries; the pattern above adds a few
     that it does not strip (``and Sons``, ``Group``).
     """
-    return LEGAL_FORM.search(text) is not None or cleanco_basename(text) != text.strip()
+    if LEGAL_FORM.search(text) is not None:
+        return True
+    words = text.lower().split()
+    if not words or _PUNCTUATION.sub("", words[-1]) not in _LEGAL_FORM_ENDINGS:
+        return False
+    return cleanco_basename(text) != text.strip()
 
 
 _PERSON_TOKENS = (

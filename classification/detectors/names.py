@@ -16,6 +16,7 @@ and places (NER reads them as GPE) are kept out.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -128,6 +129,7 @@ def _is_known(token: str) -> bool:
     return bool(entry and (entry[0] or entry[1]))
 
 
+@functools.lru_cache(maxsize=16384)
 def value_kind(text: str) -> str | None:
     """ "first" (a common first name), "last" (a known surname), "full", or None."""
     tokens = name_tokens_of(text)
