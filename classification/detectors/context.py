@@ -221,13 +221,22 @@ def _fixed_lengths(known: Sequence[tuple[str, str]]) -> bool:
     return modal >= 0.9 * len(known)
 
 
+def _row_pairs(values: dict[int, str], countries: PreparedColumn) -> list[tuple[str, str]]:
+    """(value, its row's ISO country) for the rows where both are known."""
+    pairs = []
+    for row, text in _by_row(countries).items():
+        value, country = values.get(row), country_code(text)
+        if value is not None and country is not None:
+            pairs.append((value, country))
+    return pairs
+
+
 def _postal_by_country(
     column: PreparedColumn, countries: Sequence[PreparedColumn]
 ) -> Finding | None:
     codes = _by_row(column)
     for sibling in countries:
-        pairs = [(codes.get(row), country_code(text)) for row, text in _by_row(sibling).items()]
-        known = [(code, cc) for code, cc in pairs if code is not None and cc in POSTAL_CODES_REGEX]
+        known = [(code, cc) for code, cc in _row_pairs(codes, sibling) if cc in POSTAL_CODES_REGEX]
         fits = sum(1 for code, cc in known if postal_fits(code, cc))
         if len(known) >= MIN_ROWS and fits >= ROW_SHARE * len(known) and _fixed_lengths(known):
             return _context_finding(
@@ -236,7 +245,7 @@ def _postal_by_country(
                 sibling,
                 fits,
                 len(known),
-                countries=sorted({cc for _, cc in known})[:10],
+                countries=sorted({country for _, country in known})[:10],
             )
     return None
 
@@ -278,8 +287,7 @@ def _phone_rule(
             continue
         numbers = _by_row(column)
         for sibling in countries:
-            pairs = [(numbers.get(r), country_code(t)) for r, t in _by_row(sibling).items()]
-            known = [(number, cc) for number, cc in pairs if number and cc]
+            known = _row_pairs(numbers, sibling)
             valid = sum(1 for number, cc in known if national_phone_valid(number, cc))
             if len(known) >= MIN_ROWS and valid >= ROW_SHARE * len(known):
                 finding = _context_finding(
