@@ -235,3 +235,21 @@ def test_json_documents_report_each_sensitive_path() -> None:
     assert found["PII.Phone"].evidence["json_path"] == "contact.phone"
     assert "PII.PersonName" in found
     assert "prefs.newsletter" not in json.dumps([s.evidence for s in found.values()])
+
+
+# --- phones ---------------------------------------------------------------------------
+
+
+def test_national_phone_numbers_are_valid_in_the_country_of_their_row() -> None:
+    # Colombian mobiles written as bare digits: an id until the row's country says otherwise
+    rng = random.Random(8)
+    mobiles = [
+        f"3{rng.randint(0, 2)}{rng.randint(0, 9)}{rng.randint(10**6, 10**7 - 1)}" for _ in range(20)
+    ]
+    samples = table({"c3": mobiles, "c9": ["Colombia"] * 20})
+    phones = tags(classify_columns(samples)[0])
+    context = phones["PII.Phone"].evidence["context"]
+    assert context == {"rule": "a valid phone number in the row's country", "sibling_column": "c9"}
+    # the same digits beside a column of fruit say nothing
+    alone = table({"c3": mobiles, "c9": ["Apple", "Pear"] * 10})
+    assert "PII.Phone" not in tags(classify_columns(alone)[0])
