@@ -1,16 +1,23 @@
 """Row and table context: columns of one table are judged together, row by row.
 
 A scan samples whole rows, so the n-th value of every column of a table comes from the
-same row. Three rules read across columns, each adding a finding whose evidence names the
-rule and the sibling column that decided:
+same row. Five rules read across columns, each adding a finding whose evidence names the
+rule and the sibling column that decided (``evidence["context"]``):
 
+* place names beside an address column are its city (NER need only read a fifth of them
+  as places, where alone it must read most);
 * a short code fits the postal-code format of the country in its row's country column
   (formats per country from ``postal-codes-tools``, countries resolved with ``pycountry``),
   or, with no country column, fits one country's format next to a city or address column;
+* a number written without its country prefix is a valid phone number in its row's country
+  (``phonenumbers`` with the row's country as the region);
 * two single-token columns, one of common first names, the other of names, that read as
   "first last" row by row are both person names;
 * a date sits 18-100 years before a sibling date of the same row (signed up, admitted,
   ordered): a birth date.
+
+A country column that contradicts a rule has the last word: codes that do not fit their
+rows' countries are not postal codes, whatever else they sit next to.
 """
 
 from __future__ import annotations
@@ -35,31 +42,12 @@ ROW_SHARE = 0.8  # share of rows (with both values present) a rule must hold on
 MIN_ROWS = 5
 # Without a country column a code must fit one of these (the formats of the countries a
 # deployment most often meets); with one, every country ``postal-codes-tools`` knows.
+# fmt: off
 LONE_POSTAL_COUNTRIES = (
-    "US",
-    "DE",
-    "FR",
-    "ES",
-    "IT",
-    "GB",
-    "NL",
-    "BR",
-    "PL",
-    "PT",
-    "SE",
-    "AT",
-    "CH",
-    "BE",
-    "DK",
-    "NO",
-    "FI",
-    "CZ",
-    "AU",
-    "CA",
-    "MX",
-    "JP",
-    "IN",
+    "US", "DE", "FR", "ES", "IT", "GB", "NL", "BR", "PL", "PT", "SE", "AT",
+    "CH", "BE", "DK", "NO", "FI", "CZ", "AU", "CA", "MX", "JP", "IN",
 )
+# fmt: on
 ADULT_YEARS = (18.0, 100.0)
 SURNAME_SHARE = 0.3
 FIRST_NAME_ROWS = 0.7  # the index misses some first names of every culture

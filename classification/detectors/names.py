@@ -118,6 +118,8 @@ def name_tokens_of(text: str) -> list[str] | None:
     """The words of a name-shaped value ("María José García-López"), else None."""
     if not 2 <= len(text) <= 60 or not text[0].isupper() or has_legal_form(text):
         return None
+    if len(text) <= 3 and text.isupper():
+        return None  # DE, USA, EUR: codes, though some are given names somewhere
     tokens = [token for token in _SPLIT.split(text.strip()) if token]
     if not 1 <= len(tokens) <= 4 or not all(_TOKEN.fullmatch(token) for token in tokens):
         return None

@@ -17,15 +17,21 @@ from .masking import mask_words
 COUNTRY_SHARE = 0.8
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.cache
+def _countries() -> dict[str, str]:
+    """Every ISO 3166 name, official and common name and code, casefolded -> alpha-2."""
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        for field in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+            value = getattr(country, field, None)
+            if value:
+                names[value.casefold()] = country.alpha_2
+    return names
+
+
 def country_code(text: str) -> str | None:
     """ISO alpha-2 for a country name or code ("Germany", "DE", "DEU"), else None."""
-    if not 2 <= len(text) <= 60:
-        return None
-    try:
-        return pycountry.countries.lookup(text.strip()).alpha_2
-    except LookupError:
-        return None
+    return _countries().get(text.strip().casefold()) if 2 <= len(text) <= 60 else None
 
 
 def country_share(column: PreparedColumn, *, names_only: bool = False) -> float:

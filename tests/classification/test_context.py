@@ -14,6 +14,7 @@ from faker import Faker
 
 from classification.classifier import classify_columns
 from classification.detectors.base import ColumnSample, TagSuggestion
+from classification.detectors.names import value_kind
 
 THRESHOLD = 0.7
 
@@ -79,6 +80,14 @@ def test_single_first_names_are_person_names_on_their_values_alone() -> None:
     found = tags(classify_columns(table({"c3": [f.first_name() for _ in range(40)]}))[0])
     assert "PII.PersonName" in found
     assert "name_frequency" in found["PII.PersonName"].evidence["detectors"] or found
+
+
+def test_name_frequencies_know_names_of_many_cultures_and_not_products_or_companies() -> None:
+    for first in ("José", "Søren", "Zsófia", "Aigerim", "Oluwaseun", "Nguyen Van An"):
+        assert value_kind(first) in ("first", "full"), first
+    assert value_kind("María José García-López") == "full"
+    for other in ("Ergonomic Steel Chair", "Müller GmbH", "Silva Lda.", "ab12", "DE"):
+        assert value_kind(other) is None, other
 
 
 def test_catalogue_product_names_are_not_person_names() -> None:
