@@ -23,6 +23,7 @@ from .detectors.base import (
     confidence,
     prepare_column,
 )
+from .detectors.context import apply_table_context
 from .detectors.health import is_free_text
 from .detectors.ner import run_ner
 from .detectors.structured import json_children
@@ -56,7 +57,7 @@ def classify_columns(samples: Sequence[ColumnSample]) -> list[list[TagSuggestion
         for path, child in _safe_json_children(sample):
             expanded.append(child)
             parents.append((index, path))
-    results = _classify(expanded)
+    results = _classify(expanded, len(samples))
     for (index, path), child_suggestions in zip(parents, results[len(samples) :], strict=True):
         results[index] = _merge_child(results[index], child_suggestions, path)
     return results[: len(samples)]
@@ -77,13 +78,17 @@ def _merge_child(
     merged = {suggestion.tag: suggestion for suggestion in own}
     for suggestion in child:
         current = merged.get(suggestion.tag)
+        paths = sorted({*current.evidence.get("json_paths", []), path}) if current else [path]
         if current is None or suggestion.confidence > current.confidence:
-            evidence = {**suggestion.evidence, "json_path": path}
+            evidence = {**suggestion.evidence, "json_path": path, "json_paths": paths}
             merged[suggestion.tag] = TagSuggestion(suggestion.tag, suggestion.confidence, evidence)
+        elif "json_paths" in current.evidence and suggestion.confidence >= SETTLED_CONFIDENCE:
+            current.evidence["json_paths"] = paths  # another path holding the same kind
     return sorted(merged.values(), key=lambda s: (-s.confidence, s.tag))
 
 
-def _classify(samples: Sequence[ColumnSample]) -> list[list[TagSuggestion]]:
+def _classify(samples: Sequence[ColumnSample], table_columns: int) -> list[list[TagSuggestion]]:
+    """Classify ``samples``; the first ``table_columns`` are row-aligned table columns."""
     prepared = [prepare_column(sample) for sample in samples]
     scores = [_run(VALUE_DETECTORS, column, {}) for column in prepared]
     needs_ner = [
@@ -95,10 +100,12 @@ def _classify(samples: Sequence[ColumnSample]) -> list[list[TagSuggestion]]:
         run_ner(needs_ner)
     except Exception:  # a broken model must not stop the value detectors
         logger.exception("NER failed; continuing with value detectors only")
-    return [
-        _suggest(column, _run(ENTITY_DETECTORS, column, found))
-        for column, found in zip(prepared, scores, strict=True)
-    ]
+    scores = [_run(ENTITY_DETECTORS, c, found) for c, found in zip(prepared, scores, strict=True)]
+    try:
+        apply_table_context(prepared[:table_columns], scores[:table_columns])
+    except Exception:  # context only adds evidence: the per-column results stand without it
+        logger.exception("table context failed")
+    return [_suggest(column, found) for column, found in zip(prepared, scores, strict=True)]
 
 
 def classify_column(sample: ColumnSample) -> list[TagSuggestion]:

@@ -14,11 +14,13 @@ from .birthdate import detect_date_of_birth
 from .email import detect_email
 from .entities import detect_location, detect_organization, detect_person_name
 from .health import detect_health_text
+from .names import detect_person_name_frequency
 from .national_id import detect_national_id
 from .network import detect_ip_address
 from .passport import detect_passport
 from .payment import detect_card_number
 from .phone import detect_phone
+from .places import detect_country
 from .postal import detect_postal_code
 from .secrets import detect_credential
 
@@ -36,6 +38,7 @@ VALUE_DETECTORS: tuple[Detector, ...] = (
     detect_date_of_birth,
     detect_postal_code,
     detect_address,
+    detect_country,
     detect_credential,
     detect_health_text,
 )
@@ -43,6 +46,7 @@ VALUE_DETECTORS: tuple[Detector, ...] = (
 # Detectors that read the NER results stored on the column by ``ner.run_ner``.
 ENTITY_DETECTORS: tuple[Detector, ...] = (
     detect_person_name,
+    detect_person_name_frequency,
     detect_location,
     detect_organization,
 )

@@ -29,11 +29,20 @@ _STREET_SUFFIX = re.compile(
     re.IGNORECASE,
 )
 _NUMBER_FIRST = re.compile(r"\d{1,6}[A-Za-z]?,? (?:[A-Z][\w'.-]+ ?){2,5}")
-_HOUSE_NUMBER = re.compile(r"(?<![\d.:])\d{1,5}(?:[/-]\d{1,5})?[A-Za-z]?(?![\d.:])")
+_HOUSE_NUMBER = re.compile(r"(?<![\d.:])\d{1,5}(?:[/-]\d{1,5})?[A-Za-z]?(?![\d:]|\.\d)")
+_DIGITS = re.compile(r"\d+")
 _LEADING_STREET_WORD = re.compile(rf"(?:{_STREET_WORDS})\b", re.IGNORECASE)
 _POSTAL_LINE = re.compile(
     r"(?m)(?:^|, )(?:\d{4,6}|[1-9]\d{3} ?[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
     r"|[A-Z]{2} \d{5}(?:-\d{4})?)(?:$|[ ,])"
+)
+# Any script: words, then a house number ("Beskydská 88", "Praça de Magalhães, 67",
+# "Av. Omar Nuñez N° 6447"), optionally a unit after it ("буд. 764 кв. 59").
+_WORD = r"[^\W\d_][^\W\d_'\u2019.-]*\.?"
+_NUMBER = r"(?:(?:no|nr|n°|nº|#)\.? ?)?\d{1,5}(?:[a-zA-Z]|[/-]\d{1,5})?\.?"
+_WORDS_THEN_NUMBER = re.compile(
+    rf"{_WORD}(?: {_WORD}){{0,5}},? {_NUMBER}(?:,? {_WORD}(?: {_WORD})?,? {_NUMBER}){{0,2}}",
+    re.IGNORECASE,
 )
 _HINT_TOKENS = (
     "address",
@@ -55,33 +64,64 @@ _HINT_PHRASES = ("address", "street", "adres", "direccion", "indirizzo")
 
 
 def _is_address(text: str) -> bool:
+    return _address_kind(text) is not None
+
+
+def _address_kind(text: str) -> str | None:
+    """ "street" (a street word or known shape), "shape" (words then a number), or None."""
+    if "\n" in text:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        kinds = {_street_line_kind(line) for line in lines[:2]} if 2 <= len(lines) <= 5 else set()
+        if "street" in kinds or _is_postal_block(text):
+            return "street"
+        if "shape" in kinds:
+            return "shape"
+    return _street_line_kind(text)
+
+
+def _is_postal_block(text: str) -> bool:
+    return "\n" in text and bool(_HOUSE_NUMBER.search(text)) and bool(_POSTAL_LINE.search(text))
+
+
+def _street_line_kind(text: str) -> str | None:
     words = len(text.split())
     if not 6 <= len(text) <= 160 or words > 16:
-        return False
+        return None
     if not _HOUSE_NUMBER.search(text):
         # "rue de Guichard", "Via Adele": a street without a number, only as a short line
-        return words <= 6 and _LEADING_STREET_WORD.match(text) is not None
-    return bool(
-        _STREET_WORD.search(text)
-        or _STREET_SUFFIX.search(text)
-        or _NUMBER_FIRST.match(text)
-        or ("\n" in text and _POSTAL_LINE.search(text))
-    )
+        return "street" if words <= 6 and _LEADING_STREET_WORD.match(text) else None
+    if _STREET_WORD.search(text) or _STREET_SUFFIX.search(text) or _NUMBER_FIRST.match(text):
+        return "street"
+    if text[0].isupper() and _WORDS_THEN_NUMBER.fullmatch(text):
+        return "shape"
+    return None
+
+
+def _varied(prefixes: list[str]) -> bool:
+    """Streets differ from row to row; "Fulfilment centre 01..20" repeats its words."""
+    return len(set(prefixes)) >= 0.3 * len(prefixes)
 
 
 def detect_address(column: PreparedColumn) -> list[Finding]:
     if column.type_family not in ("text", "json"):
         return []
-    matched = checked = 0
+    streets = checked = 0
+    shaped: list[str] = []
     examples: list[str] = []
     for text in column.texts:
-        if checked == 25 and matched == 0:
+        if checked == 25 and streets + len(shaped) == 0:
             break
         checked += 1
-        if _is_address(text):
-            matched += 1
-            if len(examples) < 3:
-                examples.append(mask_words(text))
+        kind = _address_kind(text)
+        if kind == "street":
+            streets += 1
+        elif kind == "shape":
+            shaped.append(_DIGITS.sub("", text).strip())
+        else:
+            continue
+        if len(examples) < 3:
+            examples.append(mask_words(text))
+    matched = streets + (len(shaped) if _varied(shaped) else 0)
     return [
         Finding(
             tag="PII.Address",
@@ -89,7 +129,8 @@ def detect_address(column: PreparedColumn) -> list[Finding]:
             matched=matched,
             checked=checked,
             strength=MEDIUM,
-            examples=examples,
+            examples=examples if matched else [],
             name_hint=has_hint(column, _HINT_TOKENS, _HINT_PHRASES),
+            extra={"street_shape_only": matched - streets},
         )
     ]

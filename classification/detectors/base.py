@@ -15,6 +15,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 MAX_VALUES_PER_COLUMN = 200
 MAX_CHARS_PER_VALUE = 2000
@@ -22,6 +25,7 @@ PROBE_VALUES = 25  # a detector with no match among this many values gives up ea
 
 # Strength of the value evidence, before the match share and name hints are applied.
 STRONG = 0.95  # checksum or unambiguous structure (Luhn + issuer, mod-97, stdnum, PEM)
+CONTEXT = 0.9  # a shape confirmed by a sibling column of the same rows (see ``context``)
 MEDIUM = 0.8  # distinctive shape without checksum (street + number, possible phone)
 WEAK = 0.45  # shape shared with many harmless values: needs a name hint to reach 0.7
 HINT_WEIGHT = 0.5  # a matching column name removes half of the remaining doubt
@@ -60,6 +64,8 @@ class PreparedColumn:
     entity_examples: dict[str, list[str]] = field(default_factory=dict)  # masked entity texts
     ner_ran: bool = False
     free_text: bool | None = None  # computed once by ``health.is_free_text``
+    rows: list[int] = field(default_factory=list)  # sampled row of each text (table context)
+    row_count: int = 0  # rows in the sample the column came from
 
     def entity_share(self, *labels: str) -> float:
         """Share of NER-read values holding an entity with one of ``labels``."""
@@ -166,7 +172,7 @@ def value_to_text(value: object) -> str | None:
     return text[:MAX_CHARS_PER_VALUE] or None
 
 
-def even_sample(values: Sequence[object], limit: int) -> list[object]:
+def even_sample(values: Sequence[_T], limit: int) -> list[_T]:
     """At most ``limit`` values spread evenly over the input (keeps head and tail)."""
     if len(values) <= limit:
         return list(values)
@@ -175,15 +181,18 @@ def even_sample(values: Sequence[object], limit: int) -> list[object]:
 
 
 def prepare_column(sample: ColumnSample) -> PreparedColumn:
-    non_null = [v for v in sample.values if v is not None]
+    non_null = [row for row, value in enumerate(sample.values) if value is not None]
     sampled = even_sample(non_null, MAX_VALUES_PER_COLUMN)
     raw_values: list[object] = []
     texts: list[str] = []
-    for value in sampled:
+    rows: list[int] = []
+    for row in sampled:
+        value = sample.values[row]
         text = value_to_text(value)
         if text is not None:
             texts.append(text)
             raw_values.append(value)
+            rows.append(row)
     tokens = name_tokens(sample.name)
     return PreparedColumn(
         name=sample.name,
@@ -195,6 +204,8 @@ def prepare_column(sample: ColumnSample) -> PreparedColumn:
         texts=texts,
         raw_values=raw_values,
         sampled_non_null=len(texts),
+        rows=rows,
+        row_count=len(sample.values),
     )
 
 

@@ -64,7 +64,7 @@ _NEGATIVE_TOKENS = (
 )
 
 
-def _as_date(value: object, text: str) -> tuple[dt.date | None, bool]:
+def as_date(value: object, text: str) -> tuple[dt.date | None, bool]:
     """(date, has time of day) for date objects and date-like strings."""
     if isinstance(value, dt.datetime):
         return value.date(), value.time() != dt.time(0, 0)
@@ -94,7 +94,7 @@ def _ages(column: PreparedColumn, today: dt.date) -> tuple[list[float], int, lis
     for index, (value, text) in enumerate(zip(column.raw_values, column.texts, strict=True)):
         if index == 25 and not ages:
             break
-        day, has_time = _as_date(value, text)
+        day, has_time = as_date(value, text)
         if day is None:
             continue
         ages.append((today - day).days / 365.25)

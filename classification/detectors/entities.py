@@ -9,8 +9,12 @@ on a good part of the column. Denominator: the values NER read.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+
+from cleanco import basename as cleanco_basename
+from cleanco.clean import prepare_default_terms
 
 from .base import MEDIUM, WEAK, Finding, PreparedColumn, has_hint
 from .health import is_free_text
@@ -18,12 +22,36 @@ from .health import is_free_text
 _NAME_WORD = r"[^\W\d_][^\W\d_'\u2019.-]*"
 _NAME_SHAPE = re.compile(rf"{_NAME_WORD}(?:[ '\u2019.,&-]+{_NAME_WORD}){{0,5}}\.?")
 _FULL_NAME = re.compile(rf"{_NAME_WORD}(?:[ '\u2019-]+{_NAME_WORD}){{1,4}}")
-_LEGAL_FORM = re.compile(
+LEGAL_FORM = re.compile(
     r"\b(?:inc|llc|ltd|plc|corp|co|company|gmbh|ag|kg|ohg|se|sa|sas|sarl|spa|s\.?p\.?a|"
     r"s\.?r\.?l|s\.?l|s\.?a|bv|b\.v|nv|n\.v|vof|group|groep|holding|partners|associates|"
     r"s\.?l\.?[lu]|s\.?coop|asociados|and sons|e figli|und partner|& co|hnos|s\.?com|cia)\.?$",
     re.IGNORECASE,
 )
+
+
+# The last word of every legal form cleanco knows: a cheap gate before its slower parse.
+_PUNCTUATION = re.compile(r"[^\w\s]")
+_LEGAL_FORM_ENDINGS = frozenset(
+    _PUNCTUATION.sub("", term[-1]) for _, term in prepare_default_terms()
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def has_legal_form(text: str) -> bool:
+    """ "Patel LLC", "Acme Lda.", "Baz s.r.o.": a company's legal form ends the name.
+
+    ``cleanco`` knows the legal forms of many countries; the pattern above adds a few
+    that it does not strip (``and Sons``, ``Group``).
+    """
+    if LEGAL_FORM.search(text) is not None:
+        return True
+    words = text.lower().split()
+    if not words or _PUNCTUATION.sub("", words[-1]) not in _LEGAL_FORM_ENDINGS:
+        return False
+    return cleanco_basename(text) != text.strip()
+
+
 _PERSON_TOKENS = (
     "name",
     "fullname",
@@ -304,7 +332,7 @@ def detect_person_name(column: PreparedColumn) -> list[Finding]:
     full_names = not free_text and person >= 0.45 and person >= 2 * other
 
     def vouched(text: str) -> bool:
-        if free_text or _LEGAL_FORM.search(text):
+        if free_text or has_legal_form(text):
             return False
         if full_names and len(text) <= 60 and text[0].isupper() and _FULL_NAME.fullmatch(text):
             return True
@@ -380,10 +408,10 @@ def detect_organization(column: PreparedColumn) -> list[Finding]:
     def vouched(text: str) -> bool:
         if free_text or not _shaped(text.replace(",", "")):
             return False
-        return hinted or _LEGAL_FORM.search(text) is not None
+        return hinted or has_legal_form(text)
 
     finding = _finding(column, "PII.Organization", ("ORG",), hinted, vouched)
-    legal = sum(1 for i in column.entity_labels if _LEGAL_FORM.search(column.texts[i]))
+    legal = sum(1 for i in column.entity_labels if has_legal_form(column.texts[i]))
     if not free_text and legal >= 0.25 * max(len(column.entity_labels), 1):
         finding.strength = MEDIUM
         finding.extra["legal_form_share"] = round(legal / len(column.entity_labels), 3)

@@ -38,6 +38,17 @@ def _parse(text: str) -> tuple[int, int | None]:
     return best, code
 
 
+def national_phone_valid(text: str, region: str) -> bool:
+    """A number written the way ``region`` writes its numbers, without a country prefix."""
+    candidate = _EXTENSION.sub("", text)
+    if not _CANDIDATE.fullmatch(candidate) or _NOT_PHONE.fullmatch(candidate):
+        return False
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(candidate, region))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def _phone_grade(text: str, hinted: bool) -> tuple[int, int | None]:
     candidate = _EXTENSION.sub("", text)
     if not _CANDIDATE.fullmatch(candidate) or _NOT_PHONE.fullmatch(candidate):

@@ -1,0 +1,391 @@
+"""Row and table context: columns of one table are judged together, row by row.
+
+A scan samples whole rows, so the n-th value of every column of a table comes from the
+same row. Five rules read across columns, each adding a finding whose evidence names the
+rule and the sibling column that decided (``evidence["context"]``):
+
+* place names beside an address column are its city (NER need only read a fifth of them
+  as places, where alone it must read most);
+* a short code fits the postal-code format of the country in its row's country column
+  (formats per country from ``postal-codes-tools``, countries resolved with ``pycountry``),
+  or, with no country column, fits one country's format next to a city or address column;
+* a number written without its country prefix is a valid phone number in its row's country
+  (``phonenumbers`` with the row's country as the region);
+* two single-token columns, one of common first names, the other of names, that read as
+  "first last" row by row are both person names;
+* a date sits 18-100 years before a sibling date of the same row (signed up, admitted,
+  ordered): a birth date.
+
+A country column that contradicts a rule has the last word: codes that do not fit their
+rows' countries are not postal codes, whatever else they sit next to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+
+from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
+from postal_codes_tools.postal_codes import verify_postal_code_format
+
+from .base import CONTEXT, Finding, PreparedColumn, confidence
+from .birthdate import as_date
+from .masking import mask_generic, mask_words
+from .names import COMMON_FIRST_RANK, first_rank, name_kinds, name_tokens_of
+from .phone import national_phone_valid
+from .places import country_code, country_share
+
+Scores = dict[str, tuple[float, Finding]]
+ROW_SHARE = 0.8  # share of rows (with both values present) a rule must hold on
+MIN_ROWS = 5
+# Without a country column a code must fit one of these (the formats of the countries a
+# deployment most often meets); with one, every country ``postal-codes-tools`` knows.
+# fmt: off
+LONE_POSTAL_COUNTRIES = (
+    "US", "DE", "FR", "ES", "IT", "GB", "NL", "BR", "PL", "PT", "SE", "AT",
+    "CH", "BE", "DK", "NO", "FI", "CZ", "AU", "CA", "MX", "JP", "IN",
+)
+# fmt: on
+ADULT_YEARS = (18.0, 100.0)
+SURNAME_SHARE = 0.3
+FIRST_NAME_ROWS = 0.7  # the index misses some first names of every culture
+
+
+def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scores]) -> None:
+    """Add context findings to ``scores`` (one dict per column) for columns of one sample."""
+    tables: dict[tuple[str, int], list[int]] = {}
+    for index, column in enumerate(columns):
+        if column.row_count >= MIN_ROWS:
+            tables.setdefault((column.table, column.row_count), []).append(index)
+    for members in tables.values():
+        if len(members) < 2:
+            continue
+        table = [columns[i] for i in members]
+        for rule in (_place_rule, _postal_rule, _phone_rule, _name_pair_rule, _birth_date_rule):
+            for position, finding in rule(table, [scores[i] for i in members]):
+                _add(scores[members[position]], finding)
+
+
+def _add(best: Scores, finding: Finding) -> None:
+    score = confidence(finding)
+    if score > best.get(finding.tag, (0.0,))[0]:
+        best[finding.tag] = (score, finding)
+
+
+def _by_row(column: PreparedColumn) -> dict[int, str]:
+    return dict(zip(column.rows, column.texts, strict=True))
+
+
+def _context_finding(
+    tag: str, rule: str, sibling: PreparedColumn, matched: int, checked: int, **extra: object
+) -> Finding:
+    return Finding(
+        tag=tag,
+        detector="table_context",
+        matched=matched,
+        checked=checked,
+        strength=CONTEXT,
+        full_share=ROW_SHARE,
+        min_share=ROW_SHARE,
+        extra={"context": {"rule": rule, "sibling_column": sibling.name, **extra}},
+    )
+
+
+# --- places next to addresses ---------------------------------------------------------
+
+PLACE_NER_SHARE = 0.2  # NER reads a fifth of the values as places: enough beside an address
+
+
+def _place_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    """A column of place-like words in a table with addresses is the addresses' city."""
+    anchors = [
+        c
+        for c, best in zip(table, scores, strict=True)
+        if best.get("PII.Address", (0.0,))[0] >= 0.7
+    ]
+    if not anchors:
+        return []
+    found = []
+    for position, column in enumerate(table):
+        best = scores[position]
+        if column in anchors or any(score >= 0.7 for score, _ in best.values()):
+            continue
+        if not column.ner_ran or column.entity_share("GPE", "LOC") < PLACE_NER_SHARE:
+            continue
+        kinds = name_kinds(column)
+        names = kinds["first"] + kinds["full"] + kinds["last"]
+        if kinds["first"] + kinds["full"] >= 0.5 * kinds["read"] or (
+            names >= 0.7 * kinds["read"]
+            and column.entity_share("GPE", "LOC") <= column.entity_share("PERSON")
+        ):
+            continue  # names, some of which read as places: a person column
+        share = sum(1 for text in column.texts if _place_shaped(text)) / len(column.texts)
+        if share >= ROW_SHARE:
+            finding = _context_finding(
+                "PII.Location",
+                "place names beside an address column",
+                anchors[0],
+                round(share * len(column.texts)),
+                len(column.texts),
+            )
+            finding.examples = [mask_words(text) for text in column.texts[:3]]
+            found.append((position, finding))
+    return found
+
+
+def _place_shaped(text: str) -> bool:
+    return (
+        2 <= len(text) <= 60
+        and text[0].isupper()
+        and not (len(text) <= 3 and text.isupper())
+        and not any(char.isdigit() for char in text)
+    )
+
+
+# --- postal codes ---------------------------------------------------------------------
+
+
+def _is_country_column(column: PreparedColumn) -> bool:
+    return country_share(column) >= ROW_SHARE
+
+
+def _postal_candidate(column: PreparedColumn) -> bool:
+    if column.type_family not in ("text", "integer") or not column.texts:
+        return False
+    head = column.texts[:40]
+    shaped = sum(1 for t in head if 3 <= len(t) <= 10 and any(c.isdigit() for c in t))
+    if shaped < ROW_SHARE * len(head):
+        return False
+    numbers = sorted({int(t) for t in head if t.isdigit()})
+    if len(numbers) < len(set(head)) or len(numbers) < MIN_ROWS:
+        return True
+    steps = [b - a for a, b in itertools.pairwise(numbers)]
+    return sum(1 for step in steps if step <= 2) < 0.8 * len(steps)  # not a counter
+
+
+def _postal_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    countries = [c for c in table if _is_country_column(c)]
+    places = [
+        c
+        for c, best in zip(table, scores, strict=True)
+        if any(best.get(tag, (0.0,))[0] >= 0.5 for tag in ("PII.Location", "PII.Address"))
+    ]
+    found: list[tuple[int, Finding]] = []
+    for position, column in enumerate(table):
+        if not _postal_candidate(column) or column in countries:
+            continue
+        finding = _postal_by_country(column, countries)
+        if finding is not None:
+            # "6766-472" also parses as a local phone number; the row's country decides
+            scores[position].pop("PII.Phone", None)
+        elif not countries:  # a country column that contradicts the codes has the last word
+            finding = _postal_by_place(column, places)
+        if finding is not None:
+            finding.examples = [mask_generic(text) for text in column.texts[:3]]
+            found.append((position, finding))
+    return found
+
+
+def postal_fits(code: str, country: str) -> bool:
+    """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")."""
+    if verify_postal_code_format(code, country):
+        return True
+    prefix, _, rest = code.partition("-")
+    return prefix in (country, country[0]) and verify_postal_code_format(rest, country)
+
+
+def _fixed_lengths(known: Sequence[tuple[str, str]]) -> bool:
+    """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not."""
+    lengths: dict[str, Counter[int]] = {}
+    for code, country in known:
+        lengths.setdefault(country, Counter())[len(code)] += 1
+    modal = sum(counter.most_common(1)[0][1] for counter in lengths.values())
+    return modal >= 0.9 * len(known)
+
+
+def _row_pairs(values: dict[int, str], countries: PreparedColumn) -> list[tuple[str, str]]:
+    """(value, its row's ISO country) for the rows where both are known."""
+    pairs = []
+    for row, text in _by_row(countries).items():
+        value, country = values.get(row), country_code(text)
+        if value is not None and country is not None:
+            pairs.append((value, country))
+    return pairs
+
+
+def _postal_by_country(
+    column: PreparedColumn, countries: Sequence[PreparedColumn]
+) -> Finding | None:
+    codes = _by_row(column)
+    for sibling in countries:
+        known = [(code, cc) for code, cc in _row_pairs(codes, sibling) if cc in POSTAL_CODES_REGEX]
+        fits = sum(1 for code, cc in known if postal_fits(code, cc))
+        if len(known) >= MIN_ROWS and fits >= ROW_SHARE * len(known) and _fixed_lengths(known):
+            return _context_finding(
+                "PII.PostalCode",
+                "fits the postal format of the row's country",
+                sibling,
+                fits,
+                len(known),
+                countries=sorted({country for _, country in known})[:10],
+            )
+    return None
+
+
+def _postal_by_place(column: PreparedColumn, places: Sequence[PreparedColumn]) -> Finding | None:
+    if not places:
+        return None
+    codes = column.texts[:100]
+    for country in LONE_POSTAL_COUNTRIES:
+        fits = sum(1 for code in codes if verify_postal_code_format(code, country))
+        if fits >= 0.95 * len(codes):
+            return _context_finding(
+                "PII.PostalCode",
+                "one country's postal format next to an address or city",
+                places[0],
+                fits,
+                len(codes),
+                country=country,
+            )
+    return None
+
+
+# --- phone numbers written without their country prefix -------------------------------
+
+
+def _phone_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    countries = [c for c in table if _is_country_column(c)]
+    found: list[tuple[int, Finding]] = []
+    for position, column in enumerate(table):
+        if (
+            not countries
+            or column in countries
+            or scores[position].get("PII.Phone", (0.0,))[0] >= 0.7
+        ):
+            continue
+        if column.type_family != "text" or any(s >= 0.7 for s, _ in scores[position].values()):
+            continue
+        numbers = _by_row(column)
+        for sibling in countries:
+            known = _row_pairs(numbers, sibling)
+            valid = sum(1 for number, cc in known if national_phone_valid(number, cc))
+            if len(known) >= MIN_ROWS and valid >= ROW_SHARE * len(known):
+                finding = _context_finding(
+                    "PII.Phone",
+                    "a valid phone number in the row's country",
+                    sibling,
+                    valid,
+                    len(known),
+                )
+                finding.examples = [mask_generic(text) for text in column.texts[:3]]
+                found.append((position, finding))
+                break
+    return found
+
+
+# --- first and last names -------------------------------------------------------------
+
+
+def _single_tokens(column: PreparedColumn) -> bool:
+    head = column.texts[:40]
+    if column.type_family != "text" or len(head) < MIN_ROWS:
+        return False
+    single = sum(1 for text in head if (tokens := name_tokens_of(text)) and len(tokens) == 1)
+    return single >= 0.9 * len(head) and len(set(head)) >= 0.3 * len(head)
+
+
+def _name_pair_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    candidates = [i for i, column in enumerate(table) if _single_tokens(column)]
+    if len(candidates) < 2:
+        return []
+    kinds = {i: name_kinds(table[i]) for i in candidates}
+    firsts = sorted(
+        (i for i in candidates if kinds[i]["first"] >= FIRST_NAME_ROWS * kinds[i]["read"]),
+        key=lambda i: -kinds[i]["first"] / kinds[i]["read"],
+    )
+    found: list[tuple[int, Finding]] = []
+    for first in firsts:
+        for other in candidates:
+            if other == first or _placeish(scores[other]):
+                continue
+            # Surnames are a longer tail than first names (Slovak -ová forms, rare names):
+            # a third known is enough beside a column of first names, row by row.
+            known = kinds[other]["first"] + kinds[other]["last"]
+            if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]):
+                continue
+            pairs = _pairs(table[first], table[other])
+            rows = sum(1 for a, _ in pairs if 0 < first_rank(a) <= COMMON_FIRST_RANK)
+            if len(pairs) < MIN_ROWS or rows < FIRST_NAME_ROWS * len(pairs):
+                continue
+            for position, sibling, role in ((first, other, "first"), (other, first, "last")):
+                finding = _context_finding(
+                    "PII.PersonName",
+                    f"{role} name of a first/last name pair",
+                    table[sibling],
+                    len(pairs),
+                    len(pairs),
+                    role=role,
+                )
+                found.append((position, finding))
+            break
+    return found
+
+
+def _placeish(best: Scores) -> bool:
+    return any(best.get(tag, (0.0,))[0] >= 0.5 for tag in ("PII.Location", "PII.Organization"))
+
+
+def _pairs(left: PreparedColumn, right: PreparedColumn) -> list[tuple[str, str]]:
+    right_rows = _by_row(right)
+    return [(text, right_rows[row]) for row, text in _by_row(left).items() if row in right_rows]
+
+
+# --- birth dates ----------------------------------------------------------------------
+
+
+def _dates(column: PreparedColumn) -> dict[int, dt.date] | None:
+    if column.type_family not in ("date", "timestamp", "text"):
+        return None
+    dates = {}
+    for row, value, text in zip(column.rows, column.raw_values, column.texts, strict=True):
+        day, _ = as_date(value, text)
+        if day is not None:
+            dates[row] = day
+        elif len(dates) == 0 and row >= 10:
+            return None
+    return dates if len(dates) >= ROW_SHARE * max(len(column.texts), 1) else None
+
+
+def _birth_date_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    dated = {i: d for i, column in enumerate(table) if (d := _dates(column))}
+    found: list[tuple[int, Finding]] = []
+    for index, births in dated.items():
+        for other, later in dated.items():
+            if other == index:
+                continue
+            gaps = [(later[r] - day).days / 365.25 for r, day in births.items() if r in later]
+            adult = sum(1 for gap in gaps if ADULT_YEARS[0] <= gap <= ADULT_YEARS[1])
+            if len(gaps) >= MIN_ROWS and adult >= ROW_SHARE * len(gaps):
+                finding = _context_finding(
+                    "PII.DateOfBirth",
+                    "18-100 years before a sibling date",
+                    table[other],
+                    adult,
+                    len(gaps),
+                )
+                finding.examples = [mask_generic(t[:10]) for t in table[index].texts[:3]]
+                found.append((index, finding))
+                break
+    return found

@@ -1,0 +1,196 @@
+"""PII.PersonName from a name-frequency resource: first, last and full names, many cultures.
+
+The resource is ``names-dataset`` (first and last names with their popularity rank per
+country, from a large public corpus). Its pickles take seconds and gigabytes to load, so
+the first use in a machine derives a compact index (casefolded name -> best first-name
+rank, best last-name rank; only names ranked within ``FIRST_RANK_LIMIT`` or
+``LAST_RANK_LIMIT`` somewhere) and keeps it, keyed by the package version, in the cache
+directory; later processes load that file in about a second.
+
+Frequency alone tells first names from other words well (a column of common first names
+is rare otherwise); surnames overlap ordinary words, countries and companies much more, so
+a surname column scores weak alone and is lifted by table context (a sibling first-name
+column, see ``context``). Product names ("Ergonomic Steel Chair"), companies (legal form)
+and places (NER reads them as GPE) are kept out.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import logging
+import os
+import re
+import threading
+from importlib import metadata
+from pathlib import Path
+
+from .base import MEDIUM, WEAK, Finding, PreparedColumn
+from .entities import has_legal_form
+from .masking import mask_words
+from .places import country_share
+
+logger = logging.getLogger(__name__)
+
+FIRST_RANK_LIMIT = 5000  # a first name ranked this high somewhere counts
+LAST_RANK_LIMIT = 10000
+COMMON_FIRST_RANK = 2000  # first-name evidence for a single-token column
+FIRST_NAME_SHARE = 0.75  # single tokens: share of common first names for MEDIUM strength
+NAME_SHARE = 0.8  # share of values made only of known names
+_TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
+_SPLIT = re.compile(r"[ ,]+")
+
+_lock = threading.Lock()
+_index: dict[str, list[int]] | None = None
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("WARDEN_DATA_DIR") or str(Path.home() / ".cache" / "warden")
+    return Path(base) / "cache"
+
+
+def _index_path() -> Path:
+    version = metadata.version("names-dataset")
+    return cache_dir() / f"names-index-{version}-{FIRST_RANK_LIMIT}-{LAST_RANK_LIMIT}.json.gz"
+
+
+def _build_index() -> dict[str, list[int]]:
+    import pickle  # the package ships its data as pickles; we read only that package's files
+
+    import names_dataset
+
+    base = Path(names_dataset.__file__).parent / "v3"
+    index: dict[str, list[int]] = {}
+    for slot, (stem, limit) in enumerate(
+        (("first_names", FIRST_RANK_LIMIT), ("last_names", LAST_RANK_LIMIT))
+    ):
+        with gzip.open(base / f"{stem}.pkl.gz") as handle:
+            names = pickle.load(handle)  # trusted: the data files of a pinned dependency
+        for name, info in names.items():
+            ranks = info.get("rank") or {}
+            best = min(ranks.values(), default=0)
+            if best and best <= limit:
+                entry = index.setdefault(name.casefold(), [0, 0])
+                entry[slot] = best if not entry[slot] else min(entry[slot], best)
+        del names
+    return index
+
+
+def name_index() -> dict[str, list[int]]:
+    """casefolded name -> [best first-name rank, best last-name rank] (0: not that kind)."""
+    global _index
+    if _index is None:
+        with _lock:
+            if _index is None:
+                _index = _load_or_build()
+    return _index
+
+
+def _load_or_build() -> dict[str, list[int]]:
+    path = _index_path()
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        pass
+    logger.info("building the name-frequency index at %s (once per machine)", path)
+    index = _build_index()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with gzip.open(partial, "wt", encoding="utf-8") as handle:
+        json.dump(index, handle, separators=(",", ":"))
+    partial.replace(path)  # atomic: concurrent builders both write whole files
+    return index
+
+
+def first_rank(token: str) -> int:
+    entry = name_index().get(token.casefold())
+    return entry[0] if entry and entry[0] else 0
+
+
+def last_rank(token: str) -> int:
+    entry = name_index().get(token.casefold())
+    return entry[1] if entry and entry[1] else 0
+
+
+def name_tokens_of(text: str) -> list[str] | None:
+    """The words of a name-shaped value ("María José García-López"), else None."""
+    if not 2 <= len(text) <= 60 or not text[0].isupper() or has_legal_form(text):
+        return None
+    if len(text) <= 3 and text.isupper():
+        return None  # DE, USA, EUR: codes, though some are given names somewhere
+    tokens = [token for token in _SPLIT.split(text.strip()) if token]
+    if not 1 <= len(tokens) <= 4 or not all(_TOKEN.fullmatch(token) for token in tokens):
+        return None
+    return tokens
+
+
+def _is_known(token: str) -> bool:
+    entry = name_index().get(token.casefold())
+    return bool(entry and (entry[0] or entry[1]))
+
+
+@functools.lru_cache(maxsize=16384)
+def value_kind(text: str) -> str | None:
+    """ "first" (a common first name), "last" (a known surname), "full", or None."""
+    tokens = name_tokens_of(text)
+    if tokens is None:
+        return None
+    if len(tokens) == 1:
+        token = tokens[0]
+        if 0 < first_rank(token) <= COMMON_FIRST_RANK:
+            return "first"
+        return "last" if last_rank(token) else None
+    parts = [part for token in tokens for part in token.split("-")]
+    if all(_is_known(part) for part in parts) and (first_rank(tokens[0]) or first_rank(tokens[-1])):
+        return "full"
+    return None
+
+
+def name_kinds(column: PreparedColumn) -> dict[str, int]:
+    """How many sampled values are first, last and full names (and how many were read)."""
+    counts = {"first": 0, "last": 0, "full": 0, "read": 0}
+    for text in column.texts[:100]:
+        counts["read"] += 1
+        kind = value_kind(text)
+        if kind:
+            counts[kind] += 1
+    return counts
+
+
+def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
+    if column.type_family not in ("text", "json") or not column.texts:
+        return []
+    head = column.texts[:25]
+    if sum(1 for text in head if name_tokens_of(text)) < 0.6 * len(head):
+        return []  # not name-shaped: skip the index entirely
+    if country_share(column) >= 0.5:
+        return []  # Jordan, Chad, Georgia
+    counts = name_kinds(column)
+    read = counts["read"]
+    matched = counts["first"] + counts["last"] + counts["full"]
+    if matched < NAME_SHARE * read:
+        return []
+    # Places and organisations reuse surnames (Paris, Lincoln): NER breaks the tie.
+    if column.ner_ran and column.entity_share("GPE", "LOC", "ORG") > max(
+        0.5, column.entity_share("PERSON")
+    ):
+        return []
+    strong = counts["first"] >= FIRST_NAME_SHARE * read or counts["full"] >= NAME_SHARE * read
+    examples = [mask_words(text) for text in column.texts if value_kind(text)][:3]
+    return [
+        Finding(
+            tag="PII.PersonName",
+            detector="name_frequency",
+            matched=matched,
+            checked=read,
+            strength=MEDIUM if strong else WEAK,
+            examples=examples,
+            extra={
+                "first_names": counts["first"],
+                "last_names": counts["last"],
+                "full_names": counts["full"],
+            },
+        )
+    ]

@@ -1,0 +1,59 @@
+"""PII.Location from country names: a column of countries locates its rows' people.
+
+Countries are resolved with ``pycountry`` (ISO 3166 names, official names and alpha-3
+codes). Bare two-letter codes are left alone, as ``entities.detect_location`` leaves them:
+they describe (a currency's country, a locale) as often as they locate someone.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pycountry
+
+from .base import MEDIUM, Finding, PreparedColumn
+from .masking import mask_words
+
+COUNTRY_SHARE = 0.8
+
+
+@functools.cache
+def _countries() -> dict[str, str]:
+    """Every ISO 3166 name, official and common name and code, casefolded -> alpha-2."""
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        for field in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+            value = getattr(country, field, None)
+            if value:
+                names[value.casefold()] = country.alpha_2
+    return names
+
+
+def country_code(text: str) -> str | None:
+    """ISO alpha-2 for a country name or code ("Germany", "DE", "DEU"), else None."""
+    return _countries().get(text.strip().casefold()) if 2 <= len(text) <= 60 else None
+
+
+def country_share(column: PreparedColumn, *, names_only: bool = False) -> float:
+    head = column.texts[:40]
+    if not head:
+        return 0.0
+    found = sum(
+        1 for text in head if (not names_only or len(text) > 3) and country_code(text) is not None
+    )
+    return found / len(head)
+
+
+def detect_country(column: PreparedColumn) -> list[Finding]:
+    if column.type_family != "text" or country_share(column, names_only=True) < COUNTRY_SHARE:
+        return []
+    return [
+        Finding(
+            tag="PII.Location",
+            detector="country_names",
+            matched=sum(1 for text in column.texts if country_code(text)),
+            checked=len(column.texts),
+            strength=MEDIUM,
+            examples=[mask_words(text) for text in column.texts[:3]],
+        )
+    ]
