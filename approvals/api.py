@@ -11,7 +11,6 @@ import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -38,6 +37,7 @@ from approvals.serializers import (
     ReviewPolicySerializer,
     RevokeSerializer,
 )
+from config.errors import InvalidInput, NotFound
 from governance.agent_api import AgentView
 from governance.models import DataSource, Role
 from governance.permissions import IsAdmin
@@ -53,21 +53,10 @@ WAIT_PARAMETER = OpenApiParameter(
 )
 
 
-class ApprovalsAPIView(APIView):
-    """Maps the services' exceptions: invalid input 400, wrong state 409."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, DjangoValidationError):
-            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, services.RequestStateError):
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return super().handle_exception(exc)
-
-
 def _datasource_or_400(reference: str) -> DataSource:
     datasource = datasource_by_reference(reference)
     if datasource is None:
-        raise DjangoValidationError(f"Unknown datasource {reference!r}.")
+        raise InvalidInput(f"Unknown datasource {reference!r}.", field="datasource")
     return datasource
 
 
@@ -76,9 +65,7 @@ def _visible_request(request: Request, pk: int) -> AccessRequest:
     if access_request is None or not selectors.can_view_request(
         user=request.user, access_request=access_request
     ):
-        from django.http import Http404
-
-        raise Http404("No such access request.")
+        raise NotFound("No such access request.")
     if services.request_expire_if_due(access_request=access_request):
         access_request = selectors.request_detail(pk=pk)
     return access_request
@@ -87,7 +74,7 @@ def _visible_request(request: Request, pk: int) -> AccessRequest:
 # ------------------------------------------------------------------ access requests
 
 
-class AccessRequestListCreate(ApprovalsAPIView):
+class AccessRequestListCreate(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("view", str, enum=["mine", "review"], required=False),
@@ -127,7 +114,7 @@ class AccessRequestListCreate(ApprovalsAPIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class AccessRequestDetail(ApprovalsAPIView):
+class AccessRequestDetail(APIView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AccessRequestSerializer})
     def get(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -135,7 +122,7 @@ class AccessRequestDetail(ApprovalsAPIView):
         return Response(AccessRequestSerializer(access_request, context=context).data)
 
 
-class AccessRequestApprove(ApprovalsAPIView):
+class AccessRequestApprove(APIView):
     @extend_schema(request=ApproveSerializer, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -154,7 +141,7 @@ class AccessRequestApprove(ApprovalsAPIView):
         return _detail_response(request, pk)
 
 
-class AccessRequestDeny(ApprovalsAPIView):
+class AccessRequestDeny(APIView):
     @extend_schema(request=DenySerializer, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -168,7 +155,7 @@ class AccessRequestDeny(ApprovalsAPIView):
         return _detail_response(request, pk)
 
 
-class AccessRequestCancel(ApprovalsAPIView):
+class AccessRequestCancel(APIView):
     @extend_schema(request=None, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -185,7 +172,7 @@ def _detail_response(request: Request, pk: int) -> Response:
 # ------------------------------------------------------------------ grants and break-glass
 
 
-class GrantList(ApprovalsAPIView):
+class GrantList(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("all", bool, required=False)],
         responses={200: GrantSerializer(many=True)},
@@ -201,7 +188,7 @@ class GrantList(ApprovalsAPIView):
         return paginator.get_paginated_response(GrantSerializer(page, many=True).data)
 
 
-class GrantRevoke(ApprovalsAPIView):
+class GrantRevoke(APIView):
     @extend_schema(request=RevokeSerializer, responses={200: GrantSerializer})
     def post(self, request: Request, pk: int) -> Response:
         grant = get_object_or_404(Grant, pk=pk)
@@ -213,7 +200,7 @@ class GrantRevoke(ApprovalsAPIView):
         return Response(GrantSerializer(grant).data)
 
 
-class GrantExtend(ApprovalsAPIView):
+class GrantExtend(APIView):
     @extend_schema(request=ExtendSerializer, responses={201: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         grant = get_object_or_404(Grant.objects.select_related("request", "datasource"), pk=pk)
@@ -228,7 +215,7 @@ class GrantExtend(ApprovalsAPIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class BreakGlass(ApprovalsAPIView):
+class BreakGlass(APIView):
     @extend_schema(request=BreakGlassSerializer, responses={201: GrantSerializer})
     def post(self, request: Request) -> Response:
         body = BreakGlassSerializer(data=request.data)
@@ -240,7 +227,7 @@ class BreakGlass(ApprovalsAPIView):
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 
-class ReviewPolicyDetail(ApprovalsAPIView):
+class ReviewPolicyDetail(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(responses={200: ReviewPolicySerializer})
@@ -271,7 +258,7 @@ class ReviewPolicyDetail(ApprovalsAPIView):
 # ------------------------------------------------------------------ the enforcement agent
 
 
-class AgentAccessRequestCreate(AgentView, ApprovalsAPIView):
+class AgentAccessRequestCreate(AgentView):
     @extend_schema(
         request=AgentAccessRequestSerializer,
         responses={200: AgentAccessRequestStateSerializer, 201: AgentAccessRequestStateSerializer},
@@ -287,7 +274,7 @@ class AgentAccessRequestCreate(AgentView, ApprovalsAPIView):
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class AgentAccessRequestState(AgentView, ApprovalsAPIView):
+class AgentAccessRequestState(AgentView):
     @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AgentAccessRequestStateSerializer})
     def get(self, request: Request, pk: int) -> Response:
         access_request = get_object_or_404(AccessRequest, pk=pk)
@@ -297,7 +284,7 @@ class AgentAccessRequestState(AgentView, ApprovalsAPIView):
         )
 
 
-class AgentGrantRunUse(AgentView, ApprovalsAPIView):
+class AgentGrantRunUse(AgentView):
     """One run of a grant limited to max_runs, counted before the agent forwards it."""
 
     @extend_schema(
@@ -310,7 +297,7 @@ class AgentGrantRunUse(AgentView, ApprovalsAPIView):
         try:
             grant = services.grant_run_use(actor=request.user, grant_id=pk, datasource=datasource)
         except Grant.DoesNotExist as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFound(str(exc)) from exc
         return Response(
             {
                 "id": grant.pk,

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,12 +28,13 @@ from approvals.scope import (
     statement_parse,
 )
 from audit.services import event_record
+from config.errors import InvalidInput, NotAllowed, StateConflict
 from governance.models import DataSource, User
 
 DEFAULT_AGENT_DURATION_MINUTES = 60
 
 
-class RequestStateError(Exception):
+class RequestStateError(StateConflict):
     """The request or grant is not in a state that allows this step."""
 
 
@@ -93,21 +93,21 @@ def _close(access_request: AccessRequest, state: str) -> None:
 
 def _check_level(level: str) -> None:
     if level not in AccessLevel.values:
-        raise ValidationError(f"Unknown access level {level!r}; use one of {AccessLevel.values}.")
+        raise InvalidInput(f"Unknown access level {level!r}; use one of {AccessLevel.values}.")
 
 
 def _check_duration(datasource: DataSource, duration_minutes: int) -> None:
     ceiling = selectors.max_grant_minutes_for(datasource)
     if not isinstance(duration_minutes, int) or duration_minutes < 1:
-        raise ValidationError("The duration is a positive number of minutes.")
+        raise InvalidInput("The duration is a positive number of minutes.")
     if duration_minutes > ceiling:
-        raise ValidationError(f"{datasource.name} grants at most {ceiling} minutes.")
+        raise InvalidInput(f"{datasource.name} grants at most {ceiling} minutes.")
 
 
 def _check_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("A reason is required.")
+        raise InvalidInput("A reason is required.")
     return reason
 
 
@@ -131,7 +131,7 @@ def review_policy_set(
 ) -> DatasourceReviewPolicy:
     """Create or change a datasource's review policy (admins)."""
     if not actor.has_role("admin"):
-        raise PermissionDenied("Only admins configure reviews.")
+        raise NotAllowed("Only admins configure reviews.")
     allowed = {
         "required_approvals",
         "pending_expiry_minutes",
@@ -145,7 +145,7 @@ def review_policy_set(
     }
     unknown = set(fields) - allowed
     if unknown:
-        raise ValidationError(f"Unknown review policy fields: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(f"Unknown review policy fields: {', '.join(sorted(unknown))}.")
     with transaction.atomic():
         policy, _created = DatasourceReviewPolicy.objects.get_or_create(datasource=datasource)
         for name, value in fields.items():
@@ -189,9 +189,9 @@ def request_create(
     requester = requester or actor
     # The grantee of a grant may always ask to extend it (the agent may have filed it for them).
     if requester == actor and extends_grant is None and not actor.has_role("requester"):
-        raise PermissionDenied("Only requesters file access requests.")
+        raise NotAllowed("Only requesters file access requests.")
     if requester != actor and origin != AccessRequest.Origin.AGENT:
-        raise PermissionDenied("Only the enforcement agent files requests for someone else.")
+        raise NotAllowed("Only the enforcement agent files requests for someone else.")
     _check_level(level)
     reason = _check_reason(reason)
     _check_duration(datasource, duration_minutes)
@@ -239,7 +239,7 @@ def _fingerprint_or_error(statement: str) -> str:
         statement_parse(statement)
         return statement_fingerprint(statement)
     except StatementError as exc:
-        raise ValidationError(str(exc)) from exc
+        raise InvalidInput(str(exc)) from exc
 
 
 def agent_request_submit(
@@ -258,7 +258,7 @@ def agent_request_submit(
     file one. Returns (request, created)."""
     requester = User.objects.filter(username=identity, is_active=True).first()
     if requester is None:
-        raise ValidationError(f"Unknown identity {identity!r}.")
+        raise InvalidInput(f"Unknown identity {identity!r}.")
     fingerprint = (fingerprint or "").strip() or _fingerprint_or_error(statement)
     existing = _pending_for_shape(requester, datasource, fingerprint)
     if existing is not None:
@@ -301,7 +301,7 @@ def _pending_for_shape(requester: User, datasource: DataSource, fingerprint: str
 
 def request_cancel(*, actor: User, access_request: AccessRequest) -> AccessRequest:
     if actor.pk not in (access_request.requester_id, access_request.created_by_id):
-        raise PermissionDenied("Only the requester cancels a request.")
+        raise NotAllowed("Only the requester cancels a request.")
     with transaction.atomic():
         access_request = _locked(access_request)
         if not access_request.is_pending:
@@ -320,11 +320,11 @@ def _check_reviewer(actor: User, access_request: AccessRequest) -> None:
     if request_expire_if_due(access_request=access_request):
         raise RequestStateError("The request expired before this review.")
     if actor.is_service_account:
-        raise PermissionDenied("Service accounts never review.")
+        raise NotAllowed("Service accounts never review.")
     if actor.pk in (access_request.requester_id, access_request.created_by_id):
-        raise PermissionDenied("Nobody reviews their own request.")
+        raise NotAllowed("Nobody reviews their own request.")
     if not selectors.can_review_datasource(user=actor, datasource_id=access_request.datasource_id):
-        raise PermissionDenied(f"You do not review requests for {access_request.datasource.name}.")
+        raise NotAllowed(f"You do not review requests for {access_request.datasource.name}.")
 
 
 def request_approve(
@@ -344,15 +344,15 @@ def request_approve(
     if narrowed_scope is not None:
         narrowed = scope_normalise(narrowed_scope)
         if scope_is_empty(narrowed) or not scope_is_within(narrowed, requested):
-            raise ValidationError("A narrowed scope keeps some of, and only, the requested scope.")
+            raise InvalidInput("A narrowed scope keeps some of, and only, the requested scope.")
     if narrowed_duration_minutes is not None and not (
         1 <= narrowed_duration_minutes <= access_request.duration_minutes
     ):
-        raise ValidationError("A reviewer can only shorten the duration.")
+        raise InvalidInput("A reviewer can only shorten the duration.")
     if statement_only and not access_request.statement_fingerprint:
-        raise ValidationError("Only a request that carries a statement can be statement-bound.")
+        raise InvalidInput("Only a request that carries a statement can be statement-bound.")
     if max_runs is not None and (not statement_only or max_runs < 1):
-        raise ValidationError("max_runs needs a statement-bound approval and at least 1 run.")
+        raise InvalidInput("max_runs needs a statement-bound approval and at least 1 run.")
     with transaction.atomic():
         access_request = _locked(access_request)
         review = _review_add(
@@ -467,7 +467,7 @@ def _grant_from_approvals(
 ) -> Grant:
     terms = _granted_terms(access_request, approvals)
     if scope_is_empty(terms["scope"]):
-        raise ValidationError("The reviewers' narrowed scopes have nothing in common.")
+        raise InvalidInput("The reviewers' narrowed scopes have nothing in common.")
     now = timezone.now()  # a grant's time starts at approval, not at the request
     grant = Grant.objects.create(
         request=access_request,
@@ -528,7 +528,7 @@ def _grant_extend(actor: User, access_request: AccessRequest, approvals: list[Re
 
 def grant_revoke(*, actor: User, grant: Grant, reason: str = "") -> Grant:
     if not actor.has_role("admin"):
-        raise PermissionDenied("Only admins revoke grants.")
+        raise NotAllowed("Only admins revoke grants.")
     with transaction.atomic():
         grant = Grant.objects.select_for_update().select_related("request").get(pk=grant.pk)
         if grant.revoked_at is not None:
@@ -593,7 +593,7 @@ def grant_extend_request(
 ) -> AccessRequest:
     """The grantee asks for more time on a live grant: a new request, a new review."""
     if actor.pk != grant.grantee_id:
-        raise PermissionDenied("Only the grantee asks to extend a grant.")
+        raise NotAllowed("Only the grantee asks to extend a grant.")
     if not grant.is_live():
         raise RequestStateError("Only a live grant can be extended.")
     if AccessRequest.objects.filter(
@@ -625,9 +625,9 @@ def break_glass_use(
     """Emergency access, granted at once, flagged, and announced to reviewers and auditors."""
     policy = selectors.review_policy_for(datasource)
     if not policy.break_glass_enabled:
-        raise PermissionDenied(f"Break-glass is not enabled on {datasource.name}.")
+        raise NotAllowed(f"Break-glass is not enabled on {datasource.name}.")
     if actor.is_service_account or not (actor.has_role("requester") or actor.has_role("admin")):
-        raise PermissionDenied("Break-glass is for people with the requester role.")
+        raise NotAllowed("Break-glass is for people with the requester role.")
     _check_level(level)
     reason = _check_reason(reason)
     minutes = duration_minutes or policy.break_glass_minutes
@@ -636,7 +636,7 @@ def break_glass_use(
         <= minutes
         <= min(policy.break_glass_minutes, selectors.max_grant_minutes_for(datasource))
     ):
-        raise ValidationError(
+        raise InvalidInput(
             f"Break-glass on {datasource.name} lasts at most {policy.break_glass_minutes} minutes."
         )
     scope = scope_normalise(scope)

@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from audit import selectors, services
 from audit.forms import EventFilterForm
-from audit.ingest import IngestError, agent_batch_events, agent_events_ingest
+from audit.ingest import agent_batch_events, agent_events_ingest
 from audit.models import AuditEvent
 from audit.serializers import (
     AgentBatchSerializer,
@@ -57,11 +57,8 @@ class AgentAuditIngestView(APIView):
 
     @extend_schema(request=AgentBatchSerializer, responses={200: IngestResultSerializer})
     def post(self, request: Request) -> Response:
-        try:
-            events = agent_batch_events(request.data)
-            result = agent_events_ingest(token=request.auth, events=events)
-        except IngestError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        events = agent_batch_events(request.data)
+        result = agent_events_ingest(token=request.auth, events=events)
         return Response(IngestResultSerializer(result).data)
 
 

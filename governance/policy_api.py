@@ -2,7 +2,7 @@
 
 Reads: admin, reviewer, auditor. Writes: admin. Rules and guardrails use the bundle's own
 shapes for ``subjects`` and ``resource``, so what you POST is what the agent receives.
-Service ValueErrors become 400 with the reason (config.api.warden_exception_handler).
+Service refusals become 4xx with the reason (config.api.warden_exception_handler).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import InvalidInput
 from governance import policy_selectors, services
 from governance.models import (
     DataSource,
@@ -31,7 +32,6 @@ from governance.models import (
     Sensitivity,
 )
 from governance.permissions import CATALOG_READERS, HasRole
-from governance.services.bundles import PreviewUnavailable
 from governance.services.policies import (
     DEFAULT_SENSITIVE_ACTIONS,
     guardrail_snapshot,
@@ -132,7 +132,7 @@ class DatasourceReferenceSerializer(serializers.Serializer):
 def _datasource(reference: Any) -> DataSource:
     datasource = policy_selectors.datasource_by_reference(reference)
     if datasource is None:
-        raise ValueError(f"Unknown datasource {reference!r}.")
+        raise InvalidInput(f"Unknown datasource {reference!r}.", field="datasource")
     return datasource
 
 
@@ -233,7 +233,7 @@ class PolicyRuleDetail(APIView):
         rule = self._rule(pk)
         data = _validated(PolicyRuleSerializer, request, partial=True)
         if "datasource" in data and _datasource(data.pop("datasource")) != rule.datasource:
-            raise ValueError("A rule cannot move to another datasource; create a new one.")
+            raise InvalidInput("A rule cannot move to another datasource; create a new one.")
         rule = services.policy_rule_update(actor=request.user, rule=rule, **_rule_kwargs(data))
         return Response(PolicyRuleSerializer(rule).data)
 
@@ -352,10 +352,7 @@ class PolicyPreview(APIView):
     def post(self, request: Request) -> Response:
         data = _validated(PreviewSerializer, request)
         subject = policy_selectors.users_by_username([data["subject"]])[0]
-        try:
-            preview = services.policy_preview(
-                datasource=_datasource(data["datasource"]), subject=subject, sql=data["sql"]
-            )
-        except PreviewUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        preview = services.policy_preview(
+            datasource=_datasource(data["datasource"]), subject=subject, sql=data["sql"]
+        )
         return Response(preview)

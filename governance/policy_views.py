@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from config.errors import WardenError, error_message, form_add_error
 from governance import policy_selectors, services
 from governance.models import (
     DataSource,
@@ -30,7 +31,6 @@ from governance.models import (
     Tag,
 )
 from governance.permissions import role_required
-from governance.services.bundles import PreviewUnavailable
 from governance.services.policies import (
     DEFAULT_SENSITIVE_ACTIONS,
     GUARDRAIL_FIELDS,
@@ -235,8 +235,8 @@ def policy_create(request: HttpRequest, datasource_pk: int) -> HttpResponse:
             rule = services.policy_rule_create(
                 actor=request.user, datasource=datasource, **form.service_kwargs()
             )
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Rule {rule.name!r} created.")
             return redirect(_list_url(datasource))
@@ -250,8 +250,8 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.policy_rule_update(actor=request.user, rule=rule, **form.service_kwargs())
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Rule {rule.name!r} saved.")
             return redirect(_list_url(rule.datasource))
@@ -290,8 +290,8 @@ def guardrail_create(request: HttpRequest) -> HttpResponse:
             guardrail = services.guardrail_rule_create(
                 actor=request.user, datasource=datasource, **form.service_kwargs()
             )
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Guardrail {guardrail.name!r} created.")
             return redirect(_list_url(datasource))
@@ -311,8 +311,8 @@ def guardrail_edit(request: HttpRequest, pk: int) -> HttpResponse:
             services.guardrail_rule_update(
                 actor=request.user, guardrail=guardrail, **form.service_kwargs()
             )
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Guardrail {guardrail.name!r} saved.")
             return redirect(_list_url(guardrail.datasource))
@@ -356,8 +356,8 @@ def policy_defaults(request: HttpRequest, datasource_pk: int) -> HttpResponse:
             services.datasource_defaults_set(
                 actor=request.user, datasource=datasource, **form.cleaned_data
             )
-        except ValueError as exc:
-            messages.error(request, str(exc))
+        except WardenError as exc:
+            messages.error(request, error_message(exc))
         else:
             messages.success(request, "Defaults for sensitive columns saved.")
     else:
@@ -378,8 +378,8 @@ def policy_preview(request: HttpRequest) -> HttpResponse:
                 subject=form.cleaned_data["subject"],
                 sql=form.cleaned_data["sql"],
             )
-        except (ValueError, PreviewUnavailable) as exc:
-            error = str(exc)
+        except WardenError as exc:
+            error = error_message(exc)
     else:
         error = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
     return render(

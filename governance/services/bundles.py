@@ -37,6 +37,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import event_record
+from config.errors import InvalidInput, Unavailable
 from governance.crypto import sign, signing_key_id
 from governance.models import (
     AccessToken,
@@ -57,7 +58,7 @@ DEFAULT_MASKING_KEY_ID = "k1"
 ENGINE_UNAVAILABLE = "agent decision engine unavailable"
 
 
-class PreviewUnavailable(RuntimeError):
+class PreviewUnavailable(Unavailable):
     """The agent's decision engine could not be imported in this process."""
 
 
@@ -326,7 +327,7 @@ def bundle_preview_decision(
         analysis = sql_module.analyze(sql)
         fingerprint = sql_module.fingerprint(sql)
     except sql_module.SqlError as exc:
-        raise ValueError(f"The statement does not parse as PostgreSQL: {exc}") from exc
+        raise InvalidInput(f"The statement does not parse as PostgreSQL: {exc}") from exc
     engine = decision_module.PolicyEngine(bundle_module.Bundle.from_document(bundle))
     who = decision_module.Identity(name=identity, kind=kind, groups=frozenset(groups))
     decision = engine.decide(who, analysis, fingerprint=fingerprint)
@@ -368,7 +369,7 @@ def bundle_preview_decision(
 def policy_preview(*, datasource: DataSource, subject: User, sql: str) -> dict[str, Any]:
     """What the agent would decide for ``subject`` running ``sql`` on ``datasource`` now."""
     if not sql.strip():
-        raise ValueError("Enter a SQL statement to preview.")
+        raise InvalidInput("Enter a SQL statement to preview.")
     groups = sorted(subject.groups.values_list("name", flat=True))
     kind = "service_account" if subject.is_service_account else "user"
     preview = bundle_preview_decision(
