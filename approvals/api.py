@@ -15,9 +15,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +26,7 @@ from approvals import selectors, services
 from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
 from approvals.serializers import (
     AccessRequestCreateSerializer,
+    AccessRequestQuerySerializer,
     AccessRequestSerializer,
     AgentAccessRequestSerializer,
     AgentAccessRequestStateSerializer,
@@ -33,15 +34,19 @@ from approvals.serializers import (
     BreakGlassSerializer,
     DenySerializer,
     ExtendSerializer,
+    GrantQuerySerializer,
+    GrantRunSerializer,
     GrantSerializer,
     ReviewPolicySerializer,
     RevokeSerializer,
 )
 from config.errors import InvalidInput, NotFound
+from config.listing import StrictOrderingFilter, query_params
 from governance.agent_api import AgentView
 from governance.models import DataSource, Role
 from governance.permissions import IsAdmin
 from governance.policy_selectors import datasource_by_reference
+from idempotency.api import IDEMPOTENCY_KEY, idempotent
 
 MAX_WAIT_SECONDS = 60
 POLL_INTERVAL_SECONDS = 0.2
@@ -71,32 +76,62 @@ def _visible_request(request: Request, pk: int) -> AccessRequest:
     return access_request
 
 
+CONFLICT_ON_POST = {"POST": (409,)}
+ACCESS_REQUEST_EXAMPLE = OpenApiExample(
+    "Read two columns for an incident",
+    request_only=True,
+    value={
+        "datasource": "shop",
+        "scope": {"columns": ["public.customers.email", "public.customers.phone"]},
+        "level": "read",
+        "reason": "INC-4211: customer cannot log in",
+        "duration_minutes": 60,
+    },
+)
+APPROVE_EXAMPLE = OpenApiExample(
+    "Approve, narrowed to one column for 30 minutes",
+    request_only=True,
+    value={
+        "comment": "email only",
+        "scope": {"columns": ["public.customers.email"]},
+        "duration_minutes": 30,
+    },
+)
+
 # ------------------------------------------------------------------ access requests
 
 
-class AccessRequestListCreate(APIView):
+class AccessRequestListCreate(GenericAPIView):
+    """Your own requests (``view=mine``) or the ones you review (``view=review``)."""
+
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["id", "created_at", "expires_at", "state"]
+
     @extend_schema(
-        parameters=[
-            OpenApiParameter("view", str, enum=["mine", "review"], required=False),
-            OpenApiParameter("state", str, required=False),
-        ],
+        parameters=[AccessRequestQuerySerializer],
         responses={200: AccessRequestSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
         services.requests_expire_due()
-        state = request.query_params.get("state") or None
-        if request.query_params.get("view") == "review":
+        params = query_params(request, AccessRequestQuerySerializer)
+        state = params.get("state") or None
+        if params["view"] == "review":
             queryset = selectors.requests_to_review(user=request.user, state=state)
         else:
             queryset = selectors.requests_of(user=request.user)
             if state:
                 queryset = queryset.filter(state=state)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
+        page = self.paginate_queryset(self.filter_queryset(queryset))
         data = AccessRequestSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+        return self.get_paginated_response(data)
 
-    @extend_schema(request=AccessRequestCreateSerializer, responses={201: AccessRequestSerializer})
+    @extend_schema(
+        request=AccessRequestCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: AccessRequestSerializer},
+        examples=[ACCESS_REQUEST_EXAMPLE],
+    )
+    @idempotent
     def post(self, request: Request) -> Response:
         body = AccessRequestCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -123,7 +158,13 @@ class AccessRequestDetail(APIView):
 
 
 class AccessRequestApprove(APIView):
-    @extend_schema(request=ApproveSerializer, responses={200: AccessRequestSerializer})
+    extra_error_statuses = CONFLICT_ON_POST
+
+    @extend_schema(
+        request=ApproveSerializer,
+        responses={200: AccessRequestSerializer},
+        examples=[APPROVE_EXAMPLE],
+    )
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
         body = ApproveSerializer(data=request.data)
@@ -142,6 +183,8 @@ class AccessRequestApprove(APIView):
 
 
 class AccessRequestDeny(APIView):
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=DenySerializer, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -156,6 +199,8 @@ class AccessRequestDeny(APIView):
 
 
 class AccessRequestCancel(APIView):
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=None, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -172,23 +217,29 @@ def _detail_response(request: Request, pk: int) -> Response:
 # ------------------------------------------------------------------ grants and break-glass
 
 
-class GrantList(APIView):
+class GrantList(GenericAPIView):
+    """Your grants; ``all=true`` shows everyone's to admins and auditors."""
+
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["id", "starts_at", "expires_at"]
+
     @extend_schema(
-        parameters=[OpenApiParameter("all", bool, required=False)],
+        parameters=[GrantQuerySerializer],
         responses={200: GrantSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        everyone = request.query_params.get("all") in ("1", "true") and (
+        everyone = query_params(request, GrantQuerySerializer)["all"] and (
             request.user.has_role(Role.ADMIN) or request.user.has_role(Role.AUDITOR)
         )
         queryset = Grant.objects.all() if everyone else selectors.grants_of(user=request.user)
-        queryset = queryset.select_related("grantee", "datasource")
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(GrantSerializer(page, many=True).data)
+        queryset = queryset.select_related("grantee", "datasource").order_by("-id")
+        page = self.paginate_queryset(self.filter_queryset(queryset))
+        return self.get_paginated_response(GrantSerializer(page, many=True).data)
 
 
 class GrantRevoke(APIView):
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=RevokeSerializer, responses={200: GrantSerializer})
     def post(self, request: Request, pk: int) -> Response:
         grant = get_object_or_404(Grant, pk=pk)
@@ -201,6 +252,8 @@ class GrantRevoke(APIView):
 
 
 class GrantExtend(APIView):
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=ExtendSerializer, responses={201: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         grant = get_object_or_404(Grant.objects.select_related("request", "datasource"), pk=pk)
@@ -285,11 +338,14 @@ class AgentAccessRequestState(AgentView):
 
 
 class AgentGrantRunUse(AgentView):
+    extra_error_statuses = CONFLICT_ON_POST
+
     """One run of a grant limited to max_runs, counted before the agent forwards it."""
 
     @extend_schema(
         parameters=[OpenApiParameter("datasource", str, required=False)],
-        responses={200: dict, 404: dict, 409: dict},
+        request=None,
+        responses={200: GrantRunSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
         reference = request.query_params.get("datasource", "")
@@ -298,14 +354,13 @@ class AgentGrantRunUse(AgentView):
             grant = services.grant_run_use(actor=request.user, grant_id=pk, datasource=datasource)
         except Grant.DoesNotExist as exc:
             raise NotFound(str(exc)) from exc
-        return Response(
-            {
-                "id": grant.pk,
-                "runs_used": grant.runs_used,
-                "max_runs": grant.max_runs,
-                "runs_left": (grant.max_runs or 0) - grant.runs_used,
-            }
-        )
+        runs = {
+            "id": grant.pk,
+            "runs_used": grant.runs_used,
+            "max_runs": grant.max_runs,
+            "runs_left": (grant.max_runs or 0) - grant.runs_used,
+        }
+        return Response(GrantRunSerializer(runs).data)
 
 
 # ------------------------------------------------------------------ long-poll entry points

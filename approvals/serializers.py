@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import AccessLevel, AccessRequest, DatasourceReviewPolicy, Grant, Review
 from approvals.selectors import review_policy_for
 
+NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+SCOPE_SCHEMA = {
+    "type": "object",
+    "description": "What to access: schema.table names, schema.table.column names, tag names",
+    "properties": {"tables": NAMES, "columns": NAMES, "tags": NAMES},
+    "additionalProperties": False,
+}
 
+
+@extend_schema_field(SCOPE_SCHEMA)
 class ScopeField(serializers.JSONField):
     """{"tables": [...], "columns": [...], "tags": [...]} (validated by the services)."""
 
@@ -129,6 +139,23 @@ class AccessRequestSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
+class AccessRequestQuerySerializer(serializers.Serializer):
+    view = serializers.ChoiceField(
+        choices=["mine", "review"], default="mine", help_text="Yours, or the ones you review"
+    )
+    state = serializers.ChoiceField(
+        choices=AccessRequest.State.choices,
+        required=False,
+        help_text="Only this state (view=review defaults to pending)",
+    )
+
+
+class GrantQuerySerializer(serializers.Serializer):
+    all = serializers.BooleanField(
+        default=False, help_text="Everyone's grants (admins and auditors only)"
+    )
+
+
 class AccessRequestCreateSerializer(serializers.Serializer):
     datasource = serializers.CharField(help_text="Datasource name or id")
     scope = ScopeField()
@@ -189,6 +216,13 @@ class ReviewPolicySerializer(serializers.ModelSerializer):
             "webhook_slack",
             "notify_emails",
         ]
+
+
+class GrantRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    runs_used = serializers.IntegerField()
+    max_runs = serializers.IntegerField()
+    runs_left = serializers.IntegerField()
 
 
 class AgentAccessRequestSerializer(serializers.Serializer):

@@ -10,7 +10,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,8 +27,9 @@ from audit.serializers import (
     IngestResultSerializer,
     VerifyRequestSerializer,
 )
-from governance.authentication import AccessTokenAuthentication
-from governance.models import AccessToken, Role
+from config.listing import SequenceCursorPagination, StrictOrderingFilter
+from governance.agent_api import AgentView
+from governance.models import Role
 from governance.permissions import HasRole
 
 AuditReaders = HasRole.of(Role.ADMIN, Role.AUDITOR)
@@ -44,17 +44,7 @@ FILTER_PARAMETERS = [
 ]
 
 
-class IsAgentToken(BasePermission):
-    message = "Audit batches are accepted only with an agent token."
-
-    def has_permission(self, request: Any, view: Any) -> bool:
-        return isinstance(request.auth, AccessToken) and request.auth.is_agent
-
-
-class AgentAuditIngestView(APIView):
-    authentication_classes = [AccessTokenAuthentication]
-    permission_classes = [IsAgentToken]
-
+class AgentAuditIngestView(AgentView):
     @extend_schema(request=AgentBatchSerializer, responses={200: IngestResultSerializer})
     def post(self, request: Request) -> Response:
         events = agent_batch_events(request.data)
@@ -71,8 +61,11 @@ def _filters(request: Request) -> selectors.EventFilters:
 
 @extend_schema(parameters=FILTER_PARAMETERS)
 class EventListView(generics.ListAPIView):
+    """Newest first, in stable cursor pages (events keep arriving while you page)."""
+
     permission_classes = [AuditReaders]
     serializer_class = AuditEventSerializer
+    pagination_class = SequenceCursorPagination
 
     def get_queryset(self) -> Any:
         return selectors.event_list(_filters(self.request))
@@ -103,6 +96,8 @@ class VerifyView(APIView):
 class CheckpointListView(generics.ListAPIView):
     permission_classes = [AuditReaders]
     serializer_class = AuditCheckpointSerializer
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["sequence", "created_at"]
 
     def get_queryset(self) -> Any:
         return selectors.checkpoint_queryset()

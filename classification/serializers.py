@@ -55,5 +55,9 @@ class ScanRunDetailSerializer(ScanRunSerializer):
         fields = [*ScanRunSerializer.Meta.fields, "tables"]
 
 
+class ScanQuerySerializer(serializers.Serializer):
+    datasource = serializers.CharField(required=False, help_text="Datasource name")
+
+
 class ScanStartSerializer(serializers.Serializer):
     sample_size = serializers.IntegerField(required=False, min_value=1, max_value=100_000)

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "classification",
     "approvals",
     "audit",
+    "idempotency",
 ]
 
 MIDDLEWARE = [
@@ -132,8 +133,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.WardenAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "config.listing.StrictLimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.warden_exception_handler",
 }

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import policy_selectors
-from governance.authentication import AccessTokenAuthentication
+from governance.authentication import AgentTokenAuthentication
 from governance.crypto import public_key_b64, signing_key_id
 from governance.models import AccessToken
 from governance.services.bundles import (
@@ -33,10 +33,13 @@ class IsAgentToken(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.auth, AccessToken) and request.auth.is_agent
 
+    def roles_for(self, method: str) -> tuple[str, ...]:
+        return ("agent token",)
+
 
 class AgentView(APIView):
     # Token only: a browser session is never an agent.
-    authentication_classes = [AccessTokenAuthentication]
+    authentication_classes = [AgentTokenAuthentication]
     permission_classes = [IsAgentToken]
 
 

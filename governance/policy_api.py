@@ -44,9 +44,11 @@ LEVELS = [label for _value, label in Sensitivity.choices]
 class ReadersReadAdminsWrite(BasePermission):
     message = "Reading policies needs admin, reviewer or auditor; changing them needs admin."
 
+    def roles_for(self, method: str) -> tuple[str, ...]:
+        return CATALOG_READERS if method in ("GET", "HEAD", "OPTIONS") else (Role.ADMIN,)
+
     def has_permission(self, request: Request, view: Any) -> bool:
-        roles = CATALOG_READERS if request.method in ("GET", "HEAD", "OPTIONS") else (Role.ADMIN,)
-        return HasRole.of(*roles)().has_permission(request, view)
+        return HasRole.of(*self.roles_for(request.method))().has_permission(request, view)
 
 
 # ---------------------------------------------------------------- serializers
@@ -190,9 +192,17 @@ def _validated(
     return dict(serializer.validated_data)
 
 
-def _datasource_filter(request: Request) -> DataSource | None:
+DATASOURCE_FILTER = OpenApiParameter(
+    "datasource", str, description="Only this datasource's (name or id); unknown → empty list"
+)
+
+
+def _filtered(request: Request, rows: Any) -> Any:
     reference = request.query_params.get("datasource")
-    return _datasource(reference) if reference else None
+    if not reference:
+        return rows(datasource=None)
+    datasource = policy_selectors.datasource_by_reference(reference)
+    return rows(datasource=datasource) if datasource else []
 
 
 # ---------------------------------------------------------------- policy rules
@@ -202,11 +212,11 @@ class PolicyRuleListCreate(APIView):
     permission_classes = [ReadersReadAdminsWrite]
 
     @extend_schema(
-        parameters=[OpenApiParameter("datasource", str)],
+        parameters=[DATASOURCE_FILTER],
         responses={200: PolicyRuleSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        rules = policy_selectors.policy_rules_list(datasource=_datasource_filter(request))
+        rules = _filtered(request, policy_selectors.policy_rules_list)
         return Response(PolicyRuleSerializer(rules, many=True).data)
 
     @extend_schema(request=PolicyRuleSerializer, responses={201: PolicyRuleSerializer})
@@ -254,11 +264,11 @@ class GuardrailListCreate(APIView):
     permission_classes = [ReadersReadAdminsWrite]
 
     @extend_schema(
-        parameters=[OpenApiParameter("datasource", str)],
+        parameters=[DATASOURCE_FILTER],
         responses={200: GuardrailSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        guardrails = policy_selectors.guardrail_rules_list(datasource=_datasource_filter(request))
+        guardrails = _filtered(request, policy_selectors.guardrail_rules_list)
         return Response(GuardrailSerializer(guardrails, many=True).data)
 
     @extend_schema(request=GuardrailSerializer, responses={201: GuardrailSerializer})

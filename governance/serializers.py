@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from governance.models import AccessToken, Column, ColumnTag, DataSource, Engine, Tag
+from governance.models import AccessToken, Column, ColumnTag, DataSource, Engine, Sensitivity, Tag
 
 
 class DataSourceSerializer(serializers.ModelSerializer):
@@ -92,6 +92,32 @@ class ColumnSerializer(serializers.ModelSerializer):
             "dropped_at",
             "tags",
         ]
+
+
+class ColumnQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(required=False, default="", help_text="In column or table name")
+    datasource = serializers.IntegerField(required=False, min_value=1, help_text="Datasource id")
+    tag = serializers.CharField(required=False, default="", help_text="Carrying this tag")
+    sensitivity = serializers.ChoiceField(
+        choices=Sensitivity.choices, required=False, help_text="This level (0-3) or higher"
+    )
+    state = serializers.ChoiceField(
+        choices=["untagged", *ColumnTag.State.values], required=False, default=""
+    )
+    dropped = serializers.BooleanField(default=False, help_text="Include dropped columns")
+
+
+class TagQuerySerializer(serializers.Serializer):
+    tag = serializers.CharField(help_text="Name of the tag to remove")
+
+
+class ConnectionResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="Whether the datasource answered")
+    message = serializers.CharField()
+
+
+class BulkReviewResultSerializer(serializers.Serializer):
+    updated = serializers.IntegerField()
 
 
 class ColumnTagWriteSerializer(serializers.Serializer):

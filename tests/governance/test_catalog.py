@@ -152,4 +152,4 @@ def test_a_malformed_filter_is_a_clear_400(admin, client):
     client.force_login(admin)
     response = client.get("/api/v1/columns/", {"datasource": "abc"})
     assert response.status_code == 400
-    assert response.json()["fields"] == {"datasource": ["must be an integer"]}
+    assert response.json()["fields"] == {"datasource": ["A valid integer is required."]}
