@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -50,12 +50,15 @@ from idempotency.api import IDEMPOTENCY_KEY, idempotent
 
 MAX_WAIT_SECONDS = 60
 POLL_INTERVAL_SECONDS = 0.2
-WAIT_PARAMETER = OpenApiParameter(
-    "wait",
-    float,
-    required=False,
-    description=f"Block up to this many seconds (max {MAX_WAIT_SECONDS}) while pending",
-)
+
+
+class WaitQuerySerializer(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=MAX_WAIT_SECONDS,
+        help_text=f"Block up to this many seconds (max {MAX_WAIT_SECONDS}) while pending",
+    )
 
 
 def _datasource_or_400(reference: str) -> DataSource:
@@ -104,6 +107,9 @@ APPROVE_EXAMPLE = OpenApiExample(
 class AccessRequestListCreate(GenericAPIView):
     """Your own requests (``view=mine``) or the ones you review (``view=review``)."""
 
+    documented_roles = {"POST": ("requester",)}
+    extra_error_statuses = {"POST": (409,)}  # an Idempotency-Key reused with another body
+    serializer_class = AccessRequestSerializer
     filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "created_at", "expires_at", "state"]
 
@@ -150,14 +156,16 @@ class AccessRequestListCreate(GenericAPIView):
 
 
 class AccessRequestDetail(APIView):
-    @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AccessRequestSerializer})
+    @extend_schema(parameters=[WaitQuerySerializer], responses={200: AccessRequestSerializer})
     def get(self, request: Request, pk: int) -> Response:
+        query_params(request, WaitQuerySerializer)
         access_request = _visible_request(request, pk)
         context = {"request": request, "detail": True}
         return Response(AccessRequestSerializer(access_request, context=context).data)
 
 
 class AccessRequestApprove(APIView):
+    documented_roles = {"POST": ("reviewer of the datasource",)}
     extra_error_statuses = CONFLICT_ON_POST
 
     @extend_schema(
@@ -183,6 +191,7 @@ class AccessRequestApprove(APIView):
 
 
 class AccessRequestDeny(APIView):
+    documented_roles = {"POST": ("reviewer of the datasource",)}
     extra_error_statuses = CONFLICT_ON_POST
 
     @extend_schema(request=DenySerializer, responses={200: AccessRequestSerializer})
@@ -199,6 +208,7 @@ class AccessRequestDeny(APIView):
 
 
 class AccessRequestCancel(APIView):
+    documented_roles = {"POST": ("the requester",)}
     extra_error_statuses = CONFLICT_ON_POST
 
     @extend_schema(request=None, responses={200: AccessRequestSerializer})
@@ -220,6 +230,7 @@ def _detail_response(request: Request, pk: int) -> Response:
 class GrantList(GenericAPIView):
     """Your grants; ``all=true`` shows everyone's to admins and auditors."""
 
+    serializer_class = GrantSerializer
     filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "starts_at", "expires_at"]
 
@@ -238,6 +249,7 @@ class GrantList(GenericAPIView):
 
 
 class GrantRevoke(APIView):
+    documented_roles = {"POST": ("admin",)}
     extra_error_statuses = CONFLICT_ON_POST
 
     @extend_schema(request=RevokeSerializer, responses={200: GrantSerializer})
@@ -252,6 +264,7 @@ class GrantRevoke(APIView):
 
 
 class GrantExtend(APIView):
+    documented_roles = {"POST": ("the grantee",)}
     extra_error_statuses = CONFLICT_ON_POST
 
     @extend_schema(request=ExtendSerializer, responses={201: AccessRequestSerializer})
@@ -269,6 +282,8 @@ class GrantExtend(APIView):
 
 
 class BreakGlass(APIView):
+    documented_roles = {"POST": ("requester",)}
+
     @extend_schema(request=BreakGlassSerializer, responses={201: GrantSerializer})
     def post(self, request: Request) -> Response:
         body = BreakGlassSerializer(data=request.data)
@@ -328,8 +343,11 @@ class AgentAccessRequestCreate(AgentView):
 
 
 class AgentAccessRequestState(AgentView):
-    @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AgentAccessRequestStateSerializer})
+    @extend_schema(
+        parameters=[WaitQuerySerializer], responses={200: AgentAccessRequestStateSerializer}
+    )
     def get(self, request: Request, pk: int) -> Response:
+        query_params(request, WaitQuerySerializer)
         access_request = get_object_or_404(AccessRequest, pk=pk)
         services.request_expire_if_due(access_request=access_request)
         return Response(

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from approvals.models import AccessLevel, AccessRequest, DatasourceReviewPolicy, Grant, Review
 from approvals.selectors import review_policy_for
+from config.serializers import StrictStrings
 
 NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
 SCOPE_SCHEMA = {
@@ -25,7 +26,7 @@ class ScopeField(serializers.JSONField):
     """{"tables": [...], "columns": [...], "tags": [...]} (validated by the services)."""
 
 
-class ReviewSerializer(serializers.ModelSerializer):
+class ReviewSerializer(StrictStrings, serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.get_username")
 
     class Meta:
@@ -42,7 +43,7 @@ class ReviewSerializer(serializers.ModelSerializer):
         ]
 
 
-class GrantSerializer(serializers.ModelSerializer):
+class GrantSerializer(StrictStrings, serializers.ModelSerializer):
     grantee = serializers.CharField(source="grantee.get_username")
     datasource = serializers.CharField(source="datasource.name")
     state = serializers.CharField()
@@ -68,7 +69,7 @@ class GrantSerializer(serializers.ModelSerializer):
         ]
 
 
-class AccessRequestSerializer(serializers.ModelSerializer):
+class AccessRequestSerializer(StrictStrings, serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.get_username")
     created_by = serializers.CharField(source="created_by.get_username")
     datasource = serializers.CharField(source="datasource.name")
@@ -139,7 +140,7 @@ class AccessRequestSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
-class AccessRequestQuerySerializer(serializers.Serializer):
+class AccessRequestQuerySerializer(StrictStrings, serializers.Serializer):
     view = serializers.ChoiceField(
         choices=["mine", "review"], default="mine", help_text="Yours, or the ones you review"
     )
@@ -150,13 +151,13 @@ class AccessRequestQuerySerializer(serializers.Serializer):
     )
 
 
-class GrantQuerySerializer(serializers.Serializer):
+class GrantQuerySerializer(StrictStrings, serializers.Serializer):
     all = serializers.BooleanField(
         default=False, help_text="Everyone's grants (admins and auditors only)"
     )
 
 
-class AccessRequestCreateSerializer(serializers.Serializer):
+class AccessRequestCreateSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField(help_text="Datasource name or id")
     scope = ScopeField()
     level = serializers.ChoiceField(choices=AccessLevel.choices)
@@ -165,7 +166,7 @@ class AccessRequestCreateSerializer(serializers.Serializer):
     statement = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ApproveSerializer(serializers.Serializer):
+class ApproveSerializer(StrictStrings, serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     scope = ScopeField(required=False, default=None, help_text="Narrowed scope")
     duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
@@ -173,20 +174,20 @@ class ApproveSerializer(serializers.Serializer):
     max_runs = serializers.IntegerField(required=False, min_value=1, default=None)
 
 
-class DenySerializer(serializers.Serializer):
+class DenySerializer(StrictStrings, serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class RevokeSerializer(serializers.Serializer):
+class RevokeSerializer(StrictStrings, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ExtendSerializer(serializers.Serializer):
+class ExtendSerializer(StrictStrings, serializers.Serializer):
     reason = serializers.CharField()
     duration_minutes = serializers.IntegerField(min_value=1)
 
 
-class BreakGlassSerializer(serializers.Serializer):
+class BreakGlassSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     scope = ScopeField()
     level = serializers.ChoiceField(choices=AccessLevel.choices)
@@ -194,13 +195,14 @@ class BreakGlassSerializer(serializers.Serializer):
     duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
 
 
-class ReviewPolicySerializer(serializers.ModelSerializer):
+class ReviewPolicySerializer(StrictStrings, serializers.ModelSerializer):
     reviewer_groups = serializers.SlugRelatedField(
         many=True,
         slug_field="name",
         required=False,
         queryset=DatasourceReviewPolicy.reviewer_groups.field.related_model.objects.all(),
     )
+    notify_emails = serializers.ListField(child=serializers.EmailField(), required=False)
 
     class Meta:
         model = DatasourceReviewPolicy
@@ -216,16 +218,21 @@ class ReviewPolicySerializer(serializers.ModelSerializer):
             "webhook_slack",
             "notify_emails",
         ]
+        # The table's CHECK constraints, said before the database has to.
+        extra_kwargs = {
+            "required_approvals": {"min_value": 1},
+            "pending_expiry_minutes": {"min_value": 1},
+        }
 
 
-class GrantRunSerializer(serializers.Serializer):
+class GrantRunSerializer(StrictStrings, serializers.Serializer):
     id = serializers.IntegerField()
     runs_used = serializers.IntegerField()
     max_runs = serializers.IntegerField()
     runs_left = serializers.IntegerField()
 
 
-class AgentAccessRequestSerializer(serializers.Serializer):
+class AgentAccessRequestSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     identity = serializers.CharField()
     statement = serializers.CharField()
@@ -236,7 +243,7 @@ class AgentAccessRequestSerializer(serializers.Serializer):
     duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
 
 
-class AgentAccessRequestStateSerializer(serializers.ModelSerializer):
+class AgentAccessRequestStateSerializer(StrictStrings, serializers.ModelSerializer):
     review_url = serializers.SerializerMethodField()
     grant = serializers.SerializerMethodField()
 

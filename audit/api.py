@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import selectors, services
+from audit.exports import CONTENT_TYPES
 from audit.forms import EventFilterForm
 from audit.ingest import agent_batch_events, agent_events_ingest
 from audit.models import AuditEvent
@@ -27,7 +28,7 @@ from audit.serializers import (
     IngestResultSerializer,
     VerifyRequestSerializer,
 )
-from config.listing import SequenceCursorPagination, StrictOrderingFilter
+from config.listing import SequenceCursorPagination, StrictOrderingFilter, refuse_blank
 from governance.agent_api import AgentView
 from governance.models import Role
 from governance.permissions import HasRole
@@ -53,6 +54,7 @@ class AgentAuditIngestView(AgentView):
 
 
 def _filters(request: Request) -> selectors.EventFilters:
+    refuse_blank(request, [*EventFilterForm.base_fields, *EventFilterForm.ALIASES])
     form = EventFilterForm(request.query_params)
     if not form.is_valid():
         raise ValidationError(form.errors)
@@ -106,7 +108,13 @@ class CheckpointListView(generics.ListAPIView):
 class ExportView(APIView):
     permission_classes = [AuditReaders]
 
-    @extend_schema(request=ExportRequestSerializer, responses={(200, "*/*"): OpenApiTypes.BINARY})
+    @extend_schema(
+        request=ExportRequestSerializer,
+        responses={
+            (200, media_type): OpenApiTypes.OBJECT if fmt == "json" else OpenApiTypes.BINARY
+            for fmt, media_type in CONTENT_TYPES.items()
+        },
+    )
     def post(self, request: Request) -> HttpResponse:
         params = ExportRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)

@@ -33,7 +33,7 @@ from governance.models import AccessToken, ColumnTag, User
 DECISIONS = ("allow", "mask", "deny", "hold")
 MAX_BATCH = 5000
 MAX_STATEMENT_CHARS = 100_000
-_TEXT_LIMITS = {
+TEXT_LIMITS = {
     "identity": 150,
     "datasource": 100,
     "client_address": 100,
@@ -63,7 +63,7 @@ def _text(event: dict[str, Any], key: str, where: str, *, required: bool = False
         return ""
     if not isinstance(value, str):
         raise IngestError(f"{where}.{key}: must be a string")
-    limit = MAX_STATEMENT_CHARS if key == "statement" else _TEXT_LIMITS.get(key, 1000)
+    limit = MAX_STATEMENT_CHARS if key == "statement" else TEXT_LIMITS.get(key, 1000)
     if len(value) > limit:
         raise IngestError(f"{where}.{key}: longer than {limit} characters")
     if "\x00" in value:

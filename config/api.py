@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -36,6 +37,7 @@ ERROR_CODES = (
     "conflict",
     "throttled",
     "unavailable",
+    "server_error",
 )
 
 
@@ -93,7 +95,7 @@ def _drf_code(exc: exceptions.APIException) -> str:
 def warden_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, WardenError):
         fields = {exc.field: [exc.text]} if exc.field else None
-        return Response(error_body(exc.text, exc.code, fields), status=exc.status)
+        return Response(error_body(exc.text, exc.error_code, fields), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -106,3 +108,27 @@ def warden_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     else:
         response.data = error_body(str(exc.detail), _drf_code(exc))
     return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's own 400 (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE): JSON under /api/."""
+    if _is_api(request):
+        return JsonResponse(error_body(str(exception) or "Bad request.", "invalid"), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 (no URL matched, e.g. ``/access-requests/abc/``): the error body under /api/."""
+    if _is_api(request):
+        return JsonResponse(error_body("No such endpoint or object.", "not_found"), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(error_body("Internal server error.", "server_error"), status=500)
+    return defaults.server_error(request)

@@ -25,10 +25,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 
 class WardenError(Exception):
-    """Base of the domain refusals; ``status`` and ``code`` are what the API answers."""
+    """Base of the domain refusals; ``status`` and ``error_code`` are what the API answers."""
 
     status: ClassVar[int] = 400
-    code: ClassVar[str] = "invalid"
+    error_code: ClassVar[str] = "invalid"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         Exception.__init__(self, message)
@@ -41,7 +41,7 @@ class WardenError(Exception):
 
 class InvalidInput(WardenError, ValidationError, ValueError):
     status = 400
-    code = "invalid"
+    error_code = "invalid"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         ValidationError.__init__(self, message)
@@ -50,22 +50,22 @@ class InvalidInput(WardenError, ValidationError, ValueError):
 
 class NotAllowed(WardenError, PermissionDenied):
     status = 403
-    code = "not_allowed"
+    error_code = "not_allowed"
 
 
 class StateConflict(WardenError):
     status = 409
-    code = "conflict"
+    error_code = "conflict"
 
 
 class NotFound(WardenError):
     status = 404
-    code = "not_found"
+    error_code = "not_found"
 
 
 class Unavailable(WardenError):
     status = 503
-    code = "unavailable"
+    error_code = "unavailable"
 
 
 def error_message(exc: WardenError | ValidationError | PermissionDenied) -> str:

@@ -17,8 +17,16 @@ from rest_framework.pagination import CursorPagination, LimitOffsetPagination
 from rest_framework.request import Request
 
 
+def refuse_blank(request: Request, names: Any) -> None:
+    # DRF reads ``?name=`` as "not given"; a client that sends it meant something.
+    blank = {name: ["May not be blank."] for name in names if request.query_params.get(name) == ""}
+    if blank:
+        raise ValidationError(blank)
+
+
 def query_params(request: Request, serializer_class: type[serializers.Serializer]) -> dict:
     """The query parameters validated by ``serializer_class`` (also what the schema documents)."""
+    refuse_blank(request, serializer_class().fields)
     serializer = serializer_class(data=request.query_params)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -27,26 +35,25 @@ def query_params(request: Request, serializer_class: type[serializers.Serializer
 class StrictLimitOffsetPagination(LimitOffsetPagination):
     max_limit = 500
 
-    def _parsed(self, request: Request, name: str, minimum: int) -> int | None:
+    def _parsed(self, request: Request, name: str, low: int, high: int | None) -> int | None:
         raw = request.query_params.get(name)
-        if raw in (None, ""):
+        if raw is None:
             return None
         try:
             value = int(raw)
         except ValueError:
             raise ValidationError({name: ["A whole number is required."]}) from None
-        if value < minimum:
-            raise ValidationError({name: [f"Must be at least {minimum}."]})
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high else f"at least {low}"
+            raise ValidationError({name: [f"Must be {bounds}."]})
         return value
 
     def get_limit(self, request: Request) -> int | None:
-        limit = self._parsed(request, self.limit_query_param, 1)
-        if limit is None:
-            return self.default_limit
-        return min(limit, self.max_limit)
+        limit = self._parsed(request, self.limit_query_param, 1, self.max_limit)
+        return self.default_limit if limit is None else limit
 
     def get_offset(self, request: Request) -> int:
-        return self._parsed(request, self.offset_query_param, 0) or 0
+        return self._parsed(request, self.offset_query_param, 0, None) or 0
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)
@@ -76,7 +83,7 @@ class SequenceCursorPagination(CursorPagination):
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw in (None, ""):
+        if raw is None:
             return self.page_size
         try:
             size = int(raw)
@@ -99,7 +106,7 @@ class StrictOrderingFilter(OrderingFilter):
 
     def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> Any:
         raw = request.query_params.get(self.ordering_param)
-        if not raw:
+        if raw is None:
             return self.get_default_ordering(view)
         allowed = set(getattr(view, "ordering_fields", ()))
         terms = [term.strip() for term in raw.split(",")]

@@ -4,11 +4,13 @@ drf-spectacular documents the success responses. This adds, per operation, every
 status the view can answer (all with ``config.api.ErrorSerializer``), the roles its
 permission classes demand (``x-warden-roles`` and a line in the description) and the token
 kind (``agentToken`` for the enforcement agent's endpoints, see governance.authentication).
-A view declares errors the generic rules cannot see in ``extra_error_statuses``.
+A view declares errors the generic rules cannot see in ``extra_error_statuses``, and the
+roles its service checks (rather than its permission classes) in ``documented_roles``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
@@ -26,6 +28,7 @@ ERROR_DESCRIPTIONS = {
     503: "A dependency of this step is unavailable",
 }
 BODY_METHODS = ("POST", "PUT", "PATCH")
+ITEM_PATH = re.compile(r"\{(?P<name>\w+)\}/(\w[\w-]*/)?")
 
 
 class WardenAutoSchema(AutoSchema):
@@ -56,7 +59,8 @@ class WardenAutoSchema(AutoSchema):
         return responses
 
     def required_roles(self) -> list[str]:
-        roles: list[str] = []
+        """From the permission classes, or ``documented_roles`` where a service decides."""
+        roles: list[str] = list(getattr(self.view, "documented_roles", {}).get(self.method, ()))
         for permission in self.view.get_permissions():
             roles_for = getattr(permission, "roles_for", None)
             if roles_for is not None:
@@ -71,3 +75,31 @@ class WardenAutoSchema(AutoSchema):
 
     def get_extensions(self) -> dict:
         return {**super().get_extensions(), "x-warden-roles": self.required_roles()}
+
+
+def created_id_links(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """OpenAPI links from each create to the operations on what it created.
+
+    ``POST /things/`` answering 201 with an ``id`` links to every operation under
+    ``/things/{pk}/``, so a client (and schemathesis's stateful phase) can follow
+    create → read → update → delete without guessing.
+    """
+    paths = result.get("paths", {})
+    for collection, item in paths.items():
+        created = item.get("post", {}).get("responses", {}).get("201")
+        if created is None:
+            continue
+        links = {}
+        for path, operations in paths.items():
+            item_id = ITEM_PATH.fullmatch(path[len(collection) :])
+            if not path.startswith(collection) or item_id is None:
+                continue
+            for method, operation in operations.items():
+                if method in ("get", "put", "patch", "post", "delete"):
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": {item_id["name"]: "$response.body#/id"},
+                    }
+        if links:
+            created["links"] = links
+    return result

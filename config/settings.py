@@ -145,6 +145,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.created_id_links",
+    ],
 }
 
 # Redis is optional: without REDIS_URL, tasks run in-process and websockets use memory.

@@ -55,6 +55,7 @@ class DataSourceListCreate(generics.ListCreateAPIView):
     queryset = DataSource.objects.order_by("name")
     filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "name", "created_at", "last_scanned_at"]
+    extra_error_statuses = {"POST": (409,)}  # an Idempotency-Key reused with another body
 
     @extend_schema(parameters=[IDEMPOTENCY_KEY], examples=[DATASOURCE_EXAMPLE])
     @idempotent
@@ -74,6 +75,7 @@ class DataSourceListCreate(generics.ListCreateAPIView):
 
 class DataSourceDetail(generics.RetrieveUpdateDestroyAPIView):
     serializer_class = DataSourceSerializer
+    extra_error_statuses = {"DELETE": (409,)}
     queryset = DataSource.objects.all()
 
     def get_permissions(self) -> list[Any]:

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import InvalidInput
+from config.serializers import StrictStrings
 from governance import policy_selectors, services
 from governance.models import (
     DataSource,
@@ -54,7 +55,7 @@ class ReadersReadAdminsWrite(BasePermission):
 # ---------------------------------------------------------------- serializers
 
 
-class SubjectsSerializer(serializers.Serializer):
+class SubjectsSerializer(StrictStrings, serializers.Serializer):
     everyone = serializers.BooleanField(default=False)
     users = serializers.ListField(
         child=serializers.CharField(),
@@ -64,7 +65,7 @@ class SubjectsSerializer(serializers.Serializer):
     groups = serializers.ListField(child=serializers.CharField(), default=list)
 
 
-class ResourceSerializer(serializers.Serializer):
+class ResourceSerializer(StrictStrings, serializers.Serializer):
     kind = serializers.ChoiceField(choices=ResourceKind.values)
     schema = serializers.CharField(required=False, allow_blank=True)
     table = serializers.CharField(required=False, allow_blank=True)
@@ -75,7 +76,7 @@ class ResourceSerializer(serializers.Serializer):
     )
 
 
-class PolicyRuleSerializer(serializers.Serializer):
+class PolicyRuleSerializer(StrictStrings, serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     datasource = serializers.CharField(help_text="Datasource name (or id); fixed after creation")
     name = serializers.CharField(max_length=100)
@@ -94,7 +95,7 @@ class PolicyRuleSerializer(serializers.Serializer):
         return {"id": rule.pk, **policy_rule_snapshot(rule)}
 
 
-class GuardrailSerializer(serializers.Serializer):
+class GuardrailSerializer(StrictStrings, serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     datasource = serializers.CharField(
         required=False,
@@ -113,18 +114,18 @@ class GuardrailSerializer(serializers.Serializer):
         return {"id": guardrail.pk, **guardrail_snapshot(guardrail)}
 
 
-class DefaultsSerializer(serializers.Serializer):
+class DefaultsSerializer(StrictStrings, serializers.Serializer):
     default_sensitive_action = serializers.ChoiceField(choices=DEFAULT_SENSITIVE_ACTIONS)
     default_mask_method = serializers.ChoiceField(choices=MaskMethod.values)
 
 
-class PreviewSerializer(serializers.Serializer):
+class PreviewSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     subject = serializers.CharField(help_text="Username of a person or service account")
     sql = serializers.CharField(trim_whitespace=False)
 
 
-class DatasourceReferenceSerializer(serializers.Serializer):
+class DatasourceReferenceSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
 
 
@@ -147,6 +148,8 @@ def _subject_kwargs(subjects: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resource_kwargs(resource: dict[str, Any]) -> dict[str, Any]:
+    if "kind" not in resource:  # a PATCH replaces the whole resource
+        raise InvalidInput("The resource needs its kind.", field="resource.kind")
     level = resource.get("level")
     return {
         "resource_kind": resource["kind"],
@@ -357,6 +360,7 @@ class PolicyPreview(APIView):
     """What the agent would decide for a subject and a statement, with today's bundle."""
 
     permission_classes = [HasRole.of(*CATALOG_READERS)]
+    extra_error_statuses = {"POST": (503,)}
 
     @extend_schema(request=PreviewSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:

@@ -34,7 +34,8 @@ def datasource_by_reference(reference: str | int | None) -> DataSource | None:
         return None
     text = str(reference)
     datasource = DataSource.objects.filter(name=text).first()
-    if datasource is None and text.isdigit():
+    # isdecimal() alone accepts other scripts' digits, which int() may refuse or misread.
+    if datasource is None and text.isascii() and text.isdecimal() and len(text) < 19:
         datasource = DataSource.objects.filter(pk=int(text)).first()
     return datasource
 

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, ProtectedError
 from django.utils import timezone
 
 from audit.services import event_record
-from config.errors import InvalidInput, NotAllowed
+from config.errors import InvalidInput, NotAllowed, StateConflict
 from governance.connectors import ConnectorError, connector_for
 from governance.crypto import encrypt_secret
 from governance.models import Column, ColumnTag, DataSource, Engine, Role, Tag, User
@@ -96,7 +96,12 @@ def datasource_delete(*, actor: User, datasource: DataSource) -> None:
             datasource=datasource,
             details={"before": datasource_public_fields(datasource)},
         )
-        datasource.delete()
+        try:
+            datasource.delete()
+        except ProtectedError as exc:
+            raise StateConflict(
+                f"{datasource.name} has access requests or grants; they keep it for the audit."
+            ) from exc
 
 
 def datasource_public_fields(datasource: DataSource) -> dict[str, Any]:
