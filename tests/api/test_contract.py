@@ -62,7 +62,10 @@ def schemathesis_run(
         "30",
         *scope,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # Run in the schema's directory: schemathesis keeps its cache next to where it runs.
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=schema_file.parent
+    )
     return done.returncode, done.stdout + done.stderr
 
 
