@@ -11,14 +11,13 @@ import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +26,7 @@ from approvals import selectors, services
 from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
 from approvals.serializers import (
     AccessRequestCreateSerializer,
+    AccessRequestQuerySerializer,
     AccessRequestSerializer,
     AgentAccessRequestSerializer,
     AgentAccessRequestStateSerializer,
@@ -34,40 +34,37 @@ from approvals.serializers import (
     BreakGlassSerializer,
     DenySerializer,
     ExtendSerializer,
+    GrantQuerySerializer,
+    GrantRunSerializer,
     GrantSerializer,
     ReviewPolicySerializer,
     RevokeSerializer,
 )
+from config.errors import InvalidInput, NotFound
+from config.listing import StrictOrderingFilter, query_params
 from governance.agent_api import AgentView
 from governance.models import DataSource, Role
 from governance.permissions import IsAdmin
 from governance.policy_selectors import datasource_by_reference
+from idempotency.api import IDEMPOTENCY_KEY, idempotent
 
 MAX_WAIT_SECONDS = 60
 POLL_INTERVAL_SECONDS = 0.2
-WAIT_PARAMETER = OpenApiParameter(
-    "wait",
-    float,
-    required=False,
-    description=f"Block up to this many seconds (max {MAX_WAIT_SECONDS}) while pending",
-)
 
 
-class ApprovalsAPIView(APIView):
-    """Maps the services' exceptions: invalid input 400, wrong state 409."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, DjangoValidationError):
-            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, services.RequestStateError):
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return super().handle_exception(exc)
+class WaitQuerySerializer(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=MAX_WAIT_SECONDS,
+        help_text=f"Block up to this many seconds (max {MAX_WAIT_SECONDS}) while pending",
+    )
 
 
 def _datasource_or_400(reference: str) -> DataSource:
     datasource = datasource_by_reference(reference)
     if datasource is None:
-        raise DjangoValidationError(f"Unknown datasource {reference!r}.")
+        raise InvalidInput(f"Unknown datasource {reference!r}.", field="datasource")
     return datasource
 
 
@@ -76,37 +73,68 @@ def _visible_request(request: Request, pk: int) -> AccessRequest:
     if access_request is None or not selectors.can_view_request(
         user=request.user, access_request=access_request
     ):
-        from django.http import Http404
-
-        raise Http404("No such access request.")
+        raise NotFound("No such access request.")
     return access_request
 
+
+CONFLICT_ON_POST = {"POST": (409,)}
+ACCESS_REQUEST_EXAMPLE = OpenApiExample(
+    "Read two columns for an incident",
+    request_only=True,
+    value={
+        "datasource": "shop",
+        "scope": {"columns": ["public.customers.email", "public.customers.phone"]},
+        "level": "read",
+        "reason": "INC-4211: customer cannot log in",
+        "duration_minutes": 60,
+    },
+)
+APPROVE_EXAMPLE = OpenApiExample(
+    "Approve, narrowed to one column for 30 minutes",
+    request_only=True,
+    value={
+        "comment": "email only",
+        "scope": {"columns": ["public.customers.email"]},
+        "duration_minutes": 30,
+    },
+)
 
 # ------------------------------------------------------------------ access requests
 
 
-class AccessRequestListCreate(ApprovalsAPIView):
+class AccessRequestListCreate(GenericAPIView):
+    """Your own requests (``view=mine``) or the ones you review (``view=review``)."""
+
+    documented_roles = {"POST": ("requester",)}
+    extra_error_statuses = {"POST": (409,)}  # an Idempotency-Key reused with another body
+    serializer_class = AccessRequestSerializer
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["id", "created_at", "expires_at", "state"]
+
     @extend_schema(
-        parameters=[
-            OpenApiParameter("view", str, enum=["mine", "review"], required=False),
-            OpenApiParameter("state", str, required=False),
-        ],
+        parameters=[AccessRequestQuerySerializer],
         responses={200: AccessRequestSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        state = request.query_params.get("state") or None
-        if request.query_params.get("view") == "review":
+        params = query_params(request, AccessRequestQuerySerializer)
+        state = params.get("state") or None
+        if params["view"] == "review":
             queryset = selectors.requests_to_review(user=request.user, state=state)
         else:
             queryset = selectors.requests_of(user=request.user)
             if state:
                 queryset = queryset.filter(state=state)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
+        page = self.paginate_queryset(self.filter_queryset(queryset))
         data = AccessRequestSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+        return self.get_paginated_response(data)
 
-    @extend_schema(request=AccessRequestCreateSerializer, responses={201: AccessRequestSerializer})
+    @extend_schema(
+        request=AccessRequestCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: AccessRequestSerializer},
+        examples=[ACCESS_REQUEST_EXAMPLE],
+    )
+    @idempotent
     def post(self, request: Request) -> Response:
         body = AccessRequestCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -124,16 +152,24 @@ class AccessRequestListCreate(ApprovalsAPIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class AccessRequestDetail(ApprovalsAPIView):
-    @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AccessRequestSerializer})
+class AccessRequestDetail(APIView):
+    @extend_schema(parameters=[WaitQuerySerializer], responses={200: AccessRequestSerializer})
     def get(self, request: Request, pk: int) -> Response:
+        query_params(request, WaitQuerySerializer)
         access_request = _visible_request(request, pk)
         context = {"request": request, "detail": True}
         return Response(AccessRequestSerializer(access_request, context=context).data)
 
 
-class AccessRequestApprove(ApprovalsAPIView):
-    @extend_schema(request=ApproveSerializer, responses={200: AccessRequestSerializer})
+class AccessRequestApprove(APIView):
+    documented_roles = {"POST": ("reviewer of the datasource",)}
+    extra_error_statuses = CONFLICT_ON_POST
+
+    @extend_schema(
+        request=ApproveSerializer,
+        responses={200: AccessRequestSerializer},
+        examples=[APPROVE_EXAMPLE],
+    )
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
         body = ApproveSerializer(data=request.data)
@@ -151,7 +187,10 @@ class AccessRequestApprove(ApprovalsAPIView):
         return _detail_response(request, pk)
 
 
-class AccessRequestDeny(ApprovalsAPIView):
+class AccessRequestDeny(APIView):
+    documented_roles = {"POST": ("reviewer of the datasource",)}
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=DenySerializer, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -165,7 +204,10 @@ class AccessRequestDeny(ApprovalsAPIView):
         return _detail_response(request, pk)
 
 
-class AccessRequestCancel(ApprovalsAPIView):
+class AccessRequestCancel(APIView):
+    documented_roles = {"POST": ("the requester",)}
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=None, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
@@ -182,23 +224,31 @@ def _detail_response(request: Request, pk: int) -> Response:
 # ------------------------------------------------------------------ grants and break-glass
 
 
-class GrantList(ApprovalsAPIView):
+class GrantList(GenericAPIView):
+    """Your grants; ``all=true`` shows everyone's to admins and auditors."""
+
+    serializer_class = GrantSerializer
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["id", "starts_at", "expires_at"]
+
     @extend_schema(
-        parameters=[OpenApiParameter("all", bool, required=False)],
+        parameters=[GrantQuerySerializer],
         responses={200: GrantSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        everyone = request.query_params.get("all") in ("1", "true") and (
+        everyone = query_params(request, GrantQuerySerializer)["all"] and (
             request.user.has_role(Role.ADMIN) or request.user.has_role(Role.AUDITOR)
         )
         queryset = Grant.objects.all() if everyone else selectors.grants_of(user=request.user)
-        queryset = queryset.select_related("grantee", "datasource")
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(GrantSerializer(page, many=True).data)
+        queryset = queryset.select_related("grantee", "datasource").order_by("-id")
+        page = self.paginate_queryset(self.filter_queryset(queryset))
+        return self.get_paginated_response(GrantSerializer(page, many=True).data)
 
 
-class GrantRevoke(ApprovalsAPIView):
+class GrantRevoke(APIView):
+    documented_roles = {"POST": ("admin",)}
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=RevokeSerializer, responses={200: GrantSerializer})
     def post(self, request: Request, pk: int) -> Response:
         grant = get_object_or_404(Grant, pk=pk)
@@ -210,7 +260,10 @@ class GrantRevoke(ApprovalsAPIView):
         return Response(GrantSerializer(grant).data)
 
 
-class GrantExtend(ApprovalsAPIView):
+class GrantExtend(APIView):
+    documented_roles = {"POST": ("the grantee",)}
+    extra_error_statuses = CONFLICT_ON_POST
+
     @extend_schema(request=ExtendSerializer, responses={201: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         grant = get_object_or_404(Grant.objects.select_related("request", "datasource"), pk=pk)
@@ -225,7 +278,9 @@ class GrantExtend(ApprovalsAPIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class BreakGlass(ApprovalsAPIView):
+class BreakGlass(APIView):
+    documented_roles = {"POST": ("requester",)}
+
     @extend_schema(request=BreakGlassSerializer, responses={201: GrantSerializer})
     def post(self, request: Request) -> Response:
         body = BreakGlassSerializer(data=request.data)
@@ -237,7 +292,7 @@ class BreakGlass(ApprovalsAPIView):
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 
-class ReviewPolicyDetail(ApprovalsAPIView):
+class ReviewPolicyDetail(APIView):
     permission_classes = [IsAdmin]
 
     @extend_schema(responses={200: ReviewPolicySerializer})
@@ -268,7 +323,7 @@ class ReviewPolicyDetail(ApprovalsAPIView):
 # ------------------------------------------------------------------ the enforcement agent
 
 
-class AgentAccessRequestCreate(AgentView, ApprovalsAPIView):
+class AgentAccessRequestCreate(AgentView):
     @extend_schema(
         request=AgentAccessRequestSerializer,
         responses={200: AgentAccessRequestStateSerializer, 201: AgentAccessRequestStateSerializer},
@@ -284,9 +339,12 @@ class AgentAccessRequestCreate(AgentView, ApprovalsAPIView):
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class AgentAccessRequestState(AgentView, ApprovalsAPIView):
-    @extend_schema(parameters=[WAIT_PARAMETER], responses={200: AgentAccessRequestStateSerializer})
+class AgentAccessRequestState(AgentView):
+    @extend_schema(
+        parameters=[WaitQuerySerializer], responses={200: AgentAccessRequestStateSerializer}
+    )
     def get(self, request: Request, pk: int) -> Response:
+        query_params(request, WaitQuerySerializer)
         access_request = get_object_or_404(AccessRequest, pk=pk)
         # The agent acts on this answer (forward or refuse its held statement), so an overdue
         # request expires now rather than at the next beat.
@@ -296,12 +354,15 @@ class AgentAccessRequestState(AgentView, ApprovalsAPIView):
         )
 
 
-class AgentGrantRunUse(AgentView, ApprovalsAPIView):
+class AgentGrantRunUse(AgentView):
+    extra_error_statuses = CONFLICT_ON_POST
+
     """One run of a grant limited to max_runs, counted before the agent forwards it."""
 
     @extend_schema(
         parameters=[OpenApiParameter("datasource", str, required=False)],
-        responses={200: dict, 404: dict, 409: dict},
+        request=None,
+        responses={200: GrantRunSerializer},
     )
     def post(self, request: Request, pk: int) -> Response:
         reference = request.query_params.get("datasource", "")
@@ -309,15 +370,14 @@ class AgentGrantRunUse(AgentView, ApprovalsAPIView):
         try:
             grant = services.grant_run_use(actor=request.user, grant_id=pk, datasource=datasource)
         except Grant.DoesNotExist as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
-        return Response(
-            {
-                "id": grant.pk,
-                "runs_used": grant.runs_used,
-                "max_runs": grant.max_runs,
-                "runs_left": (grant.max_runs or 0) - grant.runs_used,
-            }
-        )
+            raise NotFound(str(exc)) from exc
+        runs = {
+            "id": grant.pk,
+            "runs_used": grant.runs_used,
+            "max_runs": grant.max_runs,
+            "runs_left": (grant.max_runs or 0) - grant.runs_used,
+        }
+        return Response(GrantRunSerializer(runs).data)
 
 
 # ------------------------------------------------------------------ long-poll entry points

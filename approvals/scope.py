@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from django.core.exceptions import ValidationError
-
 from agent.analysis import Relation, SqlError, StatementInfo
 from agent.postgres.sql import analyze
 from agent.postgres.sql import fingerprint as sql_fingerprint
+from config.errors import InvalidInput
 from governance.models import Column, ColumnTag, DataSource, Sensitivity, Table, Tag
 
 SCOPE_KEYS = ("tables", "columns", "tags")
@@ -25,17 +24,17 @@ def scope_normalise(raw: Any) -> dict[str, list[str]]:
     if raw in (None, ""):
         raw = {}
     if not isinstance(raw, dict):
-        raise ValidationError("A scope is an object with tables, columns and tags.")
+        raise InvalidInput("A scope is an object with tables, columns and tags.")
     unknown = set(raw) - set(SCOPE_KEYS)
     if unknown:
-        raise ValidationError(f"Unknown scope keys: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(f"Unknown scope keys: {', '.join(sorted(unknown))}.")
     scope: dict[str, list[str]] = {}
     for key in SCOPE_KEYS:
         values = raw.get(key) or []
         if isinstance(values, str):
             values = [part for part in values.replace(",", "\n").splitlines()]
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise ValidationError(f"scope.{key} must be a list of names.")
+            raise InvalidInput(f"scope.{key} must be a list of names.")
         scope[key] = sorted({value.strip() for value in values if value.strip()})
     return scope
 
@@ -52,7 +51,7 @@ def _live_tables(datasource: DataSource) -> dict[str, Table]:
 def scope_validate(*, datasource: DataSource, scope: dict[str, list[str]]) -> None:
     """Every named table, column and tag must exist in the catalog of this datasource."""
     if scope_is_empty(scope):
-        raise ValidationError("Name at least one table, column or tag.")
+        raise InvalidInput("Name at least one table, column or tag.")
     tables = _live_tables(datasource)
     missing = [name for name in scope["tables"] if name not in tables]
     known_columns = {
@@ -65,7 +64,7 @@ def scope_validate(*, datasource: DataSource, scope: dict[str, list[str]]) -> No
     known_tags = set(Tag.objects.filter(name__in=scope["tags"]).values_list("name", flat=True))
     missing += [name for name in scope["tags"] if name not in known_tags]
     if missing:
-        raise ValidationError(f"Not in the catalog of {datasource.name}: {', '.join(missing)}.")
+        raise InvalidInput(f"Not in the catalog of {datasource.name}: {', '.join(missing)}.")
 
 
 def scope_is_within(narrowed: dict[str, list[str]], requested: dict[str, list[str]]) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import (
@@ -17,13 +18,23 @@ from approvals.models import (
     Review,
 )
 from approvals.selectors import review_policy_for
+from config.serializers import StrictStrings
+
+NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+SCOPE_SCHEMA = {
+    "type": "object",
+    "description": "What to access: schema.table names, schema.table.column names, tag names",
+    "properties": {"tables": NAMES, "columns": NAMES, "tags": NAMES},
+    "additionalProperties": False,
+}
 
 
+@extend_schema_field(SCOPE_SCHEMA)
 class ScopeField(serializers.JSONField):
     """{"tables": [...], "columns": [...], "tags": [...]} (validated by the services)."""
 
 
-class ReviewSerializer(serializers.ModelSerializer):
+class ReviewSerializer(StrictStrings, serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.get_username")
 
     class Meta:
@@ -40,7 +51,7 @@ class ReviewSerializer(serializers.ModelSerializer):
         ]
 
 
-class GrantSerializer(serializers.ModelSerializer):
+class GrantSerializer(StrictStrings, serializers.ModelSerializer):
     grantee = serializers.CharField(source="grantee.get_username")
     datasource = serializers.CharField(source="datasource.name")
     state = serializers.CharField()
@@ -66,7 +77,7 @@ class GrantSerializer(serializers.ModelSerializer):
         ]
 
 
-class AccessRequestSerializer(serializers.ModelSerializer):
+class AccessRequestSerializer(StrictStrings, serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.get_username")
     created_by = serializers.CharField(source="created_by.get_username")
     datasource = serializers.CharField(source="datasource.name")
@@ -137,7 +148,24 @@ class AccessRequestSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
-class AccessRequestCreateSerializer(serializers.Serializer):
+class AccessRequestQuerySerializer(StrictStrings, serializers.Serializer):
+    view = serializers.ChoiceField(
+        choices=["mine", "review"], default="mine", help_text="Yours, or the ones you review"
+    )
+    state = serializers.ChoiceField(
+        choices=AccessRequest.State.choices,
+        required=False,
+        help_text="Only this state (view=review defaults to pending)",
+    )
+
+
+class GrantQuerySerializer(StrictStrings, serializers.Serializer):
+    all = serializers.BooleanField(
+        default=False, help_text="Everyone's grants (admins and auditors only)"
+    )
+
+
+class AccessRequestCreateSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField(help_text="Datasource name or id")
     scope = ScopeField()
     level = serializers.ChoiceField(choices=AccessLevel.choices)
@@ -146,7 +174,7 @@ class AccessRequestCreateSerializer(serializers.Serializer):
     statement = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ApproveSerializer(serializers.Serializer):
+class ApproveSerializer(StrictStrings, serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
     scope = ScopeField(required=False, default=None, help_text="Narrowed scope")
     duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
@@ -154,20 +182,20 @@ class ApproveSerializer(serializers.Serializer):
     max_runs = serializers.IntegerField(required=False, min_value=1, default=None)
 
 
-class DenySerializer(serializers.Serializer):
+class DenySerializer(StrictStrings, serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class RevokeSerializer(serializers.Serializer):
+class RevokeSerializer(StrictStrings, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ExtendSerializer(serializers.Serializer):
+class ExtendSerializer(StrictStrings, serializers.Serializer):
     reason = serializers.CharField()
     duration_minutes = serializers.IntegerField(min_value=1)
 
 
-class BreakGlassSerializer(serializers.Serializer):
+class BreakGlassSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     scope = ScopeField()
     level = serializers.ChoiceField(choices=AccessLevel.choices)
@@ -175,20 +203,33 @@ class BreakGlassSerializer(serializers.Serializer):
     duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
 
 
-class ReviewPolicySerializer(serializers.ModelSerializer):
+class ReviewPolicySerializer(StrictStrings, serializers.ModelSerializer):
     reviewer_groups = serializers.SlugRelatedField(
         many=True,
         slug_field="name",
         required=False,
         queryset=Group.objects.all(),
     )
+    notify_emails = serializers.ListField(child=serializers.EmailField(), required=False)
 
     class Meta:
         model = DatasourceReviewPolicy
         fields = ["reviewer_groups", *REVIEW_POLICY_FIELDS]
+        # The table's CHECK constraints, said before the database has to.
+        extra_kwargs = {
+            "required_approvals": {"min_value": 1},
+            "pending_expiry_minutes": {"min_value": 1},
+        }
 
 
-class AgentAccessRequestSerializer(serializers.Serializer):
+class GrantRunSerializer(StrictStrings, serializers.Serializer):
+    id = serializers.IntegerField()
+    runs_used = serializers.IntegerField()
+    max_runs = serializers.IntegerField()
+    runs_left = serializers.IntegerField()
+
+
+class AgentAccessRequestSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     identity = serializers.CharField()
     statement = serializers.CharField()
@@ -199,7 +240,7 @@ class AgentAccessRequestSerializer(serializers.Serializer):
     duration_minutes = serializers.IntegerField(required=False, min_value=1, default=None)
 
 
-class AgentAccessRequestStateSerializer(serializers.ModelSerializer):
+class AgentAccessRequestStateSerializer(StrictStrings, serializers.ModelSerializer):
     review_url = serializers.SerializerMethodField()
     grant = serializers.SerializerMethodField()
 

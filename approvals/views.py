@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -25,6 +24,7 @@ from approvals.forms import (
 from approvals.impact import statement_explain
 from approvals.models import AccessRequest, Grant
 from approvals.scope import StatementError, scope_normalise, statement_touches
+from config.errors import WardenError, error_message
 from governance.models import DataSource, Role
 from governance.permissions import AuthenticatedRequest, role_required
 
@@ -35,9 +35,8 @@ def _run(request: AuthenticatedRequest, action: Callable[[], Any], success: str)
     """Call a service; show its refusal as a message instead of an error page."""
     try:
         action()
-    except (ValidationError, PermissionDenied, services.RequestStateError) as exc:
-        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        messages.error(request, text or "Not allowed.")
+    except WardenError as exc:
+        messages.error(request, error_message(exc))
         return False
     messages.success(request, success)
     return True

@@ -8,16 +8,16 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import selectors, services
+from audit.exports import CONTENT_TYPES
 from audit.forms import EventFilterForm
-from audit.ingest import IngestError, agent_batch_events, agent_events_ingest
+from audit.ingest import agent_batch_events, agent_events_ingest
 from audit.models import AuditEvent
 from audit.serializers import (
     AgentBatchSerializer,
@@ -28,8 +28,9 @@ from audit.serializers import (
     IngestResultSerializer,
     VerifyRequestSerializer,
 )
-from governance.authentication import AccessTokenAuthentication
-from governance.models import AccessToken, Role
+from config.listing import SequenceCursorPagination, StrictOrderingFilter, refuse_blank
+from governance.agent_api import AgentView
+from governance.models import Role
 from governance.permissions import HasRole
 
 AuditReaders = HasRole.of(Role.ADMIN, Role.AUDITOR)
@@ -44,28 +45,16 @@ FILTER_PARAMETERS = [
 ]
 
 
-class IsAgentToken(BasePermission):
-    message = "Audit batches are accepted only with an agent token."
-
-    def has_permission(self, request: Any, view: Any) -> bool:
-        return isinstance(request.auth, AccessToken) and request.auth.is_agent
-
-
-class AgentAuditIngestView(APIView):
-    authentication_classes = [AccessTokenAuthentication]
-    permission_classes = [IsAgentToken]
-
+class AgentAuditIngestView(AgentView):
     @extend_schema(request=AgentBatchSerializer, responses={200: IngestResultSerializer})
     def post(self, request: Request) -> Response:
-        try:
-            events = agent_batch_events(request.data)
-            result = agent_events_ingest(token=request.auth, events=events)
-        except IngestError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        events = agent_batch_events(request.data)
+        result = agent_events_ingest(token=request.auth, events=events)
         return Response(IngestResultSerializer(result).data)
 
 
 def _filters(request: Request) -> selectors.EventFilters:
+    refuse_blank(request, [*EventFilterForm.base_fields, *EventFilterForm.ALIASES])
     form = EventFilterForm(request.query_params)
     if not form.is_valid():
         raise ValidationError(form.errors)
@@ -74,8 +63,11 @@ def _filters(request: Request) -> selectors.EventFilters:
 
 @extend_schema(parameters=FILTER_PARAMETERS)
 class EventListView(generics.ListAPIView):
+    """Newest first, in stable cursor pages (events keep arriving while you page)."""
+
     permission_classes = [AuditReaders]
     serializer_class = AuditEventSerializer
+    pagination_class = SequenceCursorPagination
 
     def get_queryset(self) -> Any:
         return selectors.event_list(_filters(self.request))
@@ -106,6 +98,8 @@ class VerifyView(APIView):
 class CheckpointListView(generics.ListAPIView):
     permission_classes = [AuditReaders]
     serializer_class = AuditCheckpointSerializer
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["sequence", "created_at"]
 
     def get_queryset(self) -> Any:
         return selectors.checkpoint_queryset()
@@ -114,7 +108,13 @@ class CheckpointListView(generics.ListAPIView):
 class ExportView(APIView):
     permission_classes = [AuditReaders]
 
-    @extend_schema(request=ExportRequestSerializer, responses={(200, "*/*"): OpenApiTypes.BINARY})
+    @extend_schema(
+        request=ExportRequestSerializer,
+        responses={
+            (200, media_type): OpenApiTypes.OBJECT if fmt == "json" else OpenApiTypes.BINARY
+            for fmt, media_type in CONTENT_TYPES.items()
+        },
+    )
     def post(self, request: Request) -> HttpResponse:
         params = ExportRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)

@@ -27,12 +27,13 @@ from typing import Any
 
 from agent.audit import BatchError, expand_batch
 from audit.services import events_append_count
+from config.errors import InvalidInput, NotAllowed
 from governance.models import AccessToken, ColumnTag, User
 
 DECISIONS = ("allow", "mask", "deny", "hold")
 MAX_BATCH = 5000
 MAX_STATEMENT_CHARS = 100_000
-_TEXT_LIMITS = {
+TEXT_LIMITS = {
     "identity": 150,
     "datasource": 100,
     "client_address": 100,
@@ -44,7 +45,7 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 _LIST_FIELDS = ("tables_read", "tables_written", "columns_read", "masked_columns")
 
 
-class IngestError(ValueError):
+class IngestError(InvalidInput):
     """A malformed batch; the message names the event and field."""
 
 
@@ -62,7 +63,7 @@ def _text(event: dict[str, Any], key: str, where: str, *, required: bool = False
         return ""
     if not isinstance(value, str):
         raise IngestError(f"{where}.{key}: must be a string")
-    limit = MAX_STATEMENT_CHARS if key == "statement" else _TEXT_LIMITS.get(key, 1000)
+    limit = MAX_STATEMENT_CHARS if key == "statement" else TEXT_LIMITS.get(key, 1000)
     if len(value) > limit:
         raise IngestError(f"{where}.{key}: longer than {limit} characters")
     if "\x00" in value:
@@ -258,7 +259,7 @@ def agent_batch_events(body: Any) -> Any:
 def agent_events_ingest(*, token: AccessToken, events: Any) -> IngestResult:
     """Validate and append an agent's batch; idempotent by event id, all or nothing."""
     if not token.is_agent:
-        raise PermissionError("Only agent tokens push audit events.")
+        raise NotAllowed("Only agent tokens push audit events.")
     if not isinstance(events, list):
         raise IngestError("events: must be a list")
     if len(events) > MAX_BATCH:

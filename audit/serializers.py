@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from audit.exports import EXPORT_FORMATS
+from audit.ingest import MAX_BATCH, MAX_STATEMENT_CHARS, TEXT_LIMITS
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.selectors import DECISION_CHOICES
+from config.serializers import StrictStrings
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(StrictStrings, serializers.ModelSerializer):
     details = serializers.JSONField()
 
     class Meta:
@@ -35,7 +39,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditCheckpointSerializer(serializers.ModelSerializer):
+class AuditCheckpointSerializer(StrictStrings, serializers.ModelSerializer):
     class Meta:
         model = AuditCheckpoint
         fields = [
@@ -52,7 +56,7 @@ class AuditCheckpointSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ChainReportSerializer(serializers.Serializer):
+class ChainReportSerializer(StrictStrings, serializers.Serializer):
     ok = serializers.BooleanField()
     checked = serializers.IntegerField()
     first_sequence = serializers.IntegerField(allow_null=True)
@@ -69,42 +73,57 @@ class ChainReportSerializer(serializers.Serializer):
     notes = serializers.ListField(child=serializers.CharField())
 
 
-class VerifyRequestSerializer(serializers.Serializer):
+class VerifyRequestSerializer(StrictStrings, serializers.Serializer):
     from_sequence = serializers.IntegerField(min_value=1, required=False, default=1)
     to_sequence = serializers.IntegerField(min_value=1, required=False, allow_null=True)
 
 
-class AgentEventSerializer(serializers.Serializer):
+def _optional_text(limit: int, **kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=limit, **kwargs
+    )
+
+
+def _labels() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(max_length=800, allow_blank=True),
+        required=False,
+        allow_null=True,
+        max_length=10_000,
+    )
+
+
+class AgentEventSerializer(StrictStrings, serializers.Serializer):
     """Documents the agent event shape; validation is audit.ingest.agent_event_parse."""
 
     id = serializers.UUIDField()
-    time = serializers.DateTimeField()
-    identity = serializers.CharField()
-    datasource = serializers.CharField()
-    client_address = serializers.CharField(required=False)
-    fingerprint = serializers.CharField(required=False)
-    statement = serializers.CharField(required=False, help_text="literals removed")
-    kind = serializers.CharField(required=False)
-    tables_read = serializers.ListField(child=serializers.CharField(), required=False)
-    tables_written = serializers.ListField(child=serializers.CharField(), required=False)
-    columns_read = serializers.ListField(child=serializers.CharField(), required=False)
-    masked_columns = serializers.ListField(child=serializers.CharField(), required=False)
+    time = serializers.DateTimeField(help_text="ISO-8601 with a timezone")
+    identity = serializers.CharField(max_length=TEXT_LIMITS["identity"])
+    datasource = serializers.CharField(max_length=TEXT_LIMITS["datasource"])
+    client_address = _optional_text(TEXT_LIMITS["client_address"])
+    fingerprint = _optional_text(TEXT_LIMITS["fingerprint"])
+    statement = _optional_text(MAX_STATEMENT_CHARS, help_text="literals removed")
+    kind = _optional_text(TEXT_LIMITS["kind"])
+    tables_read = _labels()
+    tables_written = _labels()
+    columns_read = _labels()
+    masked_columns = _labels()
     decision = serializers.ChoiceField(choices=DECISION_CHOICES)
-    rule = serializers.CharField(required=False)
-    rows = serializers.IntegerField(required=False, allow_null=True)
-    duration_ms = serializers.FloatField(required=False, allow_null=True)
+    rule = _optional_text(TEXT_LIMITS["rule"])
+    rows = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    duration_ms = serializers.FloatField(required=False, allow_null=True, min_value=0)
 
 
-class AgentBatchSerializer(serializers.Serializer):
-    events = AgentEventSerializer(many=True)
+class AgentBatchSerializer(StrictStrings, serializers.Serializer):
+    events = AgentEventSerializer(many=True, max_length=MAX_BATCH)
 
 
-class IngestResultSerializer(serializers.Serializer):
+class IngestResultSerializer(StrictStrings, serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
 
 
-class ExportRequestSerializer(serializers.Serializer):
+class ExportRequestSerializer(StrictStrings, serializers.Serializer):
     format = serializers.ChoiceField(choices=EXPORT_FORMATS)
     date_from = serializers.DateField(required=False, allow_null=True)
     date_to = serializers.DateField(required=False, allow_null=True)

@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
 from classification.models import ScanRun, ScanTableResult
+from config.serializers import StrictStrings
 
 
-class ScanTableResultSerializer(serializers.ModelSerializer):
+class ScanTableResultSerializer(StrictStrings, serializers.ModelSerializer):
     table = serializers.CharField(source="table.qualified_name")
 
     class Meta:
@@ -19,9 +20,11 @@ class ScanTableResultSerializer(serializers.ModelSerializer):
         ]
 
 
-class ScanRunSerializer(serializers.ModelSerializer):
+class ScanRunSerializer(StrictStrings, serializers.ModelSerializer):
     datasource = serializers.CharField(source="datasource.name")
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    requested_by = serializers.CharField(
+        source="requested_by.username", default=None, allow_null=True
+    )
     progress_percent = serializers.IntegerField(read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
@@ -55,5 +58,9 @@ class ScanRunDetailSerializer(ScanRunSerializer):
         fields = [*ScanRunSerializer.Meta.fields, "tables"]
 
 
-class ScanStartSerializer(serializers.Serializer):
+class ScanQuerySerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField(required=False, help_text="Datasource name")
+
+
+class ScanStartSerializer(StrictStrings, serializers.Serializer):
     sample_size = serializers.IntegerField(required=False, min_value=1, max_value=100_000)

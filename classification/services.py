@@ -15,6 +15,7 @@ from audit.services import event_record
 from classification.models import ScanRun, ScanTableResult
 from classification.progress import scan_progress_broadcast
 from config.dispatch import enqueue_on_commit
+from config.errors import InvalidInput, NotAllowed
 from governance.connectors import ConnectorError, TableInfo, connector_for
 from governance.models import Column, DataSource, Role, Table, User
 from governance.services import (
@@ -33,10 +34,10 @@ def scan_start(
     from classification.tasks import scan_run_task
 
     if actor is not None and not actor.has_role(Role.ADMIN):
-        raise PermissionError("Only admins start scans.")
+        raise NotAllowed("Only admins start scans.")
     size = sample_size or settings.SCAN_SAMPLE_SIZE
     if not 1 <= size <= 100_000:
-        raise ValueError("sample_size must be between 1 and 100000")
+        raise InvalidInput("sample_size must be between 1 and 100000")
     with transaction.atomic():
         scan_run = ScanRun.objects.create(
             datasource=datasource, requested_by=actor, sample_size=size

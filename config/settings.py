@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "classification",
     "approvals",
     "audit",
+    "idempotency",
 ]
 
 MIDDLEWARE = [
@@ -130,8 +131,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.WardenAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "config.listing.StrictLimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.warden_exception_handler",
 }
@@ -141,6 +143,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.created_id_links",
+    ],
 }
 
 # Redis is optional: without REDIS_URL, tasks run in-process and websockets use memory.

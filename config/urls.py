@@ -12,6 +12,10 @@ api_v1 = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
+handler400 = "config.api.bad_request"
+handler404 = "config.api.not_found"
+handler500 = "config.api.server_error"
+
 urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),

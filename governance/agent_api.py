@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import error_body
+from config.errors import NotFound
+from config.listing import query_params
+from config.serializers import StrictStrings
 from governance import policy_selectors
-from governance.authentication import AccessTokenAuthentication
+from governance.authentication import AgentTokenAuthentication
 from governance.crypto import public_key_b64, signing_key_id
-from governance.models import AccessToken
+from governance.models import AccessToken, DataSource
 from governance.services.agent_logins import agent_login_check
 from governance.services.bundles import policy_bundle_served
 
@@ -29,14 +34,17 @@ class IsAgentToken(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.auth, AccessToken) and request.auth.is_agent
 
+    def roles_for(self, method: str) -> tuple[str, ...]:
+        return ("agent token",)
+
 
 class AgentView(APIView):
     # Token only: a browser session is never an agent.
-    authentication_classes = [AccessTokenAuthentication]
+    authentication_classes = [AgentTokenAuthentication]
     permission_classes = [IsAgentToken]
 
 
-class AuthenticateSerializer(serializers.Serializer):
+class AuthenticateSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     identity = serializers.CharField()
     token = serializers.CharField(trim_whitespace=False)
@@ -62,24 +70,37 @@ def etag_matches(if_none_match: str, version: str) -> bool:
     )
 
 
-def _unknown_datasource(name: str) -> Response:
-    return Response({"detail": f"Unknown datasource {name!r}."}, status=status.HTTP_404_NOT_FOUND)
+class BundleQuerySerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField(help_text="Datasource name (or id)")
+
+
+def _datasource(reference: str) -> DataSource:
+    datasource = policy_selectors.datasource_by_reference(reference)
+    if datasource is None:
+        raise NotFound(f"Unknown datasource {reference!r}.")
+    return datasource
+
+
+class AuthenticatedSerializer(StrictStrings, serializers.Serializer):
+    identity = serializers.CharField()
+    kind = serializers.CharField(help_text="person or service account")
+    groups = serializers.ListField(child=serializers.CharField())
+
+
+class PublicKeySerializer(StrictStrings, serializers.Serializer):
+    key_id = serializers.CharField()
+    public_key = serializers.CharField(help_text="Ed25519, base64")
 
 
 class AgentBundle(AgentView):
+    extra_error_statuses = {"GET": (404,)}
+
     @extend_schema(
-        parameters=[OpenApiParameter("datasource", str, required=True)],
-        responses={200: dict, 304: None, 404: dict},
+        parameters=[BundleQuerySerializer],
+        responses={200: OpenApiTypes.OBJECT, 304: None},
     )
     def get(self, request: Request) -> Response:
-        name = request.query_params.get("datasource", "")
-        if not name:
-            return Response(
-                {"detail": "Pass ?datasource=<name>."}, status=status.HTTP_400_BAD_REQUEST
-            )
-        datasource = policy_selectors.datasource_by_reference(name)
-        if datasource is None:
-            return _unknown_datasource(name)
+        datasource = _datasource(query_params(request, BundleQuerySerializer)["datasource"])
         envelope = policy_bundle_served(datasource=datasource)
         version = envelope["bundle"]["version"]
         etag = bundle_etag(version)
@@ -89,22 +110,23 @@ class AgentBundle(AgentView):
 
 
 class AgentPublicKey(AgentView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: PublicKeySerializer})
     def get(self, request: Request) -> Response:
-        return Response({"key_id": signing_key_id(), "public_key": public_key_b64()})
+        key = {"key_id": signing_key_id(), "public_key": public_key_b64()}
+        return Response(PublicKeySerializer(key).data)
 
 
 class AgentAuthenticate(AgentView):
     """Checks a client's Warden identity and personal access token for the agent."""
 
-    @extend_schema(request=AuthenticateSerializer, responses={200: dict, 401: dict, 404: dict})
+    extra_error_statuses = {"POST": (404,)}
+
+    @extend_schema(request=AuthenticateSerializer, responses={200: AuthenticatedSerializer})
     def post(self, request: Request) -> Response:
         serializer = AuthenticateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        datasource = policy_selectors.datasource_by_reference(data["datasource"])
-        if datasource is None:
-            return _unknown_datasource(data["datasource"])
+        datasource = _datasource(data["datasource"])
         outcome = agent_login_check(
             agent_token=request.auth,
             datasource=datasource,
@@ -114,7 +136,7 @@ class AgentAuthenticate(AgentView):
             application=data["application"],
         )
         if not outcome.ok:
-            return Response({"detail": outcome.reason}, status=status.HTTP_401_UNAUTHORIZED)
-        return Response(
-            {"identity": outcome.identity, "kind": outcome.kind, "groups": outcome.groups}
-        )
+            body = error_body(outcome.reason, "authentication_failed")
+            return Response(body, status=status.HTTP_401_UNAUTHORIZED)
+        identity = {"identity": outcome.identity, "kind": outcome.kind, "groups": outcome.groups}
+        return Response(AuthenticatedSerializer(identity).data)

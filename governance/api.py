@@ -5,43 +5,62 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.listing import StrictOrderingFilter, query_params
 from governance import selectors, services
 from governance.models import AccessToken, Column, DataSource, Role, Tag
 from governance.permissions import CATALOG_READERS, HasRole, IsAdmin
 from governance.serializers import (
     AccessTokenSerializer,
+    BulkReviewResultSerializer,
     BulkReviewSerializer,
+    ColumnQuerySerializer,
     ColumnSerializer,
     ColumnTagWriteSerializer,
+    ConnectionResultSerializer,
     DataSourceSerializer,
+    TagQuerySerializer,
     TagSerializer,
 )
 from governance.tokens import token_create, token_revoke
+from idempotency.api import IDEMPOTENCY_KEY, idempotent
 
 CatalogReader = HasRole.of(*CATALOG_READERS)
 
 
-def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValidationError({name: "must be an integer"}) from exc
+DATASOURCE_EXAMPLE = OpenApiExample(
+    "A PostgreSQL datasource",
+    request_only=True,
+    value={
+        "name": "shop",
+        "description": "Orders and customers",
+        "engine": "postgresql",
+        "host": "db.internal",
+        "port": 5432,
+        "database": "shop",
+        "username": "warden_scan",
+        "password": "s3cret",
+    },
+)
 
 
 class DataSourceListCreate(generics.ListCreateAPIView):
     serializer_class = DataSourceSerializer
-    queryset = DataSource.objects.all()
+    queryset = DataSource.objects.order_by("name")
+    filter_backends = [StrictOrderingFilter]
+    ordering_fields = ["id", "name", "created_at", "last_scanned_at"]
+    extra_error_statuses = {"POST": (409,)}  # an Idempotency-Key reused with another body
+
+    @extend_schema(parameters=[IDEMPOTENCY_KEY], examples=[DATASOURCE_EXAMPLE])
+    @idempotent
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.create(request, *args, **kwargs)
 
     def get_permissions(self) -> list[Any]:
         return [IsAdmin()] if self.request.method == "POST" else [CatalogReader()]
@@ -56,6 +75,7 @@ class DataSourceListCreate(generics.ListCreateAPIView):
 
 class DataSourceDetail(generics.RetrieveUpdateDestroyAPIView):
     serializer_class = DataSourceSerializer
+    extra_error_statuses = {"DELETE": (409,)}
     queryset = DataSource.objects.all()
 
     def get_permissions(self) -> list[Any]:
@@ -75,14 +95,12 @@ class DataSourceDetail(generics.RetrieveUpdateDestroyAPIView):
 class DataSourceTestConnection(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: ConnectionResultSerializer})
     def post(self, request: Request, pk: int) -> Response:
+        """The test ran either way; ``ok`` says whether the datasource answered."""
         datasource = get_object_or_404(DataSource, pk=pk)
         ok, message = services.datasource_test_connection(actor=request.user, datasource=datasource)
-        return Response(
-            {"ok": ok, "message": message},
-            status=status.HTTP_200_OK if ok else status.HTTP_502_BAD_GATEWAY,
-        )
+        return Response(ConnectionResultSerializer({"ok": ok, "message": message}).data)
 
 
 class TagList(generics.ListAPIView):
@@ -92,21 +110,22 @@ class TagList(generics.ListAPIView):
     permission_classes = [IsAuthenticated]
 
 
+@extend_schema(parameters=[ColumnQuerySerializer])
 class ColumnList(generics.ListAPIView):
-    """Search the catalog: ?q=&datasource=&tag=&sensitivity=&state=&dropped=1"""
+    """Search the catalog."""
 
     serializer_class = ColumnSerializer
     permission_classes = [CatalogReader]
 
     def get_queryset(self) -> Any:
-        params = self.request.query_params
+        params = query_params(self.request, ColumnQuerySerializer)
         return selectors.catalog_columns(
-            query=params.get("q", ""),
-            datasource_id=_int_param(self.request, "datasource"),
-            tag_name=params.get("tag", ""),
-            min_sensitivity=_int_param(self.request, "sensitivity"),
-            review_state=params.get("state", ""),
-            include_dropped=params.get("dropped") == "1",
+            query=params["q"],
+            datasource_id=params.get("datasource"),
+            tag_name=params["tag"],
+            min_sensitivity=params.get("sensitivity"),
+            review_state=params["state"],
+            include_dropped=params["dropped"],
         )
 
 
@@ -135,10 +154,10 @@ class ColumnTags(APIView):
             ColumnSerializer(selectors.catalog_columns(include_dropped=True).get(pk=pk)).data
         )
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, parameters=[TagQuerySerializer], responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         column = get_object_or_404(Column.objects.select_related("table__datasource"), pk=pk)
-        tag = get_object_or_404(Tag, name=request.query_params.get("tag", ""))
+        tag = get_object_or_404(Tag, name=query_params(request, TagQuerySerializer)["tag"])
         services.column_tag_remove(actor=request.user, column=column, tag=tag)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -146,7 +165,7 @@ class ColumnTags(APIView):
 class ColumnTagsBulkReview(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(request=BulkReviewSerializer, responses={200: dict})
+    @extend_schema(request=BulkReviewSerializer, responses={200: BulkReviewResultSerializer})
     def post(self, request: Request) -> Response:
         serializer = BulkReviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -155,7 +174,7 @@ class ColumnTagsBulkReview(APIView):
             column_tag_ids=serializer.validated_data["ids"],
             state=serializer.validated_data["state"],
         )
-        return Response({"updated": count})
+        return Response(BulkReviewResultSerializer({"updated": count}).data)
 
 
 class TokenListCreate(generics.ListCreateAPIView):

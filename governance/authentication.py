@@ -27,6 +27,10 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="warden"'
 
 
+class AgentTokenAuthentication(AccessTokenAuthentication):
+    """The same bearer tokens; documented apart because only agent tokens are accepted."""
+
+
 class AccessTokenScheme(OpenApiAuthenticationExtension):
     """Describes the bearer tokens in the OpenAPI schema."""
 
@@ -35,3 +39,15 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "Personal access token wdn_…"}
+
+
+class AgentTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "governance.authentication.AgentTokenAuthentication"
+    name = "agentToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token created with is_agent (the enforcement agent's)",
+        }

@@ -56,6 +56,10 @@ class HasRole(BasePermission):
     def has_permission(self, request: Any, view: Any) -> bool:
         return user_has_any_role(request.user, self.roles)
 
+    def roles_for(self, method: str) -> tuple[str, ...]:
+        """The roles the schema documents for `method` (config.schema)."""
+        return self.roles
+
 
 IsAdmin = HasRole.of(Role.ADMIN)
 CATALOG_READERS = (Role.ADMIN, Role.REVIEWER, Role.AUDITOR)

@@ -2,7 +2,7 @@
 
 Reads: admin, reviewer, auditor. Writes: admin. Rules and guardrails use the bundle's own
 shapes for ``subjects`` and ``resource``, so what you POST is what the agent receives.
-Service ValueErrors become 400 with the reason (config.api.warden_exception_handler).
+Service refusals become 4xx with the reason (config.api.warden_exception_handler).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import InvalidInput
+from config.serializers import StrictStrings
 from governance import policy_selectors, services
 from governance.models import (
     DataSource,
@@ -43,15 +45,17 @@ LEVELS = [label for _value, label in Sensitivity.choices]
 class ReadersReadAdminsWrite(BasePermission):
     message = "Reading policies needs admin, reviewer or auditor; changing them needs admin."
 
+    def roles_for(self, method: str) -> tuple[str, ...]:
+        return CATALOG_READERS if method in ("GET", "HEAD", "OPTIONS") else (Role.ADMIN,)
+
     def has_permission(self, request: Request, view: Any) -> bool:
-        roles = CATALOG_READERS if request.method in ("GET", "HEAD", "OPTIONS") else (Role.ADMIN,)
-        return HasRole.of(*roles)().has_permission(request, view)
+        return HasRole.of(*self.roles_for(request.method))().has_permission(request, view)
 
 
 # ---------------------------------------------------------------- serializers
 
 
-class SubjectsSerializer(serializers.Serializer):
+class SubjectsSerializer(StrictStrings, serializers.Serializer):
     everyone = serializers.BooleanField(default=False)
     users = serializers.ListField(
         child=serializers.CharField(),
@@ -61,7 +65,7 @@ class SubjectsSerializer(serializers.Serializer):
     groups = serializers.ListField(child=serializers.CharField(), default=list)
 
 
-class ResourceSerializer(serializers.Serializer):
+class ResourceSerializer(StrictStrings, serializers.Serializer):
     kind = serializers.ChoiceField(choices=ResourceKind.values)
     schema = serializers.CharField(required=False, allow_blank=True)
     table = serializers.CharField(required=False, allow_blank=True)
@@ -72,7 +76,7 @@ class ResourceSerializer(serializers.Serializer):
     )
 
 
-class PolicyRuleSerializer(serializers.Serializer):
+class PolicyRuleSerializer(StrictStrings, serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     datasource = serializers.CharField(help_text="Datasource name (or id); fixed after creation")
     name = serializers.CharField(max_length=100)
@@ -91,7 +95,7 @@ class PolicyRuleSerializer(serializers.Serializer):
         return {"id": rule.pk, **policy_rule_snapshot(rule)}
 
 
-class GuardrailSerializer(serializers.Serializer):
+class GuardrailSerializer(StrictStrings, serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     datasource = serializers.CharField(
         required=False,
@@ -110,18 +114,18 @@ class GuardrailSerializer(serializers.Serializer):
         return {"id": guardrail.pk, **guardrail_snapshot(guardrail)}
 
 
-class DefaultsSerializer(serializers.Serializer):
+class DefaultsSerializer(StrictStrings, serializers.Serializer):
     default_sensitive_action = serializers.ChoiceField(choices=DEFAULT_SENSITIVE_ACTIONS)
     default_mask_method = serializers.ChoiceField(choices=MaskMethod.values)
 
 
-class PreviewSerializer(serializers.Serializer):
+class PreviewSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     subject = serializers.CharField(help_text="Username of a person or service account")
     sql = serializers.CharField(trim_whitespace=False)
 
 
-class DatasourceReferenceSerializer(serializers.Serializer):
+class DatasourceReferenceSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
 
 
@@ -131,7 +135,7 @@ class DatasourceReferenceSerializer(serializers.Serializer):
 def _datasource(reference: Any) -> DataSource:
     datasource = policy_selectors.datasource_by_reference(reference)
     if datasource is None:
-        raise ValueError(f"Unknown datasource {reference!r}.")
+        raise InvalidInput(f"Unknown datasource {reference!r}.", field="datasource")
     return datasource
 
 
@@ -144,6 +148,8 @@ def _subject_kwargs(subjects: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resource_kwargs(resource: dict[str, Any]) -> dict[str, Any]:
+    if "kind" not in resource:  # a PATCH replaces the whole resource
+        raise InvalidInput("The resource needs its kind.", field="resource.kind")
     level = resource.get("level")
     return {
         "resource_kind": resource["kind"],
@@ -189,9 +195,17 @@ def _validated(
     return dict(serializer.validated_data)
 
 
-def _datasource_filter(request: Request) -> DataSource | None:
+DATASOURCE_FILTER = OpenApiParameter(
+    "datasource", str, description="Only this datasource's (name or id); unknown → empty list"
+)
+
+
+def _filtered(request: Request, rows: Any) -> Any:
     reference = request.query_params.get("datasource")
-    return _datasource(reference) if reference else None
+    if not reference:
+        return rows(datasource=None)
+    datasource = policy_selectors.datasource_by_reference(reference)
+    return rows(datasource=datasource) if datasource else []
 
 
 # ---------------------------------------------------------------- policy rules
@@ -201,11 +215,11 @@ class PolicyRuleListCreate(APIView):
     permission_classes = [ReadersReadAdminsWrite]
 
     @extend_schema(
-        parameters=[OpenApiParameter("datasource", str)],
+        parameters=[DATASOURCE_FILTER],
         responses={200: PolicyRuleSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        rules = policy_selectors.policy_rules_list(datasource=_datasource_filter(request))
+        rules = _filtered(request, policy_selectors.policy_rules_list)
         return Response(PolicyRuleSerializer(rules, many=True).data)
 
     @extend_schema(request=PolicyRuleSerializer, responses={201: PolicyRuleSerializer})
@@ -232,7 +246,7 @@ class PolicyRuleDetail(APIView):
         rule = self._rule(pk)
         data = _validated(PolicyRuleSerializer, request, partial=True)
         if "datasource" in data and _datasource(data.pop("datasource")) != rule.datasource:
-            raise ValueError("A rule cannot move to another datasource; create a new one.")
+            raise InvalidInput("A rule cannot move to another datasource; create a new one.")
         rule = services.policy_rule_update(actor=request.user, rule=rule, **_rule_kwargs(data))
         return Response(PolicyRuleSerializer(rule).data)
 
@@ -253,11 +267,11 @@ class GuardrailListCreate(APIView):
     permission_classes = [ReadersReadAdminsWrite]
 
     @extend_schema(
-        parameters=[OpenApiParameter("datasource", str)],
+        parameters=[DATASOURCE_FILTER],
         responses={200: GuardrailSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        guardrails = policy_selectors.guardrail_rules_list(datasource=_datasource_filter(request))
+        guardrails = _filtered(request, policy_selectors.guardrail_rules_list)
         return Response(GuardrailSerializer(guardrails, many=True).data)
 
     @extend_schema(request=GuardrailSerializer, responses={201: GuardrailSerializer})
@@ -346,6 +360,7 @@ class PolicyPreview(APIView):
     """What the agent would decide for a subject and a statement, with today's bundle."""
 
     permission_classes = [HasRole.of(*CATALOG_READERS)]
+    extra_error_statuses = {"POST": (503,)}
 
     @extend_schema(request=PreviewSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:

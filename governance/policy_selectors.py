@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
+from config.errors import InvalidInput
 from governance.models import DataSource, GuardrailRule, PolicyRule, Tag, User
 
 
@@ -33,7 +34,8 @@ def datasource_by_reference(reference: str | int | None) -> DataSource | None:
         return None
     text = str(reference)
     datasource = DataSource.objects.filter(name=text).first()
-    if datasource is None and text.isdigit():
+    # isdecimal() alone accepts other scripts' digits, which int() may refuse or misread.
+    if datasource is None and text.isascii() and text.isdecimal() and len(text) < 19:
         datasource = DataSource.objects.filter(pk=int(text)).first()
     return datasource
 
@@ -52,7 +54,7 @@ def users_by_username(usernames: list[str]) -> list[User]:
     found = {user.username: user for user in User.objects.filter(username__in=usernames)}
     missing = sorted(set(usernames) - set(found))
     if missing:
-        raise ValueError(f"Unknown user(s): {', '.join(missing)}")
+        raise InvalidInput(f"Unknown user(s): {', '.join(missing)}")
     return [found[name] for name in dict.fromkeys(usernames)]
 
 
@@ -60,7 +62,7 @@ def groups_by_name(names: list[str]) -> list[Group]:
     found = {group.name: group for group in Group.objects.filter(name__in=names)}
     missing = sorted(set(names) - set(found))
     if missing:
-        raise ValueError(f"Unknown group(s): {', '.join(missing)}")
+        raise InvalidInput(f"Unknown group(s): {', '.join(missing)}")
     return [found[name] for name in dict.fromkeys(names)]
 
 
@@ -69,5 +71,5 @@ def tag_by_name(name: str | None) -> Tag | None:
         return None
     tag = Tag.objects.filter(name=name).first()
     if tag is None:
-        raise ValueError(f"Unknown tag {name!r}.")
+        raise InvalidInput(f"Unknown tag {name!r}.")
     return tag

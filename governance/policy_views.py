@@ -1,7 +1,7 @@
 """Admin pages for policy rules, guardrails, sensitive defaults and the decision preview.
 
 Admin only (others 403, anonymous → login). Forms only parse input; services validate and
-audit, and their ValueErrors come back as form errors.
+audit, and their refusals (config.errors) come back as form errors.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from config.errors import WardenError, error_message, form_add_error
 from governance import policy_selectors, services
 from governance.models import (
     DataSource,
@@ -237,8 +238,8 @@ def policy_create(request: AuthenticatedRequest, datasource_pk: int) -> HttpResp
             rule = services.policy_rule_create(
                 actor=request.user, datasource=datasource, **form.service_kwargs()
             )
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Rule {rule.name!r} created.")
             return redirect(_list_url(datasource))
@@ -252,8 +253,8 @@ def policy_edit(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.policy_rule_update(actor=request.user, rule=rule, **form.service_kwargs())
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Rule {rule.name!r} saved.")
             return redirect(_list_url(rule.datasource))
@@ -292,8 +293,8 @@ def guardrail_create(request: AuthenticatedRequest) -> HttpResponse:
             guardrail = services.guardrail_rule_create(
                 actor=request.user, datasource=datasource, **form.service_kwargs()
             )
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Guardrail {guardrail.name!r} created.")
             return redirect(_list_url(datasource))
@@ -313,8 +314,8 @@ def guardrail_edit(request: AuthenticatedRequest, pk: int) -> HttpResponse:
             services.guardrail_rule_update(
                 actor=request.user, guardrail=guardrail, **form.service_kwargs()
             )
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Guardrail {guardrail.name!r} saved.")
             return redirect(_list_url(guardrail.datasource))
@@ -358,8 +359,8 @@ def policy_defaults(request: AuthenticatedRequest, datasource_pk: int) -> HttpRe
             services.datasource_defaults_set(
                 actor=request.user, datasource=datasource, **form.cleaned_data
             )
-        except ValueError as exc:
-            messages.error(request, str(exc))
+        except WardenError as exc:
+            messages.error(request, error_message(exc))
         else:
             messages.success(request, "Defaults for sensitive columns saved.")
     else:
@@ -380,8 +381,8 @@ def policy_preview(request: AuthenticatedRequest) -> HttpResponse:
                 subject=form.cleaned_data["subject"],
                 sql=form.cleaned_data["sql"],
             )
-        except ValueError as exc:
-            error = str(exc)
+        except WardenError as exc:
+            error = error_message(exc)
     else:
         error = "; ".join(
             f"{field}: {' '.join(str(e) for e in errs)}" for field, errs in form.errors.items()

@@ -1,9 +1,14 @@
 from rest_framework import serializers
 
-from governance.models import AccessToken, Column, ColumnTag, DataSource, Engine, Tag
+from config.serializers import StrictStrings
+from governance.models import AccessToken, Column, ColumnTag, DataSource, Engine, Sensitivity, Tag
+
+# A DNS name (labels of at most 63 characters), an IPv4 or a bracket-less IPv6 address.
+DNS_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_PATTERN = rf"^({DNS_LABEL}\.)*{DNS_LABEL}$|^[0-9A-Fa-f:.]+$"
 
 
-class DataSourceSerializer(serializers.ModelSerializer):
+class DataSourceSerializer(StrictStrings, serializers.ModelSerializer):
     """The password is write-only: it is never returned once saved."""
 
     password = serializers.CharField(
@@ -11,6 +16,13 @@ class DataSourceSerializer(serializers.ModelSerializer):
     )
     has_password = serializers.BooleanField(read_only=True)
     engine = serializers.ChoiceField(choices=Engine.choices)
+    host = serializers.RegexField(
+        HOST_PATTERN,
+        max_length=253,
+        required=False,
+        allow_blank=True,
+        help_text="DNS name or IP address; empty for SQLite",
+    )
 
     class Meta:
         model = DataSource
@@ -40,7 +52,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
         ]
 
 
-class TagSerializer(serializers.ModelSerializer):
+class TagSerializer(StrictStrings, serializers.ModelSerializer):
     sensitivity = serializers.CharField(source="get_sensitivity_display")
 
     class Meta:
@@ -48,9 +60,11 @@ class TagSerializer(serializers.ModelSerializer):
         fields = ["name", "category", "description", "sensitivity"]
 
 
-class ColumnTagSerializer(serializers.ModelSerializer):
+class ColumnTagSerializer(StrictStrings, serializers.ModelSerializer):
     tag = serializers.CharField(source="tag.name")
-    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None)
+    reviewed_by = serializers.CharField(
+        source="reviewed_by.username", default=None, allow_null=True
+    )
 
     class Meta:
         model = ColumnTag
@@ -68,7 +82,7 @@ class ColumnTagSerializer(serializers.ModelSerializer):
         ]
 
 
-class ColumnSerializer(serializers.ModelSerializer):
+class ColumnSerializer(StrictStrings, serializers.ModelSerializer):
     datasource = serializers.CharField(source="table.datasource.name")
     schema = serializers.CharField(source="table.schema_name")
     table = serializers.CharField(source="table.name")
@@ -94,18 +108,44 @@ class ColumnSerializer(serializers.ModelSerializer):
         ]
 
 
-class ColumnTagWriteSerializer(serializers.Serializer):
+class ColumnQuerySerializer(StrictStrings, serializers.Serializer):
+    q = serializers.CharField(required=False, default="", help_text="In column or table name")
+    datasource = serializers.IntegerField(required=False, min_value=1, help_text="Datasource id")
+    tag = serializers.CharField(required=False, default="", help_text="Carrying this tag")
+    sensitivity = serializers.ChoiceField(
+        choices=Sensitivity.choices, required=False, help_text="This level (0-3) or higher"
+    )
+    state = serializers.ChoiceField(
+        choices=["untagged", *ColumnTag.State.values], required=False, default=""
+    )
+    dropped = serializers.BooleanField(default=False, help_text="Include dropped columns")
+
+
+class TagQuerySerializer(StrictStrings, serializers.Serializer):
+    tag = serializers.CharField(help_text="Name of the tag to remove")
+
+
+class ConnectionResultSerializer(StrictStrings, serializers.Serializer):
+    ok = serializers.BooleanField(help_text="Whether the datasource answered")
+    message = serializers.CharField()
+
+
+class BulkReviewResultSerializer(StrictStrings, serializers.Serializer):
+    updated = serializers.IntegerField()
+
+
+class ColumnTagWriteSerializer(StrictStrings, serializers.Serializer):
     tag = serializers.SlugRelatedField(slug_field="name", queryset=Tag.objects.all())
     state = serializers.ChoiceField(choices=["confirmed", "rejected"], default="confirmed")
     comment = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
 
-class BulkReviewSerializer(serializers.Serializer):
+class BulkReviewSerializer(StrictStrings, serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
     state = serializers.ChoiceField(choices=["confirmed", "rejected"])
 
 
-class AccessTokenSerializer(serializers.ModelSerializer):
+class AccessTokenSerializer(StrictStrings, serializers.ModelSerializer):
     class Meta:
         model = AccessToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]

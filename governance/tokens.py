@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import event_record
+from config.errors import InvalidInput, NotAllowed
 from governance.models import AccessToken, User
 
 TOKEN_PREFIX = "wdn_"
@@ -31,9 +32,9 @@ def token_create(
 ) -> tuple[AccessToken, str]:
     """Create a token for `user`; returns the row and the secret, which is never stored."""
     if actor != user and not actor.has_role("admin"):
-        raise PermissionError("Only admins create tokens for someone else.")
+        raise NotAllowed("Only admins create tokens for someone else.")
     if not name.strip():
-        raise ValueError("A token needs a name.")
+        raise InvalidInput("A token needs a name.")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = AccessToken.objects.create(
@@ -55,7 +56,7 @@ def token_create(
 
 def token_revoke(*, actor: User, token: AccessToken) -> AccessToken:
     if actor != token.user and not actor.has_role("admin"):
-        raise PermissionError("Only the owner or an admin revokes a token.")
+        raise NotAllowed("Only the owner or an admin revokes a token.")
     with transaction.atomic():
         if token.revoked_at is None:
             token.revoked_at = timezone.now()

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from classification.models import ScanRun
+from config.errors import WardenError, error_message, form_add_error
 from governance import selectors, services
 from governance.forms import DataSourceForm, TagChoiceForm, TokenForm
 from governance.models import AccessToken, Column, ColumnTag, DataSource, Role, Sensitivity, Tag
@@ -121,8 +122,8 @@ def datasource_create(request: AuthenticatedRequest) -> HttpResponse:
         password = values.pop("password") or ""
         try:
             datasource = services.datasource_create(actor=request.user, password=password, **values)
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, f"Datasource {datasource.name} created.")
             return redirect("datasource_detail", pk=datasource.pk)
@@ -143,8 +144,8 @@ def datasource_edit(request: AuthenticatedRequest, pk: int) -> HttpResponse:
             services.datasource_update(
                 actor=request.user, datasource=datasource, password=password, **values
             )
-        except ValueError as exc:
-            form.add_error(None, str(exc))
+        except WardenError as exc:
+            form_add_error(form, exc)
         else:
             messages.success(request, "Datasource saved.")
             return redirect("datasource_detail", pk=datasource.pk)
@@ -304,8 +305,8 @@ def column_tag_action(request: AuthenticatedRequest, pk: int, action: str) -> Ht
             services.column_tag_set_state(
                 actor=request.user, column=column, tag=tag, state=state, comment=comment
             )
-    except ValueError as exc:
-        messages.error(request, str(exc))
+    except WardenError as exc:
+        messages.error(request, error_message(exc))
     else:
         messages.success(request, f"{tag.name}: {action} done. This column is now curated.")
     return redirect("column_detail", pk=pk)

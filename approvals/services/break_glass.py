@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -13,6 +12,7 @@ from approvals import notifications, selectors
 from approvals.models import AccessRequest, Grant
 from approvals.scope import scope_normalise, scope_risk, scope_validate
 from approvals.services.common import check_level, check_reason, record
+from config.errors import InvalidInput, NotAllowed
 from governance.models import DataSource, User
 
 
@@ -28,15 +28,15 @@ def break_glass_use(
     """Emergency access, granted at once, flagged, and announced to reviewers and auditors."""
     policy = selectors.review_policy_for(datasource)
     if not policy.break_glass_enabled:
-        raise PermissionDenied(f"Break-glass is not enabled on {datasource.name}.")
+        raise NotAllowed(f"Break-glass is not enabled on {datasource.name}.")
     if actor.is_service_account or not (actor.has_role("requester") or actor.has_role("admin")):
-        raise PermissionDenied("Break-glass is for people with the requester role.")
+        raise NotAllowed("Break-glass is for people with the requester role.")
     check_level(level)
     reason = check_reason(reason)
     minutes = duration_minutes or policy.break_glass_minutes
     ceiling = min(policy.break_glass_minutes, selectors.max_grant_minutes_for(datasource))
     if not 1 <= minutes <= ceiling:
-        raise ValidationError(
+        raise InvalidInput(
             f"Break-glass on {datasource.name} lasts at most {policy.break_glass_minutes} minutes."
         )
     scope = scope_normalise(scope)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from approvals import selectors
 from approvals.models import AccessLevel, AccessRequest
 from audit.services import event_record
+from config.errors import InvalidInput, StateConflict
 from governance.models import DataSource, User
 
 
-class RequestStateError(Exception):
+class RequestStateError(StateConflict):
     """The request or grant is not in a state that allows this step."""
 
 
@@ -79,19 +79,19 @@ def locked(access_request: AccessRequest) -> AccessRequest:
 
 def check_level(level: str) -> None:
     if level not in AccessLevel.values:
-        raise ValidationError(f"Unknown access level {level!r}; use one of {AccessLevel.values}.")
+        raise InvalidInput(f"Unknown access level {level!r}; use one of {AccessLevel.values}.")
 
 
 def check_duration(datasource: DataSource, duration_minutes: int) -> None:
     ceiling = selectors.max_grant_minutes_for(datasource)
     if not isinstance(duration_minutes, int) or duration_minutes < 1:
-        raise ValidationError("The duration is a positive number of minutes.")
+        raise InvalidInput("The duration is a positive number of minutes.")
     if duration_minutes > ceiling:
-        raise ValidationError(f"{datasource.name} grants at most {ceiling} minutes.")
+        raise InvalidInput(f"{datasource.name} grants at most {ceiling} minutes.")
 
 
 def check_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("A reason is required.")
+        raise InvalidInput("A reason is required.")
     return reason

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,6 +13,7 @@ from approvals.models import AccessRequest, Grant, Review
 from approvals.scope import scope_intersection, scope_is_empty, scope_normalise
 from approvals.services.common import RequestStateError, locked, record
 from approvals.services.requests import request_create
+from config.errors import InvalidInput, NotAllowed
 from governance.models import DataSource, User
 
 
@@ -46,7 +46,7 @@ def grant_from_approvals(
     """The grant a request earns once its quorum approved (in the approval's transaction)."""
     terms = _granted_terms(access_request, approvals)
     if scope_is_empty(terms["scope"]):
-        raise ValidationError("The reviewers' narrowed scopes have nothing in common.")
+        raise InvalidInput("The reviewers' narrowed scopes have nothing in common.")
     now = timezone.now()  # a grant's time starts at approval, not at the request
     grant = Grant.objects.create(
         request=access_request,
@@ -107,7 +107,7 @@ def grant_extend_approved(
 
 def grant_revoke(*, actor: User, grant: Grant, reason: str = "") -> Grant:
     if not actor.has_role("admin"):
-        raise PermissionDenied("Only admins revoke grants.")
+        raise NotAllowed("Only admins revoke grants.")
     with transaction.atomic():
         grant = Grant.objects.select_for_update().select_related("request").get(pk=grant.pk)
         if grant.revoked_at is not None:
@@ -172,7 +172,7 @@ def grant_extend_request(
 ) -> AccessRequest:
     """The grantee asks for more time on a live grant: a new request, a new review."""
     if actor.pk != grant.grantee_id:
-        raise PermissionDenied("Only the grantee asks to extend a grant.")
+        raise NotAllowed("Only the grantee asks to extend a grant.")
     if not grant.is_live():
         raise RequestStateError("Only a live grant can be extended.")
     if AccessRequest.objects.filter(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -31,6 +30,7 @@ from approvals.services.common import (
     record,
 )
 from approvals.services.expiry import request_expire_if_due
+from config.errors import InvalidInput, NotAllowed
 from governance.models import DataSource, User
 
 DEFAULT_AGENT_DURATION_MINUTES = 60
@@ -54,9 +54,9 @@ def request_create(
     requester = requester or actor
     # The grantee of a grant may always ask to extend it (the agent may have filed it for them).
     if requester == actor and extends_grant is None and not actor.has_role("requester"):
-        raise PermissionDenied("Only requesters file access requests.")
+        raise NotAllowed("Only requesters file access requests.")
     if requester != actor and origin != AccessRequest.Origin.AGENT:
-        raise PermissionDenied("Only the enforcement agent files requests for someone else.")
+        raise NotAllowed("Only the enforcement agent files requests for someone else.")
     check_level(level)
     reason = check_reason(reason)
     check_duration(datasource, duration_minutes)
@@ -104,7 +104,7 @@ def _fingerprint_or_error(statement: str) -> str:
         statement_parse(statement)
         return statement_fingerprint(statement)
     except StatementError as exc:
-        raise ValidationError(str(exc)) from exc
+        raise InvalidInput(str(exc)) from exc
 
 
 def agent_request_submit(
@@ -123,7 +123,7 @@ def agent_request_submit(
     file one. Returns (request, created)."""
     requester = User.objects.filter(username=identity, is_active=True).first()
     if requester is None:
-        raise ValidationError(f"Unknown identity {identity!r}.")
+        raise InvalidInput(f"Unknown identity {identity!r}.")
     fingerprint = (fingerprint or "").strip() or _fingerprint_or_error(statement)
     existing = _pending_for_shape(requester, datasource, fingerprint)
     if existing is not None:
@@ -169,7 +169,7 @@ def _pending_for_shape(
 
 def request_cancel(*, actor: User, access_request: AccessRequest) -> AccessRequest:
     if actor.pk not in (access_request.requester_id, access_request.created_by_id):
-        raise PermissionDenied("Only the requester cancels a request.")
+        raise NotAllowed("Only the requester cancels a request.")
     with transaction.atomic():
         access_request = locked(access_request)
         if not access_request.is_pending:

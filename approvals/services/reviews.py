@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from approvals.services.common import RequestStateError, close, locked, record
 from approvals.services.expiry import request_expire_if_due
 from approvals.services.grants import grant_extend_approved, grant_from_approvals
 from audit.services import event_record
+from config.errors import InvalidInput, NotAllowed
 from governance.models import DataSource, User
 
 
@@ -28,10 +28,10 @@ def review_policy_set(
 ) -> DatasourceReviewPolicy:
     """Create or change a datasource's review policy (admins)."""
     if not actor.has_role("admin"):
-        raise PermissionDenied("Only admins configure reviews.")
+        raise NotAllowed("Only admins configure reviews.")
     unknown = set(fields) - set(REVIEW_POLICY_FIELDS)
     if unknown:
-        raise ValidationError(f"Unknown review policy fields: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(f"Unknown review policy fields: {', '.join(sorted(unknown))}.")
     with transaction.atomic():
         policy, _created = DatasourceReviewPolicy.objects.get_or_create(datasource=datasource)
         for name, value in fields.items():
@@ -60,7 +60,7 @@ def _check_reviewer(actor: User, access_request: AccessRequest) -> None:
         raise RequestStateError("The request expired before this review.")
     refusal = selectors.review_refusal(user=actor, access_request=access_request)
     if refusal:
-        raise PermissionDenied(refusal)
+        raise NotAllowed(refusal)
 
 
 def request_approve(
@@ -80,15 +80,15 @@ def request_approve(
     if narrowed_scope is not None:
         narrowed = scope_normalise(narrowed_scope)
         if scope_is_empty(narrowed) or not scope_is_within(narrowed, requested):
-            raise ValidationError("A narrowed scope keeps some of, and only, the requested scope.")
+            raise InvalidInput("A narrowed scope keeps some of, and only, the requested scope.")
     if narrowed_duration_minutes is not None and not (
         1 <= narrowed_duration_minutes <= access_request.duration_minutes
     ):
-        raise ValidationError("A reviewer can only shorten the duration.")
+        raise InvalidInput("A reviewer can only shorten the duration.")
     if statement_only and not access_request.statement_fingerprint:
-        raise ValidationError("Only a request that carries a statement can be statement-bound.")
+        raise InvalidInput("Only a request that carries a statement can be statement-bound.")
     if max_runs is not None and (not statement_only or max_runs < 1):
-        raise ValidationError("max_runs needs a statement-bound approval and at least 1 run.")
+        raise InvalidInput("max_runs needs a statement-bound approval and at least 1 run.")
     with transaction.atomic():
         access_request = locked(access_request)
         review = _review_add(

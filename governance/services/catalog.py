@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, ProtectedError
 from django.utils import timezone
 
 from audit.services import event_record
+from config.errors import InvalidInput, NotAllowed, StateConflict
 from governance.connectors import ConnectorError, connector_for
 from governance.crypto import encrypt_secret
 from governance.models import Column, ColumnTag, DataSource, Engine, Role, Tag, User
@@ -19,19 +20,19 @@ DATASOURCE_FIELDS = ("name", "description", "engine", "host", "port", "database"
 
 def _require_admin(actor: User) -> None:
     if not actor.has_role(Role.ADMIN):
-        raise PermissionError("Only admins manage datasources and tags.")
+        raise NotAllowed("Only admins manage datasources and tags.")
 
 
 def _validate_datasource(values: dict[str, Any]) -> None:
     if values.get("engine") not in Engine.values:
-        raise ValueError(f"engine must be one of {', '.join(Engine.values)}")
+        raise InvalidInput(f"engine must be one of {', '.join(Engine.values)}")
     if not values.get("database"):
-        raise ValueError("database is required (the file path for SQLite)")
+        raise InvalidInput("database is required (the file path for SQLite)")
     if values["engine"] != Engine.SQLITE and not values.get("host"):
-        raise ValueError("host is required for PostgreSQL and MySQL/MariaDB")
+        raise InvalidInput("host is required for PostgreSQL and MySQL/MariaDB")
     port = values.get("port")
     if port is not None and not (0 < int(port) < 65536):
-        raise ValueError("port must be between 1 and 65535")
+        raise InvalidInput("port must be between 1 and 65535")
 
 
 def datasource_create(*, actor: User, password: str = "", **values: Any) -> DataSource:
@@ -95,7 +96,12 @@ def datasource_delete(*, actor: User, datasource: DataSource) -> None:
             datasource=datasource,
             details={"before": datasource_public_fields(datasource)},
         )
-        datasource.delete()
+        try:
+            datasource.delete()
+        except ProtectedError as exc:
+            raise StateConflict(
+                f"{datasource.name} has access requests or grants; they keep it for the audit."
+            ) from exc
 
 
 def datasource_public_fields(datasource: DataSource) -> dict[str, Any]:
@@ -165,7 +171,7 @@ def column_tag_set_state(
     """Add (as confirmed), confirm or reject a tag on a column; the column becomes curated."""
     _require_admin(actor)
     if state not in (ColumnTag.State.CONFIRMED, ColumnTag.State.REJECTED):
-        raise ValueError("state must be confirmed or rejected")
+        raise InvalidInput("state must be confirmed or rejected")
     with transaction.atomic():
         before = _tag_snapshot(column)
         column_tag, created = ColumnTag.objects.get_or_create(
@@ -201,7 +207,7 @@ def column_tag_remove(*, actor: User, column: Column, tag: Tag, comment: str = "
         before = _tag_snapshot(column)
         deleted, _ = ColumnTag.objects.filter(column=column, tag=tag).delete()
         if not deleted:
-            raise ValueError(f"{column} has no tag {tag.name}")
+            raise InvalidInput(f"{column} has no tag {tag.name}")
         _mark_curated(actor, column)
         column_sensitivity_refresh(columns=[column])
         event_record(

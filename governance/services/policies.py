@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from audit.services import event_record
+from config.errors import InvalidInput, NotAllowed
 from governance.models import (
     DataSource,
     GuardrailAction,
@@ -76,7 +77,7 @@ DEFAULT_SENSITIVE_ACTIONS = tuple(PolicyAction.values)
 
 def _require_admin(actor: User) -> None:
     if not actor.has_role(Role.ADMIN):
-        raise PermissionError("Only admins manage policies and guardrails.")
+        raise NotAllowed("Only admins manage policies and guardrails.")
 
 
 def _sorted_names(objects: Iterable[Any], attribute: str) -> list[str]:
@@ -148,28 +149,28 @@ def guardrail_snapshot(guardrail: GuardrailRule) -> dict[str, Any]:
 def _clean_name(name: Any) -> str:
     cleaned = str(name or "").strip()
     if not cleaned:
-        raise ValueError("A name is required.")
+        raise InvalidInput("A name is required.")
     if len(cleaned) > 100:
-        raise ValueError("The name must be at most 100 characters.")
+        raise InvalidInput("The name must be at most 100 characters.")
     return cleaned
 
 
 def _check_subjects(everyone: bool, users: list[User], groups: list[Group]) -> None:
     if not everyone and not users and not groups:
-        raise ValueError("Choose the subjects: everyone, or at least one user or group.")
+        raise InvalidInput("Choose the subjects: everyone, or at least one user or group.")
     for user in users:
         if not isinstance(user, User):
-            raise ValueError(f"{user!r} is not a user.")
+            raise InvalidInput(f"{user!r} is not a user.")
     for group in groups:
         if not isinstance(group, Group):
-            raise ValueError(f"{group!r} is not a group.")
+            raise InvalidInput(f"{group!r} is not a group.")
 
 
 def _clean_resource(values: dict[str, Any]) -> None:
     """Check the fields the resource kind needs and blank the ones it ignores."""
     kind = values.get("resource_kind")
     if kind not in ResourceKind.values:
-        raise ValueError(f"resource kind must be one of {', '.join(ResourceKind.values)}")
+        raise InvalidInput(f"resource kind must be one of {', '.join(ResourceKind.values)}")
     names_needed: dict[str, tuple[str, ...]] = {
         "schema": ("schema_name",),
         "table": ("schema_name", "table_name"),
@@ -179,15 +180,15 @@ def _clean_resource(values: dict[str, Any]) -> None:
     for key in ("schema_name", "table_name", "column_name"):
         values[key] = str(values.get(key) or "").strip() if key in needed else ""
         if key in needed and not values[key]:
-            raise ValueError(f"A {kind} rule needs {key.replace('_name', '')} name.")
+            raise InvalidInput(f"A {kind} rule needs {key.replace('_name', '')} name.")
     if kind == ResourceKind.TAG:
         if not isinstance(values.get("tag"), Tag):
-            raise ValueError("A tag rule needs a tag from the taxonomy.")
+            raise InvalidInput("A tag rule needs a tag from the taxonomy.")
     else:
         values["tag"] = None
     if kind == ResourceKind.SENSITIVITY:
         if values.get("sensitivity") not in Sensitivity.values:
-            raise ValueError(
+            raise InvalidInput(
                 "A sensitivity rule needs a level: "
                 + ", ".join(f"{value} ({label})" for value, label in Sensitivity.choices)
             )
@@ -202,30 +203,30 @@ def _clean_masking(values: dict[str, Any]) -> None:
         return
     method = values.get("mask_method") or ""
     if method and method not in MaskMethod.values:
-        raise ValueError(f"mask method must be one of {', '.join(MaskMethod.values)}")
+        raise InvalidInput(f"mask method must be one of {', '.join(MaskMethod.values)}")
     values["mask_method"] = method
     param = values.get("mask_param")
     if param is None or param == "":
         values["mask_param"] = None
         return
     if method not in MASK_METHODS_WITH_PARAM:
-        raise ValueError("A mask parameter only applies to the last_n and partial methods.")
+        raise InvalidInput("A mask parameter only applies to the last_n and partial methods.")
     if isinstance(param, bool) or not isinstance(param, int) or not 0 <= param <= MAX_MASK_PARAM:
-        raise ValueError(f"The mask parameter must be a whole number from 0 to {MAX_MASK_PARAM}.")
+        raise InvalidInput(f"The mask parameter must be a whole number from 0 to {MAX_MASK_PARAM}.")
 
 
 def _clean_rule(values: dict[str, Any], datasource: DataSource, rule_id: int | None) -> None:
     values["name"] = _clean_name(values.get("name"))
     values["description"] = str(values.get("description") or "").strip()[:300]
     if values.get("action") not in PolicyAction.values:
-        raise ValueError(f"action must be one of {', '.join(PolicyAction.values)}")
+        raise InvalidInput(f"action must be one of {', '.join(PolicyAction.values)}")
     priority = values.get("priority")
     if (
         isinstance(priority, bool)
         or not isinstance(priority, int)
         or not (PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1])
     ):
-        raise ValueError(
+        raise InvalidInput(
             f"priority must be a whole number from {PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]}."
         )
     _clean_resource(values)
@@ -235,7 +236,7 @@ def _clean_rule(values: dict[str, Any], datasource: DataSource, rule_id: int | N
     if rule_id is not None:
         duplicate = duplicate.exclude(pk=rule_id)
     if duplicate.exists():
-        raise ValueError(f"{datasource.name} already has a rule named {values['name']!r}.")
+        raise InvalidInput(f"{datasource.name} already has a rule named {values['name']!r}.")
 
 
 def _clean_guardrail(values: dict[str, Any], datasource: DataSource | None) -> None:
@@ -243,20 +244,20 @@ def _clean_guardrail(values: dict[str, Any], datasource: DataSource | None) -> N
     values["description"] = str(values.get("description") or "").strip()[:300]
     kinds = values.get("kinds")
     if isinstance(kinds, str) or not kinds:
-        raise ValueError("Pick at least one statement kind (a list).")
+        raise InvalidInput("Pick at least one statement kind (a list).")
     kinds = list(kinds)
     unknown = sorted(set(kinds) - set(GuardrailKind.values))
     if unknown:
-        raise ValueError(
+        raise InvalidInput(
             f"Unknown statement kind(s): {', '.join(map(str, unknown))}. "
             f"Known: {', '.join(GuardrailKind.values)}"
         )
     values["kinds"] = sorted(set(kinds))
     if values.get("action") not in GuardrailAction.values:
-        raise ValueError(f"action must be one of {', '.join(GuardrailAction.values)}")
+        raise InvalidInput(f"action must be one of {', '.join(GuardrailAction.values)}")
     _check_subjects(bool(values.get("everyone")), values["users"], values["groups"])
     if datasource is not None and not isinstance(datasource, DataSource):
-        raise ValueError("datasource must be a datasource or None (all datasources).")
+        raise InvalidInput("datasource must be a datasource or None (all datasources).")
 
 
 def _lock_and_refresh(instance: PolicyRule | GuardrailRule | DataSource) -> None:
@@ -345,7 +346,7 @@ def policy_rule_update(*, actor: User, rule: PolicyRule, **changes: Any) -> Poli
     _require_admin(actor)
     unknown = set(changes) - set(RULE_FIELDS) - {"users", "groups"}
     if unknown:
-        raise ValueError(f"Unknown rule field(s): {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"Unknown rule field(s): {', '.join(sorted(unknown))}")
     _lock_and_refresh(rule)
     before = policy_rule_snapshot(rule)
     values = _merged_values(rule, RULE_FIELDS, changes)
@@ -432,7 +433,7 @@ def guardrail_rule_update(
     _require_admin(actor)
     unknown = set(changes) - set(GUARDRAIL_FIELDS) - {"users", "groups"}
     if unknown:
-        raise ValueError(f"Unknown guardrail field(s): {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"Unknown guardrail field(s): {', '.join(sorted(unknown))}")
     _lock_and_refresh(guardrail)
     before = guardrail_snapshot(guardrail)
     values = _merged_values(guardrail, GUARDRAIL_FIELDS, changes)
@@ -498,12 +499,12 @@ def datasource_defaults_set(
     """What happens to a confidential/restricted column that no rule matches."""
     _require_admin(actor)
     if default_sensitive_action not in DEFAULT_SENSITIVE_ACTIONS:
-        raise ValueError(
+        raise InvalidInput(
             "default action for sensitive columns must be one of "
             f"{', '.join(DEFAULT_SENSITIVE_ACTIONS)}"
         )
     if default_mask_method not in MaskMethod.values:
-        raise ValueError(f"default mask method must be one of {', '.join(MaskMethod.values)}")
+        raise InvalidInput(f"default mask method must be one of {', '.join(MaskMethod.values)}")
     _lock_and_refresh(datasource)
     before = {
         "default_sensitive_action": datasource.default_sensitive_action,

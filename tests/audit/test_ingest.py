@@ -12,6 +12,7 @@ from agent.audit import encode_batch
 from audit.ingest import IngestError, agent_events_ingest
 from audit.models import AuditEvent
 from audit.verification import chain_walk
+from config.errors import NotAllowed
 from governance.models import AccessToken, ColumnTag, Tag
 from tests.audit.conftest import agent_event
 from tests.factories import ColumnFactory, ColumnTagFactory, DataSourceFactory, TableFactory
@@ -135,7 +136,7 @@ def test_only_agent_tokens_push_audit_events(client, ai_agent_token, auditor):
 def test_the_ingest_service_refuses_a_personal_token(ai_agent, ai_agent_token):
     token = AccessToken.objects.get(user=ai_agent)
 
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         agent_events_ingest(token=token, events=[agent_event()])
 
 

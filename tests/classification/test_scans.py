@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 from audit.models import AuditEvent
 from classification.models import ScanRun, ScanTableResult
 from classification.services import scan_finish, scan_prepare, scan_start, scan_table_classify
+from config.errors import NotAllowed
 from governance.models import Column, ColumnChange, ColumnTag, Engine, Tag
 from governance.services import column_tag_remove, column_tag_set_state, datasource_create
 from tests import sources
@@ -196,7 +197,7 @@ def test_wrong_mariadb_password_fails_the_scan_with_a_clear_error(run_scan, admi
 
 
 def test_only_admins_start_scans(reviewer, sqlite_source):
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         scan_start(actor=reviewer, datasource=sqlite_source)
 
 

@@ -77,7 +77,7 @@ def test_unknown_tag_is_a_clear_400(admin, client):
         f"/api/v1/columns/{column.pk}/tags/", {"tag": "PII.Nope"}, content_type="application/json"
     )
     assert response.status_code == 400
-    assert "tag" in response.json()
+    assert "tag" in response.json()["fields"]
 
 
 @pytest.mark.parametrize("person", ["reviewer", "auditor", "requester", "outsider"])
@@ -152,4 +152,4 @@ def test_a_malformed_filter_is_a_clear_400(admin, client):
     client.force_login(admin)
     response = client.get("/api/v1/columns/", {"datasource": "abc"})
     assert response.status_code == 400
-    assert response.json() == {"datasource": "must be an integer"}
+    assert response.json()["fields"] == {"datasource": ["A valid integer is required."]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent
+from config.errors import NotAllowed
 from governance.crypto import decrypt_secret
 from governance.models import DataSource, Engine
 from governance.services import datasource_create, datasource_test_connection, datasource_update
@@ -156,7 +157,7 @@ def test_only_admins_create_datasources(person, request, client):
         == 403
     )
     assert client.post("/datasources/new/", _payload()).status_code == 403
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         datasource_create(actor=user, **_payload())
 
 

@@ -156,7 +156,7 @@ def test_malformed_bodies_get_field_errors(api_as, admin, shop):
     )
 
     assert response.status_code == 400
-    assert {"datasource", "resource", "action", "subjects"} <= set(response.json())
+    assert {"datasource", "resource", "action", "subjects"} <= set(response.json()["fields"])
 
 
 def test_admin_patches_a_rule_and_the_change_is_audited(api_as, admin, email_rule):
@@ -206,7 +206,7 @@ def test_rules_can_be_filtered_by_datasource(api_as, admin, reviewer, email_rule
         "mask emails"
     ]
     assert client.get("/api/v1/policies/?datasource=warehouse").json() == []
-    assert client.get("/api/v1/policies/?datasource=nope").status_code == 400
+    assert client.get("/api/v1/policies/?datasource=nope").json() == []
 
 
 def test_a_missing_rule_is_404(api_as, admin, shop):
@@ -242,7 +242,7 @@ def test_unknown_guardrail_kinds_are_refused(api_as, admin, shop):
     )
 
     assert response.status_code == 400
-    assert "kinds" in response.json()
+    assert response.json()["fields"] == {"kinds.0": ['"nuke" is not a valid choice.']}
 
 
 def test_admin_patches_and_deletes_a_guardrail(api_as, admin, no_drops, alice):

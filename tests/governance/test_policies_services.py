@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent
+from config.errors import NotAllowed
 from governance.models import GuardrailRule, PolicyRule, Sensitivity, Tag
 from governance.services import (
     datasource_defaults_set,
@@ -63,7 +64,7 @@ def test_service_accounts_can_be_rule_subjects(admin, shop, ai_agent):
 def test_only_admins_create_rules(request, shop, person):
     actor = request.getfixturevalue(person)
 
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         _rule(actor, shop)
     assert not PolicyRule.objects.exists()
 
@@ -180,9 +181,9 @@ def test_deleting_a_rule_records_what_it_was(admin, shop):
 def test_non_admins_cannot_update_or_delete_rules(admin, shop, reviewer):
     rule = _rule(admin, shop)
 
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         policy_rule_update(actor=reviewer, rule=rule, action="allow")
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         policy_rule_delete(actor=reviewer, rule=rule)
     assert PolicyRule.objects.get().action == "mask"
 
@@ -280,7 +281,7 @@ def test_updating_and_deleting_a_guardrail_are_audited(admin, shop, alice):
 
 
 def test_only_admins_manage_guardrails(shop, reviewer):
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         guardrail_rule_create(
             actor=reviewer, datasource=shop, name="g", kinds=["drop"], action="block"
         )
@@ -332,7 +333,7 @@ def test_invalid_defaults_are_refused(admin, shop, action, method, reason):
 
 
 def test_only_admins_change_defaults(shop, auditor):
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         datasource_defaults_set(
             actor=auditor,
             datasource=shop,

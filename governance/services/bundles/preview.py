@@ -10,6 +10,7 @@ from agent.bundle import Bundle
 from agent.decision import Identity, PolicyEngine
 from agent.postgres.sql import analyze
 from agent.postgres.sql import fingerprint as sql_fingerprint
+from config.errors import InvalidInput
 from governance.models import DataSource, User
 from governance.services.bundles.build import policy_bundle_build
 
@@ -31,13 +32,13 @@ def bundle_preview_decision(
 ) -> dict[str, Any]:
     """Run the agent's own decision engine on a bundle document, as the agent would.
 
-    Raises ValueError when the SQL does not parse.
+    Raises InvalidInput when the SQL does not parse.
     """
     try:
         analysis = analyze(sql)
         fingerprint = sql_fingerprint(sql)
     except SqlError as exc:
-        raise ValueError(f"The statement does not parse as PostgreSQL: {exc}") from exc
+        raise InvalidInput(f"The statement does not parse as PostgreSQL: {exc}") from exc
     engine = PolicyEngine(Bundle.from_document(bundle))
     who = Identity(name=identity, kind=kind, groups=frozenset(groups))
     decision = engine.decide(who, analysis, fingerprint=fingerprint)
@@ -79,7 +80,7 @@ def bundle_preview_decision(
 def policy_preview(*, datasource: DataSource, subject: User, sql: str) -> dict[str, Any]:
     """What the agent would decide for ``subject`` running ``sql`` on ``datasource`` now."""
     if not sql.strip():
-        raise ValueError("Enter a SQL statement to preview.")
+        raise InvalidInput("Enter a SQL statement to preview.")
     groups = sorted(subject.groups.values_list("name", flat=True))
     kind = "service_account" if subject.is_service_account else "user"
     preview = bundle_preview_decision(
