@@ -21,6 +21,7 @@ from agent.bundle import Bundle, BundlePoller, BundleStore
 from agent.catalog import Catalog
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import DENY, Decision, Identity, PolicyEngine
+from agent.heartbeat import HeartbeatSender
 from agent.metrics import AgentMetrics
 from agent.normalize import Normalizer
 from agent.upstream import UpstreamConfig
@@ -143,6 +144,7 @@ class Agent:
         sock = self.server.sockets[0].getsockname()
         self.config.listen_port = sock[1]
         log.info("agent listening on %s:%s", sock[0], sock[1])
+        self._tasks.append(asyncio.create_task(HeartbeatSender(self).run()))
         if self.config.native and not native_path_available():
             log.warning(
                 "the native data path (agent/_fastpath.c) is not built; using the pure-Python "

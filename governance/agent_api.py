@@ -1,4 +1,4 @@
-"""The API the enforcement agent talks to: bundle, public key, client logins.
+"""The API the enforcement agent talks to: bundle, public key, client logins, heartbeats.
 
 Every endpoint needs ``Authorization: Bearer <token>`` of an AccessToken with ``is_agent``:
 no or an invalid token → 401, any other token → 403 with the reason.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
@@ -19,6 +20,7 @@ from governance import policy_selectors
 from governance.authentication import AccessTokenAuthentication
 from governance.crypto import public_key_b64, signing_key_id
 from governance.models import AccessToken
+from governance.services.agents import agent_heartbeat_record
 from governance.services.bundles import (
     agent_login_check,
     bundle_etag,
@@ -108,4 +110,43 @@ class AgentAuthenticate(AgentView):
             return Response({"detail": outcome.reason}, status=status.HTTP_401_UNAUTHORIZED)
         return Response(
             {"identity": outcome.identity, "kind": outcome.kind, "groups": outcome.groups}
+        )
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    datasource = serializers.CharField()
+    address = serializers.CharField(max_length=300, help_text="host:port clients connect to")
+    version = serializers.CharField(max_length=50, allow_blank=True, default="")
+    bundle_version = serializers.CharField(max_length=64, allow_blank=True, default="")
+    started_at = serializers.DateTimeField()
+    open_connections = serializers.IntegerField(min_value=0, default=0)
+    statements_per_second = serializers.FloatField(min_value=0, default=0.0)
+
+
+class AgentHeartbeat(AgentView):
+    """Registers the agent on its first call and refreshes its row on every later one."""
+
+    @extend_schema(request=HeartbeatSerializer, responses={200: dict, 400: dict, 404: dict})
+    def post(self, request: Request) -> Response:
+        serializer = HeartbeatSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        datasource = policy_selectors.datasource_by_reference(data.pop("datasource"))
+        if datasource is None:
+            return _unknown_datasource(request.data.get("datasource", ""))
+        try:
+            agent = agent_heartbeat_record(
+                token=request.auth,
+                datasource=datasource,
+                source_address=request.META.get("REMOTE_ADDR", ""),
+                **data,
+            )
+        except ValueError as exc:
+            return Response({"address": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {
+                "id": agent.pk,
+                "address": agent.address,
+                "interval": settings.WARDEN_AGENT_HEARTBEAT_SECONDS,
+            }
         )
