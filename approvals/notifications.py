@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.template.loader import render_to_string
 
+from approvals import push
+
 logger = logging.getLogger(__name__)
 
 AUDITORS_GROUP = "approvals_auditors"
@@ -131,6 +133,7 @@ def request_notify(request_id: int, event: str) -> None:
     from approvals.tasks import EXTERNAL_EVENTS, email_send_task, webhook_deliver_task
 
     transaction.on_commit(lambda: _safely(request_broadcast, request_id, event))
+    transaction.on_commit(lambda: _safely(push.decision_push, request_id, event))
     if event in EXTERNAL_EVENTS:
         _enqueue(webhook_deliver_task, request_id, event)
         _enqueue(email_send_task, request_id, event)
