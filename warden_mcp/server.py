@@ -10,7 +10,7 @@ act on: the SQLSTATE, the guardrail or rule, "held: request N".
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -37,6 +37,7 @@ describe_table (they say what the policy does to each column for you), preview w
 explain_statement, then run_query. If something is held, either wait for the review
 (wait_for_approval) or tell the user the review URL."""
 
+logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
 MAX_WAIT_SECONDS = 3600.0
 
@@ -301,8 +302,10 @@ class _Progress:
         waited = 0.0
         message = f"held for approval: request {held.request_id} (review at {held.review_url})"
         while True:
-            with contextlib.suppress(Exception):  # a client that ignores progress is fine
+            try:
                 await self.ctx.report_progress(waited, None, message)
+            except Exception:  # a client that ignores progress is fine
+                logger.debug("progress notification failed", exc_info=True)
             await asyncio.sleep(PROGRESS_EVERY_SECONDS)
             waited += PROGRESS_EVERY_SECONDS
 

@@ -61,6 +61,7 @@ class _Run:
 
     held: Held | None = None
     held_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    waited: bool = False
 
 
 def json_value(value: Any) -> Any:
@@ -169,7 +170,7 @@ async def _collect(
         "rows": rows,
         "row_count": len(rows),
         "truncated": truncated,
-        "status": cursor.statusmessage or "",
+        "command": cursor.statusmessage or "",
     }
 
 
@@ -190,12 +191,14 @@ async def statement_run(
     key = (address, identity, token)
     connection = await pool.acquire(address, identity, token, datasource)
     run = _Run()
+    loop = asyncio.get_running_loop()
 
     def notice(diagnostic: psycopg.errors.Diagnostic) -> None:
         found = HELD_NOTICE.search(diagnostic.message_primary or "")
         if found and run.held is None:
             run.held = Held(int(found.group(1)), found.group(2))
-            run.held_seen.set()
+            # libpq may call this where the event loop would not notice a plain set()
+            loop.call_soon_threadsafe(run.held_seen.set)
 
     connection.add_notice_handler(notice)
     try:
@@ -222,7 +225,8 @@ async def _supervised(
             await asyncio.wait(waiters, timeout=max(0.0, deadline - loop.time()))
             if work.done():
                 break
-            if held_seen.done() and run.held is not None and loop.time() < deadline:
+            if held_seen.done() and run.held is not None and not run.waited:
+                run.waited = True
                 extra = await on_held(run.held)
                 if extra <= 0:
                     await _cancel(connection, work)
