@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this file's directory comes first on sys.path and its name would hide
+# the MCP SDK (`mcp`); the bench needs the SDK, so the directory goes.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 _spec = importlib.util.spec_from_file_location("bench_approvals", ROOT / "bench/approvals.py")
 assert _spec is not None and _spec.loader is not None
 shared = importlib.util.module_from_spec(_spec)
