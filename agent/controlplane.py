@@ -144,6 +144,14 @@ class ControlPlaneClient:
             return AuthResult(False, detail=str(detail))
         raise ControlPlaneUnavailable(f"authenticate: HTTP {response.status_code}")
 
+    async def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Register or refresh this agent (see agent.heartbeat); returns the answer."""
+        response = await self._request("POST", "/api/v1/agent/heartbeat", json=body)
+        if response.status_code != 200:
+            raise ControlPlaneUnavailable(f"heartbeat: HTTP {response.status_code}")
+        answer: dict[str, Any] = response.json()
+        return answer
+
     async def post_audit(self, document: str) -> dict[str, int]:
         """POST one audit batch, already JSON-encoded (see agent.audit)."""
         return await asyncio.to_thread(self._post_audit_sync, document)

@@ -25,6 +25,7 @@ from agent.audit import AuditShipper
 from agent.bundle import Bundle, BundlePoller, BundleStore
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import DENY, Decision, Identity, PolicyEngine
+from agent.heartbeat import HeartbeatSender
 from agent.metrics import AgentMetrics
 
 log = logging.getLogger("agent")
@@ -138,6 +139,7 @@ class Agent:
         sock = self.server.sockets[0].getsockname()
         self.config.listen_port = sock[1]
         log.info("agent listening on %s:%s", sock[0], sock[1])
+        self._tasks.append(asyncio.create_task(HeartbeatSender(self).run()))
 
     async def serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

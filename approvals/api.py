@@ -1,8 +1,8 @@
 """REST API for access requests, reviews, grants, break-glass and the agent's holds.
 
 Long-poll: ``GET …/access-requests/<id>/?wait=30`` (max 60 s) answers as soon as the request
-leaves ``pending``. It is an async view that polls the database every 200 ms, so a waiting
-client holds no worker thread between polls.
+leaves ``pending``. It is an async view woken by the decision itself (approvals.push, the
+channel layer; the database is the fallback), so a waiting client holds no worker thread.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals import selectors, services
+from approvals import push, selectors, services
 from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
 from approvals.serializers import (
     AccessRequestCreateSerializer,
@@ -49,7 +49,6 @@ from governance.policy_selectors import datasource_by_reference
 from idempotency.api import IDEMPOTENCY_KEY, idempotent
 
 MAX_WAIT_SECONDS = 60
-POLL_INTERVAL_SECONDS = 0.2
 
 
 class WaitQuerySerializer(serializers.Serializer):
@@ -399,24 +398,28 @@ def _wait_seconds(request: HttpRequest) -> float:
 
 
 def long_poll(view: Any) -> Any:
-    """Wrap a DRF detail view: with ?wait=N, answer once the request is no longer pending."""
+    """Wrap a DRF detail view: with ?wait=N, answer once the request is no longer pending.
+    The decision is pushed (approvals.push); the database is read again on each wake-up."""
 
     async def entry(request: HttpRequest, pk: int) -> HttpResponse:
         call = sync_to_async(view)
-        response = await call(request, pk=pk)
         wait = _wait_seconds(request)
-        data = getattr(response, "data", None)
-        if not wait or response.status_code != 200 or not data or data.get("state") != "pending":
-            return response
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while loop.time() < deadline:
-            await asyncio.sleep(POLL_INTERVAL_SECONDS)
-            # Same thread as the view calls (per-request thread-sensitive context): one
-            # connection, closed by Django when the request finishes.
-            pending_until = await sync_to_async(_pending_until)(pk)
-            if pending_until is None or pending_until <= timezone.now():
-                break
+        if not wait:
+            return await call(request, pk=pk)
+        async with push.decision_subscription(pk) as decision:
+            response = await call(request, pk=pk)
+            data = getattr(response, "data", None)
+            if response.status_code != 200 or not data or data.get("state") != "pending":
+                return response
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while (remaining := deadline - loop.time()) > 0:
+                await decision.wait(remaining)
+                # Same thread as the view calls (per-request thread-sensitive context): one
+                # connection, closed by Django when the request finishes.
+                pending_until = await sync_to_async(_pending_until)(pk)
+                if pending_until is None or pending_until <= timezone.now():
+                    break
         return await call(request, pk=pk)
 
     wrapped = csrf_exempt(entry)

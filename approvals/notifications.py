@@ -18,7 +18,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from approvals import selectors
+from approvals import push, selectors
 from approvals.models import AccessRequest, Grant
 from config.dispatch import task_send
 
@@ -118,6 +118,7 @@ def request_notify(request_id: int, event: str) -> None:
     from approvals.tasks import EXTERNAL_EVENTS, email_send_task, webhook_deliver_task
 
     transaction.on_commit(lambda: _safely(request_broadcast, request_id, event))
+    transaction.on_commit(lambda: _safely(push.decision_push, request_id, event))
     if event in EXTERNAL_EVENTS:
         _enqueue(webhook_deliver_task, request_id, event)
         _enqueue(email_send_task, request_id, event)

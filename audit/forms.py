@@ -24,6 +24,7 @@ class EventFilterForm(forms.Form):
         required=False, choices=[("", "any")] + [(d, d) for d in DECISION_CHOICES]
     )
     tag = forms.CharField(required=False, max_length=100, label="Tag touched")
+    channel = forms.CharField(required=False, max_length=20, help_text='e.g. "mcp"')
 
     # The API and the command line say from/to; the form fields cannot be named `from`.
     ALIASES = {"from": "date_from", "to": "date_to"}
@@ -53,7 +54,7 @@ class EventFilterForm(forms.Form):
             date_to=data.get("date_to"),
             **{
                 key: data.get(key) or ""
-                for key in ("actor", "datasource", "action", "decision", "tag")
+                for key in ("actor", "datasource", "action", "decision", "tag", "channel")
             },
         )
 

@@ -21,6 +21,7 @@ class EventFilters:
     `action` matches exactly, or as a prefix when it ends with "." or "*" ("policy.*").
     `tag` finds events whose details mention the tag name as a whole JSON string: agent
     queries that touched a column carrying it (details.tags), and tag changes (details.tag).
+    `channel` keeps events recorded with that details.channel (``mcp``: MCP tool calls).
     """
 
     date_from: date | None = None
@@ -30,6 +31,7 @@ class EventFilters:
     action: str = ""
     decision: str = ""
     tag: str = ""
+    channel: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -75,6 +77,9 @@ def events_filter(filters: EventFilters) -> QuerySet[AuditEvent]:
         events = events.filter(decision=filters.decision)
     if filters.tag:
         events = events.filter(details__contains=canonical_text(filters.tag))
+    if filters.channel:
+        needle = '"channel":' + canonical_text(filters.channel)
+        events = events.filter(details__contains=needle)
     return events
 
 

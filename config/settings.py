@@ -215,6 +215,12 @@ MASKING_KEY_ID = env_str("WARDEN_MASKING_KEY_ID", "k1")
 # late a change made behind the services' back (raw SQL) reaches them. 0: compile every poll.
 WARDEN_BUNDLE_CACHE_SECONDS = env_int("WARDEN_BUNDLE_CACHE_SECONDS", 30)
 
+# Agents heartbeat every WARDEN_AGENT_HEARTBEAT_SECONDS (they read it from the heartbeat's
+# answer); one not seen for OFFLINE seconds is offline, for STALE seconds flagged as stale.
+WARDEN_AGENT_HEARTBEAT_SECONDS = env_int("WARDEN_AGENT_HEARTBEAT_SECONDS", 10)
+WARDEN_AGENT_OFFLINE_SECONDS = env_int("WARDEN_AGENT_OFFLINE_SECONDS", 30)
+WARDEN_AGENT_STALE_SECONDS = env_int("WARDEN_AGENT_STALE_SECONDS", 600)
+
 # Approvals
 WARDEN_MAX_GRANT_MINUTES = env_int("WARDEN_MAX_GRANT_MINUTES", 480)
 WARDEN_PENDING_EXPIRY_MINUTES = env_int("WARDEN_PENDING_EXPIRY_MINUTES", 1440)

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_v1 = [
     path("", include("governance.api_urls")),
     path("", include("governance.policy_api_urls")),
+    path("", include("governance.mcp_api_urls")),
     path("", include("classification.api_urls")),
     path("", include("approvals.api_urls")),
     path("", include("audit.api_urls")),

@@ -1,4 +1,4 @@
-"""The API the enforcement agent talks to: bundle, public key, client logins.
+"""The API the enforcement agent talks to: bundle, public key, client logins, heartbeats.
 
 Every endpoint needs ``Authorization: Bearer <token>`` of an AccessToken with ``is_agent``:
 no or an invalid token → 401, any other token → 403 with the reason.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -25,6 +26,7 @@ from governance.authentication import AgentTokenAuthentication
 from governance.crypto import public_key_b64, signing_key_id
 from governance.models import AccessToken, DataSource
 from governance.services.agent_logins import agent_login_check
+from governance.services.agents import agent_heartbeat_record
 from governance.services.bundles import policy_bundle_served
 
 
@@ -140,3 +142,45 @@ class AgentAuthenticate(AgentView):
             return Response(body, status=status.HTTP_401_UNAUTHORIZED)
         identity = {"identity": outcome.identity, "kind": outcome.kind, "groups": outcome.groups}
         return Response(AuthenticatedSerializer(identity).data)
+
+
+class HeartbeatSerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField()
+    address = serializers.CharField(max_length=300, help_text="host:port clients connect to")
+    version = serializers.CharField(max_length=50, allow_blank=True, default="")
+    bundle_version = serializers.CharField(max_length=64, allow_blank=True, default="")
+    started_at = serializers.DateTimeField()
+    open_connections = serializers.IntegerField(min_value=0, default=0)
+    statements_per_second = serializers.FloatField(min_value=0, default=0.0)
+
+
+class HeartbeatAnswerSerializer(StrictStrings, serializers.Serializer):
+    id = serializers.IntegerField()
+    address = serializers.CharField()
+    interval = serializers.IntegerField(help_text="seconds until the next heartbeat is due")
+
+
+class AgentHeartbeat(AgentView):
+    """Registers the agent on its first call and refreshes its row on every later one."""
+
+    extra_error_statuses = {"POST": (404,)}
+
+    @extend_schema(request=HeartbeatSerializer, responses={200: HeartbeatAnswerSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = HeartbeatSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        datasource = _datasource(data.pop("datasource"))
+        agent = agent_heartbeat_record(
+            token=request.auth,
+            datasource=datasource,
+            source_address=request.META.get("REMOTE_ADDR", ""),
+            **data,
+        )
+        return Response(
+            {
+                "id": agent.pk,
+                "address": agent.address,
+                "interval": settings.WARDEN_AGENT_HEARTBEAT_SECONDS,
+            }
+        )

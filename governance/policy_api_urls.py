@@ -23,4 +23,5 @@ urlpatterns = [
     path(
         "agent/authenticate", agent_api.AgentAuthenticate.as_view(), name="api-agent-authenticate"
     ),
+    path("agent/heartbeat", agent_api.AgentHeartbeat.as_view(), name="api-agent-heartbeat"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import views
+from governance import agent_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -23,6 +23,8 @@ urlpatterns = [
         views.column_tag_action,
         name="column_tag_action",
     ),
+    path("agents/", agent_views.agent_list, name="agent_list"),
+    path("agents/<int:pk>/forget/", agent_views.agent_forget_view, name="agent_forget"),
     path("tokens/", views.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", views.token_revoke_view, name="token_revoke"),
 ]

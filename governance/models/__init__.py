@@ -1,5 +1,6 @@
 """Governance models; one module per area, re-exported here."""
 
+from governance.models.agents import AgentInstance
 from governance.models.catalog import (
     AccessToken,
     Column,
@@ -26,6 +27,7 @@ from governance.models.policies import (
 
 __all__ = [
     "AccessToken",
+    "AgentInstance",
     "BundleGeneration",
     "Column",
     "ColumnChange",

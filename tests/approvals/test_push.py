@@ -1,0 +1,64 @@
+"""Decisions are pushed to waiting long-polls (approvals.push): a waiter wakes as the
+reviewer's transaction commits, not at its next database read; without a channel layer
+it still answers, by polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.db import connection
+
+from approvals import push, services
+from approvals.models import AccessRequest
+from tests.live import use_redis_channel_layer
+
+AGENT_STATE = "/api/v1/agent/access-requests/{}"
+APPROVE_AFTER = 0.6
+
+
+def _approve_soon(reviewer, request_id: int) -> None:
+    def approve() -> None:
+        time.sleep(APPROVE_AFTER)
+        try:
+            services.request_approve(
+                actor=reviewer, access_request=AccessRequest.objects.get(pk=request_id)
+            )
+        finally:
+            connection.close()
+
+    threading.Thread(target=approve).start()
+
+
+def _waited(api, agent_token, request_id: int) -> tuple[str, float]:
+    started = time.monotonic()
+    response = api(token=agent_token).get(AGENT_STATE.format(request_id), {"wait": 20})
+    assert response.status_code == 200
+    return response.json()["state"], time.monotonic() - started
+
+
+def test_an_approval_wakes_the_agents_long_poll_at_once(
+    transactional_db, settings, api, agent_token, file_request, reviewer
+):
+    use_redis_channel_layer(settings)
+    access_request = file_request()
+    _approve_soon(reviewer, access_request.pk)
+    state, elapsed = _waited(api, agent_token, access_request.pk)
+    assert state == "approved"
+    # Polling would answer at the fallback read (2 s); the push answers right after commit.
+    assert APPROVE_AFTER < elapsed < APPROVE_AFTER + push.FALLBACK_POLL_SECONDS - 0.5, elapsed
+
+
+def test_without_a_channel_layer_the_long_poll_falls_back_to_the_database(
+    transactional_db, settings, api, agent_token, file_request, reviewer
+):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1"]},  # nothing listens: the layer fails
+        }
+    }
+    access_request = file_request()
+    _approve_soon(reviewer, access_request.pk)
+    state, elapsed = _waited(api, agent_token, access_request.pk)
+    assert state == "approved" and APPROVE_AFTER < elapsed < 3, elapsed
