@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import NotFound, StateConflict
+from config.listing import query_params
+from config.serializers import StrictStrings
 from governance import caller_selectors
 from governance.agent_selectors import agents_for_datasource
 from governance.models import DataSource, Sensitivity
@@ -31,23 +35,33 @@ class CallSerializer(serializers.Serializer):
     )
 
 
-class ExplainSerializer(serializers.Serializer):
+class ExplainSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     sql = serializers.CharField(trim_whitespace=False, max_length=100_000)
 
 
-def _unknown(name: str) -> Response:
-    return Response({"detail": f"Unknown datasource {name!r}."}, status=status.HTTP_404_NOT_FOUND)
+_SENSITIVITY = {label: value for value, label in Sensitivity.choices}
 
 
-def _datasource_param(request: Request) -> tuple[DataSource | None, Response | None]:
-    name = request.query_params.get("datasource", "")
-    if not name:
-        return None, Response(
-            {"datasource": ["This parameter is required."]}, status=status.HTTP_400_BAD_REQUEST
-        )
+class CatalogQuerySerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField(help_text="Datasource name")
+    q = serializers.CharField(required=False, default="", help_text="Text in a column's name")
+    tag = serializers.CharField(required=False, default="", help_text="Tag name")
+    min_sensitivity = serializers.ChoiceField(choices=list(_SENSITIVITY), required=False)
+    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=500)
+
+
+class TableQuerySerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField(help_text="Datasource name")
+    table = serializers.CharField(help_text="schema.table or table")
+
+
+def _usable(request: Request, name: str) -> DataSource:
+    """The caller's datasource; one the caller may not use answers like an unknown one."""
     datasource = caller_selectors.datasource_usable(request.user, name)
-    return datasource, None if datasource is not None else _unknown(name)
+    if datasource is None:
+        raise NotFound(f"Unknown datasource {name!r}.")
+    return datasource
 
 
 def _agent_summary(datasource: DataSource) -> dict[str, Any] | None:
@@ -65,13 +79,15 @@ def _agent_summary(datasource: DataSource) -> dict[str, Any] | None:
 class McpWhoami(APIView):
     """Who the token belongs to (the MCP transports check tokens with it)."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response({"identity": request.user.get_username()})
 
 
 class McpCall(APIView):
-    @extend_schema(request=CallSerializer, responses={200: dict, 404: dict, 409: dict})
+    extra_error_statuses = {"POST": (404, 409)}
+
+    @extend_schema(request=CallSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         body = CallSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -90,7 +106,7 @@ class McpCall(APIView):
         datasource = caller_selectors.datasource_usable(request.user, str(name))
         if datasource is None:
             mcp_call_record(**record, decision="deny", reason="unknown datasource")
-            return _unknown(str(name))
+            raise NotFound(f"Unknown datasource {str(name)!r}.")
         answer["datasource"] = {"name": datasource.name, "engine": datasource.engine}
         if body.validated_data["route"]:
             agent = _agent_summary(datasource)
@@ -99,14 +115,14 @@ class McpCall(APIView):
                     f" (last heartbeat {agent['last_seen_at']})" if agent else ""
                 )
                 mcp_call_record(**record, datasource=datasource, decision="deny", reason=reason)
-                return Response({"detail": reason}, status=status.HTTP_409_CONFLICT)
+                raise StateConflict(reason)
             answer["agent"] = agent
         mcp_call_record(**record, datasource=datasource)
         return Response(answer)
 
 
 class McpDatasources(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -123,78 +139,48 @@ class McpDatasources(APIView):
         )
 
 
-_SENSITIVITY = {label: value for value, label in Sensitivity.choices}
-
-
 class McpCatalog(APIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("datasource", str, required=True),
-            OpenApiParameter("q", str, required=False),
-            OpenApiParameter("tag", str, required=False),
-            OpenApiParameter("min_sensitivity", str, enum=list(_SENSITIVITY), required=False),
-            OpenApiParameter("limit", int, required=False),
-        ],
-        responses={200: dict},
-    )
+    extra_error_statuses = {"GET": (404,)}
+
+    @extend_schema(parameters=[CatalogQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        datasource, refusal = _datasource_param(request)
-        if datasource is None:
-            return refusal
-        params = request.query_params
-        level = params.get("min_sensitivity") or None
-        if level is not None and level not in _SENSITIVITY:
-            return Response(
-                {"min_sensitivity": [f"Use one of {', '.join(_SENSITIVITY)}."]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        try:
-            limit = max(1, min(int(params.get("limit") or 50), 500))
-        except ValueError:
-            return Response({"limit": ["A whole number."]}, status=status.HTTP_400_BAD_REQUEST)
+        params = query_params(request, CatalogQuerySerializer)
+        datasource = _usable(request, params["datasource"])
+        level = params.get("min_sensitivity")
         query = caller_selectors.CatalogQuery(
-            text=params.get("q", ""),
-            tag=params.get("tag", ""),
+            text=params["q"],
+            tag=params["tag"],
             min_sensitivity=None if level is None else _SENSITIVITY[level],
-            limit=limit,
+            limit=params["limit"],
         )
         columns = caller_selectors.catalog_search(request.user, datasource, query)
         return Response({"datasource": datasource.name, "columns": columns})
 
 
 class McpTable(APIView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("datasource", str, required=True),
-            OpenApiParameter("table", str, required=True, description="schema.table or table"),
-        ],
-        responses={200: dict, 404: dict},
-    )
+    extra_error_statuses = {"GET": (404,)}
+
+    @extend_schema(parameters=[TableQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        datasource, refusal = _datasource_param(request)
-        if datasource is None:
-            return refusal
-        name = request.query_params.get("table", "")
+        params = query_params(request, TableQuerySerializer)
+        datasource = _usable(request, params["datasource"])
+        name = params["table"]
         described = caller_selectors.table_describe(request.user, datasource, name)
         if described is None:
-            return Response(
-                {"detail": f"No table {name!r} in {datasource.name}'s catalog."},
-                status=status.HTTP_404_NOT_FOUND,
-            )
+            raise NotFound(f"No table {name!r} in {datasource.name}'s catalog.")
         return Response(described)
 
 
 class McpExplain(APIView):
     """What the agent would do with the caller's statement, without running it."""
 
-    @extend_schema(request=ExplainSerializer, responses={200: dict, 400: dict, 404: dict})
+    extra_error_statuses = {"POST": (404,)}
+
+    @extend_schema(request=ExplainSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         body = ExplainSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        name = body.validated_data["datasource"]
-        datasource = caller_selectors.datasource_usable(request.user, name)
-        if datasource is None:
-            return _unknown(name)
+        datasource = _usable(request, body.validated_data["datasource"])
         # An unparseable statement is InvalidInput: a 400 in the API's one error body.
         preview = policy_preview(
             datasource=datasource, subject=request.user, sql=body.validated_data["sql"]

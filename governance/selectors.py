@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.urls import reverse
 
-from governance.models import Column, ColumnTag, DataSource, Sensitivity, Tag
+from governance.models import Column, ColumnTag, DataSource, Engine, Sensitivity, Tag
 
 REVIEW_STATES = ("suggested", "confirmed", "rejected", "untagged")
 
@@ -139,24 +139,39 @@ TOKEN_PLACEHOLDER = "<your personal access token>"
 
 @dataclass(frozen=True)
 class AgentConnection:
-    """How one person connects to a datasource through its agent (psql and a libpq URL)."""
+    """How one person connects to a datasource through its agent: a command line for the
+    engine's usual client (psql or mariadb) and a connection URL."""
 
     address: str
-    psql: str
+    command: str
     url: str
 
 
 def agent_connection(*, datasource: DataSource, username: str, token: str = "") -> AgentConnection:
     """Commands for `username`; the token is a placeholder unless one was just created.
-    The agent's address is the configured one until agents register with the control plane."""
+    The address is the live agent's (from its heartbeats), else the configured one."""
     from urllib.parse import quote
 
     from django.conf import settings
 
-    address = settings.WARDEN_AGENT_ADDRESS or "<agent host>:6432"
+    from governance.agent_selectors import live_agent_for
+
+    live = live_agent_for(datasource)
+    default_port = "3306" if datasource.engine == Engine.MYSQL else "6432"
+    address = (
+        live.address if live else settings.WARDEN_AGENT_ADDRESS or f"<agent host>:{default_port}"
+    )
     host, _, port = address.rpartition(":")
     password = token or TOKEN_PLACEHOLDER
     database = datasource.database
-    psql = f'psql "host={host} port={port} dbname={database} user={username} password={password}"'
-    url = f"postgresql://{quote(username)}:{quote(password)}@{address}/{quote(database)}"
-    return AgentConnection(address=address, psql=psql, url=url)
+    if datasource.engine == Engine.MYSQL:
+        # The agent takes the token only over TLS (or RSA-encrypted), never in clear.
+        command = f"mariadb --ssl -h {host} -P {port} -u {username} -p'{password}' {database}"
+        scheme = "mysql"
+    else:
+        command = (
+            f'psql "host={host} port={port} dbname={database} user={username} password={password}"'
+        )
+        scheme = "postgresql"
+    url = f"{scheme}://{quote(username)}:{quote(password)}@{address}/{quote(database)}"
+    return AgentConnection(address=address, command=command, url=url)

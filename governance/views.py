@@ -182,16 +182,20 @@ def datasource_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
 def _connect_context(
     request: AuthenticatedRequest, datasource: DataSource, token: str = ""
 ) -> dict:
-    import importlib.util
+    from django.conf import settings
 
+    from governance.agent_selectors import agents_for_datasource
+
+    base_url = settings.WARDEN_BASE_URL or request.build_absolute_uri("/").rstrip("/")
     return {
         "datasource": datasource,
         "connection": selectors.agent_connection(
             datasource=datasource, username=request.user.get_username(), token=token
         ),
+        "agents": agents_for_datasource(datasource, with_bundle=True),
         "new_token": token,
-        # The MCP server arrives with its own package; until then there is nothing to show.
-        "mcp_available": importlib.util.find_spec("warden_mcp") is not None,
+        "token_or_placeholder": token or selectors.TOKEN_PLACEHOLDER,
+        "mcp_url": f"{base_url}/mcp/",
     }
 
 

@@ -282,19 +282,26 @@ def ready_banner(ports: Ports, tokens: dict[str, str], seconds: float) -> str:
         "  As the reviewer (e-mails unmasked; approve the analyst's request in the inbox):",
         f"    {psql('reviewer')}",
     ]
-    lines += _mcp_config_lines(base)
+    lines += _mcp_config_lines(base, tokens["copilot"])
     lines.append("=" * 72)
     return "\n".join(lines)
 
 
-def _mcp_config_lines(base: str) -> list[str]:
-    """The MCP client config, once the `warden_mcp` package exists (another issue adds it)."""
-    import importlib.util
-
-    if importlib.util.find_spec("warden_mcp") is None:
-        return []
-    # TODO(lead): print the MCP client config here once warden_mcp's entry point is settled.
-    return [f"  MCP server:       see {base}/api/v1/docs/ (warden_mcp installed)"]
+def _mcp_config_lines(base: str, copilot_token: str) -> list[str]:
+    """An MCP client entry for the `copilot` AI agent (streamable HTTP on the control plane)."""
+    entry = {
+        "mcpServers": {
+            "warden": {
+                "type": "http",
+                "url": f"{base}/mcp/",
+                "headers": {"Authorization": f"Bearer {copilot_token}"},
+            }
+        }
+    }
+    return [
+        "  AI agents (MCP): add this to your MCP client's configuration (copilot's token):",
+        f"    {json.dumps(entry)}",
+    ]
 
 
 def parse_args(argv: list[str] | None) -> tuple[Path, Ports]:

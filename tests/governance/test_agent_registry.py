@@ -77,7 +77,7 @@ def test_a_malformed_heartbeat_is_refused_naming_the_field(
 ):
     response = agent_client.post(HEARTBEAT, _beat(shop, **{field: value}), format="json")
     assert response.status_code == 400
-    assert message in " ".join(response.json()[field])
+    assert message in " ".join(response.json()["fields"][field])
     assert not AgentInstance.objects.exists()
 
 

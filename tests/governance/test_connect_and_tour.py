@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from approvals.services import request_create, request_deny
 from audit.services import event_record
 from classification.models import ScanRun
-from governance.models import AccessToken, Engine
+from governance.models import AccessToken, AgentInstance, Engine
 from governance.selectors import TOKEN_PLACEHOLDER, first_run_tour
 from governance.services import guardrails_recommended_create
-from governance.tokens import token_authenticate
+from governance.services.agents import agent_heartbeat_record
+from governance.tokens import token_authenticate, token_create
 from tests.factories import DataSourceFactory, TableFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +41,46 @@ def test_connect_panel_shows_psql_for_the_signed_in_person_with_a_token_placehol
         "postgresql://rex_reviewer:%3Cyour%20personal%20access%20token%3E@127.0.0.1:6543/shopdb"
         in (page)
     )
-    assert 'id="connect-mcp"' not in page  # no warden_mcp package here
+    assert 'id="connect-mcp"' in page and "http://testserver/mcp/" in page
+    assert "Bearer &lt;your personal access token&gt;" in page
+    assert "No agent has registered for this datasource yet" in page
+
+
+def test_connect_panel_shows_the_registered_agent_its_health_and_uses_its_address(
+    client, reviewer, admin, shop
+):
+    agent_token, _secret = token_create(actor=admin, user=admin, name="agent", is_agent=True)
+    agent_heartbeat_record(
+        token=agent_token,
+        datasource=shop,
+        source_address="127.0.0.1",
+        address="127.0.0.1:7432",
+        version="1.0",
+        bundle_version="not-the-current-one",
+        started_at=timezone.now(),
+        open_connections=2,
+        statements_per_second=1.5,
+    )
+    client.force_login(reviewer)
+    page = client.get(f"/datasources/{shop.pk}/").content.decode()
+    assert "<code>127.0.0.1:7432</code>" in page and ">online<" in page
+    assert "an older policy bundle" in page
+    assert "psql &quot;host=127.0.0.1 port=7432 dbname=shopdb" in page
+
+    AgentInstance.objects.update(last_seen_at=timezone.now() - timedelta(minutes=5))
+    page = client.get(f"/datasources/{shop.pk}/").content.decode()
+    assert ">offline<" in page
+    # An offline agent is not where to connect: the configured address is shown again.
+    assert "psql &quot;host=127.0.0.1 port=6543 dbname=shopdb" in page
+
+
+def test_connect_panel_gives_a_mysql_datasource_a_tls_mariadb_command(client, reviewer, settings):
+    settings.WARDEN_AGENT_ADDRESS = "127.0.0.1:3307"
+    mysql = DataSourceFactory(name="crm", engine=Engine.MYSQL, database="crm")
+    client.force_login(reviewer)
+    page = client.get(f"/datasources/{mysql.pk}/").content.decode()
+    assert "mariadb --ssl -h 127.0.0.1 -P 3307 -u rex_reviewer" in page
+    assert "mysql://rex_reviewer:" in page
 
 
 def test_connect_panel_offers_no_psql_for_a_datasource_no_agent_serves(client, reviewer):
