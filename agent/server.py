@@ -48,7 +48,6 @@ class AgentConfig:
     masking_key: bytes = b""
     tls_cert: str | None = None
     tls_key: str | None = None
-    strict_predicates: bool = False
     # Seconds a statement that needs approval waits for the review (0: refuse at once).
     hold_wait: float = 0.0
     # While the control plane is unreachable, a token verified within this many seconds
@@ -170,7 +169,7 @@ class Agent:
             await asyncio.sleep(5)
 
     def _bundle_installed(self, bundle: Bundle) -> None:
-        self.engine = PolicyEngine(bundle, strict_predicates=self.config.strict_predicates)
+        self.engine = PolicyEngine(bundle)
         self.decisions.clear()
         self.generation += 1
         self.metrics.bundle_installed(bundle.version, bundle.loaded_at)
@@ -344,6 +343,11 @@ class Agent:
             for use in statement.uses
             if use.qualified and use.column is not None
         ]
+        if qualified:  # only a function taking a row makes `c.name` mean name(c)
+            callable_names = await self.catalog.row_functions(
+                {use.column or "" for _, use in qualified}
+            )
+            qualified = [(s, use) for s, use in qualified if use.column in callable_names]
         if not qualified:
             return
         columns = await self.catalog.columns_of({r for _, use in qualified for r in use.candidates})

@@ -14,53 +14,12 @@ import psycopg
 import pytest
 
 from agent import codec
-from tests.agent.wire import WireClient
+from tests.agent.wire import WireClient, bind, close, execute, kinds, parse, rows, values
 
 
 @pytest.fixture
 def agent(agent_on_both_paths: Any) -> Any:
     return agent_on_both_paths
-
-
-def parse(name: str, sql: str, types: tuple[int, ...] = ()) -> bytes:
-    body = codec.cstring(name) + codec.cstring(sql) + struct.pack("!h", len(types))
-    body += b"".join(struct.pack("!I", t) for t in types)
-    return codec.message(b"P", body)
-
-
-def bind(
-    portal: str,
-    statement: str,
-    params: tuple[bytes | None, ...] = (),
-    result_formats: tuple[int, ...] = (),
-) -> bytes:
-    body = codec.cstring(portal) + codec.cstring(statement) + b"\x00\x00"
-    body += struct.pack("!h", len(params))
-    for p in params:
-        body += b"\xff\xff\xff\xff" if p is None else struct.pack("!i", len(p)) + p
-    body += struct.pack("!h", len(result_formats))
-    body += b"".join(struct.pack("!h", f) for f in result_formats)
-    return codec.message(b"B", body)
-
-
-def execute(portal: str, max_rows: int = 0) -> bytes:
-    return codec.message(b"E", codec.cstring(portal) + struct.pack("!i", max_rows))
-
-
-def close(kind: bytes, name: str) -> bytes:
-    return codec.message(b"C", kind + codec.cstring(name))
-
-
-def rows(messages: list[tuple[bytes, bytes]]) -> list[list[bytes | None]]:
-    return [codec.parse_data_row(p) for k, p in messages if k == b"D"]
-
-
-def values(messages: list[tuple[bytes, bytes]]) -> set[bytes]:
-    return {v for row in rows(messages) for v in row if v is not None}
-
-
-def kinds(messages: list[tuple[bytes, bytes]]) -> list[bytes]:
-    return [k for k, _ in messages]
 
 
 def refused_at_startup(port: int, params: dict[str, str]) -> bytes:

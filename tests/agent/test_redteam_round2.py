@@ -15,19 +15,22 @@ import pytest
 
 from agent import codec
 from tests.agent.conftest import email_grant
-from tests.agent.test_redteam_protocol import bind, execute, parse, rows
-from tests.agent.test_redteam_sql import (
+from tests.agent.wire import (
     CARD,
     DOB,
     EMAIL,
     SSN,
     Outcome,
-    _error_text,
-    _secret_in,
+    WireClient,
     assert_no_leak,
+    bind,
+    execute,
+    parse,
+    rows,
     run,
 )
-from tests.agent.wire import WireClient
+from tests.agent.wire import error_text as _error_text
+from tests.agent.wire import secret_in as _secret_in
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.agent.test_redteam_sql import (
+from tests.agent.wire import (
     DOB,
     EMAIL,
     SSN,

@@ -15,103 +15,17 @@ import psycopg
 import pytest
 
 from tests.agent.conftest import email_grant, test_bundle
-
-EMAIL = re.compile(r"[a-z]+\.\d+@example\.com", re.IGNORECASE)
-SSN = re.compile(r"\d{3}-45-\d{4}")
-CARD = re.compile(r"4111-1111-1111-\d{4}")
-PHONE = re.compile(r"\+1 \(555\) \d{4}-\d{4}")
-DOB = re.compile(r"19\d\d-0\d-1\d")  # real birth dates have day 10-19; masked ones 01-01
-NOTE = re.compile(r"\bnote \d+")  # customers."Secret Note"
-SECRETS = (EMAIL, SSN, CARD, PHONE, DOB, NOTE)
-
-
-def _texts(value: Any) -> list[str]:
-    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-    out = [text]
-    if len(text) % 2 == 0 and re.fullmatch(r"[0-9a-f]+", text or "x"):
-        out.append(bytes.fromhex(text).decode(errors="replace"))
-    return out
-
-
-def _secret_in(value: Any) -> str | None:
-    for text in _texts(value):
-        for pattern in SECRETS:
-            found = pattern.search(text)
-            if found:
-                return found.group(0)
-    return None
-
-
-def _leaks(rows: Any) -> list[str]:
-    found = []
-    for row in rows or ():
-        for value in row if isinstance(row, tuple | list) else (row,):
-            hit = _secret_in(value)
-            if hit:
-                found.append(hit)
-    return found
-
-
-def _error_text(exc: psycopg.Error) -> str:
-    diag = exc.diag
-    parts = [
-        str(exc),
-        diag.message_primary or "",
-        diag.message_detail or "",
-        diag.message_hint or "",
-        diag.context or "",
-        diag.internal_query or "",
-    ]
-    return "\n".join(parts)
-
-
-class Outcome:
-    def __init__(self, rows: list[Any] | None, error: psycopg.Error | None) -> None:
-        self.rows = rows
-        self.error = error
-
-    @property
-    def sqlstate(self) -> str | None:
-        return None if self.error is None else self.error.sqlstate
-
-    @property
-    def refused_by_agent(self) -> bool:
-        return self.error is not None and "Warden" in str(self.error)
-
-    def leaked(self) -> list[str]:
-        found = _leaks(self.rows)
-        if self.error is not None:
-            hit = _secret_in(_error_text(self.error))
-            if hit:
-                found.append(f"error text: {hit}")
-        return found
-
-    def __repr__(self) -> str:
-        if self.error is not None:
-            return f"<error {self.sqlstate}: {_error_text(self.error)[:300]!r}>"
-        return f"<rows {self.rows[:3] if self.rows else self.rows!r}>"
-
-
-def run(conn: psycopg.Connection[Any], sql: str, **kwargs: Any) -> Outcome:
-    try:
-        cur = conn.execute(sql, **kwargs)
-        rows = cur.fetchall() if cur.description else []
-        while cur.nextset():
-            if cur.description:
-                rows += cur.fetchall()
-        return Outcome(rows, None)
-    except psycopg.Error as exc:
-        return Outcome(None, exc)
-
-
-def assert_no_leak(outcome: Outcome, sql: str) -> None:
-    assert not outcome.leaked(), f"LEAK via {sql!r}: {outcome.leaked()[:3]} {outcome!r}"
-
-
-def assert_refused(outcome: Outcome, sql: str) -> None:
-    assert outcome.error is not None and outcome.sqlstate == "42501" and outcome.refused_by_agent, (
-        f"NOT REFUSED by the agent: {sql!r} -> {outcome!r}"
-    )
+from tests.agent.wire import (
+    EMAIL,
+    SSN,
+    Outcome,
+    assert_no_leak,
+    assert_refused,
+    run,
+)
+from tests.agent.wire import error_text as _error_text
+from tests.agent.wire import leaks as _leaks
+from tests.agent.wire import secret_in as _secret_in
 
 
 @pytest.fixture
@@ -761,40 +675,7 @@ def test_guardrails_extended_protocol(agent: Any, sql: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# 6. Strict predicates (--strict-predicates): filters/order on masked columns must be denied
-# ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "SELECT id FROM customers ORDER BY email",
-        "SELECT id FROM customers c WHERE EXISTS (SELECT 1 WHERE c.email LIKE 'ada%')",
-        "SELECT c.id FROM customers c, LATERAL (SELECT 1 WHERE c.email LIKE 'ada%') x",
-        "SELECT id FROM customers GROUP BY id, email HAVING email > 'm'",
-        "SELECT DISTINCT ON (email) id FROM customers",
-        "SELECT id FROM customers LIMIT (SELECT length(email) FROM customers LIMIT 1)",
-        # Ordering by output position / alias of a masked column: the rows' order (ids)
-        # reveals the masked values' order.
-        "SELECT id, email FROM customers ORDER BY 2",
-        "SELECT id, email AS e FROM customers ORDER BY e",
-        "SELECT id, upper(email) AS e FROM customers ORDER BY e DESC",
-        # A set-returning function's row count is a filter on the masked value.
-        "SELECT id FROM customers, generate_series(1, CASE WHEN email LIKE 'ada%' "
-        "THEN 1 ELSE 0 END) g",
-        "SELECT id FROM customers c JOIN LATERAL unnest(CASE WHEN c.email LIKE 'ada%' "
-        "THEN ARRAY[1] END) u ON true",
-    ],
-)
-def test_strict_predicates_refuse_inference(agent_factory: Any, sql: str) -> None:
-    strict = agent_factory(strict_predicates=True)
-    with strict.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert_refused(outcome, sql)
-
-
-# ----------------------------------------------------------------------------------------
-# 7. Lexical differentials between pglast (PostgreSQL 18 grammar) and the PG15 server
+# 6. Lexical differentials between pglast (PostgreSQL 18 grammar) and the PG15 server
 # ----------------------------------------------------------------------------------------
 
 
@@ -817,7 +698,7 @@ def test_client_encoding_sjis_backslash_smuggling(agent: Any) -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# 8. Odd corners that held (kept as regression probes)
+# 7. Odd corners that held (kept as regression probes)
 # ----------------------------------------------------------------------------------------
 
 
