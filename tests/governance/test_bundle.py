@@ -116,6 +116,7 @@ def test_bundle_carries_every_field_in_the_agreed_format(shop, shop_policies, se
             "action": "mask",
             "mask_method": "email",
             "mask_param": None,
+            "allow_exact_lookups": False,
         },
         {
             "id": shop_policies["deny"].pk,
@@ -131,6 +132,7 @@ def test_bundle_carries_every_field_in_the_agreed_format(shop, shop_policies, se
             "action": "deny",
             "mask_method": None,
             "mask_param": None,
+            "allow_exact_lookups": False,
         },
     ]
     assert bundle["guardrails"] == [
