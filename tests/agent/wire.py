@@ -15,6 +15,7 @@ import contextlib
 import re
 import socket
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -214,6 +215,30 @@ def assert_refused(outcome: Outcome, sql: str, reason: str = "") -> None:
     )
 
 
+def assert_reads_secret_unmasked(
+    unmasked: psycopg.Connection[Any], sql: str, **kwargs: Any
+) -> None:
+    """The control half of a leak probe: through an identity that sees every column in clear
+    (the upstream role itself), the statement runs and its answer carries a secret."""
+    control = run(unmasked, sql, **kwargs)
+    assert control.error is None, f"the probe does not run unmasked: {sql!r} -> {control!r}"
+    assert control.leaked(), f"the probe reads no secret unmasked: {sql!r} {control!r}"
+
+
+def assert_withheld(outcome: Outcome, sql: str, reason: str = "") -> None:
+    """The restricted half: no secret, and an error only if it is the agent's 42501 (naming
+    ``reason`` when given) or a server error whose text the agent withheld."""
+    assert_no_leak(outcome, sql)
+    if outcome.error is None:
+        return
+    message = str(outcome.error)
+    withheld = "is withheld" in message and "Warden" in message
+    refused = outcome.sqlstate == "42501" and outcome.refused_by_agent
+    assert withheld or refused, f"failed for another reason: {sql!r} -> {outcome!r}"
+    assert refused or not reason, f"expected a refusal naming {reason!r}: {sql!r} {outcome!r}"
+    assert reason.lower() in message.lower(), f"refusal does not name {reason!r}: {outcome!r}"
+
+
 def probe(
     unmasked: psycopg.Connection[Any],
     restricted: psycopg.Connection[Any],
@@ -247,3 +272,14 @@ def probe(
     else:
         assert outcome.error is None, f"expected rows without the secret: {sql!r} {outcome!r}"
     return outcome
+
+
+@contextlib.contextmanager
+def rolled_back(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction on ``conn`` that is rolled back whatever happens in it."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
