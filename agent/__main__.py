@@ -60,11 +60,6 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     parser.add_argument("--tls-cert", default=None)
     parser.add_argument("--tls-key", default=None)
     parser.add_argument(
-        "--strict-predicates",
-        action="store_true",
-        help="deny masked columns in WHERE/JOIN/ORDER BY (inference channel)",
-    )
-    parser.add_argument(
         "--hold-wait",
         type=float,
         default=0.0,
@@ -130,7 +125,6 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         masking_key=masking_key_from_env(),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
-        strict_predicates=args.strict_predicates,
         hold_wait=max(0.0, args.hold_wait),
         native=args.native == "on",
         protocol=args.protocol,

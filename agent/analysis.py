@@ -7,7 +7,11 @@ Each column reference carries *where* its value can flow (its context):
                origin, so it is masked per column at runtime.
 ``derived``    inside an expression of an output column: the output has no direct origin, so
                it is fully redacted.  ``position`` is the output index when known, else None.
-``predicate``  WHERE/JOIN/GROUP/ORDER/HAVING/LIMIT: does not reach the result directly.
+``predicate``  WHERE/JOIN/GROUP/ORDER/HAVING/LIMIT/DISTINCT/window, or a select-list
+               expression that can fail or branch on the value: it decides which rows come
+               back, how many, in which order, or whether the statement fails (``clause``
+               names which), so a masked column there is refused (inference).
+``plan``       named in a plan (EXPLAIN without ANALYZE): neither returned nor deciding.
 ``write``      flows into stored data: cannot be masked, so masked columns are denied.
 ``copy``       flows into a bulk export: cannot be masked per row, so masked columns are denied.
 ``target``     a column an INSERT/UPDATE/MERGE stores into.
@@ -20,6 +24,8 @@ from dataclasses import dataclass, field
 OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
 # A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.
 TARGET = "target"
+# Named in a plan (EXPLAIN without ANALYZE), neither returned nor deciding anything.
+PLAN = "plan"
 
 
 class SqlError(Exception):
@@ -46,6 +52,10 @@ class ColumnUse:
     # Written ``alias.name`` with the alias naming a table: PostgreSQL reads it as the
     # function call ``name(alias)`` when the table has no such column (field notation).
     qualified: bool = False
+    # For a predicate: the clause that makes it one (WHERE, ORDER BY, a CASE, ...).
+    clause: str = ""
+    # A predicate that only compares for equality with constants or parameters.
+    lookup: bool = False
 
 
 @dataclass

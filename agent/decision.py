@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from agent.analysis import (
     COPY,
     DERIVED,
     OUTPUT,
+    PLAN,
     PREDICATE,
     TARGET,
     WRITE,
@@ -26,6 +27,7 @@ from agent.analysis import (
     Relation,
 )
 from agent.bundle import Bundle, ColumnInfo
+from agent.private_catalogs import private_catalog_reads
 
 ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 _STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
@@ -56,6 +58,8 @@ class Verdict:
     rule: str = ""
     valid_until: float = float("inf")
     counted_grant: int | None = None  # a grant with max_runs this verdict relies on
+    # The masking rule lets the column be compared for equality with given values.
+    lookups: bool = False
 
 
 ALLOWED = Verdict(ALLOW)
@@ -104,6 +108,8 @@ class Decision:
     mask_cache: dict[tuple[object, ...], list[tuple[str, int | None, int, bool] | None]] = field(
         default_factory=dict
     )
+    # Masked columns compared for equality under a rule allowing exact lookups (audited).
+    lookups: list[str] = field(default_factory=list)
 
     @property
     def has_side_effects(self) -> bool:
@@ -140,9 +146,8 @@ def _rule_label(rule: dict[str, Any], prefix: str = "rule") -> str:
 class PolicyEngine:
     """Decisions for one bundle; memoises per identity, invalidated with the bundle."""
 
-    def __init__(self, bundle: Bundle, *, strict_predicates: bool = False) -> None:
+    def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
-        self.strict_predicates = strict_predicates
         self._verdicts: dict[tuple[Any, ...], Verdict] = {}
         self.grant_runs: dict[int, int] = {}
 
@@ -279,6 +284,7 @@ class PolicyEngine:
                     rule.get("mask_method") or self.bundle.default_method,
                     rule.get("mask_param"),
                     _rule_label(rule),
+                    lookups=bool(rule.get("allow_exact_lookups")),
                 )
         return best
 
@@ -380,6 +386,7 @@ class PolicyEngine:
         direct: set[int] | None = set()
         restricted_use = False  # any column restricted for this identity, in any role
         counted: set[int] = set()
+        lookups: set[str] = set()
         views = views or {}
         for statement in analysis.statements:
             if statement.search_path is not None:
@@ -406,6 +413,9 @@ class PolicyEngine:
                         counted.add(verdict.counted_grant)
                     if verdict.action == ALLOW:
                         continue
+                    if use.lookup and use.context == PREDICATE and verdict.lookups:
+                        lookups.add(label)  # the rule allows exact lookups: audited as one
+                        continue
                     effect, why = self._effect(use, verdict)
                     if effect == MASK:
                         masked.add(label)
@@ -419,6 +429,7 @@ class PolicyEngine:
         worst, reason = self._table_level(
             identity, analysis, fingerprint, search_path, now, worst, reason
         )
+        worst, reason = self._private_catalogs(identity, analysis, worst, reason)
         worst, reason, lifting = self._guardrails(
             identity, analysis, worst, reason, fingerprint, search_path, now
         )
@@ -448,7 +459,39 @@ class PolicyEngine:
         decision.masked_columns = sorted(masked)
         decision.derived_positions = None if derived is None else frozenset(derived)
         decision.direct_masked_positions = None if direct is None else frozenset(direct)
+        decision.lookups = sorted(lookups)
+        if lookups and worst.action in (ALLOW, MASK):
+            decision.rule = f"lookup:{','.join(decision.lookups)} {decision.rule}".strip()
         return decision
+
+    def _private_catalogs(
+        self, identity: Identity, analysis: Analysis, worst: Verdict, reason: str
+    ) -> tuple[Verdict, str]:
+        """Catalogs showing other sessions' statements or credentials are refused unless a
+        rule allows the identity that catalog (its table, pg_catalog, or the datasource)."""
+        for name in private_catalog_reads(
+            {relation.name for relation in analysis.relations}, analysis.functions
+        ):
+            verdict = self._strongest(
+                [
+                    rule
+                    for rule in self.bundle.rules
+                    if self.subject_matches(rule.get("subjects", {}), identity)
+                    and self._resource_matches(
+                        rule.get("resource", {}), "pg_catalog", name, None, None
+                    )
+                ],
+                None,
+            )
+            if verdict.action == ALLOW and verdict.rule:
+                continue
+            if worst.action != DENY:
+                worst = Verdict(DENY, rule="private_catalog")
+                reason = (
+                    f"{name} shows other sessions' statements or credentials; reading it "
+                    "needs a Warden rule allowing it"
+                )
+        return worst, reason
 
     def _table_level(
         self,
@@ -491,9 +534,14 @@ class PolicyEngine:
         if use.context == COPY:
             return DENY, "masked column {column} cannot be exported with COPY; use SELECT"
         if use.context == PREDICATE:
-            if self.strict_predicates:
-                return DENY, "masked column {column} cannot be used in filters (strict mode)"
-            return ALLOW, ""
+            clause = (use.clause or "a filter").replace("{", "{{").replace("}", "}}")
+            return DENY, (
+                "masked column {column} cannot be used in "
+                + clause
+                + ": the result would depend on the hidden value"
+            )
+        if use.context == PLAN:
+            return ALLOW, ""  # a plan names the column; it carries no value of it
         return MASK, ""
 
     def _expand_views(
@@ -509,7 +557,14 @@ class PolicyEngine:
                 # A view's output names the view as origin: everything it reads is derived.
                 context = DERIVED if use.context == OUTPUT else use.context
                 for schema, table, column in views.get(candidate, ()):
-                    yield ColumnUse((Relation(schema, table),), column, context, use.position)
+                    yield replace(
+                        use,
+                        candidates=(Relation(schema, table),),
+                        column=column,
+                        context=context,
+                        qualified=False,
+                        lookup=False,  # the view's column may be any of these
+                    )
 
     def _use_verdicts(
         self,

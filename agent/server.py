@@ -52,7 +52,6 @@ class AgentConfig:
     masking_key: bytes = b""
     tls_cert: str | None = None
     tls_key: str | None = None
-    strict_predicates: bool = False
     # Seconds a statement that needs approval waits for the review (0: refuse at once).
     hold_wait: float = 0.0
     # While the control plane is unreachable, a token verified within this many seconds
@@ -171,7 +170,7 @@ class Agent:
             await asyncio.sleep(5)
 
     def _bundle_installed(self, bundle: Bundle) -> None:
-        self.engine = PolicyEngine(bundle, strict_predicates=self.config.strict_predicates)
+        self.engine = PolicyEngine(bundle)
         self.decisions.clear()
         self.generation += 1
         self.metrics.bundle_installed(bundle.version, bundle.loaded_at)

@@ -90,6 +90,7 @@ class PolicyRuleSerializer(StrictStrings, serializers.Serializer):
         choices=MaskMethod.values, required=False, allow_null=True, allow_blank=True
     )
     mask_param = serializers.IntegerField(required=False, allow_null=True)
+    allow_exact_lookups = serializers.BooleanField(required=False, default=False)
 
     def to_representation(self, rule: PolicyRule) -> dict[str, Any]:
         return {"id": rule.pk, **policy_rule_snapshot(rule)}
@@ -164,7 +165,15 @@ def _resource_kwargs(resource: dict[str, Any]) -> dict[str, Any]:
 def _rule_kwargs(data: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         key: data[key]
-        for key in ("name", "description", "priority", "enabled", "action", "mask_param")
+        for key in (
+            "name",
+            "description",
+            "priority",
+            "enabled",
+            "action",
+            "mask_param",
+            "allow_exact_lookups",
+        )
         if key in data
     }
     if "mask_method" in data:

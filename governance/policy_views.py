@@ -89,6 +89,13 @@ class PolicyRuleForm(forms.Form):
     mask_param = forms.IntegerField(
         required=False, min_value=0, max_value=MAX_MASK_PARAM, help_text="N for last_n / partial"
     )
+    allow_exact_lookups = forms.BooleanField(
+        required=False,
+        label="Allow exact lookups",
+        help_text="Let these subjects find rows by a value they already know (column = value, "
+        "IN, = ANY). Filtering, sorting or grouping by the masked value stays refused; every "
+        "lookup is audited.",
+    )
 
     # Which fields matter for which choice (the template hides the others when JS runs).
     SHOWN_WHEN = {
@@ -99,6 +106,7 @@ class PolicyRuleForm(forms.Form):
         "sensitivity": ("resource_kind", ["sensitivity"]),
         "mask_method": ("action", ["mask"]),
         "mask_param": ("action", ["mask"]),
+        "allow_exact_lookups": ("action", ["mask"]),
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

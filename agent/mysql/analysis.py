@@ -265,6 +265,8 @@ class _Flow:
         self.aliases: dict[str, Relation] = {}
         self.ctes: set[str] = set()
         self.all_relations: tuple[Relation, ...] = ()
+        # Column nodes that a WHERE compares for equality with constants (exact lookups).
+        self.lookups: set[int] = set()
 
     def relation(self, table: exp.Table) -> Relation:
         schema = table.db or self.database
@@ -287,6 +289,8 @@ class _Flow:
             self.aliases[table.alias_or_name] = relation
             self.aliases.setdefault(table.name, relation)
         self.all_relations = tuple(sorted(info.relations, key=lambda r: (r.schema or "", r.name)))
+        for where in root.find_all(exp.Where):
+            self.lookups |= exact_lookup_columns(where.this)
         self._opaque_relations()
         self._functions()
         self._dispatch(root)
@@ -380,8 +384,17 @@ class _Flow:
                     self._uses(item, DERIVED, None)
             for column in _columns_outside_select_lists(node):
                 self._column(column, PREDICATE, None)
+            for join in node.find_all(exp.Join) if isinstance(node, exp.Expression) else ():
+                self._join_comparisons(join)
             return
         self._uses(node, PREDICATE, None)
+
+    def _join_comparisons(self, join: exp.Join) -> None:
+        """``USING (email)`` and NATURAL compare columns that no column reference names."""
+        for name in join.args.get("using") or ():
+            self._add(self.all_relations, name.name.lower(), PREDICATE, None, "JOIN USING")
+        if str(join.args.get("method") or "").upper() == "NATURAL":
+            self._add(self.all_relations, None, PREDICATE, None, "NATURAL JOIN")
 
     def _insert(self, root: exp.Insert) -> None:
         info = self.info
@@ -557,11 +570,18 @@ class _Flow:
         return self.all_relations
 
     def _column(self, column: exp.Column, context: str, position: int | None) -> None:
+        # A value that decides which rows come back, how many or in which order is a
+        # predicate wherever the column stands (a subquery's WHERE in the select list).
+        clause = deciding_clause(column)
+        if clause and context in (OUTPUT, DERIVED):
+            context = PREDICATE
+        lookup = clause == "WHERE" and id(column) in self.lookups
         if _is_star(column):
             for candidate in self._candidates(column):
-                self._add((candidate,), None, context, position)
+                self._add((candidate,), None, context, position, clause)
             return
-        self._add(self._candidates(column), column.name.lower(), context, position)
+        name = column.name.lower()
+        self._add(self._candidates(column), name, context, position, clause, lookup=lookup)
 
     def _add(
         self,
@@ -569,9 +589,16 @@ class _Flow:
         column: str | None,
         context: str,
         position: int | None,
+        clause: str = "",
+        *,
+        lookup: bool = False,
     ) -> None:
-        if candidates:
-            self.info.uses.append(ColumnUse(candidates, column, context, position))
+        if not candidates:
+            return
+        if context != PREDICATE:
+            clause = ""
+        use = ColumnUse(candidates, column, context, position, clause=clause, lookup=lookup)
+        self.info.uses.append(use)
 
     def _uses(self, node: exp.Expression, context: str, position: int | None) -> None:
         """Every column under ``node`` in ``context``; a user-variable assignment inside
@@ -586,6 +613,90 @@ class _Flow:
             if not isinstance(star.parent, exp.Column | exp.Count):
                 for candidate in self.all_relations:
                     self._add((candidate,), None, context, position)
+
+
+# Clauses of a SELECT (sqlglot's argument names) in which a value decides the result's rows.
+_SELECT_CLAUSES = {
+    "where": "WHERE",
+    "group": "GROUP BY",
+    "having": "HAVING",
+    "qualify": "QUALIFY",
+    "order": "ORDER BY",
+    "limit": "LIMIT",
+    "offset": "OFFSET",
+    "distinct": "DISTINCT",
+    "windows": "a window definition (WINDOW)",
+}
+_MODIFY_CLAUSES = {"where": "WHERE", "order": "ORDER BY", "limit": "LIMIT"}
+_JOIN_CLAUSES = {"on": "JOIN ON", "using": "JOIN USING"}
+_WINDOW_CLAUSES = frozenset({"partition_by", "order", "spec"})
+
+
+def deciding_clause(column: exp.Expr) -> str:
+    """The innermost clause in which the value of ``column`` decides which rows come back,
+    how many or in which order (named in the refusal), or "" when it only flows to output:
+    WHERE, JOIN, GROUP BY, HAVING, ORDER BY, LIMIT, window definitions, the select list
+    of a SELECT DISTINCT and of a set operation that compares rows (all but UNION ALL)."""
+    node = column
+    while node.parent is not None:
+        parent, key = node.parent, node.arg_key
+        if isinstance(parent, exp.Select):
+            if key in _SELECT_CLAUSES:
+                return _SELECT_CLAUSES[key]
+            if key == "expressions":
+                if parent.args.get("distinct") is not None:
+                    return "DISTINCT"
+                compared = _compared_by(parent)
+                if compared:
+                    return compared
+        elif isinstance(parent, exp.SetOperation) and key in _SELECT_CLAUSES:
+            return _SELECT_CLAUSES[key]
+        elif isinstance(parent, exp.Update | exp.Delete) and key in _MODIFY_CLAUSES:
+            return _MODIFY_CLAUSES[key]
+        elif isinstance(parent, exp.Join) and key in _JOIN_CLAUSES:
+            return _JOIN_CLAUSES[key]
+        elif isinstance(parent, exp.Window) and key in _WINDOW_CLAUSES:
+            return "a window definition (OVER)"
+        node = parent
+    return ""
+
+
+def _compared_by(select: exp.Select) -> str:
+    """UNION / INTERSECT / EXCEPT when ``select`` is a branch of one that compares rows."""
+    branch: exp.Expr = select
+    while isinstance(branch.parent, exp.Subquery | exp.Paren):
+        branch = branch.parent
+    operation = branch.parent
+    if not isinstance(operation, exp.SetOperation) or branch.arg_key not in ("this", "expression"):
+        return ""
+    if not operation.args.get("distinct"):
+        return ""
+    return type(operation).__name__.upper()
+
+
+def exact_lookup_columns(where: exp.Expression) -> set[int]:
+    """ids of the columns that a top-level conjunct of ``where`` compares for equality with
+    constants or parameters (``email = ?``, ``email IN ('a', 'b')``): what a rule allowing
+    exact lookups permits, and nothing else."""
+    found: set[int] = set()
+    for conjunct in where.flatten() if isinstance(where, exp.And) else [where]:
+        if isinstance(conjunct, exp.EQ):
+            left, right = conjunct.this, conjunct.expression
+            if isinstance(left, exp.Column) and _constant(right):
+                found.add(id(left))
+            elif isinstance(right, exp.Column) and _constant(left):
+                found.add(id(right))
+        elif isinstance(conjunct, exp.In) and isinstance(conjunct.this, exp.Column):
+            items = conjunct.expressions
+            if items and not conjunct.args.get("query") and all(_constant(i) for i in items):
+                found.add(id(conjunct.this))
+    return found
+
+
+def _constant(node: exp.Expression) -> bool:
+    while isinstance(node, exp.Cast | exp.Paren):
+        node = node.this
+    return isinstance(node, exp.Literal | exp.Placeholder)
 
 
 def _is_star(node: exp.Expression) -> bool:
@@ -607,15 +718,12 @@ def _queries_in(node: exp.Expression) -> Iterable[exp.Select]:
 
 def _columns_outside_select_lists(node: exp.Expression) -> Iterator[exp.Column]:
     for column in node.find_all(exp.Column):
-        parent = column.parent
-        inside_list = False
-        while parent is not None and parent is not node:
-            grand = parent.parent
-            if isinstance(grand, exp.Select) and parent in grand.expressions:
-                inside_list = True
+        child: exp.Expr = column
+        while child is not node and child.parent is not None:
+            if isinstance(child.parent, exp.Select) and child.arg_key == "expressions":
                 break
-            parent = grand
-        if not inside_list:
+            child = child.parent
+        else:
             yield column
 
 

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import pymysql
@@ -233,7 +234,7 @@ class MySqlAgent(Agent):
                     ):
                         if column is not None and info.column.lower() == column:
                             column = info.column
-                fixed.append(ColumnUse(use.candidates, column, use.context, use.position))
+                fixed.append(replace(use, column=column))
             statement.uses = fixed
 
     def invalidate_after_ddl(self) -> None:

@@ -70,6 +70,7 @@ class Catalog:
         self._view_deps_by_oid: dict[int, tuple[float, ViewDeps]] = {}
         self._relations: dict[Relation, tuple[float, list[tuple[int, str]]]] = {}
         self._functions: dict[str, tuple[float, bool]] = {}
+        self._row_functions: dict[str, tuple[float, bool]] = {}
         self._columns: dict[Relation, tuple[float, frozenset[str]]] = {}
 
     def invalidate(self) -> None:
@@ -77,6 +78,7 @@ class Catalog:
         self._relations.clear()
         self._columns.clear()
         self._functions.clear()
+        self._row_functions.clear()
         self._view_deps_by_oid.clear()
         self._origins.clear()
 
@@ -187,19 +189,41 @@ class Catalog:
         deps = await self.view_deps_for_oids({o for oids in views.values() for o in oids})
         return {rel: [d for o in oids for d in deps.get(o, [])] for rel, oids in views.items()}
 
+    async def row_functions(self, names: set[str]) -> set[str]:
+        """Which names denote functions callable with one row argument (its first parameter a
+        pseudo-type such as record or anyelement, or a composite type): only those turn
+        field notation ``c.name`` into ``name(c)``; a cast never does."""
+        return await self._function_names(
+            self._row_functions,
+            names,
+            "JOIN pg_type t ON t.oid = p.proargtypes[0]",
+            "p.pronargs >= 1 AND (p.pronargs - p.pronargdefaults <= 1 OR p.provariadic <> 0) "
+            "AND t.typtype IN ('p', 'c')",
+        )
+
     async def user_functions(self, names: set[str]) -> set[str]:
         """Which names denote functions outside pg_catalog/information_schema: their bodies
         can read anything, so statements calling them are treated as opaque."""
+        return await self._function_names(
+            self._functions,
+            names,
+            "JOIN pg_namespace n ON n.oid = p.pronamespace",
+            "n.nspname NOT IN ('pg_catalog', 'information_schema')",
+        )
+
+    async def _function_names(
+        self, cache: dict[str, tuple[float, bool]], names: set[str], join: str, condition: str
+    ) -> set[str]:
+        """The names among ``names`` of functions (pg_proc p) meeting ``condition``, cached."""
         now = time.monotonic()
-        missing = [n for n in names if self._functions.get(n, (0.0, False))[0] < now]
+        missing = [n for n in names if cache.get(n, (0.0, False))[0] < now]
         if missing:
             rows = await self._query(
-                "SELECT DISTINCT p.proname FROM pg_proc p "
-                "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                f"SELECT DISTINCT p.proname FROM pg_proc p {join} "
                 f"WHERE p.proname IN ({','.join(quote_literal(n) for n in missing)}) "
-                "AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+                f"AND {condition}"
             )
             found = {str(row[0]) for row in rows}
             for name in missing:
-                self._functions[name] = (now + CACHE_SECONDS, name in found)
-        return {n for n in names if self._functions[n][1]}
+                cache[name] = (now + CACHE_SECONDS, name in found)
+        return {n for n in names if cache[n][1]}

@@ -172,6 +172,11 @@ class PostgresAgent(Agent):
             for use in statement.uses
             if use.qualified and use.column is not None
         ]
+        if qualified:  # only a function taking a row makes `c.name` mean name(c)
+            callable_names = await self.catalog.row_functions(
+                {use.column or "" for _, use in qualified}
+            )
+            qualified = [(s, use) for s, use in qualified if use.column in callable_names]
         if not qualified:
             return
         columns = await self.catalog.columns_of({r for _, use in qualified for r in use.candidates})

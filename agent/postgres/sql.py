@@ -8,7 +8,10 @@ written, and every column reference together with *where* its value can flow:
 ``derived``    inside an expression of an output column (or RETURNING, set operations,
                subqueries/CTEs in FROM): the output has no direct origin, so it is fully
                redacted.  ``position`` is the output index when known, else ``None`` (any).
-``predicate``  WHERE/JOIN/GROUP/ORDER/HAVING/LIMIT: does not reach the result directly.
+``predicate``  WHERE/JOIN/GROUP/ORDER/HAVING/LIMIT/DISTINCT/window, a compared set operation,
+               or a select-list expression that can fail or branch on the value (see
+               ``agent/postgres/inference.py``); ``clause`` names which.
+``plan``       named in EXPLAIN without ANALYZE.
 ``write``      flows into stored data (INSERT…SELECT, UPDATE SET, CREATE TABLE AS,
                PREPARE, DECLARE CURSOR): cannot be masked, so masked columns are denied.
 ``copy``       flows into COPY … TO: cannot be masked per row, so masked columns are denied.
@@ -21,7 +24,7 @@ in the statement.  Over-approximation only ever masks or denies more, never less
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pglast
@@ -32,6 +35,7 @@ from agent.analysis import (
     COPY,
     DERIVED,
     OUTPUT,
+    PLAN,
     PREDICATE,
     TARGET,
     WRITE,
@@ -41,6 +45,7 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
+from agent.postgres import guardrail_meaning, inference
 
 SERVER_FILE_FUNCTIONS = frozenset(
     {
@@ -271,6 +276,11 @@ class _Analyzer:
         self.scopes: list[_Scope] = []
         self.ctes: set[str] = set()
         self.all_relations: set[Relation] = set()
+        # The clause being walked (named in refusals) and the exact-lookup column references.
+        self.clause = ""
+        self.lookup_refs: set[int] = set()
+        # Set while walking the branches of a set operation that compares rows.
+        self.compared_by = ""
 
     # ------------------------------------------------------------ statements
 
@@ -351,7 +361,7 @@ class _Analyzer:
         self.info.functions |= inner.info.functions
         # EXPLAIN output carries plans, not values; ANALYZE side effects keep write uses.
         self.info.uses += [
-            u if analyze_option and u.context in (WRITE, COPY, TARGET) else _demote(u, PREDICATE)
+            u if analyze_option and u.context in (WRITE, COPY, TARGET) else _demote(u, PLAN)
             for u in inner.info.uses
         ]
 
@@ -386,7 +396,13 @@ class _Analyzer:
             # A rule's actions run (and return rows) later, on another statement.
             for action in node.actions or ():
                 self.select(action, top=False, context=WRITE)
-            self._walk(node.whereClause, PREDICATE, None)
+            self._predicate(node.whereClause, "WHERE of a rule")
+            info.kind = "ddl"
+            return
+        elif isinstance(node, ast.ViewStmt):
+            # Stored, not run: its output is masked by origin when read, but what its body
+            # filters or computes on decides those later reads, as a SELECT's would.
+            self.select(node.query, top=False, context=DERIVED)
             info.kind = "ddl"
             return
         elif isinstance(node, ast.ListenStmt):
@@ -450,18 +466,23 @@ class _Analyzer:
             )
         ):
             info.kind = "ddl"
-        self._walk(node, PREDICATE, None)
+        self._predicate(node, kind_name.removesuffix("Stmt"))
 
     def modify(self, node: Any, *, top: bool = True, context: str = DERIVED) -> None:
         info = self.info
         info.kind = type(node).__name__.removesuffix("Stmt").lower()
         target = self._relation(node.relation)
         info.written.add(target)
-        if isinstance(node, ast.DeleteStmt) and node.whereClause is None:
+        every_row = isinstance(node, ast.DeleteStmt | ast.UpdateStmt) and (
+            guardrail_meaning.covers_every_row(node.whereClause, node.relation)
+        )
+        if isinstance(node, ast.DeleteStmt) and every_row:
             info.guardrails.add("delete_without_where")
-        if isinstance(node, ast.UpdateStmt) and node.whereClause is None:
+        if isinstance(node, ast.UpdateStmt) and every_row:
             info.guardrails.add("update_without_where")
-        if isinstance(node, ast.MergeStmt) and not _mentions_a_column(node.joinCondition):
+        if isinstance(node, ast.MergeStmt) and guardrail_meaning.covers_every_row(
+            node.joinCondition, node.relation
+        ):
             # ON true (or any constant): every matched row is every row.
             for clause in node.mergeWhenClauses or ():
                 command = int(clause.commandType)
@@ -485,8 +506,10 @@ class _Analyzer:
             self._walk(target_entry.val, WRITE, None)
         for column in _target_columns(node):
             self._add(ColumnUse((target,), column, TARGET))
-        for attr in ("whereClause", "joinCondition"):
-            self._walk(getattr(node, attr, None), PREDICATE, None)
+        where = getattr(node, "whereClause", None)
+        self.lookup_refs |= inference.exact_lookup_refs(where)
+        self._predicate(where, "WHERE")
+        self._predicate(getattr(node, "joinCondition", None), "MERGE ON")
         self._walk(getattr(node, "mergeWhenClauses", None), WRITE, None)
         returning = node.returningClause.exprs if node.returningClause is not None else ()
         if top:
@@ -526,12 +549,18 @@ class _Analyzer:
         if not isinstance(node, ast.SelectStmt):
             self._walk(node, context, None)
             return
+        # Rows compared by an enclosing UNION/INTERSECT/EXCEPT: its select list decides.
+        compared_by, self.compared_by = self.compared_by, ""
         self._with(node.withClause)
         if node.op is not None and int(node.op) != 0:
             branch_context = DERIVED if top else context
-            self.select(node.larg, top=False, context=branch_context)
-            self.select(node.rarg, top=False, context=branch_context)
-            self._walk(node.sortClause, PREDICATE, None)
+            for branch in (node.larg, node.rarg):
+                self.compared_by = inference.set_operation_clause(node) or compared_by
+                self.select(branch, top=False, context=branch_context)
+            self.compared_by = ""
+            self._predicate(node.sortClause, "ORDER BY")
+            self._predicate(node.limitCount, "LIMIT")
+            self._predicate(node.limitOffset, "OFFSET")
             return
         scope = _Scope()
         self.scopes.append(scope)
@@ -543,19 +572,23 @@ class _Analyzer:
             for entry in node.targetList or ():
                 self._walk(entry.val, context, None)
         self._walk(node.valuesLists, DERIVED if top else context, None)
-        for attr in (
-            "whereClause",
-            "groupClause",
-            "havingClause",
-            "sortClause",
-            "windowClause",
-            "distinctClause",
-            "limitCount",
-            "limitOffset",
-        ):
-            self._walk(getattr(node, attr), PREDICATE, None)
+        self.lookup_refs |= inference.exact_lookup_refs(node.whereClause)
+        for attr, clause in inference.SELECT_CLAUSES:
+            self._predicate(getattr(node, attr), clause)
+        if inference.plain_distinct(node) or compared_by:
+            clause = "DISTINCT" if inference.plain_distinct(node) else compared_by
+            self._predicate([entry.val for entry in node.targetList or ()], clause)
+            self._predicate(node.valuesLists, clause)
         self._order_by_output(node)
         self.scopes.pop()
+
+    def _predicate(self, node: Any, clause: str) -> None:
+        """Walk ``node`` as a predicate of ``clause`` (named when a masked column is refused)."""
+        if node is None:
+            return
+        outer, self.clause = self.clause, clause
+        self._walk(node, PREDICATE, None)
+        self.clause = outer
 
     def _order_by_output(self, node: ast.SelectStmt) -> None:
         """ORDER BY / GROUP BY 2 or an output alias sort on that select-list expression: its
@@ -572,7 +605,7 @@ class _Analyzer:
             elif isinstance(key, ast.ColumnRef) and len(key.fields or ()) == 1:
                 target = aliases.get(_name(key.fields[0]))  # type: ignore[index]
             if target is not None:
-                self._walk(target.val, PREDICATE, None)
+                self._predicate(target.val, "ORDER BY / GROUP BY")
 
     def _with(self, with_clause: Any) -> None:
         if with_clause is None:
@@ -605,7 +638,12 @@ class _Analyzer:
         elif isinstance(item, ast.JoinExpr):
             self._from_item(item.larg, scope, context)
             self._from_item(item.rarg, scope, context)
-            self._walk(item.quals, PREDICATE, None)
+            self._predicate(item.quals, "JOIN ON")
+            joined = self._candidates_in_scope()
+            for name in item.usingClause or ():  # USING (email): compared, not referenced
+                self._add(ColumnUse(joined, _name(name), PREDICATE, clause="JOIN USING"))
+            if item.isNatural:  # every column both sides share is compared
+                self._add(ColumnUse(joined, None, PREDICATE, clause="NATURAL JOIN"))
             if item.alias is not None:
                 scope.add(item.alias.aliasname or "", None)
         elif isinstance(item, ast.RangeSubselect):
@@ -615,8 +653,9 @@ class _Analyzer:
         else:
             # Table functions (RangeFunction, XMLTABLE, JSON_TABLE): arguments flow to output,
             # and decide how many rows there are, like a filter.
-            self._walk(item, context, None)
-            self._walk(item, PREDICATE, None)
+            if context != DERIVED:  # derived is weaker than the predicate it also is
+                self._walk(item, context, None)
+            self._predicate(item, "a table function in FROM")
             alias = getattr(item, "alias", None)
             if alias is not None:
                 scope.add(alias.aliasname, None)
@@ -630,9 +669,17 @@ class _Analyzer:
             for item in node:
                 self._walk(item, context, position)
             return
+        if context == DERIVED:
+            clause = inference.deciding_node(node)
+            if clause is not None:  # the value could decide an error or the row count
+                outer, self.clause = self.clause, clause
+                self._walk(node, PREDICATE, position)
+                self.clause = outer
+                return
         if isinstance(node, ast.ColumnRef):
+            lookup = id(node) in self.lookup_refs
             for use in self._column_ref(node, context, position):
-                self._add(use)
+                self._add(replace(use, lookup=lookup) if lookup else use)
             return
         if isinstance(node, ast.SubLink):
             self._walk(node.testexpr, context, position)
@@ -665,10 +712,26 @@ class _Analyzer:
             three_queries = function == "ts_rewrite" and len(node.args or ()) == 3
             if function in SQL_TEXT_FUNCTIONS and not three_queries:
                 self._sql_text_arguments(node.args)
+            if context == DERIVED:
+                self._derived_call(node, function, position)
+                return
         if isinstance(node, ast.RangeVar):
             return
         for child in _children(node):
             self._walk(child, context, position)
+
+    def _derived_call(self, node: ast.FuncCall, function: str, position: int | None) -> None:
+        """A call in the select list: its value is redacted, but an argument it is not total
+        in could make it fail or return several rows, and OVER decides the frame."""
+        total = inference.total_arguments(function)
+        for index, arg in enumerate(node.args or ()):
+            if total == inference.ALL_ARGUMENTS or index in total:
+                self._walk(arg, DERIVED, position)
+            else:
+                self._predicate(arg, inference.function_argument_clause(function, index))
+        self._walk(node.agg_order, DERIVED, position)
+        self._walk(node.agg_filter, DERIVED, position)
+        self._predicate(node.over, "a window definition (OVER)")
 
     def _sql_text_arguments(self, args: Any) -> None:
         """Guardrails hold inside SQL given as text (query_to_xml('...'), dblink): parse the
@@ -750,19 +813,14 @@ class _Analyzer:
         return Relation(node.schemaname, node.relname)
 
     def _add(self, use: ColumnUse) -> None:
-        if use.candidates:
-            self.info.uses.append(use)
+        if not use.candidates:
+            return
+        if use.context == PREDICATE and not use.clause:
+            use = replace(use, clause=self.clause or "a filter")
+        self.info.uses.append(use)
 
 
 _MISSING = object()
-
-
-def _mentions_a_column(node: Any) -> bool:
-    if node is None:
-        return False
-    if isinstance(node, ast.ColumnRef):
-        return True
-    return any(_mentions_a_column(child) for child in _children(node))
 
 
 def _target_columns(node: Any) -> list[str]:
@@ -790,7 +848,7 @@ def _is_star(node: Any) -> bool:
 def _demote(use: ColumnUse, context: str) -> ColumnUse:
     if use.context == PREDICATE:
         return use
-    return ColumnUse(use.candidates, use.column, context, None, use.qualified)
+    return replace(use, context=context, position=None)
 
 
 def _constant_text(node: Any) -> str | None:

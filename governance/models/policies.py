@@ -93,6 +93,10 @@ class PolicyRule(models.Model):
     action = models.CharField(max_length=20, choices=PolicyAction.choices)
     mask_method = models.CharField(max_length=20, choices=MaskMethod.choices, blank=True)
     mask_param = models.PositiveIntegerField(null=True, blank=True)
+    # Mask rules only: the masked column may be compared for equality with given values
+    # (WHERE email = $1, IN, = ANY): support finds a customer by an e-mail it already knows.
+    # Every other use that could reveal the value stays refused; each lookup is audited.
+    allow_exact_lookups = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -48,6 +48,7 @@ RULE_FIELDS = (
     "action",
     "mask_method",
     "mask_param",
+    "allow_exact_lookups",
 )
 GUARDRAIL_FIELDS = ("name", "description", "kinds", "everyone", "action", "enabled")
 # Offered by guardrails_recommended_create; tuned to stop accidents, not routine work.
@@ -128,6 +129,7 @@ def policy_rule_snapshot(rule: PolicyRule) -> dict[str, Any]:
         "action": rule.action,
         "mask_method": rule.mask_method or None,
         "mask_param": rule.mask_param,
+        "allow_exact_lookups": rule.allow_exact_lookups,
     }
 
 
@@ -198,8 +200,10 @@ def _clean_resource(values: dict[str, Any]) -> None:
 
 def _clean_masking(values: dict[str, Any]) -> None:
     """Masking fields only mean something for mask rules; other actions drop them."""
+    values["allow_exact_lookups"] = bool(values.get("allow_exact_lookups"))
     if values.get("action") != PolicyAction.MASK:
         values["mask_method"], values["mask_param"] = "", None
+        values["allow_exact_lookups"] = False
         return
     method = values.get("mask_method") or ""
     if method and method not in MaskMethod.values:
@@ -295,6 +299,7 @@ def policy_rule_create(
     sensitivity: int | None = None,
     mask_method: str = "",
     mask_param: int | None = None,
+    allow_exact_lookups: bool = False,
 ) -> PolicyRule:
     _require_admin(actor)
     values: dict[str, Any] = {
@@ -314,6 +319,7 @@ def policy_rule_create(
         "action": action,
         "mask_method": mask_method,
         "mask_param": mask_param,
+        "allow_exact_lookups": allow_exact_lookups,
     }
     _clean_rule(values, datasource, None)
     rule = PolicyRule.objects.create(

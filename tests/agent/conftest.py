@@ -315,6 +315,9 @@ def test_bundle(version: str = "v1") -> dict[str, Any]:
     }
 
 
+test_bundle.__test__ = False  # type: ignore[attr-defined]  # a factory, not a test
+
+
 class ControlPlane:
     """A real HTTP server standing in for the Django control plane's agent API."""
 
@@ -838,3 +841,17 @@ def agent_on_both_paths(request: Any, agent_factory: Any) -> Any:
     """An agent with the native data path, and one with the pure-Python path only: suites
     that must hold on both ask for this as their ``agent``."""
     return agent_factory(native=request.param)
+
+
+@pytest.fixture
+def admin(pg_database: str) -> Iterator[psycopg.Connection[Any]]:
+    """A direct autocommit connection to the test database as the upstream superuser."""
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", dbname=pg_database, autocommit=True
+    ) as conn:
+        yield conn
+
+
+@pytest.fixture
+def both(agent_on_both_paths: Any) -> Any:
+    return agent_on_both_paths

@@ -81,7 +81,7 @@ FIELD_NOTATION = [
     'SELECT "public"."customers"."to_json" FROM public.customers WHERE id = 1',
     "SELECT (c).row_to_json FROM customers c WHERE id = 1",
     "SELECT (customers).to_json FROM customers WHERE id = 1",
-    "SELECT ((c)).json_build_object FROM customers c WHERE id = 1",
+    "SELECT ((c)).json_build_array FROM customers c WHERE id = 1",
     "SELECT c.jsonb_build_array FROM customers c WHERE id = 1",
     "SELECT c.row_to_json FROM ONLY customers c WHERE id = 1",
     "SELECT c.row_to_json FROM customers* c WHERE id = 1",
@@ -230,7 +230,8 @@ OUTPUT_PROBES_EXPECTED_SAFE = [
     "SELECT first_value(email) OVER w FROM customers WINDOW w AS (ORDER BY id)",
     "SELECT nth_value(upper(email), 2) OVER (ORDER BY id) FROM customers",
     "SELECT x FROM customers c CROSS JOIN LATERAL (SELECT c.email AS x) l",
-    "SELECT * FROM customers c CROSS JOIN LATERAL jsonb_each_text(to_jsonb(c.email)) j",
+    "SELECT j.* FROM customers c CROSS JOIN LATERAL "
+    "jsonb_each_text(jsonb_build_object('e', c.email)) j",
     "SELECT (SELECT string_agg(e, ',') FROM (SELECT email AS e FROM customers) s)",
     "SELECT greatest(email, '') FROM customers",
     "SELECT nullif(email, 'x') FROM customers",

@@ -82,16 +82,11 @@ def test_ssn_is_denied_even_in_a_filter(agent: Any) -> None:
         assert _run(conn, "SELECT * FROM customers") == "42501"
 
 
-def test_filtering_on_a_masked_column_is_allowed_by_default(agent: Any) -> None:
+def test_filtering_on_a_masked_column_is_refused_by_default(agent: Any) -> None:
+    """The inference rules hold on both data paths (test_redteam_inference.py has them all)."""
     with agent.connect("alice") as conn:
-        rows = conn.execute("SELECT id FROM customers WHERE email LIKE 'ada%' ORDER BY 1")
-        assert rows.fetchall()
-
-
-def test_strict_mode_denies_filtering_on_a_masked_column(agent_factory: Any) -> None:
-    strict = agent_factory(strict_predicates=True)
-    with strict.connect("alice") as conn:
         assert _run(conn, "SELECT id FROM customers WHERE email LIKE 'ada%'") == "42501"
+        assert _run(conn, "SELECT id FROM customers WHERE id < 3 ORDER BY 1") != "42501"
 
 
 @pytest.mark.parametrize(

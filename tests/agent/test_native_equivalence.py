@@ -423,6 +423,9 @@ async def test_native_and_python_sessions_agree_on_the_red_team_corpus(
     assert native[2] == python[2], "different audit events"
     raw_value = rb"[a-z]+\.\d+@example\.com|\d{3}-45-\d{4}"  # as the red-team suites look
     assert not re.search(raw_value, native[0], re.IGNORECASE)
+    # The native path carried repeats of the statements the agent let run (refused ones,
+    # inference through masked columns included, stay on the Python side).
+    let_run = {e[0] for e in python[2] if '"decision":"deny"' not in e[0]}
     stats = native[3]
-    assert stats["client"] > len(statements), stats  # the native path carried repeats
+    assert let_run and stats["client"] > len(let_run), (stats, len(let_run))
     await agent.catalog.close()

@@ -14,53 +14,28 @@ import psycopg
 import pytest
 
 from agent.postgres import codec
-from tests.agent.wire import WireClient
+from tests.agent.conftest import email_grant
+from tests.agent.wire import (
+    CARD,
+    EMAIL,
+    SSN,
+    WireClient,
+    assert_no_leak,
+    bind,
+    close,
+    execute,
+    kinds,
+    parse,
+    rows,
+    run,
+    values,
+)
+from tests.agent.wire import secret_in as _secret_in
 
 
 @pytest.fixture
 def agent(agent_on_both_paths: Any) -> Any:
     return agent_on_both_paths
-
-
-def parse(name: str, sql: str, types: tuple[int, ...] = ()) -> bytes:
-    body = codec.cstring(name) + codec.cstring(sql) + struct.pack("!h", len(types))
-    body += b"".join(struct.pack("!I", t) for t in types)
-    return codec.message(b"P", body)
-
-
-def bind(
-    portal: str,
-    statement: str,
-    params: tuple[bytes | None, ...] = (),
-    result_formats: tuple[int, ...] = (),
-) -> bytes:
-    body = codec.cstring(portal) + codec.cstring(statement) + b"\x00\x00"
-    body += struct.pack("!h", len(params))
-    for p in params:
-        body += b"\xff\xff\xff\xff" if p is None else struct.pack("!i", len(p)) + p
-    body += struct.pack("!h", len(result_formats))
-    body += b"".join(struct.pack("!h", f) for f in result_formats)
-    return codec.message(b"B", body)
-
-
-def execute(portal: str, max_rows: int = 0) -> bytes:
-    return codec.message(b"E", codec.cstring(portal) + struct.pack("!i", max_rows))
-
-
-def close(kind: bytes, name: str) -> bytes:
-    return codec.message(b"C", kind + codec.cstring(name))
-
-
-def rows(messages: list[tuple[bytes, bytes]]) -> list[list[bytes | None]]:
-    return [codec.parse_data_row(p) for k, p in messages if k == b"D"]
-
-
-def values(messages: list[tuple[bytes, bytes]]) -> set[bytes]:
-    return {v for row in rows(messages) for v in row if v is not None}
-
-
-def kinds(messages: list[tuple[bytes, bytes]]) -> list[bytes]:
-    return [k for k, _ in messages]
 
 
 def refused_at_startup(port: int, params: dict[str, str]) -> bytes:
@@ -724,3 +699,167 @@ def test_a_name_deallocated_in_sql_can_be_parsed_again_in_one_pipeline(agent: An
     client.until(b"Z")
     assert rows(client.until(b"Z")) == [[b"7", b"x"]]
     client.close()
+
+
+# ----------------------------------------------------------------------------------------
+# Lexical differentials between pglast (PostgreSQL 18 grammar) and the PG15 server
+# ----------------------------------------------------------------------------------------
+
+
+def test_client_encoding_sjis_backslash_smuggling(agent: Any) -> None:
+    """In SJIS, 0x95 0x5C is one character; pglast decodes the text as UTF-8 (replacing
+    0x95) and so would see ``\\'`` as an escaped quote inside E'...' while the server sees
+    the string end there.  The agent pins client_encoding to UTF8, so the SET is refused."""
+    with agent.connect("alice") as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="pinned to UTF8"):
+            conn.execute("SET client_encoding = 'SJIS'")
+        conn.execute("ROLLBACK")
+        raw = b"SELECT E'\x95\\' , upper(ssn) AS x, upper(email) AS y FROM customers -- '"
+        result = conn.pgconn.exec_(raw)  # simple Query protocol, bytes as they are
+        values = [
+            result.get_value(r, c) for r in range(result.ntuples) for c in range(result.nfields)
+        ]
+        message = (result.error_message or b"").decode("sjis", errors="replace")
+    text = " ".join(v.decode("sjis", errors="replace") for v in values if v is not None)
+    assert not _secret_in(text + message), f"SJIS smuggling leaked: {text[:200]!r} {message!r}"
+
+
+# ----------------------------------------------------------------------------------------
+# Lexer-mode changes by other routes
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET NAMES 'SJIS'",
+        "SET LOCAL standard_conforming_strings = off",
+        "SET SESSION standard_conforming_strings TO off",
+        'SET "standard_conforming_strings" = false',
+        "SET standard_conforming_strings = 'of'",
+        "SET standard_conforming_strings = 0",
+        "SELECT set_config('standard_conforming_strings', 'off', true)",
+        "SELECT pg_catalog.set_config('client_encoding', 'SJIS', false)",
+        "SELECT set_config(lower('CLIENT_ENCODING'), 'SJIS', false)",
+        "SELECT set_config(name, 'off', false) FROM pg_settings "
+        "WHERE name LIKE 'standard_conforming%'",
+        "UPDATE pg_catalog.pg_settings SET setting = 'off' "
+        "WHERE name = 'standard_conforming_strings'",
+        "ALTER SYSTEM SET standard_conforming_strings = off",
+        "ALTER DATABASE shop SET standard_conforming_strings = off",
+    ],
+)
+def test_lexer_settings_cannot_be_moved(agent: Any, sql: str) -> None:
+    with agent.connect("alice") as conn:
+        conn.execute("BEGIN")
+        outcome = run(conn, sql)
+        if outcome.error is None:
+            state = conn.execute(
+                "SELECT current_setting('standard_conforming_strings'), "
+                "current_setting('client_encoding')"
+            ).fetchone()
+        else:
+            state = ("on", "UTF8")
+        run(conn, "ROLLBACK")
+    assert state == ("on", "UTF8") and outcome.error is not None, f"{sql!r} -> {outcome!r} {state}"
+
+
+def test_session_authorization_does_not_change_the_lexer(agent: Any, admin: Any) -> None:
+    """SET SESSION AUTHORIZATION to a role with its own settings: role settings apply at
+    login only, so the pinned values must hold."""
+    admin.execute("DROP ROLE IF EXISTS rt2_role")
+    admin.execute("CREATE ROLE rt2_role")
+    admin.execute("ALTER ROLE rt2_role SET standard_conforming_strings = off")
+    admin.execute("GRANT SELECT ON customers TO rt2_role")
+    try:
+        client = WireClient(agent.port, "alice")
+        client.send(codec.query("SET SESSION AUTHORIZATION rt2_role"))
+        client.until(b"Z")
+        client.send(
+            codec.query("SELECT 'a\\' AS x, ' , ssn, card, email FROM customers WHERE id = 1 -- '")
+        )
+        got = rows(client.until(b"Z"))
+        client.close()
+    finally:
+        admin.execute("REVOKE ALL ON customers FROM rt2_role")
+        admin.execute("DROP ROLE IF EXISTS rt2_role")
+    leaked = [
+        v for r in got for v in r if v and (SSN.search(v.decode()) or CARD.search(v.decode()))
+    ]
+    assert not leaked, leaked
+
+
+# ----------------------------------------------------------------------------------------
+# Prepared statement / portal tracking
+# ----------------------------------------------------------------------------------------
+
+
+def test_deallocate_through_extended_protocol_then_reparse(agent: Any) -> None:
+    """DEALLOCATE run as an extended-protocol statement: the agent must not keep the old
+    statement's (harmless) masks for the new one of the same name."""
+    client = WireClient(agent.port, "alice")
+    client.send(parse("rt2_n", "SELECT 1 AS id, 'x' AS e, 'y' AS c"), codec.SYNC)
+    client.until(b"Z")
+    client.send(
+        parse("", "DEALLOCATE rt2_n"),
+        bind("", ""),
+        execute(""),
+        parse("rt2_n", "SELECT id, email AS e, card AS c FROM customers WHERE id = 1"),
+        bind("rt2_np", "rt2_n"),
+        execute("rt2_np"),
+        codec.SYNC,
+    )
+    got = rows(client.until(b"Z"))
+    client.send(codec.query("SELECT 1"))
+    client.until(b"Z")
+    client.close()
+    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
+    assert not leaked, f"re-parsed statement leaked: {leaked}"
+
+
+def test_discard_all_through_extended_protocol_then_reparse(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    client.send(parse("rt2_m", "SELECT 1 AS id, 'x' AS e"), codec.SYNC)
+    client.until(b"Z")
+    client.send(parse("", "DISCARD ALL"), bind("", ""), execute(""), codec.SYNC)
+    client.until(b"Z")
+    client.send(
+        parse("rt2_m", "SELECT id, email AS e FROM customers WHERE id = 1"),
+        bind("", "rt2_m"),
+        execute(""),
+        codec.SYNC,
+    )
+    got = rows(client.until(b"Z"))
+    client.close()
+    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
+    assert not leaked, f"leaked: {leaked}"
+
+
+def test_fetch_from_cursor_declared_while_grant_held(
+    agent: Any, control_plane: Any, make_bundle: Any
+) -> None:
+    bundle = make_bundle()
+    bundle["grants"] = [email_grant(79)]
+    bundle["version"] = "v-grant3"
+    control_plane.set_bundle(bundle)
+    with agent.connect("alice") as conn:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = conn.execute("SELECT email FROM public.customers WHERE id = 1").fetchall()
+            if EMAIL.search(got[0][0]):
+                break
+            time.sleep(0.1)
+        conn.execute("BEGIN")
+        declared = run(
+            conn, "DECLARE rt2_gc CURSOR FOR SELECT upper(email), email FROM public.customers"
+        )
+        control_plane.set_bundle(make_bundle("v-revoked3"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = conn.execute("SELECT email FROM public.customers WHERE id = 1").fetchall()
+            if not EMAIL.search(got[0][0]):
+                break
+            time.sleep(0.1)
+        outcome = run(conn, "FETCH ALL FROM rt2_gc") if declared.error is None else declared
+        run(conn, "ROLLBACK")
+    assert_no_leak(outcome, "FETCH after the grant ended")

@@ -11,33 +11,13 @@ from typing import Any
 import pytest
 
 from agent.postgres import codec
-from tests.agent.wire import WireClient
+from tests.agent.wire import WireClient, bind, close, execute, parse, rows
 
 
 @pytest.fixture
 def agent(agent_on_both_paths: Any) -> Any:
     """Every test here runs on the native data path and on the pure-Python one."""
     return agent_on_both_paths
-
-
-def parse(name: str, sql: str) -> bytes:
-    return codec.message(b"P", codec.cstring(name) + codec.cstring(sql) + b"\x00\x00")
-
-
-def bind(portal: str, statement: str) -> bytes:
-    return codec.message(b"B", codec.cstring(portal) + codec.cstring(statement) + b"\x00\x00" * 3)
-
-
-def execute(portal: str, max_rows: int = 0) -> bytes:
-    return codec.message(b"E", codec.cstring(portal) + struct.pack("!i", max_rows))
-
-
-def close(kind: bytes, name: str) -> bytes:
-    return codec.message(b"C", kind + codec.cstring(name))
-
-
-def rows(messages: list[tuple[bytes, bytes]]) -> list[list[bytes | None]]:
-    return [codec.parse_data_row(p) for k, p in messages if k == b"D"]
 
 
 def test_named_portal_with_row_limit_stays_masked_across_suspensions(agent: Any) -> None:

@@ -1,12 +1,34 @@
-"""A raw PostgreSQL wire-protocol client for tests that speak to the agent message by message."""
+"""Shared helpers of the agent's red-team and utility suites.
+
+- ``WireClient`` and message builders (``parse``, ``bind``, ``execute``, ``close``) for tests
+  that speak to the agent message by message;
+- ``run`` / ``Outcome``: one statement through psycopg, rows or the error;
+- the secrets of the test data (``EMAIL``, ``SSN``, ``CARD``, ``PHONE``, ``DOB``, ``NOTE``) and
+  ``probe``: a leak probe that first reads the secret through an identity that sees the
+  column unmasked, then must get no secret (or the expected refusal) through the restricted
+  one, so a probe cannot pass because it was broken.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
 
 from agent.postgres import codec
+
+EMAIL = re.compile(r"[a-z]+\.\d+@example\.com", re.IGNORECASE)
+SSN = re.compile(r"\d{3}-45-\d{4}")
+CARD = re.compile(r"4111-1111-1111-\d{4}")
+PHONE = re.compile(r"\+1 \(555\) \d{4}-\d{4}")
+DOB = re.compile(r"19\d\d-0\d-1\d")  # real birth dates have day 10-19; masked ones 01-01
+NOTE = re.compile(r"\bnote \d+")  # customers."Secret Note"
+SECRETS = (EMAIL, SSN, CARD, PHONE, DOB, NOTE)
 
 
 class WireClient:
@@ -51,3 +73,213 @@ class WireClient:
         with contextlib.suppress(OSError):
             self.sock.sendall(codec.TERMINATE)
         self.sock.close()
+
+
+# ------------------------------------------------------------------ protocol messages
+
+
+def parse(name: str, sql: str, types: tuple[int, ...] = ()) -> bytes:
+    body = codec.cstring(name) + codec.cstring(sql) + struct.pack("!h", len(types))
+    body += b"".join(struct.pack("!I", t) for t in types)
+    return codec.message(b"P", body)
+
+
+def bind(
+    portal: str,
+    statement: str,
+    params: tuple[bytes | None, ...] = (),
+    result_formats: tuple[int, ...] = (),
+) -> bytes:
+    body = codec.cstring(portal) + codec.cstring(statement) + b"\x00\x00"
+    body += struct.pack("!h", len(params))
+    for p in params:
+        body += b"\xff\xff\xff\xff" if p is None else struct.pack("!i", len(p)) + p
+    body += struct.pack("!h", len(result_formats))
+    body += b"".join(struct.pack("!h", f) for f in result_formats)
+    return codec.message(b"B", body)
+
+
+def execute(portal: str, max_rows: int = 0) -> bytes:
+    return codec.message(b"E", codec.cstring(portal) + struct.pack("!i", max_rows))
+
+
+def close(kind: bytes, name: str) -> bytes:
+    return codec.message(b"C", kind + codec.cstring(name))
+
+
+def rows(messages: list[tuple[bytes, bytes]]) -> list[list[bytes | None]]:
+    return [codec.parse_data_row(p) for k, p in messages if k == b"D"]
+
+
+def values(messages: list[tuple[bytes, bytes]]) -> set[bytes]:
+    return {v for row in rows(messages) for v in row if v is not None}
+
+
+def kinds(messages: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [k for k, _ in messages]
+
+
+# ------------------------------------------------------------------ statements and secrets
+
+
+def _texts(value: Any) -> list[str]:
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    out = [text]
+    if len(text) % 2 == 0 and re.fullmatch(r"[0-9a-f]+", text or "x"):
+        out.append(bytes.fromhex(text).decode(errors="replace"))
+    return out
+
+
+def secret_in(value: Any, patterns: tuple[re.Pattern[str], ...] = SECRETS) -> str | None:
+    for text in _texts(value):
+        for pattern in patterns:
+            found = pattern.search(text)
+            if found:
+                return found.group(0)
+    return None
+
+
+def leaks(rows: Any, patterns: tuple[re.Pattern[str], ...] = SECRETS) -> list[str]:
+    found = []
+    for row in rows or ():
+        for value in row if isinstance(row, tuple | list) else (row,):
+            hit = secret_in(value, patterns)
+            if hit:
+                found.append(hit)
+    return found
+
+
+def error_text(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    parts = [
+        str(exc),
+        diag.message_primary or "",
+        diag.message_detail or "",
+        diag.message_hint or "",
+        diag.context or "",
+        diag.internal_query or "",
+    ]
+    return "\n".join(parts)
+
+
+class Outcome:
+    def __init__(self, rows: list[Any] | None, error: psycopg.Error | None) -> None:
+        self.rows = rows
+        self.error = error
+
+    @property
+    def sqlstate(self) -> str | None:
+        return None if self.error is None else self.error.sqlstate
+
+    @property
+    def refused_by_agent(self) -> bool:
+        return self.error is not None and "Warden" in str(self.error)
+
+    def leaked(self, patterns: tuple[re.Pattern[str], ...] = SECRETS) -> list[str]:
+        found = leaks(self.rows, patterns)
+        if self.error is not None:
+            hit = secret_in(error_text(self.error), patterns)
+            if hit:
+                found.append(f"error text: {hit}")
+        return found
+
+    def __repr__(self) -> str:
+        if self.error is not None:
+            return f"<error {self.sqlstate}: {error_text(self.error)[:300]!r}>"
+        return f"<rows {self.rows[:3] if self.rows else self.rows!r}>"
+
+
+def run(conn: psycopg.Connection[Any], sql: str, **kwargs: Any) -> Outcome:
+    try:
+        cur = conn.execute(sql, **kwargs)
+        rows = cur.fetchall() if cur.description else []
+        while cur.nextset():
+            if cur.description:
+                rows += cur.fetchall()
+        return Outcome(rows, None)
+    except psycopg.Error as exc:
+        return Outcome(None, exc)
+
+
+def assert_no_leak(outcome: Outcome, sql: str) -> None:
+    assert not outcome.leaked(), f"LEAK via {sql!r}: {outcome.leaked()[:3]} {outcome!r}"
+
+
+def assert_refused(outcome: Outcome, sql: str, reason: str = "") -> None:
+    """Refused by the agent with 42501 (and, given ``reason``, a message containing it)."""
+    assert outcome.error is not None and outcome.sqlstate == "42501" and outcome.refused_by_agent, (
+        f"NOT REFUSED by the agent: {sql!r} -> {outcome!r}"
+    )
+    assert reason.lower() in str(outcome.error).lower(), (
+        f"refused for another reason than {reason!r}: {sql!r} -> {outcome!r}"
+    )
+
+
+def assert_reads_secret_unmasked(
+    unmasked: psycopg.Connection[Any], sql: str, **kwargs: Any
+) -> None:
+    """The control half of a leak probe: through an identity that sees every column in clear
+    (the upstream role itself), the statement runs and its answer carries a secret."""
+    control = run(unmasked, sql, **kwargs)
+    assert control.error is None, f"the probe does not run unmasked: {sql!r} -> {control!r}"
+    assert control.leaked(), f"the probe reads no secret unmasked: {sql!r} {control!r}"
+
+
+def assert_withheld(outcome: Outcome, sql: str, reason: str = "") -> None:
+    """The restricted half: no secret, and an error only if it is the agent's 42501 (naming
+    ``reason`` when given) or a server error whose text the agent withheld."""
+    assert_no_leak(outcome, sql)
+    if outcome.error is None:
+        return
+    message = str(outcome.error)
+    withheld = "is withheld" in message and "Warden" in message
+    refused = outcome.sqlstate == "42501" and outcome.refused_by_agent
+    assert withheld or refused, f"failed for another reason: {sql!r} -> {outcome!r}"
+    assert refused or not reason, f"expected a refusal naming {reason!r}: {sql!r} {outcome!r}"
+    assert reason.lower() in message.lower(), f"refusal does not name {reason!r}: {outcome!r}"
+
+
+def probe(
+    unmasked: psycopg.Connection[Any],
+    restricted: psycopg.Connection[Any],
+    sql: str,
+    *,
+    secret: re.Pattern[str] | tuple[re.Pattern[str], ...] = SECRETS,
+    reason: str | None = None,
+    sqlstate: str = "42501",
+    **kwargs: Any,
+) -> Outcome:
+    """A leak probe that cannot pass by accident.
+
+    Through ``unmasked`` (an identity that sees the column in clear) the statement must run
+    and its answer must carry the secret, so the probe really reads it.  Through
+    ``restricted`` it must then either carry no secret, or, when ``reason`` is given, be
+    refused with ``sqlstate`` and a message containing ``reason`` (never some other error).
+    """
+    patterns = secret if isinstance(secret, tuple) else (secret,)
+    control = run(unmasked, sql, **kwargs)
+    assert control.error is None, f"the probe does not run unmasked: {sql!r} -> {control!r}"
+    assert control.leaked(patterns), f"the probe reads no secret unmasked: {sql!r} {control!r}"
+    outcome = run(restricted, sql, **kwargs)
+    assert not outcome.leaked(patterns), f"LEAK via {sql!r}: {outcome!r}"
+    if reason is not None:
+        assert outcome.error is not None and outcome.sqlstate == sqlstate, (
+            f"expected {sqlstate} ({reason}) for {sql!r}, got {outcome!r}"
+        )
+        assert reason.lower() in str(outcome.error).lower(), (
+            f"refused for another reason than {reason!r}: {sql!r} -> {outcome!r}"
+        )
+    else:
+        assert outcome.error is None, f"expected rows without the secret: {sql!r} {outcome!r}"
+    return outcome
+
+
+@contextlib.contextmanager
+def rolled_back(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction on ``conn`` that is rolled back whatever happens in it."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")

@@ -53,7 +53,53 @@ def test_update_targets_and_sources():
 def test_derived_tables_and_unions_have_no_output_position():
     assert ("email", DERIVED, None) in _flows("SELECT * FROM (SELECT email FROM customers) s")
     assert ("email", DERIVED, None) in _flows(
-        "SELECT name FROM t UNION SELECT email FROM customers"
+        "SELECT name FROM t UNION ALL SELECT email FROM customers"
+    )
+
+
+def _clauses(sql: str) -> set[tuple[str | None, str, bool]]:
+    return {
+        (u.column, u.clause, u.lookup)
+        for s in analyze(sql, "shop").statements
+        for u in s.uses
+        if u.context == PREDICATE
+    }
+
+
+@pytest.mark.parametrize(
+    ("sql", "clause"),
+    [
+        ("SELECT id FROM customers WHERE email LIKE 'a%'", "WHERE"),
+        ("SELECT id FROM customers ORDER BY email", "ORDER BY"),
+        ("SELECT count(*) FROM customers GROUP BY email", "GROUP BY"),
+        ("SELECT 1 FROM customers GROUP BY id HAVING max(email) > 'm'", "HAVING"),
+        ("SELECT a.id FROM customers a JOIN customers b ON a.email = b.name", "JOIN ON"),
+        ("SELECT a.id FROM customers a JOIN archive b USING (email)", "JOIN USING"),
+        ("SELECT DISTINCT email FROM customers", "DISTINCT"),
+        ("SELECT name FROM t UNION SELECT email FROM customers", "UNION"),
+        (
+            "SELECT rank() OVER (PARTITION BY email ORDER BY id) FROM customers",
+            "a window definition (OVER)",
+        ),
+        ("SELECT (SELECT 1 FROM customers WHERE email < 'm' LIMIT 1)", "WHERE"),
+        ("SELECT * FROM (SELECT id FROM customers ORDER BY email LIMIT 1) s", "ORDER BY"),
+        ("UPDATE customers SET name = 'x' WHERE email <> 'a'", "WHERE"),
+        ("DELETE FROM customers WHERE email > 'm'", "WHERE"),
+    ],
+)
+def test_predicates_name_the_clause_that_decides_rows(sql: str, clause: str):
+    assert ("email", clause, False) in _clauses(sql)
+
+
+def test_only_equality_with_constants_is_an_exact_lookup():
+    clauses = _clauses(
+        "SELECT id FROM customers WHERE email = ? AND card IN ('a', 'b') AND ssn LIKE 'x%' "
+        "AND phone = name"
+    )
+    assert {("email", "WHERE", True), ("card", "WHERE", True)} <= clauses
+    assert ("ssn", "WHERE", False) in clauses and ("phone", "WHERE", False) in clauses
+    assert ("email", "WHERE", False) in _clauses(
+        "SELECT id FROM customers WHERE email = 'a' OR id = 1"
     )
 
 

@@ -111,10 +111,67 @@ def test_everyday_statements_keep_working(agent: Any):
         cursor.execute("ROLLBACK")
         cursor.execute("SET NAMES utf8mb4")
         cursor.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
-        cursor.execute("SELECT name FROM customers WHERE email LIKE %s", ("grace%",))
+        cursor.execute("SELECT name FROM customers WHERE name LIKE %s", ("grace%",))
         assert cursor.fetchall() == (("Grace Doe1",), ("Grace Doe9",), ("Grace Doe17",))
-        cursor.execute("SELECT id FROM customers ORDER BY email LIMIT 1")
+        cursor.execute("SELECT id FROM customers ORDER BY name LIMIT 1")
         cursor.execute("EXPLAIN SELECT * FROM customers WHERE id = 1")
+
+
+# Each probe, run directly, answers a question about customer 1's e-mail (grace.1@...)
+# that the masked output does not: which rows, how many, in which order.
+INFERENCE_PROBES = [
+    ("SELECT id FROM customers WHERE email LIKE 'grace.1@%'", "WHERE", ((1,),)),
+    ("SELECT id FROM customers ORDER BY email LIMIT 1", "ORDER BY", None),
+    ("SELECT count(*) FROM customers GROUP BY email HAVING email < 'b'", "GROUP BY", None),
+    ("SELECT DISTINCT email FROM customers WHERE id IN (1, 9)", "DISTINCT", None),
+    ("SELECT id FROM customers WHERE id = 1 UNION SELECT email FROM customers", "UNION", None),
+    (
+        "SELECT c.id FROM customers c JOIN customers d ON d.email LIKE 'grace.1@%' AND d.id = c.id",
+        "JOIN ON",
+        ((1,),),
+    ),
+    (
+        "SELECT id, rank() OVER (ORDER BY email) FROM customers WHERE id = 1",
+        "a window definition (OVER)",
+        None,
+    ),
+    ("SELECT (SELECT 1 FROM customers WHERE email LIKE 'grace.1@%')", "WHERE", ((1,),)),
+]
+
+
+@pytest.mark.parametrize(("sql", "clause", "direct_rows"), INFERENCE_PROBES)
+def test_masked_column_cannot_decide_rows_or_order(
+    agent: Any, root: Any, sql: str, clause: str, direct_rows: Any
+):
+    with root.cursor() as cursor:  # unrestricted, the probe runs and answers
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+        assert rows and (direct_rows is None or tuple(rows) == direct_rows), rows
+    code, message = _refusal(agent, "alice", sql)
+    assert code == 1142 and "email" in message and clause in message, message
+
+
+def test_exact_lookups_allowed_by_the_rule_pass_and_nothing_else(
+    agent_factory: Any, control_plane: Any
+):
+    for rule in control_plane.bundle["rules"]:
+        if rule["name"] == "analysts see email domains":
+            rule["allow_exact_lookups"] = True
+    control_plane.set_bundle(control_plane.bundle)
+    agent = agent_factory()
+    with agent.connect("alice") as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT id FROM customers WHERE email = %s", ("grace.1@example.com",))
+        assert cursor.fetchall() == ((1,),)
+        cursor.execute("SELECT id FROM customers WHERE email IN ('grace.1@example.com', 'x')")
+        assert cursor.fetchall() == ((1,),)
+    for sql in (
+        "SELECT id FROM customers WHERE email <> 'grace.1@example.com'",
+        "SELECT id FROM customers WHERE email = 'grace.1@example.com' OR id = 2",
+        "SELECT id FROM customers WHERE email > 'm'",
+        "SELECT id FROM customers WHERE email = 'grace.1@example.com' ORDER BY email",
+    ):
+        code, message = _refusal(agent, "alice", sql)
+        assert code == 1142 and "email" in message, (sql, message)
 
 
 def test_binary_protocol_masks_prepared_statement_rows(agent: Any, mysql_database: str):

@@ -139,7 +139,7 @@ def test_processlist_is_not_readable_for_governed_identities(agent: Any, root: A
 
 UTILITY = [
     "SELECT id, name, score FROM customers WHERE id BETWEEN 1 AND 5 ORDER BY score DESC",
-    "SELECT COUNT(*) FROM customers WHERE email LIKE '%@example.com'",
+    "SELECT COUNT(*) FROM customers WHERE name LIKE '%Doe%'",
     "SELECT o.id, SUM(o.amount) FROM orders o GROUP BY o.id HAVING SUM(o.amount) > 1",
     "SELECT name FROM public_names WHERE id = 3",
     "SELECT DATE_FORMAT(NOW(), '%Y'), CONNECTION_ID(), LAST_INSERT_ID(), FOUND_ROWS()",

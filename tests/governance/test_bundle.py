@@ -114,6 +114,7 @@ def test_bundle_carries_every_field_in_the_agreed_format(shop, shop_policies, se
             "action": "mask",
             "mask_method": "email",
             "mask_param": None,
+            "allow_exact_lookups": False,
         },
         {
             "id": shop_policies["deny"].pk,
@@ -129,6 +130,7 @@ def test_bundle_carries_every_field_in_the_agreed_format(shop, shop_policies, se
             "action": "deny",
             "mask_method": None,
             "mask_param": None,
+            "allow_exact_lookups": False,
         },
     ]
     assert bundle["guardrails"] == [

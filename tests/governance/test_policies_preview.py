@@ -203,3 +203,26 @@ def test_results_computed_from_a_masked_column_are_reported_as_redacted(
 
     assert preview["action"] == "mask"
     assert preview["derived_outputs_redacted"] == [3]
+
+
+def test_preview_refuses_filtering_on_a_masked_column_naming_column_and_clause(
+    admin, shop, customers_email, alice
+):
+    _rule(admin, shop, "mask", "mask", mask_method="email")
+
+    preview = _preview(shop, alice, "SELECT id FROM customers WHERE email LIKE 'a%'")
+
+    assert preview["action"] == "deny"
+    assert "public.customers.email cannot be used in WHERE" in preview["message"]
+
+
+def test_preview_shows_an_exact_lookup_the_rule_allows(admin, shop, customers_email, alice):
+    _rule(admin, shop, "mask", "mask", mask_method="email", allow_exact_lookups=True)
+
+    preview = _preview(shop, alice, "SELECT id, email FROM customers WHERE email = 'a@b.c'")
+
+    assert preview["action"] == "mask"
+    assert preview["lookups"] == ["public.customers.email"]
+    assert preview["rule"].startswith("lookup:public.customers.email")
+    ranged = _preview(shop, alice, "SELECT id FROM customers WHERE email > 'a@b.c'")
+    assert ranged["action"] == "deny"

@@ -13,6 +13,7 @@ from governance.services import (
     guardrail_rule_delete,
     guardrail_rule_update,
     guardrails_recommended_create,
+    policy_bundle_build,
     policy_rule_create,
     policy_rule_delete,
     policy_rule_update,
@@ -340,3 +341,12 @@ def test_only_admins_change_defaults(shop, auditor):
             default_sensitive_action="allow",
             default_mask_method="redact",
         )
+
+
+def test_exact_lookups_are_kept_for_mask_rules_and_dropped_for_other_actions(admin, shop):
+    masked = _rule(admin, shop, name="lookups", mask_method="email", allow_exact_lookups=True)
+    denied = _rule(admin, shop, name="denied", action="deny", allow_exact_lookups=True)
+
+    assert masked.allow_exact_lookups is True
+    assert denied.allow_exact_lookups is False
+    assert policy_bundle_build(datasource=shop)["rules"][0]["allow_exact_lookups"] is True

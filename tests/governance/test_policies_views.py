@@ -293,3 +293,30 @@ def test_preview_fragment_shows_a_parse_error(client, admin, shop, alice):
     )
 
     assert "does not parse" in response.content.decode()
+
+
+def test_admin_allows_exact_lookups_on_a_mask_rule_and_the_list_shows_it(client, admin, email_rule):
+    client.force_login(admin)
+    form_page = client.get(reverse("policy_edit", args=[email_rule.pk]))
+
+    response = client.post(
+        reverse("policy_edit", args=[email_rule.pk]),
+        {
+            "name": "mask emails",
+            "priority": 100,
+            "enabled": "on",
+            "resource_kind": "tag",
+            "tag": "PII.Email",
+            "action": "mask",
+            "mask_method": "email",
+            "allow_exact_lookups": "on",
+            "everyone": "on",
+        },
+    )
+
+    assert "Allow exact lookups" in form_page.content.decode()
+    assert response.status_code == 302
+    email_rule.refresh_from_db()
+    assert email_rule.allow_exact_lookups is True
+    listing = client.get(reverse("policy_list") + f"?datasource={email_rule.datasource_id}")
+    assert "exact lookups allowed" in listing.content.decode()

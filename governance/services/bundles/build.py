@@ -90,6 +90,7 @@ def _bundle_rules(datasource: DataSource) -> list[dict[str, Any]]:
             "action": rule.action,
             "mask_method": rule.mask_method or None,
             "mask_param": rule.mask_param,
+            "allow_exact_lookups": rule.allow_exact_lookups,
         }
         for rule in rules
     ]

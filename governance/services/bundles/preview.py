@@ -71,6 +71,8 @@ def bundle_preview_decision(
         "tables_written": list(decision.tables_written),
         "columns_read": list(decision.columns_read),
         "masked_columns": masked,
+        # Masked columns compared for equality under a rule allowing exact lookups.
+        "lookups": list(decision.lookups),
         # Result columns (1-based) computed from masked columns: redacted whole ("all" = any).
         "derived_outputs_redacted": "all" if derived is None else sorted(p + 1 for p in derived),
         "bundle_version": bundle.get("version", ""),

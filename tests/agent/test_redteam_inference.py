@@ -1,0 +1,244 @@
+"""Inference: a masked column must not decide which rows come back, how many, in which
+order, or whether the statement fails.
+
+Every probe runs first as root, who sees e-mails and notes in clear, and must run there (so
+the question it asks is a real question about the hidden value); then as alice, who sees
+them masked, it must be refused with 42501 naming the column and the clause. Probes cover
+every clause of SELECT, UPDATE, DELETE, MERGE and the select-list expressions that can fail
+or multiply rows, at every level (sub-selects, CTEs, set operations, views, EXPLAIN,
+prepared statements and cursors).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.agent.wire import Outcome, run
+
+
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
+
+
+EMAIL_COLUMN = "customers.email"  # public or archive: unqualified, it may be either
+NOTE_COLUMN = "public.customers.Secret Note"
+
+# (statement, clause named in the refusal); every one reads customers.email.
+EMAIL_PROBES = [
+    ("SELECT id FROM customers WHERE email LIKE 'ada%'", "WHERE"),
+    ("SELECT id FROM customers WHERE email < 'm'", "WHERE"),
+    ("SELECT id FROM customers WHERE email <> 'x@example.com'", "WHERE"),
+    ("SELECT id FROM customers WHERE NOT (email = 'ada.8@example.com')", "WHERE"),
+    ("SELECT id FROM customers WHERE email = 'ada.8@example.com' OR id = 1", "WHERE"),
+    ("SELECT id FROM customers WHERE length(email) > 20", "WHERE"),
+    ("SELECT id FROM customers WHERE email = name", "WHERE"),
+    ("SELECT id FROM customers WHERE email ~ '^a'", "WHERE"),
+    ("SELECT id FROM customers WHERE position('a' IN email) = 1", "WHERE"),
+    ("SELECT id FROM customers WHERE email IS NOT NULL", "WHERE"),
+    ("SELECT id FROM customers WHERE email IN (SELECT email FROM archive.customers)", "WHERE"),
+    ("SELECT id FROM customers c WHERE EXISTS (SELECT 1 WHERE c.email LIKE 'a%')", "WHERE"),
+    ("SELECT id FROM customers ORDER BY email", "ORDER BY"),
+    ("SELECT id FROM customers ORDER BY email DESC LIMIT 1", "ORDER BY"),
+    ("SELECT id, email FROM customers ORDER BY 2", "ORDER BY"),
+    ("SELECT id, email AS e FROM customers ORDER BY e", "ORDER BY"),
+    ("SELECT id FROM customers ORDER BY length(email), id", "ORDER BY"),
+    ("SELECT count(*) FROM customers GROUP BY email", "GROUP BY"),
+    ("SELECT count(*) FROM customers GROUP BY substr(email, 1, 1)", "GROUP BY"),
+    ("SELECT count(*) FROM customers GROUP BY ROLLUP (email)", "GROUP BY"),
+    ("SELECT 1 FROM customers HAVING max(email) > 'm'", "HAVING"),
+    ("SELECT DISTINCT email FROM customers", "DISTINCT"),
+    ("SELECT DISTINCT ON (email) id FROM customers", "DISTINCT ON"),
+    ("SELECT id FROM customers LIMIT length((SELECT min(email) FROM customers))", "LIMIT"),
+    ("SELECT id FROM customers OFFSET length((SELECT min(email) FROM customers))", "OFFSET"),
+    ("SELECT id, row_number() OVER (ORDER BY email) FROM customers", "OVER"),
+    ("SELECT id, count(*) OVER (PARTITION BY email) FROM customers", "OVER"),
+    ("SELECT id, rank() OVER w FROM customers WINDOW w AS (ORDER BY email)", "WINDOW"),
+    ("SELECT c.id FROM customers c JOIN archive.customers a ON a.email = c.email", "JOIN ON"),
+    ("SELECT c.id FROM customers c JOIN orders o ON o.note < c.email", "JOIN ON"),
+    ("SELECT c.id FROM customers c JOIN archive.customers a USING (email)", "JOIN USING"),
+    ("SELECT id FROM customers NATURAL JOIN archive.customers", "NATURAL JOIN"),
+    ("SELECT email FROM customers UNION SELECT 'ada.8@example.com'", "UNION"),
+    ("SELECT email FROM customers INTERSECT SELECT email FROM archive.customers", "INTERSECT"),
+    ("SELECT email FROM customers EXCEPT ALL SELECT 'x'", "EXCEPT ALL"),
+    ("SELECT CASE WHEN email LIKE 'a%' THEN 1 ELSE 0 END FROM customers", "CASE"),
+    ("SELECT CASE WHEN email LIKE 'zz%' THEN 1 / (id - id) END FROM customers", "CASE"),
+    ("SELECT coalesce(nullif(email, 'ada.8@example.com'), 'hit') FROM customers", "COALESCE"),
+    ("SELECT (email LIKE 'zz%') AND (1 / (id - id) = 1) FROM customers", "AND/OR"),
+    ("SELECT 1 / (length(email) - 100) FROM customers", "the expression"),
+    ("SELECT nullif(email, email)::int FROM customers", "a cast to int"),
+    ("SELECT generate_series(1, length(email)) FROM customers", "generate_series"),
+    ("SELECT unnest(string_to_array(email, '.')) FROM customers", "unnest"),
+    ("SELECT substr('abcdefghijklmnopqrstuvwxyz', 1, length(email)) FROM customers", "substr"),
+    ("SELECT split_part('a.b', '.', length(email)) FROM customers", "split_part"),
+    ("SELECT regexp_matches(email, '^a') FROM customers", "regexp_matches"),
+    ("SELECT count(*) FILTER (WHERE email LIKE 'a%') FROM customers", ""),
+    ("SELECT c.id FROM customers c, LATERAL generate_series(1, length(c.email)) g", "FROM"),
+    ("WITH e AS (SELECT id FROM customers WHERE email LIKE 'a%') SELECT id FROM e", "WHERE"),
+    ("SELECT s.id FROM (SELECT id FROM customers ORDER BY email LIMIT 1) s", "ORDER BY"),
+    ("SELECT (SELECT count(*) FROM customers WHERE email < 'm')", "WHERE"),
+    ("SELECT id FROM customer_contacts WHERE email LIKE 'a%'", "WHERE"),
+    ("SELECT count(*) FROM contact_domains GROUP BY domain", "GROUP BY"),
+    ("EXPLAIN SELECT id FROM customers WHERE email < 'm'", "WHERE"),
+    ("EXPLAIN ANALYZE SELECT id FROM customers WHERE email LIKE 'a%'", "WHERE"),
+    ("UPDATE scratch SET v = 'x' WHERE id IN (SELECT id FROM customers WHERE email < 'm')", ""),
+    ("DELETE FROM scratch USING customers c WHERE c.id = scratch.id AND c.email < 'm'", ""),
+    (
+        "UPDATE customers SET score = score WHERE email LIKE 'a%' RETURNING id",
+        "WHERE",
+    ),
+    (
+        "MERGE INTO scratch s USING customers c ON s.v = c.email WHEN MATCHED THEN DO NOTHING",
+        "MERGE ON",
+    ),
+    ("SELECT c.id FROM customers c, LATERAL (SELECT 1 WHERE c.email LIKE 'ada%') x", "WHERE"),
+    ("SELECT id FROM customers GROUP BY id, email HAVING email > 'm'", "GROUP BY"),
+    ("SELECT id FROM customers LIMIT (SELECT length(email) FROM customers LIMIT 1)", "LIMIT"),
+    ("SELECT id, upper(email) AS e FROM customers ORDER BY e DESC", "ORDER BY"),
+    (
+        "SELECT id FROM customers, generate_series(1, CASE WHEN email LIKE 'ada%' "
+        "THEN 1 ELSE 0 END) g",
+        "FROM",
+    ),
+    (
+        "SELECT id FROM customers c JOIN LATERAL unnest(CASE WHEN c.email LIKE 'ada%' "
+        "THEN ARRAY[1] END) u ON true",
+        "FROM",
+    ),
+    ("PREPARE p_inf AS SELECT id FROM customers WHERE email < $1", "WHERE"),
+    ("DECLARE c_inf CURSOR WITH HOLD FOR SELECT id FROM customers ORDER BY email", "ORDER BY"),
+]
+NOTE_PROBES = [
+    ("SELECT id FROM customers WHERE \"Secret Note\" = 'note 7'", "WHERE"),
+    ('SELECT id FROM customers ORDER BY "Secret Note" LIMIT 1', "ORDER BY"),
+    ('SELECT count(*) FROM customers GROUP BY "Secret Note"', "GROUP BY"),
+    ("SELECT CASE WHEN \"Secret Note\" > 'note 5' THEN 1 END FROM customers", "CASE"),
+]
+# Extended protocol: the lookup value arrives as a parameter, the clause is still a filter.
+EXTENDED_PROBES = [
+    ("SELECT id FROM customers WHERE email < %s", ("m",), "WHERE"),
+    ("SELECT id FROM customers WHERE email LIKE %s", ("ada%",), "WHERE"),
+    ("SELECT id FROM customers ORDER BY email LIMIT %s", (1,), "ORDER BY"),
+]
+PROBE_COUNT = len(EMAIL_PROBES) + len(NOTE_PROBES) + len(EXTENDED_PROBES)
+
+
+def _check(root: Any, alice: Any, sql: str, column: str, clause: str, **kwargs: Any) -> str:
+    """'' when the probe holds, else what went wrong."""
+    control: Outcome = run(root, sql, **kwargs)
+    if control.error is not None:
+        return f"{sql!r} does not run unmasked: {control!r}"
+    outcome = run(alice, sql, **kwargs)
+    message = str(outcome.error or "")
+    if outcome.sqlstate != "42501" or "Warden" not in message:
+        return f"{sql!r} not refused: {outcome!r}"
+    if column not in message or clause not in message:
+        return f"{sql!r} refused without naming {column} / {clause!r}: {message}"
+    return ""
+
+
+def _cleanup(conn: Any) -> None:
+    for statement in ("DEALLOCATE ALL", "CLOSE ALL"):
+        run(conn, statement)
+
+
+@pytest.mark.parametrize(
+    "probes, column",
+    [(EMAIL_PROBES, EMAIL_COLUMN), (NOTE_PROBES, NOTE_COLUMN)],
+    ids=["email", "secret-note"],
+)
+def test_masked_column_cannot_decide_rows_order_count_or_errors(
+    agent: Any, probes: list[tuple[str, str]], column: str
+) -> None:
+    failures = []
+    with agent.connect("root") as root, agent.connect("alice") as alice:
+        for sql, clause in probes:
+            problem = _check(root, alice, sql, column, clause)
+            if problem:
+                failures.append(problem)
+            _cleanup(root)
+    assert not failures, f"{len(failures)} of {len(probes)} probes failed:\n" + "\n".join(failures)
+
+
+def test_masked_column_cannot_decide_over_the_extended_protocol(agent: Any) -> None:
+    failures = []
+    with agent.connect("root") as root, agent.connect("alice") as alice:
+        for sql, params, clause in EXTENDED_PROBES:
+            problem = _check(root, alice, sql, EMAIL_COLUMN, clause, params=params)
+            if problem:
+                failures.append(problem)
+    assert not failures, "\n".join(failures)
+
+
+def test_binary_search_on_a_masked_email_gets_no_answer(agent: Any) -> None:
+    """The attack itself: halving the alphabet finds an e-mail's first letter unmasked,
+    and gets no answer at all masked."""
+    sql = "SELECT count(*) FROM customers WHERE id = 8 AND email < %s"
+    with agent.connect("root") as root:
+        low, high = "a", "z"
+        while ord(high) - ord(low) > 1:
+            middle = chr((ord(low) + ord(high)) // 2)
+            below = root.execute(sql, (middle,)).fetchone()
+            low, high = (low, middle) if below and below[0] else (middle, high)
+        assert low == "a"  # customer 8 is ada.8@example.com
+    with agent.connect("alice") as alice:
+        outcome = run(alice, sql, params=("m",))
+    assert outcome.sqlstate == "42501" and EMAIL_COLUMN in str(outcome.error)
+
+
+def test_exact_lookup_does_not_open_other_comparisons(
+    agent_factory: Any, control_plane: Any
+) -> None:
+    """With lookups allowed, only equality with given values passes; every other use of the
+    column in a filter is still refused."""
+    from tests.agent.conftest import test_bundle
+
+    bundle = test_bundle()
+    for rule in bundle["rules"]:
+        if rule["name"] == "analysts see email domains":
+            rule["allow_exact_lookups"] = True
+    control_plane.set_bundle(bundle)
+    agent = agent_factory()
+    allowed = [
+        "SELECT id FROM customers WHERE email = 'ada.8@example.com'",
+        "SELECT id FROM customers WHERE 'ada.8@example.com' = email AND score > 0",
+        "SELECT id FROM customers WHERE email IN ('ada.8@example.com', 'x')",
+        "SELECT id FROM customers WHERE email = ANY('{ada.8@example.com}'::text[])",
+        "UPDATE customers SET score = score WHERE email = 'ada.8@example.com'",
+    ]
+    refused = [
+        "SELECT id FROM customers WHERE email <> 'ada.8@example.com'",
+        "SELECT id FROM customers WHERE email = 'ada.8@example.com' OR id = 2",
+        "SELECT id FROM customers WHERE NOT (email = 'ada.8@example.com')",
+        "SELECT id FROM customers WHERE email = lower(name)",
+        "SELECT id FROM customers WHERE lower(email) = 'ada.8@example.com'",
+        "SELECT id FROM customers WHERE email > 'm'",
+        "SELECT id FROM customers WHERE email IN (SELECT note FROM orders)",
+        "SELECT id FROM customers c JOIN archive.customers a ON a.email = c.email",
+        "SELECT id FROM customers WHERE email = 'ada.8@example.com' ORDER BY email",
+    ]
+    with agent.connect("alice") as alice:
+        for sql in allowed:
+            outcome = run(alice, sql)
+            assert outcome.error is None, f"{sql!r}: {outcome!r}"
+        for sql in refused:
+            outcome = run(alice, sql)
+            assert outcome.sqlstate == "42501" and EMAIL_COLUMN in str(outcome.error), (
+                f"{sql!r}: {outcome!r}"
+            )
+
+
+def test_denied_column_is_refused_in_every_clause(agent: Any) -> None:
+    with agent.connect("alice") as alice:
+        for sql in (
+            "SELECT id FROM customers WHERE ssn LIKE '1%'",
+            "SELECT id FROM customers ORDER BY ssn",
+            "SELECT count(*) FROM customers GROUP BY ssn",
+            "EXPLAIN SELECT ssn FROM customers",
+        ):
+            outcome = run(alice, sql)
+            assert outcome.sqlstate == "42501", (sql, outcome)
+            assert "public.customers.ssn is denied" in str(outcome.error), (sql, outcome)

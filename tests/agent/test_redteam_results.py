@@ -1,0 +1,1040 @@
+"""Red-team probes of result masking: derived output the analysis could misread, values
+carried out through side effects (settings, large objects, locks, sequences), objects made
+through the agent that expose data later, field notation, COPY, and masking-method edges.
+
+Every test asserts the *secure* behaviour (no masked or denied value reaches the client in
+clear, or the statement is refused), so a failing test is a finding.  Probes found in three
+rounds of red-teaming, grouped by subject.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from agent.postgres import codec
+from tests.agent.conftest import email_grant, test_bundle
+from tests.agent.corpus import (
+    FIELD_NOTATION,
+    OUTPUT_LEAKS,
+    OUTPUT_PROBES_EXPECTED_SAFE,
+    SAFE_OUTPUT,
+    SHADOWED_FIELD_NOTATION,
+)
+from tests.agent.wire import (
+    CARD,
+    DOB,
+    EMAIL,
+    SSN,
+    Outcome,
+    WireClient,
+    assert_no_leak,
+    assert_reads_secret_unmasked,
+    assert_refused,
+    assert_withheld,
+    parse,
+    rolled_back,
+    rows,
+    run,
+)
+from tests.agent.wire import leaks as _leaks
+from tests.agent.wire import secret_in as _secret_in
+
+
+@pytest.fixture
+def agent(agent_on_both_paths: Any) -> Any:
+    """Every test here runs on the native data path and on the pure-Python one."""
+    return agent_on_both_paths
+
+
+def _dob_from_number(rows: list[Any] | None) -> list[str]:
+    """YYYYMMDD numbers (a lock key, a sequence value) spelled as dates."""
+    found = []
+    for row in rows or ():
+        for value in row:
+            text = str(value)
+            if len(text) == 8 and text.isdigit():
+                date = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+                if DOB.fullmatch(date):
+                    found.append(date)
+    return found
+
+
+def _both_protocols(conn: psycopg.Connection[Any], sql: str) -> list[Outcome]:
+    return [run(conn, sql), run(conn, sql, prepare=True), run(conn, sql, binary=True)]
+
+
+# ----------------------------------------------------------------------------------------
+# Derived output that static analysis classifies wrongly (simple and extended protocol)
+# ----------------------------------------------------------------------------------------
+
+# Probes whose unmasked answer carries pieces of a secret (words, hashes, parts) that the
+# secret patterns do not match whole: their control only has to run and return rows.
+FRAGMENT_PROBES = {
+    "SELECT word FROM ts_stat('SELECT to_tsvector(''simple'', ssn) FROM customers')",
+    "SELECT word FROM ts_stat('SELECT to_tsvector(''simple'', card) FROM customers')",
+    "SELECT hashtext(email), md5(email) FROM customers",
+    "SELECT * FROM ROWS FROM (string_to_array((SELECT email FROM customers LIMIT 1), '@'))",
+    "SELECT x FROM customers, LATERAL unnest(string_to_array(email, '.')) x",
+}
+
+
+def _reads_unmasked(admin: Any, sql: str, **kwargs: Any) -> None:
+    """The probe's control: unmasked, it runs and reads the secret (or pieces of it)."""
+    if sql in FRAGMENT_PROBES:
+        control = run(admin, sql, **kwargs)
+        assert control.error is None and control.rows, f"the probe reads nothing: {control!r}"
+    else:
+        assert_reads_secret_unmasked(admin, sql, **kwargs)
+
+
+@pytest.mark.parametrize("sql", OUTPUT_LEAKS + OUTPUT_PROBES_EXPECTED_SAFE)
+def test_select_output_simple_protocol(both: Any, admin: Any, sql: str) -> None:
+    _reads_unmasked(admin, sql)
+    with both.connect("alice") as conn:
+        assert_withheld(run(conn, sql), sql)
+
+
+@pytest.mark.parametrize("sql", OUTPUT_LEAKS + OUTPUT_PROBES_EXPECTED_SAFE)
+def test_select_output_extended_protocol(agent: Any, admin: Any, sql: str) -> None:
+    _reads_unmasked(admin, sql, prepare=True)
+    with agent.connect("alice") as conn:
+        assert_withheld(run(conn, sql, prepare=True), sql)
+        assert_withheld(run(conn, sql, prepare=False, binary=True), sql)
+
+
+def test_row_to_json_field_notation_reaches_the_denied_ssn(agent: Any) -> None:
+    """SSN is denied everywhere for everyone; field notation still reads it."""
+    sql = "SELECT c.row_to_json FROM customers c ORDER BY id LIMIT 1"
+    with agent.connect("alice") as conn:
+        outcome = run(conn, sql)
+    assert not (outcome.rows and SSN.search(str(outcome.rows))), f"SSN leaked: {outcome!r}"
+
+
+def test_copy_of_field_notation_whole_row(agent: Any) -> None:
+    sql = "COPY (SELECT c.row_to_json FROM customers c) TO STDOUT"
+    with agent.connect("alice") as conn:
+        try:
+            with conn.cursor().copy(sql) as copy:
+                data = b"".join(bytes(chunk) for chunk in copy)
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "42501"
+            return
+    assert not _secret_in(data), f"COPY leaked {_secret_in(data)}"
+
+
+def test_create_table_as_from_field_notation_then_read(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        created = run(
+            conn, "CREATE TEMP TABLE rt_loot1 AS SELECT c.row_to_json AS j FROM customers c"
+        )
+        if created.error is not None:
+            assert created.sqlstate == "42501"
+            return
+        assert_no_leak(run(conn, "SELECT j FROM rt_loot1"), "SELECT j FROM rt_loot1")
+
+
+# ----------------------------------------------------------------------------------------
+# Side channels that carry a value out of the statement
+# ----------------------------------------------------------------------------------------
+
+
+def test_set_config_then_current_setting(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        first = run(conn, "SELECT set_config('rt.x', email, false) FROM customers WHERE id = 1")
+        assert_no_leak(first, "set_config")
+        second = run(conn, "SELECT current_setting('rt.x')")
+        assert_no_leak(second, "current_setting")
+        third = run(conn, "SHOW rt.x")
+        assert_no_leak(third, "SHOW")
+
+
+def test_set_config_application_name_parameter_status(agent: Any) -> None:
+    """application_name is GUC_REPORT: the server sends ParameterStatus with its value."""
+    with agent.connect("alice") as conn:
+        outcome = run(
+            conn, "SELECT set_config('application_name', email, false) FROM customers WHERE id = 1"
+        )
+        assert_no_leak(outcome, "set_config(application_name)")
+        reported = conn.info.parameter_status("application_name") or ""
+    assert not _secret_in(reported), f"ParameterStatus leaked {reported!r}"
+
+
+def test_pg_notify_payload(agent: Any) -> None:
+    payloads: list[str] = []
+    with agent.connect("alice") as conn:
+        conn.add_notify_handler(lambda n: payloads.append(n.payload))
+        run(conn, "LISTEN rt_chan")
+        outcome = run(conn, "SELECT pg_notify('rt_chan', email) FROM customers WHERE id < 3")
+        assert_no_leak(outcome, "pg_notify")
+        run(conn, "SELECT 1")
+        time.sleep(0.2)
+        run(conn, "SELECT 1")
+    assert not _leaks([payloads]), f"NOTIFY payload leaked: {payloads[:2]}"
+
+
+def test_pg_notify_payload_of_denied_ssn_is_refused(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        sql = "SELECT pg_notify('rt_chan', ssn) FROM customers"
+        assert_refused(run(conn, sql), sql)
+
+
+def test_pg_stats_histogram_after_analyze(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        run(conn, "ANALYZE customers")
+        for sql in (
+            "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
+            "AND attname = 'email'",
+            "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
+            "AND attname = 'ssn'",
+            "SELECT most_common_vals::text, histogram_bounds::text FROM pg_stats "
+            "WHERE tablename = 'customers' AND attname = 'card'",
+            "SELECT stavalues1::text FROM pg_statistic WHERE starelid = 'customers'::regclass",
+        ):
+            assert_no_leak(run(conn, sql), sql)
+
+
+def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        run(conn, "ANALYZE customers (ssn)")
+        sql = "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = %s AND attname = %s"
+        assert_no_leak(run(conn, sql, params=("customers", "ssn")), sql)
+
+
+# ----------------------------------------------------------------------------------------
+# Objects created through the agent that later expose data
+# ----------------------------------------------------------------------------------------
+
+
+def test_temp_view_named_like_a_bundle_table_in_pg_temp(agent: Any) -> None:
+    """The bundle knows the name 'customers', so a relation of that name is never looked
+    up as a view, and pg_temp.customers is treated as an unrestricted table."""
+    with agent.connect("alice") as conn:
+        created = run(conn, "CREATE TEMP VIEW customers AS SELECT id, email FROM public.customers")
+        assert created.error is None or created.sqlstate == "42501", created
+        if created.error is not None:
+            return
+        for sql in (
+            "SELECT upper(email) FROM pg_temp.customers",
+            "SELECT email FROM pg_temp.customers",
+        ):
+            assert_no_leak(run(conn, sql), sql)
+            assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+
+
+def test_view_in_new_schema_named_like_a_bundle_table(agent: Any, admin: Any) -> None:
+    try:
+        with agent.connect("alice") as conn:
+            run(conn, "CREATE SCHEMA rt_shadow")
+            created = run(
+                conn, "CREATE VIEW rt_shadow.customers AS SELECT id, email FROM public.customers"
+            )
+            if created.error is not None:
+                assert created.sqlstate == "42501"
+                return
+            for sql in (
+                "SELECT upper(email) FROM rt_shadow.customers",
+                "SELECT email FROM rt_shadow.customers",
+            ):
+                assert_no_leak(run(conn, sql), sql)
+                assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+    finally:
+        admin.execute("DROP SCHEMA IF EXISTS rt_shadow CASCADE")
+
+
+def test_rule_do_instead_select_returns_masked_data(agent: Any) -> None:
+    """CREATE RULE's action is walked as a predicate; the UPDATE it rewrites is allowed."""
+    with agent.connect("alice") as conn:
+        run(conn, "CREATE TEMP TABLE rt_r (id int, v text)")
+        run(conn, "INSERT INTO rt_r VALUES (1, 'x')")
+        created = run(
+            conn,
+            "CREATE RULE rt_rule AS ON UPDATE TO rt_r DO INSTEAD "
+            "SELECT email, upper(email) AS u FROM customers",
+        )
+        if created.error is not None:
+            assert created.sqlstate == "42501"
+            return
+        sql = "UPDATE rt_r SET v = 'y' WHERE id = 1"
+        assert_no_leak(run(conn, sql), sql)
+        assert_no_leak(run(conn, "UPDATE rt_r SET v = %s WHERE id = 1", params=("z",)), sql)
+
+
+def test_rule_do_also_insert_copy_is_denied(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        run(conn, "CREATE TEMP TABLE rt_r2 (id int, v text)")
+        run(conn, "CREATE TEMP TABLE rt_loot2 (id int, v text)")
+        sql = (
+            "CREATE RULE rt_rule2 AS ON INSERT TO rt_r2 DO ALSO "
+            "INSERT INTO rt_loot2 SELECT id, email FROM customers"
+        )
+        assert_refused(run(conn, sql), sql)
+
+
+def test_explain_analyze_create_table_as_copies_masked_data(agent: Any) -> None:
+    """EXPLAIN demotes every inner use to a predicate, but ANALYZE runs the write."""
+    with agent.connect("alice") as conn:
+        sql = "EXPLAIN ANALYZE CREATE TEMP TABLE rt_loot3 AS SELECT id, email FROM customers"
+        ran = run(conn, sql)
+        if ran.error is not None:
+            assert ran.sqlstate == "42501"
+            return
+        assert_no_leak(run(conn, "SELECT upper(email) FROM rt_loot3"), "read rt_loot3")
+
+
+def test_explain_analyze_insert_select_copies_masked_data(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        run(conn, "CREATE TEMP TABLE rt_loot4 (id int, v text)")
+        sql = "EXPLAIN (ANALYZE, VERBOSE) INSERT INTO rt_loot4 SELECT id, email FROM customers"
+        ran = run(conn, sql)
+        if ran.error is not None:
+            assert ran.sqlstate == "42501"
+            return
+        assert_no_leak(run(conn, "SELECT v FROM rt_loot4"), "read rt_loot4")
+
+
+def test_explain_analyze_select_into(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        ran = run(conn, "EXPLAIN ANALYZE SELECT email INTO TEMP rt_loot5 FROM customers")
+        if ran.error is not None:
+            return
+        assert_no_leak(run(conn, "SELECT * FROM rt_loot5"), "read rt_loot5")
+
+
+def test_explain_verbose_output_has_no_values(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        for sql in (
+            "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF) SELECT upper(email) FROM customers",
+            "EXPLAIN (VERBOSE, FORMAT JSON) SELECT email FROM customers WHERE email > 'a'",
+            "EXPLAIN (ANALYZE, VERBOSE) WITH x AS (SELECT email FROM customers) SELECT * FROM x",
+        ):
+            assert_no_leak(run(conn, sql), sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TEMP TABLE rt_l6 AS WITH x AS (SELECT email FROM customers) SELECT * FROM x",
+        "CREATE MATERIALIZED VIEW rt_mv AS SELECT upper(email) FROM customers",
+        "WITH i AS (INSERT INTO scratch SELECT id, email FROM customers RETURNING 1) SELECT 1",
+        "MERGE INTO scratch s USING customers c ON s.id = c.id WHEN NOT MATCHED THEN "
+        "INSERT VALUES (c.id, c.email)",
+        "MERGE INTO scratch s USING customers c ON s.id = c.id WHEN MATCHED THEN "
+        "UPDATE SET v = c.email",
+        "INSERT INTO scratch VALUES (1, (SELECT email FROM customers LIMIT 1))",
+        "INSERT INTO scratch SELECT id, e FROM customers c(id, n, e)",
+        "DECLARE rt_cur CURSOR FOR SELECT upper(email) FROM customers",
+        "UPDATE scratch s SET v = c.email FROM customers c WHERE s.id = c.id",
+        "INSERT INTO scratch (id, v) SELECT 1, string_agg(email, ',') FROM customers",
+        "INSERT INTO scratch SELECT 1, v FROM (SELECT email AS v FROM customers) q",
+        "PREPARE rt_p1 AS SELECT c.* FROM archive.customers c",
+    ],
+)
+def test_storing_masked_data_is_denied(agent: Any, sql: str) -> None:
+    with agent.connect("alice") as conn:
+        outcome = run(conn, sql)
+    assert_refused(outcome, sql)
+
+
+@pytest.mark.parametrize(
+    ("sql", "read"),
+    [
+        # A whole-row reference is always classified "derived", even in a write context.
+        ("CREATE TEMP TABLE rt_l7 AS SELECT c FROM archive.customers c", "SELECT * FROM rt_l7"),
+        (
+            "CREATE TEMP TABLE rt_l8 AS SELECT (c).email FROM archive.customers c",
+            "SELECT * FROM rt_l8",
+        ),
+        ("SELECT to_jsonb(c) AS j INTO TEMP rt_l9 FROM archive.customers c", "SELECT j FROM rt_l9"),
+        ("PREPARE rt_p2 AS SELECT (c).email FROM archive.customers c", "EXECUTE rt_p2"),
+        ("PREPARE rt_p3 AS SELECT row_to_json(c) FROM archive.customers c", "EXECUTE rt_p3"),
+    ],
+)
+def test_whole_row_reference_in_a_write_context(agent: Any, sql: str, read: str) -> None:
+    with agent.connect("alice") as conn:
+        stored = run(conn, sql)
+        if stored.error is not None:
+            assert stored.sqlstate == "42501", stored
+            return
+        assert_no_leak(run(conn, read), f"{sql} ; {read}")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT (a).email FROM archive.customers a) TO STDOUT",
+        "COPY (SELECT row_to_json(a) FROM archive.customers a) TO STDOUT",
+        "COPY (SELECT a FROM archive.customers a) TO STDOUT",
+    ],
+)
+def test_copy_of_whole_row_reference(agent: Any, sql: str) -> None:
+    with agent.connect("alice") as conn:
+        try:
+            with conn.cursor().copy(sql) as copy:
+                data = b"".join(bytes(chunk) for chunk in copy)
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "42501"
+            return
+    assert not _secret_in(data), f"COPY leaked {_secret_in(data)} via {sql!r}"
+
+
+def test_execute_of_prepared_statement_after_grant_ends(
+    agent: Any, control_plane: Any, make_bundle: Any
+) -> None:
+    """SQL PREPARE is checked only when prepared; a grant that ends later is not rechecked
+    at EXECUTE (upper() has no origin for the runtime check to catch)."""
+    bundle = make_bundle()
+    bundle["grants"] = [email_grant(77)]
+    bundle["version"] = "v-grant"
+    control_plane.set_bundle(bundle)
+    with agent.connect("alice") as conn:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = conn.execute("SELECT email FROM public.customers WHERE id = 1").fetchall()
+            if EMAIL.search(rows[0][0]):
+                break
+            time.sleep(0.1)
+        assert EMAIL.search(rows[0][0]), "grant never applied"
+        prepared = run(conn, "PREPARE rt_p AS SELECT upper(email) FROM public.customers")
+        assert prepared.error is None, prepared
+        control_plane.set_bundle(make_bundle("v-revoked"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = conn.execute("SELECT email FROM public.customers WHERE id = 1").fetchall()
+            if not EMAIL.search(rows[0][0]):
+                break
+            time.sleep(0.1)
+        assert not EMAIL.search(rows[0][0]), "new bundle never applied"
+        assert_no_leak(run(conn, "EXECUTE rt_p"), "EXECUTE rt_p after the grant ended")
+
+
+# ----------------------------------------------------------------------------------------
+# Odd corners that held (kept as regression probes)
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT c.* FROM customers c",
+        "SELECT (c).* FROM customers c",
+        "SELECT row_to_json(c) FROM (SELECT * FROM customers) c",
+        "SELECT * FROM customers NATURAL JOIN archive.customers",
+        "SELECT json_agg(t) FROM (SELECT id, ssn FROM customers) t",
+        "SELECT to_jsonb(c) - 'ssn' FROM customers c",
+        "TABLE customers",
+        "SELECT x.* FROM customers x(a, b, c, d, e, f, g)",
+        "SELECT id FROM customers WHERE (id, ssn) > (0, '')",
+        "SELECT id FROM customers WHERE ROW(customers.*) IS NOT NULL",
+        "SELECT count(*) FILTER (WHERE ssn LIKE '1%') FROM customers",
+        "SELECT id FROM customers ORDER BY ssn",
+        "SELECT i FROM customers c(i, n, e, p, ca, b, s)",
+        "WITH w AS (SELECT * FROM customers) SELECT id FROM w",
+        "SELECT id FROM customers GROUP BY CUBE (id, ssn)",
+    ],
+)
+def test_denied_ssn_is_refused_wherever_it_is_reachable(agent: Any, admin: Any, sql: str) -> None:
+    control = run(admin, sql)
+    assert control.error is None, f"the probe does not run unmasked: {control!r}"
+    with agent.connect("alice") as conn:
+        outcome = run(conn, sql)
+    assert_withheld(outcome, sql, reason="customers.")  # the SSN, or a masked column first
+    assert outcome.error is not None, f"a statement reaching the denied SSN ran: {sql!r}"
+
+
+def test_search_path_set_config_does_not_unmask(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        run(conn, "SELECT set_config('search_path', 'archive, public', false)")
+        for sql in ("SELECT upper(email) FROM customers", "SELECT email FROM customers"):
+            assert_no_leak(run(conn, sql), sql)
+            assert_no_leak(run(conn, sql, prepare=True), sql)
+
+
+def test_startup_search_path_option_does_not_unmask(agent: Any) -> None:
+    import psycopg as pg
+
+    with pg.connect(agent.dsn("alice", options="-csearch_path=archive"), autocommit=True) as conn:
+        for sql in ("SELECT upper(email) FROM customers", "SELECT email FROM customers"):
+            assert_no_leak(run(conn, sql), sql)
+
+
+def test_bot_hash_is_not_reversible_by_comparing_hashes(agent: Any) -> None:
+    """The hash mask is keyed: md5/sha of the plain text computed by the client must not
+    match what the agent returns (else a dictionary attack on emails works)."""
+    with agent.connect("bot") as conn:
+        rows = conn.execute("SELECT email, md5(email) FROM customers WHERE id = 1").fetchall()
+    import hashlib
+
+    for email_mask, md5 in rows:
+        assert md5 is None or md5 == "****" or not re.fullmatch(r"[0-9a-f]{32}", md5)
+        assert email_mask != hashlib.sha256(b"linus.1@example.com").hexdigest()
+
+
+def test_unrestricted_bundle_query_to_xml_guardrail(
+    agent: Any, control_plane: Any, make_bundle: Any
+) -> None:
+    """With no column restricted for an identity, opaque functions are allowed; the file
+    guardrail must still apply inside query_to_xml's SQL text."""
+    bundle = make_bundle("v-open")
+    bundle["rules"] = [r for r in bundle["rules"] if r["id"] == 1]
+    bundle["columns"] = []
+    control_plane.set_bundle(bundle)
+    with agent.connect("root") as conn:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            probe = run(conn, "SELECT ssn FROM customers WHERE id = 1")
+            if probe.error is None and probe.rows and SSN.search(str(probe.rows)):
+                break
+            time.sleep(0.1)
+        sql = "SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '')"
+        outcome = run(conn, sql)
+    assert outcome.refused_by_agent, f"pg_read_file ran inside query_to_xml: {outcome!r}"
+
+
+_ = test_bundle  # imported for readers: the policy these probes run against
+
+
+# ----------------------------------------------------------------------------------------
+# SQL EXECUTE of protocol-level prepared statements, hidden in CREATE TABLE AS
+# ----------------------------------------------------------------------------------------
+
+
+def test_create_table_as_execute_of_a_protocol_statement(agent: Any) -> None:
+    """Parse s1 (masked at Execute by the agent), then CREATE TABLE AS EXECUTE s1: the
+    server stores the real values; the temp table is no bundle table."""
+    client = WireClient(agent.port, "alice")
+    client.send(parse("rt2_s1", "SELECT id, email, card FROM customers"), codec.SYNC)
+    client.until(b"Z")
+    client.send(codec.query("CREATE TEMP TABLE rt2_loot AS EXECUTE rt2_s1"))
+    client.until(b"Z")
+    client.send(codec.query("SELECT * FROM rt2_loot ORDER BY id LIMIT 3"))
+    got = rows(client.until(b"Z"))
+    client.close()
+    leaked = [
+        v for r in got for v in r if v and (EMAIL.search(v.decode()) or CARD.search(v.decode()))
+    ]
+    assert not leaked, f"CREATE TABLE AS EXECUTE stored clear values: {leaked[:3]}"
+
+
+def test_sql_execute_of_a_protocol_statement(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    client.send(parse("rt2_s2", "SELECT id, upper(email) AS e, card FROM customers"), codec.SYNC)
+    client.until(b"Z")
+    client.send(codec.query("EXECUTE rt2_s2"))
+    got = rows(client.until(b"Z"))
+    client.close()
+    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
+    assert not leaked, f"EXECUTE of protocol statement leaked {leaked[:3]}"
+
+
+def test_explain_analyze_create_table_as_execute(agent: Any) -> None:
+    client = WireClient(agent.port, "alice")
+    client.send(parse("rt2_s3", "SELECT id, email FROM customers"), codec.SYNC)
+    client.until(b"Z")
+    client.send(codec.query("EXPLAIN ANALYZE CREATE TEMP TABLE rt2_loot3 AS EXECUTE rt2_s3"))
+    client.until(b"Z")
+    client.send(codec.query("SELECT * FROM rt2_loot3 LIMIT 3"))
+    got = rows(client.until(b"Z"))
+    client.close()
+    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
+    assert not leaked, f"stored clear values: {leaked[:3]}"
+
+
+def test_create_table_as_execute_of_sql_prepared_after_grant(
+    agent: Any, control_plane: Any, make_bundle: Any
+) -> None:
+    """PREPARE while a grant holds; after the grant ends, CREATE TABLE AS EXECUTE is not
+    seen as an EXECUTE, so the prepared decision is not checked again."""
+    bundle = make_bundle()
+    bundle["grants"] = [email_grant(78)]
+    bundle["version"] = "v-grant2"
+    control_plane.set_bundle(bundle)
+    with agent.connect("alice") as conn:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = conn.execute("SELECT email FROM public.customers WHERE id = 1").fetchall()
+            if EMAIL.search(got[0][0]):
+                break
+            time.sleep(0.1)
+        prepared = run(conn, "PREPARE rt2_pg AS SELECT id, email FROM public.customers")
+        control_plane.set_bundle(make_bundle("v-revoked2"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = conn.execute("SELECT email FROM public.customers WHERE id = 1").fetchall()
+            if not EMAIL.search(got[0][0]):
+                break
+            time.sleep(0.1)
+        if prepared.error is not None:
+            return
+        stored = run(conn, "CREATE TEMP TABLE rt2_loot4 AS EXECUTE rt2_pg")
+        if stored.error is not None:
+            assert stored.sqlstate == "42501", stored
+            return
+        assert_no_leak(run(conn, "SELECT * FROM rt2_loot4"), "SELECT * FROM rt2_loot4")
+
+
+# ----------------------------------------------------------------------------------------
+# Field notation whose name is a column of a same-named table in another schema
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shadow_columns(agent: Any, admin: Any) -> Any:
+    """rt2_shadow.customers has columns named like functions/types of a whole row."""
+    with agent.connect("alice") as conn:
+        created = run(conn, "CREATE SCHEMA rt2_shadow")
+        if created.error is None:
+            created = run(
+                conn,
+                "CREATE TABLE rt2_shadow.customers (text text, row_to_json text, "
+                "to_jsonb text, varchar text)",
+            )
+    if created.error is not None:
+        admin.execute("CREATE SCHEMA IF NOT EXISTS rt2_shadow")
+        admin.execute(
+            "CREATE TABLE IF NOT EXISTS rt2_shadow.customers (text text, row_to_json text, "
+            "to_jsonb text, varchar text)"
+        )
+    yield agent
+    admin.execute("DROP SCHEMA IF EXISTS rt2_shadow CASCADE")
+
+
+@pytest.mark.parametrize("sql", SHADOWED_FIELD_NOTATION)
+def test_field_notation_shadowed_by_a_column_elsewhere(shadow_columns: Any, sql: str) -> None:
+    with shadow_columns.connect("alice") as conn:
+        assert_no_leak(run(conn, sql), sql)
+        assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+
+
+def test_field_notation_shadowed_in_a_filter_on_the_denied_ssn(shadow_columns: Any) -> None:
+    """ssn is denied wherever it appears, filters included."""
+    sql = "SELECT id FROM customers c WHERE c.row_to_json::text LIKE '%101-45-6001%'"
+    with shadow_columns.connect("alice") as conn:
+        outcome = run(conn, sql)
+    assert outcome.sqlstate == "42501" and outcome.refused_by_agent, outcome
+
+
+def test_field_notation_shadowed_in_copy(shadow_columns: Any) -> None:
+    sql = "COPY (SELECT c.row_to_json FROM customers c) TO STDOUT"
+    with shadow_columns.connect("alice") as conn:
+        try:
+            with conn.cursor().copy(sql) as copy:
+                data = b"".join(bytes(chunk) for chunk in copy)
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "42501"
+            return
+    assert not _secret_in(data), f"COPY leaked {_secret_in(data)}"
+
+
+def test_field_notation_shadowed_in_cursor(shadow_columns: Any) -> None:
+    with shadow_columns.connect("alice") as conn:
+        conn.execute("BEGIN")
+        declared = run(conn, "DECLARE rt2_fc CURSOR FOR SELECT c.to_jsonb FROM customers c")
+        outcome = run(conn, "FETCH 2 FROM rt2_fc") if declared.error is None else declared
+        conn.execute("ROLLBACK")
+    assert_no_leak(outcome, "FETCH rt2_fc")
+
+
+def test_field_notation_shadowed_create_table_as(shadow_columns: Any) -> None:
+    with shadow_columns.connect("alice") as conn:
+        stored = run(conn, "CREATE TEMP TABLE rt2_fl AS SELECT c.row_to_json AS t FROM customers c")
+        if stored.error is not None:
+            assert stored.sqlstate == "42501"
+            return
+        assert_no_leak(run(conn, "SELECT t FROM rt2_fl"), "SELECT t FROM rt2_fl")
+
+
+# ----------------------------------------------------------------------------------------
+# More field-notation spellings (no shadow table)
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", FIELD_NOTATION)
+def test_more_field_notation_and_derived_forms(both: Any, admin: Any, sql: str) -> None:
+    _reads_unmasked(admin, sql)
+    with both.connect("alice") as conn:
+        assert_withheld(run(conn, sql), sql)
+
+
+@pytest.mark.parametrize("sql", FIELD_NOTATION)
+def test_more_field_notation_and_derived_forms_extended(agent: Any, sql: str) -> None:
+    with agent.connect("alice") as conn:
+        assert_no_leak(run(conn, sql, prepare=True), sql)
+        assert_no_leak(run(conn, sql, binary=True), sql + " (binary)")
+
+
+def test_field_notation_in_returning(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        conn.execute("BEGIN")
+        outcome = run(
+            conn, "UPDATE customers c SET score = score WHERE id = 1 RETURNING c.row_to_json"
+        )
+        outcome2 = run(
+            conn, "UPDATE customers SET score = score WHERE id = 1 RETURNING customers.to_json"
+        )
+        conn.execute("ROLLBACK")
+    assert_no_leak(outcome, "RETURNING c.row_to_json")
+    assert_no_leak(outcome2, "RETURNING customers.to_json")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id FROM customers c WHERE c.row_to_json::text LIKE '%-45-%'",
+        "SELECT id FROM customers c WHERE (c).to_jsonb->>'ssn' LIKE '1%'",
+        "SELECT id FROM customers c ORDER BY c.to_jsonb->>'ssn'",
+        "SELECT count(*) FROM customers c GROUP BY c.row_to_json->>'ssn'",
+        "SELECT md5(c.to_json::text) FROM customers c",
+        "SELECT id FROM customers c WHERE (c).row_to_json IS NOT NULL",
+    ],
+)
+def test_field_notation_reaching_the_denied_ssn_is_refused(agent: Any, sql: str) -> None:
+    with agent.connect("alice") as conn:
+        outcome = run(conn, sql)
+    assert outcome.sqlstate == "42501" and outcome.refused_by_agent, f"{sql!r} -> {outcome!r}"
+
+
+# ----------------------------------------------------------------------------------------
+# COPY variants
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT upper(email) FROM customers) TO STDOUT",
+        "COPY (SELECT id, card FROM customers) TO STDOUT WITH (FORMAT binary)",
+        "COPY archive.customers TO STDOUT WITH (FORMAT binary)",
+        "COPY (SELECT * FROM customer_contacts) TO STDOUT",
+        "COPY (TABLE archive.customers) TO STDOUT",
+        "COPY (SELECT x FROM customers, LATERAL (SELECT email) s(x)) TO STDOUT (FORMAT csv)",
+        "COPY (WITH x AS (SELECT email FROM archive.customers) SELECT * FROM x) TO STDOUT",
+        "COPY (UPDATE customers SET score = score WHERE id = 1 RETURNING email) TO STDOUT",
+    ],
+)
+def test_copy_variants(agent: Any, sql: str) -> None:
+    with agent.connect("alice") as conn:
+        conn.execute("BEGIN")
+        try:
+            with conn.cursor().copy(sql) as copy:
+                data = b"".join(bytes(chunk) for chunk in copy)
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "42501", exc
+            return
+        finally:
+            conn.execute("ROLLBACK")
+    assert not _secret_in(data) and b"@example.com" not in data.replace(b"****@", b""), (
+        f"COPY leaked via {sql!r}: {data[:200]!r}"
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Functions with side effects that store their argument where a later read finds it
+#    (like set_config / pg_notify, which the agent treats as writes)
+# ----------------------------------------------------------------------------------------
+
+
+def test_large_object_written_from_email_then_read_from_pg_largeobject(both: Any) -> None:
+    store = (
+        "SELECT lo_from_bytea(0, convert_to(string_agg(email, ','), 'UTF8')) "
+        "FROM customers WHERE id < 4"
+    )
+    with both.connect("alice") as conn, rolled_back(conn):
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        read = "SELECT convert_from(data, 'UTF8') FROM pg_largeobject"
+        assert_no_leak(run(conn, read), f"{store}; {read}")
+
+
+def test_large_object_lo_put_from_email_then_read_from_pg_largeobject(both: Any) -> None:
+    store = "SELECT lo_put(lo_create(0), 0, convert_to(email, 'UTF8')) FROM customers WHERE id = 1"
+    with both.connect("alice") as conn, rolled_back(conn):
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        read = "SELECT encode(data, 'escape') FROM pg_largeobject"
+        assert_no_leak(run(conn, read), f"{store}; {read}")
+
+
+def test_large_object_oid_chosen_from_birth_date(both: Any) -> None:
+    store = "SELECT lo_create(to_char(birth_date, 'YYYYMMDD')::oid) FROM customers WHERE id = 1"
+    with both.connect("alice") as conn, rolled_back(conn):
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        read = "SELECT oid::text FROM pg_largeobject_metadata"
+        outcome = run(conn, read)
+    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
+
+
+def test_advisory_lock_key_from_birth_date_read_from_pg_locks(both: Any) -> None:
+    store = (
+        "SELECT pg_advisory_xact_lock(to_char(birth_date, 'YYYYMMDD')::bigint) "
+        "FROM customers WHERE id = 1"
+    )
+    read = "SELECT objid::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    with both.connect("alice") as conn, rolled_back(conn):
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        outcome = run(conn, read)
+    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
+
+
+def test_advisory_lock_two_keys_from_email_characters(both: Any) -> None:
+    """Two int4 keys carry eight bytes of the email's local part per lock."""
+    store = (
+        "SELECT pg_advisory_xact_lock(('x' || encode(substr(convert_to(email, 'UTF8'), 1, 4),"
+        " 'hex'))::bit(32)::int, ('x' || encode(substr(convert_to(email, 'UTF8'), 5, 4), "
+        "'hex'))::bit(32)::int) FROM customers WHERE id = 1"
+    )
+    read = (
+        "SELECT classid::int, objid::int FROM pg_locks WHERE locktype = 'advisory' "
+        "AND pid = pg_backend_pid()"
+    )
+    with both.connect("alice") as conn, rolled_back(conn):
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        outcome = run(conn, read)
+    decoded = [
+        b"".join(int(v).to_bytes(4, "big", signed=False) for v in row).decode(errors="replace")
+        for row in outcome.rows or ()
+    ]
+    real_prefix = "grace.1@"  # customers.id = 1 is "Grace Hopper", grace.1@example.com
+    assert real_prefix not in decoded, f"email prefix leaked via advisory lock keys: {decoded}"
+
+
+def test_temp_sequence_setval_from_birth_date(both: Any) -> None:
+    store = "SELECT setval('rt3_seq', to_char(birth_date, 'YYYYMMDD')::bigint) FROM customers "
+    store += "WHERE id = 1"
+    with both.connect("alice") as conn, rolled_back(conn):
+        created = run(conn, "CREATE TEMP SEQUENCE rt3_seq")
+        assert created.error is None, created
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        outcome = run(conn, "SELECT last_value::text FROM rt3_seq")
+    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
+
+
+def test_replication_origin_named_after_email(both: Any) -> None:
+    store = "SELECT pg_replication_origin_create(email) FROM customers WHERE id = 1"
+    with both.connect("alice") as conn, rolled_back(conn):
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        read = "SELECT roname FROM pg_replication_origin"
+        assert_no_leak(run(conn, read), f"{store}; {read}")
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        "SELECT id FROM customers WHERE id = 1 AND set_config('rt3.x', email, false) <> ''",
+        "SELECT id FROM customers ORDER BY set_config('rt3.x', email, false) LIMIT 1",
+        "SELECT c.id FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "AND set_config('rt3.x', c.email, false) <> '' WHERE c.id = 1",
+        "SELECT count(*) FROM customers GROUP BY set_config('rt3.x', email, false) "
+        "HAVING min(id) = 1",
+    ],
+    ids=["where", "order_by", "join_on", "group_by"],
+)
+def test_set_config_in_a_filter_stores_the_email(both: Any, store: str) -> None:
+    """set_config() is a value sink in the select list; in WHERE / ORDER BY / JOIN ON /
+    GROUP BY it stores just the same."""
+    with both.connect("alice") as conn:
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert_refused(stored, store)
+            return
+        for read in ("SELECT current_setting('rt3.x', true)", "SHOW rt3.x"):
+            assert_no_leak(run(conn, read), f"{store}; {read}")
+
+
+def test_temporary_replication_slot_named_after_email(both: Any) -> None:
+    """Slot names allow [a-z0-9_]: translate() keeps the email readable. A temporary slot
+    (not transactional) goes away with the session."""
+    store = (
+        "SELECT pg_create_physical_replication_slot(translate(email, '@.', '__'), false, true) "
+        "FROM customers WHERE id = 1"
+    )
+    with both.connect("alice") as conn:
+        stored = run(conn, store)
+        if stored.error is not None:
+            assert stored.sqlstate == "42501", stored
+            return
+        outcome = run(conn, "SELECT translate(slot_name, '_', '.') FROM pg_replication_slots")
+    spelled = [str(r[0]) for r in outcome.rows or ()]
+    assert "grace.1.example.com" not in spelled, f"email leaked as a slot name: {spelled}"
+
+
+def test_denied_ssn_through_an_advisory_lock_is_refused(both: Any) -> None:
+    store = (
+        "SELECT pg_advisory_xact_lock(replace(ssn, '-', '')::bigint) FROM customers WHERE id = 1"
+    )
+    with both.connect("alice") as conn, rolled_back(conn):
+        outcome = run(conn, store)
+    assert_refused(outcome, store)
+
+
+# ----------------------------------------------------------------------------------------
+# Probes that held when tried (kept as regression tests)
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", SAFE_OUTPUT)
+def test_masked_output_spellings(both: Any, sql: str) -> None:
+    with both.connect("alice") as conn:
+        for outcome in _both_protocols(conn, sql):
+            assert_no_leak(outcome, sql)
+
+
+def test_binary_and_text_formats_in_one_result(both: Any) -> None:
+    """psycopg binary=True asks binary for every column: masked ones must become NULL (or a
+    masked text), never the raw value in binary form."""
+    sql = 'SELECT id, email, card, birth_date, "Secret Note", name FROM customers ORDER BY id'
+    with both.connect("alice") as conn:
+        binary = conn.execute(sql, binary=True).fetchall()
+        text = conn.execute(sql).fetchall()
+    for row in binary + text:
+        assert not EMAIL.search(str(row[1] or "")), row
+        assert not DOB.search(str(row[3] or "")), row
+        assert row[4] is None or "note" not in str(row[4]), row
+        assert row[5], row  # unmasked columns still come back
+
+
+def test_year_mask_under_other_datestyles(both: Any) -> None:
+    with both.connect("alice") as conn:
+        for style in ("SQL, DMY", "German", "Postgres, MDY", "ISO, YMD"):
+            conn.execute(f"SET DateStyle = '{style}'")
+            for outcome in _both_protocols(conn, "SELECT birth_date FROM customers"):
+                assert outcome.error is None, outcome
+                for (value,) in outcome.rows or ():
+                    text = str(value or "")
+                    assert (
+                        value is None
+                        or text.endswith(("01-01", "01/01"))
+                        or ("-01-01" in text or "01.01." in text)
+                    ), (style, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "forbidden"),
+    [
+        ("a@b@secretpart.example.org", "b@"),
+        ("@only-domain.example", "only-domain"),
+        ("no-at-sign-secret", "secret"),
+        ("ünïcødé.ßecret@exämple.com", "ßecret"),
+        ("", None),
+    ],
+)
+def test_email_mask_on_odd_values(both: Any, value: str, forbidden: str | None) -> None:
+    """The alice's own row inserted in a rolled-back transaction: the email method shows the
+    domain only (the part after the last @), nothing of the local part."""
+    with both.connect("alice") as conn, rolled_back(conn):
+        conn.execute("INSERT INTO customers (name, email) VALUES ('rt3', %s)", (value,))
+        for outcome in _both_protocols(conn, "SELECT email FROM customers WHERE name = 'rt3'"):
+            assert outcome.error is None, outcome
+            (masked,) = outcome.rows[0] if outcome.rows else (None,)
+            if forbidden is not None:
+                assert forbidden not in str(masked), (value, masked)
+            assert masked != value or value == "", (value, masked)
+
+
+# Card digits as FULLWIDTH DIGIT characters (decimal digits to Python and to the C path).
+FULLWIDTH_CARD = "".join(chr(0xFF10 + int(c)) if c.isdigit() else c for c in "1234-5678-9012-3456")
+
+
+@pytest.mark.parametrize(
+    "card",
+    ["4111-1111-1111-1234", "4111111111111234", "x", FULLWIDTH_CARD, "12"],
+)
+def test_partial_card_mask_on_odd_values(both: Any, card: str) -> None:
+    with both.connect("alice") as conn, rolled_back(conn):
+        conn.execute("INSERT INTO customers (name, card) VALUES ('rt3', %s)", (card,))
+        for outcome in _both_protocols(conn, "SELECT card FROM customers WHERE name = 'rt3'"):
+            assert outcome.error is None, outcome
+            masked = str(outcome.rows[0][0]) if outcome.rows else ""
+            digits = [c for c in card if c.isdecimal()]
+            shown = [c for c in masked if c.isdecimal()]
+            assert len(shown) <= 4, (card, masked)
+            if len(digits) > 4:
+                assert masked != card, (card, masked)
+
+
+def test_temp_child_table_of_customers(both: Any) -> None:
+    with both.connect("alice") as conn, rolled_back(conn):
+        assert run(conn, "CREATE TEMP TABLE rt3_kid () INHERITS (customers)").error is None
+        for sql in (
+            "SELECT email, birth_date FROM customers",
+            "SELECT email, birth_date FROM ONLY customers",
+            "SELECT * FROM rt3_kid",
+        ):
+            assert_no_leak(run(conn, sql), sql)
+        copy = "INSERT INTO rt3_kid SELECT * FROM ONLY customers"
+        assert_refused(run(conn, copy), copy)
+
+
+def test_like_including_all_then_insert_select_is_refused(both: Any) -> None:
+    with both.connect("alice") as conn, rolled_back(conn):
+        created = run(conn, "CREATE TEMP TABLE rt3_like (LIKE customers INCLUDING ALL)")
+        assert created.error is None, created
+        copy = "INSERT INTO rt3_like SELECT * FROM customers"
+        assert_refused(run(conn, copy), copy)
+
+
+def test_on_conflict_do_update_returning_masked_columns(both: Any) -> None:
+    sql = (
+        "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
+        "SET score = customers.score RETURNING email, birth_date, card, customers.*"
+    )
+    with both.connect("alice") as conn, rolled_back(conn):
+        assert_no_leak(run(conn, sql), sql)
+
+
+def test_on_conflict_do_update_copying_email_is_refused(both: Any) -> None:
+    sql = (
+        "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
+        "SET name = customers.email RETURNING name"
+    )
+    with both.connect("alice") as conn, rolled_back(conn):
+        assert_refused(run(conn, sql), sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE FUNCTION pg_temp.rt3_f() RETURNS text LANGUAGE sql AS "
+        "$$ SELECT string_agg(email, ',') FROM customers $$",
+        "CREATE OR REPLACE FUNCTION pg_temp.upper(text) RETURNS text LANGUAGE sql AS "
+        "$$ SELECT $1 $$",
+    ],
+)
+def test_temp_functions_are_refused(both: Any, sql: str) -> None:
+    with both.connect("alice") as conn:
+        assert_refused(run(conn, sql), sql)
+
+
+def test_denied_ssn_in_group_key_and_set_returning_function(both: Any) -> None:
+    with both.connect("alice") as conn:
+        for sql in (
+            "SELECT count(*) FROM customers GROUP BY ssn",
+            "SELECT regexp_split_to_table(ssn, '-') FROM customers",
+            "SELECT DISTINCT ON (ssn) id FROM customers",
+        ):
+            outcome = run(conn, sql)
+            assert not SSN.search(str(outcome.rows)), outcome
+            assert_refused(outcome, sql)
