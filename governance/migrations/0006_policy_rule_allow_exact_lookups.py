@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0004_bundle_generation'),
+        ('governance', '0005_agent_instance'),
     ]
 
     operations = [
