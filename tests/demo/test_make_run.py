@@ -126,9 +126,19 @@ def _shop_direct(data_dir: Path, launch: Launch) -> psycopg.Connection:
     log = (data_dir / "logs" / "postgres.log").read_text()
     port = int(re.findall(r'listening on IPv4 address "127\.0\.0\.1", port (\d+)', log)[-1])
     password = (data_dir / "demo" / "shop-password").read_text().strip()
-    return psycopg.connect(
-        host="127.0.0.1", port=port, user="shop_app", password=password, dbname="shop"
-    )
+    for attempt in range(3):
+        try:
+            return psycopg.connect(
+                host="127.0.0.1", port=port, user="shop_app", password=password, dbname="shop"
+            )
+        except psycopg.OperationalError as exc:
+            # The wheel's PostgreSQL is built without OpenSSL: its SCRAM nonce comes from
+            # /dev/urandom, which failed once in ~10 full runs on this shared machine
+            # ("could not generate nonce"). Only that transient refusal is retried.
+            if "could not generate nonce" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _listening_ports(processes: list[psutil.Process]) -> set[int]:
