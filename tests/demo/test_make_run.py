@@ -121,24 +121,30 @@ def _connect(launch: Launch, user: str) -> psycopg.Connection:
     )
 
 
-def _shop_direct(data_dir: Path, launch: Launch) -> psycopg.Connection:
-    """The unrestricted path: the shop's own role, straight to PostgreSQL (no agent)."""
+def _drop_works_directly(data_dir: Path) -> None:
+    """The unrestricted path: the shop's own role, straight to PostgreSQL (no agent), runs
+    the DROP the agent refuses (rolled back).
+
+    It runs in a fresh process: inside a pytest worker that has run hundreds of tests, the
+    bundled libpq once in a while could not draw its SCRAM client nonce ("could not generate
+    nonce"; cause not found), which says nothing about the demo."""
     log = (data_dir / "logs" / "postgres.log").read_text()
     port = int(re.findall(r'listening on IPv4 address "127\.0\.0\.1", port (\d+)', log)[-1])
     password = (data_dir / "demo" / "shop-password").read_text().strip()
-    for attempt in range(3):
-        try:
-            return psycopg.connect(
-                host="127.0.0.1", port=port, user="shop_app", password=password, dbname="shop"
-            )
-        except psycopg.OperationalError as exc:
-            # The wheel's PostgreSQL is built without OpenSSL: its SCRAM nonce comes from
-            # /dev/urandom, which failed once in ~10 full runs on this shared machine
-            # ("could not generate nonce"). Only that transient refusal is retried.
-            if "could not generate nonce" not in str(exc) or attempt == 2:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
+    script = (
+        "import sys, psycopg\n"
+        "with psycopg.connect(host='127.0.0.1', port=int(sys.argv[1]), user='shop_app',"
+        " password=sys.argv[2], dbname='shop') as direct:\n"
+        "    direct.execute('DROP TABLE orders')\n"
+        "    direct.rollback()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(port), password],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def _listening_ports(processes: list[psutil.Process]) -> set[int]:
@@ -176,9 +182,7 @@ def _analyst_is_governed(launch: Launch, data_dir: Path) -> int:
         assert reviewer.execute("SELECT count(*) FROM payments").fetchone()[0] > 0
 
     # The refusals are the agent's doing: the same DROP directly would have worked.
-    with _shop_direct(data_dir, launch) as direct:
-        direct.execute("DROP TABLE orders")
-        direct.rollback()
+    _drop_works_directly(data_dir)
     return int(request.group(1))
 
 
