@@ -113,12 +113,15 @@ def _enqueue(task: Any, *args: Any) -> None:
 
 
 def request_notify(request_id: int, event: str) -> None:
-    """After commit: push the row live, then webhook and email (Celery, with retries)."""
+    """After commit: wake the decision's waiters, push the row live, then webhook and email
+    (Celery, with retries)."""
     # The tasks module imports this one for the payloads, so the tasks are looked up late.
     from approvals.tasks import EXTERNAL_EVENTS, email_send_task, webhook_deliver_task
 
-    transaction.on_commit(lambda: _safely(request_broadcast, request_id, event))
+    # A held statement or tool call is waiting on the decision; rendering the reviewers'
+    # rows first would keep it waiting for tens of milliseconds.
     transaction.on_commit(lambda: _safely(push.decision_push, request_id, event))
+    transaction.on_commit(lambda: _safely(request_broadcast, request_id, event))
     if event in EXTERNAL_EVENTS:
         _enqueue(webhook_deliver_task, request_id, event)
         _enqueue(email_send_task, request_id, event)

@@ -330,7 +330,7 @@ def _free_port() -> int:
 
 def _start_server(env: dict[str, str], port: int) -> subprocess.Popen:
     command = [
-        str(ROOT / ".venv/bin/uvicorn"),
+        str(Path(sys.executable).parent / "uvicorn"),
         "config.asgi:application",
         "--host",
         "127.0.0.1",

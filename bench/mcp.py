@@ -26,7 +26,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, this file's directory comes first on sys.path and its name would hide
@@ -41,11 +43,21 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/warden_bench_mcp"
 STATEMENT = "SELECT g, 'row ' || g AS label FROM generate_series(1, 10) g"
 OVERHEAD_TARGET_MS = 15.0
 APPROVAL_TARGET_MS = 150.0
+CALL_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.95) - 1)]
+
+
+async def _bounded(what: str, call: Awaitable[T], seconds: float = CALL_TIMEOUT) -> T:
+    """``call``'s result, or the bench stops naming what did not answer in time."""
+    try:
+        return await asyncio.wait_for(call, timeout=seconds)
+    except TimeoutError:
+        raise SystemExit(f"{what}: no answer within {seconds:g} s") from None
 
 
 async def _overhead(base_url: str, agent_port: int, token: str, calls: int) -> dict:
@@ -71,7 +83,7 @@ async def _overhead(base_url: str, agent_port: int, token: str, calls: int) -> d
             timings = {"psycopg": direct_ms}
             for name, session in (("http", http), ("stdio", stdio)):
                 started = time.perf_counter()
-                result = await session.call_tool("run_query", arguments)
+                result = await _bounded(name, session.call_tool("run_query", arguments))
                 timings[name] = (time.perf_counter() - started) * 1000
                 if result.is_error or result.structured_content["row_count"] != 10:
                     raise SystemExit(f"{name}: {result}")

@@ -222,7 +222,13 @@ async def _supervised(
     try:
         while not work.done():
             waiters = {work} if held_seen.done() else {work, held_seen}
-            await asyncio.wait(waiters, timeout=max(0.0, deadline - loop.time()))
+            # FIRST_COMPLETED: the default (ALL_COMPLETED) would sit out the whole timeout
+            # after a statement that finished without being held.
+            await asyncio.wait(
+                waiters,
+                timeout=max(0.0, deadline - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if work.done():
                 break
             if held_seen.done() and run.held is not None and not run.waited:

@@ -1,7 +1,6 @@
 """Issue 14: a statement an AI agent runs over MCP is held by the real agent; a reviewer
 approves it in headless Chromium while the tool call waits (with progress notifications),
-and the same tool call then returns the rows. A denial comes back with the comment.
-(The progress notifications sent while waiting are not asserted yet: see the issue note.)"""
+and the same tool call then returns the rows. A denial comes back with the comment."""
 
 from __future__ import annotations
 
@@ -63,6 +62,9 @@ def test_a_held_mcp_query_returns_rows_once_a_reviewer_approves_it_in_the_browse
     assert answered - seen["approve_clicked"] < 5
     held = AccessRequest.objects.get()
     assert held.state == "approved" and held.requester == ai_agent
+    # The waiting call reported the hold to the client before the rows came back.
+    assert progress, "no MCP progress notification arrived while the call waited"
+    assert f"held for approval: request {held.pk} (review at " in progress[0], progress
 
 
 def test_a_held_mcp_query_reports_the_request_at_once_or_the_reviewers_denial(
