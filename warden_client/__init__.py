@@ -6,9 +6,14 @@
         for column in warden.columns(datasource=source["id"], sensitivity=2):
             ...
 
+    warden = AsyncWardenClient("https://warden.example.com", token="wdn_…")
+    identity = await warden.call(operations.mcp_whoami())
+
+Each operation is defined once in ``warden_client.operations``; both clients send it.
 Errors come back as ``ApiError`` carrying the API's one error body (detail, code, fields).
 """
 
-from warden_client.client import ApiError, WardenClient
+from warden_client.client import AsyncWardenClient, WardenClient
+from warden_client.operations import ApiError, MalformedAnswer
 
-__all__ = ["ApiError", "WardenClient"]
+__all__ = ["ApiError", "AsyncWardenClient", "MalformedAnswer", "WardenClient"]

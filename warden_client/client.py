@@ -1,30 +1,31 @@
-"""WardenClient: one method per operation the agent, the MCP server and the tests use."""
+"""WardenClient (sync) and AsyncWardenClient: both send the operations defined once in
+``warden_client.operations``; WardenClient adds one method per operation the tests use."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-Json = dict[str, Any]
+from warden_client import operations
+from warden_client.operations import Json, Operation, error_of, present
+
+T = TypeVar("T")
 
 
-class ApiError(Exception):
-    """A 4xx/5xx answer, with the API's error body (``config.api.ErrorSerializer``)."""
-
-    def __init__(self, status: int, body: Json) -> None:
-        self.status = status
-        self.detail: str = body.get("detail", "")
-        self.code: str = body.get("code", "")
-        self.fields: dict[str, list[str]] = body.get("fields", {})
-        super().__init__(f"HTTP {status} {self.code}: {self.detail}")
-
-
-def _present(**values: Any) -> Json:
-    """The arguments that were given (None means "leave it to the server")."""
-    return {key: value for key, value in values.items() if value is not None}
+def _send_args(operation: Operation[Any], timeout: float) -> dict[str, Any]:
+    """httpx keyword arguments of one operation (a long-poll extends the timeout)."""
+    args: dict[str, Any] = {
+        "params": operation.params,
+        "json": operation.json,
+        "content": operation.content,
+        "headers": operation.headers,
+    }
+    if operation.wait:
+        args["timeout"] = timeout + operation.wait
+    return args
 
 
 class WardenClient:
@@ -35,7 +36,12 @@ class WardenClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retry_once: bool = False,
     ) -> None:
+        """``retry_once``: resend once after a transport error (e.g. a stale keep-alive
+        connection); only for callers whose writes are safe to repeat."""
+        self._timeout = timeout
+        self._retry_once = retry_once
         self._http = httpx.Client(
             base_url=f"{base_url.rstrip('/')}/api/v1/",
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -71,12 +77,19 @@ class WardenClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         response = self._http.request(method, path, json=json, params=params, headers=headers)
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"detail": response.text[:200], "code": "server_error"}
-            raise ApiError(response.status_code, body)
+            raise error_of(response)
         return response
+
+    def call(self, operation: Operation[T]) -> T:
+        """Send one operation; its result, or ApiError / MalformedAnswer / httpx.HTTPError."""
+        args = _send_args(operation, self._timeout)
+        try:
+            response = self._http.request(operation.method, operation.path, **args)
+        except httpx.TransportError:
+            if not self._retry_once:
+                raise
+            response = self._http.request(operation.method, operation.path, **args)
+        return operations.answer(operation, response)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Json:
         return self.request(method, path, **kwargs).json()
@@ -93,7 +106,7 @@ class WardenClient:
     # ------------------------------------------------------------------ catalog
 
     def datasources(self, *, ordering: str | None = None) -> Iterator[Json]:
-        return self.pages("datasources/", _present(ordering=ordering))
+        return self.pages("datasources/", present(ordering=ordering))
 
     def datasource_create(
         self,
@@ -108,7 +121,7 @@ class WardenClient:
         description: str = "",
         idempotency_key: str | None = None,
     ) -> Json:
-        body = _present(
+        body = present(
             name=name,
             engine=engine,
             database=database,
@@ -132,11 +145,11 @@ class WardenClient:
         sensitivity: int | None = None,
         state: str | None = None,
     ) -> Iterator[Json]:
-        params = _present(q=q, datasource=datasource, tag=tag, sensitivity=sensitivity, state=state)
+        params = present(q=q, datasource=datasource, tag=tag, sensitivity=sensitivity, state=state)
         return self.pages("columns/", params)
 
     def scan_start(self, datasource_id: int, *, sample_size: int | None = None) -> Json:
-        body = _present(sample_size=sample_size)
+        body = present(sample_size=sample_size)
         return self._json("POST", f"datasources/{datasource_id}/scans/", json=body)
 
     def scan(self, scan_id: int) -> Json:
@@ -155,7 +168,7 @@ class WardenClient:
         mask_method: str | None = None,
         priority: int | None = None,
     ) -> Json:
-        body = _present(
+        body = present(
             datasource=datasource,
             name=name,
             subjects=subjects,
@@ -187,13 +200,13 @@ class WardenClient:
             "duration_minutes": duration_minutes,
             "statement": statement,
         }
-        return self._json("POST", "access-requests/", json=body, idempotency_key=idempotency_key)
+        return self.call(operations.access_request_create(body, idempotency_key=idempotency_key))
 
-    def access_request(self, request_id: int, *, wait: float | None = None) -> Json:
-        return self._json("GET", f"access-requests/{request_id}/", params=_present(wait=wait))
+    def access_request(self, request_id: int, *, wait: float = 0.0) -> Json:
+        return self.call(operations.access_request(request_id, wait=wait))
 
     def access_requests(self, *, view: str = "mine", state: str | None = None) -> Iterator[Json]:
-        return self.pages("access-requests/", _present(view=view, state=state))
+        return self.pages("access-requests/", present(view=view, state=state))
 
     def access_request_approve(
         self,
@@ -203,7 +216,7 @@ class WardenClient:
         scope: Json | None = None,
         duration_minutes: int | None = None,
     ) -> Json:
-        body = _present(comment=comment, scope=scope, duration_minutes=duration_minutes)
+        body = present(comment=comment, scope=scope, duration_minutes=duration_minutes)
         return self._json("POST", f"access-requests/{request_id}/approve/", json=body)
 
     def access_request_deny(self, request_id: int, *, comment: str = "") -> Json:
@@ -214,3 +227,46 @@ class WardenClient:
     def audit_events(self, **filters: str) -> Iterator[Json]:
         """Newest first; ``from``/``to`` are dates (pass them as ``**{"from": "2026-01-01"}``)."""
         return self.pages("audit/events/", filters)
+
+
+class AsyncWardenClient:
+    """The async twin of WardenClient for the agent and the MCP server: ``call`` sends any
+    operation of ``warden_client.operations``. ``http`` shares one connection pool between
+    clients of different tokens (the MCP server's callers); the owner closes it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        limits: httpx.Limits | None = None,
+        http: httpx.AsyncClient | None = None,
+        retry_once: bool = False,
+    ) -> None:
+        self._prefix = f"{base_url.rstrip('/')}/api/v1/"
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._timeout = timeout
+        self._retry_once = retry_once
+        self._owned = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=timeout,
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+
+    async def close(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+    async def call(self, operation: Operation[T]) -> T:
+        """Send one operation; its result, or ApiError / MalformedAnswer / httpx.HTTPError."""
+        args = _send_args(operation, self._timeout)
+        args["headers"] = {**self._headers, **operation.headers}
+        url = self._prefix + operation.path
+        try:
+            response = await self._http.request(operation.method, url, **args)
+        except httpx.TransportError:
+            if not self._retry_once:
+                raise
+            response = await self._http.request(operation.method, url, **args)
+        return operations.answer(operation, response)

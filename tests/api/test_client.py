@@ -3,27 +3,66 @@ parameters, cursor pages, and the one error body."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 
 from tests.api.world import contract_world
 from tests.live import asgi_server
-from warden_client import ApiError, WardenClient
+from warden_client import ApiError, AsyncWardenClient, WardenClient, operations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def live(tmp_path, admin, reviewer, auditor, requester) -> Iterator[dict[str, WardenClient]]:
+def world(tmp_path, admin, reviewer, auditor, requester) -> Iterator[tuple[str, dict[str, str]]]:
     tokens = contract_world(
         tmp_path, admin=admin, reviewer=reviewer, auditor=auditor, requester=requester
     )
     with asgi_server() as base_url:
-        clients = {role: WardenClient(base_url, token) for role, token in tokens.items()}
-        yield clients
-        for client in clients.values():
-            client.close()
+        yield base_url, tokens
+
+
+@pytest.fixture
+def live(world) -> Iterator[dict[str, WardenClient]]:
+    base_url, tokens = world
+    clients = {role: WardenClient(base_url, token) for role, token in tokens.items()}
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+def test_the_async_client_sends_the_same_operations(world, live):
+    base_url, tokens = world
+    body = {
+        "datasource": "shop",
+        "scope": {"tables": ["main.people"]},
+        "level": "read",
+        "reason": "INC-77",
+        "duration_minutes": 15,
+        "statement": "",
+    }
+
+    async def run() -> tuple[dict, dict, ApiError]:
+        warden = AsyncWardenClient(base_url, tokens["requester"])
+        stranger = AsyncWardenClient(base_url, "wdn_not_a_token")
+        try:
+            filed = await warden.call(operations.access_request_create(body, idempotency_key="a1"))
+            again = await warden.call(operations.access_request_create(body, idempotency_key="a1"))
+            assert again == filed
+            with pytest.raises(ApiError) as refused:
+                await stranger.call(operations.access_request(filed["id"]))
+            read = await warden.call(operations.access_request(filed["id"], wait=0.2))
+        finally:
+            await warden.close()
+            await stranger.close()
+        return filed, read, refused.value
+
+    filed, read, refused = asyncio.run(run())
+    assert read["id"] == filed["id"] and read["state"] == "pending"
+    assert live["requester"].access_request(filed["id"]) == read
+    assert refused.status == 401 and refused.detail
 
 
 def test_the_main_flows_work_through_the_client(live, tmp_path):
