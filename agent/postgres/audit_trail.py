@@ -4,9 +4,9 @@ path reads too); the shipper adds id and time when it encodes the batch."""
 
 from __future__ import annotations
 
-import json
 import time
 
+from agent.audit import statement_fragment
 from agent.decision import Decision
 from agent.postgres.state import Pending, SessionState
 
@@ -48,23 +48,14 @@ class AuditTrail(SessionState):
         return cached[1]
 
     def _audit_fragment(self, decision: Decision, index: int, action: str) -> str:
-        statements = decision.statements or [decision.statement]
-        kinds = decision.kinds or [decision.kind]
-        static = {
-            "identity": self.identity.name if self.identity else "",
-            "datasource": self.agent.config.datasource,
-            "client_address": self.client_address,
-            "fingerprint": decision.fingerprint,
-            "statement": statements[min(index, len(statements) - 1)],
-            "kind": kinds[min(index, len(kinds) - 1)],
-            "tables_read": decision.tables_read,
-            "tables_written": decision.tables_written,
-            "columns_read": decision.columns_read,
-            "masked_columns": decision.masked_columns,
-            "decision": action,
-            "rule": decision.rule,
-        }
-        return json.dumps(static, separators=(",", ":"), ensure_ascii=False)[1:-1]
+        return statement_fragment(
+            identity=self.identity.name if self.identity else "",
+            datasource=self.agent.config.datasource,
+            client_address=self.client_address,
+            decision=decision,
+            index=index,
+            action=action,
+        )
 
     def _audit_refusal(self, decision: Decision) -> None:
         self._audit(decision, index=0, rows=None, duration_ms=0.0, error=False)
