@@ -11,12 +11,12 @@ Fail closed: nothing runs without an answer from the control plane.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import HOLD, Decision
+from agent.holds import HoldCancelled, grant_bundle_fetch, review_wait
 from agent.mysql import packets as p
 
 if TYPE_CHECKING:
@@ -58,11 +58,9 @@ async def hold_statement(session: MySqlSession, sql: str, decision: Decision) ->
         return _held(f"{what}; held for approval: {where}. Retry once it is approved.")
     try:
         held = await _poll(session, held, wait)
-    except asyncio.CancelledError:
-        if session.cancelled.is_set():
-            session.cancelled.clear()
-            return p.err_packet(ER_QUERY_INTERRUPTED, "70100", "Query execution was interrupted")
-        raise
+    except HoldCancelled:
+        session.cancelled.clear()
+        return p.err_packet(ER_QUERY_INTERRUPTED, "70100", "Query execution was interrupted")
     except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
         return _held(
             f"lost contact with the Warden control plane while {where} was pending ({exc})"
@@ -75,36 +73,17 @@ async def hold_statement(session: MySqlSession, sql: str, decision: Decision) ->
 
 
 async def _poll(session: MySqlSession, held: HeldRequest, wait: float) -> HeldRequest:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
+    """The review wait; ``KILL QUERY`` of this connection sets ``session.cancelled``."""
     session.agent.holding[session.connection_id] = session.cancelled
-    cancel_wait = asyncio.ensure_future(session.cancelled.wait())
     try:
-        while held.state == "pending" and (remaining := deadline - loop.time()) > 0:
-            poll = asyncio.ensure_future(
-                session.agent.cp.access_request_state(held.id, wait=min(remaining, 60.0))
-            )
-            await asyncio.wait({poll, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
-            if session.cancelled.is_set():
-                poll.cancel()
-                raise asyncio.CancelledError
-            held = poll.result()
-        return held
+        return await review_wait(session.agent.cp, held, wait, session.cancelled)
     finally:
-        cancel_wait.cancel()
         session.agent.holding.pop(session.connection_id, None)
 
 
 async def _decide_approved(session: MySqlSession, sql: str, held: HeldRequest) -> Decision | bytes:
-    grant_id = (held.grant or {}).get("id")
     try:
-        for _ in range(5):
-            bundle = await session.agent.poller.refresh_now()
-            if bundle is not None and (
-                grant_id is None or any(g.get("id") == grant_id for g in bundle.grants)
-            ):
-                break
-            await asyncio.sleep(0.2)
+        await grant_bundle_fetch(session.agent.poller, held)
     except ControlPlaneUnavailable as exc:
         return _held(
             f"request {held.id} was approved, but the policy bundle with its grant could not "

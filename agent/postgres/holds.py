@@ -8,6 +8,7 @@ import logging
 
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import HOLD, Decision
+from agent.holds import HoldCancelled, grant_bundle_fetch, review_wait
 from agent.postgres import codec
 from agent.postgres.audit_trail import AuditTrail
 
@@ -15,10 +16,6 @@ log = logging.getLogger("agent.session")
 
 # Sessions waiting for an approval, by the cancel key the agent gave their client.
 HOLDS: dict[tuple[int, int], asyncio.Event] = {}
-
-
-class HoldCancelled(Exception):
-    """The client sent a CancelRequest while its statement waited for approval."""
 
 
 class HoldForApproval(AuditTrail):
@@ -99,43 +96,21 @@ class HoldForApproval(AuditTrail):
 
     async def _poll_review(self, held: HeldRequest, wait: float) -> HeldRequest:
         """Long-poll the request until it leaves ``pending``, ``wait`` runs out, or the
-        client cancels."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        client cancels (a CancelRequest with this session's key)."""
         cancelled = asyncio.Event()
         if self.cancel_key is not None:
             HOLDS[self.cancel_key] = cancelled
-        cancel_wait = asyncio.ensure_future(cancelled.wait())
-        poll: asyncio.Future[HeldRequest] | None = None
         try:
-            while held.state == "pending" and (remaining := deadline - loop.time()) > 0:
-                poll = asyncio.ensure_future(
-                    self.agent.cp.access_request_state(held.id, wait=min(remaining, 60.0))
-                )
-                await asyncio.wait({poll, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
-                if cancelled.is_set():
-                    raise HoldCancelled()
-                held = poll.result()
-            return held
+            return await review_wait(self.agent.cp, held, wait, cancelled)
         finally:
-            cancel_wait.cancel()
-            if poll is not None:  # cancelled, or the session ended while waiting
-                poll.cancel()
             if self.cancel_key is not None:
                 HOLDS.pop(self.cancel_key, None)
 
     async def _decide_approved(self, sql: str, held: HeldRequest) -> Decision | list[bytes]:
         """Fetch the bundle that carries the new grant now, then decide the statement again."""
         where = f"request {held.id}"
-        grant_id = (held.grant or {}).get("id")
         try:
-            for _ in range(5):
-                bundle = await self.agent.poller.refresh_now()
-                if bundle is not None and (
-                    grant_id is None or any(g.get("id") == grant_id for g in bundle.grants)
-                ):
-                    break
-                await asyncio.sleep(0.2)
+            await grant_bundle_fetch(self.agent.poller, held)
         except ControlPlaneUnavailable as exc:
             return [
                 hold_error(
