@@ -11,6 +11,7 @@ import asyncio
 
 from agent.bundle import BundlePoller
 from agent.controlplane import ControlPlaneClient, HeldRequest
+from agent.decision import Decision
 
 # Attempts, 0.2 s apart, to fetch a bundle that already carries the approval's grant.
 GRANT_BUNDLE_ATTEMPTS = 5
@@ -18,6 +19,21 @@ GRANT_BUNDLE_ATTEMPTS = 5
 
 class HoldCancelled(Exception):
     """The client cancelled its statement (CancelRequest, KILL QUERY) while it waited."""
+
+
+async def hold_file(
+    cp: ControlPlaneClient, *, datasource: str, identity: str, sql: str, decision: Decision
+) -> HeldRequest:
+    """File the access request for a held statement (the control plane reuses an identical
+    pending one); raises ``ControlPlaneUnavailable`` or ``AccessRequestRefused``."""
+    return await cp.file_access_request(
+        datasource=datasource,
+        identity=identity,
+        statement=sql,
+        fingerprint=decision.fingerprint,
+        level="write" if decision.tables_written else "read",
+        reason=f"held by the Warden agent: {decision.rule or 'require_approval'}",
+    )
 
 
 async def review_wait(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import HOLD, Decision
-from agent.holds import HoldCancelled, grant_bundle_fetch, review_wait
+from agent.holds import HoldCancelled, grant_bundle_fetch, hold_file, review_wait
 from agent.mysql import packets as p
 
 if TYPE_CHECKING:
@@ -38,13 +38,12 @@ async def hold_statement(session: MySqlSession, sql: str, decision: Decision) ->
     session._audit(decision, 0, rows=None, duration_ms=0.0, error=False)
     what = decision.message or "statement requires an approved access request"
     try:
-        held = await agent.cp.file_access_request(
+        held = await hold_file(
+            agent.cp,
             datasource=agent.config.datasource,
             identity=session.identity.name,
-            statement=sql,
-            fingerprint=decision.fingerprint,
-            level="write" if decision.tables_written else "read",
-            reason=f"held by the Warden agent: {decision.rule or 'require_approval'}",
+            sql=sql,
+            decision=decision,
         )
     except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
         log.warning("hold: could not file an access request: %s", exc)

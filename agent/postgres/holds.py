@@ -8,7 +8,7 @@ import logging
 
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
 from agent.decision import HOLD, Decision
-from agent.holds import HoldCancelled, grant_bundle_fetch, review_wait
+from agent.holds import HoldCancelled, grant_bundle_fetch, hold_file, review_wait
 from agent.postgres import codec
 from agent.postgres.audit_trail import AuditTrail
 
@@ -34,13 +34,12 @@ class HoldForApproval(AuditTrail):
         agent = self.agent
         what = decision.message or "statement requires an approved access request"
         try:
-            held = await agent.cp.file_access_request(
+            held = await hold_file(
+                agent.cp,
                 datasource=agent.config.datasource,
                 identity=self.identity.name,
-                statement=sql,
-                fingerprint=decision.fingerprint,
-                level="write" if decision.tables_written else "read",
-                reason=f"held by the Warden agent: {decision.rule or 'require_approval'}",
+                sql=sql,
+                decision=decision,
             )
         except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
             log.warning("hold: could not file an access request: %s", exc)
