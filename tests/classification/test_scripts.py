@@ -58,7 +58,11 @@ def test_japanese_and_korean_addresses_are_addresses() -> None:
         "沖縄県横浜市港南区藤金8丁目24番11号",
         "東京都港区芝公園4丁目2番8号",
     ]
-    korean = ["서울특별시 강남구 테헤란로 123", "부산광역시 해운대구 해운대로 570", "대구 중구 동성로 12"]
+    korean = [
+        "서울특별시 강남구 테헤란로 123",
+        "부산광역시 해운대구 해운대로 570",
+        "대구 중구 동성로 12",
+    ]
     assert "PII.Address" in tags_of(column("c1", japanese))
     assert "PII.Address" in tags_of(column("c1", korean))
 
