@@ -43,10 +43,9 @@ DEVELOPMENT_LOCALES = (
     "es_CO",
     "nl_BE",
     "uk_UA",
-)
-# Never run through a detector before the final measurement. (The name index's coverage of
-# some of them was looked at while choosing rank limits; no detector output was.)
-HELD_OUT_LOCALES = (
+    # The held-out set of stop 11, measured there (F1 0.94 real / 0.87 opaque); its errors
+    # were then read to build the script-aware detectors, so from stop 12 on it is
+    # development data and a new held-out set below replaces it.
     "pt_BR",
     "es_MX",
     "pl_PL",
@@ -61,6 +60,24 @@ HELD_OUT_LOCALES = (
     "el_GR",
     "ru_RU",
     "ja_JP",
+)
+# Never run through a detector before the final measurement (chosen in stop 12 from the
+# Faker locales no earlier set used; only checked to generate without error).
+HELD_OUT_LOCALES = (
+    "en_CA",
+    "en_IE",
+    "it_CH",
+    "fr_BE",
+    "de_LU",
+    "lt_LT",
+    "lv_LV",
+    "et_EE",
+    "bg_BG",
+    "tr_TR",
+    "is_IS",
+    "he_IL",
+    "ko_KR",
+    "zh_CN",
 )
 DATA_SPLIT = {
     "tuning": TUNING_LOCALES,

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import re
 
-from .base import MEDIUM, Finding, PreparedColumn, has_hint
+from .base import (
+    MEDIUM,
+    Finding,
+    PreparedColumn,
+    has_hint,
+    starts_like_name,
+    without_type_prefix,
+)
 from .masking import mask_words
 
 _STREET_WORDS = (
@@ -34,14 +41,29 @@ _DIGITS = re.compile(r"\d+")
 _LEADING_STREET_WORD = re.compile(rf"(?:{_STREET_WORDS})\b", re.IGNORECASE)
 _POSTAL_LINE = re.compile(
     r"(?m)(?:^|, )(?:\d{4,6}|[1-9]\d{3} ?[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
-    r"|[A-Z]{2} \d{5}(?:-\d{4})?)(?:$|[ ,])"
+    r"|[A-Z]{2} \d{5}(?:-\d{4})?"
+    # "679 59 Καλαμάτα", "ΤΚ 060 51 Μυτιλήνη", "LV-1010 Rīga": grouped or prefixed codes
+    r"|(?:[^\W\d_]{1,3}[ -])?\d{3} \d{2}|[^\W\d_]{1,3}[ -]\d{4,6})(?:$|[ ,])"
+    # "San Natalia los bajos, SON 20261": the code ends the town line
+    r"|, (?:[^\W\d_.]{1,4}\.? ){1,2}\d{4,6}(?:-\d{3,4})?$"
+)
+# A house number written with its marker: "буд. 699", "д. 4", "# 2-91", "№ 5", "nº 67".
+_MARKED_NUMBER = re.compile(
+    r"(?<!\w)(?:буд|д|дом|кв|стр|корп|№|#|n[°º]|no|nr|číslo|br)\.? ?\d{1,5}", re.IGNORECASE
+)
+# Chinese, Japanese and Korean addresses: administrative units, then block numbers.
+_CJK_ADDRESS = re.compile(
+    r"[\u3040-\u30ff\u4e00-\u9fff]{1,12}[都道府県省市区町村郡县镇路街].*\d+"
+    r"(?:丁目|番地?|号|弄|楼|室)"
+    r"|[\uac00-\ud7a3]+(?:로|길)\s?\d+"
 )
 # Any script: words, then a house number ("Beskydská 88", "Praça de Magalhães, 67",
 # "Av. Omar Nuñez N° 6447"), optionally a unit after it ("буд. 764 кв. 59").
 _WORD = r"[^\W\d_][^\W\d_'\u2019.-]*\.?"
-_NUMBER = r"(?:(?:no|nr|n°|nº|#)\.? ?)?\d{1,5}(?:[a-zA-Z]|[/-]\d{1,5})?\.?"
+_NUMBER = r"(?:(?:no|nr|n°|nº|#)\.? ?)?\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?\.?"
 _WORDS_THEN_NUMBER = re.compile(
-    rf"{_WORD}(?: {_WORD}){{0,5}},? {_NUMBER}(?:,? {_WORD}(?: {_WORD})?,? {_NUMBER}){{0,2}}",
+    rf"{_WORD}(?: {_WORD}){{0,5}},? {_NUMBER}(?:,? {_WORD}(?: {_WORD})?,? {_NUMBER}){{0,2}}"
+    rf"(?:, \d{{4,6}} {_WORD}(?: {_WORD}){{0,3}})?",  # "Myhremarka 6, 8054 Vidarvåg"
     re.IGNORECASE,
 )
 _HINT_TOKENS = (
@@ -59,8 +81,20 @@ _HINT_TOKENS = (
     "strasse",
     "residence",
     "domicile",
+    "shipto",
+    "billto",
+    "mailing",
 )
-_HINT_PHRASES = ("address", "street", "adres", "direccion", "indirizzo")
+_HINT_PHRASES = (
+    "address",
+    "street",
+    "adres",
+    "direccion",
+    "indirizzo",
+    "shipto",
+    "billto",
+    "deliverto",
+)
 
 
 def _is_address(text: str) -> bool:
@@ -87,12 +121,17 @@ def _street_line_kind(text: str) -> str | None:
     words = len(text.split())
     if not 6 <= len(text) <= 160 or words > 16:
         return None
+    if _CJK_ADDRESS.search(text):
+        return "street"
+    if _MARKED_NUMBER.search(text) and sum(char.isalpha() for char in text) >= 4:
+        return "street"
     if not _HOUSE_NUMBER.search(text):
         # "rue de Guichard", "Via Adele": a street without a number, only as a short line
         return "street" if words <= 6 and _LEADING_STREET_WORD.match(text) else None
     if _STREET_WORD.search(text) or _STREET_SUFFIX.search(text) or _NUMBER_FIRST.match(text):
         return "street"
-    if text[0].isupper() and _WORDS_THEN_NUMBER.fullmatch(text):
+    unprefixed = without_type_prefix(text)  # "ul. Krasickiego 00", "пер. Лесной, 4"
+    if starts_like_name(unprefixed) and _WORDS_THEN_NUMBER.fullmatch(unprefixed):
         return "shape"
     return None
 

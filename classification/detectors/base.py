@@ -209,6 +209,35 @@ def prepare_column(sample: ColumnSample) -> PreparedColumn:
     )
 
 
+# --- value shape --------------------------------------------------------------------
+
+# "г. Сасово", "ul. Zaułek", "д. Ухта": a short lowercase type word with a dot before a name.
+_TYPE_PREFIX = re.compile(r"[^\W\d_]{1,4}\. ?(?=\w)")
+
+
+def starts_like_name(text: str) -> bool:
+    """A proper noun's first letter: upper case, or a letter of a script without case.
+
+    Chinese, Japanese, Korean, Hebrew or Arabic names have no capitals; a lowercase first
+    letter ("euro", "open") is the one thing that tells ordinary words apart.
+    """
+    first = text[:1]
+    return first.isupper() or (first.isalpha() and not first.islower())
+
+
+def without_type_prefix(text: str) -> str:
+    """ "г. Сасово" -> "Сасово", "aleja Owocowa 850" -> "Owocowa 850": settlement and
+    street types come first, in lower case, in many languages; the name after them
+    carries the capital."""
+    match = _TYPE_PREFIX.match(text)
+    if match and match.end() < len(text):
+        return text[match.end() :]
+    first, _, rest = text.partition(" ")
+    if first.isalpha() and first.islower() and len(first) <= 12 and rest[:1].isupper():
+        return rest
+    return text
+
+
 # --- name hints ---------------------------------------------------------------------
 
 

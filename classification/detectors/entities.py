@@ -16,11 +16,20 @@ from collections.abc import Callable
 from cleanco import basename as cleanco_basename
 from cleanco.clean import prepare_default_terms
 
-from .base import MEDIUM, WEAK, Finding, PreparedColumn, has_hint
+from .base import (
+    MEDIUM,
+    WEAK,
+    Finding,
+    PreparedColumn,
+    has_hint,
+    starts_like_name,
+    without_type_prefix,
+)
 from .health import is_free_text
 
 _NAME_WORD = r"[^\W\d_][^\W\d_'\u2019.-]*"
 _NAME_SHAPE = re.compile(rf"{_NAME_WORD}(?:[ '\u2019.,&-]+{_NAME_WORD}){{0,5}}\.?")
+_QUOTES = re.compile(r"[«»\"“”„()]")  # ОАО «Воронцов», Кроношпан (Kronoplus)
 _FULL_NAME = re.compile(rf"{_NAME_WORD}(?:[ '\u2019-]+{_NAME_WORD}){{1,4}}")
 LEGAL_FORM = re.compile(
     r"\b(?:inc|llc|ltd|plc|corp|co|company|gmbh|ag|kg|ohg|se|sa|sas|sarl|spa|s\.?p\.?a|"
@@ -37,14 +46,48 @@ _LEGAL_FORM_ENDINGS = frozenset(
 )
 
 
+# Legal forms that cleanco does not know, written anywhere in the name: Cyrillic (ООО, ИП,
+# НПО …), Chinese/Japanese/Korean (株式会社, 有限公司, 주식회사 …), Greek (Α.Ε., Ε.Π.Ε.),
+# Polish (sp. z o.o., s.c., sp.k.), Balkan (d.o.o.), Indonesian (PT, Tbk) and the firm
+# endings "i syn", "e Filhos", "og Sønner".
+_LEGAL_FORM_ANYWHERE = re.compile(
+    r"(?<!\w)(?:ООО|ОАО|ЗАО|ПАО|АО|ИП|НПО|ТОО|ОДО|ЧП|ФГУП|МУП|ГУП|ТОВ|ПП|ЕООД|ООД|АД|ЕТ)(?!\w)"
+    r"|株式会社|有限会社|合同会社|合資会社|合名会社|有限公司|股份有限公司|有限责任公司|集团|"
+    r"주식회사|유한회사|\(주\)|"
+    r"(?<!\w)(?:Α\.?Ε\.?|Ε\.?Π\.?Ε\.?|Ο\.?Ε\.?|Ε\.?Ε\.?|Ι\.?Κ\.?Ε\.?)(?!\w)|"
+    r"(?<!\w)(?:sp\. ?z ?o\.? ?o\.?|s\.c\.|sp\. ?k\.?|sp\. ?j\.?|s\.k\.a\.|ltda\.?|"
+    r"i syn(?:owie)?|e filhos|og sønner|och söner|ja pojat|a syn|a synové|"
+    r"j\.d\.o\.o\.?|d\.o\.o\.?|d\.d\.|k\.d\.|"  # Croatia, Slovenia, Serbia
+    r"pt|cv|ud|tbk|\(persero\)|perum)(?!\w)",  # Indonesia
+    re.IGNORECASE,
+)
+
+
+# "Murillo, González and Romero", "Kelemen és Vörös", "Evensen, Johansen og Madsen": a firm
+# named after its partners (two or more capitalised names joined by a conjunction).
+_PARTNERS = re.compile(
+    rf"(?:{_NAME_WORD}[ -])*{_NAME_WORD}(?:, (?:{_NAME_WORD}[ -])*{_NAME_WORD})* "
+    r"(?:and|y|e|et|und|og|och|és|és|a|i|и|και|ve|en|ja|&) "
+    rf"(?:{_NAME_WORD}[ -])*{_NAME_WORD}"
+)
+
+
+def is_firm_name(text: str) -> bool:
+    """A legal form, or partners' names joined by a conjunction."""
+    return has_legal_form(text) or (
+        len(text) <= 80 and starts_like_name(text) and _PARTNERS.fullmatch(text) is not None
+    )
+
+
 @functools.lru_cache(maxsize=8192)
 def has_legal_form(text: str) -> bool:
-    """ "Patel LLC", "Acme Lda.", "Baz s.r.o.": a company's legal form ends the name.
+    """ "Patel LLC", "Acme Lda.", "Baz s.r.o.", "株式会社松本電気": a company's legal form.
 
-    ``cleanco`` knows the legal forms of many countries; the pattern above adds a few
-    that it does not strip (``and Sons``, ``Group``).
+    ``cleanco`` knows the legal forms of many countries (at the end of the name); the
+    patterns above add a few that it does not strip (``and Sons``, ``Group``) and the
+    forms of other scripts, which often come first.
     """
-    if LEGAL_FORM.search(text) is not None:
+    if LEGAL_FORM.search(text) is not None or _LEGAL_FORM_ANYWHERE.search(text) is not None:
         return True
     words = text.lower().split()
     if not words or _PUNCTUATION.sub("", words[-1]) not in _LEGAL_FORM_ENDINGS:
@@ -79,6 +122,10 @@ _PERSON_TOKENS = (
     "holder",
     "signatory",
     "beneficiary",
+    "recipient",
+    "addressee",
+    "consignee",
+    "payee",
 )
 _PERSON_NEGATIVE = (
     "product",
@@ -277,6 +324,8 @@ _TABLE_KINDS = {
 # name only when NER reads most of its values as people: "Euro" and "Swiss Franc" are
 # capitalised words, not names.
 BARE_NAME_MIN_PERSON_SHARE = 0.45
+# A column where this share of values carries a legal form (or partners' names) holds firms.
+FIRM_COLUMN_SHARE = 0.25
 
 
 def _finding(
@@ -285,6 +334,7 @@ def _finding(
     labels: tuple[str, ...],
     hinted: bool,
     vouched_shape: Callable[[str], bool],
+    free_text: bool | None = None,
 ) -> Finding:
     read = column.entity_labels
     share = column.entity_share(*labels)
@@ -293,7 +343,7 @@ def _finding(
         for index, found in read.items()
         if found.intersection(labels) or vouched_shape(column.texts[index])
     )
-    free_text = is_free_text(column)
+    free_text = is_free_text(column) if free_text is None else free_text
     examples = [e for label in labels for e in column.entity_examples.get(label, [])][:3]
     return Finding(
         tag=tag,
@@ -310,8 +360,11 @@ def _finding(
 
 
 def _shaped(text: str, min_len: int = 2) -> bool:
+    text = without_type_prefix(text)
     return (
-        min_len <= len(text) <= 80 and text[0].isupper() and _NAME_SHAPE.fullmatch(text) is not None
+        min_len <= len(text) <= 80
+        and starts_like_name(text)
+        and _NAME_SHAPE.fullmatch(text) is not None
     )
 
 
@@ -320,8 +373,10 @@ def detect_person_name(column: PreparedColumn) -> list[Finding]:
         return []
     free_text = is_free_text(column)
     # product_name, company_name, city, products.name: the name points at something else
-    elsewhere = bool(column.name_tokens & frozenset(_PERSON_NEGATIVE)) or _hinted_other(
-        column, "person"
+    elsewhere = (
+        bool(column.name_tokens & frozenset(_PERSON_NEGATIVE))
+        or _hinted_other(column, "person")
+        or _firm_count(column) >= FIRM_COLUMN_SHARE * max(len(column.entity_labels), 1)
     )
     person = column.entity_share("PERSON")
     other = max(column.entity_share("ORG"), column.entity_share("GPE", "LOC"))
@@ -343,6 +398,10 @@ def detect_person_name(column: PreparedColumn) -> list[Finding]:
         finding.strength = MEDIUM
     finding.negative_hint = elsewhere and not free_text
     return [finding]
+
+
+def _firm_count(column: PreparedColumn) -> int:
+    return sum(1 for index in column.entity_labels if is_firm_name(column.texts[index]))
 
 
 def _is_bare_name(column: PreparedColumn) -> bool:
@@ -403,16 +462,19 @@ def detect_organization(column: PreparedColumn) -> list[Finding]:
     if not column.ner_ran:
         return []
     hinted = _hints(column)["organization"]
-    free_text = is_free_text(column)
+    legal = _firm_count(column)
+    firms = legal >= FIRM_COLUMN_SHARE * max(len(column.entity_labels), 1)
+    # "Materek i syn s.c." has lower-case words like prose, but a legal form makes it a name
+    free_text = is_free_text(column) and not firms
 
     def vouched(text: str) -> bool:
-        if free_text or not _shaped(text.replace(",", "")):
+        if free_text or not _shaped(_QUOTES.sub("", text.replace(",", ""))):
             return False
-        return hinted or has_legal_form(text)
+        # In a column of firms, "Macedo" beside "Macedo Lda." is a firm without its suffix
+        return hinted or firms or is_firm_name(text)
 
-    finding = _finding(column, "PII.Organization", ("ORG",), hinted, vouched)
-    legal = sum(1 for i in column.entity_labels if has_legal_form(column.texts[i]))
-    if not free_text and legal >= 0.25 * max(len(column.entity_labels), 1):
+    finding = _finding(column, "PII.Organization", ("ORG",), hinted, vouched, free_text)
+    if not free_text and firms:
         finding.strength = MEDIUM
         finding.extra["legal_form_share"] = round(legal / len(column.entity_labels), 3)
     finding.negative_hint = not free_text and _hinted_other(column, "organization")

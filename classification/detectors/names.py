@@ -23,10 +23,11 @@ import logging
 import os
 import re
 import threading
+import unicodedata
 from importlib import metadata
 from pathlib import Path
 
-from .base import MEDIUM, WEAK, Finding, PreparedColumn
+from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name
 from .entities import has_legal_form
 from .masking import mask_words
 from .places import country_share
@@ -116,7 +117,7 @@ def last_rank(token: str) -> int:
 
 def name_tokens_of(text: str) -> list[str] | None:
     """The words of a name-shaped value ("María José García-López"), else None."""
-    if not 2 <= len(text) <= 60 or not text[0].isupper() or has_legal_form(text):
+    if not 1 <= len(text) <= 60 or not starts_like_name(text) or has_legal_form(text):
         return None
     if len(text) <= 3 and text.isupper():
         return None  # DE, USA, EUR: codes, though some are given names somewhere
@@ -124,6 +125,10 @@ def name_tokens_of(text: str) -> list[str] | None:
     if not 1 <= len(tokens) <= 4 or not all(_TOKEN.fullmatch(token) for token in tokens):
         return None
     return tokens
+
+
+def _is_latin(token: str) -> bool:
+    return unicodedata.name(token[0], "").startswith("LATIN")
 
 
 def _is_known(token: str) -> bool:
@@ -139,7 +144,12 @@ def value_kind(text: str) -> str | None:
         return None
     if len(tokens) == 1:
         token = tokens[0]
-        if 0 < first_rank(token) <= COMMON_FIRST_RANK:
+        if len(token) < 2 and _is_latin(token):
+            return None
+        # The resource ranks names by their romanised spelling first: a name written in its
+        # own script (陽一, Χρύσανθος) ranks lower than it is common, so any rank counts.
+        common = COMMON_FIRST_RANK if _is_latin(token) else FIRST_RANK_LIMIT
+        if 0 < first_rank(token) <= common:
             return "first"
         return "last" if last_rank(token) else None
     parts = [part for token in tokens for part in token.split("-")]

@@ -25,8 +25,11 @@ NER_CHARS_PER_VALUE = 400
 NER_LABELS = ("PERSON", "GPE", "LOC", "ORG")
 JOIN_SHORT_VALUES = 10  # short values (names, cities) go to the model ten to a document
 JOIN_SEPARATOR = "; "
-_WORDY = re.compile(r"[^\W\d_][\w'\u2019.,&()/ -]*")
-_WORD = re.compile(r"[^\W\d_]+(?:[.'\u2019-][^\W\d_]+)*[.,;:!?)]?")
+# Guillemets and quotes belong to names too: ООО «Ромашка», „Bäckerei“.
+_WORDY = re.compile(
+    r"[^\W\d_«\"„“][\w'\u2019.,&()/«»\"„“” -]*|[«\"„“][^\W\d_][\w'\u2019.,&()/«»\"„“” -]*"
+)
+_WORD = re.compile(r"[«\"„“(]?[^\W\d_]+(?:[.'\u2019-][^\W\d_]+)*[.,;:!?)»\"“”]?")
 _INNER_CAPITAL = re.compile(r"(?<![.!?:\n])(?<!^) +[A-Z]")
 _ENGLISH_WORDS = frozenset(
     (

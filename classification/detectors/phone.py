@@ -64,8 +64,13 @@ def _phone_grade(text: str, hinted: bool) -> tuple[int, int | None]:
     return _parse(candidate)
 
 
+# ZIP+4 and other postal codes parse as phone numbers of some region: a postal name wins.
+_NEGATIVE_TOKENS = ("zip", "zipcode", "postcode", "postal", "postalcode", "plz", "cep", "pincode")
+
+
 def detect_phone(column: PreparedColumn) -> list[Finding]:
     hinted = has_hint(column, _HINT_TOKENS, _HINT_PHRASES)
+    negative = not hinted and has_hint(column, _NEGATIVE_TOKENS, ("zipcode", "postcode"))
     if column.type_family not in ("text", "json") and not (
         hinted and column.type_family in ("integer", "numeric")
     ):
@@ -92,6 +97,7 @@ def detect_phone(column: PreparedColumn) -> list[Finding]:
             strength=STRONG if matched and valid / matched >= 0.5 else MEDIUM,
             examples=examples,
             name_hint=hinted,
+            negative_hint=negative,
             extra={"valid_numbers": valid, "possible_numbers": possible},
         )
     ]

@@ -1,4 +1,7 @@
-"""PII.PostalCode: distinctive shapes (UK, NL, CA) count alone; digit runs need a name."""
+"""PII.PostalCode: distinctive shapes (UK, NL, CA) count alone; digit runs need a name.
+
+Without a name, digit runs become postal codes only through table context (``context``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,12 @@ _DISTINCTIVE = re.compile(
     r"|[1-9]\d{3} ?[A-Z]{2}"  # NL
     r"|[A-Z]\d[A-Z] ?\d[A-Z]\d"  # CA
 )
-_NUMERIC = re.compile(r"\d{5}(?:-\d{4})?|\d{4}|\d{6}|\d{2}-\d{3}|\d{3} ?\d{2}")
+# With a postal column name, any code shape of the world's formats counts: digit groups
+# ("91417776", "39150-008", "137-9325", "763 17"), optionally with a letter prefix or suffix
+# ("LV-1010", "ΤΚ 763 17", "B1636FDA"), at least three digits and at most a few letters.
+_HINTED_SHAPE = re.compile(
+    r"(?:[^\W\d_]{1,3}[ -]?)?\d(?:[\d]|[ -](?=\d)){2,9}(?:[ -]?[^\W\d_]{1,3})?"
+)
 _HINT_TOKENS = (
     "zip",
     "zipcode",
@@ -42,7 +50,7 @@ def detect_postal_code(column: PreparedColumn) -> list[Finding]:
         upper = text.upper()
         if _DISTINCTIVE.fullmatch(upper):
             distinctive += 1
-        elif hinted and _NUMERIC.fullmatch(text):
+        elif hinted and _HINTED_SHAPE.fullmatch(text):
             numeric += 1
         else:
             continue
