@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from warden_demo.postgres import (
     EmbeddedPostgres,
@@ -90,13 +91,14 @@ class Demo:
             print(f"warden: creating the demo's PostgreSQL cluster in {embedded.pgdata}")
             embedded.initialise()
         argv, as_user = embedded.server_command(self.ports.postgres)
+        popen_options: dict[str, Any] = dict(as_user)  # the unprivileged user, when root
         child = self.supervisor.start(
             "postgres",
             argv,
             env=dict(os.environ),
             stop_signal=signal.SIGINT,  # PostgreSQL's "fast" shutdown
             signal_group=False,
-            **as_user,
+            **popen_options,
         )
         server = embedded.server(self.ports.postgres)
         try:
