@@ -67,8 +67,12 @@ def _datasource_or_400(reference: str) -> DataSource:
     return datasource
 
 
-def _visible_request(request: Request, pk: int) -> AccessRequest:
-    access_request = selectors.request_detail(pk=pk)
+def _visible_request(request: Request, pk: int, *, detail: bool = False) -> AccessRequest:
+    """The request if the caller may see it (a 404 otherwise); the actions need only the
+    request and its datasource, ``detail`` loads what the detail answer shows too."""
+    access_request = (
+        selectors.request_detail(pk=pk) if detail else selectors.request_for_action(pk=pk)
+    )
     if access_request is None or not selectors.can_view_request(
         user=request.user, access_request=access_request
     ):
@@ -155,7 +159,7 @@ class AccessRequestDetail(APIView):
     @extend_schema(parameters=[WaitQuerySerializer], responses={200: AccessRequestSerializer})
     def get(self, request: Request, pk: int) -> Response:
         query_params(request, WaitQuerySerializer)
-        access_request = _visible_request(request, pk)
+        access_request = _visible_request(request, pk, detail=True)
         context = {"request": request, "detail": True}
         return Response(AccessRequestSerializer(access_request, context=context).data)
 

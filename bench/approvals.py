@@ -346,7 +346,7 @@ def _start_server(env: dict[str, str], port: int) -> subprocess.Popen:
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     import httpx
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90  # a loaded machine starts Django slowly
     while time.monotonic() < deadline:
         try:
             httpx.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=1)

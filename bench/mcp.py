@@ -10,7 +10,9 @@ front of an upstream PostgreSQL whose schema `held` needs approval.
 
 1. Overhead: in alternating rounds, the same statement through a persistent psycopg
    connection to the agent, and as an MCP `run_query` call on a persistent MCP session
-   (streamable HTTP, and stdio via `python -m warden_mcp`), the MCP SDK's own client.
+   (streamable HTTP, and stdio via `python -m warden_mcp`), the MCP SDK's own client. A
+   third session (stdio, `WARDEN_MCP_ROUTE_SECONDS=0`) opens every call on the control plane
+   before running it (warden_mcp.routes): the cost the route cache takes off the call.
    Overhead = MCP p50/p95 minus psycopg p50/p95. Target: p95 overhead < 15 ms.
 2. Approval: a `run_query` with `wait_for_approval` on a new held table per run; once the
    request is pending, t0 = just before a reviewer's `POST …/approve/`; latency = the tool
@@ -69,19 +71,20 @@ async def _overhead(base_url: str, agent_port: int, token: str, calls: int) -> d
         f"host=127.0.0.1 port={agent_port} user=bench-copilot password={token} "
         f"dbname={shared.HOLD_DATASOURCE} sslmode=disable"
     )
-    samples: dict[str, list[float]] = {"psycopg": [], "http": [], "stdio": []}
+    samples: dict[str, list[float]] = {"psycopg": [], "http": [], "stdio": [], "stdio-open": []}
     arguments = {"datasource": shared.HOLD_DATASOURCE, "sql": STATEMENT}
     async with (
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) as direct,
         mcp_session("http", base_url, token) as http,
         mcp_session("stdio", base_url, token) as stdio,
+        mcp_session("stdio", base_url, token, env={"WARDEN_MCP_ROUTE_SECONDS": "0"}) as opening,
     ):
         for index in range(calls + 10):  # the first 10 warm up
             started = time.perf_counter()
             await (await direct.execute(STATEMENT)).fetchall()
             direct_ms = (time.perf_counter() - started) * 1000
             timings = {"psycopg": direct_ms}
-            for name, session in (("http", http), ("stdio", stdio)):
+            for name, session in (("http", http), ("stdio", stdio), ("stdio-open", opening)):
                 started = time.perf_counter()
                 result = await _bounded(name, session.call_tool("run_query", arguments))
                 timings[name] = (time.perf_counter() - started) * 1000
@@ -185,13 +188,14 @@ def main() -> None:
         ("psycopg through the agent (reference)", overhead["psycopg"]),
         ("MCP run_query, streamable HTTP (/mcp/)", overhead["http"]),
         ("MCP run_query, stdio (python -m warden_mcp)", overhead["stdio"]),
+        ("  the same, every call opened before it runs", overhead["stdio-open"]),
         ("approve API call → waiting run_query returns rows", approvals),
     ]
     for label, samples in rows:
         p50, p95 = _percentiles(samples)
         print(f"{label:<56}{p50:>9.1f}{p95:>9.1f}{len(samples):>6}")
     base50, base95 = _percentiles(overhead["psycopg"])
-    for name in ("http", "stdio"):
+    for name in ("http", "stdio", "stdio-open"):
         p50, p95 = _percentiles(overhead[name])
         verdict = "meets" if p95 - base95 < OVERHEAD_TARGET_MS else "MISSES"
         print(

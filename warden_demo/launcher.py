@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from warden_demo.postgres import (
     EmbeddedPostgres,
@@ -90,13 +91,14 @@ class Demo:
             print(f"warden: creating the demo's PostgreSQL cluster in {embedded.pgdata}")
             embedded.initialise()
         argv, as_user = embedded.server_command(self.ports.postgres)
+        popen_options: dict[str, Any] = dict(as_user)  # the unprivileged user, when root
         child = self.supervisor.start(
             "postgres",
             argv,
             env=dict(os.environ),
             stop_signal=signal.SIGINT,  # PostgreSQL's "fast" shutdown
             signal_group=False,
-            **as_user,
+            **popen_options,
         )
         server = embedded.server(self.ports.postgres)
         try:
@@ -173,9 +175,15 @@ class Demo:
         the database until a request arrives or a periodic task falls due."""
         web = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports.web)]
         self.supervisor.start(
-            "web", [self.python, *web, "config.asgi:application"], env=env, cwd=REPO
+            "web",
+            [self.python, *web, "config.asgi:application"],
+            env=env,
+            cwd=REPO,
+            restartable=True,
         )
-        self.supervisor.start("tasks", self._task_runner_argv(env), env=env, cwd=REPO)
+        self.supervisor.start(
+            "tasks", self._task_runner_argv(env), env=env, cwd=REPO, restartable=True
+        )
 
     def web_wait(self) -> None:
         login_page = f"http://127.0.0.1:{self.ports.web}/accounts/login/"
@@ -209,7 +217,7 @@ class Demo:
             "--state-dir": str(self.data_dir / "agent"),
         }
         argv = [self.python, "-m", "agent", *itertools.chain.from_iterable(options.items())]
-        self.supervisor.start("agent", argv, env=agent_env, cwd=REPO)
+        self.supervisor.start("agent", argv, env=agent_env, cwd=REPO, restartable=True)
         self.supervisor.wait_until(
             lambda: _tcp_open(self.ports.agent), what="the agent", timeout=READY_TIMEOUT_SECONDS
         )

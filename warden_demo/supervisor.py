@@ -5,6 +5,11 @@ reaches only the supervisor, which then stops the children in reverse start orde
 before the web server it polls, PostgreSQL last. Each child also asks the kernel to send it
 SIGTERM should the supervisor itself die (kill -9), so nothing outlives a run either way.
 Their output goes to one log file each; when one exits unexpectedly its log's tail is shown.
+
+Once the run is ready, a child started ``restartable`` (the web server, the task runner, the
+agent) that exits is restarted after a backoff (1 s, 2 s, 4 s), at most ``RESTART_LIMIT``
+times within ``RESTART_WINDOW_SECONDS``; past that, or for PostgreSQL, or during start-up,
+the whole run stops with the child's message.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 STOP_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1
+RESTART_LIMIT = int(os.environ.get("WARDEN_DEMO_RESTART_LIMIT", "3"))
+RESTART_WINDOW_SECONDS = 60.0
+RESTART_BACKOFF_SECONDS = (1.0, 2.0, 4.0)
 
 
 def _die_with_parent() -> None:
@@ -41,6 +49,9 @@ class Child:
     stop_signal: int = signal.SIGTERM
     # PostgreSQL wants the signal on the postmaster alone; others get it on the whole group.
     signal_group: bool = True
+    restartable: bool = False
+    launch: Callable[[], subprocess.Popen[bytes]] | None = None
+    restarts: list[float] = field(default_factory=list)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -62,15 +73,20 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def _exit_text(child: Child) -> str:
+    return (
+        f"{child.name} exited unexpectedly with code {child.process.returncode} "
+        f"(log: {child.log_path})"
+    )
+
+
 class ChildFailed(RuntimeError):
     """A supervised process exited on its own; the message names it and its exit code."""
 
     def __init__(self, child: Child) -> None:
         self.child = child
-        super().__init__(
-            f"{child.name} exited unexpectedly with code {child.process.returncode} "
-            f"(log: {child.log_path})"
-        )
+        given_up = f"; given up after {len(child.restarts)} restart(s) within a minute"
+        super().__init__(_exit_text(child) + (given_up if child.restarts else ""))
 
 
 class Supervisor:
@@ -87,21 +103,25 @@ class Supervisor:
         env: dict[str, str],
         stop_signal: int = signal.SIGTERM,
         signal_group: bool = True,
+        restartable: bool = False,
         **popen_options: Any,
     ) -> Child:
         log_path = self.log_dir / f"{name.replace(' ', '-')}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-                **popen_options,
-            )
-        child = Child(name, process, log_path, stop_signal, signal_group)
+
+        def launch() -> subprocess.Popen[bytes]:
+            with log_path.open("ab") as log:
+                return subprocess.Popen(
+                    argv,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                    **popen_options,
+                )
+
+        child = Child(name, launch(), log_path, stop_signal, signal_group, restartable, launch)
         self.children.append(child)
         return child
 
@@ -121,10 +141,34 @@ class Supervisor:
             time.sleep(POLL_SECONDS)
 
     def watch(self) -> None:
-        """Block until a child exits (raises ChildFailed) or a signal interrupts us."""
+        """Block until a signal interrupts us, restarting a restartable child that exits
+        (within its limit); raises ChildFailed for one that cannot be restarted."""
         while True:
-            self.check()
+            for child in self.children:
+                if not child.alive() and not self._restart(child):
+                    raise ChildFailed(child)
             time.sleep(POLL_SECONDS)
+
+    def _restart(self, child: Child) -> bool:
+        now = time.monotonic()
+        child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_SECONDS]
+        if child.launch is None or not child.restartable or len(child.restarts) >= RESTART_LIMIT:
+            return False
+        delay = RESTART_BACKOFF_SECONDS[min(len(child.restarts), len(RESTART_BACKOFF_SECONDS) - 1)]
+        print(
+            f"\nwarden: {_exit_text(child)}; restarting it in {delay:g} s "
+            f"(restart {len(child.restarts) + 1} of at most {RESTART_LIMIT} a minute). "
+            f"Last lines of its log:\n{child.log_tail()}",
+            flush=True,
+        )
+        if child.signal_group:  # anything the dead child left behind in its group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+        time.sleep(delay)
+        child.process = child.launch()
+        child.restarts.append(time.monotonic())
+        print(f"warden: {child.name} restarted.", flush=True)
+        return True
 
     def stop_all(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Stop every child, newest first; kill a child's group if it outstays the timeout."""

@@ -36,6 +36,7 @@ async def serve(control_plane: str, token: str) -> None:
         try:
             await server.run_stdio_async()
         finally:
+            await tools.routes.drain()
             await tools.connections.close()
 
 

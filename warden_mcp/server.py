@@ -20,6 +20,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from warden_mcp.controlplane import WardenAPI
+from warden_mcp.routes import Routes
 from warden_mcp.statements import (
     AgentConnections,
     Held,
@@ -67,6 +68,7 @@ class WardenTools:
     def __init__(self, caller: Callable[[], WardenAPI]) -> None:
         self.caller = caller
         self.connections = AgentConnections()
+        self.routes = Routes()
 
     # ------------------------------------------------------------ catalog
 
@@ -151,9 +153,7 @@ class WardenTools:
         review URL, or, with wait_for_approval, waits (progress notifications) for the
         decision and returns the rows, or the denial with the reviewer's comment."""
         api = self.caller()
-        opened = await api.call_opened(
-            "run_query", {"datasource": datasource, "sql": sql}, route=True
-        )
+        opened = await self.routes.open(api, datasource, {"datasource": datasource, "sql": sql})
         limits = Limits(max_rows, max_bytes, timeout_seconds)
         progress = _Progress(ctx)
 

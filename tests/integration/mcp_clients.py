@@ -19,8 +19,11 @@ TRANSPORTS = ("http", "stdio")
 
 
 @asynccontextmanager
-async def mcp_session(transport: str, base_url: str, token: str) -> AsyncIterator[ClientSession]:
-    """An initialised MCP session with Warden as the token's owner."""
+async def mcp_session(
+    transport: str, base_url: str, token: str, *, env: dict[str, str] | None = None
+) -> AsyncIterator[ClientSession]:
+    """An initialised MCP session with Warden as the token's owner (``env``: more
+    environment for the stdio server)."""
     if transport == "http":
         headers = {"Authorization": f"Bearer {token}"}
         timeout = httpx2.Timeout(30.0, read=600.0)
@@ -36,7 +39,7 @@ async def mcp_session(transport: str, base_url: str, token: str) -> AsyncIterato
         command=sys.executable,
         args=["-m", "warden_mcp", "--control-plane", base_url, "--token", token],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
     )
     with open(os.devnull, "w") as errlog:
         async with (

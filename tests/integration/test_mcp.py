@@ -307,28 +307,43 @@ def test_stdio_refuses_to_start_with_a_revoked_or_expired_token(shop, control_pl
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_a_token_revoked_during_a_session_stops_working_at_the_next_call(
+def test_a_token_revoked_during_a_session_stops_working_within_the_route_bound(
     transport, shop, agent, control_plane_url, ai_agent
 ):
+    """run_query trusts a confirmed route for ROUTE_SECONDS (README): past that bound after
+    the revocation, the next call is refused (the control plane is asked again)."""
     from governance.models import AccessToken
     from governance.tokens import token_revoke
+    from warden_mcp.routes import ROUTE_SECONDS
 
     token = person_token(ai_agent, "copilot")
 
-    async def scenario() -> tuple[dict[str, Any], str]:
+    async def scenario() -> tuple[list[dict[str, Any]], str]:
         async with mcp_session(transport, control_plane_url, token) as session:
-            before = await call(session, "run_query", datasource="shop", sql="SELECT 1 AS one")
+            # Back-to-back calls: the later ones run on the confirmed route.
+            before = [
+                await call(session, "run_query", datasource="shop", sql="SELECT 1 AS one")
+                for _ in range(3)
+            ]
             await asyncio.to_thread(
                 lambda: token_revoke(
                     actor=ai_agent, token=AccessToken.objects.get(user=ai_agent, name="copilot")
                 )
             )
+            await asyncio.sleep(ROUTE_SECONDS + 0.1)
             with pytest.raises(ToolFailed) as refused:
                 await call(session, "run_query", datasource="shop", sql="SELECT 1 AS one")
             return before, str(refused.value)
 
     before, refused = run(scenario())
-    assert before["rows"] == [[1]]
+    assert [result["rows"] for result in before] == [[[1]]] * 3
+    # Each call was opened and audited, those on the confirmed route too (sent beside).
+    from audit.models import AuditEvent
+
+    opened = lambda: AuditEvent.objects.filter(  # noqa: E731
+        action="mcp.tool_called", actor=ai_agent.username, details__contains='"tool":"run_query"'
+    ).count()
+    assert wait_until(lambda: opened() == 3, 10, "three audited run_query calls")
     assert refused.endswith(
         "Warden refused the token: Invalid, expired or revoked access token."
     ), refused
