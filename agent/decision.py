@@ -33,6 +33,20 @@ ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 _STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
 _RULE_ACTION = {"allow": ALLOW, "mask": MASK, "require_approval": HOLD, "deny": DENY}
 DECISION_TTL = 30.0
+# The guardrail kind judged on the planner's estimate of the rows a write changes
+# (agent/row_limits.py); analysers mark UPDATE/DELETE/MERGE statements with it.
+ROWS_OVER_LIMIT = "rows_over_limit"
+
+
+@dataclass(frozen=True)
+class RowLimit:
+    """A rows_over_limit guardrail in force for a decision: more than ``max_rows`` estimated
+    changed rows is refused with ``action`` (DENY or HOLD) under ``rule``."""
+
+    max_rows: int
+    action: str
+    rule: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,8 @@ class Decision:
     )
     # Masked columns compared for equality under a rule allowing exact lookups (audited).
     lookups: list[str] = field(default_factory=list)
+    # rows_over_limit guardrails to judge on the planner's estimate before it runs.
+    row_limits: tuple[RowLimit, ...] = ()
 
     @property
     def has_side_effects(self) -> bool:
@@ -141,6 +157,18 @@ def _parse_time(text: str | None) -> float:
 
 def _rule_label(rule: dict[str, Any], prefix: str = "rule") -> str:
     return f"{prefix}:{rule.get('id')}:{rule.get('name', '')}"
+
+
+def _row_limit(guardrail: dict[str, Any], action: str) -> RowLimit:
+    """A bundle without a usable max_rows (an older control plane) limits to 0 rows: the
+    guardrail fails closed rather than letting every write through."""
+    max_rows = guardrail.get("max_rows")
+    return RowLimit(
+        max_rows if isinstance(max_rows, int) and max_rows >= 0 else 0,
+        action,
+        _rule_label(guardrail, "guardrail"),
+        str(guardrail.get("name", guardrail.get("id"))),
+    )
 
 
 class PolicyEngine:
@@ -430,9 +458,10 @@ class PolicyEngine:
             identity, analysis, fingerprint, search_path, now, worst, reason
         )
         worst, reason = self._private_catalogs(identity, analysis, worst, reason)
-        worst, reason, lifting = self._guardrails(
+        worst, reason, lifting, row_limits = self._guardrails(
             identity, analysis, worst, reason, fingerprint, search_path, now
         )
+        decision.row_limits = tuple(row_limits)
         if lifting is not None:  # never cache past the grant's end, nor a counted run
             limit = (
                 now
@@ -605,8 +634,9 @@ class PolicyEngine:
         fingerprint: str,
         search_path: list[str] | None,
         now: float,
-    ) -> tuple[Verdict, str, dict[str, Any] | None]:
+    ) -> tuple[Verdict, str, dict[str, Any] | None, list[RowLimit]]:
         lifting: dict[str, Any] | None = None
+        row_limits: list[RowLimit] = []
         for guardrail in self.bundle.guardrails:
             kinds = analysis.guardrails.intersection(guardrail.get("kinds", ()))
             if not kinds or not self.subject_matches(guardrail.get("subjects", {}), identity):
@@ -617,6 +647,11 @@ class PolicyEngine:
                 if grant is not None:
                     lifting = lifting or grant  # its run is counted by decide()
                     continue
+            if ROWS_OVER_LIMIT in kinds:  # judged on the estimate, before it runs
+                row_limits.append(_row_limit(guardrail, action))
+                kinds.discard(ROWS_OVER_LIMIT)
+                if not kinds:
+                    continue
             # Ties go to the guardrail: its name is the more useful explanation.
             if _STRENGTH[action] >= _STRENGTH[worst.action]:
                 worst = Verdict(action, rule=_rule_label(guardrail, "guardrail"))
@@ -625,7 +660,7 @@ class PolicyEngine:
                     f"{', '.join(sorted(kinds))} {verb} by guardrail "
                     f'"{guardrail.get("name", guardrail.get("id"))}"'
                 )
-        return worst, reason, lifting
+        return worst, reason, lifting, row_limits
 
     def _approved_write(
         self,

@@ -38,6 +38,7 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
+from agent.decision import ROWS_OVER_LIMIT
 
 _DIALECT = MySQL()
 _LITERALS = frozenset(
@@ -417,6 +418,7 @@ class _Flow:
     def _update(self, root: exp.Update) -> None:
         info = self.info
         info.kind = "update"
+        info.guardrails.add(ROWS_OVER_LIMIT)  # judged on the optimizer's estimate
         info.written |= {self.relation(t) for t in _tables_of(root.this)}
         for assignment in root.expressions:
             if isinstance(assignment, exp.EQ) and isinstance(assignment.this, exp.Column):
@@ -436,6 +438,7 @@ class _Flow:
     def _delete(self, root: exp.Delete) -> None:
         info = self.info
         info.kind = "delete"
+        info.guardrails.add(ROWS_OVER_LIMIT)  # judged on the optimizer's estimate
         targets = root.args.get("tables") or [root.this]
         info.written |= {self.relation(t) for target in targets for t in _tables_of(target)}
         where = root.args.get("where")

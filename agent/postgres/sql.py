@@ -45,6 +45,7 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
+from agent.decision import ROWS_OVER_LIMIT
 from agent.postgres import guardrail_meaning, inference
 
 SERVER_FILE_FUNCTIONS = frozenset(
@@ -476,6 +477,8 @@ class _Analyzer:
         every_row = isinstance(node, ast.DeleteStmt | ast.UpdateStmt) and (
             guardrail_meaning.covers_every_row(node.whereClause, node.relation)
         )
+        if not isinstance(node, ast.InsertStmt):
+            info.guardrails.add(ROWS_OVER_LIMIT)  # judged on the planner's estimate
         if isinstance(node, ast.DeleteStmt) and every_row:
             info.guardrails.add("delete_without_where")
         if isinstance(node, ast.UpdateStmt) and every_row:
