@@ -27,7 +27,6 @@ from agent.analysis import (
     Relation,
 )
 from agent.bundle import Bundle, ColumnInfo
-from agent.private_catalogs import private_catalog_reads
 
 ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 _STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
@@ -497,17 +496,15 @@ class PolicyEngine:
         self, identity: Identity, analysis: Analysis, worst: Verdict, reason: str
     ) -> tuple[Verdict, str]:
         """Catalogs showing other sessions' statements or credentials are refused unless a
-        rule allows the identity that catalog (its table, pg_catalog, or the datasource)."""
-        for name in private_catalog_reads(
-            {relation.name for relation in analysis.relations}, analysis.functions
-        ):
+        rule allows the identity that catalog (its table, its schema, or the datasource)."""
+        for schema, name in sorted(analysis.private_catalogs):
             verdict = self._strongest(
                 [
                     rule
                     for rule in self.bundle.rules
                     if self.subject_matches(rule.get("subjects", {}), identity)
                     and self._resource_matches(
-                        rule.get("resource", {}), "pg_catalog", name, None, None
+                        rule.get("resource", {}), schema, name.removesuffix("()"), None, None
                     )
                 ],
                 None,
@@ -515,9 +512,10 @@ class PolicyEngine:
             if verdict.action == ALLOW and verdict.rule:
                 continue
             if worst.action != DENY:
+                label = name if schema == "pg_catalog" else f"{schema}.{name}"
                 worst = Verdict(DENY, rule="private_catalog")
                 reason = (
-                    f"{name} shows other sessions' statements or credentials; reading it "
+                    f"{label} shows other sessions' statements or credentials; reading it "
                     "needs a Warden rule allowing it"
                 )
         return worst, reason

@@ -39,6 +39,8 @@ from agent.analysis import (
     StatementInfo,
 )
 from agent.decision import ROWS_OVER_LIMIT
+from agent.mysql import inference
+from agent.private_catalogs import is_mysql_private_catalog
 
 _DIALECT = MySQL()
 _LITERALS = frozenset(
@@ -66,45 +68,6 @@ _CHARSET_SETTINGS = frozenset(
     }
 )
 SERVER_FILE_FUNCTIONS = frozenset({"load_file", "sys_exec", "sys_eval"})
-# Schemas whose tables hold other sessions' statement text, credentials or value statistics.
-PRIVATE_SCHEMAS = frozenset({"mysql", "performance_schema", "sys"})
-# information_schema tables that describe the schema only; the rest (PROCESSLIST,
-# INNODB_TRX/LOCKS, COLUMN_STATISTICS, OPTIMIZER_TRACE…) carry statement text or values.
-METADATA_TABLES = frozenset(
-    {
-        "tables",
-        "columns",
-        "schemata",
-        "statistics",
-        "key_column_usage",
-        "referential_constraints",
-        "table_constraints",
-        "check_constraints",
-        "views",
-        "routines",
-        "parameters",
-        "triggers",
-        "events",
-        "character_sets",
-        "collations",
-        "collation_character_set_applicability",
-        "engines",
-        "plugins",
-        "partitions",
-        "column_privileges",
-        "table_privileges",
-        "schema_privileges",
-        "user_privileges",
-        "session_variables",
-        "global_variables",
-        "session_status",
-        "global_status",
-        "keywords",
-        "sql_functions",
-        "enabled_roles",
-        "applicable_roles",
-    }
-)
 # SHOW forms that list schema or settings; others (PROCESSLIST, ENGINE … STATUS, BINLOG
 # EVENTS, WARNINGS that quote values…) are opaque.
 SAFE_SHOW = frozenset(
@@ -292,7 +255,7 @@ class _Flow:
         self.all_relations = tuple(sorted(info.relations, key=lambda r: (r.schema or "", r.name)))
         for where in root.find_all(exp.Where):
             self.lookups |= exact_lookup_columns(where.this)
-        self._opaque_relations()
+        self._private_catalogs()
         self._functions()
         self._dispatch(root)
 
@@ -467,8 +430,10 @@ class _Flow:
         form = str(root.this).upper()
         if root.args.get("full") and form == "TABLES":
             form = "FULL TABLES"
-        if form not in SAFE_SHOW:
-            info.opaque = True  # statement text of other sessions, value-quoting warnings
+        if form in ("PROCESSLIST", "FULL PROCESSLIST"):
+            info.private_catalogs.add(("information_schema", "processlist"))
+        elif form not in SAFE_SHOW:
+            info.opaque = True  # engine status with statement text, value-quoting warnings
 
     def _set_item(self, item: exp.Expression) -> None:
         info = self.info
@@ -532,14 +497,14 @@ class _Flow:
 
     # ------------------------------------------------------------ helpers
 
-    def _opaque_relations(self) -> None:
+    def _private_catalogs(self) -> None:
+        """Server tables with other sessions' statements, credentials or value statistics:
+        refused unless a rule allows them (agent/private_catalogs.py)."""
         for relation in self.info.relations:
             schema = (relation.schema or "").lower()
             name = relation.name.lower()
-            if schema in PRIVATE_SCHEMAS or (
-                schema == "information_schema" and name not in METADATA_TABLES
-            ):
-                self.info.opaque = True
+            if is_mysql_private_catalog(schema, name):
+                self.info.private_catalogs.add((schema, name))
 
     def _functions(self) -> None:
         info = self.info
@@ -639,8 +604,10 @@ def deciding_clause(column: exp.Expr) -> str:
     """The innermost clause in which the value of ``column`` decides which rows come back,
     how many or in which order (named in the refusal), or "" when it only flows to output:
     WHERE, JOIN, GROUP BY, HAVING, ORDER BY, LIMIT, window definitions, the select list
-    of a SELECT DISTINCT and of a set operation that compares rows (all but UNION ALL)."""
+    of a SELECT DISTINCT and of a set operation that compares rows (all but UNION ALL), and
+    a select-list expression that can fail or branch on it (``inference.branching``)."""
     node = column
+    branch = ""
     while node.parent is not None:
         parent, key = node.parent, node.arg_key
         if isinstance(parent, exp.Select):
@@ -660,8 +627,10 @@ def deciding_clause(column: exp.Expr) -> str:
             return _JOIN_CLAUSES[key]
         elif isinstance(parent, exp.Window) and key in _WINDOW_CLAUSES:
             return "a window definition (OVER)"
+        elif not branch and not isinstance(parent, exp.SetOperation | exp.Query | exp.From):
+            branch = inference.branching(parent, key)
         node = parent
-    return ""
+    return branch
 
 
 def _compared_by(select: exp.Select) -> str:

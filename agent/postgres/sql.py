@@ -47,6 +47,7 @@ from agent.analysis import (
 )
 from agent.decision import ROWS_OVER_LIMIT
 from agent.postgres import guardrail_meaning, inference
+from agent.private_catalogs import private_catalog_reads
 
 SERVER_FILE_FUNCTIONS = frozenset(
     {
@@ -217,6 +218,9 @@ def analyze(sql: str) -> Analysis:
             # guardrails' back, and makes the bundle's names stale.
             statement.refusal = "writing to system catalogs is not allowed by Warden"
         names = {relation.name for relation in statement.relations}
+        statement.private_catalogs = {
+            ("pg_catalog", name) for name in private_catalog_reads(names, statement.functions)
+        }
         if names & STATISTICS_RELATIONS:
             statement.opaque = True  # histograms and common values are other tables' data
         if names & SERVER_FILE_RELATIONS:

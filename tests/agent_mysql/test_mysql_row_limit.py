@@ -71,9 +71,12 @@ def test_a_write_estimated_above_the_limit_is_refused_naming_guardrail_and_estim
     limited: Any, big_table: Any, sql: str
 ) -> None:
     assert _changed_directly(big_table, sql) > LIMIT  # control: it really is large
-    with limited.connect("root") as conn, conn.cursor() as cursor:
-        with pytest.raises(pymysql.err.MySQLError) as refused:
-            cursor.execute(sql)
+    with (
+        limited.connect("root") as conn,
+        conn.cursor() as cursor,
+        pytest.raises(pymysql.err.MySQLError) as refused,
+    ):
+        cursor.execute(sql)
     code, message = refused.value.args[0], refused.value.args[1]
     assert code == 1142
     assert 'rows_over_limit blocked by guardrail "large writes"' in message
