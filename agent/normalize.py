@@ -1,18 +1,19 @@
 """Normalized statement text, without parsing every variant of a statement's numbers.
 
-Decisions are cached by pglast's normalized text (constants replaced by ``$n``).  Clients
+Decisions are cached by normalized text (constants replaced by ``$n``; the dialect's parser
+is injected: pglast for PostgreSQL, ``agent.mysql.analysis.normalize`` for MySQL).  Clients
 that send numbers inline (simple protocol: ``... WHERE aid = 4711``) produce a new text
 per statement, and parsing each one cost a tenth of the agent's CPU.  ``Normalizer``
 recognizes such a variant of a text it has already parsed, with byte operations only:
 
-* The first text is parsed.  Where pglast replaced only unsigned integer constants of at
+* The first text is parsed.  Where the parser replaced only unsigned integer constants of at
   most 9 digits, the text becomes a template: the bytes around those constants.
 * A later text matches the template when its bytes, with every digit read as ``0``, are
   the same as the first text's (same length, digits in the same places) and the bytes
   around the constants are identical.  Such a text differs from the first one only in
-  the digits of those constants, so PostgreSQL's lexer yields the same tokens (9 digits
-  always lex as an int4 constant) and its grammar the same tree with other values; its
-  normalized text is the first one's.
+  the digits of those constants, so the server's lexer yields the same tokens (9 digits
+  always lex as one integer constant, in PostgreSQL an int4) and its grammar the same tree
+  with other values; its normalized text is the first one's.
 * Anything else (string literals, ``-1``, ``1.5``, identifiers like ``t1`` that differ, a
   ``$`` in the text) is parsed, exactly as before.
 """
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-
-import pglast
 
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _PARAMETER = re.compile(rb"\$[0-9]+")
@@ -33,7 +32,7 @@ Template = tuple[tuple[int, int, bytes], ...]
 
 
 def template(raw: bytes, normalized: bytes) -> Template | None:
-    """The bytes of ``raw`` around its constants when pglast replaced only short unsigned
+    """The bytes of ``raw`` around its constants when the parser replaced only short unsigned
     integers (``normalized`` is ``raw`` normalized), else None."""
     pieces = _PARAMETER.split(normalized)
     fixed: list[tuple[int, int, bytes]] = []
@@ -66,11 +65,9 @@ def _fits(raw: bytes, fixed: Template) -> bool:
 
 
 class Normalizer:
-    """pglast normalize, remembered per template (see the module docstring)."""
+    """A dialect's normalize, remembered per template (see the module docstring)."""
 
-    def __init__(
-        self, max_entries: int = 20_000, parse: Callable[[str], str] = pglast.parser.normalize
-    ) -> None:
+    def __init__(self, parse: Callable[[str], str], *, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
         # The dialect's normalizer (literals -> $n): pglast's, or agent.mysql.analysis's.
         self._parse = parse
@@ -86,7 +83,7 @@ class Normalizer:
         return known[0] if known is not None and _fits(raw, known[0]) else None
 
     def normalize(self, text: str) -> str:
-        """Normalized text; raises ``pglast.parser.ParseError`` when unparseable."""
+        """Normalized text; raises what the dialect's parser raises when unparseable."""
         raw = text.encode()
         key = template_key(raw)
         known = self._templates.get(key)

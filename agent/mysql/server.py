@@ -24,7 +24,7 @@ from agent.analysis import Analysis, ColumnUse, Relation, SqlError
 from agent.decision import DENY, Decision, Identity
 from agent.mysql import analysis as mysql_sql
 from agent.mysql import estimate
-from agent.postgres.normalize import Normalizer
+from agent.normalize import Normalizer
 from agent.server import Agent, AgentConfig
 
 log = logging.getLogger("agent.mysql")
@@ -161,7 +161,7 @@ class MySqlAgent(Agent):
     def __init__(self, config: AgentConfig) -> None:
         super().__init__(config)
         self.mysql_catalog = MySqlCatalog(config)
-        self.normalizer = Normalizer(parse=_normalize)
+        self.normalizer = Normalizer(_normalize)
         self.server_version = ""
         self._connection_ids = itertools.count(1)
         # agent connection id -> (identity name, upstream thread id), for KILL

@@ -15,7 +15,7 @@ from agent.decision import DENY, Decision, Identity, PolicyEngine
 from agent.postgres import sql as sqlmod
 from agent.postgres.catalog import Catalog
 from agent.postgres.native import native_path_available
-from agent.postgres.normalize import Normalizer
+from agent.postgres.normalize import postgres_normalizer
 from agent.postgres.session import Session
 from agent.postgres.upstream import UpstreamError
 from agent.row_limits import EstimateError
@@ -32,7 +32,7 @@ class PostgresAgent(Agent):
         super().__init__(config)
         self.catalog = Catalog(config.upstream)
         # Pure text to text, so it outlives bundles (the decision cache does not).
-        self.normalizer = Normalizer()
+        self.normalizer = postgres_normalizer()
 
     async def start(self) -> None:
         await super().start()
