@@ -111,3 +111,91 @@ def branching(parent: exp.Expr, key: str | None) -> str:
     if isinstance(parent, exp.Binary):
         return f"the expression {parent.key.upper()} (it can fail on some values)"
     return f"{type(parent).__name__} in the select list"
+
+
+# Clauses of a SELECT (sqlglot's argument names) in which a value decides the result's rows.
+_SELECT_CLAUSES = {
+    "where": "WHERE",
+    "group": "GROUP BY",
+    "having": "HAVING",
+    "qualify": "QUALIFY",
+    "order": "ORDER BY",
+    "limit": "LIMIT",
+    "offset": "OFFSET",
+    "distinct": "DISTINCT",
+    "windows": "a window definition (WINDOW)",
+}
+_MODIFY_CLAUSES = {"where": "WHERE", "order": "ORDER BY", "limit": "LIMIT"}
+_JOIN_CLAUSES = {"on": "JOIN ON", "using": "JOIN USING"}
+_WINDOW_CLAUSES = frozenset({"partition_by", "order", "spec"})
+
+
+def deciding_clause(column: exp.Expr) -> str:
+    """The innermost clause in which the value of ``column`` decides which rows come back,
+    how many or in which order (named in the refusal), or "" when it only flows to output:
+    WHERE, JOIN, GROUP BY, HAVING, ORDER BY, LIMIT, window definitions, the select list
+    of a SELECT DISTINCT and of a set operation that compares rows (all but UNION ALL), and
+    a select-list expression that can fail or branch on it (``inference.branching``)."""
+    node = column
+    branch = ""
+    while node.parent is not None:
+        parent, key = node.parent, node.arg_key
+        if isinstance(parent, exp.Select):
+            if key in _SELECT_CLAUSES:
+                return _SELECT_CLAUSES[key]
+            if key == "expressions":
+                if parent.args.get("distinct") is not None:
+                    return "DISTINCT"
+                compared = _compared_by(parent)
+                if compared:
+                    return compared
+        elif isinstance(parent, exp.SetOperation) and key in _SELECT_CLAUSES:
+            return _SELECT_CLAUSES[key]
+        elif isinstance(parent, exp.Update | exp.Delete) and key in _MODIFY_CLAUSES:
+            return _MODIFY_CLAUSES[key]
+        elif isinstance(parent, exp.Join) and key in _JOIN_CLAUSES:
+            return _JOIN_CLAUSES[key]
+        elif isinstance(parent, exp.Window) and key in _WINDOW_CLAUSES:
+            return "a window definition (OVER)"
+        elif not branch and not isinstance(parent, exp.SetOperation | exp.Query | exp.From):
+            branch = branching(parent, key)
+        node = parent
+    return branch
+
+
+def _compared_by(select: exp.Select) -> str:
+    """UNION / INTERSECT / EXCEPT when ``select`` is a branch of one that compares rows."""
+    branch: exp.Expr = select
+    while isinstance(branch.parent, exp.Subquery | exp.Paren):
+        branch = branch.parent
+    operation = branch.parent
+    if not isinstance(operation, exp.SetOperation) or branch.arg_key not in ("this", "expression"):
+        return ""
+    if not operation.args.get("distinct"):
+        return ""
+    return type(operation).__name__.upper()
+
+
+def exact_lookup_columns(where: exp.Expression) -> set[int]:
+    """ids of the columns that a top-level conjunct of ``where`` compares for equality with
+    constants or parameters (``email = ?``, ``email IN ('a', 'b')``): what a rule allowing
+    exact lookups permits, and nothing else."""
+    found: set[int] = set()
+    for conjunct in where.flatten() if isinstance(where, exp.And) else [where]:
+        if isinstance(conjunct, exp.EQ):
+            left, right = conjunct.this, conjunct.expression
+            if isinstance(left, exp.Column) and _constant(right):
+                found.add(id(left))
+            elif isinstance(right, exp.Column) and _constant(left):
+                found.add(id(right))
+        elif isinstance(conjunct, exp.In) and isinstance(conjunct.this, exp.Column):
+            items = conjunct.expressions
+            if items and not conjunct.args.get("query") and all(_constant(i) for i in items):
+                found.add(id(conjunct.this))
+    return found
+
+
+def _constant(node: exp.Expression) -> bool:
+    while isinstance(node, exp.Cast | exp.Paren):
+        node = node.this
+    return isinstance(node, exp.Literal | exp.Placeholder)

@@ -24,6 +24,7 @@ from agent.analysis import Analysis, ColumnUse, Relation, SqlError
 from agent.decision import DENY, Decision, Identity
 from agent.mysql import analysis as mysql_sql
 from agent.mysql import estimate
+from agent.mysql.text import normalize as mysql_normalize
 from agent.normalize import Normalizer
 from agent.server import Agent, AgentConfig
 
@@ -161,7 +162,7 @@ class MySqlAgent(Agent):
     def __init__(self, config: AgentConfig) -> None:
         super().__init__(config)
         self.mysql_catalog = MySqlCatalog(config)
-        self.normalizer = Normalizer(_normalize)
+        self.normalizer = Normalizer(mysql_normalize)
         self.server_version = ""
         self._connection_ids = itertools.count(1)
         # agent connection id -> (identity name, upstream thread id), for KILL
@@ -296,7 +297,3 @@ class MySqlAgent(Agent):
         self.mysql_catalog.invalidate()
         self.decisions.clear()
         self.generation += 1
-
-
-def _normalize(text: str) -> str:
-    return mysql_sql.normalize(text)

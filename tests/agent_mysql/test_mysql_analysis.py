@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from agent.analysis import DERIVED, OUTPUT, PREDICATE, TARGET, WRITE, Relation, SqlError
-from agent.mysql.analysis import analyze, normalize
+from agent.mysql.analysis import analyze
+from agent.mysql.text import normalize
 
 SHOP = Relation("shop", "customers")
 
