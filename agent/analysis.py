@@ -81,6 +81,9 @@ class StatementInfo:
     declares: str | None = None
     fetches: str | None = None
     closes: str | None = None
+    # Server catalogs showing other sessions or credentials it reads, as (schema, name):
+    # refused unless a rule allows that table (agent/private_catalogs.py).
+    private_catalogs: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -103,3 +106,7 @@ class Analysis:
     @property
     def functions(self) -> set[str]:
         return {f for s in self.statements for f in s.functions}
+
+    @property
+    def private_catalogs(self) -> set[tuple[str, str]]:
+        return {c for s in self.statements for c in s.private_catalogs}

@@ -27,12 +27,25 @@ from agent.analysis import (
     Relation,
 )
 from agent.bundle import Bundle, ColumnInfo
-from agent.private_catalogs import private_catalog_reads
 
 ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 _STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
 _RULE_ACTION = {"allow": ALLOW, "mask": MASK, "require_approval": HOLD, "deny": DENY}
 DECISION_TTL = 30.0
+# The guardrail kind judged on the planner's estimate of the rows a write changes
+# (agent/row_limits.py); analysers mark UPDATE/DELETE/MERGE statements with it.
+ROWS_OVER_LIMIT = "rows_over_limit"
+
+
+@dataclass(frozen=True)
+class RowLimit:
+    """A rows_over_limit guardrail in force for a decision: more than ``max_rows`` estimated
+    changed rows is refused with ``action`` (DENY or HOLD) under ``rule``."""
+
+    max_rows: int
+    action: str
+    rule: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,8 @@ class Decision:
     )
     # Masked columns compared for equality under a rule allowing exact lookups (audited).
     lookups: list[str] = field(default_factory=list)
+    # rows_over_limit guardrails to judge on the planner's estimate before it runs.
+    row_limits: tuple[RowLimit, ...] = ()
 
     @property
     def has_side_effects(self) -> bool:
@@ -141,6 +156,18 @@ def _parse_time(text: str | None) -> float:
 
 def _rule_label(rule: dict[str, Any], prefix: str = "rule") -> str:
     return f"{prefix}:{rule.get('id')}:{rule.get('name', '')}"
+
+
+def _row_limit(guardrail: dict[str, Any], action: str) -> RowLimit:
+    """A bundle without a usable max_rows (an older control plane) limits to 0 rows: the
+    guardrail fails closed rather than letting every write through."""
+    max_rows = guardrail.get("max_rows")
+    return RowLimit(
+        max_rows if isinstance(max_rows, int) and max_rows >= 0 else 0,
+        action,
+        _rule_label(guardrail, "guardrail"),
+        str(guardrail.get("name", guardrail.get("id"))),
+    )
 
 
 class PolicyEngine:
@@ -430,9 +457,10 @@ class PolicyEngine:
             identity, analysis, fingerprint, search_path, now, worst, reason
         )
         worst, reason = self._private_catalogs(identity, analysis, worst, reason)
-        worst, reason, lifting = self._guardrails(
+        worst, reason, lifting, row_limits = self._guardrails(
             identity, analysis, worst, reason, fingerprint, search_path, now
         )
+        decision.row_limits = tuple(row_limits)
         if lifting is not None:  # never cache past the grant's end, nor a counted run
             limit = (
                 now
@@ -468,17 +496,15 @@ class PolicyEngine:
         self, identity: Identity, analysis: Analysis, worst: Verdict, reason: str
     ) -> tuple[Verdict, str]:
         """Catalogs showing other sessions' statements or credentials are refused unless a
-        rule allows the identity that catalog (its table, pg_catalog, or the datasource)."""
-        for name in private_catalog_reads(
-            {relation.name for relation in analysis.relations}, analysis.functions
-        ):
+        rule allows the identity that catalog (its table, its schema, or the datasource)."""
+        for schema, name in sorted(analysis.private_catalogs):
             verdict = self._strongest(
                 [
                     rule
                     for rule in self.bundle.rules
                     if self.subject_matches(rule.get("subjects", {}), identity)
                     and self._resource_matches(
-                        rule.get("resource", {}), "pg_catalog", name, None, None
+                        rule.get("resource", {}), schema, name.removesuffix("()"), None, None
                     )
                 ],
                 None,
@@ -486,9 +512,10 @@ class PolicyEngine:
             if verdict.action == ALLOW and verdict.rule:
                 continue
             if worst.action != DENY:
+                label = name if schema == "pg_catalog" else f"{schema}.{name}"
                 worst = Verdict(DENY, rule="private_catalog")
                 reason = (
-                    f"{name} shows other sessions' statements or credentials; reading it "
+                    f"{label} shows other sessions' statements or credentials; reading it "
                     "needs a Warden rule allowing it"
                 )
         return worst, reason
@@ -605,8 +632,9 @@ class PolicyEngine:
         fingerprint: str,
         search_path: list[str] | None,
         now: float,
-    ) -> tuple[Verdict, str, dict[str, Any] | None]:
+    ) -> tuple[Verdict, str, dict[str, Any] | None, list[RowLimit]]:
         lifting: dict[str, Any] | None = None
+        row_limits: list[RowLimit] = []
         for guardrail in self.bundle.guardrails:
             kinds = analysis.guardrails.intersection(guardrail.get("kinds", ()))
             if not kinds or not self.subject_matches(guardrail.get("subjects", {}), identity):
@@ -617,6 +645,11 @@ class PolicyEngine:
                 if grant is not None:
                     lifting = lifting or grant  # its run is counted by decide()
                     continue
+            if ROWS_OVER_LIMIT in kinds:  # judged on the estimate, before it runs
+                row_limits.append(_row_limit(guardrail, action))
+                kinds.discard(ROWS_OVER_LIMIT)
+                if not kinds:
+                    continue
             # Ties go to the guardrail: its name is the more useful explanation.
             if _STRENGTH[action] >= _STRENGTH[worst.action]:
                 worst = Verdict(action, rule=_rule_label(guardrail, "guardrail"))
@@ -625,7 +658,7 @@ class PolicyEngine:
                     f"{', '.join(sorted(kinds))} {verb} by guardrail "
                     f'"{guardrail.get("name", guardrail.get("id"))}"'
                 )
-        return worst, reason, lifting
+        return worst, reason, lifting, row_limits
 
     def _approved_write(
         self,

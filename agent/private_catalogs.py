@@ -11,6 +11,14 @@ these catalogs is refused unless a rule allows the identity that catalog
 
 psql's ``\\d`` family and the metadata queries of DBeaver and pgAdmin read pg_class,
 pg_attribute, pg_namespace, pg_roles and the like, none of which is listed here.
+
+Each protocol's analyser records the private catalogs a statement reads
+(``StatementInfo.private_catalogs``, as (schema, name)); a rule allowing that table, its
+schema or the datasource lets an identity read it.  PostgreSQL's are matched by name in any
+schema and named under ``pg_catalog`` for rules; MySQL's are whole schemas (mysql,
+performance_schema, sys: user and password tables, statement history, threads) and the
+information_schema tables that are not schema metadata (PROCESSLIST, INNODB_TRX, ...), and
+``SHOW [FULL] PROCESSLIST``; MySQL names are matched in lower case.
 """
 
 from __future__ import annotations
@@ -58,3 +66,51 @@ def private_catalog_reads(relation_names: Iterable[str], functions: Iterable[str
     found = {name for name in relation_names if name in PRIVATE_RELATIONS}
     found |= {f"{function}()" for function in functions if function in PRIVATE_FUNCTIONS}
     return sorted(found)
+
+
+# Schemas whose tables hold other sessions' statement text, credentials or value statistics.
+MYSQL_PRIVATE_SCHEMAS = frozenset({"mysql", "performance_schema", "sys"})
+# information_schema tables that describe the schema only; the rest (PROCESSLIST,
+# INNODB_TRX/LOCKS, COLUMN_STATISTICS, OPTIMIZER_TRACE…) carry statement text or values.
+MYSQL_METADATA_TABLES = frozenset(
+    {
+        "tables",
+        "columns",
+        "schemata",
+        "statistics",
+        "key_column_usage",
+        "referential_constraints",
+        "table_constraints",
+        "check_constraints",
+        "views",
+        "routines",
+        "parameters",
+        "triggers",
+        "events",
+        "character_sets",
+        "collations",
+        "collation_character_set_applicability",
+        "engines",
+        "plugins",
+        "partitions",
+        "column_privileges",
+        "table_privileges",
+        "schema_privileges",
+        "user_privileges",
+        "session_variables",
+        "global_variables",
+        "session_status",
+        "global_status",
+        "keywords",
+        "sql_functions",
+        "enabled_roles",
+        "applicable_roles",
+    }
+)
+
+
+def is_mysql_private_catalog(schema: str, name: str) -> bool:
+    """Whether MySQL's ``schema.name`` (lower case) is a private catalog."""
+    return schema in MYSQL_PRIVATE_SCHEMAS or (
+        schema == "information_schema" and name not in MYSQL_METADATA_TABLES
+    )

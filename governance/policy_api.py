@@ -109,6 +109,14 @@ class GuardrailSerializer(StrictStrings, serializers.Serializer):
     kinds = serializers.ListField(child=serializers.ChoiceField(choices=GuardrailKind.values))
     subjects = SubjectsSerializer(required=False)
     action = serializers.ChoiceField(choices=GuardrailAction.values)
+    max_rows = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        help_text="rows_over_limit only: the most rows an UPDATE/DELETE/MERGE may be "
+        "estimated (by the planner) to change",
+    )
     enabled = serializers.BooleanField(required=False, default=True)
 
     def to_representation(self, guardrail: GuardrailRule) -> dict[str, Any]:
@@ -188,7 +196,7 @@ def _rule_kwargs(data: dict[str, Any]) -> dict[str, Any]:
 def _guardrail_kwargs(data: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         key: data[key]
-        for key in ("name", "description", "kinds", "action", "enabled")
+        for key in ("name", "description", "kinds", "action", "max_rows", "enabled")
         if key in data
     }
     if "subjects" in data:

@@ -134,6 +134,13 @@ class GuardrailForm(forms.Form):
         choices=GuardrailKind.choices, widget=forms.CheckboxSelectMultiple, label="Statement kinds"
     )
     action = forms.ChoiceField(choices=GuardrailAction.choices)
+    max_rows = forms.IntegerField(
+        min_value=0,
+        required=False,
+        label="Row limit",
+        help_text="For “estimated above N rows”: the most rows the planner may estimate an "
+        "UPDATE, DELETE or MERGE to change.",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -16,15 +16,11 @@ sets in which a multi-byte character may end in a backslash or a quote).
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Iterable, Iterator
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.mysql import MySQL
-from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.errors import ParseError
 
 from agent.analysis import (
     DERIVED,
@@ -38,160 +34,38 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
-
-_DIALECT = MySQL()
-_LITERALS = frozenset(
-    {
-        TokenType.NUMBER,
-        TokenType.STRING,
-        TokenType.HEX_STRING,
-        TokenType.BIT_STRING,
-        TokenType.NATIONAL_STRING,
-        TokenType.BYTE_STRING,
-    }
+from agent.decision import ROWS_OVER_LIMIT
+from agent.mysql.inference import deciding_clause, exact_lookup_columns
+from agent.mysql.text import check_glued_numbers, tokenize
+from agent.mysql.vocabulary import (
+    CALL_STATEMENT,
+    CHARSET_SETTINGS,
+    EXECUTABLE_COMMENT,
+    FILE_TRANSFER,
+    GRANT_COMMANDS,
+    HARMLESS_COMMANDS,
+    RENAME_TABLE,
+    REPLACE_STATEMENT,
+    ROLE_COMMANDS,
+    SAFE_CHARSETS,
+    SAFE_SHOW,
+    SERVER_FILE_FUNCTIONS,
+    UNSAFE_SQL_MODES,
 )
-_NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
-# Character sets in which every byte below 0x80 is that ASCII character: the agent reads
-# the text as the server does.  (gbk, big5, sjis… may hide a backslash inside a character.)
-SAFE_CHARSETS = frozenset({"utf8", "utf8mb3", "utf8mb4", "latin1", "ascii", "binary"})
-# sql_mode flags that change how the server splits text into tokens.
-UNSAFE_SQL_MODES = frozenset({"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI"})
-_CHARSET_SETTINGS = frozenset(
-    {
-        "character_set_client",
-        "character_set_connection",
-        "collation_connection",
-        "character_set_results",
-    }
-)
-SERVER_FILE_FUNCTIONS = frozenset({"load_file", "sys_exec", "sys_eval"})
-# Schemas whose tables hold other sessions' statement text, credentials or value statistics.
-PRIVATE_SCHEMAS = frozenset({"mysql", "performance_schema", "sys"})
-# information_schema tables that describe the schema only; the rest (PROCESSLIST,
-# INNODB_TRX/LOCKS, COLUMN_STATISTICS, OPTIMIZER_TRACE…) carry statement text or values.
-METADATA_TABLES = frozenset(
-    {
-        "tables",
-        "columns",
-        "schemata",
-        "statistics",
-        "key_column_usage",
-        "referential_constraints",
-        "table_constraints",
-        "check_constraints",
-        "views",
-        "routines",
-        "parameters",
-        "triggers",
-        "events",
-        "character_sets",
-        "collations",
-        "collation_character_set_applicability",
-        "engines",
-        "plugins",
-        "partitions",
-        "column_privileges",
-        "table_privileges",
-        "schema_privileges",
-        "user_privileges",
-        "session_variables",
-        "global_variables",
-        "session_status",
-        "global_status",
-        "keywords",
-        "sql_functions",
-        "enabled_roles",
-        "applicable_roles",
-    }
-)
-# SHOW forms that list schema or settings; others (PROCESSLIST, ENGINE … STATUS, BINLOG
-# EVENTS, WARNINGS that quote values…) are opaque.
-SAFE_SHOW = frozenset(
-    {
-        "TABLES",
-        "FULL TABLES",
-        "DATABASES",
-        "SCHEMAS",
-        "COLUMNS",
-        "FIELDS",
-        "INDEX",
-        "INDEXES",
-        "KEYS",
-        "VARIABLES",
-        "SESSION VARIABLES",
-        "GLOBAL VARIABLES",
-        "STATUS",
-        "SESSION STATUS",
-        "GLOBAL STATUS",
-        "COLLATION",
-        "CHARACTER SET",
-        "CHARSET",
-        "TABLE STATUS",
-        "ENGINES",
-        "CREATE TABLE",
-        "CREATE DATABASE",
-        "CREATE SCHEMA",
-        "CREATE VIEW",
-        "GRANTS",
-        "PLUGINS",
-        "TRIGGERS",
-        "PRIVILEGES",
-    }
-)
-# Statements sqlglot keeps as text (exp.Command), by their first words.
-_ROLE_COMMANDS = re.compile(
-    r"^\s*((create|drop|alter|rename)\s+(user|role)|set\s+(default\s+)?role|set\s+password)\b",
-    re.IGNORECASE,
-)
-_GRANT_COMMANDS = re.compile(r"^\s*(grant|revoke)\b", re.IGNORECASE)
-_HARMLESS_COMMANDS = re.compile(
-    r"^\s*(savepoint|release\s+savepoint|rollback\s+to|unlock\s+tables|lock\s+tables)\b",
-    re.IGNORECASE,
-)
-_RENAME_TABLE = re.compile(r"^\s*rename\s+table\b", re.IGNORECASE)
-_CALL = re.compile(r"^\s*call\b", re.IGNORECASE)
-_REPLACE = re.compile(r"^(\s*)replace\b", re.IGNORECASE)
-_FILE_TRANSFER = re.compile(r"\b(into\s+(outfile|dumpfile)|load\s+(data|xml))\b", re.IGNORECASE)
-_EXECUTABLE_COMMENT = re.compile(r"/\*[mM]?!")
-
-
-def tokenize(sql: str) -> list[Token]:
-    try:
-        return list(_DIALECT.tokenize(sql))
-    except TokenError as exc:
-        raise SqlError(str(exc)) from exc
-
-
-def normalize(sql: str) -> str:
-    """The text with every literal replaced by ``$n`` (the decision-cache key).  Everything
-    but literals stays byte for byte, so equal normalized texts have equal token streams."""
-    tokens = tokenize(sql)
-    pieces: list[str] = []
-    position = 0
-    number = 0
-    for token in tokens:
-        if token.token_type in _LITERALS:
-            number += 1
-            start = token.start
-            # The tokenizer's span of a quoted literal excludes an introducer, includes quotes.
-            pieces.append(sql[position:start])
-            pieces.append(f"${number}")
-            position = token.end + 1
-    pieces.append(sql[position:])
-    return "".join(pieces)
+from agent.private_catalogs import is_mysql_private_catalog
 
 
 def analyze(sql: str, database: str | None = None) -> Analysis:
     """Analysis of one COM_QUERY text (or a prepared statement's text), unqualified
     names resolved in ``database``; raises ``SqlError`` for what the agent cannot read
     as the server does."""
-    if _EXECUTABLE_COMMENT.search(sql):
+    if EXECUTABLE_COMMENT.search(sql):
         raise SqlError("executable comments (/*! … */) are not accepted by Warden")
     tokens = tokenize(sql)
-    _check_glued_numbers(tokens)
-    file_transfer = _FILE_TRANSFER.search(sql)
+    check_glued_numbers(tokens)
+    file_transfer = FILE_TRANSFER.search(sql)
     try:
-        parsed = sqlglot.parse(_REPLACE.sub(r"\1INSERT", sql, count=1), read="mysql")
+        parsed = sqlglot.parse(REPLACE_STATEMENT.sub(r"\1INSERT", sql, count=1), read="mysql")
     except ParseError as exc:
         if file_transfer:  # LOAD DATA, INTO OUTFILE: name the guardrail, not the parser
             info = StatementInfo(kind="utility", guardrails={"server_file_functions"})
@@ -214,19 +88,6 @@ def analyze(sql: str, database: str | None = None) -> Analysis:
     return Analysis(statements, guardrails)
 
 
-def _check_glued_numbers(tokens: list[Token]) -> None:
-    for before, after in itertools.pairwise(tokens):
-        if (
-            before.token_type == TokenType.NUMBER
-            and after.token_type in _NAMES
-            and after.start == before.end + 1
-        ):
-            raise SqlError(
-                f"{before.text}{after.text} is read differently by the server and by Warden; "
-                "quote the name with backticks"
-            )
-
-
 def _statement(node: exp.Expression, database: str | None) -> StatementInfo:
     if isinstance(node, exp.Command):
         return _command(node)
@@ -240,17 +101,17 @@ def _command(node: exp.Command) -> StatementInfo:
     if isinstance(node.expression, exp.Literal):
         text = f"{node.this} {node.expression.this}"
     info = StatementInfo(kind="utility")
-    if _ROLE_COMMANDS.match(text):
+    if ROLE_COMMANDS.match(text):
         info.guardrails.add("role")
-    elif _GRANT_COMMANDS.match(text):
+    elif GRANT_COMMANDS.match(text):
         info.guardrails.add("grant_revoke")
-    elif _RENAME_TABLE.match(text):
+    elif RENAME_TABLE.match(text):
         info.guardrails.add("alter")
         info.kind = "ddl"
-    elif _CALL.match(text):
+    elif CALL_STATEMENT.match(text):
         info.kind = "call"
         info.opaque = True  # a stored procedure reads and returns whatever it likes
-    elif not _HARMLESS_COMMANDS.match(text):
+    elif not HARMLESS_COMMANDS.match(text):
         raise SqlError(f"{str(node.this).upper()} statements are not supported by Warden")
     return info
 
@@ -291,7 +152,7 @@ class _Flow:
         self.all_relations = tuple(sorted(info.relations, key=lambda r: (r.schema or "", r.name)))
         for where in root.find_all(exp.Where):
             self.lookups |= exact_lookup_columns(where.this)
-        self._opaque_relations()
+        self._private_catalogs()
         self._functions()
         self._dispatch(root)
 
@@ -417,6 +278,7 @@ class _Flow:
     def _update(self, root: exp.Update) -> None:
         info = self.info
         info.kind = "update"
+        info.guardrails.add(ROWS_OVER_LIMIT)  # judged on the optimizer's estimate
         info.written |= {self.relation(t) for t in _tables_of(root.this)}
         for assignment in root.expressions:
             if isinstance(assignment, exp.EQ) and isinstance(assignment.this, exp.Column):
@@ -436,6 +298,7 @@ class _Flow:
     def _delete(self, root: exp.Delete) -> None:
         info = self.info
         info.kind = "delete"
+        info.guardrails.add(ROWS_OVER_LIMIT)  # judged on the optimizer's estimate
         targets = root.args.get("tables") or [root.this]
         info.written |= {self.relation(t) for target in targets for t in _tables_of(target)}
         where = root.args.get("where")
@@ -464,8 +327,10 @@ class _Flow:
         form = str(root.this).upper()
         if root.args.get("full") and form == "TABLES":
             form = "FULL TABLES"
-        if form not in SAFE_SHOW:
-            info.opaque = True  # statement text of other sessions, value-quoting warnings
+        if form in ("PROCESSLIST", "FULL PROCESSLIST"):
+            info.private_catalogs.add(("information_schema", "processlist"))
+        elif form not in SAFE_SHOW:
+            info.opaque = True  # engine status with statement text, value-quoting warnings
 
     def _set_item(self, item: exp.Expression) -> None:
         info = self.info
@@ -499,7 +364,7 @@ class _Flow:
             info.guardrails.add("role")
         elif name == "sql_mode":
             self._check_sql_mode(value)
-        elif name in _CHARSET_SETTINGS:
+        elif name in CHARSET_SETTINGS:
             self._check_charset(value)
         self._uses(value, WRITE, None)
 
@@ -529,14 +394,14 @@ class _Flow:
 
     # ------------------------------------------------------------ helpers
 
-    def _opaque_relations(self) -> None:
+    def _private_catalogs(self) -> None:
+        """Server tables with other sessions' statements, credentials or value statistics:
+        refused unless a rule allows them (agent/private_catalogs.py)."""
         for relation in self.info.relations:
             schema = (relation.schema or "").lower()
             name = relation.name.lower()
-            if schema in PRIVATE_SCHEMAS or (
-                schema == "information_schema" and name not in METADATA_TABLES
-            ):
-                self.info.opaque = True
+            if is_mysql_private_catalog(schema, name):
+                self.info.private_catalogs.add((schema, name))
 
     def _functions(self) -> None:
         info = self.info
@@ -613,90 +478,6 @@ class _Flow:
             if not isinstance(star.parent, exp.Column | exp.Count):
                 for candidate in self.all_relations:
                     self._add((candidate,), None, context, position)
-
-
-# Clauses of a SELECT (sqlglot's argument names) in which a value decides the result's rows.
-_SELECT_CLAUSES = {
-    "where": "WHERE",
-    "group": "GROUP BY",
-    "having": "HAVING",
-    "qualify": "QUALIFY",
-    "order": "ORDER BY",
-    "limit": "LIMIT",
-    "offset": "OFFSET",
-    "distinct": "DISTINCT",
-    "windows": "a window definition (WINDOW)",
-}
-_MODIFY_CLAUSES = {"where": "WHERE", "order": "ORDER BY", "limit": "LIMIT"}
-_JOIN_CLAUSES = {"on": "JOIN ON", "using": "JOIN USING"}
-_WINDOW_CLAUSES = frozenset({"partition_by", "order", "spec"})
-
-
-def deciding_clause(column: exp.Expr) -> str:
-    """The innermost clause in which the value of ``column`` decides which rows come back,
-    how many or in which order (named in the refusal), or "" when it only flows to output:
-    WHERE, JOIN, GROUP BY, HAVING, ORDER BY, LIMIT, window definitions, the select list
-    of a SELECT DISTINCT and of a set operation that compares rows (all but UNION ALL)."""
-    node = column
-    while node.parent is not None:
-        parent, key = node.parent, node.arg_key
-        if isinstance(parent, exp.Select):
-            if key in _SELECT_CLAUSES:
-                return _SELECT_CLAUSES[key]
-            if key == "expressions":
-                if parent.args.get("distinct") is not None:
-                    return "DISTINCT"
-                compared = _compared_by(parent)
-                if compared:
-                    return compared
-        elif isinstance(parent, exp.SetOperation) and key in _SELECT_CLAUSES:
-            return _SELECT_CLAUSES[key]
-        elif isinstance(parent, exp.Update | exp.Delete) and key in _MODIFY_CLAUSES:
-            return _MODIFY_CLAUSES[key]
-        elif isinstance(parent, exp.Join) and key in _JOIN_CLAUSES:
-            return _JOIN_CLAUSES[key]
-        elif isinstance(parent, exp.Window) and key in _WINDOW_CLAUSES:
-            return "a window definition (OVER)"
-        node = parent
-    return ""
-
-
-def _compared_by(select: exp.Select) -> str:
-    """UNION / INTERSECT / EXCEPT when ``select`` is a branch of one that compares rows."""
-    branch: exp.Expr = select
-    while isinstance(branch.parent, exp.Subquery | exp.Paren):
-        branch = branch.parent
-    operation = branch.parent
-    if not isinstance(operation, exp.SetOperation) or branch.arg_key not in ("this", "expression"):
-        return ""
-    if not operation.args.get("distinct"):
-        return ""
-    return type(operation).__name__.upper()
-
-
-def exact_lookup_columns(where: exp.Expression) -> set[int]:
-    """ids of the columns that a top-level conjunct of ``where`` compares for equality with
-    constants or parameters (``email = ?``, ``email IN ('a', 'b')``): what a rule allowing
-    exact lookups permits, and nothing else."""
-    found: set[int] = set()
-    for conjunct in where.flatten() if isinstance(where, exp.And) else [where]:
-        if isinstance(conjunct, exp.EQ):
-            left, right = conjunct.this, conjunct.expression
-            if isinstance(left, exp.Column) and _constant(right):
-                found.add(id(left))
-            elif isinstance(right, exp.Column) and _constant(left):
-                found.add(id(right))
-        elif isinstance(conjunct, exp.In) and isinstance(conjunct.this, exp.Column):
-            items = conjunct.expressions
-            if items and not conjunct.args.get("query") and all(_constant(i) for i in items):
-                found.add(id(conjunct.this))
-    return found
-
-
-def _constant(node: exp.Expression) -> bool:
-    while isinstance(node, exp.Cast | exp.Paren):
-        node = node.this
-    return isinstance(node, exp.Literal | exp.Placeholder)
 
 
 def _is_star(node: exp.Expression) -> bool:

@@ -43,7 +43,7 @@ NATIVE = "mysql_native_password"
 _PERFORM_FULL_AUTH = b"\x01\x04"
 _FAST_AUTH_OK = b"\x01\x03"
 _REQUEST_PUBLIC_KEY = b"\x02"
-# Collations whose character set reads every ASCII byte as ASCII (see analysis.SAFE_CHARSETS):
+# Collations whose character set reads every ASCII byte as ASCII (see vocabulary.SAFE_CHARSETS):
 # utf8mb4, utf8mb3, latin1, ascii, binary.
 SAFE_COLLATIONS = frozenset(
     {45, 46, *range(224, 248), 255, 33, 83, *range(192, 216), 223, 5, 8, 15, 31, 47, 48, 49, 94}

@@ -17,11 +17,15 @@ from dataclasses import replace
 from typing import Any
 
 import pymysql
+from sqlglot.errors import SqlglotError
 
+from agent import row_limits
 from agent.analysis import Analysis, ColumnUse, Relation, SqlError
 from agent.decision import DENY, Decision, Identity
 from agent.mysql import analysis as mysql_sql
-from agent.postgres.normalize import Normalizer
+from agent.mysql import estimate
+from agent.mysql.text import normalize as mysql_normalize
+from agent.normalize import Normalizer
 from agent.server import Agent, AgentConfig
 
 log = logging.getLogger("agent.mysql")
@@ -40,20 +44,49 @@ class MySqlCatalog:
         self._routines: tuple[float, set[str]] | None = None
         self._lock = asyncio.Lock()
 
-    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+    def _connect(self, database: str | None = None) -> pymysql.connections.Connection[Any]:
         up = self.upstream
         ssl = (
             {"ssl": up.ssl_context} if up.ssl_context is not None and up.sslmode != "prefer" else {}
         )
-        connection = pymysql.connect(
-            host=up.host, port=up.port, user=up.user, password=up.password, connect_timeout=5, **ssl
+        return pymysql.connect(
+            host=up.host,
+            port=up.port,
+            user=up.user,
+            password=up.password,
+            database=database,
+            connect_timeout=5,
+            **ssl,
         )
+
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        connection = self._connect()
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql)
                 return list(cursor.fetchall())
         finally:
             connection.close()
+
+    def _explained_rows(self, statements: list[str], database: str | None) -> int:
+        connection = self._connect(database)
+        try:
+            with connection.cursor() as cursor:
+                total = 0
+                for statement in statements:
+                    cursor.execute("EXPLAIN FORMAT=JSON " + statement)
+                    total += estimate.changed_rows(str(cursor.fetchone()[0]))
+                return total
+        finally:
+            connection.close()
+
+    async def rows_changed(self, text: str, database: str | None) -> int:
+        """The optimizer's estimate of the rows ``text`` updates or deletes (see
+        ``agent.mysql.estimate``); raises when it cannot be taken."""
+        statements = estimate.changing_statements(text)
+        if not statements:
+            return 0
+        return await asyncio.to_thread(self._explained_rows, statements, database)
 
     async def _refresh(self) -> None:
         now = time.monotonic()
@@ -129,7 +162,7 @@ class MySqlAgent(Agent):
     def __init__(self, config: AgentConfig) -> None:
         super().__init__(config)
         self.mysql_catalog = MySqlCatalog(config)
-        self.normalizer = Normalizer(parse=_normalize)
+        self.normalizer = Normalizer(mysql_normalize)
         self.server_version = ""
         self._connection_ids = itertools.count(1)
         # agent connection id -> (identity name, upstream thread id), for KILL
@@ -219,6 +252,29 @@ class MySqlAgent(Agent):
             self.decisions[key] = decision
         return decision
 
+    async def row_limits_checked(
+        self, decision: Decision, text: str, database: str | None
+    ) -> Decision:
+        """The decision, or its refusal when the optimizer expects the statement to change
+        more rows than a rows_over_limit guardrail in force allows (agent/row_limits.py)."""
+
+        async def rows() -> int:
+            try:
+                return await self.mysql_catalog.rows_changed(text, database)
+            except estimate.EstimateUnavailable as exc:
+                raise row_limits.EstimateError(str(exc)) from exc
+            except pymysql.MySQLError as exc:
+                code = exc.args[0] if exc.args else "?"
+                detail = "" if decision.touches_restricted else f", {exc.args[-1]}"
+                raise row_limits.EstimateError(
+                    f"EXPLAIN failed upstream: error {code}{detail}"
+                ) from exc
+            except (OSError, SqlglotError) as exc:
+                log.error("row estimate failed: %r", exc)
+                raise row_limits.EstimateError("the upstream could not be asked") from exc
+
+        return await row_limits.judged(decision, rows)
+
     def _bundle_spelling(self, analysis: Analysis) -> None:
         """MySQL column names are case-insensitive: spell each as the bundle does."""
         engine = self.engine
@@ -241,7 +297,3 @@ class MySqlAgent(Agent):
         self.mysql_catalog.invalidate()
         self.decisions.clear()
         self.generation += 1
-
-
-def _normalize(text: str) -> str:
-    return mysql_sql.normalize(text)

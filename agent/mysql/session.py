@@ -307,9 +307,10 @@ class MySqlSession:
         assert self.identity is not None
         agent = self.agent
         cached = agent.decide_cached(self.identity, sql, self.database)
-        return (
+        decision = (
             cached if cached is not None else await agent.decide(self.identity, sql, self.database)
         )
+        return await agent.row_limits_checked(decision, sql, self.database)
 
     async def _decide_to_run(self, sql: str) -> Decision | bytes:
         """The decision to run ``sql`` under, or the ERR packet refusing it (holds included)."""

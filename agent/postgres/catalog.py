@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from agent.analysis import Relation
-from agent.postgres import upstream
+from agent.postgres import estimate, upstream
 from agent.postgres.upstream import UpstreamConnection, quote_literal
 from agent.upstream import UpstreamConfig
 
@@ -91,18 +91,51 @@ class Catalog:
         async with self._lock:
             for attempt in (1, 2):
                 try:
-                    if self._conn is None:
-                        self._conn = await upstream.connect(
-                            self.config, {"application_name": "warden-agent-catalog"}
-                        )
-                    return await upstream.simple_query(self._conn, sql)
+                    return await upstream.simple_query(await self._connection(), sql)
                 except (OSError, asyncio.IncompleteReadError):
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = None
+                    self._drop_connection()
                     if attempt == 2:
                         raise
         return []
+
+    async def _connection(self) -> UpstreamConnection:
+        if self._conn is None:
+            self._conn = await upstream.connect(
+                self.config, {"application_name": "warden-agent-catalog"}
+            )
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    async def rows_changed(self, text: str, search_path: tuple[str, ...] | None) -> int:
+        """The planner's estimate of the rows ``text`` updates, deletes or merges (see
+        ``agent.postgres.estimate``); raises when it cannot be taken."""
+        total = 0
+        async with self._lock:
+            try:
+                for prepare in estimate.changing_statements(text):
+                    total += await self._explained_rows(prepare, search_path)
+            except (OSError, asyncio.IncompleteReadError):
+                self._drop_connection()
+                raise
+        return total
+
+    async def _explained_rows(self, prepare: str, search_path: tuple[str, ...] | None) -> int:
+        conn = await self._connection()
+        try:
+            await upstream.simple_query(
+                conn, "BEGIN READ ONLY; " + estimate.session_settings(search_path)
+            )
+            await upstream.simple_query(conn, prepare)
+            count = await upstream.simple_query(conn, estimate.PARAMETER_COUNT)
+            explain = estimate.explain_execute(int(count[0][0] or 0))
+            plan = await upstream.simple_query(conn, explain)
+            return estimate.changed_rows(str(plan[0][0]))
+        finally:
+            await upstream.simple_query(conn, "ROLLBACK; DEALLOCATE ALL")
 
     async def origins(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], Origin]:
         missing = {oid for oid, _ in keys if (oid, _) not in self._origins}

@@ -98,13 +98,14 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
 
     def _cached_plain_decision(self, sql: str) -> Decision | None:
         """The cached decision for ``sql`` when it lets the statement run as it is (allow
-        or mask, no side effects to note, no copy-in), else None."""
+        or mask, no side effects to note, no copy-in, no row estimate to take), else None."""
         decision = self.agent.decide_cached(self.identity, sql, self.search_path)
         if (
             decision is None
             or decision.action not in PASS
             or decision.has_side_effects
             or decision.copies_in
+            or decision.row_limits
         ):
             return None
         return decision

@@ -9,13 +9,16 @@ import time
 
 import pglast
 
+from agent import row_limits
 from agent.analysis import DERIVED, OUTPUT, Analysis, ColumnUse
 from agent.decision import DENY, Decision, Identity, PolicyEngine
 from agent.postgres import sql as sqlmod
 from agent.postgres.catalog import Catalog
 from agent.postgres.native import native_path_available
-from agent.postgres.normalize import Normalizer
+from agent.postgres.normalize import postgres_normalizer
 from agent.postgres.session import Session
+from agent.postgres.upstream import UpstreamError
+from agent.row_limits import EstimateError
 from agent.server import Agent, AgentConfig
 from agent.upstream import UpstreamConfig
 
@@ -29,7 +32,7 @@ class PostgresAgent(Agent):
         super().__init__(config)
         self.catalog = Catalog(config.upstream)
         # Pure text to text, so it outlives bundles (the decision cache does not).
-        self.normalizer = Normalizer()
+        self.normalizer = postgres_normalizer()
 
     async def start(self) -> None:
         await super().start()
@@ -162,6 +165,27 @@ class PostgresAgent(Agent):
             s.kind in ("ddl", "create_as") for s in analysis.statements
         )
         return decision
+
+    async def row_limits_checked(
+        self, decision: Decision, text: str, search_path: tuple[str, ...] | None
+    ) -> Decision:
+        """The decision, or its refusal when the planner expects the statement to change more
+        rows than a rows_over_limit guardrail in force allows (see agent/row_limits.py)."""
+
+        async def estimate() -> int:
+            try:
+                return await self.catalog.rows_changed(text, search_path)
+            except UpstreamError as exc:
+                # The planner's message may quote a value; not when restricted columns are near.
+                detail = "" if decision.touches_restricted else f", {exc}"
+                raise EstimateError(
+                    f"EXPLAIN failed upstream: SQLSTATE {exc.fields.get('C', '?')}{detail}"
+                ) from exc
+            except (OSError, asyncio.IncompleteReadError, pglast.parser.ParseError) as exc:
+                log.error("row estimate failed: %r", exc)
+                raise EstimateError("the upstream could not be asked") from exc
+
+        return await row_limits.judged(decision, estimate)
 
     async def _field_notation_calls(self, analysis: Analysis) -> None:
         """``c.row_to_json`` is ``row_to_json(c)`` when customers has no such column: the

@@ -132,4 +132,5 @@ class SessionState:
 
     async def _decide(self, sql: str) -> Decision:
         assert self.identity is not None
-        return await self.agent.decide(self.identity, sql, self.search_path)
+        decision = await self.agent.decide(self.identity, sql, self.search_path)
+        return await self.agent.row_limits_checked(decision, sql, self.search_path)

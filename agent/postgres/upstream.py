@@ -209,6 +209,10 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def quote_ident(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
 async def simple_query(conn: UpstreamConnection, sql: str) -> list[list[str | None]]:
     """Run one simple query on a side connection; return rows as text."""
     conn.writer.write(codec.query(sql))

@@ -56,6 +56,7 @@ class GuardrailKind(models.TextChoices):
     DELETE_WITHOUT_WHERE = "delete_without_where", "DELETE without WHERE"
     UPDATE_WITHOUT_WHERE = "update_without_where", "UPDATE without WHERE"
     MIXED_MULTI_STATEMENT = "mixed_multi_statement", "Reads and writes in one batch"
+    ROWS_OVER_LIMIT = "rows_over_limit", "UPDATE / DELETE / MERGE estimated above N rows"
 
 
 class GuardrailAction(models.TextChoices):
@@ -160,6 +161,9 @@ class GuardrailRule(models.Model):
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     groups = models.ManyToManyField(Group, blank=True, related_name="+")
     action = models.CharField(max_length=20, choices=GuardrailAction.choices)
+    # Kind rows_over_limit only: the planner's estimate of the rows an UPDATE/DELETE/MERGE
+    # changes (EXPLAIN, run upstream by the agent before the statement) may not exceed it.
+    max_rows = models.PositiveBigIntegerField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -50,7 +50,7 @@ RULE_FIELDS = (
     "mask_param",
     "allow_exact_lookups",
 )
-GUARDRAIL_FIELDS = ("name", "description", "kinds", "everyone", "action", "enabled")
+GUARDRAIL_FIELDS = ("name", "description", "kinds", "everyone", "action", "max_rows", "enabled")
 # Offered by guardrails_recommended_create; tuned to stop accidents, not routine work.
 RECOMMENDED_GUARDRAILS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("Block destructive DDL", ("drop", "truncate"), "block"),
@@ -141,6 +141,7 @@ def guardrail_snapshot(guardrail: GuardrailRule) -> dict[str, Any]:
         "kinds": list(guardrail.kinds),
         "subjects": subjects_snapshot(guardrail),
         "action": guardrail.action,
+        "max_rows": guardrail.max_rows,
         "enabled": guardrail.enabled,
     }
 
@@ -257,11 +258,28 @@ def _clean_guardrail(values: dict[str, Any], datasource: DataSource | None) -> N
             f"Known: {', '.join(GuardrailKind.values)}"
         )
     values["kinds"] = sorted(set(kinds))
+    values["max_rows"] = _clean_max_rows(values.get("max_rows"), values["kinds"])
     if values.get("action") not in GuardrailAction.values:
         raise InvalidInput(f"action must be one of {', '.join(GuardrailAction.values)}")
     _check_subjects(bool(values.get("everyone")), values["users"], values["groups"])
     if datasource is not None and not isinstance(datasource, DataSource):
         raise InvalidInput("datasource must be a datasource or None (all datasources).")
+
+
+def _clean_max_rows(max_rows: object, kinds: list[str]) -> int | None:
+    """The row limit of a rows_over_limit guardrail (required there, meaningless elsewhere)."""
+    if GuardrailKind.ROWS_OVER_LIMIT not in kinds:
+        if max_rows is not None:
+            raise InvalidInput(
+                "max_rows applies only to the rows_over_limit kind.", field="max_rows"
+            )
+        return None
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0:
+        raise InvalidInput(
+            "rows_over_limit needs max_rows, a whole number of rows (0 or more).",
+            field="max_rows",
+        )
+    return max_rows
 
 
 def _lock_and_refresh(instance: PolicyRule | GuardrailRule | DataSource) -> None:
@@ -402,6 +420,7 @@ def guardrail_rule_create(
     users: Iterable[User] = (),
     groups: Iterable[Group] = (),
     enabled: bool = True,
+    max_rows: int | None = None,
 ) -> GuardrailRule:
     """A guardrail for one datasource, or for all of them with ``datasource=None``."""
     _require_admin(actor)
@@ -414,6 +433,7 @@ def guardrail_rule_create(
         "users": list(users),
         "groups": list(groups),
         "enabled": enabled,
+        "max_rows": max_rows,
     }
     _clean_guardrail(values, datasource)
     guardrail = GuardrailRule.objects.create(

@@ -7,7 +7,8 @@ import random
 import pglast
 import pytest
 
-from agent.postgres.normalize import Normalizer, template
+from agent.normalize import template
+from agent.postgres.normalize import postgres_normalizer
 
 FIRST_TEXTS = [
     "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
@@ -40,14 +41,14 @@ def variants(text: str, rng: random.Random) -> list[str]:
 
 @pytest.mark.parametrize("first", FIRST_TEXTS)
 def test_every_digit_variant_normalizes_exactly_as_pglast(first: str) -> None:
-    normalizer = Normalizer()
+    normalizer = postgres_normalizer()
     assert normalizer.normalize(first) == pglast.parser.normalize(first)
     for text in variants(first, random.Random(first)):
         assert normalizer.normalize(text) == pglast.parser.normalize(text), text
 
 
 def test_a_different_identifier_is_not_taken_for_a_constant() -> None:
-    normalizer = Normalizer()
+    normalizer = postgres_normalizer()
     normalizer.normalize("select a from t1 where b = 8")
     assert normalizer.normalize("select a from t2 where b = 9") == ("select a from t2 where b = $1")
 
@@ -71,14 +72,14 @@ def test_only_short_unsigned_integers_make_a_template() -> None:
 
 
 def test_unparseable_text_still_raises_after_a_template_exists() -> None:
-    normalizer = Normalizer()
+    normalizer = postgres_normalizer()
     normalizer.normalize("select a from t where b = 1")
     with pytest.raises(pglast.parser.ParseError):
         normalizer.normalize("select a from t where b = 1 and")
 
 
 def test_the_template_table_is_bounded() -> None:
-    normalizer = Normalizer(max_entries=10)
+    normalizer = postgres_normalizer(max_entries=10)
     for width in range(1, 30):
         normalizer.normalize("select a from t where b = " + "1" * min(width, 9) + " " * width)
     assert 0 < len(normalizer) <= 10

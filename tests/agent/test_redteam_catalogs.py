@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.agent.corpus import ACTIVITY_PROBES, CREDENTIAL_PROBES, REFUSAL_ONLY
 from tests.agent.wire import EMAIL, probe, run
 
 
@@ -27,33 +28,6 @@ def agent(agent_on_both_paths: Any) -> Any:
 
 
 SCRAM = re.compile(r"SCRAM-SHA-256\$\d+:")
-ACTIVITY_PROBES = [
-    ("SELECT query FROM pg_stat_activity", "pg_stat_activity"),
-    ("SELECT * FROM pg_catalog.pg_stat_activity", "pg_stat_activity"),
-    ("SELECT a.query FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid()", "pg_stat_activity"),
-    ("SELECT query FROM pg_stat_get_activity(NULL)", "pg_stat_get_activity()"),
-    (
-        "SELECT pg_stat_get_backend_activity(b) FROM pg_stat_get_backend_idset() b",
-        "pg_stat_get_backend_activity()",
-    ),
-    (
-        "WITH a AS (SELECT query FROM pg_stat_activity) SELECT string_agg(query, ',') FROM a",
-        "pg_stat_activity",
-    ),
-]
-CREDENTIAL_PROBES = [
-    ("SELECT rolname, rolpassword FROM pg_authid", "pg_authid"),
-    ("SELECT usename, passwd FROM pg_shadow", "pg_shadow"),
-]
-# No control possible on this cluster (no extension, no foreign server): refusal only.
-REFUSAL_ONLY = [
-    ("SELECT query FROM pg_stat_statements", "pg_stat_statements"),
-    ("SELECT * FROM pg_user_mappings", "pg_user_mappings"),
-    ("SELECT umoptions FROM pg_user_mapping", "pg_user_mapping"),
-    ("SELECT subconninfo FROM pg_subscription", "pg_subscription"),
-    ("SELECT conninfo FROM pg_stat_wal_receiver", "pg_stat_wal_receiver"),
-    ("SELECT client_dn FROM pg_stat_ssl", "pg_stat_ssl"),
-]
 PROBE_COUNT = len(ACTIVITY_PROBES) + len(CREDENTIAL_PROBES) + len(REFUSAL_ONLY)
 
 

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from agent.postgres import codec
+from tests.agent.corpus import EVERY_ROW
 from tests.agent.wire import (
     Outcome,
     WireClient,
@@ -34,37 +35,6 @@ def agent(agent_on_both_paths: Any) -> Any:
 
 
 ROWS = 5
-# Conditions that hold for every row of scratch (ids 1..5, v 'a'..'e').
-EVERY_ROW = [
-    "1 = 1",
-    "true",
-    "'t'::boolean",
-    "NOT false",
-    "2 > 1",
-    "'a' = 'a'",
-    "1 = 1 AND 2 = 2",
-    "id = id",
-    "scratch.id >= scratch.id",
-    "id IS NOT DISTINCT FROM id",
-    "id IN (id)",
-    "id BETWEEN id AND id",
-    "true OR id = 5",
-    "id = 5 OR 1 = 1",
-    "id = 5 OR now() > '2000-01-01'",
-    "id IS NULL OR id IS NOT NULL",
-    "id = 3 OR NOT id = 3",
-    "(id = 3) IS TRUE OR (id = 3) IS NOT TRUE",
-    "v LIKE '%'",
-    "v ~ ''",
-    "NOT (id <> id)",
-    "CASE WHEN id = 1 THEN true ELSE true END",
-    "coalesce(id = id, true)",
-    "EXISTS (SELECT 1)",
-    "EXISTS (SELECT 1 FROM orders)",
-    "(SELECT true)",
-    "length('x') > 0",
-    "current_user IS NOT NULL",
-]
 REAL_CONDITIONS = [
     "id = 3",
     "id > 3",

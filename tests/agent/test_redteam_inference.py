@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent.corpus import EMAIL_PROBES, NOTE_PROBES
 from tests.agent.wire import Outcome, run
 
 
@@ -27,96 +28,6 @@ def agent(agent_on_both_paths: Any) -> Any:
 EMAIL_COLUMN = "customers.email"  # public or archive: unqualified, it may be either
 NOTE_COLUMN = "public.customers.Secret Note"
 
-# (statement, clause named in the refusal); every one reads customers.email.
-EMAIL_PROBES = [
-    ("SELECT id FROM customers WHERE email LIKE 'ada%'", "WHERE"),
-    ("SELECT id FROM customers WHERE email < 'm'", "WHERE"),
-    ("SELECT id FROM customers WHERE email <> 'x@example.com'", "WHERE"),
-    ("SELECT id FROM customers WHERE NOT (email = 'ada.8@example.com')", "WHERE"),
-    ("SELECT id FROM customers WHERE email = 'ada.8@example.com' OR id = 1", "WHERE"),
-    ("SELECT id FROM customers WHERE length(email) > 20", "WHERE"),
-    ("SELECT id FROM customers WHERE email = name", "WHERE"),
-    ("SELECT id FROM customers WHERE email ~ '^a'", "WHERE"),
-    ("SELECT id FROM customers WHERE position('a' IN email) = 1", "WHERE"),
-    ("SELECT id FROM customers WHERE email IS NOT NULL", "WHERE"),
-    ("SELECT id FROM customers WHERE email IN (SELECT email FROM archive.customers)", "WHERE"),
-    ("SELECT id FROM customers c WHERE EXISTS (SELECT 1 WHERE c.email LIKE 'a%')", "WHERE"),
-    ("SELECT id FROM customers ORDER BY email", "ORDER BY"),
-    ("SELECT id FROM customers ORDER BY email DESC LIMIT 1", "ORDER BY"),
-    ("SELECT id, email FROM customers ORDER BY 2", "ORDER BY"),
-    ("SELECT id, email AS e FROM customers ORDER BY e", "ORDER BY"),
-    ("SELECT id FROM customers ORDER BY length(email), id", "ORDER BY"),
-    ("SELECT count(*) FROM customers GROUP BY email", "GROUP BY"),
-    ("SELECT count(*) FROM customers GROUP BY substr(email, 1, 1)", "GROUP BY"),
-    ("SELECT count(*) FROM customers GROUP BY ROLLUP (email)", "GROUP BY"),
-    ("SELECT 1 FROM customers HAVING max(email) > 'm'", "HAVING"),
-    ("SELECT DISTINCT email FROM customers", "DISTINCT"),
-    ("SELECT DISTINCT ON (email) id FROM customers", "DISTINCT ON"),
-    ("SELECT id FROM customers LIMIT length((SELECT min(email) FROM customers))", "LIMIT"),
-    ("SELECT id FROM customers OFFSET length((SELECT min(email) FROM customers))", "OFFSET"),
-    ("SELECT id, row_number() OVER (ORDER BY email) FROM customers", "OVER"),
-    ("SELECT id, count(*) OVER (PARTITION BY email) FROM customers", "OVER"),
-    ("SELECT id, rank() OVER w FROM customers WINDOW w AS (ORDER BY email)", "WINDOW"),
-    ("SELECT c.id FROM customers c JOIN archive.customers a ON a.email = c.email", "JOIN ON"),
-    ("SELECT c.id FROM customers c JOIN orders o ON o.note < c.email", "JOIN ON"),
-    ("SELECT c.id FROM customers c JOIN archive.customers a USING (email)", "JOIN USING"),
-    ("SELECT id FROM customers NATURAL JOIN archive.customers", "NATURAL JOIN"),
-    ("SELECT email FROM customers UNION SELECT 'ada.8@example.com'", "UNION"),
-    ("SELECT email FROM customers INTERSECT SELECT email FROM archive.customers", "INTERSECT"),
-    ("SELECT email FROM customers EXCEPT ALL SELECT 'x'", "EXCEPT ALL"),
-    ("SELECT CASE WHEN email LIKE 'a%' THEN 1 ELSE 0 END FROM customers", "CASE"),
-    ("SELECT CASE WHEN email LIKE 'zz%' THEN 1 / (id - id) END FROM customers", "CASE"),
-    ("SELECT coalesce(nullif(email, 'ada.8@example.com'), 'hit') FROM customers", "COALESCE"),
-    ("SELECT (email LIKE 'zz%') AND (1 / (id - id) = 1) FROM customers", "AND/OR"),
-    ("SELECT 1 / (length(email) - 100) FROM customers", "the expression"),
-    ("SELECT nullif(email, email)::int FROM customers", "a cast to int"),
-    ("SELECT generate_series(1, length(email)) FROM customers", "generate_series"),
-    ("SELECT unnest(string_to_array(email, '.')) FROM customers", "unnest"),
-    ("SELECT substr('abcdefghijklmnopqrstuvwxyz', 1, length(email)) FROM customers", "substr"),
-    ("SELECT split_part('a.b', '.', length(email)) FROM customers", "split_part"),
-    ("SELECT regexp_matches(email, '^a') FROM customers", "regexp_matches"),
-    ("SELECT count(*) FILTER (WHERE email LIKE 'a%') FROM customers", ""),
-    ("SELECT c.id FROM customers c, LATERAL generate_series(1, length(c.email)) g", "FROM"),
-    ("WITH e AS (SELECT id FROM customers WHERE email LIKE 'a%') SELECT id FROM e", "WHERE"),
-    ("SELECT s.id FROM (SELECT id FROM customers ORDER BY email LIMIT 1) s", "ORDER BY"),
-    ("SELECT (SELECT count(*) FROM customers WHERE email < 'm')", "WHERE"),
-    ("SELECT id FROM customer_contacts WHERE email LIKE 'a%'", "WHERE"),
-    ("SELECT count(*) FROM contact_domains GROUP BY domain", "GROUP BY"),
-    ("EXPLAIN SELECT id FROM customers WHERE email < 'm'", "WHERE"),
-    ("EXPLAIN ANALYZE SELECT id FROM customers WHERE email LIKE 'a%'", "WHERE"),
-    ("UPDATE scratch SET v = 'x' WHERE id IN (SELECT id FROM customers WHERE email < 'm')", ""),
-    ("DELETE FROM scratch USING customers c WHERE c.id = scratch.id AND c.email < 'm'", ""),
-    (
-        "UPDATE customers SET score = score WHERE email LIKE 'a%' RETURNING id",
-        "WHERE",
-    ),
-    (
-        "MERGE INTO scratch s USING customers c ON s.v = c.email WHEN MATCHED THEN DO NOTHING",
-        "MERGE ON",
-    ),
-    ("SELECT c.id FROM customers c, LATERAL (SELECT 1 WHERE c.email LIKE 'ada%') x", "WHERE"),
-    ("SELECT id FROM customers GROUP BY id, email HAVING email > 'm'", "GROUP BY"),
-    ("SELECT id FROM customers LIMIT (SELECT length(email) FROM customers LIMIT 1)", "LIMIT"),
-    ("SELECT id, upper(email) AS e FROM customers ORDER BY e DESC", "ORDER BY"),
-    (
-        "SELECT id FROM customers, generate_series(1, CASE WHEN email LIKE 'ada%' "
-        "THEN 1 ELSE 0 END) g",
-        "FROM",
-    ),
-    (
-        "SELECT id FROM customers c JOIN LATERAL unnest(CASE WHEN c.email LIKE 'ada%' "
-        "THEN ARRAY[1] END) u ON true",
-        "FROM",
-    ),
-    ("PREPARE p_inf AS SELECT id FROM customers WHERE email < $1", "WHERE"),
-    ("DECLARE c_inf CURSOR WITH HOLD FOR SELECT id FROM customers ORDER BY email", "ORDER BY"),
-]
-NOTE_PROBES = [
-    ("SELECT id FROM customers WHERE \"Secret Note\" = 'note 7'", "WHERE"),
-    ('SELECT id FROM customers ORDER BY "Secret Note" LIMIT 1', "ORDER BY"),
-    ('SELECT count(*) FROM customers GROUP BY "Secret Note"', "GROUP BY"),
-    ("SELECT CASE WHEN \"Secret Note\" > 'note 5' THEN 1 END FROM customers", "CASE"),
-]
 # Extended protocol: the lookup value arrives as a parameter, the clause is still a filter.
 EXTENDED_PROBES = [
     ("SELECT id FROM customers WHERE email < %s", ("m",), "WHERE"),

@@ -192,7 +192,10 @@ def test_the_core_decides_on_an_analysis_without_any_postgresql_code(make_bundle
     import subprocess
     import sys
 
-    core = "agent.analysis, agent.audit, agent.bundle, agent.decision, agent.masking, agent.server"
+    core = (
+        "agent.analysis, agent.audit, agent.bundle, agent.decision, agent.masking, agent.server, "
+        "agent.normalize, agent.row_limits, agent.private_catalogs"
+    )
     loaded = subprocess.run(
         [sys.executable, "-c", f"import sys, {core}; print(sorted(sys.modules))"],
         capture_output=True,
@@ -201,6 +204,20 @@ def test_the_core_decides_on_an_analysis_without_any_postgresql_code(make_bundle
     ).stdout
     assert "'pglast'" not in loaded and "agent.postgres.sql" not in loaded, loaded
     assert "agent.postgres.codec" not in loaded, loaded
+    mysql = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, agent.mysql.server, agent.mysql.session; "
+            "print(sorted(m for m in sys.modules if m.startswith(('agent.postgres', 'pglast'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # The MySQL agent needs nothing from agent/postgres (the core's audit encoder may load
+    # the optional C extension, which is not PostgreSQL code).
+    assert mysql.strip() in ("[]", "['agent.postgres', 'agent.postgres._fastpath']"), mysql
     customers = Relation("public", "customers")
     analysis = Analysis(
         [

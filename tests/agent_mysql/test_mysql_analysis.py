@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from agent.analysis import DERIVED, OUTPUT, PREDICATE, TARGET, WRITE, Relation, SqlError
-from agent.mysql.analysis import analyze, normalize
+from agent.mysql.analysis import analyze
+from agent.mysql.text import normalize
 
 SHOP = Relation("shop", "customers")
 
@@ -122,16 +123,30 @@ def test_guardrail_kinds(sql: str, guardrail: str):
 @pytest.mark.parametrize(
     "sql",
     [
-        "SHOW PROCESSLIST",
         "SHOW WARNINGS",
         "CALL p()",
-        "SELECT INFO FROM information_schema.PROCESSLIST",
-        "SELECT * FROM mysql.user",
         "SELECT shop.f(1)",
     ],
 )
 def test_statements_the_agent_cannot_see_into_are_opaque(sql: str):
     assert any(s.opaque for s in analyze(sql, "shop").statements)
+
+
+@pytest.mark.parametrize(
+    ("sql", "catalog"),
+    [
+        ("SHOW PROCESSLIST", ("information_schema", "processlist")),
+        ("SELECT INFO FROM information_schema.PROCESSLIST", ("information_schema", "processlist")),
+        (
+            "USE information_schema; SELECT INFO FROM PROCESSLIST",
+            ("information_schema", "processlist"),
+        ),
+        ("SELECT * FROM mysql.user", ("mysql", "user")),
+        ("SELECT * FROM performance_schema.threads", ("performance_schema", "threads")),
+    ],
+)
+def test_private_catalogs_are_named_for_the_policy(sql: str, catalog: tuple[str, str]):
+    assert catalog in analyze(sql, "shop").private_catalogs
 
 
 def test_normalised_text_replaces_only_literals():

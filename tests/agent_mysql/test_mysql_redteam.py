@@ -132,7 +132,7 @@ def test_processlist_is_not_readable_for_governed_identities(agent: Any, root: A
         assert cursor.fetchone()[0] >= 1
     with agent.connect("alice") as conn:
         text = _run(conn, ["SELECT INFO FROM information_schema.PROCESSLIST"])
-        assert "1142" in text and "cannot inspect" in text
+        assert "1142" in text and "needs a Warden rule allowing it" in text
         text = _run(conn, ["SHOW FULL PROCESSLIST"])
         assert "1142" in text
 

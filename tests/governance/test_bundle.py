@@ -140,6 +140,7 @@ def test_bundle_carries_every_field_in_the_agreed_format(shop, shop_policies, se
             "kinds": ["drop", "truncate"],
             "subjects": {"everyone": True, "users": [], "groups": []},
             "action": "block",
+            "max_rows": None,
         },
     ]
     assert bundle["grants"] == []

@@ -7,6 +7,7 @@ import pytest
 from audit.models import AuditEvent
 from governance.models import GuardrailRule, PolicyRule, Tag
 from governance.services import guardrail_rule_create, policy_rule_create
+from governance.services.bundles.build import policy_bundle_build
 
 READERS = ["admin", "reviewer", "auditor"]
 NOT_READERS = ["requester", "outsider", "ai_agent"]
@@ -227,6 +228,52 @@ def test_admin_creates_a_global_guardrail_for_everyone_by_default(api_as, admin)
     assert response.status_code == 201
     assert response.json()["datasource"] is None
     assert response.json()["subjects"] == {"everyone": True, "users": [], "groups": []}
+
+
+def test_a_row_limit_guardrail_carries_its_limit_to_the_bundle(api_as, admin, shop):
+    response = api_as(admin).post(
+        "/api/v1/guardrails/",
+        {
+            "datasource": "shop",
+            "name": "large writes",
+            "kinds": ["rows_over_limit"],
+            "action": "require_approval",
+            "max_rows": 5000,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201 and response.json()["max_rows"] == 5000
+    (guardrail,) = policy_bundle_build(datasource=shop)["guardrails"]
+    assert guardrail["kinds"] == ["rows_over_limit"] and guardrail["max_rows"] == 5000
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"kinds": ["rows_over_limit"]}, "rows_over_limit needs max_rows"),
+        ({"kinds": ["drop"], "max_rows": 10}, "max_rows applies only to the rows_over_limit"),
+    ],
+)
+def test_a_row_limit_needs_its_kind_and_the_kind_its_limit(api_as, admin, shop, body, reason):
+    response = api_as(admin).post(
+        "/api/v1/guardrails/",
+        {"datasource": "shop", "name": "g", "action": "block", **body},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert reason in response.json()["detail"] and "max_rows" in response.json()["fields"]
+
+
+def test_a_negative_row_limit_is_refused(api_as, admin, shop):
+    response = api_as(admin).post(
+        "/api/v1/guardrails/",
+        {"name": "g", "kinds": ["rows_over_limit"], "action": "block", "max_rows": -1},
+        format="json",
+    )
+
+    assert response.status_code == 400 and "max_rows" in response.json()["fields"]
 
 
 def test_unknown_guardrail_kinds_are_refused(api_as, admin, shop):

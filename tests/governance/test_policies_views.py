@@ -215,6 +215,22 @@ def test_admin_creates_a_guardrail_for_all_datasources(client, admin, shop):
     assert guardrail.datasource is None and guardrail.kinds == ["truncate"]
 
 
+def test_admin_creates_a_row_limit_guardrail_and_the_list_shows_its_limit(client, admin, shop):
+    client.force_login(admin)
+    form = {"name": "large writes", "kinds": ["rows_over_limit"], "action": "block"}
+    form |= {"everyone": "on", "enabled": "on"}
+
+    refused = client.post(reverse("guardrail_create") + f"?datasource={shop.pk}", form)
+    created = client.post(
+        reverse("guardrail_create") + f"?datasource={shop.pk}", {**form, "max_rows": "2500"}
+    )
+    listing = client.get(reverse("policy_list") + f"?datasource={shop.pk}")
+
+    assert refused.status_code == 200 and "rows_over_limit needs max_rows" in refused.text
+    assert created.status_code == 302 and GuardrailRule.objects.get().max_rows == 2500
+    assert "more than 2500 rows" in listing.text
+
+
 def test_admin_edits_and_deletes_a_guardrail(client, admin, no_drops):
     client.force_login(admin)
 

@@ -111,6 +111,7 @@ def _bundle_guardrails(datasource: DataSource) -> list[dict[str, Any]]:
             "kinds": sorted(guardrail.kinds),
             "subjects": subjects_snapshot(guardrail),
             "action": guardrail.action,
+            "max_rows": guardrail.max_rows,
         }
         for guardrail in guardrails
     ]
