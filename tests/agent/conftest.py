@@ -329,6 +329,7 @@ class ControlPlane:
         self.down = False
         self.events: dict[str, dict[str, Any]] = {}
         self.audit_posts = 0
+        self.duplicate_events = 0  # events sent again (an id already received)
         self.auth_calls = 0
         self.revoked: set[str] = set()
         # Access requests the agent filed for held statements, by id.
@@ -535,6 +536,7 @@ class ControlPlane:
                         for event in events:
                             if event["id"] in plane.events:
                                 duplicates += 1
+                                plane.duplicate_events += 1
                             else:
                                 plane.events[event["id"]] = event
                                 accepted += 1
