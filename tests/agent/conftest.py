@@ -742,7 +742,7 @@ class AgentProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a loaded 2-core machine starts Python slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"agent exited: {self.process.stdout.read()}")  # type: ignore[union-attr]

@@ -206,7 +206,7 @@ def test_workers_refuse_an_address_another_program_listens_on(tmp_path: Path) ->
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=90,
         )
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
