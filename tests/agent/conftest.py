@@ -750,6 +750,7 @@ class AgentProcess:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     return
             time.sleep(0.05)
+        process_stop(self.process)  # never left running (a supervisor stops its workers)
         raise AssertionError("agent process did not start listening")
 
     def dsn(self, user: str = "alice") -> str:
