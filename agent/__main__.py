@@ -8,10 +8,12 @@ import logging
 import os
 import signal
 import ssl
+import sys
 from pathlib import Path
 
 from agent.server import AgentConfig, create_agent, masking_key_from_env
 from agent.upstream import SSL_MODES, UpstreamConfig
+from agent.workers import MAX_WORKERS, WorkerGroup, die_with_parent, supervise
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
@@ -75,8 +77,24 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         "(agent/postgres/fastpath/, built by scripts/bootstrap.sh); off: the pure-Python path "
         "only (default on)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WARDEN_AGENT_WORKERS", "1")),
+        help="processes serving the listen address together (SO_REUSEPORT; PostgreSQL "
+        "only; see agent/workers.py). Default 1",
+    )
+    parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-group", default="", help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if not 1 <= args.workers <= MAX_WORKERS:
+        parser.error(f"--workers must be between 1 and {MAX_WORKERS}")
+    if args.workers > 1 and args.protocol == "mysql":
+        parser.error(
+            "--workers applies to PostgreSQL clients only (MySQL's KILL QUERY names a "
+            "connection of one process)"
+        )
     if args.native not in ("on", "off"):
         parser.error("WARDEN_AGENT_NATIVE must be on or off")
     if args.upstream_sslmode not in SSL_MODES:
@@ -129,7 +147,17 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         native=args.native == "on",
         protocol=args.protocol,
         mysql_cleartext_loopback=args.mysql_cleartext_loopback,
+        workers=_worker_group(args),
+        worker_count=args.workers,
     )
+
+
+def _worker_group(args: argparse.Namespace) -> WorkerGroup | None:
+    """This process's place among ``--workers`` (None: a single agent, or the supervisor
+    before it starts them)."""
+    if args.worker_index is None:
+        return None
+    return WorkerGroup(args.worker_index, args.workers, args.worker_group)
 
 
 async def serve(config: AgentConfig) -> None:
@@ -144,7 +172,17 @@ async def serve(config: AgentConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     config = parse_args(argv)
+    if config.workers is None and config.worker_count > 1:
+        host, port = config.listen_host, config.listen_port
+        try:
+            code = supervise(argv, host, port, config.worker_count, config.metrics_port)
+        except OSError as exc:
+            sys.exit(f"python -m agent: cannot listen on {host}:{port}: {exc.strerror or exc}")
+        sys.exit(code)
+    if config.workers is not None and config.workers.group.isdigit():
+        die_with_parent(int(config.workers.group))
     try:
         import uvloop
     except ImportError:

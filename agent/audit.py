@@ -152,9 +152,11 @@ class AuditShipper:
         state_dir: Path,
         *,
         flush_interval: float = 1.0,
+        spool_name: str = "audit-spool.jsonl",
     ) -> None:
         self.client = client
-        self.spool_path = state_dir / "audit-spool.jsonl"
+        # One spool file per process (agent/workers.py: each worker has its own).
+        self.spool_path = state_dir / spool_name
         self.flush_interval = flush_interval
         # The proxy's hot path only appends a tuple; batches are encoded at flush time.
         # Emptied in place, never rebound: the native data path appends to this list.

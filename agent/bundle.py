@@ -123,7 +123,8 @@ def load_public_key(b64: str) -> Ed25519PublicKey:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # Per process: workers sharing the state directory write the same files (workers.py).
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()

@@ -111,6 +111,13 @@ class AgentMetrics:
             "Last successful bundle poll (age = now - this)",
             registry=self.registry,
         )
+        self.cancel_requests = Counter(
+            "warden_agent_cancel_requests",
+            "Cancel requests: received for this process, or forwarded to the worker whose key "
+            "it is",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.audit_spooled = Gauge(
             "warden_agent_audit_spooled_events",
             "Audit events waiting in the spool",

@@ -6,15 +6,18 @@ that send numbers inline (simple protocol: ``... WHERE aid = 4711``) produce a n
 per statement, and parsing each one cost a tenth of the agent's CPU.  ``Normalizer``
 recognizes such a variant of a text it has already parsed, with byte operations only:
 
-* The first text is parsed.  Where the parser replaced only unsigned integer constants of at
-  most 9 digits, the text becomes a template: the bytes around those constants.
+* The first text is parsed.  Where the parser replaced only integer constants of at most 9
+  digits, unsigned or with the minus sign it folds into the constant (``x + -42``: pgbench's
+  TPC-B-like script sends such deltas), the text becomes a template: the bytes around
+  those constants.  A minus sign is not a digit, so it stands at the same place in every
+  text matching the template; it is one of the template's fixed bytes.
 * A later text matches the template when its bytes, with every digit read as ``0``, are
   the same as the first text's (same length, digits in the same places) and the bytes
   around the constants are identical.  Such a text differs from the first one only in
   the digits of those constants, so the server's lexer yields the same tokens (9 digits
   always lex as one integer constant, in PostgreSQL an int4) and its grammar the same tree
   with other values; its normalized text is the first one's.
-* Anything else (string literals, ``-1``, ``1.5``, identifiers like ``t1`` that differ, a
+* Anything else (string literals, ``- 1``, ``-(1)``, ``1.5``, identifiers like ``t1`` that differ, a
   ``$`` in the text) is parsed, exactly as before.
 """
 
@@ -32,8 +35,8 @@ Template = tuple[tuple[int, int, bytes], ...]
 
 
 def template(raw: bytes, normalized: bytes) -> Template | None:
-    """The bytes of ``raw`` around its constants when the parser replaced only short unsigned
-    integers (``normalized`` is ``raw`` normalized), else None."""
+    """The bytes of ``raw`` around its constants when the parser replaced only short integers
+    (``normalized`` is ``raw`` normalized), else None."""
     pieces = _PARAMETER.split(normalized)
     fixed: list[tuple[int, int, bytes]] = []
     position = 0
@@ -44,10 +47,14 @@ def template(raw: bytes, normalized: bytes) -> Template | None:
         position += len(piece)
         if index == len(pieces) - 1:
             break
-        end = position
+        digits = position
+        if raw[position : position + 1] == b"-":  # fixed too, not only through the key
+            fixed.append((position, position + 1, b"-"))
+            digits += 1
+        end = digits
         while end < len(raw) and 48 <= raw[end] <= 57:
             end += 1
-        if not 0 < end - position <= _MAX_CONSTANT_DIGITS:
+        if not 0 < end - digits <= _MAX_CONSTANT_DIGITS:
             return None
         position = end
     if position != len(raw):

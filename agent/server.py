@@ -27,6 +27,7 @@ from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnava
 from agent.decision import DENY, Decision, Identity, PolicyEngine
 from agent.heartbeat import HeartbeatSender
 from agent.metrics import AgentMetrics
+from agent.workers import WorkerGroup, adopt_orphan_spools
 
 log = logging.getLogger("agent")
 
@@ -64,6 +65,10 @@ class AgentConfig:
     # MySQL: accept a token sent in clear (mysql_clear_password) from loopback peers
     # without TLS; for local tests and sidecars only.
     mysql_cleartext_loopback: bool = False
+    # One of several processes on the listen address (agent/workers.py), or None.
+    workers: WorkerGroup | None = None
+    # --workers: how many processes the supervisor starts (1: this process serves alone).
+    worker_count: int = 1
 
 
 @dataclass
@@ -81,8 +86,12 @@ class Agent:
         self.store = BundleStore(config.state_dir, config.bundle_public_key)
         self.store.listeners.append(self._bundle_installed)
         self.poller = BundlePoller(self.store, self.cp, config.datasource, config.poll_interval)
+        workers = config.workers
         self.audit = AuditShipper(
-            self.cp, config.state_dir, flush_interval=config.audit_flush_interval
+            self.cp,
+            config.state_dir,
+            flush_interval=config.audit_flush_interval,
+            spool_name=workers.spool_name() if workers else "audit-spool.jsonl",
         )
         self.engine: PolicyEngine | None = None
         self.decisions: dict[tuple[object, ...], Decision] = {}
@@ -97,19 +106,29 @@ class Agent:
             self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
         self.server: asyncio.Server | None = None
+        self._cancel_server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.sessions: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        workers = self.config.workers
+        if workers is None or workers.index == 0:  # fewer workers than last time
+            count = workers.count if workers else 1
+            taken = adopt_orphan_spools(self.config.state_dir, count, self.audit.spool_path)
+            if taken:
+                log.info("took over %s spooled audit batches of former workers", taken)
         self.store.load_from_disk()
         try:
             await self.poller.poll_once()
         except ControlPlaneUnavailable as exc:
             log.warning("control plane unreachable at start: %s", exc)
-        if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port)
+        metrics_port = self.config.metrics_port
+        if workers is not None:  # the supervisor serves the metrics port itself
+            metrics_port = workers.metrics_port(metrics_port)
+        if metrics_port is not None:
+            self.metrics.serve(metrics_port)
         self._tasks = [
             asyncio.create_task(self.poller.run()),
             asyncio.create_task(self.audit.run()),
@@ -134,7 +153,10 @@ class Agent:
             self.config.listen_port,
             limit=1 << 20,
             reuse_address=True,
+            reuse_port=workers is not None,
         )
+        if workers is not None:
+            self._cancel_server = await workers.serve_cancels(self.cancel)
         sock = self.server.sockets[0].getsockname()
         self.config.listen_port = sock[1]
         log.info("agent listening on %s:%s", sock[0], sock[1])
@@ -149,6 +171,8 @@ class Agent:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self._cancel_server is not None:
+            self._cancel_server.close()
         for task in list(self.sessions):
             task.cancel()
         for task in self._tasks:
@@ -198,11 +222,31 @@ class Agent:
         return result
 
     def issue_cancel_key(self, upstream_pid: int, upstream_secret: int) -> tuple[int, int]:
+        """A (process id, secret) for the client's BackendKeyData; among workers the
+        process id names the worker (``WorkerGroup.cancel_key_pid``)."""
+        workers = self.config.workers
         while True:
             key = (secrets.randbits(31), secrets.randbits(31))
+            if workers is not None:
+                key = (workers.cancel_key_pid(key[0]), key[1])
             if key not in self.cancel_keys:
                 self.cancel_keys[key] = (upstream_pid, upstream_secret)
                 return key
+
+    async def cancel(self, pid: int, secret: int) -> None:
+        """A cancel request for the key (pid, secret), from a client or forwarded by
+        another worker; the protocol cancels what it issued the key for."""
+
+    async def cancel_or_forward(self, pid: int, secret: int) -> None:
+        """A client's cancel request: cancel here, or forward it to the worker whose key
+        it is (an unknown key cancels nothing, like PostgreSQL)."""
+        workers = self.config.workers
+        if workers is not None and not workers.owns(pid):
+            if await workers.forward_cancel(pid, secret):
+                self.metrics.cancel_requests.labels("forwarded").inc()
+            return
+        self.metrics.cancel_requests.labels("received").inc()
+        await self.cancel(pid, secret)
 
     # ------------------------------------------------------------ decisions
 

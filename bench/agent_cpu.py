@@ -85,19 +85,85 @@ SIMPLE_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = {};"
 MASKED_SQL = "SELECT aid, abalance, filler FROM pgbench_accounts WHERE aid = {};"
 
 
-def workloads(table_oid: int) -> dict[str, tuple[Callable[[int], bytes], bytes]]:
+# pgbench's TPC-B-like script: (statement, its command tag, whether it returns a row).
+TPCB = (
+    ("BEGIN;", "BEGIN", False),
+    ("UPDATE pgbench_accounts SET abalance = abalance + {d} WHERE aid = {a};", "UPDATE 1", False),
+    ("SELECT abalance FROM pgbench_accounts WHERE aid = {a};", "SELECT 1", True),
+    ("UPDATE pgbench_tellers SET tbalance = tbalance + {d} WHERE tid = {t};", "UPDATE 1", False),
+    ("UPDATE pgbench_branches SET bbalance = bbalance + {d} WHERE bid = {b};", "UPDATE 1", False),
+    (
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+        "VALUES ({t}, {b}, {a}, {d}, CURRENT_TIMESTAMP);",
+        "INSERT 0 1",
+        False,
+    ),
+    ("END;", "COMMIT", False),
+)
+Exchange = list[tuple[bytes, bytes]]  # (client chunk, server answer) round trips
+
+
+def _tpcb_answer(tag: str, row: bool, table_oid: int, last: bool) -> bytes:
+    rows = row_description([_field("abalance", table_oid, 3, 23, 4)]) + codec.data_row([b"0"])
+    done = codec.message(b"C", codec.cstring(tag)) + codec.ready_for_query(b"I" if last else b"T")
+    return (rows if row else b"") + done
+
+
+def tpcb(table_oid: int, prepared: bool) -> Callable[[int], Exchange]:
+    """One TPC-B-like transaction as pgbench -M simple or -M prepared sends it (named
+    statements parsed once per connection, then Bind/Describe/Execute/Sync)."""
+    last = len(TPCB) - 1
+    answers = [_tpcb_answer(tag, row, table_oid, n == last) for n, (_, tag, row) in enumerate(TPCB)]
+
+    def simple(i: int) -> Exchange:
+        values = {"a": i % 500_000 + 1, "t": i % 50 + 1, "b": i % 5 + 1, "d": i % 10_001 - 5000}
+        return [
+            (codec.query(sql.format(**values)), answer)
+            for (sql, _, _), answer in zip(TPCB, answers, strict=True)
+        ]
+
+    def named(i: int) -> Exchange:
+        exchange = []
+        for n, ((sql, _, _), answer) in enumerate(zip(TPCB, answers, strict=True)):
+            params, text = [], sql
+            for letter, value in (("a", i % 500_000 + 1), ("t", i % 50 + 1), ("b", i % 5 + 1)):
+                if "{" + letter + "}" in text:
+                    params.append(str(value).encode())
+                    text = text.replace("{" + letter + "}", f"${len(params)}")
+            if "{d}" in text:
+                params.append(str(i % 10_001 - 5000).encode())
+                text = text.replace("{d}", f"${len(params)}")
+            name = f"P0_{n}".encode()
+            parse = name + b"\x00" + codec.cstring(text) + b"\x00\x00"
+            chunk = b"" if i else codec.message(b"P", parse)
+            bind = b"\x00" + name + b"\x00" + struct.pack("!hh", 0, len(params))
+            bind += b"".join(struct.pack("!i", len(v)) + v for v in params) + struct.pack("!h", 0)
+            chunk += codec.message(b"B", bind) + codec.message(b"D", b"P\x00")
+            chunk += codec.message(b"E", b"\x00" + struct.pack("!i", 0)) + codec.SYNC
+            description = answer if answer[:1] == b"T" else codec.message(b"n") + answer
+            parsed = b"" if i else codec.message(b"1")
+            exchange.append((chunk, parsed + codec.message(b"2") + description))
+        return exchange
+
+    return named if prepared else simple
+
+
+def workloads(table_oid: int) -> dict[str, Callable[[int], Exchange]]:
     answer = responses(table_oid)
+    own_describe = (
+        codec.message(b"1") + answer["own_describe"] + codec.message(b"2") + answer["masked"]
+    )
     return {
-        "simple": (lambda i: codec.query(SIMPLE_SQL.format(i)), answer["plain"]),
-        "extended": (
-            lambda i: extended(SIMPLE_SQL.replace("{}", "$1"), i),
-            PARSE_BIND + answer["plain"],
-        ),
-        "simple, masked column": (lambda i: codec.query(MASKED_SQL.format(i)), answer["masked"]),
-        "extended, masked column": (
-            lambda i: extended(MASKED_SQL.replace("{}", "$1"), i),
-            codec.message(b"1") + answer["own_describe"] + codec.message(b"2") + answer["masked"],
-        ),
+        "simple": lambda i: [(codec.query(SIMPLE_SQL.format(i)), answer["plain"])],
+        "extended": lambda i: [
+            (extended(SIMPLE_SQL.replace("{}", "$1"), i), PARSE_BIND + answer["plain"])
+        ],
+        "simple, masked column": lambda i: [(codec.query(MASKED_SQL.format(i)), answer["masked"])],
+        "extended, masked column": lambda i: [
+            (extended(MASKED_SQL.replace("{}", "$1"), i), own_describe)
+        ],
+        "tpcb simple": tpcb(table_oid, prepared=False),
+        "tpcb prepared": tpcb(table_oid, prepared=True),
     }
 
 
@@ -140,17 +206,17 @@ async def run(
         f"{'workload':<26}{'agent µs/txn':>14}{'native share':>14}{'Python path':>13}"
         f"{'bare relay':>12}{'slow paths':>12}"
     )
-    for name, (request, answer) in workloads(table_oid).items():
+    for name, exchange in workloads(table_oid).items():
         if only is not None and name != only:
             continue
-        requests = [request(i % 500_000 + 1) for i in range(transactions)]
+        requests = [exchange(i) for i in range(transactions)]
         cells, slow, share = [float("nan"), float("nan")], 0, 0.0
         for native in (True, False):
             if paths != "both" and native != (paths == "native"):
                 continue
             to_upstream, to_client = new_session(agent, native)
             for i in range(200):  # warm the decision, origin and mask caches
-                await _transaction(to_upstream, to_client, requests[i], answer)
+                await _transaction(to_upstream, to_client, requests[i])
             fast = to_upstream.session.fast
             before = fast.stats["client"] if fast is not None else 0
             rounds = []
@@ -158,34 +224,33 @@ async def run(
                 agent.audit.queued.clear()
                 started = time.process_time()
                 for data in requests[start : start + ROUND]:
-                    slow += await _transaction(to_upstream, to_client, data, answer)
+                    slow += await _transaction(to_upstream, to_client, data)
                 agent.audit._encode_queued()
                 rounds.append((time.process_time() - started) / ROUND * 1e6)
                 agent.audit.pending.clear()
             cells[0 if native else 1] = min(rounds)
             if fast is not None:
-                share = (fast.stats["client"] - before) / transactions
-        bare = min(
-            _bare_relay(requests[i : i + ROUND], answer) for i in range(0, transactions, ROUND)
-        )
+                share = (fast.stats["client"] - before) / transactions / len(requests[0])
+        bare = min(_bare_relay(requests[i : i + ROUND]) for i in range(0, transactions, ROUND))
         print(f"{name:<26}{cells[0]:>14.2f}{share:>13.0%}{cells[1]:>13.2f}{bare:>12.2f}{slow:>12}")
     await agent.catalog.close()
 
 
-async def _transaction(to_upstream: Relay, to_client: Relay, data: bytes, answer: bytes) -> int:
+async def _transaction(to_upstream: Relay, to_client: Relay, exchange: Exchange) -> int:
     slow = 0
-    for relay, chunk in ((to_upstream, data), (to_client, answer)):
-        relay.data_received(chunk)
-        if relay.busy:
-            slow += 1
-            assert relay.task is not None
-            await relay.task
-        if relay.done.done() and relay.done.result() is not None:
-            raise relay.done.result()
+    for data, answer in exchange:
+        for relay, chunk in ((to_upstream, data), (to_client, answer)):
+            relay.data_received(chunk)
+            if relay.busy:
+                slow += 1
+                assert relay.task is not None
+                await relay.task
+            if relay.done.done() and relay.done.result() is not None:
+                raise relay.done.result()
     return slow
 
 
-def _bare_relay(requests: list[bytes], answer: bytes) -> float:
+def _bare_relay(requests: list[Exchange]) -> float:
     upstream, client = MemoryTransport(keep=False), MemoryTransport(keep=False)
 
     class Pump:
@@ -197,9 +262,10 @@ def _bare_relay(requests: list[bytes], answer: bytes) -> float:
 
     up, down = Pump(upstream), Pump(client)
     started = time.process_time()
-    for data in requests:
-        up.data_received(data)
-        down.data_received(answer)
+    for exchange in requests:
+        for data, answer in exchange:
+            up.data_received(data)
+            down.data_received(answer)
     return (time.process_time() - started) / len(requests) * 1e6
 
 
@@ -210,7 +276,14 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=200_000, help="a multiple of 20000")
     parser.add_argument(
         "--workload",
-        choices=["simple", "extended", "simple, masked column", "extended, masked column"],
+        choices=[
+            "simple",
+            "extended",
+            "simple, masked column",
+            "extended, masked column",
+            "tpcb simple",
+            "tpcb prepared",
+        ],
         help="run only this workload",
     )
     parser.add_argument(

@@ -1,6 +1,12 @@
-"""Benchmark: pgbench select-only through nothing, PgBouncer and the Warden agent.
+"""Benchmark: pgbench through nothing, PgBouncer and the Warden agent.
 
     .venv/bin/python bench/proxy.py --seconds 5 --rounds 3
+    .venv/bin/python bench/proxy.py --workloads tpcb --modes simple,prepared --agent-workers 1,2
+
+Workloads: ``select-only`` (pgbench -S, plus a bare Python relay and a query returning a
+masked column) and ``tpcb`` (pgbench's default TPC-B-like script: BEGIN, three UPDATEs, a
+SELECT, an INSERT, END), each against direct, PgBouncer and the agent with each number of
+``--agent-workers``.
 
 Starts everything it needs: a scratch database (pgbench -i), PgBouncer (session mode) from
 a temp config, a bare Python byte relay (uvloop, no parsing: the floor for any Python
@@ -144,6 +150,8 @@ class TinyControlPlane:
                 if self.path.endswith("/authenticate"):
                     body = json.loads(raw)
                     self._send({"identity": body["identity"], "kind": "user", "groups": []})
+                elif self.path.rstrip("/").endswith("/heartbeat"):
+                    self._send({})
                 else:
                     # A sink on the same two cores as the agent: count events, store nothing.
                     count = len(json.loads(raw)["events"])
@@ -263,7 +271,7 @@ def start_pump() -> tuple[subprocess.Popen[bytes], int]:
 
 
 def start_agent(
-    workdir: Path, plane: TinyControlPlane, database: str
+    workdir: Path, plane: TinyControlPlane, database: str, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     command = [
@@ -287,6 +295,8 @@ def start_agent(
         "--log-level",
         "WARNING",
     ]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "WARDEN_MASKING_KEY": "bench"}
     process = subprocess.Popen(command, cwd=REPO, env=env)
     wait_port(port)
@@ -299,9 +309,11 @@ def pgbench(
     mode: str,
     seconds: int,
     clients: int,
-    script: Path | None = None,
+    script: Path | str | None = None,
     user: str = "postgres",
 ) -> float:
+    """TPS of one pgbench run; ``script``: a file, "tpcb" (the default script) or None
+    (select-only)."""
     command = [
         "pgbench",
         "-n",
@@ -320,13 +332,71 @@ def pgbench(
         "-M",
         mode,
     ]
-    command += ["-f", str(script)] if script else ["-S"]
+    if script == "tpcb":
+        pass  # pgbench's built-in TPC-B-like script
+    else:
+        command += ["-f", str(script)] if script else ["-S"]
     env = {**os.environ, "PGPASSWORD": "wdn_bench"}
     result = subprocess.run([*command, database], capture_output=True, text=True, env=env)
     match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
     if result.returncode != 0 or match is None:
         raise RuntimeError(f"pgbench failed: {result.stdout}\n{result.stderr}")
     return float(match.group(1))
+
+
+Target = tuple[str, int, "Path | str | None", str, str]  # name, port, script, user, reference
+
+
+def bench_targets(
+    workload: str, ports: dict[str, int], agents: dict[int, int], script: Path
+) -> list[Target]:
+    """What one workload runs against, each with the direct run it is compared to."""
+    custom: Path | str | None = "tpcb" if workload == "tpcb" else None
+    direct = f"direct {workload}"
+    targets: list[Target] = [
+        (direct, PG_PORT, custom, "postgres", direct),
+        (f"pgbouncer {workload}", ports["pgbouncer"], custom, "postgres", direct),
+    ]
+    if workload == "select-only":
+        targets.append(("bare python relay", ports["pump"], None, "postgres", direct))
+    for workers, port in agents.items():
+        suffix = f" x{workers}" if len(agents) > 1 else ""
+        targets.append((f"agent {workload}{suffix}", port, custom, "bench", direct))
+    if workload == "select-only":
+        masked = "direct masked-col"
+        targets.append((masked, PG_PORT, script, "postgres", masked))
+        for workers, port in agents.items():
+            suffix = f" x{workers}" if len(agents) > 1 else ""
+            targets.append((f"agent masked-col{suffix}", port, script, "bench", masked))
+    return targets
+
+
+def report(
+    args: argparse.Namespace, targets: list[Target], runs: dict[tuple[str, str], list[float]]
+) -> None:
+    modes = args.modes.split(",")
+    print(f"{'target':<26}" + "".join(f"{m:>22}" for m in modes))
+    for name, _, _, _, base in targets:
+        cells = []
+        for mode in modes:
+            paired = zip(runs[(name, mode)], runs[(base, mode)], strict=True)
+            ratios = [tps / reference for tps, reference in paired]
+            cells.append(
+                f"{statistics.median(runs[(name, mode)]):>10.0f} ({statistics.median(ratios):.2f}x)"
+            )
+        print(f"{name:<26}" + "".join(f"{c:>22}" for c in cells))
+    bouncer = [t for t in targets if t[0].startswith("pgbouncer")]
+    for name, *_ in targets:
+        if not name.startswith("agent") or not bouncer or "masked" in name:
+            continue
+        ratios = [
+            statistics.median(
+                a / b for a, b in zip(runs[(name, mode)], runs[(bouncer[0][0], mode)], strict=True)
+            )
+            for mode in modes
+        ]
+        pairs = zip(modes, ratios, strict=True)
+        print(f"{name} / pgbouncer: " + ", ".join(f"{m} {r:.2f}x" for m, r in pairs))
 
 
 def main() -> None:
@@ -337,6 +407,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scale", type=int, default=5)
     parser.add_argument("--modes", default="simple,extended,prepared")
+    parser.add_argument("--workloads", default="select-only,tpcb")
+    parser.add_argument(
+        "--agent-workers", default="1", help="agents to run side by side, by worker count: 1,2"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pump-listen", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -354,42 +428,34 @@ def main() -> None:
         plane = TinyControlPlane()
         bouncer, bouncer_port = start_pgbouncer(workdir, database)
         pump, pump_port = start_pump()
-        agent, agent_port = start_agent(workdir, plane, database)
-        processes += [bouncer, pump, agent]
-        targets = [
-            ("direct", PG_PORT, None, "postgres"),
-            ("pgbouncer", bouncer_port, None, "postgres"),
-            ("bare python relay", pump_port, None, "postgres"),
-            ("agent", agent_port, None, "bench"),
-            ("direct masked-col", PG_PORT, script, "postgres"),
-            ("agent masked-col", agent_port, script, "bench"),
-        ]
+        processes += [bouncer, pump]
+        agents: dict[int, int] = {}
+        for workers in (int(n) for n in args.agent_workers.split(",")):
+            agent, agents[workers] = start_agent(
+                workdir / f"agent-{workers}", plane, database, workers
+            )
+            processes.append(agent)
+        ports = {"pgbouncer": bouncer_port, "pump": pump_port}
         modes = args.modes.split(",")
-        # TPS per round; every round runs each target once, back to back, so a ratio is
-        # taken between runs seconds apart (this VM's speed drifts over minutes).
-        runs: dict[tuple[str, str], list[float]] = {}
-        for _ in range(args.rounds):
-            for mode in modes:
-                for name, port, custom, user in targets:
-                    tps = pgbench(port, database, mode, args.seconds, args.clients, custom, user)
-                    runs.setdefault((name, mode), []).append(tps)
-        print(
-            f"\npgbench -S, {args.clients} clients, {args.rounds} rounds of {args.seconds}s "
-            f"per cell, scale {args.scale}, {os.cpu_count()} CPUs; audit events shipped: "
-            f"{plane.audit_events}\nmedian TPS (median of the per-round ratios to direct)\n"
-        )
-        print(f"{'target':<20}" + "".join(f"{m:>22}" for m in modes))
-        for name, _, custom, _ in targets:
-            base = "direct masked-col" if custom else "direct"
-            cells = []
-            for mode in modes:
-                paired = zip(runs[(name, mode)], runs[(base, mode)], strict=True)
-                ratios = [tps / reference for tps, reference in paired]
-                cells.append(
-                    f"{statistics.median(runs[(name, mode)]):>10.0f} "
-                    f"({statistics.median(ratios):.2f}x)"
-                )
-            print(f"{name:<20}" + "".join(f"{c:>22}" for c in cells))
+        for workload in args.workloads.split(","):
+            targets = bench_targets(workload, ports, agents, script)
+            # TPS per round; every round runs each target once, back to back, so a ratio is
+            # taken between runs seconds apart (this VM's speed drifts over minutes).
+            runs: dict[tuple[str, str], list[float]] = {}
+            for _ in range(args.rounds):
+                for mode in modes:
+                    for name, port, custom, user, _ in targets:
+                        tps = pgbench(
+                            port, database, mode, args.seconds, args.clients, custom, user
+                        )
+                        runs.setdefault((name, mode), []).append(tps)
+            print(
+                f"\npgbench {workload}, {args.clients} clients, {args.rounds} rounds of "
+                f"{args.seconds}s per cell, scale {args.scale}, {os.cpu_count()} CPUs, load "
+                f"{os.getloadavg()[0]:.1f}; audit events shipped so far: {plane.audit_events}"
+                "\nmedian TPS (median of the per-round ratios to direct)\n"
+            )
+            report(args, targets, runs)
     finally:
         for process in processes:
             process.terminate()

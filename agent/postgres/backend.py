@@ -107,7 +107,7 @@ class BackendHandlers(ResultMasks, AuditTrail):
             if head_kind == "Q" and head.decision is not None:
                 # Every simple-protocol result set gets its columns' origins checked, also
                 # for allowed statements (defence in depth); cached per RowDescription.
-                if self._origin_engine is not self.agent.engine:
+                if self.origin_engine is not self.agent.engine:
                     return SLOW
                 cached = self._origin_masks.get((id(head.decision), data[pos + 5 : end]))
                 if cached is None or cached[0] is not head.decision:
@@ -241,8 +241,8 @@ class BackendHandlers(ResultMasks, AuditTrail):
             fields = codec.parse_row_description(payload)
             binary = [f.format_code == 1 for f in fields]
             self.row_mask = active_masks(await self._column_masks(fields, head.decision, binary))
-            if self._origin_engine is not self.agent.engine or len(self._origin_masks) > 500:
+            if self.origin_engine is not self.agent.engine or len(self._origin_masks) > 500:
                 self._origin_masks.clear()
-                self._origin_engine = self.agent.engine
+                self.origin_engine = self.agent.engine
             self._origin_masks[(id(head.decision), payload)] = (head.decision, self.row_mask)
         return None

@@ -28,7 +28,7 @@ log = logging.getLogger("agent.native")
 
 # The contract below (Bridge's fields, the tickets' shapes, the hand-back calls); the
 # extension's FASTPATH_ABI_VERSION (fastpath/fastpath.h) must be the same number.
-ABI_VERSION = 1
+ABI_VERSION = 2
 _MAX_TICKETS = 1000
 
 
@@ -95,8 +95,14 @@ class Bridge:
     ``client_rest`` / ``backend_rest`` (what is left of a chunk), ``client_failed`` /
     ``backend_failed`` (an error ends the session).
 
-    Read per round trip (properties): ``idle``, ``client_waiting``, ``backend_waiting``,
-    ``generation`` and ``origin_masks_current``.  Of the objects tickets carry it reads
+    Read per round trip: plain fields their owners write, no Python code runs: of
+    ``client_relay`` and ``backend_relay`` (the two relays) ``buffer`` (bytes held back)
+    and ``busy`` (a slow handler runs); of ``session`` ``discarding`` and
+    ``origin_engine`` (the engine ``origin_masks`` were computed under); of ``agent``
+    ``generation`` (bumped by a new bundle or DDL: tickets of an older generation are not
+    used) and ``engine``.  A relay with bytes held back or busy goes to Python first; a
+    session is idle (a round trip may start natively) with nothing in ``expect``, nothing
+    discarded and neither relay busy.  Of the objects tickets carry it reads
     ``Decision.action`` and ``.valid_until``, ``Prepared.decision``, ``.described``,
     ``.masks`` and ``.generation``.
     """
@@ -107,8 +113,8 @@ class Bridge:
 
     def __init__(self, session: NativePath, to_upstream: Relay, to_client: Relay) -> None:
         agent = session.agent
-        self._session, self._agent = session, agent
-        self._to_upstream, self._to_client = to_upstream, to_client
+        self.session, self.agent = session, agent
+        self.client_relay, self.backend_relay = to_upstream, to_client
         self.expect: deque[Pending] = session.expect
         self.statements = session.statements
         self.portals = session.portals
@@ -130,35 +136,6 @@ class Bridge:
         self.backend_rest = to_client.process_safely
         self.client_failed = to_upstream.finish
         self.backend_failed = to_client.finish
-
-    @property
-    def idle(self) -> bool:
-        """Nothing outstanding, nothing discarded, no relay waiting on a slow handler."""
-        return not (
-            self.expect
-            or self._session.discarding
-            or self._to_upstream.busy
-            or self._to_client.busy
-        )
-
-    @property
-    def client_waiting(self) -> bool:
-        """The client relay holds bytes or waits on a slow handler: Python goes first."""
-        return bool(self._to_upstream.buffer) or self._to_upstream.busy
-
-    @property
-    def backend_waiting(self) -> bool:
-        return bool(self._to_client.buffer) or self._to_client.busy
-
-    @property
-    def generation(self) -> int:
-        """Bumped by a new bundle or DDL: tickets of an older generation are not used."""
-        return int(self._agent.generation)
-
-    @property
-    def origin_masks_current(self) -> bool:
-        """``origin_masks`` were computed under the engine in force."""
-        return bool(self._session._origin_engine is self._agent.engine)
 
 
 class NativePath(AuditTrail):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -13,7 +14,9 @@ from agent import row_limits
 from agent.analysis import DERIVED, OUTPUT, Analysis, ColumnUse
 from agent.decision import DENY, Decision, Identity, PolicyEngine
 from agent.postgres import sql as sqlmod
+from agent.postgres import upstream
 from agent.postgres.catalog import Catalog
+from agent.postgres.holds import HOLDS
 from agent.postgres.native import native_path_available
 from agent.postgres.normalize import postgres_normalizer
 from agent.postgres.session import Session
@@ -46,6 +49,15 @@ class PostgresAgent(Agent):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         await Session(self, reader, writer).run()
+
+    async def cancel(self, pid: int, secret: int) -> None:
+        waiting = HOLDS.get((pid, secret))
+        if waiting is not None:  # a held statement: stop waiting for its review
+            waiting.set()
+        target = self.cancel_keys.get((pid, secret))
+        if target is not None:
+            with contextlib.suppress(OSError):
+                await upstream.send_cancel(self.config.upstream, *target)
 
     async def close_protocol(self) -> None:
         await self.catalog.close()

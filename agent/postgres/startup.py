@@ -5,13 +5,11 @@ a successful login."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 
 from agent.controlplane import ControlPlaneUnavailable
 from agent.decision import Identity
 from agent.postgres import codec, upstream
-from agent.postgres.holds import HOLDS
 from agent.postgres.pinned import unpinned_startup_setting
 from agent.postgres.sql import PINNED_SETTINGS
 from agent.postgres.state import ClientGone, SessionState
@@ -59,13 +57,7 @@ class Startup(SessionState):
             self.writer.close()
             return
         pid, secret = struct.unpack("!ii", body[:8])
-        waiting = HOLDS.get((pid, secret))
-        if waiting is not None:  # a held statement: stop waiting for its review
-            waiting.set()
-        target = self.agent.cancel_keys.get((pid, secret))
-        if target is not None:
-            with contextlib.suppress(OSError):
-                await upstream.send_cancel(self.agent.config.upstream, *target)
+        await self.agent.cancel_or_forward(pid, secret)
         self.writer.close()
 
     async def _login(self, params: dict[str, str]) -> bool:

@@ -114,7 +114,8 @@ class SessionState:
         self._origin_masks: dict[
             tuple[int, bytes], tuple[Decision, list[tuple[int, MaskSpec]] | None]
         ] = {}
-        self._origin_engine: Any = None
+        # The engine _origin_masks were computed under (read by the native path too).
+        self.origin_engine: Any = None
         self._described: dict[bytes, list[codec.FieldDescription]] = {}
         self.fast: Any = None  # the native data path, when built and enabled
         # COPY FROM STDIN: the entry whose copy-in a Sync may fall into, and whether the

@@ -329,6 +329,7 @@ class ControlPlane:
         self.down = False
         self.events: dict[str, dict[str, Any]] = {}
         self.audit_posts = 0
+        self.duplicate_events = 0  # events sent again (an id already received)
         self.auth_calls = 0
         self.revoked: set[str] = set()
         # Access requests the agent filed for held statements, by id.
@@ -535,6 +536,7 @@ class ControlPlane:
                         for event in events:
                             if event["id"] in plane.events:
                                 duplicates += 1
+                                plane.duplicate_events += 1
                             else:
                                 plane.events[event["id"]] = event
                                 accepted += 1
@@ -740,7 +742,7 @@ class AgentProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a loaded 2-core machine starts Python slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"agent exited: {self.process.stdout.read()}")  # type: ignore[union-attr]
@@ -748,6 +750,7 @@ class AgentProcess:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     return
             time.sleep(0.05)
+        process_stop(self.process)  # never left running (a supervisor stops its workers)
         raise AssertionError("agent process did not start listening")
 
     def dsn(self, user: str = "alice") -> str:

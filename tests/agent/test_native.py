@@ -468,3 +468,53 @@ def test_a_bridge_of_another_abi_keeps_sessions_on_the_python_path(
     assert all(rows == [(1, "****@example.com")] for rows in seen), seen
     assert _stats(agent).native_statements == 0
     assert "native data path not used" in caplog.text
+
+
+def test_writes_and_transaction_control_run_natively_with_the_same_refusals(
+    agent: Any, control_plane: Any, admin: Any
+) -> None:
+    """pgbench's TPC-B shape (BEGIN, UPDATE with a negative delta, SELECT, INSERT,
+    SAVEPOINT, COMMIT) runs on the native path once decided; writes that a guardrail or an
+    inference rule refuses are refused every time, never replayed natively."""
+    start = admin.execute("SELECT amount FROM orders WHERE id = 1").fetchone()[0]
+    before = set(control_plane.events)
+    with agent.connect("alice") as conn:
+        conn.autocommit = True  # the client's own BEGIN/COMMIT
+        simple = psycopg.ClientCursor(conn)
+        for n in range(1, 9):
+            if n == 5:  # decided, templates made: every statement from here on is native
+                native_before = _stats(agent).native_statements
+            simple.execute("BEGIN")
+            simple.execute(f"UPDATE orders SET amount = amount + -{n} WHERE id = 1")
+            simple.execute("SELECT amount FROM orders WHERE id = 1")
+            simple.execute(f"INSERT INTO scratch (id) VALUES ({n})")
+            simple.execute("SAVEPOINT s1")
+            simple.execute("ROLLBACK TO SAVEPOINT s1")
+            simple.execute("COMMIT")
+        assert _stats(agent).native_statements - native_before == 7 * 4
+        for _ in range(3):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="guardrail"):
+                simple.execute("DELETE FROM scratch")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="email"):
+                simple.execute(
+                    "UPDATE scratch SET v = 'x' WHERE id IN "
+                    "(SELECT id FROM customers WHERE email LIKE 'a%')"
+                )
+    assert admin.execute("SELECT amount FROM orders WHERE id = 1").fetchone()[0] == start - 36
+    assert admin.execute("SELECT count(*) FROM scratch WHERE id <= 8").fetchone()[0] >= 8
+    # the refused statements can run unrestricted: the refusals are the agent's
+    admin.execute("BEGIN")
+    admin.execute(
+        "UPDATE scratch SET v = 'x' WHERE id IN (SELECT id FROM customers WHERE email LIKE 'a%')"
+    )
+    admin.execute("DELETE FROM scratch")
+    admin.execute("ROLLBACK")
+    agent.flush_audit()
+    events = _events(control_plane, before)
+    kinds = Counter(
+        statement.split()[0] for (_, statement, *_), n in events.items() for _ in range(n)
+    )
+    assert kinds["BEGIN"] == kinds["COMMIT"] == kinds["SAVEPOINT"] == 8
+    assert kinds["UPDATE"] == 8 + 3 and kinds["INSERT"] == 8 and kinds["DELETE"] == 3
+    denied = [e for e, n in events.items() if e[2] == "deny"]
+    assert sum(events[e] for e in denied) == 6

@@ -14,6 +14,10 @@ FIRST_TEXTS = [
     "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
     "select a from t1 where b = 5 and c in (1, 22, 333)",
     "select a from t1 where b = -1",
+    "UPDATE pgbench_accounts SET abalance = abalance + -4699 WHERE aid = 302;",
+    "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (2, 1, 3, -47, now());",
+    "select a - -5, b-3, c+-7, -8::int from t where d = - 9 and e = -(10)",
+    "select x--5\n",
     "select a, 'x' from t where b = 1.5",
     "select 123456789 from t",
     "select 1234567890 from t",
@@ -61,7 +65,11 @@ def test_only_short_unsigned_integers_make_a_template() -> None:
     assert made("select a from t where b = 123456789")
     assert made("select a from t where b in (1, 2) limit 3")
     assert not made("select a from t where b = 1234567890")  # may lex as numeric
-    assert not made("select a from t where b = -1")  # the minus is part of the constant
+    # pglast folds the minus into the constant; it is a fixed byte of every matching text
+    assert made("select a from t where b = -1")
+    assert made("update t set a = a + -4699 where id = 302")
+    assert not made("select a from t where b = - 1")  # the constant spans a blank
+    assert not made("select a from t where b = -(1)")
     assert not made("select a from t where b = 1.5")
     assert not made("select a from t where b = 'x'")
     # pglast keeps a type modifier, so its digits are bytes the template fixes.
@@ -83,3 +91,15 @@ def test_the_template_table_is_bounded() -> None:
     for width in range(1, 30):
         normalizer.normalize("select a from t where b = " + "1" * min(width, 9) + " " * width)
     assert 0 < len(normalizer) <= 10
+
+
+def test_a_negative_constant_matches_only_texts_with_the_minus_in_the_same_place() -> None:
+    normalizer = postgres_normalizer()
+    first = "update t set a = a + -4699 where id = 302"
+    assert normalizer.normalize(first) == "update t set a = a + $1 where id = $2"
+    key = first.encode().translate(bytes.maketrans(b"123456789", b"000000000"))
+    assert normalizer.fixed_pieces(b"update t set a = a + -1234 where id = 999", key)
+    assert normalizer.fixed_pieces(b"update t set a = a + 12345 where id = 999", key) is None
+    texts = ("update t set a = a + 1234 where id = 302", "update t set a = a - 4699 where id = 1")
+    for text in texts:
+        assert normalizer.normalize(text) == pglast.parser.normalize(text)

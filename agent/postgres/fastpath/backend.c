@@ -50,7 +50,7 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
 /* The simple-protocol RowDescription: its masks from the bridge's origin_masks.  1 armed,
  * 0 not cached. */
 static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    int current = attr_true(self->bridge, s_origin_masks_current);
+    int current = origin_masks_current(self);
     if (current != 1) return current;
     PyObject *id = PyLong_FromVoidPtr(self->decision);
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);

@@ -37,7 +37,7 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
             memcmp(text + start, PyBytes_AS_STRING(bytes), (size_t)(end - start)) != 0)
             return 0;
     }
-    int ok = attr_equals(self->bridge, s_generation, generation);
+    int ok = attr_equals(self->agent, s_generation, generation);
     if (ok != 1) return ok;
     ok = still_valid(decision, wall_now());
     if (ok != 1) return ok;
@@ -110,7 +110,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         }
         /* native.ParseTicket(name, prepared, decision, generation, describe) */
         if (!PyTuple_Check(ticket) || PyTuple_GET_SIZE(ticket) != 5) goto leave;
-        int ok = attr_equals(self->bridge, s_generation, PyTuple_GET_ITEM(ticket, 3));
+        int ok = attr_equals(self->agent, s_generation, PyTuple_GET_ITEM(ticket, 3));
         if (ok < 0) goto fail;
         if (!ok) goto leave;
         ok = attr_is(PyTuple_GET_ITEM(ticket, 1), s_decision, PyTuple_GET_ITEM(ticket, 2));
@@ -211,7 +211,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
     if (!(size - pos == 5 && buf[pos] == MSG_SYNC && be32(buf + pos + 1) == 4)) goto leave;
 
     { /* decided under the current bundle and catalog (as ClientHandlers._on_client_fast checks) */
-        PyObject *generation = PyObject_GetAttr(self->bridge, s_generation);
+        PyObject *generation = PyObject_GetAttr(self->agent, s_generation);
         if (generation == NULL) goto fail;
         int same = attr_equals(prepared, s_generation, generation);
         Py_DECREF(generation);

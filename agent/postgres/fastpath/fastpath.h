@@ -35,7 +35,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/postgres/native.py with it. */
-#define FASTPATH_ABI_VERSION 1
+#define FASTPATH_ABI_VERSION 2
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -125,6 +125,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *bridge;
     /* Read from the bridge once, at construction (the session never rebinds them). */
+    PyObject *session, *agent, *client_relay, *backend_relay; /* their plain fields, per trip */
     PyObject *upstream_sink, *client_sink;
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *stats, *buckets, *audit_wakeup;
@@ -151,8 +152,8 @@ extern PyTypeObject FastPathType;
 
 /* Attribute names, interned once (roundtrip.c): of the bridge (live values), of the
  * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */
-extern PyObject *s_idle, *s_client_waiting, *s_backend_waiting, *s_generation,
-    *s_origin_masks_current, *s_valid_until, *s_action, *s_decision, *s_described, *s_masks,
+extern PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
+    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks,
     *s_by_decision, *s_bucket_counts, *s_seconds_total, *s_native_statements,
     *s_native_handbacks, *s_write, *s_allow, *s_mask, *s_zero;
 int intern_names(void);
@@ -166,6 +167,8 @@ int still_valid(PyObject *decision, double now);
 PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action);
 int passing_action(PyObject *action, int *masked);
 int session_idle(FastPath *self);
+int relay_waiting(PyObject *relay);
+int origin_masks_current(FastPath *self);
 PyObject *active_masks(PyObject *specs);
 int write_to(PyObject *sink, PyObject *data);
 int observe(FastPath *self, double seconds);

@@ -3,7 +3,7 @@
  * the rest). */
 #include "fastpath.h"
 
-PyObject *s_idle, *s_client_waiting, *s_backend_waiting, *s_generation, *s_origin_masks_current,
+PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
     *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_by_decision,
     *s_bucket_counts, *s_seconds_total, *s_native_statements, *s_native_handbacks, *s_write,
     *s_allow, *s_mask, *s_zero;
@@ -12,11 +12,12 @@ int intern_names(void) {
 #define INTERN(var, text)                                  \
     if ((var = PyUnicode_InternFromString(text)) == NULL) \
         return -1;
-    INTERN(s_idle, "idle");
-    INTERN(s_client_waiting, "client_waiting");
-    INTERN(s_backend_waiting, "backend_waiting");
+    INTERN(s_buffer, "buffer");
+    INTERN(s_busy, "busy");
+    INTERN(s_discarding, "discarding");
+    INTERN(s_origin_engine, "origin_engine");
+    INTERN(s_engine, "engine");
     INTERN(s_generation, "generation");
-    INTERN(s_origin_masks_current, "origin_masks_current");
     INTERN(s_valid_until, "valid_until");
     INTERN(s_action, "action");
     INTERN(s_decision, "decision");
@@ -63,7 +64,7 @@ void clear_flight(FastPath *self) {
 
 /* Every object reference a FastPath holds, for traverse and clear. */
 #define FASTPATH_REFERENCES(X)                                                          \
-    X(bridge) X(upstream_sink) X(client_sink) X(expect) X(statements) X(portals)       \
+    X(bridge) X(session) X(agent) X(client_relay) X(backend_relay) X(upstream_sink) X(client_sink) X(expect) X(statements) X(portals)       \
     X(origin_masks) X(audit_fragments) X(audit_queue) X(hand_back_simple)              \
     X(hand_back_extended) X(stats) X(buckets) X(audit_wakeup) X(client_python)         \
     X(backend_python) X(client_rest) X(backend_rest) X(client_failed) X(backend_failed) \
@@ -126,7 +127,10 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     FastPath_clear(self);
     self->bridge = Py_NewRef(bridge);
     PyObject *batch_size = NULL;
-    if (take(bridge, "upstream_sink", &self->upstream_sink) < 0 ||
+    if (take(bridge, "session", &self->session) < 0 || take(bridge, "agent", &self->agent) < 0 ||
+        take(bridge, "client_relay", &self->client_relay) < 0 ||
+        take(bridge, "backend_relay", &self->backend_relay) < 0 ||
+        take(bridge, "upstream_sink", &self->upstream_sink) < 0 ||
         take(bridge, "client_sink", &self->client_sink) < 0 ||
         take(bridge, "expect", &self->expect) < 0 ||
         take(bridge, "statements", &self->statements) < 0 ||
@@ -238,11 +242,42 @@ int passing_action(PyObject *action, int *masked) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* 1 when obj.name is True (the owners write plain bools), 0 when not, -1 on error. */
+static int field_is_true(PyObject *obj, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int truth = value == Py_True ? 1 : value == Py_False ? 0 : PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* The relay holds bytes back or waits on a slow handler: Python goes first. */
+int relay_waiting(PyObject *relay) {
+    PyObject *buffer = PyObject_GetAttr(relay, s_buffer);
+    if (buffer == NULL) return -1;
+    int held = PyBytes_Check(buffer) ? PyBytes_GET_SIZE(buffer) != 0 : PyObject_IsTrue(buffer);
+    Py_DECREF(buffer);
+    if (held != 0) return held;
+    return field_is_true(relay, s_busy);
+}
+
 /* A session with nothing outstanding, nothing being discarded and no relay mid-chunk. */
 int session_idle(FastPath *self) {
     Py_ssize_t pending = PyObject_Length(self->expect);
     if (pending != 0) return pending < 0 ? -1 : 0;
-    return attr_true(self->bridge, s_idle);
+    int busy = field_is_true(self->session, s_discarding);
+    if (busy == 0) busy = field_is_true(self->client_relay, s_busy);
+    if (busy == 0) busy = field_is_true(self->backend_relay, s_busy);
+    return busy < 0 ? -1 : !busy;
+}
+
+/* 1 when the session's origin_masks were computed under the agent's engine in force. */
+int origin_masks_current(FastPath *self) {
+    PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
+    if (engine == NULL) return -1;
+    int current = attr_is(self->session, s_origin_engine, engine);
+    Py_DECREF(engine);
+    return current;
 }
 
 /* Only active (index, spec) pairs of a per-column mask list, as agent.postgres.masks.active_masks. */
@@ -361,7 +396,7 @@ int resume_in_python(FastPath *self) {
  * Python relay's: bridge.client_failed / backend_failed(exc). */
 static PyObject *received(FastPath *self, PyObject *data, int backend) {
     REQUIRE_INIT(self);
-    int waiting = attr_true(self->bridge, backend ? s_backend_waiting : s_client_waiting);
+    int waiting = relay_waiting(backend ? self->backend_relay : self->client_relay);
     if (waiting < 0) goto error;
     if (waiting || !PyBytes_Check(data))
         return PyObject_CallOneArg(backend ? self->backend_python : self->client_python, data);

@@ -1,0 +1,243 @@
+"""Several agent processes on one port: ``python -m agent --workers N``.
+
+The agent is one event loop, so one process uses one core.  With ``--workers N`` the
+command becomes a small supervisor that starts N worker processes (``python -m agent``
+with the same arguments and ``--worker-index i``), each listening on the same address
+with SO_REUSEPORT: the kernel spreads new connections over the listening workers, and a
+worker that dies leaves the others serving (the supervisor starts it again).
+
+What the workers share, and how:
+
+* **Cancel keys.**  The BackendKeyData a worker gives its client carries the worker's index
+  in its low ``WORKER_BITS`` bits.  A CancelRequest may land on any worker; one that does
+  not know the key sends it to the owner over a Unix socket in the abstract namespace
+  (``cancel_address``), and the owner cancels as if the request had reached it.
+* **The bundle.**  Each worker fetches and verifies it (the same version: one control
+  plane, one ETag) and keeps it in the shared state directory (written atomically under a
+  per-process temporary name); the pinned public key is shared the same way.
+* **The audit spool.**  Each worker has its own spool file (``spool_name``) and its own
+  random event-id prefix: no two workers write the same file or send the same event id.
+  Worker 0 takes over the spool files of workers that no longer exist (fewer workers than
+  the last run), so nothing spooled is left behind.
+* **Metrics.**  Worker i serves its metrics on ``metrics port + 1 + i``; the supervisor
+  serves the metrics port itself with every worker's samples, labelled ``worker``
+  (``sum without (worker)`` gives the agent's totals).
+
+Linux only (SO_REUSEPORT's load balancing, abstract Unix sockets, the parent-death signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("agent.workers")
+
+WORKER_BITS = 6
+MAX_WORKERS = 1 << WORKER_BITS
+_RESTART_DELAY = 1.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """This process's place among the workers of one agent."""
+
+    index: int
+    count: int
+    group: str  # the supervisor's pid: names the group's cancel sockets
+
+    def owns(self, pid: int) -> bool:
+        return pid & (MAX_WORKERS - 1) == self.index
+
+    def cancel_key_pid(self, random_bits: int) -> int:
+        """A BackendKeyData process id (positive int32) that names this worker."""
+        return ((random_bits >> WORKER_BITS) << WORKER_BITS | self.index) & 0x7FFFFFFF
+
+    def cancel_address(self, index: int | None = None) -> str:
+        """The abstract Unix socket where worker ``index`` (this one) takes forwarded
+        cancels (no file: it goes with the process)."""
+        worker = self.index if index is None else index
+        return f"\0warden-agent-{self.group}-cancel-{worker}"
+
+    def spool_name(self) -> str:
+        return "audit-spool.jsonl" if self.index == 0 else f"audit-spool.worker-{self.index}.jsonl"
+
+    def metrics_port(self, port: int | None) -> int | None:
+        return None if port is None else port + 1 + self.index
+
+    async def forward_cancel(self, pid: int, secret: int) -> bool:
+        """Send a CancelRequest's key to the worker that issued it; False when there is
+        no such worker (an unknown key: nothing to cancel)."""
+        owner = pid & (MAX_WORKERS - 1)
+        if owner >= self.count or owner == self.index:
+            return False
+        loop = asyncio.get_running_loop()
+        # Plain sockets: uvloop's unix streams refuse abstract addresses.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, self.cancel_address(owner))
+                await loop.sock_sendall(sock, struct.pack("!ii", pid, secret))
+            except OSError as exc:
+                log.warning("cannot forward a cancel request to worker %s: %s", owner, exc)
+                return False
+        return True
+
+    async def serve_cancels(self, cancel: Callable[[int, int], object]) -> asyncio.AbstractServer:
+        """Take cancel keys forwarded by the other workers: ``cancel(pid, secret)``."""
+
+        async def on_forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                pid, secret = struct.unpack("!ii", await reader.readexactly(8))
+                result = cancel(pid, secret)
+                if asyncio.iscoroutine(result):
+                    await result
+            except (asyncio.IncompleteReadError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(self.cancel_address())
+        return await asyncio.start_unix_server(on_forward, sock=sock)
+
+
+def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
+    """Worker 0 (or a single agent) appends the spool files of workers that no longer exist
+    to its own spool; returns the lines taken over."""
+    taken = 0
+    for path in sorted(state_dir.glob("audit-spool.worker-*")):
+        index = path.name.removeprefix("audit-spool.worker-").split(".", 1)[0]
+        if not index.isdigit() or int(index) < workers:
+            continue
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if lines:
+            with open(spool_path, "a", encoding="utf-8") as spool:
+                spool.write("\n".join(lines) + "\n")
+                spool.flush()
+                os.fsync(spool.fileno())
+        path.unlink()
+        taken += len(lines)
+    return taken
+
+
+def die_with_parent(parent: int) -> None:
+    """A worker ends when its supervisor does, even when the supervisor is killed."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the supervisor was gone before the signal was set up
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+# ---------------------------------------------------------------- supervisor
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Fail now when the address is taken (SO_REUSEPORT would let workers join another
+    program's group silently), and hold the port (bound, not listening: it takes no
+    connections) for the workers; port 0 picks one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    finally:
+        probe.close()
+    held = socket.socket(family, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind((host, port))
+    return held
+
+
+class _WorkersCollector(Collector):
+    """Every worker's metrics, scraped when Prometheus scrapes the supervisor, each sample
+    labelled with its worker."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for index, port in enumerate(self.ports):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    text = r.read().decode()
+            except OSError as exc:
+                log.warning("worker %s metrics unavailable: %s", index, exc)
+                continue
+            for family in text_string_to_metric_families(text):
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    labels = {**sample.labels, "worker": str(index)}
+                    merged.add_sample(sample.name, labels, sample.value, sample.timestamp)
+        yield from families.values()
+
+
+def serve_aggregate_metrics(port: int, worker_ports: list[int], addr: str = "127.0.0.1") -> None:
+    registry = CollectorRegistry()
+    registry.register(_WorkersCollector(worker_ports))
+    start_http_server(port, addr=addr, registry=registry)
+
+
+def supervise(argv: list[str], host: str, port: int, workers: int, metrics_port: int | None) -> int:
+    """Run ``workers`` worker processes until SIGINT/SIGTERM; start a dead one again."""
+    held = reserve_port(host, port)
+    port = held.getsockname()[1]
+    group = str(os.getpid())
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def spawn(index: int) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "agent", *argv, "--listen", listen]
+        command += ["--worker-index", str(index), "--worker-group", group]
+        return subprocess.Popen(command)
+
+    running = {index: spawn(index) for index in range(workers)}
+    if metrics_port is not None:
+        ports = [metrics_port + 1 + index for index in range(workers)]
+        serve_aggregate_metrics(metrics_port, ports)
+    stopping: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: stopping.append(number))
+    log.info("agent supervisor: %s workers on %s", workers, listen)
+    while not stopping:
+        for index, process in list(running.items()):
+            code = process.poll()
+            if code is not None and not stopping:
+                log.error("worker %s exited with %s; starting it again", index, code)
+                time.sleep(_RESTART_DELAY)
+                running[index] = spawn(index)
+        time.sleep(0.1)
+    for process in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in running.values():
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+    held.close()
+    return 0

@@ -1,0 +1,234 @@
+"""``python -m agent --workers N``: N processes on one port (SO_REUSEPORT) that share cancel
+keys, the bundle, a loss-free audit spool and one metrics port (agent/workers.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import pytest
+
+from agent.workers import MAX_WORKERS, WorkerGroup, adopt_orphan_spools
+from tests.agent.conftest import REPO_ROOT, wait_for
+
+WORKER_ARGS = ("--workers", "2", "--log-level", "WARNING")
+
+
+def worker_of(conn: psycopg.Connection[Any]) -> int:
+    """The worker serving a connection, from the process id of its BackendKeyData."""
+    return conn.info.backend_pid & (MAX_WORKERS - 1)
+
+
+def connections_on_each_worker(process: Any, count: int = 2) -> dict[int, psycopg.Connection[Any]]:
+    """Connect until each of ``count`` workers serves one (the kernel picks the listener;
+    a worker just started again joins when it listens)."""
+    found: dict[int, psycopg.Connection[Any]] = {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        conn = psycopg.connect(process.dsn("root"), autocommit=True)
+        if worker_of(conn) in found:
+            conn.close()
+            time.sleep(0.05)
+        else:
+            found[worker_of(conn)] = conn
+        if len(found) == count:
+            return found
+    raise AssertionError(f"connections reached only workers {sorted(found)}")
+
+
+def cancel_when_running(conn: psycopg.Connection[Any], admin: psycopg.Connection[Any]) -> None:
+    """Send the client's CancelRequest once its statement runs upstream."""
+    running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)'"
+    wait_for(lambda: admin.execute(running).fetchone() == (1,), timeout=10)
+    conn.cancel()
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples with these labels (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def worker_pids(process: Any) -> list[int]:
+    children = psutil.Process(process.process.pid).children()
+    return [child.pid for child in children if "--worker-index" in child.cmdline()]
+
+
+def test_two_workers_both_serve_and_their_keys_name_them(agent_process_factory: Any) -> None:
+    process = agent_process_factory(*WORKER_ARGS)
+    served = connections_on_each_worker(process)
+    assert sorted(served) == [0, 1]
+    for conn in served.values():
+        assert conn.execute("SELECT id FROM orders WHERE id = 1").fetchone() == (1,)
+        conn.close()
+    assert len(worker_pids(process)) == 2
+
+
+def test_a_cancel_request_landing_on_another_worker_still_cancels(
+    agent_process_factory: Any, unused_port: int, admin: psycopg.Connection[Any]
+) -> None:
+    process = agent_process_factory(*WORKER_ARGS, "--metrics-port", str(unused_port))
+    served = connections_on_each_worker(process)
+    for conn in served.values():
+        conn.close()
+    forwarded = 0.0
+    for attempt in range(12):  # each cancel lands on a worker the kernel picks
+        with psycopg.connect(process.dsn("root"), autocommit=True) as conn:
+            canceller = threading.Thread(target=cancel_when_running, args=(conn, admin))
+            canceller.start()
+            started = time.monotonic()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute("SELECT pg_sleep(20)")
+            assert time.monotonic() - started < 12, f"cancel {attempt} was not delivered"
+            canceller.join()
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        metrics = scrape(unused_port)
+        forwarded = sample(metrics, "warden_agent_cancel_requests_total", outcome="forwarded")
+        if forwarded and attempt >= 1:
+            break
+    assert forwarded >= 1, "no cancel request landed on the other worker in 12 tries"
+    assert sample(metrics, "warden_agent_cancel_requests_total", outcome="received") >= 1
+
+
+def test_metrics_port_answers_for_every_worker(
+    agent_process_factory: Any, unused_port: int
+) -> None:
+    process = agent_process_factory(*WORKER_ARGS, "--metrics-port", str(unused_port))
+    served = connections_on_each_worker(process)
+    for conn in served.values():
+        for _ in range(3):
+            conn.execute("SELECT 1")
+        conn.close()
+    metrics = scrape(unused_port)
+    for worker in ("0", "1"):
+        assert sample(metrics, "warden_agent_statements_total", worker=worker) >= 3
+        assert sample(metrics, "warden_agent_bundle_info", worker=worker, version="v1") == 1
+    total = sample(metrics, "warden_agent_statements_total")
+    assert total == sum(sample(metrics, "warden_agent_statements_total", worker=w) for w in "01")
+
+
+def test_audit_from_both_workers_is_complete_without_duplicates(
+    agent_process_factory: Any, control_plane: Any
+) -> None:
+    process = agent_process_factory(*WORKER_ARGS)
+    served = connections_on_each_worker(process)
+    for worker, conn in served.items():
+        for n in range(5):
+            conn.execute(f"SELECT id FROM orders WHERE id = {n + 1} AND {worker} = {worker}")
+        conn.close()
+
+    def audited() -> list[dict[str, Any]]:
+        with control_plane.lock:
+            events = list(control_plane.events.values())
+        return [e for e in events if "FROM orders" in e.get("statement", "")]
+
+    wait_for(lambda: len(audited()) >= 10)
+    time.sleep(0.5)  # a duplicate would arrive with a later flush
+    assert len(audited()) == 10
+    assert control_plane.duplicate_events == 0
+
+
+def test_spooled_audit_of_every_worker_reaches_the_control_plane(
+    agent_process_factory: Any, control_plane: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "workers-state"
+    process = agent_process_factory(*WORKER_ARGS, state_dir=state)
+    served = connections_on_each_worker(process)  # signed in while the plane is up
+    control_plane.down = True
+    for conn in served.values():
+        for n in range(4):
+            conn.execute(f"SELECT id FROM orders WHERE id = {n + 1}")
+        conn.close()
+    process.stop()  # each worker spools what it could not deliver, to its own file
+    spools = sorted(p.name for p in state.glob("audit-spool*.jsonl"))
+    assert spools == ["audit-spool.jsonl", "audit-spool.worker-1.jsonl"]
+    control_plane.down = False
+    agent_process_factory("--log-level", "WARNING", state_dir=state)  # one worker now
+
+    def audited() -> int:
+        with control_plane.lock:
+            events = list(control_plane.events.values())
+        return sum("FROM orders" in e.get("statement", "") for e in events)
+
+    wait_for(lambda: audited() >= 8)
+    assert audited() == 8
+    assert not (state / "audit-spool.worker-1.jsonl").exists()
+
+
+def test_killing_one_worker_keeps_the_port_serving(agent_process_factory: Any) -> None:
+    process = agent_process_factory(*WORKER_ARGS)
+    for conn in connections_on_each_worker(process).values():  # both listen
+        conn.close()
+    victim = worker_pids(process)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie")
+    for _ in range(10):  # every new connection lands on the surviving worker
+        with psycopg.connect(process.dsn("root"), autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    # and the supervisor starts a new worker in its place
+    wait_for(lambda: len(worker_pids(process)) == 2 and victim not in worker_pids(process))
+    served = connections_on_each_worker(process)
+    assert sorted(served) == [0, 1]
+    for conn in served.values():
+        conn.close()
+
+
+def test_workers_refuse_an_address_another_program_listens_on(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "agent", "--control-plane", "http://127.0.0.1:9"]
+        command += ["--datasource", "shop", "--listen", f"127.0.0.1:{port}", "--workers", "2"]
+        result = subprocess.run(
+            [*command, "--state-dir", str(tmp_path / "state")],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_a_cancel_key_names_its_worker_and_stays_a_positive_int32() -> None:
+    for index in range(4):
+        group = WorkerGroup(index, 4, "1")
+        for bits in (0, 1, 2**31 - 1, 123456789):
+            pid = group.cancel_key_pid(bits)
+            assert 0 <= pid < 2**31
+            assert group.owns(pid)
+            assert not WorkerGroup((index + 1) % 4, 4, "1").owns(pid)
+
+
+def test_worker_zero_takes_over_the_spools_of_workers_that_no_longer_exist(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "audit-spool.worker-1.jsonl").write_text('{"a": 1}\n')
+    (tmp_path / "audit-spool.worker-3.jsonl").write_text('{"b": 2}\n{"c": 3}\n')
+    own = tmp_path / "audit-spool.jsonl"
+    assert adopt_orphan_spools(tmp_path, 2, own) == 2  # worker 1 still exists
+    assert own.read_text().splitlines() == ['{"b": 2}', '{"c": 3}']
+    assert (tmp_path / "audit-spool.worker-1.jsonl").exists()
+    assert not (tmp_path / "audit-spool.worker-3.jsonl").exists()
