@@ -99,6 +99,10 @@ class AuditEvent(AppendOnlyModel):
         indexes = [
             models.Index(fields=["actor", "occurred_at"], name="audit_actor_time_idx"),
             models.Index(fields=["action", "occurred_at"], name="audit_action_time_idx"),
+            # The dashboard's latest blocked statements; denials are few, so it stays small.
+            models.Index(
+                fields=["-sequence"], condition=models.Q(decision="deny"), name="audit_denied_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -144,3 +148,58 @@ class AuditCheckpoint(AppendOnlyModel):
             "public_key": self.public_key,
             "signature": self.signature,
         }
+
+
+class AuditDayCount(models.Model):
+    """How many events of one kind a day held: the dashboard's counts without reading the trail.
+
+    Maintained by audit.counts in the same transaction as every append (so it is exactly the
+    trail's counts), rebuilt for the days a prune touched. Not part of the evidence: the
+    chain is; this is a derived index, which is why it may be updated.
+    """
+
+    day = models.DateField()
+    action = models.CharField(max_length=100)
+    actor = models.CharField(max_length=150)
+    datasource_name = models.CharField(max_length=100)
+    decision = models.CharField(max_length=30)
+    channel = models.CharField(max_length=30)
+    events = models.BigIntegerField()
+    # query.executed events allowed or masked that returned at least one tagged column.
+    sensitive_reads = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "action", "actor", "datasource_name", "decision", "channel"],
+                name="audit_day_count_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.action} {self.actor}: {self.events}"
+
+
+class AuditDayColumnRead(models.Model):
+    """Per day, identity, decision and tagged column: how often agents returned it masked or
+    unmasked."""
+
+    day = models.DateField()
+    actor = models.CharField(max_length=150)
+    datasource_name = models.CharField(max_length=100)
+    decision = models.CharField(max_length=30)
+    column = models.CharField(max_length=400)
+    tags = models.TextField()  # canonical JSON list, as last seen
+    masked = models.BigIntegerField()
+    unmasked = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "actor", "datasource_name", "decision", "column"],
+                name="audit_day_column_read_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.actor} {self.column}: {self.masked}/{self.unmasked}"

@@ -54,7 +54,7 @@ class _IdentityAccess:
     columns: dict[tuple[str, str], dict[str, Any]]
 
 
-def _query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
+def query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
     identities: dict[str, _IdentityAccess] = {}
     per_day: dict[str, Counter] = defaultdict(Counter)
     sensitive_reads: Counter = Counter()
@@ -221,7 +221,7 @@ def evidence_report_build(
         "generated_at": canonical_time(timezone.now()),
         "event_count": events_filter(filters).count(),
     }
-    _query_sections(filters, report)
+    query_sections(filters, report)
     report["access_requests"] = _request_section(filters)
     report["break_glass"] = _event_list(
         filters, Q(action="break_glass.used"), ("reason", "scope", "duration_minutes")
@@ -233,50 +233,3 @@ def evidence_report_build(
     report["coverage"] = classification_coverage()
     report["verification"] = chain_walk().as_dict()
     return report
-
-
-def dashboard_data(*, filters: EventFilters) -> dict[str, Any]:
-    """Counts and Chart.js specs for the dashboard page (same aggregation as the report)."""
-    report: dict[str, Any] = {}
-    _query_sections(filters, report)
-    per_day = report["charts"]["queries_per_day"]
-    days = sorted(per_day)
-    reads = report["charts"]["sensitive_reads_per_identity"]
-    colours = {"allow": "#16a34a", "mask": "#f59e0b", "deny": "#dc2626", "hold": "#6366f1"}
-    return {
-        "event_count": events_filter(filters).count(),
-        "query_count": sum(item["queries"] for item in report["access_summary"]),
-        "blocked_count": report["blocked_statements"]["total"],
-        "identities": len(report["access_summary"]),
-        "access_summary": report["access_summary"],
-        "blocked": report["blocked_statements"]["items"][:20],
-        "queries_chart": {
-            "type": "bar",
-            "data": {
-                "labels": days,
-                "datasets": [
-                    {
-                        "label": decision,
-                        "backgroundColor": colour,
-                        "data": [per_day[day].get(decision, 0) for day in days],
-                    }
-                    for decision, colour in colours.items()
-                ],
-            },
-            "options": {"scales": {"x": {"stacked": True}, "y": {"stacked": True}}},
-        },
-        "reads_chart": {
-            "type": "bar",
-            "data": {
-                "labels": list(reads),
-                "datasets": [
-                    {
-                        "label": "sensitive reads",
-                        "backgroundColor": "#2563eb",
-                        "data": list(reads.values()),
-                    }
-                ],
-            },
-            "options": {"indexAxis": "y"},
-        },
-    }

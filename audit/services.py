@@ -20,8 +20,10 @@ from typing import Any, BinaryIO
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
+from audit.counts import counts_add, counts_rebuild
 from audit.hashing import (
     GENESIS_HASH,
     SORTED_FIELDS,
@@ -191,11 +193,18 @@ def _chain_and_insert(entries: Sequence[dict[str, Any]]) -> list[list[Any]]:
             # when the primary key says some are stored already (then redo, skipping them).
             try:
                 with transaction.atomic():
-                    return _insert(_chained_rows(entries, set(), head, recorded_at))
+                    return _counted(_insert(_chained_rows(entries, set(), head, recorded_at)))
             except psycopg.errors.UniqueViolation:
                 pass
         known = _stored_ids(given_ids)
-        return _insert(_chained_rows(entries, known, head, recorded_at))
+        return _counted(_insert(_chained_rows(entries, known, head, recorded_at)))
+
+
+def _counted(rows: list[list[Any]]) -> list[list[Any]]:
+    """Add the stored rows to the dashboard's counts (audit.counts), same transaction."""
+    # _COLUMNS order: action, actor, actor_kind, datasource_name, decision, details, id, occurred_at
+    counts_add(facts=[(row[0], row[1], row[3], row[4], row[5], row[7][:10]) for row in rows])
+    return rows
 
 
 def events_append(*, entries: Iterable[dict[str, Any]]) -> list[AuditEvent]:
@@ -512,7 +521,14 @@ def audit_prune(
             kind=AuditCheckpoint.Kind.PRUNE,
             actor=actor,
         )
+        pruned_days = AuditEvent.objects.filter(sequence__lte=through).aggregate(
+            first=Min("occurred_at"), last=Max("occurred_at")
+        )
         deleted = _delete_through(through)
+        if pruned_days["first"] is not None:
+            counts_rebuild(
+                first_day=pruned_days["first"].date(), last_day=pruned_days["last"].date()
+            )
         event_record(
             actor=actor,
             action="audit.pruned",

@@ -15,10 +15,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit import selectors, services
+from audit.dashboard import dashboard_data
 from audit.forms import EventFilterForm, ExportForm
 from audit.hashing import event_hash
 from audit.models import AuditCheckpoint, AuditEvent
-from audit.reports import dashboard_data
 from governance.models import Role
 from governance.permissions import role_required
 
