@@ -127,11 +127,18 @@ def _latest_blocked(filters: EventFilters) -> list[dict[str, Any]]:
     ]
 
 
+def counted_events(filters: EventFilters) -> int | None:
+    """How many events match, from the counts; None for a tag filter (counts cannot tell)."""
+    if filters.tag:
+        return None
+    totals = _counted(AuditDayCount, filters, queries_only=False).aggregate(total=Sum("events"))
+    return totals["total"] or 0
+
+
 def _from_counts(filters: EventFilters) -> dict[str, Any]:
     summary, per_day, sensitive = _access_summary(filters)
-    totals = _counted(AuditDayCount, filters, queries_only=False).aggregate(total=Sum("events"))
     return {
-        "event_count": totals["total"] or 0,
+        "event_count": counted_events(filters),
         "access_summary": summary,
         "blocked_total": sum(item["by_decision"].get("deny", 0) for item in summary),
         "per_day": per_day,

@@ -203,3 +203,45 @@ class AuditDayColumnRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.actor} {self.column}: {self.masked}/{self.unmasked}"
+
+
+class AuditJob(models.Model):
+    """A long audit action (chain verification, an export) run as a task the page follows."""
+
+    class Kind(models.TextChoices):
+        VERIFY = "verify", "Verify the chain"
+        EXPORT = "export", "Export"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    export_format = models.CharField(max_length=10, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    message = models.TextField(blank=True)
+    filename = models.CharField(max_length=200, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        "governance.User", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_max")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.export_format} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -307,10 +307,14 @@ def auth_login_failed_record(*, credentials: dict[str, Any], request: Any) -> Au
 
 
 def chain_verify(
-    *, actor: Any, from_sequence: int = 1, to_sequence: int | None = None
+    *,
+    actor: Any,
+    from_sequence: int = 1,
+    to_sequence: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ChainReport:
     """Walk the chain and record who checked it and what they found (`audit.verified`)."""
-    report = chain_walk(from_sequence=from_sequence, to_sequence=to_sequence)
+    report = chain_walk(from_sequence=from_sequence, to_sequence=to_sequence, progress=progress)
     with transaction.atomic():
         event_record(
             actor=actor,

@@ -234,6 +234,8 @@ WARDEN_AUDIT_ARCHIVE_DIR = Path(
     env_str("WARDEN_AUDIT_ARCHIVE_DIR", str(DATA_DIR / "audit-archive"))
 )
 WARDEN_AUDIT_REPORT_DIR = Path(env_str("WARDEN_AUDIT_REPORT_DIR", str(DATA_DIR / "audit-reports")))
+# Files written by export jobs started from the audit pages (downloaded by their creator).
+WARDEN_AUDIT_JOB_DIR = Path(env_str("WARDEN_AUDIT_JOB_DIR", str(DATA_DIR / "audit-jobs")))
 
 from audit.schedule import AUDIT_BEAT_SCHEDULE  # noqa: E402
 
