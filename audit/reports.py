@@ -9,7 +9,8 @@ Sections and the event details they read:
   with the keys every approvals event carries in details (approvals.services.common):
   request_id, requester, scope, level, reason, duration_minutes, reviewer, comment (the
   action suffix is the step: created, approved, denied, expired, cancelled;
-  grant.created/revoked/expired);
+  grant.created/revoked/expired); grant.created and grant.extended add what was actually
+  granted (granted_scope, granted_minutes, expires_at, max_runs), reported beside the ask;
 - break-glass uses: `break_glass.used` (details.reason, details.scope when given);
 - blocked statements: `query.executed` with decision deny;
 - policy and tag changes: `policy.*`, `guardrail.*`, `tag.*` with details.before/after;
@@ -137,6 +138,8 @@ def _request_section(filters: EventFilters) -> list[dict[str, Any]]:
             if details.get(key) not in (None, "") and key != "comment":
                 item[key] = details[key]
         step = action.split(".", 1)[1]
+        if action in ("grant.created", "grant.extended"):
+            _granted(item, details)
         if action.startswith("access_request."):
             item["status"] = step
             if step == "created":
@@ -150,6 +153,23 @@ def _request_section(filters: EventFilters) -> list[dict[str, Any]]:
             {"action": action, "time": canonical_time(occurred_at), "actor": actor}
         )
     return list(requests.values())[:LIST_LIMIT]
+
+
+# What a grant event says was actually given (approvals.services.grants), under report keys.
+GRANTED_KEYS = {
+    "granted_scope": "granted_scope",
+    "granted_minutes": "granted_minutes",
+    "expires_at": "granted_expires_at",
+    "max_runs": "granted_max_runs",
+    "statement_fingerprint": "granted_statement",
+}
+
+
+def _granted(item: dict[str, Any], details: dict[str, Any]) -> None:
+    """Keep the grant beside the request: a reviewer may have narrowed scope or duration."""
+    for event_key, report_key in GRANTED_KEYS.items():
+        if details.get(event_key) not in (None, ""):
+            item[report_key] = details[event_key]
 
 
 def _event_list(filters: EventFilters, query: Q, keys: tuple[str, ...]) -> dict[str, Any]:

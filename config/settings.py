@@ -76,6 +76,11 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "governance.context_processors.roles",
             ],
+            # The shared words of every page: dates (`when`), scopes and levels.
+            "builtins": [
+                "governance.templatetags.warden_format",
+                "approvals.templatetags.approvals_extras",
+            ],
         },
     },
 ]
