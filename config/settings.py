@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_htmx",
+    "drf_spectacular_sidecar",
     "channels",
     "allauth",
     "allauth.account",
@@ -143,6 +144,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.warden_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
+    # Swagger UI from the installed drf-spectacular-sidecar package: the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "Warden API",
     "DESCRIPTION": "Data classification and database governance control plane.",
     "VERSION": "1.0.0",

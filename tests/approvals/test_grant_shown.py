@@ -59,9 +59,7 @@ def test_the_request_page_shows_the_grant_beside_the_request(client, requester, 
     assert "Read unmasked" in page and "read_unmasked" not in page
 
 
-def test_my_requests_and_the_reviewers_inbox_show_the_grant(
-    client, requester, reviewer, narrowed
-):
+def test_my_requests_and_the_reviewers_inbox_show_the_grant(client, requester, reviewer, narrowed):
     client.force_login(requester)
     mine = _text(client.get(reverse("approvals:inbox")).content)
     client.force_login(reviewer)

@@ -290,7 +290,12 @@ def test_the_dashboard_draws_its_charts_from_data_chart_canvases(client, auditor
     assert response.content.count(b"data-chart=") == 2
     spec = json.loads(response.context["queries_chart"])
     assert spec["type"] == "bar"
-    assert [d["label"] for d in spec["data"]["datasets"]] == ["Allowed", "Masked", "Blocked", "Held"]
+    assert [d["label"] for d in spec["data"]["datasets"]] == [
+        "Allowed",
+        "Masked",
+        "Blocked",
+        "Held",
+    ]
     assert response.context["data"]["query_count"] == 1
 
 

@@ -165,7 +165,7 @@ def test_admin_edits_a_rule(client, admin, email_rule):
             "tag": "PII.Email",
             "action": "mask",
             "mask_method": "hash",
-            "everyone": "on",
+            "everyone": "True",
         },
     )
 
@@ -205,7 +205,7 @@ def test_admin_creates_a_guardrail_for_all_datasources(client, admin, shop):
             "name": "no truncates",
             "kinds": ["truncate"],
             "action": "block",
-            "everyone": "on",
+            "everyone": "True",
             "enabled": "on",
         },
     )
@@ -224,7 +224,7 @@ def test_admin_edits_and_deletes_a_guardrail(client, admin, no_drops):
             "name": "no drops",
             "kinds": ["drop", "alter"],
             "action": "require_approval",
-            "everyone": "on",
+            "everyone": "True",
             "enabled": "on",
         },
     )
@@ -310,7 +310,7 @@ def test_admin_allows_exact_lookups_on_a_mask_rule_and_the_list_shows_it(client,
             "action": "mask",
             "mask_method": "email",
             "allow_exact_lookups": "on",
-            "everyone": "on",
+            "everyone": "True",
         },
     )
 
