@@ -9,7 +9,7 @@ the matching events (audit.reports), as the evidence report does.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet, Sum
 
@@ -22,7 +22,7 @@ DECISION_LABELS = {"allow": "Allowed", "mask": "Masked", "deny": "Blocked", "hol
 BLOCKED_LISTED = 20
 
 
-def _counted(model: type, filters: EventFilters, *, queries_only: bool) -> QuerySet:
+def _counted(model: Any, filters: EventFilters, *, queries_only: bool) -> QuerySet:
     rows = model.objects.all()
     if filters.date_from:
         rows = rows.filter(day__gte=filters.date_from)
@@ -123,7 +123,9 @@ def _latest_blocked(filters: EventFilters) -> list[dict[str, Any]]:
             "statement": details.get("statement", ""),
             "rule": details.get("rule", ""),
         }
-        for sequence, occurred_at, actor, datasource, details in events[:BLOCKED_LISTED]
+        for sequence, occurred_at, actor, datasource, details in cast(
+            list[tuple[int, Any, str, str, dict[str, Any]]], events[:BLOCKED_LISTED]
+        )
     ]
 
 

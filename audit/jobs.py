@@ -30,12 +30,11 @@ def job_path(job: AuditJob) -> Path:
 
 
 def _filters(stored: dict[str, Any]) -> EventFilters:
-    return EventFilters(
-        **{
-            key: date.fromisoformat(value) if key in _DATE_KEYS else value
-            for key, value in stored.items()
-        }
-    )
+    values: dict[str, Any] = {
+        key: date.fromisoformat(value) if key in _DATE_KEYS else value
+        for key, value in stored.items()
+    }
+    return EventFilters(**values)
 
 
 def audit_job_start(

@@ -156,7 +156,7 @@ def _own_job(request: HttpRequest, job_id: Any) -> AuditJob:
 def job_detail(request: HttpRequest, job_id: Any) -> HttpResponse:
     """The job's progress; htmx re-fetches the status part every second until it ends."""
     job = _own_job(request, job_id)
-    template = "audit/_job_status.html" if request.htmx else "audit/job.html"
+    template = "audit/_job_status.html" if getattr(request, "htmx", False) else "audit/job.html"
     return render(request, template, {"job": job})
 
 

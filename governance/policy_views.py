@@ -83,8 +83,6 @@ def _check_subject_choice(form: forms.Form) -> None:
             "You chose Everyone and also picked people or groups. To limit the rule to them, "
             "choose “Only the people and groups chosen below”.",
         )
-    elif values.get("everyone") is False and not values.get("users") and not values.get("groups"):
-        form.add_error("users", "Pick at least one person, service account or group.")
 
 
 class PolicyRuleForm(forms.Form):
@@ -142,7 +140,7 @@ class PolicyRuleForm(forms.Form):
         self.order_fields(["name", "description", "everyone", "users", "groups"])
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         _check_subject_choice(self)
         return cleaned
 
@@ -174,7 +172,7 @@ class GuardrailForm(forms.Form):
         self.fields.update(_subject_fields(everyone_initial=True))
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         _check_subject_choice(self)
         return cleaned
 

@@ -243,11 +243,9 @@ def test_every_page_has_no_serious_accessibility_violations(
                 if width_overflow > 1:
                     seen["violations"].append(f"{url}: page {width_overflow}px wider than screen")
 
-    seen = _in_browser(
-        {"admin": admin, "requester": requester}, steps, viewport=VIEWPORTS[width]
-    )
+    seen = _in_browser({"admin": admin, "requester": requester}, steps, viewport=VIEWPORTS[width])
 
-    assert seen["violations"] == []
+    assert seen["violations"] == [], "\n".join(seen["violations"])
 
 
 def test_the_api_docs_render_with_the_network_blocked(transactional_db, admin):
