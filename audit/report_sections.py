@@ -148,7 +148,7 @@ ACCESS_REQUESTS = Section(
         ("decided_at", "Decided"),
     ),
     lambda report: report["access_requests"],
-    widths=(1.4, 2.4, 3.6, 2.0, 3.4, 1.7, 1.9, 3.6, 1.9, 1.1, 2.3, 2.4, 2.4, 2.3, 2.3),
+    widths=(1.4, 3.0, 3.2, 2.0, 3.0, 1.7, 1.9, 3.2, 1.9, 1.1, 2.3, 3.0, 2.4, 2.3, 2.3),
 )
 BREAK_GLASS = Section(
     "Break-glass uses",
