@@ -206,6 +206,11 @@ class Grant(models.Model):
         return self.revoked_at is None and self.starts_at <= now < self.expires_at
 
     @property
+    def granted_minutes(self) -> int:
+        """The duration actually given (a reviewer may have shortened the request's)."""
+        return round((self.expires_at - self.starts_at).total_seconds() / 60)
+
+    @property
     def state(self) -> str:
         if self.revoked_at is not None:
             return "revoked"

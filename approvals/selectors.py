@@ -209,3 +209,39 @@ def grants_for_bundle(*, datasource: DataSource) -> list[dict[str, Any]]:
         .order_by("id")
     )
     return [grant_bundle_entry(grant, grant.grantee.get_username()) for grant in grants]
+
+
+def scope_options(*, datasource_id: int, query: str, limit: int = 20) -> dict[str, list[Any]]:
+    """What a requester may pick for a scope: live tables, columns and tags matching `query`.
+
+    Names only (never sampled values or evidence): this feeds the request form's picker.
+    """
+    from governance.models import Column, Table, Tag
+
+    query = query.strip()
+    tables = Table.objects.filter(datasource_id=datasource_id, dropped_at__isnull=True)
+    columns = Column.objects.filter(
+        table__datasource_id=datasource_id, dropped_at__isnull=True, table__dropped_at__isnull=True
+    )
+    tags = Tag.objects.all()
+    if query:
+        tables = tables.filter(name__icontains=query)
+        columns = columns.filter(name__icontains=query) | columns.filter(
+            table__name__icontains=query
+        )
+        tags = tags.filter(name__icontains=query)
+    return {
+        "tables": [
+            f"{schema}.{name}"
+            for schema, name in tables.order_by("schema_name", "name").values_list(
+                "schema_name", "name"
+            )[:limit]
+        ],
+        "columns": [
+            f"{schema}.{table}.{name}"
+            for schema, table, name in columns.order_by(
+                "table__schema_name", "table__name", "ordinal"
+            ).values_list("table__schema_name", "table__name", "name")[:limit]
+        ],
+        "tags": list(tags.order_by("name").values_list("name", flat=True)[:limit]),
+    }

@@ -56,6 +56,9 @@ class GrantSerializer(StrictStrings, serializers.ModelSerializer):
     datasource = serializers.CharField(source="datasource.name")
     state = serializers.CharField()
     request_id = serializers.IntegerField()
+    granted_minutes = serializers.IntegerField(
+        read_only=True, help_text="Minutes from starts_at to expires_at: the duration given"
+    )
 
     class Meta:
         model = Grant
@@ -72,6 +75,7 @@ class GrantSerializer(StrictStrings, serializers.ModelSerializer):
             "is_break_glass",
             "starts_at",
             "expires_at",
+            "granted_minutes",
             "revoked_at",
             "state",
         ]

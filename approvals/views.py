@@ -23,7 +23,13 @@ from approvals.forms import (
 )
 from approvals.impact import statement_explain
 from approvals.models import AccessRequest, Grant
-from approvals.scope import StatementError, scope_normalise, statement_touches
+from approvals.scope import (
+    StatementError,
+    scope_normalise,
+    scope_risk,
+    scope_validate,
+    statement_touches,
+)
 from config.errors import WardenError, error_message
 from governance.models import DataSource, Role
 from governance.permissions import AuthenticatedRequest, role_required
@@ -70,7 +76,40 @@ def inbox(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "approvals/inbox.html", context)
 
 
-@login_required
+@role_required(Role.REQUESTER)
+def scope_options(request: AuthenticatedRequest) -> HttpResponse:
+    """The request form's picker: tables, columns and tags of a datasource matching `q`."""
+    datasource_id = request.GET.get("datasource", "")
+    options = (
+        selectors.scope_options(datasource_id=int(datasource_id), query=request.GET.get("q", ""))
+        if datasource_id.isdigit()
+        else None
+    )
+    return render(request, "approvals/_scope_options.html", {"options": options})
+
+
+@role_required(Role.REQUESTER)
+@require_POST
+def scope_check(request: AuthenticatedRequest) -> HttpResponse:
+    """Live validation of the request form: which names are unknown, what the scope reaches."""
+    form = AccessRequestForm(request.POST)
+    form.is_valid()
+    datasource = form.cleaned_data.get("datasource")
+    context: dict[str, Any] = {"datasource": datasource, "problem": "", "risk": None}
+    if datasource is None:
+        context["problem"] = "Choose a datasource first."
+    else:
+        scope = scope_normalise(form.scope())
+        try:
+            scope_validate(datasource=datasource, scope=scope)
+        except WardenError as exc:
+            context["problem"] = error_message(exc)
+        else:
+            context["risk"] = scope_risk(datasource=datasource, scope=scope)
+    return render(request, "approvals/_scope_check.html", context)
+
+
+@role_required(Role.REQUESTER)
 def request_new(request: AuthenticatedRequest) -> HttpResponse:
     form = AccessRequestForm(request.POST or None, initial=request.GET or None)
     if request.method == "POST" and form.is_valid():

@@ -34,8 +34,11 @@ MANIFEST_TYPE = "warden.audit.export"
 
 
 def export_filename(export_format: str, date_from: date | None, date_to: date | None) -> str:
+    """`warden-evidence-2026-11-01_2026-11-30.pdf` for a report, `warden-audit-….jsonl` for
+    the verifiable chain export."""
     span = f"{date_from or 'start'}_{date_to or 'now'}"
-    return f"warden-audit-{span}.{export_format}"
+    kind = "audit" if export_format == "jsonl" else "evidence"
+    return f"warden-{kind}-{span}.{export_format}"
 
 
 # ----------------------------------------------------------------------------- JSONL chain

@@ -99,6 +99,10 @@ class AuditEvent(AppendOnlyModel):
         indexes = [
             models.Index(fields=["actor", "occurred_at"], name="audit_actor_time_idx"),
             models.Index(fields=["action", "occurred_at"], name="audit_action_time_idx"),
+            # The dashboard's latest blocked statements; denials are few, so it stays small.
+            models.Index(
+                fields=["-sequence"], condition=models.Q(decision="deny"), name="audit_denied_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -144,3 +148,100 @@ class AuditCheckpoint(AppendOnlyModel):
             "public_key": self.public_key,
             "signature": self.signature,
         }
+
+
+class AuditDayCount(models.Model):
+    """How many events of one kind a day held: the dashboard's counts without reading the trail.
+
+    Maintained by audit.counts in the same transaction as every append (so it is exactly the
+    trail's counts), rebuilt for the days a prune touched. Not part of the evidence: the
+    chain is; this is a derived index, which is why it may be updated.
+    """
+
+    day = models.DateField()
+    action = models.CharField(max_length=100)
+    actor = models.CharField(max_length=150)
+    datasource_name = models.CharField(max_length=100)
+    decision = models.CharField(max_length=30)
+    channel = models.CharField(max_length=30)
+    events = models.BigIntegerField()
+    # query.executed events allowed or masked that returned at least one tagged column.
+    sensitive_reads = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "action", "actor", "datasource_name", "decision", "channel"],
+                name="audit_day_count_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.action} {self.actor}: {self.events}"
+
+
+class AuditDayColumnRead(models.Model):
+    """Per day, identity, decision and tagged column: how often agents returned it masked or
+    unmasked."""
+
+    day = models.DateField()
+    actor = models.CharField(max_length=150)
+    datasource_name = models.CharField(max_length=100)
+    decision = models.CharField(max_length=30)
+    column = models.CharField(max_length=400)
+    tags = models.TextField()  # canonical JSON list, as last seen
+    masked = models.BigIntegerField()
+    unmasked = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "actor", "datasource_name", "decision", "column"],
+                name="audit_day_column_read_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.actor} {self.column}: {self.masked}/{self.unmasked}"
+
+
+class AuditJob(models.Model):
+    """A long audit action (chain verification, an export) run as a task the page follows."""
+
+    class Kind(models.TextChoices):
+        VERIFY = "verify", "Verify the chain"
+        EXPORT = "export", "Export"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    export_format = models.CharField(max_length=10, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    message = models.TextField(blank=True)
+    filename = models.CharField(max_length=200, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        "governance.User", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_max")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.export_format} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

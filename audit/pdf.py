@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
@@ -63,8 +64,16 @@ def _section_title(section: Section, report: dict[str, Any]) -> str:
     return f"{section.title} ({section.total(report)})" if section.total else section.title
 
 
+_ISO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)[0-9:.]*(Z|[+-]00:00)$")
+
+
+def _pdf_cell(value: Any) -> str:
+    """cell_text, with timestamps shortened to minutes (UTC) so they fit a table cell."""
+    return _ISO_TIME.sub(r"\1 \2", cell_text(value))
+
+
 def _section_table(section: Section, report: dict[str, Any]) -> Table:
-    rows = [[cell_text(row.get(key)) for key in section.keys] for row in section.rows(report)]
+    rows = [[_pdf_cell(row.get(key)) for key in section.keys] for row in section.rows(report)]
     widths = None
     if section.widths:
         unit = PAGE_WIDTH / sum(section.widths)
@@ -150,6 +159,21 @@ def _verification(report: dict[str, Any]) -> list[Any]:
     return [_p(line, _small) for line in lines]
 
 
+def _page_footer(period: dict[str, Any]) -> Any:
+    """Draws "Warden evidence <period> · page N" at the foot of every page."""
+    label = f"Warden evidence {period['from'] or 'start'} to {period['to'] or 'now'}"
+
+    def draw(canvas: Any, doc: Any) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8)
+        width = doc.pagesize[0]
+        canvas.drawString(MARGIN, MARGIN / 2, label)
+        canvas.drawRightString(width - MARGIN, MARGIN / 2, f"page {doc.page}")
+        canvas.restoreState()
+
+    return draw
+
+
 def report_pdf_write(*, stream: BinaryIO, report: dict[str, Any]) -> None:
     doc = SimpleDocTemplate(
         stream,
@@ -166,7 +190,7 @@ def report_pdf_write(*, stream: BinaryIO, report: dict[str, Any]) -> None:
         _p(
             f"Period {period['from'] or 'start'} to {period['to'] or 'now'} · "
             f"generated {report['generated_at']} · {report['event_count']} events"
-            + (f" · filters {json.dumps(report['filters'])}" if report["filters"] else ""),
+            + (f" · filters {cell_text(report['filters'])}" if report["filters"] else ""),
             _small,
         ),
     ]
@@ -179,4 +203,5 @@ def report_pdf_write(*, stream: BinaryIO, report: dict[str, Any]) -> None:
     )
     for section in TABLE_SECTIONS:
         story += _section(_section_title(section, report), _section_table(section, report))
-    doc.build(story)
+    footer = _page_footer(period)
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)

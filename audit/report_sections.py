@@ -7,7 +7,6 @@ JSON writer emits the report document itself, whose keys these sections read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,11 +41,18 @@ class Section:
 
 
 def cell_text(value: Any) -> str:
-    """One cell as text: structures as sorted JSON, nothing as an empty cell."""
+    """One cell as words: lists joined, objects as "key: value" pairs, nothing as empty.
+
+    An access scope ({"tables": [...], "columns": [...], "tags": [...]}) reads
+    "tables: a, b; tags: PII.Email"; a policy's before/after likewise.
+    """
     if value is None:
         return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, list):
+        return ", ".join(cell_text(item) for item in value)
+    if isinstance(value, dict):
+        parts = [f"{key}: {cell_text(item)}" for key, item in sorted(value.items())]
+        return "; ".join(part for part in parts if not part.endswith(": "))
     return str(value)
 
 
@@ -127,17 +133,22 @@ ACCESS_REQUESTS = Section(
     _fields(
         ("request_id", "Request"),
         ("requester", "Requester"),
-        ("scope", "Scope"),
+        ("scope", "Requested scope"),
         ("level", "Level"),
         ("reason", "Reason"),
-        ("duration_minutes", "Minutes"),
+        ("duration_minutes", "Asked min"),
         ("status", "Status"),
+        ("granted_scope", "Granted scope"),
+        ("granted_minutes", "Granted min"),
+        ("granted_max_runs", "Runs"),
+        ("granted_expires_at", "Grant expires"),
         ("reviewer", "Reviewer"),
         ("comment", "Comment"),
         ("requested_at", "Requested"),
         ("decided_at", "Decided"),
     ),
     lambda report: report["access_requests"],
+    widths=(1.4, 3.0, 3.2, 2.0, 3.0, 1.7, 1.9, 3.2, 1.9, 1.1, 2.3, 3.0, 2.4, 2.3, 2.3),
 )
 BREAK_GLASS = Section(
     "Break-glass uses",

@@ -9,7 +9,8 @@ Sections and the event details they read:
   with the keys every approvals event carries in details (approvals.services.common):
   request_id, requester, scope, level, reason, duration_minutes, reviewer, comment (the
   action suffix is the step: created, approved, denied, expired, cancelled;
-  grant.created/revoked/expired);
+  grant.created/revoked/expired); grant.created and grant.extended add what was actually
+  granted (granted_scope, granted_minutes, expires_at, max_runs), reported beside the ask;
 - break-glass uses: `break_glass.used` (details.reason, details.scope when given);
 - blocked statements: `query.executed` with decision deny;
 - policy and tag changes: `policy.*`, `guardrail.*`, `tag.*` with details.before/after;
@@ -54,7 +55,7 @@ class _IdentityAccess:
     columns: dict[tuple[str, str], dict[str, Any]]
 
 
-def _query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
+def query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
     identities: dict[str, _IdentityAccess] = {}
     per_day: dict[str, Counter] = defaultdict(Counter)
     sensitive_reads: Counter = Counter()
@@ -137,6 +138,8 @@ def _request_section(filters: EventFilters) -> list[dict[str, Any]]:
             if details.get(key) not in (None, "") and key != "comment":
                 item[key] = details[key]
         step = action.split(".", 1)[1]
+        if action in ("grant.created", "grant.extended"):
+            _granted(item, details)
         if action.startswith("access_request."):
             item["status"] = step
             if step == "created":
@@ -150,6 +153,23 @@ def _request_section(filters: EventFilters) -> list[dict[str, Any]]:
             {"action": action, "time": canonical_time(occurred_at), "actor": actor}
         )
     return list(requests.values())[:LIST_LIMIT]
+
+
+# What a grant event says was actually given (approvals.services.grants), under report keys.
+GRANTED_KEYS = {
+    "granted_scope": "granted_scope",
+    "granted_minutes": "granted_minutes",
+    "expires_at": "granted_expires_at",
+    "max_runs": "granted_max_runs",
+    "statement_fingerprint": "granted_statement",
+}
+
+
+def _granted(item: dict[str, Any], details: dict[str, Any]) -> None:
+    """Keep the grant beside the request: a reviewer may have narrowed scope or duration."""
+    for event_key, report_key in GRANTED_KEYS.items():
+        if details.get(event_key) not in (None, ""):
+            item[report_key] = details[event_key]
 
 
 def _event_list(filters: EventFilters, query: Q, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -221,7 +241,7 @@ def evidence_report_build(
         "generated_at": canonical_time(timezone.now()),
         "event_count": events_filter(filters).count(),
     }
-    _query_sections(filters, report)
+    query_sections(filters, report)
     report["access_requests"] = _request_section(filters)
     report["break_glass"] = _event_list(
         filters, Q(action="break_glass.used"), ("reason", "scope", "duration_minutes")
@@ -233,50 +253,3 @@ def evidence_report_build(
     report["coverage"] = classification_coverage()
     report["verification"] = chain_walk().as_dict()
     return report
-
-
-def dashboard_data(*, filters: EventFilters) -> dict[str, Any]:
-    """Counts and Chart.js specs for the dashboard page (same aggregation as the report)."""
-    report: dict[str, Any] = {}
-    _query_sections(filters, report)
-    per_day = report["charts"]["queries_per_day"]
-    days = sorted(per_day)
-    reads = report["charts"]["sensitive_reads_per_identity"]
-    colours = {"allow": "#16a34a", "mask": "#f59e0b", "deny": "#dc2626", "hold": "#6366f1"}
-    return {
-        "event_count": events_filter(filters).count(),
-        "query_count": sum(item["queries"] for item in report["access_summary"]),
-        "blocked_count": report["blocked_statements"]["total"],
-        "identities": len(report["access_summary"]),
-        "access_summary": report["access_summary"],
-        "blocked": report["blocked_statements"]["items"][:20],
-        "queries_chart": {
-            "type": "bar",
-            "data": {
-                "labels": days,
-                "datasets": [
-                    {
-                        "label": decision,
-                        "backgroundColor": colour,
-                        "data": [per_day[day].get(decision, 0) for day in days],
-                    }
-                    for decision, colour in colours.items()
-                ],
-            },
-            "options": {"scales": {"x": {"stacked": True}, "y": {"stacked": True}}},
-        },
-        "reads_chart": {
-            "type": "bar",
-            "data": {
-                "labels": list(reads),
-                "datasets": [
-                    {
-                        "label": "sensitive reads",
-                        "backgroundColor": "#2563eb",
-                        "data": list(reads.values()),
-                    }
-                ],
-            },
-            "options": {"indexAxis": "y"},
-        },
-    }

@@ -88,6 +88,37 @@ def event_list(filters: EventFilters) -> QuerySet[AuditEvent]:
     return events_filter(filters).order_by("-sequence")
 
 
+@dataclass(frozen=True)
+class EventPage:
+    """One page of the trail, newest first, addressed by sequence (keyset), not by offset:
+    the cost is the same on the first page and the thousandth."""
+
+    events: list[AuditEvent]
+    newer_than: int | None  # link to the page of newer events: ?after=<this>
+    older_than: int | None  # link to the page of older events: ?before=<this>
+
+
+def event_page(
+    filters: EventFilters, *, before: int | None, after: int | None, size: int
+) -> EventPage:
+    events = events_filter(filters)
+    if after is not None:
+        chunk = list(events.filter(sequence__gt=after).order_by("sequence")[: size + 1])
+        has_newer, page = len(chunk) > size, chunk[:size][::-1]
+        has_older = True
+    else:
+        if before is not None:
+            events = events.filter(sequence__lt=before)
+        chunk = list(events.order_by("-sequence")[: size + 1])
+        has_older, page = len(chunk) > size, chunk[:size]
+        has_newer = before is not None
+    return EventPage(
+        events=page,
+        newer_than=page[0].sequence if page and has_newer else None,
+        older_than=page[-1].sequence if page and has_older else None,
+    )
+
+
 def event_hashed_content(event: AuditEvent) -> dict[str, Any]:
     """The fields an event's hash covers, in their canonical form (times as UTC strings)."""
     content = {key: getattr(event, key) for key in HASHED_FIELDS}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import Any, BinaryIO
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
+from audit.counts import counts_add, counts_rebuild
 from audit.hashing import (
     GENESIS_HASH,
     SORTED_FIELDS,
@@ -191,11 +193,18 @@ def _chain_and_insert(entries: Sequence[dict[str, Any]]) -> list[list[Any]]:
             # when the primary key says some are stored already (then redo, skipping them).
             try:
                 with transaction.atomic():
-                    return _insert(_chained_rows(entries, set(), head, recorded_at))
+                    return _counted(_insert(_chained_rows(entries, set(), head, recorded_at)))
             except psycopg.errors.UniqueViolation:
                 pass
         known = _stored_ids(given_ids)
-        return _insert(_chained_rows(entries, known, head, recorded_at))
+        return _counted(_insert(_chained_rows(entries, known, head, recorded_at)))
+
+
+def _counted(rows: list[list[Any]]) -> list[list[Any]]:
+    """Add the stored rows to the dashboard's counts (audit.counts), same transaction."""
+    # _COLUMNS order: action, actor, actor_kind, datasource_name, decision, details, id, occurred_at
+    counts_add(facts=[(row[0], row[1], row[3], row[4], row[5], row[7][:10]) for row in rows])
+    return rows
 
 
 def events_append(*, entries: Iterable[dict[str, Any]]) -> list[AuditEvent]:
@@ -298,10 +307,14 @@ def auth_login_failed_record(*, credentials: dict[str, Any], request: Any) -> Au
 
 
 def chain_verify(
-    *, actor: Any, from_sequence: int = 1, to_sequence: int | None = None
+    *,
+    actor: Any,
+    from_sequence: int = 1,
+    to_sequence: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ChainReport:
     """Walk the chain and record who checked it and what they found (`audit.verified`)."""
-    report = chain_walk(from_sequence=from_sequence, to_sequence=to_sequence)
+    report = chain_walk(from_sequence=from_sequence, to_sequence=to_sequence, progress=progress)
     with transaction.atomic():
         event_record(
             actor=actor,
@@ -512,7 +525,14 @@ def audit_prune(
             kind=AuditCheckpoint.Kind.PRUNE,
             actor=actor,
         )
+        pruned_days = AuditEvent.objects.filter(sequence__lte=through).aggregate(
+            first=Min("occurred_at"), last=Max("occurred_at")
+        )
         deleted = _delete_through(through)
+        if pruned_days["first"] is not None:
+            counts_rebuild(
+                first_day=pruned_days["first"].date(), last_day=pruned_days["last"].date()
+            )
         event_record(
             actor=actor,
             action="audit.pruned",

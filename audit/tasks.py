@@ -33,3 +33,11 @@ def prune_task() -> int:
     """Daily: archive and prune past WARDEN_AUDIT_RETENTION_DAYS (a no-op when 0)."""
     result = services.audit_prune()
     return result.events_pruned if result else 0
+
+
+@shared_task(name="audit.job")
+def audit_job_task(job_id: str) -> None:
+    """A verify or export job started from the audit pages (audit.jobs)."""
+    from audit.jobs import audit_job_run
+
+    audit_job_run(job_id=job_id)

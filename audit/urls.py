@@ -10,4 +10,6 @@ urlpatterns = [
     path("chain/checkpoints/", views.checkpoint_create, name="checkpoint_create"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("export/", views.export, name="export"),
+    path("jobs/<uuid:job_id>/", views.job_detail, name="job"),
+    path("jobs/<uuid:job_id>/download/", views.job_download, name="job_download"),
 ]

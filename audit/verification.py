@@ -11,7 +11,7 @@ import base64
 import queue
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from audit.hashing import (
 from audit.models import AuditCheckpoint, AuditEvent
 
 FETCH_SIZE = 5_000
+PROGRESS_EVERY = 50_000
 
 
 @dataclass
@@ -242,10 +243,13 @@ def _walk(
     prev_hash: str,
     checkpoints: dict[int, list[AuditCheckpoint]],
     report: ChainReport,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[int, str]:
     first = expected
     checked = 0
     for row in rows:
+        if progress is not None and checked % PROGRESS_EVERY == 0:
+            progress(checked)
         problem = _classify(row, expected, prev_hash)
         if problem is not None:
             _fail(report, row, *problem)
@@ -263,8 +267,16 @@ def _walk(
     return expected, prev_hash
 
 
-def chain_walk(*, from_sequence: int = 1, to_sequence: int | None = None) -> ChainReport:
-    """Verify events from_sequence..to_sequence; stops at the first broken link."""
+def chain_walk(
+    *,
+    from_sequence: int = 1,
+    to_sequence: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ChainReport:
+    """Verify events from_sequence..to_sequence; stops at the first broken link.
+
+    `progress`, when given, is called with the number of events checked so far every
+    PROGRESS_EVERY events (a task reports it to the page that follows it)."""
     started = time.perf_counter()
     report = ChainReport()
     anchor = _anchor(max(from_sequence, 1), report)
@@ -275,7 +287,7 @@ def chain_walk(*, from_sequence: int = 1, to_sequence: int | None = None) -> Cha
     checkpoints = _checkpoints_by_sequence(expected, to_sequence, report)
     rows = event_rows(expected, to_sequence)
     try:
-        expected, prev_hash = _walk(rows, expected, prev_hash, checkpoints, report)
+        expected, prev_hash = _walk(rows, expected, prev_hash, checkpoints, report, progress)
     finally:
         rows.close()
     report.last_sequence = expected - 1 if report.checked else None

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from audit import selectors, services
+from audit import jobs, selectors, services
+from audit.dashboard import counted_events, dashboard_data
 from audit.forms import EventFilterForm, ExportForm
 from audit.hashing import event_hash
-from audit.models import AuditCheckpoint, AuditEvent
-from audit.reports import dashboard_data
+from audit.models import AuditCheckpoint, AuditEvent, AuditJob
 from governance.models import Role
 from governance.permissions import role_required
 
@@ -26,19 +24,30 @@ audit_readers = role_required(Role.ADMIN, Role.AUDITOR)
 PAGE_SIZE = 50
 
 
+def _sequence(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
 @audit_readers
 def event_list(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET or None)
     filters = form.filters() if form.is_bound and form.is_valid() else selectors.EventFilters()
-    page = Paginator(selectors.event_list(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = selectors.event_page(
+        filters,
+        before=_sequence(request.GET.get("before")),
+        after=_sequence(request.GET.get("after")),
+        size=PAGE_SIZE,
+    )
     query = request.GET.copy()
-    query.pop("page", None)
+    for key in ("page", "before", "after"):
+        query.pop(key, None)
     return render(
         request,
         "audit/event_list.html",
         {
             "form": form,
             "page": page,
+            "total": counted_events(filters),
             "query": query.urlencode(),
             "export_form": ExportForm(initial={**request.GET.dict(), "format": "pdf"}),
         },
@@ -67,18 +76,17 @@ def event_detail(request: HttpRequest, event_id: Any) -> HttpResponse:
 @audit_readers
 @require_http_methods(["GET", "POST"])
 def chain_status(request: HttpRequest) -> HttpResponse:
-    report = None
     if request.method == "POST":
-        report = services.chain_verify(actor=request.user)
-        level = messages.SUCCESS if report.ok else messages.ERROR
-        messages.add_message(request, level, report.summary())
+        job = jobs.audit_job_start(
+            actor=request.user, kind=AuditJob.Kind.VERIFY, filters=selectors.EventFilters()
+        )
+        return redirect("audit:job", job_id=job.pk)
     last_check = AuditEvent.objects.filter(action="audit.verified").order_by("-sequence").first()
     return render(
         request,
         "audit/chain.html",
         {
             "stats": selectors.chain_stats(),
-            "report": report,
             "last_check": last_check,
             "checkpoints": selectors.checkpoint_list(),
         },
@@ -131,13 +139,33 @@ def export(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Export not possible: {form.errors.as_text()}")
         return redirect("audit:dashboard")
-    buffer = io.BytesIO()
-    result = services.audit_export(
+    job = jobs.audit_job_start(
         actor=request.user,
+        kind=AuditJob.Kind.EXPORT,
         export_format=form.cleaned_data["format"],
         filters=form.filters(),
-        stream=buffer,
     )
-    response = HttpResponse(buffer.getvalue(), content_type=result.content_type)
-    response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
-    return response
+    return redirect("audit:job", job_id=job.pk)
+
+
+def _own_job(request: HttpRequest, job_id: Any) -> AuditJob:
+    return get_object_or_404(AuditJob, pk=job_id, created_by=request.user)
+
+
+@audit_readers
+def job_detail(request: HttpRequest, job_id: Any) -> HttpResponse:
+    """The job's progress; htmx re-fetches the status part every second until it ends."""
+    job = _own_job(request, job_id)
+    template = "audit/_job_status.html" if getattr(request, "htmx", False) else "audit/job.html"
+    return render(request, template, {"job": job})
+
+
+@audit_readers
+def job_download(request: HttpRequest, job_id: Any) -> FileResponse:
+    job = _own_job(request, job_id)
+    path = jobs.job_path(job)
+    if job.state != AuditJob.State.DONE or not job.filename or not path.exists():
+        raise Http404("This export has no file (yet).")
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=job.filename, content_type=job.content_type
+    )

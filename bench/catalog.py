@@ -54,7 +54,7 @@ def prepare() -> None:
     django.setup()
 
 
-def fill(columns_wanted: int) -> None:
+def fill(columns_wanted: int, database: str = DATABASE) -> None:
     from django.utils import timezone
 
     from governance.models import Column, ColumnTag, DataSource, Table, Tag
@@ -96,7 +96,7 @@ def fill(columns_wanted: int) -> None:
             for column in created[::7]
         )
     with psycopg.connect(
-        f"host=127.0.0.1 user=postgres dbname={DATABASE}", autocommit=True
+        f"host=127.0.0.1 user=postgres dbname={database}", autocommit=True
     ) as conn:
         conn.execute("ANALYZE")
     print(f"filled {columns_wanted:,} columns in {time.perf_counter() - started:.1f} s")

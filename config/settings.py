@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_htmx",
+    "drf_spectacular_sidecar",
     "channels",
     "allauth",
     "allauth.account",
@@ -75,6 +76,11 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "governance.context_processors.roles",
+            ],
+            # The shared words of every page: dates (`when`), scopes and levels.
+            "builtins": [
+                "governance.templatetags.warden_format",
+                "approvals.templatetags.approvals_extras",
             ],
         },
     },
@@ -138,6 +144,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.warden_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
+    # Swagger UI from the installed drf-spectacular-sidecar package: the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "Warden API",
     "DESCRIPTION": "Data classification and database governance control plane.",
     "VERSION": "1.0.0",
@@ -234,6 +244,8 @@ WARDEN_AUDIT_ARCHIVE_DIR = Path(
     env_str("WARDEN_AUDIT_ARCHIVE_DIR", str(DATA_DIR / "audit-archive"))
 )
 WARDEN_AUDIT_REPORT_DIR = Path(env_str("WARDEN_AUDIT_REPORT_DIR", str(DATA_DIR / "audit-reports")))
+# Files written by export jobs started from the audit pages (downloaded by their creator).
+WARDEN_AUDIT_JOB_DIR = Path(env_str("WARDEN_AUDIT_JOB_DIR", str(DATA_DIR / "audit-jobs")))
 
 from audit.schedule import AUDIT_BEAT_SCHEDULE  # noqa: E402
 

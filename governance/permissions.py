@@ -63,3 +63,6 @@ class HasRole(BasePermission):
 
 IsAdmin = HasRole.of(Role.ADMIN)
 CATALOG_READERS = (Role.ADMIN, Role.REVIEWER, Role.AUDITOR)
+# The catalog page also serves requesters, read-only: names and tags, never values or
+# evidence (column pages and the catalog API stay with CATALOG_READERS).
+CATALOG_BROWSERS = (*CATALOG_READERS, Role.REQUESTER)

@@ -46,18 +46,43 @@ class SubjectChoiceField(forms.ModelMultipleChoiceField):
         return f"{obj.username} (service account)" if obj.is_service_account else obj.username
 
 
-def _subject_fields() -> dict[str, forms.Field]:
+SUBJECTS_EVERYONE = [("True", "Everyone"), ("False", "Only the people and groups chosen below")]
+
+
+def _subject_fields(*, everyone_initial: bool) -> dict[str, forms.Field]:
+    """Whom a rule applies to: one explicit choice, then a searchable list of checkboxes."""
     return {
-        "everyone": forms.BooleanField(required=False, label="Everyone"),
+        "everyone": forms.TypedChoiceField(
+            choices=SUBJECTS_EVERYONE,
+            coerce=lambda value: value == "True",
+            widget=forms.RadioSelect,
+            initial=everyone_initial,
+            label="Applies to",
+        ),
         "users": SubjectChoiceField(
             queryset=policy_selectors.subject_choices(),
             required=False,
-            help_text="People and service accounts",
+            widget=forms.CheckboxSelectMultiple,
+            label="People and service accounts",
         ),
         "groups": forms.ModelMultipleChoiceField(
-            queryset=policy_selectors.group_choices(), required=False
+            queryset=policy_selectors.group_choices(),
+            required=False,
+            widget=forms.CheckboxSelectMultiple,
+            label="Groups",
         ),
     }
+
+
+def _check_subject_choice(form: forms.Form) -> None:
+    """Everyone and named subjects together was the trap: the names did nothing. Refuse it."""
+    values = form.cleaned_data
+    if values.get("everyone") and (values.get("users") or values.get("groups")):
+        form.add_error(
+            "everyone",
+            "You chose Everyone and also picked people or groups. To limit the rule to them, "
+            "choose “Only the people and groups chosen below”.",
+        )
 
 
 class PolicyRuleForm(forms.Form):
@@ -111,8 +136,13 @@ class PolicyRuleForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields.update(_subject_fields())
+        self.fields.update(_subject_fields(everyone_initial=False))
         self.order_fields(["name", "description", "everyone", "users", "groups"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        _check_subject_choice(self)
+        return cleaned
 
     @staticmethod
     def initial_for(rule: PolicyRule) -> dict[str, Any]:
@@ -145,8 +175,13 @@ class GuardrailForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields.update(_subject_fields())
-        self.fields["everyone"].initial = True
+        # Most guardrails protect against everyone; the choice is explicit and checked in clean.
+        self.fields.update(_subject_fields(everyone_initial=True))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        _check_subject_choice(self)
+        return cleaned
 
     @staticmethod
     def initial_for(guardrail: GuardrailRule) -> dict[str, Any]:

@@ -18,7 +18,12 @@ from config.errors import WardenError, error_message, form_add_error
 from governance import selectors, services
 from governance.forms import DataSourceForm, TagChoiceForm, TokenForm
 from governance.models import AccessToken, Column, ColumnTag, DataSource, Role, Sensitivity, Tag
-from governance.permissions import CATALOG_READERS, AuthenticatedRequest, role_required
+from governance.permissions import (
+    CATALOG_BROWSERS,
+    CATALOG_READERS,
+    AuthenticatedRequest,
+    role_required,
+)
 from governance.tokens import token_create, token_revoke
 
 SENSITIVITY_COLOURS = ["#1c8a4a", "#2f5bea", "#d97706", "#c53030"]
@@ -229,7 +234,7 @@ def _int_or_none(raw: str | None) -> int | None:
         return None
 
 
-@role_required(*CATALOG_READERS)
+@role_required(*CATALOG_BROWSERS)
 def catalog(request: AuthenticatedRequest) -> HttpResponse:
     params = request.GET
     columns = selectors.catalog_columns(
@@ -254,6 +259,9 @@ def catalog(request: AuthenticatedRequest) -> HttpResponse:
             "states": selectors.REVIEW_STATES,
             "params": params,
             "querystring": query_without_page.urlencode(),
+            # Requesters browse names and tags only: no links to evidence, no review filters.
+            "catalog_read_only": not any(request.user.has_role(r) for r in CATALOG_READERS),
+            "can_request": request.user.has_role(Role.REQUESTER),
         },
     )
 

@@ -10,7 +10,7 @@ from django.contrib.auth import authenticate
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, AuditJob
 from audit.services import checkpoint_create, event_record
 from tests.audit.conftest import tamper
 
@@ -131,8 +131,27 @@ def test_the_event_list_does_not_query_per_event(client, auditor, django_assert_
         api = client.get("/api/v1/audit/events/?limit=50")
 
     assert response.status_code == 200
-    assert len(response.context["page"].object_list) == 50
+    assert len(response.context["page"].events) == 50
     assert len(api.json()["results"]) == 50
+
+
+def test_the_event_list_pages_by_sequence_both_ways(client, auditor):
+    for index in range(120):
+        event_record(actor=auditor, action="tag.added", details={"i": index})
+    client.force_login(auditor)  # event 121, auth.login
+
+    first = client.get(reverse("audit:event_list")).context["page"]
+    second = client.get(reverse("audit:event_list"), {"before": first.older_than}).context["page"]
+    last = client.get(reverse("audit:event_list"), {"before": second.older_than}).context["page"]
+    back = client.get(reverse("audit:event_list"), {"after": last.newer_than}).context["page"]
+
+    assert [e.sequence for e in first.events] == list(range(121, 71, -1))
+    assert first.newer_than is None
+    assert [e.sequence for e in second.events] == list(range(71, 21, -1))
+    assert [e.sequence for e in last.events] == list(range(21, 0, -1))
+    assert last.older_than is None
+    assert [e.sequence for e in back.events] == [e.sequence for e in second.events]
+    assert client.get(reverse("audit:event_list")).context["total"] == 121
 
 
 def test_events_are_filtered_by_period_actor_datasource_action_decision_and_tag(
@@ -171,7 +190,7 @@ def test_events_are_filtered_by_period_actor_datasource_action_decision_and_tag(
     assert actions(decision="hold") == ["access_request.created"]
     assert actions(tag="PII.Email") == ["tag.added"]
     page = client.get(reverse("audit:event_list"), {"tag": "PII.Email"})
-    assert [event.action for event in page.context["page"]] == ["tag.added"]
+    assert [event.action for event in page.context["page"].events] == ["tag.added"]
     assert client.get("/api/v1/audit/events/", {"from": "soon"}).status_code == 400
 
 
@@ -187,18 +206,61 @@ def test_the_event_page_shows_whether_its_hash_and_link_hold(client, auditor, so
     assert b"content does not match its hash" in broken.content
 
 
-def test_verify_now_records_who_checked_and_reports_a_broken_chain(client, auditor, admin):
+def test_verify_now_runs_as_a_job_records_who_checked_and_reports_a_broken_chain(
+    client, auditor, admin, django_capture_on_commit_callbacks
+):
     events = [event_record(actor=admin, action="tag.added", details={}) for _ in range(3)]
     tamper("UPDATE audit_auditevent SET actor = 'mallory' WHERE sequence = 2")
     client.force_login(auditor)
 
-    response = client.post(reverse("audit:chain"))
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(reverse("audit:chain"))
+    job = AuditJob.objects.get()
+    page = client.get(started["Location"])
 
-    assert response.context["report"].broken_sequence == 2
-    assert b"BROKEN" in response.content
+    assert started.status_code == 302
+    assert (job.kind, job.state) == ("verify", "failed")
+    assert "#2" in job.message and b"progress" in page.content
+    assert b'role="alert"' in page.content and b"hx-get" not in page.content
     check = AuditEvent.objects.get(action="audit.verified")
     assert (check.actor, check.decision) == ("aud_auditor", "broken")
     assert check.details["broken_event_id"] == str(events[1].id)
+
+
+def test_an_export_job_follows_to_a_download_named_by_its_period(
+    client, auditor, reviewer, some_event, django_capture_on_commit_callbacks
+):
+    client.force_login(auditor)
+    form = {"format": "csv", "date_from": "2026-11-01", "date_to": "2026-11-30"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(reverse("audit:export"), form)
+    job = AuditJob.objects.get()
+    status = client.get(started["Location"], HTTP_HX_REQUEST="true")
+    download = client.get(reverse("audit:job_download", args=[job.pk]))
+
+    assert (job.state, job.progress) == ("done", 100)
+    assert b"warden-evidence-2026-11-01_2026-11-30.csv" in status.content
+    assert b"hx-get" not in status.content  # finished: the page stops polling
+    assert download["Content-Disposition"].endswith(
+        'filename="warden-evidence-2026-11-01_2026-11-30.csv"'
+    )
+    assert b"".join(download.streaming_content).startswith(b"# ")
+    client.force_login(reviewer)
+    assert client.get(reverse("audit:job_download", args=[job.pk])).status_code == 403
+
+
+def test_a_job_is_only_shown_to_whoever_started_it(client, auditor, admin):
+    from audit.jobs import audit_job_start
+    from audit.selectors import EventFilters
+
+    job = audit_job_start(actor=admin, kind="verify", filters=EventFilters())
+    client.force_login(auditor)
+
+    assert client.get(reverse("audit:job", args=[job.pk])).status_code == 404
+    client.force_login(admin)
+    running = client.get(reverse("audit:job", args=[job.pk]))
+    assert b'hx-trigger="every 1s"' in running.content  # not finished: the page polls
 
 
 def test_the_chain_page_lists_signed_checkpoints(client, auditor, some_event):
@@ -228,7 +290,12 @@ def test_the_dashboard_draws_its_charts_from_data_chart_canvases(client, auditor
     assert response.content.count(b"data-chart=") == 2
     spec = json.loads(response.context["queries_chart"])
     assert spec["type"] == "bar"
-    assert [d["label"] for d in spec["data"]["datasets"]] == ["allow", "mask", "deny", "hold"]
+    assert [d["label"] for d in spec["data"]["datasets"]] == [
+        "Allowed",
+        "Masked",
+        "Blocked",
+        "Held",
+    ]
     assert response.context["data"]["query_count"] == 1
 
 

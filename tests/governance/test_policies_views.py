@@ -122,6 +122,7 @@ def test_admin_creates_a_rule_through_the_form(client, admin, shop, alice):
             "table_name": "customers",
             "column_name": "email",
             "action": "deny",
+            "everyone": "False",
             "users": [alice.pk],
         },
     )
@@ -143,6 +144,7 @@ def test_the_rule_form_shows_the_services_reason(client, admin, shop):
             "priority": 100,
             "resource_kind": "datasource",
             "action": "deny",
+            "everyone": "False",
         },
     )
 
@@ -165,7 +167,7 @@ def test_admin_edits_a_rule(client, admin, email_rule):
             "tag": "PII.Email",
             "action": "mask",
             "mask_method": "hash",
-            "everyone": "on",
+            "everyone": "True",
         },
     )
 
@@ -205,7 +207,7 @@ def test_admin_creates_a_guardrail_for_all_datasources(client, admin, shop):
             "name": "no truncates",
             "kinds": ["truncate"],
             "action": "block",
-            "everyone": "on",
+            "everyone": "True",
             "enabled": "on",
         },
     )
@@ -240,7 +242,7 @@ def test_admin_edits_and_deletes_a_guardrail(client, admin, no_drops):
             "name": "no drops",
             "kinds": ["drop", "alter"],
             "action": "require_approval",
-            "everyone": "on",
+            "everyone": "True",
             "enabled": "on",
         },
     )
@@ -326,7 +328,7 @@ def test_admin_allows_exact_lookups_on_a_mask_rule_and_the_list_shows_it(client,
             "action": "mask",
             "mask_method": "email",
             "allow_exact_lookups": "on",
-            "everyone": "on",
+            "everyone": "True",
         },
     )
 
@@ -336,3 +338,25 @@ def test_admin_allows_exact_lookups_on_a_mask_rule_and_the_list_shows_it(client,
     assert email_rule.allow_exact_lookups is True
     listing = client.get(reverse("policy_list") + f"?datasource={email_rule.datasource_id}")
     assert "exact lookups allowed" in listing.content.decode()
+
+
+def test_a_guardrail_for_everyone_and_a_named_person_is_refused_in_words(client, admin, alice):
+    client.force_login(admin)
+
+    response = client.post(
+        reverse("guardrail_create"),
+        {
+            "name": "ambiguous",
+            "kinds": ["drop"],
+            "action": "block",
+            "enabled": "on",
+            "everyone": "True",
+            "users": [alice.pk],
+        },
+    )
+
+    assert response.status_code == 200
+    assert "You chose Everyone and also picked people or groups" in response.content.decode()
+    assert not GuardrailRule.objects.exists()
+    form = client.get(reverse("guardrail_create")).content.decode()
+    assert 'id="subject-search"' in form and "<select" not in form.split("subject-picker")[1][:2000]
