@@ -179,6 +179,9 @@ FIELD_ENCRYPTION_KEY = env_str("WARDEN_FIELD_ENCRYPTION_KEY", "")
 SIGNING_KEY = env_str("WARDEN_SIGNING_KEY", "")
 SIGNING_KEY_PATH = DATA_DIR / "signing_key.b64"
 
+# Access tokens expire after this many days unless their creator picks another date (0: never).
+WARDEN_TOKEN_DEFAULT_DAYS = env_int("WARDEN_TOKEN_DEFAULT_DAYS", 90)
+
 # Classification
 SCAN_SAMPLE_SIZE = env_int("WARDEN_SCAN_SAMPLE_SIZE", 200)
 SCAN_AUTOTAG_THRESHOLD = env_float("WARDEN_SCAN_AUTOTAG_THRESHOLD", 0.7)

@@ -2,6 +2,19 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from governance.scopes import ALL_SCOPES
+
+
+class SchemaView(SpectacularAPIView):
+    """The API's description is public: any token may fetch it."""
+
+    token_scopes = ALL_SCOPES
+
+
+class DocsView(SpectacularSwaggerView):
+    token_scopes = ALL_SCOPES
+
+
 api_v1 = [
     path("", include("governance.api_urls")),
     path("", include("governance.policy_api_urls")),
@@ -9,8 +22,8 @@ api_v1 = [
     path("", include("classification.api_urls")),
     path("", include("approvals.api_urls")),
     path("", include("audit.api_urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("schema/", SchemaView.as_view(), name="api-schema"),
+    path("docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 handler400 = "config.api.bad_request"
