@@ -70,7 +70,10 @@ def contract_world(
     # Every scope each role may grant: the contract covers what each role may do at all.
     tokens = {
         role: token_create(
-            actor=user, user=user, name=f"contract-{role}", scopes=scopes_grantable(user)
+            actor=user,
+            user=user,
+            name=f"contract-{role}",
+            scopes=[scope for scope in scopes_grantable(user) if scope != "agent"],
         )[1]
         for role, user in people_by_role.items()
     }
