@@ -190,6 +190,9 @@ SCAN_STATEMENT_TIMEOUT_MS = env_int("WARDEN_SCAN_STATEMENT_TIMEOUT_MS", 30000)
 SCAN_MAX_VALUE_CHARS = env_int("WARDEN_SCAN_MAX_VALUE_CHARS", 2000)
 
 DEMO_DATABASE_PATH = DATA_DIR / "demo_shop.sqlite3"
+# SQLite datasources may only be files inside these directories (comma-separated), so an
+# admin cannot point one at arbitrary files of the control plane's host.
+WARDEN_SQLITE_DIRS = [Path(item) for item in env_list("WARDEN_SQLITE_DIRS", [str(DATA_DIR)])]
 # `make run` loads the demo shop into this PostgreSQL database (see warden_demo/); empty: SQLite.
 DEMO_SHOP_URL = env_str("WARDEN_DEMO_SHOP_URL", "")
 # Where clients reach the agent (host:port), shown in each datasource's Connect panel until

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -51,7 +53,7 @@ class AccessToken(models.Model):
     prefix = models.CharField(max_length=16, db_index=True)
     token_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list, help_text="governance.scopes.Scope values")
-    datasources = models.ManyToManyField(
+    datasources: models.ManyToManyField[DataSource, Any] = models.ManyToManyField(
         "DataSource",
         blank=True,
         related_name="agent_tokens",
