@@ -41,7 +41,7 @@ class StrictStrings:
 
     Fields the caller may not set are refused, not ignored: a read-only field, or one
     ``fields_refused`` names for this caller (e.g. a role-restricted one), is a 403 naming
-    it; a field the endpoint does not know is a 400 naming it.
+    it. (Fields the schema does not declare stay ignored: the published schema allows them.)
     """
 
     fields: Any
@@ -55,11 +55,6 @@ class StrictStrings:
         refused = [name for name in data if name in read_only] + self.fields_refused(data)
         if refused:
             raise NotAllowed(f"You may not set {', '.join(refused)} here.", fields=refused)
-        unknown = [name for name in data if name not in self.fields]
-        if unknown:
-            raise ValidationError(
-                {name: ["This endpoint does not accept this field."] for name in unknown}
-            )
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping) and not isinstance(data, QueryDict):

@@ -112,12 +112,6 @@ def test_a_requester_setting_a_field_they_may_not_gets_403_naming_it(
     assert not AccessToken.objects.filter(user=requester).exists()
 
 
-def test_an_unknown_field_is_400_naming_it(api_as, requester):
-    response = api_as(requester).post(TOKENS, {"name": "x", "colour": "red"}, format="json")
-
-    assert response.status_code == 400 and "colour" in response.json()["fields"]
-
-
 def test_an_admin_creates_an_agent_token_for_a_service_account(
     api_as, admin, shop, enforcement_agent
 ):
