@@ -1,6 +1,6 @@
 """Access tokens gain scopes, datasource binding (agent tokens) and rotation.
 
-Existing tokens keep what they could do before (docs/keys.md, "Scoped tokens"):
+Existing tokens keep what they could do before (this note is the documentation):
 
 - an ``is_agent`` token becomes an ``agent`` token bound to the datasources its agents have
   registered for (their heartbeats); one that never registered is bound to every datasource
