@@ -40,12 +40,13 @@ from approvals.serializers import (
     ReviewPolicySerializer,
     RevokeSerializer,
 )
-from config.errors import InvalidInput, NotFound
+from config.errors import InvalidInput, NotAllowed, NotFound
 from config.listing import StrictOrderingFilter, query_params
-from governance.agent_api import AgentView
+from governance.agent_api import AgentView, agent_token_serves
 from governance.models import DataSource, Role
 from governance.permissions import IsAdmin
 from governance.policy_selectors import datasource_by_reference
+from governance.scopes import READ_SCOPES, Scope, token_has_scope
 from idempotency.api import IDEMPOTENCY_KEY, idempotent
 
 MAX_WAIT_SECONDS = 60
@@ -67,6 +68,16 @@ def _datasource_or_400(reference: str) -> DataSource:
     return datasource
 
 
+# Requests and grants are the ``requests`` scope's: a token with only that scope sees its
+# owner's own; reading others' (a reviewer's inbox, everyone's grants) needs ``api:read``.
+OWN_READ_SCOPES = (Scope.REQUESTS, *READ_SCOPES)
+OWN_WRITE_SCOPES = (Scope.REQUESTS, Scope.API_ADMIN)
+
+
+def _reads_beyond_own(request: Request) -> bool:
+    return token_has_scope(request.auth, *READ_SCOPES)
+
+
 def _visible_request(request: Request, pk: int, *, detail: bool = False) -> AccessRequest:
     """The request if the caller may see it (a 404 otherwise); the actions need only the
     request and its datasource, ``detail`` loads what the detail answer shows too."""
@@ -76,6 +87,8 @@ def _visible_request(request: Request, pk: int, *, detail: bool = False) -> Acce
     if access_request is None or not selectors.can_view_request(
         user=request.user, access_request=access_request
     ):
+        raise NotFound("No such access request.")
+    if access_request.requester_id != request.user.pk and not _reads_beyond_own(request):
         raise NotFound("No such access request.")
     return access_request
 
@@ -110,6 +123,7 @@ class AccessRequestListCreate(GenericAPIView):
 
     documented_roles = {"POST": ("requester",)}
     extra_error_statuses = {"POST": (409,)}  # an Idempotency-Key reused with another body
+    token_scopes = {"GET": OWN_READ_SCOPES, "POST": (Scope.REQUESTS,)}
     serializer_class = AccessRequestSerializer
     filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "created_at", "expires_at", "state"]
@@ -122,6 +136,8 @@ class AccessRequestListCreate(GenericAPIView):
         params = query_params(request, AccessRequestQuerySerializer)
         state = params.get("state") or None
         if params["view"] == "review":
+            if not _reads_beyond_own(request):
+                raise NotAllowed("Reviewing needs a token with the api:read scope.", field="view")
             queryset = selectors.requests_to_review(user=request.user, state=state)
         else:
             queryset = selectors.requests_of(user=request.user)
@@ -156,6 +172,8 @@ class AccessRequestListCreate(GenericAPIView):
 
 
 class AccessRequestDetail(APIView):
+    token_scopes = OWN_READ_SCOPES
+
     @extend_schema(parameters=[WaitQuerySerializer], responses={200: AccessRequestSerializer})
     def get(self, request: Request, pk: int) -> Response:
         query_params(request, WaitQuerySerializer)
@@ -209,6 +227,7 @@ class AccessRequestDeny(APIView):
 
 class AccessRequestCancel(APIView):
     documented_roles = {"POST": ("the requester",)}
+    token_scopes = OWN_WRITE_SCOPES
     extra_error_statuses = CONFLICT_ON_POST
 
     @extend_schema(request=None, responses={200: AccessRequestSerializer})
@@ -230,6 +249,7 @@ def _detail_response(request: Request, pk: int) -> Response:
 class GrantList(GenericAPIView):
     """Your grants; ``all=true`` shows everyone's to admins and auditors."""
 
+    token_scopes = OWN_READ_SCOPES
     serializer_class = GrantSerializer
     filter_backends = [StrictOrderingFilter]
     ordering_fields = ["id", "starts_at", "expires_at"]
@@ -239,8 +259,10 @@ class GrantList(GenericAPIView):
         responses={200: GrantSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        everyone = query_params(request, GrantQuerySerializer)["all"] and (
-            request.user.has_role(Role.ADMIN) or request.user.has_role(Role.AUDITOR)
+        everyone = (
+            query_params(request, GrantQuerySerializer)["all"]
+            and (request.user.has_role(Role.ADMIN) or request.user.has_role(Role.AUDITOR))
+            and _reads_beyond_own(request)
         )
         queryset = Grant.objects.all() if everyone else selectors.grants_of(user=request.user)
         queryset = queryset.select_related("grantee", "datasource").order_by("-id")
@@ -265,6 +287,7 @@ class GrantRevoke(APIView):
 
 class GrantExtend(APIView):
     documented_roles = {"POST": ("the grantee",)}
+    token_scopes = OWN_WRITE_SCOPES
     extra_error_statuses = CONFLICT_ON_POST
 
     @extend_schema(request=ExtendSerializer, responses={201: AccessRequestSerializer})
@@ -335,8 +358,10 @@ class AgentAccessRequestCreate(AgentView):
         body = AgentAccessRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = dict(body.validated_data)
+        datasource = _datasource_or_400(values.pop("datasource"))
+        agent_token_serves(request.auth, datasource)
         access_request, created = services.agent_request_submit(
-            actor=request.user, datasource=_datasource_or_400(values.pop("datasource")), **values
+            actor=request.user, datasource=datasource, **values
         )
         data = AgentAccessRequestStateSerializer(access_request, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -348,13 +373,21 @@ class AgentAccessRequestState(AgentView):
     )
     def get(self, request: Request, pk: int) -> Response:
         query_params(request, WaitQuerySerializer)
-        access_request = get_object_or_404(AccessRequest, pk=pk)
+        access_request = get_object_or_404(
+            AccessRequest.objects.select_related("datasource"), pk=pk
+        )
+        agent_token_serves(request.auth, access_request.datasource)
         # The agent acts on this answer (forward or refuse its held statement), so an overdue
         # request expires now rather than at the next beat.
         services.request_expire_if_due(access_request=access_request)
         return Response(
             AgentAccessRequestStateSerializer(access_request, context={"request": request}).data
         )
+
+
+def _grant_datasource(pk: int) -> DataSource | None:
+    grant = Grant.objects.select_related("datasource").filter(pk=pk).first()
+    return grant.datasource if grant is not None else None
 
 
 class AgentGrantRunUse(AgentView):
@@ -370,6 +403,9 @@ class AgentGrantRunUse(AgentView):
     def post(self, request: Request, pk: int) -> Response:
         reference = request.query_params.get("datasource", "")
         datasource = _datasource_or_400(reference) if reference else None
+        grant_datasource = datasource or _grant_datasource(pk)
+        if grant_datasource is not None:
+            agent_token_serves(request.auth, grant_datasource)
         try:
             grant = services.grant_run_use(actor=request.user, grant_id=pk, datasource=datasource)
         except Grant.DoesNotExist as exc:

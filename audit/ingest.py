@@ -256,6 +256,17 @@ def agent_batch_events(body: Any) -> Any:
     return body.get("events") if isinstance(body, dict) else None
 
 
+def _refuse_unserved(token: AccessToken, names: set[str]) -> None:
+    """An agent token reports only for the datasources it serves: the whole batch is refused."""
+    served = set(token.datasources.filter(name__in=names).values_list("name", flat=True))
+    foreign = sorted(names - served)
+    if foreign:
+        raise NotAllowed(
+            f"This agent token does not serve datasource(s) {', '.join(foreign)}.",
+            field="events.datasource",
+        )
+
+
 def agent_events_ingest(*, token: AccessToken, events: Any) -> IngestResult:
     """Validate and append an agent's batch; idempotent by event id, all or nothing."""
     if not token.is_agent:
@@ -265,6 +276,7 @@ def agent_events_ingest(*, token: AccessToken, events: Any) -> IngestResult:
     if len(events) > MAX_BATCH:
         raise IngestError(f"events: at most {MAX_BATCH} per batch")
     parsed = [agent_event_parse(event, index) for index, event in enumerate(events)]
+    _refuse_unserved(token, {event["datasource"] for event in parsed})
     columns: dict[str, set[str]] = defaultdict(set)
     for event in parsed:
         columns[event["datasource"]].update(event["columns_read"])

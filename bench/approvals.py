@@ -224,7 +224,9 @@ def _hold_fixtures(upstream: str, tables: int) -> dict[str, str]:
     reviewer = User.objects.get(username="bench-reviewer-00")
     bot = User.objects.get(username="bench-copilot")
     return {
-        "agent": token_create(actor=admin, user=admin, name=f"agent-{suffix}", is_agent=True)[1],
+        "agent": token_create(
+            actor=admin, user=admin, name=f"agent-{suffix}", is_agent=True, datasources=[source]
+        )[1],
         "bot": token_create(actor=bot, user=bot, name=f"hold-{suffix}")[1],
         "reviewer": token_create(actor=reviewer, user=reviewer, name=f"rev-{suffix}")[1],
     }

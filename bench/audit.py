@@ -110,7 +110,8 @@ def _catalog_and_token() -> Any:
     from governance.tokens import token_create
 
     AccessToken.objects.filter(user=owner).delete()
-    return token_create(actor=owner, user=owner, name="bench", is_agent=True)
+    admin, _ = User.objects.get_or_create(username="bench-admin", defaults={"is_superuser": True})
+    return token_create(actor=admin, user=owner, name="bench", is_agent=True, datasources=[source])
 
 
 def _agent_events(count: int, start: datetime) -> list[dict[str, Any]]:

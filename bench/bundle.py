@@ -37,7 +37,10 @@ def main() -> None:
     agent, _ = User.objects.get_or_create(
         username="bench_bundle_agent", defaults={"is_service_account": True}
     )
-    _token, secret = token_create(actor=agent, user=agent, name="bench", is_agent=True)
+    admin, _ = User.objects.get_or_create(username="bench-admin", defaults={"is_superuser": True})
+    _token, secret = token_create(
+        actor=admin, user=agent, name="bench", is_agent=True, datasources=[datasource]
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     url = f"/api/v1/agent/bundle?datasource={datasource.name}"

@@ -94,7 +94,7 @@ def _drf_code(exc: exceptions.APIException) -> str:
 
 def warden_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, WardenError):
-        fields = {exc.field: [exc.text]} if exc.field else None
+        fields = {name: [exc.text] for name in exc.fields} or None
         return Response(error_body(exc.text, exc.error_code, fields), status=exc.status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)

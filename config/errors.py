@@ -5,7 +5,8 @@ escapes a service is a bug and surfaces as a 500 in tests instead of a polite 40
 
 - ``InvalidInput`` (400): the request is well formed but a value breaks a rule;
   ``field`` names the offending field or query parameter when there is one.
-- ``NotAllowed`` (403): the actor may not do this.
+- ``NotAllowed`` (403): the actor may not do this; ``fields`` names the fields of the
+  request the actor may not set (an API field is refused, never silently ignored).
 - ``StateConflict`` (409): the object is not in a state that allows this step.
 - ``NotFound`` (404): a referenced object does not exist (or is not visible to the actor).
 - ``Unavailable`` (503): a dependency of this step is missing in this process.
@@ -19,6 +20,7 @@ already catch those keep working.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,10 +32,13 @@ class WardenError(Exception):
     status: ClassVar[int] = 400
     error_code: ClassVar[str] = "invalid"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, fields: Sequence[str] = ()
+    ) -> None:
         Exception.__init__(self, message)
         self.text = message
-        self.field = field
+        self.field = field or (fields[0] if fields else None)
+        self.fields = list(fields) or ([field] if field else [])
 
     def __str__(self) -> str:
         return self.text

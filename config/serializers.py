@@ -9,6 +9,8 @@ from django.http import QueryDict
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from config.errors import NotAllowed
+
 
 def _is_text_field(field: serializers.Field) -> bool:
     return isinstance(field, serializers.CharField) and not field.read_only
@@ -36,12 +38,27 @@ class StrictStrings:
     DRF quietly turns ``0`` into ``"0"`` and ``"yes"`` into ``True``; a JSON client that sends
     them has a bug worth a 400 naming the field, as the published schema says. Query strings
     are all text, so they are left to the fields' own parsing.
+
+    Fields the caller may not set are refused, not ignored: a read-only field, or one
+    ``fields_refused`` names for this caller (e.g. a role-restricted one), is a 403 naming
+    it. (Fields the schema does not declare stay ignored: the published schema allows them.)
     """
 
     fields: Any
 
+    def fields_refused(self, data: Mapping[str, Any]) -> list[str]:
+        """The fields of ``data`` this caller may not set (serializers override)."""
+        return []
+
+    def _refuse_fields(self, data: Mapping[str, Any]) -> None:
+        read_only = [name for name, field in self.fields.items() if field.read_only]
+        refused = [name for name in data if name in read_only] + self.fields_refused(data)
+        if refused:
+            raise NotAllowed(f"You may not set {', '.join(refused)} here.", fields=refused)
+
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping) and not isinstance(data, QueryDict):
+            self._refuse_fields(data)
             wrong = {
                 name: ["Must be a string."]
                 for name, field in self.fields.items()

@@ -189,6 +189,9 @@ FIELD_ENCRYPTION_KEY = env_str("WARDEN_FIELD_ENCRYPTION_KEY", "")
 SIGNING_KEY = env_str("WARDEN_SIGNING_KEY", "")
 SIGNING_KEY_PATH = DATA_DIR / "signing_key.b64"
 
+# Access tokens expire after this many days unless their creator picks another date (0: never).
+WARDEN_TOKEN_DEFAULT_DAYS = env_int("WARDEN_TOKEN_DEFAULT_DAYS", 90)
+
 # Classification
 SCAN_SAMPLE_SIZE = env_int("WARDEN_SCAN_SAMPLE_SIZE", 200)
 SCAN_AUTOTAG_THRESHOLD = env_float("WARDEN_SCAN_AUTOTAG_THRESHOLD", 0.7)
@@ -197,6 +200,9 @@ SCAN_STATEMENT_TIMEOUT_MS = env_int("WARDEN_SCAN_STATEMENT_TIMEOUT_MS", 30000)
 SCAN_MAX_VALUE_CHARS = env_int("WARDEN_SCAN_MAX_VALUE_CHARS", 2000)
 
 DEMO_DATABASE_PATH = DATA_DIR / "demo_shop.sqlite3"
+# SQLite datasources may only be files inside these directories (comma-separated), so an
+# admin cannot point one at arbitrary files of the control plane's host.
+WARDEN_SQLITE_DIRS = [Path(item) for item in env_list("WARDEN_SQLITE_DIRS", [str(DATA_DIR)])]
 # `make run` loads the demo shop into this PostgreSQL database (see warden_demo/); empty: SQLite.
 DEMO_SHOP_URL = env_str("WARDEN_DEMO_SHOP_URL", "")
 # Where clients reach the agent (host:port), shown in each datasource's Connect panel until

@@ -1,6 +1,8 @@
 """Test settings: Warden's own database is the machine's real PostgreSQL."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/warden")
 os.environ.setdefault("DEBUG", "false")
@@ -17,3 +19,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 EAGER_IN_THREAD = False
+# Tests keep their SQLite datasources in pytest's temporary directories.
+WARDEN_SQLITE_DIRS = [DATA_DIR, Path(tempfile.gettempdir())]  # noqa: F405

@@ -4,6 +4,19 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from governance.scopes import ALL_SCOPES
+
+
+class SchemaView(SpectacularAPIView):
+    """The API's description is public: any token may fetch it."""
+
+    token_scopes = ALL_SCOPES
+
+
+class DocsView(SpectacularSwaggerView):
+    token_scopes = ALL_SCOPES
+
+
 api_v1 = [
     path("", include("governance.api_urls")),
     path("", include("governance.policy_api_urls")),
@@ -11,8 +24,8 @@ api_v1 = [
     path("", include("classification.api_urls")),
     path("", include("approvals.api_urls")),
     path("", include("audit.api_urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("schema/", SchemaView.as_view(), name="api-schema"),
+    path("docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 handler400 = "config.api.bad_request"

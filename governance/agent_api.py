@@ -1,7 +1,8 @@
 """The API the enforcement agent talks to: bundle, public key, client logins, heartbeats.
 
-Every endpoint needs ``Authorization: Bearer <token>`` of an AccessToken with ``is_agent``:
-no or an invalid token → 401, any other token → 403 with the reason.
+Every endpoint needs ``Authorization: Bearer <token>`` of an AccessToken with the ``agent``
+scope: no or an invalid token → 401, any other token → 403 with the reason. An agent token is
+bound to the datasources it serves: naming another one is a 403 naming ``datasource``.
 """
 
 from __future__ import annotations
@@ -18,20 +19,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import error_body
-from config.errors import NotFound
+from config.errors import NotAllowed, NotFound
 from config.listing import query_params
 from config.serializers import StrictStrings
 from governance import policy_selectors
 from governance.authentication import AgentTokenAuthentication
 from governance.crypto import public_key_b64, signing_key_id
 from governance.models import AccessToken, DataSource
+from governance.scopes import Scope
 from governance.services.agent_logins import agent_login_check
 from governance.services.agents import agent_heartbeat_record
 from governance.services.bundles import policy_bundle_served
+from governance.tokens import token_serves
 
 
 class IsAgentToken(BasePermission):
-    message = "This endpoint needs an agent token (an access token created with is_agent)."
+    message = "This endpoint needs an agent token (an access token with the agent scope)."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return isinstance(request.auth, AccessToken) and request.auth.is_agent
@@ -44,6 +47,28 @@ class AgentView(APIView):
     # Token only: a browser session is never an agent.
     authentication_classes = [AgentTokenAuthentication]
     permission_classes = [IsAgentToken]
+    token_scopes: tuple[str, ...] = (Scope.AGENT,)
+
+    def served_datasource(self, reference: str) -> DataSource:
+        """The named datasource, when this agent token serves it (404 unknown, 403 not)."""
+        served = policy_selectors.datasource_by_reference(
+            reference, among=self.request.auth.datasources.all()
+        )
+        if served is None:
+            raise _not_served(_datasource(reference))  # an unknown one is a 404 first
+        return served
+
+
+def _not_served(datasource: DataSource) -> NotAllowed:
+    return NotAllowed(
+        f"This agent token does not serve datasource {datasource.name!r}.", field="datasource"
+    )
+
+
+def agent_token_serves(token: AccessToken, datasource: DataSource) -> None:
+    """NotAllowed naming ``datasource`` unless the agent token is bound to it."""
+    if not token_serves(token, datasource):
+        raise _not_served(datasource)
 
 
 class AuthenticateSerializer(StrictStrings, serializers.Serializer):
@@ -102,7 +127,8 @@ class AgentBundle(AgentView):
         responses={200: OpenApiTypes.OBJECT, 304: None},
     )
     def get(self, request: Request) -> Response:
-        datasource = _datasource(query_params(request, BundleQuerySerializer)["datasource"])
+        reference = query_params(request, BundleQuerySerializer)["datasource"]
+        datasource = self.served_datasource(reference)
         envelope = policy_bundle_served(datasource=datasource)
         version = envelope["bundle"]["version"]
         etag = bundle_etag(version)
@@ -128,7 +154,7 @@ class AgentAuthenticate(AgentView):
         serializer = AuthenticateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        datasource = _datasource(data["datasource"])
+        datasource = self.served_datasource(data["datasource"])
         outcome = agent_login_check(
             agent_token=request.auth,
             datasource=datasource,
@@ -170,7 +196,7 @@ class AgentHeartbeat(AgentView):
         serializer = HeartbeatSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        datasource = _datasource(data.pop("datasource"))
+        datasource = self.served_datasource(data.pop("datasource"))
         agent = agent_heartbeat_record(
             token=request.auth,
             datasource=datasource,

@@ -28,7 +28,7 @@ from governance.serializers import (
     TagQuerySerializer,
     TagSerializer,
 )
-from governance.tokens import token_create, token_revoke
+from governance.tokens import DEFAULT_EXPIRY, token_create, token_revoke, token_rotate
 from idempotency.api import IDEMPOTENCY_KEY, idempotent
 
 CatalogReader = HasRole.of(*CATALOG_READERS)
@@ -190,15 +190,27 @@ class TokenListCreate(generics.ListCreateAPIView):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
         token, secret = token_create(
             actor=request.user,
-            user=request.user,
-            name=serializer.validated_data["name"],
-            expires_at=serializer.validated_data.get("expires_at"),
+            user=values.get("user", request.user),
+            name=values["name"],
+            scopes=values.get("scopes"),
+            datasources=values.get("datasources", ()),
+            expires_at=values.get("expires_at", DEFAULT_EXPIRY),
+            is_agent=values.get("is_agent", False),
         )
         return Response(
             {**AccessTokenSerializer(token).data, "token": secret}, status=status.HTTP_201_CREATED
         )
+
+
+def _managed_token(request: Request, pk: int) -> AccessToken:
+    """The caller's own token, or anyone's for an admin (others' answer 404)."""
+    queryset = AccessToken.objects.all()
+    if not request.user.has_role(Role.ADMIN):
+        queryset = queryset.filter(user=request.user)
+    return get_object_or_404(queryset, pk=pk)
 
 
 class TokenRevoke(APIView):
@@ -206,8 +218,18 @@ class TokenRevoke(APIView):
 
     @extend_schema(request=None, responses={200: AccessTokenSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        queryset = AccessToken.objects.all()
-        if not request.user.has_role(Role.ADMIN):
-            queryset = queryset.filter(user=request.user)
-        token = get_object_or_404(queryset, pk=pk)
-        return Response(AccessTokenSerializer(token_revoke(actor=request.user, token=token)).data)
+        token = token_revoke(actor=request.user, token=_managed_token(request, pk))
+        return Response(AccessTokenSerializer(token).data)
+
+
+class TokenRotate(APIView):
+    """A new secret (returned once) with the same scopes; the old one is revoked."""
+
+    permission_classes = [IsAuthenticated]
+    extra_error_statuses = {"POST": (404, 409)}
+
+    @extend_schema(request=None, responses={201: AccessTokenSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        token, secret = token_rotate(actor=request.user, token=_managed_token(request, pk))
+        body = {**AccessTokenSerializer(token).data, "token": secret}
+        return Response(body, status=status.HTTP_201_CREATED)

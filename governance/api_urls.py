@@ -17,4 +17,5 @@ urlpatterns = [
     path("column-tags/bulk-review/", api.ColumnTagsBulkReview.as_view(), name="api-bulk-review"),
     path("tokens/", api.TokenListCreate.as_view(), name="api-token-list"),
     path("tokens/<int:pk>/revoke/", api.TokenRevoke.as_view(), name="api-token-revoke"),
+    path("tokens/<int:pk>/rotate/", api.TokenRotate.as_view(), name="api-token-rotate"),
 ]

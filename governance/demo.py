@@ -72,11 +72,16 @@ def _ensure_person(person: DemoPerson) -> User:
     return user
 
 
-def _fresh_token(admin: User, user: User, *, is_agent: bool = False) -> str:
-    name = "demo-agent" if is_agent else DEMO_TOKEN_NAME
+def _fresh_token(admin: User, user: User, *, serves: DataSource | None = None) -> str:
+    """A new token for ``user`` (an agent token serving ``serves`` when given)."""
+    name = "demo-agent" if serves else DEMO_TOKEN_NAME
     for old in AccessToken.objects.filter(user=user, name=name, revoked_at__isnull=True):
         token_revoke(actor=admin, token=old)
-    return token_create(actor=admin, user=user, name=name, is_agent=is_agent)[1]
+    if serves is not None:
+        return token_create(actor=admin, user=user, name=name, is_agent=True, datasources=[serves])[
+            1
+        ]
+    return token_create(actor=admin, user=user, name=name)[1]
 
 
 def _sqlite_shop(demo_database: Path) -> dict[str, Any]:
@@ -193,7 +198,7 @@ def demo_setup(*, demo_database: Path, shop_url: str = "") -> DemoSite:
             "copilot": _fresh_token(admin, users["copilot"]),
             "analyst": _fresh_token(admin, users["analyst"]),
             "reviewer": _fresh_token(admin, users["reviewer"]),
-            "agent": _fresh_token(admin, admin, is_agent=True),
+            "agent": _fresh_token(admin, admin, serves=datasource),
         }
     return {
         "people": DEMO_PEOPLE,

@@ -1,6 +1,7 @@
 from django import forms
 
 from governance.models import DataSource, Engine, Tag
+from governance.scopes import PERSONAL_DEFAULT, Scope
 
 
 class DataSourceForm(forms.Form):
@@ -41,4 +42,15 @@ class TagChoiceForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
-    expires_in_days = forms.IntegerField(required=False, min_value=1, max_value=3650)
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        initial=list(PERSONAL_DEFAULT),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the token may do (your roles still apply)",
+    )
+    expires_in_days = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=3650,
+        help_text="Empty: the default lifetime; 0: never expires",
+    )

@@ -23,6 +23,7 @@ from config.serializers import StrictStrings
 from governance import caller_selectors
 from governance.agent_selectors import agents_for_datasource
 from governance.models import DataSource, Sensitivity
+from governance.scopes import Scope
 from governance.services import policy_preview
 from governance.services.mcp import mcp_call_record
 
@@ -76,7 +77,13 @@ def _agent_summary(datasource: DataSource) -> dict[str, Any] | None:
     }
 
 
-class McpWhoami(APIView):
+class McpView(APIView):
+    """The MCP server's calls on behalf of its caller: tokens with the ``query`` scope."""
+
+    token_scopes: tuple[str, ...] = (Scope.QUERY,)
+
+
+class McpWhoami(McpView):
     """Who the token belongs to (the MCP transports check tokens with it)."""
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -84,7 +91,7 @@ class McpWhoami(APIView):
         return Response({"identity": request.user.get_username()})
 
 
-class McpCall(APIView):
+class McpCall(McpView):
     extra_error_statuses = {"POST": (404, 409)}
 
     @extend_schema(request=CallSerializer, responses={200: OpenApiTypes.OBJECT})
@@ -121,7 +128,7 @@ class McpCall(APIView):
         return Response(answer)
 
 
-class McpDatasources(APIView):
+class McpDatasources(McpView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response(
@@ -139,7 +146,7 @@ class McpDatasources(APIView):
         )
 
 
-class McpCatalog(APIView):
+class McpCatalog(McpView):
     extra_error_statuses = {"GET": (404,)}
 
     @extend_schema(parameters=[CatalogQuerySerializer], responses={200: OpenApiTypes.OBJECT})
@@ -157,7 +164,7 @@ class McpCatalog(APIView):
         return Response({"datasource": datasource.name, "columns": columns})
 
 
-class McpTable(APIView):
+class McpTable(McpView):
     extra_error_statuses = {"GET": (404,)}
 
     @extend_schema(parameters=[TableQuerySerializer], responses={200: OpenApiTypes.OBJECT})
@@ -171,7 +178,7 @@ class McpTable(APIView):
         return Response(described)
 
 
-class McpExplain(APIView):
+class McpExplain(McpView):
     """What the agent would do with the caller's statement, without running it."""
 
     extra_error_statuses = {"POST": (404,)}

@@ -28,15 +28,19 @@ def guardrail_rules_list(*, datasource: DataSource | None = None) -> QuerySet[Gu
     return guardrails.order_by("id")
 
 
-def datasource_by_reference(reference: str | int | None) -> DataSource | None:
-    """A datasource by id or by name (the agent and the CLI use names)."""
+def datasource_by_reference(
+    reference: str | int | None, *, among: QuerySet[DataSource] | None = None
+) -> DataSource | None:
+    """A datasource by id or by name (the agent and the CLI use names), optionally only
+    ``among`` some (an agent token's)."""
     if reference in (None, ""):
         return None
+    candidates = DataSource.objects.all() if among is None else among
     text = str(reference)
-    datasource = DataSource.objects.filter(name=text).first()
+    datasource = candidates.filter(name=text).first()
     # isdecimal() alone accepts other scripts' digits, which int() may refuse or misread.
     if datasource is None and text.isascii() and text.isdecimal() and len(text) < 19:
-        datasource = DataSource.objects.filter(pk=int(text)).first()
+        datasource = candidates.filter(pk=int(text)).first()
     return datasource
 
 

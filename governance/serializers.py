@@ -1,7 +1,21 @@
+from collections.abc import Mapping
+from typing import Any
+
 from rest_framework import serializers
 
 from config.serializers import StrictStrings
-from governance.models import AccessToken, Column, ColumnTag, DataSource, Engine, Sensitivity, Tag
+from governance.models import (
+    AccessToken,
+    Column,
+    ColumnTag,
+    DataSource,
+    Engine,
+    Role,
+    Sensitivity,
+    Tag,
+    User,
+)
+from governance.scopes import ALL_SCOPES, scopes_grantable
 
 # A DNS name (labels of at most 63 characters), an IPv4 or a bracket-less IPv6 address.
 DNS_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -146,7 +160,61 @@ class BulkReviewSerializer(StrictStrings, serializers.Serializer):
 
 
 class AccessTokenSerializer(StrictStrings, serializers.ModelSerializer):
+    """A token as its owner sees it. Creating one: ``scopes`` default to ``query`` and
+    ``requests``; ``expires_at`` to WARDEN_TOKEN_DEFAULT_DAYS from now (``null``: never);
+    ``is_agent`` is shorthand for the ``agent`` scope; ``user`` and ``datasources`` (an agent
+    token's) are for admins. A field the caller may not set is a 403 naming it."""
+
+    user = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=User.objects.all(),
+        required=False,
+        help_text="Owner (admins create tokens for agents' service accounts); default: you",
+    )
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(ALL_SCOPES)), required=False, min_length=1
+    )
+    datasources = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=DataSource.objects.all(),
+        many=True,
+        required=False,
+        help_text="The datasources an agent token serves",
+    )
+    is_agent = serializers.BooleanField(required=False, help_text="Shorthand for scopes=[agent]")
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
     class Meta:
         model = AccessToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
-        read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "user",
+            "prefix",
+            "scopes",
+            "datasources",
+            "is_agent",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+            "rotated_from",
+        ]
+        read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at", "rotated_from"]
+
+    def fields_refused(self, data: Mapping[str, Any]) -> list[str]:
+        """What this caller's roles do not let them set (the service checks again)."""
+        actor = self.context["request"].user
+        if actor.has_role(Role.ADMIN):
+            return []
+        refused = []
+        if data.get("user") not in (None, actor.get_username()):
+            refused.append("user")
+        if data.get("is_agent"):
+            refused.append("is_agent")
+        if data.get("datasources"):
+            refused.append("datasources")
+        wanted = data.get("scopes")
+        if isinstance(wanted, list) and set(map(str, wanted)) - set(scopes_grantable(actor)):
+            refused.append("scopes")
+        return refused

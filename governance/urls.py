@@ -27,4 +27,5 @@ urlpatterns = [
     path("agents/<int:pk>/forget/", agent_views.agent_forget_view, name="agent_forget"),
     path("tokens/", views.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", views.token_revoke_view, name="token_revoke"),
+    path("tokens/<int:pk>/rotate/", views.token_rotate_view, name="token_rotate"),
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Literal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,7 +25,8 @@ from governance.permissions import (
     AuthenticatedRequest,
     role_required,
 )
-from governance.tokens import token_create, token_revoke
+from governance.scopes import scopes_grantable
+from governance.tokens import DEFAULT_EXPIRY, token_create, token_revoke, token_rotate
 
 SENSITIVITY_COLOURS = ["#1c8a4a", "#2f5bea", "#d97706", "#c53030"]
 
@@ -324,26 +326,56 @@ def column_tag_action(request: AuthenticatedRequest, pk: int, action: str) -> Ht
     return redirect("column_detail", pk=pk)
 
 
+def _token_expiry(days: int | None) -> datetime | Literal["default"] | None:
+    if days is None:
+        return DEFAULT_EXPIRY
+    return timezone.now() + timedelta(days=days) if days else None
+
+
 @login_required
 def token_list(request: AuthenticatedRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     new_secret = None
     if request.method == "POST" and form.is_valid():
-        days = form.cleaned_data.get("expires_in_days")
-        expires_at = timezone.now() + timedelta(days=days) if days else None
-        _token, new_secret = token_create(
-            actor=request.user,
-            user=request.user,
-            name=form.cleaned_data["name"],
-            expires_at=expires_at,
-        )
-        form = TokenForm()
-    tokens = AccessToken.objects.filter(user=request.user)
-    return render(
-        request,
-        "governance/token_list.html",
-        {"form": form, "tokens": tokens, "new_secret": new_secret},
-    )
+        try:
+            _token, new_secret = token_create(
+                actor=request.user,
+                user=request.user,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                expires_at=_token_expiry(form.cleaned_data.get("expires_in_days")),
+            )
+        except WardenError as exc:
+            form_add_error(form, exc)
+        else:
+            form = TokenForm()
+    return _token_page(request, form, new_secret)
+
+
+def _token_page(
+    request: AuthenticatedRequest, form: TokenForm, new_secret: str | None
+) -> HttpResponse:
+    tokens = AccessToken.objects.filter(user=request.user).prefetch_related("datasources")
+    context = {
+        "form": form,
+        "tokens": tokens,
+        "new_secret": new_secret,
+        "grantable": scopes_grantable(request.user),
+    }
+    return render(request, "governance/token_list.html", context)
+
+
+@login_required
+@require_POST
+def token_rotate_view(request: AuthenticatedRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(AccessToken, pk=pk, user=request.user)
+    try:
+        _successor, new_secret = token_rotate(actor=request.user, token=token)
+    except WardenError as exc:
+        messages.error(request, error_message(exc))
+        return redirect("token_list")
+    messages.success(request, f"Token {token.name} rotated; the old secret no longer works.")
+    return _token_page(request, TokenForm(), new_secret)
 
 
 @login_required

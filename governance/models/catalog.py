@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -38,7 +40,11 @@ class User(AbstractUser):
 
 
 class AccessToken(models.Model):
-    """A personal access token; only its SHA-256 is stored, the secret is shown once."""
+    """A personal access token; only its SHA-256 is stored, the secret is shown once.
+
+    ``scopes`` narrow what the token may do (governance.scopes); an ``agent`` token is also
+    bound to the datasources it serves.
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tokens"
@@ -46,7 +52,16 @@ class AccessToken(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, db_index=True)
     token_hash = models.CharField(max_length=64, unique=True)
-    is_agent = models.BooleanField(default=False, help_text="May pull bundles and push audit")
+    scopes = models.JSONField(default=list, help_text="governance.scopes.Scope values")
+    datasources: models.ManyToManyField[DataSource, Any] = models.ManyToManyField(
+        "DataSource",
+        blank=True,
+        related_name="agent_tokens",
+        help_text="The datasources an agent token serves (agent scope only)",
+    )
+    rotated_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -57,6 +72,10 @@ class AccessToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.name} ({self.prefix}…)"
+
+    @property
+    def is_agent(self) -> bool:
+        return "agent" in self.scopes
 
 
 class Engine(models.TextChoices):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.services import event_record
 from governance.models import AccessToken, DataSource, User
+from governance.scopes import Scope
 from governance.tokens import token_authenticate
 
 
@@ -58,8 +59,12 @@ def agent_login_check(
     """Check a client's Warden identity and personal access token; audit either way."""
     agent_name = agent_token.user.get_username()
     token = token_authenticate(secret=secret, username=identity)
-    if token is None:
-        reason, cause = _login_failure(secret, identity)
+    if token is None or Scope.QUERY not in token.scopes:
+        reason, cause = (
+            _login_failure(secret, identity)
+            if token is None
+            else ("token lacks the query scope", "token without the query scope")
+        )
         event_record(
             actor=agent_token.user,
             action="auth.agent_login_failed",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, ProtectedError
 from django.utils import timezone
@@ -23,11 +25,26 @@ def _require_admin(actor: User) -> None:
         raise NotAllowed("Only admins manage datasources and tags.")
 
 
+def _validate_sqlite_path(database: str) -> None:
+    """A SQLite datasource is a plain file path inside WARDEN_SQLITE_DIRS (symlinks resolved)."""
+    allowed = [Path(directory).resolve() for directory in settings.WARDEN_SQLITE_DIRS]
+    where = ", ".join(str(directory) for directory in allowed) or "(none configured)"
+    if database.startswith("file:") or ":memory:" in database:
+        raise InvalidInput("database must be a SQLite file path, not a URI", field="database")
+    path = Path(database).resolve()
+    if not any(path.is_relative_to(directory) for directory in allowed):
+        raise InvalidInput(
+            f"database: SQLite files must be inside WARDEN_SQLITE_DIRS ({where})", field="database"
+        )
+
+
 def _validate_datasource(values: dict[str, Any]) -> None:
     if values.get("engine") not in Engine.values:
         raise InvalidInput(f"engine must be one of {', '.join(Engine.values)}")
     if not values.get("database"):
         raise InvalidInput("database is required (the file path for SQLite)")
+    if values["engine"] == Engine.SQLITE:
+        _validate_sqlite_path(str(values["database"]))
     if values["engine"] != Engine.SQLITE and not values.get("host"):
         raise InvalidInput("host is required for PostgreSQL and MySQL/MariaDB")
     port = values.get("port")

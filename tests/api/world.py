@@ -10,6 +10,7 @@ from django.db import connection
 
 from approvals import services as approvals
 from governance.models import Engine, Tag, User
+from governance.scopes import scopes_grantable
 from governance.tokens import token_create
 from tests.factories import (
     ColumnFactory,
@@ -66,9 +67,17 @@ def contract_world(
         "auditor": auditor,
         "requester": requester,
     }
+    # Every scope each role may grant: the contract covers what each role may do at all.
     tokens = {
-        role: token_create(actor=user, user=user, name=f"contract-{role}")[1]
+        role: token_create(
+            actor=user,
+            user=user,
+            name=f"contract-{role}",
+            scopes=[scope for scope in scopes_grantable(user) if scope != "agent"],
+        )[1]
         for role, user in people_by_role.items()
     }
-    tokens["agent"] = token_create(actor=agent, user=agent, name="agent", is_agent=True)[1]
+    tokens["agent"] = token_create(
+        actor=admin, user=agent, name="agent", is_agent=True, datasources=[datasource]
+    )[1]
     return tokens

@@ -46,9 +46,12 @@ def second_reviewer(db) -> User:
 
 
 @pytest.fixture
-def agent_token(db) -> str:
+def agent_token(admin, shop) -> str:
+    """The enforcement agent's token, serving ``shop``."""
     proxy = UserFactory(username="warden_agent", is_service_account=True)
-    _token, secret = token_create(actor=proxy, user=proxy, name="agent", is_agent=True)
+    _token, secret = token_create(
+        actor=admin, user=proxy, name="agent", is_agent=True, datasources=[shop]
+    )
     return secret
 
 

@@ -12,8 +12,9 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from audit.services import event_record
+from governance.models import DataSource
 from governance.tokens import token_create
-from tests.factories import UserFactory
+from tests.factories import DataSourceFactory, UserFactory
 
 
 @pytest.fixture
@@ -22,8 +23,16 @@ def agent_owner(db):
 
 
 @pytest.fixture
-def agent_token(agent_owner) -> str:
-    _token, secret = token_create(actor=agent_owner, user=agent_owner, name="edge-1", is_agent=True)
+def shop_source(db) -> DataSource:
+    """The datasource the agent's events name (``agent_event``'s default)."""
+    return DataSourceFactory(name="shop")
+
+
+@pytest.fixture
+def agent_token(admin, agent_owner, shop_source) -> str:
+    _token, secret = token_create(
+        actor=admin, user=agent_owner, name="edge-1", is_agent=True, datasources=[shop_source]
+    )
     return secret
 
 

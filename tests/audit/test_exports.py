@@ -24,7 +24,7 @@ from audit.verify import _signature_valid
 from governance import crypto
 from governance.models import AccessToken, ColumnTag, Tag
 from tests.audit.conftest import agent_event, tamper
-from tests.factories import ColumnFactory, ColumnTagFactory, DataSourceFactory, TableFactory
+from tests.factories import ColumnFactory, ColumnTagFactory, TableFactory
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +32,9 @@ TODAY = date.today()
 
 
 @pytest.fixture
-def evidence(admin, reviewer, requester, agent_owner, agent_token):
+def evidence(admin, reviewer, requester, agent_owner, agent_token, shop_source):
     """A month of activity: agent queries, an access request, break-glass, changes."""
-    shop = DataSourceFactory(name="shop")
+    shop = shop_source
     customers = TableFactory(datasource=shop, schema_name="public", name="customers")
     email = ColumnFactory(table=customers, name="email")
     ColumnTagFactory(column=email, state=ColumnTag.State.CONFIRMED)

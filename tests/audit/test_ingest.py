@@ -15,15 +15,15 @@ from audit.verification import chain_walk
 from config.errors import NotAllowed
 from governance.models import AccessToken, ColumnTag, Tag
 from tests.audit.conftest import agent_event
-from tests.factories import ColumnFactory, ColumnTagFactory, DataSourceFactory, TableFactory
+from tests.factories import ColumnFactory, ColumnTagFactory, TableFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/agent/audit"
 
 
 @pytest.fixture
-def shop_catalog(db):
-    shop = DataSourceFactory(name="shop")
+def shop_catalog(shop_source):
+    shop = shop_source
     customers = TableFactory(datasource=shop, schema_name="public", name="customers")
     email = ColumnFactory(table=customers, name="email")
     phone = ColumnFactory(table=customers, name="phone")

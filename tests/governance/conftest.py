@@ -74,8 +74,11 @@ def enforcement_agent(db):
 
 
 @pytest.fixture
-def agent_token(admin, enforcement_agent) -> str:
-    _token, secret = token_create(actor=admin, user=enforcement_agent, name="agent", is_agent=True)
+def agent_token(admin, enforcement_agent, shop) -> str:
+    """The enforcement agent's token, serving ``shop``."""
+    _token, secret = token_create(
+        actor=admin, user=enforcement_agent, name="agent", is_agent=True, datasources=[shop]
+    )
     return secret
 
 

@@ -75,7 +75,9 @@ def test_a_browser_session_is_never_an_agent(client, admin, shop):
 
 
 def test_a_revoked_agent_token_gets_401(bearer_client, admin, enforcement_agent, shop):
-    token, secret = token_create(actor=admin, user=enforcement_agent, name="old", is_agent=True)
+    token, secret = token_create(
+        actor=admin, user=enforcement_agent, name="old", is_agent=True, datasources=[shop]
+    )
     token_revoke(actor=admin, token=token)
 
     assert bearer_client(secret).get(BUNDLE).status_code == 401
@@ -303,7 +305,11 @@ def test_the_agents_own_client_pins_the_key_verifies_the_bundle_and_logs_people_
     from agent.controlplane import ControlPlaneClient
 
     _token, agent_secret = token_create(
-        actor=admin, user=enforcement_agent, name="agent", is_agent=True
+        actor=admin,
+        user=enforcement_agent,
+        name="agent",
+        is_agent=True,
+        datasources=[customers_email.table.datasource],
     )
     _token, alice_secret = token_create(actor=alice, user=alice, name="psql")
 

@@ -49,7 +49,9 @@ def test_connect_panel_shows_psql_for_the_signed_in_person_with_a_token_placehol
 def test_connect_panel_shows_the_registered_agent_its_health_and_uses_its_address(
     client, reviewer, admin, shop
 ):
-    agent_token, _secret = token_create(actor=admin, user=admin, name="agent", is_agent=True)
+    agent_token, _secret = token_create(
+        actor=admin, user=admin, name="agent", is_agent=True, datasources=[shop]
+    )
     agent_heartbeat_record(
         token=agent_token,
         datasource=shop,

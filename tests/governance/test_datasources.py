@@ -175,3 +175,27 @@ def test_anonymous_is_sent_to_login(client, db):
     response = client.get("/datasources/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert client.get("/api/v1/datasources/").status_code in (401, 403)
+
+
+def test_a_sqlite_datasource_outside_the_configured_directories_is_a_400_naming_database(
+    api_as, admin, tmp_path, settings
+):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "shop.sqlite3").write_bytes(b"")
+    outside = tmp_path / "outside.sqlite3"
+    outside.write_bytes(b"")
+    (allowed / "link.sqlite3").symlink_to(outside)
+    settings.WARDEN_SQLITE_DIRS = [allowed]
+    client = api_as(admin)
+
+    def create(name: str, database: str):
+        body = {"name": name, "engine": "sqlite", "database": database}
+        return client.post("/api/v1/datasources/", body, format="json")
+
+    for database in ("/etc/passwd", str(outside), str(allowed / "link.sqlite3"), "file:x?mode=ro"):
+        response = create("escape", database)
+        assert response.status_code == 400, (database, response.content)
+        assert "database" in response.json()["fields"]
+    assert create("inside", str(allowed / "shop.sqlite3")).status_code == 201
+    assert not DataSource.objects.filter(name="escape").exists()

@@ -29,12 +29,13 @@ def test_demo_creates_people_tokens_and_a_scanned_shop(settings, tmp_path, capsy
 
     copilot = User.objects.get(username="copilot")
     assert copilot.is_service_account and not copilot.has_usable_password()
-    response = client.get("/api/v1/tags/", HTTP_AUTHORIZATION=f"Bearer {copilot_token}")
-    assert response.status_code == 200 and len(response.json()) == 16
+    # The copilot's token has the personal default scopes (query, requests): the MCP API's.
+    response = client.get("/api/v1/mcp/whoami", HTTP_AUTHORIZATION=f"Bearer {copilot_token}")
+    assert response.status_code == 200 and response.json() == {"identity": "copilot"}
     assert client.login(username="reviewer", password="warden-reviewer")
 
     # Running it again keeps one datasource, rescans, and revokes the previous demo tokens.
     call_command("warden_demo", "--no-scan")
     assert DataSource.objects.filter(name="shop").count() == 1
-    stale = client.get("/api/v1/tags/", HTTP_AUTHORIZATION=f"Bearer {copilot_token}")
+    stale = client.get("/api/v1/mcp/whoami", HTTP_AUTHORIZATION=f"Bearer {copilot_token}")
     assert stale.status_code == 401

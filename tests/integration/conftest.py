@@ -134,7 +134,9 @@ def shop(transactional_db: Any, admin: Any, upstream_database: str) -> Shop:
     )
     assert email_tagged.exists(), "the scan did not tag customers.email as PII.Email"
     _policies(admin, datasource)
-    _token, secret = token_create(actor=admin, user=admin, name="agent", is_agent=True)
+    _token, secret = token_create(
+        actor=admin, user=admin, name="agent", is_agent=True, datasources=[datasource]
+    )
     return Shop(datasource, upstream_database, secret)
 
 
