@@ -15,6 +15,7 @@ from agent.postgres import sql as sqlmod
 from agent.postgres.catalog import Catalog
 from agent.postgres.native import native_path_available
 from agent.postgres.normalize import Normalizer
+from agent.postgres.scram import tls_server_end_point
 from agent.postgres.session import Session
 from agent.server import Agent, AgentConfig
 from agent.upstream import UpstreamConfig
@@ -27,6 +28,8 @@ class PostgresAgent(Agent):
         if config.upstream is None:
             config.upstream = UpstreamConfig()
         super().__init__(config)
+        if config.tls_cert and self.ssl_context is not None:
+            self.channel_binding = tls_server_end_point(config.tls_cert)
         self.catalog = Catalog(config.upstream)
         # Pure text to text, so it outlives bundles (the decision cache does not).
         self.normalizer = Normalizer()
