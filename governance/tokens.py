@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.services import event_record
 from config.errors import InvalidInput, NotAllowed
 from governance.models import AccessToken, User
+from governance.token_verifiers import token_verifier_create
 
 TOKEN_PREFIX = "wdn_"
 # Writing last_used_at on every request would be a write per API call; once a minute is enough.
@@ -45,6 +46,7 @@ def token_create(
             expires_at=expires_at,
             is_agent=is_agent,
         )
+        token_verifier_create(token=token, secret=secret)  # so clients never send it
         event_record(
             actor=actor,
             action="token.created",
