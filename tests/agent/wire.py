@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+from scramp import ScramClient
 
 from agent.postgres import codec
 
@@ -41,10 +42,30 @@ class WireClient:
             self.sock.sendall(
                 codec.startup_message({"user": user, "database": "shop", **(params or {})})
             )
-            kind, payload = self.read()
-            assert kind == b"R", (kind, payload)
-            self.sock.sendall(codec.password_message(f"wdn_{user}".encode() + b"\x00"))
-            self.startup = self.until(b"Z")
+            self.startup = self.login(user, f"wdn_{user}")
+
+    def login(self, user: str, token: str) -> list[tuple[bytes, bytes]]:
+        """Answer the agent's authentication request (SCRAM-SHA-256 with scramp's client,
+        or the token as a cleartext password); the messages up to ReadyForQuery."""
+        kind, payload = self.read()
+        assert kind == b"R", (kind, payload)
+        if struct.unpack_from("!i", payload)[0] == codec.AUTH_CLEARTEXT:
+            self.sock.sendall(codec.password_message(token.encode() + b"\x00"))
+            return self.until(b"Z")
+        # libpq sends an empty SCRAM user name (PostgreSQL takes the startup packet's); scramp
+        # insists on one, which the agent ignores as PostgreSQL does.
+        scram = ScramClient(["SCRAM-SHA-256"], user, token)
+        first = scram.get_client_first().encode()
+        self.sock.sendall(codec.sasl_initial_response("SCRAM-SHA-256", first))
+        kind, payload = self.read()
+        assert kind == b"R", (kind, payload)
+        scram.set_server_first(payload[4:].decode())
+        self.sock.sendall(codec.password_message(scram.get_client_final().encode()))
+        kind, payload = self.read()
+        if kind == b"E":  # refused: the ErrorResponse alone
+            return [(kind, payload)]
+        scram.set_server_final(payload[4:].decode())  # the agent proves it knew the verifier
+        return [(kind, payload), *self.until(b"Z")]
 
     def read(self) -> tuple[bytes, bytes]:
         while (
