@@ -11,7 +11,13 @@ import ssl
 import sys
 from pathlib import Path
 
-from agent.server import AgentConfig, create_agent, masking_key_from_env
+from agent.server import (
+    CLIENT_AUTH_MODES,
+    AgentConfig,
+    create_agent,
+    insecure_listen_problem,
+    masking_key_from_env,
+)
 from agent.upstream import SSL_MODES, UpstreamConfig
 from agent.workers import MAX_WORKERS, WorkerGroup, die_with_parent, supervise
 
@@ -34,6 +40,20 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         action="store_true",
         help="mysql: accept a token sent in clear (mysql_clear_password) from loopback peers "
         "without TLS; for local tests and sidecars only",
+    )
+    parser.add_argument(
+        "--client-auth",
+        choices=CLIENT_AUTH_MODES,
+        default=os.environ.get("WARDEN_AGENT_CLIENT_AUTH", "scram"),
+        help="how clients prove their token: scram (default; SCRAM-SHA-256 for PostgreSQL, "
+        "mysql_native_password for MySQL, against the control plane's verifiers: the token "
+        "never crosses the network) or password (the token itself, accepted only over TLS)",
+    )
+    parser.add_argument(
+        "--allow-insecure-listen",
+        action="store_true",
+        help="accept tokens as cleartext passwords without TLS, also on a non-loopback "
+        "address (refused otherwise); only for a network you trust",
     )
     parser.add_argument("--upstream-port", type=int, default=None)
     parser.add_argument("--upstream-user", default=None)
@@ -128,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         upstream.ssl_context  # noqa: B018 - load the certificates now, not at the first client
     except (OSError, ssl.SSLError) as exc:
         parser.error(f"cannot load the upstream TLS files: {exc}")
-    return AgentConfig(
+    config = AgentConfig(
         control_plane=args.control_plane,
         token=args.token,
         datasource=args.datasource,
@@ -149,7 +169,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         mysql_cleartext_loopback=args.mysql_cleartext_loopback,
         workers=_worker_group(args),
         worker_count=args.workers,
+        client_auth=args.client_auth,
+        allow_insecure_listen=args.allow_insecure_listen,
     )
+    problem = insecure_listen_problem(config)
+    if problem is not None:
+        parser.error(problem)
+    return config
 
 
 def _worker_group(args: argparse.Namespace) -> WorkerGroup | None:

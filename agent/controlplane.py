@@ -14,6 +14,7 @@ from warden_client.operations import (
     BundleResponse,
     HeldRequest,
     HoldFiling,
+    LoginVerifiers,
     Operation,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "ControlPlaneClient",
     "ControlPlaneUnavailable",
     "HeldRequest",
+    "LoginVerifiers",
 ]
 
 T = TypeVar("T")
@@ -108,6 +110,25 @@ class ControlPlaneClient:
             if exc.status in (401, 403):
                 return AuthResult(False, detail=exc.detail or "invalid token")
             raise ControlPlaneUnavailable(f"authenticate: HTTP {exc.status}") from exc
+
+    async def login_verifiers(self, datasource: str, identity: str) -> LoginVerifiers:
+        """The identity's token verifiers (SCRAM, mysql_native_password), never a token."""
+        return await self._must(
+            operations.agent_login_verifiers(datasource, identity), "login verifiers"
+        )
+
+    async def login_record(
+        self, datasource: str, identity: str, token_id: int | None, **details: str
+    ) -> AuthResult:
+        """Report a challenge-response login (``token_id`` None: the proof matched no
+        token); the answer says whether the control plane still accepts it."""
+        operation = operations.agent_login_record(datasource, identity, token_id, **details)
+        try:
+            return await self._call(operation, "login record")
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                return AuthResult(False, detail=exc.detail or "invalid token")
+            raise ControlPlaneUnavailable(f"login record: HTTP {exc.status}") from exc
 
     async def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register or refresh this agent (see agent.heartbeat); returns the answer."""

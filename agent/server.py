@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from agent.bundle import Bundle, BundlePoller, BundleStore
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import DENY, Decision, Identity, PolicyEngine
 from agent.heartbeat import HeartbeatSender
+from agent.logins import Logins
 from agent.metrics import AgentMetrics
 from agent.workers import WorkerGroup, adopt_orphan_spools
 
@@ -69,6 +71,45 @@ class AgentConfig:
     workers: WorkerGroup | None = None
     # --workers: how many processes the supervisor starts (1: this process serves alone).
     worker_count: int = 1
+    # How clients prove their token: "scram" (challenge-response against the control
+    # plane's verifiers: SCRAM-SHA-256 for PostgreSQL, mysql_native_password for MySQL;
+    # the token never crosses the network) or "password" (the token itself, TLS only).
+    client_auth: str = "scram"
+    # Accept tokens in clear without TLS, and listen beyond loopback that way (see
+    # ``insecure_listen_problem``); for networks the operator vouches for.
+    allow_insecure_listen: bool = False
+
+
+CLIENT_AUTH_MODES = ("scram", "password")
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or a wildcard: assume it is reachable from the network
+
+
+def insecure_listen_problem(config: AgentConfig) -> str | None:
+    """Why the agent must not start as configured: clients could only log in by sending
+    their token in clear over the network (password auth, no TLS, beyond loopback)."""
+    if config.client_auth not in CLIENT_AUTH_MODES:
+        return f"unknown client auth {config.client_auth!r} (use {' or '.join(CLIENT_AUTH_MODES)})"
+    if (
+        config.client_auth == "password"
+        and not (config.tls_cert and config.tls_key)
+        and not is_loopback_host(config.listen_host)
+        and not config.allow_insecure_listen
+    ):
+        return (
+            f"refusing to listen on {config.listen_host} with --client-auth password and no "
+            "TLS: clients would send their tokens in clear over the network. Give "
+            "--tls-cert/--tls-key, use --client-auth scram (the default), or pass "
+            "--allow-insecure-listen if this network is trusted"
+        )
+    return None
 
 
 @dataclass
@@ -77,8 +118,15 @@ class CachedAuth:
     checked_at: float
 
 
+class InsecureListen(ValueError):
+    """The configuration would take tokens in clear over the network."""
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
+        problem = insecure_listen_problem(config)
+        if problem is not None:
+            raise InsecureListen(problem)
         self.config = config
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = AgentMetrics()
@@ -99,12 +147,15 @@ class Agent:
         # agent): prepared statements and native-path tickets made before are decided again.
         self.generation = 0
         self.auth_cache: dict[tuple[str, str], CachedAuth] = {}
+        self.logins = Logins(self.cp, config.datasource, stale_seconds=config.auth_stale_seconds)
         # agent-issued (pid, secret) → upstream (pid, secret) for CancelRequest
         self.cancel_keys: dict[tuple[int, int], tuple[int, int]] = {}
         self.ssl_context: ssl.SSLContext | None = None
         if config.tls_cert and config.tls_key:
             self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+        # SCRAM-SHA-256-PLUS's tls-server-end-point data (set by the PostgreSQL agent).
+        self.channel_binding: bytes | None = None
         self.server: asyncio.Server | None = None
         self._cancel_server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -220,6 +271,11 @@ class Agent:
             raise
         self.auth_cache[key] = CachedAuth(result, now)
         return result
+
+    def forget_logins(self) -> None:
+        """Forget every cached token check and verifier (as if their 30 s had passed)."""
+        self.auth_cache.clear()
+        self.logins.forget()
 
     def issue_cancel_key(self, upstream_pid: int, upstream_secret: int) -> tuple[int, int]:
         """A (process id, secret) for the client's BackendKeyData; among workers the

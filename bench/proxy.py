@@ -10,9 +10,9 @@ SELECT, an INSERT, END), each against direct, PgBouncer and the agent with each 
 
 Starts everything it needs: a scratch database (pgbench -i), PgBouncer (session mode) from
 a temp config, a bare Python byte relay (uvloop, no parsing: the floor for any Python
-proxy), a tiny control plane (signed bundle, token check, audit intake) and the agent as
-``python -m agent`` with guardrails and audit on.  Prints TPS per target and mode and the
-ratio to direct.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
+proxy), a tiny control plane (signed bundle, token check and verifiers, audit intake) and
+the agent as ``python -m agent`` with guardrails and audit on.  Prints TPS per target and
+mode and the ratio to direct.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import re
@@ -35,9 +36,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from scramp import ScramMechanism
 
 REPO = Path(__file__).resolve().parents[1]
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -108,6 +111,27 @@ def bench_bundle() -> dict[str, Any]:
     }
 
 
+BENCH_TOKEN = "wdn_bench"
+
+
+def bench_verifiers(token: str) -> dict[str, Any]:
+    """GET agent/verifiers' answer for every identity: the one bench token's verifiers."""
+    salt, stored, server, iterations = ScramMechanism().make_auth_info(token, 4096)
+    return {
+        "kind": "user",
+        "groups": [],
+        "scram": {"salt": base64.b64encode(salt).decode(), "iterations": iterations},
+        "tokens": [
+            {
+                "id": 1,
+                "scram_stored_key": base64.b64encode(stored).decode(),
+                "scram_server_key": base64.b64encode(server).decode(),
+                "mysql_native": hashlib.sha1(hashlib.sha1(token.encode()).digest()).hexdigest(),
+            }
+        ],
+    }
+
+
 class TinyControlPlane:
     def __init__(self, document: dict[str, Any] | None = None) -> None:
         key = Ed25519PrivateKey.generate()
@@ -120,6 +144,7 @@ class TinyControlPlane:
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.public_key = base64.b64encode(raw).decode()
         self.audit_events = 0
+        self.verifiers = bench_verifiers(BENCH_TOKEN)
         plane = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,6 +163,10 @@ class TinyControlPlane:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                if "/agent/verifiers" in self.path:
+                    identity = parse_qs(self.path.partition("?")[2])["identity"][0]
+                    self._send({**plane.verifiers, "identity": identity})
+                    return
                 if self.headers.get("If-None-Match") == '"b1"':
                     self.send_response(304)
                     self.send_header("Content-Length", "0")
@@ -147,7 +176,7 @@ class TinyControlPlane:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.path.endswith("/authenticate"):
+                if self.path.endswith("/authenticate") or self.path.endswith("/logins"):
                     body = json.loads(raw)
                     self._send({"identity": body["identity"], "kind": "user", "groups": []})
                 elif self.path.rstrip("/").endswith("/heartbeat"):

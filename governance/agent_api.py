@@ -1,4 +1,5 @@
-"""The API the enforcement agent talks to: bundle, public key, client logins, heartbeats.
+"""The API the enforcement agent talks to: bundle, public key, client logins (token checks,
+token verifiers and login reports), heartbeats.
 
 Every endpoint needs ``Authorization: Bearer <token>`` of an AccessToken with the ``agent``
 scope: no or an invalid token → 401, any other token → 403 with the reason. An agent token is
@@ -7,6 +8,7 @@ bound to the datasources it serves: naming another one is a 403 naming ``datasou
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from django.conf import settings
@@ -27,9 +29,10 @@ from governance.authentication import AgentTokenAuthentication
 from governance.crypto import public_key_b64, signing_key_id
 from governance.models import AccessToken, DataSource
 from governance.scopes import Scope
-from governance.services.agent_logins import agent_login_check
+from governance.services.agent_logins import AgentLogin, agent_login_check, agent_login_record
 from governance.services.agents import agent_heartbeat_record
 from governance.services.bundles import policy_bundle_served
+from governance.token_verifiers import LoginVerifiers, login_verifiers
 from governance.tokens import token_serves
 
 
@@ -163,11 +166,112 @@ class AgentAuthenticate(AgentView):
             source_address=data["source_address"],
             application=data["application"],
         )
-        if not outcome.ok:
-            body = error_body(outcome.reason, "authentication_failed")
-            return Response(body, status=status.HTTP_401_UNAUTHORIZED)
-        identity = {"identity": outcome.identity, "kind": outcome.kind, "groups": outcome.groups}
-        return Response(AuthenticatedSerializer(identity).data)
+        return _login_answer(outcome)
+
+
+class VerifiersQuerySerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField(help_text="Datasource name (or id)")
+    identity = serializers.CharField(help_text="The login name the client gave")
+
+
+class ScramParametersSerializer(StrictStrings, serializers.Serializer):
+    salt = serializers.CharField(help_text="base64; the identity's, shared by its tokens")
+    iterations = serializers.IntegerField()
+
+
+class TokenVerifierSerializer(StrictStrings, serializers.Serializer):
+    id = serializers.IntegerField(help_text="The token's id, reported back in agent/logins")
+    scram_stored_key = serializers.CharField(help_text="SCRAM-SHA-256 StoredKey, base64")
+    scram_server_key = serializers.CharField(help_text="SCRAM-SHA-256 ServerKey, base64")
+    mysql_native = serializers.CharField(help_text="SHA1(SHA1(token)), hex")
+
+
+class VerifiersSerializer(StrictStrings, serializers.Serializer):
+    identity = serializers.CharField()
+    kind = serializers.CharField()
+    groups = serializers.ListField(child=serializers.CharField())
+    scram = ScramParametersSerializer()
+    tokens = TokenVerifierSerializer(many=True)
+    tokens_without_verifier = serializers.IntegerField(
+        help_text="live tokens older than verifiers: they log in only as a password over TLS"
+    )
+
+
+def _verifiers_body(found: LoginVerifiers) -> dict[str, Any]:
+    return {
+        "identity": found.identity,
+        "kind": found.kind,
+        "groups": found.groups,
+        "scram": {"salt": base64.b64encode(found.salt).decode(), "iterations": found.iterations},
+        "tokens": [
+            {
+                "id": verifier.token_id,
+                "scram_stored_key": base64.b64encode(verifier.scram_stored_key).decode(),
+                "scram_server_key": base64.b64encode(verifier.scram_server_key).decode(),
+                "mysql_native": bytes(verifier.mysql_native).hex(),
+            }
+            for verifier in found.tokens
+        ],
+        "tokens_without_verifier": found.tokens_without_verifier,
+    }
+
+
+class AgentLoginVerifiers(AgentView):
+    """The verifiers of an identity's live tokens, so the agent checks a client's
+    challenge-response proof without the token; never the token or its hash."""
+
+    extra_error_statuses = {"GET": (404,)}
+
+    @extend_schema(parameters=[VerifiersQuerySerializer], responses={200: VerifiersSerializer})
+    def get(self, request: Request) -> Response:
+        query = query_params(request, VerifiersQuerySerializer)
+        self.served_datasource(query["datasource"])
+        found = login_verifiers(identity=query["identity"])
+        return Response(VerifiersSerializer(_verifiers_body(found)).data)
+
+
+class LoginRecordSerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField()
+    identity = serializers.CharField()
+    token_id = serializers.IntegerField(
+        allow_null=True, help_text="the token whose verifier matched; null: none did"
+    )
+    mechanism = serializers.ChoiceField(
+        choices=["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "mysql_native_password"]
+    )
+    source_address = serializers.CharField(required=False, allow_blank=True, default="")
+    application = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AgentLoginRecord(AgentView):
+    """An agent reports a challenge-response login: audited, and refused (401) when the
+    token is no longer live or no token matched."""
+
+    extra_error_statuses = {"POST": (404,)}
+
+    @extend_schema(request=LoginRecordSerializer, responses={200: AuthenticatedSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = LoginRecordSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        outcome = agent_login_record(
+            agent_token=request.auth,
+            datasource=self.served_datasource(data["datasource"]),
+            identity=data["identity"],
+            token_id=data["token_id"],
+            mechanism=data["mechanism"],
+            source_address=data["source_address"],
+            application=data["application"],
+        )
+        return _login_answer(outcome)
+
+
+def _login_answer(outcome: AgentLogin) -> Response:
+    if not outcome.ok:
+        body = error_body(outcome.reason, "authentication_failed")
+        return Response(body, status=status.HTTP_401_UNAUTHORIZED)
+    identity = {"identity": outcome.identity, "kind": outcome.kind, "groups": outcome.groups}
+    return Response(AuthenticatedSerializer(identity).data)
 
 
 class HeartbeatSerializer(StrictStrings, serializers.Serializer):

@@ -23,5 +23,7 @@ urlpatterns = [
     path(
         "agent/authenticate", agent_api.AgentAuthenticate.as_view(), name="api-agent-authenticate"
     ),
+    path("agent/verifiers", agent_api.AgentLoginVerifiers.as_view(), name="api-agent-verifiers"),
+    path("agent/logins", agent_api.AgentLoginRecord.as_view(), name="api-agent-logins"),
     path("agent/heartbeat", agent_api.AgentHeartbeat.as_view(), name="api-agent-heartbeat"),
 ]

@@ -20,6 +20,7 @@ from audit.services import event_record
 from config.errors import InvalidInput, NotAllowed, StateConflict
 from governance.models import AccessToken, DataSource, User
 from governance.scopes import PERSONAL_DEFAULT, Scope, scopes_check
+from governance.token_verifiers import token_verifier_create
 
 TOKEN_PREFIX = "wdn_"
 # Writing last_used_at on every request would be a write per API call; once a minute is enough.
@@ -65,6 +66,7 @@ def _insert(
         rotated_from=rotated_from,
     )
     token.datasources.set(datasources)
+    token_verifier_create(token=token, secret=secret)  # so clients never send it
     return token, secret
 
 

@@ -7,6 +7,7 @@ a successful (< 400) response into ``T``; 4xx/5xx answers become ``ApiError`` in
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
@@ -131,6 +132,84 @@ def agent_authenticate(datasource: str, identity: str, token: str) -> Operation[
 
     body = {"datasource": datasource, "identity": identity, "token": token}
     return Operation("POST", "agent/authenticate", read, json=body)
+
+
+@dataclass(frozen=True)
+class TokenVerifierInfo:
+    """What the agent may know of one live token: verifiers, never the token."""
+
+    id: int
+    scram_stored_key: bytes
+    scram_server_key: bytes
+    mysql_native: bytes | None  # SHA1(SHA1(token)), for mysql_native_password
+
+
+@dataclass(frozen=True)
+class LoginVerifiers:
+    """An identity's SCRAM salt and iteration count (shared by all its tokens) and the
+    verifiers of its live tokens; an unknown identity gets a stable made-up salt and none."""
+
+    identity: str
+    salt: bytes
+    iterations: int
+    tokens: tuple[TokenVerifierInfo, ...]
+    kind: str = "user"
+    groups: tuple[str, ...] = ()
+    tokens_without_verifier: int = 0
+
+
+def agent_login_verifiers(datasource: str, identity: str) -> Operation[LoginVerifiers]:
+    def read(response: httpx.Response) -> LoginVerifiers:
+        body = _json(response)
+        scram = body["scram"]
+        tokens = tuple(
+            TokenVerifierInfo(
+                int(token["id"]),
+                base64.b64decode(token["scram_stored_key"]),
+                base64.b64decode(token["scram_server_key"]),
+                bytes.fromhex(token["mysql_native"]) if token.get("mysql_native") else None,
+            )
+            for token in body["tokens"]
+        )
+        return LoginVerifiers(
+            str(body["identity"]),
+            base64.b64decode(scram["salt"]),
+            int(scram["iterations"]),
+            tokens,
+            str(body.get("kind", "user")),
+            tuple(body.get("groups", ())),
+            int(body.get("tokens_without_verifier", 0)),
+        )
+
+    params = {"datasource": datasource, "identity": identity}
+    return Operation("GET", "agent/verifiers", read, params=params)
+
+
+def agent_login_record(
+    datasource: str,
+    identity: str,
+    token_id: int | None,
+    *,
+    mechanism: str,
+    source_address: str = "",
+    application: str = "",
+) -> Operation[AuthResult]:
+    """Tell the control plane how a challenge-response login ended (it audits it and checks
+    the token is still live): 200 with the identity, 401 when refused."""
+
+    def read(response: httpx.Response) -> AuthResult:
+        body = _json(response)
+        return AuthResult(True, body["identity"], body["kind"], tuple(body["groups"]))
+
+    body = {
+        "datasource": datasource,
+        "identity": identity,
+        "token_id": token_id,
+        "mechanism": mechanism,
+        "source_address": source_address,
+        "application": application,
+    }
+    return Operation("POST", "agent/logins", read, json=body)
 
 
 def agent_heartbeat(body: Json) -> Operation[Json]:

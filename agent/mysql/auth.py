@@ -1,17 +1,22 @@
 """Authentication on both sides of the agent.
 
-Client side: the agent needs the caller's Warden token itself (the control plane checks
-it), so it asks for the password in a form it can read without ever taking it in clear
-over plain TCP:
+Client side, by ``--client-auth``:
 
-* ``caching_sha2_password`` full authentication (what MySQL 8 clients use by default, and
-  MariaDB Connector/C ships as a plugin): over TLS the client sends the password, without
-  TLS it asks for the agent's RSA public key and sends the password encrypted with it
-  (RSA-OAEP, XOR-ed with the nonce);
-* ``mysql_clear_password`` only over TLS, or on a loopback connection when the operator
-  allowed it explicitly (``--mysql-cleartext-loopback``, for local tests and sidecars).
+* ``scram`` (the default): ``mysql_native_password`` against the token verifiers the
+  control plane keeps (``agent.logins``): the client sends SHA1(token) XOR
+  SHA1(nonce + SHA1(SHA1(token))), the agent recovers SHA1(token) with each of the
+  identity's verifiers SHA1(SHA1(token)) and compares.  The token never crosses the network
+  and the agent never holds it.  A client that offers another plugin is switched to it
+  (AuthSwitchRequest), except ``mysql_clear_password``, which follows the cleartext rule,
+  and ``caching_sha2_password`` over TLS (MySQL 9 clients may lack the native plugin),
+  which sends the token inside TLS as in ``password`` mode.
+* ``password``: the token itself, read with ``caching_sha2_password`` full authentication
+  (what MySQL 8+ clients use by default) or ``mysql_clear_password``, and checked with the
+  control plane.  Only over TLS.
 
-A client that offers anything else is switched to ``caching_sha2_password``.
+Cleartext (either plugin) is accepted only over TLS, or when the operator allowed it
+explicitly: ``--allow-insecure-listen``, or ``--mysql-cleartext-loopback`` for loopback
+peers (local tests and sidecars).
 
 Upstream side: the datasource's credentials with ``mysql_native_password`` (MariaDB,
 MySQL 5.7) or ``caching_sha2_password`` (MySQL 8: fast path, or full authentication over
@@ -22,20 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import ipaddress
-import logging
 import os
 import ssl
 from dataclasses import dataclass
-from functools import cache
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from agent.controlplane import ControlPlaneUnavailable
+from agent.logins import Logins, LoginVerifiers, TokenVerifierInfo
 from agent.mysql import packets as p
 from agent.upstream import UpstreamConfig
-
-log = logging.getLogger("agent.mysql.auth")
 
 CACHING_SHA2 = "caching_sha2_password"
 CLEAR = "mysql_clear_password"
@@ -49,20 +53,40 @@ SAFE_COLLATIONS = frozenset(
     {45, 46, *range(224, 248), 255, 33, 83, *range(192, 216), 223, 5, 8, 15, 31, 47, 48, 49, 94}
     | {11, 65, 63}
 )
+_NOT_IN_CLEAR = (
+    "the Warden agent takes a token as a cleartext password only over TLS (it would cross "
+    "the network in clear): connect with TLS, or let the client use mysql_native_password"
+)
 
 
 class AuthRefused(Exception):
-    """The client's authentication cannot be accepted; the message goes to the client."""
+    """The client's authentication cannot be accepted; the message goes to the client
+    in an ERR packet with sequence id ``seq``."""
+
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
 
 
 @dataclass
 class ClientLogin:
     handshake: p.ClientHandshake
-    token: str
     seq: int  # the sequence id of the agent's next packet (its final OK or ERR)
     tls: bool
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    token: str | None = None  # sent as a password (TLS only): the control plane checks it
+    # Challenge-response: the identity's verifiers and the one the scramble matched (None:
+    # no token matched; the login is reported and refused).
+    verifiers: LoginVerifiers | None = None
+    matched: TokenVerifierInfo | None = None
+
+
+@dataclass(frozen=True)
+class ClientAuthPolicy:
+    mode: str  # "scram" (challenge-response against verifiers) or "password"
+    allow_insecure: bool  # cleartext without TLS from anyone (--allow-insecure-listen)
+    cleartext_loopback: bool  # cleartext without TLS from loopback peers
 
 
 def new_nonce() -> bytes:
@@ -70,18 +94,21 @@ def new_nonce() -> bytes:
     return bytes(1 + b % 127 for b in os.urandom(20))
 
 
-@cache
-def rsa_key() -> rsa.RSAPrivateKey:
-    """The agent's RSA key for caching_sha2_password without TLS (one per process)."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _public_pem() -> bytes:
-    return (
-        rsa_key()
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+def native_match(
+    verifiers: LoginVerifiers, nonce: bytes, scramble: bytes
+) -> TokenVerifierInfo | None:
+    """The token whose SHA1(SHA1(token)) verifies this mysql_native_password scramble."""
+    if len(scramble) != 20:
+        return None
+    for token in verifiers.tokens:
+        stored = token.mysql_native
+        if stored is None:
+            continue
+        mask = hashlib.sha1(nonce[:20] + stored).digest()
+        stage1 = bytes(a ^ b for a, b in zip(scramble, mask, strict=True))
+        if hmac.compare_digest(hashlib.sha1(stage1).digest(), stored):
+            return token
+    return None
 
 
 _OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
@@ -117,6 +144,9 @@ class _Conversation:
         self.seq = seq + 1
         return payload
 
+    def refuse(self, message: str) -> AuthRefused:
+        return AuthRefused(message, self.seq)
+
 
 async def accept_client(
     reader: asyncio.StreamReader,
@@ -124,51 +154,60 @@ async def accept_client(
     *,
     handshake: p.ServerHandshake,
     ssl_context: ssl.SSLContext | None,
-    cleartext_loopback: bool,
+    policy: ClientAuthPolicy,
+    logins: Logins,
 ) -> ClientLogin:
-    """Run the client's side of the login up to the point where the agent knows the
-    token; the caller checks it and sends OK or ERR (sequence id ``seq``)."""
+    """Run the client's side of the login up to the point where the agent knows which
+    token the client proved (or the token itself, over TLS); the caller reports or checks
+    it and sends OK or ERR (sequence id ``seq``)."""
     talk = _Conversation(reader, writer)
     await talk.send(handshake.encode())
     response = p.ClientHandshake.parse(await talk.receive())
     tls = False
     if response.capabilities & p.CLIENT_SSL:
         if ssl_context is None:
-            raise AuthRefused("TLS was requested but the agent has no certificate")
+            raise talk.refuse("TLS was requested but the agent has no certificate")
         await writer.start_tls(ssl_context)
         tls = True
         response = p.ClientHandshake.parse(await talk.receive())
     if response.capabilities & p.CLIENT_COMPRESS:
-        raise AuthRefused("compression is not supported by the Warden agent")
-    loopback_ok = cleartext_loopback and is_loopback(writer.get_extra_info("peername"))
+        raise talk.refuse("compression is not supported by the Warden agent")
+    cleartext_ok = (
+        tls
+        or policy.allow_insecure
+        or (policy.cleartext_loopback and is_loopback(writer.get_extra_info("peername")))
+    )
+
+    def login(**found: object) -> ClientLogin:
+        return ClientLogin(response, talk.seq, tls, reader, writer, **found)  # type: ignore[arg-type]
+
     if response.plugin == CLEAR:
-        if not (tls or loopback_ok):
-            raise AuthRefused(
-                "mysql_clear_password would send the token in clear over plain TCP; "
-                "connect with TLS or use caching_sha2_password"
-            )
-        token = response.auth_response.rstrip(b"\x00").decode()
-        return ClientLogin(response, token, talk.seq, tls, reader, writer)
+        if not cleartext_ok:
+            raise talk.refuse(_NOT_IN_CLEAR)
+        return login(token=response.auth_response.rstrip(b"\x00").decode())
+    # MySQL 9 clients may lack mysql_native_password; over TLS they send the token instead.
+    if policy.mode == "scram" and not (tls and response.plugin == CACHING_SHA2):
+        scramble = response.auth_response
+        if response.plugin != NATIVE:
+            await talk.send(b"\xfe" + NATIVE.encode() + b"\x00" + handshake.nonce + b"\x00")
+            scramble = await talk.receive()
+        try:
+            verifiers = await logins.verifiers(response.user)
+        except ControlPlaneUnavailable as exc:
+            raise talk.refuse(
+                "Warden: the control plane is unreachable and the token is not cached"
+            ) from exc
+        return login(
+            verifiers=verifiers, matched=native_match(verifiers, handshake.nonce, scramble)
+        )
+    if not cleartext_ok:
+        raise talk.refuse(_NOT_IN_CLEAR)
     if response.plugin != CACHING_SHA2:
         await talk.send(b"\xfe" + CACHING_SHA2.encode() + b"\x00" + handshake.nonce + b"\x00")
         await talk.receive()  # the client's scramble: useless, the agent needs the token
     await talk.send(_PERFORM_FULL_AUTH)
     answer = await talk.receive()
-    if tls or (loopback_ok and answer != _REQUEST_PUBLIC_KEY and len(answer) != 256):
-        return ClientLogin(response, answer.rstrip(b"\x00").decode(), talk.seq, tls, reader, writer)
-    if answer == _REQUEST_PUBLIC_KEY:
-        await talk.send(b"\x01" + _public_pem())
-        answer = await talk.receive()
-    log.debug("caching_sha2 full auth answer: %d bytes", len(answer))
-    try:
-        plain = rsa_key().decrypt(answer, _OAEP)
-    except ValueError as exc:
-        raise AuthRefused(
-            "caching_sha2_password without TLS needs the RSA exchange; the token was not "
-            "accepted in clear over plain TCP (connect with TLS)"
-        ) from exc
-    token = _xor(plain, handshake.nonce).rstrip(b"\x00").decode()
-    return ClientLogin(response, token, talk.seq, tls, reader, writer)
+    return login(token=answer.rstrip(b"\x00").decode(errors="replace"))
 
 
 # ---------------------------------------------------------------- upstream

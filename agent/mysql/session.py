@@ -20,8 +20,12 @@ from agent.controlplane import ControlPlaneUnavailable
 from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
 from agent.mysql import packets as p
 from agent.mysql.auth import (
+    CACHING_SHA2,
+    NATIVE,
     SAFE_COLLATIONS,
     AuthRefused,
+    ClientAuthPolicy,
+    ClientLogin,
     UpstreamLink,
     accept_client,
     connect_upstream,
@@ -121,6 +125,7 @@ class MySqlSession:
         agent = self.agent
         if not agent.server_version:
             agent.server_version = await self._probe_version()
+        config = agent.config
         handshake = p.ServerHandshake(
             server_version=agent.server_version,
             connection_id=self.connection_id,
@@ -128,7 +133,10 @@ class MySqlSession:
             capabilities=p.AGENT_CAPABILITIES | (p.CLIENT_SSL if agent.ssl_context else 0),
             charset=p.UTF8MB4_GENERAL_CI,
             status=p.SERVER_STATUS_AUTOCOMMIT,
-            plugin="caching_sha2_password",
+            plugin=NATIVE if config.client_auth == "scram" else CACHING_SHA2,
+        )
+        policy = ClientAuthPolicy(
+            config.client_auth, config.allow_insecure_listen, agent.cleartext_loopback
         )
         try:
             login = await accept_client(
@@ -136,13 +144,14 @@ class MySqlSession:
                 self.writer,
                 handshake=handshake,
                 ssl_context=agent.ssl_context,
-                cleartext_loopback=agent.cleartext_loopback,
+                policy=policy,
+                logins=agent.logins,
             )
         except AuthRefused as exc:
-            await self._send_login_error(str(exc), seq=2)
+            await self._send_login_error(str(exc), seq=exc.seq)
             return False
         self.reader, self.writer = login.reader, login.writer
-        error = await self._check_token(login.handshake.user, login.token)
+        error = await self._check_login(login)
         if error is None:
             error = await self._open_upstream(login.handshake)
         if error is not None:
@@ -169,9 +178,22 @@ class MySqlSession:
         finally:
             writer.close()
 
-    async def _check_token(self, user: str, token: str) -> str | None:
+    async def _check_login(self, login: ClientLogin) -> str | None:
+        """The token (sent over TLS) checked, or the matched verifier reported, with the
+        control plane; an error message for the client, or None with ``identity`` set."""
+        user = login.handshake.user
+        peer = self.writer.get_extra_info("peername")
         try:
-            result = await self.agent.authenticate(user, token)
+            if login.token is not None:
+                result = await self.agent.authenticate(user, login.token)
+            else:
+                assert login.verifiers is not None
+                result = await self.agent.logins.record(
+                    login.verifiers,
+                    login.matched,
+                    mechanism=NATIVE,
+                    source_address=str(peer[0]) if isinstance(peer, tuple) else "",
+                )
         except ControlPlaneUnavailable:
             return "Warden: the control plane is unreachable and the token is not cached"
         if not result.ok:

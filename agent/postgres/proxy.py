@@ -19,6 +19,7 @@ from agent.postgres.catalog import Catalog
 from agent.postgres.holds import HOLDS
 from agent.postgres.native import native_path_available
 from agent.postgres.normalize import postgres_normalizer
+from agent.postgres.scram import tls_server_end_point
 from agent.postgres.session import Session
 from agent.postgres.upstream import UpstreamError
 from agent.row_limits import EstimateError
@@ -33,6 +34,8 @@ class PostgresAgent(Agent):
         if config.upstream is None:
             config.upstream = UpstreamConfig()
         super().__init__(config)
+        if config.tls_cert and self.ssl_context is not None:
+            self.channel_binding = tls_server_end_point(config.tls_cert)
         self.catalog = Catalog(config.upstream)
         # Pure text to text, so it outlives bundles (the decision cache does not).
         self.normalizer = postgres_normalizer()

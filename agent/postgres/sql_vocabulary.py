@@ -164,7 +164,15 @@ def constant_text(node: Any) -> str | None:
 
 def is_pinned_value(setting: str, value: str) -> bool:
     """Whether ``value`` (any spelling PostgreSQL accepts) is the value the agent pins."""
+    if setting == "client_encoding":
+        # PostgreSQL keeps only the letters and digits of an encoding name
+        # (clean_encoding_name): asyncpg asks for "'utf-8'", which is UTF8.
+        return _encoding_name(value) in {_encoding_name(v) for v in _PINNED_EQUIVALENTS[setting]}
     return value.strip().lower() in _PINNED_EQUIVALENTS[setting]
+
+
+def _encoding_name(value: str) -> str:
+    return "".join(c for c in value.lower() if c.isascii() and c.isalnum())
 
 
 def pinned_value(setting: str, args: Any) -> bool:

@@ -1,16 +1,18 @@
-"""Before the relays start: the startup packet (TLS, cancel requests), the client's access
-token checked with the control plane, the upstream connection, and the messages that end
-a successful login."""
+"""Before the relays start: the startup packet (TLS, cancel requests), the client's proof
+of its access token (SCRAM-SHA-256 against the control plane's verifiers, or the token as
+a cleartext password over TLS), the upstream connection, and the messages that end a
+successful login."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
 
-from agent.controlplane import ControlPlaneUnavailable
+from agent.controlplane import AuthResult, ControlPlaneUnavailable
 from agent.decision import Identity
 from agent.postgres import codec, upstream
 from agent.postgres.pinned import unpinned_startup_setting
+from agent.postgres.scram import ScramExchange, ScramRefused, parse_initial_response, sasl_offer
 from agent.postgres.sql import PINNED_SETTINGS
 from agent.postgres.state import ClientGone, SessionState
 from agent.postgres.upstream import UpstreamError
@@ -76,26 +78,20 @@ class Startup(SessionState):
         if unpinned is not None:
             self._fatal("0A000", unpinned)
             return False
-        self.writer.write(codec.auth_request(codec.AUTH_CLEARTEXT))
-        await self.writer.drain()
         try:
-            header = await asyncio.wait_for(self.reader.readexactly(5), _PASSWORD_TIMEOUT)
-        except TimeoutError:
-            self._fatal("08P01", "no password message within the authentication timeout")
-            return False
-        length = _UNPACK_INT(header, 1)[0]
-        if header[:1] != b"p":
-            raise ClientGone()
-        if not 4 <= length <= _MAX_PASSWORD_MESSAGE:  # PostgreSQL's own bound on auth packets
-            self._fatal("08P01", "invalid password message length")
-            return False
-        token = (await self.reader.readexactly(length - 4)).rstrip(b"\x00")
-        try:
-            auth = await self.agent.authenticate(user, token.decode(errors="replace"))
+            if self.agent.config.client_auth == "password":
+                auth = await self._cleartext_login(user)
+            else:
+                auth = await self._scram_login(user, params.get("application_name", ""))
         except ControlPlaneUnavailable:
             self._fatal(
                 "28000", "cannot verify the access token: Warden control plane is unreachable"
             )
+            return False
+        except ScramRefused as exc:
+            self._fatal(exc.sqlstate, f'Warden authentication failed for "{user}": {exc}')
+            return False
+        if auth is None:
             return False
         if not auth.ok:
             self._fatal(
@@ -113,6 +109,78 @@ class Startup(SessionState):
             self._fatal("08006", f"warden agent could not connect to the upstream database: {exc}")
             return False
         return await self._finish_login()
+
+    async def _auth_message(self) -> bytes | None:
+        """The client's next authentication message ('p'), or None after a FATAL."""
+        try:
+            header = await asyncio.wait_for(self.reader.readexactly(5), _PASSWORD_TIMEOUT)
+        except TimeoutError:
+            self._fatal("08P01", "no password message within the authentication timeout")
+            return None
+        length = _UNPACK_INT(header, 1)[0]
+        if header[:1] != b"p":
+            raise ClientGone()
+        if not 4 <= length <= _MAX_PASSWORD_MESSAGE:  # PostgreSQL's own bound on auth packets
+            self._fatal("08P01", "invalid password message length")
+            return None
+        return await self.reader.readexactly(length - 4)
+
+    def _tls(self) -> bool:
+        return self.writer.get_extra_info("ssl_object") is not None
+
+    async def _cleartext_login(self, user: str) -> AuthResult | None:
+        """The token as a cleartext password: only over TLS (or when the operator passed
+        --allow-insecure-listen), since it would otherwise cross the network in clear."""
+        if not (self._tls() or self.agent.config.allow_insecure_listen):
+            self._fatal(
+                "28000",
+                "the Warden agent takes tokens as cleartext passwords only over TLS: connect "
+                "with sslmode=require (the agent would otherwise read your token in clear)",
+            )
+            return None
+        self.writer.write(codec.auth_request(codec.AUTH_CLEARTEXT))
+        await self.writer.drain()
+        message = await self._auth_message()
+        if message is None:
+            return None
+        token = message.rstrip(b"\x00").decode(errors="replace")
+        return await self.agent.authenticate(user, token)
+
+    async def _scram_login(self, user: str, application: str) -> AuthResult | None:
+        """SCRAM-SHA-256(-PLUS) against the identity's token verifiers (agent.postgres.scram)."""
+        verifiers = await self.agent.logins.verifiers(user)
+        binding = self.agent.channel_binding if self._tls() else None
+        exchange = ScramExchange(verifiers, binding)
+        self.writer.write(sasl_offer(binding))
+        await self.writer.drain()
+        message = await self._auth_message()
+        if message is None:
+            return None
+        mechanism, client_first = parse_initial_response(message)
+        self.writer.write(
+            codec.auth_request(
+                codec.AUTH_SASL_CONTINUE, exchange.server_first(mechanism, client_first)
+            )
+        )
+        await self.writer.drain()
+        message = await self._auth_message()
+        if message is None:
+            return None
+        peer = self.writer.get_extra_info("peername")
+        details = {
+            "mechanism": mechanism,
+            "source_address": str(peer[0]) if isinstance(peer, tuple) else "",
+            "application": application,
+        }
+        try:
+            token, server_final = exchange.server_final(message.decode(errors="replace"))
+        except ScramRefused:
+            await self.agent.logins.record(verifiers, None, **details)
+            raise
+        auth = await self.agent.logins.record(verifiers, token, **details)
+        if auth.ok:
+            self.writer.write(codec.auth_request(codec.AUTH_SASL_FINAL, server_final))
+        return auth
 
     async def _finish_login(self) -> bool:
         assert self.upstream is not None

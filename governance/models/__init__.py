@@ -24,6 +24,7 @@ from governance.models.policies import (
     PolicyRule,
     ResourceKind,
 )
+from governance.models.verifiers import TokenVerifier
 
 __all__ = [
     "AccessToken",
@@ -45,5 +46,6 @@ __all__ = [
     "Sensitivity",
     "Table",
     "Tag",
+    "TokenVerifier",
     "User",
 ]

@@ -1,4 +1,11 @@
-"""Client logins through the agent: a Warden identity and its personal access token."""
+"""Client logins through the agent: a Warden identity and its personal access token.
+
+Two ways in: the agent forwards a token a client sent as a cleartext password over TLS
+(``agent_login_check``), or it checked a challenge-response proof against the token's
+verifiers itself (``governance.token_verifiers``) and reports which token matched
+(``agent_login_record``).  Either way the login is audited here, and the control plane
+has the last word on whether the token is still live.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import event_record
-from governance.models import AccessToken, DataSource, User
+from governance.models import AccessToken, DataSource, TokenVerifier, User
 from governance.scopes import Scope
+from governance.token_verifiers import live_tokens, token_verifier_create
 from governance.tokens import token_authenticate
+
+GENERIC_REFUSAL = "invalid identity or token"
 
 
 @dataclass(frozen=True)
@@ -23,27 +33,80 @@ class AgentLogin:
     reason: str = ""
 
 
-def _login_failure(secret: str, identity: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class LoginContext:
+    """Who asked and from where, for the audit trail."""
+
+    agent_token: AccessToken
+    datasource: DataSource
+    source_address: str = ""
+    application: str = ""
+    mechanism: str = "password"
+
+
+def _token_failure(token: AccessToken | None) -> tuple[str, str]:
+    if token is None:
+        return GENERIC_REFUSAL, "wrong token"
+    if token.revoked_at is not None:
+        return "token has been revoked", "revoked token"
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        return "token has expired", "expired token"
+    return GENERIC_REFUSAL, "token rejected"
+
+
+def _login_failure(identity: str, token_of: dict[str, object]) -> tuple[str, str]:
     """(reason for the client, cause for the audit trail) of a failed login.
 
     Unknown identities and wrong tokens get the same reason so the agent cannot be used to
     probe which usernames exist; revoked/expired are only told to whoever holds the secret.
     """
-    generic = "invalid identity or token"
     user = User.objects.filter(username=identity).first()
     if user is None:
-        return generic, "unknown identity"
+        return GENERIC_REFUSAL, "unknown identity"
     if not user.is_active:
-        return generic, "inactive user"
-    digest = hashlib.sha256(secret.encode()).hexdigest()  # as governance.tokens stores it
-    token = AccessToken.objects.filter(token_hash=digest, user=user).first()
-    if token is None:
-        return generic, "wrong token"
-    if token.revoked_at is not None:
-        return "token has been revoked", "revoked token"
-    if token.expires_at is not None and token.expires_at <= timezone.now():
-        return "token has expired", "expired token"
-    return generic, "token rejected"
+        return GENERIC_REFUSAL, "inactive user"
+    return _token_failure(AccessToken.objects.filter(user=user, **token_of).first())
+
+
+def _refused(context: LoginContext, identity: str, cause: str, reason: str) -> AgentLogin:
+    event_record(
+        actor=context.agent_token.user,
+        action="auth.agent_login_failed",
+        datasource=context.datasource,
+        decision="deny",
+        source_address=context.source_address,
+        details={
+            "identity": identity,
+            "reason": cause,
+            "agent": context.agent_token.user.get_username(),
+            "application": context.application,
+            "mechanism": context.mechanism,
+        },
+    )
+    return AgentLogin(ok=False, identity=identity, reason=reason)
+
+
+def _accepted(context: LoginContext, token: AccessToken) -> AgentLogin:
+    user = token.user
+    kind = "service_account" if user.is_service_account else "user"
+    groups = sorted(user.groups.values_list("name", flat=True))
+    event_record(
+        actor=user,
+        action="auth.agent_login",
+        target=token,
+        datasource=context.datasource,
+        decision="allow",
+        source_address=context.source_address,
+        details={
+            "identity": user.get_username(),
+            "kind": kind,
+            "agent": context.agent_token.user.get_username(),
+            "token": token.prefix,
+            "application": context.application,
+            "mechanism": context.mechanism,
+        },
+    )
+    return AgentLogin(ok=True, identity=user.get_username(), kind=kind, groups=groups)
 
 
 @transaction.atomic
@@ -56,45 +119,53 @@ def agent_login_check(
     source_address: str = "",
     application: str = "",
 ) -> AgentLogin:
-    """Check a client's Warden identity and personal access token; audit either way."""
-    agent_name = agent_token.user.get_username()
+    """Check a client's Warden identity and personal access token (sent as a cleartext
+    password over TLS); audit either way.  A token older than verifiers gets them now."""
+    context = LoginContext(agent_token, datasource, source_address, application)
     token = token_authenticate(secret=secret, username=identity)
-    if token is None or Scope.QUERY not in token.scopes:
-        reason, cause = (
-            _login_failure(secret, identity)
-            if token is None
-            else ("token lacks the query scope", "token without the query scope")
+    if token is None:
+        digest = hashlib.sha256(secret.encode()).hexdigest()  # as governance.tokens stores it
+        reason, cause = _login_failure(identity, {"token_hash": digest})
+        return _refused(context, identity, cause, reason)
+    if Scope.QUERY not in token.scopes:
+        return _refused(
+            context, identity, "token without the query scope", "token lacks the query scope"
         )
-        event_record(
-            actor=agent_token.user,
-            action="auth.agent_login_failed",
-            datasource=datasource,
-            decision="deny",
-            source_address=source_address,
-            details={
-                "identity": identity,
-                "reason": cause,
-                "agent": agent_name,
-                "application": application,
-            },
-        )
-        return AgentLogin(ok=False, identity=identity, reason=reason)
-    user = token.user
-    kind = "service_account" if user.is_service_account else "user"
-    groups = sorted(user.groups.values_list("name", flat=True))
-    event_record(
-        actor=user,
-        action="auth.agent_login",
-        target=token,
-        datasource=datasource,
-        decision="allow",
-        source_address=source_address,
-        details={
-            "identity": user.get_username(),
-            "kind": kind,
-            "agent": agent_name,
-            "token": token.prefix,
-            "application": application,
-        },
+    if not TokenVerifier.objects.filter(token=token).exists():
+        token_verifier_create(token=token, secret=secret)
+    return _accepted(context, token)
+
+
+@transaction.atomic
+def agent_login_record(
+    *,
+    agent_token: AccessToken,
+    datasource: DataSource,
+    identity: str,
+    token_id: int | None,
+    mechanism: str,
+    source_address: str = "",
+    application: str = "",
+) -> AgentLogin:
+    """An agent's report of a challenge-response login (``token_id``: the token whose
+    verifier the client's proof matched, None when none did): audit it and say whether
+    the token is still live for ``identity``."""
+    context = LoginContext(agent_token, datasource, source_address, application, mechanism)
+    if token_id is None:
+        return _refused(context, identity, "wrong proof", GENERIC_REFUSAL)
+    user = User.objects.filter(username=identity, is_active=True).first()
+    token = (
+        AccessToken.objects.select_related("user").filter(live_tokens(user), pk=token_id).first()
+        if user is not None
+        else None
     )
-    return AgentLogin(ok=True, identity=user.get_username(), kind=kind, groups=groups)
+    if token is None:
+        reason, cause = _login_failure(identity, {"pk": token_id})
+        return _refused(context, identity, cause, reason)
+    if Scope.QUERY not in token.scopes:
+        return _refused(
+            context, identity, "token without the query scope", "token lacks the query scope"
+        )
+    now = timezone.now()
+    AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return _accepted(context, token)

@@ -35,6 +35,7 @@ import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+from scramp import ScramMechanism  # noqa: E402
 
 from agent.audit import expand_batch  # noqa: E402
 from agent.bundle import canonical_json  # noqa: E402
@@ -45,6 +46,8 @@ from tests.live import process_stop  # noqa: E402
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MASKING_KEY = b"test-masking-key"
+SCRAM = ScramMechanism("SCRAM-SHA-256")
+SCRAM_ITERATIONS = 4096
 
 TOKENS = {
     "wdn_alice": ("alice", "user", ["analyst"]),
@@ -332,6 +335,8 @@ class ControlPlane:
         self.duplicate_events = 0  # events sent again (an id already received)
         self.auth_calls = 0
         self.revoked: set[str] = set()
+        # Challenge-response logins the agent reported (POST agent/logins), in order.
+        self.logins: list[dict[str, Any]] = []
         # Access requests the agent filed for held statements, by id.
         self.access_requests: dict[int, dict[str, Any]] = {}
         self.filings = 0
@@ -442,6 +447,46 @@ class ControlPlane:
         assert state is not None
         return status, state
 
+    def verifiers(self, identity: str) -> dict[str, Any]:
+        """As the control plane's GET agent/verifiers: one salt per identity, the live
+        tokens' SCRAM and mysql_native_password verifiers (never a token)."""
+        salt = hashlib.sha256(b"salt:" + identity.encode()).digest()[:16]
+        tokens = []
+        for token_id, (token, (owner, _kind, _groups)) in enumerate(TOKENS.items(), 1):
+            if owner != identity or token in self.revoked:
+                continue
+            _salt, stored, server, _i = SCRAM.make_auth_info(token, SCRAM_ITERATIONS, salt)
+            native = hashlib.sha1(hashlib.sha1(token.encode()).digest()).hexdigest()
+            tokens.append(
+                {
+                    "id": token_id,
+                    "scram_stored_key": base64.b64encode(stored).decode(),
+                    "scram_server_key": base64.b64encode(server).decode(),
+                    "mysql_native": native,
+                }
+            )
+        found = next((found for found in TOKENS.values() if found[0] == identity), None)
+        return {
+            "identity": identity,
+            "kind": found[1] if found else "user",
+            "groups": found[2] if found else [],
+            "scram": {"salt": base64.b64encode(salt).decode(), "iterations": SCRAM_ITERATIONS},
+            "tokens": tokens,
+        }
+
+    def login_record(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """As POST agent/logins: the agent reports a challenge-response login."""
+        self.auth_calls += 1
+        self.logins.append(body)
+        tokens = list(TOKENS.items())
+        token_id = body.get("token_id")
+        if token_id is None or not 1 <= token_id <= len(tokens):
+            return 401, {"detail": "unknown or revoked token"}
+        token, found = tokens[token_id - 1]
+        if found[0] != body["identity"] or token in self.revoked:
+            return 401, {"detail": "unknown or revoked token"}
+        return 200, {"identity": found[0], "kind": found[1], "groups": found[2]}
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -479,7 +524,10 @@ class ControlPlane:
                     return
                 if not self._authorized():
                     return
-                if self.path.startswith("/api/v1/agent/public-key"):
+                if self.path.startswith("/api/v1/agent/verifiers"):
+                    query = parse_qs(self.path.partition("?")[2])
+                    self._send(200, plane.verifiers(query["identity"][0]))
+                elif self.path.startswith("/api/v1/agent/public-key"):
                     self._send(200, {"key_id": plane.key_id, "public_key": plane.public_key_b64})
                 elif self.path.startswith("/api/v1/agent/access-requests/"):
                     path, _, query = self.path.partition("?")
@@ -523,6 +571,8 @@ class ControlPlane:
                         self._send(
                             200, {"identity": found[0], "kind": found[1], "groups": found[2]}
                         )
+                elif self.path == "/api/v1/agent/logins":
+                    self._send(*plane.login_record(body))
                 elif self.path == "/api/v1/agent/access-requests":
                     if body["identity"] not in {found[0] for found in TOKENS.values()}:
                         self._send(400, {"detail": f"Unknown identity {body['identity']!r}."})

@@ -29,7 +29,7 @@ def test_revoked_token_stops_working_after_the_cache_expires(
     with agent.connect("bob"):
         pass
     control_plane.revoked.add("wdn_bob")
-    agent.agent.auth_cache.clear()  # stands in for the 30 s cache expiring
+    agent.agent.forget_logins()  # stands in for the 30 s cache expiring
     with pytest.raises(psycopg.OperationalError, match="unknown or revoked"):
         psycopg.connect(agent.dsn("bob"))
 

@@ -325,12 +325,11 @@ def test_startup_user_is_not_forwarded_and_token_binds_identity(agent: Any) -> N
     """Alice's token with user=root must fail; alice's own login with an upstream-looking
     parameter (options -c role / session_authorization) must not change who the agent
     thinks she is."""
-    with socket.create_connection(("127.0.0.1", agent.port), timeout=5) as sock:
-        sock.sendall(codec.startup_message({"user": "root", "database": "shop"}))
-        assert sock.recv(9)[:1] == b"R"
-        sock.sendall(codec.password_message(b"wdn_alice\x00"))
-        data = sock.recv(4096)
-        assert data[:1] == b"E" and b"28P01" in data
+    impostor = WireClient(agent.port, "root", login=False)
+    impostor.send(codec.startup_message({"user": "root", "database": "shop"}))
+    [(kind, error)] = impostor.login("root", "wdn_alice")
+    assert kind == b"E" and b"28P01" in error
+    impostor.close()
     client = WireClient(agent.port, "alice", {"options": "-c application_name=root"})
     client.send(codec.query("SELECT email FROM customers WHERE id = 1"))
     assert rows(client.until(b"Z")) == [[b"****@example.com"]]

@@ -2,6 +2,7 @@
 
 - ``WireClient`` and message builders (``parse``, ``bind``, ``execute``, ``close``) for tests
   that speak to the agent message by message;
+- ``CapturingRelay``: a TCP relay that keeps what clients send (what crosses the network);
 - ``run`` / ``Outcome``: one statement through psycopg, rows or the error;
 - the secrets of the test data (``EMAIL``, ``SSN``, ``CARD``, ``PHONE``, ``DOB``, ``NOTE``) and
   ``probe``: a leak probe that first reads the secret through an identity that sees the
@@ -15,10 +16,12 @@ import contextlib
 import re
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+from scramp import ScramClient
 
 from agent.postgres import codec
 
@@ -41,10 +44,30 @@ class WireClient:
             self.sock.sendall(
                 codec.startup_message({"user": user, "database": "shop", **(params or {})})
             )
-            kind, payload = self.read()
-            assert kind == b"R", (kind, payload)
-            self.sock.sendall(codec.password_message(f"wdn_{user}".encode() + b"\x00"))
-            self.startup = self.until(b"Z")
+            self.startup = self.login(user, f"wdn_{user}")
+
+    def login(self, user: str, token: str) -> list[tuple[bytes, bytes]]:
+        """Answer the agent's authentication request (SCRAM-SHA-256 with scramp's client,
+        or the token as a cleartext password); the messages up to ReadyForQuery."""
+        kind, payload = self.read()
+        assert kind == b"R", (kind, payload)
+        if struct.unpack_from("!i", payload)[0] == codec.AUTH_CLEARTEXT:
+            self.sock.sendall(codec.password_message(token.encode() + b"\x00"))
+            return self.until(b"Z")
+        # libpq sends an empty SCRAM user name (PostgreSQL takes the startup packet's); scramp
+        # insists on one, which the agent ignores as PostgreSQL does.
+        scram = ScramClient(["SCRAM-SHA-256"], user, token)
+        first = scram.get_client_first().encode()
+        self.sock.sendall(codec.sasl_initial_response("SCRAM-SHA-256", first))
+        kind, payload = self.read()
+        assert kind == b"R", (kind, payload)
+        scram.set_server_first(payload[4:].decode())
+        self.sock.sendall(codec.password_message(scram.get_client_final().encode()))
+        kind, payload = self.read()
+        if kind == b"E":  # refused: the ErrorResponse alone
+            return [(kind, payload)]
+        scram.set_server_final(payload[4:].decode())  # the agent proves it knew the verifier
+        return [(kind, payload), *self.until(b"Z")]
 
     def read(self) -> tuple[bytes, bytes]:
         while (
@@ -283,3 +306,45 @@ def rolled_back(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[An
     finally:
         with contextlib.suppress(psycopg.Error):
             conn.execute("ROLLBACK")
+
+
+class CapturingRelay:
+    """A TCP relay in front of the agent that keeps every byte the clients send, as a
+    network observer would see them (tests prove a token does or does not cross)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.sent = bytearray()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._start(self._accept)
+
+    def _start(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._start(self._pump, client, upstream, True)
+            self._start(self._pump, upstream, client, False)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                if from_client:
+                    with self._lock:
+                        self.sent += chunk
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._listener.close()

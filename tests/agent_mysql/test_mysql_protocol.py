@@ -78,13 +78,13 @@ def test_mariadb_cli_reads_masked_rows_over_tls(
 def test_a_token_sent_in_clear_over_plain_tcp_is_refused_unless_loopback_is_allowed(
     agent_factory: Any, mysql_database: str
 ):
-    # MariaDB Connector/C answers caching_sha2 full authentication with the password in
-    # clear when there is no TLS: the agent refuses it (the token must be rotated).
-    plain = agent_factory()
+    # With --client-auth password, MariaDB Connector/C answers caching_sha2 full
+    # authentication with the password in clear when there is no TLS: the agent refuses it.
+    plain = agent_factory(client_auth="password")
     refused = _cli(plain.port, mysql_database, "SELECT 1")
     assert refused.returncode == 1
-    assert "not accepted in clear over plain TCP" in refused.stderr
-    loopback = agent_factory(mysql_cleartext_loopback=True)
+    assert "cleartext password only over TLS" in refused.stderr
+    loopback = agent_factory(client_auth="password", mysql_cleartext_loopback=True)
     accepted = _cli(loopback.port, mysql_database, "SELECT name FROM customers WHERE id = 1")
     assert accepted.returncode == 0, accepted.stderr
     assert accepted.stdout.strip() == "Grace Doe1"

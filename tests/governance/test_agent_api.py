@@ -32,6 +32,17 @@ def _endpoints(alice_token):
         ("get", BUNDLE, None),
         ("get", PUBLIC_KEY, None),
         ("post", AUTHENTICATE, {"datasource": "shop", "identity": "alice", "token": alice_token}),
+        ("get", "/api/v1/agent/verifiers?datasource=shop&identity=alice", None),
+        (
+            "post",
+            "/api/v1/agent/logins",
+            {
+                "datasource": "shop",
+                "identity": "alice",
+                "token_id": 1,
+                "mechanism": "SCRAM-SHA-256",
+            },
+        ),
     ]
 
 
