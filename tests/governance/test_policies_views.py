@@ -220,7 +220,7 @@ def test_admin_creates_a_guardrail_for_all_datasources(client, admin, shop):
 def test_admin_creates_a_row_limit_guardrail_and_the_list_shows_its_limit(client, admin, shop):
     client.force_login(admin)
     form = {"name": "large writes", "kinds": ["rows_over_limit"], "action": "block"}
-    form |= {"everyone": "on", "enabled": "on"}
+    form |= {"everyone": "True", "enabled": "on"}
 
     refused = client.post(reverse("guardrail_create") + f"?datasource={shop.pk}", form)
     created = client.post(
