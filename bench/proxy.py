@@ -146,7 +146,7 @@ class TinyControlPlane:
                     self._send({"identity": body["identity"], "kind": "user", "groups": []})
                 else:
                     # A sink on the same two cores as the agent: count events, store nothing.
-                    count = len(json.loads(raw)["events"])
+                    count = len(json.loads(raw).get("events", ()))  # heartbeats carry none
                     plane.audit_events += count
                     self._send({"accepted": count, "duplicates": 0})
 

@@ -179,6 +179,16 @@ class NativePath(AuditTrail):
         to_upstream.data_received = self.fast.client_received  # type: ignore[method-assign]
         to_client.data_received = self.fast.backend_received  # type: ignore[method-assign]
 
+    def _masked_run(self, data: bytes, pos: int) -> tuple[bytes | None, int]:
+        """The run of DataRows of ``data`` from ``pos``, masked with the armed row masks in
+        one native call (None: no masks, the rows pass as they are), and its end; the
+        Python data path's rows (``Relay.rows``)."""
+        assert _fastpath is not None
+        result: tuple[bytes | None, int] = _fastpath.mask_rows(
+            data, pos, self.row_mask, self.agent.config.masking_key
+        )
+        return result
+
     def hand_back_simple(
         self, decision: Decision, started: float, stage: int, row_mask: RowMask | None
     ) -> None:
