@@ -19,6 +19,8 @@ Each column reference carries *where* its value can flow (its context):
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass, field
 
 OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
@@ -81,6 +83,8 @@ class StatementInfo:
     declares: str | None = None
     fetches: str | None = None
     closes: str | None = None
+    # COPY … TO STDOUT: how its rows are written (agent.postgres.copy.CopyFormat).
+    copy_out: Any = None
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from agent.analysis import Relation
-from agent.postgres import upstream
+from agent.postgres import codec, upstream
 from agent.postgres.upstream import UpstreamConnection, quote_literal
 from agent.upstream import UpstreamConfig
 
@@ -103,6 +103,29 @@ class Catalog:
                     if attempt == 2:
                         raise
         return []
+
+    async def describe(
+        self, sql: str, search_path: tuple[str, ...] | None
+    ) -> list[codec.FieldDescription]:
+        """The result shape of ``sql`` under a session's search_path: its RowDescription,
+        from Parse and Describe of the unnamed statement (nothing runs).  Raises
+        UpstreamError when the server cannot (an object only that session sees)."""
+        async with self._lock:
+            if self._conn is None:
+                self._conn = await upstream.connect(
+                    self.config, {"application_name": "warden-agent-catalog"}
+                )
+            conn = self._conn
+            path = ", ".join('"' + name.replace('"', '""') + '"' for name in search_path or ())
+            if search_path is not None:
+                await upstream.simple_query(
+                    conn, f"SELECT set_config('search_path', {upstream.quote_literal(path)}, false)"
+                )
+            try:
+                return await upstream.describe_statement(conn, sql)
+            finally:
+                if search_path is not None:
+                    await upstream.simple_query(conn, "RESET search_path")
 
     async def origins(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], Origin]:
         missing = {oid for oid, _ in keys if (oid, _) not in self._origins}

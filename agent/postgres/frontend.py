@@ -11,7 +11,7 @@ from typing import Any
 from agent.decision import DENY, HOLD, MASK, Decision
 from agent.postgres import codec
 from agent.postgres.holds import HoldForApproval
-from agent.postgres.masks import ResultMasks
+from agent.postgres.masks import COPY_SHAPE, ResultMasks
 from agent.postgres.messages import (
     BIND,
     CLOSE,
@@ -105,8 +105,9 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
             or decision.action not in PASS
             or decision.has_side_effects
             or decision.copies_in
+            or (decision.copy_out is not None and COPY_SHAPE not in decision.mask_cache)
         ):
-            return None
+            return None  # a masked COPY runs once through _copy_decision first
         return decision
 
     async def _on_client_message(self, kind: int, payload: bytes) -> bytes | None:
@@ -193,6 +194,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
                 return codec.SYNC
             decision = outcome
         decision = await self._sql_prepared_check(decision, sql)
+        if decision.action == MASK and decision.copy_out is not None:
+            decision = await self._copy_decision(decision)
         if decision.action in (DENY, HOLD):
             messages = await self._refusal(decision)
             self.expect.append(Pending("Q", decision=decision, inject=messages))
@@ -277,6 +280,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
                 return b""
             decision = outcome
         decision = await self._sql_prepared_check(decision, sql)
+        if decision.action == MASK and decision.copy_out is not None:
+            decision = await self._copy_decision(decision)
         if decision.action in (DENY, HOLD):
             await self._start_discard(decision)
             return b""

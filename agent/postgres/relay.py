@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent.postgres import codec
-from agent.postgres.messages import DATA_ROW
+from agent.postgres.messages import COPY_DATA, DATA_ROW
 from agent.postgres.state import SLOW, SessionState
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
@@ -55,7 +55,7 @@ class Relay(asyncio.Protocol):
         self.peer: Relay | None = None
         # The native data path for this direction (FastPath.client or .backend), if any.
         self.fast: Any = None
-        # Upstream → client: a run of DataRows from a position, handled in one call
+        # Upstream → client: a run of DataRows (or CopyData) from a position, in one call
         # (session.masked_run: the rows masked, or None to pass them as they are, and where
         # the run ends), so a large result costs no Python work per row.
         self.rows: Callable[[bytes, int], tuple[bytes | None, int]] | None = None
@@ -144,7 +144,7 @@ class Relay(asyncio.Protocol):
         span = 0
         out: list[bytes] = []
         while size - pos >= 5:
-            if rows is not None and data[pos] == DATA_ROW:
+            if rows is not None and (data[pos] == DATA_ROW or data[pos] == COPY_DATA):
                 masked, run_end = rows(data, pos)
                 if run_end > pos:
                     if masked is not None:

@@ -14,7 +14,9 @@ written, and every column reference together with *where* its value can flow:
 ``plan``       named in EXPLAIN without ANALYZE.
 ``write``      flows into stored data (INSERT…SELECT, UPDATE SET, CREATE TABLE AS,
                PREPARE, DECLARE CURSOR): cannot be masked, so masked columns are denied.
-``copy``       flows into COPY … TO: cannot be masked per row, so masked columns are denied.
+``copy``       flows into COPY … TO a server file: cannot be masked, so masked columns are
+               denied.  COPY … TO STDOUT is read like a SELECT (output, derived, predicate)
+               and its rows are masked (agent/postgres/copy.py).
 
 Name resolution is deliberately over-approximate: an unqualified column may belong to any
 relation in scope, and a reference through a subquery/CTE alias may belong to any relation
@@ -46,6 +48,7 @@ from agent.analysis import (
     StatementInfo,
 )
 from agent.postgres import guardrail_meaning, inference
+from agent.postgres.copy import copy_format
 
 SERVER_FILE_FUNCTIONS = frozenset(
     {
@@ -530,12 +533,24 @@ class _Analyzer:
                 info.written.add(self._relation(node.relation))
             return
         info.kind = "copy"
+        if node.filename is not None or node.is_program:  # to a server file: never masked
+            if node.relation is not None:
+                relation = self._relation(node.relation)
+                columns: list[str | None] = [_name(c) for c in node.attlist or ()] or [None]
+                info.uses += [ColumnUse((relation,), c, COPY) for c in columns]
+            else:
+                self.select(node.query, top=False, context=COPY)
+            return
+        # COPY … TO STDOUT: its rows are this client's result, masked per column like a
+        # SELECT's (agent/postgres/copy.py); its query's filters are checked the same way.
+        info.copy_out = copy_format(node)
         if node.relation is not None:
             relation = self._relation(node.relation)
-            columns: list[str | None] = [_name(c) for c in node.attlist or ()] or [None]
-            info.uses += [ColumnUse((relation,), c, COPY) for c in columns]
+            names = [_name(c) for c in node.attlist or ()]
+            uses = [ColumnUse((relation,), c, OUTPUT, i) for i, c in enumerate(names)]
+            info.uses += uses or [ColumnUse((relation,), None, OUTPUT)]
         else:
-            self.select(node.query, top=False, context=COPY)
+            self.select(node.query, top=True, context=DERIVED)
 
     # ------------------------------------------------------------ queries
 

@@ -243,7 +243,8 @@ static int parse_format(PyObject *spec, CopyFormat *f) {
 }
 
 /* mask_copy_rows(data, pos, row_mask, format, key) -> (replacement or None, end): the run
- * of whole CopyData messages from ``pos``, masked; as masking.c's mask_rows. */
+ * of whole CopyData messages from ``pos``, masked (row_mask None: passed as they are); as
+ * masking.c's mask_rows. */
 PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
     static CompiledMask compiled = {NULL, NULL, 0};
     Py_buffer data;
@@ -260,11 +261,20 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_IndexError, "position out of range");
         goto done;
     }
+    if (row_mask == Py_None) { /* no masks: only where the run ends */
+        while (size - pos >= 5 && buf[pos] == MSG_COPY_DATA) {
+            int32_t length = be32(buf + pos + 1);
+            if (length < 4 || size - pos - 1 < length) break;
+            pos += 1 + (Py_ssize_t)length;
+        }
+        result = Py_BuildValue("(On)", Py_None, pos);
+        goto done;
+    }
     if (parse_format(spec, &f) < 0 || compile_mask(&compiled, row_mask) < 0 ||
         hmac_prepare(key) < 0)
         goto done;
     if (compiled.count == 0) {
-        result = Py_BuildValue("(On)", Py_None, pos);
+        result = Py_BuildValue("(On)", Py_None, start);
         goto done;
     }
     fields = PyMem_Malloc((size_t)(compiled.cells[compiled.count - 1].index + 2) * sizeof(Field));
