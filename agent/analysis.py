@@ -19,9 +19,8 @@ Each column reference carries *where* its value can flow (its context):
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass, field
+from typing import Any
 
 OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
 # A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.

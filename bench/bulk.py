@@ -59,13 +59,13 @@ def bulk_bundle(methods: list[str]) -> dict[str, Any]:
                 rules.append(
                     {
                         "id": len(rules) + 1,
-                        "name": f"{method} {column} for {count}",
+                        "name": f"{method} {table}.{column} for {count}",
                         "priority": 10,
                         "subjects": {"users": [f"m_{method}_{count}"], "groups": []},
                         "resource": {
                             "kind": "column",
                             "schema": "public",
-                            "table": "bulk",
+                            "table": table,
                             "column": column,
                         },
                         "action": "mask",
@@ -121,7 +121,21 @@ def payload_bytes(database: str, table: str) -> tuple[int, int]:
 
 
 def _psql(port: int, user: str, database: str, *args: str) -> None:
-    command = ["psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", database]
+    command = [
+        "psql",
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        user,
+        "-d",
+        database,
+    ]
     env = {**os.environ, "PGPASSWORD": "wdn_bench"}
     result = subprocess.run(
         [*command, "-o", "/dev/null", *args], capture_output=True, text=True, env=env
@@ -201,7 +215,11 @@ def bench_table(
             for name, port, user in targets:
                 if port != PG_PORT:
                     reset_peak(agent_pid)
-                elapsed, error = timed(lambda: run_mode(mode, port, user, database, table))
+                elapsed, error = timed(
+                    lambda mode=mode, port=port, user=user: run_mode(  # type: ignore[misc]
+                        mode, port, user, database, table
+                    )
+                )
                 seconds.setdefault((name, mode), []).append(elapsed)
                 if error:
                     errors[(name, mode)] = error

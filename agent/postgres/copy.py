@@ -85,6 +85,7 @@ def copy_format(node: ast.CopyStmt) -> CopyFormat:
         columns = ", ".join('"' + n.replace('"', '""') + '"' for n in names) or "*"
         describe = f"SELECT {columns} FROM {RawStream()(node.relation)}"
     else:
+        assert node.query is not None  # COPY names a relation or a query
         describe = RawStream()(node.query)
     header = options.get("header", False)
     quote = str(options.get("quote", '"'))

@@ -5,6 +5,7 @@ ReadyForQuery that Sync produces, so errors stay in order with pipelined results
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -214,6 +215,7 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
         original's would be."""
         if decision.action not in PASS:
             return decision
+        declared: Decision | None = None  # the masked DECLARE a FETCH reads from
         for names, made_by, kind in (
             (decision.sql_executes, self._sql_prepared, "prepared statement"),
             (decision.sql_fetches, self._sql_cursors, "cursor"),
@@ -229,6 +231,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
                         "changed); make it again",
                     )
                 decision.touches_restricted |= made[1].touches_restricted
+                if made_by is self._sql_cursors and made[1].action == MASK:
+                    declared = made[1]
         for name in decision.sql_deallocates:  # one namespace with protocol statements
             if name:
                 self._sql_prepared.pop(name, None)
@@ -245,6 +249,16 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
             self._sql_prepared[name] = (sql, decision, self.agent.engine)
         for name in decision.sql_declares:
             self._sql_cursors[name] = (sql, decision, self.agent.engine)
+        if declared is not None:  # its rows are masked as the DECLAREd query's would be
+            several = len(decision.statements) > 1
+            decision = dataclasses.replace(
+                decision,
+                action=MASK,
+                masked_columns=declared.masked_columns,
+                derived_positions=None if several else declared.derived_positions,
+                direct_masked_positions=None if several else declared.direct_masked_positions,
+                mask_cache={},
+            )
         return decision
 
     async def _still_allowed(

@@ -190,7 +190,8 @@ class NativePath(AuditTrail):
         if data[pos] == COPY_DATA:
             copy_mask = self.copy_mask
             if copy_mask is None:
-                return _fastpath.mask_copy_rows(data, pos, None, (), key)  # type: ignore[no-any-return]
+                result = _fastpath.mask_copy_rows(data, pos, None, (), key)
+                return result
             if self.copy_header_pending:  # the header line goes through the step
                 return None, pos
             row_mask, form = copy_mask

@@ -329,7 +329,9 @@ class _Analyzer:
         elif isinstance(node, ast.ExplainStmt):
             self._explain(node)
         elif isinstance(node, ast.PrepareStmt | ast.DeclareCursorStmt):
-            # Results of EXECUTE / FETCH are not analysed again: treat their reads as writes.
+            # Results of EXECUTE are not analysed again: treat their reads as writes.  A
+            # cursor's are: each FETCH carries its origins (RowDescription) and runs under
+            # the DECLARE's decision (frontend._sql_prepared_check), so they stay outputs.
             info.kind = "prepare" if isinstance(node, ast.PrepareStmt) else "declare"
             if isinstance(node, ast.PrepareStmt):
                 info.prepares = node.name or ""
@@ -343,7 +345,10 @@ class _Analyzer:
             info.written |= inner.info.written
             info.opaque |= inner.info.opaque
             info.functions |= inner.info.functions
-            info.uses += [_demote(u, WRITE) for u in inner.info.uses]
+            if isinstance(node, ast.PrepareStmt):
+                info.uses += [_demote(u, WRITE) for u in inner.info.uses]
+            else:
+                info.uses += inner.info.uses
         else:
             self.utility(node)
 

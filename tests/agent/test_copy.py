@@ -37,17 +37,29 @@ def _text_line(values: list[bytes | None], form: CopyFormat) -> bytes:
         if value is None:
             out.append(form.null)
         elif form.csv:
-            special = any(s in value for s in (form.delimiter, form.quote, form.escape, b"\n", b"\r"))
+            special = any(
+                s in value for s in (form.delimiter, form.quote, form.escape, b"\n", b"\r")
+            )
             if special or value == form.null:
                 escaped = b"".join(
-                    form.escape + bytes([c]) if bytes([c]) in (form.quote, form.escape) else bytes([c])
+                    form.escape + bytes([c])
+                    if bytes([c]) in (form.quote, form.escape)
+                    else bytes([c])
                     for c in value
                 )
                 out.append(form.quote + escaped + form.quote)
             else:
                 out.append(value)
         else:
-            table = {8: b"\\b", 12: b"\\f", 10: b"\\n", 13: b"\\r", 9: b"\\t", 11: b"\\v", 92: b"\\\\"}
+            table = {
+                8: b"\\b",
+                12: b"\\f",
+                10: b"\\n",
+                13: b"\\r",
+                9: b"\\t",
+                11: b"\\v",
+                92: b"\\\\",
+            }
             out.append(
                 b"".join(
                     table.get(c, b"\\" + bytes([c]) if bytes([c]) == form.delimiter else bytes([c]))
@@ -79,12 +91,19 @@ def test_native_copy_masking_gives_what_copy_py_gives() -> None:
             line = _text_line(row, form)
             # the decoder reads back what the server wrote
             if form.csv:
-                decoded = [v if q or v != form.null else None for v, q in _csv_fields(line[:-1], form)]
+                decoded = [
+                    v if q or v != form.null else None for v, q in _csv_fields(line[:-1], form)
+                ]
             else:
                 raw = _text_fields(line[:-1], form.delimiter[0])
                 decoded = [None if f == form.null else _text_decode(f) for f in raw]
             assert decoded == row, (form, row)
-            spec = (generator.choice(methods), generator.choice([None, 2]), generator.choice([25, 1082, 23]), False)
+            spec = (
+                generator.choice(methods),
+                generator.choice([None, 2]),
+                generator.choice([25, 1082, 23]),
+                False,
+            )
             row_mask = [(i, spec) for i in sorted(generator.sample(range(5), 2))]
             expected = mask_copy_row(line, row_mask, form, KEY)
             chunk = b"xx" + _message(line) * 2 + b"c\0\0\0\4"
@@ -103,9 +122,7 @@ def _select_text(conn: Any, sql: str) -> list[list[bytes | None]]:
     """Rows as the server's text form (what COPY writes), through the agent."""
     cursor = conn.execute(sql)
     result = cursor.pgresult
-    return [
-        [result.get_value(r, c) for c in range(result.nfields)] for r in range(result.ntuples)
-    ]
+    return [[result.get_value(r, c) for c in range(result.nfields)] for r in range(result.ntuples)]
 
 
 def _copy(conn: Any, sql: str) -> bytes:

@@ -334,9 +334,7 @@ def test_native_masking_gives_what_masking_py_gives() -> None:
             checked += 1
     assert checked == len(values) * 6
     with pytest.raises(ValueError, match="malformed DataRow"):
-        _fastpath.mask_row(
-            b"\x00\x02\x00\x00\x00\x09ab", [(0, ("redact", None, 25, False))], key
-        )
+        _fastpath.mask_row(b"\x00\x02\x00\x00\x00\x09ab", [(0, ("redact", None, 25, False))], key)
     # Unmasked rows pass as they are: only where the run ends.
     assert _fastpath.mask_rows(codec.data_row([b"a"]) * 3, 0, None, key) == (None, 36)
 
