@@ -19,9 +19,11 @@ setup(
                 "agent/postgres/fastpath/client.c",
                 "agent/postgres/fastpath/backend.c",
                 "agent/postgres/fastpath/masking.c",
+                "agent/postgres/fastpath/copy.c",
                 "agent/postgres/fastpath/events.c",
             ],
             depends=["agent/postgres/fastpath/fastpath.h"],
+            libraries=["crypto"],  # OpenSSL's SHA-256 for the hash mask (HMAC)
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ],

@@ -20,6 +20,7 @@ Each column reference carries *where* its value can flow (its context):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 OUTPUT, DERIVED, PREDICATE, WRITE, COPY = "output", "derived", "predicate", "write", "copy"
 # A column an INSERT/UPDATE/MERGE stores into: denied or held columns stop the write.
@@ -84,6 +85,8 @@ class StatementInfo:
     # Server catalogs showing other sessions or credentials it reads, as (schema, name):
     # refused unless a rule allows that table (agent/private_catalogs.py).
     private_catalogs: set[tuple[str, str]] = field(default_factory=set)
+    # COPY … TO STDOUT: how its rows are written (agent.postgres.copy.CopyFormat).
+    copy_out: Any = None
 
 
 @dataclass

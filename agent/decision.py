@@ -104,6 +104,8 @@ class Decision:
     depends_on_literals: bool = False
     # COPY ... FROM STDIN: the server may enter copy-in mode, where it ignores Sync.
     copies_in: bool = False
+    # COPY … TO STDOUT: the format of its rows (agent.postgres.copy.CopyFormat), to mask them.
+    copy_out: Any = None
     # It reads or writes a table with columns restricted for this identity: the server's
     # error messages and details (which may quote row values) are withheld.
     touches_restricted: bool = False

@@ -183,7 +183,7 @@ class TinyControlPlane:
                     self._send({})
                 else:
                     # A sink on the same two cores as the agent: count events, store nothing.
-                    count = len(json.loads(raw)["events"])
+                    count = len(json.loads(raw).get("events", ()))  # heartbeats carry none
                     plane.audit_events += count
                     self._send({"accepted": count, "duplicates": 0})
 

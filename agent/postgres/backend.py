@@ -13,7 +13,10 @@ from agent.postgres.messages import (
     BIND_COMPLETE,
     CLOSE_COMPLETE,
     COMMAND_COMPLETE,
+    COPY_DATA,
     COPY_IN_RESPONSE,
+    COPY_OUT_DONE,
+    COPY_OUT_RESPONSE,
     DATA_ROW,
     EMPTY_QUERY_RESPONSE,
     ERROR_RESPONSE,
@@ -53,6 +56,12 @@ class BackendHandlers(ResultMasks, AuditTrail):
             return None
         if kind in _HANDLED:
             return self._on_backend_fast(kind, data, pos, end)
+        if kind == COPY_DATA:
+            return self._mask_copy_data(data[pos + 5 : end])
+        if kind == COPY_OUT_RESPONSE:
+            self._on_copy_out(data[pos + 5 : end])
+        elif kind == COPY_OUT_DONE:
+            self.copy_mask = None
         if kind == PARAMETER_STATUS:
             check_pinned_setting(data[pos + 5 : end])
         elif kind == NOTICE_RESPONSE and self.expect:  # warnings quote values too
@@ -205,7 +214,7 @@ class BackendHandlers(ResultMasks, AuditTrail):
 
     def _on_error(self, head: Pending) -> bytes | None:
         expect = self.expect
-        self.row_mask = None
+        self.row_mask = self.copy_mask = None
         if head.kind == "Q":
             head.error_seen = True
             self._statement_done(head, None, error=True)

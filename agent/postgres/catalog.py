@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from agent.analysis import Relation
-from agent.postgres import estimate, upstream
+from agent.postgres import codec, estimate, upstream
 from agent.postgres.upstream import UpstreamConnection, quote_literal
 from agent.upstream import UpstreamConfig
 
@@ -136,6 +136,25 @@ class Catalog:
             return estimate.changed_rows(str(plan[0][0]))
         finally:
             await upstream.simple_query(conn, "ROLLBACK; DEALLOCATE ALL")
+
+    async def describe(
+        self, sql: str, search_path: tuple[str, ...] | None
+    ) -> list[codec.FieldDescription]:
+        """The result shape of ``sql`` under a session's search_path: its RowDescription,
+        from Parse and Describe of the unnamed statement (nothing runs).  Raises
+        UpstreamError when the server cannot (an object only that session sees)."""
+        async with self._lock:
+            conn = await self._connection()
+            path = ", ".join('"' + name.replace('"', '""') + '"' for name in search_path or ())
+            if search_path is not None:
+                await upstream.simple_query(
+                    conn, f"SELECT set_config('search_path', {upstream.quote_literal(path)}, false)"
+                )
+            try:
+                return await upstream.describe_statement(conn, sql)
+            finally:
+                if search_path is not None:
+                    await upstream.simple_query(conn, "RESET search_path")
 
     async def origins(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], Origin]:
         missing = {oid for oid, _ in keys if (oid, _) not in self._origins}

@@ -5,13 +5,14 @@ ReadyForQuery that Sync produces, so errors stay in order with pipelined results
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from agent.decision import DENY, HOLD, MASK, Decision
 from agent.postgres import codec
 from agent.postgres.holds import HoldForApproval
-from agent.postgres.masks import ResultMasks
+from agent.postgres.masks import COPY_SHAPE, ResultMasks
 from agent.postgres.messages import (
     BIND,
     CLOSE,
@@ -106,8 +107,9 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
             or decision.has_side_effects
             or decision.copies_in
             or decision.row_limits
+            or (decision.copy_out is not None and COPY_SHAPE not in decision.mask_cache)
         ):
-            return None
+            return None  # a masked COPY runs once through _copy_decision first
         return decision
 
     async def _on_client_message(self, kind: int, payload: bytes) -> bytes | None:
@@ -194,6 +196,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
                 return codec.SYNC
             decision = outcome
         decision = await self._sql_prepared_check(decision, sql)
+        if decision.action == MASK and decision.copy_out is not None:
+            decision = await self._copy_decision(decision)
         if decision.action in (DENY, HOLD):
             messages = await self._refusal(decision)
             self.expect.append(Pending("Q", decision=decision, inject=messages))
@@ -212,6 +216,7 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
         original's would be."""
         if decision.action not in PASS:
             return decision
+        declared: Decision | None = None  # the masked DECLARE a FETCH reads from
         for names, made_by, kind in (
             (decision.sql_executes, self._sql_prepared, "prepared statement"),
             (decision.sql_fetches, self._sql_cursors, "cursor"),
@@ -227,6 +232,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
                         "changed); make it again",
                     )
                 decision.touches_restricted |= made[1].touches_restricted
+                if made_by is self._sql_cursors and made[1].action == MASK:
+                    declared = made[1]
         for name in decision.sql_deallocates:  # one namespace with protocol statements
             if name:
                 self._sql_prepared.pop(name, None)
@@ -243,6 +250,16 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
             self._sql_prepared[name] = (sql, decision, self.agent.engine)
         for name in decision.sql_declares:
             self._sql_cursors[name] = (sql, decision, self.agent.engine)
+        if declared is not None:  # its rows are masked as the DECLAREd query's would be
+            several = len(decision.statements) > 1
+            decision = dataclasses.replace(
+                decision,
+                action=MASK,
+                masked_columns=declared.masked_columns,
+                derived_positions=None if several else declared.derived_positions,
+                direct_masked_positions=None if several else declared.direct_masked_positions,
+                mask_cache={},
+            )
         return decision
 
     async def _still_allowed(
@@ -278,6 +295,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
                 return b""
             decision = outcome
         decision = await self._sql_prepared_check(decision, sql)
+        if decision.action == MASK and decision.copy_out is not None:
+            decision = await self._copy_decision(decision)
         if decision.action in (DENY, HOLD):
             await self._start_discard(decision)
             return b""

@@ -4,21 +4,26 @@ per result shape; and the DataRow rewrite that applies them."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import struct
 import time
 from typing import Any
 
 from agent import masking
-from agent.decision import ALLOW, MASK, Decision
+from agent.decision import ALLOW, DENY, MASK, Decision
 from agent.postgres import codec
 from agent.postgres.catalog import BASE_RELKINDS
-from agent.postgres.state import SLOW, MaskSpec, Pending, SessionState
+from agent.postgres.copy import mask_copy_row
+from agent.postgres.state import SLOW, MaskSpec, Pending, SessionRefused, SessionState
+from agent.postgres.upstream import UpstreamError
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
 _UNPACK_SHORT = struct.Struct("!h").unpack_from
 _PACK_INT = struct.Struct("!i").pack
 _NULL_VALUE = b"\xff\xff\xff\xff"
 MAX_RESULT_COLUMNS = 1664  # PostgreSQL's limit on a result's columns
+COPY_SHAPE = ("copy",)  # the key of a COPY's column masks in Decision.mask_cache
 
 
 class ResultMasks(SessionState):
@@ -155,6 +160,56 @@ class ResultMasks(SessionState):
             specs.append(None if method is None else (method, param, f.type_oid, binary[index]))
         return specs
 
+    async def _copy_decision(self, decision: Decision) -> Decision:
+        """A masked COPY … TO STDOUT: its column masks learned (Describe of its query on the
+        catalog connection, under this session's search_path) and cached on the decision
+        for the rows (see ``_on_copy_out``); or the refusal saying why they cannot be."""
+        form = decision.copy_out
+        why = form.refusal()
+        if why is None and len(decision.statements) > 1:
+            why = "a COPY of masked columns must be sent as a statement of its own"
+        if why is not None:
+            return refused(decision, why, "42501")
+        if COPY_SHAPE in decision.mask_cache:
+            return decision
+        try:
+            fields = await self.agent.catalog.describe(form.describe_sql, self.search_path)
+        except (UpstreamError, OSError, asyncio.IncompleteReadError) as exc:
+            why = f"the columns of this COPY could not be learned to mask them ({exc})"
+            return refused(decision, why, "42501")
+        binary = [False] * len(fields)
+        decision.mask_cache[COPY_SHAPE] = await self._column_masks(fields, decision, binary)
+        return decision
+
+    def _on_copy_out(self, payload: bytes) -> None:
+        """CopyOutResponse: arm the row masks of a masked COPY (every column redacted when
+        the shape learned does not match: fail closed); binary rows cannot be masked."""
+        self.copy_mask, self.copy_header_pending = None, False
+        decision = self.expect[0].decision if self.expect else None
+        if decision is None or decision.action != MASK or decision.copy_out is None:
+            return
+        columns = _UNPACK_SHORT(payload, 1)[0]
+        if payload[0] != 0:
+            raise SessionRefused("0A000", "binary COPY output of masked columns cannot be masked")
+        specs = decision.mask_cache.get(COPY_SHAPE)
+        if specs is None or len(specs) != columns:
+            specs = [("redact", None, 0, False)] * columns
+        row_mask = active_masks(specs)
+        if row_mask is not None:
+            self.copy_mask = (row_mask, decision.copy_out)
+            self.copy_header_pending = decision.copy_out.header
+
+    def _mask_copy_data(self, payload: bytes) -> bytes | None:
+        """One CopyData row of a masked COPY, rewritten (the header line passes)."""
+        if self.copy_mask is None:
+            return None
+        if self.copy_header_pending:
+            self.copy_header_pending = False
+            return None
+        row_mask, form = self.copy_mask
+        line = mask_copy_row(payload, row_mask, form, self.agent.config.masking_key)
+        return b"d" + _PACK_INT(len(line) + 4) + line
+
     def _mask_row(self, payload: bytes, row_mask: list[tuple[int, MaskSpec]]) -> bytes:
         """The DataRow with its masked columns rewritten; the other values are copied as
         byte ranges, not decoded (NULL stays NULL)."""
@@ -199,3 +254,10 @@ def active_masks(specs: list[MaskSpec | None] | None) -> list[tuple[int, MaskSpe
         return None
     active = [(i, spec) for i, spec in enumerate(specs) if spec is not None]
     return active or None
+
+
+def refused(decision: Decision, why: str, sqlstate: str) -> Decision:
+    """A copy of ``decision`` (the statement it audits) refusing it for ``why``."""
+    return dataclasses.replace(
+        decision, action=DENY, rule="masked_copy", message=why, sqlstate=sqlstate, mask_cache={}
+    )

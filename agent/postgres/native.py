@@ -20,6 +20,7 @@ from agent.audit import BATCH_SIZE
 from agent.decision import MASK, Decision
 from agent.metrics import LATENCY_BUCKETS, StatementStats
 from agent.postgres.audit_trail import AuditTrail
+from agent.postgres.messages import COPY_DATA
 from agent.postgres.normalize import template_key
 from agent.postgres.relay import Relay
 from agent.postgres.state import ABSENT, Pending, Prepared, RowMask
@@ -155,6 +156,26 @@ class NativePath(AuditTrail):
         # The transports call these directly: no Python frame per chunk.
         to_upstream.data_received = self.fast.client_received  # type: ignore[method-assign]
         to_client.data_received = self.fast.backend_received  # type: ignore[method-assign]
+
+    def _masked_run(self, data: bytes, pos: int) -> tuple[bytes | None, int]:
+        """The run of DataRows (or COPY rows) of ``data`` from ``pos``, masked with the
+        armed row masks in one native call (None: no masks, the rows pass as they are), and
+        its end; the Python data path's rows (``Relay.rows``)."""
+        assert _fastpath is not None
+        key = self.agent.config.masking_key
+        result: tuple[bytes | None, int]
+        if data[pos] == COPY_DATA:
+            copy_mask = self.copy_mask
+            if copy_mask is None:
+                result = _fastpath.mask_copy_rows(data, pos, None, (), key)
+                return result
+            if self.copy_header_pending:  # the header line goes through the step
+                return None, pos
+            row_mask, form = copy_mask
+            result = _fastpath.mask_copy_rows(data, pos, row_mask, form.native(), key)
+            return result
+        result = _fastpath.mask_rows(data, pos, self.row_mask, key)
+        return result
 
     def hand_back_simple(
         self, decision: Decision, started: float, stage: int, row_mask: RowMask | None

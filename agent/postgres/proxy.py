@@ -166,6 +166,7 @@ class PostgresAgent(Agent):
         decision.statement = normalized
         decision.kinds = [s.kind for s in analysis.statements]
         decision.copies_in = "copy_from" in decision.kinds
+        decision.copy_out = next((s.copy_out for s in analysis.statements if s.copy_out), None)
         for part in ("prepares", "executes", "deallocates", "declares", "fetches", "closes"):
             names = (getattr(s, part) for s in analysis.statements)
             setattr(decision, f"sql_{part}", tuple(n for n in names if n is not None))

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent.postgres import codec
+from agent.postgres.messages import COPY_DATA, DATA_ROW
 from agent.postgres.state import SLOW, SessionState
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
@@ -54,6 +55,10 @@ class Relay(asyncio.Protocol):
         self.peer: Relay | None = None
         # The native data path for this direction (FastPath.client or .backend), if any.
         self.fast: Any = None
+        # Upstream → client: a run of DataRows (or CopyData) from a position, in one call
+        # (session.masked_run: the rows masked, or None to pass them as they are, and where
+        # the run ends), so a large result costs no Python work per row.
+        self.rows: Callable[[bytes, int], tuple[bytes | None, int]] | None = None
         self.buffer = b""
         self.busy = False
         self.sink_full = False
@@ -133,11 +138,21 @@ class Relay(asyncio.Protocol):
         framed after login.  A trailing partial message waits in ``buffer``."""
         step = self.step
         stop_kind = self.stop_kind
+        rows = self.rows
         size = len(data)
         pos = 0
         span = 0
         out: list[bytes] = []
         while size - pos >= 5:
+            if rows is not None and (data[pos] == DATA_ROW or data[pos] == COPY_DATA):
+                masked, run_end = rows(data, pos)
+                if run_end > pos:
+                    if masked is not None:
+                        out.append(data[span:pos])
+                        out.append(masked)
+                        span = run_end
+                    pos = run_end
+                    continue
             length = _UNPACK_INT(data, pos + 1)[0]
             if length < 4:
                 raise codec.ProtocolError(f"invalid message length {length}")

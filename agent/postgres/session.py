@@ -19,6 +19,7 @@ from agent.postgres import codec
 from agent.postgres.backend import BackendHandlers
 from agent.postgres.frontend import ClientHandlers
 from agent.postgres.messages import TERMINATE
+from agent.postgres.native import native_path_available
 from agent.postgres.relay import HIGH_WATER, Relay
 from agent.postgres.startup import Startup
 from agent.postgres.state import ClientGone, SessionRefused
@@ -133,4 +134,6 @@ class Session(Startup, ClientHandlers, BackendHandlers):
             done,
         )
         to_upstream.peer, to_client.peer = to_client, to_upstream
+        if native_path_available() and self.agent.config.native:
+            to_client.rows = self._masked_run
         return to_upstream, to_client

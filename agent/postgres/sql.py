@@ -14,7 +14,9 @@ written, and every column reference together with *where* its value can flow:
 ``plan``       named in EXPLAIN without ANALYZE.
 ``write``      flows into stored data (INSERT…SELECT, UPDATE SET, CREATE TABLE AS,
                PREPARE, DECLARE CURSOR): cannot be masked, so masked columns are denied.
-``copy``       flows into COPY … TO: cannot be masked per row, so masked columns are denied.
+``copy``       flows into COPY … TO a server file: cannot be masked, so masked columns are
+               denied.  COPY … TO STDOUT is read like a SELECT (output, derived, predicate)
+               and its rows are masked (agent/postgres/copy.py).
 
 Name resolution is deliberately over-approximate: an unqualified column may belong to any
 relation in scope, and a reference through a subquery/CTE alias may belong to any relation
@@ -32,6 +34,7 @@ from pglast.enums import CmdType, VariableSetKind
 from agent.analysis import (
     COPY,
     DERIVED,
+    OUTPUT,
     PLAN,
     TARGET,
     WRITE,
@@ -43,6 +46,7 @@ from agent.analysis import (
 )
 from agent.decision import ROWS_OVER_LIMIT
 from agent.postgres import guardrail_meaning, inference
+from agent.postgres.copy import copy_format
 from agent.postgres.sql_vocabulary import (
     FOREIGN_DATA_NODES,
     GRANT_NODES,
@@ -174,7 +178,9 @@ class _Analyzer(QueryWalker):
         elif isinstance(node, ast.ExplainStmt):
             self._explain(node)
         elif isinstance(node, ast.PrepareStmt | ast.DeclareCursorStmt):
-            # Results of EXECUTE / FETCH are not analysed again: treat their reads as writes.
+            # Results of EXECUTE are not analysed again: treat their reads as writes.  A
+            # cursor's are: each FETCH carries its origins (RowDescription) and runs under
+            # the DECLARE's decision (frontend._sql_prepared_check), so they stay outputs.
             info.kind = "prepare" if isinstance(node, ast.PrepareStmt) else "declare"
             if isinstance(node, ast.PrepareStmt):
                 info.prepares = node.name or ""
@@ -188,7 +194,10 @@ class _Analyzer(QueryWalker):
             info.written |= inner.info.written
             info.opaque |= inner.info.opaque
             info.functions |= inner.info.functions
-            info.uses += [demote(u, WRITE) for u in inner.info.uses]
+            if isinstance(node, ast.PrepareStmt):
+                info.uses += [demote(u, WRITE) for u in inner.info.uses]
+            else:
+                info.uses += inner.info.uses
         else:
             self.utility(node)
 
@@ -380,9 +389,21 @@ class _Analyzer(QueryWalker):
                 info.written.add(self._relation(node.relation))
             return
         info.kind = "copy"
+        if node.filename is not None or node.is_program:  # to a server file: never masked
+            if node.relation is not None:
+                relation = self._relation(node.relation)
+                columns: list[str | None] = [node_name(c) for c in node.attlist or ()] or [None]
+                info.uses += [ColumnUse((relation,), c, COPY) for c in columns]
+            else:
+                self.select(node.query, top=False, context=COPY)
+            return
+        # COPY … TO STDOUT: its rows are this client's result, masked per column like a
+        # SELECT's (agent/postgres/copy.py); its query's filters are checked the same way.
+        info.copy_out = copy_format(node)
         if node.relation is not None:
             relation = self._relation(node.relation)
-            columns: list[str | None] = [node_name(c) for c in node.attlist or ()] or [None]
-            info.uses += [ColumnUse((relation,), c, COPY) for c in columns]
+            names = [node_name(c) for c in node.attlist or ()]
+            uses = [ColumnUse((relation,), c, OUTPUT, i) for i, c in enumerate(names)]
+            info.uses += uses or [ColumnUse((relation,), None, OUTPUT)]
         else:
-            self.select(node.query, top=False, context=COPY)
+            self.select(node.query, top=True, context=DERIVED)

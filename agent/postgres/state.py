@@ -108,6 +108,10 @@ class SessionState:
         self.discarding = False
         self.discard_error: list[bytes] = []
         self.row_mask: list[tuple[int, MaskSpec]] | None = None
+        # COPY … TO STDOUT in progress with masked columns: (row masks, its CopyFormat), and
+        # whether its HEADER line (column names, not masked) is still to come.
+        self.copy_mask: tuple[list[tuple[int, MaskSpec]], Any] | None = None
+        self.copy_header_pending = False
         self.search_path: tuple[str, ...] | None = None
         self.cancel_key: tuple[int, int] | None = None
         self._audit_fragments: dict[tuple[int, int, str], tuple[Decision, str]] = {}

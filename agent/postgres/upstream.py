@@ -231,6 +231,29 @@ async def simple_query(conn: UpstreamConnection, sql: str) -> list[list[str | No
     return rows
 
 
+async def describe_statement(conn: UpstreamConnection, sql: str) -> list[codec.FieldDescription]:
+    """The RowDescription of ``sql`` as the unnamed statement of a side connection (Parse,
+    Describe, Sync: nothing runs); [] when it returns no rows."""
+    conn.writer.write(
+        codec.message(b"P", codec.cstring("") + codec.cstring(sql) + b"\0\0")
+        + codec.describe(b"S", "")
+        + codec.SYNC
+    )
+    fields: list[codec.FieldDescription] = []
+    error: dict[str, str] | None = None
+    while True:
+        kind, payload = await read_message(conn.reader)
+        if kind == b"T":
+            fields = codec.parse_row_description(payload)
+        elif kind == b"E":
+            error = codec.parse_error_fields(payload)
+        elif kind == b"Z":
+            break
+    if error is not None:
+        raise UpstreamError(error.get("M", "describe failed"), error)
+    return fields
+
+
 async def send_cancel(config: UpstreamConfig, pid: int, secret: int) -> None:
     _, writer = await open_stream(config)
     try:

@@ -323,17 +323,20 @@ def test_native_masking_gives_what_masking_py_gives() -> None:
             other = generator.choice(values)
             row = codec.data_row([value, None, other, b"kept"])[5:]
             row_mask = [(0, specs[0]), (1, specs[0]), (2, specs[1])]
-            native = _fastpath.mask_row(row, row_mask, masking.mask_wire_value, key)
-            assert native == Session._mask_row(stub, row, row_mask), (value, specs)  # type: ignore[arg-type]
+            native = _fastpath.mask_row(row, row_mask, key)
+            python = Session._mask_row(stub, row, row_mask)  # type: ignore[arg-type]
+            assert native == python, (value, specs)
+            # The bulk form: a run of rows, with a message of another kind after it.
+            run = python[:0].join([codec.data_row([value, other])] * 2) + b"C\0\0\0\5x"
+            masked_run, end = _fastpath.mask_rows(b"xx" + run, 2, row_mask, key)
+            expected = [Session._mask_row(stub, codec.data_row([value, other])[5:], row_mask)]
+            assert (masked_run, end) == (expected[0] * 2, len(run) - 4), (value, specs)
             checked += 1
     assert checked == len(values) * 6
     with pytest.raises(ValueError, match="malformed DataRow"):
-        _fastpath.mask_row(
-            b"\x00\x02\x00\x00\x00\x09ab",
-            [(0, ("redact", None, 25, False))],
-            masking.mask_wire_value,
-            key,
-        )
+        _fastpath.mask_row(b"\x00\x02\x00\x00\x00\x09ab", [(0, ("redact", None, 25, False))], key)
+    # Unmasked rows pass as they are: only where the run ends.
+    assert _fastpath.mask_rows(codec.data_row([b"a"]) * 3, 0, None, key) == (None, 36)
 
 
 def test_a_parse_ticket_is_not_used_for_a_bind_of_another_statement(

@@ -155,7 +155,7 @@ PyObject *FastPath_backend(FastPath *self, PyObject *data) {
     if (self->mode == IDLE || !PyBytes_Check(data)) return PyLong_FromLong(0);
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data), pos = 0, span = 0;
-    Output out = {NULL, NULL, 0, 0, 0};
+    Buffer out = {NULL, 0}; /* the chunk as it goes out, once a message is replaced */
     int replaced = 0, outcome = PASS;
     while (size - pos >= 5) {
         int32_t length = be32(buf + pos + 1);
@@ -172,21 +172,12 @@ PyObject *FastPath_backend(FastPath *self, PyObject *data) {
         if (outcome == ERROR) goto error;
         if (outcome == FALLBACK) break;
         if (outcome == SWALLOW || outcome == REPLACE) {
-            PyObject *replacement = NULL;
-            if (outcome == REPLACE) {
-                if (compile_mask(&self->compiled, self->row_mask) < 0) goto error;
-                replacement = mask_data_row(&self->compiled, payload, length - 4,
-                                            self->mask_value, self->masking_key);
-                if (replacement == NULL) goto error;
-            }
-            if (output_add(&out, (const char *)buf + span, pos - span, NULL) < 0) {
-                Py_XDECREF(replacement);
-                goto nomemory;
-            }
-            if (replacement != NULL &&
-                output_add(&out, PyBytes_AS_STRING(replacement), PyBytes_GET_SIZE(replacement),
-                           replacement) < 0)
-                goto nomemory;
+            if (buffer_add(&out, buf + span, pos - span) < 0) goto error;
+            if (outcome == REPLACE &&
+                (compile_mask(&self->compiled, self->row_mask) < 0 ||
+                 mask_data_row_into(&out, &self->compiled, payload, length - 4,
+                                    self->masking_key) < 0))
+                goto error;
             replaced = 1;
             span = end;
         }
@@ -203,28 +194,19 @@ PyObject *FastPath_backend(FastPath *self, PyObject *data) {
             chunk = pos == size ? Py_NewRef(data)
                                 : PyBytes_FromStringAndSize((const char *)buf, pos);
         } else {
-            if (output_add(&out, (const char *)buf + span, pos - span, NULL) < 0) goto nomemory;
-            chunk = PyBytes_FromStringAndSize(NULL, out.total);
-            if (chunk != NULL) {
-                char *o = PyBytes_AS_STRING(chunk);
-                for (Py_ssize_t i = 0; i < out.count; i++) {
-                    memcpy(o, out.items[i].ptr, (size_t)out.items[i].len);
-                    o += out.items[i].len;
-                }
-            }
+            if (buffer_add(&out, buf + span, pos - span) < 0) goto error;
+            chunk = buffer_finish(&out);
         }
         if (chunk == NULL) goto error;
-        int failed = out.total == 0 && replaced ? 0 : write_to(self->client_sink, chunk);
+        int failed = PyBytes_GET_SIZE(chunk) == 0 ? 0 : write_to(self->client_sink, chunk);
         Py_DECREF(chunk);
         if (failed < 0) goto error;
     }
-    output_free(&out);
+    buffer_free(&out);
     if (outcome == FALLBACK && resume_in_python(self) < 0) return NULL;
     self->handled_backend++;
     return PyLong_FromSsize_t(pos);
-nomemory:
-    PyErr_NoMemory();
 error:
-    output_free(&out);
+    buffer_free(&out);
     return NULL;
 }

@@ -88,13 +88,23 @@ void output_free(Output *out);
 
 /* ------------------------------------------------------------------ masking (masking.c) */
 
+/* A bytes object grown in place: a chunk's output written once (masking.c). */
+typedef struct {
+    PyObject *bytes; /* NULL until the first write */
+    Py_ssize_t len;
+} Buffer;
+
+char *buffer_room(Buffer *buffer, Py_ssize_t extra);
+int buffer_add(Buffer *buffer, const void *data, Py_ssize_t len);
+PyObject *buffer_finish(Buffer *buffer);
+void buffer_free(Buffer *buffer);
+
 /* One compiled row mask: the masked columns in order, with their method. */
 typedef struct {
     Py_ssize_t index;
     int code; /* M_*, or -1: NULL (binary cell, or the method does not fit the type) */
     long param;
     int has_param;
-    PyObject *spec; /* (method, param, type oid, binary) for the Python methods */
 } CellMask;
 
 typedef struct {
@@ -105,9 +115,16 @@ typedef struct {
 
 void compiled_clear(CompiledMask *compiled);
 int compile_mask(CompiledMask *compiled, PyObject *row_mask);
-PyObject *mask_data_row(CompiledMask *compiled, const unsigned char *payload, Py_ssize_t len,
-                        PyObject *python_mask, PyObject *key);
+int mask_data_row_into(Buffer *out, CompiledMask *compiled, const unsigned char *payload,
+                       Py_ssize_t len, PyObject *key);
+int hmac_prepare(PyObject *key);
+int mask_cell_into(Buffer *out, const CellMask *cell, const unsigned char *raw, Py_ssize_t len);
 PyObject *module_mask_row(PyObject *module, PyObject *args);
+PyObject *module_mask_rows(PyObject *module, PyObject *args);
+
+/* ------------------------------------------------------------------ COPY rows (copy.c) */
+
+PyObject *module_mask_copy_rows(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ audit (events.c) */
 

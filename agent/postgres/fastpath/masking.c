@@ -1,5 +1,14 @@
 /* Masking of DataRow cells (agent/masking.py's methods over the text form of a value) and
- * the output buffer the round trips write through. */
+ * the output buffers the round trips write through.
+ *
+ * Every method runs here, ``hash`` included (HMAC-SHA256 with the agent's key, as
+ * masking.hash_token).  A value that is all ASCII is masked byte by byte straight into the
+ * output buffer (no allocation); any other value is decoded as Python does
+ * (errors="replace") and masked code point by code point, so the two paths agree on every
+ * input (tests/agent/test_native.py compares them with masking.py). */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: a context copied by value per value */
+#include <openssl/sha.h>
+
 #include "fastpath.h"
 
 /* Append a segment; `keep` (owned, may be NULL) is released with the output, or at once
@@ -47,12 +56,115 @@ void compiled_clear(CompiledMask *compiled) {
     compiled->count = 0;
 }
 
-/* ------------------------------------------------------------------ masking
- * agent/masking.py's methods over the text form of a value, code point by code point
- * (as Python's str: \d is isdecimal, [^\W_] is isalnum).  ``hash`` needs the HMAC key and
- * stays in Python.  tests/agent/test_native.py checks these against masking.py. */
+/* ------------------------------------------------------------------ buffers
+ * A bytes object grown in place (doubling): a whole chunk's output is built in one. */
 
-enum { M_REDACT, M_NULL, M_LAST_N, M_EMAIL, M_YEAR, M_PARTIAL, M_PYTHON };
+char *buffer_room(Buffer *buffer, Py_ssize_t extra) {
+    Py_ssize_t need = buffer->len + extra;
+    if (extra < 0 || need < buffer->len) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t capacity = buffer->bytes ? PyBytes_GET_SIZE(buffer->bytes) : 0;
+    if (need > capacity) {
+        Py_ssize_t grown = capacity < 4096 ? 4096 : capacity;
+        while (grown < need) grown = grown > PY_SSIZE_T_MAX / 2 ? need : grown * 2;
+        if (buffer->bytes == NULL) {
+            buffer->bytes = PyBytes_FromStringAndSize(NULL, grown);
+            if (buffer->bytes == NULL) return NULL;
+        } else if (_PyBytes_Resize(&buffer->bytes, grown) < 0) {
+            return NULL; /* _PyBytes_Resize released it */
+        }
+    }
+    return PyBytes_AS_STRING(buffer->bytes) + buffer->len;
+}
+
+int buffer_add(Buffer *buffer, const void *data, Py_ssize_t len) {
+    if (len <= 0) return 0;
+    char *room = buffer_room(buffer, len);
+    if (room == NULL) return -1;
+    memcpy(room, data, (size_t)len);
+    buffer->len += len;
+    return 0;
+}
+
+/* The bytes written so far (a new reference; the buffer is emptied). */
+PyObject *buffer_finish(Buffer *buffer) {
+    PyObject *bytes = buffer->bytes;
+    buffer->bytes = NULL;
+    if (bytes == NULL) return PyBytes_FromStringAndSize(NULL, 0);
+    if (PyBytes_GET_SIZE(bytes) != buffer->len && _PyBytes_Resize(&bytes, buffer->len) < 0)
+        return NULL;
+    buffer->len = 0;
+    return bytes;
+}
+
+void buffer_free(Buffer *buffer) {
+    Py_CLEAR(buffer->bytes);
+    buffer->len = 0;
+}
+
+static void put_be32(char *at, int32_t value) {
+    at[0] = (char)((uint32_t)value >> 24);
+    at[1] = (char)((uint32_t)value >> 16);
+    at[2] = (char)((uint32_t)value >> 8);
+    at[3] = (char)value;
+}
+
+/* ------------------------------------------------------------------ hash
+ * masking.hash_token: "h_" + the first 24 hex digits of HMAC-SHA256(key, UTF-8 text).  The
+ * key's inner and outer states are computed once per key; each value copies them. */
+
+static struct {
+    PyObject *key; /* the bytes object these states are of (strong ref) */
+    SHA256_CTX inner, outer;
+} hmac_state;
+
+int hmac_prepare(PyObject *key) {
+    if (hmac_state.key == key) return 0;
+    if (!PyBytes_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "the masking key must be bytes");
+        return -1;
+    }
+    unsigned char block[SHA256_CBLOCK] = {0}, pad[SHA256_CBLOCK];
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(key);
+    Py_ssize_t len = PyBytes_GET_SIZE(key);
+    if (len > SHA256_CBLOCK)
+        SHA256(raw, (size_t)len, block); /* a long key is hashed first (RFC 2104) */
+    else
+        memcpy(block, raw, (size_t)len);
+    for (int i = 0; i < SHA256_CBLOCK; i++) pad[i] = block[i] ^ 0x36;
+    SHA256_Init(&hmac_state.inner);
+    SHA256_Update(&hmac_state.inner, pad, sizeof pad);
+    for (int i = 0; i < SHA256_CBLOCK; i++) pad[i] = block[i] ^ 0x5c;
+    SHA256_Init(&hmac_state.outer);
+    SHA256_Update(&hmac_state.outer, pad, sizeof pad);
+    Py_XSETREF(hmac_state.key, Py_NewRef(key));
+    return 0;
+}
+
+#define HASH_TOKEN_LEN 26
+
+static void hash_token(const char *text, Py_ssize_t len, char *token) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256_CTX context = hmac_state.inner;
+    SHA256_Update(&context, text, (size_t)len);
+    SHA256_Final(digest, &context);
+    context = hmac_state.outer;
+    SHA256_Update(&context, digest, sizeof digest);
+    SHA256_Final(digest, &context);
+    token[0] = 'h';
+    token[1] = '_';
+    for (int i = 0; i < 12; i++) {
+        token[2 + 2 * i] = hex[digest[i] >> 4];
+        token[3 + 2 * i] = hex[digest[i] & 15];
+    }
+}
+
+/* ------------------------------------------------------------------ methods */
+
+enum { M_REDACT, M_NULL, M_LAST_N, M_EMAIL, M_YEAR, M_PARTIAL, M_HASH };
 
 static int method_code(PyObject *method) {
     if (!PyUnicode_Check(method)) return M_REDACT;
@@ -66,7 +178,7 @@ static int method_code(PyObject *method) {
     if (strcmp(name, "email") == 0) return M_EMAIL;
     if (strcmp(name, "year") == 0) return M_YEAR;
     if (strcmp(name, "partial") == 0) return M_PARTIAL;
-    if (strcmp(name, "hash") == 0) return M_PYTHON;
+    if (strcmp(name, "hash") == 0) return M_HASH;
     return M_REDACT; /* unknown methods redact (fail safe), as mask_text */
 }
 
@@ -79,6 +191,100 @@ static int method_fits(int code, long type_oid) {
     if (code == M_NULL) return 1;
     if (is_text_type(type_oid)) return 1;
     return code == M_YEAR && (type_oid == 1082 || type_oid == 1114 || type_oid == 1184);
+}
+
+static int is_ascii(const unsigned char *raw, Py_ssize_t len) {
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (raw[i] >= 0x80) return 0;
+    return 1;
+}
+
+static int ascii_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static int ascii_alnum(unsigned char c) {
+    return ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Length of masking.year's output for an ASCII value (-1: no date prefix, NULL) and the
+ * year's digits in *digits. */
+static Py_ssize_t year_shape(const unsigned char *raw, Py_ssize_t len, Py_ssize_t *digits,
+                             int *with_time) {
+    Py_ssize_t d = 0;
+    while (d < len && ascii_digit(raw[d])) d++;
+    if (d < 4 || len < d + 6 || raw[d] != '-' || !ascii_digit(raw[d + 1]) ||
+        !ascii_digit(raw[d + 2]) || raw[d + 3] != '-' || !ascii_digit(raw[d + 4]) ||
+        !ascii_digit(raw[d + 5]))
+        return -1;
+    *digits = d;
+    *with_time = d + 6 < len && (raw[d + 6] == ' ' || raw[d + 6] == 'T');
+    return d + 6 + (*with_time ? 9 : 0);
+}
+
+/* Write one ASCII value's mask (its 4-byte length, then the text) at the buffer's end. */
+static int mask_ascii_into(Buffer *out, const CellMask *cell, const unsigned char *raw,
+                           Py_ssize_t len) {
+    Py_ssize_t result_len = len, at = -1, digits = 0;
+    int with_time = 0;
+    long n = cell->has_param ? cell->param : 4;
+    switch (cell->code) {
+    case M_EMAIL:
+        for (Py_ssize_t i = len - 1; i >= 0; i--)
+            if (raw[i] == '@') {
+                at = i;
+                break;
+            }
+        result_len = at <= 0 ? 4 : 5 + len - at - 1;
+        break;
+    case M_YEAR:
+        result_len = year_shape(raw, len, &digits, &with_time);
+        break;
+    case M_HASH:
+        result_len = HASH_TOKEN_LEN;
+        break;
+    }
+    if (result_len < 0) return buffer_add(out, "\xff\xff\xff\xff", 4);
+    char *o = buffer_room(out, 4 + result_len);
+    if (o == NULL) return -1;
+    put_be32(o, (int32_t)result_len);
+    o += 4;
+    switch (cell->code) {
+    case M_LAST_N: {
+        long floor = n < 0 ? 0 : n;
+        Py_ssize_t keep = len <= floor ? 0 : floor; /* a value that short: all stars */
+        memset(o, '*', (size_t)(len - keep));
+        memcpy(o + len - keep, raw + len - keep, (size_t)keep);
+        break;
+    }
+    case M_EMAIL:
+        if (at <= 0) {
+            memcpy(o, "****", 4);
+        } else {
+            memcpy(o, "****@", 5);
+            memcpy(o + 5, raw + at + 1, (size_t)(len - at - 1));
+        }
+        break;
+    case M_YEAR:
+        memcpy(o, raw, (size_t)digits);
+        memcpy(o + digits, with_time ? "-01-01 00:00:00" : "-01-01", with_time ? 15 : 6);
+        break;
+    case M_PARTIAL: {
+        long kept = 0;
+        for (Py_ssize_t i = len - 1; i >= 0; i--) { /* right to left: the last digits */
+            unsigned char c = raw[i];
+            if (n > 0 && kept < n && ascii_digit(c)) {
+                kept++;
+                o[i] = (char)c;
+            } else {
+                o[i] = ascii_alnum(c) ? 'X' : (char)c;
+            }
+        }
+        break;
+    }
+    case M_HASH:
+        hash_token((const char *)raw, len, o);
+        break;
+    }
+    out->len += 4 + result_len;
+    return 0;
 }
 
 static PyObject *encoded(PyObject *text) { /* str -> UTF-8 bytes, consuming text */
@@ -101,18 +307,25 @@ static PyObject *stars_then(Py_ssize_t stars, PyObject *value, Py_ssize_t from) 
     return out;
 }
 
-/* The masked text (new ref to bytes), Py_None for SQL NULL, NULL on error. */
-static PyObject *mask_cell(int code, const char *raw, Py_ssize_t raw_len, long param,
-                           int has_param) {
-    if (code == M_NULL) Py_RETURN_NONE;
-    if (code == M_REDACT) return PyBytes_FromStringAndSize("****", 4);
+/* A value with non-ASCII bytes, as Python masks it: the masked text (new ref to bytes),
+ * Py_None for SQL NULL, NULL on error. */
+static PyObject *mask_unicode(int code, const char *raw, Py_ssize_t raw_len, long param,
+                              int has_param) {
     PyObject *value = PyUnicode_DecodeUTF8(raw, raw_len, "replace");
     if (value == NULL) return NULL;
     Py_ssize_t length = PyUnicode_GET_LENGTH(value);
     int kind = PyUnicode_KIND(value);
     const void *data = PyUnicode_DATA(value);
     PyObject *result = NULL;
-    if (code == M_LAST_N) {
+    if (code == M_HASH) {
+        PyObject *text = PyUnicode_AsUTF8String(value);
+        if (text != NULL) {
+            result = PyBytes_FromStringAndSize(NULL, HASH_TOKEN_LEN);
+            if (result != NULL)
+                hash_token(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), PyBytes_AS_STRING(result));
+            Py_DECREF(text);
+        }
+    } else if (code == M_LAST_N) {
         long n = has_param ? param : 4;
         if (n < 0) n = 0;
         if (length <= n)
@@ -184,6 +397,32 @@ static PyObject *mask_cell(int code, const char *raw, Py_ssize_t raw_len, long p
     return result;
 }
 
+/* One masked cell (its length, -1 for NULL, then its text) at the buffer's end. */
+int mask_cell_into(Buffer *out, const CellMask *cell, const unsigned char *raw,
+                          Py_ssize_t len) {
+    if (cell->code == -1 || cell->code == M_NULL) return buffer_add(out, "\xff\xff\xff\xff", 4);
+    if (cell->code == M_REDACT) return buffer_add(out, "\0\0\0\4****", 8);
+    if (is_ascii(raw, len)) return mask_ascii_into(out, cell, raw, len);
+    PyObject *masked = mask_unicode(cell->code, (const char *)raw, len, cell->param, cell->has_param);
+    if (masked == NULL) return -1;
+    int failed;
+    if (masked == Py_None) {
+        failed = buffer_add(out, "\xff\xff\xff\xff", 4);
+    } else if (PyBytes_GET_SIZE(masked) > INT32_MAX - 64) {
+        PyErr_SetString(PyExc_ValueError, "a masked value does not fit in a DataRow");
+        failed = -1;
+    } else {
+        char length[4];
+        put_be32(length, (int32_t)PyBytes_GET_SIZE(masked));
+        failed = buffer_add(out, length, 4) < 0 ||
+                 buffer_add(out, PyBytes_AS_STRING(masked), PyBytes_GET_SIZE(masked)) < 0;
+    }
+    Py_DECREF(masked);
+    return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ rows */
+
 int compile_mask(CompiledMask *compiled, PyObject *row_mask) {
     if (compiled->source == row_mask) return 0;
     compiled_clear(compiled);
@@ -218,7 +457,6 @@ int compile_mask(CompiledMask *compiled, PyObject *row_mask) {
         }
         int code = method_code(PyTuple_GET_ITEM(spec, 0));
         cells[i].code = (binary || !method_fits(code, type_oid)) ? -1 : code;
-        cells[i].spec = spec; /* borrowed: row_mask is kept alive by compiled->source */
     }
     compiled->source = Py_NewRef(row_mask);
     compiled->cells = cells;
@@ -226,22 +464,20 @@ int compile_mask(CompiledMask *compiled, PyObject *row_mask) {
     return 0;
 }
 
-/* The DataRow message with its masked cells rewritten (the other cells copied as bytes,
- * NULL stays NULL), as agent.postgres.masks.ResultMasks._mask_row. */
-PyObject *mask_data_row(CompiledMask *compiled, const unsigned char *payload,
-                               Py_ssize_t len, PyObject *python_mask, PyObject *key) {
+/* Append the DataRow message with its masked cells rewritten (the other cells copied as
+ * bytes, NULL stays NULL), as agent.postgres.masks.ResultMasks._mask_row.  On error the
+ * buffer is left as it was. */
+int mask_data_row_into(Buffer *out, CompiledMask *compiled, const unsigned char *payload,
+                       Py_ssize_t len, PyObject *key) {
     if (len < 2) {
         PyErr_SetString(PyExc_ValueError, "DataRow too short");
-        return NULL;
+        return -1;
     }
-    Py_ssize_t columns = be16(payload), offset = 2, column = 0, span = 0;
-    Output out = {NULL, NULL, 0, 0, 0};
-    unsigned char *header = NULL;
-    Py_ssize_t headers = 0;
-    header = PyMem_Malloc((size_t)(compiled->count * 4 + 4));
-    if (header == NULL) return PyErr_NoMemory();
+    if (hmac_prepare(key) < 0) return -1;
+    Py_ssize_t start = out->len, columns = be16(payload), offset = 2, column = 0, span = 0;
+    if (buffer_add(out, "D\0\0\0\0", 5) < 0) return -1;
     for (Py_ssize_t m = 0; m < compiled->count; m++) {
-        CellMask *cell = &compiled->cells[m];
+        const CellMask *cell = &compiled->cells[m];
         if (cell->index >= columns) break;
         while (column < cell->index) { /* skip to the masked column */
             if (len - offset < 4) goto malformed;
@@ -257,98 +493,82 @@ PyObject *mask_data_row(CompiledMask *compiled, const unsigned char *payload,
             continue;
         }
         if (len - offset - 4 < cell_len) goto malformed;
-        const char *raw = (const char *)payload + offset + 4;
-        PyObject *masked;
-        if (cell->code == -1) {
-            masked = Py_NewRef(Py_None);
-        } else if (cell->code == M_PYTHON) {
-            PyObject *raw_bytes = PyBytes_FromStringAndSize(raw, cell_len);
-            masked = raw_bytes ? PyObject_CallFunction(python_mask, "OOOOOO", PyTuple_GET_ITEM(cell->spec, 0),
-                                                       raw_bytes, PyTuple_GET_ITEM(cell->spec, 2),
-                                                       PyTuple_GET_ITEM(cell->spec, 1), key,
-                                                       PyTuple_GET_ITEM(cell->spec, 3))
-                               : NULL;
-            Py_XDECREF(raw_bytes);
-            if (masked != NULL && masked != Py_None && !PyBytes_Check(masked)) {
-                Py_DECREF(masked);
-                PyErr_SetString(PyExc_TypeError, "a mask method must return bytes or None");
-                masked = NULL;
-            }
-        } else {
-            masked = mask_cell(cell->code, raw, cell_len, cell->param, cell->has_param);
-        }
-        if (masked == NULL) goto error;
-        if (masked != Py_None && PyBytes_GET_SIZE(masked) > INT32_MAX - 64) {
-            Py_DECREF(masked);
-            PyErr_SetString(PyExc_ValueError, "a masked value does not fit in a DataRow");
+        if (buffer_add(out, payload + span, offset - span) < 0 ||
+            mask_cell_into(out, cell, payload + offset + 4, cell_len) < 0)
             goto error;
-        }
-        if (output_add(&out, (const char *)payload + span, offset - span, NULL) < 0) {
-            Py_DECREF(masked);
-            goto nomemory;
-        }
-        unsigned char *h = header + 4 * headers++;
-        int32_t masked_len = masked == Py_None ? -1 : (int32_t)PyBytes_GET_SIZE(masked);
-        h[0] = (unsigned char)((uint32_t)masked_len >> 24);
-        h[1] = (unsigned char)((uint32_t)masked_len >> 16);
-        h[2] = (unsigned char)((uint32_t)masked_len >> 8);
-        h[3] = (unsigned char)masked_len;
-        if (output_add(&out, (const char *)h, 4, NULL) < 0) {
-            Py_DECREF(masked);
-            goto nomemory;
-        }
-        if (masked == Py_None) {
-            Py_DECREF(masked);
-        } else if (output_add(&out, PyBytes_AS_STRING(masked), PyBytes_GET_SIZE(masked), masked) < 0) {
-            goto nomemory;
-        }
         offset += 4 + cell_len;
         span = offset;
     }
-    if (output_add(&out, (const char *)payload + span, len - span, NULL) < 0) goto nomemory;
-    if (out.total > INT32_MAX - 4) {
+    if (offset > len) goto malformed;
+    if (buffer_add(out, payload + span, len - span) < 0) goto error;
+    if (out->len - start - 1 > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "the masked DataRow is longer than a message can be");
         goto error;
     }
-    PyObject *message = PyBytes_FromStringAndSize(NULL, 5 + out.total);
-    if (message != NULL) {
-        char *o = PyBytes_AS_STRING(message);
-        int32_t message_len = (int32_t)(4 + out.total);
-        o[0] = 'D';
-        o[1] = (char)(message_len >> 24);
-        o[2] = (char)(message_len >> 16);
-        o[3] = (char)(message_len >> 8);
-        o[4] = (char)message_len;
-        o += 5;
-        for (Py_ssize_t i = 0; i < out.count; i++) {
-            memcpy(o, out.items[i].ptr, (size_t)out.items[i].len);
-            o += out.items[i].len;
-        }
-    }
-    output_free(&out);
-    PyMem_Free(header);
-    return message;
+    put_be32(PyBytes_AS_STRING(out->bytes) + start + 1, (int32_t)(out->len - start - 1));
+    return 0;
 malformed:
     PyErr_SetString(PyExc_ValueError, "malformed DataRow");
-    goto error;
-nomemory:
-    PyErr_NoMemory();
 error:
-    output_free(&out);
-    PyMem_Free(header);
-    return NULL;
+    out->len = start;
+    return -1;
 }
 
-/* mask_row(payload, row_mask, python_mask, key) -> DataRow message: for tests. */
+/* mask_row(payload, row_mask, key) -> DataRow message: for tests. */
 PyObject *module_mask_row(PyObject *module, PyObject *args) {
     Py_buffer payload;
-    PyObject *row_mask, *python_mask, *key;
-    if (!PyArg_ParseTuple(args, "y*OOO", &payload, &row_mask, &python_mask, &key)) return NULL;
+    PyObject *row_mask, *key;
+    if (!PyArg_ParseTuple(args, "y*OO", &payload, &row_mask, &key)) return NULL;
     CompiledMask compiled = {NULL, NULL, 0};
+    Buffer out = {NULL, 0};
     PyObject *result = NULL;
-    if (compile_mask(&compiled, row_mask) == 0)
-        result = mask_data_row(&compiled, payload.buf, payload.len, python_mask, key);
+    if (compile_mask(&compiled, row_mask) == 0 &&
+        mask_data_row_into(&out, &compiled, payload.buf, payload.len, key) == 0)
+        result = buffer_finish(&out);
+    buffer_free(&out);
     compiled_clear(&compiled);
     PyBuffer_Release(&payload);
+    return result;
+}
+
+/* mask_rows(data, pos, row_mask, key) -> (replacement or None, end): the run of whole
+ * DataRow messages of ``data`` from ``pos`` on, masked (None: no row_mask, they pass as they
+ * are), and where the run ends.  The Python data path's hot loop: one call per chunk, not
+ * per row. */
+PyObject *module_mask_rows(PyObject *module, PyObject *args) {
+    static CompiledMask compiled = {NULL, NULL, 0}; /* the last row_mask, compiled */
+    Py_buffer data;
+    Py_ssize_t pos;
+    PyObject *row_mask, *key;
+    if (!PyArg_ParseTuple(args, "y*nOO", &data, &pos, &row_mask, &key)) return NULL;
+    const unsigned char *buf = data.buf;
+    Py_ssize_t size = data.len, start = pos;
+    Buffer out = {NULL, 0};
+    PyObject *result = NULL;
+    int masking = row_mask != Py_None;
+    if (pos < 0 || pos > size) {
+        PyErr_SetString(PyExc_IndexError, "position out of range");
+        goto done;
+    }
+    if (masking && compile_mask(&compiled, row_mask) < 0) goto done;
+    while (size - pos >= 5 && buf[pos] == MSG_DATA_ROW) {
+        int32_t length = be32(buf + pos + 1);
+        if (length < 4 || size - pos - 1 < length) break; /* partial, or not a message */
+        if (masking &&
+            mask_data_row_into(&out, &compiled, buf + pos + 5, length - 4, key) < 0)
+            goto done;
+        pos += 1 + (Py_ssize_t)length;
+    }
+    if (!masking) {
+        result = Py_BuildValue("(On)", Py_None, pos);
+    } else if (pos == start) {
+        result = Py_BuildValue("(On)", Py_None, pos);
+    } else {
+        PyObject *masked = buffer_finish(&out);
+        if (masked != NULL) result = Py_BuildValue("(Nn)", masked, pos);
+    }
+done:
+    buffer_free(&out);
+    PyBuffer_Release(&data);
     return result;
 }

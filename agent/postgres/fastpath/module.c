@@ -1,10 +1,14 @@
 /* The extension module agent.postgres._fastpath: FastPath (roundtrip.c, client.c,
- * backend.c), mask_row (masking.c) and encode_events (events.c). */
+ * backend.c), mask_row and mask_rows (masking.c) and encode_events (events.c). */
 #include "fastpath.h"
 
 static PyMethodDef module_methods[] = {
     {"mask_row", module_mask_row, METH_VARARGS,
-     "mask_row(payload, row_mask, python_mask, key) -> the masked DataRow message."},
+     "mask_row(payload, row_mask, key) -> the masked DataRow message."},
+    {"mask_rows", module_mask_rows, METH_VARARGS,
+     "mask_rows(data, pos, row_mask, key) -> (masked run of DataRows or None, end)."},
+    {"mask_copy_rows", module_mask_copy_rows, METH_VARARGS,
+     "mask_copy_rows(data, pos, row_mask, format, key) -> (masked run of CopyData, end)."},
     {"encode_events", encode_events, METH_VARARGS,
      "encode_events(queued, first_seq) -> (fragments, events JSON) for an audit batch."},
     {NULL, NULL, 0, NULL},
