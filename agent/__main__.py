@@ -1,4 +1,5 @@
-"""``python -m agent --control-plane URL --token T --listen HOST:PORT --datasource NAME``."""
+"""``warden-agent --control-plane URL --token T --listen HOST:PORT --datasource NAME``
+(``python -m agent …`` in a checkout)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import os
 import signal
 import ssl
+import sys
 from pathlib import Path
 
 from agent.server import AgentConfig, create_agent, masking_key_from_env
@@ -15,7 +17,9 @@ from agent.upstream import SSL_MODES, UpstreamConfig
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
-    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
+    command = os.path.basename(sys.argv[0])
+    prog = "python -m agent" if command == "__main__.py" else command
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--control-plane", required=True)
     parser.add_argument("--token", default=os.environ.get("WARDEN_AGENT_TOKEN", ""))
     parser.add_argument("--listen", default="127.0.0.1:6432")
