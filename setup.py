@@ -12,6 +12,6 @@ from pathlib import Path
 from setuptools import setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "packaging"))
-from fastpath import fastpath_extension  # noqa: E402
+from fastpath import fastpath_extension
 
 setup(packages=[], py_modules=[], ext_modules=[fastpath_extension(optional=False)])

@@ -19,14 +19,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from agent.analysis import Analysis, Relation
 from agent.audit import AuditShipper
 from agent.bundle import Bundle, BundlePoller, BundleStore
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import DENY, Decision, Identity, PolicyEngine
+from agent.health import health_serve
 from agent.heartbeat import HeartbeatSender
 from agent.metrics import AgentMetrics
+from agent.version import VERSION
 
 log = logging.getLogger("agent")
 
@@ -97,6 +100,7 @@ class Agent:
             self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
         self.server: asyncio.Server | None = None
+        self.health_server: WSGIServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.sessions: set[asyncio.Task[None]] = set()
 
@@ -109,7 +113,7 @@ class Agent:
         except ControlPlaneUnavailable as exc:
             log.warning("control plane unreachable at start: %s", exc)
         if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port)
+            self.health_server = health_serve(self, self.config.metrics_port)
         self._tasks = [
             asyncio.create_task(self.poller.run()),
             asyncio.create_task(self.audit.run()),
@@ -137,7 +141,7 @@ class Agent:
         )
         sock = self.server.sockets[0].getsockname()
         self.config.listen_port = sock[1]
-        log.info("agent listening on %s:%s", sock[0], sock[1])
+        log.info("warden-agent %s listening on %s:%s", VERSION, sock[0], sock[1])
         self._tasks.append(asyncio.create_task(HeartbeatSender(self).run()))
 
     async def serve_client(
@@ -149,6 +153,9 @@ class Agent:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.health_server is not None:
+            await asyncio.to_thread(self.health_server.shutdown)
+            self.health_server.server_close()
         for task in list(self.sessions):
             task.cancel()
         for task in self._tasks:

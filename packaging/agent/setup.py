@@ -6,8 +6,8 @@ from pathlib import Path
 from setuptools import setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fastpath import fastpath_extension  # noqa: E402
-from pins import pinned  # noqa: E402
+from fastpath import fastpath_extension
+from pins import pinned
 
 # What agent/ and warden_client/ import from PyPI (tests/packaging checks that the agent
 # runs with these alone).
