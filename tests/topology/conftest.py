@@ -37,6 +37,15 @@ from tests.processes import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+# A policy change the tests make through the API: the analyst may no longer read orders.
+DENY_ORDERS_RULE = {
+    "datasource": "shop",
+    "name": "No orders for the analyst",
+    "priority": 500,
+    "subjects": {"everyone": False, "users": ["analyst"], "groups": []},
+    "resource": {"kind": "table", "schema": "public", "table": "orders"},
+    "action": "deny",
+}
 POLL_INTERVAL = 1.0
 # `warden shell -c` code printing a new API token of the demo's admin.
 ADMIN_TOKEN_CODE = (

@@ -20,7 +20,7 @@ import pytest
 from websockets.sync.client import connect as websocket_connect
 
 from tests.processes import http_get, wait_until
-from tests.topology.conftest import POLL_INTERVAL, Topology
+from tests.topology.conftest import DENY_ORDERS_RULE, POLL_INTERVAL, Topology
 
 pytestmark = pytest.mark.slow
 
@@ -63,15 +63,8 @@ def test_both_agents_enforce_the_same_new_bundle_within_one_poll(topology: Topol
     assert before["agent_1"] == before["agent_2"] is not None, before
     for agent in ("agent_1", "agent_2"):
         with psycopg.connect(topology.dsn(agent), autocommit=True) as conn:
-            conn.execute("DO $$ BEGIN END $$")  # allowed before the change
-    status, body = _api(
-        topology,
-        "web_b",
-        "POST",
-        "guardrails/",
-        "admin",
-        {"name": "No DO blocks", "kinds": ["do_block"], "action": "block", "datasource": "shop"},
-    )
+            assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] > 0  # allowed
+    status, body = _api(topology, "web_b", "POST", "policies/", "admin", DENY_ORDERS_RULE)
     assert status == 201, body
     changed_at = time.monotonic()
     wait_until(
@@ -91,9 +84,11 @@ def test_both_agents_enforce_the_same_new_bundle_within_one_poll(topology: Topol
     assert elapsed < POLL_INTERVAL + 4.0, elapsed
     for agent in ("agent_1", "agent_2"):
         with psycopg.connect(topology.dsn(agent), autocommit=True) as conn:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="No DO blocks"):
-                conn.execute("DO $$ BEGIN END $$")
-            assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
+            ):
+                conn.execute("SELECT count(*) FROM orders")
+            assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
 
 
 def _session_cookie(topology: Topology, username: str) -> str:
@@ -188,8 +183,8 @@ def _query_events(topology: Topology, statement_like: str) -> int:
 
 
 def test_stopping_a_web_process_or_an_agent_loses_no_audit_event(topology: Topology) -> None:
-    statement_a = "SELECT id FROM orders WHERE id = -101"
-    statement_b = "SELECT customer_id FROM orders WHERE id = -202"
+    statement_a = "SELECT id FROM customers WHERE id = -101"
+    statement_b = "SELECT name FROM customers WHERE id = -202"
     # Web A killed outright: agent 1 (its control plane) keeps serving and spools.
     with psycopg.connect(topology.dsn("agent_1"), autocommit=True) as conn:
         topology.stop("web_a", signal.SIGKILL)
@@ -200,7 +195,7 @@ def test_stopping_a_web_process_or_an_agent_loses_no_audit_event(topology: Topol
         topology.wait_ready("web_a")
         assert conn.execute(statement_a).fetchall() == []
     wait_until(
-        lambda: _query_events(topology, "SELECT id FROM orders WHERE id = %") >= 21,
+        lambda: _query_events(topology, "SELECT id FROM customers WHERE id = %") >= 21,
         what="agent 1's spooled events",
         timeout=60,
     )
@@ -215,12 +210,12 @@ def test_stopping_a_web_process_or_an_agent_loses_no_audit_event(topology: Topol
         for _ in range(10):
             conn.execute(statement_b)
     wait_until(
-        lambda: _query_events(topology, "SELECT customer_id FROM orders WHERE id = %") >= 20,
+        lambda: _query_events(topology, "SELECT name FROM customers WHERE id = %") >= 20,
         what="both agents' events",
         timeout=60,
     )
-    assert _query_events(topology, "SELECT id FROM orders WHERE id = %") == 21
-    assert _query_events(topology, "SELECT customer_id FROM orders WHERE id = %") == 20
+    assert _query_events(topology, "SELECT id FROM customers WHERE id = %") == 21
+    assert _query_events(topology, "SELECT name FROM customers WHERE id = %") == 20
     topology.start("agent_2")
     topology.wait_ready("agent_2")
     verify = topology.warden("audit", "verify")

@@ -34,7 +34,7 @@ from tests.processes import (
     http_json,
     wait_until,
 )
-from tests.topology.conftest import ADMIN_TOKEN_CODE, REPO
+from tests.topology.conftest import ADMIN_TOKEN_CODE, DENY_ORDERS_RULE, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,6 @@ def test_control_plane_upgrade_while_an_agent_serves_from_its_last_good_bundle(
             f"dbname={shop_db} sslmode=disable"
         )
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("DO $$ BEGIN END $$")  # no guardrail against DO blocks yet
             before = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
 
             previous_web.stop()
@@ -165,7 +164,7 @@ def test_control_plane_upgrade_while_an_agent_serves_from_its_last_good_bundle(
             processes.append(new_web)
             wait_until(lambda: answers(f"{url}/readyz"), what="the new release", timeout=120)
             assert http_json(f"{url}/api/v1/version")[1]["version"] == VERSION
-            _add_do_guardrail(url, _admin_token(env))
+            _policy_rule_add(url, _admin_token(env))
             changed = time.monotonic()
             wait_until(
                 lambda: _bundle_version(metrics) not in (None, first_bundle),
@@ -174,9 +173,11 @@ def test_control_plane_upgrade_while_an_agent_serves_from_its_last_good_bundle(
                 process=agent,
             )
             assert time.monotonic() - changed < 10
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="No DO blocks"):
-                conn.execute("DO $$ BEGIN END $$")
-            assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == before
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
+            ):
+                conn.execute("SELECT count(*) FROM orders")
+            assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
     finally:
         for process in reversed(processes):
             process.stop()
@@ -205,15 +206,13 @@ def _admin_token(env: dict[str, str]) -> str:
     return created.stdout.strip()
 
 
-def _add_do_guardrail(url: str, token: str) -> None:
+def _policy_rule_add(url: str, token: str) -> None:
     import urllib.request
 
     request = urllib.request.Request(
-        f"{url}/api/v1/guardrails/",
+        f"{url}/api/v1/policies/",
         method="POST",
-        data=json.dumps(
-            {"name": "No DO blocks", "kinds": ["do_block"], "action": "block", "datasource": "shop"}
-        ).encode(),
+        data=json.dumps(DENY_ORDERS_RULE).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
