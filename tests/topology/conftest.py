@@ -113,9 +113,10 @@ class Topology:
         )
 
     def shell(self, code: str) -> str:
+        """The last line ``code`` prints (Django's shell may print a banner first)."""
         result = self.warden("shell", "-c", code)
         assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout.strip()
+        return result.stdout.strip().splitlines()[-1]
 
     def wait_ready(self, name: str, timeout: float = 120) -> None:
         process = self.processes[name]

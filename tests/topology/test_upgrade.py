@@ -203,7 +203,7 @@ def _admin_token(env: dict[str, str]) -> str:
         timeout=120,
     )
     assert created.returncode == 0, created.stderr
-    return created.stdout.strip()
+    return created.stdout.strip().splitlines()[-1]  # after the shell's banner
 
 
 def _policy_rule_add(url: str, token: str) -> None:
