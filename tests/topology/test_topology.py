@@ -156,7 +156,7 @@ def test_a_statement_held_by_agent_1_is_released_by_an_approval_on_web_b(
         status, body = _api(topology, "web_b", "GET", "access-requests/?state=pending", "reviewer")
         assert status == 200, body
         for item in body["results"] if isinstance(body, dict) else body:
-            if "payments" in json.dumps(item.get("scope")) and item["requester"] == "analyst":
+            if "payments" in json.dumps(item) and item["requester"] == "analyst":
                 return int(item["id"])
         return None
 
