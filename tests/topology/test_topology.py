@@ -3,7 +3,9 @@ request filed through one web process shows live on the other, an approval on on
 releases a statement held by an agent talking to the other, both agents enforce the same
 bundle within one poll, and stopping a web process or an agent loses no audit event.
 
-Slow (a whole topology of seven processes and a scan), never skipped.
+Slow (a whole topology of seven processes and a scan), never skipped. The tests share the
+topology and run in this order: the scan fills the catalog that the access requests of the
+later tests are checked against.
 """
 
 from __future__ import annotations
