@@ -155,7 +155,9 @@ def test_a_statement_held_by_agent_1_is_released_by_an_approval_on_web_b(
     waiter.start()
 
     def pending_payments_request() -> int | None:
-        status, body = _api(topology, "web_b", "GET", "access-requests/?view=review&state=pending", "reviewer")
+        status, body = _api(
+            topology, "web_b", "GET", "access-requests/?view=review&state=pending", "reviewer"
+        )
         assert status == 200, body
         for item in body["results"] if isinstance(body, dict) else body:
             if "payments" in json.dumps(item) and item["requester"] == "analyst":
