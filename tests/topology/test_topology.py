@@ -189,7 +189,7 @@ def _query_events(topology: Topology, statement_like: str) -> int:
 
 def test_stopping_a_web_process_or_an_agent_loses_no_audit_event(topology: Topology) -> None:
     statement_a = "SELECT id FROM customers WHERE id = -101"
-    statement_b = "SELECT name FROM customers WHERE id = -202"
+    statement_b = "SELECT country FROM customers WHERE id = -202"
     # Web A killed outright: agent 1 (its control plane) keeps serving and spools.
     with psycopg.connect(topology.dsn("agent_1"), autocommit=True) as conn:
         topology.stop("web_a", signal.SIGKILL)
@@ -215,12 +215,12 @@ def test_stopping_a_web_process_or_an_agent_loses_no_audit_event(topology: Topol
         for _ in range(10):
             conn.execute(statement_b)
     wait_until(
-        lambda: _query_events(topology, "SELECT name FROM customers WHERE id = %") >= 20,
+        lambda: _query_events(topology, "SELECT country FROM customers WHERE id = %") >= 20,
         what="both agents' events",
         timeout=60,
     )
     assert _query_events(topology, "SELECT id FROM customers WHERE id = %") == 21
-    assert _query_events(topology, "SELECT name FROM customers WHERE id = %") == 20
+    assert _query_events(topology, "SELECT country FROM customers WHERE id = %") == 20
     topology.start("agent_2")
     topology.wait_ready("agent_2")
     verify = topology.warden("audit", "verify")
