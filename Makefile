@@ -5,7 +5,7 @@ test:  ## install and run the whole test suite
 	scripts/test.sh
 lint:  ## ruff and mypy, as scripts/test.sh runs them
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . \
-	  && .venv/bin/mypy approvals audit classification config governance warden_demo idempotency warden_client warden_mcp \
+	  && .venv/bin/mypy approvals audit classification config governance warden_demo idempotency warden_client warden_mcp warden \
 	  && .venv/bin/mypy agent
 worker:  ## a Celery worker (needs REDIS_URL and DATABASE_URL)
 	.venv/bin/celery -A config worker --loglevel INFO

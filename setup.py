@@ -1,30 +1,17 @@
-"""Builds the agent's native data path (agent/_fastpath.c) in place:
+"""Builds the agent's native data path (agent/postgres/fastpath/) in place:
 
     .venv/bin/python setup.py -q build_ext --inplace
 
-scripts/bootstrap.sh runs this; without it the agent uses its pure-Python data path.
+scripts/bootstrap.sh runs this; without it the agent uses its pure-Python data path. The
+installable distributions are built from packaging/ (packaging/README.md).
 """
 
-from setuptools import Extension, setup
+import sys
+from pathlib import Path
 
-setup(
-    packages=[],
-    py_modules=[],
-    ext_modules=[
-        Extension(
-            "agent.postgres._fastpath",
-            [
-                "agent/postgres/fastpath/module.c",
-                "agent/postgres/fastpath/roundtrip.c",
-                "agent/postgres/fastpath/client.c",
-                "agent/postgres/fastpath/backend.c",
-                "agent/postgres/fastpath/masking.c",
-                "agent/postgres/fastpath/copy.c",
-                "agent/postgres/fastpath/events.c",
-            ],
-            depends=["agent/postgres/fastpath/fastpath.h"],
-            libraries=["crypto"],  # OpenSSL's SHA-256 for the hash mask (HMAC)
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        )
-    ],
-)
+from setuptools import setup
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "packaging"))
+from fastpath import fastpath_extension
+
+setup(packages=[], py_modules=[], ext_modules=[fastpath_extension(optional=False)])

@@ -1,4 +1,5 @@
-"""``python -m agent --control-plane URL --token T --listen HOST:PORT --datasource NAME``."""
+"""``warden-agent --control-plane URL --token T --listen HOST:PORT --datasource NAME``
+(``python -m agent …`` in a checkout)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from agent.workers import MAX_WORKERS, WorkerGroup, die_with_parent, supervise
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
-    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__)
+    command = os.path.basename(sys.argv[0])
+    prog = "python -m agent" if command == "__main__.py" else command
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--control-plane", required=True)
     parser.add_argument("--token", default=os.environ.get("WARDEN_AGENT_TOKEN", ""))
     parser.add_argument("--listen", default="127.0.0.1:6432")

@@ -25,6 +25,9 @@ from agent.controlplane import ControlPlaneClient, ControlPlaneUnavailable
 log = logging.getLogger("agent.bundle")
 
 SENSITIVE_LEVELS = frozenset({"confidential", "restricted"})
+# The bundle format's major version this agent reads ("format": 1, or "1.N" for additions
+# an agent of major 1 may ignore). Another major keeps the last good bundle in force.
+BUNDLE_FORMAT_MAJOR = 1
 
 
 class BundleRejected(Exception):
@@ -66,8 +69,11 @@ class Bundle:
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Bundle:
-        if document.get("format") != 1:
-            raise BundleRejected(f"unsupported bundle format {document.get('format')!r}")
+        if format_major(document.get("format")) != BUNDLE_FORMAT_MAJOR:
+            raise BundleRejected(
+                f"unsupported bundle format {document.get('format')!r}: this agent reads "
+                f"format {BUNDLE_FORMAT_MAJOR} (upgrade the agent)"
+            )
         datasource = document.get("datasource", {})
         columns: dict[tuple[str, str, str], ColumnInfo] = {}
         by_table: dict[tuple[str, str], list[ColumnInfo]] = {}
@@ -103,6 +109,16 @@ class Bundle:
             guardrails=list(document.get("guardrails", [])),
             grants=list(document.get("grants", [])),
         )
+
+
+def format_major(bundle_format: object) -> int | None:
+    """The major version of a bundle's ``format`` (1 and "1.2" are major 1); None if
+    it is not a version."""
+    if isinstance(bundle_format, int) and not isinstance(bundle_format, bool):
+        return bundle_format
+    if isinstance(bundle_format, str) and bundle_format.split(".", 1)[0].isdigit():
+        return int(bundle_format.split(".", 1)[0])
+    return None
 
 
 def verify_envelope(envelope: dict[str, Any], public_key: Ed25519PublicKey) -> Bundle:
@@ -144,6 +160,9 @@ class BundleStore:
         self.etag: str | None = None
         self.current: Bundle | None = None
         self.last_success: float = 0.0
+        # Why the latest bundle offered was refused ("" once one is accepted): the
+        # heartbeat and /readyz report it while the last good bundle stays in force.
+        self.rejection = ""
         self.listeners: list[Any] = []
         if public_key_b64:
             self.public_key = load_public_key(public_key_b64)
@@ -178,6 +197,7 @@ class BundleStore:
         bundle = verify_envelope(envelope, self.public_key)
         _write_atomic(self.bundle_path, json.dumps({"envelope": envelope, "etag": etag}).encode())
         self.install(bundle, etag)
+        self.rejection = ""
         return bundle
 
     def install(self, bundle: Bundle, etag: str | None) -> None:
@@ -218,6 +238,7 @@ class BundlePoller:
             bundle = self.store.accept(response.envelope, response.etag)
             log.info("installed bundle version %s", bundle.version)
         except BundleRejected as exc:
+            self.store.rejection = str(exc)
             log.error("rejected bundle: %s; keeping the last good one", exc)
 
     async def refresh_now(self) -> Bundle | None:

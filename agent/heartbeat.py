@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.controlplane import ControlPlaneUnavailable
+from agent.version import VERSION
 
 if TYPE_CHECKING:
     from agent.server import Agent
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = "1.0"
 DEFAULT_INTERVAL = 10.0
 # An address clients can reach when the listener's own (0.0.0.0, a container's) is not it.
 ADVERTISE_ENV = "WARDEN_AGENT_ADVERTISE"
@@ -51,8 +51,9 @@ class HeartbeatSender:
         return {
             "datasource": self.agent.config.datasource,
             "address": self._address(),
-            "version": AGENT_VERSION,
+            "version": VERSION,
             "bundle_version": bundle.version if bundle is not None else "",
+            "bundle_rejection": self.agent.store.rejection[:300],
             "started_at": self.started_at,
             "open_connections": len(self.agent.sessions),
             "statements_per_second": round(max(rate, 0.0), 3),

@@ -20,15 +20,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from agent.analysis import Analysis, Relation
 from agent.audit import AuditShipper
 from agent.bundle import Bundle, BundlePoller, BundleStore
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import DENY, Decision, Identity, PolicyEngine
+from agent.health import health_serve
 from agent.heartbeat import HeartbeatSender
 from agent.logins import Logins
 from agent.metrics import AgentMetrics
+from agent.version import VERSION
 from agent.workers import WorkerGroup, adopt_orphan_spools
 
 log = logging.getLogger("agent")
@@ -158,6 +161,7 @@ class Agent:
         self.channel_binding: bytes | None = None
         self.server: asyncio.Server | None = None
         self._cancel_server: asyncio.AbstractServer | None = None
+        self.health_server: WSGIServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.sessions: set[asyncio.Task[None]] = set()
 
@@ -179,7 +183,7 @@ class Agent:
         if workers is not None:  # the supervisor serves the metrics port itself
             metrics_port = workers.metrics_port(metrics_port)
         if metrics_port is not None:
-            self.metrics.serve(metrics_port)
+            self.health_server = health_serve(self, metrics_port)
         self._tasks = [
             asyncio.create_task(self.poller.run()),
             asyncio.create_task(self.audit.run()),
@@ -210,7 +214,7 @@ class Agent:
             self._cancel_server = await workers.serve_cancels(self.cancel)
         sock = self.server.sockets[0].getsockname()
         self.config.listen_port = sock[1]
-        log.info("agent listening on %s:%s", sock[0], sock[1])
+        log.info("warden-agent %s listening on %s:%s", VERSION, sock[0], sock[1])
         self._tasks.append(asyncio.create_task(HeartbeatSender(self).run()))
 
     async def serve_client(
@@ -224,6 +228,9 @@ class Agent:
             self.server.close()
         if self._cancel_server is not None:
             self._cancel_server.close()
+        if self.health_server is not None:
+            await asyncio.to_thread(self.health_server.shutdown)
+            self.health_server.server_close()
         for task in list(self.sessions):
             task.cancel()
         for task in self._tasks:

@@ -10,9 +10,12 @@ from pathlib import Path
 import dj_database_url
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.site import site_layout
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("WARDEN_DATA_DIR", str(BASE_DIR / "var")))
+# A checkout, or the control plane's installed wheel (config/site.py).
+SITE = site_layout(BASE_DIR)
+DATA_DIR = Path(env_str("WARDEN_DATA_DIR", str(SITE.default_root / "var")))
 
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "warden-embedded-default-insecure-secret-key-change-me"
@@ -68,7 +71,7 @@ AUTH_USER_MODEL = "governance.User"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [SITE.templates],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -76,6 +79,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "governance.context_processors.roles",
+                "config.health.version_context",
             ],
             # The shared words of every page: dates (`when`), scopes and levels.
             "builtins": [
@@ -120,14 +124,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-_NODE_MODULES = BASE_DIR / "node_modules"
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("vendor/htmx", _NODE_MODULES / "htmx.org" / "dist"),
-    ("vendor/htmx-ext-ws", _NODE_MODULES / "htmx-ext-ws" / "dist"),
-    ("vendor/chartjs", _NODE_MODULES / "chart.js" / "dist"),
-]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(SITE.default_root / "staticfiles")))
+STATICFILES_DIRS = SITE.staticfiles_dirs
 WHITENOISE_USE_FINDERS = True
 FORMS_URLFIELD_ASSUME_HTTPS = True
 

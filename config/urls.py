@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import health
 from governance.scopes import ALL_SCOPES
 
 
@@ -24,6 +25,7 @@ api_v1 = [
     path("", include("classification.api_urls")),
     path("", include("approvals.api_urls")),
     path("", include("audit.api_urls")),
+    path("version", health.version, name="api-version"),
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -34,6 +36,8 @@ handler500 = "config.api.server_error"
 
 urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

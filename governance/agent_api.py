@@ -279,6 +279,12 @@ class HeartbeatSerializer(StrictStrings, serializers.Serializer):
     address = serializers.CharField(max_length=300, help_text="host:port clients connect to")
     version = serializers.CharField(max_length=50, allow_blank=True, default="")
     bundle_version = serializers.CharField(max_length=64, allow_blank=True, default="")
+    bundle_rejection = serializers.CharField(
+        max_length=300,
+        allow_blank=True,
+        default="",
+        help_text="why the agent refused the latest bundle (it keeps its last good one)",
+    )
     started_at = serializers.DateTimeField()
     open_connections = serializers.IntegerField(min_value=0, default=0)
     statements_per_second = serializers.FloatField(min_value=0, default=0.0)

@@ -18,6 +18,6 @@ fi
 scripts/bootstrap.sh dev
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy approvals audit classification config governance warden_demo idempotency warden_client warden_mcp
+.venv/bin/mypy approvals audit classification config governance warden_demo idempotency warden_client warden_mcp warden
 .venv/bin/mypy agent
 exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"

@@ -4,7 +4,7 @@ The order is the dependency order. PostgreSQL first (embedded, or yours via
 WARDEN_DEMO_PG_DSN), holding two databases: `warden` (Warden's own data, so the default
 install gets the append-only audit triggers and the PostgreSQL code paths; DATABASE_URL
 overrides it) and `shop` (the demo data the agent governs). Then migrations and
-`manage.py warden_demo` in the foreground (the scan's progress bar shows), then the web
+`python -m warden warden_demo` in the foreground (the scan's progress bar shows), then the web
 server, the task runner and the agent under the supervisor. Everything kept between runs
 (cluster, passwords, secret key) lives in the data directory, so a second run reuses it;
 ports are the defaults when free and any free port otherwise.
@@ -165,7 +165,7 @@ class Demo:
         tokens_path = self.secrets_dir / "tokens.json"
         demo = ["warden_demo", "--migrate", "--tokens-json", str(tokens_path)]
         self.supervisor.run_step(
-            "manage.py warden_demo", [self.python, str(REPO / "manage.py"), *demo], env=env
+            "warden warden_demo", [self.python, "-m", "warden", *demo], env=env
         )
         tokens: dict[str, str] = json.loads(tokens_path.read_text())
         return tokens

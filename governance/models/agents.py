@@ -21,6 +21,8 @@ class AgentInstance(models.Model):
     )
     version = models.CharField(max_length=50, blank=True)
     bundle_version = models.CharField(max_length=64, blank=True)
+    # Why the agent refused the latest bundle offered (it keeps its last good one); "" if none.
+    bundle_rejection = models.CharField(max_length=300, blank=True, default="")
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField(db_index=True)
     open_connections = models.PositiveIntegerField(default=0)

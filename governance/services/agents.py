@@ -47,6 +47,7 @@ def agent_heartbeat_record(
     started_at: datetime,
     open_connections: int,
     statements_per_second: float,
+    bundle_rejection: str = "",
     source_address: str = "",
 ) -> AgentInstance:
     address = agent_address_normalise(address=address, source_address=source_address)
@@ -54,6 +55,7 @@ def agent_heartbeat_record(
         "token": token,
         "version": version[:50],
         "bundle_version": bundle_version[:64],
+        "bundle_rejection": bundle_rejection[:300],
         "started_at": started_at,
         "last_seen_at": timezone.now(),
         "open_connections": max(0, open_connections),

@@ -157,3 +157,18 @@ def test_reviewers_see_agents_read_only(reviewer, shop):
 def test_other_people_cannot_see_agents(request, person, shop):
     _registered(shop, "10.0.0.3:6432", seconds_ago=1)
     assert _page(request.getfixturevalue(person)).status_code == 403
+
+
+def test_an_agent_that_refused_the_latest_bundle_says_why_on_the_agents_page(
+    agent_client, shop, admin
+):
+    reason = "unsupported bundle format 2: this agent reads format 1 (upgrade the agent)"
+    answer = agent_client.post(HEARTBEAT, _beat(shop, bundle_rejection=reason), format="json")
+    assert answer.status_code == 200, answer.content
+    assert AgentInstance.objects.get().bundle_rejection == reason
+    browser = Client()
+    browser.force_login(admin)
+    page = browser.get("/agents/").content.decode()
+    assert "refused the latest: unsupported bundle format 2" in page
+    agent_client.post(HEARTBEAT, _beat(shop), format="json")
+    assert AgentInstance.objects.get().bundle_rejection == ""

@@ -1,0 +1,20 @@
+"""The agent's native data path as a setuptools extension, for both builds that compile it:
+the checkout's ``setup.py build_ext --inplace`` and the warden-agent wheel
+(packaging/agent/setup.py). Paths are relative to the directory holding ``agent/``."""
+
+from setuptools import Extension
+
+FASTPATH = "agent/postgres/fastpath"
+
+
+def fastpath_extension(*, optional: bool) -> Extension:
+    """``optional``: a failed compile is a warning and the agent runs its pure-Python path."""
+    sources = ["module", "roundtrip", "client", "backend", "masking", "copy", "events"]
+    return Extension(
+        "agent.postgres._fastpath",
+        [f"{FASTPATH}/{name}.c" for name in sources],
+        depends=[f"{FASTPATH}/fastpath.h"],
+        libraries=["crypto"],  # OpenSSL's SHA-256 for the hash mask (HMAC)
+        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        optional=optional,
+    )
