@@ -1,5 +1,5 @@
 """Fixtures for the packaging tests: both wheels built from this checkout with
-``python -m build``, and a clean virtualenv holding each (pip, warm cache)."""
+``python -m build``, and a clean virtualenv holding each (uv, warm cache)."""
 
 from __future__ import annotations
 
@@ -71,13 +71,20 @@ class Installed:
         )
 
 
+# The installer scripts/bootstrap.sh uses (requirements-installer.txt), from the test venv.
+UV = Path(sys.executable).parent / "uv"
+
+
 def venv_install(root: Path, *pip_args: str) -> Installed:
     """A clean virtualenv with the given wheels (their pinned dependencies from the index,
-    through pip's cache); the install's wall-clock time is measured."""
-    venv.create(root, with_pip=True, clear=True)
+    through uv's cache, as scripts/bootstrap.sh installs); the install's wall-clock time is
+    measured."""
+    assert UV.exists(), f"{UV} is missing: run scripts/bootstrap.sh dev (it installs uv)"
+    venv.create(root, with_pip=False, clear=True)
     started = time.monotonic()
+    python = str(root / "bin" / "python")
     result = subprocess.run(
-        [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", *pip_args],
+        [str(UV), "pip", "install", "--quiet", "--python", python, *pip_args],
         capture_output=True,
         text=True,
         timeout=1800,

@@ -4,7 +4,7 @@ and its static files from the installed package (no checkout on its path, a temp
 working directory), and the agent's wheel, where `import django` fails, governs a client
 session against it.
 
-Slow (minutes: two wheels built, two virtualenvs installed from pip's cache, a scan), and
+Slow (minutes: two wheels built, two virtualenvs installed from uv's cache, a scan), and
 never skipped: it is the only proof that the packages work outside this checkout.
 """
 
