@@ -327,7 +327,6 @@ def test_explain_verbose_output_has_no_values(agent: Any) -> None:
         "UPDATE SET v = c.email",
         "INSERT INTO scratch VALUES (1, (SELECT email FROM customers LIMIT 1))",
         "INSERT INTO scratch SELECT id, e FROM customers c(id, n, e)",
-        "DECLARE rt_cur CURSOR FOR SELECT upper(email) FROM customers",
         "UPDATE scratch s SET v = c.email FROM customers c WHERE s.id = c.id",
         "INSERT INTO scratch (id, v) SELECT 1, string_agg(email, ',') FROM customers",
         "INSERT INTO scratch SELECT 1, v FROM (SELECT email AS v FROM customers) q",
