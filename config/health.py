@@ -16,9 +16,16 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from agent.version import VERSION
 from governance.crypto import signing_key
+from governance.scopes import ALL_SCOPES
 from governance.services.bundles import BUNDLE_FORMAT
 
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -76,9 +83,22 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if ready else 503)
 
 
-@require_GET
-def version(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"version": VERSION, "bundle_format": BUNDLE_FORMAT})
+class VersionSerializer(serializers.Serializer):
+    version = serializers.CharField(help_text="The release (control plane and agent)")
+    bundle_format = serializers.IntegerField(help_text="The policy bundle format (major)")
+
+
+class VersionView(APIView):
+    """The release this control plane runs and the bundle format it signs; public, like the
+    API's description: any token (or none) may read it."""
+
+    permission_classes = [AllowAny]
+    token_scopes = ALL_SCOPES
+
+    @extend_schema(responses={200: VersionSerializer})
+    def get(self, request: Request) -> Response:
+        body = {"version": VERSION, "bundle_format": BUNDLE_FORMAT}
+        return Response(VersionSerializer(body).data)
 
 
 def version_context(request: HttpRequest) -> dict[str, str]:

@@ -25,7 +25,7 @@ api_v1 = [
     path("", include("classification.api_urls")),
     path("", include("approvals.api_urls")),
     path("", include("audit.api_urls")),
-    path("version", health.version, name="api-version"),
+    path("version", health.VersionView.as_view(), name="api-version"),
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]

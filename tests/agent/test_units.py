@@ -78,7 +78,9 @@ def test_analysis_classifies_where_each_column_flows() -> None:
         ("id", PREDICATE, None),
     ]
     assert ("email", WRITE, None) in _uses("INSERT INTO t SELECT email FROM customers")
-    assert _uses("COPY customers (email) TO STDOUT") == [("email", COPY, None)]
+    # COPY TO STDOUT is this client's result, masked per row; COPY TO a server file is not
+    assert _uses("COPY customers (email) TO STDOUT") == [("email", OUTPUT, 0)]
+    assert _uses("COPY customers (email) TO '/tmp/out'") == [("email", COPY, None)]
     assert (None, DERIVED, 0) in _uses("SELECT c FROM customers c")
 
 

@@ -66,7 +66,7 @@ def expected_scopes(route: str, method: str) -> set[str]:
         return {"agent"}
     if route.startswith("mcp/"):
         return {"query"}
-    if route in ("schema/", "docs/"):
+    if route in ("schema/", "docs/", "version"):
         return set(SCOPES)
     if (route, method) in SPECIAL:
         return SPECIAL[(route, method)]

@@ -47,11 +47,13 @@ DENY_ORDERS_RULE = {
     "action": "deny",
 }
 POLL_INTERVAL = 1.0
-# `warden shell -c` code printing a new API token of the demo's admin.
-ADMIN_TOKEN_CODE = (
+# `warden shell -c` code printing a new token of a demo person that may also use the API
+# (a personal token's default scopes are query + requests).
+API_TOKEN_CODE = (
     "from governance.models import User; from governance.tokens import token_create; "
-    "admin = User.objects.get(username='admin'); "
-    "print(token_create(actor=admin, user=admin, name='topology')[1])"
+    "admin = User.objects.get(username='admin'); user = User.objects.get(username='{user}'); "
+    "print(token_create(actor=admin, user=user, name='topology', "
+    "scopes=['query', 'requests', 'api:read', 'api:admin'])[1])"
 )
 HOLD_WAIT = 60.0
 
@@ -204,7 +206,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     )
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
     topology.tokens = json.loads(tokens_path.read_text())
-    topology.tokens["admin"] = topology.shell(ADMIN_TOKEN_CODE)
+    for user in ("admin", "reviewer"):
+        topology.tokens[user] = topology.shell(API_TOKEN_CODE.format(user=user))
     env["WARDEN_AGENT_TOKEN"] = topology.tokens["agent"]
     try:
         for name in commands:

@@ -34,7 +34,7 @@ from tests.processes import (
     http_json,
     wait_until,
 )
-from tests.topology.conftest import ADMIN_TOKEN_CODE, DENY_ORDERS_RULE, REPO
+from tests.topology.conftest import API_TOKEN_CODE, DENY_ORDERS_RULE, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,10 @@ def test_control_plane_upgrade_while_an_agent_serves_from_its_last_good_bundle(
         agent_argv = [python, "-m", "agent", "--control-plane", url, "--datasource", "shop"]
         agent_argv += ["--listen", f"127.0.0.1:{listen}", "--metrics-port", str(metrics)]
         agent_argv += ["--upstream-database", shop_db, "--state-dir", str(tmp_path / "agent")]
-        agent_argv += ["--poll-interval", "1"]
+        # The previous release keeps no SCRAM verifiers for its tokens, so this release's
+        # agent checks them as passwords (loopback here; over TLS in production).
+        agent_argv += ["--poll-interval", "1", "--client-auth", "password"]
+        agent_argv += ["--allow-insecure-listen"]
         agent_env = {**env, "WARDEN_AGENT_TOKEN": tokens["agent"], "WARDEN_MASKING_KEY": "k"}
         agent = Process("agent", agent_argv, env=agent_env, cwd=REPO, log_dir=tmp_path)
         processes.append(agent)
@@ -202,7 +205,7 @@ def _bundle_version(metrics_port: int) -> str | None:
 
 def _admin_token(env: dict[str, str]) -> str:
     created = subprocess.run(
-        [sys.executable, "-m", "warden", "shell", "-c", ADMIN_TOKEN_CODE],
+        [sys.executable, "-m", "warden", "shell", "-c", API_TOKEN_CODE.format(user="admin")],
         env=env,
         cwd=REPO,
         capture_output=True,
