@@ -20,4 +20,4 @@ scripts/bootstrap.sh dev
 .venv/bin/ruff format --check .
 .venv/bin/mypy approvals audit classification config governance warden_demo idempotency warden_client warden_mcp warden
 .venv/bin/mypy agent
-exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"
+exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"

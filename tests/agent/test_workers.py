@@ -105,7 +105,10 @@ def test_a_cancel_request_landing_on_another_worker_still_cancels(
         forwarded = sample(metrics, "warden_agent_cancel_requests_total", outcome="forwarded")
         if forwarded and attempt >= 1:
             break
-    assert forwarded >= 1, "no cancel request landed on the other worker in 12 tries"
+    # The supervisor scrapes each worker when scraped; a busy worker may miss one scrape.
+    counter = "warden_agent_cancel_requests_total"
+    wait_for(lambda: sample(scrape(unused_port), counter, outcome="forwarded") >= 1, timeout=15)
+    metrics = scrape(unused_port)
     assert sample(metrics, "warden_agent_cancel_requests_total", outcome="received") >= 1
 
 

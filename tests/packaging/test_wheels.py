@@ -35,6 +35,7 @@ from tests.processes import (
     tcp_open,
     wait_until,
 )
+from tests.topology.conftest import API_TOKEN_CODE
 
 pytestmark = pytest.mark.slow
 
@@ -155,6 +156,18 @@ def installed_control_plane(
     ):
         step = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
         assert step.returncode == 0, f"{argv[1]}:\n{step.stdout[-3000:]}\n{step.stderr[-3000:]}"
+    tokens = json.loads(tokens_path.read_text())
+    # The demo's personal tokens may query and file requests; reading the API needs api:read.
+    api_token = subprocess.run(
+        [warden, "shell", "-c", API_TOKEN_CODE.format(user="reviewer")],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert api_token.returncode == 0, api_token.stdout[-3000:] + api_token.stderr[-3000:]
+    tokens["reviewer_api"] = api_token.stdout.strip().splitlines()[-1]
     process = Process(
         "warden-serve", [warden, "serve", "--port", str(port)], env=env, cwd=cwd, log_dir=cwd
     )
@@ -163,7 +176,7 @@ def installed_control_plane(
         wait_until(
             lambda: answers(f"{url}/readyz"), what="warden serve", timeout=90, process=process
         )
-        yield ControlPlane(url, database_url, json.loads(tokens_path.read_text()), shop_db, process)
+        yield ControlPlane(url, database_url, tokens, shop_db, process)
     finally:
         process.stop()
         database_drop(warden_db)
@@ -187,7 +200,7 @@ def test_installed_control_plane_serves_ui_api_and_static_files_from_its_package
     assert http_json(f"{url}/api/v1/version") == (200, {"version": VERSION, "bundle_format": 1})
     status, body = http_json(
         f"{url}/api/v1/datasources/",
-        headers={"Authorization": f"Bearer {installed_control_plane.tokens['reviewer']}"},
+        headers={"Authorization": f"Bearer {installed_control_plane.tokens['reviewer_api']}"},
     )
     assert status == 200, body
     assert "shop" in json.dumps(body)

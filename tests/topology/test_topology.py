@@ -24,7 +24,9 @@ from websockets.sync.client import connect as websocket_connect
 from tests.processes import http_get, wait_until
 from tests.topology.conftest import DENY_ORDERS_RULE, POLL_INTERVAL, Topology
 
-pytestmark = pytest.mark.slow
+# The tests share one topology and build on each other (the scan fills the catalog the
+# access requests name): one xdist worker runs them in file order (--dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("topology")]
 
 
 def _api(topology: Topology, web: str, method: str, path: str, user: str, body: Any = None):

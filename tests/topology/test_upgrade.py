@@ -183,11 +183,15 @@ def test_control_plane_upgrade_while_an_agent_serves_from_its_last_good_bundle(
                 process=agent,
             )
             assert time.monotonic() - changed < 10
-            with pytest.raises(
-                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
-            ):
-                conn.execute("SELECT count(*) FROM orders")
             assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
+        # The new bundle governs a new session (an already open one is covered in tests/agent).
+        with (
+            psycopg.connect(dsn, autocommit=True) as fresh,
+            pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
+            ),
+        ):
+            fresh.execute("SELECT count(*) FROM orders")
     finally:
         for process in reversed(processes):
             process.stop()
