@@ -176,27 +176,37 @@ def test_control_plane_upgrade_while_an_agent_serves_from_its_last_good_bundle(
             assert http_json(f"{url}/api/v1/version")[1]["version"] == VERSION
             _policy_rule_add(url, _admin_token(env))
             changed = time.monotonic()
+            # The new release's first bundle already differs from the previous one's, so wait
+            # for the bundle that carries the rule: a new session is refused.
             wait_until(
-                lambda: _bundle_version(metrics) not in (None, first_bundle),
-                what="the new bundle",
+                lambda: _orders_denied(dsn),
+                what="the bundle with the new rule",
                 timeout=30,
                 process=agent,
             )
             assert time.monotonic() - changed < 10
-            assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
-        # The new bundle governs a new session (an already open one is covered in tests/agent).
-        with (
-            psycopg.connect(dsn, autocommit=True) as fresh,
-            pytest.raises(
+            assert _bundle_version(metrics) not in (None, first_bundle)
+            # The session opened before the upgrade is governed by it too.
+            with pytest.raises(
                 psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
-            ),
-        ):
-            fresh.execute("SELECT count(*) FROM orders")
+            ):
+                conn.execute("SELECT count(*) FROM orders")
+            assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
     finally:
         for process in reversed(processes):
             process.stop()
         database_drop(warden_db)
         database_drop(shop_db)
+
+
+def _orders_denied(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as fresh:
+        try:
+            fresh.execute("SELECT count(*) FROM orders")
+        except psycopg.errors.InsufficientPrivilege as refused:
+            assert "public.orders is denied by policy" in str(refused)
+            return True
+    return False
 
 
 def _bundle_version(metrics_port: int) -> str | None:
