@@ -312,11 +312,19 @@ def test_a_token_revoked_during_a_session_stops_working_within_the_route_bound(
 ):
     """run_query trusts a confirmed route for ROUTE_SECONDS (README): past that bound after
     the revocation, the next call is refused (the control plane is asked again)."""
+    from audit.models import AuditEvent
     from governance.models import AccessToken
     from governance.tokens import token_revoke
     from warden_mcp.routes import ROUTE_SECONDS
 
     token = person_token(ai_agent, "copilot")
+
+    def opened() -> int:
+        return AuditEvent.objects.filter(
+            action="mcp.tool_called",
+            actor=ai_agent.username,
+            details__contains='"tool":"run_query"',
+        ).count()
 
     async def scenario() -> tuple[list[dict[str, Any]], str]:
         async with mcp_session(transport, control_plane_url, token) as session:
@@ -325,6 +333,12 @@ def test_a_token_revoked_during_a_session_stops_working_within_the_route_bound(
                 await call(session, "run_query", datasource="shop", sql="SELECT 1 AS one")
                 for _ in range(3)
             ]
+            # Each call was opened and audited, those on the confirmed route too (sent
+            # beside). Wait for those openings first: one still in flight when the token is
+            # revoked is refused, which is the bound working, not a lost audit.
+            await asyncio.to_thread(
+                lambda: wait_until(lambda: opened() == 3, 10, "three audited run_query calls")
+            )
             await asyncio.to_thread(
                 lambda: token_revoke(
                     actor=ai_agent, token=AccessToken.objects.get(user=ai_agent, name="copilot")
@@ -337,13 +351,7 @@ def test_a_token_revoked_during_a_session_stops_working_within_the_route_bound(
 
     before, refused = run(scenario())
     assert [result["rows"] for result in before] == [[[1]]] * 3
-    # Each call was opened and audited, those on the confirmed route too (sent beside).
-    from audit.models import AuditEvent
-
-    opened = lambda: AuditEvent.objects.filter(  # noqa: E731
-        action="mcp.tool_called", actor=ai_agent.username, details__contains='"tool":"run_query"'
-    ).count()
-    assert wait_until(lambda: opened() == 3, 10, "three audited run_query calls")
+    assert opened() == 3  # the refused call was not opened
     assert refused.endswith(
         "Warden refused the token: Invalid, expired or revoked access token."
     ), refused
