@@ -11,7 +11,7 @@ import asyncio
 
 from agent.bundle import BundlePoller
 from agent.controlplane import ControlPlaneClient, HeldRequest
-from agent.decision import Decision
+from agent.verdicts import Decision
 
 # Attempts, 0.2 s apart, to fetch a bundle that already carries the approval's grant.
 GRANT_BUNDLE_ATTEMPTS = 5

@@ -6,9 +6,9 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, cast
 
-from agent.decision import Identity
 from agent.postgres.relay import Relay
 from agent.postgres.session import Session
+from agent.verdicts import Identity
 
 
 class MemoryTransport:

@@ -15,9 +15,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
-from agent.decision import HOLD, Decision
 from agent.holds import HoldCancelled, grant_bundle_fetch, hold_file, review_wait
 from agent.mysql import packets as p
+from agent.verdicts import HOLD, Decision
 
 if TYPE_CHECKING:
     from agent.mysql.session import MySqlSession

@@ -7,10 +7,10 @@ import asyncio
 import logging
 
 from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
-from agent.decision import HOLD, Decision
 from agent.holds import HoldCancelled, grant_bundle_fetch, hold_file, review_wait
 from agent.postgres import codec
 from agent.postgres.audit_trail import AuditTrail
+from agent.verdicts import HOLD, Decision
 
 log = logging.getLogger("agent.session")
 
