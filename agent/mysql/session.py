@@ -99,7 +99,6 @@ class MySqlSession:
         self.upstream_packets: p.PacketStream | None = None
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
-        self.cancelled = asyncio.Event()
         self.reply_seq = 1
         self._masks: dict[
             tuple[int, bytes], tuple[Decision, list[Mask | None] | None, list[int]]
