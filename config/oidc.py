@@ -83,7 +83,8 @@ def _provider(var: str, index: int, entry: Any) -> OidcProvider:
     values = {key: _text(var, where, entry, key) for key in REQUIRED_KEYS}
     if not PROVIDER_ID.match(values["id"]):
         raise OidcConfigError(
-            f"{var}{where}: 'id' must be lowercase letters, digits, '-' or '_' (got {entry['id']!r})"
+            f"{var}{where}: 'id' must be lowercase letters, digits, '-' or '_'"
+            f" (got {entry['id']!r})"
         )
     if not values["server_url"].startswith(("https://", "http://")):
         raise OidcConfigError(f"{var}{where}: 'server_url' must be an http(s) URL")

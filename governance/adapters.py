@@ -53,7 +53,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 reason="no mapped group",
                 source_address=_source_address(request),
             )
-            page = render(request, "governance/sso_refused.html", {"provider": provider}, status=403)
+            page = render(
+                request, "governance/sso_refused.html", {"provider": provider}, status=403
+            )
             raise ImmediateHttpResponse(page)
         if sociallogin.is_existing:
             sso_groups_sync(

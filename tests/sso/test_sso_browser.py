@@ -141,9 +141,7 @@ def test_sso_roles_follow_the_directory_groups_at_every_sign_in(
     assert AuditEvent.objects.filter(action="auth.login", actor="alice").count() == 2
 
 
-def test_a_disabled_or_unmapped_directory_user_cannot_sign_in(
-    transactional_db, settings, tmp_path
-):
+def test_a_disabled_or_unmapped_directory_user_cannot_sign_in(transactional_db, settings, tmp_path):
     require_chromium()
     seen: dict[str, Any] = {}
     carol = {"password": "carol-pw", "email": "carol@corp.example", "groups": ["analysts"]}
