@@ -3,7 +3,9 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from governance.services.sso import (
@@ -15,15 +17,33 @@ from governance.services.sso import (
 )
 
 
+def _source_address(request: Any) -> str:
+    return str(request.META.get("REMOTE_ADDR", "")) if request is not None else ""
+
+
 class AccountAdapter(DefaultAccountAdapter):
     """Warden accounts are created by admins; self sign-up only when explicitly enabled."""
 
     def is_open_for_signup(self, request: Any) -> bool:
         return bool(settings.ACCOUNT_ALLOW_REGISTRATION)
 
-
-def _source_address(request: Any) -> str:
-    return str(request.META.get("REMOTE_ADDR", "")) if request is not None else ""
+    def pre_login(self, request: Any, user: Any, **kwargs: Any) -> HttpResponse | None:
+        # An SSO account's roles are only re-evaluated at an SSO sign-in: a password set
+        # later (a reset e-mail) must not become a way around the directory.
+        through_sso = "sociallogin" in (kwargs.get("signal_kwargs") or {})
+        sso_account = SocialAccount.objects.filter(user=user).first()
+        if sso_account is not None and not through_sso:
+            sso_sign_in_refuse(
+                provider=sso_account.provider,
+                subject=sso_account.uid,
+                username=user.get_username(),
+                reason="password sign-in of a single sign-on account",
+                source_address=_source_address(request),
+            )
+            return render(
+                request, "governance/sso_only.html", {"provider": sso_account.provider}, status=403
+            )
+        return super().pre_login(request, user, **kwargs)
 
 
 def _claim_groups(sociallogin: Any) -> set[str]:

@@ -162,3 +162,27 @@ def test_the_login_page_offers_each_configured_provider(client, db, settings):
     page = client.get("/accounts/login/").content.decode()
     assert "Sign in with Okta" in page
     assert 'action="/accounts/oidc/okta/login/?process=login"' in page
+
+
+def test_an_sso_account_cannot_sign_in_with_a_password_but_a_local_one_can(client, db):
+    from allauth.socialaccount.models import SocialAccount
+
+    from tests.factories import UserFactory
+
+    local = UserFactory(username="local_lou")
+    local.set_password("correct-horse-battery")
+    local.save()
+    answer = client.post(
+        "/accounts/login/", {"login": "local_lou", "password": "correct-horse-battery"}
+    )
+    assert answer.status_code == 302 and client.get("/").status_code == 200
+    client.logout()
+    SocialAccount.objects.create(user=local, provider="okta", uid="sub-lou")
+    refused = client.post(
+        "/accounts/login/", {"login": "local_lou", "password": "correct-horse-battery"}
+    )
+    assert refused.status_code == 403
+    assert "This account signs in with single sign-on" in refused.content.decode()
+    assert client.get("/").status_code == 302  # not signed in
+    event = AuditEvent.objects.get(action="auth.sso_refused")
+    assert event.details["reason"] == "password sign-in of a single sign-on account"
