@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth.models import Group
 
 from audit.models import AuditEvent
 from governance.models import User
+from tests.factories import UserFactory
 from tests.live import CHROMIUM, CHROMIUM_ARGS, asgi_server, require_chromium
 from tests.sso.provider import PROVIDER_NAME, IdentityProvider, oidc_provider
 
@@ -146,19 +148,24 @@ def test_a_disabled_or_unmapped_directory_user_cannot_sign_in(transactional_db, 
     seen: dict[str, Any] = {}
     carol = {"password": "carol-pw", "email": "carol@corp.example", "groups": ["analysts"]}
     dave = {"password": "dave-pw", "email": "dave@corp.example", "groups": ["marketing"]}
+    # A directory user whose name and e-mail are a local admin's: never that admin.
+    eve = {"password": "eve-pw", "email": "eve@corp.example", "groups": ["analysts"]}
+    local_eve = UserFactory(username="eve", email="eve@corp.example", roles=["admin"])
 
     def steps(browser: Any, base_url: str, idp: IdentityProvider) -> None:
-        idp.users_set({"carol": carol, "dave": dave})
+        idp.users_set({"carol": carol, "dave": dave, "eve": eve})
         page = sso_sign_in(browser, base_url, "carol", "carol-pw")
         seen["enabled_groups"] = _groups("carol")
         seen["enabled_home"] = page.goto("/").url
-        idp.users_set({"carol": {**carol, "disabled": True}, "dave": dave})
+        idp.users_set({"carol": {**carol, "disabled": True}, "dave": dave, "eve": eve})
         page = sso_sign_in(browser, base_url, "carol", "carol-pw")
         seen["disabled_text"] = page.inner_text("main")
         seen["disabled_home"] = page.goto("/").url
         page = sso_sign_in(browser, base_url, "dave", "dave-pw")
         seen["unmapped_text"] = page.inner_text("main")
         seen["unmapped_home"] = page.goto("/").url
+        page = sso_sign_in(browser, base_url, "eve", "eve-pw")
+        seen["namesake_home"] = page.goto("/").url
 
     _with_sso(settings, tmp_path, steps)
 
@@ -175,3 +182,8 @@ def test_a_disabled_or_unmapped_directory_user_cannot_sign_in(transactional_db, 
     assert [event.details["reason"] for event in refusals][-1] == "no mapped group"
     assert refusals[0].details["reason"] == "provider answered access_denied"
     assert AuditEvent.objects.filter(action="auth.login", actor="carol").count() == 1
+    # Same e-mail as the local admin: not linked, not signed in as her, nothing granted.
+    assert "/accounts/login/" in seen["namesake_home"]
+    assert not SocialAccount.objects.filter(user=local_eve).exists()
+    assert not SocialAccount.objects.filter(uid="sub-eve").exists()
+    assert not AuditEvent.objects.filter(action="auth.login", actor="eve").exists()
