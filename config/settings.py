@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.oidc import oidc_settings
 from config.site import site_layout
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
     "channels",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "governance",
     "classification",
     "approvals",
@@ -115,6 +118,29 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_ALLOW_REGISTRATION = env_bool("WARDEN_ALLOW_SIGNUP", False)
 ACCOUNT_ADAPTER = "governance.adapters.AccountAdapter"
+
+# Single sign-on (OpenID Connect; config/oidc.py reads and checks these, docs/deployment.md).
+# WARDEN_OIDC_PROVIDERS: JSON list of {id, name, server_url, client_id, secret[, scopes,
+# groups_claim, token_auth_method]}. WARDEN_OIDC_GROUP_ROLES: JSON object mapping a provider
+# group to Warden group name(s) (roles or reviewer groups); membership of those groups follows
+# the claims at every sign-in.
+# WARDEN_OIDC_REQUIRE_GROUP (default true) refuses a sign-in whose claims map to no group.
+_OIDC = oidc_settings()
+WARDEN_OIDC_GROUP_ROLES = _OIDC.group_roles
+WARDEN_OIDC_REQUIRE_GROUP = _OIDC.require_group
+SOCIALACCOUNT_ADAPTER = "governance.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [provider.allauth_app() for provider in _OIDC.providers],
+    }
+}
+# The identity provider vouches for the person: the account is created at first sign-in,
+# never linked to an existing local account by a matching e-mail address.
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "warden@localhost")
 
