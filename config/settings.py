@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "channels",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "governance",
     "classification",
     "approvals",
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "governance.mfa_middleware.MfaRequiredMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -115,6 +117,16 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_ALLOW_REGISTRATION = env_bool("WARDEN_ALLOW_SIGNUP", False)
 ACCOUNT_ADAPTER = "governance.adapters.AccountAdapter"
+
+# Second factors (allauth.mfa): TOTP apps, WebAuthn security keys, and recovery codes.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_TOTP_ISSUER = "Warden"
+# WebAuthn needs https, except on localhost; true accepts plain http origins (tests, dev).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("WARDEN_MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
+# Roles that must use a second factor (comma-separated: admins, reviewers, auditors,
+# requesters): such a user sets one up before using the UI, and approves, denies and uses
+# break-glass only after passing it (governance/mfa.py). Empty: MFA is optional.
+WARDEN_MFA_REQUIRED = env_list("WARDEN_MFA_REQUIRED", [])
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "warden@localhost")
 
