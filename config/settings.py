@@ -120,6 +120,7 @@ ACCOUNT_ADAPTER = "governance.adapters.AccountAdapter"
 
 # Second factors (allauth.mfa): TOTP apps, WebAuthn security keys, and recovery codes.
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_ADAPTER = "governance.adapters.MfaAdapter"
 MFA_TOTP_ISSUER = "Warden"
 # WebAuthn needs https, except on localhost; true accepts plain http origins (tests, dev).
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("WARDEN_MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)

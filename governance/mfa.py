@@ -65,7 +65,7 @@ def mfa_enrolled(user: Any) -> bool:
 
 def session_passed_mfa(request: HttpRequest) -> bool:
     """Whether this browser session's sign-in (or a later re-authentication) used a factor."""
-    records = get_authentication_records(request, request.user)  # type: ignore[arg-type]
+    records = get_authentication_records(request, request.user)
     return any(record.get("method") == "mfa" for record in records)
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyotp
 import pytest
 from allauth.mfa.models import Authenticator
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
+from governance.crypto import decrypt_secret
 from governance.mfa import mfa_required_by
 from governance.models import AccessToken
 from governance.tokens import token_create, token_rotate
-from tests.mfa import fresh_code, password_sign_in, totp_enrol, totp_offered, totp_sign_in
+from tests.mfa import PASSWORD, fresh_code, password_sign_in, totp_enrol, totp_offered, totp_sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +146,38 @@ def test_a_token_remembers_whether_its_owner_passed_mfa_when_creating_it(client,
         actor=admin, user=reviewer, name="from admin", actor_passed_mfa=True
     )
     assert not for_someone_else.issued_with_mfa
+
+
+def test_the_totp_secret_is_encrypted_at_rest(client, reviewer):
+    password_sign_in(client, reviewer)
+    totp = totp_enrol(client)
+    stored = Authenticator.objects.get(user=reviewer, type="totp").data["secret"]
+    assert totp.secret not in stored
+    assert decrypt_secret(stored) == totp.secret
+
+
+def _deactivate_totp(client: Client) -> Any:
+    page = client.get("/accounts/2fa/totp/deactivate/")
+    if page.status_code == 302 and page["Location"].startswith("/accounts/reauthenticate/"):
+        client.post(page["Location"], {"password": PASSWORD})  # allauth asks again first
+    return client.post("/accounts/2fa/totp/deactivate/")
+
+
+@pytest.mark.usefixtures("mfa_for_admins_and_reviewers")
+def test_someone_who_must_use_mfa_cannot_remove_their_only_factor(client, reviewer, requester):
+    password_sign_in(client, reviewer)
+    totp = totp_enrol(client)
+    client.post("/accounts/logout/")
+    totp_sign_in(client, reviewer, totp)
+    refused = _deactivate_totp(client)
+    assert refused.status_code == 200
+    assert "Your role requires multi-factor authentication" in refused.content.decode()
+    assert Authenticator.objects.filter(user=reviewer, type="totp").exists()
+
+    optional = Client()  # a requester's factor is theirs to remove
+    password_sign_in(optional, requester)
+    requester_totp = totp_enrol(optional)
+    optional.post("/accounts/logout/")
+    totp_sign_in(optional, requester, requester_totp)
+    assert _deactivate_totp(optional).status_code == 302
+    assert not Authenticator.objects.filter(user=requester, type="totp").exists()
