@@ -30,7 +30,7 @@ from governance.models import Role
 
 # Recovery codes only stand in for a lost factor; they are not one on their own.
 FACTOR_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
-SETUP_HINT = "set one up under Your account → Two-factor authentication (/accounts/2fa/)"
+SETUP_HINT = "set one up under You → Two-factor authentication (/accounts/2fa/)"
 
 
 def mfa_required_roles() -> frozenset[str]:

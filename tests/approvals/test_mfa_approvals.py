@@ -147,7 +147,7 @@ def test_a_token_approves_only_when_issued_from_a_sign_in_that_passed_mfa(
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {before}",
     )
-    assert minted.status_code == 201
+    assert minted.status_code == 201 and minted.json()["issued_with_mfa"] is False
     assert _approve_by_token(client, minted.json()["token"], access_request.pk).status_code == 403
 
     accepted = _approve_by_token(client, after, access_request.pk)
