@@ -33,6 +33,13 @@ def _is_page(request: HttpRequest) -> bool:
     return request.method in ("GET", "HEAD") and not request.path.startswith("/api/")
 
 
+def _go(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect; an htmx request is told to load the whole page (not to swap it into a panel)."""
+    if request.headers.get("HX-Request"):
+        return HttpResponse(headers={"HX-Redirect": url})
+    return redirect(url)
+
+
 def _refuse(request: HttpRequest, reason: str) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"error": "not_allowed", "detail": reason}, status=403)
@@ -64,7 +71,7 @@ class MfaRequiredMiddleware:
         if not _is_page(request):
             return _refuse(request, reason)
         query = urlencode({"next": request.get_full_path()})
-        return redirect(f"{reverse('mfa_reauthenticate')}?{query}")
+        return _go(request, f"{reverse('mfa_reauthenticate')}?{query}")
 
     def _send_to_setup(self, request: HttpRequest, path: str) -> HttpResponse | None:
         if path.startswith("/accounts/"):
@@ -73,4 +80,4 @@ class MfaRequiredMiddleware:
         if not _is_page(request):
             return _refuse(request, reason)
         messages.warning(request, reason)
-        return redirect("mfa_index")
+        return _go(request, reverse("mfa_index"))

@@ -181,3 +181,10 @@ def test_someone_who_must_use_mfa_cannot_remove_their_only_factor(client, review
     totp_sign_in(optional, requester, requester_totp)
     assert _deactivate_totp(optional).status_code == 302
     assert not Authenticator.objects.filter(user=requester, type="totp").exists()
+
+
+@pytest.mark.usefixtures("mfa_for_admins_and_reviewers")
+def test_an_htmx_request_without_a_factor_loads_the_set_up_page_whole(client, reviewer):
+    password_sign_in(client, reviewer)
+    response = client.get("/approvals/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response["HX-Redirect"] == "/accounts/2fa/"
