@@ -12,11 +12,13 @@ fallback, not a factor). Three places ask:
   had (``AccessToken.issued_with_mfa``), so a token minted before the factor, by an admin
   for someone else, or by such a token, is no way around it;
 - the approvals services check ``mfa_enrolment_refusal`` for any caller, so a path that
-  forgets the request check still refuses a person without a factor.
+  forgets the request check still refuses a person without a factor;
+- the live inbox's websocket refuses such a session as the pages do.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from allauth.account.authentication import get_authentication_records
@@ -104,6 +106,11 @@ def mfa_refusal(request: Any) -> str:
         "Multi-factor authentication is required for your role and this session did not pass "
         "it: sign in again with your second factor."
     )
+
+
+def mfa_session_refusal(user: Any, session: Any) -> str:
+    """``mfa_refusal`` for a websocket (the live inbox): its scope's user and session."""
+    return mfa_refusal(SimpleNamespace(user=user, session=session or {}, auth=None))
 
 
 def mfa_check(user: Any) -> None:

@@ -4,10 +4,15 @@ the API with a session, the API with a token, the service itself), accepted with
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
 from approvals import services
 from approvals.models import AccessRequest, DatasourceReviewPolicy
+from approvals.routing import websocket_urlpatterns
 from config.errors import NotAllowed
 from governance.models import AccessToken
 from governance.tokens import token_create
@@ -194,3 +199,20 @@ def test_break_glass_by_a_requester_needs_no_factor_unless_requesters_are_listed
     refused = api(requester).post("/api/v1/break-glass/", BREAK_GLASS, format="json")
     assert refused.status_code == 403
     assert "required for the role requester" in refused.json()["detail"]
+
+
+async def _inbox_opens(user, session) -> bool:
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/approvals/")
+    communicator.scope["user"] = user
+    communicator.scope["session"] = session
+    connected, _code = await communicator.connect()
+    await communicator.disconnect()
+    return connected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_live_inbox_stays_closed_to_a_session_without_mfa(reviewer):
+    assert not async_to_sync(_inbox_opens)(reviewer, SessionStore())
+    client = _mfa_session(reviewer)
+    passed = SessionStore(session_key=client.session.session_key)
+    assert async_to_sync(_inbox_opens)(reviewer, passed)
