@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "governance",
     "classification",
     "approvals",
@@ -63,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "governance.mfa_middleware.MfaRequiredMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -141,6 +143,16 @@ SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
 SOCIALACCOUNT_STORE_TOKENS = False
+# Second factors (allauth.mfa): TOTP apps, WebAuthn security keys, and recovery codes.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_ADAPTER = "governance.adapters.MfaAdapter"
+MFA_TOTP_ISSUER = "Warden"
+# WebAuthn needs https, except on localhost; true accepts plain http origins (tests, dev).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("WARDEN_MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
+# Roles that must use a second factor (comma-separated: admins, reviewers, auditors,
+# requesters): such a user sets one up before using the UI, and approves, denies and uses
+# break-glass only after passing it (governance/mfa.py). Empty: MFA is optional.
+WARDEN_MFA_REQUIRED = env_list("WARDEN_MFA_REQUIRED", [])
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "warden@localhost")
 

@@ -2,12 +2,16 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 
+from governance.crypto import decrypt_secret, encrypt_secret
+from governance.mfa import FACTOR_TYPES, mfa_required_by
 from governance.services.sso import (
     sso_claim_groups,
     sso_claims,
@@ -117,3 +121,30 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             status=401,
         )
         raise ImmediateHttpResponse(page)
+
+
+class MfaAdapter(DefaultMFAAdapter):
+    """Second factors: their secrets encrypted at rest like datasource passwords, and the
+    last factor of someone who must use MFA (governance.mfa) kept."""
+
+    error_messages = {
+        **DefaultMFAAdapter.error_messages,
+        "cannot_delete_authenticator": (
+            "Your role requires multi-factor authentication: add another authenticator app or "
+            "security key before removing this one."
+        ),
+    }
+
+    def encrypt(self, text: str) -> str:
+        return encrypt_secret(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return decrypt_secret(encrypted_text)
+
+    def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
+        if not mfa_required_by(authenticator.user):
+            return True
+        others = Authenticator.objects.filter(
+            user_id=authenticator.user_id, type__in=FACTOR_TYPES
+        ).exclude(pk=authenticator.pk)
+        return authenticator.type not in FACTOR_TYPES or others.exists()

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from config.listing import StrictOrderingFilter, query_params
 from governance import selectors, services
+from governance.mfa import credential_passed_mfa
 from governance.models import AccessToken, Column, DataSource, Role, Tag
 from governance.permissions import CATALOG_READERS, HasRole, IsAdmin
 from governance.serializers import (
@@ -199,6 +200,7 @@ class TokenListCreate(generics.ListCreateAPIView):
             datasources=values.get("datasources", ()),
             expires_at=values.get("expires_at", DEFAULT_EXPIRY),
             is_agent=values.get("is_agent", False),
+            actor_passed_mfa=credential_passed_mfa(request),
         )
         return Response(
             {**AccessTokenSerializer(token).data, "token": secret}, status=status.HTTP_201_CREATED
