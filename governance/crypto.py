@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 from functools import lru_cache
 
@@ -25,6 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+# The agent checks key ids and endorsements with these very functions.
+from agent.bundle import endorsement_payload, key_id_for
 
 # ----------------------------------------------------------------------------- field encryption
 
@@ -145,10 +147,6 @@ def public_key_of(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(raw).decode()
 
 
-def key_id_for(public_key: str) -> str:
-    return hashlib.sha256(public_key.encode()).hexdigest()[:16]
-
-
 def public_key_b64() -> str:
     return public_key_of(signing_key())
 
@@ -161,10 +159,9 @@ def sign(payload: bytes) -> str:
     return base64.b64encode(signing_key().sign(payload)).decode()
 
 
-def endorsement_payload(key_id: str, public_key: str) -> bytes:
-    """What the current key signs to vouch for the next one (agent/bundle.py checks it)."""
-    document = {"type": "warden.signing-key", "key_id": key_id, "public_key": public_key}
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+def next_signing_key_id() -> str | None:
+    upcoming = next_signing_key()
+    return None if upcoming is None else key_id_for(public_key_of(upcoming))
 
 
 def published_keys() -> list[dict[str, str]]:
