@@ -300,6 +300,12 @@ class HeartbeatSerializer(StrictStrings, serializers.Serializer):
         default="",
         help_text="why the agent refused the latest bundle (it keeps its last good one)",
     )
+    trusted_key_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        max_length=20,
+        default=list,
+        help_text="the signing keys the agent accepts bundles from",
+    )
     started_at = serializers.DateTimeField()
     open_connections = serializers.IntegerField(min_value=0, default=0)
     statements_per_second = serializers.FloatField(min_value=0, default=0.0)

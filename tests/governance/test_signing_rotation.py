@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from agent.bundle import BundlePoller, BundleRejected, BundleStore, KeyRing, UnknownSigningKey
 from agent.controlplane import ControlPlaneClient
@@ -133,3 +135,43 @@ def test_a_pinned_agent_follows_a_rotation_over_http_and_remembers_it(
 
 def shop_of(column):
     return column.table.datasource
+
+
+def _status() -> str:
+    out = StringIO()
+    call_command("keys", "status", stdout=out)
+    return out.getvalue()
+
+
+def _beat(agent_client, address: str, trusted: list[str] | None) -> None:
+    body = {
+        "datasource": "shop",
+        "address": address,
+        "version": "1.0",
+        "started_at": "2026-12-04T10:00:00+00:00",
+    }
+    if trusted is not None:
+        body["trusted_key_ids"] = trusted
+    assert agent_client.post("/api/v1/agent/heartbeat", body, format="json").status_code == 200
+
+
+def test_keys_status_names_the_online_agents_that_do_not_trust_the_next_key_yet(
+    use_keys, shop, agent_client
+):
+    use_keys(KEY_A, KEY_B)
+    current, upcoming = crypto.key_id_for(public(KEY_A)), crypto.key_id_for(public(KEY_B))
+    _beat(agent_client, "10.0.0.1:6432", [current, upcoming])
+    _beat(agent_client, "10.0.0.2:6432", [current])
+    _beat(agent_client, "10.0.0.3:6432", None)  # an agent older than rotation says nothing
+
+    waiting = _status()
+    _beat(agent_client, "10.0.0.2:6432", [current, upcoming])
+    _beat(agent_client, "10.0.0.3:6432", [current, upcoming])
+    ready = _status()
+
+    assert f"signing key (current): {current}" in waiting and f"(next):    {upcoming}" in waiting
+    assert "2 online agent(s) do not trust it yet" in waiting
+    assert "shop 10.0.0.2:6432" in waiting and "shop 10.0.0.3:6432" in waiting
+    assert "10.0.0.1:6432" not in waiting
+    assert "every online agent trusts it: ready to promote" in ready
+    assert KEY_A not in waiting and KEY_B not in waiting  # never a private key

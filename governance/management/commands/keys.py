@@ -2,7 +2,8 @@
 docs/deployment.md (key management).
 
     keys status              the field keys configured; the signing keys' ids (current, next,
-                             retired) and public halves
+                             retired) and public halves; during a rotation, the online
+                             agents that do not trust the next key yet
     keys new-field-key       print a new Fernet key (put it first in WARDEN_FIELD_ENCRYPTION_KEY)
     keys rotate-field-key    re-encrypt every stored secret under the newest field key;
                              exit status 1 while something is left under an older key
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from governance import crypto
+from governance.agent_selectors import agents_not_trusting
 from governance.services.keys import field_secrets_rotate, signing_keys_state
 
 
@@ -51,8 +53,22 @@ class Command(BaseCommand):
         if state.next is not None:
             self.stdout.write(f"signing key (next):    {state.next['key_id']}")
             self.stdout.write(f"  public key: {state.next['public_key']}")
+            self.agents_waiting(state.next["key_id"])
         for key_id in state.retired:
             self.stdout.write(f"signing key (retired, verifies only): {key_id}")
+
+    def agents_waiting(self, key_id: str) -> None:
+        waiting = agents_not_trusting(key_id)
+        if not waiting:
+            self.stdout.write(
+                self.style.SUCCESS("  every online agent trusts it: ready to promote")
+            )
+            return
+        self.stdout.write(f"  {len(waiting)} online agent(s) do not trust it yet (do not promote):")
+        for agent in waiting:
+            self.stdout.write(
+                f"    {agent.datasource.name} {agent.address} (version {agent.version})"
+            )
 
     def new_field_key(self) -> None:
         self.stdout.write(crypto.new_field_key())
