@@ -3,6 +3,7 @@ verify (online and offline) while its public half is trusted; a tampered one doe
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from audit.hashing import checkpoint_payload, event_hash, manifest_payload
 from audit.models import AuditCheckpoint
 from audit.services import checkpoint_create
 from audit.verification import chain_walk
@@ -99,7 +101,7 @@ def _verify(path: Path, *keys: str) -> subprocess.CompletedProcess:
 
 
 def test_the_offline_verifier_checks_an_export_across_a_rotation(rotated_trail, tmp_path):
-    before, _after = rotated_trail
+    before, after = rotated_trail
     path = tmp_path / "export.jsonl"
     call_command("audit_export", "--format", "jsonl", "--output", str(path))
     manifest = json.loads(path.read_text().splitlines()[0])
@@ -107,7 +109,10 @@ def test_the_offline_verifier_checks_an_export_across_a_rotation(rotated_trail, 
     both = _verify(path, public(OLD), public(NEW))
     new_only = _verify(path, public(NEW))
 
-    assert [checkpoint["key_id"] for checkpoint in manifest["checkpoints"]][0] == before.key_id
+    covered = [
+        (checkpoint["sequence"], checkpoint["key_id"]) for checkpoint in manifest["checkpoints"]
+    ]
+    assert covered == [(3, before.key_id), (6, after.key_id)]
     assert both.returncode == 0 and both.stdout.startswith("OK: "), both.stdout + both.stderr
     assert new_only.returncode == 1
     assert f"checkpoint at #3 signed with key {before.key_id}, not a pinned" in new_only.stdout
@@ -127,3 +132,37 @@ def test_the_offline_verifier_refuses_an_export_whose_old_checkpoint_was_altered
     outcome = _verify(path, public(OLD), public(NEW))
 
     assert outcome.returncode == 1 and outcome.stdout.startswith("FAILED: line 1")
+
+
+def _resign(document: dict, payload: bytes) -> None:
+    document["signature"] = base64.b64encode(
+        crypto.private_key_load(NEW, "test").sign(payload)
+    ).decode()
+
+
+def test_history_rewritten_by_a_holder_of_the_new_key_is_caught_by_the_old_keys_checkpoint(
+    rotated_trail, tmp_path
+):
+    """Someone with the new key rewrites event #2, re-links and re-hashes everything after
+    it and re-signs what the new key signed. Only the checkpoint the old key signed before
+    the rotation still holds the true head at #3: the verifier must check it."""
+    path = tmp_path / "export.jsonl"
+    call_command("audit_export", "--format", "jsonl", "--output", str(path))
+    manifest, *events = (json.loads(line) for line in path.read_text().splitlines())
+    events[1]["actor"] = "mallory"
+    for previous, event in zip([None, *events], events, strict=False):
+        if previous is not None:
+            event["prev_hash"] = previous["hash"]
+        event["hash"] = event_hash(event)
+    manifest["last_hash"] = events[-1]["hash"]
+    for checkpoint in [manifest["checkpoint"], *manifest["checkpoints"]]:
+        if checkpoint["public_key"] == public(NEW):
+            checkpoint["head_hash"] = events[checkpoint["sequence"] - 1]["hash"]
+            _resign(checkpoint, checkpoint_payload(checkpoint))
+    _resign(manifest, manifest_payload(manifest))
+    path.write_text("".join(json.dumps(line) + "\n" for line in [manifest, *events]))
+
+    outcome = _verify(path, public(OLD), public(NEW))
+
+    assert outcome.returncode == 1
+    assert "event #3 differs from a signed checkpoint" in outcome.stdout
