@@ -117,3 +117,18 @@ def test_secrets_stored_under_the_embedded_default_stay_readable_after_a_key_is_
     settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY]
 
     assert crypto.decrypt_secret(embedded) == "from-before"
+
+
+def test_the_warden_cli_runs_the_keys_command(settings, capsys):
+    from warden.cli import main
+
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+
+    assert main(["keys", "status"]) == 0
+    assert main(["keys", "new-field-key"]) == 0
+
+    out = capsys.readouterr().out
+    assert "field encryption: 2 key(s) configured" in out
+    assert f"signing key (current): {crypto.signing_key_id()}" in out
+    Fernet(out.strip().splitlines()[-1].encode())  # a usable new key
+    assert NEW_KEY not in out and OLD_KEY not in out
