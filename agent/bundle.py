@@ -179,8 +179,10 @@ class KeyRing:
         self.keys[key_id] = load_public_key(public_key_b64)
         return key_id
 
-    def endorse(self, candidate: dict[str, Any]) -> bool:
+    def endorse(self, candidate: object) -> bool:
         """Trust ``candidate`` ({key_id, public_key, endorsement}) if a trusted key signed it."""
+        if not isinstance(candidate, dict):
+            return False
         public_key, endorsement = candidate.get("public_key"), candidate.get("endorsement")
         if not isinstance(public_key, str) or not isinstance(endorsement, str):
             return False
@@ -190,7 +192,10 @@ class KeyRing:
         payload = endorsement_payload(key_id, public_key)
         if not any(_signature_valid(key, endorsement, payload) for key in self.keys.values()):
             return False
-        self.add(public_key)
+        try:
+            self.add(public_key)
+        except ValueError:  # endorsed, yet not an Ed25519 key: nothing to trust
+            return False
         self.endorsed[key_id] = {"public_key": public_key, "endorsement": endorsement}
         return True
 
@@ -270,7 +275,7 @@ class BundleStore:
         self._pinned = {"key_id": key_id, "public_key": public_key_b64}
         self._save_keys()
 
-    def learn_keys(self, published: list[dict[str, Any]]) -> list[str]:
+    def learn_keys(self, published: list[Any]) -> list[str]:
         """Add the published keys a trusted key endorses; returns their ids."""
         learned = [key_id_for(key["public_key"]) for key in published if self.keyring.endorse(key)]
         if learned:

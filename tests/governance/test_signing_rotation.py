@@ -11,7 +11,14 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from agent.bundle import BundlePoller, BundleRejected, BundleStore, KeyRing, UnknownSigningKey
+from agent.bundle import (
+    BundlePoller,
+    BundleRejected,
+    BundleStore,
+    KeyRing,
+    UnknownSigningKey,
+    endorsement_payload,
+)
 from agent.controlplane import ControlPlaneClient
 from governance import crypto
 from governance.services.bundles import bundle_cache_clear, policy_bundle_envelope
@@ -87,6 +94,13 @@ def test_an_agent_only_adds_a_key_endorsed_by_one_it_trusts(use_keys):
     assert crypto.key_id_for(public(KEY_B)) in trusting_a
     assert not trusting_a.endorse(forged)
     assert not trusting_c.endorse(published[1])
+    # Malformed answers are ignored, even one the trusted key signed.
+    garbage = {"public_key": "bm90IGEga2V5", "key_id": crypto.key_id_for("bm90IGEga2V5")}
+    garbage["endorsement"] = crypto.sign(endorsement_payload(garbage["key_id"], "bm90IGEga2V5"))
+    assert not trusting_a.endorse(garbage) and not trusting_a.endorse("junk")
+    assert sorted(trusting_a.keys) == sorted(
+        crypto.key_id_for(public(key)) for key in (KEY_A, KEY_B)
+    )
 
 
 def test_a_pinned_agent_follows_a_rotation_over_http_and_remembers_it(
