@@ -218,12 +218,19 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Secrets at rest. Without an explicit key, one is derived from SECRET_KEY (embedded default).
-FIELD_ENCRYPTION_KEY = env_str("WARDEN_FIELD_ENCRYPTION_KEY", "")
+# Secrets at rest: Fernet keys, comma-separated, newest first. The newest encrypts; every one
+# decrypts (MultiFernet) until `warden keys rotate-field-key` has re-encrypted every secret
+# under the newest. A key derived from SECRET_KEY (the embedded default) is always last.
+FIELD_ENCRYPTION_KEYS = env_list("WARDEN_FIELD_ENCRYPTION_KEY", [])
 # Ed25519 private key (base64 of the raw 32 bytes) that signs policy bundles and checkpoints;
 # without one, a key is generated once and kept in DATA_DIR.
 SIGNING_KEY = env_str("WARDEN_SIGNING_KEY", "")
 SIGNING_KEY_PATH = DATA_DIR / "signing_key.b64"
+# Rotation (docs/deployment.md, key management): the next signing key, published to agents
+# before it signs anything; and the public keys (base64) of retired signing keys, which
+# still verify the checkpoints they signed.
+SIGNING_KEY_NEXT = env_str("WARDEN_SIGNING_KEY_NEXT", "")
+SIGNING_KEYS_RETIRED = env_list("WARDEN_SIGNING_KEYS_RETIRED", [])
 
 # Access tokens expire after this many days unless their creator picks another date (0: never).
 WARDEN_TOKEN_DEFAULT_DAYS = env_int("WARDEN_TOKEN_DEFAULT_DAYS", 90)

@@ -20,7 +20,7 @@ from audit.services import event_record
 from config.errors import InvalidInput, NotAllowed, StateConflict
 from governance.models import AccessToken, DataSource, User
 from governance.scopes import PERSONAL_DEFAULT, Scope, scopes_check
-from governance.token_verifiers import token_verifier_create
+from governance.token_verifiers import token_verifier_create, tokens_without_verifier
 
 TOKEN_PREFIX = "wdn_"
 # Writing last_used_at on every request would be a write per API call; once a minute is enough.
@@ -166,16 +166,31 @@ def token_revoke(*, actor: User, token: AccessToken) -> AccessToken:
     if not _may_manage(actor, token):
         raise NotAllowed("Only the owner or an admin revokes a token.")
     with transaction.atomic():
-        if token.revoked_at is None:
-            token.revoked_at = timezone.now()
-            token.save(update_fields=["revoked_at"])
-            event_record(
-                actor=actor,
-                action="token.revoked",
-                target=token,
-                details={"owner": token.user.get_username(), "name": token.name},
-            )
+        _revoke(actor, token, {})
     return token
+
+
+def _revoke(actor: User | None, token: AccessToken, details: dict[str, str]) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        event_record(
+            actor=actor,
+            action="token.revoked",
+            target=token,
+            details={"owner": token.user.get_username(), "name": token.name, **details},
+        )
+
+
+def tokens_without_verifier_revoke(*, actor: User | None) -> list[AccessToken]:
+    """Revoke every live ``query`` token that has no SCRAM verifier (an operator's choice
+    when agents accept SCRAM only: such a token could log in only as a cleartext password).
+    Each revocation is audited with the reason; owners make a new token, which has one."""
+    with transaction.atomic():
+        revoked = tokens_without_verifier()
+        for token in revoked:
+            _revoke(actor, token, {"reason": "no SCRAM verifier"})
+    return revoked
 
 
 def token_authenticate(*, secret: str, username: str | None = None) -> AccessToken | None:

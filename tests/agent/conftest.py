@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat 
 from scramp import ScramMechanism  # noqa: E402
 
 from agent.audit import expand_batch  # noqa: E402
-from agent.bundle import canonical_json  # noqa: E402
+from agent.bundle import canonical_json, key_id_for  # noqa: E402
 from agent.server import AgentConfig, create_agent  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
 from tests.live import AgentSubprocess  # noqa: E402
@@ -326,7 +326,6 @@ class ControlPlane:
 
     def __init__(self) -> None:
         self.private_key = Ed25519PrivateKey.generate()
-        self.key_id = "test-key-1"
         self.bundle: dict[str, Any] = test_bundle()
         self.tamper = False
         self.down = False
@@ -352,6 +351,10 @@ class ControlPlane:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def key_id(self) -> str:
+        return key_id_for(self.public_key_b64)
 
     @property
     def public_key_b64(self) -> str:
