@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from allauth.mfa.models import Authenticator
 from django.db import transaction
 
 from audit.services import event_record
@@ -58,8 +59,38 @@ def _rotate_one(pk: int, name: str, ciphertext: str, rotation: FieldRotation) ->
         rotation.changed_meanwhile += 1
 
 
+# Second factors' secrets (allauth.mfa, encrypted by governance.adapters.MfaAdapter):
+# a TOTP secret and the seed recovery codes derive from.
+_FACTOR_SECRETS = ("secret", "seed")
+
+
+def _rotate_factor(pk: int, rotation: FieldRotation) -> None:
+    """Re-encrypt one second factor's secrets, the row locked so a factor used or changed
+    meanwhile (recovery codes mark themselves used) is read and written whole."""
+    with transaction.atomic():
+        factor = Authenticator.objects.select_for_update().select_related("user").get(pk=pk)
+        data = dict(factor.data)
+        stale = [
+            key
+            for key in _FACTOR_SECRETS
+            if isinstance(data.get(key), str) and not crypto.secret_is_current(data[key])
+        ]
+        if not stale:
+            rotation.already_current += 1
+            return
+        try:
+            data.update({key: crypto.secret_reencrypt(data[key]) for key in stale})
+        except ValueError:
+            rotation.unreadable.append(f"{factor.type} factor of {factor.user.get_username()}")
+            return
+        factor.data = data
+        factor.save(update_fields=["data"])
+        rotation.rotated += 1
+
+
 def field_secrets_rotate(*, actor: Any) -> FieldRotation:
-    """Re-encrypt every stored datasource password under the newest field key."""
+    """Re-encrypt every stored secret under the newest field key: datasource passwords and
+    the secrets of people's second factors."""
     rotation = FieldRotation()
     stored = (
         DataSource.objects.exclude(password_encrypted="")
@@ -68,6 +99,9 @@ def field_secrets_rotate(*, actor: Any) -> FieldRotation:
     )
     for pk, name, ciphertext in stored.iterator(chunk_size=500):
         _rotate_one(pk, name, ciphertext, rotation)
+    factors = Authenticator.objects.filter(type__in=["totp", "recovery_codes"]).order_by("pk")
+    for pk in factors.values_list("pk", flat=True).iterator(chunk_size=500):
+        _rotate_factor(pk, rotation)
     with transaction.atomic():
         event_record(
             actor=actor,

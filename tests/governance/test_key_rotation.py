@@ -132,3 +132,35 @@ def test_the_warden_cli_runs_the_keys_command(settings, capsys):
     assert f"signing key (current): {crypto.signing_key_id()}" in out
     Fernet(out.strip().splitlines()[-1].encode())  # a usable new key
     assert NEW_KEY not in out and OLD_KEY not in out
+
+
+def test_rotation_re_encrypts_second_factor_secrets_and_they_still_verify(settings):
+    """TOTP secrets and recovery-code seeds are field-encrypted too (MfaAdapter): after the
+    rotation they verify a code with the newest key alone."""
+    import pyotp
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, validate_totp_code
+
+    from tests.factories import UserFactory
+
+    settings.FIELD_ENCRYPTION_KEYS = [OLD_KEY]
+    person = UserFactory(username="reviewer-with-totp")
+    secret = pyotp.random_base32()
+    totp = TOTP.activate(person, secret).instance
+    codes = RecoveryCodes.activate(person).instance
+    first_code = RecoveryCodes(codes).get_unused_codes()[0]
+    assert not _readable_with_only(NEW_KEY, totp.data["secret"])
+
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    status, out, _err = _rotate()
+
+    assert status == 0 and "re-encrypted 2" in out
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY]  # the old key is gone
+    totp.refresh_from_db()
+    codes.refresh_from_db()
+    assert _readable_with_only(NEW_KEY, totp.data["secret"])
+    assert validate_totp_code(secret, pyotp.TOTP(secret).now())
+    assert TOTP(totp).validate_code(pyotp.TOTP(secret).now())
+    assert RecoveryCodes(codes).get_unused_codes()[0] == first_code
+    assert Authenticator.objects.filter(user=person).count() == 2

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0010_agentinstance_bundle_rejection"),
+        ("governance", "0011_access_token_issued_with_mfa"),
     ]
 
     operations = [
