@@ -21,9 +21,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_checkout_keeps_the_demo_in_its_var_directory(home: Path) -> None:
     assert (REPO / "manage.py").is_file()
     assert default_data_dir() == REPO / "var"
-    assert parse_args(["--web-port", "0", "--agent-port", "0", "--postgres-port", "0"])[0] == (
-        REPO / "var"
-    ).resolve()
+    assert (
+        parse_args(["--web-port", "0", "--agent-port", "0", "--postgres-port", "0"])[0]
+        == (REPO / "var").resolve()
+    )
 
 
 def test_an_installed_wheel_keeps_the_demo_in_the_users_data_directory(
