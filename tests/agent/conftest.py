@@ -21,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -882,6 +884,15 @@ def make_bundle() -> Any:
 @pytest.fixture
 def wait() -> Any:
     return wait_for
+
+
+def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of a GET on an agent's metrics port (/healthz, /readyz)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 @pytest.fixture

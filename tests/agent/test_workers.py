@@ -3,7 +3,6 @@ keys, the bundle, a loss-free audit spool and one metrics port (agent/workers.py
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import psycopg
 import pytest
 
 from agent.workers import MAX_WORKERS, WorkerGroup, adopt_orphan_spools
-from tests.agent.conftest import REPO_ROOT, wait_for
+from tests.agent.conftest import REPO_ROOT, probe, wait_for
 
 WORKER_ARGS = ("--workers", "2", "--log-level", "WARNING")
 
@@ -129,14 +128,6 @@ def test_metrics_port_answers_for_every_worker(
         assert sample(metrics, "warden_agent_bundle_info", worker=worker, version="v1") == 1
     total = sample(metrics, "warden_agent_statements_total")
     assert total == sum(sample(metrics, "warden_agent_statements_total", worker=w) for w in "01")
-
-
-def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
 
 
 def test_supervisor_readyz_is_ready_only_while_every_worker_is(
