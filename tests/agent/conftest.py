@@ -336,6 +336,7 @@ class ControlPlane:
         self.audit_posts = 0
         self.duplicate_events = 0  # events sent again (an id already received)
         self.auth_calls = 0
+        self.bundle_polls = 0
         self.revoked: set[str] = set()
         # Challenge-response logins the agent reported (POST agent/logins), in order.
         self.logins: list[dict[str, Any]] = []
@@ -541,6 +542,7 @@ class ControlPlane:
                         self._send(200, state)
                 elif self.path.startswith("/api/v1/agent/bundle"):
                     with plane.lock:
+                        plane.bundle_polls += 1
                         envelope, etag = plane.envelope()
                     if self.headers.get("If-None-Match") == etag:
                         self._send(304)

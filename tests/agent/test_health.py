@@ -13,7 +13,7 @@ import pytest
 from agent.heartbeat import HeartbeatSender
 from agent.upstream import UpstreamConfig
 from agent.version import VERSION
-from tests.agent.conftest import probe
+from tests.agent.conftest import probe, wait_for
 
 
 def _closed_port() -> int:
@@ -97,3 +97,15 @@ def test_bundle_of_the_same_major_with_a_minor_version_is_installed(
     running.call(running.agent.poller.poll_once())
     assert running.agent.store.current.version == "v2"
     assert running.agent.store.rejection == ""
+
+
+def test_agent_log_keeps_its_own_lines_without_one_per_control_plane_request(
+    agent_process_factory: Any, control_plane: Any
+) -> None:
+    process = agent_process_factory("--log-level", "INFO")  # polls every 0.5 s
+    polls = control_plane.bundle_polls
+    wait_for(lambda: control_plane.bundle_polls >= polls + 4, timeout=30)
+    log = process.stop()
+    assert f"warden-agent {VERSION} listening on" in log
+    assert "installed bundle version v1" in log
+    assert "HTTP Request:" not in log, log
