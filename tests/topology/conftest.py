@@ -189,7 +189,7 @@ REDIS_CLAIM_SECONDS = 2 * 3600
 
 
 @contextmanager
-def _redis_database() -> Iterator[str]:
+def redis_database_claim() -> Iterator[str]:
     """A Redis database (indexes 8-15) this topology has to itself while it runs.
 
     Celery's queues, its broadcast channels (prefixed with the database number) and the
@@ -237,7 +237,7 @@ def _topology_started(
     cleanup.callback(database_drop, warden_db)
     shop_url = database_create(shop_db)
     cleanup.callback(database_drop, shop_db)
-    redis_url = cleanup.enter_context(_redis_database())
+    redis_url = cleanup.enter_context(redis_database_claim())
     log_dir = tmp_path_factory.mktemp("topology")
     names = ("web_a", "web_b", "agent_1", "agent_2")
     ports = {f"{name}_port": free_port() for name in names}
