@@ -37,15 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import (  # noqa: E402
-    Process,
-    answers,
-    clean_env,
-    database_create,
-    database_drop,
-    free_port,
-    wait_until,
-)
+from tests import processes  # noqa: E402  (real processes, as tests/topology starts them)
 
 DATABASE = "warden_bench_web"
 # A demo admin's token that may read the API (personal tokens default to query + requests).
@@ -119,25 +111,25 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="warden-bench-web-") as scratch:
-        env = clean_env(
+        env = processes.clean_env(
             PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            DATABASE_URL=database_create(DATABASE),
+            DATABASE_URL=processes.database_create(DATABASE),
             SECRET_KEY=secrets.token_urlsafe(40),
             WARDEN_DATA_DIR=scratch,
-            WARDEN_DEMO_SHOP_URL=database_create(f"{DATABASE}_shop"),
+            WARDEN_DEMO_SHOP_URL=processes.database_create(f"{DATABASE}_shop"),
         )
         try:
             _warden(env, "warden_demo", "--migrate", "--no-scan")
             token = _warden(env, "shell", "-c", TOKEN_CODE).strip().splitlines()[-1]
-            port = free_port()
+            port = processes.free_port()
             serve = [sys.executable, "-m", "warden", "serve", "--port", str(port)]
-            server = Process(
+            server = processes.Process(
                 "web", [*serve, "--log-level", "warning"], env=env, cwd=ROOT, log_dir=Path(scratch)
             )
             base_url = f"http://127.0.0.1:{port}"
             try:
-                wait_until(
-                    lambda: answers(f"{base_url}/healthz"),
+                processes.wait_until(
+                    lambda: processes.answers(f"{base_url}/healthz"),
                     what="warden serve",
                     timeout=120,
                     process=server,
@@ -150,8 +142,8 @@ def main() -> None:
             finally:
                 server.stop()
         finally:
-            database_drop(DATABASE)
-            database_drop(f"{DATABASE}_shop")
+            processes.database_drop(DATABASE)
+            processes.database_drop(f"{DATABASE}_shop")
 
 
 if __name__ == "__main__":
