@@ -135,9 +135,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         args.upstream_user = "root" if mysql else "postgres"
     if args.upstream_database is None:
         args.upstream_database = "" if mysql else "postgres"
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging_configure(args.log_level)
     try:
         upstream = UpstreamConfig(
             args.upstream_host,
@@ -184,6 +182,14 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     if problem is not None:
         parser.error(problem)
     return config
+
+
+def logging_configure(level: str) -> None:
+    """The agent's log at ``level``; httpx's one INFO line per request (every bundle poll,
+    heartbeat and audit batch) only at DEBUG: its warnings and errors still show."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def _worker_group(args: argparse.Namespace) -> WorkerGroup | None:

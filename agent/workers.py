@@ -19,9 +19,10 @@ What the workers share, and how:
   random event-id prefix: no two workers write the same file or send the same event id.
   Worker 0 takes over the spool files of workers that no longer exist (fewer workers than
   the last run), so nothing spooled is left behind.
-* **Metrics.**  Worker i serves its metrics on ``metrics port + 1 + i``; the supervisor
-  serves the metrics port itself with every worker's samples, labelled ``worker``
-  (``sum without (worker)`` gives the agent's totals).
+* **Metrics and probes.**  Worker i serves its metrics on ``metrics port + 1 + i``; the
+  supervisor serves the metrics port itself with every worker's samples, labelled
+  ``worker`` (``sum without (worker)`` gives the agent's totals), ``/healthz``, and
+  ``/readyz``: ready when every worker is (agent/health.py).
 
 Linux only (SO_REUSEPORT's load balancing, abstract Unix sockets, the parent-death signal).
 """
@@ -44,10 +45,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+
+from agent.health import probes_serve, supervisor_app
 
 log = logging.getLogger("agent.workers")
 
@@ -197,9 +200,11 @@ class _WorkersCollector(Collector):
 
 
 def serve_aggregate_metrics(port: int, worker_ports: list[int], addr: str = "127.0.0.1") -> None:
+    """Every worker's metrics, and /healthz and /readyz over all workers
+    (agent/health.py), on the agent's metrics port."""
     registry = CollectorRegistry()
     registry.register(_WorkersCollector(worker_ports))
-    start_http_server(port, addr=addr, registry=registry)
+    probes_serve(supervisor_app(worker_ports, registry), port, addr)
 
 
 def supervise(argv: list[str], host: str, port: int, workers: int, metrics_port: int | None) -> int:

@@ -20,7 +20,4 @@ scripts/bootstrap.sh dev
 .venv/bin/ruff format --check .
 .venv/bin/mypy approvals audit classification config governance warden_demo idempotency warden_client warden_mcp warden
 .venv/bin/mypy agent
-# tests/topology (seven processes of the production topology, and the upgrade from the
-# previous release) race the rest of the parallel suite (bundle changes from other tests'
-# scans) in the parallel run, so they run on their own: .venv/bin/pytest tests/topology
-exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=30 --ignore=tests/topology "$@"
+exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=30 "$@"

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from warden_demo.postgres import (
     EmbeddedPostgres,
     PostgresError,
@@ -312,9 +314,27 @@ def _mcp_config_lines(base: str, copilot_token: str) -> list[str]:
     ]
 
 
+def default_data_dir(package_root: Path = REPO) -> Path:
+    """Where the demo keeps its cluster, passwords and keys without ``--data-dir``:
+    ``WARDEN_DATA_DIR``; else a checkout's ``var/`` (``make run``); else, for the installed
+    wheel (its package directory is no place for data), the user's data directory:
+    ``$XDG_DATA_HOME/warden``, by default ``~/.local/share/warden`` on Linux."""
+    if os.environ.get("WARDEN_DATA_DIR"):
+        return Path(os.environ["WARDEN_DATA_DIR"])
+    if (package_root / "manage.py").is_file():
+        return package_root / "var"
+    return Path(platformdirs.user_data_dir("warden", appauthor=False))
+
+
 def parse_args(argv: list[str] | None) -> tuple[Path, Ports]:
     parser = argparse.ArgumentParser(prog="python -m warden_demo", description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="kept between runs (default: WARDEN_DATA_DIR, a checkout's var/, else "
+        "~/.local/share/warden)",
+    )
     for name, port in DEFAULT_PORTS.items():
         parser.add_argument(
             f"--{name}-port",
@@ -323,7 +343,7 @@ def parse_args(argv: list[str] | None) -> tuple[Path, Ports]:
             help=f"default {port}, or a free one if taken; 0 picks a free one",
         )
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or Path(os.environ.get("WARDEN_DATA_DIR", str(REPO / "var")))
+    data_dir = args.data_dir or default_data_dir()
     chosen = {name: port_choose(getattr(args, f"{name}_port")) for name in DEFAULT_PORTS}
     return data_dir.resolve(), Ports(**chosen)
 

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -333,6 +335,7 @@ class ControlPlane:
         self.audit_posts = 0
         self.duplicate_events = 0  # events sent again (an id already received)
         self.auth_calls = 0
+        self.bundle_polls = 0
         self.revoked: set[str] = set()
         # Challenge-response logins the agent reported (POST agent/logins), in order.
         self.logins: list[dict[str, Any]] = []
@@ -542,6 +545,7 @@ class ControlPlane:
                         self._send(200, state)
                 elif self.path.startswith("/api/v1/agent/bundle"):
                     with plane.lock:
+                        plane.bundle_polls += 1
                         envelope, etag = plane.envelope()
                     if self.headers.get("If-None-Match") == etag:
                         self._send(304)
@@ -861,6 +865,15 @@ def make_bundle() -> Any:
 @pytest.fixture
 def wait() -> Any:
     return wait_for
+
+
+def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of a GET on an agent's metrics port (/healthz, /readyz)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 @pytest.fixture

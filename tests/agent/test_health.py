@@ -3,7 +3,6 @@ major version (kept out, the last good bundle stays, the reason is reported)."""
 
 from __future__ import annotations
 
-import json
 import socket
 import urllib.error
 import urllib.request
@@ -14,14 +13,7 @@ import pytest
 from agent.heartbeat import HeartbeatSender
 from agent.upstream import UpstreamConfig
 from agent.version import VERSION
-
-
-def _probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+from tests.agent.conftest import probe, wait_for
 
 
 def _closed_port() -> int:
@@ -34,8 +26,8 @@ def test_agent_with_a_bundle_and_a_reachable_upstream_is_ready(
     agent_factory: Any, unused_port: int
 ) -> None:
     agent_factory(metrics_port=unused_port)
-    assert _probe(unused_port, "/healthz") == (200, {"status": "alive", "version": VERSION})
-    status, body = _probe(unused_port, "/readyz")
+    assert probe(unused_port, "/healthz") == (200, {"status": "alive", "version": VERSION})
+    status, body = probe(unused_port, "/readyz")
     assert status == 200, body
     assert body["checks"]["bundle"] == {"ok": True, "detail": "version v1"}
     assert body["checks"]["upstream"]["ok"] is True
@@ -51,8 +43,8 @@ def test_agent_whose_upstream_is_down_is_alive_but_not_ready(
         metrics_port=unused_port,
         upstream=UpstreamConfig("127.0.0.1", down, "postgres", "", pg_database),
     )
-    assert _probe(unused_port, "/healthz")[0] == 200
-    status, body = _probe(unused_port, "/readyz")
+    assert probe(unused_port, "/healthz")[0] == 200
+    status, body = probe(unused_port, "/readyz")
     assert status == 503
     assert body["checks"]["bundle"]["ok"] is True
     assert body["checks"]["upstream"]["ok"] is False
@@ -64,7 +56,7 @@ def test_agent_without_a_bundle_is_not_ready(
 ) -> None:
     control_plane.down = True
     agent_factory(metrics_port=unused_port)
-    status, body = _probe(unused_port, "/readyz")
+    status, body = probe(unused_port, "/readyz")
     assert status == 503
     assert body["checks"]["bundle"] == {"ok": False, "detail": "no verified bundle yet"}
 
@@ -85,7 +77,7 @@ def test_bundle_of_an_unknown_format_major_keeps_the_last_good_one_and_says_why(
         assert conn.execute("SELECT email FROM customers WHERE id = 1").fetchone()[0] == masked
     reason = running.agent.store.rejection
     assert "unsupported bundle format 2" in reason and "reads format 1" in reason
-    status, body = _probe(unused_port, "/readyz")
+    status, body = probe(unused_port, "/readyz")
     assert status == 200  # still enforcing its last good bundle
     assert body["checks"]["bundle"]["rejected_latest"] == reason
     payload = HeartbeatSender(running.agent).payload()
@@ -105,3 +97,15 @@ def test_bundle_of_the_same_major_with_a_minor_version_is_installed(
     running.call(running.agent.poller.poll_once())
     assert running.agent.store.current.version == "v2"
     assert running.agent.store.rejection == ""
+
+
+def test_agent_log_keeps_its_own_lines_without_one_per_control_plane_request(
+    agent_process_factory: Any, control_plane: Any
+) -> None:
+    process = agent_process_factory("--log-level", "INFO")  # polls every 0.5 s
+    polls = control_plane.bundle_polls
+    wait_for(lambda: control_plane.bundle_polls >= polls + 4, timeout=30)
+    log = process.stop()
+    assert f"warden-agent {VERSION} listening on" in log
+    assert "installed bundle version v1" in log
+    assert "HTTP Request:" not in log, log

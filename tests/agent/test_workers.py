@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 
 from agent.workers import MAX_WORKERS, WorkerGroup, adopt_orphan_spools
-from tests.agent.conftest import REPO_ROOT, wait_for
+from tests.agent.conftest import REPO_ROOT, probe, wait_for
 
 WORKER_ARGS = ("--workers", "2", "--log-level", "WARNING")
 
@@ -128,6 +129,50 @@ def test_metrics_port_answers_for_every_worker(
         assert sample(metrics, "warden_agent_bundle_info", worker=worker, version="v1") == 1
     total = sample(metrics, "warden_agent_statements_total")
     assert total == sum(sample(metrics, "warden_agent_statements_total", worker=w) for w in "01")
+
+
+def test_supervisor_readyz_is_ready_only_while_every_worker_is(
+    agent_process_factory: Any, unused_port: int
+) -> None:
+    process = agent_process_factory(*WORKER_ARGS, "--metrics-port", str(unused_port))
+    assert probe(unused_port, "/healthz")[1]["status"] == "alive"
+    wait_for(lambda: probe(unused_port, "/readyz")[0] == 200, timeout=30)
+    status, ready = probe(unused_port, "/readyz")
+    assert ready["status"] == "ready"
+    assert ready["checks"]["bundle"] == {"ok": True, "detail": "version v1"}
+    assert ready["checks"]["upstream"]["ok"] is True
+    assert sorted(ready["workers"]) == ["0", "1"]
+    assert all(worker["status"] == "ready" for worker in ready["workers"].values())
+    # A worker killed: not ready until the supervisor's new worker has its bundle again.
+    killed = psutil.Process(worker_pids(process)[1])
+    killed.kill()
+    killed.wait(timeout=10)
+    status, down = probe(unused_port, "/readyz")
+    assert status == 503, down
+    assert down["status"] == "not ready"
+    assert [worker["ready"] for worker in down["workers"].values()].count(False) == 1
+    wait_for(lambda: probe(unused_port, "/readyz")[0] == 200, timeout=60)
+
+
+def test_supervisor_readyz_names_an_unreachable_upstream(
+    agent_process_factory: Any, unused_port: int
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = closed.getsockname()[1]  # bound, not listening: connections are refused
+        agent_process_factory(
+            *WORKER_ARGS, "--metrics-port", str(unused_port), "--upstream-port", str(nowhere)
+        )
+        wait_for(
+            lambda: probe(unused_port, "/readyz")[1]["checks"].get("bundle", {}).get("ok"),
+            timeout=30,
+        )
+        status, body = probe(unused_port, "/readyz")
+    assert status == 503, body
+    assert body["checks"]["bundle"] == {"ok": True, "detail": "version v1"}
+    assert body["checks"]["upstream"]["ok"] is False
+    for worker in body["workers"].values():
+        assert f"127.0.0.1:{nowhere} unreachable" in worker["checks"]["upstream"]["detail"]
 
 
 def test_audit_from_both_workers_is_complete_without_duplicates(

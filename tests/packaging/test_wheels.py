@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,8 +106,6 @@ def test_agent_venv_cannot_import_django_spacy_or_celery(
 
 
 def test_warden_agent_help_lists_its_flags(agent_venv: Installed) -> None:
-    import subprocess
-
     result = subprocess.run(
         [str(agent_venv.bin / "warden-agent"), "--help"], capture_output=True, text=True
     )
@@ -147,8 +146,6 @@ def installed_control_plane(
         STATIC_ROOT=str(cwd / "static-root"),
     )
     warden = str(control_plane_venv.bin / "warden")
-    import subprocess
-
     tokens_path = cwd / "tokens.json"
     for argv in (
         [warden, "warden_demo", "--migrate", "--tokens-json", str(tokens_path)],
@@ -207,6 +204,30 @@ def test_installed_control_plane_serves_ui_api_and_static_files_from_its_package
     status, ready = http_json(f"{url}/readyz")
     assert status == 200 and ready["checks"]["database"]["detail"] == "postgresql"
     figures.append(f"warden install into a clean venv: {control_plane_venv.seconds:.1f} s")
+
+
+def test_installed_demo_keeps_its_data_in_the_users_data_directory(
+    control_plane_venv: Installed, tmp_path: Path
+) -> None:
+    # `warden demo` without --data-dir: not inside site-packages (no checkout there).
+    home = tmp_path / "home"
+    env = clean_env(HOME=str(home))
+    for variable in ("WARDEN_DATA_DIR", "XDG_DATA_HOME"):  # either would win
+        env.pop(variable, None)
+    where = control_plane_venv.python(
+        "from warden_demo.launcher import default_data_dir; print(default_data_dir())", env=env
+    )
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.strip() == str(home / ".local" / "share" / "warden")
+    help_text = subprocess.run(
+        [str(control_plane_venv.bin / "warden"), "demo", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert help_text.returncode == 0, help_text.stderr
+    assert "~/.local/share/warden" in help_text.stdout
 
 
 def test_installed_agent_governs_a_session_against_the_installed_control_plane(

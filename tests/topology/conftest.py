@@ -10,13 +10,17 @@ a failover test does not.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,7 @@ API_TOKEN_CODE = (
     "scopes=['query', 'requests', 'api:read', 'api:admin'])[1])"
 )
 HOLD_WAIT = 60.0
+AGENTS = ("agent_1", "agent_2")
 
 
 @dataclass
@@ -95,6 +100,37 @@ class Topology:
     def agent_bundle_version(self, name: str) -> str | None:
         ready = self.agent_ready(name)
         return ready["checks"]["bundle"]["detail"].removeprefix("version ") if ready else None
+
+    def served_bundle_version(self, web: str = "web_b") -> str:
+        """The version of the bundle the control plane serves now (the agents' own poll)."""
+        status, body = http_json(
+            f"{self.web(web)}/api/v1/agent/bundle?datasource=shop",
+            headers={"Authorization": f"Bearer {self.tokens['agent']}"},
+        )
+        assert status == 200, body
+        return str(body["bundle"]["version"])
+
+    def agents_on(self, version: str) -> bool:
+        return all(self.agent_bundle_version(name) == version for name in AGENTS)
+
+    def bundle_settled(self, timeout: float = 60) -> str:
+        """Wait until both agents enforce the bundle the control plane serves, and it stays
+        the one served; its version. Read at this known moment, not raced against a change
+        still on its way (a scan's tags, an approval's grant)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            served = self.served_bundle_version()
+            wait_until(
+                functools.partial(self.agents_on, served),
+                what=f"both agents on bundle {served[:12]}",
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+            if self.served_bundle_version() == served:
+                return served
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.stop()
 
     def dsn(self, agent: str, user: str = "analyst") -> str:
         return (
@@ -147,23 +183,61 @@ class Topology:
             )
 
 
-def _redis_url() -> str:
-    """A Redis database of its own (indexes 8-15), emptied first: Celery's queue and the
-    channel layer's groups are not shared with other test runs."""
-    index = 8 + os.getpid() % 8
-    url = f"redis://127.0.0.1:6379/{index}"
-    try:
-        redis.Redis.from_url(url).flushdb()
-    except redis.ConnectionError as exc:
-        raise AssertionError(f"Redis must run on 127.0.0.1:6379: {exc}") from exc
-    return url
+REDIS_DATABASES = range(8, 16)
+REDIS_CLAIM_KEY = "warden-tests:topology-claim"
+REDIS_CLAIM_SECONDS = 2 * 3600
+
+
+@contextmanager
+def redis_database_claim() -> Iterator[str]:
+    """A Redis database (indexes 8-15) this topology has to itself while it runs.
+
+    Celery's queues, its broadcast channels (prefixed with the database number) and the
+    channel layer's groups all live in that database: two topologies sharing one would
+    consume each other's tasks (a scan of one run executed against the other's database),
+    so a database is claimed with SET NX (released at the end; it expires should a run be
+    killed), not picked from the pid. Other tests use databases 0 and 7.
+    """
+    owner = secrets.token_hex(8)
+    for index in REDIS_DATABASES:
+        client = redis.Redis(host="127.0.0.1", port=6379, db=index)
+        try:
+            claimed = client.set(REDIS_CLAIM_KEY, owner, nx=True, ex=REDIS_CLAIM_SECONDS)
+        except redis.ConnectionError as exc:
+            raise AssertionError(f"Redis must run on 127.0.0.1:6379: {exc}") from exc
+        if not claimed:
+            continue
+        try:
+            for key in client.scan_iter(count=1000):  # what a killed run left behind
+                if key != REDIS_CLAIM_KEY.encode():
+                    client.delete(key)
+            yield f"redis://127.0.0.1:6379/{index}"
+        finally:
+            if client.get(REDIS_CLAIM_KEY) == owner.encode():
+                client.delete(REDIS_CLAIM_KEY)
+        return
+    raise AssertionError(
+        f"every Redis database {REDIS_DATABASES.start}-{REDIS_DATABASES.stop - 1} is claimed "
+        f"by another topology run ({REDIS_CLAIM_KEY})"
+    )
 
 
 @pytest.fixture(scope="package")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    with ExitStack() as cleanup:
+        yield from _topology_started(tmp_path_factory, cleanup)
+
+
+def _topology_started(
+    tmp_path_factory: pytest.TempPathFactory, cleanup: ExitStack
+) -> Iterator[Topology]:
     suffix = secrets.token_hex(3)
     warden_db, shop_db = f"warden_i20_topo_{suffix}", f"shop_i20_topo_{suffix}"
-    database_url, shop_url = database_create(warden_db), database_create(shop_db)
+    database_url = database_create(warden_db)
+    cleanup.callback(database_drop, warden_db)
+    shop_url = database_create(shop_db)
+    cleanup.callback(database_drop, shop_db)
+    redis_url = cleanup.enter_context(redis_database_claim())
     log_dir = tmp_path_factory.mktemp("topology")
     names = ("web_a", "web_b", "agent_1", "agent_2")
     ports = {f"{name}_port": free_port() for name in names}
@@ -171,7 +245,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     env = clean_env(
         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         DATABASE_URL=database_url,
-        REDIS_URL=_redis_url(),
+        REDIS_URL=redis_url,
         SECRET_KEY=secrets.token_urlsafe(40),
         # One signing key for every web process and worker (agents pin it).
         WARDEN_SIGNING_KEY=base64.b64encode(os.urandom(32)).decode(),
@@ -209,14 +283,47 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     for user in ("admin", "reviewer"):
         topology.tokens[user] = topology.shell(API_TOKEN_CODE.format(user=user))
     env["WARDEN_AGENT_TOKEN"] = topology.tokens["agent"]
-    try:
-        for name in commands:
+    cleanup.callback(topology.stop_all)
+    for name in commands:
+        topology.start(name)
+    for name in commands:
+        topology.wait_ready(name, timeout=240)
+    yield topology
+
+
+@pytest.fixture
+def running(topology: Topology) -> Topology:
+    """The topology with every process up: a test that stopped one and failed before
+    starting it again does not take the next test down with it."""
+    for name in topology.commands:
+        process = topology.processes.get(name)
+        if process is None or not process.alive():
             topology.start(name)
-        for name in commands:
             topology.wait_ready(name, timeout=240)
-        yield topology
-    finally:
-        for process in topology.processes.values():
-            process.stop()
-        database_drop(warden_db)
-        database_drop(shop_db)
+    return topology
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The demo shop scanned once by the topology, and how many of its table tasks each
+    worker received."""
+
+    output: str
+    tables_per_worker: dict[str, int]
+
+
+@pytest.fixture(scope="package")
+def scanned(topology: Topology) -> Scan:
+    """The shop's catalog filled by one scan, and both agents on the bundle that follows it
+    (the tags decide what is masked and what needs approval). Every test that names a table
+    or relies on a tag asks for this, whatever order the tests run in."""
+    scan = topology.warden("scan", "shop", "--sample-size", "20", "--timeout", "1500")
+    assert scan.returncode == 0, scan.stdout[-2000:] + scan.stderr[-2000:]
+    assert "succeeded" in scan.stdout, scan.stdout
+    tables_per_worker = {
+        name: len(re.findall(r"classification\.scan_table\[[^\]]+\] received", process.log()))
+        for name, process in topology.processes.items()
+        if name.startswith("worker")
+    }
+    topology.bundle_settled()
+    return Scan(scan.stdout, tables_per_worker)

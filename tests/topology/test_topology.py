@@ -4,14 +4,14 @@ releases a statement held by an agent talking to the other, both agents enforce 
 bundle within one poll, and stopping a web process or an agent loses no audit event.
 
 Slow (a whole topology of seven processes and a scan), never skipped. The tests share the
-topology and run in this order: the scan fills the catalog that the access requests of the
-later tests are checked against.
+topology but not an order: each asks for what it needs (``scanned``: the catalog and the
+bundle that follows the scan; ``running``: every process up) and reads bundle versions only
+once both agents have settled on the one the control plane serves.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import signal
 import threading
 import time
@@ -22,10 +22,9 @@ import pytest
 from websockets.sync.client import connect as websocket_connect
 
 from tests.processes import http_get, wait_until
-from tests.topology.conftest import DENY_ORDERS_RULE, POLL_INTERVAL, Topology
+from tests.topology.conftest import AGENTS, DENY_ORDERS_RULE, POLL_INTERVAL, Scan, Topology
 
-# The tests share one topology and build on each other (the scan fills the catalog the
-# access requests name): one xdist worker runs them in file order (--dist loadgroup).
+# One xdist worker runs them (--dist loadgroup): they share one topology of seven processes.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("topology")]
 
 
@@ -49,46 +48,31 @@ def _api(topology: Topology, web: str, method: str, path: str, user: str, body: 
         return error.code, json.loads(error.read() or b"null")
 
 
-def test_a_scan_fans_out_over_both_workers(topology: Topology) -> None:
-    # A small sample per column: the point is where the tables go, not what they hold.
-    scan = topology.warden("scan", "shop", "--sample-size", "20", "--timeout", "1500")
-    assert scan.returncode == 0, scan.stdout[-2000:] + scan.stderr[-2000:]
-    assert "succeeded" in scan.stdout, scan.stdout
-    per_worker = {
-        name: len(re.findall(r"classification\.scan_table\[[^\]]+\] received", process.log()))
-        for name, process in topology.processes.items()
-        if name.startswith("worker")
-    }
-    assert all(count > 0 for count in per_worker.values()), per_worker
-    assert len(per_worker) == 2
+def test_a_scan_fans_out_over_both_workers(running: Topology, scanned: Scan) -> None:
+    # `scanned` ran the scan (a small sample per column: the point is where the tables go).
+    assert set(scanned.tables_per_worker) == {"worker_1", "worker_2"}
+    assert all(count > 0 for count in scanned.tables_per_worker.values()), scanned
 
 
-def test_both_agents_enforce_the_same_new_bundle_within_one_poll(topology: Topology) -> None:
-    before = {name: topology.agent_bundle_version(name) for name in ("agent_1", "agent_2")}
-    assert before["agent_1"] == before["agent_2"] is not None, before
-    for agent in ("agent_1", "agent_2"):
-        with psycopg.connect(topology.dsn(agent), autocommit=True) as conn:
+def test_both_agents_enforce_the_same_new_bundle_within_one_poll(
+    running: Topology, scanned: Scan
+) -> None:
+    before = running.bundle_settled()
+    for agent in AGENTS:
+        with psycopg.connect(running.dsn(agent), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] > 0  # allowed
-    status, body = _api(topology, "web_b", "POST", "policies/", "admin", DENY_ORDERS_RULE)
+    status, body = _api(running, "web_b", "POST", "policies/", "admin", DENY_ORDERS_RULE)
     assert status == 201, body
     changed_at = time.monotonic()
-    wait_until(
-        lambda: (
-            len(
-                {topology.agent_bundle_version(a) for a in ("agent_1", "agent_2")}
-                - {before["agent_1"]}
-            )
-            == 1
-            and topology.agent_bundle_version("agent_1") == topology.agent_bundle_version("agent_2")
-        ),
-        what="both agents on the new bundle",
-        timeout=30,
-    )
+    # The rule has committed: the bundle served from now on carries it.
+    with_rule = running.served_bundle_version()
+    assert with_rule != before
+    wait_until(lambda: running.agents_on(with_rule), what="both agents on the rule", timeout=30)
     elapsed = time.monotonic() - changed_at
     # One poll interval, plus the time to build, sign and verify the bundle on a loaded host.
     assert elapsed < POLL_INTERVAL + 4.0, elapsed
-    for agent in ("agent_1", "agent_2"):
-        with psycopg.connect(topology.dsn(agent), autocommit=True) as conn:
+    for agent in AGENTS:
+        with psycopg.connect(running.dsn(agent), autocommit=True) as conn:
             with pytest.raises(
                 psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
             ):
@@ -105,17 +89,17 @@ def _session_cookie(topology: Topology, username: str) -> str:
 
 
 def test_a_reviewer_on_web_a_sees_live_a_request_filed_through_web_b(
-    topology: Topology,
+    running: Topology, scanned: Scan
 ) -> None:
-    cookie = _session_cookie(topology, "reviewer")
-    web_a = topology.web("web_a")
+    cookie = _session_cookie(running, "reviewer")
+    web_a = running.web("web_a")
     with websocket_connect(
         web_a.replace("http", "ws") + "/ws/approvals/",
         additional_headers={"Cookie": f"sessionid={cookie}", "Origin": web_a},
         open_timeout=20,
     ) as socket:
         status, created = _api(
-            topology,
+            running,
             "web_b",
             "POST",
             "access-requests/",
@@ -142,13 +126,13 @@ def test_a_reviewer_on_web_a_sees_live_a_request_filed_through_web_b(
 
 
 def test_a_statement_held_by_agent_1_is_released_by_an_approval_on_web_b(
-    topology: Topology,
+    running: Topology, scanned: Scan
 ) -> None:
     outcome: dict[str, Any] = {}
 
     def held_statement() -> None:
         try:
-            with psycopg.connect(topology.dsn("agent_1"), autocommit=True) as conn:
+            with psycopg.connect(running.dsn("agent_1"), autocommit=True) as conn:
                 outcome["rows"] = conn.execute("SELECT count(*) FROM payments").fetchone()
         except Exception as exc:  # reported by the assertion below
             outcome["error"] = exc
@@ -158,7 +142,7 @@ def test_a_statement_held_by_agent_1_is_released_by_an_approval_on_web_b(
 
     def pending_payments_request() -> int | None:
         status, body = _api(
-            topology, "web_b", "GET", "access-requests/?view=review&state=pending", "reviewer"
+            running, "web_b", "GET", "access-requests/?view=review&state=pending", "reviewer"
         )
         assert status == 200, body
         for item in body["results"] if isinstance(body, dict) else body:
@@ -170,7 +154,7 @@ def test_a_statement_held_by_agent_1_is_released_by_an_approval_on_web_b(
     assert waiter.is_alive(), outcome  # the statement waits, its connection open
     request_id = pending_payments_request()
     status, body = _api(
-        topology, "web_b", "POST", f"access-requests/{request_id}/approve/", "reviewer", {}
+        running, "web_b", "POST", f"access-requests/{request_id}/approve/", "reviewer", {}
     )
     assert status == 200, body
     waiter.join(timeout=60)
@@ -189,41 +173,43 @@ def _query_events(topology: Topology, statement_like: str) -> int:
     return int(row[0])
 
 
-def test_stopping_a_web_process_or_an_agent_loses_no_audit_event(topology: Topology) -> None:
+def test_stopping_a_web_process_or_an_agent_loses_no_audit_event(
+    running: Topology, scanned: Scan
+) -> None:
     statement_a = "SELECT id FROM customers WHERE id = -101"
     statement_b = "SELECT country FROM customers WHERE id = -202"
     # Web A killed outright: agent 1 (its control plane) keeps serving and spools.
-    with psycopg.connect(topology.dsn("agent_1"), autocommit=True) as conn:
-        topology.stop("web_a", signal.SIGKILL)
+    with psycopg.connect(running.dsn("agent_1"), autocommit=True) as conn:
+        running.stop("web_a", signal.SIGKILL)
         for _ in range(20):
             assert conn.execute(statement_a).fetchall() == []
-        assert http_get(f"{topology.web('web_b')}/readyz")[0] == 200
-        topology.start("web_a")
-        topology.wait_ready("web_a")
+        assert http_get(f"{running.web('web_b')}/readyz")[0] == 200
+        running.start("web_a")
+        running.wait_ready("web_a")
         assert conn.execute(statement_a).fetchall() == []
     wait_until(
-        lambda: _query_events(topology, "SELECT id FROM customers WHERE id = %") >= 21,
+        lambda: _query_events(running, "SELECT id FROM customers WHERE id = %") >= 21,
         what="agent 1's spooled events",
         timeout=60,
     )
     # Agent 2 stopped: its clients reconnect to agent 1.
-    with psycopg.connect(topology.dsn("agent_2"), autocommit=True) as conn:
+    with psycopg.connect(running.dsn("agent_2"), autocommit=True) as conn:
         for _ in range(10):
             conn.execute(statement_b)
-        topology.stop("agent_2")
+        running.stop("agent_2")
         with pytest.raises(psycopg.OperationalError):
             conn.execute(statement_b)
-    with psycopg.connect(topology.dsn("agent_1"), autocommit=True) as conn:
+    with psycopg.connect(running.dsn("agent_1"), autocommit=True) as conn:
         for _ in range(10):
             conn.execute(statement_b)
     wait_until(
-        lambda: _query_events(topology, "SELECT country FROM customers WHERE id = %") >= 20,
+        lambda: _query_events(running, "SELECT country FROM customers WHERE id = %") >= 20,
         what="both agents' events",
         timeout=60,
     )
-    assert _query_events(topology, "SELECT id FROM customers WHERE id = %") == 21
-    assert _query_events(topology, "SELECT country FROM customers WHERE id = %") == 20
-    topology.start("agent_2")
-    topology.wait_ready("agent_2")
-    verify = topology.warden("audit", "verify")
+    assert _query_events(running, "SELECT id FROM customers WHERE id = %") == 21
+    assert _query_events(running, "SELECT country FROM customers WHERE id = %") == 20
+    running.start("agent_2")
+    running.wait_ready("agent_2")
+    verify = running.warden("audit", "verify")
     assert verify.returncode == 0, verify.stdout[-2000:] + verify.stderr[-2000:]
