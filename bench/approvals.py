@@ -228,7 +228,10 @@ def _hold_fixtures(upstream: str, tables: int) -> dict[str, str]:
             actor=admin, user=admin, name=f"agent-{suffix}", is_agent=True, datasources=[source]
         )[1],
         "bot": token_create(actor=bot, user=bot, name=f"hold-{suffix}")[1],
-        "reviewer": token_create(actor=reviewer, user=reviewer, name=f"rev-{suffix}")[1],
+        # Approving through the API is a change: the reviewer's token carries api:admin.
+        "reviewer": token_create(
+            actor=reviewer, user=reviewer, name=f"rev-{suffix}", scopes=["api:read", "api:admin"]
+        )[1],
     }
 
 

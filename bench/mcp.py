@@ -135,7 +135,9 @@ async def _approvals(base_url: str, tokens: dict[str, str], first: int, runs: in
             answered = time.time()
             rows = (result.structured_content or {}).get("rows")
             if response.status_code != 200 or result.is_error or len(rows or []) != 5:
-                raise SystemExit(f"run {index} failed: {response.status_code} {result}")
+                raise SystemExit(
+                    f"run {index} failed: {response.status_code} {response.text} {result}"
+                )
             if index > first:
                 samples.append((answered - started) * 1000)
     return samples
