@@ -8,7 +8,6 @@ from typing import Literal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -29,6 +28,7 @@ from governance.scopes import scopes_grantable
 from governance.tokens import DEFAULT_EXPIRY, token_create, token_revoke, token_rotate
 
 SENSITIVITY_COLOURS = ["#1c8a4a", "#2f5bea", "#d97706", "#c53030"]
+CATALOG_PAGE_SIZE = 50
 
 
 @login_required
@@ -247,9 +247,17 @@ def catalog(request: AuthenticatedRequest) -> HttpResponse:
         review_state=params.get("state", ""),
         include_dropped=params.get("dropped") == "1",
     )
-    page = Paginator(columns, 50).get_page(params.get("page"))
+    page = selectors.catalog_page(
+        columns,
+        size=CATALOG_PAGE_SIZE,
+        after=_int_or_none(params.get("after")),
+        before=_int_or_none(params.get("before")),
+        last=params.get("last") == "1",
+        number=_int_or_none(params.get("page")),
+    )
     query_without_page = params.copy()
-    query_without_page.pop("page", None)
+    for key in ("page", "after", "before", "last"):
+        query_without_page.pop(key, None)
     return render(
         request,
         "governance/catalog.html",
