@@ -124,6 +124,8 @@ def pages() -> dict[str, str]:
     middle = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first()
     event = AuditEvent.objects.order_by("-sequence").only("id").first()
     column = Column.objects.order_by("id").only("id").first()
+    # The catalog's own "next →" link from the middle of the catalog (keyset, ?after=<id>).
+    middle_column = Column.objects.order_by("sort_key").only("id")[Column.objects.count() // 2]
     return {
         "home dashboard": "/",
         "audit trail, newest": "/audit/",
@@ -137,6 +139,8 @@ def pages() -> dict[str, str]:
         "audit chain status": "/audit/chain/",
         "catalog page 1": "/catalog/",
         "catalog page 1000": "/catalog/?page=1000",
+        "catalog deep page (keyset)": f"/catalog/?after={middle_column.pk}",
+        "catalog last page": "/catalog/?last=1",
         "catalog search 'column_05'": "/catalog/?q=column_05",
         "column detail": f"/catalog/columns/{column.pk}/" if column else "/catalog/",
         "datasources": "/datasources/",

@@ -33,8 +33,8 @@ CATALOG_PAGE_SIZE = 50
 
 @login_required
 def dashboard(request: AuthenticatedRequest) -> HttpResponse:
-    per_datasource = selectors.sensitive_columns_per_datasource()
-    per_tag = selectors.tagged_columns_per_tag()
+    summary = selectors.catalog_summary()
+    per_datasource, per_tag = summary.per_datasource, summary.per_tag
     scans = list(ScanRun.objects.select_related("datasource")[:20])
     charts = {
         "per_datasource": {
@@ -104,7 +104,7 @@ def dashboard(request: AuthenticatedRequest) -> HttpResponse:
             "per_datasource": per_datasource,
             "per_tag": per_tag,
             "scans": scans[:8],
-            "review_counts": selectors.review_state_counts(),
+            "review_counts": summary.review_counts,
             "charts": {name: json.dumps(spec) for name, spec in charts.items()},
             "can_read_catalog": any(request.user.has_role(role) for role in CATALOG_READERS),
             "tour": selectors.first_run_tour() if request.user.has_role(Role.ADMIN) else None,
@@ -114,7 +114,7 @@ def dashboard(request: AuthenticatedRequest) -> HttpResponse:
 
 @role_required(*CATALOG_READERS)
 def datasource_list(request: AuthenticatedRequest) -> HttpResponse:
-    stats = {row["id"]: row for row in selectors.sensitive_columns_per_datasource()}
+    stats = {row["id"]: row for row in selectors.catalog_summary().per_datasource}
     datasources = list(DataSource.objects.all())
     for datasource in datasources:
         datasource.stats = stats.get(datasource.pk, {})  # type: ignore[attr-defined]
