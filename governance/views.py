@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from classification.models import ScanRun
 from config.errors import WardenError, error_message, form_add_error
-from governance import selectors, services
+from governance import charts, selectors, services
 from governance.forms import DataSourceForm, TagChoiceForm, TokenForm
 from governance.models import AccessToken, Column, ColumnTag, DataSource, Role, Sensitivity, Tag
 from governance.permissions import (
@@ -27,85 +27,27 @@ from governance.permissions import (
 from governance.scopes import scopes_grantable
 from governance.tokens import DEFAULT_EXPIRY, token_create, token_revoke, token_rotate
 
-SENSITIVITY_COLOURS = ["#1c8a4a", "#2f5bea", "#d97706", "#c53030"]
 CATALOG_PAGE_SIZE = 50
 
 
 @login_required
 def dashboard(request: AuthenticatedRequest) -> HttpResponse:
     summary = selectors.catalog_summary()
-    per_datasource, per_tag = summary.per_datasource, summary.per_tag
     scans = list(ScanRun.objects.select_related("datasource")[:20])
-    charts = {
-        "per_datasource": {
-            "type": "bar",
-            "data": {
-                "labels": [row["name"] for row in per_datasource],
-                "datasets": [
-                    {
-                        "label": "sensitive columns",
-                        "data": [row["sensitive"] for row in per_datasource],
-                        "backgroundColor": "#c53030",
-                    },
-                    {
-                        "label": "all columns",
-                        "data": [row["columns_total"] for row in per_datasource],
-                        "backgroundColor": "#cbd5e1",
-                    },
-                ],
-            },
-        },
-        "per_tag": {
-            "type": "bar",
-            "data": {
-                "labels": [row["name"] for row in per_tag],
-                "datasets": [
-                    {
-                        "label": "tagged columns",
-                        "data": [row["columns"] for row in per_tag],
-                        "backgroundColor": [
-                            SENSITIVITY_COLOURS[row["sensitivity"]] for row in per_tag
-                        ],
-                    }
-                ],
-            },
-            "options": {
-                "indexAxis": "y",
-                "plugins": {"legend": {"display": False}},
-                "scales": {"y": {"ticks": {"autoSkip": False}}},
-            },
-        },
-        "scan_history": {
-            "type": "line",
-            "data": {
-                "labels": [f"#{scan.pk} {scan.datasource.name}" for scan in reversed(scans)],
-                "datasets": [
-                    {
-                        "label": "columns classified",
-                        "data": [scan.columns_classified for scan in reversed(scans)],
-                        "borderColor": "#2f5bea",
-                        "yAxisID": "y",
-                    },
-                    {
-                        "label": "duration (s)",
-                        "data": [round(scan.duration_seconds or 0, 1) for scan in reversed(scans)],
-                        "borderColor": "#d97706",
-                        "yAxisID": "y1",
-                    },
-                ],
-            },
-            "options": {"scales": {"y1": {"position": "right"}}},
-        },
+    specs = {
+        "per_datasource": charts.per_datasource_chart(summary.per_datasource),
+        "per_tag": charts.per_tag_chart(summary.per_tag),
+        "scan_history": charts.scan_history_chart(scans, name_datasource=True),
     }
     return render(
         request,
         "governance/dashboard.html",
         {
-            "per_datasource": per_datasource,
-            "per_tag": per_tag,
+            "per_datasource": summary.per_datasource,
+            "per_tag": summary.per_tag,
             "scans": scans[:8],
             "review_counts": summary.review_counts,
-            "charts": {name: json.dumps(spec) for name, spec in charts.items()},
+            "charts": {name: json.dumps(spec) for name, spec in specs.items()},
             "can_read_catalog": any(request.user.has_role(role) for role in CATALOG_READERS),
             "tour": selectors.first_run_tour() if request.user.has_role(Role.ADMIN) else None,
         },
@@ -174,13 +116,16 @@ def datasource_delete(request: AuthenticatedRequest, pk: int) -> HttpResponse:
 def datasource_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=pk)
     tables = datasource.tables.order_by("dropped_at", "schema_name", "name")
+    history = list(datasource.scan_runs.all()[:30])
     return render(
         request,
         "governance/datasource_detail.html",
         {
             "datasource": datasource,
             "tables": tables,
-            "scans": datasource.scan_runs.all()[:10],
+            "scans": history[:10],
+            "scans_unfinished": any(not scan.is_finished for scan in history[:10]),
+            "scan_chart": json.dumps(charts.scan_history_chart(history, name_datasource=False)),
             **_connect_context(request, datasource),
         },
     )
