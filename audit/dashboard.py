@@ -15,10 +15,9 @@ from django.db.models import QuerySet, Sum
 
 from audit.hashing import canonical_time
 from audit.models import AuditDayColumnRead, AuditDayCount
-from audit.selectors import EventFilters, events_filter
+from audit.selectors import DECISION_LABELS, EventFilters, events_filter
 
 DECISION_COLOURS = {"allow": "#16a34a", "mask": "#b45309", "deny": "#dc2626", "hold": "#6366f1"}
-DECISION_LABELS = {"allow": "Allowed", "mask": "Masked", "deny": "Blocked", "hold": "Held"}
 BLOCKED_LISTED = 20
 
 

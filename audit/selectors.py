@@ -12,6 +12,8 @@ from audit.hashing import HASHED_FIELDS, canonical_text, canonical_time
 from audit.models import AuditCheckpoint, AuditEvent
 
 DECISION_CHOICES = ("allow", "mask", "deny", "hold")
+# What people read for each stored decision: one vocabulary ("deny" is stored, "Blocked" read).
+DECISION_LABELS = {"allow": "Allowed", "mask": "Masked", "deny": "Blocked", "hold": "Held"}
 
 
 @dataclass(frozen=True)
