@@ -91,6 +91,12 @@ class Sensitivity(models.IntegerChoices):
     RESTRICTED = 3, "restricted"
 
 
+# Said in words instead of Django's 'Enter a valid "slug" …' (forms and the API alike).
+DATASOURCE_NAME_RULE = (
+    "Use only letters, digits, hyphens and underscores, without spaces (for example shop-prod)."
+)
+
+
 class DataSource(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
