@@ -159,6 +159,12 @@ def chain_stats() -> dict[str, Any]:
     }
 
 
+def chain_length() -> int:
+    """How many events a walk of the whole chain checks (at least 1: a progress divisor)."""
+    stats = chain_stats()
+    return max((stats["last_sequence"] or 0) - (stats["first_sequence"] or 1) + 1, 1)
+
+
 def _first_sequence_recorded_from(moment: datetime, low: int, high: int) -> int:
     """Smallest sequence in [low, high] recorded at or after `moment` (high + 1 if none).
 
