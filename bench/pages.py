@@ -136,6 +136,7 @@ def pages() -> dict[str, str]:
         "audit event detail": f"/audit/events/{event.pk}/" if event else "/audit/",
         "audit dashboard, 30 days": "/audit/dashboard/",
         "audit dashboard, actor=user_03": "/audit/dashboard/?actor=user_03",
+        "audit dashboard, tag=PII.Email": "/audit/dashboard/?tag=PII.Email",
         "audit chain status": "/audit/chain/",
         "catalog page 1": "/catalog/",
         "catalog page 1000": "/catalog/?page=1000",
