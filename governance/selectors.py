@@ -62,7 +62,7 @@ class CatalogPage:
     total: int
 
 
-def _sort_key_of(column_id: int | None) -> str | None:
+def column_sort_key_of(column_id: int | None) -> str | None:
     if column_id is None:
         return None
     return Column.objects.filter(pk=column_id).values_list("sort_key", flat=True).first()
@@ -80,7 +80,7 @@ def catalog_page(
     """A keyset page of `columns` (ordered by sort_key): an index range scan of `size` + 1
     rows wherever the page is, instead of OFFSET over a four-way sort. `number` still opens
     ?page=N links (an index scan past the earlier rows); an unknown cursor opens page 1."""
-    after_key, before_key = _sort_key_of(after), _sort_key_of(before)
+    after_key, before_key = column_sort_key_of(after), column_sort_key_of(before)
     if before_key is not None or (last and after_key is None):
         backwards = columns.order_by("-sort_key")
         if before_key is not None:

@@ -157,3 +157,28 @@ def test_a_deep_catalog_page_is_an_index_range_scan_not_a_sort(admin):
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "column_sort_key_idx" in plan and "Sort" not in plan, plan
+
+
+def test_the_columns_api_next_links_are_keyset_pages_over_every_column(admin, client, two_sources):
+    client.force_login(admin)
+    seen, url = [], "/api/v1/columns/?limit=5"
+    while url:
+        page = client.get(url).json()
+        assert page["count"] == 12
+        seen += [column["id"] for column in page["results"]]
+        url = page["next"]
+        assert url is None or ("after=" in url and "offset=" not in url)
+    old_offset = client.get("/api/v1/columns/", {"limit": 5, "offset": 5}).json()
+
+    assert seen == _browsing_order()
+    assert [column["id"] for column in old_offset["results"]] == seen[5:10]  # offsets still work
+
+
+def test_the_columns_api_refuses_an_unknown_cursor_by_name(admin, client, two_sources):
+    client.force_login(admin)
+    response = client.get("/api/v1/columns/", {"after": 999999})
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"after": ["No column has this id; follow the next link."]}
+    assert client.get("/api/v1/columns/", {"after": "x"}).json()["fields"] == {
+        "after": ["A whole number is required."]
+    }
