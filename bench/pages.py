@@ -150,6 +150,7 @@ def pages() -> dict[str, str]:
         "approvals inbox": "/approvals/",
         "API audit events": "/api/v1/audit/events/?limit=50",
         "API columns": "/api/v1/columns/?limit=50&offset=90000",
+        "API columns, keyset (next link)": f"/api/v1/columns/?limit=50&after={middle_column.pk}",
     }
 
 
