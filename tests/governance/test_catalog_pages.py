@@ -182,3 +182,13 @@ def test_the_columns_api_refuses_an_unknown_cursor_by_name(admin, client, two_so
     assert client.get("/api/v1/columns/", {"after": "x"}).json()["fields"] == {
         "after": ["A whole number is required."]
     }
+
+
+def test_search_finds_columns_by_their_table_or_their_own_name(admin, client, two_sources):
+    client.force_login(admin)
+    by_table = client.get("/catalog/", {"q": "ZET"}).content.decode()
+    by_column = client.get("/catalog/", {"q": "c3"}).content.decode()
+    zeta = Column.objects.filter(table__name="zeta").values_list("pk", flat=True)
+    named_c3 = Column.objects.filter(name="c3").values_list("pk", flat=True)
+    assert sorted(int(pk) for pk in ROW.findall(by_table)) == sorted(zeta) and len(zeta) == 6
+    assert sorted(int(pk) for pk in ROW.findall(by_column)) == sorted(named_c3)
