@@ -79,7 +79,12 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         "--state-dir", default=os.environ.get("WARDEN_AGENT_STATE_DIR", "var/agent")
     )
     parser.add_argument("--metrics-port", type=int, default=None)
-    parser.add_argument("--bundle-public-key", default=None)
+    parser.add_argument(
+        "--bundle-public-key",
+        default=None,
+        help="Ed25519 public key(s), base64, comma-separated (current,next during a rotation); "
+        "default: pin the control plane's on first use",
+    )
     parser.add_argument("--poll-interval", type=float, default=5.0)
     parser.add_argument("--audit-flush-interval", type=float, default=1.0)
     parser.add_argument("--tls-cert", default=None)

@@ -1,18 +1,28 @@
 """Policy bundle: signature verification, indexing, on-disk last-good copy and polling.
 
-Trust: the Ed25519 public key comes from ``--bundle-public-key`` or is fetched once and
-pinned in the state dir (trust on first use).  A bundle that fails verification is
-rejected and the last good bundle stays in force, also across restarts.
+Trust: the Ed25519 public keys come from ``--bundle-public-key`` (comma-separated: current
+and next during a rotation) or the control plane's key is fetched once and pinned in the
+state dir (trust on first use).  A bundle that fails verification is rejected and the last
+good bundle stays in force, also across restarts.
+
+Rotation: while the control plane holds a next key, its envelopes name it
+(``next_key_id``) and its public-key answer carries it with an endorsement, a signature by
+the current key.  The agent adds a key endorsed by one it already trusts (and keeps it in
+the state dir), so bundles signed by the next key are accepted once it is promoted; a key
+nobody it trusts endorsed is never accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
+import hashlib
 import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +42,10 @@ BUNDLE_FORMAT_MAJOR = 1
 
 class BundleRejected(Exception):
     """The bundle's signature or format is not acceptable."""
+
+
+class UnknownSigningKey(BundleRejected):
+    """The bundle names a signing key this agent does not (yet) trust."""
 
 
 def canonical_json(document: Any) -> bytes:
@@ -121,21 +135,94 @@ def format_major(bundle_format: object) -> int | None:
     return None
 
 
-def verify_envelope(envelope: dict[str, Any], public_key: Ed25519PublicKey) -> Bundle:
-    try:
-        document = envelope["bundle"]
-        signature = base64.b64decode(envelope["signature"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleRejected(f"malformed bundle envelope: {exc!r}") from exc
-    try:
-        public_key.verify(signature, canonical_json(document))
-    except InvalidSignature as exc:
-        raise BundleRejected("bundle signature does not verify against the pinned key") from exc
-    return Bundle.from_document(document)
+def key_id_for(public_key_b64: str) -> str:
+    """A signing key's id: the first 8 bytes (hex) of the SHA-256 of its base64 public key."""
+    return hashlib.sha256(public_key_b64.encode()).hexdigest()[:16]
+
+
+def endorsement_payload(key_id: str, public_key_b64: str) -> bytes:
+    """What the current key signs to vouch for the next one."""
+    return canonical_json(
+        {"type": "warden.signing-key", "key_id": key_id, "public_key": public_key_b64}
+    )
 
 
 def load_public_key(b64: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(b64))
+
+
+def _signature_valid(key: Ed25519PublicKey, signature_b64: str, payload: bytes) -> bool:
+    try:
+        key.verify(base64.b64decode(signature_b64), payload)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+class KeyRing:
+    """The signing keys an agent trusts, by key id; endorsed ones with their endorsement."""
+
+    def __init__(self, public_keys: Iterable[str] = ()) -> None:
+        self.keys: dict[str, Ed25519PublicKey] = {}
+        self.endorsed: dict[str, dict[str, str]] = {}
+        for public_key in public_keys:
+            self.add(public_key)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self.keys
+
+    def add(self, public_key_b64: str) -> str:
+        key_id = key_id_for(public_key_b64)
+        self.keys[key_id] = load_public_key(public_key_b64)
+        return key_id
+
+    def endorse(self, candidate: object) -> bool:
+        """Trust ``candidate`` ({key_id, public_key, endorsement}) if a trusted key signed it."""
+        if not isinstance(candidate, dict):
+            return False
+        public_key, endorsement = candidate.get("public_key"), candidate.get("endorsement")
+        if not isinstance(public_key, str) or not isinstance(endorsement, str):
+            return False
+        key_id = key_id_for(public_key)
+        if key_id in self.keys:
+            return False
+        payload = endorsement_payload(key_id, public_key)
+        if not any(_signature_valid(key, endorsement, payload) for key in self.keys.values()):
+            return False
+        try:
+            self.add(public_key)
+        except ValueError:  # endorsed, yet not an Ed25519 key: nothing to trust
+            return False
+        self.endorsed[key_id] = {"public_key": public_key, "endorsement": endorsement}
+        return True
+
+    def candidates(self, key_id: object) -> list[Ed25519PublicKey]:
+        """The keys that may have signed an envelope naming ``key_id`` (all when unnamed)."""
+        if key_id is None:
+            return list(self.keys.values())
+        return [self.keys[key_id]] if isinstance(key_id, str) and key_id in self.keys else []
+
+
+def verify_envelope(envelope: dict[str, Any], trusted: KeyRing) -> Bundle:
+    try:
+        document = envelope["bundle"]
+        signature = envelope["signature"]
+    except (KeyError, TypeError) as exc:
+        raise BundleRejected(f"malformed bundle envelope: {exc!r}") from exc
+    key_id = envelope.get("key_id")
+    candidates = trusted.candidates(key_id)
+    if not candidates:
+        raise UnknownSigningKey(
+            f"bundle signed with key {key_id!r}, which this agent does not trust "
+            f"(trusted: {', '.join(sorted(trusted.keys)) or 'none'})"
+        )
+    payload = canonical_json(document)
+    if not any(_signature_valid(key, signature, payload) for key in candidates):
+        raise BundleRejected("bundle signature does not verify against the trusted key")
+    return Bundle.from_document(document)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -155,8 +242,6 @@ class BundleStore:
         self.state_dir = state_dir
         self.bundle_path = state_dir / "bundle.json"
         self.key_path = state_dir / "public_key.json"
-        self.public_key: Ed25519PublicKey | None = None
-        self.key_id: str | None = None
         self.etag: str | None = None
         self.current: Bundle | None = None
         self.last_success: float = 0.0
@@ -164,37 +249,54 @@ class BundleStore:
         # heartbeat and /readyz report it while the last good bundle stays in force.
         self.rejection = ""
         self.listeners: list[Any] = []
-        if public_key_b64:
-            self.public_key = load_public_key(public_key_b64)
-        elif self.key_path.exists():
-            pinned = json.loads(self.key_path.read_text())
-            self.public_key = load_public_key(pinned["public_key"])
-            self.key_id = pinned.get("key_id")
+        self.configured = [key.strip() for key in (public_key_b64 or "").split(",") if key.strip()]
+        self.keyring = KeyRing(self.configured)
+        self._pinned: dict[str, str] | None = None
+        if self.key_path.exists():
+            self._load_pinned(json.loads(self.key_path.read_text()))
 
-    def pin_key(self, key_id: str, public_key_b64: str) -> None:
-        self.public_key = load_public_key(public_key_b64)
-        self.key_id = key_id
-        payload = {"key_id": key_id, "public_key": public_key_b64}
+    def _load_pinned(self, stored: dict[str, Any]) -> None:
+        if not self.configured and stored.get("public_key"):
+            self._pinned = {"key_id": stored.get("key_id", ""), "public_key": stored["public_key"]}
+            self.keyring.add(stored["public_key"])
+        # Endorsed keys are checked again: only those a key trusted now vouched for count.
+        for key_id, endorsed in stored.get("endorsed", {}).items():
+            if not self.keyring.endorse(endorsed):
+                log.warning("ignoring stored key %s: no trusted key endorses it", key_id)
+
+    def _save_keys(self) -> None:
+        payload: dict[str, Any] = dict(self._pinned or {})
+        if self.keyring.endorsed:
+            payload["endorsed"] = self.keyring.endorsed
         _write_atomic(self.key_path, json.dumps(payload).encode())
 
+    def pin_key(self, key_id: str, public_key_b64: str) -> None:
+        self.keyring.add(public_key_b64)
+        self._pinned = {"key_id": key_id, "public_key": public_key_b64}
+        self._save_keys()
+
+    def learn_keys(self, published: list[Any]) -> list[str]:
+        """Add the published keys a trusted key endorses; returns their ids."""
+        learned = [key_id_for(key["public_key"]) for key in published if self.keyring.endorse(key)]
+        if learned:
+            self._save_keys()
+            log.warning("now trusting signing key(s) %s (endorsed)", ", ".join(learned))
+        return learned
+
     def load_from_disk(self) -> None:
-        if self.public_key is None or not self.bundle_path.exists():
+        if not self.keyring or not self.bundle_path.exists():
             return
         try:
             stored = json.loads(self.bundle_path.read_text())
-            self.install(verify_envelope(stored["envelope"], self.public_key), None)
+            self.install(verify_envelope(stored["envelope"], self.keyring), None)
             self.etag = stored.get("etag")
         except (BundleRejected, ValueError, KeyError) as exc:
             log.error("stored bundle rejected: %s", exc)
 
     def accept(self, envelope: dict[str, Any], etag: str | None) -> Bundle:
-        if self.public_key is None:
+        if not self.keyring:
             raise BundleRejected("no public key pinned")
-        if self.key_id and envelope.get("key_id") not in (None, self.key_id):
-            raise BundleRejected(
-                f"bundle signed with key {envelope.get('key_id')!r}, pinned {self.key_id!r}"
-            )
-        bundle = verify_envelope(envelope, self.public_key)
+        bundle = verify_envelope(envelope, self.keyring)
         _write_atomic(self.bundle_path, json.dumps({"envelope": envelope, "etag": etag}).encode())
         self.install(bundle, etag)
         self.rejection = ""
@@ -222,11 +324,17 @@ class BundlePoller:
         self._polling = asyncio.Lock()
 
     async def ensure_key(self) -> None:
-        if self.store.public_key is not None:
+        if self.store.keyring:
             return
         body = await self.client.fetch_public_key()
         self.store.pin_key(body["key_id"], body["public_key"])
         log.warning("pinned control plane bundle key %s (trust on first use)", body["key_id"])
+
+    async def learn_keys(self) -> list[str]:
+        """Fetch the published keys and trust those a trusted key endorses."""
+        body = await self.client.fetch_public_key()
+        published = body.get("keys")
+        return self.store.learn_keys(published if isinstance(published, list) else [])
 
     async def poll_once(self) -> None:
         await self.ensure_key()
@@ -234,8 +342,17 @@ class BundlePoller:
         self.store.last_success = time.time()
         if response.not_modified or response.envelope is None:
             return
+        envelope = response.envelope
+        next_key_id = envelope.get("next_key_id")
+        if next_key_id and next_key_id not in self.store.keyring:
+            await self.learn_keys()
         try:
-            bundle = self.store.accept(response.envelope, response.etag)
+            try:
+                bundle = self.store.accept(envelope, response.etag)
+            except UnknownSigningKey:
+                if not await self.learn_keys():
+                    raise
+                bundle = self.store.accept(envelope, response.etag)
             log.info("installed bundle version %s", bundle.version)
         except BundleRejected as exc:
             self.store.rejection = str(exc)

@@ -99,7 +99,7 @@ class ControlPlaneClient:
             raise ControlPlaneUnavailable(f"grant run: HTTP {exc.status}") from exc
         return None
 
-    async def fetch_public_key(self) -> dict[str, str]:
+    async def fetch_public_key(self) -> dict[str, Any]:
         return await self._must(operations.agent_public_key(), "public key")
 
     async def authenticate(self, datasource: str, identity: str, token: str) -> AuthResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -27,118 +27,21 @@ from agent.analysis import (
     Relation,
 )
 from agent.bundle import Bundle, ColumnInfo
-
-ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
-_STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
-_RULE_ACTION = {"allow": ALLOW, "mask": MASK, "require_approval": HOLD, "deny": DENY}
-DECISION_TTL = 30.0
-# The guardrail kind judged on the planner's estimate of the rows a write changes
-# (agent/row_limits.py); analysers mark UPDATE/DELETE/MERGE statements with it.
-ROWS_OVER_LIMIT = "rows_over_limit"
-
-
-@dataclass(frozen=True)
-class RowLimit:
-    """A rows_over_limit guardrail in force for a decision: more than ``max_rows`` estimated
-    changed rows is refused with ``action`` (DENY or HOLD) under ``rule``."""
-
-    max_rows: int
-    action: str
-    rule: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Identity:
-    name: str
-    kind: str = "user"
-    groups: frozenset[str] = frozenset()
-    # Part of every decision-cache key: hashed once, not per statement.
-    _hash: int = field(init=False, repr=False, compare=False, default=0)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_hash", hash((self.name, self.kind, self.groups)))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-
-@dataclass(frozen=True)
-class Verdict:
-    action: str
-    method: str = "redact"
-    param: int | None = None
-    rule: str = ""
-    valid_until: float = float("inf")
-    counted_grant: int | None = None  # a grant with max_runs this verdict relies on
-    # The masking rule lets the column be compared for equality with given values.
-    lookups: bool = False
-
-
-ALLOWED = Verdict(ALLOW)
-
-
-@dataclass
-class Decision:
-    action: str
-    rule: str = ""
-    message: str = ""
-    kind: str = ""
-    tables_read: list[str] = field(default_factory=list)
-    tables_written: list[str] = field(default_factory=list)
-    columns_read: list[str] = field(default_factory=list)
-    masked_columns: list[str] = field(default_factory=list)
-    # Output positions without a direct origin that must be redacted; None = all of them.
-    derived_positions: frozenset[int] | None = frozenset()
-    # Output positions of masked columns read directly: one that arrives without an origin
-    # was not direct after all (a FULL JOIN ... USING merge) and is redacted; None = any.
-    direct_masked_positions: frozenset[int] | None = frozenset()
-    valid_until: float = float("inf")
-    search_path: list[str] | None = None
-    fingerprint: str = ""
-    statement: str = ""
-    statements: list[str] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    invalidates_catalog: bool = False
-    # Never reused for another text with the same normalized form (see StatementInfo).
-    depends_on_literals: bool = False
-    # COPY ... FROM STDIN: the server may enter copy-in mode, where it ignores Sync.
-    copies_in: bool = False
-    # COPY … TO STDOUT: the format of its rows (agent.postgres.copy.CopyFormat), to mask them.
-    copy_out: Any = None
-    # It reads or writes a table with columns restricted for this identity: the server's
-    # error messages and details (which may quote row values) are withheld.
-    touches_restricted: bool = False
-    # SQL PREPARE / EXECUTE / DEALLOCATE names in it (see Session._sql_prepared).
-    sql_prepares: tuple[str, ...] = ()
-    sql_executes: tuple[str, ...] = ()
-    sql_deallocates: tuple[str, ...] = ()
-    sql_declares: tuple[str, ...] = ()
-    sql_fetches: tuple[str, ...] = ()
-    sql_closes: tuple[str, ...] = ()
-    sqlstate: str = "42501"
-    # Grants limited to max_runs this decision used a run of (the control plane counts them).
-    counted_grants: tuple[int, ...] = ()
-    # Column masks per result shape, shared by every session using this decision.
-    mask_cache: dict[tuple[object, ...], list[tuple[str, int | None, int, bool] | None]] = field(
-        default_factory=dict
-    )
-    # Masked columns compared for equality under a rule allowing exact lookups (audited).
-    lookups: list[str] = field(default_factory=list)
-    # rows_over_limit guardrails to judge on the planner's estimate before it runs.
-    row_limits: tuple[RowLimit, ...] = ()
-
-    @property
-    def has_side_effects(self) -> bool:
-        """Whether forwarding it changes agent state (search_path, catalog caches), or it
-        holds only for its own literals: either way no cache or native ticket keeps it."""
-        return (
-            self.search_path is not None
-            or self.invalidates_catalog
-            or self.depends_on_literals
-            or bool(self.sql_prepares or self.sql_executes or self.sql_deallocates)
-            or bool(self.sql_declares or self.sql_fetches or self.sql_closes)
-        )
+from agent.verdicts import (
+    ACTION_STRENGTH,
+    ALLOW,
+    ALLOWED,
+    DECISION_TTL,
+    DENY,
+    HOLD,
+    MASK,
+    ROWS_OVER_LIMIT,
+    RULE_ACTIONS,
+    Decision,
+    Identity,
+    RowLimit,
+    Verdict,
+)
 
 
 def _granted(verdict: Verdict) -> bool:
@@ -147,7 +50,7 @@ def _granted(verdict: Verdict) -> bool:
 
 
 def _stronger(a: Verdict, b: Verdict) -> Verdict:
-    return b if _STRENGTH[b.action] > _STRENGTH[a.action] else a
+    return b if ACTION_STRENGTH[b.action] > ACTION_STRENGTH[a.action] else a
 
 
 def _parse_time(text: str | None) -> float:
@@ -266,9 +169,9 @@ class PolicyEngine:
         grant, valid_until = self._grant_for(
             identity, schema, table, column, info, fingerprint, now
         )
-        actions = {_RULE_ACTION.get(r.get("action", ""), DENY) for r in matched}
+        actions = {RULE_ACTIONS.get(r.get("action", ""), DENY) for r in matched}
         if DENY in actions:
-            rule = next(r for r in matched if _RULE_ACTION.get(r.get("action", "")) == DENY)
+            rule = next(r for r in matched if RULE_ACTIONS.get(r.get("action", "")) == DENY)
             return Verdict(DENY, rule=_rule_label(rule))
         if grant is not None and grant.get("level") in ("read_unmasked", "write"):
             return self._counted(
@@ -301,13 +204,13 @@ class PolicyEngine:
     def _strongest(self, matched: list[dict[str, Any]], info: ColumnInfo | None) -> Verdict:
         if not matched:
             if info is not None and info.sensitive:
-                action = _RULE_ACTION.get(self.bundle.default_action, MASK)
+                action = RULE_ACTIONS.get(self.bundle.default_action, MASK)
                 return Verdict(action, self.bundle.default_method, rule="default")
             return ALLOWED
         best = Verdict(ALLOW, rule=_rule_label(matched[0]))
         for rule in matched:  # sorted by priority: first of equal strength wins
-            action = _RULE_ACTION.get(rule.get("action", ""), DENY)
-            if _STRENGTH[action] > _STRENGTH[best.action]:
+            action = RULE_ACTIONS.get(rule.get("action", ""), DENY)
+            if ACTION_STRENGTH[action] > ACTION_STRENGTH[best.action]:
                 best = Verdict(
                     action,
                     rule.get("mask_method") or self.bundle.default_method,
@@ -452,7 +355,7 @@ class PolicyEngine:
                             direct = None if use.position is None else direct | {use.position}
                         if use.context == DERIVED and derived is not None:
                             derived = None if use.position is None else derived | {use.position}
-                    if _STRENGTH[effect] > _STRENGTH[worst.action]:
+                    if ACTION_STRENGTH[effect] > ACTION_STRENGTH[worst.action]:
                         worst = Verdict(effect, rule=verdict.rule)
                         reason = why.format(column=label)
         worst, reason = self._table_level(
@@ -541,7 +444,7 @@ class PolicyEngine:
                 )
                 if verdict.action not in (DENY, HOLD):
                     continue
-                if _STRENGTH[verdict.action] > _STRENGTH[worst.action]:
+                if ACTION_STRENGTH[verdict.action] > ACTION_STRENGTH[worst.action]:
                     worst = Verdict(verdict.action, rule=verdict.rule)
                     what = (
                         "is denied by policy"
@@ -653,7 +556,7 @@ class PolicyEngine:
                 if not kinds:
                     continue
             # Ties go to the guardrail: its name is the more useful explanation.
-            if _STRENGTH[action] >= _STRENGTH[worst.action]:
+            if ACTION_STRENGTH[action] >= ACTION_STRENGTH[worst.action]:
                 worst = Verdict(action, rule=_rule_label(guardrail, "guardrail"))
                 verb = "blocked" if action == DENY else "requires approval"
                 reason = (

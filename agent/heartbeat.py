@@ -54,6 +54,7 @@ class HeartbeatSender:
             "version": VERSION,
             "bundle_version": bundle.version if bundle is not None else "",
             "bundle_rejection": self.agent.store.rejection[:300],
+            "trusted_key_ids": sorted(self.agent.store.keyring.keys),
             "started_at": self.started_at,
             "open_connections": len(self.agent.sessions),
             "statements_per_second": round(max(rate, 0.0), 3),

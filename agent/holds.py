@@ -1,17 +1,30 @@
-"""Waiting for the review of a held statement, the same for every protocol.
+"""Holding a statement for approval, the same for every protocol.
 
-A protocol's session files the access request, tells its client in its own words, and
-formats refusals; the wait itself (a long-poll that a client's cancel interrupts) and the
-fetch of the bundle that carries the new grant live here, once.
+``hold`` runs the whole flow once: file the access request (an identical pending one is
+reused), tell the client which request holds it, wait for the review with ``--hold-wait``
+(a long-poll that a client's cancel interrupts), fetch the bundle that carries the new
+grant and decide the statement again.  A protocol's session only registers how its
+clients cancel, says ``notify`` in its own words and turns a ``HoldRefusal`` into its
+error.  Fail closed: without an answer from the control plane nothing runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from agent.bundle import BundlePoller
-from agent.controlplane import ControlPlaneClient, HeldRequest
-from agent.decision import Decision
+from agent.controlplane import (
+    AccessRequestRefused,
+    ControlPlaneClient,
+    ControlPlaneUnavailable,
+    HeldRequest,
+)
+from agent.verdicts import HOLD, Decision
+
+log = logging.getLogger("agent.holds")
 
 # Attempts, 0.2 s apart, to fetch a bundle that already carries the approval's grant.
 GRANT_BUNDLE_ATTEMPTS = 5
@@ -73,3 +86,81 @@ async def grant_bundle_fetch(poller: BundlePoller, held: HeldRequest) -> None:
         ):
             return
         await asyncio.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class HoldRefusal:
+    """Why a held statement was not run, for the protocol to send as its error."""
+
+    message: str
+    detail: str | None = None
+    hint: str | None = None
+    cancelled: bool = False  # the client cancelled the wait (its protocol's cancel error)
+
+
+async def hold(
+    *,
+    cp: ControlPlaneClient,
+    poller: BundlePoller,
+    datasource: str,
+    identity: str,
+    sql: str,
+    decision: Decision,
+    wait: float,
+    cancelled: asyncio.Event,
+    notify: Callable[[str], Awaitable[None]],
+    decide: Callable[[str], Awaitable[Decision]],
+) -> Decision | HoldRefusal:
+    """The decision to run a held statement under after its approval (decided again on a
+    bundle carrying the grant: allow, mask or deny), or why it was not run."""
+    what = decision.message or "statement requires an approved access request"
+    try:
+        held = await hold_file(
+            cp, datasource=datasource, identity=identity, sql=sql, decision=decision
+        )
+    except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
+        log.warning("hold: could not file an access request: %s", exc)
+        return HoldRefusal(
+            f"{what}; the statement was not run: the access request could not be filed "
+            "because the Warden control plane is unreachable or refused it",
+            detail=str(exc),
+        )
+    where = f"request {held.id} (review at {held.review_url})"
+    retry = f"Retry once access request {held.id} is approved."
+    await notify(f"held for approval: {where}")
+    if wait <= 0:
+        return HoldRefusal(f"{what}; held for approval: {where}", hint=retry)
+    try:
+        held = await review_wait(cp, held, wait, cancelled)
+    except HoldCancelled:
+        return HoldRefusal("the client cancelled the statement", cancelled=True)
+    except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
+        log.warning("hold: lost the control plane while waiting: %s", exc)
+        return HoldRefusal(
+            f"lost contact with the Warden control plane while {where} was pending; "
+            "the statement was not run",
+            detail=str(exc),
+        )
+    if held.state == "pending":
+        return HoldRefusal(
+            f"{where} is still pending after {wait:g} s; the statement was not run", hint=retry
+        )
+    if held.state != "approved":
+        return HoldRefusal(f"{where} was {held.state}; the statement was not run")
+    try:
+        await grant_bundle_fetch(poller, held)
+    except ControlPlaneUnavailable as exc:
+        return HoldRefusal(
+            f"request {held.id} was approved, but the policy bundle with its grant could "
+            "not be fetched; the statement was not run",
+            detail=str(exc),
+            hint="Retry in a few seconds.",
+        )
+    decided = await decide(sql)
+    if decided.action == HOLD:
+        return HoldRefusal(
+            f"request {held.id} was approved, but its grant does not cover this statement; "
+            "it was not run",
+            detail=f"rule: {decided.rule}" if decided.rule else None,
+        )
+    return decided

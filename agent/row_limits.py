@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from agent.decision import ALLOW, DENY, HOLD, MASK, ROWS_OVER_LIMIT, Decision, RowLimit
+from agent.verdicts import ALLOW, DENY, HOLD, MASK, ROWS_OVER_LIMIT, Decision, RowLimit
 
 __all__ = ["ROWS_OVER_LIMIT", "EstimateError", "RowLimit", "judged"]
 

@@ -26,11 +26,12 @@ from agent.analysis import Analysis, Relation
 from agent.audit import AuditShipper
 from agent.bundle import Bundle, BundlePoller, BundleStore
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
-from agent.decision import DENY, Decision, Identity, PolicyEngine
+from agent.decision import PolicyEngine
 from agent.health import health_serve
 from agent.heartbeat import HeartbeatSender
 from agent.logins import Logins
 from agent.metrics import AgentMetrics
+from agent.verdicts import DENY, Decision, Identity
 from agent.version import VERSION
 from agent.workers import WorkerGroup, adopt_orphan_spools
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from agent.decision import Identity
 from agent.postgres.relay import Relay
 from agent.postgres.session import Session
+from agent.verdicts import Identity
 
 
 class MemoryTransport:
@@ -53,3 +55,38 @@ def detached_relays(
     if native:
         session.attach_fast_path(to_upstream, to_client)
     return to_upstream, to_client
+
+
+def self_signed_certificate(
+    directory: Path, common_name: str = "warden-agent-test"
+) -> tuple[str, str]:
+    """A throwaway EC certificate and key (PEM files in ``directory``) for TLS to the agent
+    in tests and benchmarks: (certificate path, key path)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "agent.crt", directory / "agent.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)

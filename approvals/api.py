@@ -43,6 +43,7 @@ from approvals.serializers import (
 from config.errors import InvalidInput, NotAllowed, NotFound
 from config.listing import StrictOrderingFilter, query_params
 from governance.agent_api import AgentView, agent_token_serves
+from governance.mfa import mfa_check_request
 from governance.models import DataSource, Role
 from governance.permissions import IsAdmin
 from governance.policy_selectors import datasource_by_reference
@@ -193,6 +194,7 @@ class AccessRequestApprove(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
+        mfa_check_request(request)
         body = ApproveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = body.validated_data
@@ -215,6 +217,7 @@ class AccessRequestDeny(APIView):
     @extend_schema(request=DenySerializer, responses={200: AccessRequestSerializer})
     def post(self, request: Request, pk: int) -> Response:
         access_request = _visible_request(request, pk)
+        mfa_check_request(request)
         body = DenySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.request_deny(
@@ -309,6 +312,7 @@ class BreakGlass(APIView):
 
     @extend_schema(request=BreakGlassSerializer, responses={201: GrantSerializer})
     def post(self, request: Request) -> Response:
+        mfa_check_request(request)
         body = BreakGlassSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = dict(body.validated_data)

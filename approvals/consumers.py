@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from approvals.notifications import AUDITORS_GROUP, datasource_group, user_group
 from approvals.selectors import reviewable_datasource_ids
+from governance.mfa import mfa_session_refusal
 from governance.models import Role
 
 
@@ -29,6 +30,9 @@ class ApprovalsConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
+            return
+        if await database_sync_to_async(mfa_session_refusal)(user, self.scope.get("session")):
+            await self.close(code=4403)  # the pages send them to set up or prove MFA first
             return
         self.groups_joined = await database_sync_to_async(_groups_for)(user)
         for group in self.groups_joined:

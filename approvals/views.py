@@ -31,6 +31,7 @@ from approvals.scope import (
     statement_touches,
 )
 from config.errors import WardenError, error_message
+from governance.mfa import mfa_check_request
 from governance.models import DataSource, Role
 from governance.permissions import AuthenticatedRequest, role_required
 
@@ -201,6 +202,7 @@ def detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
 @require_POST
 def approve(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     access_request = _visible(request, pk)
+    mfa_check_request(request)
     form = ApproveForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Check the approval form.")
@@ -229,6 +231,7 @@ def approve(request: AuthenticatedRequest, pk: int) -> HttpResponse:
 @require_POST
 def deny(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     access_request = _visible(request, pk)
+    mfa_check_request(request)
     form = DenyForm(request.POST, prefix="deny")
     comment = form.cleaned_data["comment"] if form.is_valid() else ""
     _run(
@@ -293,6 +296,8 @@ def break_glass(request: AuthenticatedRequest) -> HttpResponse:
     form.fields["datasource"].queryset = DataSource.objects.filter(  # type: ignore[attr-defined]
         review_policy__break_glass_enabled=True
     )
+    if request.method == "POST":
+        mfa_check_request(request)
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
         granted: dict[str, Grant] = {}

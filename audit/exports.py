@@ -106,6 +106,7 @@ def jsonl_write(
         "generated_at": canonical_time(checkpoint.created_at),
         "generated_by": generated_by,
         "checkpoint": checkpoint.as_signed_dict(),
+        "checkpoints": _covered_checkpoints(filters, first, last, checkpoint),
         "key_id": key_id,
         "public_key": public_key,
     }
@@ -116,6 +117,22 @@ def jsonl_write(
         if progress is not None and written % PROGRESS_EVERY == 0:
             progress(written, manifest["event_count"])
     return manifest
+
+
+def _covered_checkpoints(
+    filters: EventFilters, first: Any, last: Any, export_checkpoint: AuditCheckpoint
+) -> list[dict[str, Any]]:
+    """The earlier signed checkpoints inside a contiguous export, whatever key signed them:
+    the verifier checks each against the events (and the pinned keys, across rotations)."""
+    if filters.without_period() or first is None:
+        return []
+    covered = (
+        AuditCheckpoint.objects.filter(sequence__gte=first[0], sequence__lte=last[0])
+        .exclude(pk=export_checkpoint.pk)
+        .exclude(kind=AuditCheckpoint.Kind.PRUNE)
+        .order_by("sequence", "created_at", "id")
+    )
+    return [checkpoint.as_signed_dict() for checkpoint in covered]
 
 
 def _json_line(content: dict[str, Any]) -> bytes:

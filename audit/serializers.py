@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from audit.exports import EXPORT_FORMATS
+from audit.hashing import HASHED_FIELDS
 from audit.ingest import MAX_BATCH, MAX_STATEMENT_CHARS, TEXT_LIMITS
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.selectors import DECISION_CHOICES
@@ -18,24 +19,7 @@ class AuditEventSerializer(StrictStrings, serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "sequence",
-            "occurred_at",
-            "recorded_at",
-            "actor",
-            "actor_kind",
-            "action",
-            "target_type",
-            "target_id",
-            "target_repr",
-            "datasource_name",
-            "decision",
-            "details",
-            "source_address",
-            "prev_hash",
-            "hash",
-        ]
+        fields = [*HASHED_FIELDS, "hash"]  # what the chain hashes, and the hash
         read_only_fields = fields
 
 

@@ -69,7 +69,22 @@ class ChainReport:
         return f"BROKEN ({self.kind}){where}: {self.problem}"
 
 
-def checkpoint_signature_valid(checkpoint: AuditCheckpoint) -> bool:
+def _trusted_keys() -> dict[str, str]:
+    from governance.crypto import trusted_public_keys
+
+    return trusted_public_keys()
+
+
+def checkpoint_problem(checkpoint: AuditCheckpoint, trusted: dict[str, str] | None = None) -> str:
+    """Why ``checkpoint`` cannot be trusted ("" when it can): its key must be one this
+    control plane holds or retired (``trusted``: key id → public key), and its signature
+    must verify. A checkpoint signed by any other key could have been forged with it."""
+    trusted = _trusted_keys() if trusted is None else trusted
+    if trusted.get(checkpoint.key_id) != checkpoint.public_key:
+        return (
+            f"signed by key {checkpoint.key_id}, which this control plane does not trust "
+            "(a retired key's public half belongs in WARDEN_SIGNING_KEYS_RETIRED)"
+        )
     try:
         key = Ed25519PublicKey.from_public_bytes(base64.b64decode(checkpoint.public_key))
         key.verify(
@@ -77,8 +92,12 @@ def checkpoint_signature_valid(checkpoint: AuditCheckpoint) -> bool:
             checkpoint_payload(checkpoint.as_signed_dict()),
         )
     except (InvalidSignature, ValueError):
-        return False
-    return True
+        return "bad signature"
+    return ""
+
+
+def checkpoint_signature_valid(checkpoint: AuditCheckpoint) -> bool:
+    return not checkpoint_problem(checkpoint)
 
 
 # Row layout: SORTED_FIELDS (details as canonical text), then the stored hash.
@@ -191,9 +210,10 @@ def _anchor(from_sequence: int, report: ChainReport) -> tuple[int, str] | None:
     )
     if anchor is None:
         return 0, GENESIS_HASH
-    if not checkpoint_signature_valid(anchor):
+    problem = checkpoint_problem(anchor)
+    if problem:
         report.ok, report.kind = False, "bad_checkpoint"
-        report.problem = f"the prune checkpoint at #{anchor.sequence} has an invalid signature"
+        report.problem = f"the prune checkpoint at #{anchor.sequence}: {problem}"
         return None
     report.started_from = f"prune checkpoint #{anchor.sequence}"
     return anchor.sequence, anchor.head_hash
@@ -206,11 +226,11 @@ def _checkpoints_by_sequence(
     if to_sequence is not None:
         checkpoints = checkpoints.filter(sequence__lte=to_sequence)
     by_sequence: dict[int, list[AuditCheckpoint]] = {}
+    trusted = _trusted_keys()
     for checkpoint in checkpoints.exclude(kind=AuditCheckpoint.Kind.PRUNE):
-        if not checkpoint_signature_valid(checkpoint):
-            report.notes.append(
-                f"checkpoint {checkpoint.pk} at #{checkpoint.sequence}: bad signature"
-            )
+        problem = checkpoint_problem(checkpoint, trusted)
+        if problem:
+            report.notes.append(f"checkpoint {checkpoint.pk} at #{checkpoint.sequence}: {problem}")
             continue
         by_sequence.setdefault(checkpoint.sequence, []).append(checkpoint)
     return by_sequence

@@ -1,18 +1,21 @@
 """Offline verifier for Warden audit exports (JSONL). Standard library + cryptography only.
 
-    python -m audit.verify export.jsonl [--public-key BASE64]
+    python -m audit.verify export.jsonl [--public-key BASE64 ...]
 
 It needs only this file and audit/hashing.py (copy the `audit` directory, or install
 `cryptography` and run from a Warden checkout). Checks, in order:
 
-1. the manifest's Ed25519 signature (with the key in the manifest, which must equal
-   `--public-key` when given: pin the control plane's key from a trusted channel, e.g. the
-   chain status page or `GET /api/v1/audit/checkpoints`), and the embedded checkpoint's;
+1. the manifest's Ed25519 signature (with the key in the manifest, which must be one of
+   the `--public-key`s when given: pin the control plane's keys from a trusted channel, e.g.
+   `warden keys status` or `GET /api/v1/audit/checkpoints`), the embedded checkpoint's, and
+   those of the earlier checkpoints the export covers (`checkpoints`). Across a signing key
+   rotation, pin every key that signed a checkpoint in the range: the old and the new;
 2. every event's hash over its canonical content (audit.hashing.event_hash);
 3. for a contiguous (unfiltered) export: sequences without gaps, each prev_hash equal to
    the previous event's hash, the first prev_hash equal to the manifest's;
 4. the manifest's event count, first/last sequence and last hash against the events; the
-   checkpoint (taken when the export was made) covers the last exported event.
+   checkpoint (taken when the export was made) covers the last exported event, and every
+   covered checkpoint's head hash is the hash of the event at its sequence.
 
 Exit status 0 and "OK ..." when everything holds; 1 and "FAILED: line N: ..." naming the
 first problem otherwise; 2 for unusable input.
@@ -59,23 +62,37 @@ def _signature_valid(public_key_b64: str, signature_b64: str, payload: bytes) ->
     return True
 
 
-def check_manifest(manifest: dict[str, Any], pinned_key: str | None) -> None:
-    if manifest.get("type") != MANIFEST_TYPE:
-        raise VerificationFailed(1, "not a Warden audit export manifest")
-    public_key = manifest.get("public_key", "")
-    if pinned_key and public_key != pinned_key:
-        raise VerificationFailed(1, "signed with a different key than the pinned --public-key")
-    if not _signature_valid(public_key, manifest.get("signature", ""), manifest_payload(manifest)):
-        raise VerificationFailed(1, "manifest signature is invalid (manifest was altered)")
-    checkpoint = manifest.get("checkpoint") or {}
-    if not _signature_valid(
+def _check_checkpoint(checkpoint: Any, pinned_keys: list[str], what: str) -> None:
+    if not isinstance(checkpoint, dict) or not _signature_valid(
         checkpoint.get("public_key", ""),
         checkpoint.get("signature", ""),
         checkpoint_payload(checkpoint) if checkpoint else b"",
     ):
-        raise VerificationFailed(1, "checkpoint signature is invalid")
-    if pinned_key and checkpoint.get("public_key") != pinned_key:
-        raise VerificationFailed(1, "checkpoint signed with a different key than --public-key")
+        raise VerificationFailed(1, f"{what} signature is invalid")
+    if pinned_keys and checkpoint.get("public_key") not in pinned_keys:
+        raise VerificationFailed(
+            1, f"{what} signed with key {checkpoint.get('key_id')}, not a pinned --public-key"
+        )
+
+
+def check_manifest(manifest: dict[str, Any], pinned_keys: list[str]) -> None:
+    if manifest.get("type") != MANIFEST_TYPE:
+        raise VerificationFailed(1, "not a Warden audit export manifest")
+    public_key = manifest.get("public_key", "")
+    if pinned_keys and public_key not in pinned_keys:
+        raise VerificationFailed(1, "signed with a different key than the pinned --public-key")
+    if not _signature_valid(public_key, manifest.get("signature", ""), manifest_payload(manifest)):
+        raise VerificationFailed(1, "manifest signature is invalid (manifest was altered)")
+    _check_checkpoint(manifest.get("checkpoint") or {}, pinned_keys, "checkpoint")
+    for covered in manifest.get("checkpoints", []):
+        _check_checkpoint(covered, pinned_keys, f"checkpoint at #{covered.get('sequence')}")
+
+
+def _heads_by_sequence(manifest: dict[str, Any]) -> dict[int, set[str]]:
+    heads: dict[int, set[str]] = {}
+    for checkpoint in manifest.get("checkpoints", []):
+        heads.setdefault(checkpoint["sequence"], set()).add(checkpoint["head_hash"])
+    return heads
 
 
 def _check_event(
@@ -129,14 +146,15 @@ def _check_ends(manifest: dict[str, Any], count: int, first: Any, last: Any, lin
         raise VerificationFailed(line, "the last event differs from the signed checkpoint")
 
 
-def verify_lines(lines: Any, pinned_key: str | None = None) -> Outcome:
+def verify_lines(lines: Any, pinned_keys: list[str] | None = None) -> Outcome:
     iterator = iter(lines)
     try:
         manifest = json.loads(next(iterator))
     except (StopIteration, json.JSONDecodeError) as exc:
         raise VerificationFailed(1, "first line must be the JSON manifest") from exc
     try:
-        check_manifest(manifest, pinned_key)
+        check_manifest(manifest, pinned_keys or [])
+        heads = _heads_by_sequence(manifest)
     except (KeyError, TypeError, AttributeError) as exc:
         raise VerificationFailed(1, f"manifest is incomplete ({exc})") from exc
     contiguous = bool(manifest.get("contiguous"))
@@ -153,6 +171,10 @@ def verify_lines(lines: Any, pinned_key: str | None = None) -> Outcome:
         if not isinstance(event, dict):
             raise VerificationFailed(number, "an event must be a JSON object")
         _check_event(number, event, previous, contiguous)
+        if heads.get(event["sequence"], {event["hash"]}) != {event["hash"]}:
+            raise VerificationFailed(
+                number, f"event #{event['sequence']} differs from a signed checkpoint"
+            )
         if first is None:
             first = event
         previous = event
@@ -172,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m audit.verify", description="Verify a Warden audit JSONL export offline."
     )
     parser.add_argument("export", help="path to the .jsonl export")
-    parser.add_argument("--public-key", help="the control plane's Ed25519 public key (base64)")
+    parser.add_argument(
+        "--public-key",
+        action="append",
+        help="a control plane Ed25519 public key (base64); repeat it for each key of a rotation",
+    )
     args = parser.parse_args(argv)
     try:
         with open(args.export, encoding="utf-8") as handle:

@@ -36,13 +36,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agent.bundle import Bundle  # noqa: E402
-from agent.decision import Identity  # noqa: E402
 from agent.postgres import codec  # noqa: E402
 from agent.postgres.proxy import PostgresAgent  # noqa: E402
 from agent.postgres.relay import Relay  # noqa: E402
 from agent.server import AgentConfig  # noqa: E402
 from agent.testing import MemoryTransport, detached_relays  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
+from agent.verdicts import Identity  # noqa: E402
 from bench.proxy import PG_HOST, PG_PORT, bench_bundle, pgbench_init, psql  # noqa: E402
 
 

@@ -18,7 +18,6 @@ PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
 import subprocess
@@ -28,12 +27,9 @@ import time
 from pathlib import Path
 
 import psycopg
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agent.testing import self_signed_certificate
 from bench.proxy import (
     BENCH_TOKEN,
     PG_HOST,
@@ -43,32 +39,6 @@ from bench.proxy import (
     free_port,
     wait_port,
 )
-
-
-def self_signed(workdir: Path) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "warden-bench")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = workdir / "agent.crt", workdir / "agent.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
 
 
 def start_agent(
@@ -100,7 +70,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="warden-bench-connect-"))
-    cert, key = self_signed(workdir)
+    cert, key = self_signed_certificate(workdir)
     tls = ("--tls-cert", cert, "--tls-key", key)
     plane = TinyControlPlane()
     processes = []

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -54,31 +55,68 @@ def canonical(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def bench_bundle() -> dict[str, Any]:
-    everyone = {"everyone": True, "users": [], "groups": []}
+PG_GUARDRAIL_KINDS = [
+    "drop",
+    "truncate",
+    "delete_without_where",
+    "update_without_where",
+    "copy_program",
+    "server_file_functions",
+    "do_block",
+]
+
+
+def bundle_document(
+    *,
+    engine: str,
+    version: str,
+    columns: list[dict[str, Any]],
+    rules: list[dict[str, Any]],
+    guardrails: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A signed-bundle document for the benchmarks' one datasource ``bench``."""
     return {
         "format": 1,
-        "version": "bench-1",
+        "version": version,
         "generated_at": "2026-11-24T00:00:00Z",
         "datasource": {
             "id": 1,
             "name": "bench",
-            "engine": "postgresql",
+            "engine": engine,
             "default_sensitive_action": "mask",
             "default_mask_method": "redact",
         },
         "masking_key_id": "k1",
         "sensitivity_levels": ["public", "internal", "confidential", "restricted"],
-        "columns": [
+        "columns": columns,
+        "rules": rules,
+        "guardrails": guardrails,
+        "grants": [],
+    }
+
+
+def bench_bundle(
+    *,
+    engine: str = "postgresql",
+    schema: str = "public",
+    table: str = "pgbench_accounts",
+    guardrail_kinds: list[str] = PG_GUARDRAIL_KINDS,
+) -> dict[str, Any]:
+    """``table.filler`` masked (``partial``) for everyone, destructive statements blocked."""
+    everyone = {"everyone": True, "users": [], "groups": []}
+    return bundle_document(
+        engine=engine,
+        version=f"bench-{engine}-1",
+        columns=[
             {
-                "schema": "public",
-                "table": "pgbench_accounts",
+                "schema": schema,
+                "table": table,
                 "column": "filler",
                 "tags": ["PII.Note"],
                 "sensitivity": "confidential",
             }
         ],
-        "rules": [
+        rules=[
             {
                 "id": 1,
                 "name": "mask notes",
@@ -90,25 +128,16 @@ def bench_bundle() -> dict[str, Any]:
                 "mask_param": 4,
             }
         ],
-        "guardrails": [
+        guardrails=[
             {
                 "id": 1,
                 "name": "no destructive statements",
                 "subjects": everyone,
-                "kinds": [
-                    "drop",
-                    "truncate",
-                    "delete_without_where",
-                    "update_without_where",
-                    "copy_program",
-                    "server_file_functions",
-                    "do_block",
-                ],
+                "kinds": guardrail_kinds,
                 "action": "block",
             }
         ],
-        "grants": [],
-    }
+    )
 
 
 BENCH_TOKEN = "wdn_bench"
@@ -300,8 +329,13 @@ def start_pump() -> tuple[subprocess.Popen[bytes], int]:
 
 
 def start_agent(
-    workdir: Path, plane: TinyControlPlane, database: str, workers: int = 1
+    workdir: Path,
+    plane: TinyControlPlane,
+    database: str,
+    workers: int = 1,
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m agent`` against ``plane`` (``extra``: more flags, e.g. the protocol)."""
     port = free_port()
     command = [
         sys.executable,
@@ -326,6 +360,7 @@ def start_agent(
     ]
     if workers > 1:
         command += ["--workers", str(workers)]
+    command += extra
     env = {**os.environ, "PYTHONPATH": str(REPO), "WARDEN_MASKING_KEY": "bench"}
     process = subprocess.Popen(command, cwd=REPO, env=env)
     wait_port(port)

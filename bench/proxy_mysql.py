@@ -30,58 +30,19 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.proxy import TinyControlPlane, free_port, run_pump, wait_port  # noqa: E402
+from bench.proxy import TinyControlPlane, bench_bundle, free_port, run_pump, wait_port  # noqa: E402
+from bench.proxy import start_agent as start_pg_or_mysql_agent  # noqa: E402
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
 
 
-def bench_bundle(database: str) -> dict[str, Any]:
-    everyone = {"everyone": True, "users": [], "groups": []}
-    return {
-        "format": 1,
-        "version": "bench-mysql-1",
-        "generated_at": "2026-12-04T00:00:00Z",
-        "datasource": {
-            "id": 1,
-            "name": "bench",
-            "engine": "mysql",
-            "default_sensitive_action": "mask",
-            "default_mask_method": "redact",
-        },
-        "masking_key_id": "k1",
-        "sensitivity_levels": ["public", "internal", "confidential", "restricted"],
-        "columns": [
-            {
-                "schema": database,
-                "table": "accounts",
-                "column": "filler",
-                "tags": ["PII.Note"],
-                "sensitivity": "confidential",
-            }
-        ],
-        "rules": [
-            {
-                "id": 1,
-                "name": "mask notes",
-                "priority": 10,
-                "subjects": everyone,
-                "resource": {"kind": "tag", "tag": "PII.Note"},
-                "action": "mask",
-                "mask_method": "partial",
-                "mask_param": 4,
-            }
-        ],
-        "guardrails": [
-            {
-                "id": 1,
-                "name": "no destructive statements",
-                "subjects": everyone,
-                "kinds": ["drop", "truncate", "delete_without_where", "server_file_functions"],
-                "action": "block",
-            }
-        ],
-        "grants": [],
-    }
+def mysql_bundle(database: str) -> dict[str, Any]:
+    return bench_bundle(
+        engine="mysql",
+        schema=database,
+        table="accounts",
+        guardrail_kinds=["drop", "truncate", "delete_without_where", "server_file_functions"],
+    )
 
 
 def mariadb(sql: str) -> None:
@@ -89,41 +50,22 @@ def mariadb(sql: str) -> None:
 
 
 def start_agent(workdir: Path, plane: TinyControlPlane, database: str) -> tuple[Any, int]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "agent",
-        "--protocol",
-        "mysql",
-        "--mysql-cleartext-loopback",
-        "--control-plane",
-        plane.url,
-        "--token",
-        "t",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--datasource",
-        "bench",
-        "--upstream-port",
-        str(MY_PORT),
-        "--upstream-user",
-        "root",
-        "--upstream-database",
+    return start_pg_or_mysql_agent(
+        workdir,
+        plane,
         database,
-        "--upstream-sslmode",
-        "disable",
-        "--state-dir",
-        str(workdir / "agent-state"),
-        "--bundle-public-key",
-        plane.public_key,
-        "--log-level",
-        "WARNING",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WARDEN_MASKING_KEY": "bench"}
-    process = subprocess.Popen(command, cwd=REPO, env=env)
-    wait_port(port)
-    return process, port
+        extra=[
+            "--protocol",
+            "mysql",
+            "--mysql-cleartext-loopback",
+            "--upstream-port",
+            str(MY_PORT),
+            "--upstream-user",
+            "root",
+            "--upstream-sslmode",
+            "disable",
+        ],
+    )
 
 
 def start_pump() -> tuple[Any, int]:
@@ -182,7 +124,7 @@ def main() -> None:
         masked.write_text(
             "".join(f"SELECT id, balance, filler FROM accounts WHERE id = {i};" for i in ids)
         )
-        plane = TinyControlPlane(bench_bundle(database))
+        plane = TinyControlPlane(mysql_bundle(database))
         pump, pump_port = start_pump()
         agent, agent_port = start_agent(workdir, plane, database)
         processes += [pump, agent]

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agent.version import VERSION
-from governance.crypto import signing_key
+from governance.crypto import next_signing_key, signing_key
 from governance.scopes import ALL_SCOPES
 from governance.services.bundles import BUNDLE_FORMAT
 
@@ -53,9 +53,10 @@ def _redis() -> str:
 
 
 def _signing_key() -> str:
-    key = signing_key()
-    key.public_key().verify(key.sign(b"readyz"), b"readyz")
-    return "loads and signs"
+    keys = [signing_key(), next_signing_key()]
+    for key in filter(None, keys):
+        key.public_key().verify(key.sign(b"readyz"), b"readyz")
+    return "loads and signs" + (" (and the next key)" if keys[1] else "")
 
 
 CHECKS: dict[str, Callable[[], str]] = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.oidc import oidc_settings
 from config.site import site_layout
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +44,9 @@ INSTALLED_APPS = [
     "channels",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "governance",
     "classification",
     "approvals",
@@ -60,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "governance.mfa_middleware.MfaRequiredMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -115,6 +120,39 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_ALLOW_REGISTRATION = env_bool("WARDEN_ALLOW_SIGNUP", False)
 ACCOUNT_ADAPTER = "governance.adapters.AccountAdapter"
+
+# Single sign-on (OpenID Connect; config/oidc.py reads and checks these, docs/deployment.md).
+# WARDEN_OIDC_PROVIDERS: JSON list of {id, name, server_url, client_id, secret[, scopes,
+# groups_claim, token_auth_method]}. WARDEN_OIDC_GROUP_ROLES: JSON object mapping a provider
+# group to Warden group name(s) (roles or reviewer groups); membership of those groups follows
+# the claims at every sign-in.
+# WARDEN_OIDC_REQUIRE_GROUP (default true) refuses a sign-in whose claims map to no group.
+_OIDC = oidc_settings()
+WARDEN_OIDC_GROUP_ROLES = _OIDC.group_roles
+WARDEN_OIDC_REQUIRE_GROUP = _OIDC.require_group
+SOCIALACCOUNT_ADAPTER = "governance.adapters.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [provider.allauth_app() for provider in _OIDC.providers],
+    }
+}
+# The identity provider vouches for the person: the account is created at first sign-in,
+# never linked to an existing local account by a matching e-mail address.
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+# Second factors (allauth.mfa): TOTP apps, WebAuthn security keys, and recovery codes.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_ADAPTER = "governance.adapters.MfaAdapter"
+MFA_TOTP_ISSUER = "Warden"
+# WebAuthn needs https, except on localhost; true accepts plain http origins (tests, dev).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("WARDEN_MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
+# Roles that must use a second factor (comma-separated: admins, reviewers, auditors,
+# requesters): such a user sets one up before using the UI, and approves, denies and uses
+# break-glass only after passing it (governance/mfa.py). Empty: MFA is optional.
+WARDEN_MFA_REQUIRED = env_list("WARDEN_MFA_REQUIRED", [])
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "warden@localhost")
 
@@ -180,12 +218,19 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Secrets at rest. Without an explicit key, one is derived from SECRET_KEY (embedded default).
-FIELD_ENCRYPTION_KEY = env_str("WARDEN_FIELD_ENCRYPTION_KEY", "")
+# Secrets at rest: Fernet keys, comma-separated, newest first. The newest encrypts; every one
+# decrypts (MultiFernet) until `warden keys rotate-field-key` has re-encrypted every secret
+# under the newest. A key derived from SECRET_KEY (the embedded default) is always last.
+FIELD_ENCRYPTION_KEYS = env_list("WARDEN_FIELD_ENCRYPTION_KEY", [])
 # Ed25519 private key (base64 of the raw 32 bytes) that signs policy bundles and checkpoints;
 # without one, a key is generated once and kept in DATA_DIR.
 SIGNING_KEY = env_str("WARDEN_SIGNING_KEY", "")
 SIGNING_KEY_PATH = DATA_DIR / "signing_key.b64"
+# Rotation (docs/deployment.md, key management): the next signing key, published to agents
+# before it signs anything; and the public keys (base64) of retired signing keys, which
+# still verify the checkpoints they signed.
+SIGNING_KEY_NEXT = env_str("WARDEN_SIGNING_KEY_NEXT", "")
+SIGNING_KEYS_RETIRED = env_list("WARDEN_SIGNING_KEYS_RETIRED", [])
 
 # Access tokens expire after this many days unless their creator picks another date (0: never).
 WARDEN_TOKEN_DEFAULT_DAYS = env_int("WARDEN_TOKEN_DEFAULT_DAYS", 90)

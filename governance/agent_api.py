@@ -26,7 +26,7 @@ from config.listing import query_params
 from config.serializers import StrictStrings
 from governance import policy_selectors
 from governance.authentication import AgentTokenAuthentication
-from governance.crypto import public_key_b64, signing_key_id
+from governance.crypto import published_keys
 from governance.models import AccessToken, DataSource
 from governance.scopes import Scope
 from governance.services.agent_logins import AgentLogin, agent_login_check, agent_login_record
@@ -117,9 +117,20 @@ class AuthenticatedSerializer(StrictStrings, serializers.Serializer):
     groups = serializers.ListField(child=serializers.CharField())
 
 
-class PublicKeySerializer(StrictStrings, serializers.Serializer):
+class PublishedKeySerializer(StrictStrings, serializers.Serializer):
     key_id = serializers.CharField()
     public_key = serializers.CharField(help_text="Ed25519, base64")
+    endorsement = serializers.CharField(
+        required=False, help_text="the next key only: the current key's signature over it"
+    )
+
+
+class PublicKeySerializer(StrictStrings, serializers.Serializer):
+    key_id = serializers.CharField(help_text="the current signing key's id")
+    public_key = serializers.CharField(help_text="Ed25519, base64")
+    keys = PublishedKeySerializer(
+        many=True, help_text="the current key, and during a rotation the next one"
+    )
 
 
 class AgentBundle(AgentView):
@@ -133,7 +144,10 @@ class AgentBundle(AgentView):
         reference = query_params(request, BundleQuerySerializer)["datasource"]
         datasource = self.served_datasource(reference)
         envelope = policy_bundle_served(datasource=datasource)
-        version = envelope["bundle"]["version"]
+        # A rotation step changes the tag too, so agents fetch the envelope naming the next key.
+        version = ".".join(
+            filter(None, [envelope["bundle"]["version"], envelope.get("next_key_id")])
+        )
         etag = bundle_etag(version)
         if etag_matches(request.headers.get("If-None-Match", ""), version):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
@@ -143,8 +157,9 @@ class AgentBundle(AgentView):
 class AgentPublicKey(AgentView):
     @extend_schema(responses={200: PublicKeySerializer})
     def get(self, request: Request) -> Response:
-        key = {"key_id": signing_key_id(), "public_key": public_key_b64()}
-        return Response(PublicKeySerializer(key).data)
+        keys = published_keys()
+        body = {**keys[0], "keys": keys}
+        return Response(PublicKeySerializer(body).data)
 
 
 class AgentAuthenticate(AgentView):
@@ -284,6 +299,12 @@ class HeartbeatSerializer(StrictStrings, serializers.Serializer):
         allow_blank=True,
         default="",
         help_text="why the agent refused the latest bundle (it keeps its last good one)",
+    )
+    trusted_key_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        max_length=20,
+        default=list,
+        help_text="the signing keys the agent accepts bundles from",
     )
     started_at = serializers.DateTimeField()
     open_connections = serializers.IntegerField(min_value=0, default=0)

@@ -65,3 +65,16 @@ def agent_statuses() -> list[AgentStatus]:
         if agent.datasource_id not in versions:
             versions[agent.datasource_id] = _current_bundle_version(agent.datasource)
     return [_status(agent, now, versions[agent.datasource_id]) for agent in agents]
+
+
+def agents_not_trusting(key_id: str) -> list[AgentInstance]:
+    """Online agents whose last heartbeat did not list ``key_id`` among the signing keys they
+    accept (agents older than key rotation list none): promoting that key would leave them
+    refusing every new bundle."""
+    since = timezone.now() - timedelta(seconds=settings.WARDEN_AGENT_OFFLINE_SECONDS)
+    online = AgentInstance.objects.filter(last_seen_at__gte=since).select_related("datasource")
+    return [
+        agent
+        for agent in online.order_by("datasource__name", "address")
+        if key_id not in agent.trusted_key_ids
+    ]

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from config.listing import StrictLimitOffsetPagination, StrictOrderingFilter, query_params
 from governance import selectors, services
+from governance.mfa import credential_passed_mfa
 from governance.models import AccessToken, Column, DataSource, Role, Tag
 from governance.permissions import CATALOG_READERS, HasRole, IsAdmin
 from governance.serializers import (
@@ -245,6 +246,7 @@ class TokenListCreate(generics.ListCreateAPIView):
             datasources=values.get("datasources", ()),
             expires_at=values.get("expires_at", DEFAULT_EXPIRY),
             is_agent=values.get("is_agent", False),
+            actor_passed_mfa=credential_passed_mfa(request),
         )
         return Response(
             {**AccessTokenSerializer(token).data, "token": secret}, status=status.HTTP_201_CREATED

@@ -15,7 +15,8 @@ from typing import Any
 from django.db.models import Prefetch
 
 from agent.bundle import Bundle
-from agent.decision import Identity, PolicyEngine, Verdict
+from agent.decision import PolicyEngine
+from agent.verdicts import Identity, Verdict
 from governance.models import Column, ColumnTag, DataSource, Table, User
 from governance.selectors import catalog_columns
 from governance.services.bundles import policy_bundle_served

@@ -28,7 +28,7 @@ from governance.services import policy_preview
 from governance.services.mcp import mcp_call_record
 
 
-class CallSerializer(serializers.Serializer):
+class CallSerializer(StrictStrings, serializers.Serializer):
     tool = serializers.RegexField(r"^[a-z_]{1,64}$")
     arguments = serializers.DictField(default=dict)
     route = serializers.BooleanField(

@@ -201,8 +201,16 @@ class AccessTokenSerializer(StrictStrings, serializers.ModelSerializer):
             "expires_at",
             "revoked_at",
             "rotated_from",
+            "issued_with_mfa",
         ]
-        read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at", "rotated_from"]
+        read_only_fields = [
+            "prefix",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "rotated_from",
+            "issued_with_mfa",
+        ]
 
     def fields_refused(self, data: Mapping[str, Any]) -> list[str]:
         """What this caller's roles do not let them set (the service checks again)."""

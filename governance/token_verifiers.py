@@ -86,6 +86,20 @@ def live_tokens(user: User) -> Q:
     )
 
 
+def tokens_without_verifier() -> list[AccessToken]:
+    """Live tokens that may connect through agents (``query``) but have no SCRAM verifier:
+    made before verifiers existed and not used over TLS since. Oldest first."""
+    now = timezone.now()
+    candidates = (
+        AccessToken.objects.filter(revoked_at__isnull=True, user__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .filter(verifier__isnull=True)
+        .select_related("user")
+        .order_by("created_at", "pk")
+    )
+    return [token for token in candidates if Scope.QUERY in token.scopes]
+
+
 def login_verifiers(*, identity: str) -> LoginVerifiers:
     """What an agent needs to check a login by ``identity`` (agent API: agent/verifiers)."""
     user = User.objects.filter(username=identity, is_active=True).first()

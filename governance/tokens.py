@@ -20,7 +20,7 @@ from audit.services import event_record
 from config.errors import InvalidInput, NotAllowed, StateConflict
 from governance.models import AccessToken, DataSource, User
 from governance.scopes import PERSONAL_DEFAULT, Scope, scopes_check
-from governance.token_verifiers import token_verifier_create
+from governance.token_verifiers import token_verifier_create, tokens_without_verifier
 
 TOKEN_PREFIX = "wdn_"
 # Writing last_used_at on every request would be a write per API call; once a minute is enough.
@@ -54,6 +54,7 @@ def _insert(
     datasources: list[DataSource],
     expires_at: datetime | None,
     rotated_from: AccessToken | None = None,
+    issued_with_mfa: bool = False,
 ) -> tuple[AccessToken, str]:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = AccessToken.objects.create(
@@ -64,6 +65,7 @@ def _insert(
         expires_at=expires_at,
         scopes=scopes,
         rotated_from=rotated_from,
+        issued_with_mfa=issued_with_mfa,
     )
     token.datasources.set(datasources)
     token_verifier_create(token=token, secret=secret)  # so clients never send it
@@ -79,11 +81,14 @@ def token_create(
     datasources: Iterable[DataSource] = (),
     expires_at: datetime | Literal["default"] | None = DEFAULT_EXPIRY,
     is_agent: bool = False,
+    actor_passed_mfa: bool = False,
 ) -> tuple[AccessToken, str]:
     """Create a token for `user`; returns the row and the secret, which is never stored.
 
     Without ``scopes`` a token gets the least-privilege personal default (``query`` and
-    ``requests``); ``is_agent`` is shorthand for ``scopes=["agent"]``.
+    ``requests``); ``is_agent`` is shorthand for ``scopes=["agent"]``. ``actor_passed_mfa``:
+    the caller's credential passed MFA (governance.mfa); the token carries that only when
+    its owner created it, so it may approve where MFA is required.
     """
     if actor != user and not actor.has_role("admin"):
         raise NotAllowed("Only admins create tokens for someone else.")
@@ -95,7 +100,12 @@ def token_create(
     expiry = token_default_expiry() if expires_at == DEFAULT_EXPIRY else expires_at
     with transaction.atomic():
         token, secret = _insert(
-            user=user, name=name.strip()[:100], scopes=granted, datasources=bound, expires_at=expiry
+            user=user,
+            name=name.strip()[:100],
+            scopes=granted,
+            datasources=bound,
+            expires_at=expiry,
+            issued_with_mfa=actor_passed_mfa and actor == user,
         )
         event_record(
             actor=actor,
@@ -107,6 +117,7 @@ def token_create(
                 "scopes": granted,
                 "datasources": sorted(datasource.name for datasource in bound),
                 "expires_at": expiry.isoformat() if expiry else None,
+                "issued_with_mfa": token.issued_with_mfa,
             },
         )
     return token, secret
@@ -133,6 +144,7 @@ def token_rotate(*, actor: User, token: AccessToken) -> tuple[AccessToken, str]:
             datasources=list(locked.datasources.all()),
             expires_at=timezone.now() + lifetime if lifetime else None,
             rotated_from=locked,
+            issued_with_mfa=locked.issued_with_mfa and actor == locked.user,
         )
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
@@ -154,16 +166,31 @@ def token_revoke(*, actor: User, token: AccessToken) -> AccessToken:
     if not _may_manage(actor, token):
         raise NotAllowed("Only the owner or an admin revokes a token.")
     with transaction.atomic():
-        if token.revoked_at is None:
-            token.revoked_at = timezone.now()
-            token.save(update_fields=["revoked_at"])
-            event_record(
-                actor=actor,
-                action="token.revoked",
-                target=token,
-                details={"owner": token.user.get_username(), "name": token.name},
-            )
+        _revoke(actor, token, {})
     return token
+
+
+def _revoke(actor: User | None, token: AccessToken, details: dict[str, str]) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        event_record(
+            actor=actor,
+            action="token.revoked",
+            target=token,
+            details={"owner": token.user.get_username(), "name": token.name, **details},
+        )
+
+
+def tokens_without_verifier_revoke(*, actor: User | None) -> list[AccessToken]:
+    """Revoke every live ``query`` token that has no SCRAM verifier (an operator's choice
+    when agents accept SCRAM only: such a token could log in only as a cleartext password).
+    Each revocation is audited with the reason; owners make a new token, which has one."""
+    with transaction.atomic():
+        revoked = tokens_without_verifier()
+        for token in revoked:
+            _revoke(actor, token, {"reason": "no SCRAM verifier"})
+    return revoked
 
 
 def token_authenticate(*, secret: str, username: str | None = None) -> AccessToken | None:

@@ -17,6 +17,7 @@ from classification.models import ScanRun
 from config.errors import WardenError, error_message, form_add_error
 from governance import charts, selectors, services
 from governance.forms import DataSourceForm, TagChoiceForm, TokenForm
+from governance.mfa import session_passed_mfa
 from governance.models import AccessToken, Column, ColumnTag, DataSource, Role, Sensitivity, Tag
 from governance.permissions import (
     CATALOG_BROWSERS,
@@ -157,7 +158,10 @@ def datasource_connect_token(request: AuthenticatedRequest, pk: int) -> HttpResp
     """Create a personal access token from the Connect panel and show it filled in, once."""
     datasource = get_object_or_404(DataSource, pk=pk)
     _token, secret = token_create(
-        actor=request.user, user=request.user, name=f"connect to {datasource.name}"[:100]
+        actor=request.user,
+        user=request.user,
+        name=f"connect to {datasource.name}"[:100],
+        actor_passed_mfa=session_passed_mfa(request),
     )
     return render(
         request,
@@ -297,6 +301,7 @@ def token_list(request: AuthenticatedRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 expires_at=_token_expiry(form.cleaned_data.get("expires_in_days")),
+                actor_passed_mfa=session_passed_mfa(request),
             )
         except WardenError as exc:
             form_add_error(form, exc)

@@ -23,4 +23,4 @@ scripts/bootstrap.sh dev
 # tests/topology (seven processes of the production topology, and the upgrade from the
 # previous release) race the rest of the parallel suite (bundle changes from other tests'
 # scans) in the parallel run, so they run on their own: .venv/bin/pytest tests/topology
-exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --ignore=tests/topology "$@"
+exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=30 --ignore=tests/topology "$@"

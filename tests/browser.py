@@ -20,11 +20,18 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, 
 
 
 def in_browser(
-    users: dict[str, Any], steps: Callable[..., None], *, viewport: dict[str, int]
+    users: dict[str, Any],
+    steps: Callable[..., None],
+    *,
+    viewport: dict[str, int],
+    host: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """Run steps(open_page, seen) against a live server; open_page(role) → a signed-in page."""
+    """Run steps(open_page, seen) against a live server; open_page(role) → a signed-in page
+    (None: signed out). ``host`` names the server (WebAuthn needs a name, not an address);
+    ``seen["base_url"]`` is where it listens."""
     seen: dict[str, Any] = {}
-    with asgi_server() as base_url:
+    with asgi_server() as served_at:
+        base_url = seen["base_url"] = served_at.replace("127.0.0.1", host)
         cookies = {role: session_cookie(user, base_url) for role, user in users.items()}
 
         def run() -> None:

@@ -117,3 +117,52 @@ def process_stop(process: Any) -> str:
         process.kill()
         output, _ = process.communicate()
     return output or ""
+
+
+class AgentSubprocess:
+    """``python -m agent`` as a real subprocess, up once it listens on ``port``.
+
+    Its output (and its workers', which inherit it) goes to a file, not a pipe nobody
+    reads: a full pipe would block the agent in the middle of a log line."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], port: int, start_seconds: float = 60.0
+    ) -> None:
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        self.port = port
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent", *args],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + start_seconds  # a loaded machine starts Python slowly
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the agent exited: {self.output()}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"the agent did not listen on {port}: {self.stop()}")
+
+    def output(self) -> str:
+        """Everything the agent printed so far."""
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> str:
+        """Stop it (a supervisor stops its workers) and return what it printed."""
+        if not self.log.closed:
+            process_stop(self.process)
+            output = self.output()
+            self.log.close()
+            self._output = output
+        return self._output

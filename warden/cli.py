@@ -5,6 +5,7 @@
     warden beat [celery beat options]                   the Celery scheduler
     warden demo [options]                               the embedded demo (warden_demo)
     warden audit verify|export [options]                audit_verify / audit_export
+    warden keys status|rotate-field-key|...             key material and rotation (keys)
     warden version                                      the release version
     warden <management command> [options]               migrate, createsuperuser, scan, ...
 

@@ -107,8 +107,10 @@ def agent_bundle(datasource: str, etag: str | None) -> Operation[BundleResponse]
     )
 
 
-def agent_public_key() -> Operation[dict[str, str]]:
-    return Operation("GET", "agent/public-key", lambda r: {k: str(v) for k, v in _json(r).items()})
+def agent_public_key() -> Operation[Json]:
+    """The current signing key (key_id, public_key) and ``keys``: it and, during a rotation,
+    the next one with the current key's endorsement."""
+    return Operation("GET", "agent/public-key", _json)
 
 
 @dataclass(frozen=True)

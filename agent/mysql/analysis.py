@@ -34,7 +34,6 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
-from agent.decision import ROWS_OVER_LIMIT
 from agent.mysql.inference import deciding_clause, exact_lookup_columns
 from agent.mysql.text import check_glued_numbers, tokenize
 from agent.mysql.vocabulary import (
@@ -53,6 +52,7 @@ from agent.mysql.vocabulary import (
     UNSAFE_SQL_MODES,
 )
 from agent.private_catalogs import is_mysql_private_catalog
+from agent.verdicts import ROWS_OVER_LIMIT
 
 
 def analyze(sql: str, database: str | None = None) -> Analysis:

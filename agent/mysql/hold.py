@@ -11,23 +11,28 @@ Fail closed: nothing runs without an answer from the control plane.
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from typing import TYPE_CHECKING
 
-from agent.controlplane import AccessRequestRefused, ControlPlaneUnavailable, HeldRequest
-from agent.decision import HOLD, Decision
-from agent.holds import HoldCancelled, grant_bundle_fetch, hold_file, review_wait
+from agent.holds import HoldRefusal, hold
 from agent.mysql import packets as p
+from agent.verdicts import Decision
 
 if TYPE_CHECKING:
     from agent.mysql.session import MySqlSession
 
-log = logging.getLogger("agent.mysql.hold")
 ER_HELD = 1142
 ER_QUERY_INTERRUPTED = 1317
 
 
-def _held(message: str) -> bytes:
+def _held(refusal: HoldRefusal) -> bytes:
+    """The ERR packet of a refusal: MySQL has no detail or hint fields, so they join the
+    message."""
+    message = refusal.message
+    if refusal.detail:
+        message += f" ({refusal.detail})"
+    if refusal.hint:
+        message += f". {refusal.hint}"
     return p.err_packet(ER_HELD, "42000", f"Warden: {message}")
 
 
@@ -36,62 +41,29 @@ async def hold_statement(session: MySqlSession, sql: str, decision: Decision) ->
     assert session.identity is not None
     agent = session.agent
     session._audit(decision, 0, rows=None, duration_ms=0.0, error=False)
-    what = decision.message or "statement requires an approved access request"
+    cancelled = asyncio.Event()  # KILL QUERY of this connection sets it
+    agent.holding[session.connection_id] = cancelled
     try:
-        held = await hold_file(
-            agent.cp,
+        outcome = await hold(
+            cp=agent.cp,
+            poller=agent.poller,
             datasource=agent.config.datasource,
             identity=session.identity.name,
             sql=sql,
             decision=decision,
+            wait=agent.config.hold_wait,
+            cancelled=cancelled,
+            notify=_no_notices,
+            decide=session._decide,
         )
-    except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
-        log.warning("hold: could not file an access request: %s", exc)
-        return _held(
-            f"{what}; the statement was not run: the access request could not be filed "
-            f"because the Warden control plane is unreachable or refused it ({exc})"
-        )
-    where = f"request {held.id} (review at {held.review_url})"
-    wait = agent.config.hold_wait
-    if wait <= 0:
-        return _held(f"{what}; held for approval: {where}. Retry once it is approved.")
-    try:
-        held = await _poll(session, held, wait)
-    except HoldCancelled:
-        session.cancelled.clear()
-        return p.err_packet(ER_QUERY_INTERRUPTED, "70100", "Query execution was interrupted")
-    except (ControlPlaneUnavailable, AccessRequestRefused) as exc:
-        return _held(
-            f"lost contact with the Warden control plane while {where} was pending ({exc})"
-        )
-    if held.state == "pending":
-        return _held(f"{where} is still pending after {wait:g} s; the statement was not run")
-    if held.state != "approved":
-        return _held(f"{where} was {held.state}; the statement was not run")
-    return await _decide_approved(session, sql, held)
-
-
-async def _poll(session: MySqlSession, held: HeldRequest, wait: float) -> HeldRequest:
-    """The review wait; ``KILL QUERY`` of this connection sets ``session.cancelled``."""
-    session.agent.holding[session.connection_id] = session.cancelled
-    try:
-        return await review_wait(session.agent.cp, held, wait, session.cancelled)
     finally:
-        session.agent.holding.pop(session.connection_id, None)
+        agent.holding.pop(session.connection_id, None)
+    if isinstance(outcome, HoldRefusal):
+        if outcome.cancelled:
+            return p.err_packet(ER_QUERY_INTERRUPTED, "70100", "Query execution was interrupted")
+        return _held(outcome)
+    return outcome
 
 
-async def _decide_approved(session: MySqlSession, sql: str, held: HeldRequest) -> Decision | bytes:
-    try:
-        await grant_bundle_fetch(session.agent.poller, held)
-    except ControlPlaneUnavailable as exc:
-        return _held(
-            f"request {held.id} was approved, but the policy bundle with its grant could not "
-            f"be fetched; the statement was not run ({exc})"
-        )
-    decision = await session._decide(sql)
-    if decision.action == HOLD:
-        return _held(
-            f"request {held.id} was approved, but its grant does not cover this statement; "
-            "it was not run"
-        )
-    return decision
+async def _no_notices(text: str) -> None:
+    """MySQL has no notices: the request is named in the ERR packet."""

@@ -21,12 +21,12 @@ from sqlglot.errors import SqlglotError
 
 from agent import row_limits
 from agent.analysis import Analysis, ColumnUse, Relation, SqlError
-from agent.decision import DENY, Decision, Identity
 from agent.mysql import analysis as mysql_sql
 from agent.mysql import estimate
 from agent.mysql.text import normalize as mysql_normalize
 from agent.normalize import Normalizer
 from agent.server import Agent, AgentConfig
+from agent.verdicts import DENY, Decision, Identity
 
 log = logging.getLogger("agent.mysql")
 CATALOG_TTL = 30.0

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from agent.audit import statement_fragment
 from agent.controlplane import ControlPlaneUnavailable
-from agent.decision import ALLOW, DENY, HOLD, MASK, Decision, Identity
 from agent.mysql import packets as p
 from agent.mysql.auth import (
     CACHING_SHA2,
@@ -34,6 +33,7 @@ from agent.mysql.auth import (
 from agent.mysql.hold import hold_statement
 from agent.mysql.rows import REDACT, ColumnDef, Mask, mask_binary_row, mask_text_row
 from agent.mysql.server import MySqlAgent
+from agent.verdicts import ALLOW, DENY, HOLD, MASK, Decision, Identity
 
 log = logging.getLogger("agent.mysql.session")
 
@@ -99,7 +99,6 @@ class MySqlSession:
         self.upstream_packets: p.PacketStream | None = None
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
-        self.cancelled = asyncio.Event()
         self.reply_seq = 1
         self._masks: dict[
             tuple[int, bytes], tuple[Decision, list[Mask | None] | None, list[int]]

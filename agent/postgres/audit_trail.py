@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from agent.audit import statement_fragment
-from agent.decision import Decision
 from agent.postgres.state import Pending, SessionState
+from agent.verdicts import Decision
 
 
 class AuditTrail(SessionState):

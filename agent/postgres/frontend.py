@@ -9,7 +9,6 @@ import dataclasses
 import time
 from typing import Any
 
-from agent.decision import DENY, HOLD, MASK, Decision
 from agent.postgres import codec
 from agent.postgres.holds import HoldForApproval
 from agent.postgres.masks import COPY_SHAPE, ResultMasks
@@ -29,6 +28,7 @@ from agent.postgres.messages import (
 from agent.postgres.names import bind_name, unsettle_rebinds
 from agent.postgres.native import NativePath
 from agent.postgres.state import PASS, SLOW, Pending, Prepared
+from agent.verdicts import DENY, HOLD, MASK, Decision
 
 _HANDLED = frozenset({QUERY, PARSE, BIND, EXECUTE, SYNC, DESCRIBE, CLOSE, FUNCTION_CALL, TERMINATE})
 # Handled by _on_client_sync (never waits)

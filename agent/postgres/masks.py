@@ -11,12 +11,12 @@ import time
 from typing import Any
 
 from agent import masking
-from agent.decision import ALLOW, DENY, MASK, Decision
 from agent.postgres import codec
 from agent.postgres.catalog import BASE_RELKINDS
 from agent.postgres.copy import mask_copy_row
 from agent.postgres.state import SLOW, MaskSpec, Pending, SessionRefused, SessionState
 from agent.postgres.upstream import UpstreamError
+from agent.verdicts import ALLOW, DENY, MASK, Decision
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
 _UNPACK_SHORT = struct.Struct("!h").unpack_from

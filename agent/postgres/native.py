@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 from agent import masking
 from agent.audit import BATCH_SIZE
-from agent.decision import MASK, Decision
 from agent.metrics import LATENCY_BUCKETS, StatementStats
 from agent.postgres.audit_trail import AuditTrail
 from agent.postgres.messages import COPY_DATA
 from agent.postgres.normalize import template_key
 from agent.postgres.relay import Relay
 from agent.postgres.state import ABSENT, Pending, Prepared, RowMask
+from agent.verdicts import MASK, Decision
 
 log = logging.getLogger("agent.native")
 

@@ -12,7 +12,7 @@ import pglast
 
 from agent import row_limits
 from agent.analysis import DERIVED, OUTPUT, Analysis, ColumnUse
-from agent.decision import DENY, Decision, Identity, PolicyEngine
+from agent.decision import PolicyEngine
 from agent.postgres import sql as sqlmod
 from agent.postgres import upstream
 from agent.postgres.catalog import Catalog
@@ -25,6 +25,7 @@ from agent.postgres.upstream import UpstreamError
 from agent.row_limits import EstimateError
 from agent.server import Agent, AgentConfig
 from agent.upstream import UpstreamConfig
+from agent.verdicts import DENY, Decision, Identity
 
 log = logging.getLogger("agent")
 

@@ -44,7 +44,6 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
-from agent.decision import ROWS_OVER_LIMIT
 from agent.postgres import guardrail_meaning, inference
 from agent.postgres.copy import copy_format
 from agent.postgres.sql_vocabulary import (
@@ -61,6 +60,7 @@ from agent.postgres.sql_vocabulary import (
 )
 from agent.postgres.sql_walk import QueryWalker, Scope, children, demote, node_name, target_columns
 from agent.private_catalogs import private_catalog_reads
+from agent.verdicts import ROWS_OVER_LIMIT
 
 # Read by the session (pinned settings) through this module, the analyser's public face.
 __all__ = ["PINNED_SETTINGS", "analyze", "fingerprint", "is_pinned_value", "normalize"]

@@ -9,13 +9,13 @@ import asyncio
 import struct
 
 from agent.controlplane import AuthResult, ControlPlaneUnavailable
-from agent.decision import Identity
 from agent.postgres import codec, upstream
 from agent.postgres.pinned import unpinned_startup_setting
 from agent.postgres.scram import ScramExchange, ScramRefused, parse_initial_response, sasl_offer
 from agent.postgres.sql import PINNED_SETTINGS
 from agent.postgres.state import ClientGone, SessionState
 from agent.postgres.upstream import UpstreamError
+from agent.verdicts import Identity
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
 _MAX_PASSWORD_MESSAGE = 65535 + 4  # PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, plus the length

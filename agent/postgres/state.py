@@ -11,9 +11,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.decision import ALLOW, MASK, Decision, Identity
 from agent.postgres import codec
 from agent.postgres.upstream import UpstreamConnection
+from agent.verdicts import ALLOW, MASK, Decision, Identity
 
 if TYPE_CHECKING:
     from agent.postgres.proxy import PostgresAgent

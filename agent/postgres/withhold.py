@@ -3,8 +3,8 @@ texts may quote the very values a policy masks, so the client gets them without 
 
 from __future__ import annotations
 
-from agent.decision import Decision
 from agent.postgres import codec
+from agent.verdicts import Decision
 
 # Error classes whose messages name constraints and states, never column values; other
 # messages may quote the very value a policy masks (data exceptions: 'invalid input syntax

@@ -13,6 +13,7 @@ from approvals.models import AccessRequest, Grant
 from approvals.scope import scope_normalise, scope_risk, scope_validate
 from approvals.services.common import check_level, check_reason, record
 from config.errors import InvalidInput, NotAllowed
+from governance.mfa import mfa_check
 from governance.models import DataSource, User
 
 
@@ -31,6 +32,7 @@ def break_glass_use(
         raise NotAllowed(f"Break-glass is not enabled on {datasource.name}.")
     if actor.is_service_account or not (actor.has_role("requester") or actor.has_role("admin")):
         raise NotAllowed("Break-glass is for people with the requester role.")
+    mfa_check(actor)
     check_level(level)
     reason = check_reason(reason)
     minutes = duration_minutes or policy.break_glass_minutes

@@ -16,6 +16,7 @@ from approvals.services.expiry import request_expire_if_due
 from approvals.services.grants import grant_extend_approved, grant_from_approvals
 from audit.services import event_record
 from config.errors import InvalidInput, NotAllowed
+from governance.mfa import mfa_check
 from governance.models import DataSource, User
 
 
@@ -55,6 +56,7 @@ def review_policy_set(
 
 
 def _check_reviewer(actor: User, access_request: AccessRequest) -> None:
+    mfa_check(actor)
     # Acting on the request: an overdue one expires (and stays expired) before any review.
     if request_expire_if_due(access_request=access_request):
         raise RequestStateError("The request expired before this review.")

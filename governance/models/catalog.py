@@ -62,6 +62,10 @@ class AccessToken(models.Model):
     rotated_from = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
     )
+    issued_with_mfa = models.BooleanField(
+        default=False,
+        help_text="Created by its owner from a credential that passed MFA (governance.mfa)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -38,10 +38,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat 
 from scramp import ScramMechanism  # noqa: E402
 
 from agent.audit import expand_batch  # noqa: E402
-from agent.bundle import canonical_json  # noqa: E402
+from agent.bundle import canonical_json, key_id_for  # noqa: E402
 from agent.server import AgentConfig, create_agent  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
-from tests.live import process_stop  # noqa: E402
+from tests.live import AgentSubprocess  # noqa: E402
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -326,7 +326,6 @@ class ControlPlane:
 
     def __init__(self) -> None:
         self.private_key = Ed25519PrivateKey.generate()
-        self.key_id = "test-key-1"
         self.bundle: dict[str, Any] = test_bundle()
         self.tamper = False
         self.down = False
@@ -352,6 +351,10 @@ class ControlPlane:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def key_id(self) -> str:
+        return key_id_for(self.public_key_b64)
 
     @property
     def public_key_b64(self) -> str:
@@ -778,39 +781,15 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> N
     raise AssertionError("condition not met in time")
 
 
-class AgentProcess:
+class AgentProcess(AgentSubprocess):
     """``python -m agent`` as a real subprocess (for clients that block the GIL, e.g.
     libpq's PQcancel, and to exercise the command line)."""
-
-    def __init__(self, args: list[str], env: dict[str, str], port: int) -> None:
-        self.port = port
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 60  # a loaded 2-core machine starts Python slowly
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"agent exited: {self.process.stdout.read()}")  # type: ignore[union-attr]
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.05)
-        process_stop(self.process)  # never left running (a supervisor stops its workers)
-        raise AssertionError("agent process did not start listening")
 
     def dsn(self, user: str = "alice") -> str:
         return (
             f"host=127.0.0.1 port={self.port} user={user} password=wdn_{user} dbname=shop "
             "sslmode=disable connect_timeout=5"
         )
-
-    def stop(self) -> str:
-        return process_stop(self.process)
 
 
 @pytest.fixture

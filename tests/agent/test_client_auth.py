@@ -20,8 +20,8 @@ from scramp import ScramClient
 
 from agent.postgres import codec
 from agent.server import InsecureListen
+from agent.testing import self_signed_certificate
 from tests.agent.conftest import REPO_ROOT, free_port
-from tests.agent.test_clients_tls import _self_signed
 from tests.agent.wire import CapturingRelay, WireClient
 
 
@@ -84,7 +84,7 @@ def test_asyncpg_logs_in_with_scram(agent: Any, control_plane: Any) -> None:
 def test_over_tls_libpq_binds_the_channel_with_scram_sha_256_plus(
     agent_factory: Any, control_plane: Any, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     running = agent_factory(tls_cert=cert, tls_key=key)
     dsn = running.dsn("alice").replace("sslmode=disable", "sslmode=require")
     with psycopg.connect(dsn + " channel_binding=require", autocommit=True) as conn:
@@ -119,7 +119,7 @@ def _sasl_error(client: WireClient, mechanism: str, first: str) -> dict[str, str
 def test_a_client_claiming_the_agent_cannot_bind_over_tls_is_refused_as_a_downgrade(
     agent_factory: Any, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     running = agent_factory(tls_cert=cert, tls_key=key)
     _sock, client = _tls_client(running.port, "alice")
     error = _sasl_error(client, "SCRAM-SHA-256", "y,,n=alice,r=abcdefgh")
@@ -132,7 +132,7 @@ def test_a_proof_bound_to_another_certificate_is_refused(
 ) -> None:
     """A man in the middle terminating TLS with his own certificate cannot relay a
     SCRAM-SHA-256-PLUS login: the client's binding names the certificate it saw."""
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     running = agent_factory(tls_cert=cert, tls_key=key)
     _sock, client = _tls_client(running.port, "alice")
     scram = ScramClient(
@@ -178,7 +178,7 @@ def test_the_token_never_crosses_the_network_with_scram(agent_factory: Any) -> N
 def test_cleartext_passwords_are_refused_without_tls_and_accepted_over_it(
     agent_factory: Any, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     running = agent_factory(client_auth="password", tls_cert=cert, tls_key=key)
     with pytest.raises(psycopg.OperationalError, match="cleartext passwords only over TLS"):
         psycopg.connect(running.dsn("alice"))

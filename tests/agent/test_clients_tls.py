@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import subprocess
@@ -11,10 +10,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from agent.testing import self_signed_certificate
 
 
 @pytest.fixture(scope="module")
@@ -105,36 +102,10 @@ def test_pgbench_tpcb_writes_are_allowed_and_audited(
     assert {"update", "insert", "select"} <= kinds
 
 
-def _self_signed(tmp_path: Path) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "warden-agent-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "agent.crt", tmp_path / "agent.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 def test_tls_is_offered_when_a_certificate_is_configured(
     agent_factory: Any, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     running = agent_factory(tls_cert=cert, tls_key=key)
     dsn = running.dsn("alice").replace("sslmode=disable", "sslmode=require")
     with psycopg.connect(dsn, autocommit=True) as conn:

@@ -19,7 +19,7 @@ from agent.audit import encode_batch, encode_batch_python, expand_batch
 from agent.postgres import _fastpath, codec
 from agent.postgres.native import native_path_available
 from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
-from tests.agent.test_wire import WireClient, bind, execute, parse, rows
+from tests.agent.wire import WireClient, bind, execute, parse, rows
 
 
 def test_the_native_path_is_built() -> None:

@@ -19,7 +19,6 @@ import psycopg
 import pytest
 
 from agent.bundle import Bundle
-from agent.decision import Identity
 from agent.postgres import codec
 from agent.postgres.native import native_path_available
 from agent.postgres.proxy import PostgresAgent
@@ -27,6 +26,7 @@ from agent.postgres.relay import Relay
 from agent.server import AgentConfig
 from agent.testing import MemoryTransport, detached_relays
 from agent.upstream import UpstreamConfig
+from agent.verdicts import Identity
 from tests.agent import conftest, corpus
 from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT
 

@@ -23,10 +23,11 @@ from agent.analysis import (
     StatementInfo,
 )
 from agent.bundle import Bundle
-from agent.decision import ALLOW, DENY, HOLD, MASK, Identity, PolicyEngine
+from agent.decision import PolicyEngine
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.sql import analyze
 from agent.server import AgentConfig
+from agent.verdicts import ALLOW, DENY, HOLD, MASK, Identity
 
 ALICE = Identity("alice", "user", frozenset({"analyst"}))
 BOB = Identity("bob")
@@ -424,10 +425,10 @@ def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() ->
     rows goes out as it came from the server."""
     from types import SimpleNamespace
 
-    from agent.decision import Decision
     from agent.postgres import codec
     from agent.postgres.session import Session
     from agent.postgres.state import Pending, Prepared
+    from agent.verdicts import Decision
 
     decision = Decision(MASK)
     entry = Pending("E", Prepared("SELECT * FROM customers", decision), decision, (0,))

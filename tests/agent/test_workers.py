@@ -4,6 +4,7 @@ keys, the bundle, a loss-free audit spool and one metrics port (agent/workers.py
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -175,6 +176,30 @@ def test_spooled_audit_of_every_worker_reaches_the_control_plane(
     wait_for(lambda: audited() >= 8)
     assert audited() == 8
     assert not (state / "audit-spool.worker-1.jsonl").exists()
+
+
+def test_killing_one_worker_keeps_the_port_serving(agent_process_factory: Any) -> None:
+    process = agent_process_factory(*WORKER_ARGS)
+    for conn in connections_on_each_worker(process).values():  # both listen
+        conn.close()
+    victim = worker_pids(process)[0]
+    os.kill(victim, signal.SIGKILL)
+    # Gone once the supervisor reaps it: a killed process with threads shows as a zombie
+    # while its other threads still exit with its listening socket open, and a connection
+    # queued there in that moment is reset (the kernel does not move it to a sibling).
+    wait_for(lambda: not psutil.pid_exists(victim))
+    for attempt in range(10):  # every new connection lands on the surviving worker
+        try:
+            with psycopg.connect(process.dsn("root"), autocommit=True) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        except psycopg.OperationalError as exc:
+            raise AssertionError(f"connection {attempt}: {exc}\n{process.output()}") from exc
+    # and the supervisor starts a new worker in its place
+    wait_for(lambda: len(worker_pids(process)) == 2 and victim not in worker_pids(process))
+    served = connections_on_each_worker(process)
+    assert sorted(served) == [0, 1]
+    for conn in served.values():
+        conn.close()
 
 
 def test_workers_refuse_an_address_another_program_listens_on(tmp_path: Path) -> None:

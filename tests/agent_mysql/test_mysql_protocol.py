@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy
 
 from agent.mysql import packets
-from tests.agent.test_clients_tls import _self_signed
+from agent.testing import self_signed_certificate
 
 
 def test_pymysql_logs_in_with_the_token_and_reads_masked_rows(agent: Any):
@@ -68,7 +68,7 @@ def _cli(port: int, database: str, sql: str, *extra: str) -> subprocess.Complete
 def test_mariadb_cli_reads_masked_rows_over_tls(
     agent_factory: Any, mysql_database: str, tmp_path: Path
 ):
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     agent = agent_factory(tls_cert=cert, tls_key=key)
     result = _cli(agent.port, mysql_database, "SELECT email, card FROM customers WHERE id = 1")
     assert result.returncode == 0, result.stderr

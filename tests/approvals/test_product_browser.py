@@ -162,6 +162,7 @@ PAGES = {
         "/audit/dashboard/",
         "/audit/chain/",
         "/agents/",
+        "/accounts/2fa/",
         "/no-such-page/",
     ],
     "requester": ["/", "/catalog/", "/approvals/", "/approvals/new/", "/audit/"],

@@ -345,11 +345,9 @@ def test_signature_fails_when_the_bundle_is_tampered_with(shop, shop_policies):
 
 
 def test_the_agent_accepts_the_signed_envelope(shop, shop_policies):
-    from agent.bundle import load_public_key, verify_envelope
+    from agent.bundle import KeyRing, verify_envelope
 
-    bundle = verify_envelope(
-        policy_bundle_envelope(datasource=shop), load_public_key(public_key_b64())
-    )
+    bundle = verify_envelope(policy_bundle_envelope(datasource=shop), KeyRing([public_key_b64()]))
 
     assert bundle.version == policy_bundle_build(datasource=shop)["version"]
     assert ("public", "customers", "email") in bundle.columns

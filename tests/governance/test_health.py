@@ -53,6 +53,22 @@ def test_readyz_is_503_when_the_signing_key_is_unusable(client: Client, settings
     assert answer.json()["checks"]["signing_key"]["ok"] is False
 
 
+@pytest.mark.django_db
+def test_readyz_checks_the_next_signing_key_during_a_rotation(client: Client, settings) -> None:
+    crypto.signing_keys_cache_clear()
+    settings.SIGNING_KEY_NEXT = crypto.new_signing_key()
+    try:
+        usable = client.get("/readyz").json()["checks"]["signing_key"]
+        settings.SIGNING_KEY_NEXT = "bm90IGEga2V5"
+        crypto.signing_keys_cache_clear()
+        unusable = client.get("/readyz")
+    finally:
+        crypto.signing_keys_cache_clear()
+    assert usable == {"ok": True, "detail": "loads and signs (and the next key)"}
+    assert unusable.status_code == 503
+    assert "WARDEN_SIGNING_KEY_NEXT" in unusable.json()["checks"]["signing_key"]["detail"]
+
+
 def test_readyz_refuses_other_methods(client: Client) -> None:
     assert client.post("/readyz").status_code == 405
 

@@ -9,9 +9,6 @@ and Debian's Chromium; a missing service fails the test with a message saying wh
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ import psycopg
 import pytest
 
 from tests import sources
-from tests.live import asgi_server, free_port, process_stop
+from tests.live import AgentSubprocess, asgi_server, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MASKING_KEY = "integration-masking-key"
@@ -146,29 +143,12 @@ def control_plane_url(shop: Shop) -> Iterator[str]:
         yield base_url
 
 
-class AgentProcess:
+class AgentProcess(AgentSubprocess):
     """``python -m agent`` in a subprocess, pointed at the live control plane."""
 
     def __init__(self, args: list[str], port: int) -> None:
-        self.port = port
         env = {**os.environ, "WARDEN_MASKING_KEY": MASKING_KEY, "PYTHONPATH": str(REPO_ROOT)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "agent", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the agent exited: {self.output()}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the agent did not listen on {port}: {self.stop()}")
+        super().__init__(args, env, port)
 
     def dsn(self, identity: str, token: str) -> str:
         return (
@@ -178,13 +158,6 @@ class AgentProcess:
 
     def connect(self, identity: str, token: str) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn(identity, token), autocommit=True)
-
-    def output(self) -> str:
-        assert self.process.stdout is not None
-        return self.process.stdout.read() or ""
-
-    def stop(self) -> str:
-        return process_stop(self.process)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.agent.test_clients_tls import _self_signed
+from agent.testing import self_signed_certificate
 from tests.integration.conftest import person_token, wait_until
 
 
@@ -47,7 +47,7 @@ def test_a_token_older_than_verifiers_logs_in_with_scram_after_one_login_over_tl
     with pytest.raises(psycopg.OperationalError, match="unknown or revoked access token"):
         scram.connect(requester.username, token)
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     password = start_agent("--client-auth", "password", "--tls-cert", cert, "--tls-key", key)
     dsn = password.dsn(requester.username, token).replace("sslmode=disable", "sslmode=require")
     with psycopg.connect(dsn, autocommit=True) as conn:

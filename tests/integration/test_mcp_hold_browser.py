@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.browser_review import HELD_SQL, reviewer_approves_live
 from tests.integration.conftest import person_token, wait_until
 from tests.integration.mcp_clients import ToolFailed, call, mcp_session
-from tests.integration.test_hold_approval_browser import HELD_SQL, _reviewer_approves_live
 from tests.live import require_chromium, session_cookie, use_redis_channel_layer
 
 pytestmark = pytest.mark.browser
@@ -33,7 +33,7 @@ def test_a_held_mcp_query_returns_rows_once_a_reviewer_approves_it_in_the_browse
     seen: dict[str, Any] = {}
     page_ready = threading.Event()
     browser = threading.Thread(
-        target=_reviewer_approves_live,
+        target=reviewer_approves_live,
         args=(control_plane_url, session_cookie(reviewer, control_plane_url), page_ready, seen),
     )
     browser.start()

@@ -7,9 +7,10 @@ from typing import Any
 
 from agent.analysis import SqlError
 from agent.bundle import Bundle
-from agent.decision import Identity, PolicyEngine
+from agent.decision import PolicyEngine
 from agent.postgres.sql import analyze
 from agent.postgres.sql import fingerprint as sql_fingerprint
+from agent.verdicts import Identity
 from config.errors import InvalidInput
 from governance.models import DataSource, User
 from governance.services.bundles.build import policy_bundle_build

@@ -1,7 +1,7 @@
 """Signing the bundle, and answering agents' polls from a cache of the signed envelope.
 
-The envelope ``{"bundle", "signature", "key_id"}`` carries an Ed25519 signature over the
-canonical JSON of the whole bundle (``canonical_json``).
+The envelope ``{"bundle", "signature", "key_id"[, "next_key_id"]}`` carries an Ed25519
+signature over the canonical JSON of the whole bundle (``canonical_json``).
 
 Polls are answered from a per-process cache of the last signed envelope
 (``policy_bundle_served``): it is reused while the ``BundleGeneration`` counter, which every
@@ -22,14 +22,25 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.crypto import sign, signing_key_id
+from governance.crypto import next_signing_key_id, sign, signing_key_id
 from governance.models import BundleGeneration, DataSource
 from governance.services.bundles.build import canonical_json, policy_bundle_build
 
 
 def policy_bundle_sign(*, bundle: dict[str, Any]) -> dict[str, Any]:
-    """The signed envelope the agent verifies with the control plane's public key."""
-    return {"bundle": bundle, "signature": sign(canonical_json(bundle)), "key_id": signing_key_id()}
+    """The signed envelope the agent verifies with the control plane's public key.
+
+    During a signing key rotation ``next_key_id`` names the next key: a hint (outside the
+    signature) that makes agents fetch it with the current key's endorsement."""
+    envelope = {
+        "bundle": bundle,
+        "signature": sign(canonical_json(bundle)),
+        "key_id": signing_key_id(),
+    }
+    upcoming = next_signing_key_id()
+    if upcoming is not None:
+        envelope["next_key_id"] = upcoming
+    return envelope
 
 
 def policy_bundle_envelope(*, datasource: DataSource) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0011_column_sort_key'),
+        ('governance', '0013_column_sort_key'),
     ]
 
     operations = [

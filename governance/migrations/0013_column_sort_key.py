@@ -28,7 +28,7 @@ def fill_sort_keys(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0010_agentinstance_bundle_rejection"),
+        ("governance", "0012_agentinstance_trusted_key_ids"),
     ]
 
     operations = [
