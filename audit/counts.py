@@ -26,6 +26,8 @@ from django.db import connection
 EventFacts = tuple[str, str, str, str, str, str]
 _DAY_KEY = ("day", "action", "actor", "datasource_name", "decision", "channel")
 _COLUMN_KEY = ("day", "actor", "datasource_name", "decision", "column")
+_TAG_KEY = (*_DAY_KEY, "tag")
+_TAG_LIMIT = 100
 _COLUMN_LIMIT = 400
 
 
@@ -35,8 +37,23 @@ def _channel(details_text: str) -> str:
     return str(json.loads(details_text).get("channel") or "")[:30]
 
 
-def _aggregate(facts: Iterable[EventFacts]) -> tuple[Counter, Counter, dict, dict]:
+def _tags_touched(action: str, details_text: str, details: dict[str, Any]) -> set[str]:
+    """The tags an event touched, as the trail's tag filter finds them: a query's
+    details.tags and the tags of the columns it read, a tag change's details.tag."""
+    if action == "query.executed":
+        touched = set(details.get("tags") or ())
+        for names in (details.get("column_tags") or {}).values():
+            touched.update(names)
+        return {str(tag)[:_TAG_LIMIT] for tag in touched}
+    if '"tag":' not in details_text:
+        return set()
+    tag = json.loads(details_text).get("tag")
+    return {tag[:_TAG_LIMIT]} if isinstance(tag, str) and tag else set()
+
+
+def _aggregate(facts: Iterable[EventFacts]) -> tuple[Counter, Counter, dict, dict, Counter]:
     events: Counter = Counter()
+    by_tag: Counter = Counter()  # (*day key, tag, "events" or "sensitive") → count
     sensitive: Counter = Counter()
     reads: dict[tuple[str, ...], list[int]] = {}
     tags: dict[tuple[str, ...], str] = {}
@@ -47,6 +64,9 @@ def _aggregate(facts: Iterable[EventFacts]) -> tuple[Counter, Counter, dict, dic
         key = (day, action, actor, datasource, decision, channel)
         events[key] += 1
         column_tags = (details.get("column_tags") or {}) if decision in ("allow", "mask") else {}
+        for tag in _tags_touched(action, details_text, details):
+            by_tag[(*key, tag, "events")] += 1
+            by_tag[(*key, tag, "sensitive")] += 1 if column_tags else 0
         if not column_tags:
             continue
         sensitive[key] += 1
@@ -56,7 +76,7 @@ def _aggregate(facts: Iterable[EventFacts]) -> tuple[Counter, Counter, dict, dic
             counts = reads.setdefault(column_key, [0, 0])
             counts[0 if label in masked else 1] += 1
             tags[column_key] = json.dumps(sorted(names), separators=(",", ":"))
-    return events, sensitive, reads, tags
+    return events, sensitive, reads, tags, by_tag
 
 
 def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: list[tuple]) -> None:
@@ -80,7 +100,7 @@ def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: lis
 
 def counts_add(*, facts: Iterable[EventFacts]) -> None:
     """Add appended events to the counts; call inside the append's transaction."""
-    events, sensitive, reads, tags = _aggregate(facts)
+    events, sensitive, reads, tags, by_tag = _aggregate(facts)
     day_rows = [(*key, count, sensitive[key]) for key, count in events.items()]
     for start in range(0, len(day_rows), 500):
         _upsert(
@@ -88,6 +108,18 @@ def counts_add(*, facts: Iterable[EventFacts]) -> None:
             _DAY_KEY,
             ("events", "sensitive_reads"),
             day_rows[start : start + 500],
+        )
+    tag_rows = [
+        (*key[:-1], count, by_tag[(*key[:-1], "sensitive")])
+        for key, count in by_tag.items()
+        if key[-1] == "events"
+    ]
+    for start in range(0, len(tag_rows), 500):
+        _upsert(
+            "audit_auditdaytagcount",
+            _TAG_KEY,
+            ("events", "sensitive_reads"),
+            tag_rows[start : start + 500],
         )
     column_rows = [(*key, counts[0], counts[1], tags[key]) for key, counts in reads.items()]
     for start in range(0, len(column_rows), 500):
@@ -117,6 +149,7 @@ def counts_rebuild(*, first_day: date | None = None, last_day: date | None = Non
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM audit_auditdaycount{count_where}", count_params)
         cursor.execute(f"DELETE FROM audit_auditdaycolumnread{count_where}", count_params)
+        cursor.execute(f"DELETE FROM audit_auditdaytagcount{count_where}", count_params)
         cursor.execute(
             "SELECT action, actor, datasource_name, decision, details, occurred_at "
             f"FROM audit_auditevent{event_where}",

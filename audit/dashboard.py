@@ -1,9 +1,8 @@
 """The audit dashboard's figures, read from the pre-aggregated counts (audit.counts).
 
-Every figure but the list of latest blocked statements comes from AuditDayCount and
-AuditDayColumnRead, whose size does not grow with the trail. A tag filter cannot be
-answered from counts (tags live in each event's details), so it falls back to streaming
-the matching events (audit.reports), as the evidence report does.
+Every figure but the list of latest blocked statements comes from AuditDayCount (or, for a
+tag filter, AuditDayTagCount) and AuditDayColumnRead, whose size does not grow with the
+trail. With a tag filter, the tagged columns listed are those carrying the tag.
 """
 
 from __future__ import annotations
@@ -13,12 +12,11 @@ from typing import Any, cast
 
 from django.db.models import QuerySet, Sum
 
-from audit.hashing import canonical_time
-from audit.models import AuditDayColumnRead, AuditDayCount
-from audit.selectors import EventFilters, events_filter
+from audit.hashing import canonical_text, canonical_time
+from audit.models import AuditDayColumnRead, AuditDayCount, AuditDayTagCount
+from audit.selectors import DECISION_LABELS, EventFilters, events_filter
 
 DECISION_COLOURS = {"allow": "#16a34a", "mask": "#b45309", "deny": "#dc2626", "hold": "#6366f1"}
-DECISION_LABELS = {"allow": "Allowed", "mask": "Masked", "deny": "Blocked", "hold": "Held"}
 BLOCKED_LISTED = 20
 
 
@@ -32,7 +30,7 @@ def _counted(model: Any, filters: EventFilters, *, queries_only: bool) -> QueryS
         rows = rows.filter(actor=filters.actor)
     if filters.datasource:
         rows = rows.filter(datasource_name=filters.datasource)
-    if model is AuditDayCount:
+    if model in (AuditDayCount, AuditDayTagCount):
         if filters.action.endswith((".", "*")):
             rows = rows.filter(action__startswith=filters.action.rstrip("*"))
         elif filters.action:
@@ -43,7 +41,14 @@ def _counted(model: Any, filters: EventFilters, *, queries_only: bool) -> QueryS
             rows = rows.filter(channel=filters.channel)
         if queries_only:
             rows = rows.filter(action="query.executed")
+    if model is AuditDayTagCount:
+        rows = rows.filter(tag=filters.tag)
     return rows
+
+
+def _day_counts(filters: EventFilters, *, queries_only: bool) -> QuerySet:
+    model = AuditDayTagCount if filters.tag else AuditDayCount
+    return _counted(model, filters, queries_only=queries_only)
 
 
 def _column_reads(filters: EventFilters) -> QuerySet:
@@ -56,11 +61,13 @@ def _column_reads(filters: EventFilters) -> QuerySet:
     if not wanted or filters.channel:
         return AuditDayColumnRead.objects.none()
     rows = _counted(AuditDayColumnRead, filters, queries_only=True)
+    if filters.tag:  # the JSON list of the column's tags holds the tag as a whole string
+        rows = rows.filter(tags__contains=canonical_text(filters.tag))
     return rows.filter(decision=filters.decision) if filters.decision else rows
 
 
 def _access_summary(filters: EventFilters) -> tuple[list[dict[str, Any]], dict, Counter]:
-    queries = _counted(AuditDayCount, filters, queries_only=True)
+    queries = _day_counts(filters, queries_only=True)
     by_actor: dict[str, Counter] = defaultdict(Counter)
     per_day: dict[str, Counter] = defaultdict(Counter)
     sensitive: Counter = Counter()
@@ -129,11 +136,9 @@ def _latest_blocked(filters: EventFilters) -> list[dict[str, Any]]:
     ]
 
 
-def counted_events(filters: EventFilters) -> int | None:
-    """How many events match, from the counts; None for a tag filter (counts cannot tell)."""
-    if filters.tag:
-        return None
-    totals = _counted(AuditDayCount, filters, queries_only=False).aggregate(total=Sum("events"))
+def counted_events(filters: EventFilters) -> int:
+    """How many events match, from the counts."""
+    totals = _day_counts(filters, queries_only=False).aggregate(total=Sum("events"))
     return totals["total"] or 0
 
 
@@ -186,10 +191,10 @@ def queries_chart(per_day: dict[str, Any]) -> dict[str, Any]:
 
 def dashboard_data(*, filters: EventFilters) -> dict[str, Any]:
     """Counts, the latest blocked statements and Chart.js specs for the dashboard page."""
-    figures = _from_trail(filters) if filters.tag else _from_counts(filters)
+    figures = _from_counts(filters)
     reads = figures["sensitive_reads"]
     return {
-        "from_counts": not filters.tag,
+        "from_counts": True,
         "event_count": figures["event_count"],
         "query_count": sum(item["queries"] for item in figures["access_summary"]),
         "blocked_count": figures["blocked_total"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any, BinaryIO
 
@@ -22,6 +22,7 @@ from audit.hashing import SORTED_FIELDS, canonical_time, manifest_payload
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.report_sections import SECTIONS, cell_text
 from audit.selectors import EventFilters, events_filter, period_sequence_range
+from audit.verification import PROGRESS_EVERY
 
 EXPORT_FORMATS = ("jsonl", "json", "csv", "pdf")
 CONTENT_TYPES = {
@@ -77,8 +78,10 @@ def jsonl_write(
     sign: Any,
     public_key: str,
     key_id: str,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Write the manifest and events; returns the manifest.
+    """Write the manifest and events; returns the manifest. `progress(written, total)` is
+    called every PROGRESS_EVERY events.
 
     The manifest needs the count and both ends before the events are written, so the range
     is read twice: once for its ends (cheap aggregates), then streamed.
@@ -109,8 +112,10 @@ def jsonl_write(
     }
     manifest["signature"] = sign(manifest_payload(manifest))
     stream.write(_json_line(manifest))
-    for line in _event_lines(events):
+    for written, line in enumerate(_event_lines(events), start=1):
         stream.write(_json_line(line))
+        if progress is not None and written % PROGRESS_EVERY == 0:
+            progress(written, manifest["event_count"])
     return manifest
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from audit.exports import EXPORT_FORMATS
-from audit.selectors import DECISION_CHOICES, EventFilters
+from audit.selectors import DECISION_CHOICES, DECISION_LABELS, EventFilters
 
 
 class EventFilterForm(forms.Form):
@@ -21,7 +21,7 @@ class EventFilterForm(forms.Form):
     datasource = forms.CharField(required=False, max_length=100)
     action = forms.CharField(required=False, max_length=100, help_text='e.g. "policy.*"')
     decision = forms.ChoiceField(
-        required=False, choices=[("", "any")] + [(d, d) for d in DECISION_CHOICES]
+        required=False, choices=[("", "any")] + [(d, DECISION_LABELS[d]) for d in DECISION_CHOICES]
     )
     tag = forms.CharField(required=False, max_length=100, label="Tag touched")
     channel = forms.CharField(required=False, max_length=20, help_text='e.g. "mcp"')

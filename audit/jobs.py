@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditJob
-from audit.selectors import EventFilters, chain_stats
+from audit.selectors import EventFilters, chain_length
 
 _DATE_KEYS = ("date_from", "date_to")
 logger = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def _report(job_id: Any, progress: int) -> None:
 def _verify(job: AuditJob) -> str:
     from audit.services import chain_verify
 
-    stats = chain_stats()
-    total = max((stats["last_sequence"] or 0) - (stats["first_sequence"] or 1) + 1, 1)
+    total = chain_length()
     report = chain_verify(
         actor=job.created_by, progress=lambda checked: _report(job.pk, 100 * checked // total)
     )
@@ -81,13 +80,14 @@ def _export(job: AuditJob) -> str:
 
     path = job_path(job)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _report(job.pk, 5)
+    _report(job.pk, 1)
     with path.open("wb") as stream:
         result = audit_export(
             actor=job.created_by,
             export_format=job.export_format,
             filters=_filters(job.filters),
             stream=stream,
+            progress=lambda percent: _report(job.pk, percent),
         )
     AuditJob.objects.filter(pk=job.pk).update(
         filename=result.filename, content_type=CONTENT_TYPES[job.export_format]

@@ -180,6 +180,32 @@ class AuditDayCount(models.Model):
         return f"{self.day} {self.action} {self.actor}: {self.events}"
 
 
+class AuditDayTagCount(models.Model):
+    """AuditDayCount per tag an event touched (a query's details.tags, a tag change's
+    details.tag): the dashboard's tag filter from counts too. Maintained and rebuilt with it."""
+
+    day = models.DateField()
+    action = models.CharField(max_length=100)
+    actor = models.CharField(max_length=150)
+    datasource_name = models.CharField(max_length=100)
+    decision = models.CharField(max_length=30)
+    channel = models.CharField(max_length=30)
+    tag = models.CharField(max_length=100)
+    events = models.BigIntegerField()
+    sensitive_reads = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "action", "actor", "datasource_name", "decision", "channel", "tag"],
+                name="audit_day_tag_count_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.action} {self.actor} {self.tag}: {self.events}"
+
+
 class AuditDayColumnRead(models.Model):
     """Per day, identity, decision and tagged column: how often agents returned it masked or
     unmasked."""

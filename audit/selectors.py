@@ -12,6 +12,8 @@ from audit.hashing import HASHED_FIELDS, canonical_text, canonical_time
 from audit.models import AuditCheckpoint, AuditEvent
 
 DECISION_CHOICES = ("allow", "mask", "deny", "hold")
+# What people read for each stored decision: one vocabulary ("deny" is stored, "Blocked" read).
+DECISION_LABELS = {"allow": "Allowed", "mask": "Masked", "deny": "Blocked", "hold": "Held"}
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,12 @@ def chain_stats() -> dict[str, Any]:
         "head_hash": last["hash"] if last else "",
         "last_recorded_at": last["recorded_at"] if last else None,
     }
+
+
+def chain_length() -> int:
+    """How many events a walk of the whole chain checks (at least 1: a progress divisor)."""
+    stats = chain_stats()
+    return max((stats["last_sequence"] or 0) - (stats["first_sequence"] or 1) + 1, 1)
 
 
 def _first_sequence_recorded_from(moment: datetime, low: int, high: int) -> int:

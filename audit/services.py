@@ -347,12 +347,14 @@ class ExportResult:
     manifest: dict[str, Any] | None = None
 
 
-def _signed_report(filters: EventFilters, checkpoint: AuditCheckpoint) -> dict[str, Any]:
+def _signed_report(
+    filters: EventFilters, checkpoint: AuditCheckpoint, progress: Callable[[int], None]
+) -> dict[str, Any]:
     from audit.reports import evidence_report_build
     from governance import crypto
 
     report = evidence_report_build(
-        date_from=filters.date_from, date_to=filters.date_to, filters=filters
+        date_from=filters.date_from, date_to=filters.date_to, filters=filters, progress=progress
     )
     report["checkpoint"] = checkpoint.as_signed_dict()
     report["key_id"], report["public_key"] = crypto.signing_key_id(), crypto.public_key_b64()
@@ -362,7 +364,12 @@ def _signed_report(filters: EventFilters, checkpoint: AuditCheckpoint) -> dict[s
 
 
 def audit_export(
-    *, actor: Any, export_format: str, filters: EventFilters, stream: BinaryIO
+    *,
+    actor: Any,
+    export_format: str,
+    filters: EventFilters,
+    stream: BinaryIO,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """Write an export to `stream`: a signed checkpoint first, `audit.exported` after.
 
@@ -378,7 +385,9 @@ def audit_export(
             f"Unknown export format {export_format!r}; use one of "
             f"{', '.join(exports.EXPORT_FORMATS)}."
         )
+    step = progress or (lambda percent: None)
     checkpoint = checkpoint_create(kind=AuditCheckpoint.Kind.EXPORT, actor=actor)
+    step(5)
     manifest = None
     if export_format == "jsonl":
         manifest = exports.jsonl_write(
@@ -389,10 +398,11 @@ def audit_export(
             sign=crypto.sign,
             public_key=crypto.public_key_b64(),
             key_id=crypto.signing_key_id(),
+            progress=lambda written, total: step(5 + 90 * written // max(total, 1)),
         )
         count = manifest["event_count"]
     else:
-        report = _signed_report(filters, checkpoint)
+        report = _signed_report(filters, checkpoint, step)
         writer = {
             "json": exports.report_json_write,
             "csv": exports.report_csv_write,
@@ -400,6 +410,7 @@ def audit_export(
         }[export_format]
         writer(stream=stream, report=report)
         count = report["event_count"]
+    step(97)
     filename = exports.export_filename(export_format, filters.date_from, filters.date_to)
     with transaction.atomic():
         event_record(

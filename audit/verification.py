@@ -31,7 +31,7 @@ from audit.hashing import (
 from audit.models import AuditCheckpoint, AuditEvent
 
 FETCH_SIZE = 5_000
-PROGRESS_EVERY = 50_000
+PROGRESS_EVERY = 10_000  # a 1M-event walk reports 100 times: the bar moves by 1 %
 
 
 @dataclass

@@ -58,6 +58,7 @@ def fill(columns_wanted: int, database: str = DATABASE) -> None:
     from django.utils import timezone
 
     from governance.models import Column, ColumnTag, DataSource, Table, Tag
+    from governance.models.catalog import catalog_sort_key
 
     if Column.objects.count() >= columns_wanted:
         return
@@ -88,6 +89,13 @@ def fill(columns_wanted: int, database: str = DATABASE) -> None:
                 first_seen_at=now,
                 last_seen_at=now,
                 sensitivity=2 if index % 7 == 0 else None,
+                sort_key=catalog_sort_key(
+                    datasource_name=datasource.name,
+                    schema_name=table.schema_name,
+                    table_name=table.name,
+                    ordinal=index,
+                    column_name=f"column_{index:03d}",
+                ),
             )
             for index in range(100)
         )

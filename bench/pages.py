@@ -124,6 +124,8 @@ def pages() -> dict[str, str]:
     middle = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first()
     event = AuditEvent.objects.order_by("-sequence").only("id").first()
     column = Column.objects.order_by("id").only("id").first()
+    # The catalog's own "next →" link from the middle of the catalog (keyset, ?after=<id>).
+    middle_column = Column.objects.order_by("sort_key").only("id")[Column.objects.count() // 2]
     return {
         "home dashboard": "/",
         "audit trail, newest": "/audit/",
@@ -134,9 +136,12 @@ def pages() -> dict[str, str]:
         "audit event detail": f"/audit/events/{event.pk}/" if event else "/audit/",
         "audit dashboard, 30 days": "/audit/dashboard/",
         "audit dashboard, actor=user_03": "/audit/dashboard/?actor=user_03",
+        "audit dashboard, tag=PII.Email": "/audit/dashboard/?tag=PII.Email",
         "audit chain status": "/audit/chain/",
         "catalog page 1": "/catalog/",
         "catalog page 1000": "/catalog/?page=1000",
+        "catalog deep page (keyset)": f"/catalog/?after={middle_column.pk}",
+        "catalog last page": "/catalog/?last=1",
         "catalog search 'column_05'": "/catalog/?q=column_05",
         "column detail": f"/catalog/columns/{column.pk}/" if column else "/catalog/",
         "datasources": "/datasources/",
@@ -145,6 +150,7 @@ def pages() -> dict[str, str]:
         "approvals inbox": "/approvals/",
         "API audit events": "/api/v1/audit/events/?limit=50",
         "API columns": "/api/v1/columns/?limit=50&offset=90000",
+        "API columns, keyset (next link)": f"/api/v1/columns/?limit=50&after={middle_column.pk}",
     }
 
 

@@ -8,14 +8,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from classification.models import ScanRun
 from classification.progress import scan_group_name
+from classification.selectors import scan_live
 from governance.permissions import CATALOG_READERS, user_has_any_role
 
 
 def _render_progress(scan_run_id: int) -> str:
-    scan = ScanRun.objects.get(pk=scan_run_id)
-    return render_to_string("classification/_scan_progress.html", {"scan": scan})
+    return render_to_string("classification/_scan_progress.html", scan_live(scan_run_id))
 
 
 class ScanProgressConsumer(AsyncWebsocketConsumer):

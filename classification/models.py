@@ -45,7 +45,8 @@ class ScanRun(models.Model):
 
     @property
     def progress_percent(self) -> int:
-        if self.is_finished:
+        """Tables done; a failed run shows how far it got, not a full bar."""
+        if self.state == self.State.SUCCEEDED:
             return 100
         if not self.tables_total:
             return 0

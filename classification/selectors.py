@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+from classification.models import ScanRun
 from governance.models import ColumnTag, DataSource
 
 FEEDBACK_FORMAT = "warden-classification-feedback/1"
+
+
+def scan_live(scan_run_id: int) -> dict[str, Any]:
+    """What a scan's live fragment shows: the run and its per-table results, failures first."""
+    scan = ScanRun.objects.select_related("datasource", "requested_by").get(pk=scan_run_id)
+    results = scan.table_results.select_related("table").order_by("state", "table__name")
+    return {"scan": scan, "results": list(results)}
 
 
 def feedback_labelled_set(*, datasource: DataSource | None = None) -> Iterator[dict]:

@@ -7,12 +7,14 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
-from config.listing import StrictOrderingFilter, query_params
+from config.listing import StrictLimitOffsetPagination, StrictOrderingFilter, query_params
 from governance import selectors, services
 from governance.mfa import credential_passed_mfa
 from governance.models import AccessToken, Column, DataSource, Role, Tag
@@ -111,12 +113,56 @@ class TagList(generics.ListAPIView):
     permission_classes = [IsAuthenticated]
 
 
+class ColumnPagination(StrictLimitOffsetPagination):
+    """Offset pages as before, and keyset pages: ``?after=<column id>`` starts just after that
+    column in catalog order (an index range scan however deep, where a deep offset walks every
+    earlier column). ``next`` links always use ``after``; ``previous`` only offset pages have.
+    """
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        self.after_key = None
+        after = self._parsed(request, "after", 1, None)
+        if after is None:
+            self.page = super().paginate_queryset(queryset, request, view)
+            return self.page
+        self.after_key = selectors.column_sort_key_of(after)
+        if self.after_key is None:
+            raise ValidationError({"after": ["No column has this id; follow the next link."]})
+        self.request, self.offset = request, 0
+        self.limit = self.get_limit(request) or self.default_limit or 50
+        self.count = self.get_count(queryset)
+        rows = list(queryset.filter(sort_key__gt=self.after_key)[: self.limit + 1])
+        self.page, self.has_more = rows[: self.limit], len(rows) > self.limit
+        return self.page
+
+    def get_next_link(self) -> str | None:
+        more = self.has_more if self.after_key is not None else super().get_next_link()
+        if not more or not self.page:
+            return None
+        url = remove_query_param(self.request.build_absolute_uri(), self.offset_query_param)
+        return replace_query_param(url, "after", self.page[-1].pk)
+
+    def get_previous_link(self) -> str | None:
+        return None if self.after_key is not None else super().get_previous_link()
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict]:
+        after = {
+            "name": "after",
+            "required": False,
+            "in": "query",
+            "description": "Keyset page: start after this column id (as the next link does)",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+        return [*super().get_schema_operation_parameters(view), after]
+
+
 @extend_schema(parameters=[ColumnQuerySerializer])
 class ColumnList(generics.ListAPIView):
     """Search the catalog."""
 
     serializer_class = ColumnSerializer
     permission_classes = [CatalogReader]
+    pagination_class = ColumnPagination
 
     def get_queryset(self) -> Any:
         params = query_params(self.request, ColumnQuerySerializer)

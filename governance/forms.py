@@ -1,11 +1,16 @@
 from django import forms
 
 from governance.models import DataSource, Engine, Tag
+from governance.models.catalog import DATASOURCE_NAME_RULE
 from governance.scopes import PERSONAL_DEFAULT, Scope
 
 
 class DataSourceForm(forms.Form):
-    name = forms.SlugField(max_length=100, help_text="Short unique name, e.g. shop-prod")
+    name = forms.SlugField(
+        max_length=100,
+        help_text="Short unique name, e.g. shop-prod",
+        error_messages={"invalid": DATASOURCE_NAME_RULE},
+    )
     description = forms.CharField(max_length=300, required=False)
     engine = forms.ChoiceField(choices=Engine.choices)
     host = forms.CharField(max_length=255, required=False)

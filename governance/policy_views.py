@@ -198,7 +198,7 @@ class GuardrailForm(forms.Form):
 
 class DefaultsForm(forms.Form):
     default_sensitive_action = forms.ChoiceField(
-        choices=[(value, value) for value in DEFAULT_SENSITIVE_ACTIONS],
+        choices=[(value, dict(PolicyAction.choices)[value]) for value in DEFAULT_SENSITIVE_ACTIONS],
         label="Sensitive columns no rule matches",
     )
     default_mask_method = forms.ChoiceField(choices=MaskMethod.choices, label="Mask method")

@@ -15,6 +15,7 @@ from governance.models import (
     Tag,
     User,
 )
+from governance.models.catalog import DATASOURCE_NAME_RULE
 from governance.scopes import ALL_SCOPES, scopes_grantable
 
 # A DNS name (labels of at most 63 characters), an IPv4 or a bracket-less IPv6 address.
@@ -64,6 +65,7 @@ class DataSourceSerializer(StrictStrings, serializers.ModelSerializer):
             "default_sensitive_action",
             "default_mask_method",
         ]
+        extra_kwargs = {"name": {"error_messages": {"invalid": DATASOURCE_NAME_RULE}}}
 
 
 class TagSerializer(StrictStrings, serializers.ModelSerializer):

@@ -8,7 +8,6 @@ from typing import Literal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -16,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from classification.models import ScanRun
 from config.errors import WardenError, error_message, form_add_error
-from governance import selectors, services
+from governance import charts, selectors, services
 from governance.forms import DataSourceForm, TagChoiceForm, TokenForm
 from governance.mfa import session_passed_mfa
 from governance.models import AccessToken, Column, ColumnTag, DataSource, Role, Sensitivity, Tag
@@ -29,84 +28,27 @@ from governance.permissions import (
 from governance.scopes import scopes_grantable
 from governance.tokens import DEFAULT_EXPIRY, token_create, token_revoke, token_rotate
 
-SENSITIVITY_COLOURS = ["#1c8a4a", "#2f5bea", "#d97706", "#c53030"]
+CATALOG_PAGE_SIZE = 50
 
 
 @login_required
 def dashboard(request: AuthenticatedRequest) -> HttpResponse:
-    per_datasource = selectors.sensitive_columns_per_datasource()
-    per_tag = selectors.tagged_columns_per_tag()
+    summary = selectors.catalog_summary()
     scans = list(ScanRun.objects.select_related("datasource")[:20])
-    charts = {
-        "per_datasource": {
-            "type": "bar",
-            "data": {
-                "labels": [row["name"] for row in per_datasource],
-                "datasets": [
-                    {
-                        "label": "sensitive columns",
-                        "data": [row["sensitive"] for row in per_datasource],
-                        "backgroundColor": "#c53030",
-                    },
-                    {
-                        "label": "all columns",
-                        "data": [row["columns_total"] for row in per_datasource],
-                        "backgroundColor": "#cbd5e1",
-                    },
-                ],
-            },
-        },
-        "per_tag": {
-            "type": "bar",
-            "data": {
-                "labels": [row["name"] for row in per_tag],
-                "datasets": [
-                    {
-                        "label": "tagged columns",
-                        "data": [row["columns"] for row in per_tag],
-                        "backgroundColor": [
-                            SENSITIVITY_COLOURS[row["sensitivity"]] for row in per_tag
-                        ],
-                    }
-                ],
-            },
-            "options": {
-                "indexAxis": "y",
-                "plugins": {"legend": {"display": False}},
-                "scales": {"y": {"ticks": {"autoSkip": False}}},
-            },
-        },
-        "scan_history": {
-            "type": "line",
-            "data": {
-                "labels": [f"#{scan.pk} {scan.datasource.name}" for scan in reversed(scans)],
-                "datasets": [
-                    {
-                        "label": "columns classified",
-                        "data": [scan.columns_classified for scan in reversed(scans)],
-                        "borderColor": "#2f5bea",
-                        "yAxisID": "y",
-                    },
-                    {
-                        "label": "duration (s)",
-                        "data": [round(scan.duration_seconds or 0, 1) for scan in reversed(scans)],
-                        "borderColor": "#d97706",
-                        "yAxisID": "y1",
-                    },
-                ],
-            },
-            "options": {"scales": {"y1": {"position": "right"}}},
-        },
+    specs = {
+        "per_datasource": charts.per_datasource_chart(summary.per_datasource),
+        "per_tag": charts.per_tag_chart(summary.per_tag),
+        "scan_history": charts.scan_history_chart(scans, name_datasource=True),
     }
     return render(
         request,
         "governance/dashboard.html",
         {
-            "per_datasource": per_datasource,
-            "per_tag": per_tag,
+            "per_datasource": summary.per_datasource,
+            "per_tag": summary.per_tag,
             "scans": scans[:8],
-            "review_counts": selectors.review_state_counts(),
-            "charts": {name: json.dumps(spec) for name, spec in charts.items()},
+            "review_counts": summary.review_counts,
+            "charts": {name: json.dumps(spec) for name, spec in specs.items()},
             "can_read_catalog": any(request.user.has_role(role) for role in CATALOG_READERS),
             "tour": selectors.first_run_tour() if request.user.has_role(Role.ADMIN) else None,
         },
@@ -115,7 +57,7 @@ def dashboard(request: AuthenticatedRequest) -> HttpResponse:
 
 @role_required(*CATALOG_READERS)
 def datasource_list(request: AuthenticatedRequest) -> HttpResponse:
-    stats = {row["id"]: row for row in selectors.sensitive_columns_per_datasource()}
+    stats = {row["id"]: row for row in selectors.catalog_summary().per_datasource}
     datasources = list(DataSource.objects.all())
     for datasource in datasources:
         datasource.stats = stats.get(datasource.pk, {})  # type: ignore[attr-defined]
@@ -175,13 +117,16 @@ def datasource_delete(request: AuthenticatedRequest, pk: int) -> HttpResponse:
 def datasource_detail(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     datasource = get_object_or_404(DataSource, pk=pk)
     tables = datasource.tables.order_by("dropped_at", "schema_name", "name")
+    history = list(datasource.scan_runs.all()[:30])
     return render(
         request,
         "governance/datasource_detail.html",
         {
             "datasource": datasource,
             "tables": tables,
-            "scans": datasource.scan_runs.all()[:10],
+            "scans": history[:10],
+            "scans_unfinished": any(not scan.is_finished for scan in history[:10]),
+            "scan_chart": json.dumps(charts.scan_history_chart(history, name_datasource=False)),
             **_connect_context(request, datasource),
         },
     )
@@ -251,9 +196,17 @@ def catalog(request: AuthenticatedRequest) -> HttpResponse:
         review_state=params.get("state", ""),
         include_dropped=params.get("dropped") == "1",
     )
-    page = Paginator(columns, 50).get_page(params.get("page"))
+    page = selectors.catalog_page(
+        columns,
+        size=CATALOG_PAGE_SIZE,
+        after=_int_or_none(params.get("after")),
+        before=_int_or_none(params.get("before")),
+        last=params.get("last") == "1",
+        number=_int_or_none(params.get("page")),
+    )
     query_without_page = params.copy()
-    query_without_page.pop("page", None)
+    for key in ("page", "after", "before", "last"):
+        query_without_page.pop(key, None)
     return render(
         request,
         "governance/catalog.html",

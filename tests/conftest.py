@@ -60,6 +60,9 @@ def _no_bundle_from_another_test():
     bundles = sys.modules.get("governance.services.bundles")
     if bundles is not None:
         bundles.bundle_cache_clear()
+    selectors = sys.modules.get("governance.selectors")
+    if selectors is not None:  # the dashboard's catalog figures, kept the same way
+        selectors.catalog_summary_cache_clear()
 
 
 def _set_audit_truncate_trigger(enabled: bool) -> None:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from governance.crypto import encrypt_secret
 from governance.models import Column, ColumnTag, DataSource, Engine, Table, Tag, User
+from governance.models.catalog import catalog_sort_key
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -61,6 +62,15 @@ class ColumnFactory(factory.django.DjangoModelFactory):
     ordinal = factory.Sequence(lambda n: n + 1)
     first_seen_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.LazyFunction(timezone.now)
+    sort_key = factory.LazyAttribute(
+        lambda column: catalog_sort_key(
+            datasource_name=column.table.datasource.name,
+            schema_name=column.table.schema_name,
+            table_name=column.table.name,
+            ordinal=column.ordinal,
+            column_name=column.name,
+        )
+    )
 
 
 class ColumnTagFactory(factory.django.DjangoModelFactory):

@@ -4,10 +4,11 @@ from django.db import migrations, models
 
 
 def count_existing_events(apps, schema_editor):
-    """Count the events stored before the counts existed (later appends count themselves)."""
-    from audit.counts import counts_rebuild
+    """Nothing here any more: 0007 counts every stored event once for all count tables.
 
-    counts_rebuild()
+    (This called audit.counts.counts_rebuild, which now also fills 0007's table; a database
+    that applied it then is recounted by 0007, which is harmless.)
+    """
 
 
 class Migration(migrations.Migration):

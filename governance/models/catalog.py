@@ -95,6 +95,12 @@ class Sensitivity(models.IntegerChoices):
     RESTRICTED = 3, "restricted"
 
 
+# Said in words instead of Django's 'Enter a valid "slug" …' (forms and the API alike).
+DATASOURCE_NAME_RULE = (
+    "Use only letters, digits, hyphens and underscores, without spaces (for example shop-prod)."
+)
+
+
 class DataSource(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
@@ -166,6 +172,24 @@ class Table(models.Model):
         return f"{self.schema_name}.{self.name}"
 
 
+SORT_KEY_SEPARATOR = "\x01"  # sorts before any character a name can hold
+
+
+def catalog_sort_key(
+    *, datasource_name: str, schema_name: str, table_name: str, ordinal: int, column_name: str
+) -> str:
+    """The catalog's browsing order (datasource, schema, table, position, name) in one string.
+
+    Kept on each column so a page of the catalog is one index range scan (keyset pagination)
+    instead of a sort of every column joined to its table and datasource. The separator sorts
+    below every character, so "shop" < "shop2" as in a tuple comparison; the name at the end
+    makes the key unique (a table's column names are).
+    """
+    return SORT_KEY_SEPARATOR.join(
+        (datasource_name, schema_name, table_name, f"{ordinal:010d}", column_name)
+    )
+
+
 class Column(models.Model):
     table = models.ForeignKey(Table, on_delete=models.CASCADE, related_name="columns")
     name = models.CharField(max_length=255, db_index=True)
@@ -183,13 +207,18 @@ class Column(models.Model):
     # Highest sensitivity among active (suggested or confirmed) tags; kept for fast filters.
     sensitivity = models.IntegerField(choices=Sensitivity.choices, null=True, blank=True)
     last_classified_at = models.DateTimeField(null=True, blank=True)
+    # catalog_sort_key(...): written by the catalog sync and on a datasource's rename.
+    sort_key = models.CharField(max_length=900, default="", editable=False)
 
     class Meta:
         ordering = ["table_id", "ordinal"]
         constraints = [
             models.UniqueConstraint(fields=["table", "name"], name="column_unique_per_table")
         ]
-        indexes = [models.Index(fields=["sensitivity"], name="column_sensitivity_idx")]
+        indexes = [
+            models.Index(fields=["sensitivity"], name="column_sensitivity_idx"),
+            models.Index(fields=["sort_key"], name="column_sort_key_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.table}.{self.name}"

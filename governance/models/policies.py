@@ -17,7 +17,7 @@ from governance.models.catalog import DataSource, Sensitivity, Tag
 class PolicyAction(models.TextChoices):
     ALLOW = "allow", "Allow"
     MASK = "mask", "Mask"
-    DENY = "deny", "Deny"
+    DENY = "deny", "Block"  # stored as "deny"; people read one word, Block, everywhere
     REQUIRE_APPROVAL = "require_approval", "Require approval"
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, ProtectedError
+from django.db.models import Max, ProtectedError, Value
+from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 
 from audit.services import event_record
@@ -81,6 +82,7 @@ def datasource_update(
     _validate_datasource(merged)
     with transaction.atomic():
         before = datasource_public_fields(datasource)
+        old_name = datasource.name
         for key in DATASOURCE_FIELDS:
             if key in values:
                 setattr(datasource, key, values[key])
@@ -89,6 +91,8 @@ def datasource_update(
         if password is not None:
             datasource.password_encrypted = encrypt_secret(password)
         datasource.save()
+        if datasource.name != old_name:
+            _column_sort_keys_rename(datasource=datasource, old_name=old_name)
         event_record(
             actor=actor,
             action="datasource.updated",
@@ -101,6 +105,13 @@ def datasource_update(
             },
         )
     return datasource
+
+
+def _column_sort_keys_rename(*, datasource: DataSource, old_name: str) -> None:
+    """The catalog's sort keys start with the datasource's name (catalog_sort_key)."""
+    Column.objects.filter(table__datasource=datasource).update(
+        sort_key=Concat(Value(datasource.name), Substr("sort_key", len(old_name) + 1))
+    )
 
 
 def datasource_delete(*, actor: User, datasource: DataSource) -> None:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from governance.connectors import TableInfo
 from governance.models import Column, ColumnChange, ColumnTag, DataSource, Table, Tag
+from governance.models.catalog import catalog_sort_key
 from governance.services.bundles import bundle_inputs_changed
 
 if TYPE_CHECKING:  # the scan that found the change; classification depends on governance
@@ -49,7 +50,8 @@ def catalog_reconcile(
     """Upsert tables and columns, mark vanished ones dropped; returns counts of each change."""
     first_scan = not Table.objects.filter(datasource=datasource).exists()
     existing_tables = {
-        (t.schema_name, t.name): t for t in Table.objects.filter(datasource=datasource)
+        (t.schema_name, t.name): t
+        for t in Table.objects.filter(datasource=datasource).select_related("datasource")
     }
     existing_columns: dict[int, dict[str, Column]] = {}
     for column in Column.objects.filter(table__datasource=datasource):
@@ -128,6 +130,13 @@ def _reconcile_columns(
     for column_info in info.columns:
         found_names.add(column_info.name)
         column = known.get(column_info.name)
+        sort_key = catalog_sort_key(
+            datasource_name=table.datasource.name,
+            schema_name=table.schema_name,
+            table_name=table.name,
+            ordinal=column_info.ordinal,
+            column_name=column_info.name,
+        )
         if column is None:
             new_columns.append(
                 Column(
@@ -138,6 +147,7 @@ def _reconcile_columns(
                     ordinal=column_info.ordinal,
                     first_seen_at=now,
                     last_seen_at=now,
+                    sort_key=sort_key,
                 )
             )
             continue
@@ -158,10 +168,10 @@ def _reconcile_columns(
             column.data_type = column_info.data_type
             counts["types_changed"] += 1
         column.is_nullable, column.ordinal = column_info.is_nullable, column_info.ordinal
-        column.last_seen_at = now
+        column.last_seen_at, column.sort_key = now, sort_key
         updated.append(column)
     Column.objects.bulk_update(
-        updated, ["dropped_at", "data_type", "is_nullable", "ordinal", "last_seen_at"]
+        updated, ["dropped_at", "data_type", "is_nullable", "ordinal", "last_seen_at", "sort_key"]
     )
     for column in Column.objects.bulk_create(new_columns):
         counts["columns_added"] += 1

@@ -8,7 +8,6 @@ into every page; a serious or critical violation fails the test with the rule an
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,71 +18,10 @@ import pytest
 from approvals import services
 from approvals.models import AccessRequest
 from governance.models import GuardrailRule
-from tests.live import CHROMIUM, CHROMIUM_ARGS, asgi_server, require_chromium, session_cookie
+from tests.browser import VIEWPORTS, in_browser, serious_violations
+from tests.live import require_chromium
 
 pytestmark = pytest.mark.browser
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-
-
-def _in_browser(
-    users: dict[str, Any],
-    steps: Callable[..., None],
-    *,
-    viewport: dict[str, int],
-    host: str = "127.0.0.1",
-) -> dict[str, Any]:
-    """Run steps(open_page, seen) against a live server; open_page(role) → a signed-in page
-    (None: signed out). ``host`` names the server (WebAuthn needs a name, not an address);
-    ``seen["base_url"]`` is where it listens."""
-    seen: dict[str, Any] = {}
-    with asgi_server() as served_at:
-        base_url = seen["base_url"] = served_at.replace("127.0.0.1", host)
-        cookies = {role: session_cookie(user, base_url) for role, user in users.items()}
-
-        def run() -> None:
-            from playwright.sync_api import sync_playwright
-
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                try:
-
-                    def open_page(role: str | None) -> Any:
-                        context = browser.new_context(viewport=viewport, base_url=base_url)
-                        if role:
-                            context.add_cookies([cookies[role]])
-                        page = context.new_page()
-                        page.on(
-                            "pageerror",
-                            lambda error: seen.setdefault("page_errors", []).append(str(error)),
-                        )
-                        return page
-
-                    steps(open_page, seen)
-                except Exception as exc:  # reported below with everything seen so far
-                    seen["error"] = repr(exc)
-                finally:
-                    browser.close()
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join(timeout=120)
-    assert "error" not in seen, json.dumps(seen, indent=1, default=str)
-    assert not seen.get("page_errors"), seen["page_errors"]
-    return seen
-
-
-def _serious_violations(page: Any) -> list[str]:
-    if not AXE.exists():
-        raise AssertionError(f"axe-core must be installed from npm (package.json): {AXE}")
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{page.url}: {violation['id']} ({violation['impact']}): "
-        + "; ".join(node["target"][0] for node in violation["nodes"][:3])
-        for violation in result["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize("width", VIEWPORTS)
@@ -116,7 +54,7 @@ def test_an_analyst_finds_a_column_in_the_catalog_and_requests_it(
         reviewer_page.goto("/catalog/")
         seen["reviewer_buttons"] = reviewer_page.get_by_text("Request access").count()
 
-    seen = _in_browser(
+    seen = in_browser(
         {"requester": requester, "reviewer": reviewer}, steps, viewport=VIEWPORTS[width]
     )
 
@@ -166,7 +104,7 @@ def test_a_reviewer_narrows_and_the_requester_and_the_evidence_show_the_grant(
         seen["filename"] = download.value.suggested_filename
         seen["report"] = json.loads(Path(download.value.path()).read_text())
 
-    seen = _in_browser(
+    seen = in_browser(
         {"reviewer": reviewer, "requester": requester, "auditor": auditor},
         steps,
         viewport=VIEWPORTS[width],
@@ -201,7 +139,7 @@ def test_a_guardrail_applies_to_the_person_chosen_not_everyone(
         page.click("#guardrail-form button[type=submit]")
         page.wait_for_url("**/policies/**")
 
-    seen = _in_browser({"admin": admin}, steps, viewport=VIEWPORTS[width])
+    seen = in_browser({"admin": admin}, steps, viewport=VIEWPORTS[width])
 
     assert seen["before"] == "Applies to everyone: every person and service account."
     assert seen["after"] == "Applies only to rex_reviewer."
@@ -244,14 +182,14 @@ def test_every_page_has_no_serious_accessibility_violations(
             for url in urls:
                 page.goto(url)
                 page.wait_for_load_state("networkidle")
-                seen["violations"] += _serious_violations(page)
+                seen["violations"] += serious_violations(page)
                 width_overflow = page.evaluate(
                     "() => document.documentElement.scrollWidth - window.innerWidth"
                 )
                 if width_overflow > 1:
                     seen["violations"].append(f"{url}: page {width_overflow}px wider than screen")
 
-    seen = _in_browser({"admin": admin, "requester": requester}, steps, viewport=VIEWPORTS[width])
+    seen = in_browser({"admin": admin, "requester": requester}, steps, viewport=VIEWPORTS[width])
 
     assert seen["violations"] == [], "\n".join(seen["violations"])
 
@@ -278,7 +216,7 @@ def test_the_api_docs_render_with_the_network_blocked(transactional_db, admin):
         icon = page.request.get("/favicon.ico")
         seen["icon"] = f"{icon.status} {icon.headers.get('content-type')}"
 
-    seen = _in_browser({"admin": admin}, steps, viewport=VIEWPORTS["desktop"])
+    seen = in_browser({"admin": admin}, steps, viewport=VIEWPORTS["desktop"])
 
     assert seen["title"].startswith("Warden API")
     assert seen["operations"] > 10

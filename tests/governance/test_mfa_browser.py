@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from allauth.mfa.models import Authenticator
 
-from tests.approvals.test_product_browser import VIEWPORTS, _in_browser
+from tests.browser import VIEWPORTS, in_browser
 from tests.live import require_chromium
 from tests.mfa import PASSWORD
 
@@ -74,7 +74,7 @@ def test_a_reviewer_registers_a_security_key_and_signs_in_with_it(
             "WebAuthn.getCredentials", {"authenticatorId": authenticator_id}
         )
 
-    seen = _in_browser({}, steps, viewport=VIEWPORTS["desktop"], host="localhost")
+    seen = in_browser({}, steps, viewport=VIEWPORTS["desktop"], host="localhost")
 
     assert "required for the role reviewer" in seen["setup_page"]
     key = Authenticator.objects.get(user=reviewer, type=Authenticator.Type.WEBAUTHN)

@@ -293,8 +293,13 @@ def test_preview_fragment_shows_the_decision_and_masked_columns(
 
     page = response.content.decode()
     assert 'id="preview-decision"' in page
-    assert "<strong>mask</strong>" in page
+    assert "<strong>Masked</strong>" in page
     assert "public.customers.email" in page and "email" in page
+    # the rule that masks is named and linked, not shown as its id label "rule:42:..."
+    rule_link = (
+        f'<a href="/policies/rules/{email_rule.pk}/edit/">{email_rule.name} (#{email_rule.pk})</a>'
+    )
+    assert rule_link in page and f"rule:{email_rule.pk}:" not in page
 
 
 def test_preview_fragment_shows_a_parse_error(client, admin, shop, alice):
