@@ -11,7 +11,7 @@ import django
 import pytest
 from django.conf import settings
 
-from tests.agent.test_clients_tls import _self_signed
+from agent.testing import self_signed_certificate
 
 
 def _database_access(request: pytest.FixtureRequest) -> Any:
@@ -32,7 +32,7 @@ def test_django_mysql_backend_reads_masked_rows_through_the_agent(
         django.setup()
     from django.db.backends.mysql.base import DatabaseWrapper
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     agent = agent_factory(tls_cert=cert, tls_key=key)
     wrapper = DatabaseWrapper(
         {
