@@ -172,10 +172,14 @@ class PacketStream:
             self.buffer, self.pos = buffer[pos:] + chunk, 0
 
 
+_HEADER = struct.Struct("<I").pack  # length (3 bytes) and sequence id, little-endian
+
+
 def frame(payload: bytes, seq: int) -> tuple[bytes, int]:
     """Packets carrying ``payload`` from sequence id ``seq``, and the next sequence id."""
-    if len(payload) < MAX_PACKET:
-        return len(payload).to_bytes(3, "little") + bytes((seq & 0xFF,)) + payload, seq + 1
+    size = len(payload)
+    if size < MAX_PACKET:
+        return _HEADER(size | (seq & 0xFF) << 24) + payload, seq + 1
     out = []
     for start in range(0, len(payload) + 1, MAX_PACKET):
         chunk = payload[start : start + MAX_PACKET]
