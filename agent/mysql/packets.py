@@ -105,12 +105,52 @@ async def read_payload(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 class PacketStream:
     """Payloads from a stream read in large chunks: a result set of many small packets
-    costs one read, not two per packet."""
+    costs one read, not two per packet.  ``seq`` is the sequence id of the last packet
+    read (of a split payload: its last part)."""
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self.reader = reader
         self.buffer = b""
         self.pos = 0
+        self.seq = 0
+
+    def ready(self) -> bytes | None:
+        """The next payload when it is already buffered whole in one packet, else None
+        (then ``await payload()``): most packets of a result arrive in one read, and
+        taking them needs no coroutine."""
+        buffer, pos = self.buffer, self.pos
+        if len(buffer) - pos < 4:
+            return None
+        length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
+        end = pos + 4 + length
+        if end > len(buffer) or length >= MAX_PACKET:
+            return None
+        self.pos = end
+        self.seq = buffer[pos + 3]
+        return buffer[pos + 4 : end]
+
+    def verbatim_rows(self, seq: int) -> tuple[bytes, int]:
+        """The buffered row packets from sequence id ``seq`` on, as they arrived, and how
+        many: whole packets, numbered on from ``seq``, that are not the result's end (an
+        EOF or ERR packet) nor part of a split payload.  Relaying them needs no reframing."""
+        buffer, start = self.buffer, self.pos
+        pos, size, count = start, len(buffer), 0
+        while size - pos >= 5:
+            length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
+            end = pos + 4 + length
+            head = buffer[pos + 4]
+            if (
+                end > size
+                or not 0 < length < MAX_PACKET
+                or buffer[pos + 3] != (seq + count) & 0xFF
+                or head == 0xFF
+                or (head == 0xFE and length < 9)
+            ):
+                break
+            pos = end
+            count += 1
+        self.pos = pos
+        return buffer[start:pos], count
 
     async def payload(self) -> bytes:
         parts: list[bytes] = []
@@ -121,6 +161,7 @@ class PacketStream:
                 end = pos + 4 + length
                 if end <= len(buffer):
                     self.pos = end
+                    self.seq = buffer[pos + 3]
                     parts.append(buffer[pos + 4 : end])
                     if length < MAX_PACKET:
                         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -131,10 +172,14 @@ class PacketStream:
             self.buffer, self.pos = buffer[pos:] + chunk, 0
 
 
+_HEADER = struct.Struct("<I").pack  # length (3 bytes) and sequence id, little-endian
+
+
 def frame(payload: bytes, seq: int) -> tuple[bytes, int]:
     """Packets carrying ``payload`` from sequence id ``seq``, and the next sequence id."""
-    if len(payload) < MAX_PACKET:
-        return len(payload).to_bytes(3, "little") + bytes((seq & 0xFF,)) + payload, seq + 1
+    size = len(payload)
+    if size < MAX_PACKET:
+        return _HEADER(size | (seq & 0xFF) << 24) + payload, seq + 1
     out = []
     for start in range(0, len(payload) + 1, MAX_PACKET):
         chunk = payload[start : start + MAX_PACKET]

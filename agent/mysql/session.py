@@ -259,9 +259,12 @@ class MySqlSession:
             p.COM_RESET_CONNECTION: self._reset_connection,
             p.COM_PROCESS_KILL: self._process_kill,
         }
+        commands = p.PacketStream(self.reader)
         while True:
-            seq, payload = await p.read_payload(self.reader)
-            self.reply_seq = seq + 1  # a split command takes several sequence ids
+            payload = commands.ready()
+            if payload is None:
+                payload = await commands.payload()
+            self.reply_seq = commands.seq + 1  # a split command takes several sequence ids
             if not payload or payload[0] == p.COM_QUIT:
                 return
             command = payload[0]
@@ -291,7 +294,7 @@ class MySqlSession:
             data, seq = p.frame(payload, seq)
             parts.append(data)
         self.writer.write(b"".join(parts))
-        await self.writer.drain()
+        await self._drain()
 
     def _send_upstream(self, payload: bytes) -> None:
         assert self.upstream is not None
@@ -300,7 +303,8 @@ class MySqlSession:
 
     async def _upstream_payload(self) -> bytes:
         assert self.upstream_packets is not None
-        return await self.upstream_packets.payload()
+        payload = self.upstream_packets.ready()
+        return await self.upstream_packets.payload() if payload is None else payload
 
     async def _forward_simple(self, payload: bytes) -> None:
         """A command answered by one packet (OK, ERR, or COM_STATISTICS's text)."""
@@ -331,6 +335,8 @@ class MySqlSession:
         decision = (
             cached if cached is not None else await agent.decide(self.identity, sql, self.database)
         )
+        if not decision.row_limits:  # nothing for the planner to estimate
+            return decision
         return await agent.row_limits_checked(decision, sql, self.database)
 
     async def _decide_to_run(self, sql: str) -> Decision | bytes:
@@ -398,8 +404,12 @@ class MySqlSession:
         index = 0
         succeeded = True
         out: list[bytes] = []
+        upstream = self.upstream_packets
+        assert upstream is not None
         while True:
-            first = await self._upstream_payload()
+            first = upstream.ready()
+            if first is None:
+                first = await upstream.payload()
             if first[:1] in (b"\x00", b"\xff"):
                 error = p.is_err(first)
                 if error and decision.touches_restricted:
@@ -417,8 +427,9 @@ class MySqlSession:
             if first[:1] == b"\xfb":  # LOCAL INFILE request: never negotiated, fail closed
                 raise p.ProtocolError("the database asked for a LOCAL INFILE transfer")
             count = p.read_lenenc_int(first, 0)[0] or 0
-            definitions = [await self._upstream_payload() for _ in range(count)]
-            eof = await self._upstream_payload()
+            # (column definitions and EOF packets are never empty: ``or`` is safe)
+            definitions = [upstream.ready() or await upstream.payload() for _ in range(count)]
+            eof = upstream.ready() or await upstream.payload()
             masks, types = await self._masks_for(decision, definitions)
             if prepared is not None:
                 prepared.masks, prepared.types = masks, types
@@ -434,8 +445,7 @@ class MySqlSession:
             if p.is_err(last) or not p.status_of(last) & p.SERVER_MORE_RESULTS_EXISTS:
                 break
             index += 1
-        self.writer.write(b"".join(out))
-        await self.writer.drain()
+        await self._flush(out)
         return succeeded
 
     async def _relay_rows(
@@ -449,9 +459,21 @@ class MySqlSession:
     ) -> tuple[int, int, bytes]:
         key = self.agent.config.masking_key
         mask_row = mask_binary_row if binary else mask_text_row
+        upstream = self.upstream_packets
+        assert upstream is not None
         rows = 0
         while True:
-            row = await self._upstream_payload()
+            if masks is None:  # unmasked rows numbered as the client's go out as they came
+                verbatim, count = upstream.verbatim_rows(seq)
+                if count:
+                    out.append(verbatim)
+                    rows += count
+                    seq += count
+                    if len(verbatim) >= 1 << 16:
+                        await self._flush(out)
+            row = upstream.ready()
+            if row is None:
+                row = await upstream.payload()
             if p.is_eof(row) or p.is_err(row):
                 if p.is_err(row) and decision.touches_restricted:
                     failure = p.ServerError.parse(row)
@@ -465,9 +487,18 @@ class MySqlSession:
             data, seq = p.frame(row, seq)
             out.append(data)
             if len(out) > 256:  # stream large results instead of holding them
-                self.writer.write(b"".join(out))
-                out.clear()
-                await self.writer.drain()
+                await self._flush(out)
+
+    async def _flush(self, out: list[bytes]) -> None:
+        self.writer.write(b"".join(out))
+        out.clear()
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait while the client's socket is full.  A write that went out whole leaves
+        nothing to wait for: most replies skip ``drain`` and its two coroutines."""
+        if self.writer.transport.get_write_buffer_size():
+            await self.writer.drain()
 
     def _audit_done(
         self, decision: Decision, index: int, rows: int | None, started: float, error: bool
@@ -598,8 +629,7 @@ class MySqlSession:
         await self._relay_rows(
             out, self.reply_seq, prepared.masks, prepared.types, True, prepared.decision
         )
-        self.writer.write(b"".join(out))
-        await self.writer.drain()
+        await self._flush(out)
 
     async def _close_statement(self, payload: bytes) -> None:
         statement_id = struct.unpack_from("<I", payload, 1)[0]

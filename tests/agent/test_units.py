@@ -54,6 +54,17 @@ def test_masking_methods(method: str, value: str, param: int | None, expected: s
     assert masking.mask_text(method, value, param, b"k") == expected
 
 
+def test_partial_masks_ascii_text_as_its_unicode_rule_does() -> None:
+    """The ASCII shortcut (one str.translate) masks exactly the regex's letters and digits:
+    underscores and punctuation stay, and non-ASCII text still takes the regex."""
+    ascii_text = "".join(map(chr, range(128))) + "4111_1111-1234"
+    by_rule = masking._ALNUMERIC.sub("X", ascii_text)
+    assert masking.partial(ascii_text, 0) == by_rule
+    assert masking.partial(ascii_text, 4).endswith("XXXX_XXXX-1234")
+    assert masking.partial("Zoë_٣-12", 1) == "XXX_X-X2"
+    assert masking.partial("ab-12", 1, "*") == "**-*2"
+
+
 def test_hash_is_deterministic_keyed_and_joinable() -> None:
     first = masking.mask_text("hash", "ada@example.com", None, b"key-1")
     assert first == masking.mask_text("hash", "ada@example.com", None, b"key-1")

@@ -3,6 +3,7 @@ queries, masking in text and binary rows, prepared statements, commands."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -90,15 +91,20 @@ def test_a_token_sent_in_clear_over_plain_tcp_is_refused_unless_loopback_is_allo
     assert accepted.stdout.strip() == "Grace Doe1"
 
 
-def test_multi_statements_return_every_result_masked(agent: Any):
+def _two_results(agent: Any, batch: str) -> tuple[Any, Any]:
+    """Both results of a two-statement batch run by alice through the agent."""
     multi = pymysql.constants.CLIENT.MULTI_STATEMENTS
     with agent.connect("alice", client_flag=multi) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT email FROM customers WHERE id = 1; SELECT name FROM customers WHERE id = 1"
-        )
+        cursor.execute(batch)
         first = cursor.fetchall()
         assert cursor.nextset()
-        second = cursor.fetchall()
+        return first, cursor.fetchall()
+
+
+def test_multi_statements_return_every_result_masked(agent: Any):
+    first, second = _two_results(
+        agent, "SELECT email FROM customers WHERE id = 1; SELECT name FROM customers WHERE id = 1"
+    )
     assert first == (("****@example.com",),)
     assert second == (("Grace Doe1",),)
 
@@ -139,6 +145,52 @@ def test_framing_splits_and_joins_payloads_at_the_16_mib_boundary():
     assert next_seq == 2
     exact, seq = packets.frame(b"a" * packets.MAX_PACKET, 5)
     assert seq == 7 and exact.endswith(b"\x00\x00\x00\x06")
+
+
+def test_buffered_rows_are_taken_verbatim_only_in_sequence_and_until_the_result_ends():
+    def packet(payload: bytes, seq: int) -> bytes:
+        return packets.frame(payload, seq)[0]
+
+    rows = packet(b"\x03abc", 2) + packet(b"\x03def", 3)
+    eof = packet(b"\xfe\x00\x00\x02\x00", 8)
+    error = packet(b"\xff\x15\x04#28000denied", 3)
+
+    async def scenario() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(packet(b"\x01", 1) + rows + packet(b"\x03ghi", 7) + eof)
+        reader.feed_data(packet(b"\x03jkl", 2) + error + packet(b"\x03mno", 4)[:6])
+        reader.feed_eof()
+        stream = packets.PacketStream(reader)
+        assert await stream.payload() == b"\x01" and stream.seq == 1
+        assert stream.verbatim_rows(2) == (rows, 2)
+        assert stream.verbatim_rows(4) == (b"", 0)  # the next row is numbered 7: reframed
+        assert (stream.ready(), stream.seq) == (b"\x03ghi", 7)
+        assert stream.verbatim_rows(8) == (b"", 0)  # the EOF ends the result
+        assert stream.ready() == b"\xfe\x00\x00\x02\x00"
+        assert stream.verbatim_rows(2) == (packet(b"\x03jkl", 2), 1)
+        assert stream.verbatim_rows(3) == (b"", 0)  # an ERR packet ends the result
+        assert stream.ready() == b"\xff\x15\x04#28000denied"
+        assert stream.verbatim_rows(4) == (b"", 0) and stream.ready() is None  # cut short
+
+    asyncio.run(scenario())
+
+
+def test_a_large_unmasked_result_passes_intact_and_a_masked_one_after_it_stays_masked(
+    agent: Any, root: Any
+):
+    """Unmasked rows go out as they came (no reframing) across many reads and flushes;
+    the next result of the same batch is still masked row by row."""
+    with root.cursor() as direct:
+        direct.execute(
+            "INSERT INTO scratch SELECT seq, REPEAT(CHAR(65 + seq % 26), 300) FROM seq_1_to_4000"
+        )
+        direct.execute("SELECT id, v FROM scratch ORDER BY id")
+        expected = direct.fetchall()
+    relayed, masked = _two_results(
+        agent, "SELECT id, v FROM scratch ORDER BY id; SELECT email FROM customers WHERE id = 1"
+    )
+    assert len(relayed) == 4000 and relayed == expected
+    assert masked == (("****@example.com",),)
 
 
 def test_compression_is_refused_at_negotiation(agent: Any):
