@@ -45,6 +45,7 @@ ER_UNKNOWN_STMT = 1243
 ER_NO_SUCH_THREAD = 1094
 ER_UNKNOWN = 1105
 SERVER_STATUS_CURSOR_EXISTS = 0x0040
+_FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
 _WITHHELD = (
     "Warden withheld the database's error message: the statement touches columns "
     "restricted for you and the message may quote their values"
@@ -451,6 +452,7 @@ class MySqlSession:
         key = self.agent.config.masking_key
         mask_row = mask_binary_row if binary else mask_text_row
         rows = 0
+        pending = sum(map(len, out))
         while True:
             row = await self._upstream_payload()
             if p.is_eof(row) or p.is_err(row):
@@ -465,9 +467,11 @@ class MySqlSession:
                 row = mask_row(row, masks, types, key)
             data, seq = p.frame(row, seq)
             out.append(data)
-            if len(out) > 256:  # stream large results instead of holding them
+            pending += len(data)
+            if len(out) > 256 or pending > _FLUSH_BYTES:  # stream, never hold, the result
                 self.writer.write(b"".join(out))
                 out.clear()
+                pending = 0
                 await self.writer.drain()
 
     def _audit_done(
