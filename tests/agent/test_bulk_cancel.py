@@ -68,7 +68,18 @@ def test_a_streamed_5m_row_result_is_cancelled_within_2_seconds(
 
 
 def test_a_slow_reader_cancel_stops_the_upstream_at_once(agent: Any, admin: Any) -> None:
-    marker = "slow_reader_probe"
+    _slow_reader_cancelled(agent, admin, "slow_reader_probe")
+
+
+def test_a_cancel_forwarded_between_workers_stops_the_upstream_too(
+    agent_process_factory: Any, admin: Any
+) -> None:
+    workers = agent_process_factory("--workers", "2")
+    for attempt in range(3):  # the kernel picks the worker: some land on the other one
+        _slow_reader_cancelled(workers, admin, f"workers_probe_{attempt}")
+
+
+def _slow_reader_cancelled(agent: Any, admin: Any, marker: str) -> None:
     query = f"SELECT g, md5(g::text) AS {marker} FROM generate_series(1, 5000000) g"
     with psycopg.connect(agent.dsn("root"), autocommit=True) as conn:
         rows = conn.cursor().stream(query)
