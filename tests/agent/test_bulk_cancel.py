@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from agent.postgres import cancelled
+from tests.agent.conftest import wait_for
 
 ROWS = "SELECT g, md5(g::text) FROM generate_series(1, 5000000) g"
 MASKED_ROWS = (
@@ -28,11 +29,14 @@ def agent(request: Any, agent_process_factory: Any) -> Any:
     return agent_process_factory("--native", request.param)
 
 
-def _upstream_running(admin: Any, fragment: str) -> bool:
+def _upstream_running(admin: Any, fragment: str, wait_event: str | None = None) -> bool:
+    """Whether the upstream backend running the statement is active (and waiting on
+    ``wait_event``, when given)."""
     found = admin.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s"
+        " AND coalesce(%s, wait_event) IS NOT DISTINCT FROM wait_event"
         " AND pid <> pg_backend_pid()",
-        (f"%{fragment}%",),
+        (f"%{fragment}%", wait_event),
     ).fetchone()
     return bool(found[0])
 
@@ -86,11 +90,14 @@ def _slow_reader_cancelled(agent: Any, admin: Any, marker: str) -> None:
         for _ in range(1000):
             next(rows)
         # The client stops reading: the agent's back-pressure blocks the backend's writes.
-        time.sleep(0.5)
-        assert _upstream_running(admin, marker)  # the control: still running, blocked
+        # The control: the backend ends up blocked writing to the agent, where PostgreSQL
+        # does not act on a cancel (the agent must read on for it to take).
+        wait_for(lambda: _upstream_running(admin, marker, "ClientWrite"), timeout=20, interval=0.1)
         conn.cancel()
         stopped_in = _wait_stopped(admin, marker, limit=5)
-        assert stopped_in < 2, f"upstream still ran {stopped_in:.1f} s after the cancel"
+        if stopped_in >= 2:
+            conn.pgconn.finish()  # not draining millions of rows on the way out
+            pytest.fail(f"upstream still ran {stopped_in:.1f} s after the cancel")
         resumed = time.monotonic()
         drained = 0
         with pytest.raises(psycopg.errors.QueryCanceled):
