@@ -128,6 +128,18 @@ QUERIES_PER_IDENTITY = Section(
     _fields(("identity", "Identity"), ("queries", "Queries"), *((d, d) for d in DECISIONS)),
     _queries_per_identity,
 )
+ROWS_RETURNED = Section(
+    "Rows returned per identity and tables",
+    _fields(
+        ("identity", "Identity"),
+        ("datasource", "Datasource"),
+        ("tables", "Tables read"),
+        ("statements", "Statements"),
+        ("masked_statements", "Masked"),
+        ("rows", "Rows returned"),
+    ),
+    lambda report: report["rows_returned"],
+)
 ACCESS_REQUESTS = Section(
     "Access requests",
     _fields(
@@ -232,6 +244,7 @@ SECTIONS = (
     SUMMARY,
     TAGGED_COLUMN_READS,
     QUERIES_PER_IDENTITY,
+    ROWS_RETURNED,
     ACCESS_REQUESTS,
     BREAK_GLASS,
     BLOCKED_STATEMENTS,
@@ -243,6 +256,7 @@ SECTIONS = (
 TABLE_SECTIONS = (
     TAGGED_COLUMN_READS,
     QUERIES_PER_IDENTITY,
+    ROWS_RETURNED,
     ACCESS_REQUESTS,
     BREAK_GLASS,
     BLOCKED_STATEMENTS,

@@ -69,6 +69,7 @@ def query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
     sensitive_reads: Counter = Counter()
     blocked: list[dict[str, Any]] = []
     blocked_total = 0
+    returned: dict[tuple[str, str, str], dict[str, Any]] = {}
     rows = (
         events_filter(filters)
         .filter(action="query.executed")
@@ -97,6 +98,8 @@ def query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
                 },
             )
             entry["masked" if label in masked else "unmasked"] += 1
+        if decision in ("allow", "mask"):
+            _count_returned(returned, actor, datasource, details)
         if decision == "deny":
             blocked_total += 1
             if len(blocked) < LIST_LIMIT:
@@ -122,10 +125,40 @@ def query_sections(filters: EventFilters, report: dict[str, Any]) -> None:
         for actor, access in sorted(identities.items())
     ]
     report["blocked_statements"] = {"total": blocked_total, "items": blocked}
+    report["rows_returned"] = sorted(
+        returned.values(), key=lambda item: (-item["rows"], item["identity"], item["tables"])
+    )
     report["charts"] = {
         "queries_per_day": {day: dict(counts) for day, counts in sorted(per_day.items())},
         "sensitive_reads_per_identity": dict(sensitive_reads.most_common(20)),
     }
+
+
+def _count_returned(
+    returned: dict[tuple[str, str, str], dict[str, Any]],
+    actor: str,
+    datasource: str,
+    details: dict[str, Any],
+) -> None:
+    """Who took how many rows of what: statements and rows (as the agent counted them:
+    a result's rows, a COPY's lines, a FETCH's or a portal batch's rows) per identity and
+    the tables a statement read."""
+    tables = " ".join(sorted(details.get("tables_read") or ())) or "(no table)"
+    entry = returned.setdefault(
+        (actor, datasource, tables),
+        {
+            "identity": actor,
+            "datasource": datasource,
+            "tables": tables,
+            "statements": 0,
+            "rows": 0,
+            "masked_statements": 0,
+        },
+    )
+    entry["statements"] += 1
+    entry["rows"] += details.get("rows") or 0
+    if details.get("masked_columns"):
+        entry["masked_statements"] += 1
 
 
 def _request_section(filters: EventFilters) -> list[dict[str, Any]]:

@@ -166,6 +166,13 @@ class PacketStream:
                     if length < MAX_PACKET:
                         return parts[0] if len(parts) == 1 else b"".join(parts)
                     continue
+                if length > 1 << 18:  # a wide row: read its rest at once, copied once
+                    rest = await self.reader.readexactly(end - len(buffer))
+                    self.buffer, self.pos = b"", 0
+                    parts.append(buffer[pos + 4 :] + rest)
+                    if length < MAX_PACKET:
+                        return parts[0] if len(parts) == 1 else b"".join(parts)
+                    continue
             chunk = await self.reader.read(1 << 18)
             if not chunk:
                 raise asyncio.IncompleteReadError(buffer[pos:], None)

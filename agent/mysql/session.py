@@ -45,6 +45,7 @@ ER_UNKNOWN_STMT = 1243
 ER_NO_SUCH_THREAD = 1094
 ER_UNKNOWN = 1105
 SERVER_STATUS_CURSOR_EXISTS = 0x0040
+_FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
 _WITHHELD = (
     "Warden withheld the database's error message: the statement touches columns "
     "restricted for you and the message may quote their values"
@@ -462,15 +463,18 @@ class MySqlSession:
         upstream = self.upstream_packets
         assert upstream is not None
         rows = 0
+        pending = sum(map(len, out))
         while True:
             if masks is None:  # unmasked rows numbered as the client's go out as they came
                 verbatim, count = upstream.verbatim_rows(seq)
                 if count:
                     out.append(verbatim)
+                    pending += len(verbatim)
                     rows += count
                     seq += count
-                    if len(verbatim) >= 1 << 16:
+                    if pending >= 1 << 16:
                         await self._flush(out)
+                        pending = 0
             row = upstream.ready()
             if row is None:
                 row = await upstream.payload()
@@ -486,8 +490,10 @@ class MySqlSession:
                 row = mask_row(row, masks, types, key)
             data, seq = p.frame(row, seq)
             out.append(data)
-            if len(out) > 256:  # stream large results instead of holding them
+            pending += len(data)
+            if len(out) > 256 or pending > _FLUSH_BYTES:  # stream, never hold, the result
                 await self._flush(out)
+                pending = 0
 
     async def _flush(self, out: list[bytes]) -> None:
         self.writer.write(b"".join(out))

@@ -204,8 +204,9 @@ class BackendHandlers(ResultMasks, AuditTrail):
             expect.popleft()
             settle_accepted(head)
             self.row_mask = None
-            if head.kind == "E":
-                self._execute_done(head, None, error=False)
+            if head.kind == "E":  # suspended: the batch was the Execute's row limit
+                rows = head.rows if kind == PORTAL_SUSPENDED else None
+                self._execute_done(head, rows, error=False)
             await self._advance()
             return None
         if kind == PARAMETER_DESCRIPTION and head.kind == "DS":  # of our own Describe

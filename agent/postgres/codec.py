@@ -257,3 +257,8 @@ def parse_target(payload: bytes) -> tuple[bytes, str]:
 
 def parse_execute(payload: bytes) -> str:
     return read_name(payload, 0)[0]
+
+
+def execute_row_limit(payload: bytes) -> int:
+    """An Execute's maximum row count (0: no limit)."""
+    return _INT32.unpack_from(payload, len(payload) - 4)[0] if len(payload) >= 5 else 0

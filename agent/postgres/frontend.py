@@ -145,6 +145,8 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
                 )
                 return b""
             entry = Pending("E", prepared, prepared.decision, formats, time.perf_counter())
+            # A row limit that suspends the portal returned exactly that many rows (audited).
+            entry.rows = codec.execute_row_limit(payload) or None
             expect.append(entry)
             if prepared.decision.copies_in:
                 self._copy_owner = entry

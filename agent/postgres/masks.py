@@ -166,6 +166,9 @@ class ResultMasks(SessionState):
         for the rows (see ``_on_copy_out``); or the refusal saying why they cannot be."""
         form = decision.copy_out
         why = form.refusal()
+        if why is not None:  # say which columns the policy masks, and by which rule
+            masked = ", ".join(decision.masked_columns) or "a masked column"
+            why = f"{why} ({masked}: masked by {decision.rule or 'policy'})"
         if why is None and len(decision.statements) > 1:
             why = "a COPY of masked columns must be sent as a statement of its own"
         if why is not None:

@@ -19,6 +19,7 @@ from agent.postgres.catalog import Catalog
 from agent.postgres.holds import HOLDS
 from agent.postgres.native import native_path_available
 from agent.postgres.normalize import postgres_normalizer
+from agent.postgres.relay import Relay
 from agent.postgres.scram import tls_server_end_point
 from agent.postgres.session import Session
 from agent.postgres.upstream import UpstreamError
@@ -40,6 +41,8 @@ class PostgresAgent(Agent):
         self.catalog = Catalog(config.upstream)
         # Pure text to text, so it outlives bundles (the decision cache does not).
         self.normalizer = postgres_normalizer()
+        # Each session's upstream → client relay by the cancel key its client was given.
+        self.results: dict[tuple[int, int], Relay] = {}
 
     async def start(self) -> None:
         await super().start()
@@ -59,9 +62,15 @@ class PostgresAgent(Agent):
         if waiting is not None:  # a held statement: stop waiting for its review
             waiting.set()
         target = self.cancel_keys.get((pid, secret))
-        if target is not None:
-            with contextlib.suppress(OSError):
-                await upstream.send_cancel(self.config.upstream, *target)
+        if target is None:
+            return
+        with contextlib.suppress(OSError):
+            await upstream.send_cancel(self.config.upstream, *target)
+        # Then read on: a backend blocked on a full socket sees the cancel only once it
+        # can write again (holding from before would race the cancel for the event loop).
+        results = self.results.get((pid, secret))
+        if results is not None:
+            results.hold_for_cancel()
 
     async def close_protocol(self) -> None:
         await self.catalog.close()

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent.postgres import codec
+from agent.postgres import cancelled, codec
 from agent.postgres.messages import COPY_DATA, DATA_ROW
 from agent.postgres.state import SLOW, SessionState
 
@@ -65,11 +65,18 @@ class Relay(asyncio.Protocol):
         self.reading = True
         self.eof = False
         self.task: asyncio.Task[None] | None = None
+        # Upstream → client after a cancel was forwarded (agent.postgres.cancelled): bytes
+        # read on and held until the statement's end says whether its rows still go out.
+        self.held: bytearray | None = None
+        self.held_scanned = 0
+        self.hold_timer: asyncio.TimerHandle | None = None
 
     def _update_reading(self) -> None:
         # While a slow handler runs, incoming bytes are only buffered: bound that buffer.
         backlog = self.busy and len(self.buffer) > HIGH_WATER
         want = not (self.sink_full or self.done.done() or backlog)
+        if self.held is not None:  # a cancelled statement: read on whatever the client's pace
+            want = not self.done.done()
         if want != self.reading:
             self.reading = want
             with contextlib.suppress(Exception):
@@ -93,6 +100,7 @@ class Relay(asyncio.Protocol):
             self.done.set_result(error)
 
     def eof_received(self) -> bool:
+        self._release_held(False)
         self.reader.feed_eof()  # seen by a held statement waiting for review
         self.eof = True
         if not self.busy:
@@ -100,12 +108,56 @@ class Relay(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release_held(False)
         self.reader.feed_eof()
         self.eof = True
         if exc is not None or not self.busy:
             self.finish(exc)
 
+    def hold_for_cancel(self) -> None:
+        """A cancel for this session goes upstream: read on and hold what comes until the
+        statement's end shows whether the cancel took (``agent.postgres.cancelled``).  Not
+        while a slow handler runs (then no rows are flowing: they wait for it)."""
+        if self.busy or self.held is not None or self.done.done():
+            return
+        self.held = bytearray(self.buffer)  # a message start: the rest went out already
+        self.buffer = b""
+        self.held_scanned = 0
+        self.busy = True  # the native path hands every chunk to data_received below
+        loop = asyncio.get_running_loop()
+        self.hold_timer = loop.call_later(cancelled.HOLD_SECONDS, self._release_held, False)
+        self._hold(b"")
+        self._update_reading()
+
+    def _hold(self, data: bytes) -> None:
+        held = self.held
+        assert held is not None
+        held += data
+        outcome, self.held_scanned = cancelled.scan(held, self.held_scanned)
+        if outcome != cancelled.UNDECIDED:
+            self._release_held(outcome == cancelled.FAILED)
+        elif len(held) > cancelled.HOLD_LIMIT:
+            self._release_held(False)
+
+    def _release_held(self, drop_rows: bool) -> None:
+        """Stop holding: what was held goes on (without its rows when the statement
+        failed), through the data path in use, and back-pressure applies again."""
+        held, self.held = self.held, None
+        if held is None:
+            return
+        if self.hold_timer is not None:
+            self.hold_timer.cancel()
+            self.hold_timer = None
+        self.busy = False
+        data = cancelled.without_rows(held, self.held_scanned) if drop_rows else bytes(held)
+        self._update_reading()
+        if data and not self.done.done():
+            self.data_received(data)  # the native path's when it is attached
+
     def data_received(self, data: bytes) -> None:
+        if self.held is not None:
+            self._hold(data)
+            return
         if self.buffer:
             data = self.buffer + data
         if self.busy:

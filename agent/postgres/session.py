@@ -48,6 +48,7 @@ class Session(Startup, ClientHandlers, BackendHandlers):
             metrics.connections_open.dec()
             if self.cancel_key is not None:
                 self.agent.cancel_keys.pop(self.cancel_key, None)
+                self.agent.results.pop(self.cancel_key, None)
             if self.upstream is not None:
                 self.upstream.close()
             await self._close_client()
@@ -68,6 +69,8 @@ class Session(Startup, ClientHandlers, BackendHandlers):
         up_reader = self.upstream.reader
         relays = to_upstream, to_client = self._relay_pair(client_t, up_t, up_reader, done)
         self.attach_fast_path(to_upstream, to_client)
+        if self.cancel_key is not None:
+            self.agent.results[self.cancel_key] = to_client
         for relay, reader in ((to_upstream, self.reader), (to_client, up_reader)):
             relay.sink.set_write_buffer_limits(high=HIGH_WATER)
             # Bytes the StreamReader already holds are processed first, in order.

@@ -80,3 +80,36 @@ def test_portal_row_limits_are_masked_across_many_suspensions(agent: Any) -> Non
     client.close()
     assert suspensions == 8 and len(fetched) == 50
     assert all(row[2] == b"****@example.com" and row[4] == b"****" for row in fetched)
+
+
+def _rows_audited(agent: Any, control_plane: Any, kind: str | None = None) -> list[Any]:
+    agent.flush_audit()
+    events = sorted(control_plane.events.values(), key=lambda e: e["time"])
+    return [e["rows"] for e in events if e["identity"] == "bot" and e["decision"] == "mask"]
+
+
+def test_audit_counts_the_rows_of_every_portal_batch_cursor_fetch_and_copy(
+    agent: Any, control_plane: Any
+) -> None:
+    client = WireClient(agent.port, "bot")
+    client.send(codec.query("BEGIN"))
+    client.until(b"Z")
+    client.send(parse("audited", QUERY), bind("audited_portal", "audited"), codec.SYNC)
+    client.until(b"Z")
+    for _ in range(3):  # two full batches of 20, then the last 10 and CommandComplete
+        client.send(execute("audited_portal", 20), codec.SYNC)
+        client.until(b"Z")
+    client.send(codec.query("COMMIT"))
+    client.until(b"Z")
+    client.close()
+    assert _rows_audited(agent, control_plane) == [20, 20, 10]
+    control_plane.events.clear()
+    with agent.connect("bot") as conn:
+        with conn.transaction():
+            conn.execute(f"DECLARE audited_cursor CURSOR FOR {QUERY}")
+            conn.execute("FETCH 30 FROM audited_cursor")
+            conn.execute("FETCH 30 FROM audited_cursor")
+        with conn.cursor().copy(f"COPY ({QUERY}) TO STDOUT") as copy:
+            exported = b"".join(bytes(chunk) for chunk in copy)
+    assert exported.count(b"\n") == 50
+    assert _rows_audited(agent, control_plane)[-3:] == [30, 20, 50]

@@ -191,3 +191,38 @@ def test_copy_filtering_on_a_masked_column_is_still_refused(agent: Any, admin: A
     with agent.connect("alice") as conn, pytest.raises(psycopg.Error, match="WHERE") as info:
         _copy(conn, sql)
     assert info.value.sqlstate == "42501"
+
+
+def test_binary_copy_refusal_names_the_masked_columns_and_their_rule(
+    agent: Any, admin: Any
+) -> None:
+    sql = "COPY (SELECT id, email, phone FROM customers) TO STDOUT (FORMAT binary)"
+    assert b"grace.1@example.com" in _copy(admin, sql)  # the control: binary carries the secret
+    with agent.connect("alice") as conn:
+        with pytest.raises(psycopg.Error) as info:
+            _copy(conn, sql)
+        assert info.value.sqlstate == "42501"
+        message = info.value.diag.message_primary or ""
+        assert "binary COPY output cannot be masked" in message
+        assert "public.customers.email" in message and "masked by" in message, message
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
+
+
+def test_copy_in_another_encoding_is_refused_for_masked_columns_only(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        with pytest.raises(psycopg.Error) as info:
+            _copy(conn, "COPY (SELECT id, email FROM customers) TO STDOUT (ENCODING 'LATIN1')")
+        assert info.value.sqlstate == "42501"
+        assert "COPY ENCODING LATIN1 cannot be masked; use UTF8" in str(info.value)
+        utf8 = _copy(conn, "COPY (SELECT id, email FROM customers) TO STDOUT (ENCODING 'UTF-8')")
+        assert b"****@example.com" in utf8 and b"grace" not in utf8
+        latin1 = _copy(conn, "COPY (SELECT id, name FROM customers) TO STDOUT (ENCODING 'LATIN1')")
+        assert latin1.count(b"\n") == 50  # nothing masked: any encoding exports
+
+
+def test_a_client_encoding_other_than_utf8_is_refused_before_a_copy_can_run(agent: Any) -> None:
+    with agent.connect("alice") as conn:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("SET client_encoding = 'LATIN1'")
+        assert "client_encoding" in str(info.value)
+        assert conn.execute("SHOW client_encoding").fetchone() == ("UTF8",)

@@ -290,6 +290,7 @@ def test_the_csv_report_has_one_block_per_section(evidence, auditor):
         "# Report",
         "# Access to tagged columns",
         "# Queries per identity",
+        "# Rows returned per identity and tables",
         "# Access requests",
         "# Break-glass uses",
         "# Blocked statements",
@@ -367,3 +368,56 @@ def test_a_report_on_a_broken_chain_says_so(evidence, auditor):
     text = " ".join(" ".join(page.extract_text() for page in pages).split())
     assert "Chain status: BROKEN (edited)" in text
     assert "First broken link: event #2" in text
+
+
+def test_the_report_says_who_took_how_many_rows_of_what(evidence, auditor, agent_owner):
+    token = AccessToken.objects.get(user=agent_owner)
+    today = f"{TODAY.isoformat()}T10:00:00Z"
+    export = {"identity": "pipeline_bot", "time": today, "kind": "copy_to"}
+    agent_events_ingest(
+        token=token,
+        events=[
+            agent_event(**export, rows=250_000),
+            agent_event(**export, rows=50_000, masked_columns=[]),
+            agent_event(**export, rows=None, error=True),  # cancelled: nothing counted
+            agent_event(
+                identity="pipeline_bot",
+                time=today,
+                tables_read=["public.orders"],
+                masked_columns=[],
+                decision="allow",
+                rows=7,
+            ),
+            agent_event(identity="pipeline_bot", time=today, decision="deny", rows=None),
+        ],
+    )
+
+    _result, body = _export(auditor, "json", date_from=TODAY, date_to=TODAY)
+    returned = [
+        item for item in json.loads(body)["rows_returned"] if item["identity"] == "pipeline_bot"
+    ]
+    assert returned == [
+        {
+            "identity": "pipeline_bot",
+            "datasource": "shop",
+            "tables": "public.customers",
+            "statements": 3,
+            "masked_statements": 2,
+            "rows": 300_000,
+        },
+        {
+            "identity": "pipeline_bot",
+            "datasource": "shop",
+            "tables": "public.orders",
+            "statements": 1,
+            "masked_statements": 0,
+            "rows": 7,
+        },
+    ]
+    _result, csv_body = _export(auditor, "csv", date_from=TODAY, date_to=TODAY)
+    rows = list(csv.reader(io.StringIO(csv_body.decode())))
+    assert ["pipeline_bot", "shop", "public.customers", "3", "2", "300000"] in rows
+    _result, pdf_body = _export(auditor, "pdf", date_from=TODAY, date_to=TODAY)
+    pages = PdfReader(io.BytesIO(pdf_body)).pages
+    text = " ".join(" ".join(page.extract_text() for page in pages).split())
+    assert "Rows returned per identity and tables" in text and "300000" in text
