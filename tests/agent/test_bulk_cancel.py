@@ -41,7 +41,7 @@ def _upstream_running(admin: Any, fragment: str, wait_event: str | None = None) 
     return bool(found[0])
 
 
-# Seconds. Measured 0.01–0.05 s at normal load and up to 2.0 s (masked, Python path) at
+# Seconds. Measured 0.01 to 0.05 s at normal load and up to 2.0 s (masked, Python path) at
 # load 12; the bound leaves room for a loaded CI while a drain of millions of rows (the
 # hang this guards against took 150 s) still fails.
 CANCEL_BOUND = 5.0
