@@ -9,6 +9,7 @@ rounds of red-teaming, grouped by subject.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from typing import Any
@@ -29,19 +30,23 @@ from tests.agent.wire import (
     CARD,
     DOB,
     EMAIL,
+    SECRETS,
     SSN,
     Outcome,
     WireClient,
+    assert_attack_controlled,
     assert_no_leak,
     assert_reads_secret_unmasked,
     assert_refused,
     assert_withheld,
+    copies,
     parse,
+    reads,
     rolled_back,
     rows,
     run,
+    stores_then_reads,
 )
-from tests.agent.wire import leaks as _leaks
 from tests.agent.wire import secret_in as _secret_in
 
 
@@ -107,35 +112,24 @@ def test_select_output_extended_protocol(agent: Any, admin: Any, sql: str) -> No
         assert_withheld(run(conn, sql, prepare=False, binary=True), sql)
 
 
-def test_row_to_json_field_notation_reaches_the_denied_ssn(agent: Any) -> None:
+def test_row_to_json_field_notation_reaches_the_denied_ssn(agent: Any, admin: Any) -> None:
     """SSN is denied everywhere for everyone; field notation still reads it."""
     sql = "SELECT c.row_to_json FROM customers c ORDER BY id LIMIT 1"
-    with agent.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert not (outcome.rows and SSN.search(str(outcome.rows))), f"SSN leaked: {outcome!r}"
+    assert_attack_controlled(admin, agent, reads(sql), secret=SSN)
 
 
-def test_copy_of_field_notation_whole_row(agent: Any) -> None:
-    sql = "COPY (SELECT c.row_to_json FROM customers c) TO STDOUT"
-    with agent.connect("alice") as conn:
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501"
-            return
-    assert not _secret_in(data), f"COPY leaked {_secret_in(data)}"
+def test_copy_of_field_notation_whole_row(agent: Any, admin: Any) -> None:
+    assert_attack_controlled(
+        admin, agent, copies("COPY (SELECT c.row_to_json FROM customers c) TO STDOUT")
+    )
 
 
-def test_create_table_as_from_field_notation_then_read(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        created = run(
-            conn, "CREATE TEMP TABLE rt_loot1 AS SELECT c.row_to_json AS j FROM customers c"
-        )
-        if created.error is not None:
-            assert created.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT j FROM rt_loot1"), "SELECT j FROM rt_loot1")
+def test_create_table_as_from_field_notation_then_read(agent: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "CREATE TEMP TABLE rt_loot1 AS SELECT c.row_to_json AS j FROM customers c",
+        read="SELECT j FROM rt_loot1",
+    )
+    assert_attack_controlled(admin, agent, attack)
 
 
 # ----------------------------------------------------------------------------------------
@@ -143,66 +137,95 @@ def test_create_table_as_from_field_notation_then_read(agent: Any) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def test_set_config_then_current_setting(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        first = run(conn, "SELECT set_config('rt.x', email, false) FROM customers WHERE id = 1")
-        assert_no_leak(first, "set_config")
-        second = run(conn, "SELECT current_setting('rt.x')")
-        assert_no_leak(second, "current_setting")
-        third = run(conn, "SHOW rt.x")
-        assert_no_leak(third, "SHOW")
+@pytest.mark.parametrize("read", ["SELECT current_setting('rt.x')", "SHOW rt.x"])
+def test_set_config_then_current_setting(agent: Any, admin: Any, read: str) -> None:
+    store = "SELECT set_config('rt.x', email, false) FROM customers WHERE id = 1"
+    assert_attack_controlled(admin, agent, stores_then_reads(store, read=read), secret=EMAIL)
 
 
-def test_set_config_application_name_parameter_status(agent: Any) -> None:
+def test_set_config_application_name_parameter_status(agent: Any, admin: Any) -> None:
     """application_name is GUC_REPORT: the server sends ParameterStatus with its value."""
-    with agent.connect("alice") as conn:
-        outcome = run(
-            conn, "SELECT set_config('application_name', email, false) FROM customers WHERE id = 1"
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute(
+            "SELECT set_config('application_name', email, false) FROM customers WHERE id = 1"
         )
-        assert_no_leak(outcome, "set_config(application_name)")
-        reported = conn.info.parameter_status("application_name") or ""
-    assert not _secret_in(reported), f"ParameterStatus leaked {reported!r}"
+        return conn.info.parameter_status("application_name") or ""
+
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_pg_notify_payload(agent: Any) -> None:
-    payloads: list[str] = []
-    with agent.connect("alice") as conn:
+def test_pg_notify_payload(agent: Any, admin: Any) -> None:
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        payloads: list[str] = []
         conn.add_notify_handler(lambda n: payloads.append(n.payload))
-        run(conn, "LISTEN rt_chan")
-        outcome = run(conn, "SELECT pg_notify('rt_chan', email) FROM customers WHERE id < 3")
-        assert_no_leak(outcome, "pg_notify")
-        run(conn, "SELECT 1")
-        time.sleep(0.2)
-        run(conn, "SELECT 1")
-    assert not _leaks([payloads]), f"NOTIFY payload leaked: {payloads[:2]}"
+        conn.execute("LISTEN rt_chan")
+        conn.execute("SELECT pg_notify('rt_chan', email) FROM customers WHERE id < 3")
+        deadline = time.monotonic() + 2
+        while not payloads and time.monotonic() < deadline:
+            conn.execute("SELECT 1")
+            time.sleep(0.05)
+        return payloads
+
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_pg_notify_payload_of_denied_ssn_is_refused(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        sql = "SELECT pg_notify('rt_chan', ssn) FROM customers"
-        assert_refused(run(conn, sql), sql)
+def test_pg_notify_payload_of_denied_ssn_is_refused(agent: Any, admin: Any) -> None:
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        payloads: list[str] = []
+        conn.add_notify_handler(lambda n: payloads.append(n.payload))
+        conn.execute("LISTEN rt_chan2")
+        conn.execute("SELECT pg_notify('rt_chan2', ssn) FROM customers WHERE id < 3")
+        conn.execute("SELECT 1")
+        return payloads
+
+    assert_attack_controlled(admin, agent, attack, secret=SSN, reason="ssn")
 
 
-def test_pg_stats_histogram_after_analyze(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "ANALYZE customers")
-        for sql in (
-            "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
-            "AND attname = 'email'",
-            "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
-            "AND attname = 'ssn'",
-            "SELECT most_common_vals::text, histogram_bounds::text FROM pg_stats "
-            "WHERE tablename = 'customers' AND attname = 'card'",
-            "SELECT stavalues1::text FROM pg_statistic WHERE starelid = 'customers'::regclass",
-        ):
-            assert_no_leak(run(conn, sql), sql)
+_HISTOGRAMS = [
+    (
+        "email",
+        "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
+        "AND attname = 'email'",
+        EMAIL,
+    ),
+    (
+        "ssn",
+        "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
+        "AND attname = 'ssn'",
+        SSN,
+    ),
+    (
+        "card",
+        "SELECT most_common_vals::text, histogram_bounds::text FROM pg_stats "
+        "WHERE tablename = 'customers' AND attname = 'card'",
+        CARD,
+    ),
+    (
+        "pg_statistic",
+        "SELECT stavalues1::text FROM pg_statistic WHERE starelid = 'customers'::regclass",
+        SECRETS,
+    ),
+]
 
 
-def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "ANALYZE customers (ssn)")
-        sql = "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = %s AND attname = %s"
-        assert_no_leak(run(conn, sql, params=("customers", "ssn")), sql)
+@pytest.mark.parametrize(
+    ("read", "secret"), [h[1:] for h in _HISTOGRAMS], ids=[h[0] for h in _HISTOGRAMS]
+)
+def test_pg_stats_histogram_after_analyze(agent: Any, admin: Any, read: str, secret: Any) -> None:
+    assert_attack_controlled(
+        admin, agent, stores_then_reads("ANALYZE customers", read=read), secret=secret
+    )
+
+
+def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any, admin: Any) -> None:
+    sql = "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = %s AND attname = %s"
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute("ANALYZE customers (ssn)")
+        return conn.execute(sql, ("customers", "ssn"), prepare=True).fetchall()
+
+    assert_attack_controlled(admin, agent, attack, secret=SSN)
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,99 +233,120 @@ def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def test_temp_view_named_like_a_bundle_table_in_pg_temp(agent: Any) -> None:
-    """The bundle knows the name 'customers', so a relation of that name is never looked
-    up as a view, and pg_temp.customers is treated as an unrestricted table."""
-    with agent.connect("alice") as conn:
-        created = run(conn, "CREATE TEMP VIEW customers AS SELECT id, email FROM public.customers")
-        assert created.error is None or created.sqlstate == "42501", created
-        if created.error is not None:
-            return
-        for sql in (
-            "SELECT upper(email) FROM pg_temp.customers",
-            "SELECT email FROM pg_temp.customers",
-        ):
-            assert_no_leak(run(conn, sql), sql)
-            assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+# A view created inside an open transaction is invisible to the agent's catalog lookups (a
+# separate upstream connection): the agent takes the name for an unknown, unrestricted
+# table, so a derived expression (and, over the extended protocol, the column itself)
+# comes back in clear.  Found by giving these probes their control (issue 13).
+VIEW_IN_OPEN_TRANSACTION = pytest.mark.xfail(
+    strict=True,
+    reason="finding: a view created in the client's open transaction is not seen by the "
+    "agent's catalog connection and is read as an unrestricted table",
+)
 
 
-def test_view_in_new_schema_named_like_a_bundle_table(agent: Any, admin: Any) -> None:
+def _view_reads(view: str) -> list[Any]:
+    params = []
+    for in_transaction in (False, True):
+        for read in (f"SELECT upper(email) FROM {view}", f"SELECT email FROM {view}"):
+            for prepare in (False, True):
+                leaks_today = in_transaction and ("upper" in read or prepare)
+                params.append(
+                    pytest.param(
+                        read,
+                        prepare,
+                        in_transaction,
+                        marks=[VIEW_IN_OPEN_TRANSACTION] if leaks_today else [],
+                        id=f"{'tx' if in_transaction else 'autocommit'}-"
+                        f"{'extended' if prepare else 'simple'}-{read.split()[1]}",
+                    )
+                )
+    return params
+
+
+def _view_attack(create: tuple[str, ...], read: str, prepare: bool, in_transaction: bool) -> Any:
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        with rolled_back(conn) if in_transaction else contextlib.nullcontext(conn):
+            for statement in create:
+                conn.execute(statement)
+            return conn.execute(read, prepare=prepare).fetchall()
+
+    return attack
+
+
+@pytest.mark.parametrize(("read", "prepare", "in_transaction"), _view_reads("pg_temp.customers"))
+def test_temp_view_named_like_a_bundle_table_in_pg_temp(
+    agent: Any, admin: Any, read: str, prepare: bool, in_transaction: bool
+) -> None:
+    """pg_temp.customers, a view over the masked email, is resolved as a view."""
+    create = ("CREATE TEMP VIEW customers AS SELECT id, email FROM public.customers",)
+    attack = _view_attack(create, read, prepare, in_transaction)
     try:
-        with agent.connect("alice") as conn:
-            run(conn, "CREATE SCHEMA rt_shadow")
-            created = run(
-                conn, "CREATE VIEW rt_shadow.customers AS SELECT id, email FROM public.customers"
-            )
-            if created.error is not None:
-                assert created.sqlstate == "42501"
-                return
-            for sql in (
-                "SELECT upper(email) FROM rt_shadow.customers",
-                "SELECT email FROM rt_shadow.customers",
-            ):
-                assert_no_leak(run(conn, sql), sql)
-                assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+        assert_attack_controlled(admin, agent, attack, secret=EMAIL)
+    finally:
+        admin.execute("DROP VIEW IF EXISTS pg_temp.customers")
+
+
+@pytest.mark.parametrize(("read", "prepare", "in_transaction"), _view_reads("rt_shadow.customers"))
+def test_view_in_new_schema_named_like_a_bundle_table(
+    agent: Any, admin: Any, read: str, prepare: bool, in_transaction: bool
+) -> None:
+    create = (
+        "CREATE SCHEMA IF NOT EXISTS rt_shadow",
+        "CREATE OR REPLACE VIEW rt_shadow.customers AS SELECT id, email FROM public.customers",
+    )
+    attack = _view_attack(create, read, prepare, in_transaction)
+    try:
+        assert_attack_controlled(admin, agent, attack, secret=EMAIL)
     finally:
         admin.execute("DROP SCHEMA IF EXISTS rt_shadow CASCADE")
 
 
-def test_rule_do_instead_select_returns_masked_data(agent: Any) -> None:
+def test_rule_do_instead_select_returns_masked_data(agent: Any, admin: Any) -> None:
     """CREATE RULE's action is walked as a predicate; the UPDATE it rewrites is allowed."""
-    with agent.connect("alice") as conn:
-        run(conn, "CREATE TEMP TABLE rt_r (id int, v text)")
-        run(conn, "INSERT INTO rt_r VALUES (1, 'x')")
-        created = run(
-            conn,
-            "CREATE RULE rt_rule AS ON UPDATE TO rt_r DO INSTEAD "
-            "SELECT email, upper(email) AS u FROM customers",
-        )
-        if created.error is not None:
-            assert created.sqlstate == "42501"
-            return
-        sql = "UPDATE rt_r SET v = 'y' WHERE id = 1"
-        assert_no_leak(run(conn, sql), sql)
-        assert_no_leak(run(conn, "UPDATE rt_r SET v = %s WHERE id = 1", params=("z",)), sql)
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        with rolled_back(conn):
+            conn.execute("CREATE TEMP TABLE rt_r (id int, v text)")
+            conn.execute("INSERT INTO rt_r VALUES (1, 'x')")
+            conn.execute(
+                "CREATE RULE rt_rule AS ON UPDATE TO rt_r DO INSTEAD "
+                "SELECT email, upper(email) AS u FROM customers"
+            )
+            simple = conn.execute("UPDATE rt_r SET v = 'y' WHERE id = 1")
+            extended = conn.execute("UPDATE rt_r SET v = %s WHERE id = 1", ("z",))
+            return [
+                *(simple.fetchall() if simple.description else []),
+                *(extended.fetchall() if extended.description else []),
+            ]
+
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_rule_do_also_insert_copy_is_denied(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "CREATE TEMP TABLE rt_r2 (id int, v text)")
-        run(conn, "CREATE TEMP TABLE rt_loot2 (id int, v text)")
-        sql = (
-            "CREATE RULE rt_rule2 AS ON INSERT TO rt_r2 DO ALSO "
-            "INSERT INTO rt_loot2 SELECT id, email FROM customers"
-        )
-        assert_refused(run(conn, sql), sql)
-
-
-def test_explain_analyze_create_table_as_copies_masked_data(agent: Any) -> None:
-    """EXPLAIN demotes every inner use to a predicate, but ANALYZE runs the write."""
-    with agent.connect("alice") as conn:
-        sql = "EXPLAIN ANALYZE CREATE TEMP TABLE rt_loot3 AS SELECT id, email FROM customers"
-        ran = run(conn, sql)
-        if ran.error is not None:
-            assert ran.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT upper(email) FROM rt_loot3"), "read rt_loot3")
-
-
-def test_explain_analyze_insert_select_copies_masked_data(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "CREATE TEMP TABLE rt_loot4 (id int, v text)")
-        sql = "EXPLAIN (ANALYZE, VERBOSE) INSERT INTO rt_loot4 SELECT id, email FROM customers"
-        ran = run(conn, sql)
-        if ran.error is not None:
-            assert ran.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT v FROM rt_loot4"), "read rt_loot4")
-
-
-def test_explain_analyze_select_into(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        ran = run(conn, "EXPLAIN ANALYZE SELECT email INTO TEMP rt_loot5 FROM customers")
-        if ran.error is not None:
-            return
-        assert_no_leak(run(conn, "SELECT * FROM rt_loot5"), "read rt_loot5")
+@pytest.mark.parametrize(
+    "store",
+    [
+        "CREATE RULE rt_rule2 AS ON INSERT TO rt_r2 DO ALSO "
+        "INSERT INTO rt_loot2 SELECT id, email FROM customers",
+        # EXPLAIN demotes every inner use to a predicate, but ANALYZE runs the write.
+        "EXPLAIN ANALYZE CREATE TEMP TABLE rt_loot2b AS SELECT id, email AS v FROM customers",
+        "EXPLAIN (ANALYZE, VERBOSE) INSERT INTO rt_loot2 SELECT id, email FROM customers",
+        "EXPLAIN ANALYZE SELECT id, email AS v INTO TEMP rt_loot2b FROM customers",
+    ],
+    ids=["rule_do_also", "explain_create_table_as", "explain_insert_select", "explain_select_into"],
+)
+def test_a_write_hidden_in_a_rule_or_explain_analyze_stores_no_masked_data(
+    agent: Any, admin: Any, store: str
+) -> None:
+    refused = "CREATE RULE" in store  # a rule copying masked data is refused outright
+    read = "SELECT v FROM rt_loot2" if "rt_loot2b" not in store else "SELECT v FROM rt_loot2b"
+    attack = stores_then_reads(
+        "CREATE TEMP TABLE rt_r2 (id int, v text)",
+        "CREATE TEMP TABLE rt_loot2 (id int, v text)",
+        store,
+        "INSERT INTO rt_r2 VALUES (1, 'x')",
+        read=read,
+    )
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL, refused=refused)
 
 
 def test_explain_verbose_output_has_no_values(agent: Any) -> None:
@@ -315,28 +359,55 @@ def test_explain_verbose_output_has_no_values(agent: Any) -> None:
             assert_no_leak(run(conn, sql), sql)
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
+# The store, then the read that shows what it stored.  scratch gets one row per customer
+# first, so the MERGE ... WHEN MATCHED and UPDATE ... FROM probes have rows to overwrite.
+STORES = [
+    (
         "CREATE TEMP TABLE rt_l6 AS WITH x AS (SELECT email FROM customers) SELECT * FROM x",
-        "CREATE MATERIALIZED VIEW rt_mv AS SELECT upper(email) FROM customers",
+        "SELECT * FROM rt_l6",
+    ),
+    ("CREATE MATERIALIZED VIEW rt_mv AS SELECT upper(email) FROM customers", "TABLE rt_mv"),
+    (
         "WITH i AS (INSERT INTO scratch SELECT id, email FROM customers RETURNING 1) SELECT 1",
-        "MERGE INTO scratch s USING customers c ON s.id = c.id WHEN NOT MATCHED THEN "
+        "SELECT v FROM scratch",
+    ),
+    (
+        "MERGE INTO scratch s USING customers c ON s.id = c.id + 1000 WHEN NOT MATCHED THEN "
         "INSERT VALUES (c.id, c.email)",
+        "SELECT v FROM scratch",
+    ),
+    (
         "MERGE INTO scratch s USING customers c ON s.id = c.id WHEN MATCHED THEN "
         "UPDATE SET v = c.email",
+        "SELECT v FROM scratch",
+    ),
+    (
         "INSERT INTO scratch VALUES (1, (SELECT email FROM customers LIMIT 1))",
-        "INSERT INTO scratch SELECT id, e FROM customers c(id, n, e)",
+        "SELECT v FROM scratch",
+    ),
+    ("INSERT INTO scratch SELECT id, e FROM customers c(id, n, e)", "SELECT v FROM scratch"),
+    (
         "UPDATE scratch s SET v = c.email FROM customers c WHERE s.id = c.id",
+        "SELECT v FROM scratch",
+    ),
+    (
         "INSERT INTO scratch (id, v) SELECT 1, string_agg(email, ',') FROM customers",
+        "SELECT v FROM scratch",
+    ),
+    (
         "INSERT INTO scratch SELECT 1, v FROM (SELECT email AS v FROM customers) q",
-        "PREPARE rt_p1 AS SELECT c.* FROM archive.customers c",
-    ],
-)
-def test_storing_masked_data_is_denied(agent: Any, sql: str) -> None:
-    with agent.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert_refused(outcome, sql)
+        "SELECT v FROM scratch",
+    ),
+    ("PREPARE rt_p1 AS SELECT c.* FROM archive.customers c", "EXECUTE rt_p1"),
+]
+
+
+@pytest.mark.parametrize(("store", "read"), STORES)
+def test_storing_masked_data_is_denied(agent: Any, admin: Any, store: str, read: str) -> None:
+    attack = stores_then_reads(
+        "INSERT INTO scratch SELECT id, 'plain' FROM customers", store, read=read
+    )
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL, refused=True)
 
 
 @pytest.mark.parametrize(
@@ -353,13 +424,10 @@ def test_storing_masked_data_is_denied(agent: Any, sql: str) -> None:
         ("PREPARE rt_p3 AS SELECT row_to_json(c) FROM archive.customers c", "EXECUTE rt_p3"),
     ],
 )
-def test_whole_row_reference_in_a_write_context(agent: Any, sql: str, read: str) -> None:
-    with agent.connect("alice") as conn:
-        stored = run(conn, sql)
-        if stored.error is not None:
-            assert stored.sqlstate == "42501", stored
-            return
-        assert_no_leak(run(conn, read), f"{sql} ; {read}")
+def test_whole_row_reference_in_a_write_context(
+    agent: Any, admin: Any, sql: str, read: str
+) -> None:
+    assert_attack_controlled(admin, agent, stores_then_reads(sql, read=read), secret=EMAIL)
 
 
 @pytest.mark.parametrize(
@@ -370,15 +438,8 @@ def test_whole_row_reference_in_a_write_context(agent: Any, sql: str, read: str)
         "COPY (SELECT a FROM archive.customers a) TO STDOUT",
     ],
 )
-def test_copy_of_whole_row_reference(agent: Any, sql: str) -> None:
-    with agent.connect("alice") as conn:
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501"
-            return
-    assert not _secret_in(data), f"COPY leaked {_secret_in(data)} via {sql!r}"
+def test_copy_of_whole_row_reference(agent: Any, admin: Any, sql: str) -> None:
+    assert_attack_controlled(admin, agent, copies(sql), secret=EMAIL)
 
 
 def test_execute_of_prepared_statement_after_grant_ends(
