@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,13 +31,17 @@ from tests.agent.wire import (
     CARD,
     DOB,
     EMAIL,
+    LEGITIMATE_SQL,
     SECRETS,
     SSN,
+    Attack,
     Outcome,
     WireClient,
     assert_attack_controlled,
+    assert_legitimate_work_runs,
     assert_no_leak,
     assert_reads_secret_unmasked,
+    assert_reads_secret_unmasked_by,
     assert_refused,
     assert_withheld,
     copies,
@@ -506,36 +511,58 @@ def test_denied_ssn_is_refused_wherever_it_is_reachable(agent: Any, admin: Any, 
     assert outcome.error is not None, f"a statement reaching the denied SSN ran: {sql!r}"
 
 
-def test_search_path_set_config_does_not_unmask(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "SELECT set_config('search_path', 'archive, public', false)")
-        for sql in ("SELECT upper(email) FROM customers", "SELECT email FROM customers"):
-            assert_no_leak(run(conn, sql), sql)
-            assert_no_leak(run(conn, sql, prepare=True), sql)
+@pytest.mark.parametrize(
+    "read", ["SELECT upper(email) FROM customers", "SELECT email FROM customers"]
+)
+@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
+def test_search_path_set_config_does_not_unmask(
+    agent: Any, admin: Any, read: str, prepare: bool
+) -> None:
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute("SELECT set_config('search_path', 'archive, public', false)")
+        try:
+            return conn.execute(read, prepare=prepare).fetchall()
+        finally:
+            conn.execute("RESET search_path")
+
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_startup_search_path_option_does_not_unmask(agent: Any) -> None:
-    import psycopg as pg
+@pytest.mark.parametrize(
+    "read", ["SELECT upper(email) FROM customers", "SELECT email FROM customers"]
+)
+def test_startup_search_path_option_does_not_unmask(
+    agent: Any, pg_database: str, read: str
+) -> None:
+    options = "-csearch_path=archive"
+    direct = f"host=127.0.0.1 port=5432 user=postgres dbname={pg_database} options={options}"
+    with psycopg.connect(direct, autocommit=True) as unrestricted:
+        assert_reads_secret_unmasked(unrestricted, read)
+    with psycopg.connect(agent.dsn("alice", options=options), autocommit=True) as conn:
+        assert_no_leak(run(conn, read), read)
+        assert_legitimate_work_runs(conn)
 
-    with pg.connect(agent.dsn("alice", options="-csearch_path=archive"), autocommit=True) as conn:
-        for sql in ("SELECT upper(email) FROM customers", "SELECT email FROM customers"):
-            assert_no_leak(run(conn, sql), sql)
 
-
-def test_bot_hash_is_not_reversible_by_comparing_hashes(agent: Any) -> None:
+def test_bot_hash_is_not_reversible_by_comparing_hashes(agent: Any, admin: Any) -> None:
     """The hash mask is keyed: md5/sha of the plain text computed by the client must not
     match what the agent returns (else a dictionary attack on emails works)."""
-    with agent.connect("bot") as conn:
-        rows = conn.execute("SELECT email, md5(email) FROM customers WHERE id = 1").fetchall()
     import hashlib
 
+    sql = "SELECT email, md5(email) FROM customers WHERE id = 1"
+    ((real_email, real_md5),) = admin.execute(sql).fetchall()  # the control: the real pair
+    assert EMAIL.fullmatch(real_email) and real_md5 == hashlib.md5(real_email.encode()).hexdigest()
+    with agent.connect("bot") as conn:
+        rows = conn.execute(sql).fetchall()
+        assert_legitimate_work_runs(conn)
     for email_mask, md5 in rows:
-        assert md5 is None or md5 == "****" or not re.fullmatch(r"[0-9a-f]{32}", md5)
-        assert email_mask != hashlib.sha256(b"linus.1@example.com").hexdigest()
+        assert md5 != real_md5 and (
+            md5 is None or md5 == "****" or not re.fullmatch(r"[0-9a-f]{32}", md5)
+        )
+        assert email_mask not in {real_email, hashlib.sha256(real_email.encode()).hexdigest()}
 
 
 def test_unrestricted_bundle_query_to_xml_guardrail(
-    agent: Any, control_plane: Any, make_bundle: Any
+    agent: Any, admin: Any, control_plane: Any, make_bundle: Any
 ) -> None:
     """With no column restricted for an identity, opaque functions are allowed; the file
     guardrail must still apply inside query_to_xml's SQL text."""
@@ -552,6 +579,10 @@ def test_unrestricted_bundle_query_to_xml_guardrail(
             time.sleep(0.1)
         sql = "SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '')"
         outcome = run(conn, sql)
+        assert_legitimate_work_runs(conn)
+    control = run(admin, sql)  # unguarded, the statement reads the server's file
+    hostname = Path("/etc/hostname").read_text().strip()
+    assert control.error is None and hostname in str(control.rows), control
     assert outcome.refused_by_agent, f"pg_read_file ran inside query_to_xml: {outcome!r}"
 
 
@@ -563,45 +594,55 @@ _ = test_bundle  # imported for readers: the policy these probes run against
 # ----------------------------------------------------------------------------------------
 
 
-def test_create_table_as_execute_of_a_protocol_statement(agent: Any) -> None:
-    """Parse s1 (masked at Execute by the agent), then CREATE TABLE AS EXECUTE s1: the
-    server stores the real values; the temp table is no bundle table."""
+PROTOCOL_STATEMENT_ATTACKS = [
+    pytest.param(
+        "SELECT id, email, card FROM customers",
+        ("CREATE TEMP TABLE rt2_loot AS EXECUTE {name}",),
+        "SELECT * FROM rt2_loot ORDER BY id LIMIT 3",
+        id="create_table_as_execute",
+    ),
+    pytest.param(
+        "SELECT id, upper(email) AS e, card FROM customers",
+        (),
+        "EXECUTE {name}",
+        id="sql_execute",
+    ),
+    pytest.param(
+        "SELECT id, email FROM customers",
+        ("EXPLAIN ANALYZE CREATE TEMP TABLE rt2_loot3 AS EXECUTE {name}",),
+        "SELECT * FROM rt2_loot3 LIMIT 3",
+        id="explain_analyze_create_table_as_execute",
+    ),
+]
+
+
+@pytest.mark.parametrize(("statement", "steps", "read"), PROTOCOL_STATEMENT_ATTACKS)
+def test_sql_use_of_a_protocol_statement_reads_no_clear_values(
+    agent: Any, admin: Any, statement: str, steps: tuple[str, ...], read: str
+) -> None:
+    """Parse a statement over the protocol (masked at Execute by the agent), then use it
+    from SQL (EXECUTE, CREATE TABLE AS EXECUTE): the server runs it unmasked.  The control
+    prepares the same statement with SQL PREPARE directly on the server."""
+    control = stores_then_reads(
+        f"PREPARE rt2_ctl AS {statement}",
+        *(step.format(name="rt2_ctl") for step in steps),
+        read=read.format(name="rt2_ctl"),
+    )
+    assert_reads_secret_unmasked_by(admin, control)
     client = WireClient(agent.port, "alice")
-    client.send(parse("rt2_s1", "SELECT id, email, card FROM customers"), codec.SYNC)
+    client.send(parse("rt2_s", statement), codec.SYNC)
     client.until(b"Z")
-    client.send(codec.query("CREATE TEMP TABLE rt2_loot AS EXECUTE rt2_s1"))
-    client.until(b"Z")
-    client.send(codec.query("SELECT * FROM rt2_loot ORDER BY id LIMIT 3"))
-    got = rows(client.until(b"Z"))
+    for step in steps:
+        client.send(codec.query(step.format(name="rt2_s")))
+        client.until(b"Z")
+    client.send(codec.query(read.format(name="rt2_s")))
+    messages = client.until(b"Z")
+    client.send(codec.query(LEGITIMATE_SQL))
+    legitimate = rows(client.until(b"Z"))
     client.close()
-    leaked = [
-        v for r in got for v in r if v and (EMAIL.search(v.decode()) or CARD.search(v.decode()))
-    ]
-    assert not leaked, f"CREATE TABLE AS EXECUTE stored clear values: {leaked[:3]}"
-
-
-def test_sql_execute_of_a_protocol_statement(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(parse("rt2_s2", "SELECT id, upper(email) AS e, card FROM customers"), codec.SYNC)
-    client.until(b"Z")
-    client.send(codec.query("EXECUTE rt2_s2"))
-    got = rows(client.until(b"Z"))
-    client.close()
-    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
-    assert not leaked, f"EXECUTE of protocol statement leaked {leaked[:3]}"
-
-
-def test_explain_analyze_create_table_as_execute(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(parse("rt2_s3", "SELECT id, email FROM customers"), codec.SYNC)
-    client.until(b"Z")
-    client.send(codec.query("EXPLAIN ANALYZE CREATE TEMP TABLE rt2_loot3 AS EXECUTE rt2_s3"))
-    client.until(b"Z")
-    client.send(codec.query("SELECT * FROM rt2_loot3 LIMIT 3"))
-    got = rows(client.until(b"Z"))
-    client.close()
-    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
-    assert not leaked, f"stored clear values: {leaked[:3]}"
+    leaked = [v for r in rows(messages) for v in r if v and _secret_in(v.decode())]
+    assert not leaked, f"SQL use of a protocol statement leaked {leaked[:3]}"
+    assert len(legitimate) == 3, "alice's legitimate work broke"
 
 
 def test_create_table_as_execute_of_sql_prepared_after_grant(
@@ -664,48 +705,42 @@ def shadow_columns(agent: Any, admin: Any) -> Any:
 
 
 @pytest.mark.parametrize("sql", SHADOWED_FIELD_NOTATION)
-def test_field_notation_shadowed_by_a_column_elsewhere(shadow_columns: Any, sql: str) -> None:
-    with shadow_columns.connect("alice") as conn:
-        assert_no_leak(run(conn, sql), sql)
-        assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
+def test_field_notation_shadowed_by_a_column_elsewhere(
+    shadow_columns: Any, admin: Any, sql: str, prepare: bool
+) -> None:
+    assert_attack_controlled(admin, shadow_columns, reads(sql, prepare=prepare))
 
 
-def test_field_notation_shadowed_in_a_filter_on_the_denied_ssn(shadow_columns: Any) -> None:
+def test_field_notation_shadowed_in_a_filter_on_the_denied_ssn(
+    shadow_columns: Any, admin: Any
+) -> None:
     """ssn is denied wherever it appears, filters included."""
     sql = "SELECT id FROM customers c WHERE c.row_to_json::text LIKE '%101-45-6001%'"
+    assert run(admin, sql).rows == [(1,)], "the filter does not find the SSN unrestricted"
     with shadow_columns.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert outcome.sqlstate == "42501" and outcome.refused_by_agent, outcome
+        assert_refused(run(conn, sql), sql)
+        assert_legitimate_work_runs(conn)
 
 
-def test_field_notation_shadowed_in_copy(shadow_columns: Any) -> None:
-    sql = "COPY (SELECT c.row_to_json FROM customers c) TO STDOUT"
-    with shadow_columns.connect("alice") as conn:
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501"
-            return
-    assert not _secret_in(data), f"COPY leaked {_secret_in(data)}"
+def test_field_notation_shadowed_in_copy(shadow_columns: Any, admin: Any) -> None:
+    attack = copies("COPY (SELECT c.row_to_json FROM customers c) TO STDOUT")
+    assert_attack_controlled(admin, shadow_columns, attack)
 
 
-def test_field_notation_shadowed_in_cursor(shadow_columns: Any) -> None:
-    with shadow_columns.connect("alice") as conn:
-        conn.execute("BEGIN")
-        declared = run(conn, "DECLARE rt2_fc CURSOR FOR SELECT c.to_jsonb FROM customers c")
-        outcome = run(conn, "FETCH 2 FROM rt2_fc") if declared.error is None else declared
-        conn.execute("ROLLBACK")
-    assert_no_leak(outcome, "FETCH rt2_fc")
+def test_field_notation_shadowed_in_cursor(shadow_columns: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "DECLARE rt2_fc CURSOR FOR SELECT c.to_jsonb FROM customers c", read="FETCH 2 FROM rt2_fc"
+    )
+    assert_attack_controlled(admin, shadow_columns, attack)
 
 
-def test_field_notation_shadowed_create_table_as(shadow_columns: Any) -> None:
-    with shadow_columns.connect("alice") as conn:
-        stored = run(conn, "CREATE TEMP TABLE rt2_fl AS SELECT c.row_to_json AS t FROM customers c")
-        if stored.error is not None:
-            assert stored.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT t FROM rt2_fl"), "SELECT t FROM rt2_fl")
+def test_field_notation_shadowed_create_table_as(shadow_columns: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "CREATE TEMP TABLE rt2_fl AS SELECT c.row_to_json AS t FROM customers c",
+        read="SELECT t FROM rt2_fl",
+    )
+    assert_attack_controlled(admin, shadow_columns, attack)
 
 
 # ----------------------------------------------------------------------------------------
@@ -721,24 +756,26 @@ def test_more_field_notation_and_derived_forms(both: Any, admin: Any, sql: str) 
 
 
 @pytest.mark.parametrize("sql", FIELD_NOTATION)
-def test_more_field_notation_and_derived_forms_extended(agent: Any, sql: str) -> None:
+@pytest.mark.parametrize("form", ["prepare", "binary"])
+def test_more_field_notation_and_derived_forms_extended(
+    agent: Any, admin: Any, sql: str, form: str
+) -> None:
+    kwargs = {form: True}
+    _reads_unmasked(admin, sql, **kwargs)
     with agent.connect("alice") as conn:
-        assert_no_leak(run(conn, sql, prepare=True), sql)
-        assert_no_leak(run(conn, sql, binary=True), sql + " (binary)")
+        assert_withheld(run(conn, sql, **kwargs), sql)
+        assert_legitimate_work_runs(conn)
 
 
-def test_field_notation_in_returning(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        conn.execute("BEGIN")
-        outcome = run(
-            conn, "UPDATE customers c SET score = score WHERE id = 1 RETURNING c.row_to_json"
-        )
-        outcome2 = run(
-            conn, "UPDATE customers SET score = score WHERE id = 1 RETURNING customers.to_json"
-        )
-        conn.execute("ROLLBACK")
-    assert_no_leak(outcome, "RETURNING c.row_to_json")
-    assert_no_leak(outcome2, "RETURNING customers.to_json")
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE customers c SET score = score WHERE id = 1 RETURNING c.row_to_json",
+        "UPDATE customers SET score = score WHERE id = 1 RETURNING customers.to_json",
+    ],
+)
+def test_field_notation_in_returning(agent: Any, admin: Any, sql: str) -> None:
+    assert_attack_controlled(admin, agent, stores_then_reads(read=sql))
 
 
 @pytest.mark.parametrize(
@@ -749,13 +786,22 @@ def test_field_notation_in_returning(agent: Any) -> None:
         "SELECT id FROM customers c ORDER BY c.to_jsonb->>'ssn'",
         "SELECT count(*) FROM customers c GROUP BY c.row_to_json->>'ssn'",
         "SELECT md5(c.to_json::text) FROM customers c",
-        "SELECT id FROM customers c WHERE (c).row_to_json IS NOT NULL",
+        # was `(c).row_to_json IS NOT NULL`: true whatever the SSN, so it asked nothing
+        "SELECT id FROM customers c WHERE (c).row_to_json->>'ssn' IS NOT NULL",
     ],
 )
-def test_field_notation_reaching_the_denied_ssn_is_refused(agent: Any, sql: str) -> None:
+def test_field_notation_reaching_the_denied_ssn_is_refused(
+    agent: Any, admin: Any, sql: str
+) -> None:
+    """Each question depends on the SSN: unrestricted, its answer changes when the SSNs do."""
+    with rolled_back(admin):
+        before = run(admin, sql).rows
+        admin.execute("UPDATE customers SET ssn = NULL WHERE id % 2 = 0")
+        after = run(admin, sql).rows
+    assert before != after, f"the probe's answer does not depend on the SSN: {sql!r}"
     with agent.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert outcome.sqlstate == "42501" and outcome.refused_by_agent, f"{sql!r} -> {outcome!r}"
+        assert_refused(run(conn, sql), sql)
+        assert_legitimate_work_runs(conn)
 
 
 # ----------------------------------------------------------------------------------------
@@ -776,20 +822,8 @@ def test_field_notation_reaching_the_denied_ssn_is_refused(agent: Any, sql: str)
         "COPY (UPDATE customers SET score = score WHERE id = 1 RETURNING email) TO STDOUT",
     ],
 )
-def test_copy_variants(agent: Any, sql: str) -> None:
-    with agent.connect("alice") as conn:
-        conn.execute("BEGIN")
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501", exc
-            return
-        finally:
-            conn.execute("ROLLBACK")
-    assert not _secret_in(data) and b"@example.com" not in data.replace(b"****@", b""), (
-        f"COPY leaked via {sql!r}: {data[:200]!r}"
-    )
+def test_copy_variants(agent: Any, admin: Any, sql: str) -> None:
+    assert_attack_controlled(admin, agent, copies(sql), secret=(EMAIL, CARD))
 
 
 # ----------------------------------------------------------------------------------------
@@ -798,106 +832,118 @@ def test_copy_variants(agent: Any, sql: str) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def test_large_object_written_from_email_then_read_from_pg_largeobject(both: Any) -> None:
-    store = (
-        "SELECT lo_from_bytea(0, convert_to(string_agg(email, ','), 'UTF8')) "
-        "FROM customers WHERE id < 4"
-    )
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT convert_from(data, 'UTF8') FROM pg_largeobject"
-        assert_no_leak(run(conn, read), f"{store}; {read}")
+def _dob_numbers(attack: Attack) -> Attack:
+    """The attack's rows with YYYYMMDD numbers spelled as dates."""
+
+    def decoded(conn: psycopg.Connection[Any]) -> Any:
+        return _dob_from_number(attack(conn))
+
+    decoded.__name__ = getattr(attack, "__name__", "attack")
+    return decoded
 
 
-def test_large_object_lo_put_from_email_then_read_from_pg_largeobject(both: Any) -> None:
-    store = "SELECT lo_put(lo_create(0), 0, convert_to(email, 'UTF8')) FROM customers WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT encode(data, 'escape') FROM pg_largeobject"
-        assert_no_leak(run(conn, read), f"{store}; {read}")
+def _email_from_lock_keys(attack: Attack) -> Attack:
+    """Two int4 lock keys per row, spelled as the eight bytes they carry."""
+
+    def decoded(conn: psycopg.Connection[Any]) -> Any:
+        return [
+            b"".join(int(v).to_bytes(4, "big", signed=True) for v in row).decode(errors="replace")
+            for row in attack(conn)
+        ]
+
+    decoded.__name__ = getattr(attack, "__name__", "attack")
+    return decoded
 
 
-def test_large_object_oid_chosen_from_birth_date(both: Any) -> None:
-    store = "SELECT lo_create(to_char(birth_date, 'YYYYMMDD')::oid) FROM customers WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT oid::text FROM pg_largeobject_metadata"
-        outcome = run(conn, read)
-    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
+# Eight bytes of an email, as a lock key spells them (the local part and the "@").
+EMAIL_PREFIX = re.compile(r"(ada|grace|linus|edsger|barbara|ken|margaret|alan)\.\d+@?")
+EMAIL_AS_SLOT = re.compile(r"[a-z]+\.\d+\.example\.com")
+
+SIDE_EFFECT_ATTACKS = [
+    pytest.param(
+        stores_then_reads(
+            "SELECT lo_from_bytea(0, convert_to(string_agg(email, ','), 'UTF8')) "
+            "FROM customers WHERE id < 4",
+            read="SELECT convert_from(data, 'UTF8') FROM pg_largeobject",
+        ),
+        EMAIL,
+        id="lo_from_bytea",
+    ),
+    pytest.param(
+        stores_then_reads(
+            "SELECT lo_put(lo_create(0), 0, convert_to(email, 'UTF8')) FROM customers WHERE id = 1",
+            read="SELECT encode(data, 'escape') FROM pg_largeobject",
+        ),
+        EMAIL,
+        id="lo_put",
+    ),
+    pytest.param(
+        _dob_numbers(
+            stores_then_reads(
+                "SELECT lo_create(to_char(birth_date, 'YYYYMMDD')::oid) FROM customers "
+                "WHERE id = 1",
+                read="SELECT oid::text FROM pg_largeobject_metadata",
+            )
+        ),
+        DOB,
+        id="large_object_oid",
+    ),
+    pytest.param(
+        _dob_numbers(
+            stores_then_reads(
+                "SELECT pg_advisory_xact_lock(to_char(birth_date, 'YYYYMMDD')::bigint) "
+                "FROM customers WHERE id = 1",
+                read="SELECT objid::text FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid()",
+            )
+        ),
+        DOB,
+        id="advisory_lock_key",
+    ),
+    pytest.param(
+        # Two int4 keys carry eight bytes of the email's local part per lock.
+        _email_from_lock_keys(
+            stores_then_reads(
+                "SELECT pg_advisory_xact_lock(('x' || encode(substr(convert_to(email, 'UTF8'), "
+                "1, 4), 'hex'))::bit(32)::int, ('x' || encode(substr(convert_to(email, 'UTF8'),"
+                " 5, 4), 'hex'))::bit(32)::int) FROM customers WHERE id = 1",
+                read="SELECT classid::int, objid::int FROM pg_locks "
+                "WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            )
+        ),
+        EMAIL_PREFIX,
+        id="advisory_lock_two_keys",
+    ),
+    pytest.param(
+        _dob_numbers(
+            stores_then_reads(
+                "CREATE TEMP SEQUENCE rt3_seq",
+                "SELECT setval('rt3_seq', to_char(birth_date, 'YYYYMMDD')::bigint) "
+                "FROM customers WHERE id = 1",
+                read="SELECT last_value::text FROM rt3_seq",
+            )
+        ),
+        DOB,
+        id="temp_sequence_setval",
+    ),
+    pytest.param(
+        stores_then_reads(
+            "SELECT pg_replication_origin_create(email) FROM customers WHERE id = 1",
+            read="SELECT roname FROM pg_replication_origin",
+        ),
+        EMAIL,
+        id="replication_origin",
+    ),
+]
 
 
-def test_advisory_lock_key_from_birth_date_read_from_pg_locks(both: Any) -> None:
-    store = (
-        "SELECT pg_advisory_xact_lock(to_char(birth_date, 'YYYYMMDD')::bigint) "
-        "FROM customers WHERE id = 1"
-    )
-    read = "SELECT objid::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        outcome = run(conn, read)
-    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
-
-
-def test_advisory_lock_two_keys_from_email_characters(both: Any) -> None:
-    """Two int4 keys carry eight bytes of the email's local part per lock."""
-    store = (
-        "SELECT pg_advisory_xact_lock(('x' || encode(substr(convert_to(email, 'UTF8'), 1, 4),"
-        " 'hex'))::bit(32)::int, ('x' || encode(substr(convert_to(email, 'UTF8'), 5, 4), "
-        "'hex'))::bit(32)::int) FROM customers WHERE id = 1"
-    )
-    read = (
-        "SELECT classid::int, objid::int FROM pg_locks WHERE locktype = 'advisory' "
-        "AND pid = pg_backend_pid()"
-    )
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        outcome = run(conn, read)
-    decoded = [
-        b"".join(int(v).to_bytes(4, "big", signed=False) for v in row).decode(errors="replace")
-        for row in outcome.rows or ()
-    ]
-    real_prefix = "grace.1@"  # customers.id = 1 is "Grace Hopper", grace.1@example.com
-    assert real_prefix not in decoded, f"email prefix leaked via advisory lock keys: {decoded}"
-
-
-def test_temp_sequence_setval_from_birth_date(both: Any) -> None:
-    store = "SELECT setval('rt3_seq', to_char(birth_date, 'YYYYMMDD')::bigint) FROM customers "
-    store += "WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        created = run(conn, "CREATE TEMP SEQUENCE rt3_seq")
-        assert created.error is None, created
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        outcome = run(conn, "SELECT last_value::text FROM rt3_seq")
-    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
-
-
-def test_replication_origin_named_after_email(both: Any) -> None:
-    store = "SELECT pg_replication_origin_create(email) FROM customers WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT roname FROM pg_replication_origin"
-        assert_no_leak(run(conn, read), f"{store}; {read}")
+@pytest.mark.parametrize(("attack", "secret"), SIDE_EFFECT_ATTACKS)
+def test_a_value_stored_by_a_side_effect_function_is_not_read_back(
+    both: Any, admin: Any, attack: Attack, secret: re.Pattern[str]
+) -> None:
+    """Large objects, advisory locks, sequences and replication origins keep the argument
+    where a later read of a catalog finds it."""
+    assert_attack_controlled(admin, both, attack, secret=secret)
 
 
 @pytest.mark.parametrize(
@@ -912,42 +958,41 @@ def test_replication_origin_named_after_email(both: Any) -> None:
     ],
     ids=["where", "order_by", "join_on", "group_by"],
 )
-def test_set_config_in_a_filter_stores_the_email(both: Any, store: str) -> None:
+@pytest.mark.parametrize("read", ["SELECT current_setting('rt3.x', true)", "SHOW rt3.x"])
+def test_set_config_in_a_filter_stores_the_email(
+    both: Any, admin: Any, store: str, read: str
+) -> None:
     """set_config() is a value sink in the select list; in WHERE / ORDER BY / JOIN ON /
     GROUP BY it stores just the same."""
-    with both.connect("alice") as conn:
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        for read in ("SELECT current_setting('rt3.x', true)", "SHOW rt3.x"):
-            assert_no_leak(run(conn, read), f"{store}; {read}")
+    assert_attack_controlled(admin, both, stores_then_reads(store, read=read), secret=EMAIL)
 
 
-def test_temporary_replication_slot_named_after_email(both: Any) -> None:
+def test_temporary_replication_slot_named_after_email(both: Any, admin: Any) -> None:
     """Slot names allow [a-z0-9_]: translate() keeps the email readable. A temporary slot
     (not transactional) goes away with the session."""
-    store = (
-        "SELECT pg_create_physical_replication_slot(translate(email, '@.', '__'), false, true) "
-        "FROM customers WHERE id = 1"
-    )
-    with both.connect("alice") as conn:
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert stored.sqlstate == "42501", stored
-            return
-        outcome = run(conn, "SELECT translate(slot_name, '_', '.') FROM pg_replication_slots")
-    spelled = [str(r[0]) for r in outcome.rows or ()]
-    assert "grace.1.example.com" not in spelled, f"email leaked as a slot name: {spelled}"
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute(
+            "SELECT pg_create_physical_replication_slot(translate(email, '@.', '__'), false, "
+            "true) FROM customers WHERE id = 1"
+        )
+        try:
+            return conn.execute(
+                "SELECT translate(slot_name, '_', '.') FROM pg_replication_slots"
+            ).fetchall()
+        finally:
+            conn.execute("SELECT pg_drop_replication_slot('grace_1_example_com')")
+
+    assert_attack_controlled(admin, both, attack, secret=EMAIL_AS_SLOT)
 
 
-def test_denied_ssn_through_an_advisory_lock_is_refused(both: Any) -> None:
-    store = (
-        "SELECT pg_advisory_xact_lock(replace(ssn, '-', '')::bigint) FROM customers WHERE id = 1"
+def test_denied_ssn_through_an_advisory_lock_is_refused(both: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "SELECT pg_advisory_xact_lock(replace(ssn, '-', '')::bigint) FROM customers WHERE id = 1",
+        read="SELECT substr(objid::text, 1, 3) || '-45-' || substr(objid::text, 6) "
+        "FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
     )
-    with both.connect("alice") as conn, rolled_back(conn):
-        outcome = run(conn, store)
-    assert_refused(outcome, store)
+    assert_attack_controlled(admin, both, attack, secret=SSN, refused=True)
 
 
 # ----------------------------------------------------------------------------------------

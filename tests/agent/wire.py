@@ -323,6 +323,21 @@ def _evidence_rows(evidence: Any) -> list[Any]:
 Attack = Callable[[psycopg.Connection[Any]], Any]
 
 
+def assert_reads_secret_unmasked_by(
+    unrestricted: psycopg.Connection[Any],
+    attack: Attack,
+    secret: re.Pattern[str] | tuple[re.Pattern[str], ...] = SECRETS,
+) -> None:
+    """The control half of an attack: through ``unrestricted`` it runs and its evidence
+    carries the secret."""
+    patterns = secret if isinstance(secret, tuple) else (secret,)
+    name = getattr(attack, "__name__", repr(attack))
+    control = attack(unrestricted)
+    assert leaks(_evidence_rows(control), patterns), (
+        f"the attack {name} reads no secret unrestricted: {str(control)[:300]}"
+    )
+
+
 def assert_attack_controlled(
     unrestricted: psycopg.Connection[Any],
     agent: Any,
@@ -346,10 +361,7 @@ def assert_attack_controlled(
     """
     patterns = secret if isinstance(secret, tuple) else (secret,)
     name = getattr(attack, "__name__", repr(attack))
-    control = attack(unrestricted)
-    assert leaks(_evidence_rows(control), patterns), (
-        f"the attack {name} reads no secret unrestricted: {str(control)[:300]}"
-    )
+    assert_reads_secret_unmasked_by(unrestricted, attack, patterns)
     with agent.connect(user) as conn:
         try:
             evidence = attack(conn)
