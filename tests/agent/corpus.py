@@ -126,7 +126,8 @@ VIEW_ERROR_ORACLES = [
     "SELECT count(*) FROM customer_contacts GROUP BY email::numeric",
     "SELECT id FROM customer_contacts WHERE email::uuid IS NOT NULL",
     "SELECT 1 FROM customer_contacts c WHERE EXISTS (SELECT 1 WHERE c.email::date > now())",
-    "SELECT id FROM contact_domains WHERE ('x' || domain)::int = 1",
+    # contact_domains (split_part(email, '@', 2)) is no probe: unrestricted its error quotes
+    # only the domain, which alice's e-mail mask shows anyway (it read no secret).
 ]
 
 SAFE_OUTPUT = [

@@ -429,7 +429,7 @@ class CapturingRelay:
         self._listener.close()
 
 
-def _named(attack: Attack, name: str) -> Attack:
+def named_attack(attack: Attack, name: str) -> Attack:
     attack.__name__ = name
     return attack
 
@@ -441,7 +441,7 @@ def reads(sql: str, **kwargs: Any) -> Attack:
         cur = conn.execute(sql, **kwargs)
         return cur.fetchall() if cur.description else []
 
-    return _named(attack, sql)
+    return named_attack(attack, sql)
 
 
 def copies(sql: str) -> Attack:
@@ -451,7 +451,7 @@ def copies(sql: str) -> Attack:
         with rolled_back(conn), conn.cursor().copy(sql) as copy:
             return b"".join(bytes(chunk) for chunk in copy).decode(errors="replace")
 
-    return _named(attack, sql)
+    return named_attack(attack, sql)
 
 
 def stores_then_reads(*statements: str, read: str) -> Attack:
@@ -464,4 +464,32 @@ def stores_then_reads(*statements: str, read: str) -> Attack:
                 conn.execute(statement)
             return conn.execute(read).fetchall()
 
-    return _named(attack, " ; ".join((*statements, read)))
+    return named_attack(attack, " ; ".join((*statements, read)))
+
+
+def error_of(*statements: str, transaction: bool = True, **kwargs: Any) -> Attack:
+    """An attack by an error (or notice) text: runs ``statements`` (in a transaction that
+    is rolled back, unless ``transaction`` is false) and returns the text of the first
+    error and of every notice, or the last statement's rows when nothing failed (the
+    agent's own refusal is raised)."""
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        notices: list[str] = []
+        conn.add_notice_handler(
+            lambda d: notices.append(
+                " ".join(x or "" for x in (d.message_primary, d.message_detail))
+            )
+        )
+        with rolled_back(conn) if transaction else contextlib.nullcontext(conn):
+            try:
+                rows: Any = []
+                for statement in statements:
+                    cur = conn.execute(statement, **kwargs)
+                    rows = cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:
+                if Outcome(None, exc).refused_by_agent:
+                    raise  # the agent's refusal, not the server's error
+                return [error_text(exc), *notices]
+        return [*notices, *rows]
+
+    return named_attack(attack, " ; ".join(statements))
