@@ -78,27 +78,24 @@ def test_password_hashes_are_refused(agent: Any, role_with_password: str) -> Non
 
 
 @pytest.fixture
-def stored_credentials(pg_database: str) -> Iterator[None]:
+def stored_credentials(admin: psycopg.Connection[Any]) -> Iterator[None]:
     """A user mapping and a (never connected) subscription holding a password."""
-    with psycopg.connect(
-        host="127.0.0.1", user="postgres", dbname=pg_database, autocommit=True
-    ) as conn:
-        conn.execute("CREATE FOREIGN DATA WRAPPER rt_fdw")
-        conn.execute("CREATE SERVER rt_server FOREIGN DATA WRAPPER rt_fdw")
-        conn.execute(
-            "CREATE USER MAPPING FOR postgres SERVER rt_server "
-            "OPTIONS (user 'remote', password 'stored-secret-1')"
-        )
-        conn.execute(
-            "CREATE SUBSCRIPTION rt_sub CONNECTION 'host=192.0.2.1 password=stored-secret-2' "
-            "PUBLICATION rt_pub WITH (connect = false)"
-        )
-        try:
-            yield
-        finally:
-            conn.execute("ALTER SUBSCRIPTION rt_sub SET (slot_name = NONE)")
-            conn.execute("DROP SUBSCRIPTION rt_sub")
-            conn.execute("DROP FOREIGN DATA WRAPPER rt_fdw CASCADE")
+    admin.execute("CREATE FOREIGN DATA WRAPPER rt_fdw")
+    admin.execute("CREATE SERVER rt_server FOREIGN DATA WRAPPER rt_fdw")
+    admin.execute(
+        "CREATE USER MAPPING FOR postgres SERVER rt_server "
+        "OPTIONS (user 'remote', password 'stored-secret-1')"
+    )
+    admin.execute(
+        "CREATE SUBSCRIPTION rt_sub CONNECTION 'host=192.0.2.1 password=stored-secret-2' "
+        "PUBLICATION rt_pub WITH (connect = false)"
+    )
+    try:
+        yield
+    finally:
+        admin.execute("ALTER SUBSCRIPTION rt_sub SET (slot_name = NONE)")
+        admin.execute("DROP SUBSCRIPTION rt_sub")
+        admin.execute("DROP FOREIGN DATA WRAPPER rt_fdw CASCADE")
 
 
 def test_stored_credentials_are_refused(agent: Any, stored_credentials: None) -> None:

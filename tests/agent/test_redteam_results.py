@@ -160,31 +160,29 @@ def test_set_config_application_name_parameter_status(agent: Any, admin: Any) ->
     assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_pg_notify_payload(agent: Any, admin: Any) -> None:
+def _notified(column: str) -> Attack:
+    """An attack by NOTIFY: the payloads of pg_notify(channel, column) for two customers."""
+
     def attack(conn: psycopg.Connection[Any]) -> Any:
         payloads: list[str] = []
         conn.add_notify_handler(lambda n: payloads.append(n.payload))
         conn.execute("LISTEN rt_chan")
-        conn.execute("SELECT pg_notify('rt_chan', email) FROM customers WHERE id < 3")
+        conn.execute(f"SELECT pg_notify('rt_chan', {column}) FROM customers WHERE id < 3")
         deadline = time.monotonic() + 2
         while not payloads and time.monotonic() < deadline:
             conn.execute("SELECT 1")
             time.sleep(0.05)
         return payloads
 
-    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
+    return attack
+
+
+def test_pg_notify_payload(agent: Any, admin: Any) -> None:
+    assert_attack_controlled(admin, agent, _notified("email"), secret=EMAIL)
 
 
 def test_pg_notify_payload_of_denied_ssn_is_refused(agent: Any, admin: Any) -> None:
-    def attack(conn: psycopg.Connection[Any]) -> Any:
-        payloads: list[str] = []
-        conn.add_notify_handler(lambda n: payloads.append(n.payload))
-        conn.execute("LISTEN rt_chan2")
-        conn.execute("SELECT pg_notify('rt_chan2', ssn) FROM customers WHERE id < 3")
-        conn.execute("SELECT 1")
-        return payloads
-
-    assert_attack_controlled(admin, agent, attack, secret=SSN, reason="ssn")
+    assert_attack_controlled(admin, agent, _notified("ssn"), secret=SSN, reason="ssn")
 
 
 _HISTOGRAMS = [
