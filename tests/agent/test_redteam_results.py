@@ -1078,57 +1078,75 @@ def test_partial_card_mask_on_odd_values(both: Any, card: str) -> None:
                 assert masked != card, (card, masked)
 
 
-def test_temp_child_table_of_customers(both: Any) -> None:
-    with both.connect("alice") as conn, rolled_back(conn):
-        assert run(conn, "CREATE TEMP TABLE rt3_kid () INHERITS (customers)").error is None
-        for sql in (
-            "SELECT email, birth_date FROM customers",
-            "SELECT email, birth_date FROM ONLY customers",
-            "SELECT * FROM rt3_kid",
-        ):
-            assert_no_leak(run(conn, sql), sql)
-        copy = "INSERT INTO rt3_kid SELECT * FROM ONLY customers"
-        assert_refused(run(conn, copy), copy)
+@pytest.mark.parametrize(
+    "read",
+    ["SELECT email, birth_date FROM customers", "SELECT email, birth_date FROM ONLY customers"],
+)
+def test_temp_child_table_of_customers(both: Any, admin: Any, read: str) -> None:
+    """A temporary child of customers does not change how its parent's rows are masked
+    (copying rows into the child: COPIES_INTO_OWN_TABLES)."""
+    attack = stores_then_reads("CREATE TEMP TABLE rt3_kid () INHERITS (customers)", read=read)
+    assert_attack_controlled(admin, both, attack, secret=(EMAIL, DOB))
 
 
-def test_like_including_all_then_insert_select_is_refused(both: Any) -> None:
-    with both.connect("alice") as conn, rolled_back(conn):
-        created = run(conn, "CREATE TEMP TABLE rt3_like (LIKE customers INCLUDING ALL)")
-        assert created.error is None, created
-        copy = "INSERT INTO rt3_like SELECT * FROM customers"
-        assert_refused(run(conn, copy), copy)
+COPIES_INTO_OWN_TABLES = [
+    pytest.param(
+        (
+            "CREATE TEMP TABLE rt3_kid () INHERITS (customers)",
+            "INSERT INTO rt3_kid SELECT * FROM ONLY customers",
+        ),
+        "SELECT email FROM rt3_kid",
+        id="temp_child_table",
+    ),
+    pytest.param(
+        (
+            "CREATE TEMP TABLE rt3_like (LIKE customers INCLUDING ALL)",
+            "INSERT INTO rt3_like SELECT * FROM customers",
+        ),
+        "SELECT email FROM rt3_like",
+        id="like_including_all",
+    ),
+    pytest.param(
+        (
+            "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
+            "SET name = customers.email RETURNING name",
+        ),
+        "SELECT name FROM customers WHERE id = 1",
+        id="on_conflict_do_update_copying_email",
+    ),
+    pytest.param(
+        (
+            "CREATE FUNCTION pg_temp.rt3_f() RETURNS text LANGUAGE sql AS "
+            "$$ SELECT string_agg(email, ',') FROM customers $$",
+        ),
+        "SELECT pg_temp.rt3_f()",
+        id="temp_function_reading_emails",
+    ),
+    pytest.param(
+        (
+            "CREATE OR REPLACE FUNCTION pg_temp.upper(text) RETURNS text LANGUAGE sql AS "
+            "$$ SELECT $1 $$",
+        ),
+        "SELECT pg_temp.upper(email) FROM customers",
+        id="temp_function_shadowing_upper",
+    ),
+]
 
 
-def test_on_conflict_do_update_returning_masked_columns(both: Any) -> None:
+@pytest.mark.parametrize(("statements", "read"), COPIES_INTO_OWN_TABLES)
+def test_copying_masked_data_into_own_tables_or_functions_is_refused(
+    both: Any, admin: Any, statements: tuple[str, ...], read: str
+) -> None:
+    attack = stores_then_reads(*statements, read=read)
+    assert_attack_controlled(admin, both, attack, secret=EMAIL, refused=True)
+
+
+def test_on_conflict_do_update_returning_masked_columns(both: Any, admin: Any) -> None:
     sql = (
         "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
         "SET score = customers.score RETURNING email, birth_date, card, customers.*"
     )
-    with both.connect("alice") as conn, rolled_back(conn):
-        assert_no_leak(run(conn, sql), sql)
-
-
-def test_on_conflict_do_update_copying_email_is_refused(both: Any) -> None:
-    sql = (
-        "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
-        "SET name = customers.email RETURNING name"
-    )
-    with both.connect("alice") as conn, rolled_back(conn):
-        assert_refused(run(conn, sql), sql)
-
-
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "CREATE FUNCTION pg_temp.rt3_f() RETURNS text LANGUAGE sql AS "
-        "$$ SELECT string_agg(email, ',') FROM customers $$",
-        "CREATE OR REPLACE FUNCTION pg_temp.upper(text) RETURNS text LANGUAGE sql AS "
-        "$$ SELECT $1 $$",
-    ],
-)
-def test_temp_functions_are_refused(both: Any, sql: str) -> None:
-    with both.connect("alice") as conn:
-        assert_refused(run(conn, sql), sql)
+    assert_attack_controlled(admin, both, stores_then_reads(read=sql), secret=(EMAIL, CARD))
 
 
 def test_denied_ssn_in_group_key_and_set_returning_function(both: Any) -> None:
