@@ -126,7 +126,8 @@ VIEW_ERROR_ORACLES = [
     "SELECT count(*) FROM customer_contacts GROUP BY email::numeric",
     "SELECT id FROM customer_contacts WHERE email::uuid IS NOT NULL",
     "SELECT 1 FROM customer_contacts c WHERE EXISTS (SELECT 1 WHERE c.email::date > now())",
-    "SELECT id FROM contact_domains WHERE ('x' || domain)::int = 1",
+    # contact_domains (split_part(email, '@', 2)) is no probe: unrestricted its error quotes
+    # only the domain, which alice's e-mail mask shows anyway (it read no secret).
 ]
 
 SAFE_OUTPUT = [
@@ -385,12 +386,17 @@ CREDENTIAL_PROBES = [
     ("SELECT rolname, rolpassword FROM pg_authid", "pg_authid"),
     ("SELECT usename, passwd FROM pg_shadow", "pg_shadow"),
 ]
-# No control possible on this cluster (no extension, no foreign server): refusal only.
-REFUSAL_ONLY = [
-    ("SELECT query FROM pg_stat_statements", "pg_stat_statements"),
+# Stored credentials: the test makes a user mapping and a subscription (not connected)
+# with a password for the test, so each probe reads it unrestricted.
+STORED_CREDENTIAL_PROBES = [
     ("SELECT * FROM pg_user_mappings", "pg_user_mappings"),
     ("SELECT umoptions FROM pg_user_mapping", "pg_user_mapping"),
     ("SELECT subconninfo FROM pg_subscription", "pg_subscription"),
+]
+# No control possible on this cluster (pg_stat_statements is not preloaded, no standby, no
+# TLS client): refusal only.
+REFUSAL_ONLY = [
+    ("SELECT query FROM pg_stat_statements", "pg_stat_statements"),
     ("SELECT conninfo FROM pg_stat_wal_receiver", "pg_stat_wal_receiver"),
     ("SELECT client_dn FROM pg_stat_ssl", "pg_stat_ssl"),
 ]

@@ -17,8 +17,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.agent.corpus import ACTIVITY_PROBES, CREDENTIAL_PROBES, REFUSAL_ONLY
-from tests.agent.wire import EMAIL, probe, run
+from tests.agent.corpus import (
+    ACTIVITY_PROBES,
+    CREDENTIAL_PROBES,
+    REFUSAL_ONLY,
+    STORED_CREDENTIAL_PROBES,
+)
+from tests.agent.wire import EMAIL, assert_legitimate_work_runs, probe, run
 
 
 @pytest.fixture
@@ -28,7 +33,13 @@ def agent(agent_on_both_paths: Any) -> Any:
 
 
 SCRAM = re.compile(r"SCRAM-SHA-256\$\d+:")
-PROBE_COUNT = len(ACTIVITY_PROBES) + len(CREDENTIAL_PROBES) + len(REFUSAL_ONLY)
+STORED = re.compile(r"stored-secret-\d+")
+PROBE_COUNT = (
+    len(ACTIVITY_PROBES)
+    + len(CREDENTIAL_PROBES)
+    + len(STORED_CREDENTIAL_PROBES)
+    + len(REFUSAL_ONLY)
+)
 
 
 @pytest.fixture
@@ -66,12 +77,40 @@ def test_password_hashes_are_refused(agent: Any, role_with_password: str) -> Non
             probe(root, alice, sql, secret=SCRAM, reason=catalog)
 
 
+@pytest.fixture
+def stored_credentials(admin: psycopg.Connection[Any]) -> Iterator[None]:
+    """A user mapping and a (never connected) subscription holding a password."""
+    admin.execute("CREATE FOREIGN DATA WRAPPER rt_fdw")
+    admin.execute("CREATE SERVER rt_server FOREIGN DATA WRAPPER rt_fdw")
+    admin.execute(
+        "CREATE USER MAPPING FOR postgres SERVER rt_server "
+        "OPTIONS (user 'remote', password 'stored-secret-1')"
+    )
+    admin.execute(
+        "CREATE SUBSCRIPTION rt_sub CONNECTION 'host=192.0.2.1 password=stored-secret-2' "
+        "PUBLICATION rt_pub WITH (connect = false)"
+    )
+    try:
+        yield
+    finally:
+        admin.execute("ALTER SUBSCRIPTION rt_sub SET (slot_name = NONE)")
+        admin.execute("DROP SUBSCRIPTION rt_sub")
+        admin.execute("DROP FOREIGN DATA WRAPPER rt_fdw CASCADE")
+
+
+def test_stored_credentials_are_refused(agent: Any, stored_credentials: None) -> None:
+    with agent.connect("root") as root, agent.connect("alice") as alice:
+        for sql, catalog in STORED_CREDENTIAL_PROBES:
+            probe(root, alice, sql, secret=STORED, reason=catalog)
+
+
 def test_statement_statistics_and_stored_credentials_are_refused(agent: Any) -> None:
     with agent.connect("alice") as alice:
         for sql, catalog in REFUSAL_ONLY:
             outcome = run(alice, sql)
             assert outcome.sqlstate == "42501" and catalog in str(outcome.error), (sql, outcome)
             assert "needs a Warden rule allowing it" in str(outcome.error)
+        assert_legitimate_work_runs(alice)
 
 
 def test_a_rule_allowing_the_catalog_lets_an_identity_read_it(
@@ -99,6 +138,7 @@ def test_a_rule_allowing_the_catalog_lets_an_identity_read_it(
     assert any("ada.8@example.com" in (query or "") for query in queries)
     with agent.connect("alice") as alice:
         assert run(alice, "SELECT query FROM pg_stat_activity").sqlstate == "42501"
+        assert_legitimate_work_runs(alice)
 
 
 def test_own_session_catalogs_keep_working(agent: Any) -> None:

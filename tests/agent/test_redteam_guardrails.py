@@ -17,10 +17,12 @@ from tests.agent.corpus import EVERY_ROW
 from tests.agent.wire import (
     Outcome,
     WireClient,
-    assert_no_leak,
+    assert_attack_controlled,
+    assert_legitimate_work_runs,
     assert_refused,
     bind,
     execute,
+    named_attack,
     parse,
     rolled_back,
     rows,
@@ -134,6 +136,28 @@ def _temp_rows(conn: psycopg.Connection[Any], table: str) -> int:
     return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
 
 
+def _runs_directly(
+    admin: Any, sql: str, *setup: str, check: str | None = None, **kwargs: Any
+) -> Any:
+    """The control of a guardrail probe: directly on PostgreSQL (rolled back) the statement
+    runs, so the agent's refusal is what stops it; ``check``'s answer shows what it did."""
+    with rolled_back(admin):
+        for statement in setup:
+            admin.execute(statement)
+        if sql.startswith("COPY") and "STDOUT" in sql:
+            with admin.cursor().copy(sql) as copy:
+                outcome = Outcome([bytes(chunk) for chunk in copy], None)
+        else:
+            outcome = run(admin, sql, **kwargs)
+        assert outcome.error is None, f"the probe does not run directly: {sql!r} {outcome!r}"
+        if check is None:
+            return None
+        *before, last = check.split("; ")  # statements to run first, then the answer
+        for statement in before:
+            admin.execute(statement)
+        return admin.execute(last).fetchone()[0]
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -141,12 +165,19 @@ def _temp_rows(conn: psycopg.Connection[Any], table: str) -> int:
         "MERGE INTO rt_g t USING (SELECT 1) s ON true WHEN MATCHED THEN UPDATE SET v = 'gone'",
     ],
 )
-def test_merge_deleting_or_updating_every_row(agent: Any, sql: str) -> None:
+def test_merge_deleting_or_updating_every_row(agent: Any, admin: Any, sql: str) -> None:
+    setup = (
+        "CREATE TEMP TABLE rt_g (id int, v text)",
+        "INSERT INTO rt_g VALUES (1, 'keep'), (2, 'keep')",
+    )
+    check = "SELECT count(*) FROM rt_g WHERE v = 'keep'"
+    assert _runs_directly(admin, sql, *setup, check=check) == 0
     with agent.connect("root") as conn:
-        conn.execute("CREATE TEMP TABLE rt_g (id int, v text)")
-        conn.execute("INSERT INTO rt_g VALUES (1, 'keep'), (2, 'keep')")
+        for statement in setup:
+            conn.execute(statement)
         outcome = run(conn, sql)
-        left = conn.execute("SELECT count(*) FROM rt_g WHERE v = 'keep'").fetchone()[0]
+        left = conn.execute(check).fetchone()[0]
+        assert_legitimate_work_runs(conn)
     assert outcome.sqlstate == "42501" and left == 2, (
         f"MERGE without a condition changed every row: {sql!r} -> {outcome!r}, left {left}"
     )
@@ -161,13 +192,23 @@ def test_merge_deleting_or_updating_every_row(agent: Any, sql: str) -> None:
         "VALUES (1); WITH u AS (UPDATE rt_m SET v = 'y' WHERE id = 1 RETURNING 1) SELECT 1",
     ],
 )
-def test_mixed_read_write_multi_statement(agent: Any, sql: str) -> None:
+def test_mixed_read_write_multi_statement(agent: Any, admin: Any, sql: str) -> None:
+    setup = (
+        "CREATE TEMP TABLE rt_m (id int, v text)",
+        "INSERT INTO rt_m VALUES (1, 'keep'), (2, 'keep')",
+        "PREPARE rt_del AS DELETE FROM rt_m WHERE id = 1",
+    )
+    check = "SELECT count(*) FROM rt_m WHERE v = 'keep'"
+    try:
+        assert _runs_directly(admin, sql, *setup, check=check) == 1
+    finally:
+        admin.execute("DEALLOCATE ALL")
     with agent.connect("root") as conn:
-        conn.execute("CREATE TEMP TABLE rt_m (id int, v text)")
-        conn.execute("INSERT INTO rt_m VALUES (1, 'keep'), (2, 'keep')")
-        conn.execute("PREPARE rt_del AS DELETE FROM rt_m WHERE id = 1")
+        for statement in setup:
+            conn.execute(statement)
         outcome = run(conn, sql)
-        left = conn.execute("SELECT count(*) FROM rt_m WHERE v = 'keep'").fetchone()[0]
+        left = conn.execute(check).fetchone()[0]
+        assert_legitimate_work_runs(conn)
     assert outcome.sqlstate == "42501" and left == 2, (
         f"mixed read+write multi-statement ran: {sql!r} -> {outcome!r}, left {left}"
     )
@@ -187,15 +228,29 @@ def test_mixed_read_write_multi_statement(agent: Any, sql: str) -> None:
         "SELECT * FROM pg_ls_logicalmapdir()",
     ],
 )
-def test_server_file_access_variants(agent: Any, sql: str) -> None:
+def test_server_file_access_variants(agent: Any, admin: Any, sql: str) -> None:
+    _runs_directly(admin, sql)
     with agent.connect("root") as conn:
         outcome = run(conn, sql)
+        assert_legitimate_work_runs(conn)
     assert outcome.refused_by_agent, f"server file access not blocked: {sql!r} -> {outcome!r}"
 
 
 def test_file_fdw_reads_server_files_and_runs_programs(agent: Any, admin: Any) -> None:
     """CREATE EXTENSION / SERVER / FOREIGN TABLE are plain DDL to the agent: file_fdw with
     `program` is COPY FROM PROGRAM, with `filename` a server file read."""
+    assert (
+        _runs_directly(
+            admin,
+            "SELECT line FROM rt_prog0",
+            "CREATE EXTENSION IF NOT EXISTS file_fdw",
+            "CREATE SERVER rt_files0 FOREIGN DATA WRAPPER file_fdw",
+            "CREATE FOREIGN TABLE rt_prog0 (line text) SERVER rt_files0 "
+            "OPTIONS (program 'echo rt-program-ran-$((6*7))')",
+            check="SELECT line FROM rt_prog0",
+        )
+        == "rt-program-ran-42"
+    ), "file_fdw runs no program directly"
     results: dict[str, Outcome] = {}
     try:
         with agent.connect("root") as conn:
@@ -228,7 +283,8 @@ def test_file_fdw_reads_server_files_and_runs_programs(agent: Any, admin: Any) -
         "REASSIGN OWNED BY rt_nobody_role TO postgres",
         "CREATE USER rt_mallory",
         "CREATE GROUP rt_mallory_group",
-        "ALTER GROUP pg_monitor ADD USER rt_nobody_role",
+        # was `ALTER GROUP pg_monitor ...`: a reserved role, it failed directly
+        "ALTER GROUP rt_group ADD USER rt_nobody_role",
         "GRANT pg_read_server_files TO rt_nobody_role",
         "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC",
         "DROP OWNED BY rt_nobody_role",
@@ -240,14 +296,17 @@ def test_file_fdw_reads_server_files_and_runs_programs(agent: Any, admin: Any) -
         "TRUNCATE ONLY scratch",
         "TRUNCATE TABLE scratch, orders CASCADE",
         "COPY (SELECT 1) TO PROGRAM 'true'",
-        "COPY scratch FROM '/etc/hostname'",
+        # was `COPY scratch FROM ...`: the host name is no integer id, it failed directly
+        "COPY scratch (v) FROM '/etc/hostname'",
         "SELECT pg_catalog.pg_read_file('/etc/hostname')",
         "SELECT \"pg_read_file\"('/etc/hostname')",
         "SELECT * FROM ROWS FROM (pg_read_binary_file('/etc/hostname'))",
-        "SELECT lo_export(0, '/tmp/rt-lo')",
+        # was lo_export(0, ...): large object 0 does not exist, it failed directly
+        "SELECT lo_export(4242, '/tmp/rt-lo')",
         "EXPLAIN ANALYZE SELECT pg_read_file('/etc/hostname')",
         "WITH x AS (SELECT pg_ls_dir('.')) SELECT * FROM x",
-        "SELECT (SELECT pg_stat_file('postgresql.conf'))",
+        # was postgresql.conf: not in this cluster's data directory, it failed directly
+        "SELECT (SELECT pg_stat_file('PG_VERSION'))",
         "DO LANGUAGE plpgsql $$ BEGIN PERFORM 1; END $$",
         "SELECT 1; DO $$ BEGIN PERFORM 1; END $$",
         "WITH d AS (UPDATE scratch SET v = v RETURNING 1) SELECT count(*) FROM d",
@@ -260,28 +319,48 @@ def test_file_fdw_reads_server_files_and_runs_programs(agent: Any, admin: Any) -
         "CREATE RULE rt_rule3 AS ON INSERT TO scratch DO ALSO DELETE FROM orders",
     ],
 )
-def test_guardrail_variants_are_blocked(agent: Any, sql: str) -> None:
+def test_guardrail_variants_are_blocked(agent: Any, admin: Any, sql: str) -> None:
+    setup = (
+        "CREATE ROLE rt_nobody_role",
+        "CREATE ROLE rt_group",
+        "SELECT lo_from_bytea(4242, 'x')",
+    )
+    _runs_directly(admin, sql, *setup)
     with agent.connect("root") as conn:
         outcome = run(conn, sql)
+        assert_legitimate_work_runs(conn)
     assert outcome.sqlstate == "42501" and outcome.refused_by_agent, (
         f"guardrail-blocked kind reached the server: {sql!r} -> {outcome!r}"
     )
 
 
 @pytest.mark.parametrize(
-    "sql",
+    ("sql", "check", "done"),
     [
-        "WITH d AS (DELETE FROM rt_e RETURNING 1) SELECT * FROM d",
-        "SELECT pg_read_file('/etc/hostname')",
-        "MERGE INTO rt_e USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE",
+        (
+            "WITH d AS (DELETE FROM rt_e RETURNING 1) SELECT * FROM d",
+            "SELECT count(*) FROM rt_e",
+            0,
+        ),
+        ("SELECT pg_read_file('/etc/hostname')", "SELECT 1", 1),
+        (
+            "MERGE INTO rt_e USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE",
+            "SELECT count(*) FROM rt_e",
+            0,
+        ),
     ],
 )
-def test_guardrails_extended_protocol(agent: Any, sql: str) -> None:
+def test_guardrails_extended_protocol(
+    agent: Any, admin: Any, sql: str, check: str, done: int
+) -> None:
+    setup = ("CREATE TEMP TABLE rt_e (id int, v text)", "INSERT INTO rt_e VALUES (1, 'keep')")
+    assert _runs_directly(admin, sql, *setup, check=check, prepare=True) == done
     with agent.connect("root") as conn:
-        conn.execute("CREATE TEMP TABLE rt_e (id int, v text)")
-        conn.execute("INSERT INTO rt_e VALUES (1, 'keep')")
+        for statement in setup:
+            conn.execute(statement)
         outcome = run(conn, sql, prepare=True)
         left = conn.execute("SELECT count(*) FROM rt_e").fetchone()[0]
+        assert_legitimate_work_runs(conn)
     assert outcome.sqlstate == "42501" and left == 1, f"{sql!r} -> {outcome!r}, left {left}"
 
 
@@ -304,6 +383,12 @@ def test_grant_inside_create_schema(agent: Any, admin: Any) -> None:
     assert not granted and outcome.sqlstate == "42501", f"GRANT ran: {outcome!r}"
 
 
+HIDDEN_SETUP = (
+    "CREATE TEMP TABLE rt2_t (id int, v text)",
+    "INSERT INTO rt2_t VALUES (1, 'keep'), (2, 'keep')",
+)
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -314,14 +399,22 @@ def test_grant_inside_create_schema(agent: Any, admin: Any) -> None:
         "EXPLAIN (ANALYZE) WITH d AS (DELETE FROM rt2_t RETURNING 1) SELECT 1",
         "CREATE TEMP TABLE rt2_x AS WITH d AS (DELETE FROM rt2_t RETURNING 1) SELECT * FROM d",
         "SELECT 1; TRUNCATE rt2_t",
-        "SELECT 1 \\; DELETE FROM rt2_t",
-        "DELETE FROM rt2_t WHERE CURRENT OF rt2_none",
+        # was `SELECT 1 \\; DELETE ...`: psql's separator is a syntax error to the server
+        "SELECT 1; DELETE FROM rt2_t",
+        # `DELETE ... WHERE CURRENT OF rt2_none` is gone: no such cursor (an error directly),
+        # and with one it deletes a single row, which no guardrail forbids.
     ],
 )
-def test_guardrail_hidden_in_other_statements(agent: Any, sql: str) -> None:
+def test_guardrail_hidden_in_other_statements(agent: Any, admin: Any, sql: str) -> None:
+    check = "SELECT count(*) FROM rt2_t WHERE v = 'keep'"
+    then = "EXECUTE rt2_del" if sql.startswith("PREPARE") else "SELECT 1"
+    try:
+        assert _runs_directly(admin, sql, *HIDDEN_SETUP, check=f"{then}; {check}") < 2
+    finally:
+        admin.execute("DEALLOCATE ALL")
     with agent.connect("root") as conn:
-        conn.execute("CREATE TEMP TABLE rt2_t (id int, v text)")
-        conn.execute("INSERT INTO rt2_t VALUES (1, 'keep'), (2, 'keep')")
+        for statement in HIDDEN_SETUP:
+            conn.execute(statement)
         if sql.startswith("COPY"):
             try:
                 with conn.cursor().copy(sql) as copy:
@@ -333,13 +426,26 @@ def test_guardrail_hidden_in_other_statements(agent: Any, sql: str) -> None:
         else:
             outcome = run(conn, sql)
         run(conn, "EXECUTE rt2_del")
-        left = conn.execute("SELECT count(*) FROM rt2_t WHERE v = 'keep'").fetchone()[0]
+        left = conn.execute(check).fetchone()[0]
+        assert_legitimate_work_runs(conn)
     assert left == 2, f"rows lost via {sql!r} -> {outcome!r}, left {left}"
 
 
-def test_guardrail_statements_over_extended_named_statements(agent: Any) -> None:
+def test_guardrail_statements_over_extended_named_statements(agent: Any, admin: Any) -> None:
+    """The control runs the same statement directly with SQL PREPARE / EXECUTE."""
+    setup = ("CREATE TEMP TABLE rt2_e (id int)", "INSERT INTO rt2_e VALUES (1)")
+    try:
+        left = _runs_directly(
+            admin,
+            "PREPARE rt2_d AS DELETE FROM rt2_e",
+            *setup,
+            check="EXECUTE rt2_d; SELECT count(*) FROM rt2_e",
+        )
+    finally:
+        admin.execute("DEALLOCATE ALL")
+    assert left == 0, "the DELETE removes nothing directly"
     client = WireClient(agent.port, "root")
-    client.send(codec.query("CREATE TEMP TABLE rt2_e (id int); INSERT INTO rt2_e VALUES (1)"))
+    client.send(codec.query("; ".join(setup)))
     client.until(b"Z")
     client.send(
         parse("rt2_d", "DELETE FROM rt2_e"), bind("rt2_dp", "rt2_d"), execute("rt2_dp"), codec.SYNC
@@ -359,40 +465,50 @@ def test_guardrail_statements_over_extended_named_statements(agent: Any) -> None
 # ----------------------------------------------------------------------------------------
 
 
-def test_catalog_update_renaming_a_masked_column_is_not_allowed_silently(agent: Any) -> None:
-    rename = (
+CATALOG_RENAMES = [
+    pytest.param(
         "UPDATE pg_attribute SET attname = 'rt3_e' "
-        "WHERE attrelid = 'public.customers'::regclass AND attname = 'email'"
-    )
-    with agent.connect("alice") as conn, rolled_back(conn):
-        outcome = run(conn, rename)
-        if outcome.error is None:
-            read = "SELECT rt3_e, upper(rt3_e) FROM customers ORDER BY id LIMIT 3"
-            simple, extended = run(conn, read), run(conn, read, prepare=True)
-            assert_no_leak(simple, f"{rename}; {read} (simple)")
-            assert_no_leak(extended, f"{rename}; {read} (extended)")
-    assert_refused(outcome, rename)
+        "WHERE attrelid = 'public.customers'::regclass AND attname = 'email'",
+        "SELECT rt3_e, upper(rt3_e) FROM customers ORDER BY id LIMIT 3",
+        id="masked_column",
+    ),
+    pytest.param(
+        "UPDATE pg_class SET relname = 'rt3_c' WHERE oid = 'public.customers'::regclass",
+        "SELECT email, birth_date::text, upper(email) FROM rt3_c ORDER BY id LIMIT 3",
+        id="customers_table",
+    ),
+]
 
 
-def test_catalog_update_renaming_customers_table_then_extended_read(agent: Any) -> None:
-    rename = "UPDATE pg_class SET relname = 'rt3_c' WHERE oid = 'public.customers'::regclass"
-    with agent.connect("alice") as conn, rolled_back(conn):
-        outcome = run(conn, rename)
-        if outcome.error is None:
-            read = "SELECT email, birth_date::text, upper(email) FROM rt3_c ORDER BY id LIMIT 3"
-            simple, extended = run(conn, read), run(conn, read, prepare=True)
-            assert_no_leak(simple, f"{rename}; {read} (simple)")
-            assert_no_leak(extended, f"{rename}; {read} (extended)")
-    assert_refused(outcome, rename)
+@pytest.mark.parametrize(("rename", "read"), CATALOG_RENAMES)
+def test_catalog_update_renaming_is_not_allowed_silently(
+    agent: Any, admin: Any, rename: str, read: str
+) -> None:
+    """Directly, the rename lets the read spell the e-mails under another name; through the
+    agent the rename is refused (or the read stays masked, simple and extended)."""
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        with rolled_back(conn):
+            conn.execute(rename)
+            return [*conn.execute(read).fetchall(), *conn.execute(read, prepare=True).fetchall()]
+
+    assert_attack_controlled(admin, agent, named_attack(attack, rename), refused=True)
 
 
-def test_catalog_delete_is_a_drop(agent: Any) -> None:
+def test_catalog_delete_is_a_drop(agent: Any, admin: Any) -> None:
     """Deleting a relation's pg_class row drops it: the blocking 'drop' guardrail."""
+    sql = "DELETE FROM pg_class WHERE relname = 'rt3_victim' AND relpersistence = 't'"
+    check = "SELECT count(*) FROM pg_class WHERE relname = 'rt3_victim'"
+    admin.execute("CREATE TEMP TABLE rt3_victim (id int)")  # committed, as alice's is
+    try:
+        assert _runs_directly(admin, sql, check=check) == 0
+    finally:
+        admin.execute("DROP TABLE IF EXISTS pg_temp.rt3_victim")
     with agent.connect("alice") as conn:
         assert run(conn, "CREATE TEMP TABLE rt3_victim (id int)").error is None
-        sql = "DELETE FROM pg_class WHERE relname = 'rt3_victim' AND relpersistence = 't'"
         with rolled_back(conn):
             outcome = run(conn, sql)
-            gone = run(conn, "SELECT count(*) FROM pg_class WHERE relname = 'rt3_victim'")
+            gone = run(conn, check)
+        assert_legitimate_work_runs(conn)
     assert_refused(outcome, sql)
     assert gone.rows == [(1,)], gone

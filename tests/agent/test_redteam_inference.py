@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.agent.corpus import EMAIL_PROBES, NOTE_PROBES
-from tests.agent.wire import Outcome, run
+from tests.agent.wire import Outcome, assert_legitimate_work_runs, rolled_back, run
 
 
 @pytest.fixture
@@ -48,6 +48,7 @@ def _check(root: Any, alice: Any, sql: str, column: str, clause: str, **kwargs: 
         return f"{sql!r} not refused: {outcome!r}"
     if column not in message or clause not in message:
         return f"{sql!r} refused without naming {column} / {clause!r}: {message}"
+    assert_legitimate_work_runs(alice)
     return ""
 
 
@@ -97,6 +98,7 @@ def test_binary_search_on_a_masked_email_gets_no_answer(agent: Any) -> None:
         assert low == "a"  # customer 8 is ada.8@example.com
     with agent.connect("alice") as alice:
         outcome = run(alice, sql, params=("m",))
+        assert_legitimate_work_runs(alice)
     assert outcome.sqlstate == "42501" and EMAIL_COLUMN in str(outcome.error)
 
 
@@ -128,7 +130,8 @@ def test_exact_lookup_does_not_open_other_comparisons(
         "SELECT id FROM customers WHERE lower(email) = 'ada.8@example.com'",
         "SELECT id FROM customers WHERE email > 'm'",
         "SELECT id FROM customers WHERE email IN (SELECT note FROM orders)",
-        "SELECT id FROM customers c JOIN archive.customers a ON a.email = c.email",
+        # was `SELECT id ...`: ambiguous, it failed unmasked too (42702)
+        "SELECT c.id FROM customers c JOIN archive.customers a ON a.email = c.email",
         "SELECT id FROM customers WHERE email = 'ada.8@example.com' ORDER BY email",
     ]
     with agent.connect("alice") as alice:
@@ -140,16 +143,36 @@ def test_exact_lookup_does_not_open_other_comparisons(
             assert outcome.sqlstate == "42501" and EMAIL_COLUMN in str(outcome.error), (
                 f"{sql!r}: {outcome!r}"
             )
+        assert_legitimate_work_runs(alice)
+    with agent.connect("root") as root, rolled_back(root):  # each refused one runs unmasked
+        for sql in refused:
+            assert run(root, sql).error is None, f"the probe does not run unmasked: {sql!r}"
 
 
-def test_denied_column_is_refused_in_every_clause(agent: Any) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id FROM customers WHERE ssn LIKE '1%'",
+        "SELECT id FROM customers ORDER BY ssn",
+        "SELECT count(*) FROM customers GROUP BY ssn",
+        "EXPLAIN SELECT ssn FROM customers",
+    ],
+)
+def test_denied_column_is_refused_in_every_clause(agent: Any, admin: Any, sql: str) -> None:
+    """Unrestricted each answer changes with the SSNs (EXPLAIN: with the column's
+    existence, as the plan names it)."""
+    change = (
+        "ALTER TABLE customers RENAME ssn TO ssn_gone"
+        if sql.startswith("EXPLAIN")
+        else "UPDATE customers SET ssn = '000-45-0000' WHERE id % 2 = 0"
+    )
+    with rolled_back(admin):
+        before = run(admin, sql)
+        admin.execute(change)
+        after = run(admin, sql)
+    assert before.error is None and before.rows != after.rows, f"asks nothing: {sql!r}"
     with agent.connect("alice") as alice:
-        for sql in (
-            "SELECT id FROM customers WHERE ssn LIKE '1%'",
-            "SELECT id FROM customers ORDER BY ssn",
-            "SELECT count(*) FROM customers GROUP BY ssn",
-            "EXPLAIN SELECT ssn FROM customers",
-        ):
-            outcome = run(alice, sql)
-            assert outcome.sqlstate == "42501", (sql, outcome)
-            assert "public.customers.ssn is denied" in str(outcome.error), (sql, outcome)
+        outcome = run(alice, sql)
+        assert_legitimate_work_runs(alice)
+    assert outcome.sqlstate == "42501", (sql, outcome)
+    assert "public.customers.ssn is denied" in str(outcome.error), (sql, outcome)

@@ -9,8 +9,10 @@ rounds of red-teaming, grouped by subject.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -29,19 +31,27 @@ from tests.agent.wire import (
     CARD,
     DOB,
     EMAIL,
+    LEGITIMATE_SQL,
+    SECRETS,
     SSN,
+    Attack,
     Outcome,
     WireClient,
+    assert_attack_controlled,
+    assert_legitimate_work_runs,
     assert_no_leak,
     assert_reads_secret_unmasked,
+    assert_reads_secret_unmasked_by,
     assert_refused,
     assert_withheld,
+    copies,
     parse,
+    reads,
     rolled_back,
     rows,
     run,
+    stores_then_reads,
 )
-from tests.agent.wire import leaks as _leaks
 from tests.agent.wire import secret_in as _secret_in
 
 
@@ -107,35 +117,24 @@ def test_select_output_extended_protocol(agent: Any, admin: Any, sql: str) -> No
         assert_withheld(run(conn, sql, prepare=False, binary=True), sql)
 
 
-def test_row_to_json_field_notation_reaches_the_denied_ssn(agent: Any) -> None:
+def test_row_to_json_field_notation_reaches_the_denied_ssn(agent: Any, admin: Any) -> None:
     """SSN is denied everywhere for everyone; field notation still reads it."""
     sql = "SELECT c.row_to_json FROM customers c ORDER BY id LIMIT 1"
-    with agent.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert not (outcome.rows and SSN.search(str(outcome.rows))), f"SSN leaked: {outcome!r}"
+    assert_attack_controlled(admin, agent, reads(sql), secret=SSN)
 
 
-def test_copy_of_field_notation_whole_row(agent: Any) -> None:
-    sql = "COPY (SELECT c.row_to_json FROM customers c) TO STDOUT"
-    with agent.connect("alice") as conn:
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501"
-            return
-    assert not _secret_in(data), f"COPY leaked {_secret_in(data)}"
+def test_copy_of_field_notation_whole_row(agent: Any, admin: Any) -> None:
+    assert_attack_controlled(
+        admin, agent, copies("COPY (SELECT c.row_to_json FROM customers c) TO STDOUT")
+    )
 
 
-def test_create_table_as_from_field_notation_then_read(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        created = run(
-            conn, "CREATE TEMP TABLE rt_loot1 AS SELECT c.row_to_json AS j FROM customers c"
-        )
-        if created.error is not None:
-            assert created.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT j FROM rt_loot1"), "SELECT j FROM rt_loot1")
+def test_create_table_as_from_field_notation_then_read(agent: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "CREATE TEMP TABLE rt_loot1 AS SELECT c.row_to_json AS j FROM customers c",
+        read="SELECT j FROM rt_loot1",
+    )
+    assert_attack_controlled(admin, agent, attack)
 
 
 # ----------------------------------------------------------------------------------------
@@ -143,66 +142,93 @@ def test_create_table_as_from_field_notation_then_read(agent: Any) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def test_set_config_then_current_setting(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        first = run(conn, "SELECT set_config('rt.x', email, false) FROM customers WHERE id = 1")
-        assert_no_leak(first, "set_config")
-        second = run(conn, "SELECT current_setting('rt.x')")
-        assert_no_leak(second, "current_setting")
-        third = run(conn, "SHOW rt.x")
-        assert_no_leak(third, "SHOW")
+@pytest.mark.parametrize("read", ["SELECT current_setting('rt.x')", "SHOW rt.x"])
+def test_set_config_then_current_setting(agent: Any, admin: Any, read: str) -> None:
+    store = "SELECT set_config('rt.x', email, false) FROM customers WHERE id = 1"
+    assert_attack_controlled(admin, agent, stores_then_reads(store, read=read), secret=EMAIL)
 
 
-def test_set_config_application_name_parameter_status(agent: Any) -> None:
+def test_set_config_application_name_parameter_status(agent: Any, admin: Any) -> None:
     """application_name is GUC_REPORT: the server sends ParameterStatus with its value."""
-    with agent.connect("alice") as conn:
-        outcome = run(
-            conn, "SELECT set_config('application_name', email, false) FROM customers WHERE id = 1"
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute(
+            "SELECT set_config('application_name', email, false) FROM customers WHERE id = 1"
         )
-        assert_no_leak(outcome, "set_config(application_name)")
-        reported = conn.info.parameter_status("application_name") or ""
-    assert not _secret_in(reported), f"ParameterStatus leaked {reported!r}"
+        return conn.info.parameter_status("application_name") or ""
+
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_pg_notify_payload(agent: Any) -> None:
-    payloads: list[str] = []
-    with agent.connect("alice") as conn:
+def _notified(column: str) -> Attack:
+    """An attack by NOTIFY: the payloads of pg_notify(channel, column) for two customers."""
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        payloads: list[str] = []
         conn.add_notify_handler(lambda n: payloads.append(n.payload))
-        run(conn, "LISTEN rt_chan")
-        outcome = run(conn, "SELECT pg_notify('rt_chan', email) FROM customers WHERE id < 3")
-        assert_no_leak(outcome, "pg_notify")
-        run(conn, "SELECT 1")
-        time.sleep(0.2)
-        run(conn, "SELECT 1")
-    assert not _leaks([payloads]), f"NOTIFY payload leaked: {payloads[:2]}"
+        conn.execute("LISTEN rt_chan")
+        conn.execute(f"SELECT pg_notify('rt_chan', {column}) FROM customers WHERE id < 3")
+        deadline = time.monotonic() + 2
+        while not payloads and time.monotonic() < deadline:
+            conn.execute("SELECT 1")
+            time.sleep(0.05)
+        return payloads
+
+    return attack
 
 
-def test_pg_notify_payload_of_denied_ssn_is_refused(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        sql = "SELECT pg_notify('rt_chan', ssn) FROM customers"
-        assert_refused(run(conn, sql), sql)
+def test_pg_notify_payload(agent: Any, admin: Any) -> None:
+    assert_attack_controlled(admin, agent, _notified("email"), secret=EMAIL)
 
 
-def test_pg_stats_histogram_after_analyze(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "ANALYZE customers")
-        for sql in (
-            "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
-            "AND attname = 'email'",
-            "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
-            "AND attname = 'ssn'",
-            "SELECT most_common_vals::text, histogram_bounds::text FROM pg_stats "
-            "WHERE tablename = 'customers' AND attname = 'card'",
-            "SELECT stavalues1::text FROM pg_statistic WHERE starelid = 'customers'::regclass",
-        ):
-            assert_no_leak(run(conn, sql), sql)
+def test_pg_notify_payload_of_denied_ssn_is_refused(agent: Any, admin: Any) -> None:
+    assert_attack_controlled(admin, agent, _notified("ssn"), secret=SSN, reason="ssn")
 
 
-def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "ANALYZE customers (ssn)")
-        sql = "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = %s AND attname = %s"
-        assert_no_leak(run(conn, sql, params=("customers", "ssn")), sql)
+_HISTOGRAMS = [
+    (
+        "email",
+        "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
+        "AND attname = 'email'",
+        EMAIL,
+    ),
+    (
+        "ssn",
+        "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' "
+        "AND attname = 'ssn'",
+        SSN,
+    ),
+    (
+        "card",
+        "SELECT most_common_vals::text, histogram_bounds::text FROM pg_stats "
+        "WHERE tablename = 'customers' AND attname = 'card'",
+        CARD,
+    ),
+    (
+        "pg_statistic",
+        "SELECT stavalues1::text FROM pg_statistic WHERE starelid = 'customers'::regclass",
+        SECRETS,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("read", "secret"), [h[1:] for h in _HISTOGRAMS], ids=[h[0] for h in _HISTOGRAMS]
+)
+def test_pg_stats_histogram_after_analyze(agent: Any, admin: Any, read: str, secret: Any) -> None:
+    assert_attack_controlled(
+        admin, agent, stores_then_reads("ANALYZE customers", read=read), secret=secret
+    )
+
+
+def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any, admin: Any) -> None:
+    sql = "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = %s AND attname = %s"
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute("ANALYZE customers (ssn)")
+        return conn.execute(sql, ("customers", "ssn"), prepare=True).fetchall()
+
+    assert_attack_controlled(admin, agent, attack, secret=SSN)
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,99 +236,120 @@ def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def test_temp_view_named_like_a_bundle_table_in_pg_temp(agent: Any) -> None:
-    """The bundle knows the name 'customers', so a relation of that name is never looked
-    up as a view, and pg_temp.customers is treated as an unrestricted table."""
-    with agent.connect("alice") as conn:
-        created = run(conn, "CREATE TEMP VIEW customers AS SELECT id, email FROM public.customers")
-        assert created.error is None or created.sqlstate == "42501", created
-        if created.error is not None:
-            return
-        for sql in (
-            "SELECT upper(email) FROM pg_temp.customers",
-            "SELECT email FROM pg_temp.customers",
-        ):
-            assert_no_leak(run(conn, sql), sql)
-            assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+# A view created inside an open transaction is invisible to the agent's catalog lookups (a
+# separate upstream connection): the agent takes the name for an unknown, unrestricted
+# table, so a derived expression (and, over the extended protocol, the column itself)
+# comes back in clear.  Found by giving these probes their control (issue 13).
+VIEW_IN_OPEN_TRANSACTION = pytest.mark.xfail(
+    strict=True,
+    reason="finding: a view created in the client's open transaction is not seen by the "
+    "agent's catalog connection and is read as an unrestricted table",
+)
 
 
-def test_view_in_new_schema_named_like_a_bundle_table(agent: Any, admin: Any) -> None:
+def _view_reads(view: str) -> list[Any]:
+    params = []
+    for in_transaction in (False, True):
+        for read in (f"SELECT upper(email) FROM {view}", f"SELECT email FROM {view}"):
+            for prepare in (False, True):
+                leaks_today = in_transaction and ("upper" in read or prepare)
+                params.append(
+                    pytest.param(
+                        read,
+                        prepare,
+                        in_transaction,
+                        marks=[VIEW_IN_OPEN_TRANSACTION] if leaks_today else [],
+                        id=f"{'tx' if in_transaction else 'autocommit'}-"
+                        f"{'extended' if prepare else 'simple'}-{read.split()[1]}",
+                    )
+                )
+    return params
+
+
+def _view_attack(create: tuple[str, ...], read: str, prepare: bool, in_transaction: bool) -> Any:
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        with rolled_back(conn) if in_transaction else contextlib.nullcontext(conn):
+            for statement in create:
+                conn.execute(statement)
+            return conn.execute(read, prepare=prepare).fetchall()
+
+    return attack
+
+
+@pytest.mark.parametrize(("read", "prepare", "in_transaction"), _view_reads("pg_temp.customers"))
+def test_temp_view_named_like_a_bundle_table_in_pg_temp(
+    agent: Any, admin: Any, read: str, prepare: bool, in_transaction: bool
+) -> None:
+    """pg_temp.customers, a view over the masked email, is resolved as a view."""
+    create = ("CREATE TEMP VIEW customers AS SELECT id, email FROM public.customers",)
+    attack = _view_attack(create, read, prepare, in_transaction)
     try:
-        with agent.connect("alice") as conn:
-            run(conn, "CREATE SCHEMA rt_shadow")
-            created = run(
-                conn, "CREATE VIEW rt_shadow.customers AS SELECT id, email FROM public.customers"
-            )
-            if created.error is not None:
-                assert created.sqlstate == "42501"
-                return
-            for sql in (
-                "SELECT upper(email) FROM rt_shadow.customers",
-                "SELECT email FROM rt_shadow.customers",
-            ):
-                assert_no_leak(run(conn, sql), sql)
-                assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+        assert_attack_controlled(admin, agent, attack, secret=EMAIL)
+    finally:
+        admin.execute("DROP VIEW IF EXISTS pg_temp.customers")
+
+
+@pytest.mark.parametrize(("read", "prepare", "in_transaction"), _view_reads("rt_shadow.customers"))
+def test_view_in_new_schema_named_like_a_bundle_table(
+    agent: Any, admin: Any, read: str, prepare: bool, in_transaction: bool
+) -> None:
+    create = (
+        "CREATE SCHEMA IF NOT EXISTS rt_shadow",
+        "CREATE OR REPLACE VIEW rt_shadow.customers AS SELECT id, email FROM public.customers",
+    )
+    attack = _view_attack(create, read, prepare, in_transaction)
+    try:
+        assert_attack_controlled(admin, agent, attack, secret=EMAIL)
     finally:
         admin.execute("DROP SCHEMA IF EXISTS rt_shadow CASCADE")
 
 
-def test_rule_do_instead_select_returns_masked_data(agent: Any) -> None:
+def test_rule_do_instead_select_returns_masked_data(agent: Any, admin: Any) -> None:
     """CREATE RULE's action is walked as a predicate; the UPDATE it rewrites is allowed."""
-    with agent.connect("alice") as conn:
-        run(conn, "CREATE TEMP TABLE rt_r (id int, v text)")
-        run(conn, "INSERT INTO rt_r VALUES (1, 'x')")
-        created = run(
-            conn,
-            "CREATE RULE rt_rule AS ON UPDATE TO rt_r DO INSTEAD "
-            "SELECT email, upper(email) AS u FROM customers",
-        )
-        if created.error is not None:
-            assert created.sqlstate == "42501"
-            return
-        sql = "UPDATE rt_r SET v = 'y' WHERE id = 1"
-        assert_no_leak(run(conn, sql), sql)
-        assert_no_leak(run(conn, "UPDATE rt_r SET v = %s WHERE id = 1", params=("z",)), sql)
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        with rolled_back(conn):
+            conn.execute("CREATE TEMP TABLE rt_r (id int, v text)")
+            conn.execute("INSERT INTO rt_r VALUES (1, 'x')")
+            conn.execute(
+                "CREATE RULE rt_rule AS ON UPDATE TO rt_r DO INSTEAD "
+                "SELECT email, upper(email) AS u FROM customers"
+            )
+            simple = conn.execute("UPDATE rt_r SET v = 'y' WHERE id = 1")
+            extended = conn.execute("UPDATE rt_r SET v = %s WHERE id = 1", ("z",))
+            return [
+                *(simple.fetchall() if simple.description else []),
+                *(extended.fetchall() if extended.description else []),
+            ]
+
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_rule_do_also_insert_copy_is_denied(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "CREATE TEMP TABLE rt_r2 (id int, v text)")
-        run(conn, "CREATE TEMP TABLE rt_loot2 (id int, v text)")
-        sql = (
-            "CREATE RULE rt_rule2 AS ON INSERT TO rt_r2 DO ALSO "
-            "INSERT INTO rt_loot2 SELECT id, email FROM customers"
-        )
-        assert_refused(run(conn, sql), sql)
-
-
-def test_explain_analyze_create_table_as_copies_masked_data(agent: Any) -> None:
-    """EXPLAIN demotes every inner use to a predicate, but ANALYZE runs the write."""
-    with agent.connect("alice") as conn:
-        sql = "EXPLAIN ANALYZE CREATE TEMP TABLE rt_loot3 AS SELECT id, email FROM customers"
-        ran = run(conn, sql)
-        if ran.error is not None:
-            assert ran.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT upper(email) FROM rt_loot3"), "read rt_loot3")
-
-
-def test_explain_analyze_insert_select_copies_masked_data(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "CREATE TEMP TABLE rt_loot4 (id int, v text)")
-        sql = "EXPLAIN (ANALYZE, VERBOSE) INSERT INTO rt_loot4 SELECT id, email FROM customers"
-        ran = run(conn, sql)
-        if ran.error is not None:
-            assert ran.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT v FROM rt_loot4"), "read rt_loot4")
-
-
-def test_explain_analyze_select_into(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        ran = run(conn, "EXPLAIN ANALYZE SELECT email INTO TEMP rt_loot5 FROM customers")
-        if ran.error is not None:
-            return
-        assert_no_leak(run(conn, "SELECT * FROM rt_loot5"), "read rt_loot5")
+@pytest.mark.parametrize(
+    "store",
+    [
+        "CREATE RULE rt_rule2 AS ON INSERT TO rt_r2 DO ALSO "
+        "INSERT INTO rt_loot2 SELECT id, email FROM customers",
+        # EXPLAIN demotes every inner use to a predicate, but ANALYZE runs the write.
+        "EXPLAIN ANALYZE CREATE TEMP TABLE rt_loot2b AS SELECT id, email AS v FROM customers",
+        "EXPLAIN (ANALYZE, VERBOSE) INSERT INTO rt_loot2 SELECT id, email FROM customers",
+        "EXPLAIN ANALYZE SELECT id, email AS v INTO TEMP rt_loot2b FROM customers",
+    ],
+    ids=["rule_do_also", "explain_create_table_as", "explain_insert_select", "explain_select_into"],
+)
+def test_a_write_hidden_in_a_rule_or_explain_analyze_stores_no_masked_data(
+    agent: Any, admin: Any, store: str
+) -> None:
+    refused = "CREATE RULE" in store  # a rule copying masked data is refused outright
+    read = "SELECT v FROM rt_loot2" if "rt_loot2b" not in store else "SELECT v FROM rt_loot2b"
+    attack = stores_then_reads(
+        "CREATE TEMP TABLE rt_r2 (id int, v text)",
+        "CREATE TEMP TABLE rt_loot2 (id int, v text)",
+        store,
+        "INSERT INTO rt_r2 VALUES (1, 'x')",
+        read=read,
+    )
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL, refused=refused)
 
 
 def test_explain_verbose_output_has_no_values(agent: Any) -> None:
@@ -315,28 +362,55 @@ def test_explain_verbose_output_has_no_values(agent: Any) -> None:
             assert_no_leak(run(conn, sql), sql)
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
+# The store, then the read that shows what it stored.  scratch gets one row per customer
+# first, so the MERGE ... WHEN MATCHED and UPDATE ... FROM probes have rows to overwrite.
+STORES = [
+    (
         "CREATE TEMP TABLE rt_l6 AS WITH x AS (SELECT email FROM customers) SELECT * FROM x",
-        "CREATE MATERIALIZED VIEW rt_mv AS SELECT upper(email) FROM customers",
+        "SELECT * FROM rt_l6",
+    ),
+    ("CREATE MATERIALIZED VIEW rt_mv AS SELECT upper(email) FROM customers", "TABLE rt_mv"),
+    (
         "WITH i AS (INSERT INTO scratch SELECT id, email FROM customers RETURNING 1) SELECT 1",
-        "MERGE INTO scratch s USING customers c ON s.id = c.id WHEN NOT MATCHED THEN "
+        "SELECT v FROM scratch",
+    ),
+    (
+        "MERGE INTO scratch s USING customers c ON s.id = c.id + 1000 WHEN NOT MATCHED THEN "
         "INSERT VALUES (c.id, c.email)",
+        "SELECT v FROM scratch",
+    ),
+    (
         "MERGE INTO scratch s USING customers c ON s.id = c.id WHEN MATCHED THEN "
         "UPDATE SET v = c.email",
+        "SELECT v FROM scratch",
+    ),
+    (
         "INSERT INTO scratch VALUES (1, (SELECT email FROM customers LIMIT 1))",
-        "INSERT INTO scratch SELECT id, e FROM customers c(id, n, e)",
+        "SELECT v FROM scratch",
+    ),
+    ("INSERT INTO scratch SELECT id, e FROM customers c(id, n, e)", "SELECT v FROM scratch"),
+    (
         "UPDATE scratch s SET v = c.email FROM customers c WHERE s.id = c.id",
+        "SELECT v FROM scratch",
+    ),
+    (
         "INSERT INTO scratch (id, v) SELECT 1, string_agg(email, ',') FROM customers",
+        "SELECT v FROM scratch",
+    ),
+    (
         "INSERT INTO scratch SELECT 1, v FROM (SELECT email AS v FROM customers) q",
-        "PREPARE rt_p1 AS SELECT c.* FROM archive.customers c",
-    ],
-)
-def test_storing_masked_data_is_denied(agent: Any, sql: str) -> None:
-    with agent.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert_refused(outcome, sql)
+        "SELECT v FROM scratch",
+    ),
+    ("PREPARE rt_p1 AS SELECT c.* FROM archive.customers c", "EXECUTE rt_p1"),
+]
+
+
+@pytest.mark.parametrize(("store", "read"), STORES)
+def test_storing_masked_data_is_denied(agent: Any, admin: Any, store: str, read: str) -> None:
+    attack = stores_then_reads(
+        "INSERT INTO scratch SELECT id, 'plain' FROM customers", store, read=read
+    )
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL, refused=True)
 
 
 @pytest.mark.parametrize(
@@ -353,13 +427,10 @@ def test_storing_masked_data_is_denied(agent: Any, sql: str) -> None:
         ("PREPARE rt_p3 AS SELECT row_to_json(c) FROM archive.customers c", "EXECUTE rt_p3"),
     ],
 )
-def test_whole_row_reference_in_a_write_context(agent: Any, sql: str, read: str) -> None:
-    with agent.connect("alice") as conn:
-        stored = run(conn, sql)
-        if stored.error is not None:
-            assert stored.sqlstate == "42501", stored
-            return
-        assert_no_leak(run(conn, read), f"{sql} ; {read}")
+def test_whole_row_reference_in_a_write_context(
+    agent: Any, admin: Any, sql: str, read: str
+) -> None:
+    assert_attack_controlled(admin, agent, stores_then_reads(sql, read=read), secret=EMAIL)
 
 
 @pytest.mark.parametrize(
@@ -370,15 +441,8 @@ def test_whole_row_reference_in_a_write_context(agent: Any, sql: str, read: str)
         "COPY (SELECT a FROM archive.customers a) TO STDOUT",
     ],
 )
-def test_copy_of_whole_row_reference(agent: Any, sql: str) -> None:
-    with agent.connect("alice") as conn:
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501"
-            return
-    assert not _secret_in(data), f"COPY leaked {_secret_in(data)} via {sql!r}"
+def test_copy_of_whole_row_reference(agent: Any, admin: Any, sql: str) -> None:
+    assert_attack_controlled(admin, agent, copies(sql), secret=EMAIL)
 
 
 def test_execute_of_prepared_statement_after_grant_ends(
@@ -445,36 +509,58 @@ def test_denied_ssn_is_refused_wherever_it_is_reachable(agent: Any, admin: Any, 
     assert outcome.error is not None, f"a statement reaching the denied SSN ran: {sql!r}"
 
 
-def test_search_path_set_config_does_not_unmask(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        run(conn, "SELECT set_config('search_path', 'archive, public', false)")
-        for sql in ("SELECT upper(email) FROM customers", "SELECT email FROM customers"):
-            assert_no_leak(run(conn, sql), sql)
-            assert_no_leak(run(conn, sql, prepare=True), sql)
+@pytest.mark.parametrize(
+    "read", ["SELECT upper(email) FROM customers", "SELECT email FROM customers"]
+)
+@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
+def test_search_path_set_config_does_not_unmask(
+    agent: Any, admin: Any, read: str, prepare: bool
+) -> None:
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute("SELECT set_config('search_path', 'archive, public', false)")
+        try:
+            return conn.execute(read, prepare=prepare).fetchall()
+        finally:
+            conn.execute("RESET search_path")
+
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL)
 
 
-def test_startup_search_path_option_does_not_unmask(agent: Any) -> None:
-    import psycopg as pg
+@pytest.mark.parametrize(
+    "read", ["SELECT upper(email) FROM customers", "SELECT email FROM customers"]
+)
+def test_startup_search_path_option_does_not_unmask(
+    agent: Any, pg_database: str, read: str
+) -> None:
+    options = "-csearch_path=archive"
+    direct = f"host=127.0.0.1 port=5432 user=postgres dbname={pg_database} options={options}"
+    with psycopg.connect(direct, autocommit=True) as unrestricted:
+        assert_reads_secret_unmasked(unrestricted, read)
+    with psycopg.connect(agent.dsn("alice", options=options), autocommit=True) as conn:
+        assert_no_leak(run(conn, read), read)
+        assert_legitimate_work_runs(conn)
 
-    with pg.connect(agent.dsn("alice", options="-csearch_path=archive"), autocommit=True) as conn:
-        for sql in ("SELECT upper(email) FROM customers", "SELECT email FROM customers"):
-            assert_no_leak(run(conn, sql), sql)
 
-
-def test_bot_hash_is_not_reversible_by_comparing_hashes(agent: Any) -> None:
+def test_bot_hash_is_not_reversible_by_comparing_hashes(agent: Any, admin: Any) -> None:
     """The hash mask is keyed: md5/sha of the plain text computed by the client must not
     match what the agent returns (else a dictionary attack on emails works)."""
-    with agent.connect("bot") as conn:
-        rows = conn.execute("SELECT email, md5(email) FROM customers WHERE id = 1").fetchall()
     import hashlib
 
+    sql = "SELECT email, md5(email) FROM customers WHERE id = 1"
+    ((real_email, real_md5),) = admin.execute(sql).fetchall()  # the control: the real pair
+    assert EMAIL.fullmatch(real_email) and real_md5 == hashlib.md5(real_email.encode()).hexdigest()
+    with agent.connect("bot") as conn:
+        rows = conn.execute(sql).fetchall()
+        assert_legitimate_work_runs(conn)
     for email_mask, md5 in rows:
-        assert md5 is None or md5 == "****" or not re.fullmatch(r"[0-9a-f]{32}", md5)
-        assert email_mask != hashlib.sha256(b"linus.1@example.com").hexdigest()
+        assert md5 != real_md5 and (
+            md5 is None or md5 == "****" or not re.fullmatch(r"[0-9a-f]{32}", md5)
+        )
+        assert email_mask not in {real_email, hashlib.sha256(real_email.encode()).hexdigest()}
 
 
 def test_unrestricted_bundle_query_to_xml_guardrail(
-    agent: Any, control_plane: Any, make_bundle: Any
+    agent: Any, admin: Any, control_plane: Any, make_bundle: Any
 ) -> None:
     """With no column restricted for an identity, opaque functions are allowed; the file
     guardrail must still apply inside query_to_xml's SQL text."""
@@ -491,6 +577,10 @@ def test_unrestricted_bundle_query_to_xml_guardrail(
             time.sleep(0.1)
         sql = "SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '')"
         outcome = run(conn, sql)
+        assert_legitimate_work_runs(conn)
+    control = run(admin, sql)  # unguarded, the statement reads the server's file
+    hostname = Path("/etc/hostname").read_text().strip()
+    assert control.error is None and hostname in str(control.rows), control
     assert outcome.refused_by_agent, f"pg_read_file ran inside query_to_xml: {outcome!r}"
 
 
@@ -502,45 +592,55 @@ _ = test_bundle  # imported for readers: the policy these probes run against
 # ----------------------------------------------------------------------------------------
 
 
-def test_create_table_as_execute_of_a_protocol_statement(agent: Any) -> None:
-    """Parse s1 (masked at Execute by the agent), then CREATE TABLE AS EXECUTE s1: the
-    server stores the real values; the temp table is no bundle table."""
+PROTOCOL_STATEMENT_ATTACKS = [
+    pytest.param(
+        "SELECT id, email, card FROM customers",
+        ("CREATE TEMP TABLE rt2_loot AS EXECUTE {name}",),
+        "SELECT * FROM rt2_loot ORDER BY id LIMIT 3",
+        id="create_table_as_execute",
+    ),
+    pytest.param(
+        "SELECT id, upper(email) AS e, card FROM customers",
+        (),
+        "EXECUTE {name}",
+        id="sql_execute",
+    ),
+    pytest.param(
+        "SELECT id, email FROM customers",
+        ("EXPLAIN ANALYZE CREATE TEMP TABLE rt2_loot3 AS EXECUTE {name}",),
+        "SELECT * FROM rt2_loot3 LIMIT 3",
+        id="explain_analyze_create_table_as_execute",
+    ),
+]
+
+
+@pytest.mark.parametrize(("statement", "steps", "read"), PROTOCOL_STATEMENT_ATTACKS)
+def test_sql_use_of_a_protocol_statement_reads_no_clear_values(
+    agent: Any, admin: Any, statement: str, steps: tuple[str, ...], read: str
+) -> None:
+    """Parse a statement over the protocol (masked at Execute by the agent), then use it
+    from SQL (EXECUTE, CREATE TABLE AS EXECUTE): the server runs it unmasked.  The control
+    prepares the same statement with SQL PREPARE directly on the server."""
+    control = stores_then_reads(
+        f"PREPARE rt2_ctl AS {statement}",
+        *(step.format(name="rt2_ctl") for step in steps),
+        read=read.format(name="rt2_ctl"),
+    )
+    assert_reads_secret_unmasked_by(admin, control)
     client = WireClient(agent.port, "alice")
-    client.send(parse("rt2_s1", "SELECT id, email, card FROM customers"), codec.SYNC)
+    client.send(parse("rt2_s", statement), codec.SYNC)
     client.until(b"Z")
-    client.send(codec.query("CREATE TEMP TABLE rt2_loot AS EXECUTE rt2_s1"))
-    client.until(b"Z")
-    client.send(codec.query("SELECT * FROM rt2_loot ORDER BY id LIMIT 3"))
-    got = rows(client.until(b"Z"))
+    for step in steps:
+        client.send(codec.query(step.format(name="rt2_s")))
+        client.until(b"Z")
+    client.send(codec.query(read.format(name="rt2_s")))
+    messages = client.until(b"Z")
+    client.send(codec.query(LEGITIMATE_SQL))
+    legitimate = rows(client.until(b"Z"))
     client.close()
-    leaked = [
-        v for r in got for v in r if v and (EMAIL.search(v.decode()) or CARD.search(v.decode()))
-    ]
-    assert not leaked, f"CREATE TABLE AS EXECUTE stored clear values: {leaked[:3]}"
-
-
-def test_sql_execute_of_a_protocol_statement(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(parse("rt2_s2", "SELECT id, upper(email) AS e, card FROM customers"), codec.SYNC)
-    client.until(b"Z")
-    client.send(codec.query("EXECUTE rt2_s2"))
-    got = rows(client.until(b"Z"))
-    client.close()
-    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
-    assert not leaked, f"EXECUTE of protocol statement leaked {leaked[:3]}"
-
-
-def test_explain_analyze_create_table_as_execute(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(parse("rt2_s3", "SELECT id, email FROM customers"), codec.SYNC)
-    client.until(b"Z")
-    client.send(codec.query("EXPLAIN ANALYZE CREATE TEMP TABLE rt2_loot3 AS EXECUTE rt2_s3"))
-    client.until(b"Z")
-    client.send(codec.query("SELECT * FROM rt2_loot3 LIMIT 3"))
-    got = rows(client.until(b"Z"))
-    client.close()
-    leaked = [v for r in got for v in r if v and _secret_in(v.decode())]
-    assert not leaked, f"stored clear values: {leaked[:3]}"
+    leaked = [v for r in rows(messages) for v in r if v and _secret_in(v.decode())]
+    assert not leaked, f"SQL use of a protocol statement leaked {leaked[:3]}"
+    assert len(legitimate) == 3, "alice's legitimate work broke"
 
 
 def test_create_table_as_execute_of_sql_prepared_after_grant(
@@ -603,48 +703,42 @@ def shadow_columns(agent: Any, admin: Any) -> Any:
 
 
 @pytest.mark.parametrize("sql", SHADOWED_FIELD_NOTATION)
-def test_field_notation_shadowed_by_a_column_elsewhere(shadow_columns: Any, sql: str) -> None:
-    with shadow_columns.connect("alice") as conn:
-        assert_no_leak(run(conn, sql), sql)
-        assert_no_leak(run(conn, sql, prepare=True), sql + " (extended)")
+@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
+def test_field_notation_shadowed_by_a_column_elsewhere(
+    shadow_columns: Any, admin: Any, sql: str, prepare: bool
+) -> None:
+    assert_attack_controlled(admin, shadow_columns, reads(sql, prepare=prepare))
 
 
-def test_field_notation_shadowed_in_a_filter_on_the_denied_ssn(shadow_columns: Any) -> None:
+def test_field_notation_shadowed_in_a_filter_on_the_denied_ssn(
+    shadow_columns: Any, admin: Any
+) -> None:
     """ssn is denied wherever it appears, filters included."""
     sql = "SELECT id FROM customers c WHERE c.row_to_json::text LIKE '%101-45-6001%'"
+    assert run(admin, sql).rows == [(1,)], "the filter does not find the SSN unrestricted"
     with shadow_columns.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert outcome.sqlstate == "42501" and outcome.refused_by_agent, outcome
+        assert_refused(run(conn, sql), sql)
+        assert_legitimate_work_runs(conn)
 
 
-def test_field_notation_shadowed_in_copy(shadow_columns: Any) -> None:
-    sql = "COPY (SELECT c.row_to_json FROM customers c) TO STDOUT"
-    with shadow_columns.connect("alice") as conn:
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501"
-            return
-    assert not _secret_in(data), f"COPY leaked {_secret_in(data)}"
+def test_field_notation_shadowed_in_copy(shadow_columns: Any, admin: Any) -> None:
+    attack = copies("COPY (SELECT c.row_to_json FROM customers c) TO STDOUT")
+    assert_attack_controlled(admin, shadow_columns, attack)
 
 
-def test_field_notation_shadowed_in_cursor(shadow_columns: Any) -> None:
-    with shadow_columns.connect("alice") as conn:
-        conn.execute("BEGIN")
-        declared = run(conn, "DECLARE rt2_fc CURSOR FOR SELECT c.to_jsonb FROM customers c")
-        outcome = run(conn, "FETCH 2 FROM rt2_fc") if declared.error is None else declared
-        conn.execute("ROLLBACK")
-    assert_no_leak(outcome, "FETCH rt2_fc")
+def test_field_notation_shadowed_in_cursor(shadow_columns: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "DECLARE rt2_fc CURSOR FOR SELECT c.to_jsonb FROM customers c", read="FETCH 2 FROM rt2_fc"
+    )
+    assert_attack_controlled(admin, shadow_columns, attack)
 
 
-def test_field_notation_shadowed_create_table_as(shadow_columns: Any) -> None:
-    with shadow_columns.connect("alice") as conn:
-        stored = run(conn, "CREATE TEMP TABLE rt2_fl AS SELECT c.row_to_json AS t FROM customers c")
-        if stored.error is not None:
-            assert stored.sqlstate == "42501"
-            return
-        assert_no_leak(run(conn, "SELECT t FROM rt2_fl"), "SELECT t FROM rt2_fl")
+def test_field_notation_shadowed_create_table_as(shadow_columns: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "CREATE TEMP TABLE rt2_fl AS SELECT c.row_to_json AS t FROM customers c",
+        read="SELECT t FROM rt2_fl",
+    )
+    assert_attack_controlled(admin, shadow_columns, attack)
 
 
 # ----------------------------------------------------------------------------------------
@@ -660,24 +754,26 @@ def test_more_field_notation_and_derived_forms(both: Any, admin: Any, sql: str) 
 
 
 @pytest.mark.parametrize("sql", FIELD_NOTATION)
-def test_more_field_notation_and_derived_forms_extended(agent: Any, sql: str) -> None:
+@pytest.mark.parametrize("form", ["prepare", "binary"])
+def test_more_field_notation_and_derived_forms_extended(
+    agent: Any, admin: Any, sql: str, form: str
+) -> None:
+    kwargs = {form: True}
+    _reads_unmasked(admin, sql, **kwargs)
     with agent.connect("alice") as conn:
-        assert_no_leak(run(conn, sql, prepare=True), sql)
-        assert_no_leak(run(conn, sql, binary=True), sql + " (binary)")
+        assert_withheld(run(conn, sql, **kwargs), sql)
+        assert_legitimate_work_runs(conn)
 
 
-def test_field_notation_in_returning(agent: Any) -> None:
-    with agent.connect("alice") as conn:
-        conn.execute("BEGIN")
-        outcome = run(
-            conn, "UPDATE customers c SET score = score WHERE id = 1 RETURNING c.row_to_json"
-        )
-        outcome2 = run(
-            conn, "UPDATE customers SET score = score WHERE id = 1 RETURNING customers.to_json"
-        )
-        conn.execute("ROLLBACK")
-    assert_no_leak(outcome, "RETURNING c.row_to_json")
-    assert_no_leak(outcome2, "RETURNING customers.to_json")
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE customers c SET score = score WHERE id = 1 RETURNING c.row_to_json",
+        "UPDATE customers SET score = score WHERE id = 1 RETURNING customers.to_json",
+    ],
+)
+def test_field_notation_in_returning(agent: Any, admin: Any, sql: str) -> None:
+    assert_attack_controlled(admin, agent, stores_then_reads(read=sql))
 
 
 @pytest.mark.parametrize(
@@ -688,13 +784,22 @@ def test_field_notation_in_returning(agent: Any) -> None:
         "SELECT id FROM customers c ORDER BY c.to_jsonb->>'ssn'",
         "SELECT count(*) FROM customers c GROUP BY c.row_to_json->>'ssn'",
         "SELECT md5(c.to_json::text) FROM customers c",
-        "SELECT id FROM customers c WHERE (c).row_to_json IS NOT NULL",
+        # was `(c).row_to_json IS NOT NULL`: true whatever the SSN, so it asked nothing
+        "SELECT id FROM customers c WHERE (c).row_to_json->>'ssn' IS NOT NULL",
     ],
 )
-def test_field_notation_reaching_the_denied_ssn_is_refused(agent: Any, sql: str) -> None:
+def test_field_notation_reaching_the_denied_ssn_is_refused(
+    agent: Any, admin: Any, sql: str
+) -> None:
+    """Each question depends on the SSN: unrestricted, its answer changes when the SSNs do."""
+    with rolled_back(admin):
+        before = run(admin, sql).rows
+        admin.execute("UPDATE customers SET ssn = NULL WHERE id % 2 = 0")
+        after = run(admin, sql).rows
+    assert before != after, f"the probe's answer does not depend on the SSN: {sql!r}"
     with agent.connect("alice") as conn:
-        outcome = run(conn, sql)
-    assert outcome.sqlstate == "42501" and outcome.refused_by_agent, f"{sql!r} -> {outcome!r}"
+        assert_refused(run(conn, sql), sql)
+        assert_legitimate_work_runs(conn)
 
 
 # ----------------------------------------------------------------------------------------
@@ -715,20 +820,8 @@ def test_field_notation_reaching_the_denied_ssn_is_refused(agent: Any, sql: str)
         "COPY (UPDATE customers SET score = score WHERE id = 1 RETURNING email) TO STDOUT",
     ],
 )
-def test_copy_variants(agent: Any, sql: str) -> None:
-    with agent.connect("alice") as conn:
-        conn.execute("BEGIN")
-        try:
-            with conn.cursor().copy(sql) as copy:
-                data = b"".join(bytes(chunk) for chunk in copy)
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "42501", exc
-            return
-        finally:
-            conn.execute("ROLLBACK")
-    assert not _secret_in(data) and b"@example.com" not in data.replace(b"****@", b""), (
-        f"COPY leaked via {sql!r}: {data[:200]!r}"
-    )
+def test_copy_variants(agent: Any, admin: Any, sql: str) -> None:
+    assert_attack_controlled(admin, agent, copies(sql), secret=(EMAIL, CARD))
 
 
 # ----------------------------------------------------------------------------------------
@@ -737,106 +830,118 @@ def test_copy_variants(agent: Any, sql: str) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def test_large_object_written_from_email_then_read_from_pg_largeobject(both: Any) -> None:
-    store = (
-        "SELECT lo_from_bytea(0, convert_to(string_agg(email, ','), 'UTF8')) "
-        "FROM customers WHERE id < 4"
-    )
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT convert_from(data, 'UTF8') FROM pg_largeobject"
-        assert_no_leak(run(conn, read), f"{store}; {read}")
+def _dob_numbers(attack: Attack) -> Attack:
+    """The attack's rows with YYYYMMDD numbers spelled as dates."""
+
+    def decoded(conn: psycopg.Connection[Any]) -> Any:
+        return _dob_from_number(attack(conn))
+
+    decoded.__name__ = getattr(attack, "__name__", "attack")
+    return decoded
 
 
-def test_large_object_lo_put_from_email_then_read_from_pg_largeobject(both: Any) -> None:
-    store = "SELECT lo_put(lo_create(0), 0, convert_to(email, 'UTF8')) FROM customers WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT encode(data, 'escape') FROM pg_largeobject"
-        assert_no_leak(run(conn, read), f"{store}; {read}")
+def _email_from_lock_keys(attack: Attack) -> Attack:
+    """Two int4 lock keys per row, spelled as the eight bytes they carry."""
+
+    def decoded(conn: psycopg.Connection[Any]) -> Any:
+        return [
+            b"".join(int(v).to_bytes(4, "big", signed=True) for v in row).decode(errors="replace")
+            for row in attack(conn)
+        ]
+
+    decoded.__name__ = getattr(attack, "__name__", "attack")
+    return decoded
 
 
-def test_large_object_oid_chosen_from_birth_date(both: Any) -> None:
-    store = "SELECT lo_create(to_char(birth_date, 'YYYYMMDD')::oid) FROM customers WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT oid::text FROM pg_largeobject_metadata"
-        outcome = run(conn, read)
-    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
+# Eight bytes of an email, as a lock key spells them (the local part and the "@").
+EMAIL_PREFIX = re.compile(r"(ada|grace|linus|edsger|barbara|ken|margaret|alan)\.\d+@?")
+EMAIL_AS_SLOT = re.compile(r"[a-z]+\.\d+\.example\.com")
+
+SIDE_EFFECT_ATTACKS = [
+    pytest.param(
+        stores_then_reads(
+            "SELECT lo_from_bytea(0, convert_to(string_agg(email, ','), 'UTF8')) "
+            "FROM customers WHERE id < 4",
+            read="SELECT convert_from(data, 'UTF8') FROM pg_largeobject",
+        ),
+        EMAIL,
+        id="lo_from_bytea",
+    ),
+    pytest.param(
+        stores_then_reads(
+            "SELECT lo_put(lo_create(0), 0, convert_to(email, 'UTF8')) FROM customers WHERE id = 1",
+            read="SELECT encode(data, 'escape') FROM pg_largeobject",
+        ),
+        EMAIL,
+        id="lo_put",
+    ),
+    pytest.param(
+        _dob_numbers(
+            stores_then_reads(
+                "SELECT lo_create(to_char(birth_date, 'YYYYMMDD')::oid) FROM customers "
+                "WHERE id = 1",
+                read="SELECT oid::text FROM pg_largeobject_metadata",
+            )
+        ),
+        DOB,
+        id="large_object_oid",
+    ),
+    pytest.param(
+        _dob_numbers(
+            stores_then_reads(
+                "SELECT pg_advisory_xact_lock(to_char(birth_date, 'YYYYMMDD')::bigint) "
+                "FROM customers WHERE id = 1",
+                read="SELECT objid::text FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid()",
+            )
+        ),
+        DOB,
+        id="advisory_lock_key",
+    ),
+    pytest.param(
+        # Two int4 keys carry eight bytes of the email's local part per lock.
+        _email_from_lock_keys(
+            stores_then_reads(
+                "SELECT pg_advisory_xact_lock(('x' || encode(substr(convert_to(email, 'UTF8'), "
+                "1, 4), 'hex'))::bit(32)::int, ('x' || encode(substr(convert_to(email, 'UTF8'),"
+                " 5, 4), 'hex'))::bit(32)::int) FROM customers WHERE id = 1",
+                read="SELECT classid::int, objid::int FROM pg_locks "
+                "WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            )
+        ),
+        EMAIL_PREFIX,
+        id="advisory_lock_two_keys",
+    ),
+    pytest.param(
+        _dob_numbers(
+            stores_then_reads(
+                "CREATE TEMP SEQUENCE rt3_seq",
+                "SELECT setval('rt3_seq', to_char(birth_date, 'YYYYMMDD')::bigint) "
+                "FROM customers WHERE id = 1",
+                read="SELECT last_value::text FROM rt3_seq",
+            )
+        ),
+        DOB,
+        id="temp_sequence_setval",
+    ),
+    pytest.param(
+        stores_then_reads(
+            "SELECT pg_replication_origin_create(email) FROM customers WHERE id = 1",
+            read="SELECT roname FROM pg_replication_origin",
+        ),
+        EMAIL,
+        id="replication_origin",
+    ),
+]
 
 
-def test_advisory_lock_key_from_birth_date_read_from_pg_locks(both: Any) -> None:
-    store = (
-        "SELECT pg_advisory_xact_lock(to_char(birth_date, 'YYYYMMDD')::bigint) "
-        "FROM customers WHERE id = 1"
-    )
-    read = "SELECT objid::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        outcome = run(conn, read)
-    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
-
-
-def test_advisory_lock_two_keys_from_email_characters(both: Any) -> None:
-    """Two int4 keys carry eight bytes of the email's local part per lock."""
-    store = (
-        "SELECT pg_advisory_xact_lock(('x' || encode(substr(convert_to(email, 'UTF8'), 1, 4),"
-        " 'hex'))::bit(32)::int, ('x' || encode(substr(convert_to(email, 'UTF8'), 5, 4), "
-        "'hex'))::bit(32)::int) FROM customers WHERE id = 1"
-    )
-    read = (
-        "SELECT classid::int, objid::int FROM pg_locks WHERE locktype = 'advisory' "
-        "AND pid = pg_backend_pid()"
-    )
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        outcome = run(conn, read)
-    decoded = [
-        b"".join(int(v).to_bytes(4, "big", signed=False) for v in row).decode(errors="replace")
-        for row in outcome.rows or ()
-    ]
-    real_prefix = "grace.1@"  # customers.id = 1 is "Grace Hopper", grace.1@example.com
-    assert real_prefix not in decoded, f"email prefix leaked via advisory lock keys: {decoded}"
-
-
-def test_temp_sequence_setval_from_birth_date(both: Any) -> None:
-    store = "SELECT setval('rt3_seq', to_char(birth_date, 'YYYYMMDD')::bigint) FROM customers "
-    store += "WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        created = run(conn, "CREATE TEMP SEQUENCE rt3_seq")
-        assert created.error is None, created
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        outcome = run(conn, "SELECT last_value::text FROM rt3_seq")
-    assert not _dob_from_number(outcome.rows), f"DOB leaked via {store}: {outcome!r}"
-
-
-def test_replication_origin_named_after_email(both: Any) -> None:
-    store = "SELECT pg_replication_origin_create(email) FROM customers WHERE id = 1"
-    with both.connect("alice") as conn, rolled_back(conn):
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        read = "SELECT roname FROM pg_replication_origin"
-        assert_no_leak(run(conn, read), f"{store}; {read}")
+@pytest.mark.parametrize(("attack", "secret"), SIDE_EFFECT_ATTACKS)
+def test_a_value_stored_by_a_side_effect_function_is_not_read_back(
+    both: Any, admin: Any, attack: Attack, secret: re.Pattern[str]
+) -> None:
+    """Large objects, advisory locks, sequences and replication origins keep the argument
+    where a later read of a catalog finds it."""
+    assert_attack_controlled(admin, both, attack, secret=secret)
 
 
 @pytest.mark.parametrize(
@@ -851,42 +956,41 @@ def test_replication_origin_named_after_email(both: Any) -> None:
     ],
     ids=["where", "order_by", "join_on", "group_by"],
 )
-def test_set_config_in_a_filter_stores_the_email(both: Any, store: str) -> None:
+@pytest.mark.parametrize("read", ["SELECT current_setting('rt3.x', true)", "SHOW rt3.x"])
+def test_set_config_in_a_filter_stores_the_email(
+    both: Any, admin: Any, store: str, read: str
+) -> None:
     """set_config() is a value sink in the select list; in WHERE / ORDER BY / JOIN ON /
     GROUP BY it stores just the same."""
-    with both.connect("alice") as conn:
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert_refused(stored, store)
-            return
-        for read in ("SELECT current_setting('rt3.x', true)", "SHOW rt3.x"):
-            assert_no_leak(run(conn, read), f"{store}; {read}")
+    assert_attack_controlled(admin, both, stores_then_reads(store, read=read), secret=EMAIL)
 
 
-def test_temporary_replication_slot_named_after_email(both: Any) -> None:
+def test_temporary_replication_slot_named_after_email(both: Any, admin: Any) -> None:
     """Slot names allow [a-z0-9_]: translate() keeps the email readable. A temporary slot
     (not transactional) goes away with the session."""
-    store = (
-        "SELECT pg_create_physical_replication_slot(translate(email, '@.', '__'), false, true) "
-        "FROM customers WHERE id = 1"
-    )
-    with both.connect("alice") as conn:
-        stored = run(conn, store)
-        if stored.error is not None:
-            assert stored.sqlstate == "42501", stored
-            return
-        outcome = run(conn, "SELECT translate(slot_name, '_', '.') FROM pg_replication_slots")
-    spelled = [str(r[0]) for r in outcome.rows or ()]
-    assert "grace.1.example.com" not in spelled, f"email leaked as a slot name: {spelled}"
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        conn.execute(
+            "SELECT pg_create_physical_replication_slot(translate(email, '@.', '__'), false, "
+            "true) FROM customers WHERE id = 1"
+        )
+        try:
+            return conn.execute(
+                "SELECT translate(slot_name, '_', '.') FROM pg_replication_slots"
+            ).fetchall()
+        finally:
+            conn.execute("SELECT pg_drop_replication_slot('grace_1_example_com')")
+
+    assert_attack_controlled(admin, both, attack, secret=EMAIL_AS_SLOT)
 
 
-def test_denied_ssn_through_an_advisory_lock_is_refused(both: Any) -> None:
-    store = (
-        "SELECT pg_advisory_xact_lock(replace(ssn, '-', '')::bigint) FROM customers WHERE id = 1"
+def test_denied_ssn_through_an_advisory_lock_is_refused(both: Any, admin: Any) -> None:
+    attack = stores_then_reads(
+        "SELECT pg_advisory_xact_lock(replace(ssn, '-', '')::bigint) FROM customers WHERE id = 1",
+        read="SELECT substr(objid::text, 1, 3) || '-45-' || substr(objid::text, 6) "
+        "FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
     )
-    with both.connect("alice") as conn, rolled_back(conn):
-        outcome = run(conn, store)
-    assert_refused(outcome, store)
+    assert_attack_controlled(admin, both, attack, secret=SSN, refused=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -974,57 +1078,75 @@ def test_partial_card_mask_on_odd_values(both: Any, card: str) -> None:
                 assert masked != card, (card, masked)
 
 
-def test_temp_child_table_of_customers(both: Any) -> None:
-    with both.connect("alice") as conn, rolled_back(conn):
-        assert run(conn, "CREATE TEMP TABLE rt3_kid () INHERITS (customers)").error is None
-        for sql in (
-            "SELECT email, birth_date FROM customers",
-            "SELECT email, birth_date FROM ONLY customers",
-            "SELECT * FROM rt3_kid",
-        ):
-            assert_no_leak(run(conn, sql), sql)
-        copy = "INSERT INTO rt3_kid SELECT * FROM ONLY customers"
-        assert_refused(run(conn, copy), copy)
+@pytest.mark.parametrize(
+    "read",
+    ["SELECT email, birth_date FROM customers", "SELECT email, birth_date FROM ONLY customers"],
+)
+def test_temp_child_table_of_customers(both: Any, admin: Any, read: str) -> None:
+    """A temporary child of customers does not change how its parent's rows are masked
+    (copying rows into the child: COPIES_INTO_OWN_TABLES)."""
+    attack = stores_then_reads("CREATE TEMP TABLE rt3_kid () INHERITS (customers)", read=read)
+    assert_attack_controlled(admin, both, attack, secret=(EMAIL, DOB))
 
 
-def test_like_including_all_then_insert_select_is_refused(both: Any) -> None:
-    with both.connect("alice") as conn, rolled_back(conn):
-        created = run(conn, "CREATE TEMP TABLE rt3_like (LIKE customers INCLUDING ALL)")
-        assert created.error is None, created
-        copy = "INSERT INTO rt3_like SELECT * FROM customers"
-        assert_refused(run(conn, copy), copy)
+COPIES_INTO_OWN_TABLES = [
+    pytest.param(
+        (
+            "CREATE TEMP TABLE rt3_kid () INHERITS (customers)",
+            "INSERT INTO rt3_kid SELECT * FROM ONLY customers",
+        ),
+        "SELECT email FROM rt3_kid",
+        id="temp_child_table",
+    ),
+    pytest.param(
+        (
+            "CREATE TEMP TABLE rt3_like (LIKE customers INCLUDING ALL)",
+            "INSERT INTO rt3_like SELECT * FROM customers",
+        ),
+        "SELECT email FROM rt3_like",
+        id="like_including_all",
+    ),
+    pytest.param(
+        (
+            "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
+            "SET name = customers.email RETURNING name",
+        ),
+        "SELECT name FROM customers WHERE id = 1",
+        id="on_conflict_do_update_copying_email",
+    ),
+    pytest.param(
+        (
+            "CREATE FUNCTION pg_temp.rt3_f() RETURNS text LANGUAGE sql AS "
+            "$$ SELECT string_agg(email, ',') FROM customers $$",
+        ),
+        "SELECT pg_temp.rt3_f()",
+        id="temp_function_reading_emails",
+    ),
+    pytest.param(
+        (
+            "CREATE OR REPLACE FUNCTION pg_temp.upper(text) RETURNS text LANGUAGE sql AS "
+            "$$ SELECT $1 $$",
+        ),
+        "SELECT pg_temp.upper(email) FROM customers",
+        id="temp_function_shadowing_upper",
+    ),
+]
 
 
-def test_on_conflict_do_update_returning_masked_columns(both: Any) -> None:
+@pytest.mark.parametrize(("statements", "read"), COPIES_INTO_OWN_TABLES)
+def test_copying_masked_data_into_own_tables_or_functions_is_refused(
+    both: Any, admin: Any, statements: tuple[str, ...], read: str
+) -> None:
+    attack = stores_then_reads(*statements, read=read)
+    assert_attack_controlled(admin, both, attack, secret=EMAIL, refused=True)
+
+
+def test_on_conflict_do_update_returning_masked_columns(both: Any, admin: Any) -> None:
     sql = (
         "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
         "SET score = customers.score RETURNING email, birth_date, card, customers.*"
     )
-    with both.connect("alice") as conn, rolled_back(conn):
-        assert_no_leak(run(conn, sql), sql)
-
-
-def test_on_conflict_do_update_copying_email_is_refused(both: Any) -> None:
-    sql = (
-        "INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE "
-        "SET name = customers.email RETURNING name"
-    )
-    with both.connect("alice") as conn, rolled_back(conn):
-        assert_refused(run(conn, sql), sql)
-
-
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "CREATE FUNCTION pg_temp.rt3_f() RETURNS text LANGUAGE sql AS "
-        "$$ SELECT string_agg(email, ',') FROM customers $$",
-        "CREATE OR REPLACE FUNCTION pg_temp.upper(text) RETURNS text LANGUAGE sql AS "
-        "$$ SELECT $1 $$",
-    ],
-)
-def test_temp_functions_are_refused(both: Any, sql: str) -> None:
-    with both.connect("alice") as conn:
-        assert_refused(run(conn, sql), sql)
+    assert_attack_controlled(admin, both, stores_then_reads(read=sql), secret=(EMAIL, CARD))
 
 
 def test_denied_ssn_in_group_key_and_set_returning_function(both: Any) -> None:

@@ -7,7 +7,11 @@
 - the secrets of the test data (``EMAIL``, ``SSN``, ``CARD``, ``PHONE``, ``DOB``, ``NOTE``) and
   ``probe``: a leak probe that first reads the secret through an identity that sees the
   column unmasked, then must get no secret (or the expected refusal) through the restricted
-  one, so a probe cannot pass because it was broken.
+  one, so a probe cannot pass because it was broken;
+- ``assert_attack_controlled``: the same for attacks of several steps (store, then read
+  back; declare, then fetch): the upstream role must get the secret out, alice must not
+  through the agent, and alice's legitimate work keeps running
+  (``assert_legitimate_work_runs``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -294,7 +298,82 @@ def probe(
         )
     else:
         assert outcome.error is None, f"expected rows without the secret: {sql!r} {outcome!r}"
+    assert_legitimate_work_runs(restricted)
     return outcome
+
+
+# A neighbouring query of the restricted identity (plain columns of the probed table): a
+# probe that holds only because the identity can do nothing at all proves nothing.
+LEGITIMATE_SQL = "SELECT id, name, score FROM public.customers WHERE id <= 3 ORDER BY id"
+
+
+def assert_legitimate_work_runs(restricted: psycopg.Connection[Any]) -> None:
+    outcome = run(restricted, LEGITIMATE_SQL)
+    assert outcome.error is None and outcome.rows and len(outcome.rows) == 3, (
+        f"legitimate work of the restricted identity broke: {outcome!r}"
+    )
+
+
+def _evidence_rows(evidence: Any) -> list[Any]:
+    if isinstance(evidence, list):
+        return evidence
+    return [evidence]
+
+
+Attack = Callable[[psycopg.Connection[Any]], Any]
+
+
+def assert_reads_secret_unmasked_by(
+    unrestricted: psycopg.Connection[Any],
+    attack: Attack,
+    secret: re.Pattern[str] | tuple[re.Pattern[str], ...] = SECRETS,
+) -> None:
+    """The control half of an attack: through ``unrestricted`` it runs and its evidence
+    carries the secret."""
+    patterns = secret if isinstance(secret, tuple) else (secret,)
+    name = getattr(attack, "__name__", repr(attack))
+    control = attack(unrestricted)
+    assert leaks(_evidence_rows(control), patterns), (
+        f"the attack {name} reads no secret unrestricted: {str(control)[:300]}"
+    )
+
+
+def assert_attack_controlled(
+    unrestricted: psycopg.Connection[Any],
+    agent: Any,
+    attack: Attack,
+    *,
+    secret: re.Pattern[str] | tuple[re.Pattern[str], ...] = SECRETS,
+    reason: str = "",
+    refused: bool = False,
+    user: str = "alice",
+) -> None:
+    """An attack of several steps that cannot pass by accident.
+
+    ``attack(conn)`` runs its steps (raising ``psycopg.Error`` when one fails) and returns
+    its evidence: the rows, text or bytes it got out.  Through ``unrestricted`` (a direct
+    connection as the upstream role: root through the agent still has the SSN denied and
+    the phone masked by rules for everyone) it must run and its evidence must
+    carry the secret; through ``user`` it must either carry no secret or be refused by the
+    agent (42501 naming ``reason``) or have the server's error text withheld (with
+    ``refused``, or a ``reason``, only the agent's refusal will do); and the
+    restricted identity's legitimate work keeps running on the same connection.
+    """
+    patterns = secret if isinstance(secret, tuple) else (secret,)
+    name = getattr(attack, "__name__", repr(attack))
+    assert_reads_secret_unmasked_by(unrestricted, attack, patterns)
+    with agent.connect(user) as conn:
+        try:
+            evidence = attack(conn)
+        except psycopg.Error as exc:
+            outcome = Outcome(None, exc)
+            assert_withheld(outcome, name, reason)
+            assert outcome.refused_by_agent or not refused, f"not refused: {name} {outcome!r}"
+        else:
+            found = leaks(_evidence_rows(evidence), patterns)
+            assert not found, f"LEAK via {name}: {found[:3]} {str(evidence)[:300]}"
+            assert not refused, f"NOT REFUSED by the agent: {name} -> {str(evidence)[:300]}"
+        assert_legitimate_work_runs(conn)
 
 
 @contextlib.contextmanager
@@ -348,3 +427,69 @@ class CapturingRelay:
 
     def close(self) -> None:
         self._listener.close()
+
+
+def named_attack(attack: Attack, name: str) -> Attack:
+    attack.__name__ = name
+    return attack
+
+
+def reads(sql: str, **kwargs: Any) -> Attack:
+    """An attack of one statement: its rows (the error propagates)."""
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        cur = conn.execute(sql, **kwargs)
+        return cur.fetchall() if cur.description else []
+
+    return named_attack(attack, sql)
+
+
+def copies(sql: str) -> Attack:
+    """An attack by ``COPY ... TO STDOUT``: the bytes it sent (rolled back)."""
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        with rolled_back(conn), conn.cursor().copy(sql) as copy:
+            return b"".join(bytes(chunk) for chunk in copy).decode(errors="replace")
+
+    return named_attack(attack, sql)
+
+
+def stores_then_reads(*statements: str, read: str) -> Attack:
+    """An attack that stores a value somewhere (``statements``) and reads it back (``read``)
+    in one transaction that is rolled back: the rows of ``read``."""
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        with rolled_back(conn):
+            for statement in statements:
+                conn.execute(statement)
+            return conn.execute(read).fetchall()
+
+    return named_attack(attack, " ; ".join((*statements, read)))
+
+
+def error_of(*statements: str, transaction: bool = True, **kwargs: Any) -> Attack:
+    """An attack by an error (or notice) text: runs ``statements`` (in a transaction that
+    is rolled back, unless ``transaction`` is false) and returns the text of the first
+    error and of every notice, or the last statement's rows when nothing failed (the
+    agent's own refusal is raised)."""
+
+    def attack(conn: psycopg.Connection[Any]) -> Any:
+        notices: list[str] = []
+        conn.add_notice_handler(
+            lambda d: notices.append(
+                " ".join(x or "" for x in (d.message_primary, d.message_detail))
+            )
+        )
+        with rolled_back(conn) if transaction else contextlib.nullcontext(conn):
+            try:
+                rows: Any = []
+                for statement in statements:
+                    cur = conn.execute(statement, **kwargs)
+                    rows = cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:
+                if Outcome(None, exc).refused_by_agent:
+                    raise  # the agent's refusal, not the server's error
+                return [error_text(exc), *notices]
+        return [*notices, *rows]
+
+    return named_attack(attack, " ; ".join(statements))

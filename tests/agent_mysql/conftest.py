@@ -181,3 +181,46 @@ def root(mysql_database: str) -> Iterator[Any]:
 @pytest.fixture
 def wait() -> Any:
     return wait_for
+
+
+# A neighbouring query of the restricted identity (plain columns of the probed table): a
+# probe that holds only because the identity can do nothing at all proves nothing.
+LEGITIMATE_SQL = "SELECT id, name, score FROM customers WHERE id <= 3 ORDER BY id"
+
+
+def assert_legitimate_work_runs(conn: Any) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(LEGITIMATE_SQL)
+        assert len(cursor.fetchall()) == 3, "legitimate work of the restricted identity broke"
+
+
+@pytest.fixture
+def running_statement(mysql_database: str) -> Iterator[str]:
+    """Another session running (for a few seconds) a statement that quotes a customer's
+    e-mail: what the process lists show to whoever may read them."""
+    import threading
+
+    email = "grace.1@example.com"
+    sql = f"SELECT SLEEP(4), id FROM customers WHERE email = '{email}'"
+    other = root_connection(mysql_database)
+
+    def run() -> None:
+        with other.cursor() as cursor:
+            cursor.execute(sql)
+            cursor.fetchall()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    with root_connection() as watcher, watcher.cursor() as cursor:
+        wait_for(
+            lambda: (
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.PROCESSLIST "
+                    "WHERE INFO LIKE 'SELECT SLEEP(4)%'"
+                )
+                > 0
+            )
+        )
+    yield email
+    thread.join(10)
+    other.close()

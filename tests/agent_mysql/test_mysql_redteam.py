@@ -10,6 +10,8 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.agent_mysql.conftest import assert_legitimate_work_runs
+
 SECRET = "grace.1@example.com"
 
 PROBES: dict[str, list[str]] = {
@@ -122,19 +124,23 @@ def test_probe_leaks_directly_but_not_through_the_agent(
     multi = pymysql.constants.CLIENT.MULTI_STATEMENTS
     with agent.connect("alice", client_flag=multi) as conn:
         through_agent = _run(conn, statements)
+        assert_legitimate_work_runs(conn)
     assert SECRET not in through_agent
     assert "grace.1@" not in through_agent
 
 
-def test_processlist_is_not_readable_for_governed_identities(agent: Any, root: Any):
-    with root.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST")
-        assert cursor.fetchone()[0] >= 1
+def test_processlist_is_not_readable_for_governed_identities(
+    agent: Any, root: Any, running_statement: str
+):
+    with root.cursor() as cursor:  # control: directly, another session's e-mail shows
+        cursor.execute("SELECT INFO FROM information_schema.PROCESSLIST")
+        assert running_statement in str(cursor.fetchall())
     with agent.connect("alice") as conn:
         text = _run(conn, ["SELECT INFO FROM information_schema.PROCESSLIST"])
         assert "1142" in text and "needs a Warden rule allowing it" in text
         text = _run(conn, ["SHOW FULL PROCESSLIST"])
         assert "1142" in text
+        assert_legitimate_work_runs(conn)
 
 
 UTILITY = [
