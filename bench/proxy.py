@@ -44,6 +44,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from scramp import ScramMechanism
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from agent.bundle import key_id_for  # noqa: E402
+
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MASKED_SCRIPT = (
     "\\set aid random(1, 100000 * :scale)\nSELECT aid, abalance, filler FROM "
@@ -165,13 +170,13 @@ class TinyControlPlane:
     def __init__(self, document: dict[str, Any] | None = None) -> None:
         key = Ed25519PrivateKey.generate()
         document = document or bench_bundle()
-        self.envelope = {
-            "bundle": document,
-            "key_id": "bench",
-            "signature": base64.b64encode(key.sign(canonical(document))).decode(),
-        }
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.public_key = base64.b64encode(raw).decode()
+        self.envelope = {
+            "bundle": document,
+            "key_id": key_id_for(self.public_key),  # the agent trusts keys by this id
+            "signature": base64.b64encode(key.sign(canonical(document))).decode(),
+        }
         self.audit_events = 0
         self.verifiers = bench_verifiers(BENCH_TOKEN)
         plane = self
