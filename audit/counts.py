@@ -79,6 +79,9 @@ def _aggregate(facts: Iterable[EventFacts]) -> tuple[Counter, Counter, dict, dic
     return events, sensitive, reads, tags, by_tag
 
 
+_UPSERT_BATCH = 500  # rows per INSERT (SQLite allows 32,766 parameters per statement)
+
+
 def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: list[tuple]) -> None:
     """INSERT … ON CONFLICT DO UPDATE adding to the stored counts (PostgreSQL and SQLite)."""
     if not rows:
@@ -89,46 +92,30 @@ def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: lis
     if "tags" in columns:
         updates.append("tags = excluded.tags")
     quoted = ", ".join(connection.ops.quote_name(name) for name in columns)
-    statement = (
-        f"INSERT INTO {table} ({quoted}) VALUES {', '.join([placeholders] * len(rows))} "
-        f"ON CONFLICT ({', '.join(connection.ops.quote_name(name) for name in key)}) "
-        f"DO UPDATE SET {', '.join(updates)}"
-    )
+    conflict = ", ".join(connection.ops.quote_name(name) for name in key)
     with connection.cursor() as cursor:
-        cursor.execute(statement, [value for row in rows for value in row])
+        for start in range(0, len(rows), _UPSERT_BATCH):
+            batch = rows[start : start + _UPSERT_BATCH]
+            cursor.execute(
+                f"INSERT INTO {table} ({quoted}) VALUES {', '.join([placeholders] * len(batch))} "
+                f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(updates)}",
+                [value for row in batch for value in row],
+            )
 
 
 def counts_add(*, facts: Iterable[EventFacts]) -> None:
     """Add appended events to the counts; call inside the append's transaction."""
     events, sensitive, reads, tags, by_tag = _aggregate(facts)
     day_rows = [(*key, count, sensitive[key]) for key, count in events.items()]
-    for start in range(0, len(day_rows), 500):
-        _upsert(
-            "audit_auditdaycount",
-            _DAY_KEY,
-            ("events", "sensitive_reads"),
-            day_rows[start : start + 500],
-        )
+    _upsert("audit_auditdaycount", _DAY_KEY, ("events", "sensitive_reads"), day_rows)
     tag_rows = [
         (*key[:-1], count, by_tag[(*key[:-1], "sensitive")])
         for key, count in by_tag.items()
         if key[-1] == "events"
     ]
-    for start in range(0, len(tag_rows), 500):
-        _upsert(
-            "audit_auditdaytagcount",
-            _TAG_KEY,
-            ("events", "sensitive_reads"),
-            tag_rows[start : start + 500],
-        )
+    _upsert("audit_auditdaytagcount", _TAG_KEY, ("events", "sensitive_reads"), tag_rows)
     column_rows = [(*key, counts[0], counts[1], tags[key]) for key, counts in reads.items()]
-    for start in range(0, len(column_rows), 500):
-        _upsert(
-            "audit_auditdaycolumnread",
-            _COLUMN_KEY,
-            ("masked", "unmasked"),
-            column_rows[start : start + 500],
-        )
+    _upsert("audit_auditdaycolumnread", _COLUMN_KEY, ("masked", "unmasked"), column_rows)
 
 
 def _day_text(value: Any) -> str:

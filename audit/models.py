@@ -150,13 +150,9 @@ class AuditCheckpoint(AppendOnlyModel):
         }
 
 
-class AuditDayCount(models.Model):
-    """How many events of one kind a day held: the dashboard's counts without reading the trail.
-
-    Maintained by audit.counts in the same transaction as every append (so it is exactly the
-    trail's counts), rebuilt for the days a prune touched. Not part of the evidence: the
-    chain is; this is a derived index, which is why it may be updated.
-    """
+class _DayCount(models.Model):
+    """A day's count of events of one kind, and of those that read tagged columns: the
+    key and the counts the tables below share."""
 
     day = models.DateField()
     action = models.CharField(max_length=100)
@@ -167,6 +163,18 @@ class AuditDayCount(models.Model):
     events = models.BigIntegerField()
     # query.executed events allowed or masked that returned at least one tagged column.
     sensitive_reads = models.BigIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class AuditDayCount(_DayCount):
+    """How many events of one kind a day held: the dashboard's counts without reading the trail.
+
+    Maintained by audit.counts in the same transaction as every append (so it is exactly the
+    trail's counts), rebuilt for the days a prune touched. Not part of the evidence: the
+    chain is; this is a derived index, which is why it may be updated.
+    """
 
     class Meta:
         constraints = [
@@ -180,19 +188,11 @@ class AuditDayCount(models.Model):
         return f"{self.day} {self.action} {self.actor}: {self.events}"
 
 
-class AuditDayTagCount(models.Model):
+class AuditDayTagCount(_DayCount):
     """AuditDayCount per tag an event touched (a query's details.tags, a tag change's
     details.tag): the dashboard's tag filter from counts too. Maintained and rebuilt with it."""
 
-    day = models.DateField()
-    action = models.CharField(max_length=100)
-    actor = models.CharField(max_length=150)
-    datasource_name = models.CharField(max_length=100)
-    decision = models.CharField(max_length=30)
-    channel = models.CharField(max_length=30)
     tag = models.CharField(max_length=100)
-    events = models.BigIntegerField()
-    sensitive_reads = models.BigIntegerField()
 
     class Meta:
         constraints = [

@@ -224,5 +224,6 @@ def test_a_client_encoding_other_than_utf8_is_refused_before_a_copy_can_run(agen
     with agent.connect("alice") as conn:
         with pytest.raises(psycopg.Error) as info:
             conn.execute("SET client_encoding = 'LATIN1'")
+        assert info.value.sqlstate == "42501", info.value.sqlstate
         assert "client_encoding" in str(info.value)
         assert conn.execute("SHOW client_encoding").fetchone() == ("UTF8",)
