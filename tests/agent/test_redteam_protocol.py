@@ -5,6 +5,7 @@ Every test asserts the secure / correct behaviour: a failing test is a finding.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import struct
 import time
@@ -766,13 +767,15 @@ def test_lexer_settings_cannot_be_moved(agent: Any, sql: str) -> None:
 def test_session_authorization_does_not_change_the_lexer(agent: Any, admin: Any) -> None:
     """SET SESSION AUTHORIZATION to a role with its own settings: role settings apply at
     login only, so the pinned values must hold."""
-    admin.execute("DROP ROLE IF EXISTS rt2_role")
-    admin.execute("CREATE ROLE rt2_role")
-    admin.execute("ALTER ROLE rt2_role SET standard_conforming_strings = off")
-    admin.execute("GRANT SELECT ON customers TO rt2_role")
+    # Roles belong to the cluster: a name of its own, so parallel runs never share it.
+    role = f"rt2_role_{secrets.token_hex(4)}"
+    admin.execute(f"DROP ROLE IF EXISTS {role}")
+    admin.execute(f"CREATE ROLE {role}")
+    admin.execute(f"ALTER ROLE {role} SET standard_conforming_strings = off")
+    admin.execute(f"GRANT SELECT ON customers TO {role}")
     try:
         client = WireClient(agent.port, "alice")
-        client.send(codec.query("SET SESSION AUTHORIZATION rt2_role"))
+        client.send(codec.query(f"SET SESSION AUTHORIZATION {role}"))
         client.until(b"Z")
         client.send(
             codec.query("SELECT 'a\\' AS x, ' , ssn, card, email FROM customers WHERE id = 1 -- '")
@@ -780,8 +783,8 @@ def test_session_authorization_does_not_change_the_lexer(agent: Any, admin: Any)
         got = rows(client.until(b"Z"))
         client.close()
     finally:
-        admin.execute("REVOKE ALL ON customers FROM rt2_role")
-        admin.execute("DROP ROLE IF EXISTS rt2_role")
+        admin.execute(f"REVOKE ALL ON customers FROM {role}")
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
     leaked = [
         v for r in got for v in r if v and (SSN.search(v.decode()) or CARD.search(v.decode()))
     ]
