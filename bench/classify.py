@@ -11,10 +11,10 @@ Sections, each with per-tag precision, recall and F1 beside Presidio's:
   says the detectors do what they were built to do, not that they generalise.
 * development: Faker locales held out from tuning but read while building the value-only
   detectors and row context (bench/heldout.py, ``DEVELOPMENT_LOCALES``).
-* generalisation: Faker locales never run through a detector before the final measurement
-  and the Chinook sample database, as tables sampled by rows, each loaded twice: with real
-  and with opaque column names (``t4.c3``). Which data is which is declared once, in
-  ``bench.heldout.DATA_SPLIT``.
+* generalisation: Faker locales never run through a detector before the final measurement,
+  a second generator with data of its own (``mimesis``, other table shapes) and the Chinook
+  sample database, as tables sampled by rows, each loaded twice: with real and with opaque
+  column names (``t4.c3``). Which data is which is declared once, in ``bench.heldout``.
 
 Both tools see the same values. Presidio analyses each value alone and a column gets an
 entity when at least half of its values carry it at score >= 0.5 (majority vote); Warden's
@@ -38,7 +38,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.heldout import DEVELOPMENT_LOCALES, HELD_OUT_LOCALES, held_out_tables, named
+from bench.heldout import (
+    DEVELOPMENT_LOCALES,
+    HELD_OUT_LOCALES,
+    HELD_OUT_MIMESIS_LOCALES,
+    held_out_tables,
+    named,
+)
 from bench.tuning import LOCALES, SEED, LabelledColumn, build_columns
 from classification.classifier import TAG_NAMES, classify_columns
 from classification.detectors.base import ColumnSample
@@ -225,11 +231,16 @@ def print_table(
 
 
 def held_out_columns(
-    rows: int, mode: str, locales: Sequence[str], *, chinook: bool = True
+    rows: int,
+    mode: str,
+    locales: Sequence[str],
+    *,
+    chinook: bool = True,
+    mimesis_locales: Sequence[str] = (),
 ) -> list[list[LabelledColumn]]:
     """The held-out tables as labelled columns, one list per table (a scan's unit)."""
     tables: dict[int, list[LabelledColumn]] = {}
-    all_tables = held_out_tables(rows, locales, chinook=chinook)
+    all_tables = held_out_tables(rows, locales, chinook=chinook, mimesis_locales=mimesis_locales)
     for table, index, table_name, column_name in named(all_tables, mode):
         column = table.columns[index]
         sample = ColumnSample(column_name, column.data_type, column.values, table_name)
@@ -258,6 +269,7 @@ def generalisation(
     """Print a held-out section; returns the (mode, tag) pairs where Presidio wins."""
     pool = DEVELOPMENT_LOCALES if development else HELD_OUT_LOCALES
     locales = pool[:5] if args.quick else pool
+    mimesis = () if development else HELD_OUT_MIMESIS_LOCALES[: 5 if args.quick else None]
     title = (
         "development set (held out from tuning, but read while building the value-only "
         "detectors: not a generalisation measure)"
@@ -267,13 +279,17 @@ def generalisation(
     )
     print(f"\n=== {title} ===")
     chinook = "" if development else " + the Chinook sample database"
+    if mimesis:
+        chinook += f" + mimesis locales {', '.join(mimesis)}"
     print(
         f"Faker locales {', '.join(locales)}{chinook}; "
         f"{args.heldout_rows} rows per table, the same values for both tools"
     )
     losing: list[str] = []
     for mode in ("real", "opaque"):
-        tables = held_out_columns(args.heldout_rows, mode, locales, chinook=not development)
+        tables = held_out_columns(
+            args.heldout_rows, mode, locales, chinook=not development, mimesis_locales=mimesis
+        )
         columns = [column for table in tables for column in table]
         warden_pred, warden_time = run_warden_tables(tables, args.threshold)
         presidio_pred, presidio_time = run_presidio(analyzer, columns)
@@ -356,7 +372,8 @@ def end_to_end(args: argparse.Namespace) -> None:
     from governance.connectors.postgresql import PostgresConnector
 
     locales = HELD_OUT_LOCALES[:5] if args.quick else HELD_OUT_LOCALES
-    tables = held_out_tables(args.scan_rows, locales)
+    mimesis = HELD_OUT_MIMESIS_LOCALES[:5] if args.quick else HELD_OUT_MIMESIS_LOCALES
+    tables = held_out_tables(args.scan_rows, locales, mimesis_locales=mimesis)
     _load_postgres(tables, args.scan_database)
     settings = ConnectionSettings(
         "postgresql", "127.0.0.1", 5432, args.scan_database, "postgres", "", {}, 5, 60_000

@@ -60,10 +60,8 @@ DEVELOPMENT_LOCALES = (
     "el_GR",
     "ru_RU",
     "ja_JP",
-)
-# Never run through a detector before the final measurement (chosen in stop 12 from the
-# Faker locales no earlier set used; only checked to generate without error).
-HELD_OUT_LOCALES = (
+    # The held-out set of stop 12, measured in stop 13 before any change (F1 0.97 real /
+    # 0.92 opaque); its errors were then read, so it is development data from stop 13 on.
     "en_CA",
     "en_IE",
     "it_CH",
@@ -78,6 +76,42 @@ HELD_OUT_LOCALES = (
     "he_IL",
     "ko_KR",
     "zh_CN",
+)
+# Never run through a detector before the final measurement. Chosen in stop 13 before any
+# detector saw them: the Faker locales no earlier set used that bring their own person and
+# address providers (only checked to generate without error) ...
+HELD_OUT_LOCALES = (
+    "az_AZ",
+    "bn_BD",
+    "fa_IR",
+    "fr_DZ",
+    "hy_AM",
+    "ka_GE",
+    "mk_MK",
+    "ne_NP",
+    "th_TH",
+    "vi_VN",
+    "zh_TW",
+    "zu_ZA",
+)
+# ... and a second generator with data of its own (``mimesis``: its own name, street, city
+# and company lists and phone masks), so that the held-out values come from a source no
+# detector was written against even where its locale's country is a tuning one.
+HELD_OUT_MIMESIS_LOCALES = (
+    "de",
+    "es",
+    "fr",
+    "en-gb",
+    "pt-br",
+    "it",
+    "nl",
+    "pl",
+    "ja",
+    "ru",
+    "sv",
+    "tr",
+    "el",
+    "cs",
 )
 DATA_SPLIT = {
     "tuning": TUNING_LOCALES,
@@ -205,6 +239,67 @@ def _person(fake: Faker, rng: random.Random) -> dict[str, object]:
     }
 
 
+# --- mimesis, held-out locales (another generator, other table shapes) ----------------
+
+
+def mimesis_tables(locale: str, rows: int, seed: int = HELD_OUT_SEED) -> list[HeldOutTable]:
+    """A members table and a suppliers table from ``mimesis`` in ``locale``."""
+    from mimesis import Address, Datetime, Finance, Food, Person
+    from mimesis.locales import Locale
+
+    where = Locale(locale)
+    person, address = Person(where, seed=seed), Address(where, seed=seed)
+    finance, food, dates = Finance(where, seed=seed), Food(where, seed=seed), Datetime(seed=seed)
+    rng = random.Random(f"{seed}-mimesis-{locale}")
+    country = address.default_country()
+    address_parts = ["PII.Location", "PII.PostalCode", "PII.PersonName"]
+    births = [person.birthdate(min_year=1935, max_year=2005) for _ in range(rows)]
+    members = HeldOutTable(
+        f"mimesis:{locale}",
+        "members",
+        [
+            _col("member_no", [str(100_000 + rng.randrange(900_000)) for _ in range(rows)]),
+            _col("surname", [person.last_name() for _ in range(rows)], ["PII.PersonName"]),
+            _col("given_name", [person.first_name() for _ in range(rows)], ["PII.PersonName"]),
+            _col("born", births, ["PII.DateOfBirth"], "date"),
+            _col(
+                "joined",
+                [dates.date(start=2015, end=2025) for _ in range(rows)],
+                [],
+                "date",
+            ),
+            _col("telephone", [person.telephone() for _ in range(rows)], ["PII.Phone"]),
+            _col("mail", [person.email() for _ in range(rows)], ["PII.Email"]),
+            _col(
+                "address",
+                [address.address() for _ in range(rows)],
+                ["PII.Address"],
+                ignore=address_parts,
+            ),
+            _col("zip", [address.postal_code() for _ in range(rows)], ["PII.PostalCode"]),
+            _col("town", [address.city() for _ in range(rows)], ["PII.Location"]),
+            _col("country", [country] * rows, ["PII.Location"]),
+            _col("occupation", [person.occupation() for _ in range(rows)]),
+            _col("visits", [rng.randint(0, 300) for _ in range(rows)], [], "integer"),
+        ],
+    )
+    suppliers = HeldOutTable(
+        f"mimesis:{locale}",
+        "suppliers",
+        [
+            _col("supplier", [finance.company() for _ in range(rows)], ["PII.Organization"]),
+            _col("contact", [person.full_name() for _ in range(rows)], ["PII.PersonName"]),
+            _col("contact_phone", [person.telephone() for _ in range(rows)], ["PII.Phone"]),
+            _col("product", [food.dish() for _ in range(rows)]),
+            _col("unit_price", [round(rng.uniform(1, 80), 2) for _ in range(rows)], [], "numeric"),
+            _col(
+                "delivered_on", [dates.date(start=2023, end=2025) for _ in range(rows)], [], "date"
+            ),
+        ],
+    )
+    return [members, suppliers]
+
+
 # --- Chinook --------------------------------------------------------------------------
 
 _CONTACT_LABELS: dict[str, tuple[Sequence[str], Sequence[str]]] = {
@@ -321,9 +416,14 @@ def _spread(rows: list[dict[str, object]], limit: int) -> list[dict[str, object]
 
 
 def held_out_tables(
-    rows: int, locales: Sequence[str] = HELD_OUT_LOCALES, *, chinook: bool = True
+    rows: int,
+    locales: Sequence[str] = HELD_OUT_LOCALES,
+    *,
+    chinook: bool = True,
+    mimesis_locales: Sequence[str] = (),
 ) -> list[HeldOutTable]:
     tables = [table for locale in locales for table in faker_tables(locale, rows)]
+    tables += [table for locale in mimesis_locales for table in mimesis_tables(locale, rows)]
     return tables + (chinook_tables(rows) if chinook else [])
 
 
