@@ -11,6 +11,7 @@ from .address import detect_address
 from .banking import detect_bank_account, detect_iban
 from .base import ColumnSample, Detector, Finding, PreparedColumn, TagSuggestion
 from .birthdate import detect_date_of_birth
+from .cities import detect_city
 from .email import detect_email
 from .entities import detect_location, detect_organization, detect_person_name
 from .health import detect_health_text
@@ -39,6 +40,7 @@ VALUE_DETECTORS: tuple[Detector, ...] = (
     detect_postal_code,
     detect_address,
     detect_country,
+    detect_city,
     detect_credential,
     detect_health_text,
 )

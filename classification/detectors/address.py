@@ -35,7 +35,8 @@ _STREET_SUFFIX = re.compile(
     r"gasse|allee|platz|ring|damm|steeg|dijk|baan|boulevard|markt|pad|plantsoen|burg)(?!\w)",
     re.IGNORECASE,
 )
-_NUMBER_FIRST = re.compile(r"\d{1,6}[A-Za-z]?,? (?:[A-Z][\w'.-]+ ?){2,5}")
+# "58683 Mitchell Parks", "3118 Бумов Pine": a number, then capitalised words in any script.
+_NUMBER_FIRST = re.compile(r"\d{1,6}[A-Za-z]?,? ((?:[^\W\d_][\w'.-]+ ?){2,5})")
 _HOUSE_NUMBER = re.compile(r"(?<![\d.:])\d{1,5}(?:[/-]\d{1,5})?[A-Za-z]?(?![\d:]|\.\d)")
 _DIGITS = re.compile(r"\d+")
 _LEADING_STREET_WORD = re.compile(rf"(?:{_STREET_WORDS})\b", re.IGNORECASE)
@@ -54,8 +55,12 @@ _MARKED_NUMBER = re.compile(
 # Chinese, Japanese and Korean addresses: administrative units, then block numbers.
 _CJK_ADDRESS = re.compile(
     r"[\u3040-\u30ff\u4e00-\u9fff]{1,12}[都道府県省市区町村郡县镇路街].*\d+"
-    r"(?:丁目|番地?|号|弄|楼|室)"
-    r"|[\uac00-\ud7a3]+(?:로|길)\s?\d+"
+    r"(?:丁目|番地?|号|弄|楼|室|座)"
+    # "宜都路p座", "朝阳马街U座 857900": a road or street, then a building letter or number
+    r"|[\u4e00-\u9fff]{1,12}[路街道巷](?:\d{1,5}号|[A-Za-z0-9]{1,3}座)"
+    r"|[\uac00-\ud7a3]+(?:로|길|거리)\s?(?:지하)?\d+"
+    # "경기도 안산시 상록구 ... 980": a province or city, a district, then a number
+    r"|[\uac00-\ud7a3]+(?:시|도) [\uac00-\ud7a3]+(?:구|군|시) .*\d+"
 )
 # Any script: words, then a house number ("Beskydská 88", "Praça de Magalhães, 67",
 # "Av. Omar Nuñez N° 6447"), optionally a unit after it ("буд. 764 кв. 59").
@@ -63,7 +68,9 @@ _WORD = r"[^\W\d_][^\W\d_'\u2019.-]*\.?"
 _NUMBER = r"(?:(?:no|nr|n°|nº|#)\.? ?)?\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?\.?"
 _WORDS_THEN_NUMBER = re.compile(
     rf"{_WORD}(?: {_WORD}){{0,5}},? {_NUMBER}(?:,? {_WORD}(?: {_WORD})?,? {_NUMBER}){{0,2}}"
-    rf"(?:, \d{{4,6}} {_WORD}(?: {_WORD}){{0,3}})?",  # "Myhremarka 6, 8054 Vidarvåg"
+    rf"(?:, \d{{4,6}} {_WORD}(?: {_WORD}){{0,3}})?"  # "Myhremarka 6, 8054 Vidarvåg"
+    # "עגור 13, שדי תרומות, 5686507": the town, then the postal code last
+    rf"(?:, {_WORD}(?: {_WORD}){{0,3}})?(?:,? \d{{4,7}})?",
     re.IGNORECASE,
 )
 _HINT_TOKENS = (
@@ -119,21 +126,26 @@ def _is_postal_block(text: str) -> bool:
 
 def _street_line_kind(text: str) -> str | None:
     words = len(text.split())
+    if 3 <= len(text) <= 160 and _CJK_ADDRESS.search(text):
+        return "street"  # "刘街l座": dense scripts say a street in four characters
     if not 6 <= len(text) <= 160 or words > 16:
         return None
-    if _CJK_ADDRESS.search(text):
-        return "street"
     if _MARKED_NUMBER.search(text) and sum(char.isalpha() for char in text) >= 4:
         return "street"
     if not _HOUSE_NUMBER.search(text):
         # "rue de Guichard", "Via Adele": a street without a number, only as a short line
         return "street" if words <= 6 and _LEADING_STREET_WORD.match(text) else None
-    if _STREET_WORD.search(text) or _STREET_SUFFIX.search(text) or _NUMBER_FIRST.match(text):
+    if _STREET_WORD.search(text) or _STREET_SUFFIX.search(text) or _number_first(text):
         return "street"
     unprefixed = without_type_prefix(text)  # "ul. Krasickiego 00", "пер. Лесной, 4"
     if starts_like_name(unprefixed) and _WORDS_THEN_NUMBER.fullmatch(unprefixed):
         return "shape"
     return None
+
+
+def _number_first(text: str) -> bool:
+    match = _NUMBER_FIRST.match(text)
+    return match is not None and all(starts_like_name(word) for word in match.group(1).split())
 
 
 def _varied(prefixes: list[str]) -> bool:

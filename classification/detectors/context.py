@@ -5,7 +5,7 @@ same row. Five rules read across columns, each adding a finding whose evidence n
 rule and the sibling column that decided (``evidence["context"]``):
 
 * place names beside an address column are its city (NER need only read a fifth of them
-  as places, where alone it must read most);
+  as places, or the gazetteer know two in five, where alone they must read most);
 * a short code fits the postal-code format of the country in its row's country column
   (formats per country from ``postal-codes-tools``, countries resolved with ``pycountry``),
   or, with no country column, fits one country's format next to a city or address column;
@@ -32,8 +32,9 @@ from postal_codes_tools.postal_codes import verify_postal_code_format
 
 from .base import CONTEXT, Finding, PreparedColumn, confidence
 from .birthdate import as_date
+from .cities import place_share
 from .masking import mask_generic, mask_words
-from .names import COMMON_FIRST_RANK, first_rank, name_kinds, name_tokens_of
+from .names import name_kinds, name_tokens_of, value_kind
 from .phone import national_phone_valid
 from .places import country_code, country_share
 
@@ -50,6 +51,7 @@ LONE_POSTAL_COUNTRIES = (
 # fmt: on
 ADULT_YEARS = (18.0, 100.0)
 SURNAME_SHARE = 0.3
+SINGLE_TOKEN_SHARE = 0.7
 FIRST_NAME_ROWS = 0.7  # the index misses some first names of every culture
 
 
@@ -63,7 +65,9 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
         if len(members) < 2:
             continue
         table = [columns[i] for i in members]
-        for rule in (_place_rule, _postal_rule, _phone_rule, _name_pair_rule, _birth_date_rule):
+        # Names first: a surname column the English model reads as places is settled by its
+        # first-name sibling before the place rule could claim it.
+        for rule in (_name_pair_rule, _place_rule, _postal_rule, _phone_rule, _birth_date_rule):
             for position, finding in rule(table, [scores[i] for i in members]):
                 _add(scores[members[position]], finding)
 
@@ -96,6 +100,7 @@ def _context_finding(
 # --- places next to addresses ---------------------------------------------------------
 
 PLACE_NER_SHARE = 0.2  # NER reads a fifth of the values as places: enough beside an address
+PLACE_GAZETTEER_SHARE = 0.4  # or the gazetteer knows two in five (villages are not in it)
 
 
 def _place_rule(
@@ -114,13 +119,16 @@ def _place_rule(
         best = scores[position]
         if column in anchors or any(score >= 0.7 for score, _ in best.values()):
             continue
-        if not column.ner_ran or column.entity_share("GPE", "LOC") < PLACE_NER_SHARE:
+        ner_places = column.ner_ran and column.entity_share("GPE", "LOC") >= PLACE_NER_SHARE
+        known_places = place_share(column)
+        if not ner_places and known_places < PLACE_GAZETTEER_SHARE:
             continue
         kinds = name_kinds(column)
         names = kinds["first"] + kinds["full"] + kinds["last"]
         if kinds["first"] + kinds["full"] >= 0.5 * kinds["read"] or (
             names >= 0.7 * kinds["read"]
             and column.entity_share("GPE", "LOC") <= column.entity_share("PERSON")
+            and known_places < ROW_SHARE  # Portuguese towns are surnames too (Elvas, Macedo)
         ):
             continue  # names, some of which read as places: a person column
         share = sum(1 for text in column.texts if _place_shaped(text)) / len(column.texts)
@@ -193,18 +201,25 @@ def _postal_rule(
 
 
 def postal_fits(code: str, country: str) -> bool:
-    """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")."""
+    """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")
+    or stored without its separator ("11455" for "114 55", "13570747" for "13570-747")."""
     if verify_postal_code_format(code, country):
         return True
     prefix, _, rest = code.partition("-")
-    return prefix in (country, country[0]) and verify_postal_code_format(rest, country)
+    if prefix in (country, country[0]) and verify_postal_code_format(rest, country):
+        return True
+    return code.isdigit() and any(
+        verify_postal_code_format(f"{code[:cut]}{separator}{code[cut:]}", country)
+        for cut in range(2, len(code) - 1)
+        for separator in " -"
+    )
 
 
 def _fixed_lengths(known: Sequence[tuple[str, str]]) -> bool:
     """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not."""
     lengths: dict[str, Counter[int]] = {}
-    for code, country in known:
-        lengths.setdefault(country, Counter())[len(code)] += 1
+    for code, country in known:  # "13570-747" and "13570747" are one length
+        lengths.setdefault(country, Counter())[sum(c.isalnum() for c in code)] += 1
     modal = sum(counter.most_common(1)[0][1] for counter in lengths.values())
     return modal >= 0.9 * len(known)
 
@@ -298,8 +313,16 @@ def _single_tokens(column: PreparedColumn) -> bool:
     head = column.texts[:40]
     if column.type_family != "text" or len(head) < MIN_ROWS:
         return False
-    single = sum(1 for text in head if (tokens := name_tokens_of(text)) and len(tokens) == 1)
-    return single >= 0.9 * len(head) and len(set(head)) >= 0.3 * len(head)
+    lengths = [len(tokens) if (tokens := name_tokens_of(text)) else 0 for text in head]
+    # Mostly one word: "Van den Broeck", "Benjamin Alejandro" and "Jean-Pierre" are still one
+    # name part each, but a column of "first last" full names is not.
+    single = lengths.count(1)
+    short = sum(1 for length in lengths if 1 <= length <= 3)
+    return (
+        single >= SINGLE_TOKEN_SHARE * len(head)
+        and short >= 0.9 * len(head)
+        and len(set(head)) >= 0.3 * len(head)
+    )
 
 
 def _name_pair_rule(
@@ -324,7 +347,7 @@ def _name_pair_rule(
             if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]):
                 continue
             pairs = _pairs(table[first], table[other])
-            rows = sum(1 for a, _ in pairs if 0 < first_rank(a) <= COMMON_FIRST_RANK)
+            rows = sum(1 for a, _ in pairs if value_kind(a) == "first")
             if len(pairs) < MIN_ROWS or rows < FIRST_NAME_ROWS * len(pairs):
                 continue
             for position, sibling, role in ((first, other, "first"), (other, first, "last")):
@@ -336,13 +359,25 @@ def _name_pair_rule(
                     len(pairs),
                     role=role,
                 )
+                # The pair outweighs the model's guess that lone foreign names are places.
+                if _ner_only(scores[position], "PII.Location"):
+                    del scores[position]["PII.Location"]
+                    finding.extra["context"]["overrules"] = "PII.Location (NER alone)"
                 found.append((position, finding))
             break
     return found
 
 
+def _ner_only(best: Scores, tag: str) -> bool:
+    return tag in best and best[tag][1].detector.startswith("spacy_ner")
+
+
 def _placeish(best: Scores) -> bool:
-    return any(best.get(tag, (0.0,))[0] >= 0.5 for tag in ("PII.Location", "PII.Organization"))
+    """Places or firms by something firmer than NER reading a lone word as a place."""
+    return any(
+        best.get(tag, (0.0,))[0] >= 0.5 and not (tag == "PII.Location" and _ner_only(best, tag))
+        for tag in ("PII.Location", "PII.Organization")
+    )
 
 
 def _pairs(left: PreparedColumn, right: PreparedColumn) -> list[tuple[str, str]]:

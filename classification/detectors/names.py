@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import functools
 import gzip
-import json
 import logging
-import os
 import re
 import threading
 import unicodedata
-from importlib import metadata
 from pathlib import Path
 
 from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name
 from .entities import has_legal_form
 from .masking import mask_words
 from .places import country_share
+from .resources import cached_table
 
 logger = logging.getLogger(__name__)
 
@@ -39,21 +37,12 @@ LAST_RANK_LIMIT = 10000
 COMMON_FIRST_RANK = 2000  # first-name evidence for a single-token column
 FIRST_NAME_SHARE = 0.75  # single tokens: share of common first names for MEDIUM strength
 NAME_SHARE = 0.8  # share of values made only of known names
+SURNAME_FIRST_RATIO = 10  # ranked this many times better as a surname: a surname
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 _SPLIT = re.compile(r"[ ,]+")
 
 _lock = threading.Lock()
 _index: dict[str, list[int]] | None = None
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("WARDEN_DATA_DIR") or str(Path.home() / ".cache" / "warden")
-    return Path(base) / "cache"
-
-
-def _index_path() -> Path:
-    version = metadata.version("names-dataset")
-    return cache_dir() / f"names-index-{version}-{FIRST_RANK_LIMIT}-{LAST_RANK_LIMIT}.json.gz"
 
 
 def _build_index() -> dict[str, list[int]]:
@@ -89,20 +78,11 @@ def name_index() -> dict[str, list[int]]:
 
 
 def _load_or_build() -> dict[str, list[int]]:
-    path = _index_path()
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        pass
-    logger.info("building the name-frequency index at %s (once per machine)", path)
-    index = _build_index()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    with gzip.open(partial, "wt", encoding="utf-8") as handle:
-        json.dump(index, handle, separators=(",", ":"))
-    partial.replace(path)  # atomic: concurrent builders both write whole files
-    return index
+    return cached_table(
+        f"names-index-{{version}}-{FIRST_RANK_LIMIT}-{LAST_RANK_LIMIT}",
+        "names-dataset",
+        _build_index,
+    )
 
 
 def first_rank(token: str) -> int:
@@ -149,9 +129,12 @@ def value_kind(text: str) -> str | None:
         # The resource ranks names by their romanised spelling first: a name written in its
         # own script (陽一, Χρύσανθος) ranks lower than it is common, so any rank counts.
         common = COMMON_FIRST_RANK if _is_latin(token) else FIRST_RANK_LIMIT
-        if 0 < first_rank(token) <= common:
+        first, last = first_rank(token), last_rank(token)
+        # The resource's given names hold surnames mistaken for them somewhere (Torres, a
+        # first name ranked 1302, is the 7th surname): far more common as a surname, it is one.
+        if 0 < first <= common and not 0 < last * SURNAME_FIRST_RATIO < first:
             return "first"
-        return "last" if last_rank(token) else None
+        return "last" if last else None
     parts = [part for token in tokens for part in token.split("-")]
     if all(_is_known(part) for part in parts) and (first_rank(tokens[0]) or first_rank(tokens[-1])):
         return "full"
@@ -182,12 +165,16 @@ def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     matched = counts["first"] + counts["last"] + counts["full"]
     if matched < NAME_SHARE * read:
         return []
-    # Places and organisations reuse surnames (Paris, Lincoln): NER breaks the tie.
-    if column.ner_ran and column.entity_share("GPE", "LOC", "ORG") > max(
-        0.5, column.entity_share("PERSON")
+    strong = counts["first"] >= FIRST_NAME_SHARE * read or counts["full"] >= NAME_SHARE * read
+    # Places and organisations reuse surnames (Paris, Lincoln): NER breaks the tie. Not for a
+    # column of common first names: the English model reads a lone foreign given name
+    # (Grzegorz, Katarīna) as a place as often as a person, and no place list is that common.
+    if (
+        not (counts["first"] >= FIRST_NAME_SHARE * read)
+        and column.ner_ran
+        and column.entity_share("GPE", "LOC", "ORG") > max(0.5, column.entity_share("PERSON"))
     ):
         return []
-    strong = counts["first"] >= FIRST_NAME_SHARE * read or counts["full"] >= NAME_SHARE * read
     examples = [mask_words(text) for text in column.texts if value_kind(text)][:3]
     return [
         Finding(

@@ -1,8 +1,10 @@
 """PII.Location from country names: a column of countries locates its rows' people.
 
 Countries are resolved with ``pycountry`` (ISO 3166 names, official names and alpha-3
-codes). Bare two-letter codes are left alone, as ``entities.detect_location`` leaves them:
-they describe (a currency's country, a locale) as often as they locate someone.
+codes) and with Babel's country names in every language it has (Deutschland, Россия, 日本),
+as tables write them in their own language. Bare two-letter codes are left alone, as
+``entities.detect_location`` leaves them: they describe (a currency's country, a locale) as
+often as they locate someone.
 """
 
 from __future__ import annotations
@@ -13,14 +15,27 @@ import pycountry
 
 from .base import MEDIUM, Finding, PreparedColumn
 from .masking import mask_words
+from .resources import cached_table
 
 COUNTRY_SHARE = 0.8
+
+
+def _localised_names() -> dict[str, str]:
+    from babel import Locale, localedata
+
+    names: dict[str, str] = {}
+    for language in localedata.locale_identifiers():
+        if "_" not in language:  # the language's own names; regional variants repeat them
+            for code, name in Locale.parse(language).territories.items():
+                if len(code) == 2 and code.isalpha():
+                    names.setdefault(name.casefold(), code)
+    return names
 
 
 @functools.cache
 def _countries() -> dict[str, str]:
     """Every ISO 3166 name, official and common name and code, casefolded -> alpha-2."""
-    names: dict[str, str] = {}
+    names: dict[str, str] = dict(cached_table("country-names-{version}", "babel", _localised_names))
     for country in pycountry.countries:
         for field in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
             value = getattr(country, field, None)
