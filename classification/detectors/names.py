@@ -85,13 +85,28 @@ def _load_or_build() -> dict[str, list[int]]:
     )
 
 
+@functools.lru_cache(maxsize=32768)
+def _entry(token: str) -> list[int] | None:
+    """The index entry, also for a spelling with diacritics the resource writes without
+    them (Katarīna, Elvīra: the corpus often drops Latvian or Turkish marks)."""
+    index = name_index()
+    key = token.casefold()
+    entry = index.get(key)
+    if entry is None and not key.isascii():
+        folded = "".join(
+            char for char in unicodedata.normalize("NFKD", key) if not unicodedata.combining(char)
+        )
+        entry = index.get(folded) if folded != key and folded.isascii() else None
+    return entry
+
+
 def first_rank(token: str) -> int:
-    entry = name_index().get(token.casefold())
+    entry = _entry(token)
     return entry[0] if entry and entry[0] else 0
 
 
 def last_rank(token: str) -> int:
-    entry = name_index().get(token.casefold())
+    entry = _entry(token)
     return entry[1] if entry and entry[1] else 0
 
 
@@ -112,7 +127,7 @@ def _is_latin(token: str) -> bool:
 
 
 def _is_known(token: str) -> bool:
-    entry = name_index().get(token.casefold())
+    entry = _entry(token)
     return bool(entry and (entry[0] or entry[1]))
 
 
