@@ -149,11 +149,30 @@ def value_kind(text: str) -> str | None:
         # first name ranked 1302, is the 7th surname): far more common as a surname, it is one.
         if 0 < first <= common and not 0 < last * SURNAME_FIRST_RATIO < first:
             return "first"
-        return "last" if last else None
+        if last:
+            return "last"
+        return "full" if _dense_full_name(token) else None
     parts = [part for token in tokens for part in token.split("-")]
     if all(_is_known(part) for part in parts) and (first_rank(tokens[0]) or first_rank(tokens[-1])):
         return "full"
     return None
+
+
+_DENSE_NAME = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3]{3,4}")
+
+
+def _dense_full_name(token: str) -> bool:
+    """张秀兰, 이지훈, 田中太郎: Chinese, Korean and Japanese write the surname and the given
+    name without a space. The resource lists the given names (秀兰, 지훈) but not the
+    one-character surnames, so a known given name after one character, or after a known
+    surname, makes a full name."""
+    if not _DENSE_NAME.fullmatch(token):
+        return False
+    return any(
+        first_rank(token[cut:]) and (cut == 1 or last_rank(token[:cut]))
+        for cut in (1, 2)
+        if len(token) - cut >= 2
+    )
 
 
 def name_kinds(column: PreparedColumn) -> dict[str, int]:

@@ -151,3 +151,18 @@ def test_products_dishes_and_companies_are_neither_people_nor_towns() -> None:
     )
     for column in found:
         assert not {"PII.PersonName", "PII.Location"} & set(tags(column)), column
+
+
+@pytest.mark.parametrize("full", ["张秀兰", "雷玉珍", "이지훈", "배성호", "田中太郎"])
+def test_names_written_without_a_space_in_dense_scripts_are_full_names(full: str) -> None:
+    assert value_kind(full) == "full"
+
+
+@pytest.mark.parametrize("other", ["佛山市", "墨田区", "株式会社", "속초시", "宜都路"])
+def test_towns_firms_and_roads_in_dense_scripts_are_not_names(other: str) -> None:
+    assert value_kind(other) is None
+
+
+def test_a_column_of_korean_full_names_is_person_names() -> None:
+    people = ["이지훈", "배성호", "백정남", "노예진", "김민준", "박서연", "최지우", "정하은"] * 3
+    assert "PII.PersonName" in tags(classify_columns(table({"c6": people}))[0])
