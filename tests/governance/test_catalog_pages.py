@@ -268,3 +268,16 @@ def test_catalog_pages_and_the_columns_api_take_a_fixed_number_of_queries(
     for query in ({"limit": 5}, {"limit": 5, "offset": 5}, {"q": "zet", "limit": 5}):
         with django_assert_max_num_queries(8):
             assert client.get("/api/v1/columns/", query).status_code == 200
+
+
+def test_the_column_page_reads_its_tag_picker_in_one_plain_query(
+    admin, client, two_sources, django_assert_max_num_queries
+):
+    column = Column.objects.order_by("pk").first()
+    client.force_login(admin)
+    # session, user, roles; the column, its tags, its changes, the picker's tags
+    with django_assert_max_num_queries(7) as captured:
+        html = client.get(f"/catalog/columns/{column.pk}/").content.decode()
+
+    assert not any("DECLARE" in query["sql"] for query in captured.captured_queries)
+    assert '<option value="PII.Email">' in html  # the picker still lists the taxonomy
