@@ -71,9 +71,11 @@ class DatasourceReviewPolicy(models.Model):
 
 class AccessRequest(models.Model):
     class State(models.TextChoices):
+        # One vocabulary: a statement is "Blocked" by a rule, a request is "Rejected" by a
+        # reviewer. The stored and API values stay "denied"/"deny" for compatibility.
         PENDING = "pending"
         APPROVED = "approved"
-        DENIED = "denied"
+        DENIED = "denied", "Rejected"
         EXPIRED = "expired"
         CANCELLED = "cancelled"
         REVOKED = "revoked"
@@ -137,7 +139,7 @@ class AccessRequest(models.Model):
 class Review(models.Model):
     class Decision(models.TextChoices):
         APPROVE = "approve"
-        DENY = "deny"
+        DENY = "deny", "Reject"
 
     request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="reviews")
     reviewer = models.ForeignKey(

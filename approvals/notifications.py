@@ -58,6 +58,7 @@ def request_broadcast(request_id: int, event: str) -> None:
         "event": event,
         "id": access_request.pk,
         "state": access_request.state,
+        "state_label": access_request.get_state_display(),
         "requester_id": access_request.requester_id,
         "datasource": access_request.datasource.name,
         "created_at": access_request.created_at.timestamp(),
@@ -140,13 +141,22 @@ def _review_url(access_request: AccessRequest) -> str:
     return base + reverse("approvals:detail", args=[access_request.pk])
 
 
+# The words of a request's events for people; the event names (webhook "event") stay.
+EVENT_WORDS = {"denied": "rejected"}
+
+
+def event_words(event: str) -> str:
+    """An access request event as people read it: "denied" reads "rejected"."""
+    return EVENT_WORDS.get(event, event)
+
+
 def webhook_payload(access_request: AccessRequest, event: str, slack: bool) -> dict[str, Any]:
     """The datasource webhook's body (Slack: text only); its text is also the email's body."""
     risk = access_request.risk or {}
     tags = ", ".join(risk.get("tags", {})) or "no tagged columns"
     flag = "BREAK-GLASS " if access_request.is_break_glass else ""
     text = (
-        f"{flag}Access request #{access_request.pk} {event}: "
+        f"{flag}Access request #{access_request.pk} {event_words(event)}: "
         f"{access_request.requester.get_username()} · {access_request.level} on "
         f"{access_request.datasource.name} for {access_request.duration_minutes} min · "
         f"{risk.get('columns', 0)} columns ({tags}) · reason: {access_request.reason} · "

@@ -36,12 +36,18 @@ class ScopeField(serializers.JSONField):
 
 class ReviewSerializer(StrictStrings, serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.get_username")
+    decision_label = serializers.CharField(
+        source="get_decision_display",
+        read_only=True,
+        help_text="decision in words: Approve, Reject",
+    )
 
     class Meta:
         model = Review
         fields = [
             "reviewer",
             "decision",
+            "decision_label",
             "comment",
             "narrowed_scope",
             "narrowed_duration_minutes",
@@ -90,12 +96,16 @@ class AccessRequestSerializer(StrictStrings, serializers.ModelSerializer):
     reviews = serializers.SerializerMethodField()
     grant = serializers.SerializerMethodField()
     review_url = serializers.SerializerMethodField()
+    state_label = serializers.CharField(
+        source="get_state_display", read_only=True, help_text="state in words (denied: Rejected)"
+    )
 
     class Meta:
         model = AccessRequest
         fields = [
             "id",
             "state",
+            "state_label",
             "requester",
             "created_by",
             "origin",

@@ -77,7 +77,8 @@ def email_send_task(request_id: int, event: str) -> int:
         return 0
     payload = notifications.webhook_payload(access_request, event, slack=True)
     flag = "[BREAK-GLASS] " if access_request.is_break_glass else ""
-    subject = f"{flag}[Warden] access request #{access_request.pk} {event}"
+    words = notifications.event_words(event)
+    subject = f"{flag}[Warden] access request #{access_request.pk} {words}"
     return send_mail(subject, payload["text"], None, recipients)
 
 

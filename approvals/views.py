@@ -239,7 +239,7 @@ def deny(request: AuthenticatedRequest, pk: int) -> HttpResponse:
         lambda: services.request_deny(
             actor=request.user, access_request=access_request, comment=comment
         ),
-        "Request denied.",
+        "Request rejected.",
     )
     return redirect("approvals:detail", pk=pk)
 

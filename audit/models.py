@@ -96,9 +96,13 @@ class AuditEvent(AppendOnlyModel):
             models.CheckConstraint(condition=models.Q(sequence__gte=1), name="sequence_positive")
         ]
         # Plain b-tree indexes (no varchar_pattern_ops twins): filters are exact matches.
+        # (actor|action, sequence): the trail filtered by one of them, newest first, is a
+        # backward range scan of its own events, however old or rare they are (on
+        # (actor, occurred_at) PostgreSQL walked the whole trail backwards for an actor
+        # whose events were all old, or sorted every event of a busy one).
         indexes = [
-            models.Index(fields=["actor", "occurred_at"], name="audit_actor_time_idx"),
-            models.Index(fields=["action", "occurred_at"], name="audit_action_time_idx"),
+            models.Index(fields=["actor", "sequence"], name="audit_actor_sequence_idx"),
+            models.Index(fields=["action", "sequence"], name="audit_action_sequence_idx"),
             # The dashboard's latest blocked statements; denials are few, so it stays small.
             models.Index(
                 fields=["-sequence"], condition=models.Q(decision="deny"), name="audit_denied_idx"

@@ -73,7 +73,10 @@ def _pdf_cell(value: Any) -> str:
 
 
 def _section_table(section: Section, report: dict[str, Any]) -> Table:
-    rows = [[_pdf_cell(row.get(key)) for key in section.keys] for row in section.rows(report)]
+    rows = [
+        [_pdf_cell(field.worded(row.get(field.key))) for field in section.fields]
+        for row in section.rows(report)
+    ]
     widths = None
     if section.widths:
         unit = PAGE_WIDTH / sum(section.widths)

@@ -19,6 +19,11 @@ DECISIONS = ("allow", "mask", "deny", "hold")
 class Field:
     key: str
     heading: str
+    # Stored values as the PDF (for people) words them; CSV and JSON keep the values.
+    words: dict[str, str] | None = None
+
+    def worded(self, value: Any) -> Any:
+        return self.words.get(value, value) if self.words and isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,13 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _fields(*pairs: tuple[str, str]) -> tuple[Field, ...]:
-    return tuple(Field(key, heading) for key, heading in pairs)
+def _fields(*fields: tuple[str, str] | tuple[str, str, dict[str, str]]) -> tuple[Field, ...]:
+    return tuple(Field(*field) for field in fields)
+
+
+# A request's status is the step of its last event; a reviewer's "denied" reads as the
+# request pages say it (a statement is "blocked" by a rule, a request "rejected").
+REQUEST_STATUS_WORDS = {"denied": "rejected"}
 
 
 def _summary(report: dict[str, Any]) -> list[Row]:
@@ -149,7 +159,7 @@ ACCESS_REQUESTS = Section(
         ("level", "Level"),
         ("reason", "Reason"),
         ("duration_minutes", "Asked min"),
-        ("status", "Status"),
+        ("status", "Status", REQUEST_STATUS_WORDS),
         ("granted_scope", "Granted scope"),
         ("granted_minutes", "Granted min"),
         ("granted_max_runs", "Runs"),

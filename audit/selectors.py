@@ -100,18 +100,42 @@ class EventPage:
     older_than: int | None  # link to the page of older events: ?before=<this>
 
 
+def _indexed_alone(filters: EventFilters) -> bool:
+    """Filtered by actor alone or by one exact action alone: (actor|action, sequence) covers it."""
+    given = set(filters.as_dict())
+    return given == {"actor"} or (given == {"action"} and not filters.action.endswith((".", "*")))
+
+
+def _first_events(events: QuerySet[AuditEvent], filters: EventFilters, count: int) -> list:
+    """The first `count` of the ordered `events`.
+
+    Filtered by actor or action alone, the sequences come first, from that filter's
+    (…, sequence) index alone (an index-only range scan: ~0.1 ms at 1M events), then the
+    rows by sequence. As one query PostgreSQL prices walking the whole trail by sequence
+    and testing each row as cheaper, expecting the actor's events spread evenly: right for
+    a busy actor, every event read for one whose events are all old (a retired job).
+    """
+    if not _indexed_alone(filters):
+        return list(events[:count])
+    sequences = list(events.values_list("sequence", flat=True)[:count])
+    rows = {event.sequence: event for event in AuditEvent.objects.filter(sequence__in=sequences)}
+    return [rows[sequence] for sequence in sequences if sequence in rows]  # a prune between
+
+
 def event_page(
     filters: EventFilters, *, before: int | None, after: int | None, size: int
 ) -> EventPage:
     events = events_filter(filters)
     if after is not None:
-        chunk = list(events.filter(sequence__gt=after).order_by("sequence")[: size + 1])
+        chunk = _first_events(
+            events.filter(sequence__gt=after).order_by("sequence"), filters, size + 1
+        )
         has_newer, page = len(chunk) > size, chunk[:size][::-1]
         has_older = True
     else:
         if before is not None:
             events = events.filter(sequence__lt=before)
-        chunk = list(events.order_by("-sequence")[: size + 1])
+        chunk = _first_events(events.order_by("-sequence"), filters, size + 1)
         has_older, page = len(chunk) > size, chunk[:size]
         has_newer = before is not None
     return EventPage(

@@ -1,11 +1,14 @@
 """Benchmark: every page an auditor or admin opens, with 1M audit events and 100k columns.
 
     .venv/bin/python bench/pages.py [--events 1000000] [--columns 100000]
+                                    [--database warden_bench_pages] [--only LABEL]
 
 Uses its own Warden database ``warden_bench_pages`` on the local PostgreSQL (created,
-migrated and filled on first use). Events go in through the real append path
-(audit.services.events_append_count: hashed, chained, COPY, counted in the same
-transaction) in batches of 5,000, spread over 30 days, 20 identities and four decisions.
+migrated and filled on first use, then reused: a second run only migrates and times; give
+each work tree its own --database, since migrate applies that tree's migrations). Events go
+in through the real append path (audit.services.events_append_count: hashed, chained,
+COPY, counted in the same transaction) in batches of 5,000, spread over 30 days, 20
+identities and four decisions.
 Columns come from bench/catalog.py's filler. Each page is fetched through Django's test
 client (view, queries, template) RUNS times; p50 and p95 are printed beside a reference
 measured in the same run: the raw SQL of one page of the trail (the 50 newest events).
@@ -155,10 +158,15 @@ def pages() -> dict[str, str]:
 
 
 def main() -> None:
+    global DATABASE
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--columns", type=int, default=100_000)
+    # A seeded database is kept and reused; a name of its own keeps parallel work trees apart.
+    parser.add_argument("--database", default=DATABASE)
+    parser.add_argument("--only", default="", help="time only pages whose label contains this")
     args = parser.parse_args()
+    DATABASE = args.database
     catalog.DATABASE = DATABASE
     catalog.ENVIRONMENT["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{DATABASE}"
     catalog.ENVIRONMENT["WARDEN_DATA_DIR"] = f"/tmp/{DATABASE}-data"
@@ -182,6 +190,8 @@ def main() -> None:
     print(f"{'page':<36} {'p50 ms':>8} {'p95 ms':>8}")
     slowest = 0.0
     for label, url in pages().items():
+        if args.only not in label:
+            continue
 
         def get(url: str = url) -> None:
             response = client.get(url)

@@ -115,29 +115,36 @@ class TagList(generics.ListAPIView):
 
 class ColumnPagination(StrictLimitOffsetPagination):
     """Offset pages as before, and keyset pages: ``?after=<column id>`` starts just after that
-    column in catalog order (an index range scan however deep, where a deep offset walks every
-    earlier column). ``next`` links always use ``after``; ``previous`` only offset pages have.
-    """
+    column in catalog order (an index range scan however deep). ``next`` links always use
+    ``after``; ``previous`` only offset pages have."""
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
         self.after_key = None
         after = self._parsed(request, "after", 1, None)
-        if after is None:
-            self.page = super().paginate_queryset(queryset, request, view)
-            return self.page
-        self.after_key = selectors.column_sort_key_of(after)
-        if self.after_key is None:
-            raise ValidationError({"after": ["No column has this id; follow the next link."]})
         self.request, self.offset = request, 0
         self.limit = self.get_limit(request) or self.default_limit or 50
         self.count = self.get_count(queryset)
-        rows = list(queryset.filter(sort_key__gt=self.after_key)[: self.limit + 1])
-        self.page, self.has_more = rows[: self.limit], len(rows) > self.limit
+        self.display_page_controls = self.count > self.limit
+        if after is None:
+            # An offset page too reads from a key: the column just before the offset,
+            # found on the sort_key index alone (a deep OFFSET joined every earlier column).
+            self.offset = self.get_offset(request)
+            start_key = selectors.sort_key_at(queryset, self.offset)
+            if self.offset and start_key is None:  # past the last column
+                self.page: list[Column] = []
+                self.has_more = False
+                return self.page
+        else:
+            start_key = self.after_key = selectors.column_sort_key_of(after)
+            if self.after_key is None:
+                raise ValidationError({"after": ["No column has this id; follow the next link."]})
+        rows = queryset if start_key is None else queryset.filter(sort_key__gt=start_key)
+        chunk = list(rows[: self.limit + 1])
+        self.page, self.has_more = chunk[: self.limit], len(chunk) > self.limit
         return self.page
 
     def get_next_link(self) -> str | None:
-        more = self.has_more if self.after_key is not None else super().get_next_link()
-        if not more or not self.page:
+        if not self.has_more or not self.page:
             return None
         url = remove_query_param(self.request.build_absolute_uri(), self.offset_query_param)
         return replace_query_param(url, "after", self.page[-1].pk)

@@ -32,10 +32,7 @@ def catalog_columns(
     if not include_dropped:
         columns = columns.filter(dropped_at__isnull=True)
     if query:
-        # The tables matching by name as a subquery, not a join filter: the join made
-        # PostgreSQL test both names on every column (415 → 65 ms at 100k columns).
-        tables = Table.objects.filter(name__icontains=query).values("id")
-        columns = columns.filter(Q(name__icontains=query) | Q(table_id__in=tables))
+        columns = columns.filter(_name_matches(query))
     if datasource_id:
         columns = columns.filter(table__datasource_id=datasource_id)
     if tag_name:
@@ -53,6 +50,33 @@ def catalog_columns(
         columns = columns.distinct()
     # One indexed key in the order of (datasource, schema, table, ordinal): see catalog_page.
     return columns.order_by("sort_key")
+
+
+TABLE_IDS_LISTED = 500
+
+
+def _name_matches(query: str) -> Q:
+    """Columns whose own name or whose table's name contains `query`.
+
+    The matching tables' ids go in as a list: then PostgreSQL ORs two bitmap index scans
+    (the name's trigram index, governance 0015, and table_id's) where an IN (subquery)
+    made it test both names on every column (27 ms → 0.5 ms for a rare term at 100k
+    columns). When very many tables match, most columns do too and the subquery is as good.
+    """
+    tables = Table.objects.filter(name__icontains=query).values_list("id", flat=True)
+    table_ids = list(tables[: TABLE_IDS_LISTED + 1])
+    if len(table_ids) > TABLE_IDS_LISTED:
+        return Q(name__icontains=query) | Q(table_id__in=tables)
+    return Q(name__icontains=query) | Q(table_id__in=table_ids)
+
+
+def sort_key_at(columns: QuerySet[Column], offset: int) -> str | None:
+    """The sort_key of the column just before position `offset` of `columns` (None at 0 or
+    past the end). A deep OFFSET then walks one narrow index instead of every earlier
+    column joined to its table and datasource (75 → 20 ms at offset 90,000)."""
+    if offset <= 0:
+        return None
+    return next(iter(columns.values_list("sort_key", flat=True)[offset - 1 : offset]), None)
 
 
 @dataclass(frozen=True)
@@ -92,9 +116,10 @@ def catalog_page(
         page, has_previous = chunk[:size][::-1], len(chunk) > size
         has_next = before_key is not None
     else:
-        forwards = columns if after_key is None else columns.filter(sort_key__gt=after_key)
         offset = (number - 1) * size if number and number > 1 and after_key is None else 0
-        chunk = list(forwards[offset : offset + size + 1])
+        start_key = after_key if after_key is not None else sort_key_at(columns, offset)
+        forwards = columns if start_key is None else columns.filter(sort_key__gt=start_key)
+        chunk = list(forwards[: size + 1]) if start_key is not None or not offset else []
         page, has_previous = chunk[:size], after_key is not None or offset > 0
         has_next = len(chunk) > size
     return CatalogPage(

@@ -61,11 +61,11 @@
     } else {
       place("mine-" + message.id, message.html, "#mine-list");
       if (message.state !== "pending" && message.event !== "reviewed") {
-        notify("Your request #" + message.id + " is " + message.state, message.summary, url);
+        notify("Your request #" + message.id + ": " + message.state_label, message.summary, url);
       }
     }
     document.querySelectorAll('[data-request-state="' + message.id + '"]').forEach(function (el) {
-      el.textContent = message.state;
+      el.textContent = message.state_label;
       el.className = el.className.replace(/state-\w+/, "state-" + message.state);
     });
     document.body.dispatchEvent(new CustomEvent("approvals-changed-" + message.id));

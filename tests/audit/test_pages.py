@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import authenticate
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditCheckpoint, AuditEvent, AuditJob
-from audit.services import checkpoint_create, event_record
+from audit.selectors import EventFilters, event_list
+from audit.services import checkpoint_create, event_record, events_append_count
 from tests.audit.conftest import tamper
 
 pytestmark = pytest.mark.django_db
@@ -321,3 +323,41 @@ def test_sign_in_sign_out_and_failed_sign_in_are_audited(client, requester):
     ]
     failed = AuditEvent.objects.get(action="auth.login_failed")
     assert "wrong" not in json.dumps(failed.details)
+
+
+def _plan(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.django_db(transaction=True)  # VACUUM runs outside a transaction
+def test_the_trail_filtered_by_actor_or_action_reads_its_own_index_range(
+    client, auditor, django_assert_max_num_queries
+):
+    """A retired job's events are all old: as one query, PostgreSQL walked every newer event
+    backwards by sequence to find them (it expects an actor's events spread evenly)."""
+    old = [{"actor": "retired_job", "action": "scan.finished"}] * 300
+    new = [{"actor": f"user_{i % 20}", "action": "query.executed"} for i in range(9_000)]
+    events_append_count(entries=[{**entry, "actor_kind": "user"} for entry in old + new])
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE audit_auditevent")  # as autovacuum leaves the trail
+    as_one_query = _plan(event_list(EventFilters(actor="retired_job"))[:51])
+    plans = {
+        name: _plan(event_list(filters).filter(sequence__lt=before).values("sequence")[:51])
+        for name, filters, before in (
+            ("actor", EventFilters(actor="retired_job"), 10_000),
+            ("action", EventFilters(action="scan.finished"), 10_000),
+            ("actor, deep page", EventFilters(actor="user_3"), 1_000),
+        )
+    }
+    client.force_login(auditor)
+    with django_assert_max_num_queries(9):
+        page = client.get(reverse("audit:event_list"), {"actor": "retired_job"}).context["page"]
+
+    assert "audit_auditevent_sequence_key" in as_one_query  # the walk this test is about
+    for name, index in (("actor", "actor"), ("action", "action"), ("actor, deep page", "actor")):
+        assert f"Index Only Scan Backward using audit_{index}_sequence_idx" in plans[name], plans
+    assert [event.sequence for event in page.events] == list(range(300, 250, -1))
+    assert page.older_than == 251 and page.newer_than is None
