@@ -294,13 +294,23 @@ class BundleStore:
             log.error("stored bundle rejected: %s", exc)
 
     def accept(self, envelope: dict[str, Any], etag: str | None) -> Bundle:
+        """Verify, install and persist the envelope (``adopt`` then ``persist``)."""
+        bundle = self.adopt(envelope, etag)
+        self.persist(envelope, etag)
+        return bundle
+
+    def adopt(self, envelope: dict[str, Any], etag: str | None) -> Bundle:
+        """Verify the envelope and put its bundle in force; ``persist`` keeps it on disk."""
         if not self.keyring:
             raise BundleRejected("no public key pinned")
         bundle = verify_envelope(envelope, self.keyring)
-        _write_atomic(self.bundle_path, json.dumps({"envelope": envelope, "etag": etag}).encode())
         self.install(bundle, etag)
         self.rejection = ""
         return bundle
+
+    def persist(self, envelope: dict[str, Any], etag: str | None) -> None:
+        """The last good copy for a restart (an fsync: callers on the loop use a thread)."""
+        _write_atomic(self.bundle_path, json.dumps({"envelope": envelope, "etag": etag}).encode())
 
     def install(self, bundle: Bundle, etag: str | None) -> None:
         self.current = bundle
@@ -322,6 +332,9 @@ class BundlePoller:
         self.datasource = datasource
         self.interval = interval
         self._polling = asyncio.Lock()
+        # Writes of the last good copy, in the order the bundles were installed (FIFO lock).
+        self._persisting = asyncio.Lock()
+        self._persists: set[asyncio.Task[None]] = set()
 
     async def ensure_key(self) -> None:
         if self.store.keyring:
@@ -337,41 +350,65 @@ class BundlePoller:
         return self.store.learn_keys(published if isinstance(published, list) else [])
 
     async def poll_once(self) -> None:
+        """Fetch the bundle; a new, verified one is put in force, then kept on disk."""
+        async with self._polling:
+            adopted = await self._fetch_and_adopt()
+        if adopted is not None:
+            await self._persist(*adopted)
+
+    async def _fetch_and_adopt(self) -> tuple[dict[str, Any], str | None] | None:
+        """Fetch the bundle and put a new, verified one in force; returns what to persist."""
         await self.ensure_key()
         response = await self.client.fetch_bundle(self.datasource, self.store.etag)
         self.store.last_success = time.time()
         if response.not_modified or response.envelope is None:
-            return
+            return None
         envelope = response.envelope
         next_key_id = envelope.get("next_key_id")
         if next_key_id and next_key_id not in self.store.keyring:
             await self.learn_keys()
         try:
             try:
-                bundle = self.store.accept(envelope, response.etag)
+                bundle = self.store.adopt(envelope, response.etag)
             except UnknownSigningKey:
                 if not await self.learn_keys():
                     raise
-                bundle = self.store.accept(envelope, response.etag)
+                bundle = self.store.adopt(envelope, response.etag)
             log.info("installed bundle version %s", bundle.version)
         except BundleRejected as exc:
             self.store.rejection = str(exc)
             log.error("rejected bundle: %s; keeping the last good one", exc)
+            return None
+        return envelope, response.etag
+
+    async def _persist(self, envelope: dict[str, Any], etag: str | None) -> None:
+        # In a thread: an fsync on the loop would stall every session for milliseconds.
+        async with self._persisting:
+            await asyncio.to_thread(self.store.persist, envelope, etag)
 
     async def refresh_now(self) -> Bundle | None:
         """Poll at once instead of waiting for the next interval (e.g. a grant was just
         approved).  Polls are serialised, so one that started before the approval cannot
-        overwrite this one's answer; an unchanged bundle costs a 304.  Raises
+        overwrite this one's answer; an unchanged bundle costs a 304.  Returns once the
+        bundle is in force: a held statement does not wait for its copy on disk.  Raises
         ControlPlaneUnavailable."""
         async with self._polling:
-            await self.poll_once()
+            adopted = await self._fetch_and_adopt()
+        if adopted is not None:
+            task = asyncio.create_task(self._persist(*adopted))
+            self._persists.add(task)  # a reference, so the task is not collected midway
+            task.add_done_callback(self._persisted)
         return self.store.current
+
+    def _persisted(self, task: asyncio.Task[None]) -> None:
+        self._persists.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not keep the bundle on disk: %s", task.exception())
 
     async def run(self) -> None:
         while True:
             try:
-                async with self._polling:
-                    await self.poll_once()
+                await self.poll_once()
             except ControlPlaneUnavailable as exc:
                 log.warning("control plane unavailable: %s", exc)
             except Exception:

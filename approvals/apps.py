@@ -9,5 +9,5 @@ class ApprovalsConfig(AppConfig):
         from approvals.models import Grant
         from governance.signals import watch_bundle_input
 
-        # Live grants are part of every datasource's policy bundle.
-        watch_bundle_input(Grant)
+        # Live grants are part of every datasource's policy bundle (its grants part only).
+        watch_bundle_input(Grant, grants=True)

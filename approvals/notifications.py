@@ -50,7 +50,7 @@ def _group_send(groups: list[str], payload: dict[str, Any]) -> None:
 
 def request_broadcast(request_id: int, event: str) -> None:
     """Push the request's inbox row to its reviewers and its requester."""
-    access_request = selectors.request_detail(pk=request_id)
+    access_request = selectors.request_row(pk=request_id)
     if access_request is None:
         return
     common = {

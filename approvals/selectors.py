@@ -151,15 +151,25 @@ def requests_of(*, user: Any) -> QuerySet[AccessRequest]:
 
 def request_for_action(*, pk: int) -> AccessRequest | None:
     """The request with its datasource: what the services' checks read."""
-    return AccessRequest.objects.select_related("datasource").filter(pk=pk).first()
+    return _one(AccessRequest.objects.select_related("datasource").filter(pk=pk))
+
+
+def request_row(*, pk: int) -> AccessRequest | None:
+    """The request with what its inbox row shows (the live push renders one per decision)."""
+    return _one(_with_related(AccessRequest.objects.filter(pk=pk)))
 
 
 def request_detail(*, pk: int) -> AccessRequest | None:
-    return (
-        _with_related(AccessRequest.objects.filter(pk=pk))
-        .prefetch_related("reviews__reviewer")
-        .first()
+    """The request with its row's relations and its reviews (the detail page and answer)."""
+    return _one(
+        _with_related(AccessRequest.objects.filter(pk=pk)).prefetch_related("reviews__reviewer")
     )
+
+
+def _one(queryset: QuerySet[AccessRequest]) -> AccessRequest | None:
+    # Not .first(): its ORDER BY makes Django hash every selected column of the joined tables
+    # to match it against the SELECT list, which costs more than the query itself.
+    return next(iter(queryset.order_by()[:1]), None)
 
 
 def live_grants(*, now: datetime | None = None) -> QuerySet[Grant]:

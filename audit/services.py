@@ -223,7 +223,13 @@ def events_append_count(*, entries: Sequence[dict[str, Any]]) -> int:
     return len(_chain_and_insert(entries))
 
 
-def event_record(
+def event_record(**fields: Any) -> AuditEvent:
+    """Record one event inside the caller's transaction (services call this, see STYLE.md);
+    ``fields`` are ``event_entry``'s."""
+    return events_append(entries=[event_entry(**fields)])[0]
+
+
+def event_entry(
     *,
     actor: Any,
     action: str,
@@ -232,8 +238,9 @@ def event_record(
     decision: str = "",
     details: dict[str, Any] | None = None,
     source_address: str = "",
-) -> AuditEvent:
-    """Record one event inside the caller's transaction (services call this, see STYLE.md)."""
+) -> dict[str, Any]:
+    """One event as ``events_append`` takes it. A service that writes several events in one
+    transaction appends them together: one chain lock, one head read, one insert."""
     actor_name, actor_kind = actor_fields(actor)
     entry: dict[str, Any] = {
         "actor": actor_name,
@@ -248,7 +255,7 @@ def event_record(
         entry["target_type"] = target._meta.label_lower
         entry["target_id"] = str(target.pk)
         entry["target_repr"] = str(target)
-    return events_append(entries=[entry])[0]
+    return entry
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -325,6 +325,15 @@ def _run_holds(base_url: str, agent_port: int, tokens: dict[str, str], runs: int
     return results
 
 
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # a loaded machine: do not lose the figures for it
+        process.kill()
+        process.wait()
+
+
 def _free_port() -> int:
     import socket
 
@@ -495,20 +504,18 @@ def main() -> None:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     server = _start_server(env, port)
-    agent = None
     try:
         results = asyncio.run(_run(base_url, cookies, token, args.requests))
         with tempfile.TemporaryDirectory(prefix="warden-bench-agent-") as state_dir:
             agent, agent_port = _start_agent(
                 base_url, hold_tokens["agent"], upstream, Path(state_dir)
             )
-            results.update(_run_holds(base_url, agent_port, hold_tokens, args.holds))
+            try:
+                results.update(_run_holds(base_url, agent_port, hold_tokens, args.holds))
+            finally:  # before its state directory goes
+                _stop(agent)
     finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(timeout=10)
-        server.terminate()
-        server.wait(timeout=10)
+        _stop(server)
     reference = asyncio.run(_reference_group_send(args.redis_url, args.reviewers, args.requests))
 
     print(

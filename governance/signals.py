@@ -39,15 +39,18 @@ BUNDLE_FIELDS: dict[type[Model], frozenset[str] | None] = {
 }
 
 
-def watch_bundle_input(model: type[Model], fields: frozenset[str] | None = None) -> None:
-    """Move the bundle generation whenever ``model`` (limited to ``fields``) changes."""
+def watch_bundle_input(
+    model: type[Model], fields: frozenset[str] | None = None, *, grants: bool = False
+) -> None:
+    """Move the bundle generation whenever ``model`` (limited to ``fields``) changes;
+    ``grants``: the model is the bundle's grants, which leave its catalog part alone."""
 
     def saved(sender: Any, update_fields: frozenset[str] | None = None, **kwargs: Any) -> None:
         if fields is None or update_fields is None or fields & set(update_fields):
-            bundle_inputs_changed()
+            bundle_inputs_changed(grants_only=grants)
 
     def deleted(sender: Any, **kwargs: Any) -> None:
-        bundle_inputs_changed()
+        bundle_inputs_changed(grants_only=grants)
 
     uid = f"bundle-input.{model._meta.label}"
     post_save.connect(saved, sender=model, weak=False, dispatch_uid=f"{uid}.save")

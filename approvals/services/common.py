@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from approvals import selectors
 from approvals.models import AccessLevel, AccessRequest
-from audit.services import event_record
+from audit.services import event_entry, events_append
 from config.errors import InvalidInput, StateConflict
 from governance.models import DataSource, User
 
@@ -39,7 +39,7 @@ def audit_details(
     }
 
 
-def record(
+def audit_entry(
     access_request: AccessRequest,
     action: str,
     *,
@@ -49,9 +49,9 @@ def record(
     reviewer: User | None = None,
     comment: str = "",
     **extra: Any,
-) -> None:
-    """Write one approvals audit event about `access_request` (in the caller's transaction)."""
-    event_record(
+) -> dict[str, Any]:
+    """One approvals audit event about `access_request`, for ``record_all``."""
+    return event_entry(
         actor=actor,
         action=action,
         target=target or access_request,
@@ -59,6 +59,16 @@ def record(
         decision=decision,
         details=audit_details(access_request, reviewer=reviewer, comment=comment, **extra),
     )
+
+
+def record(access_request: AccessRequest, action: str, **fields: Any) -> None:
+    """Write one approvals audit event (``audit_entry``'s fields) in the caller's transaction."""
+    record_all([audit_entry(access_request, action, **fields)])
+
+
+def record_all(entries: list[dict[str, Any]]) -> None:
+    """Write a step's events in order, in the caller's transaction, with one chain append."""
+    events_append(entries=entries)
 
 
 def close(access_request: AccessRequest, state: str) -> None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from approvals import notifications
 from approvals.models import AccessRequest, Grant, Review
 from approvals.scope import scope_intersection, scope_is_empty, scope_normalise
-from approvals.services.common import RequestStateError, locked, record
+from approvals.services.common import RequestStateError, audit_entry, locked, record
 from approvals.services.requests import request_create
 from config.errors import InvalidInput, NotAllowed
 from governance.models import DataSource, User
@@ -41,9 +41,10 @@ def _granted_terms(access_request: AccessRequest, approvals: list[Review]) -> di
 
 
 def grant_from_approvals(
-    actor: User, access_request: AccessRequest, approvals: list[Review]
+    actor: User, access_request: AccessRequest, approvals: list[Review], audit: list[dict[str, Any]]
 ) -> Grant:
-    """The grant a request earns once its quorum approved (in the approval's transaction)."""
+    """The grant a request earns once its quorum approved (in the approval's transaction,
+    which writes the grant's audit event, added to ``audit``, with its own)."""
     terms = _granted_terms(access_request, approvals)
     if scope_is_empty(terms["scope"]):
         raise InvalidInput("The reviewers' narrowed scopes have nothing in common.")
@@ -59,27 +60,35 @@ def grant_from_approvals(
         starts_at=now,
         expires_at=now + timedelta(minutes=terms["duration_minutes"]),
     )
-    record(
-        access_request,
-        "grant.created",
-        actor=actor,
-        target=grant,
-        decision="granted",
-        reviewer=actor,
-        grant_id=grant.pk,
-        granted_scope=grant.scope,
-        granted_minutes=terms["duration_minutes"],
-        expires_at=grant.expires_at.isoformat(),
-        statement_fingerprint=grant.statement_fingerprint,
-        max_runs=grant.max_runs,
+    audit.append(
+        audit_entry(
+            access_request,
+            "grant.created",
+            actor=actor,
+            target=grant,
+            decision="granted",
+            reviewer=actor,
+            grant_id=grant.pk,
+            granted_scope=grant.scope,
+            granted_minutes=terms["duration_minutes"],
+            expires_at=grant.expires_at.isoformat(),
+            statement_fingerprint=grant.statement_fingerprint,
+            max_runs=grant.max_runs,
+        )
     )
     return grant
 
 
 def grant_extend_approved(
-    actor: User, access_request: AccessRequest, approvals: list[Review], *, grant_id: int
+    actor: User,
+    access_request: AccessRequest,
+    approvals: list[Review],
+    audit: list[dict[str, Any]],
+    *,
+    grant_id: int,
 ) -> Grant:
-    """Lengthen the grant an approved extension request names (in the approval's transaction)."""
+    """Lengthen the grant an approved extension request names (in the approval's transaction;
+    its audit event is added to ``audit``)."""
     grant = Grant.objects.select_for_update().get(pk=grant_id)
     now = timezone.now()
     if not grant.is_live(now):
@@ -90,17 +99,19 @@ def grant_extend_approved(
     grant.scope = terms["scope"]
     grant.warned_at = None
     grant.save(update_fields=["expires_at", "scope", "warned_at"])
-    record(
-        access_request,
-        "grant.extended",
-        actor=actor,
-        target=grant,
-        decision="extended",
-        reviewer=actor,
-        grant_id=grant.pk,
-        previous_expires_at=previous.isoformat(),
-        expires_at=grant.expires_at.isoformat(),
-        granted_scope=grant.scope,
+    audit.append(
+        audit_entry(
+            access_request,
+            "grant.extended",
+            actor=actor,
+            target=grant,
+            decision="extended",
+            reviewer=actor,
+            grant_id=grant.pk,
+            previous_expires_at=previous.isoformat(),
+            expires_at=grant.expires_at.isoformat(),
+            granted_scope=grant.scope,
+        )
     )
     return grant
 

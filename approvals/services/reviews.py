@@ -11,7 +11,7 @@ from django.utils import timezone
 from approvals import notifications, selectors
 from approvals.models import REVIEW_POLICY_FIELDS, AccessRequest, DatasourceReviewPolicy, Review
 from approvals.scope import scope_is_empty, scope_is_within, scope_normalise
-from approvals.services.common import RequestStateError, close, locked, record
+from approvals.services.common import RequestStateError, audit_entry, close, locked, record_all
 from approvals.services.expiry import request_expire_if_due
 from approvals.services.grants import grant_extend_approved, grant_from_approvals
 from audit.services import event_record
@@ -93,7 +93,7 @@ def request_approve(
         raise InvalidInput("max_runs needs a statement-bound approval and at least 1 run.")
     with transaction.atomic():
         access_request = locked(access_request)
-        review = _review_add(
+        review, audit = _review_add(
             actor,
             access_request,
             Review.Decision.APPROVE,
@@ -103,27 +103,37 @@ def request_approve(
             statement_only=statement_only,
             max_runs=max_runs,
         )
-        approvals = list(access_request.reviews.filter(decision=Review.Decision.APPROVE))
+        approvals = list(
+            access_request.reviews.filter(decision=Review.Decision.APPROVE).select_related(
+                "reviewer"
+            )
+        )
         quorum = selectors.review_policy_for(access_request.datasource).required_approvals
         if len(approvals) < quorum:
+            record_all(audit)
             notifications.request_notify(access_request.pk, "reviewed")
             return access_request
         close(access_request, AccessRequest.State.APPROVED)
-        record(
-            access_request,
-            "access_request.approved",
-            actor=actor,
-            decision="approved",
-            reviewer=actor,
-            comment=review.comment,
-            approvers=[a.reviewer.get_username() for a in approvals],
+        audit.append(
+            audit_entry(
+                access_request,
+                "access_request.approved",
+                actor=actor,
+                decision="approved",
+                reviewer=actor,
+                comment=review.comment,
+                approvers=[a.reviewer.get_username() for a in approvals],
+            )
         )
         if access_request.extends_grant_id is not None:
             grant_extend_approved(
-                actor, access_request, approvals, grant_id=access_request.extends_grant_id
+                actor, access_request, approvals, audit, grant_id=access_request.extends_grant_id
             )
         else:
-            grant_from_approvals(actor, access_request, approvals)
+            grant_from_approvals(actor, access_request, approvals, audit)
+        # The review, the decision and the grant: one append to the audit chain, so its lock
+        # is taken once and last, and held only until the commit right after.
+        record_all(audit)
         notifications.request_notify(access_request.pk, "approved")
     return access_request
 
@@ -133,23 +143,27 @@ def request_deny(*, actor: User, access_request: AccessRequest, comment: str = "
     _check_reviewer(actor, access_request)
     with transaction.atomic():
         access_request = locked(access_request)
-        review = _review_add(actor, access_request, Review.Decision.DENY, comment)
+        review, audit = _review_add(actor, access_request, Review.Decision.DENY, comment)
         close(access_request, AccessRequest.State.DENIED)
-        record(
-            access_request,
-            "access_request.denied",
-            actor=actor,
-            decision="denied",
-            reviewer=actor,
-            comment=review.comment,
+        audit.append(
+            audit_entry(
+                access_request,
+                "access_request.denied",
+                actor=actor,
+                decision="denied",
+                reviewer=actor,
+                comment=review.comment,
+            )
         )
+        record_all(audit)
         notifications.request_notify(access_request.pk, "denied")
     return access_request
 
 
 def _review_add(
     actor: User, access_request: AccessRequest, decision: str, comment: str, **fields: Any
-) -> Review:
+) -> tuple[Review, list[dict[str, Any]]]:
+    """The review, and its audit event for the caller to write with the ones that follow."""
     if access_request.is_pending and access_request.expires_at <= timezone.now():
         raise RequestStateError("The request expired before this review.")
     if not access_request.is_pending:
@@ -163,7 +177,7 @@ def _review_add(
         comment=(comment or "").strip(),
         **fields,
     )
-    record(
+    entry = audit_entry(
         access_request,
         "review.recorded",
         actor=actor,
@@ -176,4 +190,4 @@ def _review_add(
         statement_only=fields.get("statement_only", False),
         max_runs=fields.get("max_runs"),
     )
-    return review
+    return review, [entry]

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pglast import parser
 
 from approvals import services
@@ -16,6 +17,9 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/v1/access-requests/"
+# Checks, the review, the decision, the grant, one audit append and the answer (the
+# after-commit push and inbox rows are not counted: tests run inside a transaction).
+APPROVE_QUERIES = 21
 
 
 def _body(**overrides):
@@ -328,3 +332,40 @@ def test_a_run_of_a_revoked_unknown_or_unlimited_grant_is_refused(
     assert agent.post("/api/v1/agent/grants/999999/runs").status_code == 404
     assert agent.post(f"{url}?datasource=nope").status_code == 400
     assert api(requester).post(url).status_code in (401, 403)
+
+
+def _approve_queries(api, reviewer, access_request) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = api(reviewer).post(f"{LIST}{access_request.pk}/approve/", {}, format="json")
+    assert response.status_code == 200, response.content
+    return len(queries)
+
+
+def test_the_approval_that_grants_costs_the_same_queries_whatever_the_quorum(
+    api, file_request, admin, shop, reviewer, second_reviewer
+):
+    """The quorum-th approval reads every approver (the grant narrows to what all agreed):
+    one query for all of them, and a fixed number for the whole answer."""
+    _approve_queries(api, reviewer, file_request())  # the first one fills per-process caches
+    alone = _approve_queries(api, reviewer, file_request())
+    third = UserFactory(username="ruth_reviewer", roles=["reviewer"])
+    services.review_policy_set(actor=admin, datasource=shop, required_approvals=3)
+    access_request = file_request()
+    for early in (second_reviewer, third):
+        api(early).post(f"{LIST}{access_request.pk}/approve/", {}, format="json")
+
+    assert _approve_queries(api, reviewer, access_request) == alone <= APPROVE_QUERIES
+    assert AccessRequest.objects.get(pk=access_request.pk).state == "approved"
+
+
+def test_the_agents_state_answer_with_a_grant_is_three_queries(
+    api, file_request, reviewer, agent_token, django_assert_max_num_queries
+):
+    access_request = file_request()
+    agent = api(token=agent_token)
+    agent.get(f"/api/v1/agent/access-requests/{access_request.pk}")  # stamps the token's use
+    api(reviewer).post(f"{LIST}{access_request.pk}/approve/", {}, format="json")
+
+    with django_assert_max_num_queries(3):  # token, its datasources, the request with its grant
+        answer = agent.get(f"/api/v1/agent/access-requests/{access_request.pk}")
+    assert answer.json()["grant"]["id"] == Grant.objects.get(request=access_request).pk

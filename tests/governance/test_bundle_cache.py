@@ -22,7 +22,11 @@ from governance.services import (
     policy_rule_create,
     policy_rule_update,
 )
-from governance.services.bundles import bundle_generation, policy_bundle_served
+from governance.services.bundles import (
+    bundle_generation,
+    policy_bundle_build,
+    policy_bundle_served,
+)
 from governance.tokens import token_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,3 +184,33 @@ def test_a_zero_cache_bound_compiles_every_poll(shop, email_rule, settings):
     time.sleep(0.01)
 
     assert _compiled_at(shop) != first
+
+
+def test_an_approval_compiles_only_the_grants_and_serves_what_a_full_build_would(
+    shop, email_rule, customers_grant, django_assert_max_num_queries
+):
+    before = policy_bundle_served(datasource=shop)["bundle"]
+    grant = customers_grant()
+
+    # The counters and the grants: no column, rule or guardrail query.
+    with django_assert_max_num_queries(2):
+        after = policy_bundle_served(datasource=shop)["bundle"]
+
+    full = policy_bundle_build(datasource=shop)
+    assert [entry["id"] for entry in after["grants"]] == [grant.pk]
+    assert after["version"] == full["version"] != before["version"]
+    assert {**after, "generated_at": ""} == {**full, "generated_at": ""}
+
+
+def test_a_rule_edit_committed_with_a_grant_recompiles_the_catalog_part(
+    admin, shop, email_rule, customers_grant
+):
+    assert policy_bundle_served(datasource=shop)["bundle"]["rules"][0]["mask_method"] == "email"
+
+    with transaction.atomic():
+        grant = customers_grant()
+        policy_rule_update(actor=admin, rule=email_rule, mask_method="hash")
+
+    bundle = policy_bundle_served(datasource=shop)["bundle"]
+    assert bundle["rules"][0]["mask_method"] == "hash"
+    assert [entry["id"] for entry in bundle["grants"]] == [grant.pk]

@@ -124,9 +124,9 @@ def _bundle_grants(datasource: DataSource) -> list[dict[str, Any]]:
     return sorted(grants, key=lambda grant: (int(grant.get("id") or 0), canonical_json(grant)))
 
 
-def policy_bundle_build(*, datasource: DataSource) -> dict[str, Any]:
-    """Compile the versioned (unsigned) bundle for one datasource."""
-    content: dict[str, Any] = {
+def bundle_catalog_part(*, datasource: DataSource) -> dict[str, Any]:
+    """Everything in a bundle but the grants: the part approvals never change."""
+    return {
         "format": BUNDLE_FORMAT,
         "datasource": {
             "id": datasource.pk,
@@ -140,7 +140,18 @@ def policy_bundle_build(*, datasource: DataSource) -> dict[str, Any]:
         "columns": _bundle_columns(datasource),
         "rules": _bundle_rules(datasource),
         "guardrails": _bundle_guardrails(datasource),
-        "grants": _bundle_grants(datasource),
     }
+
+
+def bundle_with_grants(*, datasource: DataSource, catalog_part: dict[str, Any]) -> dict[str, Any]:
+    """The versioned (unsigned) bundle: ``catalog_part`` with the datasource's live grants."""
+    content = {**catalog_part, "grants": _bundle_grants(datasource)}
     version = hashlib.sha256(canonical_json(content)).hexdigest()
     return {**content, "version": version, "generated_at": timezone.now().isoformat()}
+
+
+def policy_bundle_build(*, datasource: DataSource) -> dict[str, Any]:
+    """Compile the versioned (unsigned) bundle for one datasource."""
+    return bundle_with_grants(
+        datasource=datasource, catalog_part=bundle_catalog_part(datasource=datasource)
+    )
