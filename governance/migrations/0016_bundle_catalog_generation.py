@@ -9,7 +9,7 @@ def create_the_row(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("governance", "0014_policy_action_block_label"),
+        ("governance", "0015_catalog_name_trigram_indexes"),
     ]
 
     operations = [
