@@ -410,15 +410,19 @@ def test_temp_view_shadowing_a_bundle_table_does_not_unmask(agent: Any) -> None:
 def test_search_path_changed_by_set_config_does_not_unmask(agent: Any) -> None:
     """search_path changed behind the agent's back (set_config in a SELECT) while a
     schema-qualified view of masked data exists elsewhere."""
-    client = WireClient(agent.port, "alice")
-    client.send(codec.query("SELECT set_config('search_path', 'archive, public', false)"))
-    client.until(b"Z")
-    client.send(
-        parse("", "SELECT email FROM customers WHERE id = 1"), bind("", ""), execute(""), codec.SYNC
-    )
-    messages = client.until(b"Z")
-    assert_no_secret(messages)
-    client.close()
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(codec.query("SELECT set_config('search_path', 'archive, public', false)"))
+        client.until(b"Z")
+        client.send(
+            parse("", "SELECT email FROM customers WHERE id = 1"),
+            bind("", ""),
+            execute(""),
+            codec.SYNC,
+        )
+        return client.until(b"Z")
+
+    assert_no_secret(wire_probe(agent, sequence))
 
 
 # ------------------------------------------------------------------ framing and formats
@@ -549,22 +553,23 @@ def test_named_statement_reparse_fails_and_keeps_the_masked_one(
 
 
 def test_execute_with_row_limit_on_unnamed_portal_then_resume(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(
-        parse("", "SELECT id, email, upper(email) FROM customers ORDER BY id"),
-        bind("", ""),
-        execute("", 1),
-        execute("", 1),
-        execute("", 0),
-        codec.SYNC,
-    )
-    messages = client.until(b"Z")
-    assert kinds(messages).count(b"s") == 2
-    got = rows(messages)
-    client.send(codec.query("SELECT count(*) FROM customers"))  # other probes may add rows
-    assert len(got) == int(rows(client.until(b"Z"))[0][0] or b"0")
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(
+            parse("", "SELECT id, email, upper(email) FROM customers ORDER BY id"),
+            bind("", ""),
+            execute("", 1),
+            execute("", 1),
+            execute("", 0),
+            codec.SYNC,
+        )
+        messages = client.until(b"Z")
+        assert kinds(messages).count(b"s") == 2
+        client.send(codec.query("SELECT count(*) FROM customers"))  # other probes add rows
+        assert len(rows(messages)) == int(rows(client.until(b"Z"))[0][0] or b"0")
+        return messages
+
+    got = rows(wire_probe(agent, sequence))
     assert all(r[1] == b"****@example.com" and r[2] == b"****" for r in got)
-    client.close()
 
 
 def test_multi_statement_query_masks_derived_columns_of_later_statements(agent: Any) -> None:
@@ -674,24 +679,27 @@ def test_named_portal_rebind_fails_and_keeps_the_masked_one(agent: Any) -> None:
     client.close()
 
 
-def test_named_statement_reparse_pipelined_with_a_bare_masked_column(agent: Any) -> None:
+def test_named_statement_reparse_pipelined_with_a_bare_masked_column(
+    agent: Any, pg_database: str
+) -> None:
     """Same race with a bare masked column (card, 'partial' for everyone): Parse s1 with
     it, Sync; then Parse s1 again with a harmless text (refused by the server, 42P05),
     Sync, and Bind/Execute s1 in the same write: the server runs the first s1."""
-    client = WireClient(agent.port, "alice")
-    client.send(parse("s1", "SELECT id, card FROM customers WHERE id = 1"), codec.SYNC)
-    client.until(b"Z")
-    client.send(
-        parse("s1", "SELECT 1 AS id, 'x' AS card"),
-        codec.SYNC,
-        bind("", "s1"),
-        execute(""),
-        codec.SYNC,
-    )
-    client.until(b"Z")
-    second = client.until(b"Z")
-    assert_no_secret(second)
-    client.close()
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(parse("s1", "SELECT id, card FROM customers WHERE id = 1"), codec.SYNC)
+        client.until(b"Z")
+        client.send(
+            parse("s1", "SELECT 1 AS id, 'x' AS card"),
+            codec.SYNC,
+            bind("", "s1"),
+            execute(""),
+            codec.SYNC,
+        )
+        client.until(b"Z")
+        return client.until(b"Z")
+
+    assert_no_secret(wire_probe(agent, sequence, direct=pg_database, secret=CARD))
 
 
 def test_a_name_deallocated_in_sql_can_be_parsed_again_in_one_pipeline(agent: Any) -> None:

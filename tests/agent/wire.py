@@ -506,14 +506,20 @@ WireSequence = Callable[[WireClient], list[tuple[bytes, bytes]]]
 
 
 def wire_probe(
-    agent: Any, sequence: WireSequence, *, direct: str | None = None, restricted: str = "alice"
+    agent: Any,
+    sequence: WireSequence,
+    *,
+    direct: str | None = None,
+    restricted: str = "alice",
+    secret: re.Pattern[str] = EMAIL,
 ) -> list[tuple[bytes, bytes]]:
     """A message-level probe that cannot pass by accident: ``sequence`` (the messages it
     sends, returning those its assertions are about) runs first unrestricted: as root through
     the agent (root sees the e-mail in clear), or, given ``direct`` (the test database's
     name), on PostgreSQL itself as the upstream role (for sequences the agent refuses to
-    everyone); there those messages' rows must carry an e-mail, so the sequence really reads
-    it.  Then it runs on a session of ``restricted``, whose messages it returns."""
+    everyone, or ``secret``s root sees masked too); there those messages' rows must carry
+    the secret (an e-mail), so the sequence really reads it.  Then it runs on a session of
+    ``restricted``, whose messages it returns."""
     controls = [WireClient(agent.port, "root")] if direct is None else []
     if direct is not None:
         controls.append(WireClient(5432, "postgres", database=direct))
@@ -522,8 +528,8 @@ def wire_probe(
             messages = sequence(client)
         finally:
             client.close()
-        found = [v for v in values(messages) if EMAIL.search(v.decode(errors="replace"))]
-        assert found, f"the sequence reads no e-mail unrestricted: {messages!r:.300}"
+        found = [v for v in values(messages) if secret.search(v.decode(errors="replace"))]
+        assert found, f"the sequence reads no secret unrestricted: {messages!r:.300}"
     client = WireClient(agent.port, restricted)
     try:
         return sequence(client)
