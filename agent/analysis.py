@@ -59,6 +59,25 @@ class ColumnUse:
     lookup: bool = False
 
 
+@dataclass(frozen=True)
+class CreatedRelation:
+    """A relation a statement creates, renames or moves, as later statements of the session
+    see it: what its columns are derived from, so that reading it is checked as reading what
+    it reads (agent/relations.py).  ``uses`` are those of its defining query read as a
+    top-level SELECT: output uses by position (None: any column), and predicates (what chose
+    its rows), which decide every read of it."""
+
+    relation: Relation
+    temporary: bool = False
+    # Its column names in order, when known (else any column may be any output).
+    columns: tuple[str, ...] | None = None
+    uses: tuple[ColumnUse, ...] = ()
+    # Why what it reads cannot be known (a restricted identity may not use it), else "".
+    unknown: str = ""
+    # ALTER ... RENAME COLUMN: the column names earlier definitions gave no longer hold.
+    renames_columns: bool = False
+
+
 @dataclass
 class StatementInfo:
     kind: str
@@ -87,6 +106,11 @@ class StatementInfo:
     private_catalogs: set[tuple[str, str]] = field(default_factory=set)
     # COPY … TO STDOUT: how its rows are written (agent.postgres.copy.CopyFormat).
     copy_out: Any = None
+    # Relations it creates, renames or moves (the session remembers them).
+    creates: list[CreatedRelation] = field(default_factory=list)
+    # Relations it renames or moves, or renames columns of (name "*": every relation of the
+    # schema): a classified table moved away from the names its policy uses.
+    moves: set[Relation] = field(default_factory=set)
 
 
 @dataclass

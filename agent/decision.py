@@ -9,11 +9,11 @@ no new bundle arrives.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from agent import relations
 from agent.analysis import (
     COPY,
     DERIVED,
@@ -27,6 +27,7 @@ from agent.analysis import (
     Relation,
 )
 from agent.bundle import Bundle, ColumnInfo
+from agent.relations import Created, ViewDeps
 from agent.verdicts import (
     ACTION_STRENGTH,
     ALLOW,
@@ -303,9 +304,14 @@ class PolicyEngine:
         *,
         fingerprint: str,
         search_path: list[str] | None = None,
-        views: dict[Relation, list[tuple[str, str, str | None]]] | None = None,
+        views: Mapping[Relation, ViewDeps] | None = None,
+        created: Created | None = None,
+        unresolved: Mapping[Relation, str] | None = None,
         now: float | None = None,
     ) -> Decision:
+        """``views``: the catalog's views among the relations, with what they read;
+        ``created``: the relations the session created each name may be; ``unresolved``:
+        the names that are neither, with why (see agent/relations.py)."""
         now = time.time() if now is None else now
         decision = Decision(ALLOW, kind=analysis.kind, valid_until=now + DECISION_TTL)
         decision.tables_read = sorted(r.label() for r in analysis.relations)
@@ -319,7 +325,7 @@ class PolicyEngine:
         restricted_use = False  # any column restricted for this identity, in any role
         counted: set[int] = set()
         lookups: set[str] = set()
-        views = views or {}
+        views, created = views or {}, created or {}
         for statement in analysis.statements:
             if statement.search_path is not None:
                 decision.search_path = statement.search_path
@@ -334,7 +340,7 @@ class PolicyEngine:
                         "statement runs code or SQL the agent cannot inspect while "
                         "sensitive columns are restricted for you"
                     )
-            for use in self._expand_views(statement.uses, views):
+            for use in relations.expanded_uses(statement, views, created):
                 for label, verdict in self._use_verdicts(
                     identity, use, fingerprint, search_path, now
                 ):
@@ -362,6 +368,11 @@ class PolicyEngine:
             identity, analysis, fingerprint, search_path, now, worst, reason
         )
         worst, reason = self._private_catalogs(identity, analysis, worst, reason)
+        if unresolved:  # it may be created next: never cached
+            decision.valid_until = min(decision.valid_until, now)
+        unsure = relations.refusal(unresolved or {}, analysis.statements, self.bundle)
+        if unsure and worst.action != DENY and self.any_restricted(identity, now).action != ALLOW:
+            worst, reason = Verdict(DENY, rule="unresolved_relation"), unsure
         worst, reason, lifting, row_limits = self._guardrails(
             identity, analysis, worst, reason, fingerprint, search_path, now
         )
@@ -475,28 +486,6 @@ class PolicyEngine:
         if use.context == PLAN:
             return ALLOW, ""  # a plan names the column; it carries no value of it
         return MASK, ""
-
-    def _expand_views(
-        self,
-        uses: Iterable[ColumnUse],
-        views: dict[Relation, list[tuple[str, str, str | None]]],
-    ) -> Iterable[ColumnUse]:
-        for use in uses:
-            # The name may resolve to the table as well as to a view of the same name in
-            # another schema: both readings are checked.
-            yield use
-            for candidate in use.candidates:
-                # A view's output names the view as origin: everything it reads is derived.
-                context = DERIVED if use.context == OUTPUT else use.context
-                for schema, table, column in views.get(candidate, ()):
-                    yield replace(
-                        use,
-                        candidates=(Relation(schema, table),),
-                        column=column,
-                        context=context,
-                        qualified=False,
-                        lookup=False,  # the view's column may be any of these
-                    )
 
     def _use_verdicts(
         self,

@@ -17,6 +17,7 @@ import os
 import secrets
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from agent.health import health_serve
 from agent.heartbeat import HeartbeatSender
 from agent.logins import Logins
 from agent.metrics import AgentMetrics
+from agent.relations import Created
 from agent.verdicts import DENY, Decision, Identity
 from agent.version import VERSION
 from agent.workers import WorkerGroup, adopt_orphan_spools
@@ -323,6 +325,8 @@ class Agent:
         fingerprint: str,
         search_path: tuple[str, ...] | None,
         views: dict[Relation, list[tuple[str, str, str | None]]],
+        created: Created | None = None,
+        unresolved: Mapping[Relation, str] | None = None,
     ) -> Decision:
         """The engine's decision, with each max_runs grant it relies on counted by the
         control plane (deciding again without a grant the control plane refuses)."""
@@ -334,6 +338,8 @@ class Agent:
                 fingerprint=fingerprint,
                 search_path=list(search_path) if search_path else None,
                 views=views,
+                created=created,
+                unresolved=unresolved,
             )
             refused = await self._count_grant_runs(engine, decision, counted)
             if isinstance(refused, Decision):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.analysis import CreatedRelation
+
 ALLOW, MASK, HOLD, DENY = "allow", "mask", "hold", "deny"
 ACTION_STRENGTH = {ALLOW: 0, MASK: 1, HOLD: 2, DENY: 3}
 RULE_ACTIONS = {"allow": ALLOW, "mask": MASK, "require_approval": HOLD, "deny": DENY}
@@ -108,6 +110,8 @@ class Decision:
     lookups: list[str] = field(default_factory=list)
     # rows_over_limit guardrails to judge on the planner's estimate before it runs.
     row_limits: tuple[RowLimit, ...] = ()
+    # Relations it creates, renames or moves, for the session to remember (agent/relations.py).
+    creates: tuple[CreatedRelation, ...] = ()
 
     @property
     def has_side_effects(self) -> bool:
@@ -116,6 +120,7 @@ class Decision:
         return (
             self.search_path is not None
             or self.invalidates_catalog
+            or bool(self.creates)
             or self.depends_on_literals
             or bool(self.sql_prepares or self.sql_executes or self.sql_deallocates)
             or bool(self.sql_declares or self.sql_fetches or self.sql_closes)

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from agent.analysis import Relation
 from agent.postgres import codec, estimate, upstream
 from agent.postgres.upstream import UpstreamConnection, quote_literal
+from agent.relations import ViewDeps
 from agent.upstream import UpstreamConfig
 
 CACHE_SECONDS = 30.0
 BASE_RELKINDS = frozenset({"r", "p"})
+# Relations whose rows are another query's (or another server's): resolved to what they read.
+VIEW_RELKINDS = frozenset({"v", "m", "f"})
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,6 @@ class Origin:
     column: str
     relkind: str
 
-
-ViewDeps = list[tuple[str, str, str | None]]
 
 _DEPS_SQL = """
 WITH RECURSIVE deps(view_oid, ref_oid, ref_att) AS (
@@ -209,8 +210,11 @@ class Catalog:
                 self._columns[relation] = (now + CACHE_SECONDS, columns)
         return {r: self._columns[r][1] for r in relations}
 
-    async def views_among(self, relations: set[Relation]) -> dict[Relation, ViewDeps]:
-        """The relations that are views / matviews / foreign tables, with their base reads."""
+    async def lookup(
+        self, relations: set[Relation]
+    ) -> tuple[dict[Relation, ViewDeps], set[Relation]]:
+        """(the relations that are views / matviews / foreign tables, with their base reads;
+        the relations found at all, of any kind one can read from)."""
         now = time.monotonic()
         missing = [r for r in relations if self._relations.get(r, (0.0, []))[0] < now]
         if missing:
@@ -218,7 +222,7 @@ class Catalog:
             rows = await self._query(
                 "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                f"WHERE c.relname IN ({names}) AND c.relkind IN ('r','p','v','m','f')"
+                f"WHERE c.relname IN ({names}) AND c.relkind IN ('r','p','v','m','f','S')"
             )
             for relation in missing:
                 matches = [
@@ -226,20 +230,26 @@ class Catalog:
                     for oid, schema, name, kind in rows
                     if name == relation.name and _schema_matches(relation.schema, str(schema))
                 ]
-                if matches:  # never cache absence: the relation may be created next
+                if matches:
                     self._relations[relation] = (now + CACHE_SECONDS, matches)
+                else:  # never cache absence: the relation may be created next
+                    self._relations.pop(relation, None)
         views: dict[Relation, list[int]] = {}
+        found: set[Relation] = set()
         for relation in relations:
             entry = self._relations.get(relation)
-            view_oids = [
-                oid for oid, kind in (entry[1] if entry else []) if kind not in BASE_RELKINDS
-            ]
+            if entry is not None:
+                found.add(relation)
+            view_oids = [oid for oid, kind in (entry[1] if entry else []) if kind in VIEW_RELKINDS]
             if view_oids:
                 views[relation] = view_oids
         if not views:
-            return {}
+            return {}, found
         deps = await self.view_deps_for_oids({o for oids in views.values() for o in oids})
-        return {rel: [d for o in oids for d in deps.get(o, [])] for rel, oids in views.items()}
+        found_views = {
+            rel: [d for o in oids for d in deps.get(o, [])] for rel, oids in views.items()
+        }
+        return found_views, found
 
     async def row_functions(self, names: set[str]) -> set[str]:
         """Which names denote functions callable with one row argument (its first parameter a

@@ -100,7 +100,9 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
     def _cached_plain_decision(self, sql: str) -> Decision | None:
         """The cached decision for ``sql`` when it lets the statement run as it is (allow
         or mask, no side effects to note, no copy-in, no row estimate to take), else None."""
-        decision = self.agent.decide_cached(self.identity, sql, self.search_path)
+        decision = self.agent.decide_cached(
+            self.identity, sql, self.search_path, self.session_relations.scope
+        )
         if (
             decision is None
             or decision.action not in PASS
@@ -249,9 +251,9 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
             else:
                 self._sql_cursors.clear()
         for name in decision.sql_prepares:
-            self._sql_prepared[name] = (sql, decision, self.agent.engine)
+            self._sql_prepared[name] = (sql, decision, self._decided_under())
         for name in decision.sql_declares:
-            self._sql_cursors[name] = (sql, decision, self.agent.engine)
+            self._sql_cursors[name] = (sql, decision, self._decided_under())
         if declared is not None:  # its rows are masked as the DECLAREd query's would be
             several = len(decision.statements) > 1
             decision = dataclasses.replace(
@@ -269,21 +271,28 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
     ) -> tuple[str, Decision, Any] | None:
         made = made_by.get(name)
         if made is not None and (
-            made[1].valid_until <= time.time() or made[2] is not self.agent.engine
+            made[1].valid_until <= time.time() or made[2] != self._decided_under()
         ):
             again = await self._decide(made[0])
-            made = (made[0], again, self.agent.engine) if again.action in PASS else None
+            made = (made[0], again, self._decided_under()) if again.action in PASS else None
             if made is None:
                 made_by.pop(name, None)
             else:
                 made_by[name] = made
         return made
 
+    def _decided_under(self) -> tuple[Any, int]:
+        """What a SQL PREPARE's or DECLARE's decision rests on: the bundle, and the catalog
+        as of the last DDL (a relation created since may shadow one it reads)."""
+        return (self.agent.engine, self.agent.generation)
+
     def _note_side_effects(self, decision: Decision) -> None:
         if decision.search_path is not None:
             self.search_path = tuple(decision.search_path)
             if self.fast is not None:  # tickets hold decisions made under the old path
                 self.fast.forget()
+        if decision.creates:
+            self.session_relations.add(decision.creates)
         if decision.invalidates_catalog:
             self.agent.invalidate_after_ddl()
 

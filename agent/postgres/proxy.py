@@ -10,7 +10,7 @@ import time
 
 import pglast
 
-from agent import row_limits
+from agent import relations, row_limits
 from agent.analysis import DERIVED, OUTPUT, Analysis, ColumnUse
 from agent.decision import PolicyEngine
 from agent.postgres import sql as sqlmod
@@ -23,6 +23,7 @@ from agent.postgres.relay import Relay
 from agent.postgres.scram import tls_server_end_point
 from agent.postgres.session import Session
 from agent.postgres.upstream import UpstreamError
+from agent.relations import SessionRelations
 from agent.row_limits import EstimateError
 from agent.server import Agent, AgentConfig
 from agent.upstream import UpstreamConfig
@@ -80,19 +81,24 @@ class PostgresAgent(Agent):
         identity: Identity | None,
         text: str,
         search_path: tuple[str, ...] | None,
+        scope: object | None = None,
     ) -> Decision | None:
-        """The cached decision for this text, or None (then call ``decide``)."""
+        """The cached decision for this text, or None (then call ``decide``); ``scope``:
+        the session's ``SessionRelations.scope``."""
         decisions = self.decisions
         # A text without literals (e.g. "... WHERE id = $1") is its own normalized form,
         # so it is found without normalizing; normalize is idempotent, so a text found
         # this way is a normalized form and its decision is the right one.
-        cached = decisions.get((text, identity, search_path))
+        if scope is None:
+            cached = decisions.get((text, identity, search_path))
+        else:
+            cached = decisions.get((text, identity, search_path, scope))
         if cached is None:
             try:
                 normalized = self.normalizer.normalize(text)
             except pglast.parser.ParseError:
                 return None
-            cached = decisions.get((normalized, identity, search_path))
+            cached = decisions.get(_key(normalized, identity, search_path, scope))
         if cached is not None and cached.valid_until > time.time():
             return cached
         return None
@@ -102,9 +108,11 @@ class PostgresAgent(Agent):
         identity: Identity,
         text: str,
         search_path: tuple[str, ...] | None,
+        session: SessionRelations | None = None,
     ) -> Decision:
-        """Decision for one query string; cached by normalized text, identity, search_path
-        and bundle (a new bundle builds a new engine and clears the cache)."""
+        """Decision for one query string; cached by normalized text, identity, search_path,
+        the session's scope once it created relations (only it sees them) and bundle (a new
+        bundle builds a new engine and clears the cache)."""
         engine = self.engine
         if engine is None:
             return Decision(DENY, rule="no_bundle", message="no valid policy bundle loaded")
@@ -117,11 +125,13 @@ class PostgresAgent(Agent):
                 sqlstate="42601",
                 message=f"statement could not be parsed and was not run: {exc}",
             )
-        key = (normalized, identity, search_path)
+        key = _key(normalized, identity, search_path, session.scope if session else None)
         cached = self.decisions.get(key)
         if cached is not None and cached.valid_until > time.time():
             return cached
-        decision = await self._decide_uncached(engine, identity, text, normalized, search_path)
+        decision = await self._decide_uncached(
+            engine, identity, text, normalized, search_path, session
+        )
         if not decision.has_side_effects:
             if len(self.decisions) > 20_000:
                 self.decisions.clear()
@@ -135,6 +145,7 @@ class PostgresAgent(Agent):
         text: str,
         normalized: str,
         search_path: tuple[str, ...] | None,
+        session: SessionRelations | None,
     ) -> Decision:
         try:
             analysis = sqlmod.analyze(text)
@@ -147,10 +158,12 @@ class PostgresAgent(Agent):
             )
         fingerprint = pglast.parser.fingerprint(text)
         # Every relation, also those named like a bundle table: a view of that name in another
-        # schema (pg_temp first of all) may be what the name resolves to.
-        relations = analysis.relations
+        # schema (pg_temp first of all), or one this session created, may be what the name
+        # resolves to (agent/relations.py).
+        created = relations.definitions(analysis, session)
+        read = relations.relations_read(analysis, created)
         try:
-            views = await self.catalog.views_among(relations) if relations else {}
+            views, found = await self.catalog.lookup(read) if read else ({}, set())
             functions = analysis.functions
             user_functions = await self.catalog.user_functions(functions) if functions else set()
             await self._field_notation_calls(analysis)
@@ -171,8 +184,11 @@ class PostgresAgent(Agent):
             fingerprint=fingerprint,
             search_path=search_path,
             views=views,
+            created=created,
+            unresolved=relations.unresolved(analysis, created, found, engine.bundle),
         )
         decision.fingerprint = fingerprint
+        decision.creates = tuple(c for s in analysis.statements for c in s.creates)
         decision.statement = normalized
         decision.kinds = [s.kind for s in analysis.statements]
         decision.copies_in = "copy_from" in decision.kinds
@@ -187,7 +203,7 @@ class PostgresAgent(Agent):
                 decision.statements = [normalized] * len(analysis.statements)
         else:
             decision.statements = [normalized]
-        decision.invalidates_catalog = any(
+        decision.invalidates_catalog = bool(decision.creates) or any(
             s.kind in ("ddl", "create_as") for s in analysis.statements
         )
         return decision
@@ -239,3 +255,12 @@ class PostgresAgent(Agent):
     def invalidate_after_ddl(self) -> None:
         self.catalog.invalidate()
         self.forget_decisions()
+
+
+def _key(
+    text: str, identity: Identity | None, search_path: tuple[str, ...] | None, scope: object | None
+) -> tuple[object, ...]:
+    """A decision-cache key: a session that created relations has keys of its own."""
+    if scope is None:
+        return (text, identity, search_path)
+    return (text, identity, search_path, scope)

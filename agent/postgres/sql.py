@@ -25,6 +25,7 @@ in the statement.  Over-approximation only ever masks or denies more, never less
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pglast
@@ -44,7 +45,7 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
-from agent.postgres import guardrail_meaning, inference
+from agent.postgres import guardrail_meaning, inference, sql_created
 from agent.postgres.copy import copy_format
 from agent.postgres.sql_vocabulary import (
     FOREIGN_DATA_NODES,
@@ -109,6 +110,16 @@ def analyze(sql: str) -> Analysis:
     return Analysis(statements, guardrails)
 
 
+def defining_uses(query: Any) -> tuple[ColumnUse, ...]:
+    """The column uses of a created relation's defining query, read as a top-level SELECT:
+    output uses carry their position, predicates their clause (``sql_created``)."""
+    analyzer = _Analyzer()
+    analyzer._collect_ctes(query)
+    analyzer._collect_relations(query)
+    analyzer.select(query, top=True, context=DERIVED)
+    return tuple(analyzer.info.uses)
+
+
 def _is_system_catalog(relation: Relation) -> bool:
     """pg_catalog's tables; an unqualified pg_* name resolves there first."""
     return relation.schema == "pg_catalog" or (
@@ -159,6 +170,9 @@ class _Analyzer(QueryWalker):
 
     def _dispatch(self, node: Any) -> None:
         info = self.info
+        creates, moves = sql_created.creations(node, defining_uses)
+        info.creates += creates
+        info.moves |= moves
         if isinstance(node, ast.SelectStmt):
             info.kind = "select" if node.intoClause is None else "create_as"
             if node.intoClause is not None:
@@ -212,6 +226,8 @@ class _Analyzer(QueryWalker):
         self.info.executes = inner.info.executes  # EXPLAIN EXECUTE runs it only with ANALYZE,
         self.info.fetches = inner.info.fetches  # but is checked the same either way
         self.info.refusal = inner.info.refusal
+        self.info.creates += inner.info.creates  # when ANALYZE runs it (kept either way)
+        self.info.moves |= inner.info.moves
         self.info.guardrails |= inner.info.guardrails if analyze_option else set()
         self.info.written |= inner.info.written if analyze_option else set()
         self.info.opaque |= inner.info.opaque
@@ -285,6 +301,13 @@ class _Analyzer(QueryWalker):
                 info.uses += inner.uses
                 info.opaque |= inner.opaque
                 info.refusal = info.refusal or inner.refusal
+                info.moves |= inner.moves
+                info.creates += [
+                    replace(
+                        c, relation=Relation(c.relation.schema or node.schemaname, c.relation.name)
+                    )
+                    for c in inner.creates
+                ]
             info.kind = "ddl"
             return
         elif isinstance(node, ast.DiscardStmt):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.postgres import codec
 from agent.postgres.upstream import UpstreamConnection
+from agent.relations import SessionRelations
 from agent.verdicts import ALLOW, MASK, Decision, Identity
 
 if TYPE_CHECKING:
@@ -131,11 +132,16 @@ class SessionState:
         # then: that decision must still hold.
         self._sql_prepared: dict[str, tuple[str, Decision, Any]] = {}
         self._sql_cursors: dict[str, tuple[str, Decision, Any]] = {}  # DECLAREd, likewise
+        # Relations this session created, renamed or moved: the agent's catalog connection
+        # does not see them while its transaction is open (agent/relations.py).
+        self.session_relations = SessionRelations()
 
     def _fatal(self, code: str, text: str) -> None:
         self.writer.write(codec.error_response(code, text, severity="FATAL"))
 
     async def _decide(self, sql: str) -> Decision:
         assert self.identity is not None
-        decision = await self.agent.decide(self.identity, sql, self.search_path)
+        decision = await self.agent.decide(
+            self.identity, sql, self.search_path, self.session_relations
+        )
         return await self.agent.row_limits_checked(decision, sql, self.search_path)

@@ -220,21 +220,7 @@ TEMP_VIEW = (
 )
 
 
-@pytest.mark.parametrize(
-    "transaction",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding: a view created in the client's open transaction is not seen "
-                "by the agent's catalog connection; the server's error quotes the card",
-            ),
-        ),
-    ],
-    ids=["autocommit", "in_transaction"],
-)
+@pytest.mark.parametrize("transaction", [False, True], ids=["autocommit", "in_transaction"])
 def test_error_text_through_a_temp_view_created_by_the_client(
     agent: Any, admin: Any, transaction: bool
 ) -> None:

@@ -30,6 +30,7 @@ from tests.agent.wire import (
     rows,
     run,
     values,
+    wire_probe,
 )
 from tests.agent.wire import secret_in as _secret_in
 
@@ -161,31 +162,37 @@ def test_query_or_parse_sent_during_copy_in_ends_the_session_cleanly(agent: Any)
     alive(agent)
 
 
-def test_close_skipped_after_error_in_savepoint_does_not_unmask_the_portal(agent: Any) -> None:
+def test_close_skipped_after_error_in_savepoint_does_not_unmask_the_portal(
+    agent: Any, pg_database: str
+) -> None:
     """Close of a portal that the server skips (an earlier error in the same batch) must
     not make the agent forget the portal's masks: after ROLLBACK TO SAVEPOINT the portal
     still exists on the server."""
-    client = WireClient(agent.port, "alice")
-    client.send(codec.query("BEGIN"))
-    client.until(b"Z")
-    client.send(
-        parse("s1", "SELECT id, email, upper(email) AS e FROM customers ORDER BY id"),
-        bind("p1", "s1"),
-        codec.SYNC,
-    )
-    assert kinds(client.until(b"Z")) == [b"1", b"2", b"Z"]
-    client.send(codec.query("SAVEPOINT a"))
-    client.until(b"Z")
-    client.send(parse("", "SELECT 1 / 0"), bind("", ""), execute(""), close(b"P", "p1"), codec.SYNC)
-    assert b"E" in kinds(client.until(b"Z"))
-    client.send(codec.query("ROLLBACK TO SAVEPOINT a"))
-    client.until(b"Z")
-    client.send(execute("p1", 3), codec.SYNC)
-    messages = client.until(b"Z")
-    assert_no_secret(messages)
-    client.send(codec.query("ROLLBACK"))
-    client.until(b"Z")
-    client.close()
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(codec.query("BEGIN"))
+        client.until(b"Z")
+        client.send(
+            parse("s1", "SELECT id, email, upper(email) AS e FROM customers ORDER BY id"),
+            bind("p1", "s1"),
+            codec.SYNC,
+        )
+        assert kinds(client.until(b"Z")) == [b"1", b"2", b"Z"]
+        client.send(codec.query("SAVEPOINT a"))
+        client.until(b"Z")
+        client.send(
+            parse("", "SELECT 1 / 0"), bind("", ""), execute(""), close(b"P", "p1"), codec.SYNC
+        )
+        assert b"E" in kinds(client.until(b"Z"))
+        client.send(codec.query("ROLLBACK TO SAVEPOINT a"))
+        client.until(b"Z")
+        client.send(execute("p1", 3), codec.SYNC)
+        messages = client.until(b"Z")
+        client.send(codec.query("ROLLBACK"))
+        client.until(b"Z")
+        return messages
+
+    assert_no_secret(wire_probe(agent, sequence, direct=pg_database))
 
 
 def test_failed_unnamed_bind_in_savepoint_does_not_unmask_the_old_unnamed_portal(
@@ -370,44 +377,52 @@ def test_client_encoding_set_later_cannot_bypass_a_guardrail(agent: Any) -> None
 
 def test_temp_view_shadowing_a_bundle_table_does_not_unmask(agent: Any) -> None:
     """pg_temp comes first in the search_path for relations: a temporary view named like
-    a bundle table shadows it.  The agent resolves ``customers`` to the bundle's tables."""
-    client = WireClient(agent.port, "alice")
-    client.send(
-        codec.query(
-            "CREATE TEMP VIEW customers AS SELECT c.id, c.email AS name FROM public.customers c"
+    a bundle table shadows it.  The agent reads ``customers`` as the session's view too."""
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(
+            codec.query(
+                "CREATE TEMP VIEW customers AS SELECT c.id, c.email AS name FROM public.customers c"
+            )
         )
-    )
-    created = client.until(b"Z")
-    if b"E" in kinds(created):
-        client.close()
-        return  # refused: fine
-    client.send(codec.query("SELECT upper(name) AS n FROM customers WHERE id = 1"))
-    simple = client.until(b"Z")
-    client.send(
-        parse("", "SELECT name FROM customers WHERE id = 1"), bind("", ""), execute(""), codec.SYNC
-    )
-    extended = client.until(b"Z")
+        assert b"E" not in kinds(client.until(b"Z"))  # made (masked as derived output)
+        client.send(codec.query("SELECT upper(name) AS n FROM customers WHERE id = 1"))
+        simple = client.until(b"Z")
+        client.send(
+            parse("", "SELECT name FROM customers WHERE id = 1"),
+            bind("", ""),
+            execute(""),
+            codec.SYNC,
+        )
+        return simple + client.until(b"Z")
+
+    messages = wire_probe(agent, sequence)
+    simple = messages[: kinds(messages).index(b"Z") + 1]
+    extended = messages[len(simple) :]
     leaked_simple = [v for v in values(simple) if b"@example.com" in v.lower()]
     leaked_extended = [v for v in values(extended) if v.endswith(b"@example.com")]
     leaked_extended = [v for v in leaked_extended if not v.startswith(b"****")]
     assert not (leaked_simple or leaked_extended), (
         f"simple protocol leaked {leaked_simple!r}, extended leaked {leaked_extended!r}"
     )
-    client.close()
 
 
 def test_search_path_changed_by_set_config_does_not_unmask(agent: Any) -> None:
     """search_path changed behind the agent's back (set_config in a SELECT) while a
     schema-qualified view of masked data exists elsewhere."""
-    client = WireClient(agent.port, "alice")
-    client.send(codec.query("SELECT set_config('search_path', 'archive, public', false)"))
-    client.until(b"Z")
-    client.send(
-        parse("", "SELECT email FROM customers WHERE id = 1"), bind("", ""), execute(""), codec.SYNC
-    )
-    messages = client.until(b"Z")
-    assert_no_secret(messages)
-    client.close()
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(codec.query("SELECT set_config('search_path', 'archive, public', false)"))
+        client.until(b"Z")
+        client.send(
+            parse("", "SELECT email FROM customers WHERE id = 1"),
+            bind("", ""),
+            execute(""),
+            codec.SYNC,
+        )
+        return client.until(b"Z")
+
+    assert_no_secret(wire_probe(agent, sequence))
 
 
 # ------------------------------------------------------------------ framing and formats
@@ -450,14 +465,15 @@ def test_extended_round_trip_split_at_every_header_boundary_stays_masked(agent: 
 
 
 def test_simple_query_byte_by_byte_stays_masked(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
     message = codec.query("SELECT email, upper(email) FROM customers WHERE id = 1")
-    client.send(message)
-    assert rows(client.until(b"Z")) == [[b"****@example.com", b"****"]]
-    _send_in_pieces(client, message + message, list(range(1, 2 * len(message))))
-    for _ in range(2):
-        assert rows(client.until(b"Z")) == [[b"****@example.com", b"****"]]
-    client.close()
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(message)
+        messages = client.until(b"Z")
+        _send_in_pieces(client, message + message, list(range(1, 2 * len(message))))
+        return messages + client.until(b"Z") + client.until(b"Z")
+
+    assert rows(wire_probe(agent, sequence)) == [[b"****@example.com", b"****"]] * 3
 
 
 @pytest.mark.parametrize(
@@ -498,96 +514,98 @@ def test_wrong_number_of_result_formats_is_an_error_not_a_leak(agent: Any) -> No
 def test_reparse_unnamed_between_bind_and_execute_keeps_old_portal_masks(agent: Any) -> None:
     """Parse masked -> Bind '' -> Parse '' harmless (replaces the unnamed *statement*, not
     the portal) -> Execute '': rows are the masked statement's."""
-    client = WireClient(agent.port, "alice")
-    for _ in range(2):
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        messages = []
+        for _ in range(2):  # the second time from caches / native tickets
+            client.send(
+                parse("", "SELECT id, email, upper(email) AS e FROM customers WHERE id = 1"),
+                bind("", ""),
+                parse("", "SELECT 1 AS a, 2 AS b, 3 AS c"),
+                execute(""),
+                codec.SYNC,
+            )
+            messages += client.until(b"Z")
+        return messages
+
+    assert rows(wire_probe(agent, sequence)) == [[b"1", b"****@example.com", b"****"]] * 2
+
+
+def test_named_statement_reparse_fails_and_keeps_the_masked_one(
+    agent: Any, pg_database: str
+) -> None:
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
         client.send(
-            parse("", "SELECT id, email, upper(email) AS e FROM customers WHERE id = 1"),
-            bind("", ""),
-            parse("", "SELECT 1 AS a, 2 AS b, 3 AS c"),
-            execute(""),
+            parse("s1", "SELECT id, name, upper(email) FROM customers WHERE id = 1"), codec.SYNC
+        )
+        client.until(b"Z")
+        client.send(
+            parse("s1", "SELECT 1 AS id, 'x' AS name, 'y' AS e"),  # 42P05 on the server
+            codec.SYNC,
+            bind("p", "s1"),
+            execute("p"),
             codec.SYNC,
         )
-        messages = client.until(b"Z")
-        assert rows(messages) == [[b"1", b"****@example.com", b"****"]]
-    client.close()
+        assert b"E" in kinds(client.until(b"Z"))
+        return client.until(b"Z")
 
-
-def test_named_statement_reparse_fails_and_keeps_the_masked_one(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(
-        parse("s1", "SELECT id, name, upper(email) FROM customers WHERE id = 1"), codec.SYNC
-    )
-    client.until(b"Z")
-    client.send(
-        parse("s1", "SELECT 1 AS id, 'x' AS name, 'y' AS e"),  # 42P05 on the server
-        codec.SYNC,
-        bind("p", "s1"),
-        execute("p"),
-        codec.SYNC,
-    )
-    first = client.until(b"Z")
-    assert b"E" in kinds(first)
-    second = client.until(b"Z")
-    assert_refused_or_masked(second)
-    client.close()
+    assert_refused_or_masked(wire_probe(agent, sequence, direct=pg_database))
 
 
 def test_execute_with_row_limit_on_unnamed_portal_then_resume(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(
-        parse("", "SELECT id, email, upper(email) FROM customers ORDER BY id"),
-        bind("", ""),
-        execute("", 1),
-        execute("", 1),
-        execute("", 0),
-        codec.SYNC,
-    )
-    messages = client.until(b"Z")
-    assert kinds(messages).count(b"s") == 2
-    got = rows(messages)
-    client.send(codec.query("SELECT count(*) FROM customers"))  # other probes may add rows
-    assert len(got) == int(rows(client.until(b"Z"))[0][0] or b"0")
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(
+            parse("", "SELECT id, email, upper(email) FROM customers ORDER BY id"),
+            bind("", ""),
+            execute("", 1),
+            execute("", 1),
+            execute("", 0),
+            codec.SYNC,
+        )
+        messages = client.until(b"Z")
+        assert kinds(messages).count(b"s") == 2
+        client.send(codec.query("SELECT count(*) FROM customers"))  # other probes add rows
+        assert len(rows(messages)) == int(rows(client.until(b"Z"))[0][0] or b"0")
+        return messages
+
+    got = rows(wire_probe(agent, sequence))
     assert all(r[1] == b"****@example.com" and r[2] == b"****" for r in got)
-    client.close()
 
 
 def test_multi_statement_query_masks_derived_columns_of_later_statements(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(
-        codec.query(
-            "SELECT name, 1 FROM customers WHERE id = 1; "
-            "SELECT upper(email), lower(card), phone FROM customers WHERE id = 1; "
-            "SELECT 'x', name || email FROM customers WHERE id = 2"
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(
+            codec.query(
+                "SELECT name, 1 FROM customers WHERE id = 1; "
+                "SELECT upper(email), lower(card), phone FROM customers WHERE id = 1; "
+                "SELECT 'x', name || email FROM customers WHERE id = 2"
+            )
         )
-    )
-    messages = client.until(b"Z")
-    got = rows(messages)
+        return client.until(b"Z")
+
+    got = rows(wire_probe(agent, sequence))
     assert got[1][0] == b"****" and got[1][1] == b"****"
     assert got[2][1] == b"****"
-    client.close()
 
 
 def test_flush_instead_of_sync_keeps_masks(agent: Any) -> None:
-    client = WireClient(agent.port, "alice")
-    client.send(
-        parse("", "SELECT email, upper(email) FROM customers WHERE id = 1"),
-        bind("", ""),
-        execute(""),
-        codec.FLUSH,
-    )
-    messages = client.until(b"C")
-    assert rows(messages) == [[b"****@example.com", b"****"]]
-    client.send(
-        parse("", "SELECT email, upper(email) FROM customers WHERE id = 2"),
-        bind("", ""),
-        execute(""),
-        codec.FLUSH,
-    )
-    messages = client.until(b"C")
-    assert rows(messages)[0][1] == b"****"
-    client.send(codec.SYNC)
-    client.until(b"Z")
-    client.close()
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        messages = []
+        for customer in (1, 2):
+            client.send(
+                parse("", f"SELECT email, upper(email) FROM customers WHERE id = {customer}"),
+                bind("", ""),
+                execute(""),
+                codec.FLUSH,
+            )
+            messages += client.until(b"C")
+        client.send(codec.SYNC)
+        client.until(b"Z")
+        return messages
+
+    first, second = rows(wire_probe(agent, sequence))
+    assert first == [b"****@example.com", b"****"]
+    assert second[1] == b"****"
 
 
 def test_terminate_mid_pipeline_does_not_run_later_messages(agent: Any, pg_database: str) -> None:
@@ -661,24 +679,27 @@ def test_named_portal_rebind_fails_and_keeps_the_masked_one(agent: Any) -> None:
     client.close()
 
 
-def test_named_statement_reparse_pipelined_with_a_bare_masked_column(agent: Any) -> None:
+def test_named_statement_reparse_pipelined_with_a_bare_masked_column(
+    agent: Any, pg_database: str
+) -> None:
     """Same race with a bare masked column (card, 'partial' for everyone): Parse s1 with
     it, Sync; then Parse s1 again with a harmless text (refused by the server, 42P05),
     Sync, and Bind/Execute s1 in the same write: the server runs the first s1."""
-    client = WireClient(agent.port, "alice")
-    client.send(parse("s1", "SELECT id, card FROM customers WHERE id = 1"), codec.SYNC)
-    client.until(b"Z")
-    client.send(
-        parse("s1", "SELECT 1 AS id, 'x' AS card"),
-        codec.SYNC,
-        bind("", "s1"),
-        execute(""),
-        codec.SYNC,
-    )
-    client.until(b"Z")
-    second = client.until(b"Z")
-    assert_no_secret(second)
-    client.close()
+
+    def sequence(client: WireClient) -> list[tuple[bytes, bytes]]:
+        client.send(parse("s1", "SELECT id, card FROM customers WHERE id = 1"), codec.SYNC)
+        client.until(b"Z")
+        client.send(
+            parse("s1", "SELECT 1 AS id, 'x' AS card"),
+            codec.SYNC,
+            bind("", "s1"),
+            execute(""),
+            codec.SYNC,
+        )
+        client.until(b"Z")
+        return client.until(b"Z")
+
+    assert_no_secret(wire_probe(agent, sequence, direct=pg_database, secret=CARD))
 
 
 def test_a_name_deallocated_in_sql_can_be_parsed_again_in_one_pipeline(agent: Any) -> None:

@@ -236,29 +236,16 @@ def test_pg_stats_of_denied_column_via_extended_protocol(agent: Any, admin: Any)
 # ----------------------------------------------------------------------------------------
 
 
-# A view created inside an open transaction is invisible to the agent's catalog lookups (a
-# separate upstream connection): the agent takes the name for an unknown, unrestricted
-# table, so a derived expression (and, over the extended protocol, the column itself)
-# comes back in clear.  Found by giving these probes their control (issue 13).
-VIEW_IN_OPEN_TRANSACTION = pytest.mark.xfail(
-    strict=True,
-    reason="finding: a view created in the client's open transaction is not seen by the "
-    "agent's catalog connection and is read as an unrestricted table",
-)
-
-
 def _view_reads(view: str) -> list[Any]:
     params = []
     for in_transaction in (False, True):
         for read in (f"SELECT upper(email) FROM {view}", f"SELECT email FROM {view}"):
             for prepare in (False, True):
-                leaks_today = in_transaction and ("upper" in read or prepare)
                 params.append(
                     pytest.param(
                         read,
                         prepare,
                         in_transaction,
-                        marks=[VIEW_IN_OPEN_TRANSACTION] if leaks_today else [],
                         id=f"{'tx' if in_transaction else 'autocommit'}-"
                         f"{'extended' if prepare else 'simple'}-{read.split()[1]}",
                     )

@@ -9,7 +9,7 @@ from typing import Any
 import pglast
 import pytest
 
-from agent import masking
+from agent import masking, relations
 from agent.analysis import (
     COPY,
     DERIVED,
@@ -26,6 +26,7 @@ from agent.bundle import Bundle
 from agent.decision import PolicyEngine
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.sql import analyze
+from agent.relations import SessionRelations
 from agent.server import AgentConfig
 from agent.verdicts import ALLOW, DENY, HOLD, MASK, Identity
 
@@ -422,13 +423,19 @@ def test_a_parameterized_text_and_its_literal_twin_share_one_cached_decision(
 ) -> None:
     agent = PostgresAgent(AgentConfig("http://127.0.0.1:9", "t", "shop", state_dir=tmp_path))
     agent._bundle_installed(Bundle.from_document(make_bundle()))
-    literal = "SELECT id FROM orders WHERE id = 7"
+    literal = "SELECT id FROM customers WHERE id = 7"  # a table the bundle knows
     decision = asyncio.run(agent.decide(ALICE, literal, None))
 
-    assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = $1", None) is decision
-    assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = 8", None) is decision
-    assert agent.decide_cached(BOB, "SELECT id FROM orders WHERE id = $1", None) is None
-    assert agent.decide_cached(ALICE, "SELECT id FROM orders WHERE id = $1", ("x",)) is None
+    assert agent.decide_cached(ALICE, "SELECT id FROM customers WHERE id = $1", None) is decision
+    assert agent.decide_cached(ALICE, "SELECT id FROM customers WHERE id = 8", None) is decision
+    assert agent.decide_cached(BOB, "SELECT id FROM customers WHERE id = $1", None) is None
+    assert agent.decide_cached(ALICE, "SELECT id FROM customers WHERE id = $1", ("x",)) is None
+    # A session that created relations decides with what only it sees: keys of its own.
+    mine = SessionRelations()
+    mine.add(analyze("CREATE TEMP VIEW v AS SELECT 1 AS a").statements[0].creates)
+    assert agent.decide_cached(ALICE, literal, None, mine.scope) is None
+    own = asyncio.run(agent.decide(ALICE, literal, None, mine))
+    assert own is not decision and agent.decide_cached(ALICE, literal, None, mine.scope) is own
 
 
 def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() -> None:
@@ -465,3 +472,60 @@ def test_a_masked_execute_with_an_unknown_result_shape_redacts_every_column() ->
 )
 def test_guardrails_hold_inside_sql_given_as_text(sql: str, guardrails: bool) -> None:
     assert ("server_file_functions" in analyze(sql).guardrails) is guardrails
+
+
+def _decided_in_session(engine: PolicyEngine, made: list[str], sql: str) -> Any:
+    """``sql`` decided for alice in a session whose earlier statements ``made`` created
+    relations (as agent.postgres.proxy does it, the catalog connection seeing none)."""
+    session = SessionRelations()
+    for statement in made:
+        session.add(analyze(statement).statements[0].creates)
+    analysis = analyze(sql)
+    created = relations.definitions(analysis, session)
+    unresolved = relations.unresolved(analysis, created, set(), engine.bundle)
+    return engine.decide(ALICE, analysis, fingerprint="f", created=created, unresolved=unresolved)
+
+
+def test_a_session_view_column_is_read_as_the_column_it_carries(make_bundle: Any) -> None:
+    """Per output position: the view's id is the table's id, its name the table's email."""
+    engine = _engine(make_bundle)
+    made = ["CREATE TEMP VIEW customers AS SELECT id, email AS name FROM public.customers"]
+    masked = _decided_in_session(engine, made, "SELECT upper(name) FROM customers")
+    assert masked.action == MASK and "public.customers.email" in masked.masked_columns
+    filtered = _decided_in_session(engine, made, "SELECT id FROM customers WHERE name = 'x'")
+    assert filtered.action == DENY and "public.customers.email" in filtered.message
+    plain = _decided_in_session(engine, made, "SELECT id FROM customers WHERE id = 1")
+    assert plain.action == ALLOW
+
+
+def test_a_relation_nothing_resolves_is_refused_only_for_a_restricted_identity(
+    make_bundle: Any,
+) -> None:
+    engine = _engine(make_bundle)
+    refused = _decided_in_session(engine, [], "SELECT * FROM rt_nowhere")
+    assert refused.action == DENY and refused.rule == "unresolved_relation"
+    assert "relation rt_nowhere cannot be resolved" in refused.message
+    made = ["CREATE TEMP TABLE rt_mine (id int)"]
+    assert _decided_in_session(engine, made, "SELECT * FROM rt_mine").action == ALLOW
+    root = Identity("root", "user", frozenset({"admins"}))
+    lax = _engine(make_bundle, rules=[r for r in make_bundle()["rules"] if r["id"] == 1])
+    analysis = analyze("SELECT * FROM rt_nowhere")
+    unresolved = relations.unresolved(analysis, {}, set(), lax.bundle)
+    allowed = lax.decide(root, analysis, fingerprint="f", unresolved=unresolved)
+    assert allowed.action == ALLOW
+
+
+def test_renaming_a_classified_table_is_refused_when_restricted(make_bundle: Any) -> None:
+    engine = _engine(make_bundle, guardrails=[])
+    for sql in (
+        "ALTER TABLE customers RENAME COLUMN email TO e",
+        "ALTER TABLE public.customers RENAME TO c2",
+        "ALTER TABLE archive.customers SET SCHEMA public",
+        "ALTER SCHEMA archive RENAME TO a2",
+    ):
+        decision = engine.decide(ALICE, analyze(sql), fingerprint="f")
+        assert decision.action == DENY and "renaming or moving" in decision.message, sql
+    assert (
+        engine.decide(ALICE, analyze("ALTER TABLE orders RENAME TO o2"), fingerprint="f").action
+        == ALLOW
+    )

@@ -40,13 +40,18 @@ SECRETS = (EMAIL, SSN, CARD, PHONE, DOB, NOTE)
 
 class WireClient:
     def __init__(
-        self, port: int, user: str, params: dict[str, str] | None = None, login: bool = True
+        self,
+        port: int,
+        user: str,
+        params: dict[str, str] | None = None,
+        login: bool = True,
+        database: str = "shop",
     ) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buffer = b""
         if login:
             self.sock.sendall(
-                codec.startup_message({"user": user, "database": "shop", **(params or {})})
+                codec.startup_message({"user": user, "database": database, **(params or {})})
             )
             self.startup = self.login(user, f"wdn_{user}")
 
@@ -55,6 +60,8 @@ class WireClient:
         or the token as a cleartext password); the messages up to ReadyForQuery."""
         kind, payload = self.read()
         assert kind == b"R", (kind, payload)
+        if struct.unpack_from("!i", payload)[0] == codec.AUTH_OK:  # PostgreSQL itself, trust
+            return self.until(b"Z")
         if struct.unpack_from("!i", payload)[0] == codec.AUTH_CLEARTEXT:
             self.sock.sendall(codec.password_message(token.encode() + b"\x00"))
             return self.until(b"Z")
@@ -493,3 +500,38 @@ def error_of(*statements: str, transaction: bool = True, **kwargs: Any) -> Attac
         return [*notices, *rows]
 
     return named_attack(attack, " ; ".join(statements))
+
+
+WireSequence = Callable[[WireClient], list[tuple[bytes, bytes]]]
+
+
+def wire_probe(
+    agent: Any,
+    sequence: WireSequence,
+    *,
+    direct: str | None = None,
+    restricted: str = "alice",
+    secret: re.Pattern[str] = EMAIL,
+) -> list[tuple[bytes, bytes]]:
+    """A message-level probe that cannot pass by accident: ``sequence`` (the messages it
+    sends, returning those its assertions are about) runs first unrestricted: as root through
+    the agent (root sees the e-mail in clear), or, given ``direct`` (the test database's
+    name), on PostgreSQL itself as the upstream role (for sequences the agent refuses to
+    everyone, or ``secret``s root sees masked too); there those messages' rows must carry
+    the secret (an e-mail), so the sequence really reads it.  Then it runs on a session of
+    ``restricted``, whose messages it returns."""
+    controls = [WireClient(agent.port, "root")] if direct is None else []
+    if direct is not None:
+        controls.append(WireClient(5432, "postgres", database=direct))
+    for client in controls:
+        try:
+            messages = sequence(client)
+        finally:
+            client.close()
+        found = [v for v in values(messages) if secret.search(v.decode(errors="replace"))]
+        assert found, f"the sequence reads no secret unrestricted: {messages!r:.300}"
+    client = WireClient(agent.port, restricted)
+    try:
+        return sequence(client)
+    finally:
+        client.close()
