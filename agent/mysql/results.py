@@ -64,6 +64,7 @@ class Results:
         self.state = FIRST
         self.count = 0
         self.header: list[bytes] = []  # column count, definitions, EOF
+        self.header_at: tuple[bytes, int] = (b"", 0)  # the buffer and position it began at
         self.shape: Shape | None = None
         self.masks: list[Mask | None] | None = None
         self.types: list[int] = []
@@ -96,6 +97,7 @@ class Results:
                 if self.state == ROWS:
                     return False
             elif self.state == FIRST:
+                self.header_at = (packets.buffer, packets.pos)
                 first = packets.take()
                 if first is None:
                     return False
@@ -136,11 +138,20 @@ class Results:
         self.masks, self.types = shape
         if self.prepared is not None:
             self.prepared.masks, self.prepared.types = shape
-        seq = self.seq
-        for packet in header:
-            data, seq = p.frame(packet, seq)
-            self.out.append(data)
-        self.seq = seq
+        buffer, start = self.header_at
+        if (
+            packets.buffer is buffer
+            and buffer[start + 3] == self.seq & 0xFF
+            and packets.pos - start == sum(map(len, header)) + 4 * len(header)  # none split
+        ):  # read in one piece and numbered as the client's: it goes out as it came
+            self.out.append(buffer[start : packets.pos])
+            self.seq += len(header)
+        else:
+            seq = self.seq
+            for packet in header:
+                data, seq = p.frame(packet, seq)
+                self.out.append(data)
+            self.seq = seq
         self.rows = 0
         self.state = ROWS
         if self.binary and p.status_of(header[-1]) & SERVER_STATUS_CURSOR_EXISTS:
