@@ -20,6 +20,7 @@ import argparse
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def dumped_instructions(output: Path) -> list[int]:
     counts = []
     for dump in sorted(output.parent.glob(f"{output.name}.*"), key=_dump_number):
         if dump.suffix != ".log":
-            match = re.search(r"^(?:totals|summary): (\d+)", dump.read_text(), re.MULTILINE)
+            match = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
             counts.append(int(match.group(1)) if match else 0)
     return counts
 
@@ -122,8 +123,11 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=200, help="per counted chunk")
     parser.add_argument("--chunks", type=int, default=5)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), help="run only this workload")
     parser.add_argument("--warmup", type=int, default=200)
     args = parser.parse_args()
+    # Stopped (e.g. by timeout): still drop the database and stop the processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     database = f"warden_bench_{secrets.token_hex(4)}"
     mariadb(
         f"CREATE DATABASE {database}; USE {database}; CREATE TABLE accounts (id int PRIMARY KEY, "
@@ -151,6 +155,8 @@ def main() -> None:
             "median (a chunk may include a periodic catalog refresh or audit flush)"
         )
         for name, sql in WORKLOADS.items():
+            if args.workload not in (None, name):
+                continue
             started = time.monotonic()
             shape = (args.warmup, args.queries, args.chunks, workdir)
             agent_ir = count(agent, "bench", BENCH_TOKEN, database, sql, *shape)
