@@ -339,10 +339,14 @@ def start_agent(
     database: str,
     workers: int = 1,
     extra: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+    startup_seconds: float = 15,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m agent`` against ``plane`` (``extra``: more flags, e.g. the protocol)."""
+    """``python -m agent`` against ``plane`` (``extra``: more flags, e.g. the protocol;
+    ``prefix``: a command the agent runs under, e.g. valgrind)."""
     port = free_port()
     command = [
+        *prefix,
         sys.executable,
         "-m",
         "agent",
@@ -368,7 +372,7 @@ def start_agent(
     command += extra
     env = {**os.environ, "PYTHONPATH": str(REPO), "WARDEN_MASKING_KEY": "bench"}
     process = subprocess.Popen(command, cwd=REPO, env=env)
-    wait_port(port)
+    wait_port(port, startup_seconds)
     return process, port
 
 

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,19 @@ def mariadb(sql: str) -> None:
     subprocess.run(["mariadb", f"-h{MY_HOST}", f"-P{MY_PORT}", "-uroot", "-e", sql], check=True)
 
 
-def start_agent(workdir: Path, plane: TinyControlPlane, database: str) -> tuple[Any, int]:
+def start_agent(
+    workdir: Path,
+    plane: TinyControlPlane,
+    database: str,
+    prefix: Sequence[str] = (),
+    startup_seconds: float = 15,
+) -> tuple[Any, int]:
     return start_pg_or_mysql_agent(
         workdir,
         plane,
         database,
+        prefix=prefix,
+        startup_seconds=startup_seconds,
         extra=[
             "--protocol",
             "mysql",

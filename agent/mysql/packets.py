@@ -103,21 +103,64 @@ async def read_payload(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             return header[3], parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-class PacketStream:
-    """Payloads from a stream read in large chunks: a result set of many small packets
-    costs one read, not two per packet.  ``seq`` is the sequence id of the last packet
-    read (of a split payload: its last part)."""
+class PacketBuffer:
+    """Payloads from the bytes a relay reads (``feed``), taken without a coroutine when
+    they are buffered whole (``take``) or awaited (``payload``).  ``seq`` is the sequence
+    id of the last packet taken (of a split payload: its last part).  A wide packet's
+    chunks are joined once, when all have come."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self.reader = reader
+    def __init__(self) -> None:
         self.buffer = b""
         self.pos = 0
         self.seq = 0
+        self.eof = False
+        self._parts: list[bytes] = []
+        self._parts_size = 0
+        self._needed = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self._parts:  # the rest of a wide packet
+            self._parts.append(data)
+            self._parts_size += len(data)
+            if self._parts_size < self._needed:
+                return
+            data = b"".join(self._parts)
+            self._parts, self._parts_size = [], 0
+        buffer, pos = self.buffer, self.pos
+        if pos < len(buffer):
+            data = buffer[pos:] + data
+        self.buffer, self.pos = data, 0
+        head = 0  # the first packet not buffered whole (past a split payload's full parts)
+        while len(data) - head >= 4:
+            length = data[head] | data[head + 1] << 8 | data[head + 2] << 16
+            end = head + 4 + length
+            if end > len(data):
+                if length > 1 << 18:  # collect its chunks, join them once
+                    self._parts, self._parts_size, self._needed = [data], len(data), end
+                    self.buffer = b""
+                break
+            if length < MAX_PACKET:
+                break
+            head = end
+        self._wake()
+
+    def feed_eof(self) -> None:
+        self.eof = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def size(self) -> int:
+        """Bytes buffered and not taken."""
+        return len(self.buffer) - self.pos + self._parts_size
 
     def ready(self) -> bytes | None:
-        """The next payload when it is already buffered whole in one packet, else None
-        (then ``await payload()``): most packets of a result arrive in one read, and
-        taking them needs no coroutine."""
+        """The next payload when it is already buffered whole in one packet, else None:
+        most packets of a result arrive in one read."""
         buffer, pos = self.buffer, self.pos
         if len(buffer) - pos < 4:
             return None
@@ -128,6 +171,25 @@ class PacketStream:
         self.pos = end
         self.seq = buffer[pos + 3]
         return buffer[pos + 4 : end]
+
+    def take(self) -> bytes | None:
+        """The next payload, joined when split, if all of it is buffered; else None."""
+        payload = self.ready()
+        if payload is not None:
+            return payload
+        buffer, pos = self.buffer, self.pos
+        parts: list[bytes] = []
+        while len(buffer) - pos >= 4:
+            length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
+            end = pos + 4 + length
+            if end > len(buffer):
+                break
+            parts.append(buffer[pos + 4 : end])
+            if length < MAX_PACKET:
+                self.pos, self.seq = end, buffer[pos + 3]
+                return b"".join(parts)
+            pos = end
+        return None
 
     def verbatim_rows(self, seq: int) -> tuple[bytes, int]:
         """The buffered row packets from sequence id ``seq`` on, as they arrived, and how
@@ -153,30 +215,19 @@ class PacketStream:
         return buffer[start:pos], count
 
     async def payload(self) -> bytes:
-        parts: list[bytes] = []
+        """The next payload, waiting for the relay to feed it; IncompleteReadError when
+        the peer ended first."""
         while True:
-            buffer, pos = self.buffer, self.pos
-            if len(buffer) - pos >= 4:
-                length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
-                end = pos + 4 + length
-                if end <= len(buffer):
-                    self.pos = end
-                    self.seq = buffer[pos + 3]
-                    parts.append(buffer[pos + 4 : end])
-                    if length < MAX_PACKET:
-                        return parts[0] if len(parts) == 1 else b"".join(parts)
-                    continue
-                if length > 1 << 18:  # a wide row: read its rest at once, copied once
-                    rest = await self.reader.readexactly(end - len(buffer))
-                    self.buffer, self.pos = b"", 0
-                    parts.append(buffer[pos + 4 :] + rest)
-                    if length < MAX_PACKET:
-                        return parts[0] if len(parts) == 1 else b"".join(parts)
-                    continue
-            chunk = await self.reader.read(1 << 18)
-            if not chunk:
-                raise asyncio.IncompleteReadError(buffer[pos:], None)
-            self.buffer, self.pos = buffer[pos:] + chunk, 0
+            payload = self.take()
+            if payload is not None:
+                return payload
+            if self.eof:
+                raise asyncio.IncompleteReadError(self.buffer[self.pos :], None)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
 
 _HEADER = struct.Struct("<I").pack  # length (3 bytes) and sequence id, little-endian

@@ -1,5 +1,9 @@
 """One MySQL client connection: login, then each command decided, relayed and audited.
 
+Login reads and writes streams; after it, both sockets are driven by transport callbacks
+(``agent.mysql.relay``): a command whose decision is cached is decided, sent upstream and
+its answer relayed (``agent.mysql.results``) without a coroutine; the rest (a decision to
+make, a hold, prepared statements, KILL, ...) run as the client relay's slow handlers.
 The agent re-frames every packet it relays with its own sequence ids, so rewriting a row
 (masking) or joining a split packet never desynchronises client and server.  Commands the
 agent does not understand are refused (ER_UNKNOWN_COM_ERROR), never passed through.
@@ -8,13 +12,17 @@ agent does not understand are refused (ER_UNKNOWN_COM_ERROR), never passed throu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import socket
 import struct
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, cast
 
+from agent import relay_core
 from agent.audit import statement_fragment
 from agent.controlplane import ControlPlaneUnavailable
 from agent.mysql import packets as p
@@ -31,7 +39,9 @@ from agent.mysql.auth import (
     new_nonce,
 )
 from agent.mysql.hold import hold_statement
-from agent.mysql.rows import REDACT, ColumnDef, Mask, mask_binary_row, mask_text_row
+from agent.mysql.relay import PacketRelay
+from agent.mysql.results import Results, Shape, withheld
+from agent.mysql.rows import REDACT, ColumnDef, Mask
 from agent.mysql.server import MySqlAgent
 from agent.verdicts import ALLOW, DENY, HOLD, MASK, Decision, Identity
 
@@ -44,12 +54,6 @@ ER_UNKNOWN_COM = 1047
 ER_UNKNOWN_STMT = 1243
 ER_NO_SUCH_THREAD = 1094
 ER_UNKNOWN = 1105
-SERVER_STATUS_CURSOR_EXISTS = 0x0040
-_FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
-_WITHHELD = (
-    "Warden withheld the database's error message: the statement touches columns "
-    "restricted for you and the message may quote their values"
-)
 # Removes the sql_mode flags that change tokenization from whatever the server's default is.
 PIN_SQL_MODE = (
     "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(REPLACE(CONCAT(',', "
@@ -97,13 +101,18 @@ class MySqlSession:
         self.identity: Identity | None = None
         self.database: str | None = None
         self.upstream: UpstreamLink | None = None
-        self.upstream_packets: p.PacketStream | None = None
+        # After login: the packets read from each side, their relays, the client transport
+        # and the answer in flight.
+        self.commands = p.PacketBuffer()
+        self.upstream_packets = p.PacketBuffer()
+        self.to_upstream: PacketRelay | None = None
+        self.to_client: PacketRelay = cast(PacketRelay, None)
+        self.client: asyncio.Transport = cast(asyncio.Transport, None)
+        self.results: Results | None = None
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
         self.reply_seq = 1
-        self._masks: dict[
-            tuple[int, bytes], tuple[Decision, list[Mask | None] | None, list[int]]
-        ] = {}
+        self._masks: dict[tuple[int, bytes], tuple[Decision, Shape]] = {}
         # Audit fields per (decision, result index): JSON-encoded once, not per statement.
         self._fragments: dict[tuple[int, int], tuple[Decision, str]] = {}
 
@@ -112,7 +121,7 @@ class MySqlSession:
     async def run(self) -> None:
         try:
             if await self._login():
-                await self._commands()
+                await self._relay()
         except (asyncio.IncompleteReadError, ConnectionError, p.ProtocolError) as exc:
             log.debug("session ended: %r", exc)
         finally:
@@ -211,7 +220,6 @@ class MySqlSession:
             self.upstream = await connect_upstream(
                 config, capabilities=client.capabilities, charset=charset, database=database
             )
-            self.upstream_packets = p.PacketStream(self.upstream.reader)
             await self._pin_session()
         except (OSError, p.ProtocolError, asyncio.IncompleteReadError) as exc:
             log.warning("upstream login failed: %s", exc)
@@ -242,60 +250,121 @@ class MySqlSession:
         self.writer.write(data)
         await self.writer.drain()
 
-    # ------------------------------------------------------------ commands
+    # ------------------------------------------------------------ relaying
 
-    async def _commands(self) -> None:
-        handlers = {
-            p.COM_QUERY: self._query,
-            p.COM_STMT_PREPARE: self._prepare,
-            p.COM_STMT_EXECUTE: self._execute,
-            p.COM_STMT_FETCH: self._fetch,
-            p.COM_STMT_CLOSE: self._close_statement,
-            p.COM_STMT_SEND_LONG_DATA: self._long_data,
-            p.COM_STMT_RESET: self._forward_simple,
-            p.COM_PING: self._forward_simple,
-            p.COM_STATISTICS: self._forward_simple,
-            p.COM_SET_OPTION: self._forward_simple,
-            p.COM_INIT_DB: self._init_db,
-            p.COM_RESET_CONNECTION: self._reset_connection,
-            p.COM_PROCESS_KILL: self._process_kill,
-        }
-        commands = p.PacketStream(self.reader)
-        while True:
-            payload = commands.ready()
+    async def _relay(self) -> None:
+        """Both sockets on transport callbacks until either side ends."""
+        assert self.upstream is not None
+        done: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        client = self.client = cast(asyncio.Transport, self.writer.transport)
+        upstream = cast(asyncio.Transport, self.upstream.writer.transport)
+        self.to_upstream = PacketRelay(client, upstream, self.commands, self._next_commands, done)
+        self.to_client = PacketRelay(
+            upstream, client, self.upstream_packets, self._next_results, done
+        )
+        self.to_upstream.peer, self.to_client.peer = self.to_client, self.to_upstream
+        relays = (self.to_upstream, self.to_client)
+        try:
+            relay_core.attach(self.to_upstream, self.reader)
+            relay_core.attach(self.to_client, self.upstream.reader)
+            error = await done
+            expected = asyncio.IncompleteReadError | ConnectionError | p.ProtocolError
+            if error is not None and not isinstance(error, expected):
+                log.error("session ended by %r", error, exc_info=error)
+            elif error is not None:
+                log.debug("session ended: %r", error)
+        finally:
+            await relay_core.stop(relays)
+
+    def _next_commands(self) -> None:
+        """The client's buffered commands, one at a time: each waits for the answer to the
+        one before (``busy``)."""
+        relay = self.to_upstream
+        assert relay is not None
+        commands = self.commands
+        while not relay.busy:
+            payload = commands.take()
             if payload is None:
-                payload = await commands.payload()
+                return
             self.reply_seq = commands.seq + 1  # a split command takes several sequence ids
-            if not payload or payload[0] == p.COM_QUIT:
-                return
-            command = payload[0]
-            if command == p.COM_CHANGE_USER:
-                await self._reply(
-                    p.err_packet(
-                        ER_ACCESS_DENIED,
-                        "28000",
-                        "Warden: COM_CHANGE_USER is not supported; open a new connection",
-                    )
-                )
-                return
-            handler = handlers.get(command)
-            if handler is None:
-                await self._reply(
-                    p.err_packet(
-                        ER_UNKNOWN_COM, "08S01", f"Warden: command {command:#04x} is not supported"
-                    )
-                )
-                continue
-            await handler(payload)
+            self._command(payload)
 
-    async def _reply(self, *payloads: bytes) -> None:
+    def _next_results(self) -> None:
+        """The answer in flight, on the upstream packets buffered; then the next one's."""
+        while not self.to_client.busy:
+            results = self.results
+            if results is None or not results.advance(self.upstream_packets):
+                return
+
+    def results_done(self, succeeded: bool, after: Callable[[bool], None] | None) -> None:
+        """The answer went out whole: its command is done, the next may start."""
+        self.results = None
+        if after is not None:
+            after(succeeded)
+        assert self.to_upstream is not None
+        self.to_upstream.resume()
+
+    def _expect(self, results: Results) -> None:
+        self.results = results
+        assert self.to_upstream is not None
+        self.to_upstream.busy = True  # the next command waits for this answer
+
+    def _slow(self, handler: Coroutine[Any, Any, None]) -> None:
+        assert self.to_upstream is not None
+        self.to_upstream.run_slow(self._handled(handler))
+
+    async def _handled(self, handler: Coroutine[Any, Any, None]) -> bool:
+        await handler
+        return self.results is None  # else the answer's end lets the next command start
+
+    _HANDLERS: dict[int, Callable[[MySqlSession, bytes], Coroutine[Any, Any, None]]] = {}
+
+    def _command(self, payload: bytes) -> None:
+        relay = self.to_upstream
+        assert relay is not None
+        if not payload or payload[0] == p.COM_QUIT:
+            relay.finish()
+            return
+        command = payload[0]
+        if command == p.COM_QUERY:
+            if not self._query_now(payload):
+                self._slow(self._query(payload))
+            return
+        if command == p.COM_STMT_EXECUTE:
+            prepared = self._current_now(payload)
+            if prepared is not None:
+                self._run_execute(payload, prepared)
+            else:
+                self._slow(self._execute(payload))
+            return
+        if command == p.COM_CHANGE_USER:
+            self._reply(
+                p.err_packet(
+                    ER_ACCESS_DENIED,
+                    "28000",
+                    "Warden: COM_CHANGE_USER is not supported; open a new connection",
+                )
+            )
+            relay.finish()
+            return
+        handler = self._HANDLERS.get(command)
+        if handler is None:
+            self._reply(
+                p.err_packet(
+                    ER_UNKNOWN_COM, "08S01", f"Warden: command {command:#04x} is not supported"
+                )
+            )
+            return
+        self._slow(handler(self, payload))
+
+    def _reply(self, *payloads: bytes) -> None:
         seq = self.reply_seq
         parts = []
         for payload in payloads:
             data, seq = p.frame(payload, seq)
             parts.append(data)
         self.writer.write(b"".join(parts))
-        await self._drain()
 
     def _send_upstream(self, payload: bytes) -> None:
         assert self.upstream is not None
@@ -303,21 +372,22 @@ class MySqlSession:
         self.upstream.writer.write(data)
 
     async def _upstream_payload(self) -> bytes:
-        assert self.upstream_packets is not None
-        payload = self.upstream_packets.ready()
-        return await self.upstream_packets.payload() if payload is None else payload
+        assert self.upstream is not None
+        if self.to_upstream is None:  # logging in: the stream is still the upstream's reader
+            return (await p.read_payload(self.upstream.reader))[1]
+        return await self.upstream_packets.payload()
 
     async def _forward_simple(self, payload: bytes) -> None:
         """A command answered by one packet (OK, ERR, or COM_STATISTICS's text)."""
         self._send_upstream(payload)
-        await self._reply(await self._upstream_payload())
+        self._reply(await self._upstream_payload())
 
     async def _init_db(self, payload: bytes) -> None:
         self._send_upstream(payload)
         answer = await self._upstream_payload()
         if answer[:1] == b"\x00":
             self.database = payload[1:].decode(errors="replace")
-        await self._reply(answer)
+        self._reply(answer)
 
     async def _reset_connection(self, payload: bytes) -> None:
         self._send_upstream(payload)
@@ -325,9 +395,17 @@ class MySqlSession:
         if answer[:1] == b"\x00":
             self.prepared.clear()
             await self._pin_session()  # the session's sql_mode is the global one again
-        await self._reply(answer)
+        self._reply(answer)
 
     # ------------------------------------------------------------ decisions
+
+    def _decided_now(self, sql: str) -> Decision | None:
+        """The decision to run ``sql`` under when it is cached and needs nothing awaited
+        (no estimate, no hold, not refused); else None: then ``_decide_to_run``."""
+        decision = self.agent.decide_cached(self.identity, sql, self.database)
+        if decision is None or decision.row_limits or decision.action not in (ALLOW, MASK):
+            return None
+        return decision
 
     async def _decide(self, sql: str) -> Decision:
         assert self.identity is not None
@@ -374,139 +452,7 @@ class MySqlSession:
         self.agent.audit.record_statement(cached[1], rows, duration_ms, error)
         self.agent.metrics.statements.observe(decision.action, duration_ms / 1000.0)
 
-    # ------------------------------------------------------------ COM_QUERY
-
-    async def _query(self, payload: bytes) -> None:
-        sql = payload[1:].decode(errors="surrogateescape")
-        decided = await self._decide_to_run(sql)
-        if isinstance(decided, bytes):
-            await self._reply(decided)
-            return
-        killed = _KILL.match(sql)
-        if killed is not None:
-            query_only = (killed.group(1) or "").lower().startswith("query")
-            await self._kill(int(killed.group(2)), query_only)
-            return
-        started = time.perf_counter()
-        self._send_upstream(payload)
-        ok = await self._relay_results(decided, started, binary=False)
-        if ok and "use" in decided.kinds:
-            match = _USE.match(sql)
-            self.database = match.group(1) if match else self.database
-        if ok and decided.invalidates_catalog:
-            self.agent.invalidate_after_ddl()
-
-    async def _relay_results(
-        self, decision: Decision, started: float, *, binary: bool, prepared: Prepared | None = None
-    ) -> bool:
-        """Relay every result of one command (multi-statement, multi-result), masking rows.
-        Returns whether the last one succeeded."""
-        seq = self.reply_seq
-        index = 0
-        succeeded = True
-        out: list[bytes] = []
-        upstream = self.upstream_packets
-        assert upstream is not None
-        while True:
-            first = upstream.ready()
-            if first is None:
-                first = await upstream.payload()
-            if first[:1] in (b"\x00", b"\xff"):
-                error = p.is_err(first)
-                if error and decision.touches_restricted:
-                    failure = p.ServerError.parse(first)
-                    first = p.err_packet(failure.code, failure.sqlstate, _WITHHELD)
-                data, seq = p.frame(first, seq)
-                out.append(data)
-                rows = None if error else p.read_lenenc_int(first, 1)[0]
-                succeeded = not error
-                self._audit_done(decision, index, rows, started, error)
-                if error or not p.status_of(first) & p.SERVER_MORE_RESULTS_EXISTS:
-                    break
-                index += 1
-                continue
-            if first[:1] == b"\xfb":  # LOCAL INFILE request: never negotiated, fail closed
-                raise p.ProtocolError("the database asked for a LOCAL INFILE transfer")
-            count = p.read_lenenc_int(first, 0)[0] or 0
-            # (column definitions and EOF packets are never empty: ``or`` is safe)
-            definitions = [upstream.ready() or await upstream.payload() for _ in range(count)]
-            eof = upstream.ready() or await upstream.payload()
-            masks, types = await self._masks_for(decision, definitions)
-            if prepared is not None:
-                prepared.masks, prepared.types = masks, types
-            for packet in (first, *definitions, eof):
-                data, seq = p.frame(packet, seq)
-                out.append(data)
-            if binary and p.status_of(eof) & SERVER_STATUS_CURSOR_EXISTS:
-                self._audit_done(decision, index, 0, started, False)
-                break
-            seq, rows, last = await self._relay_rows(out, seq, masks, types, binary, decision)
-            succeeded = not p.is_err(last)
-            self._audit_done(decision, index, rows, started, p.is_err(last))
-            if p.is_err(last) or not p.status_of(last) & p.SERVER_MORE_RESULTS_EXISTS:
-                break
-            index += 1
-        await self._flush(out)
-        return succeeded
-
-    async def _relay_rows(
-        self,
-        out: list[bytes],
-        seq: int,
-        masks: list[Mask | None] | None,
-        types: list[int],
-        binary: bool,
-        decision: Decision,
-    ) -> tuple[int, int, bytes]:
-        key = self.agent.config.masking_key
-        mask_row = mask_binary_row if binary else mask_text_row
-        upstream = self.upstream_packets
-        assert upstream is not None
-        rows = 0
-        pending = sum(map(len, out))
-        while True:
-            if masks is None:  # unmasked rows numbered as the client's go out as they came
-                verbatim, count = upstream.verbatim_rows(seq)
-                if count:
-                    out.append(verbatim)
-                    pending += len(verbatim)
-                    rows += count
-                    seq += count
-                    if pending >= 1 << 16:
-                        await self._flush(out)
-                        pending = 0
-            row = upstream.ready()
-            if row is None:
-                row = await upstream.payload()
-            if p.is_eof(row) or p.is_err(row):
-                if p.is_err(row) and decision.touches_restricted:
-                    failure = p.ServerError.parse(row)
-                    row = p.err_packet(failure.code, failure.sqlstate, _WITHHELD)
-                data, seq = p.frame(row, seq)
-                out.append(data)
-                return seq, rows, row
-            rows += 1
-            if masks is not None:
-                row = mask_row(row, masks, types, key)
-            data, seq = p.frame(row, seq)
-            out.append(data)
-            pending += len(data)
-            if len(out) > 256 or pending > _FLUSH_BYTES:  # stream, never hold, the result
-                await self._flush(out)
-                pending = 0
-
-    async def _flush(self, out: list[bytes]) -> None:
-        self.writer.write(b"".join(out))
-        out.clear()
-        await self._drain()
-
-    async def _drain(self) -> None:
-        """Wait while the client's socket is full.  A write that went out whole leaves
-        nothing to wait for: most replies skip ``drain`` and its two coroutines."""
-        if self.writer.transport.get_write_buffer_size():
-            await self.writer.drain()
-
-    def _audit_done(
+    def audit_done(
         self, decision: Decision, index: int, rows: int | None, started: float, error: bool
     ) -> None:
         self._audit(
@@ -517,15 +463,57 @@ class MySqlSession:
             error=error,
         )
 
+    # ------------------------------------------------------------ COM_QUERY
+
+    def _query_now(self, payload: bytes) -> bool:
+        """Run a query whose decision is cached, without a coroutine; False if it needs
+        the slow path (``_query``)."""
+        sql = payload[1:].decode(errors="surrogateescape")
+        decision = self._decided_now(sql)
+        if decision is None or _KILL.match(sql) is not None:
+            return False
+        self._run_query(payload, sql, decision)
+        return True
+
+    async def _query(self, payload: bytes) -> None:
+        sql = payload[1:].decode(errors="surrogateescape")
+        decided = await self._decide_to_run(sql)
+        if isinstance(decided, bytes):
+            self._reply(decided)
+            return
+        killed = _KILL.match(sql)
+        if killed is not None:
+            query_only = (killed.group(1) or "").lower().startswith("query")
+            await self._kill(int(killed.group(2)), query_only)
+            return
+        self._run_query(payload, sql, decided)
+
+    def _run_query(self, payload: bytes, sql: str, decision: Decision) -> None:
+        started = time.perf_counter()
+        self._send_upstream(payload)
+        after = None
+        if "use" in decision.kinds or decision.invalidates_catalog:
+            after = functools.partial(self._query_done, sql, decision)
+        self._expect(Results(self, decision, started, binary=False, after=after))
+
+    def _query_done(self, sql: str, decision: Decision, ok: bool) -> None:
+        if ok and "use" in decision.kinds:
+            match = _USE.match(sql)
+            self.database = match.group(1) if match else self.database
+        if ok and decision.invalidates_catalog:
+            self.agent.invalidate_after_ddl()
+
     # ------------------------------------------------------------ masks per result shape
 
-    async def _masks_for(
-        self, decision: Decision, definitions: list[bytes]
-    ) -> tuple[list[Mask | None] | None, list[int]]:
-        key = (id(decision), b"\x00".join(definitions))
-        cached = self._masks.get(key)
+    def cached_shape(self, decision: Decision, definitions: list[bytes]) -> Shape | None:
+        """The masks and types of a result shape seen before under this decision."""
+        cached = self._masks.get((id(decision), b"\x00".join(definitions)))
         if cached is not None and cached[0] is decision:
-            return cached[1], cached[2]
+            return cached[1]
+        return None
+
+    async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape:
+        key = (id(decision), b"\x00".join(definitions))
         columns = [ColumnDef.parse(d) for d in definitions]
         types = [c.type for c in columns]
         masks = [
@@ -534,7 +522,7 @@ class MySqlSession:
         found = masks if any(m is not None for m in masks) else None
         if len(self._masks) > 1000:
             self._masks.clear()
-        self._masks[key] = (decision, found, types)
+        self._masks[key] = (decision, (found, types))
         return found, types
 
     async def _column_mask(
@@ -576,7 +564,7 @@ class MySqlSession:
         sql = payload[1:].decode(errors="surrogateescape")
         decided = await self._decide_to_run(sql)
         if isinstance(decided, bytes):
-            await self._reply(decided)
+            self._reply(decided)
             return
         self._send_upstream(payload)
         first = await self._upstream_payload()
@@ -587,10 +575,21 @@ class MySqlSession:
                 if count:
                     packets += [await self._upstream_payload() for _ in range(count + 1)]
             self.prepared[statement_id] = Prepared(sql, decided, self.agent.generation)
-        elif decided.touches_restricted:
-            failure = p.ServerError.parse(first)
-            packets = [p.err_packet(failure.code, failure.sqlstate, _WITHHELD)]
-        await self._reply(*packets)
+        else:
+            packets = [withheld(first, decided)]
+        self._reply(*packets)
+
+    def _current_now(self, payload: bytes) -> Prepared | None:
+        """The prepared statement a command names when its decision still holds, else None
+        (then ``_current``)."""
+        prepared = self.prepared.get(struct.unpack_from("<I", payload, 1)[0])
+        if (
+            prepared is None
+            or prepared.decision.valid_until <= time.time()
+            or prepared.generation != self.agent.generation
+        ):
+            return None
+        return prepared
 
     async def _current(self, payload: bytes) -> Prepared | bytes:
         """The prepared statement a command names, decided again when its decision expired
@@ -603,8 +602,7 @@ class MySqlSession:
                 "HY000",
                 f"Warden: unknown prepared statement handler ({statement_id})",
             )
-        decision = prepared.decision
-        if decision.valid_until <= time.time() or prepared.generation != self.agent.generation:
+        if self._current_now(payload) is None:
             decided = await self._decide_to_run(prepared.sql)
             if isinstance(decided, bytes):
                 return decided
@@ -614,28 +612,36 @@ class MySqlSession:
     async def _execute(self, payload: bytes) -> None:
         prepared = await self._current(payload)
         if isinstance(prepared, bytes):
-            await self._reply(prepared)
+            self._reply(prepared)
             return
+        self._run_execute(payload, prepared)
+
+    def _run_execute(self, payload: bytes, prepared: Prepared) -> None:
         started = time.perf_counter()
         self._send_upstream(payload)
-        await self._relay_results(prepared.decision, started, binary=True, prepared=prepared)
+        self._expect(Results(self, prepared.decision, started, binary=True, prepared=prepared))
 
     async def _fetch(self, payload: bytes) -> None:
         prepared = await self._current(payload)
         if isinstance(prepared, bytes):
-            await self._reply(prepared)
+            self._reply(prepared)
             return
         if not prepared.types:  # no cursor opened by an EXECUTE the agent relayed
-            await self._reply(
+            self._reply(
                 p.err_packet(ER_UNKNOWN_STMT, "HY000", "Warden: no open cursor for this statement")
             )
             return
         self._send_upstream(payload)
-        out: list[bytes] = []
-        await self._relay_rows(
-            out, self.reply_seq, prepared.masks, prepared.types, True, prepared.decision
+        self._expect(
+            Results(
+                self,
+                prepared.decision,
+                time.perf_counter(),
+                binary=True,
+                prepared=prepared,
+                rows_only=True,
+            )
         )
-        await self._flush(out)
 
     async def _close_statement(self, payload: bytes) -> None:
         statement_id = struct.unpack_from("<I", payload, 1)[0]
@@ -658,7 +664,7 @@ class MySqlSession:
         assert self.identity is not None
         target = self.agent.connections.get(connection_id)
         if target is None or target[0] != self.identity.name:
-            await self._reply(
+            self._reply(
                 p.err_packet(ER_NO_SUCH_THREAD, "HY000", f"Unknown thread id: {connection_id}")
             )
             return
@@ -667,4 +673,21 @@ class MySqlSession:
             holding.set()
         verb = "KILL QUERY" if query_only else "KILL"
         self._send_upstream(bytes((p.COM_QUERY,)) + f"{verb} {target[1]}".encode())
-        await self._reply(await self._upstream_payload())
+        self._reply(await self._upstream_payload())
+
+
+MySqlSession._HANDLERS.update(
+    {
+        p.COM_STMT_PREPARE: MySqlSession._prepare,
+        p.COM_STMT_FETCH: MySqlSession._fetch,
+        p.COM_STMT_CLOSE: MySqlSession._close_statement,
+        p.COM_STMT_SEND_LONG_DATA: MySqlSession._long_data,
+        p.COM_STMT_RESET: MySqlSession._forward_simple,
+        p.COM_PING: MySqlSession._forward_simple,
+        p.COM_STATISTICS: MySqlSession._forward_simple,
+        p.COM_SET_OPTION: MySqlSession._forward_simple,
+        p.COM_INIT_DB: MySqlSession._init_db,
+        p.COM_RESET_CONNECTION: MySqlSession._reset_connection,
+        p.COM_PROCESS_KILL: MySqlSession._process_kill,
+    }
+)

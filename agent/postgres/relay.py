@@ -5,7 +5,6 @@ keep, replace or drop each one."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,9 +12,10 @@ from typing import Any
 from agent.postgres import cancelled, codec
 from agent.postgres.messages import COPY_DATA, DATA_ROW
 from agent.postgres.state import SLOW, SessionState
+from agent.relay_core import HIGH_WATER, RelayCore
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
-HIGH_WATER = 1 << 20
+__all__ = ["HIGH_WATER", "Relay"]
 
 # A handler: (message type, the chunk, start of the message, its end) -> replacement bytes
 # (b"" drops it), None (forward it as is), or SLOW (call the async handler instead).
@@ -23,14 +23,14 @@ Step = Callable[[int, bytes, int, int], Any]
 SlowStep = Callable[[int, bytes, int, int], Awaitable[bytes | None]]
 
 
-class Relay(asyncio.Protocol):
+class Relay(RelayCore):
     """One direction of a session after login, driven by transport callbacks.
 
     ``data_received`` splits messages and runs ``step`` synchronously (no coroutine or
     future per read).  When ``step`` returns ``SLOW`` that message continues in a task that
     awaits ``slow``; bytes arriving meanwhile are buffered (reading is paused above
-    ``HIGH_WATER``) and processed afterwards, so order is preserved.  Reading also pauses
-    while the sink's write buffer is above ``HIGH_WATER``.
+    ``HIGH_WATER``) and processed afterwards, so order is preserved.  Back-pressure and the
+    session's end are the core's (``agent.relay_core``).
     """
 
     def __init__(
@@ -44,75 +44,35 @@ class Relay(asyncio.Protocol):
         reader: asyncio.StreamReader,
         done: asyncio.Future[BaseException | None],
     ) -> None:
+        super().__init__(source, sink, reader, done)
         self.step = step
         self.slow = slow
-        self.source = source
-        self.sink = sink
         self.stop_kind = stop_kind
         self.session = session
-        self.reader = reader
-        self.done = done
-        self.peer: Relay | None = None
         # The native data path for this direction (FastPath.client or .backend), if any.
         self.fast: Any = None
         # Upstream → client: a run of DataRows (or CopyData) from a position, in one call
         # (session.masked_run: the rows masked, or None to pass them as they are, and where
         # the run ends), so a large result costs no Python work per row.
         self.rows: Callable[[bytes, int], tuple[bytes | None, int]] | None = None
-        self.buffer = b""
-        self.busy = False
-        self.sink_full = False
-        self.reading = True
-        self.eof = False
-        self.task: asyncio.Task[None] | None = None
         # Upstream → client after a cancel was forwarded (agent.postgres.cancelled): bytes
         # read on and held until the statement's end says whether its rows still go out.
         self.held: bytearray | None = None
         self.held_scanned = 0
         self.hold_timer: asyncio.TimerHandle | None = None
 
-    def _update_reading(self) -> None:
-        # While a slow handler runs, incoming bytes are only buffered: bound that buffer.
-        backlog = self.busy and len(self.buffer) > HIGH_WATER
-        want = not (self.sink_full or self.done.done() or backlog)
+    def wants_data(self) -> bool:
         if self.held is not None:  # a cancelled statement: read on whatever the client's pace
-            want = not self.done.done()
-        if want != self.reading:
-            self.reading = want
-            with contextlib.suppress(Exception):
-                if want:
-                    self.source.resume_reading()
-                else:
-                    self.source.pause_reading()
-
-    def pause_writing(self) -> None:  # our source transport (the peer's sink) is full
-        if self.peer is not None:
-            self.peer.sink_full = True
-            self.peer._update_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None:
-            self.peer.sink_full = False
-            self.peer._update_reading()
-
-    def finish(self, error: BaseException | None = None) -> None:
-        if not self.done.done():
-            self.done.set_result(error)
+            return not self.done.done()
+        return super().wants_data()
 
     def eof_received(self) -> bool:
         self._release_held(False)
-        self.reader.feed_eof()  # seen by a held statement waiting for review
-        self.eof = True
-        if not self.busy:
-            self.finish()
-        return True
+        return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._release_held(False)
-        self.reader.feed_eof()
-        self.eof = True
-        if exc is not None or not self.busy:
-            self.finish(exc)
+        super().connection_lost(exc)
 
     def hold_for_cancel(self) -> None:
         """A cancel for this session goes upstream: read on and hold what comes until the

@@ -15,12 +15,13 @@ import contextlib
 import logging
 from typing import Any, cast
 
+from agent import relay_core
 from agent.postgres import codec
 from agent.postgres.backend import BackendHandlers
 from agent.postgres.frontend import ClientHandlers
 from agent.postgres.messages import TERMINATE
 from agent.postgres.native import native_path_available
-from agent.postgres.relay import HIGH_WATER, Relay
+from agent.postgres.relay import Relay
 from agent.postgres.startup import Startup
 from agent.postgres.state import ClientGone, SessionRefused
 
@@ -72,19 +73,7 @@ class Session(Startup, ClientHandlers, BackendHandlers):
         if self.cancel_key is not None:
             self.agent.results[self.cancel_key] = to_client
         for relay, reader in ((to_upstream, self.reader), (to_client, up_reader)):
-            relay.sink.set_write_buffer_limits(high=HIGH_WATER)
-            # Bytes the StreamReader already holds are processed first, in order.
-            held: bytearray = getattr(reader, "_buffer", bytearray())
-            buffered = bytes(held)
-            held.clear()
-            at_eof = bool(getattr(reader, "_eof", False))
-            relay.source.set_protocol(relay)
-            with contextlib.suppress(Exception):
-                relay.source.resume_reading()
-            if buffered:
-                relay.data_received(buffered)
-            if at_eof:
-                relay.eof_received()
+            relay_core.attach(relay, reader)
         try:
             error = await done
             if isinstance(error, codec.ProtocolError):
@@ -100,13 +89,7 @@ class Session(Startup, ClientHandlers, BackendHandlers):
             ):
                 log.error("session %s ended by %r", self.client_address, error, exc_info=error)
         finally:
-            for relay in relays:
-                if relay.task is not None:
-                    relay.task.cancel()
-            for relay in relays:
-                if relay.task is not None:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await relay.task
+            await relay_core.stop(relays)
 
     def _relay_pair(
         self,

@@ -156,11 +156,10 @@ def test_buffered_rows_are_taken_verbatim_only_in_sequence_and_until_the_result_
     error = packet(b"\xff\x15\x04#28000denied", 3)
 
     async def scenario() -> None:
-        reader = asyncio.StreamReader()
-        reader.feed_data(packet(b"\x01", 1) + rows + packet(b"\x03ghi", 7) + eof)
-        reader.feed_data(packet(b"\x03jkl", 2) + error + packet(b"\x03mno", 4)[:6])
-        reader.feed_eof()
-        stream = packets.PacketStream(reader)
+        stream = packets.PacketBuffer()
+        stream.feed(packet(b"\x01", 1) + rows + packet(b"\x03ghi", 7) + eof)
+        stream.feed(packet(b"\x03jkl", 2) + error + packet(b"\x03mno", 4)[:6])
+        stream.feed_eof()
         assert await stream.payload() == b"\x01" and stream.seq == 1
         assert stream.verbatim_rows(2) == (rows, 2)
         assert stream.verbatim_rows(4) == (b"", 0)  # the next row is numbered 7: reframed

@@ -1,0 +1,209 @@
+"""The answer to one command, from the upstream to the client: every result of a COM_QUERY
+or COM_STMT_EXECUTE (multi-statement, multi-result), or the rows of a COM_STMT_FETCH,
+masked where the decision says, audited per result.
+
+``Results.advance`` runs in the upstream relay's callback on whatever packets are
+buffered and returns once it needs more (or went slow: a result shape whose masks are not
+cached yet needs a catalog lookup, done in a task of the upstream relay).  Every packet
+goes out with the agent's own sequence ids, so a rewritten row never desynchronises client
+and server; rows whose ids already match go out as they came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agent.mysql import packets as p
+from agent.mysql.rows import Mask, mask_binary_row, mask_text_row
+from agent.verdicts import Decision
+
+if TYPE_CHECKING:
+    from agent.mysql.session import MySqlSession, Prepared
+
+SERVER_STATUS_CURSOR_EXISTS = 0x0040
+_FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
+_WITHHELD = (
+    "Warden withheld the database's error message: the statement touches columns "
+    "restricted for you and the message may quote their values"
+)
+FIRST, HEADER, ROWS = 0, 1, 2
+Shape = tuple[list[Mask | None] | None, list[int]]  # (masks or None: none masked, types)
+
+
+def withheld(error: bytes, decision: Decision) -> bytes:
+    """An upstream ERR packet, its message withheld when restricted columns are near."""
+    if not decision.touches_restricted:
+        return error
+    failure = p.ServerError.parse(error)
+    return p.err_packet(failure.code, failure.sqlstate, _WITHHELD)
+
+
+class Results:
+    def __init__(
+        self,
+        session: MySqlSession,
+        decision: Decision,
+        started: float,
+        *,
+        binary: bool,
+        prepared: Prepared | None = None,
+        rows_only: bool = False,
+        after: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.decision = decision
+        self.started = started
+        self.binary = binary
+        self.prepared = prepared
+        self.rows_only = rows_only
+        self.after = after  # told whether the last result succeeded, once all went out
+        self.seq = session.reply_seq
+        self.index = 0
+        self.succeeded = True
+        self.state = FIRST
+        self.count = 0
+        self.header: list[bytes] = []  # column count, definitions, EOF
+        self.header_at: tuple[bytes, int] = (b"", 0)  # the buffer and position it began at
+        self.shape: Shape | None = None
+        self.masks: list[Mask | None] | None = None
+        self.types: list[int] = []
+        self.rows = 0
+        self.out: list[bytes] = []
+        self.pending = 0
+        if rows_only:
+            assert prepared is not None
+            self.state, self.masks, self.types = ROWS, prepared.masks, prepared.types
+
+    def advance(self, packets: p.PacketBuffer) -> bool:
+        """Relay what is buffered; True once the answer is complete."""
+        complete = self._advance(packets)
+        if self.out:
+            self._flush()
+        if complete:
+            self.session.results_done(self.succeeded, self.after)
+        return complete
+
+    def _flush(self) -> None:
+        self.session.client.write(b"".join(self.out))
+        self.out.clear()
+        self.pending = 0
+
+    def _advance(self, packets: p.PacketBuffer) -> bool:
+        while True:
+            if self.state == ROWS:
+                if self._rows(packets):
+                    return True
+                if self.state == ROWS:
+                    return False
+            elif self.state == FIRST:
+                self.header_at = (packets.buffer, packets.pos)
+                first = packets.take()
+                if first is None:
+                    return False
+                if first[:1] in (b"\x00", b"\xff"):
+                    if self._ok_or_error(first):
+                        return True
+                    continue
+                if first[:1] == b"\xfb":  # LOCAL INFILE request: never negotiated, fail closed
+                    raise p.ProtocolError("the database asked for a LOCAL INFILE transfer")
+                self.count = p.read_lenenc_int(first, 0)[0] or 0
+                self.header = [first]
+                self.shape = None
+                self.state = HEADER
+            elif self._header(packets):
+                return True
+            elif self.state == HEADER:
+                return False
+
+    def _ok_or_error(self, first: bytes) -> bool:
+        """A result without rows; True when it ends the answer."""
+        return self._result_end(first, None if p.is_err(first) else p.read_lenenc_int(first, 1)[0])
+
+    def _header(self, packets: p.PacketBuffer) -> bool:
+        """Column definitions and their EOF; False while they or their masks are pending
+        (state still HEADER), or when rows follow (state ROWS)."""
+        header = self.header
+        while len(header) < self.count + 2:  # column count, definitions, EOF
+            packet = packets.take()
+            if packet is None:
+                return False
+            header.append(packet)
+        shape = self.shape
+        if shape is None:
+            shape = self.session.cached_shape(self.decision, header[1:-1])
+            if shape is None:  # a new result shape: its masks need the catalog
+                self.session.to_client.run_slow(self._load_shape())
+                return False
+        self.masks, self.types = shape
+        if self.prepared is not None:
+            self.prepared.masks, self.prepared.types = shape
+        buffer, start = self.header_at
+        if (
+            packets.buffer is buffer
+            and buffer[start + 3] == self.seq & 0xFF
+            and packets.pos - start == sum(map(len, header)) + 4 * len(header)  # none split
+        ):  # read in one piece and numbered as the client's: it goes out as it came
+            self.out.append(buffer[start : packets.pos])
+            self.seq += len(header)
+        else:
+            seq = self.seq
+            for packet in header:
+                data, seq = p.frame(packet, seq)
+                self.out.append(data)
+            self.seq = seq
+        self.rows = 0
+        self.state = ROWS
+        if self.binary and p.status_of(header[-1]) & SERVER_STATUS_CURSOR_EXISTS:
+            self.session.audit_done(self.decision, self.index, 0, self.started, False)
+            return True
+        return False
+
+    async def _load_shape(self) -> bool:
+        self.shape = await self.session.masks_for(self.decision, self.header[1:-1])
+        return True
+
+    def _rows(self, packets: p.PacketBuffer) -> bool:
+        """Rows until the result's EOF or ERR; True when that ends the answer."""
+        masks, types = self.masks, self.types
+        key = self.session.agent.config.masking_key
+        mask_row = mask_binary_row if self.binary else mask_text_row
+        out = self.out
+        while True:
+            if masks is None:  # unmasked rows numbered as the client's go out as they came
+                verbatim, count = packets.verbatim_rows(self.seq)
+                if count:
+                    out.append(verbatim)
+                    self.pending += len(verbatim)
+                    self.rows += count
+                    self.seq += count
+            row = packets.take()
+            if row is None:
+                return False
+            if p.is_eof(row) or p.is_err(row):
+                return self._result_end(row, self.rows)
+            self.rows += 1
+            if masks is not None:
+                row = mask_row(row, masks, types, key)
+            data, self.seq = p.frame(row, self.seq)
+            out.append(data)
+            self.pending += len(data)
+            if len(out) > 256 or self.pending > _FLUSH_BYTES:  # stream, never hold, the result
+                self._flush()
+
+    def _result_end(self, last: bytes, rows: int | None) -> bool:
+        """The OK, EOF or ERR packet that ends a result; True when it ends the answer."""
+        error = p.is_err(last)
+        if error:
+            last = withheld(last, self.decision)
+        data, self.seq = p.frame(last, self.seq)
+        self.out.append(data)
+        self.succeeded = not error
+        if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows, not audited
+            return True
+        self.session.audit_done(self.decision, self.index, rows, self.started, error)
+        if error or not p.status_of(last) & p.SERVER_MORE_RESULTS_EXISTS:
+            return True
+        self.index += 1
+        self.state = FIRST
+        return False

@@ -1,0 +1,127 @@
+"""What every protocol's relay shares after login: one direction of a session driven by
+transport callbacks (``asyncio.Protocol``), with back-pressure both ways and one end.
+
+Why callbacks, not streams: a StreamReader costs a future and a coroutine chain per read;
+``data_received`` runs the protocol's framing synchronously on each chunk the event loop
+read.  The protocols frame and decide (``agent.postgres.relay``, ``agent.mysql.relay``);
+this module only moves bytes, pauses and ends:
+
+- reading from the source pauses while the sink's write buffer is above ``HIGH_WATER``
+  (the sink transport's protocol is the peer relay: its ``pause_writing`` says so), or
+  while the relay is ``busy`` (a slow handler runs) and more than ``HIGH_WATER`` waits;
+- an end of input while busy waits for the handler; otherwise it ends the session
+  (``done`` is resolved with the error, or None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+HIGH_WATER = 1 << 20
+
+
+class EndOfInput(Protocol):
+    """Told when the source ends (a StreamReader, or a protocol's own packet buffer)."""
+
+    def feed_eof(self) -> None: ...
+
+
+class RelayCore(asyncio.Protocol):
+    """One direction of a session after login; subclasses implement ``data_received``."""
+
+    def __init__(
+        self,
+        source: asyncio.Transport,
+        sink: asyncio.Transport,
+        reader: EndOfInput,
+        done: asyncio.Future[BaseException | None],
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self.reader = reader
+        self.done = done
+        self.peer: RelayCore | None = None
+        self.buffer = b""
+        self.busy = False
+        self.sink_full = False
+        self.reading = True
+        self.eof = False
+        self.task: asyncio.Task[None] | None = None
+
+    def backlog(self) -> int:
+        """Bytes read and not yet processed."""
+        return len(self.buffer)
+
+    def wants_data(self) -> bool:
+        # While a slow handler runs, incoming bytes are only buffered: bound that buffer.
+        backlog = self.busy and self.backlog() > HIGH_WATER
+        return not (self.sink_full or self.done.done() or backlog)
+
+    def _update_reading(self) -> None:
+        want = self.wants_data()
+        if want != self.reading:
+            self.reading = want
+            with contextlib.suppress(Exception):
+                if want:
+                    self.source.resume_reading()
+                else:
+                    self.source.pause_reading()
+
+    def pause_writing(self) -> None:  # our source transport (the peer's sink) is full
+        if self.peer is not None:
+            self.peer.sink_full = True
+            self.peer._update_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.sink_full = False
+            self.peer._update_reading()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.done.done():
+            self.done.set_result(error)
+
+    def eof_received(self) -> bool:
+        self.reader.feed_eof()  # seen by a handler waiting on this direction
+        self.eof = True
+        if not self.busy:
+            self.finish()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reader.feed_eof()
+        self.eof = True
+        if exc is not None or not self.busy:
+            self.finish(exc)
+
+
+def attach(relay: RelayCore, reader: asyncio.StreamReader) -> None:
+    """Make ``relay`` the protocol of its source transport, which a StreamReader served
+    until now: the bytes that reader already holds are processed first, in order."""
+    relay.sink.set_write_buffer_limits(high=HIGH_WATER)
+    held: bytearray = getattr(reader, "_buffer", bytearray())
+    buffered = bytes(held)
+    held.clear()
+    at_eof = bool(getattr(reader, "_eof", False))
+    relay.source.set_protocol(relay)
+    with contextlib.suppress(Exception):
+        relay.source.resume_reading()
+    if buffered:
+        relay.data_received(buffered)
+    if at_eof:
+        relay.eof_received()
+
+
+async def stop(relays: Iterable[Any]) -> None:
+    """Cancel the relays' slow handlers and wait until they have ended."""
+    relays = list(relays)
+    for relay in relays:
+        if relay.task is not None:
+            relay.task.cancel()
+    for relay in relays:
+        if relay.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await relay.task
