@@ -11,7 +11,7 @@ loses whatever was in memory.  With it:
   that completed statements, before that chunk is written to the client (the bridge's
   ``audit_journal``).  A record is ``(id_prefix, first_seq, events)`` in ``marshal``
   (a third of a microsecond for one event, a third of the cost of a JSON batch: this runs
-  once per statement), behind its length: the events keep the shipper's tuples whatever their
+  once per statement), one after the other: the events keep the shipper's tuples whatever their
   shape, and the ids the shipper will give them, so the journal and the delivered batch
   name each event the same way and the control plane's de-duplication by id
   (``audit.services._chain_and_insert``) makes replaying an acknowledged event harmless.
@@ -35,10 +35,10 @@ loses whatever was in memory.  With it:
 
 from __future__ import annotations
 
+import io
 import logging
 import marshal
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ from agent.audit import BATCH_SIZE, QueuedEvent, encode_batch
 log = logging.getLogger("agent.journal")
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-_LENGTH = struct.Struct("<I")
 # Version 2: no back-references (version 3+ hashes every object it writes to find them),
 # a quarter cheaper for these small records; read by every Python since 2.5.
 _MARSHAL = 2
@@ -79,8 +78,7 @@ class AuditJournal:
             return
         if self._fd < 0:
             self._fd = os.open(self.path, _OPEN_FLAGS, 0o600)
-        record = marshal.dumps((self._id_prefix, self._first_seq + mark, queued[mark:]), _MARSHAL)
-        data = _LENGTH.pack(len(record)) + record
+        data = marshal.dumps((self._id_prefix, self._first_seq + mark, queued[mark:]), _MARSHAL)
         written = os.write(self._fd, data)
         while written < len(data):  # a regular file takes it whole unless the disk is full
             written += os.write(self._fd, data[written:])
@@ -152,30 +150,27 @@ def journal_paths(path: Path) -> list[Path]:
 
 
 def _records(path: Path) -> list[tuple[str, int, list[QueuedEvent]]]:
-    """The whole records of a journal file; what follows one cut short is dropped."""
+    """The whole records of a journal file (marshal objects one after the other: each says
+    its own length); what follows one cut short is dropped."""
     data = path.read_bytes()
+    stream = io.BytesIO(data)
     records: list[tuple[str, int, list[QueuedEvent]]] = []
-    pos = 0
-    while pos < len(data):
-        if len(data) - pos < _LENGTH.size:
-            break
-        (size,) = _LENGTH.unpack_from(data, pos)
-        body = data[pos + _LENGTH.size : pos + _LENGTH.size + size]
-        record = _record(body) if len(body) == size else None
+    while stream.tell() < len(data):
+        start = stream.tell()
+        record = _record(stream)
         if record is None:
+            dropped = len(data) - start
+            log.warning(
+                "%s: %s bytes after the last whole record (cut short): dropped", path, dropped
+            )
             break
         records.append(record)
-        pos += _LENGTH.size + size
-    if pos < len(data):
-        log.warning(
-            "%s: %s bytes after the last whole record (cut short): dropped", path, len(data) - pos
-        )
     return records
 
 
-def _record(body: bytes) -> tuple[str, int, list[QueuedEvent]] | None:
+def _record(stream: io.BytesIO) -> tuple[str, int, list[QueuedEvent]] | None:
     try:
-        record: Any = marshal.loads(body)
+        record: Any = marshal.load(stream)
     except (EOFError, ValueError, TypeError):
         return None
     if (

@@ -139,8 +139,9 @@ def test_recovery_keeps_the_ids_the_shipper_gave_and_drops_a_record_cut_short(
         _record(shipper, f"after {n}")
     assert shipper.journal is not None
     active = shipper.journal.path
+    record = active.read_bytes()
     with open(active, "ab") as journal:  # the kill cut a last write short
-        journal.write(b"\xff\x00\x00\x00partial")
+        journal.write(record[: len(record) // 4])
 
     restarted = _shipper(tmp_path)
     assert restarted.recover_journal() == 5
@@ -186,3 +187,18 @@ def test_without_the_journal_no_file_is_written(tmp_path: Path) -> None:
     _record(shipper, "memory only")
     assert shipper.journal is None and shipper.recover_journal() == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_cut_short_anywhere_is_dropped_whole(tmp_path: Path) -> None:
+    shipper = _shipper(tmp_path)
+    _record(shipper, "whole")
+    assert shipper.journal is not None
+    whole = shipper.journal.path.read_bytes()
+    _record(shipper, "cut short")
+    second = shipper.journal.path.read_bytes()[len(whole) :]
+    for cut in range(1, len(second)):
+        path = tmp_path / f"cut-{cut}.bin"
+        path.write_bytes(whole + second[:cut])
+        spool = tmp_path / f"spool-{cut}.jsonl"
+        assert recover([path], spool) == 1, cut
+        assert [e["statement"] for e in expand_batch(json.loads(spool.read_text()))] == ["whole"]
