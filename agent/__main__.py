@@ -97,13 +97,21 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         help="a statement that needs approval waits up to this long for the review, with the "
         "client connection open (default 0: refuse at once, naming the access request)",
     )
-    parser.add_argument(
+    _switch(
+        parser,
         "--native",
-        choices=["on", "off"],
-        default=os.environ.get("WARDEN_AGENT_NATIVE", "on"),
-        help="the native data path for round trips with cached decisions "
+        "WARDEN_AGENT_NATIVE",
+        "the native data path for round trips with cached decisions "
         "(agent/postgres/fastpath/, built by scripts/bootstrap.sh); off: the pure-Python path "
         "only (default on)",
+    )
+    _switch(
+        parser,
+        "--audit-journal",
+        "WARDEN_AGENT_AUDIT_JOURNAL",
+        "write every audit event to a journal file in --state-dir before the client gets "
+        "its statement's result, so a killed agent loses no event (agent/journal.py); off: "
+        "events wait in memory until the next flush (default on)",
     )
     parser.add_argument(
         "--workers",
@@ -123,8 +131,12 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
             "--workers applies to PostgreSQL clients only (MySQL's KILL QUERY names a "
             "connection of one process)"
         )
-    if args.native not in ("on", "off"):
-        parser.error("WARDEN_AGENT_NATIVE must be on or off")
+    for switch, variable in (
+        ("native", "WARDEN_AGENT_NATIVE"),
+        ("audit_journal", "WARDEN_AGENT_AUDIT_JOURNAL"),
+    ):
+        if getattr(args, switch) not in ("on", "off"):
+            parser.error(f"{variable} must be on or off")
     if args.upstream_sslmode not in SSL_MODES:
         parser.error(f"WARDEN_UPSTREAM_SSLMODE must be one of {', '.join(SSL_MODES)}")
     host, _, port = args.listen.rpartition(":")
@@ -171,6 +183,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         tls_key=args.tls_key,
         hold_wait=max(0.0, args.hold_wait),
         native=args.native == "on",
+        audit_journal=args.audit_journal == "on",
         protocol=args.protocol,
         mysql_cleartext_loopback=args.mysql_cleartext_loopback,
         workers=_worker_group(args),
@@ -182,6 +195,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     if problem is not None:
         parser.error(problem)
     return config
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, variable: str, help: str) -> None:
+    """An on/off option whose default comes from ``variable`` (checked after parsing)."""
+    parser.add_argument(
+        flag, choices=["on", "off"], default=os.environ.get(variable, "on"), help=help
+    )
 
 
 def logging_configure(level: str) -> None:

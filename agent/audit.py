@@ -12,8 +12,10 @@ Event ``seq`` numbers are unique per ``id_prefix`` (74 random bits drawn per age
 and an event's id is the UUID ``id_prefix + "%012x" % seq``: the control plane
 de-duplicates by it, so replaying the spool after a partial failure never creates
 duplicates.  Nothing is dropped: a batch leaves memory only after the control plane
-accepted it or it is on disk (fsynced).  ``expand_batch`` turns a batch back into one
-dict per event; the control plane and the tests use it.
+accepted it or it is on disk (fsynced); before that, every event is in the write-ahead
+journal (``agent.journal``) from the moment it is recorded, so a killed agent loses none.
+``expand_batch`` turns a batch back into one dict per event; the control plane and the
+tests use it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.controlplane import ControlPlaneClient, ControlPlaneUnavailable
+
+if TYPE_CHECKING:
+    from agent.journal import AuditJournal
 
 log = logging.getLogger("agent.audit")
 
@@ -153,6 +158,7 @@ class AuditShipper:
         *,
         flush_interval: float = 1.0,
         spool_name: str = "audit-spool.jsonl",
+        journal_name: str | None = "audit-journal.bin",
     ) -> None:
         self.client = client
         # One spool file per process (agent/workers.py: each worker has its own).
@@ -169,6 +175,24 @@ class AuditShipper:
         self._lock = asyncio.Lock()
         self.accepted = 0
         self.duplicates = 0
+        # The write-ahead journal (None: events wait in memory only, see agent/journal.py).
+        self.journal: AuditJournal | None = None
+        if journal_name is not None:
+            from agent.journal import AuditJournal  # it encodes with this module's encoder
+
+            self.journal = AuditJournal(state_dir / journal_name, self.queued, self._id_prefix, 0)
+
+    def recover_journal(self) -> int:
+        """At start, before any event is recorded: what a killed predecessor journaled goes
+        to the spool (delivered at the first flush, which comes at once); the events."""
+        from agent.journal import journal_paths, recover
+
+        if self.journal is None:
+            return 0
+        recovered = recover(journal_paths(self.journal.path), self.spool_path)
+        if recovered:
+            self._wakeup.set()
+        return recovered
 
     def record_statement(
         self, fragment: str, rows: int | None, duration_ms: float, error: bool
@@ -177,6 +201,8 @@ class AuditShipper:
         the fields that repeat for a statement; id and time are added here and at flush."""
         queued = self.queued
         queued.append((fragment, time.time(), rows, duration_ms, error))
+        if self.journal is not None:  # before the caller writes the result to the client
+            self.journal.catch_up()
         if len(queued) >= BATCH_SIZE:
             self._wakeup.set()
 
@@ -185,14 +211,20 @@ class AuditShipper:
         self._wakeup.set()
 
     def _encode_queued(self) -> None:
+        journal = self.journal
+        if journal is not None:  # the native path's last events may not be journaled yet
+            journal.catch_up()
         queued = self.queued.copy()
         self.queued.clear()
         for start in range(0, len(queued), BATCH_SIZE):
             chunk = queued[start : start + BATCH_SIZE]
-            if self._next_seq + len(chunk) > _SEQ_LIMIT:
-                self._id_prefix, self._next_seq = _new_id_prefix(), 0
             self.pending.append(encode_batch(self._id_prefix, self._next_seq, chunk))
             self._next_seq += len(chunk)
+        # A new prefix only between takes: the journal numbered the queued events already.
+        if self._next_seq >= _SEQ_LIMIT // 2:
+            self._id_prefix, self._next_seq = _new_id_prefix(), 0
+        if journal is not None:
+            journal.seal(self._id_prefix, self._next_seq)
 
     def spooled_count(self) -> int:
         if not self.spool_path.exists():
@@ -213,17 +245,23 @@ class AuditShipper:
     async def flush(self) -> None:
         async with self._lock:
             self._encode_queued()
-            if not await self._replay_spool():
-                if self.pending:  # keep ordering: new events go behind the spooled ones
-                    self._spool(self.pending)
-                    self.pending = []
+            await self._deliver()
+            if self.journal is not None and not self.pending:  # all delivered or spooled
+                self.journal.release()
+
+    async def _deliver(self) -> None:
+        """Send the spool, then the pending batches; what cannot be sent is spooled."""
+        if not await self._replay_spool():
+            if self.pending:  # keep ordering: new events go behind the spooled ones
+                self._spool(self.pending)
+                self.pending = []
+            return
+        while self.pending:
+            if not await self._send(self.pending[0]):
+                self._spool(self.pending)
+                self.pending = []
                 return
-            while self.pending:
-                if not await self._send(self.pending[0]):
-                    self._spool(self.pending)
-                    self.pending = []
-                    return
-                self.pending.pop(0)
+            self.pending.pop(0)
 
     async def _send(self, body: str) -> bool:
         try:
@@ -270,6 +308,8 @@ class AuditShipper:
         if self.pending:
             self._spool(self.pending)
             self.pending = []
+        if self.journal is not None:
+            self.journal.close()
 
 
 def _replay_bodies(lines: list[str]) -> list[tuple[str, int]]:

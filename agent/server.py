@@ -35,7 +35,7 @@ from agent.metrics import AgentMetrics
 from agent.relations import Created
 from agent.verdicts import DENY, Decision, Identity
 from agent.version import VERSION
-from agent.workers import WorkerGroup, adopt_orphan_spools
+from agent.workers import WorkerGroup, adopt_orphan_journals, adopt_orphan_spools
 
 log = logging.getLogger("agent")
 
@@ -84,6 +84,9 @@ class AgentConfig:
     # Accept tokens in clear without TLS, and listen beyond loopback that way (see
     # ``insecure_listen_problem``); for networks the operator vouches for.
     allow_insecure_listen: bool = False
+    # Journal every audit event before its result reaches the client (agent/journal.py):
+    # a killed agent loses none.  Off: events wait in memory until the next flush.
+    audit_journal: bool = True
 
 
 CLIENT_AUTH_MODES = ("scram", "password")
@@ -146,6 +149,11 @@ class Agent:
             config.state_dir,
             flush_interval=config.audit_flush_interval,
             spool_name=workers.spool_name() if workers else "audit-spool.jsonl",
+            journal_name=(
+                (workers.journal_name() if workers else "audit-journal.bin")
+                if config.audit_journal
+                else None
+            ),
         )
         self.engine: PolicyEngine | None = None
         self.decisions: dict[tuple[object, ...], Decision] = {}
@@ -177,6 +185,12 @@ class Agent:
             taken = adopt_orphan_spools(self.config.state_dir, count, self.audit.spool_path)
             if taken:
                 log.info("took over %s spooled audit batches of former workers", taken)
+            taken = adopt_orphan_journals(self.config.state_dir, count, self.audit.spool_path)
+            if taken:
+                log.info("took over %s journaled audit events of former workers", taken)
+        recovered = self.audit.recover_journal()
+        if recovered:
+            log.info("recovered %s audit events from the journal of a killed agent", recovered)
         self.store.load_from_disk()
         try:
             await self.poller.poll_once()

@@ -18,7 +18,9 @@ What the workers share, and how:
 * **The audit spool.**  Each worker has its own spool file (``spool_name``) and its own
   random event-id prefix: no two workers write the same file or send the same event id.
   Worker 0 takes over the spool files of workers that no longer exist (fewer workers than
-  the last run), so nothing spooled is left behind.
+  the last run), so nothing spooled is left behind.  Likewise each worker's audit journal
+  (agent/journal.py): worker i recovers its own at start (a killed worker started again
+  by the supervisor), worker 0 those of workers that no longer exist.
 * **Metrics and probes.**  Worker i serves its metrics on ``metrics port + 1 + i``; the
   supervisor serves the metrics port itself with every worker's samples, labelled
   ``worker`` (``sum without (worker)`` gives the agent's totals), ``/healthz``, and
@@ -51,6 +53,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from agent.health import probes_serve, supervisor_app
+from agent.journal import journal_paths, recover
 
 log = logging.getLogger("agent.workers")
 
@@ -83,6 +86,9 @@ class WorkerGroup:
 
     def spool_name(self) -> str:
         return "audit-spool.jsonl" if self.index == 0 else f"audit-spool.worker-{self.index}.jsonl"
+
+    def journal_name(self) -> str:
+        return "audit-journal.bin" if self.index == 0 else f"audit-journal.worker-{self.index}.bin"
 
     def metrics_port(self, port: int | None) -> int | None:
         return None if port is None else port + 1 + self.index
@@ -140,6 +146,21 @@ def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
                 os.fsync(spool.fileno())
         path.unlink()
         taken += len(lines)
+    return taken
+
+
+def adopt_orphan_journals(state_dir: Path, workers: int, spool_path: Path) -> int:
+    """Worker 0 (or a single agent) recovers the audit journals of workers that no longer
+    exist into its own spool; returns the events taken over."""
+    former: set[int] = set()
+    for path in state_dir.glob("audit-journal.worker-*"):  # the active or the sealed file
+        digits = path.name.removeprefix("audit-journal.worker-").split(".", 1)[0]
+        if digits.isdigit() and int(digits) >= workers:
+            former.add(int(digits))
+    taken = 0
+    for index in sorted(former):
+        journal = state_dir / WorkerGroup(index, workers, "").journal_name()
+        taken += recover(journal_paths(journal), spool_path)
     return taken
 
 

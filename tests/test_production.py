@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests import sources
+from tests.redis_claim import redis_database_claim
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
 def _settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.CompletedProcess:
@@ -98,20 +97,22 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 
 @pytest.fixture
 def celery_worker_on_redis(transactional_db, settings):
-    """A real `celery -A config worker` process, brokered by the machine's Redis."""
+    """A real `celery -A config worker` process, brokered by the machine's Redis in a
+    database claimed for this test (two runs at once never share one)."""
+    with redis_database_claim() as redis_url:
+        yield from _celery_worker(redis_url, settings)
+
+
+def _celery_worker(redis_url, settings):
     from django.db import connection
 
     from config.celery import app
 
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
-    except redis.RedisError as exc:
-        raise AssertionError(f"Redis must be running at {REDIS_URL} for this test: {exc}") from exc
     database = connection.settings_dict["NAME"]
     env = {
         **os.environ,
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}",
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url,
         "SECRET_KEY": "worker-test-secret-" + "x" * 32,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "WARDEN_DATA_DIR": "/tmp/warden-test-data",
@@ -138,7 +139,7 @@ def celery_worker_on_redis(transactional_db, settings):
         text=True,
     )
     previous = dict(app.conf)
-    app.conf.update(task_always_eager=False, broker_url=REDIS_URL, result_backend=REDIS_URL)
+    app.conf.update(task_always_eager=False, broker_url=redis_url, result_backend=redis_url)
     _drop_cached_connections(app)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     try:

@@ -29,7 +29,7 @@ log = logging.getLogger("agent.native")
 
 # The contract below (Bridge's fields, the tickets' shapes, the hand-back calls); the
 # extension's FASTPATH_ABI_VERSION (fastpath/fastpath.h) must be the same number.
-ABI_VERSION = 2
+ABI_VERSION = 3
 _MAX_TICKETS = 1000
 
 
@@ -88,7 +88,9 @@ class Bridge:
     ``abi_version``; the session's ``expect`` deque and ``statements``, ``portals``,
     ``origin_masks``, ``audit_fragments`` dicts (the extension adds statements and portals
     like the Python fast path does); ``audit_queue`` (the shipper's list it appends events
-    to), ``audit_wakeup`` and ``batch_size``; ``stats`` (agent.metrics.StatementStats, whose
+    to), ``audit_wakeup`` and ``batch_size``; ``audit_journal`` (``AuditJournal.catch_up``,
+    called once per upstream chunk that completed statements, before that chunk goes to
+    the client; None without a journal); ``stats`` (agent.metrics.StatementStats, whose
     fields it updates as ``observe`` does) and ``latency_buckets``; ``mask_value`` and
     ``masking_key`` (cells it cannot mask itself); the transports ``upstream_sink`` and
     ``client_sink``; ``hand_back_simple`` / ``hand_back_extended`` (a round trip goes back
@@ -123,6 +125,8 @@ class Bridge:
         self.audit_fragments = session._audit_fragments
         self.audit_queue = agent.audit.queued
         self.audit_wakeup = agent.audit.wake
+        journal = agent.audit.journal
+        self.audit_journal = None if journal is None else journal.catch_up
         self.stats: StatementStats = agent.metrics.statements
         self.mask_value = masking.mask_wire_value
         self.masking_key = agent.config.masking_key

@@ -190,7 +190,7 @@ async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native:
     )
     session = to_upstream.session
     assert (session.fast is not None) == native
-    agent.audit.queued.clear()
+    first_event = len(agent.audit.queued)  # the shipper's (and journal's) list: read only
 
     sent_upstream = 0
     for _ in range(60):
@@ -202,7 +202,7 @@ async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native:
         sent_upstream = len(upstream_sink.data)
         for chunk in _split(server.answer(forwarded), rng):
             await _feed(to_client, chunk)
-    events = [(e[0], e[2], e[4]) for e in agent.audit.queued]
+    events = [(e[0], e[2], e[4]) for e in agent.audit.queued[first_event:]]
     stats = session.fast.stats if session.fast is not None else None
     return bytes(client_sink.data), bytes(upstream_sink.data), events, stats
 
@@ -385,7 +385,7 @@ async def _corpus_conversation(agent: PostgresAgent, statements: list[str], nati
         agent, _ALICE, client_sink, upstream_sink, native=native
     )
     session = to_upstream.session
-    agent.audit.queued.clear()
+    first_event = len(agent.audit.queued)  # the shipper's (and journal's) list: read only
 
     async def answer(forwarded: bytes) -> bytes:
         server.writer.write(forwarded)
@@ -409,7 +409,7 @@ async def _corpus_conversation(agent: PostgresAgent, statements: list[str], nati
                 await answer(codec.query("ROLLBACK TO SAVEPOINT probe"))
     finally:
         server.close()
-    events = [(e[0], e[2], e[4]) for e in agent.audit.queued]
+    events = [(e[0], e[2], e[4]) for e in agent.audit.queued[first_event:]]
     stats = session.fast.stats if session.fast is not None else None
     return bytes(client_sink.data), bytes(upstream_sink.data), events, stats
 

@@ -204,6 +204,30 @@ def test_a_compact_agent_batch_is_expanded_into_one_event_each(client, agent_tok
     assert again.json() == {"accepted": 0, "duplicates": 3}
 
 
+def test_a_journal_replay_overlapping_a_delivered_batch_stores_each_event_once(
+    client, agent_token, shop_catalog
+):
+    """A killed agent replays its journal (agent/journal.py): events the control plane took
+    come again under the same ids, in batches cut elsewhere, beside events never sent."""
+    fragment = json.dumps(agent_event())[1:-1]
+    moment = datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp()
+    queued = [(fragment, moment + n, n, 1.0, False) for n in range(6)]
+    prefix = "1f0c2a3b-4c5d-4e6f-8a9b-"
+    delivered = json.loads(encode_batch(prefix, 0, queued[:4]))
+    assert _post_body(client, agent_token, delivered).json() == {"accepted": 4, "duplicates": 0}
+
+    replay = [
+        json.loads(encode_batch(prefix, start, queued[start:end]))
+        for start, end in ((2, 3), (3, 6))
+    ]
+    answers = [_post_body(client, agent_token, body).json() for body in replay]
+
+    assert answers == [{"accepted": 0, "duplicates": 1}, {"accepted": 2, "duplicates": 1}]
+    stored = AuditEvent.objects.filter(action="query.executed").order_by("sequence")
+    assert [event.details["rows"] for event in stored] == [0, 1, 2, 3, 4, 5]
+    assert chain_walk().ok
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [

@@ -20,13 +20,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from honcho.environ import parse_procfile
 
 from tests.processes import (
@@ -39,6 +38,7 @@ from tests.processes import (
     http_json,
     wait_until,
 )
+from tests.redis_claim import redis_database_claim
 
 REPO = Path(__file__).resolve().parents[2]
 # A policy change the tests make through the API: the analyst may no longer read orders.
@@ -181,45 +181,6 @@ class Topology:
                 timeout=timeout,
                 process=process,
             )
-
-
-REDIS_DATABASES = range(8, 16)
-REDIS_CLAIM_KEY = "warden-tests:topology-claim"
-REDIS_CLAIM_SECONDS = 2 * 3600
-
-
-@contextmanager
-def redis_database_claim() -> Iterator[str]:
-    """A Redis database (indexes 8-15) this topology has to itself while it runs.
-
-    Celery's queues, its broadcast channels (prefixed with the database number) and the
-    channel layer's groups all live in that database: two topologies sharing one would
-    consume each other's tasks (a scan of one run executed against the other's database),
-    so a database is claimed with SET NX (released at the end; it expires should a run be
-    killed), not picked from the pid. Other tests use databases 0 and 7.
-    """
-    owner = secrets.token_hex(8)
-    for index in REDIS_DATABASES:
-        client = redis.Redis(host="127.0.0.1", port=6379, db=index)
-        try:
-            claimed = client.set(REDIS_CLAIM_KEY, owner, nx=True, ex=REDIS_CLAIM_SECONDS)
-        except redis.ConnectionError as exc:
-            raise AssertionError(f"Redis must run on 127.0.0.1:6379: {exc}") from exc
-        if not claimed:
-            continue
-        try:
-            for key in client.scan_iter(count=1000):  # what a killed run left behind
-                if key != REDIS_CLAIM_KEY.encode():
-                    client.delete(key)
-            yield f"redis://127.0.0.1:6379/{index}"
-        finally:
-            if client.get(REDIS_CLAIM_KEY) == owner.encode():
-                client.delete(REDIS_CLAIM_KEY)
-        return
-    raise AssertionError(
-        f"every Redis database {REDIS_DATABASES.start}-{REDIS_DATABASES.stop - 1} is claimed "
-        f"by another topology run ({REDIS_CLAIM_KEY})"
-    )
 
 
 @pytest.fixture(scope="package")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis
 
-from tests.topology.conftest import REDIS_CLAIM_KEY, redis_database_claim
+from tests.redis_claim import REDIS_CLAIM_KEY, redis_database_claim
 
 
 def test_two_topologies_never_share_a_redis_database() -> None:

@@ -38,6 +38,7 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
     int failed = PyList_Append(self->audit_queue, event) < 0;
     Py_DECREF(event);
     if (failed) return -1;
+    self->journal_due = 1;
     Py_ssize_t length = PyList_GET_SIZE(self->audit_queue);
     if (length % self->batch_size == 0) { /* a full batch: wake the shipper (once) */
         PyObject *result = PyObject_CallNoArgs(self->audit_wakeup);
@@ -45,6 +46,17 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
         Py_DECREF(result);
     }
     return observe(self, seconds);
+}
+
+/* The events queued so far go to the audit journal (agent/journal.py): one Python call per
+ * upstream chunk that completed statements, however many. */
+static int journal_catch_up(FastPath *self) {
+    self->journal_due = 0;
+    if (self->audit_journal == Py_None) return 0;
+    PyObject *result = PyObject_CallNoArgs(self->audit_journal);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    return 0;
 }
 
 /* The simple-protocol RowDescription: its masks from the bridge's origin_masks.  1 armed,
@@ -187,6 +199,8 @@ PyObject *FastPath_backend(FastPath *self, PyObject *data) {
             break;
         }
     }
+    /* the audit journal has this chunk's events before the client has their results */
+    if (self->journal_due && journal_catch_up(self) < 0) goto error;
     /* write what was processed, in order, before Python sees anything after it */
     if (pos > 0 || replaced) {
         PyObject *chunk;

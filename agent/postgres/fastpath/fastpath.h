@@ -35,7 +35,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/postgres/native.py with it. */
-#define FASTPATH_ABI_VERSION 2
+#define FASTPATH_ABI_VERSION 3
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -146,10 +146,12 @@ typedef struct {
     PyObject *upstream_sink, *client_sink;
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *stats, *buckets, *audit_wakeup;
+    PyObject *audit_journal; /* AuditJournal.catch_up, or None (no journal) */
     PyObject *client_python, *backend_python, *client_rest, *backend_rest;
     PyObject *client_failed, *backend_failed;
     PyObject *mask_value, *masking_key; /* masking.mask_wire_value and its key (hash) */
     Py_ssize_t batch_size;
+    int journal_due; /* events queued that audit_journal has not written yet */
     /* The tickets, owned here (native.py registers them through q_tickets/p_tickets). */
     PyObject *q_tickets, *p_tickets;
     CompiledMask compiled;

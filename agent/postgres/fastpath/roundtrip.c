@@ -66,7 +66,7 @@ void clear_flight(FastPath *self) {
 #define FASTPATH_REFERENCES(X)                                                          \
     X(bridge) X(session) X(agent) X(client_relay) X(backend_relay) X(upstream_sink) X(client_sink) X(expect) X(statements) X(portals)       \
     X(origin_masks) X(audit_fragments) X(audit_queue) X(hand_back_simple)              \
-    X(hand_back_extended) X(stats) X(buckets) X(audit_wakeup) X(client_python)         \
+    X(hand_back_extended) X(stats) X(buckets) X(audit_wakeup) X(audit_journal) X(client_python)         \
     X(backend_python) X(client_rest) X(backend_rest) X(client_failed) X(backend_failed) \
     X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)
 
@@ -139,6 +139,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
         take(bridge, "audit_fragments", &self->audit_fragments) < 0 ||
         take(bridge, "audit_queue", &self->audit_queue) < 0 ||
         take(bridge, "audit_wakeup", &self->audit_wakeup) < 0 ||
+        take(bridge, "audit_journal", &self->audit_journal) < 0 ||
         take(bridge, "hand_back_simple", &self->hand_back_simple) < 0 ||
         take(bridge, "hand_back_extended", &self->hand_back_extended) < 0 ||
         take(bridge, "stats", &self->stats) < 0 ||
