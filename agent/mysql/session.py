@@ -355,7 +355,14 @@ class MySqlSession:
         return refusal(decision)
 
     def _audit(
-        self, decision: Decision, index: int, *, rows: int | None, duration_ms: float, error: bool
+        self,
+        decision: Decision,
+        index: int,
+        *,
+        rows: int | None,
+        sent_bytes: int = 0,  # the rows' payload bytes, after masking
+        duration_ms: float,
+        error: bool,
     ) -> None:
         assert self.identity is not None
         cached = self._fragments.get((id(decision), index))
@@ -371,7 +378,7 @@ class MySqlSession:
             if len(self._fragments) > 1000:
                 self._fragments.clear()
             cached = self._fragments[(id(decision), index)] = (decision, fragment)
-        self.agent.audit.record_statement(cached[1], rows, duration_ms, error)
+        self.agent.audit.record_statement(cached[1], rows, duration_ms, error, sent_bytes)
         self.agent.metrics.statements.observe(decision.action, duration_ms / 1000.0)
 
     # ------------------------------------------------------------ COM_QUERY
@@ -440,9 +447,11 @@ class MySqlSession:
             if binary and p.status_of(eof) & SERVER_STATUS_CURSOR_EXISTS:
                 self._audit_done(decision, index, 0, started, False)
                 break
-            seq, rows, last = await self._relay_rows(out, seq, masks, types, binary, decision)
+            seq, rows, sent_bytes, last = await self._relay_rows(
+                out, seq, masks, types, binary, decision
+            )
             succeeded = not p.is_err(last)
-            self._audit_done(decision, index, rows, started, p.is_err(last))
+            self._audit_done(decision, index, rows, started, p.is_err(last), sent_bytes)
             if p.is_err(last) or not p.status_of(last) & p.SERVER_MORE_RESULTS_EXISTS:
                 break
             index += 1
@@ -457,12 +466,14 @@ class MySqlSession:
         types: list[int],
         binary: bool,
         decision: Decision,
-    ) -> tuple[int, int, bytes]:
+    ) -> tuple[int, int, int, bytes]:
+        """Relay one result's rows: (the next sequence id, rows sent, their payload bytes
+        after masking, the packet that ended the result)."""
         key = self.agent.config.masking_key
         mask_row = mask_binary_row if binary else mask_text_row
         upstream = self.upstream_packets
         assert upstream is not None
-        rows = 0
+        rows = sent_bytes = 0
         pending = sum(map(len, out))
         while True:
             if masks is None:  # unmasked rows numbered as the client's go out as they came
@@ -470,6 +481,7 @@ class MySqlSession:
                 if count:
                     out.append(verbatim)
                     pending += len(verbatim)
+                    sent_bytes += len(verbatim) - 4 * count  # whole packets, one per row
                     rows += count
                     seq += count
                     if pending >= 1 << 16:
@@ -484,10 +496,11 @@ class MySqlSession:
                     row = p.err_packet(failure.code, failure.sqlstate, _WITHHELD)
                 data, seq = p.frame(row, seq)
                 out.append(data)
-                return seq, rows, row
+                return seq, rows, sent_bytes, row
             rows += 1
             if masks is not None:
                 row = mask_row(row, masks, types, key)
+            sent_bytes += len(row)
             data, seq = p.frame(row, seq)
             out.append(data)
             pending += len(data)
@@ -507,7 +520,13 @@ class MySqlSession:
             await self.writer.drain()
 
     def _audit_done(
-        self, decision: Decision, index: int, rows: int | None, started: float, error: bool
+        self,
+        decision: Decision,
+        index: int,
+        rows: int | None,
+        started: float,
+        error: bool,
+        sent_bytes: int = 0,
     ) -> None:
         self._audit(
             decision,
@@ -515,6 +534,7 @@ class MySqlSession:
             rows=rows,
             duration_ms=(time.perf_counter() - started) * 1000.0,
             error=error,
+            sent_bytes=sent_bytes,
         )
 
     # ------------------------------------------------------------ masks per result shape

@@ -242,9 +242,9 @@ static int parse_format(PyObject *spec, CopyFormat *f) {
     return 0;
 }
 
-/* mask_copy_rows(data, pos, row_mask, format, key) -> (replacement or None, end): the run
- * of whole CopyData messages from ``pos``, masked (row_mask None: passed as they are); as
- * masking.c's mask_rows. */
+/* mask_copy_rows(data, pos, row_mask, format, key) -> (replacement or None, end, rows): the
+ * run of whole CopyData messages from ``pos``, masked (row_mask None: passed as they are);
+ * as masking.c's mask_rows. */
 PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
     static CompiledMask compiled = {NULL, NULL, 0};
     Py_buffer data;
@@ -253,7 +253,7 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*nOO!O", &data, &pos, &row_mask, &PyTuple_Type, &spec, &key))
         return NULL;
     const unsigned char *buf = data.buf;
-    Py_ssize_t size = data.len, start = pos;
+    Py_ssize_t size = data.len, start = pos, rows = 0;
     Buffer out = {NULL, 0}, scratch = {NULL, 0}, masked = {NULL, 0};
     Field *fields = NULL;
     CopyFormat f;
@@ -266,15 +266,16 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
             int32_t length = be32(buf + pos + 1);
             if (length < 4 || size - pos - 1 < length) break;
             pos += 1 + (Py_ssize_t)length;
+            rows++;
         }
-        result = Py_BuildValue("(On)", Py_None, pos);
+        result = Py_BuildValue("(Onn)", Py_None, pos, rows);
         goto done;
     }
     if (parse_format(spec, &f) < 0 || compile_mask(&compiled, row_mask) < 0 ||
         hmac_prepare(key) < 0)
         goto done;
     if (compiled.count == 0) {
-        result = Py_BuildValue("(On)", Py_None, start);
+        result = Py_BuildValue("(Onn)", Py_None, start, rows);
         goto done;
     }
     fields = PyMem_Malloc((size_t)(compiled.cells[compiled.count - 1].index + 2) * sizeof(Field));
@@ -289,12 +290,13 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
                           fields) < 0)
             goto done;
         pos += 1 + (Py_ssize_t)length;
+        rows++;
     }
     if (pos == start) {
-        result = Py_BuildValue("(On)", Py_None, pos);
+        result = Py_BuildValue("(Onn)", Py_None, pos, rows);
     } else {
-        PyObject *rows = buffer_finish(&out);
-        if (rows != NULL) result = Py_BuildValue("(Nn)", rows, pos);
+        PyObject *replacement = buffer_finish(&out);
+        if (replacement != NULL) result = Py_BuildValue("(Nnn)", replacement, pos, rows);
     }
 done:
     PyMem_Free(fields);

@@ -531,10 +531,10 @@ PyObject *module_mask_row(PyObject *module, PyObject *args) {
     return result;
 }
 
-/* mask_rows(data, pos, row_mask, key) -> (replacement or None, end): the run of whole
- * DataRow messages of ``data`` from ``pos`` on, masked (None: no row_mask, they pass as they
- * are), and where the run ends.  The Python data path's hot loop: one call per chunk, not
- * per row. */
+/* mask_rows(data, pos, row_mask, key) -> (replacement or None, end, rows): the run of
+ * whole DataRow messages of ``data`` from ``pos`` on, masked (None: no row_mask, they pass as
+ * they are), where the run ends and how many rows it holds.  The Python data path's hot
+ * loop: one call per chunk, not per row. */
 PyObject *module_mask_rows(PyObject *module, PyObject *args) {
     static CompiledMask compiled = {NULL, NULL, 0}; /* the last row_mask, compiled */
     Py_buffer data;
@@ -542,7 +542,7 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args) {
     PyObject *row_mask, *key;
     if (!PyArg_ParseTuple(args, "y*nOO", &data, &pos, &row_mask, &key)) return NULL;
     const unsigned char *buf = data.buf;
-    Py_ssize_t size = data.len, start = pos;
+    Py_ssize_t size = data.len, start = pos, rows = 0;
     Buffer out = {NULL, 0};
     PyObject *result = NULL;
     int masking = row_mask != Py_None;
@@ -558,14 +558,13 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args) {
             mask_data_row_into(&out, &compiled, buf + pos + 5, length - 4, key) < 0)
             goto done;
         pos += 1 + (Py_ssize_t)length;
+        rows++;
     }
-    if (!masking) {
-        result = Py_BuildValue("(On)", Py_None, pos);
-    } else if (pos == start) {
-        result = Py_BuildValue("(On)", Py_None, pos);
+    if (!masking || pos == start) {
+        result = Py_BuildValue("(Onn)", Py_None, pos, rows);
     } else {
         PyObject *masked = buffer_finish(&out);
-        if (masked != NULL) result = Py_BuildValue("(Nn)", masked, pos);
+        if (masked != NULL) result = Py_BuildValue("(Nnn)", masked, pos, rows);
     }
 done:
     buffer_free(&out);
