@@ -18,7 +18,7 @@ import pytest
 from agent.audit import encode_batch, encode_batch_python, expand_batch
 from agent.postgres import _fastpath, codec
 from agent.postgres.native import native_path_available
-from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
+from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT, email_grant
 from tests.agent.wire import WireClient, bind, execute, parse, rows
 
 
@@ -339,6 +339,26 @@ def test_native_masking_gives_what_masking_py_gives() -> None:
         _fastpath.mask_row(b"\x00\x02\x00\x00\x00\x09ab", [(0, ("redact", None, 25, False))], key)
     # Unmasked rows pass as they are: only where the run ends.
     assert _fastpath.mask_rows(codec.data_row([b"a"]) * 3, 0, None, key) == (None, 36, 3)
+
+
+def test_native_hash_tokens_match_masking_py_across_sha256_block_boundaries() -> None:
+    """The C HMAC pads its own blocks: every value length around one and two blocks (55,
+    56, 64, 119, 120…), multi-byte text, and keys shorter, as long as and longer than a
+    block give masking.hash_token's token."""
+    from agent import masking
+
+    generator = random.Random(22)
+    keys = [b"", b"k", MASKING_KEY, b"b" * 64, b"c" * 65, bytes(range(200))]
+    checked = 0
+    for length in [*range(0, 140), 1000, 4097]:
+        text = "".join(generator.choice("ab9@. ëü日") for _ in range(length))
+        for key in keys:
+            raw = text.encode()
+            row = codec.data_row([raw])[5:]
+            masked = _fastpath.mask_row(row, [(0, ("hash", None, 25, False))], key)
+            assert masked[11:] == masking.hash_token(text, key).encode(), (length, key)
+            checked += 1
+    assert checked == 142 * len(keys)
 
 
 def test_a_parse_ticket_is_not_used_for_a_bind_of_another_statement(
