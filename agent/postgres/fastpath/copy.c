@@ -305,6 +305,7 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    if (buffer_room(&out, (size - pos) + (size - pos) / 2) == NULL) goto done; /* as mask_rows */
     while (size - pos >= 5 && buf[pos] == MSG_COPY_DATA) {
         int32_t length = be32(buf + pos + 1);
         if (length < 4 || size - pos - 1 < length) break;

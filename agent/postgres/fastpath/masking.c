@@ -591,6 +591,9 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args) {
         goto done;
     }
     if (masking && compile_mask(&compiled, row_mask) < 0) goto done;
+    /* room for the chunk's rows grown by half (a hash token is longer than most values)
+     * at once: no doubling, copying and faulting in of new pages as the output grows */
+    if (masking && buffer_room(&out, (size - pos) + (size - pos) / 2) == NULL) goto done;
     while (size - pos >= 5 && buf[pos] == MSG_DATA_ROW) {
         int32_t length = be32(buf + pos + 1);
         if (length < 4 || size - pos - 1 < length) break; /* partial, or not a message */
