@@ -4,9 +4,13 @@ Events travel in compact batches (``BATCH_FORMAT``): the fields that repeat for 
 statement (identity, statement text, tables, columns, decision, rule…) are sent once per
 batch in ``statements``, and each event is a short row pointing at one of them::
 
-    {"format": 2, "id_prefix": "1f0c…-4a1b-9c2d-",
+    {"format": 3, "id_prefix": "1f0c…-4a1b-9c2d-",
      "statements": [{"identity": "alice", "statement": "SELECT …", …}, …],
-     "events": [[statement_index, seq, epoch_seconds, rows, duration_ms, error], …]}
+     "events": [[statement_index, seq, epoch_seconds, rows, duration_ms, error, bytes], …]}
+
+``bytes`` is the result data the client was sent (DataRow or CopyData payloads, after
+masking; 0 when none).  Format 2 (spooled by older agents) has no ``bytes``: it expands to
+None.
 
 Event ``seq`` numbers are unique per ``id_prefix`` (74 random bits drawn per agent run),
 and an event's id is the UUID ``id_prefix + "%012x" % seq``: the control plane
@@ -37,12 +41,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent.audit")
 
-BATCH_FORMAT = 2
+BATCH_FORMAT = 3
+_OLDER_FORMAT = 2  # no bytes
 BATCH_SIZE = 5000
 _SEQ_LIMIT = 1 << 48
 
-# (statement fragment, epoch seconds, rows, duration ms, error)
-QueuedEvent = tuple[str, float, int | None, float, bool]
+# (statement fragment, epoch seconds, rows, duration ms, error, bytes sent to the client);
+# the native data path queues the same tuples (fastpath/backend.c).
+QueuedEvent = tuple[str, float, int | None, float, bool, int]
 
 
 class BatchError(ValueError):
@@ -81,13 +87,15 @@ def encode_batch(id_prefix: str, first_seq: int, queued: list[QueuedEvent]) -> s
 def encode_batch_python(id_prefix: str, first_seq: int, queued: list[QueuedEvent]) -> str:
     """encode_batch without the native extension."""
     index: dict[str, int] = {}
-    rows: list[tuple[int, int, float, int | None, float, int]] = []
+    rows: list[tuple[int, int, float, int | None, float, int, int]] = []
     seq = first_seq
-    for fragment, moment, row_count, duration_ms, error in queued:
+    for fragment, moment, row_count, duration_ms, error, sent_bytes in queued:
         position = index.get(fragment)
         if position is None:
             position = index[fragment] = len(index)
-        rows.append((position, seq, moment, row_count, round(duration_ms, 3), 1 if error else 0))
+        rows.append(
+            (position, seq, moment, row_count, round(duration_ms, 3), 1 if error else 0, sent_bytes)
+        )
         seq += 1
     statements = ",".join("{" + fragment + "}" for fragment in index)
     return (
@@ -98,9 +106,13 @@ def encode_batch_python(id_prefix: str, first_seq: int, queued: list[QueuedEvent
 
 def expand_batch(document: Any) -> list[dict[str, Any]]:
     """The events of a compact batch as one dict each (id, time as ISO-8601 text, the
-    statement's fields, rows, duration_ms, error).  Raises BatchError naming the field."""
-    if not isinstance(document, dict) or document.get("format") != BATCH_FORMAT:
-        raise BatchError(f"format: must be {BATCH_FORMAT}")
+    statement's fields, rows, bytes, duration_ms, error).  Raises BatchError naming the
+    field."""
+    if not isinstance(document, dict) or document.get("format") not in (
+        BATCH_FORMAT,
+        _OLDER_FORMAT,
+    ):
+        raise BatchError(f"format: must be {BATCH_FORMAT} (or {_OLDER_FORMAT})")
     prefix = document.get("id_prefix")
     if not isinstance(prefix, str) or len(prefix) != 24:
         raise BatchError("id_prefix: must be the first 24 characters of a UUID")
@@ -110,16 +122,20 @@ def expand_batch(document: Any) -> list[dict[str, Any]]:
     events = document.get("events")
     if not isinstance(events, list):
         raise BatchError("events: must be a list")
-    return [_expand_event(row, index, prefix, statements) for index, row in enumerate(events)]
+    width = 7 if document["format"] == BATCH_FORMAT else 6
+    return [
+        _expand_event(row, index, prefix, statements, width) for index, row in enumerate(events)
+    ]
 
 
 def _expand_event(
-    row: Any, index: int, prefix: str, statements: list[dict[str, Any]]
+    row: Any, index: int, prefix: str, statements: list[dict[str, Any]], width: int
 ) -> dict[str, Any]:
     where = f"events[{index}]"
-    if not isinstance(row, list) or len(row) != 6:
-        raise BatchError(f"{where}: must be [statement, seq, time, rows, duration_ms, error]")
-    position, seq, moment, rows, duration_ms, error = row
+    if not isinstance(row, list) or len(row) != width:
+        fields = "statement, seq, time, rows, duration_ms, error" + (", bytes" * (width == 7))
+        raise BatchError(f"{where}: must be [{fields}]")
+    position, seq, moment, rows, duration_ms, error, *sent = row
     if not isinstance(position, int) or not 0 <= position < len(statements):
         raise BatchError(f"{where}[0]: not an index into statements")
     if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < _SEQ_LIMIT:
@@ -135,6 +151,7 @@ def _expand_event(
         "id": f"{prefix}{seq:012x}",
         "time": when,
         "rows": rows,
+        "bytes": sent[0] if sent else None,
         "duration_ms": duration_ms,
     }
     if error:
@@ -145,7 +162,7 @@ def _expand_event(
 def batch_event_count(line: str) -> int:
     """Events in one spool line (a compact batch, or one legacy single-event line)."""
     document = json.loads(line)
-    if isinstance(document, dict) and document.get("format") == BATCH_FORMAT:
+    if isinstance(document, dict) and document.get("format") in (BATCH_FORMAT, _OLDER_FORMAT):
         return len(document.get("events") or [])
     return 1
 
@@ -195,12 +212,18 @@ class AuditShipper:
         return recovered
 
     def record_statement(
-        self, fragment: str, rows: int | None, duration_ms: float, error: bool
+        self,
+        fragment: str,
+        rows: int | None,
+        duration_ms: float,
+        error: bool,
+        sent_bytes: int = 0,
     ) -> None:
         """Queue one statement event.  ``fragment`` is the JSON text (without braces) of
-        the fields that repeat for a statement; id and time are added here and at flush."""
+        the fields that repeat for a statement; id and time are added here and at flush.
+        ``sent_bytes``: the result data the client was sent."""
         queued = self.queued
-        queued.append((fragment, time.time(), rows, duration_ms, error))
+        queued.append((fragment, time.time(), rows, duration_ms, error, sent_bytes))
         if self.journal is not None:  # before the caller writes the result to the client
             self.journal.catch_up()
         if len(queued) >= BATCH_SIZE:

@@ -7,7 +7,8 @@ An agent event is stored as action `query.executed`:
 - datasource_name, decision (allow/mask/deny/hold), source_address = client_address;
 - target_type `statement`, target_id = fingerprint, target_repr = the start of the statement;
 - details = statement, fingerprint, kind, tables_read, tables_written, columns_read,
-  masked_columns, rule, rows, duration_ms, plus `via_agent` (the agent token owner's name),
+  masked_columns, rule, rows, bytes (result data sent to the client, after masking; None
+  from agents that do not count it), duration_ms, plus `via_agent` (the agent token owner's name),
   `agent_token` (its prefix), `tags` (sorted tag names of the columns read, for filtering)
   and `column_tags` ({"schema.table.column": [tag, ...]} for the tagged columns read).
 
@@ -107,6 +108,13 @@ def _number(event: dict[str, Any], key: str, where: str) -> int | float | None:
     return value
 
 
+def _integer(event: dict[str, Any], key: str, where: str) -> int | None:
+    value = _number(event, key, where)
+    if value is not None and not isinstance(value, int):
+        raise IngestError(f"{where}.{key}: must be an integer")
+    return value
+
+
 def _event_id(event: dict[str, Any], where: str) -> str:
     value = event.get("id")
     if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
@@ -129,9 +137,7 @@ def agent_event_parse(event: Any, index: int) -> dict[str, Any]:
     decision = event.get("decision")
     if decision not in DECISIONS:
         raise IngestError(f"{where}.decision: must be one of {', '.join(DECISIONS)}")
-    rows = _number(event, "rows", where)
-    if rows is not None and not isinstance(rows, int):
-        raise IngestError(f"{where}.rows: must be an integer")
+    rows = _integer(event, "rows", where)
     parsed: dict[str, Any] = {
         "id": _event_id(event, where),
         "time": _time(event, where),
@@ -144,6 +150,7 @@ def agent_event_parse(event: Any, index: int) -> dict[str, Any]:
         "kind": _text(event, "kind", where),
         "rule": _text(event, "rule", where),
         "rows": rows,
+        "bytes": _integer(event, "bytes", where),
         "duration_ms": _number(event, "duration_ms", where),
     }
     for key in _LIST_FIELDS:
@@ -223,6 +230,7 @@ def _entry(
             *_LIST_FIELDS,
             "rule",
             "rows",
+            "bytes",
             "duration_ms",
         )
     }

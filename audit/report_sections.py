@@ -147,6 +147,7 @@ ROWS_RETURNED = Section(
         ("statements", "Statements"),
         ("masked_statements", "Masked"),
         ("rows", "Rows returned"),
+        ("bytes", "Bytes returned"),
     ),
     lambda report: report["rows_returned"],
 )

@@ -140,9 +140,10 @@ def _count_returned(
     datasource: str,
     details: dict[str, Any],
 ) -> None:
-    """Who took how many rows of what: statements and rows (as the agent counted them:
-    a result's rows, a COPY's lines, a FETCH's or a portal batch's rows) per identity and
-    the tables a statement read."""
+    """Who took how many rows of what: statements, rows (as the agent counted them:
+    a result's rows, a COPY's lines, a FETCH's or a portal batch's rows, what went out
+    before an error or a cancel) and bytes (the result data sent, after masking) per
+    identity and the tables a statement read."""
     tables = " ".join(sorted(details.get("tables_read") or ())) or "(no table)"
     entry = returned.setdefault(
         (actor, datasource, tables),
@@ -152,11 +153,13 @@ def _count_returned(
             "tables": tables,
             "statements": 0,
             "rows": 0,
+            "bytes": 0,
             "masked_statements": 0,
         },
     )
     entry["statements"] += 1
     entry["rows"] += details.get("rows") or 0
+    entry["bytes"] += details.get("bytes") or 0
     if details.get("masked_columns"):
         entry["masked_statements"] += 1
 

@@ -68,7 +68,7 @@ class Results:
         self.shape: Shape | None = None
         self.masks: list[Mask | None] | None = None
         self.types: list[int] = []
-        self.rows = 0
+        self.rows = self.sent_bytes = 0
         self.out: list[bytes] = []
         self.pending = 0
         if rows_only:
@@ -152,7 +152,7 @@ class Results:
                 data, seq = p.frame(packet, seq)
                 self.out.append(data)
             self.seq = seq
-        self.rows = 0
+        self.rows = self.sent_bytes = 0
         self.state = ROWS
         if self.binary and p.status_of(header[-1]) & SERVER_STATUS_CURSOR_EXISTS:
             self.session.audit_done(self.decision, self.index, 0, self.started, False)
@@ -175,6 +175,7 @@ class Results:
                 if count:
                     out.append(verbatim)
                     self.pending += len(verbatim)
+                    self.sent_bytes += len(verbatim) - 4 * count  # whole packets, one per row
                     self.rows += count
                     self.seq += count
             row = packets.take()
@@ -185,6 +186,7 @@ class Results:
             self.rows += 1
             if masks is not None:
                 row = mask_row(row, masks, types, key)
+            self.sent_bytes += len(row)
             data, self.seq = p.frame(row, self.seq)
             out.append(data)
             self.pending += len(data)
@@ -201,9 +203,12 @@ class Results:
         self.succeeded = not error
         if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows, not audited
             return True
-        self.session.audit_done(self.decision, self.index, rows, self.started, error)
+        self.session.audit_done(
+            self.decision, self.index, rows, self.started, error, self.sent_bytes
+        )
         if error or not p.status_of(last) & p.SERVER_MORE_RESULTS_EXISTS:
             return True
         self.index += 1
+        self.sent_bytes = 0
         self.state = FIRST
         return False

@@ -433,7 +433,14 @@ class MySqlSession:
         return refusal(decision)
 
     def _audit(
-        self, decision: Decision, index: int, *, rows: int | None, duration_ms: float, error: bool
+        self,
+        decision: Decision,
+        index: int,
+        *,
+        rows: int | None,
+        sent_bytes: int = 0,  # the rows' payload bytes, after masking
+        duration_ms: float,
+        error: bool,
     ) -> None:
         assert self.identity is not None
         cached = self._fragments.get((id(decision), index))
@@ -449,11 +456,17 @@ class MySqlSession:
             if len(self._fragments) > 1000:
                 self._fragments.clear()
             cached = self._fragments[(id(decision), index)] = (decision, fragment)
-        self.agent.audit.record_statement(cached[1], rows, duration_ms, error)
+        self.agent.audit.record_statement(cached[1], rows, duration_ms, error, sent_bytes)
         self.agent.metrics.statements.observe(decision.action, duration_ms / 1000.0)
 
     def audit_done(
-        self, decision: Decision, index: int, rows: int | None, started: float, error: bool
+        self,
+        decision: Decision,
+        index: int,
+        rows: int | None,
+        started: float,
+        error: bool,
+        sent_bytes: int = 0,
     ) -> None:
         self._audit(
             decision,
@@ -461,6 +474,7 @@ class MySqlSession:
             rows=rows,
             duration_ms=(time.perf_counter() - started) * 1000.0,
             error=error,
+            sent_bytes=sent_bytes,
         )
 
     # ------------------------------------------------------------ COM_QUERY

@@ -23,6 +23,7 @@ class AuditTrail(SessionState):
         duration_ms: float,
         error: bool,
         action: str | None = None,
+        sent_bytes: int = 0,
     ) -> None:
         """Queue one audit event.  The fields that repeat for a decision are JSON-encoded
         once per session; the shipper adds id and time when it encodes the batch."""
@@ -32,6 +33,7 @@ class AuditTrail(SessionState):
             None if rows is None else int(rows),
             duration_ms,
             error,
+            sent_bytes,
         )
         self.agent.metrics.statements.observe(action, duration_ms / 1000.0)
 
@@ -60,7 +62,23 @@ class AuditTrail(SessionState):
     def _audit_refusal(self, decision: Decision) -> None:
         self._audit(decision, index=0, rows=None, duration_ms=0.0, error=False)
 
+    def count_sent(self, rows: int, payload_bytes: int) -> None:
+        """``rows`` DataRow or CopyData messages, ``payload_bytes`` without their 5-byte
+        headers, went to the client for the statement in flight."""
+        self.sent_rows += rows
+        self.sent_bytes += payload_bytes
+
+    def _take_sent(self, rows: int | None, error: bool) -> tuple[int | None, int]:
+        """The statement's rows and bytes sent, its counters zeroed for the next one.  A
+        statement that failed (an error, a cancel) counts the rows that went out before."""
+        if error and rows is None and self.sent_rows:
+            rows = self.sent_rows
+        sent_bytes = self.sent_bytes
+        self.sent_rows = self.sent_bytes = 0
+        return rows, sent_bytes
+
     def _statement_done(self, entry: Pending, rows: int | None, *, error: bool) -> None:
+        rows, sent_bytes = self._take_sent(rows, error)
         if entry.decision is None or entry.inject:
             return
         duration = (time.perf_counter() - entry.started) * 1000.0
@@ -70,11 +88,20 @@ class AuditTrail(SessionState):
             rows=rows,
             duration_ms=duration,
             error=error,
+            sent_bytes=sent_bytes,
         )
         entry.statement_index += 1
 
     def _execute_done(self, entry: Pending, rows: int | None, *, error: bool) -> None:
+        rows, sent_bytes = self._take_sent(rows, error)
         if entry.decision is None:
             return
         duration = (time.perf_counter() - entry.started) * 1000.0
-        self._audit(entry.decision, index=0, rows=rows, duration_ms=duration, error=error)
+        self._audit(
+            entry.decision,
+            index=0,
+            rows=rows,
+            duration_ms=duration,
+            error=error,
+            sent_bytes=sent_bytes,
+        )

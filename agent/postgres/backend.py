@@ -50,14 +50,19 @@ class BackendHandlers(ResultMasks, AuditTrail):
     """The server's messages."""
 
     def _backend_step(self, kind: int, data: bytes, pos: int, end: int) -> Any:
-        if kind == DATA_ROW:  # the hot path
+        if kind == DATA_ROW:  # the hot path (without the native extension)
             if self.row_mask is not None:
-                return self._mask_row(data[pos + 5 : end], self.row_mask)
+                masked = self._mask_row(data[pos + 5 : end], self.row_mask)
+                self.count_sent(1, len(masked) - 5)
+                return masked
+            self.count_sent(1, end - pos - 5)
             return None
         if kind in _HANDLED:
             return self._on_backend_fast(kind, data, pos, end)
         if kind == COPY_DATA:
-            return self._mask_copy_data(data[pos + 5 : end])
+            line = self._mask_copy_data(data[pos + 5 : end])
+            self.count_sent(1, (end - pos if line is None else len(line)) - 5)
+            return line
         if kind == COPY_OUT_RESPONSE:
             self._on_copy_out(data[pos + 5 : end])
         elif kind == COPY_OUT_DONE:

@@ -29,7 +29,7 @@ log = logging.getLogger("agent.native")
 
 # The contract below (Bridge's fields, the tickets' shapes, the hand-back calls); the
 # extension's FASTPATH_ABI_VERSION (fastpath/fastpath.h) must be the same number.
-ABI_VERSION = 3
+ABI_VERSION = 4
 _MAX_TICKETS = 1000
 
 
@@ -88,15 +88,16 @@ class Bridge:
     ``abi_version``; the session's ``expect`` deque and ``statements``, ``portals``,
     ``origin_masks``, ``audit_fragments`` dicts (the extension adds statements and portals
     like the Python fast path does); ``audit_queue`` (the shipper's list it appends events
-    to), ``audit_wakeup`` and ``batch_size``; ``audit_journal`` (``AuditJournal.catch_up``,
-    called once per upstream chunk that completed statements, before that chunk goes to
-    the client; None without a journal); ``stats`` (agent.metrics.StatementStats, whose
-    fields it updates as ``observe`` does) and ``latency_buckets``; ``mask_value`` and
-    ``masking_key`` (cells it cannot mask itself); the transports ``upstream_sink`` and
-    ``client_sink``; ``hand_back_simple`` / ``hand_back_extended`` (a round trip goes back
-    to Python); ``client_python`` / ``backend_python`` (a relay's Python data_received),
-    ``client_rest`` / ``backend_rest`` (what is left of a chunk), ``client_failed`` /
-    ``backend_failed`` (an error ends the session).
+    to: agent.audit.QueuedEvent tuples, bytes sent included), ``audit_wakeup`` and
+    ``batch_size``; ``audit_journal`` (``AuditJournal.catch_up``, called once per upstream
+    chunk that completed statements, before that chunk goes to the client; None without a
+    journal); ``stats`` (agent.metrics.StatementStats, whose fields it updates as
+    ``observe`` does) and ``latency_buckets``; ``mask_value`` and ``masking_key`` (cells it
+    cannot mask itself); the transports ``upstream_sink`` and ``client_sink``;
+    ``hand_back_simple`` / ``hand_back_extended`` (a round trip goes back to Python, with
+    the rows and bytes its statement sent so far); ``client_python`` / ``backend_python``
+    (a relay's Python data_received), ``client_rest`` / ``backend_rest`` (what is left of
+    a chunk), ``client_failed`` / ``backend_failed`` (an error ends the session).
 
     Read per round trip: plain fields their owners write, no Python code runs: of
     ``client_relay`` and ``backend_relay`` (the two relays) ``buffer`` (bytes held back)
@@ -164,28 +165,38 @@ class NativePath(AuditTrail):
     def _masked_run(self, data: bytes, pos: int) -> tuple[bytes | None, int]:
         """The run of DataRows (or COPY rows) of ``data`` from ``pos``, masked with the
         armed row masks in one native call (None: no masks, the rows pass as they are), and
-        its end; the Python data path's rows (``Relay.rows``)."""
+        its end; the Python data path's rows (``Relay.rows``).  Counted as sent."""
         assert _fastpath is not None
         key = self.agent.config.masking_key
-        result: tuple[bytes | None, int]
+        masked: bytes | None
         if data[pos] == COPY_DATA:
             copy_mask = self.copy_mask
             if copy_mask is None:
-                result = _fastpath.mask_copy_rows(data, pos, None, (), key)
-                return result
-            if self.copy_header_pending:  # the header line goes through the step
+                masked, end, rows = _fastpath.mask_copy_rows(data, pos, None, (), key)
+            elif self.copy_header_pending:  # the header line goes through the step
                 return None, pos
-            row_mask, form = copy_mask
-            result = _fastpath.mask_copy_rows(data, pos, row_mask, form.native(), key)
-            return result
-        result = _fastpath.mask_rows(data, pos, self.row_mask, key)
-        return result
+            else:
+                row_mask, form = copy_mask
+                masked, end, rows = _fastpath.mask_copy_rows(
+                    data, pos, row_mask, form.native(), key
+                )
+        else:
+            masked, end, rows = _fastpath.mask_rows(data, pos, self.row_mask, key)
+        self.count_sent(rows, (end - pos if masked is None else len(masked)) - 5 * rows)
+        return masked, end
 
     def hand_back_simple(
-        self, decision: Decision, started: float, stage: int, row_mask: RowMask | None
+        self,
+        decision: Decision,
+        started: float,
+        stage: int,
+        row_mask: RowMask | None,
+        sent_rows: int,
+        sent_bytes: int,
     ) -> None:
         """The native path hands back a simple Query: ``stage`` 2 means its CommandComplete
-        (and audit event) came already."""
+        (and audit event) came already; ``sent_*``: its result data sent so far."""
+        self.count_sent(sent_rows, sent_bytes)
         entry = Pending("Q", decision=decision, started=started)
         entry.statement_index = 1 if stage == 2 else 0
         self.expect.append(entry)
@@ -200,10 +211,14 @@ class NativePath(AuditTrail):
         started: float,
         row_mask: RowMask | None,
         portal: str,
+        sent_rows: int,
+        sent_bytes: int,
     ) -> None:
         """The native path hands back the rest of an extended round trip: the Pending
         entries the Python path would hold at this point (``remaining``: P d B D E S, with d
-        the agent's own Describe), and the armed row masks."""
+        the agent's own Describe), the armed row masks and the Execute's result data sent
+        so far."""
+        self.count_sent(sent_rows, sent_bytes)
         if "d" in remaining:
             prepared = self._fresh_statement(prepared, decision, formats, portal)
         for kind in remaining:

@@ -113,6 +113,10 @@ class SessionState:
         # whether its HEADER line (column names, not masked) is still to come.
         self.copy_mask: tuple[list[tuple[int, MaskSpec]], Any] | None = None
         self.copy_header_pending = False
+        # Result data sent to the client for the statement in flight (DataRows or CopyData,
+        # and their payload bytes after masking): its audit event records them.
+        self.sent_rows = 0
+        self.sent_bytes = 0
         self.search_path: tuple[str, ...] | None = None
         self.cancel_key: tuple[int, int] | None = None
         self._audit_fragments: dict[tuple[int, int, str], tuple[Decision, str]] = {}

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from agent.postgres import codec
-from tests.agent.wire import WireClient, bind, execute, parse, rows
+from tests.agent.wire import WireClient, bind, execute, kinds, parse, rows
 
 QUERY = "SELECT id, name, email, phone, upper(email) AS shout FROM customers ORDER BY id"
 
@@ -82,10 +82,22 @@ def test_portal_row_limits_are_masked_across_many_suspensions(agent: Any) -> Non
     assert all(row[2] == b"****@example.com" and row[4] == b"****" for row in fetched)
 
 
-def _rows_audited(agent: Any, control_plane: Any, kind: str | None = None) -> list[Any]:
+def _audited(agent: Any, control_plane: Any, *fields: str) -> list[Any]:
     agent.flush_audit()
     events = sorted(control_plane.events.values(), key=lambda e: e["time"])
-    return [e["rows"] for e in events if e["identity"] == "bot" and e["decision"] == "mask"]
+    return [
+        tuple(e.get(f) for f in fields) if len(fields) > 1 else e[fields[0]]
+        for e in events
+        if e["identity"] == "bot" and e["decision"] == "mask"
+    ]
+
+
+def _rows_audited(agent: Any, control_plane: Any) -> list[Any]:
+    return _audited(agent, control_plane, "rows")
+
+
+def _payload_bytes(messages: list[tuple[bytes, bytes]], kind: bytes = b"D") -> int:
+    return sum(len(payload) for message_kind, payload in messages if message_kind == kind)
 
 
 def test_audit_counts_the_rows_of_every_portal_batch_cursor_fetch_and_copy(
@@ -113,3 +125,51 @@ def test_audit_counts_the_rows_of_every_portal_batch_cursor_fetch_and_copy(
             exported = b"".join(bytes(chunk) for chunk in copy)
     assert exported.count(b"\n") == 50
     assert _rows_audited(agent, control_plane)[-3:] == [30, 20, 50]
+
+
+def test_audit_counts_the_bytes_each_statement_sent_as_the_client_received_them(
+    agent: Any, control_plane: Any
+) -> None:
+    client = WireClient(agent.port, "bot")
+    client.send(codec.query(QUERY))
+    simple = client.until(b"Z")
+    client.send(parse("", QUERY), bind("", ""), execute("", 0), codec.SYNC)
+    extended = client.until(b"Z")
+    client.send(codec.query(f"COPY ({QUERY}) TO STDOUT (FORMAT csv, HEADER)"))
+    copied = client.until(b"Z")
+    client.close()
+    sent = b"".join(payload for _, payload in simple + extended + copied)
+    assert b"@example.com" not in sent and sent.count(b"h_") == 150  # bot's emails: hashed
+    assert _audited(agent, control_plane, "rows", "bytes") == [
+        (50, _payload_bytes(simple)),
+        (50, _payload_bytes(extended)),
+        (50, _payload_bytes(copied, b"d")),  # the header line's bytes went out too
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+def test_rows_and_bytes_sent_before_an_error_are_audited(
+    agent: Any, control_plane: Any, protocol: str
+) -> None:
+    """A division by zero at row 30: the 29 rows before it went to the client, and the
+    audit says so (not "no count")."""
+    failing = (
+        "SELECT id, email, 1 / (30 - id) AS inverse"
+        " FROM (SELECT id, email FROM customers ORDER BY id OFFSET 0) ordered"
+    )
+    client = WireClient(agent.port, "bot")
+    if protocol == "simple":
+        client.send(codec.query(failing))
+    else:
+        client.send(parse("", failing), bind("", ""), execute("", 0), codec.SYNC)
+    messages = client.until(b"Z")
+    client.close()
+    assert kinds(messages).count(b"D") == 29 and b"E" in kinds(messages)
+    assert all(row[1].startswith(b"h_") for row in rows(messages))  # masked (hashed)
+    agent.flush_audit()
+    (event,) = [e for e in control_plane.events.values() if e["identity"] == "bot"]
+    assert (event["rows"], event["bytes"], event.get("error")) == (
+        29,
+        _payload_bytes(messages),
+        True,
+    )

@@ -57,7 +57,9 @@ def _wait_stopped(admin: Any, fragment: str, limit: float) -> float:
 
 
 @pytest.mark.parametrize(("user", "query"), [("root", ROWS), ("alice", MASKED_ROWS)])
-def test_a_streamed_5m_row_result_is_cancelled_promptly(agent: Any, user: str, query: str) -> None:
+def test_a_streamed_5m_row_result_is_cancelled_promptly(
+    agent: Any, control_plane: Any, user: str, query: str
+) -> None:
     with psycopg.connect(agent.dsn(user), autocommit=True) as conn:
         read, cancelled_at = 0, 0.0
         with pytest.raises(psycopg.errors.QueryCanceled) as info:
@@ -73,6 +75,15 @@ def test_a_streamed_5m_row_result_is_cancelled_promptly(agent: Any, user: str, q
         assert took < CANCEL_BOUND, f"cancel took {took:.1f} s ({read} rows read)"
         assert read < 5_000_000 - 1
         assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
+
+    def cancelled_event() -> Any:
+        found = [e for e in control_plane.events.values() if e["statement"].startswith("SELECT")]
+        return next((e for e in found if e.get("error") and e["identity"] == user), None)
+
+    # The audit counts what went out before the cancel took (at least what was read).
+    wait_for(lambda: cancelled_event() is not None)
+    event = cancelled_event()
+    assert 1000 <= event["rows"] < 5_000_000 and event["bytes"] >= 1000 * 20, event
 
 
 def test_a_slow_reader_cancel_stops_the_upstream_at_once(agent: Any, admin: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent.audit import AuditShipper, encode_batch, expand_batch
+from agent.audit import AuditShipper, BatchError, batch_event_count, encode_batch, expand_batch
 from agent.controlplane import ControlPlaneClient
 from tests.agent.conftest import email_grant
 
@@ -196,10 +196,10 @@ def test_compact_batches_send_each_statement_once_and_expand_to_every_event() ->
     fragment = '"identity":"alice","statement":"SELECT $1","decision":"allow"'
     other = '"identity":"bob","statement":"SELECT 2","decision":"deny"'
     queued = [
-        (fragment, 1_790_000_000.5, 1, 0.25, False),
-        (other, 1_790_000_001.0, None, 0.0, True),
+        (fragment, 1_790_000_000.5, 1, 0.25, False, 40),
+        (other, 1_790_000_001.0, None, 0.0, True, 0),
     ]
-    queued.append((fragment, 1_790_000_002.0, 3, 1.0, False))
+    queued.append((fragment, 1_790_000_002.0, 3, 1.0, False, 120))
 
     document = json.loads(encode_batch("1f0c2a3b-4c5d-4e6f-8a9b-", 41, queued))
     events = expand_batch(document)
@@ -216,6 +216,24 @@ def test_compact_batches_send_each_statement_once_and_expand_to_every_event() ->
         ("alice", 3, False),
     ]
     assert events[0]["time"] == "2026-09-21T14:13:20.500000+00:00"
+    assert [e["bytes"] for e in events] == [40, 0, 120]
+
+
+def test_a_format_2_batch_spooled_by_an_older_agent_still_expands_without_bytes() -> None:
+    document = {
+        "format": 2,
+        "id_prefix": "1f0c2a3b-4c5d-4e6f-8a9b-",
+        "statements": [{"identity": "alice", "statement": "SELECT 1", "decision": "allow"}],
+        "events": [[0, 41, 1_790_000_000.5, 1, 0.25, 0]],
+    }
+
+    (event,) = expand_batch(document)
+
+    assert (event["rows"], event["bytes"]) == (1, None)
+    document["events"][0].append(7)  # a format 2 row has six fields, no more
+    with pytest.raises(BatchError, match=r"events\[0\]: must be \[statement, seq, time, rows, "):
+        expand_batch(document)
+    assert batch_event_count(json.dumps(document)) == 1
 
 
 def test_audit_ids_stay_unique_across_batches_and_agent_runs(tmp_path: Path) -> None:

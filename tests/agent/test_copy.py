@@ -107,8 +107,8 @@ def test_native_copy_masking_gives_what_copy_py_gives() -> None:
             row_mask = [(i, spec) for i in sorted(generator.sample(range(5), 2))]
             expected = mask_copy_row(line, row_mask, form, KEY)
             chunk = b"xx" + _message(line) * 2 + b"c\0\0\0\4"
-            native, end = _fastpath.mask_copy_rows(chunk, 2, row_mask, form.native(), KEY)
-            assert (native, end) == (_message(expected) * 2, len(chunk) - 5), (form, row, spec)
+            native, end, rows = _fastpath.mask_copy_rows(chunk, 2, row_mask, form.native(), KEY)
+            assert (native, end, rows) == (_message(expected) * 2, len(chunk) - 5, 2), (form, row)
             checked += 1
     assert checked == 1200
 

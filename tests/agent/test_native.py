@@ -18,7 +18,7 @@ import pytest
 from agent.audit import encode_batch, encode_batch_python, expand_batch
 from agent.postgres import _fastpath, codec
 from agent.postgres.native import native_path_available
-from tests.agent.conftest import PG_HOST, PG_PORT, email_grant
+from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT, email_grant
 from tests.agent.wire import WireClient, bind, execute, parse, rows
 
 
@@ -256,6 +256,7 @@ def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
             None if i % 7 == 0 else generator.randrange(10**12),
             generator.random() * 10 ** generator.randint(-5, 5),
             i % 5 == 0,
+            generator.randrange(10**12),
         )
         for i in range(3000)
     ]
@@ -266,7 +267,8 @@ def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
         moment = datetime.fromisoformat(ours.pop("time"))
         assert abs(moment - datetime.fromisoformat(theirs.pop("time"))) <= timedelta(microseconds=1)
         assert ours == theirs
-    odd = [(fragments[0], float("nan"), 2**70, 0.5, False)]
+    assert {event["bytes"] for event in native} == {q[5] for q in queued}
+    odd = [(fragments[0], float("nan"), 2**70, 0.5, False, 0)]
     with pytest.raises((ValueError, OverflowError)):
         _fastpath.encode_events(odd, 0)
     # Values the native encoder refuses still make a batch (the Python one), none are lost.
@@ -328,15 +330,35 @@ def test_native_masking_gives_what_masking_py_gives() -> None:
             assert native == python, (value, specs)
             # The bulk form: a run of rows, with a message of another kind after it.
             run = python[:0].join([codec.data_row([value, other])] * 2) + b"C\0\0\0\5x"
-            masked_run, end = _fastpath.mask_rows(b"xx" + run, 2, row_mask, key)
+            masked_run, end, rows = _fastpath.mask_rows(b"xx" + run, 2, row_mask, key)
             expected = [Session._mask_row(stub, codec.data_row([value, other])[5:], row_mask)]
-            assert (masked_run, end) == (expected[0] * 2, len(run) - 4), (value, specs)
+            assert (masked_run, end, rows) == (expected[0] * 2, len(run) - 4, 2), (value, specs)
             checked += 1
     assert checked == len(values) * 6
     with pytest.raises(ValueError, match="malformed DataRow"):
         _fastpath.mask_row(b"\x00\x02\x00\x00\x00\x09ab", [(0, ("redact", None, 25, False))], key)
     # Unmasked rows pass as they are: only where the run ends.
-    assert _fastpath.mask_rows(codec.data_row([b"a"]) * 3, 0, None, key) == (None, 36)
+    assert _fastpath.mask_rows(codec.data_row([b"a"]) * 3, 0, None, key) == (None, 36, 3)
+
+
+def test_native_hash_tokens_match_masking_py_across_sha256_block_boundaries() -> None:
+    """The C HMAC pads its own blocks: every value length around one and two blocks (55,
+    56, 64, 119, 120…), multi-byte text, and keys shorter, as long as and longer than a
+    block give masking.hash_token's token."""
+    from agent import masking
+
+    generator = random.Random(22)
+    keys = [b"", b"k", MASKING_KEY, b"b" * 64, b"c" * 65, bytes(range(200))]
+    checked = 0
+    for length in [*range(0, 140), 1000, 4097]:
+        text = "".join(generator.choice("ab9@. ëü日") for _ in range(length))
+        for key in keys:
+            raw = text.encode()
+            row = codec.data_row([raw])[5:]
+            masked = _fastpath.mask_row(row, [(0, ("hash", None, 25, False))], key)
+            assert masked[11:] == masking.hash_token(text, key).encode(), (length, key)
+            checked += 1
+    assert checked == 142 * len(keys)
 
 
 def test_a_parse_ticket_is_not_used_for_a_bind_of_another_statement(

@@ -171,6 +171,16 @@ def _split(data: bytes, rng: random.Random) -> list[bytes]:
     return [data[:cut], data[cut:]]
 
 
+def _row_payload_bytes(stream: bytes) -> int:
+    """The DataRow payload bytes (without the 5-byte headers) of a message stream."""
+    total = pos = 0
+    while pos < len(stream):
+        length = struct.unpack_from("!i", stream, pos + 1)[0]
+        total += length - 4 if stream[pos : pos + 1] == b"D" else 0
+        pos += 1 + length
+    return total
+
+
 async def _feed(relay: Relay, chunk: bytes) -> None:
     """Bytes arriving on one relay, and whatever slow handling they start, to the end."""
     relay.data_received(chunk)
@@ -202,7 +212,7 @@ async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native:
         sent_upstream = len(upstream_sink.data)
         for chunk in _split(server.answer(forwarded), rng):
             await _feed(to_client, chunk)
-    events = [(e[0], e[2], e[4]) for e in agent.audit.queued[first_event:]]
+    events = [(e[0], e[2], e[4], e[5]) for e in agent.audit.queued[first_event:]]
     stats = session.fast.stats if session.fast is not None else None
     return bytes(client_sink.data), bytes(upstream_sink.data), events, stats
 
@@ -235,6 +245,8 @@ async def test_native_and_python_sessions_agree_byte_for_byte(
     assert native[1] == python[1], "different bytes reached the server"
     assert native[0] == python[0], "different bytes reached the client"
     assert native[2] == python[2], "different audit events"
+    # Every DataRow that went out is counted, as it went out (masked), in its statement's event.
+    assert sum(event[3] for event in native[2]) == _row_payload_bytes(native[0]) > 0
     assert not re.search(rb"ada\.\d+@example\.com", native[0], re.IGNORECASE)
     assert b"****" in native[0]  # masked values went out, raw ones did not
     stats = native[3]
@@ -409,7 +421,7 @@ async def _corpus_conversation(agent: PostgresAgent, statements: list[str], nati
                 await answer(codec.query("ROLLBACK TO SAVEPOINT probe"))
     finally:
         server.close()
-    events = [(e[0], e[2], e[4]) for e in agent.audit.queued[first_event:]]
+    events = [(e[0], e[2], e[4], e[5]) for e in agent.audit.queued[first_event:]]
     stats = session.fast.stats if session.fast is not None else None
     return bytes(client_sink.data), bytes(upstream_sink.data), events, stats
 
@@ -428,6 +440,7 @@ async def test_native_and_python_sessions_agree_on_the_red_team_corpus(
     assert native[1] == python[1], "different bytes reached the server"
     assert native[0] == python[0], "different bytes reached the client"
     assert native[2] == python[2], "different audit events"
+    assert sum(event[3] for event in native[2]) == _row_payload_bytes(native[0]) > 0
     raw_value = rb"[a-z]+\.\d+@example\.com|\d{3}-45-\d{4}"  # as the red-team suites look
     assert not re.search(raw_value, native[0], re.IGNORECASE)
     # The native path carried repeats of the statements the agent let run (refused ones,

@@ -253,3 +253,22 @@ def test_each_statement_is_audited_with_its_decision(agent: Any, control_plane: 
     assert by_decision["mask"]["masked_columns"] == [f"{agent.database}.customers.email"]
     assert by_decision["deny"]["rule"] == "rule:2:nobody reads SSNs"
     assert by_decision["mask"]["datasource"] == "shop"
+
+
+def test_the_audit_counts_the_bytes_of_the_rows_sent_after_masking(
+    agent: Any, control_plane: Any, wait: Any
+):
+    with agent.connect("alice") as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT id, email FROM customers WHERE id <= 3 ORDER BY id")
+        sent = cursor.fetchall()
+
+    def audited() -> list[dict[str, Any]]:
+        agent.flush_audit()
+        events = control_plane.events.values()
+        return [e for e in events if e["identity"] == "alice" and "customers" in e["statement"]]
+
+    wait(lambda: len(audited()) >= 1)
+    assert [email for _, email in sent] == ["****@example.com"] * 3
+    # a text row: each value as a length byte and its text, as the client received it
+    expected = sum(1 + len(str(id_)) + 1 + len(email) for id_, email in sent)
+    assert [(e["rows"], e["bytes"]) for e in audited()] == [(3, expected)]

@@ -377,9 +377,11 @@ def test_the_report_says_who_took_how_many_rows_of_what(evidence, auditor, agent
     agent_events_ingest(
         token=token,
         events=[
-            agent_event(**export, rows=250_000),
-            agent_event(**export, rows=50_000, masked_columns=[]),
-            agent_event(**export, rows=None, error=True),  # cancelled: nothing counted
+            agent_event(**export, rows=250_000, bytes=9_000_000),
+            agent_event(**export, rows=50_000, bytes=1_500_000, masked_columns=[]),
+            # cancelled after 1,000 rows went out: what went out is counted
+            agent_event(**export, rows=1_000, bytes=36_000, error=True),
+            agent_event(**export, rows=None, bytes=None),  # an older agent: no bytes
             agent_event(
                 identity="pipeline_bot",
                 time=today,
@@ -387,8 +389,9 @@ def test_the_report_says_who_took_how_many_rows_of_what(evidence, auditor, agent
                 masked_columns=[],
                 decision="allow",
                 rows=7,
+                bytes=210,
             ),
-            agent_event(identity="pipeline_bot", time=today, decision="deny", rows=None),
+            agent_event(identity="pipeline_bot", time=today, decision="deny", rows=None, bytes=0),
         ],
     )
 
@@ -401,9 +404,10 @@ def test_the_report_says_who_took_how_many_rows_of_what(evidence, auditor, agent
             "identity": "pipeline_bot",
             "datasource": "shop",
             "tables": "public.customers",
-            "statements": 3,
-            "masked_statements": 2,
-            "rows": 300_000,
+            "statements": 4,
+            "masked_statements": 3,
+            "rows": 301_000,
+            "bytes": 10_536_000,
         },
         {
             "identity": "pipeline_bot",
@@ -412,12 +416,14 @@ def test_the_report_says_who_took_how_many_rows_of_what(evidence, auditor, agent
             "statements": 1,
             "masked_statements": 0,
             "rows": 7,
+            "bytes": 210,
         },
     ]
     _result, csv_body = _export(auditor, "csv", date_from=TODAY, date_to=TODAY)
     rows = list(csv.reader(io.StringIO(csv_body.decode())))
-    assert ["pipeline_bot", "shop", "public.customers", "3", "2", "300000"] in rows
+    assert ["pipeline_bot", "shop", "public.customers", "4", "3", "301000", "10536000"] in rows
     _result, pdf_body = _export(auditor, "pdf", date_from=TODAY, date_to=TODAY)
     pages = PdfReader(io.BytesIO(pdf_body)).pages
     text = " ".join(" ".join(page.extract_text() for page in pages).split())
-    assert "Rows returned per identity and tables" in text and "300000" in text
+    assert "Rows returned per identity and tables" in text and "Bytes returned" in text
+    assert "301000 10536000" in text

@@ -166,7 +166,8 @@ def test_an_oversized_batch_is_refused(agent_owner, agent_token):
 
 
 def _compact_batch(fragments: list[str], rows: list[list[Any]]) -> dict[str, Any]:
-    """A compact agent batch; each row is [fragment index, epoch, rows, duration, error]."""
+    """A compact agent batch; each row is [fragment index, epoch, rows, duration, error,
+    bytes]."""
     queued = [(fragments[index], *rest) for index, *rest in rows]
     return json.loads(encode_batch("1f0c2a3b-4c5d-4e6f-8a9b-", 7, queued))
 
@@ -178,9 +179,9 @@ def test_a_compact_agent_batch_is_expanded_into_one_event_each(client, agent_tok
     body = _compact_batch(
         [statement, denied, statement],
         [
-            [0, moment, 1, 3.5, False],
-            [1, moment + 1, None, 0.0, False],
-            [2, moment + 2.25, 0, 9.0, True],
+            [0, moment, 1, 3.5, False, 61],
+            [1, moment + 1, None, 0.0, False, 0],
+            [2, moment + 2.25, 0, 9.0, True, 0],
         ],
     )
 
@@ -199,6 +200,7 @@ def test_a_compact_agent_batch_is_expanded_into_one_event_each(client, agent_tok
     assert stored[2].occurred_at.isoformat() == "2026-11-20T10:00:02.250000+00:00"
     assert stored[0].details["tags"] == ["PII.Email"]
     assert stored[1].details["rows"] is None and stored[2].details["duration_ms"] == 9.0
+    assert [event.details["bytes"] for event in stored] == [61, 0, 0]
 
     again = _post_body(client, agent_token, body)
     assert again.json() == {"accepted": 0, "duplicates": 3}
@@ -236,12 +238,14 @@ def test_a_journal_replay_overlapping_a_delivered_batch_stores_each_event_once(
         (lambda body: body["events"][0].__setitem__(2, "yesterday"), "events[0][2]"),
         (lambda body: body["events"].append([0, 1]), "events[1]"),
         (lambda body: body.__setitem__("id_prefix", "short"), "id_prefix"),
-        (lambda body: body.__setitem__("format", 3), "format"),
+        (lambda body: body.__setitem__("format", 4), "format"),
         (lambda body: body["statements"][0].__setitem__("decision", "maybe"), "decision"),
     ],
 )
 def test_a_malformed_compact_batch_is_refused_naming_the_field(client, agent_token, change, reason):
-    body = _compact_batch([json.dumps(agent_event())[1:-1]], [[0, 1_790_000_000.0, 1, 1.0, False]])
+    body = _compact_batch(
+        [json.dumps(agent_event())[1:-1]], [[0, 1_790_000_000.0, 1, 1.0, False, 9]]
+    )
     change(body)
 
     response = _post_body(client, agent_token, body)
@@ -253,7 +257,7 @@ def test_a_malformed_compact_batch_is_refused_naming_the_field(client, agent_tok
 
 def test_an_oversized_compact_batch_is_refused_before_it_is_expanded(client, agent_token):
     fragment = json.dumps(agent_event())[1:-1]
-    body = _compact_batch([fragment], [[0, 1_790_000_000.0, 1, 1.0, False]])
+    body = _compact_batch([fragment], [[0, 1_790_000_000.0, 1, 1.0, False, 9]])
     body["events"] = body["events"] * 5001
 
     response = _post_body(client, agent_token, body)

@@ -21,20 +21,25 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
     rows = digits ? PyLong_FromLongLong(count) : Py_NewRef(Py_None);
     if (rows == NULL) return -1;
     double seconds = monotonic_now() - self->started;
-    PyObject *event = PyTuple_New(5), *moment = PyFloat_FromDouble(wall_now()),
-             *duration = PyFloat_FromDouble(seconds * 1000.0);
-    if (event == NULL || moment == NULL || duration == NULL) {
+    PyObject *event = PyTuple_New(6), *moment = PyFloat_FromDouble(wall_now()),
+             *duration = PyFloat_FromDouble(seconds * 1000.0),
+             *sent = PyLong_FromLongLong(self->sent_bytes);
+    self->sent_rows = self->sent_bytes = 0; /* the next statement counts from zero */
+    if (event == NULL || moment == NULL || duration == NULL || sent == NULL) {
         Py_XDECREF(event);
         Py_XDECREF(moment);
         Py_XDECREF(duration);
+        Py_XDECREF(sent);
         Py_DECREF(rows);
         return -1;
     }
+    /* agent.audit.QueuedEvent */
     PyTuple_SET_ITEM(event, 0, Py_NewRef(self->fragment));
     PyTuple_SET_ITEM(event, 1, moment);
     PyTuple_SET_ITEM(event, 2, rows);
     PyTuple_SET_ITEM(event, 3, duration);
     PyTuple_SET_ITEM(event, 4, Py_NewRef(Py_False));
+    PyTuple_SET_ITEM(event, 5, sent);
     int failed = PyList_Append(self->audit_queue, event) < 0;
     Py_DECREF(event);
     if (failed) return -1;
@@ -185,13 +190,21 @@ PyObject *FastPath_backend(FastPath *self, PyObject *data) {
         if (outcome == FALLBACK) break;
         if (outcome == SWALLOW || outcome == REPLACE) {
             if (buffer_add(&out, buf + span, pos - span) < 0) goto error;
+            Py_ssize_t before = out.len;
             if (outcome == REPLACE &&
                 (compile_mask(&self->compiled, self->row_mask) < 0 ||
                  mask_data_row_into(&out, &self->compiled, payload, length - 4,
                                     self->masking_key) < 0))
                 goto error;
+            if (outcome == REPLACE) { /* a masked row: its payload as it goes out */
+                self->sent_rows++;
+                self->sent_bytes += out.len - before - 5;
+            }
             replaced = 1;
             span = end;
+        } else if (kind == MSG_DATA_ROW && outcome == PASS) {
+            self->sent_rows++;
+            self->sent_bytes += length - 4;
         }
         pos = end;
         if (outcome == DONE) {

@@ -11,7 +11,16 @@ typedef struct {
     unsigned char delimiter, quote, escape;
     const char *null;
     Py_ssize_t null_len;
+    /* The bytes a value written in this format escapes (text) or quotes (CSV) for: a value
+     * without any is written as it is, in one copy (parse_format fills it). */
+    unsigned char special[256];
 } CopyFormat;
+
+static int has_special(const CopyFormat *f, const unsigned char *s, Py_ssize_t len) {
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (f->special[s[i]]) return 1;
+    return 0;
+}
 
 typedef struct {
     Py_ssize_t start, end; /* the field as written */
@@ -127,6 +136,9 @@ static int decode_field(const CopyFormat *f, const unsigned char *s, Py_ssize_t 
 static int encode_field(const CopyFormat *f, const char *value, Py_ssize_t len, int is_null,
                         int quoted, Buffer *out) {
     if (is_null) return buffer_add(out, f->null, f->null_len);
+    if (!has_special(f, (const unsigned char *)value, len) &&
+        !(f->csv && (quoted || (len == f->null_len && memcmp(value, f->null, (size_t)len) == 0))))
+        return buffer_add(out, value, len); /* nothing to escape or quote */
     char *o = buffer_room(out, 2 * len + 2);
     if (o == NULL) return -1;
     Py_ssize_t n = 0;
@@ -152,18 +164,14 @@ static int encode_field(const CopyFormat *f, const char *value, Py_ssize_t len, 
             }
         }
     } else {
-        int quote = quoted || (len == f->null_len && memcmp(value, f->null, (size_t)len) == 0);
-        for (Py_ssize_t i = 0; i < len && !quote; i++) {
-            unsigned char c = (unsigned char)value[i];
-            quote = c == f->delimiter || c == f->quote || c == f->escape || c == '\r' || c == '\n';
-        }
-        if (quote) o[n++] = (char)f->quote;
+        /* quoted: it was, it reads as the NULL string, or it holds a special byte */
+        o[n++] = (char)f->quote;
         for (Py_ssize_t i = 0; i < len; i++) {
             unsigned char c = (unsigned char)value[i];
-            if (quote && (c == f->quote || c == f->escape)) o[n++] = (char)f->escape;
+            if (c == f->quote || c == f->escape) o[n++] = (char)f->escape;
             o[n++] = (char)c;
         }
-        if (quote) o[n++] = (char)f->quote;
+        o[n++] = (char)f->quote;
     }
     out->len += n;
     return 0;
@@ -186,14 +194,20 @@ static int mask_copy_row(const CopyFormat *f, CompiledMask *mask, const unsigned
         Py_ssize_t raw_len = field.end - field.start;
         if (!f->csv && raw_len == f->null_len && memcmp(raw, f->null, (size_t)raw_len) == 0)
             continue; /* NULL stays NULL */
-        int quoted;
-        if (decode_field(f, raw, raw_len, scratch, &quoted) < 0) goto error;
-        const char *value = scratch->bytes ? PyBytes_AS_STRING(scratch->bytes) : "";
-        if (f->csv && !quoted && scratch->len == f->null_len &&
+        int quoted = 0;
+        const char *value = (const char *)raw;
+        Py_ssize_t value_len = raw_len;
+        /* a field with no quote (CSV) or backslash (text) is its value: no copy */
+        if (memchr(raw, f->csv ? f->quote : '\\', (size_t)raw_len) != NULL) {
+            if (decode_field(f, raw, raw_len, scratch, &quoted) < 0) goto error;
+            value = scratch->bytes ? PyBytes_AS_STRING(scratch->bytes) : "";
+            value_len = scratch->len;
+        }
+        if (f->csv && !quoted && value_len == f->null_len &&
             memcmp(value, f->null, (size_t)f->null_len) == 0)
             continue;
         masked->len = 0;
-        if (mask_cell_into(masked, cell, (const unsigned char *)value, scratch->len) < 0) goto error;
+        if (mask_cell_into(masked, cell, (const unsigned char *)value, value_len) < 0) goto error;
         const char *result = PyBytes_AS_STRING(masked->bytes);
         int32_t result_len = be32((const unsigned char *)result);
         if (buffer_add(out, row + span, field.start - span) < 0 ||
@@ -239,12 +253,20 @@ static int parse_format(PyObject *spec, CopyFormat *f) {
         PyErr_SetString(PyExc_ValueError, "a COPY format is (csv, delimiter, null, quote, escape)");
         return -1;
     }
+    memset(f->special, 0, sizeof f->special);
+    f->special[f->delimiter] = f->special['\r'] = f->special['\n'] = 1;
+    if (f->csv) {
+        f->special[f->quote] = f->special[f->escape] = 1;
+    } else {
+        static const unsigned char escaped[] = {8, 9, 11, 12, '\\'};
+        for (size_t i = 0; i < sizeof escaped; i++) f->special[escaped[i]] = 1;
+    }
     return 0;
 }
 
-/* mask_copy_rows(data, pos, row_mask, format, key) -> (replacement or None, end): the run
- * of whole CopyData messages from ``pos``, masked (row_mask None: passed as they are); as
- * masking.c's mask_rows. */
+/* mask_copy_rows(data, pos, row_mask, format, key) -> (replacement or None, end, rows): the
+ * run of whole CopyData messages from ``pos``, masked (row_mask None: passed as they are);
+ * as masking.c's mask_rows. */
 PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
     static CompiledMask compiled = {NULL, NULL, 0};
     Py_buffer data;
@@ -253,7 +275,7 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*nOO!O", &data, &pos, &row_mask, &PyTuple_Type, &spec, &key))
         return NULL;
     const unsigned char *buf = data.buf;
-    Py_ssize_t size = data.len, start = pos;
+    Py_ssize_t size = data.len, start = pos, rows = 0;
     Buffer out = {NULL, 0}, scratch = {NULL, 0}, masked = {NULL, 0};
     Field *fields = NULL;
     CopyFormat f;
@@ -266,15 +288,16 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
             int32_t length = be32(buf + pos + 1);
             if (length < 4 || size - pos - 1 < length) break;
             pos += 1 + (Py_ssize_t)length;
+            rows++;
         }
-        result = Py_BuildValue("(On)", Py_None, pos);
+        result = Py_BuildValue("(Onn)", Py_None, pos, rows);
         goto done;
     }
     if (parse_format(spec, &f) < 0 || compile_mask(&compiled, row_mask) < 0 ||
         hmac_prepare(key) < 0)
         goto done;
     if (compiled.count == 0) {
-        result = Py_BuildValue("(On)", Py_None, start);
+        result = Py_BuildValue("(Onn)", Py_None, start, rows);
         goto done;
     }
     fields = PyMem_Malloc((size_t)(compiled.cells[compiled.count - 1].index + 2) * sizeof(Field));
@@ -282,6 +305,7 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    if (buffer_room(&out, (size - pos) + (size - pos) / 2) == NULL) goto done; /* as mask_rows */
     while (size - pos >= 5 && buf[pos] == MSG_COPY_DATA) {
         int32_t length = be32(buf + pos + 1);
         if (length < 4 || size - pos - 1 < length) break;
@@ -289,12 +313,13 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args) {
                           fields) < 0)
             goto done;
         pos += 1 + (Py_ssize_t)length;
+        rows++;
     }
     if (pos == start) {
-        result = Py_BuildValue("(On)", Py_None, pos);
+        result = Py_BuildValue("(Onn)", Py_None, pos, rows);
     } else {
-        PyObject *rows = buffer_finish(&out);
-        if (rows != NULL) result = Py_BuildValue("(Nn)", rows, pos);
+        PyObject *replacement = buffer_finish(&out);
+        if (replacement != NULL) result = Py_BuildValue("(Nnn)", replacement, pos, rows);
     }
 done:
     PyMem_Free(fields);

@@ -38,6 +38,13 @@ static Py_ssize_t decimal_integer(char *out, long long value) {
     return n;
 }
 
+/* JSON null, or the integer's decimal text, at out; returns its length. */
+static Py_ssize_t optional_integer(char *out, int is_null, long long value) {
+    if (!is_null) return decimal_integer(out, value);
+    memcpy(out, "null", 4);
+    return 4;
+}
+
 /* Decimal text of value with `places` fixed decimals (value rounded to them), at out. */
 static Py_ssize_t fixed_decimal(char *out, double value, int places, long long scale) {
     Py_ssize_t n = 0;
@@ -69,8 +76,8 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
     text.data[text.size++] = '[';
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(queued); i++, seq++) {
         PyObject *event = PyList_GET_ITEM(queued, i);
-        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 5) {
-            PyErr_SetString(PyExc_TypeError, "a queued audit event is a 5-tuple");
+        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 6) {
+            PyErr_SetString(PyExc_TypeError, "a queued audit event is a 6-tuple");
             goto error;
         }
         PyObject *fragment = PyTuple_GET_ITEM(event, 0);
@@ -88,7 +95,7 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
         }
         double moment = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 1));
         double duration = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 3));
-        PyObject *rows = PyTuple_GET_ITEM(event, 2);
+        PyObject *rows = PyTuple_GET_ITEM(event, 2), *sent = PyTuple_GET_ITEM(event, 5);
         int error = PyObject_IsTrue(PyTuple_GET_ITEM(event, 4));
         long pos = PyLong_AsLong(position);
         if (PyErr_Occurred() || error < 0) goto error;
@@ -97,12 +104,17 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
             count = PyLong_AsLongLong(rows);
             if (count == -1 && PyErr_Occurred()) goto error;
         }
+        long long sent_bytes = 0;
+        if (sent != Py_None) {
+            sent_bytes = PyLong_AsLongLong(sent);
+            if (sent_bytes == -1 && PyErr_Occurred()) goto error;
+        }
         if (!isfinite(moment) || !isfinite(duration) || fabs(moment) > 1e12 ||
             fabs(duration) > 1e12) {
             PyErr_SetString(PyExc_ValueError, "audit event time or duration out of range");
             goto error;
         }
-        if (text_reserve(&text, 160) < 0) goto error;
+        if (text_reserve(&text, 192) < 0) goto error;
         char *o = text.data + text.size;
         Py_ssize_t n = 0;
         if (i) o[n++] = ',';
@@ -113,16 +125,13 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
         o[n++] = ',';
         n += fixed_decimal(o + n, moment, 6, 1000000);
         o[n++] = ',';
-        if (rows == Py_None) {
-            memcpy(o + n, "null", 4);
-            n += 4;
-        } else {
-            n += decimal_integer(o + n, count);
-        }
+        n += optional_integer(o + n, rows == Py_None, count);
         o[n++] = ',';
         n += fixed_decimal(o + n, duration, 3, 1000);
         o[n++] = ',';
         o[n++] = error ? '1' : '0';
+        o[n++] = ',';
+        n += optional_integer(o + n, sent == Py_None, sent_bytes);
         o[n++] = ']';
         text.size += n;
     }

@@ -35,7 +35,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/postgres/native.py with it. */
-#define FASTPATH_ABI_VERSION 3
+#define FASTPATH_ABI_VERSION 4
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -164,6 +164,9 @@ typedef struct {
     PyObject *row_mask;  /* armed for the current result set, or NULL */
     PyObject *exec_mask; /* the Execute's masks, armed when it becomes the head */
     double started;
+    /* Result data sent to the client for the statement in flight: DataRows and their
+     * payload bytes (after masking); its audit event records them (backend.c). */
+    long long sent_rows, sent_bytes;
     long long handled_client, handled_backend, resumed;
 } FastPath;
 

@@ -113,12 +113,26 @@ static void put_be32(char *at, int32_t value) {
 
 /* ------------------------------------------------------------------ hash
  * masking.hash_token: "h_" + the first 24 hex digits of HMAC-SHA256(key, UTF-8 text).  The
- * key's inner and outer states are computed once per key; each value copies them. */
+ * key's inner and outer states (one block each, RFC 2104) are computed once per key; each
+ * value then costs SHA256_Transform calls on stack blocks it pads itself (usually two: one
+ * inner, one outer), with none of SHA256_Update/Final's buffering, copying and cleansing,
+ * which took as long as the compressions for short values. */
 
 static struct {
     PyObject *key; /* the bytes object these states are of (strong ref) */
     SHA256_CTX inner, outer;
 } hmac_state;
+
+/* "00" to "ff": a byte's two hex digits in one copy. */
+static char hex_pairs[2 * 256];
+
+static void hex_pairs_fill(void) {
+    static const char hex[] = "0123456789abcdef";
+    for (int byte = 0; byte < 256; byte++) {
+        hex_pairs[2 * byte] = hex[byte >> 4];
+        hex_pairs[2 * byte + 1] = hex[byte & 15];
+    }
+}
 
 int hmac_prepare(PyObject *key) {
     if (hmac_state.key == key) return 0;
@@ -140,26 +154,52 @@ int hmac_prepare(PyObject *key) {
     SHA256_Init(&hmac_state.outer);
     SHA256_Update(&hmac_state.outer, pad, sizeof pad);
     Py_XSETREF(hmac_state.key, Py_NewRef(key));
+    if (hex_pairs[0] == 0) hex_pairs_fill();
     return 0;
 }
 
 #define HASH_TOKEN_LEN 26
 
+/* `context` (one key block already hashed) advanced over `data` to the end of the message,
+ * SHA-256 padding included: FIPS 180-4 section 5.1.1, a 0x80 byte, zeros, and the bit
+ * length of the whole message (key block and all) in the last 8 bytes of a block. */
+static void sha256_finish_blocks(SHA256_CTX *context, const unsigned char *data, size_t len) {
+    uint64_t bits = __builtin_bswap64(((uint64_t)SHA256_CBLOCK + len) * 8);
+    for (; len >= SHA256_CBLOCK; data += SHA256_CBLOCK, len -= SHA256_CBLOCK)
+        SHA256_Transform(context, data);
+    unsigned char tail[2 * SHA256_CBLOCK];
+    size_t size = len < SHA256_CBLOCK - 8 ? SHA256_CBLOCK : 2 * SHA256_CBLOCK;
+    memcpy(tail, data, len);
+    tail[len] = 0x80;
+    memset(tail + len + 1, 0, size - 8 - len - 1);
+    memcpy(tail + size - 8, &bits, 8);
+    SHA256_Transform(context, tail);
+    if (size > SHA256_CBLOCK) SHA256_Transform(context, tail + SHA256_CBLOCK);
+}
+
+/* The outer hash's one block after the inner digest: its padding, for a message of the
+ * key block and a 32-byte digest (768 bits). */
+static const unsigned char outer_padding[SHA256_CBLOCK - SHA256_DIGEST_LENGTH] = {
+    0x80, [SHA256_CBLOCK - SHA256_DIGEST_LENGTH - 2] = 0x03 /* 768 = 0x0300, big-endian */};
+
 static void hash_token(const char *text, Py_ssize_t len, char *token) {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256_CTX context = hmac_state.inner;
-    SHA256_Update(&context, text, (size_t)len);
-    SHA256_Final(digest, &context);
-    context = hmac_state.outer;
-    SHA256_Update(&context, digest, sizeof digest);
-    SHA256_Final(digest, &context);
+    SHA256_CTX context; /* SHA256_Transform reads and writes only its state words, h */
+    unsigned char block[SHA256_CBLOCK];
+    memcpy(context.h, hmac_state.inner.h, sizeof context.h);
+    sha256_finish_blocks(&context, (const unsigned char *)text, (size_t)len);
+    for (int i = 0; i < 8; i++) { /* the inner digest: the state words, big-endian */
+        uint32_t word = __builtin_bswap32(context.h[i]);
+        memcpy(block + 4 * i, &word, 4);
+    }
+    memcpy(block + SHA256_DIGEST_LENGTH, outer_padding, sizeof outer_padding);
+    memcpy(context.h, hmac_state.outer.h, sizeof context.h);
+    SHA256_Transform(&context, block);
     token[0] = 'h';
     token[1] = '_';
-    for (int i = 0; i < 12; i++) {
-        token[2 + 2 * i] = hex[digest[i] >> 4];
-        token[3 + 2 * i] = hex[digest[i] & 15];
-    }
+    char *digits = token + 2; /* 24 hex digits: the first 12 bytes of the outer digest */
+    for (int w = 0; w < 3; w++)
+        for (int shift = 24; shift >= 0; shift -= 8, digits += 2)
+            memcpy(digits, hex_pairs + 2 * ((context.h[w] >> shift) & 255), 2);
 }
 
 /* ------------------------------------------------------------------ methods */
@@ -531,10 +571,10 @@ PyObject *module_mask_row(PyObject *module, PyObject *args) {
     return result;
 }
 
-/* mask_rows(data, pos, row_mask, key) -> (replacement or None, end): the run of whole
- * DataRow messages of ``data`` from ``pos`` on, masked (None: no row_mask, they pass as they
- * are), and where the run ends.  The Python data path's hot loop: one call per chunk, not
- * per row. */
+/* mask_rows(data, pos, row_mask, key) -> (replacement or None, end, rows): the run of
+ * whole DataRow messages of ``data`` from ``pos`` on, masked (None: no row_mask, they pass as
+ * they are), where the run ends and how many rows it holds.  The Python data path's hot
+ * loop: one call per chunk, not per row. */
 PyObject *module_mask_rows(PyObject *module, PyObject *args) {
     static CompiledMask compiled = {NULL, NULL, 0}; /* the last row_mask, compiled */
     Py_buffer data;
@@ -542,7 +582,7 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args) {
     PyObject *row_mask, *key;
     if (!PyArg_ParseTuple(args, "y*nOO", &data, &pos, &row_mask, &key)) return NULL;
     const unsigned char *buf = data.buf;
-    Py_ssize_t size = data.len, start = pos;
+    Py_ssize_t size = data.len, start = pos, rows = 0;
     Buffer out = {NULL, 0};
     PyObject *result = NULL;
     int masking = row_mask != Py_None;
@@ -551,6 +591,9 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args) {
         goto done;
     }
     if (masking && compile_mask(&compiled, row_mask) < 0) goto done;
+    /* room for the chunk's rows grown by half (a hash token is longer than most values)
+     * at once: no doubling, copying and faulting in of new pages as the output grows */
+    if (masking && buffer_room(&out, (size - pos) + (size - pos) / 2) == NULL) goto done;
     while (size - pos >= 5 && buf[pos] == MSG_DATA_ROW) {
         int32_t length = be32(buf + pos + 1);
         if (length < 4 || size - pos - 1 < length) break; /* partial, or not a message */
@@ -558,14 +601,13 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args) {
             mask_data_row_into(&out, &compiled, buf + pos + 5, length - 4, key) < 0)
             goto done;
         pos += 1 + (Py_ssize_t)length;
+        rows++;
     }
-    if (!masking) {
-        result = Py_BuildValue("(On)", Py_None, pos);
-    } else if (pos == start) {
-        result = Py_BuildValue("(On)", Py_None, pos);
+    if (!masking || pos == start) {
+        result = Py_BuildValue("(Onn)", Py_None, pos, rows);
     } else {
         PyObject *masked = buffer_finish(&out);
-        if (masked != NULL) result = Py_BuildValue("(Nn)", masked, pos);
+        if (masked != NULL) result = Py_BuildValue("(Nnn)", masked, pos, rows);
     }
 done:
     buffer_free(&out);

@@ -52,6 +52,7 @@ double wall_now(void) {
 void clear_flight(FastPath *self) {
     self->mode = IDLE;
     self->n_entries = self->head = self->q_stage = 0;
+    self->sent_rows = self->sent_bytes = 0;
     Py_CLEAR(self->decision);
     Py_CLEAR(self->fragment);
     Py_CLEAR(self->action);
@@ -368,22 +369,25 @@ int observe(FastPath *self, double seconds) {
 }
 
 /* Hand the round trip in flight back to Python: bridge.hand_back_simple(decision, started,
- * stage, row_mask) or bridge.hand_back_extended(remaining, prepared, decision, formats,
- * started, row_mask, portal), which queue the entries the Python path would hold now. */
+ * stage, row_mask, sent_rows, sent_bytes) or bridge.hand_back_extended(remaining, prepared,
+ * decision, formats, started, row_mask, portal, sent_rows, sent_bytes), which queue the
+ * entries the Python path would hold now (sent_*: the statement's rows sent so far). */
 int resume_in_python(FastPath *self) {
     if (self->mode == IDLE) return 0;
     PyObject *row_mask = self->row_mask ? self->row_mask : Py_None, *result;
     if (self->mode == SIMPLE) {
-        result = PyObject_CallFunction(self->hand_back_simple, "OdiO", self->decision,
-                                       self->started, self->q_stage, row_mask);
+        result = PyObject_CallFunction(self->hand_back_simple, "OdiOLL", self->decision,
+                                       self->started, self->q_stage, row_mask,
+                                       self->sent_rows, self->sent_bytes);
     } else {
         PyObject *remaining = PyUnicode_FromStringAndSize(self->entries + self->head,
                                                           self->n_entries - self->head);
         result = remaining == NULL
                      ? NULL
-                     : PyObject_CallFunction(self->hand_back_extended, "NOOOdOO", remaining,
+                     : PyObject_CallFunction(self->hand_back_extended, "NOOOdOOLL", remaining,
                                              self->prepared, self->decision, self->formats,
-                                             self->started, row_mask, self->portal);
+                                             self->started, row_mask, self->portal,
+                                             self->sent_rows, self->sent_bytes);
     }
     clear_flight(self);
     if (result == NULL) return -1;
