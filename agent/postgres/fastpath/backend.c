@@ -44,26 +44,45 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
         if (result == NULL) return -1;
         Py_DECREF(result);
     }
-    return observe(self, seconds);
+    observe(self, seconds);
+    return 0;
 }
 
 /* The simple-protocol RowDescription: its masks from the bridge's origin_masks.  1 armed,
- * 0 not cached. */
+ * 0 not cached.  The masks of (decision, RowDescription) under one engine never change, so
+ * the last ones found are memoised with their keys (held alive: identities stay theirs). */
 static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    int current = origin_masks_current(self);
-    if (current != 1) return current;
-    PyObject *id = PyLong_FromVoidPtr(self->decision);
-    PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
-    PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;
-    Py_XDECREF(id);
-    Py_XDECREF(bytes);
-    PyObject *found = key ? PyDict_GetItemWithError(self->origin_masks, key) : NULL;
-    Py_XDECREF(key);
-    if (found == NULL) return PyErr_Occurred() ? -1 : 0;
-    if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
-        PyTuple_GET_ITEM(found, 0) != self->decision)
+    PyObject *engine = current_engine(self);
+    if (engine == NULL) return -1;
+    if (engine == Py_None) {
+        Py_DECREF(engine);
         return 0;
-    PyObject *mask = PyTuple_GET_ITEM(found, 1);
+    }
+    PyObject *mask;
+    if (self->om_decision == self->decision && self->om_engine == engine &&
+        PyBytes_GET_SIZE(self->om_description) == len &&
+        memcmp(PyBytes_AS_STRING(self->om_description), payload, (size_t)len) == 0) {
+        mask = self->om_mask;
+    } else {
+        PyObject *id = PyLong_FromVoidPtr(self->decision);
+        PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
+        PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;
+        Py_XDECREF(id);
+        PyObject *found = key ? PyDict_GetItemWithError(self->origin_masks, key) : NULL;
+        Py_XDECREF(key);
+        if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
+            PyTuple_GET_ITEM(found, 0) != self->decision) {
+            Py_XDECREF(bytes);
+            Py_DECREF(engine);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        mask = PyTuple_GET_ITEM(found, 1);
+        Py_XSETREF(self->om_decision, Py_NewRef(self->decision));
+        Py_XSETREF(self->om_engine, Py_NewRef(engine));
+        Py_XSETREF(self->om_description, bytes);
+        Py_XSETREF(self->om_mask, Py_NewRef(mask));
+    }
+    Py_DECREF(engine);
     Py_CLEAR(self->row_mask);
     if (mask != Py_None) self->row_mask = Py_NewRef(mask);
     return 1;
@@ -150,9 +169,8 @@ static int step_extended(FastPath *self, int kind, const unsigned char *payload,
     return FALLBACK;
 }
 
-PyObject *FastPath_backend(FastPath *self, PyObject *data) {
-    REQUIRE_INIT(self);
-    if (self->mode == IDLE || !PyBytes_Check(data)) return PyLong_FromLong(0);
+Py_ssize_t fastpath_backend(FastPath *self, PyObject *data) {
+    if (self->mode == IDLE || !PyBytes_Check(data)) return 0;
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data), pos = 0, span = 0;
     Buffer out = {NULL, 0}; /* the chunk as it goes out, once a message is replaced */
@@ -198,15 +216,15 @@ PyObject *FastPath_backend(FastPath *self, PyObject *data) {
             chunk = buffer_finish(&out);
         }
         if (chunk == NULL) goto error;
-        int failed = PyBytes_GET_SIZE(chunk) == 0 ? 0 : write_to(self->client_sink, chunk);
+        int failed = PyBytes_GET_SIZE(chunk) == 0 ? 0 : write_to(self->client_write, chunk);
         Py_DECREF(chunk);
         if (failed < 0) goto error;
     }
     buffer_free(&out);
-    if (outcome == FALLBACK && resume_in_python(self) < 0) return NULL;
+    if (outcome == FALLBACK && resume_in_python(self) < 0) return -1;
     self->handled_backend++;
-    return PyLong_FromSsize_t(pos);
+    return pos;
 error:
     buffer_free(&out);
-    return NULL;
+    return -1;
 }
