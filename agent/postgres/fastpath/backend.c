@@ -35,6 +35,9 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
     PyTuple_SET_ITEM(event, 2, rows);
     PyTuple_SET_ITEM(event, 3, duration);
     PyTuple_SET_ITEM(event, 4, Py_NewRef(Py_False));
+    /* Atoms only, so never part of a cycle: kept out of the collector's young generation,
+     * which thousands of queued events would otherwise make every collection walk. */
+    PyObject_GC_UnTrack(event);
     int failed = PyList_Append(self->audit_queue, event) < 0;
     Py_DECREF(event);
     if (failed) return -1;
