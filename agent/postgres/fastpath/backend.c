@@ -55,18 +55,20 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
  * 0 not cached.  The masks of (decision, RowDescription) under one engine never change, so
  * the last ones found are memoised with their keys (held alive: identities stay theirs). */
 static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    PyObject *engine = current_engine(self);
+    PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
     if (engine == NULL) return -1;
-    if (engine == Py_None) {
-        Py_DECREF(engine);
-        return 0;
-    }
     PyObject *mask;
     if (self->om_decision == self->decision && self->om_engine == engine &&
         PyBytes_GET_SIZE(self->om_description) == len &&
         memcmp(PyBytes_AS_STRING(self->om_description), payload, (size_t)len) == 0) {
-        mask = self->om_mask;
+        mask = self->om_mask; /* found under this engine before: the same masks */
     } else {
+        /* the session's cache holds masks of the engine in force only */
+        int current = attr_is(self->session, s_origin_engine, engine);
+        if (current != 1) {
+            Py_DECREF(engine);
+            return current;
+        }
         PyObject *id = PyLong_FromVoidPtr(self->decision);
         PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
         PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;

@@ -2,6 +2,38 @@
  * and the round trip's expected responses are set up for backend.c. */
 #include "fastpath.h"
 
+/* The ticket key of a Query text (native.template_key: digits 1-9 read as 0), the last
+ * one's bytes object when it is the same (its hash is cached in it). */
+static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssize_t len) {
+    PyObject *known = self->q_key_memo;
+    if (known != NULL && PyBytes_GET_SIZE(known) == len) {
+        const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(known);
+        Py_ssize_t i = 0;
+        while (i < len && k[i] == ((text[i] >= '1' && text[i] <= '9') ? '0' : text[i])) i++;
+        if (i == len) return Py_NewRef(known);
+    }
+    PyObject *key = PyBytes_FromStringAndSize(NULL, len);
+    if (key == NULL) return NULL;
+    char *k = PyBytes_AS_STRING(key);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = text[i];
+        k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
+    }
+    Py_XSETREF(self->q_key_memo, Py_NewRef(key));
+    return key;
+}
+
+/* A Parse payload as a bytes object (the p_tickets key), the last one's when it is the same. */
+static PyObject *parse_key(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
+    PyObject *known = self->p_key_memo;
+    if (known != NULL && PyBytes_GET_SIZE(known) == len &&
+        memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)
+        return Py_NewRef(known);
+    PyObject *key = PyBytes_FromStringAndSize((const char *)payload, len);
+    if (key != NULL) Py_XSETREF(self->p_key_memo, Py_NewRef(key));
+    return key;
+}
+
 /* A chunk that is exactly one Query.  Returns 1 when handled, 0 to leave it, -1 on error. */
 static int client_query(FastPath *self, PyObject *data, const unsigned char *buf,
                         Py_ssize_t size) {
@@ -9,13 +41,8 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
     if (text_len < 0 || buf[size - 1] != 0 || memchr(buf + 5, 0, (size_t)text_len) != NULL)
         return 0;
     const unsigned char *text = buf + 5;
-    PyObject *key = PyBytes_FromStringAndSize(NULL, text_len);
+    PyObject *key = template_key(self, text, text_len);
     if (key == NULL) return -1;
-    char *k = PyBytes_AS_STRING(key);
-    for (Py_ssize_t i = 0; i < text_len; i++) {
-        unsigned char c = text[i];
-        k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
-    }
     PyObject *ticket = PyDict_GetItemWithError(self->q_tickets, key); /* borrowed */
     Py_DECREF(key);
     if (ticket == NULL) return PyErr_Occurred() ? -1 : 0;
@@ -138,7 +165,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         if (end == NULL) goto leave;
         parse_name.start = parse.start;
         parse_name.len = end - parse.start;
-        PyObject *payload = PyBytes_FromStringAndSize((const char *)parse.start, parse.len);
+        PyObject *payload = parse_key(self, parse.start, parse.len);
         if (payload == NULL) goto fail;
         ticket = PyDict_GetItemWithError(self->p_tickets, payload);
         Py_DECREF(payload);

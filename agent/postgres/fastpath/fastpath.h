@@ -164,10 +164,11 @@ typedef struct {
     /* Memos of pure functions of their keys (each held alive by a strong reference, so an
      * identity cannot be reused): the audit fragment of (decision, index 0, action) in this
      * session; the row mask of (decision, RowDescription) under one engine; a statement
-     * name's str; a Bind's result format codes as a tuple. */
+     * name's str; a Bind's result format codes as a tuple; the tickets' keys. */
     PyObject *memo_decision, *memo_action, *memo_fragment;
     PyObject *om_decision, *om_engine, *om_description, *om_mask;
     PyObject *name_memo, *formats_memo;
+    PyObject *q_key_memo, *p_key_memo; /* the last ticket keys, hashes cached in them */
     /* the round trip in flight */
     int mode;
     char entries[8];
@@ -200,7 +201,6 @@ PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action);
 int passing_action(PyObject *action, int *masked);
 int session_idle(FastPath *self);
 int relay_waiting(PyObject *relay);
-PyObject *current_engine(FastPath *self);
 PyObject *active_masks(PyObject *specs);
 int write_to(PyObject *write, PyObject *data);
 void observe(FastPath *self, double seconds);

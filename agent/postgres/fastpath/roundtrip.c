@@ -62,7 +62,7 @@ void clear_flight(FastPath *self) {
     X(client_python) X(backend_python) X(client_rest) X(backend_rest) X(client_failed)       \
     X(backend_failed) X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)                 \
     X(memo_decision) X(memo_action) X(memo_fragment) X(om_decision) X(om_engine)             \
-    X(om_description) X(om_mask) X(name_memo) X(formats_memo)
+    X(om_description) X(om_mask) X(name_memo) X(formats_memo) X(q_key_memo) X(p_key_memo)
 
 static void release_counters(FastPath *self) {
     if (self->counts != NULL) PyBuffer_Release(&self->counts_view);
@@ -328,17 +328,6 @@ int session_idle(FastPath *self) {
     int busy = field_is_true(self->session, s_discarding);
     if (busy == 0) busy = field_is_true(self->backend_relay, s_busy);
     return busy < 0 ? -1 : !busy;
-}
-
-/* The agent's engine in force (new ref) when the session's origin_masks were computed under
- * it, Py_None (new ref) when not, NULL on error. */
-PyObject *current_engine(FastPath *self) {
-    PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
-    if (engine == NULL) return NULL;
-    int current = attr_is(self->session, s_origin_engine, engine);
-    if (current == 1) return engine;
-    Py_DECREF(engine);
-    return current < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 /* Only active (index, spec) pairs of a per-column mask list, as agent.postgres.masks.active_masks. */
