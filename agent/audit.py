@@ -25,7 +25,6 @@ tests use it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -256,14 +255,24 @@ class AuditShipper:
             return sum(batch_event_count(line) for line in handle if line.strip())
 
     async def run(self) -> None:
+        # A timer that sets the event, not wait_for: an idle interval creates no task and
+        # throws no CancelledError, and one with nothing to send or replay does no more.
+        loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.flush_interval)
+            timer = loop.call_later(self.flush_interval, self._wakeup.set)
+            await self._wakeup.wait()
+            timer.cancel()
             self._wakeup.clear()
+            if not (self.queued or self.pending or self._spool_waiting()):
+                continue
             try:
                 await self.flush()
             except Exception:
                 log.exception("audit flush failed")
+
+    def _spool_waiting(self) -> bool:
+        """Spooled batches (or a replay a crash interrupted) wait to be sent."""
+        return self.spool_path.exists() or self.spool_path.with_suffix(".replaying").exists()
 
     async def flush(self) -> None:
         async with self._lock:

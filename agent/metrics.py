@@ -7,6 +7,7 @@ about 1.2 µs per statement on the proxy's hot path, these cost a fifth of that.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
 
@@ -18,32 +19,68 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.
 DECISIONS = ("allow", "mask", "deny", "hold")
 
 
+# The native data path's counters (agent/postgres/fastpath/roundtrip.c writes them through
+# the buffer protocol, so a statement costs it a few increments, no Python object): one slot
+# per decision in DECISIONS order, one per latency bucket (+Inf last), then these two.
+NATIVE_BUCKETS = len(DECISIONS)
+NATIVE_STATEMENTS = NATIVE_BUCKETS + len(LATENCY_BUCKETS) + 1
+NATIVE_HANDBACKS = NATIVE_STATEMENTS + 1
+NATIVE_SLOTS = NATIVE_HANDBACKS + 1
+
+
 class StatementStats:
-    """Statements by decision and a latency histogram, updated on the event loop only."""
+    """Statements by decision and a latency histogram, updated on the event loop only: the
+    Python path's in plain numbers, the native path's in ``native`` and ``native_seconds``
+    (C doubles and 64-bit integers, read together with the Python ones)."""
 
     __slots__ = (
-        "bucket_counts",
-        "by_decision",
-        "native_handbacks",
-        "native_statements",
-        "seconds_total",
+        "_bucket_counts",
+        "_by_decision",
+        "_seconds_total",
+        "native",
+        "native_seconds",
     )
 
     def __init__(self) -> None:
-        self.by_decision: dict[str, int] = dict.fromkeys(DECISIONS, 0)
+        self._by_decision: dict[str, int] = dict.fromkeys(DECISIONS, 0)
         # One slot per bucket bound plus one for +Inf (non-cumulative; summed on scrape).
-        self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.seconds_total = 0.0
-        # Statements finished by the native data path (agent/postgres/fastpath/, which also
-        # updates the fields above), and round trips it handed back to Python midway.
-        self.native_statements = 0
-        self.native_handbacks = 0
+        self._bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._seconds_total = 0.0
+        self.native = array("q", bytes(8 * NATIVE_SLOTS))
+        self.native_seconds = array("d", [0.0])
 
     def observe(self, decision: str, seconds: float) -> None:
-        by_decision = self.by_decision
+        by_decision = self._by_decision
         by_decision[decision] = by_decision.get(decision, 0) + 1
-        self.bucket_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.seconds_total += seconds
+        self._bucket_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._seconds_total += seconds
+
+    @property
+    def by_decision(self) -> dict[str, int]:
+        merged = dict(self._by_decision)
+        for slot, decision in enumerate(DECISIONS):
+            merged[decision] += self.native[slot]
+        return merged
+
+    @property
+    def bucket_counts(self) -> list[int]:
+        native = self.native[NATIVE_BUCKETS:NATIVE_STATEMENTS]
+        return [a + b for a, b in zip(self._bucket_counts, native, strict=True)]
+
+    @property
+    def seconds_total(self) -> float:
+        return self._seconds_total + self.native_seconds[0]
+
+    @property
+    def native_statements(self) -> int:
+        """Statements finished by the native data path (agent/postgres/fastpath/; they are
+        in the figures above too)."""
+        return self.native[NATIVE_STATEMENTS]
+
+    @property
+    def native_handbacks(self) -> int:
+        """Native round trips handed back to the Python path midway."""
+        return self.native[NATIVE_HANDBACKS]
 
 
 class _StatementCollector(Collector):
@@ -59,7 +96,7 @@ class _StatementCollector(Collector):
             statements.add_metric([decision], count)
         yield statements
         cumulative, buckets = 0, []
-        counts = list(stats.bucket_counts)
+        counts = stats.bucket_counts
         for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), counts, strict=True):
             cumulative += count
             buckets.append((bound, cumulative))

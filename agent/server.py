@@ -265,7 +265,10 @@ class Agent:
     async def _watch_metrics(self) -> None:
         while True:
             self.metrics.bundle_last_poll_timestamp.set(self.store.last_success)
-            self.metrics.audit_spooled.set(await asyncio.to_thread(self.audit.spooled_count))
+            spooled = 0
+            if self.audit.spool_path.exists():  # no thread hop while nothing is spooled
+                spooled = await asyncio.to_thread(self.audit.spooled_count)
+            self.metrics.audit_spooled.set(spooled)
             await asyncio.sleep(5)
 
     def _bundle_installed(self, bundle: Bundle) -> None:

@@ -79,6 +79,21 @@ def extended(sql: str, aid: int) -> bytes:
     )
 
 
+def prepared(sql: str, aid: int) -> bytes:
+    """pgbench -M prepared: the named statement parsed on the first transaction only."""
+    value = str(aid).encode()
+    bind = b"\x00P0_1\x00" + struct.pack("!hhi", 0, 1, len(value)) + value
+    bind += struct.pack("!hh", 1, 0)
+    parse = codec.message(b"P", b"P0_1\x00" + codec.cstring(sql) + struct.pack("!h", 0))
+    return (
+        (b"" if aid else parse)
+        + codec.message(b"B", bind)
+        + codec.message(b"D", b"P\x00")
+        + codec.message(b"E", b"\x00" + struct.pack("!i", 0))
+        + codec.SYNC
+    )
+
+
 PARSE_BIND = codec.message(b"1") + codec.message(b"2")
 ROUND = 20_000
 SIMPLE_SQL = "SELECT abalance FROM pgbench_accounts WHERE aid = {};"
@@ -157,6 +172,12 @@ def workloads(table_oid: int) -> dict[str, Callable[[int], Exchange]]:
         "simple": lambda i: [(codec.query(SIMPLE_SQL.format(i)), answer["plain"])],
         "extended": lambda i: [
             (extended(SIMPLE_SQL.replace("{}", "$1"), i), PARSE_BIND + answer["plain"])
+        ],
+        "prepared": lambda i: [
+            (
+                prepared(SIMPLE_SQL.replace("{}", "$1"), i),
+                (b"" if i else codec.message(b"1")) + codec.message(b"2") + answer["plain"],
+            )
         ],
         "simple, masked column": lambda i: [(codec.query(MASKED_SQL.format(i)), answer["masked"])],
         "extended, masked column": lambda i: [
@@ -292,6 +313,7 @@ def main() -> None:
         choices=[
             "simple",
             "extended",
+            "prepared",
             "simple, masked column",
             "extended, masked column",
             "tpcb simple",

@@ -232,7 +232,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 15) -> None:
+def wait_port(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -339,11 +339,12 @@ def start_agent(
     database: str,
     workers: int = 1,
     extra: Sequence[str] = (),
+    tree: Path = REPO,
     prefix: Sequence[str] = (),
-    startup_seconds: float = 15,
+    startup_seconds: float = 60,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m agent`` against ``plane`` (``extra``: more flags, e.g. the protocol;
-    ``prefix``: a command the agent runs under, e.g. valgrind)."""
+    """``python -m agent`` of the checkout ``tree`` against ``plane`` (``extra``: more flags,
+    e.g. the protocol; ``prefix``: a command the agent runs under, e.g. valgrind)."""
     port = free_port()
     command = [
         *prefix,
@@ -370,8 +371,8 @@ def start_agent(
     if workers > 1:
         command += ["--workers", str(workers)]
     command += extra
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WARDEN_MASKING_KEY": "bench"}
-    process = subprocess.Popen(command, cwd=REPO, env=env)
+    env = {**os.environ, "PYTHONPATH": str(tree), "WARDEN_MASKING_KEY": "bench"}
+    process = subprocess.Popen(command, cwd=tree, env=env)
     wait_port(port, startup_seconds)
     return process, port
 
@@ -423,7 +424,8 @@ Target = tuple[str, int, "Path | str | None", str, str]  # name, port, script, u
 def bench_targets(
     workload: str, ports: dict[str, int], agents: dict[int, int], script: Path
 ) -> list[Target]:
-    """What one workload runs against, each with the direct run it is compared to."""
+    """What one workload runs against, each with the direct run it is compared to; a
+    baseline agent (``ports["baseline"]``, --baseline-tree) runs right before this tree's."""
     custom: Path | str | None = "tpcb" if workload == "tpcb" else None
     direct = f"direct {workload}"
     targets: list[Target] = [
@@ -432,6 +434,8 @@ def bench_targets(
     ]
     if workload == "select-only":
         targets.append(("bare python relay", ports["pump"], None, "postgres", direct))
+    if "baseline" in ports:
+        targets.append((f"baseline agent {workload}", ports["baseline"], custom, "bench", direct))
     for workers, port in agents.items():
         suffix = f" x{workers}" if len(agents) > 1 else ""
         targets.append((f"agent {workload}{suffix}", port, custom, "bench", direct))
@@ -460,7 +464,7 @@ def report(
         print(f"{name:<26}" + "".join(f"{c:>22}" for c in cells))
     bouncer = [t for t in targets if t[0].startswith("pgbouncer")]
     for name, *_ in targets:
-        if not name.startswith("agent") or not bouncer or "masked" in name:
+        if not name.startswith(("agent", "baseline")) or not bouncer or "masked" in name:
             continue
         ratios = [
             statistics.median(
@@ -485,6 +489,12 @@ def main() -> None:
         "--agent-workers", default="1", help="agents to run side by side, by worker count: 1,2"
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another checkout (its fast path built) whose agent runs beside this one's, "
+        "alternated with it in every round: a before/after pair on the same load",
+    )
     parser.add_argument("--pump-listen", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pump_listen:
@@ -509,6 +519,11 @@ def main() -> None:
             )
             processes.append(agent)
         ports = {"pgbouncer": bouncer_port, "pump": pump_port}
+        if args.baseline_tree:
+            baseline, ports["baseline"] = start_agent(
+                workdir / "agent-baseline", plane, database, tree=args.baseline_tree.resolve()
+            )
+            processes.append(baseline)
         modes = args.modes.split(",")
         for workload in args.workloads.split(","):
             targets = bench_targets(workload, ports, agents, script)

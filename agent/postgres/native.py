@@ -17,7 +17,13 @@ from typing import NamedTuple
 
 from agent import masking
 from agent.audit import BATCH_SIZE
-from agent.metrics import LATENCY_BUCKETS, StatementStats
+from agent.metrics import (
+    DECISIONS,
+    LATENCY_BUCKETS,
+    NATIVE_BUCKETS,
+    NATIVE_HANDBACKS,
+    NATIVE_STATEMENTS,
+)
 from agent.postgres.audit_trail import AuditTrail
 from agent.postgres.messages import COPY_DATA
 from agent.postgres.normalize import template_key
@@ -29,7 +35,7 @@ log = logging.getLogger("agent.native")
 
 # The contract below (Bridge's fields, the tickets' shapes, the hand-back calls); the
 # extension's FASTPATH_ABI_VERSION (fastpath/fastpath.h) must be the same number.
-ABI_VERSION = 4
+ABI_VERSION = 5
 _MAX_TICKETS = 1000
 
 
@@ -91,13 +97,15 @@ class Bridge:
     to: agent.audit.QueuedEvent tuples, bytes sent included), ``audit_wakeup`` and
     ``batch_size``; ``audit_journal`` (``AuditJournal.catch_up``, called once per upstream
     chunk that completed statements, before that chunk goes to the client; None without a
-    journal); ``stats`` (agent.metrics.StatementStats, whose fields it updates as
-    ``observe`` does) and ``latency_buckets``; ``mask_value`` and ``masking_key`` (cells it
-    cannot mask itself); the transports ``upstream_sink`` and ``client_sink``;
-    ``hand_back_simple`` / ``hand_back_extended`` (a round trip goes back to Python, with
-    the rows and bytes its statement sent so far); ``client_python`` / ``backend_python``
-    (a relay's Python data_received), ``client_rest`` / ``backend_rest`` (what is left of
-    a chunk), ``client_failed`` / ``backend_failed`` (an error ends the session).
+    journal); ``native_counts`` and ``native_seconds`` (agent.metrics.StatementStats' native
+    counters, arrays it holds as buffers and counts a statement in as ``observe`` would:
+    ``native_layout`` gives the slots of allow, mask, the first of the ``latency_buckets``,
+    native statements and hand-backs); ``mask_value`` and ``masking_key`` (cells it cannot
+    mask itself); ``upstream_write`` and ``client_write`` (the transports' write methods);
+    ``hand_back_simple`` / ``hand_back_extended`` (a round trip goes back to Python, with the
+    rows and bytes its statement sent so far); ``client_python`` / ``backend_python`` (a
+    relay's Python data_received), ``client_rest`` / ``backend_rest`` (what is left of a
+    chunk), ``client_failed`` / ``backend_failed`` (an error ends the session).
 
     Read per round trip: plain fields their owners write, no Python code runs: of
     ``client_relay`` and ``backend_relay`` (the two relays) ``buffer`` (bytes held back)
@@ -128,11 +136,20 @@ class Bridge:
         self.audit_wakeup = agent.audit.wake
         journal = agent.audit.journal
         self.audit_journal = None if journal is None else journal.catch_up
-        self.stats: StatementStats = agent.metrics.statements
+        stats = agent.metrics.statements
+        self.native_counts = stats.native
+        self.native_seconds = stats.native_seconds
+        self.native_layout = (
+            DECISIONS.index("allow"),
+            DECISIONS.index("mask"),
+            NATIVE_BUCKETS,
+            NATIVE_STATEMENTS,
+            NATIVE_HANDBACKS,
+        )
         self.mask_value = masking.mask_wire_value
         self.masking_key = agent.config.masking_key
-        self.upstream_sink = to_upstream.sink
-        self.client_sink = to_client.sink
+        self.upstream_write = to_upstream.sink.write
+        self.client_write = to_client.sink.write
         self.hand_back_simple = session.hand_back_simple
         self.hand_back_extended = session.hand_back_extended
         # The relays' own data_received, before the extension's replaces them.

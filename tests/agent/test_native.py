@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from agent.audit import encode_batch, encode_batch_python, expand_batch
+from agent.metrics import NATIVE_BUCKETS, NATIVE_HANDBACKS, NATIVE_SLOTS, NATIVE_STATEMENTS
 from agent.postgres import _fastpath, codec
 from agent.postgres.native import native_path_available
 from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT, email_grant
@@ -476,6 +477,84 @@ def test_an_extension_built_for_another_bridge_abi_is_not_used(caplog: Any) -> N
     # The extension checks the bridge too, before reading anything else of it.
     with pytest.raises(RuntimeError, match="bridge ABI"):
         _fastpath.FastPath(SimpleNamespace(abi_version=native.ABI_VERSION + 1))
+
+
+def _bridge_stub(**fields: Any) -> Any:
+    """A namespace with every field the extension reads of a Bridge (none of them used)."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from agent.metrics import StatementStats
+    from agent.postgres.native import Bridge
+
+    stats = StatementStats()
+    stub = SimpleNamespace(
+        abi_version=Bridge.abi_version,
+        batch_size=Bridge.batch_size,
+        latency_buckets=Bridge.latency_buckets,
+        native_counts=stats.native,
+        native_seconds=stats.native_seconds,
+        native_layout=(0, 1, NATIVE_BUCKETS, NATIVE_STATEMENTS, NATIVE_HANDBACKS),
+        expect=deque(),
+        audit_queue=[],
+        statements={},
+        portals={},
+        origin_masks={},
+        audit_fragments={},
+    )
+    for name in [
+        "session",
+        "agent",
+        "client_relay",
+        "backend_relay",
+        "upstream_write",
+        "client_write",
+        "hand_back_simple",
+        "hand_back_extended",
+        "audit_wakeup",
+        "client_python",
+        "backend_python",
+        "client_rest",
+        "backend_rest",
+        "client_failed",
+        "backend_failed",
+        "mask_value",
+        "masking_key",
+    ]:
+        setattr(stub, name, None)
+    for name, value in fields.items():
+        setattr(stub, name, value)
+    return stub
+
+
+def test_a_bridge_whose_counters_do_not_fit_is_refused() -> None:
+    from array import array
+
+    _fastpath.FastPath(_bridge_stub())  # the stub itself is accepted
+    layout = (0, 1, NATIVE_BUCKETS, NATIVE_STATEMENTS, NATIVE_SLOTS)  # hand-backs past the end
+    with pytest.raises(ValueError, match="counter layout"):
+        _fastpath.FastPath(_bridge_stub(native_layout=layout))
+    layout = (0, 1, NATIVE_SLOTS - 3, NATIVE_STATEMENTS, NATIVE_HANDBACKS)  # buckets too
+    with pytest.raises(ValueError, match="counter layout"):
+        _fastpath.FastPath(_bridge_stub(native_layout=layout))
+    with pytest.raises(TypeError, match="native_counts"):
+        _fastpath.FastPath(_bridge_stub(native_counts=array("d", [0.0] * NATIVE_SLOTS)))
+    with pytest.raises(TypeError, match="native_seconds"):
+        _fastpath.FastPath(_bridge_stub(native_seconds=array("q", [0])))
+
+
+def test_native_counters_are_the_stats_python_reads(agent_factory: Any) -> None:
+    agent = agent_factory(native=True)
+    stats = _stats(agent)
+    with agent.connect("alice") as conn:
+        for i in range(1, 6):
+            conn.execute("SELECT id, email FROM customers WHERE id = %s", (i,)).fetchall()
+            conn.execute("SELECT id, name FROM customers WHERE id = %s", (i,)).fetchall()
+        with pytest.raises(BufferError):  # held by the session's extension: never moved
+            stats.native.append(0)
+    assert stats.native_statements >= 6  # the first runs of each are Python's
+    assert stats.by_decision["mask"] == 5 and stats.by_decision["allow"] == 5
+    assert sum(stats.bucket_counts) == 10 and stats.seconds_total > 0
 
 
 def test_a_bridge_of_another_abi_keeps_sessions_on_the_python_path(

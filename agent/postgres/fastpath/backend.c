@@ -40,6 +40,9 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
     PyTuple_SET_ITEM(event, 3, duration);
     PyTuple_SET_ITEM(event, 4, Py_NewRef(Py_False));
     PyTuple_SET_ITEM(event, 5, sent);
+    /* Atoms only, so never part of a cycle: kept out of the collector's young generation,
+     * which thousands of queued events would otherwise make every collection walk. */
+    PyObject_GC_UnTrack(event);
     int failed = PyList_Append(self->audit_queue, event) < 0;
     Py_DECREF(event);
     if (failed) return -1;
@@ -50,7 +53,8 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
         if (result == NULL) return -1;
         Py_DECREF(result);
     }
-    return observe(self, seconds);
+    observe(self, seconds);
+    return 0;
 }
 
 /* The events queued so far go to the audit journal (agent/journal.py): one Python call per
@@ -65,22 +69,42 @@ static int journal_catch_up(FastPath *self) {
 }
 
 /* The simple-protocol RowDescription: its masks from the bridge's origin_masks.  1 armed,
- * 0 not cached. */
+ * 0 not cached.  The masks of (decision, RowDescription) under one engine never change, so
+ * the last ones found are memoised with their keys (held alive: identities stay theirs). */
 static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    int current = origin_masks_current(self);
-    if (current != 1) return current;
-    PyObject *id = PyLong_FromVoidPtr(self->decision);
-    PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
-    PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;
-    Py_XDECREF(id);
-    Py_XDECREF(bytes);
-    PyObject *found = key ? PyDict_GetItemWithError(self->origin_masks, key) : NULL;
-    Py_XDECREF(key);
-    if (found == NULL) return PyErr_Occurred() ? -1 : 0;
-    if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
-        PyTuple_GET_ITEM(found, 0) != self->decision)
-        return 0;
-    PyObject *mask = PyTuple_GET_ITEM(found, 1);
+    PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
+    if (engine == NULL) return -1;
+    PyObject *mask;
+    if (self->om_decision == self->decision && self->om_engine == engine &&
+        PyBytes_GET_SIZE(self->om_description) == len &&
+        memcmp(PyBytes_AS_STRING(self->om_description), payload, (size_t)len) == 0) {
+        mask = self->om_mask; /* found under this engine before: the same masks */
+    } else {
+        /* the session's cache holds masks of the engine in force only */
+        int current = attr_is(self->session, s_origin_engine, engine);
+        if (current != 1) {
+            Py_DECREF(engine);
+            return current;
+        }
+        PyObject *id = PyLong_FromVoidPtr(self->decision);
+        PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, len);
+        PyObject *key = (id && bytes) ? PyTuple_Pack(2, id, bytes) : NULL;
+        Py_XDECREF(id);
+        PyObject *found = key ? PyDict_GetItemWithError(self->origin_masks, key) : NULL;
+        Py_XDECREF(key);
+        if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
+            PyTuple_GET_ITEM(found, 0) != self->decision) {
+            Py_XDECREF(bytes);
+            Py_DECREF(engine);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        mask = PyTuple_GET_ITEM(found, 1);
+        Py_XSETREF(self->om_decision, Py_NewRef(self->decision));
+        Py_XSETREF(self->om_engine, Py_NewRef(engine));
+        Py_XSETREF(self->om_description, bytes);
+        Py_XSETREF(self->om_mask, Py_NewRef(mask));
+    }
+    Py_DECREF(engine);
     Py_CLEAR(self->row_mask);
     if (mask != Py_None) self->row_mask = Py_NewRef(mask);
     return 1;
@@ -167,9 +191,8 @@ static int step_extended(FastPath *self, int kind, const unsigned char *payload,
     return FALLBACK;
 }
 
-PyObject *FastPath_backend(FastPath *self, PyObject *data) {
-    REQUIRE_INIT(self);
-    if (self->mode == IDLE || !PyBytes_Check(data)) return PyLong_FromLong(0);
+Py_ssize_t fastpath_backend(FastPath *self, PyObject *data) {
+    if (self->mode == IDLE || !PyBytes_Check(data)) return 0;
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data), pos = 0, span = 0;
     Buffer out = {NULL, 0}; /* the chunk as it goes out, once a message is replaced */
@@ -225,15 +248,15 @@ PyObject *FastPath_backend(FastPath *self, PyObject *data) {
             chunk = buffer_finish(&out);
         }
         if (chunk == NULL) goto error;
-        int failed = PyBytes_GET_SIZE(chunk) == 0 ? 0 : write_to(self->client_sink, chunk);
+        int failed = PyBytes_GET_SIZE(chunk) == 0 ? 0 : write_to(self->client_write, chunk);
         Py_DECREF(chunk);
         if (failed < 0) goto error;
     }
     buffer_free(&out);
-    if (outcome == FALLBACK && resume_in_python(self) < 0) return NULL;
+    if (outcome == FALLBACK && resume_in_python(self) < 0) return -1;
     self->handled_backend++;
-    return PyLong_FromSsize_t(pos);
+    return pos;
 error:
     buffer_free(&out);
-    return NULL;
+    return -1;
 }

@@ -2,6 +2,38 @@
  * and the round trip's expected responses are set up for backend.c. */
 #include "fastpath.h"
 
+/* The ticket key of a Query text (native.template_key: digits 1-9 read as 0), the last
+ * one's bytes object when it is the same (its hash is cached in it). */
+static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssize_t len) {
+    PyObject *known = self->q_key_memo;
+    if (known != NULL && PyBytes_GET_SIZE(known) == len) {
+        const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(known);
+        Py_ssize_t i = 0;
+        while (i < len && k[i] == ((text[i] >= '1' && text[i] <= '9') ? '0' : text[i])) i++;
+        if (i == len) return Py_NewRef(known);
+    }
+    PyObject *key = PyBytes_FromStringAndSize(NULL, len);
+    if (key == NULL) return NULL;
+    char *k = PyBytes_AS_STRING(key);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = text[i];
+        k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
+    }
+    Py_XSETREF(self->q_key_memo, Py_NewRef(key));
+    return key;
+}
+
+/* A Parse payload as a bytes object (the p_tickets key), the last one's when it is the same. */
+static PyObject *parse_key(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
+    PyObject *known = self->p_key_memo;
+    if (known != NULL && PyBytes_GET_SIZE(known) == len &&
+        memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)
+        return Py_NewRef(known);
+    PyObject *key = PyBytes_FromStringAndSize((const char *)payload, len);
+    if (key != NULL) Py_XSETREF(self->p_key_memo, Py_NewRef(key));
+    return key;
+}
+
 /* A chunk that is exactly one Query.  Returns 1 when handled, 0 to leave it, -1 on error. */
 static int client_query(FastPath *self, PyObject *data, const unsigned char *buf,
                         Py_ssize_t size) {
@@ -9,13 +41,8 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
     if (text_len < 0 || buf[size - 1] != 0 || memchr(buf + 5, 0, (size_t)text_len) != NULL)
         return 0;
     const unsigned char *text = buf + 5;
-    PyObject *key = PyBytes_FromStringAndSize(NULL, text_len);
+    PyObject *key = template_key(self, text, text_len);
     if (key == NULL) return -1;
-    char *k = PyBytes_AS_STRING(key);
-    for (Py_ssize_t i = 0; i < text_len; i++) {
-        unsigned char c = text[i];
-        k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
-    }
     PyObject *ticket = PyDict_GetItemWithError(self->q_tickets, key); /* borrowed */
     Py_DECREF(key);
     if (ticket == NULL) return PyErr_Occurred() ? -1 : 0;
@@ -50,12 +77,13 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
         Py_DECREF(action);
         return PyErr_Occurred() ? -1 : 0;
     }
-    if (write_to(self->upstream_sink, data) < 0) {
+    if (write_to(self->upstream_write, data) < 0) {
         Py_DECREF(action);
         Py_DECREF(fragment);
         return -1;
     }
     self->mode = SIMPLE;
+    self->masked = masked;
     self->q_stage = 0;
     self->decision = Py_NewRef(decision);
     self->action = action;
@@ -68,6 +96,43 @@ typedef struct {
     const unsigned char *start;
     Py_ssize_t len;
 } Span;
+
+/* The str of a statement name (UTF-8 bytes), the last one's object when it is the same
+ * (new ref; NULL with an error when it is not UTF-8). */
+static PyObject *statement_str(FastPath *self, const unsigned char *name, Py_ssize_t len) {
+    if (self->name_memo != NULL) {
+        Py_ssize_t known_len;
+        const char *known = PyUnicode_AsUTF8AndSize(self->name_memo, &known_len);
+        if (known != NULL && known_len == len && memcmp(known, name, (size_t)len) == 0)
+            return Py_NewRef(self->name_memo);
+    }
+    PyObject *decoded = PyUnicode_DecodeUTF8((const char *)name, len, NULL);
+    if (decoded != NULL) Py_XSETREF(self->name_memo, Py_NewRef(decoded));
+    return decoded;
+}
+
+/* A Bind's n result format codes (big-endian int16 at codes) as a tuple of ints, the last
+ * one's tuple when they are the same (new ref). */
+static PyObject *format_codes(FastPath *self, const unsigned char *codes, Py_ssize_t n) {
+    PyObject *known = self->formats_memo;
+    if (known != NULL && PyTuple_GET_SIZE(known) == n) {
+        Py_ssize_t i = 0;
+        while (i < n && PyLong_AsLong(PyTuple_GET_ITEM(known, i)) == be16(codes + 2 * i)) i++;
+        if (i == n) return Py_NewRef(known);
+    }
+    PyObject *formats = PyTuple_New(n);
+    if (formats == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *code = PyLong_FromLong(be16(codes + 2 * i));
+        if (code == NULL) {
+            Py_DECREF(formats);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(formats, i, code);
+    }
+    Py_XSETREF(self->formats_memo, Py_NewRef(formats));
+    return formats;
+}
 
 static const unsigned char *cstring_end(const unsigned char *p, const unsigned char *end) {
     const unsigned char *nul = memchr(p, 0, (size_t)(end - p));
@@ -100,7 +165,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         if (end == NULL) goto leave;
         parse_name.start = parse.start;
         parse_name.len = end - parse.start;
-        PyObject *payload = PyBytes_FromStringAndSize((const char *)parse.start, parse.len);
+        PyObject *payload = parse_key(self, parse.start, parse.len);
         if (payload == NULL) goto fail;
         ticket = PyDict_GetItemWithError(self->p_tickets, payload);
         Py_DECREF(payload);
@@ -145,7 +210,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
                 goto leave;
             prepared = Py_NewRef(PyTuple_GET_ITEM(ticket, 1));
         } else {
-            statement_name = PyUnicode_DecodeUTF8((const char *)p, end - p, NULL);
+            statement_name = statement_str(self, p, end - p);
             if (statement_name == NULL) {
                 PyErr_Clear();
                 goto leave;
@@ -178,13 +243,8 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         n = be16(p);
         p += 2;
         if (n < 0 || stop - p != 2 * n) goto leave;
-        formats = PyTuple_New(n);
+        formats = format_codes(self, p, n);
         if (formats == NULL) goto fail;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *code = PyLong_FromLong(be16(p + 2 * i));
-            if (code == NULL) goto fail;
-            PyTuple_SET_ITEM(formats, i, code);
-        }
         pos += 1 + len;
     }
     if (NEXT_MESSAGE(MSG_DESCRIBE, 1)) { /* Describe of the same portal */
@@ -263,9 +323,15 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
             goto fail;
     }
     {
-        portal_entry = PyTuple_Pack(2, prepared, formats);
-        if (portal_entry == NULL || PyDict_SetItem(self->portals, portal, portal_entry) < 0)
-            goto fail;
+        /* portals[portal] = (prepared, formats), unless it holds those very objects already */
+        PyObject *known = PyDict_GetItemWithError(self->portals, portal); /* borrowed */
+        if (known == NULL && PyErr_Occurred()) goto fail;
+        if (known == NULL || !PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2 ||
+            PyTuple_GET_ITEM(known, 0) != prepared || PyTuple_GET_ITEM(known, 1) != formats) {
+            portal_entry = PyTuple_Pack(2, prepared, formats);
+            if (portal_entry == NULL || PyDict_SetItem(self->portals, portal, portal_entry) < 0)
+                goto fail;
+        }
     }
     if (own_describe) { /* Parse, the agent's own Describe of the statement, the rest */
         Py_ssize_t parse_size = 5 + parse.len, describe_size = 5 + 1 + parse_name.len + 1;
@@ -285,8 +351,8 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         o[6 + parse_name.len] = 0;
         o += describe_size;
         memcpy(o, buf + parse_size, (size_t)(size - parse_size));
-        if (write_to(self->upstream_sink, out) < 0) goto fail;
-    } else if (write_to(self->upstream_sink, data) < 0) {
+        if (write_to(self->upstream_write, out) < 0) goto fail;
+    } else if (write_to(self->upstream_write, data) < 0) {
         goto fail;
     }
     self->n_entries = 0;
@@ -300,6 +366,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
     self->entries[self->n_entries++] = R_SYNC;
     self->head = 0;
     self->mode = EXTENDED;
+    self->masked = masked;
     self->decision = Py_NewRef(decision);
     self->action = Py_NewRef(action);
     self->fragment = Py_NewRef(fragment);
@@ -328,28 +395,24 @@ leave:
 #undef NEXT_MESSAGE
 }
 
-PyObject *FastPath_client(FastPath *self, PyObject *data) {
-    REQUIRE_INIT(self);
-    if (!PyBytes_Check(data)) return PyLong_FromLong(0);
-    if (self->mode != IDLE) { /* more before the answers: Python takes the session over */
-        if (resume_in_python(self) < 0) return NULL;
-        return PyLong_FromLong(0);
-    }
+Py_ssize_t fastpath_client(FastPath *self, PyObject *data) {
+    if (!PyBytes_Check(data)) return 0;
+    if (self->mode != IDLE) /* more before the answers: Python takes the session over */
+        return resume_in_python(self) < 0 ? -1 : 0;
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     if (size < 5 || (buf[0] != MSG_QUERY && buf[0] != MSG_PARSE && buf[0] != MSG_BIND))
-        return PyLong_FromLong(0);
+        return 0;
     int idle = session_idle(self);
-    if (idle != 1) return idle < 0 ? NULL : PyLong_FromLong(0);
+    if (idle != 1) return idle < 0 ? -1 : 0;
     int rc;
     if (buf[0] == MSG_QUERY) {
-        if (be32(buf + 1) != size - 1) return PyLong_FromLong(0);
+        if (be32(buf + 1) != size - 1) return 0;
         rc = client_query(self, data, buf, size);
     } else {
         rc = client_extended(self, data, buf, size);
     }
-    if (rc < 0) return NULL;
-    if (rc == 0) return PyLong_FromLong(0);
+    if (rc <= 0) return rc;
     self->handled_client++;
-    return PyLong_FromSsize_t(size);
+    return size;
 }

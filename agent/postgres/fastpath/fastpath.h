@@ -35,7 +35,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/postgres/native.py with it. */
-#define FASTPATH_ABI_VERSION 4
+#define FASTPATH_ABI_VERSION 5
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -143,23 +143,40 @@ typedef struct {
     PyObject *bridge;
     /* Read from the bridge once, at construction (the session never rebinds them). */
     PyObject *session, *agent, *client_relay, *backend_relay; /* their plain fields, per trip */
-    PyObject *upstream_sink, *client_sink;
+    PyObject *upstream_write, *client_write; /* the sinks' bound write methods */
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
-    PyObject *hand_back_simple, *hand_back_extended, *stats, *buckets, *audit_wakeup;
+    PyObject *hand_back_simple, *hand_back_extended, *audit_wakeup;
     PyObject *audit_journal; /* AuditJournal.catch_up, or None (no journal) */
     PyObject *client_python, *backend_python, *client_rest, *backend_rest;
     PyObject *client_failed, *backend_failed;
     PyObject *mask_value, *masking_key; /* masking.mask_wire_value and its key (hash) */
     Py_ssize_t batch_size;
     int journal_due; /* events queued that audit_journal has not written yet */
+    /* agent.metrics.StatementStats.native and .native_seconds, held as buffers for the
+     * process's lifetime of the stats (they are never resized), and the slots to count in */
+    Py_buffer counts_view, seconds_view;
+    long long *counts;
+    double *seconds_total;
+    Py_ssize_t slot_allow, slot_mask, slot_buckets, slot_statements, slot_handbacks;
+    double bounds[32]; /* agent.metrics.LATENCY_BUCKETS */
+    Py_ssize_t n_bounds;
     /* The tickets, owned here (native.py registers them through q_tickets/p_tickets). */
     PyObject *q_tickets, *p_tickets;
     CompiledMask compiled;
+    /* Memos of pure functions of their keys (each held alive by a strong reference, so an
+     * identity cannot be reused): the audit fragment of (decision, index 0, action) in this
+     * session; the row mask of (decision, RowDescription) under one engine; a statement
+     * name's str; a Bind's result format codes as a tuple; the tickets' keys. */
+    PyObject *memo_decision, *memo_action, *memo_fragment;
+    PyObject *om_decision, *om_engine, *om_description, *om_mask;
+    PyObject *name_memo, *formats_memo;
+    PyObject *q_key_memo, *p_key_memo; /* the last ticket keys, hashes cached in them */
     /* the round trip in flight */
     int mode;
     char entries[8];
     int n_entries, head;
     int q_stage; /* SIMPLE: 0 before RowDescription, 1 in rows, 2 after CommandComplete */
+    int masked;  /* its decision masks (counted as such) */
     PyObject *decision, *fragment, *action, *prepared, *formats, *portal;
     PyObject *row_mask;  /* armed for the current result set, or NULL */
     PyObject *exec_mask; /* the Execute's masks, armed when it becomes the head */
@@ -175,9 +192,8 @@ extern PyTypeObject FastPathType;
 /* Attribute names, interned once (roundtrip.c): of the bridge (live values), of the
  * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */
 extern PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
-    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks,
-    *s_by_decision, *s_bucket_counts, *s_seconds_total, *s_native_statements,
-    *s_native_handbacks, *s_write, *s_allow, *s_mask, *s_zero;
+    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask,
+    *s_zero;
 int intern_names(void);
 
 double monotonic_now(void);
@@ -190,15 +206,15 @@ PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action);
 int passing_action(PyObject *action, int *masked);
 int session_idle(FastPath *self);
 int relay_waiting(PyObject *relay);
-int origin_masks_current(FastPath *self);
 PyObject *active_masks(PyObject *specs);
-int write_to(PyObject *sink, PyObject *data);
-int observe(FastPath *self, double seconds);
+int write_to(PyObject *write, PyObject *data);
+void observe(FastPath *self, double seconds);
 void clear_flight(FastPath *self);
 int resume_in_python(FastPath *self);
 
-PyObject *FastPath_client(FastPath *self, PyObject *data);  /* client.c */
-PyObject *FastPath_backend(FastPath *self, PyObject *data); /* backend.c */
+/* The bytes of data consumed (0: Python handles them), or -1 with an error. */
+Py_ssize_t fastpath_client(FastPath *self, PyObject *data);  /* client.c */
+Py_ssize_t fastpath_backend(FastPath *self, PyObject *data); /* backend.c */
 
 /* Methods of a FastPath whose __init__ did not run (or failed) raise instead of crashing. */
 #define REQUIRE_INIT(self)                                                        \

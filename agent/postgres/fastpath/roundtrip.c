@@ -4,9 +4,7 @@
 #include "fastpath.h"
 
 PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
-    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_by_decision,
-    *s_bucket_counts, *s_seconds_total, *s_native_statements, *s_native_handbacks, *s_write,
-    *s_allow, *s_mask, *s_zero;
+    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask, *s_zero;
 
 int intern_names(void) {
 #define INTERN(var, text)                                  \
@@ -23,12 +21,6 @@ int intern_names(void) {
     INTERN(s_decision, "decision");
     INTERN(s_described, "described");
     INTERN(s_masks, "masks");
-    INTERN(s_by_decision, "by_decision");
-    INTERN(s_bucket_counts, "bucket_counts");
-    INTERN(s_seconds_total, "seconds_total");
-    INTERN(s_native_statements, "native_statements");
-    INTERN(s_native_handbacks, "native_handbacks");
-    INTERN(s_write, "write");
     INTERN(s_allow, "allow");
     INTERN(s_mask, "mask");
 #undef INTERN
@@ -51,7 +43,7 @@ double wall_now(void) {
 
 void clear_flight(FastPath *self) {
     self->mode = IDLE;
-    self->n_entries = self->head = self->q_stage = 0;
+    self->n_entries = self->head = self->q_stage = self->masked = 0;
     self->sent_rows = self->sent_bytes = 0;
     Py_CLEAR(self->decision);
     Py_CLEAR(self->fragment);
@@ -64,12 +56,21 @@ void clear_flight(FastPath *self) {
 }
 
 /* Every object reference a FastPath holds, for traverse and clear. */
-#define FASTPATH_REFERENCES(X)                                                          \
-    X(bridge) X(session) X(agent) X(client_relay) X(backend_relay) X(upstream_sink) X(client_sink) X(expect) X(statements) X(portals)       \
-    X(origin_masks) X(audit_fragments) X(audit_queue) X(hand_back_simple)              \
-    X(hand_back_extended) X(stats) X(buckets) X(audit_wakeup) X(audit_journal) X(client_python)         \
-    X(backend_python) X(client_rest) X(backend_rest) X(client_failed) X(backend_failed) \
-    X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)
+#define FASTPATH_REFERENCES(X)                                                           \
+    X(bridge) X(session) X(agent) X(client_relay) X(backend_relay) X(upstream_write)         \
+    X(client_write) X(expect) X(statements) X(portals) X(origin_masks) X(audit_fragments)    \
+    X(audit_queue) X(hand_back_simple) X(hand_back_extended) X(audit_wakeup) X(audit_journal)  \
+    X(client_python) X(backend_python) X(client_rest) X(backend_rest) X(client_failed)       \
+    X(backend_failed) X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)                 \
+    X(memo_decision) X(memo_action) X(memo_fragment) X(om_decision) X(om_engine)             \
+    X(om_description) X(om_mask) X(name_memo) X(formats_memo) X(q_key_memo) X(p_key_memo)
+
+static void release_counters(FastPath *self) {
+    if (self->counts != NULL) PyBuffer_Release(&self->counts_view);
+    if (self->seconds_total != NULL) PyBuffer_Release(&self->seconds_view);
+    self->counts = NULL;
+    self->seconds_total = NULL;
+}
 
 static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
 #define VISIT(field) Py_VISIT(self->field);
@@ -93,6 +94,7 @@ static int FastPath_clear(FastPath *self) {
     FASTPATH_REFERENCES(CLEAR)
 #undef CLEAR
     compiled_clear(&self->compiled);
+    release_counters(self);
     return 0;
 }
 
@@ -106,6 +108,57 @@ static void FastPath_dealloc(FastPath *self) {
 static int take(PyObject *bridge, const char *name, PyObject **field) {
     *field = PyObject_GetAttrString(bridge, name);
     return *field == NULL ? -1 : 0;
+}
+
+/* A writable buffer of bridge.<name> with items of this struct format ("q", "d"). */
+static int take_buffer(PyObject *bridge, const char *name, const char *format,
+                       Py_ssize_t itemsize, Py_buffer *view) {
+    PyObject *owner = PyObject_GetAttrString(bridge, name);
+    if (owner == NULL) return -1;
+    int rc = PyObject_GetBuffer(owner, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS);
+    Py_DECREF(owner);
+    if (rc < 0) return -1;
+    if (view->itemsize != itemsize || view->format == NULL || strcmp(view->format, format) != 0) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_TypeError, "bridge.%s is not an array of '%s'", name, format);
+        return -1;
+    }
+    return 0;
+}
+
+/* The statement counters (agent.metrics.StatementStats.native, native_seconds), their
+ * layout (bridge.native_layout: slots of allow, mask, the first latency bucket, native
+ * statements, hand-backs) and the latency bucket bounds, all checked against each other. */
+static int take_counters(FastPath *self, PyObject *bridge) {
+    if (take_buffer(bridge, "native_counts", "q", sizeof(long long), &self->counts_view) < 0)
+        return -1;
+    self->counts = self->counts_view.buf;
+    if (take_buffer(bridge, "native_seconds", "d", sizeof(double), &self->seconds_view) < 0)
+        return -1;
+    self->seconds_total = self->seconds_view.buf;
+    PyObject *layout = PyObject_GetAttrString(bridge, "native_layout");
+    PyObject *bounds = layout ? PyObject_GetAttrString(bridge, "latency_buckets") : NULL;
+    int ok = bounds != NULL && PyTuple_Check(layout) && PyTuple_GET_SIZE(layout) == 5 &&
+             PyTuple_Check(bounds) && PyTuple_GET_SIZE(bounds) < 32;
+    Py_ssize_t *slots[] = {&self->slot_allow, &self->slot_mask, &self->slot_buckets,
+                           &self->slot_statements, &self->slot_handbacks};
+    Py_ssize_t length = self->counts_view.len / (Py_ssize_t)sizeof(long long);
+    for (Py_ssize_t i = 0; ok && i < 5; i++) {
+        *slots[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, i));
+        ok = *slots[i] >= 0 && *slots[i] < length;
+    }
+    self->n_bounds = ok ? PyTuple_GET_SIZE(bounds) : 0;
+    ok = ok && self->slot_buckets + self->n_bounds < length && self->seconds_view.len >= 8;
+    for (Py_ssize_t i = 0; ok && i < self->n_bounds; i++) {
+        self->bounds[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(bounds, i));
+        ok = !PyErr_Occurred();
+    }
+    Py_XDECREF(layout);
+    Py_XDECREF(bounds);
+    if (ok) return 0;
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "the bridge's counter layout does not fit its counters");
+    return -1;
 }
 
 /* FastPath(bridge): refuses a bridge of another ABI version (RuntimeError) before reading
@@ -131,8 +184,8 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     if (take(bridge, "session", &self->session) < 0 || take(bridge, "agent", &self->agent) < 0 ||
         take(bridge, "client_relay", &self->client_relay) < 0 ||
         take(bridge, "backend_relay", &self->backend_relay) < 0 ||
-        take(bridge, "upstream_sink", &self->upstream_sink) < 0 ||
-        take(bridge, "client_sink", &self->client_sink) < 0 ||
+        take(bridge, "upstream_write", &self->upstream_write) < 0 ||
+        take(bridge, "client_write", &self->client_write) < 0 ||
         take(bridge, "expect", &self->expect) < 0 ||
         take(bridge, "statements", &self->statements) < 0 ||
         take(bridge, "portals", &self->portals) < 0 ||
@@ -143,8 +196,6 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
         take(bridge, "audit_journal", &self->audit_journal) < 0 ||
         take(bridge, "hand_back_simple", &self->hand_back_simple) < 0 ||
         take(bridge, "hand_back_extended", &self->hand_back_extended) < 0 ||
-        take(bridge, "stats", &self->stats) < 0 ||
-        take(bridge, "latency_buckets", &self->buckets) < 0 ||
         take(bridge, "client_python", &self->client_python) < 0 ||
         take(bridge, "backend_python", &self->backend_python) < 0 ||
         take(bridge, "client_rest", &self->client_rest) < 0 ||
@@ -153,7 +204,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
         take(bridge, "backend_failed", &self->backend_failed) < 0 ||
         take(bridge, "mask_value", &self->mask_value) < 0 ||
         take(bridge, "masking_key", &self->masking_key) < 0 ||
-        take(bridge, "batch_size", &batch_size) < 0)
+        take(bridge, "batch_size", &batch_size) < 0 || take_counters(self, bridge) < 0)
         goto fail;
     self->batch_size = PyLong_AsSsize_t(batch_size);
     Py_DECREF(batch_size);
@@ -164,7 +215,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     }
     if (!PyDict_Check(self->statements) || !PyDict_Check(self->portals) ||
         !PyDict_Check(self->origin_masks) || !PyDict_Check(self->audit_fragments) ||
-        !PyList_Check(self->audit_queue) || !PyTuple_Check(self->buckets)) {
+        !PyList_Check(self->audit_queue)) {
         PyErr_SetString(PyExc_TypeError, "the bridge's caches are dicts, its queue a list");
         goto fail;
     }
@@ -217,8 +268,12 @@ int attr_equals(PyObject *obj, PyObject *name, PyObject *target) {
 }
 
 /* The audit fragment the session's AuditTrail cached for (decision, index 0, action), new ref or
- * NULL (without an error) when it is not cached. */
+ * NULL (without an error) when it is not cached.  A fragment is a function of the decision
+ * and the session's constants, so the one last found is memoised (its decision held alive:
+ * its id stays its own). */
 PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) {
+    if (decision == self->memo_decision && action == self->memo_action)
+        return Py_NewRef(self->memo_fragment);
     PyObject *id = PyLong_FromVoidPtr(decision);
     PyObject *key = id ? PyTuple_Pack(3, id, s_zero, action) : NULL;
     Py_XDECREF(id);
@@ -227,7 +282,10 @@ PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) 
     if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
         PyTuple_GET_ITEM(found, 0) != decision)
         return NULL;
-    return Py_NewRef(PyTuple_GET_ITEM(found, 1));
+    Py_XSETREF(self->memo_decision, Py_NewRef(decision));
+    Py_XSETREF(self->memo_action, Py_NewRef(action));
+    Py_XSETREF(self->memo_fragment, Py_NewRef(PyTuple_GET_ITEM(found, 1)));
+    return Py_NewRef(self->memo_fragment);
 }
 
 /* 1 when the action is allow or mask (sets *masked), 0 otherwise, -1 on error. */
@@ -263,23 +321,15 @@ int relay_waiting(PyObject *relay) {
     return field_is_true(relay, s_busy);
 }
 
-/* A session with nothing outstanding, nothing being discarded and no relay mid-chunk. */
+/* A session with nothing outstanding, nothing being discarded and no relay mid-chunk (the
+ * client relay's own busy flag was read by its caller: relay_waiting in received, or the
+ * Python relay's data_received, which never calls the native path while busy). */
 int session_idle(FastPath *self) {
     Py_ssize_t pending = PyObject_Length(self->expect);
     if (pending != 0) return pending < 0 ? -1 : 0;
     int busy = field_is_true(self->session, s_discarding);
-    if (busy == 0) busy = field_is_true(self->client_relay, s_busy);
     if (busy == 0) busy = field_is_true(self->backend_relay, s_busy);
     return busy < 0 ? -1 : !busy;
-}
-
-/* 1 when the session's origin_masks were computed under the agent's engine in force. */
-int origin_masks_current(FastPath *self) {
-    PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
-    if (engine == NULL) return -1;
-    int current = attr_is(self->session, s_origin_engine, engine);
-    Py_DECREF(engine);
-    return current;
 }
 
 /* Only active (index, spec) pairs of a per-column mask list, as agent.postgres.masks.active_masks. */
@@ -307,65 +357,23 @@ PyObject *active_masks(PyObject *specs) {
     return active;
 }
 
-int write_to(PyObject *sink, PyObject *data) {
-    PyObject *result = PyObject_CallMethodOneArg(sink, s_write, data);
+/* A sink's bound write method (read once from the bridge) called with data. */
+int write_to(PyObject *write, PyObject *data) {
+    PyObject *result = PyObject_CallOneArg(write, data);
     if (result == NULL) return -1;
     Py_DECREF(result);
     return 0;
 }
 
-/* obj.name += delta for an int attribute. */
-static int add_to_attr(PyObject *obj, PyObject *name, long delta) {
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL) return -1;
-    long current = PyLong_AsLong(value);
-    Py_DECREF(value);
-    if (current == -1 && PyErr_Occurred()) return -1;
-    PyObject *updated = PyLong_FromLong(current + delta);
-    if (updated == NULL) return -1;
-    int rc = PyObject_SetAttr(obj, name, updated);
-    Py_DECREF(updated);
-    return rc;
-}
-
-/* agent.metrics.StatementStats.observe(action, seconds), and one native statement. */
-int observe(FastPath *self, double seconds) {
-    PyObject *by_decision = PyObject_GetAttr(self->stats, s_by_decision);
-    if (by_decision == NULL) return -1;
-    PyObject *count = PyDict_GetItemWithError(by_decision, self->action);
-    long current = count ? PyLong_AsLong(count) : 0;
-    PyObject *updated = (PyErr_Occurred()) ? NULL : PyLong_FromLong(current + 1);
-    int failed = updated == NULL || PyDict_SetItem(by_decision, self->action, updated) < 0;
-    Py_XDECREF(updated);
-    Py_DECREF(by_decision);
-    if (failed) return -1;
-    /* bisect_left: the first bucket bound >= seconds, else the +Inf slot */
-    Py_ssize_t slot = 0, bounds = PyTuple_GET_SIZE(self->buckets);
-    while (slot < bounds && PyFloat_AsDouble(PyTuple_GET_ITEM(self->buckets, slot)) < seconds)
-        slot++;
-    PyObject *counts = PyObject_GetAttr(self->stats, s_bucket_counts);
-    if (counts == NULL) return -1;
-    failed = !PyList_Check(counts) || PyList_GET_SIZE(counts) <= slot;
-    if (!failed) {
-        long bucket = PyLong_AsLong(PyList_GET_ITEM(counts, slot));
-        PyObject *next = bucket == -1 && PyErr_Occurred() ? NULL : PyLong_FromLong(bucket + 1);
-        failed = next == NULL || PyList_SetItem(counts, slot, next) < 0; /* steals next */
-    } else {
-        PyErr_SetString(PyExc_TypeError, "StatementStats.bucket_counts is too short");
-    }
-    Py_DECREF(counts);
-    if (failed) return -1;
-    PyObject *total = PyObject_GetAttr(self->stats, s_seconds_total);
-    if (total == NULL) return -1;
-    double sum = PyFloat_AsDouble(total);
-    Py_DECREF(total);
-    if (sum == -1.0 && PyErr_Occurred()) return -1;
-    PyObject *new_total = PyFloat_FromDouble(sum + seconds);
-    if (new_total == NULL) return -1;
-    failed = PyObject_SetAttr(self->stats, s_seconds_total, new_total) < 0;
-    Py_DECREF(new_total);
-    if (failed) return -1;
-    return add_to_attr(self->stats, s_native_statements, 1);
+/* As agent.metrics.StatementStats.observe(action, seconds), into the native counters, and
+ * one native statement. */
+void observe(FastPath *self, double seconds) {
+    Py_ssize_t slot = 0; /* bisect_left: the first bucket bound >= seconds, else +Inf */
+    while (slot < self->n_bounds && self->bounds[slot] < seconds) slot++;
+    self->counts[self->masked ? self->slot_mask : self->slot_allow]++;
+    self->counts[self->slot_buckets + slot]++;
+    self->counts[self->slot_statements]++;
+    *self->seconds_total += seconds;
 }
 
 /* Hand the round trip in flight back to Python: bridge.hand_back_simple(decision, started,
@@ -393,7 +401,8 @@ int resume_in_python(FastPath *self) {
     if (result == NULL) return -1;
     Py_DECREF(result);
     self->resumed++;
-    return add_to_attr(self->stats, s_native_handbacks, 1);
+    self->counts[self->slot_handbacks]++;
+    return 0;
 }
 
 /* data_received of a relay: the native path first, Python for the rest (or for a relay
@@ -405,10 +414,8 @@ static PyObject *received(FastPath *self, PyObject *data, int backend) {
     if (waiting < 0) goto error;
     if (waiting || !PyBytes_Check(data))
         return PyObject_CallOneArg(backend ? self->backend_python : self->client_python, data);
-    PyObject *consumed = backend ? FastPath_backend(self, data) : FastPath_client(self, data);
-    if (consumed == NULL) goto error;
-    Py_ssize_t count = PyLong_AsSsize_t(consumed);
-    Py_DECREF(consumed);
+    Py_ssize_t count = backend ? fastpath_backend(self, data) : fastpath_client(self, data);
+    if (count < 0) goto error;
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     if (count == size) Py_RETURN_NONE;
     PyObject *rest = count == 0 ? Py_NewRef(data)
@@ -441,10 +448,29 @@ static PyObject *FastPath_backend_received(FastPath *self, PyObject *data) {
     return received(self, data, 1);
 }
 
+static PyObject *FastPath_client(FastPath *self, PyObject *data) {
+    REQUIRE_INIT(self);
+    Py_ssize_t consumed = fastpath_client(self, data);
+    return consumed < 0 ? NULL : PyLong_FromSsize_t(consumed);
+}
+
+static PyObject *FastPath_backend(FastPath *self, PyObject *data) {
+    REQUIRE_INIT(self);
+    Py_ssize_t consumed = fastpath_backend(self, data);
+    return consumed < 0 ? NULL : PyLong_FromSsize_t(consumed);
+}
+
 static PyObject *FastPath_forget(FastPath *self, PyObject *Py_UNUSED(ignored)) {
     REQUIRE_INIT(self);
     PyDict_Clear(self->q_tickets);
     PyDict_Clear(self->p_tickets);
+    Py_CLEAR(self->memo_decision);
+    Py_CLEAR(self->memo_action);
+    Py_CLEAR(self->memo_fragment);
+    Py_CLEAR(self->om_decision);
+    Py_CLEAR(self->om_engine);
+    Py_CLEAR(self->om_description);
+    Py_CLEAR(self->om_mask);
     Py_RETURN_NONE;
 }
 
@@ -482,7 +508,7 @@ static PyMethodDef FastPath_methods[] = {
      "data_received of the client relay (native path first)."},
     {"backend_received", (PyCFunction)FastPath_backend_received, METH_O,
      "data_received of the upstream relay (native path first)."},
-    {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Drop every ticket."},
+    {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Drop every ticket and memo."},
     {"resume", (PyCFunction)FastPath_resume, METH_NOARGS,
      "Hand the round trip in flight back to Python."},
     {NULL, NULL, 0, NULL},

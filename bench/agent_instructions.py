@@ -1,0 +1,174 @@
+"""Benchmark: instructions the agent process executes per statement, under callgrind.
+
+    .venv/bin/python bench/agent_instructions.py [--modes simple,extended,prepared]
+        [--transactions 1000,3000] [--relay agent|pump] [--keep DIR] [--database NAME]
+
+Wall-clock TPS on a shared 2-core machine moves ±15 % with the neighbours' load; the
+instruction count of the proxy process does not.  This runs the real ``python -m agent``
+(sockets, uvloop, audit shipping to a tiny control plane, timers: everything the process
+does) or the bare Python relay of bench/proxy.py (``--relay pump``) under
+``valgrind --tool=callgrind``, drives it with one pgbench client, and reports instructions
+per transaction as the difference of two counted windows of different lengths (so the
+connection's start-up, authentication included, cancels out).  "relay work" counts only
+uvloop's read callbacks (the statement's own work); "process" adds the timers and threads
+(audit shipping, polls), which run per second and so weigh ~50 times more per statement under
+callgrind than at full speed.  ``--keep DIR`` keeps the
+callgrind dumps (callgrind_annotate --inclusive=yes DIR/<mode>-<n>.out shows where they go).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.proxy import (  # noqa: E402
+    BENCH_TOKEN,
+    TinyControlPlane,
+    free_port,
+    pgbench_init,
+    psql,
+)
+
+VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no"]
+
+
+def start(command: list[str], workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    out = workdir / "callgrind.out.%p"
+    process = subprocess.Popen(
+        [*VALGRIND, f"--callgrind-out-file={out}", *command],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PYTHONPATH": str(REPO), "WARDEN_MASKING_KEY": "bench", "PATH": "/usr/bin:/bin"},
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process
+        time.sleep(0.5)
+    raise RuntimeError(f"{command} did not listen on {port}")
+
+
+def agent_command(plane: TinyControlPlane, database: str, port: int, state: Path) -> list[str]:
+    return [
+        *(sys.executable, "-m", "agent", "--control-plane", plane.url, "--token", "t"),
+        *("--listen", f"127.0.0.1:{port}", "--datasource", "bench"),
+        *("--upstream-database", database, "--state-dir", str(state)),
+        *("--bundle-public-key", plane.public_key, "--log-level", "WARNING"),
+    ]
+
+
+def pgbench(port: int, database: str, mode: str, transactions: int, user: str) -> None:
+    command = ["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-c", "1"]
+    command += ["-t", str(transactions), "-M", mode, "-S", database]
+    env = {"PGPASSWORD": BENCH_TOKEN, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"pgbench failed: {result.stdout}\n{result.stderr}")
+
+
+# The relay's work: every read callback of uvloop (data_received, the native path, the
+# writes it makes), inclusive; the rest of the process is timers and threads, whose share per
+# statement callgrind's slowness inflates (they run per second, not per statement).
+ON_READ = re.compile(r"^\s*([\d,]+) .*__uv_stream_on_read \[", re.M)
+TOTAL = re.compile(r"^(?:summary|totals):\s+(\d+)", re.M)
+
+
+def counted(
+    pid: int, workdir: Path, run: Callable[[], None], keep: Path | None, label: str
+) -> tuple[int, int]:
+    """Instructions of the process while ``run()`` runs: (all, in read callbacks)."""
+    control = ["callgrind_control"]
+    subprocess.run([*control, "-i", "on", str(pid)], check=True, capture_output=True)
+    subprocess.run([*control, "-z", str(pid)], check=True, capture_output=True)
+    run()
+    before = set(workdir.glob("callgrind.out.*"))
+    subprocess.run([*control, "-d", label, str(pid)], check=True, capture_output=True)
+    subprocess.run([*control, "-i", "off", str(pid)], check=True, capture_output=True)
+    (dump,) = set(workdir.glob("callgrind.out.*")) - before
+    total = TOTAL.search(dump.read_text(errors="replace"))
+    annotated = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", str(dump)], capture_output=True, text=True
+    ).stdout
+    on_read = ON_READ.search(annotated)
+    assert total, f"no totals in {dump}"
+    if keep is not None:
+        shutil.copy(dump, keep / f"{label}.out")
+    dump.unlink()
+    return int(total.group(1)), int(on_read.group(1).replace(",", "")) if on_read else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--modes", default="simple,extended,prepared")
+    parser.add_argument("--transactions", default="1000,3000", help="two window lengths")
+    parser.add_argument("--relay", choices=["agent", "pump"], default="agent")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps here")
+    parser.add_argument("--database", help="an existing pgbench database (else a scratch one)")
+    args = parser.parse_args()
+    short, long = (int(n) for n in args.transactions.split(","))
+    database = args.database or f"warden_instr_{secrets.token_hex(4)}"
+    workdir = Path(tempfile.mkdtemp(prefix="warden-instr-"))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    process = None
+    try:
+        if not args.database:
+            psql("postgres", f"CREATE DATABASE {database}")
+            pgbench_init(database, 1)
+        port = free_port()
+        if args.relay == "agent":
+            plane = TinyControlPlane()
+            command = agent_command(plane, database, port, workdir / "state")
+            user = "bench"
+        else:
+            command = [sys.executable, "bench/proxy.py", "--pump-listen", str(port)]
+            user = "postgres"
+        process = start(command, workdir, port)
+        print(
+            f"{args.relay}: instructions per select-only transaction (callgrind, 1 client, "
+            f"windows of {short} and {long})\n{'mode':<10}{'process':>12}{'relay work':>12}"
+        )
+        for mode in args.modes.split(","):
+            pgbench(port, database, mode, 300, user)  # warm the caches
+            counts = {}
+            for n in (short, long):
+
+                def window(n: int = n, mode: str = mode) -> None:
+                    pgbench(port, database, mode, n, user)
+
+                counts[n] = counted(process.pid, workdir, window, args.keep, f"{mode}-{n}")
+            total, relay = ((counts[long][i] - counts[short][i]) / (long - short) for i in (0, 1))
+            print(f"{mode:<10}{total:>12,.0f}{relay:>12,.0f}")
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if not args.database:
+            psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
