@@ -501,6 +501,7 @@ def _bridge_stub(**fields: Any) -> Any:
         portals={},
         origin_masks={},
         audit_fragments={},
+        audit_journal=None,
     )
     for name in [
         "session",
