@@ -120,15 +120,23 @@ class AuditJournal:
 def recover(paths: list[Path], spool_path: Path) -> int:
     """Turn the journals a previous process left into spool batches (appended, fsynced) and
     delete them; returns the events recovered."""
-    found = [path for path in paths if path.exists()]
+    # Another agent on this state directory may seal or recover a file meanwhile: a file
+    # gone is one it took (its events reach the control plane under the same ids).
+    found: list[Path] = []
+    records: list[tuple[str, int, list[QueuedEvent]]] = []
+    for path in paths:
+        try:
+            records += _records(path)
+        except FileNotFoundError:
+            continue
+        found.append(path)
     runs: list[tuple[str, int, list[QueuedEvent]]] = []  # contiguous ids, in order
-    for path in found:
-        for prefix, first_seq, events in _records(path):
-            last = runs[-1] if runs else None
-            if last and last[0] == prefix and last[1] + len(last[2]) == first_seq:
-                last[2].extend(events)
-            else:
-                runs.append((prefix, first_seq, list(events)))
+    for prefix, first_seq, events in records:
+        last = runs[-1] if runs else None
+        if last and last[0] == prefix and last[1] + len(last[2]) == first_seq:
+            last[2].extend(events)
+        else:
+            runs.append((prefix, first_seq, list(events)))
     lines = [
         encode_batch(prefix, first_seq + start, events[start : start + BATCH_SIZE])
         for prefix, first_seq, events in runs
@@ -140,7 +148,7 @@ def recover(paths: list[Path], spool_path: Path) -> int:
             spool.flush()
             os.fsync(spool.fileno())
     for path in found:
-        path.unlink()
+        path.unlink(missing_ok=True)
     return sum(len(events) for _prefix, _seq, events in runs)
 
 

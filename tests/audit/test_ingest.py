@@ -213,7 +213,7 @@ def test_a_journal_replay_overlapping_a_delivered_batch_stores_each_event_once(
     come again under the same ids, in batches cut elsewhere, beside events never sent."""
     fragment = json.dumps(agent_event())[1:-1]
     moment = datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp()
-    queued = [(fragment, moment + n, n, 1.0, False) for n in range(6)]
+    queued = [(fragment, moment + n, n, 1.0, False, 10 * n) for n in range(6)]
     prefix = "1f0c2a3b-4c5d-4e6f-8a9b-"
     delivered = json.loads(encode_batch(prefix, 0, queued[:4]))
     assert _post_body(client, agent_token, delivered).json() == {"accepted": 4, "duplicates": 0}
@@ -227,6 +227,7 @@ def test_a_journal_replay_overlapping_a_delivered_batch_stores_each_event_once(
     assert answers == [{"accepted": 0, "duplicates": 1}, {"accepted": 2, "duplicates": 1}]
     stored = AuditEvent.objects.filter(action="query.executed").order_by("sequence")
     assert [event.details["rows"] for event in stored] == [0, 1, 2, 3, 4, 5]
+    assert [event.details["bytes"] for event in stored] == [0, 10, 20, 30, 40, 50]
     assert chain_walk().ok
 
 
