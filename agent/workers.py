@@ -63,6 +63,7 @@ MAX_WORKERS = 1 << WORKER_BITS
 _RESTART_DELAY = 1.0
 # The supervisor looks at its workers on every signal, and at least this often anyway.
 _IDLE_CHECK = 5.0
+CANCEL_FORWARD_SECONDS = 6.0  # the owner waits up to 5 s for the upstream (send_cancel)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -109,6 +110,12 @@ class WorkerGroup:
             try:
                 await loop.sock_connect(sock, self.cancel_address(owner))
                 await loop.sock_sendall(sock, struct.pack("!ii", pid, secret))
+                # The owner closes once the cancel went upstream (as PostgreSQL does).
+                async with asyncio.timeout(CANCEL_FORWARD_SECONDS):
+                    while await loop.sock_recv(sock, 64):
+                        pass
+            except TimeoutError:
+                log.warning("worker %s took over %s s to cancel", owner, CANCEL_FORWARD_SECONDS)
             except OSError as exc:
                 log.warning("cannot forward a cancel request to worker %s: %s", owner, exc)
                 return False

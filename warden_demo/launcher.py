@@ -176,11 +176,15 @@ class Demo:
         """Started before `warden_demo` runs so their start-up overlaps it: neither touches
         the database until a request arrives or a periodic task falls due."""
         web = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports.web)]
+        # Killed outright if the supervisor dies: daphne stopping on SIGTERM with a request in
+        # flight can wait forever at exit (its worker thread awaits the stopped event loop),
+        # and it holds nothing of its own to save.
         self.supervisor.start(
             "web",
             [self.python, *web, "config.asgi:application"],
             env=env,
             cwd=REPO,
+            death_signal=signal.SIGKILL,
             restartable=True,
         )
         self.supervisor.start(

@@ -3,7 +3,9 @@
 Each supervised child gets its own session (process group), so a Ctrl-C in the terminal
 reaches only the supervisor, which then stops the children in reverse start order: the agent
 before the web server it polls, PostgreSQL last. Each child also asks the kernel to send it
-SIGTERM should the supervisor itself die (kill -9), so nothing outlives a run either way.
+its stop signal should the supervisor itself die (kill -9), so nothing outlives a run either
+way: PostgreSQL its fast shutdown (a smart one would wait for clients that may linger), the
+web server SIGKILL (see ``Launcher``).
 Their output goes to one log file each; when one exits unexpectedly its log's tail is shown.
 
 Once the run is ready, a child started ``restartable`` (the web server, the task runner, the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -34,11 +37,11 @@ RESTART_WINDOW_SECONDS = 60.0
 RESTART_BACKOFF_SECONDS = (1.0, 2.0, 4.0)
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM this child when the supervisor dies (Linux; elsewhere a no-op)."""
+def _die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """preexec_fn: send this child `signum` when the supervisor dies (Linux; elsewhere a no-op)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signum)
 
 
 @dataclass
@@ -102,10 +105,12 @@ class Supervisor:
         *,
         env: dict[str, str],
         stop_signal: int = signal.SIGTERM,
+        death_signal: int | None = None,
         signal_group: bool = True,
         restartable: bool = False,
         **popen_options: Any,
     ) -> Child:
+        """`death_signal` (default: `stop_signal`) reaches the child if the supervisor dies."""
         log_path = self.log_dir / f"{name.replace(' ', '-')}.log"
 
         def launch() -> subprocess.Popen[bytes]:
@@ -117,7 +122,7 @@ class Supervisor:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=functools.partial(_die_with_parent, death_signal or stop_signal),
                     **popen_options,
                 )
 

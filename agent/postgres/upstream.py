@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -254,10 +255,20 @@ async def describe_statement(conn: UpstreamConnection, sql: str) -> list[codec.F
     return fields
 
 
+CANCEL_ACK_SECONDS = 5.0
+
+
 async def send_cancel(config: UpstreamConfig, pid: int, secret: int) -> None:
-    _, writer = await open_stream(config)
+    """Send a CancelRequest and wait, as libpq's PQcancel does, for the server to close the
+    connection: by then it has signalled the backend, so the client's cancel returns only
+    after it took effect upstream and cannot land on the client's next statement."""
+    reader, writer = await open_stream(config)
     try:
         writer.write(codec.cancel_request(pid, secret))
         await writer.drain()
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(CANCEL_ACK_SECONDS):
+                while await reader.read(256):
+                    pass
     finally:
         writer.close()
