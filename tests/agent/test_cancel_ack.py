@@ -33,19 +33,21 @@ async def _slow_postmaster(received: list[bytes], close_after: float) -> asyncio
     return await asyncio.start_server(on_cancel, "127.0.0.1", 0)
 
 
-def test_the_upstream_cancel_waits_for_the_server_to_close() -> None:
-    async def main() -> tuple[float, list[bytes]]:
-        received: list[bytes] = []
-        server = await _slow_postmaster(received, HELD_BACK)
-        port = server.sockets[0].getsockname()[1]
-        config = UpstreamConfig(host="127.0.0.1", port=port, sslmode="disable")
-        started = time.monotonic()
-        await upstream.send_cancel(config, 4242, 77)
-        took = time.monotonic() - started
-        server.close()
-        return took, received
+async def _timed_cancel(received: list[bytes], close_after: float, key: tuple[int, int]) -> float:
+    """Seconds ``send_cancel`` took against a server closing ``close_after`` s after the key."""
+    server = await _slow_postmaster(received, close_after)
+    port = server.sockets[0].getsockname()[1]
+    config = UpstreamConfig(host="127.0.0.1", port=port, sslmode="disable")
+    started = time.monotonic()
+    await upstream.send_cancel(config, *key)
+    took = time.monotonic() - started
+    server.close()
+    return took
 
-    took, received = asyncio.run(main())
+
+def test_the_upstream_cancel_waits_for_the_server_to_close() -> None:
+    received: list[bytes] = []
+    took = asyncio.run(_timed_cancel(received, HELD_BACK, (4242, 77)))
     assert received == [codec.cancel_request(4242, 77)]
     assert HELD_BACK <= took < HELD_BACK + 2, took
 
@@ -54,18 +56,7 @@ def test_a_server_that_never_closes_holds_the_cancel_no_longer_than_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(upstream, "CANCEL_ACK_SECONDS", 0.3)
-
-    async def main() -> float:
-        server = await _slow_postmaster([], 30)
-        port = server.sockets[0].getsockname()[1]
-        config = UpstreamConfig(host="127.0.0.1", port=port, sslmode="disable")
-        started = time.monotonic()
-        await upstream.send_cancel(config, 1, 2)
-        took = time.monotonic() - started
-        server.close()
-        return took
-
-    assert 0.3 <= asyncio.run(main()) < 2
+    assert 0.3 <= asyncio.run(_timed_cancel([], 30, (1, 2))) < 2
 
 
 def test_a_forwarded_cancel_waits_for_the_owning_worker() -> None:
