@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.channel_layer import redis_channel_layer
 from config.env import env_bool, env_float, env_int, env_list, env_str
 from config.oidc import oidc_settings
 from config.site import site_layout
@@ -209,12 +210,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

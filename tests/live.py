@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from config.channel_layer import redis_channel_layer
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -98,12 +100,8 @@ def use_redis_channel_layer(settings: Any) -> None:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         raise AssertionError(f"Redis must be running at {REDIS_URL} for this test: {exc}") from exc
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"warden-test-{uuid.uuid4().hex[:10]}"},
-        }
-    }
+    prefix = f"warden-test-{uuid.uuid4().hex[:10]}"
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL, prefix=prefix)}
 
 
 def process_stop(process: Any) -> str:

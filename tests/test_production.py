@@ -57,7 +57,7 @@ def test_production_settings_come_from_the_environment(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "django.db.backends.postgresql db.internal redis://cache.internal:6379/0 False "
-        "channels_redis.core.RedisChannelLayer ['warden.example.com'] True"
+        "config.channel_layer.RedisChannelLayer ['warden.example.com'] True"
     )
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from approvals import services
 from approvals.models import AccessRequest, Grant
@@ -19,24 +17,15 @@ from tests.live import (
     asgi_server,
     require_chromium,
     session_cookie,
+    use_redis_channel_layer,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379"
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def live_redis_layer(settings):
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise AssertionError(f"Redis must be running at {REDIS_URL} for this test: {exc}") from exc
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"warden-e2e-{uuid.uuid4().hex[:10]}"},
-        }
-    }
+    use_redis_channel_layer(settings)
 
 
 def _reviewer_session(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 import pytest
-import redis
 from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -15,26 +13,17 @@ from django.contrib.auth.models import AnonymousUser, Group
 
 from approvals import services
 from approvals.routing import websocket_urlpatterns
+from config.channel_layer import RedisChannelLayer
 from tests.factories import DataSourceFactory, TableFactory, UserFactory
-
-REDIS_URL = "redis://127.0.0.1:6379"
+from tests.live import use_redis_channel_layer
 
 
 @pytest.fixture
 def redis_layer(settings):
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise AssertionError(f"Redis must be running at {REDIS_URL} for this test: {exc}") from exc
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"warden-test-{uuid.uuid4().hex[:10]}"},
-        }
-    }
+    use_redis_channel_layer(settings)
     from channels.layers import get_channel_layer
 
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
     yield
 
 

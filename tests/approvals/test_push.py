@@ -11,6 +11,7 @@ from django.db import connection
 
 from approvals import push, services
 from approvals.models import AccessRequest
+from config.channel_layer import redis_channel_layer
 from tests.live import use_redis_channel_layer
 
 AGENT_STATE = "/api/v1/agent/access-requests/{}"
@@ -52,12 +53,8 @@ def test_an_approval_wakes_the_agents_long_poll_at_once(
 def test_without_a_channel_layer_the_long_poll_falls_back_to_the_database(
     transactional_db, settings, api, agent_token, file_request, reviewer
 ):
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": ["redis://127.0.0.1:1"]},  # nothing listens: the layer fails
-        }
-    }
+    # Nothing listens there: the layer fails.
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer("redis://127.0.0.1:1")}
     access_request = file_request()
     _approve_soon(reviewer, access_request.pk)
     state, elapsed = _waited(api, agent_token, access_request.pk)
