@@ -11,15 +11,18 @@ and server; rows whose ids already match go out as they came.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from agent.mysql import packets as p
 from agent.mysql.rows import Mask, mask_binary_row, mask_text_row
 from agent.verdicts import Decision
 
 if TYPE_CHECKING:
-    from agent.mysql.session import MySqlSession, Prepared
+    from agent.mysql.relay import PacketRelay
+    from agent.mysql.server import MySqlAgent
+    from agent.mysql.state import Prepared
 
 SERVER_STATUS_CURSOR_EXISTS = 0x0040
 _FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
@@ -29,6 +32,31 @@ _WITHHELD = (
 )
 FIRST, HEADER, ROWS = 0, 1, 2
 Shape = tuple[list[Mask | None] | None, list[int]]  # (masks or None: none masked, types)
+
+
+class AnswerSession(Protocol):
+    """What an answer needs of its session (``agent.mysql.session.MySqlSession``)."""
+
+    agent: MySqlAgent
+    client: asyncio.Transport
+    to_client: PacketRelay
+    reply_seq: int
+
+    def results_done(self, succeeded: bool, after: Callable[[bool], None] | None) -> None: ...
+
+    def cached_shape(self, decision: Decision, definitions: list[bytes]) -> Shape | None: ...
+
+    async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape: ...
+
+    def audit_done(
+        self,
+        decision: Decision,
+        index: int,
+        rows: int | None,
+        started: float,
+        error: bool,
+        sent_bytes: int = 0,
+    ) -> None: ...
 
 
 def withheld(error: bytes, decision: Decision) -> bytes:
@@ -42,7 +70,7 @@ def withheld(error: bytes, decision: Decision) -> bytes:
 class Results:
     def __init__(
         self,
-        session: MySqlSession,
+        session: AnswerSession,
         decision: Decision,
         started: float,
         *,
