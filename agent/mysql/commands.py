@@ -89,11 +89,6 @@ class Commands(PreparedStatements):
             return
         self._slow(handler(self, payload))
 
-    async def _forward_simple(self, payload: bytes) -> None:
-        """A command answered by one packet (OK, ERR, or COM_STATISTICS's text)."""
-        self._send_upstream(payload)
-        self._reply(await self._upstream_payload())
-
     async def _init_db(self, payload: bytes) -> None:
         self._send_upstream(payload)
         answer = await self._upstream_payload()
@@ -105,6 +100,7 @@ class Commands(PreparedStatements):
         self._send_upstream(payload)
         answer = await self._upstream_payload()
         if answer[:1] == b"\x00":
+            self._cursors_closed()
             self.prepared.clear()
             await self._pin_session()  # the session's sql_mode is the global one again
         self._reply(answer)
@@ -178,7 +174,7 @@ Commands._HANDLERS.update(
         p.COM_STMT_FETCH: Commands._fetch,
         p.COM_STMT_CLOSE: Commands._close_statement,
         p.COM_STMT_SEND_LONG_DATA: Commands._long_data,
-        p.COM_STMT_RESET: Commands._forward_simple,
+        p.COM_STMT_RESET: Commands._reset_statement,
         p.COM_PING: Commands._forward_simple,
         p.COM_STATISTICS: Commands._forward_simple,
         p.COM_SET_OPTION: Commands._forward_simple,

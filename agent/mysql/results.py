@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from agent.mysql import packets as p
 from agent.mysql.rows import Mask, mask_binary_row, mask_text_row
+from agent.mysql.state import OpenCursor, Prepared
 from agent.verdicts import Decision
 
 if TYPE_CHECKING:
     from agent.mysql.relay import PacketRelay
     from agent.mysql.server import MySqlAgent
-    from agent.mysql.state import Prepared
 
 SERVER_STATUS_CURSOR_EXISTS = 0x0040
+SERVER_STATUS_LAST_ROW_SENT = 0x0080  # a FETCH read the cursor to its end
 _FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
 _WITHHELD = (
     "Warden withheld the database's error message: the statement touches columns "
@@ -57,6 +58,8 @@ class AnswerSession(Protocol):
         error: bool,
         sent_bytes: int = 0,
     ) -> None: ...
+
+    def cursor_closed(self, prepared: Prepared, *, error: bool = False) -> None: ...
 
 
 def withheld(error: bytes, decision: Decision) -> bytes:
@@ -183,7 +186,8 @@ class Results:
         self.rows = self.sent_bytes = 0
         self.state = ROWS
         if self.binary and p.status_of(header[-1]) & SERVER_STATUS_CURSOR_EXISTS:
-            self.session.audit_done(self.decision, self.index, 0, self.started, False)
+            assert self.prepared is not None  # the rows come by COM_STMT_FETCH
+            self.prepared.cursor = OpenCursor(self.decision, self.index, self.started)
             return True
         return False
 
@@ -221,6 +225,18 @@ class Results:
             if len(out) > 256 or self.pending > _FLUSH_BYTES:  # stream, never hold, the result
                 self._flush()
 
+    def _fetched(self, cursor_ended: bool, error: bool) -> None:
+        """A FETCH's rows and bytes counted in its statement's audit event."""
+        prepared = self.prepared
+        assert prepared is not None
+        cursor = prepared.cursor
+        if cursor is None:  # its event went out already: these rows get one of their own
+            cursor = prepared.cursor = OpenCursor(self.decision, self.index, self.started)
+        cursor.rows += self.rows
+        cursor.sent_bytes += self.sent_bytes
+        if cursor_ended:
+            self.session.cursor_closed(prepared, error=error)
+
     def _result_end(self, last: bytes, rows: int | None) -> bool:
         """The OK, EOF or ERR packet that ends a result; True when it ends the answer."""
         error = p.is_err(last)
@@ -229,7 +245,8 @@ class Results:
         data, self.seq = p.frame(last, self.seq)
         self.out.append(data)
         self.succeeded = not error
-        if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows, not audited
+        if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows
+            self._fetched(error or bool(p.status_of(last) & SERVER_STATUS_LAST_ROW_SENT), error)
             return True
         self.session.audit_done(
             self.decision, self.index, rows, self.started, error, self.sent_bytes

@@ -38,6 +38,7 @@ class MySqlSession(Login, Commands):
         except (asyncio.IncompleteReadError, ConnectionError, p.ProtocolError) as exc:
             log.debug("session ended: %r", exc)
         finally:
+            self._cursors_closed()  # rows their FETCHes sent are audited all the same
             self.agent.connections.pop(self.connection_id, None)
             for stream in (self.upstream.writer if self.upstream else None, self.writer):
                 if stream is not None:

@@ -29,6 +29,18 @@ PIN_SQL_MODE = (
 
 
 @dataclass
+class OpenCursor:
+    """A cursor an EXECUTE opened: its statement's audit event waits for the rows and
+    bytes the FETCHes send, until the cursor ends."""
+
+    decision: Decision
+    index: int
+    started: float
+    rows: int = 0
+    sent_bytes: int = 0
+
+
+@dataclass
 class Prepared:
     """A prepared statement the client holds, with the decision it runs under."""
 
@@ -37,6 +49,7 @@ class Prepared:
     generation: int  # MySqlAgent.generation when decided: a new bundle or DDL decides again
     masks: list[Mask | None] | None = None
     types: list[int] = field(default_factory=list)
+    cursor: OpenCursor | None = None
 
 
 class SessionState:
@@ -84,6 +97,11 @@ class SessionState:
         if self.to_upstream is None:  # logging in: the stream is still the upstream's reader
             return (await p.read_payload(self.upstream.reader))[1]
         return await self.upstream_packets.payload()
+
+    async def _forward_simple(self, payload: bytes) -> None:
+        """A command answered by one packet (OK, ERR, or COM_STATISTICS's text)."""
+        self._send_upstream(payload)
+        self._reply(await self._upstream_payload())
 
     async def _upstream_command(self, payload: bytes) -> bytes:
         """A command of the agent's own on the upstream connection; its one-packet answer."""

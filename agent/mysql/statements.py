@@ -76,6 +76,7 @@ class PreparedStatements(StatementDecisions, ResultMasks):
 
     def _run_execute(self, payload: bytes, prepared: Prepared) -> None:
         started = time.perf_counter()
+        self.cursor_closed(prepared)  # the server closes a cursor the statement had open
         self._send_upstream(payload)
         self._expect(Results(self, prepared.decision, started, binary=True, prepared=prepared))
 
@@ -102,9 +103,30 @@ class PreparedStatements(StatementDecisions, ResultMasks):
         )
 
     async def _close_statement(self, payload: bytes) -> None:
-        statement_id = struct.unpack_from("<I", payload, 1)[0]
-        if self.prepared.pop(statement_id, None) is not None:
+        prepared = self.prepared.pop(struct.unpack_from("<I", payload, 1)[0], None)
+        if prepared is not None:
+            self.cursor_closed(prepared)
             self._send_upstream(payload)  # no answer
+
+    async def _reset_statement(self, payload: bytes) -> None:
+        prepared = self.prepared.get(struct.unpack_from("<I", payload, 1)[0])
+        if prepared is not None:
+            self.cursor_closed(prepared)  # a reset closes the statement's cursor
+        await self._forward_simple(payload)
+
+    def cursor_closed(self, prepared: Prepared, *, error: bool = False) -> None:
+        """The audit event of a statement whose cursor ends (read to its end, failed,
+        closed, reset, executed again, or its session ended), with the rows and bytes all
+        its FETCHes sent and the time from its EXECUTE."""
+        cursor, prepared.cursor = prepared.cursor, None
+        if cursor is not None:
+            self.audit_done(
+                cursor.decision, cursor.index, cursor.rows, cursor.started, error, cursor.sent_bytes
+            )
+
+    def _cursors_closed(self) -> None:
+        for prepared in self.prepared.values():
+            self.cursor_closed(prepared)
 
     async def _long_data(self, payload: bytes) -> None:
         statement_id = struct.unpack_from("<I", payload, 1)[0]
