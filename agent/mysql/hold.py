@@ -19,7 +19,7 @@ from agent.mysql import packets as p
 from agent.verdicts import Decision
 
 if TYPE_CHECKING:
-    from agent.mysql.session import MySqlSession
+    from agent.mysql.decisions import StatementDecisions
 
 ER_HELD = 1142
 ER_QUERY_INTERRUPTED = 1317
@@ -36,7 +36,9 @@ def _held(refusal: HoldRefusal) -> bytes:
     return p.err_packet(ER_HELD, "42000", f"Warden: {message}")
 
 
-async def hold_statement(session: MySqlSession, sql: str, decision: Decision) -> Decision | bytes:
+async def hold_statement(
+    session: StatementDecisions, sql: str, decision: Decision
+) -> Decision | bytes:
     """The decision to run a held statement under after its approval, or the ERR packet."""
     assert session.identity is not None
     agent = session.agent

@@ -11,17 +11,21 @@ and server; rows whose ids already match go out as they came.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from agent.mysql import packets as p
 from agent.mysql.rows import Mask, mask_binary_row, mask_text_row
+from agent.mysql.state import OpenCursor, Prepared
 from agent.verdicts import Decision
 
 if TYPE_CHECKING:
-    from agent.mysql.session import MySqlSession, Prepared
+    from agent.mysql.relay import PacketRelay
+    from agent.mysql.server import MySqlAgent
 
 SERVER_STATUS_CURSOR_EXISTS = 0x0040
+SERVER_STATUS_LAST_ROW_SENT = 0x0080  # a FETCH read the cursor to its end
 _FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
 _WITHHELD = (
     "Warden withheld the database's error message: the statement touches columns "
@@ -29,6 +33,33 @@ _WITHHELD = (
 )
 FIRST, HEADER, ROWS = 0, 1, 2
 Shape = tuple[list[Mask | None] | None, list[int]]  # (masks or None: none masked, types)
+
+
+class AnswerSession(Protocol):
+    """What an answer needs of its session (``agent.mysql.session.MySqlSession``)."""
+
+    agent: MySqlAgent
+    client: asyncio.Transport
+    to_client: PacketRelay
+    reply_seq: int
+
+    def results_done(self, succeeded: bool, after: Callable[[bool], None] | None) -> None: ...
+
+    def cached_shape(self, decision: Decision, definitions: list[bytes]) -> Shape | None: ...
+
+    async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape: ...
+
+    def audit_done(
+        self,
+        decision: Decision,
+        index: int,
+        rows: int | None,
+        started: float,
+        error: bool,
+        sent_bytes: int = 0,
+    ) -> None: ...
+
+    def cursor_closed(self, prepared: Prepared, *, error: bool = False) -> None: ...
 
 
 def withheld(error: bytes, decision: Decision) -> bytes:
@@ -42,7 +73,7 @@ def withheld(error: bytes, decision: Decision) -> bytes:
 class Results:
     def __init__(
         self,
-        session: MySqlSession,
+        session: AnswerSession,
         decision: Decision,
         started: float,
         *,
@@ -155,7 +186,8 @@ class Results:
         self.rows = self.sent_bytes = 0
         self.state = ROWS
         if self.binary and p.status_of(header[-1]) & SERVER_STATUS_CURSOR_EXISTS:
-            self.session.audit_done(self.decision, self.index, 0, self.started, False)
+            assert self.prepared is not None  # the rows come by COM_STMT_FETCH
+            self.prepared.cursor = OpenCursor(self.decision, self.index, self.started)
             return True
         return False
 
@@ -193,6 +225,18 @@ class Results:
             if len(out) > 256 or self.pending > _FLUSH_BYTES:  # stream, never hold, the result
                 self._flush()
 
+    def _fetched(self, cursor_ended: bool, error: bool) -> None:
+        """A FETCH's rows and bytes counted in its statement's audit event."""
+        prepared = self.prepared
+        assert prepared is not None
+        cursor = prepared.cursor
+        if cursor is None:  # its event went out already: these rows get one of their own
+            cursor = prepared.cursor = OpenCursor(self.decision, self.index, self.started)
+        cursor.rows += self.rows
+        cursor.sent_bytes += self.sent_bytes
+        if cursor_ended:
+            self.session.cursor_closed(prepared, error=error)
+
     def _result_end(self, last: bytes, rows: int | None) -> bool:
         """The OK, EOF or ERR packet that ends a result; True when it ends the answer."""
         error = p.is_err(last)
@@ -201,7 +245,8 @@ class Results:
         data, self.seq = p.frame(last, self.seq)
         self.out.append(data)
         self.succeeded = not error
-        if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows, not audited
+        if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows
+            self._fetched(error or bool(p.status_of(last) & SERVER_STATUS_LAST_ROW_SENT), error)
             return True
         self.session.audit_done(
             self.decision, self.index, rows, self.started, error, self.sent_bytes

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import ssl
 import time
 from dataclasses import replace
 from typing import Any
@@ -30,6 +31,7 @@ from agent.verdicts import DENY, Decision, Identity
 
 log = logging.getLogger("agent.mysql")
 CATALOG_TTL = 30.0
+CR_SSL_CONNECTION_ERROR = 2026  # PyMySQL: TLS required, the server offers none
 
 Views = dict[Relation, list[tuple[str, str, str | None]]]
 
@@ -43,12 +45,29 @@ class MySqlCatalog:
         self._views: tuple[float, dict[tuple[str, str], str]] | None = None
         self._routines: tuple[float, set[str]] | None = None
         self._lock = asyncio.Lock()
+        # sslmode prefer: set once the server answered that it offers no TLS.
+        self._server_without_tls = False
 
     def _connect(self, database: str | None = None) -> pymysql.connections.Connection[Any]:
+        """A side connection with the upstream's own TLS context (built once per
+        configuration, so its verification options apply): PyMySQL left to itself would
+        build a context of its own on every connection, and use TLS under ``disable``."""
         up = self.upstream
-        ssl = (
-            {"ssl": up.ssl_context} if up.ssl_context is not None and up.sslmode != "prefer" else {}
-        )
+        tls = up.ssl_context is not None and not self._server_without_tls
+        try:
+            return self._open(database, up.ssl_context if tls else None)
+        except pymysql.err.OperationalError as exc:
+            # PyMySQL refuses before it sends credentials; prefer goes on in plaintext,
+            # like the sessions' own upstream connections (agent.mysql.auth).
+            if not tls or up.sslmode != "prefer" or exc.args[0] != CR_SSL_CONNECTION_ERROR:
+                raise
+            self._server_without_tls = True
+            return self._open(database, None)
+
+    def _open(
+        self, database: str | None, context: ssl.SSLContext | None
+    ) -> pymysql.connections.Connection[Any]:
+        up = self.upstream
         return pymysql.connect(
             host=up.host,
             port=up.port,
@@ -56,7 +75,8 @@ class MySqlCatalog:
             password=up.password,
             database=database,
             connect_timeout=5,
-            **ssl,
+            ssl=context,
+            ssl_disabled=context is None,
         )
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:

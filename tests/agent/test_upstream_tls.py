@@ -67,34 +67,41 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-@pytest.fixture(scope="module")
-def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    files = tmp_path_factory.mktemp("upstream-tls")
+Signer = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+
+
+def server_certificates() -> tuple[Signer, dict[str, bytes]]:
+    """A test CA (to sign more with) and PEM files by name: ``ca.crt``, ``server.crt`` and
+    ``server.key`` (a certificate it signs for "localhost" only, so verify-full to 127.0.0.1
+    must fail on the name), and ``rogue.crt``, an unrelated CA."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("warden test CA", ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    # Named "localhost" only: verify-full to 127.0.0.1 must then fail on the name.
     server = _certificate("localhost", server_key, (ca, ca_key), [x509.DNSName("localhost")])
+    rogue = _certificate("rogue CA", ec.generate_private_key(ec.SECP256R1()))
+    pems = {"ca.crt": _pem(ca), "server.crt": _pem(server), "rogue.crt": _pem(rogue)}
+    pems["server.key"] = _pem_key(server_key)
+    return (ca, ca_key), pems
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    files = tmp_path_factory.mktemp("upstream-tls")
+    signer, pems = server_certificates()
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _certificate("certuser", client_key, (ca, ca_key))
-    rogue_key = ec.generate_private_key(ec.SECP256R1())
-    rogue = _certificate("rogue CA", rogue_key)
+    client = _certificate("certuser", client_key, signer)
     paths = {
         "ca": files / "ca.crt",
         "rogue": files / "rogue.crt",
         "client_cert": files / "client.crt",
         "client_key": files / "client.key",
     }
-    paths["ca"].write_bytes(_pem(ca))
-    paths["rogue"].write_bytes(_pem(rogue))
+    paths["ca"].write_bytes(pems["ca.crt"])
+    paths["rogue"].write_bytes(pems["rogue.crt"])
     paths["client_cert"].write_bytes(_pem(client))
     paths["client_key"].write_bytes(_pem_key(client_key))
     paths["client_key"].chmod(0o600)
-    server_files = {
-        "server.crt": _pem(server),
-        "server.key": _pem_key(server_key),
-        "ca.crt": _pem(ca),
-    }
+    server_files = {name: pems[name] for name in ("server.crt", "server.key", "ca.crt")}
     setup = (
         "CREATE ROLE tlsuser LOGIN PASSWORD 'tls-secret'",
         "CREATE ROLE certuser LOGIN",

@@ -9,17 +9,27 @@ in MySQL a schema is a database.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mariadb
 import pymysql
 import pytest
 
 from agent.server import AgentConfig
 from agent.upstream import UpstreamConfig
-from tests.agent.conftest import MASKING_KEY, ControlPlane, RunningAgent, wait_for
+from tests.agent.conftest import (
+    MASKING_KEY,
+    REPO_ROOT,
+    AgentProcess,
+    ControlPlane,
+    RunningAgent,
+    free_port,
+    wait_for,
+)
 from tests.agent.conftest import test_bundle as postgres_bundle
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
@@ -163,6 +173,39 @@ def agent_factory(
     for running in started:
         if running.loop.is_running():
             running.stop()
+
+
+@pytest.fixture
+def agent_process(
+    control_plane: ControlPlane, mysql_database: str, tmp_path: Path
+) -> Iterator[AgentProcess]:
+    """The MySQL agent as a subprocess: MariaDB Connector/C holds this process's GIL while
+    it waits for rows, which would stall an agent running in a thread here."""
+    port = free_port()
+    args = [
+        *("--control-plane", control_plane.url, "--token", "agent-token", "--protocol", "mysql"),
+        *("--listen", f"127.0.0.1:{port}", "--datasource", "shop"),
+        *("--upstream-host", "127.0.0.1", "--upstream-port", "3306", "--upstream-user", "root"),
+        *("--upstream-database", mysql_database, "--upstream-sslmode", "disable"),
+        *("--state-dir", str(tmp_path / "state"), "--audit-flush-interval", "0.2"),
+    ]
+    env = {**os.environ, "WARDEN_MASKING_KEY": MASKING_KEY.decode(), "PYTHONPATH": str(REPO_ROOT)}
+    process = AgentProcess(args, env, port)
+    yield process
+    process.stop()
+
+
+def connector_connection(port: int, database: str, user: str = "alice") -> Any:
+    """MariaDB Connector/Python on an agent (it speaks the binary protocol and opens
+    server-side cursors); on an agent in a subprocess, see ``agent_process``."""
+    return mariadb.connect(
+        host="127.0.0.1",
+        port=port,
+        user=user,
+        password=f"wdn_{user}",
+        database=database,
+        autocommit=True,
+    )
 
 
 @pytest.fixture

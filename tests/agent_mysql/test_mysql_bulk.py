@@ -5,18 +5,15 @@ several packets by the protocol) masked like any other."""
 from __future__ import annotations
 
 import gc
-import os
 import tracemalloc
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import mariadb
 import pymysql
 import pymysql.cursors
 import pytest
 
-from tests.agent.conftest import MASKING_KEY, REPO_ROOT, AgentProcess, ControlPlane, free_port
+from tests.agent.conftest import AgentProcess
+from tests.agent_mysql.conftest import connector_connection
 
 ROWS = 200_000
 BULK = "SELECT c.email, c.name, s.seq FROM customers c CROSS JOIN seq_1_to_10000 s"
@@ -38,37 +35,10 @@ def test_200k_masked_rows_stream_in_the_text_protocol(agent: Any, root: Any) -> 
     assert count == ROWS
 
 
-@pytest.fixture
-def agent_process(
-    control_plane: ControlPlane, mysql_database: str, tmp_path: Path
-) -> Iterator[AgentProcess]:
-    """The MySQL agent as a subprocess: MariaDB Connector/C holds this process's GIL while
-    it waits for rows, which would stall an agent running in a thread here."""
-    port = free_port()
-    args = [
-        *("--control-plane", control_plane.url, "--token", "agent-token", "--protocol", "mysql"),
-        *("--listen", f"127.0.0.1:{port}", "--datasource", "shop"),
-        *("--upstream-host", "127.0.0.1", "--upstream-port", "3306", "--upstream-user", "root"),
-        *("--upstream-database", mysql_database, "--upstream-sslmode", "disable"),
-        *("--state-dir", str(tmp_path / "state"), "--audit-flush-interval", "0.2"),
-    ]
-    env = {**os.environ, "WARDEN_MASKING_KEY": MASKING_KEY.decode(), "PYTHONPATH": str(REPO_ROOT)}
-    process = AgentProcess(args, env, port)
-    yield process
-    process.stop()
-
-
 def test_200k_masked_rows_stream_in_the_binary_protocol(
     agent_process: AgentProcess, mysql_database: str
 ) -> None:
-    conn = mariadb.connect(
-        host="127.0.0.1",
-        port=agent_process.port,
-        user="alice",
-        password="wdn_alice",
-        database=mysql_database,
-        autocommit=True,
-    )
+    conn = connector_connection(agent_process.port, mysql_database)
     try:
         cursor = conn.cursor(binary=True, buffered=False)
         cursor.execute(BULK + " WHERE s.seq > ?", (0,))
