@@ -14,7 +14,8 @@ from typing import Any
 
 from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
 
-BLOCKING_POP_SECONDS = 2  # well under redis-py's default 5 s socket read bound
+BLOCKING_POP_SECONDS = 2
+SOCKET_READ_SECONDS = 30.0
 
 
 class RedisChannelLayer(_RedisChannelLayer):
@@ -25,5 +26,5 @@ def redis_channel_layer(url: str, **config: Any) -> dict[str, Any]:
     """A ``CHANNEL_LAYERS`` entry for Redis at ``url`` (``config``: e.g. ``prefix``)."""
     return {
         "BACKEND": "config.channel_layer.RedisChannelLayer",
-        "CONFIG": {"hosts": [url], **config},
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": SOCKET_READ_SECONDS}], **config},
     }

@@ -121,6 +121,7 @@ async def test_anonymous_sockets_are_refused(redis_layer):
     communicator.scope["user"] = AnonymousUser()
     connected, code = await communicator.connect()
     assert not connected and code == 4401
+    await communicator.disconnect()  # the refused socket closes, as a browser's does
 
 
 async def test_break_glass_alerts_reach_reviewers_and_auditors(

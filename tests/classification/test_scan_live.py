@@ -64,8 +64,12 @@ async def test_people_outside_the_catalog_cannot_watch_scans(settings, roles):
     user = await sync_to_async(UserFactory)(username=f"nosy{len(roles)}", roles=roles)
     datasource = await sync_to_async(DataSourceFactory)()
     scan = await ScanRun.objects.acreate(datasource=datasource, sample_size=10)
-    connected, code = await _communicator(user, scan.pk).connect()
+    communicator = _communicator(user, scan.pk)
+    connected, code = await communicator.connect()
     assert not connected and code == 4403
+    # As a browser does: the refused socket closes, so the consumer ends (not cancelled at
+    # the loop's teardown while its channel-layer read is in flight).
+    await communicator.disconnect()
 
 
 def _browser_scan(base_url: str, seen: dict[str, Any]) -> None:
