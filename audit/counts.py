@@ -113,8 +113,23 @@ def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: lis
             )
 
 
-def counts_add(*, facts: Iterable[EventFacts]) -> None:
-    """Add appended events to the counts; call inside the append's transaction."""
+def _tag_index_add(tagged: list[tuple[str, int]]) -> None:
+    """Index new events' tags (their sequences are new: nothing to conflict with)."""
+    if connection.vendor != "postgresql":
+        _upsert("audit_auditeventtag", ("tag", "sequence"), (), tagged)
+        return
+    connection.ensure_connection()
+    with (
+        connection.connection.cursor() as cursor,
+        cursor.copy("COPY audit_auditeventtag (tag, sequence) FROM STDIN") as copy,
+    ):
+        for row in tagged:
+            copy.write_row(row)
+
+
+def counts_add(*, facts: Iterable[EventFacts], index_tags: bool = True) -> None:
+    """Add appended events to the counts and the tag index; call inside the append's
+    transaction. A recount of stored events (`index_tags=False`) leaves their index as is."""
     events, sensitive, reads, tags, by_tag, tagged = _aggregate(facts)
     day_rows = [(*key, count, sensitive[key]) for key, count in events.items()]
     _upsert("audit_auditdaycount", _DAY_KEY, ("events", "sensitive_reads"), day_rows)
@@ -126,7 +141,8 @@ def counts_add(*, facts: Iterable[EventFacts]) -> None:
     _upsert("audit_auditdaytagcount", _TAG_KEY, ("events", "sensitive_reads"), tag_rows)
     column_rows = [(*key, counts[0], counts[1], tags[key]) for key, counts in reads.items()]
     _upsert("audit_auditdaycolumnread", _COLUMN_KEY, ("masked", "unmasked"), column_rows)
-    _upsert("audit_auditeventtag", ("tag", "sequence"), (), tagged)
+    if index_tags and tagged:
+        _tag_index_add(tagged)
 
 
 def _day_text(value: Any) -> str:
@@ -154,7 +170,8 @@ def counts_rebuild(*, first_day: date | None = None, last_day: date | None = Non
             event_params,
         )
         while batch := cursor.fetchmany(5000):
-            counts_add(facts=[(*row[:5], _day_text(row[5]), row[6]) for row in batch])
+            facts = [(*row[:5], _day_text(row[5]), row[6]) for row in batch]
+            counts_add(facts=facts, index_tags=False)
 
 
 def tag_index_build() -> None:

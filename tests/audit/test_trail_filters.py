@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit import selectors
-from audit.counts import tag_index_build
+from audit.counts import counts_rebuild, tag_index_build
 from audit.models import AuditEventTag
 from audit.services import event_record, events_append_count
 
@@ -116,6 +116,17 @@ def test_the_tag_index_is_built_for_stored_events_and_follows_a_prune(admin):
 
     assert stored == {("PII.Email", tagged.sequence)}
     assert set(AuditEventTag.objects.values_list("tag", "sequence")) == stored
+
+
+def test_a_recount_leaves_the_tag_index_alone(admin):
+    """Migration 0007 recounts stored events with this code before 0009 creates the index."""
+    event_record(actor=admin, action="tag.added", details={"tag": "PII.Email"})
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditeventtag")
+
+    counts_rebuild()
+
+    assert not AuditEventTag.objects.exists()
 
 
 @pytest.fixture
