@@ -174,6 +174,8 @@ def pages() -> dict[str, str]:
         "audit dashboard, 30 days": "/audit/dashboard/",
         "audit dashboard, actor=user_03": "/audit/dashboard/?actor=user_03",
         "audit dashboard, tag=PII.Email": "/audit/dashboard/?tag=PII.Email",
+        "audit dashboard, channel=mcp (none)": "/audit/dashboard/?channel=mcp",
+        "audit dashboard, datasource=legacy": "/audit/dashboard/?datasource=bench-legacy",
         "audit chain status": "/audit/chain/",
         "catalog page 1": "/catalog/",
         "catalog page 1000": "/catalog/?page=1000",

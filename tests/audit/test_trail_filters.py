@@ -203,3 +203,20 @@ def test_trail_indexes_are_built_without_blocking_appends(migration, statements)
     for statement in statements:
         assert statement in sql, sql
     assert 'CREATE INDEX "' not in sql
+
+
+def test_the_dashboard_lists_blocked_statements_only_when_the_counts_have_some(client, auditor):
+    """With none counted (channel=mcp here) it does not walk every denial to find none."""
+    denied = {"actor": "ann", "action": "query.executed", "decision": "deny", "actor_kind": "user"}
+    events_append_count(entries=[{**denied, "details": {"channel": "sql"}}] * 5)
+    client.force_login(auditor)
+    url = reverse("audit:dashboard")
+
+    with CaptureQueriesContext(connection) as queries:
+        none = client.get(url, {"channel": "mcp"})
+    trail_reads = [q for q in queries.captured_queries if 'FROM "audit_auditevent"' in q["sql"]]
+    some = client.get(url, {"channel": "sql"})  # (a new request empties the query log)
+
+    assert none.context["data"]["blocked"] == [] and none.context["data"]["blocked_count"] == 0
+    assert trail_reads == []
+    assert len(some.context["data"]["blocked"]) == 5
