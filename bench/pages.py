@@ -188,6 +188,8 @@ def pages() -> dict[str, str]:
         "policies": "/policies/",
         "approvals inbox": "/approvals/",
         "API audit events": "/api/v1/audit/events/?limit=50",
+        "API audit events, tag=PII.SSN": "/api/v1/audit/events/?tag=PII.SSN",
+        "API audit events, channel=mcp (none)": "/api/v1/audit/events/?channel=mcp",
         "API columns": "/api/v1/columns/?limit=50&offset=90000",
         "API columns, keyset (next link)": f"/api/v1/columns/?limit=50&after={middle_column.pk}",
     }

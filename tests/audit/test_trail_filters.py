@@ -220,3 +220,18 @@ def test_the_dashboard_lists_blocked_statements_only_when_the_counts_have_some(c
     assert none.context["data"]["blocked"] == [] and none.context["data"]["blocked_count"] == 0
     assert trail_reads == []
     assert len(some.context["data"]["blocked"]) == 5
+
+
+def test_the_api_answers_a_filter_the_counts_say_matches_nothing_without_the_trail(client, auditor):
+    called = {"actor": "ann", "action": "query.executed", "actor_kind": "user"}
+    events_append_count(entries=[{**called, "details": {"channel": "sql"}}] * 3)
+    client.force_login(auditor)
+
+    with CaptureQueriesContext(connection) as queries:
+        none = client.get("/api/v1/audit/events/", {"channel": "mcp"})
+    trail_reads = [q for q in queries.captured_queries if 'FROM "audit_auditevent"' in q["sql"]]
+    some = client.get("/api/v1/audit/events/", {"channel": "sql"})
+
+    assert none.status_code == 200 and none.json()["results"] == []
+    assert trail_reads == []
+    assert len(some.json()["results"]) == 3
