@@ -23,6 +23,7 @@ from agent.controlplane import (
     HeldRequest,
 )
 from agent.verdicts import HOLD, Decision
+from warden_client.operations import request_state_words
 
 log = logging.getLogger("agent.holds")
 
@@ -146,7 +147,9 @@ async def hold(
             f"{where} is still pending after {wait:g} s; the statement was not run", hint=retry
         )
     if held.state != "approved":
-        return HoldRefusal(f"{where} was {held.state}; the statement was not run")
+        return HoldRefusal(
+            f"{where} was {request_state_words(held.state)}; the statement was not run"
+        )
     try:
         await grant_bundle_fetch(poller, held)
     except ControlPlaneUnavailable as exc:

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import selectors, services
+from audit.dashboard import counted_events
 from audit.exports import CONTENT_TYPES
 from audit.forms import EventFilterForm
 from audit.ingest import agent_batch_events, agent_events_ingest
@@ -70,7 +71,10 @@ class EventListView(generics.ListAPIView):
     pagination_class = SequenceCursorPagination
 
     def get_queryset(self) -> Any:
-        return selectors.event_list(_filters(self.request))
+        filters = _filters(self.request)
+        if filters.without_period() and counted_events(filters) == 0:
+            return AuditEvent.objects.none()  # the exact counts say so: no walk of the trail
+        return selectors.event_list(filters)
 
 
 class EventDetailView(generics.RetrieveAPIView):

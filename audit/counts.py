@@ -7,6 +7,9 @@ channel), and per (day, actor, decision, tagged column read) with masked and unm
 counts. Their size follows days, identities and columns, not the number of events, so the
 dashboard costs the same at a thousand events or a million.
 
+The same pass writes the trail's tag index (AuditEventTag: the tags each event touched, by
+sequence), so the trail filtered by a tag reads its own rows instead of every event.
+
 The trail stays append-only (its trigger is untouched); these tables are derived and are
 rebuilt from the trail for any span of days (`counts_rebuild`: after a prune, or once by
 the migration that created them).
@@ -22,8 +25,9 @@ from typing import Any
 
 from django.db import connection
 
-# (action, actor, datasource_name, decision, details as canonical JSON text, day "YYYY-MM-DD")
-EventFacts = tuple[str, str, str, str, str, str]
+# (action, actor, datasource_name, decision, details as canonical JSON text, day "YYYY-MM-DD",
+# sequence)
+EventFacts = tuple[str, str, str, str, str, str, int]
 _DAY_KEY = ("day", "action", "actor", "datasource_name", "decision", "channel")
 _COLUMN_KEY = ("day", "actor", "datasource_name", "decision", "column")
 _TAG_KEY = (*_DAY_KEY, "tag")
@@ -37,7 +41,7 @@ def _channel(details_text: str) -> str:
     return str(json.loads(details_text).get("channel") or "")[:30]
 
 
-def _tags_touched(action: str, details_text: str, details: dict[str, Any]) -> set[str]:
+def tags_touched(action: str, details_text: str, details: dict[str, Any]) -> set[str]:
     """The tags an event touched, as the trail's tag filter finds them: a query's
     details.tags and the tags of the columns it read, a tag change's details.tag."""
     if action == "query.executed":
@@ -51,22 +55,26 @@ def _tags_touched(action: str, details_text: str, details: dict[str, Any]) -> se
     return {tag[:_TAG_LIMIT]} if isinstance(tag, str) and tag else set()
 
 
-def _aggregate(facts: Iterable[EventFacts]) -> tuple[Counter, Counter, dict, dict, Counter]:
+def _aggregate(
+    facts: Iterable[EventFacts],
+) -> tuple[Counter, Counter, dict, dict, Counter, list[tuple[str, int]]]:
     events: Counter = Counter()
+    tagged: list[tuple[str, int]] = []  # (tag, sequence): the trail's tag index
     by_tag: Counter = Counter()  # (*day key, tag, "events" or "sensitive") → count
     sensitive: Counter = Counter()
     reads: dict[tuple[str, ...], list[int]] = {}
     tags: dict[tuple[str, ...], str] = {}
-    for action, actor, datasource, decision, details_text, day in facts:
+    for action, actor, datasource, decision, details_text, day, sequence in facts:
         is_query = action == "query.executed"
         details = json.loads(details_text) if is_query else {}
         channel = str(details.get("channel") or "")[:30] if is_query else _channel(details_text)
         key = (day, action, actor, datasource, decision, channel)
         events[key] += 1
         column_tags = (details.get("column_tags") or {}) if decision in ("allow", "mask") else {}
-        for tag in _tags_touched(action, details_text, details):
+        for tag in tags_touched(action, details_text, details):
             by_tag[(*key, tag, "events")] += 1
             by_tag[(*key, tag, "sensitive")] += 1 if column_tags else 0
+            tagged.append((tag, sequence))
         if not column_tags:
             continue
         sensitive[key] += 1
@@ -76,14 +84,15 @@ def _aggregate(facts: Iterable[EventFacts]) -> tuple[Counter, Counter, dict, dic
             counts = reads.setdefault(column_key, [0, 0])
             counts[0 if label in masked else 1] += 1
             tags[column_key] = json.dumps(sorted(names), separators=(",", ":"))
-    return events, sensitive, reads, tags, by_tag
+    return events, sensitive, reads, tags, by_tag, tagged
 
 
 _UPSERT_BATCH = 500  # rows per INSERT (SQLite allows 32,766 parameters per statement)
 
 
 def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: list[tuple]) -> None:
-    """INSERT … ON CONFLICT DO UPDATE adding to the stored counts (PostgreSQL and SQLite)."""
+    """INSERT … ON CONFLICT DO UPDATE adding to the stored counts (PostgreSQL and SQLite);
+    with nothing summed, ON CONFLICT DO NOTHING (a rebuild re-adds rows already there)."""
     if not rows:
         return
     columns = (*key, *summed, *(("tags",) if table.endswith("columnread") else ()))
@@ -91,6 +100,7 @@ def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: lis
     updates = [f"{name} = {table}.{name} + excluded.{name}" for name in summed]
     if "tags" in columns:
         updates.append("tags = excluded.tags")
+    action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
     quoted = ", ".join(connection.ops.quote_name(name) for name in columns)
     conflict = ", ".join(connection.ops.quote_name(name) for name in key)
     with connection.cursor() as cursor:
@@ -98,14 +108,29 @@ def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: lis
             batch = rows[start : start + _UPSERT_BATCH]
             cursor.execute(
                 f"INSERT INTO {table} ({quoted}) VALUES {', '.join([placeholders] * len(batch))} "
-                f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(updates)}",
+                f"ON CONFLICT ({conflict}) {action}",
                 [value for row in batch for value in row],
             )
 
 
-def counts_add(*, facts: Iterable[EventFacts]) -> None:
-    """Add appended events to the counts; call inside the append's transaction."""
-    events, sensitive, reads, tags, by_tag = _aggregate(facts)
+def _tag_index_add(tagged: list[tuple[str, int]]) -> None:
+    """Index new events' tags (their sequences are new: nothing to conflict with)."""
+    if connection.vendor != "postgresql":
+        _upsert("audit_auditeventtag", ("tag", "sequence"), (), tagged)
+        return
+    connection.ensure_connection()
+    with (
+        connection.connection.cursor() as cursor,
+        cursor.copy("COPY audit_auditeventtag (tag, sequence) FROM STDIN") as copy,
+    ):
+        for row in tagged:
+            copy.write_row(row)
+
+
+def counts_add(*, facts: Iterable[EventFacts], index_tags: bool = True) -> None:
+    """Add appended events to the counts and the tag index; call inside the append's
+    transaction. A recount of stored events (`index_tags=False`) leaves their index as is."""
+    events, sensitive, reads, tags, by_tag, tagged = _aggregate(facts)
     day_rows = [(*key, count, sensitive[key]) for key, count in events.items()]
     _upsert("audit_auditdaycount", _DAY_KEY, ("events", "sensitive_reads"), day_rows)
     tag_rows = [
@@ -116,6 +141,8 @@ def counts_add(*, facts: Iterable[EventFacts]) -> None:
     _upsert("audit_auditdaytagcount", _TAG_KEY, ("events", "sensitive_reads"), tag_rows)
     column_rows = [(*key, counts[0], counts[1], tags[key]) for key, counts in reads.items()]
     _upsert("audit_auditdaycolumnread", _COLUMN_KEY, ("masked", "unmasked"), column_rows)
+    if index_tags and tagged:
+        _tag_index_add(tagged)
 
 
 def _day_text(value: Any) -> str:
@@ -138,12 +165,32 @@ def counts_rebuild(*, first_day: date | None = None, last_day: date | None = Non
         cursor.execute(f"DELETE FROM audit_auditdaycolumnread{count_where}", count_params)
         cursor.execute(f"DELETE FROM audit_auditdaytagcount{count_where}", count_params)
         cursor.execute(
-            "SELECT action, actor, datasource_name, decision, details, occurred_at "
+            "SELECT action, actor, datasource_name, decision, details, occurred_at, sequence "
             f"FROM audit_auditevent{event_where}",
             event_params,
         )
         while batch := cursor.fetchmany(5000):
-            counts_add(facts=[(*row[:5], _day_text(row[5])) for row in batch])
+            facts = [(*row[:5], _day_text(row[5]), row[6]) for row in batch]
+            counts_add(facts=facts, index_tags=False)
+
+
+def tag_index_build() -> None:
+    """Index the tags of every stored event (once, by the migration that added the index;
+    later appends index themselves)."""
+    with connection.chunked_cursor() as cursor:  # server-side on PostgreSQL: memory stays flat
+        # Only events whose details have a "tag", "tags" or "column_tags" key can touch one.
+        cursor.execute(
+            "SELECT action, details, sequence FROM audit_auditevent "
+            "WHERE details LIKE %s ORDER BY sequence",
+            ['%"tag%'],
+        )
+        while batch := cursor.fetchmany(5000):
+            tagged = [
+                (tag, sequence)
+                for action, details_text, sequence in batch
+                for tag in tags_touched(action, details_text, json.loads(details_text))
+            ]
+            _upsert("audit_auditeventtag", ("tag", "sequence"), (), tagged)
 
 
 def _midnight(day: date) -> datetime:

@@ -200,7 +200,8 @@ def dashboard_data(*, filters: EventFilters) -> dict[str, Any]:
         "blocked_count": figures["blocked_total"],
         "identities": len(figures["access_summary"]),
         "access_summary": figures["access_summary"],
-        "blocked": _latest_blocked(filters),
+        # The counts say whether any blocked statement matches: none, no walk of the denials.
+        "blocked": _latest_blocked(filters) if figures["blocked_total"] else [],
         "queries_chart": queries_chart(figures["per_day"]),
         "reads_chart": {
             "type": "bar",

@@ -107,10 +107,29 @@ class AuditEvent(AppendOnlyModel):
             models.Index(
                 fields=["-sequence"], condition=models.Q(decision="deny"), name="audit_denied_idx"
             ),
+            models.Index(
+                fields=["datasource_name", "sequence"], name="audit_datasource_sequence_idx"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.actor} {self.action} {self.target_repr}"
+
+
+class AuditEventTag(models.Model):
+    """One tag an event touched (audit.counts.tags_touched), by sequence: the trail's tag
+    filter as a (tag, sequence) range scan instead of reading every event's details.
+
+    Derived like the counts below: written in the same transaction as each append (so it
+    holds exactly the trail's events), its rows removed with the events a prune removes.
+    """
+
+    pk = models.CompositePrimaryKey("tag", "sequence")
+    tag = models.CharField(max_length=100)
+    sequence = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.tag}"
 
 
 class AuditCheckpoint(AppendOnlyModel):

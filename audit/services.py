@@ -202,8 +202,11 @@ def _chain_and_insert(entries: Sequence[dict[str, Any]]) -> list[list[Any]]:
 
 def _counted(rows: list[list[Any]]) -> list[list[Any]]:
     """Add the stored rows to the dashboard's counts (audit.counts), same transaction."""
-    # _COLUMNS order: action, actor, actor_kind, datasource_name, decision, details, id, occurred_at
-    counts_add(facts=[(row[0], row[1], row[3], row[4], row[5], row[7][:10]) for row in rows])
+    # _COLUMNS order: action, actor, actor_kind, datasource_name, decision, details, id,
+    # occurred_at, prev_hash, recorded_at, sequence, …
+    counts_add(
+        facts=[(row[0], row[1], row[3], row[4], row[5], row[7][:10], row[10]) for row in rows]
+    )
     return rows
 
 
@@ -494,6 +497,7 @@ def _delete_through(sequence: int) -> int:
             cursor.execute(f"ALTER TABLE audit_auditevent DISABLE TRIGGER {_ROW_TRIGGER}")
         cursor.execute("DELETE FROM audit_auditevent WHERE sequence <= %s", [sequence])
         deleted = cursor.rowcount
+        cursor.execute("DELETE FROM audit_auditeventtag WHERE sequence <= %s", [sequence])
         if connection.vendor == "postgresql":
             cursor.execute(f"ALTER TABLE audit_auditevent ENABLE TRIGGER {_ROW_TRIGGER}")
     return deleted

@@ -32,11 +32,14 @@ def _sequence(value: str | None) -> int | None:
 def event_list(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET or None)
     filters = form.filters() if form.is_bound and form.is_valid() else selectors.EventFilters()
+    # The counts are exact (kept in each append's transaction): nothing to search for none.
+    total = counted_events(filters)
     page = selectors.event_page(
         filters,
         before=_sequence(request.GET.get("before")),
         after=_sequence(request.GET.get("after")),
         size=PAGE_SIZE,
+        none_match=total == 0,
     )
     query = request.GET.copy()
     for key in ("page", "before", "after"):
@@ -47,7 +50,8 @@ def event_list(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "page": page,
-            "total": counted_events(filters),
+            "total": total,
+            "window": selectors.SEARCH_WINDOW,
             "query": query.urlencode(),
             "export_form": ExportForm(initial={**request.GET.dict(), "format": "pdf"}),
         },

@@ -12,6 +12,8 @@ identities and four decisions.
 Columns come from bench/catalog.py's filler. Each page is fetched through Django's test
 client (view, queries, template) RUNS times; p50 and p95 are printed beside a reference
 measured in the same run: the raw SQL of one page of the trail (the 50 newest events).
+With --buffers each page's SELECTs are also run once under EXPLAIN (ANALYZE, BUFFERS) and
+the shared blocks they touched are printed: unlike the times, independent of machine load.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ COLUMN_TAGS = {
     "public.customers.email": ["PII.Email"],
     "public.customers.phone": ["PII.Phone"],
 }
+# A retired datasource: 20 events among the oldest 100k, a tag and a datasource no recent
+# event has (the trail filtered by either must not walk every newer event to find them).
+LEGACY_EVERY, LEGACY_BEFORE = 5_000, 100_000
+LEGACY_TAGS = {"legacy.people.ssn": ["PII.SSN"]}
 
 
 def _events(start_index: int, count: int, first_day: datetime, days: int) -> list[dict[str, Any]]:
@@ -62,6 +68,9 @@ def _events(start_index: int, count: int, first_day: datetime, days: int) -> lis
             details["column_tags"] = COLUMN_TAGS
             details["tags"] = ["PII.Email", "PII.Phone"]
             details["masked_columns"] = ["public.customers.email"] if decision == "mask" else []
+        legacy = index < LEGACY_BEFORE and index % LEGACY_EVERY == 7
+        if legacy:
+            details.update(column_tags=LEGACY_TAGS, tags=["PII.SSN"], masked_columns=[])
         events.append(
             {
                 "id": str(uuid.uuid4()),
@@ -69,7 +78,7 @@ def _events(start_index: int, count: int, first_day: datetime, days: int) -> lis
                 "actor_kind": "user",
                 "action": "query.executed",
                 "occurred_at": first_day + timedelta(seconds=index * span // 1_000_000 % span),
-                "datasource_name": "bench-shop",
+                "datasource_name": "bench-legacy" if legacy else "bench-shop",
                 "decision": decision,
                 "details": details,
                 "target_type": "statement",
@@ -120,6 +129,24 @@ def timed(call: Any) -> list[float]:
     return samples
 
 
+def blocks_touched(client: Any, url: str) -> int:
+    """Shared buffers (hit + read) of the SELECTs one fetch of the page runs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    blocks = 0
+    with connection.cursor() as cursor:
+        for query in queries.captured_queries:
+            if not query["sql"].startswith("SELECT"):
+                continue
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query['sql']}")
+            plan = cursor.fetchone()[0][0]["Plan"]
+            blocks += plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+    return blocks
+
+
 def pages() -> dict[str, str]:
     from audit.models import AuditEvent
     from governance.models import Column
@@ -136,10 +163,19 @@ def pages() -> dict[str, str]:
         "audit trail, actor=user_07": "/audit/?actor=user_07",
         "audit trail, decision=deny": "/audit/?decision=deny",
         "audit trail, tag=PII.Email": "/audit/?tag=PII.Email",
+        "audit trail, tag=PII.SSN (old only)": "/audit/?tag=PII.SSN",
+        "audit trail, tag=none (no match)": "/audit/?tag=PII.None",
+        "audit trail, datasource=bench-legacy": "/audit/?datasource=bench-legacy",
+        "audit trail, datasource=none": "/audit/?datasource=none",
+        "audit trail, datasource+actor": "/audit/?datasource=bench-shop&actor=user_07",
+        "audit trail, tag+decision": "/audit/?tag=PII.SSN&decision=allow",
+        "audit trail, channel=mcp (none)": "/audit/?channel=mcp",
         "audit event detail": f"/audit/events/{event.pk}/" if event else "/audit/",
         "audit dashboard, 30 days": "/audit/dashboard/",
         "audit dashboard, actor=user_03": "/audit/dashboard/?actor=user_03",
         "audit dashboard, tag=PII.Email": "/audit/dashboard/?tag=PII.Email",
+        "audit dashboard, channel=mcp (none)": "/audit/dashboard/?channel=mcp",
+        "audit dashboard, datasource=legacy": "/audit/dashboard/?datasource=bench-legacy",
         "audit chain status": "/audit/chain/",
         "catalog page 1": "/catalog/",
         "catalog page 1000": "/catalog/?page=1000",
@@ -152,6 +188,8 @@ def pages() -> dict[str, str]:
         "policies": "/policies/",
         "approvals inbox": "/approvals/",
         "API audit events": "/api/v1/audit/events/?limit=50",
+        "API audit events, tag=PII.SSN": "/api/v1/audit/events/?tag=PII.SSN",
+        "API audit events, channel=mcp (none)": "/api/v1/audit/events/?channel=mcp",
         "API columns": "/api/v1/columns/?limit=50&offset=90000",
         "API columns, keyset (next link)": f"/api/v1/columns/?limit=50&after={middle_column.pk}",
     }
@@ -165,6 +203,7 @@ def main() -> None:
     # A seeded database is kept and reused; a name of its own keeps parallel work trees apart.
     parser.add_argument("--database", default=DATABASE)
     parser.add_argument("--only", default="", help="time only pages whose label contains this")
+    parser.add_argument("--buffers", action="store_true", help="also print blocks touched")
     args = parser.parse_args()
     DATABASE = args.database
     catalog.DATABASE = DATABASE
@@ -187,7 +226,7 @@ def main() -> None:
         f"\n== {AuditEvent.objects.count():,} events, {Column.objects.count():,} columns; "
         f"{RUNS} runs per page through the full Django view; load {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'page':<36} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'page':<36} {'p50 ms':>8} {'p95 ms':>8}" + (f" {'blocks':>8}" if args.buffers else ""))
     slowest = 0.0
     for label, url in pages().items():
         if args.only not in label:
@@ -199,7 +238,8 @@ def main() -> None:
 
         p50, p95 = percentiles(timed(get))
         slowest = max(slowest, p95)
-        print(f"{label:<36} {p50:8.1f} {p95:8.1f}", flush=True)
+        blocks = f" {blocks_touched(client, url):8d}" if args.buffers else ""
+        print(f"{label:<36} {p50:8.1f} {p95:8.1f}{blocks}", flush=True)
     with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={DATABASE}") as raw:
 
         def reference() -> None:

@@ -236,6 +236,16 @@ def agent_grant_run(grant_id: int, datasource: str) -> Operation[Json]:
     )
 
 
+# What people read for an access request's state: the API keeps "denied", the product says
+# "rejected" (as the web pages do, approvals.AccessRequest.State).
+_REQUEST_STATE_WORDS = {"denied": "rejected"}
+
+
+def request_state_words(state: str) -> str:
+    """An access request's state as a sentence says it ("was rejected", not "was denied")."""
+    return _REQUEST_STATE_WORDS.get(state, state)
+
+
 @dataclass(frozen=True)
 class HeldRequest:
     """The control plane's view of an access request the agent filed for a held statement."""

@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from warden_client.operations import request_state_words
 from warden_mcp.controlplane import WardenAPI
 from warden_mcp.routes import Routes
 from warden_mcp.statements import (
@@ -212,7 +213,8 @@ class WardenTools:
                 "applies the grant within its bundle poll interval)",
             )
         raise ToolError(
-            f"held: request {ref.request_id} was {state}{_review_comment(request)}; "
+            f"held: request {ref.request_id} was {request_state_words(state)}"
+            f"{_review_comment(request)}; "
             "the statement was not run"
         )
 
@@ -251,9 +253,9 @@ class WardenTools:
             float, Field(ge=0, le=MAX_WAIT_SECONDS, description="Wait this long for a decision")
         ] = 0,
     ) -> dict[str, Any]:
-        """Read an access request's state (pending, approved, denied, expired, cancelled),
-        with reviews and the grant; with wait_seconds, wait (progress notifications) until
-        a reviewer decides."""
+        """Read an access request's state (pending, approved, denied = rejected by a
+        reviewer, expired, cancelled), with reviews and the grant; with wait_seconds, wait
+        (progress notifications) until a reviewer decides."""
         api = self.caller()
         await api.call_opened(
             "get_access_request", {"request_id": request_id, "wait_seconds": wait_seconds}

@@ -104,7 +104,8 @@ def test_denied_request_refuses_the_waiting_statement(agent_factory: Any, contro
     agent = agent_factory(hold_wait=10)
     _review_when_filed(control_plane, "denied")
     with agent.connect("carol") as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"request 1 .* was denied"):
+        refused = r"request 1 .* was rejected"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=refused):
             conn.execute(HELD_SQL)
         assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
 
@@ -193,5 +194,5 @@ def test_other_sessions_keep_working_while_statements_wait(agent_factory: Any, c
     control_plane.review(1, "denied")
     for client in clients:
         client.join(10)
-    assert len(waiting) == 3 and all("was denied" in message for message in waiting)
+    assert len(waiting) == 3 and all("was rejected" in message for message in waiting)
     assert list(control_plane.access_requests) == [1]  # one request for the three holds

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, AuditEventTag
 from audit.schedule import AUDIT_BEAT_SCHEDULE
 from audit.services import audit_prune, event_record
 from audit.tasks import checkpoint_task, monthly_report_task, prune_task
@@ -37,7 +37,7 @@ def _age(sequences: tuple[int, int], days: int) -> None:
 def aged_chain(admin):
     """Ten events, the first six recorded 100 days ago (hashes re-chained to stay valid)."""
     for index in range(10):
-        event_record(actor=admin, action="tag.added", details={"i": index})
+        event_record(actor=admin, action="tag.added", details={"i": index, "tag": "PII.Email"})
     _age((1, 6), 100)
     _rehash_all()
 
@@ -94,6 +94,13 @@ def test_pruning_archives_then_removes_old_events_and_the_chain_still_verifies(
         check=False,
     )
     assert outcome.returncode == 0, outcome.stdout
+
+
+def test_pruning_removes_the_pruned_events_from_the_tag_index(aged_chain, tmp_path):
+    audit_prune(retention_days=30, archive_dir=tmp_path)
+
+    kept = AuditEventTag.objects.filter(tag="PII.Email").values_list("sequence", flat=True)
+    assert sorted(kept) == [7, 8, 9, 10]
 
 
 def test_pruning_leaves_the_trigger_on(aged_chain, tmp_path):

@@ -112,6 +112,6 @@ def test_a_held_mcp_query_reports_the_request_at_once_or_the_reviewers_denial(
     }
     second = AccessRequest.objects.order_by("pk").last()
     assert denied.endswith(
-        f"held: request {second.pk} was denied by {reviewer.username}: not for bots; "
+        f"held: request {second.pk} was rejected by {reviewer.username}: not for bots; "
         "the statement was not run"
     ), denied
