@@ -4,7 +4,8 @@
 #include "fastpath.h"
 
 PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
-    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask, *s_zero;
+    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask, *s_zero,
+    *s_fd, *s_mark, *s_id_prefix, *s_first_seq, *s_catch_up;
 
 int intern_names(void) {
 #define INTERN(var, text)                                  \
@@ -23,6 +24,11 @@ int intern_names(void) {
     INTERN(s_masks, "masks");
     INTERN(s_allow, "allow");
     INTERN(s_mask, "mask");
+    INTERN(s_fd, "fd");
+    INTERN(s_mark, "mark");
+    INTERN(s_id_prefix, "id_prefix");
+    INTERN(s_first_seq, "first_seq");
+    INTERN(s_catch_up, "catch_up");
 #undef INTERN
     return (s_zero = PyLong_FromLong(0)) == NULL ? -1 : 0;
 }
@@ -94,6 +100,7 @@ static int FastPath_clear(FastPath *self) {
     FASTPATH_REFERENCES(CLEAR)
 #undef CLEAR
     compiled_clear(&self->compiled);
+    journal_record_free(&self->journal_record);
     release_counters(self);
     return 0;
 }
