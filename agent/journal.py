@@ -42,6 +42,7 @@ import io
 import logging
 import marshal
 import os
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 # Version 2: no back-references (version 3+ hashes every object it writes to find them),
 # a quarter cheaper for these small records; read by every Python since 2.5.
 _MARSHAL = 2
+# The slots of AuditJournal.state.
+FD, MARK, FIRST_SEQ = range(3)
 
 
 def sealed_path(path: Path) -> Path:
@@ -66,39 +69,40 @@ class AuditJournal:
         self.path = path
         self.sealed = sealed_path(path)
         # The shipper's list, read (never changed) here: events queued[mark:] are not
-        # journaled yet; queued[0] gets seq ``first_seq`` under ``id_prefix``.  The native
-        # path reads these four and advances ``mark`` when it writes a record itself
-        # (agent/postgres/fastpath/journal.c); it calls ``catch_up`` while ``fd`` is -1.
+        # journaled yet; queued[0] gets seq ``first_seq`` under ``id_prefix``.
         self._queued = queued
-        self.mark = 0
         self.id_prefix = id_prefix
-        self.first_seq = first_seq
-        self.fd = -1
+        # The open file (-1: none), mark and first_seq, in an array the native path holds as
+        # a buffer: it reads them and advances mark itself, without a Python attribute lookup
+        # (agent/postgres/fastpath/journal.c), and calls ``catch_up`` while there is no file.
+        self.state = array("q", [-1, 0, first_seq])
 
     def catch_up(self) -> None:
         """Append the events queued since the last call (one record, one write)."""
         queued = self._queued
-        mark = self.mark
+        state = self.state
+        mark = state[MARK]
         if len(queued) == mark:
             return
-        if self.fd < 0:
-            self.fd = os.open(self.path, _OPEN_FLAGS, 0o600)
-        data = marshal.dumps((self.id_prefix, self.first_seq + mark, queued[mark:]), _MARSHAL)
-        written = os.write(self.fd, data)
+        if state[FD] < 0:
+            state[FD] = os.open(self.path, _OPEN_FLAGS, 0o600)
+        data = marshal.dumps((self.id_prefix, state[FIRST_SEQ] + mark, queued[mark:]), _MARSHAL)
+        written = os.write(state[FD], data)
         while written < len(data):  # a regular file takes it whole unless the disk is full
-            written += os.write(self.fd, data[written:])
-        self.mark = len(queued)
+            written += os.write(state[FD], data[written:])
+        state[MARK] = len(queued)
 
     def seal(self, id_prefix: str, first_seq: int) -> None:
         """The shipper took (and emptied) the queue, every event of it journaled by
         ``catch_up`` first: they stay in the sealed file until ``release``; the next event
         is queued[0] again, with seq ``first_seq`` under ``id_prefix``."""
-        self.mark = 0
-        self.id_prefix, self.first_seq = id_prefix, first_seq
-        if self.fd < 0:
+        state = self.state
+        fd = state[FD]
+        state[FD], state[MARK], state[FIRST_SEQ] = -1, 0, first_seq
+        self.id_prefix = id_prefix
+        if fd < 0:
             return
-        os.close(self.fd)
-        self.fd = -1
+        os.close(fd)
         try:
             if self.sealed.exists():  # a flush failed before releasing: keep both, in order
                 with open(self.sealed, "ab") as sealed:
@@ -115,9 +119,9 @@ class AuditJournal:
 
     def close(self) -> None:
         """Everything is delivered or spooled (the agent stops): no journal is left."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        if self.state[FD] >= 0:
+            os.close(self.state[FD])
+            self.state[FD] = -1
         self.release()
         self.path.unlink(missing_ok=True)
 

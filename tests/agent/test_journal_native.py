@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.journal import _records
+from agent.journal import FD, FIRST_SEQ, MARK, _records
 from agent.postgres import _fastpath, codec
 from agent.testing import MemoryTransport, detached_relays
 from agent.verdicts import Identity
@@ -90,7 +90,7 @@ class JournalCheckingTransport(MemoryTransport):
         assert _journaled(journal) == self.shipper.queued, "a result went out before its event"
         if journal.path.exists():
             (first_prefix, first_seq, _events), *_ = _records(journal.path)
-            assert (first_prefix, first_seq) == (journal.id_prefix, journal.first_seq)
+            assert (first_prefix, first_seq) == (journal.id_prefix, journal.state[FIRST_SEQ])
         self.checked += 1
         super().write(data)
 
@@ -112,9 +112,9 @@ async def test_every_event_is_journaled_before_its_result_reaches_the_client(
 
     def counted_catch_up() -> None:  # the Python writer, wherever it is called from
         nonlocal python_records
-        before = journal.mark
+        before = journal.state[MARK]
         python_catch_up()
-        python_records += journal.mark != before
+        python_records += journal.state[MARK] != before
 
     journal.catch_up = counted_catch_up
     records = 0
@@ -122,7 +122,7 @@ async def test_every_event_is_journaled_before_its_result_reaches_the_client(
         if trip % 25 == 24:  # the shipper takes the queue: sealed, a new file next
             records += len(_records(journal.path))
             agent.audit._encode_queued()
-            assert journal.fd == -1 and journal.sealed.exists()
+            assert journal.state[FD] == -1 and journal.sealed.exists()
         sent = len(upstream.data)
         for chunk in _split(_round_trip(rng), rng):
             await _feed(to_upstream, chunk)
@@ -154,9 +154,9 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
         await _feed(to_upstream, query)
         await _feed(to_client, server.answer(bytes(upstream.data[sent:])))
     journal = agent.audit.journal
-    assert journal.fd >= 0 and _journaled(journal) == agent.audit.queued
-    os.close(journal.fd)
-    journal.fd = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    assert journal.state[FD] >= 0 and _journaled(journal) == agent.audit.queued
+    os.close(journal.state[FD])
+    journal.state[FD] = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
     handled = session_stats(to_upstream)
     answered, queued = len(client.data), len(agent.audit.queued)
     sent = len(upstream.data)
@@ -166,7 +166,7 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
         await to_client.task
     assert to_client.done.done() and isinstance(to_client.done.result(), OSError)
     assert len(client.data) == answered, "the result went out without its event"
-    assert len(agent.audit.queued) == queued + 1 and journal.mark == queued
+    assert len(agent.audit.queued) == queued + 1 and journal.state[MARK] == queued
     if native:
         assert session_stats(to_upstream)["client"] == handled["client"] + 1  # really native
     await agent.catalog.close()

@@ -158,6 +158,8 @@ typedef struct {
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *audit_wakeup;
     PyObject *audit_journal; /* the AuditJournal, or None (no journal) */
+    Py_buffer journal_view;  /* its state (fd, mark, first_seq): journal_state, or NULL */
+    long long *journal_state;
     PyObject *client_python, *backend_python, *client_rest, *backend_rest;
     PyObject *client_failed, *backend_failed;
     PyObject *mask_value, *masking_key; /* masking.mask_wire_value and its key (hash) */
@@ -205,7 +207,7 @@ extern PyTypeObject FastPathType;
  * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */
 extern PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
     *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask,
-    *s_zero, *s_fd, *s_mark, *s_id_prefix, *s_first_seq, *s_catch_up;
+    *s_zero, *s_id_prefix, *s_catch_up;
 int intern_names(void);
 
 double monotonic_now(void);

@@ -10,10 +10,11 @@
  * (PyMarshal_WriteObjectToString, which marshal.dumps is); tests/agent/test_journal_native.py
  * compares the two byte for byte over random events.
  *
- * The journal's state stays the AuditJournal's: this reads fd, mark, id_prefix and
- * first_seq, writes queued[mark:] with one write() and advances mark, as catch_up would.
- * A journal whose file is not open (none yet, or just sealed) is caught up by catch_up
- * itself, which opens it: once per flush. */
+ * The journal's state stays the AuditJournal's: this reads its id_prefix and, in the
+ * array AuditJournal.state it holds as a buffer, fd, mark and first_seq; it writes
+ * queued[mark:] with one write() and advances mark, as catch_up would.  A journal whose
+ * file is not open (none yet, or just sealed) is caught up by catch_up itself, which opens
+ * it: once per flush. */
 #include "fastpath.h"
 #include <errno.h>
 #include <marshal.h>
@@ -21,18 +22,22 @@
 
 #define MARSHAL_VERSION 2 /* agent/journal.py's _MARSHAL */
 
-static char *record_room(JournalRecord *record, Py_ssize_t extra) {
-    if (record->len + extra > record->capacity) {
-        Py_ssize_t capacity = record->capacity ? record->capacity : 1024;
-        while (capacity < record->len + extra) capacity *= 2;
-        char *data = PyMem_Realloc(record->data, (size_t)capacity);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        record->data = data;
-        record->capacity = capacity;
+static int record_grow(JournalRecord *record, Py_ssize_t extra) {
+    Py_ssize_t capacity = record->capacity ? record->capacity : 1024;
+    while (capacity < record->len + extra) capacity *= 2;
+    char *data = PyMem_Realloc(record->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
+    record->data = data;
+    record->capacity = capacity;
+    return 0;
+}
+
+/* The next `extra` bytes of the record, to fill in; NULL with an error. */
+static inline char *record_room(JournalRecord *record, Py_ssize_t extra) {
+    if (record->len + extra > record->capacity && record_grow(record, extra) < 0) return NULL;
     char *at = record->data + record->len;
     record->len += extra;
     return at;
@@ -45,7 +50,7 @@ void journal_record_free(JournalRecord *record) {
 }
 
 /* marshal's w_long: 4 bytes, little-endian */
-static void put_u32(char *at, uint32_t value) {
+static inline void put_u32(char *at, uint32_t value) {
     at[0] = (char)(value & 0xff);
     at[1] = (char)((value >> 8) & 0xff);
     at[2] = (char)((value >> 16) & 0xff);
@@ -53,7 +58,7 @@ static void put_u32(char *at, uint32_t value) {
 }
 
 /* A type code and a 4-byte count or value (TYPE_INT, a tuple's or a list's length). */
-static int put_coded(JournalRecord *record, char code, uint32_t value) {
+static inline int put_coded(JournalRecord *record, char code, uint32_t value) {
     char *at = record_room(record, 5);
     if (at == NULL) return -1;
     at[0] = code;
@@ -83,7 +88,7 @@ static int put_integer(JournalRecord *record, long long value) {
 
 /* One atom of a queued event: 1 written, 0 not one written here (the record goes to
  * CPython's marshal instead), -1 with an error. */
-static int put_atom(JournalRecord *record, PyObject *atom) {
+static inline int put_atom(JournalRecord *record, PyObject *atom) {
     char *at;
     if (atom == Py_None || atom == Py_True || atom == Py_False) {
         if ((at = record_room(record, 1)) == NULL) return -1;
@@ -180,44 +185,28 @@ static int write_whole(int fd, const char *data, Py_ssize_t len) {
     return 0;
 }
 
-/* journal.<name> as a C integer; -1 with an error. */
-static int read_integer(PyObject *journal, PyObject *name, long long *value) {
-    PyObject *number = PyObject_GetAttr(journal, name);
-    if (number == NULL) return -1;
-    *value = PyLong_AsLongLong(number);
-    Py_DECREF(number);
-    return *value == -1 && PyErr_Occurred() ? -1 : 0;
-}
-
 /* The events queued since the journal's last record go to its file (agent/journal.py):
  * before the chunk that completed their statements goes to the client. */
 int journal_catch_up(FastPath *self) {
     self->journal_due = 0;
-    PyObject *journal = self->audit_journal;
-    if (journal == Py_None) return 0;
-    long long fd, mark, first_seq;
+    long long *state = self->journal_state; /* AuditJournal.state: fd, mark, first_seq */
+    if (state == NULL) return 0;            /* no journal */
+    long long fd = state[0], mark = state[1];
     Py_ssize_t queued = PyList_GET_SIZE(self->audit_queue);
-    if (read_integer(journal, s_fd, &fd) < 0 || read_integer(journal, s_mark, &mark) < 0)
-        return -1;
     if (mark == queued) return 0;
     if (fd < 0 || fd > INT32_MAX || mark < 0 || mark > queued) {
-        PyObject *result = PyObject_CallMethodNoArgs(journal, s_catch_up); /* opens the file */
-        Py_XDECREF(result);
+        PyObject *result = PyObject_CallMethodNoArgs(self->audit_journal, s_catch_up);
+        Py_XDECREF(result); /* it opened the file (or failed to) */
         return result == NULL ? -1 : 0;
     }
-    PyObject *prefix = PyObject_GetAttr(journal, s_id_prefix);
+    PyObject *prefix = PyObject_GetAttr(self->audit_journal, s_id_prefix);
     if (prefix == NULL) return -1;
-    int failed = read_integer(journal, s_first_seq, &first_seq) < 0 ||
-                 encode_record(&self->journal_record, prefix, first_seq + mark,
-                               self->audit_queue, (Py_ssize_t)mark) < 0;
+    JournalRecord *record = &self->journal_record;
+    int failed = encode_record(record, prefix, state[2] + mark, self->audit_queue, mark) < 0;
     Py_DECREF(prefix);
-    if (failed ||
-        write_whole((int)fd, self->journal_record.data, self->journal_record.len) < 0)
-        return -1;
-    PyObject *written = PyLong_FromSsize_t(queued);
-    failed = written == NULL || PyObject_SetAttr(journal, s_mark, written) < 0;
-    Py_XDECREF(written);
-    return failed ? -1 : 0;
+    if (failed || write_whole((int)fd, record->data, record->len) < 0) return -1;
+    state[1] = queued;
+    return 0;
 }
 
 /* journal_record(id_prefix, first_seq, events) -> the record's bytes, as journal_catch_up
