@@ -157,7 +157,7 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
     assert journal.state[FD] >= 0 and _journaled(journal) == agent.audit.queued
     os.close(journal.state[FD])
     journal.state[FD] = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
-    handled = session_stats(to_upstream)
+    handled = _native_stats(to_upstream)
     answered, queued = len(client.data), len(agent.audit.queued)
     sent = len(upstream.data)
     await _feed(to_upstream, query)
@@ -168,16 +168,18 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
     assert len(client.data) == answered, "the result went out without its event"
     assert len(agent.audit.queued) == queued + 1 and journal.state[MARK] == queued
     if native:
-        assert session_stats(to_upstream)["client"] == handled["client"] + 1  # really native
+        assert _native_stats(to_upstream)["client"] == handled["client"] + 1  # really native
+    os.close(journal.state[FD])
+    journal.state[FD] = -1
     await agent.catalog.close()
 
 
-def session_stats(relay: Any) -> dict[str, int]:
+def _native_stats(relay: Any) -> dict[str, int]:
     fast = relay.session.fast
     return dict(fast.stats) if fast is not None else {"client": 0}
 
 
-def test_journal_record_refuses_what_is_not_a_record(tmp_path: Path) -> None:
+def test_journal_record_refuses_what_is_not_a_record() -> None:
     with pytest.raises(TypeError):
         _fastpath.journal_record("p", 0, ("not", "a list"))
     with pytest.raises(ValueError):  # what marshal.dumps refuses, this refuses
