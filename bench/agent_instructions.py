@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/agent_instructions.py [--modes simple,extended,prepared]
         [--transactions 1000,3000] [--relay agent|pump] [--keep DIR] [--database NAME]
+        [--audit-journal on|off]
 
 Wall-clock TPS on a shared 2-core machine moves ±15 % with the neighbours' load; the
 instruction count of the proxy process does not.  This runs the real ``python -m agent``
@@ -65,12 +66,15 @@ def start(command: list[str], workdir: Path, port: int) -> subprocess.Popen[byte
     raise RuntimeError(f"{command} did not listen on {port}")
 
 
-def agent_command(plane: TinyControlPlane, database: str, port: int, state: Path) -> list[str]:
+def agent_command(
+    plane: TinyControlPlane, database: str, port: int, state: Path, journal: str = "on"
+) -> list[str]:
     return [
         *(sys.executable, "-m", "agent", "--control-plane", plane.url, "--token", "t"),
         *("--listen", f"127.0.0.1:{port}", "--datasource", "bench"),
         *("--upstream-database", database, "--state-dir", str(state)),
         *("--bundle-public-key", plane.public_key, "--log-level", "WARNING"),
+        *("--audit-journal", journal),
     ]
 
 
@@ -123,6 +127,7 @@ def main() -> None:
     parser.add_argument("--relay", choices=["agent", "pump"], default="agent")
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps here")
     parser.add_argument("--database", help="an existing pgbench database (else a scratch one)")
+    parser.add_argument("--audit-journal", choices=["on", "off"], default="on")
     args = parser.parse_args()
     short, long = (int(n) for n in args.transactions.split(","))
     database = args.database or f"warden_instr_{secrets.token_hex(4)}"
@@ -137,7 +142,7 @@ def main() -> None:
         port = free_port()
         if args.relay == "agent":
             plane = TinyControlPlane()
-            command = agent_command(plane, database, port, workdir / "state")
+            command = agent_command(plane, database, port, workdir / "state", args.audit_journal)
             user = "bench"
         else:
             command = [sys.executable, "bench/proxy.py", "--pump-listen", str(port)]

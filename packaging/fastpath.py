@@ -9,7 +9,7 @@ FASTPATH = "agent/postgres/fastpath"
 
 def fastpath_extension(*, optional: bool) -> Extension:
     """``optional``: a failed compile is a warning and the agent runs its pure-Python path."""
-    sources = ["module", "roundtrip", "client", "backend", "masking", "copy", "events"]
+    sources = ["module", "roundtrip", "client", "backend", "masking", "copy", "events", "journal"]
     return Extension(
         "agent.postgres._fastpath",
         [f"{FASTPATH}/{name}.c" for name in sources],

@@ -95,17 +95,20 @@ class Bridge:
     ``origin_masks``, ``audit_fragments`` dicts (the extension adds statements and portals
     like the Python fast path does); ``audit_queue`` (the shipper's list it appends events
     to: agent.audit.QueuedEvent tuples, bytes sent included), ``audit_wakeup`` and
-    ``batch_size``; ``audit_journal`` (``AuditJournal.catch_up``, called once per upstream
-    chunk that completed statements, before that chunk goes to the client; None without a
-    journal); ``native_counts`` and ``native_seconds`` (agent.metrics.StatementStats' native
-    counters, arrays it holds as buffers and counts a statement in as ``observe`` would:
-    ``native_layout`` gives the slots of allow, mask, the first of the ``latency_buckets``,
-    native statements and hand-backs); ``mask_value`` and ``masking_key`` (cells it cannot
-    mask itself); ``upstream_write`` and ``client_write`` (the transports' write methods);
-    ``hand_back_simple`` / ``hand_back_extended`` (a round trip goes back to Python, with the
-    rows and bytes its statement sent so far); ``client_python`` / ``backend_python`` (a
-    relay's Python data_received), ``client_rest`` / ``backend_rest`` (what is left of a
-    chunk), ``client_failed`` / ``backend_failed`` (an error ends the session).
+    ``batch_size``; ``audit_journal`` (the shipper's AuditJournal, None without one; its
+    ``state`` array, fd, mark and first_seq, held as a buffer: once per upstream chunk that
+    completed statements, before that chunk goes to the client, the extension appends the
+    record of ``queued[mark:]`` under its ``id_prefix`` to the fd itself and advances mark,
+    or calls its ``catch_up`` while the fd is -1); ``native_counts`` and ``native_seconds``
+    (agent.metrics.StatementStats' native counters, arrays it holds as buffers and counts a
+    statement in as ``observe`` would: ``native_layout`` gives the slots of allow, mask, the
+    first of the ``latency_buckets``, native statements and hand-backs); ``mask_value`` and
+    ``masking_key`` (cells it cannot mask itself); ``upstream_write`` and ``client_write``
+    (the transports' write methods); ``hand_back_simple`` / ``hand_back_extended`` (a round
+    trip goes back to Python, with the rows and bytes its statement sent so far);
+    ``client_python`` / ``backend_python`` (a relay's Python data_received), ``client_rest``
+    / ``backend_rest`` (what is left of a chunk), ``client_failed`` / ``backend_failed`` (an
+    error ends the session).
 
     Read per round trip: plain fields their owners write, no Python code runs: of
     ``client_relay`` and ``backend_relay`` (the two relays) ``buffer`` (bytes held back)
@@ -134,8 +137,7 @@ class Bridge:
         self.audit_fragments = session._audit_fragments
         self.audit_queue = agent.audit.queued
         self.audit_wakeup = agent.audit.wake
-        journal = agent.audit.journal
-        self.audit_journal = None if journal is None else journal.catch_up
+        self.audit_journal = agent.audit.journal
         stats = agent.metrics.statements
         self.native_counts = stats.native
         self.native_seconds = stats.native_seconds

@@ -219,6 +219,12 @@ async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native:
 
 @pytest.fixture
 def offline_agent(pg_database: str, tmp_path: Path) -> Any:
+    return offline_postgres_agent(pg_database, tmp_path)
+
+
+def offline_postgres_agent(pg_database: str, tmp_path: Path) -> tuple[PostgresAgent, int]:
+    """An agent with the test bundle and no control plane (its audit journal on), and the
+    oid of ``customers``."""
     config = AgentConfig(
         control_plane="http://127.0.0.1:9",
         token="t",

@@ -57,17 +57,6 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
     return 0;
 }
 
-/* The events queued so far go to the audit journal (agent/journal.py): one Python call per
- * upstream chunk that completed statements, however many. */
-static int journal_catch_up(FastPath *self) {
-    self->journal_due = 0;
-    if (self->audit_journal == Py_None) return 0;
-    PyObject *result = PyObject_CallNoArgs(self->audit_journal);
-    if (result == NULL) return -1;
-    Py_DECREF(result);
-    return 0;
-}
-
 /* The simple-protocol RowDescription: its masks from the bridge's origin_masks.  1 armed,
  * 0 not cached.  The masks of (decision, RowDescription) under one engine never change, so
  * the last ones found are memoised with their keys (held alive: identities stay theirs). */

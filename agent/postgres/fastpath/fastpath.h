@@ -130,6 +130,17 @@ PyObject *module_mask_copy_rows(PyObject *module, PyObject *args);
 
 PyObject *encode_events(PyObject *module, PyObject *args);
 
+/* ------------------------------------------------------------------ journal (journal.c) */
+
+/* One audit journal record as it is written (reused: grown, never shrunk). */
+typedef struct {
+    char *data;
+    Py_ssize_t len, capacity;
+} JournalRecord;
+
+void journal_record_free(JournalRecord *record);
+PyObject *module_journal_record(PyObject *module, PyObject *args);
+
 /* ------------------------------------------------------------------ round trips */
 
 enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
@@ -146,12 +157,15 @@ typedef struct {
     PyObject *upstream_write, *client_write; /* the sinks' bound write methods */
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *audit_wakeup;
-    PyObject *audit_journal; /* AuditJournal.catch_up, or None (no journal) */
+    PyObject *audit_journal; /* the AuditJournal, or None (no journal) */
+    Py_buffer journal_view;  /* its state (fd, mark, first_seq): journal_state, or NULL */
+    long long *journal_state;
     PyObject *client_python, *backend_python, *client_rest, *backend_rest;
     PyObject *client_failed, *backend_failed;
     PyObject *mask_value, *masking_key; /* masking.mask_wire_value and its key (hash) */
     Py_ssize_t batch_size;
     int journal_due; /* events queued that audit_journal has not written yet */
+    JournalRecord journal_record;
     /* agent.metrics.StatementStats.native and .native_seconds, held as buffers for the
      * process's lifetime of the stats (they are never resized), and the slots to count in */
     Py_buffer counts_view, seconds_view;
@@ -193,7 +207,7 @@ extern PyTypeObject FastPathType;
  * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */
 extern PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
     *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask,
-    *s_zero;
+    *s_zero, *s_id_prefix, *s_catch_up;
 int intern_names(void);
 
 double monotonic_now(void);
@@ -211,6 +225,7 @@ int write_to(PyObject *write, PyObject *data);
 void observe(FastPath *self, double seconds);
 void clear_flight(FastPath *self);
 int resume_in_python(FastPath *self);
+int journal_catch_up(FastPath *self); /* journal.c */
 
 /* The bytes of data consumed (0: Python handles them), or -1 with an error. */
 Py_ssize_t fastpath_client(FastPath *self, PyObject *data);  /* client.c */

@@ -1,5 +1,6 @@
 /* The extension module agent.postgres._fastpath: FastPath (roundtrip.c, client.c,
- * backend.c), mask_row and mask_rows (masking.c) and encode_events (events.c). */
+ * backend.c), mask_row and mask_rows (masking.c), encode_events (events.c) and
+ * journal_record (journal.c). */
 #include "fastpath.h"
 
 static PyMethodDef module_methods[] = {
@@ -11,6 +12,8 @@ static PyMethodDef module_methods[] = {
      "mask_copy_rows(data, pos, row_mask, format, key) -> (masked run of CopyData, end)."},
     {"encode_events", encode_events, METH_VARARGS,
      "encode_events(queued, first_seq) -> (fragments, events JSON) for an audit batch."},
+    {"journal_record", module_journal_record, METH_VARARGS,
+     "journal_record(id_prefix, first_seq, events) -> an audit journal record's bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,8 @@
 #include "fastpath.h"
 
 PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
-    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask, *s_zero;
+    *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask, *s_zero,
+    *s_id_prefix, *s_catch_up;
 
 int intern_names(void) {
 #define INTERN(var, text)                                  \
@@ -23,6 +24,8 @@ int intern_names(void) {
     INTERN(s_masks, "masks");
     INTERN(s_allow, "allow");
     INTERN(s_mask, "mask");
+    INTERN(s_id_prefix, "id_prefix");
+    INTERN(s_catch_up, "catch_up");
 #undef INTERN
     return (s_zero = PyLong_FromLong(0)) == NULL ? -1 : 0;
 }
@@ -65,11 +68,13 @@ void clear_flight(FastPath *self) {
     X(memo_decision) X(memo_action) X(memo_fragment) X(om_decision) X(om_engine)             \
     X(om_description) X(om_mask) X(name_memo) X(formats_memo) X(q_key_memo) X(p_key_memo)
 
-static void release_counters(FastPath *self) {
+static void release_buffers(FastPath *self) {
     if (self->counts != NULL) PyBuffer_Release(&self->counts_view);
     if (self->seconds_total != NULL) PyBuffer_Release(&self->seconds_view);
+    if (self->journal_state != NULL) PyBuffer_Release(&self->journal_view);
     self->counts = NULL;
     self->seconds_total = NULL;
+    self->journal_state = NULL;
 }
 
 static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
@@ -94,7 +99,8 @@ static int FastPath_clear(FastPath *self) {
     FASTPATH_REFERENCES(CLEAR)
 #undef CLEAR
     compiled_clear(&self->compiled);
-    release_counters(self);
+    journal_record_free(&self->journal_record);
+    release_buffers(self);
     return 0;
 }
 
@@ -124,6 +130,17 @@ static int take_buffer(PyObject *bridge, const char *name, const char *format,
         return -1;
     }
     return 0;
+}
+
+/* The audit journal's state (AuditJournal.state: fd, mark, first_seq), when there is one. */
+static int take_journal_state(FastPath *self) {
+    if (self->audit_journal == Py_None) return 0;
+    if (take_buffer(self->audit_journal, "state", "q", sizeof(long long), &self->journal_view) < 0)
+        return -1;
+    self->journal_state = self->journal_view.buf;
+    if (self->journal_view.len == 3 * (Py_ssize_t)sizeof(long long)) return 0;
+    PyErr_SetString(PyExc_ValueError, "the audit journal's state is not fd, mark, first_seq");
+    return -1;
 }
 
 /* The statement counters (agent.metrics.StatementStats.native, native_seconds), their
@@ -204,7 +221,8 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
         take(bridge, "backend_failed", &self->backend_failed) < 0 ||
         take(bridge, "mask_value", &self->mask_value) < 0 ||
         take(bridge, "masking_key", &self->masking_key) < 0 ||
-        take(bridge, "batch_size", &batch_size) < 0 || take_counters(self, bridge) < 0)
+        take(bridge, "batch_size", &batch_size) < 0 || take_counters(self, bridge) < 0 ||
+        take_journal_state(self) < 0)
         goto fail;
     self->batch_size = PyLong_AsSsize_t(batch_size);
     Py_DECREF(batch_size);

@@ -1,0 +1,224 @@
+/* The audit write-ahead journal's records (agent/journal.py) as the native path writes them:
+ * no Python frame per chunk.  A call of AuditJournal.catch_up from here cost ~8,000
+ * instructions per statement (marshal.dumps alone ~3,500), about as much as the rest of a
+ * native pgbench -S round trip; this costs ~1,100.
+ *
+ * The format stays marshal's: a record is the bytes marshal.dumps((id_prefix, first_seq,
+ * queued[mark:]), 2) gives, so the Python writer (catch_up) and recovery are unchanged.
+ * This writes those bytes itself for the atoms queued events are made of (str, float, int,
+ * bool, None in tuples) and hands any other record to CPython's own marshal writer
+ * (PyMarshal_WriteObjectToString, which marshal.dumps is); tests/agent/test_journal_native.py
+ * compares the two byte for byte over random events.
+ *
+ * The journal's state stays the AuditJournal's: this reads its id_prefix and, in the
+ * array AuditJournal.state it holds as a buffer, fd, mark and first_seq; it writes
+ * queued[mark:] with one write() and advances mark, as catch_up would.  A journal whose
+ * file is not open (none yet, or just sealed) is caught up by catch_up itself, which opens
+ * it: once per flush. */
+#include "fastpath.h"
+#include <errno.h>
+#include <marshal.h>
+#include <unistd.h>
+
+#define MARSHAL_VERSION 2 /* agent/journal.py's _MARSHAL */
+
+static int record_grow(JournalRecord *record, Py_ssize_t extra) {
+    Py_ssize_t capacity = record->capacity ? record->capacity : 1024;
+    while (capacity < record->len + extra) capacity *= 2;
+    char *data = PyMem_Realloc(record->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    record->data = data;
+    record->capacity = capacity;
+    return 0;
+}
+
+/* The next `extra` bytes of the record, to fill in; NULL with an error. */
+static inline char *record_room(JournalRecord *record, Py_ssize_t extra) {
+    if (record->len + extra > record->capacity && record_grow(record, extra) < 0) return NULL;
+    char *at = record->data + record->len;
+    record->len += extra;
+    return at;
+}
+
+void journal_record_free(JournalRecord *record) {
+    PyMem_Free(record->data);
+    record->data = NULL;
+    record->len = record->capacity = 0;
+}
+
+/* marshal's w_long: 4 bytes, little-endian */
+static inline void put_u32(char *at, uint32_t value) {
+    at[0] = (char)(value & 0xff);
+    at[1] = (char)((value >> 8) & 0xff);
+    at[2] = (char)((value >> 16) & 0xff);
+    at[3] = (char)((value >> 24) & 0xff);
+}
+
+/* A type code and a 4-byte count or value (TYPE_INT, a tuple's or a list's length). */
+static inline int put_coded(JournalRecord *record, char code, uint32_t value) {
+    char *at = record_room(record, 5);
+    if (at == NULL) return -1;
+    at[0] = code;
+    put_u32(at + 1, value);
+    return 0;
+}
+
+/* An int: TYPE_INT when it fits 32 bits, else TYPE_LONG (15-bit digits, least significant
+ * first, their count signed like the value), as marshal writes any int that fits 64 bits. */
+static int put_integer(JournalRecord *record, long long value) {
+    if (value >= INT32_MIN && value <= INT32_MAX)
+        return put_coded(record, 'i', (uint32_t)(int32_t)value);
+    unsigned long long magnitude =
+        value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    char digits[5 * 2]; /* 64 bits: at most 5 digits of 15 bits */
+    int count = 0;
+    for (; magnitude; magnitude >>= 15, count++) {
+        digits[2 * count] = (char)(magnitude & 0xff);
+        digits[2 * count + 1] = (char)((magnitude >> 8) & 0x7f);
+    }
+    if (put_coded(record, 'l', (uint32_t)(value < 0 ? -count : count)) < 0) return -1;
+    char *at = record_room(record, 2 * count);
+    if (at == NULL) return -1;
+    memcpy(at, digits, (size_t)(2 * count));
+    return 0;
+}
+
+/* One atom of a queued event: 1 written, 0 not one written here (the record goes to
+ * CPython's marshal instead), -1 with an error. */
+static inline int put_atom(JournalRecord *record, PyObject *atom) {
+    char *at;
+    if (atom == Py_None || atom == Py_True || atom == Py_False) {
+        if ((at = record_room(record, 1)) == NULL) return -1;
+        *at = atom == Py_None ? 'N' : atom == Py_True ? 'T' : 'F';
+        return 1;
+    }
+    if (PyLong_CheckExact(atom)) {
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(atom, &overflow);
+        if (overflow) return 0;
+        if (value == -1 && PyErr_Occurred()) return -1;
+        return put_integer(record, value) < 0 ? -1 : 1;
+    }
+    if (PyFloat_CheckExact(atom)) { /* TYPE_BINARY_FLOAT: 8 bytes, little-endian */
+        if ((at = record_room(record, 9)) == NULL) return -1;
+        at[0] = 'g';
+        return PyFloat_Pack8(PyFloat_AS_DOUBLE(atom), at + 1, 1) < 0 ? -1 : 1;
+    }
+    if (PyUnicode_CheckExact(atom)) { /* TYPE_UNICODE: the UTF-8 bytes and their length */
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(atom, &size);
+        if (utf8 == NULL) { /* lone surrogates: marshal writes them ("surrogatepass") */
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+            PyErr_Clear();
+            return 0;
+        }
+        if (size > INT32_MAX) return 0;
+        if (put_coded(record, 'u', (uint32_t)size) < 0 || (at = record_room(record, size)) == NULL)
+            return -1;
+        memcpy(at, utf8, (size_t)size);
+        return 1;
+    }
+    return 0;
+}
+
+/* The record of queued[start:] written here: 1, 0 (not only atoms in tuples), -1. */
+static int put_record(JournalRecord *record, PyObject *prefix, long long first_seq,
+                      PyObject *queued, Py_ssize_t start) {
+    Py_ssize_t count = PyList_GET_SIZE(queued) - start;
+    if (count > INT32_MAX) return 0;
+    if (put_coded(record, '(', 3) < 0) return -1;
+    int done = put_atom(record, prefix);
+    if (done != 1) return done;
+    if (put_integer(record, first_seq) < 0 || put_coded(record, '[', (uint32_t)count) < 0)
+        return -1;
+    for (Py_ssize_t i = start; i < start + count; i++) {
+        PyObject *event = PyList_GET_ITEM(queued, i);
+        if (!PyTuple_CheckExact(event) || PyTuple_GET_SIZE(event) > INT32_MAX) return 0;
+        Py_ssize_t size = PyTuple_GET_SIZE(event);
+        if (put_coded(record, '(', (uint32_t)size) < 0) return -1;
+        for (Py_ssize_t item = 0; item < size; item++) {
+            done = put_atom(record, PyTuple_GET_ITEM(event, item));
+            if (done != 1) return done;
+        }
+    }
+    return 1;
+}
+
+/* record (emptied first) = marshal.dumps((prefix, first_seq, queued[start:]), 2). */
+static int encode_record(JournalRecord *record, PyObject *prefix, long long first_seq,
+                         PyObject *queued, Py_ssize_t start) {
+    record->len = 0;
+    int done = put_record(record, prefix, first_seq, queued, start);
+    if (done != 0) return done < 0 ? -1 : 0;
+    record->len = 0;
+    PyObject *events = PyList_GetSlice(queued, start, PyList_GET_SIZE(queued));
+    PyObject *record_object = events ? Py_BuildValue("(OLN)", prefix, first_seq, events) : NULL;
+    PyObject *bytes =
+        record_object ? PyMarshal_WriteObjectToString(record_object, MARSHAL_VERSION) : NULL;
+    Py_XDECREF(record_object);
+    if (bytes == NULL) return -1;
+    char *at = record_room(record, PyBytes_GET_SIZE(bytes));
+    if (at != NULL) memcpy(at, PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes));
+    Py_DECREF(bytes);
+    return at == NULL ? -1 : 0;
+}
+
+/* One write, continued while the kernel takes less (a regular file takes it whole unless the
+ * disk is full: then the error fails the session, as catch_up's would). */
+static int write_whole(int fd, const char *data, Py_ssize_t len) {
+    while (len > 0) {
+        ssize_t written = write(fd, data, (size_t)len);
+        if (written < 0 && errno == EINTR) { /* a signal: its handler runs, as os.write's */
+            if (PyErr_CheckSignals() < 0) return -1;
+            continue;
+        }
+        if (written < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        data += written;
+        len -= written;
+    }
+    return 0;
+}
+
+/* The events queued since the journal's last record go to its file (agent/journal.py):
+ * before the chunk that completed their statements goes to the client. */
+int journal_catch_up(FastPath *self) {
+    self->journal_due = 0;
+    long long *state = self->journal_state; /* AuditJournal.state: fd, mark, first_seq */
+    if (state == NULL) return 0;            /* no journal */
+    long long fd = state[0], mark = state[1];
+    Py_ssize_t queued = PyList_GET_SIZE(self->audit_queue);
+    if (mark == queued) return 0;
+    if (fd < 0 || fd > INT32_MAX || mark < 0 || mark > queued) {
+        PyObject *result = PyObject_CallMethodNoArgs(self->audit_journal, s_catch_up);
+        Py_XDECREF(result); /* it opened the file (or failed to) */
+        return result == NULL ? -1 : 0;
+    }
+    PyObject *prefix = PyObject_GetAttr(self->audit_journal, s_id_prefix);
+    if (prefix == NULL) return -1;
+    JournalRecord *record = &self->journal_record;
+    int failed = encode_record(record, prefix, state[2] + mark, self->audit_queue, mark) < 0;
+    Py_DECREF(prefix);
+    if (failed || write_whole((int)fd, record->data, record->len) < 0) return -1;
+    state[1] = queued;
+    return 0;
+}
+
+/* journal_record(id_prefix, first_seq, events) -> the record's bytes, as journal_catch_up
+ * writes them (tests compare them with marshal.dumps). */
+PyObject *module_journal_record(PyObject *module, PyObject *args) {
+    PyObject *prefix, *events;
+    long long first_seq;
+    if (!PyArg_ParseTuple(args, "OLO!", &prefix, &first_seq, &PyList_Type, &events)) return NULL;
+    JournalRecord record = {NULL, 0, 0};
+    PyObject *bytes = NULL;
+    if (encode_record(&record, prefix, first_seq, events, 0) == 0)
+        bytes = PyBytes_FromStringAndSize(record.data, record.len);
+    journal_record_free(&record);
+    return bytes;
+}

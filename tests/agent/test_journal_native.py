@@ -1,0 +1,186 @@
+"""The native path's audit journal records (agent/postgres/fastpath/journal.c): the bytes
+``AuditJournal.catch_up`` would write (marshal version 2, compared over random events), and
+the journal's guarantee kept on both data paths: every event is in the file before the
+chunk holding its statement's result reaches the client, and a journal that cannot be
+written ends the session before that result goes out."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.journal import FD, FIRST_SEQ, MARK, _records
+from agent.postgres import _fastpath, codec
+from agent.testing import MemoryTransport, detached_relays
+from agent.verdicts import Identity
+from tests.agent.test_native_equivalence import (
+    FakeServer,
+    _feed,
+    _round_trip,
+    _split,
+    offline_postgres_agent,
+)
+
+INTEGERS = [0, 1, -1, 2**15 - 1, 2**15, 2**30, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1]
+INTEGERS += [2**45, -(2**45) - 7, 2**62, 2**63 - 1, -(2**63), 2**63, -(2**64), 2**100]
+FLOATS = [0.0, -0.0, 1.5, 1e-300, 1.7e308, float("inf"), float("-inf"), float("nan")]
+TEXTS = ["", "a", '"statement":"SELECT 1"', "é€😀", "\ud800 lone", "x" * 70_000]
+
+
+def _atom(rng: random.Random) -> Any:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return rng.choice(INTEGERS) if rng.random() < 0.5 else rng.randrange(-(10**6), 10**12)
+    if kind == 1:
+        return rng.choice(FLOATS) if rng.random() < 0.3 else rng.uniform(-1e12, 1e12)
+    if kind == 2:
+        return rng.choice(TEXTS) + "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(9))
+    return [None, True, False][kind - 3]
+
+
+def _event(rng: random.Random) -> Any:
+    """Mostly a queued event's shape (agent.audit.QueuedEvent), sometimes another one."""
+    if rng.random() < 0.8:
+        return (_atom(rng), rng.uniform(1e9, 2e9), rng.choice([None, rng.randrange(99)]),
+                rng.random(), rng.random() < 0.1, rng.randrange(10**7))  # fmt: skip
+    shape = rng.randrange(4)
+    atoms = tuple(_atom(rng) for _ in range(rng.randrange(9)))
+    return [atoms, list(atoms), {"a": 1}, (atoms, 1.0)][shape]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_native_journal_records_are_the_bytes_marshal_writes(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(25):
+        prefix = rng.choice(["3f9a0c12", "", "é-prefix", "\udcff"])
+        first_seq = rng.choice([0, rng.randrange(2**31), 2**31, rng.randrange(2**47)])
+        events = [_event(rng) for _ in range(rng.randrange(6))]
+        record = (prefix, first_seq, events)
+        assert _fastpath.journal_record(*record) == marshal.dumps(record, 2), record
+
+
+@pytest.fixture
+def journaling_agent(pg_database: str, tmp_path: Path) -> Any:
+    return offline_postgres_agent(pg_database, tmp_path)
+
+
+def _journaled(journal: Any) -> list[Any]:
+    """The events the journal's active file holds (every record, in order)."""
+    if not journal.path.exists():
+        return []
+    return [event for _prefix, _seq, events in _records(journal.path) for event in events]
+
+
+class JournalCheckingTransport(MemoryTransport):
+    """A client connection that, at every write, finds every event queued so far (since the
+    shipper last took the queue) in the journal's file, under the ids the shipper gives."""
+
+    def __init__(self, agent: Any) -> None:
+        super().__init__()
+        self.shipper = agent.audit
+        self.checked = 0
+
+    def write(self, data: bytes) -> None:
+        journal = self.shipper.journal
+        assert _journaled(journal) == self.shipper.queued, "a result went out before its event"
+        if journal.path.exists():
+            (first_prefix, first_seq, _events), *_ = _records(journal.path)
+            assert (first_prefix, first_seq) == (journal.id_prefix, journal.state[FIRST_SEQ])
+        self.checked += 1
+        super().write(data)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+async def test_every_event_is_journaled_before_its_result_reaches_the_client(
+    journaling_agent: Any, native: bool
+) -> None:
+    agent, table_oid = journaling_agent
+    rng = random.Random(7)
+    server = FakeServer(table_oid, random.Random(8))
+    client, upstream = JournalCheckingTransport(agent), MemoryTransport()
+    to_upstream, to_client = detached_relays(
+        agent, Identity("alice", "user", frozenset()), client, upstream, native=native
+    )
+    journal = agent.audit.journal
+    python_records = 0
+    python_catch_up = journal.catch_up
+
+    def counted_catch_up() -> None:  # the Python writer, wherever it is called from
+        nonlocal python_records
+        before = journal.state[MARK]
+        python_catch_up()
+        python_records += journal.state[MARK] != before
+
+    journal.catch_up = counted_catch_up
+    records = 0
+    for trip in range(80):
+        if trip % 25 == 24:  # the shipper takes the queue: sealed, a new file next
+            records += len(_records(journal.path))
+            agent.audit._encode_queued()
+            assert journal.state[FD] == -1 and journal.sealed.exists()
+        sent = len(upstream.data)
+        for chunk in _split(_round_trip(rng), rng):
+            await _feed(to_upstream, chunk)
+        for chunk in _split(server.answer(bytes(upstream.data[sent:])), rng):
+            await _feed(to_client, chunk)
+    records += len(_records(journal.path))
+    assert client.checked > 80 and records > 60
+    if native:  # the native path wrote most records itself, no Python frame
+        assert records - python_records > 25, (records, python_records)
+    else:
+        assert python_records == records
+    await agent.catalog.close()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_result(
+    journaling_agent: Any, native: bool
+) -> None:
+    agent, table_oid = journaling_agent
+    server = FakeServer(table_oid, random.Random(1))
+    server.rng.random = lambda: 0.5  # type: ignore[method-assign]  # no errors, no notices
+    client, upstream = MemoryTransport(), MemoryTransport()
+    to_upstream, to_client = detached_relays(
+        agent, Identity("alice", "user", frozenset()), client, upstream, native=native
+    )
+    query = codec.query("SELECT id, name FROM customers WHERE id = 3")
+    for _ in range(3):  # decided by Python once, then (native) from the session's caches
+        sent = len(upstream.data)
+        await _feed(to_upstream, query)
+        await _feed(to_client, server.answer(bytes(upstream.data[sent:])))
+    journal = agent.audit.journal
+    assert journal.state[FD] >= 0 and _journaled(journal) == agent.audit.queued
+    os.close(journal.state[FD])
+    journal.state[FD] = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    handled = _native_stats(to_upstream)
+    answered, queued = len(client.data), len(agent.audit.queued)
+    sent = len(upstream.data)
+    await _feed(to_upstream, query)
+    to_client.data_received(server.answer(bytes(upstream.data[sent:])))
+    if to_client.task is not None:
+        await to_client.task
+    assert to_client.done.done() and isinstance(to_client.done.result(), OSError)
+    assert len(client.data) == answered, "the result went out without its event"
+    assert len(agent.audit.queued) == queued + 1 and journal.state[MARK] == queued
+    if native:
+        assert _native_stats(to_upstream)["client"] == handled["client"] + 1  # really native
+    os.close(journal.state[FD])
+    journal.state[FD] = -1
+    await agent.catalog.close()
+
+
+def _native_stats(relay: Any) -> dict[str, int]:
+    fast = relay.session.fast
+    return dict(fast.stats) if fast is not None else {"client": 0}
+
+
+def test_journal_record_refuses_what_is_not_a_record() -> None:
+    with pytest.raises(TypeError):
+        _fastpath.journal_record("p", 0, ("not", "a list"))
+    with pytest.raises(ValueError):  # what marshal.dumps refuses, this refuses
+        _fastpath.journal_record("p", 0, [(object(),)])
