@@ -35,7 +35,7 @@ log = logging.getLogger("agent.native")
 
 # The contract below (Bridge's fields, the tickets' shapes, the hand-back calls); the
 # extension's FASTPATH_ABI_VERSION (fastpath/fastpath.h) must be the same number.
-ABI_VERSION = 5
+ABI_VERSION = 6
 _MAX_TICKETS = 1000
 
 

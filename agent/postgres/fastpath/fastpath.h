@@ -35,7 +35,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/postgres/native.py with it. */
-#define FASTPATH_ABI_VERSION 5
+#define FASTPATH_ABI_VERSION 6
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
