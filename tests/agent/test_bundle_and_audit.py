@@ -154,6 +154,7 @@ def test_audit_survives_control_plane_outage_and_agent_restart_without_duplicate
     running.flush_audit()
     running.stop()  # final flush cannot deliver: events are spooled
     spool = state / "audit-spool.jsonl"
+    replaying = spool.with_suffix(".replaying")
     spooled_ids = [
         event["id"]
         for line in spool.read_text().splitlines()
@@ -164,11 +165,12 @@ def test_audit_survives_control_plane_outage_and_agent_restart_without_duplicate
     replay_copy = spool.read_text()
     control_plane.down = False
     restarted = agent_factory(state_dir=state)
-    wait(lambda: not spool.exists())
+    # Replay moves the spool aside (.replaying) before it sends: wait for both files to go.
+    wait(lambda: not spool.exists() and not replaying.exists())
     restarted.stop()
     spool.write_text(replay_copy)
     again = agent_factory(state_dir=state)
-    wait(lambda: not spool.exists())
+    wait(lambda: not spool.exists() and not replaying.exists())
     again.stop()
     assert all(event_id in control_plane.events for event_id in spooled_ids)
     assert len(control_plane.events) == delivered_before + len(spooled_ids)
