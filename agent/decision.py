@@ -364,8 +364,9 @@ class PolicyEngine:
                     if ACTION_STRENGTH[effect] > ACTION_STRENGTH[worst.action]:
                         worst = Verdict(effect, rule=verdict.rule)
                         reason = why.format(column=label)
+        reached = relations.relations_reached(analysis, views, created)
         worst, reason = self._table_level(
-            identity, analysis, fingerprint, search_path, now, worst, reason
+            identity, reached, fingerprint, search_path, now, worst, reason
         )
         worst, reason = self._private_catalogs(identity, analysis, worst, reason)
         if unresolved:  # it may be created next: never cached
@@ -395,10 +396,14 @@ class PolicyEngine:
         decision.touches_restricted = restricted_use or any(
             self.relation_verdict(identity, schema, relation.name, fingerprint, now)[0].action
             != ALLOW
-            for relation in analysis.relations | analysis.written
+            for relation in reached
             for schema in self.schemas_for(relation, search_path)
         )
         decision.action, decision.rule, decision.message = worst.action, worst.rule, reason
+        if worst.action == HOLD:
+            decision.request_tables = self._request_tables(
+                identity, analysis, reached, fingerprint, search_path, now
+            )
         decision.columns_read = sorted(columns_read)
         decision.masked_columns = sorted(masked)
         decision.derived_positions = None if derived is None else frozenset(derived)
@@ -407,6 +412,34 @@ class PolicyEngine:
         if lookups and worst.action in (ALLOW, MASK):
             decision.rule = f"lookup:{','.join(decision.lookups)} {decision.rule}".strip()
         return decision
+
+    def _request_tables(
+        self,
+        identity: Identity,
+        analysis: Analysis,
+        reached: set[Relation],
+        fingerprint: str,
+        search_path: list[str] | None,
+        now: float,
+    ) -> tuple[str, ...]:
+        """The tables a held statement's access request must name when it reads one that
+        holds it through a view: the control plane, which takes a request's tables from the
+        statement's text, would name the view, and a grant on the view covers no table.
+        () when the statement names every table that holds it."""
+        held: set[str] = set()
+        for relation in reached:
+            for schema in self.schemas_for(relation, search_path):
+                verdict, flagged = self.relation_verdict(
+                    identity, schema, relation.name, fingerprint, now
+                )
+                if verdict.action == HOLD or any(v.action == HOLD for _, v in flagged):
+                    held.add(f"{schema}.{relation.name}")
+        named = {
+            f"{schema}.{relation.name}"
+            for relation in analysis.relations | analysis.written
+            for schema in self.schemas_for(relation, search_path)
+        }
+        return tuple(sorted(held)) if held - named else ()
 
     def _private_catalogs(
         self, identity: Identity, analysis: Analysis, worst: Verdict, reason: str
@@ -439,7 +472,7 @@ class PolicyEngine:
     def _table_level(
         self,
         identity: Identity,
-        analysis: Analysis,
+        reached: set[Relation],
         fingerprint: str,
         search_path: list[str] | None,
         now: float,
@@ -447,8 +480,9 @@ class PolicyEngine:
         reason: str,
     ) -> tuple[Verdict, str]:
         """A deny or approval rule on a table (or its schema or datasource) covers every
-        statement touching it, also those reading no column: `SELECT count(*) FROM t`."""
-        for relation in analysis.relations | analysis.written:
+        statement touching it, also those reading no column (`SELECT count(*) FROM t`), and
+        those reading it through views (``reached``: see relations.relations_reached)."""
+        for relation in sorted(reached, key=Relation.label):
             for schema in self.schemas_for(relation, search_path):
                 verdict = self.column_verdict(
                     identity, schema, relation.name, None, fingerprint, now

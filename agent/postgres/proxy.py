@@ -164,6 +164,11 @@ class PostgresAgent(Agent):
         read = relations.relations_read(analysis, created)
         try:
             views, found = await self.catalog.lookup(read) if read else ({}, set())
+            # The database's views are read by their definitions too: their filters decide
+            # every read of them, also one naming no column (agent/relations.py).
+            stored = await self.catalog.view_definitions(set(views)) if views else {}
+            if stored:
+                created = relations.definitions(analysis, session, stored)
             functions = analysis.functions
             user_functions = await self.catalog.user_functions(functions) if functions else set()
             await self._field_notation_calls(analysis)
