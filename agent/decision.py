@@ -274,6 +274,12 @@ class PolicyEngine:
             verdict = _stronger(verdict, column)
         return verdict, flagged
 
+    def _table_verdicts(
+        self, identity: Identity, schema: str, table: str, fingerprint: str, now: float
+    ) -> list[Verdict]:
+        verdict, flagged = self.relation_verdict(identity, schema, table, fingerprint, now)
+        return [verdict, *(v for _, v in flagged)]
+
     def any_restricted(self, identity: Identity, now: float) -> Verdict:
         """Strongest verdict over every column the bundle knows (for opaque statements)."""
         verdict = ALLOWED
@@ -401,8 +407,14 @@ class PolicyEngine:
         )
         decision.action, decision.rule, decision.message = worst.action, worst.rule, reason
         if worst.action == HOLD:
-            decision.request_tables = self._request_tables(
-                identity, analysis, reached, fingerprint, search_path, now
+            decision.request_tables = relations.request_tables(
+                analysis,
+                reached,
+                lambda relation: self.schemas_for(relation, search_path),
+                lambda schema, table: any(
+                    v.action == HOLD
+                    for v in self._table_verdicts(identity, schema, table, fingerprint, now)
+                ),
             )
         decision.columns_read = sorted(columns_read)
         decision.masked_columns = sorted(masked)
@@ -412,34 +424,6 @@ class PolicyEngine:
         if lookups and worst.action in (ALLOW, MASK):
             decision.rule = f"lookup:{','.join(decision.lookups)} {decision.rule}".strip()
         return decision
-
-    def _request_tables(
-        self,
-        identity: Identity,
-        analysis: Analysis,
-        reached: set[Relation],
-        fingerprint: str,
-        search_path: list[str] | None,
-        now: float,
-    ) -> tuple[str, ...]:
-        """The tables a held statement's access request must name when it reads one that
-        holds it through a view: the control plane, which takes a request's tables from the
-        statement's text, would name the view, and a grant on the view covers no table.
-        () when the statement names every table that holds it."""
-        held: set[str] = set()
-        for relation in reached:
-            for schema in self.schemas_for(relation, search_path):
-                verdict, flagged = self.relation_verdict(
-                    identity, schema, relation.name, fingerprint, now
-                )
-                if verdict.action == HOLD or any(v.action == HOLD for _, v in flagged):
-                    held.add(f"{schema}.{relation.name}")
-        named = {
-            f"{schema}.{relation.name}"
-            for relation in analysis.relations | analysis.written
-            for schema in self.schemas_for(relation, search_path)
-        }
-        return tuple(sorted(held)) if held - named else ()
 
     def _private_catalogs(
         self, identity: Identity, analysis: Analysis, worst: Verdict, reason: str

@@ -22,7 +22,7 @@ cannot make a name mean an object the agent did not consider.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from agent.analysis import (
@@ -149,6 +149,30 @@ def unresolved(
             elif not matches and relation not in found and not bundle_knows(bundle, relation):
                 refused[relation] = NOT_IN_CATALOG
     return refused
+
+
+def request_tables(
+    analysis: Analysis,
+    reached: set[Relation],
+    schemas_for: Callable[[Relation], list[str]],
+    holds: Callable[[str, str], bool],
+) -> tuple[str, ...]:
+    """The tables (``schema.table``) a held statement's access request names when a table
+    that holds it is read through a view: the control plane takes a request's tables from
+    the statement's text, which names the view, and a grant on a view covers no table.
+    () when the statement names every such table itself."""
+    held = {
+        f"{schema}.{relation.name}"
+        for relation in reached
+        for schema in schemas_for(relation)
+        if holds(schema, relation.name)
+    }
+    named = {
+        f"{schema}.{relation.name}"
+        for relation in analysis.relations | analysis.written
+        for schema in schemas_for(relation)
+    }
+    return tuple(sorted(held)) if held - named else ()
 
 
 def bundle_knows(bundle: Bundle, relation: Relation) -> bool:
