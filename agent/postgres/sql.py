@@ -115,11 +115,16 @@ def defining_uses(query: Any) -> tuple[tuple[ColumnUse, ...], frozenset[Relation
     """The column uses of a created relation's defining query, read as a top-level SELECT
     (output uses carry their position, predicates their clause), and the relations it names
     (``sql_created``)."""
+    analyzer = _defining(query)
+    return tuple(analyzer.info.uses), frozenset(analyzer.all_relations)
+
+
+def _defining(query: Any) -> _Analyzer:
     analyzer = _Analyzer()
     analyzer._collect_ctes(query)
     analyzer._collect_relations(query)
     analyzer.select(query, top=True, context=DERIVED)
-    return tuple(analyzer.info.uses), frozenset(analyzer.all_relations)
+    return analyzer
 
 
 def stored_view(relation: Relation, definition: str) -> CreatedRelation:
@@ -131,7 +136,11 @@ def stored_view(relation: Relation, definition: str) -> CreatedRelation:
         return CreatedRelation(relation, unknown=f"its definition could not be parsed: {exc}")
     if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
         return CreatedRelation(relation, unknown="its definition is not one SELECT")
-    return sql_created.defined(relation, statements[0].stmt, None, defining_uses)
+    query = statements[0].stmt
+    analyzer = _defining(query)
+    found = (tuple(analyzer.info.uses), frozenset(analyzer.all_relations))
+    view = sql_created.defined(relation, query, None, lambda _: found)
+    return replace(view, functions=frozenset(analyzer.info.functions))
 
 
 def _is_system_catalog(relation: Relation) -> bool:

@@ -64,6 +64,10 @@ CREATE VIEW rt_views.memo_v AS SELECT id, body FROM rt_views.memo;
 CREATE VIEW rt_views.memo_filtered AS SELECT id FROM rt_views.memo WHERE body LIKE 'memo-3001%';
 CREATE VIEW rt_views.memo_filtered_nested AS SELECT 1 AS one FROM rt_views.memo_filtered;
 CREATE VIEW rt_views.customers_a AS SELECT id, name FROM public.customers WHERE email LIKE 'a%';
+CREATE FUNCTION rt_views.email_of(i int) RETURNS text LANGUAGE sql STABLE
+  AS $$SELECT email FROM public.customers WHERE id = i$$;
+CREATE VIEW rt_views.depts_contact AS SELECT d.id, rt_views.email_of(d.id) AS contact
+  FROM rt_views.depts d;
 CREATE VIEW rt_views.depts_v AS SELECT id, name FROM rt_views.depts WHERE id < 5;
 CREATE VIEW rt_views.dept_people AS
   SELECT d.name AS dept, c.name FROM rt_views.depts d JOIN public.customers c ON c.id = d.id;
@@ -392,6 +396,19 @@ def test_counting_a_masked_table_through_an_unfiltered_view_runs_as_on_the_table
         assert conn.execute("SELECT count(*) FROM rt_views.memo").fetchone() == (5,)
         assert conn.execute("SELECT count(*) FROM rt_views.memo_v").fetchone() == (5,)
         assert conn.execute("SELECT count(*) FROM public.customer_contacts").fetchone() == (50,)
+
+
+@pytest.mark.parametrize("prepare", [False, True], ids=["simple", "extended"])
+def test_a_view_calling_a_user_function_is_opaque_as_the_call_is(
+    agent: Any, admin: Any, prepare: bool
+) -> None:
+    """The view reads only an allowed table; the function it calls reads the e-mail."""
+    sql = "SELECT contact FROM rt_views.depts_contact"
+    reason = "runs code or SQL the agent cannot inspect"
+    with agent.connect("alice") as conn:  # the call itself is refused so
+        assert_refused(run(conn, "SELECT rt_views.email_of(1)"), "email_of", reason)
+    attack = reads(sql, prepare=prepare)
+    assert_attack_controlled(admin, agent, attack, secret=EMAIL, reason=reason, refused=True)
 
 
 # ----------------------------------------------------------------------------------------
