@@ -72,6 +72,12 @@ class CreatedRelation:
     # Its column names in order, when known (else any column may be any output).
     columns: tuple[str, ...] | None = None
     uses: tuple[ColumnUse, ...] = ()
+    # The relations its defining query names (a table it reads no column of still decides
+    # how many rows it has, and a table rule on it covers every read of this one).
+    reads: frozenset[Relation] = frozenset()
+    # The functions a database view's definition calls: a user function there is opaque, as
+    # in the statement itself (those of the session's own definitions were checked when made).
+    functions: frozenset[str] = frozenset()
     # Why what it reads cannot be known (a restricted identity may not use it), else "".
     unknown: str = ""
     # ALTER ... RENAME COLUMN: the column names earlier definitions gave no longer hold.

@@ -274,6 +274,12 @@ class PolicyEngine:
             verdict = _stronger(verdict, column)
         return verdict, flagged
 
+    def _table_verdicts(
+        self, identity: Identity, schema: str, table: str, fingerprint: str, now: float
+    ) -> list[Verdict]:
+        verdict, flagged = self.relation_verdict(identity, schema, table, fingerprint, now)
+        return [verdict, *(v for _, v in flagged)]
+
     def any_restricted(self, identity: Identity, now: float) -> Verdict:
         """Strongest verdict over every column the bundle knows (for opaque statements)."""
         verdict = ALLOWED
@@ -364,8 +370,9 @@ class PolicyEngine:
                     if ACTION_STRENGTH[effect] > ACTION_STRENGTH[worst.action]:
                         worst = Verdict(effect, rule=verdict.rule)
                         reason = why.format(column=label)
+        reached = relations.relations_reached(analysis, views, created)
         worst, reason = self._table_level(
-            identity, analysis, fingerprint, search_path, now, worst, reason
+            identity, reached, fingerprint, search_path, now, worst, reason
         )
         worst, reason = self._private_catalogs(identity, analysis, worst, reason)
         if unresolved:  # it may be created next: never cached
@@ -395,10 +402,20 @@ class PolicyEngine:
         decision.touches_restricted = restricted_use or any(
             self.relation_verdict(identity, schema, relation.name, fingerprint, now)[0].action
             != ALLOW
-            for relation in analysis.relations | analysis.written
+            for relation in reached
             for schema in self.schemas_for(relation, search_path)
         )
         decision.action, decision.rule, decision.message = worst.action, worst.rule, reason
+        if worst.action == HOLD:
+            decision.request_tables = relations.request_tables(
+                analysis,
+                reached,
+                lambda relation: self.schemas_for(relation, search_path),
+                lambda schema, table: any(
+                    v.action == HOLD
+                    for v in self._table_verdicts(identity, schema, table, fingerprint, now)
+                ),
+            )
         decision.columns_read = sorted(columns_read)
         decision.masked_columns = sorted(masked)
         decision.derived_positions = None if derived is None else frozenset(derived)
@@ -439,7 +456,7 @@ class PolicyEngine:
     def _table_level(
         self,
         identity: Identity,
-        analysis: Analysis,
+        reached: set[Relation],
         fingerprint: str,
         search_path: list[str] | None,
         now: float,
@@ -447,8 +464,9 @@ class PolicyEngine:
         reason: str,
     ) -> tuple[Verdict, str]:
         """A deny or approval rule on a table (or its schema or datasource) covers every
-        statement touching it, also those reading no column: `SELECT count(*) FROM t`."""
-        for relation in analysis.relations | analysis.written:
+        statement touching it, also those reading no column (`SELECT count(*) FROM t`), and
+        those reading it through views (``reached``: see relations.relations_reached)."""
+        for relation in sorted(reached, key=Relation.label):
             for schema in self.schemas_for(relation, search_path):
                 verdict = self.column_verdict(
                     identity, schema, relation.name, None, fingerprint, now

@@ -23,7 +23,7 @@ from agent.controlplane import (
     HeldRequest,
 )
 from agent.verdicts import HOLD, Decision
-from warden_client.operations import request_state_words
+from warden_client.operations import HoldFiling, request_state_words
 
 log = logging.getLogger("agent.holds")
 
@@ -40,14 +40,17 @@ async def hold_file(
 ) -> HeldRequest:
     """File the access request for a held statement (the control plane reuses an identical
     pending one); raises ``ControlPlaneUnavailable`` or ``AccessRequestRefused``."""
-    return await cp.file_access_request(
-        datasource=datasource,
-        identity=identity,
-        statement=sql,
-        fingerprint=decision.fingerprint,
-        level="write" if decision.tables_written else "read",
-        reason=f"held by the Warden agent: {decision.rule or 'require_approval'}",
-    )
+    filing: HoldFiling = {
+        "datasource": datasource,
+        "identity": identity,
+        "statement": sql,
+        "fingerprint": decision.fingerprint,
+        "level": "write" if decision.tables_written else "read",
+        "reason": f"held by the Warden agent: {decision.rule or 'require_approval'}",
+    }
+    if decision.request_tables:
+        filing["scope"] = {"tables": list(decision.request_tables), "columns": [], "tags": []}
+    return await cp.file_access_request(**filing)
 
 
 async def review_wait(

@@ -22,7 +22,7 @@ cannot make a name mean an object the agent did not consider.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from agent.analysis import (
@@ -77,15 +77,19 @@ class SessionRelations:
 
 
 def definitions(
-    analysis: Analysis, session: SessionRelations | None
+    analysis: Analysis,
+    session: SessionRelations | None,
+    stored: Mapping[str, list[CreatedRelation]] | None = None,
 ) -> dict[Relation, list[CreatedRelation]]:
-    """The session's (and this text's own) created relations each relation the analysis
-    names may be, and those their definitions read in turn."""
+    """The definitions each relation the analysis names may have, and those the relations
+    their definitions read may have in turn: what the session (or this text) created, and
+    ``stored``, the database's own views by name (``Catalog.view_definitions``)."""
     own: dict[str, list[CreatedRelation]] = {}
     for statement in analysis.statements:
         for created in statement.creates:
             own.setdefault(created.relation.name, []).append(created)
     known = session.by_name if session is not None else {}
+    stored = stored or {}
     found: dict[Relation, list[CreatedRelation]] = {}
     pending = list(analysis.relations)
     seen: set[Relation] = set()
@@ -94,20 +98,37 @@ def definitions(
         if relation in seen:
             continue
         seen.add(relation)
-        candidates = [*known.get(relation.name, ()), *own.get(relation.name, ())]
+        name = relation.name
+        candidates = [*known.get(name, ()), *own.get(name, ()), *stored.get(name, ())]
         matches = [c for c in candidates if may_be(relation, c.relation, c.temporary)]
         if matches:
             found[relation] = matches
-            pending += [r for c in matches for use in c.uses for r in use.candidates]
+            pending += [r for c in matches for r in _reads(c)]
     return found
+
+
+def _reads(definition: CreatedRelation) -> set[Relation]:
+    return {*definition.reads, *(r for use in definition.uses for r in use.candidates)}
 
 
 def relations_read(analysis: Analysis, created: Created) -> set[Relation]:
     """Every relation the statements name or their created relations' definitions read."""
     read = set(analysis.relations)
     for matches in created.values():
-        read.update(r for c in matches for use in c.uses for r in use.candidates)
+        read.update(r for c in matches for r in _reads(c))
     return read
+
+
+def relations_reached(
+    analysis: Analysis, views: Mapping[Relation, ViewDeps], created: Created
+) -> set[Relation]:
+    """Every relation the statements read or write, directly or through views (the
+    catalog's, to their base tables, and those the session created): a rule naming a
+    table covers every read of a view over it, also one reading no column (``count(*)``)."""
+    reached = relations_read(analysis, created) | analysis.written
+    for relation in list(reached):
+        reached.update(Relation(schema, table) for schema, table, _ in views.get(relation, ()))
+    return reached
 
 
 def unresolved(
@@ -128,6 +149,30 @@ def unresolved(
             elif not matches and relation not in found and not bundle_knows(bundle, relation):
                 refused[relation] = NOT_IN_CATALOG
     return refused
+
+
+def request_tables(
+    analysis: Analysis,
+    reached: set[Relation],
+    schemas_for: Callable[[Relation], list[str]],
+    holds: Callable[[str, str], bool],
+) -> tuple[str, ...]:
+    """The tables (``schema.table``) a held statement's access request names when a table
+    that holds it is read through a view: the control plane takes a request's tables from
+    the statement's text, which names the view, and a grant on a view covers no table.
+    () when the statement names every such table itself."""
+    held = {
+        f"{schema}.{relation.name}"
+        for relation in reached
+        for schema in schemas_for(relation)
+        if holds(schema, relation.name)
+    }
+    named = {
+        f"{schema}.{relation.name}"
+        for relation in analysis.relations | analysis.written
+        for schema in schemas_for(relation)
+    }
+    return tuple(sorted(held)) if held - named else ()
 
 
 def bundle_knows(bundle: Bundle, relation: Relation) -> bool:
@@ -171,10 +216,23 @@ def expanded_uses(
     for use in statement.uses:
         yield from _expand(use, views, created, ())
     for relation in statement.relations:
-        for definition in created.get(relation, ()):
-            for dep in definition.uses:
-                if dep.context == PREDICATE:
-                    yield from _expand(_in_definition(dep, definition), views, created, (relation,))
+        for dep, path in _filters(relation, created, ()):
+            yield from _expand(dep, views, created, path)
+
+
+def _filters(
+    relation: Relation, created: Created, path: tuple[Relation, ...]
+) -> Iterator[tuple[ColumnUse, tuple[Relation, ...]]]:
+    """The predicates of ``relation``'s definitions and of those of every relation they read
+    (a view over a filtered view is filtered by it), each with the path that reaches it."""
+    path = (*path, relation)
+    for definition in created.get(relation, ()):
+        for dep in definition.uses:
+            if dep.context == PREDICATE:
+                yield _in_definition(dep, definition), path
+        for inner in sorted(_reads(definition), key=Relation.label):
+            if inner not in path:
+                yield from _filters(inner, created, path)
 
 
 def _expand(

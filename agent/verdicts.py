@@ -110,6 +110,9 @@ class Decision:
     lookups: list[str] = field(default_factory=list)
     # rows_over_limit guardrails to judge on the planner's estimate before it runs.
     row_limits: tuple[RowLimit, ...] = ()
+    # Held: the tables its access request names when it reads some held table through a view
+    # (schema.table; empty: the control plane takes them from the statement's own tables).
+    request_tables: tuple[str, ...] = ()
     # Relations it creates, renames or moves, for the session to remember (agent/relations.py).
     creates: tuple[CreatedRelation, ...] = ()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -270,7 +270,9 @@ def _held(response: httpx.Response) -> HeldRequest:
 
 
 class HoldFiling(TypedDict):
-    """What the agent files for a held statement (the scope is the statement itself)."""
+    """What the agent files for a held statement.  Without ``scope`` the control plane
+    takes it from the statement's own tables; the agent names the tables that hold it when
+    it reads them through views (a grant on the view would not cover them)."""
 
     datasource: str
     identity: str
@@ -278,11 +280,12 @@ class HoldFiling(TypedDict):
     fingerprint: str
     level: str
     reason: str
+    scope: NotRequired[dict[str, list[str]]]
 
 
 def agent_access_request_file(**filing: Unpack[HoldFiling]) -> Operation[HeldRequest]:
     """File (or reuse the identical pending) access request for a held statement."""
-    body = {**filing, "scope": {}}
+    body = {"scope": {}, **filing}
     return Operation("POST", "agent/access-requests", _held, json=body)
 
 

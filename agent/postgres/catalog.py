@@ -11,8 +11,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from agent.analysis import Relation
+from agent.analysis import CreatedRelation, Relation
 from agent.postgres import codec, estimate, upstream
+from agent.postgres.sql import stored_view
 from agent.postgres.upstream import UpstreamConnection, quote_literal
 from agent.relations import ViewDeps
 from agent.upstream import UpstreamConfig
@@ -21,6 +22,9 @@ CACHE_SECONDS = 30.0
 BASE_RELKINDS = frozenset({"r", "p"})
 # Relations whose rows are another query's (or another server's): resolved to what they read.
 VIEW_RELKINDS = frozenset({"v", "m", "f"})
+# Relations with a defining query: a materialized view's rows are a copy of what its query
+# read, so the rules on those tables follow the copy (agent/README.md).
+DEFINED_RELKINDS = frozenset({"v", "m"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,27 @@ WHERE c.relkind IN ('r', 'p', 'f')
 """
 
 
+# Every view and materialized view the given ones read, through views of views, with its
+# definition as the server prints it: under an empty search_path every relation is named
+# with its schema (for this statement only: SET LOCAL in the query's implicit transaction).
+_DEFINITIONS_SQL = """
+SET LOCAL search_path TO '';
+WITH RECURSIVE reached(root, oid) AS (
+  SELECT root, root FROM unnest(ARRAY[{oids}]::oid[]) AS root
+  UNION
+  SELECT reached.root, d.refobjid
+  FROM reached JOIN pg_rewrite r ON r.ev_class = reached.oid
+  JOIN pg_depend d ON d.objid = r.oid
+   AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+  WHERE d.refobjid <> r.ev_class
+)
+SELECT reached.root, n.nspname, c.relname, pg_get_viewdef(c.oid)
+FROM reached JOIN pg_class c ON c.oid = reached.oid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v', 'm')
+"""
+
+
 def _schema_matches(written: str | None, actual: str) -> bool:
     """Whether a relation written with schema ``written`` (None: unqualified) may be in
     ``actual``; pg_temp is the session's own pg_temp_N."""
@@ -69,6 +94,7 @@ class Catalog:
         self._lock = asyncio.Lock()
         self._origins: dict[tuple[int, int], Origin] = {}
         self._view_deps_by_oid: dict[int, tuple[float, ViewDeps]] = {}
+        self._definitions: dict[int, tuple[float, tuple[CreatedRelation, ...]]] = {}
         self._relations: dict[Relation, tuple[float, list[tuple[int, str]]]] = {}
         self._functions: dict[str, tuple[float, bool]] = {}
         self._row_functions: dict[str, tuple[float, bool]] = {}
@@ -81,6 +107,7 @@ class Catalog:
         self._functions.clear()
         self._row_functions.clear()
         self._view_deps_by_oid.clear()
+        self._definitions.clear()
         self._origins.clear()
 
     async def close(self) -> None:
@@ -184,6 +211,39 @@ class Catalog:
             for oid, deps in found.items():
                 self._view_deps_by_oid[oid] = (now + CACHE_SECONDS, deps)
         return {o: self._view_deps_by_oid[o][1] for o in oids}
+
+    async def view_definitions(self, relations: set[Relation]) -> dict[str, list[CreatedRelation]]:
+        """The definitions of the views and materialized views among ``relations`` (looked
+        up first) and of every one they read in turn, by name, each read by the analyser the
+        session's own views are read with (``sql.stored_view``): its filters decide every
+        read of it, as a table's WHERE would."""
+        now = time.monotonic()
+        oids = {
+            oid
+            for relation in relations
+            for oid, kind in self._relations.get(relation, (0.0, []))[1]
+            if kind in DEFINED_RELKINDS
+        }
+        if not oids:
+            return {}
+        missing = {o for o in oids if self._definitions.get(o, (0.0, ()))[0] < now}
+        if missing:
+            rows = await self._query(
+                _DEFINITIONS_SQL.format(oids=",".join(str(int(o)) for o in missing))
+            )
+            reached: dict[int, list[CreatedRelation]] = {o: [] for o in missing}
+            for root, schema, name, text in rows:
+                relation = Relation(str(schema), str(name))
+                reached[int(str(root))].append(stored_view(relation, str(text or "")))
+            for oid, found in reached.items():
+                self._definitions[oid] = (now + CACHE_SECONDS, tuple(found))
+        by_name: dict[str, list[CreatedRelation]] = {}
+        for oid in oids:
+            for definition in self._definitions[oid][1]:
+                named = by_name.setdefault(definition.relation.name, [])
+                if definition not in named:
+                    named.append(definition)
+        return by_name
 
     async def columns_of(self, relations: set[Relation]) -> dict[Relation, frozenset[str]]:
         """Column names of each relation (those every same-named table has, when

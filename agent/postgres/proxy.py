@@ -164,7 +164,13 @@ class PostgresAgent(Agent):
         read = relations.relations_read(analysis, created)
         try:
             views, found = await self.catalog.lookup(read) if read else ({}, set())
-            functions = analysis.functions
+            # The database's views are read by their definitions too: their filters decide
+            # every read of them, also one naming no column (agent/relations.py).
+            stored = await self.catalog.view_definitions(set(views)) if views else {}
+            if stored:
+                created = relations.definitions(analysis, session, stored)
+            in_views = {f for matches in created.values() for c in matches for f in c.functions}
+            functions = analysis.functions | in_views
             user_functions = await self.catalog.user_functions(functions) if functions else set()
             await self._field_notation_calls(analysis)
         except Exception as exc:
@@ -175,7 +181,8 @@ class PostgresAgent(Agent):
                 message="policy check could not inspect the database catalog",
             )
         for statement in analysis.statements:
-            if statement.functions & user_functions:
+            # A view calling a user function runs code the agent cannot inspect, as a call would.
+            if (statement.functions | in_views) & user_functions:
                 statement.opaque = True
         decision = await self.decide_counting_runs(
             engine,

@@ -41,6 +41,7 @@ from agent.analysis import (
     WRITE,
     Analysis,
     ColumnUse,
+    CreatedRelation,
     Relation,
     SqlError,
     StatementInfo,
@@ -110,14 +111,36 @@ def analyze(sql: str) -> Analysis:
     return Analysis(statements, guardrails)
 
 
-def defining_uses(query: Any) -> tuple[ColumnUse, ...]:
-    """The column uses of a created relation's defining query, read as a top-level SELECT:
-    output uses carry their position, predicates their clause (``sql_created``)."""
+def defining_uses(query: Any) -> tuple[tuple[ColumnUse, ...], frozenset[Relation]]:
+    """The column uses of a created relation's defining query, read as a top-level SELECT
+    (output uses carry their position, predicates their clause), and the relations it names
+    (``sql_created``)."""
+    analyzer = _defining(query)
+    return tuple(analyzer.info.uses), frozenset(analyzer.all_relations)
+
+
+def _defining(query: Any) -> _Analyzer:
     analyzer = _Analyzer()
     analyzer._collect_ctes(query)
     analyzer._collect_relations(query)
     analyzer.select(query, top=True, context=DERIVED)
-    return tuple(analyzer.info.uses)
+    return analyzer
+
+
+def stored_view(relation: Relation, definition: str) -> CreatedRelation:
+    """A view or materialized view of the database (``pg_get_viewdef``) read as the session
+    reads the views it creates: by its defining query (agent/relations.py)."""
+    try:
+        statements = pglast.parse_sql(definition)
+    except pglast.parser.ParseError as exc:
+        return CreatedRelation(relation, unknown=f"its definition could not be parsed: {exc}")
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
+        return CreatedRelation(relation, unknown="its definition is not one SELECT")
+    query = statements[0].stmt
+    analyzer = _defining(query)
+    found = (tuple(analyzer.info.uses), frozenset(analyzer.all_relations))
+    view = sql_created.defined(relation, query, None, lambda _: found)
+    return replace(view, functions=frozenset(analyzer.info.functions))
 
 
 def _is_system_catalog(relation: Relation) -> bool:

@@ -13,6 +13,7 @@ reason, and a restricted identity may not read it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pglast import ast
@@ -21,8 +22,9 @@ from pglast.enums import ObjectType
 from agent.analysis import DERIVED, ColumnUse, CreatedRelation, Relation
 from agent.postgres.sql_walk import node_name
 
-# The defining query's column uses, read as a top-level SELECT (``sql.defining_uses``).
-DefiningUses = Callable[[Any], tuple[ColumnUse, ...]]
+# The defining query's column uses, read as a top-level SELECT, and the relations it names
+# (``sql.defining_uses``).
+DefiningUses = Callable[[Any], tuple[tuple[ColumnUse, ...], frozenset[Relation]]]
 
 _RELATION_OBJECTS = frozenset(
     {
@@ -59,14 +61,17 @@ def creations(node: Any, defining: DefiningUses) -> tuple[list[CreatedRelation],
         return [CreatedRelation(_relation(target), _temporary(target))], set()
     if isinstance(node, ast.RuleStmt):
         # A rule's SELECT actions are what reads (ON SELECT) or writes of the table return.
-        uses = [u for a in node.actions or () if isinstance(a, ast.SelectStmt) for u in defining(a)]
-        return [CreatedRelation(_relation(node.relation), uses=tuple(uses))], set()
+        actions = [defining(a) for a in node.actions or () if isinstance(a, ast.SelectStmt)]
+        uses = tuple(u for found, _ in actions for u in found)
+        reads = frozenset(r for _, named in actions for r in named)
+        rule = CreatedRelation(_relation(node.relation), uses=uses, reads=reads)
+        return [rule], set()
     if isinstance(node, ast.RenameStmt):
         return _renamed(node)
     if isinstance(node, ast.AlterObjectSchemaStmt) and node.objectType in _RELATION_OBJECTS:
         old = _relation(node.relation)
         moved = Relation(node.newschema, old.name)
-        return [CreatedRelation(moved, uses=(_every_column_of(old),))], {old}
+        return [_reading_all_of(old, moved, temporary=False)], {old}
     return [], set()
 
 
@@ -78,26 +83,33 @@ def _renamed(node: ast.RenameStmt) -> tuple[list[CreatedRelation], set[Relation]
     old = _relation(node.relation)
     if node.renameType in _RELATION_OBJECTS:
         renamed = Relation(old.schema, node.newname or "")
-        created = CreatedRelation(renamed, _temporary(node.relation), uses=(_every_column_of(old),))
-        return [created], {old}
+        return [_reading_all_of(old, renamed, _temporary(node.relation))], {old}
     if node.renameType == ObjectType.OBJECT_COLUMN and node.relationType in _RELATION_OBJECTS:
         return [CreatedRelation(old, renames_columns=True)], {old}
     return [], set()
 
 
-def _every_column_of(relation: Relation) -> ColumnUse:
+def _reading_all_of(old: Relation, new: Relation, temporary: bool) -> CreatedRelation:
     """A renamed or moved relation reads what it read under its old name, in any column."""
-    return ColumnUse((relation,), None, DERIVED)
+    every_column = ColumnUse((old,), None, DERIVED)
+    return CreatedRelation(new, temporary, uses=(every_column,), reads=frozenset({old}))
 
 
 def _defined(target: Any, query: Any, aliases: Any, defining: DefiningUses) -> CreatedRelation:
-    names = [node_name(alias) for alias in aliases or ()]
-    return CreatedRelation(
-        _relation(target),
-        _temporary(target),
-        tuple(names) if names else _output_names(query),
-        defining(query),
+    return replace(
+        defined(_relation(target), query, aliases, defining), temporary=_temporary(target)
     )
+
+
+def defined(
+    relation: Relation, query: Any, aliases: Any, defining: DefiningUses
+) -> CreatedRelation:
+    """``relation`` as what its defining ``query`` reads (column names: ``aliases``, else
+    those the query gives)."""
+    names = [node_name(alias) for alias in aliases or ()]
+    uses, reads = defining(query)
+    columns = tuple(names) if names else _output_names(query)
+    return CreatedRelation(relation, columns=columns, uses=uses, reads=reads)
 
 
 def _table(node: ast.CreateStmt) -> CreatedRelation:

@@ -392,7 +392,10 @@ class ControlPlane:
                     "id": 500 + request_id,
                     "identity": filed["identity"],
                     "level": level,
-                    "scope": {"tables": ["public.customers"], "columns": [], "tags": []},
+                    # What the agent filed, else (as the control plane takes it from the
+                    # statement) the customers table the held statements here read.
+                    "scope": filed.get("scope")
+                    or {"tables": ["public.customers"], "columns": [], "tags": []},
                     "expires_at": "2099-01-01T00:00:00+00:00",
                     "statement_fingerprint": filed["fingerprint"] or None,
                     "max_runs": None,

@@ -25,7 +25,7 @@ from agent.analysis import (
 from agent.bundle import Bundle
 from agent.decision import PolicyEngine
 from agent.postgres.proxy import PostgresAgent
-from agent.postgres.sql import analyze
+from agent.postgres.sql import analyze, stored_view
 from agent.relations import SessionRelations
 from agent.server import AgentConfig
 from agent.verdicts import ALLOW, DENY, HOLD, MASK, Identity
@@ -337,6 +337,54 @@ def test_a_table_rule_covers_statements_that_read_no_column(
     decision = engine.decide(BOB, analyze(sql), fingerprint="f")
     assert decision.action == expected
     assert "public.salaries" in decision.message
+
+
+@pytest.mark.parametrize(("action", "expected"), [("require_approval", HOLD), ("deny", DENY)])
+def test_a_table_rule_covers_a_count_through_views_of_views(
+    make_bundle: Any, action: str, expected: str
+) -> None:
+    """A database view over a session view over the table: `count(*)` names no column."""
+    document = make_bundle()
+    engine = _engine(make_bundle, rules=[*document["rules"], _table_rule(action)])
+    session = SessionRelations()
+    made = analyze("CREATE TEMP VIEW mine AS SELECT 1 AS one FROM reports.pay")
+    session.add(made.statements[0].creates)
+    statement = analyze("SELECT count(*) FROM mine")
+    created = relations.definitions(statement, session)
+    views = {Relation("reports", "pay"): [("public", "salaries", None)]}
+    decision = engine.decide(BOB, statement, fingerprint="f", views=views, created=created)
+    assert decision.action == expected
+    assert decision.message.startswith("access to table public.salaries ")
+    assert decision.request_tables == (("public.salaries",) if expected == HOLD else ())
+
+
+def test_a_stored_views_filter_decides_every_read_of_it(make_bundle: Any) -> None:
+    """A database view filtering on a masked column: counting it is refused as the filter on
+    the table is; counting one without such a filter runs, as on the table."""
+    engine = _engine(make_bundle)
+    stored = {
+        name: [
+            stored_view(Relation("reports", name), f"SELECT c.id FROM public.customers c{where}")
+        ]
+        for name, where in [("a_customers", " WHERE c.email LIKE 'a%'"), ("plain", "")]
+    }
+
+    def decided(sql: str) -> Any:
+        statement = analyze(sql)
+        created = relations.definitions(statement, None, stored)
+        return engine.decide(ALICE, statement, fingerprint="f", created=created)
+
+    filtered = decided("SELECT count(*) FROM reports.a_customers")
+    assert filtered.action == DENY
+    assert "public.customers.email cannot be used in WHERE in the definition of" in (
+        filtered.message
+    )
+    assert decided("SELECT count(*) FROM plain").action == ALLOW
+
+
+def test_a_stored_view_whose_definition_cannot_be_read_is_unresolved() -> None:
+    broken = stored_view(Relation("reports", "odd"), "SELECT FROM WHERE")
+    assert broken.unknown.startswith("its definition could not be parsed")
 
 
 def test_writing_a_column_that_needs_approval_is_held_but_masked_columns_stay_writable(
