@@ -378,10 +378,9 @@ class AgentAccessRequestState(AgentView):
     def get(self, request: Request, pk: int) -> Response:
         query_params(request, WaitQuerySerializer)
         # The answer shows the grant (its grantee and datasource by name): one query.
-        related = ("datasource", "grant__grantee", "grant__datasource", "extends_grant__grantee")
-        access_request = get_object_or_404(
-            AccessRequest.objects.select_related(*related, "extends_grant__datasource"), pk=pk
-        )
+        access_request = selectors.request_with_grants(pk=pk)
+        if access_request is None:
+            raise NotFound("No such access request.")
         agent_token_serves(request.auth, access_request.datasource)
         # The agent acts on this answer (forward or refuse its held statement), so an overdue
         # request expires now rather than at the next beat.

@@ -111,16 +111,20 @@ def can_view_request(*, user: Any, access_request: AccessRequest) -> bool:
     return can_review_datasource(user=user, datasource_id=access_request.datasource_id)
 
 
-def _with_related(queryset: QuerySet[AccessRequest]) -> QuerySet[AccessRequest]:
-    related = (
-        "requester",
-        "created_by",
-        "datasource",
-        "extends_grant__grantee",
-        "extends_grant__datasource",
-        "grant__grantee",
-        "grant__datasource",
-    )
+_LIST_RELATED = (
+    "requester",
+    "created_by",
+    "datasource",
+    "extends_grant__grantee",
+    "extends_grant__datasource",
+    "grant__grantee",
+    "grant__datasource",
+)
+
+
+def _with_related(
+    queryset: QuerySet[AccessRequest], related: tuple[str, ...] = _LIST_RELATED
+) -> QuerySet[AccessRequest]:
     # A correlated count, not Count("reviews"): that one groups by every selected column of
     # the seven joined tables, and compiling that GROUP BY cost more than the rest of an
     # approval (each approve, inbox push and long-poll answer loads a request this way).
@@ -154,16 +158,49 @@ def request_for_action(*, pk: int) -> AccessRequest | None:
     return _one(AccessRequest.objects.select_related("datasource").filter(pk=pk))
 
 
+# One request: its grant and the grant it extends name the request's own requester and
+# datasource, so those are shared (_grants_share) instead of joined again: 6 tables instead of
+# 10 cut PostgreSQL's planning (2.2 -> 0.6 ms) and Django's compiling. Lists keep the joins.
+_ONE_RELATED = ("requester", "created_by", "datasource", "grant", "extends_grant")
+
+
 def request_row(*, pk: int) -> AccessRequest | None:
     """The request with what its inbox row shows (the live push renders one per decision)."""
-    return _one(_with_related(AccessRequest.objects.filter(pk=pk)))
+    return _grants_share(_one(_with_related(AccessRequest.objects.filter(pk=pk), _ONE_RELATED)))
 
 
 def request_detail(*, pk: int) -> AccessRequest | None:
     """The request with its row's relations and its reviews (the detail page and answer)."""
-    return _one(
-        _with_related(AccessRequest.objects.filter(pk=pk)).prefetch_related("reviews__reviewer")
-    )
+    queryset = _with_related(AccessRequest.objects.filter(pk=pk), _ONE_RELATED)
+    return _grants_share(_one(queryset.prefetch_related("reviews__reviewer")))
+
+
+def request_with_grants(*, pk: int) -> AccessRequest | None:
+    """The request with its datasource, grant and extended grant (the agent's answer)."""
+    related = ("requester", "datasource", "grant", "extends_grant")
+    return _grants_share(_one(AccessRequest.objects.select_related(*related).filter(pk=pk)))
+
+
+def _grants_share(access_request: AccessRequest | None) -> AccessRequest | None:
+    """Point the loaded grants at the request's loaded requester and datasource when they
+    are the same rows (always, for grants made from requests; otherwise they load lazily)."""
+    if access_request is None:
+        return None
+    for grant in (_grant_of(access_request), access_request.extends_grant):
+        if grant is None:
+            continue
+        if grant.grantee_id == access_request.requester_id:
+            grant.grantee = access_request.requester
+        if grant.datasource_id == access_request.datasource_id:
+            grant.datasource = access_request.datasource
+    return access_request
+
+
+def _grant_of(access_request: AccessRequest) -> Grant | None:
+    try:
+        return access_request.grant
+    except Grant.DoesNotExist:
+        return None
 
 
 def _one(queryset: QuerySet[AccessRequest]) -> AccessRequest | None:
