@@ -881,7 +881,30 @@ def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture
 def unused_port() -> int:
-    return free_port()
+    """A free port P whose next few (P+1, P+2… : the workers' metrics ports) are free too."""
+    return free_port_block(4)
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive free ports, below the kernel's ephemeral range: a
+    port from bind(0) lies inside it, where any client connection made meanwhile (another
+    test's, say) can take P+1 before the agent binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    chooser = secrets.SystemRandom()
+    for _ in range(500):
+        start = chooser.randrange(10_000, low - count)
+        if all(_bindable(port) for port in range(start, start + count)):
+            return start
+    raise AssertionError(f"no {count} consecutive free ports between 10000 and {low}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(params=[True, False], ids=["native", "python"])

@@ -47,7 +47,9 @@ def connections_on_each_worker(process: Any, count: int = 2) -> dict[int, psycop
             found[worker_of(conn)] = conn
         if len(found) == count:
             return found
-    raise AssertionError(f"connections reached only workers {sorted(found)}")
+    raise AssertionError(
+        f"connections reached only workers {sorted(found)}\nthe agent printed:\n{process.output()}"
+    )
 
 
 def cancel_when_running(conn: psycopg.Connection[Any], admin: psycopg.Connection[Any]) -> None:
