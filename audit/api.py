@@ -12,6 +12,7 @@ from rest_framework import generics
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from audit import selectors, services
@@ -23,13 +24,15 @@ from audit.models import AuditEvent
 from audit.serializers import (
     AgentBatchSerializer,
     AuditCheckpointSerializer,
+    AuditEventPageSerializer,
     AuditEventSerializer,
     ChainReportSerializer,
     ExportRequestSerializer,
     IngestResultSerializer,
+    TrailPageParamsSerializer,
     VerifyRequestSerializer,
 )
-from config.listing import SequenceCursorPagination, StrictOrderingFilter, refuse_blank
+from config.listing import StrictOrderingFilter, query_params, refuse_blank
 from governance.agent_api import AgentView
 from governance.models import Role
 from governance.permissions import HasRole
@@ -43,6 +46,7 @@ FILTER_PARAMETERS = [
     OpenApiParameter("action", str, description='exact, or a prefix ending in "." or "*"'),
     OpenApiParameter("decision", str, enum=["allow", "mask", "deny", "hold"]),
     OpenApiParameter("tag", str, description="tag touched (e.g. PII.Email)"),
+    OpenApiParameter("channel", str, description='how the event was recorded (e.g. "mcp")'),
 ]
 
 
@@ -62,19 +66,47 @@ def _filters(request: Request) -> selectors.EventFilters:
     return form.filters()
 
 
-@extend_schema(parameters=FILTER_PARAMETERS)
-class EventListView(generics.ListAPIView):
-    """Newest first, in stable cursor pages (events keep arriving while you page)."""
+class EventListView(APIView):
+    """Newest first, in pages addressed by sequence (keyset, like the trail page): events that
+    arrive while you page never shift the page you are on, and the thousandth page costs what
+    the first does. Filters no index serves alone search a bounded window of the trail per
+    page (`searched`); follow `next` until it is null to read every match."""
 
     permission_classes = [AuditReaders]
-    serializer_class = AuditEventSerializer
-    pagination_class = SequenceCursorPagination
 
-    def get_queryset(self) -> Any:
-        filters = _filters(self.request)
-        if filters.without_period() and counted_events(filters) == 0:
-            return AuditEvent.objects.none()  # the exact counts say so: no walk of the trail
-        return selectors.event_list(filters)
+    @extend_schema(
+        parameters=[*FILTER_PARAMETERS, TrailPageParamsSerializer],
+        responses={200: AuditEventPageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _filters(request)
+        params = query_params(request, TrailPageParamsSerializer)
+        page = selectors.event_page(
+            filters,
+            before=params.get("before"),
+            after=params.get("after"),
+            size=params["page_size"],
+            # The exact counts say none match: no walk of the trail.
+            none_match=bool(filters.without_period()) and counted_events(filters) == 0,
+        )
+        return Response(
+            {
+                "next": _page_link(request, "before", page.older_than),
+                "previous": _page_link(request, "after", page.newer_than),
+                "searched": page.searched
+                and {"first_sequence": page.searched[0], "last_sequence": page.searched[1]},
+                "results": AuditEventSerializer(page.events, many=True).data,
+            }
+        )
+
+
+def _page_link(request: Request, name: str, sequence: int | None) -> str | None:
+    if sequence is None:
+        return None
+    url = request.build_absolute_uri()
+    for stale in ("before", "after"):
+        url = remove_query_param(url, stale)
+    return replace_query_param(url, name, sequence)
 
 
 class EventDetailView(generics.RetrieveAPIView):

@@ -90,11 +90,13 @@ def _aggregate(
 _UPSERT_BATCH = 500  # rows per INSERT (SQLite allows 32,766 parameters per statement)
 
 
-def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: list[tuple]) -> None:
+def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: list[tuple]) -> int:
     """INSERT … ON CONFLICT DO UPDATE adding to the stored counts (PostgreSQL and SQLite);
-    with nothing summed, ON CONFLICT DO NOTHING (a rebuild re-adds rows already there)."""
+    with nothing summed, ON CONFLICT DO NOTHING (a rebuild re-adds rows already there).
+    Returns the rows written (inserted or updated; not those left alone)."""
+    written = 0
     if not rows:
-        return
+        return written
     columns = (*key, *summed, *(("tags",) if table.endswith("columnread") else ()))
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     updates = [f"{name} = {table}.{name} + excluded.{name}" for name in summed]
@@ -111,6 +113,8 @@ def _upsert(table: str, key: tuple[str, ...], summed: tuple[str, ...], rows: lis
                 f"ON CONFLICT ({conflict}) {action}",
                 [value for row in batch for value in row],
             )
+            written += max(cursor.rowcount, 0)
+    return written
 
 
 def _tag_index_add(tagged: list[tuple[str, int]]) -> None:
@@ -174,15 +178,20 @@ def counts_rebuild(*, first_day: date | None = None, last_day: date | None = Non
             counts_add(facts=facts, index_tags=False)
 
 
-def tag_index_build() -> None:
-    """Index the tags of every stored event (once, by the migration that added the index;
-    later appends index themselves)."""
+def tag_index_build(*, from_sequence: int = 0) -> int:
+    """Index the tags of stored events from `from_sequence` on; returns the rows added.
+
+    Run by the migration that added the index, and by `manage.py audit_tag_index` after an
+    upgrade during which the old release kept appending (its events index nothing). Appends
+    by this release index themselves. Rows already there are kept: running it twice adds
+    nothing."""
+    added = 0
     with connection.chunked_cursor() as cursor:  # server-side on PostgreSQL: memory stays flat
         # Only events whose details have a "tag", "tags" or "column_tags" key can touch one.
         cursor.execute(
             "SELECT action, details, sequence FROM audit_auditevent "
-            "WHERE details LIKE %s ORDER BY sequence",
-            ['%"tag%'],
+            "WHERE details LIKE %s AND sequence >= %s ORDER BY sequence",
+            ['%"tag%', from_sequence],
         )
         while batch := cursor.fetchmany(5000):
             tagged = [
@@ -190,7 +199,8 @@ def tag_index_build() -> None:
                 for action, details_text, sequence in batch
                 for tag in tags_touched(action, details_text, json.loads(details_text))
             ]
-            _upsert("audit_auditeventtag", ("tag", "sequence"), (), tagged)
+            added += _upsert("audit_auditeventtag", ("tag", "sequence"), (), tagged)
+    return added
 
 
 def _midnight(day: date) -> datetime:

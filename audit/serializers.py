@@ -23,6 +23,42 @@ class AuditEventSerializer(StrictStrings, serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TrailPageParamsSerializer(serializers.Serializer):
+    """Where a page of the trail starts: the `next` and `previous` links carry these."""
+
+    before = serializers.IntegerField(
+        min_value=1, required=False, help_text="events older than this sequence (the next link)"
+    )
+    after = serializers.IntegerField(
+        min_value=0, required=False, help_text="events newer than this sequence (the previous link)"
+    )
+    page_size = serializers.IntegerField(min_value=1, max_value=500, default=50)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "before" in data and "after" in data:
+            raise serializers.ValidationError({"after": ["Give before or after, not both."]})
+        return data
+
+
+class SearchedWindowSerializer(serializers.Serializer):
+    first_sequence = serializers.IntegerField()
+    last_sequence = serializers.IntegerField()
+
+
+class AuditEventPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="older events")
+    previous = serializers.URLField(allow_null=True, help_text="newer events")
+    searched = SearchedWindowSerializer(
+        allow_null=True,
+        help_text=(
+            "Set when the filters have no index of their own: this page searched only these "
+            "sequences and there are events beyond them; follow next (or previous) to search on. "
+            "Such a page may hold fewer events than page_size, even none."
+        ),
+    )
+    results = AuditEventSerializer(many=True)
+
+
 class AuditCheckpointSerializer(StrictStrings, serializers.ModelSerializer):
     class Meta:
         model = AuditCheckpoint

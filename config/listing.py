@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
-from rest_framework.pagination import CursorPagination, LimitOffsetPagination
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
 
@@ -63,41 +63,6 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
             parameter["schema"]["minimum"] = low
             if high:
                 parameter["schema"]["maximum"] = high
-        return parameters
-
-
-class SequenceCursorPagination(CursorPagination):
-    """Stable pages over an append-only table: new rows never shift the page you are on."""
-
-    ordering = "-sequence"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-    invalid_cursor_message = "Invalid cursor; use the next or previous link as given."
-
-    def decode_cursor(self, request: Request) -> Any:
-        try:
-            return super().decode_cursor(request)
-        except Exception as exc:  # DRF answers 404 for a bad cursor; it is a bad parameter
-            raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]}) from exc
-
-    def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        try:
-            size = int(raw)
-        except ValueError:
-            raise ValidationError({"page_size": ["A whole number is required."]}) from None
-        if not 1 <= size <= self.max_page_size:
-            raise ValidationError({"page_size": [f"Between 1 and {self.max_page_size}."]})
-        return size
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict]:
-        parameters = super().get_schema_operation_parameters(view)
-        for parameter in parameters:
-            if parameter["name"] == self.page_size_query_param:
-                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
         return parameters
 
 

@@ -22,7 +22,11 @@ from agent.version import VERSION
 
 SETTINGS_MODULE = "config.settings"
 # `warden audit verify` → the management command audit_verify.
-AUDIT_COMMANDS = {"verify": "audit_verify", "export": "audit_export"}
+AUDIT_COMMANDS = {
+    "verify": "audit_verify",
+    "export": "audit_export",
+    "tag-index": "audit_tag_index",
+}
 
 
 def serve(argv: list[str]) -> int:

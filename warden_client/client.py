@@ -95,7 +95,7 @@ class WardenClient:
         return self.request(method, path, **kwargs).json()
 
     def pages(self, path: str, params: Json | None = None) -> Iterator[Json]:
-        """Every item of a paginated list, following ``next`` (offset or cursor pages)."""
+        """Every item of a paginated list, following ``next`` (offset or sequence pages)."""
         page = self._json("GET", path, params=params)
         while True:
             yield from page["results"]

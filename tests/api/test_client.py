@@ -138,7 +138,9 @@ def test_a_retried_access_request_files_one_request(live):
         ("columns/?sensitivity=9", "sensitivity"),
         ("access-requests/?state=bogus", "state"),
         ("audit/events/?from=yesterday", "date_from"),
-        ("audit/events/?cursor=nope", "cursor"),
+        ("audit/events/?before=nope", "before"),
+        ("audit/events/?before=5&after=2", "after"),
+        ("audit/events/?page_size=501", "page_size"),
         ("scans/?datasource=", "datasource"),
     ],
 )
@@ -149,7 +151,7 @@ def test_a_malformed_query_parameter_is_a_400_naming_it(live, path, parameter):
     assert parameter in refused.value.fields
 
 
-def test_audit_events_page_by_cursor_without_repeats_while_events_arrive(live):
+def test_audit_events_page_by_sequence_without_repeats_while_events_arrive(live):
     auditor, admin = live["auditor"], live["admin"]
     first_page = auditor.request("GET", "audit/events/", params={"page_size": 3}).json()
     admin.datasource_create(name="late", engine="sqlite", database="/tmp/late.sqlite3")

@@ -235,3 +235,44 @@ def test_the_api_answers_a_filter_the_counts_say_matches_nothing_without_the_tra
     assert none.status_code == 200 and none.json()["results"] == []
     assert trail_reads == []
     assert len(some.json()["results"]) == 3
+
+
+def test_the_api_searches_the_same_window_and_its_next_link_goes_on(
+    client, auditor, small_window, django_assert_max_num_queries
+):
+    """The API pages like the trail page: a filter no index serves reads one window per
+    request, says which, and `next` searches on until every match was returned once."""
+    client.force_login(auditor)  # event 1: auth.login
+    old = {"actor": "bot", "action": "query.executed", "details": {"channel": "mcp"}}
+    new = {"actor": "ann", "action": "query.executed", "details": {"channel": "sql"}}
+    events_append_count(entries=[{**old, "actor_kind": "user"}] * 3)  # 2-4
+    events_append_count(entries=[{**new, "actor_kind": "user"}] * 250)  # 5-254
+
+    with django_assert_max_num_queries(9):
+        first = client.get("/api/v1/audit/events/", {"channel": "mcp", "page_size": 2}).json()
+    pages = [first]
+    while pages[-1]["next"]:
+        pages.append(client.get(pages[-1]["next"]).json())
+    back = client.get(pages[-1]["previous"]).json()
+
+    assert first["results"] == []
+    assert first["searched"] == {"first_sequence": 155, "last_sequence": 254}
+    assert "channel=mcp" in first["next"] and "before=155" in first["next"]
+    assert [[event["sequence"] for event in page["results"]] for page in pages] == [
+        [],
+        [],
+        [4, 3],
+        [2],
+    ]
+    assert [page["searched"] for page in pages[2:]] == [None, None]
+    assert [event["sequence"] for event in back["results"]] == [4, 3]
+
+
+def test_the_api_pages_an_indexed_filter_without_a_window(client, auditor, small_window):
+    client.force_login(auditor)
+    _retired_then_busy(old=3, new=250)
+
+    page = client.get("/api/v1/audit/events/", {"tag": "PII.SSN"}).json()
+
+    assert page["searched"] is None and page["next"] is None
+    assert [event["sequence"] for event in page["results"]] == [4, 3, 2]
