@@ -51,7 +51,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "total": total,
-            "window": selectors.SEARCH_WINDOW,
             "query": query.urlencode(),
             "export_form": ExportForm(initial={**request.GET.dict(), "format": "pdf"}),
         },

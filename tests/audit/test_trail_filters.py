@@ -132,6 +132,7 @@ def test_a_recount_leaves_the_tag_index_alone(admin):
 @pytest.fixture
 def small_window(monkeypatch):
     monkeypatch.setattr(selectors, "SEARCH_WINDOW", 100)
+    monkeypatch.setattr(selectors, "SEARCH_SECONDS", 0)  # one window per page
 
 
 def test_filters_no_index_serves_search_a_window_and_offer_the_older_events(
@@ -276,3 +277,27 @@ def test_the_api_pages_an_indexed_filter_without_a_window(client, auditor, small
 
     assert page["searched"] is None and page["next"] is None
     assert [event["sequence"] for event in page["results"]] == [4, 3, 2]
+
+
+def test_a_short_page_searches_on_while_time_allows(client, auditor, small_window, monkeypatch):
+    """Given the time, the page searches window after window: sparse old matches come without
+    a click per window, and the page says which events it searched in all."""
+    monkeypatch.setattr(selectors, "SEARCH_SECONDS", 60)
+    client.force_login(auditor)  # event 1: auth.login
+    old = {"actor": "bot", "action": "query.executed", "details": {"channel": "mcp"}}
+    new = {"actor": "ann", "action": "query.executed", "details": {"channel": "sql"}}
+    events_append_count(entries=[{**old, "actor_kind": "user"}] * 3)  # 2-4
+    events_append_count(entries=[{**new, "actor_kind": "user"}] * 450)  # 5-454
+    events_append_count(entries=[{**old, "actor_kind": "user"}] * 2)  # 455-456
+    url = reverse("audit:event_list")
+
+    first = client.get(url, {"channel": "mcp"}).context["page"]
+    newer = client.get(url, {"channel": "mcp", "after": 1}).context["page"]
+    api = client.get("/api/v1/audit/events/", {"channel": "mcp", "page_size": 4}).json()
+
+    assert [event.sequence for event in first.events] == [456, 455, 4, 3, 2]
+    assert first.searched is None and first.older_than is None
+    assert [event.sequence for event in newer.events] == [456, 455, 4, 3, 2]
+    assert newer.searched is None
+    assert [event["sequence"] for event in api["results"]] == [456, 455, 4, 3]
+    assert api["searched"] is None and "before=3" in api["next"]
