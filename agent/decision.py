@@ -476,7 +476,7 @@ class PolicyEngine:
                 if ACTION_STRENGTH[verdict.action] > ACTION_STRENGTH[worst.action]:
                     worst = Verdict(verdict.action, rule=verdict.rule)
                     what = (
-                        "is denied by policy"
+                        "is blocked by policy"
                         if verdict.action == DENY
                         else ("requires an approved access request")
                     )
@@ -487,7 +487,7 @@ class PolicyEngine:
         if use.context == TARGET and verdict.action not in (DENY, HOLD):
             return ALLOW, ""  # masking protects reads; storing into a masked column is fine
         if verdict.action == DENY:
-            return DENY, "access to {column} is denied by policy"
+            return DENY, "access to {column} is blocked by policy"
         if verdict.action == HOLD:
             return HOLD, "access to {column} requires an approved access request"
         if use.context == WRITE:

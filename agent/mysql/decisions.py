@@ -20,7 +20,7 @@ ER_UNKNOWN = 1105
 
 def refusal(decision: Decision) -> bytes:
     """The ERR packet for a decision that does not run: MySQL code + SQLSTATE, naming the rule."""
-    message = f"Warden: {decision.message or 'statement denied by policy'}"
+    message = f"Warden: {decision.message or 'statement blocked by policy'}"
     if decision.rule:
         message += f" (rule: {decision.rule})"
     if decision.rule == "unparseable":

@@ -388,7 +388,7 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
         return [
             codec.error_response(
                 decision.sqlstate,
-                f"Warden: {decision.message or 'statement denied by policy'}",
+                f"Warden: {decision.message or 'statement blocked by policy'}",
                 detail=f"rule: {decision.rule}" if decision.rule else None,
             )
         ]

@@ -175,4 +175,4 @@ def test_denied_column_is_refused_in_every_clause(agent: Any, admin: Any, sql: s
         outcome = run(alice, sql)
         assert_legitimate_work_runs(alice)
     assert outcome.sqlstate == "42501", (sql, outcome)
-    assert "public.customers.ssn is denied" in str(outcome.error), (sql, outcome)
+    assert "public.customers.ssn is blocked" in str(outcome.error), (sql, outcome)

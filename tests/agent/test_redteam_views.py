@@ -130,7 +130,7 @@ def _root_reads(agent: Any, sql: str, secret: re.Pattern[str]) -> None:
 # ----------------------------------------------------------------------------------------
 
 # Refusals name the column read (as the same read of the table does), or the table.
-PAYROLL_DENIED = "is denied by policy"
+PAYROLL_DENIED = "is blocked by policy"
 
 
 def _refused_as_the_table(outcome: Any, sql: str) -> None:

@@ -79,7 +79,7 @@ def test_statements_that_would_desynchronise_the_parser_are_refused(agent: Any, 
 def test_a_denied_column_is_refused_naming_the_rule(agent: Any):
     code, message = _refusal(agent, "alice", "SELECT ssn FROM customers")
     assert code == 1142
-    assert "ssn is denied by policy" in message
+    assert "ssn is blocked by policy" in message
     assert "rule:2:nobody reads SSNs" in message
 
 
@@ -197,7 +197,7 @@ def test_binary_protocol_masks_prepared_statement_rows(agent: Any, mysql_databas
     assert str(row[4]) == "1964-01-01"
     assert row[5] == "****"  # derived from a masked column: redacted
     assert row[6] == 40
-    assert "ssn is denied" in str(refused.value)
+    assert "ssn is blocked" in str(refused.value)
 
 
 def _review_when_filed(plane: Any, database: str) -> threading.Thread:

@@ -74,7 +74,7 @@ def test_both_agents_enforce_the_same_new_bundle_within_one_poll(
     for agent in AGENTS:
         with psycopg.connect(running.dsn(agent), autocommit=True) as conn:
             with pytest.raises(
-                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
+                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is blocked by policy"
             ):
                 conn.execute("SELECT count(*) FROM orders")
             assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0

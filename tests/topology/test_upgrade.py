@@ -188,7 +188,7 @@ def test_control_plane_upgrade_while_an_agent_serves_from_its_last_good_bundle(
             assert _bundle_version(metrics) not in (None, first_bundle)
             # The session opened before the upgrade is governed by it too.
             with pytest.raises(
-                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is denied by policy"
+                psycopg.errors.InsufficientPrivilege, match=r"public\.orders is blocked by policy"
             ):
                 conn.execute("SELECT count(*) FROM orders")
             assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
@@ -204,7 +204,7 @@ def _orders_denied(dsn: str) -> bool:
         try:
             fresh.execute("SELECT count(*) FROM orders")
         except psycopg.errors.InsufficientPrivilege as refused:
-            assert "public.orders is denied by policy" in str(refused)
+            assert "public.orders is blocked by policy" in str(refused)
             return True
     return False
 
