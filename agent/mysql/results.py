@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from agent.mysql import packets as p
-from agent.mysql.rows import Mask, mask_binary_row, mask_text_row
+from agent.mysql.rows import (
+    Mask,
+    NativeMask,
+    mask_binary_row,
+    mask_text_row,
+    native_mask_rows,
+    native_scan_result,
+)
 from agent.mysql.state import OpenCursor, Prepared
 from agent.verdicts import Decision
 
@@ -32,7 +39,8 @@ _WITHHELD = (
     "restricted for you and the message may quote their values"
 )
 FIRST, HEADER, ROWS = 0, 1, 2
-Shape = tuple[list[Mask | None] | None, list[int]]  # (masks or None: none masked, types)
+# (masks or None: none masked, types, the masks for the native path or None: not used)
+Shape = tuple[list[Mask | None] | None, list[int], NativeMask | None]
 
 
 class AnswerSession(Protocol):
@@ -40,12 +48,15 @@ class AnswerSession(Protocol):
 
     agent: MySqlAgent
     client: asyncio.Transport
+    native_results: bool  # whole results relayed by the native path (when built and on)
     to_client: PacketRelay
     reply_seq: int
 
     def results_done(self, succeeded: bool, after: Callable[[bool], None] | None) -> None: ...
 
     def cached_shape(self, decision: Decision, definitions: list[bytes]) -> Shape | None: ...
+
+    def cached_shape_of(self, decision: Decision, key: bytes) -> Shape | None: ...
 
     async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape: ...
 
@@ -99,9 +110,11 @@ class Results:
         self.shape: Shape | None = None
         self.masks: list[Mask | None] | None = None
         self.types: list[int] = []
+        self.native: NativeMask | None = None
         self.rows = self.sent_bytes = 0
         self.out: list[bytes] = []
         self.pending = 0
+        self.whole = session.native_results and not binary  # try _whole_result
         if rows_only:
             assert prepared is not None
             self.state, self.masks, self.types = ROWS, prepared.masks, prepared.types
@@ -128,6 +141,12 @@ class Results:
                 if self.state == ROWS:
                     return False
             elif self.state == FIRST:
+                if self.whole:
+                    whole = self._whole_result(packets)
+                    if whole is not None:
+                        if whole:
+                            return True
+                        continue
                 self.header_at = (packets.buffer, packets.pos)
                 first = packets.take()
                 if first is None:
@@ -146,6 +165,41 @@ class Results:
                 return True
             elif self.state == HEADER:
                 return False
+
+    def _whole_result(self, packets: p.PacketBuffer) -> bool | None:
+        """A text result set buffered whole and numbered as the client's, its masks cached:
+        relayed at once (its rows masked by the native path), True when it ends the answer;
+        None: read it packet by packet."""
+        assert native_scan_result is not None
+        buffer, pos, seq = packets.buffer, packets.pos, self.seq
+        scanned = native_scan_result(buffer, pos, seq)
+        if scanned is None or not scanned[5]:
+            return None
+        key, header_end, rows_end, rows, end, _ = scanned
+        shape = self.session.cached_shape_of(self.decision, key)
+        if shape is None:
+            return None
+        sent = rows_end - header_end - 4 * rows
+        seq += buffer[pos + 4] + 2  # column count, definitions, EOF
+        if shape[0] is None:
+            self.out.append(buffer[pos:rows_end])
+        elif shape[2] is None or native_mask_rows is None:
+            return None
+        else:
+            masking_key = self.session.agent.config.masking_key
+            masked, after, _, _, sent = native_mask_rows(
+                buffer, header_end, seq, shape[2], masking_key
+            )
+            if after != rows_end:  # a row the native path leaves to Python
+                return None
+            self.out.append(buffer[pos:header_end])
+            if masked is not None:
+                self.out.append(masked)
+        self.masks, self.types, self.native = shape
+        self.seq = seq + rows
+        packets.pos, packets.seq = end, buffer[rows_end + 3]
+        self.rows, self.sent_bytes = rows, sent
+        return self._result_end(buffer[rows_end + 4 : end], rows)
 
     def _ok_or_error(self, first: bytes) -> bool:
         """A result without rows; True when it ends the answer."""
@@ -166,9 +220,9 @@ class Results:
             if shape is None:  # a new result shape: its masks need the catalog
                 self.session.to_client.run_slow(self._load_shape())
                 return False
-        self.masks, self.types = shape
+        self.masks, self.types, self.native = shape
         if self.prepared is not None:
-            self.prepared.masks, self.prepared.types = shape
+            self.prepared.masks, self.prepared.types = shape[0], shape[1]
         buffer, start = self.header_at
         if (
             packets.buffer is buffer
@@ -201,6 +255,7 @@ class Results:
         key = self.session.agent.config.masking_key
         mask_row = mask_binary_row if self.binary else mask_text_row
         out = self.out
+        native = None if self.binary else self.native
         while True:
             if masks is None:  # unmasked rows numbered as the client's go out as they came
                 verbatim, count = packets.verbatim_rows(self.seq)
@@ -210,6 +265,15 @@ class Results:
                     self.sent_bytes += len(verbatim) - 4 * count  # whole packets, one per row
                     self.rows += count
                     self.seq += count
+            elif native is not None and native_mask_rows is not None:  # a run at once, in C
+                masked, packets.pos, count, self.seq, sent = native_mask_rows(
+                    packets.buffer, packets.pos, self.seq, native, key
+                )
+                if masked is not None:
+                    out.append(masked)
+                    self.pending += len(masked)
+                    self.sent_bytes += sent
+                    self.rows += count
             row = packets.take()
             if row is None:
                 return False
