@@ -132,7 +132,8 @@ class Commands(PreparedStatements):
 
     def _run_query(self, payload: bytes, sql: str, decision: Decision) -> None:
         started = time.perf_counter()
-        self._send_upstream(payload)
+        assert self.to_upstream is not None
+        self.to_upstream.sink.write(p.frame(payload, 0)[0])  # the upstream transport
         after = None
         if "use" in decision.kinds or decision.invalidates_catalog:
             after = functools.partial(self._query_done, sql, decision)

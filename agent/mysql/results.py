@@ -82,6 +82,32 @@ def withheld(error: bytes, decision: Decision) -> bytes:
 
 
 class Results:
+    __slots__ = (
+        "after",
+        "binary",
+        "count",
+        "decision",
+        "header",
+        "header_at",
+        "index",
+        "masks",
+        "native",
+        "out",
+        "pending",
+        "prepared",
+        "rows",
+        "rows_only",
+        "sent_bytes",
+        "seq",
+        "session",
+        "shape",
+        "started",
+        "state",
+        "succeeded",
+        "types",
+        "whole",
+    )
+
     def __init__(
         self,
         session: AnswerSession,

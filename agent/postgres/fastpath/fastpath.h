@@ -148,6 +148,7 @@ typedef struct {
 } JournalRecord;
 
 void journal_record_free(JournalRecord *record);
+PyObject *module_journal_append(PyObject *module, PyObject *args);
 PyObject *module_journal_record(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ round trips */

@@ -18,6 +18,9 @@ static PyMethodDef module_methods[] = {
      "end, numbered) of a MySQL result set buffered whole."},
     {"encode_events", encode_events, METH_VARARGS,
      "encode_events(queued, first_seq) -> (fragments, events JSON) for an audit batch."},
+    {"journal_append", module_journal_append, METH_VARARGS,
+     "journal_append(state, queued, id_prefix) -> whether queued[mark:] went to the open "
+     "journal file as one record (AuditJournal.catch_up)."},
     {"journal_record", module_journal_record, METH_VARARGS,
      "journal_record(id_prefix, first_seq, events) -> an audit journal record's bytes."},
     {NULL, NULL, 0, NULL},
