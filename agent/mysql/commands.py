@@ -35,9 +35,11 @@ class Commands(PreparedStatements):
         assert relay is not None
         commands = self.commands
         while not relay.busy:
-            payload = commands.take()
+            payload = commands.ready()  # most commands: one packet, buffered whole
             if payload is None:
-                return
+                payload = commands.take()
+                if payload is None:
+                    return
             self.reply_seq = commands.seq + 1  # a split command takes several sequence ids
             self._command(payload)
 
