@@ -206,26 +206,35 @@ class Results:
         if shape is None:
             return None
         sent = rows_end - header_end - 4 * rows
-        seq += buffer[pos + 4] + 2  # column count, definitions, EOF
+        seq += buffer[pos + 4] + 2 + rows  # column count, definitions, EOF, rows
+        # An EOF numbered as the client's goes out as it came, with the rows before it.
+        eof = buffer[rows_end + 4] == 0xFE and buffer[rows_end + 3] == seq & 0xFF
+        eof = eof and end - rows_end >= 9  # with its status flags
+        out = self.out
         if shape[0] is None:
-            self.out.append(buffer[pos:rows_end])
+            out.append(buffer[pos : end if eof else rows_end])
         elif shape[2] is None or native_mask_rows is None:
             return None
         else:
             masking_key = self.session.agent.config.masking_key
             masked, after, _, _, sent = native_mask_rows(
-                buffer, header_end, seq, shape[2], masking_key
+                buffer, header_end, seq - rows, shape[2], masking_key
             )
             if after != rows_end:  # a row the native path leaves to Python
                 return None
-            self.out.append(buffer[pos:header_end])
+            out.append(buffer[pos:header_end])
             if masked is not None:
-                self.out.append(masked)
+                out.append(masked)
+            if eof:
+                out.append(buffer[rows_end:end])
         self.masks, self.types, self.native = shape
-        self.seq = seq + rows
         packets.pos, packets.seq = end, buffer[rows_end + 3]
         self.rows, self.sent_bytes = rows, sent
-        return self._result_end(buffer[rows_end + 4 : end], rows)
+        if not eof:
+            self.seq = seq
+            return self._result_end(buffer[rows_end + 4 : end], rows)
+        self.seq = seq + 1
+        return self._ended(False, buffer[rows_end + 7] | buffer[rows_end + 8] << 8, rows)
 
     def _ok_or_error(self, first: bytes) -> bool:
         """A result without rows; True when it ends the answer."""
@@ -334,14 +343,19 @@ class Results:
             last = withheld(last, self.decision)
         data, self.seq = p.frame(last, self.seq)
         self.out.append(data)
+        return self._ended(error, 0 if error else p.status_of(last), rows)
+
+    def _ended(self, error: bool, status: int, rows: int | None) -> bool:
+        """A result ended (its last packet sent, with server ``status`` flags): audited;
+        True when it ends the answer."""
         self.succeeded = not error
         if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows
-            self._fetched(error or bool(p.status_of(last) & SERVER_STATUS_LAST_ROW_SENT), error)
+            self._fetched(error or bool(status & SERVER_STATUS_LAST_ROW_SENT), error)
             return True
         self.session.audit_done(
             self.decision, self.index, rows, self.started, error, self.sent_bytes
         )
-        if error or not p.status_of(last) & p.SERVER_MORE_RESULTS_EXISTS:
+        if error or not status & p.SERVER_MORE_RESULTS_EXISTS:
             return True
         self.index += 1
         self.sent_bytes = 0
