@@ -90,8 +90,10 @@ PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args) {
             head == 0xff || (head == 0xfe && length < 9))
             break;
         Py_ssize_t start = out.len;
-        if (out.bytes == NULL && buffer_room(&out, (size - pos) + (size - pos) / 2) == NULL)
-            goto done;
+        if (out.bytes == NULL) { /* the run's rows grown by half at once, not 4 KiB or more */
+            out.bytes = PyBytes_FromStringAndSize(NULL, 64 + (size - pos) + (size - pos) / 2);
+            if (out.bytes == NULL) goto done;
+        }
         if (buffer_add(&out, "\0\0\0\0", 4) < 0 ||
             mask_text_row_into(&out, &compiled, buf + pos + 4, length) < 0)
             goto done;
