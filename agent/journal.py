@@ -7,7 +7,8 @@ loses whatever was in memory.  With it:
 
 * **Append.**  ``catch_up`` writes the events queued since its last call as one record,
   with one ``os.write`` to a file opened ``O_APPEND``.  The Python data paths (PostgreSQL's
-  and MySQL's) call it from ``record_statement``.  The native path does what it does once
+  and MySQL's) call it from ``record_statement``; it encodes and writes the record in C
+  (``journal_append``) when the extension is built.  The native path does what it does once
   per upstream chunk that completed statements, before that chunk is written to the client
   (the bridge's ``audit_journal``), in C: the same record, byte for byte, with one
   ``write`` and no Python frame (agent/postgres/fastpath/journal.c; calling ``catch_up``
@@ -50,6 +51,12 @@ from agent.audit import BATCH_SIZE, QueuedEvent, encode_batch
 
 log = logging.getLogger("agent.journal")
 
+# catch_up's record and write in C (agent/postgres/fastpath/journal.c), when it is built.
+try:
+    from agent.postgres._fastpath import journal_append as _native_append
+except ImportError:
+    _native_append = None
+
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 # Version 2: no back-references (version 3+ hashes every object it writes to find them),
 # a quarter cheaper for these small records; read by every Python since 2.5.
@@ -84,6 +91,8 @@ class AuditJournal:
         mark = state[MARK]
         if len(queued) == mark:
             return
+        if _native_append is not None and _native_append(state, queued, self.id_prefix):
+            return  # the same record, with the same one write
         if state[FD] < 0:
             state[FD] = os.open(self.path, _OPEN_FLAGS, 0o600)
         data = marshal.dumps((self.id_prefix, state[FIRST_SEQ] + mark, queued[mark:]), _MARSHAL)

@@ -9,7 +9,17 @@ FASTPATH = "agent/postgres/fastpath"
 
 def fastpath_extension(*, optional: bool) -> Extension:
     """``optional``: a failed compile is a warning and the agent runs its pure-Python path."""
-    sources = ["module", "roundtrip", "client", "backend", "masking", "copy", "events", "journal"]
+    sources = [
+        "module",
+        "roundtrip",
+        "client",
+        "backend",
+        "masking",
+        "copy",
+        "events",
+        "journal",
+        "mysql",
+    ]
     return Extension(
         "agent.postgres._fastpath",
         [f"{FASTPATH}/{name}.c" for name in sources],

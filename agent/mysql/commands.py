@@ -35,9 +35,11 @@ class Commands(PreparedStatements):
         assert relay is not None
         commands = self.commands
         while not relay.busy:
-            payload = commands.take()
+            payload = commands.ready()  # most commands: one packet, buffered whole
             if payload is None:
-                return
+                payload = commands.take()
+                if payload is None:
+                    return
             self.reply_seq = commands.seq + 1  # a split command takes several sequence ids
             self._command(payload)
 
@@ -132,7 +134,8 @@ class Commands(PreparedStatements):
 
     def _run_query(self, payload: bytes, sql: str, decision: Decision) -> None:
         started = time.perf_counter()
-        self._send_upstream(payload)
+        assert self.to_upstream is not None
+        self.to_upstream.sink.write(p.frame(payload, 0)[0])  # the upstream transport
         after = None
         if "use" in decision.kinds or decision.invalidates_catalog:
             after = functools.partial(self._query_done, sql, decision)

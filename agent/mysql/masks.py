@@ -7,7 +7,7 @@ Computed once per shape and decision, then served from the cache without awaitin
 from __future__ import annotations
 
 from agent.mysql.results import Shape
-from agent.mysql.rows import REDACT, ColumnDef, Mask
+from agent.mysql.rows import REDACT, ColumnDef, Mask, native_mask_rows, native_row_mask
 from agent.mysql.state import SessionState
 from agent.verdicts import DENY, HOLD, MASK, Decision
 
@@ -15,7 +15,11 @@ from agent.verdicts import DENY, HOLD, MASK, Decision
 class ResultMasks(SessionState):
     def cached_shape(self, decision: Decision, definitions: list[bytes]) -> Shape | None:
         """The masks and types of a result shape seen before under this decision."""
-        cached = self._masks.get((id(decision), b"\x00".join(definitions)))
+        return self.cached_shape_of(decision, b"\x00".join(definitions))
+
+    def cached_shape_of(self, decision: Decision, key: bytes) -> Shape | None:
+        """``cached_shape`` by the definitions joined with b"\\x00"."""
+        cached = self._masks.get((id(decision), key))
         if cached is not None and cached[0] is decision:
             return cached[1]
         return None
@@ -28,10 +32,13 @@ class ResultMasks(SessionState):
             await self._column_mask(decision, position, c) for position, c in enumerate(columns)
         ]
         found = masks if any(m is not None for m in masks) else None
+        native = None
+        if found is not None and native_mask_rows is not None and self.agent.config.native:
+            native = native_row_mask(found, types)
         if len(self._masks) > 1000:
             self._masks.clear()
-        self._masks[key] = (decision, (found, types))
-        return found, types
+        shape = self._masks[key] = (decision, (found, types, native))
+        return shape[1]
 
     async def _column_mask(
         self, decision: Decision, position: int, column: ColumnDef

@@ -143,7 +143,8 @@ class PacketBuffer:
             if length < MAX_PACKET:
                 break
             head = end
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def feed_eof(self) -> None:
         self.eof = True

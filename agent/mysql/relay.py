@@ -27,10 +27,15 @@ class PacketRelay(RelayCore):
         packets: PacketBuffer,
         drive: Callable[[], None],
         done: asyncio.Future[BaseException | None],
+        *,
+        drive_when_empty: bool = True,
     ) -> None:
         super().__init__(source, sink, packets, done)
         self.packets = packets
         self.drive = drive
+        # False: ``drive`` only takes packets (the client's commands), so ``resume`` skips
+        # it when none is buffered.  The answers' drive may have a header to send.
+        self.drive_when_empty = drive_when_empty
 
     def backlog(self) -> int:
         return self.packets.size()
@@ -64,11 +69,12 @@ class PacketRelay(RelayCore):
     def resume(self) -> None:
         """Go on with the buffered packets (the wait of ``busy`` is over)."""
         self.busy = False
-        try:
-            self.drive()
-        except BaseException as exc:
-            self.finish(exc)
-            return
+        if self.drive_when_empty or self.packets.size():
+            try:
+                self.drive()
+            except BaseException as exc:
+                self.finish(exc)
+                return
         if not self.busy and self.eof:
             self.finish()
         self._update_reading()

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from agent.mysql import packets as p
-from agent.mysql.rows import Mask, mask_binary_row, mask_text_row
+from agent.mysql.rows import (
+    Mask,
+    NativeMask,
+    mask_binary_row,
+    mask_text_row,
+    native_mask_rows,
+    native_scan_result,
+)
 from agent.mysql.state import OpenCursor, Prepared
 from agent.verdicts import Decision
 
@@ -32,7 +39,8 @@ _WITHHELD = (
     "restricted for you and the message may quote their values"
 )
 FIRST, HEADER, ROWS = 0, 1, 2
-Shape = tuple[list[Mask | None] | None, list[int]]  # (masks or None: none masked, types)
+# (masks or None: none masked, types, the masks for the native path or None: not used)
+Shape = tuple[list[Mask | None] | None, list[int], NativeMask | None]
 
 
 class AnswerSession(Protocol):
@@ -40,12 +48,15 @@ class AnswerSession(Protocol):
 
     agent: MySqlAgent
     client: asyncio.Transport
+    native_results: bool  # whole results relayed by the native path (when built and on)
     to_client: PacketRelay
     reply_seq: int
 
     def results_done(self, succeeded: bool, after: Callable[[bool], None] | None) -> None: ...
 
     def cached_shape(self, decision: Decision, definitions: list[bytes]) -> Shape | None: ...
+
+    def cached_shape_of(self, decision: Decision, key: bytes) -> Shape | None: ...
 
     async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape: ...
 
@@ -71,6 +82,32 @@ def withheld(error: bytes, decision: Decision) -> bytes:
 
 
 class Results:
+    __slots__ = (
+        "after",
+        "binary",
+        "count",
+        "decision",
+        "header",
+        "header_at",
+        "index",
+        "masks",
+        "native",
+        "out",
+        "pending",
+        "prepared",
+        "rows",
+        "rows_only",
+        "sent_bytes",
+        "seq",
+        "session",
+        "shape",
+        "started",
+        "state",
+        "succeeded",
+        "types",
+        "whole",
+    )
+
     def __init__(
         self,
         session: AnswerSession,
@@ -99,9 +136,11 @@ class Results:
         self.shape: Shape | None = None
         self.masks: list[Mask | None] | None = None
         self.types: list[int] = []
+        self.native: NativeMask | None = None
         self.rows = self.sent_bytes = 0
         self.out: list[bytes] = []
         self.pending = 0
+        self.whole = session.native_results and not binary  # try _whole_result
         if rows_only:
             assert prepared is not None
             self.state, self.masks, self.types = ROWS, prepared.masks, prepared.types
@@ -128,6 +167,12 @@ class Results:
                 if self.state == ROWS:
                     return False
             elif self.state == FIRST:
+                if self.whole:
+                    whole = self._whole_result(packets)
+                    if whole is not None:
+                        if whole:
+                            return True
+                        continue
                 self.header_at = (packets.buffer, packets.pos)
                 first = packets.take()
                 if first is None:
@@ -146,6 +191,50 @@ class Results:
                 return True
             elif self.state == HEADER:
                 return False
+
+    def _whole_result(self, packets: p.PacketBuffer) -> bool | None:
+        """A text result set buffered whole and numbered as the client's, its masks cached:
+        relayed at once (its rows masked by the native path), True when it ends the answer;
+        None: read it packet by packet."""
+        assert native_scan_result is not None
+        buffer, pos, seq = packets.buffer, packets.pos, self.seq
+        scanned = native_scan_result(buffer, pos, seq)
+        if scanned is None or not scanned[5]:
+            return None
+        key, header_end, rows_end, rows, end, _ = scanned
+        shape = self.session.cached_shape_of(self.decision, key)
+        if shape is None:
+            return None
+        sent = rows_end - header_end - 4 * rows
+        seq += buffer[pos + 4] + 2 + rows  # column count, definitions, EOF, rows
+        # An EOF numbered as the client's goes out as it came, with the rows before it.
+        eof = buffer[rows_end + 4] == 0xFE and buffer[rows_end + 3] == seq & 0xFF
+        eof = eof and end - rows_end >= 9  # with its status flags
+        out = self.out
+        if shape[0] is None:
+            out.append(buffer[pos : end if eof else rows_end])
+        elif shape[2] is None or native_mask_rows is None:
+            return None
+        else:
+            masking_key = self.session.agent.config.masking_key
+            masked, after, _, _, sent = native_mask_rows(
+                buffer, header_end, seq - rows, shape[2], masking_key
+            )
+            if after != rows_end:  # a row the native path leaves to Python
+                return None
+            out.append(buffer[pos:header_end])
+            if masked is not None:
+                out.append(masked)
+            if eof:
+                out.append(buffer[rows_end:end])
+        self.masks, self.types, self.native = shape
+        packets.pos, packets.seq = end, buffer[rows_end + 3]
+        self.rows, self.sent_bytes = rows, sent
+        if not eof:
+            self.seq = seq
+            return self._result_end(buffer[rows_end + 4 : end], rows)
+        self.seq = seq + 1
+        return self._ended(False, buffer[rows_end + 7] | buffer[rows_end + 8] << 8, rows)
 
     def _ok_or_error(self, first: bytes) -> bool:
         """A result without rows; True when it ends the answer."""
@@ -166,9 +255,9 @@ class Results:
             if shape is None:  # a new result shape: its masks need the catalog
                 self.session.to_client.run_slow(self._load_shape())
                 return False
-        self.masks, self.types = shape
+        self.masks, self.types, self.native = shape
         if self.prepared is not None:
-            self.prepared.masks, self.prepared.types = shape
+            self.prepared.masks, self.prepared.types = shape[0], shape[1]
         buffer, start = self.header_at
         if (
             packets.buffer is buffer
@@ -201,6 +290,7 @@ class Results:
         key = self.session.agent.config.masking_key
         mask_row = mask_binary_row if self.binary else mask_text_row
         out = self.out
+        native = None if self.binary else self.native
         while True:
             if masks is None:  # unmasked rows numbered as the client's go out as they came
                 verbatim, count = packets.verbatim_rows(self.seq)
@@ -210,6 +300,15 @@ class Results:
                     self.sent_bytes += len(verbatim) - 4 * count  # whole packets, one per row
                     self.rows += count
                     self.seq += count
+            elif native is not None and native_mask_rows is not None:  # a run at once, in C
+                masked, packets.pos, count, self.seq, sent = native_mask_rows(
+                    packets.buffer, packets.pos, self.seq, native, key
+                )
+                if masked is not None:
+                    out.append(masked)
+                    self.pending += len(masked)
+                    self.sent_bytes += sent
+                    self.rows += count
             row = packets.take()
             if row is None:
                 return False
@@ -244,14 +343,19 @@ class Results:
             last = withheld(last, self.decision)
         data, self.seq = p.frame(last, self.seq)
         self.out.append(data)
+        return self._ended(error, 0 if error else p.status_of(last), rows)
+
+    def _ended(self, error: bool, status: int, rows: int | None) -> bool:
+        """A result ended (its last packet sent, with server ``status`` flags): audited;
+        True when it ends the answer."""
         self.succeeded = not error
         if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows
-            self._fetched(error or bool(p.status_of(last) & SERVER_STATUS_LAST_ROW_SENT), error)
+            self._fetched(error or bool(status & SERVER_STATUS_LAST_ROW_SENT), error)
             return True
         self.session.audit_done(
             self.decision, self.index, rows, self.started, error, self.sent_bytes
         )
-        if error or not p.status_of(last) & p.SERVER_MORE_RESULTS_EXISTS:
+        if error or not status & p.SERVER_MORE_RESULTS_EXISTS:
             return True
         self.index += 1
         self.sent_bytes = 0

@@ -7,10 +7,35 @@ starts and ends.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agent.masking import mask_text, year
 from agent.mysql.packets import lenenc_str, read_lenenc_int, read_lenenc_str
+
+
+def _native(name: str) -> Any:
+    """A function of the extension, or None when it is not built (or built before it had
+    that function): then packets are read and rows masked in Python."""
+    try:
+        module = importlib.import_module("agent.postgres._fastpath")
+    except ImportError:
+        return None
+    return getattr(module, name, None)
+
+
+# The native data path for text results (agent/postgres/fastpath/mysql.c): a result set
+# buffered whole scanned, and a run of rows masked and framed, in one call each.
+native_mask_rows: Callable[..., tuple[bytes | None, int, int, int, int]] | None = _native(
+    "mysql_mask_rows"
+)
+native_scan_result: Callable[..., tuple[bytes, int, int, int, int, bool] | None] | None = _native(
+    "mysql_scan_result"
+)
+
+NativeMask = list[tuple[int, tuple[str, int | None, int, bool]]]
 
 # Field types (protocol documentation: "Column Types").
 TEXT_TYPES = frozenset({15, 245, 247, 248, 249, 250, 251, 252, 253, 254})
@@ -62,6 +87,19 @@ def mask_value(mask: Mask, column_type: int, text: bytes, key: bytes) -> bytes |
         truncated = year(value)
         return None if truncated is None else truncated.encode()
     return None
+
+
+def native_row_mask(masks: list[Mask | None], types: list[int]) -> NativeMask:
+    """``masks`` as the native path takes them (``mask_text_row`` is the reference): the
+    masked columns, each with its method, or "null" where the method's output would not be
+    a value of the column's type (the type field 0 lets every method run)."""
+    native: NativeMask = []
+    for index, (mask, column_type) in enumerate(zip(masks, types, strict=True)):
+        if mask is None:
+            continue
+        fits = column_type in TEXT_TYPES or (mask.method == "year" and column_type in DATE_TYPES)
+        native.append((index, (mask.method if fits else "null", mask.param, 0, False)))
+    return native
 
 
 def mask_text_row(payload: bytes, masks: list[Mask | None], types: list[int], key: bytes) -> bytes:

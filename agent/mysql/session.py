@@ -51,7 +51,9 @@ class MySqlSession(Login, Commands):
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         client = self.client = cast(asyncio.Transport, self.writer.transport)
         upstream = cast(asyncio.Transport, self.upstream.writer.transport)
-        self.to_upstream = PacketRelay(client, upstream, self.commands, self._next_commands, done)
+        self.to_upstream = PacketRelay(
+            client, upstream, self.commands, self._next_commands, done, drive_when_empty=False
+        )
         self.to_client = PacketRelay(
             upstream, client, self.upstream_packets, self._next_results, done
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from agent.mysql import packets as p
 from agent.mysql.auth import UpstreamLink
 from agent.mysql.relay import PacketRelay
-from agent.mysql.rows import Mask
+from agent.mysql.rows import Mask, native_scan_result
 from agent.verdicts import Decision, Identity
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class SessionState:
         self.to_client: PacketRelay = cast(PacketRelay, None)
         self.client: asyncio.Transport = cast(asyncio.Transport, None)
         self.results: Results | None = None
+        self.native_results = agent.config.native and native_scan_result is not None
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
         self.reply_seq = 1

@@ -184,3 +184,28 @@ def test_journal_record_refuses_what_is_not_a_record() -> None:
         _fastpath.journal_record("p", 0, ("not", "a list"))
     with pytest.raises(ValueError):  # what marshal.dumps refuses, this refuses
         _fastpath.journal_record("p", 0, [(object(),)])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_catch_up_writes_the_same_file_with_and_without_the_native_append(
+    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent import journal as journal_module
+
+    assert journal_module._native_append is not None, "build the extension"
+    files = []
+    for native in (True, False):
+        if not native:
+            monkeypatch.setattr(journal_module, "_native_append", None)
+        rng = random.Random(seed)
+        queued: list[Any] = []
+        path = tmp_path / f"native-{native}.journal"
+        journal = journal_module.AuditJournal(path, queued, "3f9a0c12", 17)
+        for _ in range(30):
+            queued.extend(_event(rng) for _ in range(rng.randrange(3)))
+            journal.catch_up()
+            assert journal.state[MARK] == len(queued)
+        files.append(path.read_bytes())
+        assert sum(len(events) for _, _, events in _records(path)) == len(queued) > 0
+        os.close(journal.state[FD])
+    assert files[0] == files[1]

@@ -119,8 +119,17 @@ int mask_data_row_into(Buffer *out, CompiledMask *compiled, const unsigned char 
                        Py_ssize_t len, PyObject *key);
 int hmac_prepare(PyObject *key);
 int mask_cell_into(Buffer *out, const CellMask *cell, const unsigned char *raw, Py_ssize_t len);
+/* How a masked value's length goes before it: a DataRow cell's, or a MySQL text row's. */
+typedef enum { LENGTH_BE32, LENGTH_LENENC } LengthStyle;
+int mask_value_into(Buffer *out, const CellMask *cell, const unsigned char *raw, Py_ssize_t len,
+                    LengthStyle style);
 PyObject *module_mask_row(PyObject *module, PyObject *args);
 PyObject *module_mask_rows(PyObject *module, PyObject *args);
+
+/* ------------------------------------------------------------------ MySQL text rows (mysql.c) */
+
+PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args);
+PyObject *module_mysql_scan_result(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ COPY rows (copy.c) */
 
@@ -139,6 +148,7 @@ typedef struct {
 } JournalRecord;
 
 void journal_record_free(JournalRecord *record);
+PyObject *module_journal_append(PyObject *module, PyObject *args);
 PyObject *module_journal_record(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ round trips */

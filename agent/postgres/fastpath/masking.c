@@ -259,9 +259,47 @@ static Py_ssize_t year_shape(const unsigned char *raw, Py_ssize_t len, Py_ssize_
     return d + 6 + (*with_time ? 9 : 0);
 }
 
-/* Write one ASCII value's mask (its 4-byte length, then the text) at the buffer's end. */
+/* ------------------------------------------------------------------ length prefixes
+ * A masked value goes out after its length: a DataRow's 4-byte big-endian length (-1:
+ * NULL), or a MySQL text row's length-encoded integer (0xfb: NULL). */
+
+static int length_size(LengthStyle style, Py_ssize_t len) {
+    if (style == LENGTH_BE32) return 4;
+    return len < 251 ? 1 : len < (1 << 16) ? 3 : len < (1 << 24) ? 4 : 9;
+}
+
+static void put_length(char *at, LengthStyle style, Py_ssize_t len) {
+    if (style == LENGTH_BE32) {
+        put_be32(at, (int32_t)len);
+        return;
+    }
+    int size = length_size(style, len);
+    if (size == 1) {
+        at[0] = (char)len;
+        return;
+    }
+    at[0] = (char)(size == 3 ? 0xfc : size == 4 ? 0xfd : 0xfe);
+    for (int i = 1; i < size; i++) at[i] = (char)((uint64_t)len >> (8 * (i - 1)));
+}
+
+static int add_null(Buffer *out, LengthStyle style) {
+    return style == LENGTH_BE32 ? buffer_add(out, "\xff\xff\xff\xff", 4) : buffer_add(out, "\xfb", 1);
+}
+
+/* Room for a value of ``len`` bytes after its length, which is written: where the value
+ * goes (the buffer's len is not advanced). */
+static char *room_after_length(Buffer *out, LengthStyle style, Py_ssize_t len) {
+    int size = length_size(style, len);
+    char *room = buffer_room(out, size + len);
+    if (room == NULL) return NULL;
+    put_length(room, style, len);
+    out->len += size;
+    return room + size;
+}
+
+/* Write one ASCII value's mask (its length, then the text) at the buffer's end. */
 static int mask_ascii_into(Buffer *out, const CellMask *cell, const unsigned char *raw,
-                           Py_ssize_t len) {
+                           Py_ssize_t len, LengthStyle style) {
     Py_ssize_t result_len = len, at = -1, digits = 0;
     int with_time = 0;
     long n = cell->has_param ? cell->param : 4;
@@ -281,11 +319,9 @@ static int mask_ascii_into(Buffer *out, const CellMask *cell, const unsigned cha
         result_len = HASH_TOKEN_LEN;
         break;
     }
-    if (result_len < 0) return buffer_add(out, "\xff\xff\xff\xff", 4);
-    char *o = buffer_room(out, 4 + result_len);
+    if (result_len < 0) return add_null(out, style);
+    char *o = room_after_length(out, style, result_len);
     if (o == NULL) return -1;
-    put_be32(o, (int32_t)result_len);
-    o += 4;
     switch (cell->code) {
     case M_LAST_N: {
         long floor = n < 0 ? 0 : n;
@@ -323,7 +359,7 @@ static int mask_ascii_into(Buffer *out, const CellMask *cell, const unsigned cha
         hash_token((const char *)raw, len, o);
         break;
     }
-    out->len += 4 + result_len;
+    out->len += result_len;
     return 0;
 }
 
@@ -437,28 +473,43 @@ static PyObject *mask_unicode(int code, const char *raw, Py_ssize_t raw_len, lon
     return result;
 }
 
-/* One masked cell (its length, -1 for NULL, then its text) at the buffer's end. */
-int mask_cell_into(Buffer *out, const CellMask *cell, const unsigned char *raw,
-                          Py_ssize_t len) {
-    if (cell->code == -1 || cell->code == M_NULL) return buffer_add(out, "\xff\xff\xff\xff", 4);
-    if (cell->code == M_REDACT) return buffer_add(out, "\0\0\0\4****", 8);
-    if (is_ascii(raw, len)) return mask_ascii_into(out, cell, raw, len);
+/* One masked cell (its length in ``style``, or NULL, then its text) at the buffer's end. */
+int mask_value_into(Buffer *out, const CellMask *cell, const unsigned char *raw,
+                    Py_ssize_t len, LengthStyle style) {
+    if (cell->code == -1 || cell->code == M_NULL) return add_null(out, style);
+    if (cell->code == M_REDACT) {
+        char *o = room_after_length(out, style, 4);
+        if (o == NULL) return -1;
+        memcpy(o, "****", 4);
+        out->len += 4;
+        return 0;
+    }
+    if (is_ascii(raw, len)) return mask_ascii_into(out, cell, raw, len, style);
     PyObject *masked = mask_unicode(cell->code, (const char *)raw, len, cell->param, cell->has_param);
     if (masked == NULL) return -1;
     int failed;
     if (masked == Py_None) {
-        failed = buffer_add(out, "\xff\xff\xff\xff", 4);
-    } else if (PyBytes_GET_SIZE(masked) > INT32_MAX - 64) {
+        failed = add_null(out, style);
+    } else if (style == LENGTH_BE32 && PyBytes_GET_SIZE(masked) > INT32_MAX - 64) {
         PyErr_SetString(PyExc_ValueError, "a masked value does not fit in a DataRow");
         failed = -1;
     } else {
-        char length[4];
-        put_be32(length, (int32_t)PyBytes_GET_SIZE(masked));
-        failed = buffer_add(out, length, 4) < 0 ||
-                 buffer_add(out, PyBytes_AS_STRING(masked), PyBytes_GET_SIZE(masked)) < 0;
+        Py_ssize_t size = PyBytes_GET_SIZE(masked);
+        char *o = room_after_length(out, style, size);
+        failed = o == NULL;
+        if (!failed) {
+            memcpy(o, PyBytes_AS_STRING(masked), (size_t)size);
+            out->len += size;
+        }
     }
     Py_DECREF(masked);
     return failed ? -1 : 0;
+}
+
+/* One masked DataRow cell (its 4-byte length, -1 for NULL, then its text). */
+int mask_cell_into(Buffer *out, const CellMask *cell, const unsigned char *raw,
+                          Py_ssize_t len) {
+    return mask_value_into(out, cell, raw, len, LENGTH_BE32);
 }
 
 /* ------------------------------------------------------------------ rows */

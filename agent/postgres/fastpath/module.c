@@ -10,8 +10,17 @@ static PyMethodDef module_methods[] = {
      "mask_rows(data, pos, row_mask, key) -> (masked run of DataRows or None, end)."},
     {"mask_copy_rows", module_mask_copy_rows, METH_VARARGS,
      "mask_copy_rows(data, pos, row_mask, format, key) -> (masked run of CopyData, end)."},
+    {"mysql_mask_rows", module_mysql_mask_rows, METH_VARARGS,
+     "mysql_mask_rows(data, pos, seq, row_mask, key) -> (masked packets or None, end, rows, "
+     "seq, payload bytes) of a run of MySQL text rows."},
+    {"mysql_scan_result", module_mysql_scan_result, METH_VARARGS,
+     "mysql_scan_result(data, pos, seq) -> None or (definitions, header_end, rows_end, rows, "
+     "end, numbered) of a MySQL result set buffered whole."},
     {"encode_events", encode_events, METH_VARARGS,
      "encode_events(queued, first_seq) -> (fragments, events JSON) for an audit batch."},
+    {"journal_append", module_journal_append, METH_VARARGS,
+     "journal_append(state, queued, id_prefix) -> whether queued[mark:] went to the open "
+     "journal file as one record (AuditJournal.catch_up)."},
     {"journal_record", module_journal_record, METH_VARARGS,
      "journal_record(id_prefix, first_seq, events) -> an audit journal record's bytes."},
     {NULL, NULL, 0, NULL},
