@@ -1,4 +1,4 @@
-"""Builds the agent's native data path (agent/postgres/fastpath/) in place:
+"""Builds the agent's native data path (agent/fastpath/) in place:
 
     .venv/bin/python setup.py -q build_ext --inplace
 

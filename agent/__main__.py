@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         "--native",
         "WARDEN_AGENT_NATIVE",
         "the native data path for round trips with cached decisions "
-        "(agent/postgres/fastpath/, built by scripts/bootstrap.sh); off: the pure-Python path "
+        "(agent/fastpath/, built by scripts/bootstrap.sh); off: the pure-Python path "
         "only (default on)",
     )
     _switch(

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.controlplane import ControlPlaneClient, ControlPlaneUnavailable
+from agent.extension import native_function
 
 if TYPE_CHECKING:
     from agent.journal import AuditJournal
@@ -60,12 +61,9 @@ def _new_id_prefix() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-"
 
 
-# The same encoding in C (agent/postgres/fastpath/events.c): about a tenth of the cost per
+# The same encoding in C (agent/fastpath/events.c): about a tenth of the cost per
 # event.
-try:
-    from agent.postgres._fastpath import encode_events as _encode_events
-except ImportError:  # pragma: no cover - exercised where the extension is not built
-    _encode_events = None
+_encode_events = native_function("encode_events")
 
 
 def encode_batch(id_prefix: str, first_seq: int, queued: list[QueuedEvent]) -> str:

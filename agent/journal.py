@@ -11,7 +11,7 @@ loses whatever was in memory.  With it:
   (``journal_append``) when the extension is built.  The native path does what it does once
   per upstream chunk that completed statements, before that chunk is written to the client
   (the bridge's ``audit_journal``), in C: the same record, byte for byte, with one
-  ``write`` and no Python frame (agent/postgres/fastpath/journal.c; calling ``catch_up``
+  ``write`` and no Python frame (agent/fastpath/journal.c; calling ``catch_up``
   per chunk cost more than the rest of a native round trip).  A record is
   ``(id_prefix, first_seq, events)`` in ``marshal``
   (a third of a microsecond for one event, a third of the cost of a JSON batch: this runs
@@ -48,14 +48,12 @@ from pathlib import Path
 from typing import Any
 
 from agent.audit import BATCH_SIZE, QueuedEvent, encode_batch
+from agent.extension import native_function
 
 log = logging.getLogger("agent.journal")
 
-# catch_up's record and write in C (agent/postgres/fastpath/journal.c), when it is built.
-try:
-    from agent.postgres._fastpath import journal_append as _native_append
-except ImportError:
-    _native_append = None
+# catch_up's record and write in C (agent/fastpath/journal.c), when it is built.
+_native_append = native_function("journal_append")
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 # Version 2: no back-references (version 3+ hashes every object it writes to find them),
@@ -81,7 +79,7 @@ class AuditJournal:
         self.id_prefix = id_prefix
         # The open file (-1: none), mark and first_seq, in an array the native path holds as
         # a buffer: it reads them and advances mark itself, without a Python attribute lookup
-        # (agent/postgres/fastpath/journal.c), and calls ``catch_up`` while there is no file.
+        # (agent/fastpath/journal.c), and calls ``catch_up`` while there is no file.
         self.state = array("q", [-1, 0, first_seq])
 
     def catch_up(self) -> None:

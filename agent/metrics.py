@@ -19,7 +19,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.
 DECISIONS = ("allow", "mask", "deny", "hold")
 
 
-# The native data path's counters (agent/postgres/fastpath/roundtrip.c writes them through
+# The native data path's counters (agent/fastpath/roundtrip.c writes them through
 # the buffer protocol, so a statement costs it a few increments, no Python object): one slot
 # per decision in DECISIONS order, one per latency bucket (+Inf last), then these two.
 NATIVE_BUCKETS = len(DECISIONS)
@@ -73,7 +73,7 @@ class StatementStats:
 
     @property
     def native_statements(self) -> int:
-        """Statements finished by the native data path (agent/postgres/fastpath/; they are
+        """Statements finished by the native data path (agent/fastpath/; they are
         in the figures above too)."""
         return self.native[NATIVE_STATEMENTS]
 

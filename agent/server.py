@@ -66,7 +66,7 @@ class AgentConfig:
     # While the control plane is unreachable, a token verified within this many seconds
     # is still accepted, so an outage does not lock everybody out at once.
     auth_stale_seconds: float = 3600.0
-    # Use the native data path (agent/postgres/fastpath/) when it is built.
+    # Use the native data path (agent/fastpath/) when it is built.
     native: bool = True
     # The clients' protocol: "postgresql" or "mysql" (agent.mysql).
     protocol: str = "postgresql"

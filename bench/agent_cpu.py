@@ -7,7 +7,7 @@ spends per transaction shows up in TPS, but TPS itself swings ±15 % between run
 drives one real Session's two relays (policy decisions, masking, audit queueing, metrics)
 with the exact messages of pgbench -S in simple and extended mode, and of a query that
 returns a masked column, through fake transports, and prints µs per transaction: with the
-native data path (agent/postgres/fastpath/; "native share" is the part of the round trips it
+native data path (agent/fastpath/; "native share" is the part of the round trips it
 handled), with the pure-Python path, and for a bare byte relay of the same bytes, all in the
 same process.  Audit batch encoding (done at
 flush time) is included; the HTTP post of the batch is not.  Needs PostgreSQL on
@@ -197,7 +197,7 @@ def new_session(agent: PostgresAgent, native: bool) -> tuple[Relay, Relay]:
         native=native,
     )
     if native:
-        assert relays[0].session.fast is not None, "agent/postgres/fastpath/ is not built"
+        assert relays[0].session.fast is not None, "agent/fastpath/ is not built"
     return relays
 
 

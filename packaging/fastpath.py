@@ -4,7 +4,7 @@ the checkout's ``setup.py build_ext --inplace`` and the warden-agent wheel
 
 from setuptools import Extension
 
-FASTPATH = "agent/postgres/fastpath"
+FASTPATH = "agent/fastpath"
 
 
 def fastpath_extension(*, optional: bool) -> Extension:
@@ -21,7 +21,7 @@ def fastpath_extension(*, optional: bool) -> Extension:
         "mysql",
     ]
     return Extension(
-        "agent.postgres._fastpath",
+        "agent._fastpath",
         [f"{FASTPATH}/{name}.c" for name in sources],
         depends=[f"{FASTPATH}/fastpath.h"],
         libraries=["crypto"],  # OpenSSL's SHA-256 for the hash mask (HMAC)

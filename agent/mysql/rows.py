@@ -7,32 +7,20 @@ starts and ends.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from agent.extension import native_function
 from agent.masking import mask_text, year
 from agent.mysql.packets import lenenc_str, read_lenenc_int, read_lenenc_str
 
-
-def _native(name: str) -> Any:
-    """A function of the extension, or None when it is not built (or built before it had
-    that function): then packets are read and rows masked in Python."""
-    try:
-        module = importlib.import_module("agent.postgres._fastpath")
-    except ImportError:
-        return None
-    return getattr(module, name, None)
-
-
-# The native data path for text results (agent/postgres/fastpath/mysql.c): a result set
+# The native data path for text results (agent/fastpath/mysql.c): a result set
 # buffered whole scanned, and a run of rows masked and framed, in one call each.
-native_mask_rows: Callable[..., tuple[bytes | None, int, int, int, int]] | None = _native(
+native_mask_rows: Callable[..., tuple[bytes | None, int, int, int, int]] | None = native_function(
     "mysql_mask_rows"
 )
-native_scan_result: Callable[..., tuple[bytes, int, int, int, int, bool] | None] | None = _native(
-    "mysql_scan_result"
+native_scan_result: Callable[..., tuple[bytes, int, int, int, int, bool] | None] | None = (
+    native_function("mysql_scan_result")
 )
 
 NativeMask = list[tuple[int, tuple[str, int | None, int, bool]]]

@@ -1,22 +1,22 @@
-"""The native data path (agent/postgres/fastpath/, the extension ``_fastpath``): round trips
+"""The native data path (agent/fastpath/, the extension ``_fastpath``): round trips
 whose decisions are all cached run in C, from tickets this module registers; anything else
 is handed back to the Python handlers with the state they would hold at that point.
 
 This module owns everything the extension may touch: ``Bridge`` is the one object the C
 code reads Python state from, ``QueryTicket`` and ``ParseTicket`` are what it replays, and
-``ABI_VERSION`` is checked against the extension's before it is used (a mismatch logs and
-keeps the pure-Python path; it never runs a different contract).
+``agent.extension.ABI_VERSION`` names that contract (the extension is loaded there, for
+every protocol, only when built for it).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from types import ModuleType
 from typing import NamedTuple
 
 from agent import masking
 from agent.audit import BATCH_SIZE
+from agent.extension import ABI_VERSION, extension
 from agent.metrics import (
     DECISIONS,
     LATENCY_BUCKETS,
@@ -33,37 +33,10 @@ from agent.verdicts import MASK, Decision
 
 log = logging.getLogger("agent.native")
 
-# The contract below (Bridge's fields, the tickets' shapes, the hand-back calls); the
-# extension's FASTPATH_ABI_VERSION (fastpath/fastpath.h) must be the same number.
-ABI_VERSION = 6
 _MAX_TICKETS = 1000
 
 
-def load_extension(expected: int = ABI_VERSION) -> ModuleType | None:
-    """The built extension when it speaks ``expected``, else None (logged when it is built
-    for another version: rebuild it)."""
-    try:
-        from agent.postgres import _fastpath
-    except ImportError:
-        return None
-    built = getattr(_fastpath, "ABI_VERSION", None)
-    if built != expected:
-        log.warning(
-            "the native data path is built for bridge ABI %s but the agent speaks %s; using "
-            "the pure-Python path (rebuild it: python setup.py build_ext --inplace)",
-            built,
-            expected,
-        )
-        return None
-    return _fastpath
-
-
-_fastpath = load_extension()
-
-
-def native_path_available() -> bool:
-    """Whether the native data path extension is built, importable and of this ABI."""
-    return _fastpath is not None
+_fastpath = extension
 
 
 class QueryTicket(NamedTuple):

@@ -13,11 +13,11 @@ import pglast
 from agent import relations, row_limits
 from agent.analysis import DERIVED, OUTPUT, Analysis, ColumnUse
 from agent.decision import PolicyEngine
+from agent.extension import native_path_available
 from agent.postgres import sql as sqlmod
 from agent.postgres import upstream
 from agent.postgres.catalog import Catalog
 from agent.postgres.holds import HOLDS
-from agent.postgres.native import native_path_available
 from agent.postgres.normalize import postgres_normalizer
 from agent.postgres.relay import Relay
 from agent.postgres.scram import tls_server_end_point
@@ -49,7 +49,7 @@ class PostgresAgent(Agent):
         await super().start()
         if self.config.native and not native_path_available():
             log.warning(
-                "the native data path (agent/postgres/fastpath/) is not built; using the "
+                "the native data path (agent/fastpath/) is not built; using the "
                 "pure-Python path. Build it with: python setup.py build_ext --inplace"
             )
 

@@ -16,11 +16,11 @@ import logging
 from typing import Any, cast
 
 from agent import relay_core
+from agent.extension import native_path_available
 from agent.postgres import codec
 from agent.postgres.backend import BackendHandlers
 from agent.postgres.frontend import ClientHandlers
 from agent.postgres.messages import TERMINATE
-from agent.postgres.native import native_path_available
 from agent.postgres.relay import Relay
 from agent.postgres.startup import Startup
 from agent.postgres.state import ClientGone, SessionRefused

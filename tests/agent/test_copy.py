@@ -16,8 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent import masking
-from agent.postgres import _fastpath
+from agent import _fastpath, masking
 from agent.postgres.copy import CopyFormat, _csv_fields, _text_decode, _text_fields, mask_copy_row
 from tests.agent.conftest import MASKING_KEY
 

@@ -1,4 +1,4 @@
-"""The native path's audit journal records (agent/postgres/fastpath/journal.c): the bytes
+"""The native path's audit journal records (agent/fastpath/journal.c): the bytes
 ``AuditJournal.catch_up`` would write (marshal version 2, compared over random events), and
 the journal's guarantee kept on both data paths: every event is in the file before the
 chunk holding its statement's result reaches the client, and a journal that cannot be
@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from agent import _fastpath
 from agent.journal import FD, FIRST_SEQ, MARK, _records
-from agent.postgres import _fastpath, codec
+from agent.postgres import codec
 from agent.testing import MemoryTransport, detached_relays
 from agent.verdicts import Identity
 from tests.agent.test_native_equivalence import (

@@ -1,4 +1,4 @@
-"""The native data path (agent/postgres/fastpath/): it must give exactly what the Python path
+"""The native data path (agent/fastpath/): it must give exactly what the Python path
 gives (rows, masks, audit events, metrics), and hand a round trip back to Python whenever
 something unexpected arrives (an error, a new result shape, a pipelined client)."""
 
@@ -15,17 +15,18 @@ from typing import Any
 import psycopg
 import pytest
 
+from agent import _fastpath
 from agent.audit import encode_batch, encode_batch_python, expand_batch
+from agent.extension import native_path_available
 from agent.metrics import NATIVE_BUCKETS, NATIVE_HANDBACKS, NATIVE_SLOTS, NATIVE_STATEMENTS
-from agent.postgres import _fastpath, codec
-from agent.postgres.native import native_path_available
+from agent.postgres import codec
 from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT, email_grant
 from tests.agent.wire import WireClient, bind, execute, parse, rows
 
 
 def test_the_native_path_is_built() -> None:
     assert native_path_available(), (
-        "agent/postgres/fastpath/ is not built: run scripts/bootstrap.sh "
+        "agent/fastpath/ is not built: run scripts/bootstrap.sh "
         "(or .venv/bin/python setup.py build_ext --inplace)"
     )
 
@@ -279,8 +280,7 @@ def test_native_audit_batches_expand_to_the_python_encoders_events() -> None:
 def test_native_masking_gives_what_masking_py_gives() -> None:
     from types import SimpleNamespace
 
-    from agent import masking
-    from agent.postgres import _fastpath
+    from agent import _fastpath, masking
     from agent.postgres.session import Session
 
     key = b"test-key"
@@ -467,16 +467,16 @@ def test_an_uninitialized_fast_path_raises_instead_of_crashing() -> None:
 def test_an_extension_built_for_another_bridge_abi_is_not_used(caplog: Any) -> None:
     from types import SimpleNamespace
 
-    from agent.postgres import native
+    from agent import extension
 
-    assert native.load_extension() is _fastpath  # this build speaks this agent's ABI
-    assert _fastpath.ABI_VERSION == native.ABI_VERSION
+    assert extension.load_extension() is _fastpath  # this build speaks this agent's ABI
+    assert _fastpath.ABI_VERSION == extension.ABI_VERSION
     with caplog.at_level(logging.WARNING, logger="agent.native"):
-        assert native.load_extension(native.ABI_VERSION + 1) is None
+        assert extension.load_extension(extension.ABI_VERSION + 1) is None
     assert "bridge ABI" in caplog.text and "pure-Python path" in caplog.text
     # The extension checks the bridge too, before reading anything else of it.
     with pytest.raises(RuntimeError, match="bridge ABI"):
-        _fastpath.FastPath(SimpleNamespace(abi_version=native.ABI_VERSION + 1))
+        _fastpath.FastPath(SimpleNamespace(abi_version=extension.ABI_VERSION + 1))
 
 
 def _bridge_stub(**fields: Any) -> Any:

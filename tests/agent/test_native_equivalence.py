@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from agent.bundle import Bundle
+from agent.extension import native_path_available
 from agent.postgres import codec
-from agent.postgres.native import native_path_available
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.relay import Relay
 from agent.server import AgentConfig

@@ -232,7 +232,7 @@ def test_the_core_decides_on_an_analysis_without_any_postgresql_code(make_bundle
     ).stdout
     # The MySQL agent needs nothing from agent/postgres (the core's audit encoder may load
     # the optional C extension, which is not PostgreSQL code).
-    assert mysql.strip() in ("[]", "['agent.postgres', 'agent.postgres._fastpath']"), mysql
+    assert mysql.strip() in ("[]", "['agent.postgres', 'agent._fastpath']"), mysql
     customers = Relation("public", "customers")
     analysis = Analysis(
         [

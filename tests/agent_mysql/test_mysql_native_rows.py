@@ -1,4 +1,4 @@
-"""The native masking of MySQL text rows (agent/postgres/fastpath/mysql.c) against the
+"""The native masking of MySQL text rows (agent/fastpath/mysql.c) against the
 Python reference (``agent.mysql.rows.mask_text_row``, framed by ``packets.frame``): the
 same packets, byte for byte, over many value shapes, methods and column types."""
 

@@ -54,7 +54,7 @@ def test_agent_wheel_holds_the_agent_its_client_and_the_native_path_only(
     names = _wheel_names(wheels.agent)
     packages = {name.split("/")[0] for name in names if "dist-info" not in name}
     assert packages == {"agent", "warden_client"}
-    assert any(n.startswith("agent/postgres/_fastpath.") and n.endswith(".so") for n in names)
+    assert any(n.startswith("agent/_fastpath.") and n.endswith(".so") for n in names)
     metadata = next(n for n in names if n.endswith("dist-info/METADATA"))
     with zipfile.ZipFile(wheels.agent) as archive:
         requires = [
@@ -98,9 +98,7 @@ def test_agent_venv_cannot_import_django_spacy_or_celery(
     for module in ("django", "spacy", "celery"):
         result = agent_venv.python(f"import {module}")
         assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, module
-    native = agent_venv.python(
-        "import agent.postgres._fastpath, agent.version as v; print(v.VERSION)"
-    )
+    native = agent_venv.python("import agent._fastpath, agent.version as v; print(v.VERSION)")
     assert native.returncode == 0 and native.stdout.strip() == VERSION, native.stderr
     figures.append(f"warden-agent install into a clean venv: {agent_venv.seconds:.1f} s")
 

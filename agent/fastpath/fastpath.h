@@ -34,8 +34,8 @@
 #include <time.h>
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
- * ABI_VERSION in agent/postgres/native.py with it. */
-#define FASTPATH_ABI_VERSION 6
+ * ABI_VERSION in agent/extension.py with it. */
+#define FASTPATH_ABI_VERSION 7
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {

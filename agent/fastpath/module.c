@@ -1,4 +1,4 @@
-/* The extension module agent.postgres._fastpath: FastPath (roundtrip.c, client.c,
+/* The extension module agent._fastpath: FastPath (roundtrip.c, client.c,
  * backend.c), mask_row and mask_rows (masking.c), encode_events (events.c) and
  * journal_record (journal.c). */
 #include "fastpath.h"
@@ -28,8 +28,8 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef fastpath_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "agent.postgres._fastpath",
-    .m_doc = "Native data path of the Warden agent (see agent/postgres/fastpath/fastpath.h).",
+    .m_name = "agent._fastpath",
+    .m_doc = "Native data path of the Warden agent (see agent/fastpath/fastpath.h).",
     .m_size = -1,
     .m_methods = module_methods,
 };

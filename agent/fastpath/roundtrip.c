@@ -541,7 +541,7 @@ static PyGetSetDef FastPath_getset[] = {
 };
 
 PyTypeObject FastPathType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agent.postgres._fastpath.FastPath",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agent._fastpath.FastPath",
     .tp_basicsize = sizeof(FastPath),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "FastPath(bridge): the native data path of one session (agent/postgres/native.py).",
