@@ -32,7 +32,7 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
-# The agent's native data path (agent/_fastpath.c); rebuilt only when its source changed.
+# The agent's native data path (agent/fastpath/, module agent._fastpath); rebuilt only when its source changed.
 # Without a C compiler the agent runs its pure-Python path (slower, same behaviour).
 if ! .venv/bin/python setup.py -q build_ext --inplace >/dev/null; then
   echo "warning: the agent's native data path was not built (needs gcc and the Python" \

@@ -156,6 +156,20 @@ def _writes(statement: StatementInfo) -> bool:
     return bool(statement.kind in WRITE_KINDS or statement.written or statement.kind == "execute")
 
 
+# DDL that stores code run later (see analyse's opaque statements).
+STORED_CODE_NODES = (
+    ast.DefineStmt,  # CREATE OPERATOR, AGGREGATE, TYPE, COLLATION, TEXT SEARCH …
+    ast.CreateCastStmt,
+    ast.CreateTrigStmt,
+    ast.CreateEventTrigStmt,
+    ast.CreateDomainStmt,
+    ast.CreateConversionStmt,
+    ast.CreateTransformStmt,
+    ast.CreateOpClassStmt,
+    ast.CreatePLangStmt,
+)
+
+
 class _Analyzer(QueryWalker):
     def __init__(self) -> None:
         self.info = StatementInfo(kind="utility")
@@ -335,7 +349,10 @@ class _Analyzer(QueryWalker):
             return
         elif isinstance(node, ast.DiscardStmt):
             info.deallocates = ""  # DISCARD ALL / PLANS drop every prepared statement
-        elif isinstance(node, ast.CreateFunctionStmt | ast.CallStmt):
+        elif isinstance(node, (ast.CreateFunctionStmt, ast.CallStmt, *STORED_CODE_NODES)):
+            # Code that runs later, on other statements' values: a trigger on a table, an
+            # operator or cast that a comparison or conversion then calls, an aggregate, a
+            # domain's CHECK. What it will see cannot be decided now.
             info.opaque = True
         elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() in PINNED_SETTINGS:
             setting = (node.name or "").lower()
