@@ -33,7 +33,8 @@ STORED_EXPRESSION_PROBES = [
     "ALTER TABLE customers ADD COLUMN probe int "
     "GENERATED ALWAYS AS (1 / (CASE WHEN email < 'zzzz' THEN 1 ELSE 0 END)) STORED",
     "CREATE INDEX probe ON customers ((1 / (CASE WHEN email < 'zzzz' THEN 1 ELSE 0 END)))",
-    "CREATE INDEX probe ON customers (id) WHERE 1 / (CASE WHEN email < 'zzzz' THEN 1 ELSE 0 END) = 1",
+    "CREATE INDEX probe ON customers (id) "
+    "WHERE 1 / (CASE WHEN email < 'zzzz' THEN 1 ELSE 0 END) = 1",
     "CREATE STATISTICS probe ON (email < 'zzzz'), id FROM customers",
     "CREATE POLICY probe ON customers USING (email < 'zzzz')",
 ]
