@@ -108,8 +108,8 @@ def request_approve(
                 "reviewer"
             )
         )
-        quorum = selectors.review_policy_for(access_request.datasource).required_approvals
-        if len(approvals) < quorum:
+        policy = selectors.review_policy_for(access_request.datasource)
+        if len(approvals) < policy.required_approvals:
             record_all(audit)
             notifications.request_notify(access_request.pk, "reviewed")
             return access_request
@@ -134,7 +134,7 @@ def request_approve(
         # The review, the decision and the grant: one append to the audit chain, so its lock
         # is taken once and last, and held only until the commit right after.
         record_all(audit)
-        notifications.request_notify(access_request.pk, "approved")
+        notifications.decision_notify(access_request, "approved", policy)
     return access_request
 
 
@@ -156,7 +156,9 @@ def request_deny(*, actor: User, access_request: AccessRequest, comment: str = "
             )
         )
         record_all(audit)
-        notifications.request_notify(access_request.pk, "denied")
+        notifications.decision_notify(
+            access_request, "denied", selectors.review_policy_for(access_request.datasource)
+        )
     return access_request
 
 
