@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -42,7 +43,7 @@ from approvals.serializers import (
 )
 from config.errors import InvalidInput, NotAllowed, NotFound
 from config.listing import StrictOrderingFilter, query_params
-from governance.agent_api import AgentView, agent_token_serves
+from governance.agent_api import AgentView, agent_token_refusal, agent_token_serves
 from governance.mfa import mfa_check_request
 from governance.models import DataSource, Role
 from governance.permissions import IsAdmin
@@ -378,10 +379,12 @@ class AgentAccessRequestState(AgentView):
     def get(self, request: Request, pk: int) -> Response:
         query_params(request, WaitQuerySerializer)
         # The answer shows the grant (its grantee and datasource by name): one query.
-        access_request = selectors.request_with_grants(pk=pk)
+        access_request = selectors.request_with_grants(pk=pk, agent_token=request.auth)
         if access_request is None:
             raise NotFound("No such access request.")
-        agent_token_serves(request.auth, access_request.datasource)
+        # The permission class checked it is an agent token; the query, that it serves this.
+        if not getattr(access_request, "served", False):
+            raise agent_token_refusal(access_request.datasource)
         # The agent acts on this answer (forward or refuse its held statement), so an overdue
         # request expires now rather than at the next beat.
         services.request_expire_if_due(access_request=access_request)
@@ -427,11 +430,20 @@ class AgentGrantRunUse(AgentView):
 # ------------------------------------------------------------------ long-poll entry points
 
 
-def _pending_until(pk: int) -> Any:
+def _still_pending(response: HttpResponse) -> bool:
+    """The view's answer says: pending, and not yet past its expiry (an answer without
+    ``expires_at`` is the agent's, whose view expires an overdue request itself)."""
+    data = getattr(response, "data", None)
+    if response.status_code != 200 or not data or data.get("state") != "pending":
+        return False
+    expires_at = parse_datetime(str(data.get("expires_at") or ""))
+    return expires_at is None or expires_at > timezone.now()
+
+
+def _undecided(pk: int) -> bool:
+    """A fallback read (no decision was pushed): still pending and not yet due to expire."""
     row = AccessRequest.objects.filter(pk=pk).values_list("state", "expires_at").first()
-    if row is None or row[0] != AccessRequest.State.PENDING:
-        return None
-    return row[1]
+    return row is not None and row[0] == AccessRequest.State.PENDING and row[1] > timezone.now()
 
 
 def _wait_seconds(request: HttpRequest) -> float:
@@ -444,7 +456,7 @@ def _wait_seconds(request: HttpRequest) -> float:
 
 def long_poll(view: Any) -> Any:
     """Wrap a DRF detail view: with ?wait=N, answer once the request is no longer pending.
-    The decision is pushed (approvals.push); the database is read again on each wake-up."""
+    The decision is pushed (approvals.push); the database stays the truth."""
 
     async def entry(request: HttpRequest, pk: int) -> HttpResponse:
         call = sync_to_async(view)
@@ -453,19 +465,21 @@ def long_poll(view: Any) -> Any:
             return await call(request, pk=pk)
         async with push.decision_subscription(pk) as decision:
             response = await call(request, pk=pk)
-            data = getattr(response, "data", None)
-            if response.status_code != 200 or not data or data.get("state") != "pending":
-                return response
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
-            while (remaining := deadline - loop.time()) > 0:
-                await decision.wait(remaining)
+            while _still_pending(response) and (remaining := deadline - loop.time()) > 0:
                 # Same thread as the view calls (per-request thread-sensitive context): one
                 # connection, closed by Django when the request finishes.
-                pending_until = await sync_to_async(_pending_until)(pk)
-                if pending_until is None or pending_until <= timezone.now():
-                    break
-        return await call(request, pk=pk)
+                pushed = await decision.wait(remaining)
+                # No decision was pushed (the fallback read): a cheap query first, the full
+                # answer only once something changed or the wait is over (without a channel
+                # layer every waiter reads this way, every 200 ms).
+                if not pushed and loop.time() < deadline and await sync_to_async(_undecided)(pk):
+                    continue
+                # Pushed: answer at once (the view reads the database, the truth); a woken
+                # held statement does not wait for a state probe first.
+                response = await call(request, pk=pk)
+        return response
 
     wrapped = csrf_exempt(entry)
     # drf-spectacular documents the wrapped DRF view (it looks for these attributes).

@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from approvals import push, selectors
-from approvals.models import AccessRequest, Grant
+from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant
 from config.dispatch import task_send
 
 logger = logging.getLogger(__name__)
@@ -113,9 +113,12 @@ def _enqueue(task: Any, *args: Any) -> None:
     transaction.on_commit(lambda: _safely(task_send, task, *args))
 
 
-def request_notify(request_id: int, event: str) -> None:
+def request_notify(
+    request_id: int, event: str, *, webhook: bool = True, email: bool = True
+) -> None:
     """After commit: wake the decision's waiters, push the row live, then webhook and email
-    (Celery, with retries)."""
+    (Celery, with retries); ``webhook``/``email`` False: the caller knows there is nowhere
+    to send it (``decision_notify``)."""
     # The tasks module imports this one for the payloads, so the tasks are looked up late.
     from approvals.tasks import EXTERNAL_EVENTS, email_send_task, webhook_deliver_task
 
@@ -124,8 +127,25 @@ def request_notify(request_id: int, event: str) -> None:
     transaction.on_commit(lambda: _safely(push.decision_push, request_id, event))
     transaction.on_commit(lambda: _safely(request_broadcast, request_id, event))
     if event in EXTERNAL_EVENTS:
-        _enqueue(webhook_deliver_task, request_id, event)
-        _enqueue(email_send_task, request_id, event)
+        if webhook:
+            _enqueue(webhook_deliver_task, request_id, event)
+        if email:
+            _enqueue(email_send_task, request_id, event)
+
+
+def decision_notify(
+    access_request: AccessRequest, event: str, policy: DatasourceReviewPolicy
+) -> None:
+    """``request_notify`` for a decision, from the deciding transaction, which has the
+    request (with its requester) and its review policy in hand: the webhook and email tasks
+    are queued only when they have somewhere to go. Each is a broker message and a worker's
+    queries for nothing otherwise; the tasks still check again when they run."""
+    request_notify(
+        access_request.pk,
+        event,
+        webhook=bool(policy.webhook_url),
+        email=bool(email_recipients(access_request, event, policy=policy)),
+    )
 
 
 def grant_warning_notify(grant_id: int) -> None:
@@ -182,10 +202,12 @@ def webhook_payload(access_request: AccessRequest, event: str, slack: bool) -> d
     }
 
 
-def email_recipients(access_request: AccessRequest, event: str) -> list[str]:
+def email_recipients(
+    access_request: AccessRequest, event: str, *, policy: DatasourceReviewPolicy | None = None
+) -> list[str]:
     """New requests go to the reviewers (and auditors for break-glass), decisions to the
     requester; the policy's extra addresses get both."""
-    policy = selectors.review_policy_for(access_request.datasource)
+    policy = policy or selectors.review_policy_for(access_request.datasource)
     emails = set(policy.notify_emails or [])
     if event == "created":
         emails.update(u.email for u in selectors.reviewers_of(access_request.datasource))

@@ -48,7 +48,7 @@ def decision_push(request_id: int, event: str) -> None:
 
 
 class DecisionWaiter:
-    """One waiter's subscription; ``wait`` returns early when a decision arrives."""
+    """One waiter's subscription; ``wait`` returns early, and True, when a decision arrives."""
 
     def __init__(self, layer: Any, channel: str | None) -> None:
         self.layer = layer
@@ -59,19 +59,20 @@ class DecisionWaiter:
             else FALLBACK_POLL_SECONDS
         )
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float) -> bool:
         if self.channel is None:
             await asyncio.sleep(min(timeout, UNAVAILABLE_POLL_SECONDS))
-            return
+            return False
         try:
-            await asyncio.wait_for(
-                self.layer.receive(self.channel), min(timeout, FALLBACK_POLL_SECONDS)
-            )
+            # self.fallback: the in-memory layer never wakes this waiter (see above).
+            await asyncio.wait_for(self.layer.receive(self.channel), min(timeout, self.fallback))
         except TimeoutError:
-            pass
+            return False
         except Exception:
             logger.exception("approvals: channel layer receive failed; polling instead")
             self.channel = None
+            return False
+        return True
 
 
 @contextlib.asynccontextmanager

@@ -6,12 +6,23 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from approvals.models import AccessRequest, DatasourceReviewPolicy, Grant, Review
-from governance.models import DataSource, Role, User
+from governance.models import AccessToken, DataSource, Role, User
 
 
 def review_policy_for(datasource: DataSource) -> DatasourceReviewPolicy:
@@ -170,15 +181,30 @@ def request_row(*, pk: int) -> AccessRequest | None:
 
 
 def request_detail(*, pk: int) -> AccessRequest | None:
-    """The request with its row's relations and its reviews (the detail page and answer)."""
-    queryset = _with_related(AccessRequest.objects.filter(pk=pk), _ONE_RELATED)
-    return _grants_share(_one(queryset.prefetch_related("reviews__reviewer")))
+    """The request with its row's relations, its datasource's quorum (``quorum``) and its
+    reviews with their reviewers (the detail page and answer): two queries."""
+    quorum = DatasourceReviewPolicy.objects.filter(datasource_id=OuterRef("datasource_id")).values(
+        "required_approvals"
+    )
+    default_quorum = DatasourceReviewPolicy._meta.get_field("required_approvals").default
+    queryset = (
+        _with_related(AccessRequest.objects.filter(pk=pk), _ONE_RELATED)
+        .annotate(quorum=Coalesce(Subquery(quorum), Value(default_quorum)))
+        .prefetch_related(Prefetch("reviews", Review.objects.select_related("reviewer")))
+    )
+    return _grants_share(_one(queryset))
 
 
-def request_with_grants(*, pk: int) -> AccessRequest | None:
-    """The request with its datasource, grant and extended grant (the agent's answer)."""
+def request_with_grants(*, pk: int, agent_token: AccessToken) -> AccessRequest | None:
+    """The request with its datasource, grant and extended grant (the agent's answer), and
+    ``served``: whether ``agent_token`` is bound to its datasource (asked in the same query,
+    which every wake-up of a held statement's long-poll makes)."""
     related = ("requester", "datasource", "grant", "extends_grant")
-    return _grants_share(_one(AccessRequest.objects.select_related(*related).filter(pk=pk)))
+    bound = AccessToken.datasources.through.objects.filter(
+        accesstoken_id=agent_token.pk, datasource_id=OuterRef("datasource_id")
+    )
+    queryset = AccessRequest.objects.select_related(*related).filter(pk=pk)
+    return _grants_share(_one(queryset.annotate(served=Exists(bound))))
 
 
 def _grants_share(access_request: AccessRequest | None) -> AccessRequest | None:

@@ -137,6 +137,9 @@ class AccessRequestSerializer(StrictStrings, serializers.ModelSerializer):
         return obj.reviews.filter(decision=Review.Decision.APPROVE).count()
 
     def get_required_approvals(self, obj: AccessRequest) -> int:
+        loaded = getattr(obj, "quorum", None)  # selectors.request_detail loads it
+        if loaded is not None:
+            return loaded
         cache = self.context.setdefault("_quorum_by_datasource", {})
         if obj.datasource_id not in cache:
             cache[obj.datasource_id] = review_policy_for(obj.datasource).required_approvals

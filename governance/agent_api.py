@@ -58,11 +58,12 @@ class AgentView(APIView):
             reference, among=self.request.auth.datasources.all()
         )
         if served is None:
-            raise _not_served(_datasource(reference))  # an unknown one is a 404 first
+            raise agent_token_refusal(_datasource(reference))  # an unknown one is a 404 first
         return served
 
 
-def _not_served(datasource: DataSource) -> NotAllowed:
+def agent_token_refusal(datasource: DataSource) -> NotAllowed:
+    """The 403 for an agent token that is not bound to ``datasource``."""
     return NotAllowed(
         f"This agent token does not serve datasource {datasource.name!r}.", field="datasource"
     )
@@ -71,7 +72,7 @@ def _not_served(datasource: DataSource) -> NotAllowed:
 def agent_token_serves(token: AccessToken, datasource: DataSource) -> None:
     """NotAllowed naming ``datasource`` unless the agent token is bound to it."""
     if not token_serves(token, datasource):
-        raise _not_served(datasource)
+        raise agent_token_refusal(datasource)
 
 
 class AuthenticateSerializer(StrictStrings, serializers.Serializer):

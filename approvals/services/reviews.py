@@ -93,7 +93,7 @@ def request_approve(
         raise InvalidInput("max_runs needs a statement-bound approval and at least 1 run.")
     with transaction.atomic():
         access_request = locked(access_request)
-        review, audit = _review_add(
+        review, reviews, audit = _review_add(
             actor,
             access_request,
             Review.Decision.APPROVE,
@@ -103,13 +103,9 @@ def request_approve(
             statement_only=statement_only,
             max_runs=max_runs,
         )
-        approvals = list(
-            access_request.reviews.filter(decision=Review.Decision.APPROVE).select_related(
-                "reviewer"
-            )
-        )
-        quorum = selectors.review_policy_for(access_request.datasource).required_approvals
-        if len(approvals) < quorum:
+        approvals = [each for each in reviews if each.decision == Review.Decision.APPROVE]
+        policy = selectors.review_policy_for(access_request.datasource)
+        if len(approvals) < policy.required_approvals:
             record_all(audit)
             notifications.request_notify(access_request.pk, "reviewed")
             return access_request
@@ -134,7 +130,7 @@ def request_approve(
         # The review, the decision and the grant: one append to the audit chain, so its lock
         # is taken once and last, and held only until the commit right after.
         record_all(audit)
-        notifications.request_notify(access_request.pk, "approved")
+        notifications.decision_notify(access_request, "approved", policy)
     return access_request
 
 
@@ -143,7 +139,7 @@ def request_deny(*, actor: User, access_request: AccessRequest, comment: str = "
     _check_reviewer(actor, access_request)
     with transaction.atomic():
         access_request = locked(access_request)
-        review, audit = _review_add(actor, access_request, Review.Decision.DENY, comment)
+        review, _reviews, audit = _review_add(actor, access_request, Review.Decision.DENY, comment)
         close(access_request, AccessRequest.State.DENIED)
         audit.append(
             audit_entry(
@@ -156,19 +152,24 @@ def request_deny(*, actor: User, access_request: AccessRequest, comment: str = "
             )
         )
         record_all(audit)
-        notifications.request_notify(access_request.pk, "denied")
+        notifications.decision_notify(
+            access_request, "denied", selectors.review_policy_for(access_request.datasource)
+        )
     return access_request
 
 
 def _review_add(
     actor: User, access_request: AccessRequest, decision: str, comment: str, **fields: Any
-) -> tuple[Review, list[dict[str, Any]]]:
-    """The review, and its audit event for the caller to write with the ones that follow."""
+) -> tuple[Review, list[Review], list[dict[str, Any]]]:
+    """The review; every review of the request with it, oldest first, with their reviewers
+    (one read: the caller holds the request's row lock, so no review lands in between); and
+    its audit event for the caller to write with the ones that follow."""
     if access_request.is_pending and access_request.expires_at <= timezone.now():
         raise RequestStateError("The request expired before this review.")
     if not access_request.is_pending:
         raise RequestStateError(f"The request is already {access_request.state}.")
-    if access_request.reviews.filter(reviewer=actor).exists():
+    earlier = list(access_request.reviews.select_related("reviewer"))
+    if any(each.reviewer_id == actor.pk for each in earlier):
         raise RequestStateError("You already reviewed this request.")
     review = Review.objects.create(
         request=access_request,
@@ -190,4 +191,4 @@ def _review_add(
         statement_only=fields.get("statement_only", False),
         max_runs=fields.get("max_runs"),
     )
-    return review, [entry]
+    return review, [*earlier, review], [entry]

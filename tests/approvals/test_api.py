@@ -12,14 +12,17 @@ from pglast import parser
 
 from approvals import services
 from approvals.models import AccessRequest, Grant
-from tests.factories import UserFactory
+from governance.tokens import token_create
+from tests.factories import DataSourceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/v1/access-requests/"
-# Checks, the review, the decision, the grant, one audit append and the answer (the
-# after-commit push and inbox rows are not counted: tests run inside a transaction).
-APPROVE_QUERIES = 21
+# Checks, the reviews (one read), the new review, the decision, the grant, one audit
+# append (no savepoint) and the answer (two queries: the request with its quorum, its
+# reviews with their reviewers); the after-commit push and inbox rows are not counted:
+# tests run inside a transaction. Was 21.
+APPROVE_QUERIES = 16
 
 
 def _body(**overrides):
@@ -358,14 +361,34 @@ def test_the_approval_that_grants_costs_the_same_queries_whatever_the_quorum(
     assert AccessRequest.objects.get(pk=access_request.pk).state == "approved"
 
 
-def test_the_agents_state_answer_with_a_grant_is_three_queries(
+def test_the_agents_state_answer_with_a_grant_is_two_queries(
     api, file_request, reviewer, agent_token, django_assert_max_num_queries
 ):
+    """Every wake-up of a held statement's long-poll answers this way."""
     access_request = file_request()
     agent = api(token=agent_token)
     agent.get(f"/api/v1/agent/access-requests/{access_request.pk}")  # stamps the token's use
     api(reviewer).post(f"{LIST}{access_request.pk}/approve/", {}, format="json")
 
-    with django_assert_max_num_queries(3):  # token, its datasources, the request with its grant
+    # The token; the request with its grant and whether the token serves its datasource.
+    with django_assert_max_num_queries(2):
         answer = agent.get(f"/api/v1/agent/access-requests/{access_request.pk}")
     assert answer.json()["grant"]["id"] == Grant.objects.get(request=access_request).pk
+
+
+def test_an_agent_token_of_another_datasource_cannot_read_a_requests_state(
+    api, admin, file_request, agent_token
+):
+    other = DataSourceFactory(name="warehouse")
+    proxy = UserFactory(username="warehouse_agent", is_service_account=True)
+    _token, secret = token_create(
+        actor=admin, user=proxy, name="agent", is_agent=True, datasources=[other]
+    )
+    url = f"/api/v1/agent/access-requests/{file_request().pk}"
+    for params in ({}, {"wait": 5}):
+        refused = api(token=secret).get(url, params)
+        assert refused.status_code == 403, refused.content
+        assert "does not serve datasource 'shop'" in refused.json()["detail"]
+        assert "grant" not in refused.json()
+    # The probe works: shop's own agent reads the same request.
+    assert api(token=agent_token).get(url).json()["state"] == "pending"

@@ -149,3 +149,70 @@ def test_break_glass_emails_every_reviewer_and_auditor(
     [message] = mail.outbox
     assert {reviewer.email, auditor.email} <= set(message.to)
     assert "BREAK-GLASS" in message.subject
+
+
+@pytest.fixture
+def tasks_run() -> Iterator[list[tuple[str, tuple]]]:
+    """The Celery tasks that run (eager in tests), by name and arguments."""
+    from celery.signals import task_prerun
+
+    ran: list[tuple[str, tuple]] = []
+
+    def record(sender: Any = None, args: tuple = (), **kwargs: Any) -> None:
+        ran.append((sender.name, tuple(args)))
+
+    task_prerun.connect(record, weak=False)
+    yield ran
+    task_prerun.disconnect(record)
+
+
+def test_a_decision_with_nowhere_to_send_queues_no_webhook_or_email_task(
+    shop, reviewer, requester, file_request, tasks_run, django_capture_on_commit_callbacks
+):
+    requester.email = ""
+    requester.save(update_fields=["email"])
+    approved, denied = file_request(), file_request(level="read")
+    tasks_run.clear()  # the new requests' own (the reviewers have addresses)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_approve(actor=reviewer, access_request=approved)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_deny(actor=reviewer, access_request=denied)
+    assert tasks_run == []  # the tasks would only have found nothing to do
+
+
+def test_a_decision_queues_the_webhook_and_the_email_the_policy_names(
+    shop,
+    admin,
+    reviewer,
+    requester,
+    file_request,
+    receiver,
+    tasks_run,
+    django_capture_on_commit_callbacks,
+):
+    requester.email = ""
+    requester.save(update_fields=["email"])
+    services.review_policy_set(
+        actor=admin, datasource=shop, webhook_url=receiver.url, notify_emails=["dpo@example.com"]
+    )
+    access_request = file_request()
+    tasks_run.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_deny(actor=reviewer, access_request=access_request)
+    assert sorted(name for name, _args in tasks_run) == [
+        "approvals.email_send",
+        "approvals.webhook_deliver",
+    ]
+    assert receiver.bodies[-1]["event"] == "access_request.denied"
+    assert mail.outbox[-1].to == ["dpo@example.com"]
+
+
+def test_a_decision_emails_the_requester_without_a_webhook(
+    shop, reviewer, requester, file_request, tasks_run, django_capture_on_commit_callbacks
+):
+    access_request = file_request()
+    tasks_run.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_approve(actor=reviewer, access_request=access_request)
+    assert tasks_run == [("approvals.email_send", (access_request.pk, "approved"))]
+    assert mail.outbox[-1].to == [requester.email]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 from django.db import connection
+from django.utils import timezone
 
 from approvals import push, services
 from approvals.models import AccessRequest
@@ -59,3 +61,40 @@ def test_without_a_channel_layer_the_long_poll_falls_back_to_the_database(
     _approve_soon(reviewer, access_request.pk)
     state, elapsed = _waited(api, agent_token, access_request.pk)
     assert state == "approved" and APPROVE_AFTER < elapsed < 3, elapsed
+
+
+def test_a_decision_whose_push_was_lost_is_found_by_the_fallback_read(
+    transactional_db, settings, api, agent_token, file_request
+):
+    use_redis_channel_layer(settings)
+    access_request = file_request()
+
+    def decide_without_a_push() -> None:
+        time.sleep(APPROVE_AFTER)
+        try:  # as if the message were lost: the row changes, nothing is sent
+            AccessRequest.objects.filter(pk=access_request.pk).update(
+                state=AccessRequest.State.DENIED, decided_at=timezone.now()
+            )
+        finally:
+            connection.close()
+
+    threading.Thread(target=decide_without_a_push).start()
+    state, elapsed = _waited(api, agent_token, access_request.pk)
+    assert state == "denied"
+    assert APPROVE_AFTER < elapsed < APPROVE_AFTER + push.FALLBACK_POLL_SECONDS + 1.0, elapsed
+
+
+def test_a_waiting_requester_is_answered_when_the_request_falls_due(
+    transactional_db, settings, api, requester, file_request
+):
+    use_redis_channel_layer(settings)
+    access_request = file_request()
+    AccessRequest.objects.filter(pk=access_request.pk).update(
+        expires_at=timezone.now() + timedelta(seconds=1)
+    )
+    started = time.monotonic()
+    response = api(requester).get(f"/api/v1/access-requests/{access_request.pk}/", {"wait": 20})
+    elapsed = time.monotonic() - started
+    # Pending still (the beat expires it), but the wait ends at the expiry, not after 20 s.
+    assert response.status_code == 200 and response.json()["state"] == "pending"
+    assert 0.9 < elapsed < 1 + push.FALLBACK_POLL_SECONDS + 1.0, elapsed
