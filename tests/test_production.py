@@ -61,6 +61,51 @@ def test_production_settings_come_from_the_environment(tmp_path):
     )
 
 
+def test_postgresql_connections_come_from_a_pool_unless_turned_off(tmp_path):
+    base = {
+        "DATABASE_URL": "postgresql://warden:pw@db.internal:5432/warden",
+        "SECRET_KEY": "x" * 50,
+        "WARDEN_DATA_DIR": str(tmp_path),
+    }
+    expression = "s.DATABASES['default'].get('OPTIONS', {}).get('pool')"
+
+    default = _settings_in_subprocess(base, expression)
+    sized = _settings_in_subprocess({**base, "DATABASE_POOL_MAX_SIZE": "3"}, expression)
+    off = _settings_in_subprocess({**base, "DATABASE_POOL_MAX_SIZE": "0"}, expression)
+    persistent = _settings_in_subprocess(
+        {**base, "DATABASE_POOL_MAX_SIZE": "0", "DATABASE_CONN_MAX_AGE": "60"},
+        "s.DATABASES['default']['CONN_MAX_AGE']",
+    )
+    both = _settings_in_subprocess({**base, "DATABASE_CONN_MAX_AGE": "60"}, "1")
+    sqlite = _settings_in_subprocess({"WARDEN_DATA_DIR": str(tmp_path)}, expression)
+
+    assert default.stdout.strip() == "{'min_size': 1, 'max_size': 10, 'timeout': 10}"
+    assert sized.stdout.strip() == "{'min_size': 1, 'max_size': 3, 'timeout': 10}"
+    assert off.stdout.strip() == persistent.stdout.strip().replace("60", "None") == "None"
+    assert both.returncode != 0
+    assert "set DATABASE_POOL_MAX_SIZE=0 to use persistent connections" in both.stderr
+    assert sqlite.stdout.strip() == "None"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_connection_goes_back_to_the_pool():
+    """What a request does at its end (close) returns the backend to the pool, and the next
+    request borrows it: no connect per request."""
+    from django.db import connection
+
+    assert connection.pool is not None, "this suite runs on PostgreSQL with the default pool"
+    backends = []
+    for _ in range(10):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.append(cursor.fetchone()[0])
+        connection.close()
+
+    # Without the pool: ten backends, one per connect. The pool may have opened a second
+    # connection in the background (it keeps min_size ready), no more.
+    assert len(set(backends)) <= 2, backends
+
+
 def test_embedded_default_needs_no_environment(tmp_path):
     result = _settings_in_subprocess(
         {"WARDEN_DATA_DIR": str(tmp_path)},
