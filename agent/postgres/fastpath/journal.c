@@ -199,7 +199,7 @@ int journal_catch_up(FastPath *self) {
         Py_XDECREF(result); /* it opened the file (or failed to) */
         return result == NULL ? -1 : 0;
     }
-    PyObject *prefix = PyObject_GetAttr(self->audit_journal, s_id_prefix);
+    PyObject *prefix = field_get(self->audit_journal, s_id_prefix);
     if (prefix == NULL) return -1;
     JournalRecord *record = &self->journal_record;
     int failed = encode_record(record, prefix, state[2] + mark, self->audit_queue, mark) < 0;
