@@ -70,6 +70,9 @@ def sealed_path(path: Path) -> Path:
 class AuditJournal:
     """The write-ahead journal of one shipper's queue (one file per process)."""
 
+    # id_prefix is read by the native path per record (a slot: straight from the instance).
+    __slots__ = ("__dict__", "__weakref__", "id_prefix")
+
     def __init__(self, path: Path, queued: list[QueuedEvent], id_prefix: str, first_seq: int):
         self.path = path
         self.sealed = sealed_path(path)

@@ -32,6 +32,10 @@ class EndOfInput(Protocol):
 class RelayCore(asyncio.Protocol):
     """One direction of a session after login; subclasses implement ``data_received``."""
 
+    # buffer and busy are read by the native data path every round trip: as slots it reads
+    # them straight from the instance (fastpath field_get); other attributes as usual.
+    __slots__ = ("__dict__", "__weakref__", "buffer", "busy")
+
     def __init__(
         self,
         source: asyncio.Transport,

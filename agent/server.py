@@ -132,6 +132,10 @@ class InsecureListen(ValueError):
 
 
 class Agent:
+    # Read by the native data path every round trip (a slot is read straight from the
+    # instance: fastpath field_get); other attributes as usual.
+    __slots__ = ("__dict__", "__weakref__", "engine", "generation")
+
     def __init__(self, config: AgentConfig) -> None:
         problem = insecure_listen_problem(config)
         if problem is not None:

@@ -61,7 +61,9 @@ class Verdict:
 ALLOWED = Verdict(ALLOW)
 
 
-@dataclass
+# slots: the native data path reads action and valid_until straight from the instance
+# every round trip (fastpath field_get).
+@dataclass(slots=True, weakref_slot=True)
 class Decision:
     action: str
     rule: str = ""

@@ -61,7 +61,7 @@ static int statement_done(FastPath *self, const unsigned char *payload, Py_ssize
  * 0 not cached.  The masks of (decision, RowDescription) under one engine never change, so
  * the last ones found are memoised with their keys (held alive: identities stay theirs). */
 static int arm_origin_masks(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    PyObject *engine = PyObject_GetAttr(self->agent, s_engine);
+    PyObject *engine = field_get(self->agent, s_engine);
     if (engine == NULL) return -1;
     PyObject *mask;
     if (self->om_decision == self->decision && self->om_engine == engine &&
@@ -150,7 +150,7 @@ static int step_extended(FastPath *self, int kind, const unsigned char *payload,
     case R_OWN_DESCRIBE:
         if (kind == MSG_PARAMETER_DESCRIPTION) return SWALLOW;
         if (kind == MSG_ROW_DESCRIPTION) {
-            PyObject *described = PyObject_GetAttr(self->prepared, s_described);
+            PyObject *described = field_get(self->prepared, s_described);
             if (described == NULL) return ERROR;
             int same = PyBytes_Check(described) && PyBytes_GET_SIZE(described) == len &&
                        memcmp(PyBytes_AS_STRING(described), payload, (size_t)len) == 0;

@@ -68,7 +68,7 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
     if (ok != 1) return ok;
     ok = still_valid(decision, wall_now());
     if (ok != 1) return ok;
-    PyObject *action = PyObject_GetAttr(decision, s_action);
+    PyObject *action = field_get(decision, s_action);
     if (action == NULL) return -1;
     int masked;
     ok = passing_action(action, &masked);
@@ -184,7 +184,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         own_describe = PyObject_IsTrue(PyTuple_GET_ITEM(ticket, 4));
         if (own_describe < 0) goto fail;
         if (own_describe) { /* the shape must be known, to check the server's answer */
-            PyObject *described = PyObject_GetAttr(PyTuple_GET_ITEM(ticket, 1), s_described);
+            PyObject *described = field_get(PyTuple_GET_ITEM(ticket, 1), s_described);
             if (described == NULL) goto fail;
             int known = PyBytes_Check(described);
             Py_DECREF(described);
@@ -271,21 +271,21 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
     if (!(size - pos == 5 && buf[pos] == MSG_SYNC && be32(buf + pos + 1) == 4)) goto leave;
 
     { /* decided under the current bundle and catalog (as ClientHandlers._on_client_fast checks) */
-        PyObject *generation = PyObject_GetAttr(self->agent, s_generation);
+        PyObject *generation = field_get(self->agent, s_generation);
         if (generation == NULL) goto fail;
         int same = attr_equals(prepared, s_generation, generation);
         Py_DECREF(generation);
         if (same < 0) goto fail;
         if (!same) goto leave;
     }
-    decision = PyObject_GetAttr(prepared, s_decision);
+    decision = field_get(prepared, s_decision);
     if (decision == NULL) goto fail;
     {
         int ok = still_valid(decision, wall_now());
         if (ok < 0) goto fail;
         if (!ok) goto leave;
     }
-    action = PyObject_GetAttr(decision, s_action);
+    action = field_get(decision, s_action);
     if (action == NULL) goto fail;
     {
         int ok = passing_action(action, &masked);
@@ -294,7 +294,7 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
     }
     if (own_describe && !masked) goto leave;
     if (masked) {
-        masks_dict = PyObject_GetAttr(prepared, s_masks);
+        masks_dict = field_get(prepared, s_masks);
         if (masks_dict == NULL) goto fail;
         if (!PyDict_Check(masks_dict)) goto leave;
         PyObject *specs = PyDict_GetItemWithError(masks_dict, formats);

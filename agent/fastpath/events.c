@@ -22,20 +22,34 @@ static int text_reserve(Text *text, Py_ssize_t more) {
     return 0;
 }
 
-/* Decimal text of an integer at out; returns its length (at most 20). */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Decimal text of an integer at out; returns its length (at most 20).  Two digits per
+ * division: moments and sequence numbers have 10-16 digits, ~5 per event. */
 static Py_ssize_t decimal_integer(char *out, long long value) {
     Py_ssize_t n = 0;
     unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
                                              : (unsigned long long)value;
     if (value < 0) out[n++] = '-';
     char digits[24];
-    int count = 0;
-    do {
-        digits[count++] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
-    while (count) out[n++] = digits[--count];
-    return n;
+    int at = 24;
+    while (magnitude >= 100) {
+        unsigned pair = (unsigned)(magnitude % 100) * 2;
+        magnitude /= 100;
+        digits[--at] = digit_pairs[pair + 1];
+        digits[--at] = digit_pairs[pair];
+    }
+    if (magnitude >= 10) {
+        digits[--at] = digit_pairs[magnitude * 2 + 1];
+        digits[--at] = digit_pairs[magnitude * 2];
+    } else {
+        digits[--at] = (char)('0' + magnitude);
+    }
+    memcpy(out + n, digits + at, (size_t)(24 - at));
+    return n + 24 - at;
 }
 
 /* JSON null, or the integer's decimal text, at out; returns its length. */
@@ -57,10 +71,14 @@ static Py_ssize_t fixed_decimal(char *out, double value, int places, long long s
     unsigned long long fraction = units % (unsigned long long)scale;
     n += decimal_integer(out + n, (long long)(units / (unsigned long long)scale));
     out[n++] = '.';
-    for (int i = places - 1; i >= 0; i--) {
-        out[n + i] = (char)('0' + fraction % 10);
-        fraction /= 10;
+    int i = places - 1;
+    for (; i >= 1; i -= 2) {
+        unsigned pair = (unsigned)(fraction % 100) * 2;
+        fraction /= 100;
+        out[n + i] = digit_pairs[pair + 1];
+        out[n + i - 1] = digit_pairs[pair];
     }
+    if (i == 0) out[n] = (char)('0' + fraction % 10);
     return n + places;
 }
 

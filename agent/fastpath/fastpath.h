@@ -29,6 +29,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -222,6 +223,7 @@ int intern_names(void);
 
 double monotonic_now(void);
 double wall_now(void);
+PyObject *field_get(PyObject *obj, PyObject *name);
 int attr_true(PyObject *obj, PyObject *name);
 int attr_is(PyObject *obj, PyObject *name, PyObject *target);
 int attr_equals(PyObject *obj, PyObject *name, PyObject *target);

@@ -212,7 +212,7 @@ int journal_catch_up(FastPath *self) {
         Py_XDECREF(result); /* it opened the file (or failed to) */
         return result == NULL ? -1 : 0;
     }
-    PyObject *prefix = PyObject_GetAttr(self->audit_journal, s_id_prefix);
+    PyObject *prefix = field_get(self->audit_journal, s_id_prefix);
     if (prefix == NULL) return -1;
     int failed = append_queued(state, self->audit_queue, prefix, &self->journal_record);
     Py_DECREF(prefix);

@@ -248,9 +248,61 @@ fail:
 
 /* ------------------------------------------------------------------ helpers */
 
+/* ------------------------------------------------------------------ field reads */
+
+/* Where a __slots__ member lives in instances of one type (found by _PyType_Lookup), so
+ * obj.name is read from the instance without a generic attribute lookup.  A type's version
+ * tag changes with any change to it or its bases (a property replacing the member, say), and
+ * tags are never reused: an entry for another type or version is never used. */
+typedef struct {
+    PyTypeObject *type; /* compared only, never dereferenced: no reference held */
+    unsigned int version;
+    PyObject *name;     /* interned (intern_names) */
+    Py_ssize_t offset;  /* 0: obj.name is not a slot of this type (generic lookup) */
+} FieldPlace;
+
+#define FIELD_PLACES 16
+static FieldPlace places[FIELD_PLACES];
+static unsigned int next_place;
+
+static Py_ssize_t field_offset(PyTypeObject *type, PyObject *name) {
+    for (int i = 0; i < FIELD_PLACES; i++) {
+        FieldPlace *place = &places[i];
+        if (place->type == type && place->name == name &&
+            place->version == type->tp_version_tag)
+            return (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? place->offset : 0;
+    }
+    PyObject *descr = _PyType_Lookup(type, name); /* borrowed; assigns a version tag */
+    if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
+    Py_ssize_t offset = 0;
+    if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX && !(member->flags & READ_RESTRICTED) &&
+            member->offset > 0)
+            offset = member->offset;
+    }
+    FieldPlace *place = &places[next_place++ % FIELD_PLACES];
+    place->type = type;
+    place->version = type->tp_version_tag;
+    place->name = name;
+    place->offset = offset;
+    return offset;
+}
+
+/* obj.name (new reference; NULL with an error), as PyObject_GetAttr, read straight from the
+ * instance when it is a __slots__ member of obj's type (the bridge's per-trip fields are). */
+PyObject *field_get(PyObject *obj, PyObject *name) {
+    Py_ssize_t offset = field_offset(Py_TYPE(obj), name);
+    if (offset > 0) {
+        PyObject *value = *(PyObject **)((char *)obj + offset);
+        if (value != NULL) return Py_NewRef(value);
+    }
+    return PyObject_GetAttr(obj, name); /* also raises AttributeError for an unset slot */
+}
+
 /* 1 when obj.attr is truthy, 0 when not, -1 on error. */
 int attr_true(PyObject *obj, PyObject *name) {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = field_get(obj, name);
     if (value == NULL) return -1;
     int truth = PyObject_IsTrue(value);
     Py_DECREF(value);
@@ -259,7 +311,7 @@ int attr_true(PyObject *obj, PyObject *name) {
 
 /* 1 when decision.valid_until > now, 0 when not, -1 on error. */
 int still_valid(PyObject *decision, double now) {
-    PyObject *value = PyObject_GetAttr(decision, s_valid_until);
+    PyObject *value = field_get(decision, s_valid_until);
     if (value == NULL) return -1;
     double until = PyFloat_AsDouble(value);
     Py_DECREF(value);
@@ -269,7 +321,7 @@ int still_valid(PyObject *decision, double now) {
 
 /* 1 when obj.attr is target (identity), 0 when not, -1 on error. */
 int attr_is(PyObject *obj, PyObject *name, PyObject *target) {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = field_get(obj, name);
     if (value == NULL) return -1;
     int same = value == target;
     Py_DECREF(value);
@@ -278,7 +330,7 @@ int attr_is(PyObject *obj, PyObject *name, PyObject *target) {
 
 /* 1 when obj.attr == target, 0 when not, -1 on error. */
 int attr_equals(PyObject *obj, PyObject *name, PyObject *target) {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = field_get(obj, name);
     if (value == NULL) return -1;
     int same = PyObject_RichCompareBool(value, target, Py_EQ);
     Py_DECREF(value);
@@ -322,7 +374,7 @@ int passing_action(PyObject *action, int *masked) {
 
 /* 1 when obj.name is True (the owners write plain bools), 0 when not, -1 on error. */
 static int field_is_true(PyObject *obj, PyObject *name) {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = field_get(obj, name);
     if (value == NULL) return -1;
     int truth = value == Py_True ? 1 : value == Py_False ? 0 : PyObject_IsTrue(value);
     Py_DECREF(value);
@@ -331,7 +383,7 @@ static int field_is_true(PyObject *obj, PyObject *name) {
 
 /* The relay holds bytes back or waits on a slow handler: Python goes first. */
 int relay_waiting(PyObject *relay) {
-    PyObject *buffer = PyObject_GetAttr(relay, s_buffer);
+    PyObject *buffer = field_get(relay, s_buffer);
     if (buffer == NULL) return -1;
     int held = PyBytes_Check(buffer) ? PyBytes_GET_SIZE(buffer) != 0 : PyObject_IsTrue(buffer);
     Py_DECREF(buffer);

@@ -92,7 +92,10 @@ class Bridge:
     session is idle (a round trip may start natively) with nothing in ``expect``, nothing
     discarded and neither relay busy.  Of the objects tickets carry it reads
     ``Decision.action`` and ``.valid_until``, ``Prepared.decision``, ``.described``,
-    ``.masks`` and ``.generation``.
+    ``.masks`` and ``.generation``.  These per-trip fields are ``__slots__`` of their classes
+    (RelayCore, SessionState, Agent, Decision, Prepared; AuditJournal.id_prefix too): the
+    extension reads a slot straight from the instance, and anything else (another type, a
+    property) with an ordinary attribute lookup.
     """
 
     abi_version = ABI_VERSION

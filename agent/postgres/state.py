@@ -86,6 +86,10 @@ class Pending:
 class SessionState:
     """One connection's state, shared by the handler classes built on it."""
 
+    # Read by the native data path every round trip (a slot is read straight from the
+    # instance: fastpath field_get); other attributes as usual.
+    __slots__ = ("__dict__", "__weakref__", "discarding", "origin_engine")
+
     agent: PostgresAgent
 
     def __init__(

@@ -623,3 +623,25 @@ def test_writes_and_transaction_control_run_natively_with_the_same_refusals(
     assert kinds["UPDATE"] == 8 + 3 and kinds["INSERT"] == 8 and kinds["DELETE"] == 3
     denied = [e for e, n in events.items() if e[2] == "deny"]
     assert sum(events[e] for e in denied) == 6
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+def test_a_decision_that_lapses_in_place_is_not_replayed_natively(
+    agent: Any, prepare: bool
+) -> None:
+    """The native path reads a decision's valid_until (a slot) on every round trip: a
+    cached decision whose validity ends in place is decided again by Python first."""
+    sql = "SELECT name FROM customers WHERE id = %s"
+    with agent.connect("alice") as conn:
+        for i in range(1, 4):  # decided (and, prepared, Described), then native
+            conn.execute(sql, (i,), prepare=prepare).fetchall()
+        native = _stats(agent).native_statements
+        assert conn.execute(sql, (4,), prepare=prepare).fetchall()
+        assert _stats(agent).native_statements == native + 1
+        for decision in list(agent.agent.decisions.values()):
+            decision.valid_until = 0.0
+        assert conn.execute(sql, (5,), prepare=prepare).fetchall()
+        assert _stats(agent).native_statements == native + 1  # Python decided it again
+        for i in range(6, 9):  # its new decision (learned again like the first): native
+            assert conn.execute(sql, (i,), prepare=prepare).fetchall()
+        assert _stats(agent).native_statements > native + 1
