@@ -201,6 +201,11 @@ Py_ssize_t fastpath_backend(FastPath *self, PyObject *data) {
         if (outcome == ERROR) goto error;
         if (outcome == FALLBACK) break;
         if (outcome == SWALLOW || outcome == REPLACE) {
+            /* the first masked row reserves the whole chunk grown by half (a hash token is
+             * longer than most values): one allocation, not a doubling per few rows */
+            if (out.bytes == NULL && outcome == REPLACE &&
+                buffer_room(&out, size + size / 2) == NULL)
+                goto error;
             if (buffer_add(&out, buf + span, pos - span) < 0) goto error;
             Py_ssize_t before = out.len;
             if (outcome == REPLACE &&
