@@ -23,7 +23,7 @@ class AuditEventSerializer(StrictStrings, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TrailPageParamsSerializer(serializers.Serializer):
+class TrailPageParamsSerializer(StrictStrings, serializers.Serializer):
     """Where a page of the trail starts: the `next` and `previous` links carry these."""
 
     before = serializers.IntegerField(
@@ -40,12 +40,12 @@ class TrailPageParamsSerializer(serializers.Serializer):
         return data
 
 
-class SearchedWindowSerializer(serializers.Serializer):
+class SearchedWindowSerializer(StrictStrings, serializers.Serializer):
     first_sequence = serializers.IntegerField()
     last_sequence = serializers.IntegerField()
 
 
-class AuditEventPageSerializer(serializers.Serializer):
+class AuditEventPageSerializer(StrictStrings, serializers.Serializer):
     next = serializers.URLField(allow_null=True, help_text="older events")
     previous = serializers.URLField(allow_null=True, help_text="newer events")
     searched = SearchedWindowSerializer(
