@@ -44,7 +44,7 @@ class AddIndexWithoutBlocking(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
     def database_forwards(self, app_label: str, schema_editor: Any, *args: Any) -> None:
         connection = schema_editor.connection
         if connection.vendor == "postgresql" and not schema_editor.collect_sql:
-            valid = _index_validity(connection, self.index.name)
+            valid = index_validity(connection, self.index.name)
             if valid:
                 return  # an interrupted run of this migration built it
             if valid is False:
@@ -58,7 +58,7 @@ class RemoveIndexWithoutBlocking(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurren
     plain = migrations.RemoveIndex
 
 
-def _index_validity(connection: Any, name: str) -> bool | None:
+def index_validity(connection: Any, name: str) -> bool | None:
     """Whether PostgreSQL's index `name` (in the search path) is valid; None if there is none."""
     with connection.cursor() as cursor:
         cursor.execute(

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
+from audit.migration_operations import index_validity
 from audit.models import AuditEventTag
 from audit.services import events_append_count
 
@@ -16,14 +17,7 @@ INDEX = "audit_datasource_sequence_idx"  # built by 0010
 
 
 def _validity() -> bool | None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = %s",
-            [INDEX],
-        )
-        row = cursor.fetchone()
-    return None if row is None else row[0]
+    return index_validity(connection, INDEX)
 
 
 def _index_definition() -> str:
