@@ -217,10 +217,11 @@ def event_page(
         )
         if not windowed or len(chunk) > size or monotonic() - started >= SEARCH_SECONDS:
             break
-        if newest_first and (above or 0) > 0:
-            above, below = max((above or 0) - SEARCH_WINDOW, 0), (above or 0) + 1
-        elif not newest_first and (below or 0) <= head:
-            above, below = (below or 0) - 1, (below or 0) + SEARCH_WINDOW
+        low, high = above or 0, below or 0  # a window has both bounds
+        if newest_first and low > 0:
+            above, below = max(low - SEARCH_WINDOW, 0), low + 1
+        elif not newest_first and high <= head:
+            above, below = high - 1, high + SEARCH_WINDOW
         else:
             break
     full = len(chunk) > size

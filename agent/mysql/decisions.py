@@ -101,18 +101,11 @@ class StatementDecisions(SessionState):
         sent_bytes: int = 0,
     ) -> None:
         """The audit event of a result that went out whole, timed from ``started``."""
-        duration_ms = (time.perf_counter() - started) * 1000.0
-        cached = self._fragments.get((id(decision), index))
-        if cached is None or cached[0] is not decision:  # its fragment is built once
-            self._audit(
-                decision,
-                index,
-                rows=rows,
-                duration_ms=duration_ms,
-                error=error,
-                sent_bytes=sent_bytes,
-            )
-            return
-        agent = self.agent
-        agent.audit.record_statement(cached[1], rows, duration_ms, error, sent_bytes)
-        agent.metrics.statements.observe(decision.action, duration_ms / 1000.0)
+        self._audit(
+            decision,
+            index,
+            rows=rows,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            error=error,
+            sent_bytes=sent_bytes,
+        )
