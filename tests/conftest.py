@@ -7,6 +7,20 @@ import pytest
 # Django is imported lazily: the agent's tests run without Django (`-p no:django`).
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries what its agent subprocesses printed (their logs
+    are the only account of why a client lost its connection)."""
+    report = yield
+    if report.failed:
+        from tests.live import RUNNING_AGENTS
+
+        for agent in list(RUNNING_AGENTS):
+            if not agent.log.closed:
+                report.sections.append((f"agent on port {agent.port}", agent.output()[-20000:]))
+    return report
+
+
 def _user(**fields):
     from tests.factories import UserFactory
 

@@ -117,6 +117,9 @@ def process_stop(process: Any) -> str:
     return output or ""
 
 
+RUNNING_AGENTS: set[AgentSubprocess] = set()  # their output goes in a failed test's report
+
+
 class AgentSubprocess:
     """``python -m agent`` as a real subprocess, up once it listens on ``port``.
 
@@ -141,6 +144,7 @@ class AgentSubprocess:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        RUNNING_AGENTS.add(self)
         deadline = time.monotonic() + start_seconds  # a loaded machine starts Python slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -158,6 +162,7 @@ class AgentSubprocess:
 
     def stop(self) -> str:
         """Stop it (a supervisor stops its workers) and return what it printed."""
+        RUNNING_AGENTS.discard(self)
         if not self.log.closed:
             process_stop(self.process)
             output = self.output()
