@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
 import os
 import signal
 import ssl
 import sys
 from pathlib import Path
+from typing import IO
 
 from agent.server import (
     CLIENT_AUTH_MODES,
@@ -231,9 +233,35 @@ async def serve(config: AgentConfig) -> None:
     await agent.stop()
 
 
+def lock_state_dir(state_dir: Path) -> IO[str]:
+    """One agent (or one supervisor and its workers) per state directory: two would adopt
+    each other's audit spool and journal. The lock lasts as long as the returned file is
+    open, and goes with the process however it ends."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(state_dir / "agent.lock", "a+")  # noqa: SIM115 (held until exit)
+    except OSError as exc:
+        sys.exit(f"python -m agent: cannot use the state directory {state_dir}: {exc}")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        sys.exit(
+            f"python -m agent: the state directory {state_dir} is in use by another agent "
+            f"(pid {holder}); give each agent its own --state-dir (WARDEN_AGENT_STATE_DIR)"
+        )
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     config = parse_args(argv)
+    if config.workers is None:  # workers run under their supervisor's lock
+        lock = lock_state_dir(config.state_dir)  # noqa: F841 (held while the agent runs)
     if config.workers is None and config.worker_count > 1:
         host, port = config.listen_host, config.listen_port
         try:

@@ -166,7 +166,6 @@ def main() -> None:
     port = shared._free_port()
     base_url = f"http://127.0.0.1:{port}"
     server = shared._start_server(env, port)
-    agent = None
     try:
         with tempfile.TemporaryDirectory(prefix="warden-bench-agent-") as state_dir:
             agent, agent_port = shared._start_agent(
@@ -175,12 +174,13 @@ def main() -> None:
             deadline = time.monotonic() + 20
             while not AgentInstance.objects.exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            overhead = asyncio.run(_overhead(base_url, agent_port, tokens["bot"], args.calls))
-            approvals = asyncio.run(_approvals(base_url, tokens, 0, args.holds))
+            try:
+                overhead = asyncio.run(_overhead(base_url, agent_port, tokens["bot"], args.calls))
+                approvals = asyncio.run(_approvals(base_url, tokens, 0, args.holds))
+            finally:  # before its state directory goes: it holds its journal there
+                agent.terminate()
+                agent.wait(timeout=10)
     finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(timeout=10)
         server.terminate()
         server.wait(timeout=10)
 

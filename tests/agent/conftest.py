@@ -825,7 +825,7 @@ def agent_process_factory(
             "--upstream-database",
             pg_database,
             "--state-dir",
-            str(state_dir or tmp_path / "proc-state"),
+            str(state_dir or tmp_path / f"proc-state-{len(started)}"),
             "--poll-interval",
             "0.5",
             "--audit-flush-interval",

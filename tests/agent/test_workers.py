@@ -297,3 +297,29 @@ def test_worker_zero_takes_over_the_spools_of_workers_that_no_longer_exist(
     assert own.read_text().splitlines() == ['{"b": 2}', '{"c": 3}']
     assert (tmp_path / "audit-spool.worker-1.jsonl").exists()
     assert not (tmp_path / "audit-spool.worker-3.jsonl").exists()
+
+
+def test_a_second_agent_on_a_state_directory_in_use_is_refused_until_the_first_stops(
+    agent_process_factory: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "shared-state"
+    first = agent_process_factory(*WORKER_ARGS, state_dir=state)  # a supervisor and 2 workers
+    command = [sys.executable, "-m", "agent", "--control-plane", "http://127.0.0.1:9"]
+    command += ["--datasource", "shop", "--listen", "127.0.0.1:0", "--state-dir", str(state)]
+    second = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert second.returncode != 0
+    assert f"the state directory {state} is in use by another agent" in second.stderr
+    assert f"(pid {first.process.pid})" in second.stderr
+    with psycopg.connect(first.dsn("root"), autocommit=True) as conn:  # the first goes on
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    first.stop()
+    again = agent_process_factory(state_dir=state)  # the lock went with the first
+    with psycopg.connect(again.dsn("root"), autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
