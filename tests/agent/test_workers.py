@@ -75,6 +75,18 @@ def sample(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def run_agent_cli(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python -m agent`` expected to exit (a refusal at start): its code and output."""
+    return subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
 def worker_pids(process: Any) -> list[int]:
     children = psutil.Process(process.process.pid).children()
     return [child.pid for child in children if "--worker-index" in child.cmdline()]
@@ -265,14 +277,7 @@ def test_workers_refuse_an_address_another_program_listens_on(tmp_path: Path) ->
         port = taken.getsockname()[1]
         command = [sys.executable, "-m", "agent", "--control-plane", "http://127.0.0.1:9"]
         command += ["--datasource", "shop", "--listen", f"127.0.0.1:{port}", "--workers", "2"]
-        result = subprocess.run(
-            [*command, "--state-dir", str(tmp_path / "state")],
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        result = run_agent_cli([*command, "--state-dir", str(tmp_path / "state")])
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
@@ -306,14 +311,7 @@ def test_a_second_agent_on_a_state_directory_in_use_is_refused_until_the_first_s
     first = agent_process_factory(*WORKER_ARGS, state_dir=state)  # a supervisor and 2 workers
     command = [sys.executable, "-m", "agent", "--control-plane", "http://127.0.0.1:9"]
     command += ["--datasource", "shop", "--listen", "127.0.0.1:0", "--state-dir", str(state)]
-    second = subprocess.run(
-        command,
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    second = run_agent_cli(command)
     assert second.returncode != 0
     assert f"the state directory {state} is in use by another agent" in second.stderr
     assert f"(pid {first.process.pid})" in second.stderr
