@@ -15,6 +15,7 @@ from .base import (
     PreparedColumn,
     has_hint,
     starts_like_name,
+    without_marks,
     without_type_prefix,
 )
 from .masking import mask_words
@@ -110,6 +111,7 @@ def _is_address(text: str) -> bool:
 
 def _address_kind(text: str) -> str | None:
     """ "street" (a street word or known shape), "shape" (words then a number), or None."""
+    text = without_marks(text)
     if "\n" in text:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         kinds = {_street_line_kind(line) for line in lines[:2]} if 2 <= len(lines) <= 5 else set()

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
 from postal_codes_tools.postal_codes import verify_postal_code_format
 
-from .base import CONTEXT, Finding, PreparedColumn, confidence
+from .base import CONTEXT, Finding, PreparedColumn, confidence, starts_like_name
 from .birthdate import as_date
 from .cities import place_share
 from .masking import mask_generic, mask_words
@@ -148,7 +148,7 @@ def _place_rule(
 def _place_shaped(text: str) -> bool:
     return (
         2 <= len(text) <= 60
-        and text[0].isupper()
+        and starts_like_name(text)
         and not (len(text) <= 3 and text.isupper())
         and not any(char.isdigit() for char in text)
     )
@@ -165,7 +165,10 @@ def _postal_candidate(column: PreparedColumn) -> bool:
     if column.type_family not in ("text", "integer") or not column.texts:
         return False
     head = column.texts[:40]
-    shaped = sum(1 for t in head if 3 <= len(t) <= 10 and any(c.isdigit() for c in t))
+    # "13496-73780" (Iran) is 11 characters: count letters and digits, not separators
+    shaped = sum(
+        1 for t in head if 3 <= sum(c.isalnum() for c in t) <= 10 and any(c.isdigit() for c in t)
+    )
     if shaped < ROW_SHARE * len(head):
         return False
     numbers = sorted({int(t) for t in head if t.isdigit()})

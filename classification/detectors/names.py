@@ -24,7 +24,7 @@ import threading
 import unicodedata
 from pathlib import Path
 
-from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name
+from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name, without_marks
 from .entities import has_legal_form
 from .masking import mask_words
 from .places import country_share
@@ -117,7 +117,9 @@ def name_tokens_of(text: str) -> list[str] | None:
     if len(text) <= 3 and text.isupper():
         return None  # DE, USA, EUR: codes, though some are given names somewhere
     tokens = [token for token in _SPLIT.split(text.strip()) if token]
-    if not 1 <= len(tokens) <= 4 or not all(_TOKEN.fullmatch(token) for token in tokens):
+    if not 1 <= len(tokens) <= 4 or not all(
+        _TOKEN.fullmatch(without_marks(token)) for token in tokens
+    ):
         return None
     return tokens
 

@@ -49,13 +49,16 @@ def country_code(text: str) -> str | None:
     return _countries().get(text.strip().casefold()) if 2 <= len(text) <= 60 else None
 
 
+def _is_code(text: str) -> bool:
+    """DE, DEU: a code. مصر, 中国, Irak are names however short (only Latin has codes)."""
+    return len(text) <= 3 and text.isascii()
+
+
 def country_share(column: PreparedColumn, *, names_only: bool = False) -> float:
     head = column.texts[:40]
     if not head:
         return 0.0
-    found = sum(
-        1 for text in head if (not names_only or len(text) > 3) and country_code(text) is not None
-    )
+    found = sum(1 for text in head if (not names_only or not _is_code(text)) and country_code(text))
     return found / len(head)
 
 
