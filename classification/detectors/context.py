@@ -106,7 +106,11 @@ PLACE_GAZETTEER_SHARE = 0.4  # or the gazetteer knows two in five (villages are 
 def _place_rule(
     table: Sequence[PreparedColumn], scores: Sequence[Scores]
 ) -> list[tuple[int, Finding]]:
-    """A column of place-like words in a table with addresses is the addresses' city."""
+    """A column of place-like words in a table with addresses is the addresses' city.
+
+    One such column per address column: beside a street, the English model reads surnames
+    and occupations of other languages as places too, less often than the town's names and
+    more often known to the name index. The most place-like column wins."""
     anchors = [
         c
         for c, best in zip(table, scores, strict=True)
@@ -114,7 +118,7 @@ def _place_rule(
     ]
     if not anchors:
         return []
-    found = []
+    found: list[tuple[float, int, Finding]] = []
     for position, column in enumerate(table):
         best = scores[position]
         if column in anchors or any(score >= 0.7 for score, _ in best.values()):
@@ -141,8 +145,10 @@ def _place_rule(
                 len(column.texts),
             )
             finding.examples = [mask_words(text) for text in column.texts[:3]]
-            found.append((position, finding))
-    return found
+            ner_lead = column.entity_share("GPE", "LOC") - names / kinds["read"]
+            found.append((known_places + ner_lead, position, finding))
+    found.sort(key=lambda item: -item[0])
+    return [(position, finding) for _, position, finding in found[: len(anchors)]]
 
 
 def _place_shaped(text: str) -> bool:
@@ -341,13 +347,17 @@ def _name_pair_rule(
     )
     found: list[tuple[int, Finding]] = []
     for first in firsts:
-        for other in candidates:
-            if other == first or _placeish(scores[other]):
-                continue
+        # The sibling most made of known surnames: beside given names, an occupation or a
+        # town column also holds a few surnames (Pescador, Elverum), a surname column more.
+        others = sorted(
+            (i for i in candidates if i != first and not _placeish(scores[i])),
+            key=lambda i: -kinds[i]["last"] / kinds[i]["read"],
+        )
+        for other in others:
             # Surnames are a longer tail than first names (Slovak -ová forms, rare names):
             # a third known is enough beside a column of first names, row by row.
             known = kinds[other]["first"] + kinds[other]["last"]
-            if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]):
+            if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]) > 0.2:
                 continue
             pairs = _pairs(table[first], table[other])
             rows = sum(1 for a, _ in pairs if value_kind(a) == "first")
@@ -362,10 +372,12 @@ def _name_pair_rule(
                     len(pairs),
                     role=role,
                 )
-                # The pair outweighs the model's guess that lone foreign names are places.
-                if _ner_only(scores[position], "PII.Location"):
-                    del scores[position]["PII.Location"]
-                    finding.extra["context"]["overrules"] = "PII.Location (NER alone)"
+                # The pair outweighs the model's guess that lone foreign names are places
+                # or firms.
+                for tag in ("PII.Location", "PII.Organization"):
+                    if _ner_only(scores[position], tag):
+                        del scores[position][tag]
+                        finding.extra["context"]["overrules"] = f"{tag} (NER alone)"
                 found.append((position, finding))
             break
     return found
@@ -376,9 +388,10 @@ def _ner_only(best: Scores, tag: str) -> bool:
 
 
 def _placeish(best: Scores) -> bool:
-    """Places or firms by something firmer than NER reading a lone word as a place."""
+    """Places or firms by something firmer than NER reading lone words as places or firms
+    (the English model reads Ozuna or Oshodi as an organisation as often as a person)."""
     return any(
-        best.get(tag, (0.0,))[0] >= 0.5 and not (tag == "PII.Location" and _ner_only(best, tag))
+        best.get(tag, (0.0,))[0] >= 0.5 and not _ner_only(best, tag)
         for tag in ("PII.Location", "PII.Organization")
     )
 

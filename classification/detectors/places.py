@@ -45,8 +45,13 @@ def _countries() -> dict[str, str]:
 
 
 def country_code(text: str) -> str | None:
-    """ISO alpha-2 for a country name or code ("Germany", "DE", "DEU"), else None."""
-    return _countries().get(text.strip().casefold()) if 2 <= len(text) <= 60 else None
+    """ISO alpha-2 for a country name or code ("Germany", "DE", "DEU"), else None.
+
+    A code counts only in capitals: "Lie" and "Per" are names, "LIE" and "PER" codes."""
+    text = text.strip()
+    if not 2 <= len(text) <= 60 or (_is_code(text) and not text.isupper()):
+        return None
+    return _countries().get(text.casefold())
 
 
 def _is_code(text: str) -> bool:
