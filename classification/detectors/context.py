@@ -51,7 +51,7 @@ LONE_POSTAL_COUNTRIES = (
 # fmt: on
 ADULT_YEARS = (18.0, 100.0)
 SURNAME_SHARE = 0.3
-SINGLE_TOKEN_SHARE = 0.7
+SINGLE_TOKEN_SHARE = 0.5  # بن لادن, آل رفيع, Van Dijk: surnames of two words
 FIRST_NAME_ROWS = 0.6  # the index misses rarer first names of every culture (Евграф, Gnúpur)
 
 
