@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
 from postal_codes_tools.postal_codes import verify_postal_code_format
 
-from .base import CONTEXT, Finding, PreparedColumn, confidence, starts_like_name
+from .base import CONTEXT, Finding, PreparedColumn, confidence, has_hint, starts_like_name
 from .birthdate import as_date
 from .cities import place_share
 from .masking import mask_generic, mask_words
@@ -147,8 +147,14 @@ def _place_rule(
             finding.examples = [mask_words(text) for text in column.texts[:3]]
             ner_lead = column.entity_share("GPE", "LOC") - names / kinds["read"]
             found.append((known_places + ner_lead, position, finding))
+    # Towns already settled (by the gazetteer or the column's name) use up their addresses.
+    towns = sum(
+        1
+        for column, best in zip(table, scores, strict=True)
+        if best.get("PII.Location", (0.0,))[0] >= 0.7 and not _is_country_column(column)
+    )
     found.sort(key=lambda item: -item[0])
-    return [(position, finding) for _, position, finding in found[: len(anchors)]]
+    return [(position, finding) for _, position, finding in found[: max(0, len(anchors) - towns)]]
 
 
 def _place_shaped(text: str) -> bool:
@@ -205,8 +211,13 @@ def _postal_rule(
             finding = _postal_by_place(column, places)
         if finding is not None:
             finding.examples = [mask_generic(text) for text in column.texts[:3]]
+            # member_no, order_ref: a name that says number or id outweighs a fitting shape
+            finding.negative_hint = has_hint(column, _NUMBER_TOKENS)
             found.append((position, finding))
     return found
+
+
+_NUMBER_TOKENS = ("no", "nr", "num", "number", "id", "ref", "seq", "count", "qty", "quantity")
 
 
 def postal_fits(code: str, country: str) -> bool:
