@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.heldout import (
     DEVELOPMENT_LOCALES,
+    DEVELOPMENT_MIMESIS_LOCALES,
     HELD_OUT_LOCALES,
     HELD_OUT_MIMESIS_LOCALES,
     held_out_tables,
@@ -269,7 +270,9 @@ def generalisation(
     """Print a held-out section; returns the (mode, tag) pairs where Presidio wins."""
     pool = DEVELOPMENT_LOCALES if development else HELD_OUT_LOCALES
     locales = pool[:5] if args.quick else pool
-    mimesis = () if development else HELD_OUT_MIMESIS_LOCALES[: 5 if args.quick else None]
+    mimesis = (DEVELOPMENT_MIMESIS_LOCALES if development else HELD_OUT_MIMESIS_LOCALES)[
+        : 5 if args.quick else None
+    ]
     title = (
         "development set (held out from tuning, but read while building the value-only "
         "detectors: not a generalisation measure)"

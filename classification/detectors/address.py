@@ -15,6 +15,7 @@ from .base import (
     PreparedColumn,
     has_hint,
     starts_like_name,
+    without_marks,
     without_type_prefix,
 )
 from .masking import mask_words
@@ -36,7 +37,11 @@ _STREET_SUFFIX = re.compile(
     re.IGNORECASE,
 )
 # "58683 Mitchell Parks", "3118 Бумов Pine": a number, then capitalised words in any script.
-_NUMBER_FIRST = re.compile(r"\d{1,6}[A-Za-z]?,? ((?:[^\W\d_][\w'.-]+ ?){2,5})")
+_NUMBER_FIRST = re.compile(
+    r"\d{1,6}[A-Za-z]?,? ((?:[^\W\d_][\w'.-]+ ?){2,5})"
+    # "6/9 सैनी", "87/095 राजीव कपूर": a house and plot number (India), then one or more words
+    r"|\d{1,5}/\d{1,5},? ((?:[^\W\d_][\w'.-]+ ?){1,5})"
+)
 _HOUSE_NUMBER = re.compile(r"(?<![\d.:])\d{1,5}(?:[/-]\d{1,5})?[A-Za-z]?(?![\d:]|\.\d)")
 _DIGITS = re.compile(r"\d+")
 _LEADING_STREET_WORD = re.compile(rf"(?:{_STREET_WORDS})\b", re.IGNORECASE)
@@ -47,6 +52,8 @@ _POSTAL_LINE = re.compile(
     r"|(?:[^\W\d_]{1,3}[ -])?\d{3} \d{2}|[^\W\d_]{1,3}[ -]\d{4,6})(?:$|[ ,])"
     # "San Natalia los bajos, SON 20261": the code ends the town line
     r"|, (?:[^\W\d_.]{1,4}\.? ){1,2}\d{4,6}(?:-\d{3,4})?$"
+    # "Dewas - 415555", "Bahadurganj-225260": a town, then its PIN code (India)
+    r"|[^\W\d_]{2,} ?- ?\d{6}$"
 )
 # A house number written with its marker: "буд. 699", "д. 4", "# 2-91", "№ 5", "nº 67".
 _MARKED_NUMBER = re.compile(
@@ -110,6 +117,7 @@ def _is_address(text: str) -> bool:
 
 def _address_kind(text: str) -> str | None:
     """ "street" (a street word or known shape), "shape" (words then a number), or None."""
+    text = without_marks(text)
     if "\n" in text:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         kinds = {_street_line_kind(line) for line in lines[:2]} if 2 <= len(lines) <= 5 else set()
@@ -145,7 +153,8 @@ def _street_line_kind(text: str) -> str | None:
 
 def _number_first(text: str) -> bool:
     match = _NUMBER_FIRST.match(text)
-    return match is not None and all(starts_like_name(word) for word in match.group(1).split())
+    words = match.group(match.lastindex or 1).split() if match else []
+    return match is not None and all(starts_like_name(word) for word in words)
 
 
 def _varied(prefixes: list[str]) -> bool:

@@ -12,6 +12,8 @@ import datetime as dt
 import itertools
 import json
 import re
+import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -210,6 +212,31 @@ def prepare_column(sample: ColumnSample) -> PreparedColumn:
 
 
 # --- value shape --------------------------------------------------------------------
+
+
+def _mark_class() -> str:
+    """A regex class of every combining mark (Unicode category M) up to the SMP."""
+    ranges: list[tuple[int, int]] = []
+    for point in range(0x300, min(sys.maxunicode, 0x1FFFF) + 1):
+        if unicodedata.category(chr(point))[0] == "M":
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1] = (ranges[-1][0], point)
+            else:
+                ranges.append((point, point))
+    spans = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+    return f"[{spans}\\u200c\\u200d]"
+
+
+# Vowel signs and viramas (Devanagari, Bengali, Tamil, Thai, Sinhala) and the
+# zero-width (non-)joiners of Persian and Sinhala are not letters to ``\w``: a shape
+# regex of letters stops inside "यादव" or "ایمان‌شهر". Shape checks read a copy without them.
+_MARKS = re.compile(_mark_class())
+
+
+def without_marks(text: str) -> str:
+    """``text`` without combining marks and zero-width joiners (for shape regexes only)."""
+    return text if text.isascii() else _MARKS.sub("", text)
+
 
 # "г. Сасово", "ul. Zaułek", "д. Ухта": a short lowercase type word with a dot before a name.
 _TYPE_PREFIX = re.compile(r"[^\W\d_]{1,4}\. ?(?=\w)")

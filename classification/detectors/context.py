@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
 from postal_codes_tools.postal_codes import verify_postal_code_format
 
-from .base import CONTEXT, Finding, PreparedColumn, confidence
+from .base import CONTEXT, Finding, PreparedColumn, confidence, has_hint, starts_like_name
 from .birthdate import as_date
 from .cities import place_share
 from .masking import mask_generic, mask_words
@@ -51,7 +51,7 @@ LONE_POSTAL_COUNTRIES = (
 # fmt: on
 ADULT_YEARS = (18.0, 100.0)
 SURNAME_SHARE = 0.3
-SINGLE_TOKEN_SHARE = 0.7
+SINGLE_TOKEN_SHARE = 0.5  # بن لادن, آل رفيع, Van Dijk: surnames of two words
 FIRST_NAME_ROWS = 0.6  # the index misses rarer first names of every culture (Евграф, Gnúpur)
 
 
@@ -106,7 +106,11 @@ PLACE_GAZETTEER_SHARE = 0.4  # or the gazetteer knows two in five (villages are 
 def _place_rule(
     table: Sequence[PreparedColumn], scores: Sequence[Scores]
 ) -> list[tuple[int, Finding]]:
-    """A column of place-like words in a table with addresses is the addresses' city."""
+    """A column of place-like words in a table with addresses is the addresses' city.
+
+    One such column per address column: beside a street, the English model reads surnames
+    and occupations of other languages as places too, less often than the town's names and
+    more often known to the name index. The most place-like column wins."""
     anchors = [
         c
         for c, best in zip(table, scores, strict=True)
@@ -114,7 +118,7 @@ def _place_rule(
     ]
     if not anchors:
         return []
-    found = []
+    found: list[tuple[float, int, Finding]] = []
     for position, column in enumerate(table):
         best = scores[position]
         if column in anchors or any(score >= 0.7 for score, _ in best.values()):
@@ -141,14 +145,22 @@ def _place_rule(
                 len(column.texts),
             )
             finding.examples = [mask_words(text) for text in column.texts[:3]]
-            found.append((position, finding))
-    return found
+            ner_lead = column.entity_share("GPE", "LOC") - names / kinds["read"]
+            found.append((known_places + ner_lead, position, finding))
+    # Towns already settled (by the gazetteer or the column's name) use up their addresses.
+    towns = sum(
+        1
+        for column, best in zip(table, scores, strict=True)
+        if best.get("PII.Location", (0.0,))[0] >= 0.7 and not _is_country_column(column)
+    )
+    found.sort(key=lambda item: -item[0])
+    return [(position, finding) for _, position, finding in found[: max(0, len(anchors) - towns)]]
 
 
 def _place_shaped(text: str) -> bool:
     return (
         2 <= len(text) <= 60
-        and text[0].isupper()
+        and starts_like_name(text)
         and not (len(text) <= 3 and text.isupper())
         and not any(char.isdigit() for char in text)
     )
@@ -165,7 +177,10 @@ def _postal_candidate(column: PreparedColumn) -> bool:
     if column.type_family not in ("text", "integer") or not column.texts:
         return False
     head = column.texts[:40]
-    shaped = sum(1 for t in head if 3 <= len(t) <= 10 and any(c.isdigit() for c in t))
+    # "13496-73780" (Iran) is 11 characters: count letters and digits, not separators
+    shaped = sum(
+        1 for t in head if 3 <= sum(c.isalnum() for c in t) <= 10 and any(c.isdigit() for c in t)
+    )
     if shaped < ROW_SHARE * len(head):
         return False
     numbers = sorted({int(t) for t in head if t.isdigit()})
@@ -196,8 +211,13 @@ def _postal_rule(
             finding = _postal_by_place(column, places)
         if finding is not None:
             finding.examples = [mask_generic(text) for text in column.texts[:3]]
+            # member_no, order_ref: a name that says number or id outweighs a fitting shape
+            finding.negative_hint = has_hint(column, _NUMBER_TOKENS)
             found.append((position, finding))
     return found
+
+
+_NUMBER_TOKENS = ("no", "nr", "num", "number", "id", "ref", "seq", "count", "qty", "quantity")
 
 
 def postal_fits(code: str, country: str) -> bool:
@@ -338,13 +358,17 @@ def _name_pair_rule(
     )
     found: list[tuple[int, Finding]] = []
     for first in firsts:
-        for other in candidates:
-            if other == first or _placeish(scores[other]):
-                continue
+        # The sibling most made of known surnames: beside given names, an occupation or a
+        # town column also holds a few surnames (Pescador, Elverum), a surname column more.
+        others = sorted(
+            (i for i in candidates if i != first and not _placeish(scores[i])),
+            key=lambda i: -kinds[i]["last"] / kinds[i]["read"],
+        )
+        for other in others:
             # Surnames are a longer tail than first names (Slovak -ová forms, rare names):
             # a third known is enough beside a column of first names, row by row.
             known = kinds[other]["first"] + kinds[other]["last"]
-            if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]):
+            if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]) > 0.2:
                 continue
             pairs = _pairs(table[first], table[other])
             rows = sum(1 for a, _ in pairs if value_kind(a) == "first")
@@ -359,10 +383,12 @@ def _name_pair_rule(
                     len(pairs),
                     role=role,
                 )
-                # The pair outweighs the model's guess that lone foreign names are places.
-                if _ner_only(scores[position], "PII.Location"):
-                    del scores[position]["PII.Location"]
-                    finding.extra["context"]["overrules"] = "PII.Location (NER alone)"
+                # The pair outweighs the model's guess that lone foreign names are places
+                # or firms.
+                for tag in ("PII.Location", "PII.Organization"):
+                    if _ner_only(scores[position], tag):
+                        del scores[position][tag]
+                        finding.extra["context"]["overrules"] = f"{tag} (NER alone)"
                 found.append((position, finding))
             break
     return found
@@ -373,9 +399,10 @@ def _ner_only(best: Scores, tag: str) -> bool:
 
 
 def _placeish(best: Scores) -> bool:
-    """Places or firms by something firmer than NER reading a lone word as a place."""
+    """Places or firms by something firmer than NER reading lone words as places or firms
+    (the English model reads Ozuna or Oshodi as an organisation as often as a person)."""
     return any(
-        best.get(tag, (0.0,))[0] >= 0.5 and not (tag == "PII.Location" and _ner_only(best, tag))
+        best.get(tag, (0.0,))[0] >= 0.5 and not _ner_only(best, tag)
         for tag in ("PII.Location", "PII.Organization")
     )
 

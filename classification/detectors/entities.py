@@ -23,6 +23,7 @@ from .base import (
     PreparedColumn,
     has_hint,
     starts_like_name,
+    without_marks,
     without_type_prefix,
 )
 from .health import is_free_text
@@ -364,7 +365,7 @@ def _shaped(text: str, min_len: int = 2) -> bool:
     return (
         min_len <= len(text) <= 80
         and starts_like_name(text)
-        and _NAME_SHAPE.fullmatch(text) is not None
+        and _NAME_SHAPE.fullmatch(without_marks(text)) is not None
     )
 
 
@@ -389,7 +390,12 @@ def detect_person_name(column: PreparedColumn) -> list[Finding]:
     def vouched(text: str) -> bool:
         if free_text or has_legal_form(text):
             return False
-        if full_names and len(text) <= 60 and text[0].isupper() and _FULL_NAME.fullmatch(text):
+        if (
+            full_names
+            and len(text) <= 60
+            and starts_like_name(text)
+            and _FULL_NAME.fullmatch(without_marks(text))
+        ):
             return True
         return hinted and _shaped(text)
 

@@ -24,7 +24,9 @@ import threading
 import unicodedata
 from pathlib import Path
 
-from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name
+from anyascii import anyascii
+
+from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name, without_marks
 from .entities import has_legal_form
 from .masking import mask_words
 from .places import country_share
@@ -85,10 +87,15 @@ def _load_or_build() -> dict[str, list[int]]:
     )
 
 
+ROMANISED_MIN_LETTERS = 4  # "Ba", "Shi": one CJK syllable romanises to some name anywhere
+
+
 @functools.lru_cache(maxsize=32768)
 def _entry(token: str) -> list[int] | None:
     """The index entry, also for a spelling with diacritics the resource writes without
-    them (Katarīna, Elvīra: the corpus often drops Latvian or Turkish marks)."""
+    them (Katarīna, Elvīra: the corpus often drops Latvian or Turkish marks), and for a
+    name in another script by its romanisation (Станіслава -> Stanislava, 영은 -> YeongEun):
+    the resource lists most names of every culture by their Latin spelling."""
     index = name_index()
     key = token.casefold()
     entry = index.get(key)
@@ -97,6 +104,10 @@ def _entry(token: str) -> list[int] | None:
             char for char in unicodedata.normalize("NFKD", key) if not unicodedata.combining(char)
         )
         entry = index.get(folded) if folded != key and folded.isascii() else None
+        if entry is None and not _is_latin(token):
+            romanised = anyascii(token).casefold()
+            if len(romanised) >= ROMANISED_MIN_LETTERS and romanised.isalpha():
+                entry = index.get(romanised)
     return entry
 
 
@@ -117,7 +128,9 @@ def name_tokens_of(text: str) -> list[str] | None:
     if len(text) <= 3 and text.isupper():
         return None  # DE, USA, EUR: codes, though some are given names somewhere
     tokens = [token for token in _SPLIT.split(text.strip()) if token]
-    if not 1 <= len(tokens) <= 4 or not all(_TOKEN.fullmatch(token) for token in tokens):
+    if not 1 <= len(tokens) <= 4 or not all(
+        _TOKEN.fullmatch(without_marks(token)) for token in tokens
+    ):
         return None
     return tokens
 
@@ -149,13 +162,34 @@ def value_kind(text: str) -> str | None:
         # first name ranked 1302, is the 7th surname): far more common as a surname, it is one.
         if 0 < first <= common and not 0 < last * SURNAME_FIRST_RATIO < first:
             return "first"
-        if last:
+        if last or _patronymic(token):
             return "last"
         return "full" if _dense_full_name(token) else None
     parts = [part for token in tokens for part in token.split("-")]
     if all(_is_known(part) for part in parts) and (first_rank(tokens[0]) or first_rank(tokens[-1])):
         return "full"
     return None
+
+
+# Surnames made from a given name: Russian, Uzbek, Azerbaijani -ov/-eva, Ukrainian -enko,
+# Armenian -yan, Georgian -shvili/-dze, Persian -zadeh/-pour, Icelandic -sson/-dóttir,
+# Balkan -ović, Turkish -oğlu (-sen, -son, -ić, -ian end too many words: Lesson, Italian).
+# Read on the romanised spelling, so Ашимов is Ashim + ov.
+_PATRONYMIC = re.compile(
+    r"(.{4,}?)(?:ovich|evich|ovna|evna|ovic|evic|ova|eva|yeva|yev|ov|ev|enko|yan|"
+    r"shvili|dze|zadeh|zade|pour|poor|sson|dottir|oglu|ogly|kyzy)"
+)
+
+
+def _patronymic(token: str) -> bool:
+    """ "Akmalov", "Robiyayeva", "Hallgarðsson", "Ашимов": a given name and a surname suffix.
+    The stem must be a given name the index knows (Akmal, Robiya), not any word."""
+    romanised = anyascii(token).casefold() if not token.isascii() else token.casefold()
+    match = _PATRONYMIC.fullmatch(romanised)
+    if match is None:
+        return False
+    stem = match.group(1)
+    return any(first_rank(candidate) for candidate in (stem, stem.rstrip("y"), stem + "a"))
 
 
 _DENSE_NAME = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3]{3,4}")

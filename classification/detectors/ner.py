@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .base import PreparedColumn
+from .base import PreparedColumn, without_marks
 from .health import is_free_text
 from .masking import mask_words
 
@@ -112,7 +112,7 @@ def wants_ner(column: PreparedColumn) -> bool:
         return _prose_share(head) >= 0.6 and _english_share(head) >= 0.08
     if _prose_share(head) < 0.6:
         return False
-    wordy = sum(1 for text in head if len(text) <= 80 and _WORDY.fullmatch(text))
+    wordy = sum(1 for text in head if len(text) <= 80 and _WORDY.fullmatch(without_marks(text)))
     distinct = len(set(head)) / len(head)
     return wordy / len(head) >= 0.6 and distinct >= 0.3
 
@@ -125,7 +125,11 @@ def _english_share(texts: Sequence[str]) -> float:
 def _prose_share(texts: Sequence[str]) -> float:
     """Share of whitespace-separated tokens that are plain words (not ``Mozilla/5.0``)."""
     tokens = [token for text in texts for token in text[:NER_CHARS_PER_VALUE].split()]
-    return sum(1 for token in tokens if _WORD.fullmatch(token)) / len(tokens) if tokens else 0.0
+    return (
+        sum(1 for token in tokens if _WORD.fullmatch(without_marks(token))) / len(tokens)
+        if tokens
+        else 0.0
+    )
 
 
 def run_ner(columns: Sequence[PreparedColumn]) -> None:

@@ -35,7 +35,28 @@ def _parse(text: str) -> tuple[int, int | None]:
             return 2, number.country_code
         if best == 0 and phonenumbers.is_possible_number(number):
             best, code = 1, number.country_code
+    if best == 0 and regions == (None,) and _E164.fullmatch(text):
+        # "+351 29 3957 6462": a country's calling code, then digit groups up to E.164's 15
+        # digits, is a number written the international way even where its national plan
+        # says the length is wrong (generators and old data both do this)
+        code = _calling_code(text)
+        best = 1 if code else 0
     return best, code
+
+
+_E164 = re.compile(r"\+\d{1,3}(?:[ .-]\d{1,5}){2,5}")
+
+
+def _calling_code(text: str) -> int | None:
+    """The country calling code of an international number of 7-13 national digits."""
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    code = number.country_code
+    if code is None or phonenumbers.region_code_for_country_code(code) == "ZZ":
+        return None
+    return code if 7 <= len(str(number.national_number)) <= 13 else None
 
 
 def national_phone_valid(text: str, region: str) -> bool:

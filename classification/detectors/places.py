@@ -45,17 +45,25 @@ def _countries() -> dict[str, str]:
 
 
 def country_code(text: str) -> str | None:
-    """ISO alpha-2 for a country name or code ("Germany", "DE", "DEU"), else None."""
-    return _countries().get(text.strip().casefold()) if 2 <= len(text) <= 60 else None
+    """ISO alpha-2 for a country name or code ("Germany", "DE", "DEU"), else None.
+
+    A code counts only in capitals: "Lie" and "Per" are names, "LIE" and "PER" codes."""
+    text = text.strip()
+    if not 2 <= len(text) <= 60 or (_is_code(text) and not text.isupper()):
+        return None
+    return _countries().get(text.casefold())
+
+
+def _is_code(text: str) -> bool:
+    """DE, DEU: a code. مصر, 中国, Irak are names however short (only Latin has codes)."""
+    return len(text) <= 3 and text.isascii()
 
 
 def country_share(column: PreparedColumn, *, names_only: bool = False) -> float:
     head = column.texts[:40]
     if not head:
         return 0.0
-    found = sum(
-        1 for text in head if (not names_only or len(text) > 3) and country_code(text) is not None
-    )
+    found = sum(1 for text in head if (not names_only or not _is_code(text)) and country_code(text))
     return found / len(head)
 
 
