@@ -12,6 +12,7 @@ and server; rows whose ids already match go out as they came.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from agent.mysql.relay import PacketRelay
     from agent.mysql.server import MySqlAgent
 
+SERVER_MORE_RESULTS_EXISTS = p.SERVER_MORE_RESULTS_EXISTS
 SERVER_STATUS_CURSOR_EXISTS = 0x0040
 SERVER_STATUS_LAST_ROW_SENT = 0x0080  # a FETCH read the cursor to its end
 _FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
@@ -60,12 +62,12 @@ class AnswerSession(Protocol):
 
     async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape: ...
 
-    def audit_done(
+    def audit(
         self,
         decision: Decision,
         index: int,
         rows: int | None,
-        started: float,
+        duration_ms: float,
         error: bool,
         sent_bytes: int = 0,
     ) -> None: ...
@@ -113,12 +115,14 @@ class Results:
         session: AnswerSession,
         decision: Decision,
         started: float,
-        *,
         binary: bool,
         prepared: Prepared | None = None,
         rows_only: bool = False,
         after: Callable[[bool], None] | None = None,
     ) -> None:
+        # Set once per command: only what every path reads.  A result's header fields
+        # (count, header, header_at, shape) are set where it starts (FIRST), its masks and
+        # row counters where its rows start (_header, _whole_result, or here for a FETCH).
         self.session = session
         self.decision = decision
         self.started = started
@@ -127,23 +131,17 @@ class Results:
         self.rows_only = rows_only
         self.after = after  # told whether the last result succeeded, once all went out
         self.seq = session.reply_seq
-        self.index = 0
+        self.index = self.sent_bytes = self.pending = 0
         self.succeeded = True
-        self.state = FIRST
-        self.count = 0
-        self.header: list[bytes] = []  # column count, definitions, EOF
-        self.header_at: tuple[bytes, int] = (b"", 0)  # the buffer and position it began at
-        self.shape: Shape | None = None
-        self.masks: list[Mask | None] | None = None
-        self.types: list[int] = []
-        self.native: NativeMask | None = None
-        self.rows = self.sent_bytes = 0
         self.out: list[bytes] = []
-        self.pending = 0
         self.whole = session.native_results and not binary  # try _whole_result
         if rows_only:
             assert prepared is not None
             self.state, self.masks, self.types = ROWS, prepared.masks, prepared.types
+            self.native: NativeMask | None = None
+            self.rows = 0
+        else:
+            self.state = FIRST
 
     def advance(self, packets: p.PacketBuffer) -> bool:
         """Relay what is buffered; True once the answer is complete."""
@@ -161,19 +159,15 @@ class Results:
 
     def _advance(self, packets: p.PacketBuffer) -> bool:
         while True:
-            if self.state == ROWS:
-                if self._rows(packets):
-                    return True
-                if self.state == ROWS:
-                    return False
-            elif self.state == FIRST:
+            state = self.state
+            if state == FIRST:  # most answers: one result, read whole
                 if self.whole:
                     whole = self._whole_result(packets)
                     if whole is not None:
                         if whole:
                             return True
                         continue
-                self.header_at = (packets.buffer, packets.pos)
+                self.header_at: tuple[bytes, int] = (packets.buffer, packets.pos)  # its start
                 first = packets.take()
                 if first is None:
                     return False
@@ -183,10 +177,15 @@ class Results:
                     continue
                 if first[:1] == b"\xfb":  # LOCAL INFILE request: never negotiated, fail closed
                     raise p.ProtocolError("the database asked for a LOCAL INFILE transfer")
-                self.count = p.read_lenenc_int(first, 0)[0] or 0
-                self.header = [first]
-                self.shape = None
+                self.count: int = p.read_lenenc_int(first, 0)[0] or 0
+                self.header: list[bytes] = [first]  # column count, definitions, EOF
+                self.shape: Shape | None = None
                 self.state = HEADER
+            elif state == ROWS:
+                if self._rows(packets):
+                    return True
+                if self.state == ROWS:
+                    return False
             elif self._header(packets):
                 return True
             elif self.state == HEADER:
@@ -352,10 +351,9 @@ class Results:
         if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows
             self._fetched(error or bool(status & SERVER_STATUS_LAST_ROW_SENT), error)
             return True
-        self.session.audit_done(
-            self.decision, self.index, rows, self.started, error, self.sent_bytes
-        )
-        if error or not status & p.SERVER_MORE_RESULTS_EXISTS:
+        duration_ms = (time.perf_counter() - self.started) * 1000.0
+        self.session.audit(self.decision, self.index, rows, duration_ms, error, self.sent_bytes)
+        if error or not status & SERVER_MORE_RESULTS_EXISTS:
             return True
         self.index += 1
         self.sent_bytes = 0

@@ -28,6 +28,11 @@ PIN_SQL_MODE = (
 )
 
 
+# A COM_QUERY text a session may run again without deciding it: the (start, end, bytes)
+# its payload must hold, the decision, the agent's generation and the database then.
+Repeat = tuple[tuple[tuple[int, int, bytes], ...], Decision, int, str | None]
+
+
 @dataclass
 class OpenCursor:
     """A cursor an EXECUTE opened: its statement's audit event waits for the rows and
@@ -76,6 +81,9 @@ class SessionState:
         self.prepared: dict[int, Prepared] = {}
         self.reply_seq = 1
         self._masks: dict[tuple[int, bytes], tuple[Decision, Shape]] = {}
+        # COM_QUERY texts run under a cached decision, by template key (commands.py): the
+        # template's fixed pieces, the decision, the agent's generation and the database.
+        self._repeats: dict[bytes, Repeat] = {}
         # Audit fields per (decision, result index): JSON-encoded once, not per statement.
         self._fragments: dict[tuple[int, int], tuple[Decision, str]] = {}
 
