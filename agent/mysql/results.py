@@ -22,6 +22,7 @@ from agent.mysql.rows import (
     NativeMask,
     mask_binary_row,
     mask_text_row,
+    native_mask_binary_rows,
     native_mask_rows,
     native_scan_result,
 )
@@ -138,7 +139,7 @@ class Results:
         if rows_only:
             assert prepared is not None
             self.state, self.masks, self.types = ROWS, prepared.masks, prepared.types
-            self.native: NativeMask | None = None
+            self.native: NativeMask | None = prepared.native
             self.rows = 0
         else:
             self.state = FIRST
@@ -256,7 +257,7 @@ class Results:
                 return False
         self.masks, self.types, self.native = shape
         if self.prepared is not None:
-            self.prepared.masks, self.prepared.types = shape[0], shape[1]
+            self.prepared.masks, self.prepared.types, self.prepared.native = shape
         buffer, start = self.header_at
         if (
             packets.buffer is buffer
@@ -287,9 +288,12 @@ class Results:
         """Rows until the result's EOF or ERR; True when that ends the answer."""
         masks, types = self.masks, self.types
         key = self.session.agent.config.masking_key
-        mask_row = mask_binary_row if self.binary else mask_text_row
+        binary = self.binary
+        mask_row = mask_binary_row if binary else mask_text_row
         out = self.out
-        native = None if self.binary else self.native
+        native = self.native
+        native_rows = native_mask_binary_rows if binary else native_mask_rows
+        widths = bytes(types) if binary and native is not None else b""  # each column's type
         while True:
             if masks is None:  # unmasked rows numbered as the client's go out as they came
                 verbatim, count = packets.verbatim_rows(self.seq)
@@ -299,10 +303,12 @@ class Results:
                     self.sent_bytes += len(verbatim) - 4 * count  # whole packets, one per row
                     self.rows += count
                     self.seq += count
-            elif native is not None and native_mask_rows is not None:  # a run at once, in C
-                masked, packets.pos, count, self.seq, sent = native_mask_rows(
-                    packets.buffer, packets.pos, self.seq, native, key
-                )
+            elif native is not None and native_rows is not None:  # a run at once, in C
+                if binary:
+                    run = native_rows(packets.buffer, packets.pos, self.seq, native, widths, key)
+                else:
+                    run = native_rows(packets.buffer, packets.pos, self.seq, native, key)
+                masked, packets.pos, count, self.seq, sent = run
                 if masked is not None:
                     out.append(masked)
                     self.pending += len(masked)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from agent.mysql import packets as p
 from agent.mysql.auth import UpstreamLink
 from agent.mysql.relay import PacketRelay
-from agent.mysql.rows import Mask, native_scan_result
+from agent.mysql.rows import Mask, NativeMask, native_scan_result
 from agent.verdicts import Decision, Identity
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class Prepared:
     generation: int  # MySqlAgent.generation when decided: a new bundle or DDL decides again
     masks: list[Mask | None] | None = None
     types: list[int] = field(default_factory=list)
+    native: NativeMask | None = None  # the masks for the native path (rows.native_row_mask)
     cursor: OpenCursor | None = None
 
 
