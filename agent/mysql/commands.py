@@ -23,6 +23,7 @@ from agent.normalize import template_key
 from agent.verdicts import Decision
 
 _COM_QUERY = bytes((p.COM_QUERY,))
+_REPEAT_MAX_BYTES = 4096  # texts _repeat_now may run again (their key and pieces are kept)
 ER_UNKNOWN_COM = 1047
 ER_NO_SUCH_THREAD = 1094
 _USE = re.compile(r"^\s*use\s+`?([^`;\s]+)`?", re.IGNORECASE)
@@ -149,7 +150,10 @@ class Commands(PreparedStatements):
     def _remember_repeat(self, payload: bytes, decision: Decision) -> None:
         """``_repeat_now`` runs the texts ``payload`` stands for under ``decision``: those
         the normaliser reads as it (its template's fixed bytes), else this text only.  A
-        KILL, a ``use`` or DDL never gets here (they need the text or an after-step)."""
+        KILL, a ``use`` or DDL never gets here (they need the text or an after-step).  Long
+        texts are not kept: up to 1,000 per session would hold too much memory."""
+        if len(payload) > _REPEAT_MAX_BYTES:
+            return
         key = template_key(payload)
         raw = payload[1:]
         template = self.agent.normalizer.fixed_pieces(raw, key[1:])
