@@ -125,6 +125,9 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help="run only this workload")
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--keep", type=Path, help="copy the callgrind dumps here (for callgrind_annotate)"
+    )
     args = parser.parse_args()
     # Stopped (e.g. by timeout): still drop the database and stop the processes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -169,6 +172,10 @@ def main() -> None:
     finally:
         plane.server.shutdown()
         mariadb(f"DROP DATABASE IF EXISTS {database}")
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for dump in workdir.glob("callgrind.*"):
+                shutil.copy(dump, args.keep)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 7
+#define FASTPATH_ABI_VERSION 8
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -130,6 +130,7 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args);
 /* ------------------------------------------------------------------ MySQL text rows (mysql.c) */
 
 PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args);
+PyObject *module_mysql_mask_binary_rows(PyObject *module, PyObject *args);
 PyObject *module_mysql_scan_result(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ COPY rows (copy.c) */

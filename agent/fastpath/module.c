@@ -13,6 +13,9 @@ static PyMethodDef module_methods[] = {
     {"mysql_mask_rows", module_mysql_mask_rows, METH_VARARGS,
      "mysql_mask_rows(data, pos, seq, row_mask, key) -> (masked packets or None, end, rows, "
      "seq, payload bytes) of a run of MySQL text rows."},
+    {"mysql_mask_binary_rows", module_mysql_mask_binary_rows, METH_VARARGS,
+     "mysql_mask_binary_rows(data, pos, seq, row_mask, types, key) -> as mysql_mask_rows, "
+     "for a run of MySQL binary protocol rows."},
     {"mysql_scan_result", module_mysql_scan_result, METH_VARARGS,
      "mysql_scan_result(data, pos, seq) -> None or (definitions, header_end, rows_end, rows, "
      "end, numbered) of a MySQL result set buffered whole."},

@@ -1,11 +1,13 @@
-/* Masking of MySQL text protocol rows (COM_QUERY results), for agent/mysql/results.py: a
- * run of row packets masked and re-framed in one call, not one Python call per row.
+/* Masking of MySQL text protocol rows (COM_QUERY results) and binary protocol rows
+ * (COM_STMT_EXECUTE / FETCH results), for agent/mysql/results.py: a run of row packets
+ * masked and re-framed in one call, not one Python call per row.
  *
  * The methods are the DataRow ones (masking.c's mask_value_into, shared: only the length
  * prefix differs, a length-encoded integer here).  Which method fits which MySQL column
  * type is decided in Python (agent/mysql/rows.py: native_row_mask), which hands over a
- * row mask in the DataRow format with the methods that do not fit replaced by "null".
- * agent/mysql/rows.py's mask_text_row is the reference: tests/agent_mysql compare them. */
+ * row mask in the DataRow format with the methods that do not fit marked NULL.
+ * agent/mysql/rows.py's mask_text_row and mask_binary_row are the reference:
+ * tests/agent_mysql/test_mysql_native_rows.py compares them. */
 #include "fastpath.h"
 
 #define MYSQL_MAX_PACKET 0xFFFFFF
@@ -61,21 +63,91 @@ static int mask_text_row_into(Buffer *out, const CompiledMask *compiled,
     return buffer_add(out, span, end - span);
 }
 
-/* mysql_mask_rows(data, pos, seq, row_mask, key) -> (packets or None, end, rows, seq,
- * payload bytes): the run of whole row packets of ``data`` from ``pos`` on (up to a
- * result's EOF or ERR packet, a split packet, or what is not buffered whole), masked by
- * ``row_mask`` ([(index, (method, param, 0, False)), ...]) and framed from sequence id
- * ``seq`` on; where the run ends, how many rows it holds, the next sequence id, and the
- * masked payloads' bytes.  A row whose masked payload would need a split packet ends the
- * run before it (the caller frames that one). */
-PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args) {
+/* Binary protocol values (agent/mysql/rows.py: mask_binary_row is the reference). */
+static int binary_text_type(unsigned char type) {
+    return type == 15 || type == 245 || (type >= 247 && type <= 254);
+}
+
+static int binary_date_type(unsigned char type) { return type == 7 || type == 10 || type == 12; }
+
+/* The bytes the binary value of column type ``type`` at ``at`` takes, -1 past ``end``. */
+static Py_ssize_t binary_width(const unsigned char *at, const unsigned char *end,
+                               unsigned char type) {
+    int null;
+    switch (type) {
+    case 6: return 0;                           /* NULL */
+    case 1: return 1;                           /* TINY */
+    case 2: case 13: return 2;                  /* SHORT, YEAR */
+    case 3: case 4: case 9: return 4;           /* LONG, FLOAT, INT24 */
+    case 5: case 8: return 8;                   /* DOUBLE, LONGLONG */
+    case 7: case 10: case 11: case 12:          /* TIMESTAMP, DATE, TIME, DATETIME */
+        return at < end ? 1 + (Py_ssize_t)at[0] : -1;
+    default:
+        return lenenc_span(at, end, &null);
+    }
+}
+
+/* One masked binary value appended, or 1 when it becomes NULL (nothing appended): text
+ * through the shared cell masking, ``year`` on a DATE/DATETIME/TIMESTAMP as January 1st
+ * of its year (the only method the row mask lets through for them), anything else NULL. */
+static int mask_binary_value_into(Buffer *out, const CellMask *cell, unsigned char type,
+                                  const unsigned char *raw, Py_ssize_t width) {
+    if (cell->code == -1) return 1;
+    if (binary_date_type(type)) {
+        if (raw[0] < 4) return 1;
+        unsigned char date[5] = {4, raw[1], raw[2], 1, 1};
+        return buffer_add(out, date, 5);
+    }
+    if (!binary_text_type(type)) return 1;
+    Py_ssize_t head = raw[0] <= 0xfb ? 1 : raw[0] == 0xfc ? 3 : raw[0] == 0xfd ? 4 : 9;
+    Py_ssize_t mark = out->len;
+    if (mask_value_into(out, cell, raw + head, width - head, LENGTH_LENENC) < 0) return -1;
+    if ((unsigned char)PyBytes_AS_STRING(out->bytes)[mark] != 0xfb) return 0;
+    out->len = mark; /* the method gave NULL: the bitmap says so, no value */
+    return 1;
+}
+
+/* Append one binary row (0x00, the NULL bitmap at bit offset 2, the non-NULL values) with
+ * its masked columns rewritten; a value masked to NULL sets its bit. */
+static int mask_binary_row_into(Buffer *out, const CompiledMask *compiled,
+                                const unsigned char *types, Py_ssize_t columns,
+                                const unsigned char *payload, Py_ssize_t len) {
+    Py_ssize_t bitmap = (columns + 9) / 8, start = out->len, column = 0;
+    if (len < 1 + bitmap) goto malformed;
+    if (buffer_add(out, "\0", 1) < 0 || buffer_add(out, payload + 1, bitmap) < 0) return -1;
+    const unsigned char *end = payload + len, *at = payload + 1 + bitmap, *span = at;
+    for (Py_ssize_t m = 0; m < compiled->count; m++) {
+        const CellMask *cell = &compiled->cells[m];
+        if (cell->index >= columns) goto malformed;
+        for (; column <= cell->index; column++) {
+            Py_ssize_t bit = column + 2;
+            if (payload[1 + bit / 8] & (1 << (bit % 8))) continue; /* NULL: no value */
+            Py_ssize_t width = binary_width(at, end, types[column]);
+            if (width < 0 || end - at < width) goto malformed;
+            if (column == cell->index) {
+                if (buffer_add(out, span, at - span) < 0) return -1;
+                int null = mask_binary_value_into(out, cell, types[column], at, width);
+                if (null < 0) return -1;
+                if (null) PyBytes_AS_STRING(out->bytes)[start + 1 + bit / 8] |= (char)(1 << (bit % 8));
+                span = at + width;
+            }
+            at += width;
+        }
+    }
+    return buffer_add(out, span, end - span);
+malformed:
+    PyErr_SetString(PyExc_ValueError, "malformed MySQL binary row");
+    return -1;
+}
+
+/* The run of row packets of a result from ``pos`` on, masked (text rows, or binary rows of
+ * ``types``: NULL for text) and framed from ``seq`` on: mysql_mask_rows and
+ * mysql_mask_binary_rows. */
+static PyObject *mask_rows(Py_buffer *data, Py_ssize_t pos, Py_ssize_t seq, PyObject *row_mask,
+                           Py_buffer *types, PyObject *key) {
     static CompiledMask compiled = {NULL, NULL, 0}; /* the last row_mask, compiled */
-    Py_buffer data;
-    Py_ssize_t pos, seq;
-    PyObject *row_mask, *key;
-    if (!PyArg_ParseTuple(args, "y*nnOO", &data, &pos, &seq, &row_mask, &key)) return NULL;
-    const unsigned char *buf = data.buf;
-    Py_ssize_t size = data.len, rows = 0, sent = 0;
+    const unsigned char *buf = data->buf;
+    Py_ssize_t size = data->len, rows = 0, sent = 0;
     Buffer out = {NULL, 0};
     PyObject *result = NULL;
     if (pos < 0 || pos > size) {
@@ -94,8 +166,10 @@ PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args) {
             out.bytes = PyBytes_FromStringAndSize(NULL, 64 + (size - pos) + (size - pos) / 2);
             if (out.bytes == NULL) goto done;
         }
-        if (buffer_add(&out, "\0\0\0\0", 4) < 0 ||
-            mask_text_row_into(&out, &compiled, buf + pos + 4, length) < 0)
+        if (buffer_add(&out, "\0\0\0\0", 4) < 0) goto done;
+        if (types == NULL ? mask_text_row_into(&out, &compiled, buf + pos + 4, length) < 0
+                          : mask_binary_row_into(&out, &compiled, types->buf, types->len,
+                                                 buf + pos + 4, length) < 0)
             goto done;
         Py_ssize_t masked = out.len - start - 4;
         if (masked >= MYSQL_MAX_PACKET) { /* the caller splits it */
@@ -120,6 +194,37 @@ PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args) {
     }
 done:
     buffer_free(&out);
+    return result;
+}
+
+/* mysql_mask_rows(data, pos, seq, row_mask, key) -> (packets or None, end, rows, seq,
+ * payload bytes): the run of whole row packets of ``data`` from ``pos`` on (up to a
+ * result's EOF or ERR packet, a split packet, or what is not buffered whole), masked by
+ * ``row_mask`` ([(index, (method, param, 0, null)), ...]: null True, the cell becomes
+ * NULL) and framed from sequence id ``seq`` on; where the run ends, how many rows it
+ * holds, the next sequence id, and the masked payloads' bytes.  A row whose masked payload
+ * would need a split packet ends the run before it (the caller frames that one). */
+PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args) {
+    Py_buffer data;
+    Py_ssize_t pos, seq;
+    PyObject *row_mask, *key;
+    if (!PyArg_ParseTuple(args, "y*nnOO", &data, &pos, &seq, &row_mask, &key)) return NULL;
+    PyObject *result = mask_rows(&data, pos, seq, row_mask, NULL, key);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+/* mysql_mask_binary_rows(data, pos, seq, row_mask, types, key) -> as mysql_mask_rows, for
+ * binary protocol rows (COM_STMT_EXECUTE and COM_STMT_FETCH results); ``types``: each
+ * column's type byte, which gives its values' widths. */
+PyObject *module_mysql_mask_binary_rows(PyObject *module, PyObject *args) {
+    Py_buffer data, types;
+    Py_ssize_t pos, seq;
+    PyObject *row_mask, *key;
+    if (!PyArg_ParseTuple(args, "y*nnOy*O", &data, &pos, &seq, &row_mask, &types, &key))
+        return NULL;
+    PyObject *result = mask_rows(&data, pos, seq, row_mask, &types, key);
+    PyBuffer_Release(&types);
     PyBuffer_Release(&data);
     return result;
 }

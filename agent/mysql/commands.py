@@ -19,8 +19,11 @@ from agent.mysql import packets as p
 from agent.mysql.login import ER_ACCESS_DENIED
 from agent.mysql.results import Results
 from agent.mysql.statements import PreparedStatements
+from agent.normalize import template_key
 from agent.verdicts import Decision
 
+_COM_QUERY = bytes((p.COM_QUERY,))
+_REPEAT_MAX_BYTES = 4096  # texts _repeat_now may run again (their key and pieces are kept)
 ER_UNKNOWN_COM = 1047
 ER_NO_SUCH_THREAD = 1094
 _USE = re.compile(r"^\s*use\s+`?([^`;\s]+)`?", re.IGNORECASE)
@@ -41,7 +44,8 @@ class Commands(PreparedStatements):
                 if payload is None:
                     return
             self.reply_seq = commands.seq + 1  # a split command takes several sequence ids
-            self._command(payload)
+            if payload[:1] != _COM_QUERY or not self._repeat_now(payload):
+                self._command(payload)
 
     def _slow(self, handler: Coroutine[Any, Any, None]) -> None:
         assert self.to_upstream is not None
@@ -109,6 +113,27 @@ class Commands(PreparedStatements):
 
     # ------------------------------------------------------------ COM_QUERY
 
+    def _repeat_now(self, payload: bytes) -> bool:
+        """Run a query this session ran before under a cached decision (the same bytes, or
+        the same integer-constant template: ``agent.normalize``) while that decision holds
+        (not expired, the same bundle and catalog, the same database), without decoding
+        and normalising its text again; False: ``_query_now`` decides it."""
+        repeat = self._repeats.get(template_key(payload))
+        if repeat is None:
+            return False
+        fixed, decision, generation, database = repeat
+        if (
+            generation != self.agent.generation
+            or decision.valid_until <= time.time()
+            or database != self.database
+        ):
+            return False
+        for start, end, piece in fixed:
+            if payload[start:end] != piece:
+                return False
+        self._run_query(payload, decision)
+        return True
+
     def _query_now(self, payload: bytes) -> bool:
         """Run a query whose decision is cached, without a coroutine; False if it needs
         the slow path (``_query``)."""
@@ -116,8 +141,34 @@ class Commands(PreparedStatements):
         decision = self._decided_now(sql)
         if decision is None or _KILL.match(sql) is not None:
             return False
-        self._run_query(payload, sql, decision)
+        after = self._after_query(sql, decision)
+        if after is None:
+            self._remember_repeat(payload, decision)
+        self._run_query(payload, decision, after)
         return True
+
+    def _remember_repeat(self, payload: bytes, decision: Decision) -> None:
+        """``_repeat_now`` runs the texts ``payload`` stands for under ``decision``: those
+        the normaliser reads as it (its template's fixed bytes), else this text only.  A
+        KILL, a ``use`` or DDL never gets here (they need the text or an after-step).  Long
+        texts are not kept: up to 1,000 per session would hold too much memory."""
+        if len(payload) > _REPEAT_MAX_BYTES:
+            return
+        key = template_key(payload)
+        raw = payload[1:]
+        template = self.agent.normalizer.fixed_pieces(raw, key[1:])
+        if template is None:
+            fixed: tuple[tuple[int, int, bytes], ...] = ((0, len(payload), payload),)
+        else:  # the template is of the text, after the command byte: the byte joins it
+            pieces = [(s + 1, e + 1, b) for s, e, b in template]
+            if pieces and pieces[0][0] == 1:
+                pieces[0] = (0, pieces[0][1], payload[:1] + pieces[0][2])
+            else:
+                pieces.insert(0, (0, 1, payload[:1]))
+            fixed = tuple(pieces)
+        if len(self._repeats) > 1000:
+            self._repeats.clear()
+        self._repeats[key] = (fixed, decision, self.agent.generation, self.database)
 
     async def _query(self, payload: bytes) -> None:
         sql = payload[1:].decode(errors="surrogateescape")
@@ -130,16 +181,21 @@ class Commands(PreparedStatements):
             query_only = (killed.group(1) or "").lower().startswith("query")
             await self._kill(int(killed.group(2)), query_only)
             return
-        self._run_query(payload, sql, decided)
+        self._run_query(payload, decided, self._after_query(sql, decided))
 
-    def _run_query(self, payload: bytes, sql: str, decision: Decision) -> None:
+    def _after_query(self, sql: str, decision: Decision) -> Callable[[bool], None] | None:
+        """What follows a query's answer: a ``use`` changes the database, DDL the catalog."""
+        if "use" in decision.kinds or decision.invalidates_catalog:
+            return functools.partial(self._query_done, sql, decision)
+        return None
+
+    def _run_query(
+        self, payload: bytes, decision: Decision, after: Callable[[bool], None] | None = None
+    ) -> None:
         started = time.perf_counter()
         assert self.to_upstream is not None
         self.to_upstream.sink.write(p.frame(payload, 0)[0])  # the upstream transport
-        after = None
-        if "use" in decision.kinds or decision.invalidates_catalog:
-            after = functools.partial(self._query_done, sql, decision)
-        self._expect(Results(self, decision, started, binary=False, after=after))
+        self._expect(Results(self, decision, started, False, None, False, after))
 
     def _query_done(self, sql: str, decision: Decision, ok: bool) -> None:
         if ok and "use" in decision.kinds:

@@ -5,8 +5,6 @@ refused with a MySQL error code and SQLSTATE naming the rule.
 
 from __future__ import annotations
 
-import time
-
 from agent.audit import statement_fragment
 from agent.mysql import packets as p
 from agent.mysql.hold import hold_statement
@@ -61,22 +59,22 @@ class StatementDecisions(SessionState):
             decision = held
         if decision.action in (ALLOW, MASK):
             return decision
-        self._audit(decision, 0, rows=None, duration_ms=0.0, error=False)
+        self.audit(decision, 0, None, 0.0, False)
         return refusal(decision)
 
-    def _audit(
+    def audit(
         self,
         decision: Decision,
         index: int,
-        *,
         rows: int | None,
-        sent_bytes: int = 0,  # the rows' payload bytes, after masking
         duration_ms: float,
         error: bool,
+        sent_bytes: int = 0,  # the rows' payload bytes, after masking
     ) -> None:
-        assert self.identity is not None
+        """The audit event of result ``index`` of a statement (or of its refusal)."""
         cached = self._fragments.get((id(decision), index))
         if cached is None or cached[0] is not decision:
+            assert self.identity is not None
             fragment = statement_fragment(
                 identity=self.identity.name,
                 datasource=self.agent.config.datasource,
@@ -90,22 +88,3 @@ class StatementDecisions(SessionState):
             cached = self._fragments[(id(decision), index)] = (decision, fragment)
         self.agent.audit.record_statement(cached[1], rows, duration_ms, error, sent_bytes)
         self.agent.metrics.statements.observe(decision.action, duration_ms / 1000.0)
-
-    def audit_done(
-        self,
-        decision: Decision,
-        index: int,
-        rows: int | None,
-        started: float,
-        error: bool,
-        sent_bytes: int = 0,
-    ) -> None:
-        """The audit event of a result that went out whole, timed from ``started``."""
-        self._audit(
-            decision,
-            index,
-            rows=rows,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-            error=error,
-            sent_bytes=sent_bytes,
-        )

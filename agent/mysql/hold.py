@@ -42,7 +42,7 @@ async def hold_statement(
     """The decision to run a held statement under after its approval, or the ERR packet."""
     assert session.identity is not None
     agent = session.agent
-    session._audit(decision, 0, rows=None, duration_ms=0.0, error=False)
+    session.audit(decision, 0, None, 0.0, False)
     cancelled = asyncio.Event()  # KILL QUERY of this connection sets it
     agent.holding[session.connection_id] = cancelled
     try:

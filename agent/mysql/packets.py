@@ -91,6 +91,8 @@ class ProtocolError(Exception):
 
 # ---------------------------------------------------------------- framing
 
+_HEADER_AT = struct.Struct("<I").unpack_from  # a packet header as one little-endian integer
+
 
 async def read_payload(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """(sequence id of the last packet, joined payload)."""
@@ -131,7 +133,18 @@ class PacketBuffer:
         if pos < len(buffer):
             data = buffer[pos:] + data
         self.buffer, self.pos = data, 0
-        head = 0  # the first packet not buffered whole (past a split payload's full parts)
+        # Most reads start with a whole packet shorter than the limit: nothing to collect.
+        if len(data) >= 4:
+            length = _HEADER_AT(data, 0)[0] & MAX_PACKET
+            if len(data) < 4 + length or length == MAX_PACKET:
+                self._collect_wide(data)
+        if self._waiter is not None:
+            self._wake()
+
+    def _collect_wide(self, data: bytes) -> None:
+        """Start collecting a wide packet's chunks when the first packet not buffered whole
+        (past a split payload's full parts) is one."""
+        head = 0
         while len(data) - head >= 4:
             length = data[head] | data[head + 1] << 8 | data[head + 2] << 16
             end = head + 4 + length
@@ -143,8 +156,6 @@ class PacketBuffer:
             if length < MAX_PACKET:
                 break
             head = end
-        if self._waiter is not None:
-            self._wake()
 
     def feed_eof(self) -> None:
         self.eof = True
@@ -165,12 +176,13 @@ class PacketBuffer:
         buffer, pos = self.buffer, self.pos
         if len(buffer) - pos < 4:
             return None
-        length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
+        header = _HEADER_AT(buffer, pos)[0]  # length (3 bytes), sequence id
+        length = header & MAX_PACKET
         end = pos + 4 + length
-        if end > len(buffer) or length >= MAX_PACKET:
+        if end > len(buffer) or length == MAX_PACKET:
             return None
         self.pos = end
-        self.seq = buffer[pos + 3]
+        self.seq = header >> 24
         return buffer[pos + 4 : end]
 
     def take(self) -> bytes | None:

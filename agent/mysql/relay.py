@@ -77,4 +77,5 @@ class PacketRelay(RelayCore):
                 return
         if not self.busy and self.eof:
             self.finish()
-        self._update_reading()
+        if self.busy or not self.reading:  # else no longer busy cannot stop the reading
+            self._update_reading()

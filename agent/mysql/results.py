@@ -12,6 +12,7 @@ and server; rows whose ids already match go out as they came.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +22,7 @@ from agent.mysql.rows import (
     NativeMask,
     mask_binary_row,
     mask_text_row,
+    native_mask_binary_rows,
     native_mask_rows,
     native_scan_result,
 )
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from agent.mysql.relay import PacketRelay
     from agent.mysql.server import MySqlAgent
 
+SERVER_MORE_RESULTS_EXISTS = p.SERVER_MORE_RESULTS_EXISTS
 SERVER_STATUS_CURSOR_EXISTS = 0x0040
 SERVER_STATUS_LAST_ROW_SENT = 0x0080  # a FETCH read the cursor to its end
 _FLUSH_BYTES = 1 << 20  # rows are written on once this much is ready
@@ -60,12 +63,12 @@ class AnswerSession(Protocol):
 
     async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape: ...
 
-    def audit_done(
+    def audit(
         self,
         decision: Decision,
         index: int,
         rows: int | None,
-        started: float,
+        duration_ms: float,
         error: bool,
         sent_bytes: int = 0,
     ) -> None: ...
@@ -113,12 +116,14 @@ class Results:
         session: AnswerSession,
         decision: Decision,
         started: float,
-        *,
         binary: bool,
         prepared: Prepared | None = None,
         rows_only: bool = False,
         after: Callable[[bool], None] | None = None,
     ) -> None:
+        # Set once per command: only what every path reads.  A result's header fields
+        # (count, header, header_at, shape) are set where it starts (FIRST), its masks and
+        # row counters where its rows start (_header, _whole_result, or here for a FETCH).
         self.session = session
         self.decision = decision
         self.started = started
@@ -127,23 +132,17 @@ class Results:
         self.rows_only = rows_only
         self.after = after  # told whether the last result succeeded, once all went out
         self.seq = session.reply_seq
-        self.index = 0
+        self.index = self.sent_bytes = self.pending = 0
         self.succeeded = True
-        self.state = FIRST
-        self.count = 0
-        self.header: list[bytes] = []  # column count, definitions, EOF
-        self.header_at: tuple[bytes, int] = (b"", 0)  # the buffer and position it began at
-        self.shape: Shape | None = None
-        self.masks: list[Mask | None] | None = None
-        self.types: list[int] = []
-        self.native: NativeMask | None = None
-        self.rows = self.sent_bytes = 0
         self.out: list[bytes] = []
-        self.pending = 0
         self.whole = session.native_results and not binary  # try _whole_result
         if rows_only:
             assert prepared is not None
             self.state, self.masks, self.types = ROWS, prepared.masks, prepared.types
+            self.native: NativeMask | None = prepared.native
+            self.rows = 0
+        else:
+            self.state = FIRST
 
     def advance(self, packets: p.PacketBuffer) -> bool:
         """Relay what is buffered; True once the answer is complete."""
@@ -161,19 +160,15 @@ class Results:
 
     def _advance(self, packets: p.PacketBuffer) -> bool:
         while True:
-            if self.state == ROWS:
-                if self._rows(packets):
-                    return True
-                if self.state == ROWS:
-                    return False
-            elif self.state == FIRST:
+            state = self.state
+            if state == FIRST:  # most answers: one result, read whole
                 if self.whole:
                     whole = self._whole_result(packets)
                     if whole is not None:
                         if whole:
                             return True
                         continue
-                self.header_at = (packets.buffer, packets.pos)
+                self.header_at: tuple[bytes, int] = (packets.buffer, packets.pos)  # its start
                 first = packets.take()
                 if first is None:
                     return False
@@ -183,10 +178,15 @@ class Results:
                     continue
                 if first[:1] == b"\xfb":  # LOCAL INFILE request: never negotiated, fail closed
                     raise p.ProtocolError("the database asked for a LOCAL INFILE transfer")
-                self.count = p.read_lenenc_int(first, 0)[0] or 0
-                self.header = [first]
-                self.shape = None
+                self.count: int = p.read_lenenc_int(first, 0)[0] or 0
+                self.header: list[bytes] = [first]  # column count, definitions, EOF
+                self.shape: Shape | None = None
                 self.state = HEADER
+            elif state == ROWS:
+                if self._rows(packets):
+                    return True
+                if self.state == ROWS:
+                    return False
             elif self._header(packets):
                 return True
             elif self.state == HEADER:
@@ -257,7 +257,7 @@ class Results:
                 return False
         self.masks, self.types, self.native = shape
         if self.prepared is not None:
-            self.prepared.masks, self.prepared.types = shape[0], shape[1]
+            self.prepared.masks, self.prepared.types, self.prepared.native = shape
         buffer, start = self.header_at
         if (
             packets.buffer is buffer
@@ -288,9 +288,12 @@ class Results:
         """Rows until the result's EOF or ERR; True when that ends the answer."""
         masks, types = self.masks, self.types
         key = self.session.agent.config.masking_key
-        mask_row = mask_binary_row if self.binary else mask_text_row
+        binary = self.binary
+        mask_row = mask_binary_row if binary else mask_text_row
         out = self.out
-        native = None if self.binary else self.native
+        native = self.native
+        native_rows = native_mask_binary_rows if binary else native_mask_rows
+        widths = bytes(types) if binary and native is not None else b""  # each column's type
         while True:
             if masks is None:  # unmasked rows numbered as the client's go out as they came
                 verbatim, count = packets.verbatim_rows(self.seq)
@@ -300,10 +303,12 @@ class Results:
                     self.sent_bytes += len(verbatim) - 4 * count  # whole packets, one per row
                     self.rows += count
                     self.seq += count
-            elif native is not None and native_mask_rows is not None:  # a run at once, in C
-                masked, packets.pos, count, self.seq, sent = native_mask_rows(
-                    packets.buffer, packets.pos, self.seq, native, key
-                )
+            elif native is not None and native_rows is not None:  # a run at once, in C
+                if binary:
+                    run = native_rows(packets.buffer, packets.pos, self.seq, native, widths, key)
+                else:
+                    run = native_rows(packets.buffer, packets.pos, self.seq, native, key)
+                masked, packets.pos, count, self.seq, sent = run
                 if masked is not None:
                     out.append(masked)
                     self.pending += len(masked)
@@ -352,10 +357,9 @@ class Results:
         if self.rows_only:  # COM_STMT_FETCH: one batch of a cursor's rows
             self._fetched(error or bool(status & SERVER_STATUS_LAST_ROW_SENT), error)
             return True
-        self.session.audit_done(
-            self.decision, self.index, rows, self.started, error, self.sent_bytes
-        )
-        if error or not status & p.SERVER_MORE_RESULTS_EXISTS:
+        duration_ms = (time.perf_counter() - self.started) * 1000.0
+        self.session.audit(self.decision, self.index, rows, duration_ms, error, self.sent_bytes)
+        if error or not status & SERVER_MORE_RESULTS_EXISTS:
             return True
         self.index += 1
         self.sent_bytes = 0

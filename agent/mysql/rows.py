@@ -22,6 +22,10 @@ native_mask_rows: Callable[..., tuple[bytes | None, int, int, int, int]] | None 
 native_scan_result: Callable[..., tuple[bytes, int, int, int, int, bool] | None] | None = (
     native_function("mysql_scan_result")
 )
+# The same for binary protocol rows; its extra argument: bytes(types).
+native_mask_binary_rows: Callable[..., tuple[bytes | None, int, int, int, int]] | None = (
+    native_function("mysql_mask_binary_rows")
+)
 
 NativeMask = list[tuple[int, tuple[str, int | None, int, bool]]]
 
@@ -78,15 +82,16 @@ def mask_value(mask: Mask, column_type: int, text: bytes, key: bytes) -> bytes |
 
 
 def native_row_mask(masks: list[Mask | None], types: list[int]) -> NativeMask:
-    """``masks`` as the native path takes them (``mask_text_row`` is the reference): the
-    masked columns, each with its method, or "null" where the method's output would not be
-    a value of the column's type (the type field 0 lets every method run)."""
+    """``masks`` as the native path takes them (``mask_text_row`` and ``mask_binary_row``
+    are the reference): the masked columns, each with its method, or NULL (the last field)
+    where the method's output would not be a value of the column's type (the type field 0
+    lets every method run).  So a binary DATE/DATETIME/TIMESTAMP keeps only ``year``."""
     native: NativeMask = []
     for index, (mask, column_type) in enumerate(zip(masks, types, strict=True)):
         if mask is None:
             continue
         fits = column_type in TEXT_TYPES or (mask.method == "year" and column_type in DATE_TYPES)
-        native.append((index, (mask.method if fits else "null", mask.param, 0, False)))
+        native.append((index, (mask.method if fits else "null", mask.param, 0, not fits)))
     return native
 
 

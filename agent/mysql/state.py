@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from agent.mysql import packets as p
 from agent.mysql.auth import UpstreamLink
 from agent.mysql.relay import PacketRelay
-from agent.mysql.rows import Mask, native_scan_result
+from agent.mysql.rows import Mask, NativeMask, native_scan_result
 from agent.verdicts import Decision, Identity
 
 if TYPE_CHECKING:
@@ -26,6 +26,11 @@ PIN_SQL_MODE = (
     "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(REPLACE(CONCAT(',', "
     "@@sql_mode, ','), ',ANSI_QUOTES,', ','), ',NO_BACKSLASH_ESCAPES,', ','), ',ANSI,', ','))"
 )
+
+
+# A COM_QUERY text a session may run again without deciding it: the (start, end, bytes)
+# its payload must hold, the decision, the agent's generation and the database then.
+Repeat = tuple[tuple[tuple[int, int, bytes], ...], Decision, int, str | None]
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Prepared:
     generation: int  # MySqlAgent.generation when decided: a new bundle or DDL decides again
     masks: list[Mask | None] | None = None
     types: list[int] = field(default_factory=list)
+    native: NativeMask | None = None  # the masks for the native path (rows.native_row_mask)
     cursor: OpenCursor | None = None
 
 
@@ -76,6 +82,9 @@ class SessionState:
         self.prepared: dict[int, Prepared] = {}
         self.reply_seq = 1
         self._masks: dict[tuple[int, bytes], tuple[Decision, Shape]] = {}
+        # COM_QUERY texts run under a cached decision, by template key (commands.py): the
+        # template's fixed pieces, the decision, the agent's generation and the database.
+        self._repeats: dict[bytes, Repeat] = {}
         # Audit fields per (decision, result index): JSON-encoded once, not per statement.
         self._fragments: dict[tuple[int, int], tuple[Decision, str]] = {}
 

@@ -78,7 +78,7 @@ class PreparedStatements(StatementDecisions, ResultMasks):
         started = time.perf_counter()
         self.cursor_closed(prepared)  # the server closes a cursor the statement had open
         self._send_upstream(payload)
-        self._expect(Results(self, prepared.decision, started, binary=True, prepared=prepared))
+        self._expect(Results(self, prepared.decision, started, True, prepared))
 
     async def _fetch(self, payload: bytes) -> None:
         prepared = await self._current(payload)
@@ -120,8 +120,9 @@ class PreparedStatements(StatementDecisions, ResultMasks):
         its FETCHes sent and the time from its EXECUTE."""
         cursor, prepared.cursor = prepared.cursor, None
         if cursor is not None:
-            self.audit_done(
-                cursor.decision, cursor.index, cursor.rows, cursor.started, error, cursor.sent_bytes
+            duration_ms = (time.perf_counter() - cursor.started) * 1000.0
+            self.audit(
+                cursor.decision, cursor.index, cursor.rows, duration_ms, error, cursor.sent_bytes
             )
 
     def _cursors_closed(self) -> None:
