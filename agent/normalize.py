@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from agent.analysis import SqlError
+
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _PARAMETER = re.compile(rb"\$[0-9]+")
 _MAX_CONSTANT_DIGITS = 9  # below 2**31: always lexed as an int4 constant
@@ -90,8 +92,12 @@ class Normalizer:
         return known[0] if known is not None and _fits(raw, known[0]) else None
 
     def normalize(self, text: str) -> str:
-        """Normalized text; raises what the dialect's parser raises when unparseable."""
-        raw = text.encode()
+        """Normalized text; raises what the dialect's parser raises when unparseable, and
+        SqlError for text that is not UTF-8 (bytes a client sent, kept as surrogates)."""
+        try:
+            raw = text.encode()
+        except UnicodeEncodeError as exc:
+            raise SqlError(f"the statement is not valid UTF-8 (at character {exc.start})") from exc
         key = template_key(raw)
         known = self._templates.get(key)
         if known is not None and _fits(raw, known[0]):

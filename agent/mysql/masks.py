@@ -6,10 +6,15 @@ Computed once per shape and decision, then served from the cache without awaitin
 
 from __future__ import annotations
 
+import logging
+
 from agent.mysql.results import Shape
 from agent.mysql.rows import REDACT, ColumnDef, Mask, native_mask_rows, native_row_mask
+from agent.mysql.server import CATALOG_ERRORS
 from agent.mysql.state import SessionState
 from agent.verdicts import DENY, HOLD, MASK, Decision
+
+log = logging.getLogger("agent.mysql")
 
 
 class ResultMasks(SessionState):
@@ -47,11 +52,17 @@ class ResultMasks(SessionState):
         static flow analysis for outputs without a base-table origin."""
         engine = self.agent.engine
         assert engine is not None and self.identity is not None
-        base = (
-            bool(column.org_table and column.org_name and column.schema)
-            and f"{column.schema}.{column.org_table}" in decision.tables_read
-            and not await self.agent.mysql_catalog.is_view(column.schema, column.org_table)
+        base = bool(column.org_table and column.org_name and column.schema) and (
+            f"{column.schema}.{column.org_table}" in decision.tables_read
         )
+        if base:
+            try:
+                base = not await self.agent.mysql_catalog.is_view(column.schema, column.org_table)
+            except CATALOG_ERRORS as exc:
+                # The rows already come: without the catalog, redact (fail closed) rather
+                # than end the session or trust a view's column as a base table's.
+                log.error("catalog lookup failed while masking a result: %r", exc)
+                return REDACT
         origin: Mask | None = None
         if base:
             verdict = engine.column_verdict(

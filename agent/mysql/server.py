@@ -31,6 +31,8 @@ from agent.verdicts import DENY, Decision, Identity
 
 log = logging.getLogger("agent.mysql")
 CATALOG_TTL = 30.0
+# What asking the upstream's catalog can raise: the answer is then to refuse or redact.
+CATALOG_ERRORS = (pymysql.MySQLError, OSError, SqlError)
 CR_SSL_CONNECTION_ERROR = 2026  # PyMySQL: TLS required, the server offers none
 
 Views = dict[Relation, list[tuple[str, str, str | None]]]
@@ -242,7 +244,7 @@ class MySqlAgent(Agent):
             for statement in analysis.statements:
                 if await self.mysql_catalog.user_functions(statement.functions):
                     statement.opaque = True
-        except (pymysql.MySQLError, OSError, SqlError) as exc:
+        except CATALOG_ERRORS as exc:
             log.error("catalog lookup failed: %r", exc)
             return Decision(
                 DENY,

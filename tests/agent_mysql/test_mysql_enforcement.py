@@ -11,6 +11,8 @@ import mariadb
 import pymysql
 import pytest
 
+from tests.agent_mysql.conftest import assert_legitimate_work_runs
+
 HELD_SQL = "SELECT id, email FROM customers ORDER BY id LIMIT 3"
 
 
@@ -87,6 +89,31 @@ def test_unparseable_sql_is_refused_with_1064(agent: Any):
     code, message = _refusal(agent, "alice", "SELEC name FROM customers")
     assert code == 1064
     assert "could not be parsed" in message
+
+
+def test_a_statement_that_is_not_utf8_is_refused_and_the_session_goes_on(agent: Any):
+    with agent.connect("alice") as conn:
+        with pytest.raises(pymysql.err.MySQLError) as refused:
+            conn.query(b"SELECT name FROM customers WHERE name = 'caf\xe9'")  # latin-1 bytes
+        assert refused.value.args[0] == 1064
+        assert "not valid UTF-8" in refused.value.args[1]
+        assert_legitimate_work_runs(conn)  # before, the agent ended the session
+
+
+def test_a_catalog_that_fails_while_a_result_is_masked_redacts_and_the_session_goes_on(
+    agent: Any,
+):
+    with agent.connect("alice") as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT id, email FROM customers WHERE id = 1")
+        assert cursor.fetchone() == (1, "****@example.com")  # decided and shaped
+
+        async def unavailable(schema: str, table: str) -> bool:
+            raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+
+        agent.agent.mysql_catalog.is_view = unavailable  # the side connection fails from now
+        cursor.execute("SELECT id, name, email FROM customers WHERE id = 2")  # a new shape
+        assert cursor.fetchone() == (None, "****", "****")  # every column redacted (NULL: INT)
+        assert_legitimate_work_runs(conn)
 
 
 def test_everyday_statements_keep_working(agent: Any):
