@@ -30,6 +30,7 @@ from agent.analysis import (
     WRITE,
     Analysis,
     ColumnUse,
+    CreatedRelation,
     Relation,
     SqlError,
     StatementInfo,
@@ -86,6 +87,28 @@ def analyze(sql: str, database: str | None = None) -> Analysis:
     if len(statements) > 1 and any(writes) and not all(writes):
         guardrails.add("mixed_multi_statement")
     return Analysis(statements, guardrails)
+
+
+def stored_view(relation: Relation, definition: str) -> CreatedRelation:
+    """A view of the database (``information_schema.VIEWS``, names qualified by the server)
+    read as PostgreSQL's are (``agent.postgres.sql.stored_view``): by its defining query,
+    whose filters, joins, grouping, ordering and limits decide every read of the view
+    (agent/relations.py).  Raises ``SqlError`` when the definition cannot be read."""
+    statements = analyze(definition, relation.schema).statements
+    if len(statements) != 1 or statements[0].kind != "select":
+        raise SqlError(f"the definition of view {relation.label()} is not one SELECT")
+    info = statements[0]
+    query = sqlglot.parse_one(definition, read="mysql")
+    names = None
+    if isinstance(query, exp.Select) and not any(_is_star(e) for e in query.expressions):
+        names = tuple(e.alias_or_name.lower() for e in query.expressions)
+    return CreatedRelation(
+        relation,
+        columns=names,
+        uses=tuple(info.uses),
+        reads=frozenset(info.relations),
+        functions=frozenset(info.functions),
+    )
 
 
 def _statement(node: exp.Expression, database: str | None) -> StatementInfo:
@@ -406,7 +429,7 @@ class _Flow:
     def _functions(self) -> None:
         info = self.info
         for call in self.root.find_all(exp.Anonymous):
-            name = str(call.this).lower()
+            name = call.name.lower()  # `f`(x) calls f: the quotes are not part of its name
             if name in SERVER_FILE_FUNCTIONS:
                 info.guardrails.add("server_file_functions")
             if isinstance(call.parent, exp.Dot):  # db.f(): a stored function
