@@ -35,7 +35,7 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
-from agent.mysql.inference import deciding_clause, exact_lookup_columns
+from agent.mysql.inference import deciding_clause, exact_lookup_columns, stand_ins
 from agent.mysql.text import check_glued_numbers, tokenize
 from agent.mysql.vocabulary import (
     CALL_STATEMENT,
@@ -151,6 +151,8 @@ class _Flow:
         self.all_relations: tuple[Relation, ...] = ()
         # Column nodes that a WHERE compares for equality with constants (exact lookups).
         self.lookups: set[int] = set()
+        # Names and positions already followed to the select-list expressions they stand for.
+        self.followed: set[int] = set()
 
     def relation(self, table: exp.Table) -> Relation:
         schema = table.db or self.database
@@ -178,6 +180,8 @@ class _Flow:
         self._private_catalogs()
         self._functions()
         self._dispatch(root)
+        for literal in root.find_all(exp.Literal):  # ORDER BY 2, GROUP BY 1
+            self._stand_ins(literal, deciding_clause(literal))
 
     # ------------------------------------------------------------ per statement kind
 
@@ -457,12 +461,17 @@ class _Flow:
                 return (relation,)
         return self.all_relations
 
-    def _column(self, column: exp.Column, context: str, position: int | None) -> None:
+    def _column(
+        self, column: exp.Column, context: str, position: int | None, via: str = ""
+    ) -> None:
         # A value that decides which rows come back, how many or in which order is a
-        # predicate wherever the column stands (a subquery's WHERE in the select list).
-        clause = deciding_clause(column)
-        if clause and context in (OUTPUT, DERIVED):
+        # predicate wherever the column stands (a subquery's WHERE in the select list);
+        # ``via``: the clause of a name or position standing for this column's expression.
+        clause = via or deciding_clause(column)
+        if clause and (context in (OUTPUT, DERIVED) or via):
             context = PREDICATE
+        if clause:
+            self._stand_ins(column, clause)
         lookup = clause == "WHERE" and id(column) in self.lookups
         if _is_star(column):
             for candidate in self._candidates(column):
@@ -470,6 +479,20 @@ class _Flow:
             return
         name = column.name.lower()
         self._add(self._candidates(column), name, context, position, clause, lookup=lookup)
+
+    def _stand_ins(self, node: exp.Expression, clause: str) -> None:
+        """The columns of the select-list expressions that ``node`` (an alias, a position, a
+        derived table's column) stands for in ``clause`` decide it as well."""
+        if not clause or id(node) in self.followed:
+            return
+        self.followed.add(id(node))
+        for expression in stand_ins(node):
+            if isinstance(expression, exp.Star):
+                select = expression.find_ancestor(exp.Select)
+                for candidate in self._own_relations(select) if select else self.all_relations:
+                    self._add((candidate,), None, PREDICATE, None, clause)
+            for column in _columns(expression):
+                self._column(column, PREDICATE, None, via=clause)
 
     def _add(
         self,
@@ -509,7 +532,7 @@ def _is_star(node: exp.Expression) -> bool:
     )
 
 
-def _columns(node: exp.Expression) -> Iterator[exp.Column]:
+def _columns(node: exp.Expr) -> Iterator[exp.Column]:
     if isinstance(node, exp.Column):
         yield node
         return
