@@ -35,7 +35,12 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
-from agent.mysql.inference import deciding_clause, exact_lookup_columns, stand_ins
+from agent.mysql.inference import (
+    deciding_clause,
+    exact_lookup_columns,
+    join_stand_ins,
+    stand_ins,
+)
 from agent.mysql.text import check_glued_numbers, tokenize
 from agent.mysql.vocabulary import (
     CALL_STATEMENT,
@@ -281,8 +286,10 @@ class _Flow:
         """``USING (email)`` and NATURAL compare columns that no column reference names."""
         for name in join.args.get("using") or ():
             self._add(self.all_relations, name.name.lower(), PREDICATE, None, "JOIN USING")
-        if str(join.args.get("method") or "").upper() == "NATURAL":
+        natural = str(join.args.get("method") or "").upper() == "NATURAL"
+        if natural:
             self._add(self.all_relations, None, PREDICATE, None, "NATURAL JOIN")
+        self._decide(join_stand_ins(join), "NATURAL JOIN" if natural else "JOIN USING")
 
     def _insert(self, root: exp.Insert) -> None:
         info = self.info
@@ -486,7 +493,11 @@ class _Flow:
         if not clause or id(node) in self.followed:
             return
         self.followed.add(id(node))
-        for expression in stand_ins(node):
+        self._decide(stand_ins(node), clause)
+
+    def _decide(self, expressions: list[exp.Expr], clause: str) -> None:
+        """Every column of ``expressions`` decides ``clause`` (a star: all its columns)."""
+        for expression in expressions:
             if isinstance(expression, exp.Star):
                 select = expression.find_ancestor(exp.Select)
                 for candidate in self._own_relations(select) if select else self.all_relations:

@@ -316,3 +316,20 @@ def _is_star_column(node: exp.Expr) -> bool:
     return isinstance(node, exp.Star) or (
         isinstance(node, exp.Column) and isinstance(node.this, exp.Star)
     )
+
+
+def join_stand_ins(join: exp.Join) -> list[exp.Expr]:
+    """The derived tables' and CTEs' select-list expressions a ``USING (…)`` or NATURAL join
+    compares (names no column reference spells)."""
+    select = join.parent
+    if not isinstance(select, exp.Select):
+        return []
+    names = [item.name for item in join.args.get("using") or ()]
+    natural = str(join.args.get("method") or "").upper() == "NATURAL"
+    found: list[exp.Expr] = []
+    for source in _sources(select, ""):
+        if natural:
+            found += [item for branch in _branches(source) for item in branch.expressions]
+        for name in names:
+            found += _named(source, name) or _stars(source)
+    return found

@@ -1,7 +1,7 @@
 """MySQL statement forms that let a masked column decide rows or their order without
 naming it in the clause: ORDER BY / GROUP BY a select-list position or alias, HAVING an
 alias (MySQL resolves select-list aliases there), a set operation's ORDER BY position, and a
-derived table's or CTE's column standing for the masked one.
+derived table's or CTE's column standing for the masked one (in WHERE, JOIN USING, NATURAL).
 
 Each probe first runs directly as root, where its answer depends on customer 1's e-mail
 (grace.1@example.com), then through the agent as alice, who sees email masked: refused with
@@ -40,6 +40,21 @@ PROBES = [
     ("SELECT id FROM (SELECT id, email FROM customers) t ORDER BY email LIMIT 1", None),
     (
         "WITH t AS (SELECT id, email AS e FROM customers) "
+        "SELECT count(*) FROM t JOIN (SELECT 'grace.1@example.com' AS e) k USING (e)",
+        ((1,),),
+    ),
+    (
+        "SELECT count(*) FROM (SELECT email AS e FROM customers) t "
+        "JOIN (SELECT 'grace.1@example.com' AS e) k USING (e)",
+        ((1,),),
+    ),
+    (
+        "SELECT count(*) FROM (SELECT email AS e FROM customers) t "
+        "NATURAL JOIN (SELECT 'grace.1@example.com' AS e) k",
+        ((1,),),
+    ),
+    (
+        "WITH t AS (SELECT id, email AS e FROM customers) "
         "SELECT id FROM t WHERE e LIKE 'grace.1@%'",
         ((1,),),
     ),
@@ -54,6 +69,8 @@ LEGITIMATE = [
     "SELECT id, name FROM customers UNION ALL SELECT 0, 'x' ORDER BY 2 LIMIT 1",
     "SELECT t.id FROM (SELECT id, name AS n FROM customers) t WHERE t.n LIKE 'Grace%'",
     "WITH t AS (SELECT id, name AS n FROM customers) SELECT id FROM t WHERE n LIKE 'Grace%'",
+    "WITH t AS (SELECT id, name AS n FROM customers) "
+    "SELECT count(*) FROM t JOIN (SELECT 'Grace Doe1' AS n) k USING (n)",
     "SELECT id, email FROM customers ORDER BY 1 LIMIT 1",
     "SELECT id, email AS e FROM customers ORDER BY id LIMIT 1",
 ]
