@@ -236,7 +236,7 @@ def derived_column_refs(
     if depth > 8:
         return found
     for branch in _branches(query):
-        entries = list(branch.targetList or ())
+        entries = list(_outputs(branch))
         given = [_string(n) for n in names or ()] or [_entry_name(e) for e in entries]
         chosen = [e for i, e in enumerate(entries) if i < len(given) and given[i] == column]
         for entry in chosen or entries:
@@ -249,7 +249,19 @@ def derived_column_refs(
     return found
 
 
+def _outputs(branch: Any) -> Any:
+    """A SELECT's select list, a data-modifying statement's RETURNING list."""
+    if isinstance(branch, ast.SelectStmt):
+        return branch.targetList or ()
+    returning = branch.returningClause
+    return returning.exprs or () if returning is not None else ()
+
+
 def _branches(query: Any) -> list[Any]:
+    """The SELECTs (or the data-modifying statement, by its RETURNING list) giving
+    ``query``'s output columns."""
+    if isinstance(query, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
+        return [query]
     if not isinstance(query, ast.SelectStmt):
         return []
     if query.op is not None and int(query.op) != 0:
@@ -260,7 +272,7 @@ def _branches(query: Any) -> list[Any]:
 def _sources(select: Any, ctes: dict[str, list[tuple[Any, Any]]]) -> list[tuple[Any, Any]]:
     """The derived tables and CTE references in ``select``'s FROM, with their column names."""
     found: list[tuple[Any, Any]] = []
-    pending = list(select.fromClause or ())
+    pending = list(getattr(select, "fromClause", None) or ())
     while pending:
         item = pending.pop()
         if isinstance(item, ast.JoinExpr):

@@ -372,6 +372,11 @@ EMAIL_PROBES = [
         "WHERE",
     ),
     (
+        "WITH u AS (UPDATE customers SET score = score WHERE id < 60 RETURNING id, email AS e) "
+        "SELECT id FROM u WHERE e LIKE 'ada%'",
+        "WHERE",
+    ),
+    (
         "SELECT s.id FROM (SELECT t.id, t.e FROM (SELECT id, email AS e FROM customers) t) s "
         "WHERE s.e LIKE 'ada%'",
         "WHERE",
