@@ -30,11 +30,17 @@ from agent.analysis import (
     WRITE,
     Analysis,
     ColumnUse,
+    CreatedRelation,
     Relation,
     SqlError,
     StatementInfo,
 )
-from agent.mysql.inference import deciding_clause, exact_lookup_columns
+from agent.mysql.inference import (
+    deciding_clause,
+    exact_lookup_columns,
+    join_stand_ins,
+    stand_ins,
+)
 from agent.mysql.text import check_glued_numbers, tokenize
 from agent.mysql.vocabulary import (
     CALL_STATEMENT,
@@ -88,6 +94,28 @@ def analyze(sql: str, database: str | None = None) -> Analysis:
     return Analysis(statements, guardrails)
 
 
+def stored_view(relation: Relation, definition: str) -> CreatedRelation:
+    """A view of the database (``information_schema.VIEWS``, names qualified by the server)
+    read as PostgreSQL's are (``agent.postgres.sql.stored_view``): by its defining query,
+    whose filters, joins, grouping, ordering and limits decide every read of the view
+    (agent/relations.py).  Raises ``SqlError`` when the definition cannot be read."""
+    statements = analyze(definition, relation.schema).statements
+    if len(statements) != 1 or statements[0].kind != "select":
+        raise SqlError(f"the definition of view {relation.label()} is not one SELECT")
+    info = statements[0]
+    query = sqlglot.parse_one(definition, read="mysql")
+    names = None
+    if isinstance(query, exp.Select) and not any(_is_star(e) for e in query.expressions):
+        names = tuple(e.alias_or_name.lower() for e in query.expressions)
+    return CreatedRelation(
+        relation,
+        columns=names,
+        uses=tuple(info.uses),
+        reads=frozenset(info.relations),
+        functions=frozenset(info.functions),
+    )
+
+
 def _statement(node: exp.Expression, database: str | None) -> StatementInfo:
     if isinstance(node, exp.Command):
         return _command(node)
@@ -128,6 +156,8 @@ class _Flow:
         self.all_relations: tuple[Relation, ...] = ()
         # Column nodes that a WHERE compares for equality with constants (exact lookups).
         self.lookups: set[int] = set()
+        # Names and positions already followed to the select-list expressions they stand for.
+        self.followed: set[int] = set()
 
     def relation(self, table: exp.Table) -> Relation:
         schema = table.db or self.database
@@ -155,6 +185,8 @@ class _Flow:
         self._private_catalogs()
         self._functions()
         self._dispatch(root)
+        for literal in root.find_all(exp.Literal):  # ORDER BY 2, GROUP BY 1
+            self._stand_ins(literal, deciding_clause(literal))
 
     # ------------------------------------------------------------ per statement kind
 
@@ -254,8 +286,10 @@ class _Flow:
         """``USING (email)`` and NATURAL compare columns that no column reference names."""
         for name in join.args.get("using") or ():
             self._add(self.all_relations, name.name.lower(), PREDICATE, None, "JOIN USING")
-        if str(join.args.get("method") or "").upper() == "NATURAL":
+        natural = str(join.args.get("method") or "").upper() == "NATURAL"
+        if natural:
             self._add(self.all_relations, None, PREDICATE, None, "NATURAL JOIN")
+        self._decide(join_stand_ins(join), "NATURAL JOIN" if natural else "JOIN USING")
 
     def _insert(self, root: exp.Insert) -> None:
         info = self.info
@@ -406,7 +440,7 @@ class _Flow:
     def _functions(self) -> None:
         info = self.info
         for call in self.root.find_all(exp.Anonymous):
-            name = str(call.this).lower()
+            name = call.name.lower()  # `f`(x) calls f: the quotes are not part of its name
             if name in SERVER_FILE_FUNCTIONS:
                 info.guardrails.add("server_file_functions")
             if isinstance(call.parent, exp.Dot):  # db.f(): a stored function
@@ -434,12 +468,17 @@ class _Flow:
                 return (relation,)
         return self.all_relations
 
-    def _column(self, column: exp.Column, context: str, position: int | None) -> None:
+    def _column(
+        self, column: exp.Column, context: str, position: int | None, via: str = ""
+    ) -> None:
         # A value that decides which rows come back, how many or in which order is a
-        # predicate wherever the column stands (a subquery's WHERE in the select list).
-        clause = deciding_clause(column)
-        if clause and context in (OUTPUT, DERIVED):
+        # predicate wherever the column stands (a subquery's WHERE in the select list);
+        # ``via``: the clause of a name or position standing for this column's expression.
+        clause = via or deciding_clause(column)
+        if clause and (context in (OUTPUT, DERIVED) or via):
             context = PREDICATE
+        if clause:
+            self._stand_ins(column, clause)
         lookup = clause == "WHERE" and id(column) in self.lookups
         if _is_star(column):
             for candidate in self._candidates(column):
@@ -447,6 +486,24 @@ class _Flow:
             return
         name = column.name.lower()
         self._add(self._candidates(column), name, context, position, clause, lookup=lookup)
+
+    def _stand_ins(self, node: exp.Expression, clause: str) -> None:
+        """The columns of the select-list expressions that ``node`` (an alias, a position, a
+        derived table's column) stands for in ``clause`` decide it as well."""
+        if not clause or id(node) in self.followed:
+            return
+        self.followed.add(id(node))
+        self._decide(stand_ins(node), clause)
+
+    def _decide(self, expressions: list[exp.Expr], clause: str) -> None:
+        """Every column of ``expressions`` decides ``clause`` (a star: all its columns)."""
+        for expression in expressions:
+            if isinstance(expression, exp.Star):
+                select = expression.find_ancestor(exp.Select)
+                for candidate in self._own_relations(select) if select else self.all_relations:
+                    self._add((candidate,), None, PREDICATE, None, clause)
+            for column in _columns(expression):
+                self._column(column, PREDICATE, None, via=clause)
 
     def _add(
         self,
@@ -486,7 +543,7 @@ def _is_star(node: exp.Expression) -> bool:
     )
 
 
-def _columns(node: exp.Expression) -> Iterator[exp.Column]:
+def _columns(node: exp.Expr) -> Iterator[exp.Column]:
     if isinstance(node, exp.Column):
         yield node
         return

@@ -130,6 +130,11 @@ _JOIN_CLAUSES = {"on": "JOIN ON", "using": "JOIN USING"}
 _WINDOW_CLAUSES = frozenset({"partition_by", "order", "spec"})
 
 
+# Nodes between a query and the query or statement around it: they carry its rows as they
+# are (a CTE's rows are decided where it is read: ``stand_ins``).
+_QUERY_PARTS = (exp.SetOperation, exp.Query, exp.From, exp.CTE, exp.With)
+
+
 def deciding_clause(column: exp.Expr) -> str:
     """The innermost clause in which the value of ``column`` decides which rows come back,
     how many or in which order (named in the refusal), or "" when it only flows to output:
@@ -157,7 +162,7 @@ def deciding_clause(column: exp.Expr) -> str:
             return _JOIN_CLAUSES[key]
         elif isinstance(parent, exp.Window) and key in _WINDOW_CLAUSES:
             return "a window definition (OVER)"
-        elif not branch and not isinstance(parent, exp.SetOperation | exp.Query | exp.From):
+        elif not branch and not isinstance(parent, _QUERY_PARTS):
             branch = branching(parent, key)
         node = parent
     return branch
@@ -199,3 +204,132 @@ def _constant(node: exp.Expression) -> bool:
     while isinstance(node, exp.Cast | exp.Paren):
         node = node.this
     return isinstance(node, exp.Literal | exp.Placeholder)
+
+
+# Clauses of a SELECT in which MySQL resolves a bare name to a select-list alias first, and
+# those in which a bare integer is a select-list position.
+_ALIAS_CLAUSES = frozenset({"order", "group", "having"})
+_POSITION_CLAUSES = frozenset({"order", "group"})
+
+
+def stand_ins(node: exp.Expr) -> list[exp.Expr]:
+    """The select-list expressions a name or position in a clause stands for, whose values
+    the clause then compares: ``ORDER BY 2`` / ``GROUP BY e`` / ``HAVING e`` (alias ``e``),
+    a set operation's ORDER BY (every branch's expression at that place), and a derived
+    table's or CTE's output column (``t.e`` with ``t AS (SELECT email AS e …)``: a star
+    there stands for every column).  [] when ``node`` is none of these."""
+    clause, query = _clause_of(node)
+    if query is None:
+        return []
+    if isinstance(node, exp.Literal):
+        if node.is_string or clause not in _POSITION_CLAUSES or not node.this.isdigit():
+            return []
+        if not isinstance(node.parent, exp.Ordered | exp.Group):
+            return []  # ORDER BY 1 + 0 sorts by a constant
+        return _at(query, int(node.this) - 1)
+    if not isinstance(node, exp.Column) or _is_star_column(node):
+        return []
+    found: list[exp.Expr] = []
+    if not node.table and clause in _ALIAS_CLAUSES:
+        found += _named(query, node.name)
+    if isinstance(query, exp.Select):
+        for source in _sources(query, node.table):
+            found += _named(source, node.name) or _stars(source)
+    return found
+
+
+def _clause_of(node: exp.Expr) -> tuple[str, exp.Select | exp.SetOperation | None]:
+    """The argument of the nearest enclosing query that holds ``node`` (``where``,
+    ``order`` …; "expressions" for its select list), with that query."""
+    child: exp.Expr = node
+    while child.parent is not None:
+        if isinstance(child.parent, exp.Select | exp.SetOperation):
+            return child.arg_key or "", child.parent
+        child = child.parent
+    return "", None
+
+
+def _branches(query: exp.Expr) -> list[exp.Select]:
+    """The SELECTs whose select lists give ``query``'s output columns."""
+    while isinstance(query, exp.Subquery | exp.Paren):
+        query = query.this
+    if isinstance(query, exp.SetOperation):
+        return _branches(query.this) + _branches(query.expression)
+    return [query] if isinstance(query, exp.Select) else []
+
+
+def _at(query: exp.Expr, index: int) -> list[exp.Expr]:
+    found = []
+    for branch in _branches(query):
+        items = branch.expressions
+        if any(_is_star_column(item) for item in items):
+            found += [i for i in items if _is_star_column(i)]  # which column: any of them
+        elif 0 <= index < len(items):
+            found.append(items[index])
+    return found
+
+
+def _named(query: exp.Expr, name: str) -> list[exp.Expr]:
+    """The select-list expressions called ``name`` (MySQL names are case-insensitive); for
+    a set operation, those at the place the first branch gives that name."""
+    branches = _branches(query)
+    if not branches:
+        return []
+    first = [item.alias_or_name.lower() for item in branches[0].expressions]
+    if name.lower() not in first:
+        return []
+    return _at(query, first.index(name.lower()))
+
+
+def _stars(query: exp.Expr) -> list[exp.Expr]:
+    return [i for b in _branches(query) for i in b.expressions if _is_star_column(i)]
+
+
+def _sources(select: exp.Select, qualifier: str) -> list[exp.Expr]:
+    """The derived tables and CTEs in ``select``'s FROM and JOINs that a column qualified
+    with ``qualifier`` ("" = unqualified: any of them) may read."""
+    ctes: dict[str, exp.Expr] = {}
+    scope: exp.Expr | None = select
+    while scope is not None:  # CTEs of this query and of those around it
+        with_ = scope.args.get("with_") or scope.args.get("with")
+        for cte in with_.expressions if isinstance(with_, exp.With) else ():
+            ctes.setdefault(cte.alias_or_name, cte.this)
+        scope = scope.parent
+    items = [select.args.get("from_") or select.args.get("from")]
+    items += [join for join in select.args.get("joins") or ()]
+    found = []
+    for item in items:
+        source = item.this if isinstance(item, exp.From | exp.Join) else None
+        if isinstance(source, exp.Subquery) and qualifier in ("", source.alias_or_name):
+            found.append(source.this)
+        elif (
+            isinstance(source, exp.Table)
+            and not source.db
+            and source.name in ctes
+            and qualifier in ("", source.alias_or_name)
+        ):
+            found.append(ctes[source.name])
+    return found
+
+
+def _is_star_column(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Star) or (
+        isinstance(node, exp.Column) and isinstance(node.this, exp.Star)
+    )
+
+
+def join_stand_ins(join: exp.Join) -> list[exp.Expr]:
+    """The derived tables' and CTEs' select-list expressions a ``USING (…)`` or NATURAL join
+    compares (names no column reference spells)."""
+    select = join.parent
+    if not isinstance(select, exp.Select):
+        return []
+    names = [item.name for item in join.args.get("using") or ()]
+    natural = str(join.args.get("method") or "").upper() == "NATURAL"
+    found: list[exp.Expr] = []
+    for source in _sources(select, ""):
+        if natural:
+            found += [item for branch in _branches(source) for item in branch.expressions]
+        for name in names:
+            found += _named(source, name) or _stars(source)
+    return found

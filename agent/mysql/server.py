@@ -20,8 +20,8 @@ from typing import Any
 import pymysql
 from sqlglot.errors import SqlglotError
 
-from agent import row_limits
-from agent.analysis import Analysis, ColumnUse, Relation, SqlError
+from agent import relations, row_limits
+from agent.analysis import Analysis, ColumnUse, CreatedRelation, Relation, SqlError
 from agent.mysql import analysis as mysql_sql
 from agent.mysql import estimate
 from agent.mysql.text import normalize as mysql_normalize
@@ -45,6 +45,8 @@ class MySqlCatalog:
     def __init__(self, config: AgentConfig) -> None:
         self.upstream = config.upstream
         self._views: tuple[float, dict[tuple[str, str], str]] | None = None
+        # Each view's definition as read by the analyser, for as long as ``_views`` holds.
+        self._defined: dict[tuple[str, str], CreatedRelation] = {}
         self._routines: tuple[float, set[str]] | None = None
         self._lock = asyncio.Lock()
         # sslmode prefer: set once the server answered that it offers no TLS.
@@ -125,10 +127,12 @@ class MySqlCatalog:
                 self._query, "SELECT DISTINCT LOWER(ROUTINE_NAME) FROM information_schema.ROUTINES"
             )
             self._views = (now, {(s, n): d for s, n, d in views})
+            self._defined = {}
             self._routines = (now, {r[0] for r in routines})
 
     def invalidate(self) -> None:
         self._views = self._routines = None
+        self._defined = {}
 
     async def is_view(self, schema: str, table: str) -> bool:
         await self._refresh()
@@ -140,39 +144,67 @@ class MySqlCatalog:
         assert self._routines is not None
         return names & self._routines[1]
 
+    def _definition(self, schema: str, name: str) -> CreatedRelation:
+        """The view ``schema.name`` read by its definition (``analysis.stored_view``)."""
+        key = (schema, name)
+        found = self._defined.get(key)
+        if found is None:
+            assert self._views is not None
+            found = mysql_sql.stored_view(Relation(schema, name), self._views[1][key])
+            self._defined[key] = found
+        return found
+
+    def _views_reached(self, relations: set[Relation]) -> list[CreatedRelation]:
+        """The definitions of the views among ``relations`` and of the views they read in
+        turn (nested at most 8 deep)."""
+        assert self._views is not None
+        definitions = self._views[1]
+        found: dict[tuple[str, str], CreatedRelation] = {}
+        level = {(r.schema, r.name) for r in relations if r.schema is not None}
+        for _ in range(9):
+            level = {key for key in level if key in definitions and key not in found}
+            if not level:
+                return list(found.values())
+            reached: set[tuple[str, str]] = set()
+            for schema, name in sorted(level):
+                view = found[(schema, name)] = self._definition(schema, name)
+                reached |= {(r.schema or schema, r.name) for r in view.reads}
+            level = reached
+        raise SqlError(f"views nested too deeply at {', '.join(sorted(map('.'.join, level)))}")
+
     async def views_among(self, relations: set[Relation]) -> Views:
         """For each relation that is a view: every (schema, table, column) it reads, through
         nested views too (column None: all of that table's columns)."""
         await self._refresh()
-        assert self._views is not None
-        definitions = self._views[1]
+        self._views_reached(relations)  # refuses views nested too deeply
         found: Views = {}
         for relation in relations:
-            if relation.schema is None or (relation.schema, relation.name) not in definitions:
-                continue
-            found[relation] = self._base_columns(definitions, relation, depth=0)
+            if relation.schema is not None and (relation.schema, relation.name) in self._defined:
+                found[relation] = self._base_columns(relation.schema, relation.name, ())
         return found
 
     def _base_columns(
-        self, definitions: dict[tuple[str, str], str], relation: Relation, depth: int
+        self, schema: str, name: str, path: tuple[tuple[str, str], ...]
     ) -> list[tuple[str, str, str | None]]:
-        schema = relation.schema or ""
-        text = definitions[(schema, relation.name)]
-        if depth > 8:
-            raise SqlError(f"views nested too deeply at {schema}.{relation.name}")
-        read = mysql_sql.analyze(text, schema)
         columns: list[tuple[str, str, str | None]] = []
-        for statement in read.statements:
-            for use in statement.uses:
-                for candidate in use.candidates:
-                    base = candidate.schema or schema
-                    if (base, candidate.name) in definitions:
-                        columns += self._base_columns(
-                            definitions, Relation(base, candidate.name), depth + 1
-                        )
-                    else:
-                        columns.append((base, candidate.name, use.column))
+        for use in self._defined[(schema, name)].uses:
+            for candidate in use.candidates:
+                base = (candidate.schema or schema, candidate.name)
+                if base in self._defined and base not in path:
+                    columns += self._base_columns(*base, (*path, (schema, name)))
+                else:
+                    columns.append((*base, use.column))
         return columns
+
+    async def view_definitions(self, relations: set[Relation]) -> dict[str, list[CreatedRelation]]:
+        """The definitions of the views among ``relations`` and of those they read, by name,
+        as ``agent.postgres.catalog.Catalog.view_definitions`` gives PostgreSQL's: their
+        filters decide every read of them (``relations.definitions``)."""
+        await self._refresh()
+        by_name: dict[str, list[CreatedRelation]] = {}
+        for view in self._views_reached(relations):
+            by_name.setdefault(view.relation.name, []).append(view)
+        return by_name
 
     async def close(self) -> None:
         return None
@@ -241,8 +273,13 @@ class MySqlAgent(Agent):
             return cached
         try:
             views = await self.mysql_catalog.views_among(analysis.relations)
+            # A view's own filters decide every read of it, also one naming no column.
+            stored = await self.mysql_catalog.view_definitions(analysis.relations)
+            created = relations.definitions(analysis, None, stored) if stored else None
+            in_views = {f for matches in stored.values() for c in matches for f in c.functions}
             for statement in analysis.statements:
-                if await self.mysql_catalog.user_functions(statement.functions):
+                # A view calling a stored function runs code the agent cannot inspect.
+                if await self.mysql_catalog.user_functions(statement.functions | in_views):
                     statement.opaque = True
         except CATALOG_ERRORS as exc:
             log.error("catalog lookup failed: %r", exc)
@@ -260,6 +297,7 @@ class MySqlAgent(Agent):
             fingerprint=fingerprint,
             search_path=(database,) if database else None,
             views=views,
+            created=created,
         )
         decision.fingerprint = fingerprint
         decision.statement = normalized

@@ -220,3 +220,92 @@ def cast_type_names(cast: ast.TypeCast) -> list[str]:
     """The name parts of the type ``cast`` casts to (``pg_catalog``, ``int4``)."""
     names = cast.typeName.names if cast.typeName is not None else None
     return [n.sval for n in names or () if isinstance(n, ast.String) and n.sval is not None]
+
+
+def derived_column_refs(
+    query: Any,
+    names: Any,
+    column: str | None,
+    ctes: dict[str, list[tuple[Any, Any]]],
+    depth: int = 0,
+) -> list[ast.ColumnRef]:
+    """The column references behind output ``column`` of a derived table's or CTE's ``query``
+    (``names``: the column names its alias gives, else those of its select list; None or a
+    name it does not give: every output), through the derived tables and CTEs it reads."""
+    found: list[ast.ColumnRef] = []
+    if depth > 8:
+        return found
+    for branch in _branches(query):
+        entries = list(_outputs(branch))
+        given = [_string(n) for n in names or ()] or [_entry_name(e) for e in entries]
+        chosen = [e for i, e in enumerate(entries) if i < len(given) and given[i] == column]
+        for entry in chosen or entries:
+            for ref in _refs(entry.val):
+                found.append(ref)
+                last = ref.fields[-1] if ref.fields else None
+                inner = _string(last) if isinstance(last, ast.String) else None
+                for source, source_names in _sources(branch, ctes):
+                    found += derived_column_refs(source, source_names, inner, ctes, depth + 1)
+    return found
+
+
+def _outputs(branch: Any) -> Any:
+    """A SELECT's select list, a data-modifying statement's RETURNING list."""
+    if isinstance(branch, ast.SelectStmt):
+        return branch.targetList or ()
+    returning = branch.returningClause
+    return returning.exprs or () if returning is not None else ()
+
+
+def _branches(query: Any) -> list[Any]:
+    """The SELECTs (or the data-modifying statement, by its RETURNING list) giving
+    ``query``'s output columns."""
+    if isinstance(query, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
+        return [query]
+    if not isinstance(query, ast.SelectStmt):
+        return []
+    if query.op is not None and int(query.op) != 0:
+        return _branches(query.larg) + _branches(query.rarg)
+    return [query]
+
+
+def _sources(select: Any, ctes: dict[str, list[tuple[Any, Any]]]) -> list[tuple[Any, Any]]:
+    """The derived tables and CTE references in ``select``'s FROM, with their column names."""
+    found: list[tuple[Any, Any]] = []
+    pending = list(getattr(select, "fromClause", None) or ())
+    while pending:
+        item = pending.pop()
+        if isinstance(item, ast.JoinExpr):
+            pending += [item.larg, item.rarg]
+        elif isinstance(item, ast.RangeSubselect):
+            found.append((item.subquery, item.alias.colnames if item.alias else None))
+        elif isinstance(item, ast.RangeVar) and item.schemaname is None:
+            given = item.alias.colnames if item.alias is not None else None
+            found += [(q, given or cols) for q, cols in ctes.get(item.relname or "", [])]
+    return found
+
+
+def _entry_name(entry: Any) -> str:
+    if entry.name:
+        return str(entry.name)
+    value = entry.val
+    if isinstance(value, ast.ColumnRef) and value.fields:
+        last = value.fields[-1]
+        return _string(last) if isinstance(last, ast.String) else ""
+    return ""
+
+
+def _string(node: Any) -> str:
+    return (node.sval or "") if isinstance(node, ast.String) else ""
+
+
+def _refs(node: Any) -> list[ast.ColumnRef]:
+    """Every column reference under ``node`` (sub-selects included: they may be correlated)."""
+    if isinstance(node, ast.ColumnRef):
+        return [node]
+    if isinstance(node, tuple | list):
+        return [ref for item in node for ref in _refs(item)]
+    if not isinstance(node, ast.Node):
+        return []
+    slots = getattr(type(node), "__slots__", ())
+    return [ref for attr in slots for ref in _refs(getattr(node, attr, None))]

@@ -175,6 +175,9 @@ class _Analyzer(QueryWalker):
         self.info = StatementInfo(kind="utility")
         self.scopes: list[Scope] = []
         self.ctes: set[str] = set()
+        # Each CTE name's defining queries with their column names (a name may be defined at
+        # several levels: a reference may be to any of them).
+        self.cte_queries: dict[str, list[tuple[Any, Any]]] = {}
         self.all_relations: set[Relation] = set()
         # The clause being walked (named in refusals) and the exact-lookup column references.
         self.clause = ""
@@ -194,6 +197,8 @@ class _Analyzer(QueryWalker):
     def _collect_ctes(self, node: Any) -> None:
         if isinstance(node, ast.CommonTableExpr):
             self.ctes.add(node.ctename or "")
+            queries = self.cte_queries.setdefault(node.ctename or "", [])
+            queries.append((node.ctequery, node.aliascolnames))
         for child in children(node):
             self._collect_ctes(child)
 
@@ -239,6 +244,7 @@ class _Analyzer(QueryWalker):
                 info.declares = node.portalname or ""
             inner = _Analyzer()
             inner.scopes, inner.ctes = self.scopes, self.ctes
+            inner.cte_queries = self.cte_queries
             inner.all_relations = self.all_relations
             inner._dispatch(node.query)
             info.guardrails |= inner.info.guardrails

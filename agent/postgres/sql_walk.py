@@ -59,6 +59,8 @@ class Scope:
     # Relations given new column names (FROM customers AS c(i, n, e)): a reference to any
     # of their columns may be any real column, so it counts as a whole-row reference.
     renamed: dict[str, Relation] = field(default_factory=dict)
+    # Derived tables and CTE references by alias: (query, column names or None) each.
+    sources: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict)
 
     def add(self, alias: str, relation: Relation | None) -> None:
         self.entries[alias] = relation
@@ -70,6 +72,7 @@ class QueryWalker:
     info: StatementInfo
     scopes: list[Scope]
     ctes: set[str]
+    cte_queries: dict[str, list[tuple[Any, Any]]]
     all_relations: set[Relation]
     clause: str
     lookup_refs: set[int]
@@ -169,6 +172,9 @@ class QueryWalker:
         if isinstance(item, ast.RangeVar):
             if item.schemaname is None and item.relname in self.ctes:
                 scope.add(alias_of(item), None)
+                queries = self.cte_queries.get(item.relname or "", [])
+                names = item.alias.colnames if item.alias is not None else None
+                scope.sources[alias_of(item)] = [(q, names or cols) for q, cols in queries]
                 return
             relation = self._relation(item)
             scope.add(alias_of(item), relation)
@@ -179,16 +185,23 @@ class QueryWalker:
             self._from_item(item.rarg, scope, context)
             self._predicate(item.quals, "JOIN ON")
             joined = self._candidates_in_scope()
+            outer = self.clause
             for name in item.usingClause or ():  # USING (email): compared, not referenced
                 self._add(ColumnUse(joined, node_name(name), PREDICATE, clause="JOIN USING"))
+                self.clause = "JOIN USING"
+                self._derived_predicates(None, node_name(name))
             if item.isNatural:  # every column both sides share is compared
                 self._add(ColumnUse(joined, None, PREDICATE, clause="NATURAL JOIN"))
+                self.clause = "NATURAL JOIN"
+                self._derived_predicates(None, None)
+            self.clause = outer
             if item.alias is not None:
                 scope.add(item.alias.aliasname or "", None)
         elif isinstance(item, ast.RangeSubselect):
             self.select(item.subquery, top=False, context=context)
             if item.alias is not None:
                 scope.add(item.alias.aliasname or "", None)
+                scope.sources[item.alias.aliasname or ""] = [(item.subquery, item.alias.colnames)]
         else:
             # Table functions (RangeFunction, XMLTABLE, JSON_TABLE): arguments flow to output,
             # and decide how many rows there are, like a filter.
@@ -304,6 +317,9 @@ class QueryWalker:
             return [ColumnUse(self._candidates_in_scope(), None, context, position)]
         if star:
             return [ColumnUse(self._qualified(names), None, context, position)]
+        if context == PREDICATE and names:  # a derived table's column: what it stands for
+            qualifier = names[-2] if len(names) == 2 else None
+            self._derived_predicates(qualifier, names[-1])
         if len(names) == 1:
             column = names[0]
             uses = [ColumnUse(self._candidates_in_scope(), column, context, position)]
@@ -320,6 +336,25 @@ class QueryWalker:
             return [ColumnUse(self._qualified(names[:-1]), None, context, position)]
         table = len(names) >= 3 or isinstance(self._lookup_alias(names[0]), Relation)
         return [ColumnUse(self._qualified(names[:-1]), names[-1], context, position, table)]
+
+    def _derived_predicates(self, qualifier: str | None, name: str | None) -> None:
+        """A predicate on column ``name`` of a derived table or CTE in scope (``qualifier``
+        None: any of them) decides on the select-list expressions behind it: their columns
+        are predicates of the same clause (resolved among all the statement's relations)."""
+        sources = [
+            source
+            for scope in self.scopes
+            for alias, found in scope.sources.items()
+            if qualifier in (None, alias)
+            for source in found
+        ]
+        for query, names in sources:
+            for ref in inference.derived_column_refs(query, names, name, self.cte_queries):
+                last = (ref.fields or (None,))[-1]
+                column = node_name(last) if isinstance(last, ast.String) else None  # *: all
+                self._add(
+                    ColumnUse(tuple(self.all_relations), column, PREDICATE, clause=self.clause)
+                )
 
     def _qualified(self, qualifier: list[str]) -> tuple[Relation, ...]:
         if len(qualifier) >= 2:

@@ -358,6 +358,29 @@ EMAIL_PROBES = [
     ),
     ("PREPARE p_inf AS SELECT id FROM customers WHERE email < $1", "WHERE"),
     ("DECLARE c_inf CURSOR WITH HOLD FOR SELECT id FROM customers ORDER BY email", "ORDER BY"),
+    # A derived table's or CTE's column stands for the expression behind it.
+    ("SELECT t.id FROM (SELECT id, email AS e FROM customers) t WHERE t.e LIKE 'ada%'", "WHERE"),
+    ("WITH t AS (SELECT id, email AS e FROM customers) SELECT id FROM t WHERE e > 'm'", "WHERE"),
+    ("SELECT e FROM (SELECT email FROM customers) AS t(e) ORDER BY e LIMIT 1", "ORDER BY"),
+    (
+        "SELECT count(*) FROM (SELECT email AS e FROM customers) t "
+        "JOIN (SELECT 'ada.8@example.com' AS e) k USING (e)",
+        "JOIN USING",
+    ),
+    (
+        "SELECT count(*) FROM customers c, LATERAL (SELECT c.email AS e) l WHERE l.e < 'm'",
+        "WHERE",
+    ),
+    (
+        "WITH u AS (UPDATE customers SET score = score WHERE id < 60 RETURNING id, email AS e) "
+        "SELECT id FROM u WHERE e LIKE 'ada%'",
+        "WHERE",
+    ),
+    (
+        "SELECT s.id FROM (SELECT t.id, t.e FROM (SELECT id, email AS e FROM customers) t) s "
+        "WHERE s.e LIKE 'ada%'",
+        "WHERE",
+    ),
 ]
 NOTE_PROBES = [
     ("SELECT id FROM customers WHERE \"Secret Note\" = 'note 7'", "WHERE"),

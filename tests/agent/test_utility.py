@@ -127,6 +127,8 @@ EVERYDAY = [
     "SELECT id, email FROM customers UNION ALL SELECT id, email FROM archive.customers LIMIT 4",
     "SELECT DISTINCT customer_id FROM orders ORDER BY 1 LIMIT 5",
     "SELECT id, upper(email), length(email) FROM customers WHERE id < 4",
+    "SELECT t.id FROM (SELECT id, name AS n, email FROM customers) t WHERE t.n LIKE 'Ada%'",
+    "WITH t AS (SELECT id, email FROM customers) SELECT id, email FROM t WHERE id < 5",
     "SELECT id, name FROM public_names WHERE id = 3",
     "SELECT id, name FROM public_names ORDER BY name LIMIT 3",
     "SELECT * FROM customer_contacts LIMIT 3",
