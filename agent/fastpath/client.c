@@ -2,11 +2,12 @@
  * and the round trip's expected responses are set up for backend.c. */
 #include "fastpath.h"
 
-/* The ticket key of a Query text (native.template_key: digits 1-9 read as 0), the last
+/* The ticket key of a Query text (native.template_key: digits 1-9 read as 0), a recent
  * one's bytes object when it is the same (its hash is cached in it). */
 static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssize_t len) {
-    PyObject *known = self->q_key_memo;
-    if (known != NULL && PyBytes_GET_SIZE(known) == len) {
+    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
+        PyObject *known = self->q_keys.slots[slot].value;
+        if (known == NULL || PyBytes_GET_SIZE(known) != len) continue;
         const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(known);
         Py_ssize_t i = 0;
         while (i < len && k[i] == ((text[i] >= '1' && text[i] <= '9') ? '0' : text[i])) i++;
@@ -19,7 +20,7 @@ static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssiz
         unsigned char c = text[i];
         k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
     }
-    Py_XSETREF(self->q_key_memo, Py_NewRef(key));
+    memo_store(&self->q_keys, NULL, NULL, key);
     return key;
 }
 
@@ -97,17 +98,18 @@ typedef struct {
     Py_ssize_t len;
 } Span;
 
-/* The str of a statement name (UTF-8 bytes), the last one's object when it is the same
+/* The str of a statement name (UTF-8 bytes), a recent one's object when it is the same
  * (new ref; NULL with an error when it is not UTF-8). */
 static PyObject *statement_str(FastPath *self, const unsigned char *name, Py_ssize_t len) {
-    if (self->name_memo != NULL) {
-        Py_ssize_t known_len;
-        const char *known = PyUnicode_AsUTF8AndSize(self->name_memo, &known_len);
-        if (known != NULL && known_len == len && memcmp(known, name, (size_t)len) == 0)
-            return Py_NewRef(self->name_memo);
+    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
+        PyObject *known = self->names.slots[slot].value;
+        if (known == NULL || !PyUnicode_IS_COMPACT_ASCII(known) ||
+            PyUnicode_GET_LENGTH(known) != len)
+            continue;
+        if (memcmp(PyUnicode_DATA(known), name, (size_t)len) == 0) return Py_NewRef(known);
     }
     PyObject *decoded = PyUnicode_DecodeUTF8((const char *)name, len, NULL);
-    if (decoded != NULL) Py_XSETREF(self->name_memo, Py_NewRef(decoded));
+    if (decoded != NULL) memo_store(&self->names, NULL, NULL, decoded);
     return decoded;
 }
 
@@ -328,9 +330,14 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         if (known == NULL && PyErr_Occurred()) goto fail;
         if (known == NULL || !PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2 ||
             PyTuple_GET_ITEM(known, 0) != prepared || PyTuple_GET_ITEM(known, 1) != formats) {
-            portal_entry = PyTuple_Pack(2, prepared, formats);
-            if (portal_entry == NULL || PyDict_SetItem(self->portals, portal, portal_entry) < 0)
-                goto fail;
+            /* the same (immutable) tuple as the last time this statement was bound */
+            portal_entry = Py_XNewRef(memo_find(&self->portal_entries, prepared, formats));
+            if (portal_entry == NULL) {
+                portal_entry = PyTuple_Pack(2, prepared, formats);
+                if (portal_entry == NULL) goto fail;
+                memo_store(&self->portal_entries, prepared, formats, portal_entry);
+            }
+            if (PyDict_SetItem(self->portals, portal, portal_entry) < 0) goto fail;
         }
     }
     if (own_describe) { /* Parse, the agent's own Describe of the statement, the rest */

@@ -154,6 +154,23 @@ PyObject *module_journal_record(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ round trips */
 
+/* A few recent results of a pure function, each with the objects it is a function of (held
+ * alive by strong references, so an identity cannot be reused): a TPC-B-like transaction
+ * cycles through several statements, and one last result missed on every one of them. */
+#define MEMO_SLOTS 8
+typedef struct {
+    PyObject *key, *extra, *value; /* key or value NULL: an empty slot */
+} MemoSlot;
+typedef struct {
+    MemoSlot slots[MEMO_SLOTS];
+    unsigned int next; /* the slot replaced next (oldest first) */
+} Memo;
+
+PyObject *memo_find(Memo *memo, PyObject *key, PyObject *extra); /* borrowed, or NULL */
+void memo_store(Memo *memo, PyObject *key, PyObject *extra, PyObject *value);
+void memo_clear(Memo *memo);
+int memo_traverse(Memo *memo, visitproc visit, void *arg);
+
 enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
 /* Expected responses of an extended round trip, in order (the letters native.py's
  * hand_back_extended reads). */
@@ -191,11 +208,13 @@ typedef struct {
     /* Memos of pure functions of their keys (each held alive by a strong reference, so an
      * identity cannot be reused): the audit fragment of (decision, index 0, action) in this
      * session; the row mask of (decision, RowDescription) under one engine; a statement
-     * name's str; a Bind's result format codes as a tuple; the tickets' keys. */
-    PyObject *memo_decision, *memo_action, *memo_fragment;
+     * name's str; a Bind's result format codes as a tuple; the tickets' keys; the portal
+     * entry (prepared, formats). */
+    Memo fragments;
     PyObject *om_decision, *om_engine, *om_description, *om_mask;
-    PyObject *name_memo, *formats_memo;
-    PyObject *q_key_memo, *p_key_memo; /* the last ticket keys, hashes cached in them */
+    Memo names, q_keys, portal_entries;
+    PyObject *formats_memo;
+    PyObject *p_key_memo; /* the last Parse ticket key, its hash cached in it */
     /* the round trip in flight */
     int mode;
     char entries[8];
