@@ -105,11 +105,23 @@ static inline int put_atom(JournalRecord *record, PyObject *atom) {
     if (PyFloat_CheckExact(atom)) { /* TYPE_BINARY_FLOAT: 8 bytes, little-endian */
         if ((at = record_room(record, 9)) == NULL) return -1;
         at[0] = 'g';
+#if PY_LITTLE_ENDIAN
+        double value = PyFloat_AS_DOUBLE(atom); /* the IEEE bytes as they are in memory */
+        memcpy(at + 1, &value, 8);
+        return 1;
+#else
         return PyFloat_Pack8(PyFloat_AS_DOUBLE(atom), at + 1, 1) < 0 ? -1 : 1;
+#endif
     }
     if (PyUnicode_CheckExact(atom)) { /* TYPE_UNICODE: the UTF-8 bytes and their length */
         Py_ssize_t size;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(atom, &size);
+        const char *utf8;
+        if (PyUnicode_IS_COMPACT_ASCII(atom)) { /* the fragments: ASCII is its own UTF-8 */
+            utf8 = PyUnicode_DATA(atom);
+            size = PyUnicode_GET_LENGTH(atom);
+        } else {
+            utf8 = PyUnicode_AsUTF8AndSize(atom, &size);
+        }
         if (utf8 == NULL) { /* lone surrogates: marshal writes them ("surrogatepass") */
             if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
             PyErr_Clear();
