@@ -12,7 +12,9 @@ Starts everything it needs: a scratch database (pgbench -i), PgBouncer (session 
 a temp config, a bare Python byte relay (uvloop, no parsing: the floor for any Python
 proxy), a tiny control plane (signed bundle, token check and verifiers, audit intake) and
 the agent as ``python -m agent`` with guardrails and audit on.  Prints TPS per target and
-mode and the ratio to direct.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
+mode and the ratio to direct, and for each proxy its CPU (all its processes, user and
+system) and context switches per transaction: those hold on a loaded machine where TPS does
+not.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
 """
 
 from __future__ import annotations
@@ -498,7 +500,7 @@ def report(
         ]
         pairs = zip(modes, ratios, strict=True)
         print(f"{name} / pgbouncer: " + ", ".join(f"{m} {r:.2f}x" for m, r in pairs))
-    # The agent's own cost per transaction, whatever the neighbours' load: CPU (all its
+    # A proxy's own cost per transaction, whatever the neighbours' load: CPU (all its
     # processes) and context switches, medians over the rounds.
     for name, *_ in targets:
         if usage is None or (name, modes[0]) not in usage:
@@ -548,19 +550,20 @@ def main() -> None:
         pump, pump_port = start_pump()
         processes += [bouncer, pump]
         agents: dict[int, int] = {}
-        agent_pids: dict[int, int] = {}  # by port
+        proxy_pids = {bouncer_port: bouncer.pid, pump_port: pump.pid}  # by port
         for workers in (int(n) for n in args.agent_workers.split(",")):
             agent, agents[workers] = start_agent(
                 workdir / f"agent-{workers}", plane, database, workers
             )
             processes.append(agent)
-            agent_pids[agents[workers]] = agent.pid
+            proxy_pids[agents[workers]] = agent.pid
         ports = {"pgbouncer": bouncer_port, "pump": pump_port}
         if args.baseline_tree:
             baseline, ports["baseline"] = start_agent(
                 workdir / "agent-baseline", plane, database, tree=args.baseline_tree.resolve()
             )
             processes.append(baseline)
+            proxy_pids[ports["baseline"]] = baseline.pid
         modes = args.modes.split(",")
         for workload in args.workloads.split(","):
             targets = bench_targets(workload, ports, agents, script)
@@ -571,7 +574,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for mode in modes:
                     for name, port, custom, user, _ in targets:
-                        pid = agent_pids.get(port)
+                        pid = proxy_pids.get(port)
                         before = process_tree_usage(pid) if pid else (0.0, 0)
                         tps = pgbench(
                             port, database, mode, args.seconds, args.clients, custom, user
