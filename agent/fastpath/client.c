@@ -39,14 +39,17 @@ static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssiz
     return key;
 }
 
-/* A Parse payload as a bytes object (the p_tickets key), the last one's when it is the same. */
+/* A Parse payload as a bytes object (the p_tickets key), a recent one's when it is the
+ * same (its hash is cached in it). */
 static PyObject *parse_key(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    PyObject *known = self->p_key_memo;
-    if (known != NULL && PyBytes_GET_SIZE(known) == len &&
-        memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)
-        return Py_NewRef(known);
+    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
+        PyObject *known = self->p_keys.slots[slot].value;
+        if (known != NULL && PyBytes_GET_SIZE(known) == len &&
+            memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)
+            return Py_NewRef(known);
+    }
     PyObject *key = PyBytes_FromStringAndSize((const char *)payload, len);
-    if (key != NULL) Py_XSETREF(self->p_key_memo, Py_NewRef(key));
+    if (key != NULL) memo_store(&self->p_keys, NULL, NULL, key);
     return key;
 }
 

@@ -212,9 +212,8 @@ typedef struct {
      * entry (prepared, formats). */
     Memo fragments;
     PyObject *om_decision, *om_engine, *om_description, *om_mask;
-    Memo names, q_keys, portal_entries;
+    Memo names, q_keys, p_keys, portal_entries; /* keys: their hashes cached in them */
     PyObject *formats_memo;
-    PyObject *p_key_memo; /* the last Parse ticket key, its hash cached in it */
     /* the round trip in flight */
     int mode;
     char entries[8];

@@ -65,10 +65,10 @@ void clear_flight(FastPath *self) {
     X(audit_queue) X(hand_back_simple) X(hand_back_extended) X(audit_wakeup) X(audit_journal)  \
     X(client_python) X(backend_python) X(client_rest) X(backend_rest) X(client_failed)       \
     X(backend_failed) X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)                 \
-    X(om_decision) X(om_engine) X(om_description) X(om_mask) X(formats_memo) X(p_key_memo)
+    X(om_decision) X(om_engine) X(om_description) X(om_mask) X(formats_memo)
 
 /* Every Memo a FastPath holds. */
-#define FASTPATH_MEMOS(X) X(fragments) X(names) X(q_keys) X(portal_entries)
+#define FASTPATH_MEMOS(X) X(fragments) X(names) X(q_keys) X(p_keys) X(portal_entries)
 
 PyObject *memo_find(Memo *memo, PyObject *key, PyObject *extra) {
     for (int i = 0; i < MEMO_SLOTS; i++) {
