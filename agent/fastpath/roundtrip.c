@@ -302,16 +302,21 @@ typedef struct {
     Py_ssize_t offset;  /* 0: obj.name is not a slot of this type (generic lookup) */
 } FieldPlace;
 
-/* Direct-mapped by (type, name): one probe per field read (a scan of every entry cost more
- * than the read it saved).  A collision only replaces an entry, found again by lookup. */
-#define FIELD_PLACES 64
+/* Two ways per (type, name) hash: one or two probes per field read (a scan of every entry
+ * cost more than the read it saved), and two hot pairs that hash alike both stay.  A pair
+ * pushed out is only looked up again. */
+#define FIELD_PLACES 128
 static FieldPlace places[FIELD_PLACES];
 
 static Py_ssize_t field_offset(PyTypeObject *type, PyObject *name) {
     uintptr_t mix = ((uintptr_t)type >> 4) * 31u + ((uintptr_t)name >> 4);
-    FieldPlace *place = &places[(mix ^ (mix >> 6)) & (FIELD_PLACES - 1)];
-    if (place->type == type && place->name == name && place->version == type->tp_version_tag)
-        return (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? place->offset : 0;
+    FieldPlace *ways = &places[(mix ^ (mix >> 7)) & (FIELD_PLACES - 2)];
+    for (int way = 0; way < 2; way++) {
+        FieldPlace *place = &ways[way];
+        if (place->type == type && place->name == name &&
+            place->version == type->tp_version_tag)
+            return (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? place->offset : 0;
+    }
     PyObject *descr = _PyType_Lookup(type, name); /* borrowed; assigns a version tag */
     if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
     Py_ssize_t offset = 0;
@@ -321,10 +326,11 @@ static Py_ssize_t field_offset(PyTypeObject *type, PyObject *name) {
             member->offset > 0)
             offset = member->offset;
     }
-    place->type = type;
-    place->version = type->tp_version_tag;
-    place->name = name;
-    place->offset = offset;
+    ways[1] = ways[0]; /* the newest first, the one before it kept */
+    ways[0].type = type;
+    ways[0].version = type->tp_version_tag;
+    ways[0].name = name;
+    ways[0].offset = offset;
     return offset;
 }
 
