@@ -506,7 +506,7 @@ def report(
         if usage is None or (name, modes[0]) not in usage:
             continue
         cells = [
-            f"{m} {statistics.median(u[0] for u in usage[(name, m)]):.0f} us, "
+            f"{m} {statistics.median(u[0] for u in usage[(name, m)]):.1f} us, "
             f"{statistics.median(u[1] for u in usage[(name, m)]):.2f} switches"
             for m in modes
         ]
