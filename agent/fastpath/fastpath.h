@@ -166,10 +166,39 @@ typedef struct {
     unsigned int next; /* the slot replaced next (oldest first) */
 } Memo;
 
-PyObject *memo_find(Memo *memo, PyObject *key, PyObject *extra); /* borrowed, or NULL */
-void memo_store(Memo *memo, PyObject *key, PyObject *extra, PyObject *value);
-void memo_clear(Memo *memo);
-int memo_traverse(Memo *memo, visitproc visit, void *arg);
+/* The value memoised for (key, extra): borrowed, or NULL. */
+static inline PyObject *memo_find(Memo *memo, PyObject *key, PyObject *extra) {
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        MemoSlot *slot = &memo->slots[i];
+        if (slot->key == key && slot->extra == extra && slot->value != NULL) return slot->value;
+    }
+    return NULL;
+}
+
+/* value for (key, extra), in place of the oldest. */
+static inline void memo_store(Memo *memo, PyObject *key, PyObject *extra, PyObject *value) {
+    MemoSlot *slot = &memo->slots[memo->next++ % MEMO_SLOTS];
+    Py_XSETREF(slot->key, Py_XNewRef(key));
+    Py_XSETREF(slot->extra, Py_XNewRef(extra));
+    Py_XSETREF(slot->value, Py_XNewRef(value));
+}
+
+static inline void memo_clear(Memo *memo) {
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        Py_CLEAR(memo->slots[i].key);
+        Py_CLEAR(memo->slots[i].extra);
+        Py_CLEAR(memo->slots[i].value);
+    }
+}
+
+static inline int memo_traverse(Memo *memo, visitproc visit, void *arg) {
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        Py_VISIT(memo->slots[i].key);
+        Py_VISIT(memo->slots[i].extra);
+        Py_VISIT(memo->slots[i].value);
+    }
+    return 0;
+}
 
 enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
 /* Expected responses of an extended round trip, in order (the letters native.py's

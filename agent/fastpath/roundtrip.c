@@ -70,38 +70,6 @@ void clear_flight(FastPath *self) {
 /* Every Memo a FastPath holds. */
 #define FASTPATH_MEMOS(X) X(fragments) X(names) X(q_keys) X(p_keys) X(portal_entries)
 
-PyObject *memo_find(Memo *memo, PyObject *key, PyObject *extra) {
-    for (int i = 0; i < MEMO_SLOTS; i++) {
-        MemoSlot *slot = &memo->slots[i];
-        if (slot->key == key && slot->extra == extra && slot->value != NULL) return slot->value;
-    }
-    return NULL;
-}
-
-void memo_store(Memo *memo, PyObject *key, PyObject *extra, PyObject *value) {
-    MemoSlot *slot = &memo->slots[memo->next++ % MEMO_SLOTS];
-    Py_XSETREF(slot->key, Py_XNewRef(key));
-    Py_XSETREF(slot->extra, Py_XNewRef(extra));
-    Py_XSETREF(slot->value, Py_XNewRef(value));
-}
-
-void memo_clear(Memo *memo) {
-    for (int i = 0; i < MEMO_SLOTS; i++) {
-        Py_CLEAR(memo->slots[i].key);
-        Py_CLEAR(memo->slots[i].extra);
-        Py_CLEAR(memo->slots[i].value);
-    }
-}
-
-int memo_traverse(Memo *memo, visitproc visit, void *arg) {
-    for (int i = 0; i < MEMO_SLOTS; i++) {
-        Py_VISIT(memo->slots[i].key);
-        Py_VISIT(memo->slots[i].extra);
-        Py_VISIT(memo->slots[i].value);
-    }
-    return 0;
-}
-
 static void release_buffers(FastPath *self) {
     if (self->counts != NULL) PyBuffer_Release(&self->counts_view);
     if (self->seconds_total != NULL) PyBuffer_Release(&self->seconds_view);
