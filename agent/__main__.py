@@ -20,6 +20,7 @@ from agent.server import (
     create_agent,
     insecure_listen_problem,
     masking_key_from_env,
+    tune_collector,
 )
 from agent.upstream import SSL_MODES, UpstreamConfig
 from agent.workers import MAX_WORKERS, WorkerGroup, die_with_parent, supervise
@@ -225,6 +226,7 @@ def _worker_group(args: argparse.Namespace) -> WorkerGroup | None:
 async def serve(config: AgentConfig) -> None:
     agent = create_agent(config)
     await agent.start()
+    tune_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -39,7 +39,7 @@ from agent.bundle import Bundle  # noqa: E402
 from agent.postgres import codec  # noqa: E402
 from agent.postgres.proxy import PostgresAgent  # noqa: E402
 from agent.postgres.relay import Relay  # noqa: E402
-from agent.server import AgentConfig  # noqa: E402
+from agent.server import AgentConfig, tune_collector  # noqa: E402
 from agent.testing import MemoryTransport, detached_relays  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
 from agent.verdicts import Identity  # noqa: E402
@@ -224,6 +224,7 @@ async def run(
     )
     agent = PostgresAgent(config)
     agent._bundle_installed(Bundle.from_document(bench_bundle()))
+    tune_collector()  # as python -m agent does once started
     print(
         f"{transactions} transactions per workload, best of rounds of {ROUND}, "
         f"Python {sys.version.split()[0]}\n"

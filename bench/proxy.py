@@ -12,7 +12,9 @@ Starts everything it needs: a scratch database (pgbench -i), PgBouncer (session 
 a temp config, a bare Python byte relay (uvloop, no parsing: the floor for any Python
 proxy), a tiny control plane (signed bundle, token check and verifiers, audit intake) and
 the agent as ``python -m agent`` with guardrails and audit on.  Prints TPS per target and
-mode and the ratio to direct.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
+mode and the ratio to direct, and for each proxy its CPU (all its processes, user and
+system) and context switches per transaction: those hold on a loaded machine where TPS does
+not.  Requires PostgreSQL on 127.0.0.1:5432 (trust, user postgres).
 """
 
 from __future__ import annotations
@@ -421,6 +423,27 @@ def pgbench(
 Target = tuple[str, int, "Path | str | None", str, str]  # name, port, script, user, reference
 
 
+def process_tree_usage(pid: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and context switches so far of a process and all its
+    descendants (an agent's supervisor and workers), from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu, switches, todo = 0.0, 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+        cpu += (int(stat[11]) + int(stat[12])) / ticks  # utime, stime
+        switches += sum(
+            int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
+        )
+        todo += [int(child) for child in children.split()]
+    return cpu, switches
+
+
 def bench_targets(
     workload: str, ports: dict[str, int], agents: dict[int, int], script: Path
 ) -> list[Target]:
@@ -449,7 +472,10 @@ def bench_targets(
 
 
 def report(
-    args: argparse.Namespace, targets: list[Target], runs: dict[tuple[str, str], list[float]]
+    args: argparse.Namespace,
+    targets: list[Target],
+    runs: dict[tuple[str, str], list[float]],
+    usage: dict[tuple[str, str], list[tuple[float, float]]] | None = None,
 ) -> None:
     modes = args.modes.split(",")
     print(f"{'target':<26}" + "".join(f"{m:>22}" for m in modes))
@@ -474,6 +500,17 @@ def report(
         ]
         pairs = zip(modes, ratios, strict=True)
         print(f"{name} / pgbouncer: " + ", ".join(f"{m} {r:.2f}x" for m, r in pairs))
+    # A proxy's own cost per transaction, whatever the neighbours' load: CPU (all its
+    # processes) and context switches, medians over the rounds.
+    for name, *_ in targets:
+        if usage is None or (name, modes[0]) not in usage:
+            continue
+        cells = [
+            f"{m} {statistics.median(u[0] for u in usage[(name, m)]):.1f} us, "
+            f"{statistics.median(u[1] for u in usage[(name, m)]):.2f} switches"
+            for m in modes
+        ]
+        print(f"{name} per transaction: " + "; ".join(cells))
 
 
 def main() -> None:
@@ -513,37 +550,49 @@ def main() -> None:
         pump, pump_port = start_pump()
         processes += [bouncer, pump]
         agents: dict[int, int] = {}
+        proxy_pids = {bouncer_port: bouncer.pid, pump_port: pump.pid}  # by port
         for workers in (int(n) for n in args.agent_workers.split(",")):
             agent, agents[workers] = start_agent(
                 workdir / f"agent-{workers}", plane, database, workers
             )
             processes.append(agent)
+            proxy_pids[agents[workers]] = agent.pid
         ports = {"pgbouncer": bouncer_port, "pump": pump_port}
         if args.baseline_tree:
             baseline, ports["baseline"] = start_agent(
                 workdir / "agent-baseline", plane, database, tree=args.baseline_tree.resolve()
             )
             processes.append(baseline)
+            proxy_pids[ports["baseline"]] = baseline.pid
         modes = args.modes.split(",")
         for workload in args.workloads.split(","):
             targets = bench_targets(workload, ports, agents, script)
             # TPS per round; every round runs each target once, back to back, so a ratio is
             # taken between runs seconds apart (this VM's speed drifts over minutes).
             runs: dict[tuple[str, str], list[float]] = {}
+            usage: dict[tuple[str, str], list[tuple[float, float]]] = {}
             for _ in range(args.rounds):
                 for mode in modes:
                     for name, port, custom, user, _ in targets:
+                        pid = proxy_pids.get(port)
+                        before = process_tree_usage(pid) if pid else (0.0, 0)
                         tps = pgbench(
                             port, database, mode, args.seconds, args.clients, custom, user
                         )
                         runs.setdefault((name, mode), []).append(tps)
+                        if pid:  # per transaction (the connections' start-up included)
+                            cpu, switches = process_tree_usage(pid)
+                            count = tps * args.seconds
+                            usage.setdefault((name, mode), []).append(
+                                ((cpu - before[0]) / count * 1e6, (switches - before[1]) / count)
+                            )
             print(
                 f"\npgbench {workload}, {args.clients} clients, {args.rounds} rounds of "
                 f"{args.seconds}s per cell, scale {args.scale}, {os.cpu_count()} CPUs, load "
                 f"{os.getloadavg()[0]:.1f}; audit events shipped so far: {plane.audit_events}"
                 "\nmedian TPS (median of the per-round ratios to direct)\n"
             )
-            report(args, targets, runs)
+            report(args, targets, runs, usage)
     finally:
         for process in processes:
             process.terminate()

@@ -2,15 +2,31 @@
  * and the round trip's expected responses are set up for backend.c. */
 #include "fastpath.h"
 
-/* The ticket key of a Query text (native.template_key: digits 1-9 read as 0), the last
+/* template_key(text) == key (both len bytes): eight bytes at a time where they are equal
+ * (the words and '0's of a statement), byte by byte where a digit was read as 0. */
+static int same_template(const unsigned char *text, const unsigned char *key, Py_ssize_t len) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, text + i, 8);
+        memcpy(&b, key + i, 8);
+        if (a == b) continue;
+        for (Py_ssize_t j = i; j < i + 8; j++)
+            if (key[j] != ((text[j] >= '1' && text[j] <= '9') ? '0' : text[j])) return 0;
+    }
+    for (; i < len; i++)
+        if (key[i] != ((text[i] >= '1' && text[i] <= '9') ? '0' : text[i])) return 0;
+    return 1;
+}
+
+/* The ticket key of a Query text (native.template_key: digits 1-9 read as 0), a recent
  * one's bytes object when it is the same (its hash is cached in it). */
 static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssize_t len) {
-    PyObject *known = self->q_key_memo;
-    if (known != NULL && PyBytes_GET_SIZE(known) == len) {
-        const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(known);
-        Py_ssize_t i = 0;
-        while (i < len && k[i] == ((text[i] >= '1' && text[i] <= '9') ? '0' : text[i])) i++;
-        if (i == len) return Py_NewRef(known);
+    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
+        PyObject *known = self->q_keys.slots[slot].value;
+        if (known == NULL || PyBytes_GET_SIZE(known) != len) continue;
+        if (same_template(text, (const unsigned char *)PyBytes_AS_STRING(known), len))
+            return Py_NewRef(known);
     }
     PyObject *key = PyBytes_FromStringAndSize(NULL, len);
     if (key == NULL) return NULL;
@@ -19,18 +35,21 @@ static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssiz
         unsigned char c = text[i];
         k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
     }
-    Py_XSETREF(self->q_key_memo, Py_NewRef(key));
+    memo_store(&self->q_keys, NULL, NULL, key);
     return key;
 }
 
-/* A Parse payload as a bytes object (the p_tickets key), the last one's when it is the same. */
+/* A Parse payload as a bytes object (the p_tickets key), a recent one's when it is the
+ * same (its hash is cached in it). */
 static PyObject *parse_key(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    PyObject *known = self->p_key_memo;
-    if (known != NULL && PyBytes_GET_SIZE(known) == len &&
-        memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)
-        return Py_NewRef(known);
+    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
+        PyObject *known = self->p_keys.slots[slot].value;
+        if (known != NULL && PyBytes_GET_SIZE(known) == len &&
+            memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)
+            return Py_NewRef(known);
+    }
     PyObject *key = PyBytes_FromStringAndSize((const char *)payload, len);
-    if (key != NULL) Py_XSETREF(self->p_key_memo, Py_NewRef(key));
+    if (key != NULL) memo_store(&self->p_keys, NULL, NULL, key);
     return key;
 }
 
@@ -97,17 +116,18 @@ typedef struct {
     Py_ssize_t len;
 } Span;
 
-/* The str of a statement name (UTF-8 bytes), the last one's object when it is the same
+/* The str of a statement name (UTF-8 bytes), a recent one's object when it is the same
  * (new ref; NULL with an error when it is not UTF-8). */
 static PyObject *statement_str(FastPath *self, const unsigned char *name, Py_ssize_t len) {
-    if (self->name_memo != NULL) {
-        Py_ssize_t known_len;
-        const char *known = PyUnicode_AsUTF8AndSize(self->name_memo, &known_len);
-        if (known != NULL && known_len == len && memcmp(known, name, (size_t)len) == 0)
-            return Py_NewRef(self->name_memo);
+    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
+        PyObject *known = self->names.slots[slot].value;
+        if (known == NULL || !PyUnicode_IS_COMPACT_ASCII(known) ||
+            PyUnicode_GET_LENGTH(known) != len)
+            continue;
+        if (memcmp(PyUnicode_DATA(known), name, (size_t)len) == 0) return Py_NewRef(known);
     }
     PyObject *decoded = PyUnicode_DecodeUTF8((const char *)name, len, NULL);
-    if (decoded != NULL) Py_XSETREF(self->name_memo, Py_NewRef(decoded));
+    if (decoded != NULL) memo_store(&self->names, NULL, NULL, decoded);
     return decoded;
 }
 
@@ -328,9 +348,14 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         if (known == NULL && PyErr_Occurred()) goto fail;
         if (known == NULL || !PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2 ||
             PyTuple_GET_ITEM(known, 0) != prepared || PyTuple_GET_ITEM(known, 1) != formats) {
-            portal_entry = PyTuple_Pack(2, prepared, formats);
-            if (portal_entry == NULL || PyDict_SetItem(self->portals, portal, portal_entry) < 0)
-                goto fail;
+            /* the same (immutable) tuple as the last time this statement was bound */
+            portal_entry = Py_XNewRef(memo_find(&self->portal_entries, prepared, formats));
+            if (portal_entry == NULL) {
+                portal_entry = PyTuple_Pack(2, prepared, formats);
+                if (portal_entry == NULL) goto fail;
+                memo_store(&self->portal_entries, prepared, formats, portal_entry);
+            }
+            if (PyDict_SetItem(self->portals, portal, portal_entry) < 0) goto fail;
         }
     }
     if (own_describe) { /* Parse, the agent's own Describe of the statement, the rest */

@@ -34,6 +34,15 @@ static Py_ssize_t decimal_integer(char *out, long long value) {
     unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
                                              : (unsigned long long)value;
     if (value < 0) out[n++] = '-';
+    if (magnitude < 10) { /* counts, positions: mostly small */
+        out[n] = (char)('0' + magnitude);
+        return n + 1;
+    }
+    if (magnitude < 100) {
+        out[n] = digit_pairs[magnitude * 2];
+        out[n + 1] = digit_pairs[magnitude * 2 + 1];
+        return n + 2;
+    }
     char digits[24];
     int at = 24;
     while (magnitude >= 100) {
@@ -82,12 +91,34 @@ static Py_ssize_t fixed_decimal(char *out, double value, int places, long long s
     return n + places;
 }
 
+/* The position of a fragment in order (appended at its first use, index maps it to its
+ * position), or -1 with an error. */
+static long fragment_position(PyObject *index, PyObject *order, PyObject *fragment) {
+    PyObject *position = PyDict_GetItemWithError(index, fragment);
+    if (position == NULL) {
+        if (PyErr_Occurred()) return -1;
+        PyObject *next = PyLong_FromSsize_t(PyList_GET_SIZE(order));
+        int failed = next == NULL || PyDict_SetItem(index, fragment, next) < 0 ||
+                     PyList_Append(order, fragment) < 0;
+        Py_XDECREF(next);
+        if (failed) return -1;
+        return (long)PyList_GET_SIZE(order) - 1;
+    }
+    return PyLong_AsLong(position);
+}
+
 /* encode_events(queued, first_seq) -> (fragments in order of first use, events JSON):
  * the hot part of agent.audit.encode_batch. */
 PyObject *encode_events(PyObject *module, PyObject *args) {
     PyObject *queued;
     long long seq;
     if (!PyArg_ParseTuple(args, "O!L", &PyList_Type, &queued, &seq)) return NULL;
+    enum { PLACES = 16 };
+    typedef struct {
+        PyObject *fragment; /* compared only */
+        long position;
+    } Place;
+    Place places[PLACES] = {{NULL, 0}};
     PyObject *index = PyDict_New(), *order = PyList_New(0);
     Text text = {NULL, 0, 0};
     if (index == NULL || order == NULL || text_reserve(&text, 2) < 0) goto error;
@@ -99,23 +130,19 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
             goto error;
         }
         PyObject *fragment = PyTuple_GET_ITEM(event, 0);
-        PyObject *position = PyDict_GetItemWithError(index, fragment);
-        if (position == NULL) {
-            if (PyErr_Occurred()) goto error;
-            PyObject *next = PyLong_FromSsize_t(PyList_GET_SIZE(order));
-            if (next == NULL || PyDict_SetItem(index, fragment, next) < 0 ||
-                PyList_Append(order, fragment) < 0) {
-                Py_XDECREF(next);
-                goto error;
-            }
-            Py_DECREF(next);
-            position = PyDict_GetItem(index, fragment);
+        /* a batch repeats a few fragments: the positions of recent ones by identity (index
+         * holds each alive, so an identity stays its own during this call) */
+        Place *place = &places[((uintptr_t)fragment >> 4) % PLACES];
+        if (place->fragment != fragment) {
+            place->position = fragment_position(index, order, fragment);
+            if (place->position < 0) goto error;
+            place->fragment = fragment;
         }
+        long pos = place->position;
         double moment = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 1));
         double duration = PyFloat_AsDouble(PyTuple_GET_ITEM(event, 3));
         PyObject *rows = PyTuple_GET_ITEM(event, 2), *sent = PyTuple_GET_ITEM(event, 5);
         int error = PyObject_IsTrue(PyTuple_GET_ITEM(event, 4));
-        long pos = PyLong_AsLong(position);
         if (PyErr_Occurred() || error < 0) goto error;
         long long count = 0;
         if (rows != Py_None) {

@@ -155,6 +155,52 @@ PyObject *module_journal_record(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ round trips */
 
+/* A few recent results of a pure function, each with the objects it is a function of (held
+ * alive by strong references, so an identity cannot be reused): a TPC-B-like transaction
+ * cycles through several statements, and one last result missed on every one of them. */
+#define MEMO_SLOTS 8
+typedef struct {
+    PyObject *key, *extra, *value; /* key or value NULL: an empty slot */
+} MemoSlot;
+typedef struct {
+    MemoSlot slots[MEMO_SLOTS];
+    unsigned int next; /* the slot replaced next (oldest first) */
+} Memo;
+
+/* The value memoised for (key, extra): borrowed, or NULL. */
+static inline PyObject *memo_find(Memo *memo, PyObject *key, PyObject *extra) {
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        MemoSlot *slot = &memo->slots[i];
+        if (slot->key == key && slot->extra == extra && slot->value != NULL) return slot->value;
+    }
+    return NULL;
+}
+
+/* value for (key, extra), in place of the oldest. */
+static inline void memo_store(Memo *memo, PyObject *key, PyObject *extra, PyObject *value) {
+    MemoSlot *slot = &memo->slots[memo->next++ % MEMO_SLOTS];
+    Py_XSETREF(slot->key, Py_XNewRef(key));
+    Py_XSETREF(slot->extra, Py_XNewRef(extra));
+    Py_XSETREF(slot->value, Py_XNewRef(value));
+}
+
+static inline void memo_clear(Memo *memo) {
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        Py_CLEAR(memo->slots[i].key);
+        Py_CLEAR(memo->slots[i].extra);
+        Py_CLEAR(memo->slots[i].value);
+    }
+}
+
+static inline int memo_traverse(Memo *memo, visitproc visit, void *arg) {
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        Py_VISIT(memo->slots[i].key);
+        Py_VISIT(memo->slots[i].extra);
+        Py_VISIT(memo->slots[i].value);
+    }
+    return 0;
+}
+
 enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
 /* Expected responses of an extended round trip, in order (the letters native.py's
  * hand_back_extended reads). */
@@ -192,11 +238,12 @@ typedef struct {
     /* Memos of pure functions of their keys (each held alive by a strong reference, so an
      * identity cannot be reused): the audit fragment of (decision, index 0, action) in this
      * session; the row mask of (decision, RowDescription) under one engine; a statement
-     * name's str; a Bind's result format codes as a tuple; the tickets' keys. */
-    PyObject *memo_decision, *memo_action, *memo_fragment;
+     * name's str; a Bind's result format codes as a tuple; the tickets' keys; the portal
+     * entry (prepared, formats). */
+    Memo fragments;
     PyObject *om_decision, *om_engine, *om_description, *om_mask;
-    PyObject *name_memo, *formats_memo;
-    PyObject *q_key_memo, *p_key_memo; /* the last ticket keys, hashes cached in them */
+    Memo names, q_keys, p_keys, portal_entries; /* keys: their hashes cached in them */
+    PyObject *formats_memo;
     /* the round trip in flight */
     int mode;
     char entries[8];

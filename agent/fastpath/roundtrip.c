@@ -65,8 +65,10 @@ void clear_flight(FastPath *self) {
     X(audit_queue) X(hand_back_simple) X(hand_back_extended) X(audit_wakeup) X(audit_journal)  \
     X(client_python) X(backend_python) X(client_rest) X(backend_rest) X(client_failed)       \
     X(backend_failed) X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)                 \
-    X(memo_decision) X(memo_action) X(memo_fragment) X(om_decision) X(om_engine)             \
-    X(om_description) X(om_mask) X(name_memo) X(formats_memo) X(q_key_memo) X(p_key_memo)
+    X(om_decision) X(om_engine) X(om_description) X(om_mask) X(formats_memo)
+
+/* Every Memo a FastPath holds. */
+#define FASTPATH_MEMOS(X) X(fragments) X(names) X(q_keys) X(p_keys) X(portal_entries)
 
 static void release_buffers(FastPath *self) {
     if (self->counts != NULL) PyBuffer_Release(&self->counts_view);
@@ -81,6 +83,10 @@ static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
 #define VISIT(field) Py_VISIT(self->field);
     FASTPATH_REFERENCES(VISIT)
 #undef VISIT
+#define VISIT_MEMO(memo)                                              \
+    if (memo_traverse(&self->memo, visit, arg) != 0) return -1;
+    FASTPATH_MEMOS(VISIT_MEMO)
+#undef VISIT_MEMO
     Py_VISIT(self->compiled.source);
     Py_VISIT(self->decision);
     Py_VISIT(self->fragment);
@@ -98,6 +104,9 @@ static int FastPath_clear(FastPath *self) {
 #define CLEAR(field) Py_CLEAR(self->field);
     FASTPATH_REFERENCES(CLEAR)
 #undef CLEAR
+#define CLEAR_MEMO(memo) memo_clear(&self->memo);
+    FASTPATH_MEMOS(CLEAR_MEMO)
+#undef CLEAR_MEMO
     compiled_clear(&self->compiled);
     journal_record_free(&self->journal_record);
     release_buffers(self);
@@ -261,13 +270,17 @@ typedef struct {
     Py_ssize_t offset;  /* 0: obj.name is not a slot of this type (generic lookup) */
 } FieldPlace;
 
-#define FIELD_PLACES 16
+/* Two ways per (type, name) hash: one or two probes per field read (a scan of every entry
+ * cost more than the read it saved), and two hot pairs that hash alike both stay.  A pair
+ * pushed out is only looked up again. */
+#define FIELD_PLACES 128
 static FieldPlace places[FIELD_PLACES];
-static unsigned int next_place;
 
 static Py_ssize_t field_offset(PyTypeObject *type, PyObject *name) {
-    for (int i = 0; i < FIELD_PLACES; i++) {
-        FieldPlace *place = &places[i];
+    uintptr_t mix = ((uintptr_t)type >> 4) * 31u + ((uintptr_t)name >> 4);
+    FieldPlace *ways = &places[(mix ^ (mix >> 7)) & (FIELD_PLACES - 2)];
+    for (int way = 0; way < 2; way++) {
+        FieldPlace *place = &ways[way];
         if (place->type == type && place->name == name &&
             place->version == type->tp_version_tag)
             return (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? place->offset : 0;
@@ -281,11 +294,11 @@ static Py_ssize_t field_offset(PyTypeObject *type, PyObject *name) {
             member->offset > 0)
             offset = member->offset;
     }
-    FieldPlace *place = &places[next_place++ % FIELD_PLACES];
-    place->type = type;
-    place->version = type->tp_version_tag;
-    place->name = name;
-    place->offset = offset;
+    ways[1] = ways[0]; /* the newest first, the one before it kept */
+    ways[0].type = type;
+    ways[0].version = type->tp_version_tag;
+    ways[0].name = name;
+    ways[0].offset = offset;
     return offset;
 }
 
@@ -339,11 +352,11 @@ int attr_equals(PyObject *obj, PyObject *name, PyObject *target) {
 
 /* The audit fragment the session's AuditTrail cached for (decision, index 0, action), new ref or
  * NULL (without an error) when it is not cached.  A fragment is a function of the decision
- * and the session's constants, so the one last found is memoised (its decision held alive:
- * its id stays its own). */
+ * and the session's constants, so the ones last found are memoised (their decisions held
+ * alive: their ids stay their own). */
 PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) {
-    if (decision == self->memo_decision && action == self->memo_action)
-        return Py_NewRef(self->memo_fragment);
+    PyObject *known = memo_find(&self->fragments, decision, action);
+    if (known != NULL) return Py_NewRef(known);
     PyObject *id = PyLong_FromVoidPtr(decision);
     PyObject *key = id ? PyTuple_Pack(3, id, s_zero, action) : NULL;
     Py_XDECREF(id);
@@ -352,10 +365,9 @@ PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) 
     if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
         PyTuple_GET_ITEM(found, 0) != decision)
         return NULL;
-    Py_XSETREF(self->memo_decision, Py_NewRef(decision));
-    Py_XSETREF(self->memo_action, Py_NewRef(action));
-    Py_XSETREF(self->memo_fragment, Py_NewRef(PyTuple_GET_ITEM(found, 1)));
-    return Py_NewRef(self->memo_fragment);
+    PyObject *fragment = PyTuple_GET_ITEM(found, 1);
+    memo_store(&self->fragments, decision, action, fragment);
+    return Py_NewRef(fragment);
 }
 
 /* 1 when the action is allow or mask (sets *masked), 0 otherwise, -1 on error. */
@@ -534,9 +546,8 @@ static PyObject *FastPath_forget(FastPath *self, PyObject *Py_UNUSED(ignored)) {
     REQUIRE_INIT(self);
     PyDict_Clear(self->q_tickets);
     PyDict_Clear(self->p_tickets);
-    Py_CLEAR(self->memo_decision);
-    Py_CLEAR(self->memo_action);
-    Py_CLEAR(self->memo_fragment);
+    memo_clear(&self->fragments);
+    memo_clear(&self->portal_entries);
     Py_CLEAR(self->om_decision);
     Py_CLEAR(self->om_engine);
     Py_CLEAR(self->om_description);

@@ -46,9 +46,16 @@ def _atom(rng: random.Random) -> Any:
 
 def _event(rng: random.Random) -> Any:
     """Mostly a queued event's shape (agent.audit.QueuedEvent), sometimes another one."""
-    if rng.random() < 0.8:
-        return (_atom(rng), rng.uniform(1e9, 2e9), rng.choice([None, rng.randrange(99)]),
-                rng.random(), rng.random() < 0.1, rng.randrange(10**7))  # fmt: skip
+    if rng.random() < 0.8:  # an ASCII fragment half the time (the native writer's usual case)
+        fragment = (
+            _atom(rng)
+            if rng.random() < 0.5
+            else "".join(chr(rng.randrange(0, 128)) for _ in range(rng.randrange(300)))
+        )
+        rows = rng.choice([None, rng.randrange(99), rng.choice(INTEGERS), 1.5])
+        sent = rng.randrange(10**7) if rng.random() < 0.8 else rng.choice(INTEGERS)
+        return (fragment, rng.uniform(1e9, 2e9), rows, rng.random(), rng.random() < 0.1,
+                sent)  # fmt: skip
     shape = rng.randrange(4)
     atoms = tuple(_atom(rng) for _ in range(rng.randrange(9)))
     return [atoms, list(atoms), {"a": 1}, (atoms, 1.0)][shape]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ from agent.decision import PolicyEngine
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.sql import analyze, stored_view
 from agent.relations import SessionRelations
-from agent.server import AgentConfig
+from agent.server import YOUNG_COLLECTION, AgentConfig, tune_collector
 from agent.verdicts import ALLOW, DENY, HOLD, MASK, Identity
 
 ALICE = Identity("alice", "user", frozenset({"analyst"}))
@@ -577,3 +578,15 @@ def test_renaming_a_classified_table_is_refused_when_restricted(make_bundle: Any
         engine.decide(ALICE, analyze("ALTER TABLE orders RENAME TO o2"), fingerprint="f").action
         == ALLOW
     )
+
+
+def test_the_started_agent_freezes_what_it_loaded_and_spaces_young_collections() -> None:
+    before = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        tune_collector()
+        assert gc.get_freeze_count() > 1000  # this process's modules, out of the walks
+        assert gc.get_threshold() == (YOUNG_COLLECTION, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
