@@ -105,8 +105,9 @@ def test_a_closed_connection_goes_back_to_the_pool():
             backends.add(cursor.fetchone()[0])
         connection.close()
 
-    assert pool.get_stats().get("connections_num", 0) == opened
-    assert len(backends) <= pool.get_stats()["pool_size"] < 10, backends
+    assert pool.get_stats().get("connections_num", 0) == opened  # none opened for them
+    # Every backend is one of the pool's (other tests' threads may have grown it to its max).
+    assert len(backends) <= pool.get_stats()["pool_size"], backends
 
 
 def test_embedded_default_needs_no_environment(tmp_path):
