@@ -3,25 +3,6 @@
 #include "fastpath.h"
 #include <math.h>
 
-typedef struct {
-    char *data;
-    Py_ssize_t size, capacity;
-} Text;
-
-static int text_reserve(Text *text, Py_ssize_t more) {
-    if (text->size + more <= text->capacity) return 0;
-    Py_ssize_t capacity = text->capacity ? text->capacity : 4096;
-    while (capacity < text->size + more) capacity *= 2;
-    char *data = PyMem_Realloc(text->data, (size_t)capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    text->data = data;
-    text->capacity = capacity;
-    return 0;
-}
-
 static const char digit_pairs[201] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
@@ -120,9 +101,9 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
     } Place;
     Place places[PLACES] = {{NULL, 0}};
     PyObject *index = PyDict_New(), *order = PyList_New(0);
-    Text text = {NULL, 0, 0};
-    if (index == NULL || order == NULL || text_reserve(&text, 2) < 0) goto error;
-    text.data[text.size++] = '[';
+    ByteBuffer text = {NULL, 0, 0};
+    if (index == NULL || order == NULL || byte_buffer_reserve(&text, 2) < 0) goto error;
+    text.data[text.len++] = '[';
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(queued); i++, seq++) {
         PyObject *event = PyList_GET_ITEM(queued, i);
         if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 6) {
@@ -159,8 +140,8 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "audit event time or duration out of range");
             goto error;
         }
-        if (text_reserve(&text, 192) < 0) goto error;
-        char *o = text.data + text.size;
+        if (byte_buffer_reserve(&text, 192) < 0) goto error;
+        char *o = text.data + text.len;
         Py_ssize_t n = 0;
         if (i) o[n++] = ',';
         o[n++] = '[';
@@ -178,11 +159,11 @@ PyObject *encode_events(PyObject *module, PyObject *args) {
         o[n++] = ',';
         n += optional_integer(o + n, sent == Py_None, sent_bytes);
         o[n++] = ']';
-        text.size += n;
+        text.len += n;
     }
-    if (text_reserve(&text, 1) < 0) goto error;
-    text.data[text.size++] = ']';
-    PyObject *events = PyUnicode_FromStringAndSize(text.data, text.size);
+    if (byte_buffer_reserve(&text, 1) < 0) goto error;
+    text.data[text.len++] = ']';
+    PyObject *events = PyUnicode_FromStringAndSize(text.data, text.len);
     PyMem_Free(text.data);
     Py_DECREF(index);
     if (events == NULL) {

@@ -143,13 +143,29 @@ PyObject *encode_events(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ journal (journal.c) */
 
-/* One audit journal record as it is written (reused: grown, never shrunk). */
+/* Bytes written in place and grown by doubling: an audit batch's JSON, a journal record
+ * (reused: grown, never shrunk). */
 typedef struct {
     char *data;
     Py_ssize_t len, capacity;
-} JournalRecord;
+} ByteBuffer;
 
-void journal_record_free(JournalRecord *record);
+/* Room for `extra` more bytes after len; -1 with MemoryError set. */
+static inline int byte_buffer_reserve(ByteBuffer *buffer, Py_ssize_t extra) {
+    if (buffer->len + extra <= buffer->capacity) return 0;
+    Py_ssize_t capacity = buffer->capacity ? buffer->capacity : 1024;
+    while (capacity < buffer->len + extra) capacity *= 2;
+    char *data = PyMem_Realloc(buffer->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    buffer->data = data;
+    buffer->capacity = capacity;
+    return 0;
+}
+
+void journal_record_free(ByteBuffer *record);
 PyObject *module_journal_append(PyObject *module, PyObject *args);
 PyObject *module_journal_record(PyObject *module, PyObject *args);
 
@@ -223,7 +239,7 @@ typedef struct {
     PyObject *mask_value, *masking_key; /* masking.mask_wire_value and its key (hash) */
     Py_ssize_t batch_size;
     int journal_due; /* events queued that audit_journal has not written yet */
-    JournalRecord journal_record;
+    ByteBuffer journal_record;
     /* agent.metrics.StatementStats.native and .native_seconds, held as buffers for the
      * process's lifetime of the stats (they are never resized), and the slots to count in */
     Py_buffer counts_view, seconds_view;

@@ -23,28 +23,15 @@
 
 #define MARSHAL_VERSION 2 /* agent/journal.py's _MARSHAL */
 
-static int record_grow(JournalRecord *record, Py_ssize_t extra) {
-    Py_ssize_t capacity = record->capacity ? record->capacity : 1024;
-    while (capacity < record->len + extra) capacity *= 2;
-    char *data = PyMem_Realloc(record->data, (size_t)capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    record->data = data;
-    record->capacity = capacity;
-    return 0;
-}
-
 /* The next `extra` bytes of the record, to fill in; NULL with an error. */
-static inline char *record_room(JournalRecord *record, Py_ssize_t extra) {
-    if (record->len + extra > record->capacity && record_grow(record, extra) < 0) return NULL;
+static inline char *record_room(ByteBuffer *record, Py_ssize_t extra) {
+    if (byte_buffer_reserve(record, extra) < 0) return NULL;
     char *at = record->data + record->len;
     record->len += extra;
     return at;
 }
 
-void journal_record_free(JournalRecord *record) {
+void journal_record_free(ByteBuffer *record) {
     PyMem_Free(record->data);
     record->data = NULL;
     record->len = record->capacity = 0;
@@ -59,7 +46,7 @@ static inline void put_u32(char *at, uint32_t value) {
 }
 
 /* A type code and a 4-byte count or value (TYPE_INT, a tuple's or a list's length). */
-static inline int put_coded(JournalRecord *record, char code, uint32_t value) {
+static inline int put_coded(ByteBuffer *record, char code, uint32_t value) {
     char *at = record_room(record, 5);
     if (at == NULL) return -1;
     at[0] = code;
@@ -69,7 +56,7 @@ static inline int put_coded(JournalRecord *record, char code, uint32_t value) {
 
 /* An int: TYPE_INT when it fits 32 bits, else TYPE_LONG (15-bit digits, least significant
  * first, their count signed like the value), as marshal writes any int that fits 64 bits. */
-static int put_integer(JournalRecord *record, long long value) {
+static int put_integer(ByteBuffer *record, long long value) {
     if (value >= INT32_MIN && value <= INT32_MAX)
         return put_coded(record, 'i', (uint32_t)(int32_t)value);
     unsigned long long magnitude =
@@ -89,7 +76,7 @@ static int put_integer(JournalRecord *record, long long value) {
 
 /* One atom of a queued event: 1 written, 0 not one written here (the record goes to
  * CPython's marshal instead), -1 with an error. */
-static inline int put_atom(JournalRecord *record, PyObject *atom) {
+static inline int put_atom(ByteBuffer *record, PyObject *atom) {
     char *at;
     if (atom == Py_None || atom == Py_True || atom == Py_False) {
         if ((at = record_room(record, 1)) == NULL) return -1;
@@ -157,7 +144,7 @@ static inline Py_ssize_t small_int_or_none(char *at, PyObject *atom) {
 /* The usual queued event (ASCII fragment, float, small int or None, float, bool, small
  * int) straight into the record, with one reservation: 1 written, 0 not this shape (nothing
  * written), -1 with an error.  The same bytes as put_atom's, item by item. */
-static int put_usual_event(JournalRecord *record, PyObject *event) {
+static int put_usual_event(ByteBuffer *record, PyObject *event) {
     if (PyTuple_GET_SIZE(event) != 6) return 0;
     PyObject *fragment = PyTuple_GET_ITEM(event, 0), *moment = PyTuple_GET_ITEM(event, 1),
              *duration = PyTuple_GET_ITEM(event, 3), *error = PyTuple_GET_ITEM(event, 4);
@@ -201,7 +188,7 @@ other: /* a large or not-int count: the general path, from this event's start */
 #endif
 
 /* The record of queued[start:] written here: 1, 0 (not only atoms in tuples), -1. */
-static int put_record(JournalRecord *record, PyObject *prefix, long long first_seq,
+static int put_record(ByteBuffer *record, PyObject *prefix, long long first_seq,
                       PyObject *queued, Py_ssize_t start) {
     Py_ssize_t count = PyList_GET_SIZE(queued) - start;
     if (count > INT32_MAX) return 0;
@@ -231,7 +218,7 @@ static int put_record(JournalRecord *record, PyObject *prefix, long long first_s
 }
 
 /* record (emptied first) = marshal.dumps((prefix, first_seq, queued[start:]), 2). */
-static int encode_record(JournalRecord *record, PyObject *prefix, long long first_seq,
+static int encode_record(ByteBuffer *record, PyObject *prefix, long long first_seq,
                          PyObject *queued, Py_ssize_t start) {
     record->len = 0;
     int done = put_record(record, prefix, first_seq, queued, start);
@@ -271,7 +258,7 @@ static int write_whole(int fd, const char *data, Py_ssize_t len) {
 /* queued[mark:] as one record to the open file of ``state`` (fd, mark, first_seq), mark
  * advanced: 0, or -1 with an error. */
 static int append_queued(long long *state, PyObject *queued, PyObject *prefix,
-                         JournalRecord *record) {
+                         ByteBuffer *record) {
     Py_ssize_t count = PyList_GET_SIZE(queued);
     if (state[1] == count) return 0;
     if (encode_record(record, prefix, state[2] + state[1], queued, state[1]) < 0 ||
@@ -306,7 +293,7 @@ int journal_catch_up(FastPath *self) {
  * (AuditJournal.catch_up opens it), else True: what catch_up does, for the Python data
  * paths' statements (its marshal.dumps and os.write cost ~3x this). */
 PyObject *module_journal_append(PyObject *module, PyObject *args) {
-    static JournalRecord record = {NULL, 0, 0}; /* reused: one record per statement */
+    static ByteBuffer record = {NULL, 0, 0}; /* reused: one record per statement */
     Py_buffer state;
     PyObject *queued, *prefix;
     if (!PyArg_ParseTuple(args, "w*O!O", &state, &PyList_Type, &queued, &prefix)) return NULL;
@@ -331,7 +318,7 @@ PyObject *module_journal_record(PyObject *module, PyObject *args) {
     PyObject *prefix, *events;
     long long first_seq;
     if (!PyArg_ParseTuple(args, "OLO!", &prefix, &first_seq, &PyList_Type, &events)) return NULL;
-    JournalRecord record = {NULL, 0, 0};
+    ByteBuffer record = {NULL, 0, 0};
     PyObject *bytes = NULL;
     if (encode_record(&record, prefix, first_seq, events, 0) == 0)
         bytes = PyBytes_FromStringAndSize(record.data, record.len);
