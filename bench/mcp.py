@@ -171,10 +171,10 @@ def main() -> None:
             agent, agent_port = shared._start_agent(
                 base_url, tokens["agent"], upstream, Path(state_dir)
             )
-            deadline = time.monotonic() + 20
-            while not AgentInstance.objects.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
             try:
+                deadline = time.monotonic() + 20
+                while not AgentInstance.objects.exists() and time.monotonic() < deadline:
+                    time.sleep(0.1)
                 overhead = asyncio.run(_overhead(base_url, agent_port, tokens["bot"], args.calls))
                 approvals = asyncio.run(_approvals(base_url, tokens, 0, args.holds))
             finally:  # before its state directory goes: it holds its journal there
