@@ -35,6 +35,7 @@ from agent.analysis import (
     SqlError,
     StatementInfo,
 )
+from agent.mysql import guardrail_meaning
 from agent.mysql.inference import (
     deciding_clause,
     exact_lookup_columns,
@@ -221,6 +222,8 @@ class _Flow:
             info.written |= info.relations
         elif isinstance(root, exp.Show):
             self._show(root)
+        elif isinstance(root, exp.Describe) and _runs_statement(root):
+            self._dispatch(root.this)  # MySQL 8's EXPLAIN ANALYZE runs the write it measures
         elif isinstance(root, exp.Describe):
             info.kind = "show"  # a plan or a table's columns, no row values
         elif isinstance(root, exp.Use):
@@ -320,8 +323,7 @@ class _Flow:
                 self._uses(assignment.expression, WRITE, None)
             else:
                 self._uses(assignment, WRITE, None)
-        where = root.args.get("where")
-        if where is None or not any(True for _ in where.find_all(exp.Column)):
+        if guardrail_meaning.covers_every_row(root, self.database):
             info.guardrails.add("update_without_where")
         for key in ("where", "order", "limit"):
             if root.args.get(key) is not None:
@@ -335,8 +337,7 @@ class _Flow:
         info.guardrails.add(ROWS_OVER_LIMIT)  # judged on the optimizer's estimate
         targets = root.args.get("tables") or [root.this]
         info.written |= {self.relation(t) for target in targets for t in _tables_of(target)}
-        where = root.args.get("where")
-        if where is None or not any(True for _ in where.find_all(exp.Column)):
+        if guardrail_meaning.covers_every_row(root, self.database):
             info.guardrails.add("delete_without_where")
         self._uses(root, PREDICATE, None)
 
@@ -535,6 +536,11 @@ class _Flow:
             if not isinstance(star.parent, exp.Column | exp.Count):
                 for candidate in self.all_relations:
                     self._add((candidate,), None, context, position)
+
+
+def _runs_statement(describe: exp.Describe) -> bool:
+    analyzed = str(describe.args.get("style") or "").upper() == "ANALYZE"
+    return analyzed and isinstance(describe.this, exp.Insert | exp.Update | exp.Delete)
 
 
 def _is_star(node: exp.Expression) -> bool:

@@ -10,7 +10,22 @@ import re
 # the text as the server does.  (gbk, big5, sjis… may hide a backslash inside a character.)
 SAFE_CHARSETS = frozenset({"utf8", "utf8mb3", "utf8mb4", "latin1", "ascii", "binary"})
 # sql_mode flags that change how the server splits text into tokens.
-UNSAFE_SQL_MODES = frozenset({"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI"})
+# PIPES_AS_CONCAT (|| as concatenation) and HIGH_NOT_PRECEDENCE (NOT a < b as (NOT a) < b)
+# change how it groups them; the combination modes include ANSI_QUOTES and PIPES_AS_CONCAT.
+UNSAFE_SQL_MODES = frozenset(
+    {
+        "ANSI_QUOTES",
+        "NO_BACKSLASH_ESCAPES",
+        "ANSI",
+        "PIPES_AS_CONCAT",
+        "HIGH_NOT_PRECEDENCE",
+        "DB2",
+        "MAXDB",
+        "MSSQL",
+        "ORACLE",
+        "POSTGRESQL",
+    }
+)
 CHARSET_SETTINGS = frozenset(
     {
         "character_set_client",

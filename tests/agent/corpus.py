@@ -4,6 +4,8 @@ clauses, private catalogs, guardrail tautologies), shared by the red-team suites
 each one and by the native-vs-Python differential test.  A probe is a statement, or a tuple
 whose first item is the statement (the rest is what its suite expects)."""
 
+from tests import guardrail_conditions
+
 LEAK_ATTEMPTS = [
     "SELECT email || '' FROM customers",
     "SELECT upper(email) FROM customers",
@@ -428,34 +430,11 @@ REFUSAL_ONLY = [
 # ---------------------------------------- guardrails (test_redteam_guardrails)
 # Conditions that hold for every row of scratch (ids 1..5, v 'a'..'e').
 EVERY_ROW = [
-    "1 = 1",
-    "true",
+    *guardrail_conditions.EVERY_ROW_BOTH_DIALECTS,
     "'t'::boolean",
-    "NOT false",
-    "2 > 1",
-    "'a' = 'a'",
-    "1 = 1 AND 2 = 2",
-    "id = id",
     "scratch.id >= scratch.id",
     "id IS NOT DISTINCT FROM id",
-    "id IN (id)",
-    "id BETWEEN id AND id",
-    "true OR id = 5",
-    "id = 5 OR 1 = 1",
-    "id = 5 OR now() > '2000-01-01'",
-    "id IS NULL OR id IS NOT NULL",
-    "id = 3 OR NOT id = 3",
-    "(id = 3) IS TRUE OR (id = 3) IS NOT TRUE",
-    "v LIKE '%'",
     "v ~ ''",
-    "NOT (id <> id)",
-    "CASE WHEN id = 1 THEN true ELSE true END",
-    "coalesce(id = id, true)",
-    "EXISTS (SELECT 1)",
-    "EXISTS (SELECT 1 FROM orders)",
-    "(SELECT true)",
-    "length('x') > 0",
-    "current_user IS NOT NULL",
 ]
 GUARDRAIL_PROBES = [
     f"{verb} WHERE {condition}"

@@ -55,6 +55,16 @@ def root_connection(database: str | None = None) -> pymysql.connections.Connecti
         pytest.fail(f"MariaDB is required on {MY_HOST}:{MY_PORT} (root, no password): {exc}")
 
 
+def changed_directly(root: Any, sql: str) -> int:
+    """Rows ``sql`` changes run directly as root, in a transaction rolled back after."""
+    root.begin()
+    try:
+        with root.cursor() as cursor:
+            return int(cursor.execute(sql))
+    finally:
+        root.rollback()
+
+
 def _rows() -> list[tuple[Any, ...]]:
     first = ["Ada", "Grace", "Linus", "Edsger", "Barbara", "Ken", "Margaret", "Alan"]
     rows = []

@@ -13,7 +13,7 @@ import mariadb
 import pymysql
 import pytest
 
-from tests.agent_mysql.conftest import mysql_bundle
+from tests.agent_mysql.conftest import changed_directly, mysql_bundle
 
 ROWS = 20_000
 LIMIT = 1_000
@@ -49,15 +49,6 @@ def limited(big_table: Any, mysql_database: str, control_plane: Any, agent_facto
     return agent_factory()
 
 
-def _changed_directly(root: Any, sql: str) -> int:
-    root.begin()
-    try:
-        with root.cursor() as cursor:
-            return int(cursor.execute(sql))
-    finally:
-        root.rollback()
-
-
 @pytest.mark.parametrize(
     "sql",
     [
@@ -70,7 +61,7 @@ def _changed_directly(root: Any, sql: str) -> int:
 def test_a_write_estimated_above_the_limit_is_refused_naming_guardrail_and_estimate(
     limited: Any, big_table: Any, sql: str
 ) -> None:
-    assert _changed_directly(big_table, sql) > LIMIT  # control: it really is large
+    assert changed_directly(big_table, sql) > LIMIT  # control: it really is large
     with (
         limited.connect("root") as conn,
         conn.cursor() as cursor,
@@ -96,7 +87,7 @@ def test_a_write_estimated_above_the_limit_is_refused_naming_guardrail_and_estim
     ],
 )
 def test_a_write_within_the_limit_runs(limited: Any, big_table: Any, sql: str) -> None:
-    expected = _changed_directly(big_table, sql)
+    expected = changed_directly(big_table, sql)
     with limited.connect("root", autocommit=False) as conn, conn.cursor() as cursor:
         assert cursor.execute(sql) == expected
         conn.rollback()
