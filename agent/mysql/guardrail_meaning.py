@@ -91,7 +91,10 @@ class _Target:
 def covers_every_row(statement: exp.Delete | exp.Update, database: str | None) -> bool:
     """True when ``statement`` may change every row of one of the tables it writes (one
     that cannot be told apart: assumed so, the guardrail fails closed)."""
-    return any(_reaches_every_row(r, database) for r in _readings(statement))
+    try:
+        return any(_reaches_every_row(r, database) for r in _readings(statement))
+    except RecursionError:  # nested past what is folded here: not proved to be a filter
+        return True
 
 
 def _reaches_every_row(statement: exp.Expression, database: str | None) -> bool:
@@ -243,9 +246,10 @@ def _fold_comparison(node: exp.Expression, target: _Target) -> str:
             return EVERY
         if isinstance(node, _SAME_FALSE):
             return NONE
-    in_list = isinstance(node, exp.In) and not node.args.get("query")
-    if in_list and any(_same(node.this, item, target) for item in node.expressions):
-        return EVERY
+    if isinstance(node, exp.In) and not node.args.get("query"):
+        tested = _shape(node.this, target)
+        if any(_shape(item, target) == tested for item in node.expressions):
+            return EVERY
     if isinstance(node, exp.Between):
         low, high = node.args.get("low"), node.args.get("high")
         if _same(node.this, low, target) and _same(node.this, high, target):
@@ -266,31 +270,28 @@ def _match_pattern(node: exp.Expression) -> str | None:
 
 
 def _complementary(parts: list[exp.Expression], target: _Target) -> bool:
-    """``P OR NOT P``, ``x IS NULL OR x IS NOT NULL``, ``id = 3 OR id <> 3``."""
-    for index, first in enumerate(parts):
-        for second in parts[index + 1 :]:
-            for one, other in ((first, second), (second, first)):
-                a, b = _unwrap(one), _unwrap(other)
-                if isinstance(b, exp.Not) and _same(a, b.this, target):
-                    return True
-                if _opposite_comparisons(a, b, target):
-                    return True
-    return False
+    """``P OR NOT P``, ``x IS NULL OR x IS NOT NULL``, ``id = 3 OR id <> 3`` (linear: an
+    OR of thousands of terms is an ordinary statement)."""
+    shapes = {_shape(part, target) for part in parts}
+    return any(negation in shapes for part in parts for negation in _negations(part, target))
 
 
-def _opposite_comparisons(a: object, b: object, target: _Target) -> bool:
-    if not isinstance(a, exp.Binary) or not isinstance(b, exp.Binary):
-        return False
-    kind: type[exp.Expr] = type(a)
-    other: type[exp.Expr] = type(b)
+def _negations(node: exp.Expression, target: _Target) -> list[object]:
+    """Shapes of what holds exactly when ``node`` does not (non-NULL reading)."""
+    node = _unwrap(node) or node
+    if isinstance(node, exp.Not):
+        return [_shape(node.this, target)]
+    kind: type[exp.Expr] = type(node)
     opposite = _OPPOSITE.get(kind)
     if opposite is None:
-        return False
-    if other is opposite:
-        return _same(a.this, b.this, target) and _same(a.expression, b.expression, target)
-    return other is _MIRROR.get(opposite) and (
-        _same(a.this, b.expression, target) and _same(a.expression, b.this, target)
-    )
+        return []
+    left, right = _shape(node.this, target), _shape(node.expression, target)
+    mirror = _MIRROR[opposite]
+    return [_comparison_shape(opposite, left, right), _comparison_shape(mirror, right, left)]
+
+
+def _comparison_shape(kind: type[exp.Expr], left: object, right: object) -> object:
+    return (kind.__name__, (("expression", right), ("this", left)))
 
 
 # ------------------------------------------------------------------ structure
@@ -305,12 +306,15 @@ def _unwrap(node: exp.Expression | None) -> exp.Expression | None:
 def _operands(node: exp.Expression, kind: type[exp.Expr]) -> list[exp.Expression]:
     """The operands of a chain of ``kind`` (AND, OR, XOR), parentheses looked through."""
     operands: list[exp.Expression] = []
-    for child in (node.this, node.expression, *node.expressions):
-        child = _unwrap(child)
-        if isinstance(child, kind):
-            operands.extend(_operands(child, kind))
-        elif child is not None:
-            operands.append(child)
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        for child in (current.this, current.expression, *current.expressions):
+            child = _unwrap(child)
+            if isinstance(child, kind):
+                pending.append(child)
+            elif child is not None:
+                operands.append(child)
     return operands
 
 
@@ -331,17 +335,26 @@ def _shape(node: object, target: _Target) -> object:
     if isinstance(node, exp.Column):
         owner = "target" if _column_reads(node, target) else (node.db, node.table)
         return ("column", owner, node.name.lower())
+    if type(node) in _OPPOSITE and set(node.args) <= {"this", "expression"}:
+        left, right = _shape(node.this, target), _shape(node.expression, target)
+        return _comparison_shape(type(node), left, right)
     args = tuple(sorted((key, _shape(value, target)) for key, value in node.args.items()))
     return (type(node).__name__, args)
 
 
 def _reads(node: exp.Expression, target: _Target) -> bool:
-    """Whether ``node`` reads the target row."""
-    if isinstance(node, exp.Column):
-        return _column_reads(node, target)
-    if isinstance(node, exp.Query):
-        target = target.shadowed(_names_introduced(node))
-    return any(_reads(child, target) for child in node.iter_expressions())
+    """Whether ``node`` reads the target row (iterative: OR chains nest one level a term)."""
+    pending = [(node, target)]
+    while pending:
+        current, scope = pending.pop()
+        if isinstance(current, exp.Column):
+            if _column_reads(current, scope):
+                return True
+            continue
+        if isinstance(current, exp.Query):
+            scope = scope.shadowed(_names_introduced(current))
+        pending.extend((child, scope) for child in current.iter_expressions())
+    return False
 
 
 def _column_reads(column: exp.Column, target: _Target) -> bool:

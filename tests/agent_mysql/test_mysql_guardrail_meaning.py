@@ -271,6 +271,15 @@ def test_the_analyser_reads_what_a_condition_means(sql: str, unfiltered: bool) -
     assert bool(guardrails & {"delete_without_where", "update_without_where"}) == unfiltered
 
 
+def test_long_or_chains_are_judged_not_refused_for_their_length() -> None:
+    # sqlglot nests an OR chain one level a term: the fold must not recurse per level.
+    terms = [f"id = {i}" for i in range(600)]
+    real = analyze("DELETE FROM t WHERE " + " OR ".join(terms), "shop").guardrails
+    assert "delete_without_where" not in real
+    tautology = " OR ".join([*terms, "v IS NULL", "v IS NOT NULL"])
+    assert "delete_without_where" in analyze(f"DELETE FROM t WHERE {tautology}", "shop").guardrails
+
+
 @pytest.mark.parametrize(
     "sql", ["REPLACE INTO t VALUES (1)", "INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE v = 2"]
 )
