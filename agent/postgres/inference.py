@@ -172,6 +172,22 @@ def set_operation_clause(node: ast.SelectStmt) -> str:
     return f"{operation}{' ALL' if node.all else ''}"
 
 
+def set_operation_order_positions(node: ast.SelectStmt) -> frozenset[int]:
+    """The output positions (0-based) a set operation's ORDER BY sorts on: a number, or a
+    name of the first branch's outputs (PostgreSQL allows nothing else there)."""
+    first = _branches(node)[:1]
+    names = [_entry_name(e) for e in _outputs(first[0])] if first else []
+    positions: set[int] = set()
+    for item in node.sortClause or ():
+        key = getattr(item, "node", item)
+        if isinstance(key, ast.A_Const) and isinstance(key.val, ast.Integer):
+            positions.add(int(key.val.ival or 0) - 1)
+        elif isinstance(key, ast.ColumnRef) and len(key.fields or ()) == 1:
+            name = _string(key.fields[0])  # type: ignore[index]
+            positions |= {index for index, given in enumerate(names) if given == name}
+    return frozenset(p for p in positions if p >= 0)
+
+
 def plain_distinct(node: ast.SelectStmt) -> bool:
     """``SELECT DISTINCT`` (not DISTINCT ON): the whole select list decides the row count."""
     clause = node.distinctClause

@@ -182,8 +182,10 @@ class _Analyzer(QueryWalker):
         # The clause being walked (named in refusals) and the exact-lookup column references.
         self.clause = ""
         self.lookup_refs: set[int] = set()
-        # Set while walking the branches of a set operation that compares rows.
+        # Set while walking the branches of a set operation that compares rows, and the
+        # output positions an enclosing set operation's ORDER BY sorts on.
         self.compared_by = ""
+        self.ordered_positions: frozenset[int] = frozenset()
 
     # ------------------------------------------------------------ statements
 

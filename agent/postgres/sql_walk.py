@@ -77,6 +77,7 @@ class QueryWalker:
     clause: str
     lookup_refs: set[int]
     compared_by: str
+    ordered_positions: frozenset[int]
 
     def modify(self, node: Any, *, top: bool = True, context: str = DERIVED) -> None:
         raise NotImplementedError  # the statement analyser's (data-modifying CTEs)
@@ -93,13 +94,18 @@ class QueryWalker:
             return
         # Rows compared by an enclosing UNION/INTERSECT/EXCEPT: its select list decides.
         compared_by, self.compared_by = self.compared_by, ""
+        ordered, self.ordered_positions = self.ordered_positions, frozenset()
         self._with(node.withClause)
         if node.op is not None and int(node.op) != 0:
             branch_context = DERIVED if top else context
+            # ORDER BY 1 / an output name sorts on that output of every branch.
+            ordered |= inference.set_operation_order_positions(node)
             for branch in (node.larg, node.rarg):
                 self.compared_by = inference.set_operation_clause(node) or compared_by
+                self.ordered_positions = ordered
                 self.select(branch, top=False, context=branch_context)
             self.compared_by = ""
+            self.ordered_positions = frozenset()
             self._predicate(node.sortClause, "ORDER BY")
             self._predicate(node.limitCount, "LIMIT")
             self._predicate(node.limitOffset, "OFFSET")
@@ -122,6 +128,10 @@ class QueryWalker:
             self._predicate([entry.val for entry in node.targetList or ()], clause)
             self._predicate(node.valuesLists, clause)
         self._order_by_output(node)
+        entries = list(node.targetList or ())
+        for index in sorted(ordered):
+            if index < len(entries):
+                self._predicate(entries[index].val, "ORDER BY")
         self.scopes.pop()
 
     def _predicate(self, node: Any, clause: str) -> None:

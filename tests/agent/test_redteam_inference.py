@@ -176,3 +176,59 @@ def test_denied_column_is_refused_in_every_clause(agent: Any, admin: Any, sql: s
         assert_legitimate_work_runs(alice)
     assert outcome.sqlstate == "42501", (sql, outcome)
     assert "public.customers.ssn is blocked" in str(outcome.error), (sql, outcome)
+
+
+# A set operation's ORDER BY names an output by position or by the first branch's name: it
+# sorts on that select-list expression of every branch.
+SET_OPERATION_ORDERS = [
+    "SELECT email FROM customers WHERE id <= 5 "
+    "UNION ALL SELECT name FROM customers WHERE id < 0 ORDER BY 1",
+    "SELECT email AS e FROM customers WHERE id <= 5 "
+    "UNION ALL SELECT name FROM customers WHERE id < 0 ORDER BY e",
+    "SELECT name FROM customers WHERE id < 0 "
+    "UNION ALL SELECT email FROM customers WHERE id <= 5 ORDER BY 1",
+    "(SELECT id, email FROM customers WHERE id <= 5 UNION ALL "
+    "SELECT id, name FROM customers WHERE id < 0) UNION ALL SELECT 0, 'x' WHERE false ORDER BY 2",
+]
+
+
+@pytest.mark.parametrize("sql", SET_OPERATION_ORDERS)
+def test_ordering_a_set_operation_by_a_masked_output_is_refused(agent: Any, sql: str) -> None:
+    with agent.connect("root") as root:
+        control = run(root, sql)
+        by_email = run(root, "SELECT email FROM customers WHERE id <= 5 ORDER BY email")
+        by_id = run(root, "SELECT email FROM customers WHERE id <= 5 ORDER BY id")
+    assert control.error is None and control.rows, control
+    # Unmasked, the order is the e-mails' own (which the id order is not).
+    assert [row[-1] for row in control.rows] == [row[0] for row in by_email.rows or []]
+    assert by_email.rows != by_id.rows
+    with agent.connect("alice") as alice:
+        outcome = run(alice, sql)
+        assert_legitimate_work_runs(alice)
+    message = str(outcome.error or "")
+    assert outcome.sqlstate == "42501" and "Warden" in message, outcome
+    assert EMAIL_COLUMN in message and "ORDER BY" in message, message
+
+
+def test_ordering_a_set_operation_by_a_plain_output_still_runs(agent: Any) -> None:
+    plain = (
+        "SELECT id, name FROM customers WHERE id <= 5 "
+        "UNION ALL SELECT id, name FROM customers WHERE id < 0 ORDER BY 1 DESC"
+    )
+    beside_email = (
+        "SELECT id, email FROM customers WHERE id <= 5 "
+        "UNION ALL SELECT id, name FROM customers WHERE id < 0 ORDER BY 1 DESC"
+    )
+    with agent.connect("root") as root:
+        expected = run(root, plain)
+        control = run(root, beside_email)
+    assert [row[0] for row in expected.rows or []] == [5, 4, 3, 2, 1]
+    emails = {row[1] for row in control.rows or []}
+    assert len(emails) == 5 and all(email.endswith("@example.com") for email in emails)
+    with agent.connect("alice") as alice:
+        unmasked = run(alice, plain)
+        masked = run(alice, beside_email)
+    assert unmasked.error is None and unmasked.rows == expected.rows, unmasked
+    # Beside a masked output the sort still runs; the set operation's outputs are withheld.
+    assert masked.error is None and len(masked.rows or []) == 5, masked
+    assert not emails & {value for row in masked.rows or [] for value in row}
