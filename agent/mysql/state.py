@@ -15,17 +15,24 @@ from agent.mysql import packets as p
 from agent.mysql.auth import UpstreamLink
 from agent.mysql.relay import PacketRelay
 from agent.mysql.rows import Mask, NativeMask, native_scan_result
+from agent.mysql.vocabulary import UNSAFE_SQL_MODES
 from agent.verdicts import Decision, Identity
 
 if TYPE_CHECKING:
     from agent.mysql.results import Results, Shape
     from agent.mysql.server import MySqlAgent
 
-# Removes the sql_mode flags that change tokenization from whatever the server's default is.
-PIN_SQL_MODE = (
-    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(REPLACE(REPLACE(CONCAT(',', "
-    "@@sql_mode, ','), ',ANSI_QUOTES,', ','), ',NO_BACKSLASH_ESCAPES,', ','), ',ANSI,', ','))"
-)
+
+def _pin_sql_mode() -> str:
+    """``SET SESSION sql_mode`` to the server's mode without any flag the analyser refuses
+    (the combination modes too: a global ``ORACLE`` would otherwise bring ANSI_QUOTES back)."""
+    mode = "CONCAT(',', @@sql_mode, ',')"
+    for flag in sorted(UNSAFE_SQL_MODES):
+        mode = f"REPLACE({mode}, ',{flag},', ',')"
+    return f"SET SESSION sql_mode = TRIM(BOTH ',' FROM {mode})"
+
+
+PIN_SQL_MODE = _pin_sql_mode()
 
 
 # A COM_QUERY text a session may run again without deciding it: the (start, end, bytes)

@@ -11,7 +11,7 @@ import mariadb
 import pymysql
 import pytest
 
-from tests.agent_mysql.conftest import assert_legitimate_work_runs
+from tests.agent_mysql.conftest import assert_legitimate_work_runs, root_connection
 
 HELD_SQL = "SELECT id, email FROM customers ORDER BY id LIMIT 3"
 
@@ -299,3 +299,33 @@ def test_the_audit_counts_the_bytes_of_the_rows_sent_after_masking(
     # a text row: each value as a length byte and its text, as the client received it
     expected = sum(1 + len(str(id_)) + 1 + len(email) for id_, email in sent)
     assert [(e["rows"], e["bytes"]) for e in audited()] == [(3, expected)]
+
+
+@pytest.mark.parametrize(
+    "server_mode", ["ORACLE", "POSTGRESQL", "ANSI", "MSSQL,HIGH_NOT_PRECEDENCE"]
+)
+def test_the_login_pin_removes_every_mode_the_analyser_refuses(
+    mysql_database: str, server_mode: str
+):
+    """A server whose default sql_mode is a combination mode: the pin must not leave a word
+    that brings ANSI_QUOTES (or another refused flag) back."""
+    from agent.mysql.state import PIN_SQL_MODE
+    from agent.mysql.vocabulary import UNSAFE_SQL_MODES
+
+    conn = root_connection(mysql_database)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"SET SESSION sql_mode = '{server_mode}'")  # as the global default would
+            cursor.execute("SELECT @@sql_mode")
+            before = set(cursor.fetchone()[0].split(","))
+            assert before & UNSAFE_SQL_MODES  # the probe really starts from a refused mode
+            cursor.execute(PIN_SQL_MODE)
+            cursor.execute("SELECT @@sql_mode")
+            after = set(cursor.fetchone()[0].split(","))
+            cursor.execute("SELECT \"quoted\" = 'quoted', 'a' || 'b'")
+            quoted_is_text, pipes = cursor.fetchone()
+    finally:
+        conn.close()
+    assert not after & UNSAFE_SQL_MODES, after
+    # "…" is a string and || is OR (two false strings: 0), as the agent reads them.
+    assert (quoted_is_text, pipes) == (1, 0)
