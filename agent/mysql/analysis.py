@@ -37,6 +37,7 @@ from agent.analysis import (
 )
 from agent.mysql import guardrail_meaning
 from agent.mysql.inference import (
+    Clauses,
     deciding_clause,
     exact_lookup_columns,
     join_stand_ins,
@@ -159,6 +160,7 @@ class _Flow:
         self.lookups: set[int] = set()
         # Names and positions already followed to the select-list expressions they stand for.
         self.followed: set[int] = set()
+        self.clauses = Clauses()
 
     def relation(self, table: exp.Table) -> Relation:
         schema = table.db or self.database
@@ -187,7 +189,7 @@ class _Flow:
         self._functions()
         self._dispatch(root)
         for literal in root.find_all(exp.Literal):  # ORDER BY 2, GROUP BY 1
-            self._stand_ins(literal, deciding_clause(literal))
+            self._stand_ins(literal, deciding_clause(literal, self.clauses))
 
     # ------------------------------------------------------------ per statement kind
 
@@ -475,7 +477,7 @@ class _Flow:
         # A value that decides which rows come back, how many or in which order is a
         # predicate wherever the column stands (a subquery's WHERE in the select list);
         # ``via``: the clause of a name or position standing for this column's expression.
-        clause = via or deciding_clause(column)
+        clause = via or deciding_clause(column, self.clauses)
         if clause and (context in (OUTPUT, DERIVED) or via):
             context = PREDICATE
         if clause:
@@ -494,7 +496,7 @@ class _Flow:
         if not clause or id(node) in self.followed:
             return
         self.followed.add(id(node))
-        self._decide(stand_ins(node), clause)
+        self._decide(stand_ins(node, self.clauses), clause)
 
     def _decide(self, expressions: list[exp.Expr], clause: str) -> None:
         """Every column of ``expressions`` decides ``clause`` (a star: all its columns)."""

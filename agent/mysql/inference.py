@@ -135,37 +135,91 @@ _WINDOW_CLAUSES = frozenset({"partition_by", "order", "spec"})
 _QUERY_PARTS = (exp.SetOperation, exp.Query, exp.From, exp.CTE, exp.With)
 
 
-def deciding_clause(column: exp.Expr) -> str:
+class Clauses:
+    """The upward walks of one statement's tree, remembered per node: every column of a
+    left-deep ``a OR b OR …`` of n terms walks through up to n parents, n² in all without it
+    (a 5,000-term OR took the agent 12 s to analyse)."""
+
+    def __init__(self) -> None:
+        # id(node) -> (the clause found above it, the innermost branching reason above it)
+        self._deciding: dict[int, tuple[str, str]] = {}
+        self._query: dict[int, tuple[str, exp.Select | exp.SetOperation | None]] = {}
+
+    def deciding(self, column: exp.Expr) -> str:
+        """``deciding_clause`` of ``column``."""
+        path: list[tuple[exp.Expr, str]] = []
+        node, found = column, ("", "")
+        while node.parent is not None:
+            known = self._deciding.get(id(node))
+            if known is not None:
+                found = known
+                break
+            clause, branch = _step(node)
+            if clause:
+                found = (clause, "")
+                self._deciding[id(node)] = found
+                break
+            path.append((node, branch))
+            node = node.parent
+        for node, branch in reversed(path):  # the innermost branching reason wins
+            found = (found[0], branch or found[1])
+            self._deciding[id(node)] = found
+        return found[0] or found[1]
+
+    def query_of(self, node: exp.Expr) -> tuple[str, exp.Select | exp.SetOperation | None]:
+        """The argument of the nearest enclosing query that holds ``node`` (``where``,
+        ``order`` …; "expressions" for its select list), with that query."""
+        path: list[exp.Expr] = []
+        child, found = node, ("", None)
+        while child.parent is not None:
+            known = self._query.get(id(child))
+            if known is not None:
+                found = known
+                break
+            if isinstance(child.parent, exp.Select | exp.SetOperation):
+                found = (child.arg_key or "", child.parent)
+                break
+            path.append(child)
+            child = child.parent
+        for child in path:
+            self._query[id(child)] = found
+        return found
+
+
+def deciding_clause(column: exp.Expr, clauses: Clauses | None = None) -> str:
     """The innermost clause in which the value of ``column`` decides which rows come back,
     how many or in which order (named in the refusal), or "" when it only flows to output:
     WHERE, JOIN, GROUP BY, HAVING, ORDER BY, LIMIT, window definitions, the select list
     of a SELECT DISTINCT and of a set operation that compares rows (all but UNION ALL), and
     a select-list expression that can fail or branch on it (``inference.branching``)."""
-    node = column
-    branch = ""
-    while node.parent is not None:
-        parent, key = node.parent, node.arg_key
-        if isinstance(parent, exp.Select):
-            if key in _SELECT_CLAUSES:
-                return _SELECT_CLAUSES[key]
-            if key == "expressions":
-                if parent.args.get("distinct") is not None:
-                    return "DISTINCT"
-                compared = _compared_by(parent)
-                if compared:
-                    return compared
-        elif isinstance(parent, exp.SetOperation) and key in _SELECT_CLAUSES:
-            return _SELECT_CLAUSES[key]
-        elif isinstance(parent, exp.Update | exp.Delete) and key in _MODIFY_CLAUSES:
-            return _MODIFY_CLAUSES[key]
-        elif isinstance(parent, exp.Join) and key in _JOIN_CLAUSES:
-            return _JOIN_CLAUSES[key]
-        elif isinstance(parent, exp.Window) and key in _WINDOW_CLAUSES:
-            return "a window definition (OVER)"
-        elif not branch and not isinstance(parent, _QUERY_PARTS):
-            branch = branching(parent, key)
-        node = parent
-    return branch
+    return (clauses or Clauses()).deciding(column)
+
+
+def _step(node: exp.Expr) -> tuple[str, str]:
+    """What ``node``'s place in its parent says: the clause it decides (the walk stops
+    there), or why a select-list value there could decide the outcome."""
+    parent, key = node.parent, node.arg_key
+    assert parent is not None
+    if isinstance(parent, exp.Select):
+        if key in _SELECT_CLAUSES:
+            return _SELECT_CLAUSES[key], ""
+        if key == "expressions":
+            if parent.args.get("distinct") is not None:
+                return "DISTINCT", ""
+            compared = _compared_by(parent)
+            if compared:
+                return compared, ""
+    elif isinstance(parent, exp.SetOperation) and key in _SELECT_CLAUSES:
+        return _SELECT_CLAUSES[key], ""
+    elif isinstance(parent, exp.Update | exp.Delete) and key in _MODIFY_CLAUSES:
+        return _MODIFY_CLAUSES[key], ""
+    elif isinstance(parent, exp.Join) and key in _JOIN_CLAUSES:
+        return _JOIN_CLAUSES[key], ""
+    elif isinstance(parent, exp.Window) and key in _WINDOW_CLAUSES:
+        return "a window definition (OVER)", ""
+    elif not isinstance(parent, _QUERY_PARTS):
+        return "", branching(parent, key)
+    return "", ""
 
 
 def _compared_by(select: exp.Select) -> str:
@@ -212,13 +266,13 @@ _ALIAS_CLAUSES = frozenset({"order", "group", "having"})
 _POSITION_CLAUSES = frozenset({"order", "group"})
 
 
-def stand_ins(node: exp.Expr) -> list[exp.Expr]:
+def stand_ins(node: exp.Expr, clauses: Clauses | None = None) -> list[exp.Expr]:
     """The select-list expressions a name or position in a clause stands for, whose values
     the clause then compares: ``ORDER BY 2`` / ``GROUP BY e`` / ``HAVING e`` (alias ``e``),
     a set operation's ORDER BY (every branch's expression at that place), and a derived
     table's or CTE's output column (``t.e`` with ``t AS (SELECT email AS e …)``: a star
     there stands for every column).  [] when ``node`` is none of these."""
-    clause, query = _clause_of(node)
+    clause, query = (clauses or Clauses()).query_of(node)
     if query is None:
         return []
     if isinstance(node, exp.Literal):
@@ -236,17 +290,6 @@ def stand_ins(node: exp.Expr) -> list[exp.Expr]:
         for source in _sources(query, node.table):
             found += _named(source, node.name) or _stars(source)
     return found
-
-
-def _clause_of(node: exp.Expr) -> tuple[str, exp.Select | exp.SetOperation | None]:
-    """The argument of the nearest enclosing query that holds ``node`` (``where``,
-    ``order`` …; "expressions" for its select list), with that query."""
-    child: exp.Expr = node
-    while child.parent is not None:
-        if isinstance(child.parent, exp.Select | exp.SetOperation):
-            return child.arg_key or "", child.parent
-        child = child.parent
-    return "", None
 
 
 def _branches(query: exp.Expr) -> list[exp.Select]:

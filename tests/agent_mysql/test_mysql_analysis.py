@@ -165,3 +165,15 @@ def test_normalised_text_replaces_only_literals():
 def test_text_the_agent_might_read_differently_is_refused(sql: str):
     with pytest.raises(SqlError):
         analyze(sql, "shop")
+
+
+def test_a_long_or_chain_is_analysed_in_time_linear_in_its_length():
+    # sqlglot nests ``a OR b OR …`` one level a term; each column's walk to its clause went
+    # through every level above it (10,000 terms: about 40 s, with the agent's event loop stalled).
+    import time
+
+    sql = "SELECT id FROM customers WHERE " + " OR ".join(f"email = 'x{i}'" for i in range(10000))
+    started = time.perf_counter()
+    flows = {(u.column, u.context) for s in analyze(sql, "shop").statements for u in s.uses}
+    assert time.perf_counter() - started < 15
+    assert flows == {("id", OUTPUT), ("email", PREDICATE)}
