@@ -41,6 +41,8 @@ class MySqlSession(Login, Commands):
         finally:
             self._cursors_closed()  # rows their FETCHes sent are audited all the same
             self.agent.connections.pop(self.connection_id, None)
+            if self.native_path is not None:
+                self.agent.native_stats.update(self.native_path.stats)
             for stream in (self.upstream.writer if self.upstream else None, self.writer):
                 if stream is not None:
                     stream.close()

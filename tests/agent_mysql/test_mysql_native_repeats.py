@@ -1,0 +1,125 @@
+"""A repeated COM_QUERY on the native path (agent/mysql/native.py, agent/fastpath/
+mysql_session.c) against the pure-Python path: the same workload on an agent of each
+sends the client the same bytes and ships the same audit events, and the native agent
+really ran its repeats in C (its sessions' stats), handing back to Python what C does not
+finish (a result split over several reads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.agent_mysql.conftest import MySqlAgentRunner
+
+# The e-mail column is masked (email) for analysts such as bob, the card column (partial)
+# for everyone: a repeat's rows masked in C.
+WORKLOAD = [
+    *(f"SELECT id, name, score FROM customers WHERE id = {i}" for i in (1, 2, 3, 2, 1, 7)),
+    *(f"SELECT id, email, card FROM customers WHERE id = {i}" for i in (4, 5, 4, 6)),
+    *("SELECT id, name FROM customers WHERE id = 999" for _ in range(3)),  # no rows
+    *("SELECT id, card FROM customers WHERE id <= 5 ORDER BY id" for _ in range(3)),
+    # Rows of ~700 kB: the answer comes in several reads, so C hands it back to Python.
+    *("SELECT id, REPEAT(name, 70000) FROM customers WHERE id <= 3 ORDER BY id" for _ in range(3)),
+]
+_VARYING = ("id", "time", "duration_ms")  # an event's id, when and how long: not compared
+
+
+class _Recorder:
+    """pymysql's socket file, recording every byte the agent sent the client."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.data = file, bytearray()
+
+    def read(self, size: int) -> bytes:
+        data: bytes = self.file.read(size)
+        self.data += data
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _run(agent: MySqlAgentRunner, control_plane: Any, user: str) -> tuple[bytes, list[Any]]:
+    """The bytes the client read after login and the audit events of the workload."""
+    before = set(control_plane.events)
+    conn = agent.connect(user)
+    recorder = conn._rfile = _Recorder(conn._rfile)
+    with conn.cursor() as cursor:
+        for sql in WORKLOAD:
+            cursor.execute(sql)
+            cursor.fetchall()
+    conn.close()
+    agent.flush_audit()
+    events = [
+        {k: v for k, v in event.items() if k not in _VARYING}
+        for key, event in control_plane.events.items()
+        if key not in before and event["identity"] == user
+    ]
+    return bytes(recorder.data), events
+
+
+@pytest.mark.parametrize("user", ["alice", "bob"])
+def test_a_repeat_in_c_sends_the_same_bytes_and_audits_the_same_events_as_python(
+    agent_factory: Any, control_plane: Any, root: Any, wait: Any, user: str
+) -> None:
+    with root.cursor() as direct:
+        direct.execute("SELECT card FROM customers WHERE id = 4")
+        assert direct.fetchone()[0] == "4111-1111-1111-1004"  # the control: the secret is there
+    native = agent_factory(native=True)
+    python = agent_factory(native=False)
+    native_bytes, native_events = _run(native, control_plane, user)
+    wait(lambda: not native.agent.connections)  # its session ended: its stats are added
+    python_bytes, python_events = _run(python, control_plane, user)
+    # masked in C too
+    assert b"4111-1111-1111-1004" not in native_bytes and b"XXXX-XXXX-XXXX-1004" in native_bytes
+    assert native_bytes == python_bytes
+    assert len(native_events) >= len(WORKLOAD)  # and what pymysql sends after login
+    assert native_events == python_events
+    stats = native.agent.native_stats
+    # Every repeat of a whole result ran in C (a text's first two runs are Python's: decided,
+    # then remembered as a repeat); the big rows' repeat was handed back.
+    assert stats["upstream"] == 8, stats
+    assert stats["handed_back"] == 1, stats
+    assert stats["client"] == stats["upstream"] + stats["handed_back"]
+    assert not python.agent.native_stats  # the pure-Python agent never had a native path
+
+
+def test_a_repeat_in_c_is_decided_again_once_the_bundle_changes(
+    agent_factory: Any, control_plane: Any, mysql_database: str, wait: Any
+) -> None:
+    """The generation check of the C repeat: a new bundle that denies the column refuses the
+    text C ran a moment ago."""
+    from tests.agent_mysql.conftest import mysql_bundle
+
+    agent = agent_factory(native=True)
+    sql = "SELECT id, score FROM customers WHERE id = 3"
+    with agent.connect("alice") as conn, conn.cursor() as cursor:
+        for _ in range(3):
+            cursor.execute(sql)
+            assert cursor.fetchall() == ((3, 30),)
+        bundle = mysql_bundle(mysql_database, version="v2")
+        column = {"schema": mysql_database, "table": "customers", "column": "score"}
+        bundle["columns"].append({**column, "tags": ["PII.SSN"], "sensitivity": "restricted"})
+        bundle["rules"].append(
+            {
+                "id": 97,
+                "name": "nobody reads scores",
+                "priority": 900,
+                "subjects": {"everyone": True, "users": [], "groups": []},
+                "resource": {"kind": "column", **column},
+                "action": "deny",
+                "mask_method": None,
+                "mask_param": None,
+            }
+        )
+        generation = agent.agent.generation
+        control_plane.set_bundle(bundle)
+        wait(lambda: agent.agent.generation != generation)
+        import pymysql
+
+        with pytest.raises(pymysql.err.MySQLError) as refused:
+            cursor.execute(sql)
+        assert refused.value.args[0] == 1142
+    wait(lambda: not agent.agent.connections)
+    assert agent.agent.native_stats["upstream"] >= 1  # the repeats before ran in C
