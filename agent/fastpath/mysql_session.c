@@ -20,7 +20,7 @@
 #define REPEAT_MAX_BYTES 4096 /* commands.py _REPEAT_MAX_BYTES: longer texts are not kept */
 #define SERVER_MORE_RESULTS_EXISTS 0x0008
 
-static PyObject *s_pos, *s_parts, *s_database, *s_eof, *s_reading, *s_resume;
+static PyObject *s_pos, *s_parts, *s_database, *s_eof, *s_reading, *s_resume, *s_index0;
 
 static int intern_mysql_names(void) {
     if (s_pos != NULL) return 0;
@@ -30,7 +30,8 @@ static int intern_mysql_names(void) {
     s_eof = PyUnicode_InternFromString("eof");
     s_reading = PyUnicode_InternFromString("reading");
     s_resume = PyUnicode_InternFromString("resume");
-    return s_resume == NULL ? -1 : 0;
+    s_index0 = PyLong_FromLong(0);
+    return s_resume == NULL || s_index0 == NULL ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ the repeat check */
@@ -93,6 +94,11 @@ typedef struct {
     /* Read from the bridge once (the session never rebinds them). */
     PyObject *agent, *session, *client_relay, *upstream_relay, *commands, *upstream_packets;
     PyObject *upstream_write, *client_write, *repeats, *masks, *masking_key, *audit;
+    /* The audit event's parts (decisions.py audit, agent.audit.AuditShipper.record_statement):
+     * the session's fragments by (id(decision), index), the shipper's queue, its wakeup, its
+     * journal (or None) and the statement metrics' observe. */
+    PyObject *fragments, *audit_queue, *audit_wakeup, *audit_journal, *observe;
+    Py_ssize_t batch_size;
     PyObject *client_python, *upstream_python, *client_failed, *upstream_failed, *hand_back;
     /* the command in flight: its decision (NULL: none) and when it was sent */
     PyObject *decision;
@@ -104,7 +110,7 @@ typedef struct {
     X(agent) X(session) X(client_relay) X(upstream_relay) X(commands) X(upstream_packets)     \
     X(upstream_write) X(client_write) X(repeats) X(masks) X(masking_key) X(audit)             \
     X(client_python) X(upstream_python) X(client_failed) X(upstream_failed) X(hand_back)      \
-    X(decision)
+    X(fragments) X(audit_queue) X(audit_wakeup) X(audit_journal) X(observe) X(decision)
 
 static int MySqlPath_traverse(MySqlPath *self, visitproc visit, void *arg) {
 #define VISIT(field) Py_VISIT(self->field);
@@ -150,8 +156,17 @@ static int MySqlPath_init(MySqlPath *self, PyObject *args, PyObject *kwds) {
     MYSQL_PATH_REFERENCES(TAKE)
 #undef TAKE
     Py_CLEAR(self->decision); /* the bridge's is None: nothing in flight */
-    if (!PyDict_Check(self->repeats) || !PyDict_Check(self->masks)) {
-        PyErr_SetString(PyExc_TypeError, "the bridge's repeats and masks are dicts");
+    PyObject *batch_size = PyObject_GetAttrString(bridge, "batch_size");
+    if (batch_size == NULL) goto fail;
+    self->batch_size = PyLong_AsSsize_t(batch_size);
+    Py_DECREF(batch_size);
+    if (self->batch_size < 1) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "batch_size must be at least 1");
+        goto fail;
+    }
+    if (!PyDict_Check(self->repeats) || !PyDict_Check(self->masks) ||
+        !PyDict_Check(self->fragments) || !PyList_Check(self->audit_queue)) {
+        PyErr_SetString(PyExc_TypeError, "the bridge's caches are dicts, its queue a list");
         goto fail;
     }
     return 0;
@@ -249,6 +264,62 @@ static int command_done(MySqlPath *self) {
     return result == NULL ? -1 : 0;
 }
 
+/* The audit event of a repeat's result (index 0) and its latency metric, as the session's
+ * ``audit`` records them (decisions.py): its fragment cached by the session, the event
+ * queued (agent.audit.QueuedEvent), journaled (journal.c, as AuditJournal.catch_up) before
+ * the result goes to the client, the shipper woken on a full batch.  A fragment not cached
+ * yet: the session's ``audit`` itself. */
+static int audit_statement(MySqlPath *self, PyObject *decision, Py_ssize_t rows,
+                           double duration_ms, Py_ssize_t sent) {
+    PyObject *id = PyLong_FromVoidPtr(decision);
+    PyObject *key = id ? PyTuple_Pack(2, id, s_index0) : NULL;
+    Py_XDECREF(id);
+    if (key == NULL) return -1;
+    PyObject *cached = PyDict_GetItemWithError(self->fragments, key); /* borrowed */
+    Py_DECREF(key);
+    if (cached == NULL || !PyTuple_Check(cached) || PyTuple_GET_SIZE(cached) != 2 ||
+        PyTuple_GET_ITEM(cached, 0) != decision) {
+        if (PyErr_Occurred()) return -1;
+        PyObject *done = PyObject_CallFunction(self->audit, "OindOn", decision, 0, rows,
+                                               duration_ms, Py_False, sent);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    PyObject *event = Py_BuildValue("(OdndOn)", PyTuple_GET_ITEM(cached, 1), wall_now(), rows,
+                                    duration_ms, Py_False, sent);
+    if (event == NULL) return -1;
+    PyObject_GC_UnTrack(event); /* atoms only: never part of a cycle */
+    int failed = PyList_Append(self->audit_queue, event);
+    Py_DECREF(event);
+    if (failed < 0) return -1;
+    if (self->audit_journal != Py_None) {
+        PyObject *state = PyObject_GetAttrString(self->audit_journal, "state");
+        PyObject *prefix = state ? PyObject_GetAttrString(self->audit_journal, "id_prefix") : NULL;
+        PyObject *args = prefix ? PyTuple_Pack(3, state, self->audit_queue, prefix) : NULL;
+        PyObject *appended = args ? module_journal_append(NULL, args) : NULL;
+        Py_XDECREF(state);
+        Py_XDECREF(prefix);
+        Py_XDECREF(args);
+        if (appended == Py_False) { /* its file is not open: catch_up opens it */
+            Py_DECREF(appended);
+            appended = PyObject_CallMethod(self->audit_journal, "catch_up", NULL);
+        }
+        if (appended == NULL) return -1;
+        Py_DECREF(appended);
+    }
+    if (PyList_GET_SIZE(self->audit_queue) >= self->batch_size) {
+        PyObject *woken = PyObject_CallNoArgs(self->audit_wakeup);
+        if (woken == NULL) return -1;
+        Py_DECREF(woken);
+    }
+    PyObject *action = field_get(decision, s_action);
+    PyObject *observed =
+        action ? PyObject_CallFunction(self->observe, "Od", action, duration_ms / 1000.0) : NULL;
+    Py_XDECREF(action);
+    Py_XDECREF(observed);
+    return observed == NULL ? -1 : 0;
+}
+
 /* An upstream chunk while a repeat is in flight: 1 when it was its whole answer, relayed
  * and audited; 0 when Python takes it (the answer handed back first). */
 static int upstream_chunk(MySqlPath *self, PyObject *data) {
@@ -271,11 +342,9 @@ static int upstream_chunk(MySqlPath *self, PyObject *data) {
     double duration_ms = (monotonic_now() - self->started) * 1000.0;
     PyObject *decision = self->decision;
     self->decision = NULL;
-    PyObject *audited = PyObject_CallFunction(self->audit, "OindOn", decision, 0, whole.rows,
-                                              duration_ms, Py_False, whole.sent);
+    int failed = audit_statement(self, decision, whole.rows, duration_ms, whole.sent) < 0 ||
+                 write_to(self->client_write, whole.out) < 0;
     Py_DECREF(decision);
-    int failed = audited == NULL || write_to(self->client_write, whole.out) < 0;
-    Py_XDECREF(audited);
     Py_DECREF(whole.out);
     if (failed || command_done(self) < 0) return -1;
     self->handled_upstream++;

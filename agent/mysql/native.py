@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent.audit import BATCH_SIZE
 from agent.extension import ABI_VERSION, native_function
 
 if TYPE_CHECKING:
@@ -39,6 +40,12 @@ class Bridge:
         self.repeats, self.masks = session._repeats, session._masks
         self.masking_key = session.agent.config.masking_key
         self.audit = session.audit
+        shipper = session.agent.audit
+        self.fragments = session._fragments
+        self.audit_queue, self.audit_wakeup = shipper.queued, shipper.wake
+        self.audit_journal = shipper.journal
+        self.batch_size = BATCH_SIZE
+        self.observe = session.agent.metrics.statements.observe
         self.client_python, self.upstream_python = (
             client_relay.data_received,
             upstream_relay.data_received,

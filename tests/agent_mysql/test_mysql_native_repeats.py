@@ -76,6 +76,9 @@ def test_a_repeat_in_c_sends_the_same_bytes_and_audits_the_same_events_as_python
     assert native_bytes == python_bytes
     assert len(native_events) >= len(WORKLOAD)  # and what pymysql sends after login
     assert native_events == python_events
+    statements = native.agent.metrics.statements, python.agent.metrics.statements
+    assert statements[0].by_decision == statements[1].by_decision  # counted alike in C
+    assert sum(statements[0].bucket_counts) == sum(statements[1].bucket_counts)
     stats = native.agent.native_stats
     # Every repeat of a whole result ran in C (a text's first two runs are Python's: decided,
     # then remembered as a repeat); the big rows' repeat was handed back.
