@@ -126,3 +126,38 @@ def test_a_repeat_in_c_is_decided_again_once_the_bundle_changes(
         assert refused.value.args[0] == 1142
     wait(lambda: not agent.agent.connections)
     assert agent.agent.native_stats["upstream"] >= 1  # the repeats before ran in C
+
+
+def test_a_repeat_in_c_is_decided_again_once_its_decision_expires(
+    agent_factory: Any, wait: Any
+) -> None:
+    """The expiry check of the C repeat: an expired decision sends the text back to Python,
+    which decides it again (and the C path takes over once it is remembered again)."""
+    agent = agent_factory(native=True)
+    sql = "SELECT id, name FROM customers WHERE id = {}"
+    with agent.connect("alice") as conn, conn.cursor() as cursor:
+        for id_ in (1, 2, 3, 4):  # decided, remembered, then two repeats in C
+            cursor.execute(sql.format(id_))
+            assert cursor.fetchall()[0][0] == id_
+        session_path = _native_path_of(agent)
+        assert session_path.stats["upstream"] == 2
+        for decision in list(agent.agent.decisions.values()):
+            decision.valid_until = 0.0  # expired
+        cursor.execute(sql.format(5))
+        assert cursor.fetchall()[0][0] == 5
+        assert session_path.stats["client"] == 2  # not taken in C: decided again in Python
+        for id_ in (6, 7, 8):  # remembered under the new decision, then repeats in C again
+            cursor.execute(sql.format(id_))
+            assert cursor.fetchall()[0][0] == id_
+        assert session_path.stats["upstream"] >= 3
+
+
+def _native_path_of(agent: MySqlAgentRunner) -> Any:
+    """The C object of the agent's one open session (the relays' data_received)."""
+    import gc
+
+    from agent.mysql.session import MySqlSession
+
+    sessions = [o for o in gc.get_objects() if isinstance(o, MySqlSession) and o.agent is agent.agent]
+    assert len(sessions) == 1
+    return sessions[0].native_path

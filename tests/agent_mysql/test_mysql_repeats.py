@@ -15,13 +15,25 @@ from tests.agent_mysql.conftest import mysql_bundle
 EMAIL = "SELECT id, email FROM customers WHERE id = {}"
 
 
+@pytest.fixture(params=[True, False], ids=["native", "python"])
+def native(request: Any) -> bool:
+    """Each test on the native path (a repeat checked and run in C: agent/mysql/native.py)
+    and on the pure-Python one."""
+    return bool(request.param)
+
+
+@pytest.fixture
+def agent(agent_factory: Any, native: bool) -> Any:
+    return agent_factory(native=native)
+
+
 def _email(cursor: Any, id_: int) -> Any:
     cursor.execute(EMAIL.format(id_))
     return cursor.fetchone()[1]
 
 
 def test_a_text_differing_in_a_name_s_digits_is_decided_again(
-    agent_factory: Any, control_plane: Any, mysql_database: str, root: Any
+    agent_factory: Any, control_plane: Any, mysql_database: str, root: Any, native: bool
 ) -> None:
     """``notes1`` and ``notes2`` read as the same template key (digits as 0): only the
     template's fixed bytes tell them apart, and ``notes2.body`` is blocked."""
@@ -47,7 +59,7 @@ def test_a_text_differing_in_a_name_s_digits_is_decided_again(
         }
     )
     control_plane.set_bundle(bundle)
-    agent = agent_factory()
+    agent = agent_factory(native=native)
     with agent.connect("alice") as conn, conn.cursor() as cursor:
         for _ in range(3):  # decided, cached, then a repeat
             cursor.execute("SELECT id, body FROM notes1 WHERE id = 1")
@@ -76,13 +88,13 @@ def test_a_repeat_follows_a_new_bundle_in_the_same_session(
 
 
 def test_a_repeat_in_another_database_is_decided_for_it(
-    agent_factory: Any, control_plane: Any, mysql_database: str
+    agent_factory: Any, control_plane: Any, mysql_database: str, native: bool
 ) -> None:
     bundle = mysql_bundle(mysql_database)
     archive = f"{mysql_database}_archive"
     bundle["columns"] = [c for c in bundle["columns"] if c["schema"] != archive]
     control_plane.set_bundle(bundle)  # the archive's e-mails are not tagged: readable
-    agent = agent_factory()
+    agent = agent_factory(native=native)
     with agent.connect("alice") as conn, conn.cursor() as cursor:
         for id_ in (1, 2, 3):
             assert _email(cursor, id_) == "****@example.com"
