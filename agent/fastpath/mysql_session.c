@@ -21,6 +21,7 @@
 #define SERVER_MORE_RESULTS_EXISTS 0x0008
 
 static PyObject *s_pos, *s_parts, *s_database, *s_eof, *s_reading, *s_resume, *s_index0;
+static PyObject *s_id_prefix_;
 
 static int intern_mysql_names(void) {
     if (s_pos != NULL) return 0;
@@ -30,6 +31,7 @@ static int intern_mysql_names(void) {
     s_eof = PyUnicode_InternFromString("eof");
     s_reading = PyUnicode_InternFromString("reading");
     s_resume = PyUnicode_InternFromString("resume");
+    s_id_prefix_ = PyUnicode_InternFromString("id_prefix");
     s_index0 = PyLong_FromLong(0);
     return s_resume == NULL || s_index0 == NULL ? -1 : 0;
 }
@@ -97,7 +99,7 @@ typedef struct {
     /* The audit event's parts (decisions.py audit, agent.audit.AuditShipper.record_statement):
      * the session's fragments by (id(decision), index), the shipper's queue, its wakeup, its
      * journal (or None) and the statement metrics' observe. */
-    PyObject *fragments, *audit_queue, *audit_wakeup, *audit_journal, *observe;
+    PyObject *fragments, *audit_queue, *audit_wakeup, *audit_journal, *journal_state, *observe;
     Py_ssize_t batch_size;
     PyObject *client_python, *upstream_python, *client_failed, *upstream_failed, *hand_back;
     /* the command in flight: its decision (NULL: none) and when it was sent */
@@ -110,7 +112,8 @@ typedef struct {
     X(agent) X(session) X(client_relay) X(upstream_relay) X(commands) X(upstream_packets)     \
     X(upstream_write) X(client_write) X(repeats) X(masks) X(masking_key) X(audit)             \
     X(client_python) X(upstream_python) X(client_failed) X(upstream_failed) X(hand_back)      \
-    X(fragments) X(audit_queue) X(audit_wakeup) X(audit_journal) X(observe) X(decision)
+    X(fragments) X(audit_queue) X(audit_wakeup) X(audit_journal) X(journal_state) X(observe)    \
+    X(decision)
 
 static int MySqlPath_traverse(MySqlPath *self, visitproc visit, void *arg) {
 #define VISIT(field) Py_VISIT(self->field);
@@ -293,11 +296,10 @@ static int audit_statement(MySqlPath *self, PyObject *decision, Py_ssize_t rows,
     Py_DECREF(event);
     if (failed < 0) return -1;
     if (self->audit_journal != Py_None) {
-        PyObject *state = PyObject_GetAttrString(self->audit_journal, "state");
-        PyObject *prefix = state ? PyObject_GetAttrString(self->audit_journal, "id_prefix") : NULL;
-        PyObject *args = prefix ? PyTuple_Pack(3, state, self->audit_queue, prefix) : NULL;
+        PyObject *prefix = field_get(self->audit_journal, s_id_prefix_); /* a seal renews it */
+        PyObject *args =
+            prefix ? PyTuple_Pack(3, self->journal_state, self->audit_queue, prefix) : NULL;
         PyObject *appended = args ? module_journal_append(NULL, args) : NULL;
-        Py_XDECREF(state);
         Py_XDECREF(prefix);
         Py_XDECREF(args);
         if (appended == Py_False) { /* its file is not open: catch_up opens it */

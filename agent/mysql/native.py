@@ -44,6 +44,8 @@ class Bridge:
         self.fragments = session._fragments
         self.audit_queue, self.audit_wakeup = shipper.queued, shipper.wake
         self.audit_journal = shipper.journal
+        # its fd, mark and first seq: one array, updated in place (agent/journal.py)
+        self.journal_state = None if shipper.journal is None else shipper.journal.state
         self.batch_size = BATCH_SIZE
         self.observe = session.agent.metrics.statements.observe
         self.client_python, self.upstream_python = (
