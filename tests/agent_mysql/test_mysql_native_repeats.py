@@ -158,6 +158,8 @@ def _native_path_of(agent: MySqlAgentRunner) -> Any:
 
     from agent.mysql.session import MySqlSession
 
-    sessions = [o for o in gc.get_objects() if isinstance(o, MySqlSession) and o.agent is agent.agent]
+    sessions = [
+        o for o in gc.get_objects() if isinstance(o, MySqlSession) and o.agent is agent.agent
+    ]
     assert len(sessions) == 1
     return sessions[0].native_path

@@ -37,14 +37,15 @@ def test_a_text_differing_in_a_name_s_digits_is_decided_again(
 ) -> None:
     """``notes1`` and ``notes2`` read as the same template key (digits as 0): only the
     template's fixed bytes tell them apart, and ``notes2.body`` is blocked."""
+    one, two = (f"{'c' if native else 'py'}notes{n}" for n in (1, 2))  # a pair per path
     with root.cursor() as direct:
-        for table in ("notes1", "notes2"):
+        for table in (one, two):
             direct.execute(f"CREATE TABLE `{mysql_database}`.{table} (id int, body text)")
             direct.execute(f"INSERT INTO `{mysql_database}`.{table} VALUES (1, 'secret {table}')")
-        direct.execute(f"SELECT body FROM `{mysql_database}`.notes2 WHERE id = 1")
-        assert direct.fetchone()[0] == "secret notes2"  # the control: readable directly
+        direct.execute(f"SELECT body FROM `{mysql_database}`.{two} WHERE id = 1")
+        assert direct.fetchone()[0] == f"secret {two}"  # the control: readable directly
     bundle = mysql_bundle(mysql_database)
-    column = {"schema": mysql_database, "table": "notes2", "column": "body"}
+    column = {"schema": mysql_database, "table": two, "column": "body"}
     bundle["columns"].append({**column, "tags": ["PII.SSN"], "sensitivity": "restricted"})
     bundle["rules"].append(
         {
@@ -62,13 +63,13 @@ def test_a_text_differing_in_a_name_s_digits_is_decided_again(
     agent = agent_factory(native=native)
     with agent.connect("alice") as conn, conn.cursor() as cursor:
         for _ in range(3):  # decided, cached, then a repeat
-            cursor.execute("SELECT id, body FROM notes1 WHERE id = 1")
-            assert cursor.fetchall() == ((1, "secret notes1"),)
+            cursor.execute(f"SELECT id, body FROM {one} WHERE id = 1")
+            assert cursor.fetchall() == ((1, f"secret {one}"),)
         with pytest.raises(pymysql.err.MySQLError) as refused:
-            cursor.execute("SELECT id, body FROM notes2 WHERE id = 1")
-        assert refused.value.args[0] == 1142 and "notes2.body" in refused.value.args[1]
-        cursor.execute("SELECT id, body FROM notes1 WHERE id = 1")  # legitimate work goes on
-        assert cursor.fetchall() == ((1, "secret notes1"),)
+            cursor.execute(f"SELECT id, body FROM {two} WHERE id = 1")
+        assert refused.value.args[0] == 1142 and f"{two}.body" in refused.value.args[1]
+        cursor.execute(f"SELECT id, body FROM {one} WHERE id = 1")  # legitimate work goes on
+        assert cursor.fetchall() == ((1, f"secret {one}"),)
 
 
 def test_a_repeat_follows_a_new_bundle_in_the_same_session(
