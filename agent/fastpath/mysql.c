@@ -321,16 +321,42 @@ PyObject *module_mysql_scan_result(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* Whether ``key`` holds the column definitions of a scanned result joined by b"\0". */
+static int definitions_equal(const unsigned char *buf, Py_ssize_t pos, const Scan *scan,
+                             PyObject *key) {
+    if (PyBytes_GET_SIZE(key) != scan->key_len) return 0;
+    const char *k = PyBytes_AS_STRING(key);
+    Py_ssize_t d = pos + 5; /* past the column count */
+    for (Py_ssize_t i = 0; i < scan->columns; i++) {
+        Py_ssize_t len = buf[d] | buf[d + 1] << 8 | buf[d + 2] << 16;
+        if (i > 0 && *k++ != 0) return 0;
+        if (memcmp(k, buf + d + 4, (size_t)len) != 0) return 0;
+        k += len;
+        d += 4 + len;
+    }
+    return 1;
+}
+
 /* The shape (masks, types, native masks) the session cached for (decision, definitions)
  * (agent.mysql.masks.ResultMasks.cached_shape_of: ``masks`` maps (id(decision), key) to
- * (decision, shape)); borrowed, or NULL without an error when it is not cached. */
-static PyObject *cached_shape(PyObject *masks, PyObject *decision, PyObject *definitions) {
-    PyObject *id = PyLong_FromVoidPtr(decision);
-    PyObject *key = id ? PyTuple_Pack(2, id, definitions) : NULL;
-    Py_XDECREF(id);
-    if (key == NULL) return NULL;
-    PyObject *found = PyDict_GetItemWithError(masks, key);
-    Py_DECREF(key);
+ * (decision, shape)); borrowed, or NULL without an error when it is not cached.  The last
+ * key looked up is kept (its decision held alive, so its id stays its own): a repeat's
+ * result has the same definitions every time, and their hash is then computed once. */
+static PyObject *cached_shape(PyObject *masks, PyObject *decision, const unsigned char *buf,
+                              Py_ssize_t pos, const Scan *scan) {
+    static PyObject *last_decision = NULL, *last_key = NULL; /* (id(decision), definitions) */
+    if (last_decision != decision || last_key == NULL ||
+        !definitions_equal(buf, pos, scan, PyTuple_GET_ITEM(last_key, 1))) {
+        PyObject *definitions = definitions_key(buf, pos, scan);
+        PyObject *id = definitions ? PyLong_FromVoidPtr(decision) : NULL;
+        PyObject *key = id ? PyTuple_Pack(2, id, definitions) : NULL;
+        Py_XDECREF(definitions);
+        Py_XDECREF(id);
+        if (key == NULL) return NULL;
+        Py_XSETREF(last_key, key);
+        Py_XSETREF(last_decision, Py_NewRef(decision));
+    }
+    PyObject *found = PyDict_GetItemWithError(masks, last_key);
     if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
         PyTuple_GET_ITEM(found, 0) != decision)
         return NULL;
@@ -364,10 +390,7 @@ int mysql_whole_result(PyObject *data, Py_ssize_t pos, Py_ssize_t seq, PyObject 
         return -1;
     }
     if (!scan_result(buf, size, pos, seq, &scan) || !scan.numbered) return 0;
-    PyObject *definitions = definitions_key(buf, pos, &scan);
-    if (definitions == NULL) return -1;
-    PyObject *shape = cached_shape(masks, decision, definitions);
-    Py_DECREF(definitions);
+    PyObject *shape = cached_shape(masks, decision, buf, pos, &scan);
     if (shape == NULL) return PyErr_Occurred() ? -1 : 0;
     Py_ssize_t rows_end = scan.rows_end, end = scan.end, rows = scan.rows;
     Py_ssize_t sent = rows_end - scan.header_end - 4 * rows;

@@ -46,13 +46,23 @@ static int intern_mysql_names(void) {
  * the payload holds. */
 static PyObject *repeat_decision(PyObject *repeats, const unsigned char *payload,
                                  Py_ssize_t len, PyObject *generation, PyObject *database) {
-    PyObject *key = PyBytes_FromStringAndSize((const char *)payload, len);
-    if (key == NULL) return NULL;
-    unsigned char *k = (unsigned char *)PyBytes_AS_STRING(key);
-    for (Py_ssize_t i = 0; i < len; i++)
-        if (k[i] > '0' && k[i] <= '9') k[i] = '0';
-    PyObject *repeat = PyDict_GetItemWithError(repeats, key); /* borrowed */
-    Py_DECREF(key);
+    /* The last key is kept: a repeat's key is the same bytes every time, and its hash is
+     * then computed once. */
+    static PyObject *last_key = NULL;
+    int same_key = last_key != NULL && PyBytes_GET_SIZE(last_key) == len;
+    const unsigned char *known =
+        same_key ? (const unsigned char *)PyBytes_AS_STRING(last_key) : NULL;
+    for (Py_ssize_t i = 0; same_key && i < len; i++)
+        same_key = known[i] == (payload[i] > '0' && payload[i] <= '9' ? '0' : payload[i]);
+    if (!same_key) {
+        PyObject *key = PyBytes_FromStringAndSize((const char *)payload, len);
+        if (key == NULL) return NULL;
+        unsigned char *k = (unsigned char *)PyBytes_AS_STRING(key);
+        for (Py_ssize_t i = 0; i < len; i++)
+            if (k[i] > '0' && k[i] <= '9') k[i] = '0';
+        Py_XSETREF(last_key, key);
+    }
+    PyObject *repeat = PyDict_GetItemWithError(repeats, last_key); /* borrowed */
     if (repeat == NULL || !PyTuple_Check(repeat) || PyTuple_GET_SIZE(repeat) != 4) return NULL;
     PyObject *fixed = PyTuple_GET_ITEM(repeat, 0), *decision = PyTuple_GET_ITEM(repeat, 1);
     int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(repeat, 2), generation, Py_EQ);
@@ -288,9 +298,24 @@ static int audit_statement(MySqlPath *self, PyObject *decision, Py_ssize_t rows,
         Py_XDECREF(done);
         return done == NULL ? -1 : 0;
     }
-    PyObject *event = Py_BuildValue("(OdndOn)", PyTuple_GET_ITEM(cached, 1), wall_now(), rows,
-                                    duration_ms, Py_False, sent);
-    if (event == NULL) return -1;
+    PyObject *event = PyTuple_New(6), *moment = PyFloat_FromDouble(wall_now());
+    PyObject *count = PyLong_FromSsize_t(rows), *duration = PyFloat_FromDouble(duration_ms);
+    PyObject *payload = PyLong_FromSsize_t(sent);
+    if (event == NULL || moment == NULL || count == NULL || duration == NULL || payload == NULL) {
+        Py_XDECREF(event);
+        Py_XDECREF(moment);
+        Py_XDECREF(count);
+        Py_XDECREF(duration);
+        Py_XDECREF(payload);
+        return -1;
+    }
+    /* agent.audit.QueuedEvent: fragment, time, rows, duration_ms, error, sent_bytes */
+    PyTuple_SET_ITEM(event, 0, Py_NewRef(PyTuple_GET_ITEM(cached, 1)));
+    PyTuple_SET_ITEM(event, 1, moment);
+    PyTuple_SET_ITEM(event, 2, count);
+    PyTuple_SET_ITEM(event, 3, duration);
+    PyTuple_SET_ITEM(event, 4, Py_NewRef(Py_False));
+    PyTuple_SET_ITEM(event, 5, payload);
     PyObject_GC_UnTrack(event); /* atoms only: never part of a cycle */
     int failed = PyList_Append(self->audit_queue, event);
     Py_DECREF(event);
@@ -314,10 +339,11 @@ static int audit_statement(MySqlPath *self, PyObject *decision, Py_ssize_t rows,
         if (woken == NULL) return -1;
         Py_DECREF(woken);
     }
-    PyObject *action = field_get(decision, s_action);
+    PyObject *args[2] = {field_get(decision, s_action), PyFloat_FromDouble(duration_ms / 1000.0)};
     PyObject *observed =
-        action ? PyObject_CallFunction(self->observe, "Od", action, duration_ms / 1000.0) : NULL;
-    Py_XDECREF(action);
+        args[0] && args[1] ? PyObject_Vectorcall(self->observe, args, 2, NULL) : NULL;
+    Py_XDECREF(args[0]);
+    Py_XDECREF(args[1]);
     Py_XDECREF(observed);
     return observed == NULL ? -1 : 0;
 }
