@@ -163,3 +163,41 @@ def _native_path_of(agent: MySqlAgentRunner) -> Any:
     ]
     assert len(sessions) == 1
     return sessions[0].native_path
+
+
+@pytest.mark.parametrize("one_write", [False, True], ids=["several-writes", "one-write"])
+def test_commands_pipelined_behind_a_repeat_run_in_order(
+    agent_factory: Any, one_write: bool
+) -> None:
+    """A client that sends its next commands before a repeat's answer (in writes of their
+    own: those that come while C waits for the answer are buffered by Python and run once it
+    went out; or in one write with the repeat: all in Python) gets every answer, in order."""
+    agent = agent_factory(native=True)
+    sql = "SELECT id, name FROM customers WHERE id = {}"
+    with agent.connect("alice") as conn, conn.cursor() as cursor:
+        for id_ in (1, 2):  # decided, then remembered: the next ones are repeats
+            cursor.execute(sql.format(id_))
+            cursor.fetchall()
+        packets = [
+            len(b"\x03" + sql.format(i).encode()).to_bytes(3, "little")
+            + b"\x00\x03"
+            + sql.format(i).encode()
+            for i in (3, 4, 5)
+        ]
+        if one_write:
+            conn._sock.sendall(b"".join(packets))
+        else:
+            for packet in packets:  # the first may run in C, the others come while it waits
+                conn._sock.sendall(packet)
+        answers = []
+        for _ in packets:
+            conn._next_seq_id = 1  # each answer numbered from 1 (pymysql checks)
+            conn._read_query_result()
+            answers.append(conn._result.rows[0][0])
+        assert answers == [3, 4, 5]
+        cursor.execute(sql.format(6))  # the session goes on
+        assert cursor.fetchall()[0][0] == 6
+        path = _native_path_of(agent)
+    # In C: the last one; with several writes maybe the first (the agent may read them as
+    # one chunk, which is Python's).
+    assert path.stats["client"] in ((1,) if one_write else (1, 2)), path.stats
