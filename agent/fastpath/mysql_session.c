@@ -21,7 +21,6 @@
 #define SERVER_MORE_RESULTS_EXISTS 0x0008
 
 static PyObject *s_pos, *s_parts, *s_database, *s_eof, *s_reading, *s_resume, *s_index0;
-static PyObject *s_id_prefix_;
 
 static int intern_mysql_names(void) {
     if (s_pos != NULL) return 0;
@@ -31,7 +30,6 @@ static int intern_mysql_names(void) {
     s_eof = PyUnicode_InternFromString("eof");
     s_reading = PyUnicode_InternFromString("reading");
     s_resume = PyUnicode_InternFromString("resume");
-    s_id_prefix_ = PyUnicode_InternFromString("id_prefix");
     s_index0 = PyLong_FromLong(0);
     return s_resume == NULL || s_index0 == NULL ? -1 : 0;
 }
@@ -268,7 +266,10 @@ static int hand_back(MySqlPath *self) {
  * the client relay resumes, or only stops being busy when nothing waits on it). */
 static int command_done(MySqlPath *self) {
     int quiet = packets_empty(self->commands);
-    if (quiet == 1) quiet = !truth_of(self->client_relay, s_eof);
+    if (quiet == 1) {
+        int ended = truth_of(self->client_relay, s_eof);
+        quiet = ended < 0 ? -1 : !ended;
+    }
     if (quiet == 1) quiet = truth_of(self->client_relay, s_reading);
     if (quiet < 0) return -1;
     if (quiet) return PyObject_SetAttr(self->client_relay, s_busy, Py_False);
@@ -321,7 +322,7 @@ static int audit_statement(MySqlPath *self, PyObject *decision, Py_ssize_t rows,
     Py_DECREF(event);
     if (failed < 0) return -1;
     if (self->audit_journal != Py_None) {
-        PyObject *prefix = field_get(self->audit_journal, s_id_prefix_); /* a seal renews it */
+        PyObject *prefix = field_get(self->audit_journal, s_id_prefix); /* a seal renews it */
         PyObject *args =
             prefix ? PyTuple_Pack(3, self->journal_state, self->audit_queue, prefix) : NULL;
         PyObject *appended = args ? module_journal_append(NULL, args) : NULL;
