@@ -19,6 +19,7 @@ def fastpath_extension(*, optional: bool) -> Extension:
         "events",
         "journal",
         "mysql",
+        "mysql_session",
     ]
     return Extension(
         "agent._fastpath",

@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 8
+#define FASTPATH_ABI_VERSION 9
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -132,6 +132,22 @@ PyObject *module_mask_rows(PyObject *module, PyObject *args);
 PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args);
 PyObject *module_mysql_mask_binary_rows(PyObject *module, PyObject *args);
 PyObject *module_mysql_scan_result(PyObject *module, PyObject *args);
+
+/* ------------------------------------------------------------------ MySQL repeats (mysql.c,
+ * mysql_session.c): a repeated COM_QUERY and its text result relayed in C. */
+
+/* A text result set buffered whole, its shape cached, relayed at once (mysql_whole_result). */
+typedef struct {
+    PyObject *out; /* the packets to send (new reference) */
+    Py_ssize_t end, rows_end, rows, sent, seq;
+    long status; /* its EOF's status flags, or -1: data[rows_end:end] is left to the caller */
+} WholeResult;
+
+int mysql_whole_result(PyObject *data, Py_ssize_t pos, Py_ssize_t seq, PyObject *masks,
+                       PyObject *decision, PyObject *masking_key, WholeResult *whole);
+PyObject *module_mysql_whole_result(PyObject *module, PyObject *args);
+PyObject *module_mysql_repeat(PyObject *module, PyObject *args);
+extern PyTypeObject MySqlPathType;
 
 /* ------------------------------------------------------------------ COPY rows (copy.c) */
 

@@ -19,6 +19,12 @@ static PyMethodDef module_methods[] = {
     {"mysql_scan_result", module_mysql_scan_result, METH_VARARGS,
      "mysql_scan_result(data, pos, seq) -> None or (definitions, header_end, rows_end, rows, "
      "end, numbered) of a MySQL result set buffered whole."},
+    {"mysql_whole_result", module_mysql_whole_result, METH_VARARGS,
+     "mysql_whole_result(data, pos, seq, masks, decision, masking_key) -> None or (packets, "
+     "end, rows_end, rows, sent, seq, status) of a MySQL text result set buffered whole."},
+    {"mysql_repeat", module_mysql_repeat, METH_VARARGS,
+     "mysql_repeat(repeats, payload, generation, database) -> the decision a repeated "
+     "COM_QUERY runs under, or None."},
     {"encode_events", encode_events, METH_VARARGS,
      "encode_events(queued, first_seq) -> (fragments, events JSON) for an audit batch."},
     {"journal_append", module_journal_append, METH_VARARGS,
@@ -40,12 +46,14 @@ static struct PyModuleDef fastpath_module = {
 PyMODINIT_FUNC PyInit__fastpath(void) {
     if (intern_names() < 0) return NULL;
     if (PyType_Ready(&FastPathType) < 0) return NULL;
+    if (PyType_Ready(&MySqlPathType) < 0) return NULL;
     PyObject *module = PyModule_Create(&fastpath_module);
     if (module == NULL) return NULL;
     /* native.py compares it with its own before using FastPath (and FastPath(bridge) with
      * the bridge's). */
     if (PyModule_AddIntConstant(module, "ABI_VERSION", FASTPATH_ABI_VERSION) < 0 ||
-        PyModule_AddObjectRef(module, "FastPath", (PyObject *)&FastPathType) < 0) {
+        PyModule_AddObjectRef(module, "FastPath", (PyObject *)&FastPathType) < 0 ||
+        PyModule_AddObjectRef(module, "MySqlPath", (PyObject *)&MySqlPathType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -143,11 +143,10 @@ malformed:
 /* The run of row packets of a result from ``pos`` on, masked (text rows, or binary rows of
  * ``types``: NULL for text) and framed from ``seq`` on: mysql_mask_rows and
  * mysql_mask_binary_rows. */
-static PyObject *mask_rows(Py_buffer *data, Py_ssize_t pos, Py_ssize_t seq, PyObject *row_mask,
-                           Py_buffer *types, PyObject *key) {
+static PyObject *mask_rows(const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos,
+                           Py_ssize_t seq, PyObject *row_mask, Py_buffer *types, PyObject *key) {
     static CompiledMask compiled = {NULL, NULL, 0}; /* the last row_mask, compiled */
-    const unsigned char *buf = data->buf;
-    Py_ssize_t size = data->len, rows = 0, sent = 0;
+    Py_ssize_t rows = 0, sent = 0;
     Buffer out = {NULL, 0};
     PyObject *result = NULL;
     if (pos < 0 || pos > size) {
@@ -209,7 +208,7 @@ PyObject *module_mysql_mask_rows(PyObject *module, PyObject *args) {
     Py_ssize_t pos, seq;
     PyObject *row_mask, *key;
     if (!PyArg_ParseTuple(args, "y*nnOO", &data, &pos, &seq, &row_mask, &key)) return NULL;
-    PyObject *result = mask_rows(&data, pos, seq, row_mask, NULL, key);
+    PyObject *result = mask_rows(data.buf, data.len, pos, seq, row_mask, NULL, key);
     PyBuffer_Release(&data);
     return result;
 }
@@ -223,7 +222,7 @@ PyObject *module_mysql_mask_binary_rows(PyObject *module, PyObject *args) {
     PyObject *row_mask, *key;
     if (!PyArg_ParseTuple(args, "y*nnOy*O", &data, &pos, &seq, &row_mask, &types, &key))
         return NULL;
-    PyObject *result = mask_rows(&data, pos, seq, row_mask, &types, key);
+    PyObject *result = mask_rows(data.buf, data.len, pos, seq, row_mask, &types, key);
     PyBuffer_Release(&types);
     PyBuffer_Release(&data);
     return result;
@@ -238,6 +237,65 @@ static Py_ssize_t whole_packet(const unsigned char *buf, Py_ssize_t size, Py_ssi
     return length;
 }
 
+/* A result set with rows (column count, definitions, EOF, rows, then an EOF or ERR packet)
+ * buffered whole from ``pos`` on, every packet whole and none split: 1 with *scan filled,
+ * 0 for anything else (an OK or ERR packet, a result not buffered whole). */
+typedef struct {
+    Py_ssize_t columns, key_len, header_end, rows_end, rows, end;
+    int numbered; /* every packet before the last numbered on from the caller's seq */
+} Scan;
+
+static int scan_result(const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t seq,
+                       Scan *scan) {
+    Py_ssize_t at = pos, length, rows = 0, key_len = 0;
+    int numbered = 1;
+    length = whole_packet(buf, size, at);
+    /* a column count below 251 (one byte): OK, ERR, LOCAL INFILE and wide results differ */
+    if (length != 1 || buf[at + 4] == 0 || buf[at + 4] >= 0xfb) return 0;
+    Py_ssize_t columns = buf[at + 4];
+    for (Py_ssize_t i = 0; i <= columns + 1; i++) { /* count, definitions, EOF */
+        length = whole_packet(buf, size, at);
+        if (length < 0) return 0;
+        numbered &= buf[at + 3] == ((seq + i) & 0xff);
+        if (i > 0 && i <= columns) key_len += length + (i > 1);
+        at += 4 + length;
+    }
+    if (length < 1 || buf[at - length] != 0xfe || length >= 9) return 0; /* not an EOF */
+    scan->header_end = at;
+    for (;;) {
+        length = whole_packet(buf, size, at);
+        if (length < 1) return 0;
+        unsigned char head = buf[at + 4];
+        if (head == 0xff || (head == 0xfe && length < 9)) break;
+        numbered &= buf[at + 3] == ((seq + columns + 2 + rows) & 0xff);
+        rows++;
+        at += 4 + length;
+    }
+    scan->rows_end = at;
+    scan->end = at + 4 + length;
+    scan->columns = columns;
+    scan->key_len = key_len;
+    scan->rows = rows;
+    scan->numbered = numbered;
+    return 1;
+}
+
+/* The column definitions of a scanned result joined by b"\0": the key of its masks. */
+static PyObject *definitions_key(const unsigned char *buf, Py_ssize_t pos, const Scan *scan) {
+    PyObject *key = PyBytes_FromStringAndSize(NULL, scan->key_len);
+    if (key == NULL) return NULL;
+    char *k = PyBytes_AS_STRING(key);
+    Py_ssize_t d = pos + 5; /* past the column count */
+    for (Py_ssize_t i = 0; i < scan->columns; i++) {
+        Py_ssize_t len = buf[d] | buf[d + 1] << 8 | buf[d + 2] << 16;
+        if (i > 0) *k++ = 0;
+        memcpy(k, buf + d + 4, (size_t)len);
+        k += len;
+        d += 4 + len;
+    }
+    return key;
+}
+
 /* mysql_scan_result(data, pos, seq) -> None or (definitions, header_end, rows_end, rows,
  * end, numbered): a result set with rows (column count, definitions, EOF, rows, then an
  * EOF or ERR packet) buffered whole from ``pos`` on, every packet whole and none split:
@@ -249,55 +307,147 @@ PyObject *module_mysql_scan_result(PyObject *module, PyObject *args) {
     Py_buffer data;
     Py_ssize_t pos, seq;
     if (!PyArg_ParseTuple(args, "y*nn", &data, &pos, &seq)) return NULL;
-    const unsigned char *buf = data.buf;
-    Py_ssize_t size = data.len, at = pos, length, rows = 0, key_len = 0, header_end, rows_end;
-    int numbered = 1;
-    PyObject *result = NULL;
-    if (pos < 0 || pos > size) {
+    PyObject *result = NULL, *key;
+    Scan scan;
+    if (pos < 0 || pos > data.len) {
         PyErr_SetString(PyExc_IndexError, "position out of range");
-        goto done;
+    } else if (!scan_result(data.buf, data.len, pos, seq, &scan)) {
+        result = Py_NewRef(Py_None);
+    } else if ((key = definitions_key(data.buf, pos, &scan)) != NULL) {
+        result = Py_BuildValue("(NnnnnO)", key, scan.header_end, scan.rows_end, scan.rows,
+                               scan.end, scan.numbered ? Py_True : Py_False);
     }
-    length = whole_packet(buf, size, at);
-    /* a column count below 251 (one byte): OK, ERR, LOCAL INFILE and wide results differ */
-    if (length != 1 || buf[at + 4] == 0 || buf[at + 4] >= 0xfb) goto none;
-    Py_ssize_t columns = buf[at + 4];
-    for (Py_ssize_t i = 0; i <= columns + 1; i++) { /* count, definitions, EOF */
-        length = whole_packet(buf, size, at);
-        if (length < 0) goto none;
-        numbered &= buf[at + 3] == ((seq + i) & 0xff);
-        if (i > 0 && i <= columns) key_len += length + (i > 1);
-        at += 4 + length;
-    }
-    if (length < 1 || buf[at - length] != 0xfe || length >= 9) goto none; /* not an EOF */
-    header_end = at;
-    for (;;) {
-        length = whole_packet(buf, size, at);
-        if (length < 1) goto none;
-        unsigned char head = buf[at + 4];
-        if (head == 0xff || (head == 0xfe && length < 9)) break;
-        numbered &= buf[at + 3] == ((seq + columns + 2 + rows) & 0xff);
-        rows++;
-        at += 4 + length;
-    }
-    rows_end = at;
-    at += 4 + length;
-    PyObject *key = PyBytes_FromStringAndSize(NULL, key_len);
-    if (key == NULL) goto done;
-    char *k = PyBytes_AS_STRING(key);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+/* Whether ``key`` holds the column definitions of a scanned result joined by b"\0". */
+static int definitions_equal(const unsigned char *buf, Py_ssize_t pos, const Scan *scan,
+                             PyObject *key) {
+    if (PyBytes_GET_SIZE(key) != scan->key_len) return 0;
+    const char *k = PyBytes_AS_STRING(key);
     Py_ssize_t d = pos + 5; /* past the column count */
-    for (Py_ssize_t i = 0; i < columns; i++) {
+    for (Py_ssize_t i = 0; i < scan->columns; i++) {
         Py_ssize_t len = buf[d] | buf[d + 1] << 8 | buf[d + 2] << 16;
-        if (i > 0) *k++ = 0;
-        memcpy(k, buf + d + 4, (size_t)len);
+        if (i > 0 && *k++ != 0) return 0;
+        if (memcmp(k, buf + d + 4, (size_t)len) != 0) return 0;
         k += len;
         d += 4 + len;
     }
-    result = Py_BuildValue("(NnnnnO)", key, header_end, rows_end, rows, at,
-                           numbered ? Py_True : Py_False);
-    goto done;
-none:
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&data);
-    return result;
+    return 1;
+}
+
+/* The shape (masks, types, native masks) the session cached for (decision, definitions)
+ * (agent.mysql.masks.ResultMasks.cached_shape_of: ``masks`` maps (id(decision), key) to
+ * (decision, shape)); borrowed, or NULL without an error when it is not cached.  The last
+ * key looked up is kept (its decision held alive, so its id stays its own): a repeat's
+ * result has the same definitions every time, and their hash is then computed once. */
+static PyObject *cached_shape(PyObject *masks, PyObject *decision, const unsigned char *buf,
+                              Py_ssize_t pos, const Scan *scan) {
+    static PyObject *last_decision = NULL, *last_key = NULL; /* (id(decision), definitions) */
+    if (last_decision != decision || last_key == NULL ||
+        !definitions_equal(buf, pos, scan, PyTuple_GET_ITEM(last_key, 1))) {
+        PyObject *definitions = definitions_key(buf, pos, scan);
+        PyObject *id = definitions ? PyLong_FromVoidPtr(decision) : NULL;
+        PyObject *key = id ? PyTuple_Pack(2, id, definitions) : NULL;
+        Py_XDECREF(definitions);
+        Py_XDECREF(id);
+        if (key == NULL) return NULL;
+        Py_XSETREF(last_key, key);
+        Py_XSETREF(last_decision, Py_NewRef(decision));
+    }
+    PyObject *found = PyDict_GetItemWithError(masks, last_key);
+    if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 ||
+        PyTuple_GET_ITEM(found, 0) != decision)
+        return NULL;
+    PyObject *shape = PyTuple_GET_ITEM(found, 1);
+    return PyTuple_Check(shape) && PyTuple_GET_SIZE(shape) == 3 ? shape : NULL;
+}
+
+/* ``data[start:end]`` appended to *out (a new bytes object or a concatenation). */
+static int append_slice(PyObject **out, PyObject *data, Py_ssize_t start, Py_ssize_t end) {
+    const char *from = PyBytes_AS_STRING(data) + start;
+    if (*out == NULL) {
+        *out = start == 0 && end == PyBytes_GET_SIZE(data)
+                   ? Py_NewRef(data)
+                   : PyBytes_FromStringAndSize(from, end - start);
+        return *out == NULL ? -1 : 0;
+    }
+    Py_ssize_t had = PyBytes_GET_SIZE(*out);
+    if (_PyBytes_Resize(out, had + end - start) < 0) return -1;
+    memcpy(PyBytes_AS_STRING(*out) + had, from, (size_t)(end - start));
+    return 0;
+}
+
+int mysql_whole_result(PyObject *data, Py_ssize_t pos, Py_ssize_t seq, PyObject *masks,
+                       PyObject *decision, PyObject *masking_key, WholeResult *whole) {
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    Scan scan;
+    whole->out = NULL;
+    if (pos < 0 || pos > size) {
+        PyErr_SetString(PyExc_IndexError, "position out of range");
+        return -1;
+    }
+    if (!scan_result(buf, size, pos, seq, &scan) || !scan.numbered) return 0;
+    PyObject *shape = cached_shape(masks, decision, buf, pos, &scan);
+    if (shape == NULL) return PyErr_Occurred() ? -1 : 0;
+    Py_ssize_t rows_end = scan.rows_end, end = scan.end, rows = scan.rows;
+    Py_ssize_t sent = rows_end - scan.header_end - 4 * rows;
+    seq += buf[pos + 4] + 2 + rows; /* column count, definitions, EOF, rows */
+    /* An EOF numbered as the client's (with its status flags) goes out as it came. */
+    int eof = buf[rows_end + 4] == 0xfe && buf[rows_end + 3] == (seq & 0xff) && end - rows_end >= 9;
+    PyObject *found = PyTuple_GET_ITEM(shape, 0), *native = PyTuple_GET_ITEM(shape, 2);
+    if (found == Py_None) {
+        if (append_slice(&whole->out, data, pos, eof ? end : rows_end) < 0) return -1;
+    } else if (native == Py_None) {
+        return 0; /* masks without a native form: Python masks the rows */
+    } else {
+        PyObject *run = mask_rows(buf, size, scan.header_end, seq - rows, native, NULL,
+                                  masking_key);
+        if (run == NULL) return -1;
+        if (PyLong_AsSsize_t(PyTuple_GET_ITEM(run, 1)) != rows_end) { /* a row left to Python */
+            Py_DECREF(run);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        PyObject *masked = PyTuple_GET_ITEM(run, 0);
+        sent = PyLong_AsSsize_t(PyTuple_GET_ITEM(run, 4));
+        int failed = append_slice(&whole->out, data, pos, scan.header_end) < 0 ||
+                     (masked != Py_None &&
+                      append_slice(&whole->out, masked, 0, PyBytes_GET_SIZE(masked)) < 0) ||
+                     (eof && append_slice(&whole->out, data, rows_end, end) < 0);
+        Py_DECREF(run);
+        if (failed) {
+            Py_CLEAR(whole->out);
+            return -1;
+        }
+    }
+    whole->end = end;
+    whole->rows_end = rows_end;
+    whole->rows = rows;
+    whole->sent = sent;
+    whole->seq = eof ? seq + 1 : seq;
+    whole->status = eof ? (long)(buf[rows_end + 7] | buf[rows_end + 8] << 8) : -1;
+    return 1;
+}
+
+/* mysql_whole_result(data, pos, seq, masks, decision, masking_key) -> None or (packets,
+ * end, rows_end, rows, sent, seq, status): a text result set buffered whole in ``data``
+ * from ``pos`` on and numbered as the client's from ``seq`` on, its shape cached in the
+ * session's ``masks`` under ``decision`` (agent.mysql.results.Results._whole_result): the
+ * packets to send (its rows masked), where it ends and its rows end, how many rows and
+ * their payload bytes (after masking), the next sequence id, and the status flags of its
+ * EOF, which went out with it (-1: the last packet, data[rows_end:end], is not among the
+ * packets: the caller relays it).  None: read it packet by packet. */
+PyObject *module_mysql_whole_result(PyObject *module, PyObject *args) {
+    PyObject *data, *masks, *decision, *key;
+    Py_ssize_t pos, seq;
+    WholeResult whole;
+    if (!PyArg_ParseTuple(args, "SnnO!OO", &data, &pos, &seq, &PyDict_Type, &masks, &decision,
+                          &key))
+        return NULL;
+    int found = mysql_whole_result(data, pos, seq, masks, decision, key, &whole);
+    if (found <= 0) return found < 0 ? NULL : Py_NewRef(Py_None);
+    return Py_BuildValue("(Nnnnnnl)", whole.out, whole.end, whole.rows_end, whole.rows,
+                         whole.sent, whole.seq, whole.status);
 }

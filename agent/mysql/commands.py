@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from agent.extension import native_function
 from agent.mysql import packets as p
 from agent.mysql.login import ER_ACCESS_DENIED
 from agent.mysql.results import Results
@@ -28,6 +29,9 @@ ER_UNKNOWN_COM = 1047
 ER_NO_SUCH_THREAD = 1094
 _USE = re.compile(r"^\s*use\s+`?([^`;\s]+)`?", re.IGNORECASE)
 _KILL = re.compile(r"^\s*kill\s+(query\s+|connection\s+)?(\d+)\s*;?\s*$", re.IGNORECASE)
+# The repeat check in C (agent/fastpath/mysql_session.c), which the native path's own round
+# trip of a repeat runs too: (repeats, payload, generation, database) -> decision or None.
+_native_repeat: Callable[..., Decision | None] | None = native_function("mysql_repeat")
 
 
 class Commands(PreparedStatements):
@@ -118,6 +122,12 @@ class Commands(PreparedStatements):
         the same integer-constant template: ``agent.normalize``) while that decision holds
         (not expired, the same bundle and catalog, the same database), without decoding
         and normalising its text again; False: ``_query_now`` decides it."""
+        if self.native_results and _native_repeat is not None:  # the same checks, in C
+            found = _native_repeat(self._repeats, payload, self.agent.generation, self.database)
+            if found is None:
+                return False
+            self._run_query(payload, found)
+            return True
         repeat = self._repeats.get(template_key(payload))
         if repeat is None:
             return False
@@ -196,6 +206,12 @@ class Commands(PreparedStatements):
         assert self.to_upstream is not None
         self.to_upstream.sink.write(p.frame(payload, 0)[0])  # the upstream transport
         self._expect(Results(self, decision, started, False, None, False, after))
+
+    def native_hand_back(self, decision: Decision, started: float) -> None:
+        """The answer to a repeat the native path sent (agent/mysql/native.py) goes on
+        here: what ``_run_query`` would expect by now."""
+        self.reply_seq = 1  # the command was one packet, sequence id 0
+        self._expect(Results(self, decision, started, False, None, False, None))
 
     def _query_done(self, sql: str, decision: Decision, ok: bool) -> None:
         if ok and "use" in decision.kinds:

@@ -111,6 +111,10 @@ class PacketBuffer:
     id of the last packet taken (of a split payload: its last part).  A wide packet's
     chunks are joined once, when all have come."""
 
+    # Slots: the native path (agent/mysql/native.py) reads buffer, pos and _parts straight
+    # from the instance every round trip.
+    __slots__ = ("_needed", "_parts", "_parts_size", "_waiter", "buffer", "eof", "pos", "seq")
+
     def __init__(self) -> None:
         self.buffer = b""
         self.pos = 0

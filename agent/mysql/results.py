@@ -24,7 +24,7 @@ from agent.mysql.rows import (
     mask_text_row,
     native_mask_binary_rows,
     native_mask_rows,
-    native_scan_result,
+    native_whole_result,
 )
 from agent.mysql.state import OpenCursor, Prepared
 from agent.verdicts import Decision
@@ -52,14 +52,13 @@ class AnswerSession(Protocol):
     agent: MySqlAgent
     client: asyncio.Transport
     native_results: bool  # whole results relayed by the native path (when built and on)
+    _masks: dict[tuple[int, bytes], tuple[Decision, Shape]]  # masks.py cached_shape_of
     to_client: PacketRelay
     reply_seq: int
 
     def results_done(self, succeeded: bool, after: Callable[[bool], None] | None) -> None: ...
 
     def cached_shape(self, decision: Decision, definitions: list[bytes]) -> Shape | None: ...
-
-    def cached_shape_of(self, decision: Decision, key: bytes) -> Shape | None: ...
 
     async def masks_for(self, decision: Decision, definitions: list[bytes]) -> Shape: ...
 
@@ -194,47 +193,29 @@ class Results:
 
     def _whole_result(self, packets: p.PacketBuffer) -> bool | None:
         """A text result set buffered whole and numbered as the client's, its masks cached:
-        relayed at once (its rows masked by the native path), True when it ends the answer;
-        None: read it packet by packet."""
-        assert native_scan_result is not None
-        buffer, pos, seq = packets.buffer, packets.pos, self.seq
-        scanned = native_scan_result(buffer, pos, seq)
-        if scanned is None or not scanned[5]:
+        relayed at once (its rows masked by the native path: the C code a repeat's answer
+        runs, agent/mysql/native.py), True when it ends the answer; None: read it packet
+        by packet."""
+        assert native_whole_result is not None
+        session = self.session
+        buffer = packets.buffer
+        whole = native_whole_result(
+            buffer,
+            packets.pos,
+            self.seq,
+            session._masks,
+            self.decision,
+            session.agent.config.masking_key,
+        )
+        if whole is None:
             return None
-        key, header_end, rows_end, rows, end, _ = scanned
-        shape = self.session.cached_shape_of(self.decision, key)
-        if shape is None:
-            return None
-        sent = rows_end - header_end - 4 * rows
-        seq += buffer[pos + 4] + 2 + rows  # column count, definitions, EOF, rows
-        # An EOF numbered as the client's goes out as it came, with the rows before it.
-        eof = buffer[rows_end + 4] == 0xFE and buffer[rows_end + 3] == seq & 0xFF
-        eof = eof and end - rows_end >= 9  # with its status flags
-        out = self.out
-        if shape[0] is None:
-            out.append(buffer[pos : end if eof else rows_end])
-        elif shape[2] is None or native_mask_rows is None:
-            return None
-        else:
-            masking_key = self.session.agent.config.masking_key
-            masked, after, _, _, sent = native_mask_rows(
-                buffer, header_end, seq - rows, shape[2], masking_key
-            )
-            if after != rows_end:  # a row the native path leaves to Python
-                return None
-            out.append(buffer[pos:header_end])
-            if masked is not None:
-                out.append(masked)
-            if eof:
-                out.append(buffer[rows_end:end])
-        self.masks, self.types, self.native = shape
+        out, end, rows_end, rows, sent, self.seq, status = whole
+        self.out.append(out)
         packets.pos, packets.seq = end, buffer[rows_end + 3]
         self.rows, self.sent_bytes = rows, sent
-        if not eof:
-            self.seq = seq
+        if status < 0:  # its last packet is an ERR, or an EOF to number again
             return self._result_end(buffer[rows_end + 4 : end], rows)
-        self.seq = seq + 1
-        return self._ended(False, buffer[rows_end + 7] | buffer[rows_end + 8] << 8, rows)
+        return self._ended(False, status, rows)
 
     def _ok_or_error(self, first: bytes) -> bool:
         """A result without rows; True when it ends the answer."""

@@ -22,6 +22,11 @@ native_mask_rows: Callable[..., tuple[bytes | None, int, int, int, int]] | None 
 native_scan_result: Callable[..., tuple[bytes, int, int, int, int, bool] | None] | None = (
     native_function("mysql_scan_result")
 )
+# A text result set buffered whole, its shape cached in the session's masks, relayed at once
+# (Results._whole_result, and the C round trip of a repeated query: agent/mysql/native.py).
+native_whole_result: Callable[..., tuple[bytes, int, int, int, int, int, int] | None] | None = (
+    native_function("mysql_whole_result")
+)
 # The same for binary protocol rows; its extra argument: bytes(types).
 native_mask_binary_rows: Callable[..., tuple[bytes | None, int, int, int, int]] | None = (
     native_function("mysql_mask_binary_rows")

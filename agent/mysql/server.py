@@ -14,6 +14,7 @@ import itertools
 import logging
 import ssl
 import time
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -225,6 +226,8 @@ class MySqlAgent(Agent):
         self.holding: dict[int, asyncio.Event] = {}
         # Accept mysql_clear_password / a cleartext token from loopback peers without TLS.
         self.cleartext_loopback = config.mysql_cleartext_loopback
+        # What the sessions' native paths did (agent.mysql.native), added as each ends.
+        self.native_stats: Counter[str] = Counter()
 
     async def serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

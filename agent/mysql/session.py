@@ -20,6 +20,7 @@ import logging
 from typing import cast
 
 from agent import relay_core
+from agent.mysql import native
 from agent.mysql import packets as p
 from agent.mysql.commands import Commands
 from agent.mysql.login import Login
@@ -40,6 +41,8 @@ class MySqlSession(Login, Commands):
         finally:
             self._cursors_closed()  # rows their FETCHes sent are audited all the same
             self.agent.connections.pop(self.connection_id, None)
+            if self.native_path is not None:
+                self.agent.native_stats.update(self.native_path.stats)
             for stream in (self.upstream.writer if self.upstream else None, self.writer):
                 if stream is not None:
                     stream.close()
@@ -58,6 +61,7 @@ class MySqlSession(Login, Commands):
             upstream, client, self.upstream_packets, self._next_results, done
         )
         self.to_upstream.peer, self.to_client.peer = self.to_client, self.to_upstream
+        self.native_path = native.install(self)  # before attach: the transports' protocols
         relays = (self.to_upstream, self.to_client)
         try:
             relay_core.attach(self.to_upstream, self.reader)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from agent.mysql import packets as p
 from agent.mysql.auth import UpstreamLink
 from agent.mysql.relay import PacketRelay
-from agent.mysql.rows import Mask, NativeMask, native_scan_result
+from agent.mysql.rows import Mask, NativeMask, native_whole_result
 from agent.mysql.vocabulary import UNSAFE_SQL_MODES
 from agent.verdicts import Decision, Identity
 
@@ -84,7 +84,8 @@ class SessionState:
         self.to_client: PacketRelay = cast(PacketRelay, None)
         self.client: asyncio.Transport = cast(asyncio.Transport, None)
         self.results: Results | None = None
-        self.native_results = agent.config.native and native_scan_result is not None
+        self.native_path: Any = None  # agent.mysql.native's C object, when in use
+        self.native_results = agent.config.native and native_whole_result is not None
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
         self.reply_seq = 1

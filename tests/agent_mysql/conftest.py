@@ -159,6 +159,9 @@ def agent_factory(
     started: list[MySqlAgentRunner] = []
 
     def start(**overrides: Any) -> MySqlAgentRunner:
+        # WARDEN_AGENT_NATIVE=off (the agent's own switch, which subprocess agents read too)
+        # runs the suite on the pure-Python path.
+        overrides.setdefault("native", os.environ.get("WARDEN_AGENT_NATIVE", "on") != "off")
         config = AgentConfig(
             control_plane=overrides.pop("control_plane", control_plane.url),
             token="agent-token",

@@ -15,24 +15,37 @@ from tests.agent_mysql.conftest import mysql_bundle
 EMAIL = "SELECT id, email FROM customers WHERE id = {}"
 
 
+@pytest.fixture(params=[True, False], ids=["native", "python"])
+def native(request: Any) -> bool:
+    """Each test on the native path (a repeat checked and run in C: agent/mysql/native.py)
+    and on the pure-Python one."""
+    return bool(request.param)
+
+
+@pytest.fixture
+def agent(agent_factory: Any, native: bool) -> Any:
+    return agent_factory(native=native)
+
+
 def _email(cursor: Any, id_: int) -> Any:
     cursor.execute(EMAIL.format(id_))
     return cursor.fetchone()[1]
 
 
 def test_a_text_differing_in_a_name_s_digits_is_decided_again(
-    agent_factory: Any, control_plane: Any, mysql_database: str, root: Any
+    agent_factory: Any, control_plane: Any, mysql_database: str, root: Any, native: bool
 ) -> None:
     """``notes1`` and ``notes2`` read as the same template key (digits as 0): only the
     template's fixed bytes tell them apart, and ``notes2.body`` is blocked."""
+    one, two = (f"{'c' if native else 'py'}notes{n}" for n in (1, 2))  # a pair per path
     with root.cursor() as direct:
-        for table in ("notes1", "notes2"):
+        for table in (one, two):
             direct.execute(f"CREATE TABLE `{mysql_database}`.{table} (id int, body text)")
             direct.execute(f"INSERT INTO `{mysql_database}`.{table} VALUES (1, 'secret {table}')")
-        direct.execute(f"SELECT body FROM `{mysql_database}`.notes2 WHERE id = 1")
-        assert direct.fetchone()[0] == "secret notes2"  # the control: readable directly
+        direct.execute(f"SELECT body FROM `{mysql_database}`.{two} WHERE id = 1")
+        assert direct.fetchone()[0] == f"secret {two}"  # the control: readable directly
     bundle = mysql_bundle(mysql_database)
-    column = {"schema": mysql_database, "table": "notes2", "column": "body"}
+    column = {"schema": mysql_database, "table": two, "column": "body"}
     bundle["columns"].append({**column, "tags": ["PII.SSN"], "sensitivity": "restricted"})
     bundle["rules"].append(
         {
@@ -47,16 +60,16 @@ def test_a_text_differing_in_a_name_s_digits_is_decided_again(
         }
     )
     control_plane.set_bundle(bundle)
-    agent = agent_factory()
+    agent = agent_factory(native=native)
     with agent.connect("alice") as conn, conn.cursor() as cursor:
         for _ in range(3):  # decided, cached, then a repeat
-            cursor.execute("SELECT id, body FROM notes1 WHERE id = 1")
-            assert cursor.fetchall() == ((1, "secret notes1"),)
+            cursor.execute(f"SELECT id, body FROM {one} WHERE id = 1")
+            assert cursor.fetchall() == ((1, f"secret {one}"),)
         with pytest.raises(pymysql.err.MySQLError) as refused:
-            cursor.execute("SELECT id, body FROM notes2 WHERE id = 1")
-        assert refused.value.args[0] == 1142 and "notes2.body" in refused.value.args[1]
-        cursor.execute("SELECT id, body FROM notes1 WHERE id = 1")  # legitimate work goes on
-        assert cursor.fetchall() == ((1, "secret notes1"),)
+            cursor.execute(f"SELECT id, body FROM {two} WHERE id = 1")
+        assert refused.value.args[0] == 1142 and f"{two}.body" in refused.value.args[1]
+        cursor.execute(f"SELECT id, body FROM {one} WHERE id = 1")  # legitimate work goes on
+        assert cursor.fetchall() == ((1, f"secret {one}"),)
 
 
 def test_a_repeat_follows_a_new_bundle_in_the_same_session(
@@ -76,13 +89,13 @@ def test_a_repeat_follows_a_new_bundle_in_the_same_session(
 
 
 def test_a_repeat_in_another_database_is_decided_for_it(
-    agent_factory: Any, control_plane: Any, mysql_database: str
+    agent_factory: Any, control_plane: Any, mysql_database: str, native: bool
 ) -> None:
     bundle = mysql_bundle(mysql_database)
     archive = f"{mysql_database}_archive"
     bundle["columns"] = [c for c in bundle["columns"] if c["schema"] != archive]
     control_plane.set_bundle(bundle)  # the archive's e-mails are not tagged: readable
-    agent = agent_factory()
+    agent = agent_factory(native=native)
     with agent.connect("alice") as conn, conn.cursor() as cursor:
         for id_ in (1, 2, 3):
             assert _email(cursor, id_) == "****@example.com"
