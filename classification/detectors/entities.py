@@ -75,8 +75,11 @@ _PARTNERS = re.compile(
 
 def is_firm_name(text: str) -> bool:
     """A legal form, or partners' names joined by a conjunction."""
+    # Read without combining marks: the vowel signs of Indic scripts are not word letters.
     return has_legal_form(text) or (
-        len(text) <= 80 and starts_like_name(text) and _PARTNERS.fullmatch(text) is not None
+        len(text) <= 80
+        and starts_like_name(text)
+        and _PARTNERS.fullmatch(without_marks(text)) is not None
     )
 
 
