@@ -207,7 +207,17 @@ def value_kind(text: str) -> str | None:
             return "last"
         return "full" if _dense_full_name(token) else None
     parts = [part for token in tokens for part in token.split("-")]
-    if all(_is_known(part) for part in parts) and (first_rank(tokens[0]) or first_rank(tokens[-1])):
+    known = sum(1 for part in parts if _is_known(part) or _patronymic(part))
+    # Any part may be the given name: Russian writes "Рябов Сергей Иосифович".
+    if known == len(parts) and any(first_rank(token) for token in tokens):
+        return "full"
+    # The index knows fewer names in their own script (Sinhala, Devanagari, Persian): one
+    # known given name at either end and half of the parts known make a full name there.
+    if (
+        not _is_latin(tokens[0])
+        and 2 * known >= len(parts)
+        and (first_rank(tokens[0]) or first_rank(tokens[-1]))
+    ):
         return "full"
     return None
 
