@@ -115,10 +115,12 @@ def _entry(token: str) -> list[int] | None:
 
 # Scripts of India and Sri Lanka write a consonant with an unwritten "a" (क = ka);
 # anyascii drops it (विक्रम -> vikrm), the name index spells it (Vikram).
-_ABUGIDAS = frozenset(
-    ("DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI", "ORIYA", "TAMIL", "TELUGU", "KANNADA")
-    + ("MALAYALAM", "SINHALA")
-)
+# fmt: off
+_ABUGIDAS = frozenset((
+    "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI", "ORIYA", "TAMIL", "TELUGU", "KANNADA",
+    "MALAYALAM", "SINHALA",
+))
+# fmt: on
 # Signs written after the inherent vowel, not instead of it (कं = kam).
 _AFTER_VOWEL_SIGNS = ("ANUSVARA", "CANDRABINDU", "VISARGA")
 

@@ -47,7 +47,8 @@ def test_name_parts_a_sibling_writes_together_are_person_names_in_any_script() -
 
 def test_parts_not_written_together_are_not_paired() -> None:
     # The same words in other rows of the display column: no row holds its own pair.
-    shifted = [f"{g} {f}" for g, f in zip(TAMIL_GIVEN, TAMIL_FAMILY[1:] + TAMIL_FAMILY[:1])]
+    others = TAMIL_FAMILY[1:] + TAMIL_FAMILY[:1]
+    shifted = [f"{g} {f}" for g, f in zip(TAMIL_GIVEN, others, strict=True)]
     found = classify_columns(opaque([TAMIL_GIVEN, TAMIL_FAMILY, shifted]))
     assert "PII.PersonName" not in tags(found[0])
     assert "PII.PersonName" not in tags(found[1])
