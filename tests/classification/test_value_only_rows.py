@@ -90,3 +90,17 @@ def test_postal_codes_after_their_label_fit_the_rows_country() -> None:
     found = classify_columns(opaque([codes, countries]))[0]
     postal = tags(found)["PII.PostalCode"]
     assert postal.evidence["context"]["countries"] == ["GR"]
+
+
+def test_legal_forms_of_the_iso_20275_list_mark_firms_in_their_own_language() -> None:
+    from classification.detectors.entities import has_legal_form
+
+    for firm in (
+        "Công ty Cổ phần Sữa Việt Nam",  # Vietnamese joint-stock company
+        "شركة الاتصالات السعودية",  # Arabic "company" first
+        "Spółka Akcyjna Orlen",  # Polish form written out
+        "Sociedad Anónima Damm",
+    ):
+        assert has_legal_form(firm), firm
+    for other in ("International Falls", "Henry II", "Maria Silva", "Oslo"):
+        assert not has_legal_form(other), other
