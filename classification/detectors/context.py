@@ -13,6 +13,9 @@ rule and the sibling column that decided (``evidence["context"]``):
   (``phonenumbers`` with the row's country as the region);
 * two single-token columns, one of common first names, the other of names, that read as
   "first last" row by row are both person names;
+* two single-token columns whose values a third column of the same row writes together
+  ("Vikram" and "Yadav" beside ``{"name": "Vikram Yadav"}`` or a display name "Yadav
+  Vikram") are the parts of a full name, whatever script or culture the names come from;
 * a date sits 18-100 years before a sibling date of the same row (signed up, admitted,
   ordered): a birth date.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -34,7 +38,7 @@ from .base import CONTEXT, Finding, PreparedColumn, confidence, has_hint, starts
 from .birthdate import as_date
 from .cities import place_share
 from .masking import mask_generic, mask_words
-from .names import name_kinds, name_tokens_of, value_kind
+from .names import name_kinds, name_tokens_of, one_syllable_surname, value_kind
 from .phone import national_phone_valid
 from .places import country_code, country_share
 
@@ -67,7 +71,15 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
         table = [columns[i] for i in members]
         # Names first: a surname column the English model reads as places is settled by its
         # first-name sibling before the place rule could claim it.
-        for rule in (_name_pair_rule, _place_rule, _postal_rule, _phone_rule, _birth_date_rule):
+        rules = (
+            _written_together_rule,
+            _name_pair_rule,
+            _place_rule,
+            _postal_rule,
+            _phone_rule,
+            _birth_date_rule,
+        )
+        for rule in rules:
             for position, finding in rule(table, [scores[i] for i in members]):
                 _add(scores[members[position]], finding)
 
@@ -220,6 +232,15 @@ def _postal_rule(
 _NUMBER_TOKENS = ("no", "nr", "num", "number", "id", "ref", "seq", "count", "qty", "quantity")
 
 
+_CODE_LABEL = re.compile(r"[^\W\d_]{1,3}\.? ")
+
+
+def without_code_label(code: str) -> str:
+    """ "ΤΚ 686 47" -> "686 47": a postal code's abbreviated label, when it has one."""
+    label = _CODE_LABEL.match(code)
+    return code[label.end() :] if label else code
+
+
 def postal_fits(code: str, country: str) -> bool:
     """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")
     or stored without its separator ("11455" for "114 55", "13570747" for "13570-747")."""
@@ -227,6 +248,10 @@ def postal_fits(code: str, country: str) -> bool:
         return True
     prefix, _, rest = code.partition("-")
     if prefix in (country, country[0]) and verify_postal_code_format(rest, country):
+        return True
+    # "ΤΚ 686 47", "CP 1000", "PLZ 8001": a postal code's abbreviated label before it
+    bare = without_code_label(code)
+    if bare != code and verify_postal_code_format(bare, country):
         return True
     return code.isdigit() and any(
         verify_postal_code_format(f"{code[:cut]}{separator}{code[cut:]}", country)
@@ -239,7 +264,8 @@ def _fixed_lengths(known: Sequence[tuple[str, str]]) -> bool:
     """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not."""
     lengths: dict[str, Counter[int]] = {}
     for code, country in known:  # "13570-747" and "13570747" are one length
-        lengths.setdefault(country, Counter())[sum(c.isalnum() for c in code)] += 1
+        digits = sum(c.isalnum() for c in without_code_label(code))
+        lengths.setdefault(country, Counter())[digits] += 1
     modal = sum(counter.most_common(1)[0][1] for counter in lengths.values())
     return modal >= 0.9 * len(known)
 
@@ -368,6 +394,7 @@ def _name_pair_rule(
             # Surnames are a longer tail than first names (Slovak -ová forms, rare names):
             # a third known is enough beside a column of first names, row by row.
             known = kinds[other]["first"] + kinds[other]["last"]
+            known += sum(1 for text in table[other].texts[:100] if one_syllable_surname(text))
             if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]) > 0.2:
                 continue
             pairs = _pairs(table[first], table[other])
@@ -383,15 +410,92 @@ def _name_pair_rule(
                     len(pairs),
                     role=role,
                 )
-                # The pair outweighs the model's guess that lone foreign names are places
-                # or firms.
-                for tag in ("PII.Location", "PII.Organization"):
-                    if _ner_only(scores[position], tag):
-                        del scores[position][tag]
-                        finding.extra["context"]["overrules"] = f"{tag} (NER alone)"
+                _overrule_ner(scores[position], finding)
                 found.append((position, finding))
             break
     return found
+
+
+def _written_together_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    """Given name and surname columns, found because a sibling writes them side by side.
+
+    A table that keeps ``first_name`` and ``last_name`` often keeps the full name too (a
+    display name, a JSON profile): both parts then appear, next to each other, inside one
+    value of that row. This needs no name list, so it holds for names the name index
+    does not know (Tamil, Sinhala, Persian, rare Turkish or Indonesian names)."""
+    candidates = [
+        i
+        for i, column in enumerate(table)
+        if _single_tokens(column)
+        and not _placeish(scores[i])
+        and country_share(column) <= 0.2
+        and _name_shaped_share(column) >= ROW_SHARE
+    ]
+    found: list[tuple[int, Finding]] = []
+    taken: set[int] = set()
+    for first, other in itertools.permutations(candidates, 2):
+        if first in taken or other in taken:
+            continue
+        pairs = {row: (a, b) for row, (a, b) in _pairs_by_row(table[first], table[other])}
+        for holder in table:
+            if holder in (table[first], table[other]) or holder.type_family not in ("text", "json"):
+                continue
+            together = checked = 0
+            for row, text in _by_row(holder).items():
+                if row in pairs:
+                    checked += 1
+                    together += _written_together(*pairs[row], text)
+            if checked < MIN_ROWS or together < ROW_SHARE * checked:
+                continue
+            for position in (first, other):
+                finding = _context_finding(
+                    "PII.PersonName",
+                    "a name part that a sibling column writes beside its other part",
+                    holder,
+                    together,
+                    checked,
+                    other_part=table[other if position == first else first].name,
+                )
+                _overrule_ner(scores[position], finding)
+                found.append((position, finding))
+            taken.update((first, other))
+            break
+    return found
+
+
+def _name_shaped_share(column: PreparedColumn) -> float:
+    head = column.texts[:40]
+    return sum(1 for text in head if name_tokens_of(text)) / len(head) if head else 0.0
+
+
+def _written_together(first: str, last: str, text: str) -> bool:
+    """``first`` and ``last`` side by side (either order) as whole words of ``text``."""
+    for phrase in (f"{first} {last}", f"{last} {first}"):
+        start = text.find(phrase)
+        if start >= 0:
+            end = start + len(phrase)
+            before = text[start - 1] if start else " "
+            after = text[end] if end < len(text) else " "
+            if not before.isalnum() and not after.isalnum():
+                return True
+    return False
+
+
+def _pairs_by_row(left: PreparedColumn, right: PreparedColumn) -> list[tuple[int, tuple[str, str]]]:
+    right_rows = _by_row(right)
+    return [
+        (row, (text, right_rows[row])) for row, text in _by_row(left).items() if row in right_rows
+    ]
+
+
+def _overrule_ner(best: Scores, finding: Finding) -> None:
+    """Row evidence outweighs the model's guess that lone foreign names are places or firms."""
+    for tag in ("PII.Location", "PII.Organization"):
+        if _ner_only(best, tag):
+            del best[tag]
+            finding.extra["context"]["overrules"] = f"{tag} (NER alone)"
 
 
 def _ner_only(best: Scores, tag: str) -> bool:
@@ -408,8 +512,7 @@ def _placeish(best: Scores) -> bool:
 
 
 def _pairs(left: PreparedColumn, right: PreparedColumn) -> list[tuple[str, str]]:
-    right_rows = _by_row(right)
-    return [(text, right_rows[row]) for row, text in _by_row(left).items() if row in right_rows]
+    return [pair for _, pair in _pairs_by_row(left, right)]
 
 
 # --- birth dates ----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .base import (
     without_type_prefix,
 )
 from .health import is_free_text
+from .legal_forms import has_elf_form
 
 _NAME_WORD = r"[^\W\d_][^\W\d_'\u2019.-]*"
 _NAME_SHAPE = re.compile(rf"{_NAME_WORD}(?:[ '\u2019.,&-]+{_NAME_WORD}){{0,5}}\.?")
@@ -75,8 +76,11 @@ _PARTNERS = re.compile(
 
 def is_firm_name(text: str) -> bool:
     """A legal form, or partners' names joined by a conjunction."""
+    # Read without combining marks: the vowel signs of Indic scripts are not word letters.
     return has_legal_form(text) or (
-        len(text) <= 80 and starts_like_name(text) and _PARTNERS.fullmatch(text) is not None
+        len(text) <= 80
+        and starts_like_name(text)
+        and _PARTNERS.fullmatch(without_marks(text)) is not None
     )
 
 
@@ -86,14 +90,16 @@ def has_legal_form(text: str) -> bool:
 
     ``cleanco`` knows the legal forms of many countries (at the end of the name); the
     patterns above add a few that it does not strip (``and Sons``, ``Group``) and the
-    forms of other scripts, which often come first.
+    forms of other scripts, which often come first; ``legal_forms`` adds the ISO 20275
+    list's forms in each country's own language.
     """
     if LEGAL_FORM.search(text) is not None or _LEGAL_FORM_ANYWHERE.search(text) is not None:
         return True
     words = text.lower().split()
-    if not words or _PUNCTUATION.sub("", words[-1]) not in _LEGAL_FORM_ENDINGS:
-        return False
-    return cleanco_basename(text) != text.strip()
+    ending = bool(words) and _PUNCTUATION.sub("", words[-1]) in _LEGAL_FORM_ENDINGS
+    if ending and cleanco_basename(text) != text.strip():
+        return True
+    return has_elf_form(text)
 
 
 _PERSON_TOKENS = (

@@ -105,10 +105,53 @@ def _entry(token: str) -> list[int] | None:
         )
         entry = index.get(folded) if folded != key and folded.isascii() else None
         if entry is None and not _is_latin(token):
-            romanised = anyascii(token).casefold()
-            if len(romanised) >= ROMANISED_MIN_LETTERS and romanised.isalpha():
-                entry = index.get(romanised)
+            for romanised in (anyascii(token).casefold(), *_with_inherent_vowels(token)):
+                if len(romanised) >= ROMANISED_MIN_LETTERS and romanised.isalpha():
+                    entry = index.get(romanised)
+                    if entry is not None:
+                        break
     return entry
+
+
+# Scripts of India and Sri Lanka write a consonant with an unwritten "a" (क = ka);
+# anyascii drops it (विक्रम -> vikrm), the name index spells it (Vikram).
+# fmt: off
+_ABUGIDAS = frozenset((
+    "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI", "ORIYA", "TAMIL", "TELUGU", "KANNADA",
+    "MALAYALAM", "SINHALA",
+))
+# fmt: on
+# Signs written after the inherent vowel, not instead of it (कं = kam).
+_AFTER_VOWEL_SIGNS = ("ANUSVARA", "CANDRABINDU", "VISARGA")
+
+
+def _with_inherent_vowels(token: str) -> tuple[str, ...]:
+    """विक्रम -> ("vikrama", "vikram"): the romanisation with each bare consonant's "a",
+    with and without the last one (Hindi, Bengali and Sinhala speakers drop it), and with
+    the nasal sign before a consonant read as "n" (गोविंदा -> Govinda, not Govimda)."""
+    if unicodedata.name(token[0], "").split(" ", 1)[0] not in _ABUGIDAS:
+        return ()
+    parts: list[str] = []
+    nasal: list[str] = []
+    for char, following in zip(token, [*token[1:], ""], strict=True):
+        name = unicodedata.name(char, "")
+        spelled = anyascii(char).replace("'", "")
+        parts.append(spelled)
+        nasal.append("n" if "ANUSVARA" in name and following else spelled)
+        if " LETTER " in name and " VOWEL " not in name and _bare(following):
+            parts.append("a")
+            nasal.append("a")
+    variants = []
+    for spelled in dict.fromkeys(("".join(parts).casefold(), "".join(nasal).casefold())):
+        variants += [spelled, spelled[:-1]] if spelled.endswith("a") else [spelled]
+    return tuple(variants)
+
+
+def _bare(following: str) -> bool:
+    """No vowel sign or virama after the consonant: its inherent vowel is read."""
+    if not following or not unicodedata.category(following).startswith("M"):
+        return True
+    return any(sign in unicodedata.name(following, "") for sign in _AFTER_VOWEL_SIGNS)
 
 
 def first_rank(token: str) -> int:
@@ -166,7 +209,17 @@ def value_kind(text: str) -> str | None:
             return "last"
         return "full" if _dense_full_name(token) else None
     parts = [part for token in tokens for part in token.split("-")]
-    if all(_is_known(part) for part in parts) and (first_rank(tokens[0]) or first_rank(tokens[-1])):
+    known = sum(1 for part in parts if _is_known(part) or _patronymic(part))
+    # Any part may be the given name: Russian writes "Рябов Сергей Иосифович".
+    if known == len(parts) and any(first_rank(token) for token in tokens):
+        return "full"
+    # The index knows fewer names in their own script (Sinhala, Devanagari, Persian): one
+    # known given name at either end and half of the parts known make a full name there.
+    if (
+        not _is_latin(tokens[0])
+        and 2 * known >= len(parts)
+        and (first_rank(tokens[0]) or first_rank(tokens[-1]))
+    ):
         return "full"
     return None
 
@@ -207,6 +260,16 @@ def _dense_full_name(token: str) -> bool:
         for cut in (1, 2)
         if len(token) - cut >= 2
     )
+
+
+_SYLLABLE = re.compile(r"[\u4e00-\u9fff\uac00-\ud7a3]")
+
+
+def one_syllable_surname(text: str) -> bool:
+    """张, 이, 巴: Chinese and Korean surnames are mostly one character, which the name
+    index (romanised, a few letters long at best) cannot tell; beside a column of given
+    names, row by row, a column of single characters is their surnames."""
+    return _SYLLABLE.fullmatch(text) is not None
 
 
 def name_kinds(column: PreparedColumn) -> dict[str, int]:

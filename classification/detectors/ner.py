@@ -25,9 +25,9 @@ NER_CHARS_PER_VALUE = 400
 NER_LABELS = ("PERSON", "GPE", "LOC", "ORG")
 JOIN_SHORT_VALUES = 10  # short values (names, cities) go to the model ten to a document
 JOIN_SEPARATOR = "; "
-# Guillemets and quotes belong to names too: ООО «Ромашка», „Bäckerei“.
+# Guillemets, quotes and brackets belong to names too: ООО «Ромашка», „Bäckerei“, (주) 한빛.
 _WORDY = re.compile(
-    r"[^\W\d_«\"„“][\w'\u2019.,&()/«»\"„“” -]*|[«\"„“][^\W\d_][\w'\u2019.,&()/«»\"„“” -]*"
+    r"[^\W\d_«\"„“(][\w'\u2019.,&()/«»\"„“” -]*|[«\"„“(][^\W\d_][\w'\u2019.,&()/«»\"„“” -]*"
 )
 _WORD = re.compile(r"[«\"„“(]?[^\W\d_]+(?:[.'\u2019-][^\W\d_]+)*[.,;:!?)»\"“”]?")
 _INNER_CAPITAL = re.compile(r"(?<![.!?:\n])(?<!^) +[A-Z]")

