@@ -1,5 +1,5 @@
-"""``python -m agent --workers N``: N processes on one port (SO_REUSEPORT) that share cancel
-keys, the bundle, a loss-free audit spool and one metrics port (agent/workers.py)."""
+"""``python -m agent --workers N``: N processes on one port (the supervisor's socket, each
+connection taken by the least busy worker) that share cancel keys, the bundle, a loss-free audit spool and one metrics port (agent/workers.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import psutil
 import psycopg
 import pytest
 
-from agent.workers import MAX_WORKERS, WorkerGroup, adopt_orphan_spools
+from agent.workers import MAX_WORKERS, WorkerGroup, WorkerLoad, adopt_orphan_spools
 from tests.agent.conftest import REPO_ROOT, probe, wait_for
 
 WORKER_ARGS = ("--workers", "2", "--log-level", "WARNING")
@@ -246,15 +246,43 @@ def test_spooled_audit_of_every_worker_reaches_the_control_plane(
     assert not (state / "audit-spool.worker-1.jsonl").exists()
 
 
+def test_connections_spread_evenly_over_the_workers(agent_process_factory: Any) -> None:
+    process = agent_process_factory(*WORKER_ARGS)
+    opened = list(connections_on_each_worker(process).values())  # both listen
+    for _ in range(10):  # each goes to the worker serving fewer sessions
+        opened.append(psycopg.connect(process.dsn("root"), autocommit=True))
+    per_worker = [sum(worker_of(conn) == index for conn in opened) for index in (0, 1)]
+    # SO_REUSEPORT's hash (each worker its own listener) splits 12 as 4:8 or worse 2 times in 5.
+    assert abs(per_worker[0] - per_worker[1]) <= 2, per_worker
+    for conn in opened:
+        conn.close()
+
+
+def test_the_least_busy_worker_is_the_one_serving_fewest_sessions() -> None:
+    fd = os.memfd_create("test-load")
+    try:
+        os.ftruncate(fd, 8 * MAX_WORKERS)
+        first, second, third = (WorkerLoad(fd, index, 3) for index in range(3))
+        assert first.least_busy() and second.least_busy()  # a tie: either takes it
+        first.set(2)
+        second.set(1)
+        assert not first.least_busy() and not second.least_busy() and third.least_busy()
+        third.set(1)
+        assert second.least_busy() and third.least_busy()
+        WorkerLoad(fd, 0, 3)  # worker 0 started again: it serves nothing
+        assert first.least_busy() and not second.least_busy()
+    finally:
+        os.close(fd)
+
+
 def test_killing_one_worker_keeps_the_port_serving(agent_process_factory: Any) -> None:
     process = agent_process_factory(*WORKER_ARGS)
     for conn in connections_on_each_worker(process).values():  # both listen
         conn.close()
     victim = worker_pids(process)[0]
     os.kill(victim, signal.SIGKILL)
-    # Gone once the supervisor reaps it: a killed process with threads shows as a zombie
-    # while its other threads still exit with its listening socket open, and a connection
-    # queued there in that moment is reset (the kernel does not move it to a sibling).
+    # Gone once the supervisor reaps it (the listening socket is the supervisor's: a
+    # connection waiting there is not lost with the worker).
     wait_for(lambda: not psutil.pid_exists(victim))
     for attempt in range(10):  # every new connection lands on the surviving worker
         try:
