@@ -235,7 +235,9 @@ class SharedListener:
         self.sock.close()
 
 
-def shared_listener(workers: WorkerGroup, connected: Connected, limit: int) -> SharedListener | None:
+def shared_listener(
+    workers: WorkerGroup, connected: Connected, limit: int
+) -> SharedListener | None:
     """The supervisor's listening socket for this worker, when it inherited one."""
     listen_fd, load_fd = os.environ.get(LISTEN_FD_ENV), os.environ.get(LOAD_FD_ENV)
     if listen_fd is None or load_fd is None:

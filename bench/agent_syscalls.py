@@ -64,16 +64,20 @@ def tree_pids(pid: int) -> list[int]:
 
 
 def traced_run(
-    pid: int, port: int, database: str, mode: str, seconds: int, clients: int, script: str | None,
+    pid: int,
+    port: int,
+    database: str,
+    mode: str,
+    seconds: int,
+    clients: int,
+    script: str | None,
     user: str,
 ) -> tuple[float, dict[str, int], int]:
     """TPS, system calls by name and context switches of one pgbench run under perf trace."""
-    output = tempfile.NamedTemporaryFile(suffix=".perf", delete=False)
+    output = Path(tempfile.mkdtemp(prefix="warden-perf-")) / "trace.txt"
     pids = ",".join(str(p) for p in tree_pids(pid))
     tracer = subprocess.Popen(
-        ["perf", "trace", "-s", "--no-syscalls", "-o", output.name, "-p", pids]
-        if False
-        else ["perf", "trace", "-s", "-o", output.name, "-p", pids],
+        ["perf", "trace", "-s", "-o", str(output), "-p", pids],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -84,11 +88,11 @@ def traced_run(
     tracer.send_signal(signal.SIGINT)
     tracer.wait(30)
     calls: dict[str, int] = {}
-    for line in Path(output.name).read_text().splitlines():
+    for line in output.read_text().splitlines():
         match = _SUMMARY_LINE.match(line)
         if match and match.group(1) != "syscall":
             calls[match.group(1)] = calls.get(match.group(1), 0) + int(match.group(2))
-    os.unlink(output.name)
+    shutil.rmtree(output.parent, ignore_errors=True)
     return tps, calls, switches
 
 
@@ -119,8 +123,10 @@ def main() -> None:
         for workload, mode, script in LOADS:
             if args.loads != "all" and f"{workload}-{mode}" not in args.loads.split(","):
                 continue
-            print(f"\n{workload} {mode}, {args.clients} clients, {args.seconds}s, "
-                  f"load {os.getloadavg()[0]:.1f}: per transaction")
+            print(
+                f"\n{workload} {mode}, {args.clients} clients, {args.seconds}s, "
+                f"load {os.getloadavg()[0]:.1f}: per transaction"
+            )
             for name, pid, port, user in targets:
                 tps, calls, switches = traced_run(
                     pid, port, database, mode, args.seconds, args.clients, script, user
@@ -129,8 +135,10 @@ def main() -> None:
                 total = sum(calls.values())
                 top = sorted(calls.items(), key=lambda item: -item[1])[:8]
                 cells = ", ".join(f"{call} {n / count:.2f}" for call, n in top)
-                print(f"  {name:<11} {total / count:6.2f} syscalls, {switches / count:5.2f} "
-                      f"switches ({tps:.0f} tps traced): {cells}")
+                print(
+                    f"  {name:<11} {total / count:6.2f} syscalls, {switches / count:5.2f} "
+                    f"switches ({tps:.0f} tps traced): {cells}"
+                )
     finally:
         for process in processes:
             process.terminate()

@@ -1,5 +1,6 @@
 """``python -m agent --workers N``: N processes on one port (the supervisor's socket, each
-connection taken by the least busy worker) that share cancel keys, the bundle, a loss-free audit spool and one metrics port (agent/workers.py)."""
+connection taken by the least busy worker) that share cancel keys, the bundle, a loss-free
+audit spool and one metrics port (agent/workers.py)."""
 
 from __future__ import annotations
 
