@@ -98,7 +98,7 @@ class AuditJournal:
         self.state = array("q", [-1, 0, first_seq, 0, 0, 0])
 
     def catch_up(self) -> None:
-        """Append the events queued since the last call (one record, one write)."""
+        """Append the events queued since the last call (one record)."""
         queued = self._queued
         state = self.state
         mark = state[MARK]
@@ -109,6 +109,8 @@ class AuditJournal:
             state[END] = os.fstat(state[FD]).st_size  # empty, unless another process's
         if _native_append is not None and _native_append(state, queued, self.id_prefix):
             return  # the same record, stored in the file's mapping
+        if state[SIZE] > 0:  # mapped, yet not appended by it: its reserved zeros go first
+            self._unmap()
         data = marshal.dumps((self.id_prefix, state[FIRST_SEQ] + mark, queued[mark:]), _MARSHAL)
         written = os.write(state[FD], data)
         while written < len(data):  # a regular file takes it whole unless the disk is full

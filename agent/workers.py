@@ -7,7 +7,7 @@ inherits its listening socket and takes the next connection while it serves no m
 sessions than the least busy worker (``SharedListener``; the counts are in memory they
 share), or once the connection waited ``_DEFER_SECONDS`` for a sibling.  So connections
 spread evenly: SO_REUSEPORT's hash (each worker its own listener, which this replaced)
-put 6 of 8 pgbench clients on one worker as often as 4, and the busier worker then set the
+split 8 pgbench clients 6:2 or worse more than one time in four, and the busier worker set the
 pace.  A worker that dies leaves the others serving, and a connection waiting to be
 accepted is not lost with it (the queue is the supervisor's); the supervisor starts it
 again.
