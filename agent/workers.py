@@ -3,9 +3,9 @@
 The agent is one event loop, so one process uses one core.  With ``--workers N`` the
 command becomes a small supervisor that starts N worker processes (``python -m agent``
 with the same arguments and ``--worker-index i``).  The supervisor listens; every worker
-inherits its listening socket and takes the next connection while it serves no more
-sessions than the least busy worker (``SharedListener``; the counts are in memory they
-share), or once the connection waited ``_DEFER_SECONDS`` for a sibling.  So connections
+inherits its listening socket and takes the next connection while it serves fewer
+sessions than the others (ties: the lowest index; ``SharedListener``, the counts are in
+memory they share), or once the connection waited ``_DEFER_SECONDS`` for a sibling.  So connections
 spread evenly: SO_REUSEPORT's hash (each worker its own listener, which this replaced)
 split 8 pgbench clients 6:2 or worse more than one time in four, and the busier worker set the
 pace.  A worker that dies leaves the others serving, and a connection waiting to be
@@ -166,9 +166,14 @@ class WorkerLoad:
         self.counts[self.index] = sessions
 
     def least_busy(self) -> bool:
-        """Whether no other worker serves fewer sessions than this one."""
-        mine = self.counts[self.index]
-        return all(mine <= self.counts[i] for i in range(self.count) if i != self.index)
+        """Whether no other worker serves fewer sessions than this one, nor as few with a
+        lower index (a tie is one worker's, not a race of all)."""
+        mine, counts = self.counts[self.index], self.counts
+        return all(
+            mine < counts[i] or (mine == counts[i] and self.index < i)
+            for i in range(self.count)
+            if i != self.index
+        )
 
 
 Connected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -107,9 +107,6 @@ def test_a_cancel_request_landing_on_another_worker_still_cancels(
     agent_process_factory: Any, unused_port: int, admin: psycopg.Connection[Any]
 ) -> None:
     process = agent_process_factory(*WORKER_ARGS, "--metrics-port", str(unused_port))
-    served = connections_on_each_worker(process)
-    for conn in served.values():
-        conn.close()
     counter = "warden_agent_cancel_requests_total"
 
     def forwarded_and_received() -> bool:
@@ -121,21 +118,37 @@ def test_a_cancel_request_landing_on_another_worker_still_cancels(
             and sample(metrics, counter, outcome="received") >= 1
         )
 
-    for attempt in range(24):  # each cancel lands on a worker the kernel picks
+    def serving(worker: int) -> float:
+        return sample(scrape(unused_port), "warden_agent_connections_open", worker=str(worker))
+
+    def cancel_a_query() -> None:
         with psycopg.connect(process.dsn("root"), autocommit=True) as conn:
             canceller = threading.Thread(target=cancel_when_running, args=(conn, admin))
             canceller.start()
             started = time.monotonic()
             with pytest.raises(psycopg.errors.QueryCanceled):
                 conn.execute("SELECT pg_sleep(20)")
-            assert time.monotonic() - started < 12, f"cancel {attempt} was not delivered"
+            assert time.monotonic() - started < 12, "the cancel was not delivered"
             canceller.join()
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        # Until one cancel was forwarded to its owner and one landed on it directly.
+
+    # A connection goes to the worker serving fewer sessions (ties: worker 0), so idle
+    # connections steer where a query and its CancelRequest land (a worker slower than
+    # 5 ms to take its connection leaves it to the other: then again).
+    idle = connections_on_each_worker(process)
+    for _attempt in range(6):
+        wait_for(lambda: (serving(0), serving(1)) == (1, 1))
+        cancel_a_query()  # on worker 0; 2:1 while it runs: its cancel lands on 1, forwarded
+        wait_for(lambda: serving(0) == 1)
+        idle[0].close()
+        wait_for(lambda: serving(0) == 0)
+        cancel_a_query()  # on worker 0; 1:1 while it runs: its cancel lands on 0, received
         if forwarded_and_received():
             break
+        idle[0] = psycopg.connect(process.dsn("root"), autocommit=True)
     # A busy worker may miss one of the supervisor's scrapes: ask again for a while.
     wait_for(forwarded_and_received, timeout=15)
+    idle[1].close()
 
 
 def test_metrics_port_answers_for_every_worker(
@@ -264,14 +277,14 @@ def test_the_least_busy_worker_is_the_one_serving_fewest_sessions() -> None:
     try:
         os.ftruncate(fd, 8 * MAX_WORKERS)
         first, second, third = (WorkerLoad(fd, index, 3) for index in range(3))
-        assert first.least_busy() and second.least_busy()  # a tie: either takes it
+        assert first.least_busy() and not second.least_busy()  # a tie: the lowest index
         first.set(2)
         second.set(1)
         assert not first.least_busy() and not second.least_busy() and third.least_busy()
         third.set(1)
-        assert second.least_busy() and third.least_busy()
+        assert second.least_busy() and not third.least_busy()
         WorkerLoad(fd, 0, 3)  # worker 0 started again: it serves nothing
-        assert first.least_busy() and not second.least_busy()
+        assert first.least_busy() and not second.least_busy() and not third.least_busy()
     finally:
         os.close(fd)
 
