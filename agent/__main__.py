@@ -120,8 +120,8 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         "--workers",
         type=int,
         default=int(os.environ.get("WARDEN_AGENT_WORKERS", "1")),
-        help="processes serving the listen address together (SO_REUSEPORT; PostgreSQL "
-        "only; see agent/workers.py). Default 1",
+        help="processes serving the listen address together (each connection to the least "
+        "busy; PostgreSQL only; see agent/workers.py). Default 1",
     )
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-group", default="", help=argparse.SUPPRESS)

@@ -36,7 +36,13 @@ from agent.metrics import AgentMetrics
 from agent.relations import Created
 from agent.verdicts import DENY, Decision, Identity
 from agent.version import VERSION
-from agent.workers import WorkerGroup, adopt_orphan_journals, adopt_orphan_spools
+from agent.workers import (
+    SharedListener,
+    WorkerGroup,
+    adopt_orphan_journals,
+    adopt_orphan_spools,
+    shared_listener,
+)
 
 log = logging.getLogger("agent")
 
@@ -175,7 +181,7 @@ class Agent:
             self.ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
         # SCRAM-SHA-256-PLUS's tls-server-end-point data (set by the PostgreSQL agent).
         self.channel_binding: bytes | None = None
-        self.server: asyncio.Server | None = None
+        self.server: asyncio.Server | SharedListener | None = None
         self._cancel_server: asyncio.AbstractServer | None = None
         self.health_server: WSGIServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -224,14 +230,19 @@ class Agent:
                 if task is not None:
                     self.sessions.discard(task)
 
-        self.server = await asyncio.start_server(
-            on_client,
-            self.config.listen_host,
-            self.config.listen_port,
-            limit=1 << 20,
-            reuse_address=True,
-            reuse_port=workers is not None,
-        )
+        # A worker takes its share of the supervisor's socket (agent/workers.py).
+        self.server = None
+        if workers is not None:
+            self.server = shared_listener(workers, on_client, limit=1 << 20)
+        if self.server is None:
+            self.server = await asyncio.start_server(
+                on_client,
+                self.config.listen_host,
+                self.config.listen_port,
+                limit=1 << 20,
+                reuse_address=True,
+                reuse_port=workers is not None,
+            )
         if workers is not None:
             self._cancel_server = await workers.serve_cancels(self.cancel)
         sock = self.server.sockets[0].getsockname()

@@ -2,9 +2,15 @@
 
 The agent is one event loop, so one process uses one core.  With ``--workers N`` the
 command becomes a small supervisor that starts N worker processes (``python -m agent``
-with the same arguments and ``--worker-index i``), each listening on the same address
-with SO_REUSEPORT: the kernel spreads new connections over the listening workers, and a
-worker that dies leaves the others serving (the supervisor starts it again).
+with the same arguments and ``--worker-index i``).  The supervisor listens; every worker
+inherits its listening socket and takes the next connection while it serves fewer
+sessions than the others (ties: the lowest index; ``SharedListener``, the counts are in
+memory they share), or once the connection waited ``_DEFER_SECONDS`` for a sibling.  So connections
+spread evenly: SO_REUSEPORT's hash (each worker its own listener, which this replaced)
+split 8 pgbench clients 6:2 or worse more than one time in four, and the busier worker set the
+pace.  A worker that dies leaves the others serving, and a connection waiting to be
+accepted is not lost with it (the queue is the supervisor's); the supervisor starts it
+again.
 
 What the workers share, and how:
 
@@ -26,7 +32,7 @@ What the workers share, and how:
   ``worker`` (``sum without (worker)`` gives the agent's totals), ``/healthz``, and
   ``/readyz``: ready when every worker is (agent/health.py).
 
-Linux only (SO_REUSEPORT's load balancing, abstract Unix sockets, the parent-death signal).
+Linux only (memfd, abstract Unix sockets, the parent-death signal).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import mmap
 import os
 import select
 import signal
@@ -44,7 +51,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +72,12 @@ _RESTART_DELAY = 1.0
 _IDLE_CHECK = 5.0
 CANCEL_FORWARD_SECONDS = 6.0  # the owner waits up to 5 s for the upstream (send_cancel)
 _PR_SET_PDEATHSIG = 1
+# The supervisor's listening socket and the workers' session counts (a memfd of one int64
+# per worker), inherited by every worker under these descriptor numbers.
+LISTEN_FD_ENV = "WARDEN_AGENT_LISTEN_FD"
+LOAD_FD_ENV = "WARDEN_AGENT_LOAD_FD"
+# How long a connection waits for a less busy worker before a busier one takes it.
+_DEFER_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,104 @@ class WorkerGroup:
         return await asyncio.start_unix_server(on_forward, sock=sock)
 
 
+class WorkerLoad:
+    """The sessions each worker serves, in memory the workers share (the supervisor's
+    memfd): one int64 per worker, written by its worker only."""
+
+    def __init__(self, fd: int, index: int, count: int) -> None:
+        self.counts = memoryview(mmap.mmap(fd, 8 * MAX_WORKERS)).cast("q")
+        self.index, self.count = index, count
+        self.counts[index] = 0  # a worker started again serves nothing yet
+
+    def set(self, sessions: int) -> None:
+        self.counts[self.index] = sessions
+
+    def least_busy(self) -> bool:
+        """Whether no other worker serves fewer sessions than this one, nor as few with a
+        lower index (a tie is one worker's, not a race of all)."""
+        mine, counts = self.counts[self.index], self.counts
+        return all(
+            mine < counts[i] or (mine == counts[i] and self.index < i)
+            for i in range(self.count)
+            if i != self.index
+        )
+
+
+Connected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class SharedListener:
+    """This worker's side of the supervisor's listening socket: one connection accepted
+    per readiness, by the least busy worker (a busier one lets a connection wait
+    ``_DEFER_SECONDS`` for it, then takes it), each served as ``connected(reader,
+    writer)``.  Closed like an asyncio server."""
+
+    def __init__(self, sock: socket.socket, load: WorkerLoad, connected: Connected, limit: int):
+        self.sock, self.load, self.connected, self.limit = sock, load, connected, limit
+        self.sockets = [sock]
+        self.open = 0
+        self.loop = asyncio.get_running_loop()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.deferred: asyncio.TimerHandle | None = None
+        sock.setblocking(False)
+        sock.listen(1024)  # the first worker's call starts it; the others' change nothing
+        self.loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        if not self.load.least_busy():  # a sibling serves fewer: leave it to them a moment
+            self.loop.remove_reader(self.sock.fileno())
+            self.deferred = self.loop.call_later(_DEFER_SECONDS, self._waited)
+            return
+        self._accept()
+
+    def _waited(self) -> None:
+        self.deferred = None
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        if select.select([self.sock], [], [], 0)[0]:  # still waiting: no sibling took it
+            self._accept()
+
+    def _accept(self) -> None:
+        try:
+            conn, _address = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # a sibling took it
+        except OSError as exc:  # out of descriptors: the connection waits in the queue
+            log.warning("cannot accept a connection: %s", exc)
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.open += 1
+        self.load.set(self.open)
+        task = self.loop.create_task(self._serve(conn))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn, limit=self.limit)
+            await self.connected(reader, writer)
+        finally:
+            self.open -= 1
+            self.load.set(self.open)
+
+    def close(self) -> None:
+        """No more connections (those served go on until the agent cancels them)."""
+        if self.deferred is not None:
+            self.deferred.cancel()
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+def shared_listener(
+    workers: WorkerGroup, connected: Connected, limit: int
+) -> SharedListener | None:
+    """The supervisor's listening socket for this worker, when it inherited one."""
+    listen_fd, load_fd = os.environ.get(LISTEN_FD_ENV), os.environ.get(LOAD_FD_ENV)
+    if listen_fd is None or load_fd is None:
+        return None
+    load = WorkerLoad(int(load_fd), workers.index, workers.count)
+    return SharedListener(socket.socket(fileno=int(listen_fd)), load, connected, limit)
+
+
 def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
     """Worker 0 (or a single agent) appends the spool files of workers that no longer exist
     to its own spool; returns the lines taken over."""
@@ -186,22 +297,20 @@ def die_with_parent(parent: int) -> None:
 # ---------------------------------------------------------------- supervisor
 
 
-def reserve_port(host: str, port: int) -> socket.socket:
-    """Fail now when the address is taken (SO_REUSEPORT would let workers join another
-    program's group silently), and hold the port (bound, not listening: it takes no
-    connections) for the workers; port 0 picks one."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The workers' socket (inheritable), bound: fails now when the address is taken; port
+    0 picks one.  The first worker ready makes it listen (SharedListener): until then a
+    client is refused, not queued behind a worker still starting."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    probe = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        probe.bind((host, port))
-        port = probe.getsockname()[1]
-    finally:
-        probe.close()
-    held = socket.socket(family, socket.SOCK_STREAM)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    held.bind((host, port))
-    return held
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 class _WorkersCollector(Collector):
@@ -240,15 +349,19 @@ def serve_aggregate_metrics(port: int, worker_ports: list[int], addr: str = "127
 
 def supervise(argv: list[str], host: str, port: int, workers: int, metrics_port: int | None) -> int:
     """Run ``workers`` worker processes until SIGINT/SIGTERM; start a dead one again."""
-    held = reserve_port(host, port)
+    held = listen_socket(host, port)
     port = held.getsockname()[1]
     group = str(os.getpid())
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    load = os.memfd_create("warden-agent-load")  # zeros: WorkerLoad's counts
+    os.ftruncate(load, 8 * MAX_WORKERS)
+    fds = {LISTEN_FD_ENV: held.fileno(), LOAD_FD_ENV: load}
+    env = {**os.environ, **{name: str(fd) for name, fd in fds.items()}}
 
     def spawn(index: int) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "agent", *argv, "--listen", listen]
         command += ["--worker-index", str(index), "--worker-group", group]
-        return subprocess.Popen(command)
+        return subprocess.Popen(command, env=env, pass_fds=tuple(fds.values()))
 
     running = {index: spawn(index) for index in range(workers)}
     if metrics_port is not None:
@@ -290,4 +403,5 @@ def supervise(argv: list[str], host: str, port: int, workers: int, metrics_port:
         except subprocess.TimeoutExpired:
             process.kill()
     held.close()
+    os.close(load)
     return 0

@@ -1,5 +1,6 @@
-"""``python -m agent --workers N``: N processes on one port (SO_REUSEPORT) that share cancel
-keys, the bundle, a loss-free audit spool and one metrics port (agent/workers.py)."""
+"""``python -m agent --workers N``: N processes on one port (the supervisor's socket, each
+connection taken by the least busy worker) that share cancel keys, the bundle, a loss-free
+audit spool and one metrics port (agent/workers.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import psutil
 import psycopg
 import pytest
 
-from agent.workers import MAX_WORKERS, WorkerGroup, adopt_orphan_spools
+from agent.workers import MAX_WORKERS, WorkerGroup, WorkerLoad, adopt_orphan_spools
 from tests.agent.conftest import REPO_ROOT, probe, wait_for
 
 WORKER_ARGS = ("--workers", "2", "--log-level", "WARNING")
@@ -106,9 +107,6 @@ def test_a_cancel_request_landing_on_another_worker_still_cancels(
     agent_process_factory: Any, unused_port: int, admin: psycopg.Connection[Any]
 ) -> None:
     process = agent_process_factory(*WORKER_ARGS, "--metrics-port", str(unused_port))
-    served = connections_on_each_worker(process)
-    for conn in served.values():
-        conn.close()
     counter = "warden_agent_cancel_requests_total"
 
     def forwarded_and_received() -> bool:
@@ -120,21 +118,37 @@ def test_a_cancel_request_landing_on_another_worker_still_cancels(
             and sample(metrics, counter, outcome="received") >= 1
         )
 
-    for attempt in range(24):  # each cancel lands on a worker the kernel picks
+    def serving(worker: int) -> float:
+        return sample(scrape(unused_port), "warden_agent_connections_open", worker=str(worker))
+
+    def cancel_a_query() -> None:
         with psycopg.connect(process.dsn("root"), autocommit=True) as conn:
             canceller = threading.Thread(target=cancel_when_running, args=(conn, admin))
             canceller.start()
             started = time.monotonic()
             with pytest.raises(psycopg.errors.QueryCanceled):
                 conn.execute("SELECT pg_sleep(20)")
-            assert time.monotonic() - started < 12, f"cancel {attempt} was not delivered"
+            assert time.monotonic() - started < 12, "the cancel was not delivered"
             canceller.join()
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        # Until one cancel was forwarded to its owner and one landed on it directly.
+
+    # A connection goes to the worker serving fewer sessions (ties: worker 0), so idle
+    # connections steer where a query and its CancelRequest land (a worker slower than
+    # 5 ms to take its connection leaves it to the other: then again).
+    idle = connections_on_each_worker(process)
+    for _attempt in range(6):
+        wait_for(lambda: (serving(0), serving(1)) == (1, 1))
+        cancel_a_query()  # on worker 0; 2:1 while it runs: its cancel lands on 1, forwarded
+        wait_for(lambda: serving(0) == 1)
+        idle[0].close()
+        wait_for(lambda: serving(0) == 0)
+        cancel_a_query()  # on worker 0; 1:1 while it runs: its cancel lands on 0, received
         if forwarded_and_received():
             break
+        idle[0] = psycopg.connect(process.dsn("root"), autocommit=True)
     # A busy worker may miss one of the supervisor's scrapes: ask again for a while.
     wait_for(forwarded_and_received, timeout=15)
+    idle[1].close()
 
 
 def test_metrics_port_answers_for_every_worker(
@@ -246,15 +260,43 @@ def test_spooled_audit_of_every_worker_reaches_the_control_plane(
     assert not (state / "audit-spool.worker-1.jsonl").exists()
 
 
+def test_connections_spread_evenly_over_the_workers(agent_process_factory: Any) -> None:
+    process = agent_process_factory(*WORKER_ARGS)
+    opened = list(connections_on_each_worker(process).values())  # both listen
+    for _ in range(10):  # each goes to the worker serving fewer sessions
+        opened.append(psycopg.connect(process.dsn("root"), autocommit=True))
+    per_worker = [sum(worker_of(conn) == index for conn in opened) for index in (0, 1)]
+    # SO_REUSEPORT's hash (each worker its own listener) splits 12 as 4:8 or worse 2 times in 5.
+    assert abs(per_worker[0] - per_worker[1]) <= 2, per_worker
+    for conn in opened:
+        conn.close()
+
+
+def test_the_least_busy_worker_is_the_one_serving_fewest_sessions() -> None:
+    fd = os.memfd_create("test-load")
+    try:
+        os.ftruncate(fd, 8 * MAX_WORKERS)
+        first, second, third = (WorkerLoad(fd, index, 3) for index in range(3))
+        assert first.least_busy() and not second.least_busy()  # a tie: the lowest index
+        first.set(2)
+        second.set(1)
+        assert not first.least_busy() and not second.least_busy() and third.least_busy()
+        third.set(1)
+        assert second.least_busy() and not third.least_busy()
+        WorkerLoad(fd, 0, 3)  # worker 0 started again: it serves nothing
+        assert first.least_busy() and not second.least_busy() and not third.least_busy()
+    finally:
+        os.close(fd)
+
+
 def test_killing_one_worker_keeps_the_port_serving(agent_process_factory: Any) -> None:
     process = agent_process_factory(*WORKER_ARGS)
     for conn in connections_on_each_worker(process).values():  # both listen
         conn.close()
     victim = worker_pids(process)[0]
     os.kill(victim, signal.SIGKILL)
-    # Gone once the supervisor reaps it: a killed process with threads shows as a zombie
-    # while its other threads still exit with its listening socket open, and a connection
-    # queued there in that moment is reset (the kernel does not move it to a sibling).
+    # Gone once the supervisor reaps it (the listening socket is the supervisor's: a
+    # connection waiting there is not lost with the worker).
     wait_for(lambda: not psutil.pid_exists(victim))
     for attempt in range(10):  # every new connection lands on the surviving worker
         try:
