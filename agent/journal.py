@@ -5,20 +5,14 @@ Without it an event waits in memory (``AuditShipper.queued``) until the next flu
 reaches the disk spool only when a delivery fails or the agent stops on SIGTERM; a kill
 loses whatever was in memory.  With it:
 
-* **Append.**  ``catch_up`` writes the events queued since its last call as one record.
-  The Python data paths (PostgreSQL's and MySQL's) call it from ``record_statement``; it
-  encodes and stores the record in C (``journal_append``) when the extension is built.  The
-  native path does what it does once per upstream chunk that completed statements, before
-  that chunk is written to the client (the bridge's ``audit_journal``), in C: the same
-  record, byte for byte, and no Python frame (agent/fastpath/journal.c; calling
-  ``catch_up`` per chunk cost more than the rest of a native round trip).  In C the file is
-  a shared mapping (its blocks reserved by ``fallocate``, 1 MiB and doubling): a record
-  stored in it is in the kernel's page cache at once, as after a ``write``, with no system
-  call (a ``write`` per round trip was a third of the agent's system calls on pgbench -S);
-  its first byte is stored last, so a record a kill interrupted starts with a zero.
-  Without the extension, or on a file system that cannot map or reserve, a record is one
-  ``os.write`` to the file (opened ``O_APPEND``).  ``seal`` and ``close`` end the mapping
-  and cut the file to its records.  A record is
+* **Append.**  ``catch_up`` writes the events queued since its last call as one record,
+  with one ``os.write`` to a file opened ``O_APPEND``.  The Python data paths (PostgreSQL's
+  and MySQL's) call it from ``record_statement``; it encodes and writes the record in C
+  (``journal_append``) when the extension is built.  The native path does what it does once
+  per upstream chunk that completed statements, before that chunk is written to the client
+  (the bridge's ``audit_journal``), in C: the same record, byte for byte, with one
+  ``write`` and no Python frame (agent/fastpath/journal.c; calling ``catch_up``
+  per chunk cost more than the rest of a native round trip).  A record is
   ``(id_prefix, first_seq, events)`` in ``marshal``
   (a third of a microsecond for one event, a third of the cost of a JSON batch: this runs
   once per statement), one after the other: the events keep the shipper's tuples whatever their
@@ -26,22 +20,21 @@ loses whatever was in memory.  With it:
   name each event the same way and the control plane's de-duplication by id
   (``audit.services._chain_and_insert``) makes replaying an acknowledged event harmless.
   The file is the agent's own (0600, in its state directory); a record cut short by a kill
-  is dropped, never read, and so are the zeros reserved after the last record.
+  is dropped, never read.
 * **No fsync per event.**  What this guards against is the process dying (SIGKILL, the
   OOM killer, a crash): a completed ``write`` is in the kernel's page cache and survives
   that.  A power loss or kernel crash can still lose what the kernel had not written back
   (seconds); an fsync per statement (a disk round trip) is not worth that case.  The spool,
   which holds events across long outages, is still fsynced.
-* **Fail closed.**  A journal that cannot be written (a full disk: its ``write`` or the
-  ``fallocate`` that grows the mapping fails) fails the statement's session instead of
-  returning a result whose event could be lost.
+* **Fail closed.**  A journal that cannot be written (a full disk) fails the statement's
+  session instead of returning a result whose event could be lost.
 * **Rotate.**  When the shipper takes the queue (``seal``), the file becomes the sealed
   journal (``….sealed``) and new events start a fresh file; once everything taken is
   delivered or spooled (fsynced), ``release`` deletes the sealed file.
 * **Recover.**  At start, ``recover`` turns what a previous process left (sealed and active
   files, or a former worker's) into spool batches (fsynced) and deletes it; the shipper
-  replays the spool as usual.  A record cut short (its store or write interrupted by the
-  kill) is dropped: its statement's result had not been written to the client yet.
+  replays the spool as usual.  A record cut short (its write interrupted by the kill) is
+  dropped: its statement's result had not been written to the client yet.
 """
 
 from __future__ import annotations
@@ -59,19 +52,15 @@ from agent.extension import native_function
 
 log = logging.getLogger("agent.journal")
 
-# catch_up's record and store in C (agent/fastpath/journal.c), when it is built.
+# catch_up's record and write in C (agent/fastpath/journal.c), when it is built.
 _native_append = native_function("journal_append")
-_native_unmap = native_function("journal_unmap")
 
-# Read and write: a shared mapping needs both.
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 # Version 2: no back-references (version 3+ hashes every object it writes to find them),
 # a quarter cheaper for these small records; read by every Python since 2.5.
 _MARSHAL = 2
-# The slots of AuditJournal.state (JOURNAL_SLOTS in agent/fastpath/fastpath.h): the open
-# file, the first event not journaled, the first event's seq; bytes of records in the file;
-# the native path's own: the mapping's size (-1: written with write()) and address.
-FD, MARK, FIRST_SEQ, END, SIZE, MAP = range(6)
+# The slots of AuditJournal.state.
+FD, MARK, FIRST_SEQ = range(3)
 
 
 def sealed_path(path: Path) -> Path:
@@ -91,32 +80,27 @@ class AuditJournal:
         # journaled yet; queued[0] gets seq ``first_seq`` under ``id_prefix``.
         self._queued = queued
         self.id_prefix = id_prefix
-        # The open file (-1: none), mark, first_seq, end and the mapping, in an array the
-        # native path holds as a buffer: it reads them and advances mark itself, without a
-        # Python attribute lookup (agent/fastpath/journal.c), and calls ``catch_up`` while
-        # there is no file.
-        self.state = array("q", [-1, 0, first_seq, 0, 0, 0])
+        # The open file (-1: none), mark and first_seq, in an array the native path holds as
+        # a buffer: it reads them and advances mark itself, without a Python attribute lookup
+        # (agent/fastpath/journal.c), and calls ``catch_up`` while there is no file.
+        self.state = array("q", [-1, 0, first_seq])
 
     def catch_up(self) -> None:
-        """Append the events queued since the last call (one record)."""
+        """Append the events queued since the last call (one record, one write)."""
         queued = self._queued
         state = self.state
         mark = state[MARK]
         if len(queued) == mark:
             return
+        if _native_append is not None and _native_append(state, queued, self.id_prefix):
+            return  # the same record, with the same one write
         if state[FD] < 0:
             state[FD] = os.open(self.path, _OPEN_FLAGS, 0o600)
-            state[END] = os.fstat(state[FD]).st_size  # empty, unless another process's
-        if _native_append is not None and _native_append(state, queued, self.id_prefix):
-            return  # the same record, stored in the file's mapping
-        if state[SIZE] > 0:  # mapped, yet not appended by it: its reserved zeros go first
-            self._unmap()
         data = marshal.dumps((self.id_prefix, state[FIRST_SEQ] + mark, queued[mark:]), _MARSHAL)
         written = os.write(state[FD], data)
         while written < len(data):  # a regular file takes it whole unless the disk is full
             written += os.write(state[FD], data[written:])
         state[MARK] = len(queued)
-        state[END] += len(data)
 
     def seal(self, id_prefix: str, first_seq: int) -> None:
         """The shipper took (and emptied) the queue, every event of it journaled by
@@ -124,8 +108,7 @@ class AuditJournal:
         is queued[0] again, with seq ``first_seq`` under ``id_prefix``."""
         state = self.state
         fd = state[FD]
-        self._unmap()
-        state[FD], state[MARK], state[FIRST_SEQ], state[END] = -1, 0, first_seq, 0
+        state[FD], state[MARK], state[FIRST_SEQ] = -1, 0, first_seq
         self.id_prefix = id_prefix
         if fd < 0:
             return
@@ -140,18 +123,12 @@ class AuditJournal:
         except FileNotFoundError:  # another agent on this state directory took it
             log.warning("audit journal %s was removed by another process", self.path)
 
-    def _unmap(self) -> None:
-        """The native path's mapping of the file ended, the file cut to its records."""
-        if _native_unmap is not None:
-            _native_unmap(self.state)
-
     def release(self) -> None:
         """Everything sealed is delivered or spooled: forget it."""
         self.sealed.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Everything is delivered or spooled (the agent stops): no journal is left."""
-        self._unmap()
         if self.state[FD] >= 0:
             os.close(self.state[FD])
             self.state[FD] = -1
@@ -201,17 +178,13 @@ def journal_paths(path: Path) -> list[Path]:
 
 def _records(path: Path) -> list[tuple[str, int, list[QueuedEvent]]]:
     """The whole records of a journal file (marshal objects one after the other: each says
-    its own length); what follows one cut short is dropped, and so are the zeros a mapped
-    file has after its last record (a record begins with a type code, never 0: one whose
-    first byte is 0 was cut short while stored, see agent/fastpath/journal.c)."""
+    its own length); what follows one cut short is dropped."""
     data = path.read_bytes()
     stream = io.BytesIO(data)
     records: list[tuple[str, int, list[QueuedEvent]]] = []
     while stream.tell() < len(data):
         start = stream.tell()
-        if data[start] == 0 and not data[start:].strip(b"\0"):
-            break  # reserved, never written
-        record = _record(stream) if data[start] != 0 else None
+        record = _record(stream)
         if record is None:
             dropped = len(data) - start
             log.warning(

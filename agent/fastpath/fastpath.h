@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 10
+#define FASTPATH_ABI_VERSION 11
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -183,12 +183,6 @@ static inline int byte_buffer_reserve(ByteBuffer *buffer, Py_ssize_t extra) {
 
 void journal_record_free(ByteBuffer *record);
 PyObject *module_journal_append(PyObject *module, PyObject *args);
-/* ABI 10: the journal's file is a shared mapping (journal.c); AuditJournal.state's slots
- * (agent/journal.py): fd, mark, first_seq, end (bytes of records), size (mapped; -1: the
- * file is written with write()), map (the mapping's address, 0: none). */
-enum { JOURNAL_FD, JOURNAL_MARK, JOURNAL_FIRST_SEQ, JOURNAL_END, JOURNAL_SIZE, JOURNAL_MAP,
-       JOURNAL_SLOTS };
-PyObject *module_journal_unmap(PyObject *module, PyObject *args);
 PyObject *module_journal_record(PyObject *module, PyObject *args);
 
 /* ------------------------------------------------------------------ round trips */
@@ -254,7 +248,7 @@ typedef struct {
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *audit_wakeup;
     PyObject *audit_journal; /* the AuditJournal, or None (no journal) */
-    Py_buffer journal_view;  /* its state (JOURNAL_SLOTS): journal_state, or NULL */
+    Py_buffer journal_view;  /* its state (fd, mark, first_seq): journal_state, or NULL */
     long long *journal_state;
     PyObject *client_python, *backend_python, *client_rest, *backend_rest;
     PyObject *client_failed, *backend_failed;

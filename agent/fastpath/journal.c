@@ -11,25 +11,14 @@
  * (PyMarshal_WriteObjectToString, which marshal.dumps is); tests/agent/test_journal_native.py
  * compares the two byte for byte over random events.
  *
- * No system call per record: the file is a shared mapping (MAP_SHARED, its blocks reserved
- * with fallocate, 1 MiB and doubling), so a record stored in it is in the page cache at
- * once, where a write() would have put it, and survives the process being killed.  A
- * write() per record was a third of the agent's system calls on pgbench -S (one per round
- * trip beside the client's and the server's read and write).  A record's first byte is
- * stored last: a kill in the middle of a record leaves a zero where it starts, and recovery
- * stops there (agent/journal.py, _records).  A file system that cannot map or reserve
- * (EOPNOTSUPP…) gets write() as before; a full disk fails the append (fail closed).
- *
  * The journal's state stays the AuditJournal's: this reads its id_prefix and, in the
- * array AuditJournal.state it holds as a buffer (JOURNAL_SLOTS), fd, mark and first_seq,
- * and keeps end, size and map itself; it stores queued[mark:] as one record and advances
- * mark, as catch_up would.  A journal whose file is not open (none yet, or just sealed) is
- * caught up by catch_up itself, which opens it: once per flush. */
+ * array AuditJournal.state it holds as a buffer, fd, mark and first_seq; it writes
+ * queued[mark:] with one write() and advances mark, as catch_up would.  A journal whose
+ * file is not open (none yet, or just sealed) is caught up by catch_up itself, which opens
+ * it: once per flush. */
 #include "fastpath.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <marshal.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define MARSHAL_VERSION 2 /* agent/journal.py's _MARSHAL */
@@ -266,103 +255,29 @@ static int write_whole(int fd, const char *data, Py_ssize_t len) {
     return 0;
 }
 
-#define MAP_STEP ((long long)1 << 20)
-
-/* Whether an error of fallocate or mmap says this file cannot be mapped (write() it). */
-static int cannot_map(int error) {
-    return error == EOPNOTSUPP || error == ENODEV || error == EINVAL || error == ENOSYS ||
-           error == EACCES || error == ESPIPE;
-}
-
-/* Room for `need` more bytes in the mapping of ``state``'s file (reserved and mapped,
- * grown by doubling): 0; 1: the file is written with write(); -1 with an error. */
-static int map_room(long long *state, Py_ssize_t need) {
-    long long end = state[JOURNAL_END], size = state[JOURNAL_SIZE];
-    if (size < 0) return 1;
-    if (state[JOURNAL_MAP] != 0 && end + need <= size) return 0;
-#ifdef __linux__
-    int fd = (int)state[JOURNAL_FD];
-    long long grown = size > 0 ? size : MAP_STEP;
-    while (grown < end + need) grown *= 2;
-    if (state[JOURNAL_MAP] != 0) {
-        munmap((void *)(intptr_t)state[JOURNAL_MAP], (size_t)size);
-        state[JOURNAL_MAP] = 0;
-    }
-    /* blocks reserved now: a store into the mapping never meets a full disk (SIGBUS) */
-    int error = fallocate(fd, 0, 0, (off_t)grown) < 0 ? errno : 0, reserved = error == 0;
-    void *map = MAP_FAILED;
-    if (reserved) {
-        map = mmap(NULL, (size_t)grown, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (map == MAP_FAILED) error = errno;
-    }
-    if (error == 0) {
-        state[JOURNAL_MAP] = (long long)(intptr_t)map;
-        state[JOURNAL_SIZE] = grown;
-        return 0;
-    }
-    if (size == 0 && cannot_map(error)) { /* never mapped: write() it, from end */
-        if (!reserved || ftruncate(fd, (off_t)end) == 0) {
-            state[JOURNAL_SIZE] = -1;
-            return 1;
-        }
-        error = errno;
-    }
-    errno = error;
-    PyErr_SetFromErrno(PyExc_OSError);
-    return -1;
-#else
-    state[JOURNAL_SIZE] = -1;
-    return 1;
-#endif
-}
-
-/* One record at the end of ``state``'s file: stored into its mapping (its first byte last)
- * or written; end advanced.  0, or -1 with an error. */
-static int journal_store(long long *state, const char *data, Py_ssize_t len) {
-    int room = map_room(state, len);
-    if (room < 0) return -1;
-    if (room > 0) {
-        if (write_whole((int)state[JOURNAL_FD], data, len) < 0) return -1;
-    } else {
-        char *at = (char *)(intptr_t)state[JOURNAL_MAP] + state[JOURNAL_END];
-        memcpy(at + 1, data + 1, (size_t)len - 1);
-        __atomic_store_n(at, data[0], __ATOMIC_RELEASE); /* the record is whole from here */
-    }
-    state[JOURNAL_END] += len;
-    return 0;
-}
-
-/* queued[mark:] as one record to the open file of ``state``, mark advanced: 0, or -1 with an
- * error. */
+/* queued[mark:] as one record to the open file of ``state`` (fd, mark, first_seq), mark
+ * advanced: 0, or -1 with an error. */
 static int append_queued(long long *state, PyObject *queued, PyObject *prefix,
                          ByteBuffer *record) {
     Py_ssize_t count = PyList_GET_SIZE(queued);
-    if (state[JOURNAL_MARK] == count) return 0;
-    if (encode_record(record, prefix, state[JOURNAL_FIRST_SEQ] + state[JOURNAL_MARK], queued,
-                      state[JOURNAL_MARK]) < 0 ||
-        journal_store(state, record->data, record->len) < 0)
+    if (state[1] == count) return 0;
+    if (encode_record(record, prefix, state[2] + state[1], queued, state[1]) < 0 ||
+        write_whole((int)state[0], record->data, record->len) < 0)
         return -1;
-    state[JOURNAL_MARK] = count;
+    state[1] = count;
     return 0;
-}
-
-/* Whether ``state``'s slots are those of an open file this can append to. */
-static int journal_open(const long long *state, Py_ssize_t queued) {
-    return state[JOURNAL_FD] >= 0 && state[JOURNAL_FD] <= INT32_MAX &&
-           state[JOURNAL_MARK] >= 0 && state[JOURNAL_MARK] <= queued &&
-           state[JOURNAL_END] >= 0 && state[JOURNAL_SIZE] >= -1 &&
-           (state[JOURNAL_MAP] == 0 || state[JOURNAL_END] <= state[JOURNAL_SIZE]);
 }
 
 /* The events queued since the journal's last record go to its file (agent/journal.py):
  * before the chunk that completed their statements goes to the client. */
 int journal_catch_up(FastPath *self) {
     self->journal_due = 0;
-    long long *state = self->journal_state; /* AuditJournal.state: JOURNAL_SLOTS */
+    long long *state = self->journal_state; /* AuditJournal.state: fd, mark, first_seq */
     if (state == NULL) return 0;            /* no journal */
+    long long fd = state[0], mark = state[1];
     Py_ssize_t queued = PyList_GET_SIZE(self->audit_queue);
-    if (state[JOURNAL_MARK] == queued) return 0;
-    if (!journal_open(state, queued)) {
+    if (mark == queued) return 0;
+    if (fd < 0 || fd > INT32_MAX || mark < 0 || mark > queued) {
         PyObject *result = PyObject_CallMethodNoArgs(self->audit_journal, s_catch_up);
         Py_XDECREF(result); /* it opened the file (or failed to) */
         return result == NULL ? -1 : 0;
@@ -384,10 +299,10 @@ PyObject *module_journal_append(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "w*O!O", &state, &PyList_Type, &queued, &prefix)) return NULL;
     PyObject *result = NULL;
     long long *slots = state.buf;
-    if (state.len != JOURNAL_SLOTS * (Py_ssize_t)sizeof(long long) ||
-        state.itemsize != sizeof(long long)) {
-        PyErr_SetString(PyExc_TypeError, "the journal state is an array('q') of 6 slots");
-    } else if (!journal_open(slots, PyList_GET_SIZE(queued))) {
+    if (state.len != 3 * (Py_ssize_t)sizeof(long long) || state.itemsize != sizeof(long long)) {
+        PyErr_SetString(PyExc_TypeError, "the journal state is an array('q') of 3 slots");
+    } else if (slots[0] < 0 || slots[0] > INT32_MAX || slots[1] < 0 ||
+               slots[1] > PyList_GET_SIZE(queued)) {
         result = Py_NewRef(Py_False);
     } else if (append_queued(slots, queued, prefix, &record) == 0) {
         result = Py_NewRef(Py_True);
@@ -395,32 +310,6 @@ PyObject *module_journal_append(PyObject *module, PyObject *args) {
     if (record.capacity > 1 << 16) journal_record_free(&record); /* a large flush's */
     PyBuffer_Release(&state);
     return result;
-}
-
-/* journal_unmap(state): the mapping of the journal's file ended and the file cut to its
- * records (what was reserved past them released), before it is sealed or closed: a sealed
- * file holds records only (AuditJournal.seal may append one to another). */
-PyObject *module_journal_unmap(PyObject *module, PyObject *args) {
-    Py_buffer state;
-    if (!PyArg_ParseTuple(args, "w*", &state)) return NULL;
-    long long *slots = state.buf;
-    int failed = 0;
-    if (state.len != JOURNAL_SLOTS * (Py_ssize_t)sizeof(long long) ||
-        state.itemsize != sizeof(long long)) {
-        PyErr_SetString(PyExc_TypeError, "the journal state is an array('q') of 6 slots");
-        failed = 1;
-    } else if (slots[JOURNAL_SIZE] > 0) {
-        if (slots[JOURNAL_MAP] != 0)
-            munmap((void *)(intptr_t)slots[JOURNAL_MAP], (size_t)slots[JOURNAL_SIZE]);
-        slots[JOURNAL_MAP] = slots[JOURNAL_SIZE] = 0;
-        if (slots[JOURNAL_FD] >= 0 &&
-            ftruncate((int)slots[JOURNAL_FD], (off_t)slots[JOURNAL_END]) < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            failed = 1;
-        }
-    }
-    PyBuffer_Release(&state);
-    return failed ? NULL : Py_NewRef(Py_None);
 }
 
 /* journal_record(id_prefix, first_seq, events) -> the record's bytes, as journal_catch_up

@@ -30,9 +30,6 @@ static PyMethodDef module_methods[] = {
     {"journal_append", module_journal_append, METH_VARARGS,
      "journal_append(state, queued, id_prefix) -> whether queued[mark:] went to the open "
      "journal file as one record (AuditJournal.catch_up)."},
-    {"journal_unmap", module_journal_unmap, METH_VARARGS,
-     "journal_unmap(state) -> None: the journal file's mapping ended, the file cut to its "
-     "records (AuditJournal.seal and close)."},
     {"journal_record", module_journal_record, METH_VARARGS,
      "journal_record(id_prefix, first_seq, events) -> an audit journal record's bytes."},
     {NULL, NULL, 0, NULL},
