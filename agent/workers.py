@@ -78,6 +78,10 @@ LISTEN_FD_ENV = "WARDEN_AGENT_LISTEN_FD"
 LOAD_FD_ENV = "WARDEN_AGENT_LOAD_FD"
 # How long a connection waits for a less busy worker before a busier one takes it.
 _DEFER_SECONDS = 0.005
+# Out of descriptors: accept again after this (as asyncio's own servers do), meanwhile
+# counted as saturated so no sibling waits for this worker.
+_ACCEPT_RETRY_SECONDS = 1.0
+_SATURATED = 2**62
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,11 @@ class SharedListener:
         except (BlockingIOError, InterruptedError):
             return  # a sibling took it
         except OSError as exc:  # out of descriptors: the connection waits in the queue
-            log.warning("cannot accept a connection: %s", exc)
+            # The socket stays readable: listening on would spin the loop on the same error.
+            log.warning("cannot accept a connection (%s); trying again in 1 s", exc)
+            self.loop.remove_reader(self.sock.fileno())
+            self.load.set(_SATURATED)
+            self.deferred = self.loop.call_later(_ACCEPT_RETRY_SECONDS, self._retry)
             return
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.open += 1
@@ -223,6 +231,10 @@ class SharedListener:
         task = self.loop.create_task(self._serve(conn))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _retry(self) -> None:
+        self.load.set(self.open)
+        self._waited()
 
     async def _serve(self, conn: socket.socket) -> None:
         try:

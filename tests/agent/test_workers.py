@@ -4,6 +4,7 @@ audit spool and one metrics port (agent/workers.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -363,3 +364,49 @@ def test_a_second_agent_on_a_state_directory_in_use_is_refused_until_the_first_s
     again = agent_process_factory(state_dir=state)  # the lock went with the first
     with psycopg.connect(again.dsn("root"), autocommit=True) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_worker_out_of_descriptors_backs_off_instead_of_spinning() -> None:
+    """accept() failing with EMFILE leaves the connection queued and the socket readable: a
+    listener that kept listening would call accept (and log) in a busy loop."""
+    import errno
+
+    from agent import workers
+
+    fd = os.memfd_create("test-load")
+    os.ftruncate(fd, 8 * MAX_WORKERS)
+    attempts: list[float] = []
+
+    class OutOfDescriptors(socket.socket):
+        def accept(self) -> Any:
+            attempts.append(time.monotonic())
+            if len(attempts) <= 2:
+                raise OSError(errno.EMFILE, "Too many open files")
+            return super().accept()
+
+    async def scenario() -> tuple[int, int]:
+        listening = OutOfDescriptors(socket.AF_INET, socket.SOCK_STREAM)
+        listening.bind(("127.0.0.1", 0))
+        served = asyncio.Event()
+
+        async def connected(_reader: Any, writer: Any) -> None:
+            served.set()
+            writer.close()
+
+        load = WorkerLoad(fd, 0, 2)
+        listener = workers.SharedListener(listening, load, connected, 2**16)
+        client = socket.create_connection(listening.getsockname())
+        await asyncio.sleep(0.3)
+        during_backoff = (len(attempts), load.counts[0])
+        await asyncio.wait_for(served.wait(), 10)
+        listener.close()
+        client.close()
+        return during_backoff
+
+    try:
+        (tries, published) = asyncio.run(scenario())
+    finally:
+        os.close(fd)
+    assert tries == 1  # one failed accept, then quiet for the back-off (not thousands)
+    assert published > 2**40  # siblings do not wait for a worker that cannot accept
+    assert len(attempts) >= 3 and attempts[2] - attempts[0] >= 1.5  # then it tries again
