@@ -170,7 +170,8 @@ class Clauses:
         """The argument of the nearest enclosing query that holds ``node`` (``where``,
         ``order`` …; "expressions" for its select list), with that query."""
         path: list[exp.Expr] = []
-        child, found = node, ("", None)
+        child = node
+        found: tuple[str, exp.Select | exp.SetOperation | None] = ("", None)
         while child.parent is not None:
             known = self._query.get(id(child))
             if known is not None:
