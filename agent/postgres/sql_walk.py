@@ -335,8 +335,8 @@ class QueryWalker:
             uses = [ColumnUse(self._candidates_in_scope(), column, context, position)]
             whole_row = self._lookup_alias(column)
             if whole_row is not MISSING:
-                # Stored or exported whole, a row is no safer than its columns.
-                row_context = context if context in (WRITE, COPY) else DERIVED
+                # Stored, exported or compared whole, a row is no safer than its columns.
+                row_context = context if context in (WRITE, COPY, PREDICATE) else DERIVED
                 uses.append(ColumnUse(self._resolve(whole_row), None, row_context, position))
             renamed = tuple(r for scope in self.scopes for r in scope.renamed.values())
             if renamed:

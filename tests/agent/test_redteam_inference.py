@@ -260,6 +260,7 @@ STAR_ORDERS = [
     "UNION ALL SELECT id, name, 0 FROM customers WHERE id < 0 ORDER BY 2",
     "SELECT * FROM archive.customers WHERE id <= 5 ORDER BY 2",
     "SELECT a.* FROM archive.customers a WHERE id <= 5 ORDER BY 2 DESC",
+    "SELECT (a).* FROM archive.customers a WHERE id <= 5 ORDER BY 2",
     f"SELECT id, name FROM customers WHERE id < 0 UNION ALL {_values_branch()} ORDER BY 2",
 ]
 
@@ -291,3 +292,20 @@ def test_a_star_sorted_on_a_plain_output_still_runs(agent: Any, sql: str) -> Non
     if "UNION" not in sql:  # a set operation beside a masked output withholds its outputs
         assert [row[0] for row in masked.rows or []] == [row[0] for row in control.rows or []]
     assert not emails & {value for row in masked.rows or [] for value in row}
+
+
+def test_comparing_a_whole_row_with_a_masked_column_is_refused(agent: Any) -> None:
+    """A row compares column by column: equal rows have equal e-mails."""
+    sql = (
+        "SELECT id FROM archive.customers a "
+        "WHERE a = row(8, 'ada.8@example.com')::archive.customers"
+    )
+    with agent.connect("root") as root:
+        assert run(root, sql).rows == [(8,)]
+        assert run(root, sql.replace("ada.8", "bob.8")).rows == []
+    with agent.connect("alice") as alice:
+        outcome = run(alice, sql)
+        assert_legitimate_work_runs(alice)
+    message = str(outcome.error or "")
+    assert outcome.sqlstate == "42501" and "Warden" in message, outcome
+    assert EMAIL_COLUMN in message and "WHERE" in message, message
