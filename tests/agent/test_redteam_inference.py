@@ -192,6 +192,15 @@ SET_OPERATION_ORDERS = [
 ]
 
 
+def _assert_alice_refused(agent: Any, sql: str, clause: str) -> None:
+    with agent.connect("alice") as alice:
+        outcome = run(alice, sql)
+        assert_legitimate_work_runs(alice)
+    message = str(outcome.error or "")
+    assert outcome.sqlstate == "42501" and "Warden" in message, outcome
+    assert EMAIL_COLUMN in message and clause in message, message
+
+
 def _assert_sorted_by_emails_then_refused(agent: Any, sql: str, email_at: int) -> None:
     """Unmasked, ``sql`` gives customers 1-5 in their e-mails' order (descending when it
     says DESC) as output ``email_at``; masked, it is refused naming e-mail and ORDER BY."""
@@ -204,12 +213,7 @@ def _assert_sorted_by_emails_then_refused(agent: Any, sql: str, email_at: int) -
     emails = [row[0] for row in by_email.rows or []]
     assert [row[email_at] for row in control.rows] == (emails[::-1] if "DESC" in sql else emails)
     assert by_email.rows != by_id.rows
-    with agent.connect("alice") as alice:
-        outcome = run(alice, sql)
-        assert_legitimate_work_runs(alice)
-    message = str(outcome.error or "")
-    assert outcome.sqlstate == "42501" and "Warden" in message, outcome
-    assert EMAIL_COLUMN in message and "ORDER BY" in message, message
+    _assert_alice_refused(agent, sql, "ORDER BY")
 
 
 @pytest.mark.parametrize("sql", SET_OPERATION_ORDERS)
@@ -303,9 +307,4 @@ def test_comparing_a_whole_row_with_a_masked_column_is_refused(agent: Any) -> No
     with agent.connect("root") as root:
         assert run(root, sql).rows == [(8,)]
         assert run(root, sql.replace("ada.8", "bob.8")).rows == []
-    with agent.connect("alice") as alice:
-        outcome = run(alice, sql)
-        assert_legitimate_work_runs(alice)
-    message = str(outcome.error or "")
-    assert outcome.sqlstate == "42501" and "Warden" in message, outcome
-    assert EMAIL_COLUMN in message and "WHERE" in message, message
+    _assert_alice_refused(agent, sql, "WHERE")
