@@ -174,9 +174,14 @@ def set_operation_clause(node: ast.SelectStmt) -> str:
 
 def set_operation_order_positions(node: ast.SelectStmt) -> frozenset[int]:
     """The output positions (0-based) a set operation's ORDER BY sorts on: a number, or a
-    name of the first branch's outputs (PostgreSQL allows nothing else there)."""
-    first = _branches(node)[:1]
-    names = [_entry_name(e) for e in _outputs(first[0])] if first else []
+    name of the first branch's outputs (PostgreSQL allows nothing else there).  A name not
+    given before the first branch's first star may be any output the star gives: every
+    position from the star's on (``ordered_values`` widens them to every entry from there)."""
+    branches = _branches(node)
+    first = [e.val for e in _outputs(branches[0])] if branches else []
+    star = _first_star(first)
+    names = [_entry_name(e) for e in _outputs(branches[0])][:star] if branches else []
+    widest = max((len(list(_outputs(b))) for b in branches), default=0)
     positions: set[int] = set()
     for item in node.sortClause or ():
         key = getattr(item, "node", item)
@@ -184,8 +189,37 @@ def set_operation_order_positions(node: ast.SelectStmt) -> frozenset[int]:
             positions.add(int(key.val.ival or 0) - 1)
         elif isinstance(key, ast.ColumnRef) and len(key.fields or ()) == 1:
             name = _string(key.fields[0])  # type: ignore[index]
-            positions |= {index for index, given in enumerate(names) if given == name}
+            given = {index for index, found in enumerate(names) if found == name}
+            if not given and star < len(first):
+                given = set(range(star, max(widest, star + 1)))
+            positions |= given
     return frozenset(p for p in positions if p >= 0)
+
+
+def ordered_values(values: list[Any], positions: frozenset[int]) -> list[Any]:
+    """The select-list (or VALUES row) expressions that can give output ``positions``: one
+    output each until the first star; a star gives an unknown number of outputs (the
+    analyser has no catalog; a table may even have none), so a position at or past it may
+    be any expression from the star on: all of them are taken (fail closed)."""
+    star = _first_star(values)
+    chosen = {p for p in positions if 0 <= p < star}
+    if any(p >= star for p in positions):
+        chosen |= set(range(star, len(values)))
+    return [values[index] for index in sorted(chosen) if index < len(values)]
+
+
+def is_star(node: Any) -> bool:
+    """``*``, ``t.*`` or ``(expr).*``: as many outputs as the relation or type has."""
+    if isinstance(node, ast.A_Indirection):
+        return bool(node.indirection) and isinstance(node.indirection[-1], ast.A_Star)  # type: ignore[index]
+    if not isinstance(node, ast.ColumnRef):
+        return False
+    fields: Any = node.fields or ()
+    return bool(fields) and isinstance(fields[-1], ast.A_Star)
+
+
+def _first_star(values: list[Any]) -> int:
+    return next((index for index, value in enumerate(values) if is_star(value)), len(values))
 
 
 def plain_distinct(node: ast.SelectStmt) -> bool:

@@ -128,10 +128,11 @@ class QueryWalker:
             self._predicate([entry.val for entry in node.targetList or ()], clause)
             self._predicate(node.valuesLists, clause)
         self._order_by_output(node)
-        entries = list(node.targetList or ())
-        for index in sorted(ordered):
-            if index < len(entries):
-                self._predicate(entries[index].val, "ORDER BY")
+        if ordered:
+            values = [entry.val for entry in node.targetList or ()]
+            self._predicate(inference.ordered_values(values, ordered), "ORDER BY")
+            for row in node.valuesLists or ():  # a VALUES branch: its column at each position
+                self._predicate(inference.ordered_values(list(row), ordered), "ORDER BY")
         self.scopes.pop()
 
     def _predicate(self, node: Any, clause: str) -> None:
@@ -145,19 +146,18 @@ class QueryWalker:
     def _order_by_output(self, node: ast.SelectStmt) -> None:
         """ORDER BY / GROUP BY 2 or an output alias sort on that select-list expression: its
         columns are used as predicates too (what strict mode refuses for masked ones)."""
-        entries = list(node.targetList or ())
-        aliases = {entry.name: entry for entry in entries if entry.name}
+        values = [entry.val for entry in node.targetList or ()]
+        aliases = {entry.name: entry.val for entry in node.targetList or () if entry.name}
         keys = [getattr(item, "node", item) for item in node.sortClause or ()]
         keys += list(node.groupClause or ())
         for key in keys:
-            target = None
             if isinstance(key, ast.A_Const) and isinstance(key.val, ast.Integer):
-                index = key.val.ival - 1  # type: ignore[operator]  # ival is set on an Integer
-                target = entries[index] if 0 <= index < len(entries) else None
+                # A star before it shifts the position: every expression it may be.
+                index = frozenset({key.val.ival - 1})  # type: ignore[operator]  # ival is set
+                self._predicate(inference.ordered_values(values, index), "ORDER BY / GROUP BY")
             elif isinstance(key, ast.ColumnRef) and len(key.fields or ()) == 1:
-                target = aliases.get(node_name(key.fields[0]))  # type: ignore[index]
-            if target is not None:
-                self._predicate(target.val, "ORDER BY / GROUP BY")
+                # A name given by a star is also the input column's: the clause walk has it.
+                self._predicate(aliases.get(node_name(key.fields[0])), "ORDER BY / GROUP BY")  # type: ignore[index]
 
     def _with(self, with_clause: Any) -> None:
         if with_clause is None:
@@ -166,7 +166,7 @@ class QueryWalker:
             self.select(cte.ctequery, top=False, context=DERIVED)
 
     def _target_list(self, entries: Any, context: str, *, all_derived: bool = False) -> None:
-        has_star = any(is_star(e.val) for e in entries)
+        has_star = any(inference.is_star(e.val) for e in entries)
         for index, entry in enumerate(entries):
             position = None if has_star else index
             value = entry.val
@@ -335,8 +335,8 @@ class QueryWalker:
             uses = [ColumnUse(self._candidates_in_scope(), column, context, position)]
             whole_row = self._lookup_alias(column)
             if whole_row is not MISSING:
-                # Stored or exported whole, a row is no safer than its columns.
-                row_context = context if context in (WRITE, COPY) else DERIVED
+                # Stored, exported or compared whole, a row is no safer than its columns.
+                row_context = context if context in (WRITE, COPY, PREDICATE) else DERIVED
                 uses.append(ColumnUse(self._resolve(whole_row), None, row_context, position))
             renamed = tuple(r for scope in self.scopes for r in scope.renamed.values())
             if renamed:
@@ -420,15 +420,6 @@ def target_columns(node: Any) -> list[str]:
 
 def alias_of(item: Any) -> str:
     return str(item.alias.aliasname if item.alias else item.relname)
-
-
-def is_star(node: Any) -> bool:
-    if isinstance(node, ast.A_Indirection):  # (expr).*: as many columns as its type has
-        return bool(node.indirection) and isinstance(node.indirection[-1], ast.A_Star)  # type: ignore[index]
-    if not isinstance(node, ast.ColumnRef):
-        return False
-    fields: Any = node.fields or ()
-    return bool(fields) and isinstance(fields[-1], ast.A_Star)
 
 
 def demote(use: ColumnUse, context: str) -> ColumnUse:
