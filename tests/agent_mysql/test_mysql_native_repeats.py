@@ -158,9 +158,9 @@ def _native_path_of(agent: MySqlAgentRunner) -> Any:
 
     from agent.mysql.session import MySqlSession
 
-    sessions = [
-        o for o in gc.get_objects() if isinstance(o, MySqlSession) and o.agent is agent.agent
-    ]
+    # type(), not isinstance(): a dead weak proxy among gc's objects raises ReferenceError
+    # when isinstance asks it for its __class__.
+    sessions = [o for o in gc.get_objects() if type(o) is MySqlSession and o.agent is agent.agent]
     assert len(sessions) == 1
     return sessions[0].native_path
 
