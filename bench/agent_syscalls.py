@@ -37,6 +37,8 @@ from bench.proxy import (  # noqa: E402
     psql,
     start_agent,
     start_pgbouncer,
+    stop_bench,
+    tree_pids,
 )
 
 # workload, pgbench mode, script ("tpcb": the built-in TPC-B-like one, None: -S)
@@ -47,20 +49,6 @@ LOADS = [
     ("tpcb", "prepared", "tpcb"),
 ]
 _SUMMARY_LINE = re.compile(r"^\s+(\w+)\s+(\d+)\s+\d+\s")
-
-
-def tree_pids(pid: int) -> list[int]:
-    """A process and its descendants (an agent's supervisor and workers)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text()
-        except FileNotFoundError:
-            continue
-        todo += [int(child) for child in children.split()]
-    return pids
 
 
 def traced_run(
@@ -140,14 +128,7 @@ def main() -> None:
                     f"switches ({tps:.0f} tps traced): {cells}"
                 )
     finally:
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_bench(processes, database, workdir)
 
 
 if __name__ == "__main__":

@@ -423,25 +423,48 @@ def pgbench(
 Target = tuple[str, int, "Path | str | None", str, str]  # name, port, script, user, reference
 
 
+def tree_pids(pid: int) -> list[int]:
+    """A process and its descendants (an agent's supervisor and workers), from /proc."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+        pids.append(current)
+        todo += [int(child) for child in children.split()]
+    return pids
+
+
 def process_tree_usage(pid: int) -> tuple[float, int]:
     """CPU seconds (user + system) and context switches so far of a process and all its
     descendants (an agent's supervisor and workers), from /proc (Linux)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    cpu, switches, todo = 0.0, 0, [pid]
-    while todo:
-        current = todo.pop()
+    cpu, switches = 0.0, 0
+    for current in tree_pids(pid):
         try:
             stat = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
             status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text()
         except (FileNotFoundError, ProcessLookupError):
             continue  # it ended meanwhile
         cpu += (int(stat[11]) + int(stat[12])) / ticks  # utime, stime
         switches += sum(
             int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
         )
-        todo += [int(child) for child in children.split()]
     return cpu, switches
+
+
+def stop_bench(processes: list[subprocess.Popen[bytes]], database: str, workdir: Path) -> None:
+    """Stop what a bench started, drop its scratch database and remove its files."""
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def bench_targets(
@@ -594,14 +617,7 @@ def main() -> None:
             )
             report(args, targets, runs, usage)
     finally:
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_bench(processes, database, workdir)
 
 
 if __name__ == "__main__":

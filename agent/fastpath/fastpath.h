@@ -185,6 +185,10 @@ void journal_record_free(ByteBuffer *record);
 PyObject *module_journal_append(PyObject *module, PyObject *args);
 PyObject *module_journal_record(PyObject *module, PyObject *args);
 
+/* A relay callback's pending exception (with its traceback) handed to ``failed(exc)``,
+ * which ends the session (roundtrip.c; both protocols' data_received). */
+PyObject *fastpath_report_failure(PyObject *failed);
+
 /* ------------------------------------------------------------------ round trips */
 
 /* A few recent results of a pure function, each with the objects it is a function of (held

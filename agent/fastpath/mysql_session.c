@@ -393,17 +393,7 @@ static PyObject *received(MySqlPath *self, PyObject *data, int upstream) {
     if (handled == 1) Py_RETURN_NONE;
     if (handled == 0)
         return PyObject_CallOneArg(upstream ? self->upstream_python : self->client_python, data);
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (value != NULL && traceback != NULL) PyException_SetTraceback(value, traceback);
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
-    if (value == NULL) Py_RETURN_NONE;
-    PyObject *finished =
-        PyObject_CallOneArg(upstream ? self->upstream_failed : self->client_failed, value);
-    Py_DECREF(value);
-    return finished;
+    return fastpath_report_failure(upstream ? self->upstream_failed : self->client_failed);
 }
 
 static PyObject *MySqlPath_client_received(MySqlPath *self, PyObject *data) {

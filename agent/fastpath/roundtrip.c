@@ -490,6 +490,19 @@ int resume_in_python(FastPath *self) {
 /* data_received of a relay: the native path first, Python for the rest (or for a relay
  * that holds buffered bytes or waits on a slow handler).  Errors end the session like the
  * Python relay's: bridge.client_failed / backend_failed(exc). */
+PyObject *fastpath_report_failure(PyObject *failed) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) PyException_SetTraceback(value, traceback);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    if (value == NULL) Py_RETURN_NONE;
+    PyObject *finished = PyObject_CallOneArg(failed, value);
+    Py_DECREF(value);
+    return finished;
+}
+
 static PyObject *received(FastPath *self, PyObject *data, int backend) {
     REQUIRE_INIT(self);
     int waiting = relay_waiting(backend ? self->backend_relay : self->client_relay);
@@ -509,17 +522,7 @@ static PyObject *received(FastPath *self, PyObject *data, int backend) {
     Py_DECREF(rest);
     return result;
 error:;
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (value != NULL && traceback != NULL) PyException_SetTraceback(value, traceback);
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
-    if (value == NULL) Py_RETURN_NONE;
-    PyObject *finished =
-        PyObject_CallOneArg(backend ? self->backend_failed : self->client_failed, value);
-    Py_DECREF(value);
-    return finished;
+    return fastpath_report_failure(backend ? self->backend_failed : self->client_failed);
 }
 
 static PyObject *FastPath_client_received(FastPath *self, PyObject *data) {

@@ -126,6 +126,23 @@ def mysql_bundle(database: str, version: str = "v1") -> dict[str, Any]:
     return bundle
 
 
+def deny_column(bundle: dict[str, Any], column: dict[str, str], rule_id: int, name: str) -> None:
+    """Adds to ``bundle`` a restricted column (schema, table, column) everyone is denied."""
+    bundle["columns"].append({**column, "tags": ["PII.SSN"], "sensitivity": "restricted"})
+    bundle["rules"].append(
+        {
+            "id": rule_id,
+            "name": name,
+            "priority": 900,
+            "subjects": {"everyone": True, "users": [], "groups": []},
+            "resource": {"kind": "column", **column},
+            "action": "deny",
+            "mask_method": None,
+            "mask_param": None,
+        }
+    )
+
+
 @pytest.fixture
 def control_plane(mysql_database: str) -> Iterator[ControlPlane]:
     plane = ControlPlane()

@@ -11,6 +11,8 @@ import mariadb
 import pymysql
 import pytest
 
+from agent.mysql.state import PIN_SQL_MODE
+from agent.mysql.vocabulary import UNSAFE_SQL_MODES
 from tests.agent_mysql.conftest import assert_legitimate_work_runs, root_connection
 
 HELD_SQL = "SELECT id, email FROM customers ORDER BY id LIMIT 3"
@@ -309,9 +311,6 @@ def test_the_login_pin_removes_every_mode_the_analyser_refuses(
 ):
     """A server whose default sql_mode is a combination mode: the pin must not leave a word
     that brings ANSI_QUOTES (or another refused flag) back."""
-    from agent.mysql.state import PIN_SQL_MODE
-    from agent.mysql.vocabulary import UNSAFE_SQL_MODES
-
     conn = root_connection(mysql_database)
     try:
         with conn.cursor() as cursor:

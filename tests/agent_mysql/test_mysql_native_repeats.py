@@ -93,7 +93,7 @@ def test_a_repeat_in_c_is_decided_again_once_the_bundle_changes(
 ) -> None:
     """The generation check of the C repeat: a new bundle that denies the column refuses the
     text C ran a moment ago."""
-    from tests.agent_mysql.conftest import mysql_bundle
+    from tests.agent_mysql.conftest import deny_column, mysql_bundle
 
     agent = agent_factory(native=True)
     sql = "SELECT id, score FROM customers WHERE id = 3"
@@ -103,19 +103,7 @@ def test_a_repeat_in_c_is_decided_again_once_the_bundle_changes(
             assert cursor.fetchall() == ((3, 30),)
         bundle = mysql_bundle(mysql_database, version="v2")
         column = {"schema": mysql_database, "table": "customers", "column": "score"}
-        bundle["columns"].append({**column, "tags": ["PII.SSN"], "sensitivity": "restricted"})
-        bundle["rules"].append(
-            {
-                "id": 97,
-                "name": "nobody reads scores",
-                "priority": 900,
-                "subjects": {"everyone": True, "users": [], "groups": []},
-                "resource": {"kind": "column", **column},
-                "action": "deny",
-                "mask_method": None,
-                "mask_param": None,
-            }
-        )
+        deny_column(bundle, column, 97, "nobody reads scores")
         generation = agent.agent.generation
         control_plane.set_bundle(bundle)
         wait(lambda: agent.agent.generation != generation)

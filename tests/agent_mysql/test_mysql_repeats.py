@@ -10,7 +10,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from tests.agent_mysql.conftest import mysql_bundle
+from tests.agent_mysql.conftest import deny_column, mysql_bundle
 
 EMAIL = "SELECT id, email FROM customers WHERE id = {}"
 
@@ -46,19 +46,7 @@ def test_a_text_differing_in_a_name_s_digits_is_decided_again(
         assert direct.fetchone()[0] == f"secret {two}"  # the control: readable directly
     bundle = mysql_bundle(mysql_database)
     column = {"schema": mysql_database, "table": two, "column": "body"}
-    bundle["columns"].append({**column, "tags": ["PII.SSN"], "sensitivity": "restricted"})
-    bundle["rules"].append(
-        {
-            "id": 98,
-            "name": "nobody reads notes2",
-            "priority": 900,
-            "subjects": {"everyone": True, "users": [], "groups": []},
-            "resource": {"kind": "column", **column},
-            "action": "deny",
-            "mask_method": None,
-            "mask_param": None,
-        }
-    )
+    deny_column(bundle, column, 98, "nobody reads notes2")
     control_plane.set_bundle(bundle)
     agent = agent_factory(native=native)
     with agent.connect("alice") as conn, conn.cursor() as cursor:
