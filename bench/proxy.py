@@ -482,6 +482,10 @@ def bench_targets(
         targets.append(("bare python relay", ports["pump"], None, "postgres", direct))
     if "baseline" in ports:
         targets.append((f"baseline agent {workload}", ports["baseline"], custom, "bench", direct))
+    if "no-journal" in ports:
+        targets.append(
+            (f"agent no-journal {workload}", ports["no-journal"], custom, "bench", direct)
+        )
     for workers, port in agents.items():
         suffix = f" x{workers}" if len(agents) > 1 else ""
         targets.append((f"agent {workload}{suffix}", port, custom, "bench", direct))
@@ -555,6 +559,11 @@ def main() -> None:
         help="another checkout (its fast path built) whose agent runs beside this one's, "
         "alternated with it in every round: a before/after pair on the same load",
     )
+    parser.add_argument(
+        "--journal-off",
+        action="store_true",
+        help="also run this tree's agent with --audit-journal off: the journal's cost, same run",
+    )
     parser.add_argument("--pump-listen", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pump_listen:
@@ -587,6 +596,12 @@ def main() -> None:
             )
             processes.append(baseline)
             proxy_pids[ports["baseline"]] = baseline.pid
+        if args.journal_off:
+            unjournaled, ports["no-journal"] = start_agent(
+                workdir / "agent-no-journal", plane, database, extra=["--audit-journal", "off"]
+            )
+            processes.append(unjournaled)
+            proxy_pids[ports["no-journal"]] = unjournaled.pid
         modes = args.modes.split(",")
         for workload in args.workloads.split(","):
             targets = bench_targets(workload, ports, agents, script)

@@ -242,7 +242,7 @@ Py_ssize_t fastpath_backend(FastPath *self, PyObject *data) {
             chunk = buffer_finish(&out);
         }
         if (chunk == NULL) goto error;
-        int failed = PyBytes_GET_SIZE(chunk) == 0 ? 0 : write_to(self->client_write, chunk);
+        int failed = PyBytes_GET_SIZE(chunk) == 0 ? 0 : sink_write(&self->client, chunk);
         Py_DECREF(chunk);
         if (failed < 0) goto error;
     }

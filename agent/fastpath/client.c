@@ -96,7 +96,7 @@ static int client_query(FastPath *self, PyObject *data, const unsigned char *buf
         Py_DECREF(action);
         return PyErr_Occurred() ? -1 : 0;
     }
-    if (write_to(self->upstream_write, data) < 0) {
+    if (sink_write(&self->upstream, data) < 0) {
         Py_DECREF(action);
         Py_DECREF(fragment);
         return -1;
@@ -376,8 +376,8 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         o[6 + parse_name.len] = 0;
         o += describe_size;
         memcpy(o, buf + parse_size, (size_t)(size - parse_size));
-        if (write_to(self->upstream_write, out) < 0) goto fail;
-    } else if (write_to(self->upstream_write, data) < 0) {
+        if (sink_write(&self->upstream, out) < 0) goto fail;
+    } else if (sink_write(&self->upstream, data) < 0) {
         goto fail;
     }
     self->n_entries = 0;

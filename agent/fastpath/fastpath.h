@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 11
+#define FASTPATH_ABI_VERSION 12
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -243,12 +243,22 @@ enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
 enum { R_PARSE = 'P', R_OWN_DESCRIBE = 'd', R_BIND = 'B', R_DESCRIBE = 'D', R_EXECUTE = 'E',
        R_SYNC = 'S' };
 
+/* A transport the round trip writes to: its bound write method and, for a plain TCP
+ * transport, its socket, sent on directly while nothing waits in the transport (sink_write). */
+typedef struct {
+    PyObject *write;   /* transport.write */
+    PyObject *pending; /* transport.get_write_buffer_size (with fd >= 0) */
+    PyObject *closing; /* transport.is_closing (with fd >= 0) */
+    int fd;            /* its socket, or -1: everything goes through write */
+    long long sent_direct; /* writes sent on the socket here (stats) */
+} Sink;
+
 typedef struct {
     PyObject_HEAD
     PyObject *bridge;
     /* Read from the bridge once, at construction (the session never rebinds them). */
     PyObject *session, *agent, *client_relay, *backend_relay; /* their plain fields, per trip */
-    PyObject *upstream_write, *client_write; /* the sinks' bound write methods */
+    Sink upstream, client; /* where each direction's bytes go */
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *audit_wakeup;
     PyObject *audit_journal; /* the AuditJournal, or None (no journal) */
@@ -318,6 +328,7 @@ int session_idle(FastPath *self);
 int relay_waiting(PyObject *relay);
 PyObject *active_masks(PyObject *specs);
 int write_to(PyObject *write, PyObject *data);
+int sink_write(Sink *sink, PyObject *data);
 void observe(FastPath *self, double seconds);
 void clear_flight(FastPath *self);
 int resume_in_python(FastPath *self);

@@ -10,9 +10,10 @@ every protocol, only when built for it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from agent import masking
 from agent.audit import BATCH_SIZE
@@ -34,6 +35,39 @@ from agent.verdicts import MASK, Decision
 log = logging.getLogger("agent.native")
 
 _MAX_TICKETS = 1000
+
+
+def _plain_transports() -> tuple[type, ...]:
+    """Transport classes that write a plain TCP socket, straight from write() when their
+    buffer is empty: uvloop's and asyncio's selector transport (a private class, named here
+    only to recognise it).  A TLS transport (asyncio's or uvloop's SSL protocol transport)
+    is none of them."""
+    plain: list[type] = []
+    selector = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
+    if isinstance(selector, type):
+        plain.append(selector)
+    try:
+        from uvloop.loop import TCPTransport  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        plain.append(TCPTransport)
+    return tuple(plain)
+
+
+_PLAIN_TRANSPORTS = _plain_transports()
+
+
+def socket_fd(transport: Any) -> int:
+    """The socket the native path may send on itself while the transport holds nothing
+    (Bridge ``*_fd``): a plain TCP transport's, else -1 (TLS, or a transport not known to
+    write its socket straight through)."""
+    if type(transport) not in _PLAIN_TRANSPORTS:
+        return -1
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    return -1 if sock is None else int(sock.fileno())
 
 
 _fastpath = extension
@@ -77,8 +111,12 @@ class Bridge:
     statement in as ``observe`` would: ``native_layout`` gives the slots of allow, mask, the
     first of the ``latency_buckets``, native statements and hand-backs); ``mask_value`` and
     ``masking_key`` (cells it cannot mask itself); ``upstream_write`` and ``client_write``
-    (the transports' write methods); ``hand_back_simple`` / ``hand_back_extended`` (a round
-    trip goes back to Python, with the rows and bytes its statement sent so far);
+    (the transports' write methods), ``upstream_fd`` and ``client_fd`` (a plain TCP
+    transport's socket, else -1: while ``*_closing()`` (is_closing) is False and
+    ``*_pending()`` (get_write_buffer_size) is 0 the extension sends on it itself, and hands
+    what the socket does not take to ``*_write``); ``hand_back_simple`` /
+    ``hand_back_extended`` (a round trip goes back to Python, with the rows and bytes its
+    statement sent so far);
     ``client_python`` / ``backend_python`` (a relay's Python data_received), ``client_rest``
     / ``backend_rest`` (what is left of a chunk), ``client_failed`` / ``backend_failed`` (an
     error ends the session).
@@ -128,6 +166,12 @@ class Bridge:
         self.masking_key = agent.config.masking_key
         self.upstream_write = to_upstream.sink.write
         self.client_write = to_client.sink.write
+        self.upstream_fd = socket_fd(to_upstream.sink)
+        self.client_fd = socket_fd(to_client.sink)
+        self.upstream_pending = to_upstream.sink.get_write_buffer_size
+        self.client_pending = to_client.sink.get_write_buffer_size
+        self.upstream_closing = to_upstream.sink.is_closing
+        self.client_closing = to_client.sink.is_closing
         self.hand_back_simple = session.hand_back_simple
         self.hand_back_extended = session.hand_back_extended
         # The relays' own data_received, before the extension's replaces them.

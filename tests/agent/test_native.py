@@ -502,6 +502,8 @@ def _bridge_stub(**fields: Any) -> Any:
         origin_masks={},
         audit_fragments={},
         audit_journal=None,
+        upstream_fd=-1,
+        client_fd=-1,
     )
     for name in [
         "session",
