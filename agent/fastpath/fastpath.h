@@ -250,7 +250,8 @@ typedef struct {
     PyObject *pending; /* transport.get_write_buffer_size (with fd >= 0) */
     PyObject *closing; /* transport.is_closing (with fd >= 0) */
     int fd;            /* its socket, or -1: everything goes through write */
-    long long sent_direct; /* writes sent on the socket here (stats) */
+    long long sent, queued; /* stats: writes sent on the socket here, writes handed to
+                               the transport because it held bytes (or was closing) */
 } Sink;
 
 typedef struct {

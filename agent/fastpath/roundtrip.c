@@ -2,7 +2,6 @@
  * and the round trip in flight, and is the relays' data_received (native first, Python for
  * the rest). */
 #include "fastpath.h"
-#include <errno.h>
 #include <sys/socket.h>
 
 PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
@@ -499,7 +498,7 @@ int sink_write(Sink *sink, PyObject *data) {
             const char *bytes = PyBytes_AS_STRING(data);
             Py_ssize_t size = PyBytes_GET_SIZE(data);
             ssize_t sent = send(sink->fd, bytes, (size_t)size, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (sent > 0) sink->sent_direct++;
+            if (sent > 0) sink->sent++;
             if (sent == size) return 0;
             if (sent > 0) {
                 PyObject *rest = PyBytes_FromStringAndSize(bytes + sent, size - sent);
@@ -508,7 +507,9 @@ int sink_write(Sink *sink, PyObject *data) {
                 Py_DECREF(rest);
                 return rc;
             }
-            errno = 0; /* nothing sent (EAGAIN, EINTR, an error): the transport's to handle */
+            /* nothing sent (EAGAIN, EINTR, an error): the transport's to handle */
+        } else {
+            sink->queued++;
         }
     }
     return write_to(sink->write, data);
@@ -636,9 +637,10 @@ static PyObject *FastPath_get_inflight(FastPath *self, void *closure) {
 }
 
 static PyObject *FastPath_get_stats(FastPath *self, void *closure) {
-    return Py_BuildValue("{sLsLsLsLsL}", "client", self->handled_client, "backend",
+    return Py_BuildValue("{sLsLsLsLsLsLsL}", "client", self->handled_client, "backend",
                          self->handled_backend, "resumed", self->resumed, "sent_upstream",
-                         self->upstream.sent_direct, "sent_client", self->client.sent_direct);
+                         self->upstream.sent, "queued_upstream", self->upstream.queued,
+                         "sent_client", self->client.sent, "queued_client", self->client.queued);
 }
 
 static PyObject *FastPath_get_q_tickets(FastPath *self, void *closure) {
@@ -668,7 +670,8 @@ static PyMethodDef FastPath_methods[] = {
 
 static PyGetSetDef FastPath_getset[] = {
     {"inflight", (getter)FastPath_get_inflight, NULL, "A native round trip is in flight.", NULL},
-    {"stats", (getter)FastPath_get_stats, NULL, "Chunks handled natively, hand-backs, sends on the sockets themselves.", NULL},
+    {"stats", (getter)FastPath_get_stats, NULL, "Chunks handled natively, hand-backs; writes sent on the sockets here, and handed to "
+     "their transports because those held bytes.", NULL},
     {"q_tickets", (getter)FastPath_get_q_tickets, NULL, "Simple-query tickets.", NULL},
     {"p_tickets", (getter)FastPath_get_p_tickets, NULL, "Parse tickets.", NULL},
     {NULL, NULL, NULL, NULL, NULL},

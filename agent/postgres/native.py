@@ -168,10 +168,12 @@ class Bridge:
         self.client_write = to_client.sink.write
         self.upstream_fd = socket_fd(to_upstream.sink)
         self.client_fd = socket_fd(to_client.sink)
-        self.upstream_pending = to_upstream.sink.get_write_buffer_size
-        self.client_pending = to_client.sink.get_write_buffer_size
-        self.upstream_closing = to_upstream.sink.is_closing
-        self.client_closing = to_client.sink.is_closing
+        if self.upstream_fd >= 0:
+            self.upstream_pending = to_upstream.sink.get_write_buffer_size
+            self.upstream_closing = to_upstream.sink.is_closing
+        if self.client_fd >= 0:
+            self.client_pending = to_client.sink.get_write_buffer_size
+            self.client_closing = to_client.sink.is_closing
         self.hand_back_simple = session.hand_back_simple
         self.hand_back_extended = session.hand_back_extended
         # The relays' own data_received, before the extension's replaces them.

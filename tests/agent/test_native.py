@@ -10,6 +10,7 @@ import random
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -647,3 +648,45 @@ def test_a_decision_that_lapses_in_place_is_not_replayed_natively(
         for i in range(6, 9):  # its new decision (learned again like the first): native
             assert conn.execute(sql, (i,), prepare=prepare).fetchall()
         assert _stats(agent).native_statements > native + 1
+
+
+def _session_stats(running: Any) -> dict[str, int]:
+    """The native path's stats of the one session open on a running agent."""
+    (relay,) = running.agent.results.values()
+    return dict(relay.session.fast.stats)
+
+
+def _repeat_masked_reads(conn: psycopg.Connection[Any]) -> list[Any]:
+    return [
+        conn.execute("SELECT id, email FROM customers WHERE id = %s", (i % 3 + 1,)).fetchall()
+        for i in range(12)
+    ]
+
+
+def test_native_writes_go_on_plain_sockets_themselves(agent_factory: Any) -> None:
+    agent = agent_factory(native=True)
+    with agent.connect("alice") as conn:
+        seen = _repeat_masked_reads(conn)
+        stats = _session_stats(agent)
+    assert seen[-1] == [(3, "****@example.com")], seen
+    assert stats["client"] >= 6, stats  # native round trips
+    assert stats["sent_upstream"] >= 6 and stats["sent_client"] >= 6, stats
+
+
+def test_native_writes_to_a_tls_client_go_through_its_transport(
+    agent_factory: Any, tmp_path: Path
+) -> None:
+    """The socket under a TLS transport carries ciphertext: the native path never writes it."""
+    from agent.testing import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path)
+    agent = agent_factory(native=True, tls_cert=cert, tls_key=key)
+    dsn = agent.dsn("alice").replace("sslmode=disable", "sslmode=require")
+    with psycopg.connect(dsn) as conn:
+        assert conn.pgconn.ssl_in_use
+        seen = _repeat_masked_reads(conn)
+        stats = _session_stats(agent)
+    assert seen[-1] == [(3, "****@example.com")], seen
+    assert stats["client"] >= 6, stats  # native round trips, over TLS
+    assert stats["sent_client"] == 0 and stats["queued_client"] == 0, stats
+    assert stats["sent_upstream"] >= 6, stats  # the upstream connection is plain TCP

@@ -8,9 +8,11 @@ extended round trips with text and binary results, answered by the real server."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import re
+import socket
 import struct
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 from agent.bundle import Bundle
 from agent.extension import native_path_available
 from agent.postgres import codec
+from agent.postgres.native import socket_fd
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.relay import Relay
 from agent.server import AgentConfig
@@ -190,10 +193,57 @@ async def _feed(relay: Relay, chunk: bytes) -> None:
     assert not relay.done.done(), relay.done.result()
 
 
-async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native: bool) -> Any:
+class SocketPeer:
+    """The client's end of a real socket pair.  The agent writes the other end through a
+    plain asyncio transport (one the native path sends on itself) whose kernel buffer holds
+    a few small writes, and the test reads this end only now and then: the transport often
+    holds bytes when the native path has more to write."""
+
+    def __init__(self, transport: Any, peer: socket.socket) -> None:
+        self.transport = transport
+        self.peer = peer
+        self.data = bytearray()
+
+    @classmethod
+    async def open(cls) -> SocketPeer:
+        agent_end, peer = socket.socketpair()
+        agent_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
+        peer.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, agent_end)
+        return cls(transport, peer)
+
+    def read(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := self.peer.recv(65536):
+                self.data += chunk
+
+    async def settle(self) -> None:
+        """Read until the transport has written everything it held."""
+        for _ in range(10000):
+            self.read()
+            if not self.transport.get_write_buffer_size():
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        self.read()
+
+    def close(self) -> None:
+        self.transport.close()
+        self.peer.close()
+
+
+async def _conversation(
+    agent: PostgresAgent, table_oid: int, seed: int, native: bool, client: SocketPeer | None = None
+) -> Any:
+    """60 random round trips through one session (``client``: to a real socket, read at
+    random moments): the bytes to the client, to the server, the audit events and the
+    native path's stats."""
     rng = random.Random(seed)
+    reads = random.Random(seed + 2)  # when a socket client reads (not part of the script)
     server = FakeServer(table_oid, random.Random(seed + 1))
-    client_sink, upstream_sink = MemoryTransport(), MemoryTransport()
+    client_sink: Any = MemoryTransport() if client is None else client.transport
+    upstream_sink = MemoryTransport()
     identity = Identity("alice", "user", frozenset())
     to_upstream, to_client = detached_relays(
         agent, identity, client_sink, upstream_sink, native=native
@@ -212,9 +262,15 @@ async def _conversation(agent: PostgresAgent, table_oid: int, seed: int, native:
         sent_upstream = len(upstream_sink.data)
         for chunk in _split(server.answer(forwarded), rng):
             await _feed(to_client, chunk)
+        if client is not None and reads.random() < 0.3:
+            client.read()
+            await asyncio.sleep(0)  # the transport writes what it held, as far as it can
     events = [(e[0], e[2], e[4], e[5]) for e in agent.audit.queued[first_event:]]
     stats = session.fast.stats if session.fast is not None else None
-    return bytes(client_sink.data), bytes(upstream_sink.data), events, stats
+    if client is not None:
+        await client.settle()
+    to_client_bytes = client_sink.data if client is None else client.data
+    return bytes(to_client_bytes), bytes(upstream_sink.data), events, stats
 
 
 @pytest.fixture
@@ -258,6 +314,30 @@ async def test_native_and_python_sessions_agree_byte_for_byte(
     stats = native[3]
     assert stats["client"] > 20, stats  # the native path really carried most round trips
     assert stats["resumed"] > 0, stats  # and handed some back (errors, pipelining)
+    await agent.catalog.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_native_writes_on_a_socket_keep_their_place_behind_what_its_transport_holds(
+    offline_agent: Any, seed: int
+) -> None:
+    """The native path sends on a plain socket itself only while the transport holds
+    nothing: a client that reads slowly gets the very bytes a memory sink gets."""
+    agent, table_oid = offline_agent
+    expected = await _conversation(agent, table_oid, seed, native=True)
+    client = await SocketPeer.open()
+    assert socket_fd(client.transport) >= 0  # a transport the native path sends on itself
+    try:
+        through_socket = await _conversation(agent, table_oid, seed, True, client)
+    finally:
+        client.close()
+    assert through_socket[0] == expected[0], "the client got other bytes, or out of order"
+    assert through_socket[1] == expected[1]
+    # the same events, but for the client's address (a socket pair's has no address)
+    assert [event[1:] for event in through_socket[2]] == [event[1:] for event in expected[2]]
+    stats = through_socket[3]
+    assert stats["sent_client"] > 0, stats  # written on the socket here
+    assert stats["queued_client"] > 0, stats  # and behind bytes the transport held
     await agent.catalog.close()
 
 
