@@ -27,19 +27,25 @@ loses whatever was in memory.  With it:
   (seconds); an fsync per statement (a disk round trip) is not worth that case.  The spool,
   which holds events across long outages, is still fsynced.
 * **Fail closed.**  A journal that cannot be written (a full disk) fails the statement's
-  session instead of returning a result whose event could be lost.
+  session instead of returning a result whose event could be lost.  A record goes at the end
+  of the last whole one (the file's offset; not ``O_APPEND``), and one whose write fails
+  part-way is cut off again (``append_whole``: truncated, the offset moved back), so no
+  partial record stays in the file to hide the ones after it.  Its event stays queued
+  (``mark`` does not move): the next record, or the flush, journals it with the others.
 * **Rotate.**  When the shipper takes the queue (``seal``), the file becomes the sealed
   journal (``….sealed``) and new events start a fresh file; once everything taken is
   delivered or spooled (fsynced), ``release`` deletes the sealed file.
 * **Recover.**  At start, ``recover`` turns what a previous process left (sealed and active
   files, or a former worker's) into spool batches (fsynced) and deletes it; the shipper
   replays the spool as usual.  A record cut short (its write interrupted by the kill) is
-  dropped: its statement's result had not been written to the client yet.
+  dropped, and logged: its statement's result had not been written to the client yet.
+  Recovery goes on at the next record's start, so a torn record in the middle (left by an
+  agent older than the cut-off rule) hides nothing after it.
 """
 
 from __future__ import annotations
 
-import io
+import errno
 import logging
 import marshal
 import os
@@ -55,16 +61,51 @@ log = logging.getLogger("agent.journal")
 # catch_up's record and write in C (agent/fastpath/journal.c), when it is built.
 _native_append = native_function("journal_append")
 
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+# Not O_APPEND: a record goes at the file's offset, the end of the last whole record
+# (append_whole), so a write that failed part-way is written over, never appended after.
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 # Version 2: no back-references (version 3+ hashes every object it writes to find them),
 # a quarter cheaper for these small records; read by every Python since 2.5.
 _MARSHAL = 2
+# How every record begins: marshal's 3-tuple, then its str (the id prefix); recovery goes on
+# from the next one after bytes that are not a whole record.
+_RECORD_START = b"(\x03\x00\x00\x00u"
 # The slots of AuditJournal.state.
 FD, MARK, FIRST_SEQ = range(3)
 
 
 def sealed_path(path: Path) -> Path:
     return path.with_suffix(".sealed")
+
+
+def _open_at_end(path: Path) -> int:
+    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    os.lseek(fd, 0, os.SEEK_END)
+    return fd
+
+
+def append_whole(fd: int, data: bytes, path: Path) -> None:
+    """Write one whole record at ``fd``'s offset, or none: a write that fails part-way (a
+    full disk, EIO) is cut off again (the file truncated, the offset back at the end of the
+    last whole record) and its error raised, so the session fails and the next record
+    takes this one's place.  A partial record left in the file would hide every record
+    after it from ``recover``.  The native writer (agent/fastpath/journal.c) hands any write
+    it could not finish whole, its offset moved back, to ``catch_up``, which comes here."""
+    written = 0
+    try:
+        while written < len(data):  # a regular file takes it whole unless the disk is full
+            count = os.write(fd, data[written:])
+            if count == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += count
+    except OSError as exc:
+        end = os.lseek(fd, -written, os.SEEK_CUR)
+        try:
+            os.ftruncate(fd, end)
+        except OSError as cut:  # the next record still goes at ``end``, over this one
+            log.error("audit journal %s: cannot cut a failed record off: %s", path, cut)
+        log.error("audit journal %s: a record could not be written whole (%s)", path, exc)
+        raise
 
 
 class AuditJournal:
@@ -95,11 +136,9 @@ class AuditJournal:
         if _native_append is not None and _native_append(state, queued, self.id_prefix):
             return  # the same record, with the same one write
         if state[FD] < 0:
-            state[FD] = os.open(self.path, _OPEN_FLAGS, 0o600)
+            state[FD] = _open_at_end(self.path)
         data = marshal.dumps((self.id_prefix, state[FIRST_SEQ] + mark, queued[mark:]), _MARSHAL)
-        written = os.write(state[FD], data)
-        while written < len(data):  # a regular file takes it whole unless the disk is full
-            written += os.write(state[FD], data[written:])
+        append_whole(state[FD], data, self.path)
         state[MARK] = len(queued)
 
     def seal(self, id_prefix: str, first_seq: int) -> None:
@@ -115,8 +154,11 @@ class AuditJournal:
         os.close(fd)
         try:
             if self.sealed.exists():  # a flush failed before releasing: keep both, in order
-                with open(self.sealed, "ab") as sealed:
-                    sealed.write(self.path.read_bytes())
+                sealed = _open_at_end(self.sealed)
+                try:
+                    append_whole(sealed, self.path.read_bytes(), self.sealed)
+                finally:
+                    os.close(sealed)
                 self.path.unlink()
             else:
                 os.replace(self.path, self.sealed)
@@ -178,26 +220,73 @@ def journal_paths(path: Path) -> list[Path]:
 
 def _records(path: Path) -> list[tuple[str, int, list[QueuedEvent]]]:
     """The whole records of a journal file (marshal objects one after the other: each says
-    its own length); what follows one cut short is dropped."""
+    its own length).  Bytes that are not a whole record (a write cut short by a kill, or one
+    an older agent left after a failed write) are skipped up to the next record's start,
+    and reported: they never hide the records around them."""
     data = path.read_bytes()
-    stream = io.BytesIO(data)
     records: list[tuple[str, int, list[QueuedEvent]]] = []
-    while stream.tell() < len(data):
-        start = stream.tell()
-        record = _record(stream)
-        if record is None:
-            dropped = len(data) - start
-            log.warning(
-                "%s: %s bytes after the last whole record (cut short): dropped", path, dropped
-            )
-            break
-        records.append(record)
+    start = 0
+    while start < len(data):
+        end = _record_end(data, start)
+        record = None if end is None else _record(data[start:end])
+        # A record cut short can read the next one's first bytes as its own last ones: no
+        # record's bytes hold another's start (events are 6-tuples, their text JSON without
+        # NUL bytes).
+        resume = data.find(_RECORD_START, start + 1)
+        if end is not None and record is not None and not start < resume < end:
+            records.append(record)
+            start = end
+            continue
+        skipped = (len(data) if resume < 0 else resume) - start
+        log.warning(
+            "audit journal %s: %s bytes at offset %s are not a whole record (a write cut "
+            "short): skipped, %s",
+            path,
+            skipped,
+            start,
+            "the last ones" if resume < 0 else "records after them kept",
+        )
+        start += skipped
     return records
 
 
-def _record(stream: io.BytesIO) -> tuple[str, int, list[QueuedEvent]] | None:
+# marshal's codes that a record is made of, with the bytes that follow them (sized: -1).
+_FIXED_SIZE = {b"N": 0, b"T": 0, b"F": 0, b"i": 4, b"g": 8, b"u": -1, b"l": -1}
+_CONTAINERS = (b"(", b"[")
+_DEPTH = 3  # the record's tuple, its events' list, an event's tuple
+
+
+def _record_end(data: bytes, at: int, depth: int = 1) -> int | None:
+    """Where the record (or, deeper, the object) at ``at`` ends; None when it is not made of
+    a record's codes or claims more bytes than there are.  Checked before marshal reads it:
+    marshal allocates whatever size a torn record's bytes claim (gigabytes) before it finds
+    they are not there."""
+    code, at = data[at : at + 1], at + 1
+    if code in _CONTAINERS and depth <= _DEPTH:
+        if at + 4 > len(data):
+            return None
+        count = int.from_bytes(data[at : at + 4], "little", signed=True)
+        at += 4
+        if not 0 <= count <= len(data) - at:
+            return None
+        for _ in range(count):
+            end = _record_end(data, at, depth + 1)
+            if end is None:
+                return None
+            at = end
+        return at
+    size = _FIXED_SIZE.get(code)
+    if size is None:
+        return None
+    if size < 0:  # a str's UTF-8 bytes, or an int's 15-bit digits (2 bytes each)
+        count = abs(int.from_bytes(data[at : at + 4], "little", signed=True))
+        size = 4 + count * (2 if code == b"l" else 1)
+    return at + size if at + size <= len(data) else None
+
+
+def _record(data: bytes) -> tuple[str, int, list[QueuedEvent]] | None:
     try:
-        record: Any = marshal.load(stream)
+        record: Any = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
         return None
     if (
@@ -206,6 +295,21 @@ def _record(stream: io.BytesIO) -> tuple[str, int, list[QueuedEvent]] | None:
         and isinstance(record[0], str)
         and isinstance(record[1], int)
         and isinstance(record[2], list)
+        and all(map(_is_event, record[2]))  # not a torn record read into the next one
     ):
         return record[0], record[1], record[2]
     return None
+
+
+def _is_event(event: Any) -> bool:
+    """Whether ``event`` has agent.audit.QueuedEvent's shape."""
+    return (
+        isinstance(event, tuple)
+        and len(event) == 6
+        and isinstance(event[0], str)
+        and isinstance(event[1], int | float)
+        and isinstance(event[2], int | None)
+        and isinstance(event[3], int | float)
+        and isinstance(event[4], bool)
+        and isinstance(event[5], int)
+    )

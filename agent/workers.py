@@ -8,9 +8,11 @@ sessions than the others (ties: the lowest index; ``SharedListener``, the counts
 memory they share), or once the connection waited ``_DEFER_SECONDS`` for a sibling.  So connections
 spread evenly: SO_REUSEPORT's hash (each worker its own listener, which this replaced)
 split 8 pgbench clients 6:2 or worse more than one time in four, and the busier worker set the
-pace.  A worker that dies leaves the others serving, and a connection waiting to be
-accepted is not lost with it (the queue is the supervisor's); the supervisor starts it
-again.
+pace.  A worker counts from when it listens until it stops: before, and once the supervisor
+saw it die, its count is ``NOT_ACCEPTING`` (set by the supervisor), so no sibling leaves a
+connection waiting for a worker that is not there.  A worker that dies leaves the others
+serving, and a connection waiting to be accepted is not lost with it (the queue is the
+supervisor's); the supervisor starts it again, and it counts from zero.
 
 What the workers share, and how:
 
@@ -51,6 +53,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from array import array
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,10 +81,11 @@ LISTEN_FD_ENV = "WARDEN_AGENT_LISTEN_FD"
 LOAD_FD_ENV = "WARDEN_AGENT_LOAD_FD"
 # How long a connection waits for a less busy worker before a busier one takes it.
 _DEFER_SECONDS = 0.005
-# Out of descriptors: accept again after this (as asyncio's own servers do), meanwhile
-# counted as saturated so no sibling waits for this worker.
+# Out of descriptors: accept again after this (as asyncio's own servers do).
 _ACCEPT_RETRY_SECONDS = 1.0
-_SATURATED = 2**62
+# The count of a worker that takes no connection (not started or not listening yet, dead,
+# stopping, out of descriptors): never the least busy, so no sibling waits for it.
+NOT_ACCEPTING = 2**62
 
 
 @dataclass(frozen=True)
@@ -157,14 +161,20 @@ class WorkerGroup:
         return await asyncio.start_unix_server(on_forward, sock=sock)
 
 
+def load_counts(fd: int) -> memoryview:
+    """The workers' session counts in the supervisor's memfd: one int64 per worker."""
+    return memoryview(mmap.mmap(fd, 8 * MAX_WORKERS)).cast("q")
+
+
 class WorkerLoad:
     """The sessions each worker serves, in memory the workers share (the supervisor's
-    memfd): one int64 per worker, written by its worker only."""
+    memfd): one int64 per worker, written by its worker while it runs, and set to
+    NOT_ACCEPTING by the supervisor before the worker starts and once it is gone."""
 
     def __init__(self, fd: int, index: int, count: int) -> None:
-        self.counts = memoryview(mmap.mmap(fd, 8 * MAX_WORKERS)).cast("q")
+        self.counts = load_counts(fd)
         self.index, self.count = index, count
-        self.counts[index] = 0  # a worker started again serves nothing yet
+        self.counts[index] = 0  # listening now (a worker started again serves nothing yet)
 
     def set(self, sessions: int) -> None:
         self.counts[self.index] = sessions
@@ -193,6 +203,7 @@ class SharedListener:
         self.sock, self.load, self.connected, self.limit = sock, load, connected, limit
         self.sockets = [sock]
         self.open = 0
+        self.accepting = True  # False: out of descriptors for a while, or closed
         self.loop = asyncio.get_running_loop()
         self.tasks: set[asyncio.Task[None]] = set()
         self.deferred: asyncio.TimerHandle | None = None
@@ -222,19 +233,25 @@ class SharedListener:
             # The socket stays readable: listening on would spin the loop on the same error.
             log.warning("cannot accept a connection (%s); trying again in 1 s", exc)
             self.loop.remove_reader(self.sock.fileno())
-            self.load.set(_SATURATED)
+            self._publish(accepting=False)
             self.deferred = self.loop.call_later(_ACCEPT_RETRY_SECONDS, self._retry)
             return
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.open += 1
-        self.load.set(self.open)
+        self._publish()
         task = self.loop.create_task(self._serve(conn))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     def _retry(self) -> None:
-        self.load.set(self.open)
+        self._publish(accepting=True)
         self._waited()
+
+    def _publish(self, accepting: bool | None = None) -> None:
+        """This worker's count for its siblings: its sessions, or NOT_ACCEPTING."""
+        if accepting is not None:
+            self.accepting = accepting
+        self.load.set(self.open if self.accepting else NOT_ACCEPTING)
 
     async def _serve(self, conn: socket.socket) -> None:
         try:
@@ -242,12 +259,13 @@ class SharedListener:
             await self.connected(reader, writer)
         finally:
             self.open -= 1
-            self.load.set(self.open)
+            self._publish()
 
     def close(self) -> None:
         """No more connections (those served go on until the agent cancels them)."""
         if self.deferred is not None:
             self.deferred.cancel()
+        self._publish(accepting=False)  # the siblings take every connection from now on
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
 
@@ -365,8 +383,12 @@ def supervise(argv: list[str], host: str, port: int, workers: int, metrics_port:
     port = held.getsockname()[1]
     group = str(os.getpid())
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    load = os.memfd_create("warden-agent-load")  # zeros: WorkerLoad's counts
+    load = os.memfd_create("warden-agent-load")  # WorkerLoad's counts
     os.ftruncate(load, 8 * MAX_WORKERS)
+    # A worker counts from when it listens: until then, and once it is dead, its siblings
+    # must not leave connections waiting _DEFER_SECONDS for it.
+    counts = load_counts(load)
+    counts[:] = array("q", [NOT_ACCEPTING] * MAX_WORKERS)
     fds = {LISTEN_FD_ENV: held.fileno(), LOAD_FD_ENV: load}
     env = {**os.environ, **{name: str(fd) for name, fd in fds.items()}}
 
@@ -394,6 +416,7 @@ def supervise(argv: list[str], host: str, port: int, workers: int, metrics_port:
         for index, process in list(running.items()):
             code = process.poll()
             if code is not None and not stopping:
+                counts[index] = NOT_ACCEPTING  # its sessions are gone with it
                 log.error("worker %s exited with %s; starting it again", index, code)
                 time.sleep(_RESTART_DELAY)
                 running[index] = spawn(index)

@@ -15,7 +15,8 @@
  * array AuditJournal.state it holds as a buffer, fd, mark and first_seq; it writes
  * queued[mark:] with one write() and advances mark, as catch_up would.  A journal whose
  * file is not open (none yet, or just sealed) is caught up by catch_up itself, which opens
- * it: once per flush. */
+ * it: once per flush; so is a record whose write did not go in whole (catch_up writes it
+ * again or cuts it off: one implementation of that rule, agent/journal.py's append_whole). */
 #include "fastpath.h"
 #include <errno.h>
 #include <marshal.h>
@@ -236,36 +237,31 @@ static int encode_record(ByteBuffer *record, PyObject *prefix, long long first_s
     return at == NULL ? -1 : 0;
 }
 
-/* One write, continued while the kernel takes less (a regular file takes it whole unless the
- * disk is full: then the error fails the session, as catch_up's would). */
-static int write_whole(int fd, const char *data, Py_ssize_t len) {
-    while (len > 0) {
-        ssize_t written = write(fd, data, (size_t)len);
-        if (written < 0 && errno == EINTR) { /* a signal: its handler runs, as os.write's */
-            if (PyErr_CheckSignals() < 0) return -1;
-            continue;
-        }
-        if (written < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-        data += written;
-        len -= written;
+/* The record at fd's offset (the end of the last whole record: the file is not O_APPEND)
+ * with one write: 1 written whole; 0 not (a full disk, EIO, a signal), the offset moved
+ * back over what did go in, for AuditJournal.catch_up to write the record again or, failing
+ * too, cut it off and raise (agent/journal.py's append_whole: the rule lives there once);
+ * -1 with an error (the offset could not be moved back). */
+static int write_record(int fd, const char *data, Py_ssize_t len) {
+    ssize_t written = write(fd, data, (size_t)len);
+    if (written == len) return 1;
+    if (written > 0 && lseek(fd, -(off_t)written, SEEK_CUR) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
     return 0;
 }
 
 /* queued[mark:] as one record to the open file of ``state`` (fd, mark, first_seq), mark
- * advanced: 0, or -1 with an error. */
+ * advanced: 1; 0 not written (catch_up's to do); -1 with an error. */
 static int append_queued(long long *state, PyObject *queued, PyObject *prefix,
                          ByteBuffer *record) {
     Py_ssize_t count = PyList_GET_SIZE(queued);
-    if (state[1] == count) return 0;
-    if (encode_record(record, prefix, state[2] + state[1], queued, state[1]) < 0 ||
-        write_whole((int)state[0], record->data, record->len) < 0)
-        return -1;
-    state[1] = count;
-    return 0;
+    if (state[1] == count) return 1;
+    if (encode_record(record, prefix, state[2] + state[1], queued, state[1]) < 0) return -1;
+    int done = write_record((int)state[0], record->data, record->len);
+    if (done == 1) state[1] = count;
+    return done;
 }
 
 /* The events queued since the journal's last record go to its file (agent/journal.py):
@@ -277,21 +273,24 @@ int journal_catch_up(FastPath *self) {
     long long fd = state[0], mark = state[1];
     Py_ssize_t queued = PyList_GET_SIZE(self->audit_queue);
     if (mark == queued) return 0;
-    if (fd < 0 || fd > INT32_MAX || mark < 0 || mark > queued) {
-        PyObject *result = PyObject_CallMethodNoArgs(self->audit_journal, s_catch_up);
-        Py_XDECREF(result); /* it opened the file (or failed to) */
-        return result == NULL ? -1 : 0;
+    if (fd >= 0 && fd <= INT32_MAX && mark >= 0 && mark <= queued) {
+        PyObject *prefix = field_get(self->audit_journal, s_id_prefix);
+        if (prefix == NULL) return -1;
+        int done = append_queued(state, self->audit_queue, prefix, &self->journal_record);
+        Py_DECREF(prefix);
+        if (done != 0) return done < 0 ? -1 : 0;
     }
-    PyObject *prefix = field_get(self->audit_journal, s_id_prefix);
-    if (prefix == NULL) return -1;
-    int failed = append_queued(state, self->audit_queue, prefix, &self->journal_record);
-    Py_DECREF(prefix);
-    return failed;
+    /* no file open yet (catch_up opens it), or a write not finished whole (catch_up writes
+     * it again, or cuts it off and raises) */
+    PyObject *result = PyObject_CallMethodNoArgs(self->audit_journal, s_catch_up);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
 }
 
 /* journal_append(state, queued, id_prefix) -> False when the journal's file is not open
- * (AuditJournal.catch_up opens it), else True: what catch_up does, for the Python data
- * paths' statements (its marshal.dumps and os.write cost ~3x this). */
+ * (AuditJournal.catch_up opens it) or the record was not written whole (catch_up writes it
+ * again, or cuts it off), else True: what catch_up does, for the Python data paths'
+ * statements (its marshal.dumps and os.write cost ~3x this). */
 PyObject *module_journal_append(PyObject *module, PyObject *args) {
     static ByteBuffer record = {NULL, 0, 0}; /* reused: one record per statement */
     Py_buffer state;
@@ -304,8 +303,9 @@ PyObject *module_journal_append(PyObject *module, PyObject *args) {
     } else if (slots[0] < 0 || slots[0] > INT32_MAX || slots[1] < 0 ||
                slots[1] > PyList_GET_SIZE(queued)) {
         result = Py_NewRef(Py_False);
-    } else if (append_queued(slots, queued, prefix, &record) == 0) {
-        result = Py_NewRef(Py_True);
+    } else {
+        int done = append_queued(slots, queued, prefix, &record);
+        if (done >= 0) result = Py_NewRef(done ? Py_True : Py_False);
     }
     if (record.capacity > 1 << 16) journal_record_free(&record); /* a large flush's */
     PyBuffer_Release(&state);

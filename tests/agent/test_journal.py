@@ -6,17 +6,24 @@ tests/integration/test_agent_journal.py; the MySQL agent in tests/agent_mysql.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
+import logging
 import os
 import signal
+import subprocess
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from agent.audit import AuditShipper, expand_batch
 from agent.controlplane import ControlPlaneClient
-from agent.journal import recover
+from agent.journal import MARK, recover
 from agent.workers import adopt_orphan_journals
 from tests.agent.conftest import wait_for
 from tests.agent.test_workers import WORKER_ARGS, connections_on_each_worker, worker_pids
@@ -189,16 +196,117 @@ def test_without_the_journal_no_file_is_written(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_record_cut_short_anywhere_is_dropped_whole(tmp_path: Path) -> None:
-    shipper = _shipper(tmp_path)
-    _record(shipper, "whole")
+def _records_of(state: Path, *texts: str) -> list[bytes]:
+    """The journal record of each statement, recorded one at a time."""
+    shipper = _shipper(state)
     assert shipper.journal is not None
-    whole = shipper.journal.path.read_bytes()
-    _record(shipper, "cut short")
-    second = shipper.journal.path.read_bytes()[len(whole) :]
+    records: list[bytes] = []
+    for text in texts:
+        _record(shipper, text)
+        records.append(shipper.journal.path.read_bytes()[sum(map(len, records)) :])
+    return records
+
+
+def _spooled_statements(spool: Path) -> list[str]:
+    return [
+        event["statement"]
+        for line in spool.read_text().splitlines()
+        for event in expand_batch(json.loads(line))
+    ]
+
+
+def test_a_record_cut_short_anywhere_is_dropped_whole(tmp_path: Path) -> None:
+    whole, second = _records_of(tmp_path, "whole", "cut short")
     for cut in range(1, len(second)):
         path = tmp_path / f"cut-{cut}.bin"
         path.write_bytes(whole + second[:cut])
         spool = tmp_path / f"spool-{cut}.jsonl"
         assert recover([path], spool) == 1, cut
         assert [e["statement"] for e in expand_batch(json.loads(spool.read_text()))] == ["whole"]
+
+
+@contextlib.contextmanager
+def mounted_small_disk(parent: Path) -> Iterator[Path]:
+    """A real file system of 64 KiB (a tmpfs: the tests run as root), to fill."""
+    mount = parent / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with mounted_small_disk(tmp_path) as mount:
+        yield mount
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of ``disk`` (a filler file, written until ENOSPC)."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        for size in (4096, 1):
+            with contextlib.suppress(OSError):
+                while out.write(b"\0" * size):
+                    pass
+    return filler
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_a_write_the_full_disk_cut_short_is_cut_off_and_later_records_recover(
+    small_disk: Path, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent import journal as journal_module
+
+    if not native:
+        monkeypatch.setattr(journal_module, "_native_append", None)
+    shipper = _shipper(small_disk)
+    for n in range(3):
+        _record(shipper, f"before {n}")
+    assert shipper.journal is not None
+    path = shipper.journal.path
+    whole = path.read_bytes()
+    filler = fill(small_disk)
+    # Its record fills the journal's last page (a short write), then finds the disk full.
+    with pytest.raises(OSError) as failed:
+        _record(shipper, "x" * 9000)
+    assert failed.value.errno == errno.ENOSPC
+    assert path.read_bytes() == whole  # the part that went in is cut off again
+    assert shipper.journal.state[MARK] == 3 and len(shipper.queued) == 4  # queued, not journaled
+    filler.unlink()
+    _record(shipper, "after 0")  # journals the failed statement's event too
+    _record(shipper, "after 1")
+
+    restarted = _shipper(small_disk)
+    assert restarted.recover_journal() == 6
+    assert _spooled_statements(restarted.spool_path) == [
+        "before 0",
+        "before 1",
+        "before 2",
+        "x" * 9000,
+        "after 0",
+        "after 1",
+    ]
+
+
+def test_recovery_skips_a_torn_record_between_whole_ones_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, torn, third = _records_of(tmp_path, "first", "torn", "third")
+    for cut in range(1, len(torn)):  # what an older agent's failed write left
+        path = tmp_path / f"torn-{cut}.bin"
+        path.write_bytes(first + torn[:cut] + third + torn[:cut])
+        spool = tmp_path / f"spool-{cut}.jsonl"
+        caplog.clear()
+        tracemalloc.start()
+        with caplog.at_level(logging.WARNING, logger="agent.journal"):
+            assert recover([path], spool) == 2, cut
+        # A torn count can claim 671 M items (5 GB): nothing allocates what is not there.
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20, cut
+        tracemalloc.stop()
+        assert _spooled_statements(spool) == ["first", "third"], cut
+        reports = [r.getMessage() for r in caplog.records]
+        assert len(reports) == 2 and f"{cut} bytes at offset {len(first)}" in reports[0], reports
+        assert "the last ones" in reports[1]

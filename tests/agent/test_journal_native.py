@@ -9,6 +9,7 @@ from __future__ import annotations
 import marshal
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from agent.journal import FD, FIRST_SEQ, MARK, _records
 from agent.postgres import codec
 from agent.testing import MemoryTransport, detached_relays
 from agent.verdicts import Identity
+from tests.agent.test_journal import fill, mounted_small_disk
 from tests.agent.test_native_equivalence import (
     FakeServer,
     _feed,
@@ -145,9 +147,32 @@ async def test_every_event_is_journaled_before_its_result_reaches_the_client(
     await agent.catalog.close()
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with mounted_small_disk(tmp_path) as mount:
+        yield mount
+
+
+def _nearly_full_journal(journal: Any, disk: Path) -> tuple[int, Path, bytes]:
+    """A copy of the journal's file on ``disk``, with a record that leaves 40 bytes of its last
+    page free, and the rest of the disk taken (by the returned filler): the next record
+    goes in part-way, then finds the disk full."""
+    records = journal.path.read_bytes()
+    pad = marshal.dumps((journal.id_prefix, 0, [("", 1.0, 1, 1.0, False, 0)]), 2)
+    pad_text = (-len(records) - len(pad) - 40) % 4096
+    records += marshal.dumps((journal.id_prefix, 0, [("p" * pad_text, 1.0, 1, 1.0, False, 0)]), 2)
+    path = disk / "journal.bin"
+    path.write_bytes(records)
+    filler = fill(disk)
+    fd = os.open(path, os.O_WRONLY)
+    os.lseek(fd, 0, os.SEEK_END)
+    return fd, filler, records
+
+
+@pytest.mark.parametrize("disk", ["/dev/full", "small disk"])
 @pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_result(
-    journaling_agent: Any, native: bool
+    journaling_agent: Any, native: bool, disk: str, small_disk: Path
 ) -> None:
     agent, table_oid = journaling_agent
     server = FakeServer(table_oid, random.Random(1))
@@ -164,7 +189,10 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
     journal = agent.audit.journal
     assert journal.state[FD] >= 0 and _journaled(journal) == agent.audit.queued
     os.close(journal.state[FD])
-    journal.state[FD] = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    if disk == "/dev/full":
+        journal.state[FD] = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    else:  # a real file system, full part-way through the record
+        journal.state[FD], filler, whole = _nearly_full_journal(journal, small_disk)
     handled = _native_stats(to_upstream)
     answered, queued = len(client.data), len(agent.audit.queued)
     sent = len(upstream.data)
@@ -177,9 +205,24 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
     assert len(agent.audit.queued) == queued + 1 and journal.state[MARK] == queued
     if native:
         assert _native_stats(to_upstream)["client"] == handled["client"] + 1  # really native
+    if disk == "small disk":
+        path = small_disk / "journal.bin"
+        assert path.read_bytes() == whole  # what went in part-way is cut off again
+        filler.unlink()
+        journal.catch_up()  # the failed statement's event, journaled once there is room
+        assert _records(path)[-1][2] == agent.audit.queued[queued:]
     os.close(journal.state[FD])
     journal.state[FD] = -1
     await agent.catalog.close()
+
+
+def _marshalled(path: Path) -> list[Any]:
+    """Every marshal object of a file, whatever its shape (recovery takes only events)."""
+    with open(path, "rb") as file:
+        objects = []
+        while file.peek(1):
+            objects.append(marshal.load(file))
+    return objects
 
 
 def _native_stats(relay: Any) -> dict[str, int]:
@@ -214,6 +257,6 @@ def test_catch_up_writes_the_same_file_with_and_without_the_native_append(
             journal.catch_up()
             assert journal.state[MARK] == len(queued)
         files.append(path.read_bytes())
-        assert sum(len(events) for _, _, events in _records(path)) == len(queued) > 0
+        assert sum(len(events) for _, _, events in _marshalled(path)) == len(queued) > 0
         os.close(journal.state[FD])
     assert files[0] == files[1]

@@ -8,6 +8,8 @@ import asyncio
 import os
 import signal
 import socket
+import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -410,3 +412,54 @@ def test_a_worker_out_of_descriptors_backs_off_instead_of_spinning() -> None:
     assert tries == 1  # one failed accept, then quiet for the back-off (not thousands)
     assert published > 2**40  # siblings do not wait for a worker that cannot accept
     assert len(attempts) >= 3 and attempts[2] - attempts[0] >= 1.5  # then it tries again
+
+
+def accept_latency(port: int) -> float:
+    """Seconds from connecting to the agent's answer to an SSLRequest (its first byte, sent
+    as soon as a worker accepted the connection)."""
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(struct.pack("!ii", 8, 80877103))
+        assert sock.recv(1) in (b"N", b"S")
+    return time.perf_counter() - started
+
+
+def connect_to_worker(process: Any, index: int) -> psycopg.Connection[Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        conn = psycopg.connect(process.dsn("root"), autocommit=True)
+        if worker_of(conn) == index:
+            return conn
+        conn.close()
+        time.sleep(0.05)
+    raise AssertionError(f"no connection reached worker {index}\n{process.output()}")
+
+
+def test_a_dead_workers_siblings_take_connections_without_waiting_for_it(
+    agent_process_factory: Any,
+) -> None:
+    process = agent_process_factory(*WORKER_ARGS)
+    served = connections_on_each_worker(process)
+    extra = psycopg.connect(process.dsn("root"), autocommit=True)  # a tie: the lowest index
+    assert worker_of(extra) == 0  # worker 0 serves 2 sessions, worker 1 one
+    alive = statistics.median(accept_latency(process.port) for _ in range(20))
+    victim = next(
+        p.pid for p in map(psutil.Process, worker_pids(process)) if p.cmdline()[-3] == "1"
+    )
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(victim), interval=0.01)  # reaped: seen dead
+    time.sleep(0.05)
+    # Until it is started again, worker 0 takes every connection at once: it does not wait
+    # 5 ms each time for the dead worker's stale count of one session.
+    killed = time.monotonic()
+    dead = sorted(accept_latency(process.port) for _ in range(20))
+    assert len(worker_pids(process)) == 1, "measured while the worker was started again"
+    assert time.monotonic() - killed < 1
+    assert statistics.median(dead) < alive + 0.003, (alive, dead)  # stale: 5.5 against 1.3 ms
+    # Started again, it serves nothing yet: it takes the next connections (once it listens).
+    wait_for(lambda: len(worker_pids(process)) == 2, timeout=20)
+    first = connect_to_worker(process, 1)  # worker 0's until worker 1 listens
+    second = psycopg.connect(process.dsn("root"), autocommit=True)
+    assert worker_of(second) == 1, "worker 1 (1 session) is less busy than worker 0 (2)"
+    for conn in [*served.values(), extra, first, second]:
+        conn.close()
