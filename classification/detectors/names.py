@@ -42,6 +42,7 @@ NAME_SHARE = 0.8  # share of values made only of known names
 SURNAME_FIRST_RATIO = 10  # ranked this many times better as a surname: a surname
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 _SPLIT = re.compile(r"[ ,]+")
+_PARTICLE = re.compile(r"[a-z]{1,3}")
 
 _lock = threading.Lock()
 _index: dict[str, list[int]] | None = None
@@ -166,11 +167,17 @@ def last_rank(token: str) -> int:
 
 def name_tokens_of(text: str) -> list[str] | None:
     """The words of a name-shaped value ("María José García-López"), else None."""
-    if not 1 <= len(text) <= 60 or not starts_like_name(text) or has_legal_form(text):
+    if not 1 <= len(text) <= 60 or has_legal_form(text):
         return None
     if len(text) <= 3 and text.isupper():
         return None  # DE, USA, EUR: codes, though some are given names somewhere
     tokens = [token for token in _SPLIT.split(text.strip()) if token]
+    # "da Mota", "van der Berg", "di Stefano": surname particles in lower case come first;
+    # the name they lead to carries the capital.
+    while len(tokens) > 1 and _PARTICLE.fullmatch(tokens[0]):
+        tokens = tokens[1:]
+    if not tokens or not starts_like_name(tokens[0]):
+        return None
     if not 1 <= len(tokens) <= 4 or not all(
         _TOKEN.fullmatch(without_marks(token)) for token in tokens
     ):
