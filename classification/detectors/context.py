@@ -57,6 +57,9 @@ ADULT_YEARS = (18.0, 100.0)
 SURNAME_SHARE = 0.3
 SINGLE_TOKEN_SHARE = 0.5  # بن لادن, آل رفيع, Van Dijk: surnames of two words
 FIRST_NAME_ROWS = 0.6  # the index misses rarer first names of every culture (Евграф, Gnúpur)
+# In a table of people (a birth-date column), a third is enough: old and rare given names
+# (Ketilløgh, Waghn, 会娟) are the ones a frequency list misses, and the rows are people.
+PEOPLE_FIRST_NAME_ROWS = 0.3
 
 
 def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scores]) -> None:
@@ -69,15 +72,16 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
         if len(members) < 2:
             continue
         table = [columns[i] for i in members]
-        # Names first: a surname column the English model reads as places is settled by its
+        # Birth dates first: they say the rows are people, which the name rules read. Then
+        # names: a surname column the English model reads as places is settled by its
         # first-name sibling before the place rule could claim it.
         rules = (
+            _birth_date_rule,
             _written_together_rule,
             _name_pair_rule,
             _place_rule,
             _postal_rule,
             _phone_rule,
-            _birth_date_rule,
         )
         for rule in rules:
             for position, finding in rule(table, [scores[i] for i in members]):
@@ -442,8 +446,15 @@ def _name_pair_rule(
     if len(candidates) < 2:
         return []
     kinds = {i: name_kinds(table[i]) for i in candidates}
+    people = _birth_date_column(table, scores)
+    needed = PEOPLE_FIRST_NAME_ROWS if people else FIRST_NAME_ROWS
     firsts = sorted(
-        (i for i in candidates if kinds[i]["first"] >= FIRST_NAME_ROWS * kinds[i]["read"]),
+        (
+            i
+            for i in candidates
+            if kinds[i]["first"] >= needed * kinds[i]["read"]
+            and kinds[i]["first"] >= 2 * kinds[i]["last"]
+        ),
         key=lambda i: -kinds[i]["first"] / kinds[i]["read"],
     )
     found: list[tuple[int, Finding]] = []
@@ -465,7 +476,7 @@ def _name_pair_rule(
                 continue
             pairs = _pairs(table[first], table[other])
             rows = sum(1 for a, _ in pairs if value_kind(a) == "first")
-            if len(pairs) < MIN_ROWS or rows < FIRST_NAME_ROWS * len(pairs):
+            if len(pairs) < MIN_ROWS or rows < needed * len(pairs):
                 continue
             for position, sibling, role in ((first, other, "first"), (other, first, "last")):
                 finding = _context_finding(
@@ -476,10 +487,22 @@ def _name_pair_rule(
                     len(pairs),
                     role=role,
                 )
+                if people is not None and needed < FIRST_NAME_ROWS:
+                    finding.extra["context"]["people_table"] = people.name
                 _overrule_ner(scores[position], finding)
                 found.append((position, finding))
             break
     return found
+
+
+def _birth_date_column(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> PreparedColumn | None:
+    """A column of birth dates: the table's rows are people."""
+    for column, best in zip(table, scores, strict=True):
+        if best.get("PII.DateOfBirth", (0.0,))[0] >= 0.7:
+            return column
+    return None
 
 
 def _surname_lead(column: PreparedColumn, kinds: dict[str, int]) -> float:
