@@ -116,7 +116,7 @@ def _context_finding(
 # --- places next to addresses ---------------------------------------------------------
 
 PLACE_NER_SHARE = 0.2  # NER reads a fifth of the values as places: enough beside an address
-PLACE_GAZETTEER_SHARE = 0.4  # or the gazetteer knows two in five (villages are not in it)
+PLACE_GAZETTEER_SHARE = 0.3  # or the gazetteer knows three in ten (villages are not in it)
 
 
 def _place_rule(

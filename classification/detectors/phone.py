@@ -15,6 +15,8 @@ _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$", re.IGNORECASE
 _NOT_PHONE = re.compile(
     r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3}|\d{3}-\d{2}-\d{4}"
     r"|-?\d+\.\d+"
+    # ZIP+4 ("27513-1409"): a trunk prefix 0 starts the area codes written this way (03581-1234)
+    r"|[1-9]\d{4}-\d{4}"
 )
 _HINT_TOKENS = ("phone", "tel", "telephone", "mobile", "cell", "fax", "msisdn", "contact")
 _HINT_PHRASES = ("phone", "mobile", "telefon", "telefono", "telephone")
