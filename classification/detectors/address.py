@@ -43,7 +43,7 @@ _STREET_SUFFIX = re.compile(
 )
 # "58683 Mitchell Parks", "3118 Бумов Pine": a number, then capitalised words in any script.
 _NUMBER_FIRST = re.compile(
-    r"\d{1,6}[A-Za-z]?,? ((?:[^\W\d_][\w'.-]+(?: |$)){2,5})"  # whole words: not "12 Monkeys"
+    r"\d{1,6}[A-Za-z]?,? ((?:[^\W\d_][\w'.-]+ ?){2,5})"
     # "6/9 सैनी", "87/095 राजीव कपूर": a house and plot number (India), then one or more words
     r"|\d{1,5}/\d{1,5},? ((?:[^\W\d_][\w'.-]+ ?){1,5})"
 )

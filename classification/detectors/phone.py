@@ -61,9 +61,18 @@ def _calling_code(text: str) -> int | None:
     return code if 7 <= len(str(number.national_number)) <= 13 else None
 
 
+# "(+57)3249198307", "(+44) 20 7946 0958": the country prefix in brackets
+_BRACKETED_PREFIX = re.compile(r"\(\+(\d{1,3})\) ?")
+
+
+def _candidate(text: str) -> str:
+    """The number without its extension, its bracketed country prefix written plainly."""
+    return _BRACKETED_PREFIX.sub(r"+\1 ", _EXTENSION.sub("", text), count=1)
+
+
 def national_phone_valid(text: str, region: str) -> bool:
     """A number written the way ``region`` writes its numbers, without a country prefix."""
-    candidate = _EXTENSION.sub("", text)
+    candidate = _candidate(text)
     if not _CANDIDATE.fullmatch(candidate) or _NOT_PHONE.fullmatch(candidate):
         return False
     try:
@@ -73,7 +82,7 @@ def national_phone_valid(text: str, region: str) -> bool:
 
 
 def _phone_grade(text: str, hinted: bool) -> tuple[int, int | None]:
-    candidate = _EXTENSION.sub("", text)
+    candidate = _candidate(text)
     if not _CANDIDATE.fullmatch(candidate) or _NOT_PHONE.fullmatch(candidate):
         return 0, None
     digits = sum(char.isdigit() for char in candidate)
