@@ -13,7 +13,7 @@ from classification.classifier import classify_columns
 from classification.detectors.address import _address_kind
 from classification.detectors.base import ColumnSample, TagSuggestion
 from classification.detectors.context import postal_fits, postal_format
-from classification.detectors.names import name_tokens_of
+from classification.detectors.names import name_tokens_of, value_kind
 from classification.detectors.places import country_code
 
 THRESHOLD = 0.7
@@ -165,3 +165,25 @@ def test_a_country_prefix_in_brackets_is_read_as_the_prefix() -> None:
     numbers += ["(+44) 20 7946 0958", "(+57)3176275131", "(+57)3149739556", "(+57)3124786055"]
     phone = tags(classify_columns([sample("c0", numbers)])[0])["PII.Phone"]
     assert phone.evidence["valid_numbers"] >= 6  # the rest are unassigned Colombian ranges
+
+
+def test_a_given_name_the_index_lists_in_latin_completes_its_own_script_entry() -> None:
+    # रोहन is listed in Devanagari as a surname only; Rohan is a common given name.
+    assert value_kind("रोहन सरीनजी") == "full"
+    names = ["मधुकर सुब्रमण्यमजी", "रोहन सरीनजी", "आदरसूचक राजेन्द्र भरद्वाज", "आदित्य द्विवेदी"]
+    names += ["गौतम रॉय चौधरी", "प्रसाद कौल", "राम थापा", "दर्शन बलासुब्रमानियम"]
+    assert "PII.PersonName" in tags(classify_columns([sample("c0", names)])[0])
+
+
+def test_full_names_in_their_own_script_with_titles_are_person_names() -> None:
+    names = ["ريف الحجار", "خلف آل عايض", "شهب الخرافي", "الأستاذ شدّاد آل عايض"]
+    names += ["المهندسة تالا المهنا", "نوال آل مقطة", "مهنّد العقيل", "السيد سليمان آل عايض"]
+    names += ["ساجد آل حسين", "الأستاذة جودي آل سعود"]
+    person = tags(classify_columns([sample("c0", names)])[0])["PII.PersonName"]
+    assert person.evidence["own_script"] and person.evidence["match_share"] < 0.8
+
+
+def test_firms_named_after_their_town_are_not_full_names() -> None:
+    firms = ["صنایع آذرآب", "متروی تهران", "ابر موتور", "شرکت داده‌پردازی ایران", "بانک ملت"]
+    firms += ["صنایع مس ایران", "تولی‌پرس", "متروی تهران"]
+    assert "PII.PersonName" not in tags(classify_columns([sample("c0", firms)])[0])
