@@ -28,12 +28,17 @@ _STREET_WORDS = (
     "urbanización|via|viale|piazza|corso|largo|vicolo|strada|contrada|borgo|incrocio|"
     "rotonda|piazzale|canale|stretto|piazzetta|appartamento|piano|piso|puerta|straße|strasse|"
     "str|platz|allee|gasse|"
-    "straat|laan|plein|gracht|kade|singel|dreef|steeg|dijk|weg|hof|park|ring|damm|ufer"
+    "straat|laan|plein|gracht|kade|singel|dreef|steeg|dijk|weg|hof|park|ring|damm|ufer|"
+    # Portuguese, Mexican Spanish, Nordic and Baltic street types
+    "rua|praça|travessa|estrada|rodovia|av|periférico|andador|viaducto|corredor|circuito|"
+    "privada|prolongación|retorno|cerrada|calzada|diagonal|gade|vej|vei|gata|gatan|katu|"
+    "tänav|põik|maantee|puiestee|iela|gatvė"
 )
 _STREET_WORD = re.compile(rf"(?<!\w)(?:{_STREET_WORDS})\.?(?!\w)", re.IGNORECASE)
 _STREET_SUFFIX = re.compile(
     r"\w{3,}(?:straße|strasse|str\.|straat|laan|weg|plein|gracht|kade|singel|hof|dreef|"
-    r"gasse|allee|platz|ring|damm|steeg|dijk|baan|boulevard|markt|pad|plantsoen|burg)(?!\w)",
+    r"gasse|allee|platz|ring|damm|steeg|dijk|baan|boulevard|markt|pad|plantsoen|burg|"
+    r"gatan|gata|gate|vägen|veien|vej|gade|katu|kuja|tänav|iela|gatvė)(?!\w)",
     re.IGNORECASE,
 )
 # "58683 Mitchell Parks", "3118 Бумов Pine": a number, then capitalised words in any script.
@@ -47,6 +52,7 @@ _DIGITS = re.compile(r"\d+")
 _LEADING_STREET_WORD = re.compile(rf"(?:{_STREET_WORDS})\b", re.IGNORECASE)
 _POSTAL_LINE = re.compile(
     r"(?m)(?:^|, )(?:\d{4,6}|[1-9]\d{3} ?[A-Z]{2}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
+    r"|\d{4,5}-\d{3,4}|\d{2}-\d{3}"  # "3250-809 Trancoso", "02-123 Warszawa"
     r"|[A-Z]{2} \d{5}(?:-\d{4})?"
     # "679 59 Καλαμάτα", "ΤΚ 060 51 Μυτιλήνη", "LV-1010 Rīga": grouped or prefixed codes
     r"|(?:[^\W\d_]{1,3}[ -])?\d{3} \d{2}|[^\W\d_]{1,3}[ -]\d{4,6})(?:$|[ ,])"
@@ -65,6 +71,8 @@ _CJK_ADDRESS = re.compile(
     r"(?:丁目|番地?|号|弄|楼|室|座)"
     # "宜都路p座", "朝阳马街U座 857900": a road or street, then a building letter or number
     r"|[\u4e00-\u9fff]{1,12}[路街道巷](?:\d{1,5}号|[A-Za-z0-9]{1,3}座)"
+    # "横店六条793号", "红钢城胡同716号": any street or lane, then its number and 号
+    r"|[\u4e00-\u9fff]{2,12}\d{1,5}号"
     r"|[\uac00-\ud7a3]+(?:로|길|거리)\s?(?:지하)?\d+"
     # "경기도 안산시 상록구 ... 980": a province or city, a district, then a number
     r"|[\uac00-\ud7a3]+(?:시|도) [\uac00-\ud7a3]+(?:구|군|시) .*\d+"
@@ -74,7 +82,10 @@ _CJK_ADDRESS = re.compile(
 _WORD = r"[^\W\d_][^\W\d_'\u2019.-]*\.?"
 _NUMBER = r"(?:(?:no|nr|n°|nº|#)\.? ?)?\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?\.?"
 _WORDS_THEN_NUMBER = re.compile(
-    rf"{_WORD}(?: {_WORD}){{0,5}},? {_NUMBER}(?:,? {_WORD}(?: {_WORD})?,? {_NUMBER}){{0,2}}"
+    # "Corredor Sur Bañuelos 514 452", "Viaducto Sur Gaytán 027 Edif. 197 , Depto. 337":
+    # a second number (the interior), or a unit's word and number, may follow
+    rf"{_WORD}(?: {_WORD}){{0,5}},? {_NUMBER}"
+    rf"(?: ?,? {_WORD}(?: {_WORD})?,? {_NUMBER}| {_NUMBER}){{0,2}}"
     rf"(?:, \d{{4,6}} {_WORD}(?: {_WORD}){{0,3}})?"  # "Myhremarka 6, 8054 Vidarvåg"
     # "עגור 13, שדי תרומות, 5686507": the town, then the postal code last
     rf"(?:, {_WORD}(?: {_WORD}){{0,3}})?(?:,? \d{{4,7}})?",

@@ -26,17 +26,17 @@ rows' countries are not postal codes, whatever else they sit next to.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
 
 from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
-from postal_codes_tools.postal_codes import verify_postal_code_format
 
 from .base import CONTEXT, Finding, PreparedColumn, confidence, has_hint, starts_like_name
 from .birthdate import as_date
-from .cities import place_share
+from .cities import is_place, place_share
 from .masking import mask_generic, mask_words
 from .names import name_kinds, name_tokens_of, one_syllable_surname, value_kind
 from .phone import national_phone_valid
@@ -57,6 +57,9 @@ ADULT_YEARS = (18.0, 100.0)
 SURNAME_SHARE = 0.3
 SINGLE_TOKEN_SHARE = 0.5  # بن لادن, آل رفيع, Van Dijk: surnames of two words
 FIRST_NAME_ROWS = 0.6  # the index misses rarer first names of every culture (Евграф, Gnúpur)
+# In a table of people (a birth-date column), a third is enough: old and rare given names
+# (Ketilløgh, Waghn, 会娟) are the ones a frequency list misses, and the rows are people.
+PEOPLE_FIRST_NAME_ROWS = 0.3
 
 
 def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scores]) -> None:
@@ -69,15 +72,16 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
         if len(members) < 2:
             continue
         table = [columns[i] for i in members]
-        # Names first: a surname column the English model reads as places is settled by its
+        # Birth dates first: they say the rows are people, which the name rules read. Then
+        # names: a surname column the English model reads as places is settled by its
         # first-name sibling before the place rule could claim it.
         rules = (
+            _birth_date_rule,
             _written_together_rule,
             _name_pair_rule,
             _place_rule,
             _postal_rule,
             _phone_rule,
-            _birth_date_rule,
         )
         for rule in rules:
             for position, finding in rule(table, [scores[i] for i in members]):
@@ -112,7 +116,7 @@ def _context_finding(
 # --- places next to addresses ---------------------------------------------------------
 
 PLACE_NER_SHARE = 0.2  # NER reads a fifth of the values as places: enough beside an address
-PLACE_GAZETTEER_SHARE = 0.4  # or the gazetteer knows two in five (villages are not in it)
+PLACE_GAZETTEER_SHARE = 0.3  # or the gazetteer knows three in ten (villages are not in it)
 
 
 def _place_rule(
@@ -210,23 +214,27 @@ def _postal_rule(
         c
         for c, best in zip(table, scores, strict=True)
         if any(best.get(tag, (0.0,))[0] >= 0.5 for tag in ("PII.Location", "PII.Address"))
+        and c not in countries
     ]
     found: list[tuple[int, Finding]] = []
     for position, column in enumerate(table):
         if not _postal_candidate(column) or column in countries:
             continue
-        finding = _postal_by_country(column, countries)
-        if finding is not None:
-            # "6766-472" also parses as a local phone number; the row's country decides
-            scores[position].pop("PII.Phone", None)
-        elif not countries:  # a country column that contradicts the codes has the last word
+        finding = _postal_by_country(column, countries, places)
+        if finding is None and not countries:
+            # a country column that contradicts the codes has the last word
             finding = _postal_by_place(column, places)
         if finding is not None:
             finding.examples = [mask_generic(text) for text in column.texts[:3]]
             # member_no, order_ref: a name that says number or id outweighs a fitting shape
             finding.negative_hint = has_hint(column, _NUMBER_TOKENS)
             found.append((position, finding))
-    return found
+    kept = _fewest_doubts(found, table)
+    for position, finding in kept:
+        if "country_column" in finding.extra["context"]:
+            # "6766-472" also parses as a local phone number; the row's country decides
+            scores[position].pop("PII.Phone", None)
+    return kept
 
 
 _NUMBER_TOKENS = ("no", "nr", "num", "number", "id", "ref", "seq", "count", "qty", "quantity")
@@ -241,20 +249,48 @@ def without_code_label(code: str) -> str:
     return code[label.end() :] if label else code
 
 
-def postal_fits(code: str, country: str) -> bool:
+_DIGIT_RANGE = re.compile(r"\[(?:\d-\d)+\]")
+
+
+@functools.cache
+def postal_format(country: str, *, relaxed: bool = False) -> re.Pattern[str] | None:
+    """``country``'s postal-code format as a pattern for whole values, or None.
+
+    The resource writes its patterns for ``re.match`` and leaves some alternatives open at
+    one end: "^(\\d{3} \\d{2})|\\d{5}$" (Slovakia) took any value that starts with three
+    digits, a space and two more, and Armenia's "^(\\d{4})|(\\d{6})$" any value that starts
+    with four digits. Matched whole, each alternative must fit alone. A pattern that
+    accepts any text (Ireland's ".{1,255}") says nothing, so it gives None. ``relaxed``
+    reads digit ranges as any digit ("[1-5]\\d{4}" -> five digits): the layout of the
+    country's codes without the ranges it gives out, which generators and old codes miss."""
+    pattern = POSTAL_CODES_REGEX.get(country)
+    if pattern is None:
+        return None
+    if relaxed:
+        pattern = _DIGIT_RANGE.sub(r"\\d", pattern)
+    compiled = re.compile(f"(?:{pattern})")
+    if compiled.fullmatch("x") or compiled.fullmatch("Postcode"):
+        return None
+    return compiled
+
+
+def postal_fits(code: str, country: str, *, relaxed: bool = False) -> bool:
     """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")
     or stored without its separator ("11455" for "114 55", "13570747" for "13570-747")."""
-    if verify_postal_code_format(code, country):
+    pattern = postal_format(country, relaxed=relaxed)
+    if pattern is None:
+        return False
+    if pattern.fullmatch(code):
         return True
     prefix, _, rest = code.partition("-")
-    if prefix in (country, country[0]) and verify_postal_code_format(rest, country):
+    if prefix in (country, country[0]) and pattern.fullmatch(rest):
         return True
     # "ΤΚ 686 47", "CP 1000", "PLZ 8001": a postal code's abbreviated label before it
     bare = without_code_label(code)
-    if bare != code and verify_postal_code_format(bare, country):
+    if bare != code and pattern.fullmatch(bare):
         return True
     return code.isdigit() and any(
-        verify_postal_code_format(f"{code[:cut]}{separator}{code[cut:]}", country)
+        pattern.fullmatch(f"{code[:cut]}{separator}{code[cut:]}")
         for cut in range(2, len(code) - 1)
         for separator in " -"
     )
@@ -281,21 +317,31 @@ def _row_pairs(values: dict[int, str], countries: PreparedColumn) -> list[tuple[
 
 
 def _postal_by_country(
-    column: PreparedColumn, countries: Sequence[PreparedColumn]
+    column: PreparedColumn, countries: Sequence[PreparedColumn], places: Sequence[PreparedColumn]
 ) -> Finding | None:
+    """Codes that fit their rows' countries' formats; beside an address or a city, codes
+    with the layout of those formats (the digits of "85288" outside Croatia's 1-5 range)."""
     codes = _by_row(column)
     for sibling in countries:
-        known = [(code, cc) for code, cc in _row_pairs(codes, sibling) if cc in POSTAL_CODES_REGEX]
-        fits = sum(1 for code, cc in known if postal_fits(code, cc))
-        if len(known) >= MIN_ROWS and fits >= ROW_SHARE * len(known) and _fixed_lengths(known):
-            return _context_finding(
-                "PII.PostalCode",
-                "fits the postal format of the row's country",
-                sibling,
-                fits,
-                len(known),
-                countries=sorted({country for _, country in known})[:10],
-            )
+        known = [(code, cc) for code, cc in _row_pairs(codes, sibling) if postal_format(cc)]
+        if len(known) < MIN_ROWS or not _fixed_lengths(known):
+            continue
+        for relaxed in (False, True) if places else (False,):
+            fits = sum(1 for code, cc in known if postal_fits(code, cc, relaxed=relaxed))
+            if fits >= ROW_SHARE * len(known):
+                rule = "fits the postal format of the row's country"
+                if relaxed:
+                    rule = "has the layout of the row's country's postal codes, next to a place"
+                return _context_finding(
+                    "PII.PostalCode",
+                    rule,
+                    places[0] if relaxed else sibling,
+                    fits,
+                    len(known),
+                    countries=sorted({country for _, country in known})[:10],
+                    country_column=sibling.name,
+                    layout_only=relaxed,
+                )
     return None
 
 
@@ -304,7 +350,7 @@ def _postal_by_place(column: PreparedColumn, places: Sequence[PreparedColumn]) -
         return None
     codes = column.texts[:100]
     for country in LONE_POSTAL_COUNTRIES:
-        fits = sum(1 for code in codes if verify_postal_code_format(code, country))
+        fits = sum(1 for code in codes if postal_fits(code, country))
         if fits >= 0.95 * len(codes):
             return _context_finding(
                 "PII.PostalCode",
@@ -315,6 +361,26 @@ def _postal_by_place(column: PreparedColumn, places: Sequence[PreparedColumn]) -
                 country=country,
             )
     return None
+
+
+def _fewest_doubts(
+    found: list[tuple[int, Finding]], table: Sequence[PreparedColumn]
+) -> list[tuple[int, Finding]]:
+    """Of several columns that fit the same countries' codes, keep the likeliest: a text
+    column over an integer one (codes keep their leading zeros as text; points and
+    counts are integers), a code that fits the format over one with its layout only."""
+
+    def doubt(item: tuple[int, Finding]) -> tuple[bool, bool]:
+        position, finding = item
+        return (
+            table[position].type_family != "text",
+            bool(finding.extra["context"].get("layout_only")),
+        )
+
+    if len(found) < 2:
+        return found
+    least = min(doubt(item) for item in found)
+    return [item for item in found if doubt(item) == least]
 
 
 # --- phone numbers written without their country prefix -------------------------------
@@ -359,14 +425,16 @@ def _single_tokens(column: PreparedColumn) -> bool:
     head = column.texts[:40]
     if column.type_family != "text" or len(head) < MIN_ROWS:
         return False
-    lengths = [len(tokens) if (tokens := name_tokens_of(text)) else 0 for text in head]
+    lengths = [len(tokens) for text in head if (tokens := name_tokens_of(text))]
     # Mostly one word: "Van den Broeck", "Benjamin Alejandro" and "Jean-Pierre" are still one
-    # name part each, but a column of "first last" full names is not.
+    # name part each, but a column of "first last" full names is not. Read over the
+    # name-shaped values: a stray "žagar" in lower case does not make a name part a sentence.
     single = lengths.count(1)
-    short = sum(1 for length in lengths if 1 <= length <= 3)
+    short = sum(1 for length in lengths if length <= 3)
     return (
-        single >= SINGLE_TOKEN_SHARE * len(head)
-        and short >= 0.9 * len(head)
+        len(lengths) >= ROW_SHARE * len(head)
+        and single >= SINGLE_TOKEN_SHARE * len(lengths)
+        and short >= 0.9 * len(lengths)
         and len(set(head)) >= 0.3 * len(head)
     )
 
@@ -378,17 +446,26 @@ def _name_pair_rule(
     if len(candidates) < 2:
         return []
     kinds = {i: name_kinds(table[i]) for i in candidates}
+    people = _birth_date_column(table, scores)
+    needed = PEOPLE_FIRST_NAME_ROWS if people else FIRST_NAME_ROWS
     firsts = sorted(
-        (i for i in candidates if kinds[i]["first"] >= FIRST_NAME_ROWS * kinds[i]["read"]),
+        (
+            i
+            for i in candidates
+            if kinds[i]["first"] >= needed * kinds[i]["read"]
+            and kinds[i]["first"] >= 2 * kinds[i]["last"]
+        ),
         key=lambda i: -kinds[i]["first"] / kinds[i]["read"],
     )
     found: list[tuple[int, Finding]] = []
     for first in firsts:
-        # The sibling most made of known surnames: beside given names, an occupation or a
-        # town column also holds a few surnames (Pescador, Elverum), a surname column more.
+        # The sibling most made of known names and least of places only: beside given
+        # names, an occupation or a town column also holds a few surnames (Pescador,
+        # Elverum), a surname column more; Portuguese surnames (Morais, Matias) are given
+        # names too, and Portuguese towns (Elvas, Peniche) surnames too.
         others = sorted(
             (i for i in candidates if i != first and not _placeish(scores[i])),
-            key=lambda i: -kinds[i]["last"] / kinds[i]["read"],
+            key=lambda i: -_surname_lead(table[i], kinds[i]),
         )
         for other in others:
             # Surnames are a longer tail than first names (Slovak -ová forms, rare names):
@@ -399,7 +476,7 @@ def _name_pair_rule(
                 continue
             pairs = _pairs(table[first], table[other])
             rows = sum(1 for a, _ in pairs if value_kind(a) == "first")
-            if len(pairs) < MIN_ROWS or rows < FIRST_NAME_ROWS * len(pairs):
+            if len(pairs) < MIN_ROWS or rows < needed * len(pairs):
                 continue
             for position, sibling, role in ((first, other, "first"), (other, first, "last")):
                 finding = _context_finding(
@@ -410,10 +487,29 @@ def _name_pair_rule(
                     len(pairs),
                     role=role,
                 )
+                if people is not None and needed < FIRST_NAME_ROWS:
+                    finding.extra["context"]["people_table"] = people.name
                 _overrule_ner(scores[position], finding)
                 found.append((position, finding))
             break
     return found
+
+
+def _birth_date_column(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> PreparedColumn | None:
+    """A column of birth dates: the table's rows are people."""
+    for column, best in zip(table, scores, strict=True):
+        if best.get("PII.DateOfBirth", (0.0,))[0] >= 0.7:
+            return column
+    return None
+
+
+def _surname_lead(column: PreparedColumn, kinds: dict[str, int]) -> float:
+    """Share of known name parts less the share of values only a gazetteer knows."""
+    head = column.texts[:100]
+    places_only = sum(1 for text in head if is_place(text) and not value_kind(text))
+    return (kinds["first"] + kinds["last"] - places_only) / kinds["read"]
 
 
 def _written_together_rule(

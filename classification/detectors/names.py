@@ -29,7 +29,7 @@ from anyascii import anyascii
 from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name, without_marks
 from .entities import has_legal_form
 from .masking import mask_words
-from .places import country_share
+from .places import country_code, country_share
 from .resources import cached_table
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ NAME_SHARE = 0.8  # share of values made only of known names
 SURNAME_FIRST_RATIO = 10  # ranked this many times better as a surname: a surname
 _TOKEN = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 _SPLIT = re.compile(r"[ ,]+")
+_PARTICLE = re.compile(r"[a-z]{1,3}")
 
 _lock = threading.Lock()
 _index: dict[str, list[int]] | None = None
@@ -104,13 +105,22 @@ def _entry(token: str) -> list[int] | None:
             char for char in unicodedata.normalize("NFKD", key) if not unicodedata.combining(char)
         )
         entry = index.get(folded) if folded != key and folded.isascii() else None
-        if entry is None and not _is_latin(token):
-            for romanised in (anyascii(token).casefold(), *_with_inherent_vowels(token)):
-                if len(romanised) >= ROMANISED_MIN_LETTERS and romanised.isalpha():
-                    entry = index.get(romanised)
-                    if entry is not None:
-                        break
+    if (entry is None or not all(entry)) and not _is_latin(token):
+        # The entry in the name's own script is often one-sided (रोहन listed as a surname
+        # only): the Latin spelling's ranks complete it.
+        for romanised in (anyascii(token).casefold(), *_with_inherent_vowels(token)):
+            if len(romanised) >= ROMANISED_MIN_LETTERS and romanised.isalpha():
+                latin = index.get(romanised)
+                if latin is not None:
+                    entry = _merged(entry, latin)
     return entry
+
+
+def _merged(entry: list[int] | None, other: list[int]) -> list[int]:
+    """The better rank of each kind; 0 (not that kind) yields to any rank."""
+    if entry is None:
+        return other
+    return [min(a, b) if a and b else a or b for a, b in zip(entry, other, strict=True)]
 
 
 # Scripts of India and Sri Lanka write a consonant with an unwritten "a" (क = ka);
@@ -166,11 +176,17 @@ def last_rank(token: str) -> int:
 
 def name_tokens_of(text: str) -> list[str] | None:
     """The words of a name-shaped value ("María José García-López"), else None."""
-    if not 1 <= len(text) <= 60 or not starts_like_name(text) or has_legal_form(text):
+    if not 1 <= len(text) <= 60 or has_legal_form(text):
         return None
     if len(text) <= 3 and text.isupper():
         return None  # DE, USA, EUR: codes, though some are given names somewhere
     tokens = [token for token in _SPLIT.split(text.strip()) if token]
+    # "da Mota", "van der Berg", "di Stefano": surname particles in lower case come first;
+    # the name they lead to carries the capital.
+    while len(tokens) > 1 and _PARTICLE.fullmatch(tokens[0]):
+        tokens = tokens[1:]
+    if not tokens or not starts_like_name(tokens[0]):
+        return None
     if not 1 <= len(tokens) <= 4 or not all(
         _TOKEN.fullmatch(without_marks(token)) for token in tokens
     ):
@@ -283,6 +299,51 @@ def name_kinds(column: PreparedColumn) -> dict[str, int]:
     return counts
 
 
+OWN_SCRIPT_FULL_SHARE = 0.5  # full names the index confirms, of a column of several words
+OWN_SCRIPT_WORDS_SHARE = 0.9
+PLACED_SHARE = 0.25  # values with a town or country among their words: firms and places
+
+
+def _full_names_in_own_script(column: PreparedColumn, counts: dict[str, int]) -> list[Finding]:
+    """Full names in a script the English NER model cannot read (Devanagari, Arabic, Thai).
+
+    The index knows fewer names in their own script, and a display name carries titles
+    (الأستاذ, जी) the index does not list: half of the values confirmed as full names,
+    in a column where almost every value is two to four name-shaped words, is a column of
+    names. Towns and firms of those scripts have one word as often as several, and firms
+    carry a town or country more often than names do (متروی تهران, صنایع مس ایران)."""
+    from .cities import is_place  # cities reads this module's index
+
+    head = column.texts[:100]
+    words = [name_tokens_of(text) for text in head]
+    if (
+        not head
+        or _is_latin(head[0])
+        or counts["full"] < OWN_SCRIPT_FULL_SHARE * counts["read"]
+        or sum(1 for tokens in words if tokens and len(tokens) >= 2)
+        < OWN_SCRIPT_WORDS_SHARE * len(head)
+    ):
+        return []
+    placed = sum(
+        1 for tokens in words if tokens and any(is_place(t) or country_code(t) for t in tokens)
+    )
+    if placed >= PLACED_SHARE * len(head):
+        return []
+    return [
+        Finding(
+            tag="PII.PersonName",
+            detector="name_frequency",
+            matched=counts["full"],
+            checked=counts["read"],
+            strength=MEDIUM,
+            full_share=0.6,
+            min_share=OWN_SCRIPT_FULL_SHARE,
+            examples=[mask_words(text) for text in head if value_kind(text) == "full"][:3],
+            extra={"full_names": counts["full"], "own_script": True},
+        )
+    ]
+
+
 def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     if column.type_family not in ("text", "json") or not column.texts:
         return []
@@ -295,7 +356,7 @@ def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     read = counts["read"]
     matched = counts["first"] + counts["last"] + counts["full"]
     if matched < NAME_SHARE * read:
-        return []
+        return _full_names_in_own_script(column, counts)
     strong = counts["first"] >= FIRST_NAME_SHARE * read or counts["full"] >= NAME_SHARE * read
     # Places and organisations reuse surnames (Paris, Lincoln): NER breaks the tie. Not for a
     # column of common first names: the English model reads a lone foreign given name

@@ -15,6 +15,8 @@ _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$", re.IGNORECASE
 _NOT_PHONE = re.compile(
     r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3}|\d{3}-\d{2}-\d{4}"
     r"|-?\d+\.\d+"
+    # ZIP+4 ("27513-1409"): a trunk prefix 0 starts the area codes written this way (03581-1234)
+    r"|[1-9]\d{4}-\d{4}"
 )
 _HINT_TOKENS = ("phone", "tel", "telephone", "mobile", "cell", "fax", "msisdn", "contact")
 _HINT_PHRASES = ("phone", "mobile", "telefon", "telefono", "telephone")
@@ -59,9 +61,18 @@ def _calling_code(text: str) -> int | None:
     return code if 7 <= len(str(number.national_number)) <= 13 else None
 
 
+# "(+57)3249198307", "(+44) 20 7946 0958": the country prefix in brackets
+_BRACKETED_PREFIX = re.compile(r"\(\+(\d{1,3})\) ?")
+
+
+def _candidate(text: str) -> str:
+    """The number without its extension, its bracketed country prefix written plainly."""
+    return _BRACKETED_PREFIX.sub(r"+\1 ", _EXTENSION.sub("", text), count=1)
+
+
 def national_phone_valid(text: str, region: str) -> bool:
     """A number written the way ``region`` writes its numbers, without a country prefix."""
-    candidate = _EXTENSION.sub("", text)
+    candidate = _candidate(text)
     if not _CANDIDATE.fullmatch(candidate) or _NOT_PHONE.fullmatch(candidate):
         return False
     try:
@@ -71,7 +82,7 @@ def national_phone_valid(text: str, region: str) -> bool:
 
 
 def _phone_grade(text: str, hinted: bool) -> tuple[int, int | None]:
-    candidate = _EXTENSION.sub("", text)
+    candidate = _candidate(text)
     if not _CANDIDATE.fullmatch(candidate) or _NOT_PHONE.fullmatch(candidate):
         return 0, None
     digits = sum(char.isdigit() for char in candidate)

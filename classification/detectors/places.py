@@ -44,14 +44,34 @@ def _countries() -> dict[str, str]:
     return names
 
 
+@functools.cache
+def _state_forms() -> frozenset[str]:
+    """ "republic of", "kingdom of the", "grand duchy of": the state forms that ISO 3166's
+    official names put before a country's short name ("Republic of Ireland" is how many
+    tables write Ireland, whose official name in ISO 3166 is the short one)."""
+    forms: set[str] = set()
+    for country in pycountry.countries:
+        official = getattr(country, "official_name", None)
+        for short in (country.name, getattr(country, "common_name", None)):
+            if official and short and official.endswith(f" {short}"):
+                forms.add(official[: -len(short)].strip().casefold())
+    return frozenset(forms)
+
+
 def country_code(text: str) -> str | None:
     """ISO alpha-2 for a country name or code ("Germany", "DE", "DEU"), else None.
 
-    A code counts only in capitals: "Lie" and "Per" are names, "LIE" and "PER" codes."""
+    A code counts only in capitals: "Lie" and "Per" are names, "LIE" and "PER" codes.
+    A name behind a state form ("Republic of Ireland") is that country."""
     text = text.strip()
     if not 2 <= len(text) <= 60 or (_is_code(text) and not text.isupper()):
         return None
-    return _countries().get(text.casefold())
+    found = _countries().get(text.casefold())
+    if found is None and " of " in text:
+        form, _, short = text.casefold().rpartition(" of ")
+        if f"{form} of" in _state_forms() or f"{form} of the" in _state_forms():
+            found = _countries().get(short.removeprefix("the "))
+    return found
 
 
 def _is_code(text: str) -> bool:

@@ -1,0 +1,189 @@
+"""Opaque columns read from their values and their rows (issue 17): countries behind a
+state form, postal formats matched whole, one postal column per country, name pairs in a
+table of people, street shapes of more countries, and ZIP+4 codes that are not phones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from classification.classifier import classify_columns
+from classification.detectors.address import _address_kind
+from classification.detectors.base import ColumnSample, TagSuggestion
+from classification.detectors.context import postal_fits, postal_format
+from classification.detectors.names import name_tokens_of, value_kind
+from classification.detectors.places import country_code
+
+THRESHOLD = 0.7
+STREETS = [
+    "Ilica 12",
+    "Vukovarska 7",
+    "Savska cesta 41",
+    "Zagrebačka 3",
+    "Frankopanska 22",
+    "Radnička cesta 80",
+    "Heinzelova 15",
+    "Trg bana Jelačića 1",
+]
+
+
+def sample(name: str, values: list[object], data_type: str = "text") -> ColumnSample:
+    return ColumnSample(name, data_type, values, "t3")
+
+
+def tags(suggestions: list[TagSuggestion]) -> dict[str, TagSuggestion]:
+    return {s.tag: s for s in suggestions if s.confidence >= THRESHOLD}
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [
+        ("Republic of Ireland", "IE"),
+        ("Kingdom of the Netherlands", "NL"),
+        ("Republic of the Congo", "CG"),
+        ("Ireland", "IE"),
+    ],
+)
+def test_a_country_behind_its_state_form_is_that_country(written: str, code: str) -> None:
+    assert country_code(written) == code
+
+
+@pytest.mark.parametrize("other", ["Bank of America", "University of Ireland", "Bay of Biscay"])
+def test_other_names_with_of_are_not_countries(other: str) -> None:
+    assert country_code(other) is None
+
+
+def test_postal_formats_are_matched_as_a_whole_value() -> None:
+    # The resource's Slovak and Armenian patterns are open at one end for re.match.
+    assert postal_fits("974 82", "SK") and postal_fits("97482", "SK")
+    assert not postal_fits("974825", "SK")
+    assert postal_fits("0010", "AM") and postal_fits("123456", "AM")
+    assert not postal_fits("1234567", "AM")
+    # Ireland's pattern accepts any text: it says nothing about a code.
+    assert postal_format("IE") is None and not postal_fits("4845", "IE")
+
+
+def test_a_postal_layout_counts_beside_a_street_but_not_alone() -> None:
+    # Croatian codes run 10000-53296; these have the layout, not the range.
+    codes = ["85288", "99029", "98307", "36933", "16550", "71087", "67168", "58161"]
+    assert postal_fits("85288", "HR", relaxed=True) and not postal_fits("85288", "HR")
+    countries = ["Croatia"] * len(codes)
+
+    alone = classify_columns([sample("c0", codes), sample("c1", countries)])[0]
+    assert "PII.PostalCode" not in tags(alone)
+
+    found = classify_columns([sample("c0", codes), sample("c1", countries), sample("c2", STREETS)])
+    postal = tags(found[0])["PII.PostalCode"].evidence["context"]
+    assert postal["layout_only"] and postal["sibling_column"] == "c2"
+    assert postal["country_column"] == "c1"
+
+
+def test_an_integer_column_that_fits_the_format_yields_to_the_text_codes() -> None:
+    codes = ["2100", "8000", "5000", "9000", "2800", "4000", "6700", "7100"]
+    points = [4845, 4932, 1988, 2101, 4072, 1493, 4432, 1251]
+    countries = ["Denmark"] * len(codes)
+
+    alone = classify_columns([sample("c0", points, "integer"), sample("c1", countries)])[0]
+    assert "PII.PostalCode" in tags(alone)  # the format alone cannot tell them apart
+
+    found = classify_columns(
+        [sample("c0", points, "integer"), sample("c1", countries), sample("c2", codes)]
+    )
+    assert "PII.PostalCode" not in tags(found[0])
+    assert "PII.PostalCode" in tags(found[2])
+
+
+def test_rare_given_names_pair_with_surnames_in_a_table_of_people() -> None:
+    given = ["Arløgh", "Ketilløgh", "Anna", "Ubbi", "Vigge", "Waghn", "Mette", "Gerthrud"]
+    given += ["Søren", "Enar"]
+    family = ["Jensen", "Nielsen", "Hansen", "Pedersen", "Andersen", "Christensen", "Larsen"]
+    family += ["Sørensen", "Rasmussen", "Jørgensen"]
+    born = [dt.date(1950 + 3 * i, 1 + i, 10 + i) for i in range(10)]
+    joined = [dt.date(2019, 1 + i, 1 + 2 * i) for i in range(10)]
+
+    without_births = classify_columns([sample("c0", given), sample("c1", family)])[0]
+    assert "PII.PersonName" not in tags(without_births)
+
+    found = classify_columns(
+        [
+            sample("c0", given),
+            sample("c1", family),
+            sample("c2", born, "date"),
+            sample("c3", joined, "date"),
+        ]
+    )
+    for position, role in ((0, "first"), (1, "last")):
+        context = tags(found[position])["PII.PersonName"].evidence["context"]
+        assert context["role"] == role and context["people_table"] == "c2"
+    assert "PII.DateOfBirth" in tags(found[2])
+
+
+def test_a_lower_case_surname_particle_leads_to_the_name() -> None:
+    assert name_tokens_of("da Mota") == ["Mota"]
+    assert name_tokens_of("van der Berg") == ["Berg"]
+    assert name_tokens_of("de la casa") is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Praça Freitas, S/N\n3250-809 Trancoso",
+        "Corredor Sur Bañuelos 514 452",
+        "Viaducto Sur Gaytán 027 Edif. 197 , Depto. 337",
+        "1292 Sarapiku tee tänav",
+        "横店六条793号",
+        "Storgatan 14",
+    ],
+)
+def test_street_shapes_of_more_countries_are_addresses(address: str) -> None:
+    assert _address_kind(address) is not None
+
+
+@pytest.mark.parametrize("text", ["Blue tie", "Order", "Chair 3-pack"])
+def test_words_without_a_house_number_or_a_street_are_not_addresses(text: str) -> None:
+    assert _address_kind(text) is None
+
+
+def test_a_column_of_numbered_labels_is_not_addresses() -> None:
+    labels = [f"Order {n} {n + 40}" for n in range(10, 20)]  # words then two numbers
+    assert "PII.Address" not in tags(classify_columns([sample("c0", labels)])[0])
+
+
+def test_zip_plus_four_codes_are_not_phone_numbers() -> None:
+    codes = ["27513-1409", "43666-8647", "16550-5809", "96982-1115", "72995-6895"]
+    codes += ["32034-7217", "55014-2231", "80203-4410"]
+    assert "PII.Phone" not in tags(classify_columns([sample("c0", codes)])[0])
+    numbers = ["03581-1234", "0211-5567", "030-1234567", "0761-8810", "089-3345672"]
+    numbers += ["040-556677", "0221-331144", "0351-7788"]
+    assert "PII.Phone" in tags(classify_columns([sample("c0", numbers)])[0])
+
+
+def test_a_country_prefix_in_brackets_is_read_as_the_prefix() -> None:
+    numbers = ["(+57)3249198307", "(+57)3290499521", "(+57)3020347217", "(+57)3288743621"]
+    numbers += ["(+44) 20 7946 0958", "(+57)3176275131", "(+57)3149739556", "(+57)3124786055"]
+    phone = tags(classify_columns([sample("c0", numbers)])[0])["PII.Phone"]
+    assert phone.evidence["valid_numbers"] >= 6  # the rest are unassigned Colombian ranges
+
+
+def test_a_given_name_the_index_lists_in_latin_completes_its_own_script_entry() -> None:
+    # रोहन is listed in Devanagari as a surname only; Rohan is a common given name.
+    assert value_kind("रोहन सरीनजी") == "full"
+    names = ["मधुकर सुब्रमण्यमजी", "रोहन सरीनजी", "आदरसूचक राजेन्द्र भरद्वाज", "आदित्य द्विवेदी"]
+    names += ["गौतम रॉय चौधरी", "प्रसाद कौल", "राम थापा", "दर्शन बलासुब्रमानियम"]
+    assert "PII.PersonName" in tags(classify_columns([sample("c0", names)])[0])
+
+
+def test_full_names_in_their_own_script_with_titles_are_person_names() -> None:
+    names = ["ريف الحجار", "خلف آل عايض", "شهب الخرافي", "الأستاذ شدّاد آل عايض"]
+    names += ["المهندسة تالا المهنا", "نوال آل مقطة", "مهنّد العقيل", "السيد سليمان آل عايض"]
+    names += ["ساجد آل حسين", "الأستاذة جودي آل سعود"]
+    person = tags(classify_columns([sample("c0", names)])[0])["PII.PersonName"]
+    assert person.evidence["own_script"] and person.evidence["match_share"] < 0.8
+
+
+def test_firms_named_after_their_town_are_not_full_names() -> None:
+    firms = ["صنایع آذرآب", "متروی تهران", "ابر موتور", "شرکت داده‌پردازی ایران", "بانک ملت"]
+    firms += ["صنایع مس ایران", "تولی‌پرس", "متروی تهران"]
+    assert "PII.PersonName" not in tags(classify_columns([sample("c0", firms)])[0])
