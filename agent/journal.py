@@ -27,11 +27,12 @@ loses whatever was in memory.  With it:
   (seconds); an fsync per statement (a disk round trip) is not worth that case.  The spool,
   which holds events across long outages, is still fsynced.
 * **Fail closed.**  A journal that cannot be written (a full disk) fails the statement's
-  session instead of returning a result whose event could be lost.  A record goes at the end
-  of the last whole one (the file's offset; not ``O_APPEND``), and one whose write fails
-  part-way is cut off again (``append_whole``: truncated, the offset moved back), so no
-  partial record stays in the file to hide the ones after it.  Its event stays queued
-  (``mark`` does not move): the next record, or the flush, journals it with the others.
+  session instead of returning a result whose event could be lost.  A record whose write
+  fails part-way is cut off again (``append_whole``, or ``catch_up`` for the native writer's:
+  the file truncated to where the record began), so no partial record stays in the file to
+  hide the ones after it.  Its event stays queued (``mark`` does not move): the next record,
+  or the flush, journals it with the others.  The file is ``O_APPEND``: a second writer (an
+  old worker still draining beside its successor) appends whole records, never over them.
 * **Rotate.**  When the shipper takes the queue (``seal``), the file becomes the sealed
   journal (``….sealed``) and new events start a fresh file; once everything taken is
   delivered or spooled (fsynced), ``release`` deletes the sealed file.
@@ -61,36 +62,47 @@ log = logging.getLogger("agent.journal")
 # catch_up's record and write in C (agent/fastpath/journal.c), when it is built.
 _native_append = native_function("journal_append")
 
-# Not O_APPEND: a record goes at the file's offset, the end of the last whole record
-# (append_whole), so a write that failed part-way is written over, never appended after.
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 # Version 2: no back-references (version 3+ hashes every object it writes to find them),
 # a quarter cheaper for these small records; read by every Python since 2.5.
 _MARSHAL = 2
 # How every record begins: marshal's 3-tuple, then its str (the id prefix); recovery goes on
 # from the next one after bytes that are not a whole record.
 _RECORD_START = b"(\x03\x00\x00\x00u"
-# The slots of AuditJournal.state.
-FD, MARK, FIRST_SEQ = range(3)
+# The slots of AuditJournal.state; TORN: the bytes of a record the native writer could not
+# write whole, at the file's end until catch_up cuts them off.
+FD, MARK, FIRST_SEQ, TORN = range(4)
 
 
 def sealed_path(path: Path) -> Path:
     return path.with_suffix(".sealed")
 
 
-def _open_at_end(path: Path) -> int:
-    fd = os.open(path, _OPEN_FLAGS, 0o600)
-    os.lseek(fd, 0, os.SEEK_END)
-    return fd
+def _open_journal(path: Path) -> int:
+    return os.open(path, _OPEN_FLAGS, 0o600)
+
+
+def _cut_off(fd: int, written: int, path: Path) -> None:
+    """Truncate the ``written`` bytes a failed append left at the file's end (O_APPEND: the
+    offset is just past them).  When another writer appended after them the file is left as
+    it is: recovery skips bytes that are not a whole record."""
+    try:
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - written)
+        else:
+            log.error("audit journal %s: a failed record is followed by another writer's", path)
+    except OSError as cut:
+        log.error("audit journal %s: cannot cut a failed record off: %s", path, cut)
 
 
 def append_whole(fd: int, data: bytes, path: Path) -> None:
-    """Write one whole record at ``fd``'s offset, or none: a write that fails part-way (a
-    full disk, EIO) is cut off again (the file truncated, the offset back at the end of the
-    last whole record) and its error raised, so the session fails and the next record
-    takes this one's place.  A partial record left in the file would hide every record
-    after it from ``recover``.  The native writer (agent/fastpath/journal.c) hands any write
-    it could not finish whole, its offset moved back, to ``catch_up``, which comes here."""
+    """Append one whole record, or none: a write that fails part-way (a full disk, EIO) is
+    cut off again and its error raised, so the session fails and the next record takes this
+    one's place.  A partial record left in the file would hide every record after it from
+    ``recover``.  The native writer (agent/fastpath/journal.c) leaves the size of a record
+    it could not write whole in ``state[TORN]`` and hands it to ``catch_up``, which cuts it
+    off (this rule, once) and writes it again here."""
     written = 0
     try:
         while written < len(data):  # a regular file takes it whole unless the disk is full
@@ -99,11 +111,8 @@ def append_whole(fd: int, data: bytes, path: Path) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             written += count
     except OSError as exc:
-        end = os.lseek(fd, -written, os.SEEK_CUR)
-        try:
-            os.ftruncate(fd, end)
-        except OSError as cut:  # the next record still goes at ``end``, over this one
-            log.error("audit journal %s: cannot cut a failed record off: %s", path, cut)
+        if written:
+            _cut_off(fd, written, path)
         log.error("audit journal %s: a record could not be written whole (%s)", path, exc)
         raise
 
@@ -124,7 +133,7 @@ class AuditJournal:
         # The open file (-1: none), mark and first_seq, in an array the native path holds as
         # a buffer: it reads them and advances mark itself, without a Python attribute lookup
         # (agent/fastpath/journal.c), and calls ``catch_up`` while there is no file.
-        self.state = array("q", [-1, 0, first_seq])
+        self.state = array("q", [-1, 0, first_seq, 0])
 
     def catch_up(self) -> None:
         """Append the events queued since the last call (one record, one write)."""
@@ -136,7 +145,10 @@ class AuditJournal:
         if _native_append is not None and _native_append(state, queued, self.id_prefix):
             return  # the same record, with the same one write
         if state[FD] < 0:
-            state[FD] = _open_at_end(self.path)
+            state[FD] = _open_journal(self.path)
+        elif state[TORN]:
+            torn, state[TORN] = state[TORN], 0
+            _cut_off(state[FD], torn, self.path)
         data = marshal.dumps((self.id_prefix, state[FIRST_SEQ] + mark, queued[mark:]), _MARSHAL)
         append_whole(state[FD], data, self.path)
         state[MARK] = len(queued)
@@ -147,14 +159,14 @@ class AuditJournal:
         is queued[0] again, with seq ``first_seq`` under ``id_prefix``."""
         state = self.state
         fd = state[FD]
-        state[FD], state[MARK], state[FIRST_SEQ] = -1, 0, first_seq
+        state[FD], state[MARK], state[FIRST_SEQ], state[TORN] = -1, 0, first_seq, 0
         self.id_prefix = id_prefix
         if fd < 0:
             return
         os.close(fd)
         try:
             if self.sealed.exists():  # a flush failed before releasing: keep both, in order
-                sealed = _open_at_end(self.sealed)
+                sealed = _open_journal(self.sealed)
                 try:
                     append_whole(sealed, self.path.read_bytes(), self.sealed)
                 finally:

@@ -413,12 +413,15 @@ def supervise(argv: list[str], host: str, port: int, workers: int, metrics_port:
     signal.signal(signal.SIGCHLD, lambda _number, _frame: None)
     log.info("agent supervisor: %s workers on %s", workers, listen)
     while not stopping:
-        for index, process in list(running.items()):
-            code = process.poll()
-            if code is not None and not stopping:
-                counts[index] = NOT_ACCEPTING  # its sessions are gone with it
-                log.error("worker %s exited with %s; starting it again", index, code)
-                time.sleep(_RESTART_DELAY)
+        # Every dead worker's slot says not accepting before the restart delay, so siblings
+        # do not defer to a second one that died with the first.
+        dead = {index: code for index, p in running.items() if (code := p.poll()) is not None}
+        for index, code in dead.items():
+            counts[index] = NOT_ACCEPTING  # its sessions are gone with it
+            log.error("worker %s exited with %s; starting it again", index, code)
+        if dead and not stopping:
+            time.sleep(_RESTART_DELAY)
+            for index in dead:
                 running[index] = spawn(index)
         if not stopping:
             select.select([wake], [], [], _IDLE_CHECK)

@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 12
+#define FASTPATH_ABI_VERSION 13
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -263,7 +263,7 @@ typedef struct {
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *audit_wakeup;
     PyObject *audit_journal; /* the AuditJournal, or None (no journal) */
-    Py_buffer journal_view;  /* its state (fd, mark, first_seq): journal_state, or NULL */
+    Py_buffer journal_view;  /* its state (fd, mark, first_seq, torn): journal_state, or NULL */
     long long *journal_state;
     PyObject *client_python, *backend_python, *client_rest, *backend_rest;
     PyObject *client_failed, *backend_failed;

@@ -237,38 +237,29 @@ static int encode_record(ByteBuffer *record, PyObject *prefix, long long first_s
     return at == NULL ? -1 : 0;
 }
 
-/* The record at fd's offset (the end of the last whole record: the file is not O_APPEND)
- * with one write: 1 written whole; 0 not (a full disk, EIO, a signal), the offset moved
- * back over what did go in, for AuditJournal.catch_up to write the record again or, failing
- * too, cut it off and raise (agent/journal.py's append_whole: the rule lives there once);
- * -1 with an error (the offset could not be moved back). */
-static int write_record(int fd, const char *data, Py_ssize_t len) {
-    ssize_t written = write(fd, data, (size_t)len);
-    if (written == len) return 1;
-    if (written > 0 && lseek(fd, -(off_t)written, SEEK_CUR) < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    return 0;
-}
-
-/* queued[mark:] as one record to the open file of ``state`` (fd, mark, first_seq), mark
- * advanced: 1; 0 not written (catch_up's to do); -1 with an error. */
+/* queued[mark:] as one record to the open file of ``state`` (fd, mark, first_seq, torn),
+ * mark advanced: 1; 0 not written whole (a full disk, EIO, a signal: what did go in is
+ * left in torn for AuditJournal.catch_up to cut off before it writes the record again, or
+ * raises; agent/journal.py's append_whole: the rule lives there once); -1 with an error. */
 static int append_queued(long long *state, PyObject *queued, PyObject *prefix,
                          ByteBuffer *record) {
     Py_ssize_t count = PyList_GET_SIZE(queued);
     if (state[1] == count) return 1;
     if (encode_record(record, prefix, state[2] + state[1], queued, state[1]) < 0) return -1;
-    int done = write_record((int)state[0], record->data, record->len);
-    if (done == 1) state[1] = count;
-    return done;
+    ssize_t written = write((int)state[0], record->data, (size_t)record->len);
+    if (written == record->len) {
+        state[1] = count;
+        return 1;
+    }
+    if (written > 0) state[3] = written;
+    return 0;
 }
 
 /* The events queued since the journal's last record go to its file (agent/journal.py):
  * before the chunk that completed their statements goes to the client. */
 int journal_catch_up(FastPath *self) {
     self->journal_due = 0;
-    long long *state = self->journal_state; /* AuditJournal.state: fd, mark, first_seq */
+    long long *state = self->journal_state; /* AuditJournal.state: fd, mark, first_seq, torn */
     if (state == NULL) return 0;            /* no journal */
     long long fd = state[0], mark = state[1];
     Py_ssize_t queued = PyList_GET_SIZE(self->audit_queue);
@@ -298,8 +289,8 @@ PyObject *module_journal_append(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "w*O!O", &state, &PyList_Type, &queued, &prefix)) return NULL;
     PyObject *result = NULL;
     long long *slots = state.buf;
-    if (state.len != 3 * (Py_ssize_t)sizeof(long long) || state.itemsize != sizeof(long long)) {
-        PyErr_SetString(PyExc_TypeError, "the journal state is an array('q') of 3 slots");
+    if (state.len != 4 * (Py_ssize_t)sizeof(long long) || state.itemsize != sizeof(long long)) {
+        PyErr_SetString(PyExc_TypeError, "the journal state is an array('q') of 4 slots");
     } else if (slots[0] < 0 || slots[0] > INT32_MAX || slots[1] < 0 ||
                slots[1] > PyList_GET_SIZE(queued)) {
         result = Py_NewRef(Py_False);

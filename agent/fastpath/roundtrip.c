@@ -163,14 +163,15 @@ static int take_buffer(PyObject *bridge, const char *name, const char *format,
     return 0;
 }
 
-/* The audit journal's state (AuditJournal.state: fd, mark, first_seq), when there is one. */
+/* The audit journal's state (AuditJournal.state: fd, mark, first_seq, torn), when there is
+ * one. */
 static int take_journal_state(FastPath *self) {
     if (self->audit_journal == Py_None) return 0;
     if (take_buffer(self->audit_journal, "state", "q", sizeof(long long), &self->journal_view) < 0)
         return -1;
     self->journal_state = self->journal_view.buf;
-    if (self->journal_view.len == 3 * (Py_ssize_t)sizeof(long long)) return 0;
-    PyErr_SetString(PyExc_ValueError, "the audit journal's state is not fd, mark, first_seq");
+    if (self->journal_view.len == 4 * (Py_ssize_t)sizeof(long long)) return 0;
+    PyErr_SetString(PyExc_ValueError, "the audit journal's state is not fd, mark, first_seq, torn");
     return -1;
 }
 

@@ -43,6 +43,7 @@ from agent.audit import expand_batch  # noqa: E402
 from agent.bundle import canonical_json, key_id_for  # noqa: E402
 from agent.server import AgentConfig, create_agent  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
+from tests.agent.disks import mounted_small_disk  # noqa: E402
 from tests.live import AgentSubprocess  # noqa: E402
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -926,3 +927,9 @@ def admin(pg_database: str) -> Iterator[psycopg.Connection[Any]]:
 @pytest.fixture
 def both(agent_on_both_paths: Any) -> Any:
     return agent_on_both_paths
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with mounted_small_disk(tmp_path) as mount:
+        yield mount

@@ -6,15 +6,12 @@ tests/integration/test_agent_journal.py; the MySQL agent in tests/agent_mysql.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import logging
 import os
 import signal
-import subprocess
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,8 @@ from agent.controlplane import ControlPlaneClient
 from agent.journal import MARK, recover
 from agent.workers import adopt_orphan_journals
 from tests.agent.conftest import wait_for
-from tests.agent.test_workers import WORKER_ARGS, connections_on_each_worker, worker_pids
+from tests.agent.disks import fill
+from tests.agent.worker_clients import WORKER_ARGS, connections_on_each_worker, worker_pids
 
 NEVER_FLUSHES = ("--audit-flush-interval", "3600")
 
@@ -225,35 +223,6 @@ def test_a_record_cut_short_anywhere_is_dropped_whole(tmp_path: Path) -> None:
         assert [e["statement"] for e in expand_batch(json.loads(spool.read_text()))] == ["whole"]
 
 
-@contextlib.contextmanager
-def mounted_small_disk(parent: Path) -> Iterator[Path]:
-    """A real file system of 64 KiB (a tmpfs: the tests run as root), to fill."""
-    mount = parent / "small-disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    with mounted_small_disk(tmp_path) as mount:
-        yield mount
-
-
-def fill(disk: Path) -> Path:
-    """Take every free byte of ``disk`` (a filler file, written until ENOSPC)."""
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as out:
-        for size in (4096, 1):
-            with contextlib.suppress(OSError):
-                while out.write(b"\0" * size):
-                    pass
-    return filler
-
-
 @pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 def test_a_write_the_full_disk_cut_short_is_cut_off_and_later_records_recover(
     small_disk: Path, native: bool, monkeypatch: pytest.MonkeyPatch
@@ -310,3 +279,27 @@ def test_recovery_skips_a_torn_record_between_whole_ones_and_says_so(
         reports = [r.getMessage() for r in caplog.records]
         assert len(reports) == 2 and f"{cut} bytes at offset {len(first)}" in reports[0], reports
         assert "the last ones" in reports[1]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_two_writers_on_one_journal_file_both_keep_every_record(
+    tmp_path: Path, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old worker still draining beside its successor writes the same file: appends (not
+    writes at each one's own offset) keep both writers' records whole."""
+    from agent import journal as journal_module
+
+    if not native:
+        monkeypatch.setattr(journal_module, "_native_append", None)
+    old, new = _shipper(tmp_path), _shipper(tmp_path)
+    assert old.journal is not None and new.journal is not None
+    assert old.journal.path == new.journal.path
+    for n in range(5):
+        _record(old, f"old {n}")
+        _record(new, f"new {n}")
+
+    restarted = _shipper(tmp_path)
+    assert restarted.recover_journal() == 10
+    assert sorted(_spooled_statements(restarted.spool_path)) == sorted(
+        [f"old {n}" for n in range(5)] + [f"new {n}" for n in range(5)]
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import marshal
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from agent.journal import FD, FIRST_SEQ, MARK, _records
 from agent.postgres import codec
 from agent.testing import MemoryTransport, detached_relays
 from agent.verdicts import Identity
-from tests.agent.test_journal import fill, mounted_small_disk
+from tests.agent.disks import fill
 from tests.agent.test_native_equivalence import (
     FakeServer,
     _feed,
@@ -147,12 +146,6 @@ async def test_every_event_is_journaled_before_its_result_reaches_the_client(
     await agent.catalog.close()
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    with mounted_small_disk(tmp_path) as mount:
-        yield mount
-
-
 def _nearly_full_journal(journal: Any, disk: Path) -> tuple[int, Path, bytes]:
     """A copy of the journal's file on ``disk``, with a record that leaves 40 bytes of its last
     page free, and the rest of the disk taken (by the returned filler): the next record
@@ -164,9 +157,7 @@ def _nearly_full_journal(journal: Any, disk: Path) -> tuple[int, Path, bytes]:
     path = disk / "journal.bin"
     path.write_bytes(records)
     filler = fill(disk)
-    fd = os.open(path, os.O_WRONLY)
-    os.lseek(fd, 0, os.SEEK_END)
-    return fd, filler, records
+    return os.open(path, os.O_WRONLY | os.O_APPEND), filler, records
 
 
 @pytest.mark.parametrize("disk", ["/dev/full", "small disk"])

@@ -3,7 +3,6 @@ PostgreSQL cluster that refuses plaintext connections."""
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from agent.upstream import UpstreamConfig
+from tests.agent.certificates import certificate, pem, pem_key, server_certificates
 from tests.agent.conftest import PG_HOST, PG_PORT, private_cluster
 
 HBA = (
@@ -32,64 +29,12 @@ SETTINGS = (
 )
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
-    names: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer[0].subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-Signer = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
-
-
-def server_certificates() -> tuple[Signer, dict[str, bytes]]:
-    """A test CA (to sign more with) and PEM files by name: ``ca.crt``, ``server.crt`` and
-    ``server.key`` (a certificate it signs for "localhost" only, so verify-full to 127.0.0.1
-    must fail on the name), and ``rogue.crt``, an unrelated CA."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("warden test CA", ca_key)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _certificate("localhost", server_key, (ca, ca_key), [x509.DNSName("localhost")])
-    rogue = _certificate("rogue CA", ec.generate_private_key(ec.SECP256R1()))
-    pems = {"ca.crt": _pem(ca), "server.crt": _pem(server), "rogue.crt": _pem(rogue)}
-    pems["server.key"] = _pem_key(server_key)
-    return (ca, ca_key), pems
-
-
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     files = tmp_path_factory.mktemp("upstream-tls")
     signer, pems = server_certificates()
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _certificate("certuser", client_key, signer)
+    client = certificate("certuser", client_key, signer)
     paths = {
         "ca": files / "ca.crt",
         "rogue": files / "rogue.crt",
@@ -98,8 +43,8 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     }
     paths["ca"].write_bytes(pems["ca.crt"])
     paths["rogue"].write_bytes(pems["rogue.crt"])
-    paths["client_cert"].write_bytes(_pem(client))
-    paths["client_key"].write_bytes(_pem_key(client_key))
+    paths["client_cert"].write_bytes(pem(client))
+    paths["client_key"].write_bytes(pem_key(client_key))
     paths["client_key"].chmod(0o600)
     server_files = {name: pems[name] for name in ("server.crt", "server.key", "ca.crt")}
     setup = (
@@ -254,7 +199,7 @@ def test_an_unknown_sslmode_is_refused() -> None:
         UpstreamConfig(sslmode="allow")
 
 
-def test_verify_ca_needs_its_own_root_certificate() -> None:
+def test_verify_ca_needs_its_own_rootcertificate() -> None:
     # Without a name check, the system store would accept any publicly trusted certificate.
     with pytest.raises(ValueError, match="verify-ca needs the CA"):
         UpstreamConfig(sslmode="verify-ca")

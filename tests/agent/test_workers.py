@@ -25,35 +25,12 @@ import pytest
 
 from agent.workers import MAX_WORKERS, WorkerGroup, WorkerLoad, adopt_orphan_spools
 from tests.agent.conftest import REPO_ROOT, probe, wait_for
-
-WORKER_ARGS = ("--workers", "2", "--log-level", "WARNING")
-
-
-def worker_of(conn: psycopg.Connection[Any]) -> int:
-    """The worker serving a connection, from the process id of its BackendKeyData."""
-    return conn.info.backend_pid & (MAX_WORKERS - 1)
-
-
-def connections_on_each_worker(process: Any, count: int = 2) -> dict[int, psycopg.Connection[Any]]:
-    """Connect until each of ``count`` workers serves one (the kernel picks the listener;
-    a worker just started again joins when it listens)."""
-    found: dict[int, psycopg.Connection[Any]] = {}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            conn = psycopg.connect(process.dsn("root"), autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise AssertionError(f"{exc}\nthe agent printed:\n{process.output()}") from exc
-        if worker_of(conn) in found:
-            conn.close()
-            time.sleep(0.05)
-        else:
-            found[worker_of(conn)] = conn
-        if len(found) == count:
-            return found
-    raise AssertionError(
-        f"connections reached only workers {sorted(found)}\nthe agent printed:\n{process.output()}"
-    )
+from tests.agent.worker_clients import (
+    WORKER_ARGS,
+    connections_on_each_worker,
+    worker_of,
+    worker_pids,
+)
 
 
 def cancel_when_running(conn: psycopg.Connection[Any], admin: psycopg.Connection[Any]) -> None:
@@ -89,11 +66,6 @@ def run_agent_cli(command: list[str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=90,
     )
-
-
-def worker_pids(process: Any) -> list[int]:
-    children = psutil.Process(process.process.pid).children()
-    return [child.pid for child in children if "--worker-index" in child.cmdline()]
 
 
 def test_two_workers_both_serve_and_their_keys_name_them(agent_process_factory: Any) -> None:

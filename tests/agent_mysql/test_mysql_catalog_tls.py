@@ -20,8 +20,8 @@ import pytest
 from agent.mysql.server import MySqlCatalog
 from agent.server import AgentConfig
 from agent.upstream import UpstreamConfig
+from tests.agent.certificates import server_certificates
 from tests.agent.conftest import free_port
-from tests.agent.test_upstream_tls import server_certificates
 from tests.agent_mysql.conftest import MY_HOST, MY_PORT
 
 MARIADBD = Path("/usr/sbin/mariadbd")
