@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 12
+#define FASTPATH_ABI_VERSION 13
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -329,6 +329,7 @@ int session_idle(FastPath *self);
 int relay_waiting(PyObject *relay);
 PyObject *active_masks(PyObject *specs);
 int write_to(PyObject *write, PyObject *data);
+int take_sink(PyObject *bridge, const char *side, Sink *sink);
 int sink_write(Sink *sink, PyObject *data);
 void observe(FastPath *self, double seconds);
 void clear_flight(FastPath *self);
