@@ -129,3 +129,36 @@ async def stop(relays: Iterable[Any]) -> None:
         if relay.task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await relay.task
+
+
+def _plain_transports() -> tuple[type, ...]:
+    """Transport classes that write a plain TCP socket, straight from write() when their
+    buffer is empty: uvloop's and asyncio's selector transport (a private class, named here
+    only to recognise it).  A TLS transport (asyncio's or uvloop's SSL protocol transport)
+    is none of them."""
+    plain: list[type] = []
+    selector = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
+    if isinstance(selector, type):
+        plain.append(selector)
+    try:
+        from uvloop.loop import TCPTransport  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        plain.append(TCPTransport)
+    return tuple(plain)
+
+
+_PLAIN_TRANSPORTS = _plain_transports()
+
+
+def socket_fd(transport: Any) -> int:
+    """The socket a native path (PostgreSQL's or MySQL's Bridge ``*_fd``) may send on
+    itself while the transport holds nothing: a plain TCP transport's, else -1 (TLS, or a
+    transport not known to write its socket straight through)."""
+    if type(transport) not in _PLAIN_TRANSPORTS:
+        return -1
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    return -1 if sock is None else int(sock.fileno())

@@ -329,6 +329,7 @@ int session_idle(FastPath *self);
 int relay_waiting(PyObject *relay);
 PyObject *active_masks(PyObject *specs);
 int write_to(PyObject *write, PyObject *data);
+int take_sink(PyObject *bridge, const char *side, Sink *sink);
 int sink_write(Sink *sink, PyObject *data);
 void observe(FastPath *self, double seconds);
 void clear_flight(FastPath *self);

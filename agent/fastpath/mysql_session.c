@@ -10,6 +10,9 @@
  *                      results.Results._whole_result calls): its audit event recorded by the
  *                      session's own ``audit``, then its packets (rows masked) sent.
  *
+ * Both go out by sink_write (roundtrip.c, as the PostgreSQL path's): sent on a plain TCP
+ * socket here while its transport is open and holds nothing, else through the transport.
+ *
  * Anything else goes to the Python relays as it came; an answer it does not finish is handed
  * back (bridge.hand_back: the Results the Python path would have made) before Python reads
  * it.  So nothing is decided here: only a decision Python cached, under the same checks. */
@@ -103,7 +106,8 @@ typedef struct {
     PyObject_HEAD
     /* Read from the bridge once (the session never rebinds them). */
     PyObject *agent, *session, *client_relay, *upstream_relay, *commands, *upstream_packets;
-    PyObject *upstream_write, *client_write, *repeats, *masks, *masking_key, *audit;
+    PyObject *repeats, *masks, *masking_key, *audit;
+    Sink upstream, client; /* where each direction's bytes go (roundtrip.c sink_write) */
     /* The audit event's parts (decisions.py audit, agent.audit.AuditShipper.record_statement):
      * the session's fragments by (id(decision), index), the shipper's queue, its wakeup, its
      * journal (or None) and the statement metrics' observe. */
@@ -118,14 +122,19 @@ typedef struct {
 
 #define MYSQL_PATH_REFERENCES(X)                                                             \
     X(agent) X(session) X(client_relay) X(upstream_relay) X(commands) X(upstream_packets)     \
-    X(upstream_write) X(client_write) X(repeats) X(masks) X(masking_key) X(audit)             \
+    X(repeats) X(masks) X(masking_key) X(audit)                                               \
     X(client_python) X(upstream_python) X(client_failed) X(upstream_failed) X(hand_back)      \
     X(fragments) X(audit_queue) X(audit_wakeup) X(audit_journal) X(journal_state) X(observe)    \
     X(decision)
+/* The sinks' references (take_sink reads them). */
+#define MYSQL_SINK_REFERENCES(X)                                                             \
+    X(upstream.write) X(upstream.pending) X(upstream.closing) X(client.write)                  \
+    X(client.pending) X(client.closing)
 
 static int MySqlPath_traverse(MySqlPath *self, visitproc visit, void *arg) {
 #define VISIT(field) Py_VISIT(self->field);
     MYSQL_PATH_REFERENCES(VISIT)
+    MYSQL_SINK_REFERENCES(VISIT)
 #undef VISIT
     return 0;
 }
@@ -133,6 +142,7 @@ static int MySqlPath_traverse(MySqlPath *self, visitproc visit, void *arg) {
 static int MySqlPath_clear(MySqlPath *self) {
 #define CLEAR(field) Py_CLEAR(self->field);
     MYSQL_PATH_REFERENCES(CLEAR)
+    MYSQL_SINK_REFERENCES(CLEAR)
 #undef CLEAR
     return 0;
 }
@@ -166,6 +176,9 @@ static int MySqlPath_init(MySqlPath *self, PyObject *args, PyObject *kwds) {
         goto fail;
     MYSQL_PATH_REFERENCES(TAKE)
 #undef TAKE
+    if (take_sink(bridge, "upstream", &self->upstream) < 0 ||
+        take_sink(bridge, "client", &self->client) < 0)
+        goto fail;
     Py_CLEAR(self->decision); /* the bridge's is None: nothing in flight */
     PyObject *batch_size = PyObject_GetAttrString(bridge, "batch_size");
     if (batch_size == NULL) goto fail;
@@ -240,7 +253,7 @@ static int client_chunk(MySqlPath *self, PyObject *data) {
     if (decision == NULL) return PyErr_Occurred() ? -1 : 0;
     /* the next command waits for this answer (commands.py _run_query, state.py _expect) */
     if (PyObject_SetAttr(self->client_relay, s_busy, Py_True) < 0 ||
-        write_to(self->upstream_write, data) < 0) {
+        sink_write(&self->upstream, data) < 0) {
         Py_DECREF(decision);
         return -1;
     }
@@ -372,7 +385,7 @@ static int upstream_chunk(MySqlPath *self, PyObject *data) {
     PyObject *decision = self->decision;
     self->decision = NULL;
     int failed = audit_statement(self, decision, whole.rows, duration_ms, whole.sent) < 0 ||
-                 write_to(self->client_write, whole.out) < 0;
+                 sink_write(&self->client, whole.out) < 0;
     Py_DECREF(decision);
     Py_DECREF(whole.out);
     if (failed || command_done(self) < 0) return -1;
@@ -405,8 +418,11 @@ static PyObject *MySqlPath_upstream_received(MySqlPath *self, PyObject *data) {
 }
 
 static PyObject *MySqlPath_get_stats(MySqlPath *self, void *closure) {
-    return Py_BuildValue("{sLsLsL}", "client", self->handled_client, "upstream",
-                         self->handled_upstream, "handed_back", self->handed_back);
+    return Py_BuildValue("{sLsLsLsLsLsLsL}", "client", self->handled_client, "upstream",
+                         self->handled_upstream, "handed_back", self->handed_back,
+                         "sent_upstream", self->upstream.sent, "queued_upstream",
+                         self->upstream.queued, "sent_client", self->client.sent,
+                         "queued_client", self->client.queued);
 }
 
 static PyObject *MySqlPath_get_inflight(MySqlPath *self, void *closure) {
@@ -422,7 +438,9 @@ static PyMethodDef MySqlPath_methods[] = {
 };
 
 static PyGetSetDef MySqlPath_getset[] = {
-    {"stats", (getter)MySqlPath_get_stats, NULL, "Chunks handled in C, answers handed back.",
+    {"stats", (getter)MySqlPath_get_stats, NULL,
+     "Chunks handled in C, answers handed back; writes sent on the sockets here, and handed "
+     "to their transports because those held bytes.",
      NULL},
     {"inflight", (getter)MySqlPath_get_inflight, NULL, "A repeat's answer is awaited in C.",
      NULL},

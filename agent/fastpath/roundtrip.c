@@ -128,8 +128,8 @@ static int take(PyObject *bridge, const char *name, PyObject **field) {
 }
 
 /* bridge.<side>_write, and bridge.<side>_fd with <side>_pending and <side>_closing when
- * the fd is a socket (>= 0). */
-static int take_sink(PyObject *bridge, const char *side, Sink *sink) {
+ * the fd is a socket (>= 0): both protocols' sessions (mysql_session.c too). */
+int take_sink(PyObject *bridge, const char *side, Sink *sink) {
     char name[32];
     PyObject *fd;
     snprintf(name, sizeof(name), "%s_write", side);

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.audit import BATCH_SIZE
 from agent.extension import ABI_VERSION, native_function
+from agent.relay_core import socket_fd
 
 if TYPE_CHECKING:
     from agent.mysql.session import MySqlSession
@@ -23,8 +24,10 @@ MySqlPath: Any = native_function("MySqlPath")
 
 
 class Bridge:
-    """What the C object reads of one session: its relays, buffers, caches and sinks,
-    the Python ``data_received`` for what it does not handle, and ``hand_back``."""
+    """What the C object reads of one session: its relays, buffers, caches and sinks (each
+    direction's transport ``write``, and ``*_fd``, ``*_pending``, ``*_closing`` as the
+    PostgreSQL Bridge's: see agent.relay_core.socket_fd), the Python ``data_received`` for
+    what it does not handle, and ``hand_back``."""
 
     abi_version = ABI_VERSION
 
@@ -35,8 +38,14 @@ class Bridge:
         self.session = session
         self.client_relay, self.upstream_relay = client_relay, upstream_relay
         self.commands, self.upstream_packets = session.commands, session.upstream_packets
-        self.upstream_write = client_relay.sink.write
-        self.client_write = session.client.write
+        self.upstream_write, self.client_write = client_relay.sink.write, upstream_relay.sink.write
+        # a plain TCP transport's socket (else -1), sent on in C while the transport is open
+        # and holds nothing (roundtrip.c sink_write, as the PostgreSQL Bridge's)
+        self.upstream_fd = socket_fd(client_relay.sink)
+        self.client_fd = socket_fd(upstream_relay.sink)
+        for side, sink in (("upstream", client_relay.sink), ("client", upstream_relay.sink)):
+            setattr(self, f"{side}_pending", sink.get_write_buffer_size)
+            setattr(self, f"{side}_closing", sink.is_closing)
         self.repeats, self.masks = session._repeats, session._masks
         self.masking_key = session.agent.config.masking_key
         self.audit = session.audit

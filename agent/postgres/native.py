@@ -10,10 +10,9 @@ every protocol, only when built for it).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from agent import masking
 from agent.audit import BATCH_SIZE
@@ -30,44 +29,12 @@ from agent.postgres.messages import COPY_DATA
 from agent.postgres.normalize import template_key
 from agent.postgres.relay import Relay
 from agent.postgres.state import ABSENT, Pending, Prepared, RowMask
+from agent.relay_core import socket_fd
 from agent.verdicts import MASK, Decision
 
 log = logging.getLogger("agent.native")
 
 _MAX_TICKETS = 1000
-
-
-def _plain_transports() -> tuple[type, ...]:
-    """Transport classes that write a plain TCP socket, straight from write() when their
-    buffer is empty: uvloop's and asyncio's selector transport (a private class, named here
-    only to recognise it).  A TLS transport (asyncio's or uvloop's SSL protocol transport)
-    is none of them."""
-    plain: list[type] = []
-    selector = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
-    if isinstance(selector, type):
-        plain.append(selector)
-    try:
-        from uvloop.loop import TCPTransport  # type: ignore[attr-defined]
-    except ImportError:
-        pass
-    else:
-        plain.append(TCPTransport)
-    return tuple(plain)
-
-
-_PLAIN_TRANSPORTS = _plain_transports()
-
-
-def socket_fd(transport: Any) -> int:
-    """The socket the native path may send on itself while the transport holds nothing
-    (Bridge ``*_fd``): a plain TCP transport's, else -1 (TLS, or a transport not known to
-    write its socket straight through)."""
-    if type(transport) not in _PLAIN_TRANSPORTS:
-        return -1
-    if transport.get_extra_info("sslcontext") is not None:
-        return -1
-    sock = transport.get_extra_info("socket")
-    return -1 if sock is None else int(sock.fileno())
 
 
 _fastpath = extension

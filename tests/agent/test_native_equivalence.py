@@ -23,9 +23,9 @@ import pytest
 from agent.bundle import Bundle
 from agent.extension import native_path_available
 from agent.postgres import codec
-from agent.postgres.native import socket_fd
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.relay import Relay
+from agent.relay_core import socket_fd
 from agent.server import AgentConfig
 from agent.testing import MemoryTransport, detached_relays
 from agent.upstream import UpstreamConfig

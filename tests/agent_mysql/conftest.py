@@ -256,6 +256,19 @@ def wait() -> Any:
     return wait_for
 
 
+def session_of(agent: MySqlAgentRunner) -> Any:
+    """The agent's one open MySqlSession (its native path: ``.native_path``)."""
+    import gc
+
+    from agent.mysql.session import MySqlSession
+
+    # type(), not isinstance(): a dead weak proxy among gc's objects raises ReferenceError
+    # when isinstance asks it for its __class__.
+    sessions = [o for o in gc.get_objects() if type(o) is MySqlSession and o.agent is agent.agent]
+    assert len(sessions) == 1
+    return sessions[0]
+
+
 # A neighbouring query of the restricted identity (plain columns of the probed table): a
 # probe that holds only because the identity can do nothing at all proves nothing.
 LEGITIMATE_SQL = "SELECT id, name, score FROM customers WHERE id <= 3 ORDER BY id"

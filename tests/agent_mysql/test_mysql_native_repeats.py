@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent_mysql.conftest import MySqlAgentRunner
+from tests.agent_mysql.conftest import MySqlAgentRunner, session_of
 
 # The e-mail column is masked (email) for analysts such as bob, the card column (partial)
 # for everyone: a repeat's rows masked in C.
@@ -127,7 +127,7 @@ def test_a_repeat_in_c_is_decided_again_once_its_decision_expires(
         for id_ in (1, 2, 3, 4):  # decided, remembered, then two repeats in C
             cursor.execute(sql.format(id_))
             assert cursor.fetchall()[0][0] == id_
-        session_path = _native_path_of(agent)
+        session_path = session_of(agent).native_path
         assert session_path.stats["upstream"] == 2
         for decision in list(agent.agent.decisions.values()):
             decision.valid_until = 0.0  # expired
@@ -138,19 +138,6 @@ def test_a_repeat_in_c_is_decided_again_once_its_decision_expires(
             cursor.execute(sql.format(id_))
             assert cursor.fetchall()[0][0] == id_
         assert session_path.stats["upstream"] >= 3
-
-
-def _native_path_of(agent: MySqlAgentRunner) -> Any:
-    """The C object of the agent's one open session (the relays' data_received)."""
-    import gc
-
-    from agent.mysql.session import MySqlSession
-
-    # type(), not isinstance(): a dead weak proxy among gc's objects raises ReferenceError
-    # when isinstance asks it for its __class__.
-    sessions = [o for o in gc.get_objects() if type(o) is MySqlSession and o.agent is agent.agent]
-    assert len(sessions) == 1
-    return sessions[0].native_path
 
 
 @pytest.mark.parametrize("one_write", [False, True], ids=["several-writes", "one-write"])
@@ -185,7 +172,7 @@ def test_commands_pipelined_behind_a_repeat_run_in_order(
         assert answers == [3, 4, 5]
         cursor.execute(sql.format(6))  # the session goes on
         assert cursor.fetchall()[0][0] == 6
-        path = _native_path_of(agent)
+        path = session_of(agent).native_path
     # In C: the last one; with several writes maybe the first (the agent may read them as
     # one chunk, which is Python's).
     assert path.stats["client"] in ((1,) if one_write else (1, 2)), path.stats
