@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 13
+#define FASTPATH_ABI_VERSION 14
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {

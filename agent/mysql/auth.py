@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from agent.controlplane import ControlPlaneUnavailable
 from agent.logins import Logins, LoginVerifiers, TokenVerifierInfo
 from agent.mysql import packets as p
+from agent.starttls import start_tls_keeping_early_bytes
 from agent.upstream import UpstreamConfig
 
 CACHING_SHA2 = "caching_sha2_password"
@@ -167,7 +168,7 @@ async def accept_client(
     if response.capabilities & p.CLIENT_SSL:
         if ssl_context is None:
             raise talk.refuse("TLS was requested but the agent has no certificate")
-        await writer.start_tls(ssl_context)
+        await start_tls_keeping_early_bytes(reader, writer, ssl_context)
         tls = True
         response = p.ClientHandshake.parse(await talk.receive())
     if response.capabilities & p.CLIENT_COMPRESS:

@@ -15,6 +15,7 @@ from agent.postgres.scram import ScramExchange, ScramRefused, parse_initial_resp
 from agent.postgres.sql import PINNED_SETTINGS
 from agent.postgres.state import ClientGone, SessionState
 from agent.postgres.upstream import UpstreamError
+from agent.starttls import buffered_bytes, start_tls_keeping_early_bytes
 from agent.verdicts import Identity
 
 _UNPACK_INT = struct.Struct("!i").unpack_from
@@ -37,9 +38,16 @@ class Startup(SessionState):
             code, body = await self._read_startup()
             if code == codec.SSL_REQUEST:
                 if self.agent.ssl_context is not None:
+                    if buffered_bytes(self.reader):  # sent before the answer: not from libpq
+                        # PostgreSQL's rule (CVE-2021-23214): bytes a man in the middle put in
+                        # front of the handshake would be read as if they came over TLS.
+                        self._fatal("08P01", "received unencrypted data after SSL request")
+                        return False
                     self.writer.write(b"S")
                     await self.writer.drain()
-                    await self.writer.start_tls(self.agent.ssl_context)
+                    await start_tls_keeping_early_bytes(
+                        self.reader, self.writer, self.agent.ssl_context
+                    )
                 else:
                     self.writer.write(b"N")
                 continue

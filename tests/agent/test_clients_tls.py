@@ -113,3 +113,31 @@ def test_tls_is_offered_when_a_certificate_is_configured(
         assert conn.execute("SELECT email FROM customers LIMIT 1").fetchone() == (
             "****@example.com",
         )
+
+
+def test_plaintext_sent_behind_an_ssl_request_is_refused_not_read_as_tls(
+    agent_factory: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL's rule since CVE-2021-23214: bytes in front of the agent's answer to an
+    SSLRequest (libpq waits for it) are a man in the middle's, which would otherwise be read
+    as the first bytes of the encrypted stream.  Refused with 08P01; a client that waits,
+    as libpq does, still gets TLS."""
+    import socket
+    import struct
+
+    cert, key = self_signed_certificate(tmp_path)
+    running = agent_factory(tls_cert=cert, tls_key=key)
+    ssl_request = struct.pack("!ii", 8, 80877103)
+    params = b"user\0alice\0database\0shop\0\0"
+    startup = struct.pack("!ii", 8 + len(params), 196608) + params
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+        sock.sendall(ssl_request + startup)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer[:1] == b"E" and b"C08P01\0" in answer, answer
+    assert b"received unencrypted data after SSL request" in answer
+    dsn = running.dsn("alice").replace("sslmode=disable", "sslmode=require")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        assert conn.execute("SELECT 1").fetchone() == (1,)

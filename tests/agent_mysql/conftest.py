@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import mariadb
 import pymysql
@@ -206,23 +206,41 @@ def agent_factory(
 
 
 @pytest.fixture
-def agent_process(
+def agent_process_factory(
     control_plane: ControlPlane, mysql_database: str, tmp_path: Path
-) -> Iterator[AgentProcess]:
-    """The MySQL agent as a subprocess: MariaDB Connector/C holds this process's GIL while
-    it waits for rows, which would stall an agent running in a thread here."""
-    port = free_port()
-    args = [
-        *("--control-plane", control_plane.url, "--token", "agent-token", "--protocol", "mysql"),
-        *("--listen", f"127.0.0.1:{port}", "--datasource", "shop"),
-        *("--upstream-host", "127.0.0.1", "--upstream-port", "3306", "--upstream-user", "root"),
-        *("--upstream-database", mysql_database, "--upstream-sslmode", "disable"),
-        *("--state-dir", str(tmp_path / "state"), "--audit-flush-interval", "0.2"),
-    ]
-    env = {**os.environ, "WARDEN_MASKING_KEY": MASKING_KEY.decode(), "PYTHONPATH": str(REPO_ROOT)}
-    process = AgentProcess(args, env, port)
-    yield process
-    process.stop()
+) -> Iterator[Any]:
+    """``start(*extra_args)``: the MySQL agent as a subprocess (uvloop, as in production):
+    MariaDB Connector/C holds this process's GIL while it waits for rows, which would stall
+    an agent running in a thread here."""
+    started: list[AgentProcess] = []
+
+    def start(*extra: str) -> AgentProcess:
+        port = free_port()
+        args = [
+            *("--control-plane", control_plane.url, "--token", "agent-token"),
+            *("--protocol", "mysql", "--listen", f"127.0.0.1:{port}", "--datasource", "shop"),
+            *("--upstream-host", "127.0.0.1", "--upstream-port", "3306", "--upstream-user", "root"),
+            *("--upstream-database", mysql_database, "--upstream-sslmode", "disable"),
+            *("--state-dir", str(tmp_path / f"state-{len(started)}")),
+            *("--audit-flush-interval", "0.2", *extra),
+        ]
+        env = {
+            **os.environ,
+            "WARDEN_MASKING_KEY": MASKING_KEY.decode(),
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        started.append(AgentProcess(args, env, port))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def agent_process(agent_process_factory: Any) -> AgentProcess:
+    """The MySQL agent as a subprocess (see ``agent_process_factory``)."""
+    return cast(AgentProcess, agent_process_factory())
 
 
 def connector_connection(port: int, database: str, user: str = "alice") -> Any:
