@@ -20,12 +20,12 @@ from agent.postgres import codec
 from agent.testing import MemoryTransport, detached_relays
 from agent.verdicts import Identity
 from tests.agent.disks import fill
-from tests.agent.test_native_equivalence import (
+from tests.agent.native_doubles import (
     FakeServer,
-    _feed,
-    _round_trip,
-    _split,
+    feed,
     offline_postgres_agent,
+    round_trip,
+    split,
 )
 
 INTEGERS = [0, 1, -1, 2**15 - 1, 2**15, 2**30, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1]
@@ -133,10 +133,10 @@ async def test_every_event_is_journaled_before_its_result_reaches_the_client(
             agent.audit._encode_queued()
             assert journal.state[FD] == -1 and journal.sealed.exists()
         sent = len(upstream.data)
-        for chunk in _split(_round_trip(rng), rng):
-            await _feed(to_upstream, chunk)
-        for chunk in _split(server.answer(bytes(upstream.data[sent:])), rng):
-            await _feed(to_client, chunk)
+        for chunk in split(round_trip(rng), rng):
+            await feed(to_upstream, chunk)
+        for chunk in split(server.answer(bytes(upstream.data[sent:])), rng):
+            await feed(to_client, chunk)
     records += len(_records(journal.path))
     assert client.checked > 80 and records > 60
     if native:  # the native path wrote most records itself, no Python frame
@@ -175,8 +175,8 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
     query = codec.query("SELECT id, name FROM customers WHERE id = 3")
     for _ in range(3):  # decided by Python once, then (native) from the session's caches
         sent = len(upstream.data)
-        await _feed(to_upstream, query)
-        await _feed(to_client, server.answer(bytes(upstream.data[sent:])))
+        await feed(to_upstream, query)
+        await feed(to_client, server.answer(bytes(upstream.data[sent:])))
     journal = agent.audit.journal
     assert journal.state[FD] >= 0 and _journaled(journal) == agent.audit.queued
     os.close(journal.state[FD])
@@ -187,7 +187,7 @@ async def test_a_journal_that_cannot_be_written_ends_the_session_before_the_resu
     handled = _native_stats(to_upstream)
     answered, queued = len(client.data), len(agent.audit.queued)
     sent = len(upstream.data)
-    await _feed(to_upstream, query)
+    await feed(to_upstream, query)
     to_client.data_received(server.answer(bytes(upstream.data[sent:])))
     if to_client.task is not None:
         await to_client.task

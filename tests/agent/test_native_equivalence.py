@@ -12,225 +12,29 @@ import asyncio
 import contextlib
 import random
 import re
-import socket
 import struct
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from agent.bundle import Bundle
 from agent.extension import native_path_available
 from agent.postgres import codec
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.relay import Relay
 from agent.relay_core import socket_fd
-from agent.server import AgentConfig
 from agent.testing import MemoryTransport, detached_relays
-from agent.upstream import UpstreamConfig
 from agent.verdicts import Identity
-from tests.agent import conftest, corpus
-from tests.agent.conftest import MASKING_KEY, PG_HOST, PG_PORT
-
-# statement → columns (name, attnum or 0 for an expression, type oid) and a row maker
-STATEMENTS: dict[str, tuple[list[tuple[str, int, int]], Any]] = {
-    "SELECT id, email FROM customers WHERE id = {n}": (
-        [("id", 1, 23), ("email", 3, 25)],
-        lambda n: [str(n).encode(), f"ada.{n}@example.com".encode()],
-    ),
-    "SELECT id, name FROM customers WHERE id = {n}": (
-        [("id", 1, 23), ("name", 2, 25)],
-        lambda n: [str(n).encode(), b"Ada Lovelace"],
-    ),
-    "SELECT phone, card, name FROM customers WHERE id = {n}": (
-        [("phone", 4, 25), ("card", 5, 25), ("name", 2, 25)],
-        lambda n: [b"+1 (555) 0101-1001", f"4111-1111-1111-{1000 + n}".encode(), None],
-    ),
-    "SELECT upper(email) FROM customers WHERE id = {n}": (
-        [("upper", 0, 25)],
-        lambda n: [f"ADA.{n}@EXAMPLE.COM".encode()],
-    ),
-}
-
-
-class FakeServer:
-    """Answers the frontend messages a session forwarded, like PostgreSQL would."""
-
-    def __init__(self, table_oid: int, rng: random.Random) -> None:
-        self.table_oid = table_oid
-        self.rng = rng
-        self.statements: dict[bytes, str] = {}
-        self.portals: dict[bytes, tuple[str, tuple[int, ...]]] = {}
-        self.failing = False  # skipping to Sync after an error
-
-    def _shape(self, sql: str) -> tuple[list[tuple[str, int, int]], Any, int]:
-        for template, (columns, make) in STATEMENTS.items():
-            head, _, tail = template.partition("{n}")
-            if sql.startswith(head) and sql.endswith(tail):
-                value = sql[len(head) : len(sql) - len(tail)]
-                return columns, make, int(value) if value.isdigit() else 7
-        raise AssertionError(f"unexpected statement {sql!r}")
-
-    def _row_description(self, sql: str, formats: tuple[int, ...] = ()) -> bytes:
-        columns, _, _ = self._shape(sql)
-        fields = b"".join(
-            codec.cstring(name)
-            + struct.pack(
-                "!IhIhih",
-                self.table_oid if attnum else 0,
-                attnum,
-                type_oid,
-                -1,
-                -1,
-                formats[0] if len(formats) == 1 else (formats[i] if i < len(formats) else 0),
-            )
-            for i, (name, attnum, type_oid) in enumerate(columns)
-        )
-        return codec.message(b"T", struct.pack("!h", len(columns)) + fields)
-
-    def _rows(self, sql: str) -> list[bytes]:
-        if self.rng.random() < 0.1:
-            self.failing = True
-            return [codec.error_response("22012", "division by zero")]
-        _, make, n = self._shape(sql)
-        out = [codec.data_row(make(n))]
-        if self.rng.random() < 0.2:
-            out.append(codec.notice_response("a notice between rows"))
-        return [*out, codec.message(b"C", codec.cstring("SELECT 1"))]
-
-    def answer(self, data: bytes) -> bytes:
-        out: list[bytes] = []
-        pos = 0
-        while pos < len(data):
-            kind, length = data[pos : pos + 1], struct.unpack_from("!i", data, pos + 1)[0]
-            payload = data[pos + 5 : pos + 1 + length]
-            pos += 1 + length
-            if kind == b"Q":
-                sql = codec.parse_query(payload)
-                out.append(self._row_description(sql))
-                out += self._rows(sql)
-                self.failing = False
-                out.append(codec.ready_for_query())
-                continue
-            if kind == b"S":
-                self.failing = False
-                out.append(codec.ready_for_query())
-                continue
-            if self.failing:
-                continue
-            if kind == b"P":
-                name, sql = codec.parse_parse(payload)
-                if self.rng.random() < 0.05:  # e.g. a relation dropped meanwhile
-                    self.statements.pop(name.encode(), None)  # the unnamed one is gone
-                    self.failing = True
-                    out.append(codec.error_response("42P01", "relation does not exist"))
-                    continue
-                self.statements[name.encode()] = sql
-                out.append(codec.message(b"1"))
-            elif kind == b"B":
-                portal, statement, formats = codec.parse_bind(payload)
-                self.portals[portal.encode()] = (self.statements[statement.encode()], formats)
-                out.append(codec.message(b"2"))
-            elif kind == b"D":
-                target, name = codec.parse_target(payload)
-                if target == b"S":
-                    out.append(codec.message(b"t", struct.pack("!hI", 1, 23)))
-                    out.append(self._row_description(self.statements[name.encode()]))
-                else:
-                    sql, formats = self.portals[name.encode()]
-                    out.append(self._row_description(sql, formats))
-            elif kind == b"E":
-                sql, _ = self.portals[codec.parse_execute(payload).encode()]
-                out += self._rows(sql)
-            if self.rng.random() < 0.05:
-                out.append(codec.message(b"S", codec.cstring("TimeZone") + codec.cstring("UTC")))
-        return b"".join(out)
-
-
-def _round_trip(rng: random.Random) -> bytes:
-    template = rng.choice(list(STATEMENTS))
-    n = rng.randrange(1, 40)
-    if rng.random() < 0.4:
-        return codec.query(template.format(n=n))
-    sql = template.replace("{n}", "$1")
-    value = str(n).encode()
-    formats = rng.choice([b"\x00\x00", b"\x00\x01\x00\x00"])
-    bind = b"\x00\x00" + b"\x00\x00" + struct.pack("!hi", 1, len(value)) + value + formats
-    messages = [
-        codec.message(b"P", b"\x00" + codec.cstring(sql) + b"\x00\x00"),
-        codec.message(b"B", bind),
-    ]
-    if rng.random() < 0.7:
-        messages.append(codec.message(b"D", b"P\x00"))
-    messages += [codec.message(b"E", b"\x00" + struct.pack("!i", 0)), codec.SYNC]
-    return b"".join(messages)
-
-
-def _split(data: bytes, rng: random.Random) -> list[bytes]:
-    if len(data) < 2 or rng.random() < 0.6:
-        return [data]
-    cut = rng.randrange(1, len(data))
-    return [data[:cut], data[cut:]]
-
-
-def _row_payload_bytes(stream: bytes) -> int:
-    """The DataRow payload bytes (without the 5-byte headers) of a message stream."""
-    total = pos = 0
-    while pos < len(stream):
-        length = struct.unpack_from("!i", stream, pos + 1)[0]
-        total += length - 4 if stream[pos : pos + 1] == b"D" else 0
-        pos += 1 + length
-    return total
-
-
-async def _feed(relay: Relay, chunk: bytes) -> None:
-    """Bytes arriving on one relay, and whatever slow handling they start, to the end."""
-    relay.data_received(chunk)
-    while relay.busy:
-        assert relay.task is not None
-        await relay.task
-    assert not relay.done.done(), relay.done.result()
-
-
-class SocketPeer:
-    """The client's end of a real socket pair.  The agent writes the other end through a
-    plain asyncio transport (one the native path sends on itself) whose kernel buffer holds
-    a few small writes, and the test reads this end only now and then: the transport often
-    holds bytes when the native path has more to write."""
-
-    def __init__(self, transport: Any, peer: socket.socket) -> None:
-        self.transport = transport
-        self.peer = peer
-        self.data = bytearray()
-
-    @classmethod
-    async def open(cls) -> SocketPeer:
-        agent_end, peer = socket.socketpair()
-        agent_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
-        peer.setblocking(False)
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, agent_end)
-        return cls(transport, peer)
-
-    def read(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while chunk := self.peer.recv(65536):
-                self.data += chunk
-
-    async def settle(self) -> None:
-        """Read until the transport has written everything it held."""
-        for _ in range(10000):
-            self.read()
-            if not self.transport.get_write_buffer_size():
-                break
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        self.read()
-
-    def close(self) -> None:
-        self.transport.close()
-        self.peer.close()
+from tests.agent import corpus
+from tests.agent.native_doubles import (
+    FakeServer,
+    SocketPeer,
+    feed,
+    offline_postgres_agent,
+    round_trip,
+    row_payload_bytes,
+    split,
+)
 
 
 async def _conversation(
@@ -254,14 +58,14 @@ async def _conversation(
 
     sent_upstream = 0
     for _ in range(60):
-        trips = [_round_trip(rng) for _ in range(2 if rng.random() < 0.15 else 1)]
+        trips = [round_trip(rng) for _ in range(2 if rng.random() < 0.15 else 1)]
         for trip in trips:  # a pipelining client sends the second before any answer
-            for chunk in _split(trip, rng):
-                await _feed(to_upstream, chunk)
+            for chunk in split(trip, rng):
+                await feed(to_upstream, chunk)
         forwarded = bytes(upstream_sink.data[sent_upstream:])
         sent_upstream = len(upstream_sink.data)
-        for chunk in _split(server.answer(forwarded), rng):
-            await _feed(to_client, chunk)
+        for chunk in split(server.answer(forwarded), rng):
+            await feed(to_client, chunk)
         if client is not None and reads.random() < 0.3:
             client.read()
             await asyncio.sleep(0)  # the transport writes what it held, as far as it can
@@ -278,24 +82,6 @@ def offline_agent(pg_database: str, tmp_path: Path) -> Any:
     return offline_postgres_agent(pg_database, tmp_path)
 
 
-def offline_postgres_agent(pg_database: str, tmp_path: Path) -> tuple[PostgresAgent, int]:
-    """An agent with the test bundle and no control plane (its audit journal on), and the
-    oid of ``customers``."""
-    config = AgentConfig(
-        control_plane="http://127.0.0.1:9",
-        token="t",
-        datasource="shop",
-        upstream=UpstreamConfig(PG_HOST, PG_PORT, "postgres", "", pg_database),
-        state_dir=tmp_path / "state",
-        masking_key=MASKING_KEY,
-    )
-    agent = PostgresAgent(config)
-    agent._bundle_installed(Bundle.from_document(conftest.test_bundle()))
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=pg_database) as conn:
-        table_oid = conn.execute("SELECT 'customers'::regclass::oid").fetchone()[0]
-    return agent, table_oid
-
-
 @pytest.mark.parametrize("seed", range(24))
 async def test_native_and_python_sessions_agree_byte_for_byte(
     offline_agent: Any, seed: int
@@ -308,7 +94,7 @@ async def test_native_and_python_sessions_agree_byte_for_byte(
     assert native[0] == python[0], "different bytes reached the client"
     assert native[2] == python[2], "different audit events"
     # Every DataRow that went out is counted, as it went out (masked), in its statement's event.
-    assert sum(event[3] for event in native[2]) == _row_payload_bytes(native[0]) > 0
+    assert sum(event[3] for event in native[2]) == row_payload_bytes(native[0]) > 0
     assert not re.search(rb"ada\.\d+@example\.com", native[0], re.IGNORECASE)
     assert b"****" in native[0]  # masked values went out, raw ones did not
     stats = native[3]
@@ -385,7 +171,7 @@ async def test_the_native_path_survives_malformed_bytes_from_both_sides(
         relays = (to_upstream, to_client)
         clean = 0  # the first round trips of a session are whole: they fill the caches
         while not done.done() and not _waiting(relays) and fed < 400:
-            trip = _round_trip(rng)
+            trip = round_trip(rng)
             fed += 1
             clean += 1
             mangle = clean > 12 and rng.random() < 0.3
@@ -502,8 +288,8 @@ async def _corpus_conversation(agent: PostgresAgent, statements: list[str], nati
             for trip in _corpus_round_trips(sql):
                 await answer(codec.query("SAVEPOINT probe"))
                 sent = len(upstream_sink.data)
-                await _feed(to_upstream, trip)
-                await _feed(to_client, await answer(bytes(upstream_sink.data[sent:])))
+                await feed(to_upstream, trip)
+                await feed(to_client, await answer(bytes(upstream_sink.data[sent:])))
                 await answer(codec.query("ROLLBACK TO SAVEPOINT probe"))
     finally:
         server.close()
@@ -526,7 +312,7 @@ async def test_native_and_python_sessions_agree_on_the_red_team_corpus(
     assert native[1] == python[1], "different bytes reached the server"
     assert native[0] == python[0], "different bytes reached the client"
     assert native[2] == python[2], "different audit events"
-    assert sum(event[3] for event in native[2]) == _row_payload_bytes(native[0]) > 0
+    assert sum(event[3] for event in native[2]) == row_payload_bytes(native[0]) > 0
     raw_value = rb"[a-z]+\.\d+@example\.com|\d{3}-45-\d{4}"  # as the red-team suites look
     assert not re.search(raw_value, native[0], re.IGNORECASE)
     # The native path carried repeats of the statements the agent let run (refused ones,
@@ -535,3 +321,62 @@ async def test_native_and_python_sessions_agree_on_the_red_team_corpus(
     stats = native[3]
     assert let_run and stats["client"] > len(let_run), (stats, len(let_run))
     await agent.catalog.close()
+
+
+@pytest.mark.parametrize("end", ["close", "abort"])
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_a_closed_clients_socket_number_taken_by_another_connection_gets_nothing(
+    pg_database: str, tmp_path: Path, end: str, loop_kind: str
+) -> None:
+    """The native path sends on a client's socket number itself.  Once Python code closed
+    the client's transport, the loop closes that number and the next connection may get
+    it: the answer still arriving from the server must not be sent on it (the transport
+    is closing: it goes to the transport, which drops it)."""
+    import socket
+
+    import uvloop
+
+    async def scenario() -> bytes:
+        loop = asyncio.get_running_loop()
+        agent, table_oid = offline_postgres_agent(pg_database, tmp_path)
+        listener = socket.create_server(("127.0.0.1", 0))
+        peer = socket.create_connection(listener.getsockname())
+        agent_end, _ = listener.accept()
+        client, _ = await loop.connect_accepted_socket(asyncio.Protocol, agent_end)
+        number = socket_fd(client)
+        assert number >= 0  # a plain socket: the native path sends on it itself
+        rng, server, upstream = random.Random(1), FakeServer(table_oid, random.Random(2)), None
+        upstream = MemoryTransport()
+        to_upstream, to_client = detached_relays(
+            agent, Identity("alice", "user", frozenset()), client, upstream, native=True
+        )
+        for _ in range(20):
+            mark = len(upstream.data)
+            for chunk in split(round_trip(rng), rng):
+                await feed(to_upstream, chunk)
+            for chunk in split(server.answer(bytes(upstream.data[mark:])), rng):
+                await feed(to_client, chunk)
+        assert to_upstream.session.fast.stats["sent_client"] > 0
+        mark = len(upstream.data)
+        await feed(to_upstream, codec.query("SELECT id, email FROM customers WHERE id = 7"))
+        answer = server.answer(bytes(upstream.data[mark:]))
+        getattr(client, end)()
+        for _ in range(3):
+            await asyncio.sleep(0)  # the loop closes the socket
+        other = socket.create_connection(listener.getsockname())
+        other_end, _ = listener.accept()
+        assert number in (other.fileno(), other_end.fileno())  # the number is someone else's
+        with contextlib.suppress(Exception):
+            to_client.data_received(answer)
+        await asyncio.sleep(0.1)
+        leaked = b""
+        for sock in (other, other_end):
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                leaked += sock.recv(65536)
+        for sock in (listener, peer, other, other_end):
+            sock.close()
+        return leaked
+
+    leaked = (uvloop.run if loop_kind == "uvloop" else asyncio.run)(scenario())
+    assert leaked == b"", "another connection got the closed session's answer"
