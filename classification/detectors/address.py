@@ -79,7 +79,7 @@ _MARKERS = f"буд|д|дом|кв|стр|корп|№|#|n[°º]|no|nr|číslo|b
 _MARKED_NUMBER = re.compile(rf"(?<!\w)(?:{_MARKERS})\.? ?\d{{1,5}}", re.IGNORECASE)
 # Chinese, Japanese and Korean addresses: administrative units, then block numbers.
 _CJK_ADDRESS = re.compile(
-    r"[\u3040-\u30ff\u4e00-\u9fff]{1,12}[都道府県省市区町村郡县镇路街].*\d+"
+    r"[\u3040-\u30ff\u4e00-\u9fff]{1,12}[都道府県省市区町村郡县镇縣區鎮鄉路街].*\d+"
     r"(?:丁目|番地?|[号號]|弄|楼|室|座)"
     # "宜都路p座", "朝阳马街U座 857900": a road or street, then a building letter or number
     r"|[\u4e00-\u9fff]{1,12}[路街道巷](?:\d{1,5}[号號]|[A-Za-z0-9]{1,3}座)"
