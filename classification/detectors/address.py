@@ -32,20 +32,26 @@ _STREET_WORDS = (
     # Portuguese, Mexican Spanish, Nordic and Baltic street types
     "rua|praça|travessa|estrada|rodovia|av|periférico|andador|viaducto|corredor|circuito|"
     "privada|prolongación|retorno|cerrada|calzada|diagonal|gade|vej|vei|gata|gatan|katu|"
-    "tänav|põik|maantee|puiestee|iela|gatvė|"
+    "tänav|põik|maantee|puiestee|iela|gatvė"
+)
+_NATIONAL_STREET_WORDS = (
     # Azerbaijani (küçəsi, prospekti, döngəsi; rayon, qəsəbə), Georgian (ქუჩა, გამზირი,
     # ჩიხი), Armenian (փողոց, պողոտա; ք. city, բն. flat), Vietnamese (đường, phố, hẻm,
     # ngõ, phường), Bengali and Nepali (রোড, সড়ক, লেন; मार्ग, सडक): street types and the
-    # abbreviations these countries write before or after the street's name
-    "küç|küçəsi|pr|prospekti|döngə|döngəsi|ray|qəs|qəsəbəsi|"
-    "ქ|ქუჩა|გამზ|გამზირი|ჩიხი|შესახვევი|"
-    "փ|փողոց|պող|պողոտա|ք|բն|"
+    # abbreviations these countries write before or after the street's name (the short
+    # ones with their dot: "pr." and "ray.", not "pr" or "ray")
+    r"küç|küçəsi|pr\.|prospekti|döngə|döngəsi|ray\.|qəs\.|qəsəbəsi|"
+    r"ქ\.|ქუჩა|გამზ\.|გამზირი|ჩიხი|შესახვევი|"
+    r"փ\.|փողոց|պող\.|պողոտա|ք\.|բն\.|"
     "đường|phố|hẻm|ngõ|ngách|phường|"
     "রোড|সড়ক|লেন|मार्ग|सडक"
 )
-# The shape checks read values without combining marks (রোড -> রড): so do the words.
-_STREET_WORDS = without_marks(_STREET_WORDS)
-_STREET_WORD = re.compile(rf"(?<!\w)(?:{_STREET_WORDS})\.?(?!\w)", re.IGNORECASE)
+# The shape checks read values without combining marks (রোড -> রড): so do the words. These
+# count beside a house number only ("pr", "ք" and "phố" start ordinary phrases too).
+_STREET_WORD = re.compile(
+    rf"(?<!\w)(?:{_STREET_WORDS}|{without_marks(_NATIONAL_STREET_WORDS)})\.?(?!\w)",
+    re.IGNORECASE,
+)
 _STREET_SUFFIX = re.compile(
     r"\w{3,}(?:straße|strasse|str\.|straat|laan|weg|plein|gracht|kade|singel|hof|dreef|"
     r"gasse|allee|platz|ring|damm|steeg|dijk|baan|boulevard|markt|pad|plantsoen|burg|"
