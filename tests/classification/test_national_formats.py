@@ -15,6 +15,7 @@ from classification.classifier import classify_columns
 from classification.detectors.address import _address_kind
 from classification.detectors.base import TagSuggestion
 from classification.detectors.legal_forms import has_elf_form
+from classification.detectors.names import value_kind
 from classification.detectors.places import country_code
 
 from .test_context import table, tags
@@ -105,3 +106,11 @@ def test_postal_codes_stored_as_integers_are_still_postal_codes() -> None:
 @pytest.mark.parametrize("text", ["PR 2024 campaign", "ray 7 of the sun", "bn 12 units"])
 def test_short_street_abbreviations_need_their_dot(text: str) -> None:
     assert _address_kind(text) is None
+
+
+# --- Georgian: Mkhedruli has no case in use, though Unicode files it as lower case -------
+
+
+@pytest.mark.parametrize(("name", "kind"), [("ნინო", "first"), ("ბერიძე", "last")])
+def test_georgian_names_are_names(name: str, kind: str) -> None:
+    assert value_kind(name) == kind
