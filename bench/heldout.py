@@ -90,15 +90,10 @@ DEVELOPMENT_LOCALES = (
     "si_LK",
     "ga_IE",
     "yo_NG",
-)
-# Never run through a detector before the final measurement. Chosen in stop 13 before any
-# detector saw them: the Faker locales no earlier set used that bring their own person and
-# address providers (only checked to generate without error). Stop 14 measured it before
-# and after its changes (per-tag totals only: F1 0.93 -> 0.97 real, 0.84 -> 0.88 opaque);
-# its errors were not read, those of the development locales it added above were. Stop 15
-# (issue 17) measured it again before and after its changes, totals only, unchanged data:
-# F1 0.97 -> 0.97 real, 0.88 -> 0.89 opaque; its errors were not read ...
-HELD_OUT_LOCALES = (
+    # The held-out set of stop 13, measured in stops 14 and 15 with totals only and again in
+    # stop 19 before any change (F1 0.97 real / 0.91 opaque; Address recall 0.73, postal
+    # codes 0.76, organisations 0.41 opaque); its errors were then read, so it is
+    # development data from stop 19 on.
     "az_AZ",
     "bn_BD",
     "fa_IR",
@@ -112,24 +107,39 @@ HELD_OUT_LOCALES = (
     "zh_TW",
     "zu_ZA",
 )
+# Never run through a detector before the final measurement. Chosen in stop 19 before any
+# detector saw them: the unused Faker locales that bring their own person and/or address
+# providers (only checked to generate without error; en_PH, fil_PH and tl_PH do not). Their
+# errors are not read; stop 19 measured them once before its changes (per-tag totals only:
+# F1 1.00 real, 0.97 opaque; opaque postal codes R 0.84, organisations R 0.83) and once
+# after (unchanged, to the digit: its countries' formats were not the ones fixed) ...
+HELD_OUT_LOCALES = (
+    "ar_DZ",
+    "ar_PS",
+    "de_LI",
+    "en_KE",
+    "en_PK",
+    "es_CA",
+    "gu_IN",
+    "ha_NG",
+    "ig_NG",
+    "mr_IN",
+    "or_IN",
+    "tw_GH",
+)
 # ... and a second generator with data of its own (``mimesis``: its own name, street, city
-# and company lists and phone masks), so that the held-out values come from a source no
-# detector was written against even where its locale's country is a tuning one.
+# and company lists and phone masks), in the mimesis locales no earlier set used.
 HELD_OUT_MIMESIS_LOCALES = (
-    "de",
-    "es",
-    "fr",
-    "en-gb",
-    "pt-br",
-    "it",
-    "nl",
-    "pl",
-    "ja",
-    "ru",
-    "sv",
-    "tr",
-    "el",
-    "cs",
+    "ar-ae",
+    "ar-dz",
+    "ar-jo",
+    "ar-ma",
+    "ar-sa",
+    "ar-tn",
+    "az",
+    "de-ch",
+    "en-au",
+    "nl-be",
 )
 # mimesis locales read while developing (stop 14), disjoint from the held-out ones.
 DEVELOPMENT_MIMESIS_LOCALES = (
@@ -151,6 +161,21 @@ DEVELOPMENT_MIMESIS_LOCALES = (
     "is",
     "en-ca",
     "ar-eg",
+    # The held-out mimesis locales of stop 13, read from stop 19 on (see above).
+    "de",
+    "es",
+    "fr",
+    "en-gb",
+    "pt-br",
+    "it",
+    "nl",
+    "pl",
+    "ja",
+    "ru",
+    "sv",
+    "tr",
+    "el",
+    "cs",
 )
 if set(DEVELOPMENT_MIMESIS_LOCALES) & set(HELD_OUT_MIMESIS_LOCALES):
     raise RuntimeError("the development and held-out mimesis locales overlap")

@@ -34,7 +34,24 @@ _STREET_WORDS = (
     "privada|prolongación|retorno|cerrada|calzada|diagonal|gade|vej|vei|gata|gatan|katu|"
     "tänav|põik|maantee|puiestee|iela|gatvė"
 )
-_STREET_WORD = re.compile(rf"(?<!\w)(?:{_STREET_WORDS})\.?(?!\w)", re.IGNORECASE)
+_NATIONAL_STREET_WORDS = (
+    # Azerbaijani (küçəsi, prospekti, döngəsi; rayon, qəsəbə), Georgian (ქუჩა, გამზირი,
+    # ჩიხი), Armenian (փողոց, պողոտա; ք. city, բն. flat), Vietnamese (đường, phố, hẻm,
+    # ngõ, phường), Bengali and Nepali (রোড, সড়ক, লেন; मार्ग, सडक): street types and the
+    # abbreviations these countries write before or after the street's name (the short
+    # ones with their dot: "pr." and "ray.", not "pr" or "ray")
+    r"küç|küçəsi|pr\.|prospekti|döngə|döngəsi|ray\.|qəs\.|qəsəbəsi|"
+    r"ქ\.|ქუჩა|გამზ\.|გამზირი|ჩიხი|შესახვევი|"
+    r"փ\.|փողոց|պող\.|պողոտա|ք\.|բն\.|"
+    "đường|phố|hẻm|ngõ|ngách|phường|"
+    "রোড|সড়ক|লেন|मार्ग|सडक"
+)
+# The shape checks read values without combining marks (রোড -> রড): so do the words. These
+# count beside a house number only ("pr", "ք" and "phố" start ordinary phrases too).
+_STREET_WORD = re.compile(
+    rf"(?<!\w)(?:{_STREET_WORDS}|{without_marks(_NATIONAL_STREET_WORDS)})\.?(?!\w)",
+    re.IGNORECASE,
+)
 _STREET_SUFFIX = re.compile(
     r"\w{3,}(?:straße|strasse|str\.|straat|laan|weg|plein|gracht|kade|singel|hof|dreef|"
     r"gasse|allee|platz|ring|damm|steeg|dijk|baan|boulevard|markt|pad|plantsoen|burg|"
@@ -45,7 +62,8 @@ _STREET_SUFFIX = re.compile(
 _NUMBER_FIRST = re.compile(
     r"\d{1,6}[A-Za-z]?,? ((?:[^\W\d_][\w'.-]+ ?){2,5})"
     # "6/9 सैनी", "87/095 राजीव कपूर": a house and plot number (India), then one or more words
-    r"|\d{1,5}/\d{1,5},? ((?:[^\W\d_][\w'.-]+ ?){1,5})"
+    # "2/19/302 Huỳnh Tấn Phát": a lane's and alley's numbers too (Vietnam)
+    r"|\d{1,5}(?:/\d{1,5}){1,3},? ((?:[^\W\d_][\w'.-]+ ?){1,5})"
 )
 _HOUSE_NUMBER = re.compile(r"(?<![\d.:])\d{1,5}(?:[/-]\d{1,5})?[A-Za-z]?(?![\d:]|\.\d)")
 _DIGITS = re.compile(r"\d+")
@@ -61,18 +79,19 @@ _POSTAL_LINE = re.compile(
     # "Dewas - 415555", "Bahadurganj-225260": a town, then its PIN code (India)
     r"|[^\W\d_]{2,} ?- ?\d{6}$"
 )
-# A house number written with its marker: "буд. 699", "д. 4", "# 2-91", "№ 5", "nº 67".
-_MARKED_NUMBER = re.compile(
-    r"(?<!\w)(?:буд|д|дом|кв|стр|корп|№|#|n[°º]|no|nr|číslo|br)\.? ?\d{1,5}", re.IGNORECASE
-)
+# A house number written with its marker: "буд. 699", "д. 4", "# 2-91", "№ 5", "nº 67",
+# "Số 17", "বাসা নং ৭৮" (Bengali: house no.).
+_MARKERS = f"буд|д|дом|кв|стр|корп|№|#|n[°º]|no|nr|číslo|br|số|{without_marks('নং')}"
+_MARKED_NUMBER = re.compile(rf"(?<!\w)(?:{_MARKERS})\.? ?\d{{1,5}}", re.IGNORECASE)
 # Chinese, Japanese and Korean addresses: administrative units, then block numbers.
 _CJK_ADDRESS = re.compile(
-    r"[\u3040-\u30ff\u4e00-\u9fff]{1,12}[都道府県省市区町村郡县镇路街].*\d+"
-    r"(?:丁目|番地?|号|弄|楼|室|座)"
+    r"[\u3040-\u30ff\u4e00-\u9fff]{1,12}[都道府県省市区町村郡县镇縣區鎮鄉路街].*\d+"
+    r"(?:丁目|番地?|[号號]|弄|楼|室|座)"
     # "宜都路p座", "朝阳马街U座 857900": a road or street, then a building letter or number
-    r"|[\u4e00-\u9fff]{1,12}[路街道巷](?:\d{1,5}号|[A-Za-z0-9]{1,3}座)"
-    # "横店六条793号", "红钢城胡同716号": any street or lane, then its number and 号
-    r"|[\u4e00-\u9fff]{2,12}\d{1,5}号"
+    r"|[\u4e00-\u9fff]{1,12}[路街道巷](?:\d{1,5}[号號]|[A-Za-z0-9]{1,3}座)"
+    # "横店六条793号", "红钢城胡同716号", "四維路9號": any street or lane, then its number and
+    # 号 (號 in traditional characters)
+    r"|[\u4e00-\u9fff]{2,12}\d{1,5}[号號]"
     r"|[\uac00-\ud7a3]+(?:로|길|거리)\s?(?:지하)?\d+"
     # "경기도 안산시 상록구 ... 980": a province or city, a district, then a number
     r"|[\uac00-\ud7a3]+(?:시|도) [\uac00-\ud7a3]+(?:구|군|시) .*\d+"
@@ -80,7 +99,8 @@ _CJK_ADDRESS = re.compile(
 # Any script: words, then a house number ("Beskydská 88", "Praça de Magalhães, 67",
 # "Av. Omar Nuñez N° 6447"), optionally a unit after it ("буд. 764 кв. 59").
 _WORD = r"[^\W\d_][^\W\d_'\u2019.-]*\.?"
-_NUMBER = r"(?:(?:no|nr|n°|nº|#)\.? ?)?\d{1,5}[a-zA-Z]?(?:[/-]\d{1,5}[a-zA-Z]?)?\.?"
+# "Волгоградска 4в", "Михаило Апостолски 2а/8": the letter after a number in any script
+_NUMBER = r"(?:(?:no|nr|n°|nº|#)\.? ?)?\d{1,5}[^\W\d_]?(?:[/-]\d{1,5}[^\W\d_]?)?\.?"
 _WORDS_THEN_NUMBER = re.compile(
     # "Corredor Sur Bañuelos 514 452", "Viaducto Sur Gaytán 027 Edif. 197 , Depto. 337":
     # a second number (the interior), or a unit's word and number, may follow

