@@ -250,8 +250,9 @@ typedef struct {
     PyObject *pending; /* transport.get_write_buffer_size (with fd >= 0) */
     PyObject *closing; /* transport.is_closing (with fd >= 0) */
     int fd;            /* its socket, or -1: everything goes through write */
-    long long sent, queued; /* stats: writes sent on the socket here, writes handed to
-                               the transport because it held bytes (or was closing) */
+    long long sent, queued; /* stats: writes sent whole on the socket here; writes the
+                               transport took, all or the rest (it held bytes, was
+                               closing, or the socket took less) */
 } Sink;
 
 typedef struct {

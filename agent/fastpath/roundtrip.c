@@ -492,27 +492,28 @@ static int sink_clear(Sink *sink) {
  * transport's write, which buffers it, applies back-pressure and reports errors as ever.
  * While the transport is closing its socket may be closed already: never touched then. */
 int sink_write(Sink *sink, PyObject *data) {
-    if (sink->fd >= 0) {
-        int clear = sink_clear(sink);
-        if (clear < 0) return -1;
-        if (clear) {
-            const char *bytes = PyBytes_AS_STRING(data);
-            Py_ssize_t size = PyBytes_GET_SIZE(data);
-            ssize_t sent = send(sink->fd, bytes, (size_t)size, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (sent > 0) sink->sent++;
-            if (sent == size) return 0;
-            if (sent > 0) {
-                PyObject *rest = PyBytes_FromStringAndSize(bytes + sent, size - sent);
-                if (rest == NULL) return -1;
-                int rc = write_to(sink->write, rest);
-                Py_DECREF(rest);
-                return rc;
-            }
-            /* nothing sent (EAGAIN, EINTR, an error): the transport's to handle */
-        } else {
-            sink->queued++;
+    if (sink->fd < 0) return write_to(sink->write, data);
+    int clear = sink_clear(sink);
+    if (clear < 0) return -1;
+    if (clear) {
+        const char *bytes = PyBytes_AS_STRING(data);
+        Py_ssize_t size = PyBytes_GET_SIZE(data);
+        ssize_t sent = send(sink->fd, bytes, (size_t)size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent == size) {
+            sink->sent++; /* stats: writes sent whole here ... */
+            return 0;
         }
+        if (sent > 0) {
+            sink->queued++; /* ... and writes the transport took (some or all of) */
+            PyObject *rest = PyBytes_FromStringAndSize(bytes + sent, size - sent);
+            if (rest == NULL) return -1;
+            int rc = write_to(sink->write, rest);
+            Py_DECREF(rest);
+            return rc;
+        }
+        /* nothing sent (EAGAIN, EINTR, an error): the transport's to handle */
     }
+    sink->queued++;
     return write_to(sink->write, data);
 }
 
