@@ -12,6 +12,7 @@ def fastpath_extension(*, optional: bool) -> Extension:
     sources = [
         "module",
         "roundtrip",
+        "sink",
         "client",
         "backend",
         "masking",

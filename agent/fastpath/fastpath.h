@@ -329,6 +329,8 @@ int passing_action(PyObject *action, int *masked);
 int session_idle(FastPath *self);
 int relay_waiting(PyObject *relay);
 PyObject *active_masks(PyObject *specs);
+int bridge_take(PyObject *bridge, const char *name, PyObject **field);
+/* sink.c */
 int write_to(PyObject *write, PyObject *data);
 int take_sink(PyObject *bridge, const char *side, Sink *sink);
 int sink_write(Sink *sink, PyObject *data);

@@ -10,7 +10,7 @@
  *                      results.Results._whole_result calls): its audit event recorded by the
  *                      session's own ``audit``, then its packets (rows masked) sent.
  *
- * Both go out by sink_write (roundtrip.c, as the PostgreSQL path's): sent on a plain TCP
+ * Both go out by sink_write (sink.c, as the PostgreSQL path's): sent on a plain TCP
  * socket here while its transport is open and holds nothing, else through the transport.
  *
  * Anything else goes to the Python relays as it came; an answer it does not finish is handed
@@ -107,7 +107,7 @@ typedef struct {
     /* Read from the bridge once (the session never rebinds them). */
     PyObject *agent, *session, *client_relay, *upstream_relay, *commands, *upstream_packets;
     PyObject *repeats, *masks, *masking_key, *audit;
-    Sink upstream, client; /* where each direction's bytes go (roundtrip.c sink_write) */
+    Sink upstream, client; /* where each direction's bytes go (sink.c sink_write) */
     /* The audit event's parts (decisions.py audit, agent.audit.AuditShipper.record_statement):
      * the session's fragments by (id(decision), index), the shipper's queue, its wakeup, its
      * journal (or None) and the statement metrics' observe. */

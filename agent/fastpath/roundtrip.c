@@ -2,7 +2,6 @@
  * and the round trip in flight, and is the relays' data_received (native first, Python for
  * the rest). */
 #include "fastpath.h"
-#include <sys/socket.h>
 
 PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
     *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask, *s_zero,
@@ -122,29 +121,9 @@ static void FastPath_dealloc(FastPath *self) {
 }
 
 /* bridge.<name> into *field (a new reference); -1 with an error when it is missing. */
-static int take(PyObject *bridge, const char *name, PyObject **field) {
+int bridge_take(PyObject *bridge, const char *name, PyObject **field) {
     *field = PyObject_GetAttrString(bridge, name);
     return *field == NULL ? -1 : 0;
-}
-
-/* bridge.<side>_write, and bridge.<side>_fd with <side>_pending and <side>_closing when
- * the fd is a socket (>= 0): both protocols' sessions (mysql_session.c too). */
-int take_sink(PyObject *bridge, const char *side, Sink *sink) {
-    char name[32];
-    PyObject *fd;
-    snprintf(name, sizeof(name), "%s_write", side);
-    if (take(bridge, name, &sink->write) < 0) return -1;
-    snprintf(name, sizeof(name), "%s_fd", side);
-    if (take(bridge, name, &fd) < 0) return -1;
-    long number = PyLong_AsLong(fd);
-    Py_DECREF(fd);
-    if (number == -1 && PyErr_Occurred()) return -1;
-    sink->fd = number >= 0 && number <= INT_MAX ? (int)number : -1;
-    if (sink->fd < 0) return 0;
-    snprintf(name, sizeof(name), "%s_pending", side);
-    if (take(bridge, name, &sink->pending) < 0) return -1;
-    snprintf(name, sizeof(name), "%s_closing", side);
-    return take(bridge, name, &sink->closing);
 }
 
 /* A writable buffer of bridge.<name> with items of this struct format ("q", "d"). */
@@ -230,30 +209,30 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     FastPath_clear(self);
     self->bridge = Py_NewRef(bridge);
     PyObject *batch_size = NULL;
-    if (take(bridge, "session", &self->session) < 0 || take(bridge, "agent", &self->agent) < 0 ||
-        take(bridge, "client_relay", &self->client_relay) < 0 ||
-        take(bridge, "backend_relay", &self->backend_relay) < 0 ||
+    if (bridge_take(bridge, "session", &self->session) < 0 || bridge_take(bridge, "agent", &self->agent) < 0 ||
+        bridge_take(bridge, "client_relay", &self->client_relay) < 0 ||
+        bridge_take(bridge, "backend_relay", &self->backend_relay) < 0 ||
         take_sink(bridge, "upstream", &self->upstream) < 0 ||
         take_sink(bridge, "client", &self->client) < 0 ||
-        take(bridge, "expect", &self->expect) < 0 ||
-        take(bridge, "statements", &self->statements) < 0 ||
-        take(bridge, "portals", &self->portals) < 0 ||
-        take(bridge, "origin_masks", &self->origin_masks) < 0 ||
-        take(bridge, "audit_fragments", &self->audit_fragments) < 0 ||
-        take(bridge, "audit_queue", &self->audit_queue) < 0 ||
-        take(bridge, "audit_wakeup", &self->audit_wakeup) < 0 ||
-        take(bridge, "audit_journal", &self->audit_journal) < 0 ||
-        take(bridge, "hand_back_simple", &self->hand_back_simple) < 0 ||
-        take(bridge, "hand_back_extended", &self->hand_back_extended) < 0 ||
-        take(bridge, "client_python", &self->client_python) < 0 ||
-        take(bridge, "backend_python", &self->backend_python) < 0 ||
-        take(bridge, "client_rest", &self->client_rest) < 0 ||
-        take(bridge, "backend_rest", &self->backend_rest) < 0 ||
-        take(bridge, "client_failed", &self->client_failed) < 0 ||
-        take(bridge, "backend_failed", &self->backend_failed) < 0 ||
-        take(bridge, "mask_value", &self->mask_value) < 0 ||
-        take(bridge, "masking_key", &self->masking_key) < 0 ||
-        take(bridge, "batch_size", &batch_size) < 0 || take_counters(self, bridge) < 0 ||
+        bridge_take(bridge, "expect", &self->expect) < 0 ||
+        bridge_take(bridge, "statements", &self->statements) < 0 ||
+        bridge_take(bridge, "portals", &self->portals) < 0 ||
+        bridge_take(bridge, "origin_masks", &self->origin_masks) < 0 ||
+        bridge_take(bridge, "audit_fragments", &self->audit_fragments) < 0 ||
+        bridge_take(bridge, "audit_queue", &self->audit_queue) < 0 ||
+        bridge_take(bridge, "audit_wakeup", &self->audit_wakeup) < 0 ||
+        bridge_take(bridge, "audit_journal", &self->audit_journal) < 0 ||
+        bridge_take(bridge, "hand_back_simple", &self->hand_back_simple) < 0 ||
+        bridge_take(bridge, "hand_back_extended", &self->hand_back_extended) < 0 ||
+        bridge_take(bridge, "client_python", &self->client_python) < 0 ||
+        bridge_take(bridge, "backend_python", &self->backend_python) < 0 ||
+        bridge_take(bridge, "client_rest", &self->client_rest) < 0 ||
+        bridge_take(bridge, "backend_rest", &self->backend_rest) < 0 ||
+        bridge_take(bridge, "client_failed", &self->client_failed) < 0 ||
+        bridge_take(bridge, "backend_failed", &self->backend_failed) < 0 ||
+        bridge_take(bridge, "mask_value", &self->mask_value) < 0 ||
+        bridge_take(bridge, "masking_key", &self->masking_key) < 0 ||
+        bridge_take(bridge, "batch_size", &batch_size) < 0 || take_counters(self, bridge) < 0 ||
         take_journal_state(self) < 0)
         goto fail;
     self->batch_size = PyLong_AsSsize_t(batch_size);
@@ -460,61 +439,6 @@ PyObject *active_masks(PyObject *specs) {
         Py_RETURN_NONE;
     }
     return active;
-}
-
-/* A sink's bound write method (read once from the bridge) called with data. */
-int write_to(PyObject *write, PyObject *data) {
-    PyObject *result = PyObject_CallOneArg(write, data);
-    if (result == NULL) return -1;
-    Py_DECREF(result);
-    return 0;
-}
-
-/* 1 when the sink's transport is open and holds nothing to write, 0 when not, -1 on error. */
-static int sink_clear(Sink *sink) {
-    PyObject *closing = PyObject_CallNoArgs(sink->closing);
-    if (closing == NULL) return -1;
-    int open = closing == Py_False;
-    Py_DECREF(closing);
-    if (!open) return 0;
-    PyObject *pending = PyObject_CallNoArgs(sink->pending);
-    if (pending == NULL) return -1;
-    Py_ssize_t size = PyLong_AsSsize_t(pending);
-    Py_DECREF(pending);
-    if (size == -1 && PyErr_Occurred()) return -1;
-    return size == 0;
-}
-
-/* data (bytes) to the sink, in order with what its transport was given before.  On a plain
- * TCP socket (fd >= 0) whose transport is open and holds nothing, it is sent here: the
- * transport's write would make that same send() after ~1,000 instructions of its own
- * bookkeeping.  What the socket does not take (a full send buffer, an error) goes to the
- * transport's write, which buffers it, applies back-pressure and reports errors as ever.
- * While the transport is closing its socket may be closed already: never touched then. */
-int sink_write(Sink *sink, PyObject *data) {
-    if (sink->fd < 0) return write_to(sink->write, data);
-    int clear = sink_clear(sink);
-    if (clear < 0) return -1;
-    if (clear) {
-        const char *bytes = PyBytes_AS_STRING(data);
-        Py_ssize_t size = PyBytes_GET_SIZE(data);
-        ssize_t sent = send(sink->fd, bytes, (size_t)size, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent == size) {
-            sink->sent++; /* stats: writes sent whole here ... */
-            return 0;
-        }
-        if (sent > 0) {
-            sink->queued++; /* ... and writes the transport took (some or all of) */
-            PyObject *rest = PyBytes_FromStringAndSize(bytes + sent, size - sent);
-            if (rest == NULL) return -1;
-            int rc = write_to(sink->write, rest);
-            Py_DECREF(rest);
-            return rc;
-        }
-        /* nothing sent (EAGAIN, EINTR, an error): the transport's to handle */
-    }
-    sink->queued++;
-    return write_to(sink->write, data);
 }
 
 /* As agent.metrics.StatementStats.observe(action, seconds), into the native counters, and

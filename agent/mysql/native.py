@@ -40,7 +40,7 @@ class Bridge:
         self.commands, self.upstream_packets = session.commands, session.upstream_packets
         self.upstream_write, self.client_write = client_relay.sink.write, upstream_relay.sink.write
         # a plain TCP transport's socket (else -1), sent on in C while the transport is open
-        # and holds nothing (roundtrip.c sink_write, as the PostgreSQL Bridge's)
+        # and holds nothing (sink.c sink_write, as the PostgreSQL Bridge's)
         self.upstream_fd = socket_fd(client_relay.sink)
         self.client_fd = socket_fd(upstream_relay.sink)
         for side, sink in (("upstream", client_relay.sink), ("client", upstream_relay.sink)):

@@ -1,5 +1,5 @@
 """Where the MySQL native path's writes go (agent/fastpath/mysql_session.c, sink_write in
-roundtrip.c): a repeat and its answer are sent on a plain TCP socket by the C code itself
+sink.c): a repeat and its answer are sent on a plain TCP socket by the C code itself
 while the transport holds nothing, never on the socket under a TLS transport, and a client
 that reads slowly (the transport holding bytes when C has more) still gets every byte in
 order."""
