@@ -233,13 +233,7 @@ class AuditShipper:
     def _encode_queued(self) -> None:
         journal = self.journal
         if journal is not None:  # the native path's last events may not be journaled yet
-            try:
-                journal.catch_up()
-            except OSError as exc:
-                # A full disk: the sessions that could not journal failed already; what is
-                # queued is delivered all the same (the control plane is where events belong,
-                # the journal only covers a kill before then).
-                log.error("audit journal not written (%s): delivering the queue anyway", exc)
+            journal.catch_up()
         queued = self.queued.copy()
         self.queued.clear()
         for start in range(0, len(queued), BATCH_SIZE):

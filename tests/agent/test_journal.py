@@ -303,25 +303,3 @@ def test_two_writers_on_one_journal_file_both_keep_every_record(
     assert sorted(_spooled_statements(restarted.spool_path)) == sorted(
         [f"old {n}" for n in range(5)] + [f"new {n}" for n in range(5)]
     )
-
-
-def test_a_full_disk_does_not_stop_delivery_of_what_is_queued(
-    small_disk: Path, control_plane: Any
-) -> None:
-    """The journal cannot take the last event (the session failed on it), but the flush
-    still delivers every queued event, that one included, instead of failing every flush
-    until the disk has room (events held only in memory meanwhile)."""
-
-    async def scenario() -> None:
-        shipper = _shipper(small_disk, control_plane.url)
-        _record(shipper, "journaled")
-        filler = fill(small_disk)
-        with pytest.raises(OSError):
-            _record(shipper, "x" * 9000)  # its session fails: not journaled, still queued
-        assert shipper.journal is not None and shipper.journal.state[MARK] == 1
-        await shipper.flush()
-        assert not shipper.queued and not shipper.pending
-        filler.unlink()
-
-    asyncio.run(scenario())
-    assert sorted(_statements(control_plane, "")) == ["journaled", "x" * 9000]
