@@ -142,16 +142,22 @@ class AuditJournal:
         mark = state[MARK]
         if len(queued) == mark:
             return
+        self._cut_torn()  # a later append would go after them, and they are no record
         if _native_append is not None and _native_append(state, queued, self.id_prefix):
             return  # the same record, with the same one write
+        self._cut_torn()  # the native writer's own short write, just now
         if state[FD] < 0:
             state[FD] = _open_journal(self.path)
-        elif state[TORN]:
-            torn, state[TORN] = state[TORN], 0
-            _cut_off(state[FD], torn, self.path)
         data = marshal.dumps((self.id_prefix, state[FIRST_SEQ] + mark, queued[mark:]), _MARSHAL)
         append_whole(state[FD], data, self.path)
         state[MARK] = len(queued)
+
+    def _cut_torn(self) -> None:
+        """Cut off the bytes a short native write left at the file's end (state[TORN])."""
+        state = self.state
+        if state[TORN]:
+            torn, state[TORN] = state[TORN], 0
+            _cut_off(state[FD], torn, self.path)
 
     def seal(self, id_prefix: str, first_seq: int) -> None:
         """The shipper took (and emptied) the queue, every event of it journaled by

@@ -27,11 +27,14 @@ async def start_tls_keeping_early_bytes(
     protocol ``start_tls`` puts on the transport, before it reads from the socket (as TLS
     bytes: anything else fails the handshake, it is never read as the plaintext stream)."""
     early = buffered_bytes(reader)
+    upgrading = True
     if early:
         loop = asyncio.get_running_loop()
         transport, plain = writer.transport, writer.transport.get_protocol()
 
         def hand_over() -> None:
+            if not upgrading or transport.is_closing():  # start_tls failed (a reset peer)
+                return
             tls: Any = transport.get_protocol()  # asyncio's or uvloop's SSLProtocol: buffered
             if tls is plain:  # start_tls has not put its protocol in place yet
                 loop.call_soon(hand_over)
@@ -45,4 +48,7 @@ async def start_tls_keeping_early_bytes(
                 view = view[size:]
 
         loop.call_soon(hand_over)
-    await writer.start_tls(ssl_context)
+    try:
+        await writer.start_tls(ssl_context)
+    finally:
+        upgrading = False

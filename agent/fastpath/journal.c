@@ -245,6 +245,7 @@ static int append_queued(long long *state, PyObject *queued, PyObject *prefix,
                          ByteBuffer *record) {
     Py_ssize_t count = PyList_GET_SIZE(queued);
     if (state[1] == count) return 1;
+    if (state[3] != 0) return 0; /* torn bytes at the end: catch_up cuts them off first */
     if (encode_record(record, prefix, state[2] + state[1], queued, state[1]) < 0) return -1;
     ssize_t written = write((int)state[0], record->data, (size_t)record->len);
     if (written == record->len) {

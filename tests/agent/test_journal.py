@@ -20,7 +20,7 @@ import pytest
 
 from agent.audit import AuditShipper, expand_batch
 from agent.controlplane import ControlPlaneClient
-from agent.journal import MARK, recover
+from agent.journal import FD, MARK, TORN, recover
 from agent.workers import adopt_orphan_journals
 from tests.agent.conftest import wait_for
 from tests.agent.disks import fill
@@ -303,3 +303,29 @@ def test_two_writers_on_one_journal_file_both_keep_every_record(
     assert sorted(_spooled_statements(restarted.spool_path)) == sorted(
         [f"old {n}" for n in range(5)] + [f"new {n}" for n in range(5)]
     )
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+def test_torn_bytes_are_cut_off_before_the_next_record_goes_in(
+    tmp_path: Path, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short native write leaves its size in state[TORN]; whichever writer appends next
+    cuts those bytes off first, so a later cut never takes a whole record with it."""
+    from agent import journal as journal_module
+
+    if not native:
+        monkeypatch.setattr(journal_module, "_native_append", None)
+    shipper = _shipper(tmp_path)
+    _record(shipper, "first")
+    journal = shipper.journal
+    assert journal is not None
+    whole = journal.path.read_bytes()
+    os.write(journal.state[FD], b"torn!")  # what a short write left at the end
+    journal.state[TORN] = 5
+    _record(shipper, "second")
+    assert journal.state[TORN] == 0
+    data = journal.path.read_bytes()
+    assert data.startswith(whole) and b"torn!" not in data
+    restarted = _shipper(tmp_path)
+    assert restarted.recover_journal() == 2
+    assert _spooled_statements(restarted.spool_path) == ["first", "second"]
