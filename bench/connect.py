@@ -37,6 +37,7 @@ from bench.proxy import (
     REPO,
     TinyControlPlane,
     free_port,
+    stop_processes,
     wait_port,
 )
 
@@ -110,9 +111,7 @@ def main() -> None:
             rounds = " ".join(f"{rate:.0f}" for rate in rates)
             print(f"{name:<38} {median:>16.1f} {median / direct:>10.2f}  {rounds}")
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(10)
+        stop_processes(processes)
         plane.server.shutdown()
 
 

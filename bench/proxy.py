@@ -455,14 +455,20 @@ def process_tree_usage(pid: int) -> tuple[float, int]:
     return cpu, switches
 
 
-def stop_bench(processes: list[subprocess.Popen[bytes]], database: str, workdir: Path) -> None:
-    """Stop what a bench started, drop its scratch database and remove its files."""
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 10) -> None:
+    """Ask each process a bench started to stop; kill the ones that do not within timeout."""
     for process in processes:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+
+
+def stop_bench(processes: list[subprocess.Popen[bytes]], database: str, workdir: Path) -> None:
+    """Stop what a bench started, drop its scratch database and remove its files."""
+    stop_processes(processes)
     psql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     shutil.rmtree(workdir, ignore_errors=True)
 

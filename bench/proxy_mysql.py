@@ -31,7 +31,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.proxy import TinyControlPlane, bench_bundle, free_port, run_pump, wait_port  # noqa: E402
+from bench.proxy import (  # noqa: E402
+    TinyControlPlane,
+    bench_bundle,
+    free_port,
+    run_pump,
+    stop_processes,
+    wait_port,
+)
 from bench.proxy import start_agent as start_pg_or_mysql_agent  # noqa: E402
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
@@ -163,12 +170,7 @@ def main() -> None:
                 f"({statistics.median(ratios):.2f}x relay)"
             )
     finally:
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
         mariadb(f"DROP DATABASE IF EXISTS {database}")
         shutil.rmtree(workdir, ignore_errors=True)
 
