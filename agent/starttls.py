@@ -17,7 +17,10 @@ def buffered_bytes(reader: asyncio.StreamReader) -> bytes:
 
 
 async def start_tls_keeping_early_bytes(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ssl_context: ssl.SSLContext
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    ssl_context: ssl.SSLContext,
+    already_read: bytes = b"",
 ) -> None:
     """``writer.start_tls`` on the server side, for bytes the client sent after its request
     for TLS that the login's reader already holds: a MySQL client sends its TLS ClientHello
@@ -25,8 +28,10 @@ async def start_tls_keeping_early_bytes(
     arrive in one read the hello sits in ``reader``'s buffer, where the TLS layer never
     looks: the handshake waited for it until its timeout.  Those bytes are handed to the TLS
     protocol ``start_tls`` puts on the transport, before it reads from the socket (as TLS
-    bytes: anything else fails the handshake, it is never read as the plaintext stream)."""
-    early = buffered_bytes(reader)
+    bytes: anything else fails the handshake, it is never read as the plaintext stream).
+    ``already_read``: the stream's bytes the caller took from ``reader`` before it knew they
+    were TLS (the start of a PostgreSQL direct-TLS ClientHello), handed over first."""
+    early = already_read + buffered_bytes(reader)
     upgrading = True
     if early:
         loop = asyncio.get_running_loop()

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 PROTOCOL_3_0 = 196608
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
+# TLS's handshake record type: the first byte of a ClientHello sent without an SSLRequest
+# (sslnegotiation=direct, PostgreSQL 17), never a startup packet's (its length's top byte).
+TLS_HANDSHAKE = 0x16
+# The ALPN protocol name PostgreSQL 17 registered; direct TLS must negotiate it.
+ALPN_PROTOCOL = "postgresql"
 CANCEL_REQUEST = 80877102
 
 AUTH_OK = 0

@@ -17,6 +17,7 @@ from agent.extension import native_path_available
 from agent.postgres import sql as sqlmod
 from agent.postgres import upstream
 from agent.postgres.catalog import Catalog
+from agent.postgres.codec import ALPN_PROTOCOL
 from agent.postgres.holds import HOLDS
 from agent.postgres.normalize import postgres_normalizer
 from agent.postgres.relay import Relay
@@ -39,6 +40,8 @@ class PostgresAgent(Agent):
         super().__init__(config)
         if config.tls_cert and self.ssl_context is not None:
             self.channel_binding = tls_server_end_point(config.tls_cert)
+            # PostgreSQL 17's protocol name: direct TLS (sslnegotiation=direct) requires it.
+            self.ssl_context.set_alpn_protocols([ALPN_PROTOCOL])
         self.catalog = Catalog(config.upstream)
         # Pure text to text, so it outlives bundles (the decision cache does not).
         self.normalizer = postgres_normalizer()

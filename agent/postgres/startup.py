@@ -26,17 +26,25 @@ _PASSWORD_TIMEOUT = 60.0  # PostgreSQL's authentication_timeout default
 class Startup(SessionState):
     """Startup and authentication of one client connection."""
 
-    async def _read_startup(self) -> tuple[int, bytes]:
-        length = _UNPACK_INT(await self.reader.readexactly(4))[0]
+    async def _read_startup(self, head: bytes | None) -> tuple[int, bytes]:
+        """One startup-family packet; ``head``: its first 4 bytes when already read."""
+        length = _UNPACK_INT(head or await self.reader.readexactly(4))[0]
         if length < 8 or length > 10_000:
             raise codec.ProtocolError("bad startup packet length")
         body = await self.reader.readexactly(length - 4)
         return _UNPACK_INT(body)[0], body[4:]
 
     async def _startup(self) -> bool:
+        first = await self.reader.readexactly(4)
+        head: bytes | None = first
+        if first[0] == codec.TLS_HANDSHAKE:
+            if not await self._direct_tls(first):
+                return False
+            head = None
         while True:
-            code, body = await self._read_startup()
-            if code == codec.SSL_REQUEST:
+            code, body = await self._read_startup(head)
+            head = None
+            if code == codec.SSL_REQUEST and not self._tls():
                 if self.agent.ssl_context is not None:
                     if buffered_bytes(self.reader):  # sent before the answer: not from libpq
                         # PostgreSQL's rule (CVE-2021-23214): bytes a man in the middle put in
@@ -57,10 +65,33 @@ class Startup(SessionState):
             if code == codec.CANCEL_REQUEST:
                 await self._cancel(body)
                 return False
-            if code != codec.PROTOCOL_3_0:
+            if code != codec.PROTOCOL_3_0:  # a second SSLRequest too, as PostgreSQL
                 self._fatal("0A000", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}")
                 return False
             return await self._login(codec.parse_startup_params(body))
+
+    async def _direct_tls(self, client_hello_start: bytes) -> bool:
+        """PostgreSQL 17's direct TLS (libpq's ``sslnegotiation=direct``): the connection opens
+        with a TLS ClientHello instead of an SSLRequest.  As PostgreSQL does, it must negotiate
+        ALPN "postgresql", so a TLS connection meant for another protocol (an HTTPS client sent
+        here by mistake or by an attacker) is never read as this one."""
+        if self.agent.ssl_context is None:
+            # PostgreSQL closes such a connection without an answer: the client reads TLS
+            # records, a plaintext error would be garbage to it.
+            self.writer.close()
+            return False
+        await start_tls_keeping_early_bytes(
+            self.reader, self.writer, self.agent.ssl_context, client_hello_start
+        )
+        tls = self.writer.get_extra_info("ssl_object")
+        if tls is None or tls.selected_alpn_protocol() != codec.ALPN_PROTOCOL:
+            self._fatal(
+                "08P01",
+                "received direct SSL connection request without ALPN protocol negotiation "
+                "extension",
+            )
+            return False
+        return True
 
     async def _cancel(self, body: bytes) -> None:
         if len(body) < 8:  # a truncated CancelRequest: nothing to cancel

@@ -1,0 +1,138 @@
+"""PostgreSQL 17's direct TLS (libpq ``sslnegotiation=direct``): the client opens with a TLS
+ClientHello instead of an SSLRequest.  The client here is psycopg's own libpq (18), so the
+negotiation is the real one; raw sockets play the clients libpq would never be."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from agent.testing import self_signed_certificate
+
+STARTUP_PARAMS = b"user\0alice\0database\0shop\0\0"
+STARTUP = struct.pack("!ii", 8 + len(STARTUP_PARAMS), 196608) + STARTUP_PARAMS
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+
+
+def direct(dsn: str, **extra: str) -> str:
+    dsn = dsn.replace("sslmode=disable", "sslmode=require sslnegotiation=direct")
+    return dsn + "".join(f" {k}={v}" for k, v in extra.items())
+
+
+def test_libpq_direct_tls_is_libpq_18() -> None:
+    """The tests below mean something only with a libpq that speaks direct TLS."""
+    assert psycopg.pq.version() >= 170000, psycopg.pq.version()
+
+
+@pytest.mark.parametrize("channel_binding", ["disable", "require"])
+def test_a_direct_tls_client_logs_in_and_is_governed(
+    agent_factory: Any, tmp_path: Path, channel_binding: str
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    running = agent_factory(tls_cert=cert, tls_key=key)
+    dsn = direct(running.dsn("alice"), channel_binding=channel_binding)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        # alice's policy masks e-mails: the session is the agent's, not a pass-through.
+        assert conn.execute("SELECT email FROM customers ORDER BY id LIMIT 1").fetchone() == (
+            "****@example.com",
+        )
+    with psycopg.connect(direct(running.dsn("root")), autocommit=True) as conn:
+        email = conn.execute("SELECT email FROM customers ORDER BY id LIMIT 1").fetchone()
+        assert email is not None and email[0] != "****@example.com"
+
+
+def test_direct_tls_through_the_agent_process(agent_process_factory: Any, tmp_path: Path) -> None:
+    """``python -m agent`` (uvloop): the ClientHello's first bytes, read to tell it from a
+    startup packet, reach the TLS layer there too."""
+    cert, key = self_signed_certificate(tmp_path)
+    running = agent_process_factory("--tls-cert", str(cert), "--tls-key", str(key))
+    with psycopg.connect(direct(running.dsn("alice")), autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+        assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] > 0  # type: ignore[index]
+
+
+def tls_client(port: int, alpn: list[str] | None) -> ssl.SSLSocket:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if alpn is not None:
+        context.set_alpn_protocols(alpn)
+    return context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+
+
+def read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    try:
+        while chunk := sock.recv(4096):
+            answer += chunk
+    except (ssl.SSLError, ConnectionResetError):
+        pass
+    return answer
+
+
+@pytest.mark.parametrize("alpn", [None, ["http/1.1"]], ids=["no-alpn", "http"])
+def test_direct_tls_without_the_postgresql_alpn_is_refused(
+    agent_factory: Any, tmp_path: Path, alpn: list[str] | None
+) -> None:
+    """As PostgreSQL 17: a TLS connection that did not negotiate ALPN "postgresql" (an HTTPS
+    client, say) is refused with 08P01 before its bytes are read as a startup packet; the
+    same connection with the ALPN logs in (so the refusal is the rule, not a broken TLS)."""
+    cert, key = self_signed_certificate(tmp_path)
+    running = agent_factory(tls_cert=cert, tls_key=key)
+    with tls_client(running.port, alpn) as sock:
+        assert sock.selected_alpn_protocol() is None
+        sock.sendall(STARTUP)
+        answer = read_all(sock)
+    assert answer[:1] == b"E" and b"C08P01\0" in answer, answer
+    assert b"without ALPN protocol negotiation extension" in answer
+    with tls_client(running.port, ["postgresql"]) as sock:
+        assert sock.selected_alpn_protocol() == "postgresql"
+        sock.sendall(STARTUP)
+        answer = sock.recv(4096)
+    assert answer[:1] == b"R", answer  # an authentication request: the login goes on
+
+
+def test_direct_tls_to_an_agent_without_a_certificate_is_closed(agent: Any) -> None:
+    """No certificate, no TLS: PostgreSQL closes such a connection without an answer (the
+    client reads TLS records); the client gets an error at once, not a hang, and plaintext
+    clients are unaffected."""
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(direct(agent.dsn("alice")), autocommit=True)
+    with socket.create_connection(("127.0.0.1", agent.port), timeout=10) as raw:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+            context.wrap_socket(raw)
+    with psycopg.connect(agent.dsn("alice"), autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("how", ["ssl-request", "direct"])
+def test_a_second_ssl_request_inside_tls_is_refused(
+    agent_factory: Any, tmp_path: Path, how: str
+) -> None:
+    """Once TLS is up, another SSLRequest is not a request for TLS (PostgreSQL answers it as
+    an unsupported protocol): before, the agent started TLS a second time over the first."""
+    cert, key = self_signed_certificate(tmp_path)
+    running = agent_factory(tls_cert=cert, tls_key=key)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["postgresql"])
+    raw = socket.create_connection(("127.0.0.1", running.port), timeout=10)
+    if how == "ssl-request":
+        raw.sendall(SSL_REQUEST)
+        assert raw.recv(1) == b"S"
+    with context.wrap_socket(raw) as sock:
+        sock.sendall(SSL_REQUEST)
+        answer = read_all(sock)
+    assert answer[:1] == b"E" and b"C0A000\0" in answer, answer
+    assert b"unsupported frontend protocol 1234.5679" in answer
