@@ -15,6 +15,9 @@ Sections, each with per-tag precision, recall and F1 beside Presidio's:
   a second generator with data of its own (``mimesis``, other table shapes) and the Chinook
   sample database, as tables sampled by rows, each loaded twice: with real and with opaque
   column names (``t4.c3``). Which data is which is declared once, in ``bench.heldout``.
+* fakerjs: a third generator no detector was built against, ``@faker-js/faker`` from npm,
+  in 58 locales (bench/heldout_fakerjs.py), real and opaque names, split by whether the
+  locale's language is one the detectors were tuned on.
 
 Both tools see the same values. Presidio analyses each value alone and a column gets an
 entity when at least half of its values carry it at score >= 0.5 (majority vote); Warden's
@@ -32,7 +35,7 @@ import logging
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +46,11 @@ from bench.heldout import (
     DEVELOPMENT_MIMESIS_LOCALES,
     HELD_OUT_LOCALES,
     HELD_OUT_MIMESIS_LOCALES,
+    HeldOutTable,
     held_out_tables,
     named,
 )
+from bench.heldout_fakerjs import FAKERJS_LOCALES, TUNED_LANGUAGES, fakerjs_tables, language
 from bench.tuning import LOCALES, SEED, LabelledColumn, build_columns
 from classification.classifier import TAG_NAMES, classify_columns
 from classification.detectors.base import ColumnSample
@@ -240,8 +245,13 @@ def held_out_columns(
     mimesis_locales: Sequence[str] = (),
 ) -> list[list[LabelledColumn]]:
     """The held-out tables as labelled columns, one list per table (a scan's unit)."""
-    tables: dict[int, list[LabelledColumn]] = {}
     all_tables = held_out_tables(rows, locales, chinook=chinook, mimesis_locales=mimesis_locales)
+    return labelled_tables(all_tables, mode)
+
+
+def labelled_tables(all_tables: Sequence[HeldOutTable], mode: str) -> list[list[LabelledColumn]]:
+    """Tables as labelled columns named as ``mode`` says, one list per table."""
+    tables: dict[int, list[LabelledColumn]] = {}
     for table, index, table_name, column_name in named(all_tables, mode):
         column = table.columns[index]
         sample = ColumnSample(column_name, column.data_type, column.values, table_name)
@@ -293,31 +303,71 @@ def generalisation(
         tables = held_out_columns(
             args.heldout_rows, mode, locales, chinook=not development, mimesis_locales=mimesis
         )
-        columns = [column for table in tables for column in table]
-        warden_pred, warden_time = run_warden_tables(tables, args.threshold)
-        presidio_pred, presidio_time = run_presidio(analyzer, columns)
-        positives = sum(1 for c in columns if c.tags)
-        print(f"\n--- {mode} column names: {len(columns)} columns ({positives} positive) ---")
+        losing += score_section(args, analyzer, mode, tables, _source)
+    return losing
+
+
+def _source(column: LabelledColumn) -> str:
+    return column.kind.split(".")[0].split(":")[0]
+
+
+def _fakerjs_group(column: LabelledColumn) -> str:
+    tuned = language(column.kind.split(".")[0]) in TUNED_LANGUAGES
+    return "tuned languages" if tuned else "other languages"
+
+
+def fakerjs_generalisation(args: argparse.Namespace, analyzer: Any) -> list[str]:
+    """Print the third generator's held-out section (bench/heldout_fakerjs.py)."""
+    locales = FAKERJS_LOCALES[::6] if args.quick else FAKERJS_LOCALES
+    print(
+        "\n=== generalisation, a third generator never read: @faker-js/faker (npm), "
+        f"{len(locales)} locales, {args.heldout_rows} rows per table ==="
+    )
+    generated = fakerjs_tables(args.heldout_rows, locales)
+    losing: list[str] = []
+    for mode in ("real", "opaque"):
+        tables = labelled_tables(generated, mode)
         losing += [
-            f"{mode}:{tag}"
-            for tag in print_table(score(columns, warden_pred), score(columns, presidio_pred))
+            f"fakerjs:{pair}"
+            for pair in score_section(args, analyzer, mode, tables, _fakerjs_group)
         ]
-        for source in sorted({c.kind.split(".")[0].split(":")[0] for c in columns}):
-            chosen = [i for i, c in enumerate(columns) if c.kind.startswith(source)]
-            subset = [columns[i] for i in chosen]
-            w = _micro(score(subset, [warden_pred[i] for i in chosen]))
-            p = _micro(score(subset, [presidio_pred[i] for i in chosen]))
-            print(
-                f"  {source:<8} Warden P/R/F1 {w[0]:.2f}/{w[1]:.2f}/{w[2]:.2f}   "
-                f"Presidio {p[0]:.2f}/{p[1]:.2f}/{p[2]:.2f}"
-            )
-        warden_rate, presidio_rate = len(columns) / warden_time, len(columns) / presidio_time
+    return losing
+
+
+def score_section(
+    args: argparse.Namespace,
+    analyzer: Any,
+    mode: str,
+    tables: Sequence[Sequence[LabelledColumn]],
+    group: Callable[[LabelledColumn], str],
+) -> list[str]:
+    """Score both tools on ``tables``; print per tag, per ``group`` and the speed; returns
+    the (mode, tag) pairs where Presidio wins."""
+    columns = [column for table in tables for column in table]
+    warden_pred, warden_time = run_warden_tables(tables, args.threshold)
+    presidio_pred, presidio_time = run_presidio(analyzer, columns)
+    positives = sum(1 for c in columns if c.tags)
+    print(f"\n--- {mode} column names: {len(columns)} columns ({positives} positive) ---")
+    losing = [
+        f"{mode}:{tag}"
+        for tag in print_table(score(columns, warden_pred), score(columns, presidio_pred))
+    ]
+    for name in sorted({group(c) for c in columns}):
+        chosen = [i for i, c in enumerate(columns) if group(c) == name]
+        subset = [columns[i] for i in chosen]
+        w = _micro(score(subset, [warden_pred[i] for i in chosen]))
+        p = _micro(score(subset, [presidio_pred[i] for i in chosen]))
         print(
-            f"  Warden {warden_rate:.1f} columns/s, Presidio {presidio_rate:.1f} columns/s "
-            f"(x{warden_rate / presidio_rate:.1f}), classification only, same values"
+            f"  {name:<8} Warden P/R/F1 {w[0]:.2f}/{w[1]:.2f}/{w[2]:.2f}   "
+            f"Presidio {p[0]:.2f}/{p[1]:.2f}/{p[2]:.2f}"
         )
-        if args.show_errors:
-            _print_errors(columns, warden_pred, presidio_pred)
+    warden_rate, presidio_rate = len(columns) / warden_time, len(columns) / presidio_time
+    print(
+        f"  Warden {warden_rate:.1f} columns/s, Presidio {presidio_rate:.1f} columns/s "
+        f"(x{warden_rate / presidio_rate:.1f}), classification only, same values"
+    )
+    if args.show_errors:
+        _print_errors(columns, warden_pred, presidio_pred)
     return losing
 
 
@@ -471,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--section",
-        choices=("all", "tuning", "generalisation", "development", "scan"),
+        choices=("all", "tuning", "generalisation", "fakerjs", "development", "scan"),
         default="all",
         help="which sections to run",
     )
@@ -502,6 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     if args.section in ("all", "generalisation"):
         losing += generalisation(args, analyzer)
+    if args.section in ("all", "fakerjs"):
+        losing += fakerjs_generalisation(args, analyzer)
     if args.section in ("all", "scan"):
         end_to_end(args)
     if losing:
