@@ -16,8 +16,9 @@ Sections, each with per-tag precision, recall and F1 beside Presidio's:
   sample database, as tables sampled by rows, each loaded twice: with real and with opaque
   column names (``t4.c3``). Which data is which is declared once, in ``bench.heldout``.
 * fakerjs: a third generator no detector was built against, ``@faker-js/faker`` from npm,
-  in 58 locales (bench/heldout_fakerjs.py), real and opaque names, split by whether the
-  locale's language is one the detectors were tuned on.
+  in 58 locales (bench/heldout_fakerjs.py), real and opaque names, in two halves split by
+  language (development: errors may be read; held out: never), each split again by whether
+  the locale's language is one the detectors were tuned on.
 
 Both tools see the same values. Presidio analyses each value alone and a column gets an
 entity when at least half of its values carry it at score >= 0.5 (majority vote); Warden's
@@ -50,7 +51,13 @@ from bench.heldout import (
     held_out_tables,
     named,
 )
-from bench.heldout_fakerjs import FAKERJS_LOCALES, TUNED_LANGUAGES, fakerjs_tables, language
+from bench.heldout_fakerjs import (
+    FAKERJS_DEVELOPMENT_LOCALES,
+    FAKERJS_HELD_OUT_LOCALES,
+    TUNED_LANGUAGES,
+    fakerjs_tables,
+    language,
+)
 from bench.tuning import LOCALES, SEED, LabelledColumn, build_columns
 from classification.classifier import TAG_NAMES, classify_columns
 from classification.detectors.base import ColumnSample
@@ -317,20 +324,23 @@ def _fakerjs_group(column: LabelledColumn) -> str:
 
 
 def fakerjs_generalisation(args: argparse.Namespace, analyzer: Any) -> list[str]:
-    """Print the third generator's held-out section (bench/heldout_fakerjs.py)."""
-    locales = FAKERJS_LOCALES[::6] if args.quick else FAKERJS_LOCALES
-    print(
-        "\n=== generalisation, a third generator never read: @faker-js/faker (npm), "
-        f"{len(locales)} locales, {args.heldout_rows} rows per table ==="
-    )
-    generated = fakerjs_tables(args.heldout_rows, locales)
+    """Print the third generator's sections (bench/heldout_fakerjs.py): its development
+    half, whose errors ``--show-errors`` may list, then its held-out half, whose it never
+    lists."""
     losing: list[str] = []
-    for mode in ("real", "opaque"):
-        tables = labelled_tables(generated, mode)
-        losing += [
-            f"fakerjs:{pair}"
-            for pair in score_section(args, analyzer, mode, tables, _fakerjs_group)
-        ]
+    halves = (("development", FAKERJS_DEVELOPMENT_LOCALES), ("held-out", FAKERJS_HELD_OUT_LOCALES))
+    for half, pool in halves:
+        locales = pool[::4] if args.quick else pool
+        print(
+            f"\n=== @faker-js/faker (npm), a third generator, {half} half: "
+            f"{', '.join(locales)}; {args.heldout_rows} rows per table ==="
+        )
+        generated = fakerjs_tables(args.heldout_rows, locales)
+        show_errors = args.show_errors and half == "development"
+        for mode in ("real", "opaque"):
+            tables = labelled_tables(generated, mode)
+            scored = score_section(args, analyzer, mode, tables, _fakerjs_group, show_errors)
+            losing += [f"fakerjs {half}:{pair}" for pair in scored]
     return losing
 
 
@@ -340,6 +350,7 @@ def score_section(
     mode: str,
     tables: Sequence[Sequence[LabelledColumn]],
     group: Callable[[LabelledColumn], str],
+    show_errors: bool | None = None,
 ) -> list[str]:
     """Score both tools on ``tables``; print per tag, per ``group`` and the speed; returns
     the (mode, tag) pairs where Presidio wins."""
@@ -366,7 +377,7 @@ def score_section(
         f"  Warden {warden_rate:.1f} columns/s, Presidio {presidio_rate:.1f} columns/s "
         f"(x{warden_rate / presidio_rate:.1f}), classification only, same values"
     )
-    if args.show_errors:
+    if args.show_errors if show_errors is None else show_errors:
         _print_errors(columns, warden_pred, presidio_pred)
     return losing
 

@@ -3,15 +3,16 @@
 Python Faker and mimesis were both read while the detectors were built (their tuning and
 development locales); faker-js never was: its name, street, city, postcode, company and
 phone lists are its own, written by other people, and its tables here have shapes of their
-own (patients and vendors). The locales are chosen by a rule, fixed before any detector saw
+own (patients and vendors). The locales were chosen by a rule, fixed before any detector saw
 their data (faker-js 10.6.0, stop 20): every faker-js locale with its own first names, last
 names, street data, postcodes and cities, except the parody locale ``en_AU_ocker``.
 Languages the detectors were tuned on are included (de, fr, en…): this set tests another
-generator's data, the per-language split in the report says which part is which.
+generator's data, the report says which part is which. The locales are split in two by
+language (``FAKERJS_DEVELOPMENT_LOCALES``, ``FAKERJS_HELD_OUT_LOCALES``).
 
 The tables come from bench/fakerjs_tables.mjs (node, with the project's npm packages:
-``npm install``). Like every held-out set, its errors are not read: once they are, it
-becomes development data and is named so here.
+``npm install``). Like every held-out set, the held-out half's errors are not read: once
+they are, it becomes development data and is named so here.
 """
 
 from __future__ import annotations
@@ -86,6 +87,24 @@ FAKERJS_LOCALES = (
     "zh_TW",
     "zu_ZA",
 )
+
+
+def language(source: str) -> str:
+    """``fakerjs:de_CH`` or ``de_CH`` → ``de``."""
+    return source.rsplit(":", 1)[-1].split("_", 1)[0]
+
+
+# Split by language before any error was read (stop 20): the languages in alphabetical
+# order, alternately held out and development, so no language (and no sister locale: de,
+# de_AT, de_CH) is on both sides. The development half's errors may be read; once the
+# held-out half's are, it becomes development data too.
+_LANGUAGES = sorted({language(locale) for locale in FAKERJS_LOCALES})
+FAKERJS_HELD_OUT_LOCALES = tuple(
+    locale for locale in FAKERJS_LOCALES if _LANGUAGES.index(language(locale)) % 2 == 0
+)
+FAKERJS_DEVELOPMENT_LOCALES = tuple(
+    locale for locale in FAKERJS_LOCALES if locale not in FAKERJS_HELD_OUT_LOCALES
+)
 # The languages of bench/heldout.py's TUNING_LOCALES (en, de, fr, es, it, nl): reported apart.
 TUNED_LANGUAGES = frozenset({"en", "de", "fr", "es", "it", "nl"})
 
@@ -104,11 +123,6 @@ def fakerjs_tables(
     if result.returncode != 0:
         raise SystemExit(f"bench/fakerjs_tables.mjs failed:\n{result.stderr.strip()}")
     return [_table(table) for table in json.loads(result.stdout)]
-
-
-def language(source: str) -> str:
-    """``fakerjs:de_CH`` → ``de``."""
-    return source.split(":", 1)[1].split("_", 1)[0]
 
 
 def _table(document: dict[str, object]) -> HeldOutTable:

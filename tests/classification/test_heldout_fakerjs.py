@@ -6,7 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from bench.heldout_fakerjs import FAKERJS_LOCALES, fakerjs_tables, language
+from bench.heldout_fakerjs import (
+    FAKERJS_DEVELOPMENT_LOCALES,
+    FAKERJS_HELD_OUT_LOCALES,
+    FAKERJS_LOCALES,
+    fakerjs_tables,
+    language,
+)
 
 
 def test_each_locale_gives_patients_and_vendors_in_its_own_data() -> None:
@@ -40,4 +46,12 @@ def test_the_same_seed_gives_the_same_tables() -> None:
 def test_locales_and_languages() -> None:
     assert len(FAKERJS_LOCALES) == len(set(FAKERJS_LOCALES)) == 58
     assert "en_AU_ocker" not in FAKERJS_LOCALES
-    assert language("fakerjs:sr_RS_latin") == "sr"
+    assert language("fakerjs:sr_RS_latin") == language("sr_RS_latin") == "sr"
+
+
+def test_the_halves_share_no_language() -> None:
+    held_out = {language(locale) for locale in FAKERJS_HELD_OUT_LOCALES}
+    development = {language(locale) for locale in FAKERJS_DEVELOPMENT_LOCALES}
+    assert not held_out & development
+    assert sorted(FAKERJS_HELD_OUT_LOCALES + FAKERJS_DEVELOPMENT_LOCALES) == sorted(FAKERJS_LOCALES)
+    assert {"de_AT", "de_CH"} <= set(FAKERJS_DEVELOPMENT_LOCALES)  # beside de, never across
