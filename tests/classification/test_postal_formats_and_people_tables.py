@@ -12,9 +12,9 @@ import pytest
 from classification.classifier import classify_columns
 from classification.detectors.address import _address_kind
 from classification.detectors.base import ColumnSample, TagSuggestion
-from classification.detectors.context import postal_fits, postal_format
 from classification.detectors.names import name_tokens_of, value_kind
 from classification.detectors.places import country_code
+from classification.detectors.postal import postal_fits, postal_format
 
 THRESHOLD = 0.7
 STREETS = [

@@ -8,9 +8,9 @@ import json
 
 from classification.classifier import classify_columns
 from classification.detectors.base import ColumnSample, TagSuggestion
-from classification.detectors.context import postal_fits
 from classification.detectors.entities import is_firm_name
 from classification.detectors.names import value_kind
+from classification.detectors.postal import postal_fits
 
 THRESHOLD = 0.7
 
