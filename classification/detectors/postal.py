@@ -86,6 +86,13 @@ def without_code_label(code: str) -> str:
 
 
 _DIGIT_RANGE = re.compile(r"\[(?:\d-\d)+\]")
+# Where the resource says nothing or is out of date: Ireland's Eircodes (a routing key, a
+# letter and two digits or D6W, then four characters of a restricted set; the resource
+# gives any text) and Viet Nam's five-digit codes of 2018 (it keeps the old six digits).
+_CORRECTED_FORMATS = {
+    "IE": r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?[0-9AC-FHKNPRTV-Y]{4}",
+    "VN": r"\d{5}|\d{6}",
+}
 
 
 @functools.cache
@@ -99,7 +106,7 @@ def postal_format(country: str, *, relaxed: bool = False) -> re.Pattern[str] | N
     accepts any text (Ireland's ".{1,255}") says nothing, so it gives None. ``relaxed``
     reads digit ranges as any digit ("[1-5]\\d{4}" -> five digits): the layout of the
     country's codes without the ranges it gives out, which generators and old codes miss."""
-    pattern = POSTAL_CODES_REGEX.get(country)
+    pattern = _CORRECTED_FORMATS.get(country) or POSTAL_CODES_REGEX.get(country)
     if pattern is None:
         return None
     if relaxed:

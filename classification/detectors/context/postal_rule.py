@@ -68,7 +68,8 @@ def postal_rule(
             # member_no, order_ref: a name that says number or id outweighs a fitting shape
             finding.negative_hint = has_hint(column, _NUMBER_TOKENS)
             found.append((position, finding))
-    kept = _fewest_doubts(found, table)
+    beside = {i for i, column in enumerate(table) if column in places or column in countries}
+    kept = _fewest_doubts(found, table, beside)
     for position, finding in kept:
         if "country_column" in finding.extra["context"]:
             # "6766-472" also parses as a local phone number; the row's country decides
@@ -141,17 +142,21 @@ def _postal_by_place(column: PreparedColumn, places: Sequence[PreparedColumn]) -
 
 
 def _fewest_doubts(
-    found: list[tuple[int, Finding]], table: Sequence[PreparedColumn]
+    found: list[tuple[int, Finding]], table: Sequence[PreparedColumn], beside: set[int]
 ) -> list[tuple[int, Finding]]:
     """Of several columns that fit the same countries' codes, keep the likeliest: a text
     column over an integer one (codes keep their leading zeros as text; points and
-    counts are integers), a code that fits the format over one with its layout only."""
+    counts are integers), a code that fits the format over one with its layout only, then
+    a column that sits next to an address, town or country column (``beside``: positions)
+    over one that does not (a six-digit member number fits Russia's codes as well as the
+    postcode does, but schemas keep the postcode with the rest of the address)."""
 
-    def doubt(item: tuple[int, Finding]) -> tuple[bool, bool]:
+    def doubt(item: tuple[int, Finding]) -> tuple[bool, bool, bool]:
         position, finding = item
         return (
             table[position].type_family != "text",
             bool(finding.extra["context"].get("layout_only")),
+            not {position - 1, position + 1} & beside,
         )
 
     if len(found) < 2:
