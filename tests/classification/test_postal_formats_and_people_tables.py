@@ -252,3 +252,35 @@ def test_a_lone_code_column_away_from_the_address_is_still_the_postcode() -> Non
         ]
     )
     assert "PII.PostalCode" in tags(found[0])
+
+
+TAIWAN_CODES = ["747", "749", "51315", "616", "18765", "573", "61157", "563", "60121", "55577"]
+TAIWAN_TOWNS = ["台東", "蘆竹縣", "朴子縣", "台北", "新竹", "台中", "高雄", "嘉義", "花蓮", "宜蘭"]
+
+
+def test_taiwanese_codes_of_three_and_five_digits_beside_a_town_are_postal_codes() -> None:
+    found = classify_columns(
+        [
+            sample("c0", [f"學府路{i + 9}號" for i in range(10)] * 2),
+            sample("c1", TAIWAN_TOWNS * 2),
+            sample("c2", TAIWAN_CODES * 2),
+            sample("c3", ["Taiwan"] * 20),
+        ]
+    )
+    assert "PII.Location" in tags(found[1])
+    assert tags(found[2])["PII.PostalCode"].evidence["context"]["mixed_lengths"] is True
+
+
+def test_numbers_of_several_lengths_beside_a_country_alone_are_not_postal_codes() -> None:
+    # Without an address or town, mixed lengths read as counts, as text or as integers.
+    alone = classify_columns([sample("c0", TAIWAN_CODES * 2), sample("c1", ["Taiwan"] * 20)])
+    assert "PII.PostalCode" not in tags(alone[0])
+    counts = [int(code) for code in TAIWAN_CODES] * 2
+    beside_town = classify_columns(
+        [
+            sample("c0", TAIWAN_TOWNS * 2),
+            sample("c1", counts, "integer"),
+            sample("c2", ["Taiwan"] * 20),
+        ]
+    )
+    assert "PII.PostalCode" not in tags(beside_town[1])

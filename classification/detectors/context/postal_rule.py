@@ -82,6 +82,7 @@ _NUMBER_TOKENS = ("no", "nr", "num", "number", "id", "ref", "seq", "count", "qty
 
 def _fixed_lengths(known: Sequence[tuple[str, str]], *, integers: bool = False) -> bool:
     """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not.
+    (Taiwan's have two: the caller lets text of several lengths through beside a place.)
 
     Integers must all have it: points and counts drawn from 0-5000 are mostly four digits
     long, and codes stored as integers lose only leading zeros, which no format fits."""
@@ -97,14 +98,18 @@ def _postal_by_country(
     column: PreparedColumn, countries: Sequence[PreparedColumn], places: Sequence[PreparedColumn]
 ) -> Finding | None:
     """Codes that fit their rows' countries' formats; beside an address or a city, codes
-    with the layout of those formats (the digits of "85288" outside Croatia's 1-5 range)."""
+    with the layout of those formats (the digits of "85288" outside Croatia's 1-5 range),
+    and text codes of several lengths that each fit (Taiwan's "747" beside "51315")."""
     codes = by_row(column)
     for sibling in countries:
         known = [(code, cc) for code, cc in row_pairs(codes, sibling) if postal_format(cc)]
         integers = column.type_family == "integer"
-        if len(known) < MIN_ROWS or not _fixed_lengths(known, integers=integers):
+        if len(known) < MIN_ROWS:
             continue
-        for relaxed in (False, True) if places else (False,):
+        mixed = not _fixed_lengths(known, integers=integers)
+        if mixed and (integers or not places):
+            continue
+        for relaxed in (False,) if mixed or not places else (False, True):
             fits = sum(1 for code, cc in known if postal_fits(code, cc, relaxed=relaxed))
             if fits >= ROW_SHARE * len(known):
                 rule = "fits the postal format of the row's country"
@@ -119,6 +124,7 @@ def _postal_by_country(
                     countries=sorted({country for _, country in known})[:10],
                     country_column=sibling.name,
                     layout_only=relaxed,
+                    mixed_lengths=mixed,
                 )
     return None
 
