@@ -378,12 +378,14 @@ def _shaped(text: str, min_len: int = 2) -> bool:
 def detect_person_name(column: PreparedColumn) -> list[Finding]:
     if not column.ner_ran:
         return []
-    free_text = is_free_text(column)
+    firms = _firm_count(column) >= FIRM_COLUMN_SHARE * max(len(column.entity_labels), 1)
+    # Firms' names with legal forms in lower-case words read as prose, but are names
+    free_text = is_free_text(column) and not firms
     # product_name, company_name, city, products.name: the name points at something else
     elsewhere = (
         bool(column.name_tokens & frozenset(_PERSON_NEGATIVE))
         or _hinted_other(column, "person")
-        or _firm_count(column) >= FIRM_COLUMN_SHARE * max(len(column.entity_labels), 1)
+        or firms
     )
     person = column.entity_share("PERSON")
     other = max(column.entity_share("ORG"), column.entity_share("GPE", "LOC"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from faker import Faker
+
 from classification.classifier import classify_columns
 from classification.detectors.base import ColumnSample, TagSuggestion
 from classification.detectors.entities import is_firm_name
@@ -104,3 +106,26 @@ def test_legal_forms_of_the_iso_20275_list_mark_firms_in_their_own_language() ->
         assert has_legal_form(firm), firm
     for other in ("International Falls", "Henry II", "Maria Silva", "Oslo"):
         assert not has_legal_form(other), other
+
+
+# --- legal forms written around the name or abbreviated after it ----------------------
+
+VIETNAMESE_DISHES = ["Phở bò tái", "Bánh mì thịt nướng", "Cơm tấm sườn bì", "Bún chả Hà Nội"]
+VIETNAMESE_DISHES += ["Gỏi cuốn tôm thịt", "Cháo gà hành", "Bánh xèo miền Tây", "Chè ba màu"]
+
+
+def test_thai_forms_around_the_name_and_vietnamese_abbreviated_forms_mark_firms() -> None:
+    assert is_firm_name("บริษัท คำลือ จำกัด")  # บริษัทจำกัด, company limited, around the name
+    assert is_firm_name("Trần Trần Công ty TNHH MTV")  # công ty trách nhiệm hữu hạn một ...
+    assert not is_firm_name("ผัด ไทย กุ้ง") and not is_firm_name("Bún chả Hà Nội")
+    assert not is_firm_name("Poulet selon la TRADITION")  # shared start, not an abbreviation
+
+
+def test_firms_whose_legal_forms_read_like_prose_are_organisations_not_people() -> None:
+    faker = Faker("vi_VN")
+    faker.seed_instance(5)
+    companies = [faker.company() for _ in range(16)]  # "Hoàng Công ty Cổ phần", ...
+    firms, dishes = classify_columns(opaque([companies, VIETNAMESE_DISHES * 2]))
+    assert "PII.Organization" in tags(firms)
+    assert "PII.PersonName" not in tags(firms)
+    assert tags(dishes) == {}
