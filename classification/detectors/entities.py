@@ -80,8 +80,14 @@ def is_firm_name(text: str) -> bool:
     return has_legal_form(text) or (
         len(text) <= 80
         and starts_like_name(text)
+        and not _ends_in_lower_case(text)  # "Patatas a la riojana" is a dish, not partners
         and _PARTNERS.fullmatch(without_marks(text)) is not None
     )
+
+
+def _ends_in_lower_case(text: str) -> bool:
+    words = text.split()
+    return bool(words) and words[-1][0].islower()
 
 
 @functools.lru_cache(maxsize=8192)

@@ -129,3 +129,14 @@ def test_firms_whose_legal_forms_read_like_prose_are_organisations_not_people() 
     assert "PII.Organization" in tags(firms)
     assert "PII.PersonName" not in tags(firms)
     assert tags(dishes) == {}
+
+
+def test_dishes_joined_by_a_conjunction_are_not_partner_firms() -> None:
+    # Czech and Slovak "a" joins partners' names; in Spanish it starts "a la riojana".
+    assert not is_firm_name("Patatas a la riojana") and not is_firm_name("Callos a la madrileña")
+    assert is_firm_name("Novák a Dvořák") and is_firm_name("Jansen en van Dijk")
+    dishes = ["Gazpacho", "Patatas a la riojana", "Callos a la madrileña", "Olla podrida"]
+    dishes += ["Patatas a la importancia", "Perdiz toledana", "Bacalao al ajoarriero"]
+    dishes += ["Marmitako de atún"]
+    (found,) = classify_columns(opaque([dishes * 2]))
+    assert "PII.Organization" not in tags(found)
