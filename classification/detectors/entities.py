@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 
 from cleanco import basename as cleanco_basename
@@ -479,7 +480,7 @@ def detect_location(column: PreparedColumn) -> list[Finding]:
 
 
 def detect_organization(column: PreparedColumn) -> list[Finding]:
-    if not column.ner_ran:
+    if not column.ner_ran or _gendered_titles(column):
         return []
     hinted = _hints(column)["organization"]
     legal = _firm_count(column)
@@ -499,3 +500,21 @@ def detect_organization(column: PreparedColumn) -> list[Finding]:
         finding.extra["legal_form_share"] = round(legal / len(column.entity_labels), 3)
     finding.negative_hint = not free_text and _hinted_other(column, "organization")
     return [finding]
+
+
+def _gendered_titles(column: PreparedColumn) -> bool:
+    """Job titles in both genders ("Vertreter / Vertreterin", "Koch / Köchin"), which the
+    English model reads as firms: most values are two forms of one word around a slash."""
+    head = column.texts[:50]
+    return bool(head) and sum(1 for text in head if _gendered_pair(text)) >= 0.5 * len(head)
+
+
+def _gendered_pair(text: str) -> bool:
+    # "Koch / Köchin": compared without the umlaut that the feminine form adds
+    folded = without_marks(unicodedata.normalize("NFD", text))
+    parts = [part.strip().casefold() for part in folded.split("/")]
+    if len(parts) != 2 or not all(parts) or max(len(p.split()) for p in parts) > 2:
+        return False
+    shorter = min(len(part) for part in parts)
+    common = next((i for i, (a, b) in enumerate(zip(*parts, strict=False)) if a != b), shorter)
+    return common >= 3 and common >= 0.5 * shorter

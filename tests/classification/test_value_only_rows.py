@@ -140,3 +140,32 @@ def test_dishes_joined_by_a_conjunction_are_not_partner_firms() -> None:
     dishes += ["Marmitako de atún"]
     (found,) = classify_columns(opaque([dishes * 2]))
     assert "PII.Organization" not in tags(found)
+
+
+GERMAN_TITLES = [
+    "Zahnarzt / Zahnärztin",
+    "Kellner / Kellnerin",
+    "Kaufmann / Kauffrau",
+    "Bauer / Bäuerin",
+    "Maler / Malerin",
+    "Sekretär / Sekretärin",
+    "Bäcker / Bäckerin",
+    "Übersetzer / Übersetzerin",
+    "Krankenpfleger / Krankenschwester",
+    "Politiker / Politikerin",
+    "Vertreter / Vertreterin",
+    "Musiker / Musikerin",
+    "Rechtsanwalt / Rechtsanwältin",
+    "Koch / Köchin",
+    "Feuerwehrmann / Feuerwehrfrau",
+]
+
+
+def test_job_titles_in_both_genders_are_not_organisations() -> None:
+    (found,) = classify_columns(opaque([GERMAN_TITLES]))
+    assert "PII.Organization" not in tags(found)
+    # Firms with a slash in their names are still firms.
+    firms = ["Müller / Schmidt GmbH", "Berger / Huber KG", "Wagner / Brandt OHG", "Fuchs AG"]
+    firms += ["Keller / Roth GmbH", "Schulz / Weber KG", "Lang / Vogel GmbH", "Hahn AG"]
+    (found,) = classify_columns(opaque([firms * 2]))
+    assert "PII.Organization" in tags(found)
