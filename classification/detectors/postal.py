@@ -5,7 +5,10 @@ Without a name, digit runs become postal codes only through table context (``con
 
 from __future__ import annotations
 
+import functools
 import re
+
+from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
 
 from .base import MEDIUM, WEAK, Finding, PreparedColumn, has_hint
 from .masking import mask_generic
@@ -69,3 +72,68 @@ def detect_postal_code(column: PreparedColumn) -> list[Finding]:
             extra={"distinctive_shapes": distinctive},
         )
     ]
+
+
+# --- postal formats per country -----------------------------------------------------
+
+_CODE_LABEL = re.compile(r"[^\W\d_]{1,3}\.? ")
+
+
+def without_code_label(code: str) -> str:
+    """ "ΤΚ 686 47" -> "686 47": a postal code's abbreviated label, when it has one."""
+    label = _CODE_LABEL.match(code)
+    return code[label.end() :] if label else code
+
+
+_DIGIT_RANGE = re.compile(r"\[(?:\d-\d)+\]")
+# Where the resource says nothing or is out of date: Ireland's Eircodes (a routing key, a
+# letter and two digits or D6W, then four characters of a restricted set; the resource
+# gives any text) and Viet Nam's five-digit codes of 2018 (it keeps the old six digits).
+_CORRECTED_FORMATS = {
+    "IE": r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?[0-9AC-FHKNPRTV-Y]{4}",
+    "VN": r"\d{5}|\d{6}",
+}
+
+
+@functools.cache
+def postal_format(country: str, *, relaxed: bool = False) -> re.Pattern[str] | None:
+    """``country``'s postal-code format as a pattern for whole values, or None.
+
+    The resource writes its patterns for ``re.match`` and leaves some alternatives open at
+    one end: "^(\\d{3} \\d{2})|\\d{5}$" (Slovakia) took any value that starts with three
+    digits, a space and two more, and Armenia's "^(\\d{4})|(\\d{6})$" any value that starts
+    with four digits. Matched whole, each alternative must fit alone. A pattern that
+    accepts any text (Ireland's ".{1,255}") says nothing, so it gives None. ``relaxed``
+    reads digit ranges as any digit ("[1-5]\\d{4}" -> five digits): the layout of the
+    country's codes without the ranges it gives out, which generators and old codes miss."""
+    pattern = _CORRECTED_FORMATS.get(country) or POSTAL_CODES_REGEX.get(country)
+    if pattern is None:
+        return None
+    if relaxed:
+        pattern = _DIGIT_RANGE.sub(r"\\d", pattern)
+    compiled = re.compile(f"(?:{pattern})")
+    if compiled.fullmatch("x") or compiled.fullmatch("Postcode"):
+        return None
+    return compiled
+
+
+def postal_fits(code: str, country: str, *, relaxed: bool = False) -> bool:
+    """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")
+    or stored without its separator ("11455" for "114 55", "13570747" for "13570-747")."""
+    pattern = postal_format(country, relaxed=relaxed)
+    if pattern is None:
+        return False
+    if pattern.fullmatch(code):
+        return True
+    prefix, _, rest = code.partition("-")
+    if prefix in (country, country[0]) and pattern.fullmatch(rest):
+        return True
+    # "ΤΚ 686 47", "CP 1000", "PLZ 8001": a postal code's abbreviated label before it
+    bare = without_code_label(code)
+    if bare != code and pattern.fullmatch(bare):
+        return True
+    return code.isdigit() and any(
+        pattern.fullmatch(f"{code[:cut]}{separator}{code[cut:]}")
+        for cut in range(2, len(code) - 1)
+        for separator in " -"
+    )

@@ -11,9 +11,9 @@ import pytest
 from classification.classifier import classify_columns
 from classification.detectors.address import _address_kind
 from classification.detectors.cities import is_place
-from classification.detectors.context import postal_fits
 from classification.detectors.names import value_kind
 from classification.detectors.places import country_code
+from classification.detectors.postal import postal_fits
 
 from .test_context import table, tags
 

@@ -12,9 +12,9 @@ import pytest
 from classification.classifier import classify_columns
 from classification.detectors.address import _address_kind
 from classification.detectors.base import ColumnSample, TagSuggestion
-from classification.detectors.context import postal_fits, postal_format
 from classification.detectors.names import name_tokens_of, value_kind
 from classification.detectors.places import country_code
+from classification.detectors.postal import postal_fits, postal_format
 
 THRESHOLD = 0.7
 STREETS = [
@@ -61,8 +61,8 @@ def test_postal_formats_are_matched_as_a_whole_value() -> None:
     assert not postal_fits("974825", "SK")
     assert postal_fits("0010", "AM") and postal_fits("123456", "AM")
     assert not postal_fits("1234567", "AM")
-    # Ireland's pattern accepts any text: it says nothing about a code.
-    assert postal_format("IE") is None and not postal_fits("4845", "IE")
+    # Macao's pattern accepts any text: it says nothing about a code.
+    assert postal_format("MO") is None and not postal_fits("4845", "MO")
 
 
 def test_a_postal_layout_counts_beside_a_street_but_not_alone() -> None:
@@ -187,3 +187,100 @@ def test_firms_named_after_their_town_are_not_full_names() -> None:
     firms = ["صنایع آذرآب", "متروی تهران", "ابر موتور", "شرکت داده‌پردازی ایران", "بانک ملت"]
     firms += ["صنایع مس ایران", "تولی‌پرس", "متروی تهران"]
     assert "PII.PersonName" not in tags(classify_columns([sample("c0", firms)])[0])
+
+
+# --- formats the resource lacks, and the postcode among look-alike numbers --------------
+
+
+def test_irish_eircodes_fit_ireland_where_the_resource_accepts_any_text() -> None:
+    assert postal_fits("D02 X285", "IE") and postal_fits("K47VR0X", "IE")
+    assert postal_fits("D6W 1234", "IE")
+    # The routing key is a letter and two digits from a restricted set: B and a digit-first
+    # code are not Eircodes, nor are order references.
+    assert not postal_fits("B12 3456", "IE") and not postal_fits("4845", "IE")
+    assert not postal_fits("QL-16198", "IE")
+
+
+def test_eircodes_beside_an_irish_country_column_are_postal_codes() -> None:
+    codes = ["K47 VR0X", "F74 32KC", "C879T2V", "W11 6265", "D02 X285", "T12 AB34"] * 4
+    refs = ["QL-16198", "BP-56808", "SK-19366", "YA-71861", "WA-55448", "QV-95907"] * 4
+    country = ["Republic of Ireland"] * len(codes)
+    found = classify_columns(
+        [
+            sample("c0", STREETS[: len(codes) // 3] * 3),
+            sample("c1", codes),
+            sample("c2", country),
+            sample("c3", refs),
+        ]
+    )
+    assert "PII.PostalCode" in tags(found[1])
+    assert "PII.PostalCode" not in tags(found[3])
+
+
+def test_vietnamese_five_digit_codes_fit_viet_nam() -> None:
+    # Viet Nam moved to five-digit codes in 2018; the resource keeps the old six digits.
+    assert postal_fits("41271", "VN") and postal_fits("700000", "VN")
+    assert not postal_fits("4127", "VN") and not postal_fits("4127123", "VN")
+
+
+def test_of_two_columns_that_fit_the_format_the_one_beside_the_address_is_the_postcode() -> None:
+    rows = range(20)
+    members = [str(100_000 + (7919 * i) % 900_000) for i in rows]
+    zips = [f"{(104_729 * i + 5) % 1_000_000:06d}" for i in rows]
+    found = classify_columns(
+        [
+            sample("c0", members),
+            sample("c1", [i * 7 % 300 for i in rows], "integer"),
+            sample("c2", [f"ул. Тверская {i + 1}" for i in rows]),
+            sample("c3", zips),
+            sample("c4", ["Россия"] * 20),
+        ]
+    )
+    assert "PII.PostalCode" in tags(found[3])
+    assert "PII.PostalCode" not in tags(found[0])
+
+
+def test_a_lone_code_column_away_from_the_address_is_still_the_postcode() -> None:
+    rows = range(20)
+    zips = [f"{(104_729 * i + 5) % 1_000_000:06d}" for i in rows]
+    found = classify_columns(
+        [
+            sample("c0", zips),
+            sample("c1", [f"ул. Тверская {i + 1}" for i in rows]),
+            sample("c2", [i * 3 for i in rows], "integer"),
+            sample("c3", ["Россия"] * 20),
+        ]
+    )
+    assert "PII.PostalCode" in tags(found[0])
+
+
+TAIWAN_CODES = ["747", "749", "51315", "616", "18765", "573", "61157", "563", "60121", "55577"]
+TAIWAN_TOWNS = ["台東", "蘆竹縣", "朴子縣", "台北", "新竹", "台中", "高雄", "嘉義", "花蓮", "宜蘭"]
+
+
+def test_taiwanese_codes_of_three_and_five_digits_beside_a_town_are_postal_codes() -> None:
+    found = classify_columns(
+        [
+            sample("c0", [f"學府路{i + 9}號" for i in range(10)] * 2),
+            sample("c1", TAIWAN_TOWNS * 2),
+            sample("c2", TAIWAN_CODES * 2),
+            sample("c3", ["Taiwan"] * 20),
+        ]
+    )
+    assert "PII.Location" in tags(found[1])
+    assert tags(found[2])["PII.PostalCode"].evidence["context"]["mixed_lengths"] is True
+
+
+def test_numbers_of_several_lengths_beside_a_country_alone_are_not_postal_codes() -> None:
+    # Without an address or town, mixed lengths read as counts, as text or as integers.
+    alone = classify_columns([sample("c0", TAIWAN_CODES * 2), sample("c1", ["Taiwan"] * 20)])
+    assert "PII.PostalCode" not in tags(alone[0])
+    counts = [int(code) for code in TAIWAN_CODES] * 2
+    beside_town = classify_columns(
+        [
+            sample("c0", TAIWAN_TOWNS * 2),
+            sample("c1", counts, "integer"),
+            sample("c2", ["Taiwan"] * 20),
+        ]
+    )
+    assert "PII.PostalCode" not in tags(beside_town[1])

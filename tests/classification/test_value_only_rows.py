@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+from faker import Faker
+
 from classification.classifier import classify_columns
 from classification.detectors.base import ColumnSample, TagSuggestion
-from classification.detectors.context import postal_fits
 from classification.detectors.entities import is_firm_name
 from classification.detectors.names import value_kind
+from classification.detectors.postal import postal_fits
 
 THRESHOLD = 0.7
 
@@ -104,3 +106,66 @@ def test_legal_forms_of_the_iso_20275_list_mark_firms_in_their_own_language() ->
         assert has_legal_form(firm), firm
     for other in ("International Falls", "Henry II", "Maria Silva", "Oslo"):
         assert not has_legal_form(other), other
+
+
+# --- legal forms written around the name or abbreviated after it ----------------------
+
+VIETNAMESE_DISHES = ["Phở bò tái", "Bánh mì thịt nướng", "Cơm tấm sườn bì", "Bún chả Hà Nội"]
+VIETNAMESE_DISHES += ["Gỏi cuốn tôm thịt", "Cháo gà hành", "Bánh xèo miền Tây", "Chè ba màu"]
+
+
+def test_thai_forms_around_the_name_and_vietnamese_abbreviated_forms_mark_firms() -> None:
+    assert is_firm_name("บริษัท คำลือ จำกัด")  # บริษัทจำกัด, company limited, around the name
+    assert is_firm_name("Trần Trần Công ty TNHH MTV")  # công ty trách nhiệm hữu hạn một ...
+    assert not is_firm_name("ผัด ไทย กุ้ง") and not is_firm_name("Bún chả Hà Nội")
+    assert not is_firm_name("Poulet selon la TRADITION")  # shared start, not an abbreviation
+
+
+def test_firms_whose_legal_forms_read_like_prose_are_organisations_not_people() -> None:
+    faker = Faker("vi_VN")
+    faker.seed_instance(5)
+    companies = [faker.company() for _ in range(16)]  # "Hoàng Công ty Cổ phần", ...
+    firms, dishes = classify_columns(opaque([companies, VIETNAMESE_DISHES * 2]))
+    assert "PII.Organization" in tags(firms)
+    assert "PII.PersonName" not in tags(firms)
+    assert tags(dishes) == {}
+
+
+def test_dishes_joined_by_a_conjunction_are_not_partner_firms() -> None:
+    # Czech and Slovak "a" joins partners' names; in Spanish it starts "a la riojana".
+    assert not is_firm_name("Patatas a la riojana") and not is_firm_name("Callos a la madrileña")
+    assert is_firm_name("Novák a Dvořák") and is_firm_name("Jansen en van Dijk")
+    dishes = ["Gazpacho", "Patatas a la riojana", "Callos a la madrileña", "Olla podrida"]
+    dishes += ["Patatas a la importancia", "Perdiz toledana", "Bacalao al ajoarriero"]
+    dishes += ["Marmitako de atún"]
+    (found,) = classify_columns(opaque([dishes * 2]))
+    assert "PII.Organization" not in tags(found)
+
+
+GERMAN_TITLES = [
+    "Zahnarzt / Zahnärztin",
+    "Kellner / Kellnerin",
+    "Kaufmann / Kauffrau",
+    "Bauer / Bäuerin",
+    "Maler / Malerin",
+    "Sekretär / Sekretärin",
+    "Bäcker / Bäckerin",
+    "Übersetzer / Übersetzerin",
+    "Krankenpfleger / Krankenschwester",
+    "Politiker / Politikerin",
+    "Vertreter / Vertreterin",
+    "Musiker / Musikerin",
+    "Rechtsanwalt / Rechtsanwältin",
+    "Koch / Köchin",
+    "Feuerwehrmann / Feuerwehrfrau",
+]
+
+
+def test_job_titles_in_both_genders_are_not_organisations() -> None:
+    (found,) = classify_columns(opaque([GERMAN_TITLES]))
+    assert "PII.Organization" not in tags(found)
+    # Firms with a slash in their names are still firms.
+    firms = ["Müller / Schmidt GmbH", "Berger / Huber KG", "Wagner / Brandt OHG", "Fuchs AG"]
+    firms += ["Keller / Roth GmbH", "Schulz / Weber KG", "Lang / Vogel GmbH", "Hahn AG"]
+    (found,) = classify_columns(opaque([firms * 2]))
+    assert "PII.Organization" in tags(found)

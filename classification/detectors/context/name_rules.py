@@ -1,0 +1,209 @@
+"""Person names by their pairing: the given-name and surname columns of a table of people.
+
+* two single-token columns, one of common first names, the other of names, that read as
+  "first last" row by row are both person names;
+* two single-token columns whose values a third column of the same row writes together
+  ("Vikram" and "Yadav" beside ``{"name": "Vikram Yadav"}`` or a display name "Yadav
+  Vikram") are the parts of a full name, whatever script or culture the names come from.
+
+Row evidence outweighs the English model's guess that lone foreign names are places or firms.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from ..base import Finding, PreparedColumn
+from ..cities import is_place
+from ..names import name_kinds, name_tokens_of, one_syllable_surname, value_kind
+from ..places import country_share
+from .birth_dates import birth_date_column
+from .rows import MIN_ROWS, ROW_SHARE, Scores, by_row, context_finding
+
+SURNAME_SHARE = 0.3
+SINGLE_TOKEN_SHARE = 0.5  # بن لادن, آل رفيع, Van Dijk: surnames of two words
+FIRST_NAME_ROWS = 0.6  # the index misses rarer first names of every culture (Евграф, Gnúpur)
+# In a table of people (a birth-date column), a third is enough: old and rare given names
+# (Ketilløgh, Waghn, 会娟) are the ones a frequency list misses, and the rows are people.
+PEOPLE_FIRST_NAME_ROWS = 0.3
+
+
+def _single_tokens(column: PreparedColumn) -> bool:
+    head = column.texts[:40]
+    if column.type_family != "text" or len(head) < MIN_ROWS:
+        return False
+    lengths = [len(tokens) for text in head if (tokens := name_tokens_of(text))]
+    # Mostly one word: "Van den Broeck", "Benjamin Alejandro" and "Jean-Pierre" are still one
+    # name part each, but a column of "first last" full names is not. Read over the
+    # name-shaped values: a stray "žagar" in lower case does not make a name part a sentence.
+    single = lengths.count(1)
+    short = sum(1 for length in lengths if length <= 3)
+    return (
+        len(lengths) >= ROW_SHARE * len(head)
+        and single >= SINGLE_TOKEN_SHARE * len(lengths)
+        and short >= 0.9 * len(lengths)
+        and len(set(head)) >= 0.3 * len(head)
+    )
+
+
+def name_pair_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    candidates = [i for i, column in enumerate(table) if _single_tokens(column)]
+    if len(candidates) < 2:
+        return []
+    kinds = {i: name_kinds(table[i]) for i in candidates}
+    people = birth_date_column(table, scores)
+    needed = PEOPLE_FIRST_NAME_ROWS if people else FIRST_NAME_ROWS
+    firsts = sorted(
+        (
+            i
+            for i in candidates
+            if kinds[i]["first"] >= needed * kinds[i]["read"]
+            and kinds[i]["first"] >= 2 * kinds[i]["last"]
+        ),
+        key=lambda i: -kinds[i]["first"] / kinds[i]["read"],
+    )
+    found: list[tuple[int, Finding]] = []
+    for first in firsts:
+        # The sibling most made of known names and least of places only: beside given
+        # names, an occupation or a town column also holds a few surnames (Pescador,
+        # Elverum), a surname column more; Portuguese surnames (Morais, Matias) are given
+        # names too, and Portuguese towns (Elvas, Peniche) surnames too.
+        others = sorted(
+            (i for i in candidates if i != first and not _placeish(scores[i])),
+            key=lambda i: -_surname_lead(table[i], kinds[i]),
+        )
+        for other in others:
+            # Surnames are a longer tail than first names (Slovak -ová forms, rare names):
+            # a third known is enough beside a column of first names, row by row.
+            known = kinds[other]["first"] + kinds[other]["last"]
+            known += sum(1 for text in table[other].texts[:100] if one_syllable_surname(text))
+            if known < SURNAME_SHARE * kinds[other]["read"] or country_share(table[other]) > 0.2:
+                continue
+            pairs = _pairs(table[first], table[other])
+            rows = sum(1 for a, _ in pairs if value_kind(a) == "first")
+            if len(pairs) < MIN_ROWS or rows < needed * len(pairs):
+                continue
+            for position, sibling, role in ((first, other, "first"), (other, first, "last")):
+                finding = context_finding(
+                    "PII.PersonName",
+                    f"{role} name of a first/last name pair",
+                    table[sibling],
+                    len(pairs),
+                    len(pairs),
+                    role=role,
+                )
+                if people is not None and needed < FIRST_NAME_ROWS:
+                    finding.extra["context"]["people_table"] = people.name
+                _overrule_ner(scores[position], finding)
+                found.append((position, finding))
+            break
+    return found
+
+
+def _surname_lead(column: PreparedColumn, kinds: dict[str, int]) -> float:
+    """Share of known name parts less the share of values only a gazetteer knows."""
+    head = column.texts[:100]
+    places_only = sum(1 for text in head if is_place(text) and not value_kind(text))
+    return (kinds["first"] + kinds["last"] - places_only) / kinds["read"]
+
+
+def written_together_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    """Given name and surname columns, found because a sibling writes them side by side.
+
+    A table that keeps ``first_name`` and ``last_name`` often keeps the full name too (a
+    display name, a JSON profile): both parts then appear, next to each other, inside one
+    value of that row. This needs no name list, so it holds for names the name index
+    does not know (Tamil, Sinhala, Persian, rare Turkish or Indonesian names)."""
+    candidates = [
+        i
+        for i, column in enumerate(table)
+        if _single_tokens(column)
+        and not _placeish(scores[i])
+        and country_share(column) <= 0.2
+        and _name_shaped_share(column) >= ROW_SHARE
+    ]
+    found: list[tuple[int, Finding]] = []
+    taken: set[int] = set()
+    for first, other in itertools.permutations(candidates, 2):
+        if first in taken or other in taken:
+            continue
+        pairs = {row: (a, b) for row, (a, b) in _pairs_by_row(table[first], table[other])}
+        for holder in table:
+            if holder in (table[first], table[other]) or holder.type_family not in ("text", "json"):
+                continue
+            together = checked = 0
+            for row, text in by_row(holder).items():
+                if row in pairs:
+                    checked += 1
+                    together += _written_together(*pairs[row], text)
+            if checked < MIN_ROWS or together < ROW_SHARE * checked:
+                continue
+            for position in (first, other):
+                finding = context_finding(
+                    "PII.PersonName",
+                    "a name part that a sibling column writes beside its other part",
+                    holder,
+                    together,
+                    checked,
+                    other_part=table[other if position == first else first].name,
+                )
+                _overrule_ner(scores[position], finding)
+                found.append((position, finding))
+            taken.update((first, other))
+            break
+    return found
+
+
+def _name_shaped_share(column: PreparedColumn) -> float:
+    head = column.texts[:40]
+    return sum(1 for text in head if name_tokens_of(text)) / len(head) if head else 0.0
+
+
+def _written_together(first: str, last: str, text: str) -> bool:
+    """``first`` and ``last`` side by side (either order) as whole words of ``text``."""
+    for phrase in (f"{first} {last}", f"{last} {first}"):
+        start = text.find(phrase)
+        if start >= 0:
+            end = start + len(phrase)
+            before = text[start - 1] if start else " "
+            after = text[end] if end < len(text) else " "
+            if not before.isalnum() and not after.isalnum():
+                return True
+    return False
+
+
+def _pairs_by_row(left: PreparedColumn, right: PreparedColumn) -> list[tuple[int, tuple[str, str]]]:
+    right_rows = by_row(right)
+    return [
+        (row, (text, right_rows[row])) for row, text in by_row(left).items() if row in right_rows
+    ]
+
+
+def _overrule_ner(best: Scores, finding: Finding) -> None:
+    """Row evidence outweighs the model's guess that lone foreign names are places or firms."""
+    for tag in ("PII.Location", "PII.Organization"):
+        if _ner_only(best, tag):
+            del best[tag]
+            finding.extra["context"]["overrules"] = f"{tag} (NER alone)"
+
+
+def _ner_only(best: Scores, tag: str) -> bool:
+    return tag in best and best[tag][1].detector.startswith("spacy_ner")
+
+
+def _placeish(best: Scores) -> bool:
+    """Places or firms by something firmer than NER reading lone words as places or firms
+    (the English model reads Ozuna or Oshodi as an organisation as often as a person)."""
+    return any(
+        best.get(tag, (0.0,))[0] >= 0.5 and not _ner_only(best, tag)
+        for tag in ("PII.Location", "PII.Organization")
+    )
+
+
+def _pairs(left: PreparedColumn, right: PreparedColumn) -> list[tuple[str, str]]:
+    return [pair for _, pair in _pairs_by_row(left, right)]

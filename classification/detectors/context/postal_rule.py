@@ -1,0 +1,171 @@
+"""Postal codes by their row's country, or beside a place: a short code fits the postal
+format of the country in its row's country column (formats per country from
+``postal-codes-tools``, countries resolved with ``pycountry``), or, with no country column,
+fits one country's format next to a city or address column.
+
+A country column that contradicts the codes has the last word: codes that do not fit their
+rows' countries are not postal codes, whatever else they sit next to.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+
+from ..base import Finding, PreparedColumn, has_hint
+from ..masking import mask_generic
+from ..postal import postal_fits, postal_format, without_code_label
+from .rows import MIN_ROWS, ROW_SHARE, Scores, by_row, context_finding, is_country_column, row_pairs
+
+# Without a country column a code must fit one of these (the formats of the countries a
+# deployment most often meets); with one, every country ``postal-codes-tools`` knows.
+# fmt: off
+LONE_POSTAL_COUNTRIES = (
+    "US", "DE", "FR", "ES", "IT", "GB", "NL", "BR", "PL", "PT", "SE", "AT",
+    "CH", "BE", "DK", "NO", "FI", "CZ", "AU", "CA", "MX", "JP", "IN",
+)
+# fmt: on
+
+
+def _postal_candidate(column: PreparedColumn) -> bool:
+    if column.type_family not in ("text", "integer") or not column.texts:
+        return False
+    head = column.texts[:40]
+    # "13496-73780" (Iran) is 11 characters: count letters and digits, not separators
+    shaped = sum(
+        1 for t in head if 3 <= sum(c.isalnum() for c in t) <= 10 and any(c.isdigit() for c in t)
+    )
+    if shaped < ROW_SHARE * len(head):
+        return False
+    numbers = sorted({int(t) for t in head if t.isdigit()})
+    if len(numbers) < len(set(head)) or len(numbers) < MIN_ROWS:
+        return True
+    steps = [b - a for a, b in itertools.pairwise(numbers)]
+    return sum(1 for step in steps if step <= 2) < 0.8 * len(steps)  # not a counter
+
+
+def postal_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    countries = [c for c in table if is_country_column(c)]
+    places = [
+        c
+        for c, best in zip(table, scores, strict=True)
+        if any(best.get(tag, (0.0,))[0] >= 0.5 for tag in ("PII.Location", "PII.Address"))
+        and c not in countries
+    ]
+    found: list[tuple[int, Finding]] = []
+    for position, column in enumerate(table):
+        if not _postal_candidate(column) or column in countries:
+            continue
+        finding = _postal_by_country(column, countries, places)
+        if finding is None and not countries:
+            # a country column that contradicts the codes has the last word
+            finding = _postal_by_place(column, places)
+        if finding is not None:
+            finding.examples = [mask_generic(text) for text in column.texts[:3]]
+            # member_no, order_ref: a name that says number or id outweighs a fitting shape
+            finding.negative_hint = has_hint(column, _NUMBER_TOKENS)
+            found.append((position, finding))
+    beside = {i for i, column in enumerate(table) if column in places or column in countries}
+    kept = _fewest_doubts(found, table, beside)
+    for position, finding in kept:
+        if "country_column" in finding.extra["context"]:
+            # "6766-472" also parses as a local phone number; the row's country decides
+            scores[position].pop("PII.Phone", None)
+    return kept
+
+
+_NUMBER_TOKENS = ("no", "nr", "num", "number", "id", "ref", "seq", "count", "qty", "quantity")
+
+
+def _fixed_lengths(known: Sequence[tuple[str, str]], *, integers: bool = False) -> bool:
+    """A country's postal codes have one length; counts and amounts (7, 512, 4096) do not.
+    (Taiwan's have two: the caller lets text of several lengths through beside a place.)
+
+    Integers must all have it: points and counts drawn from 0-5000 are mostly four digits
+    long, and codes stored as integers lose only leading zeros, which no format fits."""
+    lengths: dict[str, Counter[int]] = {}
+    for code, country in known:  # "13570-747" and "13570747" are one length
+        digits = sum(c.isalnum() for c in without_code_label(code))
+        lengths.setdefault(country, Counter())[digits] += 1
+    modal = sum(counter.most_common(1)[0][1] for counter in lengths.values())
+    return modal >= (1.0 if integers else 0.9) * len(known)
+
+
+def _postal_by_country(
+    column: PreparedColumn, countries: Sequence[PreparedColumn], places: Sequence[PreparedColumn]
+) -> Finding | None:
+    """Codes that fit their rows' countries' formats; beside an address or a city, codes
+    with the layout of those formats (the digits of "85288" outside Croatia's 1-5 range),
+    and text codes of several lengths that each fit (Taiwan's "747" beside "51315")."""
+    codes = by_row(column)
+    for sibling in countries:
+        known = [(code, cc) for code, cc in row_pairs(codes, sibling) if postal_format(cc)]
+        integers = column.type_family == "integer"
+        if len(known) < MIN_ROWS:
+            continue
+        mixed = not _fixed_lengths(known, integers=integers)
+        if mixed and (integers or not places):
+            continue
+        for relaxed in (False,) if mixed or not places else (False, True):
+            fits = sum(1 for code, cc in known if postal_fits(code, cc, relaxed=relaxed))
+            if fits >= ROW_SHARE * len(known):
+                rule = "fits the postal format of the row's country"
+                if relaxed:
+                    rule = "has the layout of the row's country's postal codes, next to a place"
+                return context_finding(
+                    "PII.PostalCode",
+                    rule,
+                    places[0] if relaxed else sibling,
+                    fits,
+                    len(known),
+                    countries=sorted({country for _, country in known})[:10],
+                    country_column=sibling.name,
+                    layout_only=relaxed,
+                    mixed_lengths=mixed,
+                )
+    return None
+
+
+def _postal_by_place(column: PreparedColumn, places: Sequence[PreparedColumn]) -> Finding | None:
+    if not places:
+        return None
+    codes = column.texts[:100]
+    for country in LONE_POSTAL_COUNTRIES:
+        fits = sum(1 for code in codes if postal_fits(code, country))
+        if fits >= 0.95 * len(codes):
+            return context_finding(
+                "PII.PostalCode",
+                "one country's postal format next to an address or city",
+                places[0],
+                fits,
+                len(codes),
+                country=country,
+            )
+    return None
+
+
+def _fewest_doubts(
+    found: list[tuple[int, Finding]], table: Sequence[PreparedColumn], beside: set[int]
+) -> list[tuple[int, Finding]]:
+    """Of several columns that fit the same countries' codes, keep the likeliest: a text
+    column over an integer one (codes keep their leading zeros as text; points and
+    counts are integers), a code that fits the format over one with its layout only, then
+    a column that sits next to an address, town or country column (``beside``: positions)
+    over one that does not (a six-digit member number fits Russia's codes as well as the
+    postcode does, but schemas keep the postcode with the rest of the address)."""
+
+    def doubt(item: tuple[int, Finding]) -> tuple[bool, bool, bool]:
+        position, finding = item
+        return (
+            table[position].type_family != "text",
+            bool(finding.extra["context"].get("layout_only")),
+            not {position - 1, position + 1} & beside,
+        )
+
+    if len(found) < 2:
+        return found
+    least = min(doubt(item) for item in found)
+    return [item for item in found if doubt(item) == least]
