@@ -237,6 +237,42 @@ static inline int memo_traverse(Memo *memo, visitproc visit, void *arg) {
     return 0;
 }
 
+/* Recent ticket keys (bytes objects, their hashes cached in them), placed by length: two
+ * ways per length bucket.  A TPC-B-like transaction cycles through a dozen or more Query
+ * templates (numbers of other lengths, deltas of either sign): a FIFO of MEMO_SLOTS missed
+ * on most of them, and each miss built, hashed and freed a key. */
+#define KEY_BUCKETS 32
+typedef struct {
+    PyObject *ways[KEY_BUCKETS][2]; /* [0] the newest of its bucket */
+} KeyMemo;
+
+/* The two ways a key of this length may sit in. */
+static inline PyObject **key_memo_ways(KeyMemo *memo, Py_ssize_t len) {
+    return memo->ways[(size_t)len % KEY_BUCKETS];
+}
+
+/* key (new reference taken) as the newest of its bucket; the one before it kept. */
+static inline void key_memo_store(KeyMemo *memo, PyObject *key) {
+    PyObject **ways = key_memo_ways(memo, PyBytes_GET_SIZE(key));
+    Py_XSETREF(ways[1], ways[0]);
+    ways[0] = Py_NewRef(key);
+}
+
+static inline void key_memo_clear(KeyMemo *memo) {
+    for (int i = 0; i < KEY_BUCKETS; i++) {
+        Py_CLEAR(memo->ways[i][0]);
+        Py_CLEAR(memo->ways[i][1]);
+    }
+}
+
+static inline int key_memo_traverse(KeyMemo *memo, visitproc visit, void *arg) {
+    for (int i = 0; i < KEY_BUCKETS; i++) {
+        Py_VISIT(memo->ways[i][0]);
+        Py_VISIT(memo->ways[i][1]);
+    }
+    return 0;
+}
+
 enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
 /* Expected responses of an extended round trip, in order (the letters native.py's
  * hand_back_extended reads). */
@@ -290,7 +326,8 @@ typedef struct {
      * entry (prepared, formats). */
     Memo fragments;
     PyObject *om_decision, *om_engine, *om_description, *om_mask;
-    Memo names, q_keys, p_keys, portal_entries; /* keys: their hashes cached in them */
+    Memo names, portal_entries;
+    KeyMemo q_keys, p_keys; /* the tickets' keys */
     PyObject *formats_memo;
     /* the round trip in flight */
     int mode;

@@ -69,7 +69,8 @@ void clear_flight(FastPath *self) {
     X(om_decision) X(om_engine) X(om_description) X(om_mask) X(formats_memo)
 
 /* Every Memo a FastPath holds. */
-#define FASTPATH_MEMOS(X) X(fragments) X(names) X(q_keys) X(p_keys) X(portal_entries)
+#define FASTPATH_MEMOS(X) X(fragments) X(names) X(portal_entries)
+#define FASTPATH_KEY_MEMOS(X) X(q_keys) X(p_keys)
 
 static void release_buffers(FastPath *self) {
     if (self->counts != NULL) PyBuffer_Release(&self->counts_view);
@@ -88,6 +89,10 @@ static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
     if (memo_traverse(&self->memo, visit, arg) != 0) return -1;
     FASTPATH_MEMOS(VISIT_MEMO)
 #undef VISIT_MEMO
+#define VISIT_KEYS(memo)                                              \
+    if (key_memo_traverse(&self->memo, visit, arg) != 0) return -1;
+    FASTPATH_KEY_MEMOS(VISIT_KEYS)
+#undef VISIT_KEYS
     Py_VISIT(self->compiled.source);
     Py_VISIT(self->decision);
     Py_VISIT(self->fragment);
@@ -108,6 +113,9 @@ static int FastPath_clear(FastPath *self) {
 #define CLEAR_MEMO(memo) memo_clear(&self->memo);
     FASTPATH_MEMOS(CLEAR_MEMO)
 #undef CLEAR_MEMO
+#define CLEAR_KEYS(memo) key_memo_clear(&self->memo);
+    FASTPATH_KEY_MEMOS(CLEAR_KEYS)
+#undef CLEAR_KEYS
     compiled_clear(&self->compiled);
     journal_record_free(&self->journal_record);
     release_buffers(self);
