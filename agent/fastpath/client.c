@@ -332,16 +332,14 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         if (PyErr_Occurred()) goto fail;
         goto leave;
     }
-    portal = PyUnicode_DecodeUTF8((const char *)portal_span.start, portal_span.len, NULL);
-    if (portal == NULL) {
-        PyErr_Clear();
-        goto leave;
-    }
+    portal = Py_NewRef(s_empty); /* the unnamed portal: named ones went to Python above */
 
     /* Commit: the same state changes the Python fast path makes. */
-    if (ticket != NULL) {
-        if (PyDict_SetItem(self->statements, PyTuple_GET_ITEM(ticket, 0),
-                           PyTuple_GET_ITEM(ticket, 1)) < 0)
+    if (ticket != NULL) { /* statements[name] = prepared, unless it is that one already */
+        PyObject *name = PyTuple_GET_ITEM(ticket, 0), *known;
+        known = PyDict_GetItemWithError(self->statements, name); /* borrowed */
+        if (known == NULL && PyErr_Occurred()) goto fail;
+        if (known != prepared && PyDict_SetItem(self->statements, name, prepared) < 0)
             goto fail;
     }
     {

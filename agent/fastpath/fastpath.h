@@ -351,12 +351,54 @@ extern PyTypeObject FastPathType;
  * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */
 extern PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
     *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask,
-    *s_zero, *s_id_prefix, *s_catch_up;
+    *s_zero, *s_id_prefix, *s_catch_up, *s_empty;
 int intern_names(void);
 
 double monotonic_now(void);
 double wall_now(void);
-PyObject *field_get(PyObject *obj, PyObject *name);
+/* Where a __slots__ member lives in instances of one type (found by _PyType_Lookup), so
+ * obj.name is read from the instance without a generic attribute lookup.  A type's version
+ * tag changes with any change to it or its bases (a property replacing the member, say), and
+ * tags are never reused: an entry for another type or version is never used. */
+typedef struct {
+    PyTypeObject *type; /* compared only, never dereferenced: no reference held */
+    unsigned int version;
+    PyObject *name;     /* interned (intern_names) */
+    Py_ssize_t offset;  /* 0: obj.name is not a slot of this type (generic lookup) */
+} FieldPlace;
+
+/* Two ways per (type, name) hash: one or two probes per field read (a scan of every entry
+ * cost more than the read it saved), and two hot pairs that hash alike both stay.  A pair
+ * pushed out is only looked up again. */
+#define FIELD_PLACES 128
+extern FieldPlace field_places[FIELD_PLACES];
+
+static inline FieldPlace *field_ways(PyTypeObject *type, PyObject *name) {
+    uintptr_t mix = ((uintptr_t)type >> 4) * 31u + ((uintptr_t)name >> 4);
+    return &field_places[(mix ^ (mix >> 7)) & (FIELD_PLACES - 2)];
+}
+
+/* field_get for a pair not placed yet, a member that is unset, or no member at all. */
+PyObject *field_get_slow(PyObject *obj, PyObject *name);
+
+/* obj.name (new reference; NULL with an error), as PyObject_GetAttr, read straight from the
+ * instance when it is a __slots__ member of obj's type (the bridge's per-trip fields are).
+ * Inline: ~11 reads a round trip, each a call that saved and restored six registers. */
+static inline PyObject *field_get(PyObject *obj, PyObject *name) {
+    PyTypeObject *type = Py_TYPE(obj);
+    FieldPlace *ways = field_ways(type, name);
+    for (int way = 0; way < 2; way++) {
+        FieldPlace *place = &ways[way];
+        if (place->type == type && place->name == name && place->offset > 0 &&
+            place->version == type->tp_version_tag &&
+            (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            PyObject *value = *(PyObject **)((char *)obj + place->offset);
+            if (value != NULL) return Py_NewRef(value);
+            break;
+        }
+    }
+    return field_get_slow(obj, name);
+}
 int attr_true(PyObject *obj, PyObject *name);
 int attr_is(PyObject *obj, PyObject *name, PyObject *target);
 int attr_equals(PyObject *obj, PyObject *name, PyObject *target);
