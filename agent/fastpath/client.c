@@ -23,7 +23,7 @@ static int same_template(const unsigned char *text, const unsigned char *key, Py
  * one's bytes object when it is the same (its hash is cached in it). */
 static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssize_t len) {
     PyObject **ways = key_memo_ways(&self->q_keys, len);
-    for (int way = 0; way < 2; way++) {
+    for (int way = 0; way < KEY_WAYS; way++) {
         PyObject *known = ways[way];
         if (known != NULL && PyBytes_GET_SIZE(known) == len &&
             same_template(text, (const unsigned char *)PyBytes_AS_STRING(known), len))
@@ -44,7 +44,7 @@ static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssiz
  * same (its hash is cached in it). */
 static PyObject *parse_key(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
     PyObject **ways = key_memo_ways(&self->p_keys, len);
-    for (int way = 0; way < 2; way++) {
+    for (int way = 0; way < KEY_WAYS; way++) {
         PyObject *known = ways[way];
         if (known != NULL && PyBytes_GET_SIZE(known) == len &&
             memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)

@@ -237,39 +237,38 @@ static inline int memo_traverse(Memo *memo, visitproc visit, void *arg) {
     return 0;
 }
 
-/* Recent ticket keys (bytes objects, their hashes cached in them), placed by length: two
- * ways per length bucket.  A TPC-B-like transaction cycles through a dozen or more Query
- * templates (numbers of other lengths, deltas of either sign): a FIFO of MEMO_SLOTS missed
- * on most of them, and each miss built, hashed and freed a key. */
-#define KEY_BUCKETS 32
+/* Recent ticket keys (bytes objects, their hashes cached in them), placed by length: four
+ * ways per length bucket, the newest first.  A TPC-B-like transaction cycles through a dozen
+ * or more Query templates (numbers of other lengths, deltas of either sign) and seven Parse
+ * payloads: a FIFO of MEMO_SLOTS missed on most of them, and each miss built, hashed and
+ * freed a key (~400 instructions a round trip). */
+#define KEY_BUCKETS 64
+#define KEY_WAYS 4
 typedef struct {
-    PyObject *ways[KEY_BUCKETS][2]; /* [0] the newest of its bucket */
+    PyObject *ways[KEY_BUCKETS][KEY_WAYS];
 } KeyMemo;
 
-/* The two ways a key of this length may sit in. */
+/* The ways a key of this length may sit in. */
 static inline PyObject **key_memo_ways(KeyMemo *memo, Py_ssize_t len) {
     return memo->ways[(size_t)len % KEY_BUCKETS];
 }
 
-/* key (new reference taken) as the newest of its bucket; the one before it kept. */
+/* key (new reference taken) as the newest of its bucket; the oldest one dropped. */
 static inline void key_memo_store(KeyMemo *memo, PyObject *key) {
     PyObject **ways = key_memo_ways(memo, PyBytes_GET_SIZE(key));
-    Py_XSETREF(ways[1], ways[0]);
+    Py_XDECREF(ways[KEY_WAYS - 1]);
+    memmove(ways + 1, ways, (KEY_WAYS - 1) * sizeof(PyObject *));
     ways[0] = Py_NewRef(key);
 }
 
 static inline void key_memo_clear(KeyMemo *memo) {
-    for (int i = 0; i < KEY_BUCKETS; i++) {
-        Py_CLEAR(memo->ways[i][0]);
-        Py_CLEAR(memo->ways[i][1]);
-    }
+    for (int i = 0; i < KEY_BUCKETS; i++)
+        for (int way = 0; way < KEY_WAYS; way++) Py_CLEAR(memo->ways[i][way]);
 }
 
 static inline int key_memo_traverse(KeyMemo *memo, visitproc visit, void *arg) {
-    for (int i = 0; i < KEY_BUCKETS; i++) {
-        Py_VISIT(memo->ways[i][0]);
-        Py_VISIT(memo->ways[i][1]);
-    }
+    for (int i = 0; i < KEY_BUCKETS; i++)
+        for (int way = 0; way < KEY_WAYS; way++) Py_VISIT(memo->ways[i][way]);
     return 0;
 }
 
