@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/agent_instructions.py [--modes simple,extended,prepared]
         [--transactions 1000,3000] [--relay agent|pump] [--keep DIR] [--database NAME]
-        [--audit-journal on|off] [--workload select-only|tpcb]
+        [--audit-journal on|off] [--workload select-only|tpcb] [--repeat N]
 
 Wall-clock TPS on a shared 2-core machine moves ±15 % with the neighbours' load; the
 instruction count of the proxy process does not.  This runs the real ``python -m agent``
@@ -20,6 +20,9 @@ an INSERT, END: seven round trips with fresh random values each) instead of sele
 table then also shows instructions per round trip.  The "C / Python / uvloop / libc" columns
 split the relay work's own (exclusive) instructions by the object that ran them: the
 fast path (_fastpath), the interpreter, uvloop (libuv included), and libc plus the rest.
+pgbench's values are seeded, so runs send the same statements; what still moves a figure
+is the collector (a full collection lands in one window or the other) and, for TPC-B, the
+templates each new session decides in Python first: ``--repeat 3`` shows medians.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,7 +96,7 @@ def pgbench(
 ) -> None:
     command = ["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-c", "1"]
     script = ["-S"] if workload == "select-only" else ["-b", "tpcb-like"]
-    # One seed: each window of a length sends the same values, so the number templates a
+    # One seed: each window of a length sends the same values, so the number of templates a
     # TPC-B session first meets (decided in Python, then native) is the same run to run.
     command += ["-t", str(transactions), "-M", mode, *script, "--random-seed=7", database]
     env = {"PGPASSWORD": BENCH_TOKEN, "PATH": "/usr/bin:/bin"}
@@ -176,6 +180,9 @@ def main() -> None:
     parser.add_argument("--database", help="an existing pgbench database (else a scratch one)")
     parser.add_argument("--audit-journal", choices=["on", "off"], default="on")
     parser.add_argument("--workload", choices=sorted(ROUND_TRIPS), default="select-only")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="pairs of windows per mode; medians are shown"
+    )
     args = parser.parse_args()
     short, long = (int(n) for n in args.transactions.split(","))
     database = args.database or f"warden_instr_{secrets.token_hex(4)}"
@@ -205,19 +212,24 @@ def main() -> None:
         )
         for mode in args.modes.split(","):
             pgbench(port, database, mode, 300, user, args.workload)  # warm the caches
-            counts = {}
-            for n in (short, long):
+            runs = []
+            for run in range(args.repeat):
+                counts = {}
+                for n in (short, long):
 
-                def window(n: int = n, mode: str = mode) -> None:
-                    pgbench(port, database, mode, n, user, args.workload)
+                    def window(n: int = n, mode: str = mode) -> None:
+                        pgbench(port, database, mode, n, user, args.workload)
 
-                counts[n] = counted(process.pid, workdir, window, args.keep, f"{mode}-{n}")
-            total, relay = ((counts[long][i] - counts[short][i]) / (long - short) for i in (0, 1))
-            split = "".join(
-                f"{(counts[long][2][name] - counts[short][2][name]) / (long - short):>9,.0f}"
-                for name in SHARES
-            )
-            print(f"{mode:<10}{total:>12,.0f}{relay:>12,.0f}{relay / trips:>10,.0f}{split}")
+                    label = f"{mode}-{n}" + (f"-{run}" if args.repeat > 1 else "")
+                    counts[n] = counted(process.pid, workdir, window, args.keep, label)
+                per = [(counts[long][i] - counts[short][i]) / (long - short) for i in (0, 1)]
+                runs.append(
+                    per
+                    + [(counts[long][2][k] - counts[short][2][k]) / (long - short) for k in SHARES]
+                )
+            total, relay, *split = (statistics.median(column) for column in zip(*runs, strict=True))
+            cells = "".join(f"{value:>9,.0f}" for value in split)
+            print(f"{mode:<10}{total:>12,.0f}{relay:>12,.0f}{relay / trips:>10,.0f}{cells}")
     finally:
         if process is not None:
             process.terminate()

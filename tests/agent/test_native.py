@@ -32,6 +32,12 @@ def test_the_native_path_is_built() -> None:
     )
 
 
+@pytest.fixture
+def agent(agent_factory: Any) -> Any:
+    """These tests are of the native path itself: on, whatever WARDEN_AGENT_NATIVE says."""
+    return agent_factory(native=True)
+
+
 def _stats(agent: Any) -> Any:
     return agent.agent.metrics.statements
 
