@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/agent_instructions.py [--modes simple,extended,prepared]
         [--transactions 1000,3000] [--relay agent|pump] [--keep DIR] [--database NAME]
-        [--audit-journal on|off]
+        [--audit-journal on|off] [--workload select-only|tpcb] [--repeat N]
 
 Wall-clock TPS on a shared 2-core machine moves ±15 % with the neighbours' load; the
 instruction count of the proxy process does not.  This runs the real ``python -m agent``
@@ -15,6 +15,14 @@ uvloop's read callbacks (the statement's own work); "process" adds the timers an
 (audit shipping, polls), which run per second and so weigh ~50 times more per statement under
 callgrind than at full speed.  ``--keep DIR`` keeps the
 callgrind dumps (callgrind_annotate --inclusive=yes DIR/<mode>-<n>.out shows where they go).
+``--workload tpcb`` runs pgbench's default TPC-B-like script (BEGIN, three UPDATEs, a SELECT,
+an INSERT, END: seven round trips with fresh random values each) instead of select-only; the
+table then also shows instructions per round trip.  The "C / Python / uvloop / libc" columns
+split the relay work's own (exclusive) instructions by the object that ran them: the
+fast path (_fastpath), the interpreter, uvloop (libuv included), and libc plus the rest.
+pgbench's values are seeded, so runs send the same statements; what still moves a figure
+is the collector (a full collection lands in one window or the other) and, for TPC-B, the
+templates each new session decides in Python first: ``--repeat 3`` shows medians.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,9 +87,18 @@ def agent_command(
     ]
 
 
-def pgbench(port: int, database: str, mode: str, transactions: int, user: str) -> None:
+# Round trips per transaction of each workload (pgbench sends one Sync per statement).
+ROUND_TRIPS = {"select-only": 1, "tpcb": 7}
+
+
+def pgbench(
+    port: int, database: str, mode: str, transactions: int, user: str, workload: str
+) -> None:
     command = ["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-c", "1"]
-    command += ["-t", str(transactions), "-M", mode, "-S", database]
+    script = ["-S"] if workload == "select-only" else ["-b", "tpcb-like"]
+    # One seed: each window of a length sends the same values, so the number of templates a
+    # TPC-B session first meets (decided in Python, then native) is the same run to run.
+    command += ["-t", str(transactions), "-M", mode, *script, "--random-seed=7", database]
     env = {"PGPASSWORD": BENCH_TOKEN, "PATH": "/usr/bin:/bin"}
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -92,12 +110,43 @@ def pgbench(port: int, database: str, mode: str, transactions: int, user: str) -
 # statement callgrind's slowness inflates (they run per second, not per statement).
 ON_READ = re.compile(r"^\s*([\d,]+) .*__uv_stream_on_read \[", re.M)
 TOTAL = re.compile(r"^(?:summary|totals):\s+(\d+)", re.M)
+# An exclusive line of callgrind_annotate: "12,345 (1.2%)  file:function [object]" (inlined
+# code may lack the object: its source file then says whose it is).
+SELF_LINE = re.compile(r"^\s*([\d,]+) \([\d.%\s]+\)\s+(\S.*)$", re.M)
+SHARES = ("C", "Python", "uvloop", "libc+")
+
+
+def share_of(where: str) -> str:
+    """Which column a "file:function [object]" line's instructions go to."""
+    if "_fastpath" in where or "agent/fastpath/" in where:
+        return "C"
+    if "uvloop" in where or "libuv" in where:
+        return "uvloop"
+    if "python" in where.lower():
+        return "Python"
+    return "libc+"
+
+
+def shares(dump: Path) -> dict[str, int]:
+    """The process's exclusive instructions by object (see share_of)."""
+    annotated = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", "--auto=no", str(dump)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    split = dict.fromkeys(SHARES, 0)
+    for match in SELF_LINE.finditer(annotated):
+        if "PROGRAM TOTALS" in match.group(2):
+            continue
+        split[share_of(match.group(2))] += int(match.group(1).replace(",", ""))
+    return split
 
 
 def counted(
     pid: int, workdir: Path, run: Callable[[], None], keep: Path | None, label: str
-) -> tuple[int, int]:
-    """Instructions of the process while ``run()`` runs: (all, in read callbacks)."""
+) -> tuple[int, int, dict[str, int]]:
+    """Instructions of the process while ``run()`` runs: (all, in read callbacks, by
+    object)."""
     control = ["callgrind_control"]
     subprocess.run([*control, "-i", "on", str(pid)], check=True, capture_output=True)
     subprocess.run([*control, "-z", str(pid)], check=True, capture_output=True)
@@ -112,10 +161,12 @@ def counted(
     ).stdout
     on_read = ON_READ.search(annotated)
     assert total, f"no totals in {dump}"
+    split = shares(dump)
     if keep is not None:
         shutil.copy(dump, keep / f"{label}.out")
     dump.unlink()
-    return int(total.group(1)), int(on_read.group(1).replace(",", "")) if on_read else 0
+    relay = int(on_read.group(1).replace(",", "")) if on_read else 0
+    return int(total.group(1)), relay, split
 
 
 def main() -> None:
@@ -128,6 +179,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the callgrind dumps here")
     parser.add_argument("--database", help="an existing pgbench database (else a scratch one)")
     parser.add_argument("--audit-journal", choices=["on", "off"], default="on")
+    parser.add_argument("--workload", choices=sorted(ROUND_TRIPS), default="select-only")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="pairs of windows per mode; medians are shown"
+    )
     args = parser.parse_args()
     short, long = (int(n) for n in args.transactions.split(","))
     database = args.database or f"warden_instr_{secrets.token_hex(4)}"
@@ -148,21 +203,33 @@ def main() -> None:
             command = [sys.executable, "bench/proxy.py", "--pump-listen", str(port)]
             user = "postgres"
         process = start(command, workdir, port)
+        trips = ROUND_TRIPS[args.workload]
         print(
-            f"{args.relay}: instructions per select-only transaction (callgrind, 1 client, "
-            f"windows of {short} and {long})\n{'mode':<10}{'process':>12}{'relay work':>12}"
+            f"{args.relay}: instructions per {args.workload} transaction ({trips} round trips;"
+            f" callgrind, 1 client, windows of {short} and {long}); process by object\n"
+            f"{'mode':<10}{'process':>12}{'relay work':>12}{'per trip':>10}"
+            + "".join(f"{name:>9}" for name in SHARES)
         )
         for mode in args.modes.split(","):
-            pgbench(port, database, mode, 300, user)  # warm the caches
-            counts = {}
-            for n in (short, long):
+            pgbench(port, database, mode, 300, user, args.workload)  # warm the caches
+            runs = []
+            for run in range(args.repeat):
+                counts = {}
+                for n in (short, long):
 
-                def window(n: int = n, mode: str = mode) -> None:
-                    pgbench(port, database, mode, n, user)
+                    def window(n: int = n, mode: str = mode) -> None:
+                        pgbench(port, database, mode, n, user, args.workload)
 
-                counts[n] = counted(process.pid, workdir, window, args.keep, f"{mode}-{n}")
-            total, relay = ((counts[long][i] - counts[short][i]) / (long - short) for i in (0, 1))
-            print(f"{mode:<10}{total:>12,.0f}{relay:>12,.0f}")
+                    label = f"{mode}-{n}" + (f"-{run}" if args.repeat > 1 else "")
+                    counts[n] = counted(process.pid, workdir, window, args.keep, label)
+                per = [(counts[long][i] - counts[short][i]) / (long - short) for i in (0, 1)]
+                runs.append(
+                    per
+                    + [(counts[long][2][k] - counts[short][2][k]) / (long - short) for k in SHARES]
+                )
+            total, relay, *split = (statistics.median(column) for column in zip(*runs, strict=True))
+            cells = "".join(f"{value:>9,.0f}" for value in split)
+            print(f"{mode:<10}{total:>12,.0f}{relay:>12,.0f}{relay / trips:>10,.0f}{cells}")
     finally:
         if process is not None:
             process.terminate()

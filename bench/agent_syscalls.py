@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/agent_syscalls.py --seconds 5 --agent-workers 1,2
 
-Runs pgbench (select-only simple and extended, TPC-B-like simple and prepared) against
-PgBouncer and the agent (each number of ``--agent-workers``) as bench/proxy.py starts them,
+Runs pgbench (select-only simple and extended, TPC-B-like simple, extended and prepared)
+against PgBouncer, the bare Python relay of bench/proxy.py (uvloop, no protocol work: the
+floor a Python relay starts from) and the agent (each number of ``--agent-workers``) as
+bench/proxy.py starts them,
 with ``perf trace -s`` attached to every process of the proxy, and prints each proxy's
 system calls per transaction by name, and its context switches per transaction (voluntary:
 waits for I/O; from /proc).  Counts, not times: they hold on a loaded machine.  Requires
@@ -37,6 +39,7 @@ from bench.proxy import (  # noqa: E402
     psql,
     start_agent,
     start_pgbouncer,
+    start_pump,
     stop_bench,
     tree_pids,
 )
@@ -46,6 +49,7 @@ LOADS = [
     ("select-only", "simple", None),
     ("select-only", "extended", None),
     ("tpcb", "simple", "tpcb"),
+    ("tpcb", "extended", "tpcb"),
     ("tpcb", "prepared", "tpcb"),
 ]
 _SUMMARY_LINE = re.compile(r"^\s+(\w+)\s+(\d+)\s+\d+\s")
@@ -103,7 +107,12 @@ def main() -> None:
         plane = TinyControlPlane()
         bouncer, bouncer_port = start_pgbouncer(workdir, database)
         processes.append(bouncer)
-        targets = [("pgbouncer", bouncer.pid, bouncer_port, "postgres")]
+        pump, pump_port = start_pump()
+        processes.append(pump)
+        targets = [
+            ("pgbouncer", bouncer.pid, bouncer_port, "postgres"),
+            ("bare relay", pump.pid, pump_port, "postgres"),
+        ]
         for workers in (int(n) for n in args.agent_workers.split(",")):
             agent, port = start_agent(workdir / f"agent-{workers}", plane, database, workers)
             processes.append(agent)

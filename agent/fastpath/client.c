@@ -22,10 +22,11 @@ static int same_template(const unsigned char *text, const unsigned char *key, Py
 /* The ticket key of a Query text (native.template_key: digits 1-9 read as 0), a recent
  * one's bytes object when it is the same (its hash is cached in it). */
 static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssize_t len) {
-    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
-        PyObject *known = self->q_keys.slots[slot].value;
-        if (known == NULL || PyBytes_GET_SIZE(known) != len) continue;
-        if (same_template(text, (const unsigned char *)PyBytes_AS_STRING(known), len))
+    PyObject **ways = key_memo_ways(&self->q_keys, len);
+    for (int way = 0; way < KEY_WAYS; way++) {
+        PyObject *known = ways[way];
+        if (known != NULL && PyBytes_GET_SIZE(known) == len &&
+            same_template(text, (const unsigned char *)PyBytes_AS_STRING(known), len))
             return Py_NewRef(known);
     }
     PyObject *key = PyBytes_FromStringAndSize(NULL, len);
@@ -35,21 +36,22 @@ static PyObject *template_key(FastPath *self, const unsigned char *text, Py_ssiz
         unsigned char c = text[i];
         k[i] = (c >= '1' && c <= '9') ? '0' : (char)c;
     }
-    memo_store(&self->q_keys, NULL, NULL, key);
+    key_memo_store(&self->q_keys, key);
     return key;
 }
 
 /* A Parse payload as a bytes object (the p_tickets key), a recent one's when it is the
  * same (its hash is cached in it). */
 static PyObject *parse_key(FastPath *self, const unsigned char *payload, Py_ssize_t len) {
-    for (int slot = 0; slot < MEMO_SLOTS; slot++) {
-        PyObject *known = self->p_keys.slots[slot].value;
+    PyObject **ways = key_memo_ways(&self->p_keys, len);
+    for (int way = 0; way < KEY_WAYS; way++) {
+        PyObject *known = ways[way];
         if (known != NULL && PyBytes_GET_SIZE(known) == len &&
             memcmp(PyBytes_AS_STRING(known), payload, (size_t)len) == 0)
             return Py_NewRef(known);
     }
     PyObject *key = PyBytes_FromStringAndSize((const char *)payload, len);
-    if (key != NULL) memo_store(&self->p_keys, NULL, NULL, key);
+    if (key != NULL) key_memo_store(&self->p_keys, key);
     return key;
 }
 
@@ -330,16 +332,14 @@ static int client_extended(FastPath *self, PyObject *data, const unsigned char *
         if (PyErr_Occurred()) goto fail;
         goto leave;
     }
-    portal = PyUnicode_DecodeUTF8((const char *)portal_span.start, portal_span.len, NULL);
-    if (portal == NULL) {
-        PyErr_Clear();
-        goto leave;
-    }
+    portal = Py_NewRef(s_empty); /* the unnamed portal: named ones went to Python above */
 
     /* Commit: the same state changes the Python fast path makes. */
-    if (ticket != NULL) {
-        if (PyDict_SetItem(self->statements, PyTuple_GET_ITEM(ticket, 0),
-                           PyTuple_GET_ITEM(ticket, 1)) < 0)
+    if (ticket != NULL) { /* statements[name] = prepared, unless it is that one already */
+        PyObject *name = PyTuple_GET_ITEM(ticket, 0), *known;
+        known = PyDict_GetItemWithError(self->statements, name); /* borrowed */
+        if (known == NULL && PyErr_Occurred()) goto fail;
+        if (known != prepared && PyDict_SetItem(self->statements, name, prepared) < 0)
             goto fail;
     }
     {

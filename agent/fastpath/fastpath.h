@@ -237,6 +237,41 @@ static inline int memo_traverse(Memo *memo, visitproc visit, void *arg) {
     return 0;
 }
 
+/* Recent ticket keys (bytes objects, their hashes cached in them), placed by length: four
+ * ways per length bucket, the newest first.  A TPC-B-like transaction cycles through a dozen
+ * or more Query templates (numbers of other lengths, deltas of either sign) and seven Parse
+ * payloads: a FIFO of MEMO_SLOTS missed on most of them, and each miss built, hashed and
+ * freed a key (~400 instructions a round trip). */
+#define KEY_BUCKETS 64
+#define KEY_WAYS 4
+typedef struct {
+    PyObject *ways[KEY_BUCKETS][KEY_WAYS];
+} KeyMemo;
+
+/* The ways a key of this length may sit in. */
+static inline PyObject **key_memo_ways(KeyMemo *memo, Py_ssize_t len) {
+    return memo->ways[(size_t)len % KEY_BUCKETS];
+}
+
+/* key (new reference taken) as the newest of its bucket; the oldest one dropped. */
+static inline void key_memo_store(KeyMemo *memo, PyObject *key) {
+    PyObject **ways = key_memo_ways(memo, PyBytes_GET_SIZE(key));
+    Py_XDECREF(ways[KEY_WAYS - 1]);
+    memmove(ways + 1, ways, (KEY_WAYS - 1) * sizeof(PyObject *));
+    ways[0] = Py_NewRef(key);
+}
+
+static inline void key_memo_clear(KeyMemo *memo) {
+    for (int i = 0; i < KEY_BUCKETS; i++)
+        for (int way = 0; way < KEY_WAYS; way++) Py_CLEAR(memo->ways[i][way]);
+}
+
+static inline int key_memo_traverse(KeyMemo *memo, visitproc visit, void *arg) {
+    for (int i = 0; i < KEY_BUCKETS; i++)
+        for (int way = 0; way < KEY_WAYS; way++) Py_VISIT(memo->ways[i][way]);
+    return 0;
+}
+
 enum { IDLE = 0, SIMPLE = 1, EXTENDED = 2 };
 /* Expected responses of an extended round trip, in order (the letters native.py's
  * hand_back_extended reads). */
@@ -290,7 +325,8 @@ typedef struct {
      * entry (prepared, formats). */
     Memo fragments;
     PyObject *om_decision, *om_engine, *om_description, *om_mask;
-    Memo names, q_keys, p_keys, portal_entries; /* keys: their hashes cached in them */
+    Memo names, portal_entries;
+    KeyMemo q_keys, p_keys; /* the tickets' keys */
     PyObject *formats_memo;
     /* the round trip in flight */
     int mode;
@@ -314,12 +350,54 @@ extern PyTypeObject FastPathType;
  * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */
 extern PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
     *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask,
-    *s_zero, *s_id_prefix, *s_catch_up;
+    *s_zero, *s_id_prefix, *s_catch_up, *s_empty;
 int intern_names(void);
 
 double monotonic_now(void);
 double wall_now(void);
-PyObject *field_get(PyObject *obj, PyObject *name);
+/* Where a __slots__ member lives in instances of one type (found by _PyType_Lookup), so
+ * obj.name is read from the instance without a generic attribute lookup.  A type's version
+ * tag changes with any change to it or its bases (a property replacing the member, say), and
+ * tags are never reused: an entry for another type or version is never used. */
+typedef struct {
+    PyTypeObject *type; /* compared only, never dereferenced: no reference held */
+    unsigned int version;
+    PyObject *name;     /* interned (intern_names) */
+    Py_ssize_t offset;  /* 0: obj.name is not a slot of this type (generic lookup) */
+} FieldPlace;
+
+/* Two ways per (type, name) hash: one or two probes per field read (a scan of every entry
+ * cost more than the read it saved), and two hot pairs that hash alike both stay.  A pair
+ * pushed out is only looked up again. */
+#define FIELD_PLACES 128
+extern FieldPlace field_places[FIELD_PLACES];
+
+static inline FieldPlace *field_ways(PyTypeObject *type, PyObject *name) {
+    uintptr_t mix = ((uintptr_t)type >> 4) * 31u + ((uintptr_t)name >> 4);
+    return &field_places[(mix ^ (mix >> 7)) & (FIELD_PLACES - 2)];
+}
+
+/* field_get for a pair not placed yet, a member that is unset, or no member at all. */
+PyObject *field_get_slow(PyObject *obj, PyObject *name);
+
+/* obj.name (new reference; NULL with an error), as PyObject_GetAttr, read straight from the
+ * instance when it is a __slots__ member of obj's type (the bridge's per-trip fields are).
+ * Inline: ~11 reads a round trip, each a call that saved and restored six registers. */
+static inline PyObject *field_get(PyObject *obj, PyObject *name) {
+    PyTypeObject *type = Py_TYPE(obj);
+    FieldPlace *ways = field_ways(type, name);
+    for (int way = 0; way < 2; way++) {
+        FieldPlace *place = &ways[way];
+        if (place->type == type && place->name == name && place->offset > 0 &&
+            place->version == type->tp_version_tag &&
+            (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            PyObject *value = *(PyObject **)((char *)obj + place->offset);
+            if (value != NULL) return Py_NewRef(value);
+            break;
+        }
+    }
+    return field_get_slow(obj, name);
+}
 int attr_true(PyObject *obj, PyObject *name);
 int attr_is(PyObject *obj, PyObject *name, PyObject *target);
 int attr_equals(PyObject *obj, PyObject *name, PyObject *target);

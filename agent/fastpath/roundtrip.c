@@ -5,7 +5,7 @@
 
 PyObject *s_buffer, *s_busy, *s_discarding, *s_origin_engine, *s_engine, *s_generation,
     *s_valid_until, *s_action, *s_decision, *s_described, *s_masks, *s_allow, *s_mask, *s_zero,
-    *s_id_prefix, *s_catch_up;
+    *s_id_prefix, *s_catch_up, *s_empty;
 
 int intern_names(void) {
 #define INTERN(var, text)                                  \
@@ -26,6 +26,7 @@ int intern_names(void) {
     INTERN(s_mask, "mask");
     INTERN(s_id_prefix, "id_prefix");
     INTERN(s_catch_up, "catch_up");
+    INTERN(s_empty, "");
 #undef INTERN
     return (s_zero = PyLong_FromLong(0)) == NULL ? -1 : 0;
 }
@@ -69,7 +70,8 @@ void clear_flight(FastPath *self) {
     X(om_decision) X(om_engine) X(om_description) X(om_mask) X(formats_memo)
 
 /* Every Memo a FastPath holds. */
-#define FASTPATH_MEMOS(X) X(fragments) X(names) X(q_keys) X(p_keys) X(portal_entries)
+#define FASTPATH_MEMOS(X) X(fragments) X(names) X(portal_entries)
+#define FASTPATH_KEY_MEMOS(X) X(q_keys) X(p_keys)
 
 static void release_buffers(FastPath *self) {
     if (self->counts != NULL) PyBuffer_Release(&self->counts_view);
@@ -88,6 +90,10 @@ static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
     if (memo_traverse(&self->memo, visit, arg) != 0) return -1;
     FASTPATH_MEMOS(VISIT_MEMO)
 #undef VISIT_MEMO
+#define VISIT_KEYS(memo)                                              \
+    if (key_memo_traverse(&self->memo, visit, arg) != 0) return -1;
+    FASTPATH_KEY_MEMOS(VISIT_KEYS)
+#undef VISIT_KEYS
     Py_VISIT(self->compiled.source);
     Py_VISIT(self->decision);
     Py_VISIT(self->fragment);
@@ -108,6 +114,9 @@ static int FastPath_clear(FastPath *self) {
 #define CLEAR_MEMO(memo) memo_clear(&self->memo);
     FASTPATH_MEMOS(CLEAR_MEMO)
 #undef CLEAR_MEMO
+#define CLEAR_KEYS(memo) key_memo_clear(&self->memo);
+    FASTPATH_KEY_MEMOS(CLEAR_KEYS)
+#undef CLEAR_KEYS
     compiled_clear(&self->compiled);
     journal_record_free(&self->journal_record);
     release_buffers(self);
@@ -261,32 +270,12 @@ fail:
 
 /* ------------------------------------------------------------------ field reads */
 
-/* Where a __slots__ member lives in instances of one type (found by _PyType_Lookup), so
- * obj.name is read from the instance without a generic attribute lookup.  A type's version
- * tag changes with any change to it or its bases (a property replacing the member, say), and
- * tags are never reused: an entry for another type or version is never used. */
-typedef struct {
-    PyTypeObject *type; /* compared only, never dereferenced: no reference held */
-    unsigned int version;
-    PyObject *name;     /* interned (intern_names) */
-    Py_ssize_t offset;  /* 0: obj.name is not a slot of this type (generic lookup) */
-} FieldPlace;
+FieldPlace field_places[FIELD_PLACES];
 
-/* Two ways per (type, name) hash: one or two probes per field read (a scan of every entry
- * cost more than the read it saved), and two hot pairs that hash alike both stay.  A pair
- * pushed out is only looked up again. */
-#define FIELD_PLACES 128
-static FieldPlace places[FIELD_PLACES];
-
+/* The slot offset of obj.name for a pair field_get did not find, looked up and placed as
+ * the newest of its two ways. */
 static Py_ssize_t field_offset(PyTypeObject *type, PyObject *name) {
-    uintptr_t mix = ((uintptr_t)type >> 4) * 31u + ((uintptr_t)name >> 4);
-    FieldPlace *ways = &places[(mix ^ (mix >> 7)) & (FIELD_PLACES - 2)];
-    for (int way = 0; way < 2; way++) {
-        FieldPlace *place = &ways[way];
-        if (place->type == type && place->name == name &&
-            place->version == type->tp_version_tag)
-            return (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? place->offset : 0;
-    }
+    FieldPlace *ways = field_ways(type, name);
     PyObject *descr = _PyType_Lookup(type, name); /* borrowed; assigns a version tag */
     if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
     Py_ssize_t offset = 0;
@@ -304,10 +293,16 @@ static Py_ssize_t field_offset(PyTypeObject *type, PyObject *name) {
     return offset;
 }
 
-/* obj.name (new reference; NULL with an error), as PyObject_GetAttr, read straight from the
- * instance when it is a __slots__ member of obj's type (the bridge's per-trip fields are). */
-PyObject *field_get(PyObject *obj, PyObject *name) {
-    Py_ssize_t offset = field_offset(Py_TYPE(obj), name);
+PyObject *field_get_slow(PyObject *obj, PyObject *name) {
+    PyTypeObject *type = Py_TYPE(obj);
+    FieldPlace *ways = field_ways(type, name);
+    Py_ssize_t offset = -1;
+    for (int way = 0; way < 2 && offset < 0; way++) /* placed, but not a set slot */
+        if (ways[way].type == type && ways[way].name == name &&
+            ways[way].version == type->tp_version_tag &&
+            (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+            offset = ways[way].offset;
+    if (offset < 0) offset = field_offset(type, name);
     if (offset > 0) {
         PyObject *value = *(PyObject **)((char *)obj + offset);
         if (value != NULL) return Py_NewRef(value);
@@ -374,6 +369,11 @@ PyObject *cached_fragment(FastPath *self, PyObject *decision, PyObject *action) 
 
 /* 1 when the action is allow or mask (sets *masked), 0 otherwise, -1 on error. */
 int passing_action(PyObject *action, int *masked) {
+    /* the verdicts are interned literals: the same objects as ours, mostly */
+    if (action == s_allow || action == s_mask) {
+        *masked = action == s_mask;
+        return 1;
+    }
     if (!PyUnicode_Check(action)) return 0;
     if (PyUnicode_Compare(action, s_allow) == 0) {
         *masked = 0;

@@ -32,14 +32,22 @@ int write_to(PyObject *write, PyObject *data) {
     return 0;
 }
 
+/* A bound method called without arguments: its function called with its instance, which
+ * skips the bound method's own call layer (~25 instructions; four such calls a round trip). */
+static PyObject *call_method(PyObject *method) {
+    if (!PyMethod_Check(method)) return PyObject_CallNoArgs(method);
+    PyObject *instance = PyMethod_GET_SELF(method); /* borrowed: the method holds both */
+    return PyObject_Vectorcall(PyMethod_GET_FUNCTION(method), &instance, 1, NULL);
+}
+
 /* 1 when the sink's transport is open and holds nothing to write, 0 when not, -1 on error. */
 static int sink_clear(Sink *sink) {
-    PyObject *closing = PyObject_CallNoArgs(sink->closing);
+    PyObject *closing = call_method(sink->closing);
     if (closing == NULL) return -1;
     int open = closing == Py_False;
     Py_DECREF(closing);
     if (!open) return 0;
-    PyObject *pending = PyObject_CallNoArgs(sink->pending);
+    PyObject *pending = call_method(sink->pending);
     if (pending == NULL) return -1;
     Py_ssize_t size = PyLong_AsSsize_t(pending);
     Py_DECREF(pending);

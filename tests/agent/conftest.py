@@ -663,6 +663,9 @@ def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path)
     def start(
         state_dir: Path | None = None, upstream: UpstreamConfig | None = None, **overrides: Any
     ) -> RunningAgent:
+        # WARDEN_AGENT_NATIVE=off (the agent's own switch) runs the suite on the pure-Python
+        # path, as tests/agent_mysql does; test_native*.py assert the native path itself.
+        overrides.setdefault("native", os.environ.get("WARDEN_AGENT_NATIVE", "on") != "off")
         config = AgentConfig(
             control_plane=overrides.pop("control_plane", control_plane.url),
             token="agent-token",

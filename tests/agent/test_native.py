@@ -32,6 +32,12 @@ def test_the_native_path_is_built() -> None:
     )
 
 
+@pytest.fixture
+def agent(agent_factory: Any) -> Any:
+    """These tests are of the native path itself: on, whatever WARDEN_AGENT_NATIVE says."""
+    return agent_factory(native=True)
+
+
 def _stats(agent: Any) -> Any:
     return agent.agent.metrics.statements
 
@@ -690,3 +696,29 @@ def test_native_writes_to_a_tls_client_go_through_its_transport(
     assert stats["client"] >= 6, stats  # native round trips, over TLS
     assert stats["sent_client"] == 0 and stats["queued_client"] == 0, stats
     assert stats["sent_upstream"] >= 6, stats  # the upstream connection is plain TCP
+
+
+def test_a_text_differing_from_a_ticket_only_in_an_identifiers_digit_is_decided_again(
+    agent: Any, control_plane: Any
+) -> None:
+    """A Query ticket is found by the text with digits read as 0 and checks only the pieces
+    around the constants that hold a digit: a number changed runs natively, an alias (or any
+    identifier) whose digit changed is decided again and audited as itself."""
+    before = set(control_plane.events)
+    with agent.connect("alice") as conn:
+        simple = psycopg.ClientCursor(conn)
+        for n in (1, 2):  # decided, then the template's ticket made
+            assert simple.execute(f"SELECT {n} AS a1").fetchall() == [(n,)]
+        native_before = _stats(agent).native_statements
+        assert simple.execute("SELECT 3 AS a1").fetchall() == [(3,)]
+        assert _stats(agent).native_statements == native_before + 1
+        cursor = simple.execute("SELECT 4 AS a2")
+        assert cursor.fetchall() == [(4,)] and cursor.description[0].name == "a2"
+        assert _stats(agent).native_statements == native_before + 1
+    agent.flush_audit()
+    statements = Counter(
+        statement
+        for (_, statement, *_), n in _events(control_plane, before).items()
+        for _ in range(n)
+    )
+    assert statements["SELECT $1 AS a1"] == 3 and statements["SELECT $1 AS a2"] == 1
