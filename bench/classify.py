@@ -310,7 +310,9 @@ def generalisation(
         tables = held_out_columns(
             args.heldout_rows, mode, locales, chinook=not development, mimesis_locales=mimesis
         )
-        losing += score_section(args, analyzer, mode, tables, _source)
+        # Errors are listed for the development set only: a held-out set's stay unread.
+        show_errors = args.show_errors and development
+        losing += score_section(args, analyzer, mode, tables, _source, show_errors)
     return losing
 
 
@@ -350,7 +352,7 @@ def score_section(
     mode: str,
     tables: Sequence[Sequence[LabelledColumn]],
     group: Callable[[LabelledColumn], str],
-    show_errors: bool | None = None,
+    show_errors: bool,
 ) -> list[str]:
     """Score both tools on ``tables``; print per tag, per ``group`` and the speed; returns
     the (mode, tag) pairs where Presidio wins."""
@@ -377,7 +379,7 @@ def score_section(
         f"  Warden {warden_rate:.1f} columns/s, Presidio {presidio_rate:.1f} columns/s "
         f"(x{warden_rate / presidio_rate:.1f}), classification only, same values"
     )
-    if args.show_errors if show_errors is None else show_errors:
+    if show_errors:
         _print_errors(columns, warden_pred, presidio_pred)
     return losing
 
@@ -520,7 +522,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a third of the columns, 10 values")
     parser.add_argument("--values", type=int, default=20, help="values per column for both")
     parser.add_argument("--threshold", type=float, default=0.7, help="Warden auto-tag threshold")
-    parser.add_argument("--show-errors", action="store_true", help="list misclassified columns")
+    parser.add_argument(
+        "--show-errors",
+        action="store_true",
+        help="list misclassified columns (tuning and development data only)",
+    )
     parser.add_argument(
         "--seed",
         type=int,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import cast
 
 from agent import relay_core
@@ -27,6 +28,9 @@ from agent.mysql.login import Login
 from agent.mysql.relay import PacketRelay
 
 log = logging.getLogger("agent.mysql.session")
+# Seconds from the connection to a finished login (MySQL's connect_timeout is 10; the agent
+# also asks the control plane and logs in upstream).
+LOGIN_TIMEOUT = 30.0
 
 
 class MySqlSession(Login, Commands):
@@ -34,9 +38,19 @@ class MySqlSession(Login, Commands):
 
     async def run(self) -> None:
         try:
-            if await self._login():
+            # MySQL's connect_timeout: a client that stalls in its login (a half-sent packet,
+            # a TLS hello that never comes) does not hold a connection for ever.
+            async with asyncio.timeout(LOGIN_TIMEOUT):
+                logged_in = await self._login()
+            if logged_in:
                 await self._relay()
-        except (asyncio.IncompleteReadError, ConnectionError, p.ProtocolError) as exc:
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            p.ProtocolError,
+            ssl.SSLError,  # a TLS handshake that failed (a scanner, a client's wrong hello)
+            TimeoutError,
+        ) as exc:
             log.debug("session ended: %r", exc)
         finally:
             self._cursors_closed()  # rows their FETCHes sent are audited all the same

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from typing import Any, cast
 
 from agent import relay_core
@@ -22,7 +23,7 @@ from agent.postgres.backend import BackendHandlers
 from agent.postgres.frontend import ClientHandlers
 from agent.postgres.messages import TERMINATE
 from agent.postgres.relay import Relay
-from agent.postgres.startup import Startup
+from agent.postgres.startup import AUTHENTICATION_TIMEOUT, Startup
 from agent.postgres.state import ClientGone, SessionRefused
 
 log = logging.getLogger("agent.session")
@@ -34,11 +35,23 @@ class Session(Startup, ClientHandlers, BackendHandlers):
     async def run(self) -> None:
         metrics = self.agent.metrics
         try:
-            accepted = await self._startup()
-        except (ConnectionError, asyncio.IncompleteReadError, codec.ProtocolError, ClientGone):
+            # PostgreSQL's authentication_timeout: a client that stalls before its session
+            # starts (a lone byte, a half-sent hello) does not hold a connection for ever.
+            async with asyncio.timeout(AUTHENTICATION_TIMEOUT):
+                accepted = await self._startup()
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            codec.ProtocolError,
+            ClientGone,
+            ssl.SSLError,  # a TLS handshake that failed (a scanner, a client's wrong hello)
+            TimeoutError,
+        ):
             accepted = False
         if not accepted:
             metrics.connections_total.labels("rejected").inc()
+            if self.upstream is not None:  # a login stopped after the upstream connected
+                self.upstream.close()
             await self._close_client()
             return
         metrics.connections_total.labels("accepted").inc()

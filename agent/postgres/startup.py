@@ -21,6 +21,8 @@ from agent.verdicts import Identity
 _UNPACK_INT = struct.Struct("!i").unpack_from
 _MAX_PASSWORD_MESSAGE = 65535 + 4  # PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, plus the length
 _PASSWORD_TIMEOUT = 60.0  # PostgreSQL's authentication_timeout default
+# The whole startup (TLS, login, upstream connection), as PostgreSQL's authentication_timeout.
+AUTHENTICATION_TIMEOUT = 60.0
 
 
 class Startup(SessionState):
@@ -37,13 +39,20 @@ class Startup(SessionState):
     async def _startup(self) -> bool:
         first = await self.reader.readexactly(4)
         head: bytes | None = first
-        if first[0] == codec.TLS_HANDSHAKE:
+        direct = first[0] == codec.TLS_HANDSHAKE
+        if direct:
             if not await self._direct_tls(first):
                 return False
             head = None
         while True:
             code, body = await self._read_startup(head)
             head = None
+            if code == codec.SSL_REQUEST and direct:
+                # PostgreSQL 17 answers an SSLRequest inside direct TLS with N (TLS is up)
+                # and reads on; a second one is an unsupported protocol, as below.
+                self.writer.write(b"N")
+                direct = False
+                continue
             if code == codec.SSL_REQUEST and not self._tls():
                 if self.agent.ssl_context is not None:
                     if buffered_bytes(self.reader):  # sent before the answer: not from libpq
@@ -65,16 +74,17 @@ class Startup(SessionState):
             if code == codec.CANCEL_REQUEST:
                 await self._cancel(body)
                 return False
-            if code != codec.PROTOCOL_3_0:  # a second SSLRequest too, as PostgreSQL
+            if code != codec.PROTOCOL_3_0:  # an SSLRequest inside TLS too, as PostgreSQL
                 self._fatal("0A000", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}")
                 return False
             return await self._login(codec.parse_startup_params(body))
 
     async def _direct_tls(self, client_hello_start: bytes) -> bool:
         """PostgreSQL 17's direct TLS (libpq's ``sslnegotiation=direct``): the connection opens
-        with a TLS ClientHello instead of an SSLRequest.  As PostgreSQL does, it must negotiate
+        with a TLS ClientHello instead of an SSLRequest.  As in PostgreSQL, it must negotiate
         ALPN "postgresql", so a TLS connection meant for another protocol (an HTTPS client sent
-        here by mistake or by an attacker) is never read as this one."""
+        here by mistake or by an attacker) is never read as this one; PostgreSQL closes such a
+        connection with the reason in its log only, the agent also tells the client (08P01)."""
         if self.agent.ssl_context is None:
             # PostgreSQL closes such a connection without an answer: the client reads TLS
             # records, a plaintext error would be garbage to it.

@@ -7,13 +7,16 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from agent.postgres import session as session_module
 from agent.testing import self_signed_certificate
+from tests.agent.conftest import wait_for
 
 STARTUP_PARAMS = b"user\0alice\0database\0shop\0\0"
 STARTUP = struct.pack("!ii", 8 + len(STARTUP_PARAMS), 196608) + STARTUP_PARAMS
@@ -132,7 +135,59 @@ def test_a_second_ssl_request_inside_tls_is_refused(
         raw.sendall(SSL_REQUEST)
         assert raw.recv(1) == b"S"
     with context.wrap_socket(raw) as sock:
+        if how == "direct":  # PostgreSQL 17 answers the first one inside direct TLS with N
+            sock.sendall(SSL_REQUEST)
+            assert sock.recv(1) == b"N"
         sock.sendall(SSL_REQUEST)
         answer = read_all(sock)
     assert answer[:1] == b"E" and b"C0A000\0" in answer, answer
     assert b"unsupported frontend protocol 1234.5679" in answer
+
+
+def test_an_ssl_request_inside_direct_tls_gets_n_and_the_login_goes_on(
+    agent_factory: Any, tmp_path: Path
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    running = agent_factory(tls_cert=cert, tls_key=key)
+    with tls_client(running.port, ["postgresql"]) as sock:
+        sock.sendall(SSL_REQUEST)
+        assert sock.recv(1) == b"N"
+        sock.sendall(STARTUP)
+        assert sock.recv(4096)[:1] == b"R"  # an authentication request: the login goes on
+
+
+def rejected(running: Any) -> float:
+    return float(running.agent.metrics.connections_total.labels("rejected")._value.get())
+
+
+def test_a_failed_tls_handshake_is_a_rejected_connection(
+    agent_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TLS record that is no ClientHello (a scanner): the handshake fails, the connection
+    closes and counts as rejected; before, the error escaped the session unhandled."""
+    cert, key = self_signed_certificate(tmp_path)
+    running = agent_factory(tls_cert=cert, tls_key=key)
+    before = rejected(running)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+        sock.sendall(b"\x16\x03\x01\x00\x08notahelo")
+        assert read_all(sock)[:1] != b"E"  # closed (a TLS alert at most), never a session
+    wait_for(lambda: rejected(running) == before + 1)
+    assert "Unhandled exception" not in caplog.text
+    assert "Task exception was never retrieved" not in caplog.text
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x16", b"\x00\x00\x00\x08\x04"])
+def test_a_client_that_stalls_before_its_session_starts_is_closed(
+    agent_factory: Any, monkeypatch: pytest.MonkeyPatch, sent: bytes
+) -> None:
+    """PostgreSQL's authentication_timeout: nothing, a lone TLS byte, half a startup packet,
+    then silence; the agent closes the connection when the time is up (0.5 s here)."""
+    monkeypatch.setattr(session_module, "AUTHENTICATION_TIMEOUT", 0.5)
+    running = agent_factory()
+    before = rejected(running)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+        sock.sendall(sent)
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the agent, not by this client's 10 s timeout
+        assert time.monotonic() - started < 5
+    wait_for(lambda: rejected(running) == before + 1)

@@ -363,18 +363,22 @@ def test_a_closed_clients_socket_number_taken_by_another_connection_gets_nothing
         getattr(client, end)()
         for _ in range(3):
             await asyncio.sleep(0)  # the loop closes the socket
-        other = socket.create_connection(listener.getsockname())
-        other_end, _ = listener.accept()
-        assert number in (other.fileno(), other_end.fileno())  # the number is someone else's
+        # New connections until one gets the number (a lower one freed meanwhile, by another
+        # test's threads in this process, is taken first).
+        others: list[socket.socket] = []
+        while number not in [sock.fileno() for sock in others] and len(others) < 64:
+            others.append(socket.create_connection(listener.getsockname()))
+            others.append(listener.accept()[0])
+        assert number in [sock.fileno() for sock in others]  # the number is someone else's
         with contextlib.suppress(Exception):
             to_client.data_received(answer)
         await asyncio.sleep(0.1)
         leaked = b""
-        for sock in (other, other_end):
+        for sock in others:
             sock.setblocking(False)
             with contextlib.suppress(BlockingIOError):
                 leaked += sock.recv(65536)
-        for sock in (listener, peer, other, other_end):
+        for sock in (listener, peer, *others):
             sock.close()
         return leaked
 
