@@ -217,13 +217,24 @@ def test_many_rows_stream_through(agent: Any) -> None:
 def test_terminate_closes_the_upstream_connection(agent: Any, pg_database: str) -> None:
     conn = agent.connect("root")
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    conn.close()
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname=pg_database) as admin:
+    # autocommit: pg_stat_activity is read once per transaction (a backend still there at
+    # the first read stayed there for every later read of one transaction: the old flake).
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname=pg_database, autocommit=True
+    ) as admin:
+        # The backend is this pid started at this time: a pid the kernel hands out again
+        # (pid_max is 32768 here) is another backend.
+        started = admin.execute(
+            "SELECT backend_start FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()[0]
+        conn.close()
         deadline = time.monotonic() + 10  # a loaded machine ends backends slowly
         while alive := admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
-        ).fetchone()[0]:
+            "SELECT state, query, backend_type FROM pg_stat_activity"
+            " WHERE pid = %s AND backend_start = %s",
+            (pid, started),
+        ).fetchone():
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-    assert not alive
+    assert alive is None, f"the session's backend is still there: {alive}"
