@@ -1,0 +1,93 @@
+"""Opaque columns of people and vendor tables as other countries write them: postal codes
+that also parse as phone numbers, record numbers that only look like postcodes, and
+catalogue columns (products, job titles) that the English model reads as names or firms.
+
+Pure Python like test_context.py: the classifier sees a table's columns together.
+"""
+
+from __future__ import annotations
+
+import random
+
+from classification.classifier import classify_columns
+from classification.detectors.base import ColumnSample, TagSuggestion
+
+THRESHOLD = 0.7
+
+
+def table(columns: list[list[str]]) -> list[ColumnSample]:
+    return [
+        ColumnSample(name=f"c{i}", data_type="text", values=values, table="t4")
+        for i, values in enumerate(columns)
+    ]
+
+
+def tags(suggestions: list[TagSuggestion]) -> set[str]:
+    return {s.tag for s in suggestions if s.confidence >= THRESHOLD}
+
+
+STREETS_BR = [
+    "Rua das Flores 120",
+    "Avenida Paulista 1578",
+    "Rua Augusta 45",
+    "Alameda Santos 900",
+    "Rua Oscar Freire 310",
+    "Avenida Brasil 2200",
+    "Rua XV de Novembro 88",
+    "Rua da Consolação 1500",
+    "Avenida Atlântica 1702",
+    "Rua Direita 12",
+]
+CITIES_BR = [
+    "São Paulo",
+    "Rio de Janeiro",
+    "Belo Horizonte",
+    "Curitiba",
+    "Porto Alegre",
+    "Salvador",
+    "Recife",
+    "Fortaleza",
+    "Campinas",
+    "Florianópolis",
+]
+
+
+def test_brazilian_postal_codes_beside_an_address_are_not_phone_numbers() -> None:
+    # "01310-200" also reads as a German number (area code 01310): every code in Brazil's
+    # five-dash-three layout beside a street and a town is a CEP
+    rng = random.Random(3)
+    codes = [f"{rng.randint(1000, 99999):05d}-{rng.randint(0, 999):03d}" for _ in range(20)]
+    streets, cities = (rng.choices(pool, k=20) for pool in (STREETS_BR, CITIES_BR))
+    found = classify_columns(table([streets, codes, cities]))
+    assert tags(found[1]) == {"PII.PostalCode"}
+    assert found[1][0].evidence["context"]["country"] == "BR"
+
+
+def test_phone_numbers_of_several_lengths_beside_an_address_stay_phone_numbers() -> None:
+    rng = random.Random(5)
+    phones = [
+        f"0{rng.choice(['30', '89', '221', '6221', '35204'])}-{rng.randint(10**5, 10**8)}"
+        for _ in range(20)
+    ]
+    streets, cities = (rng.choices(pool, k=20) for pool in (STREETS_BR, CITIES_BR))
+    found = classify_columns(table([streets, phones, cities]))
+    assert tags(found[1]) == {"PII.Phone"}
+
+
+def test_seven_digit_record_numbers_away_from_the_address_are_not_postcodes() -> None:
+    # "7369432" is Japan's "736-9432" without its dash, but so is any patient number: bare
+    # digits need the column beside the address, where schemas keep the postcode
+    rng = random.Random(7)
+    numbers = [f"{rng.randint(0, 9_999_999):07d}" for _ in range(20)]
+    streets, cities = (rng.choices(pool, k=20) for pool in (STREETS_BR, CITIES_BR))
+    blood = rng.choices(["A+", "B-", "O+", "AB-"], k=20)
+    found = classify_columns(table([numbers, blood, streets, cities]))
+    assert "PII.PostalCode" not in tags(found[0])
+
+
+def test_japanese_postcodes_stored_without_their_dash_beside_the_address_still_count() -> None:
+    rng = random.Random(7)
+    codes = [f"{rng.randint(100, 999)}{rng.randint(0, 9999):04d}" for _ in range(20)]
+    streets, cities = (rng.choices(pool, k=20) for pool in (STREETS_BR, CITIES_BR))
+    found = classify_columns(table([streets, codes, cities]))
+    assert "PII.PostalCode" in tags(found[1])
