@@ -91,3 +91,100 @@ def test_japanese_postcodes_stored_without_their_dash_beside_the_address_still_c
     streets, cities = (rng.choices(pool, k=20) for pool in (STREETS_BR, CITIES_BR))
     found = classify_columns(table([streets, codes, cities]))
     assert "PII.PostalCode" in tags(found[1])
+
+
+# --- towns beside an address -----------------------------------------------------------
+
+STREETS_VN = ["12 Lê Lợi", "45 Trần Hưng Đạo", "7 Nguyễn Huệ", "88 Hai Bà Trưng", "3 Lý Thái Tổ"]
+TOWNS_VN = [
+    "Vũng Tàu",
+    "Sóc Trăng",
+    "Long Xuyên",
+    "Biên Hòa",
+    "Mỹ Tho",
+    "Quy Nhơn",
+    "Vinh",
+    "Thanh Hóa",
+    "Tân Uyên",
+    "An Nhơn",
+]
+FULL_NAMES_VN = [
+    "Nguyễn Văn An",
+    "Trần Thị Lan",
+    "Lê Minh Tuấn",
+    "Phạm Thu Hà",
+    "Hoàng Đức Anh",
+    "Vũ Thị Mai",
+    "Đặng Quốc Bảo",
+    "Bùi Thanh Hương",
+]
+
+
+def test_vietnamese_towns_beside_an_address_are_places_not_people() -> None:
+    # made of the syllables of given names, which the English model reads as PERSON
+    rng = random.Random(11)
+    found = classify_columns(table([rng.choices(STREETS_VN, k=20), rng.choices(TOWNS_VN, k=20)]))
+    assert tags(found[1]) == {"PII.Location"}
+
+
+def test_vietnamese_full_names_beside_an_address_stay_people() -> None:
+    rng = random.Random(11)
+    found = classify_columns(
+        table([rng.choices(STREETS_VN, k=20), rng.choices(FULL_NAMES_VN, k=20)])
+    )
+    assert tags(found[1]) == {"PII.PersonName"}
+
+
+def test_swiss_towns_the_gazetteer_knows_are_not_also_people() -> None:
+    # the English model reads Chur, Schwyz, Arbon as PERSON half of the time
+    towns = [
+        "Nyon",
+        "Illnau-Effretikon",
+        "Schwyz",
+        "Chur",
+        "Baden",
+        "Grenchen",
+        "Arbon",
+        "Wädenswil",
+        "Rheinfelden",
+        "Muri bei Bern",
+        "Grenchen",
+        "Mendrisio",
+        "Montreux",
+        "Wädenswil",
+        "Zürich",
+    ]
+    found = classify_columns(table([[f"W-{i}" for i in range(15)], towns]))
+    assert tags(found[1]) == {"PII.Location"}
+
+
+def test_zulu_town_names_with_their_class_prefix_beside_an_address_are_places() -> None:
+    # eKapa (Cape Town), uTshwane, umGungundlovu: not in the gazetteer, written in lower case
+    towns = [
+        "Stellenbosch",
+        "uTshwane",
+        "eKapa",
+        "Polokwane",
+        "Stellenbosch",
+        "Kimberley",
+        "Stellenbosch",
+        "Rustenburg",
+        "Stellenbosch",
+        "Pretoria",
+        "umGungundlovu",
+        "eGoli",
+        "Bloemfontein",
+        "eGoli",
+        "umGungundlovu",
+    ]
+    streets = ["12 Long Street", "5 Church Street", "88 Main Road", "3 Voortrekker Road"]
+    found = classify_columns(table([random.Random(4).choices(streets, k=15), towns]))
+    assert tags(found[1]) == {"PII.Location"}
+
+
+def test_lower_case_words_beside_an_address_are_not_places() -> None:
+    words = ["eBay", "iPhone", "emails", "umbrella", "kwanza", "orders", "items", "ukulele"]
+    streets = ["12 Long Street", "5 Church Street", "88 Main Road", "3 Voortrekker Road"]
+    rng = random.Random(4)
+    found = classify_columns(table([rng.choices(streets, k=20), rng.choices(words, k=20)]))
+    assert "PII.Location" not in tags(found[1])
