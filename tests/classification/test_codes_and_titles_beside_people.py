@@ -188,3 +188,49 @@ def test_lower_case_words_beside_an_address_are_not_places() -> None:
     rng = random.Random(4)
     found = classify_columns(table([rng.choices(streets, k=20), rng.choices(words, k=20)]))
     assert "PII.Location" not in tags(found[1])
+
+
+# --- legal forms the ELF list does not have ----------------------------------------------
+
+GEORGIAN_FIRMS = [
+    "შპს სოფო",
+    "შპს კოპაძე-კოპაძე",
+    "სს ჯავახი სტუდია",
+    "ააიპ უჩა",
+    "სს ლიქოკელი ჯგუფი",
+    "ააიპ ზინა",
+    "შპს ბერიძე",
+    "სპს გელაშვილი და ძმები",
+]
+GEORGIAN_PEOPLE = [
+    "გიორგი ბერიძე",
+    "ნინო კაპანაძე",
+    "დავით გელაშვილი",
+    "მარიამ ლომიძე",
+    "ლევან ჯავახიშვილი",
+    "თამარ მაისურაძე",
+    "ზურაბ კვარაცხელია",
+]
+
+
+def test_georgian_firms_with_their_legal_forms_are_organisations() -> None:
+    rng = random.Random(6)
+    found = classify_columns(
+        table([rng.choices(GEORGIAN_PEOPLE, k=15), rng.choices(GEORGIAN_FIRMS, k=15)])
+    )
+    assert "PII.Organization" in tags(found[1])
+    assert "PII.Organization" not in tags(found[0])
+
+
+def test_vietnamese_firms_written_cty_are_organisations() -> None:
+    firms = [
+        "Cty TNHH Lâm",
+        "Cty Nguyễn",
+        "Cty CP Minh Phát",
+        "Cty TNHH Vương",
+        "Cty Đỗ",
+        "Cty TNHH Hoàng Long",
+        "Cty Trần",
+    ]
+    found = classify_columns(table([random.Random(6).choices(firms, k=15)]))
+    assert tags(found[0]) == {"PII.Organization"}
