@@ -234,3 +234,76 @@ def test_vietnamese_firms_written_cty_are_organisations() -> None:
     ]
     found = classify_columns(table([random.Random(6).choices(firms, k=15)]))
     assert tags(found[0]) == {"PII.Organization"}
+
+
+# --- Latvian names, inflected ------------------------------------------------------------
+
+LATVIAN_GIVEN = [
+    "Ermīns",
+    "Oļģerts",
+    "Armīns",
+    "Emīls",
+    "Boļeslavs",
+    "Ēriks",
+    "Luīze",
+    "Rūdolfs",
+    "Līvija",
+    "Lūcija",
+    "Rūta",
+    "Edgars",
+]
+LATVIAN_FAMILY = [
+    "Freimane",
+    "Kalējs",
+    "Putniņš",
+    "Petrovskis",
+    "Bērziņš",
+    "Kalniņa",
+    "Ozoliņš",
+    "Liepiņa",
+    "Krūmiņš",
+    "Vītola",
+    "Strautiņa",
+    "Teicāne",
+]
+LATVIAN_TOWNS = [
+    "Valka",
+    "Tukums",
+    "Viļāni",
+    "Cesvaine",
+    "Durbe",
+    "Ķegums",
+    "Sabile",
+    "Bauska",
+    "Aknīste",
+    "Līvāni",
+    "Rīga",
+    "Lielvārde",
+]
+
+
+def test_latvian_given_and_family_names_in_their_inflected_forms_are_names() -> None:
+    # Emīls is Emil with the masculine -s, Kalniņa the feminine of Kalniņš
+    rng = random.Random(8)
+    ward = [f"W-{rng.randint(1, 40)}" for _ in range(15)]
+    found = classify_columns(
+        table([ward, rng.choices(LATVIAN_GIVEN, k=15), rng.choices(LATVIAN_FAMILY, k=15)])
+    )
+    assert tags(found[1]) == {"PII.PersonName"} and tags(found[2]) == {"PII.PersonName"}
+
+
+def test_latvian_towns_and_words_are_not_inflected_names() -> None:
+    rng = random.Random(8)
+    words = [
+        "Datoru",
+        "Rūpniecības",
+        "Apģerba",
+        "Rotaļlietu",
+        "Zīdaiņu",
+        "Skaistuma",
+        "Spēļu",
+        "Dārzkopības",
+        "Bakaleja",
+    ]
+    found = classify_columns(table([rng.choices(LATVIAN_TOWNS, k=15), rng.choices(words, k=15)]))
+    assert "PII.PersonName" not in tags(found[0]) | tags(found[1])
