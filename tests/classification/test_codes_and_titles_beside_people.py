@@ -307,3 +307,85 @@ def test_latvian_towns_and_words_are_not_inflected_names() -> None:
     ]
     found = classify_columns(table([rng.choices(LATVIAN_TOWNS, k=15), rng.choices(words, k=15)]))
     assert "PII.PersonName" not in tags(found[0]) | tags(found[1])
+
+
+# --- job titles ----------------------------------------------------------------------
+
+TITLES = {
+    "en": [
+        "Corporate Program Planner",
+        "District Response Administrator",
+        "National Research Facilitator",
+        "Corporate Communications Executive",
+        "Dynamic Mobility Producer",
+        "Principal Web Coordinator",
+        "Global Data Analyst",
+        "Regional Interactions Orchestrator",
+        "Forward Web Assistant",
+        "Regional Operations Strategist",
+        "Central Optimization Strategist",
+        "Investor Division Executive",
+        "Future Data Coordinator",
+        "Human Security Director",
+    ],
+    "el": [
+        "Senior Τακτική Συντονιστή",
+        "Επενδυτής Έρευνα Εκπρόσωπος",
+        "Senior Τακτική Συντονιστής",
+        "Εταιρείες Ταυτότητα Παραγωγός",
+        "Πελάτης Υποδομή Ειδικός",
+        "Πελάτης Λύσεις Συνεργάτης",
+        "Κύριος Επικοινωνίες Εκπρόσωπος",
+        "Πελάτης Ποιότητα Επόπτης",
+        "Senior Εφαρμογή Τεχνικός",
+        "Κύριος Μετρήσεις Συνεργάτης",
+        "Senior Βελτιστοποίηση Συντονιστή",
+    ],
+    "pt": [
+        "Legado Marca Gerente",
+        "Regional Criativo Executivo",
+        "Futuro Criativo Analista",
+        "Produto Marca Representante",
+        "Produto Aplicações Produtor",
+        "Líder Soluções Engenheiro",
+        "Cliente Funcionalidade Planejador",
+        "Cliente Identidade Engenheiro",
+        "Produto Intranet Gerente",
+        "Cliente Comunicações Facilitador",
+    ],
+}
+PEOPLE = [
+    "Anna Müller",
+    "Jonas Weber",
+    "Lea Schneider",
+    "Paul Fischer",
+    "Mia Bauer",
+    "Felix Wagner",
+    "Emma Becker",
+]
+
+
+def test_job_titles_are_neither_people_nor_firms() -> None:
+    # the English model reads them as PERSON or ORG: titles of one role noun each
+    for titles in TITLES.values():
+        rng = random.Random(12)
+        found = classify_columns(table([rng.choices(PEOPLE, k=15), rng.choices(titles, k=15)]))
+        assert "PII.PersonName" in tags(found[0])
+        assert not tags(found[1]) & {"PII.PersonName", "PII.Organization"}, titles[0]
+
+
+def test_firms_and_people_with_role_words_nearby_stay_firms_and_people() -> None:
+    firms = [
+        "Müller Consulting GmbH",
+        "Agentur Schmidt GmbH",
+        "Bauer Architekten AG",
+        "Weber & Partner KG",
+        "Schneider Technik GmbH",
+        "Fischer Beratung AG",
+    ]
+    rng = random.Random(12)
+    firms_found, people_found = classify_columns(
+        table([rng.choices(firms, k=15), rng.choices(PEOPLE, k=15)])
+    )
+    assert "PII.Organization" in tags(firms_found)
+    assert "PII.PersonName" in tags(people_found)
