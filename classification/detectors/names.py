@@ -379,6 +379,17 @@ def _full_names_in_own_script(column: PreparedColumn, counts: dict[str, int]) ->
     ]
 
 
+def _compound_given_names(column: PreparedColumn) -> int:
+    """Given names of two given names (Francisco Javier, María Fernanda, Luis Fernando), as
+    Spanish and Portuguese speakers carry them in a given-name column."""
+    return sum(
+        1
+        for text in column.texts[:100]
+        if value_kind(text) == "full"
+        and all(value_kind(token) == "first" for token in text.split())
+    )
+
+
 def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     if column.type_family not in ("text", "json") or not column.texts:
         return []
@@ -392,12 +403,16 @@ def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     matched = counts["first"] + counts["last"] + counts["full"]
     if matched < NAME_SHARE * read:
         return _full_names_in_own_script(column, counts)
-    strong = counts["first"] >= FIRST_NAME_SHARE * read or counts["full"] >= NAME_SHARE * read
+    given = counts["first"] >= FIRST_NAME_SHARE * read or (
+        counts["first"] >= 0.5 * read
+        and counts["first"] + _compound_given_names(column) >= FIRST_NAME_SHARE * read
+    )
+    strong = given or counts["full"] >= NAME_SHARE * read
     # Places and organisations reuse surnames (Paris, Lincoln): NER breaks the tie. Not for a
     # column of common first names: the English model reads a lone foreign given name
     # (Grzegorz, Katarīna) as a place as often as a person, and no place list is that common.
     if (
-        not (counts["first"] >= FIRST_NAME_SHARE * read)
+        not given
         and column.ner_ran
         and column.entity_share("GPE", "LOC", "ORG") > max(0.5, column.entity_share("PERSON"))
     ):

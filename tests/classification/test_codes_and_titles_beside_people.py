@@ -389,3 +389,50 @@ def test_firms_and_people_with_role_words_nearby_stay_firms_and_people() -> None
     )
     assert "PII.Organization" in tags(firms_found)
     assert "PII.PersonName" in tags(people_found)
+
+
+# --- compound given names ------------------------------------------------------------
+
+
+def test_given_names_of_two_given_names_are_still_a_given_name_column() -> None:
+    given = [
+        "Francisco Javier",
+        "Mauricio",
+        "Mateo",
+        "Paola",
+        "Hugo",
+        "Guillermina",
+        "Matías",
+        "Diego",
+        "María Fernanda",
+        "Xochitl",
+        "Benjamín",
+        "Luis Fernando",
+        "Elizabeth",
+        "María Guadalupe",
+        "Xochitl",
+    ]
+    found = classify_columns(table([[f"W-{i}" for i in range(15)], given]))
+    assert tags(found[1]) == {"PII.PersonName"}
+
+
+def test_mexican_towns_named_after_saints_are_not_given_names() -> None:
+    towns = [
+        "San Luis Potosí",
+        "Santa Rosalía",
+        "Ciudad Victoria",
+        "San Andrés Tuxtla",
+        "Santa Catarina",
+        "Ciudad Guzmán",
+        "San Felipe",
+        "Villa Victoria",
+        "Orizaba",
+        "Ensenada",
+        "Mazatlán",
+        "La Paz",
+        "Chignahuapan",
+        "Toluca",
+        "Celaya",
+    ]
+    found = classify_columns(table([[f"W-{i}" for i in range(15)], towns]))
+    assert "PII.PersonName" not in tags(found[1])
