@@ -436,3 +436,13 @@ def test_mexican_towns_named_after_saints_are_not_given_names() -> None:
     ]
     found = classify_columns(table([[f"W-{i}" for i in range(15)], towns]))
     assert "PII.PersonName" not in tags(found[1])
+
+
+def test_local_phone_numbers_beside_an_address_stay_phone_numbers() -> None:
+    # "337-9325" fits Japan's postcode layout too, but ends in a phone's group of four
+    rng = random.Random(1)
+    phones = [f"{rng.randint(200, 999)}-{rng.randint(0, 9999):04d}" for _ in range(20)]
+    streets = ["12 Long Street", "5 Church Street", "88 Main Road", "3 Oak Avenue"]
+    cities = ["Springfield", "Columbus", "Dayton", "Toledo", "Akron"]
+    found = classify_columns(table([rng.choices(streets, k=20), phones, rng.choices(cities, k=20)]))
+    assert "PII.Phone" in tags(found[1])

@@ -10,6 +10,7 @@ rows' countries are not postal codes, whatever else they sit next to.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -133,6 +134,16 @@ def _postal_by_country(
     return None
 
 
+_LAST_GROUP = re.compile(r"[ -](\d+)$")
+
+
+def _unlike_a_phone(code: str) -> bool:
+    """Written in groups whose last is not four digits ("01310-200", "2110-092"): local
+    phone numbers end in a group of four ("555-1234", "2505-4254"), so those stay phones."""
+    last = _LAST_GROUP.search(code)
+    return last is not None and len(last.group(1)) != 4
+
+
 def _next_to(
     position: int, table: Sequence[PreparedColumn], places: Sequence[PreparedColumn]
 ) -> bool:
@@ -156,7 +167,7 @@ def _postal_by_place(
         for country in LONE_POSTAL_COUNTRIES:
             fits = sum(1 for code in codes if postal_fits(code, country, stored_bare=stored_bare))
             if fits >= 0.95 * len(codes):
-                separated = not stored_bare and all(not code.isalnum() for code in codes)
+                separated = not stored_bare and all(_unlike_a_phone(code) for code in codes)
                 return context_finding(
                     "PII.PostalCode",
                     "one country's postal format next to an address or city",
