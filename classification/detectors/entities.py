@@ -28,6 +28,7 @@ from .base import (
     without_type_prefix,
 )
 from .health import is_free_text
+from .job_titles import job_title_column
 from .legal_forms import has_elf_form
 
 _NAME_WORD = r"[^\W\d_][^\W\d_'\u2019.-]*"
@@ -383,7 +384,7 @@ def _shaped(text: str, min_len: int = 2) -> bool:
 
 
 def detect_person_name(column: PreparedColumn) -> list[Finding]:
-    if not column.ner_ran:
+    if not column.ner_ran or job_title_column(column):
         return []
     firms = _firm_count(column) >= FIRM_COLUMN_SHARE * max(len(column.entity_labels), 1)
     # Firms' names with legal forms in lower-case words read as prose, but are names
@@ -480,7 +481,7 @@ def detect_location(column: PreparedColumn) -> list[Finding]:
 
 
 def detect_organization(column: PreparedColumn) -> list[Finding]:
-    if not column.ner_ran or _gendered_titles(column):
+    if not column.ner_ran or _gendered_titles(column) or job_title_column(column):
         return []
     hinted = _hints(column)["organization"]
     legal = _firm_count(column)

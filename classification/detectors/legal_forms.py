@@ -55,10 +55,18 @@ def _active_forms() -> list[dict[str, str]]:
         return [row for row in csv.DictReader(handle) if row["ELF Status ACTV/INAC"] == "ACTV"]
 
 
+# Where the ELF list is silent: Georgia is not in it (the Law on Entrepreneurs' შპს, LLC;
+# სს, JSC; სპს, general partnership; კს, limited partnership; and the Civil Code's ააიპ,
+# non-entrepreneurial legal entity: Georgian has no capitals, so the two-letter rule for
+# other scripts cannot see them), and Vietnamese writes công ty (company) as "Cty".
+_MISSING_ABBREVIATIONS = frozenset({"შპს", "სს", "სპს", "კს", "ააიპ"})
+_MISSING_STARTS = frozenset({"cty"})
+
+
 @functools.cache
 def elf_terms() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """(abbreviations, short local names, shared leading words) of every legal form."""
-    abbreviations: set[str] = set()
+    abbreviations: set[str] = set(_MISSING_ABBREVIATIONS)
     names: set[str] = set()
     starts: Counter[tuple[str, str]] = Counter()
     for row in _active_forms():
@@ -78,6 +86,7 @@ def elf_terms() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
             if len(words) > size and len(" ".join(words[:size])) >= 4:
                 starts[(country, " ".join(words[:size]))] += 1
     shared = {start for (_, start), count in starts.items() if count >= SHARED_START_FORMS}
+    shared |= _MISSING_STARTS
     return frozenset(abbreviations), frozenset(names), frozenset(shared)
 
 

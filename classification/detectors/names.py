@@ -105,6 +105,9 @@ def _entry(token: str) -> list[int] | None:
             char for char in unicodedata.normalize("NFKD", key) if not unicodedata.combining(char)
         )
         entry = index.get(folded) if folded != key and folded.isascii() else None
+    if _LATVIAN_LETTERS.search(key):
+        latvian = _latvian_entry(key)
+        entry = entry if latvian is None else _merged(entry, latvian)
     if (entry is None or not all(entry)) and not _is_latin(token):
         # The entry in the name's own script is often one-sided (रोहन listed as a surname
         # only): the Latin spelling's ranks complete it.
@@ -116,6 +119,36 @@ def _entry(token: str) -> list[int] | None:
                 if latin is not None:
                     entry = _merged(entry, latin)
     return entry
+
+
+# Letters only Latvian writes among the languages written in Latin letters
+_LATVIAN_LETTERS = re.compile("[āēīūģķļņ]")
+# Latvian inflects names: a man's ends in -s, -š, -is or -us (Rūdolfs, Emīls, Bērziņš), a
+# woman's surname in -a or -e where his ends in -s, -š or -is (Strautiņa, Freimane). The
+# resource lists most of them in their European base form (Rudolf, Emil) or only in the
+# other gender's.
+_LATVIAN_ENDINGS = ("is", "us", "s", "š", "a", "e")
+_LATVIAN_OTHER_GENDER = ("s", "š", "is", "a", "e")
+
+
+def _latvian_entry(key: str) -> list[int] | None:
+    """The entry of an inflected Latvian name's base form, or its other gender's form."""
+    index = name_index()
+    for ending in _LATVIAN_ENDINGS:
+        if not key.endswith(ending) or len(key) - len(ending) < 3:
+            continue
+        stem = key[: -len(ending)]
+        for other in ("", *_LATVIAN_OTHER_GENDER):
+            candidate = _folded(stem + other)
+            if candidate != key and candidate in index:
+                return index[candidate]
+    return None
+
+
+def _folded(key: str) -> str:
+    return "".join(
+        char for char in unicodedata.normalize("NFKD", key) if not unicodedata.combining(char)
+    )
 
 
 def _merged(entry: list[int] | None, other: list[int]) -> list[int]:
@@ -346,6 +379,17 @@ def _full_names_in_own_script(column: PreparedColumn, counts: dict[str, int]) ->
     ]
 
 
+def _compound_given_names(column: PreparedColumn) -> int:
+    """Given names of two given names (Francisco Javier, María Fernanda, Luis Fernando), as
+    Spanish and Portuguese speakers carry them in a given-name column."""
+    return sum(
+        1
+        for text in column.texts[:100]
+        if value_kind(text) == "full"
+        and all(value_kind(token) == "first" for token in text.split())
+    )
+
+
 def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     if column.type_family not in ("text", "json") or not column.texts:
         return []
@@ -359,12 +403,16 @@ def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     matched = counts["first"] + counts["last"] + counts["full"]
     if matched < NAME_SHARE * read:
         return _full_names_in_own_script(column, counts)
-    strong = counts["first"] >= FIRST_NAME_SHARE * read or counts["full"] >= NAME_SHARE * read
+    given = counts["first"] >= FIRST_NAME_SHARE * read or (
+        counts["first"] >= 0.5 * read
+        and counts["first"] + _compound_given_names(column) >= FIRST_NAME_SHARE * read
+    )
+    strong = given or counts["full"] >= NAME_SHARE * read
     # Places and organisations reuse surnames (Paris, Lincoln): NER breaks the tie. Not for a
     # column of common first names: the English model reads a lone foreign given name
     # (Grzegorz, Katarīna) as a place as often as a person, and no place list is that common.
     if (
-        not (counts["first"] >= FIRST_NAME_SHARE * read)
+        not given
         and column.ner_ran
         and column.entity_share("GPE", "LOC", "ORG") > max(0.5, column.entity_share("PERSON"))
     ):

@@ -117,9 +117,12 @@ def postal_format(country: str, *, relaxed: bool = False) -> re.Pattern[str] | N
     return compiled
 
 
-def postal_fits(code: str, country: str, *, relaxed: bool = False) -> bool:
+def postal_fits(
+    code: str, country: str, *, relaxed: bool = False, stored_bare: bool = True
+) -> bool:
     """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")
-    or stored without its separator ("11455" for "114 55", "13570747" for "13570-747")."""
+    or, unless ``stored_bare`` is False, stored without its separator ("11455" for "114 55",
+    "13570747" for "13570-747")."""
     pattern = postal_format(country, relaxed=relaxed)
     if pattern is None:
         return False
@@ -132,8 +135,12 @@ def postal_fits(code: str, country: str, *, relaxed: bool = False) -> bool:
     bare = without_code_label(code)
     if bare != code and pattern.fullmatch(bare):
         return True
-    return code.isdigit() and any(
-        pattern.fullmatch(f"{code[:cut]}{separator}{code[cut:]}")
-        for cut in range(2, len(code) - 1)
-        for separator in " -"
+    return (
+        stored_bare
+        and code.isdigit()
+        and any(
+            pattern.fullmatch(f"{code[:cut]}{separator}{code[cut:]}")
+            for cut in range(2, len(code) - 1)
+            for separator in " -"
+        )
     )

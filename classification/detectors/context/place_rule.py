@@ -4,6 +4,7 @@ must read most)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ..base import Finding, PreparedColumn, starts_like_name
@@ -14,6 +15,7 @@ from .rows import ROW_SHARE, Scores, context_finding, is_country_column
 
 PLACE_NER_SHARE = 0.2  # NER reads a fifth of the values as places: enough beside an address
 PLACE_GAZETTEER_SHARE = 0.3  # or the gazetteer knows three in ten (villages are not in it)
+KNOWN_TOWNS_SHARE = 0.9  # the gazetteer knows nearly all: towns, whatever names they share
 
 
 def place_rule(
@@ -24,6 +26,8 @@ def place_rule(
     One such column per address column: beside a street, the English model reads surnames
     and occupations of other languages as places too, less often than the town's names and
     more often known to the name index. The most place-like column wins."""
+    for best in scores:
+        _towns_are_not_people(best)
     anchors = [
         c
         for c, best in zip(table, scores, strict=True)
@@ -34,15 +38,24 @@ def place_rule(
     found: list[tuple[float, int, Finding]] = []
     for position, column in enumerate(table):
         best = scores[position]
-        if column in anchors or any(score >= 0.7 for score, _ in best.values()):
+        known_places = place_share(column)
+        if column in anchors or any(
+            score >= 0.7
+            and not (known_places >= KNOWN_TOWNS_SHARE and _read_by_model(tag, finding))
+            for tag, (score, finding) in best.items()
+        ):
+            # towns the gazetteer knows that the model reads as people (Vũng Tàu, Long
+            # Xuyên: Vietnamese towns are made of the syllables of given names) stay open
             continue
         ner_places = column.ner_ran and column.entity_share("GPE", "LOC") >= PLACE_NER_SHARE
-        known_places = place_share(column)
         if not ner_places and known_places < PLACE_GAZETTEER_SHARE:
             continue
         kinds = name_kinds(column)
         names = kinds["first"] + kinds["full"] + kinds["last"]
-        if kinds["first"] + kinds["full"] >= 0.5 * kinds["read"] or (
+        given = kinds["first"] + kinds["full"] >= 0.5 * kinds["read"]
+        # Vietnamese towns are all given-name syllables: a gazetteer that knows nearly
+        # every value outweighs them
+        if (given and known_places < KNOWN_TOWNS_SHARE) or (
             names >= 0.7 * kinds["read"]
             and column.entity_share("GPE", "LOC") <= column.entity_share("PERSON")
             and known_places < ROW_SHARE  # Portuguese towns are surnames too (Elvas, Macedo)
@@ -67,13 +80,42 @@ def place_rule(
         if best.get("PII.Location", (0.0,))[0] >= 0.7 and not is_country_column(column)
     )
     found.sort(key=lambda item: -item[0])
-    return [(position, finding) for _, position, finding in found[: max(0, len(anchors) - towns)]]
+    kept = found[: max(0, len(anchors) - towns)]
+    for _, position, _ in kept:
+        if _read_by_model("PII.PersonName", scores[position].get("PII.PersonName", (0, None))[1]):
+            del scores[position]["PII.PersonName"]
+    return [(position, finding) for _, position, finding in kept]
+
+
+def _read_by_model(tag: str, finding: Finding | None) -> bool:
+    """A person-name claim that rests on the English model's reading alone."""
+    return (
+        tag == "PII.PersonName"
+        and finding is not None
+        and finding.detector.startswith("spacy_ner")
+        and not finding.name_hint
+    )
+
+
+def _towns_are_not_people(best: Scores) -> None:
+    """Towns the gazetteer settles (more values only places than only names, few first
+    names) are not also people because the model reads Swiss towns (Chur, Schwyz) as PERSON."""
+    town_score, town = best.get("PII.Location", (0.0, None))
+    if town is None or town_score < 0.7 or town.detector != "gazetteer":
+        return
+    if _read_by_model("PII.PersonName", best.get("PII.PersonName", (0.0, None))[1]):
+        del best["PII.PersonName"]
+
+
+# Zulu and Xhosa write a place's noun-class prefix in lower case before the capital: eKapa
+# (Cape Town), uMhlathuze, kwaMashu, eThekwini
+_CLASS_PREFIX = re.compile(r"(?:e|u|um|kwa|o|i|ku|em)(?=[A-Z])")
 
 
 def _place_shaped(text: str) -> bool:
     return (
         2 <= len(text) <= 60
-        and starts_like_name(text)
+        and starts_like_name(_CLASS_PREFIX.sub("", text, count=1) if text[:1].islower() else text)
         and not (len(text) <= 3 and text.isupper())
         and not any(char.isdigit() for char in text)
     )

@@ -10,6 +10,7 @@ rows' countries are not postal codes, whatever else they sit next to.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -62,7 +63,7 @@ def postal_rule(
         finding = _postal_by_country(column, countries, places)
         if finding is None and not countries:
             # a country column that contradicts the codes has the last word
-            finding = _postal_by_place(column, places)
+            finding = _postal_by_place(column, places, _next_to(position, table, places))
         if finding is not None:
             finding.examples = [mask_generic(text) for text in column.texts[:3]]
             # member_no, order_ref: a name that says number or id outweighs a fitting shape
@@ -71,8 +72,12 @@ def postal_rule(
     beside = {i for i, column in enumerate(table) if column in places or column in countries}
     kept = _fewest_doubts(found, table, beside)
     for position, finding in kept:
-        if "country_column" in finding.extra["context"]:
-            # "6766-472" also parses as a local phone number; the row's country decides
+        context = finding.extra["context"]
+        if "country_column" in context or context.get("separator_as_written"):
+            # "6766-472" and "03972-523" also parse as local phone numbers (Germany's area
+            # codes start with 0); the row's country decides, or every code written in one
+            # country's separated layout beside a place: a country's phone numbers vary in
+            # length, its postal codes do not
             scores[position].pop("PII.Phone", None)
     return kept
 
@@ -129,21 +134,49 @@ def _postal_by_country(
     return None
 
 
-def _postal_by_place(column: PreparedColumn, places: Sequence[PreparedColumn]) -> Finding | None:
+_LAST_GROUP = re.compile(r"[ -](\d+)$")
+
+
+def _unlike_a_phone(code: str) -> bool:
+    """Written in groups whose last is not four digits ("01310-200", "2110-092"): local
+    phone numbers end in a group of four ("555-1234", "2505-4254"), so those stay phones."""
+    last = _LAST_GROUP.search(code)
+    return last is not None and len(last.group(1)) != 4
+
+
+def _next_to(
+    position: int, table: Sequence[PreparedColumn], places: Sequence[PreparedColumn]
+) -> bool:
+    return any(
+        0 <= beside < len(table) and table[beside] in places
+        for beside in (position - 1, position + 1)
+    )
+
+
+def _postal_by_place(
+    column: PreparedColumn, places: Sequence[PreparedColumn], next_to_place: bool
+) -> Finding | None:
+    """Codes that all fit one country's format, anywhere in a table with an address or city.
+    Digits that fit only once a separator is put back ("7369432" as Japan's "736-9432") are
+    what any seven-digit patient or order number looks like: they count only in the column
+    right beside the place, where schemas keep the postcode."""
     if not places:
         return None
     codes = column.texts[:100]
-    for country in LONE_POSTAL_COUNTRIES:
-        fits = sum(1 for code in codes if postal_fits(code, country))
-        if fits >= 0.95 * len(codes):
-            return context_finding(
-                "PII.PostalCode",
-                "one country's postal format next to an address or city",
-                places[0],
-                fits,
-                len(codes),
-                country=country,
-            )
+    for stored_bare in (False, True) if next_to_place else (False,):
+        for country in LONE_POSTAL_COUNTRIES:
+            fits = sum(1 for code in codes if postal_fits(code, country, stored_bare=stored_bare))
+            if fits >= 0.95 * len(codes):
+                separated = not stored_bare and all(_unlike_a_phone(code) for code in codes)
+                return context_finding(
+                    "PII.PostalCode",
+                    "one country's postal format next to an address or city",
+                    places[0],
+                    fits,
+                    len(codes),
+                    country=country,
+                    separator_as_written=separated,
+                )
     return None
 
 
