@@ -87,9 +87,15 @@ def is_firm_name(text: str) -> bool:
     )
 
 
+# Family firms end in a lower-case word: "Dupont et fils", "García y hermanos".
+_FAMILY_ENDINGS = frozenset(
+    {"fils", "frères", "hermanos", "hijos", "figli", "fratelli", "filhos", "irmãos", "sønner"}
+)
+
+
 def _ends_in_lower_case(text: str) -> bool:
     words = text.split()
-    return bool(words) and words[-1][0].islower()
+    return bool(words) and words[-1][0].islower() and words[-1] not in _FAMILY_ENDINGS
 
 
 @functools.lru_cache(maxsize=8192)

@@ -138,16 +138,32 @@ _FORM_ABBREVIATION = re.compile(r"[^\W\d_]{2,5}")
 
 def _abbreviated_form_at_end(words: list[str], shared: frozenset[str]) -> bool:
     """A country's two shared leading words and the rest of the form as capitals, after the
-    name: "Trần Trần Công ty TNHH MTV" (công ty trách nhiệm hữu hạn một thành viên)."""
+    name: "Trần Trần Công ty TNHH MTV" (công ty trách nhiệm hữu hạn một thành viên). The
+    capitals must be the initials of the rest of such a form: "Classement selon la FIFA"
+    has a shared start ("selon la") but no form whose rest is F… I… F… A…."""
     for extra in (1, 2):
         start, rest = words[-2 - extra : -extra], words[-extra:]
         if (
             len(words) > 2 + extra
             and _name_key(" ".join(start)) in shared
             and all(_FORM_ABBREVIATION.fullmatch(word) and word.isupper() for word in rest)
+            and "".join(rest).casefold()
+            in _initials_after_start().get(_name_key(" ".join(start)), ())
         ):
             return True
     return False
+
+
+@functools.cache
+def _initials_after_start() -> dict[str, frozenset[str]]:
+    """For each two leading words of the forms, the initials of the rest of each form
+    ("công ty" → "tnhh", "tnhhmtv", "cp", …)."""
+    initials: dict[str, set[str]] = {}
+    for row in _active_forms():
+        words = _name_key(row["Entity Legal Form name Local name"]).split()
+        if len(words) > 2:
+            initials.setdefault(" ".join(words[:2]), set()).add("".join(w[0] for w in words[2:]))
+    return {start: frozenset(found) for start, found in initials.items()}
 
 
 @functools.cache

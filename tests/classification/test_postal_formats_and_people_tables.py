@@ -284,3 +284,32 @@ def test_numbers_of_several_lengths_beside_a_country_alone_are_not_postal_codes(
         ]
     )
     assert "PII.PostalCode" not in tags(beside_town[1])
+
+
+TAIWAN_PRICES = ["350", "12000", "480", "25000", "990", "15800", "720", "32000", "650", "18500"]
+VIETNAM_TOWNS = ["Hà Nội", "Hồ Chí Minh", "Đà Nẵng", "Hải Phòng", "Cần Thơ", "Huế", "Nha Trang"]
+VIETNAM_TOWNS += ["Vũng Tàu", "Biên Hòa", "Buôn Ma Thuột"]
+
+
+@pytest.mark.parametrize("price_name", ["c2", "price"])
+def test_prices_of_several_lengths_beside_a_town_are_not_postal_codes(price_name: str) -> None:
+    """Review finding: amounts fit Taiwan's two code lengths (and Viet Nam's 5 or 6 digits)
+    as well as codes do; round numbers, or a name that says money, are amounts."""
+    taiwan = classify_columns(
+        [
+            sample("c0", [f"學府路{i + 9}號" for i in range(10)] * 2),
+            sample("c1", TAIWAN_TOWNS * 2),
+            sample(price_name, TAIWAN_PRICES * 2),
+            sample("c3", ["Taiwan"] * 20),
+        ]
+    )
+    assert "PII.PostalCode" not in tags(taiwan[2])
+    vnd = ["45000", "120000", "350000", "89000", "250000", "65000", "135000", "99000"]
+    vietnam = classify_columns(
+        [
+            sample("c0", VIETNAM_TOWNS * 2),
+            sample("order_total" if price_name == "price" else "c1", (vnd + vnd[:2]) * 2),
+            sample("c2", ["VN"] * 20),
+        ]
+    )
+    assert "PII.PostalCode" not in tags(vietnam[1])

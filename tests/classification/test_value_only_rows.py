@@ -119,6 +119,20 @@ def test_thai_forms_around_the_name_and_vietnamese_abbreviated_forms_mark_firms(
     assert is_firm_name("Trần Trần Công ty TNHH MTV")  # công ty trách nhiệm hữu hạn một ...
     assert not is_firm_name("ผัด ไทย กุ้ง") and not is_firm_name("Bún chả Hà Nội")
     assert not is_firm_name("Poulet selon la TRADITION")  # shared start, not an abbreviation
+    assert is_firm_name("Minh Phát Công ty CP")  # công ty cổ phần
+    # A shared start with capitals after it that are no form's initials (review finding).
+    for label in ("Classement selon la FIFA", "Taux selon la BCE", "Pago al fondo de ONU"):
+        assert not is_firm_name(label), label
+    assert not is_firm_name("Emploi dans la société de BTP")
+
+
+def test_labels_naming_an_institution_after_a_shared_start_are_not_firms() -> None:
+    labels = ["Taux selon la BCE", "Classement selon la FIFA", "Normes selon la DIN"]
+    labels += ["Prix selon la SNCF", "Tarif selon la RATP", "Données selon la BNF"]
+    indicators = ["Indice des prix", "Taux directeur", "Produit intérieur brut", "Dette publique"]
+    indicators += ["Balance commerciale", "Chômage partiel"]
+    found, _ = classify_columns(opaque([labels * 2, indicators * 2]))
+    assert "PII.Organization" not in tags(found)
 
 
 def test_firms_whose_legal_forms_read_like_prose_are_organisations_not_people() -> None:
@@ -134,6 +148,8 @@ def test_firms_whose_legal_forms_read_like_prose_are_organisations_not_people() 
 def test_dishes_joined_by_a_conjunction_are_not_partner_firms() -> None:
     # Czech and Slovak "a" joins partners' names; in Spanish it starts "a la riojana".
     assert not is_firm_name("Patatas a la riojana") and not is_firm_name("Callos a la madrileña")
+    # Family firms end in a lower-case word too (review finding).
+    assert is_firm_name("Dupont et fils") and is_firm_name("García y hermanos")
     assert is_firm_name("Novák a Dvořák") and is_firm_name("Jansen en van Dijk")
     dishes = ["Gazpacho", "Patatas a la riojana", "Callos a la madrileña", "Olla podrida"]
     dishes += ["Patatas a la importancia", "Perdiz toledana", "Bacalao al ajoarriero"]

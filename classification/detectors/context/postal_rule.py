@@ -99,6 +99,19 @@ def _fixed_lengths(known: Sequence[tuple[str, str]], *, integers: bool = False) 
     return modal >= (1.0 if integers else 0.9) * len(known)
 
 
+_AMOUNT_TOKENS = ("price", "total", "amount", "cost", "sum", "fee", "paid", "balance", "salary")
+
+
+def _like_amounts(column: PreparedColumn, known: Sequence[tuple[str, str]]) -> bool:
+    """Numbers of several lengths that read as money: a name that says so, or nearly all
+    round (VND 45000, 120000; TWD 350, 12000). Taiwan's codes of two lengths mostly are not
+    (103, 251, 10048, 51315)."""
+    if has_hint(column, _AMOUNT_TOKENS):
+        return True
+    round_numbers = sum(1 for code, _ in known if code.strip().endswith("0"))
+    return round_numbers >= 0.9 * len(known)
+
+
 def _postal_by_country(
     column: PreparedColumn, countries: Sequence[PreparedColumn], places: Sequence[PreparedColumn]
 ) -> Finding | None:
@@ -112,7 +125,7 @@ def _postal_by_country(
         if len(known) < MIN_ROWS:
             continue
         mixed = not _fixed_lengths(known, integers=integers)
-        if mixed and (integers or not places):
+        if mixed and (integers or not places or _like_amounts(column, known)):
             continue
         for relaxed in (False,) if mixed or not places else (False, True):
             fits = sum(1 for code, cc in known if postal_fits(code, cc, relaxed=relaxed))
