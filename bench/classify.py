@@ -35,13 +35,15 @@ import json
 import logging
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.classify_scan import SCAN_DATABASE, end_to_end, feedback_report
+from bench.classify_scoring import micro, prf, print_table, score
 from bench.heldout import (
     DEVELOPMENT_LOCALES,
     DEVELOPMENT_MIMESIS_LOCALES,
@@ -59,7 +61,7 @@ from bench.heldout_fakerjs import (
     language,
 )
 from bench.tuning import LOCALES, SEED, LabelledColumn, build_columns
-from classification.classifier import TAG_NAMES, classify_columns
+from classification.classifier import classify_columns
 from classification.detectors.base import ColumnSample
 from classification.detectors.names import name_index
 from classification.detectors.ner import load_model
@@ -179,65 +181,6 @@ def run_presidio(analyzer: Any, columns: Sequence[LabelledColumn]) -> tuple[list
         }
         predictions.append(tags)  # type: ignore[arg-type]
     return predictions, time.perf_counter() - started
-
-
-# --- scoring -----------------------------------------------------------------------
-
-
-def score(
-    columns: Sequence[LabelledColumn], predictions: Sequence[set[str]]
-) -> dict[str, tuple[int, int, int]]:
-    """Per tag (true positives, false positives, false negatives)."""
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for column, predicted in zip(columns, predictions, strict=True):
-        for tag in predicted - column.ignore:
-            counts[tag][0 if tag in column.tags else 1] += 1
-        for tag in column.tags - predicted:
-            counts[tag][2] += 1
-    return {tag: (tp, fp, fn) for tag, (tp, fp, fn) in counts.items()}
-
-
-def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
-
-
-def print_table(
-    warden: dict[str, tuple[int, int, int]], presidio: dict[str, tuple[int, int, int]]
-) -> list[str]:
-    header = (
-        f"{'tag':<22} {'support':>7} | {'Warden P':>8} {'R':>5} {'F1':>5} | "
-        f"{'Presidio P':>10} {'R':>5} {'F1':>5}"
-    )
-    print(header)
-    print("-" * len(header))
-    losing = []
-    totals = {"w": [0, 0, 0], "p": [0, 0, 0]}
-    for tag in TAG_NAMES:
-        w = warden.get(tag, (0, 0, 0))
-        p = presidio.get(tag, (0, 0, 0))
-        for key, counts in (("w", w), ("p", p)):
-            totals[key] = [a + b for a, b in zip(totals[key], counts, strict=True)]
-        wp, wr, wf = prf(*w)
-        pp, pr, pf = prf(*p)
-        support = w[0] + w[2]
-        if wf < pf:
-            losing.append(tag)
-        print(
-            f"{tag:<22} {support:>7} | {wp:>8.2f} {wr:>5.2f} {wf:>5.2f} | "
-            f"{pp:>10.2f} {pr:>5.2f} {pf:>5.2f}"
-        )
-    print("-" * len(header))
-    wp, wr, wf = prf(*totals["w"])
-    pp, pr, pf = prf(*totals["p"])
-    support = totals["w"][0] + totals["w"][2]
-    print(
-        f"{'overall (micro)':<22} {support:>7} | {wp:>8.2f} {wr:>5.2f} {wf:>5.2f} | "
-        f"{pp:>10.2f} {pr:>5.2f} {pf:>5.2f}"
-    )
-    return losing
 
 
 # --- generalisation: held-out data, real and opaque column names ---------------------
@@ -368,8 +311,8 @@ def score_section(
     for name in sorted({group(c) for c in columns}):
         chosen = [i for i, c in enumerate(columns) if group(c) == name]
         subset = [columns[i] for i in chosen]
-        w = _micro(score(subset, [warden_pred[i] for i in chosen]))
-        p = _micro(score(subset, [presidio_pred[i] for i in chosen]))
+        w = micro(score(subset, [warden_pred[i] for i in chosen]))
+        p = micro(score(subset, [presidio_pred[i] for i in chosen]))
         print(
             f"  {name:<8} Warden P/R/F1 {w[0]:.2f}/{w[1]:.2f}/{w[2]:.2f}   "
             f"Presidio {p[0]:.2f}/{p[1]:.2f}/{p[2]:.2f}"
@@ -382,139 +325,6 @@ def score_section(
     if show_errors:
         _print_errors(columns, warden_pred, presidio_pred)
     return losing
-
-
-def _micro(counts: dict[str, tuple[int, int, int]]) -> tuple[float, float, float]:
-    return prf(*[sum(x) for x in zip(*counts.values(), strict=True)]) if counts else (0, 0, 0)
-
-
-# --- end to end: introspect, sample and classify the held-out tables in PostgreSQL ------
-
-_PG_TYPES = {"date": "date", "timestamp": "timestamptz", "integer": "bigint", "jsonb": "jsonb"}
-SCAN_DATABASE = "warden_classify_bench_src"
-
-
-def _load_postgres(tables: Sequence[Any], database: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(host="127.0.0.1", user="postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname=database) as connection:
-        for number, table in enumerate(tables):
-            types = [
-                _PG_TYPES.get(c.data_type, "numeric" if c.data_type == "numeric" else "text")
-                for c in table.columns
-            ]
-            columns = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(f"c{i}"), sql.SQL(kind))
-                for i, kind in enumerate(types)
-            )
-            name = sql.Identifier(f"t{number}")
-            connection.execute(sql.SQL("CREATE TABLE {} ({})").format(name, columns))
-            placeholders = sql.SQL(", ").join(
-                sql.SQL("%s::{}").format(sql.SQL(kind)) for kind in types
-            )
-            rows = list(zip(*[c.values for c in table.columns], strict=True))
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    sql.SQL("INSERT INTO {} VALUES ({})").format(name, placeholders), rows
-                )
-        connection.execute("ANALYZE")
-
-
-def end_to_end(args: argparse.Namespace) -> None:
-    """Scan-like timing: introspection, row sampling and classification, opaque names."""
-    import os
-
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("SECRET_KEY", "warden-bench-classify-not-a-secret")  # as bench/scan.py
-    django.setup()  # the connectors package sits in a Django app
-
-    from governance.connectors.base import ConnectionSettings
-    from governance.connectors.postgresql import PostgresConnector
-
-    locales = HELD_OUT_LOCALES[:5] if args.quick else HELD_OUT_LOCALES
-    mimesis = HELD_OUT_MIMESIS_LOCALES[:5] if args.quick else HELD_OUT_MIMESIS_LOCALES
-    tables = held_out_tables(args.scan_rows, locales, mimesis_locales=mimesis)
-    _load_postgres(tables, args.scan_database)
-    settings = ConnectionSettings(
-        "postgresql", "127.0.0.1", 5432, args.scan_database, "postgres", "", {}, 5, 60_000
-    )
-    connector = PostgresConnector(settings)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    classify_cpu = 0.0
-    predictions: dict[str, set[str]] = {}
-    for info in connector.introspect():
-        names = [column.name for column in info.columns]
-        rows = connector.sample(info, names, args.scan_rows)
-        samples = [
-            ColumnSample(column.name, column.data_type, [row[i] for row in rows], info.name)
-            for i, column in enumerate(info.columns)
-        ]
-        classify_started = time.process_time()
-        classified = classify_columns(samples)
-        classify_cpu += time.process_time() - classify_started
-        for column, found in zip(info.columns, classified, strict=True):
-            predictions[f"{info.name}.{column.name}"] = {
-                s.tag for s in found if s.confidence >= args.threshold
-            }
-    elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu_started
-    connector.close()
-    labelled = [
-        LabelledColumn(ColumnSample(f"c{i}", c.data_type, []), c.tags, "", c.ignore)
-        for table in tables
-        for i, c in enumerate(table.columns)
-    ]
-    keys = [f"t{t}.c{i}" for t, table in enumerate(tables) for i in range(len(table.columns))]
-    precision, recall, f1 = _micro(score(labelled, [predictions[key] for key in keys]))
-    print(
-        f"\n=== end to end: PostgreSQL database {args.scan_database}, {len(tables)} held-out "
-        f"tables with opaque names, {args.scan_rows} rows sampled per table ===\n"
-        f"introspect + sample + classify: {len(keys)} columns in {elapsed:.2f} s = "
-        f"{len(keys) / elapsed:.1f} columns/s; P/R/F1 {precision:.2f}/{recall:.2f}/{f1:.2f}\n"
-        f"CPU of this process per column: {1000 * cpu / len(keys):.2f} ms "
-        f"({1000 * classify_cpu / len(keys):.2f} ms classifying; the database server's own "
-        "CPU is not counted)"
-    )
-
-
-# --- an organisation's own labels: admin feedback exported by manage.py feedback_export --
-
-_LABEL_COUNTS = {"true_positive": 0, "false_positive": 1, "false_negative": 2}
-
-
-def feedback_scores(path: Path) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-    """(per tag, per month of review) [tp, fp, fn] from an exported labelled set."""
-    by_tag: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    by_month: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            slot = _LABEL_COUNTS.get(record.get("label", ""))
-            if slot is None or "tag" not in record:
-                raise SystemExit(f"{path}:{number}: label must be one of {sorted(_LABEL_COUNTS)}")
-            by_tag[record["tag"]][slot] += 1
-            by_month[(record.get("reviewed_at") or "unknown")[:7]][slot] += 1
-    return dict(by_tag), dict(by_month)
-
-
-def feedback_report(path: Path) -> None:
-    by_tag, by_month = feedback_scores(path)
-    print(f"=== admin feedback: {path} (confirmed/rejected scan tags, tags admins added) ===")
-    for title, groups in (("tag", by_tag), ("month", by_month)):
-        print(f"{title:<22} {'reviews':>7} | {'P':>5} {'R':>5} {'F1':>5}")
-        for key in sorted(groups):
-            tp, fp, fn = groups[key]
-            precision, recall, f1 = prf(tp, fp, fn)
-            print(f"{key:<22} {tp + fp + fn:>7} | {precision:>5.2f} {recall:>5.2f} {f1:>5.2f}")
-        print()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,9 +28,10 @@ from agent.mysql.login import Login
 from agent.mysql.relay import PacketRelay
 
 log = logging.getLogger("agent.mysql.session")
-# Seconds from the connection to a finished login (MySQL's connect_timeout is 10; the agent
-# also asks the control plane and logs in upstream).
-LOGIN_TIMEOUT = 30.0
+# Seconds from the connection to a finished login: above the steps' own deadlines (control-
+# plane calls up to ~40 s in an outage before cached verifiers count, the upstream's login),
+# which answer with their own errors; this one ends a client that stalls between them.
+LOGIN_TIMEOUT = 120.0
 
 
 class MySqlSession(Login, Commands):
@@ -38,19 +39,22 @@ class MySqlSession(Login, Commands):
 
     async def run(self) -> None:
         try:
-            # MySQL's connect_timeout: a client that stalls in its login (a half-sent packet,
-            # a TLS hello that never comes) does not hold a connection for ever.
-            async with asyncio.timeout(LOGIN_TIMEOUT):
-                logged_in = await self._login()
+            try:
+                # A client that stalls in its login (a half-sent packet, a TLS hello that
+                # never comes) does not hold a connection for ever.
+                async with asyncio.timeout(LOGIN_TIMEOUT):
+                    logged_in = await self._login()
+            except TimeoutError:
+                log.warning(
+                    "connection %d: no login within %.0f s", self.connection_id, LOGIN_TIMEOUT
+                )
+                logged_in = False
+            except ssl.SSLError as exc:  # a client's TLS handshake failed (a scanner, a bad hello)
+                log.debug("TLS handshake failed: %r", exc)
+                logged_in = False
             if logged_in:
                 await self._relay()
-        except (
-            asyncio.IncompleteReadError,
-            ConnectionError,
-            p.ProtocolError,
-            ssl.SSLError,  # a TLS handshake that failed (a scanner, a client's wrong hello)
-            TimeoutError,
-        ) as exc:
+        except (asyncio.IncompleteReadError, ConnectionError, p.ProtocolError) as exc:
             log.debug("session ended: %r", exc)
         finally:
             self._cursors_closed()  # rows their FETCHes sent are audited all the same

@@ -35,21 +35,32 @@ class Session(Startup, ClientHandlers, BackendHandlers):
     async def run(self) -> None:
         metrics = self.agent.metrics
         try:
-            # PostgreSQL's authentication_timeout: a client that stalls before its session
-            # starts (a lone byte, a half-sent hello) does not hold a connection for ever.
+            # A client that stalls between the steps that have deadlines of their own (a
+            # lone byte, a half-sent hello) does not hold a connection for ever.
             async with asyncio.timeout(AUTHENTICATION_TIMEOUT):
                 accepted = await self._startup()
+        except TimeoutError:
+            log.warning(
+                "session %s: no login within %.0f s", self.client_address, AUTHENTICATION_TIMEOUT
+            )
+            with contextlib.suppress(Exception):
+                self._fatal(
+                    "08P01", f"the login did not finish within {AUTHENTICATION_TIMEOUT:.0f} s"
+                )
+            accepted = False
         except (
             ConnectionError,
             asyncio.IncompleteReadError,
             codec.ProtocolError,
             ClientGone,
             ssl.SSLError,  # a TLS handshake that failed (a scanner, a client's wrong hello)
-            TimeoutError,
         ):
             accepted = False
         if not accepted:
             metrics.connections_total.labels("rejected").inc()
+            if self.cancel_key is not None:  # issued, then the last write of the login failed
+                self.agent.cancel_keys.pop(self.cancel_key, None)
+                self.agent.results.pop(self.cancel_key, None)
             if self.upstream is not None:  # a login stopped after the upstream connected
                 self.upstream.close()
             await self._close_client()

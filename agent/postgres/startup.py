@@ -21,8 +21,11 @@ from agent.verdicts import Identity
 _UNPACK_INT = struct.Struct("!i").unpack_from
 _MAX_PASSWORD_MESSAGE = 65535 + 4  # PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, plus the length
 _PASSWORD_TIMEOUT = 60.0  # PostgreSQL's authentication_timeout default
-# The whole startup (TLS, login, upstream connection), as PostgreSQL's authentication_timeout.
-AUTHENTICATION_TIMEOUT = 60.0
+# The whole startup (TLS, login, upstream connection). Above the steps' own deadlines (the
+# password 60 s, control-plane calls up to ~40 s in an outage before cached verifiers count,
+# the upstream's connect), which answer with their own errors: this one ends a client that
+# stalls between them.
+AUTHENTICATION_TIMEOUT = 120.0
 
 
 class Startup(SessionState):

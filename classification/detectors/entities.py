@@ -89,13 +89,14 @@ def is_firm_name(text: str) -> bool:
 
 # Family firms end in a lower-case word: "Dupont et fils", "García y hermanos".
 _FAMILY_ENDINGS = frozenset(
-    {"fils", "frères", "hermanos", "hijos", "figli", "fratelli", "filhos", "irmãos", "sønner"}
+    {"fils", "frères", "cie", "hermanos", "hijos", "hijo", "figli", "fratelli", "filhos"}
+    | {"filho", "irmãos", "sønner", "sønn", "zonen", "zoon"}
 )
 
 
 def _ends_in_lower_case(text: str) -> bool:
     words = text.split()
-    return bool(words) and words[-1][0].islower() and words[-1] not in _FAMILY_ENDINGS
+    return bool(words) and words[-1][0].islower() and words[-1].strip(".,") not in _FAMILY_ENDINGS
 
 
 @functools.lru_cache(maxsize=8192)

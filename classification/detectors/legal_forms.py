@@ -139,19 +139,25 @@ _FORM_ABBREVIATION = re.compile(r"[^\W\d_]{2,5}")
 def _abbreviated_form_at_end(words: list[str], shared: frozenset[str]) -> bool:
     """A country's two shared leading words and the rest of the form as capitals, after the
     name: "Trần Trần Công ty TNHH MTV" (công ty trách nhiệm hữu hạn một thành viên). The
-    capitals must be the initials of the rest of such a form: "Classement selon la FIFA"
-    has a shared start ("selon la") but no form whose rest is F… I… F… A…."""
+    first capitals must begin the initials of the rest of such a form: "Classement selon la
+    FIFA" has a shared start ("selon la") but no form whose rest is F… I… F… A…."""
     for extra in (1, 2):
         start, rest = words[-2 - extra : -extra], words[-extra:]
         if (
             len(words) > 2 + extra
             and _name_key(" ".join(start)) in shared
             and all(_FORM_ABBREVIATION.fullmatch(word) and word.isupper() for word in rest)
-            and "".join(rest).casefold()
-            in _initials_after_start().get(_name_key(" ".join(start)), ())
+            and _starts_a_form(rest, _name_key(" ".join(start)))
         ):
             return True
     return False
+
+
+def _starts_a_form(capitals: list[str], start: str) -> bool:
+    """The capitals after the shared start begin the initials of the rest of one of its
+    forms ("TNHH" of trách nhiệm hữu hạn, then "MTV", "TM" or "HTV" after it)."""
+    first = capitals[0].casefold()
+    return any(initials.startswith(first) for initials in _initials_after_start().get(start, ()))
 
 
 @functools.cache

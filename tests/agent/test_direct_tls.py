@@ -4,6 +4,7 @@ negotiation is the real one; raw sockets play the clients libpq would never be."
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import struct
@@ -188,6 +189,44 @@ def test_a_client_that_stalls_before_its_session_starts_is_closed(
     with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
         sock.sendall(sent)
         started = time.monotonic()
-        assert sock.recv(1) == b""  # closed by the agent, not by this client's 10 s timeout
+        answer = read_all(sock)  # closed by the agent, not by this client's 10 s timeout
         assert time.monotonic() - started < 5
+    assert answer[:1] == b"E" and b"C08P01\0" in answer, answer
+    assert b"the login did not finish within" in answer
     wait_for(lambda: rejected(running) == before + 1)
+
+
+def test_a_login_that_fails_at_its_last_write_leaves_no_cancel_key(agent_factory: Any) -> None:
+    """Review finding: the cancel key is issued before the login's last write; a client that
+    resets meanwhile (its control plane answering in 300 ms here) left a key pointing at a
+    closed backend in agent.cancel_keys, one per such login."""
+    running = agent_factory(client_auth="password", allow_insecure_listen=True)
+    issued: list[Any] = []
+    issue, authenticate = running.agent.issue_cancel_key, running.agent.authenticate
+
+    def spy(*args: Any) -> Any:
+        issued.append(issue(*args))
+        return issued[-1]
+
+    async def slow_authenticate(*args: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await authenticate(*args)
+
+    running.agent.issue_cancel_key = spy
+    running.agent.authenticate = slow_authenticate
+    token = b"wdn_alice\0"
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+            sock.sendall(STARTUP)
+            assert sock.recv(1) == b"R"
+            sock.recv(100)
+            sock.sendall(b"p" + struct.pack("!i", len(token) + 4) + token)
+            time.sleep(0.05)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # closed with a reset while the agent waits on the control plane
+    wait_for(lambda: rejected(running) >= 3)
+    assert issued, "the logins did not reach the cancel key: the probe proves nothing"
+    assert not set(issued) & set(running.agent.cancel_keys)
+    assert not set(issued) & set(running.agent.results)
+    with psycopg.connect(running.dsn("alice"), autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

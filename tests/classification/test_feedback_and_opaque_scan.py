@@ -116,7 +116,7 @@ def test_feedback_export_labels_reviews_and_the_benchmark_scores_them(
     assert "Germany" not in output.read_text() and "Austria" not in output.read_text()
 
     sys.path.insert(0, str(REPO))
-    from bench.classify import feedback_scores
+    from bench.classify_scan import feedback_scores
 
     by_tag, by_month = feedback_scores(output)
     assert by_tag["PII.PersonName"] == [2, 0, 0]

@@ -120,6 +120,7 @@ def test_thai_forms_around_the_name_and_vietnamese_abbreviated_forms_mark_firms(
     assert not is_firm_name("ผัด ไทย กุ้ง") and not is_firm_name("Bún chả Hà Nội")
     assert not is_firm_name("Poulet selon la TRADITION")  # shared start, not an abbreviation
     assert is_firm_name("Minh Phát Công ty CP")  # công ty cổ phần
+    assert is_firm_name("Minh Phát Công ty TNHH TM")  # TNHH begins a form's initials
     # A shared start with capitals after it that are no form's initials (review finding).
     for label in ("Classement selon la FIFA", "Taux selon la BCE", "Pago al fondo de ONU"):
         assert not is_firm_name(label), label
@@ -150,6 +151,7 @@ def test_dishes_joined_by_a_conjunction_are_not_partner_firms() -> None:
     assert not is_firm_name("Patatas a la riojana") and not is_firm_name("Callos a la madrileña")
     # Family firms end in a lower-case word too (review finding).
     assert is_firm_name("Dupont et fils") and is_firm_name("García y hermanos")
+    assert is_firm_name("Dupont et cie") and is_firm_name("Silva e filho")
     assert is_firm_name("Novák a Dvořák") and is_firm_name("Jansen en van Dijk")
     dishes = ["Gazpacho", "Patatas a la riojana", "Callos a la madrileña", "Olla podrida"]
     dishes += ["Patatas a la importancia", "Perdiz toledana", "Bacalao al ajoarriero"]

@@ -102,14 +102,11 @@ def _fixed_lengths(known: Sequence[tuple[str, str]], *, integers: bool = False) 
 _AMOUNT_TOKENS = ("price", "total", "amount", "cost", "sum", "fee", "paid", "balance", "salary")
 
 
-def _like_amounts(column: PreparedColumn, known: Sequence[tuple[str, str]]) -> bool:
-    """Numbers of several lengths that read as money: a name that says so, or nearly all
-    round (VND 45000, 120000; TWD 350, 12000). Taiwan's codes of two lengths mostly are not
-    (103, 251, 10048, 51315)."""
-    if has_hint(column, _AMOUNT_TOKENS):
-        return True
-    round_numbers = sum(1 for code, _ in known if code.strip().endswith("0"))
-    return round_numbers >= 0.9 * len(known)
+def _like_amounts(column: PreparedColumn) -> bool:
+    """Numbers of several lengths whose name says money (VND 45000, 120000 in order_total).
+    Not their roundness: Viet Nam's codes (100000, 10000, 70000) and Taiwan's (100, 800)
+    are as round as prices."""
+    return has_hint(column, _AMOUNT_TOKENS)
 
 
 def _postal_by_country(
@@ -125,7 +122,7 @@ def _postal_by_country(
         if len(known) < MIN_ROWS:
             continue
         mixed = not _fixed_lengths(known, integers=integers)
-        if mixed and (integers or not places or _like_amounts(column, known)):
+        if mixed and (integers or not places or _like_amounts(column)):
             continue
         for relaxed in (False,) if mixed or not places else (False, True):
             fits = sum(1 for code, cc in known if postal_fits(code, cc, relaxed=relaxed))
