@@ -20,4 +20,10 @@ scripts/bootstrap.sh dev
 .venv/bin/ruff format --check .
 .venv/bin/mypy approvals audit classification config governance warden_demo idempotency warden_client warden_mcp warden
 .venv/bin/mypy agent
-exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=30 "$@"
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=30 "$@"
+if [ $# -eq 0 ]; then
+  # The whole suite ran the agents' native (C) data path; their suites run again on the
+  # pure-Python path, which an agent without the built extension uses.
+  WARDEN_AGENT_NATIVE=off exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup \
+    tests/agent tests/agent_mysql
+fi
