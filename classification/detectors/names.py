@@ -101,9 +101,7 @@ def _entry(token: str) -> list[int] | None:
     key = token.casefold()
     entry = index.get(key)
     if entry is None and not key.isascii():
-        folded = "".join(
-            char for char in unicodedata.normalize("NFKD", key) if not unicodedata.combining(char)
-        )
+        folded = _folded(key)
         entry = index.get(folded) if folded != key and folded.isascii() else None
     if _LATVIAN_LETTERS.search(key):
         latvian = _latvian_entry(key)
@@ -146,6 +144,7 @@ def _latvian_entry(key: str) -> list[int] | None:
 
 
 def _folded(key: str) -> str:
+    """``key`` without its combining marks (Rūdolfs → Rudolfs)."""
     return "".join(
         char for char in unicodedata.normalize("NFKD", key) if not unicodedata.combining(char)
     )
