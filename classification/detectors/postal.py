@@ -120,9 +120,9 @@ def postal_format(country: str, *, relaxed: bool = False) -> re.Pattern[str] | N
 def postal_fits(
     code: str, country: str, *, relaxed: bool = False, stored_bare: bool = True
 ) -> bool:
-    """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115")
-    or, unless ``stored_bare`` is False, stored without its separator ("11455" for "114 55",
-    "13570747" for "13570-747")."""
+    """The code fits ``country``'s format, also written with its prefix ("H-1021", "D-10115",
+    "LV1010") or, unless ``stored_bare`` is False, stored without its separator ("11455"
+    for "114 55", "13570747" for "13570-747")."""
     pattern = postal_format(country, relaxed=relaxed)
     if pattern is None:
         return False
@@ -130,6 +130,9 @@ def postal_fits(
         return True
     prefix, _, rest = code.partition("-")
     if prefix in (country, country[0]) and pattern.fullmatch(rest):
+        return True
+    # "LV1010", "SE 123 45": the country's code written before the code without a dash
+    if code[:2] == country and pattern.fullmatch(code[2:].lstrip(" ")):
         return True
     # "ΤΚ 686 47", "CP 1000", "PLZ 8001": a postal code's abbreviated label before it
     bare = without_code_label(code)

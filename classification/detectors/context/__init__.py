@@ -1,10 +1,11 @@
 """Row and table context: columns of one table are judged together, row by row.
 
 A scan samples whole rows, so the n-th value of every column of a table comes from the
-same row. Six rules read across columns, each adding a finding whose evidence names the
+same row. Seven rules read across columns, each adding a finding whose evidence names the
 rule and the sibling column that decided (``evidence["context"]``); one module per family:
 
-* ``place_rule``: place names beside an address column are its city;
+* ``place_rule``: place names beside an address column are its city, and so are proper
+  nouns right beside a settled postcode in a table with addresses (villages no list knows);
 * ``postal_rule``: a short code fits the postal-code format of its row's country, or of one
   country next to a city or address column;
 * ``phone_rule``: a number written without its country prefix is a valid phone number in
@@ -25,7 +26,7 @@ from ..base import Finding, PreparedColumn, confidence
 from .birth_dates import birth_date_rule
 from .name_rules import name_pair_rule, written_together_rule
 from .phone_rule import phone_rule
-from .place_rule import place_rule
+from .place_rule import place_rule, town_beside_postcode_rule
 from .postal_rule import postal_rule
 from .rows import MIN_ROWS, Scores
 
@@ -49,6 +50,7 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
             name_pair_rule,
             place_rule,
             postal_rule,
+            town_beside_postcode_rule,
             phone_rule,
         )
         for rule in rules:

@@ -28,6 +28,29 @@ def place_rule(
     more often known to the name index. The most place-like column wins."""
     for best in scores:
         _towns_are_not_people(best)
+    return _towns(table, scores, frozenset())
+
+
+def town_beside_postcode_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    """In a table with addresses, proper nouns right beside a settled postcode column are
+    the town, though neither NER nor the gazetteer knows them: villages, suburbs and new
+    estates are in no list, but schemas keep the town next to its postcode (street,
+    postcode, town). Runs after the postal rule; towns already found use up their address."""
+    postcodes = frozenset(
+        position
+        for position, best in enumerate(scores)
+        if best.get("PII.PostalCode", (0.0,))[0] >= 0.7
+    )
+    return _towns(table, scores, postcodes) if postcodes else []
+
+
+def _towns(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores], postcodes: frozenset[int]
+) -> list[tuple[int, Finding]]:
+    """Place-shaped columns of a table with addresses; those right beside one of the
+    ``postcodes`` (positions) need no reading as places by NER or the gazetteer."""
     anchors = [
         c
         for c, best in zip(table, scores, strict=True)
@@ -39,16 +62,22 @@ def place_rule(
     for position, column in enumerate(table):
         best = scores[position]
         known_places = place_share(column)
+        postcode = sorted({position - 1, position + 1} & postcodes)
         if column in anchors or any(
             score >= 0.7
-            and not (known_places >= KNOWN_TOWNS_SHARE and _read_by_model(tag, finding))
+            and not (
+                (known_places >= KNOWN_TOWNS_SHARE or postcode) and _read_by_model(tag, finding)
+            )
             for tag, (score, finding) in best.items()
         ):
             # towns the gazetteer knows that the model reads as people (Vũng Tàu, Long
-            # Xuyên: Vietnamese towns are made of the syllables of given names) stay open
+            # Xuyên: Vietnamese towns are made of the syllables of given names) stay open,
+            # as do those beside a postcode (the model reads unknown capitalised words as
+            # people; the name index decides below)
             continue
         ner_places = column.ner_ran and column.entity_share("GPE", "LOC") >= PLACE_NER_SHARE
-        if not ner_places and known_places < PLACE_GAZETTEER_SHARE:
+        by_postcode = not ner_places and known_places < PLACE_GAZETTEER_SHARE
+        if by_postcode and not postcode:
             continue
         kinds = name_kinds(column)
         names = kinds["first"] + kinds["full"] + kinds["last"]
@@ -61,12 +90,17 @@ def place_rule(
             and known_places < ROW_SHARE  # Portuguese towns are surnames too (Elvas, Macedo)
         ):
             continue  # names, some of which read as places: a person column
-        share = sum(1 for text in column.texts if _place_shaped(text)) / len(column.texts)
+        shaped = [text for text in column.texts if _place_shaped(text)]
+        if by_postcode:  # "Handcrafted Granite Shoes", "Senior Data Engineer": not towns
+            shaped = [text for text in shaped if _proper_words(text) <= 2]
+        share = len(shaped) / len(column.texts)
         if share >= ROW_SHARE:
             finding = context_finding(
                 "PII.Location",
-                "place names beside an address column",
-                anchors[0],
+                "place names beside an address column"
+                if not by_postcode
+                else "proper nouns beside a postcode, in a table with addresses",
+                table[postcode[0]] if by_postcode else anchors[0],
                 round(share * len(column.texts)),
                 len(column.texts),
             )
@@ -119,3 +153,9 @@ def _place_shaped(text: str) -> bool:
         and not (len(text) <= 3 and text.isupper())
         and not any(char.isdigit() for char in text)
     )
+
+
+def _proper_words(text: str) -> int:
+    """Capitalised words: a town has one or two ("Zuidschote", "Bad Ems", "Olhão da
+    Restauração"); product names and job titles three or more."""
+    return sum(1 for word in text.split() if starts_like_name(word))

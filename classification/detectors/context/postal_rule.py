@@ -10,10 +10,14 @@ rows' countries are not postal codes, whatever else they sit next to.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 
+from postal_codes_tools.formats_constants import POSTAL_CODES_REGEX
+
+from .. import VALUE_SHAPE_TAGS
 from ..base import Finding, PreparedColumn, has_hint
 from ..masking import mask_generic
 from ..postal import postal_fits, postal_format, without_code_label
@@ -63,7 +67,9 @@ def postal_rule(
         finding = _postal_by_country(column, countries, places)
         if finding is None and not countries:
             # a country column that contradicts the codes has the last word
-            finding = _postal_by_place(column, places, _next_to(position, table, places))
+            finding = _postal_by_place(
+                column, places, _next_to(position, table, places), scores[position]
+            )
         if finding is not None:
             finding.examples = [mask_generic(text) for text in column.texts[:3]]
             # member_no, order_ref: a name that says number or id outweighs a fitting shape
@@ -164,30 +170,83 @@ def _next_to(
 
 
 def _postal_by_place(
-    column: PreparedColumn, places: Sequence[PreparedColumn], next_to_place: bool
+    column: PreparedColumn, places: Sequence[PreparedColumn], next_to_place: bool, best: Scores
 ) -> Finding | None:
     """Codes that all fit one country's format, anywhere in a table with an address or city.
     Digits that fit only once a separator is put back ("7369432" as Japan's "736-9432") are
     what any seven-digit patient or order number looks like: they count only in the column
-    right beside the place, where schemas keep the postcode."""
+    right beside the place, where schemas keep the postcode. There too, text codes of one
+    length with the layout of any country's codes ("042932", "805 97", "LV-6092"), when no
+    other value shape claims them: a deployment meets more countries than the usual ones."""
     if not places:
         return None
     codes = column.texts[:100]
-    for stored_bare in (False, True) if next_to_place else (False,):
-        for country in LONE_POSTAL_COUNTRIES:
-            fits = sum(1 for code in codes if postal_fits(code, country, stored_bare=stored_bare))
-            if fits >= 0.95 * len(codes):
-                separated = not stored_bare and all(_unlike_a_phone(code) for code in codes)
-                return context_finding(
-                    "PII.PostalCode",
-                    "one country's postal format next to an address or city",
-                    places[0],
-                    fits,
-                    len(codes),
-                    country=country,
-                    separator_as_written=separated,
-                )
+    passes: list[tuple[bool, bool, Sequence[str]]] = [(False, False, LONE_POSTAL_COUNTRIES)]
+    if next_to_place:
+        passes.append((True, False, LONE_POSTAL_COUNTRIES))
+        if _any_country_candidate(column, best):
+            passes.append((False, True, ANY_POSTAL_COUNTRIES))
+    for stored_bare, relaxed, countries in passes:
+        fitting = [
+            country
+            for country in countries
+            if _fit_count(codes, country, stored_bare=stored_bare, relaxed=relaxed)
+            >= LONE_FIT_SHARE * len(codes)
+        ]
+        if not fitting:
+            continue
+        separated = not stored_bare and all(_unlike_a_phone(code) for code in codes)
+        return context_finding(
+            "PII.PostalCode",
+            "one country's postal format next to an address or city"
+            if not relaxed
+            else "one length and a country's postal layout, right beside an address or city",
+            places[0],
+            _fit_count(codes, fitting[0], stored_bare=stored_bare, relaxed=relaxed),
+            len(codes),
+            country=fitting[0],
+            separator_as_written=separated,
+            **({"countries": fitting[:10], "layout_only": True} if relaxed else {}),
+        )
     return None
+
+
+LONE_FIT_SHARE = 0.95
+# Every country the resource gives a format for, the usual ones first.
+ANY_POSTAL_COUNTRIES = LONE_POSTAL_COUNTRIES + tuple(
+    sorted(set(POSTAL_CODES_REGEX) - set(LONE_POSTAL_COUNTRIES))
+)
+
+
+def _fit_count(codes: Sequence[str], country: str, *, stored_bare: bool, relaxed: bool) -> int:
+    """How many ``codes`` fit ``country``; stops once too many do not (197 countries)."""
+    allowed = len(codes) - math.ceil(LONE_FIT_SHARE * len(codes))
+    fits = misses = 0
+    for code in codes:
+        if postal_fits(code, country, relaxed=relaxed, stored_bare=stored_bare):
+            fits += 1
+        else:
+            misses += 1
+            if misses > allowed:
+                break
+    return fits
+
+
+def _any_country_candidate(column: PreparedColumn, best: Scores) -> bool:
+    """Text codes of one length (letters and digits, "805 97" and "80597" alike), not money,
+    that no other value shape claims (a phone claim stands down for codes unlike phones)."""
+    if column.type_family != "text" or _like_amounts(column):
+        return False
+    lengths = Counter(sum(c.isalnum() for c in without_code_label(code)) for code in column.texts)
+    if lengths.most_common(1)[0][1] < LONE_FIT_SHARE * len(column.texts):
+        return False
+    return not any(
+        score >= 0.7
+        and tag in VALUE_SHAPE_TAGS
+        and tag != "PII.PostalCode"
+        and not (tag == "PII.Phone" and all(_unlike_a_phone(code) for code in column.texts))
+        for tag, (score, _) in best.items()
+    )
 
 
 def _fewest_doubts(
