@@ -118,3 +118,30 @@ def test_product_names_and_job_titles_beside_a_postcode_are_not_towns() -> None:
             [sample("c0", NL_STREETS), sample("c1", NL_CODES), sample("c2", others)]
         )
         assert "PII.Location" not in tags(found[2])
+
+
+# Israeli lines with the entrance letter after the house number, which the street shapes
+# do not read; the codes and towns around them are settled.
+HE_STREETS = ["הרצל 12 א", "רוטשילד 45 ב", "ויצמן 7 ג", "בן גוריון 103 א", "ז'בוטינסקי 22 ב"]
+HE_STREETS += ["אחד העם 80 א", "הנביאים 15 ד", "יפו 1 ב"]
+HE_CODES = ["6713401", "6525202", "4428103", "5225504", "5250305", "6578706", "9510107", "9422208"]
+HE_TOWNS = ["תל אביב-יפו", "ירושלים", "חיפה", "באר שבע", "נתניה", "גבעתיים", "רעננה", "הרצליה"]
+
+
+def test_words_with_a_house_number_beside_a_postcode_and_its_town_are_the_address() -> None:
+    found = classify_columns(
+        [sample("c0", HE_STREETS), sample("c1", HE_CODES), sample("c2", HE_TOWNS)]
+    )
+    address = tags(found[0])["PII.Address"].evidence["context"]
+    assert address["sibling_column"] == "c1" and "town" in address["rule"]
+    assert "PII.PostalCode" in tags(found[1]) and "PII.Location" in tags(found[2])
+
+
+def test_numbered_labels_or_a_missing_town_do_not_make_an_address() -> None:
+    wards = ["מחלקה 3", "מחלקה 7", "מחלקה 3", "מחלקה 12", "מחלקה 7", "מחלקה 1", "מחלקה 3"]
+    wards += ["מחלקה 9"]
+    found = classify_columns([sample("c0", wards), sample("c1", HE_CODES), sample("c2", HE_TOWNS)])
+    assert "PII.Address" not in tags(found[0])
+    # without a settled town the codes are not settled either, nor the lines beside them
+    found = classify_columns([sample("c0", HE_STREETS), sample("c1", HE_CODES)])
+    assert "PII.Address" not in tags(found[0])

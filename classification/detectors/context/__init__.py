@@ -1,13 +1,15 @@
 """Row and table context: columns of one table are judged together, row by row.
 
 A scan samples whole rows, so the n-th value of every column of a table comes from the
-same row. Seven rules read across columns, each adding a finding whose evidence names the
+same row. The rules read across columns, each adding a finding whose evidence names the
 rule and the sibling column that decided (``evidence["context"]``); one module per family:
 
 * ``place_rule``: place names beside an address column are its city, and so are proper
   nouns right beside a settled postcode in a table with addresses (villages no list knows);
 * ``postal_rule``: a short code fits the postal-code format of its row's country, or of one
   country next to a city or address column;
+* ``address_rule``: words with a house number right beside a settled postcode, in a
+  table with its town, are the street address;
 * ``phone_rule``: a number written without its country prefix is a valid phone number in
   its row's country;
 * ``name_rules``: single-token columns that pair up as "first last" row by row, or that a
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..base import Finding, PreparedColumn, confidence
+from .address_rule import address_beside_postcode_rule
 from .birth_dates import birth_date_rule
 from .name_rules import name_pair_rule, written_together_rule
 from .phone_rule import phone_rule
@@ -50,6 +53,7 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
             name_pair_rule,
             place_rule,
             postal_rule,
+            address_beside_postcode_rule,
             town_beside_postcode_rule,
             phone_rule,
         )
