@@ -1,7 +1,8 @@
-"""Postcodes and towns read from their row's shape (issue 17): codes of one length with any
-country's postal layout right beside a street, a country's code written before the postcode,
-and proper nouns beside a settled postcode, in a table with addresses, as the town, while
-phone numbers, house numbers, product names and job titles stay what they are.
+"""Postcodes, towns, streets and surnames read from their rows (issue 17): codes of one
+length with any country's postal layout right beside a street, a country's code written
+before the postcode, proper nouns beside a settled postcode as the town, words with a house
+number between a postcode and its town as the street, and known surnames beside a settled
+name column; phone and house numbers, products, job titles and departments stay unchanged.
 """
 
 from __future__ import annotations
@@ -145,3 +146,26 @@ def test_numbered_labels_or_a_missing_town_do_not_make_an_address() -> None:
     # without a settled town the codes are not settled either, nor the lines beside them
     found = classify_columns([sample("c0", HE_STREETS), sample("c1", HE_CODES)])
     assert "PII.Address" not in tags(found[0])
+
+
+# Vietnamese given names of two syllables are no single tokens: the first/last pair rule
+# cannot pair them with the surname column beside them.
+VI_GIVEN = ["Thanh Tâm", "Minh Khôi", "Bảo Ngọc", "Gia Huy", "Phương Linh", "Quốc Bảo"]
+VI_GIVEN += ["Ngọc Anh", "Đức Minh"]
+VI_FAMILY = ["Đào", "Trịnh", "Tô", "Dương", "Lâm", "Vương", "Hồ", "Phan"]
+
+
+def test_known_surnames_beside_a_settled_name_column_are_names() -> None:
+    found = classify_columns([sample("c0", VI_GIVEN), sample("c1", VI_FAMILY)])
+    surname = tags(found[1])["PII.PersonName"].evidence["context"]
+    assert surname["sibling_column"] == "c0"
+
+
+def test_categories_and_departments_beside_a_name_column_are_not_names() -> None:
+    aisles = ["Dairy", "Bakery", "Frozen", "Produce", "Beverages", "Snacks", "Household"]
+    aisles += ["Canned"]
+    units = ["Cardiology", "Oncology", "Radiology", "Neurology", "Pediatrics", "Orthopedics"]
+    units += ["Urology", "Dermatology"]
+    for others in (aisles, units):
+        found = classify_columns([sample("c0", VI_GIVEN), sample("c1", others)])
+        assert "PII.PersonName" not in tags(found[1])

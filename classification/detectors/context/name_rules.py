@@ -4,7 +4,9 @@
   "first last" row by row are both person names;
 * two single-token columns whose values a third column of the same row writes together
   ("Vikram" and "Yadav" beside ``{"name": "Vikram Yadav"}`` or a display name "Yadav
-  Vikram") are the parts of a full name, whatever script or culture the names come from.
+  Vikram") are the parts of a full name, whatever script or culture the names come from;
+* a single-token column of names the index knows, right beside a settled name column, is
+  the other part (beside given names of two words: "Thanh Tâm", "Maria Clara").
 
 Row evidence outweighs the English model's guess that lone foreign names are places or firms.
 """
@@ -100,6 +102,47 @@ def name_pair_rule(
                 _overrule_ner(scores[position], finding)
                 found.append((position, finding))
             break
+    return found
+
+
+KNOWN_SURNAME_SHARE = 0.6  # beside a settled name column, without row-by-row first names
+
+
+def surname_beside_name_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    """A single-token column of names the index knows, right beside a column already
+    settled as person names, is the other part of the name. Given names of two words
+    ("Thanh Tâm", "Maria Clara", "Xiao Ming") are no single tokens, so the first/last pair
+    misses them; their surname column (Nguyễn, Trần; Kim, Park) is mostly names the index
+    knows, where a column of towns, products or occupations is not."""
+    settled = {
+        position
+        for position, best in enumerate(scores)
+        if best.get("PII.PersonName", (0.0,))[0] >= 0.7
+    }
+    found: list[tuple[int, Finding]] = []
+    for position, column in enumerate(table):
+        beside = sorted({position - 1, position + 1} & settled)
+        best = scores[position]
+        if not beside or position in settled or not _single_tokens(column) or _placeish(best):
+            continue
+        if any(score >= 0.7 for score, _ in best.values()) or country_share(column) > 0.2:
+            continue
+        kinds = name_kinds(column)
+        known = kinds["first"] + kinds["last"]
+        known += sum(1 for text in column.texts[:100] if one_syllable_surname(text))
+        if known < KNOWN_SURNAME_SHARE * kinds["read"]:
+            continue
+        finding = context_finding(
+            "PII.PersonName",
+            "names the index knows, beside a column of person names",
+            table[beside[0]],
+            known,
+            kinds["read"],
+        )
+        _overrule_ner(best, finding)
+        found.append((position, finding))
     return found
 
 
