@@ -169,3 +169,34 @@ def test_categories_and_departments_beside_a_name_column_are_not_names() -> None
     for others in (aisles, units):
         found = classify_columns([sample("c0", VI_GIVEN), sample("c1", others)])
         assert "PII.PersonName" not in tags(found[1])
+
+
+# Dhivehi names in Thaana, which the name index does not list, and their addresses
+DV_GIVEN = ["ދާއޫދު", "އަޙްމަދު", "މަރްޔަމް", "ޢާއިޝަތު", "މުޙައްމަދު", "ފާޠިމަތު", "އިބްރާހީމް", "ޙަސަން"]
+DV_FAMILY = ["ރަޝީދު", "ނާޞިރު", "ޝަރީފް", "ލަޠީފް", "ޙަލީމް", "ޒާހިރު", "ސަލީމް", "ނަސީމް"]
+DV_MAILS = ["dhaaoodhu.rasheedhu@mail.mv", "ahmadhu.naasiru1@mail.mv", "maryam_shareef@mail.mv"]
+DV_MAILS += [
+    "aaishathu.latheef@mail.mv",
+    "muhamadhu.haleem7@mail.mv",
+    "faathimathu.zaahiru@mail.mv",
+]
+DV_MAILS += ["ibraaheem.saleem@mail.mv", "hasan.naseem90@mail.mv"]
+
+
+def test_names_the_rows_email_address_spells_are_person_names() -> None:
+    found = classify_columns(
+        [sample("c0", DV_GIVEN), sample("c1", DV_FAMILY), sample("c2", DV_MAILS)]
+    )
+    for position in (0, 1):
+        context = tags(found[position])["PII.PersonName"].evidence["context"]
+        assert context["sibling_column"] == "c2" and "e-mail" in context["rule"]
+    alone = classify_columns([sample("c0", DV_GIVEN), sample("c1", DV_FAMILY)])
+    assert "PII.PersonName" not in tags(alone[0]) and "PII.PersonName" not in tags(alone[1])
+
+
+def test_a_role_mailbox_does_not_make_its_department_a_name() -> None:
+    departments = ["Sales", "Support", "Billing", "Marketing", "Research", "Logistics"]
+    departments += ["Finance", "Legal"]
+    mailboxes = [f"{department.lower()}@acme.example" for department in departments]
+    found = classify_columns([sample("c0", departments), sample("c1", mailboxes)])
+    assert "PII.PersonName" not in tags(found[0])

@@ -27,7 +27,12 @@ from collections.abc import Sequence
 from ..base import Finding, PreparedColumn, confidence
 from .address_rule import address_beside_postcode_rule
 from .birth_dates import birth_date_rule
-from .name_rules import name_pair_rule, surname_beside_name_rule, written_together_rule
+from .name_rules import (
+    name_pair_rule,
+    names_in_email_rule,
+    surname_beside_name_rule,
+    written_together_rule,
+)
 from .phone_rule import phone_rule
 from .place_rule import place_rule, town_beside_postcode_rule
 from .postal_rule import postal_rule
@@ -51,6 +56,7 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
             birth_date_rule,
             written_together_rule,
             name_pair_rule,
+            names_in_email_rule,
             surname_beside_name_rule,
             place_rule,
             postal_rule,

@@ -6,7 +6,8 @@
   ("Vikram" and "Yadav" beside ``{"name": "Vikram Yadav"}`` or a display name "Yadav
   Vikram") are the parts of a full name, whatever script or culture the names come from;
 * a single-token column of names the index knows, right beside a settled name column, is
-  the other part (beside given names of two words: "Thanh Tâm", "Maria Clara").
+  the other part (beside given names of two words: "Thanh Tâm", "Maria Clara");
+* name-shaped values that the same row's e-mail address spells (romanised) are names.
 
 Row evidence outweighs the English model's guess that lone foreign names are places or firms.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+
+from anyascii import anyascii
 
 from ..base import Finding, PreparedColumn
 from ..cities import is_place
@@ -200,6 +203,63 @@ def written_together_rule(
             taken.update((first, other))
             break
     return found
+
+
+def names_in_email_rule(
+    table: Sequence[PreparedColumn], scores: Sequence[Scores]
+) -> list[tuple[int, Finding]]:
+    """Name-shaped values that the same row's e-mail address spells are person names.
+
+    People's addresses are made of their names (anna.berg@, aberg72@, berg_anna@), in Latin
+    letters whatever script the name is written in: "Мария" is in mariya.ivanova@, "राम"
+    in ram.sharma@. So the rows vouch for names no name list knows. The address must hold
+    more than the value: a role mailbox (sales@ beside "Sales") spells a department."""
+    mails = [
+        column
+        for column, best in zip(table, scores, strict=True)
+        if best.get("PII.Email", (0.0,))[0] >= 0.7
+    ]
+    found: list[tuple[int, Finding]] = []
+    for position, column in enumerate(table):
+        best = scores[position]
+        if not mails or column in mails or column.type_family != "text" or _placeish(best):
+            continue
+        if any(score >= 0.7 for score, _ in best.values()) or country_share(column) > 0.2:
+            continue
+        if _name_shaped_share(column) < ROW_SHARE:
+            continue
+        for mail in mails:
+            spelled, checked = _spelled_in(column, mail)
+            if checked >= MIN_ROWS and spelled >= ROW_SHARE * checked:
+                finding = context_finding(
+                    "PII.PersonName",
+                    "a name the same row's e-mail address spells",
+                    mail,
+                    spelled,
+                    checked,
+                )
+                _overrule_ner(best, finding)
+                found.append((position, finding))
+                break
+    return found
+
+
+def _spelled_in(column: PreparedColumn, mail: PreparedColumn) -> tuple[int, int]:
+    """(rows whose e-mail local part holds the value and more, rows read)."""
+    local_parts = {row: _letters(text.partition("@")[0]) for row, text in by_row(mail).items()}
+    spelled = checked = 0
+    for row, text in by_row(column).items():
+        local, name = local_parts.get(row), _letters(text)
+        if local is None or len(name) < 3:  # "Lê", "Wu": too short to tell
+            continue
+        checked += 1
+        spelled += name in local and len(local) >= len(name) + 2
+    return spelled, checked
+
+
+def _letters(text: str) -> str:
+    """Latin letters of ``text`` in lower case, other scripts romanised: "Đặng" -> "dang"."""
+    return "".join(char for char in anyascii(text).lower() if "a" <= char <= "z")
 
 
 def _name_shaped_share(column: PreparedColumn) -> float:
