@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from agent import relay_core
 from agent.extension import native_path_available
+from agent.journal import AuditNotJournaled
 from agent.postgres import codec
 from agent.postgres.backend import BackendHandlers
 from agent.postgres.frontend import ClientHandlers
@@ -106,6 +107,10 @@ class Session(Startup, ClientHandlers, BackendHandlers):
                     self._fatal("08P01", f"protocol violation: {error}")
             elif isinstance(error, SessionRefused):
                 log.warning("session %s ended: %s", self.client_address, error.text)
+                with contextlib.suppress(Exception):
+                    self._fatal(error.sqlstate, error.text)
+            elif isinstance(error, AuditNotJournaled):  # its result withheld: the client knows why
+                log.error("session %s ended: %s", self.client_address, error.text)
                 with contextlib.suppress(Exception):
                     self._fatal(error.sqlstate, error.text)
             elif error is not None and not isinstance(
