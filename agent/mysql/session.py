@@ -52,6 +52,7 @@ class MySqlSession(Login, Commands):
                 log.warning(
                     "connection %d: no login within %.0f s", self.connection_id, LOGIN_TIMEOUT
                 )
+                self.refusal = f"the login did not finish within {LOGIN_TIMEOUT:.0f} s"
                 logged_in = False
             except ssl.SSLError as exc:  # a client's TLS handshake failed (a scanner, a bad hello)
                 log.debug("TLS handshake failed: %r", exc)
@@ -68,6 +69,10 @@ class MySqlSession(Login, Commands):
             for stream in (self.upstream.writer if self.upstream else None, self.writer):
                 if stream is not None:
                     stream.close()
+            if self.reported_login is not None:  # accepted in the trail: say no session came
+                await self.agent.logins.abandoned(
+                    self.reported_login, self.refusal or "the client went away"
+                )
 
     async def _relay(self) -> None:
         """Both sockets on transport callbacks until either side ends."""

@@ -65,7 +65,12 @@ class Session(Startup, ClientHandlers, BackendHandlers):
             if self.upstream is not None:  # a login stopped after the upstream connected
                 self.upstream.close()
             await self._close_client()
+            if self.reported_login is not None:  # accepted in the trail: say no session came
+                await self.agent.logins.abandoned(
+                    self.reported_login, self.refusal or "the client went away"
+                )
             return
+        self.reported_login = None
         metrics.connections_total.labels("accepted").inc()
         metrics.connections_open.inc()
         try:
