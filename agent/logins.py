@@ -138,9 +138,9 @@ class Logins:
                 source_address=login.source_address,
                 application=login.application,
             )
-        except ControlPlaneUnavailable as exc:
+        except Exception as exc:  # unreachable, or the client closed as the agent stops
             log.warning(
-                "login of %s (token %s) abandoned (%s), not reported: %s",
+                "login of %s (token %s) abandoned (%s), not reported: %r",
                 login.identity,
                 login.token_id,
                 reason,
