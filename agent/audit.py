@@ -230,12 +230,17 @@ class AuditShipper:
         """Flush now (a full batch is queued) instead of at the next interval."""
         self._wakeup.set()
 
-    def _encode_queued(self) -> None:
+    def _encode_queued(self, *, everything: bool = False) -> None:
+        """Take the queued events into pending batches: those journaled, or whose statements
+        failed closed (agent/journal.py, ``takeable``), so a full disk stops no delivery; an
+        event whose result may still go out only once it is journaled stays queued for its
+        writer.  ``everything``: the agent stops, no session is left to release a result."""
         journal = self.journal
-        if journal is not None:  # the native path's last events may not be journaled yet
-            journal.catch_up()
-        queued = self.queued.copy()
-        self.queued.clear()
+        taken = len(self.queued)
+        if journal is not None and not everything:
+            taken = journal.takeable()
+        queued = self.queued[:taken]
+        del self.queued[:taken]  # in place: the native data path appends to this list
         for start in range(0, len(queued), BATCH_SIZE):
             chunk = queued[start : start + BATCH_SIZE]
             self.pending.append(encode_batch(self._id_prefix, self._next_seq, chunk))
@@ -334,7 +339,7 @@ class AuditShipper:
     async def close(self) -> None:
         """Final flush; whatever cannot be delivered is spooled."""
         await self.flush()
-        self._encode_queued()
+        self._encode_queued(everything=True)
         if self.pending:
             self._spool(self.pending)
             self.pending = []

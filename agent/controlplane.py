@@ -130,6 +130,13 @@ class ControlPlaneClient:
                 return AuthResult(False, detail=exc.detail or "invalid token")
             raise ControlPlaneUnavailable(f"login record: HTTP {exc.status}") from exc
 
+    async def login_abandoned(
+        self, datasource: str, identity: str, token_id: int, **details: str
+    ) -> None:
+        """Report that a login the control plane accepted never became a session."""
+        operation = operations.agent_login_abandoned(datasource, identity, token_id, **details)
+        await self._must(operation, "login abandoned")
+
     async def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register or refresh this agent (see agent.heartbeat); returns the answer."""
         return await self._must(operations.agent_heartbeat(body), "heartbeat")

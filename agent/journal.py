@@ -27,12 +27,19 @@ loses whatever was in memory.  With it:
   (seconds); an fsync per statement (a disk round trip) is not worth that case.  The spool,
   which holds events across long outages, is still fsynced.
 * **Fail closed.**  A journal that cannot be written (a full disk) fails the statement's
-  session instead of returning a result whose event could be lost.  A record whose write
-  fails part-way is cut off again (``append_whole``, or ``catch_up`` for the native writer's:
-  the file truncated to where the record began), so no partial record stays in the file to
-  hide the ones after it.  Its event stays queued (``mark`` does not move): the next record,
-  or the flush, journals it with the others.  The file is ``O_APPEND``: a second writer (an
-  old worker still draining beside its successor) appends whole records, never over them.
+  session instead of returning a result whose event could be lost: ``catch_up`` raises
+  ``AuditNotJournaled``, which the session answers with a protocol error naming the rule
+  (``audit_journal``; PostgreSQL 53100, MySQL 1021) before it ends.  Those events are
+  *settled*: their results never went out, so the flush takes them with the journaled ones
+  (``takeable``) and delivery goes on while the disk stays full; an event neither journaled
+  nor settled (its writer has not caught up yet, its result not released) stays queued for
+  that writer.  A record whose write fails part-way is cut off again (``append_whole``, or
+  ``catch_up`` for the native writer's: the file truncated to where the record began), so no
+  partial record stays in the file to hide the ones after it.  The cut checks the file's end,
+  then truncates: no other writer can append in between, since every process writes its own
+  file (a worker its own, agent/workers.py, started again only once the old one has exited;
+  one agent per state directory, agent/__main__.py's lock); ``O_APPEND`` would still keep
+  whole records of a second writer.
 * **Rotate.**  When the shipper takes the queue (``seal``), the file becomes the sealed
   journal (``….sealed``) and new events start a fresh file; once everything taken is
   delivered or spooled (fsynced), ``release`` deletes the sealed file.
@@ -72,6 +79,29 @@ _RECORD_START = b"(\x03\x00\x00\x00u"
 # The slots of AuditJournal.state; TORN: the bytes of a record the native writer could not
 # write whole, at the file's end until catch_up cuts them off.
 FD, MARK, FIRST_SEQ, TORN = range(4)
+
+
+class AuditNotJournaled(OSError):
+    """A statement's audit event could not be journaled (a full disk, EIO): its result is
+    withheld and its session ends with this error (rule ``audit_journal``)."""
+
+    rule = "audit_journal"
+
+    def __init__(self, cause: OSError) -> None:
+        self.text = (
+            f"{self.rule}: the statement's audit event could not be written to the agent's "
+            f"journal ({cause.strerror or cause}); its result is withheld and the session ends"
+        )
+        super().__init__(cause.errno, self.text)
+
+    @property
+    def disk_full(self) -> bool:
+        return self.errno in (errno.ENOSPC, errno.EDQUOT)
+
+    @property
+    def sqlstate(self) -> str:
+        """PostgreSQL's SQLSTATE for it: disk_full, else io_error."""
+        return "53100" if self.disk_full else "58030"
 
 
 def sealed_path(path: Path) -> Path:
@@ -134,9 +164,35 @@ class AuditJournal:
         # a buffer: it reads them and advances mark itself, without a Python attribute lookup
         # (agent/fastpath/journal.c), and calls ``catch_up`` while there is no file.
         self.state = array("q", [-1, 0, first_seq, 0])
+        # queued[:settled] not journaled belong to statements that failed closed (their
+        # writer's catch_up raised): the flush takes them all the same.
+        self.settled = 0
 
     def catch_up(self) -> None:
-        """Append the events queued since the last call (one record, one write)."""
+        """Append the events queued since the last call (one record, one write).  Raises
+        AuditNotJournaled when it cannot: the caller fails its statement closed (its result
+        never goes out), so the events queued so far are settled."""
+        try:
+            self._append()
+        except OSError as exc:
+            self.settled = len(self._queued)
+            raise AuditNotJournaled(exc) from exc
+
+    def takeable(self) -> int:
+        """How many queued events (from the start) a flush may take: every one journaled or
+        settled.  It journals what it can first; a journal that cannot be written (a full
+        disk) stops no delivery: the statements whose events it could not take failed closed
+        already, and an event of a writer that has not caught up yet stays queued, for that
+        writer to journal before its result goes out (or to fail closed)."""
+        try:
+            self._append()
+        except OSError as exc:
+            log.error(
+                "audit journal %s not written (%s): delivering what is settled", self.path, exc
+            )
+        return max(self.state[MARK], self.settled)
+
+    def _append(self) -> None:
         queued = self._queued
         state = self.state
         mark = state[MARK]
@@ -160,12 +216,13 @@ class AuditJournal:
             _cut_off(state[FD], torn, self.path)
 
     def seal(self, id_prefix: str, first_seq: int) -> None:
-        """The shipper took (and emptied) the queue, every event of it journaled by
-        ``catch_up`` first: they stay in the sealed file until ``release``; the next event
-        is queued[0] again, with seq ``first_seq`` under ``id_prefix``."""
+        """The shipper took the ``takeable`` events from the queue's start (those journaled
+        stay in the sealed file until ``release``); what is still queued is not journaled
+        yet, and queued[0] gets seq ``first_seq`` under ``id_prefix``."""
         state = self.state
         fd = state[FD]
         state[FD], state[MARK], state[FIRST_SEQ], state[TORN] = -1, 0, first_seq, 0
+        self.settled = 0
         self.id_prefix = id_prefix
         if fd < 0:
             return
@@ -182,6 +239,10 @@ class AuditJournal:
                 os.replace(self.path, self.sealed)
         except FileNotFoundError:  # another agent on this state directory took it
             log.warning("audit journal %s was removed by another process", self.path)
+        except OSError as exc:
+            # A full disk: the file stays the active one, new records go after its own (they
+            # are replayed at a restart under their ids: duplicates the control plane drops).
+            log.error("audit journal %s not sealed (%s): it stays active", self.path, exc)
 
     def release(self) -> None:
         """Everything sealed is delivered or spooled: forget it."""

@@ -8,6 +8,13 @@ the identity's tokens (all of them share the identity's salt, so one SCRAM excha
 them all), and reports the outcome (``POST /api/v1/agent/logins``): the control plane
 audits it, marks the token used and answers whether it still accepts the token.
 
+A login the control plane audited as accepted (``auth.agent_login``) whose session then
+never starts (the client goes away, the upstream refuses, the login times out) is followed
+up (``abandoned``: ``POST /api/v1/agent/logins/abandoned``, audited as
+``auth.agent_login_abandoned``): the trail keeps the proof of the token, which happened,
+and says no session came of it.  The accepted login is reported before the session exists
+because the control plane's answer (is the token still live?) decides whether it may.
+
 Both answers are cached for ``FRESH_SECONDS`` like cleartext token checks
 (``Agent.authenticate``); during a control-plane outage verifiers fetched within
 ``stale_seconds`` still log people in, so an outage does not lock everybody out at once.
@@ -15,16 +22,31 @@ Both answers are cached for ``FRESH_SECONDS`` like cleartext token checks
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from warden_client.operations import LoginVerifiers, TokenVerifierInfo
 
-__all__ = ["FRESH_SECONDS", "LoginVerifiers", "Logins", "TokenVerifierInfo"]
+__all__ = ["FRESH_SECONDS", "LoginVerifiers", "Logins", "ReportedLogin", "TokenVerifierInfo"]
+
+log = logging.getLogger("agent.logins")
 
 FRESH_SECONDS = 30.0
 _MAX_CACHED = 10_000  # identities; a flood of made-up names cannot grow the cache forever
 UNKNOWN_TOKEN = "unknown or revoked access token"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedLogin:
+    """A login the control plane audited as accepted: a follow-up names it the same way."""
+
+    identity: str
+    token_id: int
+    mechanism: str
+    source_address: str
+    application: str
 
 
 class Logins:
@@ -68,15 +90,17 @@ class Logins:
         mechanism: str,
         source_address: str = "",
         application: str = "",
-    ) -> AuthResult:
+    ) -> tuple[AuthResult, ReportedLogin | None]:
         """Report the login (``token`` None: the client's proof matched none) and return
-        whether it is accepted, with the identity's kind and groups."""
+        whether it is accepted, with the identity's kind and groups, and the login as the
+        control plane audited it when it did (None: refused, or answered from the cache or
+        during an outage, so no accepted login is in the trail to follow up)."""
         identity = verifiers.identity
         now = time.monotonic()
         key = (identity, token.id if token is not None else 0)
         cached = self._accepted.get(key) if token is not None else None
         if cached is not None and now - cached[1] < FRESH_SECONDS:
-            return cached[0]
+            return cached[0], None
         try:
             result = await self.cp.login_record(
                 self.datasource,
@@ -88,13 +112,37 @@ class Logins:
             )
         except ControlPlaneUnavailable:
             if token is None:
-                return AuthResult(False, identity, detail=UNKNOWN_TOKEN)
+                return AuthResult(False, identity, detail=UNKNOWN_TOKEN), None
             # The proof matched verifiers no older than stale_seconds (``verifiers``).
-            return AuthResult(True, identity, verifiers.kind, verifiers.groups)
+            return AuthResult(True, identity, verifiers.kind, verifiers.groups), None
         if result.ok and token is not None:
             if len(self._accepted) >= _MAX_CACHED:
                 self._accepted.clear()
             self._accepted[key] = (result, now)
-        elif token is not None:  # revoked since the verifiers were fetched
+            reported = ReportedLogin(identity, token.id, mechanism, source_address, application)
+            return result, reported
+        if token is not None:  # revoked since the verifiers were fetched
             self._verifiers.pop(identity, None)
-        return result
+        return result, None
+
+    async def abandoned(self, login: ReportedLogin, reason: str) -> None:
+        """Follow up an accepted login whose session never started (best effort: the
+        session is gone either way; an unreachable control plane is logged)."""
+        try:
+            await self.cp.login_abandoned(
+                self.datasource,
+                login.identity,
+                login.token_id,
+                mechanism=login.mechanism,
+                reason=reason,
+                source_address=login.source_address,
+                application=login.application,
+            )
+        except Exception as exc:  # unreachable, or the client closed as the agent stops
+            log.warning(
+                "login of %s (token %s) abandoned (%s), not reported: %r",
+                login.identity,
+                login.token_id,
+                reason,
+                exc,
+            )

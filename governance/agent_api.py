@@ -29,7 +29,12 @@ from governance.authentication import AgentTokenAuthentication
 from governance.crypto import published_keys
 from governance.models import AccessToken, DataSource
 from governance.scopes import Scope
-from governance.services.agent_logins import AgentLogin, agent_login_check, agent_login_record
+from governance.services.agent_logins import (
+    AgentLogin,
+    agent_login_abandoned,
+    agent_login_check,
+    agent_login_record,
+)
 from governance.services.agents import agent_heartbeat_record
 from governance.services.bundles import policy_bundle_served
 from governance.token_verifiers import LoginVerifiers, login_verifiers
@@ -246,15 +251,16 @@ class AgentLoginVerifiers(AgentView):
         return Response(VerifiersSerializer(_verifiers_body(found)).data)
 
 
+LOGIN_MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "mysql_native_password"]
+
+
 class LoginRecordSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     identity = serializers.CharField()
     token_id = serializers.IntegerField(
         allow_null=True, help_text="the token whose verifier matched; null: none did"
     )
-    mechanism = serializers.ChoiceField(
-        choices=["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "mysql_native_password"]
-    )
+    mechanism = serializers.ChoiceField(choices=LOGIN_MECHANISMS)
     source_address = serializers.CharField(required=False, allow_blank=True, default="")
     application = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -280,6 +286,40 @@ class AgentLoginRecord(AgentView):
             application=data["application"],
         )
         return _login_answer(outcome)
+
+
+class LoginAbandonedSerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField()
+    identity = serializers.CharField()
+    token_id = serializers.IntegerField(help_text="the token of the accepted login")
+    mechanism = serializers.ChoiceField(choices=LOGIN_MECHANISMS)
+    reason = serializers.CharField(max_length=300, help_text="why no session started")
+    source_address = serializers.CharField(required=False, allow_blank=True, default="")
+    application = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AgentLoginAbandoned(AgentView):
+    """An agent reports that a login it reported accepted never became a session (the
+    client went away, the upstream refused, the login timed out): audited, 204."""
+
+    extra_error_statuses = {"POST": (404,)}
+
+    @extend_schema(request=LoginAbandonedSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        serializer = LoginAbandonedSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        agent_login_abandoned(
+            agent_token=request.auth,
+            datasource=self.served_datasource(data["datasource"]),
+            identity=data["identity"],
+            token_id=data["token_id"],
+            mechanism=data["mechanism"],
+            reason=data["reason"],
+            source_address=data["source_address"],
+            application=data["application"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _login_answer(outcome: AgentLogin) -> Response:

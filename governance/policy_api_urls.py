@@ -25,5 +25,10 @@ urlpatterns = [
     ),
     path("agent/verifiers", agent_api.AgentLoginVerifiers.as_view(), name="api-agent-verifiers"),
     path("agent/logins", agent_api.AgentLoginRecord.as_view(), name="api-agent-logins"),
+    path(
+        "agent/logins/abandoned",
+        agent_api.AgentLoginAbandoned.as_view(),
+        name="api-agent-logins-abandoned",
+    ),
     path("agent/heartbeat", agent_api.AgentHeartbeat.as_view(), name="api-agent-heartbeat"),
 ]

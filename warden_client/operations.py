@@ -214,6 +214,30 @@ def agent_login_record(
     return Operation("POST", "agent/logins", read, json=body)
 
 
+def agent_login_abandoned(
+    datasource: str,
+    identity: str,
+    token_id: int,
+    *,
+    mechanism: str,
+    reason: str,
+    source_address: str = "",
+    application: str = "",
+) -> Operation[None]:
+    """Tell the control plane that a login it accepted (``agent_login_record``) never
+    became a session, and why (it audits that beside the login): 204."""
+    body = {
+        "datasource": datasource,
+        "identity": identity,
+        "token_id": token_id,
+        "mechanism": mechanism,
+        "reason": reason,
+        "source_address": source_address,
+        "application": application,
+    }
+    return Operation("POST", "agent/logins/abandoned", lambda _response: None, json=body)
+
+
 def agent_heartbeat(body: Json) -> Operation[Json]:
     return Operation("POST", "agent/heartbeat", _json, json=body)
 

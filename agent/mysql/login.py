@@ -67,6 +67,7 @@ class Login(SessionState):
         if error is None:
             error = await self._open_upstream(login.handshake)
         if error is not None:
+            self.refusal = error
             await self._send_login_error(error, seq=login.seq)
             return False
         for stream in (self.writer, self.upstream.writer if self.upstream else None):
@@ -76,6 +77,7 @@ class Login(SessionState):
         data, _ = p.frame(p.ok_packet(), login.seq)
         self.writer.write(data)
         await self.writer.drain()
+        self.reported_login = None  # a session: nothing to follow up
         return True
 
     async def _probe_version(self) -> str:
@@ -100,7 +102,7 @@ class Login(SessionState):
                 result = await self.agent.authenticate(user, login.token)
             else:
                 assert login.verifiers is not None
-                result = await self.agent.logins.record(
+                result, self.reported_login = await self.agent.logins.record(
                     login.verifiers,
                     login.matched,
                     mechanism=NATIVE,

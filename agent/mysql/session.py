@@ -16,11 +16,13 @@ answer relayed), ``relay``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from typing import cast
 
 from agent import relay_core
+from agent.journal import AuditNotJournaled
 from agent.mysql import native
 from agent.mysql import packets as p
 from agent.mysql.commands import Commands
@@ -32,6 +34,8 @@ log = logging.getLogger("agent.mysql.session")
 # plane calls up to ~40 s in an outage before cached verifiers count, the upstream's login),
 # which answer with their own errors; this one ends a client that stalls between them.
 LOGIN_TIMEOUT = 120.0
+# MySQL's errors for a write that failed: disk full, or any other (HY000 both).
+ER_DISK_FULL, ER_ERROR_ON_WRITE = 1021, 3
 
 
 class MySqlSession(Login, Commands):
@@ -48,6 +52,7 @@ class MySqlSession(Login, Commands):
                 log.warning(
                     "connection %d: no login within %.0f s", self.connection_id, LOGIN_TIMEOUT
                 )
+                self.refusal = f"the login did not finish within {LOGIN_TIMEOUT:.0f} s"
                 logged_in = False
             except ssl.SSLError as exc:  # a client's TLS handshake failed (a scanner, a bad hello)
                 log.debug("TLS handshake failed: %r", exc)
@@ -64,6 +69,10 @@ class MySqlSession(Login, Commands):
             for stream in (self.upstream.writer if self.upstream else None, self.writer):
                 if stream is not None:
                     stream.close()
+            if self.reported_login is not None:  # accepted in the trail: say no session came
+                await self.agent.logins.abandoned(
+                    self.reported_login, self.refusal or "the client went away"
+                )
 
     async def _relay(self) -> None:
         """Both sockets on transport callbacks until either side ends."""
@@ -86,12 +95,28 @@ class MySqlSession(Login, Commands):
             relay_core.attach(self.to_client, self.upstream.reader)
             error = await done
             expected = asyncio.IncompleteReadError | ConnectionError | p.ProtocolError
-            if error is not None and not isinstance(error, expected):
+            if isinstance(error, AuditNotJournaled):
+                log.error("connection %d ended: %s", self.connection_id, error.text)
+                with contextlib.suppress(Exception):
+                    self._withheld_answer(error)
+            elif error is not None and not isinstance(error, expected):
                 log.error("session ended by %r", error, exc_info=error)
             elif error is not None:
                 log.debug("session ended: %r", error)
         finally:
             await relay_core.stop(relays)
+
+    def _withheld_answer(self, error: AuditNotJournaled) -> None:
+        """An ERR in place of the answer whose audit event could not be journaled, numbered
+        as the client expects its next packet (what went out of the answer before stays)."""
+        results = self.results
+        if results is None:
+            seq = self.reply_seq
+        else:  # out: framed packets not written yet, the first one's sequence id next
+            seq = results.out[0][3] if results.out else results.seq
+        code = ER_DISK_FULL if error.disk_full else ER_ERROR_ON_WRITE
+        data, _ = p.frame(p.err_packet(code, "HY000", error.text), seq & 0xFF)
+        self.writer.write(data)
 
     def _next_results(self) -> None:
         """The answer in flight, on the upstream packets buffered; then the next one's."""

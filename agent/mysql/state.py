@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from agent.logins import ReportedLogin
 from agent.mysql import packets as p
 from agent.mysql.auth import UpstreamLink
 from agent.mysql.relay import PacketRelay
@@ -89,6 +90,10 @@ class SessionState:
         self.connection_id = agent.next_connection_id()
         self.prepared: dict[int, Prepared] = {}
         self.reply_seq = 1
+        # A login the control plane audited as accepted, until the session starts (if it
+        # never does, the login is followed up as abandoned, agent/logins.py), and why not.
+        self.reported_login: ReportedLogin | None = None
+        self.refusal = ""
         self._masks: dict[tuple[int, bytes], tuple[Decision, Shape]] = {}
         # COM_QUERY texts run under a cached decision, by template key (commands.py): the
         # template's fixed pieces, the decision, the agent's generation and the database.

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from agent import relay_core
 from agent.extension import native_path_available
+from agent.journal import AuditNotJournaled
 from agent.postgres import codec
 from agent.postgres.backend import BackendHandlers
 from agent.postgres.frontend import ClientHandlers
@@ -64,7 +65,12 @@ class Session(Startup, ClientHandlers, BackendHandlers):
             if self.upstream is not None:  # a login stopped after the upstream connected
                 self.upstream.close()
             await self._close_client()
+            if self.reported_login is not None:  # accepted in the trail: say no session came
+                await self.agent.logins.abandoned(
+                    self.reported_login, self.refusal or "the client went away"
+                )
             return
+        self.reported_login = None
         metrics.connections_total.labels("accepted").inc()
         metrics.connections_open.inc()
         try:
@@ -106,6 +112,10 @@ class Session(Startup, ClientHandlers, BackendHandlers):
                     self._fatal("08P01", f"protocol violation: {error}")
             elif isinstance(error, SessionRefused):
                 log.warning("session %s ended: %s", self.client_address, error.text)
+                with contextlib.suppress(Exception):
+                    self._fatal(error.sqlstate, error.text)
+            elif isinstance(error, AuditNotJournaled):  # its result withheld: the client knows why
+                log.error("session %s ended: %s", self.client_address, error.text)
                 with contextlib.suppress(Exception):
                     self._fatal(error.sqlstate, error.text)
             elif error is not None and not isinstance(

@@ -229,7 +229,7 @@ class Startup(SessionState):
         except ScramRefused:
             await self.agent.logins.record(verifiers, None, **details)
             raise
-        auth = await self.agent.logins.record(verifiers, token, **details)
+        auth, self.reported_login = await self.agent.logins.record(verifiers, token, **details)
         if auth.ok:
             self.writer.write(codec.auth_request(codec.AUTH_SASL_FINAL, server_final))
         return auth

@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent.logins import ReportedLogin
 from agent.postgres import codec
 from agent.postgres.upstream import UpstreamConnection
 from agent.relations import SessionRelations
@@ -123,6 +124,10 @@ class SessionState:
         self.sent_bytes = 0
         self.search_path: tuple[str, ...] | None = None
         self.cancel_key: tuple[int, int] | None = None
+        # A login the control plane audited as accepted, until the session starts (if it
+        # never does, the login is followed up as abandoned), and the last FATAL's text.
+        self.reported_login: ReportedLogin | None = None
+        self.refusal = ""
         self._audit_fragments: dict[tuple[int, int, str], tuple[Decision, str]] = {}
         self._origin_masks: dict[
             tuple[int, bytes], tuple[Decision, list[tuple[int, MaskSpec]] | None]
@@ -145,6 +150,7 @@ class SessionState:
         self.session_relations = SessionRelations()
 
     def _fatal(self, code: str, text: str) -> None:
+        self.refusal = text
         self.writer.write(codec.error_response(code, text, severity="FATAL"))
 
     async def _decide(self, sql: str) -> Decision:

@@ -4,7 +4,10 @@ Two ways in: the agent forwards a token a client sent as a cleartext password ov
 (``agent_login_check``), or it checked a challenge-response proof against the token's
 verifiers itself (``governance.token_verifiers``) and reports which token matched
 (``agent_login_record``).  Either way the login is audited here, and the control plane
-has the last word on whether the token is still live.
+has the last word on whether the token is still live.  A reported login whose session then
+never starts (the client went away, the upstream refused, the login timed out) gets a
+follow-up event (``agent_login_abandoned``), so no accepted login stands in the trail for a
+session that did not exist.
 """
 
 from __future__ import annotations
@@ -169,3 +172,41 @@ def agent_login_record(
     now = timezone.now()
     AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return _accepted(context, token)
+
+
+@transaction.atomic
+def agent_login_abandoned(
+    *,
+    agent_token: AccessToken,
+    datasource: DataSource,
+    identity: str,
+    token_id: int,
+    mechanism: str,
+    reason: str,
+    source_address: str = "",
+    application: str = "",
+) -> None:
+    """An agent's follow-up to a login it reported and had accepted (``agent_login_record``)
+    whose session never started: audited as ``auth.agent_login_abandoned`` with the same
+    identity, token, mechanism and address, and why (the token's state is not checked
+    again: nothing is granted)."""
+    token = (
+        AccessToken.objects.select_related("user")
+        .filter(pk=token_id, user__username=identity)
+        .first()
+    )
+    event_record(
+        actor=token.user if token is not None else agent_token.user,
+        action="auth.agent_login_abandoned",
+        target=token,
+        datasource=datasource,
+        source_address=source_address,
+        details={
+            "identity": identity,
+            "agent": agent_token.user.get_username(),
+            "token": token.prefix if token is not None else "",
+            "application": application,
+            "mechanism": mechanism,
+            "reason": reason,
+        },
+    )

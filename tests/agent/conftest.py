@@ -340,6 +340,8 @@ class ControlPlane:
         self.revoked: set[str] = set()
         # Challenge-response logins the agent reported (POST agent/logins), in order.
         self.logins: list[dict[str, Any]] = []
+        # Accepted logins the agent followed up as never becoming a session, in order.
+        self.abandoned_logins: list[dict[str, Any]] = []
         # Access requests the agent filed for held statements, by id.
         self.access_requests: dict[int, dict[str, Any]] = {}
         self.filings = 0
@@ -584,6 +586,9 @@ class ControlPlane:
                         )
                 elif self.path == "/api/v1/agent/logins":
                     self._send(*plane.login_record(body))
+                elif self.path == "/api/v1/agent/logins/abandoned":
+                    plane.abandoned_logins.append(body)
+                    self._send(204)
                 elif self.path == "/api/v1/agent/access-requests":
                     if body["identity"] not in {found[0] for found in TOKENS.values()}:
                         self._send(400, {"detail": f"Unknown identity {body['identity']!r}."})

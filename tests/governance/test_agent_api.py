@@ -43,6 +43,17 @@ def _endpoints(alice_token):
                 "mechanism": "SCRAM-SHA-256",
             },
         ),
+        (
+            "post",
+            "/api/v1/agent/logins/abandoned",
+            {
+                "datasource": "shop",
+                "identity": "alice",
+                "token_id": 1,
+                "mechanism": "SCRAM-SHA-256",
+                "reason": "the client went away",
+            },
+        ),
     ]
 
 

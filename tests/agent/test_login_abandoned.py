@@ -1,0 +1,75 @@
+"""A SCRAM login the control plane audited as accepted, whose session then never starts
+(the upstream refuses, the client gives up and the login times out), is followed up as
+abandoned (``POST agent/logins/abandoned``, audited as ``auth.agent_login_abandoned``): the
+trail keeps the proof of the token and says no session came of it.  Real libpq clients
+(psycopg) through the agent."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from agent.postgres import session as session_module
+from agent.upstream import UpstreamConfig
+from tests.agent.conftest import PG_HOST, wait_for
+
+
+@pytest.fixture
+def silent_upstream() -> Iterator[int]:
+    """A port that accepts connections and never answers (an upstream that hangs)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_login_that_becomes_a_session_is_not_followed_up(agent: Any, control_plane: Any) -> None:
+    with agent.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert [login["token_id"] for login in control_plane.logins] == [1]
+    assert control_plane.abandoned_logins == []
+
+
+def test_a_login_whose_upstream_refuses_is_followed_up_as_abandoned(
+    agent_factory: Any, control_plane: Any, pg_database: str
+) -> None:
+    upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
+    agent = agent_factory(upstream=upstream)
+    with pytest.raises(psycopg.OperationalError, match="could not connect to the upstream"):
+        psycopg.connect(agent.dsn("alice", application_name="report-job"))
+    (login,) = control_plane.logins
+    assert login["token_id"] == 1 and login["mechanism"] == "SCRAM-SHA-256"
+    wait_for(lambda: len(control_plane.abandoned_logins) == 1)
+    (abandoned,) = control_plane.abandoned_logins
+    assert abandoned["reason"].startswith("warden agent could not connect to the upstream")
+    for field in ("identity", "token_id", "mechanism", "source_address", "application"):
+        assert abandoned[field] == login[field], field
+    assert abandoned["application"] == "report-job"
+
+
+def test_a_login_the_client_gave_up_on_is_followed_up_when_it_times_out(
+    agent_factory: Any,
+    control_plane: Any,
+    pg_database: str,
+    silent_upstream: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(session_module, "AUTHENTICATION_TIMEOUT", 2.0)
+    agent = agent_factory(
+        upstream=UpstreamConfig(PG_HOST, silent_upstream, "postgres", "", pg_database)
+    )
+    with pytest.raises(psycopg.OperationalError):  # the proof went through, then nothing
+        psycopg.connect(agent.dsn("alice", connect_timeout=1))
+    assert [login["token_id"] for login in control_plane.logins] == [1]
+    wait_for(lambda: len(control_plane.abandoned_logins) == 1, timeout=10)
+    assert control_plane.abandoned_logins[0]["reason"] == "the login did not finish within 2 s"
