@@ -135,7 +135,9 @@ def surname_beside_name_rule(
         kinds = name_kinds(column)
         known = kinds["first"] + kinds["last"]
         known += sum(1 for text in column.texts[:100] if one_syllable_surname(text))
-        if known < KNOWN_SURNAME_SHARE * kinds["read"]:
+        if known < KNOWN_SURNAME_SHARE * kinds["read"] or _few_values(column):
+            continue
+        if not _part_of_full_names(column, table[beside[0]]):
             continue
         finding = context_finding(
             "PII.PersonName",
@@ -147,6 +149,34 @@ def surname_beside_name_rule(
         _overrule_ner(best, finding)
         found.append((position, finding))
     return found
+
+
+def _few_values(column: PreparedColumn) -> bool:
+    """A handful of values over many rows: colours, grades, statuses, not people's names."""
+    head = column.texts[:100]
+    return len(head) >= 20 and len(set(head)) < 0.3 * len(head)
+
+
+def _part_of_full_names(column: PreparedColumn, names: PreparedColumn) -> bool:
+    """Beside a column of full names ("Alice Johnson"), a part of the name is a word of the
+    same row's full name; a colour or a make beside the owner's name is not. Beside given
+    names (one word, or two: "Thanh Tâm", whose last word is a given name too) there is
+    nothing to check."""
+    head = names.texts[:100]
+    ending_in_surnames = sum(
+        1 for text in head if len(text.split()) > 1 and value_kind(text.split()[-1]) == "last"
+    )
+    if ending_in_surnames < 0.5 * len(head):
+        return True
+    full = {
+        row: set(_letters(word) for word in text.split()) for row, text in by_row(names).items()
+    }
+    inside = checked = 0
+    for row, text in by_row(column).items():
+        if row in full:
+            checked += 1
+            inside += _letters(text) in full[row]
+    return checked == 0 or inside >= ROW_SHARE * checked
 
 
 def _surname_lead(column: PreparedColumn, kinds: dict[str, int]) -> float:
@@ -229,8 +259,12 @@ def names_in_email_rule(
         if _name_shaped_share(column) < ROW_SHARE:
             continue
         for mail in mails:
-            spelled, checked = _spelled_in(column, mail)
-            if checked >= MIN_ROWS and spelled >= ROW_SHARE * checked:
+            spelled, checked, rests = _spelled_in(column, mail)
+            if (
+                checked >= MIN_ROWS
+                and spelled >= ROW_SHARE * checked
+                and len(set(rests)) >= DISTINCT_RESTS_SHARE * len(rests)
+            ):
                 finding = context_finding(
                     "PII.PersonName",
                     "a name the same row's e-mail address spells",
@@ -244,17 +278,26 @@ def names_in_email_rule(
     return found
 
 
-def _spelled_in(column: PreparedColumn, mail: PreparedColumn) -> tuple[int, int]:
-    """(rows whose e-mail local part holds the value and more, rows read)."""
+# What a person's address holds beside the value is their other name, different row to
+# row; a team mailbox's rest is a suffix many share (sales-team@, legal-team@, billing.ops@).
+DISTINCT_RESTS_SHARE = 0.8
+
+
+def _spelled_in(column: PreparedColumn, mail: PreparedColumn) -> tuple[int, int, list[str]]:
+    """(rows whose e-mail local part holds the value and more, rows read, what the local
+    parts hold beside the value)."""
     local_parts = {row: _letters(text.partition("@")[0]) for row, text in by_row(mail).items()}
     spelled = checked = 0
+    rests: list[str] = []
     for row, text in by_row(column).items():
         local, name = local_parts.get(row), _letters(text)
         if local is None or len(name) < 3:  # "Lê", "Wu": too short to tell
             continue
         checked += 1
-        spelled += name in local and len(local) >= len(name) + 2
-    return spelled, checked
+        if name in local and len(local) >= len(name) + 2:
+            spelled += 1
+            rests.append(local.replace(name, "", 1))
+    return spelled, checked, rests
 
 
 def _letters(text: str) -> str:

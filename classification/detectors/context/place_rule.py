@@ -11,7 +11,7 @@ from ..base import Finding, PreparedColumn, starts_like_name
 from ..cities import place_share
 from ..masking import mask_words
 from ..names import name_kinds
-from .rows import ROW_SHARE, Scores, context_finding, is_country_column
+from .rows import ROW_SHARE, Scores, by_row, context_finding, is_country_column
 
 PLACE_NER_SHARE = 0.2  # NER reads a fifth of the values as places: enough beside an address
 PLACE_GAZETTEER_SHARE = 0.3  # or the gazetteer knows three in ten (villages are not in it)
@@ -46,6 +46,26 @@ def town_beside_postcode_rule(
     return _towns(table, scores, postcodes) if postcodes else []
 
 
+REPEATED_ROWS_SHARE = 0.3  # rows holding a value other rows hold too
+
+
+def _towns_of_their_postcodes(column: PreparedColumn, postcodes: PreparedColumn) -> bool:
+    """Rows of one town have postcodes of one area (the same first character: LS1, LS6;
+    10115, 13353), where a status, payment method or category repeats across every area.
+    Only a column whose values repeat is tested: distinct towns say nothing either way."""
+    codes = by_row(postcodes)
+    areas: dict[str, list[str]] = {}
+    for row, text in by_row(column).items():
+        code = codes.get(row, "").strip()
+        if code:
+            areas.setdefault(text.strip().casefold(), []).append(code[0].casefold())
+    repeated = [firsts for firsts in areas.values() if len(firsts) > 1]
+    rows = sum(len(firsts) for firsts in areas.values())
+    if sum(len(firsts) for firsts in repeated) < REPEATED_ROWS_SHARE * rows:
+        return True
+    return sum(1 for firsts in repeated if len(set(firsts)) == 1) >= 0.5 * len(repeated)
+
+
 def _towns(
     table: Sequence[PreparedColumn], scores: Sequence[Scores], postcodes: frozenset[int]
 ) -> list[tuple[int, Finding]]:
@@ -77,7 +97,9 @@ def _towns(
             continue
         ner_places = column.ner_ran and column.entity_share("GPE", "LOC") >= PLACE_NER_SHARE
         by_postcode = not ner_places and known_places < PLACE_GAZETTEER_SHARE
-        if by_postcode and not postcode:
+        if by_postcode and (
+            not postcode or not _towns_of_their_postcodes(column, table[postcode[0]])
+        ):
             continue
         kinds = name_kinds(column)
         names = kinds["first"] + kinds["full"] + kinds["last"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -238,7 +239,8 @@ def _any_country_candidate(column: PreparedColumn, best: Scores) -> bool:
     if column.type_family != "text" or _like_amounts(column):
         return False
     lengths = Counter(sum(c.isalnum() for c in without_code_label(code)) for code in column.texts)
-    if lengths.most_common(1)[0][1] < LONE_FIT_SHARE * len(column.texts):
+    length, count = lengths.most_common(1)[0]
+    if count < LONE_FIT_SHARE * len(column.texts) or _numbered_in_sequence(column, length):
         return False
     return not any(
         score >= 0.7
@@ -247,6 +249,15 @@ def _any_country_candidate(column: PreparedColumn, best: Scores) -> bool:
         and not (tag == "PII.Phone" and all(_unlike_a_phone(code) for code in column.texts))
         for tag, (score, _) in best.items()
     )
+
+
+def _numbered_in_sequence(column: PreparedColumn, length: int) -> bool:
+    """Codes that differ in their last two characters only ("004512", "004577"): store,
+    branch or account numbers handed out in order, where a table's postcodes spread over
+    areas."""
+    # character by character, as wanted: the prefix the codes share
+    shared = os.path.commonprefix([without_code_label(code) for code in column.texts[:100]])  # noqa: RUF071
+    return length > 3 and sum(c.isalnum() for c in shared) >= length - 2
 
 
 def _fewest_doubts(

@@ -1,0 +1,107 @@
+"""Row rules meet ordinary business tables (issue 17, review of the row rules): an order
+status, payment method or category beside a postcode is no town, a car's colour beside its
+owner's full name is no surname, a team beside its mailbox (sales-team@) is no person, and
+store numbers handed out in order beside a street are no postcodes. Each case has its
+legitimate twin, which keeps its tag."""
+
+from __future__ import annotations
+
+import pytest
+
+from classification.classifier import classify_columns
+from classification.detectors.base import ColumnSample, TagSuggestion
+
+THRESHOLD = 0.7
+STREETS = ["12 High Street", "7 Station Road", "41 Church Lane", "3 Mill Road", "22 Park Avenue"]
+STREETS += [
+    "80 Victoria Road",
+    "15 Green Lane",
+    "1 Kings Road",
+    "9 Queen Street",
+    "5 Bridge Street",
+]
+POSTCODES = ["LS1 4AP", "YO1 7HH", "BA1 1LZ", "DE1 2AA", "EX1 1HS", "HU1 2AA", "TR1 2HE"]
+POSTCODES += ["BA5 2RB", "CB7 4DL", "HG4 1DY"]
+TOWNS = ["Leeds", "York", "Bath", "Derby", "Exeter", "Hull", "Truro", "Wells", "Ely", "Ripon"]
+# Hamlets no gazetteer lists, repeated where their postcodes share an area (LS, BA)
+HAMLETS = ["Oakholme", "Thornbeck", "Ashby Parva", "Dunmere", "Kelwick", "Oakholme", "Fenby"]
+HAMLETS += ["Ashby Parva", "Marlow Bottom", "Kestle"]
+HAMLET_CODES = ["LS1 4AP", "YO1 7HH", "BA1 1LZ", "DE1 2AA", "EX1 1HS", "LS6 2AA", "TR1 2HE"]
+HAMLET_CODES += ["BA5 2RB", "CB7 4DL", "HG4 1DY"]
+OWNERS = ["Alice Johnson", "Robert Smith", "Maria Garcia", "James Brown", "Linda Davis"]
+OWNERS += ["Michael Miller", "Sarah Wilson", "David Moore", "Karen Taylor", "Thomas Anderson"]
+
+
+def sample(name: str, values: list[object]) -> ColumnSample:
+    return ColumnSample(name, "text", values, "t9")
+
+
+def tags(suggestions: list[TagSuggestion]) -> dict[str, TagSuggestion]:
+    return {s.tag: s for s in suggestions if s.confidence >= THRESHOLD}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["Delivered", "Shipped", "Pending", "Returned", "Cancelled"] * 2,
+        ["Visa", "Mastercard", "PayPal", "Klarna", "Maestro", "Visa", "Amex", "PayPal", "Klarna"]
+        + ["Mastercard"],
+        ["Garden", "Kitchen", "Toys", "Books", "Outdoor", "Bathroom", "Lighting", "Garden"]
+        + ["Kitchen", "Books"],
+    ],
+    ids=["status", "payment-method", "category"],
+)
+def test_values_repeated_across_postal_areas_beside_a_postcode_are_not_towns(
+    values: list[object],
+) -> None:
+    found = classify_columns([sample("c0", STREETS), sample("c1", POSTCODES), sample("c2", values)])
+    assert "PII.PostalCode" in tags(found[1])
+    assert "PII.Location" not in tags(found[2])
+
+
+def test_hamlets_repeated_within_their_postal_area_are_still_towns() -> None:
+    found = classify_columns(
+        [sample("c0", STREETS), sample("c1", HAMLET_CODES), sample("c2", HAMLETS)]
+    )
+    assert "postcode" in tags(found[2])["PII.Location"].evidence["context"]["rule"]
+
+
+def test_a_colour_beside_its_owners_full_name_is_not_a_surname() -> None:
+    colours = ["White", "Black", "Silver", "Grey", "Blue", "Red", "Green", "Brown", "White"]
+    colours.append("Black")
+    found = classify_columns([sample("c0", OWNERS), sample("c1", colours)])
+    assert "PII.PersonName" in tags(found[0])
+    assert "PII.PersonName" not in tags(found[1])
+
+
+def test_the_surname_a_full_name_holds_beside_it_is_still_a_name() -> None:
+    surnames = [owner.split()[1] for owner in OWNERS]
+    found = classify_columns([sample("c0", OWNERS), sample("c1", surnames)])
+    assert "PII.PersonName" in tags(found[1])
+
+
+def test_a_team_beside_its_shared_suffix_mailbox_is_not_a_person() -> None:
+    teams = ["Sales", "Support", "Billing", "Marketing", "Finance", "Legal", "Security"]
+    teams += ["Payroll", "Recruiting", "Procurement"]
+    mails = ["sales-team@acme.com", "support-desk@acme.com", "billing.ops@acme.com"]
+    mails += ["marketing-uk@acme.com", "finance.ap@acme.com", "legal-team@acme.com"]
+    mails += ["security-ops@acme.com", "payroll.uk@acme.com", "recruiting-eu@acme.com"]
+    mails.append("procurement-hq@acme.com")
+    found = classify_columns([sample("c0", teams), sample("c1", mails)])
+    assert "PII.Email" in tags(found[1])
+    assert "PII.PersonName" not in tags(found[0])
+
+
+def test_store_numbers_handed_out_in_order_beside_a_street_are_not_postcodes() -> None:
+    stores = ["004512", "004513", "004517", "004520", "004531", "004544", "004552", "004560"]
+    stores += ["004561", "004577"]
+    found = classify_columns([sample("c0", STREETS), sample("c1", stores), sample("c2", TOWNS)])
+    assert "PII.Address" in tags(found[0])
+    assert "PII.PostalCode" not in tags(found[1])
+
+
+def test_six_digit_postcodes_spread_over_areas_beside_a_street_are_still_postcodes() -> None:
+    codes = ["050000", "010000", "125009", "190000", "630099", "344002", "620014", "443100"]
+    codes += ["660049", "420111"]
+    found = classify_columns([sample("c0", STREETS), sample("c1", codes), sample("c2", TOWNS)])
+    assert "PII.PostalCode" in tags(found[1])
