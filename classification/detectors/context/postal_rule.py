@@ -160,6 +160,20 @@ def _unlike_a_phone(code: str) -> bool:
     return last is not None and len(last.group(1)) != 4
 
 
+_SEPARATOR = re.compile(r"[ -]")
+
+
+def _separator_required(codes: Sequence[str], country: str) -> bool:
+    """Every code written with the separator its country's format requires ("123-4567":
+    Japan's codes are never written "1234567"). Seven digits with a dash after three are
+    a local phone number in few countries, and beside the address they are its postcode."""
+    return all(
+        _SEPARATOR.search(code) is not None
+        and not postal_fits(_SEPARATOR.sub("", code), country, stored_bare=False)
+        for code in codes
+    )
+
+
 def _next_to(
     position: int, table: Sequence[PreparedColumn], places: Sequence[PreparedColumn]
 ) -> bool:
@@ -195,7 +209,10 @@ def _postal_by_place(
         ]
         if not fitting:
             continue
-        separated = not stored_bare and all(_unlike_a_phone(code) for code in codes)
+        separated = not stored_bare and (
+            all(_unlike_a_phone(code) for code in codes)
+            or (next_to_place and _separator_required(codes, fitting[0]))
+        )
         return context_finding(
             "PII.PostalCode",
             "one country's postal format next to an address or city"
