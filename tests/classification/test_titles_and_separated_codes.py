@@ -70,3 +70,58 @@ def test_local_numbers_away_from_an_address_stay_phones() -> None:
         [sample("c0", EN_STREETS), sample("c1", list(range(8)), "integer"), sample("c2", numbers)]
     )
     assert "PII.PostalCode" not in tags(found[2])
+
+
+# Israeli streets, codes (five digits before 2013, seven since) and small towns
+HE_STREETS = ["רחוב הרצל 12", "שדרות רוטשילד 45", "רחוב ביאליק 7", "דרך השלום 103"]
+HE_STREETS += ["רחוב הנביאים 28", "סמטת הגפן 3", "רחוב ויצמן 61", "שדרות ירושלים 9"]
+HE_CODES = ["6136001", "52520", "4431021", "35254", "9414201", "2020000", "76100", "8410501"]
+HE_TOWNS = ["גבעת עדה", "כפר ורדים", "מעלות", "נווה אטי״ב", "קריית טבעון", "שלומי", "עומר"]
+HE_TOWNS += ["מצפה רמון"]
+
+
+def test_a_street_a_postcode_and_a_town_side_by_side_are_found_together() -> None:
+    found = classify_columns(
+        [
+            sample("c0", list(range(100, 108)), "integer"),
+            sample("c1", HE_STREETS),
+            sample("c2", HE_CODES),
+            sample("c3", HE_TOWNS),
+        ]
+    )
+    assert "PII.Address" in tags(found[1])
+    assert "PII.PostalCode" in tags(found[2])
+    assert "PII.Location" in tags(found[3])
+    assert tags(found[2])["PII.PostalCode"].evidence["context"]["joint"]
+
+
+def test_catalogue_and_inventory_rows_are_not_streets_codes_and_towns() -> None:
+    models = ["Air Max 90", "Air Force 1", "Pegasus 40", "Air Max 270", "Blazer 77"]
+    models += ["Pegasus 39", "Air Force 2", "Blazer 80"]
+    skus = ["48213", "48214", "51730", "51731", "60022", "60023", "71500", "71501"]
+    brands = ["Nike", "Nike", "Nike", "Adidas", "Puma", "Nike", "Nike", "Puma"]
+    named = [f"{brand} {model}" for brand, model in zip(brands, models, strict=True)]
+    bins = ["Aisle 12", "Aisle 7", "Aisle 12", "Aisle 3", "Aisle 9", "Aisle 7", "Aisle 1"]
+    bins += ["Aisle 4"]
+    stores = ["Lager Nord", "Lager Süd", "Hauptlager", "Lager Nord", "Außenlager"]
+    stores += ["Hauptlager", "Lager Süd", "Lager Nord"]
+    makers = ["Nike", "Adidas", "Puma", "Asics", "Reebok", "Vans", "Fila", "Saucony"]
+    lines = [f"{maker} {model}" for maker, model in zip(makers, models, strict=True)]
+    pairs = ((models, brands), (named, brands), (bins, stores), (lines, makers))
+    for street, town in pairs:
+        found = classify_columns([sample("c0", street), sample("c1", skus), sample("c2", town)])
+        # the street detector's own reading of "Air Max 90" is another matter: no column is
+        # found by the three together
+        assert not [s for column in found for s in column if _joint(s)], town
+
+
+def _joint(suggestion: TagSuggestion) -> bool:
+    return bool((suggestion.evidence.get("context") or {}).get("joint"))
+
+
+def test_people_beside_codes_and_numbered_lines_are_not_towns() -> None:
+    people = ["Sarah Cohen", "David Levi", "Noa Mizrahi", "Yosef Peretz", "Maya Biton"]
+    people += ["Avi Friedman", "Tamar Katz", "Daniel Azoulay"]
+    wards = ["Ward 3", "Ward 7", "Ward 3", "Ward 12", "Ward 5", "Ward 7", "Ward 1", "Ward 9"]
+    found = classify_columns([sample("c0", wards), sample("c1", HE_CODES), sample("c2", people)])
+    assert not [s for column in found for s in column if _joint(s)]
