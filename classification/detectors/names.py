@@ -28,6 +28,7 @@ from anyascii import anyascii
 
 from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name, without_marks
 from .entities import has_legal_form
+from .honorifics import without_honorifics
 from .masking import mask_words
 from .places import country_code, country_share
 from .resources import cached_table
@@ -214,7 +215,8 @@ def name_tokens_of(text: str) -> list[str] | None:
         return None
     if len(text) <= 3 and text.isupper():
         return None  # DE, USA, EUR: codes, though some are given names somewhere
-    tokens = [token for token in _SPLIT.split(text.strip()) if token]
+    # "Dr. Modrīte Rubene", "Sīle k-dze": courtesy titles are not part of the name
+    tokens = without_honorifics([token for token in _SPLIT.split(text.strip()) if token])
     # "da Mota", "van der Berg", "di Stefano": surname particles in lower case come first;
     # the name they lead to carries the capital.
     while len(tokens) > 1 and _PARTICLE.fullmatch(tokens[0]):

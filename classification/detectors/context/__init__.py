@@ -8,6 +8,8 @@ rule and the sibling column that decided (``evidence["context"]``); one module p
   nouns right beside a settled postcode in a table with addresses (villages no list knows);
 * ``postal_rule``: a short code fits the postal-code format of its row's country, or of one
   country next to a city or address column;
+* ``street_block``: three adjacent columns that are a street, a postcode and a town,
+  when no detector knows any of them alone (joint evidence, guarded against catalogues);
 * ``address_rule``: words with a house number right beside a settled postcode, in a
   table with its town, are the street address;
 * ``phone_rule``: a number written without its country prefix is a valid phone number in
@@ -37,6 +39,7 @@ from .phone_rule import phone_rule
 from .place_rule import place_rule, town_beside_postcode_rule
 from .postal_rule import postal_rule
 from .rows import MIN_ROWS, Scores
+from .street_block import street_block_rule
 
 
 def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scores]) -> None:
@@ -62,6 +65,7 @@ def apply_table_context(columns: Sequence[PreparedColumn], scores: Sequence[Scor
             postal_rule,
             address_beside_postcode_rule,
             town_beside_postcode_rule,
+            street_block_rule,
             phone_rule,
         )
         for rule in rules:

@@ -36,8 +36,8 @@ def address_beside_postcode_rule(
             continue
         if any(score >= 0.7 for score, _ in scores[position].values()):
             continue
-        lines = [text for text in column.texts if _street_line(text)]
-        if len(lines) < ROW_SHARE * len(column.texts) or not _varied(lines):
+        lines = [text for text in column.texts if street_line(text)]
+        if len(lines) < ROW_SHARE * len(column.texts) or not varied(lines):
             continue
         finding = context_finding(
             "PII.Address",
@@ -55,7 +55,7 @@ def _settled(scores: Sequence[Scores], tag: str) -> set[int]:
     return {position for position, best in enumerate(scores) if best.get(tag, (0.0,))[0] >= 0.7}
 
 
-def _street_line(text: str) -> bool:
+def street_line(text: str) -> bool:
     """A word of two letters or more and a number of one to five digits, not a number
     alone nor a long text: "Rruga e Kavajës 12", "ул. Школьная, 317"."""
     return (
@@ -66,7 +66,7 @@ def _street_line(text: str) -> bool:
     )
 
 
-def _varied(lines: list[str]) -> bool:
+def varied(lines: list[str]) -> bool:
     """Streets differ from row to row; "Ward 3", "Ward 7" repeat their words."""
     words = [_DIGITS.sub("", line).strip() for line in lines]
     return len(set(words)) >= 0.5 * len(words)

@@ -86,7 +86,7 @@ def _towns(
         if column in anchors or any(
             score >= 0.7
             and not (
-                (known_places >= KNOWN_TOWNS_SHARE or postcode) and _read_by_model(tag, finding)
+                (known_places >= KNOWN_TOWNS_SHARE or postcode) and read_by_model(tag, finding)
             )
             for tag, (score, finding) in best.items()
         ):
@@ -112,9 +112,9 @@ def _towns(
             and known_places < ROW_SHARE  # Portuguese towns are surnames too (Elvas, Macedo)
         ):
             continue  # names, some of which read as places: a person column
-        shaped = [text for text in column.texts if _place_shaped(text)]
+        shaped = [text for text in column.texts if place_shaped(text)]
         if by_postcode:  # "Handcrafted Granite Shoes", "Senior Data Engineer": not towns
-            shaped = [text for text in shaped if _proper_words(text) <= 2]
+            shaped = [text for text in shaped if proper_words(text) <= 2]
         share = len(shaped) / len(column.texts)
         if share >= ROW_SHARE:
             finding = context_finding(
@@ -138,12 +138,12 @@ def _towns(
     found.sort(key=lambda item: -item[0])
     kept = found[: max(0, len(anchors) - towns)]
     for _, position, _ in kept:
-        if _read_by_model("PII.PersonName", scores[position].get("PII.PersonName", (0, None))[1]):
+        if read_by_model("PII.PersonName", scores[position].get("PII.PersonName", (0, None))[1]):
             del scores[position]["PII.PersonName"]
     return [(position, finding) for _, position, finding in kept]
 
 
-def _read_by_model(tag: str, finding: Finding | None) -> bool:
+def read_by_model(tag: str, finding: Finding | None) -> bool:
     """A person-name claim that rests on the English model's reading alone."""
     return (
         tag == "PII.PersonName"
@@ -159,7 +159,7 @@ def _towns_are_not_people(best: Scores) -> None:
     town_score, town = best.get("PII.Location", (0.0, None))
     if town is None or town_score < 0.7 or town.detector != "gazetteer":
         return
-    if _read_by_model("PII.PersonName", best.get("PII.PersonName", (0.0, None))[1]):
+    if read_by_model("PII.PersonName", best.get("PII.PersonName", (0.0, None))[1]):
         del best["PII.PersonName"]
 
 
@@ -168,7 +168,7 @@ def _towns_are_not_people(best: Scores) -> None:
 _CLASS_PREFIX = re.compile(r"(?:e|u|um|kwa|o|i|ku|em)(?=[A-Z])")
 
 
-def _place_shaped(text: str) -> bool:
+def place_shaped(text: str) -> bool:
     return (
         2 <= len(text) <= 60
         and starts_like_name(_CLASS_PREFIX.sub("", text, count=1) if text[:1].islower() else text)
@@ -177,7 +177,7 @@ def _place_shaped(text: str) -> bool:
     )
 
 
-def _proper_words(text: str) -> int:
+def proper_words(text: str) -> int:
     """Capitalised words: a town has one or two ("Zuidschote", "Bad Ems", "Olhão da
     Restauração"); product names and job titles three or more."""
     return sum(1 for word in text.split() if starts_like_name(word))

@@ -34,7 +34,7 @@ LONE_POSTAL_COUNTRIES = (
 # fmt: on
 
 
-def _postal_candidate(column: PreparedColumn) -> bool:
+def postal_candidate(column: PreparedColumn) -> bool:
     if column.type_family not in ("text", "integer") or not column.texts:
         return False
     head = column.texts[:40]
@@ -63,7 +63,7 @@ def postal_rule(
     ]
     found: list[tuple[int, Finding]] = []
     for position, column in enumerate(table):
-        if not _postal_candidate(column) or column in countries:
+        if not postal_candidate(column) or column in countries:
             continue
         finding = _postal_by_country(column, countries, places)
         if finding is None and not countries:
@@ -109,7 +109,7 @@ def _fixed_lengths(known: Sequence[tuple[str, str]], *, integers: bool = False) 
 _AMOUNT_TOKENS = ("price", "total", "amount", "cost", "sum", "fee", "paid", "balance", "salary")
 
 
-def _like_amounts(column: PreparedColumn) -> bool:
+def like_amounts(column: PreparedColumn) -> bool:
     """Numbers of several lengths whose name says money (VND 45000, 120000 in order_total).
     Not their roundness: Viet Nam's codes (100000, 10000, 70000) and Taiwan's (100, 800)
     are as round as prices."""
@@ -129,7 +129,7 @@ def _postal_by_country(
         if len(known) < MIN_ROWS:
             continue
         mixed = not _fixed_lengths(known, integers=integers)
-        if mixed and (integers or not places or _like_amounts(column)):
+        if mixed and (integers or not places or like_amounts(column)):
             continue
         for relaxed in (False,) if mixed or not places else (False, True):
             fits = sum(1 for code, cc in known if postal_fits(code, cc, relaxed=relaxed))
@@ -159,6 +159,21 @@ def _unlike_a_phone(code: str) -> bool:
     phone numbers end in a group of four ("555-1234", "2505-4254"), so those stay phones."""
     last = _LAST_GROUP.search(code)
     return last is not None and len(last.group(1)) != 4
+
+
+_SEPARATOR = re.compile(r"[ -]")
+
+
+def _separator_required(codes: Sequence[str], country: str) -> bool:
+    """Every code written with the separator its country's format requires ("123-4567":
+    Japan's codes are never written "1234567"), and some start with 0 or 1. Seven digits
+    with a dash after three are a local phone number in few countries, North America's
+    above all, whose exchange codes never start with 0 or 1 ("337-9325" stays a phone)."""
+    return any(code[:1] in ("0", "1") for code in codes) and all(
+        _SEPARATOR.search(code) is not None
+        and not postal_fits(_SEPARATOR.sub("", code), country, stored_bare=False)
+        for code in codes
+    )
 
 
 def _next_to(
@@ -196,7 +211,10 @@ def _postal_by_place(
         ]
         if not fitting:
             continue
-        separated = not stored_bare and all(_unlike_a_phone(code) for code in codes)
+        separated = not stored_bare and (
+            all(_unlike_a_phone(code) for code in codes)
+            or (next_to_place and _separator_required(codes, fitting[0]))
+        )
         return context_finding(
             "PII.PostalCode",
             "one country's postal format next to an address or city"
@@ -236,7 +254,7 @@ def _fit_count(codes: Sequence[str], country: str, *, stored_bare: bool, relaxed
 def _any_country_candidate(column: PreparedColumn, best: Scores) -> bool:
     """Text codes of one length (letters and digits, "805 97" and "80597" alike), not money,
     that no other value shape claims (a phone claim stands down for codes unlike phones)."""
-    if column.type_family != "text" or _like_amounts(column):
+    if column.type_family != "text" or like_amounts(column):
         return False
     lengths = Counter(sum(c.isalnum() for c in without_code_label(code)) for code in column.texts)
     length, count = lengths.most_common(1)[0]
