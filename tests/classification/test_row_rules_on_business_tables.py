@@ -105,3 +105,19 @@ def test_six_digit_postcodes_spread_over_areas_beside_a_street_are_still_postcod
     codes += ["660049", "420111"]
     found = classify_columns([sample("c0", STREETS), sample("c1", codes), sample("c2", TOWNS)])
     assert "PII.PostalCode" in tags(found[1])
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        ["A-1203", "B-0412", "C-1188", "A-0931", "D-2201", "B-1777", "C-0045", "A-0630"]
+        + ["D-1412", "B-0098"],
+        ["KX-4821", "LM-9932", "PQ-1180", "ZR-5531", "TT-7719", "AB-1029", "CD-8841"]
+        + ["EF-3321", "GH-6654", "IJ-2290"],
+    ],
+    ids=["warehouse-bin", "sku"],
+)
+def test_bins_and_skus_between_a_street_and_its_town_are_not_postcodes(codes: list[object]) -> None:
+    found = classify_columns([sample("c0", STREETS), sample("c1", codes), sample("c2", TOWNS)])
+    assert "PII.Address" in tags(found[0]) and "PII.Location" in tags(found[2])
+    assert "PII.PostalCode" not in tags(found[1])

@@ -49,7 +49,7 @@ def town_beside_postcode_rule(
 REPEATED_ROWS_SHARE = 0.3  # rows holding a value other rows hold too
 
 
-def _towns_of_their_postcodes(column: PreparedColumn, postcodes: PreparedColumn) -> bool:
+def towns_of_their_postcodes(column: PreparedColumn, postcodes: PreparedColumn) -> bool:
     """Rows of one town have postcodes of one area (the same first character: LS1, LS6;
     10115, 13353), where a status, payment method or category repeats across every area.
     Only a column whose values repeat is tested: distinct towns say nothing either way."""
@@ -98,7 +98,7 @@ def _towns(
         ner_places = column.ner_ran and column.entity_share("GPE", "LOC") >= PLACE_NER_SHARE
         by_postcode = not ner_places and known_places < PLACE_GAZETTEER_SHARE
         if by_postcode and (
-            not postcode or not _towns_of_their_postcodes(column, table[postcode[0]])
+            not postcode or not towns_of_their_postcodes(column, table[postcode[0]])
         ):
             continue
         kinds = name_kinds(column)

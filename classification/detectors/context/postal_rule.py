@@ -258,7 +258,7 @@ def _any_country_candidate(column: PreparedColumn, best: Scores) -> bool:
         return False
     lengths = Counter(sum(c.isalnum() for c in without_code_label(code)) for code in column.texts)
     length, count = lengths.most_common(1)[0]
-    if count < LONE_FIT_SHARE * len(column.texts) or _numbered_in_sequence(column, length):
+    if count < LONE_FIT_SHARE * len(column.texts) or numbered_in_sequence(column, length):
         return False
     return not any(
         score >= 0.7
@@ -269,7 +269,7 @@ def _any_country_candidate(column: PreparedColumn, best: Scores) -> bool:
     )
 
 
-def _numbered_in_sequence(column: PreparedColumn, length: int) -> bool:
+def numbered_in_sequence(column: PreparedColumn, length: int) -> bool:
     """Codes that differ in their last two characters only ("004512", "004577"): store,
     branch or account numbers handed out in order, where a table's postcodes spread over
     areas."""

@@ -14,6 +14,7 @@ the street ("Nike" in "Nike Air Max 90") and is not a column of people's names."
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -22,11 +23,12 @@ from ..masking import mask_generic, mask_words
 from ..names import name_kinds
 from ..postal import without_code_label
 from .address_rule import street_line, varied
-from .place_rule import place_shaped, proper_words, read_by_model
-from .postal_rule import like_amounts, postal_candidate
+from .place_rule import place_shaped, proper_words, read_by_model, towns_of_their_postcodes
+from .postal_rule import like_amounts, numbered_in_sequence, postal_candidate
 from .rows import ROW_SHARE, Scores, context_finding, is_country_column
 
 MAX_TOWN_WORDS = 3
+_DIGITS_AND_SEPARATORS = re.compile(r"[0-9][0-9 -]*")
 MIN_TOWN_VARIETY = 0.4  # distinct towns per row: a table's rows come from many places
 MAX_CODE_LENGTHS = 2  # Israel's codes are five digits or seven (2013), Taiwan's 3 or 5
 
@@ -49,7 +51,7 @@ def street_block_rule(
             if len(settled) == 3:
                 break
             if all(
-                position in settled or _shaped(tag, table, scores, position, street)
+                position in settled or _shaped(tag, table, scores, position, (street, code))
                 for position, tag in roles
             ):
                 return _findings(table, street, code, town, settled)
@@ -57,15 +59,21 @@ def street_block_rule(
 
 
 def _shaped(
-    tag: str, table: Sequence[PreparedColumn], scores: Sequence[Scores], position: int, street: int
+    tag: str,
+    table: Sequence[PreparedColumn],
+    scores: Sequence[Scores],
+    position: int,
+    street_and_code: tuple[int, int],
 ) -> bool:
-    """The column has the weak shape of ``tag`` (the town's is read against the street)."""
+    """The column has the weak shape of ``tag`` (the town's is read against the street and
+    the postcode: positions)."""
     column, best = table[position], scores[position]
     if tag == "PII.Address":
         return _street(column, best)
     if tag == "PII.PostalCode":
         return _code(column, best)
-    return _town(column, best, table[street])
+    street, code = street_and_code
+    return _town(column, best, table[street], table[code])
 
 
 def _open(best: Scores, *, town: bool = False) -> bool:
@@ -88,10 +96,18 @@ def _code(column: PreparedColumn, best: Scores) -> bool:
     if not postal_candidate(column) or like_amounts(column) or not _open(best):
         return False
     lengths = Counter(sum(c.isalnum() for c in without_code_label(t)) for t in column.texts)
-    return len(lengths) <= MAX_CODE_LENGTHS and not any("." in t for t in column.texts)
+    if len(lengths) > MAX_CODE_LENGTHS or any("." in t for t in column.texts):
+        return False
+    # Codes with letters that fit no country's format are SKUs and bins ("KX-4821",
+    # "A-1203"; the postal rule reads those that fit), and codes differing only at the end
+    # are numbers handed out in order (store 004512, 004513)
+    digits_only = all(_DIGITS_AND_SEPARATORS.fullmatch(without_code_label(t)) for t in column.texts)
+    return digits_only and not numbered_in_sequence(column, lengths.most_common(1)[0][0])
 
 
-def _town(column: PreparedColumn, best: Scores, street: PreparedColumn) -> bool:
+def _town(
+    column: PreparedColumn, best: Scores, street: PreparedColumn, codes: PreparedColumn
+) -> bool:
     if column.type_family != "text" or is_country_column(column) or not _open(best, town=True):
         return False
     texts = column.texts
@@ -105,6 +121,8 @@ def _town(column: PreparedColumn, best: Scores, street: PreparedColumn) -> bool:
         return False
     if len(set(texts)) < MIN_TOWN_VARIETY * len(texts):
         return False  # departments, brands, warehouses: a few values over and over
+    if not towns_of_their_postcodes(column, codes):
+        return False  # a status or category repeats across every postal area
     kinds = name_kinds(column)
     if kinds["first"] + kinds["full"] >= 0.5 * kinds["read"]:
         return False  # given names: a person column
