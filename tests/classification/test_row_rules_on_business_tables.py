@@ -44,10 +44,30 @@ def tags(suggestions: list[TagSuggestion]) -> dict[str, TagSuggestion]:
     "values",
     [
         ["Delivered", "Shipped", "Pending", "Returned", "Cancelled"] * 2,
-        ["Visa", "Mastercard", "PayPal", "Klarna", "Maestro", "Visa", "Amex", "PayPal", "Klarna"]
-        + ["Mastercard"],
-        ["Garden", "Kitchen", "Toys", "Books", "Outdoor", "Bathroom", "Lighting", "Garden"]
-        + ["Kitchen", "Books"],
+        [
+            "Visa",
+            "Mastercard",
+            "PayPal",
+            "Klarna",
+            "Maestro",
+            "Visa",
+            "Amex",
+            "PayPal",
+            "Klarna",
+            "Mastercard",
+        ],
+        [
+            "Garden",
+            "Kitchen",
+            "Toys",
+            "Books",
+            "Outdoor",
+            "Bathroom",
+            "Lighting",
+            "Garden",
+            "Kitchen",
+            "Books",
+        ],
     ],
     ids=["status", "payment-method", "category"],
 )
@@ -110,10 +130,30 @@ def test_six_digit_postcodes_spread_over_areas_beside_a_street_are_still_postcod
 @pytest.mark.parametrize(
     "codes",
     [
-        ["A-1203", "B-0412", "C-1188", "A-0931", "D-2201", "B-1777", "C-0045", "A-0630"]
-        + ["D-1412", "B-0098"],
-        ["KX-4821", "LM-9932", "PQ-1180", "ZR-5531", "TT-7719", "AB-1029", "CD-8841"]
-        + ["EF-3321", "GH-6654", "IJ-2290"],
+        [
+            "A-1203",
+            "B-0412",
+            "C-1188",
+            "A-0931",
+            "D-2201",
+            "B-1777",
+            "C-0045",
+            "A-0630",
+            "D-1412",
+            "B-0098",
+        ],
+        [
+            "KX-4821",
+            "LM-9932",
+            "PQ-1180",
+            "ZR-5531",
+            "TT-7719",
+            "AB-1029",
+            "CD-8841",
+            "EF-3321",
+            "GH-6654",
+            "IJ-2290",
+        ],
     ],
     ids=["warehouse-bin", "sku"],
 )
