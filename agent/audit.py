@@ -45,6 +45,8 @@ BATCH_FORMAT = 3
 _OLDER_FORMAT = 2  # no bytes
 BATCH_SIZE = 5000
 _SEQ_LIMIT = 1 << 48
+# Beside the spool: lines that will not parse, set aside (AuditShipper._set_aside).
+SET_ASIDE_SUFFIX = ".bad"
 
 # (statement fragment, epoch seconds, rows, duration ms, error, bytes sent to the client);
 # the native data path queues the same tuples (fastpath/backend.c).
@@ -157,8 +159,12 @@ def _expand_event(
 
 
 def batch_event_count(line: str) -> int:
-    """Events in one spool line (a compact batch, or one legacy single-event line)."""
-    document = json.loads(line)
+    """Events in one spool line (a compact batch, or one legacy single-event line); 0 for
+    one that is not JSON (cut short: the replay sets it aside)."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return 0
     if isinstance(document, dict) and document.get("format") in (BATCH_FORMAT, _OLDER_FORMAT):
         return len(document.get("events") or [])
     return 1
@@ -309,14 +315,16 @@ class AuditShipper:
         return True
 
     def _spool(self, documents: list[str]) -> None:
-        with open(self.spool_path, "a", encoding="utf-8") as handle:
-            for document in documents:
-                handle.write(document + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Append to the spool, fsynced, all or nothing: a write a full disk cuts short is cut
+        off again and raised (``append_lines``), and the caller keeps the documents."""
+        from agent.journal import append_lines
+
+        append_lines(self.spool_path, documents)
 
     async def _replay_spool(self) -> bool:
         """Send spooled batches; False (and everything unsent still on disk) if that failed."""
+        from agent.journal import append_lines
+
         replaying = self.spool_path.with_suffix(".replaying")
         if not self.spool_path.exists() and not replaying.exists():
             return True
@@ -324,17 +332,42 @@ class AuditShipper:
             os.replace(self.spool_path, replaying)
         elif self.spool_path.exists():
             # A crash mid-replay: fold the newer spool lines in behind the older ones.
-            with open(replaying, "a", encoding="utf-8") as out, open(self.spool_path) as new:
-                out.write(new.read())
+            append_lines(replaying, _spool_lines(self.spool_path))
             self.spool_path.unlink()
-        lines = [line for line in replaying.read_text(encoding="utf-8").splitlines() if line]
-        for body, first_line in _replay_bodies(lines):
-            if not await self._send(body):
-                self._spool(lines[first_line:])
+        lines = _spool_lines(replaying)
+        sent = 0  # lines[:sent] are delivered
+        while sent < len(lines):
+            body, end = _next_body(lines, sent)
+            if await self._send(body):
+                sent = end
+                continue
+            # Checked only when a send failed: a replay during an outage parses nothing.
+            bad = [line for line in lines[sent:end] if not _parses(line)]
+            if not bad:
+                self._spool(lines[sent:])
                 replaying.unlink()
                 return False
+            self._set_aside(bad)
+            lines[sent:end] = [line for line in lines[sent:end] if _parses(line)]
         replaying.unlink()
         return True
+
+    def _set_aside(self, lines: list[str]) -> None:
+        """Move spool lines that will not parse (cut short by an older agent on a full disk,
+        or damaged) to the ``.bad`` file beside the spool, for a person to read: the control
+        plane rejects them, and sent first at every replay they would hold back every batch
+        behind them for ever."""
+        from agent.journal import append_lines
+
+        bad = self.spool_path.with_suffix(SET_ASIDE_SUFFIX)
+        append_lines(bad, lines)
+        log.error(
+            "audit spool %s: %s line(s) that will not parse (%s bytes) set aside to %s",
+            self.spool_path,
+            len(lines),
+            sum(len(line) for line in lines),
+            bad,
+        )
 
     async def close(self) -> None:
         """Final flush; whatever cannot be delivered is spooled."""
@@ -347,30 +380,32 @@ class AuditShipper:
             self.journal.close()
 
 
-def _replay_bodies(lines: list[str]) -> list[tuple[str, int]]:
-    """Request bodies for spool lines, each with the index of its first line.  Batch lines
-    go as they are; runs of legacy one-event lines (older agents) as {"events": [...]}."""
-    bodies: list[tuple[str, int]] = []
-    legacy: list[str] = []
-    legacy_start = 0
+def _spool_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
 
-    def flush_legacy() -> None:
-        if legacy:
-            bodies.append(('{"events":[' + ",".join(legacy) + "]}", legacy_start))
-            legacy.clear()
 
-    for number, line in enumerate(lines):
-        if line.startswith('{"format":'):
-            flush_legacy()
-            bodies.append((line, number))
-            continue
-        if not legacy:
-            legacy_start = number
-        legacy.append(line)
-        if len(legacy) >= BATCH_SIZE:
-            flush_legacy()
-    flush_legacy()
-    return bodies
+def _next_body(lines: list[str], start: int) -> tuple[str, int]:
+    """The request body for the spool lines from ``start``, and the index after its last
+    line.  A batch line goes as it is; a run of legacy one-event lines (older agents) as
+    {"events": [...]}."""
+    if lines[start].startswith('{"format":'):
+        return lines[start], start + 1
+    end = start
+    while end < len(lines) and end - start < BATCH_SIZE and not lines[end].startswith('{"format":'):
+        end += 1
+    return '{"events":[' + ",".join(lines[start:end]) + "]}", end
+
+
+def _parses(line: str) -> bool:
+    """Whether a spool line is one the control plane can read: a compact batch, or a legacy
+    one-event object."""
+    try:
+        document = json.loads(line)
+        if isinstance(document, dict) and "format" in document:
+            expand_batch(document)
+    except ValueError:  # JSONDecodeError, BatchError
+        return False
+    return isinstance(document, dict)
 
 
 def statement_fragment(

@@ -114,25 +114,27 @@ def _open_journal(path: Path) -> int:
 
 def _cut_off(fd: int, written: int, path: Path) -> None:
     """Truncate the ``written`` bytes a failed append left at the file's end (O_APPEND: the
-    offset is just past them).  When another writer appended after them the file is left as
-    it is: recovery skips bytes that are not a whole record."""
+    offset is just past them), back to the size the file had before.  When another writer
+    appended after them the file is left as it is: recovery skips bytes that are not a whole
+    record."""
     try:
         end = os.lseek(fd, 0, os.SEEK_CUR)
         if os.fstat(fd).st_size == end:
             os.ftruncate(fd, end - written)
         else:
-            log.error("audit journal %s: a failed record is followed by another writer's", path)
+            log.error("audit file %s: a failed append is followed by another writer's", path)
     except OSError as cut:
-        log.error("audit journal %s: cannot cut a failed record off: %s", path, cut)
+        log.error("audit file %s: cannot cut a failed append off: %s", path, cut)
 
 
-def append_whole(fd: int, data: bytes, path: Path) -> None:
+def append_whole(fd: int, data: bytes, path: Path, *, sync: bool = False) -> None:
     """Append one whole record, or none: a write that fails part-way (a full disk, EIO) is
     cut off again and its error raised, so the session fails and the next record takes this
     one's place.  A partial record left in the file would hide every record after it from
     ``recover``.  The native writer (agent/fastpath/journal.c) leaves the size of a record
     it could not write whole in ``state[TORN]`` and hands it to ``catch_up``, which cuts it
-    off (this rule, once) and writes it again here."""
+    off (this rule, once) and writes it again here.  ``sync``: fsync it too (the spool); a
+    failed fsync cuts the append off as well, since its pages may never reach the disk."""
     written = 0
     try:
         while written < len(data):  # a regular file takes it whole unless the disk is full
@@ -140,11 +142,24 @@ def append_whole(fd: int, data: bytes, path: Path) -> None:
             if count == 0:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             written += count
+        if sync:
+            os.fsync(fd)
     except OSError as exc:
         if written:
             _cut_off(fd, written, path)
-        log.error("audit journal %s: a record could not be written whole (%s)", path, exc)
+        log.error("audit file %s: an append could not be written whole (%s)", path, exc)
         raise
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append text lines to a spool file (created 0600) and fsync them, all or none
+    (``append_whole``): a line cut short by a full disk would be sent first at every replay,
+    and rejected, for ever."""
+    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    try:
+        append_whole(fd, "".join(line + "\n" for line in lines).encode(), path, sync=True)
+    finally:
+        os.close(fd)
 
 
 class AuditJournal:
@@ -283,10 +298,7 @@ def recover(paths: list[Path], spool_path: Path) -> int:
         for start in range(0, len(events), BATCH_SIZE)
     ]
     if lines:
-        with open(spool_path, "a", encoding="utf-8") as spool:
-            spool.write("\n".join(lines) + "\n")
-            spool.flush()
-            os.fsync(spool.fileno())
+        append_lines(spool_path, lines)
     for path in found:
         path.unlink(missing_ok=True)
     return sum(len(events) for _prefix, _seq, events in runs)

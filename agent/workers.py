@@ -63,8 +63,9 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from agent.audit import SET_ASIDE_SUFFIX
 from agent.health import probes_serve, supervisor_app
-from agent.journal import journal_paths, recover
+from agent.journal import append_lines, journal_paths, recover
 
 log = logging.getLogger("agent.workers")
 
@@ -287,14 +288,12 @@ def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
     taken = 0
     for path in sorted(state_dir.glob("audit-spool.worker-*")):
         index = path.name.removeprefix("audit-spool.worker-").split(".", 1)[0]
-        if not index.isdigit() or int(index) < workers:
+        # .bad: lines set aside for a person to read (AuditShipper._set_aside), not to send.
+        if not index.isdigit() or int(index) < workers or path.suffix == SET_ASIDE_SUFFIX:
             continue
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if lines:
-            with open(spool_path, "a", encoding="utf-8") as spool:
-                spool.write("\n".join(lines) + "\n")
-                spool.flush()
-                os.fsync(spool.fileno())
+            append_lines(spool_path, lines)
         path.unlink()
         taken += len(lines)
     return taken

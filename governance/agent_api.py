@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditEvent
 from config.api import error_body
 from config.errors import NotAllowed, NotFound
 from config.listing import query_params
@@ -80,16 +81,28 @@ def agent_token_serves(token: AccessToken, datasource: DataSource) -> None:
         raise agent_token_refusal(datasource)
 
 
-class AuthenticateSerializer(StrictStrings, serializers.Serializer):
-    datasource = serializers.CharField()
-    identity = serializers.CharField()
-    token = serializers.CharField(trim_whitespace=False)
-    source_address = serializers.CharField(
+def source_address_field() -> serializers.CharField:
+    """The client's address as the agent saw it: the audit event's ``source_address``,
+    which holds 100 characters (longer is a 400 naming the field, not a database error)."""
+    return serializers.CharField(
+        max_length=AuditEvent._meta.get_field("source_address").max_length,
         required=False,
         allow_blank=True,
         default="",
         help_text="The client's address, for the audit trail",
     )
+
+
+def token_id_field(**options: Any) -> serializers.IntegerField:
+    """An access token's id: a positive bigint (out of range is a 400 naming the field)."""
+    return serializers.IntegerField(min_value=1, max_value=2**63 - 1, **options)
+
+
+class AuthenticateSerializer(StrictStrings, serializers.Serializer):
+    datasource = serializers.CharField()
+    identity = serializers.CharField()
+    token = serializers.CharField(trim_whitespace=False)
+    source_address = source_address_field()
     application = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -257,11 +270,11 @@ LOGIN_MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "mysql_native_passwor
 class LoginRecordSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     identity = serializers.CharField()
-    token_id = serializers.IntegerField(
+    token_id = token_id_field(
         allow_null=True, help_text="the token whose verifier matched; null: none did"
     )
     mechanism = serializers.ChoiceField(choices=LOGIN_MECHANISMS)
-    source_address = serializers.CharField(required=False, allow_blank=True, default="")
+    source_address = source_address_field()
     application = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -291,16 +304,18 @@ class AgentLoginRecord(AgentView):
 class LoginAbandonedSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     identity = serializers.CharField()
-    token_id = serializers.IntegerField(help_text="the token of the accepted login")
+    token_id = token_id_field(help_text="the token of the accepted login")
     mechanism = serializers.ChoiceField(choices=LOGIN_MECHANISMS)
     reason = serializers.CharField(max_length=300, help_text="why no session started")
-    source_address = serializers.CharField(required=False, allow_blank=True, default="")
+    source_address = source_address_field()
     application = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class AgentLoginAbandoned(AgentView):
     """An agent reports that a login it reported accepted never became a session (the
-    client went away, the upstream refused, the login timed out): audited, 204."""
+    client went away, the upstream refused, the login timed out): audited, 204.  404 naming
+    ``token_id`` unless this agent reported that login (token, identity, datasource)
+    accepted in the last minutes and has not followed it up yet."""
 
     extra_error_statuses = {"POST": (404,)}
 

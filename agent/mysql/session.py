@@ -62,17 +62,25 @@ class MySqlSession(Login, Commands):
         except (asyncio.IncompleteReadError, ConnectionError, p.ProtocolError) as exc:
             log.debug("session ended: %r", exc)
         finally:
-            self._cursors_closed()  # rows their FETCHes sent are audited all the same
-            self.agent.connections.pop(self.connection_id, None)
-            if self.native_path is not None:
-                self.agent.native_stats.update(self.native_path.stats)
-            for stream in (self.upstream.writer if self.upstream else None, self.writer):
-                if stream is not None:
-                    stream.close()
-            if self.reported_login is not None:  # accepted in the trail: say no session came
-                await self.agent.logins.abandoned(
-                    self.reported_login, self.refusal or "the client went away"
-                )
+            try:
+                self._cursors_closed()  # rows their FETCHes sent are audited all the same
+            except AuditNotJournaled as exc:  # queued all the same: the flush takes them
+                log.error("connection %d ended with cursors open: %s", self.connection_id, exc.text)
+            finally:
+                await self._ended()
+
+    async def _ended(self) -> None:
+        """What a session's end releases, whatever its audit did."""
+        self.agent.connections.pop(self.connection_id, None)
+        if self.native_path is not None:
+            self.agent.native_stats.update(self.native_path.stats)
+        for stream in (self.upstream.writer if self.upstream else None, self.writer):
+            if stream is not None:
+                stream.close()
+        if self.reported_login is not None:  # accepted in the trail: say no session came
+            await self.agent.logins.abandoned(
+                self.reported_login, self.refusal or "the client went away"
+            )
 
     async def _relay(self) -> None:
         """Both sockets on transport callbacks until either side ends."""

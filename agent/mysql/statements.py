@@ -5,15 +5,18 @@ the bundle changed; their rows come in the binary protocol (``agent.mysql.result
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 
+from agent.journal import AuditNotJournaled
 from agent.mysql import packets as p
 from agent.mysql.decisions import StatementDecisions
 from agent.mysql.masks import ResultMasks
 from agent.mysql.results import Results, withheld
 from agent.mysql.state import Prepared
 
+log = logging.getLogger("agent.mysql.statements")
 ER_UNKNOWN_STMT = 1243
 
 
@@ -104,9 +107,16 @@ class PreparedStatements(StatementDecisions, ResultMasks):
 
     async def _close_statement(self, payload: bytes) -> None:
         prepared = self.prepared.pop(struct.unpack_from("<I", payload, 1)[0], None)
-        if prepared is not None:
+        if prepared is None:
+            return
+        try:
             self.cursor_closed(prepared)
-            self._send_upstream(payload)  # no answer
+        except AuditNotJournaled as exc:
+            # COM_STMT_CLOSE has no answer: an ERR now would be read as the answer to the
+            # client's next command.  The session ends without one (the event is settled).
+            log.error("connection %d ended: %s", self.connection_id, exc.text)
+            raise ConnectionAbortedError(exc.errno, exc.text) from exc
+        self._send_upstream(payload)  # no answer
 
     async def _reset_statement(self, payload: bytes) -> None:
         prepared = self.prepared.get(struct.unpack_from("<I", payload, 1)[0])
@@ -126,8 +136,17 @@ class PreparedStatements(StatementDecisions, ResultMasks):
             )
 
     def _cursors_closed(self) -> None:
+        """Audit every open cursor; a journal that cannot take one (a full disk) stops none
+        of the others (their events are queued all the same), and the first error is raised
+        once all are audited."""
+        failed: AuditNotJournaled | None = None
         for prepared in self.prepared.values():
-            self.cursor_closed(prepared)
+            try:
+                self.cursor_closed(prepared)
+            except AuditNotJournaled as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     async def _long_data(self, payload: bytes) -> None:
         statement_id = struct.unpack_from("<I", payload, 1)[0]

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import event_record
+from config.errors import NotFound
 from governance.models import AccessToken, DataSource, TokenVerifier, User
 from governance.scopes import Scope
 from governance.token_verifiers import live_tokens, token_verifier_create
@@ -174,6 +177,39 @@ def agent_login_record(
     return _accepted(context, token)
 
 
+# An accepted login is followed up within the agent's login deadline (120 s) and its
+# control-plane calls; an older one is no session the agent is still setting up.
+FOLLOW_UP_WINDOW = timedelta(minutes=10)
+
+
+def _login_to_follow_up(
+    agent_token: AccessToken, datasource: DataSource, identity: str, token_id: int
+) -> AuditEvent | None:
+    """The latest recent ``auth.agent_login`` of this token and identity on ``datasource``
+    that this agent reported and has not followed up yet (locked: two follow-ups of one
+    login wait for each other)."""
+    recent = AuditEvent.objects.filter(
+        actor=identity,  # the (actor, sequence) index: this identity's events only
+        target_type=AccessToken._meta.label_lower,
+        target_id=str(token_id),
+        datasource_name=datasource.name,
+        occurred_at__gte=timezone.now() - FOLLOW_UP_WINDOW,
+    )
+    agent = agent_token.user.get_username()
+    logins = [
+        login
+        for login in recent.filter(action="auth.agent_login")
+        .order_by("-sequence")
+        .select_for_update()
+        if login.details.get("agent") == agent
+    ]
+    followed = {
+        event.details.get("login_sequence")
+        for event in recent.filter(action="auth.agent_login_abandoned")
+    }
+    return next((login for login in logins if login.sequence not in followed), None)
+
+
 @transaction.atomic
 def agent_login_abandoned(
     *,
@@ -189,14 +225,20 @@ def agent_login_abandoned(
     """An agent's follow-up to a login it reported and had accepted (``agent_login_record``)
     whose session never started: audited as ``auth.agent_login_abandoned`` with the same
     identity, token, mechanism and address, and why (the token's state is not checked
-    again: nothing is granted)."""
-    token = (
-        AccessToken.objects.select_related("user")
-        .filter(pk=token_id, user__username=identity)
-        .first()
-    )
+    again: nothing is granted).  Only a recent accepted login of that token, identity and
+    datasource that this agent reported, once: anything else is NotFound naming
+    ``token_id`` (an agent cannot write "alice's login abandoned" into the trail for a
+    login that never was)."""
+    login = _login_to_follow_up(agent_token, datasource, identity, token_id)
+    token = AccessToken.objects.select_related("user").filter(pk=token_id).first()
+    if login is None or token is None:
+        raise NotFound(
+            f"No recent accepted login of {identity!r} with token {token_id} reported by this "
+            "agent is waiting for a follow-up.",
+            field="token_id",
+        )
     event_record(
-        actor=token.user if token is not None else agent_token.user,
+        actor=token.user,
         action="auth.agent_login_abandoned",
         target=token,
         datasource=datasource,
@@ -204,9 +246,10 @@ def agent_login_abandoned(
         details={
             "identity": identity,
             "agent": agent_token.user.get_username(),
-            "token": token.prefix if token is not None else "",
+            "token": token.prefix,
             "application": application,
             "mechanism": mechanism,
             "reason": reason,
+            "login_sequence": login.sequence,
         },
     )
