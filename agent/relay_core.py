@@ -98,7 +98,7 @@ class RelayCore(asyncio.Protocol):
         and the transport's own reading stays paused until ``stop_reading_itself``.  The
         loop's reader is on a dup of the socket (uvloop refuses one on a transport's)."""
         fd = socket_fd(self.source)
-        if fd < 0 or self.read_fd >= 0 or self.done.done():
+        if fd < 0 or self.read_fd >= 0 or self.done.done() or self.source.is_closing():
             return
         self.source.pause_reading()
         self.read_fd = os.dup(fd)
