@@ -10,14 +10,17 @@ this module only moves bytes, pauses and ends:
   (the sink transport's protocol is the peer relay: its ``pause_writing`` says so), or
   while the relay is ``busy`` (a slow handler runs) and more than ``HIGH_WATER`` waits;
 - an end of input while busy waits for the handler; otherwise it ends the session
-  (``done`` is resolved with the error, or None).
+  (``done`` is resolved with the error, or None);
+- a native path may read a plain socket itself (``read_itself``): the transport's reading
+  stays paused and the pauses above add and remove the loop's reader instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 HIGH_WATER = 1 << 20
@@ -54,6 +57,10 @@ class RelayCore(asyncio.Protocol):
         self.reading = True
         self.eof = False
         self.task: asyncio.Task[None] | None = None
+        # A dup of the source's socket the native path reads (read_itself), else -1.
+        self.read_fd = -1
+        self.readable: Callable[[], None] | None = None
+        self.read_from: Callable[[int, Callable[[int], None] | None], None] | None = None
 
     def backlog(self) -> int:
         """Bytes read and not yet processed."""
@@ -69,10 +76,57 @@ class RelayCore(asyncio.Protocol):
         if want != self.reading:
             self.reading = want
             with contextlib.suppress(Exception):
-                if want:
+                if self.read_fd >= 0:  # the native path reads the socket: its reader
+                    loop = asyncio.get_running_loop()
+                    if want:
+                        assert self.readable is not None
+                        loop.add_reader(self.read_fd, self.readable)
+                    else:
+                        loop.remove_reader(self.read_fd)
+                elif want:
                     self.source.resume_reading()
                 else:
                     self.source.pause_reading()
+
+    def read_itself(
+        self,
+        readable: Callable[[], None],
+        read_from: Callable[[int, Callable[[int], None] | None], None],
+    ) -> None:
+        """Let a native path read the source's socket (a plain transport's: ``socket_fd``)
+        itself: ``read_from(fd, ended)`` tells it which, ``readable`` is the loop's reader
+        and the transport's own reading stays paused until ``stop_reading_itself``.  The
+        loop's reader is on a dup of the socket (uvloop refuses one on a transport's)."""
+        fd = socket_fd(self.source)
+        if fd < 0 or self.read_fd >= 0 or self.done.done() or self.source.is_closing():
+            return
+        self.source.pause_reading()
+        self.read_fd = os.dup(fd)
+        self.readable, self.read_from = readable, read_from
+        read_from(self.read_fd, self.read_ended)
+        if self.reading:
+            asyncio.get_running_loop().add_reader(self.read_fd, readable)
+
+    def read_ended(self, error: int) -> None:
+        """The native path's recv() met the end of input (0) or an error: the transport
+        reads again, and sees the end itself (an error is this relay's end first)."""
+        if error:
+            self.finish(OSError(error, os.strerror(error)))
+        self.stop_reading_itself()
+
+    def stop_reading_itself(self) -> None:
+        """Reading goes back to the transport (idempotent; also at the session's end)."""
+        fd, self.read_fd = self.read_fd, -1
+        if fd < 0:
+            return
+        assert self.read_from is not None
+        self.read_from(-1, None)
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(fd)
+        os.close(fd)
+        if self.reading:
+            with contextlib.suppress(Exception):
+                self.source.resume_reading()
 
     def pause_writing(self) -> None:  # our source transport (the peer's sink) is full
         if self.peer is not None:
@@ -96,6 +150,7 @@ class RelayCore(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_reading_itself()
         self.reader.feed_eof()
         self.eof = True
         if exc is not None or not self.busy:
@@ -123,6 +178,7 @@ async def stop(relays: Iterable[Any]) -> None:
     """Cancel the relays' slow handlers and wait until they have ended."""
     relays = list(relays)
     for relay in relays:
+        relay.stop_reading_itself()
         if relay.task is not None:
             relay.task.cancel()
     for relay in relays:

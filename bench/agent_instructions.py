@@ -11,9 +11,10 @@ does) or the bare Python relay of bench/proxy.py (``--relay pump``) under
 ``valgrind --tool=callgrind``, drives it with one pgbench client, and reports instructions
 per transaction as the difference of two counted windows of different lengths (so the
 connection's start-up, authentication included, cancels out).  "relay work" counts only
-uvloop's read callbacks (the statement's own work); "process" adds the timers and threads
-(audit shipping, polls), which run per second and so weigh ~50 times more per statement under
-callgrind than at full speed.  ``--keep DIR`` keeps the
+uvloop's reads, the statement's own work (a transport's read callback with libuv's read and
+uvloop's buffer callback, or the loop's reader on a socket the native path reads itself);
+"process" adds the timers and threads (audit shipping, polls), which run per second and so
+weigh ~50 times more per statement under callgrind than at full speed.  ``--keep DIR`` keeps the
 callgrind dumps (callgrind_annotate --inclusive=yes DIR/<mode>-<n>.out shows where they go).
 ``--workload tpcb`` runs pgbench's default TPC-B-like script (BEGIN, three UPDATEs, a SELECT,
 an INSERT, END: seven round trips with fresh random values each) instead of select-only; the
@@ -105,10 +106,12 @@ def pgbench(
         raise RuntimeError(f"pgbench failed: {result.stdout}\n{result.stderr}")
 
 
-# The relay's work: every read callback of uvloop (data_received, the native path, the
-# writes it makes), inclusive; the rest of the process is timers and threads, whose share per
-# statement callgrind's slowness inflates (they run per second, not per statement).
-ON_READ = re.compile(r"^\s*([\d,]+) .*__uv_stream_on_read \[", re.M)
+# The relay's work: every read of uvloop's, inclusive: a transport's (libuv's read with
+# uvloop's buffer callback, data_received, the native path, the writes it makes) and a
+# socket the native path reads itself (the loop's reader: its recv() and the same path);
+# the rest of the process is timers and threads, whose share per statement callgrind's
+# slowness inflates (they run per second, not per statement).
+ON_READ = re.compile(r"^\s*([\d,]+) .*(?:stream\.c:uv__read|__on_uvpoll_event) \[", re.M)
 TOTAL = re.compile(r"^(?:summary|totals):\s+(\d+)", re.M)
 # An exclusive line of callgrind_annotate: "12,345 (1.2%)  file:function [object]" (inlined
 # code may lack the object: its source file then says whose it is).
@@ -159,14 +162,13 @@ def counted(
     annotated = subprocess.run(
         ["callgrind_annotate", "--inclusive=yes", str(dump)], capture_output=True, text=True
     ).stdout
-    on_read = ON_READ.search(annotated)
+    on_read = sum(int(m.group(1).replace(",", "")) for m in ON_READ.finditer(annotated))
     assert total, f"no totals in {dump}"
     split = shares(dump)
     if keep is not None:
         shutil.copy(dump, keep / f"{label}.out")
     dump.unlink()
-    relay = int(on_read.group(1).replace(",", "")) if on_read else 0
-    return int(total.group(1)), relay, split
+    return int(total.group(1)), on_read, split
 
 
 def main() -> None:

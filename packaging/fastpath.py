@@ -13,6 +13,7 @@ def fastpath_extension(*, optional: bool) -> Extension:
         "module",
         "roundtrip",
         "sink",
+        "reader",
         "client",
         "backend",
         "masking",

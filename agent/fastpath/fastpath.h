@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 14
+#define FASTPATH_ABI_VERSION 15
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -290,12 +290,21 @@ typedef struct {
                                closing, or the socket took less) */
 } Sink;
 
+/* A socket the session reads itself (reader.c): a dup of a plain transport's, whose own
+ * reading is paused meanwhile (agent.relay_core.RelayCore.read_itself). */
+typedef struct {
+    int fd;          /* -1: the transport reads */
+    PyObject *ended; /* ended(errno): the end of input (0) or an error; reading goes back */
+    long long reads; /* stats: chunks read here */
+} Reader;
+
 typedef struct {
     PyObject_HEAD
     PyObject *bridge;
     /* Read from the bridge once, at construction (the session never rebinds them). */
     PyObject *session, *agent, *client_relay, *backend_relay; /* their plain fields, per trip */
     Sink upstream, client; /* where each direction's bytes go */
+    Reader client_reader, backend_reader; /* where they come from, when read here */
     PyObject *expect, *statements, *portals, *origin_masks, *audit_fragments, *audit_queue;
     PyObject *hand_back_simple, *hand_back_extended, *audit_wakeup;
     PyObject *audit_journal; /* the AuditJournal, or None (no journal) */
@@ -416,6 +425,13 @@ void observe(FastPath *self, double seconds);
 void clear_flight(FastPath *self);
 int resume_in_python(FastPath *self);
 int journal_catch_up(FastPath *self); /* journal.c */
+
+/* reader.c: the relays' data_received and the session's own socket reads (FastPath methods) */
+PyObject *FastPath_client_received(FastPath *self, PyObject *data);
+PyObject *FastPath_backend_received(FastPath *self, PyObject *data);
+PyObject *FastPath_client_readable(FastPath *self, PyObject *ignored);
+PyObject *FastPath_backend_readable(FastPath *self, PyObject *ignored);
+PyObject *FastPath_read_from(FastPath *self, PyObject *args);
 
 /* The bytes of data consumed (0: Python handles them), or -1 with an error. */
 Py_ssize_t fastpath_client(FastPath *self, PyObject *data);  /* client.c */

@@ -67,7 +67,8 @@ void clear_flight(FastPath *self) {
     X(audit_queue) X(hand_back_simple) X(hand_back_extended) X(audit_wakeup) X(audit_journal)  \
     X(client_python) X(backend_python) X(client_rest) X(backend_rest) X(client_failed)       \
     X(backend_failed) X(mask_value) X(masking_key) X(q_tickets) X(p_tickets)                 \
-    X(om_decision) X(om_engine) X(om_description) X(om_mask) X(formats_memo)
+    X(om_decision) X(om_engine) X(om_description) X(om_mask) X(formats_memo)               \
+    X(client_reader.ended) X(backend_reader.ended)
 
 /* Every Memo a FastPath holds. */
 #define FASTPATH_MEMOS(X) X(fragments) X(names) X(portal_entries)
@@ -204,6 +205,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"bridge", NULL};
     PyObject *bridge;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &bridge)) return -1;
+    self->client_reader.fd = self->backend_reader.fd = -1; /* the transports read */
     PyObject *version = PyObject_GetAttrString(bridge, "abi_version");
     if (version == NULL) return -1;
     long abi = PyLong_AsLong(version);
@@ -481,52 +483,6 @@ int resume_in_python(FastPath *self) {
     return 0;
 }
 
-/* data_received of a relay: the native path first, Python for the rest (or for a relay
- * that holds buffered bytes or waits on a slow handler).  Errors end the session like the
- * Python relay's: bridge.client_failed / backend_failed(exc). */
-PyObject *fastpath_report_failure(PyObject *failed) {
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (value != NULL && traceback != NULL) PyException_SetTraceback(value, traceback);
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
-    if (value == NULL) Py_RETURN_NONE;
-    PyObject *finished = PyObject_CallOneArg(failed, value);
-    Py_DECREF(value);
-    return finished;
-}
-
-static PyObject *received(FastPath *self, PyObject *data, int backend) {
-    REQUIRE_INIT(self);
-    int waiting = relay_waiting(backend ? self->backend_relay : self->client_relay);
-    if (waiting < 0) goto error;
-    if (waiting || !PyBytes_Check(data))
-        return PyObject_CallOneArg(backend ? self->backend_python : self->client_python, data);
-    Py_ssize_t count = backend ? fastpath_backend(self, data) : fastpath_client(self, data);
-    if (count < 0) goto error;
-    Py_ssize_t size = PyBytes_GET_SIZE(data);
-    if (count == size) Py_RETURN_NONE;
-    PyObject *rest = count == 0 ? Py_NewRef(data)
-                                : PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + count,
-                                                            size - count);
-    if (rest == NULL) goto error;
-    PyObject *result =
-        PyObject_CallOneArg(backend ? self->backend_rest : self->client_rest, rest);
-    Py_DECREF(rest);
-    return result;
-error:;
-    return fastpath_report_failure(backend ? self->backend_failed : self->client_failed);
-}
-
-static PyObject *FastPath_client_received(FastPath *self, PyObject *data) {
-    return received(self, data, 0);
-}
-
-static PyObject *FastPath_backend_received(FastPath *self, PyObject *data) {
-    return received(self, data, 1);
-}
-
 static PyObject *FastPath_client(FastPath *self, PyObject *data) {
     REQUIRE_INIT(self);
     Py_ssize_t consumed = fastpath_client(self, data);
@@ -563,10 +519,12 @@ static PyObject *FastPath_get_inflight(FastPath *self, void *closure) {
 }
 
 static PyObject *FastPath_get_stats(FastPath *self, void *closure) {
-    return Py_BuildValue("{sLsLsLsLsLsLsL}", "client", self->handled_client, "backend",
+    return Py_BuildValue("{sLsLsLsLsLsLsLsLsL}", "client", self->handled_client, "backend",
                          self->handled_backend, "resumed", self->resumed, "sent_upstream",
                          self->upstream.sent, "queued_upstream", self->upstream.queued,
-                         "sent_client", self->client.sent, "queued_client", self->client.queued);
+                         "sent_client", self->client.sent, "queued_client", self->client.queued,
+                         "read_client", self->client_reader.reads, "read_upstream",
+                         self->backend_reader.reads);
 }
 
 static PyObject *FastPath_get_q_tickets(FastPath *self, void *closure) {
@@ -588,6 +546,12 @@ static PyMethodDef FastPath_methods[] = {
      "data_received of the client relay (native path first)."},
     {"backend_received", (PyCFunction)FastPath_backend_received, METH_O,
      "data_received of the upstream relay (native path first)."},
+    {"client_readable", (PyCFunction)FastPath_client_readable, METH_NOARGS,
+     "The client socket is readable: recv() and handle it as client_received (read_from)."},
+    {"backend_readable", (PyCFunction)FastPath_backend_readable, METH_NOARGS,
+     "The upstream socket is readable: recv() and handle it as backend_received."},
+    {"read_from", (PyCFunction)FastPath_read_from, METH_VARARGS,
+     "read_from(backend, fd, ended): *_readable reads fd (-1: none); ended(errno) on its end."},
     {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Drop every ticket and memo."},
     {"resume", (PyCFunction)FastPath_resume, METH_NOARGS,
      "Hand the round trip in flight back to Python."},
@@ -597,7 +561,7 @@ static PyMethodDef FastPath_methods[] = {
 static PyGetSetDef FastPath_getset[] = {
     {"inflight", (getter)FastPath_get_inflight, NULL, "A native round trip is in flight.", NULL},
     {"stats", (getter)FastPath_get_stats, NULL, "Chunks handled natively, hand-backs; writes sent on the sockets here, and handed to "
-     "their transports because those held bytes.", NULL},
+     "their transports because those held bytes; chunks read from the sockets here.", NULL},
     {"q_tickets", (getter)FastPath_get_q_tickets, NULL, "Simple-query tickets.", NULL},
     {"p_tickets", (getter)FastPath_get_p_tickets, NULL, "Parse tickets.", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -104,6 +104,7 @@ class Session(Startup, ClientHandlers, BackendHandlers):
             self.agent.results[self.cancel_key] = to_client
         for relay, reader in ((to_upstream, self.reader), (to_client, up_reader)):
             relay_core.attach(relay, reader)
+        self.read_sockets(to_upstream, to_client)
         try:
             error = await done
             if isinstance(error, codec.ProtocolError):

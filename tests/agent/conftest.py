@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -623,9 +623,11 @@ def control_plane() -> Iterator[ControlPlane]:
 class RunningAgent:
     """An Agent on its own event loop in a background thread (clients stay synchronous)."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(
+        self, config: AgentConfig, new_loop: Callable[[], Any] = asyncio.new_event_loop
+    ) -> None:
         self.config = config
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
         self.agent = create_agent(config)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -671,6 +673,7 @@ def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path)
         # WARDEN_AGENT_NATIVE=off (the agent's own switch) runs the suite on the pure-Python
         # path, as tests/agent_mysql does; test_native*.py assert the native path itself.
         overrides.setdefault("native", os.environ.get("WARDEN_AGENT_NATIVE", "on") != "off")
+        new_loop = overrides.pop("new_loop", asyncio.new_event_loop)  # uvloop.new_event_loop
         config = AgentConfig(
             control_plane=overrides.pop("control_plane", control_plane.url),
             token="agent-token",
@@ -683,7 +686,7 @@ def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path)
             masking_key=MASKING_KEY,
             **overrides,
         )
-        running = RunningAgent(config)
+        running = RunningAgent(config, new_loop)
         started.append(running)
         return running
 

@@ -696,6 +696,8 @@ def test_native_writes_to_a_tls_client_go_through_its_transport(
     assert stats["client"] >= 6, stats  # native round trips, over TLS
     assert stats["sent_client"] == 0 and stats["queued_client"] == 0, stats
     assert stats["sent_upstream"] >= 6, stats  # the upstream connection is plain TCP
+    # ... which the native path also reads itself; the TLS transport reads its own socket
+    assert stats["read_client"] == 0 and stats["read_upstream"] >= 6, stats
 
 
 def test_a_text_differing_from_a_ticket_only_in_an_identifiers_digit_is_decided_again(
