@@ -342,13 +342,14 @@ class AuditShipper:
                 sent = end
                 continue
             # Checked only when a send failed: a replay during an outage parses nothing.
-            bad = [line for line in lines[sent:end] if not _parses(line)]
+            pieces = [piece for line in lines[sent:end] for piece in _unglued(line)]
+            bad = [piece for piece in pieces if not _parses(piece)]
             if not bad:
                 self._spool(lines[sent:])
                 replaying.unlink()
                 return False
             self._set_aside(bad)
-            lines[sent:end] = [line for line in lines[sent:end] if _parses(line)]
+            lines[sent:end] = [piece for piece in pieces if _parses(piece)]
         replaying.unlink()
         return True
 
@@ -394,6 +395,20 @@ def _next_body(lines: list[str], start: int) -> tuple[str, int]:
     while end < len(lines) and end - start < BATCH_SIZE and not lines[end].startswith('{"format":'):
         end += 1
     return '{"events":[' + ",".join(lines[start:end]) + "]}", end
+
+
+def _unglued(line: str) -> list[str]:
+    """``line``, or the cut-short start and the whole batch glued onto it: an older agent's
+    append cut short by a full disk left no newline, so its next append began on the same
+    line.  Only a line that will not parse is split, where a batch object begins."""
+    if _parses(line):
+        return [line]
+    start = line.find('{"format":', 1)
+    while start != -1:
+        if _parses(line[start:]):
+            return [line[:start], line[start:]]
+        start = line.find('{"format":', start + 1)
+    return [line]
 
 
 def _parses(line: str) -> bool:
