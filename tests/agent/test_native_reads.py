@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import struct
+import uuid
 from typing import Any
 
 import pytest
@@ -54,6 +55,12 @@ def _closed(dups: list[tuple[int, int]]) -> bool:
     return True
 
 
+def _marker(name: str) -> str:
+    """A column name only this test's statement carries: the asyncio and uvloop runs of a
+    test may run at once on two workers against one server."""
+    return f"{name}_{uuid.uuid4().hex[:12]}"
+
+
 def _upstream_backends(admin: Any, marker: str, wait_event: str | None = None) -> int:
     found = admin.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()"
@@ -77,20 +84,25 @@ def test_round_trips_are_read_from_the_sockets_natively(reading_agent: Any) -> N
 def test_a_slow_client_holds_the_upstream_back_and_gets_every_row(
     reading_agent: Any, admin: Any
 ) -> None:
-    marker = "slow_client_probe"
+    marker = _marker("slow_client_probe")
     total = 600_000
     query = f"SELECT g, md5(g::text) AS {marker} FROM generate_series(1, {total}) g"
     with reading_agent.connect("root") as conn:
         stream = conn.cursor().stream(query)
-        seen = [next(stream)[0] for _ in range(1000)]
-        # The client stops reading: the agent stops reading the server (its reader is
-        # removed), which ends up blocked writing, and what the agent holds stays bounded.
-        wait_for(lambda: _upstream_backends(admin, marker, "ClientWrite") == 1, timeout=20)
-        relay = _session(reading_agent)
-        held = relay.sink.get_write_buffer_size()
-        assert relay.sink_full and not relay.reading, vars(relay)
-        assert held <= HIGH_WATER + 2 * READ_SIZE, held
-        seen += [row[0] for row in stream]
+        try:
+            seen = [next(stream)[0] for _ in range(1000)]
+            # The client stops reading: the agent stops reading the server (its reader is
+            # removed), which ends up blocked writing, and what the agent holds stays bounded.
+            wait_for(lambda: _upstream_backends(admin, marker, "ClientWrite") == 1, timeout=20)
+            relay = _session(reading_agent)
+            held = relay.sink.get_write_buffer_size()
+            assert relay.sink_full and not relay.reading, vars(relay)
+            assert held <= HIGH_WATER + 2 * READ_SIZE, held
+            seen += [row[0] for row in stream]
+        finally:
+            # a failure mid-stream must not leave the generator holding the connection's
+            # lock: the rollback on leaving the block would wait for it for ever
+            stream.close()
         assert seen == list(range(1, total + 1))
         assert relay.session.fast.stats["read_upstream"] > 0
         assert conn.execute("SELECT 1").fetchone() == (1,)  # reading resumed in full
@@ -100,7 +112,7 @@ def test_a_slow_client_holds_the_upstream_back_and_gets_every_row(
 def test_every_end_of_a_session_tears_it_down_and_closes_the_dups(
     reading_agent: Any, admin: Any, end: str
 ) -> None:
-    marker = f"end_probe_{end.replace(' ', '_')}"
+    marker = _marker(f"end_probe_{end.replace(' ', '_')}")
     client = WireClient(reading_agent.port, "root")
     client.send(codec.query(f"SELECT 1 AS {marker}"))
     assert rows(client.until(b"Z")) == [[b"1"]]
