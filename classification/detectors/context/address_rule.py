@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ..base import Finding, PreparedColumn
 from ..masking import mask_words
-from .rows import ROW_SHARE, Scores, context_finding, is_country_column
+from .rows import ROW_SHARE, Scores, context_finding, is_country_column, settled
 
 _NUMBER = re.compile(r"(?<!\d)\d{1,5}(?!\d)")
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -22,10 +22,10 @@ def address_beside_postcode_rule(
 ) -> list[tuple[int, Finding]]:
     if any(best.get("PII.Address", (0.0,))[0] >= 0.7 for best in scores):
         return []  # the table's address is found: another numbered column is something else
-    postcodes = _settled(scores, "PII.PostalCode")
+    postcodes = settled(scores, "PII.PostalCode")
     towns = {
         position
-        for position in _settled(scores, "PII.Location")
+        for position in settled(scores, "PII.Location")
         if not is_country_column(table[position])
     }
     if not postcodes or not towns:
@@ -49,10 +49,6 @@ def address_beside_postcode_rule(
         finding.examples = [mask_words(text) for text in column.texts[:3]]
         return [(position, finding)]
     return []
-
-
-def _settled(scores: Sequence[Scores], tag: str) -> set[int]:
-    return {position for position, best in enumerate(scores) if best.get(tag, (0.0,))[0] >= 0.7}
 
 
 def street_line(text: str) -> bool:

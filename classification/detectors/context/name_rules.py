@@ -24,7 +24,7 @@ from ..cities import is_place
 from ..names import name_kinds, name_tokens_of, one_syllable_surname, value_kind
 from ..places import country_share
 from .birth_dates import birth_date_column
-from .rows import MIN_ROWS, ROW_SHARE, Scores, by_row, context_finding
+from .rows import MIN_ROWS, ROW_SHARE, Scores, by_row, context_finding, settled
 
 SURNAME_SHARE = 0.3
 SINGLE_TOKEN_SHARE = 0.5  # بن لادن, آل رفيع, Van Dijk: surnames of two words
@@ -119,16 +119,12 @@ def surname_beside_name_rule(
     ("Thanh Tâm", "Maria Clara", "Xiao Ming") are no single tokens, so the first/last pair
     misses them; their surname column (Nguyễn, Trần; Kim, Park) is mostly names the index
     knows, where a column of towns, products or occupations is not."""
-    settled = {
-        position
-        for position, best in enumerate(scores)
-        if best.get("PII.PersonName", (0.0,))[0] >= 0.7
-    }
+    people = settled(scores, "PII.PersonName")
     found: list[tuple[int, Finding]] = []
     for position, column in enumerate(table):
-        beside = sorted({position - 1, position + 1} & settled)
+        beside = sorted({position - 1, position + 1} & people)
         best = scores[position]
-        if not beside or position in settled or not _single_tokens(column) or _placeish(best):
+        if not beside or position in people or not _single_tokens(column) or _placeish(best):
             continue
         if any(score >= 0.7 for score, _ in best.values()) or country_share(column) > 0.2:
             continue

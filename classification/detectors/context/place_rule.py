@@ -11,7 +11,7 @@ from ..base import Finding, PreparedColumn, starts_like_name
 from ..cities import place_share
 from ..masking import mask_words
 from ..names import name_kinds
-from .rows import ROW_SHARE, Scores, by_row, context_finding, is_country_column
+from .rows import ROW_SHARE, Scores, by_row, context_finding, is_country_column, settled
 
 PLACE_NER_SHARE = 0.2  # NER reads a fifth of the values as places: enough beside an address
 PLACE_GAZETTEER_SHARE = 0.3  # or the gazetteer knows three in ten (villages are not in it)
@@ -38,11 +38,7 @@ def town_beside_postcode_rule(
     the town, though neither NER nor the gazetteer knows them: villages, suburbs and new
     estates are in no list, but schemas keep the town next to its postcode (street,
     postcode, town). Runs after the postal rule; towns already found use up their address."""
-    postcodes = frozenset(
-        position
-        for position, best in enumerate(scores)
-        if best.get("PII.PostalCode", (0.0,))[0] >= 0.7
-    )
+    postcodes = settled(scores, "PII.PostalCode")
     return _towns(table, scores, postcodes) if postcodes else []
 
 

@@ -6,6 +6,8 @@ same row; these helpers line columns up by that row number.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..base import CONTEXT, Finding, PreparedColumn
 from ..places import country_code, country_share
 
@@ -45,3 +47,10 @@ def row_pairs(values: dict[int, str], countries: PreparedColumn) -> list[tuple[s
 
 def is_country_column(column: PreparedColumn) -> bool:
     return country_share(column) >= ROW_SHARE
+
+
+def settled(scores: Sequence[Scores], tag: str) -> frozenset[int]:
+    """Positions of the columns already tagged ``tag`` (at the auto-tag threshold)."""
+    return frozenset(
+        position for position, best in enumerate(scores) if best.get(tag, (0.0,))[0] >= 0.7
+    )
