@@ -10,8 +10,11 @@ rounds of red-teaming, grouped by subject.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import re
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -952,6 +955,19 @@ def test_set_config_in_a_filter_stores_the_email(
     assert_attack_controlled(admin, both, stores_then_reads(store, read=read), secret=EMAIL)
 
 
+@contextlib.contextmanager
+def _cluster_wide_turn(name: str) -> Iterator[None]:
+    """Replication slots belong to the whole cluster, not to a test's database: two
+    workers running this probe at once (its native and Python runs) would take the same
+    slot name.  A file lock in the temp directory gives each its turn."""
+    with open(Path(tempfile.gettempdir()) / f"warden-test-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def test_temporary_replication_slot_named_after_email(both: Any, admin: Any) -> None:
     """Slot names allow [a-z0-9_]: translate() keeps the email readable. A temporary slot
     (not transactional) goes away with the session."""
@@ -968,7 +984,8 @@ def test_temporary_replication_slot_named_after_email(both: Any, admin: Any) -> 
         finally:
             conn.execute("SELECT pg_drop_replication_slot('grace_1_example_com')")
 
-    assert_attack_controlled(admin, both, attack, secret=EMAIL_AS_SLOT)
+    with _cluster_wide_turn("replication-slot"):
+        assert_attack_controlled(admin, both, attack, secret=EMAIL_AS_SLOT)
 
 
 def test_denied_ssn_through_an_advisory_lock_is_refused(both: Any, admin: Any) -> None:
