@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.controlplane import ControlPlaneClient, ControlPlaneUnavailable
+from agent.controlplane import AuditBatchRefused, ControlPlaneClient, ControlPlaneUnavailable
 from agent.extension import native_function
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ BATCH_FORMAT = 3
 _OLDER_FORMAT = 2  # no bytes
 BATCH_SIZE = 5000
 _SEQ_LIMIT = 1 << 48
-# Beside the spool: lines that will not parse, set aside (AuditShipper._set_aside).
+# Beside the spool: batches the control plane will never take (AuditShipper._set_aside).
 SET_ASIDE_SUFFIX = ".bad"
 
 # (statement fragment, epoch seconds, rows, duration ms, error, bytes sent to the client);
@@ -195,6 +195,7 @@ class AuditShipper:
         self._lock = asyncio.Lock()
         self.accepted = 0
         self.duplicates = 0
+        self.refused = 0  # events the control plane refused alone: set aside (.bad)
         # The write-ahead journal (None: events wait in memory only, see agent/journal.py).
         self.journal: AuditJournal | None = None
         if journal_name is not None:
@@ -305,13 +306,36 @@ class AuditShipper:
             self.pending.pop(0)
 
     async def _send(self, body: str) -> bool:
+        """Deliver one request body; False when the control plane is unavailable (the caller
+        spools the body).  A body it refuses is split until the events it refuses are alone:
+        those are set aside, the rest delivered."""
         try:
             result = await self.client.post_audit(body)
+        except AuditBatchRefused as exc:
+            return await self._send_refused(body, exc)
         except ControlPlaneUnavailable as exc:
             log.warning("audit delivery failed, spooling: %s", exc)
             return False
         self.accepted += int(result.get("accepted", 0))
         self.duplicates += int(result.get("duplicates", 0))
+        return True
+
+    async def _send_refused(self, body: str, refusal: AuditBatchRefused) -> bool:
+        """A batch the control plane refuses (one event it cannot take, from an agent newer
+        than it or a damaged spool) is sent again in halves, down to single events: only what
+        it refuses alone goes to the ``.bad`` file, and sent first at every replay it would
+        otherwise hold back every batch behind it for ever.  O(k log n) requests for k
+        refused events of n.  An outage part-way returns False: the caller spools the whole
+        body, and the halves delivered already come back as duplicates the control plane
+        drops (events keep their ids)."""
+        halves = split_batch(body)
+        if halves is None:
+            self.refused += batch_event_count(body)
+            self._set_aside([body], f"refused by the control plane ({refusal})")
+            return True
+        for half in halves:
+            if not await self._send(half):
+                return False
         return True
 
     def _spool(self, documents: list[str]) -> None:
@@ -348,35 +372,49 @@ class AuditShipper:
                 self._spool(lines[sent:])
                 replaying.unlink()
                 return False
-            self._set_aside(bad)
+            self._set_aside(bad, "that will not parse")
             lines[sent:end] = [piece for piece in pieces if _parses(piece)]
         replaying.unlink()
         return True
 
-    def _set_aside(self, lines: list[str]) -> None:
-        """Move spool lines that will not parse (cut short by an older agent on a full disk,
-        or damaged) to the ``.bad`` file beside the spool, for a person to read: the control
-        plane rejects them, and sent first at every replay they would hold back every batch
-        behind them for ever."""
+    def _set_aside(self, lines: list[str], why: str) -> None:
+        """Move batches the control plane will never take (spool lines that will not parse,
+        cut short by an older agent on a full disk or damaged; events it refuses) to the
+        ``.bad`` file beside the spool, for a person to read (and, once the cause is fixed,
+        to move back into the spool): sent first at every replay they would hold back every
+        batch behind them for ever."""
         from agent.journal import append_lines
 
         bad = self.spool_path.with_suffix(SET_ASIDE_SUFFIX)
         append_lines(bad, lines)
         log.error(
-            "audit spool %s: %s line(s) that will not parse (%s bytes) set aside to %s",
+            "audit spool %s: %s line(s) %s (%s bytes) set aside to %s",
             self.spool_path,
             len(lines),
+            why,
             sum(len(line) for line in lines),
             bad,
         )
 
     async def close(self) -> None:
-        """Final flush; whatever cannot be delivered is spooled."""
-        await self.flush()
-        self._encode_queued(everything=True)
-        if self.pending:
-            self._spool(self.pending)
-            self.pending = []
+        """Final flush; whatever cannot be delivered is spooled.  On a full disk (neither
+        delivered nor spooled) the journal's files are kept, not raised about: the next start
+        recovers them under the same ids, and the agent still stops in order."""
+        try:
+            await self.flush()
+            self._encode_queued(everything=True)
+            if self.pending:
+                self._spool(self.pending)
+                self.pending = []
+        except OSError as exc:
+            log.error(
+                "audit at stop: %s batch(es) neither delivered nor spooled (%s); the journal "
+                "files in %s keep what they hold for the next start",
+                len(self.pending),
+                exc,
+                self.spool_path.parent,
+            )
+            return
         if self.journal is not None:
             self.journal.close()
 
@@ -395,6 +433,26 @@ def _next_body(lines: list[str], start: int) -> tuple[str, int]:
     while end < len(lines) and end - start < BATCH_SIZE and not lines[end].startswith('{"format":'):
         end += 1
     return '{"events":[' + ",".join(lines[start:end]) + "]}", end
+
+
+def split_batch(body: str) -> tuple[str, str] | None:
+    """A request body of two or more events as two bodies of half the events each (a
+    compact batch keeps its id prefix and statements, so every event keeps its id); None
+    for one event, or a body that is not a batch."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    events = document.get("events") if isinstance(document, dict) else None
+    if not isinstance(events, list) or len(events) < 2:
+        return None
+    middle = len(events) // 2
+    first, second = ({**document, "events": part} for part in (events[:middle], events[middle:]))
+    return _compact_json(first), _compact_json(second)
+
+
+def _compact_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def _unglued(line: str) -> list[str]:

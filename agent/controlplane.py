@@ -20,6 +20,7 @@ from warden_client.operations import (
 
 __all__ = [
     "AccessRequestRefused",
+    "AuditBatchRefused",
     "AuthResult",
     "BundleResponse",
     "ControlPlaneClient",
@@ -33,6 +34,15 @@ T = TypeVar("T")
 
 class ControlPlaneUnavailable(Exception):
     """The control plane could not be reached or answered with a server error."""
+
+
+class AuditBatchRefused(Exception):
+    """The control plane read an audit batch and refused its content (HTTP 400, 413 or
+    422): sent again as it is, it would be refused for ever (agent.audit splits it)."""
+
+
+# What a batch's content earns; 401/403 (the token) and 5xx are unavailability: retried.
+AUDIT_REFUSED_STATUSES = frozenset({400, 413, 422})
 
 
 class AccessRequestRefused(Exception):
@@ -150,7 +160,11 @@ class ControlPlaneClient:
             return self._sync_warden.call(operations.agent_audit(document))
         except httpx.HTTPError as exc:
             raise ControlPlaneUnavailable(f"POST audit: {exc!r}") from exc
-        except (ApiError, MalformedAnswer) as exc:
+        except ApiError as exc:
+            if exc.status in AUDIT_REFUSED_STATUSES:
+                raise AuditBatchRefused(str(exc)) from exc
+            raise ControlPlaneUnavailable(f"audit: {exc}") from exc
+        except MalformedAnswer as exc:
             raise ControlPlaneUnavailable(f"audit: {exc}") from exc
 
     async def file_access_request(self, **filing: Unpack[HoldFiling]) -> HeldRequest:

@@ -234,3 +234,36 @@ def test_append_lines_is_all_or_nothing(small_disk: Path) -> None:
         append_lines(target, ["y" * 20000, "z"])
     assert target.read_text() == "kept\n"
     filler.unlink()
+
+
+def test_an_agent_stopping_on_a_full_disk_keeps_its_journal_for_the_next_start(
+    small_disk: Path, control_plane: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At stop the control plane is away and the spool cannot take the batch: close()
+    stops in order (it used to raise out of the server's stop) and leaves the sealed
+    journal, which the next start recovers and delivers, every event once."""
+
+    async def stopped_on_a_full_disk() -> None:
+        shipper = _shipper(control_plane, small_disk)
+        for n in range(3):
+            shipper.record_statement(f'"statement":"ev{n} ' + "x" * 6000 + '"', 1, 0.5, False)
+        control_plane.down = True
+        filler = _leave_room(small_disk, 8192)
+        await shipper.close()
+        assert shipper.journal is not None and shipper.journal.sealed.exists()
+        assert shipper.spool_path.stat().st_size == 0
+        filler.unlink()
+
+    asyncio.run(stopped_on_a_full_disk())
+    assert "neither delivered nor spooled" in caplog.text
+    control_plane.down = False
+
+    async def started_again() -> None:
+        shipper = _shipper(control_plane, small_disk)
+        assert shipper.recover_journal() == 3
+        await shipper.flush()
+        await shipper.close()
+        assert not list(small_disk.glob("audit-journal*"))
+
+    asyncio.run(started_again())
+    assert _delivered(control_plane) == ["ev0", "ev1", "ev2"]
