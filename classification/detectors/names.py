@@ -391,6 +391,30 @@ def _compound_given_names(column: PreparedColumn) -> int:
     )
 
 
+REPEATED_SHARE = 0.5  # distinct values per sampled row, at most: a few values again and again
+COMMON_NAME_RANK = 100  # a name this common somewhere is a person's, though a town's too
+UNCOMMON_SHARE = 0.8
+
+
+def _repeated_towns(column: PreparedColumn) -> bool:
+    """A few known towns, each again and again (where an employee works, a store stands),
+    few of them common names: Paris, York and Bath are in the name index, but far down.
+    Anna, Florence and Silva are towns too, and among the commonest names: people."""
+    from .cities import is_place  # cities reads this module's index
+
+    texts = column.texts[:100]
+    distinct = set(texts)
+    if not 2 <= len(distinct) <= REPEATED_SHARE * len(texts) or not all(map(is_place, distinct)):
+        return False
+    uncommon = sum(1 for text in distinct if not _common_name(text))
+    return uncommon >= UNCOMMON_SHARE * len(distinct)
+
+
+def _common_name(text: str) -> bool:
+    ranks = [rank for rank in (first_rank(text), last_rank(text)) if rank]
+    return bool(ranks) and min(ranks) <= COMMON_NAME_RANK
+
+
 def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
     if column.type_family not in ("text", "json") or not column.texts:
         return []
@@ -399,6 +423,8 @@ def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
         return []  # not name-shaped: skip the index entirely
     if country_share(column) >= 0.5:
         return []  # Jordan, Chad, Georgia
+    if _repeated_towns(column):
+        return []  # an office's town: Paris, York and Bath are in the name index too
     counts = name_kinds(column)
     read = counts["read"]
     matched = counts["first"] + counts["last"] + counts["full"]

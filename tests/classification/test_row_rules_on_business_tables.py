@@ -161,3 +161,26 @@ def test_bins_and_skus_between_a_street_and_its_town_are_not_postcodes(codes: li
     found = classify_columns([sample("c0", STREETS), sample("c1", codes), sample("c2", TOWNS)])
     assert "PII.Address" in tags(found[0]) and "PII.Location" in tags(found[2])
     assert "PII.PostalCode" not in tags(found[1])
+
+
+OFFICE_TOWNS = ["Leeds", "York", "Bath", "Paris", "Berlin"]
+# First names that are towns as well, and names that are not: a sample of people
+PEOPLE = ["Florence", "Paris", "Austin", "Alice", "Robert", "Sydney", "Maria", "Victoria"]
+PEOPLE += ["James", "Linda", "Chelsea", "Thomas", "Emma", "Noah", "Karen", "David"]
+
+
+def test_an_employees_office_town_is_not_a_first_name() -> None:
+    """Paris, York and Bath are in the name index; five of them, each again and again,
+    are where people work."""
+    towns = [town for town, staff in zip(OFFICE_TOWNS, [4, 8, 2, 6, 10], strict=True)
+             for _ in range(staff)]  # fmt: skip
+    titles = ["Analyst", "Designer", "Recruiter", "Accountant", "Engineer", "Consultant"] * 5
+    found = classify_columns([sample("c0", OWNERS * 3), sample("c1", titles), sample("c2", towns)])
+    assert "PII.PersonName" in tags(found[0])
+    assert "PII.PersonName" not in tags(found[2])
+
+
+@pytest.mark.parametrize("repeated", [1, 2], ids=["distinct", "each-twice"])
+def test_first_names_some_of_them_towns_are_still_names(repeated: int) -> None:
+    found = classify_columns([sample("c1", PEOPLE * repeated)])
+    assert "PII.PersonName" in tags(found[0])
