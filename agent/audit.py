@@ -324,12 +324,13 @@ class AuditShipper:
         """A batch the control plane refuses (one event it cannot take, from an agent newer
         than it or a damaged spool) is sent again in halves, down to single events: only what
         it refuses alone goes to the ``.bad`` file, and sent first at every replay it would
-        otherwise hold back every batch behind it for ever.  O(k log n) requests for k
+        otherwise hold back every batch behind it for ever (a spool line an older agent's
+        cut-short append glued to the next batch is split there).  O(k log n) requests for k
         refused events of n.  An outage part-way returns False: the caller spools the whole
         body, and the halves delivered already come back as duplicates the control plane
         drops (events keep their ids)."""
-        halves = split_batch(body)
-        if halves is None:
+        halves = split_batch(body) or _unglued(body)  # a spool line an older agent glued
+        if len(halves) < 2:
             self.refused += batch_event_count(body)
             self._set_aside([body], f"refused by the control plane ({refusal})")
             return True
@@ -435,7 +436,7 @@ def _next_body(lines: list[str], start: int) -> tuple[str, int]:
     return '{"events":[' + ",".join(lines[start:end]) + "]}", end
 
 
-def split_batch(body: str) -> tuple[str, str] | None:
+def split_batch(body: str) -> list[str] | None:
     """A request body of two or more events as two bodies of half the events each (a
     compact batch keeps its id prefix and statements, so every event keeps its id); None
     for one event, or a body that is not a batch."""
@@ -447,8 +448,9 @@ def split_batch(body: str) -> tuple[str, str] | None:
     if not isinstance(events, list) or len(events) < 2:
         return None
     middle = len(events) // 2
-    first, second = ({**document, "events": part} for part in (events[:middle], events[middle:]))
-    return _compact_json(first), _compact_json(second)
+    return [
+        _compact_json({**document, "events": part}) for part in (events[:middle], events[middle:])
+    ]
 
 
 def _compact_json(document: dict[str, Any]) -> str:

@@ -62,7 +62,12 @@ def test_an_event_the_control_plane_refuses_is_set_aside_and_the_rest_delivered(
     first = encode_batch(prefix, 0, events)
     behind = encode_batch(prefix, 9, [(_fragment(who, "SELECT 9 AS spooled_behind", "allow"),
                                        1.7e9, 1, 0.5, False, 9)])  # fmt: skip
-    (state / "audit-spool.jsonl").write_text(first + "\n" + behind + "\n")
+    # An older agent's append cut short by a full disk, the next batch glued onto it.
+    glued = encode_batch(prefix, 10, [(_fragment(who, "SELECT 10 AS spooled_glued", "allow"),
+                                       1.7e9, 1, 0.5, False, 9)])  # fmt: skip
+    cut_start = behind[:60]
+    lines = [first, behind, cut_start + glued]
+    (state / "audit-spool.jsonl").write_text("".join(line + "\n" for line in lines))
 
     agent = start_agent("--state-dir", str(state))
     token = person_token(requester)
@@ -71,12 +76,13 @@ def test_an_event_the_control_plane_refuses_is_set_aside_and_the_rest_delivered(
 
     wait_until(lambda: _stored("after_refusal"), 60, "the statement after the refused event")
     wait_until(lambda: _stored("spooled_behind"), 60, "the batch behind the refused event")
+    wait_until(lambda: _stored("spooled_glued"), 60, "the batch glued to a cut-short line")
     for n in range(9):
         if n != 6:
             assert len(_stored(f"spooled_good_{n}")) == 1, n
     assert _stored("spooled_refused") == []
     set_aside = (state / "audit-spool.bad").read_text().splitlines()
-    assert len(set_aside) == 1, set_aside
+    assert len(set_aside) == 2 and set_aside[1] == cut_start, set_aside
     refused = json.loads(set_aside[0])
     assert len(refused["events"]) == 1 and "spooled_refused" in json.dumps(refused)
     assert refused["id_prefix"] == prefix and refused["events"][0][1] == 6  # its own id
