@@ -72,7 +72,8 @@ def _reported(
 
 
 class Logins:
-    """The agent's side of challenge-response logins: verifiers in, outcomes out."""
+    """The agent's side of client logins: verifiers in, challenge-response outcomes and
+    cleartext tokens out, accepted logins whose session never started followed up."""
 
     def __init__(self, cp: ControlPlaneClient, datasource: str, *, stale_seconds: float) -> None:
         self.cp = cp
