@@ -112,8 +112,12 @@ class ControlPlaneClient:
     async def fetch_public_key(self) -> dict[str, Any]:
         return await self._must(operations.agent_public_key(), "public key")
 
-    async def authenticate(self, datasource: str, identity: str, token: str) -> AuthResult:
-        operation = operations.agent_authenticate(datasource, identity, token)
+    async def authenticate(
+        self, datasource: str, identity: str, token: str, **details: str
+    ) -> AuthResult:
+        """Check a token sent as a cleartext password (``details``: source_address,
+        application, for the audit trail)."""
+        operation = operations.agent_authenticate(datasource, identity, token, **details)
         try:
             return await self._call(operation, "authenticate")
         except ApiError as exc:
@@ -141,10 +145,13 @@ class ControlPlaneClient:
             raise ControlPlaneUnavailable(f"login record: HTTP {exc.status}") from exc
 
     async def login_abandoned(
-        self, datasource: str, identity: str, token_id: int, **details: str
+        self, datasource: str, identity: str, token_id: int, login_sequence: int, **details: str
     ) -> None:
-        """Report that a login the control plane accepted never became a session."""
-        operation = operations.agent_login_abandoned(datasource, identity, token_id, **details)
+        """Report that a login the control plane accepted (its answer's ``login_sequence``)
+        never became a session."""
+        operation = operations.agent_login_abandoned(
+            datasource, identity, token_id, login_sequence=login_sequence, **details
+        )
         await self._must(operation, "login abandoned")
 
     async def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Client logins in which the token never reaches the agent (nor crosses the network).
+"""Client logins checked with the control plane: mostly ones in which the token never
+reaches the agent (nor crosses the network), and tokens sent as cleartext passwords.
 
 For every live personal access token the control plane keeps verifiers, computed when the
 token was created: SCRAM-SHA-256's salt, iteration count, StoredKey and ServerKey, and
@@ -13,15 +14,21 @@ never starts (the client goes away, the upstream refuses, the login times out) i
 up (``abandoned``: ``POST /api/v1/agent/logins/abandoned``, audited as
 ``auth.agent_login_abandoned``): the trail keeps the proof of the token, which happened,
 and says no session came of it.  The accepted login is reported before the session exists
-because the control plane's answer (is the token still live?) decides whether it may.
+because the control plane's answer (is the token still live?) decides whether it may.  That
+answer carries the sequence of the login's audit event (``login_sequence``) and the
+follow-up names it back, so it lands on exactly that login, not on another login of the
+same token (another address, another worker) in flight at the same time.  A token sent as a
+cleartext password (``check_password``, ``POST /api/v1/agent/authenticate``) is followed
+up the same way.
 
-Both answers are cached for ``FRESH_SECONDS`` like cleartext token checks
-(``Agent.authenticate``); during a control-plane outage verifiers fetched within
+Every answer is cached for ``FRESH_SECONDS`` (a cached answer wrote no login to follow
+up); during a control-plane outage verifiers fetched, or a password accepted, within
 ``stale_seconds`` still log people in, so an outage does not lock everybody out at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -36,21 +43,37 @@ log = logging.getLogger("agent.logins")
 FRESH_SECONDS = 30.0
 _MAX_CACHED = 10_000  # identities; a flood of made-up names cannot grow the cache forever
 UNKNOWN_TOKEN = "unknown or revoked access token"
+PASSWORD = "password"  # the mechanism the control plane audits a cleartext token check as
 
 
 @dataclass(frozen=True, slots=True)
 class ReportedLogin:
-    """A login the control plane audited as accepted: a follow-up names it the same way."""
+    """A login the control plane audited as accepted: a follow-up names it the same way,
+    and by its audit event (``login_sequence``)."""
 
     identity: str
     token_id: int
+    login_sequence: int
     mechanism: str
     source_address: str
     application: str
 
 
+def _reported(
+    result: AuthResult, identity: str, mechanism: str, source_address: str, application: str
+) -> ReportedLogin | None:
+    """The accepted login as the control plane audited it (None: refused, or its answer
+    names no audit event, as an older control plane's does)."""
+    if not result.ok or result.token_id is None or result.login_sequence is None:
+        return None
+    return ReportedLogin(
+        identity, result.token_id, result.login_sequence, mechanism, source_address, application
+    )
+
+
 class Logins:
-    """The agent's side of challenge-response logins: verifiers in, outcomes out."""
+    """The agent's side of client logins: verifiers in, challenge-response outcomes and
+    cleartext tokens out, accepted logins whose session never started followed up."""
 
     def __init__(self, cp: ControlPlaneClient, datasource: str, *, stale_seconds: float) -> None:
         self.cp = cp
@@ -58,11 +81,42 @@ class Logins:
         self.stale_seconds = stale_seconds
         self._verifiers: dict[str, tuple[LoginVerifiers, float]] = {}
         self._accepted: dict[tuple[str, int], tuple[AuthResult, float]] = {}
+        self._checked: dict[tuple[str, str], tuple[AuthResult, float]] = {}  # passwords
 
     def forget(self) -> None:
         """Drop every cached answer (the next login asks the control plane again)."""
         self._verifiers.clear()
         self._accepted.clear()
+        self._checked.clear()
+
+    async def check_password(
+        self, identity: str, token: str, *, source_address: str = "", application: str = ""
+    ) -> tuple[AuthResult, ReportedLogin | None]:
+        """Check a token the client sent as a cleartext password; the answer, and the login
+        as the control plane audited it when it accepted it (None as in ``record``).  A
+        refusal is cached too, and an accepted answer still serves for ``stale_seconds``
+        while the control plane is unreachable."""
+        key = (identity, hashlib.sha256(token.encode()).hexdigest())
+        cached = self._checked.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < FRESH_SECONDS:
+            return cached[0], None
+        try:
+            result = await self.cp.authenticate(
+                self.datasource,
+                identity,
+                token,
+                source_address=source_address,
+                application=application,
+            )
+        except ControlPlaneUnavailable:
+            if cached is not None and cached[0].ok and now - cached[1] < self.stale_seconds:
+                return cached[0], None
+            raise
+        if len(self._checked) >= _MAX_CACHED:
+            self._checked.clear()
+        self._checked[key] = (result, now)
+        return result, _reported(result, identity, PASSWORD, source_address, application)
 
     async def verifiers(self, identity: str) -> LoginVerifiers:
         """The identity's verifiers; ControlPlaneUnavailable when they are neither fresh
@@ -119,8 +173,7 @@ class Logins:
             if len(self._accepted) >= _MAX_CACHED:
                 self._accepted.clear()
             self._accepted[key] = (result, now)
-            reported = ReportedLogin(identity, token.id, mechanism, source_address, application)
-            return result, reported
+            return result, _reported(result, identity, mechanism, source_address, application)
         if token is not None:  # revoked since the verifiers were fetched
             self._verifiers.pop(identity, None)
         return result, None
@@ -133,6 +186,7 @@ class Logins:
                 self.datasource,
                 login.identity,
                 login.token_id,
+                login.login_sequence,
                 mechanism=login.mechanism,
                 reason=reason,
                 source_address=login.source_address,
@@ -140,7 +194,8 @@ class Logins:
             )
         except Exception as exc:  # unreachable, or the client closed as the agent stops
             log.warning(
-                "login of %s (token %s) abandoned (%s), not reported: %r",
+                "login #%s of %s (token %s) abandoned (%s), not reported: %r",
+                login.login_sequence,
                 login.identity,
                 login.token_id,
                 reason,

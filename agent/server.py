@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import ipaddress
 import logging
 import os
@@ -27,7 +26,7 @@ from wsgiref.simple_server import WSGIServer
 from agent.analysis import Analysis, Relation
 from agent.audit import AuditShipper
 from agent.bundle import Bundle, BundlePoller, BundleStore
-from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
+from agent.controlplane import ControlPlaneClient, ControlPlaneUnavailable
 from agent.decision import PolicyEngine
 from agent.health import health_serve
 from agent.heartbeat import HeartbeatSender
@@ -46,7 +45,6 @@ from agent.workers import (
 
 log = logging.getLogger("agent")
 
-AUTH_FRESH_SECONDS = 30.0
 # A grant_runs count no max_runs reaches: the control plane said the grant is used up.
 _EXHAUSTED = 2**62
 
@@ -128,12 +126,6 @@ def insecure_listen_problem(config: AgentConfig) -> str | None:
     return None
 
 
-@dataclass
-class CachedAuth:
-    result: AuthResult
-    checked_at: float
-
-
 class InsecureListen(ValueError):
     """The configuration would take tokens in clear over the network."""
 
@@ -171,7 +163,6 @@ class Agent:
         # Bumped whenever cached decisions stop holding (a new bundle, DDL through the
         # agent): prepared statements and native-path tickets made before are decided again.
         self.generation = 0
-        self.auth_cache: dict[tuple[str, str], CachedAuth] = {}
         self.logins = Logins(self.cp, config.datasource, stale_seconds=config.auth_stale_seconds)
         # agent-issued (pid, secret) → upstream (pid, secret) for CancelRequest
         self.cancel_keys: dict[tuple[int, int], tuple[int, int]] = {}
@@ -295,29 +286,8 @@ class Agent:
 
     # ------------------------------------------------------------ authentication
 
-    async def authenticate(self, identity: str, token: str) -> AuthResult:
-        """Check a personal access token with the control plane (cached)."""
-        key = (identity, hashlib.sha256(token.encode()).hexdigest())
-        cached = self.auth_cache.get(key)
-        now = time.monotonic()
-        if cached is not None and now - cached.checked_at < AUTH_FRESH_SECONDS:
-            return cached.result
-        try:
-            result = await self.cp.authenticate(self.config.datasource, identity, token)
-        except ControlPlaneUnavailable:
-            if (
-                cached is not None
-                and cached.result.ok
-                and (now - cached.checked_at < self.config.auth_stale_seconds)
-            ):
-                return cached.result
-            raise
-        self.auth_cache[key] = CachedAuth(result, now)
-        return result
-
     def forget_logins(self) -> None:
         """Forget every cached token check and verifier (as if their 30 s had passed)."""
-        self.auth_cache.clear()
         self.logins.forget()
 
     def issue_cancel_key(self, upstream_pid: int, upstream_secret: int) -> tuple[int, int]:

@@ -134,6 +134,11 @@ class AuthenticatedSerializer(StrictStrings, serializers.Serializer):
     identity = serializers.CharField()
     kind = serializers.CharField(help_text="person or service account")
     groups = serializers.ListField(child=serializers.CharField())
+    token_id = serializers.IntegerField(help_text="the accepted token's id")
+    login_sequence = serializers.IntegerField(
+        help_text="the sequence of the auth.agent_login audit event of this login: a "
+        "follow-up (agent/logins/abandoned) names it"
+    )
 
 
 class PublishedKeySerializer(StrictStrings, serializers.Serializer):
@@ -305,7 +310,16 @@ class LoginAbandonedSerializer(StrictStrings, serializers.Serializer):
     datasource = serializers.CharField()
     identity = serializers.CharField()
     token_id = token_id_field(help_text="the token of the accepted login")
-    mechanism = serializers.ChoiceField(choices=LOGIN_MECHANISMS)
+    # Required: without it only "some recent login of this token" could be matched, which
+    # is the wrong one when the token logs in twice at once (two addresses, two workers).
+    login_sequence = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="the accepted login's login_sequence, as agent/logins or "
+        "agent/authenticate answered it",
+    )
+    # A token sent as a cleartext password (agent/authenticate) is audited as "password".
+    mechanism = serializers.ChoiceField(choices=[*LOGIN_MECHANISMS, "password"])
     reason = serializers.CharField(max_length=300, help_text="why no session started")
     source_address = source_address_field()
     application = serializers.CharField(required=False, allow_blank=True, default="")
@@ -314,8 +328,9 @@ class LoginAbandonedSerializer(StrictStrings, serializers.Serializer):
 class AgentLoginAbandoned(AgentView):
     """An agent reports that a login it reported accepted never became a session (the
     client went away, the upstream refused, the login timed out): audited, 204.  404 naming
-    ``token_id`` unless this agent reported that login (token, identity, datasource)
-    accepted in the last minutes and has not followed it up yet."""
+    ``login_sequence`` unless that is the event of a login this agent reported (token,
+    identity, mechanism, datasource) accepted in the last minutes and has not followed up
+    yet."""
 
     extra_error_statuses = {"POST": (404,)}
 
@@ -329,6 +344,7 @@ class AgentLoginAbandoned(AgentView):
             datasource=self.served_datasource(data["datasource"]),
             identity=data["identity"],
             token_id=data["token_id"],
+            login_sequence=data["login_sequence"],
             mechanism=data["mechanism"],
             reason=data["reason"],
             source_address=data["source_address"],
@@ -341,8 +357,14 @@ def _login_answer(outcome: AgentLogin) -> Response:
     if not outcome.ok:
         body = error_body(outcome.reason, "authentication_failed")
         return Response(body, status=status.HTTP_401_UNAUTHORIZED)
-    identity = {"identity": outcome.identity, "kind": outcome.kind, "groups": outcome.groups}
-    return Response(AuthenticatedSerializer(identity).data)
+    accepted = {
+        "identity": outcome.identity,
+        "kind": outcome.kind,
+        "groups": outcome.groups,
+        "token_id": outcome.token_id,
+        "login_sequence": outcome.login_sequence,
+    }
+    return Response(AuthenticatedSerializer(accepted).data)
 
 
 class HeartbeatSerializer(StrictStrings, serializers.Serializer):

@@ -120,20 +120,50 @@ class AuthResult:
     kind: str = "user"
     groups: tuple[str, ...] = ()
     detail: str = ""
+    # Accepted: the token, and the sequence of the login's audit event, which a follow-up
+    # (agent_login_abandoned) names; None from a control plane that does not send them.
+    token_id: int | None = None
+    login_sequence: int | None = None
 
 
-def agent_authenticate(datasource: str, identity: str, token: str) -> Operation[AuthResult]:
-    def read(response: httpx.Response) -> AuthResult:
-        body = _json(response)
-        return AuthResult(
-            True,
-            body.get("identity", identity),
-            body.get("kind", "user"),
-            tuple(body.get("groups", ())),
-        )
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-    body = {"datasource": datasource, "identity": identity, "token": token}
-    return Operation("POST", "agent/authenticate", read, json=body)
+
+def _accepted(body: Json, identity: str) -> AuthResult:
+    return AuthResult(
+        True,
+        body.get("identity", identity),
+        body.get("kind", "user"),
+        tuple(body.get("groups", ())),
+        token_id=_optional_int(body.get("token_id")),
+        login_sequence=_optional_int(body.get("login_sequence")),
+    )
+
+
+def agent_authenticate(
+    datasource: str,
+    identity: str,
+    token: str,
+    *,
+    source_address: str = "",
+    application: str = "",
+) -> Operation[AuthResult]:
+    """Check a token a client sent as a cleartext password (the control plane audits it):
+    200 with the identity, 401 when refused."""
+    body = {
+        "datasource": datasource,
+        "identity": identity,
+        "token": token,
+        "source_address": source_address,
+        "application": application,
+    }
+    return Operation(
+        "POST",
+        "agent/authenticate",
+        lambda response: _accepted(_json(response), identity),
+        json=body,
+    )
 
 
 @dataclass(frozen=True)
@@ -199,10 +229,6 @@ def agent_login_record(
     """Tell the control plane how a challenge-response login ended (it audits it and checks
     the token is still live): 200 with the identity, 401 when refused."""
 
-    def read(response: httpx.Response) -> AuthResult:
-        body = _json(response)
-        return AuthResult(True, body["identity"], body["kind"], tuple(body["groups"]))
-
     body = {
         "datasource": datasource,
         "identity": identity,
@@ -211,7 +237,9 @@ def agent_login_record(
         "source_address": source_address,
         "application": application,
     }
-    return Operation("POST", "agent/logins", read, json=body)
+    return Operation(
+        "POST", "agent/logins", lambda response: _accepted(_json(response), identity), json=body
+    )
 
 
 def agent_login_abandoned(
@@ -219,17 +247,20 @@ def agent_login_abandoned(
     identity: str,
     token_id: int,
     *,
+    login_sequence: int,
     mechanism: str,
     reason: str,
     source_address: str = "",
     application: str = "",
 ) -> Operation[None]:
-    """Tell the control plane that a login it accepted (``agent_login_record``) never
-    became a session, and why (it audits that beside the login): 204."""
+    """Tell the control plane that a login it accepted (``agent_login_record``,
+    ``agent_authenticate``; ``login_sequence`` as it answered) never became a session, and
+    why (it audits that beside exactly that login): 204, 404 when it is no such login."""
     body = {
         "datasource": datasource,
         "identity": identity,
         "token_id": token_id,
+        "login_sequence": login_sequence,
         "mechanism": mechanism,
         "reason": reason,
         "source_address": source_address,

@@ -96,17 +96,16 @@ class Login(SessionState):
         """The token (sent over TLS) checked, or the matched verifier reported, with the
         control plane; an error message for the client, or None with ``identity`` set."""
         user = login.handshake.user
-        peer = self.writer.get_extra_info("peername")
+        source_address = self.client_address  # the client's IP, as logins are audited
         try:
             if login.token is not None:
-                result = await self.agent.authenticate(user, login.token)
+                result, self.reported_login = await self.agent.logins.check_password(
+                    user, login.token, source_address=source_address
+                )
             else:
                 assert login.verifiers is not None
                 result, self.reported_login = await self.agent.logins.record(
-                    login.verifiers,
-                    login.matched,
-                    mechanism=NATIVE,
-                    source_address=str(peer[0]) if isinstance(peer, tuple) else "",
+                    login.verifiers, login.matched, mechanism=NATIVE, source_address=source_address
                 )
         except ControlPlaneUnavailable:
             return "Warden: the control plane is unreachable and the token is not cached"

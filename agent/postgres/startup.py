@@ -132,7 +132,7 @@ class Startup(SessionState):
             return False
         try:
             if self.agent.config.client_auth == "password":
-                auth = await self._cleartext_login(user)
+                auth = await self._cleartext_login(user, params.get("application_name", ""))
             else:
                 auth = await self._scram_login(user, params.get("application_name", ""))
         except ControlPlaneUnavailable:
@@ -180,7 +180,7 @@ class Startup(SessionState):
     def _tls(self) -> bool:
         return self.writer.get_extra_info("ssl_object") is not None
 
-    async def _cleartext_login(self, user: str) -> AuthResult | None:
+    async def _cleartext_login(self, user: str, application: str) -> AuthResult | None:
         """The token as a cleartext password: only over TLS (or when the operator passed
         --allow-insecure-listen), since it would otherwise cross the network in clear."""
         if not (self._tls() or self.agent.config.allow_insecure_listen):
@@ -196,7 +196,15 @@ class Startup(SessionState):
         if message is None:
             return None
         token = message.rstrip(b"\x00").decode(errors="replace")
-        return await self.agent.authenticate(user, token)
+        auth, self.reported_login = await self.agent.logins.check_password(
+            user, token, source_address=self._peer_address(), application=application
+        )
+        return auth
+
+    def _peer_address(self) -> str:
+        """The client's IP address, as the audit trail records a login's."""
+        peer = self.writer.get_extra_info("peername")
+        return str(peer[0]) if isinstance(peer, tuple) else ""
 
     async def _scram_login(self, user: str, application: str) -> AuthResult | None:
         """SCRAM-SHA-256(-PLUS) against the identity's token verifiers (agent.postgres.scram)."""
@@ -218,10 +226,9 @@ class Startup(SessionState):
         message = await self._auth_message()
         if message is None:
             return None
-        peer = self.writer.get_extra_info("peername")
         details = {
             "mechanism": mechanism,
-            "source_address": str(peer[0]) if isinstance(peer, tuple) else "",
+            "source_address": self._peer_address(),
             "application": application,
         }
         try:

@@ -7,7 +7,9 @@ verifiers itself (``governance.token_verifiers``) and reports which token matche
 has the last word on whether the token is still live.  A reported login whose session then
 never starts (the client went away, the upstream refused, the login timed out) gets a
 follow-up event (``agent_login_abandoned``), so no accepted login stands in the trail for a
-session that did not exist.
+session that did not exist.  The accepted answer carries the sequence of the login's audit
+event (``login_sequence``) and the follow-up names it back, so it lands on exactly that
+login even while the same token logs in from elsewhere through the same agent.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class AgentLogin:
     kind: str = "user"
     groups: list[str] = field(default_factory=list)
     reason: str = ""
+    token_id: int | None = None  # accepted: the token, and the audit event of the login,
+    login_sequence: int | None = None  # which a follow-up (agent_login_abandoned) names
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def _accepted(context: LoginContext, token: AccessToken) -> AgentLogin:
     user = token.user
     kind = "service_account" if user.is_service_account else "user"
     groups = sorted(user.groups.values_list("name", flat=True))
-    event_record(
+    event = event_record(
         actor=user,
         action="auth.agent_login",
         target=token,
@@ -112,7 +116,14 @@ def _accepted(context: LoginContext, token: AccessToken) -> AgentLogin:
             "mechanism": context.mechanism,
         },
     )
-    return AgentLogin(ok=True, identity=user.get_username(), kind=kind, groups=groups)
+    return AgentLogin(
+        ok=True,
+        identity=user.get_username(),
+        kind=kind,
+        groups=groups,
+        token_id=token.pk,
+        login_sequence=event.sequence,
+    )
 
 
 @transaction.atomic
@@ -183,31 +194,37 @@ FOLLOW_UP_WINDOW = timedelta(minutes=10)
 
 
 def _login_to_follow_up(
-    agent_token: AccessToken, datasource: DataSource, identity: str, token_id: int
+    agent_token: AccessToken,
+    datasource: DataSource,
+    identity: str,
+    token_id: int,
+    login_sequence: int,
 ) -> AuditEvent | None:
-    """The latest recent ``auth.agent_login`` of this token and identity on ``datasource``
-    that this agent reported and has not followed up yet (locked: two follow-ups of one
-    login wait for each other)."""
-    recent = AuditEvent.objects.filter(
-        actor=identity,  # the (actor, sequence) index: this identity's events only
-        target_type=AccessToken._meta.label_lower,
-        target_id=str(token_id),
-        datasource_name=datasource.name,
-        occurred_at__gte=timezone.now() - FOLLOW_UP_WINDOW,
+    """The ``auth.agent_login`` numbered ``login_sequence``, when it is a recent accepted
+    login of this token and identity on ``datasource`` that this agent reported and has not
+    followed up yet (locked: two follow-ups of one login wait for each other)."""
+    login = (
+        AuditEvent.objects.select_for_update()
+        .filter(
+            sequence=login_sequence,
+            action="auth.agent_login",
+            actor=identity,
+            target_type=AccessToken._meta.label_lower,
+            target_id=str(token_id),
+            datasource_name=datasource.name,
+            occurred_at__gte=timezone.now() - FOLLOW_UP_WINDOW,
+        )
+        .first()
     )
-    agent = agent_token.user.get_username()
-    logins = [
-        login
-        for login in recent.filter(action="auth.agent_login")
-        .order_by("-sequence")
-        .select_for_update()
-        if login.details.get("agent") == agent
-    ]
-    followed = {
-        event.details.get("login_sequence")
-        for event in recent.filter(action="auth.agent_login_abandoned")
-    }
-    return next((login for login in logins if login.sequence not in followed), None)
+    if login is None or login.details.get("agent") != agent_token.user.get_username():
+        return None
+    follow_ups = AuditEvent.objects.filter(
+        actor=identity,  # the (actor, sequence) index: this identity's later events only
+        sequence__gt=login_sequence,
+        action="auth.agent_login_abandoned",
+    ).only("details")  # details are canonical text, not jsonb: compared here
+    followed = any(event.details.get("login_sequence") == login_sequence for event in follow_ups)
+    return None if followed else login
 
 
 @transaction.atomic
@@ -217,25 +234,28 @@ def agent_login_abandoned(
     datasource: DataSource,
     identity: str,
     token_id: int,
+    login_sequence: int,
     mechanism: str,
     reason: str,
     source_address: str = "",
     application: str = "",
 ) -> None:
-    """An agent's follow-up to a login it reported and had accepted (``agent_login_record``)
-    whose session never started: audited as ``auth.agent_login_abandoned`` with the same
-    identity, token, mechanism and address, and why (the token's state is not checked
-    again: nothing is granted).  Only a recent accepted login of that token, identity and
-    datasource that this agent reported, once: anything else is NotFound naming
-    ``token_id`` (an agent cannot write "alice's login abandoned" into the trail for a
-    login that never was)."""
-    login = _login_to_follow_up(agent_token, datasource, identity, token_id)
+    """An agent's follow-up to a login it reported and had accepted (``agent_login_record``,
+    ``agent_login_check``) whose session never started: audited as
+    ``auth.agent_login_abandoned`` with the same identity, token, mechanism and address,
+    and why (the token's state is not checked again: nothing is granted).  Only the login
+    whose event is ``login_sequence`` (the accepted answer carried it), when it is recent,
+    of that token, identity, mechanism and datasource, was reported by this agent and was
+    not followed up yet: anything else is NotFound naming ``login_sequence`` (an agent
+    cannot write "alice's login abandoned" into the trail for a login that never was, nor
+    beside another login of the same token)."""
+    login = _login_to_follow_up(agent_token, datasource, identity, token_id, login_sequence)
     token = AccessToken.objects.select_related("user").filter(pk=token_id).first()
-    if login is None or token is None:
+    if login is None or token is None or login.details.get("mechanism") != mechanism:
         raise NotFound(
-            f"No recent accepted login of {identity!r} with token {token_id} reported by this "
-            "agent is waiting for a follow-up.",
-            field="token_id",
+            f"No recent accepted login #{login_sequence} of {identity!r} with token "
+            f"{token_id} ({mechanism}) reported by this agent is waiting for a follow-up.",
+            field="login_sequence",
         )
     event_record(
         actor=token.user,

@@ -340,8 +340,13 @@ class ControlPlane:
         self.revoked: set[str] = set()
         # Challenge-response logins the agent reported (POST agent/logins), in order.
         self.logins: list[dict[str, Any]] = []
-        # Accepted logins the agent followed up as never becoming a session, in order.
+        # Accepted logins the agent followed up as never becoming a session, in order;
+        # the control plane's sequence of each accepted login's event, by it (as
+        # agent/logins and agent/authenticate answer login_sequence).
         self.abandoned_logins: list[dict[str, Any]] = []
+        self.accepted_logins: dict[int, dict[str, Any]] = {}
+        # Follow-ups that named no accepted login, or one already followed up (404).
+        self.refused_follow_ups: list[dict[str, Any]] = []
         # Access requests the agent filed for held statements, by id.
         self.access_requests: dict[int, dict[str, Any]] = {}
         self.filings = 0
@@ -497,7 +502,47 @@ class ControlPlane:
         token, found = tokens[token_id - 1]
         if found[0] != body["identity"] or token in self.revoked:
             return 401, {"detail": "unknown or revoked token"}
-        return 200, {"identity": found[0], "kind": found[1], "groups": found[2]}
+        return 200, self._accepted(body, token_id, found)
+
+    def password_check(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """As POST agent/authenticate: a token the client sent as a cleartext password."""
+        self.auth_calls += 1
+        found = TOKENS.get(body["token"])
+        if found is None or found[0] != body["identity"] or body["token"] in self.revoked:
+            return 401, {"detail": "unknown or revoked token"}
+        token_id = list(TOKENS).index(body["token"]) + 1
+        return 200, self._accepted({**body, "mechanism": "password"}, token_id, found)
+
+    def _accepted(
+        self, body: dict[str, Any], token_id: int, found: tuple[str, str, list[str]]
+    ) -> dict[str, Any]:
+        with self.lock:
+            sequence = 1000 + len(self.accepted_logins)
+            self.accepted_logins[sequence] = {**body, "token_id": token_id}
+        return {
+            "identity": found[0],
+            "kind": found[1],
+            "groups": found[2],
+            "token_id": token_id,
+            "login_sequence": sequence,
+        }
+
+    def follow_up(self, body: dict[str, Any]) -> int:
+        """As POST agent/logins/abandoned: 204 for an accepted login named exactly (its
+        sequence, token, identity, mechanism), once; else 404."""
+        with self.lock:
+            login = self.accepted_logins.get(body.get("login_sequence", 0))
+            followed = {done["login_sequence"] for done in self.abandoned_logins}
+            if (
+                login is None
+                or body["login_sequence"] in followed
+                or any(login[field] != body[field] for field in ("identity", "token_id"))
+                or login["mechanism"] != body["mechanism"]
+            ):
+                self.refused_follow_ups.append(body)
+                return 404
+            self.abandoned_logins.append(body)
+            return 204
 
     def close(self) -> None:
         self.server.shutdown()
@@ -572,23 +617,13 @@ class ControlPlane:
                 if path.startswith("/api/v1/agent/grants/") and path.endswith("/runs"):
                     self._send(*plane._use_grant_run(int(path.split("/")[-2])))
                 elif self.path == "/api/v1/agent/authenticate":
-                    plane.auth_calls += 1
-                    found = TOKENS.get(body["token"])
-                    if (
-                        found is None
-                        or found[0] != body["identity"]
-                        or (body["token"] in plane.revoked)
-                    ):
-                        self._send(401, {"detail": "unknown or revoked token"})
-                    else:
-                        self._send(
-                            200, {"identity": found[0], "kind": found[1], "groups": found[2]}
-                        )
+                    self._send(*plane.password_check(body))
                 elif self.path == "/api/v1/agent/logins":
                     self._send(*plane.login_record(body))
                 elif self.path == "/api/v1/agent/logins/abandoned":
-                    plane.abandoned_logins.append(body)
-                    self._send(204)
+                    follow_up_status = plane.follow_up(body)
+                    refusal = {"detail": "no accepted login to follow up", "fields": {}}
+                    self._send(follow_up_status, None if follow_up_status == 204 else refusal)
                 elif self.path == "/api/v1/agent/access-requests":
                     if body["identity"] not in {found[0] for found in TOKENS.values()}:
                         self._send(400, {"detail": f"Unknown identity {body['identity']!r}."})

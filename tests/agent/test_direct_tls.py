@@ -202,18 +202,18 @@ def test_a_login_that_fails_at_its_last_write_leaves_no_cancel_key(agent_factory
     closed backend in agent.cancel_keys, one per such login."""
     running = agent_factory(client_auth="password", allow_insecure_listen=True)
     issued: list[Any] = []
-    issue, authenticate = running.agent.issue_cancel_key, running.agent.authenticate
+    issue, check_password = running.agent.issue_cancel_key, running.agent.logins.check_password
 
     def spy(*args: Any) -> Any:
         issued.append(issue(*args))
         return issued[-1]
 
-    async def slow_authenticate(*args: Any) -> Any:
+    async def slow_check(*args: Any, **details: Any) -> Any:
         await asyncio.sleep(0.3)
-        return await authenticate(*args)
+        return await check_password(*args, **details)
 
     running.agent.issue_cancel_key = spy
-    running.agent.authenticate = slow_authenticate
+    running.agent.logins.check_password = slow_check  # type: ignore[method-assign]
     token = b"wdn_alice\0"
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:

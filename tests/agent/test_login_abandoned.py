@@ -1,8 +1,10 @@
 """A SCRAM login the control plane audited as accepted, whose session then never starts
 (the upstream refuses, the client gives up and the login times out), is followed up as
 abandoned (``POST agent/logins/abandoned``, audited as ``auth.agent_login_abandoned``): the
-trail keeps the proof of the token and says no session came of it.  Real libpq clients
-(psycopg) through the agent."""
+trail keeps the proof of the token and says no session came of it.  The follow-up names the
+login by the ``login_sequence`` the control plane answered it with, so two logins of one
+token are each followed up as themselves; a token sent as a cleartext
+password is followed up the same way.  Real libpq clients (psycopg) through the agent."""
 
 from __future__ import annotations
 
@@ -55,6 +57,26 @@ def test_a_login_whose_upstream_refuses_is_followed_up_as_abandoned(
     for field in ("identity", "token_id", "mechanism", "source_address", "application"):
         assert abandoned[field] == login[field], field
     assert abandoned["application"] == "report-job"
+    assert list(control_plane.accepted_logins) == [abandoned["login_sequence"]]
+
+
+def test_a_password_login_whose_upstream_refuses_is_followed_up_as_abandoned(
+    agent_factory: Any, control_plane: Any, pg_database: str
+) -> None:
+    upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
+    agent = agent_factory(upstream=upstream, client_auth="password", allow_insecure_listen=True)
+    with pytest.raises(psycopg.OperationalError, match="could not connect to the upstream"):
+        psycopg.connect(agent.dsn("alice", application_name="report-job"))
+    assert control_plane.logins == []  # checked as a password (agent/authenticate)
+    ((sequence, login),) = control_plane.accepted_logins.items()
+    assert (login["source_address"], login["application"]) == ("127.0.0.1", "report-job")
+    wait_for(lambda: len(control_plane.abandoned_logins) == 1)
+    (abandoned,) = control_plane.abandoned_logins
+    assert abandoned["login_sequence"] == sequence
+    assert (abandoned["mechanism"], abandoned["token_id"]) == ("password", 1)
+    assert (abandoned["source_address"], abandoned["application"]) == ("127.0.0.1", "report-job")
+    assert abandoned["reason"].startswith("warden agent could not connect to the upstream")
+    assert control_plane.refused_follow_ups == []
 
 
 def test_a_login_the_client_gave_up_on_is_followed_up_when_it_times_out(
@@ -73,3 +95,23 @@ def test_a_login_the_client_gave_up_on_is_followed_up_when_it_times_out(
     assert [login["token_id"] for login in control_plane.logins] == [1]
     wait_for(lambda: len(control_plane.abandoned_logins) == 1, timeout=10)
     assert control_plane.abandoned_logins[0]["reason"] == "the login did not finish within 2 s"
+
+
+@pytest.mark.parametrize("client_auth", ["scram", "password"])
+def test_two_logins_of_one_token_are_each_followed_up_as_themselves(
+    agent_factory: Any, control_plane: Any, pg_database: str, client_auth: str
+) -> None:
+    """Both logins reach the control plane (the cached answer is forgotten between them, as
+    a second worker would not have it) and the upstream refuses both; each follow-up names
+    its own login's sequence, and the control plane (which takes a sequence once) takes
+    both."""
+    upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
+    agent = agent_factory(upstream=upstream, client_auth=client_auth, allow_insecure_listen=True)
+    for logged_in in (1, 2):
+        with pytest.raises(psycopg.OperationalError, match="could not connect to the upstream"):
+            psycopg.connect(agent.dsn("alice"))
+        wait_for(lambda logged_in=logged_in: len(control_plane.abandoned_logins) == logged_in)
+        agent.agent.forget_logins()
+    followed = [abandoned["login_sequence"] for abandoned in control_plane.abandoned_logins]
+    assert followed == list(control_plane.accepted_logins) and len(set(followed)) == 2
+    assert control_plane.refused_follow_ups == []

@@ -50,6 +50,7 @@ def _endpoints(alice_token):
                 "datasource": "shop",
                 "identity": "alice",
                 "token_id": 1,
+                "login_sequence": 1,
                 "mechanism": "SCRAM-SHA-256",
                 "reason": "the client went away",
             },
@@ -191,13 +192,15 @@ def test_a_person_logs_in_through_the_agent(agent_client, shop, alice, alice_tok
         format="json",
     )
 
+    event = AuditEvent.objects.get(action="auth.agent_login")
     assert response.status_code == 200
     assert response.json() == {
         "identity": "alice",
         "kind": "user",
         "groups": ["analyst", "requester"],
+        "token_id": int(event.target_id),
+        "login_sequence": event.sequence,  # a follow-up names the login by it
     }
-    event = AuditEvent.objects.get(action="auth.agent_login")
     assert (event.actor, event.datasource_name, event.decision) == ("alice", "shop", "allow")
     assert event.source_address == "10.0.0.7"
     assert event.details["agent"] == "warden_agent"

@@ -108,9 +108,15 @@ def test_a_reported_login_is_audited_and_marks_the_token_used(agent_client, shop
 
     status, body = _record(agent_client, token_id=token.pk, source_address="10.1.2.3")
 
-    assert status == 200
-    assert body == {"identity": "alice", "kind": "user", "groups": ["analyst", "requester"]}
     event = AuditEvent.objects.get(action="auth.agent_login")
+    assert status == 200
+    assert body == {
+        "identity": "alice",
+        "kind": "user",
+        "groups": ["analyst", "requester"],
+        "token_id": token.pk,
+        "login_sequence": event.sequence,
+    }
     assert event.details["mechanism"] == "SCRAM-SHA-256"
     assert event.details["token"] == token.prefix and event.source_address == "10.1.2.3"
     token.refresh_from_db()
