@@ -299,45 +299,46 @@ class AuditShipper:
                 self.pending = []
             return
         while self.pending:
-            if not await self._send(self.pending[0]):
-                self._spool(self.pending)
+            left = await self._send(self.pending[0])
+            if left:
+                self._spool(_spool_lines_of(left) + self.pending[1:])
                 self.pending = []
                 return
             self.pending.pop(0)
 
-    async def _send(self, body: str) -> bool:
-        """Deliver one request body; False when the control plane is unavailable (the caller
-        spools the body).  A body it refuses is split until the events it refuses are alone:
-        those are set aside, the rest delivered."""
+    async def _send(self, body: str) -> list[str]:
+        """Deliver one request body; what is left to deliver, in order, when the control
+        plane is unavailable (the caller spools it), else [].  A body it refuses is split
+        until the events it refuses are alone: those are set aside, the rest delivered."""
         try:
             result = await self.client.post_audit(body)
         except AuditBatchRefused as exc:
             return await self._send_refused(body, exc)
         except ControlPlaneUnavailable as exc:
             log.warning("audit delivery failed, spooling: %s", exc)
-            return False
+            return [body]
         self.accepted += int(result.get("accepted", 0))
         self.duplicates += int(result.get("duplicates", 0))
-        return True
+        return []
 
-    async def _send_refused(self, body: str, refusal: AuditBatchRefused) -> bool:
-        """A batch the control plane refuses (one event it cannot take, from an agent newer
-        than it or a damaged spool) is sent again in halves, down to single events: only what
-        it refuses alone goes to the ``.bad`` file, and sent first at every replay it would
-        otherwise hold back every batch behind it for ever (a spool line an older agent's
-        cut-short append glued to the next batch is split there).  O(k log n) requests for k
-        refused events of n.  An outage part-way returns False: the caller spools the whole
-        body, and the halves delivered already come back as duplicates the control plane
-        drops (events keep their ids)."""
-        halves = split_batch(body) or _unglued(body)  # a spool line an older agent glued
+    async def _send_refused(self, body: str, refusal: AuditBatchRefused) -> list[str]:
+        """A batch the control plane refuses (an event it names that it cannot take, from an
+        agent newer than it or a damaged spool; a body too large) is sent again in halves,
+        down to single events: only what it refuses alone goes to the ``.bad`` file, and
+        sent first at every replay it would otherwise hold back every batch behind it for
+        ever (a spool line an older agent's cut-short append glued to the next batch is split
+        there).  2k·log n requests for k refused events of n; each half carries only its own
+        statements.  An outage part-way leaves only the halves not sent yet."""
+        halves = await asyncio.to_thread(split_batch, body) or _unglued(body)
         if len(halves) < 2:
             self.refused += batch_event_count(body)
             self._set_aside([body], f"refused by the control plane ({refusal})")
-            return True
-        for half in halves:
-            if not await self._send(half):
-                return False
-        return True
+            return []
+        for index, half in enumerate(halves):
+            left = await self._send(half)
+            if left:
+                return left + halves[index + 1 :]
+        return []
 
     def _spool(self, documents: list[str]) -> None:
         """Append to the spool, fsynced, all or nothing: a write a full disk cuts short is cut
@@ -363,9 +364,14 @@ class AuditShipper:
         sent = 0  # lines[:sent] are delivered
         while sent < len(lines):
             body, end = _next_body(lines, sent)
-            if await self._send(body):
+            left = await self._send(body)
+            if not left:
                 sent = end
                 continue
+            if left != [body]:  # part of it delivered or set aside before the outage
+                self._spool(_spool_lines_of(left) + lines[end:])
+                replaying.unlink()
+                return False
             # Checked only when a send failed: a replay during an outage parses nothing.
             pieces = [piece for line in lines[sent:end] for piece in _unglued(line)]
             bad = [piece for piece in pieces if not _parses(piece)]
@@ -437,9 +443,10 @@ def _next_body(lines: list[str], start: int) -> tuple[str, int]:
 
 
 def split_batch(body: str) -> list[str] | None:
-    """A request body of two or more events as two bodies of half the events each (a
-    compact batch keeps its id prefix and statements, so every event keeps its id); None
-    for one event, or a body that is not a batch."""
+    """A request body of two or more events as two bodies of half the events each, every
+    event keeping its id (a compact batch keeps its id prefix and each row its seq; each half
+    carries only the statements its rows use); None for one event, or a body that is not a
+    batch."""
     try:
         document = json.loads(body)
     except ValueError:
@@ -448,13 +455,45 @@ def split_batch(body: str) -> list[str] | None:
     if not isinstance(events, list) or len(events) < 2:
         return None
     middle = len(events) // 2
-    return [
-        _compact_json({**document, "events": part}) for part in (events[:middle], events[middle:])
-    ]
+    return [_compact_json(_part(document, rows)) for rows in (events[:middle], events[middle:])]
+
+
+def _part(document: dict[str, Any], rows: list[Any]) -> dict[str, Any]:
+    statements = document.get("statements")
+    if "format" not in document or not isinstance(statements, list):
+        return {**document, "events": rows}  # {"events": [...]}: events whole
+    if not all(
+        isinstance(row, list) and row and type(row[0]) is int and 0 <= row[0] < len(statements)
+        for row in rows
+    ):
+        return {**document, "events": rows}  # the control plane names what is wrong
+    used = sorted({row[0] for row in rows})
+    renumbered = {old: new for new, old in enumerate(used)}
+    return {
+        **document,
+        "statements": [statements[old] for old in used],
+        "events": [[renumbered[row[0]], *row[1:]] for row in rows],
+    }
 
 
 def _compact_json(document: dict[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def _spool_lines_of(bodies: list[str]) -> list[str]:
+    """Request bodies as spool lines: a compact batch is one; ``{"events": [...]}`` (a run of
+    older agents' one-event lines, or half of one) is its events, a line each."""
+    lines = []
+    for body in bodies:
+        try:
+            events = json.loads(body)["events"] if body.startswith('{"events":[') else None
+        except ValueError:  # a piece cut short: the next replay sets it aside
+            events = None
+        if isinstance(events, list):
+            lines += [_compact_json(event) for event in events]
+        else:
+            lines.append(body)
+    return lines
 
 
 def _unglued(line: str) -> list[str]:

@@ -37,12 +37,21 @@ class ControlPlaneUnavailable(Exception):
 
 
 class AuditBatchRefused(Exception):
-    """The control plane read an audit batch and refused its content (HTTP 400, 413 or
-    422): sent again as it is, it would be refused for ever (agent.audit splits it)."""
+    """The control plane read an audit batch and refused its content: sent again as it is,
+    it would be refused for ever (agent.audit splits it)."""
 
 
-# What a batch's content earns; 401/403 (the token) and 5xx are unavailability: retried.
-AUDIT_REFUSED_STATUSES = frozenset({400, 413, 422})
+def refuses_content(exc: ApiError) -> bool:
+    """Whether an answer to an audit batch is the control plane's own word on its content:
+    an event it names (``events[6].decision: ...``), JSON it cannot parse, or a body too
+    large.  Any other 4xx (a Host header it does not serve, a proxy's page, a batch format
+    it does not know yet, the token) is a control plane to retry, never a reason to set the
+    trail aside."""
+    if exc.status == 413:
+        return True
+    return exc.status in (400, 422) and (
+        exc.code == "parse_error" or exc.detail.startswith("events[")
+    )
 
 
 class AccessRequestRefused(Exception):
@@ -168,7 +177,7 @@ class ControlPlaneClient:
         except httpx.HTTPError as exc:
             raise ControlPlaneUnavailable(f"POST audit: {exc!r}") from exc
         except ApiError as exc:
-            if exc.status in AUDIT_REFUSED_STATUSES:
+            if refuses_content(exc):
                 raise AuditBatchRefused(str(exc)) from exc
             raise ControlPlaneUnavailable(f"audit: {exc}") from exc
         except MalformedAnswer as exc:

@@ -462,6 +462,11 @@ def _hints(column: PreparedColumn) -> dict[str, bool]:
     }
 
 
+def person_hinted(column: PreparedColumn) -> bool:
+    """The column's name says it holds people's names (first_name, nachname, ...)."""
+    return _hints(column)["person"]
+
+
 def _hinted_other(column: PreparedColumn, kind: str) -> bool:
     """True when the column (or its table) names a different kind of thing than ``kind``."""
     hints = _hints(column)

@@ -27,7 +27,7 @@ from pathlib import Path
 from anyascii import anyascii
 
 from .base import MEDIUM, WEAK, Finding, PreparedColumn, starts_like_name, without_marks
-from .entities import has_legal_form
+from .entities import has_legal_form, person_hinted
 from .honorifics import without_honorifics
 from .masking import mask_words
 from .places import country_code, country_share
@@ -392,6 +392,7 @@ def _compound_given_names(column: PreparedColumn) -> int:
 
 
 REPEATED_SHARE = 0.5  # distinct values per sampled row, at most: a few values again and again
+REPEATED_ROWS = 20  # fewer sampled rows say nothing of repetition (a family's four children)
 COMMON_NAME_RANK = 100  # a name this common somewhere is a person's, though a town's too
 UNCOMMON_SHARE = 0.8
 
@@ -404,8 +405,10 @@ def _repeated_towns(column: PreparedColumn) -> bool:
 
     texts = column.texts[:100]
     distinct = set(texts)
-    if not 2 <= len(distinct) <= REPEATED_SHARE * len(texts) or not all(map(is_place, distinct)):
+    if len(texts) < REPEATED_ROWS or not 3 <= len(distinct) <= REPEATED_SHARE * len(texts):
         return False
+    if person_hinted(column) or not all(map(is_place, distinct)):
+        return False  # first_name: Austin and Lincoln twice over are people
     uncommon = sum(1 for text in distinct if not _common_name(text))
     return uncommon >= UNCOMMON_SHARE * len(distinct)
 

@@ -184,3 +184,15 @@ def test_an_employees_office_town_is_not_a_first_name() -> None:
 def test_first_names_some_of_them_towns_are_still_names(repeated: int) -> None:
     found = classify_columns([sample("c1", PEOPLE * repeated)])
     assert "PII.PersonName" in tags(found[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("c2", ["Austin", "Lincoln"] * 10),  # two values say nothing of towns
+        ("c2", ["Austin", "Savannah", "Dallas", "Chelsea"] * 3),  # a family's four children
+        ("first_name", ["Austin", "Savannah", "Dallas", "Chelsea"] * 6),  # the header says
+    ],
+)
+def test_few_names_that_are_towns_are_still_names(name: str, values: list[object]) -> None:
+    assert "PII.PersonName" in tags(classify_columns([sample(name, values)])[0])
