@@ -14,7 +14,7 @@ import re
 
 from .base import MEDIUM, Finding, PreparedColumn, without_type_prefix
 from .masking import mask_words
-from .names import value_kind
+from .names import repeated_towns, value_kind
 from .resources import cached_table
 
 MIN_POPULATION = 1000
@@ -82,7 +82,10 @@ def detect_city(column: PreparedColumn) -> list[Finding]:
     place_only = sum(1 for p, k in zip(places, kinds, strict=True) if p and not k)
     name_only = sum(1 for p, k in zip(places, kinds, strict=True) if k and not p)
     firsts = sum(1 for kind in kinds if kind == "first")
-    if (
+    # A few towns far down the name index, again and again (an employee's office), are
+    # towns though each is a name somewhere (names.repeated_towns).
+    repeated = repeated_towns(column)
+    if not repeated and (
         place_only < PLACE_ONLY_SHARE * len(head)
         or place_only < 2 * name_only
         or firsts > FIRST_NAME_CEILING * len(head)
@@ -98,6 +101,6 @@ def detect_city(column: PreparedColumn) -> list[Finding]:
             full_share=0.9,
             min_share=CITY_SHARE,
             examples=[mask_words(text) for text in head[:3]],
-            extra={"place_only": place_only, "name_only": name_only},
+            extra={"place_only": place_only, "name_only": name_only, "repeated": repeated},
         )
     ]

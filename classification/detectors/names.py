@@ -397,7 +397,7 @@ COMMON_NAME_RANK = 100  # a name this common somewhere is a person's, though a t
 UNCOMMON_SHARE = 0.8
 
 
-def _repeated_towns(column: PreparedColumn) -> bool:
+def repeated_towns(column: PreparedColumn) -> bool:
     """A few known towns, each again and again (where an employee works, a store stands),
     few of them common names: Paris, York and Bath are in the name index, but far down.
     Anna, Florence and Silva are towns too, and among the commonest names: people."""
@@ -426,7 +426,7 @@ def detect_person_name_frequency(column: PreparedColumn) -> list[Finding]:
         return []  # not name-shaped: skip the index entirely
     if country_share(column) >= 0.5:
         return []  # Jordan, Chad, Georgia
-    if _repeated_towns(column):
+    if repeated_towns(column):
         return []  # an office's town: Paris, York and Bath are in the name index too
     counts = name_kinds(column)
     read = counts["read"]

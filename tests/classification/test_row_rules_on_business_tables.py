@@ -177,7 +177,8 @@ def test_an_employees_office_town_is_not_a_first_name() -> None:
     titles = ["Analyst", "Designer", "Recruiter", "Accountant", "Engineer", "Consultant"] * 5
     found = classify_columns([sample("c0", OWNERS * 3), sample("c1", titles), sample("c2", towns)])
     assert "PII.PersonName" in tags(found[0])
-    assert "PII.PersonName" not in tags(found[2])
+    assert "PII.PersonName" not in tags(found[2]) and "PII.Location" in tags(found[2])
+    assert tags(found[2])["PII.Location"].evidence["repeated"] is True
 
 
 @pytest.mark.parametrize("repeated", [1, 2], ids=["distinct", "each-twice"])
