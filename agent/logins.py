@@ -32,6 +32,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from warden_client.operations import LoginVerifiers, TokenVerifierInfo
@@ -39,6 +40,8 @@ from warden_client.operations import LoginVerifiers, TokenVerifierInfo
 __all__ = ["FRESH_SECONDS", "LoginVerifiers", "Logins", "ReportedLogin", "TokenVerifierInfo"]
 
 log = logging.getLogger("agent.logins")
+K = TypeVar("K")
+V = TypeVar("V")
 
 FRESH_SECONDS = 30.0
 _MAX_CACHED = 10_000  # identities; a flood of made-up names cannot grow the cache forever
@@ -69,6 +72,13 @@ def _reported(
     return ReportedLogin(
         identity, result.token_id, result.login_sequence, mechanism, source_address, application
     )
+
+
+def _remember(cache: dict[K, tuple[V, float]], key: K, value: V, now: float) -> None:
+    """Cache an answer; a full cache starts again (a flood of made-up names cannot grow it)."""
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = (value, now)
 
 
 class Logins:
@@ -113,9 +123,7 @@ class Logins:
             if cached is not None and cached[0].ok and now - cached[1] < self.stale_seconds:
                 return cached[0], None
             raise
-        if len(self._checked) >= _MAX_CACHED:
-            self._checked.clear()
-        self._checked[key] = (result, now)
+        _remember(self._checked, key, result, now)
         return result, _reported(result, identity, PASSWORD, source_address, application)
 
     async def verifiers(self, identity: str) -> LoginVerifiers:
@@ -131,9 +139,7 @@ class Logins:
             if cached is not None and now - cached[1] < self.stale_seconds:
                 return cached[0]
             raise
-        if len(self._verifiers) >= _MAX_CACHED:
-            self._verifiers.clear()
-        self._verifiers[identity] = (fetched, now)
+        _remember(self._verifiers, identity, fetched, now)
         return fetched
 
     async def record(
@@ -170,9 +176,7 @@ class Logins:
             # The proof matched verifiers no older than stale_seconds (``verifiers``).
             return AuthResult(True, identity, verifiers.kind, verifiers.groups), None
         if result.ok and token is not None:
-            if len(self._accepted) >= _MAX_CACHED:
-                self._accepted.clear()
-            self._accepted[key] = (result, now)
+            _remember(self._accepted, key, result, now)
             return result, _reported(result, identity, mechanism, source_address, application)
         if token is not None:  # revoked since the verifiers were fetched
             self._verifiers.pop(identity, None)

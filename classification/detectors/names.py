@@ -414,7 +414,7 @@ def repeated_towns(column: PreparedColumn) -> bool:
 
 
 def _common_name(text: str) -> bool:
-    ranks = [rank for rank in (first_rank(text), last_rank(text)) if rank]
+    ranks = [rank for rank in (_entry(text) or [])[:2] if rank]  # first, last
     return bool(ranks) and min(ranks) <= COMMON_NAME_RANK
 
 
