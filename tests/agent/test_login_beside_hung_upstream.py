@@ -6,10 +6,7 @@ unanswered, as a hung server or a stalled network path would."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,56 +16,12 @@ import pytest
 from agent.postgres import session as session_module
 from agent.upstream import UpstreamConfig
 from tests.agent.conftest import PG_HOST, PG_PORT, wait_for
-
-PROMPTLY = 10.0  # seconds; a login here takes milliseconds, a held one the 30 s deadline
-
-
-class HangingRelay:
-    """A TCP relay to PostgreSQL that accepts the connections it is told to hold and never
-    answers them; every other connection is relayed to the server both ways."""
-
-    def __init__(self) -> None:
-        self.hold = 0  # how many of the next connections to leave unanswered
-        self.held: list[socket.socket] = []
-        self.relayed = 0
-        self._sockets: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:  # closed
-                return
-            if self.hold:
-                self.hold -= 1
-                self.held.append(client)
-                continue
-            server = socket.create_connection((PG_HOST, PG_PORT))
-            self._sockets += (client, server)
-            self.relayed += 1
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.held + self._sockets:
-            sock.close()
+from tests.relays import HangingRelay, assert_logins_beside_hung_ones
 
 
 @pytest.fixture
 def relay() -> Iterator[HangingRelay]:
-    hanging = HangingRelay()
+    hanging = HangingRelay(PG_HOST, PG_PORT)
     yield hanging
     hanging.close()
 
@@ -96,33 +49,16 @@ def test_a_login_hung_on_its_upstream_does_not_hold_up_other_logins(
     agent_behind: Any, control_plane: Any, relay: HangingRelay, client_auth: str
 ) -> None:
     agent = agent_behind(client_auth, timeout=30.0)
-    hung: list[threading.Thread] = []
 
     def hang(user: str) -> None:
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(agent.dsn(user, connect_timeout=20))
 
-    # Each round: one more login waits on its upstream (they pile up), then a login of
-    # another user and one of the hung user's own token (its cached answer forgotten, as
-    # another worker would not have it) each reach the control plane and run a statement.
-    rounds = [("alice", "bob"), ("carol", "dave"), ("root", "bot")]
-    for hung_user, other in rounds:
-        relay.hold += 1
-        hung.append(threading.Thread(target=hang, args=(hung_user,), daemon=True))
-        hung[-1].start()
-        wait_for(lambda: len(relay.held) == len(hung))
-        agent.agent.forget_logins()  # the hung login's answer is cached by now: it is past it
-        for user in (other, hung_user):
-            checked = control_plane.auth_calls
-            started = time.monotonic()
-            with psycopg.connect(agent.dsn(user), autocommit=True) as conn:
-                assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
-            took = time.monotonic() - started
-            assert took < PROMPTLY, f"{user}'s login beside {hung_user}'s took {took:.1f} s"
-            assert control_plane.auth_calls == checked + 1, user  # not a cached answer
-            agent.agent.forget_logins()
-    assert all(thread.is_alive() for thread in hung)  # still waiting on their upstream
-    assert relay.relayed == 2 * len(rounds)
+    def log_in(user: str) -> None:
+        with psycopg.connect(agent.dsn(user), autocommit=True) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+
+    assert_logins_beside_hung_ones(relay, control_plane, hang, log_in, agent.agent.forget_logins)
 
 
 @pytest.mark.parametrize("client_auth", ["scram", "password"])

@@ -184,8 +184,9 @@ def agent_factory(
             token="agent-token",
             datasource="shop",
             listen_port=0,
-            upstream=UpstreamConfig(
-                MY_HOST, MY_PORT, "root", "", mysql_database, sslmode="disable"
+            upstream=overrides.pop(
+                "upstream",
+                UpstreamConfig(MY_HOST, MY_PORT, "root", "", mysql_database, sslmode="disable"),
             ),
             state_dir=overrides.pop("state_dir", tmp_path / "state"),
             poll_interval=0.2,
