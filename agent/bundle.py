@@ -66,12 +66,10 @@ class ColumnInfo:
 class Bundle:
     """A verified bundle with lookup indexes."""
 
-    document: dict[str, Any]
     version: str
     datasource_name: str
     default_action: str
     default_method: str
-    masking_key_id: str | None
     levels: list[str]
     columns: dict[tuple[str, str, str], ColumnInfo]
     columns_by_table: dict[tuple[str, str], list[ColumnInfo]]
@@ -109,12 +107,10 @@ class Bundle:
             if resource.get("kind") in ("table", "column"):
                 schemas_by_table.setdefault(resource["table"], set()).add(resource["schema"])
         return cls(
-            document=document,
             version=str(document.get("version", "")),
             datasource_name=datasource.get("name", ""),
             default_action=datasource.get("default_sensitive_action", "mask"),
             default_method=datasource.get("default_mask_method", "redact"),
-            masking_key_id=document.get("masking_key_id"),
             levels=list(document.get("sensitivity_levels", [])),
             columns=columns,
             columns_by_table=by_table,

@@ -94,7 +94,7 @@ class Decision:
     # It reads or writes a table with columns restricted for this identity: the server's
     # error messages and details (which may quote row values) are withheld.
     touches_restricted: bool = False
-    # SQL PREPARE / EXECUTE / DEALLOCATE names in it (see Session._sql_prepared).
+    # SQL PREPARE / EXECUTE / DEALLOCATE names in it (see ClientHandlers._sql_prepared_check).
     sql_prepares: tuple[str, ...] = ()
     sql_executes: tuple[str, ...] = ()
     sql_deallocates: tuple[str, ...] = ()

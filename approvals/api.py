@@ -414,10 +414,7 @@ class AgentGrantRunUse(AgentView):
         grant_datasource = datasource or _grant_datasource(pk)
         if grant_datasource is not None:
             agent_token_serves(request.auth, grant_datasource)
-        try:
-            grant = services.grant_run_use(actor=request.user, grant_id=pk, datasource=datasource)
-        except Grant.DoesNotExist as exc:
-            raise NotFound(str(exc)) from exc
+        grant = services.grant_run_use(actor=request.user, grant_id=pk, datasource=datasource)
         runs = {
             "id": grant.pk,
             "runs_used": grant.runs_used,

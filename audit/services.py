@@ -37,6 +37,7 @@ from audit.hashing import (
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.selectors import EventFilters, period_sequence_range
 from audit.verification import ChainReport, chain_walk
+from config.errors import InvalidInput, StateConflict
 
 # Any fixed number: the advisory lock that keeps the chain ordered under concurrent writers.
 _CHAIN_LOCK_KEY = 7_202_611_24
@@ -393,9 +394,10 @@ def audit_export(
     from governance import crypto
 
     if export_format not in exports.EXPORT_FORMATS:
-        raise ValueError(
+        raise InvalidInput(
             f"Unknown export format {export_format!r}; use one of "
-            f"{', '.join(exports.EXPORT_FORMATS)}."
+            f"{', '.join(exports.EXPORT_FORMATS)}.",
+            field="export_format",
         )
     step = progress or (lambda percent: None)
     checkpoint = checkpoint_create(kind=AuditCheckpoint.Kind.EXPORT, actor=actor)
@@ -529,7 +531,7 @@ def audit_prune(
     through = span[1]
     check = chain_walk(to_sequence=through)
     if not check.ok:
-        raise ValueError(f"Refusing to prune: the chain does not verify. {check.summary()}")
+        raise StateConflict(f"Refusing to prune: the chain does not verify. {check.summary()}")
     directory = Path(archive_dir or settings.WARDEN_AUDIT_ARCHIVE_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     archive = directory / f"warden-audit-archive-{span[0]}-{through}.jsonl"

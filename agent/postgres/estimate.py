@@ -74,7 +74,6 @@ def explain_execute(parameter_count: int) -> str:
     return f"EXPLAIN (FORMAT JSON) EXECUTE {_NAME}" + (f"({arguments})" if arguments else "")
 
 
-DEALLOCATE = f"DEALLOCATE {_NAME}"
 PARAMETER_COUNT = (
     f"SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = '{_NAME}'"
 )

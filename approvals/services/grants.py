@@ -13,7 +13,7 @@ from approvals.models import AccessRequest, Grant, Review
 from approvals.scope import scope_intersection, scope_is_empty, scope_normalise
 from approvals.services.common import RequestStateError, audit_entry, locked, record
 from approvals.services.requests import request_create
-from config.errors import InvalidInput, NotAllowed
+from config.errors import InvalidInput, NotAllowed, NotFound
 from governance.models import DataSource, User
 
 
@@ -156,7 +156,7 @@ def grant_run_use(*, actor: Any, grant_id: int, datasource: DataSource | None = 
             .first()
         )
         if grant is None or (datasource is not None and grant.datasource_id != datasource.pk):
-            raise Grant.DoesNotExist(f"Grant {grant_id} does not exist for this datasource.")
+            raise NotFound(f"Grant {grant_id} does not exist for this datasource.")
         if not grant.is_live():
             raise RequestStateError(f"Grant {grant_id} is {grant.state}; no runs are left.")
         if grant.max_runs is None:

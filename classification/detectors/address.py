@@ -142,10 +142,6 @@ _HINT_PHRASES = (
 )
 
 
-def _is_address(text: str) -> bool:
-    return _address_kind(text) is not None
-
-
 def _address_kind(text: str) -> str | None:
     """ "street" (a street word or known shape), "shape" (words then a number), or None."""
     text = without_marks(text)

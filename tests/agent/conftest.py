@@ -137,7 +137,7 @@ def pg_database() -> Iterator[str]:
         admin.close()
 
 
-def test_bundle(version: str = "v1") -> dict[str, Any]:
+def bundle_document(version: str = "v1") -> dict[str, Any]:
     everyone = {"everyone": True, "users": [], "groups": []}
     return {
         "format": 1,
@@ -321,15 +321,12 @@ def test_bundle(version: str = "v1") -> dict[str, Any]:
     }
 
 
-test_bundle.__test__ = False  # type: ignore[attr-defined]  # a factory, not a test
-
-
 class ControlPlane:
     """A real HTTP server standing in for the Django control plane's agent API."""
 
     def __init__(self) -> None:
         self.private_key = Ed25519PrivateKey.generate()
-        self.bundle: dict[str, Any] = test_bundle()
+        self.bundle: dict[str, Any] = bundle_document()
         self.tamper = False
         self.down = False
         self.events: dict[str, dict[str, Any]] = {}
@@ -909,7 +906,7 @@ def email_grant(grant_id: int, identity: str = "alice") -> dict[str, Any]:
 
 @pytest.fixture
 def make_bundle() -> Any:
-    return test_bundle
+    return bundle_document
 
 
 @pytest.fixture

@@ -235,7 +235,7 @@ def offline_postgres_agent(pg_database: str, tmp_path: Path) -> tuple[PostgresAg
         masking_key=MASKING_KEY,
     )
     agent = PostgresAgent(config)
-    agent._bundle_installed(Bundle.from_document(conftest.test_bundle()))
+    agent._bundle_installed(Bundle.from_document(conftest.bundle_document()))
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=pg_database) as conn:
         table_oid = conn.execute("SELECT 'customers'::regclass::oid").fetchone()[0]
     return agent, table_oid

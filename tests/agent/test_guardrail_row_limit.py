@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.agent.conftest import test_bundle
+from tests.agent.conftest import bundle_document
 from tests.agent.wire import rolled_back
 
 ROWS = 20_000
@@ -32,7 +32,7 @@ def big_table(admin: psycopg.Connection[Any]) -> Any:
 
 
 def _bundle(action: str = "block", users: list[str] | None = None) -> dict[str, Any]:
-    bundle = test_bundle()
+    bundle = bundle_document()
     subjects = {"everyone": users is None, "users": users or [], "groups": []}
     bundle["guardrails"].append(
         {

@@ -34,12 +34,6 @@ def agent(agent_on_both_paths: Any) -> Any:
 
 SCRAM = re.compile(r"SCRAM-SHA-256\$\d+:")
 STORED = re.compile(r"stored-secret-\d+")
-PROBE_COUNT = (
-    len(ACTIVITY_PROBES)
-    + len(CREDENTIAL_PROBES)
-    + len(STORED_CREDENTIAL_PROBES)
-    + len(REFUSAL_ONLY)
-)
 
 
 @pytest.fixture
@@ -116,9 +110,9 @@ def test_statement_statistics_and_stored_credentials_are_refused(agent: Any) -> 
 def test_a_rule_allowing_the_catalog_lets_an_identity_read_it(
     agent_factory: Any, control_plane: Any, other_session: None
 ) -> None:
-    from tests.agent.conftest import test_bundle
+    from tests.agent.conftest import bundle_document
 
-    bundle = test_bundle()
+    bundle = bundle_document()
     bundle["rules"].append(
         {
             "id": 99,

@@ -46,11 +46,6 @@ def agent(agent_on_both_paths: Any) -> Any:
     return agent_on_both_paths
 
 
-def _real(pg_database: str, sql: str) -> list[Any]:
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname=pg_database) as conn:
-        return conn.execute(sql).fetchall()
-
-
 def _notices(conn: psycopg.Connection[Any]) -> list[str]:
     seen: list[str] = []
     conn.add_notice_handler(

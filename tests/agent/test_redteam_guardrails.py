@@ -46,7 +46,6 @@ REAL_CONDITIONS = [
     "id = 1 AND 1 = 1",
     "NOT (id = id)",
 ]
-PROBE_COUNT = 2 * len(EVERY_ROW) + 2  # DELETE and UPDATE each, plus the MERGE probes
 
 
 @pytest.fixture
@@ -130,10 +129,6 @@ def test_merge_on_a_condition_true_for_every_row_is_unfiltered(
 # ----------------------------------------------------------------------------------------
 # Guardrails
 # ----------------------------------------------------------------------------------------
-
-
-def _temp_rows(conn: psycopg.Connection[Any], table: str) -> int:
-    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
 
 
 def _runs_directly(

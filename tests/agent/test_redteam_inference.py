@@ -34,7 +34,6 @@ EXTENDED_PROBES = [
     ("SELECT id FROM customers WHERE email LIKE %s", ("ada%",), "WHERE"),
     ("SELECT id FROM customers ORDER BY email LIMIT %s", (1,), "ORDER BY"),
 ]
-PROBE_COUNT = len(EMAIL_PROBES) + len(NOTE_PROBES) + len(EXTENDED_PROBES)
 
 
 def _check(root: Any, alice: Any, sql: str, column: str, clause: str, **kwargs: Any) -> str:
@@ -107,9 +106,9 @@ def test_exact_lookup_does_not_open_other_comparisons(
 ) -> None:
     """With lookups allowed, only equality with given values passes; every other use of the
     column in a filter is still refused."""
-    from tests.agent.conftest import test_bundle
+    from tests.agent.conftest import bundle_document
 
-    bundle = test_bundle()
+    bundle = bundle_document()
     for rule in bundle["rules"]:
         if rule["name"] == "analysts see email domains":
             rule["allow_exact_lookups"] = True

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from agent.postgres import codec
-from tests.agent.conftest import email_grant, test_bundle
+from tests.agent.conftest import email_grant
 from tests.agent.corpus import (
     FIELD_NOTATION,
     OUTPUT_LEAKS,
@@ -572,9 +572,6 @@ def test_unrestricted_bundle_query_to_xml_guardrail(
     hostname = Path("/etc/hostname").read_text().strip()
     assert control.error is None and hostname in str(control.rows), control
     assert outcome.refused_by_agent, f"pg_read_file ran inside query_to_xml: {outcome!r}"
-
-
-_ = test_bundle  # imported for readers: the policy these probes run against
 
 
 # ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.agent.conftest import test_bundle
+from tests.agent.conftest import bundle_document
 from tests.agent.wire import (
     CARD,
     EMAIL,
@@ -269,7 +269,7 @@ def test_legitimate_work_with_relations_of_the_open_transaction_runs(agent: Any)
 def lax_agent(request: Any, agent_factory: Any, control_plane: Any) -> Any:
     """An agent whose bundle lets everyone ALTER and send several statements at once: only
     the agent's resolution of names stands between alice and the data."""
-    bundle = test_bundle("v-lax")
+    bundle = bundle_document("v-lax")
     bundle["guardrails"] = []
     control_plane.set_bundle(bundle)
     return agent_factory(native=request.param)
@@ -358,7 +358,7 @@ def test_a_relation_renamed_or_moved_in_session_is_read_as_what_it_reads(
 @pytest.fixture(params=[True, False], ids=["native", "python"])
 def root_unrestricted(request: Any, agent_factory: Any, control_plane: Any) -> Any:
     """An agent whose bundle restricts alice (masking by default) and nothing for root."""
-    bundle = test_bundle("v-root")
+    bundle = bundle_document("v-root")
     bundle["rules"] = [rule for rule in bundle["rules"] if rule["id"] == 1]
     control_plane.set_bundle(bundle)
     return agent_factory(native=request.param)

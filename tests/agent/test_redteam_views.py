@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.agent.conftest import PG_HOST, PG_PORT, test_bundle
+from tests.agent.conftest import PG_HOST, PG_PORT, bundle_document
 from tests.agent.wire import (
     EMAIL,
     assert_attack_controlled,
@@ -102,7 +102,7 @@ def _table_rule(rule_id: int, table: str, action: str, user: str = "alice") -> d
 
 
 def views_bundle() -> dict[str, Any]:
-    bundle = test_bundle("v-views")
+    bundle = bundle_document("v-views")
     bundle["rules"] = [
         *bundle["rules"],
         _table_rule(20, "payroll", "deny"),

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.agent.conftest import test_bundle
+from tests.agent.conftest import bundle_document
 from tests.agent.wire import EMAIL, run
 
 # Django ORM (as django.db.backends.postgresql spells them).
@@ -216,7 +216,7 @@ UTILITY_COUNT = len(DJANGO) + len(SQLALCHEMY) + len(EVERYDAY) + len(GUI_TOOLS) +
 @pytest.fixture
 def lookup_agent(agent_factory: Any, control_plane: Any) -> Any:
     """The test bundle with exact lookups allowed on the analysts' e-mail rule."""
-    bundle = test_bundle()
+    bundle = bundle_document()
     for rule in bundle["rules"]:
         if rule["name"] == "analysts see email domains":
             rule["allow_exact_lookups"] = True

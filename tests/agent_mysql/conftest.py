@@ -30,7 +30,7 @@ from tests.agent.conftest import (
     free_port,
     wait_for,
 )
-from tests.agent.conftest import test_bundle as postgres_bundle
+from tests.agent.conftest import bundle_document as postgres_bundle
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
 

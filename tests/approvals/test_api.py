@@ -206,6 +206,14 @@ def test_long_poll_gives_up_after_the_wait_and_answers_pending(api, file_request
     assert 0.4 < time.monotonic() - started < 3
 
 
+@pytest.mark.parametrize("wait", ["soon", "-1", "nan"])
+def test_long_poll_refuses_a_wait_that_is_no_number_of_seconds(api, file_request, requester, wait):
+    access_request = file_request()
+    response = api(requester).get(f"{LIST}{access_request.pk}/", {"wait": wait})
+    assert response.status_code == 400, response.content
+    assert "wait" in response.json()["fields"]
+
+
 # ------------------------------------------------------------------ agent contract
 
 

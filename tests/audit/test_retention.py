@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from audit.schedule import AUDIT_BEAT_SCHEDULE
 from audit.services import audit_prune, event_record
 from audit.tasks import checkpoint_task, monthly_report_task, prune_task
 from audit.verification import chain_walk
+from config.errors import StateConflict
 from tests.audit.conftest import tamper
 
 pytestmark = pytest.mark.django_db
@@ -116,9 +118,21 @@ def test_pruning_leaves_the_trigger_on(aged_chain, tmp_path):
 def test_pruning_refuses_a_chain_that_does_not_verify(aged_chain, tmp_path):
     tamper("UPDATE audit_auditevent SET actor = 'mallory' WHERE sequence = 3")
 
-    with pytest.raises(ValueError, match="does not verify"):
+    with pytest.raises(StateConflict, match="does not verify"):
         audit_prune(retention_days=30, archive_dir=tmp_path)
     assert AuditEvent.objects.filter(sequence=3).exists()
+
+
+def test_the_prune_command_refuses_a_chain_that_does_not_verify_with_a_message(
+    aged_chain, tmp_path, settings
+):
+    settings.WARDEN_AUDIT_ARCHIVE_DIR = str(tmp_path)
+    tamper("UPDATE audit_auditevent SET actor = 'mallory' WHERE sequence = 3")
+
+    with pytest.raises(CommandError, match="Refusing to prune: the chain does not verify"):
+        call_command("audit_prune", "--days", "30")
+    assert AuditEvent.objects.filter(sequence=3).exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_new_events_continue_the_chain_after_pruning(aged_chain, tmp_path, admin):

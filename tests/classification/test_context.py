@@ -13,30 +13,9 @@ import random
 from faker import Faker
 
 from classification.classifier import classify_columns
-from classification.detectors.base import ColumnSample, TagSuggestion
+from classification.detectors.base import ColumnSample
 from classification.detectors.names import value_kind
-
-THRESHOLD = 0.7
-
-
-def table(columns: dict[str, list[object]], name: str = "t4") -> list[ColumnSample]:
-    """Columns of one table with opaque names (c0, c1, ...) unless the key says otherwise."""
-    return [
-        ColumnSample(name=column_name, data_type=_type(values), values=values, table=name)
-        for column_name, values in columns.items()
-    ]
-
-
-def _type(values: list[object]) -> str:
-    if all(isinstance(v, dt.date) for v in values):
-        return "date"
-    if all(isinstance(v, int) for v in values):
-        return "integer"
-    return "text"
-
-
-def tags(suggestions: list[TagSuggestion]) -> dict[str, TagSuggestion]:
-    return {s.tag: s for s in suggestions if s.confidence >= THRESHOLD}
+from tests.classification.tables import table, tags
 
 
 def fake(locale: str = "en_US", seed: int = 3) -> Faker:

@@ -17,8 +17,7 @@ from classification.detectors.base import TagSuggestion
 from classification.detectors.legal_forms import has_elf_form
 from classification.detectors.names import value_kind
 from classification.detectors.places import country_code
-
-from .test_context import table, tags
+from tests.classification.tables import table, tags
 
 # --- addresses ------------------------------------------------------------------------
 

@@ -14,8 +14,7 @@ from classification.detectors.cities import is_place
 from classification.detectors.names import value_kind
 from classification.detectors.places import country_code
 from classification.detectors.postal import postal_fits
-
-from .test_context import table, tags
+from tests.classification.tables import table, tags
 
 POLISH_TOWNS = ["Rybnik", "Malbork", "Łowicz", "Dębica", "Wyszków", "Kędzierzyn-Koźle", "Olsztyn"]
 ALPINE_TOWNS = ["Winterthur", "Pully", "Knittelfeld", "Voitsberg", "Lancy", "Ebenfurth", "Muri"]

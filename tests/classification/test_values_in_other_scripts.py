@@ -14,8 +14,7 @@ from classification.detectors.base import without_marks
 from classification.detectors.names import _patronymic, name_tokens_of, value_kind
 from classification.detectors.phone import _phone_grade
 from classification.detectors.places import country_code
-
-from .test_context import table, tags
+from tests.classification.tables import table, tags
 
 # --- combining marks: Indic vowel signs, Persian zero-width non-joiner ----------------
 
@@ -83,7 +82,7 @@ OCCUPATIONS = ["Sjåfør", "Lærer", "Snekker", "Elektriker", "Sykepleier", "Kok
 
 
 def test_a_surname_column_with_a_code_like_name_pairs_with_first_names() -> None:
-    # "Lie" is Liechtenstein's alpha-3 code in lower case; it used to veto the whole column
+    # "Lie" is Liechtenstein's alpha-3 code in lower case: it must not veto the whole column
     first, last, jobs = classify_columns(
         table({"c0": NORWEGIAN_FIRSTS * 2, "c1": NORWEGIAN_SURNAMES * 2, "c2": OCCUPATIONS * 2})
     )

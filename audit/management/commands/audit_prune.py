@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from audit import services
+from config.errors import StateConflict
 
 
 class Command(BaseCommand):
@@ -16,7 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, help="override WARDEN_AUDIT_RETENTION_DAYS")
 
     def handle(self, *args: Any, days: int | None, **options: Any) -> None:
-        result = services.audit_prune(retention_days=days)
+        try:
+            result = services.audit_prune(retention_days=days)
+        except StateConflict as exc:
+            raise CommandError(str(exc)) from exc
         if result is None:
             self.stdout.write("Nothing to prune (retention is 0 = keep forever, or nothing old).")
             return
