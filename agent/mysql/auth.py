@@ -45,8 +45,9 @@ from agent.upstream import UpstreamConfig
 CACHING_SHA2 = "caching_sha2_password"
 CLEAR = "mysql_clear_password"
 NATIVE = "mysql_native_password"
-_PERFORM_FULL_AUTH = b"\x01\x04"
-_FAST_AUTH_OK = b"\x01\x03"
+# caching_sha2_password's AuthMoreData: the server has no cached hash (full auth), or has.
+_PERFORM_FULL_AUTH = bytes((p.AUTH_MORE_DATA, 0x04))
+_FAST_AUTH_OK = bytes((p.AUTH_MORE_DATA, 0x03))
 _REQUEST_PUBLIC_KEY = b"\x02"
 # Collations whose character set reads every ASCII byte as ASCII (see vocabulary.SAFE_CHARSETS):
 # utf8mb4, utf8mb3, latin1, ascii, binary.
@@ -190,7 +191,7 @@ async def accept_client(
     if policy.mode == "scram" and not (tls and response.plugin == CACHING_SHA2):
         scramble = response.auth_response
         if response.plugin != NATIVE:
-            await talk.send(b"\xfe" + NATIVE.encode() + b"\x00" + handshake.nonce + b"\x00")
+            await talk.send(p.auth_switch_request(NATIVE, handshake.nonce))
             scramble = await talk.receive()
         try:
             verifiers = await logins.verifiers(response.user)
@@ -204,7 +205,7 @@ async def accept_client(
     if not cleartext_ok:
         raise talk.refuse(_NOT_IN_CLEAR)
     if response.plugin != CACHING_SHA2:
-        await talk.send(b"\xfe" + CACHING_SHA2.encode() + b"\x00" + handshake.nonce + b"\x00")
+        await talk.send(p.auth_switch_request(CACHING_SHA2, handshake.nonce))
         await talk.receive()  # the client's scramble: useless, the agent needs the token
     await talk.send(_PERFORM_FULL_AUTH)
     answer = await talk.receive()
@@ -303,12 +304,12 @@ async def _login(
     await talk.send(response.encode())
     while True:
         answer = await talk.receive()
-        if answer[:1] == b"\x00":
+        if p.is_ok(answer):
             return UpstreamLink(reader, writer, server, caps)
-        if answer[:1] == b"\xff":
+        if p.is_err(answer):
             error = p.ServerError.parse(answer)
             raise p.ProtocolError(f"the database refused the login: {error.message}")
-        if answer[:1] == b"\xfe":  # AuthSwitchRequest
+        if p.is_auth_switch_request(answer):
             name, pos = p.read_nul_str(answer, 1)
             plugin, nonce = name.decode(), answer[pos:].rstrip(b"\x00")
             await talk.send(_scramble(plugin, config.password, nonce))

@@ -102,14 +102,14 @@ class Commands(PreparedStatements):
     async def _init_db(self, payload: bytes) -> None:
         self._send_upstream(payload)
         answer = await self._upstream_payload()
-        if answer[:1] == b"\x00":
+        if p.is_ok(answer):
             self.database = payload[1:].decode(errors="replace")
         self._reply(answer)
 
     async def _reset_connection(self, payload: bytes) -> None:
         self._send_upstream(payload)
         answer = await self._upstream_payload()
-        if answer[:1] == b"\x00":
+        if p.is_ok(answer):
             self._cursors_closed()
             self.prepared.clear()
             await self._pin_session()  # the session's sql_mode is the global one again

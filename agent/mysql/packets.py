@@ -64,6 +64,17 @@ AGENT_CAPABILITIES = (
 SERVER_STATUS_AUTOCOMMIT = 0x0002
 SERVER_MORE_RESULTS_EXISTS = 0x0008
 
+# The first byte of a payload, which says what a server's packet is.  One byte means
+# different things in different phases: 0xFE ends a result set but switches the plugin
+# during a login, 0xFB asks for a LOCAL INFILE instead of a result's column count.
+OK_HEADER = 0x00  # OK packet; also COM_STMT_PREPARE_OK's status
+ERR_HEADER = 0xFF
+EOF_HEADER = 0xFE  # only in a payload shorter than 9 bytes (a longer one is a row)
+LOCAL_INFILE_HEADER = 0xFB
+HANDSHAKE_V10 = 0x0A  # the Initial Handshake Packet's protocol version
+AUTH_SWITCH_REQUEST = 0xFE  # during a login
+AUTH_MORE_DATA = 0x01  # during a login: the plugin's own exchange
+
 # Commands.
 COM_QUIT = 0x01
 COM_INIT_DB = 0x02
@@ -214,6 +225,7 @@ class PacketBuffer:
         EOF or ERR packet) nor part of a split payload.  Relaying them needs no reframing."""
         buffer, start = self.buffer, self.pos
         pos, size, count = start, len(buffer), 0
+        err, eof = ERR_HEADER, EOF_HEADER  # locals: no global lookup per row
         while size - pos >= 5:
             length = buffer[pos] | buffer[pos + 1] << 8 | buffer[pos + 2] << 16
             end = pos + 4 + length
@@ -222,8 +234,8 @@ class PacketBuffer:
                 end > size
                 or not 0 < length < MAX_PACKET
                 or buffer[pos + 3] != (seq + count) & 0xFF
-                or head == 0xFF
-                or (head == 0xFE and length < 9)
+                or head == err
+                or (head == eof and length < 9)
             ):
                 break
             pos = end
@@ -310,28 +322,47 @@ def read_nul_str(data: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def ok_packet(status: int = SERVER_STATUS_AUTOCOMMIT, affected: int = 0) -> bytes:
-    return b"\x00" + lenenc_int(affected) + lenenc_int(0) + struct.pack("<HH", status, 0)
+    head = bytes((OK_HEADER,))
+    return head + lenenc_int(affected) + lenenc_int(0) + struct.pack("<HH", status, 0)
 
 
 def err_packet(code: int, sqlstate: str, message: str) -> bytes:
-    return b"\xff" + struct.pack("<H", code) + b"#" + sqlstate.encode()[:5] + message.encode()
+    head = struct.pack("<BH", ERR_HEADER, code)
+    return head + b"#" + sqlstate.encode()[:5] + message.encode()
 
 
 def eof_packet(status: int = SERVER_STATUS_AUTOCOMMIT) -> bytes:
-    return b"\xfe" + struct.pack("<HH", 0, status)
+    return struct.pack("<BHH", EOF_HEADER, 0, status)
+
+
+def auth_switch_request(plugin: str, nonce: bytes) -> bytes:
+    return bytes((AUTH_SWITCH_REQUEST,)) + plugin.encode() + b"\x00" + nonce + b"\x00"
+
+
+def is_ok(payload: bytes) -> bool:
+    return bool(payload) and payload[0] == OK_HEADER
 
 
 def is_eof(payload: bytes) -> bool:
-    return payload[:1] == b"\xfe" and len(payload) < 9
+    return 0 < len(payload) < 9 and payload[0] == EOF_HEADER
 
 
 def is_err(payload: bytes) -> bool:
-    return payload[:1] == b"\xff"
+    return bool(payload) and payload[0] == ERR_HEADER
+
+
+def is_local_infile_request(payload: bytes) -> bool:
+    return bool(payload) and payload[0] == LOCAL_INFILE_HEADER
+
+
+def is_auth_switch_request(payload: bytes) -> bool:
+    """During a login only: elsewhere the same byte is an EOF packet's."""
+    return bool(payload) and payload[0] == AUTH_SWITCH_REQUEST
 
 
 def status_of(payload: bytes) -> int:
     """Server status flags of an OK or EOF packet."""
-    if payload[:1] == b"\xfe":
+    if payload and payload[0] == EOF_HEADER:
         return int.from_bytes(payload[3:5], "little")
     _, pos = read_lenenc_int(payload, 1)
     _, pos = read_lenenc_int(payload, pos)
@@ -371,7 +402,7 @@ class ServerHandshake:
         caps = self.capabilities
         return b"".join(
             (
-                b"\x0a",
+                bytes((HANDSHAKE_V10,)),
                 self.server_version.encode() + b"\x00",
                 struct.pack("<I", self.connection_id),
                 self.nonce[:8],
@@ -389,10 +420,10 @@ class ServerHandshake:
 
     @classmethod
     def parse(cls, payload: bytes) -> ServerHandshake:
-        if payload[:1] == b"\xff":
+        if is_err(payload):
             error = ServerError.parse(payload)
             raise ProtocolError(f"the database refused the connection: {error.message}")
-        if payload[:1] != b"\x0a":
+        if not payload or payload[0] != HANDSHAKE_V10:
             raise ProtocolError(f"unsupported handshake protocol {payload[:1]!r}")
         version, pos = read_nul_str(payload, 1)
         connection_id = struct.unpack_from("<I", payload, pos)[0]

@@ -171,11 +171,11 @@ class Results:
                 first = packets.take()
                 if first is None:
                     return False
-                if first[:1] in (b"\x00", b"\xff"):
+                if p.is_ok(first) or p.is_err(first):
                     if self._ok_or_error(first):
                         return True
                     continue
-                if first[:1] == b"\xfb":  # LOCAL INFILE request: never negotiated, fail closed
+                if p.is_local_infile_request(first):  # never negotiated: fail closed
                     raise p.ProtocolError("the database asked for a LOCAL INFILE transfer")
                 self.count: int = p.read_lenenc_int(first, 0)[0] or 0
                 self.header: list[bytes] = [first]  # column count, definitions, EOF

@@ -30,7 +30,7 @@ class PreparedStatements(StatementDecisions, ResultMasks):
         self._send_upstream(payload)
         first = await self._upstream_payload()
         packets = [first]
-        if first[:1] == b"\x00":
+        if p.is_ok(first):  # COM_STMT_PREPARE_OK
             statement_id, columns, params = struct.unpack_from("<IHH", first, 1)
             for count in (params, columns):
                 if count:

@@ -10,9 +10,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from agent.postgres import messages
+
 PROTOCOL_3_0 = 196608
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
+# The one-byte answers to an SSLRequest (or a GSSENCRequest: N only, the agent has no GSS).
+SSL_WILLING = b"S"
+ENCRYPTION_UNWILLING = b"N"
 # TLS's handshake record type: the first byte of a ClientHello sent without an SSLRequest
 # (sslnegotiation=direct, PostgreSQL 17), never a startup packet's (its length's top byte).
 TLS_HANDSHAKE = 0x16
@@ -32,17 +37,21 @@ _INT16 = struct.Struct("!h")
 _HEADER = struct.Struct("!ci")
 _FIELD = struct.Struct("!IhIhih")
 
-SYNC = b"S\x00\x00\x00\x04"
-FLUSH = b"H\x00\x00\x00\x04"
-TERMINATE = b"X\x00\x00\x00\x04"
-
 
 class ProtocolError(Exception):
     """The peer sent bytes that are not a valid protocol message."""
 
 
-def message(kind: bytes, payload: bytes = b"") -> bytes:
+def message(kind: int | bytes, payload: bytes = b"") -> bytes:
+    """A message of type ``kind``: a code of ``agent.postgres.messages`` (or its byte)."""
+    if isinstance(kind, int):
+        kind = bytes((kind,))
     return kind + _INT32.pack(len(payload) + 4) + payload
+
+
+SYNC = message(messages.SYNC)
+FLUSH = message(messages.FLUSH)
+TERMINATE = message(messages.TERMINATE)
 
 
 def cstring(text: str) -> bytes:
@@ -96,15 +105,15 @@ def cancel_request(pid: int, secret: int) -> bytes:
 
 
 def auth_request(code: int, extra: bytes = b"") -> bytes:
-    return message(b"R", _INT32.pack(code) + extra)
+    return message(messages.AUTHENTICATION, _INT32.pack(code) + extra)
 
 
 def backend_key_data(pid: int, secret: int) -> bytes:
-    return message(b"K", _INT32.pack(pid) + _INT32.pack(secret))
+    return message(messages.BACKEND_KEY_DATA, _INT32.pack(pid) + _INT32.pack(secret))
 
 
-def ready_for_query(status: bytes = b"I") -> bytes:
-    return message(b"Z", status)
+def ready_for_query(status: bytes = messages.TX_IDLE) -> bytes:
+    return message(messages.READY_FOR_QUERY, status)
 
 
 def _fields(severity: str, code: str, text: str, detail: str | None, hint: str | None) -> bytes:
@@ -125,13 +134,13 @@ def error_response(
     detail: str | None = None,
     hint: str | None = None,
 ) -> bytes:
-    return message(b"E", _fields(severity, code, text, detail, hint))
+    return message(messages.ERROR_RESPONSE, _fields(severity, code, text, detail, hint))
 
 
 def notice_response(
     text: str, *, code: str = "01000", detail: str | None = None, severity: str = "NOTICE"
 ) -> bytes:
-    return message(b"N", _fields(severity, code, text, detail, None))
+    return message(messages.NOTICE_RESPONSE, _fields(severity, code, text, detail, None))
 
 
 def parse_error_fields(payload: bytes) -> dict[str, str]:
@@ -194,7 +203,7 @@ def data_row(values: list[bytes | None]) -> bytes:
         else:
             parts.append(_INT32.pack(len(value)))
             parts.append(value)
-    return message(b"D", b"".join(parts))
+    return message(messages.DATA_ROW, b"".join(parts))
 
 
 def command_tag(payload: bytes) -> str:
@@ -211,19 +220,20 @@ def rows_from_tag(tag: str) -> int | None:
 
 
 def query(sql: str) -> bytes:
-    return message(b"Q", cstring(sql))
+    return message(messages.QUERY, cstring(sql))
 
 
-def describe(kind: bytes, name: str) -> bytes:
-    return message(b"D", kind + cstring(name))
+def describe(target: bytes, name: str) -> bytes:
+    """Describe ``name``: ``target`` is messages.TARGET_STATEMENT or TARGET_PORTAL."""
+    return message(messages.DESCRIBE, target + cstring(name))
 
 
 def password_message(secret: bytes) -> bytes:
-    return message(b"p", secret)
+    return message(messages.PASSWORD, secret)
 
 
 def sasl_initial_response(mechanism: str, data: bytes) -> bytes:
-    return message(b"p", cstring(mechanism) + _INT32.pack(len(data)) + data)
+    return message(messages.PASSWORD, cstring(mechanism) + _INT32.pack(len(data)) + data)
 
 
 def parse_query(payload: bytes) -> str:
@@ -255,7 +265,7 @@ def parse_bind(payload: bytes) -> tuple[str, str, tuple[int, ...]]:
 
 
 def parse_target(payload: bytes) -> tuple[bytes, str]:
-    """Describe / Close message → (b"S" or b"P", name)."""
+    """Describe / Close message → (messages.TARGET_STATEMENT or TARGET_PORTAL, name)."""
     name, _ = read_name(payload, 1)
     return payload[:1], name
 

@@ -23,6 +23,7 @@ from agent.postgres.messages import (
     PARSE,
     QUERY,
     SYNC,
+    TARGET_STATEMENT,
     TERMINATE,
 )
 from agent.postgres.names import bind_name, unsettle_rebinds
@@ -170,7 +171,7 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
             return None
         if kind == CLOSE:
             target, name = codec.parse_target(payload)
-            if target == b"S":
+            if target == TARGET_STATEMENT:
                 self.statements.pop(name, None)
             else:
                 self.portals.pop(name, None)
@@ -322,7 +323,7 @@ class ClientHandlers(ResultMasks, HoldForApproval, NativePath):
         """Learn the result shape now: Execute does not repeat RowDescription.  The
         agent's own Describe is answered before anything the client sent next."""
         self.expect.append(Pending("DS", prepared))
-        return codec.message(b"P", payload) + codec.describe(b"S", name)
+        return codec.message(PARSE, payload) + codec.describe(TARGET_STATEMENT, name)
 
     async def _on_bind(self, payload: bytes) -> bytes | None:
         portal, statement, formats = codec.parse_bind(payload)

@@ -14,6 +14,7 @@ from agent import masking
 from agent.postgres import codec
 from agent.postgres.catalog import BASE_RELKINDS
 from agent.postgres.copy import mask_copy_row
+from agent.postgres.messages import COPY_DATA, DATA_ROW
 from agent.postgres.state import SLOW, MaskSpec, Pending, SessionRefused, SessionState
 from agent.postgres.upstream import UpstreamError
 from agent.verdicts import ALLOW, DENY, MASK, Decision
@@ -21,6 +22,7 @@ from agent.verdicts import ALLOW, DENY, MASK, Decision
 _UNPACK_INT = struct.Struct("!i").unpack_from
 _UNPACK_SHORT = struct.Struct("!h").unpack_from
 _PACK_INT = struct.Struct("!i").pack
+_PACK_HEADER = struct.Struct("!Bi").pack  # a message's type code and length
 _NULL_VALUE = b"\xff\xff\xff\xff"
 MAX_RESULT_COLUMNS = 1664  # PostgreSQL's limit on a result's columns
 COPY_SHAPE = ("copy",)  # the key of a COPY's column masks in Decision.mask_cache
@@ -211,7 +213,7 @@ class ResultMasks(SessionState):
             return None
         row_mask, form = self.copy_mask
         line = mask_copy_row(payload, row_mask, form, self.agent.config.masking_key)
-        return b"d" + _PACK_INT(len(line) + 4) + line
+        return _PACK_HEADER(COPY_DATA, len(line) + 4) + line
 
     def _mask_row(self, payload: bytes, row_mask: list[tuple[int, MaskSpec]]) -> bytes:
         """The DataRow with its masked columns rewritten; the other values are copied as
@@ -241,7 +243,7 @@ class ResultMasks(SessionState):
             span = offset
         parts.append(payload[span:])
         body = b"".join(parts)
-        return b"D" + _PACK_INT(len(body) + 4) + body
+        return _PACK_HEADER(DATA_ROW, len(body) + 4) + body
 
 
 def result_format(formats: tuple[int, ...], index: int) -> int:

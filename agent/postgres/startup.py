@@ -10,6 +10,7 @@ import struct
 
 from agent.controlplane import AuthResult, ControlPlaneUnavailable
 from agent.postgres import codec, upstream
+from agent.postgres.messages import PASSWORD
 from agent.postgres.pinned import unpinned_startup_setting
 from agent.postgres.scram import ScramExchange, ScramRefused, parse_initial_response, sasl_offer
 from agent.postgres.sql import PINNED_SETTINGS
@@ -53,7 +54,7 @@ class Startup(SessionState):
             if code == codec.SSL_REQUEST and direct:
                 # PostgreSQL 17 answers an SSLRequest inside direct TLS with N (TLS is up)
                 # and reads on; a second one is an unsupported protocol, as below.
-                self.writer.write(b"N")
+                self.writer.write(codec.ENCRYPTION_UNWILLING)
                 direct = False
                 continue
             if code == codec.SSL_REQUEST and not self._tls():
@@ -63,16 +64,16 @@ class Startup(SessionState):
                         # front of the handshake would be read as if they came over TLS.
                         self._fatal("08P01", "received unencrypted data after SSL request")
                         return False
-                    self.writer.write(b"S")
+                    self.writer.write(codec.SSL_WILLING)
                     await self.writer.drain()
                     await start_tls_keeping_early_bytes(
                         self.reader, self.writer, self.agent.ssl_context
                     )
                 else:
-                    self.writer.write(b"N")
+                    self.writer.write(codec.ENCRYPTION_UNWILLING)
                 continue
             if code == codec.GSSENC_REQUEST:
-                self.writer.write(b"N")
+                self.writer.write(codec.ENCRYPTION_UNWILLING)
                 continue
             if code == codec.CANCEL_REQUEST:
                 await self._cancel(body)
@@ -170,7 +171,7 @@ class Startup(SessionState):
             self._fatal("08P01", "no password message within the authentication timeout")
             return None
         length = _UNPACK_INT(header, 1)[0]
-        if header[:1] != b"p":
+        if header[0] != PASSWORD:
             raise ClientGone()
         if not 4 <= length <= _MAX_PASSWORD_MESSAGE:  # PostgreSQL's own bound on auth packets
             self._fatal("08P01", "invalid password message length")

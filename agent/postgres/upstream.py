@@ -19,6 +19,18 @@ import struct
 from dataclasses import dataclass, field
 
 from agent.postgres import codec
+from agent.postgres.messages import (
+    AUTHENTICATION,
+    BACKEND_KEY_DATA,
+    DATA_ROW,
+    ERROR_RESPONSE,
+    PARAMETER_STATUS,
+    PARSE,
+    READY_FOR_QUERY,
+    ROW_DESCRIPTION,
+    TARGET_STATEMENT,
+    TX_IDLE,
+)
 from agent.upstream import UpstreamConfig
 
 
@@ -38,16 +50,17 @@ class UpstreamConnection:
     backend_secret: int = 0
     # ParameterStatus messages (raw bytes) received during startup, to relay to the client.
     parameter_messages: list[bytes] = field(default_factory=list)
-    transaction_status: bytes = b"I"
+    transaction_status: bytes = TX_IDLE
 
     def close(self) -> None:
         if not self.writer.is_closing():
             self.writer.close()
 
 
-async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+async def read_message(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(type code, payload) of the next message."""
     header = await reader.readexactly(5)
-    kind, length = header[:1], struct.unpack("!i", header[1:])[0]
+    kind, length = header[0], struct.unpack("!i", header[1:])[0]
     return kind, await reader.readexactly(length - 4)
 
 
@@ -63,11 +76,11 @@ async def open_stream(config: UpstreamConfig) -> tuple[asyncio.StreamReader, asy
         # Exactly one byte: anything the server (or a man in the middle) sent after it
         # stays in the socket and is read as TLS records, never as protocol messages.
         answer = await loop.sock_recv(sock, 1)
-        if answer == b"S":
+        if answer == codec.SSL_WILLING:
             return await asyncio.open_connection(
                 sock=sock, ssl=context, server_hostname=config.host
             )
-        if answer != b"N":
+        if answer != codec.ENCRYPTION_UNWILLING:
             raise UpstreamError(f"unexpected answer {answer!r} to the TLS request")
         if config.sslmode != "prefer":
             raise UpstreamError(f"upstream server does not support TLS (sslmode={config.sslmode})")
@@ -121,11 +134,11 @@ async def _authenticate(conn: UpstreamConnection, config: UpstreamConfig) -> Non
     scram: ScramClient | None = None
     while True:
         kind, payload = await read_message(conn.reader)
-        if kind == b"E":
+        if kind == ERROR_RESPONSE:
             fields = codec.parse_error_fields(payload)
             raise UpstreamError(fields.get("M", "upstream error"), fields)
-        if kind != b"R":
-            raise UpstreamError(f"unexpected message {kind!r} during authentication")
+        if kind != AUTHENTICATION:
+            raise UpstreamError(f"unexpected message {bytes((kind,))!r} during authentication")
         code = struct.unpack_from("!i", payload)[0]
         if code == codec.AUTH_OK:
             return
@@ -150,14 +163,14 @@ async def _authenticate(conn: UpstreamConnection, config: UpstreamConfig) -> Non
 async def _read_until_ready(conn: UpstreamConnection) -> None:
     while True:
         kind, payload = await read_message(conn.reader)
-        if kind == b"K":
+        if kind == BACKEND_KEY_DATA:
             conn.backend_pid, conn.backend_secret = struct.unpack("!ii", payload[:8])
-        elif kind == b"S":
-            conn.parameter_messages.append(codec.message(b"S", payload))
-        elif kind == b"Z":
+        elif kind == PARAMETER_STATUS:
+            conn.parameter_messages.append(codec.message(PARAMETER_STATUS, payload))
+        elif kind == READY_FOR_QUERY:
             conn.transaction_status = payload[:1]
             return
-        elif kind == b"E":
+        elif kind == ERROR_RESPONSE:
             fields = codec.parse_error_fields(payload)
             raise UpstreamError(fields.get("M", "upstream error"), fields)
         # NoticeResponse during startup is dropped.
@@ -221,11 +234,11 @@ async def simple_query(conn: UpstreamConnection, sql: str) -> list[list[str | No
     error: dict[str, str] | None = None
     while True:
         kind, payload = await read_message(conn.reader)
-        if kind == b"D":
+        if kind == DATA_ROW:
             rows.append([None if v is None else v.decode() for v in codec.parse_data_row(payload)])
-        elif kind == b"E":
+        elif kind == ERROR_RESPONSE:
             error = codec.parse_error_fields(payload)
-        elif kind == b"Z":
+        elif kind == READY_FOR_QUERY:
             break
     if error is not None:
         raise UpstreamError(error.get("M", "side query failed"), error)
@@ -236,19 +249,19 @@ async def describe_statement(conn: UpstreamConnection, sql: str) -> list[codec.F
     """The RowDescription of ``sql`` as the unnamed statement of a side connection (Parse,
     Describe, Sync: nothing runs); [] when it returns no rows."""
     conn.writer.write(
-        codec.message(b"P", codec.cstring("") + codec.cstring(sql) + b"\0\0")
-        + codec.describe(b"S", "")
+        codec.message(PARSE, codec.cstring("") + codec.cstring(sql) + b"\0\0")
+        + codec.describe(TARGET_STATEMENT, "")
         + codec.SYNC
     )
     fields: list[codec.FieldDescription] = []
     error: dict[str, str] | None = None
     while True:
         kind, payload = await read_message(conn.reader)
-        if kind == b"T":
+        if kind == ROW_DESCRIPTION:
             fields = codec.parse_row_description(payload)
-        elif kind == b"E":
+        elif kind == ERROR_RESPONSE:
             error = codec.parse_error_fields(payload)
-        elif kind == b"Z":
+        elif kind == READY_FOR_QUERY:
             break
     if error is not None:
         raise UpstreamError(error.get("M", "describe failed"), error)

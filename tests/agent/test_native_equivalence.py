@@ -20,6 +20,7 @@ import pytest
 
 from agent.extension import native_path_available
 from agent.postgres import codec
+from agent.postgres.messages import READY_FOR_QUERY
 from agent.postgres.proxy import PostgresAgent
 from agent.postgres.relay import Relay
 from agent.relay_core import socket_fd
@@ -277,7 +278,7 @@ async def _corpus_conversation(agent: PostgresAgent, statements: list[str], nati
         while owed:
             kind, payload = await upstream.read_message(server.reader)
             answer += codec.message(kind, payload)
-            owed -= kind == b"Z"
+            owed -= kind == READY_FOR_QUERY
         return bytes(answer)
 
     try:
