@@ -400,17 +400,23 @@ UNCOMMON_SHARE = 0.8
 def repeated_towns(column: PreparedColumn) -> bool:
     """A few known towns, each again and again (where an employee works, a store stands),
     few of them common names: Paris, York and Bath are in the name index, but far down.
-    Anna, Florence and Silva are towns too, and among the commonest names: people."""
+    Anna, Florence and Silva are towns too, and among the commonest names: people.  Beside
+    four or more towns, one value that is no town and no common name (Remote) may be too."""
     from .cities import is_place  # cities reads this module's index
 
     texts = column.texts[:100]
     distinct = set(texts)
     if len(texts) < REPEATED_ROWS or not 3 <= len(distinct) <= REPEATED_SHARE * len(texts):
         return False
-    if person_hinted(column) or not all(map(is_place, distinct)):
+    if person_hinted(column):
         return False  # first_name: Austin and Lincoln twice over are people
-    uncommon = sum(1 for text in distinct if not _common_name(text))
-    return uncommon >= UNCOMMON_SHARE * len(distinct)
+    towns = {text for text in distinct if is_place(text)}
+    others = distinct - towns
+    # One value that is neither a town nor a common name among four or more towns: "Remote"
+    if others and (len(others) > 1 or len(towns) < 4 or any(map(_common_name, others))):
+        return False
+    uncommon = sum(1 for text in towns if not _common_name(text))
+    return uncommon >= UNCOMMON_SHARE * len(towns)
 
 
 def _common_name(text: str) -> bool:

@@ -181,6 +181,26 @@ def test_an_employees_office_town_is_not_a_first_name() -> None:
     assert tags(found[2])["PII.Location"].evidence["repeated"] is True
 
 
+@pytest.mark.parametrize("other", ["Remote", "Home office", "HQ"])
+def test_an_office_column_with_one_value_that_is_no_town_is_still_towns(other: str) -> None:
+    towns = [town for town, staff in zip(OFFICE_TOWNS, [4, 8, 2, 6, 10], strict=True)
+             for _ in range(staff)] + [other] * 5  # fmt: skip
+    (found,) = classify_columns([sample("c2", towns)])
+    assert "PII.PersonName" not in tags(found) and "PII.Location" in tags(found)
+
+
+def test_towns_beside_a_value_that_is_a_name_are_read_as_before() -> None:
+    """The one value that is no town is a common name (Beatriz): the column may be people, so the
+    repeated-towns rule stays out and the column is judged as it was without it."""
+    towns = [town for town, staff in zip(OFFICE_TOWNS, [4, 8, 2, 6, 10], strict=True)
+             for _ in range(staff)]  # fmt: skip
+    (with_name,) = classify_columns([sample("c2", [*towns, *["Beatriz"] * 5])])
+    assert (
+        tags(with_name).get("PII.Location") is None
+        or not tags(with_name)["PII.Location"].evidence["repeated"]
+    )
+
+
 @pytest.mark.parametrize("repeated", [1, 2], ids=["distinct", "each-twice"])
 def test_first_names_some_of_them_towns_are_still_names(repeated: int) -> None:
     found = classify_columns([sample("c1", PEOPLE * repeated)])
