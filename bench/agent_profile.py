@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -28,18 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.agent_syscalls import LOADS  # noqa: E402
-from bench.proxy import (  # noqa: E402
-    TinyControlPlane,
-    pgbench,
-    pgbench_init,
-    psql,
-    start_agent,
-    start_pgbouncer,
-    start_pump,
-    stop_bench,
-    tree_pids,
-)
+from bench.agent_syscalls import LOADS, started_proxies  # noqa: E402
+from bench.proxy import pgbench, tree_pids  # noqa: E402
 
 FREQUENCY = 2000  # samples per CPU second
 # Shared objects by where their time goes (the first pattern that matches).
@@ -123,22 +112,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=5)
     parser.add_argument("--loads", default="select-only-simple,tpcb-simple")
     args = parser.parse_args()
-    database = f"warden_bench_{secrets.token_hex(4)}"
-    psql("postgres", f"CREATE DATABASE {database}")
-    processes: list[subprocess.Popen[bytes]] = []
-    workdir = Path(tempfile.mkdtemp(prefix="warden-profile-"))
-    try:
-        pgbench_init(database, args.scale)
-        plane = TinyControlPlane()
-        bouncer, bouncer_port = start_pgbouncer(workdir, database)
-        pump, pump_port = start_pump()
-        agent, agent_port = start_agent(workdir / "agent", plane, database)
-        processes += [bouncer, pump, agent]
-        targets = [
-            ("pgbouncer", bouncer.pid, bouncer_port, "postgres"),
-            ("bare relay", pump.pid, pump_port, "postgres"),
-            ("agent", agent.pid, agent_port, "bench"),
-        ]
+    with started_proxies(args.scale, "1", "warden-profile-") as (database, targets):
         for workload, mode, script in LOADS:
             if f"{workload}-{mode}" not in args.loads.split(","):
                 continue
@@ -157,8 +131,6 @@ def main() -> None:
                 under = ", ".join(f"{call} {n * per_txn:.1f}" for call, n in calls.items())
                 total = sum(places.values()) * per_txn
                 print(f"  {name:<10} {total:6.1f}: {split}; under {under} ({tps:.0f} tps)")
-    finally:
-        stop_bench(processes, database, workdir)
 
 
 if __name__ == "__main__":

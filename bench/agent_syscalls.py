@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +55,40 @@ LOADS = [
     ("tpcb", "prepared", "tpcb"),
 ]
 _SUMMARY_LINE = re.compile(r"^\s+(\w+)\s+(\d+)\s+\d+\s")
+
+
+Target = tuple[str, int, int, str]  # name, pid, port, pgbench user
+
+
+@contextmanager
+def started_proxies(
+    scale: int, agent_workers: str, prefix: str
+) -> Iterator[tuple[str, list[Target]]]:
+    """A scratch pgbench database at ``scale`` and, in front of it, PgBouncer, the bare relay
+    and the agent with each number of ``agent_workers`` ("1,2"), as bench/proxy.py starts
+    them: the database and the targets; all stopped and dropped on exit."""
+    database = f"warden_bench_{secrets.token_hex(4)}"
+    psql("postgres", f"CREATE DATABASE {database}")
+    processes: list[subprocess.Popen[bytes]] = []
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        pgbench_init(database, scale)
+        plane = TinyControlPlane()
+        bouncer, bouncer_port = start_pgbouncer(workdir, database)
+        processes.append(bouncer)
+        pump, pump_port = start_pump()
+        processes.append(pump)
+        targets = [
+            ("pgbouncer", bouncer.pid, bouncer_port, "postgres"),
+            ("bare relay", pump.pid, pump_port, "postgres"),
+        ]
+        for workers in (int(n) for n in agent_workers.split(",")):
+            agent, port = start_agent(workdir / f"agent-{workers}", plane, database, workers)
+            processes.append(agent)
+            targets.append((f"agent x{workers}", agent.pid, port, "bench"))
+        yield database, targets
+    finally:
+        stop_bench(processes, database, workdir)
 
 
 def traced_run(
@@ -98,25 +134,10 @@ def main() -> None:
     parser.add_argument("--agent-workers", default="1")
     parser.add_argument("--loads", default="all", help="e.g. tpcb-simple,select-only-extended")
     args = parser.parse_args()
-    database = f"warden_bench_{secrets.token_hex(4)}"
-    psql("postgres", f"CREATE DATABASE {database}")
-    processes: list[subprocess.Popen[bytes]] = []
-    workdir = Path(tempfile.mkdtemp(prefix="warden-syscalls-"))
-    try:
-        pgbench_init(database, args.scale)
-        plane = TinyControlPlane()
-        bouncer, bouncer_port = start_pgbouncer(workdir, database)
-        processes.append(bouncer)
-        pump, pump_port = start_pump()
-        processes.append(pump)
-        targets = [
-            ("pgbouncer", bouncer.pid, bouncer_port, "postgres"),
-            ("bare relay", pump.pid, pump_port, "postgres"),
-        ]
-        for workers in (int(n) for n in args.agent_workers.split(",")):
-            agent, port = start_agent(workdir / f"agent-{workers}", plane, database, workers)
-            processes.append(agent)
-            targets.append((f"agent x{workers}", agent.pid, port, "bench"))
+    with started_proxies(args.scale, args.agent_workers, "warden-syscalls-") as (
+        database,
+        targets,
+    ):
         for workload, mode, script in LOADS:
             if args.loads != "all" and f"{workload}-{mode}" not in args.loads.split(","):
                 continue
@@ -136,8 +157,6 @@ def main() -> None:
                     f"  {name:<11} {total / count:6.2f} syscalls, {switches / count:5.2f} "
                     f"switches ({tps:.0f} tps traced): {cells}"
                 )
-    finally:
-        stop_bench(processes, database, workdir)
 
 
 if __name__ == "__main__":
