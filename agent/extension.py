@@ -18,7 +18,7 @@ log = logging.getLogger("agent.native")
 # The contract between the Python code and the extension (the PostgreSQL Bridge's fields
 # and tickets in agent/postgres/native.py, the functions' arguments and results); the
 # extension's FASTPATH_ABI_VERSION (agent/fastpath/fastpath.h) must be the same number.
-ABI_VERSION = 15
+ABI_VERSION = 16
 
 
 def load_extension(expected: int = ABI_VERSION) -> ModuleType | None:

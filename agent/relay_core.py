@@ -20,10 +20,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from agent.extension import extension
+
 HIGH_WATER = 1 << 20
+
+# Each event loop's Readers (agent/fastpath/readers.c): the sockets native paths read
+# themselves, in one epoll set that is one reader of the loop, so a wake-up that finds
+# several sessions ready costs the loop one callback, not one per socket.
+_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+def loop_readers() -> Any:
+    """Where the running loop's native readers are added and removed (``add_reader`` and
+    ``remove_reader``, as the loop's own): its Readers, or the loop without the extension."""
+    loop = asyncio.get_running_loop()
+    if extension is None:
+        return loop
+    readers = _readers.get(loop)
+    if readers is None:
+        readers = _readers[loop] = extension.Readers()
+        loop.add_reader(readers.fileno(), readers.ready)
+    return readers
 
 
 class EndOfInput(Protocol):
@@ -77,12 +98,12 @@ class RelayCore(asyncio.Protocol):
             self.reading = want
             with contextlib.suppress(Exception):
                 if self.read_fd >= 0:  # the native path reads the socket: its reader
-                    loop = asyncio.get_running_loop()
+                    readers = loop_readers()
                     if want:
                         assert self.readable is not None
-                        loop.add_reader(self.read_fd, self.readable)
+                        readers.add_reader(self.read_fd, self.readable)
                     else:
-                        loop.remove_reader(self.read_fd)
+                        readers.remove_reader(self.read_fd)
                 elif want:
                     self.source.resume_reading()
                 else:
@@ -105,7 +126,7 @@ class RelayCore(asyncio.Protocol):
         self.readable, self.read_from = readable, read_from
         read_from(self.read_fd, self.read_ended)
         if self.reading:
-            asyncio.get_running_loop().add_reader(self.read_fd, readable)
+            loop_readers().add_reader(self.read_fd, readable)
 
     def read_ended(self, error: int) -> None:
         """The native path's recv() met the end of input (0) or an error: the transport
@@ -122,7 +143,7 @@ class RelayCore(asyncio.Protocol):
         assert self.read_from is not None
         self.read_from(-1, None)
         with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(fd)
+            loop_readers().remove_reader(fd)
         os.close(fd)
         if self.reading:
             with contextlib.suppress(Exception):

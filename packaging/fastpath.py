@@ -14,6 +14,7 @@ def fastpath_extension(*, optional: bool) -> Extension:
         "roundtrip",
         "sink",
         "reader",
+        "readers",
         "client",
         "backend",
         "masking",

@@ -36,7 +36,7 @@
 
 /* Bump with every change to what this extension reads or writes through the bridge, and
  * ABI_VERSION in agent/extension.py with it. */
-#define FASTPATH_ABI_VERSION 15
+#define FASTPATH_ABI_VERSION 16
 
 /* PostgreSQL message types (agent/postgres/messages.py names them the same way). */
 enum {
@@ -354,6 +354,7 @@ typedef struct {
 } FastPath;
 
 extern PyTypeObject FastPathType;
+extern PyTypeObject ReadersType; /* readers.c: the sockets native paths read, one loop reader */
 
 /* Attribute names, interned once (roundtrip.c): of the bridge (live values), of the
  * Decision and Prepared objects tickets carry, of agent.metrics.StatementStats. */

@@ -1,5 +1,5 @@
 /* The extension module agent._fastpath: FastPath (roundtrip.c, client.c,
- * backend.c), mask_row and mask_rows (masking.c), encode_events (events.c) and
+ * backend.c), Readers (readers.c), mask_row and mask_rows (masking.c), encode_events (events.c) and
  * journal_record (journal.c). */
 #include "fastpath.h"
 
@@ -47,13 +47,15 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     if (intern_names() < 0) return NULL;
     if (PyType_Ready(&FastPathType) < 0) return NULL;
     if (PyType_Ready(&MySqlPathType) < 0) return NULL;
+    if (PyType_Ready(&ReadersType) < 0) return NULL;
     PyObject *module = PyModule_Create(&fastpath_module);
     if (module == NULL) return NULL;
     /* native.py compares it with its own before using FastPath (and FastPath(bridge) with
      * the bridge's). */
     if (PyModule_AddIntConstant(module, "ABI_VERSION", FASTPATH_ABI_VERSION) < 0 ||
         PyModule_AddObjectRef(module, "FastPath", (PyObject *)&FastPathType) < 0 ||
-        PyModule_AddObjectRef(module, "MySqlPath", (PyObject *)&MySqlPathType) < 0) {
+        PyModule_AddObjectRef(module, "MySqlPath", (PyObject *)&MySqlPathType) < 0 ||
+        PyModule_AddObjectRef(module, "Readers", (PyObject *)&ReadersType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from agent import relay_core
 from agent.postgres import codec
 from agent.relay_core import HIGH_WATER
 from tests.agent.conftest import wait_for
@@ -75,8 +76,11 @@ def test_round_trips_are_read_from_the_sockets_natively(reading_agent: Any) -> N
         for i in range(12):
             found = conn.execute("SELECT id, email FROM customers WHERE id = %s", (i % 3 + 1,))
             assert found.fetchall() == [(i % 3 + 1, "****@example.com")]
-        _dups(reading_agent)
+        dups = _dups(reading_agent)
         stats = dict(_session(reading_agent).session.fast.stats)
+        # both sockets' readers sit in the loop's one set (relay_core.loop_readers)
+        readers = relay_core._readers[reading_agent.loop]
+        assert readers.stats["readers"] >= len(dups) and readers.stats["ready"] >= 24
     assert stats["read_client"] >= 12 and stats["read_upstream"] >= 12, stats
     assert stats["client"] >= 6, stats  # native round trips
 
