@@ -182,6 +182,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         poll_interval=args.poll_interval,
         audit_flush_interval=args.audit_flush_interval,
         masking_key=masking_key_from_env(),
+        masking_key_id=os.environ.get("WARDEN_MASKING_KEY_ID", "k1"),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         hold_wait=max(0.0, args.hold_wait),

@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,23 @@ class Bundle:
     guardrails: list[dict[str, Any]]
     grants: list[dict[str, Any]]
     loaded_at: float = field(default_factory=time.time)
+    # The masking key the bundle's hash masks are meant to use (the key itself never leaves
+    # the agents): "" when the bundle does not say.
+    masking_key_id: str = ""
+
+    def without_keyed_masks(self) -> Bundle:
+        """This bundle with every ``hash`` mask made ``redact``: for an agent that does not
+        hold the key it names (an unkeyed or wrong-keyed hash would give tokens anyone could
+        confirm guesses against, or that do not join with other agents')."""
+
+        def redact_hash(method: Any) -> Any:
+            return "redact" if method == "hash" else method
+
+        rules = [
+            {**rule, "mask_method": "redact"} if rule.get("mask_method") == "hash" else rule
+            for rule in self.rules
+        ]
+        return replace(self, default_method=redact_hash(self.default_method), rules=rules)
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Bundle:
@@ -118,6 +135,7 @@ class Bundle:
             rules=sorted(document.get("rules", []), key=lambda r: -int(r.get("priority", 0))),
             guardrails=list(document.get("guardrails", [])),
             grants=list(document.get("grants", [])),
+            masking_key_id=str(document.get("masking_key_id") or ""),
         )
 
 

@@ -61,6 +61,8 @@ def readiness(agent: Agent) -> tuple[bool, dict[str, Any]]:
     }
     if agent.store.rejection:
         checks["bundle"]["rejected_latest"] = agent.store.rejection
+    if agent.masking_problem:  # enforced (redacted), so ready; said so for the operator
+        checks["bundle"]["hash_masks"] = agent.masking_problem
     return all(check["ok"] for check in checks.values()), checks
 
 

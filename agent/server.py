@@ -64,6 +64,9 @@ class AgentConfig:
     poll_interval: float = 5.0
     audit_flush_interval: float = 1.0
     masking_key: bytes = b""
+    # The id of masking_key: a bundle naming another key (or an agent without one) gets its
+    # hash masks as redact (Bundle.without_keyed_masks).
+    masking_key_id: str = "k1"
     tls_cert: str | None = None
     tls_key: str | None = None
     # Seconds a statement that needs approval waits for the review (0: refuse at once).
@@ -159,6 +162,8 @@ class Agent:
             ),
         )
         self.engine: PolicyEngine | None = None
+        # Why the bundle in force has its hash masks redacted ("" when it has not): /readyz.
+        self.masking_problem = ""
         self.decisions: dict[tuple[object, ...], Decision] = {}
         # Bumped whenever cached decisions stop holding (a new bundle, DDL through the
         # agent): prepared statements and native-path tickets made before are decided again.
@@ -279,7 +284,11 @@ class Agent:
             await asyncio.sleep(5)
 
     def _bundle_installed(self, bundle: Bundle) -> None:
-        self.engine = PolicyEngine(bundle)
+        problem = masking_key_problem(bundle, self.config)
+        if problem and problem != self.masking_problem:
+            log.warning("bundle %s: %s", bundle.version, problem)
+        self.masking_problem = problem
+        self.engine = PolicyEngine(bundle.without_keyed_masks() if problem else bundle)
         self.decisions.clear()
         self.generation += 1
         self.metrics.bundle_installed(bundle.version, bundle.loaded_at)
@@ -420,3 +429,18 @@ def create_agent(config: AgentConfig) -> Agent:
 def masking_key_from_env() -> bytes:
     value = os.environ.get("WARDEN_MASKING_KEY", "")
     return value.encode()
+
+
+def masking_key_problem(bundle: Bundle, config: AgentConfig) -> str:
+    """Why this agent cannot give the bundle's hash masks ("" when it can): it holds no
+    key, or not the one the bundle names.  Those masks are then redacted, never computed
+    with an empty or another key."""
+    if not config.masking_key:
+        return "no masking key (WARDEN_MASKING_KEY): hash masks are redacted until there is one"
+    if bundle.masking_key_id and bundle.masking_key_id != config.masking_key_id:
+        return (
+            f"the bundle's hash masks use masking key {bundle.masking_key_id!r} and this agent "
+            f"holds {config.masking_key_id!r} (WARDEN_MASKING_KEY_ID): they are redacted until "
+            "the two agree"
+        )
+    return ""

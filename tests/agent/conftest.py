@@ -706,6 +706,7 @@ def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path)
         # path, as tests/agent_mysql does; test_native*.py assert the native path itself.
         overrides.setdefault("native", os.environ.get("WARDEN_AGENT_NATIVE", "on") != "off")
         new_loop = overrides.pop("new_loop", asyncio.new_event_loop)  # uvloop.new_event_loop
+        overrides.setdefault("masking_key", MASKING_KEY)
         config = AgentConfig(
             control_plane=overrides.pop("control_plane", control_plane.url),
             token="agent-token",
@@ -715,7 +716,6 @@ def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path)
             state_dir=state_dir or tmp_path / "state",
             poll_interval=0.2,
             audit_flush_interval=0.2,
-            masking_key=MASKING_KEY,
             **overrides,
         )
         running = RunningAgent(config, new_loop)
