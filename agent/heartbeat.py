@@ -54,6 +54,7 @@ class HeartbeatSender:
             "version": VERSION,
             "bundle_version": bundle.version if bundle is not None else "",
             "bundle_rejection": self.agent.store.rejection[:300],
+            "masking_problem": self.agent.masking_problem[:300],
             "trusted_key_ids": sorted(self.agent.store.keyring.keys),
             "started_at": self.started_at,
             "open_connections": len(self.agent.sessions),

@@ -378,6 +378,13 @@ class HeartbeatSerializer(StrictStrings, serializers.Serializer):
         default="",
         help_text="why the agent refused the latest bundle (it keeps its last good one)",
     )
+    masking_problem = serializers.CharField(
+        max_length=300,
+        allow_blank=True,
+        default="",
+        help_text="why the agent redacts the bundle's hash masks: it holds no masking key, "
+        "or not the one the bundle names",
+    )
     trusted_key_ids = serializers.ListField(
         child=serializers.CharField(max_length=64),
         max_length=20,

@@ -23,6 +23,8 @@ class AgentInstance(models.Model):
     bundle_version = models.CharField(max_length=64, blank=True)
     # Why the agent refused the latest bundle offered (it keeps its last good one); "" if none.
     bundle_rejection = models.CharField(max_length=300, blank=True, default="")
+    # Why the agent redacts the bundle's hash masks (no key, or not the one it names).
+    masking_problem = models.CharField(max_length=300, blank=True, default="")
     # Ids of the signing keys the agent accepts bundles from (a rotation waits for them).
     trusted_key_ids = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField()

@@ -48,6 +48,7 @@ def agent_heartbeat_record(
     open_connections: int,
     statements_per_second: float,
     bundle_rejection: str = "",
+    masking_problem: str = "",
     trusted_key_ids: list[str] | None = None,
     source_address: str = "",
 ) -> AgentInstance:
@@ -57,6 +58,7 @@ def agent_heartbeat_record(
         "version": version[:50],
         "bundle_version": bundle_version[:64],
         "bundle_rejection": bundle_rejection[:300],
+        "masking_problem": masking_problem[:300],
         "trusted_key_ids": sorted(trusted_key_ids or []),
         "started_at": started_at,
         "last_seen_at": timezone.now(),

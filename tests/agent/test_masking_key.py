@@ -14,6 +14,7 @@ import pytest
 from agent import masking
 from agent.__main__ import parse_args
 from agent.bundle import Bundle
+from agent.heartbeat import HeartbeatSender
 from tests.agent.conftest import MASKING_KEY, bundle_document, probe
 
 FIRST_EMAIL = "grace.1@example.com"  # customers.id = 1
@@ -48,8 +49,9 @@ def test_a_bundle_naming_another_key_gets_its_hash_masks_redacted(
         assert conn.execute(QUERY).fetchone()[0] == "****@example.com"
     status, body = probe(unused_port, "/readyz")
     assert status == 200, body  # enforcing: ready, and saying what it does
-    assert "masking key 'k1'" in body["checks"]["bundle"]["hash_masks"]
-    assert "holds 'k2'" in body["checks"]["bundle"]["hash_masks"]
+    problem = body["checks"]["bundle"]["hash_masks"]
+    assert "masking key 'k1'" in problem and "holds 'k2'" in problem
+    assert HeartbeatSender(running.agent).payload()["masking_problem"] == problem  # admins see it
 
 
 def test_an_agent_without_a_key_redacts_hash_masks(agent_factory: Any, unused_port: int) -> None:
@@ -76,6 +78,7 @@ def test_a_new_bundle_naming_the_agents_key_brings_keyed_tokens_back(
     assert _bot_email(running) == masking.hash_token(FIRST_EMAIL, MASKING_KEY)
     status, body = probe(unused_port, "/readyz")
     assert status == 200 and "hash_masks" not in body["checks"]["bundle"], body
+    assert HeartbeatSender(running.agent).payload()["masking_problem"] == ""
 
 
 def test_without_keyed_masks_changes_only_hash_masks() -> None:

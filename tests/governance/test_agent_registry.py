@@ -172,3 +172,22 @@ def test_an_agent_that_refused_the_latest_bundle_says_why_on_the_agents_page(
     assert "refused the latest: unsupported bundle format 2" in page
     agent_client.post(HEARTBEAT, _beat(shop), format="json")
     assert AgentInstance.objects.get().bundle_rejection == ""
+
+
+def test_an_agent_that_redacts_hash_masks_says_why_on_the_agents_page(agent_client, shop, admin):
+    reason = (
+        "the bundle's hash masks use masking key 'k2' and this agent holds 'k1' "
+        "(WARDEN_MASKING_KEY_ID): they are redacted until the two agree"
+    )
+    answer = agent_client.post(HEARTBEAT, _beat(shop, masking_problem=reason), format="json")
+    assert answer.status_code == 200, answer.content
+    assert AgentInstance.objects.get().masking_problem == reason
+    browser = Client()
+    browser.force_login(admin)
+    page = browser.get("/agents/").content.decode()
+    assert "hash masks redacted: the bundle&#x27;s hash masks use masking key" in page
+    agent_client.post(HEARTBEAT, _beat(shop), format="json")  # keys agree again
+    assert AgentInstance.objects.get().masking_problem == ""
+    assert "hash masks redacted" not in browser.get("/agents/").content.decode()
+    too_long = agent_client.post(HEARTBEAT, _beat(shop, masking_problem="x" * 301), format="json")
+    assert too_long.status_code == 400 and "masking_problem" in too_long.json()["fields"]
