@@ -9,7 +9,6 @@ escapes a service is a bug and surfaces as a 500 in tests instead of a polite 40
   request the actor may not set (an API field is refused, never silently ignored).
 - ``StateConflict`` (409): the object is not in a state that allows this step.
 - ``NotFound`` (404): a referenced object does not exist (or is not visible to the actor).
-- ``Unavailable`` (503): a dependency of this step is missing in this process.
 
 They are mapped in exactly two places: ``config.api.warden_exception_handler`` for the API
 (one JSON error body, ``ErrorSerializer``) and ``error_message`` / ``form_add_error`` below for
@@ -66,11 +65,6 @@ class StateConflict(WardenError):
 class NotFound(WardenError):
     status = 404
     error_code = "not_found"
-
-
-class Unavailable(WardenError):
-    status = 503
-    error_code = "unavailable"
 
 
 def error_message(exc: WardenError | ValidationError | PermissionDenied) -> str:

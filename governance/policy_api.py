@@ -377,7 +377,6 @@ class PolicyPreview(APIView):
     """What the agent would decide for a subject and a statement, with today's bundle."""
 
     permission_classes = [HasRole.of(*CATALOG_READERS)]
-    extra_error_statuses = {"POST": (503,)}
 
     @extend_schema(request=PreviewSerializer, responses={200: dict})
     def post(self, request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.api import warden_exception_handler
-from config.errors import InvalidInput, NotAllowed, NotFound, StateConflict, Unavailable
+from config.errors import InvalidInput, NotAllowed, NotFound, StateConflict
 
 
 @pytest.mark.parametrize(
@@ -15,7 +15,6 @@ from config.errors import InvalidInput, NotAllowed, NotFound, StateConflict, Una
         (NotAllowed("admins only"), 403, "not_allowed"),
         (NotFound("no such grant"), 404, "not_found"),
         (StateConflict("already approved"), 409, "conflict"),
-        (Unavailable("engine missing"), 503, "unavailable"),
     ],
 )
 def test_domain_refusals_become_the_error_body(error, status, code):
