@@ -157,11 +157,12 @@ class ControlPlaneClient:
         self, datasource: str, identity: str, token_id: int, login_sequence: int, **details: str
     ) -> None:
         """Report that a login the control plane accepted (its answer's ``login_sequence``)
-        never became a session."""
+        never became a session: ApiError when it refuses that (4xx), ControlPlaneUnavailable
+        when it cannot answer."""
         operation = operations.agent_login_abandoned(
             datasource, identity, token_id, login_sequence=login_sequence, **details
         )
-        await self._must(operation, "login abandoned")
+        await self._call(operation, "login abandoned")
 
     async def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register or refresh this agent (see agent.heartbeat); returns the answer."""

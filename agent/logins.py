@@ -19,7 +19,10 @@ answer carries the sequence of the login's audit event (``login_sequence``) and 
 follow-up names it back, so it lands on exactly that login, not on another login of the
 same token (another address, another worker) in flight at the same time.  A token sent as a
 cleartext password (``check_password``, ``POST /api/v1/agent/authenticate``) is followed
-up the same way.
+up the same way.  A follow-up the control plane could not take (unreachable, or a 5xx) is
+sent again every ``RETRY_SECONDS`` (``follow_up_later``) while the control plane still
+matches it to its login (``FOLLOW_UP_SECONDS`` after the login); one it refuses (4xx: the
+login is not one it can follow up) is logged and dropped.
 
 Every answer is cached for ``FRESH_SECONDS`` (a cached answer wrote no login to follow
 up); during a control-plane outage verifiers fetched, or a password accepted, within
@@ -28,14 +31,16 @@ up); during a control-plane outage verifiers fetched, or a password accepted, wi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TypeVar
 
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
-from warden_client.operations import LoginVerifiers, TokenVerifierInfo
+from warden_client.operations import ApiError, LoginVerifiers, TokenVerifierInfo
 
 __all__ = ["FRESH_SECONDS", "LoginVerifiers", "Logins", "ReportedLogin", "TokenVerifierInfo"]
 
@@ -47,6 +52,11 @@ FRESH_SECONDS = 30.0
 _MAX_CACHED = 10_000  # identities; a flood of made-up names cannot grow the cache forever
 UNKNOWN_TOKEN = "unknown or revoked access token"
 PASSWORD = "password"  # the mechanism the control plane audits a cleartext token check as
+# The control plane matches a follow-up to its login for 10 minutes after the login
+# (governance.services.agent_logins.FOLLOW_UP_WINDOW); retries stop a little before.
+FOLLOW_UP_SECONDS = 9 * 60.0
+RETRY_SECONDS = 5.0
+_MAX_UNREPORTED = 1000  # follow-ups waiting for the control plane; the oldest go first
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class ReportedLogin:
     mechanism: str
     source_address: str
     application: str
+    accepted_at: float  # time.monotonic() of the control plane's answer
 
 
 def _reported(
@@ -70,7 +81,13 @@ def _reported(
     if not result.ok or result.token_id is None or result.login_sequence is None:
         return None
     return ReportedLogin(
-        identity, result.token_id, result.login_sequence, mechanism, source_address, application
+        identity,
+        result.token_id,
+        result.login_sequence,
+        mechanism,
+        source_address,
+        application,
+        time.monotonic(),
     )
 
 
@@ -92,6 +109,8 @@ class Logins:
         self._verifiers: dict[str, tuple[LoginVerifiers, float]] = {}
         self._accepted: dict[tuple[str, int], tuple[AuthResult, float]] = {}
         self._checked: dict[tuple[str, str], tuple[AuthResult, float]] = {}  # passwords
+        # Follow-ups the control plane could not take yet, with their reasons.
+        self.unreported: deque[tuple[ReportedLogin, str]] = deque(maxlen=_MAX_UNREPORTED)
 
     def forget(self) -> None:
         """Drop every cached answer (the next login asks the control plane again)."""
@@ -183,8 +202,37 @@ class Logins:
         return result, None
 
     async def abandoned(self, login: ReportedLogin, reason: str) -> None:
-        """Follow up an accepted login whose session never started (best effort: the
-        session is gone either way; an unreachable control plane is logged)."""
+        """Follow up an accepted login whose session never started.  While the control plane
+        cannot take it, it waits in ``unreported`` for ``follow_up_later``."""
+        if not await self._follow_up(login, reason):
+            if len(self.unreported) == self.unreported.maxlen:
+                self._lost(*self.unreported[0], "too many follow-ups waiting")
+            self.unreported.append((login, reason))
+
+    async def follow_up_later(self) -> None:
+        """Send the waiting follow-ups again, every ``RETRY_SECONDS``, until each is taken,
+        refused, or too old for the control plane to match (then logged as lost)."""
+        while True:
+            await asyncio.sleep(RETRY_SECONDS)
+            await self.retry_unreported()
+
+    async def retry_unreported(self) -> None:
+        """One round of ``follow_up_later``: the control plane stays unreachable for the
+        rest as soon as one follow-up finds it so."""
+        while self.unreported:
+            login, reason = self.unreported[0]
+            if time.monotonic() - login.accepted_at > FOLLOW_UP_SECONDS:
+                self.unreported.popleft()
+                self._lost(login, reason, "the control plane was unreachable for too long")
+                continue
+            if not await self._follow_up(login, reason):
+                return
+            if self.unreported and self.unreported[0][0] is login:
+                self.unreported.popleft()
+
+    async def _follow_up(self, login: ReportedLogin, reason: str) -> bool:
+        """True when the control plane took the follow-up or refused it for good (4xx,
+        logged); False when it could not be reached."""
         try:
             await self.cp.login_abandoned(
                 self.datasource,
@@ -196,12 +244,22 @@ class Logins:
                 source_address=login.source_address,
                 application=login.application,
             )
-        except Exception as exc:  # unreachable, or the client closed as the agent stops
-            log.warning(
-                "login #%s of %s (token %s) abandoned (%s), not reported: %r",
-                login.login_sequence,
-                login.identity,
-                login.token_id,
-                reason,
-                exc,
+        except ControlPlaneUnavailable as exc:
+            log.info(
+                "login #%s follow-up waits for the control plane: %s", login.login_sequence, exc
             )
+            return False
+        except ApiError as exc:  # the control plane will never take it: say so, drop it
+            self._lost(login, reason, f"refused: HTTP {exc.status} {exc.detail}")
+        return True
+
+    @staticmethod
+    def _lost(login: ReportedLogin, reason: str, why: str) -> None:
+        log.warning(
+            "login #%s of %s (token %s) abandoned (%s), not reported: %s",
+            login.login_sequence,
+            login.identity,
+            login.token_id,
+            reason,
+            why,
+        )

@@ -212,6 +212,7 @@ class Agent:
             asyncio.create_task(self.poller.run()),
             asyncio.create_task(self.audit.run()),
             asyncio.create_task(self._watch_metrics()),
+            asyncio.create_task(self.logins.follow_up_later()),
         ]
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -329,6 +329,9 @@ class ControlPlane:
         self.bundle: dict[str, Any] = bundle_document()
         self.tamper = False
         self.down = False
+        # Follow-ups (POST agent/logins/abandoned) answered 503 while set: an outage that
+        # starts after the login was recorded.
+        self.follow_ups_down = False
         self.events: dict[str, dict[str, Any]] = {}
         self.audit_posts = 0
         self.duplicate_events = 0  # events sent again (an id already received)
@@ -618,6 +621,9 @@ class ControlPlane:
                 elif self.path == "/api/v1/agent/logins":
                     self._send(*plane.login_record(body))
                 elif self.path == "/api/v1/agent/logins/abandoned":
+                    if plane.follow_ups_down:
+                        self._send(503, {"detail": "down"})
+                        return
                     follow_up_status = plane.follow_up(body)
                     refusal = {"detail": "no accepted login to follow up", "fields": {}}
                     self._send(follow_up_status, None if follow_up_status == 204 else refusal)

@@ -8,13 +8,16 @@ password is followed up the same way.  Real libpq clients (psycopg) through the 
 
 from __future__ import annotations
 
+import logging
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
+from agent import logins as logins_module
 from agent.postgres import session as session_module
 from agent.upstream import UpstreamConfig
 from tests.agent.conftest import PG_HOST, wait_for
@@ -115,3 +118,79 @@ def test_two_logins_of_one_token_are_each_followed_up_as_themselves(
     followed = [abandoned["login_sequence"] for abandoned in control_plane.abandoned_logins]
     assert followed == list(control_plane.accepted_logins) and len(set(followed)) == 2
     assert control_plane.refused_follow_ups == []
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logins_module, "RETRY_SECONDS", 0.2)
+
+
+def _refused_login(agent: Any) -> None:
+    with pytest.raises(psycopg.OperationalError, match="could not connect to the upstream"):
+        psycopg.connect(agent.dsn("alice"))
+
+
+def test_a_follow_up_the_control_plane_could_not_take_is_sent_again_once_it_can(
+    agent_factory: Any, control_plane: Any, pg_database: str, quick_retries: None
+) -> None:
+    upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
+    agent = agent_factory(upstream=upstream)
+    control_plane.follow_ups_down = True  # the outage starts after the login's answer
+    _refused_login(agent)
+    (login,) = control_plane.logins
+    wait_for(lambda: len(agent.agent.logins.unreported) == 1)
+    time.sleep(0.6)  # retries meet the outage: still waiting, nothing reported
+    assert control_plane.abandoned_logins == [] and len(agent.agent.logins.unreported) == 1
+    control_plane.follow_ups_down = False
+    wait_for(lambda: len(control_plane.abandoned_logins) == 1)
+    (abandoned,) = control_plane.abandoned_logins
+    assert list(control_plane.accepted_logins) == [abandoned["login_sequence"]]
+    for field in ("identity", "token_id", "mechanism", "source_address", "application"):
+        assert abandoned[field] == login[field], field
+    assert abandoned["reason"].startswith("warden agent could not connect to the upstream")
+    time.sleep(0.6)
+    assert len(control_plane.abandoned_logins) == 1 and control_plane.refused_follow_ups == []
+    assert not agent.agent.logins.unreported
+
+
+def test_a_follow_up_the_control_plane_refuses_is_not_sent_again(
+    agent_factory: Any, control_plane: Any, pg_database: str, quick_retries: None
+) -> None:
+    upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
+    agent = agent_factory(upstream=upstream)
+    control_plane.accepted_logins.clear()  # the control plane no longer knows the login...
+    original = control_plane.login_record
+
+    def forgetting(body: dict[str, Any]) -> Any:
+        answer = original(body)
+        control_plane.accepted_logins.clear()  # ...as once its 10 minutes have passed
+        return answer
+
+    control_plane.login_record = forgetting
+    _refused_login(agent)
+    wait_for(lambda: len(control_plane.refused_follow_ups) == 1)
+    time.sleep(0.6)
+    assert len(control_plane.refused_follow_ups) == 1 and control_plane.abandoned_logins == []
+    assert not agent.agent.logins.unreported
+
+
+def test_a_follow_up_older_than_the_control_planes_window_is_dropped_and_logged(
+    agent_factory: Any,
+    control_plane: Any,
+    pg_database: str,
+    quick_retries: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
+    agent = agent_factory(upstream=upstream)
+    control_plane.follow_ups_down = True
+    _refused_login(agent)
+    wait_for(lambda: len(agent.agent.logins.unreported) == 1)
+    monkeypatch.setattr(logins_module, "FOLLOW_UP_SECONDS", 0.0)
+    with caplog.at_level(logging.WARNING, logger="agent.logins"):
+        wait_for(lambda: not agent.agent.logins.unreported)
+        control_plane.follow_ups_down = False
+        time.sleep(0.6)
+    assert control_plane.abandoned_logins == [] and control_plane.refused_follow_ups == []
+    assert "not reported: the control plane was unreachable for too long" in caplog.text
