@@ -245,16 +245,23 @@ def agent_login_abandoned(
     ``auth.agent_login_abandoned`` with the same identity, token, mechanism and address,
     and why (the token's state is not checked again: nothing is granted).  Only the login
     whose event is ``login_sequence`` (the accepted answer carried it), when it is recent,
-    of that token, identity, mechanism and datasource, was reported by this agent and was
-    not followed up yet: anything else is NotFound naming ``login_sequence`` (an agent
+    of that token, identity, mechanism, datasource, client address and application, was
+    reported by this agent and was not followed up yet: anything else is NotFound naming ``login_sequence`` (an agent
     cannot write "alice's login abandoned" into the trail for a login that never was, nor
     beside another login of the same token)."""
     login = _login_to_follow_up(agent_token, datasource, identity, token_id, login_sequence)
     token = AccessToken.objects.select_related("user").filter(pk=token_id).first()
-    if login is None or token is None or login.details.get("mechanism") != mechanism:
+    if (
+        login is None
+        or token is None
+        or login.details.get("mechanism") != mechanism
+        or login.source_address != (source_address or "")
+        or login.details.get("application", "") != application
+    ):
         raise NotFound(
             f"No recent accepted login #{login_sequence} of {identity!r} with token "
-            f"{token_id} ({mechanism}) reported by this agent is waiting for a follow-up.",
+            f"{token_id} ({mechanism}) from {source_address or 'an unnamed address'} reported "
+            "by this agent is waiting for a follow-up.",
             field="login_sequence",
         )
     event_record(

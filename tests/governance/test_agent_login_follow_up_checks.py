@@ -1,7 +1,7 @@
 """A login follow-up (``POST /api/v1/agent/logins/abandoned``) is only taken for the login it
 names (``login_sequence``: the sequence of the ``auth.agent_login`` event, as the accepted
 answer carried it), when the same agent reported it accepted, recently, for that token,
-identity, mechanism and datasource, and only once: otherwise 404 naming ``login_sequence``,
+identity, mechanism, datasource, client address and application, and only once: otherwise 404 naming ``login_sequence``,
 and nothing is written, so an agent token cannot put "alice's login abandoned" into the
 trail for a login that never was, nor beside another login of the same token.  A missing,
 mistyped or out-of-range sequence, out-of-range token ids and over-long addresses are 400s
@@ -116,7 +116,7 @@ def test_only_the_agent_that_reported_the_login_follows_it_up(
     assert _follow_up(agent_client, token.pk, sequence).status_code == 204
 
 
-def test_a_follow_up_names_the_login_s_identity_token_mechanism_and_datasource(
+def test_a_follow_up_names_the_login_s_identity_token_mechanism_datasource_and_client(
     bearer_client, admin, enforcement_agent, shop, token
 ):
     warehouse = DataSourceFactory(name="warehouse")
@@ -138,6 +138,9 @@ def test_a_follow_up_names_the_login_s_identity_token_mechanism_and_datasource(
         _follow_up(agent, bobs.pk, bobs_login),  # bob's login, as alice's
         _follow_up(agent, token.pk, alices_login, datasource="warehouse"),
         _follow_up(agent, token.pk, alices_login, mechanism="mysql_native_password"),
+        _follow_up(agent, token.pk, alices_login, source_address="10.9.9.9"),  # another client
+        _follow_up(agent, token.pk, alices_login, source_address=""),
+        _follow_up(agent, token.pk, alices_login, application="nightly-export"),
     ):
         _refused_naming(wrong, 404, "login_sequence")
     assert _abandoned() == []
