@@ -246,9 +246,9 @@ def agent_login_abandoned(
     and why (the token's state is not checked again: nothing is granted).  Only the login
     whose event is ``login_sequence`` (the accepted answer carried it), when it is recent,
     of that token, identity, mechanism, datasource, client address and application, was
-    reported by this agent and was not followed up yet: anything else is NotFound naming ``login_sequence`` (an agent
-    cannot write "alice's login abandoned" into the trail for a login that never was, nor
-    beside another login of the same token)."""
+    reported by this agent and was not followed up yet: anything else is NotFound naming
+    ``login_sequence`` (an agent cannot write "alice's login abandoned" into the trail for a
+    login that never was, nor beside another login of the same token)."""
     login = _login_to_follow_up(agent_token, datasource, identity, token_id, login_sequence)
     token = AccessToken.objects.select_related("user").filter(pk=token_id).first()
     if (

@@ -1,9 +1,10 @@
 """A login follow-up (``POST /api/v1/agent/logins/abandoned``) is only taken for the login it
 names (``login_sequence``: the sequence of the ``auth.agent_login`` event, as the accepted
 answer carried it), when the same agent reported it accepted, recently, for that token,
-identity, mechanism, datasource, client address and application, and only once: otherwise 404 naming ``login_sequence``,
-and nothing is written, so an agent token cannot put "alice's login abandoned" into the
-trail for a login that never was, nor beside another login of the same token.  A missing,
+identity, mechanism, datasource, client address and application, and only once: otherwise
+404 naming ``login_sequence``, and nothing is written, so an agent token cannot put
+"alice's login abandoned" into the trail for a login that never was, nor beside another
+login of the same token.  A missing,
 mistyped or out-of-range sequence, out-of-range token ids and over-long addresses are 400s
 naming the field."""
 
