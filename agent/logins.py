@@ -214,7 +214,15 @@ class Logins:
         refused, or too old for the control plane to match (then logged as lost)."""
         while True:
             await asyncio.sleep(RETRY_SECONDS)
-            await self.retry_unreported()
+            try:
+                await self.retry_unreported()
+            except Exception:  # a bug must not end the retries for the agent's lifetime
+                log.exception("retrying login follow-ups failed")
+
+    def forget_unreported(self) -> None:
+        """The agent stops: what still waits is lost, each one logged."""
+        while self.unreported:
+            self._lost(*self.unreported.popleft(), "the agent stopped first")
 
     async def retry_unreported(self) -> None:
         """One round of ``follow_up_later``: the control plane stays unreachable for the

@@ -268,6 +268,9 @@ class Agent:
         for task in [*self._tasks, *self.sessions]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(Exception):  # a last try for the login follow-ups waiting
+            await asyncio.wait_for(self.logins.retry_unreported(), 5)
+        self.logins.forget_unreported()
         await self.audit.close()
         await self.close_protocol()
         await self.cp.close()

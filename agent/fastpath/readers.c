@@ -12,45 +12,65 @@
  * callback may remove readers, its own or another's; a removed one is not called after. */
 #include "fastpath.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #define READY_MAX 64 /* sockets handled per call; the rest stay ready for the next */
 
+/* A socket's reader: its callback, and the set's own dup of the socket, which is what the
+ * epoll set watches.  Owning the descriptor it registered, the set always removes it before
+ * closing it: a registration outlives the closing of a descriptor while another descriptor
+ * of the same socket is open (the transport's), and one nobody can remove any more would
+ * keep the set readable for ever. */
+typedef struct {
+    PyObject *callback; /* a strong reference, or NULL: no reader */
+    int own;            /* the set's dup of the socket (-1 without a reader) */
+} Watched;
+
 typedef struct {
     PyObject_HEAD
-    int epfd;               /* -1 once closed */
-    PyObject **callbacks;   /* by fd: a strong reference, or NULL */
+    int epfd;           /* -1 once closed (deallocated) */
+    Watched *readers;    /* by the caller's descriptor */
     int capacity;
     long long calls, ready; /* stats */
 } Readers;
 
 static int Readers_traverse(Readers *self, visitproc visit, void *arg) {
-    for (int fd = 0; fd < self->capacity; fd++) Py_VISIT(self->callbacks[fd]);
+    for (int fd = 0; fd < self->capacity; fd++) Py_VISIT(self->readers[fd].callback);
     return 0;
+}
+
+/* fd's reader dropped: its registration removed, then its descriptor closed. */
+static void reader_drop(Readers *self, int fd) {
+    Watched *reader = &self->readers[fd];
+    if (reader->own >= 0) {
+        if (self->epfd >= 0) epoll_ctl(self->epfd, EPOLL_CTL_DEL, reader->own, NULL);
+        close(reader->own);
+        reader->own = -1;
+    }
+    Py_CLEAR(reader->callback);
 }
 
 static int Readers_clear(Readers *self) {
-    for (int fd = 0; fd < self->capacity; fd++) Py_CLEAR(self->callbacks[fd]);
+    for (int fd = 0; fd < self->capacity; fd++) reader_drop(self, fd);
     return 0;
-}
-
-static void readers_close(Readers *self) {
-    Readers_clear(self);
-    if (self->epfd >= 0) close(self->epfd);
-    self->epfd = -1;
 }
 
 static void Readers_dealloc(Readers *self) {
     PyObject_GC_UnTrack(self);
-    readers_close(self);
-    PyMem_Free(self->callbacks);
+    Readers_clear(self);
+    if (self->epfd >= 0) close(self->epfd);
+    self->epfd = -1;
+    PyMem_Free(self->readers);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *Readers_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    if (!_PyArg_NoPositional("Readers", args) || !_PyArg_NoKeywords("Readers", kwds))
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Readers() takes no arguments");
         return NULL;
+    }
     Readers *self = (Readers *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -61,18 +81,11 @@ static PyObject *Readers_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
-static int readers_open(Readers *self) {
-    if (self->epfd >= 0) return 0;
-    PyErr_SetString(PyExc_RuntimeError, "the readers are closed");
-    return -1;
-}
-
 /* add_reader(fd, callback): callback() whenever fd is readable (replacing an earlier one). */
 static PyObject *Readers_add_reader(Readers *self, PyObject *args) {
     int fd;
     PyObject *callback;
     if (!PyArg_ParseTuple(args, "iO:add_reader", &fd, &callback)) return NULL;
-    if (readers_open(self) < 0) return NULL;
     if (fd < 0 || !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_ValueError, "add_reader takes a file descriptor and a callable");
         return NULL;
@@ -80,41 +93,37 @@ static PyObject *Readers_add_reader(Readers *self, PyObject *args) {
     if (fd >= self->capacity) {
         int capacity = self->capacity ? self->capacity : 64;
         while (capacity <= fd) capacity *= 2;
-        PyObject **callbacks =
-            PyMem_Realloc(self->callbacks, (size_t)capacity * sizeof(PyObject *));
-        if (callbacks == NULL) return PyErr_NoMemory();
-        memset(callbacks + self->capacity, 0,
-               (size_t)(capacity - self->capacity) * sizeof(PyObject *));
-        self->callbacks = callbacks;
+        Watched *readers = PyMem_Realloc(self->readers, (size_t)capacity * sizeof(Watched));
+        if (readers == NULL) return PyErr_NoMemory();
+        for (int i = self->capacity; i < capacity; i++) readers[i] = (Watched){NULL, -1};
+        self->readers = readers;
         self->capacity = capacity;
     }
-    if (self->callbacks[fd] == NULL) {
-        struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
-        if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &event) < 0)
-            return PyErr_SetFromErrno(PyExc_OSError);
+    /* a replaced reader's socket may not be fd's socket any more: registered afresh */
+    reader_drop(self, fd);
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, own, &event) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(own);
+        return NULL;
     }
-    Py_XSETREF(self->callbacks[fd], Py_NewRef(callback));
+    self->readers[fd] = (Watched){Py_NewRef(callback), own};
     Py_RETURN_NONE;
 }
 
-/* remove_reader(fd) -> whether fd had a reader.  Before fd is closed: epoll keeps a closed
- * descriptor's registration while a dup of it is open. */
+/* remove_reader(fd) -> whether fd had a reader. */
 static PyObject *Readers_remove_reader(Readers *self, PyObject *arg) {
     long number = PyLong_AsLong(arg);
     if (number == -1 && PyErr_Occurred()) return NULL;
     int fd = number > INT_MAX ? -1 : (int)number;
-    if (fd < 0 || fd >= self->capacity || self->callbacks[fd] == NULL) Py_RETURN_FALSE;
-    Py_CLEAR(self->callbacks[fd]);
-    if (self->epfd >= 0 && epoll_ctl(self->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF &&
-        errno != ENOENT)
-        return PyErr_SetFromErrno(PyExc_OSError);
+    if (fd < 0 || fd >= self->capacity || self->readers[fd].callback == NULL) Py_RETURN_FALSE;
+    reader_drop(self, fd);
     Py_RETURN_TRUE;
 }
 
-/* ready(): the loop's reader of the set: the callback of every socket ready now.  An error
- * a callback raises is raised here, after it (the sockets after it stay ready). */
 static PyObject *Readers_ready(Readers *self, PyObject *Py_UNUSED(ignored)) {
-    if (self->epfd < 0) Py_RETURN_NONE;
     struct epoll_event events[READY_MAX];
     int count = epoll_wait(self->epfd, events, READY_MAX, 0);
     if (count < 0) {
@@ -125,8 +134,9 @@ static PyObject *Readers_ready(Readers *self, PyObject *Py_UNUSED(ignored)) {
     self->ready += count;
     for (int i = 0; i < count; i++) {
         int fd = events[i].data.fd;
-        if (fd >= self->capacity || self->callbacks[fd] == NULL) continue; /* removed */
-        PyObject *callback = Py_NewRef(self->callbacks[fd]);
+        if (fd < 0 || fd >= self->capacity || self->readers[fd].callback == NULL)
+            continue; /* removed by an earlier callback: its registration went with it */
+        PyObject *callback = Py_NewRef(self->readers[fd].callback);
         PyObject *result = PyObject_CallNoArgs(callback);
         Py_DECREF(callback);
         if (result == NULL) return NULL;
@@ -136,18 +146,12 @@ static PyObject *Readers_ready(Readers *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyObject *Readers_fileno(Readers *self, PyObject *Py_UNUSED(ignored)) {
-    if (readers_open(self) < 0) return NULL;
     return PyLong_FromLong(self->epfd);
-}
-
-static PyObject *Readers_close(Readers *self, PyObject *Py_UNUSED(ignored)) {
-    readers_close(self);
-    Py_RETURN_NONE;
 }
 
 static PyObject *Readers_get_stats(Readers *self, void *closure) {
     int registered = 0;
-    for (int fd = 0; fd < self->capacity; fd++) registered += self->callbacks[fd] != NULL;
+    for (int fd = 0; fd < self->capacity; fd++) registered += self->readers[fd].callback != NULL;
     return Py_BuildValue("{sLsLsi}", "calls", self->calls, "ready", self->ready, "readers",
                          registered);
 }
@@ -160,7 +164,6 @@ static PyMethodDef Readers_methods[] = {
     {"ready", (PyCFunction)Readers_ready, METH_NOARGS,
      "Run the callback of every socket readable now (the event loop's reader of fileno())."},
     {"fileno", (PyCFunction)Readers_fileno, METH_NOARGS, "The epoll descriptor of the set."},
-    {"close", (PyCFunction)Readers_close, METH_NOARGS, "Drop every reader; close the set."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -194,3 +194,21 @@ def test_a_follow_up_older_than_the_control_planes_window_is_dropped_and_logged(
         time.sleep(0.6)
     assert control_plane.abandoned_logins == [] and control_plane.refused_follow_ups == []
     assert "not reported: the control plane was unreachable for too long" in caplog.text
+
+
+def test_follow_ups_still_waiting_when_the_agent_stops_are_tried_once_more_then_logged(
+    agent_factory: Any,
+    control_plane: Any,
+    pg_database: str,
+    quick_retries: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
+    first = agent_factory(upstream=upstream, state_dir=None)
+    control_plane.follow_ups_down = True
+    _refused_login(first)
+    wait_for(lambda: len(first.agent.logins.unreported) == 1)
+    with caplog.at_level(logging.WARNING, logger="agent.logins"):
+        first.stop()  # the control plane is still down: lost, and said so
+    assert "not reported: the agent stopped first" in caplog.text
+    assert control_plane.abandoned_logins == []
