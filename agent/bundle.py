@@ -86,15 +86,12 @@ class Bundle:
         """This bundle with every ``hash`` mask made ``redact``: for an agent that does not
         hold the key it names (an unkeyed or wrong-keyed hash would give tokens anyone could
         confirm guesses against, or that do not join with other agents')."""
-
-        def redact_hash(method: Any) -> Any:
-            return "redact" if method == "hash" else method
-
         rules = [
             {**rule, "mask_method": "redact"} if rule.get("mask_method") == "hash" else rule
             for rule in self.rules
         ]
-        return replace(self, default_method=redact_hash(self.default_method), rules=rules)
+        default = "redact" if self.default_method == "hash" else self.default_method
+        return replace(self, default_method=default, rules=rules)
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Bundle:
