@@ -22,7 +22,10 @@ cleartext password (``check_password``, ``POST /api/v1/agent/authenticate``) is 
 up the same way.  A follow-up the control plane could not take (unreachable, or a 5xx) is
 sent again every ``RETRY_SECONDS`` (``follow_up_later``) while the control plane still
 matches it to its login (``FOLLOW_UP_SECONDS`` after the login); one it refuses (4xx: the
-login is not one it can follow up) is logged and dropped.
+login is not one it can follow up) is logged and dropped.  The waiting ones are also kept in
+the agent's state directory (``waiting_path``, rewritten whenever they change), so an agent
+that stops or is killed during the outage sends them from its next start, while the control
+plane can still match them (their age is wall-clock time across the restart).
 
 Every answer is cached for ``FRESH_SECONDS`` (a cached answer wrote no login to follow
 up); during a control-plane outage verifiers fetched, or a password accepted, within
@@ -32,12 +35,17 @@ up); during a control-plane outage verifiers fetched, or a password accepted, wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
+import json
 import logging
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from warden_client.operations import ApiError, LoginVerifiers, TokenVerifierInfo
@@ -71,6 +79,7 @@ class ReportedLogin:
     source_address: str
     application: str
     accepted_at: float  # time.monotonic() of the control plane's answer
+    accepted_wall: float = 0.0  # and its time.time(), for an age across a restart
 
 
 def _reported(
@@ -88,6 +97,7 @@ def _reported(
         source_address,
         application,
         time.monotonic(),
+        time.time(),
     )
 
 
@@ -102,15 +112,24 @@ class Logins:
     """The agent's side of client logins: verifiers in, challenge-response outcomes and
     cleartext tokens out, accepted logins whose session never started followed up."""
 
-    def __init__(self, cp: ControlPlaneClient, datasource: str, *, stale_seconds: float) -> None:
+    def __init__(
+        self,
+        cp: ControlPlaneClient,
+        datasource: str,
+        *,
+        stale_seconds: float,
+        waiting_path: Path | None = None,
+    ) -> None:
         self.cp = cp
         self.datasource = datasource
         self.stale_seconds = stale_seconds
         self._verifiers: dict[str, tuple[LoginVerifiers, float]] = {}
         self._accepted: dict[tuple[str, int], tuple[AuthResult, float]] = {}
         self._checked: dict[tuple[str, str], tuple[AuthResult, float]] = {}  # passwords
-        # Follow-ups the control plane could not take yet, with their reasons.
+        # Follow-ups the control plane could not take yet, with their reasons; a copy in
+        # waiting_path (None: in memory only).
         self.unreported: deque[tuple[ReportedLogin, str]] = deque(maxlen=_MAX_UNREPORTED)
+        self.waiting_path = waiting_path
 
     def forget(self) -> None:
         """Drop every cached answer (the next login asks the control plane again)."""
@@ -208,6 +227,7 @@ class Logins:
             if len(self.unreported) == self.unreported.maxlen:
                 self._lost(*self.unreported[0], "too many follow-ups waiting")
             self.unreported.append((login, reason))
+            self._save_waiting()
 
     async def follow_up_later(self) -> None:
         """Send the waiting follow-ups again, every ``RETRY_SECONDS``, until each is taken,
@@ -220,23 +240,92 @@ class Logins:
                 log.exception("retrying login follow-ups failed")
 
     def forget_unreported(self) -> None:
-        """The agent stops: what still waits is lost, each one logged."""
+        """The agent stops: what still waits stays in ``waiting_path`` for its next start
+        (without one it is lost), each one logged."""
         while self.unreported:
-            self._lost(*self.unreported.popleft(), "the agent stopped first")
+            login, reason = self.unreported.popleft()
+            if self.waiting_path is None:
+                self._lost(login, reason, "the agent stopped first")
+            else:
+                log.warning(
+                    "login #%s of %s (token %s) abandoned (%s): its follow-up waits in %s "
+                    "for the agent's next start",
+                    login.login_sequence,
+                    login.identity,
+                    login.token_id,
+                    reason,
+                    self.waiting_path,
+                )
+
+    def restore_waiting(self, former: list[Path]) -> int:
+        """At start: the follow-ups a stopped or killed agent left in ``waiting_path`` (and
+        former workers in ``former``, taken over) wait again, the control plane's window
+        counted from their logins; those past it are logged as lost.  Returns how many
+        wait."""
+        now, wall = time.monotonic(), time.time()
+        restored = 0
+        own = [] if self.waiting_path is None else [self.waiting_path]
+        for path in [*own, *former]:
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                entries = [(_saved_login(item, now, wall), item["reason"]) for item in saved]
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("login follow-ups in %s are unreadable (%s): set aside", path, exc)
+                with contextlib.suppress(OSError):
+                    path.replace(path.with_suffix(".bad"))
+                continue
+            for login, reason in entries:
+                if now - login.accepted_at > FOLLOW_UP_SECONDS:
+                    self._lost(login, reason, "the control plane's window passed meanwhile")
+                else:
+                    self.unreported.append((login, reason))
+                    restored += 1
+            if path != self.waiting_path:
+                path.unlink(missing_ok=True)
+        self._save_waiting()
+        return restored
 
     async def retry_unreported(self) -> None:
         """One round of ``follow_up_later``: the control plane stays unreachable for the
         rest as soon as one follow-up finds it so."""
-        while self.unreported:
-            login, reason = self.unreported[0]
-            if time.monotonic() - login.accepted_at > FOLLOW_UP_SECONDS:
-                self.unreported.popleft()
-                self._lost(login, reason, "the control plane was unreachable for too long")
-                continue
-            if not await self._follow_up(login, reason):
+        waiting = len(self.unreported)
+        try:
+            while self.unreported:
+                login, reason = self.unreported[0]
+                if time.monotonic() - login.accepted_at > FOLLOW_UP_SECONDS:
+                    self.unreported.popleft()
+                    self._lost(login, reason, "the control plane was unreachable for too long")
+                    continue
+                if not await self._follow_up(login, reason):
+                    return
+                if self.unreported and self.unreported[0][0] is login:
+                    self.unreported.popleft()
+        finally:
+            if len(self.unreported) != waiting:
+                self._save_waiting()
+
+    def _save_waiting(self) -> None:
+        """``unreported`` to ``waiting_path`` (a new file put in place whole; none when
+        nothing waits).  A failed write is logged: the follow-ups still wait in memory."""
+        path = self.waiting_path
+        if path is None:
+            return
+        try:
+            if not self.unreported:
+                path.unlink(missing_ok=True)
                 return
-            if self.unreported and self.unreported[0][0] is login:
-                self.unreported.popleft()
+            saved = [
+                {**dataclasses.asdict(login), "reason": reason} for login, reason in self.unreported
+            ]
+            partial = path.with_suffix(".partial")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "w", encoding="utf-8") as out:
+                json.dump(saved, out)
+            partial.replace(path)
+        except OSError as exc:
+            log.error("login follow-ups not saved to %s: %s", path, exc)
 
     async def _follow_up(self, login: ReportedLogin, reason: str) -> bool:
         """True when the control plane took the follow-up or refused it for good (4xx,
@@ -271,3 +360,19 @@ class Logins:
             reason,
             why,
         )
+
+
+def _saved_login(item: dict[str, Any], now: float, wall: float) -> ReportedLogin:
+    """A follow-up as ``_save_waiting`` wrote it, its monotonic time counted from its wall
+    time (the monotonic clock of another process means nothing here)."""
+    accepted_wall = float(item["accepted_wall"])
+    return ReportedLogin(
+        identity=str(item["identity"]),
+        token_id=int(item["token_id"]),
+        login_sequence=int(item["login_sequence"]),
+        mechanism=str(item["mechanism"]),
+        source_address=str(item["source_address"]),
+        application=str(item["application"]),
+        accepted_at=now - max(wall - accepted_wall, 0.0),
+        accepted_wall=accepted_wall,
+    )

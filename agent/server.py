@@ -40,6 +40,7 @@ from agent.workers import (
     WorkerGroup,
     adopt_orphan_journals,
     adopt_orphan_spools,
+    orphan_follow_ups,
     shared_listener,
 )
 
@@ -168,7 +169,13 @@ class Agent:
         # Bumped whenever cached decisions stop holding (a new bundle, DDL through the
         # agent): prepared statements and native-path tickets made before are decided again.
         self.generation = 0
-        self.logins = Logins(self.cp, config.datasource, stale_seconds=config.auth_stale_seconds)
+        self.logins = Logins(
+            self.cp,
+            config.datasource,
+            stale_seconds=config.auth_stale_seconds,
+            waiting_path=config.state_dir
+            / (workers.follow_ups_name() if workers else "login-follow-ups.json"),
+        )
         # agent-issued (pid, secret) → upstream (pid, secret) for CancelRequest
         self.cancel_keys: dict[tuple[int, int], tuple[int, int]] = {}
         self.ssl_context: ssl.SSLContext | None = None
@@ -195,6 +202,12 @@ class Agent:
             taken = adopt_orphan_journals(self.config.state_dir, count, self.audit.spool_path)
             if taken:
                 log.info("took over %s journaled audit events of former workers", taken)
+        former = []
+        if workers is None or workers.index == 0:
+            former = orphan_follow_ups(self.config.state_dir, workers.count if workers else 1)
+        restored = self.logins.restore_waiting(former)
+        if restored:
+            log.info("%s login follow-ups of a stopped agent wait for the control plane", restored)
         recovered = self.audit.recover_journal()
         if recovered:
             log.info("recovered %s audit events from the journal of a killed agent", recovered)

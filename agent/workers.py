@@ -116,6 +116,13 @@ class WorkerGroup:
     def journal_name(self) -> str:
         return "audit-journal.bin" if self.index == 0 else f"audit-journal.worker-{self.index}.bin"
 
+    def follow_ups_name(self) -> str:
+        return (
+            "login-follow-ups.json"
+            if self.index == 0
+            else f"login-follow-ups.worker-{self.index}.json"
+        )
+
     def metrics_port(self, port: int | None) -> int | None:
         return None if port is None else port + 1 + self.index
 
@@ -297,6 +304,17 @@ def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
         path.unlink()
         taken += len(lines)
     return taken
+
+
+def orphan_follow_ups(state_dir: Path, workers: int) -> list[Path]:
+    """The login follow-ups (agent.logins) of workers that no longer exist, for worker 0 (or
+    a single agent) to send."""
+    former = []
+    for path in state_dir.glob("login-follow-ups.worker-*.json"):
+        digits = path.name.removeprefix("login-follow-ups.worker-").split(".", 1)[0]
+        if digits.isdigit() and int(digits) >= workers:
+            former.append(path)
+    return sorted(former)
 
 
 def adopt_orphan_journals(state_dir: Path, workers: int, spool_path: Path) -> int:

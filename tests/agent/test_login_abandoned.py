@@ -8,18 +8,23 @@ password is followed up the same way.  Real libpq clients (psycopg) through the 
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from agent import logins as logins_module
+from agent.controlplane import ControlPlaneClient
 from agent.postgres import session as session_module
 from agent.upstream import UpstreamConfig
+from agent.workers import orphan_follow_ups
 from tests.agent.conftest import PG_HOST, wait_for
 
 
@@ -130,6 +135,16 @@ def _refused_login(agent: Any) -> None:
         psycopg.connect(agent.dsn("alice"))
 
 
+def _followed_up_once(control_plane: Any, login: dict[str, Any]) -> None:
+    """``login`` (refused by its upstream) is followed up, once, as itself."""
+    wait_for(lambda: len(control_plane.abandoned_logins) == 1)
+    (abandoned,) = control_plane.abandoned_logins
+    assert list(control_plane.accepted_logins) == [abandoned["login_sequence"]]
+    for field in ("identity", "token_id", "mechanism", "source_address", "application"):
+        assert abandoned[field] == login[field], field
+    assert abandoned["reason"].startswith("warden agent could not connect to the upstream")
+
+
 def test_a_follow_up_the_control_plane_could_not_take_is_sent_again_once_it_can(
     agent_factory: Any, control_plane: Any, pg_database: str, quick_retries: None
 ) -> None:
@@ -142,12 +157,7 @@ def test_a_follow_up_the_control_plane_could_not_take_is_sent_again_once_it_can(
     time.sleep(0.6)  # retries meet the outage: still waiting, nothing reported
     assert control_plane.abandoned_logins == [] and len(agent.agent.logins.unreported) == 1
     control_plane.follow_ups_down = False
-    wait_for(lambda: len(control_plane.abandoned_logins) == 1)
-    (abandoned,) = control_plane.abandoned_logins
-    assert list(control_plane.accepted_logins) == [abandoned["login_sequence"]]
-    for field in ("identity", "token_id", "mechanism", "source_address", "application"):
-        assert abandoned[field] == login[field], field
-    assert abandoned["reason"].startswith("warden agent could not connect to the upstream")
+    _followed_up_once(control_plane, login)
     time.sleep(0.6)
     assert len(control_plane.abandoned_logins) == 1 and control_plane.refused_follow_ups == []
     assert not agent.agent.logins.unreported
@@ -196,19 +206,90 @@ def test_a_follow_up_older_than_the_control_planes_window_is_dropped_and_logged(
     assert "not reported: the control plane was unreachable for too long" in caplog.text
 
 
-def test_follow_ups_still_waiting_when_the_agent_stops_are_tried_once_more_then_logged(
+def test_follow_ups_still_waiting_when_the_agent_stops_are_sent_from_its_next_start(
     agent_factory: Any,
     control_plane: Any,
     pg_database: str,
     quick_retries: None,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     upstream = UpstreamConfig(PG_HOST, _closed_port(), "postgres", "", pg_database)
-    first = agent_factory(upstream=upstream, state_dir=None)
+    state = tmp_path / "kept"
+    first = agent_factory(upstream=upstream, state_dir=state)
     control_plane.follow_ups_down = True
     _refused_login(first)
+    (login,) = control_plane.logins
     wait_for(lambda: len(first.agent.logins.unreported) == 1)
     with caplog.at_level(logging.WARNING, logger="agent.logins"):
-        first.stop()  # the control plane is still down: lost, and said so
-    assert "not reported: the agent stopped first" in caplog.text
+        first.stop()  # tried once more (the control plane is still down), then kept
+    assert "waits in" in caplog.text and "for the agent's next start" in caplog.text
     assert control_plane.abandoned_logins == []
+    assert len(json.loads((state / "login-follow-ups.json").read_text())) == 1
+
+    control_plane.follow_ups_down = False
+    agent_factory(upstream=upstream, state_dir=state)
+    _followed_up_once(control_plane, login)
+    wait_for(lambda: not (state / "login-follow-ups.json").exists())
+
+
+def test_a_killed_agents_waiting_follow_up_is_sent_after_its_restart(
+    agent_process_factory: Any, control_plane: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "killed"
+    closed = ("--upstream-port", str(_closed_port()))
+    process = agent_process_factory(*closed, state_dir=state)
+    control_plane.follow_ups_down = True
+    _refused_login(process)
+    (login,) = control_plane.logins
+    waiting = state / "login-follow-ups.json"
+    wait_for(lambda: waiting.exists())
+    process.process.send_signal(signal.SIGKILL)
+    process.process.wait(timeout=10)
+    assert control_plane.abandoned_logins == []  # it only ever waited
+
+    control_plane.follow_ups_down = False
+    restarted = agent_process_factory(*closed, state_dir=state)
+    try:
+        wait_for(lambda: len(control_plane.abandoned_logins) == 1, timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"the restarted agent printed:\n{restarted.output()}") from exc
+    _followed_up_once(control_plane, login)
+    wait_for(lambda: not waiting.exists())
+
+
+def _saved(login_sequence: int, age: float) -> dict[str, Any]:
+    return {
+        "identity": "alice",
+        "token_id": 1,
+        "login_sequence": login_sequence,
+        "mechanism": "SCRAM-SHA-256",
+        "source_address": "127.0.0.1",
+        "application": "psql",
+        "accepted_at": 12.0,  # another process's monotonic clock: not read
+        "accepted_wall": time.time() - age,
+        "reason": "the client went away",
+    }
+
+
+def test_restored_follow_ups_past_the_window_are_lost_and_unreadable_files_set_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = tmp_path / "login-follow-ups.json"
+    own.write_text(json.dumps([_saved(7, 60.0), _saved(8, logins_module.FOLLOW_UP_SECONDS + 5)]))
+    former = tmp_path / "login-follow-ups.worker-3.json"
+    former.write_text(json.dumps([_saved(9, 1.0)]))
+    broken = tmp_path / "login-follow-ups.worker-4.json"
+    broken.write_text('[{"identity": "alice"')  # cut short
+    logins = logins_module.Logins(
+        ControlPlaneClient("http://127.0.0.1:9", "t"), "shop", stale_seconds=60, waiting_path=own
+    )
+    assert orphan_follow_ups(tmp_path, 2) == [former, broken]
+    with caplog.at_level(logging.WARNING, logger="agent.logins"):
+        assert logins.restore_waiting(orphan_follow_ups(tmp_path, 2)) == 2
+    assert [login.login_sequence for login, _ in logins.unreported] == [7, 9]
+    age = time.monotonic() - logins.unreported[0][0].accepted_at
+    assert 59 < age < 70  # its age counts from the login, across the restart
+    assert "login #8 of alice" in caplog.text and "window passed" in caplog.text
+    assert not former.exists() and broken.with_suffix(".bad").exists()
+    assert [item["login_sequence"] for item in json.loads(own.read_text())] == [7, 9]
