@@ -18,6 +18,7 @@ def fastpath_extension(*, optional: bool) -> Extension:
         "client",
         "backend",
         "masking",
+        "hash",
         "copy",
         "events",
         "journal",

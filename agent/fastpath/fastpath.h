@@ -118,7 +118,10 @@ void compiled_clear(CompiledMask *compiled);
 int compile_mask(CompiledMask *compiled, PyObject *row_mask);
 int mask_data_row_into(Buffer *out, CompiledMask *compiled, const unsigned char *payload,
                        Py_ssize_t len, PyObject *key);
+/* hash.c: the hash mask's token under the key hmac_prepare last took. */
+#define HASH_TOKEN_LEN 26
 int hmac_prepare(PyObject *key);
+void hash_token(const char *text, Py_ssize_t len, char *token); /* HASH_TOKEN_LEN bytes */
 int mask_cell_into(Buffer *out, const CellMask *cell, const unsigned char *raw, Py_ssize_t len);
 /* How a masked value's length goes before it: a DataRow cell's, or a MySQL text row's. */
 typedef enum { LENGTH_BE32, LENGTH_LENENC } LengthStyle;
