@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agent.audit import SET_ASIDE_SUFFIX
 from agent.controlplane import AuthResult, ControlPlaneClient, ControlPlaneUnavailable
 from warden_client.operations import ApiError, LoginVerifiers, TokenVerifierInfo
 
@@ -79,7 +80,7 @@ class ReportedLogin:
     source_address: str
     application: str
     accepted_at: float  # time.monotonic() of the control plane's answer
-    accepted_wall: float = 0.0  # and its time.time(), for an age across a restart
+    accepted_wall: float  # and its time.time(), for an age across a restart
 
 
 def _reported(
@@ -224,9 +225,7 @@ class Logins:
         """Follow up an accepted login whose session never started.  While the control plane
         cannot take it, it waits in ``unreported`` for ``follow_up_later``."""
         if not await self._follow_up(login, reason):
-            if len(self.unreported) == self.unreported.maxlen:
-                self._lost(*self.unreported[0], "too many follow-ups waiting")
-            self.unreported.append((login, reason))
+            self._wait(login, reason)
             self._save_waiting()
 
     async def follow_up_later(self) -> None:
@@ -241,21 +240,14 @@ class Logins:
 
     def forget_unreported(self) -> None:
         """The agent stops: what still waits stays in ``waiting_path`` for its next start
-        (without one it is lost), each one logged."""
+        (without one, or when it cannot be written, it is lost), each one logged."""
+        kept = self._save_waiting()
         while self.unreported:
             login, reason = self.unreported.popleft()
-            if self.waiting_path is None:
-                self._lost(login, reason, "the agent stopped first")
+            if kept:
+                _log_follow_up(login, reason, f"waits in {self.waiting_path} for the next start")
             else:
-                log.warning(
-                    "login #%s of %s (token %s) abandoned (%s): its follow-up waits in %s "
-                    "for the agent's next start",
-                    login.login_sequence,
-                    login.identity,
-                    login.token_id,
-                    reason,
-                    self.waiting_path,
-                )
+                self._lost(login, reason, "the agent stopped first")
 
     def restore_waiting(self, former: list[Path]) -> int:
         """At start: the follow-ups a stopped or killed agent left in ``waiting_path`` (and
@@ -263,69 +255,89 @@ class Logins:
         counted from their logins; those past it are logged as lost.  Returns how many
         wait."""
         now, wall = time.monotonic(), time.time()
-        restored = 0
+        entries: list[tuple[ReportedLogin, str]] = []
+        found: list[Path] = []
         own = [] if self.waiting_path is None else [self.waiting_path]
         for path in [*own, *former]:
             try:
                 saved = json.loads(path.read_text(encoding="utf-8"))
-                entries = [(_saved_login(item, now, wall), item["reason"]) for item in saved]
+                entries += [(_saved_login(item, now, wall), str(item["reason"])) for item in saved]
             except FileNotFoundError:
                 continue
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.error("login follow-ups in %s are unreadable (%s): set aside", path, exc)
+                aside = path.with_name(f"{path.name}.{int(wall)}{SET_ASIDE_SUFFIX}")
+                log.error(
+                    "login follow-ups in %s are unreadable (%s): set aside as %s", path, exc, aside
+                )
                 with contextlib.suppress(OSError):
-                    path.replace(path.with_suffix(".bad"))
+                    path.replace(aside)
                 continue
-            for login, reason in entries:
-                if now - login.accepted_at > FOLLOW_UP_SECONDS:
-                    self._lost(login, reason, "the control plane's window passed meanwhile")
-                else:
-                    self.unreported.append((login, reason))
-                    restored += 1
-            if path != self.waiting_path:
-                path.unlink(missing_ok=True)
-        self._save_waiting()
-        return restored
+            found.append(path)
+        for login, reason in sorted(entries, key=lambda entry: entry[0].accepted_wall):
+            if now - login.accepted_at > FOLLOW_UP_SECONDS:
+                self._lost(login, reason, "the control plane's window passed meanwhile")
+            else:
+                self._wait(login, reason)
+        if self._save_waiting():  # former workers' files go once their entries are in ours
+            for path in found:
+                if path != self.waiting_path:
+                    path.unlink(missing_ok=True)
+        return len(self.unreported)
 
     async def retry_unreported(self) -> None:
         """One round of ``follow_up_later``: the control plane stays unreachable for the
         rest as soon as one follow-up finds it so."""
-        waiting = len(self.unreported)
+        changed = False
         try:
             while self.unreported:
                 login, reason = self.unreported[0]
                 if time.monotonic() - login.accepted_at > FOLLOW_UP_SECONDS:
                     self.unreported.popleft()
+                    changed = True
                     self._lost(login, reason, "the control plane was unreachable for too long")
                     continue
                 if not await self._follow_up(login, reason):
                     return
                 if self.unreported and self.unreported[0][0] is login:
                     self.unreported.popleft()
+                    changed = True
         finally:
-            if len(self.unreported) != waiting:
+            # Another follow-up may have been added (and saved) meanwhile: what goes is
+            # saved whatever the count.
+            if changed:
                 self._save_waiting()
 
-    def _save_waiting(self) -> None:
-        """``unreported`` to ``waiting_path`` (a new file put in place whole; none when
-        nothing waits).  A failed write is logged: the follow-ups still wait in memory."""
+    def _wait(self, login: ReportedLogin, reason: str) -> None:
+        """Queue a follow-up for ``follow_up_later``; a full queue loses its oldest (logged)."""
+        if len(self.unreported) == self.unreported.maxlen:
+            self._lost(*self.unreported[0], "too many follow-ups waiting")
+        self.unreported.append((login, reason))
+
+    def _save_waiting(self) -> bool:
+        """``unreported`` to ``waiting_path`` (a new file fsynced and put in place whole; none
+        when nothing waits): whether it is there.  A failed write is logged, and the next
+        change of the queue (or the agent's stop) writes it again."""
         path = self.waiting_path
         if path is None:
-            return
+            return False
         try:
             if not self.unreported:
                 path.unlink(missing_ok=True)
-                return
+                return True
             saved = [
                 {**dataclasses.asdict(login), "reason": reason} for login, reason in self.unreported
             ]
-            partial = path.with_suffix(".partial")
+            partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with open(fd, "w", encoding="utf-8") as out:
                 json.dump(saved, out)
+                out.flush()
+                os.fsync(fd)  # rare (an outage), and a host crash must not leave it empty
             partial.replace(path)
         except OSError as exc:
             log.error("login follow-ups not saved to %s: %s", path, exc)
+            return False
+        return True
 
     async def _follow_up(self, login: ReportedLogin, reason: str) -> bool:
         """True when the control plane took the follow-up or refused it for good (4xx,
@@ -352,14 +364,18 @@ class Logins:
 
     @staticmethod
     def _lost(login: ReportedLogin, reason: str, why: str) -> None:
-        log.warning(
-            "login #%s of %s (token %s) abandoned (%s), not reported: %s",
-            login.login_sequence,
-            login.identity,
-            login.token_id,
-            reason,
-            why,
-        )
+        _log_follow_up(login, reason, f"not reported: {why}")
+
+
+def _log_follow_up(login: ReportedLogin, reason: str, what: str) -> None:
+    log.warning(
+        "login #%s of %s (token %s) abandoned (%s): %s",
+        login.login_sequence,
+        login.identity,
+        login.token_id,
+        reason,
+        what,
+    )
 
 
 def _saved_login(item: dict[str, Any], now: float, wall: float) -> ReportedLogin:

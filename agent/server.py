@@ -194,6 +194,7 @@ class Agent:
 
     async def start(self) -> None:
         workers = self.config.workers
+        former_follow_ups: list[Path] = []
         if workers is None or workers.index == 0:  # fewer workers than last time
             count = workers.count if workers else 1
             taken = adopt_orphan_spools(self.config.state_dir, count, self.audit.spool_path)
@@ -202,10 +203,8 @@ class Agent:
             taken = adopt_orphan_journals(self.config.state_dir, count, self.audit.spool_path)
             if taken:
                 log.info("took over %s journaled audit events of former workers", taken)
-        former = []
-        if workers is None or workers.index == 0:
-            former = orphan_follow_ups(self.config.state_dir, workers.count if workers else 1)
-        restored = self.logins.restore_waiting(former)
+            former_follow_ups = orphan_follow_ups(self.config.state_dir, count)
+        restored = self.logins.restore_waiting(former_follow_ups)
         if restored:
             log.info("%s login follow-ups of a stopped agent wait for the control plane", restored)
         recovered = self.audit.recover_journal()

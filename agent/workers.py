@@ -306,25 +306,33 @@ def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
     return taken
 
 
+def _former_worker(path: Path, prefix: str, workers: int) -> int | None:
+    """The index of the worker that no longer exists whose file ``path`` (named
+    ``<prefix><index>.…``) is, else None."""
+    digits = path.name.removeprefix(prefix).split(".", 1)[0]
+    return int(digits) if digits.isdigit() and int(digits) >= workers else None
+
+
 def orphan_follow_ups(state_dir: Path, workers: int) -> list[Path]:
     """The login follow-ups (agent.logins) of workers that no longer exist, for worker 0 (or
     a single agent) to send."""
-    former = []
-    for path in state_dir.glob("login-follow-ups.worker-*.json"):
-        digits = path.name.removeprefix("login-follow-ups.worker-").split(".", 1)[0]
-        if digits.isdigit() and int(digits) >= workers:
-            former.append(path)
-    return sorted(former)
+    prefix = "login-follow-ups.worker-"
+    return sorted(
+        path
+        for path in state_dir.glob(f"{prefix}*.json")
+        if _former_worker(path, prefix, workers) is not None
+    )
 
 
 def adopt_orphan_journals(state_dir: Path, workers: int, spool_path: Path) -> int:
     """Worker 0 (or a single agent) recovers the audit journals of workers that no longer
     exist into its own spool; returns the events taken over."""
+    prefix = "audit-journal.worker-"
     former: set[int] = set()
-    for path in state_dir.glob("audit-journal.worker-*"):  # the active or the sealed file
-        digits = path.name.removeprefix("audit-journal.worker-").split(".", 1)[0]
-        if digits.isdigit() and int(digits) >= workers:
-            former.add(int(digits))
+    for path in state_dir.glob(f"{prefix}*"):  # the active or the sealed file
+        index = _former_worker(path, prefix, workers)
+        if index is not None:
+            former.add(index)
     taken = 0
     for index in sorted(former):
         journal = state_dir / WorkerGroup(index, workers, "").journal_name()

@@ -8,6 +8,7 @@ password is followed up the same way.  Real libpq clients (psycopg) through the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -21,7 +22,7 @@ import psycopg
 import pytest
 
 from agent import logins as logins_module
-from agent.controlplane import ControlPlaneClient
+from agent.controlplane import ControlPlaneClient, ControlPlaneUnavailable
 from agent.postgres import session as session_module
 from agent.upstream import UpstreamConfig
 from agent.workers import orphan_follow_ups
@@ -223,7 +224,7 @@ def test_follow_ups_still_waiting_when_the_agent_stops_are_sent_from_its_next_st
     wait_for(lambda: len(first.agent.logins.unreported) == 1)
     with caplog.at_level(logging.WARNING, logger="agent.logins"):
         first.stop()  # tried once more (the control plane is still down), then kept
-    assert "waits in" in caplog.text and "for the agent's next start" in caplog.text
+    assert "waits in" in caplog.text and "for the next start" in caplog.text
     assert control_plane.abandoned_logins == []
     assert len(json.loads((state / "login-follow-ups.json").read_text())) == 1
 
@@ -231,6 +232,8 @@ def test_follow_ups_still_waiting_when_the_agent_stops_are_sent_from_its_next_st
     agent_factory(upstream=upstream, state_dir=state)
     _followed_up_once(control_plane, login)
     wait_for(lambda: not (state / "login-follow-ups.json").exists())
+    time.sleep(0.6)  # retries go on: nothing is sent a second time
+    assert len(control_plane.abandoned_logins) == 1 and control_plane.refused_follow_ups == []
 
 
 def test_a_killed_agents_waiting_follow_up_is_sent_after_its_restart(
@@ -256,6 +259,7 @@ def test_a_killed_agents_waiting_follow_up_is_sent_after_its_restart(
         raise AssertionError(f"the restarted agent printed:\n{restarted.output()}") from exc
     _followed_up_once(control_plane, login)
     wait_for(lambda: not waiting.exists())
+    assert control_plane.refused_follow_ups == []
 
 
 def _saved(login_sequence: int, age: float) -> dict[str, Any]:
@@ -281,9 +285,7 @@ def test_restored_follow_ups_past_the_window_are_lost_and_unreadable_files_set_a
     former.write_text(json.dumps([_saved(9, 1.0)]))
     broken = tmp_path / "login-follow-ups.worker-4.json"
     broken.write_text('[{"identity": "alice"')  # cut short
-    logins = logins_module.Logins(
-        ControlPlaneClient("http://127.0.0.1:9", "t"), "shop", stale_seconds=60, waiting_path=own
-    )
+    logins = _logins(own, ControlPlaneClient("http://127.0.0.1:9", "t"))
     assert orphan_follow_ups(tmp_path, 2) == [former, broken]
     with caplog.at_level(logging.WARNING, logger="agent.logins"):
         assert logins.restore_waiting(orphan_follow_ups(tmp_path, 2)) == 2
@@ -291,5 +293,78 @@ def test_restored_follow_ups_past_the_window_are_lost_and_unreadable_files_set_a
     age = time.monotonic() - logins.unreported[0][0].accepted_at
     assert 59 < age < 70  # its age counts from the login, across the restart
     assert "login #8 of alice" in caplog.text and "window passed" in caplog.text
-    assert not former.exists() and broken.with_suffix(".bad").exists()
+    assert not former.exists() and not broken.exists()
+    assert len(list(tmp_path.glob("login-follow-ups.worker-4.json.*.bad"))) == 1
     assert [item["login_sequence"] for item in json.loads(own.read_text())] == [7, 9]
+    assert own.stat().st_mode & 0o777 == 0o600
+
+
+def _logins(waiting_path: Path, plane: Any) -> logins_module.Logins:
+    return logins_module.Logins(plane, "shop", stale_seconds=60, waiting_path=waiting_path)
+
+
+def test_restoring_more_than_the_queue_holds_keeps_the_newest_and_logs_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = tmp_path / "login-follow-ups.json"
+    count = logins_module._MAX_UNREPORTED + 3
+    # Written newest first: the queue keeps logins in the order they were accepted.
+    own.write_text(json.dumps([_saved(n, 100.0 - n * 0.01) for n in reversed(range(count))]))
+    logins = _logins(own, ControlPlaneClient("http://127.0.0.1:9", "t"))
+    with caplog.at_level(logging.WARNING, logger="agent.logins"):
+        assert logins.restore_waiting([]) == logins_module._MAX_UNREPORTED
+    assert [login.login_sequence for login, _ in logins.unreported] == list(range(3, count))
+    for lost in range(3):
+        assert f"login #{lost} of alice" in caplog.text
+    assert caplog.text.count("too many follow-ups waiting") == 3
+
+
+class _Plane:
+    """A control plane whose follow-up endpoint is down, except for the logins in
+    ``through``, which it takes once ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.through: set[int] = set()
+        self.gate = asyncio.Event()
+        self.taken: list[int] = []
+
+    async def login_abandoned(self, _datasource: str, _identity: str, _token: int,
+                              sequence: int, **_fields: Any) -> None:  # fmt: skip
+        if sequence not in self.through:
+            raise ControlPlaneUnavailable("down")
+        await self.gate.wait()
+        self.taken.append(sequence)
+
+
+def _reported_login(sequence: int) -> logins_module.ReportedLogin:
+    return logins_module.ReportedLogin(
+        "alice", 1, sequence, "SCRAM-SHA-256", "127.0.0.1", "psql", time.monotonic(), time.time()
+    )
+
+
+def test_a_follow_up_queued_while_another_is_on_its_way_is_what_the_file_keeps(
+    tmp_path: Path,
+) -> None:
+    """The file follows every change of the queue, not its length: one follow-up taken
+    while another joined leaves the count as it was."""
+    waiting = tmp_path / "login-follow-ups.json"
+
+    def saved() -> list[int]:
+        return [item["login_sequence"] for item in json.loads(waiting.read_text())]
+
+    async def scenario() -> None:
+        plane = _Plane()
+        logins = _logins(waiting, plane)
+        await logins.abandoned(_reported_login(1), "the client went away")
+        assert saved() == [1]
+        plane.through.add(1)  # the control plane is back for it: on its way
+        retry = asyncio.create_task(logins.retry_unreported())
+        await asyncio.sleep(0.05)
+        await logins.abandoned(_reported_login(2), "the upstream refused")  # still down
+        assert saved() == [1, 2]
+        plane.gate.set()
+        await retry
+        assert plane.taken == [1]
+        assert saved() == [2]
+
+    asyncio.run(scenario())
