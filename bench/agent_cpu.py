@@ -43,7 +43,8 @@ from agent.server import AgentConfig, tune_collector  # noqa: E402
 from agent.testing import MemoryTransport, detached_relays  # noqa: E402
 from agent.upstream import UpstreamConfig  # noqa: E402
 from agent.verdicts import Identity  # noqa: E402
-from bench.proxy import PG_HOST, PG_PORT, bench_bundle, pgbench_init, psql  # noqa: E402
+from bench.plane import bench_bundle  # noqa: E402
+from bench.proxy import PG_HOST, PG_PORT, pgbench_init, psql  # noqa: E402
 
 
 def _field(name: str, table_oid: int, attnum: int, type_oid: int, size: int) -> bytes:

@@ -23,7 +23,8 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.proxy import TinyControlPlane, pgbench, pgbench_init, psql, start_agent
+from bench.plane import TinyControlPlane
+from bench.proxy import pgbench, pgbench_init, psql, start_agent
 
 MIB = 1024 * 1024
 

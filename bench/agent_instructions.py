@@ -45,13 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.proxy import (  # noqa: E402
-    BENCH_TOKEN,
-    TinyControlPlane,
-    free_port,
-    pgbench_init,
-    psql,
-)
+from bench.plane import BENCH_TOKEN, TinyControlPlane  # noqa: E402
+from bench.proxy import free_port, pgbench_init, psql  # noqa: E402
 
 VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no"]
 

@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.plane import TinyControlPlane  # noqa: E402
 from bench.proxy import (  # noqa: E402
-    TinyControlPlane,
     pgbench,
     pgbench_init,
     process_tree_usage,

@@ -38,7 +38,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from agent.masking import METHODS  # noqa: E402
-from bench.proxy import PG_HOST, PG_PORT, TinyControlPlane, psql, start_agent  # noqa: E402
+from bench.plane import TinyControlPlane  # noqa: E402
+from bench.proxy import PG_HOST, PG_PORT, psql, start_agent  # noqa: E402
 
 TABLES = ("bulk", "bulk_large")
 COLUMNS = ("name", "email", "phone", "birth", "note")

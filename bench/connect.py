@@ -3,7 +3,7 @@ SCRAM-SHA-256 and with the token as a cleartext password, direct PostgreSQL as r
 
     .venv/bin/python bench/connect.py --seconds 5 --rounds 3
 
-Starts a tiny control plane (bench.proxy.TinyControlPlane: signed bundle, token check,
+Starts a tiny control plane (bench.plane.TinyControlPlane: signed bundle, token check,
 verifiers) and four agents (``python -m agent``): ``--client-auth scram`` over plain TCP,
 ``scram`` over TLS (libpq binds the channel: SCRAM-SHA-256-PLUS), ``password`` over TLS
 (cleartext only travels inside TLS), and ``password`` over plain TCP with
@@ -30,16 +30,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.testing import self_signed_certificate
-from bench.proxy import (
-    BENCH_TOKEN,
-    PG_HOST,
-    PG_PORT,
-    REPO,
-    TinyControlPlane,
-    free_port,
-    stop_processes,
-    wait_port,
-)
+from bench.plane import BENCH_TOKEN, TinyControlPlane
+from bench.proxy import PG_HOST, PG_PORT, REPO, free_port, stop_processes, wait_port
 
 
 def start_agent(

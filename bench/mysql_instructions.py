@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.proxy import BENCH_TOKEN, TinyControlPlane, free_port, wait_port  # noqa: E402
+from bench.plane import BENCH_TOKEN, TinyControlPlane  # noqa: E402
+from bench.proxy import free_port, wait_port  # noqa: E402
 from bench.proxy_mysql import MY_HOST, mariadb, mysql_bundle  # noqa: E402
 from bench.proxy_mysql import start_agent as start_mysql_agent  # noqa: E402
 

@@ -31,14 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.proxy import (  # noqa: E402
-    TinyControlPlane,
-    bench_bundle,
-    free_port,
-    run_pump,
-    stop_processes,
-    wait_port,
-)
+from bench.plane import TinyControlPlane, bench_bundle  # noqa: E402
+from bench.proxy import free_port, run_pump, stop_processes, wait_port  # noqa: E402
 from bench.proxy import start_agent as start_pg_or_mysql_agent  # noqa: E402
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
