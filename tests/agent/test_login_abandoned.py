@@ -262,7 +262,7 @@ def test_a_killed_agents_waiting_follow_up_is_sent_after_its_restart(
     assert control_plane.refused_follow_ups == []
 
 
-def _saved(login_sequence: int, age: float) -> dict[str, Any]:
+def _saved(login_sequence: int, age: float, now: float | None = None) -> dict[str, Any]:
     return {
         "identity": "alice",
         "token_id": 1,
@@ -271,7 +271,7 @@ def _saved(login_sequence: int, age: float) -> dict[str, Any]:
         "source_address": "127.0.0.1",
         "application": "psql",
         "accepted_at": 12.0,  # another process's monotonic clock: not read
-        "accepted_wall": time.time() - age,
+        "accepted_wall": (time.time() if now is None else now) - age,
         "reason": "the client went away",
     }
 
@@ -309,7 +309,8 @@ def test_restoring_more_than_the_queue_holds_keeps_the_newest_and_logs_the_rest(
     own = tmp_path / "login-follow-ups.json"
     count = logins_module._MAX_UNREPORTED + 3
     # Written newest first: the queue keeps logins in the order they were accepted.
-    own.write_text(json.dumps([_saved(n, 100.0 - n * 0.01) for n in reversed(range(count))]))
+    now = time.time()  # one clock reading: the order is the ages', however slow this runs
+    own.write_text(json.dumps([_saved(n, 100.0 - n * 0.01, now) for n in reversed(range(count))]))
     logins = _logins(own, ControlPlaneClient("http://127.0.0.1:9", "t"))
     with caplog.at_level(logging.WARNING, logger="agent.logins"):
         assert logins.restore_waiting([]) == logins_module._MAX_UNREPORTED
