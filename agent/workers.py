@@ -289,14 +289,21 @@ def shared_listener(
     return SharedListener(socket.socket(fileno=int(listen_fd)), load, connected, limit)
 
 
+def _former_worker(path: Path, prefix: str, workers: int) -> int | None:
+    """The index of the worker that no longer exists whose file ``path`` (named
+    ``<prefix><index>.…``) is, else None."""
+    digits = path.name.removeprefix(prefix).split(".", 1)[0]
+    return int(digits) if digits.isdigit() and int(digits) >= workers else None
+
+
 def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
     """Worker 0 (or a single agent) appends the spool files of workers that no longer exist
     to its own spool; returns the lines taken over."""
+    prefix = "audit-spool.worker-"
     taken = 0
-    for path in sorted(state_dir.glob("audit-spool.worker-*")):
-        index = path.name.removeprefix("audit-spool.worker-").split(".", 1)[0]
+    for path in sorted(state_dir.glob(f"{prefix}*")):
         # .bad: lines set aside for a person to read (AuditShipper._set_aside), not to send.
-        if not index.isdigit() or int(index) < workers or path.suffix == SET_ASIDE_SUFFIX:
+        if _former_worker(path, prefix, workers) is None or path.suffix == SET_ASIDE_SUFFIX:
             continue
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if lines:
@@ -304,13 +311,6 @@ def adopt_orphan_spools(state_dir: Path, workers: int, spool_path: Path) -> int:
         path.unlink()
         taken += len(lines)
     return taken
-
-
-def _former_worker(path: Path, prefix: str, workers: int) -> int | None:
-    """The index of the worker that no longer exists whose file ``path`` (named
-    ``<prefix><index>.…``) is, else None."""
-    digits = path.name.removeprefix(prefix).split(".", 1)[0]
-    return int(digits) if digits.isdigit() and int(digits) >= workers else None
 
 
 def orphan_follow_ups(state_dir: Path, workers: int) -> list[Path]:
