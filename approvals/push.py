@@ -8,6 +8,11 @@ still re-reads the state every ``FALLBACK_POLL_SECONDS`` (a lost message costs a
 that), and without a working channel layer it polls at the old 200 ms. The embedded
 in-memory layer cannot wake a waiter from another thread (where services run), so with it
 the database is read every 200 ms too.
+
+A waiter's one ``receive`` lives for the whole wait: the fallback reads do not cancel it.
+Cancelling a Redis receive costs its connection (redis-py drops a connection whose read
+was interrupted) and, every 2 s, raced channels-redis's own 2 s blocking pop; it is
+cancelled once, when the wait ends, and not waited on past ``CANCEL_WAIT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ logger = logging.getLogger(__name__)
 DECIDED_EVENTS = frozenset({"approved", "denied", "cancelled", "expired"})
 FALLBACK_POLL_SECONDS = 2.0
 UNAVAILABLE_POLL_SECONDS = 0.2
+CANCEL_WAIT_SECONDS = 1.0
 
 
 def decision_group(request_id: int) -> str:
@@ -58,21 +64,40 @@ class DecisionWaiter:
             if isinstance(layer, InMemoryChannelLayer)
             else FALLBACK_POLL_SECONDS
         )
+        self._receiving: asyncio.Future[Any] | None = None
 
     async def wait(self, timeout: float) -> bool:
         if self.channel is None:
             await asyncio.sleep(min(timeout, UNAVAILABLE_POLL_SECONDS))
             return False
-        try:
-            # self.fallback: the in-memory layer never wakes this waiter (see above).
-            await asyncio.wait_for(self.layer.receive(self.channel), min(timeout, self.fallback))
-        except TimeoutError:
-            return False
-        except Exception:
-            logger.exception("approvals: channel layer receive failed; polling instead")
+        if self._receiving is None:
+            self._receiving = asyncio.ensure_future(self.layer.receive(self.channel))
+        # self.fallback: the in-memory layer never wakes this waiter (see above).
+        done, _ = await asyncio.wait({self._receiving}, timeout=min(timeout, self.fallback))
+        if not done:
+            return False  # still receiving: the caller reads the database meanwhile
+        received, self._receiving = self._receiving, None
+        if received.cancelled() or received.exception() is not None:
+            logger.error(
+                "approvals: channel layer receive failed; polling instead",
+                exc_info=None if received.cancelled() else received.exception(),
+            )
             self.channel = None
             return False
         return True
+
+    async def close(self) -> None:
+        """Stop receiving; a receive that does not end within CANCEL_WAIT_SECONDS is left
+        to end on its own rather than hold the answer."""
+        receiving, self._receiving = self._receiving, None
+        if receiving is None or receiving.done():
+            return
+        receiving.cancel()
+        done, _ = await asyncio.wait({receiving}, timeout=CANCEL_WAIT_SECONDS)
+        if not done:
+            logger.warning("approvals: a channel layer receive did not stop when cancelled")
+            # Whatever it ends with is expected: nobody is to be told it was never read.
+            receiving.add_done_callback(lambda ended: ended.cancelled() or ended.exception())
 
 
 @contextlib.asynccontextmanager
@@ -87,9 +112,11 @@ async def decision_subscription(request_id: int) -> AsyncIterator[DecisionWaiter
         except Exception:
             logger.exception("approvals: channel layer unavailable; polling the database")
             channel = None
+    waiter = DecisionWaiter(layer, channel)
     try:
-        yield DecisionWaiter(layer, channel)
+        yield waiter
     finally:
+        await waiter.close()
         if channel is not None:
             with contextlib.suppress(Exception):
                 await layer.group_discard(group, channel)

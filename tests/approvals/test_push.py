@@ -98,3 +98,35 @@ def test_a_waiting_requester_is_answered_when_the_request_falls_due(
     # Pending still (the beat expires it), but the wait ends at the expiry, not after 20 s.
     assert response.status_code == 200 and response.json()["state"] == "pending"
     assert 0.9 < elapsed < 1 + push.FALLBACK_POLL_SECONDS + 1.0, elapsed
+
+
+async def test_a_waiter_keeps_one_redis_receive_across_its_fallback_reads(settings, monkeypatch):
+    """Fallback reads every few hundred ms for longer than channels-redis's 2 s blocking pop:
+    the waiter's receive goes on under them (cancelling it would drop its Redis connection
+    each time), and a decision sent afterwards still wakes the waiter at once."""
+    import redis.asyncio.connection as redis_connection
+    from channels.layers import get_channel_layer
+
+    use_redis_channel_layer(settings)
+    connects = 0
+    real_connect = redis_connection.AbstractConnection.connect
+
+    async def counted_connect(self, *args, **kwargs):
+        nonlocal connects
+        connects += 1 if not self.is_connected else 0
+        return await real_connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis_connection.AbstractConnection, "connect", counted_connect)
+    async with push.decision_subscription(4242) as waiter:
+        waiter.fallback = 0.3
+        for _ in range(9):  # 2.7 s of fallback reads
+            assert await waiter.wait(5.0) is False
+        after_fallbacks = connects
+        await get_channel_layer().group_send(
+            push.decision_group(4242), {"type": "approvals.decided", "event": "approved"}
+        )
+        started = time.monotonic()
+        assert await waiter.wait(5.0) is True
+        assert time.monotonic() - started < 0.3
+    # group_add and the receive: at most two connections, not one per fallback read.
+    assert after_fallbacks <= 2, after_fallbacks
