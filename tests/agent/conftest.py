@@ -713,6 +713,7 @@ def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path)
         overrides.setdefault("native", os.environ.get("WARDEN_AGENT_NATIVE", "on") != "off")
         new_loop = overrides.pop("new_loop", asyncio.new_event_loop)  # uvloop.new_event_loop
         overrides.setdefault("masking_key", MASKING_KEY)
+        overrides.setdefault("audit_flush_interval", 0.2)
         config = AgentConfig(
             control_plane=overrides.pop("control_plane", control_plane.url),
             token="agent-token",
@@ -721,7 +722,6 @@ def agent_factory(pg_database: str, control_plane: ControlPlane, tmp_path: Path)
             upstream=upstream or UpstreamConfig(PG_HOST, PG_PORT, "postgres", "", pg_database),
             state_dir=state_dir or tmp_path / "state",
             poll_interval=0.2,
-            audit_flush_interval=0.2,
             **overrides,
         )
         running = RunningAgent(config, new_loop)
